@@ -1,0 +1,13 @@
+#pragma once
+/* Subcommands of the `aidp` tool. Each returns an exit status (common/exitcodes.h)
+ * and prints its own errors once, to stderr. One file per command family:
+ * supervisor/cli_<name>.c. */
+struct aidp_cli_cmd {
+        const char *name;
+        int (*fn)(int argc, char **argv); /* argv[0] is the subcommand name */
+        const char *summary;
+};
+
+/* Print an aidp_error once, prefixed with the program name, and return its status. */
+struct aidp_error;
+int aidp_cli_fail(const char *prog, const struct aidp_error *err);
