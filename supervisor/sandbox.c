@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -477,32 +479,54 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
 
 /* pid 1 of the sandbox: reaps every orphan, forwards signals to the job's
  * process group, and exits with the job's status (128+N for signal N). When
- * it exits the kernel kills whatever is left in the pid namespace. */
-__attribute__((noreturn)) static void init_loop(pid_t job)
+ * it exits the kernel kills whatever is left in the pid namespace.
+ *
+ * If the supervisor dies (lifeline EOF), pid 1 kills every job process but
+ * stays alive itself: its mount namespace keeps the run's tmpfs mounts, so
+ * `aidp-supervisor gc` can still overwrite the plaintext before it is freed. */
+__attribute__((noreturn)) static void init_loop(pid_t job, int lifeline, int status_fd)
 {
         sigset_t set;
         sigemptyset(&set);
         for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
                 sigaddset(&set, forwarded[i]);
         sigaddset(&set, SIGCHLD);
+        int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+        if (sfd < 0)
+                _exit(125);
+        bool orphaned = false, done = false;
         for (;;) {
-                siginfo_t si;
-                int sig = sigwaitinfo(&set, &si);
-                if (sig < 0)
+                struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN},
+                                       {.fd = orphaned ? -1 : lifeline, .events = POLLIN}};
+                if (poll(pf, 2, -1) < 0)
                         continue;
-                if (sig != SIGCHLD) {
-                        kill(-job, sig);
+                if (pf[1].revents) {
+                        orphaned = true;
+                        kill(-1, SIGKILL);
+                }
+                if (!pf[0].revents)
+                        continue;
+                struct signalfd_siginfo si;
+                if (read(sfd, &si, sizeof si) != sizeof si)
+                        continue;
+                if (si.ssi_signo != SIGCHLD) {
+                        if (!orphaned && !done)
+                                kill(-job, (int)si.ssi_signo);
                         continue;
                 }
                 int status;
                 pid_t p;
                 while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
-                        if (p != job)
+                        if (p != job || done)
                                 continue;
-                        int code = WIFEXITED(status) ? WEXITSTATUS(status)
-                                   : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 125;
+                        int32_t code = WIFEXITED(status) ? WEXITSTATUS(status)
+                                       : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 125;
+                        /* Orphans die with the job. pid 1 itself stays: it
+                         * holds the tmpfs mounts until they are shredded. */
                         kill(-1, SIGKILL);
-                        _exit(code);
+                        done = true;
+                        if (write(status_fd, &code, sizeof code) != sizeof code)
+                                _exit(125);
                 }
         }
 }
@@ -510,12 +534,18 @@ __attribute__((noreturn)) static void init_loop(pid_t job)
 void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
 {
         g_err_fd = s->err_fd;
-        /* The job must not outlive the supervisor: if it dies (even by
-         * SIGKILL) pid 1 is killed, which takes the whole namespace down. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
         char b;
-        if (read(s->sync_fd, &b, 1) != 1)
-                die(AIDP_STAGE_SYNC, errno ? errno : EPIPE, "sync");
+        close(s->lifeline_w);
+        close(s->sync_w);
+        close(s->err_r);
+        close(s->status_r);
+        if (read(s->sync_fd, &b, 1) != 1) {
+                /* The supervisor gave up (or died) before the job started.
+                 * Keep holding the tmpfs mount fds until it, or gc, has
+                 * overwritten them and kills this process. */
+                for (;;)
+                        pause();
+        }
         close(s->sync_fd);
         /* Now in the run's cgroup: a cgroup namespace rooted there hides the
          * host's hierarchy. */
@@ -548,6 +578,7 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
          * tells the supervisor the job is running. */
         close(s->err_fd);
         g_err_fd = -1;
-        close_range(3, ~0U, 0);
-        init_loop(job);
+        /* pid 1 keeps its inherited fds: among them the tmpfs mount fds,
+         * which gc reopens through /proc/<pid>/fd if the supervisor dies. */
+        init_loop(job, s->lifeline_fd, s->status_fd);
 }
