@@ -219,9 +219,11 @@ static int v2_create(struct aidp_cgroup *cg, const char *parent, const char *nam
         const char *rest = pdir + strlen(CG_ROOT);
         for (;;) {
                 int rc = write_file(walk, "cgroup.subtree_control", "+memory +cpu +pids");
-                if (rc < 0)
+                if (rc < 0) {
+                        rmdir(pdir);
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
                                                 "cgroup v2: enabling memory, cpu, pids in %s", walk);
+                }
                 while (*rest == '/')
                         rest++;
                 if (!*rest)
@@ -233,8 +235,11 @@ static int v2_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                 rest += l;
         }
         snprintf(dir, sizeof dir, "%s/%s", pdir, name);
-        if (mkdir(dir, 0755) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "cgroup v2: mkdir %s", dir);
+        if (mkdir(dir, 0755) < 0) {
+                int e = errno;
+                rmdir(pdir); /* if this call created it; fails harmlessly if in use */
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "cgroup v2: mkdir %s", dir);
+        }
         int idx = add_dir(cg, dir, pdir, "");
         cg->kill_dir = cg->procs_dir = cg->memory_dir = cg->cpu_dir = idx;
         char v[64];
@@ -307,6 +312,12 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                         if (!strcmp(cg->dirs[j].path, abs))
                                 shared = true;
 
+                /* libcgroup happily "creates" an existing directory: without
+                 * this check a second run of the same name would share, and
+                 * at teardown kill, the first one's cgroup. */
+                if (!shared && access(abs, F_OK) == 0)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EEXIST,
+                                              "cgroup v1: %s already exists", abs);
                 struct cgroup *c = cgroup_new_cgroup(rel);
                 if (!c)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "cgroup v1: new cgroup");
