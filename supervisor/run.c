@@ -321,13 +321,14 @@ static int prepare(struct run *r, aidp_error *err)
         return aidp_journal_sync(&r->journal, err);
 }
 
-static pid_t clone_sandbox(int *pidfd)
+static pid_t clone_sandbox(int *pidfd, int cgroup_fd)
 {
         struct clone_args ca = {
                 .flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
-                         CLONE_PIDFD,
+                         CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
                 .pidfd = (uint64_t)(uintptr_t)pidfd,
                 .exit_signal = SIGCHLD,
+                .cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
         };
         return (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
 }
@@ -387,7 +388,10 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
                         .fd = r->tmpfs[i].fd, .target = targets[i], .readonly = false};
 
         r->pidfd = -1;
-        pid_t pid = clone_sandbox(&r->pidfd);
+        int cgfd = aidp_cgroup_open_fd(r->cg);
+        pid_t pid = clone_sandbox(&r->pidfd, cgfd);
+        if (cgfd >= 0)
+                close(cgfd);
         if (pid < 0) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "clone3 (namespaces)");
                 goto out;
@@ -410,7 +414,7 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
                 aidp_journal_add_fd(&r->journal, r->tmpfs[i].label, r->tmpfs[i].fd);
         rc = aidp_journal_sync(&r->journal, err);
         if (rc == 0)
-                rc = aidp_cgroup_attach(r->cg, pid, err);
+                rc = aidp_cgroup_attach(r->cg, pid, cgfd >= 0, err);
         if (rc < 0)
                 goto out;
         /* Go: the child is in the run's cgroup; it now builds the sandbox. */
@@ -541,14 +545,16 @@ static int teardown(struct run *r, aidp_error *err)
                 r->res->cpu_usec = st.cpu_usec;
                 if (st.oom_kills > 0)
                         r->res->oom_killed = true;
-                /* 1. every process of the run, pid 1 included */
-                aidp_cgroup_kill(r->cg);
         }
+        /* 1. every process of the run: pid 1 first (its death takes the
+         * whole pid namespace down), then whatever the cgroup still holds */
         if (r->pid1 > 0) {
                 kill(r->pid1, SIGKILL);
                 waitpid(r->pid1, NULL, 0);
                 r->pid1 = 0;
         }
+        if (r->cg)
+                aidp_cgroup_kill(r->cg);
         if (r->pidfd >= 0) {
                 close(r->pidfd);
                 r->pidfd = -1;

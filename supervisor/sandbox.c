@@ -539,6 +539,13 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         close(s->sync_w);
         close(s->err_r);
         close(s->status_r);
+        if (s->hostname)
+                CHECK(AIDP_STAGE_NAMESPACES, sethostname(s->hostname, strlen(s->hostname)), "hostname");
+        loopback_up();
+        /* The mounts are built while the supervisor moves this process into
+         * the run's cgroup (a v1 migration waits for an RCU grace period,
+         * ~10 ms); nothing of the job runs before the sync below. */
+        setup_mounts(s);
         if (read(s->sync_fd, &b, 1) != 1) {
                 /* The supervisor gave up (or died) before the job started.
                  * Keep holding the tmpfs mount fds until it, or gc, has
@@ -550,10 +557,6 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         /* Now in the run's cgroup: a cgroup namespace rooted there hides the
          * host's hierarchy. */
         CHECK(AIDP_STAGE_NAMESPACES, unshare(CLONE_NEWCGROUP), "cgroup namespace");
-        if (s->hostname)
-                CHECK(AIDP_STAGE_NAMESPACES, sethostname(s->hostname, strlen(s->hostname)), "hostname");
-        loopback_up();
-        setup_mounts(s);
         /* A new session without a controlling terminal: the job cannot push
          * input into the caller's terminal (TIOCSTI) and terminal signals
          * reach it only through the supervisor. */
