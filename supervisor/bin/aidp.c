@@ -7,6 +7,7 @@
 #include "supervisor/cli.h"
 
 static const struct aidp_cli_cmd commands[] = {
+        {"lineage", aidp_cli_lineage, "verify, show, graph and export the lineage log"},
         {NULL, NULL, NULL},
 };
 
