@@ -7,6 +7,7 @@
 #include "supervisor/cli.h"
 
 static const struct aidp_cli_cmd commands[] = {
+        {"policy", aidp_cli_policy, "check policy files, explain an access/residency decision"},
         {NULL, NULL, NULL},
 };
 
