@@ -14,3 +14,5 @@ int aidp_cli_fail(const char *prog, const struct aidp_error *err);
 
 /* supervisor/cli_lineage.c: aidp lineage verify|show|graph|export */
 int aidp_cli_lineage(int argc, char **argv);
+/* supervisor/cli_policy.c: aidp policy check|explain */
+int aidp_cli_policy(int argc, char **argv);
