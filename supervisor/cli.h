@@ -11,3 +11,6 @@ struct aidp_cli_cmd {
 /* Print an aidp_error once, prefixed with the program name, and return its status. */
 struct aidp_error;
 int aidp_cli_fail(const char *prog, const struct aidp_error *err);
+
+/* supervisor/cli_profile.c: aidp profile check|explain|diff|learn */
+int aidp_cli_profile(int argc, char **argv);

@@ -7,6 +7,7 @@
 #include "supervisor/cli.h"
 
 static const struct aidp_cli_cmd commands[] = {
+        {"profile", aidp_cli_profile, "check, explain, diff and learn sandbox profiles"},
         {NULL, NULL, NULL},
 };
 
