@@ -795,7 +795,7 @@ static int apply_user(struct loader *ld, ytree *t, ynode *n, struct aidp_profile
                 return rc;
         ynode *v;
         const char *s;
-        uint32_t id;
+        uint32_t id = 0;
         if ((v = aidp_profiles_yaml_get(t, n, "mode", NULL))) {
                 if ((rc = aidp_profiles_yaml_scalar(t, v, "user.mode", "caller or fixed", &s, ld->err)) < 0)
                         return rc;
