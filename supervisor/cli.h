@@ -16,3 +16,5 @@ int aidp_cli_fail(const char *prog, const struct aidp_error *err);
 int aidp_cli_lineage(int argc, char **argv);
 /* supervisor/cli_policy.c: aidp policy check|explain */
 int aidp_cli_policy(int argc, char **argv);
+/* supervisor/cli_profile.c: aidp profile check|explain|diff|learn */
+int aidp_cli_profile(int argc, char **argv);

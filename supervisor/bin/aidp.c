@@ -9,6 +9,7 @@
 static const struct aidp_cli_cmd commands[] = {
         {"lineage", aidp_cli_lineage, "verify, show, graph and export the lineage log"},
         {"policy", aidp_cli_policy, "check policy files, explain an access/residency decision"},
+        {"profile", aidp_cli_profile, "check, explain, diff and learn sandbox profiles"},
         {NULL, NULL, NULL},
 };
 
