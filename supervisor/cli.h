@@ -11,3 +11,6 @@ struct aidp_cli_cmd {
 /* Print an aidp_error once, prefixed with the program name, and return its status. */
 struct aidp_error;
 int aidp_cli_fail(const char *prog, const struct aidp_error *err);
+
+/* seal, unseal, inspect, keygen (supervisor/cli_seal.c); dispatches on argv[0]. */
+int aidp_cli_seal(int argc, char **argv);

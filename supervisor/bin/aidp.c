@@ -7,6 +7,10 @@
 #include "supervisor/cli.h"
 
 static const struct aidp_cli_cmd commands[] = {
+        {"seal", aidp_cli_seal, "seal a file or directory tree into a sealed dataset"},
+        {"unseal", aidp_cli_seal, "decrypt and authenticate a sealed dataset"},
+        {"inspect", aidp_cli_seal, "print a sealed dataset's authenticated header"},
+        {"keygen", aidp_cli_seal, "create a key-encryption key file"},
         {NULL, NULL, NULL},
 };
 
