@@ -18,3 +18,5 @@ int aidp_cli_lineage(int argc, char **argv);
 int aidp_cli_policy(int argc, char **argv);
 /* supervisor/cli_profile.c: aidp profile check|explain|diff|learn */
 int aidp_cli_profile(int argc, char **argv);
+/* seal, unseal, inspect, keygen (supervisor/cli_seal.c); dispatches on argv[0]. */
+int aidp_cli_seal(int argc, char **argv);
