@@ -637,6 +637,11 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
                 sigaddset(&set, handled[i]);
         sigprocmask(SIG_BLOCK, &set, &old);
+        /* An inherited SIG_IGN (a shell's background job ignores SIGINT and
+         * SIGQUIT) would discard the signal before signalfd sees it. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL}, saved[ARRAY_SIZE(handled)];
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &dfl, &saved[i]);
 
         rc = prepare(&r, err);
         if (rc == 0) {
@@ -656,6 +661,8 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         struct timespec zero = {0, 0};
         while (sigtimedwait(&set, NULL, &zero) > 0)
                 ;
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &saved[i], NULL);
         sigprocmask(SIG_SETMASK, &old, NULL);
         run_free(&r);
 
