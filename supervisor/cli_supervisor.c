@@ -36,6 +36,9 @@ static const char run_usage[] =
         "  --run-id ID             run id (default: a new UUID)\n"
         "  --run-dir DIR           run journals (default $AIDP_RUN_DIR or /run/aidp)\n"
         "  --summary FILE          write a JSON result for schedulers\n"
+        "  --lineage FILE          lineage log (default $AIDP_LINEAGE_FILE or\n"
+        "                          /var/lib/aidp/lineage.jsonl; key: $AIDP_LINEAGE_KEY or\n"
+        "                          /etc/aidp/lineage.key, created on first use)\n"
         "  -q, --quiet             no run summary on stderr\n";
 
 static const char main_usage[] =
@@ -98,7 +101,7 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
 static int cmd_run(int argc, char **argv)
 {
         enum { O_USER = 256, O_MEMORY, O_CPUS, O_PIDS, O_TIMEOUT, O_KILL_AFTER, O_TMP, O_CWD, O_NO_CWD,
-               O_ENV, O_KEEP_ENV, O_CGPARENT, O_RUN_ID, O_RUN_DIR, O_SUMMARY };
+               O_ENV, O_KEEP_ENV, O_CGPARENT, O_RUN_ID, O_RUN_DIR, O_SUMMARY, O_LINEAGE };
         static const struct option opts[] = {
                 {"user", required_argument, NULL, O_USER},
                 {"memory", required_argument, NULL, O_MEMORY},
@@ -115,6 +118,7 @@ static int cmd_run(int argc, char **argv)
                 {"run-id", required_argument, NULL, O_RUN_ID},
                 {"run-dir", required_argument, NULL, O_RUN_DIR},
                 {"summary", required_argument, NULL, O_SUMMARY},
+                {"lineage", required_argument, NULL, O_LINEAGE},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
@@ -174,6 +178,7 @@ static int cmd_run(int argc, char **argv)
                 case O_RUN_ID: o.run_id = optarg; break;
                 case O_RUN_DIR: o.run_dir = optarg; break;
                 case O_SUMMARY: o.summary_path = optarg; break;
+                case O_LINEAGE: o.lineage_path = optarg; break;
                 case 'q': o.quiet = true; break;
                 case 'h': fputs(run_usage, stdout); return 0;
                 case '?':

@@ -24,6 +24,7 @@
 #include "common/cleanup.h"
 #include "supervisor/cgroup.h"
 #include "supervisor/journal.h"
+#include "supervisor/run_lineage.h"
 #include "supervisor/sandbox.h"
 #include "supervisor/seccomp_compile.h"
 #include "supervisor/tmpfs.h"
@@ -53,6 +54,7 @@ struct run {
         char **env;
         size_t n_env;
         struct timespec t0;
+        struct aidp_run_lineage rl;
 };
 
 static const char *env_or(const char *name, const char *dflt)
@@ -290,6 +292,13 @@ static int prepare(struct run *r, aidp_error *err)
         if (rc < 0)
                 return rc;
         r->journal_open = true;
+        /* Where this run's lineage goes, so that gc records an ABORT in the same log
+         * if this supervisor dies before it writes the end record. */
+        aidp_journal_add(&r->journal, "lineage", aidp_run_lineage_path(&r->rl));
+        aidp_journal_add(&r->journal, "job", r->rl.job);
+        rc = aidp_journal_sync(&r->journal, err);
+        if (rc < 0)
+                return rc;
 
         static const char *const devices_allow[] = {
                 "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
@@ -592,18 +601,69 @@ static int teardown(struct run *r, aidp_error *err)
         }
         if (!total->verified && rc == 0)
                 rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "shred not verified: %s", total->first_failure);
-        /* 5. the journal last: while it exists, gc can finish this work */
-        if (r->journal_open) {
-                if (r->journal.lifeline_w >= 0)
-                        close(r->journal.lifeline_w);
-                r->journal.lifeline_w = -1;
-                if (rc == 0)
-                        aidp_journal_remove(&r->journal);
-                else
-                        aidp_journal_close(&r->journal);
-                r->journal_open = false;
-        }
         return rc;
+}
+
+/* 5. the journal last, after the end record: while it exists, gc can finish this
+ * work and record the run's ABORT. */
+static void journal_finish(struct run *r, bool done)
+{
+        if (!r->journal_open)
+                return;
+        if (r->journal.lifeline_w >= 0)
+                close(r->journal.lifeline_w);
+        r->journal.lifeline_w = -1;
+        if (done)
+                aidp_journal_remove(&r->journal);
+        else
+                aidp_journal_close(&r->journal);
+        r->journal_open = false;
+}
+
+/* What teardown will release, named for the shred report in lineage. */
+static size_t removed_list(struct run *r, char **out, size_t max)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_tmpfs && n < max; i++)
+                if (asprintf(&out[n], "tmpfs %s", r->tmpfs[i].label) >= 0)
+                        n++;
+        if (r->cg) {
+                const char *paths[8];
+                size_t np = aidp_cgroup_paths(r->cg, paths, ARRAY_SIZE(paths));
+                for (size_t i = 0; i < np && n < max; i++)
+                        if (asprintf(&out[n], "cgroup %s", paths[i]) >= 0)
+                                n++;
+        }
+        if (r->journal_open && n < max && asprintf(&out[n], "journal %s", r->journal.dir) >= 0)
+                n++;
+        return n;
+}
+
+/* The run's result: exit status and error, from the run and its teardown. */
+static int outcome(struct aidp_run_result *res, int rc, aidp_error *err, int trc, const aidp_error *terr)
+{
+        if (rc < 0) {
+                res->exit_status = err->status;
+                return rc;
+        }
+        if (trc < 0) {
+                *err = *terr;
+                res->exit_status = AIDP_EXIT_INTERNAL;
+                return trc;
+        }
+        if (res->timed_out) {
+                res->exit_status = AIDP_EXIT_TIMEOUT;
+                return aidp_error_set(err, AIDP_EXIT_TIMEOUT, ETIME, "job exceeded its wall time and was stopped");
+        }
+        if (res->oom_killed && res->job_status != 0) {
+                res->exit_status = AIDP_EXIT_OOM;
+                return aidp_error_set(err, AIDP_EXIT_OOM, ENOMEM,
+                                      "job was killed by the memory limit (out of memory in its cgroup)");
+        }
+        res->exit_status = res->job_status >= 0 ? res->job_status : AIDP_EXIT_INTERNAL;
+        if (res->job_status < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ECHILD, "the sandbox ended without a job status");
+        return 0;
 }
 
 static void run_free(struct run *r)
@@ -612,6 +672,7 @@ static void run_free(struct run *r)
                 free(r->env[i]);
         free(r->env);
         aidp_bpf_free(&r->bpf);
+        aidp_run_lineage_close(&r->rl);
         if (r->profile_loaded)
                 aidp_profile_free(&r->profile);
 }
@@ -625,6 +686,10 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         r.journal.lifeline_w = -1;
 
         int rc = resolve(&r, err);
+        /* 2. START, durable, before anything of the run exists: a run that cannot
+         * be recorded does not start. */
+        if (rc == 0)
+                rc = aidp_run_lineage_start(&r.rl, o, res->run_id, &r.profile, r.uid, r.gid, err);
         if (rc < 0) {
                 run_free(&r);
                 res->exit_status = err->status;
@@ -652,11 +717,22 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         }
         if (rc == 0)
                 rc = spawn_and_monitor(&r, &old, err);
+        char *removed[16];
+        size_t n_removed = removed_list(&r, removed, ARRAY_SIZE(removed));
         aidp_error terr = {0};
         int trc = teardown(&r, &terr);
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         res->wall_seconds = (double)(t1.tv_sec - r.t0.tv_sec) + (double)(t1.tv_nsec - r.t0.tv_nsec) / 1e9;
+        rc = outcome(res, rc, err, trc, &terr);
+        /* 7. the end record, with signals still held so a late SIGTERM cannot cut
+         * it short; then the journal goes. */
+        aidp_error lerr = {0};
+        int lrc = aidp_run_lineage_end(&r.rl, res->run_id, res, rc, err, (const char *const *)removed,
+                                       n_removed, &lerr);
+        journal_finish(&r, trc == 0 && lrc == 0);
+        for (size_t i = 0; i < n_removed; i++)
+                free(removed[i]);
         /* Drain signals that arrived during teardown, then restore. */
         struct timespec zero = {0, 0};
         while (sigtimedwait(&set, NULL, &zero) > 0)
@@ -665,27 +741,16 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                 sigaction(handled[i], &saved[i], NULL);
         sigprocmask(SIG_SETMASK, &old, NULL);
         run_free(&r);
-
-        if (rc < 0) {
-                res->exit_status = err->status;
-                return rc;
+        if (lrc < 0) {
+                /* The run happened but its end is not on record: say so loudly. The
+                 * journal stays, so the next gc records an ABORT for it. */
+                if (rc == 0) {
+                        *err = lerr;
+                        aidp_error_wrap(err, "the job finished with status %d but", res->exit_status);
+                        res->exit_status = AIDP_EXIT_LINEAGE;
+                        return -EIO;
+                }
+                aidp_error_wrap(err, "%s; the run", lerr.msg);
         }
-        if (trc < 0) {
-                *err = terr;
-                res->exit_status = AIDP_EXIT_INTERNAL;
-                return trc;
-        }
-        if (res->timed_out) {
-                res->exit_status = AIDP_EXIT_TIMEOUT;
-                return aidp_error_set(err, AIDP_EXIT_TIMEOUT, ETIME, "job exceeded its wall time and was stopped");
-        }
-        if (res->oom_killed && res->job_status != 0) {
-                res->exit_status = AIDP_EXIT_OOM;
-                return aidp_error_set(err, AIDP_EXIT_OOM, ENOMEM,
-                                      "job was killed by the memory limit (out of memory in its cgroup)");
-        }
-        res->exit_status = res->job_status >= 0 ? res->job_status : AIDP_EXIT_INTERNAL;
-        if (res->job_status < 0)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ECHILD, "the sandbox ended without a job status");
-        return 0;
+        return rc;
 }
