@@ -338,6 +338,18 @@ static int read_ref(struct loader *ld, const char *ref, const char *basedir, cha
 
 static int load_layer(struct loader *ld, const char *source, const char *buf, size_t len);
 
+static int cycle_err(struct loader *ld, ytree *t, ynode *n, const char *path, size_t from, const char *source)
+{
+        char chain[2048] = "";
+        size_t used = 0;
+        for (size_t j = from; j < ld->depth; j++) {
+                int w = snprintf(chain + used, sizeof chain - used, "%s -> ", ld->stack[j]);
+                if (w > 0 && (size_t)w < sizeof chain - used)
+                        used += (size_t)w;
+        }
+        return YERR(t, n, path, "extends cycle: %s%s", chain, source);
+}
+
 static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, const char *basedir)
 {
         const char *ref;
@@ -347,6 +359,21 @@ static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, 
         char tried[2048];
         _cleanup_free_ char *source = NULL, *buf = NULL;
         size_t len = 0;
+        if (is_path_ref(ref)) {
+                /* A path names its file before it is read: catch a cycle
+                 * through a file that is not readable by name (a buffer). */
+                char joined[4096];
+                if (ref[0] == '/')
+                        PATHF(joined, "%s", ref);
+                else
+                        PATHF(joined, "%s/%s", basedir, ref);
+                _cleanup_free_ char *np = normpath(joined);
+                if (!np)
+                        return oom(ld->err);
+                for (size_t i = 0; i < ld->depth; i++)
+                        if (!strcmp(ld->stack[i], np))
+                                return cycle_err(ld, t, n, path, i, np);
+        }
         aidp_error sub = {0};
         aidp_error *saved = ld->err;
         ld->err = &sub;
@@ -363,16 +390,8 @@ static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, 
                                        (unsigned)n->start_mark.column + 1, path);
         }
         for (size_t i = 0; i < ld->depth; i++)
-                if (!strcmp(ld->stack[i], source)) {
-                        char chain[2048] = "";
-                        size_t used = 0;
-                        for (size_t j = i; j < ld->depth; j++) {
-                                int w = snprintf(chain + used, sizeof chain - used, "%s -> ", ld->stack[j]);
-                                if (w > 0 && (size_t)w < sizeof chain - used)
-                                        used += (size_t)w;
-                        }
-                        return YERR(t, n, path, "extends cycle: %s%s", chain, source);
-                }
+                if (!strcmp(ld->stack[i], source))
+                        return cycle_err(ld, t, n, path, i, source);
         for (size_t i = 0; i < ld->n_layers; i++)
                 if (!strcmp(ld->layers[i].source, source))
                         return 0; /* already merged (diamond): once is enough */
@@ -1406,7 +1425,7 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
                         return YERR(t, item, ip, "found '%s', expected a port 1..65535 or a range such as 8000-8100", s);
                 if ((rc = add_egress(net, &r)) < 0)
                         return oom(ld->err);
-                origin_set(ld, t, item, "egress:%zu", net->n_rules - 1);
+                origin_set(ld, t, n, "egress:%zu", net->n_rules - 1);
         }
         return 0;
 }
