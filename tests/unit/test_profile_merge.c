@@ -146,6 +146,8 @@ Test(profile_merge, missing_and_broken_parents_are_errors_with_both_positions)
         cr_assert_lt(load(HDR("c") "extends: [base, bad-parent]\n", &p, NULL, &err), 0);
         cr_assert(strstr(err.msg, "lib/bad-parent.yaml:5:10: extends: parent profile 'nowhere' not found"), "%s", err.msg);
         cr_assert(strstr(err.msg, "in parent 'bad-parent' (p.yaml:5:17)"), "%s", err.msg);
+        cr_assert_lt(load(HDR("c") "extends: [bad-parent, base]\n", &p, NULL, &err), 0, "a later good parent does not hide the error");
+        cr_assert(strstr(err.msg, "parent profile 'nowhere' not found"), "%s", err.msg);
         cr_assert_lt(load(HDR("c") "extends: broken\n", &p, NULL, &err), 0);
         cr_assert(strstr(err.msg, "lib/broken.yaml:5:18: limits.memory: found 'lots'"), "%s", err.msg);
         cr_assert_str_eq(err.file, "lib/broken.yaml", "the position is the parent's");
