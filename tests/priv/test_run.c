@@ -201,3 +201,18 @@ Test(run, bad_cli_input_is_a_usage_error)
         char *f[] = {AIDP_SUPERVISOR, "run", "--timeout", "-5", "--", "true", NULL};
         cr_expect_eq(aidp_test_run(&P, f), AIDP_EXIT_USAGE);
 }
+
+Test(run, rlimits_from_options_and_core_zero_by_default)
+{
+        AIDP_REQUIRE_ROOT();
+        char *a[] = {AIDP_SUPERVISOR, "run", "-q", "--user", "65534", "--rlimit", "nofile=100:200", "--rlimit",
+                     "stack=4Mi", "--", "/bin/sh", "-c", "echo $(ulimit -n) $(ulimit -Hn) $(ulimit -s) $(ulimit -c)",
+                     NULL};
+        cr_assert_eq(aidp_test_run(&P, a), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "100 200 4096 0\n");
+        char *b[] = {AIDP_SUPERVISOR, "run", "--rlimit", "nofile=300:200", "--", "true", NULL};
+        cr_expect_eq(aidp_test_run(&P, b), AIDP_EXIT_USAGE);
+        char *c[] = {AIDP_SUPERVISOR, "run", "--rlimit", "bogus=1", "--", "true", NULL};
+        cr_expect_eq(aidp_test_run(&P, c), AIDP_EXIT_USAGE);
+        cr_expect(strstr(P.err, "bogus") != NULL, "%s", P.err);
+}
