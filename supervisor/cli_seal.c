@@ -288,6 +288,7 @@ static int cmd_unseal(int argc, char **argv)
                 {"help", no_argument, NULL, 'h'},
                 {0}};
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
+        o.verify_digest = true; /* offline tool: the thorough check */
         const char *out = NULL, *keys_config = NULL, *key_dir = NULL;
         bool verify = false, quiet = false;
         aidp_error err = {0};
@@ -365,7 +366,7 @@ static int cmd_unseal(int argc, char **argv)
                 fchmod(dfd, res.root_mode);
         if (!quiet)
                 printf("%s %s: dataset %s, %llu files, %llu dirs, %llu bytes, every segment "
-                       "authenticated\n",
+                       "authenticated, content digest verified\n",
                        verify ? "verified" : "unsealed", argv[optind],
                        aidp_sealed_header_of(s)->meta.name, (unsigned long long)res.n_files,
                        (unsigned long long)res.n_dirs, (unsigned long long)res.bytes);

@@ -124,6 +124,7 @@ __attribute__((unused)) static int unseal_path(const char *sealed, const char *d
         }
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
         o.threads = threads;
+        o.verify_digest = true;
         r = aidp_sealed_decrypt(s, dfd, &o, res, err);
         if (dfd >= 0)
                 close(dfd);
