@@ -99,6 +99,8 @@ struct aidp_seal_params {
         uint32_t segment_size;        /* 0 = AIDP_SEALED_SEGMENT_DEFAULT */
         unsigned threads;             /* as in aidp_sealed_opts */
         bool skip_special;            /* skip symlinks, devices, fifos, sockets instead of failing */
+        uint64_t max_bytes;           /* refuse trees whose file bytes exceed this; 0 = no limit
+                                       * (sparse files can claim far more than a tmpfs holds) */
         aidp_sealed_progress_fn progress;
         void *progress_opaque;
 };

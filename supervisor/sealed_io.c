@@ -924,13 +924,22 @@ static int fill_segment(struct worker *w, struct enc *e, uint64_t i, size_t *ret
                 if (w->cached_fd < 0 || w->cached_entry != k) {
                         if (w->cached_fd >= 0)
                                 close(w->cached_fd);
+                        /* O_NONBLOCK: should a fifo have replaced the file,
+                         * opening it must not hang; fstat then refuses it. */
                         w->cached_fd = e->single ? fcntl(e->src_fd, F_DUPFD_CLOEXEC, 3)
-                                                 : open_beneath(e->src_fd, en->path, O_RDONLY, 0);
+                                                 : open_beneath(e->src_fd, en->path,
+                                                                O_RDONLY | O_NONBLOCK, 0);
                         if (w->cached_fd < 0)
                                 return aidp_error_errno(err, AIDP_EXIT_DATA,
                                                         e->single ? errno : -w->cached_fd,
                                                         "opening %s", en->path);
                         w->cached_entry = k;
+                        struct stat st;
+                        if (fstat(w->cached_fd, &st) < 0 || !S_ISREG(st.st_mode))
+                                return aidp_error_set(err, AIDP_EXIT_DATA, EAGAIN,
+                                                      "%s changed while it was being sealed "
+                                                      "(no longer a regular file)",
+                                                      en->path);
                 }
                 size_t got = 0;
                 int r = pread_full(w->cached_fd, buf + (a - start), (size_t)(b - a), a - en->offset,
@@ -1077,6 +1086,14 @@ int aidp_sealed_seal(int src_fd, const char *src_name, const struct aidp_seal_pa
                 goto fail;
         if ((r = aidp_tree_finish(&tree, err)) < 0 || (r = aidp_tree_encode(&tree, &manifest, err)) < 0)
                 goto fail;
+        if (params.max_bytes && tree.stream_len - tree.manifest_len > params.max_bytes) {
+                r = aidp_error_set(err, AIDP_EXIT_DATA, EFBIG,
+                                   "the files add up to %llu bytes, more than the limit of %llu "
+                                   "(sparse files?)",
+                                   (unsigned long long)(tree.stream_len - tree.manifest_len),
+                                   (unsigned long long)params.max_bytes);
+                goto fail;
+        }
         e.manifest = manifest;
         e.payload_len = tree.stream_len;
         e.n_segments = aidp_sealed_segment_count(e.payload_len, e.segment_size);

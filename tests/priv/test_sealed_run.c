@@ -246,3 +246,14 @@ Test(sealed_run, edited_header_tag_and_truncation_refuse_the_run)
         expect_refused(bad, "truncated");
         free(b);
 }
+
+Test(sealed_run, sparse_giant_in_out_is_refused_not_expanded)
+{
+        AIDP_REQUIRE_ROOT();
+        const char *extra[] = {"--data", in1, "--output-dir", outdir, NULL};
+        int st = run_job("truncate -s 200G /out/huge && echo made", extra, false);
+        cr_assert(strstr(P.out, "made"), "%s", P.err);
+        cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d: %s", st, P.err);
+        cr_assert(strstr(P.err, "sparse"), "%s", P.err);
+        cr_assert_eq(count_entries(outdir), 0, "partial output left");
+}

@@ -331,3 +331,22 @@ Test(sealed_roundtrip, header_carries_meta)
         cr_assert_eq(h->wrapped_key_len, 40);
         aidp_sealed_close(s);
 }
+
+Test(sealed_roundtrip, max_bytes_refuses_sparse_giants)
+{
+        char d[4096], f[4096], sealed[4096];
+        path(d, "sparse");
+        mkdir_p(d, 0755);
+        path(f, "sparse/huge");
+        int fd = open(f, O_WRONLY | O_CREAT, 0644);
+        cr_assert_eq(ftruncate(fd, 50LL << 30), 0);
+        close(fd);
+        path(sealed, "sparse.sealed");
+        struct aidp_seal_params sp = {.max_bytes = 1 << 20};
+        meta_default(&sp.meta, "sparse");
+        aidp_error err = {0};
+        cr_assert_lt(seal_path(d, sealed, &sp, &K, NULL, &err), 0);
+        cr_assert_eq(err.errnum, EFBIG, "%s", err.msg);
+        cr_assert(strstr(err.msg, "sparse"), "%s", err.msg);
+        cr_assert_eq(access(sealed, F_OK), -1);
+}
