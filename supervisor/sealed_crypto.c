@@ -141,8 +141,8 @@ int aidp_sealed_header_tag(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t 
         return 0;
 }
 
-int aidp_sealed_header_verify(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr,
-                              size_t len, const uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err)
+int aidp_sealed_header_verify(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr, size_t len,
+                              const uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err)
 {
         uint8_t t[AIDP_SEALED_TAG_LEN];
         memcpy(t, tag, sizeof t);

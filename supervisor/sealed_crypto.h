@@ -44,8 +44,8 @@ int aidp_sealed_kwp_unwrap(const uint8_t kek[AIDP_SEALED_KEY_LEN], const uint8_t
  * AAD = prefix+body, empty plaintext. verify returns -EBADMSG on mismatch. */
 int aidp_sealed_header_tag(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr, size_t len,
                            uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err);
-int aidp_sealed_header_verify(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr,
-                              size_t len, const uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err);
+int aidp_sealed_header_verify(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr, size_t len,
+                              const uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err);
 
 /* One context per worker: the key schedule is set once, each segment only
  * changes the nonce. */

@@ -77,7 +77,8 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
         size_t done = 0;
         while (done < len) {
-                ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
+                ssize_t n =
+                    pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -95,10 +96,10 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 static int open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 {
         struct open_how how = {
-                .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-                .mode = (flags & O_CREAT) ? mode : 0,
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
-                           RESOLVE_NO_XDEV,
+            .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+            .mode = (flags & O_CREAT) ? mode : 0,
+            .resolve =
+                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
         };
         int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
         return fd < 0 ? -errno : fd;
@@ -351,8 +352,8 @@ int aidp_sealed_open(const char *path, const struct aidp_keys *keys, struct aidp
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (s->fd < 0)
-                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "sealed dataset %s: cannot open",
-                                        path);
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno,
+                                        "sealed dataset %s: cannot open", path);
         struct stat st;
         if (fstat(s->fd, &st) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "sealed dataset %s", path);
@@ -390,13 +391,12 @@ int aidp_sealed_open(const char *path, const struct aidp_keys *keys, struct aidp
                 return aidp_error_wrap(err, "sealed dataset %s (claims name %s)", path,
                                        s->h.meta.name);
         if ((uint64_t)st.st_size != s->h.file_size)
-                return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
-                                      "dataset %s (%s): file is %lld bytes but the header implies "
-                                      "%llu (%s)",
-                                      s->h.meta.name, path, (long long)st.st_size,
-                                      (unsigned long long)s->h.file_size,
-                                      (uint64_t)st.st_size < s->h.file_size ? "truncated"
-                                                                             : "extra bytes");
+                return aidp_error_set(
+                    err, AIDP_EXIT_DATA, EBADMSG,
+                    "dataset %s (%s): file is %lld bytes but the header implies "
+                    "%llu (%s)",
+                    s->h.meta.name, path, (long long)st.st_size, (unsigned long long)s->h.file_size,
+                    (uint64_t)st.st_size < s->h.file_size ? "truncated" : "extra bytes");
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -447,8 +447,7 @@ static int read_segment(struct aidp_sealed *s, EVP_CIPHER_CTX *ctx, uint64_t i, 
                 return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
                                       "segment %llu of %llu failed authentication (modified, "
                                       "reordered, truncated or from another dataset)",
-                                      (unsigned long long)i,
-                                      (unsigned long long)h->n_segments);
+                                      (unsigned long long)i, (unsigned long long)h->n_segments);
         }
         *ret_len = len;
         return 0;
@@ -478,8 +477,8 @@ static int write_plain(struct dec *d, struct worker *w, uint64_t start, const ui
                                                         "opening %s", e->path);
                         w->cached_entry = k;
                 }
-                int r = pwrite_full(w->cached_fd, buf + (a - start), (size_t)(b - a),
-                                    a - e->offset);
+                int r =
+                    pwrite_full(w->cached_fd, buf + (a - start), (size_t)(b - a), a - e->offset);
                 if (r < 0)
                         return aidp_error_errno(err, AIDP_EXIT_DATA, -r, "%swriting %s",
                                                 r == -ENOSPC ? "destination too small: " : "",
@@ -522,8 +521,8 @@ static int dec_segment(struct worker *w, uint64_t i, aidp_error *err)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "AES-GCM failed");
                 if (d->dirfd >= 0 && start + pos + n > d->tree.manifest_len) {
                         uint64_t skip = start + pos >= d->tree.manifest_len
-                                                ? 0
-                                                : d->tree.manifest_len - (start + pos);
+                                            ? 0
+                                            : d->tree.manifest_len - (start + pos);
                         r = write_plain(d, w, start + pos + skip, buf + skip, n - (size_t)skip,
                                         err);
                         if (r < 0)
@@ -636,14 +635,27 @@ static void dec_cleanup(struct dec *d)
                 if (!d->created[k])
                         continue;
                 if (e->type == AIDP_ENTRY_FILE) {
-                        int fd = open_beneath(d->dirfd, e->path, O_WRONLY, 0);
+                        /* O_RDWR for lseek: overwrite only the ranges that hold
+                         * data (SEEK_DATA), so a full tmpfs is never asked for
+                         * new pages to fill the holes. */
+                        int fd = open_beneath(d->dirfd, e->path, O_RDWR, 0);
                         if (fd >= 0) {
-                                for (uint64_t off = 0; off < e->size; off += sizeof zeros) {
-                                        uint64_t n = e->size - off;
-                                        if (pwrite_full(fd, zeros,
-                                                        n < sizeof zeros ? (size_t)n : sizeof zeros,
-                                                        off) < 0)
+                                off_t pos = 0;
+                                for (;;) {
+                                        off_t a = lseek(fd, pos, SEEK_DATA);
+                                        if (a < 0)
                                                 break;
+                                        off_t b = lseek(fd, a, SEEK_HOLE);
+                                        if (b <= a)
+                                                break;
+                                        for (off_t o = a; o < b; o += (off_t)sizeof zeros) {
+                                                size_t n = (size_t)(b - o) < sizeof zeros
+                                                                   ? (size_t)(b - o)
+                                                                   : sizeof zeros;
+                                                if (pwrite_full(fd, zeros, n, (uint64_t)o) < 0)
+                                                        break;
+                                        }
+                                        pos = b;
                                 }
                                 fdatasync(fd);
                                 close(fd);
@@ -674,8 +686,7 @@ static int create_entries(struct dec *d, aidp_error *err)
                         return aidp_error_set(err, AIDP_EXIT_DATA, ENOSPC,
                                               "destination too small: the dataset needs %llu "
                                               "bytes, %llu are free",
-                                              (unsigned long long)need,
-                                              (unsigned long long)avail);
+                                              (unsigned long long)need, (unsigned long long)avail);
         }
         for (size_t k = 0; k < d->tree.n; k++) {
                 const struct aidp_tree_entry *e = &d->tree.entries[k];
@@ -693,11 +704,9 @@ static int create_entries(struct dec *d, aidp_error *err)
                         continue;
                 }
                 _cleanup_close_ int fd =
-                        openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                               0600);
+                    openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (fd < 0)
-                        return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "creating %s",
-                                                e->path);
+                        return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "creating %s", e->path);
                 d->created[k] = true;
         }
         return 0;
@@ -742,15 +751,19 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
         }
         if (dirfd >= 0 && (r = create_entries(&d, err)) < 0)
                 goto fail;
-        struct pool p = {.n_segments = h->n_segments, .fn = dec_segment, .ctx = &d,
-                         .progress = o->progress, .progress_opaque = o->progress_opaque,
+        struct pool p = {.n_segments = h->n_segments,
+                         .fn = dec_segment,
+                         .ctx = &d,
+                         .progress = o->progress,
+                         .progress_opaque = o->progress_opaque,
                          .total_bytes = h->payload_len};
         r = pool_run(&p, pick_threads(o->threads, h->n_segments), s->dk.p, false,
                      (size_t)h->segment_size + AIDP_SEALED_TAG_LEN, err);
         if (r < 0)
                 goto fail;
         uint8_t digest[AIDP_SEALED_DIGEST_LEN];
-        if (d.verify_digest && aidp_sealed_content_digest(h->payload_len, h->segment_size,
+        if (d.verify_digest &&
+            aidp_sealed_content_digest(h->payload_len, h->segment_size,
                                        (const uint8_t(*)[AIDP_SEALED_DIGEST_LEN])d.digests,
                                        h->n_segments, digest) < 0) {
                 r = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
@@ -817,8 +830,7 @@ static int add_entry(struct walk *w, enum aidp_tree_type type, mode_t mode, uint
         if (!p)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         t->entries[t->n++] = (struct aidp_tree_entry){
-                .type = type, .mode = (uint16_t)(mode & AIDP_TREE_MODE_MASK), .size = size,
-                .path = p};
+            .type = type, .mode = (uint16_t)(mode & AIDP_TREE_MODE_MASK), .size = size, .path = p};
         return 0;
 }
 
@@ -834,7 +846,8 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
         if (!dir) {
                 int e = errno;
                 close(fd);
-                return aidp_error_errno(err, AIDP_EXIT_DATA, e, "reading %s", *prefix ? prefix : ".");
+                return aidp_error_errno(err, AIDP_EXIT_DATA, e, "reading %s",
+                                        *prefix ? prefix : ".");
         }
         for (;;) {
                 errno = 0;
@@ -848,9 +861,10 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
                 if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                         continue;
                 char path[AIDP_TREE_PATH_MAX + 2];
-                int n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "",
-                                 de->d_name);
-                if (n < 0 || (size_t)n > AIDP_TREE_PATH_MAX || !aidp_tree_valid_path(path, (size_t)n))
+                int n =
+                    snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name);
+                if (n < 0 || (size_t)n > AIDP_TREE_PATH_MAX ||
+                    !aidp_tree_valid_path(path, (size_t)n))
                         return aidp_error_set(err, AIDP_EXIT_DATA, ENAMETOOLONG,
                                               "%s%s%s: path too long or invalid", prefix,
                                               *prefix ? "/" : "", de->d_name);
@@ -866,7 +880,7 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
                         if (r < 0)
                                 return r;
                         _cleanup_close_ int sub = openat(
-                                dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                            dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (sub < 0)
                                 return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "opening %s",
                                                         path);
@@ -926,9 +940,9 @@ static int fill_segment(struct worker *w, struct enc *e, uint64_t i, size_t *ret
                                 close(w->cached_fd);
                         /* O_NONBLOCK: should a fifo have replaced the file,
                          * opening it must not hang; fstat then refuses it. */
-                        w->cached_fd = e->single ? fcntl(e->src_fd, F_DUPFD_CLOEXEC, 3)
-                                                 : open_beneath(e->src_fd, en->path,
-                                                                O_RDONLY | O_NONBLOCK, 0);
+                        w->cached_fd =
+                            e->single ? fcntl(e->src_fd, F_DUPFD_CLOEXEC, 3)
+                                      : open_beneath(e->src_fd, en->path, O_RDONLY | O_NONBLOCK, 0);
                         if (w->cached_fd < 0)
                                 return aidp_error_errno(err, AIDP_EXIT_DATA,
                                                         e->single ? errno : -w->cached_fd,
@@ -994,7 +1008,9 @@ static int seal_into(struct enc *e, const struct aidp_seal_params *p, const stru
         unsigned nthreads = pick_threads(p->threads, e->n_segments);
         size_t bufsize = (size_t)e->segment_size + AIDP_SEALED_TAG_LEN;
         /* Pass 1: digests of the plaintext segments, for the header. */
-        struct pool p1 = {.n_segments = e->n_segments, .fn = enc_segment, .ctx = e,
+        struct pool p1 = {.n_segments = e->n_segments,
+                          .fn = enc_segment,
+                          .ctx = e,
                           .total_bytes = e->payload_len};
         int r = pool_run(&p1, nthreads, NULL, true, bufsize, err);
         if (r < 0)
@@ -1032,8 +1048,11 @@ static int seal_into(struct enc *e, const struct aidp_seal_params *p, const stru
         e->second_pass = true;
         e->out_fd = out_fd;
         e->h = h;
-        struct pool p2 = {.n_segments = e->n_segments, .fn = enc_segment, .ctx = e,
-                          .progress = p->progress, .progress_opaque = p->progress_opaque,
+        struct pool p2 = {.n_segments = e->n_segments,
+                          .fn = enc_segment,
+                          .ctx = e,
+                          .progress = p->progress,
+                          .progress_opaque = p->progress_opaque,
                           .total_bytes = e->payload_len};
         r = pool_run(&p2, nthreads, dk.p, true, bufsize, err);
         if (r < 0)
@@ -1084,7 +1103,8 @@ int aidp_sealed_seal(int src_fd, const char *src_name, const struct aidp_seal_pa
         }
         if (r < 0)
                 goto fail;
-        if ((r = aidp_tree_finish(&tree, err)) < 0 || (r = aidp_tree_encode(&tree, &manifest, err)) < 0)
+        if ((r = aidp_tree_finish(&tree, err)) < 0 ||
+            (r = aidp_tree_encode(&tree, &manifest, err)) < 0)
                 goto fail;
         if (params.max_bytes && tree.stream_len - tree.manifest_len > params.max_bytes) {
                 r = aidp_error_set(err, AIDP_EXIT_DATA, EFBIG,
@@ -1107,8 +1127,8 @@ int aidp_sealed_seal(int src_fd, const char *src_name, const struct aidp_seal_pa
                 r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 goto fail;
         }
-        out_fd = openat(out_dirfd, tmp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        0644);
+        out_fd =
+            openat(out_dirfd, tmp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (out_fd < 0) {
                 r = aidp_error_errno(err, AIDP_EXIT_DATA, errno, "creating %s", tmp_name);
                 goto fail;

@@ -114,8 +114,14 @@ Test(sealed_tamper, bit_flip_in_every_segment_region)
 
 Test(sealed_tamper, truncation)
 {
-        size_t cuts[] = {0, 10, H.header_len, H.payload_offset, H.payload_offset + 100,
-                         (size_t)(H.payload_offset + 2 * (SEG + 16)), olen - 17, olen - 16,
+        size_t cuts[] = {0,
+                         10,
+                         H.header_len,
+                         H.payload_offset,
+                         H.payload_offset + 100,
+                         (size_t)(H.payload_offset + 2 * (SEG + 16)),
+                         olen - 17,
+                         olen - 16,
                          olen - 1};
         for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
                 char what[64];
@@ -375,10 +381,10 @@ Test(sealed_tamper, content_digest_mismatch_detected_when_verifying)
                 uint8_t *seg = b + H.payload_offset + i * (SEG + 16);
                 size_t len = i + 1 == H.n_segments ? (size_t)(H.payload_len - i * SEG) : SEG;
                 bool fin = i + 1 == H.n_segments;
-                cr_assert_eq(aidp_sealed_seg_decrypt(dec, i, fin, H.header_digest, seg, len,
-                                                     seg + len), 0);
-                cr_assert_eq(aidp_sealed_seg_encrypt(enc, i, fin, h2.header_digest, seg, len,
-                                                     seg + len), 0);
+                cr_assert_eq(
+                    aidp_sealed_seg_decrypt(dec, i, fin, H.header_digest, seg, len, seg + len), 0);
+                cr_assert_eq(
+                    aidp_sealed_seg_encrypt(enc, i, fin, h2.header_digest, seg, len, seg + len), 0);
         }
         EVP_CIPHER_CTX_free(dec);
         EVP_CIPHER_CTX_free(enc);
