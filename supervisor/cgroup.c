@@ -166,6 +166,17 @@ static void cg_free(struct aidp_cgroup *cg)
         free(cg);
 }
 
+/* Teardown waits for the kernel to finish exiting processes; that usually
+ * takes microseconds, so poll fast at first and back off to 5 ms. */
+static void backoff(int attempt)
+{
+        long ns = 50 * 1000L << (attempt < 7 ? attempt : 7);
+        if (ns > 5 * 1000 * 1000L)
+                ns = 5 * 1000 * 1000L;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+}
+
 static int rmdir_retry(const char *path)
 {
         /* rmdir fails with EBUSY while the last killed task is still exiting. */
@@ -174,8 +185,7 @@ static int rmdir_retry(const char *path)
                         return 0;
                 if (errno != EBUSY)
                         return -errno;
-                struct timespec ts = {0, 5 * 1000 * 1000};
-                nanosleep(&ts, NULL);
+                backoff(i);
         }
         return -EBUSY;
 }
@@ -348,7 +358,7 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                 if (rc)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
                                               "cgroup v1: %s value: %s", ctrl, cgroup_strerror(rc));
-                rc = cgroup_create_cgroup(c, 0);
+                rc = cgroup_create_cgroup(c, 1); /* 1: no chown of every control file */
                 if (rc && !(shared && rc == ECGROUPVALUENOTEXIST))
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
                                               "cgroup v1: creating %s in %s: %s", rel, ctrl,
@@ -424,8 +434,17 @@ int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_c
         return 0;
 }
 
-int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, aidp_error *err)
+int aidp_cgroup_open_fd(const struct aidp_cgroup *cg)
 {
+        if (cg->version != AIDP_CGROUP_V2 || cg->n_dirs == 0)
+                return -1;
+        return open(cg->dirs[0].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_error *err)
+{
+        if (cloned_into && cg->version == AIDP_CGROUP_V2)
+                return 0;
         char v[32];
         snprintf(v, sizeof v, "%d", (int)pid);
         if (cg->version == AIDP_CGROUP_V1) {
@@ -522,8 +541,7 @@ int aidp_cgroup_kill(struct aidp_cgroup *cg)
                 }
                 if (empty)
                         return 0;
-                struct timespec ts = {0, 5 * 1000 * 1000};
-                nanosleep(&ts, NULL);
+                backoff(i);
         }
         return -EBUSY;
 }
@@ -554,8 +572,7 @@ int aidp_cgroup_remove_path(const char *path)
                 write_file(path, "cgroup.kill", "1");
         for (int i = 0; i < 400 && !dir_empty_of_procs(path); i++) {
                 kill_listed(path);
-                struct timespec ts = {0, 5 * 1000 * 1000};
-                nanosleep(&ts, NULL);
+                backoff(i);
         }
         int rc = rmdir_retry(path);
         char parent[PATH_MAX];

@@ -43,8 +43,13 @@ const char *aidp_cgroup_version_name(enum aidp_cgroup_version v);
  * hierarchy root. Nothing is left behind on failure. */
 int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
                        struct aidp_cgroup **out, aidp_error *err);
-/* Move pid into the cgroup (every hierarchy). */
-int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, aidp_error *err);
+/* v2: an O_DIRECTORY fd of the run's cgroup for clone3(CLONE_INTO_CGROUP),
+ * which places the child at fork and skips the costly migration; -1 on v1. */
+int aidp_cgroup_open_fd(const struct aidp_cgroup *cg);
+/* Move pid into the cgroup (every hierarchy). With cloned_into true the
+ * child was created in it by CLONE_INTO_CGROUP and only v1 hierarchies
+ * (none on v2) still need a migration. */
+int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_error *err);
 int aidp_cgroup_stats(struct aidp_cgroup *cg, struct aidp_cgroup_stats *st);
 /* Kill every process in the cgroup and wait (bounded) until it is empty.
  * Returns 0 or -errno. */

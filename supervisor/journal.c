@@ -115,7 +115,9 @@ int aidp_journal_sync(struct aidp_journal *j, aidp_error *err)
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "writing %s", tmp);
         size_t len = strlen(s);
-        if (write(fd, s, len) != (ssize_t)len || fsync(fd) < 0)
+        /* No fsync: the journal only has to survive the supervisor, not the
+         * machine; after a reboot nothing it lists exists any more. */
+        if (write(fd, s, len) != (ssize_t)len)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "writing %s", tmp);
         if (rename(tmp, final) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "renaming %s", tmp);

@@ -24,6 +24,7 @@
 #include "common/cleanup.h"
 #include "supervisor/cgroup.h"
 #include "supervisor/journal.h"
+#include "supervisor/run_lineage.h"
 #include "supervisor/sandbox.h"
 #include "supervisor/seccomp_compile.h"
 #include "supervisor/tmpfs.h"
@@ -53,6 +54,7 @@ struct run {
         char **env;
         size_t n_env;
         struct timespec t0;
+        struct aidp_run_lineage rl;
         struct aidp_inject inject;
         aidp_error collect_err;
         bool collect_failed;
@@ -255,6 +257,9 @@ static int resolve(struct run *r, aidp_error *err)
                 l->wall_seconds = o->timeout_seconds;
         if (o->tmp_bytes)
                 l->tmp_bytes = o->tmp_bytes;
+        for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++)
+                if (o->rlimits[i].set)
+                        l->rlimits[i] = o->rlimits[i];
         if (o->no_cwd)
                 r->profile.bind_cwd = false;
         if (o->cwd)
@@ -310,6 +315,13 @@ static int prepare(struct run *r, aidp_error *err)
         if (rc < 0)
                 return rc;
         r->journal_open = true;
+        /* Where this run's lineage goes, so that gc records an ABORT in the same log
+         * if this supervisor dies before it writes the end record. */
+        aidp_journal_add(&r->journal, "lineage", aidp_run_lineage_path(&r->rl));
+        aidp_journal_add(&r->journal, "job", r->rl.job);
+        rc = aidp_journal_sync(&r->journal, err);
+        if (rc < 0)
+                return rc;
 
         static const char *const devices_allow[] = {
                 "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
@@ -358,13 +370,14 @@ static int prepare(struct run *r, aidp_error *err)
         return aidp_journal_sync(&r->journal, err);
 }
 
-static pid_t clone_sandbox(int *pidfd)
+static pid_t clone_sandbox(int *pidfd, int cgroup_fd)
 {
         struct clone_args ca = {
                 .flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
-                         CLONE_PIDFD,
+                         CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
                 .pidfd = (uint64_t)(uintptr_t)pidfd,
                 .exit_signal = SIGCHLD,
+                .cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
         };
         return (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
 }
@@ -431,7 +444,10 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
                                 .readonly = true};
 
         r->pidfd = -1;
-        pid_t pid = clone_sandbox(&r->pidfd);
+        int cgfd = aidp_cgroup_open_fd(r->cg);
+        pid_t pid = clone_sandbox(&r->pidfd, cgfd);
+        if (cgfd >= 0)
+                close(cgfd);
         if (pid < 0) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "clone3 (namespaces)");
                 goto out;
@@ -454,7 +470,7 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
                 aidp_journal_add_fd(&r->journal, r->tmpfs[i].label, r->tmpfs[i].fd);
         rc = aidp_journal_sync(&r->journal, err);
         if (rc == 0)
-                rc = aidp_cgroup_attach(r->cg, pid, err);
+                rc = aidp_cgroup_attach(r->cg, pid, cgfd >= 0, err);
         if (rc < 0)
                 goto out;
         /* Go: the child is in the run's cgroup; it now builds the sandbox. */
@@ -585,14 +601,16 @@ static int teardown(struct run *r, aidp_error *err)
                 r->res->cpu_usec = st.cpu_usec;
                 if (st.oom_kills > 0)
                         r->res->oom_killed = true;
-                /* 1. every process of the run, pid 1 included */
-                aidp_cgroup_kill(r->cg);
         }
+        /* 1. every process of the run: pid 1 first (its death takes the
+         * whole pid namespace down), then whatever the cgroup still holds */
         if (r->pid1 > 0) {
                 kill(r->pid1, SIGKILL);
                 waitpid(r->pid1, NULL, 0);
                 r->pid1 = 0;
         }
+        if (r->cg)
+                aidp_cgroup_kill(r->cg);
         if (r->pidfd >= 0) {
                 close(r->pidfd);
                 r->pidfd = -1;
@@ -652,85 +670,60 @@ static int teardown(struct run *r, aidp_error *err)
         }
         if (!total->verified && rc == 0)
                 rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "shred not verified: %s", total->first_failure);
-        /* 5. the journal last: while it exists, gc can finish this work */
-        if (r->journal_open) {
-                if (r->journal.lifeline_w >= 0)
-                        close(r->journal.lifeline_w);
-                r->journal.lifeline_w = -1;
-                if (rc == 0)
-                        aidp_journal_remove(&r->journal);
-                else
-                        aidp_journal_close(&r->journal);
-                r->journal_open = false;
-        }
         return rc;
 }
 
-static void run_free(struct run *r)
+/* 5. the journal last, after the end record: while it exists, gc can finish this
+ * work and record the run's ABORT. */
+static void journal_finish(struct run *r, bool done)
 {
-        aidp_inject_free(&r->inject);
-        for (size_t i = 0; i < r->n_env; i++)
-                free(r->env[i]);
-        free(r->env);
-        aidp_bpf_free(&r->bpf);
-        if (r->profile_loaded)
-                aidp_profile_free(&r->profile);
+        if (!r->journal_open)
+                return;
+        if (r->journal.lifeline_w >= 0)
+                close(r->journal.lifeline_w);
+        r->journal.lifeline_w = -1;
+        if (done)
+                aidp_journal_remove(&r->journal);
+        else
+                aidp_journal_close(&r->journal);
+        r->journal_open = false;
 }
 
-int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err)
+/* What teardown will release, named for the shred report in lineage. */
+static size_t removed_list(struct run *r, char **out, size_t max)
 {
-        memset(res, 0, sizeof *res);
-        res->job_status = -1;
-        struct run r = {.o = o, .res = res, .pidfd = -1};
-        clock_gettime(CLOCK_MONOTONIC, &r.t0);
-        r.journal.lifeline_w = -1;
-
-        int rc = resolve(&r, err);
-        if (rc < 0) {
-                run_free(&r);
-                res->exit_status = err->status;
-                return rc;
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_tmpfs && n < max; i++)
+                if (asprintf(&out[n], "tmpfs %s", r->tmpfs[i].label) >= 0)
+                        n++;
+        if (r->cg) {
+                const char *paths[8];
+                size_t np = aidp_cgroup_paths(r->cg, paths, ARRAY_SIZE(paths));
+                for (size_t i = 0; i < np && n < max; i++)
+                        if (asprintf(&out[n], "cgroup %s", paths[i]) >= 0)
+                                n++;
         }
-        /* From here on every exit goes through teardown. Signals are taken
-         * over now so a SIGTERM during prepare still ends in shred. */
-        sigset_t set, old;
-        sigemptyset(&set);
-        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
-                sigaddset(&set, handled[i]);
-        sigprocmask(SIG_BLOCK, &set, &old);
+        if (r->journal_open && n < max && asprintf(&out[n], "journal %s", r->journal.dir) >= 0)
+                n++;
+        return n;
+}
 
-        rc = prepare(&r, err);
-        if (rc == 0) {
-                sigset_t pending;
-                sigpending(&pending);
-                if (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) || sigismember(&pending, SIGHUP))
-                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR, "interrupted before the job started");
-        }
-        if (rc == 0)
-                rc = spawn_and_monitor(&r, &old, err);
-        aidp_error terr = {0};
-        int trc = teardown(&r, &terr);
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        res->wall_seconds = (double)(t1.tv_sec - r.t0.tv_sec) + (double)(t1.tv_nsec - r.t0.tv_nsec) / 1e9;
-        /* Drain signals that arrived during teardown, then restore. */
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&set, NULL, &zero) > 0)
-                ;
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        run_free(&r);
-
+/* The run's result: exit status and error, from the run and its teardown. */
+static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_error *terr)
+{
+        struct aidp_run_result *res = r->res;
         if (rc < 0) {
                 res->exit_status = err->status;
                 return rc;
         }
-        if (r.collect_failed) {
-                *err = r.collect_err;
+        /* Sealing /out failed: the job's results are lost, say so. */
+        if (r->collect_failed) {
+                *err = r->collect_err;
                 res->exit_status = err->status ? err->status : AIDP_EXIT_DATA;
                 return -(err->errnum ? err->errnum : EIO);
         }
         if (trc < 0) {
-                *err = terr;
+                *err = *terr;
                 res->exit_status = AIDP_EXIT_INTERNAL;
                 return trc;
         }
@@ -747,4 +740,94 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         if (res->job_status < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ECHILD, "the sandbox ended without a job status");
         return 0;
+}
+
+static void run_free(struct run *r)
+{
+        aidp_inject_free(&r->inject);
+        for (size_t i = 0; i < r->n_env; i++)
+                free(r->env[i]);
+        free(r->env);
+        aidp_bpf_free(&r->bpf);
+        aidp_run_lineage_close(&r->rl);
+        if (r->profile_loaded)
+                aidp_profile_free(&r->profile);
+}
+
+int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err)
+{
+        memset(res, 0, sizeof *res);
+        res->job_status = -1;
+        struct run r = {.o = o, .res = res, .pidfd = -1};
+        clock_gettime(CLOCK_MONOTONIC, &r.t0);
+        r.journal.lifeline_w = -1;
+
+        int rc = resolve(&r, err);
+        /* 2. START, durable, before anything of the run exists: a run that cannot
+         * be recorded does not start. */
+        if (rc == 0)
+                rc = aidp_run_lineage_start(&r.rl, o, res->run_id, &r.profile, r.uid, r.gid, err);
+        if (rc < 0) {
+                run_free(&r);
+                res->exit_status = err->status;
+                return rc;
+        }
+        /* From here on every exit goes through teardown. Signals are taken
+         * over now so a SIGTERM during prepare still ends in shred. */
+        sigset_t set, old;
+        sigemptyset(&set);
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaddset(&set, handled[i]);
+        sigprocmask(SIG_BLOCK, &set, &old);
+        /* An inherited SIG_IGN (a shell's background job ignores SIGINT and
+         * SIGQUIT) would discard the signal before signalfd sees it. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL}, saved[ARRAY_SIZE(handled)];
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &dfl, &saved[i]);
+
+        rc = prepare(&r, err);
+        if (rc == 0) {
+                sigset_t pending;
+                sigpending(&pending);
+                if (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) || sigismember(&pending, SIGHUP))
+                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR, "interrupted before the job started");
+        }
+        if (rc == 0)
+                rc = spawn_and_monitor(&r, &old, err);
+        char *removed[16];
+        size_t n_removed = removed_list(&r, removed, ARRAY_SIZE(removed));
+        aidp_error terr = {0};
+        int trc = teardown(&r, &terr);
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        res->wall_seconds = (double)(t1.tv_sec - r.t0.tv_sec) + (double)(t1.tv_nsec - r.t0.tv_nsec) / 1e9;
+        rc = outcome(&r, rc, err, trc, &terr);
+        /* 7. the end record, with signals still held so a late SIGTERM cannot cut
+         * it short; then the journal goes. */
+        aidp_error lerr = {0};
+        int lrc = aidp_run_lineage_end(&r.rl, res->run_id, res, rc, err, (const char *const *)removed,
+                                       n_removed, &lerr);
+        journal_finish(&r, trc == 0 && lrc == 0);
+        for (size_t i = 0; i < n_removed; i++)
+                free(removed[i]);
+        /* Drain signals that arrived during teardown, then restore. */
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&set, NULL, &zero) > 0)
+                ;
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &saved[i], NULL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        run_free(&r);
+        if (lrc < 0) {
+                /* The run happened but its end is not on record: say so loudly. The
+                 * journal stays, so the next gc records an ABORT for it. */
+                if (rc == 0) {
+                        *err = lerr;
+                        aidp_error_wrap(err, "the job finished with status %d but", res->exit_status);
+                        res->exit_status = AIDP_EXIT_LINEAGE;
+                        return -EIO;
+                }
+                aidp_error_wrap(err, "%s; the run", lerr.msg);
+        }
+        return rc;
 }

@@ -108,7 +108,7 @@ static pid_t spawn_in_cgroup(int (*fn)(int resfd), int *res)
         close(go[0]);
         close(out[1]);
         aidp_error err = {0};
-        int rc = aidp_cgroup_attach(cg, pid, &err);
+        int rc = aidp_cgroup_attach(cg, pid, false, &err);
         if (rc < 0)
                 kill(pid, SIGKILL);
         cr_assert_eq(rc, 0, "attach: %s", err.msg);

@@ -1,0 +1,140 @@
+#pragma once
+/* The access and residency decision: every input in, allow/deny and an
+ * ordered trail of reasons out. Pure: the caller resolves identity, reads the
+ * files and the clock, looks up time zone offsets, and authenticates the
+ * dataset headers; this code only decides.
+ *
+ * Order of the trail: caller and roles, explicit denies, role grants per
+ * dataset, then per dataset residency, regulation and classification rules,
+ * then the mix of inputs, then the egress allowlist. The run is allowed iff no
+ * reason has result FAIL. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "profiles/profile.h"
+#include "residency/policy.h"
+#include "residency/tags.h"
+
+struct json_object;
+
+struct aidp_caller {
+        const char *user;        /* NULL when the uid has no name: denied */
+        int64_t uid;             /* -1 when unknown; informational */
+        const char *const *groups;
+        size_t n_groups;
+        /* Trusted attributes from the caller of the API (e.g. a scheduler
+         * plugin); they override the access policy's users.NAME.attributes. */
+        const struct aidp_attr *attributes;
+        size_t n_attributes;
+};
+
+/* A zone's offset from UTC at the decision instant (seconds east). */
+struct aidp_zone_offset {
+        const char *zone;
+        long utc_offset;
+};
+
+struct aidp_policy_time {
+        int64_t epoch;           /* seconds since 1970-01-01T00:00:00Z */
+        /* Every zone of aidp_residency_access_time_zones() resolved for epoch;
+         * a missing zone fails its window (UTC needs no entry). */
+        const struct aidp_zone_offset *zones;
+        size_t n_zones;
+};
+
+/* The profile properties the policy looks at. */
+struct aidp_policy_profile {
+        const char *name;
+        enum aidp_net_mode network;
+        const struct aidp_egress_rule *egress;
+        size_t n_egress;
+};
+
+struct aidp_decision_request {
+        struct aidp_caller caller;
+        enum aidp_policy_op op;
+        const struct aidp_policy_profile *profile; /* NULL for seal/unseal/inspect/... */
+        const struct aidp_dataset_facts *datasets; /* authenticated header facts */
+        size_t n_datasets;
+        const struct aidp_host_identity *host;      /* NULL: none installed */
+        const struct aidp_residency_policy *residency; /* NULL: none installed */
+        const struct aidp_access_policy *access;    /* NULL: none installed -> deny */
+        struct aidp_policy_time time;
+};
+
+enum aidp_reason_result {
+        AIDP_REASON_PASS,        /* a rule was checked and holds */
+        AIDP_REASON_FAIL,        /* a rule was checked and fails: the run is denied */
+        AIDP_REASON_INFO,        /* context, or an egress rule dropped */
+        AIDP_REASON_RESULT_MAX
+};
+
+enum aidp_reason_check {
+        AIDP_CHECK_ACCESS,       /* caller, roles, grants */
+        AIDP_CHECK_DENY,         /* explicit deny rules */
+        AIDP_CHECK_RESIDENCY,    /* residency tag vs host region/jurisdiction */
+        AIDP_CHECK_REGULATION,   /* regulation tag vs host zones */
+        AIDP_CHECK_CLASSIFICATION, /* classification vs host zones / profile */
+        AIDP_CHECK_MIX,          /* do the inputs' residency sets intersect */
+        AIDP_CHECK_EGRESS,       /* egress allowlist restricted to allowed regions */
+        AIDP_CHECK_MAX
+};
+
+struct aidp_reason {
+        enum aidp_reason_result result;
+        enum aidp_reason_check check;
+        char *rule;              /* "roles.trainer", "deny.freeze", "residency.eu", "default" */
+        char *source;            /* "access.yaml:12"; NULL when not from a file */
+        char *dataset;           /* NULL when not about one dataset */
+        char *attribute;         /* "operation", "region", "clearance", ...; may be NULL */
+        char *message;           /* one human sentence */
+};
+
+struct aidp_decision {
+        bool allow;
+        /* A summary of the request, so the decision stands alone in lineage. */
+        enum aidp_policy_op op;
+        char *user;
+        int64_t uid;
+        char **groups;
+        size_t n_groups;
+        char *profile;
+        char *host_node;
+        char *host_region;
+        int64_t epoch;
+        struct aidp_dataset_facts *datasets;
+        size_t n_datasets;
+
+        struct aidp_reason *reasons;
+        size_t n_reasons;
+        /* Parallel to request.profile->egress: false = dropped from the allowlist. */
+        bool *egress_keep;
+        size_t n_egress;
+        /* What the run's outputs inherit from its inputs. */
+        struct aidp_data_tags outputs;
+};
+
+/* Decide. Returns 0 with *ret filled (allow or deny), or < 0 only when memory
+ * runs out (err says so; nothing is allocated). */
+int aidp_residency_decide(const struct aidp_decision_request *req, struct aidp_decision *ret,
+                          aidp_error *err);
+void aidp_residency_decision_free(struct aidp_decision *d);
+
+/* The first FAIL reason, or NULL when the decision allows. */
+const struct aidp_reason *aidp_residency_decision_first_failure(const struct aidp_decision *d);
+/* For a denial: fill err (status AIDP_EXIT_DENIED) with a message naming the
+ * rule, the dataset and the attribute of the first failure; returns -EACCES.
+ * Returns 0 and leaves err alone when the decision allows. */
+int aidp_residency_decision_to_error(const struct aidp_decision *d, aidp_error *err);
+/* The decision for lineage; NULL on allocation failure. */
+struct json_object *aidp_residency_decision_to_json(const struct aidp_decision *d);
+/* The decision for a human, one reason per line; NULL on allocation failure. */
+char *aidp_residency_decision_to_text(const struct aidp_decision *d);
+
+const char *aidp_residency_check_name(enum aidp_reason_check c);
+const char *aidp_residency_result_name(enum aidp_reason_result r);
+
+/* The profile view of an effective profile (borrows its strings). */
+void aidp_residency_profile_view(const struct aidp_profile *p, struct aidp_policy_profile *ret);

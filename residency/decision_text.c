@@ -1,0 +1,85 @@
+/* The decision for a human: a header line, one line per reason, and what
+ * the outputs inherit. Built in memory; the caller prints it. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/cleanup.h"
+#include "residency/decide.h"
+#include "residency/decide_internal.h"
+
+static const char *result_label(enum aidp_reason_result r)
+{
+        switch (r) {
+        case AIDP_REASON_PASS:
+                return "pass";
+        case AIDP_REASON_FAIL:
+                return "FAIL";
+        case AIDP_REASON_INFO:
+                return "info";
+        case AIDP_REASON_RESULT_MAX:
+                break;
+        }
+        return "?";
+}
+
+char *aidp_residency_decision_to_text(const struct aidp_decision *d)
+{
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        if (!f)
+                return NULL;
+        char list[512];
+        fprintf(f, "%s: %s by user %s", d->allow ? "ALLOW" : "DENY", aidp_residency_op_name(d->op),
+                d->user ? d->user : "(unknown)");
+        if (d->uid >= 0)
+                fprintf(f, " (uid %lld)", (long long)d->uid);
+        if (d->profile)
+                fprintf(f, " with profile %s", d->profile);
+        if (d->host_region)
+                fprintf(f, " on %s (region %s)", d->host_node ? d->host_node : "this host",
+                        d->host_region);
+        fprintf(f, "\n");
+        for (size_t i = 0; i < d->n_datasets; i++) {
+                const struct aidp_dataset_facts *ds = &d->datasets[i];
+                fprintf(f, "  input %s%s%s: %s", ds->name, ds->version ? "@" : "",
+                        ds->version ? ds->version : "",
+                        aidp_residency_classification_name(ds->tags.classification));
+                if (ds->tags.n_residency)
+                        fprintf(f, ", residency [%s]",
+                                aidp_residency_join(list, sizeof list, ds->tags.residency,
+                                                    ds->tags.n_residency));
+                if (ds->tags.n_regulations)
+                        fprintf(f, ", regulations [%s]",
+                                aidp_residency_join(list, sizeof list, ds->tags.regulations,
+                                                    ds->tags.n_regulations));
+                fprintf(f, "\n");
+        }
+        for (size_t i = 0; i < d->n_reasons; i++) {
+                const struct aidp_reason *r = &d->reasons[i];
+                fprintf(f, "  %-4s %-14s %s", result_label(r->result),
+                        aidp_residency_check_name(r->check), r->rule ? r->rule : "-");
+                if (r->source)
+                        fprintf(f, " [%s]", r->source);
+                if (r->dataset)
+                        fprintf(f, " dataset %s", r->dataset);
+                if (r->attribute)
+                        fprintf(f, " (%s)", r->attribute);
+                fprintf(f, ": %s\n", r->message);
+        }
+        if (d->n_datasets) {
+                fprintf(f, "  outputs inherit: %s",
+                        aidp_residency_classification_name(d->outputs.classification));
+                fprintf(f, ", residency [%s]",
+                        aidp_residency_join(list, sizeof list, d->outputs.residency,
+                                            d->outputs.n_residency));
+                fprintf(f, ", regulations [%s]\n",
+                        aidp_residency_join(list, sizeof list, d->outputs.regulations,
+                                            d->outputs.n_regulations));
+        }
+        if (fclose(f) != 0) {
+                free(buf);
+                return NULL;
+        }
+        return buf;
+}

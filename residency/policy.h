@@ -1,0 +1,239 @@
+#pragma once
+/* Host identity, residency rules and access rules: the models and their YAML
+ * parsers. Pure: buffers in, structs out; no syscalls, no printing, no globals.
+ * The file formats are documented in docs/policy.md.
+ *
+ * Every file starts with `apiVersion: aidp/v1` and a `kind:` naming what it
+ * holds; aidp_residency_parse() dispatches on it. Errors carry
+ * file:line:col and the key path; unknown keys are errors. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "profiles/profile.h"
+#include "residency/tags.h"
+
+#define AIDP_POLICY_API_VERSION "aidp/v1"
+#define AIDP_POLICY_INPUT_MAX (4u << 20) /* bytes of one policy file */
+
+/* /etc/aidp/host.yaml: where this node is and what it is certified for. */
+struct aidp_host_identity {
+        char *source;            /* file it came from */
+        char *node;              /* node name; NULL when not given */
+        char *region;            /* e.g. "eu-west-1" */
+        char *jurisdiction;      /* e.g. "EU"; NULL when not given */
+        char **zones;            /* compliance zones, e.g. "hipaa", "gdpr" */
+        size_t n_zones;
+};
+
+/* Where a rule was written, for decision reasons. */
+struct aidp_rule_loc {
+        const char *file;        /* points into the owning policy's source */
+        unsigned line;
+};
+
+/* residency: TAG -> the regions (and optionally jurisdictions) data tagged
+ * TAG may be processed in. A region pattern is a region name or a prefix
+ * ending in '*' ("eu-*"), so two patterns' overlap is decidable. */
+struct aidp_residency_rule {
+        char *tag;
+        char **regions;
+        size_t n_regions;
+        char **jurisdictions;    /* empty: any jurisdiction */
+        size_t n_jurisdictions;
+        struct aidp_rule_loc loc;
+};
+
+/* regulations: TAG -> compliance zones the host must hold. */
+struct aidp_regulation_rule {
+        char *tag;
+        char **zones;
+        size_t n_zones;
+        struct aidp_rule_loc loc;
+};
+
+/* classifications: LEVEL -> host zones and profile properties required for
+ * data at LEVEL or above (a rule for `restricted` also binds `regulated`). */
+struct aidp_classification_rule {
+        enum aidp_classification level;
+        char **zones;
+        size_t n_zones;
+        bool require_network;
+        enum aidp_net_mode network;
+        struct aidp_rule_loc loc;
+};
+
+enum aidp_egress_untagged {
+        AIDP_EGRESS_UNTAGGED_DROP, /* default: a rule of unknown location leaves */
+        AIDP_EGRESS_UNTAGGED_KEEP,
+        AIDP_EGRESS_UNTAGGED_MAX
+};
+
+enum aidp_egress_out_of_region {
+        AIDP_EGRESS_OOR_DROP,    /* default: the rule is removed, the run goes on */
+        AIDP_EGRESS_OOR_DENY,    /* the run is refused */
+        AIDP_EGRESS_OOR_MAX
+};
+
+struct aidp_residency_policy {
+        char *source;
+        char *name;              /* metadata.name, NULL when not given */
+        struct aidp_residency_rule *residency;
+        size_t n_residency;
+        struct aidp_regulation_rule *regulations;
+        size_t n_regulations;
+        struct aidp_classification_rule *classifications;
+        size_t n_classifications;
+        enum aidp_egress_untagged egress_untagged;
+        enum aidp_egress_out_of_region egress_out_of_region;
+        struct aidp_rule_loc egress_loc;
+};
+
+enum aidp_policy_op {
+        AIDP_OP_RUN,
+        AIDP_OP_SEAL,
+        AIDP_OP_UNSEAL,
+        AIDP_OP_INSPECT,
+        AIDP_OP_LINEAGE_READ,
+        AIDP_OP_MAX
+};
+
+struct aidp_attr {
+        char *name;
+        char *value;
+};
+
+/* A time window: on `days` (bit 0 = Sunday ... bit 6 = Saturday), from
+ * `start` to `end` minutes after local midnight in `zone` (end exclusive).
+ * start > end crosses midnight and belongs to the day it starts on. */
+struct aidp_time_window {
+        uint8_t days;
+        uint16_t start, end;     /* 0..1440 */
+        char *zone;              /* IANA name, "UTC" by default */
+};
+
+/* The user must hold `name` with one of `values`. */
+struct aidp_attr_req {
+        char *name;
+        char **values;
+        size_t n_values;
+};
+
+struct aidp_role {
+        char *name;
+        unsigned ops;            /* bit (1u << aidp_policy_op) */
+        char **profiles;         /* fnmatch patterns; empty grants no profile */
+        size_t n_profiles;
+        char **datasets;         /* fnmatch patterns on NAME or NAME@VERSION */
+        size_t n_datasets;
+        enum aidp_classification max_classification; /* default public */
+        struct aidp_time_window *windows; /* empty: any time */
+        size_t n_windows;
+        struct aidp_attr_req *require;
+        size_t n_require;
+        struct aidp_rule_loc loc;
+};
+
+/* users.NAME / groups.NAME: roles held and (users only) attributes. */
+struct aidp_subject {
+        char *name;
+        char **roles;
+        size_t n_roles;
+        struct aidp_attr *attrs;
+        size_t n_attrs;
+        struct aidp_rule_loc loc;
+};
+
+/* An explicit deny: matches when every condition given matches; it overrides
+ * any role. Empty conditions match everything. */
+struct aidp_deny_rule {
+        char *name;
+        char **users;            /* fnmatch patterns on the user name */
+        size_t n_users;
+        char **groups;           /* exact group names */
+        size_t n_groups;
+        unsigned ops;            /* 0: every operation */
+        char **profiles;
+        size_t n_profiles;
+        char **datasets;
+        size_t n_datasets;
+        bool has_min_classification;
+        enum aidp_classification min_classification;
+        struct aidp_time_window *windows;
+        size_t n_windows;
+        struct aidp_rule_loc loc;
+};
+
+struct aidp_access_policy {
+        char *source;
+        char *name;
+        struct aidp_subject *users;
+        size_t n_users;
+        struct aidp_subject *groups;
+        size_t n_groups;
+        struct aidp_role *roles;
+        size_t n_roles;
+        struct aidp_deny_rule *deny;
+        size_t n_deny;
+};
+
+enum aidp_policy_kind {
+        AIDP_POLICY_HOST,        /* kind: HostIdentity */
+        AIDP_POLICY_RESIDENCY,   /* kind: ResidencyPolicy */
+        AIDP_POLICY_ACCESS,      /* kind: AccessPolicy */
+        AIDP_POLICY_DATASET,     /* kind: DatasetFacts (explain, tests) */
+        AIDP_POLICY_KIND_MAX
+};
+
+struct aidp_policy_doc {
+        enum aidp_policy_kind kind;
+        union {
+                struct aidp_host_identity host;
+                struct aidp_residency_policy residency;
+                struct aidp_access_policy access;
+                struct aidp_dataset_facts dataset;
+        };
+};
+
+/* Parse one file's contents; `file` names it in errors and reasons. On error
+ * nothing is allocated and err->status is AIDP_EXIT_CONFIG (or
+ * AIDP_EXIT_INTERNAL on allocation failure). */
+int aidp_residency_parse(const char *buf, size_t len, const char *file,
+                         struct aidp_policy_doc *ret, aidp_error *err);
+void aidp_residency_doc_free(struct aidp_policy_doc *doc);
+/* Like aidp_residency_parse(), but a different kind is an error. */
+int aidp_residency_parse_host(const char *buf, size_t len, const char *file,
+                              struct aidp_host_identity *ret, aidp_error *err);
+int aidp_residency_parse_residency(const char *buf, size_t len, const char *file,
+                                   struct aidp_residency_policy *ret, aidp_error *err);
+int aidp_residency_parse_access(const char *buf, size_t len, const char *file,
+                                struct aidp_access_policy *ret, aidp_error *err);
+int aidp_residency_parse_dataset(const char *buf, size_t len, const char *file,
+                                 struct aidp_dataset_facts *ret, aidp_error *err);
+
+void aidp_residency_host_free(struct aidp_host_identity *h);
+void aidp_residency_policy_free(struct aidp_residency_policy *p);
+void aidp_residency_access_free(struct aidp_access_policy *p);
+
+const char *aidp_residency_kind_name(enum aidp_policy_kind k);
+const char *aidp_residency_op_name(enum aidp_policy_op op);
+int aidp_residency_op_parse(const char *name, enum aidp_policy_op *ret);
+
+/* The IANA time zones the access policy's windows use (borrowed strings,
+ * unique, "UTC" excluded since it needs no conversion). The caller resolves
+ * their UTC offsets; see supervisor/policy_clock.c. */
+int aidp_residency_access_time_zones(const struct aidp_access_policy *p, const char ***ret,
+                                     size_t *ret_n);
+
+/* Syntax checks shared by the parsers and the decision (pure). */
+bool aidp_residency_region_pattern_valid(const char *pattern);
+bool aidp_residency_region_match(const char *pattern, const char *region);
+bool aidp_residency_zone_name_valid(const char *tz);
+
+/* Local weekday (0 = Sunday) and minute of the day of an instant, given the
+ * zone's UTC offset at that instant (seconds east of UTC). */
+void aidp_residency_local_time(int64_t epoch, long utc_offset, int *wday, int *minute);
+/* Whether local (wday, minute) lies in the window (its zone already applied). */
+bool aidp_residency_window_contains(const struct aidp_time_window *win, int wday, int minute);
+const char *aidp_residency_day_name(int wday);

@@ -1,0 +1,34 @@
+#pragma once
+/* Who is asking: the identity the access policy decides on.
+ *
+ * Precedence (docs/policy.md): when the supervisor's real uid is not 0 the
+ * caller is that uid and the environment is not trusted. As root: --user
+ * when root runs the supervisor directly (not through sudo for another
+ * user); else SUDO_UID (sudo); else the scheduler's job user (SLURM_JOB_UID,
+ * cross-checked with SLURM_JOB_USER); else root itself. Groups come from the
+ * system user database (getpwuid_r/getgrouplist), never from the caller. */
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+struct aidp_caller;
+
+struct aidp_caller_identity {
+        char *user;              /* NULL when the uid has no passwd entry */
+        uid_t uid;
+        gid_t gid;
+        char **groups;           /* group names (NULL-terminated); numeric when unnamed */
+        size_t n_groups;
+        const char *source;      /* "--user", "SUDO_UID", "SLURM_JOB_UID", "uid" */
+};
+
+/* Resolve from the option, the real uid and an environment (normally
+ * `environ`; tests pass their own). Errors: AIDP_EXIT_USAGE for a --user that
+ * may not be used or names nobody, AIDP_EXIT_DENIED for inconsistent
+ * scheduler variables. */
+int aidp_caller_resolve(const char *opt_user, uid_t real_uid, char *const *envp,
+                        struct aidp_caller_identity *ret, aidp_error *err);
+void aidp_caller_free(struct aidp_caller_identity *c);
+/* The decision's view of the identity (borrows its strings). */
+void aidp_caller_view(const struct aidp_caller_identity *c, struct aidp_caller *ret);

@@ -1,0 +1,26 @@
+#pragma once
+/* UTC offsets of the access policy's time zones at one instant, from the
+ * system tz database (glibc's localtime_r under TZ). The pure decision takes
+ * them as input; see residency/decide.h. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "residency/decide.h"
+#include "residency/policy.h"
+
+struct aidp_policy_clock {
+        struct aidp_zone_offset *zones; /* zone strings borrowed from the policy */
+        size_t n_zones;
+};
+
+/* Resolve every zone the policy names for `epoch`. A zone missing from the tz
+ * database (TZDIR, else /usr/share/zoneinfo) is a configuration error rather
+ * than glibc's silent fallback to UTC. Not thread-safe: it sets TZ for the
+ * duration of the call, and restores it. */
+int aidp_policy_clock_resolve(const struct aidp_access_policy *ap, int64_t epoch,
+                              struct aidp_policy_clock *ret, aidp_error *err);
+void aidp_policy_clock_free(struct aidp_policy_clock *c);
+/* Fill the decision's time input from a resolved clock (borrows). */
+void aidp_policy_clock_view(const struct aidp_policy_clock *c, int64_t epoch,
+                            struct aidp_policy_time *ret);

@@ -1,0 +1,49 @@
+#pragma once
+/* Reading the policy files: host identity, residency and access policies.
+ *
+ * Default locations (docs/policy.md): /etc/aidp/host.yaml,
+ * /etc/aidp/residency.yaml, /etc/aidp/access.yaml. The directory can be
+ * changed with `dir` or, where trusted, the AIDP_POLICY_DIR environment
+ * variable; explicit files replace the default of their kind. A default file
+ * that does not exist is simply not loaded, and the decision then denies what
+ * it would have had to allow (default deny). */
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/error.h"
+#include "residency/policy.h"
+
+#define AIDP_POLICY_DIR_DEFAULT "/etc/aidp"
+#define AIDP_POLICY_DIR_ENV "AIDP_POLICY_DIR"
+
+struct aidp_policy_sources {
+        const char *dir;         /* NULL: $AIDP_POLICY_DIR when trust_env, else /etc/aidp */
+        const char *host;        /* NULL: DIR/host.yaml when it exists */
+        const char *const *files; /* more files; each one's `kind:` says what it is */
+        size_t n_files;
+        bool trust_env;          /* honour AIDP_POLICY_DIR */
+        /* Refuse files (and their directory) that someone other than root could
+         * write: the supervisor must not take policy from the caller. */
+        bool require_root_owned;
+};
+
+struct aidp_policy_set {
+        struct aidp_host_identity *host;          /* NULL when none */
+        struct aidp_residency_policy *residency;  /* NULL when none */
+        struct aidp_access_policy *access;        /* NULL when none */
+};
+
+int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_policy_set *ret,
+                         aidp_error *err);
+void aidp_policy_set_free(struct aidp_policy_set *s);
+
+/* Read a whole policy-sized file (at most AIDP_POLICY_INPUT_MAX bytes). */
+int aidp_policy_read_file(const char *path, bool require_root_owned, char **ret_buf,
+                          size_t *ret_len, aidp_error *err);
+
+/* The authenticated header facts of one input. This is the single place that
+ * turns a --data argument into facts: today it reads a DatasetFacts YAML file;
+ * with the sealed-data format merged it reads and authenticates the sealed
+ * header instead (no decryption). */
+int aidp_policy_dataset_facts_load(const char *path, struct aidp_dataset_facts *ret,
+                                   aidp_error *err);
