@@ -628,7 +628,8 @@ static int teardown(struct run *r, aidp_error *err)
                                 snprintf(owner, sizeof owner, "%s", pw.pw_name);
                         else
                                 snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
-                        if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->o->output_dir,
+                        if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->tmpfs[i].size,
+                                                r->o->output_dir,
                                                 r->res->run_id, r->o->output_key_id, owner,
                                                 &r->res->output, &r->collect_err) < 0)
                                 r->collect_failed = true;
