@@ -59,9 +59,10 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
         struct aidp_lineage_options lo = {.path = o->lineage_path, .create_key = true};
         int r = aidp_lineage_open(&rl->lg, &lo, err);
         if (r < 0)
-                return aidp_error_wrap(err, "lineage: the run cannot be recorded, so it does not start");
+                return aidp_error_wrap(err,
+                                       "lineage: the run cannot be recorded, so it does not start");
         _cleanup_(json_object_putp) json_object *ev =
-                new_event(AIDP_LINEAGE_START, run_id, rl->job);
+            new_event(AIDP_LINEAGE_START, run_id, rl->job);
         if (!ev)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         /* Who asked: the identity behind sudo or the scheduler, as the access policy
@@ -130,12 +131,12 @@ static void set_shred(json_object *ev, const struct aidp_shred_report *s, bool s
                       const char *const *removed, size_t nremoved)
 {
         struct aidp_lineage_shred ls = {
-                .files = s->files,
-                .bytes = s->bytes,
-                .verified = shredded && s->verified,
-                .duration_usec = (uint64_t)(s->seconds * 1e6),
-                .removed = removed,
-                .nremoved = nremoved,
+            .files = s->files,
+            .bytes = s->bytes,
+            .verified = shredded && s->verified,
+            .duration_usec = (uint64_t)(s->seconds * 1e6),
+            .removed = removed,
+            .nremoved = nremoved,
         };
         aidp_lineage_set_shred(ev, &ls);
         json_object *f = aidp_lineage_run_facet(ev, "aidp_shred");
@@ -164,9 +165,9 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
         json_object_object_add(aidp_lineage_run_facet(ev, "aidp_exit"), "started",
                                json_object_new_boolean(res->started));
         struct aidp_lineage_resources rs = {
-                .peak_memory_bytes = res->memory_peak_bytes,
-                .cpu_usec = res->cpu_usec,
-                .wall_usec = (uint64_t)(res->wall_seconds * 1e6),
+            .peak_memory_bytes = res->memory_peak_bytes,
+            .cpu_usec = res->cpu_usec,
+            .wall_usec = (uint64_t)(res->wall_seconds * 1e6),
         };
         aidp_lineage_set_resources(ev, &rs);
         set_shred(ev, &res->shred, true, removed, nremoved);

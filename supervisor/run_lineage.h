@@ -18,7 +18,7 @@ struct aidp_lineage;
 
 struct aidp_run_lineage {
         struct aidp_lineage *lg;
-        char job[128];       /* job.name: the command's base name */
+        char job[128]; /* job.name: the command's base name */
 };
 
 /* Open the store (creating the host key on first use) and append START. */
