@@ -219,7 +219,16 @@ int aidp_profile_diff(const struct aidp_profile *a, const struct aidp_profile *b
         limit(&c, "limits.tmpfs./tmp", la->tmp_bytes, lb->tmp_bytes, true, false);
         limit(&c, "limits.tmpfs./scratch", la->scratch_bytes, lb->scratch_bytes, true, false);
         limit(&c, "limits.tmpfs./out", la->out_bytes, lb->out_bytes, true, false);
-        limit(&c, "limits.tmpfs./data", la->data_bytes, lb->data_bytes, true, true);
+        if (la->data_bytes != lb->data_bytes) {
+                /* 0 is "sized from the inputs": neither looser nor tighter. */
+                char sa[64] = "auto", sb[64] = "auto";
+                if (la->data_bytes)
+                        aidp_profiles_fmt_size(sa, sizeof sa, la->data_bytes);
+                if (lb->data_bytes)
+                        aidp_profiles_fmt_size(sb, sizeof sb, lb->data_bytes);
+                line(&c, la->data_bytes && lb->data_bytes ? (lb->data_bytes > la->data_bytes ? LOOSEN : TIGHTEN) : CHANGE,
+                     "limits.tmpfs./data", sa, sb);
+        }
         for (int r = 0; r < AIDP_RLIMIT_SLOTS; r++) {
                 const struct aidp_rlimit *ra = &la->rlimits[r], *rb = &lb->rlimits[r];
                 char k[64];

@@ -280,13 +280,18 @@ static int expect_list(struct loader *ld, ytree *t, ynode *n, const char *path, 
         return 0;
 }
 
+/* One loop level only, so that `break` inside leaves the whole list: the
+ * caller declares `item` (a nested one-pass loop would swallow the break). */
+#define SEQ_LEN(seq) ((size_t)((seq)->data.sequence.items.top - (seq)->data.sequence.items.start))
 #define FOREACH_ITEM(t, seq, i, item)                                                             \
-        for (size_t i = 0; i < (size_t)((seq)->data.sequence.items.top - (seq)->data.sequence.items.start); i++) \
-                for (ynode *item = aidp_profiles_yaml_node((t), (seq)->data.sequence.items.start[i]); item; item = NULL)
+        for (size_t i = 0; i < SEQ_LEN(seq) &&                                                    \
+                           ((item) = aidp_profiles_yaml_node((t), (seq)->data.sequence.items.start[i])); i++)
 
 #define FOREACH_PAIR(t, map, k, v)                                                                \
-        for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start; _p < (map)->data.mapping.pairs.top; _p++) \
-                for (ynode *k = aidp_profiles_yaml_node((t), _p->key), *v = aidp_profiles_yaml_node((t), _p->value); k; k = NULL, (void)v)
+        for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start;                              \
+             _p < (map)->data.mapping.pairs.top && ((k) = aidp_profiles_yaml_node((t), _p->key)) && \
+             ((v) = aidp_profiles_yaml_node((t), _p->value));                                     \
+             _p++)
 
 /* ---------- phase 1: read the extends graph ---------- */
 
@@ -338,6 +343,18 @@ static int read_ref(struct loader *ld, const char *ref, const char *basedir, cha
 
 static int load_layer(struct loader *ld, const char *source, const char *buf, size_t len);
 
+static int cycle_err(struct loader *ld, ytree *t, ynode *n, const char *path, size_t from, const char *source)
+{
+        char chain[2048] = "";
+        size_t used = 0;
+        for (size_t j = from; j < ld->depth; j++) {
+                int w = snprintf(chain + used, sizeof chain - used, "%s -> ", ld->stack[j]);
+                if (w > 0 && (size_t)w < sizeof chain - used)
+                        used += (size_t)w;
+        }
+        return YERR(t, n, path, "extends cycle: %s%s", chain, source);
+}
+
 static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, const char *basedir)
 {
         const char *ref;
@@ -347,6 +364,21 @@ static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, 
         char tried[2048];
         _cleanup_free_ char *source = NULL, *buf = NULL;
         size_t len = 0;
+        if (is_path_ref(ref)) {
+                /* A path names its file before it is read: catch a cycle
+                 * through a file that is not readable by name (a buffer). */
+                char joined[4096];
+                if (ref[0] == '/')
+                        PATHF(joined, "%s", ref);
+                else
+                        PATHF(joined, "%s/%s", basedir, ref);
+                _cleanup_free_ char *np = normpath(joined);
+                if (!np)
+                        return oom(ld->err);
+                for (size_t i = 0; i < ld->depth; i++)
+                        if (!strcmp(ld->stack[i], np))
+                                return cycle_err(ld, t, n, path, i, np);
+        }
         aidp_error sub = {0};
         aidp_error *saved = ld->err;
         ld->err = &sub;
@@ -363,16 +395,8 @@ static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, 
                                        (unsigned)n->start_mark.column + 1, path);
         }
         for (size_t i = 0; i < ld->depth; i++)
-                if (!strcmp(ld->stack[i], source)) {
-                        char chain[2048] = "";
-                        size_t used = 0;
-                        for (size_t j = i; j < ld->depth; j++) {
-                                int w = snprintf(chain + used, sizeof chain - used, "%s -> ", ld->stack[j]);
-                                if (w > 0 && (size_t)w < sizeof chain - used)
-                                        used += (size_t)w;
-                        }
-                        return YERR(t, n, path, "extends cycle: %s%s", chain, source);
-                }
+                if (!strcmp(ld->stack[i], source))
+                        return cycle_err(ld, t, n, path, i, source);
         for (size_t i = 0; i < ld->n_layers; i++)
                 if (!strcmp(ld->layers[i].source, source))
                         return 0; /* already merged (diamond): once is enough */
@@ -468,11 +492,14 @@ static int load_layer(struct loader *ld, const char *source, const char *buf, si
                 if (ext->type == YAML_SCALAR_NODE) {
                         rc = load_parent(ld, t, ext, "extends", dir);
                 } else if ((rc = expect_list(ld, t, ext, "extends", "a profile name, path or a list of them")) == 0) {
+                        {
+                        ynode *item;
                         FOREACH_ITEM(t, ext, i, item) {
                                 char path[64];
                                 PATHF(path, "extends[%zu]", i);
                                 if ((rc = load_parent(ld, t, item, path, dir)) < 0)
                                         break;
+                        }
                         }
                 }
                 ld->depth--;
@@ -519,6 +546,8 @@ static int apply_rlimits(struct loader *ld, ytree *t, ynode *map, struct aidp_pr
         int rc = aidp_profiles_yaml_expect(t, map, YAML_MAPPING_NODE, "limits.rlimits", "a mapping of rlimit name to value", ld->err);
         if (rc < 0)
                 return rc;
+        {
+        ynode *k, *v;
         FOREACH_PAIR(t, map, k, v) {
                 const char *name = aidp_profiles_yaml_str(k);
                 char path[128];
@@ -555,6 +584,7 @@ static int apply_rlimits(struct loader *ld, ytree *t, ynode *map, struct aidp_pr
                 }
                 p->limits.rlimits[r] = rl;
                 origin_set(ld, t, k, "rlimit:%d", r);
+        }
         }
         return 0;
 }
@@ -657,6 +687,8 @@ static int apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_p
         if ((v = aidp_profiles_yaml_get(t, n, "masked", NULL))) {
                 if ((rc = expect_list(ld, t, v, "filesystem.masked", "a list of absolute paths")) < 0)
                         return rc;
+                {
+                ynode *item;
                 FOREACH_ITEM(t, v, i, item) {
                         char path[64];
                         const char *s;
@@ -668,10 +700,13 @@ static int apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_p
                         if (!has_str(p->masked, p->n_masked, s) && push_str(&p->masked, &p->n_masked, s) < 0)
                                 return oom(ld->err);
                 }
+                }
         }
         if ((v = aidp_profiles_yaml_get(t, n, "binds", NULL))) {
                 if ((rc = expect_list(ld, t, v, "filesystem.binds", "a list of {source, target, writable}")) < 0)
                         return rc;
+                {
+                ynode *item;
                 FOREACH_ITEM(t, v, i, item) {
                         char path[64], sp[96];
                         PATHF(path, "filesystem.binds[%zu]", i);
@@ -720,6 +755,7 @@ static int apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_p
                         b->writable = writable;
                         origin_set(ld, t, item, "bind:%s", dst);
                 }
+                }
         }
         return 0;
 }
@@ -729,6 +765,8 @@ static int apply_devices(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
         int rc = expect_list(ld, t, n, "devices", "a list of device paths or {path, optional}");
         if (rc < 0)
                 return rc;
+        {
+        ynode *item;
         FOREACH_ITEM(t, n, i, item) {
                 char path[64], pp[80];
                 PATHF(path, "devices[%zu]", i);
@@ -770,6 +808,7 @@ static int apply_devices(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                 }
                 d->optional = optional;
                 origin_set(ld, t, pn, "device:%s", dev);
+        }
         }
         return 0;
 }
@@ -838,6 +877,8 @@ static int apply_caps(struct loader *ld, ytree *t, ynode *n, struct aidp_profile
         int rc = expect_list(ld, t, n, "capabilities", "a list of capability names such as CAP_NET_BIND_SERVICE");
         if (rc < 0)
                 return rc;
+        {
+        ynode *item;
         FOREACH_ITEM(t, n, i, item) {
                 char path[64], canon[64];
                 const char *s;
@@ -850,6 +891,7 @@ static int apply_caps(struct loader *ld, ytree *t, ynode *n, struct aidp_profile
                     push_str(&p->capabilities, &p->n_capabilities, canon) < 0)
                         return oom(ld->err);
                 origin_set(ld, t, item, "cap:%s", canon);
+        }
         }
         return 0;
 }
@@ -979,6 +1021,8 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
         out->name_nodes = calloc(cnt, sizeof(ynode *));
         if (!out->r.names || !out->name_nodes)
                 return oom(ld->err);
+        {
+        ynode *item;
         FOREACH_ITEM(t, nn, i, item) {
                 char ip[192];
                 PATHF(ip, "%s[%zu]", p, i);
@@ -1003,6 +1047,7 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                         return oom(ld->err);
                 out->name_nodes[out->r.n_names++] = item;
         }
+        }
         ynode *args = aidp_profiles_yaml_get(t, n, "args", NULL);
         if (args) {
                 PATHF(p, "%s.args", path);
@@ -1014,6 +1059,8 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                 out->r.args = calloc(na ? na : 1, sizeof *out->r.args);
                 if (!out->r.args)
                         return oom(ld->err);
+                {
+                ynode *item;
                 FOREACH_ITEM(t, args, i, item) {
                         char ip[192];
                         PATHF(ip, "%s[%zu]", p, i);
@@ -1023,6 +1070,7 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                                 if (out->r.args[j].index == out->r.args[i].index)
                                         return YERR(t, item, ip, "found a second condition on arg%u, expected one condition per argument (write two rules to OR them)", out->r.args[i].index);
                         out->r.n_args = i + 1;
+                }
                 }
         }
         return 0;
@@ -1139,6 +1187,8 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                 if (!rs)
                         return oom(ld->err);
                 size_t nr = 0;
+                {
+                ynode *item;
                 FOREACH_ITEM(t, sn, i, item) {
                         char path[64];
                         PATHF(path, "seccomp.syscalls[%zu]", i);
@@ -1147,6 +1197,7 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                 break;
                         if (!rs[nr - 1].r.n_names) /* only other arches' names */
                                 sc_rule_clear(&rs[--nr]);
+                }
                 }
                 /* Contradictions inside this file, reported where written. */
                 for (size_t i = 0; rc == 0 && i < nr; i++) {
@@ -1397,6 +1448,8 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
                 return rc;
         if (ports->data.sequence.items.top == ports->data.sequence.items.start)
                 return YERR(t, ports, p, "found an empty list, expected ports (leave ports out to allow any port)");
+        {
+        ynode *item;
         FOREACH_ITEM(t, ports, i, item) {
                 char ip[192];
                 PATHF(ip, "%s[%zu]", p, i);
@@ -1406,7 +1459,8 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
                         return YERR(t, item, ip, "found '%s', expected a port 1..65535 or a range such as 8000-8100", s);
                 if ((rc = add_egress(net, &r)) < 0)
                         return oom(ld->err);
-                origin_set(ld, t, item, "egress:%zu", net->n_rules - 1);
+                origin_set(ld, t, n, "egress:%zu", net->n_rules - 1);
+        }
         }
         return 0;
 }
@@ -1456,11 +1510,14 @@ static int apply_network(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                 return 0;
         if ((rc = expect_list(ld, t, eg, "network.egress", "a list of {cidr|fqdn, ports, protocol, region}")) < 0)
                 return rc;
+        {
+        ynode *item;
         FOREACH_ITEM(t, eg, i, item) {
                 char path[64];
                 PATHF(path, "network.egress[%zu]", i);
                 if ((rc = parse_egress_rule(ld, t, item, path, &p->network)) < 0)
                         return rc;
+        }
         }
         return 0;
 }

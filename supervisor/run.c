@@ -55,6 +55,9 @@ struct run {
         size_t n_env;
         struct timespec t0;
         struct aidp_run_lineage rl;
+        struct aidp_inject inject;
+        aidp_error collect_err;
+        bool collect_failed;
 };
 
 static const char *env_or(const char *name, const char *dflt)
@@ -265,6 +268,23 @@ static int resolve(struct run *r, aidp_error *err)
         rc = resolve_identity(r, err);
         if (rc < 0)
                 return rc;
+        /* Sealed inputs: headers authenticated now, before anything is
+         * created, so a policy decision can rest on their tags. No payload
+         * byte is decrypted here. */
+        if (o->n_data || o->output_dir) {
+                if (o->output_dir && !o->n_data && !o->output_key_id)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                              "--output-dir without --data needs --output-key-id");
+                struct stat ost;
+                if (o->output_dir && (stat(o->output_dir, &ost) < 0 || !S_ISDIR(ost.st_mode)))
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, ENOTDIR,
+                                              "--output-dir %s: not a directory", o->output_dir);
+                rc = aidp_inject_open(&r->inject, o->data, o->n_data, o->keys_config, o->key_dir,
+                                      r->res->inputs, err);
+                if (rc < 0)
+                        return rc;
+                r->res->n_inputs = o->n_data;
+        }
         /* Generate before clone: the sandbox's critical path only loads it. */
         rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
         if (rc < 0)
@@ -327,6 +347,23 @@ static int prepare(struct run *r, aidp_error *err)
                 rc = add_tmpfs(r, "out", l->out_bytes ? l->out_bytes : 1024 * MiB, 0755, r->uid, r->gid, err);
         if (rc < 0)
                 return rc;
+        if (r->inject.n) {
+                /* /data: sized from the manifests unless the profile says,
+                 * filled and authenticated completely before the job exists. */
+                uint64_t need = 0;
+                rc = aidp_inject_required_bytes(&r->inject, &need, err);
+                if (rc < 0)
+                        return rc;
+                uint64_t size = l->data_bytes ? l->data_bytes : need + need / 64 + MiB;
+                rc = add_tmpfs(r, "data", size, 0755, 0, 0, err);
+                if (rc == 0)
+                        rc = aidp_journal_sync(&r->journal, err);
+                if (rc == 0)
+                        rc = aidp_inject_decrypt(&r->inject, r->tmpfs[r->n_tmpfs - 1].fd, r->uid,
+                                                 r->gid, !r->o->quiet, r->res->inputs, err);
+                if (rc < 0)
+                        return rc;
+        }
         return aidp_journal_sync(&r->journal, err);
 }
 
@@ -395,6 +432,13 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
         for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)
                 spec.mounts[spec.n_mounts++] = (struct aidp_sandbox_mount){
                         .fd = r->tmpfs[i].fd, .target = targets[i], .readonly = false};
+        /* /data is read-only for the job (the mount, not the superblock: our
+         * own fd stays writable for shred). */
+        for (size_t i = ARRAY_SIZE(targets); i < r->n_tmpfs; i++)
+                if (!strcmp(r->tmpfs[i].label, "data"))
+                        spec.mounts[spec.n_mounts++] = (struct aidp_sandbox_mount){
+                                .fd = r->tmpfs[i].fd, .target = r->profile.paths.data,
+                                .readonly = true};
 
         r->pidfd = -1;
         int cgfd = aidp_cgroup_open_fd(r->cg);
@@ -568,6 +612,27 @@ static int teardown(struct run *r, aidp_error *err)
                 close(r->pidfd);
                 r->pidfd = -1;
         }
+        /* 1b. collect: seal /out now that nothing can write it any more, and
+         * before shred destroys it. */
+        if (r->o->output_dir && r->res->started) {
+                for (size_t i = 0; i < r->n_tmpfs; i++) {
+                        if (strcmp(r->tmpfs[i].label, "out"))
+                                continue;
+                        char owner[64];
+                        struct passwd pw, *pwp = NULL;
+                        char pwbuf[1024];
+                        if (getpwuid_r(r->uid, &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
+                                snprintf(owner, sizeof owner, "%s", pw.pw_name);
+                        else
+                                snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
+                        if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->o->output_dir,
+                                                r->res->run_id, r->o->output_key_id, owner,
+                                                &r->res->output, &r->collect_err) < 0)
+                                r->collect_failed = true;
+                        else
+                                r->res->has_output = true;
+                }
+        }
         /* 2. overwrite and verify every byte, through our own mount fds */
         struct aidp_shred_report *total = &r->res->shred;
         memset(total, 0, sizeof *total);
@@ -640,11 +705,18 @@ static size_t removed_list(struct run *r, char **out, size_t max)
 }
 
 /* The run's result: exit status and error, from the run and its teardown. */
-static int outcome(struct aidp_run_result *res, int rc, aidp_error *err, int trc, const aidp_error *terr)
+static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_error *terr)
 {
+        struct aidp_run_result *res = r->res;
         if (rc < 0) {
                 res->exit_status = err->status;
                 return rc;
+        }
+        /* Sealing /out failed: the job's results are lost, say so. */
+        if (r->collect_failed) {
+                *err = r->collect_err;
+                res->exit_status = err->status ? err->status : AIDP_EXIT_DATA;
+                return -(err->errnum ? err->errnum : EIO);
         }
         if (trc < 0) {
                 *err = *terr;
@@ -668,6 +740,7 @@ static int outcome(struct aidp_run_result *res, int rc, aidp_error *err, int trc
 
 static void run_free(struct run *r)
 {
+        aidp_inject_free(&r->inject);
         for (size_t i = 0; i < r->n_env; i++)
                 free(r->env[i]);
         free(r->env);
@@ -702,6 +775,11 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
                 sigaddset(&set, handled[i]);
         sigprocmask(SIG_BLOCK, &set, &old);
+        /* An inherited SIG_IGN (a shell's background job ignores SIGINT and
+         * SIGQUIT) would discard the signal before signalfd sees it. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL}, saved[ARRAY_SIZE(handled)];
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &dfl, &saved[i]);
 
         rc = prepare(&r, err);
         if (rc == 0) {
@@ -719,7 +797,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         res->wall_seconds = (double)(t1.tv_sec - r.t0.tv_sec) + (double)(t1.tv_nsec - r.t0.tv_nsec) / 1e9;
-        rc = outcome(res, rc, err, trc, &terr);
+        rc = outcome(&r, rc, err, trc, &terr);
         /* 7. the end record, with signals still held so a late SIGTERM cannot cut
          * it short; then the journal goes. */
         aidp_error lerr = {0};
@@ -732,6 +810,8 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         struct timespec zero = {0, 0};
         while (sigtimedwait(&set, NULL, &zero) > 0)
                 ;
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &saved[i], NULL);
         sigprocmask(SIG_SETMASK, &old, NULL);
         run_free(&r);
         if (lrc < 0) {

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "profiles/profile.h"
+#include "supervisor/inject.h"
 #include "supervisor/shred.h"
 
 struct aidp_run_opts {
@@ -29,7 +30,10 @@ struct aidp_run_opts {
         bool quiet;
         const char *const *data;      /* --data FILE.sealed (sealed-data layer) */
         size_t n_data;
-        const char *output_dir;       /* --output-dir DIR */
+        const char *output_dir;       /* --output-dir DIR: /out is sealed there */
+        const char *output_key_id;    /* key for the sealed /out; NULL = first input's */
+        const char *keys_config;      /* key provider config; NULL = default/env */
+        const char *key_dir;          /* file provider key directory override */
         const char *lineage_path;     /* NULL = default */
         /* learn mode (profiles): load the filter with this flag and report
          * every syscall through the callback */
@@ -48,6 +52,11 @@ struct aidp_run_result {
         struct aidp_shred_report shred;
         bool noswap;                  /* tmpfs noswap was available */
         char cgroup_version[4];
+        /* sealed data: authenticated inputs (headers, digests) and the sealed /out */
+        struct aidp_run_dataset inputs[AIDP_RUN_MAX_DATA];
+        size_t n_inputs;
+        struct aidp_run_dataset output;
+        bool has_output;
 };
 
 int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err);

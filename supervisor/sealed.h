@@ -58,6 +58,11 @@ const char *aidp_sealed_path_of(const struct aidp_sealed *s);
 void aidp_sealed_close(struct aidp_sealed *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct aidp_sealed *, aidp_sealed_close)
 
+/* Bytes a tmpfs needs to hold the decrypted dataset: every file rounded up
+ * to whole pages. Decrypts and authenticates only the segments holding the
+ * manifest (file names and sizes); call it after the policy decision. */
+int aidp_sealed_required_bytes(struct aidp_sealed *s, uint64_t *ret, aidp_error *err);
+
 struct aidp_sealed_opts {
         unsigned threads;       /* workers incl. the caller; 0 = online CPUs, at most 8 */
         uid_t uid;              /* owner of created entries; (uid_t)-1 keeps the caller's */

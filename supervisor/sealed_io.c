@@ -518,6 +518,21 @@ out:
         return r;
 }
 
+int aidp_sealed_required_bytes(struct aidp_sealed *s, uint64_t *ret, aidp_error *err)
+{
+        struct aidp_tree t = {0};
+        int r = read_manifest(s, &t, err);
+        if (r < 0)
+                return aidp_error_wrap(err, "dataset %s (%s)", s->h.meta.name, s->path);
+        long pg = sysconf(_SC_PAGESIZE);
+        uint64_t page = pg > 0 ? (uint64_t)pg : 4096, sum = 0;
+        for (size_t k = 0; k < t.n; k++)
+                sum += (t.entries[k].size + page - 1) / page * page;
+        aidp_tree_free(&t);
+        *ret = sum;
+        return 0;
+}
+
 /* Undo: overwrite every file we created with zeros (tmpfs pages freed by an
  * unlink would still hold plaintext), then remove files and directories in
  * reverse order. Only entries this call created are touched. */

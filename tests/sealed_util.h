@@ -197,17 +197,24 @@ __attribute__((unused)) static unsigned count_entries(const char *dir)
         return n;
 }
 
+/* Whole file (also /proc files, whose size is 0), NUL-terminated. */
 __attribute__((unused)) static uint8_t *read_all(const char *path, size_t *len)
 {
         FILE *f = fopen(path, "rb");
         cr_assert(f, "fopen %s", path);
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        rewind(f);
-        uint8_t *b = malloc((size_t)n + 1);
-        cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+        size_t cap = 65536, n = 0;
+        uint8_t *b = malloc(cap + 1);
+        for (;;) {
+                size_t r = fread(b + n, 1, cap - n, f);
+                n += r;
+                if (n < cap)
+                        break;
+                cap *= 2;
+                b = realloc(b, cap + 1);
+        }
         fclose(f);
-        *len = (size_t)n;
+        b[n] = '\0';
+        *len = n;
         return b;
 }
 

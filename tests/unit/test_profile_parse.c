@@ -194,6 +194,9 @@ static const struct bad_case bad[] = {
         {"seccomp:\n  syscalls:\n    - {names: [read], action: deny}\n", 7, 31, "seccomp.syscalls[0].action: found 'deny', expected allow, log, errno("},
         {"seccomp:\n  syscalls:\n    - {names: [read], action: errno(EFOO)}\n", 7, 31, "found 'errno(EFOO)'"},
         {"seccomp:\n  syscalls:\n    - {names: [read]}\n", 7, 7, "seccomp.syscalls[0].action: found nothing"},
+        /* an error in an early list item is not lost by later good items */
+        {"seccomp:\n  syscalls:\n    - {names: [read]}\n    - {names: [write], action: allow}\n", 7, 7, "seccomp.syscalls[0].action: found nothing"},
+        {"network:\n  mode: egress\n  egress: [{cidr: 10.0.0.0/8, ports: [0, 443]}]\n", 7, 39, "ports[0]: found '0'"},
         {"seccomp:\n  syscalls:\n    - {names: [], action: allow}\n", 7, 15, "found an empty list, expected at least one syscall name"},
         {"seccomp:\n  syscalls:\n    - {names: [read, read], action: allow}\n", 7, 22, "found 'read' twice in this rule"},
         {"seccomp:\n  syscalls:\n    - {names: [read], action: allow}\n    - {names: [write, read], action: errno(EPERM)}\n", 8, 23,
