@@ -22,9 +22,10 @@ struct aidp_run_lineage {
 };
 
 /* Open the store (creating the host key on first use) and append START. */
+/* res: the run id and the authenticated inputs (from resolve). */
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
-                           const char *run_id, const struct aidp_profile *profile, uid_t job_uid,
-                           gid_t job_gid, aidp_error *err);
+                           const struct aidp_run_result *res, const struct aidp_profile *profile,
+                           uid_t job_uid, gid_t job_gid, aidp_error *err);
 
 /* Append the end record. rc/run_err: the run's outcome (rc < 0: it failed with
  * run_err); removed: what teardown released ("tmpfs out", "cgroup /sys/..."). */
