@@ -12,6 +12,7 @@
 #include "common/cleanup.h"
 #include "supervisor/caller.h"
 #include "supervisor/lineage.h"
+#include "supervisor/run_lineage_policy.h"
 
 extern char **environ;
 
@@ -86,7 +87,8 @@ static void set_host(json_object *ev)
 
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           uid_t job_uid, gid_t job_gid, aidp_error *err)
+                           const struct aidp_decision *decision, uid_t job_uid, gid_t job_gid,
+                           aidp_error *err)
 {
         memset(rl, 0, sizeof *rl);
         _cleanup_free_ char *argv0 = strdup(o->argv && o->argv[0] ? o->argv[0] : "job");
@@ -127,6 +129,8 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                                  digest[0] ? digest : NULL);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
+        if (decision)
+                aidp_run_lineage_add_decision(ev, decision);
         r = aidp_lineage_append(rl->lg, ev, err);
         if (r < 0)
                 return aidp_error_wrap(err, "recording the START of run %s; the run does not start",
@@ -251,4 +255,39 @@ int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const c
         json_object_put(ev);
         aidp_lineage_free(lg);
         return r;
+}
+
+int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run_result *res,
+                            const struct aidp_decision *decision, aidp_error *err)
+{
+        _cleanup_free_ char *argv0 = strdup(o->argv && o->argv[0] ? o->argv[0] : "job");
+        if (!argv0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        struct aidp_lineage *lg = NULL;
+        struct aidp_lineage_options lo = {.path = o->lineage_path, .create_key = true};
+        int r = aidp_lineage_open(&lg, &lo, err);
+        if (r < 0)
+                return r;
+        json_object *ev = new_event(AIDP_LINEAGE_OTHER, res->run_id, basename(argv0));
+        if (!ev) {
+                aidp_lineage_free(lg);
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        struct aidp_caller_identity who = {0};
+        aidp_error cerr = {0};
+        if (aidp_caller_resolve(NULL, getuid(), environ, &who, &cerr) == 0) {
+                aidp_lineage_set_caller(ev, who.uid, who.gid, who.user, getenv("SLURM_JOB_ID"));
+                aidp_caller_free(&who);
+        }
+        set_host(ev);
+        for (size_t i = 0; i < res->n_inputs; i++)
+                add_dataset(ev, false, &res->inputs[i]);
+        aidp_run_lineage_add_decision(ev, decision);
+        aidp_lineage_set_exit(ev, -1, 0, AIDP_EXIT_DENIED, "denied by policy");
+        r = aidp_lineage_append(lg, ev, err);
+        json_object_put(ev);
+        aidp_lineage_free(lg);
+        if (r < 0)
+                return aidp_error_wrap(err, "recording the denial of run %s", res->run_id);
+        return 0;
 }
