@@ -257,6 +257,9 @@ static int resolve(struct run *r, aidp_error *err)
                 l->wall_seconds = o->timeout_seconds;
         if (o->tmp_bytes)
                 l->tmp_bytes = o->tmp_bytes;
+        for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++)
+                if (o->rlimits[i].set)
+                        l->rlimits[i] = o->rlimits[i];
         if (o->no_cwd)
                 r->profile.bind_cwd = false;
         if (o->cwd)
