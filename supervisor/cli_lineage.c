@@ -28,7 +28,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 static void usage(FILE *f)
 {
         fprintf(f,
-                "usage: aidp lineage verify [--key FILE | --no-key] [--anchor FILE | --no-anchor] [FILE]\n"
+                "usage: aidp lineage verify [--key FILE | --no-key] [--anchor FILE | --no-anchor] "
+                "[FILE]\n"
                 "       aidp lineage show   [--file FILE] [--run ID] [--dataset NAME] [--json]\n"
                 "       aidp lineage graph  [--file FILE] [--dataset NAME] [-o OUT.dot|OUT.svg]\n"
                 "       aidp lineage export [--file FILE] [--run ID] [--dataset NAME] [--url URL]\n"
@@ -65,23 +66,40 @@ static const char *default_path(const char *given)
 static int cmd_verify(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"key", required_argument, NULL, 'k'},  {"no-key", no_argument, NULL, 'K'},
-                {"anchor", required_argument, NULL, 'a'}, {"no-anchor", no_argument, NULL, 'A'},
-                {"quiet", no_argument, NULL, 'q'},       {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
+            {"key", required_argument, NULL, 'k'},
+            {"no-key", no_argument, NULL, 'K'},
+            {"anchor", required_argument, NULL, 'a'},
+            {"no-anchor", no_argument, NULL, 'A'},
+            {"quiet", no_argument, NULL, 'q'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
         };
         const char *key_path = NULL, *anchor_path = NULL;
         bool no_key = false, no_anchor = false, quiet = false;
         int c;
         while ((c = getopt_long(argc, argv, "k:a:qh", opts, NULL)) != -1) {
                 switch (c) {
-                case 'k': key_path = optarg; break;
-                case 'K': no_key = true; break;
-                case 'a': anchor_path = optarg; break;
-                case 'A': no_anchor = true; break;
-                case 'q': quiet = true; break;
-                case 'h': usage(stdout); return 0;
-                default: usage(stderr); return AIDP_EXIT_USAGE;
+                case 'k':
+                        key_path = optarg;
+                        break;
+                case 'K':
+                        no_key = true;
+                        break;
+                case 'a':
+                        anchor_path = optarg;
+                        break;
+                case 'A':
+                        no_anchor = true;
+                        break;
+                case 'q':
+                        quiet = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return AIDP_EXIT_USAGE;
                 }
         }
         if (argc - optind > 1)
@@ -101,8 +119,8 @@ static int cmd_verify(int argc, char **argv)
                 }
         }
         struct aidp_lineage_verify v;
-        int r = aidp_lineage_verify_file(path, anchor_path, !no_anchor, no_key ? NULL : key, &v,
-                                         &err);
+        int r =
+            aidp_lineage_verify_file(path, anchor_path, !no_anchor, no_key ? NULL : key, &v, &err);
         memset(key, 0, sizeof key);
         if (r < 0)
                 return aidp_cli_fail(PROG, &err);
@@ -111,9 +129,11 @@ static int cmd_verify(int argc, char **argv)
                 char line[24];
                 snprintf(line, sizeof line, "%" PRIu64, v.bad_line);
                 struct aidp_seclog_param p[] = {
-                        {"file", path}, {"line", line}, {"reason", v.reason}};
-                struct aidp_seclog_msg m = {.severity = LOG_CRIT, .msgid = "TAMPER",
-                                            .params = p, .nparams = ARRAY_SIZE(p),
+                    {"file", path}, {"line", line}, {"reason", v.reason}};
+                struct aidp_seclog_msg m = {.severity = LOG_CRIT,
+                                            .msgid = "TAMPER",
+                                            .params = p,
+                                            .nparams = ARRAY_SIZE(p),
                                             .text = "lineage log failed verification"};
                 aidp_seclog_send(NULL, &m);
                 return AIDP_EXIT_FAILED;
@@ -167,8 +187,9 @@ static int events_load(const char *path, struct events *e, aidp_error *err)
                 size_t len = (size_t)n - term;
                 if (!term) {
                         /* An append interrupted before it committed; verify explains it. */
-                        fprintf(stderr, PROG ": note: %s:%" PRIu64 ": incomplete last line ignored\n",
-                                path, no);
+                        fprintf(stderr,
+                                PROG ": note: %s:%" PRIu64 ": incomplete last line ignored\n", path,
+                                no);
                         continue;
                 }
                 struct aidp_lineage_record rec;
@@ -192,7 +213,8 @@ static int events_load(const char *path, struct events *e, aidp_error *err)
                         if (!a || !l) {
                                 json_object_put(ev);
                                 free(buf);
-                                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
+                                                      "out of memory");
                         }
                         e->cap = nc;
                 }
@@ -306,7 +328,8 @@ static int runs_group(const struct events *e, struct runs *rs)
 
 /* --run and --dataset: a run is selected when its id matches (a prefix is enough)
  * and one of its events names the dataset. */
-static void runs_select(const struct events *e, struct runs *rs, const char *run, const char *dataset)
+static void runs_select(const struct events *e, struct runs *rs, const char *run,
+                        const char *dataset)
 {
         for (size_t i = 0; i < rs->n; i++) {
                 struct run *r = &rs->r[i];
@@ -315,7 +338,8 @@ static void runs_select(const struct events *e, struct runs *rs, const char *run
                 if (f)
                         name = str_at(f, "runName", NULL, NULL);
                 /* The OpenLineage runId (a prefix is enough) or the supervisor's run id. */
-                r->selected = !run || !strncmp(r->id, run, strlen(run)) || (name && !strcmp(name, run));
+                r->selected =
+                    !run || !strncmp(r->id, run, strlen(run)) || (name && !strcmp(name, run));
                 if (r->selected && dataset) {
                         bool hit = false;
                         for (size_t k = 0; k < r->n && !hit; k++)
@@ -352,7 +376,8 @@ static void show_datasets(json_object *ev, const char *list, const char *label, 
                 return;
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
                 json_object *ds = json_object_array_get_idx(arr, i), *facets = NULL, *f;
-                const char *ns = str_at(ds, "namespace", NULL, NULL), *name = str_at(ds, "name", NULL, NULL);
+                const char *ns = str_at(ds, "namespace", NULL, NULL),
+                           *name = str_at(ds, "name", NULL, NULL);
                 char key[1024];
                 snprintf(key, sizeof key, "%s %s/%s", list, ns ? ns : "", name ? name : "");
                 if (json_object_object_get_ex(seen, key, NULL))
@@ -373,7 +398,8 @@ static void show_datasets(json_object *ev, const char *list, const char *label, 
                                 printf("  tags:");
                                 for (size_t t = 0; t < json_object_array_length(tags); t++)
                                         printf("%s%s", t ? "," : " ",
-                                               json_object_get_string(json_object_array_get_idx(tags, t)));
+                                               json_object_get_string(
+                                                   json_object_array_get_idx(tags, t)));
                         }
                 }
                 printf("\n");
@@ -386,7 +412,8 @@ static void show_event_details(json_object *ev)
         const char *pad = "                                     ";
         if ((f = run_facet(ev, "aidp_exit"))) {
                 json_object *v;
-                int code = json_object_object_get_ex(f, "exitCode", &v) ? json_object_get_int(v) : -1;
+                int code =
+                    json_object_object_get_ex(f, "exitCode", &v) ? json_object_get_int(v) : -1;
                 int sig = json_object_object_get_ex(f, "signal", &v) ? json_object_get_int(v) : 0;
                 int st = json_object_object_get_ex(f, "status", &v) ? json_object_get_int(v) : -1;
                 printf("%sexit: %s", pad, str_at(f, "reason", NULL, NULL) ?: "?");
@@ -400,7 +427,8 @@ static void show_event_details(json_object *ev)
                 char mem[32];
                 human_bytes(mem, sizeof mem, u64_of(f, "peakMemoryBytes"));
                 printf("%sresources: wall %.3fs, cpu %.3fs, peak memory %s\n", pad,
-                       (double)u64_of(f, "wallUsec") / 1e6, (double)u64_of(f, "cpuUsec") / 1e6, mem);
+                       (double)u64_of(f, "wallUsec") / 1e6, (double)u64_of(f, "cpuUsec") / 1e6,
+                       mem);
         }
         if ((f = run_facet(ev, "aidp_network"))) {
                 printf("%segress denied: %" PRIu64, pad, u64_of(f, "denied"));
@@ -435,11 +463,13 @@ static void show_event_details(json_object *ev)
                 char bytes[32];
                 human_bytes(bytes, sizeof bytes, u64_of(f, "bytes"));
                 json_object *v, *arr;
-                bool verified = json_object_object_get_ex(f, "verified", &v) && json_object_get_boolean(v);
+                bool verified =
+                    json_object_object_get_ex(f, "verified", &v) && json_object_get_boolean(v);
                 printf("%sshred: %" PRIu64 " file(s), %s overwritten, %s, %.3fs", pad,
                        u64_of(f, "files"), bytes, verified ? "verified" : "NOT VERIFIED",
                        (double)u64_of(f, "durationUsec") / 1e6);
-                if (json_object_object_get_ex(f, "removed", &arr) && json_object_array_length(arr)) {
+                if (json_object_object_get_ex(f, "removed", &arr) &&
+                    json_object_array_length(arr)) {
                         printf("; removed:");
                         for (size_t i = 0; i < json_object_array_length(arr); i++)
                                 printf("%s%s", i ? "," : " ",
@@ -453,7 +483,8 @@ static void show_run(const struct events *e, const struct run *r)
 {
         json_object *first = e->ev[r->idx[0]], *last = e->ev[r->idx[r->n - 1]];
         printf("run %s  job %s/%s  (%s)\n", r->id, str_at(first, "job", "namespace", NULL) ?: "?",
-               str_at(first, "job", "name", NULL) ?: "?", str_at(last, "eventType", NULL, NULL) ?: "?");
+               str_at(first, "job", "name", NULL) ?: "?",
+               str_at(last, "eventType", NULL, NULL) ?: "?");
         /* Who, where and under what: from the first event that says. */
         json_object *f = NULL;
         for (size_t k = 0; k < r->n && !(f = run_facet(e->ev[r->idx[k]], "aidp_caller")); k++)
@@ -484,7 +515,8 @@ static void show_run(const struct events *e, const struct run *r)
                 show_datasets(e->ev[r->idx[k]], "outputs", "output", seen);
         for (size_t k = 0; k < r->n; k++) {
                 json_object *ev = e->ev[r->idx[k]];
-                printf("  %-24s  %-8s  line %" PRIu64 "\n", str_at(ev, "eventTime", NULL, NULL) ?: "?",
+                printf("  %-24s  %-8s  line %" PRIu64 "\n",
+                       str_at(ev, "eventTime", NULL, NULL) ?: "?",
                        str_at(ev, "eventType", NULL, NULL) ?: "?", e->line[r->idx[k]]);
                 show_event_details(ev);
         }
@@ -494,21 +526,33 @@ static void show_run(const struct events *e, const struct run *r)
 static int cmd_show(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"file", required_argument, NULL, 'f'}, {"run", required_argument, NULL, 'r'},
-                {"dataset", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
-                {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+            {"file", required_argument, NULL, 'f'},    {"run", required_argument, NULL, 'r'},
+            {"dataset", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
+            {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
         };
         const char *file = NULL, *run = NULL, *dataset = NULL;
         bool json = false;
         int c;
         while ((c = getopt_long(argc, argv, "f:r:d:jh", opts, NULL)) != -1) {
                 switch (c) {
-                case 'f': file = optarg; break;
-                case 'r': run = optarg; break;
-                case 'd': dataset = optarg; break;
-                case 'j': json = true; break;
-                case 'h': usage(stdout); return 0;
-                default: usage(stderr); return AIDP_EXIT_USAGE;
+                case 'f':
+                        file = optarg;
+                        break;
+                case 'r':
+                        run = optarg;
+                        break;
+                case 'd':
+                        dataset = optarg;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return AIDP_EXIT_USAGE;
                 }
         }
         if (optind < argc)
@@ -543,8 +587,8 @@ static int cmd_show(int argc, char **argv)
                         json_object_object_add(o, "events", evs);
                         json_object_array_add(arr, o);
                 }
-                printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
-                                                                          JSON_C_TO_STRING_NOSLASHESCAPE));
+                printf("%s\n", json_object_to_json_string_ext(
+                                   arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         } else {
                 size_t shown = 0;
                 for (size_t i = 0; i < rs.n; i++)
@@ -606,12 +650,14 @@ static void graph_select(const struct events *e, struct runs *rs, const char *da
                                 for (size_t l = 0; l < 2 && !hit; l++) {
                                         if (!json_object_object_get_ex(ev, lists[l], &arr))
                                                 continue;
-                                        for (size_t d = 0; d < json_object_array_length(arr) && !hit; d++) {
+                                        for (size_t d = 0;
+                                             d < json_object_array_length(arr) && !hit; d++) {
                                                 json_object *ds = json_object_array_get_idx(arr, d);
                                                 char id[1024];
                                                 dataset_id(id, sizeof id, ds);
                                                 hit = name_matches(ds, dataset) ||
-                                                      (l == 0 && json_object_object_get_ex(reach, id, NULL));
+                                                      (l == 0 &&
+                                                       json_object_object_get_ex(reach, id, NULL));
                                         }
                                 }
                         }
@@ -625,7 +671,8 @@ static void graph_select(const struct events *e, struct runs *rs, const char *da
                                         continue;
                                 for (size_t d = 0; d < json_object_array_length(arr); d++) {
                                         char id[1024];
-                                        dataset_id(id, sizeof id, json_object_array_get_idx(arr, d));
+                                        dataset_id(id, sizeof id,
+                                                   json_object_array_get_idx(arr, d));
                                         json_object_object_add(reach, id, NULL);
                                 }
                         }
@@ -637,21 +684,24 @@ static void graph_write(FILE *f, const struct events *e, const struct runs *rs)
 {
         _cleanup_(json_object_putp) json_object *nodes = json_object_new_object();
         _cleanup_(json_object_putp) json_object *edges = json_object_new_object();
-        fprintf(f, "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n");
+        fprintf(
+            f, "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n");
         for (size_t i = 0; i < rs->n; i++) {
                 const struct run *r = &rs->r[i];
                 if (!r->selected)
                         continue;
                 json_object *first = e->ev[r->idx[0]], *last = e->ev[r->idx[r->n - 1]];
                 json_object *caller = NULL;
-                for (size_t k = 0; k < r->n && !(caller = run_facet(e->ev[r->idx[k]], "aidp_caller")); k++)
+                for (size_t k = 0;
+                     k < r->n && !(caller = run_facet(e->ev[r->idx[k]], "aidp_caller")); k++)
                         ;
                 fprintf(f, "  \"run:");
                 dot_escape(f, r->id);
                 fprintf(f, "\" [shape=box, style=\"rounded,filled\", fillcolor=\"%s\", label=\"",
                         !strcmp(str_at(last, "eventType", NULL, NULL) ?: "", "COMPLETE") ? "#d9f2d9"
-                        : !strcmp(str_at(last, "eventType", NULL, NULL) ?: "", "START")  ? "#fff2cc"
-                                                                                           : "#f4cccc");
+                        : !strcmp(str_at(last, "eventType", NULL, NULL) ?: "", "START")
+                            ? "#fff2cc"
+                            : "#f4cccc");
                 dot_escape(f, str_at(first, "job", "name", NULL) ?: "?");
                 fprintf(f, "\\nrun %.8s\\n", r->id);
                 dot_escape(f, str_at(last, "eventType", NULL, NULL) ?: "?");
@@ -667,23 +717,34 @@ static void graph_write(FILE *f, const struct events *e, const struct runs *rs)
                                 if (!json_object_object_get_ex(e->ev[r->idx[k]], lists[l], &arr))
                                         continue;
                                 for (size_t d = 0; d < json_object_array_length(arr); d++) {
-                                        json_object *ds = json_object_array_get_idx(arr, d), *facets, *fc;
+                                        json_object *ds = json_object_array_get_idx(arr, d),
+                                                    *facets, *fc;
                                         char id[1024], edge[1200];
                                         dataset_id(id, sizeof id, ds);
                                         if (!json_object_object_get_ex(nodes, id, NULL)) {
                                                 json_object_object_add(nodes, id, NULL);
                                                 fprintf(f, "  \"ds:");
                                                 dot_escape(f, id);
-                                                fprintf(f, "\" [shape=%s, label=\"", l ? "note" : "ellipse");
+                                                fprintf(f, "\" [shape=%s, label=\"",
+                                                        l ? "note" : "ellipse");
                                                 dot_escape(f, id);
-                                                if (json_object_object_get_ex(ds, "facets", &facets)) {
-                                                        if (json_object_object_get_ex(facets, "aidp_digest", &fc))
-                                                                fprintf(f, "\\n%.12s...",
-                                                                        str_at(fc, "value", NULL, NULL) ?: "");
-                                                        if (json_object_object_get_ex(facets, "aidp_classification", &fc) &&
-                                                            str_at(fc, "classification", NULL, NULL)) {
+                                                if (json_object_object_get_ex(ds, "facets",
+                                                                              &facets)) {
+                                                        if (json_object_object_get_ex(
+                                                                facets, "aidp_digest", &fc))
+                                                                fprintf(
+                                                                    f, "\\n%.12s...",
+                                                                    str_at(fc, "value", NULL, NULL)
+                                                                        ?: "");
+                                                        if (json_object_object_get_ex(
+                                                                facets, "aidp_classification",
+                                                                &fc) &&
+                                                            str_at(fc, "classification", NULL,
+                                                                   NULL)) {
                                                                 fprintf(f, "\\n[");
-                                                                dot_escape(f, str_at(fc, "classification", NULL, NULL));
+                                                                dot_escape(
+                                                                    f, str_at(fc, "classification",
+                                                                              NULL, NULL));
                                                                 fprintf(f, "]");
                                                         }
                                                 }
@@ -711,7 +772,8 @@ static bool ends_with(const char *s, const char *suffix)
 }
 
 /* Render DOT to SVG with Graphviz's dot(1), fed through a pipe. */
-static int render_svg(const struct events *e, const struct runs *rs, const char *out, aidp_error *err)
+static int render_svg(const struct events *e, const struct runs *rs, const char *out,
+                      aidp_error *err)
 {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -727,10 +789,11 @@ static int render_svg(const struct events *e, const struct runs *rs, const char 
         if (r != 0) {
                 close(p[1]);
                 if (r == ENOENT)
-                        return aidp_error_set(err, AIDP_EXIT_FAILED, ENOENT,
-                                              "Graphviz 'dot' is not installed: cannot write %s "
-                                              "(write DOT instead with -o FILE.dot, or install graphviz)",
-                                              out);
+                        return aidp_error_set(
+                            err, AIDP_EXIT_FAILED, ENOENT,
+                            "Graphviz 'dot' is not installed: cannot write %s "
+                            "(write DOT instead with -o FILE.dot, or install graphviz)",
+                            out);
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, r, "running dot");
         }
         FILE *f = fdopen(p[1], "w");
@@ -752,19 +815,31 @@ static int render_svg(const struct events *e, const struct runs *rs, const char 
 static int cmd_graph(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"file", required_argument, NULL, 'f'}, {"dataset", required_argument, NULL, 'd'},
-                {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
+            {"file", required_argument, NULL, 'f'},
+            {"dataset", required_argument, NULL, 'd'},
+            {"output", required_argument, NULL, 'o'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
         };
         const char *file = NULL, *dataset = NULL, *out = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "f:d:o:h", opts, NULL)) != -1) {
                 switch (c) {
-                case 'f': file = optarg; break;
-                case 'd': dataset = optarg; break;
-                case 'o': out = optarg; break;
-                case 'h': usage(stdout); return 0;
-                default: usage(stderr); return AIDP_EXIT_USAGE;
+                case 'f':
+                        file = optarg;
+                        break;
+                case 'd':
+                        dataset = optarg;
+                        break;
+                case 'o':
+                        out = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return AIDP_EXIT_USAGE;
                 }
         }
         if (optind < argc)
@@ -775,7 +850,8 @@ static int cmd_graph(int argc, char **argv)
         struct runs rs = {0};
         int status = 0;
         if (events_load(path, &e, &err) < 0 ||
-            (runs_group(&e, &rs) < 0 && aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory"))) {
+            (runs_group(&e, &rs) < 0 &&
+             aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory"))) {
                 status = aidp_cli_fail(PROG, &err);
                 goto out;
         }
@@ -816,13 +892,15 @@ static size_t discard(char *p, size_t size, size_t n, void *u)
         return size * n;
 }
 
-static int post_events(const struct events *e, const struct runs *rs, const char *url, aidp_error *err)
+static int post_events(const struct events *e, const struct runs *rs, const char *url,
+                       aidp_error *err)
 {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "libcurl initialization failed");
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                      "libcurl initialization failed");
         _cleanup_(curl_easy_cleanupp) CURL *h = curl_easy_init();
         _cleanup_(curl_slist_free_allp) struct curl_slist *hdr =
-                curl_slist_append(NULL, "Content-Type: application/json");
+            curl_slist_append(NULL, "Content-Type: application/json");
         if (!h || !hdr)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         char cerr[CURL_ERROR_SIZE] = "";
@@ -844,20 +922,23 @@ static int post_events(const struct events *e, const struct runs *rs, const char
                         size_t idx = rs->r[i].idx[k];
                         size_t len = 0;
                         const char *body = json_object_to_json_string_length(
-                                e->ev[idx], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+                            e->ev[idx], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                            &len);
                         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
                         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
                         CURLcode cc = curl_easy_perform(h);
                         long code = 0;
                         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
                         if (cc != CURLE_OK)
-                                return aidp_error_set(err, AIDP_EXIT_FAILED, EIO,
-                                                      "POST of line %" PRIu64 " to %s: %s (%zu event(s) sent before)",
-                                                      e->line[idx], url, cerr[0] ? cerr : curl_easy_strerror(cc),
-                                                      sent);
+                                return aidp_error_set(
+                                    err, AIDP_EXIT_FAILED, EIO,
+                                    "POST of line %" PRIu64 " to %s: %s (%zu event(s) sent before)",
+                                    e->line[idx], url, cerr[0] ? cerr : curl_easy_strerror(cc),
+                                    sent);
                         if (code < 200 || code > 299)
                                 return aidp_error_set(err, AIDP_EXIT_FAILED, EIO,
-                                                      "POST of line %" PRIu64 " to %s: HTTP %ld (%zu event(s) sent before)",
+                                                      "POST of line %" PRIu64
+                                                      " to %s: HTTP %ld (%zu event(s) sent before)",
                                                       e->line[idx], url, code, sent);
                         sent++;
                 }
@@ -869,33 +950,47 @@ static int post_events(const struct events *e, const struct runs *rs, const char
 static int cmd_export(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"file", required_argument, NULL, 'f'}, {"run", required_argument, NULL, 'r'},
-                {"dataset", required_argument, NULL, 'd'}, {"url", required_argument, NULL, 'u'},
-                {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+            {"file", required_argument, NULL, 'f'},    {"run", required_argument, NULL, 'r'},
+            {"dataset", required_argument, NULL, 'd'}, {"url", required_argument, NULL, 'u'},
+            {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
         };
         const char *file = NULL, *run = NULL, *dataset = NULL, *url = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "f:r:d:u:h", opts, NULL)) != -1) {
                 switch (c) {
-                case 'f': file = optarg; break;
-                case 'r': run = optarg; break;
-                case 'd': dataset = optarg; break;
-                case 'u': url = optarg; break;
-                case 'h': usage(stdout); return 0;
-                default: usage(stderr); return AIDP_EXIT_USAGE;
+                case 'f':
+                        file = optarg;
+                        break;
+                case 'r':
+                        run = optarg;
+                        break;
+                case 'd':
+                        dataset = optarg;
+                        break;
+                case 'u':
+                        url = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return AIDP_EXIT_USAGE;
                 }
         }
         if (optind < argc)
                 return usage_error("export: unexpected argument '%s'", argv[optind]);
         if (url && strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
-                return usage_error("export: --url must be an http:// or https:// URL, got '%s'", url);
+                return usage_error("export: --url must be an http:// or https:// URL, got '%s'",
+                                   url);
         const char *path = default_path(file);
         aidp_error err = {0};
         struct events e = {0};
         struct runs rs = {0};
         int status = 0;
         if (events_load(path, &e, &err) < 0 ||
-            (runs_group(&e, &rs) < 0 && aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory"))) {
+            (runs_group(&e, &rs) < 0 &&
+             aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory"))) {
                 status = aidp_cli_fail(PROG, &err);
                 goto out;
         }
@@ -912,8 +1007,8 @@ static int cmd_export(int argc, char **argv)
                                 sel = rs.r[j].selected && !strcmp(rs.r[j].id, id);
                         if (sel)
                                 printf("%s\n", json_object_to_json_string_ext(
-                                                       e.ev[i], JSON_C_TO_STRING_PLAIN |
-                                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+                                                   e.ev[i], JSON_C_TO_STRING_PLAIN |
+                                                                JSON_C_TO_STRING_NOSLASHESCAPE));
                 }
         }
         if (status == 0 && e.skipped)

@@ -143,7 +143,8 @@ static int create_key(const char *path, aidp_error *err)
         int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0) {
                 OPENSSL_cleanse(key, sizeof key);
-                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "creating lineage key %s", path);
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "creating lineage key %s",
+                                        path);
         }
         r = fchmod(fd, 0600) < 0 ? -errno : 0;
         if (r == 0)
@@ -156,7 +157,8 @@ static int create_key(const char *path, aidp_error *err)
                 r = -errno;
         unlink(tmp);
         if (r < 0)
-                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "creating lineage key %s", path);
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "creating lineage key %s",
+                                        path);
         fsync_dir_of(path);
         return 0;
 }
@@ -172,7 +174,8 @@ int aidp_lineage_key_load(const char *path, bool create, unsigned char key[AIDP_
                 fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         }
         if (fd < 0)
-                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "opening lineage key %s", path);
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "opening lineage key %s",
+                                        path);
         _cleanup_close_ int kfd = fd;
         struct stat st;
         if (fstat(kfd, &st) < 0)
@@ -244,8 +247,14 @@ int aidp_lineage_open(struct aidp_lineage **ret, const struct aidp_lineage_optio
         return 0;
 }
 
-const char *aidp_lineage_path(const struct aidp_lineage *lg) { return lg->path; }
-const char *aidp_lineage_anchor_path(const struct aidp_lineage *lg) { return lg->anchor_path; }
+const char *aidp_lineage_path(const struct aidp_lineage *lg)
+{
+        return lg->path;
+}
+const char *aidp_lineage_anchor_path(const struct aidp_lineage *lg)
+{
+        return lg->anchor_path;
+}
 const unsigned char *aidp_lineage_key(const struct aidp_lineage *lg)
 {
         return lg->have_key ? lg->key : NULL;
@@ -390,7 +399,8 @@ static int write_anchor(const struct aidp_lineage *lg, const struct aidp_lineage
 static void report_security_event(const struct aidp_lineage *lg, json_object *ev, uint64_t seq)
 {
         json_object *v, *run = NULL, *facets = NULL, *f;
-        const char *type = json_object_object_get_ex(ev, "eventType", &v) ? json_object_get_string(v) : "";
+        const char *type =
+            json_object_object_get_ex(ev, "eventType", &v) ? json_object_get_string(v) : "";
         uint64_t denied = 0;
         json_object_object_get_ex(ev, "run", &run);
         if (run)
@@ -425,23 +435,26 @@ static void report_security_event(const struct aidp_lineage *lg, json_object *ev
         snprintf(seqs, sizeof seqs, "%" PRIu64, seq);
         snprintf(denieds, sizeof denieds, "%" PRIu64, denied);
         struct aidp_seclog_param p[] = {
-                {"runId", rid ? json_object_get_string(rid) : ""},
-                {"job", jn ? json_object_get_string(jn) : ""},
-                {"eventType", type},
-                {"lineageSeq", seqs},
-                {"egressDenied", denieds},
-                {"reason", reason ? reason : ""},
+            {"runId", rid ? json_object_get_string(rid) : ""},
+            {"job", jn ? json_object_get_string(jn) : ""},
+            {"eventType", type},
+            {"lineageSeq", seqs},
+            {"egressDenied", denieds},
+            {"reason", reason ? reason : ""},
         };
         char text[512];
-        snprintf(text, sizeof text, "%s", denial    ? "run denied by policy"
-                                          : abort_ ? "run aborted"
-                                                   : "egress denied during run");
+        snprintf(text, sizeof text, "%s",
+                 denial   ? "run denied by policy"
+                 : abort_ ? "run aborted"
+                          : "egress denied during run");
         struct aidp_seclog_msg m = {
-                .severity = abort_ ? LOG_NOTICE : LOG_WARNING,
-                .msgid = denial ? "DENIED" : abort_ ? "ABORT" : "EGRESS_DENIED",
-                .params = p,
-                .nparams = ARRAY_SIZE(p),
-                .text = text,
+            .severity = abort_ ? LOG_NOTICE : LOG_WARNING,
+            .msgid = denial   ? "DENIED"
+                     : abort_ ? "ABORT"
+                              : "EGRESS_DENIED",
+            .params = p,
+            .nparams = ARRAY_SIZE(p),
+            .text = text,
         };
         aidp_seclog_send(lg->syslog_socket, &m);
 }
@@ -471,7 +484,8 @@ int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *er
         bool created = false;
         int fd0 = open_log(lg->path, &created);
         if (fd0 < 0)
-                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -fd0, "opening lineage %s", lg->path);
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -fd0, "opening lineage %s",
+                                        lg->path);
         _cleanup_close_ int fd = fd0;
         while (flock(fd, LOCK_EX) < 0)
                 if (errno != EINTR)
@@ -489,7 +503,8 @@ int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *er
         bool have_anchor = false;
         if ((r = load_anchor(lg->anchor_path, lg->key, &anchor, &have_anchor, err)) < 0) {
                 err->status = AIDP_EXIT_LINEAGE;
-                return aidp_error_wrap(err, "appending to %s (run 'aidp lineage verify')", lg->path);
+                return aidp_error_wrap(err, "appending to %s (run 'aidp lineage verify')",
+                                       lg->path);
         }
         _cleanup_free_ char *last = NULL;
         size_t last_len = 0;
@@ -542,8 +557,8 @@ int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *er
         }
 
         size_t len = 0;
-        _cleanup_free_ char *line = aidp_lineage_record_format(ev, rec.seq + 1, rec.hash, lg->key,
-                                                               &len, err);
+        _cleanup_free_ char *line =
+            aidp_lineage_record_format(ev, rec.seq + 1, rec.hash, lg->key, &len, err);
         if (!line)
                 return aidp_error_wrap(err, "appending to lineage %s", lg->path);
         r = write_all(fd, line, len);

@@ -101,7 +101,7 @@ void aidp_lineage_add_network_denial(json_object *ev, const char *protocol, cons
 
 struct aidp_lineage_resources {
         uint64_t peak_memory_bytes;
-        uint64_t cpu_usec;      /* user + system, from the cgroup */
+        uint64_t cpu_usec; /* user + system, from the cgroup */
         uint64_t wall_usec;
 };
 void aidp_lineage_set_resources(json_object *ev, const struct aidp_lineage_resources *r);
@@ -129,8 +129,8 @@ int aidp_lineage_event_check(json_object *ev, aidp_error *err);
 /* ---- line format and verification (pure) --------------------------------------- */
 
 struct aidp_lineage_anchor {
-        uint64_t seq;                          /* 0: empty log */
-        char hash[AIDP_LINEAGE_HASH_HEX + 1];  /* sha256 of line `seq` */
+        uint64_t seq;                         /* 0: empty log */
+        char hash[AIDP_LINEAGE_HASH_HEX + 1]; /* sha256 of line `seq` */
 };
 
 /* One stored line (without its '\n'), split and checked against the format. With a
@@ -163,16 +163,16 @@ int aidp_lineage_anchor_parse(const char *buf, size_t len, const unsigned char *
 /* Streaming verifier: feed every line in order, then finish. */
 struct aidp_lineage_verify {
         /* inputs */
-        const unsigned char *key;          /* NULL: chain only, tags unchecked */
-        bool has_anchor;                   /* false: no anchor (end cuts unseen) */
+        const unsigned char *key; /* NULL: chain only, tags unchecked */
+        bool has_anchor;          /* false: no anchor (end cuts unseen) */
         struct aidp_lineage_anchor anchor;
         /* results */
-        uint64_t records;        /* good records so far */
-        uint64_t bad_line;       /* first bad line (1-based), 0 if none */
-        char reason[512];        /* why bad_line is bad, or a note when good */
-        bool anchor_seen;        /* the anchored record was met with the right hash */
-        bool torn_tail;          /* last line had no '\n' and lay past the anchor */
-        uint64_t anchor_lag;     /* committed records past the anchor (interrupted update) */
+        uint64_t records;    /* good records so far */
+        uint64_t bad_line;   /* first bad line (1-based), 0 if none */
+        char reason[512];    /* why bad_line is bad, or a note when good */
+        bool anchor_seen;    /* the anchored record was met with the right hash */
+        bool torn_tail;      /* last line had no '\n' and lay past the anchor */
+        uint64_t anchor_lag; /* committed records past the anchor (interrupted update) */
         /* state */
         uint64_t line_no;
         char prev[AIDP_LINEAGE_HASH_HEX + 1];

@@ -11,9 +11,9 @@
 #include "supervisor/lineage.h"
 
 static const char *const event_names[AIDP_LINEAGE_EVENT_MAX] = {
-        [AIDP_LINEAGE_START] = "START",   [AIDP_LINEAGE_COMPLETE] = "COMPLETE",
-        [AIDP_LINEAGE_FAIL] = "FAIL",     [AIDP_LINEAGE_ABORT] = "ABORT",
-        [AIDP_LINEAGE_OTHER] = "OTHER",
+    [AIDP_LINEAGE_START] = "START", [AIDP_LINEAGE_COMPLETE] = "COMPLETE",
+    [AIDP_LINEAGE_FAIL] = "FAIL",   [AIDP_LINEAGE_ABORT] = "ABORT",
+    [AIDP_LINEAGE_OTHER] = "OTHER",
 };
 
 const char *aidp_lineage_event_type_name(enum aidp_lineage_event_type t)
@@ -150,8 +150,7 @@ void aidp_lineage_event_set_time(json_object *ev, int64_t epoch_ns)
         put_str(ev, "eventTime", t);
 }
 
-static json_object *add_dataset(json_object *ev, const char *list, const char *ns,
-                                const char *name)
+static json_object *add_dataset(json_object *ev, const char *list, const char *ns, const char *name)
 {
         json_object *ds = json_object_new_object();
         put_str(ds, "namespace", ns ? ns : AIDP_LINEAGE_JOB_NAMESPACE);
@@ -177,9 +176,10 @@ void aidp_lineage_dataset_set_digest(json_object *ds, const char *algorithm, con
         char v[160];
         snprintf(v, sizeof v, "%s:%s", algorithm, hex);
         /* The standard facet lets any OpenLineage consumer tell versions apart. */
-        json_object *ver = facet(facets, "version",
-                                 "https://openlineage.io/spec/facets/1-0-1/"
-                                 "DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet");
+        json_object *ver =
+            facet(facets, "version",
+                  "https://openlineage.io/spec/facets/1-0-1/"
+                  "DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet");
         put_str(ver, "datasetVersion", v);
         json_object *d = facet(facets, "aidp_digest", NULL);
         put_str(d, "algorithm", algorithm);
@@ -323,7 +323,8 @@ int aidp_lineage_event_check(json_object *ev, aidp_error *err)
                 return r;
         if (aidp_lineage_event_type_from_name(json_object_get_string(v)) < 0)
                 return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
-                                      "eventType: unknown value '%.40s'", json_object_get_string(v));
+                                      "eventType: unknown value '%.40s'",
+                                      json_object_get_string(v));
         if ((r = need_string(ev, "", "eventTime", &v, err)) < 0)
                 return r;
         /* RFC 3339 with a zone; strptime would accept too much, so check the shape. */
@@ -339,8 +340,8 @@ int aidp_lineage_event_check(json_object *ev, aidp_error *err)
                 return r;
         uuid_t u;
         if (uuid_parse(json_object_get_string(v), u) != 0)
-                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL, "run.runId: not a UUID '%.40s'",
-                                      json_object_get_string(v));
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
+                                      "run.runId: not a UUID '%.40s'", json_object_get_string(v));
         if ((r = need_object(ev, "job", &job, err)) < 0)
                 return r;
         if ((r = need_string(job, "job.", "namespace", NULL, err)) < 0)
@@ -357,8 +358,8 @@ int aidp_lineage_event_check(json_object *ev, aidp_error *err)
                 if (!json_object_object_get_ex(ev, lists[i], &arr))
                         continue;
                 if (!json_object_is_type(arr, json_type_array))
-                        return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL, "%s: expected an array",
-                                              lists[i]);
+                        return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
+                                              "%s: expected an array", lists[i]);
                 for (size_t j = 0; j < json_object_array_length(arr); j++) {
                         json_object *ds = json_object_array_get_idx(arr, j);
                         char p[32];

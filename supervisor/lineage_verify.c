@@ -94,11 +94,12 @@ char *aidp_lineage_record_format(json_object *ev, uint64_t seq, const char *prev
         json_object_object_add(ev, "aidp_prev", json_object_new_string(prev_hex));
         size_t n = 0;
         const char *s = json_object_to_json_string_length(
-                ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+            ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
         /* PLAIN output escapes control characters, so a raw newline would be a bug. */
         if (!s || n < 2 || s[0] != '{' || s[n - 1] != '}' || memchr(s, '\n', n) ||
             memchr(s, '\0', n)) {
-                aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "event does not serialize to one line");
+                aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL,
+                               "event does not serialize to one line");
                 return NULL;
         }
         if (n + TAG_SUFFIX_LEN + 1 > AIDP_LINEAGE_LINE_MAX) {
@@ -181,8 +182,8 @@ int aidp_lineage_record_parse(const char *line, size_t len, const unsigned char 
                 return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
                                       "record does not end with its aidp_hmac tag");
         json_object *v;
-        if (!json_object_object_get_ex(o, "aidp_seq", &v) || !json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) < 1)
+        if (!json_object_object_get_ex(o, "aidp_seq", &v) ||
+            !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1)
                 return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
                                       "record has no valid aidp_seq");
         rec->seq = json_object_get_uint64(v);
@@ -260,11 +261,13 @@ int aidp_lineage_anchor_parse(const char *buf, size_t len, const unsigned char *
         if (parse_object(buf, len, &o, &why) < 0)
                 return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL, "anchor %s", why);
         json_object *seq, *hash, *mac;
-        if (!json_object_object_get_ex(o, "seq", &seq) || !json_object_is_type(seq, json_type_int) ||
-            json_object_get_int64(seq) < 0 || !json_object_object_get_ex(o, "hash", &hash) ||
+        if (!json_object_object_get_ex(o, "seq", &seq) ||
+            !json_object_is_type(seq, json_type_int) || json_object_get_int64(seq) < 0 ||
+            !json_object_object_get_ex(o, "hash", &hash) ||
             !json_object_is_type(hash, json_type_string) ||
             !is_hex64(json_object_get_string(hash), (size_t)json_object_get_string_len(hash)) ||
-            !json_object_object_get_ex(o, "hmac", &mac) || !json_object_is_type(mac, json_type_string) ||
+            !json_object_object_get_ex(o, "hmac", &mac) ||
+            !json_object_is_type(mac, json_type_string) ||
             json_object_get_string_len(mac) != AIDP_LINEAGE_HASH_HEX)
                 return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
                                       "anchor lacks seq, hash or hmac");
@@ -318,7 +321,8 @@ bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, s
                 /* A line without '\n' can only be the last one. Past the anchor it is an
                  * append that died before its fsync returned: never committed, so not a
                  * record. Anywhere else it is a record cut short. */
-                if (v->has_anchor && v->anchor.seq == v->records && (v->anchor_seen || v->records == 0)) {
+                if (v->has_anchor && v->anchor.seq == v->records &&
+                    (v->anchor_seen || v->records == 0)) {
                         v->torn_tail = true;
                         return true;
                 }
@@ -345,8 +349,9 @@ bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, s
         }
         if (v->has_anchor && rec.seq == v->anchor.seq) {
                 if (strcmp(rec.hash, v->anchor.hash))
-                        return bad(v, "line %" PRIu64 ": does not match the anchor's hash of "
-                                      "record %" PRIu64 " (the record was replaced)",
+                        return bad(v,
+                                   "line %" PRIu64 ": does not match the anchor's hash of "
+                                   "record %" PRIu64 " (the record was replaced)",
                                    n, rec.seq);
                 v->anchor_seen = true;
         }
@@ -364,8 +369,8 @@ bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v)
                         v->line_no = v->records + 1;
                         return bad(v,
                                    "line %" PRIu64 ": missing: the log ends after %" PRIu64
-                                   " record(s) but the anchor records %" PRIu64
-                                   " (%" PRIu64 " record(s) cut from the end)",
+                                   " record(s) but the anchor records %" PRIu64 " (%" PRIu64
+                                   " record(s) cut from the end)",
                                    v->records + 1, v->records, v->anchor.seq,
                                    v->anchor.seq - v->records);
                 }

@@ -766,7 +766,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         /* 2. START, durable, before anything of the run exists: a run that cannot
          * be recorded does not start. */
         if (rc == 0)
-                rc = aidp_run_lineage_start(&r.rl, o, res->run_id, &r.profile, r.uid, r.gid, err);
+                rc = aidp_run_lineage_start(&r.rl, o, res, &r.profile, NULL, r.uid, r.gid, err);
         if (rc < 0) {
                 run_free(&r);
                 res->exit_status = err->status;

@@ -12,6 +12,7 @@
 #include "common/cleanup.h"
 #include "supervisor/caller.h"
 #include "supervisor/lineage.h"
+#include "supervisor/run_lineage_policy.h"
 
 extern char **environ;
 
@@ -37,6 +38,43 @@ static json_object *new_event(enum aidp_lineage_event_type t, const char *run_na
         return ev;
 }
 
+/* A sealed dataset as lineage knows it: name, content digest, classification and
+ * tags (residency and regulation), all from its authenticated header. */
+static void add_dataset(json_object *ev, bool output, const struct aidp_run_dataset *d)
+{
+        json_object *ds = output
+                              ? aidp_lineage_add_output(ev, "aidp", d->name[0] ? d->name : d->path)
+                              : aidp_lineage_add_input(ev, "aidp", d->name[0] ? d->name : d->path);
+        if (!strncmp(d->digest, "sha256:", 7))
+                aidp_lineage_dataset_set_digest(ds, "sha256", d->digest + 7);
+        char tagbuf[sizeof d->residency + sizeof d->regulation + 2];
+        snprintf(tagbuf, sizeof tagbuf, "%s%s%s", d->residency,
+                 d->residency[0] && d->regulation[0] ? "," : "", d->regulation);
+        const char *tags[2 * AIDP_SEALED_MAX_TAGS];
+        size_t n = 0;
+        for (char *save = NULL, *t = strtok_r(tagbuf, ",", &save); t && n < ARRAY_SIZE(tags);
+             t = strtok_r(NULL, ",", &save))
+                tags[n++] = t;
+        aidp_lineage_dataset_set_classification(ds, d->classification[0] ? d->classification : NULL,
+                                                tags, n);
+        json_object *facets, *c;
+        if (json_object_object_get_ex(ds, "facets", &facets) &&
+            json_object_object_get_ex(facets, "aidp_classification", &c)) {
+                json_object_object_add(c, "residency", json_object_new_string(d->residency));
+                json_object_object_add(c, "regulation", json_object_new_string(d->regulation));
+        }
+        json_object *dg;
+        if (json_object_object_get_ex(facets, "aidp_digest", &dg)) {
+                json_object_object_add(dg, "bytes", json_object_new_uint64(d->bytes));
+                if (d->version[0])
+                        json_object_object_add(dg, "datasetVersion",
+                                               json_object_new_string(d->version));
+                if (d->key_id[0])
+                        json_object_object_add(dg, "keyId", json_object_new_string(d->key_id));
+                json_object_object_add(dg, "path", json_object_new_string(d->path));
+        }
+}
+
 static void set_host(json_object *ev)
 {
         char host[256] = "";
@@ -48,8 +86,9 @@ static void set_host(json_object *ev)
 }
 
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
-                           const char *run_id, const struct aidp_profile *profile, uid_t job_uid,
-                           gid_t job_gid, aidp_error *err)
+                           const struct aidp_run_result *res, const struct aidp_profile *profile,
+                           const struct aidp_decision *decision, uid_t job_uid, gid_t job_gid,
+                           aidp_error *err)
 {
         memset(rl, 0, sizeof *rl);
         _cleanup_free_ char *argv0 = strdup(o->argv && o->argv[0] ? o->argv[0] : "job");
@@ -59,9 +98,11 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
         struct aidp_lineage_options lo = {.path = o->lineage_path, .create_key = true};
         int r = aidp_lineage_open(&rl->lg, &lo, err);
         if (r < 0)
-                return aidp_error_wrap(err, "lineage: the run cannot be recorded, so it does not start");
+                return aidp_error_wrap(err,
+                                       "lineage: the run cannot be recorded, so it does not start");
+        const char *run_id = res->run_id;
         _cleanup_(json_object_putp) json_object *ev =
-                new_event(AIDP_LINEAGE_START, run_id, rl->job);
+            new_event(AIDP_LINEAGE_START, run_id, rl->job);
         if (!ev)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         /* Who asked: the identity behind sudo or the scheduler, as the access policy
@@ -86,11 +127,10 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
         }
         aidp_lineage_set_profile(ev, profile->name ? profile->name : "default",
                                  digest[0] ? digest : NULL);
-        for (size_t i = 0; i < o->n_data; i++) {
-                _cleanup_free_ char *d = strdup(o->data[i]);
-                if (d)
-                        aidp_lineage_add_input(ev, "file", d);
-        }
+        for (size_t i = 0; i < res->n_inputs; i++)
+                add_dataset(ev, false, &res->inputs[i]);
+        if (decision)
+                aidp_run_lineage_add_decision(ev, decision);
         r = aidp_lineage_append(rl->lg, ev, err);
         if (r < 0)
                 return aidp_error_wrap(err, "recording the START of run %s; the run does not start",
@@ -130,12 +170,12 @@ static void set_shred(json_object *ev, const struct aidp_shred_report *s, bool s
                       const char *const *removed, size_t nremoved)
 {
         struct aidp_lineage_shred ls = {
-                .files = s->files,
-                .bytes = s->bytes,
-                .verified = shredded && s->verified,
-                .duration_usec = (uint64_t)(s->seconds * 1e6),
-                .removed = removed,
-                .nremoved = nremoved,
+            .files = s->files,
+            .bytes = s->bytes,
+            .verified = shredded && s->verified,
+            .duration_usec = (uint64_t)(s->seconds * 1e6),
+            .removed = removed,
+            .nremoved = nremoved,
         };
         aidp_lineage_set_shred(ev, &ls);
         json_object *f = aidp_lineage_run_facet(ev, "aidp_shred");
@@ -164,13 +204,17 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
         json_object_object_add(aidp_lineage_run_facet(ev, "aidp_exit"), "started",
                                json_object_new_boolean(res->started));
         struct aidp_lineage_resources rs = {
-                .peak_memory_bytes = res->memory_peak_bytes,
-                .cpu_usec = res->cpu_usec,
-                .wall_usec = (uint64_t)(res->wall_seconds * 1e6),
+            .peak_memory_bytes = res->memory_peak_bytes,
+            .cpu_usec = res->cpu_usec,
+            .wall_usec = (uint64_t)(res->wall_seconds * 1e6),
         };
         aidp_lineage_set_resources(ev, &rs);
         set_shred(ev, &res->shred, true, removed, nremoved);
         set_host(ev);
+        for (size_t i = 0; i < res->n_inputs; i++)
+                add_dataset(ev, false, &res->inputs[i]);
+        if (res->has_output)
+                add_dataset(ev, true, &res->output);
         int r = aidp_lineage_append(rl->lg, ev, err);
         if (r < 0)
                 return aidp_error_wrap(err, "recording the end of run %s", run_id);
@@ -211,4 +255,39 @@ int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const c
         json_object_put(ev);
         aidp_lineage_free(lg);
         return r;
+}
+
+int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run_result *res,
+                            const struct aidp_decision *decision, aidp_error *err)
+{
+        _cleanup_free_ char *argv0 = strdup(o->argv && o->argv[0] ? o->argv[0] : "job");
+        if (!argv0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        struct aidp_lineage *lg = NULL;
+        struct aidp_lineage_options lo = {.path = o->lineage_path, .create_key = true};
+        int r = aidp_lineage_open(&lg, &lo, err);
+        if (r < 0)
+                return r;
+        json_object *ev = new_event(AIDP_LINEAGE_OTHER, res->run_id, basename(argv0));
+        if (!ev) {
+                aidp_lineage_free(lg);
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        struct aidp_caller_identity who = {0};
+        aidp_error cerr = {0};
+        if (aidp_caller_resolve(NULL, getuid(), environ, &who, &cerr) == 0) {
+                aidp_lineage_set_caller(ev, who.uid, who.gid, who.user, getenv("SLURM_JOB_ID"));
+                aidp_caller_free(&who);
+        }
+        set_host(ev);
+        for (size_t i = 0; i < res->n_inputs; i++)
+                add_dataset(ev, false, &res->inputs[i]);
+        aidp_run_lineage_add_decision(ev, decision);
+        aidp_lineage_set_exit(ev, -1, 0, AIDP_EXIT_DENIED, "denied by policy");
+        r = aidp_lineage_append(lg, ev, err);
+        json_object_put(ev);
+        aidp_lineage_free(lg);
+        if (r < 0)
+                return aidp_error_wrap(err, "recording the denial of run %s", res->run_id);
+        return 0;
 }

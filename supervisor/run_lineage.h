@@ -15,16 +15,26 @@
 #include "supervisor/shred.h"
 
 struct aidp_lineage;
+struct aidp_decision;
 
 struct aidp_run_lineage {
         struct aidp_lineage *lg;
-        char job[128];       /* job.name: the command's base name */
+        char job[128]; /* job.name: the command's base name */
 };
 
 /* Open the store (creating the host key on first use) and append START. */
+/* res: the run id and the authenticated inputs (from resolve). decision: the access
+ * and residency decision that allowed the run, or NULL; its reasons go into the
+ * aidp_policy facet and its host region into aidp_host. */
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
-                           const char *run_id, const struct aidp_profile *profile, uid_t job_uid,
-                           gid_t job_gid, aidp_error *err);
+                           const struct aidp_run_result *res, const struct aidp_profile *profile,
+                           const struct aidp_decision *decision, uid_t job_uid, gid_t job_gid,
+                           aidp_error *err);
+
+/* A denied run: an OTHER record with the decision and its reasons (and, through the
+ * store, a DENIED syslog event). The run does not start either way. */
+int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run_result *res,
+                            const struct aidp_decision *decision, aidp_error *err);
 
 /* Append the end record. rc/run_err: the run's outcome (rc < 0: it failed with
  * run_err); removed: what teardown released ("tmpfs out", "cgroup /sys/..."). */

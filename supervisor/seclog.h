@@ -23,15 +23,15 @@ struct aidp_seclog_param {
 };
 
 struct aidp_seclog_msg {
-        int severity;          /* LOG_CRIT, LOG_WARNING, ... (0-7) */
-        int64_t time_ns;       /* realtime, ns since the epoch */
-        const char *hostname;  /* NULL or "": NILVALUE */
-        const char *app_name;  /* NULL: "aidp" */
-        long procid;           /* <= 0: NILVALUE */
-        const char *msgid;     /* "DENIED", "TAMPER", "ABORT", ... */
+        int severity;         /* LOG_CRIT, LOG_WARNING, ... (0-7) */
+        int64_t time_ns;      /* realtime, ns since the epoch */
+        const char *hostname; /* NULL or "": NILVALUE */
+        const char *app_name; /* NULL: "aidp" */
+        long procid;          /* <= 0: NILVALUE */
+        const char *msgid;    /* "DENIED", "TAMPER", "ABORT", ... */
         const struct aidp_seclog_param *params;
         size_t nparams;
-        const char *text;      /* free-form message, may be NULL */
+        const char *text; /* free-form message, may be NULL */
 };
 
 /* Format m into buf. Returns the length (no NUL counted) or a negative errno:

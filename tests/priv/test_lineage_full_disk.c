@@ -73,14 +73,17 @@ Test(lineage_full_disk, append_on_a_full_disk_fails_and_changes_nothing)
         cr_assert_not_null(mkdtemp(mnt));
         snprintf(keydir, sizeof keydir, "/tmp/aidp-fulldisk-key.XXXXXX");
         cr_assert_not_null(mkdtemp(keydir));
-        cr_assert_eq(mount("aidp-test", mnt, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0700"),
+        cr_assert_eq(mount("aidp-test", mnt, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                           "size=64k,mode=0700"),
                      0, "mount tmpfs: %s", strerror(errno));
         mounted = true;
         snprintf(logp, sizeof logp, "%s/lineage/lineage.jsonl", mnt);
         snprintf(keyp, sizeof keyp, "%s/lineage.key", keydir);
         snprintf(fill, sizeof fill, "%s/filler", mnt);
 
-        struct aidp_lineage_options o = {.path = logp, .key_path = keyp, .create_key = true,
+        struct aidp_lineage_options o = {.path = logp,
+                                         .key_path = keyp,
+                                         .create_key = true,
                                          .syslog_socket = "/nonexistent/aidp-test"};
         struct aidp_lineage *lg = NULL;
         aidp_error e = {0};

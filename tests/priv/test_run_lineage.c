@@ -60,7 +60,9 @@ static size_t records(json_object **ev, size_t max)
         ssize_t len;
         while ((len = getline(&line, &cap, f)) > 0 && n < max) {
                 struct aidp_lineage_record rec;
-                cr_assert_eq(aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0, "%s", e.msg);
+                cr_assert_eq(
+                    aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0,
+                    "%s", e.msg);
                 n++;
         }
         free(line);
@@ -87,8 +89,8 @@ static const char *str(json_object *o, const char *path)
 
 static int run_job(const char *const *job)
 {
-        char *argv[32] = {AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--run-id", run_id,
-                          "--lineage", logp, "--"};
+        char *argv[32] = {AIDP_SUPERVISOR, "run",  "--user",    "65534", "-q",
+                          "--run-id",      run_id, "--lineage", logp,    "--"};
         int n = 10;
         for (int i = 0; job[i]; i++)
                 argv[n++] = (char *)job[i];
@@ -119,10 +121,13 @@ Test(run_lineage, run_writes_durable_start_and_complete_with_a_valid_chain)
         cr_assert_str_eq(str(end, "run.facets.aidp_exit.reason"), "exited");
         cr_assert(at(end, "run.facets.aidp_resources.peakMemoryBytes"));
         cr_assert_gt(json_object_get_int64(at(end, "run.facets.aidp_resources.wallUsec")), 0);
-        cr_assert(json_object_get_boolean(at(end, "run.facets.aidp_shred.verified")), "shred not verified");
+        cr_assert(json_object_get_boolean(at(end, "run.facets.aidp_shred.verified")),
+                  "shred not verified");
         json_object *removed = at(end, "run.facets.aidp_shred.removed");
-        cr_assert_geq(json_object_array_length(removed), 4, "removed: %s", json_object_to_json_string(removed));
-        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(removed, 0)), "tmpfs tmp");
+        cr_assert_geq(json_object_array_length(removed), 4, "removed: %s",
+                      json_object_to_json_string(removed));
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(removed, 0)),
+                         "tmpfs tmp");
         for (size_t i = 0; i < n; i++)
                 json_object_put(ev[i]);
         /* And the auditor's tool agrees. */
@@ -201,10 +206,11 @@ Test(run_lineage, truncated_lineage_refuses_new_runs)
 Test(run_lineage, gc_records_abort_for_a_run_whose_supervisor_died)
 {
         AIDP_REQUIRE_ROOT();
-        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--run-id", run_id,
-                        "--lineage", logp, "--", AIDP_PROBE, "signals", NULL};
+        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534",    "-q",      "--run-id", run_id,
+                        "--lineage",     logp,  "--",     AIDP_PROBE, "signals", NULL};
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
-        cr_assert(aidp_test_wait_output(&P, "ready", 20000), "probe never got ready: %s %s", P.out, P.err);
+        cr_assert(aidp_test_wait_output(&P, "ready", 20000), "probe never got ready: %s %s", P.out,
+                  P.err);
         kill(P.pid, SIGKILL);
         aidp_test_finish(&P);
         char *gc[] = {AIDP_SUPERVISOR, "gc", NULL};

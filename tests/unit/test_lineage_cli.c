@@ -51,9 +51,11 @@ static void setup(void)
         for (int r = 0; r < 3; r++) {
                 aidp_lineage_run_id_new(runs[r]);
                 for (int t = 0; t < 2; t++) {
-                        json_object *ev = aidp_lineage_event_new(t ? AIDP_LINEAGE_COMPLETE : AIDP_LINEAGE_START,
-                                                                 runs[r], NULL, r == 2 ? "finetune" : "train");
-                        json_object *in = aidp_lineage_add_input(ev, "aidp", r == 2 ? "model-0" : "imagenet");
+                        json_object *ev =
+                            aidp_lineage_event_new(t ? AIDP_LINEAGE_COMPLETE : AIDP_LINEAGE_START,
+                                                   runs[r], NULL, r == 2 ? "finetune" : "train");
+                        json_object *in =
+                            aidp_lineage_add_input(ev, "aidp", r == 2 ? "model-0" : "imagenet");
                         const char *tags[] = {"pii"};
                         aidp_lineage_dataset_set_classification(in, "confidential", tags, 1);
                         aidp_lineage_set_caller(ev, 1000, 1000, "alice", NULL);
@@ -62,7 +64,8 @@ static void setup(void)
                                 snprintf(name, sizeof name, "model-%d", r);
                                 json_object *out = aidp_lineage_add_output(ev, "aidp", name);
                                 aidp_lineage_dataset_set_digest(out, "sha256",
-                                                                "abababababababababababababababababababababababababababababababab");
+                                                                "ababababababababababababababababab"
+                                                                "ababababababababababababababab");
                                 aidp_lineage_set_exit(ev, 0, 0, 0, "exited");
                         }
                         cr_assert_eq(aidp_lineage_append(lg, ev, &e), 0, "%s", e.msg);
@@ -116,8 +119,9 @@ Test(lineage_cli, verify_intact_log_exits_0)
 {
         cr_assert_eq(run((const char *[]){"lineage", "verify", logp, NULL}), 0);
         char *out = slurp(outp);
-        cr_assert(strstr(out, "OK: 6 record(s); hash chain, authentication tags and anchor verified"),
-                  "%s", out);
+        cr_assert(
+            strstr(out, "OK: 6 record(s); hash chain, authentication tags and anchor verified"),
+            "%s", out);
         free(out);
         /* $AIDP_LINEAGE_FILE stands in for FILE. */
         setenv(AIDP_LINEAGE_ENV_PATH, logp, 1);
@@ -140,7 +144,8 @@ Test(lineage_cli, verify_tampered_log_exits_1_and_names_the_line)
         free(err);
         cr_assert_eq(run((const char *[]){"lineage", "verify", "--no-key", logp, NULL}), 1);
         err = slurp(errp);
-        cr_assert(strstr(err, "TAMPERED: line 4: previous-line hash does not match line 3"), "%s", err);
+        cr_assert(strstr(err, "TAMPERED: line 4: previous-line hash does not match line 3"), "%s",
+                  err);
         free(err);
         free(buf);
 }
@@ -163,7 +168,8 @@ Test(lineage_cli, verify_tamper_is_reported_to_syslog)
         msg[n > 0 ? n : 0] = '\0';
         close(s);
         cr_assert(!strncmp(msg, "<82>1 ", 6), "%s", msg);
-        cr_assert(strstr(msg, " TAMPER [aidp@32473 file=\"") && strstr(msg, "line=\"1\""), "%s", msg);
+        cr_assert(strstr(msg, " TAMPER [aidp@32473 file=\"") && strstr(msg, "line=\"1\""), "%s",
+                  msg);
 }
 
 Test(lineage_cli, verify_unreadable_exits_lineage_status)
@@ -202,12 +208,16 @@ Test(lineage_cli, show_summarizes_runs_and_filters)
 
         char prefix[9];
         snprintf(prefix, sizeof prefix, "%.8s", runs[1]);
-        cr_assert_eq(run((const char *[]){"lineage", "show", "--file", logp, "--run", prefix, NULL}), 0);
+        cr_assert_eq(
+            run((const char *[]){"lineage", "show", "--file", logp, "--run", prefix, NULL}), 0);
         out = slurp(outp);
-        cr_assert(strstr(out, runs[1]) && !strstr(out, runs[0]) && !strstr(out, runs[2]), "%s", out);
+        cr_assert(strstr(out, runs[1]) && !strstr(out, runs[0]) && !strstr(out, runs[2]), "%s",
+                  out);
         free(out);
 
-        cr_assert_eq(run((const char *[]){"lineage", "show", "--file", logp, "--dataset", "model-0", NULL}), 0);
+        cr_assert_eq(
+            run((const char *[]){"lineage", "show", "--file", logp, "--dataset", "model-0", NULL}),
+            0);
         out = slurp(outp);
         cr_assert(strstr(out, runs[0]) && !strstr(out, runs[1]) && strstr(out, runs[2]), "%s", out);
         free(out);
@@ -229,7 +239,9 @@ Test(lineage_cli, show_summarizes_runs_and_filters)
 
 Test(lineage_cli, graph_draws_dataset_run_artifact_edges)
 {
-        cr_assert_eq(run((const char *[]){"lineage", "graph", "--file", logp, "--dataset", "imagenet", NULL}), 0);
+        cr_assert_eq(run((const char *[]){"lineage", "graph", "--file", logp, "--dataset",
+                                          "imagenet", NULL}),
+                     0);
         char *out = slurp(outp);
         char want[160];
         cr_assert(!strncmp(out, "digraph lineage {", 17), "%s", out);
@@ -241,9 +253,12 @@ Test(lineage_cli, graph_draws_dataset_run_artifact_edges)
         snprintf(want, sizeof want, "\"ds:aidp/model-0\" -> \"run:%s\";", runs[2]);
         cr_assert(strstr(out, want), "missing %s", want);
         free(out);
-        cr_assert_eq(run((const char *[]){"lineage", "graph", "--file", logp, "--dataset", "model-1", NULL}), 0);
+        cr_assert_eq(
+            run((const char *[]){"lineage", "graph", "--file", logp, "--dataset", "model-1", NULL}),
+            0);
         out = slurp(outp);
-        cr_assert(strstr(out, runs[1]) && !strstr(out, runs[0]) && !strstr(out, runs[2]), "%s", out);
+        cr_assert(strstr(out, runs[1]) && !strstr(out, runs[0]) && !strstr(out, runs[2]), "%s",
+                  out);
         free(out);
 
         char svg[240];
@@ -265,7 +280,8 @@ Test(lineage_cli, graph_draws_dataset_run_artifact_edges)
 static size_t check_exported_lines(char *text, const char *prefix_sep)
 {
         size_t n = 0;
-        for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        for (char *save = NULL, *l = strtok_r(text, "\n", &save); l;
+             l = strtok_r(NULL, "\n", &save)) {
                 if (prefix_sep) {
                         /* "Content-Type\tpath\tbody" from the sink */
                         cr_assert(!strncmp(l, "application/json\t/api/v1/lineage\t", 33), "%s", l);
@@ -289,11 +305,13 @@ Test(lineage_cli, export_to_stdout_gives_plain_openlineage_events)
         char *out = slurp(outp);
         cr_assert_eq(check_exported_lines(out, NULL), 6);
         free(out);
-        cr_assert_eq(run((const char *[]){"lineage", "export", "--file", logp, "--run", runs[2], NULL}), 0);
+        cr_assert_eq(
+            run((const char *[]){"lineage", "export", "--file", logp, "--run", runs[2], NULL}), 0);
         out = slurp(outp);
         cr_assert_eq(check_exported_lines(out, NULL), 2);
         free(out);
-        cr_assert_eq(run((const char *[]){"lineage", "export", "--url", "ftp://x", NULL}), AIDP_EXIT_USAGE);
+        cr_assert_eq(run((const char *[]){"lineage", "export", "--url", "ftp://x", NULL}),
+                     AIDP_EXIT_USAGE);
 }
 
 static int sink_out = -1;
@@ -377,7 +395,8 @@ Test(lineage_cli, export_reports_an_endpoint_error)
         stop_sink(pid, in);
         cr_assert_eq(rc, 1);
         char *err = slurp(errp);
-        cr_assert(strstr(err, "POST of line 1 to") && strstr(err, "HTTP 500 (0 event(s) sent before)"),
+        cr_assert(strstr(err, "POST of line 1 to") &&
+                      strstr(err, "HTTP 500 (0 event(s) sent before)"),
                   "%s", err);
         free(err);
 }

@@ -47,15 +47,18 @@ static void assert_openlineage_run_event(json_object *ev, const char *type)
         assert_matches(json_object_get_string(v),
                        "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
         v = get(ev, "job.namespace");
-        cr_assert(v && json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0);
+        cr_assert(v && json_object_is_type(v, json_type_string) &&
+                  json_object_get_string_len(v) > 0);
         v = get(ev, "job.name");
-        cr_assert(v && json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0);
+        cr_assert(v && json_object_is_type(v, json_type_string) &&
+                  json_object_get_string_len(v) > 0);
         v = get(ev, "producer");
         cr_assert(v && json_object_is_type(v, json_type_string));
         assert_matches(json_object_get_string(v), "^https://");
         v = get(ev, "schemaURL");
         cr_assert(v && json_object_is_type(v, json_type_string));
-        assert_matches(json_object_get_string(v), "^https://openlineage.io/spec/.*#/\\$defs/RunEvent$");
+        assert_matches(json_object_get_string(v),
+                       "^https://openlineage.io/spec/.*#/\\$defs/RunEvent$");
         cr_assert(json_object_is_type(get(ev, "inputs"), json_type_array));
         cr_assert(json_object_is_type(get(ev, "outputs"), json_type_array));
 }
@@ -66,8 +69,10 @@ static void assert_facets_well_formed(json_object *facets)
         json_object_object_foreach(facets, name, f)
         {
                 json_object *v;
-                cr_assert(json_object_object_get_ex(f, "_producer", &v), "facet %s: no _producer", name);
-                cr_assert(json_object_object_get_ex(f, "_schemaURL", &v), "facet %s: no _schemaURL", name);
+                cr_assert(json_object_object_get_ex(f, "_producer", &v), "facet %s: no _producer",
+                          name);
+                cr_assert(json_object_object_get_ex(f, "_schemaURL", &v), "facet %s: no _schemaURL",
+                          name);
                 assert_matches(json_object_get_string(v), "^https://");
         }
 }
@@ -86,16 +91,21 @@ static json_object *full_event(enum aidp_lineage_event_type t)
         aidp_lineage_set_caller(ev, 1000, 1000, "alice", "slurm-42");
         aidp_lineage_set_host(ev, "node1", "eu-west");
         aidp_lineage_set_profile(ev, "gpu-train", "sha256:abcd");
-        aidp_lineage_add_decision(ev, "dataset imagenet", "allow", "eu-only", "host region eu-west");
+        aidp_lineage_add_decision(ev, "dataset imagenet", "allow", "eu-only",
+                                  "host region eu-west");
         aidp_lineage_add_network_denial(ev, "tcp", "203.0.113.7", 443, 3);
         aidp_lineage_add_network_denial(ev, "udp", "198.51.100.1", 53, 2);
-        struct aidp_lineage_resources r = {.peak_memory_bytes = 1 << 30, .cpu_usec = 5,
-                                           .wall_usec = 7};
+        struct aidp_lineage_resources r = {
+            .peak_memory_bytes = 1 << 30, .cpu_usec = 5, .wall_usec = 7};
         aidp_lineage_set_resources(ev, &r);
         aidp_lineage_set_exit(ev, 0, 0, 0, "exited");
         const char *removed[] = {"cgroup aidp/x", "netns aidp-x"};
-        struct aidp_lineage_shred s = {.files = 3, .bytes = 4096, .verified = true,
-                                       .duration_usec = 9, .removed = removed, .nremoved = 2};
+        struct aidp_lineage_shred s = {.files = 3,
+                                       .bytes = 4096,
+                                       .verified = true,
+                                       .duration_usec = 9,
+                                       .removed = removed,
+                                       .nremoved = 2};
         aidp_lineage_set_shred(ev, &s);
         return ev;
 }
@@ -103,8 +113,8 @@ static json_object *full_event(enum aidp_lineage_event_type t)
 Test(lineage_event, new_event_has_every_required_run_event_field)
 {
         static const enum aidp_lineage_event_type types[] = {
-                AIDP_LINEAGE_START, AIDP_LINEAGE_COMPLETE, AIDP_LINEAGE_FAIL,
-                AIDP_LINEAGE_ABORT, AIDP_LINEAGE_OTHER};
+            AIDP_LINEAGE_START, AIDP_LINEAGE_COMPLETE, AIDP_LINEAGE_FAIL, AIDP_LINEAGE_ABORT,
+            AIDP_LINEAGE_OTHER};
         static const char *const names[] = {"START", "COMPLETE", "FAIL", "ABORT", "OTHER"};
         for (size_t i = 0; i < 5; i++) {
                 char id[AIDP_LINEAGE_RUN_ID_LEN + 1];
@@ -122,13 +132,15 @@ Test(lineage_event, all_facets_round_trip_through_json_text)
 {
         json_object *ev = full_event(AIDP_LINEAGE_COMPLETE);
         /* Through text and back, as a consumer would see it. */
-        json_object *back = json_tokener_parse(json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
+        json_object *back =
+            json_tokener_parse(json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
         cr_assert_not_null(back);
         assert_openlineage_run_event(back, "COMPLETE");
         json_object *facets = get(back, "run.facets");
         assert_facets_well_formed(facets);
-        static const char *const want[] = {"aidp_caller", "aidp_host", "aidp_profile", "aidp_policy",
-                                           "aidp_network", "aidp_resources", "aidp_exit", "aidp_shred"};
+        static const char *const want[] = {"aidp_caller", "aidp_host",    "aidp_profile",
+                                           "aidp_policy", "aidp_network", "aidp_resources",
+                                           "aidp_exit",   "aidp_shred"};
         for (size_t i = 0; i < 8; i++)
                 cr_assert_not_null(get(facets, want[i]), "missing run facet %s", want[i]);
         cr_assert_str_eq(json_object_get_string(get(facets, "aidp_caller.user")), "alice");
@@ -149,11 +161,13 @@ Test(lineage_event, all_facets_round_trip_through_json_text)
         assert_facets_well_formed(get(in, "facets"));
         cr_assert_str_eq(json_object_get_string(get(in, "facets.version.datasetVersion")),
                          "sha256:0000000000000000000000000000000000000000000000000000000000000000");
-        cr_assert_str_eq(json_object_get_string(get(in, "facets.aidp_classification.classification")),
-                         "confidential");
+        cr_assert_str_eq(
+            json_object_get_string(get(in, "facets.aidp_classification.classification")),
+            "confidential");
         cr_assert_eq(json_object_array_length(get(in, "facets.aidp_classification.tags")), 2);
         json_object *out = json_object_array_get_idx(get(back, "outputs"), 0);
-        cr_assert_str_eq(json_object_get_string(get(out, "facets.aidp_digest.algorithm")), "sha256");
+        cr_assert_str_eq(json_object_get_string(get(out, "facets.aidp_digest.algorithm")),
+                         "sha256");
         json_object_put(back);
         json_object_put(ev);
 }
@@ -187,11 +201,11 @@ Test(lineage_event, check_names_the_missing_or_bad_member)
                 const char *drop; /* top-level member to delete, or a "run.x"/"job.x" path */
                 const char *msg;
         } cases[] = {
-                {"eventType", "missing eventType"}, {"eventTime", "missing eventTime"},
-                {"run", "missing object run"},      {"run.runId", "missing run.runId"},
-                {"job", "missing object job"},      {"job.namespace", "missing job.namespace"},
-                {"job.name", "missing job.name"},   {"producer", "missing producer"},
-                {"schemaURL", "missing schemaURL"},
+            {"eventType", "missing eventType"}, {"eventTime", "missing eventTime"},
+            {"run", "missing object run"},      {"run.runId", "missing run.runId"},
+            {"job", "missing object job"},      {"job.namespace", "missing job.namespace"},
+            {"job.name", "missing job.name"},   {"producer", "missing producer"},
+            {"schemaURL", "missing schemaURL"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 json_object *ev = full_event(AIDP_LINEAGE_START);
@@ -205,7 +219,8 @@ Test(lineage_event, check_names_the_missing_or_bad_member)
                         json_object_object_del(ev, path);
                 }
                 aidp_error e = {0};
-                cr_assert_lt(aidp_lineage_event_check(ev, &e), 0, "dropping %s passed", cases[i].drop);
+                cr_assert_lt(aidp_lineage_event_check(ev, &e), 0, "dropping %s passed",
+                             cases[i].drop);
                 cr_assert_str_eq(e.msg, cases[i].msg);
                 json_object_put(ev);
         }
@@ -230,10 +245,12 @@ Test(lineage_record, format_then_parse_round_trips_and_tag_is_last)
         cr_assert_not_null(line, "%s", e.msg);
         cr_assert_eq(line[len - 1], '\n');
         cr_assert_null(memchr(line, '\n', len - 1), "a record is one line");
-        assert_matches(line, ",\"aidp_seq\":1,\"aidp_prev\":\"0{64}\",\"aidp_hmac\":\"[0-9a-f]{64}\"}\n$");
+        assert_matches(
+            line, ",\"aidp_seq\":1,\"aidp_prev\":\"0{64}\",\"aidp_hmac\":\"[0-9a-f]{64}\"}\n$");
         struct aidp_lineage_record rec;
         json_object *back = NULL;
-        cr_assert_eq(aidp_lineage_record_parse(line, len - 1, key, &rec, &back, &e), 0, "%s", e.msg);
+        cr_assert_eq(aidp_lineage_record_parse(line, len - 1, key, &rec, &back, &e), 0, "%s",
+                     e.msg);
         cr_assert_eq(rec.seq, 1);
         cr_assert_str_eq(rec.prev, zero);
         char h[AIDP_LINEAGE_HASH_HEX + 1];
@@ -285,21 +302,22 @@ Test(lineage_record, malformed_lines_get_clear_reasons)
         static const struct {
                 const char *line, *msg;
         } cases[] = {
-                {"", "empty line"},
-                {"{\"a\":1", "record is not valid JSON"},
-                {"[1,2]", "record is not a JSON object"},
-                {"{\"a\":1} x", "record is not valid JSON"},
-                {"{\"a\":1}{}", "record is not valid JSON"},
-                {"{\"eventType\":\"START\"}", "record does not end with its aidp_hmac tag"},
-                {"{\"aidp_seq\":1,\"aidp_prev\":\"00\",\"aidp_hmac\":"
-                 "\"0000000000000000000000000000000000000000000000000000000000000000\"}",
-                 "record has no valid aidp_prev"},
+            {"", "empty line"},
+            {"{\"a\":1", "record is not valid JSON"},
+            {"[1,2]", "record is not a JSON object"},
+            {"{\"a\":1} x", "record is not valid JSON"},
+            {"{\"a\":1}{}", "record is not valid JSON"},
+            {"{\"eventType\":\"START\"}", "record does not end with its aidp_hmac tag"},
+            {"{\"aidp_seq\":1,\"aidp_prev\":\"00\",\"aidp_hmac\":"
+             "\"0000000000000000000000000000000000000000000000000000000000000000\"}",
+             "record has no valid aidp_prev"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 struct aidp_lineage_record rec;
                 aidp_error e = {0};
-                cr_assert_lt(aidp_lineage_record_parse(cases[i].line, strlen(cases[i].line), key, &rec,
-                                                       NULL, &e), 0);
+                cr_assert_lt(aidp_lineage_record_parse(cases[i].line, strlen(cases[i].line), key,
+                                                       &rec, NULL, &e),
+                             0);
                 cr_assert_str_eq(e.msg, cases[i].msg);
                 cr_assert_eq(e.status, AIDP_EXIT_FAILED);
         }

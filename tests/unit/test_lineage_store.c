@@ -43,7 +43,8 @@ TestSuite(lineage_store, .init = setup, .fini = teardown, .timeout = 120);
 
 static struct aidp_lineage *open_store(void)
 {
-        struct aidp_lineage_options o = {.path = log_path, .key_path = key_path,
+        struct aidp_lineage_options o = {.path = log_path,
+                                         .key_path = key_path,
                                          .syslog_socket = "/nonexistent/aidp-test-log",
                                          .create_key = true};
         struct aidp_lineage *lg = NULL;
@@ -65,7 +66,8 @@ static json_object *event(const char *job, enum aidp_lineage_event_type t)
 static void append_n(struct aidp_lineage *lg, int n)
 {
         for (int i = 0; i < n; i++) {
-                json_object *ev = event("train", i % 2 ? AIDP_LINEAGE_COMPLETE : AIDP_LINEAGE_START);
+                json_object *ev =
+                    event("train", i % 2 ? AIDP_LINEAGE_COMPLETE : AIDP_LINEAGE_START);
                 aidp_error e = {0};
                 cr_assert_eq(aidp_lineage_append(lg, ev, &e), 0, "%s", e.msg);
                 json_object_put(ev);
@@ -198,7 +200,8 @@ Test(lineage_store, key_with_loose_permissions_is_refused)
         struct aidp_lineage *lg = open_store();
         aidp_lineage_free(lg);
         cr_assert_eq(chmod(key_path, 0644), 0);
-        struct aidp_lineage_options o = {.path = log_path, .key_path = key_path, .create_key = true};
+        struct aidp_lineage_options o = {
+            .path = log_path, .key_path = key_path, .create_key = true};
         aidp_error e = {0};
         cr_assert_lt(aidp_lineage_open(&lg, &o, &e), 0);
         cr_assert_eq(e.status, AIDP_EXIT_LINEAGE);
@@ -309,7 +312,8 @@ Test(lineage_store, tamper_insert_a_forged_line)
          * everything an attacker without the host key can do. */
         struct aidp_lineage_record r2;
         aidp_error e = {0};
-        cr_assert_eq(aidp_lineage_record_parse(buf + s[1], s[2] - s[1] - 1, NULL, &r2, NULL, &e), 0);
+        cr_assert_eq(aidp_lineage_record_parse(buf + s[1], s[2] - s[1] - 1, NULL, &r2, NULL, &e),
+                     0);
         unsigned char other[AIDP_LINEAGE_KEY_LEN] = {7};
         json_object *ev = event("forged", AIDP_LINEAGE_COMPLETE);
         size_t flen;
@@ -380,7 +384,8 @@ Test(lineage_store, tamper_anchor_deleted_or_edited)
         struct aidp_lineage *lg = open_store();
         struct aidp_lineage_verify v;
         aidp_error e = {0};
-        cr_assert_eq(aidp_lineage_verify_file(log_path, NULL, false, aidp_lineage_key(lg), &v, &e), 0);
+        cr_assert_eq(aidp_lineage_verify_file(log_path, NULL, false, aidp_lineage_key(lg), &v, &e),
+                     0);
         cr_assert_eq(v.bad_line, 0, "%s", v.reason);
         cr_assert_eq(v.records, 3);
         aidp_lineage_free(lg);
@@ -529,7 +534,8 @@ Test(lineage_store, sixteen_concurrent_appenders_lose_nothing)
                 pids[w] = fork();
                 cr_assert_geq(pids[w], 0);
                 if (pids[w] == 0) {
-                        struct aidp_lineage_options o = {.path = log_path, .key_path = key_path,
+                        struct aidp_lineage_options o = {.path = log_path,
+                                                         .key_path = key_path,
                                                          .syslog_socket = "/nonexistent/x",
                                                          .need_key = true};
                         struct aidp_lineage *lg = NULL;

@@ -21,8 +21,13 @@ Test(seclog, formats_header_and_structured_data_exactly)
 {
         struct aidp_seclog_param p[] = {{"runId", "3f1c2b1e-8f0a-4c1d-9e2f-0123456789ab"},
                                         {"reason", "region us-east not in [eu-*]"}};
-        struct aidp_seclog_msg m = {.severity = LOG_WARNING, .time_ns = T0, .hostname = "node1",
-                                    .procid = 4242, .msgid = "DENIED", .params = p, .nparams = 2,
+        struct aidp_seclog_msg m = {.severity = LOG_WARNING,
+                                    .time_ns = T0,
+                                    .hostname = "node1",
+                                    .procid = 4242,
+                                    .msgid = "DENIED",
+                                    .params = p,
+                                    .nparams = 2,
                                     .text = "run denied by policy"};
         char buf[1024];
         int n = aidp_seclog_format(buf, sizeof buf, &m);
@@ -37,8 +42,13 @@ Test(seclog, formats_header_and_structured_data_exactly)
 Test(seclog, escapes_quote_backslash_bracket_and_flattens_newlines)
 {
         struct aidp_seclog_param p[] = {{"file", "a\"b\\c]d"}};
-        struct aidp_seclog_msg m = {.severity = LOG_CRIT, .time_ns = T0, .hostname = "h",
-                                    .procid = 1, .msgid = "TAMPER", .params = p, .nparams = 1,
+        struct aidp_seclog_msg m = {.severity = LOG_CRIT,
+                                    .time_ns = T0,
+                                    .hostname = "h",
+                                    .procid = 1,
+                                    .msgid = "TAMPER",
+                                    .params = p,
+                                    .nparams = 1,
                                     .text = "two\nlines"};
         char buf[512];
         cr_assert_gt(aidp_seclog_format(buf, sizeof buf, &m), 0);
@@ -48,8 +58,12 @@ Test(seclog, escapes_quote_backslash_bracket_and_flattens_newlines)
 
 Test(seclog, nil_values_for_missing_or_invalid_header_fields)
 {
-        struct aidp_seclog_msg m = {.severity = LOG_NOTICE, .time_ns = T0, .hostname = "bad host",
-                                    .app_name = "", .procid = 0, .msgid = NULL};
+        struct aidp_seclog_msg m = {.severity = LOG_NOTICE,
+                                    .time_ns = T0,
+                                    .hostname = "bad host",
+                                    .app_name = "",
+                                    .procid = 0,
+                                    .msgid = NULL};
         char buf[256];
         cr_assert_gt(aidp_seclog_format(buf, sizeof buf, &m), 0);
         cr_assert_str_eq(buf, "<85>1 2024-05-01T12:34:56.789Z - - - - -");
@@ -58,12 +72,12 @@ Test(seclog, nil_values_for_missing_or_invalid_header_fields)
 Test(seclog, rejects_bad_param_names_and_severity_and_small_buffers)
 {
         char buf[512];
-        static const char *const bad[] = {"", "has space", "eq=", "quo\"te", "br]",
-                                          "a234567890123456789012345678901234"};
+        static const char *const bad[] = {
+            "", "has space", "eq=", "quo\"te", "br]", "a234567890123456789012345678901234"};
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 struct aidp_seclog_param p[] = {{bad[i], "v"}};
-                struct aidp_seclog_msg m = {.severity = 4, .time_ns = T0, .msgid = "X", .params = p,
-                                            .nparams = 1};
+                struct aidp_seclog_msg m = {
+                    .severity = 4, .time_ns = T0, .msgid = "X", .params = p, .nparams = 1};
                 cr_assert_eq(aidp_seclog_format(buf, sizeof buf, &m), -EINVAL, "name '%s' accepted",
                              bad[i]);
         }
@@ -122,8 +136,8 @@ TestSuite(seclog_socket, .init = listen_setup, .fini = listen_teardown, .timeout
 Test(seclog_socket, send_delivers_one_rfc5424_datagram)
 {
         struct aidp_seclog_param p[] = {{"k", "v"}};
-        struct aidp_seclog_msg m = {.severity = LOG_CRIT, .msgid = "TAMPER", .params = p,
-                                    .nparams = 1, .text = "hello"};
+        struct aidp_seclog_msg m = {
+            .severity = LOG_CRIT, .msgid = "TAMPER", .params = p, .nparams = 1, .text = "hello"};
         cr_assert_eq(aidp_seclog_send(sock_path, &m), 0);
         char buf[4096];
         receive(buf, sizeof buf);
@@ -148,8 +162,8 @@ Test(seclog_socket, lineage_denials_and_aborts_go_to_syslog_but_not_starts)
         snprintf(ldir, sizeof ldir, "%s/lineage", sdir);
         snprintf(llog, sizeof llog, "%s/l.jsonl", ldir);
         snprintf(lkey, sizeof lkey, "%s/l.key", ldir);
-        struct aidp_lineage_options o = {.path = llog, .key_path = lkey, .syslog_socket = sock_path,
-                                         .create_key = true};
+        struct aidp_lineage_options o = {
+            .path = llog, .key_path = lkey, .syslog_socket = sock_path, .create_key = true};
         struct aidp_lineage *lg = NULL;
         aidp_error e = {0};
         cr_assert_eq(aidp_lineage_open(&lg, &o, &e), 0, "%s", e.msg);
@@ -168,9 +182,10 @@ Test(seclog_socket, lineage_denials_and_aborts_go_to_syslog_but_not_starts)
         json_object_put(ev);
         receive(buf, sizeof buf);
         cr_assert(!strncmp(buf, "<84>1 ", 6), "%s", buf);
-        cr_assert(strstr(buf, " DENIED [aidp@32473 runId=\"3f1c2b1e-8f0a-4c1d-9e2f-0123456789ab\" "
-                              "job=\"train\" eventType=\"OTHER\" lineageSeq=\"2\" egressDenied=\"0\" "
-                              "reason=\"host region us-east\"] run denied by policy"),
+        cr_assert(strstr(buf,
+                         " DENIED [aidp@32473 runId=\"3f1c2b1e-8f0a-4c1d-9e2f-0123456789ab\" "
+                         "job=\"train\" eventType=\"OTHER\" lineageSeq=\"2\" egressDenied=\"0\" "
+                         "reason=\"host region us-east\"] run denied by policy"),
                   "%s", buf);
 
         ev = aidp_lineage_event_new(AIDP_LINEAGE_ABORT, id, NULL, "train");
@@ -180,7 +195,7 @@ Test(seclog_socket, lineage_denials_and_aborts_go_to_syslog_but_not_starts)
         receive(buf, sizeof buf);
         cr_assert(!strncmp(buf, "<85>1 ", 6), "%s", buf);
         cr_assert(strstr(buf, " ABORT [aidp@32473 ") && strstr(buf, "lineageSeq=\"3\"") &&
-                          strstr(buf, "reason=\"supervisor died; cleaned by gc\"] run aborted"),
+                      strstr(buf, "reason=\"supervisor died; cleaned by gc\"] run aborted"),
                   "%s", buf);
 
         ev = aidp_lineage_event_new(AIDP_LINEAGE_COMPLETE, id, NULL, "train");

@@ -1,0 +1,160 @@
+#define _GNU_SOURCE
+/* A run with sealed data in lineage: START names each input with its content digest,
+ * classification and tags from the authenticated header; COMPLETE adds the sealed
+ * /out as an output with its digest; the graph draws dataset -> run -> artifact. */
+#include "common/exitcodes.h"
+#include "priv.h"
+#include "runner.h"
+#include "supervisor/lineage.h"
+#include "tests/sealed_util.h"
+
+static char *T;
+static char keydir[4096], outdir[4096], in1[4096], logp[4096], lkey[4096], run_id[64];
+static struct aidp_proc P;
+
+static void setup(void)
+{
+        T = tmpdir_new();
+        chmod(T, 0755);
+        snprintf(keydir, sizeof keydir, "%s/keys", T);
+        snprintf(outdir, sizeof outdir, "%s/outputs", T);
+        snprintf(logp, sizeof logp, "%s/lineage/lineage.jsonl", T);
+        snprintf(lkey, sizeof lkey, "%s/lineage/lineage.key", T);
+        snprintf(run_id, sizeof run_id, "aidp-test-lineage-data-%d", (int)getpid());
+        setenv("AIDP_LINEAGE_KEY", lkey, 1);
+        setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
+        mkdir_p(outdir, 0755);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keydir, "run-key", &err), 0, "%s", err.msg);
+        char src[4096], f[4096];
+        snprintf(src, sizeof src, "%s/src", T);
+        mkdir_p(src, 0755);
+        snprintf(f, sizeof f, "%s/src/train.csv", T);
+        write_file(f, 4096, 0644, 3);
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params p = {0};
+        meta_default(&p.meta, "patients");
+        strcpy(p.meta.key_id, "run-key");
+        p.meta.classification = AIDP_CLASS_CONFIDENTIAL;
+        cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_RESIDENCY, "eu", &err), 0);
+        cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_REGULATION, "phi", &err), 0);
+        snprintf(in1, sizeof in1, "%s/patients.sealed", T);
+        cr_assert_eq(seal_path(src, in1, &p, &k, NULL, &err), 0, "%s", err.msg);
+        aidp_keys_free(&k);
+}
+
+static void teardown(void)
+{
+        tmpdir_rm(T);
+}
+
+TestSuite(run_lineage_data, .init = setup, .fini = teardown, .timeout = 120);
+
+static json_object *at(json_object *o, const char *path)
+{
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", path);
+        for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
+                if (!json_object_object_get_ex(o, k, &o))
+                        return NULL;
+        return o;
+}
+
+static const char *str(json_object *o, const char *path)
+{
+        json_object *v = at(o, path);
+        return v ? json_object_get_string(v) : "";
+}
+
+static void expect_input(json_object *ev)
+{
+        json_object *ins = at(ev, "inputs");
+        cr_assert_eq(json_object_array_length(ins), 1, "%s", json_object_to_json_string(ev));
+        json_object *ds = json_object_array_get_idx(ins, 0);
+        cr_assert_str_eq(str(ds, "name"), "patients");
+        cr_assert_eq(strlen(str(ds, "facets.aidp_digest.value")), 64, "%s",
+                     json_object_to_json_string(ds));
+        cr_assert_str_eq(str(ds, "facets.aidp_classification.classification"), "confidential");
+        json_object *tags = at(ds, "facets.aidp_classification.tags");
+        cr_assert_eq(json_object_array_length(tags), 2);
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(tags, 0)), "eu");
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(tags, 1)), "phi");
+}
+
+Test(run_lineage_data, inputs_and_sealed_output_are_recorded_with_digests_and_tags)
+{
+        AIDP_REQUIRE_ROOT();
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "--user",
+                        "65534",
+                        "--no-cwd",
+                        "-q",
+                        "--run-id",
+                        run_id,
+                        "--key-dir",
+                        keydir,
+                        "--data",
+                        in1,
+                        "--output-dir",
+                        outdir,
+                        "--lineage",
+                        logp,
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        "wc -c /data/patients/train.csv > /out/n",
+                        NULL};
+        int st = aidp_test_run(&P, argv);
+        cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
+        unsigned char key[AIDP_LINEAGE_KEY_LEN];
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_key_load(lkey, false, key, &e), 0, "%s", e.msg);
+        struct aidp_lineage_verify v;
+        cr_assert_eq(aidp_lineage_verify_file(logp, NULL, true, key, &v, &e), 0, "%s", e.msg);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+        cr_assert_eq(v.records, 2);
+        FILE *f = fopen(logp, "re");
+        char *line = NULL;
+        size_t cap = 0;
+        json_object *ev[2];
+        for (int i = 0; i < 2; i++) {
+                ssize_t n = getline(&line, &cap, f);
+                struct aidp_lineage_record rec;
+                cr_assert_eq(aidp_lineage_record_parse(line, (size_t)n - 1, key, &rec, &ev[i], &e),
+                             0);
+        }
+        free(line);
+        fclose(f);
+        cr_assert_str_eq(str(ev[0], "eventType"), "START");
+        cr_assert_str_eq(str(ev[1], "eventType"), "COMPLETE");
+        expect_input(ev[0]);
+        expect_input(ev[1]);
+        json_object *outs = at(ev[1], "outputs");
+        cr_assert_eq(json_object_array_length(outs), 1, "%s", json_object_to_json_string(ev[1]));
+        json_object *out = json_object_array_get_idx(outs, 0);
+        char want[128];
+        snprintf(want, sizeof want, "%s-out", run_id);
+        cr_assert_str_eq(str(out, "name"), want);
+        cr_assert_eq(strlen(str(out, "facets.aidp_digest.value")), 64);
+        /* Tags are inherited by the output. */
+        cr_assert_str_eq(str(out, "facets.aidp_classification.classification"), "confidential");
+        json_object_put(ev[0]);
+        json_object_put(ev[1]);
+
+        /* The auditor's graph: patients -> run -> output. */
+        char *g[] = {AIDP_BINARY_DIR "/aidp",
+                     "lineage",
+                     "graph",
+                     "--file",
+                     logp,
+                     "--dataset",
+                     "patients",
+                     NULL};
+        cr_assert_eq(aidp_test_run(&P, g), 0, "%s", P.err);
+        cr_assert(strstr(P.out, "\"ds:aidp/patients\" -> \"run:"), "%s", P.out);
+        snprintf(want, sizeof want, "\" -> \"ds:aidp/%s-out\";", run_id);
+        cr_assert(strstr(P.out, want), "%s", P.out);
+}

@@ -1,0 +1,121 @@
+/* A policy denial as a lineage record: an OTHER event whose aidp_policy facet holds
+ * every reason and the whole decision, appended durably and reported to syslog as
+ * DENIED with the failing reason. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "residency/decide.h"
+#include "supervisor/lineage.h"
+#include "supervisor/run_lineage_policy.h"
+
+static char dir[64];
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+        (void)st;
+        (void)flag;
+        (void)f;
+        return remove(p);
+}
+
+static void setup(void)
+{
+        snprintf(dir, sizeof dir, "/tmp/aidp-denial.XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+        nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(run_lineage_policy, .init = setup, .fini = teardown, .timeout = 60);
+
+static json_object *at(json_object *o, const char *path)
+{
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", path);
+        for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
+                if (!json_object_object_get_ex(o, k, &o))
+                        return NULL;
+        return o;
+}
+
+Test(run_lineage_policy, denial_is_an_other_record_with_reasons_and_a_syslog_event)
+{
+        char sock_path[128], logp[128], keyp[128];
+        snprintf(sock_path, sizeof sock_path, "%s/log.sock", dir);
+        snprintf(logp, sizeof logp, "%s/lineage.jsonl", dir);
+        snprintf(keyp, sizeof keyp, "%s/lineage.key", dir);
+        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        strcpy(sa.sun_path, sock_path);
+        cr_assert_eq(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+
+        struct aidp_reason reasons[] = {
+            {.result = AIDP_REASON_PASS,
+             .check = AIDP_CHECK_ACCESS,
+             .rule = "roles.trainer",
+             .source = "access.yaml:4",
+             .message = "alice holds role trainer"},
+            {.result = AIDP_REASON_FAIL,
+             .check = AIDP_CHECK_RESIDENCY,
+             .rule = "residency.eu",
+             .source = "residency.yaml:2",
+             .dataset = "patients",
+             .attribute = "region",
+             .message = "host region us-east-1 is not in eu-*"},
+        };
+        struct aidp_decision d = {.allow = false,
+                                  .user = "alice",
+                                  .uid = 1000,
+                                  .host_region = "us-east-1",
+                                  .reasons = reasons,
+                                  .n_reasons = 2};
+        struct aidp_lineage_options o = {
+            .path = logp, .key_path = keyp, .syslog_socket = sock_path, .create_key = true};
+        struct aidp_lineage *lg = NULL;
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_open(&lg, &o, &e), 0, "%s", e.msg);
+        json_object *ev = aidp_lineage_event_new(
+            AIDP_LINEAGE_OTHER, "3f1c2b1e-8f0a-4c1d-9e2f-0123456789ab", NULL, "train");
+        aidp_run_lineage_add_decision(ev, &d);
+        cr_assert_eq(aidp_lineage_append(lg, ev, &e), 0, "%s", e.msg);
+
+        json_object *dec = at(ev, "run.facets.aidp_policy.decisions");
+        cr_assert_eq(json_object_array_length(dec), 2);
+        json_object *deny = json_object_array_get_idx(dec, 1);
+        cr_assert_str_eq(json_object_get_string(at(deny, "decision")), "deny");
+        cr_assert_str_eq(json_object_get_string(at(deny, "subject")), "residency patients");
+        cr_assert_str_eq(json_object_get_string(at(deny, "rule")), "residency.eu");
+        cr_assert_eq(json_object_get_boolean(at(ev, "run.facets.aidp_policy.allow")), 0);
+        cr_assert_str_eq(json_object_get_string(at(ev, "run.facets.aidp_policy.decision.decision")),
+                         "deny");
+        cr_assert_str_eq(json_object_get_string(at(ev, "run.facets.aidp_host.region")),
+                         "us-east-1");
+        json_object_put(ev);
+
+        struct pollfd pf = {.fd = s, .events = POLLIN};
+        cr_assert_eq(poll(&pf, 1, 2000), 1, "no syslog message");
+        char msg[4096];
+        ssize_t n = recv(s, msg, sizeof msg - 1, 0);
+        msg[n > 0 ? n : 0] = '\0';
+        close(s);
+        cr_assert(strstr(msg, " DENIED [aidp@32473 ") &&
+                      strstr(msg, "reason=\"host region us-east-1 is not in eu-*\""),
+                  "%s", msg);
+
+        struct aidp_lineage_verify v;
+        cr_assert_eq(aidp_lineage_verify_file(logp, NULL, true, aidp_lineage_key(lg), &v, &e), 0);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+        cr_assert_eq(v.records, 1);
+        aidp_lineage_free(lg);
+}
