@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "residency/tags.h"
 
 #define AIDP_SEALED_MAGIC "AIDPSEAL"
 #define AIDP_SEALED_VERSION 1
@@ -37,15 +38,8 @@
 #define AIDP_SEALED_SEGMENT_MAX (UINT32_C(1) << 26)
 #define AIDP_SEALED_SEGMENT_DEFAULT (UINT32_C(1) << 20)
 
-/* Ordered: a higher value is more sensitive (inheritance takes the maximum). */
-enum aidp_classification {
-        AIDP_CLASS_PUBLIC = 0,
-        AIDP_CLASS_INTERNAL,
-        AIDP_CLASS_CONFIDENTIAL,
-        AIDP_CLASS_RESTRICTED,
-        AIDP_CLASS_REGULATED,
-        AIDP_CLASS_MAX
-};
+/* enum aidp_classification (ordered: a higher value is more sensitive) is the
+ * residency module's, so headers and policy decisions speak the same type. */
 
 enum aidp_key_wrap {
         AIDP_WRAP_NONE = 0,
