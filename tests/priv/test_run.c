@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <stdbool.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "common/exitcodes.h"
@@ -215,4 +217,34 @@ Test(run, rlimits_from_options_and_core_zero_by_default)
         char *c[] = {AIDP_SUPERVISOR, "run", "--rlimit", "bogus=1", "--", "true", NULL};
         cr_expect_eq(aidp_test_run(&P, c), AIDP_EXIT_USAGE);
         cr_expect(strstr(P.err, "bogus") != NULL, "%s", P.err);
+}
+
+Test(run, summary_reports_tmpfs_noswap_as_the_kernel_supports_it)
+{
+        AIDP_REQUIRE_ROOT();
+        char path[] = "/tmp/aidp-test-summary-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert(fd >= 0);
+        close(fd);
+        char *a[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "--summary", path, "--", "/bin/true", NULL};
+        int st = aidp_test_run(&P, a);
+        char buf[8192] = "";
+        FILE *f = fopen(path, "r");
+        if (f) {
+                size_t n = fread(buf, 1, sizeof buf - 1, f);
+                buf[n] = '\0';
+                fclose(f);
+        }
+        unlink(path);
+        cr_assert_eq(st, 0, "%s", P.err);
+        struct utsname u;
+        uname(&u);
+        int major = 0, minor = 0;
+        sscanf(u.release, "%d.%d", &major, &minor);
+        bool has_noswap = major > 6 || (major == 6 && minor >= 4); /* tmpfs noswap: Linux 6.4 */
+        cr_expect(strstr(buf, has_noswap ? "\"tmpfs_noswap\":true" : "\"tmpfs_noswap\":false") != NULL,
+                  "kernel %s: summary %s", u.release, buf);
+        /* Where it is missing the run says so, and still runs. */
+        cr_expect_eq(strstr(P.err, "noswap unsupported") != NULL, !has_noswap, "%s", P.err);
+        cr_expect(strstr(buf, "\"exit_status\":0") != NULL, "%s", buf);
 }
