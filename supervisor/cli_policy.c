@@ -22,6 +22,9 @@
 #include "supervisor/policy_clock.h"
 #include "supervisor/policy_load.h"
 
+/* Summaries are truncated on purpose when a file lists very many zones. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 #define PROG "aidp policy"
 
 static void usage(FILE *f)
@@ -58,11 +61,16 @@ static void usage(FILE *f)
 
 static void summarize(const struct aidp_policy_doc *doc, char *buf, size_t size)
 {
+        char zones[256] = "";
+        size_t off = 0;
+        for (size_t i = 0; doc->kind == AIDP_POLICY_HOST && i < doc->host.n_zones; i++)
+                if (off < sizeof zones)
+                        off += (size_t)snprintf(zones + off, sizeof zones - off, "%s%s",
+                                                i ? ", " : "", doc->host.zones[i]);
         switch (doc->kind) {
         case AIDP_POLICY_HOST:
-                snprintf(buf, size, "node %s, region %s, %zu zones",
-                         doc->host.node ? doc->host.node : "(unnamed)", doc->host.region,
-                         doc->host.n_zones);
+                snprintf(buf, size, "node %s, region %s, zones [%s]",
+                         doc->host.node ? doc->host.node : "(unnamed)", doc->host.region, zones);
                 break;
         case AIDP_POLICY_RESIDENCY:
                 snprintf(buf, size, "%zu residency, %zu regulation, %zu classification rules",
