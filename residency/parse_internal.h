@@ -13,8 +13,7 @@ int aidp_residency_parse_metadata(struct aidp_ywalk *w, yaml_node_t *v, const ch
                                   char **name);
 
 /* `operations: [run, seal, ...]` into a bit set. */
-int aidp_residency_parse_ops(struct aidp_ywalk *w, yaml_node_t *v, const char *path,
-                             unsigned *ops);
+int aidp_residency_parse_ops(struct aidp_ywalk *w, yaml_node_t *v, const char *path, unsigned *ops);
 /* `time_windows: [{days, hours, time_zone}, ...]`. */
 int aidp_residency_parse_windows(struct aidp_ywalk *w, yaml_node_t *v, const char *path,
                                  struct aidp_time_window **ret, size_t *ret_n);

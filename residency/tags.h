@@ -24,16 +24,16 @@ enum aidp_classification {
 
 struct aidp_data_tags {
         enum aidp_classification classification;
-        char **residency;        /* e.g. "eu"; sorted, unique after tags_add */
+        char **residency; /* e.g. "eu"; sorted, unique after tags_add */
         size_t n_residency;
-        char **regulations;      /* e.g. "phi", "gdpr"; sorted, unique after tags_add */
+        char **regulations; /* e.g. "phi", "gdpr"; sorted, unique after tags_add */
         size_t n_regulations;
 };
 
 /* One input of a decision: a dataset's authenticated header facts. */
 struct aidp_dataset_facts {
         char *name;
-        char *version;           /* NULL when the header has none */
+        char *version; /* NULL when the header has none */
         struct aidp_data_tags tags;
 };
 

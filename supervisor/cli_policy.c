@@ -220,8 +220,8 @@ static int parse_facts_spec(const char *spec, struct aidp_dataset_facts *ret, ai
                                 break;
                         }
                         if (k == K_RESIDENCY)
-                                r = aidp_residency_strv_push(&f.tags.residency,
-                                                             &f.tags.n_residency, value);
+                                r = aidp_residency_strv_push(&f.tags.residency, &f.tags.n_residency,
+                                                             value);
                         else
                                 r = aidp_residency_strv_push(&f.tags.regulations,
                                                              &f.tags.n_regulations, value);
@@ -280,8 +280,7 @@ static void explain_opts_free(struct explain_opts *o)
 /* The profile properties the decision needs. Until the profile loader is
  * merged, the built-in defaults plus --network/--egress stand in for the
  * named profile; this is the one place to swap for a real profile load. */
-static int explain_profile(const struct explain_opts *o, struct aidp_profile *ret,
-                           aidp_error *err)
+static int explain_profile(const struct explain_opts *o, struct aidp_profile *ret, aidp_error *err)
 {
         if (aidp_profile_init_defaults(ret) < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
@@ -321,24 +320,38 @@ static int explain_profile(const struct explain_opts *o, struct aidp_profile *re
 
 static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_error *err)
 {
-        enum { O_USER = 256, O_GROUP, O_OP, O_PROFILE, O_NETWORK, O_EGRESS, O_DATA, O_FACTS,
-               O_HOST, O_POLICY, O_DIR, O_AT, O_JSON, O_HELP };
+        enum {
+                O_USER = 256,
+                O_GROUP,
+                O_OP,
+                O_PROFILE,
+                O_NETWORK,
+                O_EGRESS,
+                O_DATA,
+                O_FACTS,
+                O_HOST,
+                O_POLICY,
+                O_DIR,
+                O_AT,
+                O_JSON,
+                O_HELP
+        };
         static const struct option longopts[] = {
-                {"user", required_argument, NULL, O_USER},
-                {"group", required_argument, NULL, O_GROUP},
-                {"operation", required_argument, NULL, O_OP},
-                {"profile", required_argument, NULL, O_PROFILE},
-                {"network", required_argument, NULL, O_NETWORK},
-                {"egress", required_argument, NULL, O_EGRESS},
-                {"data", required_argument, NULL, O_DATA},
-                {"dataset-facts", required_argument, NULL, O_FACTS},
-                {"host", required_argument, NULL, O_HOST},
-                {"policy", required_argument, NULL, O_POLICY},
-                {"policy-dir", required_argument, NULL, O_DIR},
-                {"at", required_argument, NULL, O_AT},
-                {"json", no_argument, NULL, O_JSON},
-                {"help", no_argument, NULL, O_HELP},
-                {NULL, 0, NULL, 0},
+            {"user", required_argument, NULL, O_USER},
+            {"group", required_argument, NULL, O_GROUP},
+            {"operation", required_argument, NULL, O_OP},
+            {"profile", required_argument, NULL, O_PROFILE},
+            {"network", required_argument, NULL, O_NETWORK},
+            {"egress", required_argument, NULL, O_EGRESS},
+            {"data", required_argument, NULL, O_DATA},
+            {"dataset-facts", required_argument, NULL, O_FACTS},
+            {"host", required_argument, NULL, O_HOST},
+            {"policy", required_argument, NULL, O_POLICY},
+            {"policy-dir", required_argument, NULL, O_DIR},
+            {"at", required_argument, NULL, O_AT},
+            {"json", no_argument, NULL, O_JSON},
+            {"help", no_argument, NULL, O_HELP},
+            {NULL, 0, NULL, 0},
         };
         int c, r = 0;
         o->op = AIDP_OP_RUN;
@@ -357,7 +370,8 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
                 case O_OP:
                         if (aidp_residency_op_parse(optarg, &o->op) < 0)
                                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                                      "--operation: unknown operation '%s'", optarg);
+                                                      "--operation: unknown operation '%s'",
+                                                      optarg);
                         break;
                 case O_PROFILE:
                         o->profile = optarg;
@@ -463,11 +477,11 @@ static int cmd_explain(int argc, char **argv)
                 }
 
         struct aidp_policy_sources src = {
-                .dir = o.dir,
-                .host = o.host,
-                .files = (const char *const *)o.policies,
-                .n_files = o.n_policies,
-                .trust_env = true,
+            .dir = o.dir,
+            .host = o.host,
+            .files = (const char *const *)o.policies,
+            .n_files = o.n_policies,
+            .trust_env = true,
         };
         if ((r = aidp_policy_set_load(&src, &set, &err)) < 0)
                 goto fail;
@@ -492,13 +506,13 @@ static int cmd_explain(int argc, char **argv)
         struct aidp_policy_profile pv;
         aidp_residency_profile_view(&profile, &pv);
         struct aidp_decision_request req = {
-                .op = o.op,
-                .profile = o.op == AIDP_OP_RUN ? &pv : NULL,
-                .datasets = facts,
-                .n_datasets = n_facts,
-                .host = set.host,
-                .residency = set.residency,
-                .access = set.access,
+            .op = o.op,
+            .profile = o.op == AIDP_OP_RUN ? &pv : NULL,
+            .datasets = facts,
+            .n_datasets = n_facts,
+            .host = set.host,
+            .residency = set.residency,
+            .access = set.access,
         };
         aidp_caller_view(&id, &req.caller);
         if (!known)
@@ -513,8 +527,8 @@ static int cmd_explain(int argc, char **argv)
                         r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                         goto fail;
                 }
-                printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
-                                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+                printf("%s\n", json_object_to_json_string_ext(
+                                   j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(j);
         } else {
                 _cleanup_free_ char *text = aidp_residency_decision_to_text(&d);

@@ -97,21 +97,20 @@ static int load_doc(const char *path, bool require_root_owned, struct aidp_polic
 
 /* Move a parsed document into its slot of the set; a second one of a kind is
  * an error, since silently preferring either would hide a mistake. */
-#define PLACE(slot, member)                                                                   \
-        do {                                                                                  \
-                if (slot) {                                                                   \
-                        r = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,                     \
-                                           "%s: a second %s (the first is %s)", path,         \
-                                           aidp_residency_kind_name(doc->kind),               \
-                                           (slot)->source);                                   \
-                        break;                                                                \
-                }                                                                             \
-                if (!((slot) = malloc(sizeof *(slot)))) {                                     \
-                        r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory"); \
-                        break;                                                                \
-                }                                                                             \
-                *(slot) = doc->member;                                                        \
-                return 0;                                                                     \
+#define PLACE(slot, member)                                                                        \
+        do {                                                                                       \
+                if (slot) {                                                                        \
+                        r = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,                          \
+                                           "%s: a second %s (the first is %s)", path,              \
+                                           aidp_residency_kind_name(doc->kind), (slot)->source);   \
+                        break;                                                                     \
+                }                                                                                  \
+                if (!((slot) = malloc(sizeof *(slot)))) {                                          \
+                        r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");      \
+                        break;                                                                     \
+                }                                                                                  \
+                *(slot) = doc->member;                                                             \
+                return 0;                                                                          \
         } while (0)
 
 static int place(struct aidp_policy_set *s, struct aidp_policy_doc *doc, const char *path,
@@ -181,9 +180,9 @@ int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_poli
                 const char *name;
                 enum aidp_policy_kind kind;
         } defaults[] = {
-                {"host.yaml", AIDP_POLICY_HOST},
-                {"residency.yaml", AIDP_POLICY_RESIDENCY},
-                {"access.yaml", AIDP_POLICY_ACCESS},
+            {"host.yaml", AIDP_POLICY_HOST},
+            {"residency.yaml", AIDP_POLICY_RESIDENCY},
+            {"access.yaml", AIDP_POLICY_ACCESS},
         };
         for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
                 if (have_kind(&s, defaults[i].kind))

@@ -17,20 +17,20 @@
 #define AIDP_POLICY_DIR_ENV "AIDP_POLICY_DIR"
 
 struct aidp_policy_sources {
-        const char *dir;         /* NULL: $AIDP_POLICY_DIR when trust_env, else /etc/aidp */
-        const char *host;        /* NULL: DIR/host.yaml when it exists */
+        const char *dir;          /* NULL: $AIDP_POLICY_DIR when trust_env, else /etc/aidp */
+        const char *host;         /* NULL: DIR/host.yaml when it exists */
         const char *const *files; /* more files; each one's `kind:` says what it is */
         size_t n_files;
-        bool trust_env;          /* honour AIDP_POLICY_DIR */
+        bool trust_env; /* honour AIDP_POLICY_DIR */
         /* Refuse files (and their directory) that someone other than root could
          * write: the supervisor must not take policy from the caller. */
         bool require_root_owned;
 };
 
 struct aidp_policy_set {
-        struct aidp_host_identity *host;          /* NULL when none */
-        struct aidp_residency_policy *residency;  /* NULL when none */
-        struct aidp_access_policy *access;        /* NULL when none */
+        struct aidp_host_identity *host;         /* NULL when none */
+        struct aidp_residency_policy *residency; /* NULL when none */
+        struct aidp_access_policy *access;       /* NULL when none */
 };
 
 int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_policy_set *ret,

@@ -21,8 +21,8 @@ static int aidp(const char *args, char **out, char **errout)
         cr_assert_geq(efd, 0);
         close(efd);
         char cmd[8192];
-        snprintf(cmd, sizeof cmd, "cd %s && env -u AIDP_POLICY_DIR %s/aidp %s 2>%s", AIDP_SOURCE_DIR,
-                 AIDP_BINARY_DIR, args, errfile);
+        snprintf(cmd, sizeof cmd, "cd %s && env -u AIDP_POLICY_DIR %s/aidp %s 2>%s",
+                 AIDP_SOURCE_DIR, AIDP_BINARY_DIR, args, errfile);
         FILE *p = popen(cmd, "r");
         cr_assert_not_null(p);
         size_t cap = 1 << 16, len = 0;
@@ -74,8 +74,8 @@ static void expect_golden(const char *args, int status, const char *name)
 {
         char *out, *err;
         need_unknown_users();
-        cr_assert_eq(aidp(args, &out, &err), status, "aidp %s\nstdout:\n%s\nstderr:\n%s", args,
-                     out, err);
+        cr_assert_eq(aidp(args, &out, &err), status, "aidp %s\nstdout:\n%s\nstderr:\n%s", args, out,
+                     err);
         char *want = golden(name);
         cr_assert_str_eq(out, want, "aidp %s: output differs from %s", args, name);
         free(want);
@@ -134,10 +134,11 @@ Test(cli_policy, explain_inline_facts_time_zone_and_json)
         free(out);
 
         /* Saturday 21:00 is not: Friday's night ended at 06:00, Saturday's starts at 22:00. */
-        st = aidp("policy explain --user erin --group batch-users --profile batch " POL " --host " D
-                  "/host-eu.yaml --dataset-facts name=imagenet-eu,classification=internal,residency=eu "
-                  "--at 2024-05-04T19:00:00Z",
-                  &out, NULL);
+        st = aidp(
+            "policy explain --user erin --group batch-users --profile batch " POL " --host " D
+            "/host-eu.yaml --dataset-facts name=imagenet-eu,classification=internal,residency=eu "
+            "--at 2024-05-04T19:00:00Z",
+            &out, NULL);
         cr_assert_eq(st, 121, "%s", out);
         cr_assert(strstr(out, "FAIL access         roles.night-batch"), "%s", out);
         cr_assert(strstr(out, "sat 21:00 Europe/Berlin is outside fri,sat 22:00-06:00"), "%s", out);
@@ -151,8 +152,9 @@ Test(cli_policy, explain_user_outside_every_role)
                       "/host-eu.yaml --data " D "/ds-imagenet-eu.yaml --at @1714557600",
                       &out, NULL);
         cr_assert_eq(st, 121);
-        cr_assert(strstr(out, "FAIL access         default (role): user 'aidp-nobody-here' (groups: "
-                              "none) holds no role in the access policy: default deny"),
+        cr_assert(strstr(out,
+                         "FAIL access         default (role): user 'aidp-nobody-here' (groups: "
+                         "none) holds no role in the access policy: default deny"),
                   "%s", out);
         free(out);
 }
@@ -233,10 +235,10 @@ Test(cli_policy, check_valid_and_invalid_files)
                           &out, &err),
                      0, "%s", err);
         cr_assert(strstr(out, D "/access.yaml: ok: AccessPolicy (4 roles, 4 users, 3 groups, 2 "
-                              "deny rules)"),
+                                "deny rules)"),
                   "%s", out);
         cr_assert(strstr(out, D "/host-eu.yaml: ok: HostIdentity (node gpu-eu-07, region "
-                              "eu-west-1, zones [gdpr])"),
+                                "eu-west-1, zones [gdpr])"),
                   "%s", out);
         free(out);
         free(err);

@@ -17,13 +17,12 @@ static void load(const char *yaml, struct aidp_access_policy *ap)
                      err.msg);
 }
 
-static const char zones_yaml[] =
-        "apiVersion: aidp/v1\nkind: AccessPolicy\nroles:\n"
-        "  r:\n    operations: [run]\n    time_windows:\n"
-        "      - {time_zone: Europe/Berlin}\n"
-        "      - {time_zone: America/New_York}\n"
-        "      - {time_zone: UTC}\n"
-        "      - {time_zone: Asia/Kolkata}\n";
+static const char zones_yaml[] = "apiVersion: aidp/v1\nkind: AccessPolicy\nroles:\n"
+                                 "  r:\n    operations: [run]\n    time_windows:\n"
+                                 "      - {time_zone: Europe/Berlin}\n"
+                                 "      - {time_zone: America/New_York}\n"
+                                 "      - {time_zone: UTC}\n"
+                                 "      - {time_zone: Asia/Kolkata}\n";
 
 static long offset_of(const struct aidp_policy_clock *c, const char *zone)
 {
@@ -41,8 +40,8 @@ Test(clock, offsets_follow_daylight_saving)
         aidp_error err = {0};
         load(zones_yaml, &ap);
 
-        cr_assert_eq(aidp_policy_clock_resolve(&ap, 1714557600 /* 2024-05-01 */, &c, &err), 0,
-                     "%s", err.msg);
+        cr_assert_eq(aidp_policy_clock_resolve(&ap, 1714557600 /* 2024-05-01 */, &c, &err), 0, "%s",
+                     err.msg);
         cr_assert_eq(c.n_zones, 3, "UTC needs no lookup");
         cr_assert_eq(offset_of(&c, "Europe/Berlin"), 7200);
         cr_assert_eq(offset_of(&c, "America/New_York"), -14400);
@@ -92,8 +91,9 @@ Test(clock, unknown_zone_is_a_config_error_not_utc)
         load(y, &ap);
         cr_assert_lt(aidp_policy_clock_resolve(&ap, 1714557600, &c, &err), 0);
         cr_assert_eq(err.status, AIDP_EXIT_CONFIG);
-        cr_assert(strstr(err.msg, "a.yaml: time zone 'Mars/Olympus_Mons' is not in the tz database"),
-                  "%s", err.msg);
+        cr_assert(
+            strstr(err.msg, "a.yaml: time zone 'Mars/Olympus_Mons' is not in the tz database"),
+            "%s", err.msg);
         aidp_residency_access_free(&ap);
 }
 
