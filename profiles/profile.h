@@ -39,6 +39,7 @@ struct aidp_bind {
 
 struct aidp_device {
         char *path;              /* e.g. /dev/nvidia0; may be a glob in YAML, expanded */
+        bool optional;           /* missing on this host: dropped, not an error */
 };
 
 enum aidp_user_mode {
@@ -100,6 +101,11 @@ struct aidp_profile {
         struct aidp_network network;
         struct aidp_data_paths paths;
         bool bind_cwd;           /* bind the caller's cwd read-only at the same path */
+        /* Provenance, for explain and lineage; not enforced. */
+        char *description;       /* metadata.description, may be NULL */
+        char **layers;           /* every profile merged, parents first, the loaded one last */
+        size_t n_layers;
+        char *seccomp_import;    /* OCI/Docker seccomp JSON the policy came from, or NULL */
 };
 
 /* The safe defaults: 4 GiB memory, 2 cpus, 1024 pids, no wall limit, /tmp

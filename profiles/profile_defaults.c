@@ -66,5 +66,10 @@ void aidp_profile_free(struct aidp_profile *p)
         free(p->paths.data);
         free(p->paths.scratch);
         free(p->paths.out);
+        free(p->description);
+        for (size_t i = 0; i < p->n_layers; i++)
+                free(p->layers[i]);
+        free(p->layers);
+        free(p->seccomp_import);
         memset(p, 0, sizeof *p);
 }

@@ -12,5 +12,11 @@ struct aidp_cli_cmd {
 struct aidp_error;
 int aidp_cli_fail(const char *prog, const struct aidp_error *err);
 
+/* supervisor/cli_lineage.c: aidp lineage verify|show|graph|export */
+int aidp_cli_lineage(int argc, char **argv);
 /* supervisor/cli_policy.c: aidp policy check|explain */
 int aidp_cli_policy(int argc, char **argv);
+/* supervisor/cli_profile.c: aidp profile check|explain|diff|learn */
+int aidp_cli_profile(int argc, char **argv);
+/* seal, unseal, inspect, keygen (supervisor/cli_seal.c); dispatches on argv[0]. */
+int aidp_cli_seal(int argc, char **argv);

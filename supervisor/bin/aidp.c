@@ -7,7 +7,13 @@
 #include "supervisor/cli.h"
 
 static const struct aidp_cli_cmd commands[] = {
+        {"lineage", aidp_cli_lineage, "verify, show, graph and export the lineage log"},
         {"policy", aidp_cli_policy, "check policy files, explain an access/residency decision"},
+        {"profile", aidp_cli_profile, "check, explain, diff and learn sandbox profiles"},
+        {"seal", aidp_cli_seal, "seal a file or directory tree into a sealed dataset"},
+        {"unseal", aidp_cli_seal, "decrypt and authenticate a sealed dataset"},
+        {"inspect", aidp_cli_seal, "print a sealed dataset's authenticated header"},
+        {"keygen", aidp_cli_seal, "create a key-encryption key file"},
         {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,422 @@
+/* Small pure helpers of profiles/: a growable string, units, names. */
+#define _GNU_SOURCE
+#include <cap-ng.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <seccomp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+
+#include "profiles/internal.h"
+
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+
+void aidp_profiles_sb_printf(struct aidp_sb *b, const char *fmt, ...)
+{
+        if (b->oom)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                b->oom = true;
+                return;
+        }
+        if (b->len + (size_t)n + 1 > b->cap) {
+                size_t cap = b->cap ? b->cap : 256;
+                while (cap < b->len + (size_t)n + 1)
+                        cap *= 2;
+                char *s = realloc(b->s, cap);
+                if (!s) {
+                        b->oom = true;
+                        return;
+                }
+                b->s = s;
+                b->cap = cap;
+        }
+        va_start(ap, fmt);
+        vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        b->len += (size_t)n;
+}
+
+char *aidp_profiles_sb_take(struct aidp_sb *b)
+{
+        if (b->oom) {
+                aidp_profiles_sb_free(b);
+                return NULL;
+        }
+        char *s = b->s ? b->s : strdup("");
+        memset(b, 0, sizeof *b);
+        return s;
+}
+
+void aidp_profiles_sb_free(struct aidp_sb *b)
+{
+        free(b->s);
+        memset(b, 0, sizeof *b);
+}
+
+/* ---- units ---- */
+
+int aidp_profiles_parse_uint(const char *s, bool hex_ok, uint64_t *out)
+{
+        int base = 10;
+        if (hex_ok && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+                base = 16;
+                s += 2;
+                if (!isxdigit((unsigned char)s[0]))
+                        return -EINVAL;
+        } else if (!isdigit((unsigned char)s[0])) {
+                return -EINVAL;
+        }
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, base);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (*end)
+                return -EINVAL;
+        *out = v;
+        return 0;
+}
+
+/* "12.345" -> 12 and the fraction scaled to `scale` (10^k); rest points after the number. */
+static int parse_decimal(const char *s, uint64_t scale, uint64_t *whole, uint64_t *frac,
+                         const char **rest)
+{
+        if (!isdigit((unsigned char)*s))
+                return -EINVAL;
+        uint64_t w = 0;
+        while (isdigit((unsigned char)*s)) {
+                if (w > (UINT64_MAX - 9) / 10)
+                        return -ERANGE;
+                w = w * 10 + (uint64_t)(*s++ - '0');
+        }
+        uint64_t f = 0, div = 1;
+        if (*s == '.') {
+                s++;
+                if (!isdigit((unsigned char)*s))
+                        return -EINVAL;
+                while (isdigit((unsigned char)*s)) {
+                        if (div >= 1000000000ULL)
+                                return -ERANGE; /* more precision than we honour */
+                        f = f * 10 + (uint64_t)(*s++ - '0');
+                        div *= 10;
+                }
+        }
+        *whole = w;
+        *frac = f * scale / div;
+        if (f * scale % div)
+                return -EINVAL; /* would need rounding: say what you mean */
+        *rest = s;
+        return 0;
+}
+
+int aidp_profiles_parse_size(const char *s, uint64_t *out)
+{
+        static const struct {
+                const char *suffix;
+                uint64_t mult;
+        } units[] = {
+                {"", 1},
+                {"Ki", 1ULL << 10}, {"Mi", 1ULL << 20}, {"Gi", 1ULL << 30},
+                {"Ti", 1ULL << 40}, {"Pi", 1ULL << 50},
+                {"k", 1000ULL}, {"K", 1000ULL}, {"M", 1000000ULL}, {"G", 1000000000ULL},
+                {"T", 1000000000000ULL}, {"P", 1000000000000000ULL},
+        };
+        uint64_t w, f;
+        const char *rest;
+        /* Fractions are computed exactly against the unit, so parse with the
+         * unit known first: find the suffix, then the number. */
+        size_t len = strlen(s), nlen = len;
+        while (nlen > 0 && isalpha((unsigned char)s[nlen - 1]))
+                nlen--;
+        const char *suf = s + nlen;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+                if (strcmp(suf, units[i].suffix))
+                        continue;
+                char num[64];
+                if (nlen == 0 || nlen >= sizeof num)
+                        return -EINVAL;
+                memcpy(num, s, nlen);
+                num[nlen] = '\0';
+                int rc = parse_decimal(num, units[i].mult, &w, &f, &rest);
+                if (rc < 0)
+                        return rc;
+                if (*rest)
+                        return -EINVAL;
+                if (w > (UINT64_MAX - f) / units[i].mult)
+                        return -ERANGE;
+                *out = w * units[i].mult + f;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+int aidp_profiles_parse_cpu(const char *s, uint64_t *out)
+{
+        uint64_t w, f;
+        const char *rest;
+        size_t len = strlen(s);
+        if (len > 1 && s[len - 1] == 'm') {
+                char num[64];
+                if (len >= sizeof num)
+                        return -EINVAL;
+                memcpy(num, s, len - 1);
+                num[len - 1] = '\0';
+                return aidp_profiles_parse_uint(num, false, out);
+        }
+        int rc = parse_decimal(s, 1000, &w, &f, &rest);
+        if (rc < 0)
+                return rc;
+        if (*rest)
+                return -EINVAL;
+        if (w > (UINT64_MAX - f) / 1000)
+                return -ERANGE;
+        *out = w * 1000 + f;
+        return 0;
+}
+
+int aidp_profiles_parse_duration(const char *s, uint64_t *out)
+{
+        if (!*s)
+                return -EINVAL;
+        uint64_t v;
+        if (aidp_profiles_parse_uint(s, false, &v) == 0) {
+                *out = v;
+                return 0;
+        }
+        /* A sequence of <number><unit> with units in decreasing order: 1d2h30m15s. */
+        static const struct {
+                char unit;
+                uint64_t secs;
+        } units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+        uint64_t total = 0;
+        size_t next_unit = 0;
+        while (*s) {
+                if (!isdigit((unsigned char)*s))
+                        return -EINVAL;
+                uint64_t n = 0;
+                while (isdigit((unsigned char)*s)) {
+                        if (n > (UINT64_MAX - 9) / 10)
+                                return -ERANGE;
+                        n = n * 10 + (uint64_t)(*s++ - '0');
+                }
+                size_t i = next_unit;
+                while (i < 4 && units[i].unit != *s)
+                        i++;
+                if (i == 4)
+                        return -EINVAL;
+                s++;
+                if (n > (UINT64_MAX - total) / units[i].secs)
+                        return -ERANGE;
+                total += n * units[i].secs;
+                next_unit = i + 1;
+        }
+        *out = total;
+        return 0;
+}
+
+void aidp_profiles_fmt_size(char *buf, size_t n, uint64_t b)
+{
+        static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+        size_t i = 0;
+        uint64_t v = b;
+        while (i < 6 && v >= 1024 && v % 1024 == 0) {
+                v /= 1024;
+                i++;
+        }
+        snprintf(buf, n, "%" PRIu64 " %s", v, u[i]);
+}
+
+void aidp_profiles_fmt_duration(char *buf, size_t n, uint64_t s)
+{
+        struct aidp_sb sb = {0};
+        uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60, sec = s % 60;
+        if (d)
+                aidp_profiles_sb_printf(&sb, "%" PRIu64 "d", d);
+        if (h)
+                aidp_profiles_sb_printf(&sb, "%" PRIu64 "h", h);
+        if (m)
+                aidp_profiles_sb_printf(&sb, "%" PRIu64 "m", m);
+        if (sec || !s)
+                aidp_profiles_sb_printf(&sb, "%" PRIu64 "s", sec);
+        snprintf(buf, n, "%s", sb.s && !sb.oom ? sb.s : "?");
+        aidp_profiles_sb_free(&sb);
+}
+
+/* ---- names ---- */
+
+int aidp_profiles_errno_parse(const char *s)
+{
+        uint64_t v;
+        if (aidp_profiles_parse_uint(s, false, &v) == 0)
+                return v >= 1 && v <= 4095 ? (int)v : -1;
+        /* glibc names every errno it knows; 4095 is the kernel's MAX_ERRNO. */
+        for (int e = 1; e < 4096; e++) {
+                const char *n = strerrorname_np(e);
+                if (n && !strcmp(n, s))
+                        return e;
+        }
+        return -1;
+}
+
+const char *aidp_profiles_errno_name(int e, char *buf, size_t n)
+{
+        const char *name = strerrorname_np(e);
+        if (name)
+                snprintf(buf, n, "%s", name);
+        else
+                snprintf(buf, n, "%d", e);
+        return buf;
+}
+
+const char *aidp_profiles_action_str(enum aidp_sc_action a, int errno_ret, char *buf, size_t n)
+{
+        if (a == AIDP_SC_ERRNO) {
+                char e[32];
+                snprintf(buf, n, "errno(%s)", aidp_profiles_errno_name(errno_ret, e, sizeof e));
+        } else {
+                snprintf(buf, n, "%s", aidp_sc_action_name(a));
+        }
+        return buf;
+}
+
+int aidp_profiles_action_parse(const char *s, enum aidp_sc_action *a, int *errno_ret)
+{
+        static const struct {
+                const char *name;
+                enum aidp_sc_action a;
+        } plain[] = {
+                {"allow", AIDP_SC_ALLOW},
+                {"log", AIDP_SC_LOG},
+                {"kill-process", AIDP_SC_KILL_PROCESS},
+                {"kill", AIDP_SC_KILL_PROCESS},
+                {"kill-thread", AIDP_SC_KILL_THREAD},
+                {"trap", AIDP_SC_TRAP},
+        };
+        for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+                if (!strcmp(s, plain[i].name)) {
+                        *a = plain[i].a;
+                        *errno_ret = 0;
+                        return 0;
+                }
+        size_t len = strlen(s);
+        if (len > 7 && !strncmp(s, "errno(", 6) && s[len - 1] == ')') {
+                char inner[64];
+                if (len - 7 >= sizeof inner)
+                        return -EINVAL;
+                memcpy(inner, s + 6, len - 7);
+                inner[len - 7] = '\0';
+                int e = aidp_profiles_errno_parse(inner);
+                if (e < 0)
+                        return -EINVAL;
+                *a = AIDP_SC_ERRNO;
+                *errno_ret = e;
+                return 0;
+        }
+        return -EINVAL;
+}
+
+int aidp_profiles_cap_canon(const char *s, char *buf, size_t n)
+{
+        if (!strncasecmp(s, "CAP_", 4))
+                s += 4;
+        if (!*s)
+                return -1;
+        int c = capng_name_to_capability(s);
+        if (c < 0)
+                return -1;
+        const char *name = capng_capability_to_name((unsigned)c);
+        if (!name)
+                return -1;
+        snprintf(buf, n, "CAP_%s", name);
+        for (char *p = buf; *p; p++)
+                *p = (char)toupper((unsigned char)*p);
+        return c;
+}
+
+static const char *const rlimit_names[] = {
+        [RLIMIT_CPU] = "cpu",         [RLIMIT_FSIZE] = "fsize",
+        [RLIMIT_DATA] = "data",       [RLIMIT_STACK] = "stack",
+        [RLIMIT_CORE] = "core",       [RLIMIT_RSS] = "rss",
+        [RLIMIT_NPROC] = "nproc",     [RLIMIT_NOFILE] = "nofile",
+        [RLIMIT_MEMLOCK] = "memlock", [RLIMIT_AS] = "as",
+        [RLIMIT_LOCKS] = "locks",     [RLIMIT_SIGPENDING] = "sigpending",
+        [RLIMIT_MSGQUEUE] = "msgqueue", [RLIMIT_NICE] = "nice",
+        [RLIMIT_RTPRIO] = "rtprio",   [RLIMIT_RTTIME] = "rttime",
+};
+_Static_assert(sizeof rlimit_names / sizeof rlimit_names[0] <= AIDP_RLIMIT_SLOTS,
+               "rlimit table larger than the profile's slots");
+
+int aidp_profiles_rlimit_parse(const char *s)
+{
+        if (!strncasecmp(s, "RLIMIT_", 7))
+                s += 7;
+        for (size_t i = 0; i < sizeof rlimit_names / sizeof rlimit_names[0]; i++)
+                if (rlimit_names[i] && !strcasecmp(s, rlimit_names[i]))
+                        return (int)i;
+        return -1;
+}
+
+const char *aidp_profiles_rlimit_name(int r)
+{
+        if (r < 0 || (size_t)r >= sizeof rlimit_names / sizeof rlimit_names[0] || !rlimit_names[r])
+                return "?";
+        return rlimit_names[r];
+}
+
+uint32_t aidp_profiles_arch(const struct aidp_profile_env *env)
+{
+        return env && env->arch ? env->arch : seccomp_arch_native();
+}
+
+static const struct {
+        uint32_t token;
+        const char *name, *docker;
+} arches[] = {
+        {SCMP_ARCH_X86_64, "x86_64", "amd64"},
+        {SCMP_ARCH_X86, "x86", "x86"},
+        {SCMP_ARCH_X32, "x32", "x32"},
+        {SCMP_ARCH_AARCH64, "aarch64", "arm64"},
+        {SCMP_ARCH_ARM, "arm", "arm"},
+        {SCMP_ARCH_PPC64LE, "ppc64le", "ppc64le"},
+        {SCMP_ARCH_S390X, "s390x", "s390x"},
+        {SCMP_ARCH_S390, "s390", "s390"},
+        {SCMP_ARCH_RISCV64, "riscv64", "riscv64"},
+};
+
+const char *aidp_profiles_arch_name(uint32_t arch)
+{
+        for (size_t i = 0; i < sizeof arches / sizeof arches[0]; i++)
+                if (arches[i].token == arch)
+                        return arches[i].name;
+        return "unknown-arch";
+}
+
+const char *aidp_profiles_arch_docker(uint32_t arch)
+{
+        for (size_t i = 0; i < sizeof arches / sizeof arches[0]; i++)
+                if (arches[i].token == arch)
+                        return arches[i].docker;
+        return NULL;
+}
+
+int aidp_profiles_syscall_nr(uint32_t arch, const char *name)
+{
+        int nr = seccomp_syscall_resolve_name_arch(arch, name);
+        if (nr == __NR_SCMP_ERROR)
+                return -1;
+        /* libseccomp knows every arch's names and gives names absent from
+         * this arch a negative pseudo number. */
+        if (nr < 0)
+                return -2;
+        return nr;
+}

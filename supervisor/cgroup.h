@@ -1,0 +1,64 @@
+#pragma once
+/* The run's cgroup, behind one interface with two backends (crun's
+ * cgroup-internal.h idea):
+ *   v1  controllers on separate hierarchies, driven through libcgroup; on a
+ *       hybrid host a tracking cgroup in the cgroup2 mount adds cgroup.kill.
+ *   v2  a unified hierarchy, driven through cgroupfs directly (Debian 12's
+ *       libcgroup 2.0.2 only partly supports v2: no cgroup.kill, memory.events).
+ * The version is detected at run time from the filesystem at /sys/fs/cgroup. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+enum aidp_cgroup_version {
+        AIDP_CGROUP_V1,
+        AIDP_CGROUP_V2,
+        AIDP_CGROUP_VERSION_MAX
+};
+
+struct aidp_cgroup_limits {
+        uint64_t memory_bytes;  /* 0 = none; swap is limited to the same (no swap use) */
+        uint64_t cpu_millis;    /* 0 = none; 1000 = one cpu */
+        uint64_t pids;          /* 0 = none */
+        const char *const *devices_allow; /* v1 devices.allow lines, NULL-terminated; NULL = no device policy */
+};
+
+struct aidp_cgroup_stats {
+        uint64_t memory_peak_bytes; /* 0 when the kernel does not tell */
+        uint64_t cpu_usec;
+        uint64_t oom_kills;         /* processes killed by the memory limit */
+        bool memory_limit_hit;      /* v1 failcnt or v2 memory.events max > 0 */
+};
+
+struct aidp_cgroup;
+
+enum aidp_cgroup_version aidp_cgroup_detect(void);
+const char *aidp_cgroup_version_name(enum aidp_cgroup_version v);
+
+/* Create <parent>/<name> with the limits. parent NULL = the default: v1: the
+ * supervisor's own cgroup in each hierarchy + "/aidp" (so the host's own
+ * accounting of the supervisor still covers the job); v2: "/aidp" under the
+ * hierarchy root. Nothing is left behind on failure. */
+int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
+                       struct aidp_cgroup **out, aidp_error *err);
+/* v2: an O_DIRECTORY fd of the run's cgroup for clone3(CLONE_INTO_CGROUP),
+ * which places the child at fork and skips the costly migration; -1 on v1. */
+int aidp_cgroup_open_fd(const struct aidp_cgroup *cg);
+/* Move pid into the cgroup (every hierarchy). With cloned_into true the
+ * child was created in it by CLONE_INTO_CGROUP and only v1 hierarchies
+ * (none on v2) still need a migration. */
+int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_error *err);
+int aidp_cgroup_stats(struct aidp_cgroup *cg, struct aidp_cgroup_stats *st);
+/* Kill every process in the cgroup and wait (bounded) until it is empty.
+ * Returns 0 or -errno. */
+int aidp_cgroup_kill(struct aidp_cgroup *cg);
+/* Kill, then remove the run's cgroups (and the parent if it became empty).
+ * Frees cg. Returns 0 or -errno (cg is freed either way). */
+int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err);
+/* Paths of the run's cgroup directories, for the run journal (gc). */
+size_t aidp_cgroup_paths(const struct aidp_cgroup *cg, const char **paths, size_t max);
+enum aidp_cgroup_version aidp_cgroup_version_of(const struct aidp_cgroup *cg);
+/* gc: kill and remove a cgroup directory left by a dead supervisor. */
+int aidp_cgroup_remove_path(const char *path);

@@ -1,0 +1,33 @@
+#pragma once
+/* The run journal, /run/aidp/<run-id>/journal.json: what this run created,
+ * rewritten atomically after every step, so that `aidp-supervisor gc` can
+ * finish the cleanup of a run whose supervisor died. */
+#include <json-c/json.h>
+#include <limits.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+#define AIDP_RUN_DIR_DEFAULT "/run/aidp"
+
+struct aidp_journal {
+        char dir[PATH_MAX];
+        json_object *obj;
+        int lifeline_w;   /* kept open until teardown is complete (see sandbox init) */
+};
+
+/* run_dir NULL = $AIDP_RUN_DIR or /run/aidp. Fails if the run id is in use. */
+int aidp_journal_create(const char *run_dir, const char *run_id, struct aidp_journal *j, aidp_error *err);
+void aidp_journal_add(struct aidp_journal *j, const char *kind, const char *value);
+void aidp_journal_add_fd(struct aidp_journal *j, const char *label, int fd);
+void aidp_journal_set_pid1(struct aidp_journal *j, pid_t pid);
+int aidp_journal_sync(struct aidp_journal *j, aidp_error *err);
+/* Done: delete the journal and its directory. */
+void aidp_journal_remove(struct aidp_journal *j);
+/* Keep the files (gc finishes), free memory. */
+void aidp_journal_close(struct aidp_journal *j);
+const char *aidp_journal_run_dir(const char *run_dir);
+/* Start time of a process in clock ticks since boot (field 22 of
+ * /proc/<pid>/stat), 0 if it does not exist: a pid plus its start time
+ * names one process even after pid reuse. */
+unsigned long long aidp_proc_starttime(pid_t pid);

@@ -1,0 +1,24 @@
+#pragma once
+/* The host side of profile loading: a real file reader, the library search
+ * path, device globbing and the running kernel, for profiles/profile_load.h. */
+#include "common/error.h"
+#include "profiles/profile_load.h"
+
+#define AIDP_PROFILE_PATH_MAX_DIRS 16
+
+struct aidp_profile_host {
+        struct aidp_profile_env env;
+        const char *dirs[AIDP_PROFILE_PATH_MAX_DIRS];
+        char *path_copy;         /* $AIDP_PROFILE_PATH, split in place */
+};
+
+/* Library search order: each directory of $AIDP_PROFILE_PATH (colon list),
+ * then the installed share/aidp/profiles, then the source tree's profiles/.
+ * check_devices=false leaves device paths unchecked (explaining a profile
+ * written for another host). */
+int aidp_profile_host_init(struct aidp_profile_host *h, bool check_devices, aidp_error *err);
+void aidp_profile_host_free(struct aidp_profile_host *h);
+
+/* Load a profile by name or path with the host environment. */
+int aidp_profile_host_load(const char *name_or_path, bool check_devices, struct aidp_profile *out,
+                           struct aidp_lint_list *lints, aidp_error *err);

@@ -1,0 +1,829 @@
+#define _GNU_SOURCE
+#include "supervisor/run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "common/cleanup.h"
+#include "supervisor/cgroup.h"
+#include "supervisor/journal.h"
+#include "supervisor/run_lineage.h"
+#include "supervisor/sandbox.h"
+#include "supervisor/seccomp_compile.h"
+#include "supervisor/tmpfs.h"
+
+#define MiB (1024ULL * 1024)
+
+/* Signals the supervisor takes over while the job runs; all are forwarded to
+ * the sandbox's pid 1, which passes them to the job's process group. */
+static const int handled[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
+
+struct run {
+        const struct aidp_run_opts *o;
+        struct aidp_run_result *res;
+        struct aidp_profile profile;
+        bool profile_loaded;
+        uid_t uid;
+        gid_t gid;
+        char cwd[4096];
+        struct aidp_bpf bpf;
+        struct aidp_cgroup *cg;
+        struct aidp_tmpfs tmpfs[4];
+        size_t n_tmpfs;
+        struct aidp_journal journal;
+        bool journal_open;
+        pid_t pid1;
+        int pidfd;
+        char **env;
+        size_t n_env;
+        struct timespec t0;
+        struct aidp_run_lineage rl;
+        struct aidp_inject inject;
+        aidp_error collect_err;
+        bool collect_failed;
+};
+
+static const char *env_or(const char *name, const char *dflt)
+{
+        const char *v = getenv(name);
+        return v && *v ? v : dflt;
+}
+
+/* --user NAME|UID[:GID], else the caller behind sudo, else the scheduler's
+ * job user, else the profile's unprivileged default. */
+static int resolve_identity(struct run *r, aidp_error *err)
+{
+        const struct aidp_user_policy *up = &r->profile.user;
+        const char *spec = r->o->user;
+        uid_t uid = up->default_uid;
+        gid_t gid = up->default_gid;
+        bool have_gid = false;
+        if (up->mode == AIDP_USER_FIXED) {
+                uid = up->uid;
+                gid = up->gid;
+                have_gid = true;
+        } else if (spec && *spec) {
+                char name[256];
+                snprintf(name, sizeof name, "%s", spec);
+                char *colon = strchr(name, ':');
+                if (colon) {
+                        *colon = '\0';
+                        char *end;
+                        errno = 0;
+                        unsigned long g = strtoul(colon + 1, &end, 10);
+                        if (*end || errno || end == colon + 1) {
+                                struct group *gr = getgrnam(colon + 1);
+                                if (!gr)
+                                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                                              "--user %s: unknown group '%s'", spec, colon + 1);
+                                g = gr->gr_gid;
+                        }
+                        gid = (gid_t)g;
+                        have_gid = true;
+                }
+                char *end;
+                errno = 0;
+                unsigned long u = strtoul(name, &end, 10);
+                struct passwd *pw = NULL;
+                if (*end || errno || end == name) {
+                        pw = getpwnam(name);
+                        if (!pw)
+                                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--user %s: unknown user '%s'",
+                                                      spec, name);
+                        u = pw->pw_uid;
+                } else {
+                        pw = getpwuid((uid_t)u);
+                }
+                uid = (uid_t)u;
+                if (!have_gid) {
+                        gid = pw ? pw->pw_gid : (gid_t)u;
+                        have_gid = true;
+                }
+        } else if (getenv("SUDO_UID")) {
+                uid = (uid_t)strtoul(getenv("SUDO_UID"), NULL, 10);
+                gid = (gid_t)strtoul(env_or("SUDO_GID", getenv("SUDO_UID")), NULL, 10);
+                have_gid = true;
+        } else if (getenv("SLURM_JOB_UID")) {
+                uid = (uid_t)strtoul(getenv("SLURM_JOB_UID"), NULL, 10);
+                gid = (gid_t)strtoul(env_or("SLURM_JOB_GID", getenv("SLURM_JOB_UID")), NULL, 10);
+                have_gid = true;
+        }
+        if ((uid == 0 || gid == 0) && !up->allow_root)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "refusing to run the job as root (uid %u gid %u): give --user", uid, gid);
+        r->uid = uid;
+        r->gid = gid;
+        return 0;
+}
+
+static int env_add(struct run *r, const char *kv)
+{
+        char **n = realloc(r->env, (r->n_env + 2) * sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        r->env = n;
+        size_t klen = strcspn(kv, "=");
+        for (size_t i = 0; i < r->n_env; i++) {
+                if (!strncmp(r->env[i], kv, klen) && r->env[i][klen] == '=') {
+                        char *d = strdup(kv);
+                        if (!d)
+                                return -ENOMEM;
+                        free(r->env[i]);
+                        r->env[i] = d;
+                        return 0;
+                }
+        }
+        r->env[r->n_env] = strdup(kv);
+        if (!r->env[r->n_env])
+                return -ENOMEM;
+        r->env[++r->n_env] = NULL;
+        return 0;
+}
+
+static bool env_passes(const char *kv)
+{
+        /* The supervisor's environment may hold credentials for key
+         * providers; only names known to be harmless cross by default. */
+        static const char *const exact[] = {"PATH", "TERM", "LANG", "TZ", "COLUMNS", "LINES",
+                                            "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+                                            "OMP_NUM_THREADS", "PYTHONUNBUFFERED", "PYTHONHASHSEED", NULL};
+        static const char *const prefix[] = {"LC_", "SLURM_", NULL};
+        size_t klen = strcspn(kv, "=");
+        for (const char *const *e = exact; *e; e++)
+                if (strlen(*e) == klen && !strncmp(*e, kv, klen))
+                        return true;
+        for (const char *const *p = prefix; *p; p++)
+                if (!strncmp(kv, *p, strlen(*p)))
+                        return true;
+        return false;
+}
+
+extern char **environ;
+
+static int build_env(struct run *r, aidp_error *err)
+{
+        int rc = 0;
+        for (char **e = environ; *e && rc == 0; e++)
+                if (r->o->keep_env || env_passes(*e))
+                        rc = env_add(r, *e);
+        char buf[4200];
+        if (rc == 0 && !getenv("PATH"))
+                rc = env_add(r, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
+        const char *fixed[][2] = {
+                {"HOME", "/tmp"}, {"TMPDIR", "/tmp"}, {"AIDP_RUN_ID", r->res->run_id},
+                {"AIDP_DATA_DIR", r->profile.paths.data}, {"AIDP_SCRATCH_DIR", r->profile.paths.scratch},
+                {"AIDP_OUT_DIR", r->profile.paths.out},
+        };
+        for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(fixed); i++) {
+                snprintf(buf, sizeof buf, "%s=%s", fixed[i][0], fixed[i][1]);
+                rc = env_add(r, buf);
+        }
+        for (size_t i = 0; rc == 0 && i < r->o->n_env_extra; i++) {
+                const char *x = r->o->env_extra[i];
+                if (strchr(x, '=')) {
+                        rc = env_add(r, x);
+                } else if (getenv(x)) {
+                        snprintf(buf, sizeof buf, "%s=%s", x, getenv(x));
+                        rc = env_add(r, buf);
+                }
+        }
+        if (rc == 0 && !r->env)
+                rc = env_add(r, "AIDP=1");
+        if (rc < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "building the environment");
+        return 0;
+}
+
+static void make_run_id(struct run *r)
+{
+        if (r->o->run_id && *r->o->run_id) {
+                snprintf(r->res->run_id, sizeof r->res->run_id, "%s", r->o->run_id);
+                return;
+        }
+        uuid_t u;
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, r->res->run_id);
+}
+
+static int valid_run_id(const char *id)
+{
+        if (!*id || strlen(id) > 63 || id[0] == '.')
+                return 0;
+        for (const char *p = id; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '-' || *p == '_' || *p == '.'))
+                        return 0;
+        return 1;
+}
+
+static int resolve(struct run *r, aidp_error *err)
+{
+        const struct aidp_run_opts *o = r->o;
+        if (!o->argv || !o->argv[0])
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "no command given (usage: run [OPTIONS] -- CMD [ARGS])");
+        make_run_id(r);
+        if (!valid_run_id(r->res->run_id))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "run id '%s': only letters, digits, '-', '_' and '.' (at most 63)", r->res->run_id);
+        int rc = aidp_profile_init_defaults(&r->profile);
+        if (rc < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        r->profile_loaded = true;
+        struct aidp_limits *l = &r->profile.limits;
+        if (o->memory_bytes)
+                l->memory_bytes = o->memory_bytes;
+        if (o->cpu_millis)
+                l->cpu_millis = o->cpu_millis;
+        if (o->pids)
+                l->pids = o->pids;
+        if (o->timeout_seconds)
+                l->wall_seconds = o->timeout_seconds;
+        if (o->tmp_bytes)
+                l->tmp_bytes = o->tmp_bytes;
+        if (o->no_cwd)
+                r->profile.bind_cwd = false;
+        if (o->cwd)
+                snprintf(r->cwd, sizeof r->cwd, "%s", o->cwd);
+        else if (!getcwd(r->cwd, sizeof r->cwd))
+                snprintf(r->cwd, sizeof r->cwd, "/");
+        if (r->cwd[0] != '/')
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--cwd %s: must be an absolute path", r->cwd);
+        rc = resolve_identity(r, err);
+        if (rc < 0)
+                return rc;
+        /* Sealed inputs: headers authenticated now, before anything is
+         * created, so a policy decision can rest on their tags. No payload
+         * byte is decrypted here. */
+        if (o->n_data || o->output_dir) {
+                if (o->output_dir && !o->n_data && !o->output_key_id)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                              "--output-dir without --data needs --output-key-id");
+                struct stat ost;
+                if (o->output_dir && (stat(o->output_dir, &ost) < 0 || !S_ISDIR(ost.st_mode)))
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, ENOTDIR,
+                                              "--output-dir %s: not a directory", o->output_dir);
+                rc = aidp_inject_open(&r->inject, o->data, o->n_data, o->keys_config, o->key_dir,
+                                      r->res->inputs, err);
+                if (rc < 0)
+                        return rc;
+                r->res->n_inputs = o->n_data;
+        }
+        /* Generate before clone: the sandbox's critical path only loads it. */
+        rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
+        if (rc < 0)
+                return aidp_error_wrap(err, "compiling the seccomp filter");
+        return build_env(r, err);
+}
+
+static int add_tmpfs(struct run *r, const char *label, uint64_t size, unsigned mode, uid_t uid,
+                     gid_t gid, aidp_error *err)
+{
+        struct aidp_tmpfs *t = &r->tmpfs[r->n_tmpfs];
+        int rc = aidp_tmpfs_create(label, size, mode, uid, gid, t, err);
+        if (rc < 0)
+                return rc;
+        r->n_tmpfs++;
+        if (!t->noswap)
+                r->res->noswap = false;
+        return 0;
+}
+
+static int prepare(struct run *r, aidp_error *err)
+{
+        const struct aidp_limits *l = &r->profile.limits;
+        int rc = aidp_journal_create(r->o->run_dir, r->res->run_id, &r->journal, err);
+        if (rc < 0)
+                return rc;
+        r->journal_open = true;
+        /* Where this run's lineage goes, so that gc records an ABORT in the same log
+         * if this supervisor dies before it writes the end record. */
+        aidp_journal_add(&r->journal, "lineage", aidp_run_lineage_path(&r->rl));
+        aidp_journal_add(&r->journal, "job", r->rl.job);
+        rc = aidp_journal_sync(&r->journal, err);
+        if (rc < 0)
+                return rc;
+
+        static const char *const devices_allow[] = {
+                "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
+                "c 5:2 rwm", "c 136:* rwm", NULL,
+        };
+        struct aidp_cgroup_limits cl = {
+                .memory_bytes = l->memory_bytes, .cpu_millis = l->cpu_millis, .pids = l->pids,
+                /* profile devices widen this in the devices layer */
+                .devices_allow = r->profile.n_devices ? NULL : devices_allow,
+        };
+        rc = aidp_cgroup_create(r->o->cgroup_parent, r->res->run_id, &cl, &r->cg, err);
+        if (rc < 0)
+                return rc;
+        snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
+                 aidp_cgroup_version_name(aidp_cgroup_version_of(r->cg)));
+        const char *paths[8];
+        size_t n = aidp_cgroup_paths(r->cg, paths, ARRAY_SIZE(paths));
+        for (size_t i = 0; i < n; i++)
+                aidp_journal_add(&r->journal, "cgroup", paths[i]);
+
+        r->res->noswap = true;
+        rc = add_tmpfs(r, "tmp", l->tmp_bytes ? l->tmp_bytes : 256 * MiB, 01777, 0, 0, err);
+        if (rc == 0)
+                rc = add_tmpfs(r, "scratch", l->scratch_bytes ? l->scratch_bytes : 1024 * MiB, 0755, r->uid, r->gid, err);
+        if (rc == 0)
+                rc = add_tmpfs(r, "out", l->out_bytes ? l->out_bytes : 1024 * MiB, 0755, r->uid, r->gid, err);
+        if (rc < 0)
+                return rc;
+        if (r->inject.n) {
+                /* /data: sized from the manifests unless the profile says,
+                 * filled and authenticated completely before the job exists. */
+                uint64_t need = 0;
+                rc = aidp_inject_required_bytes(&r->inject, &need, err);
+                if (rc < 0)
+                        return rc;
+                uint64_t size = l->data_bytes ? l->data_bytes : need + need / 64 + MiB;
+                rc = add_tmpfs(r, "data", size, 0755, 0, 0, err);
+                if (rc == 0)
+                        rc = aidp_journal_sync(&r->journal, err);
+                if (rc == 0)
+                        rc = aidp_inject_decrypt(&r->inject, r->tmpfs[r->n_tmpfs - 1].fd, r->uid,
+                                                 r->gid, !r->o->quiet, r->res->inputs, err);
+                if (rc < 0)
+                        return rc;
+        }
+        return aidp_journal_sync(&r->journal, err);
+}
+
+static pid_t clone_sandbox(int *pidfd, int cgroup_fd)
+{
+        struct clone_args ca = {
+                .flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
+                         CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+                .pidfd = (uint64_t)(uintptr_t)pidfd,
+                .exit_signal = SIGCHLD,
+                .cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
+        };
+        return (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+}
+
+static int report_child_failure(struct run *r, const struct aidp_sandbox_report *rep, aidp_error *err)
+{
+        if (rep->stage == AIDP_STAGE_EXEC) {
+                int st = rep->errnum == ENOENT ? AIDP_EXIT_NOT_FOUND : AIDP_EXIT_CANNOT_EXEC;
+                return aidp_error_errno(err, st, rep->errnum, "cannot execute '%s'", rep->what);
+        }
+        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, rep->errnum, "sandbox setup failed at %s (%s)",
+                                aidp_sandbox_stage_name((enum aidp_sandbox_stage)rep->stage), rep->what);
+}
+
+struct fds {
+        int sync[2], err[2], status[2], life[2];
+};
+
+static void close_pair(int p[2])
+{
+        for (int i = 0; i < 2; i++)
+                if (p[i] >= 0) {
+                        close(p[i]);
+                        p[i] = -1;
+                }
+}
+
+static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
+{
+        struct fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+        int rc = 0, sfd = -1, wall = -1, grace = -1;
+        if (pipe2(f.sync, O_CLOEXEC) < 0 || pipe2(f.err, O_CLOEXEC) < 0 || pipe2(f.status, O_CLOEXEC) < 0 ||
+            pipe2(f.life, O_CLOEXEC) < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
+                goto out;
+        }
+        struct aidp_sandbox_spec spec = {
+                .argv = r->o->argv,
+                .envp = r->env,
+                .cwd = r->cwd,
+                .bind_cwd = r->profile.bind_cwd,
+                .uid = r->uid,
+                .gid = r->gid,
+                .hostname = "aidp",
+                .profile = &r->profile,
+                .bpf = &r->bpf,
+                .sync_fd = f.sync[0], .sync_w = f.sync[1],
+                .err_fd = f.err[1], .err_r = f.err[0],
+                .status_fd = f.status[1], .status_r = f.status[0],
+                .lifeline_fd = f.life[0], .lifeline_w = f.life[1],
+                .seccomp_flags = r->o->seccomp_flags,
+                .notify_fd_out = -1,
+        };
+        const char *targets[] = {"/tmp", r->profile.paths.scratch, r->profile.paths.out};
+        for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)
+                spec.mounts[spec.n_mounts++] = (struct aidp_sandbox_mount){
+                        .fd = r->tmpfs[i].fd, .target = targets[i], .readonly = false};
+        /* /data is read-only for the job (the mount, not the superblock: our
+         * own fd stays writable for shred). */
+        for (size_t i = ARRAY_SIZE(targets); i < r->n_tmpfs; i++)
+                if (!strcmp(r->tmpfs[i].label, "data"))
+                        spec.mounts[spec.n_mounts++] = (struct aidp_sandbox_mount){
+                                .fd = r->tmpfs[i].fd, .target = r->profile.paths.data,
+                                .readonly = true};
+
+        r->pidfd = -1;
+        int cgfd = aidp_cgroup_open_fd(r->cg);
+        pid_t pid = clone_sandbox(&r->pidfd, cgfd);
+        if (cgfd >= 0)
+                close(cgfd);
+        if (pid < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "clone3 (namespaces)");
+                goto out;
+        }
+        if (pid == 0) {
+                sigprocmask(SIG_SETMASK, oldmask, NULL);
+                aidp_sandbox_child(&spec);
+        }
+        r->pid1 = pid;
+        close(f.sync[0]);
+        f.sync[0] = -1;
+        close(f.err[1]);
+        f.err[1] = -1;
+        close(f.status[1]);
+        f.status[1] = -1;
+        close(f.life[0]);
+        f.life[0] = -1;
+        aidp_journal_set_pid1(&r->journal, pid);
+        for (size_t i = 0; i < r->n_tmpfs; i++)
+                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label, r->tmpfs[i].fd);
+        rc = aidp_journal_sync(&r->journal, err);
+        if (rc == 0)
+                rc = aidp_cgroup_attach(r->cg, pid, cgfd >= 0, err);
+        if (rc < 0)
+                goto out;
+        /* Go: the child is in the run's cgroup; it now builds the sandbox. */
+        if (write(f.sync[1], "g", 1) != 1) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "sync");
+                goto out;
+        }
+        close(f.sync[1]);
+        f.sync[1] = -1;
+        struct aidp_sandbox_report rep;
+        ssize_t n;
+        do
+                n = read(f.err[0], &rep, sizeof rep);
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t)sizeof rep) {
+                rc = report_child_failure(r, &rep, err);
+                goto out;
+        }
+        /* EOF: the job's execve closed the last copy of the error pipe. */
+        r->res->started = true;
+
+        sigset_t set;
+        sigemptyset(&set);
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaddset(&set, handled[i]);
+        sfd = signalfd(-1, &set, SFD_CLOEXEC);
+        wall = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+        grace = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+        if (sfd < 0 || wall < 0 || grace < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "signalfd/timerfd");
+                goto out;
+        }
+        if (r->profile.limits.wall_seconds) {
+                struct itimerspec its = {.it_value = {.tv_sec = (time_t)r->profile.limits.wall_seconds}};
+                timerfd_settime(wall, 0, &its, NULL);
+        }
+        unsigned kill_after = r->o->kill_after ? r->o->kill_after : 5;
+        bool grace_armed = false, killed = false;
+        int stops = 0;
+        for (;;) {
+                struct pollfd pf[4] = {
+                        {.fd = f.status[0], .events = POLLIN},
+                        {.fd = sfd, .events = POLLIN},
+                        {.fd = wall, .events = POLLIN},
+                        {.fd = grace, .events = POLLIN},
+                };
+                if (poll(pf, 4, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
+                        break;
+                }
+                if (pf[0].revents) {
+                        int32_t code;
+                        if (read(f.status[0], &code, sizeof code) == sizeof code)
+                                r->res->job_status = code;
+                        else
+                                r->res->job_status = -1; /* pid 1 died: killed with the cgroup */
+                        break;
+                }
+                if (pf[2].revents) {
+                        uint64_t x;
+                        if (read(wall, &x, sizeof x) < 0)
+                                continue;
+                        r->res->timed_out = true;
+                        fprintf(stderr, "aidp-supervisor: run %s exceeded its wall time of %llus; stopping it\n",
+                                r->res->run_id, (unsigned long long)r->profile.limits.wall_seconds);
+                        kill(r->pid1, SIGTERM);
+                        stops++;
+                }
+                if (pf[3].revents) {
+                        uint64_t x;
+                        if (read(grace, &x, sizeof x) < 0)
+                                continue;
+                        if (!killed) {
+                                aidp_cgroup_kill(r->cg);
+                                killed = true;
+                        }
+                }
+                if (pf[1].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(sfd, &si, sizeof si) != sizeof si)
+                                continue;
+                        int sig = (int)si.ssi_signo;
+                        if (sig == SIGCHLD)
+                                continue; /* pid 1 ends only through the status pipe or a kill */
+                        kill(r->pid1, sig);
+                        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) {
+                                /* A second stop request does not wait. */
+                                if (++stops >= 2 && !killed) {
+                                        aidp_cgroup_kill(r->cg);
+                                        killed = true;
+                                }
+                        }
+                }
+                if (stops && !grace_armed) {
+                        struct itimerspec its = {.it_value = {.tv_sec = kill_after}};
+                        timerfd_settime(grace, 0, &its, NULL);
+                        grace_armed = true;
+                }
+        }
+out:
+        if (sfd >= 0)
+                close(sfd);
+        if (wall >= 0)
+                close(wall);
+        if (grace >= 0)
+                close(grace);
+        close_pair(f.sync);
+        close_pair(f.err);
+        close_pair(f.status);
+        /* The lifeline stays open until teardown: pid 1 must not mistake
+         * normal teardown for a dead supervisor before shred is done. */
+        if (f.life[0] >= 0)
+                close(f.life[0]);
+        r->journal.lifeline_w = f.life[1];
+        return rc;
+}
+
+/* Shred and remove everything of the run, in the documented order. */
+static int teardown(struct run *r, aidp_error *err)
+{
+        int rc = 0;
+        if (r->cg) {
+                struct aidp_cgroup_stats st;
+                aidp_cgroup_stats(r->cg, &st);
+                r->res->memory_peak_bytes = st.memory_peak_bytes;
+                r->res->cpu_usec = st.cpu_usec;
+                if (st.oom_kills > 0)
+                        r->res->oom_killed = true;
+        }
+        /* 1. every process of the run: pid 1 first (its death takes the
+         * whole pid namespace down), then whatever the cgroup still holds */
+        if (r->pid1 > 0) {
+                kill(r->pid1, SIGKILL);
+                waitpid(r->pid1, NULL, 0);
+                r->pid1 = 0;
+        }
+        if (r->cg)
+                aidp_cgroup_kill(r->cg);
+        if (r->pidfd >= 0) {
+                close(r->pidfd);
+                r->pidfd = -1;
+        }
+        /* 1b. collect: seal /out now that nothing can write it any more, and
+         * before shred destroys it. */
+        if (r->o->output_dir && r->res->started) {
+                for (size_t i = 0; i < r->n_tmpfs; i++) {
+                        if (strcmp(r->tmpfs[i].label, "out"))
+                                continue;
+                        char owner[64];
+                        struct passwd pw, *pwp = NULL;
+                        char pwbuf[1024];
+                        if (getpwuid_r(r->uid, &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
+                                snprintf(owner, sizeof owner, "%s", pw.pw_name);
+                        else
+                                snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
+                        if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->o->output_dir,
+                                                r->res->run_id, r->o->output_key_id, owner,
+                                                &r->res->output, &r->collect_err) < 0)
+                                r->collect_failed = true;
+                        else
+                                r->res->has_output = true;
+                }
+        }
+        /* 2. overwrite and verify every byte, through our own mount fds */
+        struct aidp_shred_report *total = &r->res->shred;
+        memset(total, 0, sizeof *total);
+        total->verified = true;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        for (size_t i = 0; i < r->n_tmpfs; i++) {
+                struct aidp_shred_report one;
+                aidp_shred_tree(r->tmpfs[i].fd, ncpu > 0 ? (unsigned)ncpu : 1, &one);
+                total->files += one.files;
+                total->bytes += one.bytes;
+                total->failures += one.failures;
+                total->seconds += one.seconds;
+                if (!one.verified) {
+                        total->verified = false;
+                        if (!total->first_failure[0])
+                                snprintf(total->first_failure, sizeof total->first_failure, "%s: %s",
+                                         r->tmpfs[i].label, one.first_failure);
+                }
+                /* 3. release the mount: its last reference is gone */
+                aidp_tmpfs_release(&r->tmpfs[i]);
+        }
+        r->n_tmpfs = 0;
+        /* 4. cgroups */
+        if (r->cg) {
+                aidp_error e2 = {0};
+                if (aidp_cgroup_destroy(r->cg, &e2) < 0 && rc == 0) {
+                        *err = e2;
+                        rc = -EBUSY;
+                }
+                r->cg = NULL;
+        }
+        if (!total->verified && rc == 0)
+                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "shred not verified: %s", total->first_failure);
+        return rc;
+}
+
+/* 5. the journal last, after the end record: while it exists, gc can finish this
+ * work and record the run's ABORT. */
+static void journal_finish(struct run *r, bool done)
+{
+        if (!r->journal_open)
+                return;
+        if (r->journal.lifeline_w >= 0)
+                close(r->journal.lifeline_w);
+        r->journal.lifeline_w = -1;
+        if (done)
+                aidp_journal_remove(&r->journal);
+        else
+                aidp_journal_close(&r->journal);
+        r->journal_open = false;
+}
+
+/* What teardown will release, named for the shred report in lineage. */
+static size_t removed_list(struct run *r, char **out, size_t max)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_tmpfs && n < max; i++)
+                if (asprintf(&out[n], "tmpfs %s", r->tmpfs[i].label) >= 0)
+                        n++;
+        if (r->cg) {
+                const char *paths[8];
+                size_t np = aidp_cgroup_paths(r->cg, paths, ARRAY_SIZE(paths));
+                for (size_t i = 0; i < np && n < max; i++)
+                        if (asprintf(&out[n], "cgroup %s", paths[i]) >= 0)
+                                n++;
+        }
+        if (r->journal_open && n < max && asprintf(&out[n], "journal %s", r->journal.dir) >= 0)
+                n++;
+        return n;
+}
+
+/* The run's result: exit status and error, from the run and its teardown. */
+static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_error *terr)
+{
+        struct aidp_run_result *res = r->res;
+        if (rc < 0) {
+                res->exit_status = err->status;
+                return rc;
+        }
+        /* Sealing /out failed: the job's results are lost, say so. */
+        if (r->collect_failed) {
+                *err = r->collect_err;
+                res->exit_status = err->status ? err->status : AIDP_EXIT_DATA;
+                return -(err->errnum ? err->errnum : EIO);
+        }
+        if (trc < 0) {
+                *err = *terr;
+                res->exit_status = AIDP_EXIT_INTERNAL;
+                return trc;
+        }
+        if (res->timed_out) {
+                res->exit_status = AIDP_EXIT_TIMEOUT;
+                return aidp_error_set(err, AIDP_EXIT_TIMEOUT, ETIME, "job exceeded its wall time and was stopped");
+        }
+        if (res->oom_killed && res->job_status != 0) {
+                res->exit_status = AIDP_EXIT_OOM;
+                return aidp_error_set(err, AIDP_EXIT_OOM, ENOMEM,
+                                      "job was killed by the memory limit (out of memory in its cgroup)");
+        }
+        res->exit_status = res->job_status >= 0 ? res->job_status : AIDP_EXIT_INTERNAL;
+        if (res->job_status < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ECHILD, "the sandbox ended without a job status");
+        return 0;
+}
+
+static void run_free(struct run *r)
+{
+        aidp_inject_free(&r->inject);
+        for (size_t i = 0; i < r->n_env; i++)
+                free(r->env[i]);
+        free(r->env);
+        aidp_bpf_free(&r->bpf);
+        aidp_run_lineage_close(&r->rl);
+        if (r->profile_loaded)
+                aidp_profile_free(&r->profile);
+}
+
+int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err)
+{
+        memset(res, 0, sizeof *res);
+        res->job_status = -1;
+        struct run r = {.o = o, .res = res, .pidfd = -1};
+        clock_gettime(CLOCK_MONOTONIC, &r.t0);
+        r.journal.lifeline_w = -1;
+
+        int rc = resolve(&r, err);
+        /* 2. START, durable, before anything of the run exists: a run that cannot
+         * be recorded does not start. */
+        if (rc == 0)
+                rc = aidp_run_lineage_start(&r.rl, o, res->run_id, &r.profile, r.uid, r.gid, err);
+        if (rc < 0) {
+                run_free(&r);
+                res->exit_status = err->status;
+                return rc;
+        }
+        /* From here on every exit goes through teardown. Signals are taken
+         * over now so a SIGTERM during prepare still ends in shred. */
+        sigset_t set, old;
+        sigemptyset(&set);
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaddset(&set, handled[i]);
+        sigprocmask(SIG_BLOCK, &set, &old);
+        /* An inherited SIG_IGN (a shell's background job ignores SIGINT and
+         * SIGQUIT) would discard the signal before signalfd sees it. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL}, saved[ARRAY_SIZE(handled)];
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &dfl, &saved[i]);
+
+        rc = prepare(&r, err);
+        if (rc == 0) {
+                sigset_t pending;
+                sigpending(&pending);
+                if (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) || sigismember(&pending, SIGHUP))
+                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR, "interrupted before the job started");
+        }
+        if (rc == 0)
+                rc = spawn_and_monitor(&r, &old, err);
+        char *removed[16];
+        size_t n_removed = removed_list(&r, removed, ARRAY_SIZE(removed));
+        aidp_error terr = {0};
+        int trc = teardown(&r, &terr);
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        res->wall_seconds = (double)(t1.tv_sec - r.t0.tv_sec) + (double)(t1.tv_nsec - r.t0.tv_nsec) / 1e9;
+        rc = outcome(&r, rc, err, trc, &terr);
+        /* 7. the end record, with signals still held so a late SIGTERM cannot cut
+         * it short; then the journal goes. */
+        aidp_error lerr = {0};
+        int lrc = aidp_run_lineage_end(&r.rl, res->run_id, res, rc, err, (const char *const *)removed,
+                                       n_removed, &lerr);
+        journal_finish(&r, trc == 0 && lrc == 0);
+        for (size_t i = 0; i < n_removed; i++)
+                free(removed[i]);
+        /* Drain signals that arrived during teardown, then restore. */
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&set, NULL, &zero) > 0)
+                ;
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &saved[i], NULL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        run_free(&r);
+        if (lrc < 0) {
+                /* The run happened but its end is not on record: say so loudly. The
+                 * journal stays, so the next gc records an ABORT for it. */
+                if (rc == 0) {
+                        *err = lerr;
+                        aidp_error_wrap(err, "the job finished with status %d but", res->exit_status);
+                        res->exit_status = AIDP_EXIT_LINEAGE;
+                        return -EIO;
+                }
+                aidp_error_wrap(err, "%s; the run", lerr.msg);
+        }
+        return rc;
+}

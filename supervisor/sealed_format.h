@@ -1,0 +1,196 @@
+#pragma once
+/* Sealed dataset format, version 1: the header model, its byte encoding, the
+ * tree manifest, and the nonce/AAD/digest rules. Pure code: buffers in, values
+ * out; no syscalls, no crypto calls except SHA-256 through EVP. The normative
+ * description is docs/sealed-format.md; keep the two in step.
+ *
+ * File layout (all integers big-endian):
+ *   prefix   16 bytes   "AIDPSEAL" | u16 version=1 | u16 reserved=0 | u32 body_len
+ *   body     body_len   TLV records: u16 type | u16 length | value
+ *   tag      16 bytes   AES-256-GCM tag over prefix+body (empty plaintext)
+ *   segments n × (ciphertext ≤ segment_size | 16-byte tag)
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define AIDP_SEALED_MAGIC "AIDPSEAL"
+#define AIDP_SEALED_VERSION 1
+#define AIDP_SEALED_PREFIX_LEN 16
+#define AIDP_SEALED_TAG_LEN 16
+#define AIDP_SEALED_NONCE_LEN 12
+#define AIDP_SEALED_KEY_LEN 32
+#define AIDP_SEALED_DIGEST_LEN 32
+#define AIDP_SEALED_BODY_MAX 65536
+
+#define AIDP_SEALED_NAME_MAX 128
+#define AIDP_SEALED_VERSION_MAX 64
+#define AIDP_SEALED_OWNER_MAX 128
+#define AIDP_SEALED_KEY_ID_MAX 64
+#define AIDP_SEALED_TAG_MAX 63
+#define AIDP_SEALED_MAX_TAGS 32
+#define AIDP_SEALED_WRAPPED_MAX 512
+
+#define AIDP_SEALED_SEGMENT_MIN (UINT32_C(1) << 12)
+#define AIDP_SEALED_SEGMENT_MAX (UINT32_C(1) << 26)
+#define AIDP_SEALED_SEGMENT_DEFAULT (UINT32_C(1) << 20)
+
+/* Ordered: a higher value is more sensitive (inheritance takes the maximum). */
+enum aidp_classification {
+        AIDP_CLASS_PUBLIC = 0,
+        AIDP_CLASS_INTERNAL,
+        AIDP_CLASS_CONFIDENTIAL,
+        AIDP_CLASS_RESTRICTED,
+        AIDP_CLASS_REGULATED,
+        AIDP_CLASS_MAX
+};
+
+enum aidp_key_wrap {
+        AIDP_WRAP_NONE = 0,
+        AIDP_WRAP_AES256_KWP = 1, /* RFC 5649 under a 32-byte KEK (file provider) */
+        AIDP_WRAP_EXTERNAL = 2,   /* opaque, produced and consumed by an exec provider */
+        AIDP_WRAP_MAX
+};
+
+/* TLV record types of header version 1. */
+enum aidp_sealed_field {
+        AIDP_F_NAME = 1,
+        AIDP_F_VERSION = 2,
+        AIDP_F_OWNER = 3,
+        AIDP_F_CREATED_AT = 4,
+        AIDP_F_CLASSIFICATION = 5,
+        AIDP_F_RESIDENCY = 6,
+        AIDP_F_REGULATION = 7,
+        AIDP_F_KEY_ID = 8,
+        AIDP_F_KEY_WRAP = 9,
+        AIDP_F_WRAPPED_KEY = 10,
+        AIDP_F_CONTENT_DIGEST = 11,
+        AIDP_F_SEGMENT_SIZE = 12,
+        AIDP_F_PAYLOAD_LEN = 13,
+        AIDP_F_MAX
+};
+
+/* Descriptive fields a sealer chooses; also what outputs inherit. */
+struct aidp_sealed_meta {
+        char name[AIDP_SEALED_NAME_MAX + 1];
+        char version[AIDP_SEALED_VERSION_MAX + 1];
+        char owner[AIDP_SEALED_OWNER_MAX + 1];
+        uint64_t created_at; /* seconds since the epoch, UTC */
+        enum aidp_classification classification;
+        char residency[AIDP_SEALED_MAX_TAGS][AIDP_SEALED_TAG_MAX + 1];
+        unsigned n_residency;
+        char regulation[AIDP_SEALED_MAX_TAGS][AIDP_SEALED_TAG_MAX + 1];
+        unsigned n_regulation;
+        char key_id[AIDP_SEALED_KEY_ID_MAX + 1];
+};
+
+struct aidp_sealed_header {
+        uint16_t format_version;
+        struct aidp_sealed_meta meta;
+        enum aidp_key_wrap key_wrap;
+        uint8_t wrapped_key[AIDP_SEALED_WRAPPED_MAX];
+        size_t wrapped_key_len;
+        uint8_t content_digest[AIDP_SEALED_DIGEST_LEN];
+        uint32_t segment_size;
+        uint64_t payload_len;
+        /* Derived by aidp_sealed_header_decode/encode, not stored as fields. */
+        size_t header_len;     /* prefix + body: the bytes the header tag covers */
+        uint64_t payload_offset; /* header_len + AIDP_SEALED_TAG_LEN */
+        uint64_t n_segments;
+        uint64_t file_size;    /* the exact size a well-formed file has */
+        uint8_t header_digest[AIDP_SEALED_DIGEST_LEN]; /* SHA-256(prefix+body): segment AAD */
+};
+
+const char *aidp_sealed_class_name(enum aidp_classification c);
+int aidp_sealed_class_parse(const char *s, enum aidp_classification *ret);
+
+/* Validation of the descriptive fields (also used on CLI input). */
+bool aidp_sealed_valid_name(const char *s);    /* dataset name and version */
+bool aidp_sealed_valid_owner(const char *s);
+bool aidp_sealed_valid_tag(const char *s);
+bool aidp_sealed_valid_key_id(const char *s);
+/* Checks every field of meta; tags must be sorted and unique (use
+ * aidp_sealed_meta_add_tag to build them). */
+int aidp_sealed_meta_check(const struct aidp_sealed_meta *m, aidp_error *err);
+/* Insert a tag into a sorted list, ignoring duplicates. which: AIDP_F_RESIDENCY
+ * or AIDP_F_REGULATION. */
+int aidp_sealed_meta_add_tag(struct aidp_sealed_meta *m, enum aidp_sealed_field which,
+                             const char *tag, aidp_error *err);
+/* Tags an output inherits from its inputs: the highest classification and the
+ * union of residency and regulation tags. Descriptive fields of *out other
+ * than those (name, owner, key id...) are left untouched. */
+int aidp_sealed_meta_inherit(const struct aidp_sealed_meta *const *inputs, size_t n,
+                             struct aidp_sealed_meta *out, aidp_error *err);
+
+/* Segment arithmetic: n = ceil(payload_len / segment_size), at least 1. */
+uint64_t aidp_sealed_segment_count(uint64_t payload_len, uint32_t segment_size);
+/* nonce = u32be(kind) | u64be(index); kind 0 = segment, 1 = final segment, 2 = header. */
+void aidp_sealed_nonce_segment(uint64_t index, bool final, uint8_t nonce[AIDP_SEALED_NONCE_LEN]);
+void aidp_sealed_nonce_header(uint8_t nonce[AIDP_SEALED_NONCE_LEN]);
+
+/* Encode h (meta, key_wrap, wrapped_key, content_digest, segment_size,
+ * payload_len) into buf: prefix and body, without the header tag. Fills the
+ * derived fields of h. Returns the length or < 0. */
+int aidp_sealed_header_encode(struct aidp_sealed_header *h, uint8_t *buf, size_t cap,
+                              aidp_error *err);
+/* How many bytes the header (prefix + body) occupies, from the 16-byte prefix.
+ * Returns < 0 for a bad prefix. Lets a reader fetch exactly the header. */
+int aidp_sealed_header_len(const uint8_t *buf, size_t len, size_t *ret_len, aidp_error *err);
+/* Parse and validate prefix+body (the header tag is checked by the crypto
+ * layer). Every read is bounds-checked; any malformed input is an error with
+ * the byte offset. Does not touch *ret on failure. */
+int aidp_sealed_header_decode(const uint8_t *buf, size_t len, struct aidp_sealed_header *ret,
+                              aidp_error *err);
+
+/* ---- tree manifest: the first bytes of the plaintext stream ---- */
+#define AIDP_TREE_MAGIC "AIDPTREE"
+#define AIDP_TREE_PREFIX_LEN 20
+#define AIDP_TREE_ENTRY_FIXED 14
+#define AIDP_TREE_MAX_ENTRIES (1u << 24)
+#define AIDP_TREE_MAX_LEN (UINT32_C(1) << 30)
+#define AIDP_TREE_PATH_MAX 4095
+#define AIDP_TREE_MODE_MASK 01777 /* permission bits and sticky; never set-id */
+
+enum aidp_tree_root { AIDP_ROOT_FILE = 1, AIDP_ROOT_DIR = 2, AIDP_ROOT_MAX };
+enum aidp_tree_type { AIDP_ENTRY_FILE = 1, AIDP_ENTRY_DIR = 2, AIDP_ENTRY_MAX };
+
+struct aidp_tree_entry {
+        enum aidp_tree_type type;
+        uint16_t mode;
+        uint64_t size;       /* 0 for directories */
+        uint64_t offset;     /* derived: where the file's bytes start in the stream */
+        char *path;          /* relative, '/'-separated, NUL-terminated */
+};
+
+struct aidp_tree {
+        enum aidp_tree_root root;
+        uint16_t root_mode;
+        struct aidp_tree_entry *entries;
+        size_t n;
+        uint32_t manifest_len;
+        uint64_t stream_len; /* manifest_len + sum of file sizes */
+};
+
+/* Path rules: 1..4095 bytes, no NUL, no leading or trailing '/', no empty,
+ * "." or ".." component, each component at most 255 bytes. */
+bool aidp_tree_valid_path(const char *p, size_t len);
+/* Sort entries by path (bytewise), compute offsets, manifest_len and
+ * stream_len, and validate (as decode does). */
+int aidp_tree_finish(struct aidp_tree *t, aidp_error *err);
+/* Encode the manifest into a malloc'd buffer of t->manifest_len bytes. */
+int aidp_tree_encode(const struct aidp_tree *t, uint8_t **ret, aidp_error *err);
+/* Read manifest_len from the first AIDP_TREE_PREFIX_LEN bytes. */
+int aidp_tree_manifest_len(const uint8_t *buf, size_t len, uint32_t *ret, aidp_error *err);
+/* Parse and validate a manifest (exactly manifest_len bytes). */
+int aidp_tree_decode(const uint8_t *buf, size_t len, struct aidp_tree *ret, aidp_error *err);
+void aidp_tree_free(struct aidp_tree *t);
+/* Index of the first entry whose file bytes end after stream offset off, or t->n. */
+size_t aidp_tree_find(const struct aidp_tree *t, uint64_t off);
+
+/* Content digest: SHA-256(u64be(payload_len) | u32be(segment_size) |
+ * SHA-256(P_0) | ... | SHA-256(P_n-1)) over the plaintext segments P_i. */
+int aidp_sealed_content_digest(uint64_t payload_len, uint32_t segment_size,
+                               const uint8_t (*seg_digests)[AIDP_SEALED_DIGEST_LEN],
+                               uint64_t n, uint8_t out[AIDP_SEALED_DIGEST_LEN]);

@@ -1,0 +1,355 @@
+/* The run's cgroup (supervisor/cgroup.c) on whatever hierarchy the kernel
+ * has: cgroup v1 through libcgroup on this machine, the pure cgroup v2
+ * backend in the VM of scripts/vm-test. A forked child joins the cgroup before
+ * it does anything, exactly as the sandbox's child does, and the test asserts
+ * from outside what the kernel enforced and what the backend reports.
+ *
+ * Every cgroup lives under a per-test parent "aidp-test-<pid>" so a real run's
+ * "aidp" parent is never touched; .fini destroys it even when an assertion
+ * failed, and the test itself is a child subreaper so orphans come back to it
+ * to be reaped. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "supervisor/cgroup.h"
+#include "tests/priv/priv.h"
+
+#define MiB (1024ull * 1024ull)
+
+static struct aidp_cgroup *cg;
+static char parent[64];
+static char dirs[8][PATH_MAX];
+static size_t n_dirs;
+
+static bool in_vm(void)
+{
+        const char *v = getenv("AIDP_VM");
+        return v && !strcmp(v, "1");
+}
+
+static void reap_all(void)
+{
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+                ;
+}
+
+static void cleanup(void)
+{
+        if (cg) {
+                aidp_error err = {0};
+                aidp_cgroup_destroy(cg, &err);
+                cg = NULL;
+        }
+        /* Collect whatever the kill left as zombies. */
+        for (int i = 0; i < 100; i++) {
+                if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
+                        break;
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+static void setup(void)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+        snprintf(parent, sizeof parent, "aidp-test-%d", (int)getpid());
+}
+
+TestSuite(vm_cgroup, .init = setup, .fini = cleanup, .timeout = 60);
+
+static void create(const struct aidp_cgroup_limits *lim)
+{
+        aidp_error err = {0};
+        int rc = aidp_cgroup_create(parent, "run", lim, &cg, &err);
+        cr_assert_eq(rc, 0, "aidp_cgroup_create: %s", err.msg);
+        const char *p[8];
+        n_dirs = aidp_cgroup_paths(cg, p, 8);
+        cr_assert_gt(n_dirs, 0);
+        for (size_t i = 0; i < n_dirs; i++)
+                snprintf(dirs[i], sizeof dirs[i], "%s", p[i]);
+        enum aidp_cgroup_version v = aidp_cgroup_version_of(cg);
+        fprintf(stderr, "vm_cgroup: %s, first dir %s\n", aidp_cgroup_version_name(v), dirs[0]);
+        cr_assert_eq(v, aidp_cgroup_detect());
+        if (in_vm())
+                cr_assert_eq(v, AIDP_CGROUP_V2, "the VM has a pure cgroup v2 hierarchy");
+}
+
+/* Fork a child that waits until it is in the cgroup, then runs fn and exits
+ * with its result. *res gets the read end of a pipe fn may report on. */
+static pid_t spawn_in_cgroup(int (*fn)(int resfd), int *res)
+{
+        int go[2], out[2];
+        cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+        cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                char c;
+                close(go[1]);
+                close(out[0]);
+                if (read(go[0], &c, 1) != 1)
+                        _exit(99);
+                _exit(fn(out[1]));
+        }
+        close(go[0]);
+        close(out[1]);
+        aidp_error err = {0};
+        int rc = aidp_cgroup_attach(cg, pid, false, &err);
+        if (rc < 0)
+                kill(pid, SIGKILL);
+        cr_assert_eq(rc, 0, "attach: %s", err.msg);
+        cr_assert_eq(write(go[1], "g", 1), 1);
+        close(go[1]);
+        *res = out[0];
+        return pid;
+}
+
+static int wait_status(pid_t pid)
+{
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        return st;
+}
+
+static bool read_value(const char *dir, const char *file, char *buf, size_t len)
+{
+        char p[PATH_MAX + 64];
+        snprintf(p, sizeof p, "%s/%s", dir, file);
+        FILE *f = fopen(p, "re");
+        if (!f)
+                return false;
+        bool ok = fgets(buf, (int)len, f) != NULL;
+        fclose(f);
+        if (ok)
+                buf[strcspn(buf, "\n")] = '\0';
+        return ok;
+}
+
+/* The directory of the given v1 controller, or the unified one on v2. */
+static const char *dir_of(const char *controller)
+{
+        if (aidp_cgroup_version_of(cg) == AIDP_CGROUP_V2)
+                return dirs[0];
+        char needle[64];
+        snprintf(needle, sizeof needle, "/%s/", controller);
+        for (size_t i = 0; i < n_dirs; i++)
+                if (strstr(dirs[i], needle))
+                        return dirs[i];
+        cr_assert_fail("no %s directory among the run's cgroups", controller);
+        return NULL;
+}
+
+static int eat_memory(int resfd)
+{
+        /* Touch every page so it is charged; 512 MiB is far over the limit. */
+        for (int i = 0; i < 512; i++) {
+                char *p = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        return 2;
+                memset(p, 0x5a, MiB);
+        }
+        return 0; /* survived: the limit did not hold */
+}
+
+Test(vm_cgroup, memory_limit_ends_in_a_detected_oom_kill)
+{
+        struct aidp_cgroup_limits lim = {.memory_bytes = 32 * MiB};
+        create(&lim);
+        char v[64];
+        if (aidp_cgroup_version_of(cg) == AIDP_CGROUP_V2) {
+                cr_assert(read_value(dir_of("memory"), "memory.max", v, sizeof v));
+                cr_assert_eq(strtoull(v, NULL, 10), 32 * MiB, "memory.max %s", v);
+        } else {
+                cr_assert(read_value(dir_of("memory"), "memory.limit_in_bytes", v, sizeof v));
+                cr_assert_eq(strtoull(v, NULL, 10), 32 * MiB, "memory.limit_in_bytes %s", v);
+        }
+        int res;
+        pid_t pid = spawn_in_cgroup(eat_memory, &res);
+        int st = wait_status(pid);
+        close(res);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                  "the job should die of SIGKILL from the OOM killer, status 0x%x", st);
+        struct aidp_cgroup_stats s;
+        cr_assert_eq(aidp_cgroup_stats(cg, &s), 0);
+        fprintf(stderr, "vm_cgroup: oom_kills %llu, limit hit %d, peak %llu\n",
+                (unsigned long long)s.oom_kills, s.memory_limit_hit,
+                (unsigned long long)s.memory_peak_bytes);
+        /* v2: memory.events oom_kill; v1: memory.oom_control oom_kill. */
+        cr_assert_geq(s.oom_kills, 1, "the OOM kill was not detected from the cgroup");
+        cr_assert(s.memory_limit_hit, "memory.events max / memory.failcnt should be > 0");
+        cr_assert_leq(s.memory_peak_bytes, 33 * MiB);
+}
+
+static int fork_until_refused(int resfd)
+{
+        int n = 0, err = 0;
+        for (int i = 0; i < 64; i++) {
+                pid_t p = fork();
+                if (p < 0) {
+                        err = errno;
+                        break;
+                }
+                if (p == 0) {
+                        pause();
+                        _exit(0);
+                }
+                n++;
+        }
+        int r[2] = {n, err};
+        if (write(resfd, r, sizeof r) != sizeof r)
+                return 3;
+        return 0; /* the forked children stay behind for the teardown */
+}
+
+Test(vm_cgroup, pids_limit_stops_a_fork_bomb)
+{
+        struct aidp_cgroup_limits lim = {.pids = 6};
+        create(&lim);
+        char v[64];
+        cr_assert(read_value(dir_of("pids"), "pids.max", v, sizeof v));
+        cr_assert_str_eq(v, "6");
+        int res;
+        pid_t pid = spawn_in_cgroup(fork_until_refused, &res);
+        int r[2] = {0, 0};
+        cr_assert_eq(read(res, r, sizeof r), (ssize_t)sizeof r);
+        close(res);
+        cr_assert_eq(wait_status(pid), 0);
+        fprintf(stderr, "vm_cgroup: %d forks before %s\n", r[0], strerror(r[1]));
+        /* The job itself counts: 6 tasks = it and 5 children. */
+        cr_assert_eq(r[0], 5);
+        cr_assert_eq(r[1], EAGAIN);
+        cr_assert(read_value(dir_of("pids"), "pids.current", v, sizeof v));
+        cr_assert_eq(atoi(v), 5, "the 5 children are still in the cgroup: %s", v);
+}
+
+static long long now_usec(clockid_t c)
+{
+        struct timespec ts;
+        clock_gettime(c, &ts);
+        return ts.tv_sec * 1000000ll + ts.tv_nsec / 1000;
+}
+
+static int spin_one_second(int resfd)
+{
+        long long start = now_usec(CLOCK_MONOTONIC);
+        while (now_usec(CLOCK_MONOTONIC) - start < 1000000)
+                ;
+        long long cpu = now_usec(CLOCK_PROCESS_CPUTIME_ID);
+        return write(resfd, &cpu, sizeof cpu) == sizeof cpu ? 0 : 3;
+}
+
+Test(vm_cgroup, cpu_quota_throttles_a_busy_loop)
+{
+        struct aidp_cgroup_limits lim = {.cpu_millis = 100}; /* a tenth of a cpu */
+        create(&lim);
+        char v[64];
+        if (aidp_cgroup_version_of(cg) == AIDP_CGROUP_V2) {
+                cr_assert(read_value(dir_of("cpu"), "cpu.max", v, sizeof v));
+                cr_assert_str_eq(v, "10000 100000");
+        } else {
+                cr_assert(read_value(dir_of("cpu"), "cpu.cfs_quota_us", v, sizeof v));
+                cr_assert_str_eq(v, "10000");
+        }
+        int res;
+        pid_t pid = spawn_in_cgroup(spin_one_second, &res);
+        long long cpu = -1;
+        cr_assert_eq(read(res, &cpu, sizeof cpu), (ssize_t)sizeof cpu);
+        close(res);
+        cr_assert_eq(wait_status(pid), 0);
+        struct aidp_cgroup_stats s;
+        cr_assert_eq(aidp_cgroup_stats(cg, &s), 0);
+        fprintf(stderr, "vm_cgroup: 1 s of busy loop used %lld us of cpu (cgroup says %llu us)\n",
+                cpu, (unsigned long long)s.cpu_usec);
+        /* 10% of one second is 100 ms; unthrottled it would be ~1 s. */
+        cr_assert_gt(cpu, 0);
+        cr_assert_lt(cpu, 350000, "busy loop got %lld us of cpu in 1 s under a 10%% quota", cpu);
+        cr_assert_gt(s.cpu_usec, 0, "cpu usage not reported");
+}
+
+/* The job double-forks a daemon in its own session and exits. */
+static int leave_a_daemon(int resfd)
+{
+        pid_t p = fork();
+        if (p < 0)
+                return 2;
+        if (p == 0) {
+                if (fork() != 0)
+                        _exit(0);
+                setsid();
+                pid_t me = getpid();
+                if (write(resfd, &me, sizeof me) != sizeof me)
+                        _exit(3);
+                for (;;)
+                        pause();
+        }
+        int st;
+        waitpid(p, &st, 0);
+        return 0;
+}
+
+Test(vm_cgroup, teardown_kills_a_double_forked_daemon_and_removes_every_cgroup)
+{
+        struct aidp_cgroup_limits lim = {.memory_bytes = 64 * MiB, .pids = 32, .cpu_millis = 1000};
+        create(&lim);
+        struct stat sb;
+        char kill_file[PATH_MAX + 16];
+        snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", dirs[0]);
+        if (aidp_cgroup_version_of(cg) == AIDP_CGROUP_V2)
+                cr_assert_eq(stat(kill_file, &sb), 0, "kernel >= 5.14 has cgroup.kill: %s", kill_file);
+        int res;
+        pid_t pid = spawn_in_cgroup(leave_a_daemon, &res);
+        pid_t daemon = 0;
+        cr_assert_eq(read(res, &daemon, sizeof daemon), (ssize_t)sizeof daemon);
+        close(res);
+        cr_assert_eq(wait_status(pid), 0);
+        cr_assert_eq(kill(daemon, 0), 0, "the daemon should be alive before the teardown");
+
+        aidp_error err = {0};
+        int rc = aidp_cgroup_destroy(cg, &err);
+        cg = NULL;
+        cr_assert_eq(rc, 0, "destroy: %s", err.msg);
+        /* We are the subreaper: the daemon is our child now, killed. */
+        int st;
+        cr_assert_eq(waitpid(daemon, &st, 0), daemon);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "daemon status 0x%x", st);
+        for (size_t i = 0; i < n_dirs; i++) {
+                cr_assert_neq(stat(dirs[i], &sb), 0, "cgroup left: %s", dirs[i]);
+                /* The per-test parent goes with its last run. */
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s", dirs[i]);
+                *strrchr(p, '/') = '\0';
+                cr_assert_neq(stat(p, &sb), 0, "parent cgroup left: %s", p);
+        }
+        reap_all();
+}
+
+Test(vm_cgroup, create_failure_leaves_nothing)
+{
+        /* An existing run directory makes creation fail half-way. */
+        struct aidp_cgroup_limits lim = {.pids = 8};
+        create(&lim);
+        struct aidp_cgroup *second = NULL;
+        aidp_error err = {0};
+        int rc = aidp_cgroup_create(parent, "run", &lim, &second, &err);
+        cr_assert_lt(rc, 0, "a second cgroup with the same name must fail");
+        cr_assert_null(second);
+        fprintf(stderr, "vm_cgroup: second create: %s\n", err.msg);
+        /* The first run's cgroups are intact. */
+        struct stat sb;
+        for (size_t i = 0; i < n_dirs; i++)
+                cr_assert_eq(stat(dirs[i], &sb), 0, "%s was removed by the failed create", dirs[i]);
+}

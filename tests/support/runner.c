@@ -1,0 +1,173 @@
+/* Support for root integration tests: run aidp-supervisor, capture output,
+ * look for leftovers on the host. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runner.h"
+
+static size_t out_len, err_len;
+
+int aidp_test_spawn(struct aidp_proc *p, char *const argv[])
+{
+        int o[2], e[2];
+        if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0)
+                return -1;
+        memset(p, 0, sizeof *p);
+        out_len = err_len = 0;
+        p->pid = fork();
+        if (p->pid == 0) {
+                dup2(o[1], 1);
+                dup2(e[1], 2);
+                int devnull = open("/dev/null", O_RDONLY);
+                dup2(devnull, 0);
+                /* Runs started by tests record their lineage in the build tree, never
+                 * in the machine's /var/lib/aidp (a test may point elsewhere). */
+                setenv("AIDP_LINEAGE_FILE", AIDP_BINARY_DIR "/test-lineage/lineage.jsonl", 0);
+                setenv("AIDP_LINEAGE_KEY", AIDP_BINARY_DIR "/test-lineage/lineage.key", 0);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        close(o[1]);
+        close(e[1]);
+        p->out_fd = o[0];
+        p->err_fd = e[0];
+        return p->pid > 0 ? 0 : -1;
+}
+
+static bool pump(struct aidp_proc *p, int timeout_ms)
+{
+        struct pollfd pf[2] = {{.fd = p->out_fd, .events = POLLIN}, {.fd = p->err_fd, .events = POLLIN}};
+        if (poll(pf, 2, timeout_ms) <= 0)
+                return false;
+        bool any = false;
+        if (pf[0].revents && p->out_fd >= 0) {
+                ssize_t n = read(p->out_fd, p->out + out_len, sizeof p->out - 1 - out_len);
+                if (n > 0) {
+                        out_len += (size_t)n;
+                        any = true;
+                } else {
+                        close(p->out_fd);
+                        p->out_fd = -1;
+                }
+        }
+        if (pf[1].revents && p->err_fd >= 0) {
+                ssize_t n = read(p->err_fd, p->err + err_len, sizeof p->err - 1 - err_len);
+                if (n > 0) {
+                        err_len += (size_t)n;
+                        any = true;
+                } else {
+                        close(p->err_fd);
+                        p->err_fd = -1;
+                }
+        }
+        p->out[out_len] = '\0';
+        p->err[err_len] = '\0';
+        return any || p->out_fd >= 0 || p->err_fd >= 0;
+}
+
+bool aidp_test_wait_output(struct aidp_proc *p, const char *needle, int timeout_ms)
+{
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (!strstr(p->out, needle)) {
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                long el = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+                if (el > timeout_ms || (p->out_fd < 0 && p->err_fd < 0))
+                        return false;
+                pump(p, 100);
+        }
+        return true;
+}
+
+int aidp_test_finish(struct aidp_proc *p)
+{
+        while (p->out_fd >= 0 || p->err_fd >= 0)
+                pump(p, 1000);
+        int st;
+        waitpid(p->pid, &st, 0);
+        p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return p->status;
+}
+
+int aidp_test_run(struct aidp_proc *p, char *const argv[])
+{
+        if (aidp_test_spawn(p, argv) < 0)
+                return -1;
+        return aidp_test_finish(p);
+}
+
+static bool find_dir(const char *dir, const char *name, int depth)
+{
+        if (depth > 8)
+                return false;
+        DIR *d = opendir(dir);
+        if (!d)
+                return false;
+        struct dirent *e;
+        bool found = false;
+        while (!found && (e = readdir(d))) {
+                if (e->d_type != DT_DIR || e->d_name[0] == '.')
+                        continue;
+                if (!strcmp(e->d_name, name)) {
+                        found = true;
+                        break;
+                }
+                char p[4096];
+                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+                found = find_dir(p, name, depth + 1);
+        }
+        closedir(d);
+        return found;
+}
+
+bool aidp_test_cgroup_exists(const char *name)
+{
+        return find_dir("/sys/fs/cgroup", name, 0);
+}
+
+int aidp_test_mount_count(void)
+{
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        int n = 0, c;
+        while (f && (c = fgetc(f)) != EOF)
+                n += c == '\n';
+        if (f)
+                fclose(f);
+        return n;
+}
+
+pid_t aidp_test_find_comm(const char *comm)
+{
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        pid_t found = 0;
+        while (d && (e = readdir(d)) && !found) {
+                int pid = atoi(e->d_name);
+                if (pid <= 0)
+                        continue;
+                char p[64], buf[64] = "";
+                snprintf(p, sizeof p, "/proc/%d/comm", pid);
+                FILE *f = fopen(p, "re");
+                if (f) {
+                        if (fgets(buf, sizeof buf, f))
+                                buf[strcspn(buf, "\n")] = '\0';
+                        fclose(f);
+                }
+                if (!strcmp(buf, comm))
+                        found = pid;
+        }
+        if (d)
+                closedir(d);
+        return found;
+}

@@ -1,0 +1,29 @@
+#pragma once
+/* Runs aidp-supervisor from a root integration test and captures its output. */
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define AIDP_SUPERVISOR AIDP_BINARY_DIR "/aidp-supervisor"
+#define AIDP_PROBE AIDP_BINARY_DIR "/tests/helpers/sandbox_probe"
+
+struct aidp_proc {
+        pid_t pid;
+        int out_fd, err_fd;   /* read ends */
+        char out[65536], err[65536];
+        int status;           /* exit status (128+N for signal N) */
+};
+
+/* Start argv (NULL-terminated) with stdout/stderr captured. */
+int aidp_test_spawn(struct aidp_proc *p, char *const argv[]);
+/* Read until a line containing `needle` arrived on stdout (or timeout_ms). */
+bool aidp_test_wait_output(struct aidp_proc *p, const char *needle, int timeout_ms);
+/* Collect the rest of the output and the exit status. */
+int aidp_test_finish(struct aidp_proc *p);
+/* spawn + finish */
+int aidp_test_run(struct aidp_proc *p, char *const argv[]);
+/* true if a directory with this name exists anywhere under /sys/fs/cgroup (depth <= 8) */
+bool aidp_test_cgroup_exists(const char *name);
+/* number of lines in /proc/self/mountinfo */
+int aidp_test_mount_count(void);
+/* pid of a host process whose comm is `comm`, or 0 */
+pid_t aidp_test_find_comm(const char *comm);

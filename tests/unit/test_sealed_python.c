@@ -1,0 +1,128 @@
+/* An independent decryptor (tests/tools/decrypt_sealed.py: Debian's
+ * python3-cryptography, written from docs/sealed-format.md) must decrypt what
+ * aidp seals, byte for byte, and refuse what aidp refuses. */
+#include <sys/wait.h>
+
+#include "tests/sealed_util.h"
+
+#define PY "/usr/bin/python3"
+#define TOOL AIDP_SOURCE_DIR "/tests/tools/decrypt_sealed.py"
+
+static char *T;
+static struct aidp_keys K;
+static char kek_path[4096];
+
+static void setup(void)
+{
+        T = tmpdir_new();
+        keys_static(&K, TEST_KEK);
+        snprintf(kek_path, sizeof kek_path, "%s/kek", T);
+        write_all(kek_path, TEST_KEK, 32);
+}
+
+static void teardown(void)
+{
+        tmpdir_rm(T);
+        aidp_keys_free(&K);
+}
+
+TestSuite(sealed_python, .init = setup, .fini = teardown, .timeout = 300);
+
+static int run_py(const char *args, char *out, size_t cap)
+{
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, PY " " TOOL " --kek '%s' %s 2>&1", kek_path, args);
+        FILE *p = popen(cmd, "r");
+        cr_assert(p);
+        size_t n = fread(out, 1, cap - 1, p);
+        out[n] = '\0';
+        int st = pclose(p);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+static void require_python_cryptography(void)
+{
+        if (system(PY " -c 'import cryptography.hazmat.primitives.keywrap' 2>/dev/null") != 0) {
+                if (getenv("CI"))
+                        cr_assert_fail("python3-cryptography missing (scripts/install-deps)");
+                cr_skip_test("needs Debian's python3-cryptography");
+        }
+}
+
+Test(sealed_python, decrypts_tree_sealed_by_aidp)
+{
+        require_python_cryptography();
+        char src[4096], f[4096], sealed[4096], out[4096], args[8192], res[16384];
+        snprintf(src, sizeof src, "%s/src", T);
+        mkdir_p(src, 0755);
+        snprintf(f, sizeof f, "%s/src/sub", T);
+        mkdir_p(f, 0750);
+        snprintf(f, sizeof f, "%s/src/sub/big", T);
+        write_file(f, 300000, 0640, 1);
+        snprintf(f, sizeof f, "%s/src/empty", T);
+        write_file(f, 0, 0600, 2);
+        snprintf(f, sizeof f, "%s/src/x.sh", T);
+        write_file(f, 4096, 0755, 3);
+        snprintf(sealed, sizeof sealed, "%s/t.sealed", T);
+        struct aidp_seal_params p = {.segment_size = 65536, .threads = 2};
+        meta_default(&p.meta, "pyset");
+        aidp_error err = {0};
+        aidp_sealed_meta_add_tag(&p.meta, AIDP_F_RESIDENCY, "eu", &err);
+        aidp_sealed_meta_add_tag(&p.meta, AIDP_F_REGULATION, "phi", &err);
+        aidp_sealed_meta_add_tag(&p.meta, AIDP_F_REGULATION, "pci", &err);
+        cr_assert_eq(seal_path(src, sealed, &p, &K, NULL, &err), 0, "%s", err.msg);
+        snprintf(out, sizeof out, "%s/pyout", T);
+        snprintf(args, sizeof args, "'%s' '%s'", sealed, out);
+        int rc = run_py(args, res, sizeof res);
+        cr_assert_eq(rc, 0, "python decryptor failed: %s", res);
+        assert_same_tree(src, out);
+        cr_assert(strstr(res, "\"name\": \"pyset\""), "%s", res);
+        cr_assert(strstr(res, "\"regulation\": [\"pci\", \"phi\"]"), "%s", res);
+        cr_assert(strstr(res, "\"residency\": [\"eu\"]"), "%s", res);
+        cr_assert(strstr(res, "\"classification\": \"confidential\""), "%s", res);
+}
+
+Test(sealed_python, decrypts_single_file_on_segment_boundary)
+{
+        require_python_cryptography();
+        char f[4096], sealed[4096], out[4096], args[8192], res[16384];
+        snprintf(f, sizeof f, "%s/blob", T);
+        /* manifest 20 + 14 + 4 bytes; payload exactly 3 segments */
+        write_file(f, 3 * 4096 - 38, 0644, 9);
+        snprintf(sealed, sizeof sealed, "%s/b.sealed", T);
+        struct aidp_seal_params p = {.segment_size = 4096};
+        meta_default(&p.meta, "blob");
+        aidp_error err = {0};
+        struct aidp_seal_result r;
+        cr_assert_eq(seal_path(f, sealed, &p, &K, &r, &err), 0, "%s", err.msg);
+        cr_assert_eq(r.header.n_segments, 3);
+        cr_assert_eq(r.header.payload_len, 3 * 4096);
+        snprintf(out, sizeof out, "%s/pyout", T);
+        snprintf(args, sizeof args, "'%s' '%s'", sealed, out);
+        cr_assert_eq(run_py(args, res, sizeof res), 0, "%s", res);
+        char g[4096];
+        snprintf(g, sizeof g, "%s/blob", out);
+        assert_same_tree(f, g);
+}
+
+Test(sealed_python, refuses_tampered_file_too)
+{
+        require_python_cryptography();
+        char f[4096], sealed[4096], args[8192], res[16384];
+        snprintf(f, sizeof f, "%s/blob", T);
+        write_file(f, 20000, 0644, 9);
+        snprintf(sealed, sizeof sealed, "%s/b.sealed", T);
+        struct aidp_seal_params p = {.segment_size = 4096};
+        meta_default(&p.meta, "blob");
+        aidp_error err = {0};
+        struct aidp_seal_result r;
+        cr_assert_eq(seal_path(f, sealed, &p, &K, &r, &err), 0, "%s", err.msg);
+        size_t len = 0;
+        uint8_t *b = read_all(sealed, &len);
+        b[r.header.payload_offset + 4096 + 16 + 7] ^= 4;
+        write_all(sealed, b, len);
+        free(b);
+        snprintf(args, sizeof args, "--verify '%s'", sealed);
+        cr_assert_eq(run_py(args, res, sizeof res), 1, "%s", res);
+        cr_assert(strstr(res, "segment 1 failed authentication"), "%s", res);
+}
