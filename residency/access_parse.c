@@ -105,7 +105,7 @@ static int require_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *key
                          yaml_node_t *value, const char *path, void *ctx)
 {
         struct aidp_role *role = ctx;
-        if (!aidp_residency_tag_valid(key))
+        if (!aidp_residency_name_valid(key))
                 return aidp_residency_yw_fail(w, keynode, path, "invalid attribute name '%s'", key);
         struct aidp_attr_req req = {0};
         int r = aidp_residency_yw_strlist(w, value, path, aidp_residency_is_pattern, "value",
@@ -142,7 +142,7 @@ static int role_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynod
             {"time_windows", ro_windows, false}, {"require_attributes", ro_require, false},
         };
         struct aidp_access_policy *p = ctx;
-        if (!aidp_residency_tag_valid(key))
+        if (!aidp_residency_name_valid(key))
                 return aidp_residency_yw_fail(w, keynode, path, "invalid role name '%s'", key);
         struct aidp_role role = {.max_classification = AIDP_CLASS_PUBLIC, .loc = loc_of(keynode)};
         int r = aidp_residency_yw_fields(w, value, path, fields, ARRAY_SIZE(fields), &role);
@@ -207,7 +207,7 @@ static int attr_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynod
 {
         struct subject_ctx *c = ctx;
         const char *s;
-        if (!aidp_residency_tag_valid(key))
+        if (!aidp_residency_name_valid(key))
                 return aidp_residency_yw_fail(w, keynode, path, "invalid attribute name '%s'", key);
         int r = aidp_residency_yw_str(w, value, path, &s);
         if (r < 0)
@@ -288,7 +288,7 @@ static int dn_name(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void 
 {
         struct aidp_deny_rule *d = ctx;
         int r = aidp_residency_yw_strdup(w, v, path, &d->name);
-        if (r >= 0 && !aidp_residency_tag_valid(d->name))
+        if (r >= 0 && !aidp_residency_name_valid(d->name))
                 return aidp_residency_yw_fail(w, v, path, "invalid rule name '%s'", d->name);
         return r;
 }

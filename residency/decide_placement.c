@@ -244,7 +244,7 @@ static bool satisfiable(const struct clause *v, size_t n, const char **witness)
         for (size_t i = 0; i < n; i++)
                 for (size_t k = 0; k < v[i].rule->n_regions; k++) {
                         const char *p = v[i].rule->regions[k];
-                        char cand[AIDP_TAG_MAX + 2];
+                        char cand[AIDP_NAME_MAX + 2];
                         snprintf(cand, sizeof cand, "%s", p);
                         size_t len = strlen(cand);
                         if (len && cand[len - 1] == '*')

@@ -53,6 +53,11 @@ bool aidp_residency_is_tag(const char *s)
         return aidp_residency_tag_valid(s);
 }
 
+bool aidp_residency_is_name(const char *s)
+{
+        return aidp_residency_name_valid(s);
+}
+
 /* Profile and dataset patterns: printable, no whitespace, bounded. */
 bool aidp_residency_is_pattern(const char *s)
 {

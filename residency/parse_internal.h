@@ -34,5 +34,6 @@ int aidp_residency_parse_dataset_doc(struct aidp_ywalk *w, yaml_node_t *root,
 int aidp_residency_oom(struct aidp_ywalk *w);
 
 /* Predicates for aidp_residency_yw_strlist(). */
-bool aidp_residency_is_tag(const char *s);
+bool aidp_residency_is_tag(const char *s);  /* residency/regulation tags */
+bool aidp_residency_is_name(const char *s); /* zones, jurisdictions, ... */
 bool aidp_residency_is_pattern(const char *s);

@@ -12,7 +12,7 @@
 bool aidp_residency_region_pattern_valid(const char *p)
 {
         size_t n = strlen(p);
-        if (n == 0 || n > AIDP_TAG_MAX + 1)
+        if (n == 0 || n > AIDP_NAME_MAX + 1)
                 return false;
         if (p[n - 1] == '*')
                 n--;
@@ -57,7 +57,7 @@ static int rf_regions(struct aidp_ywalk *w, yaml_node_t *v, const char *path, vo
 static int rf_jurisdictions(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_residency_rule *rule = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_tag, "jurisdiction",
+        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_name, "jurisdiction",
                                          &rule->jurisdictions, &rule->n_jurisdictions);
 }
 
@@ -77,7 +77,10 @@ static int residency_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *k
         };
         struct aidp_residency_policy *p = ctx;
         if (!aidp_residency_tag_valid(key))
-                return aidp_residency_yw_fail(w, keynode, path, "invalid residency tag '%s'", key);
+                return aidp_residency_yw_fail(w, keynode, path,
+                                              "invalid residency tag '%s' (lowercase letters, "
+                                              "digits, '.', '_', '-')",
+                                              key);
         struct aidp_residency_rule rule = {.loc = loc_of(w, keynode)};
         int r = aidp_residency_yw_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
         if (r >= 0 && !(rule.tag = strdup(key)))
@@ -106,7 +109,7 @@ static int pf_residency(struct aidp_ywalk *w, yaml_node_t *v, const char *path, 
 static int gf_zones(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_regulation_rule *rule = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_tag, "zone", &rule->zones,
+        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_name, "zone", &rule->zones,
                                          &rule->n_zones);
 }
 
@@ -118,7 +121,10 @@ static int regulation_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *
         };
         struct aidp_residency_policy *p = ctx;
         if (!aidp_residency_tag_valid(key))
-                return aidp_residency_yw_fail(w, keynode, path, "invalid regulation tag '%s'", key);
+                return aidp_residency_yw_fail(w, keynode, path,
+                                              "invalid regulation tag '%s' (lowercase letters, "
+                                              "digits, '.', '_', '-')",
+                                              key);
         struct aidp_regulation_rule rule = {.loc = loc_of(w, keynode)};
         int r = aidp_residency_yw_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
         if (r >= 0 && !(rule.tag = strdup(key)))
@@ -146,7 +152,7 @@ static int pf_regulations(struct aidp_ywalk *w, yaml_node_t *v, const char *path
 static int cf_zones(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_classification_rule *rule = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_tag, "zone", &rule->zones,
+        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_name, "zone", &rule->zones,
                                          &rule->n_zones);
 }
 

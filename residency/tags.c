@@ -32,20 +32,31 @@ int aidp_residency_classification_parse(const char *name, enum aidp_classificati
         return -EINVAL;
 }
 
-static bool is_alnum(char c)
+static bool is_alnum(char c, bool lower_only)
 {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        return (c >= 'a' && c <= 'z') || (!lower_only && c >= 'A' && c <= 'Z') ||
+               (c >= '0' && c <= '9');
+}
+
+static bool ident_valid(const char *s, size_t max, bool lower_only)
+{
+        size_t n = strlen(s);
+        if (n == 0 || n > max || !is_alnum(s[0], lower_only))
+                return false;
+        for (size_t i = 1; i < n; i++)
+                if (!is_alnum(s[i], lower_only) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+                        return false;
+        return true;
 }
 
 bool aidp_residency_tag_valid(const char *tag)
 {
-        size_t n = strlen(tag);
-        if (n == 0 || n > AIDP_TAG_MAX || !is_alnum(tag[0]))
-                return false;
-        for (size_t i = 1; i < n; i++)
-                if (!is_alnum(tag[i]) && tag[i] != '.' && tag[i] != '_' && tag[i] != '-')
-                        return false;
-        return true;
+        return ident_valid(tag, AIDP_TAG_MAX, true);
+}
+
+bool aidp_residency_name_valid(const char *name)
+{
+        return ident_valid(name, AIDP_NAME_MAX, false);
 }
 
 int aidp_residency_tags_add(struct aidp_data_tags *acc, const struct aidp_data_tags *in)

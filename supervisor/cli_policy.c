@@ -302,7 +302,7 @@ static int explain_profile(const struct explain_opts *o, struct aidp_profile *re
                 char *eq = strrchr(dest, '=');
                 if (eq) {
                         *eq = '\0';
-                        if (!aidp_residency_tag_valid(eq + 1))
+                        if (!aidp_residency_name_valid(eq + 1))
                                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                                       "--egress %s: invalid region", o->egress[i]);
                         if (!(e->region = strdup(eq + 1)))

@@ -37,15 +37,9 @@
 #define AIDP_SEALED_SEGMENT_MAX (UINT32_C(1) << 26)
 #define AIDP_SEALED_SEGMENT_DEFAULT (UINT32_C(1) << 20)
 
-/* Ordered: a higher value is more sensitive (inheritance takes the maximum). */
-enum aidp_classification {
-        AIDP_CLASS_PUBLIC = 0,
-        AIDP_CLASS_INTERNAL,
-        AIDP_CLASS_CONFIDENTIAL,
-        AIDP_CLASS_RESTRICTED,
-        AIDP_CLASS_REGULATED,
-        AIDP_CLASS_MAX
-};
+/* enum aidp_classification (public < ... < regulated; inheritance takes the
+ * maximum) is the policy module's, so headers and decisions share one type. */
+#include "residency/tags.h"
 
 enum aidp_key_wrap {
         AIDP_WRAP_NONE = 0,

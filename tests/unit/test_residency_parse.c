@@ -206,6 +206,8 @@ static const struct ecase errors[] = {
      "roles.r.operations[1]: unknown operation 'execute'"},
     {"role without operations", A "roles:\n  r:\n    datasets: [x]\n", 5, 5,
      "roles.r: missing key 'operations'"},
+    {"uppercase residency tag (sealed tags are lowercase)", R "residency:\n  EU: {regions: [x]}\n",
+     4, 3, "residency.EU: invalid residency tag 'EU'"},
     {"region pattern with inner star", R "residency:\n  eu: {regions: [\"eu-*-1\"]}\n", 4, 18,
      "residency.eu.regions[0]: invalid region pattern"},
     {"deny rule without subject", A "deny:\n  - name: x\n    operations: [run]\n", 4, 5,

@@ -83,7 +83,9 @@ Test(tags, tag_syntax)
 {
         cr_assert(aidp_residency_tag_valid("eu"));
         cr_assert(aidp_residency_tag_valid("eu-west-1"));
-        cr_assert(aidp_residency_tag_valid("ISO_27001.v2"));
+        cr_assert(!aidp_residency_tag_valid("ISO_27001.v2"), "tags are lowercase");
+        cr_assert(aidp_residency_name_valid("ISO_27001.v2"));
+        cr_assert(aidp_residency_name_valid("EU"));
         cr_assert(!aidp_residency_tag_valid(""));
         cr_assert(!aidp_residency_tag_valid("-eu"));
         cr_assert(!aidp_residency_tag_valid("eu*"));
