@@ -18,6 +18,7 @@
 #include "residency/policy.h"
 #include "residency/strv.h"
 #include "supervisor/caller.h"
+#include "supervisor/profile_env.h"
 #include "supervisor/cli.h"
 #include "supervisor/policy_clock.h"
 #include "supervisor/policy_load.h"
@@ -41,10 +42,13 @@ static void usage(FILE *f)
                 "  --user USER            the caller; groups come from the user database\n"
                 "  --group GROUP          add a group (repeatable)\n"
                 "  --operation OP         run (default), seal, unseal, inspect, lineage-read\n"
-                "  --profile NAME         the profile to run with (default: default)\n"
-                "  --network MODE         the profile's network mode: none (default) or egress\n"
-                "  --egress DEST[=REGION] an egress rule of the profile (repeatable)\n"
-                "  --data FILE            an input's facts (DatasetFacts YAML) (repeatable)\n"
+                "  --profile NAME|PATH    the profile to run with (default: the built-in one)\n"
+                "  --network MODE         override the profile's network mode: none or egress\n"
+                "  --egress DEST[=REGION] replace the profile's egress rules (repeatable)\n"
+                "  --data FILE            an input: a sealed file (header authenticated, nothing\n"
+                "                         decrypted) or a DatasetFacts YAML file (repeatable)\n"
+                "  --keys-config FILE     key providers for sealed inputs (as aidp inspect)\n"
+                "  --key-dir DIR          key directory of the file provider\n"
                 "  --dataset-facts SPEC   an input inline: name=N,classification=C[,version=V]\n"
                 "                         [,residency=T]...[,regulation=T]... (repeatable)\n"
                 "  --host FILE            host identity (default: DIR/host.yaml)\n"
@@ -252,8 +256,9 @@ struct explain_opts {
         char **groups;
         size_t n_groups;
         enum aidp_policy_op op;
-        const char *profile;
+        const char *profile; /* NULL: the built-in defaults */
         enum aidp_net_mode network;
+        bool network_set;
         char **egress;
         size_t n_egress;
         char **data;
@@ -264,6 +269,8 @@ struct explain_opts {
         char **policies;
         size_t n_policies;
         const char *dir;
+        const char *keys_config;
+        const char *key_dir;
         int64_t at;
         bool json;
 };
@@ -277,19 +284,43 @@ static void explain_opts_free(struct explain_opts *o)
         aidp_residency_strv_free(o->policies);
 }
 
-/* The profile properties the decision needs. Until the profile loader is
- * merged, the built-in defaults plus --network/--egress stand in for the
- * named profile; this is the one place to swap for a real profile load. */
-static int explain_profile(const struct explain_opts *o, struct aidp_profile *ret, aidp_error *err)
+/* The profile the decision looks at: the named profile from the library (or
+ * a path), with --network/--egress as what-if overrides. A name the library
+ * does not know still gets a decision, with the built-in defaults' properties
+ * and a note, so policy can be explored before the profile exists. */
+static int explain_profile(const struct explain_opts *o, struct aidp_profile *ret, bool *found,
+                           aidp_error *err)
 {
-        if (aidp_profile_init_defaults(ret) < 0)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        free(ret->name);
-        if (!(ret->name = strdup(o->profile)))
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        ret->network.mode = o->network;
+        *found = true;
+        if (o->profile) {
+                int r = aidp_profile_host_load(o->profile, false, ret, NULL, err);
+                if (r == -ENOENT) {
+                        *found = false;
+                } else if (r < 0) {
+                        return r;
+                }
+        }
+        if (!o->profile || !*found) {
+                if (aidp_profile_init_defaults(ret) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                if (o->profile) {
+                        free(ret->name);
+                        if (!(ret->name = strdup(o->profile)))
+                                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
+                                                      "out of memory");
+                }
+        }
+        if (o->network_set)
+                ret->network.mode = o->network;
         if (o->n_egress == 0)
                 return 0;
+        for (size_t i = 0; i < ret->network.n_rules; i++) {
+                free(ret->network.rules[i].cidr);
+                free(ret->network.rules[i].fqdn);
+                free(ret->network.rules[i].region);
+        }
+        free(ret->network.rules);
+        ret->network.n_rules = 0;
         ret->network.rules = calloc(o->n_egress, sizeof *ret->network.rules);
         if (!ret->network.rules)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
@@ -334,7 +365,9 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
                 O_DIR,
                 O_AT,
                 O_JSON,
-                O_HELP
+                O_HELP,
+                O_KEYS_CONFIG,
+                O_KEY_DIR
         };
         static const struct option longopts[] = {
             {"user", required_argument, NULL, O_USER},
@@ -350,12 +383,13 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
             {"policy-dir", required_argument, NULL, O_DIR},
             {"at", required_argument, NULL, O_AT},
             {"json", no_argument, NULL, O_JSON},
+            {"keys-config", required_argument, NULL, O_KEYS_CONFIG},
+            {"key-dir", required_argument, NULL, O_KEY_DIR},
             {"help", no_argument, NULL, O_HELP},
             {NULL, 0, NULL, 0},
         };
         int c, r = 0;
         o->op = AIDP_OP_RUN;
-        o->profile = "default";
         o->network = AIDP_NET_NONE;
         o->at = (int64_t)time(NULL);
         optind = 1;
@@ -377,6 +411,7 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
                         o->profile = optarg;
                         break;
                 case O_NETWORK:
+                        o->network_set = true;
                         if (!strcmp(optarg, "none"))
                                 o->network = AIDP_NET_NONE;
                         else if (!strcmp(optarg, "egress"))
@@ -413,6 +448,12 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
                         break;
                 case O_JSON:
                         o->json = true;
+                        break;
+                case O_KEYS_CONFIG:
+                        o->keys_config = optarg;
+                        break;
+                case O_KEY_DIR:
+                        o->key_dir = optarg;
                         break;
                 case O_HELP:
                         usage(stdout);
@@ -492,13 +533,15 @@ static int cmd_explain(int argc, char **argv)
                 goto fail;
         }
         for (size_t i = 0; i < o.n_data; i++, n_facts++)
-                if ((r = aidp_policy_dataset_facts_load(o.data[i], &facts[n_facts], &err)) < 0)
+                if ((r = aidp_policy_dataset_facts_load(o.data[i], o.keys_config, o.key_dir,
+                                                        &facts[n_facts], &err)) < 0)
                         goto fail;
         for (size_t i = 0; i < o.n_facts; i++, n_facts++)
                 if ((r = parse_facts_spec(o.facts[i], &facts[n_facts], &err)) < 0)
                         goto fail;
 
-        if ((r = explain_profile(&o, &profile, &err)) < 0)
+        bool profile_found;
+        if ((r = explain_profile(&o, &profile, &profile_found, &err)) < 0)
                 goto fail;
         if ((r = aidp_policy_clock_resolve(set.access, o.at, &clock, &err)) < 0)
                 goto fail;
@@ -547,6 +590,10 @@ static int cmd_explain(int argc, char **argv)
                         printf("note: user '%s' is not in the local user database; groups come "
                                "from --group only\n",
                                o.user);
+                if (!profile_found)
+                        printf("note: profile '%s' is not in the profile library; deciding with "
+                               "the built-in defaults' properties\n",
+                               o.profile);
                 printf("at %s\n%s", when, text);
         }
         status = d.allow ? 0 : AIDP_EXIT_DENIED;

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "residency/strv.h"
+#include "supervisor/keys.h"
+#include "supervisor/sealed.h"
 
 static int check_owner(const char *what, const struct stat *st, aidp_error *err)
 {
@@ -230,9 +233,59 @@ void aidp_policy_set_free(struct aidp_policy_set *s)
         memset(s, 0, sizeof *s);
 }
 
-int aidp_policy_dataset_facts_load(const char *path, struct aidp_dataset_facts *ret,
+int aidp_policy_facts_from_header(const struct aidp_sealed_header *h,
+                                  struct aidp_dataset_facts *ret, aidp_error *err)
+{
+        const struct aidp_sealed_meta *m = &h->meta;
+        struct aidp_dataset_facts f = {0};
+        bool oom = !(f.name = strdup(m->name));
+        if (!oom && m->version[0])
+                oom = !(f.version = strdup(m->version));
+        f.tags.classification = m->classification;
+        for (unsigned i = 0; !oom && i < m->n_residency; i++)
+                oom = aidp_residency_strv_push(&f.tags.residency, &f.tags.n_residency,
+                                               m->residency[i]) < 0;
+        for (unsigned i = 0; !oom && i < m->n_regulation; i++)
+                oom = aidp_residency_strv_push(&f.tags.regulations, &f.tags.n_regulations,
+                                               m->regulation[i]) < 0;
+        /* Sorted and unique like every struct aidp_data_tags (headers already are). */
+        struct aidp_data_tags sorted;
+        if (!oom && aidp_residency_tags_inherit(&f.tags, 1, &sorted) < 0)
+                oom = true;
+        if (oom) {
+                aidp_residency_facts_free(&f);
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        aidp_residency_tags_free(&f.tags);
+        f.tags = sorted;
+        *ret = f;
+        return 0;
+}
+
+static bool is_sealed_file(const char *path)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        char magic[8];
+        return fd >= 0 && read(fd, magic, sizeof magic) == (ssize_t)sizeof magic &&
+               !memcmp(magic, AIDP_SEALED_MAGIC, sizeof magic);
+}
+
+int aidp_policy_dataset_facts_load(const char *path, const char *keys_config,
+                                   const char *key_dir, struct aidp_dataset_facts *ret,
                                    aidp_error *err)
 {
+        if (is_sealed_file(path)) {
+                struct aidp_keys keys;
+                _cleanup_(aidp_sealed_closep) struct aidp_sealed *s = NULL;
+                aidp_keys_init(&keys);
+                int r = aidp_keys_setup(keys_config, key_dir, &keys, err);
+                if (r >= 0)
+                        r = aidp_sealed_open(path, &keys, &s, err);
+                aidp_keys_free(&keys);
+                if (r < 0)
+                        return r;
+                return aidp_policy_facts_from_header(aidp_sealed_header_of(s), ret, err);
+        }
         _cleanup_free_ char *buf = NULL;
         size_t len;
         int r = aidp_policy_read_file(path, false, &buf, &len, err);

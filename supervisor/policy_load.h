@@ -41,9 +41,16 @@ void aidp_policy_set_free(struct aidp_policy_set *s);
 int aidp_policy_read_file(const char *path, bool require_root_owned, char **ret_buf,
                           size_t *ret_len, aidp_error *err);
 
-/* The authenticated header facts of one input. This is the single place that
- * turns a --data argument into facts: today it reads a DatasetFacts YAML file;
- * with the sealed-data format merged it reads and authenticates the sealed
- * header instead (no decryption). */
-int aidp_policy_dataset_facts_load(const char *path, struct aidp_dataset_facts *ret,
+struct aidp_sealed_header;
+
+/* The decision's facts from an authenticated sealed header. */
+int aidp_policy_facts_from_header(const struct aidp_sealed_header *h,
+                                  struct aidp_dataset_facts *ret, aidp_error *err);
+
+/* The facts of one `explain --data` argument: a sealed file (its header is
+ * authenticated with the key providers of keys_config/key_dir, as `aidp
+ * inspect` does; no payload byte is decrypted), or a DatasetFacts YAML file
+ * for what-if questions. */
+int aidp_policy_dataset_facts_load(const char *path, const char *keys_config,
+                                   const char *key_dir, struct aidp_dataset_facts *ret,
                                    aidp_error *err);
