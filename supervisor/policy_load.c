@@ -270,9 +270,8 @@ static bool is_sealed_file(const char *path)
                !memcmp(magic, AIDP_SEALED_MAGIC, sizeof magic);
 }
 
-int aidp_policy_dataset_facts_load(const char *path, const char *keys_config,
-                                   const char *key_dir, struct aidp_dataset_facts *ret,
-                                   aidp_error *err)
+int aidp_policy_dataset_facts_load(const char *path, const char *keys_config, const char *key_dir,
+                                   struct aidp_dataset_facts *ret, aidp_error *err)
 {
         if (is_sealed_file(path)) {
                 struct aidp_keys keys;

@@ -51,6 +51,5 @@ int aidp_policy_facts_from_header(const struct aidp_sealed_header *h,
  * authenticated with the key providers of keys_config/key_dir, as `aidp
  * inspect` does; no payload byte is decrypted), or a DatasetFacts YAML file
  * for what-if questions. */
-int aidp_policy_dataset_facts_load(const char *path, const char *keys_config,
-                                   const char *key_dir, struct aidp_dataset_facts *ret,
-                                   aidp_error *err);
+int aidp_policy_dataset_facts_load(const char *path, const char *keys_config, const char *key_dir,
+                                   struct aidp_dataset_facts *ret, aidp_error *err);

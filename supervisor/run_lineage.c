@@ -49,7 +49,8 @@ static void set_host(json_object *ev)
 
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const char *run_id, const struct aidp_profile *profile, uid_t job_uid,
-                           gid_t job_gid, aidp_error *err)
+                           gid_t job_gid, void (*annotate)(const void *arg, json_object *ev),
+                           const void *annotate_arg, aidp_error *err)
 {
         memset(rl, 0, sizeof *rl);
         _cleanup_free_ char *argv0 = strdup(o->argv && o->argv[0] ? o->argv[0] : "job");
@@ -91,6 +92,8 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                 if (d)
                         aidp_lineage_add_input(ev, "file", d);
         }
+        if (annotate)
+                annotate(annotate_arg, ev);
         r = aidp_lineage_append(rl->lg, ev, err);
         if (r < 0)
                 return aidp_error_wrap(err, "recording the START of run %s; the run does not start",

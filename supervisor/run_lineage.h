@@ -6,6 +6,7 @@
  *          the shred report, before the run journal is deleted (so a crash between
  *          the two leaves gc a journal to record the ABORT from);
  *   ABORT  from gc for a run whose supervisor died, with gc's cleanup report. */
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -21,10 +22,13 @@ struct aidp_run_lineage {
         char job[128];       /* job.name: the command's base name */
 };
 
-/* Open the store (creating the host key on first use) and append START. */
+/* Open the store (creating the host key on first use) and append START.
+ * annotate (may be NULL) adds facets to the event before it is written (the
+ * policy decision: supervisor/run_policy.c). */
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const char *run_id, const struct aidp_profile *profile, uid_t job_uid,
-                           gid_t job_gid, aidp_error *err);
+                           gid_t job_gid, void (*annotate)(const void *arg, json_object *ev),
+                           const void *annotate_arg, aidp_error *err);
 
 /* Append the end record. rc/run_err: the run's outcome (rc < 0: it failed with
  * run_err); removed: what teardown released ("tmpfs out", "cgroup /sys/..."). */
