@@ -141,6 +141,21 @@ void aidp_run_policy_annotate(const void *arg, json_object *ev)
         }
         const struct aidp_decision *d = &p->decision;
         const struct aidp_reason *first = aidp_residency_decision_first_failure(d);
+        /* Whom the policy decided for, and how that identity was found; the
+         * aidp_caller facet names who invoked the supervisor, which differs
+         * when root runs it with --user. */
+        if (p->have_caller) {
+                json_object *c = json_object_new_object();
+                if (c) {
+                        if (p->caller.user)
+                                json_object_object_add(c, "user",
+                                                       json_object_new_string(p->caller.user));
+                        json_object_object_add(c, "uid", json_object_new_int64(p->caller.uid));
+                        json_object_object_add(c, "source",
+                                               json_object_new_string(p->caller.source));
+                        json_object_object_add(f, "caller", c);
+                }
+        }
         aidp_lineage_add_decision(ev, "run", d->allow ? "allow" : "deny",
                                   first ? first->rule : "policy",
                                   first ? first->message : "every check passed");

@@ -351,6 +351,8 @@ Test(policy_run, lineage_holds_both_decisions_with_reasons)
         cr_assert(has_decision(ev[1], "dataset eu-data", "allow", "roles.trainer ("));
         cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_policy.trail.decision"), "allow");
         cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_host.region"), "eu-west-1");
+        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_policy.caller.user"), "nobody");
+        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_policy.caller.source"), "--user");
         cr_assert_str_eq(str_at(ev[2], "eventType"), "COMPLETE");
         for (size_t i = 0; i < n; i++)
                 json_object_put(ev[i]);
