@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "common/units.h"
+#include "profiles/units.h"
 #include "supervisor/cli.h"
 #include "supervisor/run.h"
 
@@ -28,6 +28,8 @@ static const char run_usage[] =
         "  --timeout DURATION      wall time limit, e.g. 90s, 2h, 1h30m (default none)\n"
         "  --kill-after DURATION   SIGTERM-to-SIGKILL grace on timeout/stop (default 5s)\n"
         "  --tmp-size SIZE         size of the private /tmp and /dev/shm (default 256Mi)\n"
+        "  --rlimit NAME=SOFT[:HARD]  resource limit, e.g. nofile=1024:4096, stack=8Mi,\n"
+        "                          core=0 (the default); 'unlimited' allowed (repeatable)\n"
         "  --cwd DIR               working directory inside (default: the caller's)\n"
         "  --no-cwd                do not bind the working directory into the sandbox\n"
         "  --env NAME[=VALUE]      pass an environment variable (repeatable)\n"
@@ -68,6 +70,37 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
         va_end(ap);
         fprintf(stderr, "\n%s", run_usage);
         return AIDP_EXIT_USAGE;
+}
+
+static int rlimit_value(const char *s, uint64_t *v)
+{
+        if (!strcmp(s, "unlimited") || !strcmp(s, "infinity")) {
+                *v = UINT64_MAX;
+                return 0;
+        }
+        return aidp_profiles_parse_size(s, v);
+}
+
+/* NAME=SOFT[:HARD]; HARD defaults to SOFT. */
+static int parse_rlimit(const char *arg, struct aidp_rlimit *out)
+{
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s", arg);
+        char *eq = strchr(buf, '=');
+        if (!eq)
+                return -EINVAL;
+        *eq = '\0';
+        int r = aidp_profiles_rlimit_parse(buf);
+        if (r < 0 || r >= AIDP_RLIMIT_SLOTS)
+                return -EINVAL;
+        char *colon = strchr(eq + 1, ':');
+        if (colon)
+                *colon = '\0';
+        uint64_t soft, hard;
+        if (rlimit_value(eq + 1, &soft) < 0 || rlimit_value(colon ? colon + 1 : eq + 1, &hard) < 0 || soft > hard)
+                return -EINVAL;
+        out[r] = (struct aidp_rlimit){.set = true, .soft = soft, .hard = hard};
+        return 0;
 }
 
 static void gc_report(const char *run_id, const char *what, void *arg)
@@ -141,7 +174,7 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
 static int cmd_run(int argc, char **argv)
 {
         enum { O_USER = 256, O_MEMORY, O_CPUS, O_PIDS, O_TIMEOUT, O_KILL_AFTER, O_TMP, O_CWD, O_NO_CWD,
-               O_ENV, O_KEEP_ENV, O_CGPARENT, O_RUN_ID, O_RUN_DIR, O_SUMMARY, O_LINEAGE,
+               O_ENV, O_KEEP_ENV, O_CGPARENT, O_RUN_ID, O_RUN_DIR, O_SUMMARY, O_LINEAGE, O_RLIMIT,
                O_DATA, O_OUTPUT_DIR, O_OUTPUT_KEY, O_KEYS_CONFIG, O_KEY_DIR };
         static const struct option opts[] = {
                 {"user", required_argument, NULL, O_USER},
@@ -160,6 +193,7 @@ static int cmd_run(int argc, char **argv)
                 {"run-dir", required_argument, NULL, O_RUN_DIR},
                 {"summary", required_argument, NULL, O_SUMMARY},
                 {"lineage", required_argument, NULL, O_LINEAGE},
+                {"rlimit", required_argument, NULL, O_RLIMIT},
                 {"data", required_argument, NULL, O_DATA},
                 {"output-dir", required_argument, NULL, O_OUTPUT_DIR},
                 {"output-key-id", required_argument, NULL, O_OUTPUT_KEY},
@@ -180,12 +214,12 @@ static int cmd_run(int argc, char **argv)
                 switch (c) {
                 case O_USER: o.user = optarg; break;
                 case O_MEMORY:
-                        if (aidp_parse_size(optarg, &v) < 0 || v < 4096)
+                        if (aidp_profiles_parse_size(optarg, &v) < 0 || v < 4096)
                                 return usage_error("--memory '%s': expected a size such as 512Mi or 8Gi", optarg);
                         o.memory_bytes = v;
                         break;
                 case O_CPUS:
-                        if (aidp_parse_cpus(optarg, &v) < 0)
+                        if (aidp_profiles_parse_cpu(optarg, &v) < 0)
                                 return usage_error("--cpus '%s': expected a number such as 2, 1.5 or 500m", optarg);
                         o.cpu_millis = v;
                         break;
@@ -199,17 +233,17 @@ static int cmd_run(int argc, char **argv)
                         break;
                 }
                 case O_TIMEOUT:
-                        if (aidp_parse_duration(optarg, &v) < 0 || v == 0)
+                        if (aidp_profiles_parse_duration(optarg, &v) < 0 || v == 0)
                                 return usage_error("--timeout '%s': expected a duration such as 90s, 2h, 1h30m", optarg);
                         o.timeout_seconds = v;
                         break;
                 case O_KILL_AFTER:
-                        if (aidp_parse_duration(optarg, &v) < 0 || v == 0 || v > 3600)
+                        if (aidp_profiles_parse_duration(optarg, &v) < 0 || v == 0 || v > 3600)
                                 return usage_error("--kill-after '%s': expected a duration of 1s to 1h", optarg);
                         o.kill_after = (unsigned)v;
                         break;
                 case O_TMP:
-                        if (aidp_parse_size(optarg, &v) < 0 || v < 4096)
+                        if (aidp_profiles_parse_size(optarg, &v) < 0 || v < 4096)
                                 return usage_error("--tmp-size '%s': expected a size such as 256Mi", optarg);
                         o.tmp_bytes = v;
                         break;
@@ -226,6 +260,13 @@ static int cmd_run(int argc, char **argv)
                 case O_RUN_DIR: o.run_dir = optarg; break;
                 case O_SUMMARY: o.summary_path = optarg; break;
                 case O_LINEAGE: o.lineage_path = optarg; break;
+                case O_RLIMIT:
+                        if (parse_rlimit(optarg, o.rlimits) < 0)
+                                return usage_error("--rlimit '%s': expected NAME=SOFT[:HARD] with NAME one of "
+                                                   "as, core, cpu, data, fsize, locks, memlock, msgqueue, nice, "
+                                                   "nofile, nproc, rss, rtprio, rttime, sigpending, stack and "
+                                                   "values such as 1024, 8Mi or unlimited (soft <= hard)", optarg);
+                        break;
                 case O_DATA:
                         if (o.n_data >= AIDP_RUN_MAX_DATA)
                                 return usage_error("at most %d --data inputs", AIDP_RUN_MAX_DATA);

@@ -132,7 +132,7 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
                                                 "dataset %s: creating /data/%s", name, name);
                 _cleanup_close_ int dfd =
-                        openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                    openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (dfd < 0)
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
                                                 "dataset %s: opening /data/%s", name, name);
@@ -158,14 +158,14 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
         return 0;
 }
 
-int aidp_inject_collect(struct aidp_inject *d, int out_fd, const char *output_dir,
-                        const char *run_id, const char *key_id, const char *owner,
-                        struct aidp_run_dataset *ret, aidp_error *err)
+int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
+                        const char *output_dir, const char *run_id, const char *key_id,
+                        const char *owner, struct aidp_run_dataset *ret, aidp_error *err)
 {
         int r = keys_ready(d, NULL, NULL, err);
         if (r < 0)
                 return r;
-        struct aidp_seal_params p = {.skip_special = true};
+        struct aidp_seal_params p = {.skip_special = true, .max_bytes = max_bytes};
         const struct aidp_sealed_meta *in[AIDP_RUN_MAX_DATA];
         for (size_t i = 0; i < d->n; i++)
                 in[i] = &aidp_sealed_header_of(d->in[i])->meta;

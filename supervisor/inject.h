@@ -28,9 +28,9 @@ struct aidp_run_dataset {
         char residency[AIDP_SEALED_MAX_TAGS * (AIDP_SEALED_TAG_MAX + 1)]; /* comma-joined */
         char regulation[AIDP_SEALED_MAX_TAGS * (AIDP_SEALED_TAG_MAX + 1)];
         char key_id[AIDP_SEALED_KEY_ID_MAX + 1];
-        char digest[80];  /* "sha256:<hex>" content digest */
-        uint64_t bytes;   /* payload bytes */
-        uint64_t files;   /* known after decrypt/collect */
+        char digest[80]; /* "sha256:<hex>" content digest */
+        uint64_t bytes;  /* payload bytes */
+        uint64_t files;  /* known after decrypt/collect */
 };
 
 struct aidp_inject {
@@ -52,8 +52,10 @@ int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error 
 int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid, bool progress,
                         struct aidp_run_dataset *info, aidp_error *err);
 /* Seal the tree under out_fd into output_dir/<run_id>.sealed as dataset
- * "<run_id>-out", owner `owner`, key key_id (NULL: the first input's). */
-int aidp_inject_collect(struct aidp_inject *d, int out_fd, const char *output_dir,
-                        const char *run_id, const char *key_id, const char *owner,
-                        struct aidp_run_dataset *ret, aidp_error *err);
+ * "<run_id>-out", owner `owner`, key key_id (NULL: the first input's).
+ * max_bytes: the /out tmpfs size; a tree claiming more (sparse files) is
+ * refused rather than expanded. */
+int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
+                        const char *output_dir, const char *run_id, const char *key_id,
+                        const char *owner, struct aidp_run_dataset *ret, aidp_error *err);
 void aidp_inject_free(struct aidp_inject *d);

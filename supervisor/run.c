@@ -259,6 +259,9 @@ static int resolve(struct run *r, aidp_error *err)
                 l->wall_seconds = o->timeout_seconds;
         if (o->tmp_bytes)
                 l->tmp_bytes = o->tmp_bytes;
+        for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++)
+                if (o->rlimits[i].set)
+                        l->rlimits[i] = o->rlimits[i];
         if (o->no_cwd)
                 r->profile.bind_cwd = false;
         if (o->cwd)
@@ -632,7 +635,8 @@ static int teardown(struct run *r, aidp_error *err)
                                 snprintf(owner, sizeof owner, "%s", pw.pw_name);
                         else
                                 snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
-                        if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->o->output_dir,
+                        if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->tmpfs[i].size,
+                                                r->o->output_dir,
                                                 r->res->run_id, r->o->output_key_id, owner,
                                                 &r->res->output, &r->collect_err) < 0)
                                 r->collect_failed = true;

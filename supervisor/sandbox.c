@@ -534,12 +534,8 @@ __attribute__((noreturn)) static void init_loop(pid_t job, int lifeline, int sta
                 if (read(sfd, &si, sizeof si) != sizeof si)
                         continue;
                 if (si.ssi_signo != SIGCHLD) {
-                        int kr = 0;
                         if (!orphaned && !done)
-                                kr = kill(-job, (int)si.ssi_signo);
-                        if (getenv("AIDP_DEBUG_INIT"))
-                                fprintf(stderr, "aidp-init: signal %u -> job %d: %d %s\n", si.ssi_signo,
-                                        (int)job, kr, kr ? strerror(errno) : "");
+                                kill(-job, (int)si.ssi_signo);
                         continue;
                 }
                 int status;

@@ -2,7 +2,6 @@
  * and asserts what the kernel enforces there; the test checks from the host
  * that nothing of the run is left. */
 #include <criterion/criterion.h>
-#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -134,16 +133,13 @@ Test(run, timeout_stops_the_job)
  * it; the last one must end the job. */
 static void signal_case(const int *sigs, const char *const *names, int n)
 {
-        /* Known open bug: in the kernel 6.1 VM the forwarded signal never
-         * reaches the job (passes on the 6.18 host); see docs/vm-tests.md. */
-        if (getenv("AIDP_VM"))
-                cr_skip_test("signal forwarding: open bug on the kernel 6.1 VM");
         char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--", AIDP_PROBE, "signals", NULL};
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
         cr_assert(aidp_test_wait_output(&P, "ready", 20000), "probe never got ready: %s %s", P.out, P.err);
         for (int i = 0; i < n; i++) {
                 kill(P.pid, sigs[i]);
-                cr_expect(aidp_test_wait_output(&P, names[i], 10000), "%s not forwarded: %s", names[i], P.out);
+                cr_expect(aidp_test_wait_output(&P, names[i], 10000), "%s not forwarded: %s\nstderr: %s", names[i],
+                          P.out, P.err);
         }
         int st = aidp_test_finish(&P);
         cr_expect_eq(st, 0, "exit %d: %s", st, P.err);
@@ -204,4 +200,19 @@ Test(run, bad_cli_input_is_a_usage_error)
         cr_expect(strstr(P.err, "root") != NULL, "%s", P.err);
         char *f[] = {AIDP_SUPERVISOR, "run", "--timeout", "-5", "--", "true", NULL};
         cr_expect_eq(aidp_test_run(&P, f), AIDP_EXIT_USAGE);
+}
+
+Test(run, rlimits_from_options_and_core_zero_by_default)
+{
+        AIDP_REQUIRE_ROOT();
+        char *a[] = {AIDP_SUPERVISOR, "run", "-q", "--user", "65534", "--rlimit", "nofile=100:200", "--rlimit",
+                     "stack=4Mi", "--", "/bin/sh", "-c", "echo $(ulimit -n) $(ulimit -Hn) $(ulimit -s) $(ulimit -c)",
+                     NULL};
+        cr_assert_eq(aidp_test_run(&P, a), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "100 200 4096 0\n");
+        char *b[] = {AIDP_SUPERVISOR, "run", "--rlimit", "nofile=300:200", "--", "true", NULL};
+        cr_expect_eq(aidp_test_run(&P, b), AIDP_EXIT_USAGE);
+        char *c[] = {AIDP_SUPERVISOR, "run", "--rlimit", "bogus=1", "--", "true", NULL};
+        cr_expect_eq(aidp_test_run(&P, c), AIDP_EXIT_USAGE);
+        cr_expect(strstr(P.err, "bogus") != NULL, "%s", P.err);
 }

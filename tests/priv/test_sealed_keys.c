@@ -340,11 +340,11 @@ Test(sealed_keys, cli_seal_inspect_unseal_and_exit_codes)
         AIDP_REQUIRE_ROOT();
         char cmd[16384], out[65536];
         snprintf(cmd, sizeof cmd,
-                 "set -e; cd '%s'; mkdir -p src/d; echo hi > src/d/f; "
-                 AIDP_BIN " keygen cli-key --key-dir keys; "
-                 AIDP_BIN " seal -q src -o src.sealed -k cli-key --key-dir keys -c restricted "
-                 "-r eu -r de -g phi,pci -n clidata -V 3 -O bob; "
-                 AIDP_BIN " inspect --json --key-dir keys src.sealed",
+                 "set -e; cd '%s'; mkdir -p src/d; echo hi > src/d/f; " AIDP_BIN
+                 " keygen cli-key --key-dir keys; " AIDP_BIN
+                 " seal -q src -o src.sealed -k cli-key --key-dir keys -c restricted "
+                 "-r eu -r de -g phi,pci -n clidata -V 3 -O bob; " AIDP_BIN
+                 " inspect --json --key-dir keys src.sealed",
                  T);
         cr_assert_eq(sh(cmd, out, sizeof out), 0, "%s", out);
         cr_assert(strstr(out, "\"name\":\"clidata\""), "%s", out);

@@ -14,8 +14,8 @@ static char *T;
 static char keydir[4096], outdir[4096], in1[4096], in2[4096], rundir[4096];
 static struct aidp_proc P;
 
-static void seal_one(const char *name, enum aidp_classification c, const char *res,
-                     const char *reg, const char *content, char *path_out)
+static void seal_one(const char *name, enum aidp_classification c, const char *res, const char *reg,
+                     const char *content, char *path_out)
 {
         char src[4096], f[4096];
         snprintf(src, sizeof src, "%s/src-%s", T, name);
@@ -100,16 +100,16 @@ Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited
         AIDP_REQUIRE_ROOT();
         char summary[4096];
         snprintf(summary, sizeof summary, "%s/summary.json", T);
-        const char *extra[] = {"--data", in1, "--data", in2, "--output-dir", outdir,
-                               "--summary", summary, NULL};
+        const char *extra[] = {"--data", in1,         "--data", in2, "--output-dir",
+                               outdir,   "--summary", summary,  NULL};
         const char *script =
-                "cat /data/alpha/sub/data.txt /data/beta/sub/data.txt;"
-                "wc -c < /data/alpha/big.bin;"
-                "if echo x > /data/alpha/sub/data.txt 2>/dev/null; then echo WROTE-EXISTING; fi;"
-                "if touch /data/alpha/new 2>/dev/null; then echo WROTE-NEW; fi;"
-                "if rm -f /data/beta/big.bin 2>/dev/null && [ ! -e /data/beta/big.bin ]; then "
-                "echo REMOVED; fi;"
-                "mkdir /out/model && echo trained-weights > /out/model/w.bin && echo ok > /out/log";
+            "cat /data/alpha/sub/data.txt /data/beta/sub/data.txt;"
+            "wc -c < /data/alpha/big.bin;"
+            "if echo x > /data/alpha/sub/data.txt 2>/dev/null; then echo WROTE-EXISTING; fi;"
+            "if touch /data/alpha/new 2>/dev/null; then echo WROTE-NEW; fi;"
+            "if rm -f /data/beta/big.bin 2>/dev/null && [ ! -e /data/beta/big.bin ]; then "
+            "echo REMOVED; fi;"
+            "mkdir /out/model && echo trained-weights > /out/model/w.bin && echo ok > /out/log";
         int st = run_job(script, extra, false);
         cr_assert_eq(st, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", st, P.out, P.err);
         cr_assert(strstr(P.out, "alpha-secret-7f3a\nbeta-secret-91c2\n"), "%s", P.out);
@@ -196,8 +196,7 @@ Test(sealed_run, host_mountinfo_never_shows_an_aidp_tmpfs)
 
 static void expect_refused(const char *sealed_path, const char *needle)
 {
-        const char *extra[] = {"--data", in2, "--data", sealed_path, "--output-dir", outdir,
-                               NULL};
+        const char *extra[] = {"--data", in2, "--data", sealed_path, "--output-dir", outdir, NULL};
         char *before = mountinfo();
         int st = run_job("echo JOB-RAN; cat /data/*/sub/data.txt", extra, false);
         cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d\nstdout:\n%s\nstderr:\n%s", st, P.out, P.err);
@@ -245,4 +244,15 @@ Test(sealed_run, edited_header_tag_and_truncation_refuse_the_run)
         write_all(bad, b, len - 4096);
         expect_refused(bad, "truncated");
         free(b);
+}
+
+Test(sealed_run, sparse_giant_in_out_is_refused_not_expanded)
+{
+        AIDP_REQUIRE_ROOT();
+        const char *extra[] = {"--data", in1, "--output-dir", outdir, NULL};
+        int st = run_job("truncate -s 200G /out/huge && echo made", extra, false);
+        cr_assert(strstr(P.out, "made"), "%s", P.err);
+        cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d: %s", st, P.err);
+        cr_assert(strstr(P.err, "sparse"), "%s", P.err);
+        cr_assert_eq(count_entries(outdir), 0, "partial output left");
 }
