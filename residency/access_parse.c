@@ -105,7 +105,7 @@ static int require_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *key
                          yaml_node_t *value, const char *path, void *ctx)
 {
         struct aidp_role *role = ctx;
-        if (!aidp_residency_tag_valid(key))
+        if (!aidp_residency_name_valid(key))
                 return aidp_residency_yw_fail(w, keynode, path, "invalid attribute name '%s'", key);
         struct aidp_attr_req req = {0};
         int r = aidp_residency_yw_strlist(w, value, path, aidp_residency_is_pattern, "value",
@@ -137,15 +137,12 @@ static int role_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynod
                       yaml_node_t *value, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-                {"operations", ro_operations, true},
-                {"profiles", ro_profiles, false},
-                {"datasets", ro_datasets, false},
-                {"max_classification", ro_max_class, false},
-                {"time_windows", ro_windows, false},
-                {"require_attributes", ro_require, false},
+            {"operations", ro_operations, true}, {"profiles", ro_profiles, false},
+            {"datasets", ro_datasets, false},    {"max_classification", ro_max_class, false},
+            {"time_windows", ro_windows, false}, {"require_attributes", ro_require, false},
         };
         struct aidp_access_policy *p = ctx;
-        if (!aidp_residency_tag_valid(key))
+        if (!aidp_residency_name_valid(key))
                 return aidp_residency_yw_fail(w, keynode, path, "invalid role name '%s'", key);
         struct aidp_role role = {.max_classification = AIDP_CLASS_PUBLIC, .loc = loc_of(keynode)};
         int r = aidp_residency_yw_fields(w, value, path, fields, ARRAY_SIZE(fields), &role);
@@ -180,8 +177,7 @@ struct subject_ctx {
         bool is_user;
 };
 
-static int role_ref(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i,
-                    void *ctx)
+static int role_ref(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
         struct subject_ctx *c = ctx;
         const char *s;
@@ -211,14 +207,15 @@ static int attr_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynod
 {
         struct subject_ctx *c = ctx;
         const char *s;
-        if (!aidp_residency_tag_valid(key))
+        if (!aidp_residency_name_valid(key))
                 return aidp_residency_yw_fail(w, keynode, path, "invalid attribute name '%s'", key);
         int r = aidp_residency_yw_str(w, value, path, &s);
         if (r < 0)
                 return r;
         struct aidp_attr a = {strdup(key), strdup(s)};
         struct aidp_attr *nv = NULL;
-        if (!a.name || !a.value || !(nv = realloc(c->subj.attrs, (c->subj.n_attrs + 1) * sizeof *nv))) {
+        if (!a.name || !a.value ||
+            !(nv = realloc(c->subj.attrs, (c->subj.n_attrs + 1) * sizeof *nv))) {
                 free(a.name);
                 free(a.value);
                 return aidp_residency_oom(w);
@@ -237,11 +234,11 @@ static int subject_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *key
                          yaml_node_t *value, const char *path, void *ctx)
 {
         static const struct aidp_yfield user_fields[] = {
-                {"roles", sf_roles, false},
-                {"attributes", sf_attributes, false},
+            {"roles", sf_roles, false},
+            {"attributes", sf_attributes, false},
         };
         static const struct aidp_yfield group_fields[] = {
-                {"roles", sf_roles, false},
+            {"roles", sf_roles, false},
         };
         struct subject_ctx *c = ctx;
         struct aidp_access_policy *p = c->policy;
@@ -291,7 +288,7 @@ static int dn_name(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void 
 {
         struct aidp_deny_rule *d = ctx;
         int r = aidp_residency_yw_strdup(w, v, path, &d->name);
-        if (r >= 0 && !aidp_residency_tag_valid(d->name))
+        if (r >= 0 && !aidp_residency_name_valid(d->name))
                 return aidp_residency_yw_fail(w, v, path, "invalid rule name '%s'", d->name);
         return r;
 }
@@ -342,18 +339,17 @@ static int dn_windows(struct aidp_ywalk *w, yaml_node_t *v, const char *path, vo
         return aidp_residency_parse_windows(w, v, path, &d->windows, &d->n_windows);
 }
 
-static int deny_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i,
-                     void *ctx)
+static int deny_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-                {"name", dn_name, true},
-                {"users", dn_users, false},
-                {"groups", dn_groups, false},
-                {"operations", dn_operations, false},
-                {"profiles", dn_profiles, false},
-                {"datasets", dn_datasets, false},
-                {"min_classification", dn_min_class, false},
-                {"time_windows", dn_windows, false},
+            {"name", dn_name, true},
+            {"users", dn_users, false},
+            {"groups", dn_groups, false},
+            {"operations", dn_operations, false},
+            {"profiles", dn_profiles, false},
+            {"datasets", dn_datasets, false},
+            {"min_classification", dn_min_class, false},
+            {"time_windows", dn_windows, false},
         };
         struct aidp_access_policy *p = ctx;
         struct aidp_deny_rule d = {.loc = loc_of(item)};
@@ -364,9 +360,9 @@ static int deny_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, 
                                            "for everyone)");
         for (size_t k = 0; r >= 0 && k < p->n_deny; k++)
                 if (!strcmp(p->deny[k].name, d.name))
-                        r = aidp_residency_yw_fail(w, item, path,
-                                                   "duplicate deny rule name '%s' (first at line %u)",
-                                                   d.name, p->deny[k].loc.line);
+                        r = aidp_residency_yw_fail(
+                            w, item, path, "duplicate deny rule name '%s' (first at line %u)",
+                            d.name, p->deny[k].loc.line);
         if (r >= 0)
                 r = ensure_list(w, &d.users);
         if (r >= 0)
@@ -394,8 +390,7 @@ static int af_deny(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void 
 
 static int af_metadata(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_parse_metadata(w, v, path,
-                                             &((struct aidp_access_policy *)ctx)->name);
+        return aidp_residency_parse_metadata(w, v, path, &((struct aidp_access_policy *)ctx)->name);
 }
 
 int aidp_residency_parse_access_doc(struct aidp_ywalk *w, yaml_node_t *root,
@@ -403,13 +398,13 @@ int aidp_residency_parse_access_doc(struct aidp_ywalk *w, yaml_node_t *root,
 {
         /* roles before users and groups: their role lists are checked against it. */
         static const struct aidp_yfield fields[] = {
-                {"apiVersion", aidp_residency_pf_api_version, true},
-                {"kind", aidp_residency_pf_kind, true},
-                {"metadata", af_metadata, false},
-                {"roles", af_roles, false},
-                {"users", af_users, false},
-                {"groups", af_groups, false},
-                {"deny", af_deny, false},
+            {"apiVersion", aidp_residency_pf_api_version, true},
+            {"kind", aidp_residency_pf_kind, true},
+            {"metadata", af_metadata, false},
+            {"roles", af_roles, false},
+            {"users", af_users, false},
+            {"groups", af_groups, false},
+            {"deny", af_deny, false},
         };
         struct aidp_access_policy p = {0};
         int r = aidp_residency_yw_fields(w, root, "", fields, ARRAY_SIZE(fields), &p);
@@ -461,7 +456,7 @@ int aidp_residency_access_time_zones(const struct aidp_access_policy *p, const c
                 size_t nw = pass == 0 ? p->n_roles : p->n_deny;
                 for (size_t i = 0; i < nw; i++) {
                         const struct aidp_time_window *ws =
-                                pass == 0 ? p->roles[i].windows : p->deny[i].windows;
+                            pass == 0 ? p->roles[i].windows : p->deny[i].windows;
                         size_t nws = pass == 0 ? p->roles[i].n_windows : p->deny[i].n_windows;
                         for (size_t k = 0; k < nws; k++) {
                                 const char *z = ws[k].zone;

@@ -12,19 +12,19 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 static const char *const check_names[AIDP_CHECK_MAX] = {
-        [AIDP_CHECK_ACCESS] = "access",
-        [AIDP_CHECK_DENY] = "deny",
-        [AIDP_CHECK_RESIDENCY] = "residency",
-        [AIDP_CHECK_REGULATION] = "regulation",
-        [AIDP_CHECK_CLASSIFICATION] = "classification",
-        [AIDP_CHECK_MIX] = "mix",
-        [AIDP_CHECK_EGRESS] = "egress",
+    [AIDP_CHECK_ACCESS] = "access",
+    [AIDP_CHECK_DENY] = "deny",
+    [AIDP_CHECK_RESIDENCY] = "residency",
+    [AIDP_CHECK_REGULATION] = "regulation",
+    [AIDP_CHECK_CLASSIFICATION] = "classification",
+    [AIDP_CHECK_MIX] = "mix",
+    [AIDP_CHECK_EGRESS] = "egress",
 };
 
 static const char *const result_names[AIDP_REASON_RESULT_MAX] = {
-        [AIDP_REASON_PASS] = "pass",
-        [AIDP_REASON_FAIL] = "fail",
-        [AIDP_REASON_INFO] = "info",
+    [AIDP_REASON_PASS] = "pass",
+    [AIDP_REASON_FAIL] = "fail",
+    [AIDP_REASON_INFO] = "info",
 };
 
 const char *aidp_residency_check_name(enum aidp_reason_check c)
@@ -216,13 +216,12 @@ int aidp_residency_decision_to_error(const struct aidp_decision *d, aidp_error *
         if (fails > 1)
                 snprintf(more, sizeof more, " (and %zu more; see lineage or 'aidp policy explain')",
                          fails - 1);
-        aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
-                       "%s denied by %s rule %s%s%s%s: %s%s%s%s%s%s", aidp_residency_op_name(d->op),
-                       aidp_residency_check_name(r->check), r->rule ? r->rule : "?",
-                       r->source ? " (" : "", r->source ? r->source : "", r->source ? ")" : "",
-                       r->dataset ? "dataset '" : "", r->dataset ? r->dataset : "",
-                       r->dataset ? "': " : "", r->attribute ? r->attribute : "",
-                       r->attribute ? ": " : "", r->message);
+        aidp_error_set(err, AIDP_EXIT_DENIED, EACCES, "%s denied by %s rule %s%s%s%s: %s%s%s%s%s%s",
+                       aidp_residency_op_name(d->op), aidp_residency_check_name(r->check),
+                       r->rule ? r->rule : "?", r->source ? " (" : "", r->source ? r->source : "",
+                       r->source ? ")" : "", r->dataset ? "dataset '" : "",
+                       r->dataset ? r->dataset : "", r->dataset ? "': " : "",
+                       r->attribute ? r->attribute : "", r->attribute ? ": " : "", r->message);
         if (more[0] && err) {
                 size_t len = strlen(err->msg);
                 snprintf(err->msg + len, sizeof err->msg - len, "%s", more);

@@ -20,8 +20,8 @@
 struct json_object;
 
 struct aidp_caller {
-        const char *user;        /* NULL when the uid has no name: denied */
-        int64_t uid;             /* -1 when unknown; informational */
+        const char *user; /* NULL when the uid has no name: denied */
+        int64_t uid;      /* -1 when unknown; informational */
         const char *const *groups;
         size_t n_groups;
         /* Trusted attributes from the caller of the API (e.g. a scheduler
@@ -37,7 +37,7 @@ struct aidp_zone_offset {
 };
 
 struct aidp_policy_time {
-        int64_t epoch;           /* seconds since 1970-01-01T00:00:00Z */
+        int64_t epoch; /* seconds since 1970-01-01T00:00:00Z */
         /* Every zone of aidp_residency_access_time_zones() resolved for epoch;
          * a missing zone fails its window (UTC needs no entry). */
         const struct aidp_zone_offset *zones;
@@ -58,38 +58,38 @@ struct aidp_decision_request {
         const struct aidp_policy_profile *profile; /* NULL for seal/unseal/inspect/... */
         const struct aidp_dataset_facts *datasets; /* authenticated header facts */
         size_t n_datasets;
-        const struct aidp_host_identity *host;      /* NULL: none installed */
+        const struct aidp_host_identity *host;         /* NULL: none installed */
         const struct aidp_residency_policy *residency; /* NULL: none installed */
-        const struct aidp_access_policy *access;    /* NULL: none installed -> deny */
+        const struct aidp_access_policy *access;       /* NULL: none installed -> deny */
         struct aidp_policy_time time;
 };
 
 enum aidp_reason_result {
-        AIDP_REASON_PASS,        /* a rule was checked and holds */
-        AIDP_REASON_FAIL,        /* a rule was checked and fails: the run is denied */
-        AIDP_REASON_INFO,        /* context, or an egress rule dropped */
+        AIDP_REASON_PASS, /* a rule was checked and holds */
+        AIDP_REASON_FAIL, /* a rule was checked and fails: the run is denied */
+        AIDP_REASON_INFO, /* context, or an egress rule dropped */
         AIDP_REASON_RESULT_MAX
 };
 
 enum aidp_reason_check {
-        AIDP_CHECK_ACCESS,       /* caller, roles, grants */
-        AIDP_CHECK_DENY,         /* explicit deny rules */
-        AIDP_CHECK_RESIDENCY,    /* residency tag vs host region/jurisdiction */
-        AIDP_CHECK_REGULATION,   /* regulation tag vs host zones */
+        AIDP_CHECK_ACCESS,         /* caller, roles, grants */
+        AIDP_CHECK_DENY,           /* explicit deny rules */
+        AIDP_CHECK_RESIDENCY,      /* residency tag vs host region/jurisdiction */
+        AIDP_CHECK_REGULATION,     /* regulation tag vs host zones */
         AIDP_CHECK_CLASSIFICATION, /* classification vs host zones / profile */
-        AIDP_CHECK_MIX,          /* do the inputs' residency sets intersect */
-        AIDP_CHECK_EGRESS,       /* egress allowlist restricted to allowed regions */
+        AIDP_CHECK_MIX,            /* do the inputs' residency sets intersect */
+        AIDP_CHECK_EGRESS,         /* egress allowlist restricted to allowed regions */
         AIDP_CHECK_MAX
 };
 
 struct aidp_reason {
         enum aidp_reason_result result;
         enum aidp_reason_check check;
-        char *rule;              /* "roles.trainer", "deny.freeze", "residency.eu", "default" */
-        char *source;            /* "access.yaml:12"; NULL when not from a file */
-        char *dataset;           /* NULL when not about one dataset */
-        char *attribute;         /* "operation", "region", "clearance", ...; may be NULL */
-        char *message;           /* one human sentence */
+        char *rule;      /* "roles.trainer", "deny.freeze", "residency.eu", "default" */
+        char *source;    /* "access.yaml:12"; NULL when not from a file */
+        char *dataset;   /* NULL when not about one dataset */
+        char *attribute; /* "operation", "region", "clearance", ...; may be NULL */
+        char *message;   /* one human sentence */
 };
 
 struct aidp_decision {

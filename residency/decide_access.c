@@ -113,8 +113,8 @@ static void describe_window(char *buf, size_t size, const struct aidp_time_windo
 }
 
 /* Whether now lies in any window. On "no", why (including an unresolved zone). */
-static bool in_windows(const struct aidp_policy_time *t, const struct aidp_time_window *v,
-                       size_t n, char *why, size_t size)
+static bool in_windows(const struct aidp_policy_time *t, const struct aidp_time_window *v, size_t n,
+                       char *why, size_t size)
 {
         size_t off = 0;
         why[0] = '\0';
@@ -133,8 +133,8 @@ static bool in_windows(const struct aidp_policy_time *t, const struct aidp_time_
                 if (aidp_residency_window_contains(&v[i], wday, minute))
                         return true;
                 aidp_residency_appendf(why, size, &off, "%s%s %02d:%02d %s is outside %s",
-                                       off ? "; " : "", aidp_residency_day_name(wday),
-                                       minute / 60, minute % 60, v[i].zone, desc);
+                                       off ? "; " : "", aidp_residency_day_name(wday), minute / 60,
+                                       minute % 60, v[i].zone, desc);
         }
         return false;
 }
@@ -191,8 +191,8 @@ static bool role_grants(const struct access_ctx *a, const struct aidp_role *role
                 const char *v = attribute(a, rq->name);
                 if (!v) {
                         *attr = rq->name;
-                        snprintf(why, size, "the user has no attribute '%s' (required: one of [%s])",
-                                 rq->name,
+                        snprintf(why, size,
+                                 "the user has no attribute '%s' (required: one of [%s])", rq->name,
                                  aidp_residency_join(list, sizeof list, rq->values, rq->n_values));
                         return false;
                 }
@@ -229,20 +229,19 @@ static void grant_one(struct access_ctx *a, const struct aidp_dataset_facts *ds)
                 snprintf(rule, sizeof rule, "roles.%s", a->roles[i]->name);
                 if (ds)
                         aidp_residency_reason(
-                                c, AIDP_REASON_PASS, AIDP_CHECK_ACCESS, rule, &a->roles[i]->loc,
-                                dsname, "role", "role '%s' grants %s on dataset '%s' (%s, max %s)%s%s",
-                                a->roles[i]->name, aidp_residency_op_name(req->op), dsname,
-                                aidp_residency_classification_name(ds->tags.classification),
-                                aidp_residency_classification_name(a->roles[i]->max_classification),
-                                req->profile ? " with profile " : "",
-                                req->profile ? req->profile->name : "");
+                            c, AIDP_REASON_PASS, AIDP_CHECK_ACCESS, rule, &a->roles[i]->loc, dsname,
+                            "role", "role '%s' grants %s on dataset '%s' (%s, max %s)%s%s",
+                            a->roles[i]->name, aidp_residency_op_name(req->op), dsname,
+                            aidp_residency_classification_name(ds->tags.classification),
+                            aidp_residency_classification_name(a->roles[i]->max_classification),
+                            req->profile ? " with profile " : "",
+                            req->profile ? req->profile->name : "");
                 else
-                        aidp_residency_reason(c, AIDP_REASON_PASS, AIDP_CHECK_ACCESS, rule,
-                                              &a->roles[i]->loc, NULL, "role",
-                                              "role '%s' grants %s%s%s (no datasets)",
-                                              a->roles[i]->name, aidp_residency_op_name(req->op),
-                                              req->profile ? " with profile " : "",
-                                              req->profile ? req->profile->name : "");
+                        aidp_residency_reason(
+                            c, AIDP_REASON_PASS, AIDP_CHECK_ACCESS, rule, &a->roles[i]->loc, NULL,
+                            "role", "role '%s' grants %s%s%s (no datasets)", a->roles[i]->name,
+                            aidp_residency_op_name(req->op), req->profile ? " with profile " : "",
+                            req->profile ? req->profile->name : "");
                 return;
         }
         /* No role grants it: one FAIL per role, each with its first failing attribute. */
@@ -333,15 +332,13 @@ void aidp_residency_decide_access(struct aidp_dctx *c)
         char list[512];
 
         if (!a.ap) {
-                aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_ACCESS, "default", NULL,
-                                      NULL, "policy",
-                                      "no access policy is installed: default deny");
+                aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_ACCESS, "default", NULL, NULL,
+                                      "policy", "no access policy is installed: default deny");
                 return;
         }
         if (!caller->user) {
-                aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_ACCESS, "default", NULL,
-                                      NULL, "user",
-                                      "caller uid %lld has no user name: default deny",
+                aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_ACCESS, "default", NULL, NULL,
+                                      "user", "caller uid %lld has no user name: default deny",
                                       (long long)caller->uid);
                 return;
         }
@@ -352,8 +349,8 @@ void aidp_residency_decide_access(struct aidp_dctx *c)
         size_t off = 0;
         for (size_t g = 0; g <= caller->n_groups; g++) {
                 const struct aidp_subject *s =
-                        g == 0 ? a.user
-                               : find_subject(a.ap->groups, a.ap->n_groups, caller->groups[g - 1]);
+                    g == 0 ? a.user
+                           : find_subject(a.ap->groups, a.ap->n_groups, caller->groups[g - 1]);
                 if (!s)
                         continue;
                 for (size_t k = 0; k < s->n_roles; k++) {
@@ -371,8 +368,8 @@ void aidp_residency_decide_access(struct aidp_dctx *c)
         }
         aidp_residency_join(list, sizeof list, (char *const *)caller->groups, caller->n_groups);
         if (a.n_roles == 0) {
-                aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_ACCESS, "default", NULL,
-                                      NULL, "role",
+                aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_ACCESS, "default", NULL, NULL,
+                                      "role",
                                       "user '%s' (groups: %s) holds no role in the access policy: "
                                       "default deny",
                                       caller->user, caller->n_groups ? list : "none");

@@ -92,10 +92,9 @@ static void check_residency(struct aidp_dctx *c, const struct aidp_dataset_facts
                                               &r->loc, ds->name, "region",
                                               "host region '%s' matches [%s]", host->region, list);
                 else
-                        aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_RESIDENCY, rule,
-                                              &r->loc, ds->name, "region",
-                                              "host region '%s' matches none of [%s]",
-                                              host->region, list);
+                        aidp_residency_reason(
+                            c, AIDP_REASON_FAIL, AIDP_CHECK_RESIDENCY, rule, &r->loc, ds->name,
+                            "region", "host region '%s' matches none of [%s]", host->region, list);
                 if (r->n_jurisdictions == 0)
                         continue;
                 aidp_residency_join(list, sizeof list, r->jurisdictions, r->n_jurisdictions);
@@ -103,8 +102,8 @@ static void check_residency(struct aidp_dctx *c, const struct aidp_dataset_facts
                 for (size_t k = 0; host->jurisdiction && k < r->n_jurisdictions && !ok; k++)
                         ok = !strcmp(r->jurisdictions[k], host->jurisdiction);
                 aidp_residency_reason(c, ok ? AIDP_REASON_PASS : AIDP_REASON_FAIL,
-                                      AIDP_CHECK_RESIDENCY, rule, &r->loc, ds->name,
-                                      "jurisdiction", "host jurisdiction '%s' %s [%s]",
+                                      AIDP_CHECK_RESIDENCY, rule, &r->loc, ds->name, "jurisdiction",
+                                      "host jurisdiction '%s' %s [%s]",
                                       host->jurisdiction ? host->jurisdiction : "(none)",
                                       ok ? "is in" : "is not in", list);
         }
@@ -120,19 +119,18 @@ static void check_zones(struct aidp_dctx *c, enum aidp_reason_check check, const
         if (n_zones == 0)
                 return;
         if (!host) {
-                aidp_residency_reason(c, AIDP_REASON_FAIL, check, rule, loc, ds->name, "zone",
-                                      "%s", no_host_msg);
+                aidp_residency_reason(c, AIDP_REASON_FAIL, check, rule, loc, ds->name, "zone", "%s",
+                                      no_host_msg);
                 return;
         }
         bool all = true;
         for (size_t z = 0; z < n_zones; z++)
                 if (!host_has_zone(host, zones[z])) {
                         all = false;
-                        aidp_residency_reason(c, AIDP_REASON_FAIL, check, rule, loc, ds->name,
-                                              "zone",
-                                              "host %s lacks compliance zone '%s' required by %s",
-                                              host->node ? host->node : host->region, zones[z],
-                                              what);
+                        aidp_residency_reason(
+                            c, AIDP_REASON_FAIL, check, rule, loc, ds->name, "zone",
+                            "host %s lacks compliance zone '%s' required by %s",
+                            host->node ? host->node : host->region, zones[z], what);
                 }
         if (all)
                 aidp_residency_reason(c, AIDP_REASON_PASS, check, rule, loc, ds->name, "zone",
@@ -204,11 +202,10 @@ static void check_classification(struct aidp_dctx *c, const struct aidp_dataset_
                                               "no profile to check: %s requires network: %s", what,
                                               net_name(r->network));
                 else if (prof->network != r->network)
-                        aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_CLASSIFICATION, rule,
-                                              &r->loc, ds->name, "network",
-                                              "profile '%s' has network: %s; %s requires network: %s",
-                                              prof->name, net_name(prof->network), what,
-                                              net_name(r->network));
+                        aidp_residency_reason(
+                            c, AIDP_REASON_FAIL, AIDP_CHECK_CLASSIFICATION, rule, &r->loc, ds->name,
+                            "network", "profile '%s' has network: %s; %s requires network: %s",
+                            prof->name, net_name(prof->network), what, net_name(r->network));
                 else
                         aidp_residency_reason(c, AIDP_REASON_PASS, AIDP_CHECK_CLASSIFICATION, rule,
                                               &r->loc, ds->name, "network",
@@ -247,7 +244,7 @@ static bool satisfiable(const struct clause *v, size_t n, const char **witness)
         for (size_t i = 0; i < n; i++)
                 for (size_t k = 0; k < v[i].rule->n_regions; k++) {
                         const char *p = v[i].rule->regions[k];
-                        char cand[AIDP_TAG_MAX + 2];
+                        char cand[AIDP_NAME_MAX + 2];
                         snprintf(cand, sizeof cand, "%s", p);
                         size_t len = strlen(cand);
                         if (len && cand[len - 1] == '*')
@@ -267,7 +264,7 @@ static size_t collect_clauses(const struct aidp_decision_request *req, size_t fr
         for (size_t d = from; d < to; d++)
                 for (size_t t = 0; t < req->datasets[d].tags.n_residency; t++) {
                         const struct aidp_residency_rule *r =
-                                find_residency(req->residency, req->datasets[d].tags.residency[t]);
+                            find_residency(req->residency, req->datasets[d].tags.residency[t]);
                         if (r && n < max)
                                 out[n++] = (struct clause){&req->datasets[d], r};
                 }
@@ -314,11 +311,11 @@ static void check_mix(struct aidp_dctx *c)
                         tags_of(tj, sizeof tj, &req->datasets[j]);
                         pair_failed = true;
                         aidp_residency_reason(
-                                c, AIDP_REASON_FAIL, AIDP_CHECK_MIX, "residency", NULL,
-                                req->datasets[i].name, "residency",
-                                "datasets '%s' [%s] and '%s' [%s] allow no region in common: "
-                                "they cannot be mixed in one run",
-                                req->datasets[i].name, ti, req->datasets[j].name, tj);
+                            c, AIDP_REASON_FAIL, AIDP_CHECK_MIX, "residency", NULL,
+                            req->datasets[i].name, "residency",
+                            "datasets '%s' [%s] and '%s' [%s] allow no region in common: "
+                            "they cannot be mixed in one run",
+                            req->datasets[i].name, ti, req->datasets[j].name, tj);
                 }
         if (pair_failed)
                 return;
@@ -412,11 +409,10 @@ void aidp_residency_decide_egress(struct aidp_dctx *c)
                 if (!e->region) {
                         bool keep = untagged == AIDP_EGRESS_UNTAGGED_KEEP;
                         c->d->egress_keep[i] = keep;
-                        aidp_residency_reason(c, AIDP_REASON_INFO, AIDP_CHECK_EGRESS, rule, loc,
-                                              NULL, "region",
-                                              "egress rule %s has no region: %s (egress.untagged: %s)",
-                                              desc, keep ? "kept" : "dropped",
-                                              keep ? "keep" : "drop");
+                        aidp_residency_reason(
+                            c, AIDP_REASON_INFO, AIDP_CHECK_EGRESS, rule, loc, NULL, "region",
+                            "egress rule %s has no region: %s (egress.untagged: %s)", desc,
+                            keep ? "kept" : "dropped", keep ? "keep" : "drop");
                         continue;
                 }
                 const struct clause *failed = NULL;
@@ -433,15 +429,13 @@ void aidp_residency_decide_egress(struct aidp_dctx *c)
                 aidp_residency_join(list, sizeof list, failed->rule->regions,
                                     failed->rule->n_regions);
                 c->d->egress_keep[i] = false;
-                aidp_residency_reason(c,
-                                      oor == AIDP_EGRESS_OOR_DENY ? AIDP_REASON_FAIL
-                                                                  : AIDP_REASON_INFO,
-                                      AIDP_CHECK_EGRESS, rule, &failed->rule->loc, failed->ds->name,
-                                      "region",
-                                      "egress rule %s is in region '%s', outside [%s] of residency "
-                                      "'%s': %s",
-                                      desc, e->region, list, failed->rule->tag,
-                                      oor == AIDP_EGRESS_OOR_DENY ? "run refused (egress.out_of_region: deny)"
-                                                                  : "dropped");
+                aidp_residency_reason(
+                    c, oor == AIDP_EGRESS_OOR_DENY ? AIDP_REASON_FAIL : AIDP_REASON_INFO,
+                    AIDP_CHECK_EGRESS, rule, &failed->rule->loc, failed->ds->name, "region",
+                    "egress rule %s is in region '%s', outside [%s] of residency "
+                    "'%s': %s",
+                    desc, e->region, list, failed->rule->tag,
+                    oor == AIDP_EGRESS_OOR_DENY ? "run refused (egress.out_of_region: deny)"
+                                                : "dropped");
         }
 }

@@ -41,21 +41,29 @@ static struct json_object *strv_json(char *const *v, size_t n)
         return a;
 }
 
+static int add_tags(struct json_object *o, const struct aidp_data_tags *t)
+{
+        if (add_str(o, "classification", aidp_residency_classification_name(t->classification)) <
+                0 ||
+            add(o, "residency", strv_json(t->residency, t->n_residency)) < 0 ||
+            add(o, "regulations", strv_json(t->regulations, t->n_regulations)) < 0)
+                return -1;
+        return 0;
+}
+
 static struct json_object *tags_json(const struct aidp_data_tags *t)
 {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
-        if (!o ||
-            add_str(o, "classification", aidp_residency_classification_name(t->classification)) < 0 ||
-            add(o, "residency", strv_json(t->residency, t->n_residency)) < 0 ||
-            add(o, "regulations", strv_json(t->regulations, t->n_regulations)) < 0)
+        if (!o || add_tags(o, t) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
 
 static struct json_object *dataset_json(const struct aidp_dataset_facts *f)
 {
-        _cleanup_(json_object_putp) struct json_object *o = tags_json(&f->tags);
-        if (!o || add_str(o, "name", f->name) < 0 || add_str(o, "version", f->version) < 0)
+        _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
+        if (!o || add_str(o, "name", f->name) < 0 || add_str(o, "version", f->version) < 0 ||
+            add_tags(o, &f->tags) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }

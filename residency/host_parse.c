@@ -9,7 +9,7 @@
 
 static bool is_region(const char *s)
 {
-        return aidp_residency_tag_valid(s);
+        return aidp_residency_name_valid(s);
 }
 
 static int hf_metadata(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
@@ -43,7 +43,7 @@ static int hf_jurisdiction(struct aidp_ywalk *w, yaml_node_t *v, const char *pat
 {
         struct aidp_host_identity *h = ctx;
         int r = aidp_residency_yw_strdup(w, v, path, &h->jurisdiction);
-        if (r >= 0 && !aidp_residency_tag_valid(h->jurisdiction))
+        if (r >= 0 && !aidp_residency_name_valid(h->jurisdiction))
                 return aidp_residency_yw_fail(w, v, path, "invalid jurisdiction '%s'",
                                               h->jurisdiction);
         return r;
@@ -52,7 +52,7 @@ static int hf_jurisdiction(struct aidp_ywalk *w, yaml_node_t *v, const char *pat
 static int hf_zones(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_host_identity *h = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_tag, "zone", &h->zones,
+        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_name, "zone", &h->zones,
                                          &h->n_zones);
 }
 
@@ -60,13 +60,13 @@ int aidp_residency_parse_host_doc(struct aidp_ywalk *w, yaml_node_t *root,
                                   struct aidp_host_identity *ret)
 {
         static const struct aidp_yfield fields[] = {
-                {"apiVersion", aidp_residency_pf_api_version, true},
-                {"kind", aidp_residency_pf_kind, true},
-                {"metadata", hf_metadata, false},
-                {"node", hf_node, false},
-                {"region", hf_region, true},
-                {"jurisdiction", hf_jurisdiction, false},
-                {"zones", hf_zones, false},
+            {"apiVersion", aidp_residency_pf_api_version, true},
+            {"kind", aidp_residency_pf_kind, true},
+            {"metadata", hf_metadata, false},
+            {"node", hf_node, false},
+            {"region", hf_region, true},
+            {"jurisdiction", hf_jurisdiction, false},
+            {"zones", hf_zones, false},
         };
         struct aidp_host_identity h = {0};
         int r = aidp_residency_yw_fields(w, root, "", fields, ARRAY_SIZE(fields), &h);

@@ -9,18 +9,18 @@
 #include "residency/strv.h"
 
 static const char *const kind_names[AIDP_POLICY_KIND_MAX] = {
-        [AIDP_POLICY_HOST] = "HostIdentity",
-        [AIDP_POLICY_RESIDENCY] = "ResidencyPolicy",
-        [AIDP_POLICY_ACCESS] = "AccessPolicy",
-        [AIDP_POLICY_DATASET] = "DatasetFacts",
+    [AIDP_POLICY_HOST] = "HostIdentity",
+    [AIDP_POLICY_RESIDENCY] = "ResidencyPolicy",
+    [AIDP_POLICY_ACCESS] = "AccessPolicy",
+    [AIDP_POLICY_DATASET] = "DatasetFacts",
 };
 
 static const char *const op_names[AIDP_OP_MAX] = {
-        [AIDP_OP_RUN] = "run",
-        [AIDP_OP_SEAL] = "seal",
-        [AIDP_OP_UNSEAL] = "unseal",
-        [AIDP_OP_INSPECT] = "inspect",
-        [AIDP_OP_LINEAGE_READ] = "lineage-read",
+    [AIDP_OP_RUN] = "run",
+    [AIDP_OP_SEAL] = "seal",
+    [AIDP_OP_UNSEAL] = "unseal",
+    [AIDP_OP_INSPECT] = "inspect",
+    [AIDP_OP_LINEAGE_READ] = "lineage-read",
 };
 
 const char *aidp_residency_kind_name(enum aidp_policy_kind k)
@@ -53,6 +53,11 @@ bool aidp_residency_is_tag(const char *s)
         return aidp_residency_tag_valid(s);
 }
 
+bool aidp_residency_is_name(const char *s)
+{
+        return aidp_residency_name_valid(s);
+}
+
 /* Profile and dataset patterns: printable, no whitespace, bounded. */
 bool aidp_residency_is_pattern(const char *s)
 {
@@ -65,16 +70,16 @@ bool aidp_residency_is_pattern(const char *s)
         return true;
 }
 
-int aidp_residency_pf_api_version(struct aidp_ywalk *w, yaml_node_t *v, const char *path,
-                                  void *ctx)
+int aidp_residency_pf_api_version(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         const char *s;
         int r = aidp_residency_yw_str(w, v, path, &s);
         if (r < 0)
                 return r;
         if (strcmp(s, AIDP_POLICY_API_VERSION))
-                return aidp_residency_yw_fail(w, v, path, "unsupported apiVersion '%s' (expected %s)",
-                                              s, AIDP_POLICY_API_VERSION);
+                return aidp_residency_yw_fail(w, v, path,
+                                              "unsupported apiVersion '%s' (expected %s)", s,
+                                              AIDP_POLICY_API_VERSION);
         return 0;
 }
 
@@ -102,8 +107,8 @@ int aidp_residency_parse_metadata(struct aidp_ywalk *w, yaml_node_t *v, const ch
                                   char **name)
 {
         static const struct aidp_yfield fields[] = {
-                {"name", md_name, false},
-                {"description", md_description, false},
+            {"name", md_name, false},
+            {"description", md_description, false},
         };
         struct metadata md = {0};
         int r = aidp_residency_yw_fields(w, v, path, fields, ARRAY_SIZE(fields), &md);
@@ -117,8 +122,7 @@ int aidp_residency_parse_metadata(struct aidp_ywalk *w, yaml_node_t *v, const ch
         return 0;
 }
 
-static int op_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i,
-                   void *ctx)
+static int op_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
         unsigned *ops = ctx;
         const char *s;
@@ -128,17 +132,16 @@ static int op_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, si
                 return r;
         if (aidp_residency_op_parse(s, &op) < 0)
                 return aidp_residency_yw_fail(
-                        w, item, path,
-                        "unknown operation '%s' (expected run, seal, unseal, inspect, lineage-read)",
-                        s);
+                    w, item, path,
+                    "unknown operation '%s' (expected run, seal, unseal, inspect, lineage-read)",
+                    s);
         if (*ops & (1u << op))
                 return aidp_residency_yw_fail(w, item, path, "duplicate operation '%s'", s);
         *ops |= 1u << op;
         return 0;
 }
 
-int aidp_residency_parse_ops(struct aidp_ywalk *w, yaml_node_t *v, const char *path,
-                             unsigned *ops)
+int aidp_residency_parse_ops(struct aidp_ywalk *w, yaml_node_t *v, const char *path, unsigned *ops)
 {
         *ops = 0;
         return aidp_residency_yw_seq(w, v, path, op_item, ops);
@@ -165,8 +168,8 @@ static int read_kind(struct aidp_ywalk *w, yaml_node_t *root, enum aidp_policy_k
         if (root->type != YAML_MAPPING_NODE)
                 return aidp_residency_yw_fail(w, root, "",
                                               "expected a mapping with apiVersion and kind");
-        for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
-             p < root->data.mapping.pairs.top; p++) {
+        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+             p++) {
                 yaml_node_t *k = yaml_document_get_node(&w->doc, p->key);
                 yaml_node_t *v = yaml_document_get_node(&w->doc, p->value);
                 if (!k || !v || k->type != YAML_SCALAR_NODE ||
@@ -190,8 +193,8 @@ static int read_kind(struct aidp_ywalk *w, yaml_node_t *root, enum aidp_policy_k
                                       "AccessPolicy or DatasetFacts)");
 }
 
-int aidp_residency_parse(const char *buf, size_t len, const char *file,
-                         struct aidp_policy_doc *ret, aidp_error *err)
+int aidp_residency_parse(const char *buf, size_t len, const char *file, struct aidp_policy_doc *ret,
+                         aidp_error *err)
 {
         struct aidp_ywalk w;
         struct aidp_policy_doc doc;
@@ -264,9 +267,8 @@ static int parse_expect(const char *buf, size_t len, const char *file, enum aidp
         if (doc->kind != want) {
                 enum aidp_policy_kind got = doc->kind;
                 aidp_residency_doc_free(doc);
-                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
-                                      "%s: kind is %s, expected %s", file ? file : "<input>",
-                                      kind_names[got], kind_names[want]);
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "%s: kind is %s, expected %s",
+                                      file ? file : "<input>", kind_names[got], kind_names[want]);
         }
         return 0;
 }

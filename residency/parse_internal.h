@@ -13,8 +13,7 @@ int aidp_residency_parse_metadata(struct aidp_ywalk *w, yaml_node_t *v, const ch
                                   char **name);
 
 /* `operations: [run, seal, ...]` into a bit set. */
-int aidp_residency_parse_ops(struct aidp_ywalk *w, yaml_node_t *v, const char *path,
-                             unsigned *ops);
+int aidp_residency_parse_ops(struct aidp_ywalk *w, yaml_node_t *v, const char *path, unsigned *ops);
 /* `time_windows: [{days, hours, time_zone}, ...]`. */
 int aidp_residency_parse_windows(struct aidp_ywalk *w, yaml_node_t *v, const char *path,
                                  struct aidp_time_window **ret, size_t *ret_n);
@@ -35,5 +34,6 @@ int aidp_residency_parse_dataset_doc(struct aidp_ywalk *w, yaml_node_t *root,
 int aidp_residency_oom(struct aidp_ywalk *w);
 
 /* Predicates for aidp_residency_yw_strlist(). */
-bool aidp_residency_is_tag(const char *s);
+bool aidp_residency_is_tag(const char *s);  /* residency/regulation tags */
+bool aidp_residency_is_name(const char *s); /* zones, jurisdictions, ... */
 bool aidp_residency_is_pattern(const char *s);

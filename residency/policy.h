@@ -19,17 +19,17 @@
 
 /* /etc/aidp/host.yaml: where this node is and what it is certified for. */
 struct aidp_host_identity {
-        char *source;            /* file it came from */
-        char *node;              /* node name; NULL when not given */
-        char *region;            /* e.g. "eu-west-1" */
-        char *jurisdiction;      /* e.g. "EU"; NULL when not given */
-        char **zones;            /* compliance zones, e.g. "hipaa", "gdpr" */
+        char *source;       /* file it came from */
+        char *node;         /* node name; NULL when not given */
+        char *region;       /* e.g. "eu-west-1" */
+        char *jurisdiction; /* e.g. "EU"; NULL when not given */
+        char **zones;       /* compliance zones, e.g. "hipaa", "gdpr" */
         size_t n_zones;
 };
 
 /* Where a rule was written, for decision reasons. */
 struct aidp_rule_loc {
-        const char *file;        /* points into the owning policy's source */
+        const char *file; /* points into the owning policy's source */
         unsigned line;
 };
 
@@ -40,7 +40,7 @@ struct aidp_residency_rule {
         char *tag;
         char **regions;
         size_t n_regions;
-        char **jurisdictions;    /* empty: any jurisdiction */
+        char **jurisdictions; /* empty: any jurisdiction */
         size_t n_jurisdictions;
         struct aidp_rule_loc loc;
 };
@@ -71,14 +71,14 @@ enum aidp_egress_untagged {
 };
 
 enum aidp_egress_out_of_region {
-        AIDP_EGRESS_OOR_DROP,    /* default: the rule is removed, the run goes on */
-        AIDP_EGRESS_OOR_DENY,    /* the run is refused */
+        AIDP_EGRESS_OOR_DROP, /* default: the rule is removed, the run goes on */
+        AIDP_EGRESS_OOR_DENY, /* the run is refused */
         AIDP_EGRESS_OOR_MAX
 };
 
 struct aidp_residency_policy {
         char *source;
-        char *name;              /* metadata.name, NULL when not given */
+        char *name; /* metadata.name, NULL when not given */
         struct aidp_residency_rule *residency;
         size_t n_residency;
         struct aidp_regulation_rule *regulations;
@@ -109,8 +109,8 @@ struct aidp_attr {
  * start > end crosses midnight and belongs to the day it starts on. */
 struct aidp_time_window {
         uint8_t days;
-        uint16_t start, end;     /* 0..1440 */
-        char *zone;              /* IANA name, "UTC" by default */
+        uint16_t start, end; /* 0..1440 */
+        char *zone;          /* IANA name, "UTC" by default */
 };
 
 /* The user must hold `name` with one of `values`. */
@@ -122,13 +122,13 @@ struct aidp_attr_req {
 
 struct aidp_role {
         char *name;
-        unsigned ops;            /* bit (1u << aidp_policy_op) */
-        char **profiles;         /* fnmatch patterns; empty grants no profile */
+        unsigned ops;    /* bit (1u << aidp_policy_op) */
+        char **profiles; /* fnmatch patterns; empty grants no profile */
         size_t n_profiles;
-        char **datasets;         /* fnmatch patterns on NAME or NAME@VERSION */
+        char **datasets; /* fnmatch patterns on NAME or NAME@VERSION */
         size_t n_datasets;
         enum aidp_classification max_classification; /* default public */
-        struct aidp_time_window *windows; /* empty: any time */
+        struct aidp_time_window *windows;            /* empty: any time */
         size_t n_windows;
         struct aidp_attr_req *require;
         size_t n_require;
@@ -149,11 +149,11 @@ struct aidp_subject {
  * any role. Empty conditions match everything. */
 struct aidp_deny_rule {
         char *name;
-        char **users;            /* fnmatch patterns on the user name */
+        char **users; /* fnmatch patterns on the user name */
         size_t n_users;
-        char **groups;           /* exact group names */
+        char **groups; /* exact group names */
         size_t n_groups;
-        unsigned ops;            /* 0: every operation */
+        unsigned ops; /* 0: every operation */
         char **profiles;
         size_t n_profiles;
         char **datasets;
@@ -179,10 +179,10 @@ struct aidp_access_policy {
 };
 
 enum aidp_policy_kind {
-        AIDP_POLICY_HOST,        /* kind: HostIdentity */
-        AIDP_POLICY_RESIDENCY,   /* kind: ResidencyPolicy */
-        AIDP_POLICY_ACCESS,      /* kind: AccessPolicy */
-        AIDP_POLICY_DATASET,     /* kind: DatasetFacts (explain, tests) */
+        AIDP_POLICY_HOST,      /* kind: HostIdentity */
+        AIDP_POLICY_RESIDENCY, /* kind: ResidencyPolicy */
+        AIDP_POLICY_ACCESS,    /* kind: AccessPolicy */
+        AIDP_POLICY_DATASET,   /* kind: DatasetFacts (explain, tests) */
         AIDP_POLICY_KIND_MAX
 };
 
@@ -199,8 +199,8 @@ struct aidp_policy_doc {
 /* Parse one file's contents; `file` names it in errors and reasons. On error
  * nothing is allocated and err->status is AIDP_EXIT_CONFIG (or
  * AIDP_EXIT_INTERNAL on allocation failure). */
-int aidp_residency_parse(const char *buf, size_t len, const char *file,
-                         struct aidp_policy_doc *ret, aidp_error *err);
+int aidp_residency_parse(const char *buf, size_t len, const char *file, struct aidp_policy_doc *ret,
+                         aidp_error *err);
 void aidp_residency_doc_free(struct aidp_policy_doc *doc);
 /* Like aidp_residency_parse(), but a different kind is an error. */
 int aidp_residency_parse_host(const char *buf, size_t len, const char *file,

@@ -12,7 +12,7 @@
 bool aidp_residency_region_pattern_valid(const char *p)
 {
         size_t n = strlen(p);
-        if (n == 0 || n > AIDP_TAG_MAX + 1)
+        if (n == 0 || n > AIDP_NAME_MAX + 1)
                 return false;
         if (p[n - 1] == '*')
                 n--;
@@ -44,18 +44,20 @@ static struct aidp_rule_loc loc_of(struct aidp_ywalk *w, const yaml_node_t *n)
 static int rf_regions(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_residency_rule *rule = ctx;
-        int r = aidp_residency_yw_strlist(w, v, path, aidp_residency_region_pattern_valid,
-                                          "region pattern (a region name or a prefix ending in '*')",
-                                          &rule->regions, &rule->n_regions);
+        int r =
+            aidp_residency_yw_strlist(w, v, path, aidp_residency_region_pattern_valid,
+                                      "region pattern (a region name or a prefix ending in '*')",
+                                      &rule->regions, &rule->n_regions);
         if (r >= 0 && rule->n_regions == 0)
-                return aidp_residency_yw_fail(w, v, path, "at least one region pattern is required");
+                return aidp_residency_yw_fail(w, v, path,
+                                              "at least one region pattern is required");
         return r;
 }
 
 static int rf_jurisdictions(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_residency_rule *rule = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_tag, "jurisdiction",
+        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_name, "jurisdiction",
                                          &rule->jurisdictions, &rule->n_jurisdictions);
 }
 
@@ -70,12 +72,15 @@ static int residency_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *k
                            yaml_node_t *value, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-                {"regions", rf_regions, true},
-                {"jurisdictions", rf_jurisdictions, false},
+            {"regions", rf_regions, true},
+            {"jurisdictions", rf_jurisdictions, false},
         };
         struct aidp_residency_policy *p = ctx;
         if (!aidp_residency_tag_valid(key))
-                return aidp_residency_yw_fail(w, keynode, path, "invalid residency tag '%s'", key);
+                return aidp_residency_yw_fail(w, keynode, path,
+                                              "invalid residency tag '%s' (lowercase letters, "
+                                              "digits, '.', '_', '-')",
+                                              key);
         struct aidp_residency_rule rule = {.loc = loc_of(w, keynode)};
         int r = aidp_residency_yw_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
         if (r >= 0 && !(rule.tag = strdup(key)))
@@ -104,7 +109,7 @@ static int pf_residency(struct aidp_ywalk *w, yaml_node_t *v, const char *path, 
 static int gf_zones(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_regulation_rule *rule = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_tag, "zone", &rule->zones,
+        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_name, "zone", &rule->zones,
                                          &rule->n_zones);
 }
 
@@ -112,11 +117,14 @@ static int regulation_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *
                             yaml_node_t *value, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-                {"zones", gf_zones, true},
+            {"zones", gf_zones, true},
         };
         struct aidp_residency_policy *p = ctx;
         if (!aidp_residency_tag_valid(key))
-                return aidp_residency_yw_fail(w, keynode, path, "invalid regulation tag '%s'", key);
+                return aidp_residency_yw_fail(w, keynode, path,
+                                              "invalid regulation tag '%s' (lowercase letters, "
+                                              "digits, '.', '_', '-')",
+                                              key);
         struct aidp_regulation_rule rule = {.loc = loc_of(w, keynode)};
         int r = aidp_residency_yw_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
         if (r >= 0 && !(rule.tag = strdup(key)))
@@ -144,7 +152,7 @@ static int pf_regulations(struct aidp_ywalk *w, yaml_node_t *v, const char *path
 static int cf_zones(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_classification_rule *rule = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_tag, "zone", &rule->zones,
+        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_name, "zone", &rule->zones,
                                          &rule->n_zones);
 }
 
@@ -160,9 +168,8 @@ static int cpf_network(struct aidp_ywalk *w, yaml_node_t *v, const char *path, v
         else if (!strcmp(s, "egress"))
                 rule->network = AIDP_NET_EGRESS;
         else
-                return aidp_residency_yw_fail(w, v, path,
-                                              "unknown network mode '%s' (expected none or egress)",
-                                              s);
+                return aidp_residency_yw_fail(
+                    w, v, path, "unknown network mode '%s' (expected none or egress)", s);
         rule->require_network = true;
         return 0;
 }
@@ -170,7 +177,7 @@ static int cpf_network(struct aidp_ywalk *w, yaml_node_t *v, const char *path, v
 static int cf_profile(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-                {"network", cpf_network, false},
+            {"network", cpf_network, false},
         };
         return aidp_residency_yw_fields(w, v, path, fields, ARRAY_SIZE(fields), ctx);
 }
@@ -179,8 +186,8 @@ static int classification_entry(struct aidp_ywalk *w, const char *key, yaml_node
                                 yaml_node_t *value, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-                {"zones", cf_zones, false},
-                {"profile", cf_profile, false},
+            {"zones", cf_zones, false},
+            {"profile", cf_profile, false},
         };
         struct aidp_residency_policy *p = ctx;
         struct aidp_classification_rule rule = {.loc = loc_of(w, keynode)};
@@ -196,8 +203,7 @@ static int classification_entry(struct aidp_ywalk *w, const char *key, yaml_node
         if (r >= 0 && !rule.zones && !(rule.zones = calloc(1, sizeof(char *))))
                 r = aidp_residency_oom(w);
         struct aidp_classification_rule *nv = NULL;
-        if (r >= 0 &&
-            !(nv = realloc(p->classifications, (p->n_classifications + 1) * sizeof *nv)))
+        if (r >= 0 && !(nv = realloc(p->classifications, (p->n_classifications + 1) * sizeof *nv)))
                 r = aidp_residency_oom(w);
         if (r < 0) {
                 aidp_residency_strv_free(rule.zones);
@@ -250,8 +256,8 @@ static int ef_out_of_region(struct aidp_ywalk *w, yaml_node_t *v, const char *pa
 static int pf_egress(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-                {"untagged", ef_untagged, false},
-                {"out_of_region", ef_out_of_region, false},
+            {"untagged", ef_untagged, false},
+            {"out_of_region", ef_out_of_region, false},
         };
         struct aidp_residency_policy *p = ctx;
         p->egress_loc = loc_of(w, v);
@@ -268,13 +274,13 @@ int aidp_residency_parse_residency_doc(struct aidp_ywalk *w, yaml_node_t *root,
                                        struct aidp_residency_policy *ret)
 {
         static const struct aidp_yfield fields[] = {
-                {"apiVersion", aidp_residency_pf_api_version, true},
-                {"kind", aidp_residency_pf_kind, true},
-                {"metadata", pf_metadata, false},
-                {"residency", pf_residency, false},
-                {"regulations", pf_regulations, false},
-                {"classifications", pf_classifications, false},
-                {"egress", pf_egress, false},
+            {"apiVersion", aidp_residency_pf_api_version, true},
+            {"kind", aidp_residency_pf_kind, true},
+            {"metadata", pf_metadata, false},
+            {"residency", pf_residency, false},
+            {"regulations", pf_regulations, false},
+            {"classifications", pf_classifications, false},
+            {"egress", pf_egress, false},
         };
         struct aidp_residency_policy p = {0};
         int r = aidp_residency_yw_fields(w, root, "", fields, ARRAY_SIZE(fields), &p);

@@ -8,11 +8,11 @@
 #include "residency/strv.h"
 
 static const char *const class_names[AIDP_CLASS_MAX] = {
-        [AIDP_CLASS_PUBLIC] = "public",
-        [AIDP_CLASS_INTERNAL] = "internal",
-        [AIDP_CLASS_CONFIDENTIAL] = "confidential",
-        [AIDP_CLASS_RESTRICTED] = "restricted",
-        [AIDP_CLASS_REGULATED] = "regulated",
+    [AIDP_CLASS_PUBLIC] = "public",
+    [AIDP_CLASS_INTERNAL] = "internal",
+    [AIDP_CLASS_CONFIDENTIAL] = "confidential",
+    [AIDP_CLASS_RESTRICTED] = "restricted",
+    [AIDP_CLASS_REGULATED] = "regulated",
 };
 
 const char *aidp_residency_classification_name(enum aidp_classification c)
@@ -32,20 +32,31 @@ int aidp_residency_classification_parse(const char *name, enum aidp_classificati
         return -EINVAL;
 }
 
-static bool is_alnum(char c)
+static bool is_alnum(char c, bool lower_only)
 {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        return (c >= 'a' && c <= 'z') || (!lower_only && c >= 'A' && c <= 'Z') ||
+               (c >= '0' && c <= '9');
+}
+
+static bool ident_valid(const char *s, size_t max, bool lower_only)
+{
+        size_t n = strlen(s);
+        if (n == 0 || n > max || !is_alnum(s[0], lower_only))
+                return false;
+        for (size_t i = 1; i < n; i++)
+                if (!is_alnum(s[i], lower_only) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+                        return false;
+        return true;
 }
 
 bool aidp_residency_tag_valid(const char *tag)
 {
-        size_t n = strlen(tag);
-        if (n == 0 || n > AIDP_TAG_MAX || !is_alnum(tag[0]))
-                return false;
-        for (size_t i = 1; i < n; i++)
-                if (!is_alnum(tag[i]) && tag[i] != '.' && tag[i] != '_' && tag[i] != '-')
-                        return false;
-        return true;
+        return ident_valid(tag, AIDP_TAG_MAX, true);
+}
+
+bool aidp_residency_name_valid(const char *name)
+{
+        return ident_valid(name, AIDP_NAME_MAX, false);
 }
 
 int aidp_residency_tags_add(struct aidp_data_tags *acc, const struct aidp_data_tags *in)
@@ -109,8 +120,8 @@ int aidp_residency_facts_copy(const struct aidp_dataset_facts *in, struct aidp_d
         f.version = in->version ? strdup(in->version) : NULL;
         f.tags.classification = in->tags.classification;
         if (!f.name || (in->version && !f.version) ||
-            aidp_residency_strv_dup(in->tags.residency, in->tags.n_residency,
-                                    &f.tags.residency) < 0 ||
+            aidp_residency_strv_dup(in->tags.residency, in->tags.n_residency, &f.tags.residency) <
+                0 ||
             aidp_residency_strv_dup(in->tags.regulations, in->tags.n_regulations,
                                     &f.tags.regulations) < 0) {
                 aidp_residency_facts_free(&f);

@@ -20,20 +20,21 @@ enum aidp_classification {
         AIDP_CLASS_MAX
 };
 
-#define AIDP_TAG_MAX 64 /* bytes of one tag, without the NUL */
+#define AIDP_TAG_MAX 63  /* bytes of one data tag, without the NUL (as sealed headers) */
+#define AIDP_NAME_MAX 64 /* bytes of one policy identifier (zone, role, region...) */
 
 struct aidp_data_tags {
         enum aidp_classification classification;
-        char **residency;        /* e.g. "eu"; sorted, unique after tags_add */
+        char **residency; /* e.g. "eu"; sorted, unique after tags_add */
         size_t n_residency;
-        char **regulations;      /* e.g. "phi", "gdpr"; sorted, unique after tags_add */
+        char **regulations; /* e.g. "phi", "gdpr"; sorted, unique after tags_add */
         size_t n_regulations;
 };
 
 /* One input of a decision: a dataset's authenticated header facts. */
 struct aidp_dataset_facts {
         char *name;
-        char *version;           /* NULL when the header has none */
+        char *version; /* NULL when the header has none */
         struct aidp_data_tags tags;
 };
 
@@ -41,8 +42,13 @@ struct aidp_dataset_facts {
 const char *aidp_residency_classification_name(enum aidp_classification c);
 /* Returns 0 and sets *ret, or -EINVAL for an unknown name. */
 int aidp_residency_classification_parse(const char *name, enum aidp_classification *ret);
-/* A tag is 1..AIDP_TAG_MAX bytes of [A-Za-z0-9._-], starting alphanumeric. */
+/* A residency or regulation tag: 1..AIDP_TAG_MAX bytes of [a-z0-9._-],
+ * starting with [a-z0-9] (the sealed header's rule, so any tag a header can
+ * carry can be named in a policy and vice versa). */
 bool aidp_residency_tag_valid(const char *tag);
+/* A policy identifier (zone, jurisdiction, region, role, attribute):
+ * 1..AIDP_NAME_MAX bytes of [A-Za-z0-9._-], starting alphanumeric. */
+bool aidp_residency_name_valid(const char *name);
 
 /* Fold one input into acc: classification = max, residency and regulations =
  * sorted union. acc starts zeroed (public, no tags). On -ENOMEM acc is left as

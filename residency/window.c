@@ -45,8 +45,7 @@ struct window_ctx {
         struct aidp_time_window win;
 };
 
-static int day_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i,
-                    void *ctx)
+static int day_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
         uint8_t *days = ctx;
         const char *s;
@@ -61,9 +60,8 @@ static int day_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, s
                         *days |= (uint8_t)(1u << d);
                         return 0;
                 }
-        return aidp_residency_yw_fail(w, item, path,
-                                      "unknown day '%s' (expected mon, tue, wed, thu, fri, sat, sun)",
-                                      s);
+        return aidp_residency_yw_fail(
+            w, item, path, "unknown day '%s' (expected mon, tue, wed, thu, fri, sat, sun)", s);
 }
 
 static int wf_days(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
@@ -74,7 +72,8 @@ static int wf_days(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void 
         if (r < 0)
                 return r;
         if (days == 0)
-                return aidp_residency_yw_fail(w, v, path, "empty list of days (omit the key for every day)");
+                return aidp_residency_yw_fail(w, v, path,
+                                              "empty list of days (omit the key for every day)");
         c->win.days = days;
         return 0;
 }
@@ -93,9 +92,8 @@ static int wf_hours(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void
                                               "08:00-18:00 or 22:00-06:00)",
                                               s);
         if (c->win.start == c->win.end)
-                return aidp_residency_yw_fail(w, v, path,
-                                              "empty window '%s' (use 00:00-24:00 for a whole day)",
-                                              s);
+                return aidp_residency_yw_fail(
+                    w, v, path, "empty window '%s' (use 00:00-24:00 for a whole day)", s);
         return 0;
 }
 
@@ -123,9 +121,9 @@ static int window_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path
                        void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-                {"days", wf_days, false},
-                {"hours", wf_hours, false},
-                {"time_zone", wf_zone, false},
+            {"days", wf_days, false},
+            {"hours", wf_hours, false},
+            {"time_zone", wf_zone, false},
         };
         struct windows_ctx *ws = ctx;
         struct window_ctx c = {.win = {.days = 0x7f, .start = 0, .end = 1440}};

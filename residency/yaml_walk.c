@@ -24,8 +24,7 @@ static int yaml_fail(struct aidp_ywalk *w, const yaml_parser_t *parser)
                                          (unsigned)parser->problem_mark.column + 1,
                                          "YAML: %s (%s started at line %u column %u)",
                                          parser->problem ? parser->problem : "syntax error",
-                                         parser->context,
-                                         (unsigned)parser->context_mark.line + 1,
+                                         parser->context, (unsigned)parser->context_mark.line + 1,
                                          (unsigned)parser->context_mark.column + 1);
         return aidp_error_set_at(w->err, AIDP_EXIT_CONFIG, w->file,
                                  (unsigned)parser->problem_mark.line + 1,
@@ -171,8 +170,7 @@ static const char *type_name(const yaml_node_t *n)
         return "nothing";
 }
 
-int aidp_residency_yw_str(struct aidp_ywalk *w, yaml_node_t *n, const char *path,
-                          const char **ret)
+int aidp_residency_yw_str(struct aidp_ywalk *w, yaml_node_t *n, const char *path, const char **ret)
 {
         if (n->type != YAML_SCALAR_NODE)
                 return aidp_residency_yw_fail(w, n, path, "expected a string, got %s",
@@ -208,8 +206,7 @@ int aidp_residency_yw_seq(struct aidp_ywalk *w, yaml_node_t *n, const char *path
         if (aidp_residency_yw_is_null(n))
                 return 0;
         if (n->type != YAML_SEQUENCE_NODE)
-                return aidp_residency_yw_fail(w, n, path, "expected a list, got %s",
-                                              type_name(n));
+                return aidp_residency_yw_fail(w, n, path, "expected a list, got %s", type_name(n));
         if (n->data.sequence.items.top - n->data.sequence.items.start > AIDP_YAML_ITEMS_MAX)
                 return aidp_residency_yw_fail(w, n, path, "more than %d items",
                                               AIDP_YAML_ITEMS_MAX);
@@ -278,8 +275,7 @@ static int check_mapping(struct aidp_ywalk *w, yaml_node_t *n, const char *path)
                                               type_name(n));
         /* The duplicate check below is quadratic; real policies are far smaller. */
         if (n->data.mapping.pairs.top - n->data.mapping.pairs.start > AIDP_YAML_ITEMS_MAX)
-                return aidp_residency_yw_fail(w, n, path, "more than %d keys",
-                                              AIDP_YAML_ITEMS_MAX);
+                return aidp_residency_yw_fail(w, n, path, "more than %d keys", AIDP_YAML_ITEMS_MAX);
         for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
              p++) {
                 yaml_node_t *k = get_node(w, p->key, n, path);
@@ -295,8 +291,8 @@ static int check_mapping(struct aidp_ywalk *w, yaml_node_t *n, const char *path)
                         yaml_node_t *k2 = yaml_document_get_node(&w->doc, q->key);
                         if (!strcmp((const char *)k2->data.scalar.value, ks))
                                 return aidp_residency_yw_fail(
-                                        w, k, path, "duplicate key '%s' (first at line %u)", ks,
-                                        (unsigned)k2->start_mark.line + 1);
+                                    w, k, path, "duplicate key '%s' (first at line %u)", ks,
+                                    (unsigned)k2->start_mark.line + 1);
                 }
         }
         return 0;
@@ -330,9 +326,8 @@ int aidp_residency_yw_fields(struct aidp_ywalk *w, yaml_node_t *n, const char *p
                         for (size_t f = 0; f < n_fields && off < sizeof expected; f++)
                                 off += (size_t)snprintf(expected + off, sizeof expected - off,
                                                         "%s%s", f ? ", " : "", fields[f].key);
-                        return aidp_residency_yw_fail(w, k, path,
-                                                      "unknown key '%s' (expected one of: %s)", ks,
-                                                      expected);
+                        return aidp_residency_yw_fail(
+                            w, k, path, "unknown key '%s' (expected one of: %s)", ks, expected);
                 }
         }
         for (size_t f = 0; f < n_fields; f++) {

@@ -13,14 +13,14 @@
 #include "residency/policy.h"
 
 #define AIDP_YPATH_MAX 256
-#define AIDP_YAML_ITEMS_MAX 4096         /* keys of one mapping, items of one list */
+#define AIDP_YAML_ITEMS_MAX 4096 /* keys of one mapping, items of one list */
 
 struct aidp_ywalk {
         yaml_document_t doc;
         bool loaded;
         const char *file;
         aidp_error *err;
-        unsigned char *seen;     /* one byte per node: reached already */
+        unsigned char *seen; /* one byte per node: reached already */
         size_t n_nodes;
 };
 
@@ -39,8 +39,7 @@ void aidp_residency_yw_path_key(char *out, const char *path, const char *key);
 void aidp_residency_yw_path_index(char *out, const char *path, size_t i);
 
 /* Scalar accessors. A null value (empty, "~", "null") is refused by these. */
-int aidp_residency_yw_str(struct aidp_ywalk *w, yaml_node_t *n, const char *path,
-                          const char **ret);
+int aidp_residency_yw_str(struct aidp_ywalk *w, yaml_node_t *n, const char *path, const char **ret);
 int aidp_residency_yw_strdup(struct aidp_ywalk *w, yaml_node_t *n, const char *path, char **ret);
 bool aidp_residency_yw_is_null(const yaml_node_t *n);
 /* A sequence of scalars (null = empty); check() may refuse an item (NULL = any). */

@@ -15,12 +15,12 @@
 struct aidp_caller;
 
 struct aidp_caller_identity {
-        char *user;              /* NULL when the uid has no passwd entry */
+        char *user; /* NULL when the uid has no passwd entry */
         uid_t uid;
         gid_t gid;
-        char **groups;           /* group names (NULL-terminated); numeric when unnamed */
+        char **groups; /* group names (NULL-terminated); numeric when unnamed */
         size_t n_groups;
-        const char *source;      /* "--user", "SUDO_UID", "SLURM_JOB_UID", "uid" */
+        const char *source; /* "--user", "SUDO_UID", "SLURM_JOB_UID", "uid" */
 };
 
 /* Resolve from the option, the real uid and an environment (normally

@@ -18,9 +18,13 @@
 #include "residency/policy.h"
 #include "residency/strv.h"
 #include "supervisor/caller.h"
+#include "supervisor/profile_env.h"
 #include "supervisor/cli.h"
 #include "supervisor/policy_clock.h"
 #include "supervisor/policy_load.h"
+
+/* Summaries are truncated on purpose when a file lists very many zones. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
 
 #define PROG "aidp policy"
 
@@ -38,10 +42,13 @@ static void usage(FILE *f)
                 "  --user USER            the caller; groups come from the user database\n"
                 "  --group GROUP          add a group (repeatable)\n"
                 "  --operation OP         run (default), seal, unseal, inspect, lineage-read\n"
-                "  --profile NAME         the profile to run with (default: default)\n"
-                "  --network MODE         the profile's network mode: none (default) or egress\n"
-                "  --egress DEST[=REGION] an egress rule of the profile (repeatable)\n"
-                "  --data FILE            an input's facts (DatasetFacts YAML) (repeatable)\n"
+                "  --profile NAME|PATH    the profile to run with (default: the built-in one)\n"
+                "  --network MODE         override the profile's network mode: none or egress\n"
+                "  --egress DEST[=REGION] replace the profile's egress rules (repeatable)\n"
+                "  --data FILE            an input: a sealed file (header authenticated, nothing\n"
+                "                         decrypted) or a DatasetFacts YAML file (repeatable)\n"
+                "  --keys-config FILE     key providers for sealed inputs (as aidp inspect)\n"
+                "  --key-dir DIR          key directory of the file provider\n"
                 "  --dataset-facts SPEC   an input inline: name=N,classification=C[,version=V]\n"
                 "                         [,residency=T]...[,regulation=T]... (repeatable)\n"
                 "  --host FILE            host identity (default: DIR/host.yaml)\n"
@@ -58,11 +65,16 @@ static void usage(FILE *f)
 
 static void summarize(const struct aidp_policy_doc *doc, char *buf, size_t size)
 {
+        char zones[256] = "";
+        size_t off = 0;
+        for (size_t i = 0; doc->kind == AIDP_POLICY_HOST && i < doc->host.n_zones; i++)
+                if (off < sizeof zones)
+                        off += (size_t)snprintf(zones + off, sizeof zones - off, "%s%s",
+                                                i ? ", " : "", doc->host.zones[i]);
         switch (doc->kind) {
         case AIDP_POLICY_HOST:
-                snprintf(buf, size, "node %s, region %s, %zu zones",
-                         doc->host.node ? doc->host.node : "(unnamed)", doc->host.region,
-                         doc->host.n_zones);
+                snprintf(buf, size, "node %s, region %s, zones [%s]",
+                         doc->host.node ? doc->host.node : "(unnamed)", doc->host.region, zones);
                 break;
         case AIDP_POLICY_RESIDENCY:
                 snprintf(buf, size, "%zu residency, %zu regulation, %zu classification rules",
@@ -212,8 +224,8 @@ static int parse_facts_spec(const char *spec, struct aidp_dataset_facts *ret, ai
                                 break;
                         }
                         if (k == K_RESIDENCY)
-                                r = aidp_residency_strv_push(&f.tags.residency,
-                                                             &f.tags.n_residency, value);
+                                r = aidp_residency_strv_push(&f.tags.residency, &f.tags.n_residency,
+                                                             value);
                         else
                                 r = aidp_residency_strv_push(&f.tags.regulations,
                                                              &f.tags.n_regulations, value);
@@ -244,8 +256,9 @@ struct explain_opts {
         char **groups;
         size_t n_groups;
         enum aidp_policy_op op;
-        const char *profile;
+        const char *profile; /* NULL: the built-in defaults */
         enum aidp_net_mode network;
+        bool network_set;
         char **egress;
         size_t n_egress;
         char **data;
@@ -256,6 +269,8 @@ struct explain_opts {
         char **policies;
         size_t n_policies;
         const char *dir;
+        const char *keys_config;
+        const char *key_dir;
         int64_t at;
         bool json;
 };
@@ -269,20 +284,43 @@ static void explain_opts_free(struct explain_opts *o)
         aidp_residency_strv_free(o->policies);
 }
 
-/* The profile properties the decision needs. Until the profile loader is
- * merged, the built-in defaults plus --network/--egress stand in for the
- * named profile; this is the one place to swap for a real profile load. */
-static int explain_profile(const struct explain_opts *o, struct aidp_profile *ret,
+/* The profile the decision looks at: the named profile from the library (or
+ * a path), with --network/--egress as what-if overrides. A name the library
+ * does not know still gets a decision, with the built-in defaults' properties
+ * and a note, so policy can be explored before the profile exists. */
+static int explain_profile(const struct explain_opts *o, struct aidp_profile *ret, bool *found,
                            aidp_error *err)
 {
-        if (aidp_profile_init_defaults(ret) < 0)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        free(ret->name);
-        if (!(ret->name = strdup(o->profile)))
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        ret->network.mode = o->network;
+        *found = true;
+        if (o->profile) {
+                int r = aidp_profile_host_load(o->profile, false, ret, NULL, err);
+                if (r == -ENOENT) {
+                        *found = false;
+                } else if (r < 0) {
+                        return r;
+                }
+        }
+        if (!o->profile || !*found) {
+                if (aidp_profile_init_defaults(ret) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                if (o->profile) {
+                        free(ret->name);
+                        if (!(ret->name = strdup(o->profile)))
+                                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
+                                                      "out of memory");
+                }
+        }
+        if (o->network_set)
+                ret->network.mode = o->network;
         if (o->n_egress == 0)
                 return 0;
+        for (size_t i = 0; i < ret->network.n_rules; i++) {
+                free(ret->network.rules[i].cidr);
+                free(ret->network.rules[i].fqdn);
+                free(ret->network.rules[i].region);
+        }
+        free(ret->network.rules);
+        ret->network.n_rules = 0;
         ret->network.rules = calloc(o->n_egress, sizeof *ret->network.rules);
         if (!ret->network.rules)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
@@ -295,7 +333,7 @@ static int explain_profile(const struct explain_opts *o, struct aidp_profile *re
                 char *eq = strrchr(dest, '=');
                 if (eq) {
                         *eq = '\0';
-                        if (!aidp_residency_tag_valid(eq + 1))
+                        if (!aidp_residency_name_valid(eq + 1))
                                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                                       "--egress %s: invalid region", o->egress[i]);
                         if (!(e->region = strdup(eq + 1)))
@@ -313,28 +351,45 @@ static int explain_profile(const struct explain_opts *o, struct aidp_profile *re
 
 static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_error *err)
 {
-        enum { O_USER = 256, O_GROUP, O_OP, O_PROFILE, O_NETWORK, O_EGRESS, O_DATA, O_FACTS,
-               O_HOST, O_POLICY, O_DIR, O_AT, O_JSON, O_HELP };
+        enum {
+                O_USER = 256,
+                O_GROUP,
+                O_OP,
+                O_PROFILE,
+                O_NETWORK,
+                O_EGRESS,
+                O_DATA,
+                O_FACTS,
+                O_HOST,
+                O_POLICY,
+                O_DIR,
+                O_AT,
+                O_JSON,
+                O_HELP,
+                O_KEYS_CONFIG,
+                O_KEY_DIR
+        };
         static const struct option longopts[] = {
-                {"user", required_argument, NULL, O_USER},
-                {"group", required_argument, NULL, O_GROUP},
-                {"operation", required_argument, NULL, O_OP},
-                {"profile", required_argument, NULL, O_PROFILE},
-                {"network", required_argument, NULL, O_NETWORK},
-                {"egress", required_argument, NULL, O_EGRESS},
-                {"data", required_argument, NULL, O_DATA},
-                {"dataset-facts", required_argument, NULL, O_FACTS},
-                {"host", required_argument, NULL, O_HOST},
-                {"policy", required_argument, NULL, O_POLICY},
-                {"policy-dir", required_argument, NULL, O_DIR},
-                {"at", required_argument, NULL, O_AT},
-                {"json", no_argument, NULL, O_JSON},
-                {"help", no_argument, NULL, O_HELP},
-                {NULL, 0, NULL, 0},
+            {"user", required_argument, NULL, O_USER},
+            {"group", required_argument, NULL, O_GROUP},
+            {"operation", required_argument, NULL, O_OP},
+            {"profile", required_argument, NULL, O_PROFILE},
+            {"network", required_argument, NULL, O_NETWORK},
+            {"egress", required_argument, NULL, O_EGRESS},
+            {"data", required_argument, NULL, O_DATA},
+            {"dataset-facts", required_argument, NULL, O_FACTS},
+            {"host", required_argument, NULL, O_HOST},
+            {"policy", required_argument, NULL, O_POLICY},
+            {"policy-dir", required_argument, NULL, O_DIR},
+            {"at", required_argument, NULL, O_AT},
+            {"json", no_argument, NULL, O_JSON},
+            {"keys-config", required_argument, NULL, O_KEYS_CONFIG},
+            {"key-dir", required_argument, NULL, O_KEY_DIR},
+            {"help", no_argument, NULL, O_HELP},
+            {NULL, 0, NULL, 0},
         };
         int c, r = 0;
         o->op = AIDP_OP_RUN;
-        o->profile = "default";
         o->network = AIDP_NET_NONE;
         o->at = (int64_t)time(NULL);
         optind = 1;
@@ -349,12 +404,14 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
                 case O_OP:
                         if (aidp_residency_op_parse(optarg, &o->op) < 0)
                                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                                      "--operation: unknown operation '%s'", optarg);
+                                                      "--operation: unknown operation '%s'",
+                                                      optarg);
                         break;
                 case O_PROFILE:
                         o->profile = optarg;
                         break;
                 case O_NETWORK:
+                        o->network_set = true;
                         if (!strcmp(optarg, "none"))
                                 o->network = AIDP_NET_NONE;
                         else if (!strcmp(optarg, "egress"))
@@ -391,6 +448,12 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
                         break;
                 case O_JSON:
                         o->json = true;
+                        break;
+                case O_KEYS_CONFIG:
+                        o->keys_config = optarg;
+                        break;
+                case O_KEY_DIR:
+                        o->key_dir = optarg;
                         break;
                 case O_HELP:
                         usage(stdout);
@@ -455,11 +518,11 @@ static int cmd_explain(int argc, char **argv)
                 }
 
         struct aidp_policy_sources src = {
-                .dir = o.dir,
-                .host = o.host,
-                .files = (const char *const *)o.policies,
-                .n_files = o.n_policies,
-                .trust_env = true,
+            .dir = o.dir,
+            .host = o.host,
+            .files = (const char *const *)o.policies,
+            .n_files = o.n_policies,
+            .trust_env = true,
         };
         if ((r = aidp_policy_set_load(&src, &set, &err)) < 0)
                 goto fail;
@@ -470,13 +533,15 @@ static int cmd_explain(int argc, char **argv)
                 goto fail;
         }
         for (size_t i = 0; i < o.n_data; i++, n_facts++)
-                if ((r = aidp_policy_dataset_facts_load(o.data[i], &facts[n_facts], &err)) < 0)
+                if ((r = aidp_policy_dataset_facts_load(o.data[i], o.keys_config, o.key_dir,
+                                                        &facts[n_facts], &err)) < 0)
                         goto fail;
         for (size_t i = 0; i < o.n_facts; i++, n_facts++)
                 if ((r = parse_facts_spec(o.facts[i], &facts[n_facts], &err)) < 0)
                         goto fail;
 
-        if ((r = explain_profile(&o, &profile, &err)) < 0)
+        bool profile_found;
+        if ((r = explain_profile(&o, &profile, &profile_found, &err)) < 0)
                 goto fail;
         if ((r = aidp_policy_clock_resolve(set.access, o.at, &clock, &err)) < 0)
                 goto fail;
@@ -484,13 +549,13 @@ static int cmd_explain(int argc, char **argv)
         struct aidp_policy_profile pv;
         aidp_residency_profile_view(&profile, &pv);
         struct aidp_decision_request req = {
-                .op = o.op,
-                .profile = o.op == AIDP_OP_RUN ? &pv : NULL,
-                .datasets = facts,
-                .n_datasets = n_facts,
-                .host = set.host,
-                .residency = set.residency,
-                .access = set.access,
+            .op = o.op,
+            .profile = o.op == AIDP_OP_RUN ? &pv : NULL,
+            .datasets = facts,
+            .n_datasets = n_facts,
+            .host = set.host,
+            .residency = set.residency,
+            .access = set.access,
         };
         aidp_caller_view(&id, &req.caller);
         if (!known)
@@ -505,8 +570,8 @@ static int cmd_explain(int argc, char **argv)
                         r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                         goto fail;
                 }
-                printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
-                                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+                printf("%s\n", json_object_to_json_string_ext(
+                                   j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(j);
         } else {
                 _cleanup_free_ char *text = aidp_residency_decision_to_text(&d);
@@ -525,6 +590,10 @@ static int cmd_explain(int argc, char **argv)
                         printf("note: user '%s' is not in the local user database; groups come "
                                "from --group only\n",
                                o.user);
+                if (!profile_found)
+                        printf("note: profile '%s' is not in the profile library; deciding with "
+                               "the built-in defaults' properties\n",
+                               o.profile);
                 printf("at %s\n%s", when, text);
         }
         status = d.allow ? 0 : AIDP_EXIT_DENIED;

@@ -88,7 +88,8 @@ int aidp_policy_clock_resolve(const struct aidp_access_policy *ap, int64_t epoch
                         r = offset_at(zones[i], epoch, &v[i].utc_offset, err);
                 if (r < 0) {
                         free(v);
-                        return aidp_error_wrap(err, "%s", ap->source ? ap->source : "access policy");
+                        return aidp_error_wrap(err, "%s",
+                                               ap->source ? ap->source : "access policy");
                 }
                 v[i].zone = zones[i];
         }

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "residency/strv.h"
+#include "supervisor/keys.h"
+#include "supervisor/sealed.h"
 
 static int check_owner(const char *what, const struct stat *st, aidp_error *err)
 {
@@ -97,21 +100,20 @@ static int load_doc(const char *path, bool require_root_owned, struct aidp_polic
 
 /* Move a parsed document into its slot of the set; a second one of a kind is
  * an error, since silently preferring either would hide a mistake. */
-#define PLACE(slot, member)                                                                   \
-        do {                                                                                  \
-                if (slot) {                                                                   \
-                        r = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,                     \
-                                           "%s: a second %s (the first is %s)", path,         \
-                                           aidp_residency_kind_name(doc->kind),               \
-                                           (slot)->source);                                   \
-                        break;                                                                \
-                }                                                                             \
-                if (!((slot) = malloc(sizeof *(slot)))) {                                     \
-                        r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory"); \
-                        break;                                                                \
-                }                                                                             \
-                *(slot) = doc->member;                                                        \
-                return 0;                                                                     \
+#define PLACE(slot, member)                                                                        \
+        do {                                                                                       \
+                if (slot) {                                                                        \
+                        r = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,                          \
+                                           "%s: a second %s (the first is %s)", path,              \
+                                           aidp_residency_kind_name(doc->kind), (slot)->source);   \
+                        break;                                                                     \
+                }                                                                                  \
+                if (!((slot) = malloc(sizeof *(slot)))) {                                          \
+                        r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");      \
+                        break;                                                                     \
+                }                                                                                  \
+                *(slot) = doc->member;                                                             \
+                return 0;                                                                          \
         } while (0)
 
 static int place(struct aidp_policy_set *s, struct aidp_policy_doc *doc, const char *path,
@@ -181,9 +183,9 @@ int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_poli
                 const char *name;
                 enum aidp_policy_kind kind;
         } defaults[] = {
-                {"host.yaml", AIDP_POLICY_HOST},
-                {"residency.yaml", AIDP_POLICY_RESIDENCY},
-                {"access.yaml", AIDP_POLICY_ACCESS},
+            {"host.yaml", AIDP_POLICY_HOST},
+            {"residency.yaml", AIDP_POLICY_RESIDENCY},
+            {"access.yaml", AIDP_POLICY_ACCESS},
         };
         for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
                 if (have_kind(&s, defaults[i].kind))
@@ -231,9 +233,58 @@ void aidp_policy_set_free(struct aidp_policy_set *s)
         memset(s, 0, sizeof *s);
 }
 
-int aidp_policy_dataset_facts_load(const char *path, struct aidp_dataset_facts *ret,
-                                   aidp_error *err)
+int aidp_policy_facts_from_header(const struct aidp_sealed_header *h,
+                                  struct aidp_dataset_facts *ret, aidp_error *err)
 {
+        const struct aidp_sealed_meta *m = &h->meta;
+        struct aidp_dataset_facts f = {0};
+        bool oom = !(f.name = strdup(m->name));
+        if (!oom && m->version[0])
+                oom = !(f.version = strdup(m->version));
+        f.tags.classification = m->classification;
+        for (unsigned i = 0; !oom && i < m->n_residency; i++)
+                oom = aidp_residency_strv_push(&f.tags.residency, &f.tags.n_residency,
+                                               m->residency[i]) < 0;
+        for (unsigned i = 0; !oom && i < m->n_regulation; i++)
+                oom = aidp_residency_strv_push(&f.tags.regulations, &f.tags.n_regulations,
+                                               m->regulation[i]) < 0;
+        /* Sorted and unique like every struct aidp_data_tags (headers already are). */
+        struct aidp_data_tags sorted;
+        if (!oom && aidp_residency_tags_inherit(&f.tags, 1, &sorted) < 0)
+                oom = true;
+        if (oom) {
+                aidp_residency_facts_free(&f);
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        aidp_residency_tags_free(&f.tags);
+        f.tags = sorted;
+        *ret = f;
+        return 0;
+}
+
+static bool is_sealed_file(const char *path)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        char magic[8];
+        return fd >= 0 && read(fd, magic, sizeof magic) == (ssize_t)sizeof magic &&
+               !memcmp(magic, AIDP_SEALED_MAGIC, sizeof magic);
+}
+
+int aidp_policy_dataset_facts_load(const char *path, const char *keys_config, const char *key_dir,
+                                   struct aidp_dataset_facts *ret, aidp_error *err)
+{
+        if (is_sealed_file(path)) {
+                struct aidp_keys keys;
+                _cleanup_(aidp_sealed_closep) struct aidp_sealed *s = NULL;
+                aidp_keys_init(&keys);
+                int r = aidp_keys_setup(keys_config, key_dir, &keys, err);
+                if (r >= 0)
+                        r = aidp_sealed_open(path, &keys, &s, err);
+                aidp_keys_free(&keys);
+                if (r < 0)
+                        return r;
+                return aidp_policy_facts_from_header(aidp_sealed_header_of(s), ret, err);
+        }
         _cleanup_free_ char *buf = NULL;
         size_t len;
         int r = aidp_policy_read_file(path, false, &buf, &len, err);

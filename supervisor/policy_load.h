@@ -17,20 +17,20 @@
 #define AIDP_POLICY_DIR_ENV "AIDP_POLICY_DIR"
 
 struct aidp_policy_sources {
-        const char *dir;         /* NULL: $AIDP_POLICY_DIR when trust_env, else /etc/aidp */
-        const char *host;        /* NULL: DIR/host.yaml when it exists */
+        const char *dir;          /* NULL: $AIDP_POLICY_DIR when trust_env, else /etc/aidp */
+        const char *host;         /* NULL: DIR/host.yaml when it exists */
         const char *const *files; /* more files; each one's `kind:` says what it is */
         size_t n_files;
-        bool trust_env;          /* honour AIDP_POLICY_DIR */
+        bool trust_env; /* honour AIDP_POLICY_DIR */
         /* Refuse files (and their directory) that someone other than root could
          * write: the supervisor must not take policy from the caller. */
         bool require_root_owned;
 };
 
 struct aidp_policy_set {
-        struct aidp_host_identity *host;          /* NULL when none */
-        struct aidp_residency_policy *residency;  /* NULL when none */
-        struct aidp_access_policy *access;        /* NULL when none */
+        struct aidp_host_identity *host;         /* NULL when none */
+        struct aidp_residency_policy *residency; /* NULL when none */
+        struct aidp_access_policy *access;       /* NULL when none */
 };
 
 int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_policy_set *ret,
@@ -41,9 +41,15 @@ void aidp_policy_set_free(struct aidp_policy_set *s);
 int aidp_policy_read_file(const char *path, bool require_root_owned, char **ret_buf,
                           size_t *ret_len, aidp_error *err);
 
-/* The authenticated header facts of one input. This is the single place that
- * turns a --data argument into facts: today it reads a DatasetFacts YAML file;
- * with the sealed-data format merged it reads and authenticates the sealed
- * header instead (no decryption). */
-int aidp_policy_dataset_facts_load(const char *path, struct aidp_dataset_facts *ret,
-                                   aidp_error *err);
+struct aidp_sealed_header;
+
+/* The decision's facts from an authenticated sealed header. */
+int aidp_policy_facts_from_header(const struct aidp_sealed_header *h,
+                                  struct aidp_dataset_facts *ret, aidp_error *err);
+
+/* The facts of one `explain --data` argument: a sealed file (its header is
+ * authenticated with the key providers of keys_config/key_dir, as `aidp
+ * inspect` does; no payload byte is decrypted), or a DatasetFacts YAML file
+ * for what-if questions. */
+int aidp_policy_dataset_facts_load(const char *path, const char *keys_config, const char *key_dir,
+                                   struct aidp_dataset_facts *ret, aidp_error *err);

@@ -25,6 +25,7 @@
 #include "supervisor/cgroup.h"
 #include "supervisor/journal.h"
 #include "supervisor/run_lineage.h"
+#include "supervisor/run_policy.h"
 #include "supervisor/sandbox.h"
 #include "supervisor/seccomp_compile.h"
 #include "supervisor/tmpfs.h"
@@ -56,6 +57,7 @@ struct run {
         struct timespec t0;
         struct aidp_run_lineage rl;
         struct aidp_inject inject;
+        struct aidp_run_policy policy;
         aidp_error collect_err;
         bool collect_failed;
 };
@@ -288,6 +290,11 @@ static int resolve(struct run *r, aidp_error *err)
                         return rc;
                 r->res->n_inputs = o->n_data;
         }
+        /* Access and residency: decided on the authenticated headers, before
+         * prepare decrypts anything. A denial ends the run here. */
+        rc = aidp_run_policy_decide(&r->policy, o, &r->profile, &r->inject, err);
+        if (rc < 0)
+                return rc;
         /* Generate before clone: the sandbox's critical path only loads it. */
         rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
         if (rc < 0)
@@ -744,6 +751,7 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
 
 static void run_free(struct run *r)
 {
+        aidp_run_policy_free(&r->policy);
         aidp_inject_free(&r->inject);
         for (size_t i = 0; i < r->n_env; i++)
                 free(r->env[i]);
@@ -766,7 +774,18 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         /* 2. START, durable, before anything of the run exists: a run that cannot
          * be recorded does not start. */
         if (rc == 0)
-                rc = aidp_run_lineage_start(&r.rl, o, res, &r.profile, NULL, r.uid, r.gid, err);
+                rc = aidp_run_lineage_start(&r.rl, o, res, &r.profile, r.uid, r.gid,
+                                            aidp_run_policy_annotate, &r.policy, err);
+        else if (r.policy.decided && !r.policy.decision.allow) {
+                /* A denial is an audited event too, though no run starts. */
+                aidp_error lerr = {0};
+                if (aidp_run_lineage_denied(o, res, aidp_run_policy_annotate, &r.policy, &lerr) < 0) {
+                        size_t len = strlen(err->msg);
+                        snprintf(err->msg + len, sizeof err->msg - len,
+                                 " (and the denial could not be recorded in lineage: %s)",
+                                 lerr.msg);
+                }
+        }
         if (rc < 0) {
                 run_free(&r);
                 res->exit_status = err->status;

@@ -12,7 +12,6 @@
 #include "common/cleanup.h"
 #include "supervisor/caller.h"
 #include "supervisor/lineage.h"
-#include "supervisor/run_lineage_policy.h"
 
 extern char **environ;
 
@@ -87,8 +86,9 @@ static void set_host(json_object *ev)
 
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           const struct aidp_decision *decision, uid_t job_uid, gid_t job_gid,
-                           aidp_error *err)
+                           uid_t job_uid, gid_t job_gid,
+                           void (*annotate)(const void *arg, json_object *ev),
+                           const void *annotate_arg, aidp_error *err)
 {
         memset(rl, 0, sizeof *rl);
         _cleanup_free_ char *argv0 = strdup(o->argv && o->argv[0] ? o->argv[0] : "job");
@@ -109,7 +109,7 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
          * sees it; the job's own uid/gid go alongside. */
         struct aidp_caller_identity who = {0};
         aidp_error cerr = {0};
-        if (aidp_caller_resolve(NULL, getuid(), environ, &who, &cerr) == 0) {
+        if (aidp_caller_resolve(o->user, getuid(), environ, &who, &cerr) == 0) {
                 aidp_lineage_set_caller(ev, who.uid, who.gid, who.user, getenv("SLURM_JOB_ID"));
                 aidp_caller_free(&who);
         } else {
@@ -129,8 +129,8 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                                  digest[0] ? digest : NULL);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
-        if (decision)
-                aidp_run_lineage_add_decision(ev, decision);
+        if (annotate)
+                annotate(annotate_arg, ev);
         r = aidp_lineage_append(rl->lg, ev, err);
         if (r < 0)
                 return aidp_error_wrap(err, "recording the START of run %s; the run does not start",
@@ -258,7 +258,8 @@ int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const c
 }
 
 int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run_result *res,
-                            const struct aidp_decision *decision, aidp_error *err)
+                            void (*annotate)(const void *arg, json_object *ev),
+                            const void *annotate_arg, aidp_error *err)
 {
         _cleanup_free_ char *argv0 = strdup(o->argv && o->argv[0] ? o->argv[0] : "job");
         if (!argv0)
@@ -273,16 +274,19 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
                 aidp_lineage_free(lg);
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
+        json_object_object_add(aidp_lineage_run_facet(ev, "aidp_run"), "outcome",
+                               json_object_new_string("denied by policy"));
         struct aidp_caller_identity who = {0};
         aidp_error cerr = {0};
-        if (aidp_caller_resolve(NULL, getuid(), environ, &who, &cerr) == 0) {
+        if (aidp_caller_resolve(o->user, getuid(), environ, &who, &cerr) == 0) {
                 aidp_lineage_set_caller(ev, who.uid, who.gid, who.user, getenv("SLURM_JOB_ID"));
                 aidp_caller_free(&who);
         }
         set_host(ev);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
-        aidp_run_lineage_add_decision(ev, decision);
+        if (annotate)
+                annotate(annotate_arg, ev);
         aidp_lineage_set_exit(ev, -1, 0, AIDP_EXIT_DENIED, "denied by policy");
         r = aidp_lineage_append(lg, ev, err);
         json_object_put(ev);

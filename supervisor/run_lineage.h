@@ -6,6 +6,7 @@
  *          the shred report, before the run journal is deleted (so a crash between
  *          the two leaves gc a journal to record the ABORT from);
  *   ABORT  from gc for a run whose supervisor died, with gc's cleanup report. */
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -22,19 +23,22 @@ struct aidp_run_lineage {
         char job[128]; /* job.name: the command's base name */
 };
 
-/* Open the store (creating the host key on first use) and append START. */
-/* res: the run id and the authenticated inputs (from resolve). decision: the access
- * and residency decision that allowed the run, or NULL; its reasons go into the
- * aidp_policy facet and its host region into aidp_host. */
+/* Open the store (creating the host key on first use) and append START.
+ * res: the run id and the authenticated inputs (from resolve). annotate (may be
+ * NULL) adds facets before the event is written: the access and residency
+ * decision (supervisor/run_policy.c). */
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           const struct aidp_decision *decision, uid_t job_uid, gid_t job_gid,
-                           aidp_error *err);
+                           uid_t job_uid, gid_t job_gid,
+                           void (*annotate)(const void *arg, json_object *ev),
+                           const void *annotate_arg, aidp_error *err);
 
-/* A denied run: an OTHER record with the decision and its reasons (and, through the
- * store, a DENIED syslog event). The run does not start either way. */
+/* A denied run: an OTHER record with the inputs and, through annotate, the
+ * decision and its reasons (and, through the store, a DENIED syslog event).
+ * The run does not start either way. */
 int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run_result *res,
-                            const struct aidp_decision *decision, aidp_error *err);
+                            void (*annotate)(const void *arg, json_object *ev),
+                            const void *annotate_arg, aidp_error *err);
 
 /* Append the end record. rc/run_err: the run's outcome (rc < 0: it failed with
  * run_err); removed: what teardown released ("tmpfs out", "cgroup /sys/..."). */

@@ -38,8 +38,9 @@
 #define AIDP_SEALED_SEGMENT_MAX (UINT32_C(1) << 26)
 #define AIDP_SEALED_SEGMENT_DEFAULT (UINT32_C(1) << 20)
 
-/* enum aidp_classification (ordered: a higher value is more sensitive) is the
- * residency module's, so headers and policy decisions speak the same type. */
+/* enum aidp_classification (public < ... < regulated; inheritance takes the
+ * maximum) is the policy module's, so headers and decisions share one type. */
+#include "residency/tags.h"
 
 enum aidp_key_wrap {
         AIDP_WRAP_NONE = 0,

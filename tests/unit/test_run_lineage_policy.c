@@ -14,7 +14,7 @@
 
 #include "residency/decide.h"
 #include "supervisor/lineage.h"
-#include "supervisor/run_lineage_policy.h"
+#include "supervisor/run_policy.h"
 
 static char dir[64];
 
@@ -80,6 +80,9 @@ Test(run_lineage_policy, denial_is_an_other_record_with_reasons_and_a_syslog_eve
                                   .host_region = "us-east-1",
                                   .reasons = reasons,
                                   .n_reasons = 2};
+        struct aidp_host_identity host = {.region = "us-east-1"};
+        struct aidp_run_policy pol = {.enforced = true, .decided = true, .decision = d};
+        pol.set.host = &host;
         struct aidp_lineage_options o = {
             .path = logp, .key_path = keyp, .syslog_socket = sock_path, .create_key = true};
         struct aidp_lineage *lg = NULL;
@@ -87,17 +90,19 @@ Test(run_lineage_policy, denial_is_an_other_record_with_reasons_and_a_syslog_eve
         cr_assert_eq(aidp_lineage_open(&lg, &o, &e), 0, "%s", e.msg);
         json_object *ev = aidp_lineage_event_new(
             AIDP_LINEAGE_OTHER, "3f1c2b1e-8f0a-4c1d-9e2f-0123456789ab", NULL, "train");
-        aidp_run_lineage_add_decision(ev, &d);
+        aidp_run_policy_annotate(&pol, ev);
         cr_assert_eq(aidp_lineage_append(lg, ev, &e), 0, "%s", e.msg);
 
         json_object *dec = at(ev, "run.facets.aidp_policy.decisions");
-        cr_assert_eq(json_object_array_length(dec), 2);
-        json_object *deny = json_object_array_get_idx(dec, 1);
+        /* the verdict for the run, then one entry per checked rule */
+        cr_assert_eq(json_object_array_length(dec), 3);
+        cr_assert_str_eq(json_object_get_string(at(json_object_array_get_idx(dec, 0), "decision")), "deny");
+        json_object *deny = json_object_array_get_idx(dec, 2);
         cr_assert_str_eq(json_object_get_string(at(deny, "decision")), "deny");
-        cr_assert_str_eq(json_object_get_string(at(deny, "subject")), "residency patients");
-        cr_assert_str_eq(json_object_get_string(at(deny, "rule")), "residency.eu");
-        cr_assert_eq(json_object_get_boolean(at(ev, "run.facets.aidp_policy.allow")), 0);
-        cr_assert_str_eq(json_object_get_string(at(ev, "run.facets.aidp_policy.decision.decision")),
+        cr_assert_str_eq(json_object_get_string(at(deny, "subject")), "dataset patients");
+        cr_assert_str_eq(json_object_get_string(at(deny, "rule")), "residency.eu (residency.yaml:2)");
+        cr_assert_eq(json_object_get_boolean(at(ev, "run.facets.aidp_policy.enforced")), 1);
+        cr_assert_str_eq(json_object_get_string(at(ev, "run.facets.aidp_policy.trail.decision")),
                          "deny");
         cr_assert_str_eq(json_object_get_string(at(ev, "run.facets.aidp_host.region")),
                          "us-east-1");

@@ -1,0 +1,378 @@
+#define _GNU_SOURCE
+/* Root integration tests of the access and residency decision in a run: it is
+ * made on the authenticated headers before anything is decrypted; a denial
+ * exits 121 naming rule, dataset and attribute, starts nothing and leaves
+ * nothing; lineage holds both the denials and the allowed runs' decisions. */
+#include <pwd.h>
+#include <time.h>
+
+#include "common/exitcodes.h"
+#include "priv.h"
+#include "runner.h"
+#include "supervisor/lineage.h"
+#include "tests/sealed_util.h"
+
+static char *T;
+static char keydir[4096], policydir[4096], rundir[4096], logp[4096], keyp[4096];
+static char eu_data[4096], phi_data[4096];
+static struct aidp_proc P;
+
+static void seal_one(const char *name, enum aidp_classification c, const char *res, const char *reg,
+                     const char *content, char *path_out)
+{
+        char src[4096], f[4096];
+        snprintf(src, sizeof src, "%s/src-%s", T, name);
+        mkdir_p(src, 0755);
+        snprintf(f, sizeof f, "%s/records.txt", src);
+        write_all(f, (const uint8_t *)content, strlen(content));
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params p = {0};
+        meta_default(&p.meta, name);
+        strcpy(p.meta.key_id, "policy-key");
+        p.meta.classification = c;
+        aidp_error err = {0};
+        if (res)
+                cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_RESIDENCY, res, &err), 0);
+        if (reg)
+                cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_REGULATION, reg, &err), 0);
+        snprintf(path_out, 4096, "%s/%s.sealed", T, name);
+        cr_assert_eq(seal_path(src, path_out, &p, &k, NULL, &err), 0, "%s", err.msg);
+        aidp_keys_free(&k);
+}
+
+static void put(const char *name, const char *text)
+{
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", policydir, name);
+        write_all(path, (const uint8_t *)text, strlen(text));
+        chmod(path, 0644);
+}
+
+static const char residency_yaml[] = "apiVersion: aidp/v1\n"
+                                     "kind: ResidencyPolicy\n"
+                                     "residency:\n"
+                                     "  eu: {regions: [\"eu-*\"]}\n"
+                                     "  us: {regions: [\"us-*\"]}\n"
+                                     "regulations:\n"
+                                     "  phi: {zones: [hipaa]}\n"
+                                     "classifications:\n"
+                                     "  restricted: {profile: {network: none}}\n";
+
+static const char access_yaml[] = "apiVersion: aidp/v1\n"
+                                  "kind: AccessPolicy\n"
+                                  "roles:\n"
+                                  "  trainer:\n"
+                                  "    operations: [run]\n"
+                                  "    profiles: [\"*\"]\n"
+                                  "    datasets: [\"*\"]\n"
+                                  "    max_classification: regulated\n"
+                                  "users:\n"
+                                  "  nobody: {roles: [trainer]}\n";
+
+static void host(const char *region, const char *zones)
+{
+        char y[512];
+        snprintf(y, sizeof y,
+                 "apiVersion: aidp/v1\nkind: HostIdentity\nnode: test-node\nregion: %s\n"
+                 "zones: [%s]\n",
+                 region, zones);
+        put("host.yaml", y);
+}
+
+static void setup(void)
+{
+        T = tmpdir_new();
+        chmod(T, 0755);
+        snprintf(keydir, sizeof keydir, "%s/keys", T);
+        snprintf(policydir, sizeof policydir, "%s/policy", T);
+        snprintf(rundir, sizeof rundir, "%s/run", T);
+        snprintf(logp, sizeof logp, "%s/lineage.jsonl", T);
+        snprintf(keyp, sizeof keyp, "%s/lineage.key", T);
+        mkdir_p(policydir, 0755);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keydir, "policy-key", &err), 0, "%s", err.msg);
+        seal_one("eu-data", AIDP_CLASS_INTERNAL, "eu", NULL, "eu-secret-5d1e\n", eu_data);
+        seal_one("phi-data", AIDP_CLASS_RESTRICTED, "us", "phi", "phi-secret-c07b\n", phi_data);
+        put("residency.yaml", residency_yaml);
+        put("access.yaml", access_yaml);
+        setenv("AIDP_POLICY_DIR", policydir, 1);
+        setenv("AIDP_LINEAGE_KEY", keyp, 1);
+        setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
+        unsetenv("SUDO_UID");
+        unsetenv("SLURM_JOB_UID");
+        unsetenv("SLURM_JOB_USER");
+}
+
+static void teardown(void)
+{
+        unsetenv("AIDP_POLICY_DIR");
+        tmpdir_rm(T);
+}
+
+TestSuite(policy_run, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Run `cat /data/<name>/records.txt` for each input as `user`. */
+static int run(const char *user, const char *run_id, const char *data1, const char *data2)
+{
+        char *argv[32];
+        int n = 0;
+        argv[n++] = AIDP_SUPERVISOR;
+        argv[n++] = "run";
+        argv[n++] = "--user";
+        argv[n++] = (char *)user;
+        argv[n++] = "--no-cwd";
+        argv[n++] = "--run-dir";
+        argv[n++] = rundir;
+        argv[n++] = "--key-dir";
+        argv[n++] = keydir;
+        argv[n++] = "--lineage";
+        argv[n++] = logp;
+        argv[n++] = "--run-id";
+        argv[n++] = (char *)run_id;
+        if (data1) {
+                argv[n++] = "--data";
+                argv[n++] = (char *)data1;
+        }
+        if (data2) {
+                argv[n++] = "--data";
+                argv[n++] = (char *)data2;
+        }
+        argv[n++] = "--";
+        argv[n++] = "/bin/sh";
+        argv[n++] = "-c";
+        argv[n++] = "cat /data/*/records.txt; echo JOB-RAN";
+        argv[n] = NULL;
+        return aidp_test_run(&P, argv);
+}
+
+/* Nothing of a refused run exists: no job output, no journal, no cgroup. */
+static void assert_nothing_started(const char *run_id)
+{
+        cr_assert_null(strstr(P.out, "JOB-RAN"), "the job ran: %s", P.out);
+        cr_assert_null(strstr(P.out, "secret"), "plaintext reached the job: %s", P.out);
+        char j[4200];
+        snprintf(j, sizeof j, "%s/%s", rundir, run_id);
+        cr_assert_neq(access(j, F_OK), 0, "a journal exists for the refused run");
+        cr_assert(!aidp_test_cgroup_exists(run_id), "a cgroup exists for the refused run");
+}
+
+Test(policy_run, eu_data_refused_on_us_east_1)
+{
+        AIDP_REQUIRE_ROOT();
+        host("us-east-1", "hipaa");
+        int st = run("nobody", "policy-eu-on-us", eu_data, NULL);
+        cr_assert_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_assert(strstr(P.err, "run denied by residency rule residency.eu"), "%s", P.err);
+        cr_assert(strstr(P.err, "dataset 'eu-data'"), "%s", P.err);
+        cr_assert(strstr(P.err, "region: host region 'us-east-1' matches none of [eu-*]"), "%s",
+                  P.err);
+        assert_nothing_started("policy-eu-on-us");
+}
+
+Test(policy_run, eu_data_accepted_on_eu_west_1)
+{
+        AIDP_REQUIRE_ROOT();
+        host("eu-west-1", "gdpr");
+        int st = run("nobody", "policy-eu-on-eu", eu_data, NULL);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_assert(strstr(P.out, "eu-secret-5d1e\nJOB-RAN"), "%s", P.out);
+}
+
+Test(policy_run, phi_refused_without_the_hipaa_zone)
+{
+        AIDP_REQUIRE_ROOT();
+        host("us-east-1", "soc2");
+        int st = run("nobody", "policy-phi-nohipaa", phi_data, NULL);
+        cr_assert_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_assert(strstr(P.err, "regulation rule regulations.phi"), "%s", P.err);
+        cr_assert(strstr(P.err, "dataset 'phi-data'"), "%s", P.err);
+        cr_assert(strstr(P.err, "zone: host test-node lacks compliance zone 'hipaa'"), "%s", P.err);
+        assert_nothing_started("policy-phi-nohipaa");
+
+        host("us-east-1", "soc2, hipaa");
+        st = run("nobody", "policy-phi-hipaa", phi_data, NULL);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_assert(strstr(P.out, "phi-secret-c07b"), "%s", P.out);
+}
+
+Test(policy_run, user_outside_the_role_refused)
+{
+        AIDP_REQUIRE_ROOT();
+        if (!getpwnam("daemon"))
+                cr_skip_test("no 'daemon' account on this system");
+        host("eu-west-1", "gdpr");
+        int st = run("daemon", "policy-outsider", eu_data, NULL);
+        cr_assert_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_assert(strstr(P.err, "run denied by access rule default"), "%s", P.err);
+        cr_assert(strstr(P.err, "role: user 'daemon'"), "%s", P.err);
+        cr_assert(strstr(P.err, "holds no role in the access policy: default deny"), "%s", P.err);
+        assert_nothing_started("policy-outsider");
+}
+
+Test(policy_run, inputs_that_cannot_share_a_region_are_refused)
+{
+        AIDP_REQUIRE_ROOT();
+        host("eu-west-1", "gdpr, hipaa");
+        int st = run("nobody", "policy-mix", eu_data, phi_data);
+        cr_assert_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s\n%s", st, P.out, P.err);
+        assert_nothing_started("policy-mix");
+}
+
+Test(policy_run, a_bad_policy_file_is_a_config_error_with_its_position)
+{
+        AIDP_REQUIRE_ROOT();
+        host("eu-west-1", "gdpr");
+        put("access.yaml", "apiVersion: aidp/v1\nkind: AccessPolicy\nroles:\n  r:\n"
+                           "    operations: [run]\n    max_classification: secret\n");
+        int st = run("nobody", "policy-bad-file", eu_data, NULL);
+        cr_assert_eq(st, AIDP_EXIT_CONFIG, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_assert(strstr(P.err, "/access.yaml:6:25: roles.r.max_classification: unknown "
+                                "classification 'secret'"),
+                  "%s", P.err);
+        assert_nothing_started("policy-bad-file");
+}
+
+Test(policy_run, a_policy_file_others_can_write_is_refused)
+{
+        AIDP_REQUIRE_ROOT();
+        host("eu-west-1", "gdpr");
+        char path[4200];
+        snprintf(path, sizeof path, "%s/access.yaml", policydir);
+        chmod(path, 0666);
+        int st = run("nobody", "policy-writable", eu_data, NULL);
+        cr_assert_eq(st, AIDP_EXIT_CONFIG, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_assert(strstr(P.err, "must be owned by root and not writable by group or others"), "%s",
+                  P.err);
+}
+
+/* The log's records, verified with the key and anchor first. */
+static size_t records(json_object **ev, size_t max)
+{
+        unsigned char key[AIDP_LINEAGE_KEY_LEN];
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_key_load(keyp, false, key, &e), 0, "%s", e.msg);
+        struct aidp_lineage_verify v;
+        cr_assert_eq(aidp_lineage_verify_file(logp, NULL, true, key, &v, &e), 0, "%s", e.msg);
+        cr_assert_eq(v.bad_line, 0, "lineage does not verify: %s", v.reason);
+        FILE *f = fopen(logp, "re");
+        char *line = NULL;
+        size_t cap = 0, n = 0;
+        ssize_t len;
+        while ((len = getline(&line, &cap, f)) > 0 && n < max) {
+                struct aidp_lineage_record rec;
+                cr_assert_eq(
+                    aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0,
+                    "%s", e.msg);
+                n++;
+        }
+        free(line);
+        fclose(f);
+        return n;
+}
+
+static json_object *at(json_object *o, const char *path)
+{
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", path);
+        for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
+                if (!json_object_object_get_ex(o, k, &o))
+                        return NULL;
+        return o;
+}
+
+static const char *str_at(json_object *o, const char *path)
+{
+        json_object *v = at(o, path);
+        return v ? json_object_get_string(v) : NULL;
+}
+
+/* Some decision entry of ev's aidp_policy facet has these values. */
+static bool has_decision(json_object *ev, const char *subject, const char *decision,
+                         const char *rule_prefix)
+{
+        json_object *ds = at(ev, "run.facets.aidp_policy.decisions");
+        for (size_t i = 0; ds && i < json_object_array_length(ds); i++) {
+                json_object *d = json_object_array_get_idx(ds, i);
+                const char *s = str_at(d, "subject"), *dec = str_at(d, "decision"),
+                           *r = str_at(d, "rule");
+                if (s && dec && r && !strcmp(s, subject) && !strcmp(dec, decision) &&
+                    !strncmp(r, rule_prefix, strlen(rule_prefix)))
+                        return true;
+        }
+        return false;
+}
+
+Test(policy_run, lineage_holds_both_decisions_with_reasons)
+{
+        AIDP_REQUIRE_ROOT();
+        host("us-east-1", "hipaa");
+        int st = run("nobody", "policy-lineage-deny", eu_data, NULL);
+        cr_assert_eq(st, AIDP_EXIT_DENIED, "%s", P.err);
+        host("eu-west-1", "gdpr");
+        st = run("nobody", "policy-lineage-allow", eu_data, NULL);
+        cr_assert_eq(st, 0, "%s", P.err);
+
+        json_object *ev[8] = {0};
+        size_t n = records(ev, 8);
+        cr_assert_eq(n, 3, "OTHER (denial), START, COMPLETE; got %zu", n);
+
+        /* The denial: its own record, no START before it. */
+        cr_assert_str_eq(str_at(ev[0], "eventType"), "OTHER");
+        cr_assert_str_eq(str_at(ev[0], "run.facets.aidp_run.runName"), "policy-lineage-deny");
+        cr_assert_str_eq(str_at(ev[0], "run.facets.aidp_run.outcome"), "denied by policy");
+        cr_assert_str_eq(str_at(ev[0], "run.facets.aidp_caller.user"), "nobody");
+        cr_assert_str_eq(str_at(ev[0], "run.facets.aidp_host.region"), "us-east-1");
+        cr_assert(has_decision(ev[0], "run", "deny", "residency.eu"));
+        cr_assert(has_decision(ev[0], "dataset eu-data", "deny", "residency.eu ("));
+        cr_assert(has_decision(ev[0], "dataset eu-data", "allow", "roles.trainer ("));
+        cr_assert_str_eq(str_at(ev[0], "run.facets.aidp_policy.trail.decision"), "deny");
+        json_object *reasons = at(ev[0], "run.facets.aidp_policy.trail.reasons");
+        cr_assert_not_null(reasons);
+        bool region_fail = false;
+        for (size_t i = 0; i < json_object_array_length(reasons); i++) {
+                json_object *r = json_object_array_get_idx(reasons, i);
+                if (!strcmp(str_at(r, "result"), "fail") &&
+                    !strcmp(str_at(r, "attribute"), "region") &&
+                    !strcmp(str_at(r, "dataset"), "eu-data"))
+                        region_fail = true;
+        }
+        cr_assert(region_fail);
+        json_object *in = at(ev[0], "inputs");
+        cr_assert_eq(json_object_array_length(in), 1);
+
+        /* The allowed run: the decision rides on its START. */
+        cr_assert_str_eq(str_at(ev[1], "eventType"), "START");
+        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_run.runName"), "policy-lineage-allow");
+        cr_assert(json_object_get_boolean(at(ev[1], "run.facets.aidp_policy.enforced")));
+        cr_assert(has_decision(ev[1], "run", "allow", "policy"));
+        cr_assert(has_decision(ev[1], "dataset eu-data", "allow", "residency.eu ("));
+        cr_assert(has_decision(ev[1], "dataset eu-data", "allow", "roles.trainer ("));
+        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_policy.trail.decision"), "allow");
+        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_host.region"), "eu-west-1");
+        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_policy.caller.user"), "nobody");
+        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_policy.caller.source"), "--user");
+        cr_assert_str_eq(str_at(ev[2], "eventType"), "COMPLETE");
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+}
+
+Test(policy_run, no_policy_installed_runs_undecided_and_says_so)
+{
+        AIDP_REQUIRE_ROOT();
+        char p[4200];
+        snprintf(p, sizeof p, "%s/access.yaml", policydir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/residency.yaml", policydir);
+        unlink(p);
+        int st = run("nobody", "policy-none", eu_data, NULL);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        json_object *ev[4] = {0};
+        size_t n = records(ev, 4);
+        cr_assert_eq(n, 2);
+        cr_assert(!json_object_get_boolean(at(ev[0], "run.facets.aidp_policy.enforced")));
+        cr_assert(has_decision(ev[0], "run", "allow", "none"));
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+}
