@@ -55,6 +55,7 @@ int aidp_profile_write_allowlist(const char *name, const char *base, const int *
                 aidp_profiles_sb_printf(b, "# Written by `aidp profile learn`: the %zu syscalls the workload made on %s.\n"
                                            "# Review before use; anything else fails with EPERM.\n",
                                         k + clone + clone3, aidp_profiles_arch_name(arch));
+                /* the count above is what ran; clone may be added below */
                 aidp_profiles_sb_printf(b, "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: %s\n", name);
                 aidp_profiles_sb_printf(b, "  description: learned seccomp allowlist\n");
                 if (base)
@@ -65,11 +66,14 @@ int aidp_profile_write_allowlist(const char *name, const char *base, const int *
                         for (size_t i = 0; i < k; i++)
                                 aidp_profiles_sb_printf(b, "        - %s\n", names[i]);
                 }
-                if (clone)
+                /* clone3 answered ENOSYS makes libc use clone: allow it then too. */
+                if (clone || clone3)
                         aidp_profiles_sb_printf(b, "    - action: allow            # threads and fork, never new namespaces\n"
                                                    "      names: [clone]\n"
                                                    "      args: [{index: 0, op: masked-eq, mask: 0x7e020000, value: 0}]\n");
-                if (clone3)
+                /* and clone3 is always answered ENOSYS: EPERM (the default)
+                 * would make libc give up instead of falling back to clone */
+                if (clone || clone3)
                         aidp_profiles_sb_printf(b, "    - action: errno(ENOSYS)    # libc falls back to clone\n"
                                                    "      names: [clone3]\n");
                 if (!k && !clone && !clone3)

@@ -232,6 +232,19 @@ Test(profile_tools, learned_allowlist_loads_and_allows_exactly_what_was_seen, .i
         aidp_lint_list_free(&l);
         aidp_profile_free(&p);
         free(yaml);
+        /* clone3 alone (glibc's first choice), or clone alone: both rules,
+         * because clone3 must answer ENOSYS for libc to use clone */
+        const char *single[] = {"clone3", "clone"};
+        for (size_t i = 0; i < 2; i++) {
+                int nr[] = {seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, single[i])};
+                cr_assert_eq(aidp_profile_write_allowlist("l3", NULL, nr, 1, &env, &yaml, &err), 0, "%s", err.msg);
+                cr_assert_eq(aidp_profile_load_buffer("l3.yaml", yaml, strlen(yaml), &env, &p, NULL, &err), 0, "%s", err.msg);
+                cr_assert_eq(aidp_profiles_sc_effect(&p.seccomp, "clone", NULL), AIDP_SC_EFFECT_CONDITIONAL);
+                cr_assert_eq(aidp_profiles_sc_effect(&p.seccomp, "clone3", &r), AIDP_SC_EFFECT_UNCONDITIONAL);
+                cr_assert_eq(r->errno_ret, ENOSYS);
+                aidp_profile_free(&p);
+                free(yaml);
+        }
 }
 
 static int run(const char *cmd)
