@@ -26,30 +26,31 @@
 
 static void usage(FILE *f)
 {
-        fprintf(f,
-                "usage: aidp profile check [--strict] [--offline] FILE...\n"
-                "       aidp profile explain [--offline] FILE|NAME\n"
-                "       aidp profile diff [--offline] A B\n"
-                "       aidp profile learn [--base NAME] [--name NAME] -o OUT.yaml -- CMD [ARGS...]\n"
-                "\n"
-                "check    load each profile, print errors and lint warnings; exit %d on errors,\n"
-                "         with --strict also exit %d on warnings\n"
-                "explain  the effective profile after `extends`, readable\n"
-                "diff     what B loosens or tightens compared with A; exit %d when B loosens\n"
-                "learn    run CMD in the sandbox, record its syscalls, write an allowlist profile\n"
-                "\n"
-                "--offline  do not check devices against this host\n"
-                "Names are looked up in $AIDP_PROFILE_PATH, then the installed profile library.\n",
-                AIDP_EXIT_CONFIG, AIDP_EXIT_FAILED, AIDP_EXIT_FAILED);
+        fprintf(
+            f,
+            "usage: aidp profile check [--strict] [--offline] FILE...\n"
+            "       aidp profile explain [--offline] FILE|NAME\n"
+            "       aidp profile diff [--offline] A B\n"
+            "       aidp profile learn [--base NAME] [--name NAME] -o OUT.yaml -- CMD [ARGS...]\n"
+            "\n"
+            "check    load each profile, print errors and lint warnings; exit %d on errors,\n"
+            "         with --strict also exit %d on warnings\n"
+            "explain  the effective profile after `extends`, readable\n"
+            "diff     what B loosens or tightens compared with A; exit %d when B loosens\n"
+            "learn    run CMD in the sandbox, record its syscalls, write an allowlist profile\n"
+            "\n"
+            "--offline  do not check devices against this host\n"
+            "Names are looked up in $AIDP_PROFILE_PATH, then the installed profile library.\n",
+            AIDP_EXIT_CONFIG, AIDP_EXIT_FAILED, AIDP_EXIT_FAILED);
 }
 
 static int parse_common(int argc, char **argv, bool *strict, bool *offline, int *first)
 {
         static const struct option opts[] = {
-                {"strict", no_argument, NULL, 's'},
-                {"offline", no_argument, NULL, 'O'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
+            {"strict", no_argument, NULL, 's'},
+            {"offline", no_argument, NULL, 'O'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
         };
         optind = 1;
         int c;
@@ -57,7 +58,8 @@ static int parse_common(int argc, char **argv, bool *strict, bool *offline, int 
                 switch (c) {
                 case 's':
                         if (!strict) {
-                                fprintf(stderr, PROG " %s: --strict only applies to check\n", argv[0]);
+                                fprintf(stderr, PROG " %s: --strict only applies to check\n",
+                                        argv[0]);
                                 return AIDP_EXIT_USAGE;
                         }
                         *strict = true;
@@ -81,8 +83,8 @@ static void print_lints(const char *file, const struct aidp_lint_list *l, size_t
 {
         for (size_t i = 0; i < l->n; i++) {
                 const struct aidp_lint *it = &l->items[i];
-                printf("%s: %s: %s [%s]\n", it->where[0] ? it->where : file, aidp_lint_level_name(it->level), it->msg,
-                       it->code);
+                printf("%s: %s: %s [%s]\n", it->where[0] ? it->where : file,
+                       aidp_lint_level_name(it->level), it->msg, it->code);
                 if (it->level == AIDP_LINT_WARNING)
                         (*warnings)++;
         }
@@ -111,7 +113,8 @@ static int cmd_check(int argc, char **argv)
                         continue;
                 }
                 print_lints(argv[i], &lints, &warnings);
-                printf("%s: ok: profile %s, %zu warning%s\n", argv[i], p.name, warnings, warnings == 1 ? "" : "s");
+                printf("%s: ok: profile %s, %zu warning%s\n", argv[i], p.name, warnings,
+                       warnings == 1 ? "" : "s");
                 warnings_total += warnings;
                 aidp_lint_list_free(&lints);
                 aidp_profile_free(&p);
@@ -119,7 +122,8 @@ static int cmd_check(int argc, char **argv)
         if (errors)
                 return AIDP_EXIT_CONFIG;
         if (strict && warnings_total) {
-                fprintf(stderr, PROG " check: %zu warning%s and --strict\n", warnings_total, warnings_total == 1 ? "" : "s");
+                fprintf(stderr, PROG " check: %zu warning%s and --strict\n", warnings_total,
+                        warnings_total == 1 ? "" : "s");
                 return AIDP_EXIT_FAILED;
         }
         return 0;
@@ -285,24 +289,33 @@ static int write_file_atomic(const char *path, const char *text, aidp_error *err
 static int cmd_learn(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"output", required_argument, NULL, 'o'},
-                {"base", required_argument, NULL, 'b'},
-                {"name", required_argument, NULL, 'n'},
-                {"user", required_argument, NULL, 'u'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
+            {"output", required_argument, NULL, 'o'}, {"base", required_argument, NULL, 'b'},
+            {"name", required_argument, NULL, 'n'},   {"user", required_argument, NULL, 'u'},
+            {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
         };
         const char *out = NULL, *base = "baseline", *name = NULL, *user = NULL;
         int c;
         optind = 1;
         while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
                 switch (c) {
-                case 'o': out = optarg; break;
-                case 'b': base = optarg; break;
-                case 'n': name = optarg; break;
-                case 'u': user = optarg; break;
-                case 'h': usage(stdout); return 0;
-                default: usage(stderr); return AIDP_EXIT_USAGE;
+                case 'o':
+                        out = optarg;
+                        break;
+                case 'b':
+                        base = optarg;
+                        break;
+                case 'n':
+                        name = optarg;
+                        break;
+                case 'u':
+                        user = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return AIDP_EXIT_USAGE;
                 }
         }
         if (!out || optind >= argc) {
@@ -333,9 +346,13 @@ static int cmd_learn(int argc, char **argv)
                 return AIDP_EXIT_INTERNAL;
         l->fd = -1;
         struct aidp_run_opts o = {
-                .profile = base, .user = user, .argv = argv + optind, .quiet = true,
-                .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                .on_notify_fd = learn_on_fd, .notify_arg = l,
+            .profile = base,
+            .user = user,
+            .argv = argv + optind,
+            .quiet = true,
+            .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            .on_notify_fd = learn_on_fd,
+            .notify_arg = l,
         };
         struct aidp_run_result res;
         aidp_error err = {0};
@@ -364,8 +381,9 @@ static int cmd_learn(int argc, char **argv)
         aidp_profile_host_free(&h);
         if (rc < 0 || write_file_atomic(out, yaml, &err) < 0)
                 return aidp_cli_fail(PROG " learn", &err);
-        fprintf(stderr, PROG " learn: %s: %zu syscalls from %lu calls; the job exited %d%s\n", out, n, notes,
-                res.exit_status, res.exit_status ? " (the profile covers only what ran)" : "");
+        fprintf(stderr, PROG " learn: %s: %zu syscalls from %lu calls; the job exited %d%s\n", out,
+                n, notes, res.exit_status,
+                res.exit_status ? " (the profile covers only what ran)" : "");
         return res.exit_status;
 }
 

@@ -12,19 +12,19 @@
 
 static long call(const char *name)
 {
-        if (!strcmp(name, "mount"))        /* bad pointers: EFAULT before any permission check */
+        if (!strcmp(name, "mount")) /* bad pointers: EFAULT before any permission check */
                 return syscall(SYS_mount, (char *)1, (char *)1, (char *)1, 0UL, NULL);
-        if (!strcmp(name, "unshare"))      /* CSIGNAL bits are invalid: EINVAL */
+        if (!strcmp(name, "unshare")) /* CSIGNAL bits are invalid: EINVAL */
                 return syscall(SYS_unshare, 0x1UL);
-        if (!strcmp(name, "ptrace"))       /* an unknown request on ourselves: ESRCH/EIO */
+        if (!strcmp(name, "ptrace")) /* an unknown request on ourselves: ESRCH/EIO */
                 return syscall(SYS_ptrace, 0x7fffL, 0L, 0L, 0L);
         if (!strcmp(name, "sched_getaffinity")) /* zero-length mask: EINVAL */
                 return syscall(SYS_sched_getaffinity, 0, 0UL, NULL);
-        if (!strcmp(name, "keyctl"))       /* unknown operation: EOPNOTSUPP */
+        if (!strcmp(name, "keyctl")) /* unknown operation: EOPNOTSUPP */
                 return syscall(SYS_keyctl, 0x7fffL, 0L, 0L, 0L, 0L);
         if (!strcmp(name, "io_uring_setup")) /* zero entries: EINVAL */
                 return syscall(SYS_io_uring_setup, 0U, NULL);
-        if (!strcmp(name, "personality"))  /* query only */
+        if (!strcmp(name, "personality")) /* query only */
                 return syscall(SYS_personality, 0xffffffffUL);
         if (!strcmp(name, "socket_inet")) {
                 long fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -56,7 +56,8 @@ int main(int argc, char **argv)
                 if (r >= 0)
                         printf("%s=OK\n", argv[i]);
                 else
-                        printf("%s=%s\n", argv[i], strerrorname_np(errno) ? strerrorname_np(errno) : "?");
+                        printf("%s=%s\n", argv[i],
+                               strerrorname_np(errno) ? strerrorname_np(errno) : "?");
                 fflush(stdout);
         }
         return 0;

@@ -35,7 +35,7 @@ static int run_in(const char *profile, const char *const cmd[])
         argv[n++] = "-q";
         argv[n++] = "--user";
         argv[n++] = "65534";
-        argv[n++] = "--timeout";   /* a hung job ends here, not as an orphan of a killed test */
+        argv[n++] = "--timeout"; /* a hung job ends here, not as an orphan of a killed test */
         argv[n++] = "90";
         argv[n++] = "--profile";
         argv[n++] = (char *)profile;
@@ -71,8 +71,9 @@ static void expect_probe(const char *profile, const char *const checks[], const 
         }
 }
 
-static const char *const checks[] = {"mount", "unshare", "ptrace", "keyctl", "io_uring_setup",
-                                     "socket_netlink", "socket_inet", "sched_getaffinity", "getpid", NULL};
+static const char *const checks[] = {
+    "mount",       "unshare",           "ptrace", "keyctl", "io_uring_setup", "socket_netlink",
+    "socket_inet", "sched_getaffinity", "getpid", NULL};
 
 TestSuite(profiles, .timeout = 300);
 
@@ -80,9 +81,12 @@ Test(profiles, control_without_rules_gets_the_kernels_own_answers)
 {
         AIDP_REQUIRE_ROOT();
         /* Proves the probe tells a seccomp EPERM from the kernel's answer. */
-        const char *const want[] = {"EFAULT", "EINVAL", "ESRCH", "EOPNOTSUPP", "EINVAL", "OK", "OK", "EINVAL", "OK"};
-        const char *const c[] = {"mount", "unshare", "ptrace", "keyctl", "io_uring_setup", "socket_netlink",
-                                 "socket_inet", "sched_getaffinity", "getpid", NULL};
+        const char *const want[] = {"EFAULT", "EINVAL", "ESRCH",  "EOPNOTSUPP", "EINVAL",
+                                    "OK",     "OK",     "EINVAL", "OK"};
+        const char *const c[] = {"mount",       "unshare",           "ptrace",
+                                 "keyctl",      "io_uring_setup",    "socket_netlink",
+                                 "socket_inet", "sched_getaffinity", "getpid",
+                                 NULL};
         const char *cmd[] = {SC_PROBE, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], NULL};
         int st = run_in(DATA("permissive"), cmd);
         cr_assert_eq(st, 0, "%s\n%s", P.out, P.err);
@@ -92,7 +96,8 @@ Test(profiles, control_without_rules_gets_the_kernels_own_answers)
                 const char *got = strstr(P.out, line);
                 cr_assert(got, "%s missing:\n%s", c[i], P.out);
                 /* the kernel's answer is anything but a seccomp EPERM */
-                cr_expect(strncmp(got + strlen(line), "EPERM\n", 6), "%s: EPERM without a rule:\n%s", c[i], P.out);
+                cr_expect(strncmp(got + strlen(line), "EPERM\n", 6),
+                          "%s: EPERM without a rule:\n%s", c[i], P.out);
                 (void)want;
         }
 }
@@ -101,7 +106,8 @@ Test(profiles, baseline_trains_and_denies_namespaces_ptrace_keyrings_io_uring)
 {
         AIDP_REQUIRE_ROOT();
         expect_trains(LIB("baseline"));
-        const char *const want[] = {"EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "OK", "OK", "EINVAL", "OK"};
+        const char *const want[] = {"EPERM", "EPERM", "EPERM",  "EPERM", "EPERM",
+                                    "OK",    "OK",    "EINVAL", "OK"};
         expect_probe(LIB("baseline"), checks, want);
 }
 
@@ -109,10 +115,14 @@ Test(profiles, strict_cpu_train_trains_and_denies_everything_else)
 {
         AIDP_REQUIRE_ROOT();
         expect_trains(LIB("strict-cpu-train"));
-        const char *const want[] = {"EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EINVAL", "OK"};
+        const char *const want[] = {"EPERM", "EPERM", "EPERM",  "EPERM", "EPERM",
+                                    "EPERM", "EPERM", "EINVAL", "OK"};
         expect_probe(LIB("strict-cpu-train"), checks, want);
         /* and from python3 itself: no IP sockets */
-        const char *cmd[] = {PY, "-c", "import socket\ntry:\n socket.socket()\nexcept PermissionError as e:\n print('DENIED', e.errno)\n", NULL};
+        const char *cmd[] = {PY, "-c",
+                             "import socket\ntry:\n socket.socket()\nexcept PermissionError as "
+                             "e:\n print('DENIED', e.errno)\n",
+                             NULL};
         cr_assert_eq(run_in(LIB("strict-cpu-train"), cmd), 0, "%s\n%s", P.out, P.err);
         cr_expect(strstr(P.out, "DENIED 1\n"), "%s\n%s", P.out, P.err);
 }
@@ -122,7 +132,8 @@ Test(profiles, gpu_train_loads_and_trains_without_a_gpu)
         AIDP_REQUIRE_ROOT();
         /* no /dev/nvidia* here: optional devices are skipped, not errors */
         expect_trains(LIB("gpu-train"));
-        const char *const want[] = {"EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EINVAL", "OK"};
+        const char *const want[] = {"EPERM", "EPERM", "EPERM",  "EPERM", "EPERM",
+                                    "EPERM", "EPERM", "EINVAL", "OK"};
         expect_probe(LIB("gpu-train"), checks, want);
         const char *cmd[] = {"/bin/ls", "/dev", NULL};
         cr_assert_eq(run_in(LIB("gpu-train"), cmd), 0, "%s", P.err);
@@ -133,7 +144,8 @@ Test(profiles, egress_example_trains_and_allows_ip_but_not_netlink_sockets)
 {
         AIDP_REQUIRE_ROOT();
         expect_trains(LIB("egress-example"));
-        const char *const want[] = {"EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "OK", "EINVAL", "OK"};
+        const char *const want[] = {"EPERM", "EPERM", "EPERM",  "EPERM", "EPERM",
+                                    "EPERM", "OK",    "EINVAL", "OK"};
         expect_probe(LIB("egress-example"), checks, want);
 }
 
@@ -154,13 +166,15 @@ Test(profiles, docker_default_import_runs_python_and_denies_unshare_and_mount)
         /* Docker allows ptrace on kernels >= 4.8 and keeps socket families
          * other than AF_VSOCK: those are the kernel's answers. */
         const char *const want[] = {"EPERM", "EPERM", "ESRCH", "EPERM", "OK", "EINVAL", NULL};
-        const char *const c[] = {"mount", "unshare", "ptrace", "keyctl", "socket_inet", "sched_getaffinity", NULL};
+        const char *const c[] = {"mount",       "unshare",           "ptrace", "keyctl",
+                                 "socket_inet", "sched_getaffinity", NULL};
         expect_probe(DATA("docker-import"), c, want);
-        const char *py[] = {PY, "-c",
-                            "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-                            "print('unshare', libc.unshare(0x10000000), ctypes.get_errno())\n"
-                            "print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())\n",
-                            NULL};
+        const char *py[] = {
+            PY, "-c",
+            "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "print('unshare', libc.unshare(0x10000000), ctypes.get_errno())\n"
+            "print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())\n",
+            NULL};
         cr_assert_eq(run_in(DATA("docker-import"), py), 0, "%s\n%s", P.out, P.err);
         cr_expect(strstr(P.out, "unshare -1 1\n"), "user namespace refused with EPERM:\n%s", P.out);
         cr_expect(strstr(P.out, "mount -1 1\n"), "%s", P.out);
@@ -173,8 +187,9 @@ Test(profiles, learned_profile_runs_its_workload_and_denies_the_rest)
         cr_assert_not_null(mkdtemp(dir));
         char out[256];
         snprintf(out, sizeof out, "%s/learned.yaml", dir);
-        char *learn[] = {AIDP_TOOL, "profile", "learn", "--base", LIB("baseline"), "--user", "65534", "-o", out,
-                         "--", PY, TRAIN, "/tmp", NULL};
+        char *learn[] = {AIDP_TOOL, "profile", "learn", "--base", LIB("baseline"),
+                         "--user",  "65534",   "-o",    out,      "--",
+                         PY,        TRAIN,     "/tmp",  NULL};
         int st = aidp_test_run(&P, learn);
         cr_expect_eq(st, 0, "learn: %d\n%s\n%s", st, P.out, P.err);
         cr_expect(strstr(P.out, "TRAIN-OK"), "the workload ran while learning:\n%s", P.out);
@@ -184,7 +199,10 @@ Test(profiles, learned_profile_runs_its_workload_and_denies_the_rest)
         for (int i = 0; i < 2; i++)
                 expect_trains(out);
         /* never used by train.py: refused now, allowed under the base */
-        const char *cmd[] = {PY, "-c", "import os\ntry:\n os.sched_getaffinity(0)\n print('ALLOWED')\nexcept PermissionError:\n print('DENIED')\n", NULL};
+        const char *cmd[] = {PY, "-c",
+                             "import os\ntry:\n os.sched_getaffinity(0)\n print('ALLOWED')\nexcept "
+                             "PermissionError:\n print('DENIED')\n",
+                             NULL};
         cr_assert_eq(run_in(out, cmd), 0, "%s\n%s", P.out, P.err);
         cr_expect(strstr(P.out, "DENIED\n"), "%s\n%s", P.out, P.err);
         cr_assert_eq(run_in(LIB("baseline"), cmd), 0, "%s\n%s", P.out, P.err);
@@ -211,23 +229,25 @@ Test(profiles, devices_capabilities_and_binds_are_enforced)
         cr_assert_eq(chmod(ro, 0777), 0);
         FILE *f = fopen(yaml, "w");
         cr_assert_not_null(f);
-        fprintf(f, "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: p}\n"
-                   "extends: %s\n"
-                   "devices: [/dev/fuse]\n"
-                   "capabilities: [CAP_NET_BIND_SERVICE]\n"
-                   "filesystem:\n  binds:\n    - {source: %s, target: /hostrw, writable: true}\n"
-                   "    - {source: %s, target: /hostro}\n",
+        fprintf(f,
+                "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: p}\n"
+                "extends: %s\n"
+                "devices: [/dev/fuse]\n"
+                "capabilities: [CAP_NET_BIND_SERVICE]\n"
+                "filesystem:\n  binds:\n    - {source: %s, target: /hostrw, writable: true}\n"
+                "    - {source: %s, target: /hostro}\n",
                 LIB("baseline"), rw, ro);
         fclose(f);
-        const char *cmd[] = {PY, "-c",
-                             "import os, socket\n"
-                             "os.close(os.open('/dev/fuse', os.O_RDWR)); print('fuse ok')\n"
-                             "print('kvm', os.path.exists('/dev/kvm'))\n"
-                             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                             "s.bind(('127.0.0.1', 80)); print('bind80 ok')\n"
-                             "open('/hostrw/written', 'w').write('x'); print('rw ok')\n"
-                             "try:\n open('/hostro/written', 'w')\nexcept OSError as e:\n print('ro', e.errno)\n",
-                             NULL};
+        const char *cmd[] = {
+            PY, "-c",
+            "import os, socket\n"
+            "os.close(os.open('/dev/fuse', os.O_RDWR)); print('fuse ok')\n"
+            "print('kvm', os.path.exists('/dev/kvm'))\n"
+            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('127.0.0.1', 80)); print('bind80 ok')\n"
+            "open('/hostrw/written', 'w').write('x'); print('rw ok')\n"
+            "try:\n open('/hostro/written', 'w')\nexcept OSError as e:\n print('ro', e.errno)\n",
+            NULL};
         int rc = run_in(yaml, cmd);
         cr_expect_eq(rc, 0, "%s\n%s", P.out, P.err);
         cr_expect(strstr(P.out, "fuse ok\n"), "%s\n%s", P.out, P.err);
@@ -241,7 +261,8 @@ Test(profiles, devices_capabilities_and_binds_are_enforced)
         /* and without the profile's grants: no device, no capability */
         const char *cmd2[] = {PY, "-c",
                               "import os, socket\nprint('fuse', os.path.exists('/dev/fuse'))\n"
-                              "s = socket.socket()\ntry:\n s.bind(('127.0.0.1', 80))\nexcept OSError as e:\n print('bind80', e.errno)\n",
+                              "s = socket.socket()\ntry:\n s.bind(('127.0.0.1', 80))\nexcept "
+                              "OSError as e:\n print('bind80', e.errno)\n",
                               NULL};
         cr_expect_eq(run_in(LIB("baseline"), cmd2), 0, "%s\n%s", P.out, P.err);
         cr_expect(strstr(P.out, "fuse False\n"), "%s", P.out);
