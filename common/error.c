@@ -1,7 +1,7 @@
 #include "common/error.h"
 
-/* Messages are truncated on purpose when they overflow the fixed buffer. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
+/* Messages are truncated on purpose when they overflow the fixed buffer
+ * (-Wformat-truncation is off project-wide). */
 
 #include <errno.h>
 #include <stdio.h>

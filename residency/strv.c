@@ -66,8 +66,10 @@ int aidp_residency_strv_union(char *const *a, size_t na, char *const *b, size_t 
         _cleanup_free_ char **all = calloc(na + nb + 1, sizeof *all);
         if (!all)
                 return -ENOMEM;
-        memcpy(all, a, na * sizeof *all);
-        memcpy(all + na, b, nb * sizeof *all);
+        if (na)
+                memcpy(all, a, na * sizeof *all);
+        if (nb)
+                memcpy(all + na, b, nb * sizeof *all);
         qsort(all, na + nb, sizeof *all, cmp_str);
 
         _cleanup_(aidp_residency_strv_freep) char **out = calloc(na + nb + 1, sizeof *out);

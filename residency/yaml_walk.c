@@ -12,6 +12,27 @@
 /* Paths are truncated on purpose when a document nests absurdly deep. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
+/* libyaml's own position and words; the context says where the construct
+ * that failed began ("while parsing a flow sequence" at the '['). */
+static int yaml_fail(struct aidp_ywalk *w, const yaml_parser_t *parser)
+{
+        if (parser->error == YAML_MEMORY_ERROR)
+                return aidp_error_set(w->err, AIDP_EXIT_INTERNAL, ENOMEM, "yaml: out of memory");
+        if (parser->context)
+                return aidp_error_set_at(w->err, AIDP_EXIT_CONFIG, w->file,
+                                         (unsigned)parser->problem_mark.line + 1,
+                                         (unsigned)parser->problem_mark.column + 1,
+                                         "YAML: %s (%s started at line %u column %u)",
+                                         parser->problem ? parser->problem : "syntax error",
+                                         parser->context,
+                                         (unsigned)parser->context_mark.line + 1,
+                                         (unsigned)parser->context_mark.column + 1);
+        return aidp_error_set_at(w->err, AIDP_EXIT_CONFIG, w->file,
+                                 (unsigned)parser->problem_mark.line + 1,
+                                 (unsigned)parser->problem_mark.column + 1, "YAML: %s",
+                                 parser->problem ? parser->problem : "syntax error");
+}
+
 int aidp_residency_yw_load(struct aidp_ywalk *w, const char *buf, size_t len, const char *file,
                            aidp_error *err)
 {
@@ -29,12 +50,7 @@ int aidp_residency_yw_load(struct aidp_ywalk *w, const char *buf, size_t len, co
 
         int r = 0;
         if (!yaml_parser_load(&parser, &w->doc)) {
-                r = aidp_error_set_at(err, AIDP_EXIT_CONFIG, w->file,
-                                      (unsigned)parser.problem_mark.line + 1,
-                                      (unsigned)parser.problem_mark.column + 1, "YAML: %s%s%s",
-                                      parser.problem ? parser.problem : "syntax error",
-                                      parser.context ? " " : "",
-                                      parser.context ? parser.context : "");
+                r = yaml_fail(w, &parser);
                 goto out;
         }
         w->loaded = true;
@@ -45,10 +61,7 @@ int aidp_residency_yw_load(struct aidp_ywalk *w, const char *buf, size_t len, co
         /* One document per file: a second one would be silently ignored. */
         yaml_document_t next;
         if (!yaml_parser_load(&parser, &next)) {
-                r = aidp_error_set_at(err, AIDP_EXIT_CONFIG, w->file,
-                                      (unsigned)parser.problem_mark.line + 1,
-                                      (unsigned)parser.problem_mark.column + 1, "YAML: %s",
-                                      parser.problem ? parser.problem : "syntax error");
+                r = yaml_fail(w, &parser);
                 goto out;
         }
         yaml_node_t *extra = yaml_document_get_root_node(&next);

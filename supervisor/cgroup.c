@@ -358,7 +358,7 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                 if (rc)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
                                               "cgroup v1: %s value: %s", ctrl, cgroup_strerror(rc));
-                rc = cgroup_create_cgroup(c, 0);
+                rc = cgroup_create_cgroup(c, 1); /* 1: no chown of every control file */
                 if (rc && !(shared && rc == ECGROUPVALUENOTEXIST))
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
                                               "cgroup v1: creating %s in %s: %s", rel, ctrl,

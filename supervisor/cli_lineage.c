@@ -310,7 +310,12 @@ static void runs_select(const struct events *e, struct runs *rs, const char *run
 {
         for (size_t i = 0; i < rs->n; i++) {
                 struct run *r = &rs->r[i];
-                r->selected = !run || !strncmp(r->id, run, strlen(run));
+                const char *name = NULL;
+                json_object *f = run_facet(e->ev[r->idx[0]], "aidp_run");
+                if (f)
+                        name = str_at(f, "runName", NULL, NULL);
+                /* The OpenLineage runId (a prefix is enough) or the supervisor's run id. */
+                r->selected = !run || !strncmp(r->id, run, strlen(run)) || (name && !strcmp(name, run));
                 if (r->selected && dataset) {
                         bool hit = false;
                         for (size_t k = 0; k < r->n && !hit; k++)
@@ -394,9 +399,8 @@ static void show_event_details(json_object *ev)
         if ((f = run_facet(ev, "aidp_resources"))) {
                 char mem[32];
                 human_bytes(mem, sizeof mem, u64_of(f, "peakMemoryBytes"));
-                printf("%sresources: wall %.3fs, cpu %.3fs user + %.3fs system, peak memory %s\n",
-                       pad, (double)u64_of(f, "wallUsec") / 1e6, (double)u64_of(f, "cpuUserUsec") / 1e6,
-                       (double)u64_of(f, "cpuSystemUsec") / 1e6, mem);
+                printf("%sresources: wall %.3fs, cpu %.3fs, peak memory %s\n", pad,
+                       (double)u64_of(f, "wallUsec") / 1e6, (double)u64_of(f, "cpuUsec") / 1e6, mem);
         }
         if ((f = run_facet(ev, "aidp_network"))) {
                 printf("%segress denied: %" PRIu64, pad, u64_of(f, "denied"));

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "common/units.h"
+#include "profiles/units.h"
 #include "supervisor/cli.h"
 #include "supervisor/run.h"
 
@@ -29,6 +29,8 @@ static const char run_usage[] =
         "  --timeout DURATION      wall time limit, e.g. 90s, 2h, 1h30m (default none)\n"
         "  --kill-after DURATION   SIGTERM-to-SIGKILL grace on timeout/stop (default 5s)\n"
         "  --tmp-size SIZE         size of the private /tmp and /dev/shm (default 256Mi)\n"
+        "  --rlimit NAME=SOFT[:HARD]  resource limit, e.g. nofile=1024:4096, stack=8Mi,\n"
+        "                          core=0 (the default); 'unlimited' allowed (repeatable)\n"
         "  --cwd DIR               working directory inside (default: the caller's)\n"
         "  --no-cwd                do not bind the working directory into the sandbox\n"
         "  --env NAME[=VALUE]      pass an environment variable (repeatable)\n"
@@ -37,6 +39,16 @@ static const char run_usage[] =
         "  --run-id ID             run id (default: a new UUID)\n"
         "  --run-dir DIR           run journals (default $AIDP_RUN_DIR or /run/aidp)\n"
         "  --summary FILE          write a JSON result for schedulers\n"
+        "  --data FILE.sealed      sealed dataset, decrypted read-only at /data/<name>\n"
+        "                          (repeatable; every segment authenticated first)\n"
+        "  --output-dir DIR        seal /out into DIR/<run-id>.sealed at the end, with\n"
+        "                          the inputs' highest classification and all their tags\n"
+        "  --output-key-id ID      key for the sealed /out (default: the first input's)\n"
+        "  --keys-config FILE      key provider config (default /etc/aidp/keys.yaml)\n"
+        "  --key-dir DIR           file key provider directory (default /etc/aidp/keys)\n"
+        "  --lineage FILE          lineage log (default $AIDP_LINEAGE_FILE or\n"
+        "                          /var/lib/aidp/lineage.jsonl; key: $AIDP_LINEAGE_KEY or\n"
+        "                          /etc/aidp/lineage.key, created on first use)\n"
         "  -q, --quiet             no run summary on stderr\n";
 
 static const char main_usage[] =
@@ -61,10 +73,68 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
         return AIDP_EXIT_USAGE;
 }
 
+static int rlimit_value(const char *s, uint64_t *v)
+{
+        if (!strcmp(s, "unlimited") || !strcmp(s, "infinity")) {
+                *v = UINT64_MAX;
+                return 0;
+        }
+        return aidp_profiles_parse_size(s, v);
+}
+
+/* NAME=SOFT[:HARD]; HARD defaults to SOFT. */
+static int parse_rlimit(const char *arg, struct aidp_rlimit *out)
+{
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s", arg);
+        char *eq = strchr(buf, '=');
+        if (!eq)
+                return -EINVAL;
+        *eq = '\0';
+        int r = aidp_profiles_rlimit_parse(buf);
+        if (r < 0 || r >= AIDP_RLIMIT_SLOTS)
+                return -EINVAL;
+        char *colon = strchr(eq + 1, ':');
+        if (colon)
+                *colon = '\0';
+        uint64_t soft, hard;
+        if (rlimit_value(eq + 1, &soft) < 0 || rlimit_value(colon ? colon + 1 : eq + 1, &hard) < 0 || soft > hard)
+                return -EINVAL;
+        out[r] = (struct aidp_rlimit){.set = true, .soft = soft, .hard = hard};
+        return 0;
+}
+
 static void gc_report(const char *run_id, const char *what, void *arg)
 {
         (void)arg;
         fprintf(stderr, "aidp-supervisor: gc: run %s aborted earlier: %s\n", run_id, what);
+}
+
+static json_object *tag_list(const char *joined)
+{
+        json_object *a = json_object_new_array();
+        char buf[sizeof ((struct aidp_run_dataset *)0)->residency];
+        snprintf(buf, sizeof buf, "%s", joined);
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                json_object_array_add(a, json_object_new_string(t));
+        return a;
+}
+
+static json_object *dataset_json(const struct aidp_run_dataset *d)
+{
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "path", json_object_new_string(d->path));
+        json_object_object_add(o, "name", json_object_new_string(d->name));
+        json_object_object_add(o, "version", json_object_new_string(d->version));
+        json_object_object_add(o, "classification", json_object_new_string(d->classification));
+        json_object_object_add(o, "residency", tag_list(d->residency));
+        json_object_object_add(o, "regulation", tag_list(d->regulation));
+        json_object_object_add(o, "key_id", json_object_new_string(d->key_id));
+        json_object_object_add(o, "content_digest", json_object_new_string(d->digest));
+        json_object_object_add(o, "payload_bytes", json_object_new_uint64(d->bytes));
+        json_object_object_add(o, "files", json_object_new_uint64(d->files));
+        return o;
 }
 
 static int write_summary(const char *path, const struct aidp_run_result *r)
@@ -87,6 +157,12 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
         json_object_object_add(s, "verified", json_object_new_boolean(r->shred.verified));
         json_object_object_add(s, "seconds", json_object_new_double(r->shred.seconds));
         json_object_object_add(o, "shred", s);
+        json_object *in = json_object_new_array();
+        for (size_t i = 0; i < r->n_inputs; i++)
+                json_object_array_add(in, dataset_json(&r->inputs[i]));
+        json_object_object_add(o, "inputs", in);
+        if (r->has_output)
+                json_object_object_add(o, "output", dataset_json(&r->output));
         int rc = json_object_to_file_ext(path, o, JSON_C_TO_STRING_PRETTY);
         json_object_put(o);
         if (rc < 0) {
@@ -99,7 +175,8 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
 static int cmd_run(int argc, char **argv)
 {
         enum { O_PROFILE = 255, O_USER = 256, O_MEMORY, O_CPUS, O_PIDS, O_TIMEOUT, O_KILL_AFTER, O_TMP, O_CWD, O_NO_CWD,
-               O_ENV, O_KEEP_ENV, O_CGPARENT, O_RUN_ID, O_RUN_DIR, O_SUMMARY };
+               O_ENV, O_KEEP_ENV, O_CGPARENT, O_RUN_ID, O_RUN_DIR, O_SUMMARY, O_LINEAGE, O_RLIMIT,
+               O_DATA, O_OUTPUT_DIR, O_OUTPUT_KEY, O_KEYS_CONFIG, O_KEY_DIR };
         static const struct option opts[] = {
                 {"profile", required_argument, NULL, O_PROFILE},
                 {"user", required_argument, NULL, O_USER},
@@ -117,12 +194,20 @@ static int cmd_run(int argc, char **argv)
                 {"run-id", required_argument, NULL, O_RUN_ID},
                 {"run-dir", required_argument, NULL, O_RUN_DIR},
                 {"summary", required_argument, NULL, O_SUMMARY},
+                {"lineage", required_argument, NULL, O_LINEAGE},
+                {"rlimit", required_argument, NULL, O_RLIMIT},
+                {"data", required_argument, NULL, O_DATA},
+                {"output-dir", required_argument, NULL, O_OUTPUT_DIR},
+                {"output-key-id", required_argument, NULL, O_OUTPUT_KEY},
+                {"keys-config", required_argument, NULL, O_KEYS_CONFIG},
+                {"key-dir", required_argument, NULL, O_KEY_DIR},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {NULL, 0, NULL, 0},
         };
         struct aidp_run_opts o = {0};
         char *envs[256];
+        const char *datas[AIDP_RUN_MAX_DATA];
         uint64_t v;
         int c;
         optind = 1;
@@ -132,12 +217,12 @@ static int cmd_run(int argc, char **argv)
                 case O_PROFILE: o.profile = optarg; break;
                 case O_USER: o.user = optarg; break;
                 case O_MEMORY:
-                        if (aidp_parse_size(optarg, &v) < 0 || v < 4096)
+                        if (aidp_profiles_parse_size(optarg, &v) < 0 || v < 4096)
                                 return usage_error("--memory '%s': expected a size such as 512Mi or 8Gi", optarg);
                         o.memory_bytes = v;
                         break;
                 case O_CPUS:
-                        if (aidp_parse_cpus(optarg, &v) < 0)
+                        if (aidp_profiles_parse_cpu(optarg, &v) < 0)
                                 return usage_error("--cpus '%s': expected a number such as 2, 1.5 or 500m", optarg);
                         o.cpu_millis = v;
                         break;
@@ -151,17 +236,17 @@ static int cmd_run(int argc, char **argv)
                         break;
                 }
                 case O_TIMEOUT:
-                        if (aidp_parse_duration(optarg, &v) < 0 || v == 0)
+                        if (aidp_profiles_parse_duration(optarg, &v) < 0 || v == 0)
                                 return usage_error("--timeout '%s': expected a duration such as 90s, 2h, 1h30m", optarg);
                         o.timeout_seconds = v;
                         break;
                 case O_KILL_AFTER:
-                        if (aidp_parse_duration(optarg, &v) < 0 || v == 0 || v > 3600)
+                        if (aidp_profiles_parse_duration(optarg, &v) < 0 || v == 0 || v > 3600)
                                 return usage_error("--kill-after '%s': expected a duration of 1s to 1h", optarg);
                         o.kill_after = (unsigned)v;
                         break;
                 case O_TMP:
-                        if (aidp_parse_size(optarg, &v) < 0 || v < 4096)
+                        if (aidp_profiles_parse_size(optarg, &v) < 0 || v < 4096)
                                 return usage_error("--tmp-size '%s': expected a size such as 256Mi", optarg);
                         o.tmp_bytes = v;
                         break;
@@ -177,6 +262,23 @@ static int cmd_run(int argc, char **argv)
                 case O_RUN_ID: o.run_id = optarg; break;
                 case O_RUN_DIR: o.run_dir = optarg; break;
                 case O_SUMMARY: o.summary_path = optarg; break;
+                case O_LINEAGE: o.lineage_path = optarg; break;
+                case O_RLIMIT:
+                        if (parse_rlimit(optarg, o.rlimits) < 0)
+                                return usage_error("--rlimit '%s': expected NAME=SOFT[:HARD] with NAME one of "
+                                                   "as, core, cpu, data, fsize, locks, memlock, msgqueue, nice, "
+                                                   "nofile, nproc, rss, rtprio, rttime, sigpending, stack and "
+                                                   "values such as 1024, 8Mi or unlimited (soft <= hard)", optarg);
+                        break;
+                case O_DATA:
+                        if (o.n_data >= AIDP_RUN_MAX_DATA)
+                                return usage_error("at most %d --data inputs", AIDP_RUN_MAX_DATA);
+                        datas[o.n_data++] = optarg;
+                        break;
+                case O_OUTPUT_DIR: o.output_dir = optarg; break;
+                case O_OUTPUT_KEY: o.output_key_id = optarg; break;
+                case O_KEYS_CONFIG: o.keys_config = optarg; break;
+                case O_KEY_DIR: o.key_dir = optarg; break;
                 case 'q': o.quiet = true; break;
                 case 'h': fputs(run_usage, stdout); return 0;
                 case '?':
@@ -187,6 +289,7 @@ static int cmd_run(int argc, char **argv)
                 }
         }
         o.env_extra = envs;
+        o.data = datas;
         if (optind >= argc)
                 return usage_error("%s", "no command given");
         o.argv = argv + optind;
@@ -211,6 +314,20 @@ static int cmd_run(int argc, char **argv)
                         (unsigned long long)res.shred.files, (unsigned long long)res.shred.bytes,
                         res.shred.verified ? "yes" : "NO",
                         res.noswap ? "" : "; tmpfs noswap unsupported by this kernel (data could reach swap)");
+        if (!o.quiet) {
+                for (size_t i = 0; i < res.n_inputs && res.started; i++)
+                        fprintf(stderr, "aidp-supervisor: input %s %s (%s%s%s%s%s): %s\n",
+                                res.inputs[i].name, res.inputs[i].version,
+                                res.inputs[i].classification, res.inputs[i].residency[0] ? "; " : "",
+                                res.inputs[i].residency, res.inputs[i].regulation[0] ? "; " : "",
+                                res.inputs[i].regulation, res.inputs[i].digest);
+                if (res.has_output)
+                        fprintf(stderr, "aidp-supervisor: output %s (%s%s%s%s%s): %s\n",
+                                res.output.path, res.output.classification,
+                                res.output.residency[0] ? "; " : "", res.output.residency,
+                                res.output.regulation[0] ? "; " : "", res.output.regulation,
+                                res.output.digest);
+        }
         if (o.summary_path && res.run_id[0] && write_summary(o.summary_path, &res) < 0 && res.exit_status == 0)
                 return AIDP_EXIT_INTERNAL;
         return res.exit_status;

@@ -15,6 +15,7 @@
 #include "supervisor/cgroup.h"
 #include "supervisor/journal.h"
 #include "supervisor/run.h"
+#include "supervisor/run_lineage.h"
 #include "supervisor/shred.h"
 
 static bool alive(json_object *j, const char *pid_key, const char *start_key, pid_t *pid_out)
@@ -98,6 +99,24 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
                          removed, left ? ", some cgroups remain" : "");
         if (left)
                 return -EBUSY;
+        /* The ABORT record, before the journal goes: if it cannot be written the
+         * journal stays and the next gc tries again. */
+        json_object *lin, *jobs, *rid;
+        if (json_object_object_get_ex(j, "lineages", &lin) && json_object_array_length(lin) > 0) {
+                const char *job = NULL;
+                if (json_object_object_get_ex(j, "jobs", &jobs) && json_object_array_length(jobs) > 0)
+                        job = json_object_get_string(json_object_array_get_idx(jobs, 0));
+                const char *run_id = json_object_object_get_ex(j, "run_id", &rid) ? json_object_get_string(rid) : NULL;
+                char report[512];
+                snprintf(report, sizeof report, "%s", what);
+                aidp_error lerr = {0};
+                if (run_id && aidp_run_lineage_abort(json_object_get_string(json_object_array_get_idx(lin, 0)), run_id,
+                                                     job, &total, shredded, report, &lerr) < 0) {
+                        snprintf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report, lerr.msg);
+                        return -EIO;
+                }
+                snprintf(what, what_len, "%s; ABORT recorded in lineage", report);
+        }
         char p[PATH_MAX + 32];
         snprintf(p, sizeof p, "%s/journal.json", dir);
         unlink(p);

@@ -164,8 +164,8 @@ int aidp_keys_parse(const char *buf, size_t len, const char *fname, struct aidp_
         if (root->type != YAML_MAPPING_NODE)
                 return yerr(err, fname, root, "expected a mapping at the top level");
         bool have_exec = false;
-        for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
-             p < root->data.mapping.pairs.top; p++) {
+        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+             p++) {
                 yaml_node_t *kn = yaml_document_get_node(d, p->key);
                 yaml_node_t *vn = yaml_document_get_node(d, p->value);
                 const char *key = scalar(kn);
@@ -183,8 +183,8 @@ int aidp_keys_parse(const char *buf, size_t len, const char *fname, struct aidp_
                                             val ? val : "");
                 } else if (!strcmp(key, "key_dir")) {
                         if (!val || val[0] != '/' || strlen(val) >= sizeof k->dir)
-                                return yerr(err, fname, vn,
-                                            "key_dir: '%s' is not an absolute path", val ? val : "");
+                                return yerr(err, fname, vn, "key_dir: '%s' is not an absolute path",
+                                            val ? val : "");
                         snprintf(k->dir, sizeof k->dir, "%s", val);
                 } else if (!strcmp(key, "exec")) {
                         int r = parse_exec(d, vn, fname, k, err);
@@ -203,8 +203,7 @@ int aidp_keys_parse(const char *buf, size_t len, const char *fname, struct aidp_
 
 /* Owned by root (or by us when not root) and not writable by group/other:
  * otherwise someone else could redirect key operations. */
-static int check_trusted(const struct stat *st, const char *path, const char *what,
-                         aidp_error *err)
+static int check_trusted(const struct stat *st, const char *path, const char *what, aidp_error *err)
 {
         if (st->st_uid != 0 && st->st_uid != geteuid())
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EPERM,
@@ -212,8 +211,8 @@ static int check_trusted(const struct stat *st, const char *path, const char *wh
                                       (unsigned)st->st_uid);
         if (st->st_mode & (S_IWGRP | S_IWOTH))
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EPERM,
-                                      "%s %s is writable by group or other (mode %04o)", what,
-                                      path, (unsigned)(st->st_mode & 07777));
+                                      "%s %s is writable by group or other (mode %04o)", what, path,
+                                      (unsigned)(st->st_mode & 07777));
         return 0;
 }
 
@@ -242,7 +241,8 @@ static int load_config(const char *path, bool must_exist, struct aidp_keys *k, a
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         ssize_t n = read(fd, buf, (size_t)st.st_size);
         if (n < 0)
-                return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "reading key config %s", path);
+                return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "reading key config %s",
+                                        path);
         r = aidp_keys_parse(buf, (size_t)n, path, k, err);
         if (r < 0)
                 return r;
@@ -255,8 +255,8 @@ int aidp_keys_setup(const char *config_path, const char *dir_override, struct ai
 {
         const char *env_cfg = getenv("AIDP_KEYS_CONFIG");
         const char *cfg = config_path && *config_path ? config_path
-                          : env_cfg && *env_cfg      ? env_cfg
-                                                     : NULL;
+                          : env_cfg && *env_cfg       ? env_cfg
+                                                      : NULL;
         int r = load_config(cfg ? cfg : AIDP_KEYS_DEFAULT_CONFIG, cfg != NULL, k, err);
         if (r < 0)
                 return r;
@@ -354,7 +354,7 @@ int aidp_keys_generate(const char *dir, const char *key_id, aidp_error *err)
         /* O_EXCL: never overwrite a KEK, that would orphan every dataset sealed
          * under it. Mode 0400 from the start, so it is never readable by others. */
         _cleanup_close_ int fd =
-                openat(dfd, key_id, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+            openat(dfd, key_id, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "creating key file %s/%s",
                                         dir, key_id);
@@ -559,8 +559,8 @@ int aidp_keys_wrap(const struct aidp_keys *k, const char *key_id, const struct a
                 *ret_alg = AIDP_WRAP_AES256_KWP;
                 return 0;
         case AIDP_KEYS_EXEC: {
-                struct child_io io = {.in = dk->p, .in_len = dk->len, .out = out,
-                                      .out_cap = AIDP_SEALED_WRAPPED_MAX};
+                struct child_io io = {
+                    .in = dk->p, .in_len = dk->len, .out = out, .out_cap = AIDP_SEALED_WRAPPED_MAX};
                 r = run_provider(k, "wrap", key_id, &io, err);
                 if (r < 0)
                         return r;

@@ -80,5 +80,4 @@ int aidp_keys_wrap(const struct aidp_keys *k, const char *key_id, const struct a
                    enum aidp_key_wrap *ret_alg, uint8_t *out, size_t *ret_len, aidp_error *err);
 /* Unwrap a dataset's data key into locked memory. */
 int aidp_keys_unwrap(const struct aidp_keys *k, const char *key_id, enum aidp_key_wrap alg,
-                     const uint8_t *wrapped, size_t len, struct aidp_secret *ret,
-                     aidp_error *err);
+                     const uint8_t *wrapped, size_t len, struct aidp_secret *ret, aidp_error *err);

@@ -29,8 +29,6 @@
 
 #define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
-
 struct aidp_lineage {
         char *path;
         char *anchor_path;

@@ -58,6 +58,10 @@ int aidp_lineage_event_type_from_name(const char *name);
 
 /* A fresh random (v4) UUID, lowercase, NUL-terminated. */
 void aidp_lineage_run_id_new(char out[AIDP_LINEAGE_RUN_ID_LEN + 1]);
+/* OpenLineage wants a UUID as runId; a supervisor run id that is not one (--run-id
+ * from a scheduler, "slurm-4242.0") maps to a name-based (v5) UUID of it, the same
+ * one every time. A UUID maps to itself (lowercased). */
+void aidp_lineage_run_id_for(const char *run_name, char out[AIDP_LINEAGE_RUN_ID_LEN + 1]);
 /* RFC 3339 UTC with milliseconds, "2024-05-01T12:34:56.789Z", from a realtime clock
  * reading in nanoseconds since the epoch. */
 void aidp_lineage_format_time(char out[32], int64_t epoch_ns);
@@ -97,7 +101,7 @@ void aidp_lineage_add_network_denial(json_object *ev, const char *protocol, cons
 
 struct aidp_lineage_resources {
         uint64_t peak_memory_bytes;
-        uint64_t cpu_user_usec, cpu_system_usec;
+        uint64_t cpu_usec;      /* user + system, from the cgroup */
         uint64_t wall_usec;
 };
 void aidp_lineage_set_resources(json_object *ev, const struct aidp_lineage_resources *r);

@@ -37,6 +37,22 @@ void aidp_lineage_run_id_new(char out[AIDP_LINEAGE_RUN_ID_LEN + 1])
         uuid_unparse_lower(u, out);
 }
 
+void aidp_lineage_run_id_for(const char *run_name, char out[AIDP_LINEAGE_RUN_ID_LEN + 1])
+{
+        uuid_t u;
+        if (uuid_parse(run_name, u) == 0) {
+                uuid_unparse_lower(u, out);
+                return;
+        }
+        /* A fixed namespace UUID for aidp run names (itself a v5 of "aidp" in the URL
+         * namespace), so the mapping is stable across hosts and versions. */
+        static const char ns_text[] = "6f0c1f3e-5b1d-5a43-9d35-8a2f6c1b7e90";
+        uuid_t ns;
+        uuid_parse(ns_text, ns);
+        uuid_generate_sha1(u, ns, run_name, strlen(run_name));
+        uuid_unparse_lower(u, out);
+}
+
 void aidp_lineage_format_time(char out[32], int64_t epoch_ns)
 {
         time_t s = (time_t)(epoch_ns / 1000000000);
@@ -246,8 +262,7 @@ void aidp_lineage_set_resources(json_object *ev, const struct aidp_lineage_resou
 {
         json_object *f = aidp_lineage_run_facet(ev, "aidp_resources");
         put_u64(f, "peakMemoryBytes", r->peak_memory_bytes);
-        put_u64(f, "cpuUserUsec", r->cpu_user_usec);
-        put_u64(f, "cpuSystemUsec", r->cpu_system_usec);
+        put_u64(f, "cpuUsec", r->cpu_usec);
         put_u64(f, "wallUsec", r->wall_usec);
 }
 

@@ -27,6 +27,7 @@
 #include "supervisor/cgroup.h"
 #include "supervisor/profile_env.h"
 #include "supervisor/journal.h"
+#include "supervisor/run_lineage.h"
 #include "supervisor/sandbox.h"
 #include "supervisor/seccomp_compile.h"
 #include "supervisor/tmpfs.h"
@@ -58,6 +59,10 @@ struct run {
         char **env;
         size_t n_env;
         struct timespec t0;
+        struct aidp_run_lineage rl;
+        struct aidp_inject inject;
+        aidp_error collect_err;
+        bool collect_failed;
 };
 
 static const char *env_or(const char *name, const char *dflt)
@@ -318,6 +323,9 @@ static int resolve(struct run *r, aidp_error *err)
                 l->wall_seconds = o->timeout_seconds;
         if (o->tmp_bytes)
                 l->tmp_bytes = o->tmp_bytes;
+        for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++)
+                if (o->rlimits[i].set)
+                        l->rlimits[i] = o->rlimits[i];
         if (o->no_cwd)
                 r->profile.bind_cwd = false;
         if (o->cwd)
@@ -329,6 +337,23 @@ static int resolve(struct run *r, aidp_error *err)
         rc = resolve_identity(r, err);
         if (rc < 0)
                 return rc;
+        /* Sealed inputs: headers authenticated now, before anything is
+         * created, so a policy decision can rest on their tags. No payload
+         * byte is decrypted here. */
+        if (o->n_data || o->output_dir) {
+                if (o->output_dir && !o->n_data && !o->output_key_id)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                              "--output-dir without --data needs --output-key-id");
+                struct stat ost;
+                if (o->output_dir && (stat(o->output_dir, &ost) < 0 || !S_ISDIR(ost.st_mode)))
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, ENOTDIR,
+                                              "--output-dir %s: not a directory", o->output_dir);
+                rc = aidp_inject_open(&r->inject, o->data, o->n_data, o->keys_config, o->key_dir,
+                                      r->res->inputs, err);
+                if (rc < 0)
+                        return rc;
+                r->res->n_inputs = o->n_data;
+        }
         if (o->on_notify_fd && (rc = learn_policy(r, err)) < 0)
                 return rc;
         /* Generate before clone: the sandbox's critical path only loads it. */
@@ -358,6 +383,13 @@ static int prepare(struct run *r, aidp_error *err)
         if (rc < 0)
                 return rc;
         r->journal_open = true;
+        /* Where this run's lineage goes, so that gc records an ABORT in the same log
+         * if this supervisor dies before it writes the end record. */
+        aidp_journal_add(&r->journal, "lineage", aidp_run_lineage_path(&r->rl));
+        aidp_journal_add(&r->journal, "job", r->rl.job);
+        rc = aidp_journal_sync(&r->journal, err);
+        if (rc < 0)
+                return rc;
 
         static const char *const minimal_dev[] = {
                 "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
@@ -391,6 +423,23 @@ static int prepare(struct run *r, aidp_error *err)
                 rc = add_tmpfs(r, "out", l->out_bytes ? l->out_bytes : 1024 * MiB, 0755, r->uid, r->gid, err);
         if (rc < 0)
                 return rc;
+        if (r->inject.n) {
+                /* /data: sized from the manifests unless the profile says,
+                 * filled and authenticated completely before the job exists. */
+                uint64_t need = 0;
+                rc = aidp_inject_required_bytes(&r->inject, &need, err);
+                if (rc < 0)
+                        return rc;
+                uint64_t size = l->data_bytes ? l->data_bytes : need + need / 64 + MiB;
+                rc = add_tmpfs(r, "data", size, 0755, 0, 0, err);
+                if (rc == 0)
+                        rc = aidp_journal_sync(&r->journal, err);
+                if (rc == 0)
+                        rc = aidp_inject_decrypt(&r->inject, r->tmpfs[r->n_tmpfs - 1].fd, r->uid,
+                                                 r->gid, !r->o->quiet, r->res->inputs, err);
+                if (rc < 0)
+                        return rc;
+        }
         return aidp_journal_sync(&r->journal, err);
 }
 
@@ -486,6 +535,13 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
         for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)
                 spec.mounts[spec.n_mounts++] = (struct aidp_sandbox_mount){
                         .fd = r->tmpfs[i].fd, .target = targets[i], .readonly = false};
+        /* /data is read-only for the job (the mount, not the superblock: our
+         * own fd stays writable for shred). */
+        for (size_t i = ARRAY_SIZE(targets); i < r->n_tmpfs; i++)
+                if (!strcmp(r->tmpfs[i].label, "data"))
+                        spec.mounts[spec.n_mounts++] = (struct aidp_sandbox_mount){
+                                .fd = r->tmpfs[i].fd, .target = r->profile.paths.data,
+                                .readonly = true};
 
         r->pidfd = -1;
         int cgfd = aidp_cgroup_open_fd(r->cg);
@@ -665,6 +721,28 @@ static int teardown(struct run *r, aidp_error *err)
                 close(r->pidfd);
                 r->pidfd = -1;
         }
+        /* 1b. collect: seal /out now that nothing can write it any more, and
+         * before shred destroys it. */
+        if (r->o->output_dir && r->res->started) {
+                for (size_t i = 0; i < r->n_tmpfs; i++) {
+                        if (strcmp(r->tmpfs[i].label, "out"))
+                                continue;
+                        char owner[64];
+                        struct passwd pw, *pwp = NULL;
+                        char pwbuf[1024];
+                        if (getpwuid_r(r->uid, &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
+                                snprintf(owner, sizeof owner, "%s", pw.pw_name);
+                        else
+                                snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
+                        if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->tmpfs[i].size,
+                                                r->o->output_dir,
+                                                r->res->run_id, r->o->output_key_id, owner,
+                                                &r->res->output, &r->collect_err) < 0)
+                                r->collect_failed = true;
+                        else
+                                r->res->has_output = true;
+                }
+        }
         /* 2. overwrite and verify every byte, through our own mount fds */
         struct aidp_shred_report *total = &r->res->shred;
         memset(total, 0, sizeof *total);
@@ -698,84 +776,60 @@ static int teardown(struct run *r, aidp_error *err)
         }
         if (!total->verified && rc == 0)
                 rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "shred not verified: %s", total->first_failure);
-        /* 5. the journal last: while it exists, gc can finish this work */
-        if (r->journal_open) {
-                if (r->journal.lifeline_w >= 0)
-                        close(r->journal.lifeline_w);
-                r->journal.lifeline_w = -1;
-                if (rc == 0)
-                        aidp_journal_remove(&r->journal);
-                else
-                        aidp_journal_close(&r->journal);
-                r->journal_open = false;
-        }
         return rc;
 }
 
-static void run_free(struct run *r)
+/* 5. the journal last, after the end record: while it exists, gc can finish this
+ * work and record the run's ABORT. */
+static void journal_finish(struct run *r, bool done)
 {
-        for (size_t i = 0; i < r->n_env; i++)
-                free(r->env[i]);
-        free(r->env);
-        aidp_bpf_free(&r->bpf);
-        for (size_t i = 0; i < 2; i++)
-                if (r->learn_sv[i] >= 0)
-                        close(r->learn_sv[i]);
-        for (size_t i = 0; i < ARRAY_SIZE(r->dev_rules); i++)
-                free(r->dev_rules[i]);
-        if (r->profile_loaded)
-                aidp_profile_free(&r->profile);
+        if (!r->journal_open)
+                return;
+        if (r->journal.lifeline_w >= 0)
+                close(r->journal.lifeline_w);
+        r->journal.lifeline_w = -1;
+        if (done)
+                aidp_journal_remove(&r->journal);
+        else
+                aidp_journal_close(&r->journal);
+        r->journal_open = false;
 }
 
-int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err)
+/* What teardown will release, named for the shred report in lineage. */
+static size_t removed_list(struct run *r, char **out, size_t max)
 {
-        memset(res, 0, sizeof *res);
-        res->job_status = -1;
-        struct run r = {.o = o, .res = res, .pidfd = -1, .learn_sv = {-1, -1}};
-        clock_gettime(CLOCK_MONOTONIC, &r.t0);
-        r.journal.lifeline_w = -1;
-
-        int rc = resolve(&r, err);
-        if (rc < 0) {
-                run_free(&r);
-                res->exit_status = err->status;
-                return rc;
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_tmpfs && n < max; i++)
+                if (asprintf(&out[n], "tmpfs %s", r->tmpfs[i].label) >= 0)
+                        n++;
+        if (r->cg) {
+                const char *paths[8];
+                size_t np = aidp_cgroup_paths(r->cg, paths, ARRAY_SIZE(paths));
+                for (size_t i = 0; i < np && n < max; i++)
+                        if (asprintf(&out[n], "cgroup %s", paths[i]) >= 0)
+                                n++;
         }
-        /* From here on every exit goes through teardown. Signals are taken
-         * over now so a SIGTERM during prepare still ends in shred. */
-        sigset_t set, old;
-        sigemptyset(&set);
-        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
-                sigaddset(&set, handled[i]);
-        sigprocmask(SIG_BLOCK, &set, &old);
+        if (r->journal_open && n < max && asprintf(&out[n], "journal %s", r->journal.dir) >= 0)
+                n++;
+        return n;
+}
 
-        rc = prepare(&r, err);
-        if (rc == 0) {
-                sigset_t pending;
-                sigpending(&pending);
-                if (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) || sigismember(&pending, SIGHUP))
-                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR, "interrupted before the job started");
-        }
-        if (rc == 0)
-                rc = spawn_and_monitor(&r, &old, err);
-        aidp_error terr = {0};
-        int trc = teardown(&r, &terr);
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        res->wall_seconds = (double)(t1.tv_sec - r.t0.tv_sec) + (double)(t1.tv_nsec - r.t0.tv_nsec) / 1e9;
-        /* Drain signals that arrived during teardown, then restore. */
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&set, NULL, &zero) > 0)
-                ;
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        run_free(&r);
-
+/* The run's result: exit status and error, from the run and its teardown. */
+static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_error *terr)
+{
+        struct aidp_run_result *res = r->res;
         if (rc < 0) {
                 res->exit_status = err->status;
                 return rc;
+        }
+        /* Sealing /out failed: the job's results are lost, say so. */
+        if (r->collect_failed) {
+                *err = r->collect_err;
+                res->exit_status = err->status ? err->status : AIDP_EXIT_DATA;
+                return -(err->errnum ? err->errnum : EIO);
         }
         if (trc < 0) {
-                *err = terr;
+                *err = *terr;
                 res->exit_status = AIDP_EXIT_INTERNAL;
                 return trc;
         }
@@ -792,4 +846,99 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         if (res->job_status < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ECHILD, "the sandbox ended without a job status");
         return 0;
+}
+
+static void run_free(struct run *r)
+{
+        aidp_inject_free(&r->inject);
+        for (size_t i = 0; i < r->n_env; i++)
+                free(r->env[i]);
+        free(r->env);
+        aidp_bpf_free(&r->bpf);
+        for (size_t i = 0; i < 2; i++)
+                if (r->learn_sv[i] >= 0)
+                        close(r->learn_sv[i]);
+        for (size_t i = 0; i < ARRAY_SIZE(r->dev_rules); i++)
+                free(r->dev_rules[i]);
+        aidp_run_lineage_close(&r->rl);
+        if (r->profile_loaded)
+                aidp_profile_free(&r->profile);
+}
+
+int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err)
+{
+        memset(res, 0, sizeof *res);
+        res->job_status = -1;
+        struct run r = {.o = o, .res = res, .pidfd = -1, .learn_sv = {-1, -1}};
+        clock_gettime(CLOCK_MONOTONIC, &r.t0);
+        r.journal.lifeline_w = -1;
+
+        int rc = resolve(&r, err);
+        /* 2. START, durable, before anything of the run exists: a run that cannot
+         * be recorded does not start. */
+        if (rc == 0)
+                rc = aidp_run_lineage_start(&r.rl, o, res->run_id, &r.profile, r.uid, r.gid, err);
+        if (rc < 0) {
+                run_free(&r);
+                res->exit_status = err->status;
+                return rc;
+        }
+        /* From here on every exit goes through teardown. Signals are taken
+         * over now so a SIGTERM during prepare still ends in shred. */
+        sigset_t set, old;
+        sigemptyset(&set);
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaddset(&set, handled[i]);
+        sigprocmask(SIG_BLOCK, &set, &old);
+        /* An inherited SIG_IGN (a shell's background job ignores SIGINT and
+         * SIGQUIT) would discard the signal before signalfd sees it. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL}, saved[ARRAY_SIZE(handled)];
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &dfl, &saved[i]);
+
+        rc = prepare(&r, err);
+        if (rc == 0) {
+                sigset_t pending;
+                sigpending(&pending);
+                if (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) || sigismember(&pending, SIGHUP))
+                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR, "interrupted before the job started");
+        }
+        if (rc == 0)
+                rc = spawn_and_monitor(&r, &old, err);
+        char *removed[16];
+        size_t n_removed = removed_list(&r, removed, ARRAY_SIZE(removed));
+        aidp_error terr = {0};
+        int trc = teardown(&r, &terr);
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        res->wall_seconds = (double)(t1.tv_sec - r.t0.tv_sec) + (double)(t1.tv_nsec - r.t0.tv_nsec) / 1e9;
+        rc = outcome(&r, rc, err, trc, &terr);
+        /* 7. the end record, with signals still held so a late SIGTERM cannot cut
+         * it short; then the journal goes. */
+        aidp_error lerr = {0};
+        int lrc = aidp_run_lineage_end(&r.rl, res->run_id, res, rc, err, (const char *const *)removed,
+                                       n_removed, &lerr);
+        journal_finish(&r, trc == 0 && lrc == 0);
+        for (size_t i = 0; i < n_removed; i++)
+                free(removed[i]);
+        /* Drain signals that arrived during teardown, then restore. */
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&set, NULL, &zero) > 0)
+                ;
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &saved[i], NULL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        run_free(&r);
+        if (lrc < 0) {
+                /* The run happened but its end is not on record: say so loudly. The
+                 * journal stays, so the next gc records an ABORT for it. */
+                if (rc == 0) {
+                        *err = lerr;
+                        aidp_error_wrap(err, "the job finished with status %d but", res->exit_status);
+                        res->exit_status = AIDP_EXIT_LINEAGE;
+                        return -EIO;
+                }
+                aidp_error_wrap(err, "%s; the run", lerr.msg);
+        }
+        return rc;
 }

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "profiles/profile.h"
+#include "supervisor/inject.h"
 #include "supervisor/shred.h"
 
 struct aidp_run_opts {
@@ -18,6 +19,7 @@ struct aidp_run_opts {
         bool no_cwd;                  /* do not bind the working directory */
         /* CLI overrides of the profile (0 = keep the profile's) */
         uint64_t memory_bytes, cpu_millis, pids, timeout_seconds, tmp_bytes;
+        struct aidp_rlimit rlimits[AIDP_RLIMIT_SLOTS]; /* --rlimit overrides (.set) */
         unsigned kill_after;          /* seconds between SIGTERM and SIGKILL; 0 = default 5 */
         const char *cgroup_parent;
         const char *run_dir;          /* journals; NULL = $AIDP_RUN_DIR or /run/aidp */
@@ -29,7 +31,10 @@ struct aidp_run_opts {
         bool quiet;
         const char *const *data;      /* --data FILE.sealed (sealed-data layer) */
         size_t n_data;
-        const char *output_dir;       /* --output-dir DIR */
+        const char *output_dir;       /* --output-dir DIR: /out is sealed there */
+        const char *output_key_id;    /* key for the sealed /out; NULL = first input's */
+        const char *keys_config;      /* key provider config; NULL = default/env */
+        const char *key_dir;          /* file provider key directory override */
         const char *lineage_path;     /* NULL = default */
         /* learn mode (profiles): load the filter with this flag and report
          * every syscall through the callback */
@@ -48,6 +53,11 @@ struct aidp_run_result {
         struct aidp_shred_report shred;
         bool noswap;                  /* tmpfs noswap was available */
         char cgroup_version[4];
+        /* sealed data: authenticated inputs (headers, digests) and the sealed /out */
+        struct aidp_run_dataset inputs[AIDP_RUN_MAX_DATA];
+        size_t n_inputs;
+        struct aidp_run_dataset output;
+        bool has_output;
 };
 
 int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err);

@@ -138,6 +138,34 @@ static int attach_clone(int src_dirfd, const char *src_path, const char *dst, ui
         return move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
 }
 
+/* Place a clone of one of the supervisor's detached tmpfs mounts at dst. The
+ * supervisor keeps the original (writable) for injection and shred. Kernels
+ * before 6.x refuse to clone a mount that is not attached anywhere (EINVAL);
+ * there the original is attached briefly, cloned from its path, and
+ * detached again, which leaves the supervisor's fd pointing at it as before. */
+static int attach_tmpfs(const char *root, int mnt_fd, const char *dst, uint64_t attr)
+{
+        if (attach_clone(mnt_fd, "", dst, attr, false) == 0)
+                return 0;
+        if (errno != EINVAL)
+                return -1;
+        char tmp[PATH_MAX];
+        path_join(tmp, sizeof tmp, root, "/.aidp-attach");
+        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+                return -1;
+        int rc = move_mount(mnt_fd, "", AT_FDCWD, tmp, MOVE_MOUNT_F_EMPTY_PATH);
+        if (rc == 0) {
+                rc = attach_clone(AT_FDCWD, tmp, dst, attr, false);
+                int e = errno;
+                umount2(tmp, MNT_DETACH);
+                errno = e;
+        }
+        int e = errno;
+        rmdir(tmp);
+        errno = e;
+        return rc;
+}
+
 static bool in_list(const char *const *list, const char *s)
 {
         for (; *list; list++)
@@ -240,44 +268,34 @@ static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
 }
 
 /* A tiny tmpfs holding an unreadable directory and file, cloned over every
- * masked path: a non-root job without capabilities gets EACCES. */
-static int make_mask_source(void)
+ * masked path: a non-root job without capabilities gets EACCES. It is
+ * attached inside the staging root while masks are made (older kernels cannot
+ * clone from a detached mount) and removed before the root becomes read-only. */
+#define MASK_DIR "/.aidp-mask"
+
+static void make_mask_source(const char *root, char *src, size_t len)
 {
-        int fsfd = fsopen("tmpfs", FSOPEN_CLOEXEC);
-        if (fsfd < 0)
-                return -1;
-        if (fsconfig(fsfd, FSCONFIG_SET_STRING, "size", "4096", 0) < 0 ||
-            fsconfig(fsfd, FSCONFIG_SET_STRING, "mode", "0755", 0) < 0 ||
-            fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
-                close(fsfd);
-                return -1;
-        }
-        int mfd = fsmount(fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
-        close(fsfd);
-        if (mfd < 0)
-                return -1;
-        if (mkdirat(mfd, "d", 0) < 0) {
-                close(mfd);
-                return -1;
-        }
-        int f = openat(mfd, "f", O_CREAT | O_WRONLY | O_CLOEXEC, 0);
-        if (f < 0) {
-                close(mfd);
-                return -1;
-        }
+        path_join(src, len, root, MASK_DIR);
+        CHECK(AIDP_STAGE_MOUNTS, mkdir(src, 0700), src);
+        CHECK(AIDP_STAGE_MOUNTS, mount("tmpfs", src, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4096,mode=0700"), src);
+        char p[PATH_MAX];
+        path_join(p, sizeof p, src, "d");
+        CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 0), p);
+        path_join(p, sizeof p, src, "f");
+        int f = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0);
+        CHECK(AIDP_STAGE_MOUNTS, f, p);
         close(f);
-        return mfd;
 }
 
-static void mask_path(int mask_fd, const char *root, const char *path)
+static void mask_path(const char *mask_src, const char *root, const char *path)
 {
-        char p[PATH_MAX];
+        char p[PATH_MAX], src[PATH_MAX];
         path_join(p, sizeof p, root, path);
         struct stat st;
         if (lstat(p, &st) < 0 || S_ISLNK(st.st_mode))
                 return; /* nothing there to hide */
-        const char *src = S_ISDIR(st.st_mode) ? "d" : "f";
-        CHECK(AIDP_STAGE_MOUNTS, attach_clone(mask_fd, src, p, RO | MOUNT_ATTR_NOEXEC, false), path);
+        path_join(src, sizeof src, mask_src, S_ISDIR(st.st_mode) ? "d" : "f");
+        CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, src, p, RO | MOUNT_ATTR_NOEXEC, false), path);
 }
 
 static void setup_mounts(const struct aidp_sandbox_spec *s)
@@ -334,7 +352,7 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 uint64_t attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
                 if (s->mounts[i].readonly)
                         attr |= MOUNT_ATTR_RDONLY;
-                CHECK(AIDP_STAGE_MOUNTS, attach_clone(s->mounts[i].fd, "", p, attr, false), s->mounts[i].target);
+                CHECK(AIDP_STAGE_MOUNTS, attach_tmpfs(root, s->mounts[i].fd, p, attr), s->mounts[i].target);
         }
 
         if (cwd_fd >= 0) {
@@ -363,12 +381,14 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 bind_fds[i] = -1;
         }
 
-        _cleanup_close_ int mask_fd = make_mask_source();
-        CHECK(AIDP_STAGE_MOUNTS, mask_fd, "mask source");
+        char mask_src[PATH_MAX];
+        make_mask_source(root, mask_src, sizeof mask_src);
         for (const char *const *m = aidp_sandbox_masked_paths; *m; m++)
-                mask_path(mask_fd, root, *m);
+                mask_path(mask_src, root, *m);
         for (size_t i = 0; pr && i < pr->n_masked; i++)
-                mask_path(mask_fd, root, pr->masked[i]);
+                mask_path(mask_src, root, pr->masked[i]);
+        CHECK(AIDP_STAGE_MOUNTS, umount2(mask_src, MNT_DETACH), mask_src);
+        CHECK(AIDP_STAGE_MOUNTS, rmdir(mask_src), mask_src);
 
         /* The skeleton itself (mount points, symlinks) becomes read-only. */
         struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
@@ -452,7 +472,11 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
         for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
                 signal(forwarded[i], SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
-        sigprocmask(SIG_SETMASK, orig, NULL);
+        /* The job starts with no signal blocked, whatever the caller had. */
+        (void)orig;
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         if (s->cwd && chdir(s->cwd) < 0)
                 die(AIDP_STAGE_EXEC, errno, s->cwd);
         /* Seccomp last: with an allowlist it would block the steps above. */

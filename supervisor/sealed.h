@@ -18,12 +18,11 @@
  * aidp_sealed_decrypt writes only through openat2(RESOLVE_BENEATH |
  * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV) / mkdirat relative to dirfd, so the
  * destination never needs a host path (a detached tmpfs from fsmount works).
- * It returns success only after EVERY segment authenticated and the content
- * digest matched. On any failure it overwrites with zeros and removes every
- * entry it created (never anything it did not create) before returning; the
- * caller still shreds the tmpfs. Unauthenticated plaintext may exist in the
- * destination while decryption runs, so the destination must be invisible to
- * everything else until success (a detached mount is).
+ * It returns success only after EVERY segment authenticated (and, with
+ * verify_digest, the content digest matched). On any failure it overwrites with zeros and removes
+ * every entry it created (never anything it did not create) before returning; the caller still
+ * shreds the tmpfs. Unauthenticated plaintext may exist in the destination while decryption runs,
+ * so the destination must be invisible to everything else until success (a detached mount is).
  *
  * Error messages name the dataset ("dataset NAME (PATH): ...") and the cause;
  * err->status is AIDP_EXIT_DATA for every data/key problem, errno tells them
@@ -58,14 +57,30 @@ const char *aidp_sealed_path_of(const struct aidp_sealed *s);
 void aidp_sealed_close(struct aidp_sealed *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct aidp_sealed *, aidp_sealed_close)
 
+/* Bytes a tmpfs needs to hold the decrypted dataset: every file rounded up
+ * to whole pages. Decrypts and authenticates only the segments holding the
+ * manifest (file names and sizes); call it after the policy decision. */
+int aidp_sealed_required_bytes(struct aidp_sealed *s, uint64_t *ret, aidp_error *err);
+
 struct aidp_sealed_opts {
-        unsigned threads;       /* workers incl. the caller; 0 = online CPUs, at most 8 */
-        uid_t uid;              /* owner of created entries; (uid_t)-1 keeps the caller's */
+        unsigned threads; /* workers incl. the caller; 0 = online CPUs, at most 8 */
+        uid_t uid;        /* owner of created entries; (uid_t)-1 keeps the caller's */
         gid_t gid;
+        /* Also recompute the content digest (SHA-256 of every plaintext
+         * segment) and compare it with the header's. Every segment is
+         * authenticated by AES-GCM under a key bound to the header either
+         * way, so this only guards against a faulty sealer; it costs about
+         * as much CPU as the decryption itself. aidp unseal turns it on; the
+         * supervisor's injection leaves it off and records the header's
+         * authenticated digest. */
+        bool verify_digest;
         aidp_sealed_progress_fn progress;
         void *progress_opaque;
 };
-#define AIDP_SEALED_OPTS_DEFAULT {.threads = 0, .uid = (uid_t)-1, .gid = (gid_t)-1}
+#define AIDP_SEALED_OPTS_DEFAULT                                                                   \
+        {                                                                                          \
+                .threads = 0, .uid = (uid_t)-1, .gid = (gid_t)-1                                   \
+        }
 
 struct aidp_sealed_result {
         enum aidp_tree_root root; /* single file or directory tree */
@@ -85,7 +100,9 @@ struct aidp_seal_params {
         struct aidp_sealed_meta meta; /* name, version, owner, created_at (0 = now), tags, key id */
         uint32_t segment_size;        /* 0 = AIDP_SEALED_SEGMENT_DEFAULT */
         unsigned threads;             /* as in aidp_sealed_opts */
-        bool skip_special;            /* skip symlinks, devices, fifos, sockets instead of failing */
+        bool skip_special;  /* skip symlinks, devices, fifos, sockets instead of failing */
+        uint64_t max_bytes; /* refuse trees whose file bytes exceed this; 0 = no limit
+                             * (sparse files can claim far more than a tmpfs holds) */
         aidp_sealed_progress_fn progress;
         void *progress_opaque;
 };

@@ -141,8 +141,8 @@ int aidp_sealed_header_tag(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t 
         return 0;
 }
 
-int aidp_sealed_header_verify(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr,
-                              size_t len, const uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err)
+int aidp_sealed_header_verify(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr, size_t len,
+                              const uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err)
 {
         uint8_t t[AIDP_SEALED_TAG_LEN];
         memcpy(t, tag, sizeof t);
@@ -211,4 +211,36 @@ int aidp_sealed_seg_decrypt(EVP_CIPHER_CTX *ctx, uint64_t index, bool final,
         uint8_t t[AIDP_SEALED_TAG_LEN];
         memcpy(t, tag, sizeof t);
         return seg(ctx, false, index, final, aad, buf, len, t);
+}
+
+int aidp_sealed_seg_begin(EVP_CIPHER_CTX *ctx, bool encrypt, uint64_t index, bool final,
+                          const uint8_t aad[AIDP_SEALED_DIGEST_LEN])
+{
+        uint8_t nonce[AIDP_SEALED_NONCE_LEN];
+        int l = 0;
+        aidp_sealed_nonce_segment(index, final, nonce);
+        if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, nonce, encrypt ? 1 : 0) != 1 ||
+            EVP_CipherUpdate(ctx, NULL, &l, aad, AIDP_SEALED_DIGEST_LEN) != 1)
+                return -EIO;
+        return 0;
+}
+
+int aidp_sealed_seg_update(EVP_CIPHER_CTX *ctx, uint8_t *buf, size_t len)
+{
+        int l = 0;
+        if (len > INT_MAX)
+                return -EINVAL;
+        if (len && EVP_CipherUpdate(ctx, buf, &l, buf, (int)len) != 1)
+                return -EIO;
+        return 0;
+}
+
+int aidp_sealed_seg_finish_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t tag[AIDP_SEALED_TAG_LEN])
+{
+        uint8_t t[AIDP_SEALED_TAG_LEN], dummy[16];
+        int l = 0;
+        memcpy(t, tag, sizeof t);
+        if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, AIDP_SEALED_TAG_LEN, t) != 1)
+                return -EIO;
+        return EVP_CipherFinal_ex(ctx, dummy, &l) == 1 ? 0 : -EBADMSG;
 }

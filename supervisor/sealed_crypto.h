@@ -44,8 +44,8 @@ int aidp_sealed_kwp_unwrap(const uint8_t kek[AIDP_SEALED_KEY_LEN], const uint8_t
  * AAD = prefix+body, empty plaintext. verify returns -EBADMSG on mismatch. */
 int aidp_sealed_header_tag(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr, size_t len,
                            uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err);
-int aidp_sealed_header_verify(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr,
-                              size_t len, const uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err);
+int aidp_sealed_header_verify(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr, size_t len,
+                              const uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err);
 
 /* One context per worker: the key schedule is set once, each segment only
  * changes the nonce. */
@@ -60,3 +60,12 @@ int aidp_sealed_seg_encrypt(EVP_CIPHER_CTX *ctx, uint64_t index, bool final,
 int aidp_sealed_seg_decrypt(EVP_CIPHER_CTX *ctx, uint64_t index, bool final,
                             const uint8_t aad[AIDP_SEALED_DIGEST_LEN], uint8_t *buf, size_t len,
                             const uint8_t tag[AIDP_SEALED_TAG_LEN]);
+
+/* The same in steps, for callers that stream a segment through a small
+ * buffer: begin (nonce, AAD), update (in place, any number of times), then
+ * finish_decrypt (-EBADMSG when the tag does not verify: everything update
+ * produced must then be discarded). */
+int aidp_sealed_seg_begin(EVP_CIPHER_CTX *ctx, bool encrypt, uint64_t index, bool final,
+                          const uint8_t aad[AIDP_SEALED_DIGEST_LEN]);
+int aidp_sealed_seg_update(EVP_CIPHER_CTX *ctx, uint8_t *buf, size_t len);
+int aidp_sealed_seg_finish_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t tag[AIDP_SEALED_TAG_LEN]);

@@ -11,11 +11,11 @@
 #include "common/cleanup.h"
 
 static const char *const class_names[AIDP_CLASS_MAX] = {
-        [AIDP_CLASS_PUBLIC] = "public",
-        [AIDP_CLASS_INTERNAL] = "internal",
-        [AIDP_CLASS_CONFIDENTIAL] = "confidential",
-        [AIDP_CLASS_RESTRICTED] = "restricted",
-        [AIDP_CLASS_REGULATED] = "regulated",
+    [AIDP_CLASS_PUBLIC] = "public",
+    [AIDP_CLASS_INTERNAL] = "internal",
+    [AIDP_CLASS_CONFIDENTIAL] = "confidential",
+    [AIDP_CLASS_RESTRICTED] = "restricted",
+    [AIDP_CLASS_REGULATED] = "regulated",
 };
 
 const char *aidp_sealed_class_name(enum aidp_classification c)
@@ -47,8 +47,8 @@ static bool charset_ok(const char *s, size_t max, bool lower_only, const char *e
                 return false;
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char)s[i];
-                bool ok = lower_only ? ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-                                     : is_alnum(c);
+                bool ok =
+                    lower_only ? ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) : is_alnum(c);
                 if (!ok && (i == 0 || !strchr(extra, c)))
                         return false;
         }
@@ -106,15 +106,17 @@ static int check_tags(const char (*tags)[AIDP_SEALED_TAG_MAX + 1], unsigned n, c
 int aidp_sealed_meta_check(const struct aidp_sealed_meta *m, aidp_error *err)
 {
         if (!aidp_sealed_valid_name(m->name))
-                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
-                                      "invalid dataset name '%s' (want [A-Za-z0-9][A-Za-z0-9._+-]*, "
-                                      "at most %d bytes)",
-                                      m->name, AIDP_SEALED_NAME_MAX);
+                return aidp_error_set(
+                    err, AIDP_EXIT_DATA, EINVAL,
+                    "invalid dataset name '%s' (want [A-Za-z0-9][A-Za-z0-9._+-]*, "
+                    "at most %d bytes)",
+                    m->name, AIDP_SEALED_NAME_MAX);
         if (!aidp_sealed_valid_name(m->version) || strlen(m->version) > AIDP_SEALED_VERSION_MAX)
-                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
-                                      "invalid dataset version '%s' (want [A-Za-z0-9][A-Za-z0-9._+-]*, "
-                                      "at most %d bytes)",
-                                      m->version, AIDP_SEALED_VERSION_MAX);
+                return aidp_error_set(
+                    err, AIDP_EXIT_DATA, EINVAL,
+                    "invalid dataset version '%s' (want [A-Za-z0-9][A-Za-z0-9._+-]*, "
+                    "at most %d bytes)",
+                    m->version, AIDP_SEALED_VERSION_MAX);
         if (!aidp_sealed_valid_owner(m->owner))
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "invalid owner '%s' (printable ASCII, 1-%d bytes)", m->owner,
@@ -177,7 +179,8 @@ int aidp_sealed_meta_inherit(const struct aidp_sealed_meta *const *inputs, size_
                 if (in->classification > tmp.classification)
                         tmp.classification = in->classification;
                 for (unsigned j = 0; j < in->n_residency; j++) {
-                        int r = aidp_sealed_meta_add_tag(&tmp, AIDP_F_RESIDENCY, in->residency[j], err);
+                        int r =
+                            aidp_sealed_meta_add_tag(&tmp, AIDP_F_RESIDENCY, in->residency[j], err);
                         if (r < 0)
                                 return aidp_error_wrap(err, "inheriting from dataset %s", in->name);
                 }
@@ -305,8 +308,8 @@ static void w_u(struct wbuf *w, uint16_t type, uint64_t v, size_t width)
 /* Sizes and counts a valid header implies; shared by encode and decode. */
 static int derive(struct aidp_sealed_header *h, aidp_error *err)
 {
-        if (h->segment_size < AIDP_SEALED_SEGMENT_MIN || h->segment_size > AIDP_SEALED_SEGMENT_MAX ||
-            (h->segment_size & (h->segment_size - 1)))
+        if (h->segment_size < AIDP_SEALED_SEGMENT_MIN ||
+            h->segment_size > AIDP_SEALED_SEGMENT_MAX || (h->segment_size & (h->segment_size - 1)))
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "segment size %u is not a power of two in [%u, %u]",
                                       h->segment_size, AIDP_SEALED_SEGMENT_MIN,
@@ -378,9 +381,10 @@ int aidp_sealed_header_len(const uint8_t *buf, size_t len, size_t *ret_len, aidp
                                       "not a sealed dataset (bad magic at offset 0)");
         uint16_t v = get16(buf + 8);
         if (v != AIDP_SEALED_VERSION)
-                return aidp_error_set(err, AIDP_EXIT_DATA, ENOTSUP,
-                                      "unsupported format version %u (offset 8; this aidp reads %d)",
-                                      v, AIDP_SEALED_VERSION);
+                return aidp_error_set(
+                    err, AIDP_EXIT_DATA, ENOTSUP,
+                    "unsupported format version %u (offset 8; this aidp reads %d)", v,
+                    AIDP_SEALED_VERSION);
         if (get16(buf + 10) != 0)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "reserved prefix bytes are not zero (offset 10)");
@@ -399,12 +403,13 @@ static int r_str(char *dst, size_t dstcap, const uint8_t *v, uint16_t len, size_
 {
         if (len == 0 || len >= dstcap || memchr(v, '\0', len))
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
-                                      "header offset %zu: %s has invalid length %u", off, what, len);
+                                      "header offset %zu: %s has invalid length %u", off, what,
+                                      len);
         memcpy(dst, v, len);
         dst[len] = '\0';
         if (!check(dst))
-                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
-                                      "header offset %zu: invalid %s", off, what);
+                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL, "header offset %zu: invalid %s",
+                                      off, what);
         return 0;
 }
 
@@ -418,19 +423,19 @@ static int want_len(uint16_t len, uint16_t want, size_t off, const char *what, a
 }
 
 static const char *const field_names[AIDP_F_MAX] = {
-        [AIDP_F_NAME] = "dataset name",
-        [AIDP_F_VERSION] = "dataset version",
-        [AIDP_F_OWNER] = "owner",
-        [AIDP_F_CREATED_AT] = "created-at",
-        [AIDP_F_CLASSIFICATION] = "classification",
-        [AIDP_F_RESIDENCY] = "residency tag",
-        [AIDP_F_REGULATION] = "regulation tag",
-        [AIDP_F_KEY_ID] = "key id",
-        [AIDP_F_KEY_WRAP] = "key wrap algorithm",
-        [AIDP_F_WRAPPED_KEY] = "wrapped key",
-        [AIDP_F_CONTENT_DIGEST] = "content digest",
-        [AIDP_F_SEGMENT_SIZE] = "segment size",
-        [AIDP_F_PAYLOAD_LEN] = "payload length",
+    [AIDP_F_NAME] = "dataset name",
+    [AIDP_F_VERSION] = "dataset version",
+    [AIDP_F_OWNER] = "owner",
+    [AIDP_F_CREATED_AT] = "created-at",
+    [AIDP_F_CLASSIFICATION] = "classification",
+    [AIDP_F_RESIDENCY] = "residency tag",
+    [AIDP_F_REGULATION] = "regulation tag",
+    [AIDP_F_KEY_ID] = "key id",
+    [AIDP_F_KEY_WRAP] = "key wrap algorithm",
+    [AIDP_F_WRAPPED_KEY] = "wrapped key",
+    [AIDP_F_CONTENT_DIGEST] = "content digest",
+    [AIDP_F_SEGMENT_SIZE] = "segment size",
+    [AIDP_F_PAYLOAD_LEN] = "payload length",
 };
 
 static bool valid_version(const char *s)
@@ -438,15 +443,16 @@ static bool valid_version(const char *s)
         return aidp_sealed_valid_name(s) && strlen(s) <= AIDP_SEALED_VERSION_MAX;
 }
 
-static int decode_field(struct aidp_sealed_header *h, uint16_t type, const uint8_t *v,
-                        uint16_t len, size_t off, aidp_error *err)
+static int decode_field(struct aidp_sealed_header *h, uint16_t type, const uint8_t *v, uint16_t len,
+                        size_t off, aidp_error *err)
 {
         struct aidp_sealed_meta *m = &h->meta;
         const char *what = field_names[type];
         int r = 0;
         switch ((enum aidp_sealed_field)type) {
         case AIDP_F_NAME:
-                return r_str(m->name, sizeof m->name, v, len, off, what, aidp_sealed_valid_name, err);
+                return r_str(m->name, sizeof m->name, v, len, off, what, aidp_sealed_valid_name,
+                             err);
         case AIDP_F_VERSION:
                 return r_str(m->version, sizeof m->version, v, len, off, what, valid_version, err);
         case AIDP_F_OWNER:
@@ -628,9 +634,8 @@ static int tree_check(struct aidp_tree *t, aidp_error *err)
                                       t->root_mode);
         if (t->n > AIDP_TREE_MAX_ENTRIES)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL, "manifest: too many entries");
-        if (t->root == AIDP_ROOT_FILE &&
-            (t->n != 1 || t->entries[0].type != AIDP_ENTRY_FILE || strchr(t->entries[0].path, '/') ||
-             t->root_mode != 0))
+        if (t->root == AIDP_ROOT_FILE && (t->n != 1 || t->entries[0].type != AIDP_ENTRY_FILE ||
+                                          strchr(t->entries[0].path, '/') || t->root_mode != 0))
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "manifest: a single-file dataset must hold exactly one file "
                                       "at the top level");
@@ -650,8 +655,8 @@ static int tree_check(struct aidp_tree *t, aidp_error *err)
                                               "manifest entry %zu: invalid path", i);
                 if ((unsigned)e->type != AIDP_ENTRY_FILE && (unsigned)e->type != AIDP_ENTRY_DIR)
                         return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
-                                              "manifest entry %zu (%s): unknown type %d", i, e->path,
-                                              (int)e->type);
+                                              "manifest entry %zu (%s): unknown type %d", i,
+                                              e->path, (int)e->type);
                 if (e->mode & ~AIDP_TREE_MODE_MASK)
                         return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                               "manifest entry %zu (%s): invalid mode %o", i,
@@ -784,7 +789,8 @@ int aidp_tree_decode(const uint8_t *buf, size_t len, struct aidp_tree *ret, aidp
         uint32_t n = get32(buf + 16);
         /* Each entry takes at least AIDP_TREE_ENTRY_FIXED + 1 bytes, which
          * bounds n by the buffer before anything is allocated. */
-        if (n > AIDP_TREE_MAX_ENTRIES || n > (len - AIDP_TREE_PREFIX_LEN) / (AIDP_TREE_ENTRY_FIXED + 1))
+        if (n > AIDP_TREE_MAX_ENTRIES ||
+            n > (len - AIDP_TREE_PREFIX_LEN) / (AIDP_TREE_ENTRY_FIXED + 1))
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "manifest: entry count %u does not fit in %zu bytes", n, len);
         struct aidp_tree t = {.root = (enum aidp_tree_root)buf[12], .root_mode = get16(buf + 14)};

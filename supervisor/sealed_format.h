@@ -96,10 +96,10 @@ struct aidp_sealed_header {
         uint32_t segment_size;
         uint64_t payload_len;
         /* Derived by aidp_sealed_header_decode/encode, not stored as fields. */
-        size_t header_len;     /* prefix + body: the bytes the header tag covers */
+        size_t header_len;       /* prefix + body: the bytes the header tag covers */
         uint64_t payload_offset; /* header_len + AIDP_SEALED_TAG_LEN */
         uint64_t n_segments;
-        uint64_t file_size;    /* the exact size a well-formed file has */
+        uint64_t file_size;                            /* the exact size a well-formed file has */
         uint8_t header_digest[AIDP_SEALED_DIGEST_LEN]; /* SHA-256(prefix+body): segment AAD */
 };
 
@@ -107,7 +107,7 @@ const char *aidp_sealed_class_name(enum aidp_classification c);
 int aidp_sealed_class_parse(const char *s, enum aidp_classification *ret);
 
 /* Validation of the descriptive fields (also used on CLI input). */
-bool aidp_sealed_valid_name(const char *s);    /* dataset name and version */
+bool aidp_sealed_valid_name(const char *s); /* dataset name and version */
 bool aidp_sealed_valid_owner(const char *s);
 bool aidp_sealed_valid_tag(const char *s);
 bool aidp_sealed_valid_key_id(const char *s);
@@ -159,9 +159,9 @@ enum aidp_tree_type { AIDP_ENTRY_FILE = 1, AIDP_ENTRY_DIR = 2, AIDP_ENTRY_MAX };
 struct aidp_tree_entry {
         enum aidp_tree_type type;
         uint16_t mode;
-        uint64_t size;       /* 0 for directories */
-        uint64_t offset;     /* derived: where the file's bytes start in the stream */
-        char *path;          /* relative, '/'-separated, NUL-terminated */
+        uint64_t size;   /* 0 for directories */
+        uint64_t offset; /* derived: where the file's bytes start in the stream */
+        char *path;      /* relative, '/'-separated, NUL-terminated */
 };
 
 struct aidp_tree {
@@ -192,5 +192,5 @@ size_t aidp_tree_find(const struct aidp_tree *t, uint64_t off);
 /* Content digest: SHA-256(u64be(payload_len) | u32be(segment_size) |
  * SHA-256(P_0) | ... | SHA-256(P_n-1)) over the plaintext segments P_i. */
 int aidp_sealed_content_digest(uint64_t payload_len, uint32_t segment_size,
-                               const uint8_t (*seg_digests)[AIDP_SEALED_DIGEST_LEN],
-                               uint64_t n, uint8_t out[AIDP_SEALED_DIGEST_LEN]);
+                               const uint8_t (*seg_digests)[AIDP_SEALED_DIGEST_LEN], uint64_t n,
+                               uint8_t out[AIDP_SEALED_DIGEST_LEN]);

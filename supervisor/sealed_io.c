@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,7 +77,8 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
         size_t done = 0;
         while (done < len) {
-                ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
+                ssize_t n =
+                    pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -94,10 +96,10 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 static int open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 {
         struct open_how how = {
-                .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-                .mode = (flags & O_CREAT) ? mode : 0,
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
-                           RESOLVE_NO_XDEV,
+            .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+            .mode = (flags & O_CREAT) ? mode : 0,
+            .resolve =
+                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
         };
         int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
         return fd < 0 ? -errno : fd;
@@ -182,13 +184,25 @@ struct worker {
         struct pool *pool;
         struct buf buf;
         EVP_CIPHER_CTX *ctx;
+        EVP_MD_CTX *md;
+        unsigned index;
         int cached_fd; /* fd of the file last written/read, by entry index */
         size_t cached_entry;
 };
 
+/* Each worker starts on its own contiguous stretch of segments and steals
+ * from the others when done. Contiguous stretches keep workers on different
+ * files most of the time: writes to one tmpfs file serialize on its inode
+ * lock. */
+struct part {
+        _Atomic uint64_t next;
+        uint64_t end;
+};
+
 struct pool {
         uint64_t n_segments;
-        _Atomic uint64_t next;
+        struct part parts[MAX_THREADS];
+        unsigned n_parts;
         _Atomic uint64_t done_bytes;
         _Atomic bool failed;
         pthread_mutex_t lock;
@@ -210,6 +224,21 @@ static void pool_fail(struct pool *p, const aidp_error *e)
         pthread_mutex_unlock(&p->lock);
 }
 
+static bool claim(struct pool *p, unsigned self, uint64_t *ret)
+{
+        for (unsigned k = 0; k < p->n_parts; k++) {
+                struct part *pt = &p->parts[(self + k) % p->n_parts];
+                if (atomic_load(&pt->next) >= pt->end)
+                        continue;
+                uint64_t i = atomic_fetch_add(&pt->next, 1);
+                if (i < pt->end) {
+                        *ret = i;
+                        return true;
+                }
+        }
+        return false;
+}
+
 static void worker_loop(struct worker *w, bool caller)
 {
         struct pool *p = w->pool;
@@ -218,8 +247,8 @@ static void worker_loop(struct worker *w, bool caller)
         for (;;) {
                 if (atomic_load(&p->failed))
                         return;
-                uint64_t i = atomic_fetch_add(&p->next, 1);
-                if (i >= p->n_segments)
+                uint64_t i = 0;
+                if (!claim(p, w->index, &i))
                         return;
                 if (p->fn(w, i, &e) < 0) {
                         pool_fail(p, &e);
@@ -247,6 +276,8 @@ static void worker_fini(struct worker *w)
         buf_free(&w->buf);
         EVP_CIPHER_CTX_free(w->ctx);
         w->ctx = NULL;
+        EVP_MD_CTX_free(w->md);
+        w->md = NULL;
         if (w->cached_fd >= 0)
                 close(w->cached_fd);
         w->cached_fd = -1;
@@ -263,8 +294,14 @@ static int pool_run(struct pool *p, unsigned nthreads, const uint8_t *dk, bool e
         int r = 0;
         memset(ws, 0, sizeof ws);
         pthread_mutex_init(&p->lock, NULL);
+        p->n_parts = nthreads;
+        for (unsigned i = 0; i < nthreads; i++) {
+                atomic_init(&p->parts[i].next, p->n_segments * i / nthreads);
+                p->parts[i].end = p->n_segments * (i + 1) / nthreads;
+        }
         for (unsigned i = 0; i < nthreads; i++) {
                 ws[i].pool = p;
+                ws[i].index = i;
                 ws[i].cached_fd = -1;
                 int br = buf_alloc(&ws[i].buf, bufsize);
                 if (br < 0) {
@@ -274,6 +311,11 @@ static int pool_run(struct pool *p, unsigned nthreads, const uint8_t *dk, bool e
                 }
                 if (dk && (r = aidp_sealed_seg_ctx(dk, encrypt, &ws[i].ctx, err)) < 0)
                         goto out;
+                ws[i].md = EVP_MD_CTX_new();
+                if (!ws[i].md) {
+                        r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                        goto out;
+                }
         }
         for (unsigned i = 1; i < nthreads; i++) {
                 if (pthread_create(&tids[i], NULL, worker_main, &ws[i]) != 0)
@@ -310,8 +352,8 @@ int aidp_sealed_open(const char *path, const struct aidp_keys *keys, struct aidp
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (s->fd < 0)
-                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "sealed dataset %s: cannot open",
-                                        path);
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno,
+                                        "sealed dataset %s: cannot open", path);
         struct stat st;
         if (fstat(s->fd, &st) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "sealed dataset %s", path);
@@ -349,13 +391,12 @@ int aidp_sealed_open(const char *path, const struct aidp_keys *keys, struct aidp
                 return aidp_error_wrap(err, "sealed dataset %s (claims name %s)", path,
                                        s->h.meta.name);
         if ((uint64_t)st.st_size != s->h.file_size)
-                return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
-                                      "dataset %s (%s): file is %lld bytes but the header implies "
-                                      "%llu (%s)",
-                                      s->h.meta.name, path, (long long)st.st_size,
-                                      (unsigned long long)s->h.file_size,
-                                      (uint64_t)st.st_size < s->h.file_size ? "truncated"
-                                                                             : "extra bytes");
+                return aidp_error_set(
+                    err, AIDP_EXIT_DATA, EBADMSG,
+                    "dataset %s (%s): file is %lld bytes but the header implies "
+                    "%llu (%s)",
+                    s->h.meta.name, path, (long long)st.st_size, (unsigned long long)s->h.file_size,
+                    (uint64_t)st.st_size < s->h.file_size ? "truncated" : "extra bytes");
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -365,6 +406,7 @@ int aidp_sealed_open(const char *path, const struct aidp_keys *keys, struct aidp
 struct dec {
         struct aidp_sealed *s;
         int dirfd;
+        bool verify_digest;
         struct aidp_tree tree;
         uint8_t (*digests)[AIDP_SEALED_DIGEST_LEN];
         bool *created;
@@ -405,56 +447,105 @@ static int read_segment(struct aidp_sealed *s, EVP_CIPHER_CTX *ctx, uint64_t i, 
                 return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
                                       "segment %llu of %llu failed authentication (modified, "
                                       "reordered, truncated or from another dataset)",
-                                      (unsigned long long)i,
-                                      (unsigned long long)h->n_segments);
+                                      (unsigned long long)i, (unsigned long long)h->n_segments);
         }
         *ret_len = len;
         return 0;
 }
 
+/* Write plaintext stream bytes [start, start + len) into the files they
+ * belong to. */
+static int write_plain(struct dec *d, struct worker *w, uint64_t start, const uint8_t *buf,
+                       size_t len, aidp_error *err)
+{
+        const struct aidp_tree *t = &d->tree;
+        uint64_t end = start + len;
+        for (size_t k = aidp_tree_find(t, start); k < t->n && t->entries[k].offset < end; k++) {
+                const struct aidp_tree_entry *e = &t->entries[k];
+                if (e->type != AIDP_ENTRY_FILE || e->size == 0)
+                        continue;
+                uint64_t a = e->offset > start ? e->offset : start;
+                uint64_t b = e->offset + e->size < end ? e->offset + e->size : end;
+                if (a >= b)
+                        continue;
+                if (w->cached_fd < 0 || w->cached_entry != k) {
+                        if (w->cached_fd >= 0)
+                                close(w->cached_fd);
+                        w->cached_fd = open_beneath(d->dirfd, e->path, O_WRONLY, 0);
+                        if (w->cached_fd < 0)
+                                return aidp_error_errno(err, AIDP_EXIT_DATA, -w->cached_fd,
+                                                        "opening %s", e->path);
+                        w->cached_entry = k;
+                }
+                int r =
+                    pwrite_full(w->cached_fd, buf + (a - start), (size_t)(b - a), a - e->offset);
+                if (r < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_DATA, -r, "%swriting %s",
+                                                r == -ENOSPC ? "destination too small: " : "",
+                                                e->path);
+        }
+        return 0;
+}
+
+/* Segments stream through the worker buffer in chunks small enough to stay
+ * in cache between read, decryption and write: memory bandwidth, not AES,
+ * is what limits injection. The plaintext of a chunk reaches the (detached,
+ * invisible) destination before the segment's tag is checked; a bad tag
+ * fails the whole decryption, which then wipes everything it wrote. */
+#define STREAM_CHUNK (128u * 1024u)
+
 static int dec_segment(struct worker *w, uint64_t i, aidp_error *err)
 {
         struct dec *d = w->pool->ctx;
         const struct aidp_sealed_header *h = &d->s->h;
-        size_t len = 0;
-        int r = read_segment(d->s, w->ctx, i, w->buf.p, &len, err);
-        if (r < 0)
-                return r;
-        unsigned dl = 0;
-        if (!EVP_Digest(w->buf.p, len, d->digests[i], &dl, EVP_sha256(), NULL))
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
-        uint64_t start = i * (uint64_t)h->segment_size, end = start + len;
-        if (d->dirfd >= 0) {
-                const struct aidp_tree *t = &d->tree;
-                for (size_t k = aidp_tree_find(t, start); k < t->n && t->entries[k].offset < end;
-                     k++) {
-                        const struct aidp_tree_entry *e = &t->entries[k];
-                        if (e->type != AIDP_ENTRY_FILE || e->size == 0)
-                                continue;
-                        uint64_t a = e->offset > start ? e->offset : start;
-                        uint64_t b = e->offset + e->size < end ? e->offset + e->size : end;
-                        if (a >= b)
-                                continue;
-                        if (w->cached_fd < 0 || w->cached_entry != k) {
-                                if (w->cached_fd >= 0)
-                                        close(w->cached_fd);
-                                w->cached_fd = open_beneath(d->dirfd, e->path, O_WRONLY, 0);
-                                if (w->cached_fd < 0)
-                                        return aidp_error_errno(err, AIDP_EXIT_DATA, -w->cached_fd,
-                                                                "opening %s", e->path);
-                                w->cached_entry = k;
-                        }
-                        r = pwrite_full(w->cached_fd, w->buf.p + (a - start), (size_t)(b - a),
-                                        a - e->offset);
+        size_t len = seg_len(h, i), got = 0;
+        uint64_t off = seg_off(h, i), start = i * (uint64_t)h->segment_size;
+        uint8_t *buf = w->buf.p;
+        bool verify = d->verify_digest;
+        EVP_MD_CTX *md = w->md;
+        if (aidp_sealed_seg_begin(w->ctx, false, i, i + 1 == h->n_segments, h->header_digest) < 0 ||
+            (verify && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1))
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "AES-GCM/SHA-256 init failed");
+        for (size_t pos = 0; pos < len;) {
+                size_t n = len - pos < STREAM_CHUNK ? len - pos : STREAM_CHUNK;
+                int r = pread_full(d->s->fd, buf, n, off + pos, &got);
+                if (r < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_DATA, -r, "reading segment %llu",
+                                                (unsigned long long)i);
+                if (got != n)
+                        return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
+                                              "segment %llu is truncated (the file shrank)",
+                                              (unsigned long long)i);
+                if (aidp_sealed_seg_update(w->ctx, buf, n) < 0 ||
+                    (verify && EVP_DigestUpdate(md, buf, n) != 1))
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "AES-GCM failed");
+                if (d->dirfd >= 0 && start + pos + n > d->tree.manifest_len) {
+                        uint64_t skip = start + pos >= d->tree.manifest_len
+                                            ? 0
+                                            : d->tree.manifest_len - (start + pos);
+                        r = write_plain(d, w, start + pos + skip, buf + skip, n - (size_t)skip,
+                                        err);
                         if (r < 0)
-                                return aidp_error_errno(err, AIDP_EXIT_DATA, -r,
-                                                        "%swriting %s",
-                                                        r == -ENOSPC ? "destination too small: "
-                                                                     : "",
-                                                        e->path);
+                                return r;
                 }
+                /* No wipe per chunk: the next read overwrites the buffer and
+                 * worker_fini wipes it at the end (a wipe here would be one
+                 * more pass over every byte). */
+                pos += n;
         }
-        OPENSSL_cleanse(w->buf.p, len);
+        uint8_t tag[AIDP_SEALED_TAG_LEN];
+        int r = pread_full(d->s->fd, tag, sizeof tag, off + len, &got);
+        if (r < 0 || got != sizeof tag)
+                return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG, "segment %llu: truncated tag",
+                                      (unsigned long long)i);
+        if (aidp_sealed_seg_finish_decrypt(w->ctx, tag) < 0)
+                return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
+                                      "segment %llu of %llu failed authentication (modified, "
+                                      "reordered, truncated or from another dataset)",
+                                      (unsigned long long)i, (unsigned long long)h->n_segments);
+        unsigned dl = 0;
+        if (verify && EVP_DigestFinal_ex(md, d->digests[i], &dl) != 1)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
         atomic_fetch_add(&w->pool->done_bytes, len);
         return 0;
 }
@@ -518,6 +609,21 @@ out:
         return r;
 }
 
+int aidp_sealed_required_bytes(struct aidp_sealed *s, uint64_t *ret, aidp_error *err)
+{
+        struct aidp_tree t = {0};
+        int r = read_manifest(s, &t, err);
+        if (r < 0)
+                return aidp_error_wrap(err, "dataset %s (%s)", s->h.meta.name, s->path);
+        long pg = sysconf(_SC_PAGESIZE);
+        uint64_t page = pg > 0 ? (uint64_t)pg : 4096, sum = 0;
+        for (size_t k = 0; k < t.n; k++)
+                sum += (t.entries[k].size + page - 1) / page * page;
+        aidp_tree_free(&t);
+        *ret = sum;
+        return 0;
+}
+
 /* Undo: overwrite every file we created with zeros (tmpfs pages freed by an
  * unlink would still hold plaintext), then remove files and directories in
  * reverse order. Only entries this call created are touched. */
@@ -529,14 +635,27 @@ static void dec_cleanup(struct dec *d)
                 if (!d->created[k])
                         continue;
                 if (e->type == AIDP_ENTRY_FILE) {
-                        int fd = open_beneath(d->dirfd, e->path, O_WRONLY, 0);
+                        /* O_RDWR for lseek: overwrite only the ranges that hold
+                         * data (SEEK_DATA), so a full tmpfs is never asked for
+                         * new pages to fill the holes. */
+                        int fd = open_beneath(d->dirfd, e->path, O_RDWR, 0);
                         if (fd >= 0) {
-                                for (uint64_t off = 0; off < e->size; off += sizeof zeros) {
-                                        uint64_t n = e->size - off;
-                                        if (pwrite_full(fd, zeros,
-                                                        n < sizeof zeros ? (size_t)n : sizeof zeros,
-                                                        off) < 0)
+                                off_t pos = 0;
+                                for (;;) {
+                                        off_t a = lseek(fd, pos, SEEK_DATA);
+                                        if (a < 0)
                                                 break;
+                                        off_t b = lseek(fd, a, SEEK_HOLE);
+                                        if (b <= a)
+                                                break;
+                                        for (off_t o = a; o < b; o += (off_t)sizeof zeros) {
+                                                size_t n = (size_t)(b - o) < sizeof zeros
+                                                                   ? (size_t)(b - o)
+                                                                   : sizeof zeros;
+                                                if (pwrite_full(fd, zeros, n, (uint64_t)o) < 0)
+                                                        break;
+                                        }
+                                        pos = b;
                                 }
                                 fdatasync(fd);
                                 close(fd);
@@ -553,6 +672,22 @@ static void dec_cleanup(struct dec *d)
 
 static int create_entries(struct dec *d, aidp_error *err)
 {
+        /* A destination that is too small fails here, before any decryption
+         * work. (Not fallocate: on tmpfs it zeroes every page first, a whole
+         * extra pass over the memory.) Writes still report ENOSPC should the
+         * space go elsewhere meanwhile. */
+        struct statvfs vfs;
+        if (fstatvfs(d->dirfd, &vfs) == 0 && vfs.f_blocks > 0) {
+                uint64_t bs = vfs.f_frsize ? vfs.f_frsize : vfs.f_bsize, need = 0;
+                for (size_t k = 0; k < d->tree.n; k++)
+                        need += (d->tree.entries[k].size + bs - 1) / bs * bs;
+                uint64_t avail = (uint64_t)vfs.f_bavail * bs;
+                if (need > avail)
+                        return aidp_error_set(err, AIDP_EXIT_DATA, ENOSPC,
+                                              "destination too small: the dataset needs %llu "
+                                              "bytes, %llu are free",
+                                              (unsigned long long)need, (unsigned long long)avail);
+        }
         for (size_t k = 0; k < d->tree.n; k++) {
                 const struct aidp_tree_entry *e = &d->tree.entries[k];
                 const char *base = NULL;
@@ -569,25 +704,10 @@ static int create_entries(struct dec *d, aidp_error *err)
                         continue;
                 }
                 _cleanup_close_ int fd =
-                        openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                               0600);
+                    openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (fd < 0)
-                        return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "creating %s",
-                                                e->path);
+                        return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "creating %s", e->path);
                 d->created[k] = true;
-                /* Reserve the space now: a destination that is too small
-                 * fails here, before any decryption work. */
-                if (e->size > 0) {
-                        int fr = posix_fallocate(fd, 0, (off_t)e->size);
-                        if (fr == ENOSPC || fr == EFBIG || fr == EDQUOT)
-                                return aidp_error_errno(err, AIDP_EXIT_DATA, ENOSPC,
-                                                        "destination too small: %s needs %llu "
-                                                        "bytes",
-                                                        e->path, (unsigned long long)e->size);
-                        if (fr != 0)
-                                return aidp_error_errno(err, AIDP_EXIT_DATA, fr, "allocating %s",
-                                                        e->path);
-                }
         }
         return 0;
 }
@@ -619,7 +739,7 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
         const struct aidp_sealed_header *h = &s->h;
         if (!o)
                 o = &defaults;
-        struct dec d = {.s = s, .dirfd = dirfd};
+        struct dec d = {.s = s, .dirfd = dirfd, .verify_digest = o->verify_digest};
         int r = read_manifest(s, &d.tree, err);
         if (r < 0)
                 return aidp_error_wrap(err, "dataset %s (%s)", h->meta.name, s->path);
@@ -631,21 +751,25 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
         }
         if (dirfd >= 0 && (r = create_entries(&d, err)) < 0)
                 goto fail;
-        struct pool p = {.n_segments = h->n_segments, .fn = dec_segment, .ctx = &d,
-                         .progress = o->progress, .progress_opaque = o->progress_opaque,
+        struct pool p = {.n_segments = h->n_segments,
+                         .fn = dec_segment,
+                         .ctx = &d,
+                         .progress = o->progress,
+                         .progress_opaque = o->progress_opaque,
                          .total_bytes = h->payload_len};
         r = pool_run(&p, pick_threads(o->threads, h->n_segments), s->dk.p, false,
                      (size_t)h->segment_size + AIDP_SEALED_TAG_LEN, err);
         if (r < 0)
                 goto fail;
         uint8_t digest[AIDP_SEALED_DIGEST_LEN];
-        if (aidp_sealed_content_digest(h->payload_len, h->segment_size,
+        if (d.verify_digest &&
+            aidp_sealed_content_digest(h->payload_len, h->segment_size,
                                        (const uint8_t(*)[AIDP_SEALED_DIGEST_LEN])d.digests,
                                        h->n_segments, digest) < 0) {
                 r = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
                 goto fail;
         }
-        if (CRYPTO_memcmp(digest, h->content_digest, sizeof digest)) {
+        if (d.verify_digest && CRYPTO_memcmp(digest, h->content_digest, sizeof digest)) {
                 r = aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
                                    "content digest does not match the header");
                 goto fail;
@@ -706,8 +830,7 @@ static int add_entry(struct walk *w, enum aidp_tree_type type, mode_t mode, uint
         if (!p)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         t->entries[t->n++] = (struct aidp_tree_entry){
-                .type = type, .mode = (uint16_t)(mode & AIDP_TREE_MODE_MASK), .size = size,
-                .path = p};
+            .type = type, .mode = (uint16_t)(mode & AIDP_TREE_MODE_MASK), .size = size, .path = p};
         return 0;
 }
 
@@ -723,7 +846,8 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
         if (!dir) {
                 int e = errno;
                 close(fd);
-                return aidp_error_errno(err, AIDP_EXIT_DATA, e, "reading %s", *prefix ? prefix : ".");
+                return aidp_error_errno(err, AIDP_EXIT_DATA, e, "reading %s",
+                                        *prefix ? prefix : ".");
         }
         for (;;) {
                 errno = 0;
@@ -737,9 +861,10 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
                 if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                         continue;
                 char path[AIDP_TREE_PATH_MAX + 2];
-                int n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "",
-                                 de->d_name);
-                if (n < 0 || (size_t)n > AIDP_TREE_PATH_MAX || !aidp_tree_valid_path(path, (size_t)n))
+                int n =
+                    snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name);
+                if (n < 0 || (size_t)n > AIDP_TREE_PATH_MAX ||
+                    !aidp_tree_valid_path(path, (size_t)n))
                         return aidp_error_set(err, AIDP_EXIT_DATA, ENAMETOOLONG,
                                               "%s%s%s: path too long or invalid", prefix,
                                               *prefix ? "/" : "", de->d_name);
@@ -755,7 +880,7 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
                         if (r < 0)
                                 return r;
                         _cleanup_close_ int sub = openat(
-                                dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                            dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (sub < 0)
                                 return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "opening %s",
                                                         path);
@@ -813,13 +938,22 @@ static int fill_segment(struct worker *w, struct enc *e, uint64_t i, size_t *ret
                 if (w->cached_fd < 0 || w->cached_entry != k) {
                         if (w->cached_fd >= 0)
                                 close(w->cached_fd);
-                        w->cached_fd = e->single ? fcntl(e->src_fd, F_DUPFD_CLOEXEC, 3)
-                                                 : open_beneath(e->src_fd, en->path, O_RDONLY, 0);
+                        /* O_NONBLOCK: should a fifo have replaced the file,
+                         * opening it must not hang; fstat then refuses it. */
+                        w->cached_fd =
+                            e->single ? fcntl(e->src_fd, F_DUPFD_CLOEXEC, 3)
+                                      : open_beneath(e->src_fd, en->path, O_RDONLY | O_NONBLOCK, 0);
                         if (w->cached_fd < 0)
                                 return aidp_error_errno(err, AIDP_EXIT_DATA,
                                                         e->single ? errno : -w->cached_fd,
                                                         "opening %s", en->path);
                         w->cached_entry = k;
+                        struct stat st;
+                        if (fstat(w->cached_fd, &st) < 0 || !S_ISREG(st.st_mode))
+                                return aidp_error_set(err, AIDP_EXIT_DATA, EAGAIN,
+                                                      "%s changed while it was being sealed "
+                                                      "(no longer a regular file)",
+                                                      en->path);
                 }
                 size_t got = 0;
                 int r = pread_full(w->cached_fd, buf + (a - start), (size_t)(b - a), a - en->offset,
@@ -874,7 +1008,9 @@ static int seal_into(struct enc *e, const struct aidp_seal_params *p, const stru
         unsigned nthreads = pick_threads(p->threads, e->n_segments);
         size_t bufsize = (size_t)e->segment_size + AIDP_SEALED_TAG_LEN;
         /* Pass 1: digests of the plaintext segments, for the header. */
-        struct pool p1 = {.n_segments = e->n_segments, .fn = enc_segment, .ctx = e,
+        struct pool p1 = {.n_segments = e->n_segments,
+                          .fn = enc_segment,
+                          .ctx = e,
                           .total_bytes = e->payload_len};
         int r = pool_run(&p1, nthreads, NULL, true, bufsize, err);
         if (r < 0)
@@ -912,8 +1048,11 @@ static int seal_into(struct enc *e, const struct aidp_seal_params *p, const stru
         e->second_pass = true;
         e->out_fd = out_fd;
         e->h = h;
-        struct pool p2 = {.n_segments = e->n_segments, .fn = enc_segment, .ctx = e,
-                          .progress = p->progress, .progress_opaque = p->progress_opaque,
+        struct pool p2 = {.n_segments = e->n_segments,
+                          .fn = enc_segment,
+                          .ctx = e,
+                          .progress = p->progress,
+                          .progress_opaque = p->progress_opaque,
                           .total_bytes = e->payload_len};
         r = pool_run(&p2, nthreads, dk.p, true, bufsize, err);
         if (r < 0)
@@ -964,8 +1103,17 @@ int aidp_sealed_seal(int src_fd, const char *src_name, const struct aidp_seal_pa
         }
         if (r < 0)
                 goto fail;
-        if ((r = aidp_tree_finish(&tree, err)) < 0 || (r = aidp_tree_encode(&tree, &manifest, err)) < 0)
+        if ((r = aidp_tree_finish(&tree, err)) < 0 ||
+            (r = aidp_tree_encode(&tree, &manifest, err)) < 0)
                 goto fail;
+        if (params.max_bytes && tree.stream_len - tree.manifest_len > params.max_bytes) {
+                r = aidp_error_set(err, AIDP_EXIT_DATA, EFBIG,
+                                   "the files add up to %llu bytes, more than the limit of %llu "
+                                   "(sparse files?)",
+                                   (unsigned long long)(tree.stream_len - tree.manifest_len),
+                                   (unsigned long long)params.max_bytes);
+                goto fail;
+        }
         e.manifest = manifest;
         e.payload_len = tree.stream_len;
         e.n_segments = aidp_sealed_segment_count(e.payload_len, e.segment_size);
@@ -979,8 +1127,8 @@ int aidp_sealed_seal(int src_fd, const char *src_name, const struct aidp_seal_pa
                 r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 goto fail;
         }
-        out_fd = openat(out_dirfd, tmp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        0644);
+        out_fd =
+            openat(out_dirfd, tmp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (out_fd < 0) {
                 r = aidp_error_errno(err, AIDP_EXIT_DATA, errno, "creating %s", tmp_name);
                 goto fail;

@@ -16,10 +16,9 @@
 #include "supervisor/keys.h"
 #include "supervisor/sealed.h"
 
-static const uint8_t TEST_KEK[32] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
-                                     0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
-                                     0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
-                                     0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f};
+static const uint8_t TEST_KEK[32] = {
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
+    0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f};
 
 __attribute__((unused)) static char *tmpdir_new(void)
 {
@@ -62,8 +61,7 @@ __attribute__((unused)) static void write_file(const char *path, uint64_t size, 
 
 __attribute__((unused)) static void mkdir_p(const char *path, mode_t mode)
 {
-        cr_assert(mkdir(path, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", path,
-                  strerror(errno));
+        cr_assert(mkdir(path, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", path, strerror(errno));
         chmod(path, mode);
 }
 
@@ -124,6 +122,7 @@ __attribute__((unused)) static int unseal_path(const char *sealed, const char *d
         }
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
         o.threads = threads;
+        o.verify_digest = true;
         r = aidp_sealed_decrypt(s, dfd, &o, res, err);
         if (dfd >= 0)
                 close(dfd);
@@ -197,17 +196,24 @@ __attribute__((unused)) static unsigned count_entries(const char *dir)
         return n;
 }
 
+/* Whole file (also /proc files, whose size is 0), NUL-terminated. */
 __attribute__((unused)) static uint8_t *read_all(const char *path, size_t *len)
 {
         FILE *f = fopen(path, "rb");
         cr_assert(f, "fopen %s", path);
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        rewind(f);
-        uint8_t *b = malloc((size_t)n + 1);
-        cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+        size_t cap = 65536, n = 0;
+        uint8_t *b = malloc(cap + 1);
+        for (;;) {
+                size_t r = fread(b + n, 1, cap - n, f);
+                n += r;
+                if (n < cap)
+                        break;
+                cap *= 2;
+                b = realloc(b, cap + 1);
+        }
         fclose(f);
-        *len = (size_t)n;
+        b[n] = '\0';
+        *len = n;
         return b;
 }
 

@@ -24,7 +24,8 @@ class Sink(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.HTTPServer(("127.0.0.1", 0), Sink)
-print(server.server_address[1], flush=True)
+sys.stdout.write("%d\n" % server.server_address[1])  # one write, even unbuffered
+sys.stdout.flush()
 threading.Thread(target=server.serve_forever, daemon=True).start()
 stop = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()

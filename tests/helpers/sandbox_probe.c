@@ -281,13 +281,20 @@ static void on_sig(int s)
 
 static int signals(void)
 {
+        /* Block first and wait with sigsuspend: a signal that arrives right
+         * after "ready" must not be lost before the wait starts. */
         int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
-        for (size_t i = 0; i < 5; i++)
+        sigset_t block, empty;
+        sigemptyset(&block);
+        sigemptyset(&empty);
+        for (size_t i = 0; i < 5; i++) {
                 signal(sigs[i], on_sig);
+                sigaddset(&block, sigs[i]);
+        }
+        sigprocmask(SIG_BLOCK, &block, NULL);
         printf("ready\n");
         fflush(stdout);
         for (;;) {
-                pause();
                 for (int s = 1; s < 65; s++)
                         while (got[s] > 0) {
                                 got[s]--;
@@ -296,6 +303,7 @@ static int signals(void)
                                 if (s == SIGINT || s == SIGTERM || s == SIGHUP)
                                         return 0;
                         }
+                sigsuspend(&empty);
         }
 }
 

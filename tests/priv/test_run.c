@@ -138,7 +138,8 @@ static void signal_case(const int *sigs, const char *const *names, int n)
         cr_assert(aidp_test_wait_output(&P, "ready", 20000), "probe never got ready: %s %s", P.out, P.err);
         for (int i = 0; i < n; i++) {
                 kill(P.pid, sigs[i]);
-                cr_expect(aidp_test_wait_output(&P, names[i], 10000), "%s not forwarded: %s", names[i], P.out);
+                cr_expect(aidp_test_wait_output(&P, names[i], 10000), "%s not forwarded: %s\nstderr: %s", names[i],
+                          P.out, P.err);
         }
         int st = aidp_test_finish(&P);
         cr_expect_eq(st, 0, "exit %d: %s", st, P.err);
@@ -199,4 +200,19 @@ Test(run, bad_cli_input_is_a_usage_error)
         cr_expect(strstr(P.err, "root") != NULL, "%s", P.err);
         char *f[] = {AIDP_SUPERVISOR, "run", "--timeout", "-5", "--", "true", NULL};
         cr_expect_eq(aidp_test_run(&P, f), AIDP_EXIT_USAGE);
+}
+
+Test(run, rlimits_from_options_and_core_zero_by_default)
+{
+        AIDP_REQUIRE_ROOT();
+        char *a[] = {AIDP_SUPERVISOR, "run", "-q", "--user", "65534", "--rlimit", "nofile=100:200", "--rlimit",
+                     "stack=4Mi", "--", "/bin/sh", "-c", "echo $(ulimit -n) $(ulimit -Hn) $(ulimit -s) $(ulimit -c)",
+                     NULL};
+        cr_assert_eq(aidp_test_run(&P, a), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "100 200 4096 0\n");
+        char *b[] = {AIDP_SUPERVISOR, "run", "--rlimit", "nofile=300:200", "--", "true", NULL};
+        cr_expect_eq(aidp_test_run(&P, b), AIDP_EXIT_USAGE);
+        char *c[] = {AIDP_SUPERVISOR, "run", "--rlimit", "bogus=1", "--", "true", NULL};
+        cr_expect_eq(aidp_test_run(&P, c), AIDP_EXIT_USAGE);
+        cr_expect(strstr(P.err, "bogus") != NULL, "%s", P.err);
 }

@@ -31,6 +31,10 @@ int aidp_test_spawn(struct aidp_proc *p, char *const argv[])
                 dup2(e[1], 2);
                 int devnull = open("/dev/null", O_RDONLY);
                 dup2(devnull, 0);
+                /* Runs started by tests record their lineage in the build tree, never
+                 * in the machine's /var/lib/aidp (a test may point elsewhere). */
+                setenv("AIDP_LINEAGE_FILE", AIDP_BINARY_DIR "/test-lineage/lineage.jsonl", 0);
+                setenv("AIDP_LINEAGE_KEY", AIDP_BINARY_DIR "/test-lineage/lineage.key", 0);
                 execv(argv[0], argv);
                 _exit(127);
         }

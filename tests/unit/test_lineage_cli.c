@@ -296,6 +296,8 @@ Test(lineage_cli, export_to_stdout_gives_plain_openlineage_events)
         cr_assert_eq(run((const char *[]){"lineage", "export", "--url", "ftp://x", NULL}), AIDP_EXIT_USAGE);
 }
 
+static int sink_out = -1;
+
 /* Starts the sink; returns its pid, port in *port, its stdin in *in. */
 static pid_t start_sink(const char *out_file, const char *status, int *port, int *in)
 {
@@ -313,11 +315,19 @@ static pid_t start_sink(const char *out_file, const char *status, int *port, int
         }
         close(pin[0]);
         close(pout[1]);
+        /* Read the whole first line; the pipe stays open until the sink is stopped,
+         * so a late write from it never meets a closed pipe. */
         char buf[32] = "";
-        struct pollfd pf = {.fd = pout[0], .events = POLLIN};
-        cr_assert_eq(poll(&pf, 1, 20000), 1, "sink did not start");
-        cr_assert_gt(read(pout[0], buf, sizeof buf - 1), 0);
-        close(pout[0]);
+        size_t got = 0;
+        while (got < sizeof buf - 1 && !strchr(buf, '\n')) {
+                struct pollfd pf = {.fd = pout[0], .events = POLLIN};
+                cr_assert_eq(poll(&pf, 1, 20000), 1, "sink did not start");
+                ssize_t n = read(pout[0], buf + got, sizeof buf - 1 - got);
+                cr_assert_gt(n, 0, "sink exited before printing its port");
+                got += (size_t)n;
+                buf[got] = '\0';
+        }
+        sink_out = pout[0];
         *port = atoi(buf);
         cr_assert_gt(*port, 0);
         *in = pin[1];
@@ -327,6 +337,7 @@ static pid_t start_sink(const char *out_file, const char *status, int *port, int
 static void stop_sink(pid_t pid, int in)
 {
         close(in); /* the sink exits when its stdin closes */
+        close(sink_out);
         int st;
         for (int i = 0; i < 50; i++) {
                 if (waitpid(pid, &st, WNOHANG) == pid)
@@ -346,8 +357,8 @@ Test(lineage_cli, export_posts_each_event_to_an_openlineage_endpoint)
         snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/lineage", port);
         int rc = run((const char *[]){"lineage", "export", "--file", logp, "--url", url, NULL});
         stop_sink(pid, in);
-        cr_assert_eq(rc, 0);
         char *err = slurp(errp);
+        cr_assert_eq(rc, 0, "exit %d: %s", rc, err);
         cr_assert(strstr(err, "exported 6 event(s) to"), "%s", err);
         free(err);
         char *posted = slurp(got);

@@ -89,8 +89,8 @@ static json_object *full_event(enum aidp_lineage_event_type t)
         aidp_lineage_add_decision(ev, "dataset imagenet", "allow", "eu-only", "host region eu-west");
         aidp_lineage_add_network_denial(ev, "tcp", "203.0.113.7", 443, 3);
         aidp_lineage_add_network_denial(ev, "udp", "198.51.100.1", 53, 2);
-        struct aidp_lineage_resources r = {.peak_memory_bytes = 1 << 30, .cpu_user_usec = 5,
-                                           .cpu_system_usec = 6, .wall_usec = 7};
+        struct aidp_lineage_resources r = {.peak_memory_bytes = 1 << 30, .cpu_usec = 5,
+                                           .wall_usec = 7};
         aidp_lineage_set_resources(ev, &r);
         aidp_lineage_set_exit(ev, 0, 0, 0, "exited");
         const char *removed[] = {"cgroup aidp/x", "netns aidp-x"};
@@ -137,6 +137,8 @@ Test(lineage_event, all_facets_round_trip_through_json_text)
         cr_assert_eq(json_object_get_int(get(facets, "aidp_network.denied")), 5);
         cr_assert_eq(json_object_array_length(get(facets, "aidp_network.denials")), 2);
         cr_assert_eq(json_object_get_int64(get(facets, "aidp_resources.peakMemoryBytes")), 1 << 30);
+        cr_assert_eq(json_object_get_int64(get(facets, "aidp_resources.cpuUsec")), 5);
+        cr_assert_eq(json_object_get_int64(get(facets, "aidp_resources.wallUsec")), 7);
         cr_assert_eq(json_object_get_boolean(get(facets, "aidp_shred.verified")), 1);
         cr_assert_eq(json_object_array_length(get(facets, "aidp_shred.removed")), 2);
         json_object *decision = json_object_array_get_idx(get(facets, "aidp_policy.decisions"), 0);

@@ -183,8 +183,8 @@ Test(sealed_format, nonces)
 
 static struct aidp_tree_entry ent(enum aidp_tree_type t, const char *p, uint64_t size)
 {
-        return (struct aidp_tree_entry){.type = t, .mode = t == AIDP_ENTRY_DIR ? 0755 : 0644,
-                                        .size = size, .path = strdup(p)};
+        return (struct aidp_tree_entry){
+            .type = t, .mode = t == AIDP_ENTRY_DIR ? 0755 : 0644, .size = size, .path = strdup(p)};
 }
 
 Test(sealed_format, manifest_round_trip_sorted)
@@ -240,7 +240,8 @@ Test(sealed_format, manifest_rejects_bad_trees)
 {
         struct aidp_tree_entry e1[] = {ent(AIDP_ENTRY_FILE, "a/b", 1)};
         expect_tree_error(e1, 1, "parent directory not listed");
-        struct aidp_tree_entry e2[] = {ent(AIDP_ENTRY_FILE, "a", 1), ent(AIDP_ENTRY_FILE, "a/b", 1)};
+        struct aidp_tree_entry e2[] = {ent(AIDP_ENTRY_FILE, "a", 1),
+                                       ent(AIDP_ENTRY_FILE, "a/b", 1)};
         expect_tree_error(e2, 2, "parent directory not listed");
         struct aidp_tree_entry e3[] = {ent(AIDP_ENTRY_FILE, "../x", 1)};
         expect_tree_error(e3, 1, "invalid path");
@@ -323,7 +324,7 @@ Test(keys_config, errors_have_line_and_column)
         expect_cfg_error("key_dir: relative\n", "keys.yaml:1:10: key_dir");
         expect_cfg_error("provider: exec\n", "needs exec.command");
         expect_cfg_error("exec:\n  command: [kms]\n", "keys.yaml:2:13: exec.command[0]: 'kms' is "
-                                                    "not an absolute path");
+                                                      "not an absolute path");
         expect_cfg_error("exec:\n  command: [/x]\n  timeout: 0\n", "keys.yaml:3:12: exec.timeout");
         expect_cfg_error("exec:\n  command: /x\n", "expected a list");
         expect_cfg_error("provider: [\n", "keys.yaml:2:1:");

@@ -132,18 +132,18 @@ Test(sealed_roundtrip, tree_with_modes)
                 mode_t mode;
                 uint64_t size;
         } spec[] = {
-                {"tree/a", 1, 0750, 0},
-                {"tree/a/b", 1, 0700, 0},
-                {"tree/a/b/deep.txt", 0, 0600, 100},
-                {"tree/a-c", 0, 0644, 7000},   /* sorts between "a" and "a/..." */
-                {"tree/a.d", 1, 0555, 0},      /* read-only directory with content */
-                {"tree/empty-dir", 1, 0711, 0},
-                {"tree/exec.sh", 0, 0755, 30},
-                {"tree/sticky", 1, 01777, 0},
-                {"tree/sticky/s", 0, 0444, 1},
-                {"tree/zero", 0, 0640, 0},
-                {"tree/big", 0, 0644, 300000},
-                {"tree/sp ace ü", 0, 0600, 10},
+            {"tree/a", 1, 0750, 0},
+            {"tree/a/b", 1, 0700, 0},
+            {"tree/a/b/deep.txt", 0, 0600, 100},
+            {"tree/a-c", 0, 0644, 7000}, /* sorts between "a" and "a/..." */
+            {"tree/a.d", 1, 0555, 0},    /* read-only directory with content */
+            {"tree/empty-dir", 1, 0711, 0},
+            {"tree/exec.sh", 0, 0755, 30},
+            {"tree/sticky", 1, 01777, 0},
+            {"tree/sticky/s", 0, 0444, 1},
+            {"tree/zero", 0, 0640, 0},
+            {"tree/big", 0, 0644, 300000},
+            {"tree/sp ace ü", 0, 0600, 10},
         };
         for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
                 path(p, spec[i].rel);
@@ -330,4 +330,23 @@ Test(sealed_roundtrip, header_carries_meta)
         cr_assert_eq(h->key_wrap, AIDP_WRAP_AES256_KWP);
         cr_assert_eq(h->wrapped_key_len, 40);
         aidp_sealed_close(s);
+}
+
+Test(sealed_roundtrip, max_bytes_refuses_sparse_giants)
+{
+        char d[4096], f[4096], sealed[4096];
+        path(d, "sparse");
+        mkdir_p(d, 0755);
+        path(f, "sparse/huge");
+        int fd = open(f, O_WRONLY | O_CREAT, 0644);
+        cr_assert_eq(ftruncate(fd, 50LL << 30), 0);
+        close(fd);
+        path(sealed, "sparse.sealed");
+        struct aidp_seal_params sp = {.max_bytes = 1 << 20};
+        meta_default(&sp.meta, "sparse");
+        aidp_error err = {0};
+        cr_assert_lt(seal_path(d, sealed, &sp, &K, NULL, &err), 0);
+        cr_assert_eq(err.errnum, EFBIG, "%s", err.msg);
+        cr_assert(strstr(err.msg, "sparse"), "%s", err.msg);
+        cr_assert_eq(access(sealed, F_OK), -1);
 }

@@ -114,8 +114,14 @@ Test(sealed_tamper, bit_flip_in_every_segment_region)
 
 Test(sealed_tamper, truncation)
 {
-        size_t cuts[] = {0, 10, H.header_len, H.payload_offset, H.payload_offset + 100,
-                         (size_t)(H.payload_offset + 2 * (SEG + 16)), olen - 17, olen - 16,
+        size_t cuts[] = {0,
+                         10,
+                         H.header_len,
+                         H.payload_offset,
+                         H.payload_offset + 100,
+                         (size_t)(H.payload_offset + 2 * (SEG + 16)),
+                         olen - 17,
+                         olen - 16,
                          olen - 1};
         for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
                 char what[64];
@@ -347,4 +353,49 @@ Test(sealed_tamper, nonce_final_flag_and_aad_binding)
                 cr_assert_eq(copy[i], i);
         EVP_CIPHER_CTX_free(e);
         EVP_CIPHER_CTX_free(d);
+}
+
+/* A header whose content digest does not match the payload, but whose tags
+ * are all valid (what a faulty sealer holding the data key could write):
+ * verify_digest catches it; without it the segments still authenticate. */
+Test(sealed_tamper, content_digest_mismatch_detected_when_verifying)
+{
+        aidp_error err = {0};
+        struct aidp_secret dk = {0};
+        cr_assert_eq(aidp_sealed_kwp_unwrap(TEST_KEK, H.wrapped_key, H.wrapped_key_len, &dk, &err),
+                     0, "%s", err.msg);
+        struct aidp_sealed_header h2 = H;
+        h2.content_digest[5] ^= 0x20;
+        uint8_t hb[AIDP_SEALED_PREFIX_LEN + AIDP_SEALED_BODY_MAX];
+        int hl = aidp_sealed_header_encode(&h2, hb, sizeof hb, &err);
+        cr_assert_gt(hl, 0);
+        cr_assert_eq((size_t)hl, H.header_len);
+        uint8_t *b = malloc(olen);
+        memcpy(b, obuf, olen);
+        memcpy(b, hb, (size_t)hl);
+        cr_assert_eq(aidp_sealed_header_tag(dk.p, hb, (size_t)hl, b + hl, &err), 0);
+        EVP_CIPHER_CTX *dec = NULL, *enc = NULL;
+        cr_assert_eq(aidp_sealed_seg_ctx(dk.p, false, &dec, &err), 0);
+        cr_assert_eq(aidp_sealed_seg_ctx(dk.p, true, &enc, &err), 0);
+        for (uint64_t i = 0; i < H.n_segments; i++) {
+                uint8_t *seg = b + H.payload_offset + i * (SEG + 16);
+                size_t len = i + 1 == H.n_segments ? (size_t)(H.payload_len - i * SEG) : SEG;
+                bool fin = i + 1 == H.n_segments;
+                cr_assert_eq(
+                    aidp_sealed_seg_decrypt(dec, i, fin, H.header_digest, seg, len, seg + len), 0);
+                cr_assert_eq(
+                    aidp_sealed_seg_encrypt(enc, i, fin, h2.header_digest, seg, len, seg + len), 0);
+        }
+        EVP_CIPHER_CTX_free(dec);
+        EVP_CIPHER_CTX_free(enc);
+        aidp_secret_free(&dk);
+        aidp_error e = expect_refused(b, olen, "content digest forged");
+        cr_assert_eq(e.errnum, EBADMSG);
+        cr_assert(strstr(e.msg, "content digest does not match"), "%s", e.msg);
+        /* Without verify_digest: every segment authenticates, so it passes. */
+        struct aidp_sealed *s = NULL;
+        cr_assert_eq(aidp_sealed_open(victim, &K, &s, &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_sealed_decrypt(s, -1, NULL, NULL, &err), 0, "%s", err.msg);
+        aidp_sealed_close(s);
+        free(b);
 }

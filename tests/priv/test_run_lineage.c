@@ -1,0 +1,227 @@
+/* The run lifecycle in lineage, end to end as root: a run writes a durable START
+ * before anything exists and an end record after shred; a run whose START cannot
+ * be written does not start; a run whose supervisor died gets an ABORT from gc. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/exitcodes.h"
+#include "priv.h"
+#include "runner.h"
+#include "supervisor/lineage.h"
+
+static struct aidp_proc P;
+static char dir[64] = "", logp[128], keyp[128], run_id[64];
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+        (void)st;
+        (void)flag;
+        (void)f;
+        return remove(p);
+}
+
+static void setup(void)
+{
+        snprintf(dir, sizeof dir, "/tmp/aidp-run-lineage.XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(logp, sizeof logp, "%s/lineage.jsonl", dir);
+        snprintf(keyp, sizeof keyp, "%s/lineage.key", dir);
+        snprintf(run_id, sizeof run_id, "aidp-test-lineage-%d", (int)getpid());
+        setenv("AIDP_LINEAGE_KEY", keyp, 1);
+        setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
+}
+
+static void teardown(void)
+{
+        if (dir[0])
+                nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(run_lineage, .init = setup, .fini = teardown, .timeout = 90);
+
+/* The log's records, verified with the key and anchor first. */
+static size_t records(json_object **ev, size_t max)
+{
+        unsigned char key[AIDP_LINEAGE_KEY_LEN];
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_key_load(keyp, false, key, &e), 0, "%s", e.msg);
+        struct aidp_lineage_verify v;
+        cr_assert_eq(aidp_lineage_verify_file(logp, NULL, true, key, &v, &e), 0, "%s", e.msg);
+        cr_assert_eq(v.bad_line, 0, "lineage does not verify: %s", v.reason);
+        FILE *f = fopen(logp, "re");
+        char *line = NULL;
+        size_t cap = 0, n = 0;
+        ssize_t len;
+        while ((len = getline(&line, &cap, f)) > 0 && n < max) {
+                struct aidp_lineage_record rec;
+                cr_assert_eq(aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0, "%s", e.msg);
+                n++;
+        }
+        free(line);
+        fclose(f);
+        cr_assert_eq(n, v.records);
+        return n;
+}
+
+static json_object *at(json_object *o, const char *path)
+{
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", path);
+        for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
+                if (!json_object_object_get_ex(o, k, &o))
+                        return NULL;
+        return o;
+}
+
+static const char *str(json_object *o, const char *path)
+{
+        json_object *v = at(o, path);
+        return v ? json_object_get_string(v) : "";
+}
+
+static int run_job(const char *const *job)
+{
+        char *argv[32] = {AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--run-id", run_id,
+                          "--lineage", logp, "--"};
+        int n = 10;
+        for (int i = 0; job[i]; i++)
+                argv[n++] = (char *)job[i];
+        argv[n] = NULL;
+        return aidp_test_run(&P, argv);
+}
+
+Test(run_lineage, run_writes_durable_start_and_complete_with_a_valid_chain)
+{
+        AIDP_REQUIRE_ROOT();
+        int st = run_job((const char *[]){"/bin/true", NULL});
+        cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
+        json_object *ev[8];
+        size_t n = records(ev, 8);
+        cr_assert_eq(n, 2, "expected START and COMPLETE, got %zu records", n);
+        cr_assert_str_eq(str(ev[0], "eventType"), "START");
+        cr_assert_str_eq(str(ev[1], "eventType"), "COMPLETE");
+        cr_assert_str_eq(str(ev[0], "run.runId"), str(ev[1], "run.runId"));
+        cr_assert_str_eq(str(ev[0], "run.facets.aidp_run.runName"), run_id);
+        cr_assert_str_eq(str(ev[0], "job.name"), "true");
+        cr_assert_eq(json_object_get_int(at(ev[0], "run.facets.aidp_caller.jobUid")), 65534);
+        cr_assert(at(ev[0], "run.facets.aidp_profile.name"), "START lacks the profile");
+        cr_assert(at(ev[0], "run.facets.aidp_host.hostname"), "START lacks the host");
+        /* The end record: exit status, resource usage, shred report. */
+        json_object *end = ev[1];
+        cr_assert_eq(json_object_get_int(at(end, "run.facets.aidp_exit.exitCode")), 0);
+        cr_assert_eq(json_object_get_int(at(end, "run.facets.aidp_exit.status")), 0);
+        cr_assert_str_eq(str(end, "run.facets.aidp_exit.reason"), "exited");
+        cr_assert(at(end, "run.facets.aidp_resources.peakMemoryBytes"));
+        cr_assert_gt(json_object_get_int64(at(end, "run.facets.aidp_resources.wallUsec")), 0);
+        cr_assert(json_object_get_boolean(at(end, "run.facets.aidp_shred.verified")), "shred not verified");
+        json_object *removed = at(end, "run.facets.aidp_shred.removed");
+        cr_assert_geq(json_object_array_length(removed), 4, "removed: %s", json_object_to_json_string(removed));
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(removed, 0)), "tmpfs tmp");
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+        /* And the auditor's tool agrees. */
+        char *v[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
+        cr_assert_eq(aidp_test_run(&P, v), 0, "%s%s", P.out, P.err);
+}
+
+Test(run_lineage, failing_job_is_recorded_as_fail_with_its_exit_code)
+{
+        AIDP_REQUIRE_ROOT();
+        int st = run_job((const char *[]){"/bin/sh", "-c", "exit 3", NULL});
+        cr_assert_eq(st, 3, "exit %d: %s", st, P.err);
+        json_object *ev[8];
+        size_t n = records(ev, 8);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(str(ev[1], "eventType"), "FAIL");
+        cr_assert_eq(json_object_get_int(at(ev[1], "run.facets.aidp_exit.exitCode")), 3);
+        cr_assert_eq(json_object_get_int(at(ev[1], "run.facets.aidp_exit.status")), 3);
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+}
+
+static void expect_refused(const char *what)
+{
+        int st = run_job((const char *[]){"/bin/true", NULL});
+        cr_assert_eq(st, AIDP_EXIT_LINEAGE, "%s: exit %d: %s", what, st, P.err);
+        cr_assert(strstr(P.err, "does not start"), "%s: no clear error: %s", what, P.err);
+        /* Nothing of the run was created. */
+        char jd[128];
+        snprintf(jd, sizeof jd, "/run/aidp/%s", run_id);
+        cr_assert_neq(access(jd, F_OK), 0, "%s: the run journal exists", what);
+        cr_assert(!aidp_test_cgroup_exists(run_id), "%s: the run's cgroup exists", what);
+}
+
+Test(run_lineage, unwritable_lineage_refuses_the_run)
+{
+        AIDP_REQUIRE_ROOT();
+        /* The log's directory is a regular file. */
+        char notdir[128];
+        snprintf(notdir, sizeof notdir, "%s/var", dir);
+        FILE *f = fopen(notdir, "we");
+        fclose(f);
+        snprintf(logp, sizeof logp, "%s/var/lineage.jsonl", dir);
+        expect_refused("log under a file");
+        cr_assert(strstr(P.err, "Not a directory"), "%s", P.err);
+}
+
+Test(run_lineage, lineage_key_with_loose_permissions_refuses_the_run)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert_eq(run_job((const char *[]){"/bin/true", NULL}), 0, "%s", P.err);
+        cr_assert_eq(chmod(keyp, 0644), 0);
+        snprintf(run_id, sizeof run_id, "aidp-test-lineage-k%d", (int)getpid());
+        expect_refused("key mode 0644");
+        cr_assert(strstr(P.err, "mode 0644"), "%s", P.err);
+}
+
+Test(run_lineage, truncated_lineage_refuses_new_runs)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert_eq(run_job((const char *[]){"/bin/true", NULL}), 0, "%s", P.err);
+        /* Cut the last record (COMPLETE) off: the anchor still names it. */
+        FILE *f = fopen(logp, "re");
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t first = getline(&line, &cap, f);
+        free(line);
+        fclose(f);
+        cr_assert_gt(first, 0);
+        cr_assert_eq(truncate(logp, first), 0);
+        snprintf(run_id, sizeof run_id, "aidp-test-lineage-t%d", (int)getpid());
+        expect_refused("truncated log");
+        cr_assert(strstr(P.err, "cut from the end"), "%s", P.err);
+}
+
+Test(run_lineage, gc_records_abort_for_a_run_whose_supervisor_died)
+{
+        AIDP_REQUIRE_ROOT();
+        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--run-id", run_id,
+                        "--lineage", logp, "--", AIDP_PROBE, "signals", NULL};
+        cr_assert_eq(aidp_test_spawn(&P, argv), 0);
+        cr_assert(aidp_test_wait_output(&P, "ready", 20000), "probe never got ready: %s %s", P.out, P.err);
+        kill(P.pid, SIGKILL);
+        aidp_test_finish(&P);
+        char *gc[] = {AIDP_SUPERVISOR, "gc", NULL};
+        cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
+        char want[160];
+        snprintf(want, sizeof want, "run %s aborted earlier", run_id);
+        cr_assert(strstr(P.err, want) && strstr(P.err, "ABORT recorded in lineage"), "%s", P.err);
+        json_object *ev[8];
+        size_t n = records(ev, 8);
+        cr_assert_eq(n, 2, "expected START and ABORT, got %zu", n);
+        cr_assert_str_eq(str(ev[0], "eventType"), "START");
+        cr_assert_str_eq(str(ev[1], "eventType"), "ABORT");
+        cr_assert_str_eq(str(ev[1], "run.runId"), str(ev[0], "run.runId"));
+        cr_assert_str_eq(str(ev[1], "job.name"), "sandbox_probe");
+        cr_assert(strstr(str(ev[1], "run.facets.aidp_shred.gcReport"), "removed"), "%s",
+                  str(ev[1], "run.facets.aidp_shred.gcReport"));
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+        cr_assert(!aidp_test_cgroup_exists(run_id), "the run's cgroup survived gc");
+}
