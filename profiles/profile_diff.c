@@ -31,7 +31,8 @@ static void line(struct dctx *c, enum verdict v, const char *key, const char *a,
 }
 
 /* 0 = unlimited, which is the loosest. */
-static void limit(struct dctx *c, const char *key, uint64_t a, uint64_t b, bool size, bool zero_unlimited)
+static void limit(struct dctx *c, const char *key, uint64_t a, uint64_t b, bool size,
+                  bool zero_unlimited)
 {
         if (a == b)
                 return;
@@ -48,7 +49,8 @@ static void limit(struct dctx *c, const char *key, uint64_t a, uint64_t b, bool 
                 aidp_profiles_fmt_size(sb, sizeof sb, b);
         else
                 snprintf(sb, sizeof sb, "%" PRIu64, b);
-        uint64_t ea = zero_unlimited && !a ? UINT64_MAX : a, eb = zero_unlimited && !b ? UINT64_MAX : b;
+        uint64_t ea = zero_unlimited && !a ? UINT64_MAX : a,
+                 eb = zero_unlimited && !b ? UINT64_MAX : b;
         line(c, eb > ea ? LOOSEN : TIGHTEN, key, sa, sb);
 }
 
@@ -65,8 +67,8 @@ static bool has(char *const *v, size_t n, const char *s)
         return false;
 }
 
-static void set_diff(struct dctx *c, const char *key, char *const *a, size_t na, char *const *b, size_t nb,
-                     bool adding_loosens)
+static void set_diff(struct dctx *c, const char *key, char *const *a, size_t na, char *const *b,
+                     size_t nb, bool adding_loosens)
 {
         char k[512];
         for (size_t i = 0; i < nb; i++)
@@ -88,7 +90,8 @@ static int sc_state(const struct aidp_sc_policy *p, const char *name, char *buf,
         char a[48];
         switch (aidp_profiles_sc_effect(p, name, &r)) {
         case AIDP_SC_EFFECT_UNCONDITIONAL:
-                snprintf(buf, n, "%s", aidp_profiles_action_str(r->action, r->errno_ret, a, sizeof a));
+                snprintf(buf, n, "%s",
+                         aidp_profiles_action_str(r->action, r->errno_ret, a, sizeof a));
                 return aidp_profiles_sc_permits(r->action) ? 0 : 2;
         case AIDP_SC_EFFECT_CONDITIONAL: {
                 struct aidp_sb sb = {0};
@@ -99,7 +102,9 @@ static int sc_state(const struct aidp_sc_policy *p, const char *name, char *buf,
                                 named = !strcmp(q->names[j], name);
                         if (!named)
                                 continue;
-                        aidp_profiles_sb_printf(&sb, "%s if", aidp_profiles_action_str(q->action, q->errno_ret, a, sizeof a));
+                        aidp_profiles_sb_printf(
+                            &sb, "%s if",
+                            aidp_profiles_action_str(q->action, q->errno_ret, a, sizeof a));
                         for (size_t j = 0; j < q->n_args; j++) {
                                 char cond[96];
                                 aidp_profiles_sc_arg_str(&q->args[j], cond, sizeof cond);
@@ -107,7 +112,9 @@ static int sc_state(const struct aidp_sc_policy *p, const char *name, char *buf,
                         }
                         aidp_profiles_sb_printf(&sb, "; ");
                 }
-                aidp_profiles_sb_printf(&sb, "else %s", aidp_profiles_action_str(p->default_action, p->default_errno, a, sizeof a));
+                aidp_profiles_sb_printf(
+                    &sb, "else %s",
+                    aidp_profiles_action_str(p->default_action, p->default_errno, a, sizeof a));
                 snprintf(buf, n, "%s", sb.s && !sb.oom ? sb.s : "?");
                 aidp_profiles_sb_free(&sb);
                 return 1;
@@ -116,11 +123,13 @@ static int sc_state(const struct aidp_sc_policy *p, const char *name, char *buf,
         case AIDP_SC_EFFECT_MAX:
                 break;
         }
-        snprintf(buf, n, "%s", aidp_profiles_action_str(p->default_action, p->default_errno, a, sizeof a));
+        snprintf(buf, n, "%s",
+                 aidp_profiles_action_str(p->default_action, p->default_errno, a, sizeof a));
         return aidp_profiles_sc_permits(p->default_action) ? 0 : 2;
 }
 
-static void seccomp_diff(struct dctx *c, const struct aidp_sc_policy *a, const struct aidp_sc_policy *b, uint32_t arch)
+static void seccomp_diff(struct dctx *c, const struct aidp_sc_policy *a,
+                         const struct aidp_sc_policy *b, uint32_t arch)
 {
         char sa[1024], sb[1024], k[128];
         int ra = aidp_profiles_sc_permits(a->default_action) ? 0 : 2;
@@ -153,8 +162,12 @@ static void egress_str(const struct aidp_egress_rule *r, char *buf, size_t n)
                 snprintf(ports, sizeof ports, "%u", r->port_min);
         else
                 snprintf(ports, sizeof ports, "%u-%u", r->port_min, r->port_max);
-        snprintf(buf, n, "%s %s port %s%s%s", r->protocol == 6 ? "tcp" : r->protocol == 17 ? "udp" : "any",
-                 r->cidr ? r->cidr : r->fqdn, ports, r->region ? " region " : "", r->region ? r->region : "");
+        snprintf(buf, n, "%s %s port %s%s%s",
+                 r->protocol == 6    ? "tcp"
+                 : r->protocol == 17 ? "udp"
+                                     : "any",
+                 r->cidr ? r->cidr : r->fqdn, ports, r->region ? " region " : "",
+                 r->region ? r->region : "");
 }
 
 static char **egress_strs(const struct aidp_network *net)
@@ -226,7 +239,10 @@ int aidp_profile_diff(const struct aidp_profile *a, const struct aidp_profile *b
                         aidp_profiles_fmt_size(sa, sizeof sa, la->data_bytes);
                 if (lb->data_bytes)
                         aidp_profiles_fmt_size(sb, sizeof sb, lb->data_bytes);
-                line(&c, la->data_bytes && lb->data_bytes ? (lb->data_bytes > la->data_bytes ? LOOSEN : TIGHTEN) : CHANGE,
+                line(&c,
+                     la->data_bytes && lb->data_bytes
+                         ? (lb->data_bytes > la->data_bytes ? LOOSEN : TIGHTEN)
+                         : CHANGE,
                      "limits.tmpfs./data", sa, sb);
         }
         for (int r = 0; r < AIDP_RLIMIT_SLOTS; r++) {
@@ -249,17 +265,22 @@ int aidp_profile_diff(const struct aidp_profile *a, const struct aidp_profile *b
         char **da = device_strs(a), **db = device_strs(b);
         char **ea = egress_strs(&a->network), **eb = egress_strs(&b->network);
         bool ok = all_set(ba, a->n_binds) && all_set(bb, b->n_binds) && all_set(da, a->n_devices) &&
-                  all_set(db, b->n_devices) && all_set(ea, a->network.n_rules) && all_set(eb, b->network.n_rules);
+                  all_set(db, b->n_devices) && all_set(ea, a->network.n_rules) &&
+                  all_set(eb, b->network.n_rules);
         if (ok) {
                 set_diff(&c, "filesystem.binds", ba, a->n_binds, bb, b->n_binds, true);
-                set_diff(&c, "filesystem.masked", a->masked, a->n_masked, b->masked, b->n_masked, false);
+                set_diff(&c, "filesystem.masked", a->masked, a->n_masked, b->masked, b->n_masked,
+                         false);
                 set_diff(&c, "devices", da, a->n_devices, db, b->n_devices, true);
-                set_diff(&c, "capabilities", a->capabilities, a->n_capabilities, b->capabilities, b->n_capabilities, true);
+                set_diff(&c, "capabilities", a->capabilities, a->n_capabilities, b->capabilities,
+                         b->n_capabilities, true);
         }
         if (a->bind_cwd != b->bind_cwd)
-                line(&c, b->bind_cwd ? LOOSEN : TIGHTEN, "filesystem.bindCwd", yes(a->bind_cwd), yes(b->bind_cwd));
+                line(&c, b->bind_cwd ? LOOSEN : TIGHTEN, "filesystem.bindCwd", yes(a->bind_cwd),
+                     yes(b->bind_cwd));
         if (a->user.allow_root != b->user.allow_root)
-                line(&c, b->user.allow_root ? LOOSEN : TIGHTEN, "user.allowRoot", yes(a->user.allow_root), yes(b->user.allow_root));
+                line(&c, b->user.allow_root ? LOOSEN : TIGHTEN, "user.allowRoot",
+                     yes(a->user.allow_root), yes(b->user.allow_root));
         char sa[64], sb[64];
         snprintf(sa, sizeof sa, "fixed %u:%u", (unsigned)a->user.uid, (unsigned)a->user.gid);
         snprintf(sb, sizeof sb, "fixed %u:%u", (unsigned)b->user.uid, (unsigned)b->user.gid);
@@ -269,16 +290,20 @@ int aidp_profile_diff(const struct aidp_profile *a, const struct aidp_profile *b
                 snprintf(sb, sizeof sb, "caller");
         if (strcmp(sa, sb))
                 line(&c, CHANGE, "user.mode", sa, sb);
-        snprintf(sa, sizeof sa, "%u:%u", (unsigned)a->user.default_uid, (unsigned)a->user.default_gid);
-        snprintf(sb, sizeof sb, "%u:%u", (unsigned)b->user.default_uid, (unsigned)b->user.default_gid);
+        snprintf(sa, sizeof sa, "%u:%u", (unsigned)a->user.default_uid,
+                 (unsigned)a->user.default_gid);
+        snprintf(sb, sizeof sb, "%u:%u", (unsigned)b->user.default_uid,
+                 (unsigned)b->user.default_gid);
         if (strcmp(sa, sb))
                 line(&c, CHANGE, "user.default", sa, sb);
         seccomp_diff(&c, &a->seccomp, &b->seccomp, aidp_profiles_arch(env));
         if (a->network.mode != b->network.mode)
                 line(&c, b->network.mode == AIDP_NET_EGRESS ? LOOSEN : TIGHTEN, "network.mode",
-                     a->network.mode == AIDP_NET_EGRESS ? "egress" : "none", b->network.mode == AIDP_NET_EGRESS ? "egress" : "none");
+                     a->network.mode == AIDP_NET_EGRESS ? "egress" : "none",
+                     b->network.mode == AIDP_NET_EGRESS ? "egress" : "none");
         if (ok)
-                set_diff(&c, "network.egress", ea, a->network.n_rules, eb, b->network.n_rules, true);
+                set_diff(&c, "network.egress", ea, a->network.n_rules, eb, b->network.n_rules,
+                         true);
         const char *pa[] = {a->paths.data, a->paths.scratch, a->paths.out};
         const char *pb[] = {b->paths.data, b->paths.scratch, b->paths.out};
         const char *pk[] = {"data.data", "data.scratch", "data.out"};

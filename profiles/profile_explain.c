@@ -68,7 +68,8 @@ static size_t collect_actions(const struct aidp_sc_policy *sc, struct act *acts,
                         bool seen = false;
                         for (size_t q = 0; q < i && !seen; q++) {
                                 const struct aidp_sc_rule *o = &sc->rules[q];
-                                if (o->action != r->action || (r->action == AIDP_SC_ERRNO && o->errno_ret != r->errno_ret))
+                                if (o->action != r->action ||
+                                    (r->action == AIDP_SC_ERRNO && o->errno_ret != r->errno_ret))
                                         continue;
                                 for (size_t w = 0; w < o->n_names && !seen; w++)
                                         seen = !strcmp(o->names[w], r->names[j]);
@@ -84,7 +85,8 @@ static size_t collect_actions(const struct aidp_sc_policy *sc, struct act *acts,
 }
 
 /* Sorted distinct names of the rules with this action (NULL-free array). */
-static char **names_for(const struct aidp_sc_policy *sc, const struct act *a, bool cond, size_t *n_out)
+static char **names_for(const struct aidp_sc_policy *sc, const struct act *a, bool cond,
+                        size_t *n_out)
 {
         size_t total = 0;
         for (size_t i = 0; i < sc->n_rules; i++)
@@ -95,7 +97,8 @@ static char **names_for(const struct aidp_sc_policy *sc, const struct act *a, bo
         size_t n = 0;
         for (size_t i = 0; i < sc->n_rules; i++) {
                 const struct aidp_sc_rule *r = &sc->rules[i];
-                if (r->action != a->a || (r->action == AIDP_SC_ERRNO && r->errno_ret != a->e) || (r->n_args != 0) != cond)
+                if (r->action != a->a || (r->action == AIDP_SC_ERRNO && r->errno_ret != a->e) ||
+                    (r->n_args != 0) != cond)
                         continue;
                 for (size_t j = 0; j < r->n_names; j++) {
                         bool dup = false;
@@ -137,8 +140,10 @@ static void explain_seccomp(struct aidp_sb *b, const struct aidp_profile *p, uin
         const struct aidp_sc_policy *sc = &p->seccomp;
         char a[48];
         P("\nseccomp (%s)\n", aidp_profiles_arch_name(arch));
-        P("  style       %s\n", aidp_profiles_sc_permits(sc->default_action) ? "denylist" : "allowlist");
-        P("  default     %s\n", aidp_profiles_action_str(sc->default_action, sc->default_errno, a, sizeof a));
+        P("  style       %s\n",
+          aidp_profiles_sc_permits(sc->default_action) ? "denylist" : "allowlist");
+        P("  default     %s\n",
+          aidp_profiles_action_str(sc->default_action, sc->default_errno, a, sizeof a));
         if (p->seccomp_import) {
                 const char *base = strrchr(p->seccomp_import, '/');
                 P("  imported    %s\n", base ? base + 1 : p->seccomp_import);
@@ -147,10 +152,12 @@ static void explain_seccomp(struct aidp_sb *b, const struct aidp_profile *p, uin
         size_t n = collect_actions(sc, acts, ARRAY_SIZE(acts));
         P("  rules       %zu\n", sc->n_rules);
         for (size_t i = 0; i < n; i++) {
-                P("    %-16s %zu syscall%s", aidp_profiles_action_str(acts[i].a, acts[i].e, a, sizeof a),
-                  acts[i].names, acts[i].names == 1 ? "" : "s");
+                P("    %-16s %zu syscall%s",
+                  aidp_profiles_action_str(acts[i].a, acts[i].e, a, sizeof a), acts[i].names,
+                  acts[i].names == 1 ? "" : "s");
                 if (acts[i].cond_rules)
-                        P(" (%zu rule%s with argument conditions)", acts[i].cond_rules, acts[i].cond_rules == 1 ? "" : "s");
+                        P(" (%zu rule%s with argument conditions)", acts[i].cond_rules,
+                          acts[i].cond_rules == 1 ? "" : "s");
                 P("\n");
         }
         P("  other architectures: killed\n");
@@ -218,8 +225,8 @@ int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile
                 P("  memory      unlimited\n");
         }
         if (p->limits.cpu_millis)
-                P("  cpus        %" PRIu64 ".%03" PRIu64 " (%" PRIu64 "m)\n", p->limits.cpu_millis / 1000,
-                  p->limits.cpu_millis % 1000, p->limits.cpu_millis);
+                P("  cpus        %" PRIu64 ".%03" PRIu64 " (%" PRIu64 "m)\n",
+                  p->limits.cpu_millis / 1000, p->limits.cpu_millis % 1000, p->limits.cpu_millis);
         else
                 P("  cpus        unlimited\n");
         if (p->limits.pids)
@@ -239,7 +246,8 @@ int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile
                         continue;
                 rlimit_val(s1, sizeof s1, rl->soft);
                 rlimit_val(s2, sizeof s2, rl->hard);
-                P("%s%s %s/%s", any ? ", " : "  rlimits     ", aidp_profiles_rlimit_name(r), s1, s2);
+                P("%s%s %s/%s", any ? ", " : "  rlimits     ", aidp_profiles_rlimit_name(r), s1,
+                  s2);
                 any = true;
         }
         if (any)
@@ -272,13 +280,15 @@ int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile
         if (!p->n_devices)
                 P("  none beyond the minimal /dev (null, zero, full, random, urandom, tty)\n");
         for (size_t i = 0; i < p->n_devices; i++)
-                P("  %s%s\n", p->devices[i].path, p->devices[i].optional ? " (optional: skipped when absent)" : "");
+                P("  %s%s\n", p->devices[i].path,
+                  p->devices[i].optional ? " (optional: skipped when absent)" : "");
 
         P("\nuser\n");
         if (p->user.mode == AIDP_USER_FIXED)
                 P("  mode        fixed %u:%u\n", (unsigned)p->user.uid, (unsigned)p->user.gid);
         else
-                P("  mode        caller (fallback %u:%u)\n", (unsigned)p->user.default_uid, (unsigned)p->user.default_gid);
+                P("  mode        caller (fallback %u:%u)\n", (unsigned)p->user.default_uid,
+                  (unsigned)p->user.default_gid);
         P("  root        %s\n", p->user.allow_root ? "ALLOWED" : "refused");
 
         P("\ncapabilities\n");
@@ -296,7 +306,8 @@ int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile
                 P("  mode        egress (everything not listed is dropped)\n");
                 for (size_t i = 0; i < p->network.n_rules; i++) {
                         const struct aidp_egress_rule *r = &p->network.rules[i];
-                        P("  allow       %s to %s", proto_name(r->protocol), r->cidr ? r->cidr : r->fqdn);
+                        P("  allow       %s to %s", proto_name(r->protocol),
+                          r->cidr ? r->cidr : r->fqdn);
                         if (!r->port_min)
                                 P(" any port");
                         else if (r->port_min == r->port_max)
@@ -347,24 +358,30 @@ int aidp_profile_canonical(const struct aidp_profile *p, char **text, aidp_error
 {
         struct lines l = {0};
         const struct aidp_limits *lim = &p->limits;
-        line_add(&l, "limits memory=%" PRIu64 " cpu=%" PRIu64 " pids=%" PRIu64 " wall=%" PRIu64
+        line_add(&l,
+                 "limits memory=%" PRIu64 " cpu=%" PRIu64 " pids=%" PRIu64 " wall=%" PRIu64
                  " tmp=%" PRIu64 " scratch=%" PRIu64 " out=%" PRIu64 " data=%" PRIu64,
                  lim->memory_bytes, lim->cpu_millis, lim->pids, lim->wall_seconds, lim->tmp_bytes,
                  lim->scratch_bytes, lim->out_bytes, lim->data_bytes);
         for (int r = 0; r < AIDP_RLIMIT_SLOTS; r++)
                 if (lim->rlimits[r].set)
-                        line_add(&l, "rlimit %02d %" PRIu64 " %" PRIu64, r, lim->rlimits[r].soft, lim->rlimits[r].hard);
+                        line_add(&l, "rlimit %02d %" PRIu64 " %" PRIu64, r, lim->rlimits[r].soft,
+                                 lim->rlimits[r].hard);
         for (size_t i = 0; i < p->n_binds; i++)
-                line_add(&l, "bind %s %s %s", p->binds[i].target, p->binds[i].source, p->binds[i].writable ? "rw" : "ro");
+                line_add(&l, "bind %s %s %s", p->binds[i].target, p->binds[i].source,
+                         p->binds[i].writable ? "rw" : "ro");
         for (size_t i = 0; i < p->n_masked; i++)
                 line_add(&l, "masked %s", p->masked[i]);
         for (size_t i = 0; i < p->n_devices; i++)
-                line_add(&l, "device %s%s", p->devices[i].path, p->devices[i].optional ? " optional" : "");
-        line_add(&l, "user mode=%d uid=%u gid=%u default=%u:%u root=%d", (int)p->user.mode, (unsigned)p->user.uid,
-                 (unsigned)p->user.gid, (unsigned)p->user.default_uid, (unsigned)p->user.default_gid, p->user.allow_root);
+                line_add(&l, "device %s%s", p->devices[i].path,
+                         p->devices[i].optional ? " optional" : "");
+        line_add(&l, "user mode=%d uid=%u gid=%u default=%u:%u root=%d", (int)p->user.mode,
+                 (unsigned)p->user.uid, (unsigned)p->user.gid, (unsigned)p->user.default_uid,
+                 (unsigned)p->user.default_gid, p->user.allow_root);
         for (size_t i = 0; i < p->n_capabilities; i++)
                 line_add(&l, "cap %s", p->capabilities[i]);
-        line_add(&l, "paths data=%s scratch=%s out=%s cwd=%d", p->paths.data, p->paths.scratch, p->paths.out, p->bind_cwd);
+        line_add(&l, "paths data=%s scratch=%s out=%s cwd=%d", p->paths.data, p->paths.scratch,
+                 p->paths.out, p->bind_cwd);
         line_add(&l, "seccomp default=%d errno=%d", (int)p->seccomp.default_action,
                  p->seccomp.default_action == AIDP_SC_ERRNO ? p->seccomp.default_errno : 0);
         for (size_t i = 0; i < p->seccomp.n_rules; i++) {
@@ -375,8 +392,8 @@ int aidp_profile_canonical(const struct aidp_profile *p, char **text, aidp_error
                 for (unsigned idx = 0; idx < 6; idx++)
                         for (size_t j = 0; j < r->n_args; j++)
                                 if (r->args[j].index == idx)
-                                        P(" a%u:%d:%" PRIx64 ":%" PRIx64, idx, (int)r->args[j].op, r->args[j].value,
-                                          r->args[j].value2);
+                                        P(" a%u:%d:%" PRIx64 ":%" PRIx64, idx, (int)r->args[j].op,
+                                          r->args[j].value, r->args[j].value2);
                 char *prefix = aidp_profiles_sb_take(b);
                 if (!prefix) {
                         l.oom = true;
@@ -389,8 +406,9 @@ int aidp_profile_canonical(const struct aidp_profile *p, char **text, aidp_error
         line_add(&l, "net mode=%d", (int)p->network.mode);
         for (size_t i = 0; i < p->network.n_rules; i++) {
                 const struct aidp_egress_rule *r = &p->network.rules[i];
-                line_add(&l, "egress %s %s %u-%u %d %s", r->cidr ? r->cidr : "-", r->fqdn ? r->fqdn : "-",
-                         r->port_min, r->port_max, r->protocol, r->region ? r->region : "-");
+                line_add(&l, "egress %s %s %u-%u %d %s", r->cidr ? r->cidr : "-",
+                         r->fqdn ? r->fqdn : "-", r->port_min, r->port_max, r->protocol,
+                         r->region ? r->region : "-");
         }
         struct aidp_sb out = {0};
         if (!l.oom) {

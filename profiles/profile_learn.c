@@ -28,7 +28,8 @@ int aidp_profile_write_allowlist(const char *name, const char *base, const int *
         for (size_t i = 0; i < n; i++) {
                 char *s = seccomp_syscall_resolve_num_arch(arch, nrs[i]);
                 if (!s) {
-                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "syscall number %d is unknown on %s", nrs[i],
+                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL,
+                                            "syscall number %d is unknown on %s", nrs[i],
                                             aidp_profiles_arch_name(arch));
                         break;
                 }
@@ -52,26 +53,37 @@ int aidp_profile_write_allowlist(const char *name, const char *base, const int *
         struct aidp_sb sb = {0}, *b = &sb;
         if (rc == 0) {
                 qsort(names, k, sizeof *names, cmp_str);
-                aidp_profiles_sb_printf(b, "# Written by `aidp profile learn`: the %zu syscalls the workload made on %s.\n"
-                                           "# Review before use; anything else fails with EPERM.\n",
-                                        k + clone + clone3, aidp_profiles_arch_name(arch));
-                aidp_profiles_sb_printf(b, "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: %s\n", name);
+                aidp_profiles_sb_printf(
+                    b,
+                    "# Written by `aidp profile learn`: the %zu syscalls the workload made on %s.\n"
+                    "# Review before use; anything else fails with EPERM.\n",
+                    k + clone + clone3, aidp_profiles_arch_name(arch));
+                /* the count above is what ran; clone may be added below */
+                aidp_profiles_sb_printf(
+                    b, "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: %s\n", name);
                 aidp_profiles_sb_printf(b, "  description: learned seccomp allowlist\n");
                 if (base)
                         aidp_profiles_sb_printf(b, "extends: %s\n", base);
-                aidp_profiles_sb_printf(b, "seccomp:\n  reset: true\n  style: allowlist\n  default: errno(EPERM)\n  syscalls:\n");
+                aidp_profiles_sb_printf(b, "seccomp:\n  reset: true\n  style: allowlist\n  "
+                                           "default: errno(EPERM)\n  syscalls:\n");
                 if (k) {
                         aidp_profiles_sb_printf(b, "    - action: allow\n      names:\n");
                         for (size_t i = 0; i < k; i++)
                                 aidp_profiles_sb_printf(b, "        - %s\n", names[i]);
                 }
-                if (clone)
-                        aidp_profiles_sb_printf(b, "    - action: allow            # threads and fork, never new namespaces\n"
+                /* clone3 answered ENOSYS makes libc use clone: allow it then too. */
+                if (clone || clone3)
+                        aidp_profiles_sb_printf(b, "    - action: allow            # threads and "
+                                                   "fork, never new namespaces\n"
                                                    "      names: [clone]\n"
-                                                   "      args: [{index: 0, op: masked-eq, mask: 0x7e020000, value: 0}]\n");
-                if (clone3)
-                        aidp_profiles_sb_printf(b, "    - action: errno(ENOSYS)    # libc falls back to clone\n"
-                                                   "      names: [clone3]\n");
+                                                   "      args: [{index: 0, op: masked-eq, mask: "
+                                                   "0x7e020000, value: 0}]\n");
+                /* and clone3 is always answered ENOSYS: EPERM (the default)
+                 * would make libc give up instead of falling back to clone */
+                if (clone || clone3)
+                        aidp_profiles_sb_printf(
+                            b, "    - action: errno(ENOSYS)    # libc falls back to clone\n"
+                               "      names: [clone3]\n");
                 if (!k && !clone && !clone3)
                         aidp_profiles_sb_printf(b, "    []\n");
         }

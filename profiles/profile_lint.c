@@ -52,7 +52,8 @@ static const char *permitted(const struct aidp_sc_policy *p, const char *name)
                 bool any = aidp_profiles_sc_permits(p->default_action);
                 for (size_t i = 0; i < p->n_rules && !any; i++)
                         for (size_t j = 0; j < p->rules[i].n_names; j++)
-                                if (!strcmp(p->rules[i].names[j], name) && aidp_profiles_sc_permits(p->rules[i].action))
+                                if (!strcmp(p->rules[i].names[j], name) &&
+                                    aidp_profiles_sc_permits(p->rules[i].action))
                                         any = true;
                 return any ? "allowed for some arguments" : NULL;
         }
@@ -67,15 +68,46 @@ static void lint_seccomp(struct lctx *c, const struct aidp_profile *p, uint32_t 
 {
         const struct aidp_sc_policy *sc = &p->seccomp;
         static const char *const ptrace_like[] = {"ptrace", "process_vm_readv", "process_vm_writev",
-                                                  "kcmp", "pidfd_getfd", "process_madvise"};
+                                                  "kcmp",   "pidfd_getfd",      "process_madvise"};
         static const char *const escape[] = {
-                "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "fsopen",
-                "fsmount", "fsconfig", "open_tree", "move_mount", "mount_setattr", "bpf",
-                "perf_event_open", "userfaultfd", "kexec_load", "kexec_file_load",
-                "init_module", "finit_module", "delete_module", "keyctl", "add_key",
-                "request_key", "open_by_handle_at", "io_uring_setup", "iopl", "ioperm",
-                "swapon", "swapoff", "reboot", "acct", "settimeofday", "clock_settime",
-                "syslog", "quotactl", "lookup_dcookie", "vhangup", "name_to_handle_at",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "chroot",
+            "unshare",
+            "setns",
+            "fsopen",
+            "fsmount",
+            "fsconfig",
+            "open_tree",
+            "move_mount",
+            "mount_setattr",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "kexec_load",
+            "kexec_file_load",
+            "init_module",
+            "finit_module",
+            "delete_module",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "open_by_handle_at",
+            "io_uring_setup",
+            "iopl",
+            "ioperm",
+            "swapon",
+            "swapoff",
+            "reboot",
+            "acct",
+            "settimeofday",
+            "clock_settime",
+            "syslog",
+            "quotactl",
+            "lookup_dcookie",
+            "vhangup",
+            "name_to_handle_at",
         };
         char key[96];
         for (size_t i = 0; i < ARRAY_SIZE(ptrace_like); i++) {
@@ -85,7 +117,8 @@ static void lint_seccomp(struct lctx *c, const struct aidp_profile *p, uint32_t 
                 snprintf(key, sizeof key, "sc:%s", ptrace_like[i]);
                 if (how)
                         add(c, AIDP_LINT_WARNING, "seccomp-ptrace-allowed", key,
-                            "seccomp: %s is %s: lets the job read or steer other processes' memory", ptrace_like[i], how);
+                            "seccomp: %s is %s: lets the job read or steer other processes' memory",
+                            ptrace_like[i], how);
         }
         for (size_t i = 0; i < ARRAY_SIZE(escape); i++) {
                 if (aidp_profiles_syscall_nr(arch, escape[i]) < 0)
@@ -94,19 +127,24 @@ static void lint_seccomp(struct lctx *c, const struct aidp_profile *p, uint32_t 
                 snprintf(key, sizeof key, "sc:%s", escape[i]);
                 if (how)
                         add(c, AIDP_LINT_WARNING, "seccomp-dangerous-allowed", key,
-                            "seccomp: %s is %s: a classic sandbox-escape or kernel-attack syscall", escape[i], how);
+                            "seccomp: %s is %s: a classic sandbox-escape or kernel-attack syscall",
+                            escape[i], how);
         }
         const struct aidp_sc_rule *r;
         enum aidp_sc_effect e = aidp_profiles_sc_effect(sc, "clone", &r);
         if ((e == AIDP_SC_EFFECT_UNCONDITIONAL && aidp_profiles_sc_permits(r->action)) ||
             (e == AIDP_SC_EFFECT_DEFAULT && aidp_profiles_sc_permits(sc->default_action)))
                 add(c, AIDP_LINT_WARNING, "seccomp-clone-namespaces", "sc:clone",
-                    "seccomp: clone is allowed without a namespace-flag condition: the job can create namespaces (add args: [{index: 0, op: masked-eq, mask: 0x7e020000, value: 0}])");
+                    "seccomp: clone is allowed without a namespace-flag condition: the job can "
+                    "create namespaces (add args: [{index: 0, op: masked-eq, mask: 0x7e020000, "
+                    "value: 0}])");
         e = aidp_profiles_sc_effect(sc, "clone3", &r);
         if ((e == AIDP_SC_EFFECT_UNCONDITIONAL && aidp_profiles_sc_permits(r->action)) ||
             (e == AIDP_SC_EFFECT_DEFAULT && aidp_profiles_sc_permits(sc->default_action)))
                 add(c, AIDP_LINT_WARNING, "seccomp-clone3-allowed", "sc:clone3",
-                    "seccomp: clone3 is allowed: its flags live in memory the filter cannot inspect, so namespace creation cannot be refused (return errno(ENOSYS) and libc falls back to clone)");
+                    "seccomp: clone3 is allowed: its flags live in memory the filter cannot "
+                    "inspect, so namespace creation cannot be refused (return errno(ENOSYS) and "
+                    "libc falls back to clone)");
         char a[48];
         if (aidp_profiles_sc_permits(sc->default_action))
                 add(c, AIDP_LINT_NOTE, "seccomp-denylist", NULL,
@@ -114,13 +152,15 @@ static void lint_seccomp(struct lctx *c, const struct aidp_profile *p, uint32_t 
                     aidp_profiles_action_str(sc->default_action, sc->default_errno, a, sizeof a));
         if (sc->default_action == AIDP_SC_KILL_THREAD)
                 add(c, AIDP_LINT_NOTE, "seccomp-kill-thread", NULL,
-                    "seccomp: default kill-thread leaves the rest of the process running in an undefined state; kill-process is safer");
+                    "seccomp: default kill-thread leaves the rest of the process running in an "
+                    "undefined state; kill-process is safer");
         size_t logged = 0;
         for (size_t i = 0; i < sc->n_rules; i++)
                 if (sc->rules[i].action == AIDP_SC_LOG)
                         logged += sc->rules[i].n_names;
         if (logged)
-                add(c, AIDP_LINT_NOTE, "seccomp-log-rules", NULL, "seccomp: %zu syscalls are allowed and logged (log action)", logged);
+                add(c, AIDP_LINT_NOTE, "seccomp-log-rules", NULL,
+                    "seccomp: %zu syscalls are allowed and logged (log action)", logged);
 }
 
 static bool wide_cidr(const char *cidr)
@@ -144,13 +184,15 @@ int aidp_profile_lint(const struct aidp_profile *p, const struct aidp_profile_en
                         continue;
                 snprintf(key, sizeof key, "bind:%s", p->binds[i].target);
                 add(&c, AIDP_LINT_WARNING, "writable-bind", key,
-                    "filesystem.binds: %s is bound writable from the host %s: the job can leave data behind there",
+                    "filesystem.binds: %s is bound writable from the host %s: the job can leave "
+                    "data behind there",
                     p->binds[i].target, p->binds[i].source);
         }
         if (p->network.mode == AIDP_NET_EGRESS) {
                 if (!p->network.n_rules)
                         add(&c, AIDP_LINT_NOTE, "egress-no-rules", "network.mode",
-                            "network: egress mode without rules: every packet leaving the sandbox is dropped");
+                            "network: egress mode without rules: every packet leaving the sandbox "
+                            "is dropped");
                 for (size_t i = 0; i < p->network.n_rules; i++) {
                         const struct aidp_egress_rule *r = &p->network.rules[i];
                         const char *dst = r->cidr ? r->cidr : r->fqdn;
@@ -173,19 +215,22 @@ int aidp_profile_lint(const struct aidp_profile *p, const struct aidp_profile_en
                 add(&c, AIDP_LINT_NOTE, "no-cpu-limit", "limits.cpus", "limits.cpus: no cpu quota");
         if (!p->limits.wall_seconds)
                 add(&c, AIDP_LINT_NOTE, "no-wall-time", "limits.wallTime",
-                    "limits.wallTime: no wall-time limit: a stuck job holds its data until cancelled");
+                    "limits.wallTime: no wall-time limit: a stuck job holds its data until "
+                    "cancelled");
         const struct aidp_rlimit *core = &p->limits.rlimits[RLIMIT_CORE];
         if (!core->set || core->hard > 0) {
                 snprintf(key, sizeof key, "rlimit:%d", RLIMIT_CORE);
                 add(&c, AIDP_LINT_WARNING, "core-dumps", key,
-                    "limits.rlimits.core: core dumps are possible: a core of a training job is a plaintext copy of its data");
+                    "limits.rlimits.core: core dumps are possible: a core of a training job is a "
+                    "plaintext copy of its data");
         }
         if (p->user.allow_root)
                 add(&c, AIDP_LINT_WARNING, "allow-root", "user.allowRoot",
                     "user.allowRoot: the job may run as uid 0 inside the sandbox");
         for (size_t i = 0; i < p->n_devices; i++) {
                 snprintf(key, sizeof key, "device:%s", p->devices[i].path);
-                add(&c, AIDP_LINT_NOTE, "device-exposed", key, "devices: %s%s is exposed to the job", p->devices[i].path,
+                add(&c, AIDP_LINT_NOTE, "device-exposed", key,
+                    "devices: %s%s is exposed to the job", p->devices[i].path,
                     p->devices[i].optional ? " (optional)" : "");
         }
         (void)buf;

@@ -32,8 +32,8 @@ typedef yaml_node_t ynode;
 
 struct layer {
         ytree t;
-        char *source;  /* normalised path */
-        char *name;    /* metadata.name */
+        char *source; /* normalised path */
+        char *name;   /* metadata.name */
         char *description;
 };
 
@@ -73,9 +73,12 @@ void aidp_lint_list_free(struct aidp_lint_list *l)
 const char *aidp_lint_level_name(enum aidp_lint_level l)
 {
         switch (l) {
-        case AIDP_LINT_NOTE: return "note";
-        case AIDP_LINT_WARNING: return "warning";
-        case AIDP_LINT_LEVEL_MAX: break;
+        case AIDP_LINT_NOTE:
+                return "note";
+        case AIDP_LINT_WARNING:
+                return "warning";
+        case AIDP_LINT_LEVEL_MAX:
+                break;
         }
         return "?";
 }
@@ -105,7 +108,7 @@ static void lint_add(struct aidp_lint_list *l, enum aidp_lint_level lvl, const c
 /* ---------- origins: where an item of the effective profile was written ---------- */
 
 static void origin_set(struct loader *ld, const ytree *t, const ynode *n, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static void origin_set(struct loader *ld, const ytree *t, const ynode *n, const char *fmt, ...)
 {
         char key[512];
@@ -159,7 +162,8 @@ static char *normpath(const char *p)
                 if (l == 1 && s[0] == '.') {
                         /* skip */
                 } else if (l == 2 && s[0] == '.' && s[1] == '.' && nseg > 0 &&
-                           !(o - seg_starts[nseg - 1] == 2 && !strncmp(out + seg_starts[nseg - 1], "..", 2))) {
+                           !(o - seg_starts[nseg - 1] == 2 &&
+                             !strncmp(out + seg_starts[nseg - 1], "..", 2))) {
                         o = seg_starts[--nseg];
                         if (o > (abs ? 1u : 0u))
                                 o--; /* the separator before it */
@@ -194,7 +198,8 @@ static char *dirname_of(const char *path)
 static bool is_path_ref(const char *s)
 {
         size_t l = strlen(s);
-        return strchr(s, '/') || (l > 5 && !strcmp(s + l - 5, ".yaml")) || (l > 4 && !strcmp(s + l - 4, ".yml"));
+        return strchr(s, '/') || (l > 5 && !strcmp(s + l - 5, ".yaml")) ||
+               (l > 4 && !strcmp(s + l - 4, ".yml"));
 }
 
 static bool valid_name(const char *s)
@@ -283,14 +288,17 @@ static int expect_list(struct loader *ld, ytree *t, ynode *n, const char *path, 
 /* One loop level only, so that `break` inside leaves the whole list: the
  * caller declares `item` (a nested one-pass loop would swallow the break). */
 #define SEQ_LEN(seq) ((size_t)((seq)->data.sequence.items.top - (seq)->data.sequence.items.start))
-#define FOREACH_ITEM(t, seq, i, item)                                                             \
-        for (size_t i = 0; i < SEQ_LEN(seq) &&                                                    \
-                           ((item) = aidp_profiles_yaml_node((t), (seq)->data.sequence.items.start[i])); i++)
+#define FOREACH_ITEM(t, seq, i, item)                                                              \
+        for (size_t i = 0;                                                                         \
+             i < SEQ_LEN(seq) &&                                                                   \
+             ((item) = aidp_profiles_yaml_node((t), (seq)->data.sequence.items.start[i]));         \
+             i++)
 
-#define FOREACH_PAIR(t, map, k, v)                                                                \
-        for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start;                              \
-             _p < (map)->data.mapping.pairs.top && ((k) = aidp_profiles_yaml_node((t), _p->key)) && \
-             ((v) = aidp_profiles_yaml_node((t), _p->value));                                     \
+#define FOREACH_PAIR(t, map, k, v)                                                                 \
+        for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start;                               \
+             _p < (map)->data.mapping.pairs.top &&                                                 \
+             ((k) = aidp_profiles_yaml_node((t), _p->key)) &&                                      \
+             ((v) = aidp_profiles_yaml_node((t), _p->value));                                      \
              _p++)
 
 /* ---------- phase 1: read the extends graph ---------- */
@@ -300,7 +308,8 @@ static int read_ref(struct loader *ld, const char *ref, const char *basedir, cha
 {
         const struct aidp_profile_env *env = ld->env;
         if (!env || !env->read_file)
-                return aidp_error_set(ld->err, AIDP_EXIT_CONFIG, ENOENT, "no file reader to load '%s'", ref);
+                return aidp_error_set(ld->err, AIDP_EXIT_CONFIG, ENOENT,
+                                      "no file reader to load '%s'", ref);
         tried[0] = '\0';
         if (is_path_ref(ref)) {
                 char joined[4096];
@@ -343,7 +352,8 @@ static int read_ref(struct loader *ld, const char *ref, const char *basedir, cha
 
 static int load_layer(struct loader *ld, const char *source, const char *buf, size_t len);
 
-static int cycle_err(struct loader *ld, ytree *t, ynode *n, const char *path, size_t from, const char *source)
+static int cycle_err(struct loader *ld, ytree *t, ynode *n, const char *path, size_t from,
+                     const char *source)
 {
         char chain[2048] = "";
         size_t used = 0;
@@ -385,13 +395,15 @@ static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, 
         rc = read_ref(ld, ref, basedir, &source, &buf, &len, tried, sizeof tried);
         ld->err = saved;
         if (rc == -EINVAL && !is_path_ref(ref))
-                return YERR(t, n, path, "found '%s', expected a profile name ([A-Za-z0-9._-]) or a path", ref);
+                return YERR(t, n, path,
+                            "found '%s', expected a profile name ([A-Za-z0-9._-]) or a path", ref);
         if (rc == -ENOENT)
                 return YERR(t, n, path, "parent profile '%s' not found (looked in: %s)", ref,
                             *tried ? tried : "no library directories");
         if (rc < 0) {
                 *ld->err = sub;
-                return aidp_error_wrap(ld->err, "%s:%u:%u: %s", t->file, (unsigned)n->start_mark.line + 1,
+                return aidp_error_wrap(ld->err, "%s:%u:%u: %s", t->file,
+                                       (unsigned)n->start_mark.line + 1,
                                        (unsigned)n->start_mark.column + 1, path);
         }
         for (size_t i = 0; i < ld->depth; i++)
@@ -403,18 +415,21 @@ static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, 
         rc = load_layer(ld, source, buf, len);
         if (rc < 0 && ld->err)
                 aidp_error_wrap(ld->err, "in parent '%s' (%s:%u:%u)", ref, t->file,
-                                (unsigned)n->start_mark.line + 1, (unsigned)n->start_mark.column + 1);
+                                (unsigned)n->start_mark.line + 1,
+                                (unsigned)n->start_mark.column + 1);
         return rc;
 }
 
-static const char *const top_keys[] = {"apiVersion", "kind", "metadata", "extends", "limits",
-                                       "filesystem", "devices", "user", "capabilities", "seccomp",
-                                       "network", "data", NULL};
+static const char *const top_keys[] = {
+    "apiVersion", "kind",         "metadata", "extends", "limits", "filesystem", "devices",
+    "user",       "capabilities", "seccomp",  "network", "data",   NULL};
 
 static int load_layer(struct loader *ld, const char *source, const char *buf, size_t len)
 {
         if (ld->depth >= MAX_LAYERS || ld->n_layers >= MAX_LAYERS)
-                return aidp_error_set(ld->err, AIDP_EXIT_CONFIG, ELOOP, "%s: more than %d profiles in the extends chain", source, MAX_LAYERS);
+                return aidp_error_set(ld->err, AIDP_EXIT_CONFIG, ELOOP,
+                                      "%s: more than %d profiles in the extends chain", source,
+                                      MAX_LAYERS);
         struct layer L = {0};
         int rc = aidp_profiles_yaml_load(&L.t, source, buf, len, ld->err);
         if (rc < 0)
@@ -459,16 +474,21 @@ static int load_layer(struct loader *ld, const char *source, const char *buf, si
                 rc = YERR(t, md, "metadata.name", "found nothing, expected a profile name");
                 goto fail;
         }
-        if ((rc = aidp_profiles_yaml_scalar(t, n, "metadata.name", "a profile name", &s, ld->err)) < 0)
+        if ((rc = aidp_profiles_yaml_scalar(t, n, "metadata.name", "a profile name", &s, ld->err)) <
+            0)
                 goto fail;
         if (!valid_name(s)) {
-                rc = YERR(t, n, "metadata.name", "found '%s', expected a name of letters, digits, '.', '_', '-' (at most 63)", s);
+                rc = YERR(
+                    t, n, "metadata.name",
+                    "found '%s', expected a name of letters, digits, '.', '_', '-' (at most 63)",
+                    s);
                 goto fail;
         }
         L.name = strdup(s);
         n = aidp_profiles_yaml_get(t, md, "description", NULL);
         if (n) {
-                if ((rc = aidp_profiles_yaml_scalar(t, n, "metadata.description", "a string", &s, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_scalar(t, n, "metadata.description", "a string", &s,
+                                                    ld->err)) < 0)
                         goto fail;
                 L.description = strdup(s);
                 if (!L.description) {
@@ -491,15 +511,17 @@ static int load_layer(struct loader *ld, const char *source, const char *buf, si
                 ld->stack[ld->depth++] = L.source;
                 if (ext->type == YAML_SCALAR_NODE) {
                         rc = load_parent(ld, t, ext, "extends", dir);
-                } else if ((rc = expect_list(ld, t, ext, "extends", "a profile name, path or a list of them")) == 0) {
+                } else if ((rc = expect_list(ld, t, ext, "extends",
+                                             "a profile name, path or a list of them")) == 0) {
                         {
-                        ynode *item;
-                        FOREACH_ITEM(t, ext, i, item) {
-                                char path[64];
-                                PATHF(path, "extends[%zu]", i);
-                                if ((rc = load_parent(ld, t, item, path, dir)) < 0)
-                                        break;
-                        }
+                                ynode *item;
+                                FOREACH_ITEM(t, ext, i, item)
+                                {
+                                        char path[64];
+                                        PATHF(path, "extends[%zu]", i);
+                                        if ((rc = load_parent(ld, t, item, path, dir)) < 0)
+                                                break;
+                                }
                         }
                 }
                 ld->depth--;
@@ -528,7 +550,8 @@ static int size_value(struct loader *ld, ytree *t, ynode *n, const char *path, b
                       uint64_t unlimited, uint64_t *out)
 {
         const char *s;
-        int rc = aidp_profiles_yaml_scalar(t, n, path, "a size such as 8Gi, 512Mi or 1G", &s, ld->err);
+        int rc =
+            aidp_profiles_yaml_scalar(t, n, path, "a size such as 8Gi, 512Mi or 1G", &s, ld->err);
         if (rc < 0)
                 return rc;
         if (unlimited_ok && !strcmp(s, "unlimited")) {
@@ -536,124 +559,166 @@ static int size_value(struct loader *ld, ytree *t, ynode *n, const char *path, b
                 return 0;
         }
         if (aidp_profiles_parse_size(s, out) < 0)
-                return YERR(t, n, path, "found '%s', expected a size such as 8Gi, 512Mi, 1G or a byte count%s", s,
-                            unlimited_ok ? ", or unlimited" : "");
+                return YERR(t, n, path,
+                            "found '%s', expected a size such as 8Gi, 512Mi, 1G or a byte count%s",
+                            s, unlimited_ok ? ", or unlimited" : "");
         return 0;
 }
 
 static int apply_rlimits(struct loader *ld, ytree *t, ynode *map, struct aidp_profile *p)
 {
-        int rc = aidp_profiles_yaml_expect(t, map, YAML_MAPPING_NODE, "limits.rlimits", "a mapping of rlimit name to value", ld->err);
+        int rc = aidp_profiles_yaml_expect(t, map, YAML_MAPPING_NODE, "limits.rlimits",
+                                           "a mapping of rlimit name to value", ld->err);
         if (rc < 0)
                 return rc;
         {
-        ynode *k, *v;
-        FOREACH_PAIR(t, map, k, v) {
-                const char *name = aidp_profiles_yaml_str(k);
-                char path[128];
-                PATHF(path, "limits.rlimits.%s", name ? name : "?");
-                int r = name ? aidp_profiles_rlimit_parse(name) : -1;
-                if (r < 0)
-                        return YERR(t, k, path, "unknown rlimit '%s', expected one of: cpu, fsize, data, stack, core, rss, nproc, nofile, memlock, as, locks, sigpending, msgqueue, nice, rtprio, rttime", name ? name : "?");
-                for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < _p; q++) {
-                        const char *qs = aidp_profiles_yaml_str(aidp_profiles_yaml_node(t, q->key));
-                        if (qs && aidp_profiles_rlimit_parse(qs) == r)
-                                return YERR(t, k, path, "found rlimit '%s' twice, expected it once", name);
+                ynode *k, *v;
+                FOREACH_PAIR(t, map, k, v)
+                {
+                        const char *name = aidp_profiles_yaml_str(k);
+                        char path[128];
+                        PATHF(path, "limits.rlimits.%s", name ? name : "?");
+                        int r = name ? aidp_profiles_rlimit_parse(name) : -1;
+                        if (r < 0)
+                                return YERR(t, k, path,
+                                            "unknown rlimit '%s', expected one of: cpu, fsize, "
+                                            "data, stack, core, rss, nproc, nofile, memlock, as, "
+                                            "locks, sigpending, msgqueue, nice, rtprio, rttime",
+                                            name ? name : "?");
+                        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < _p; q++) {
+                                const char *qs =
+                                    aidp_profiles_yaml_str(aidp_profiles_yaml_node(t, q->key));
+                                if (qs && aidp_profiles_rlimit_parse(qs) == r)
+                                        return YERR(t, k, path,
+                                                    "found rlimit '%s' twice, expected it once",
+                                                    name);
+                        }
+                        struct aidp_rlimit rl = {.set = true};
+                        if (v && v->type == YAML_MAPPING_NODE) {
+                                static const char *const keys[] = {"soft", "hard", NULL};
+                                if ((rc = aidp_profiles_yaml_check_keys(t, v, path, keys,
+                                                                        ld->err)) < 0)
+                                        return rc;
+                                ynode *sn = aidp_profiles_yaml_get(t, v, "soft", NULL);
+                                ynode *hn = aidp_profiles_yaml_get(t, v, "hard", NULL);
+                                char sp[160], hp[160];
+                                PATHF(sp, "%s.soft", path);
+                                PATHF(hp, "%s.hard", path);
+                                if (!sn || !hn)
+                                        return YERR(t, v, path,
+                                                    "found %s, expected both soft and hard",
+                                                    sn   ? "only soft"
+                                                    : hn ? "only hard"
+                                                         : "neither");
+                                if ((rc = size_value(ld, t, sn, sp, true, UINT64_MAX, &rl.soft)) <
+                                        0 ||
+                                    (rc = size_value(ld, t, hn, hp, true, UINT64_MAX, &rl.hard)) <
+                                        0)
+                                        return rc;
+                                if (rl.soft > rl.hard)
+                                        return YERR(t, sn, sp,
+                                                    "found a soft limit above the hard limit, "
+                                                    "expected soft <= hard");
+                        } else {
+                                if ((rc = size_value(ld, t, v, path, true, UINT64_MAX, &rl.soft)) <
+                                    0)
+                                        return rc;
+                                rl.hard = rl.soft;
+                        }
+                        p->limits.rlimits[r] = rl;
+                        origin_set(ld, t, k, "rlimit:%d", r);
                 }
-                struct aidp_rlimit rl = {.set = true};
-                if (v && v->type == YAML_MAPPING_NODE) {
-                        static const char *const keys[] = {"soft", "hard", NULL};
-                        if ((rc = aidp_profiles_yaml_check_keys(t, v, path, keys, ld->err)) < 0)
-                                return rc;
-                        ynode *sn = aidp_profiles_yaml_get(t, v, "soft", NULL);
-                        ynode *hn = aidp_profiles_yaml_get(t, v, "hard", NULL);
-                        char sp[160], hp[160];
-                        PATHF(sp, "%s.soft", path);
-                        PATHF(hp, "%s.hard", path);
-                        if (!sn || !hn)
-                                return YERR(t, v, path, "found %s, expected both soft and hard", sn ? "only soft" : hn ? "only hard" : "neither");
-                        if ((rc = size_value(ld, t, sn, sp, true, UINT64_MAX, &rl.soft)) < 0 ||
-                            (rc = size_value(ld, t, hn, hp, true, UINT64_MAX, &rl.hard)) < 0)
-                                return rc;
-                        if (rl.soft > rl.hard)
-                                return YERR(t, sn, sp, "found a soft limit above the hard limit, expected soft <= hard");
-                } else {
-                        if ((rc = size_value(ld, t, v, path, true, UINT64_MAX, &rl.soft)) < 0)
-                                return rc;
-                        rl.hard = rl.soft;
-                }
-                p->limits.rlimits[r] = rl;
-                origin_set(ld, t, k, "rlimit:%d", r);
-        }
         }
         return 0;
 }
 
 static int apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_profile *p)
 {
-        static const char *const keys[] = {"memory", "cpus", "pids", "wallTime", "tmpfs", "rlimits", NULL};
+        static const char *const keys[] = {"memory", "cpus",    "pids", "wallTime",
+                                           "tmpfs",  "rlimits", NULL};
         int rc = aidp_profiles_yaml_check_keys(t, n, "limits", keys, ld->err);
         if (rc < 0)
                 return rc;
         ynode *v;
         const char *s;
         if ((v = aidp_profiles_yaml_get(t, n, "memory", NULL))) {
-                if ((rc = size_value(ld, t, v, "limits.memory", true, 0, &p->limits.memory_bytes)) < 0)
+                if ((rc = size_value(ld, t, v, "limits.memory", true, 0, &p->limits.memory_bytes)) <
+                    0)
                         return rc;
                 if (p->limits.memory_bytes && p->limits.memory_bytes < (4u << 20))
-                        return YERR(t, v, "limits.memory", "found %" PRIu64 " bytes, expected at least 4Mi (a smaller cgroup limit only produces OOM kills)", p->limits.memory_bytes);
+                        return YERR(t, v, "limits.memory",
+                                    "found %" PRIu64 " bytes, expected at least 4Mi (a smaller "
+                                                     "cgroup limit only produces OOM kills)",
+                                    p->limits.memory_bytes);
                 origin_set(ld, t, v, "limits.memory");
         }
         if ((v = aidp_profiles_yaml_get(t, n, "cpus", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "limits.cpus", "a cpu count such as 2, 1.5 or 500m", &s, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_scalar(t, v, "limits.cpus",
+                                                    "a cpu count such as 2, 1.5 or 500m", &s,
+                                                    ld->err)) < 0)
                         return rc;
                 if (!strcmp(s, "unlimited"))
                         p->limits.cpu_millis = 0;
-                else if (aidp_profiles_parse_cpu(s, &p->limits.cpu_millis) < 0 || p->limits.cpu_millis == 0 ||
-                         p->limits.cpu_millis > 1000000)
-                        return YERR(t, v, "limits.cpus", "found '%s', expected a cpu count such as 2, 1.5 or 500m (1m..1000), or unlimited", s);
+                else if (aidp_profiles_parse_cpu(s, &p->limits.cpu_millis) < 0 ||
+                         p->limits.cpu_millis == 0 || p->limits.cpu_millis > 1000000)
+                        return YERR(t, v, "limits.cpus",
+                                    "found '%s', expected a cpu count such as 2, 1.5 or 500m "
+                                    "(1m..1000), or unlimited",
+                                    s);
                 origin_set(ld, t, v, "limits.cpus");
         }
         if ((v = aidp_profiles_yaml_get(t, n, "pids", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "limits.pids", "a number of processes", &s, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_scalar(t, v, "limits.pids", "a number of processes",
+                                                    &s, ld->err)) < 0)
                         return rc;
                 if (!strcmp(s, "unlimited"))
                         p->limits.pids = 0;
-                else if (aidp_profiles_parse_uint(s, false, &p->limits.pids) < 0 || p->limits.pids == 0 ||
-                         p->limits.pids > 4194304)
-                        return YERR(t, v, "limits.pids", "found '%s', expected a number of processes 1..4194304, or unlimited", s);
+                else if (aidp_profiles_parse_uint(s, false, &p->limits.pids) < 0 ||
+                         p->limits.pids == 0 || p->limits.pids > 4194304)
+                        return YERR(
+                            t, v, "limits.pids",
+                            "found '%s', expected a number of processes 1..4194304, or unlimited",
+                            s);
                 origin_set(ld, t, v, "limits.pids");
         }
         if ((v = aidp_profiles_yaml_get(t, n, "wallTime", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "limits.wallTime", "a duration such as 2h, 90m or 1h30m", &s, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_scalar(t, v, "limits.wallTime",
+                                                    "a duration such as 2h, 90m or 1h30m", &s,
+                                                    ld->err)) < 0)
                         return rc;
                 if (!strcmp(s, "unlimited"))
                         p->limits.wall_seconds = 0;
-                else if (aidp_profiles_parse_duration(s, &p->limits.wall_seconds) < 0 || p->limits.wall_seconds == 0)
-                        return YERR(t, v, "limits.wallTime", "found '%s', expected a duration such as 2h, 90m, 1h30m, 45s or 1d, or unlimited", s);
+                else if (aidp_profiles_parse_duration(s, &p->limits.wall_seconds) < 0 ||
+                         p->limits.wall_seconds == 0)
+                        return YERR(t, v, "limits.wallTime",
+                                    "found '%s', expected a duration such as 2h, 90m, 1h30m, 45s "
+                                    "or 1d, or unlimited",
+                                    s);
                 origin_set(ld, t, v, "limits.wallTime");
         }
         if ((v = aidp_profiles_yaml_get(t, n, "tmpfs", NULL))) {
                 static const char *const tkeys[] = {"/tmp", "/scratch", "/out", "/data", NULL};
                 if ((rc = aidp_profiles_yaml_check_keys(t, v, "limits.tmpfs", tkeys, ld->err)) < 0)
                         return rc;
-                uint64_t *dst[] = {&p->limits.tmp_bytes, &p->limits.scratch_bytes, &p->limits.out_bytes,
-                                   &p->limits.data_bytes};
+                uint64_t *dst[] = {&p->limits.tmp_bytes, &p->limits.scratch_bytes,
+                                   &p->limits.out_bytes, &p->limits.data_bytes};
                 for (size_t i = 0; i < 4; i++) {
                         ynode *sv = aidp_profiles_yaml_get(t, v, tkeys[i], NULL);
                         if (!sv)
                                 continue;
                         char path[64];
                         PATHF(path, "limits.tmpfs.%s", tkeys[i]);
-                        if (i == 3 && aidp_profiles_yaml_str(sv) && !strcmp(aidp_profiles_yaml_str(sv), "auto")) {
+                        if (i == 3 && aidp_profiles_yaml_str(sv) &&
+                            !strcmp(aidp_profiles_yaml_str(sv), "auto")) {
                                 *dst[i] = 0;
                                 continue;
                         }
                         if ((rc = size_value(ld, t, sv, path, false, 0, dst[i])) < 0)
                                 return rc;
                         if (*dst[i] < 4096)
-                                return YERR(t, sv, path, "found %" PRIu64 " bytes, expected at least 4Ki%s", *dst[i],
-                                            i == 3 ? " (or auto: sized from the inputs)" : "");
+                                return YERR(
+                                    t, sv, path, "found %" PRIu64 " bytes, expected at least 4Ki%s",
+                                    *dst[i], i == 3 ? " (or auto: sized from the inputs)" : "");
                 }
         }
         if ((v = aidp_profiles_yaml_get(t, n, "rlimits", NULL)))
@@ -669,7 +734,8 @@ static int abs_path_value(struct loader *ld, ytree *t, ynode *n, const char *pat
         if (rc < 0)
                 return rc;
         if (!clean_abs_path(s))
-                return YERR(t, n, path, "found '%s', expected an absolute path without '.', '..' or '//'", s);
+                return YERR(t, n, path,
+                            "found '%s', expected an absolute path without '.', '..' or '//'", s);
         *out = s;
         return 0;
 }
@@ -682,79 +748,99 @@ static int apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_p
                 return rc;
         ynode *v;
         if ((v = aidp_profiles_yaml_get(t, n, "bindCwd", NULL)))
-                if ((rc = aidp_profiles_yaml_bool(t, v, "filesystem.bindCwd", &p->bind_cwd, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_bool(t, v, "filesystem.bindCwd", &p->bind_cwd,
+                                                  ld->err)) < 0)
                         return rc;
         if ((v = aidp_profiles_yaml_get(t, n, "masked", NULL))) {
-                if ((rc = expect_list(ld, t, v, "filesystem.masked", "a list of absolute paths")) < 0)
+                if ((rc = expect_list(ld, t, v, "filesystem.masked", "a list of absolute paths")) <
+                    0)
                         return rc;
                 {
-                ynode *item;
-                FOREACH_ITEM(t, v, i, item) {
-                        char path[64];
-                        const char *s;
-                        PATHF(path, "filesystem.masked[%zu]", i);
-                        if ((rc = abs_path_value(ld, t, item, path, &s)) < 0)
-                                return rc;
-                        if (!strcmp(s, "/"))
-                                return YERR(t, item, path, "found '/', expected a path below the root");
-                        if (!has_str(p->masked, p->n_masked, s) && push_str(&p->masked, &p->n_masked, s) < 0)
-                                return oom(ld->err);
-                }
+                        ynode *item;
+                        FOREACH_ITEM(t, v, i, item)
+                        {
+                                char path[64];
+                                const char *s;
+                                PATHF(path, "filesystem.masked[%zu]", i);
+                                if ((rc = abs_path_value(ld, t, item, path, &s)) < 0)
+                                        return rc;
+                                if (!strcmp(s, "/"))
+                                        return YERR(t, item, path,
+                                                    "found '/', expected a path below the root");
+                                if (!has_str(p->masked, p->n_masked, s) &&
+                                    push_str(&p->masked, &p->n_masked, s) < 0)
+                                        return oom(ld->err);
+                        }
                 }
         }
         if ((v = aidp_profiles_yaml_get(t, n, "binds", NULL))) {
-                if ((rc = expect_list(ld, t, v, "filesystem.binds", "a list of {source, target, writable}")) < 0)
+                if ((rc = expect_list(ld, t, v, "filesystem.binds",
+                                      "a list of {source, target, writable}")) < 0)
                         return rc;
                 {
-                ynode *item;
-                FOREACH_ITEM(t, v, i, item) {
-                        char path[64], sp[96];
-                        PATHF(path, "filesystem.binds[%zu]", i);
-                        static const char *const bkeys[] = {"source", "target", "writable", NULL};
-                        const char *src, *dst;
-                        bool writable = false;
-                        if ((rc = aidp_profiles_yaml_check_keys(t, item, path, bkeys, ld->err)) < 0)
-                                return rc;
-                        ynode *sn = aidp_profiles_yaml_get(t, item, "source", NULL);
-                        PATHF(sp, "%s.source", path);
-                        if (!sn)
-                                return YERR(t, item, sp, "found nothing, expected the host path to bind");
-                        if ((rc = abs_path_value(ld, t, sn, sp, &src)) < 0)
-                                return rc;
-                        dst = src;
-                        ynode *tn = aidp_profiles_yaml_get(t, item, "target", NULL);
-                        if (tn) {
-                                PATHF(sp, "%s.target", path);
-                                if ((rc = abs_path_value(ld, t, tn, sp, &dst)) < 0)
+                        ynode *item;
+                        FOREACH_ITEM(t, v, i, item)
+                        {
+                                char path[64], sp[96];
+                                PATHF(path, "filesystem.binds[%zu]", i);
+                                static const char *const bkeys[] = {"source", "target", "writable",
+                                                                    NULL};
+                                const char *src, *dst;
+                                bool writable = false;
+                                if ((rc = aidp_profiles_yaml_check_keys(t, item, path, bkeys,
+                                                                        ld->err)) < 0)
                                         return rc;
-                        }
-                        static const char *const reserved[] = {"/proc", "/dev", "/sys", "/run/aidp"};
-                        for (size_t r = 0; r < ARRAY_SIZE(reserved); r++)
-                                if (path_within(dst, reserved[r]) || !strcmp(dst, "/"))
-                                        return YERR(t, tn ? tn : sn, path, "found target '%s', expected a path outside /, /proc, /dev, /sys and /run/aidp (the sandbox builds those itself)", dst);
-                        ynode *wn = aidp_profiles_yaml_get(t, item, "writable", NULL);
-                        if (wn) {
-                                PATHF(sp, "%s.writable", path);
-                                if ((rc = aidp_profiles_yaml_bool(t, wn, sp, &writable, ld->err)) < 0)
+                                ynode *sn = aidp_profiles_yaml_get(t, item, "source", NULL);
+                                PATHF(sp, "%s.source", path);
+                                if (!sn)
+                                        return YERR(
+                                            t, item, sp,
+                                            "found nothing, expected the host path to bind");
+                                if ((rc = abs_path_value(ld, t, sn, sp, &src)) < 0)
                                         return rc;
-                        }
-                        struct aidp_bind *b = NULL;
-                        for (size_t j = 0; j < p->n_binds; j++)
-                                if (!strcmp(p->binds[j].target, dst))
-                                        b = &p->binds[j];
-                        if (!b) {
-                                struct aidp_bind *nb = realloc(p->binds, (p->n_binds + 1) * sizeof *nb);
-                                if (!nb)
+                                dst = src;
+                                ynode *tn = aidp_profiles_yaml_get(t, item, "target", NULL);
+                                if (tn) {
+                                        PATHF(sp, "%s.target", path);
+                                        if ((rc = abs_path_value(ld, t, tn, sp, &dst)) < 0)
+                                                return rc;
+                                }
+                                static const char *const reserved[] = {"/proc", "/dev", "/sys",
+                                                                       "/run/aidp"};
+                                for (size_t r = 0; r < ARRAY_SIZE(reserved); r++)
+                                        if (path_within(dst, reserved[r]) || !strcmp(dst, "/"))
+                                                return YERR(
+                                                    t, tn ? tn : sn, path,
+                                                    "found target '%s', expected a path outside /, "
+                                                    "/proc, /dev, /sys and /run/aidp (the sandbox "
+                                                    "builds those itself)",
+                                                    dst);
+                                ynode *wn = aidp_profiles_yaml_get(t, item, "writable", NULL);
+                                if (wn) {
+                                        PATHF(sp, "%s.writable", path);
+                                        if ((rc = aidp_profiles_yaml_bool(t, wn, sp, &writable,
+                                                                          ld->err)) < 0)
+                                                return rc;
+                                }
+                                struct aidp_bind *b = NULL;
+                                for (size_t j = 0; j < p->n_binds; j++)
+                                        if (!strcmp(p->binds[j].target, dst))
+                                                b = &p->binds[j];
+                                if (!b) {
+                                        struct aidp_bind *nb =
+                                            realloc(p->binds, (p->n_binds + 1) * sizeof *nb);
+                                        if (!nb)
+                                                return oom(ld->err);
+                                        p->binds = nb;
+                                        b = &nb[p->n_binds++];
+                                        memset(b, 0, sizeof *b);
+                                }
+                                if (replace_str(&b->source, src) < 0 ||
+                                    replace_str(&b->target, dst) < 0)
                                         return oom(ld->err);
-                                p->binds = nb;
-                                b = &nb[p->n_binds++];
-                                memset(b, 0, sizeof *b);
+                                b->writable = writable;
+                                origin_set(ld, t, item, "bind:%s", dst);
                         }
-                        if (replace_str(&b->source, src) < 0 || replace_str(&b->target, dst) < 0)
-                                return oom(ld->err);
-                        b->writable = writable;
-                        origin_set(ld, t, item, "bind:%s", dst);
-                }
                 }
         }
         return 0;
@@ -766,49 +852,59 @@ static int apply_devices(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
         if (rc < 0)
                 return rc;
         {
-        ynode *item;
-        FOREACH_ITEM(t, n, i, item) {
-                char path[64], pp[80];
-                PATHF(path, "devices[%zu]", i);
-                const char *dev;
-                bool optional = false;
-                ynode *pn = item;
-                if (item->type == YAML_MAPPING_NODE) {
-                        static const char *const keys[] = {"path", "optional", NULL};
-                        if ((rc = aidp_profiles_yaml_check_keys(t, item, path, keys, ld->err)) < 0)
+                ynode *item;
+                FOREACH_ITEM(t, n, i, item)
+                {
+                        char path[64], pp[80];
+                        PATHF(path, "devices[%zu]", i);
+                        const char *dev;
+                        bool optional = false;
+                        ynode *pn = item;
+                        if (item->type == YAML_MAPPING_NODE) {
+                                static const char *const keys[] = {"path", "optional", NULL};
+                                if ((rc = aidp_profiles_yaml_check_keys(t, item, path, keys,
+                                                                        ld->err)) < 0)
+                                        return rc;
+                                pn = aidp_profiles_yaml_get(t, item, "path", NULL);
+                                if (!pn)
+                                        return YERR(t, item, path,
+                                                    "found no path, expected path: /dev/...");
+                                ynode *on = aidp_profiles_yaml_get(t, item, "optional", NULL);
+                                PATHF(pp, "%s.optional", path);
+                                if (on && (rc = aidp_profiles_yaml_bool(t, on, pp, &optional,
+                                                                        ld->err)) < 0)
+                                        return rc;
+                                PATHF(pp, "%s.path", path);
+                        } else {
+                                PATHF(pp, "%s", path);
+                        }
+                        if ((rc = aidp_profiles_yaml_scalar(t, pn, pp,
+                                                            "a device path such as /dev/nvidia0",
+                                                            &dev, ld->err)) < 0)
                                 return rc;
-                        pn = aidp_profiles_yaml_get(t, item, "path", NULL);
-                        if (!pn)
-                                return YERR(t, item, path, "found no path, expected path: /dev/...");
-                        ynode *on = aidp_profiles_yaml_get(t, item, "optional", NULL);
-                        PATHF(pp, "%s.optional", path);
-                        if (on && (rc = aidp_profiles_yaml_bool(t, on, pp, &optional, ld->err)) < 0)
-                                return rc;
-                        PATHF(pp, "%s.path", path);
-                } else {
-                        PATHF(pp, "%s", path);
+                        if (strncmp(dev, "/dev/", 5) || !clean_abs_path(dev) || strlen(dev) <= 5)
+                                return YERR(t, pn, pp,
+                                            "found '%s', expected a character device path under "
+                                            "/dev/ (globs * ? [..] allowed)",
+                                            dev);
+                        struct aidp_device *d = NULL;
+                        for (size_t j = 0; j < p->n_devices; j++)
+                                if (!strcmp(p->devices[j].path, dev))
+                                        d = &p->devices[j];
+                        if (!d) {
+                                struct aidp_device *nd =
+                                    realloc(p->devices, (p->n_devices + 1) * sizeof *nd);
+                                if (!nd)
+                                        return oom(ld->err);
+                                p->devices = nd;
+                                d = &nd[p->n_devices++];
+                                memset(d, 0, sizeof *d);
+                                if (!(d->path = strdup(dev)))
+                                        return oom(ld->err);
+                        }
+                        d->optional = optional;
+                        origin_set(ld, t, pn, "device:%s", dev);
                 }
-                if ((rc = aidp_profiles_yaml_scalar(t, pn, pp, "a device path such as /dev/nvidia0", &dev, ld->err)) < 0)
-                        return rc;
-                if (strncmp(dev, "/dev/", 5) || !clean_abs_path(dev) || strlen(dev) <= 5)
-                        return YERR(t, pn, pp, "found '%s', expected a character device path under /dev/ (globs * ? [..] allowed)", dev);
-                struct aidp_device *d = NULL;
-                for (size_t j = 0; j < p->n_devices; j++)
-                        if (!strcmp(p->devices[j].path, dev))
-                                d = &p->devices[j];
-                if (!d) {
-                        struct aidp_device *nd = realloc(p->devices, (p->n_devices + 1) * sizeof *nd);
-                        if (!nd)
-                                return oom(ld->err);
-                        p->devices = nd;
-                        d = &nd[p->n_devices++];
-                        memset(d, 0, sizeof *d);
-                        if (!(d->path = strdup(dev)))
-                                return oom(ld->err);
-                }
-                d->optional = optional;
-                origin_set(ld, t, pn, "device:%s", dev);
-        }
         }
         return 0;
 }
@@ -828,7 +924,8 @@ static int id_value(struct loader *ld, ytree *t, ynode *n, const char *path, uin
 
 static int apply_user(struct loader *ld, ytree *t, ynode *n, struct aidp_profile *p)
 {
-        static const char *const keys[] = {"mode", "uid", "gid", "defaultUid", "defaultGid", "allowRoot", NULL};
+        static const char *const keys[] = {"mode",       "uid",       "gid", "defaultUid",
+                                           "defaultGid", "allowRoot", NULL};
         int rc = aidp_profiles_yaml_check_keys(t, n, "user", keys, ld->err);
         if (rc < 0)
                 return rc;
@@ -836,7 +933,8 @@ static int apply_user(struct loader *ld, ytree *t, ynode *n, struct aidp_profile
         const char *s;
         uint32_t id = 0;
         if ((v = aidp_profiles_yaml_get(t, n, "mode", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "user.mode", "caller or fixed", &s, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_scalar(t, v, "user.mode", "caller or fixed", &s,
+                                                    ld->err)) < 0)
                         return rc;
                 if (!strcmp(s, "caller"))
                         p->user.mode = AIDP_USER_CALLER;
@@ -849,8 +947,10 @@ static int apply_user(struct loader *ld, ytree *t, ynode *n, struct aidp_profile
                 const char *key;
                 void *dst;
                 bool gid;
-        } ids[] = {{"uid", &p->user.uid, false}, {"gid", &p->user.gid, true},
-                   {"defaultUid", &p->user.default_uid, false}, {"defaultGid", &p->user.default_gid, true}};
+        } ids[] = {{"uid", &p->user.uid, false},
+                   {"gid", &p->user.gid, true},
+                   {"defaultUid", &p->user.default_uid, false},
+                   {"defaultGid", &p->user.default_gid, true}};
         for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
                 if (!(v = aidp_profiles_yaml_get(t, n, ids[i].key, NULL)))
                         continue;
@@ -865,7 +965,8 @@ static int apply_user(struct loader *ld, ytree *t, ynode *n, struct aidp_profile
                 origin_set(ld, t, v, "user.%s", ids[i].key);
         }
         if ((v = aidp_profiles_yaml_get(t, n, "allowRoot", NULL))) {
-                if ((rc = aidp_profiles_yaml_bool(t, v, "user.allowRoot", &p->user.allow_root, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_bool(t, v, "user.allowRoot", &p->user.allow_root,
+                                                  ld->err)) < 0)
                         return rc;
                 origin_set(ld, t, v, "user.allowRoot");
         }
@@ -874,38 +975,49 @@ static int apply_user(struct loader *ld, ytree *t, ynode *n, struct aidp_profile
 
 static int apply_caps(struct loader *ld, ytree *t, ynode *n, struct aidp_profile *p)
 {
-        int rc = expect_list(ld, t, n, "capabilities", "a list of capability names such as CAP_NET_BIND_SERVICE");
+        int rc = expect_list(ld, t, n, "capabilities",
+                             "a list of capability names such as CAP_NET_BIND_SERVICE");
         if (rc < 0)
                 return rc;
         {
-        ynode *item;
-        FOREACH_ITEM(t, n, i, item) {
-                char path[64], canon[64];
-                const char *s;
-                PATHF(path, "capabilities[%zu]", i);
-                if ((rc = aidp_profiles_yaml_scalar(t, item, path, "a capability name", &s, ld->err)) < 0)
-                        return rc;
-                if (aidp_profiles_cap_canon(s, canon, sizeof canon) < 0)
-                        return YERR(t, item, path, "found '%s', expected a capability name such as CAP_NET_BIND_SERVICE", s);
-                if (!has_str(p->capabilities, p->n_capabilities, canon) &&
-                    push_str(&p->capabilities, &p->n_capabilities, canon) < 0)
-                        return oom(ld->err);
-                origin_set(ld, t, item, "cap:%s", canon);
-        }
+                ynode *item;
+                FOREACH_ITEM(t, n, i, item)
+                {
+                        char path[64], canon[64];
+                        const char *s;
+                        PATHF(path, "capabilities[%zu]", i);
+                        if ((rc = aidp_profiles_yaml_scalar(t, item, path, "a capability name", &s,
+                                                            ld->err)) < 0)
+                                return rc;
+                        if (aidp_profiles_cap_canon(s, canon, sizeof canon) < 0)
+                                return YERR(t, item, path,
+                                            "found '%s', expected a capability name such as "
+                                            "CAP_NET_BIND_SERVICE",
+                                            s);
+                        if (!has_str(p->capabilities, p->n_capabilities, canon) &&
+                            push_str(&p->capabilities, &p->n_capabilities, canon) < 0)
+                                return oom(ld->err);
+                        origin_set(ld, t, item, "cap:%s", canon);
+                }
         }
         return 0;
 }
 
 /* ---- seccomp ---- */
 
-static int parse_sc_arg(struct loader *ld, ytree *t, ynode *n, const char *path, struct aidp_sc_arg *a)
+static int parse_sc_arg(struct loader *ld, ytree *t, ynode *n, const char *path,
+                        struct aidp_sc_arg *a)
 {
         static const char *const keys[] = {"index", "op", "value", "mask", NULL};
         static const struct {
                 const char *name;
                 enum aidp_sc_op op;
-        } ops[] = {{"eq", AIDP_SC_OP_EQ}, {"ne", AIDP_SC_OP_NE}, {"lt", AIDP_SC_OP_LT},
-                   {"le", AIDP_SC_OP_LE}, {"gt", AIDP_SC_OP_GT}, {"ge", AIDP_SC_OP_GE},
+        } ops[] = {{"eq", AIDP_SC_OP_EQ},
+                   {"ne", AIDP_SC_OP_NE},
+                   {"lt", AIDP_SC_OP_LT},
+                   {"le", AIDP_SC_OP_LE},
+                   {"gt", AIDP_SC_OP_GT},
+                   {"ge", AIDP_SC_OP_GE},
                    {"masked-eq", AIDP_SC_OP_MASKED_EQ}};
         int rc = aidp_profiles_yaml_check_keys(t, n, path, keys, ld->err);
         if (rc < 0)
@@ -934,7 +1046,8 @@ static int parse_sc_arg(struct loader *ld, ytree *t, ynode *n, const char *path,
                 if (!strcmp(s, ops[i].name))
                         break;
         if (i == ARRAY_SIZE(ops))
-                return YERR(t, on, p, "found '%s', expected eq, ne, lt, le, gt, ge or masked-eq", s);
+                return YERR(t, on, p, "found '%s', expected eq, ne, lt, le, gt, ge or masked-eq",
+                            s);
         a->op = ops[i].op;
         ynode *vn = aidp_profiles_yaml_get(t, n, "value", NULL);
         PATHF(p, "%s.value", path);
@@ -943,7 +1056,8 @@ static int parse_sc_arg(struct loader *ld, ytree *t, ynode *n, const char *path,
         if ((rc = aidp_profiles_yaml_scalar(t, vn, p, "a number", &s, ld->err)) < 0)
                 return rc;
         if (aidp_profiles_parse_uint(s, true, &v) < 0)
-                return YERR(t, vn, p, "found '%s', expected a non-negative number (decimal or 0x hex)", s);
+                return YERR(t, vn, p,
+                            "found '%s', expected a non-negative number (decimal or 0x hex)", s);
         ynode *mn = aidp_profiles_yaml_get(t, n, "mask", NULL);
         if (a->op == AIDP_SC_OP_MASKED_EQ) {
                 uint64_t m;
@@ -953,14 +1067,19 @@ static int parse_sc_arg(struct loader *ld, ytree *t, ynode *n, const char *path,
                 if ((rc = aidp_profiles_yaml_scalar(t, mn, p, "a number", &s, ld->err)) < 0)
                         return rc;
                 if (aidp_profiles_parse_uint(s, true, &m) < 0)
-                        return YERR(t, mn, p, "found '%s', expected a non-negative number (decimal or 0x hex)", s);
+                        return YERR(
+                            t, mn, p,
+                            "found '%s', expected a non-negative number (decimal or 0x hex)", s);
                 if (v & ~m)
-                        return YERR(t, vn, path, "found value bits outside the mask, expected (arg & mask) == value to be satisfiable");
+                        return YERR(t, vn, path,
+                                    "found value bits outside the mask, expected (arg & mask) == "
+                                    "value to be satisfiable");
                 a->value = m;
                 a->value2 = v;
         } else {
                 if (mn)
-                        return YERR(t, mn, path, "found a mask, expected it only with op: masked-eq");
+                        return YERR(t, mn, path,
+                                    "found a mask, expected it only with op: masked-eq");
                 a->value = v;
         }
         return 0;
@@ -1003,11 +1122,16 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
         ynode *an = aidp_profiles_yaml_get(t, n, "action", NULL);
         PATHF(p, "%s.action", path);
         if (!an)
-                return YERR(t, n, p, "found nothing, expected allow, log, errno(E...), kill-process, kill-thread or trap");
+                return YERR(t, n, p,
+                            "found nothing, expected allow, log, errno(E...), kill-process, "
+                            "kill-thread or trap");
         if ((rc = aidp_profiles_yaml_scalar(t, an, p, "an action", &s, ld->err)) < 0)
                 return rc;
         if (aidp_profiles_action_parse(s, &out->r.action, &out->r.errno_ret) < 0)
-                return YERR(t, an, p, "found '%s', expected allow, log, errno(EPERM|<errno name>|<1..4095>), kill-process, kill-thread or trap", s);
+                return YERR(t, an, p,
+                            "found '%s', expected allow, log, errno(EPERM|<errno name>|<1..4095>), "
+                            "kill-process, kill-thread or trap",
+                            s);
         ynode *nn = aidp_profiles_yaml_get(t, n, "names", NULL);
         PATHF(p, "%s.names", path);
         if (!nn)
@@ -1022,55 +1146,72 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
         if (!out->r.names || !out->name_nodes)
                 return oom(ld->err);
         {
-        ynode *item;
-        FOREACH_ITEM(t, nn, i, item) {
-                char ip[192];
-                PATHF(ip, "%s[%zu]", p, i);
-                if ((rc = aidp_profiles_yaml_scalar(t, item, ip, "a syscall name", &s, ld->err)) < 0)
-                        return rc;
-                int nr = aidp_profiles_syscall_nr(arch, s);
-                if (nr == -1)
-                        return YERR(t, item, ip, "unknown syscall '%s', expected a syscall name known to libseccomp", s);
-                for (size_t j = 0; j < out->r.n_names; j++)
-                        if (!strcmp(out->r.names[j], s))
-                                return YERR(t, item, ip, "found '%s' twice in this rule, expected it once", s);
-                if (nr == -2) {
-                        /* A real syscall of another architecture (open on
-                         * aarch64): nothing on this one can call it, so the
-                         * name is dropped and the profile stays portable. */
-                        char w[320];
-                        PATHF(w, "%s:%u:%u", t->file, (unsigned)item->start_mark.line + 1, (unsigned)item->start_mark.column + 1);
-                        lint_add(ld->in_root ? ld->lints : NULL, AIDP_LINT_NOTE, "seccomp-other-arch", w, "%s: '%s' does not exist on %s; ignored here", ip, s, aidp_profiles_arch_name(arch));
-                        continue;
+                ynode *item;
+                FOREACH_ITEM(t, nn, i, item)
+                {
+                        char ip[192];
+                        PATHF(ip, "%s[%zu]", p, i);
+                        if ((rc = aidp_profiles_yaml_scalar(t, item, ip, "a syscall name", &s,
+                                                            ld->err)) < 0)
+                                return rc;
+                        int nr = aidp_profiles_syscall_nr(arch, s);
+                        if (nr == -1)
+                                return YERR(t, item, ip,
+                                            "unknown syscall '%s', expected a syscall name known "
+                                            "to libseccomp",
+                                            s);
+                        for (size_t j = 0; j < out->r.n_names; j++)
+                                if (!strcmp(out->r.names[j], s))
+                                        return YERR(
+                                            t, item, ip,
+                                            "found '%s' twice in this rule, expected it once", s);
+                        if (nr == -2) {
+                                /* A real syscall of another architecture (open on
+                                 * aarch64): nothing on this one can call it, so the
+                                 * name is dropped and the profile stays portable. */
+                                char w[320];
+                                PATHF(w, "%s:%u:%u", t->file, (unsigned)item->start_mark.line + 1,
+                                      (unsigned)item->start_mark.column + 1);
+                                lint_add(ld->in_root ? ld->lints : NULL, AIDP_LINT_NOTE,
+                                         "seccomp-other-arch", w,
+                                         "%s: '%s' does not exist on %s; ignored here", ip, s,
+                                         aidp_profiles_arch_name(arch));
+                                continue;
+                        }
+                        if (!(out->r.names[out->r.n_names] = strdup(s)))
+                                return oom(ld->err);
+                        out->name_nodes[out->r.n_names++] = item;
                 }
-                if (!(out->r.names[out->r.n_names] = strdup(s)))
-                        return oom(ld->err);
-                out->name_nodes[out->r.n_names++] = item;
-        }
         }
         ynode *args = aidp_profiles_yaml_get(t, n, "args", NULL);
         if (args) {
                 PATHF(p, "%s.args", path);
                 if ((rc = expect_list(ld, t, args, p, "a list of {index, op, value[, mask]}")) < 0)
                         return rc;
-                size_t na = (size_t)(args->data.sequence.items.top - args->data.sequence.items.start);
+                size_t na =
+                    (size_t)(args->data.sequence.items.top - args->data.sequence.items.start);
                 if (na > 6)
                         return YERR(t, args, p, "found %zu conditions, expected at most 6", na);
                 out->r.args = calloc(na ? na : 1, sizeof *out->r.args);
                 if (!out->r.args)
                         return oom(ld->err);
                 {
-                ynode *item;
-                FOREACH_ITEM(t, args, i, item) {
-                        char ip[192];
-                        PATHF(ip, "%s[%zu]", p, i);
-                        if ((rc = parse_sc_arg(ld, t, item, ip, &out->r.args[i])) < 0)
-                                return rc;
-                        for (size_t j = 0; j < i; j++)
-                                if (out->r.args[j].index == out->r.args[i].index)
-                                        return YERR(t, item, ip, "found a second condition on arg%u, expected one condition per argument (write two rules to OR them)", out->r.args[i].index);
-                        out->r.n_args = i + 1;
-                }
+                        ynode *item;
+                        FOREACH_ITEM(t, args, i, item)
+                        {
+                                char ip[192];
+                                PATHF(ip, "%s[%zu]", p, i);
+                                if ((rc = parse_sc_arg(ld, t, item, ip, &out->r.args[i])) < 0)
+                                        return rc;
+                                for (size_t j = 0; j < i; j++)
+                                        if (out->r.args[j].index == out->r.args[i].index)
+                                                return YERR(t, item, ip,
+                                                            "found a second condition on arg%u, "
+                                                            "expected one condition per argument "
+                                                            "(write two rules to OR them)",
+                                                            out->r.args[i].index);
+                                out->r.n_args = i + 1;
+                        }
                 }
         }
         return 0;
@@ -1107,7 +1248,9 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                 }
         }
         if ((v = aidp_profiles_yaml_get(t, n, "import", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "seccomp.import", "a path to an OCI/Docker seccomp JSON file", &s, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_scalar(t, v, "seccomp.import",
+                                                    "a path to an OCI/Docker seccomp JSON file", &s,
+                                                    ld->err)) < 0)
                         return rc;
                 _cleanup_free_ char *dir = dirname_of(t->file), *src = NULL, *buf = NULL;
                 char joined[4096];
@@ -1121,39 +1264,54 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                         return oom(ld->err);
                 size_t len = 0;
                 if (!ld->env || !ld->env->read_file)
-                        return YERR(t, v, "seccomp.import", "cannot read '%s': no file reader", src);
+                        return YERR(t, v, "seccomp.import", "cannot read '%s': no file reader",
+                                    src);
                 aidp_error sub = {0};
                 rc = ld->env->read_file(ld->env->ctx, src, &buf, &len, &sub);
                 if (rc == -ENOENT)
-                        return YERR(t, v, "seccomp.import", "found '%s', which does not exist (%s), expected an OCI/Docker seccomp JSON file", s, src);
+                        return YERR(t, v, "seccomp.import",
+                                    "found '%s', which does not exist (%s), expected an OCI/Docker "
+                                    "seccomp JSON file",
+                                    s, src);
                 if (rc < 0) {
                         *ld->err = sub;
                         return aidp_error_wrap(ld->err, "%s:%u:%u: seccomp.import", t->file,
-                                               (unsigned)v->start_mark.line + 1, (unsigned)v->start_mark.column + 1);
+                                               (unsigned)v->start_mark.line + 1,
+                                               (unsigned)v->start_mark.column + 1);
                 }
                 struct aidp_sc_policy imp;
                 size_t skipped = 0;
-                rc = aidp_profiles_seccomp_json(src, buf, len, ld->env, p->capabilities, p->n_capabilities,
-                                                &imp, &skipped, ld->err);
+                rc = aidp_profiles_seccomp_json(src, buf, len, ld->env, p->capabilities,
+                                                p->n_capabilities, &imp, &skipped, ld->err);
                 if (rc < 0)
                         return aidp_error_wrap(ld->err, "%s:%u:%u: seccomp.import", t->file,
-                                               (unsigned)v->start_mark.line + 1, (unsigned)v->start_mark.column + 1);
+                                               (unsigned)v->start_mark.line + 1,
+                                               (unsigned)v->start_mark.column + 1);
                 aidp_sc_policy_free(&p->seccomp);
                 p->seccomp = imp;
                 if (replace_str(&p->seccomp_import, src) < 0)
                         return oom(ld->err);
                 if (skipped)
-                        lint_add(ld->in_root ? ld->lints : NULL, AIDP_LINT_NOTE, "import-skipped-names", "", "%s: %zu syscall names skipped: unknown to libseccomp or not on %s", src, skipped, aidp_profiles_arch_name(arch));
+                        lint_add(
+                            ld->in_root ? ld->lints : NULL, AIDP_LINT_NOTE, "import-skipped-names",
+                            "", "%s: %zu syscall names skipped: unknown to libseccomp or not on %s",
+                            src, skipped, aidp_profiles_arch_name(arch));
         }
         ynode *dn = aidp_profiles_yaml_get(t, n, "default", NULL);
         if (dn) {
-                if ((rc = aidp_profiles_yaml_scalar(t, dn, "seccomp.default", "an action", &s, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_scalar(t, dn, "seccomp.default", "an action", &s,
+                                                    ld->err)) < 0)
                         return rc;
-                if (aidp_profiles_action_parse(s, &p->seccomp.default_action, &p->seccomp.default_errno) < 0)
-                        return YERR(t, dn, "seccomp.default", "found '%s', expected errno(EPERM|<errno name>|<1..4095>), kill-process, kill-thread, trap, log or allow", s);
+                if (aidp_profiles_action_parse(s, &p->seccomp.default_action,
+                                               &p->seccomp.default_errno) < 0)
+                        return YERR(t, dn, "seccomp.default",
+                                    "found '%s', expected errno(EPERM|<errno name>|<1..4095>), "
+                                    "kill-process, kill-thread, trap, log or allow",
+                                    s);
         }
         if ((v = aidp_profiles_yaml_get(t, n, "style", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "seccomp.style", "allowlist or denylist", &s, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_scalar(t, v, "seccomp.style", "allowlist or denylist",
+                                                    &s, ld->err)) < 0)
                         return rc;
                 bool allowlist;
                 if (!strcmp(s, "allowlist"))
@@ -1161,7 +1319,8 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                 else if (!strcmp(s, "denylist"))
                         allowlist = false;
                 else
-                        return YERR(t, v, "seccomp.style", "found '%s', expected allowlist or denylist", s);
+                        return YERR(t, v, "seccomp.style",
+                                    "found '%s', expected allowlist or denylist", s);
                 bool permits = aidp_profiles_sc_permits(p->seccomp.default_action);
                 if (!dn) {
                         /* The style alone picks the matching default. */
@@ -1174,13 +1333,20 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                         }
                 } else if (allowlist == permits) {
                         char a[48];
-                        return YERR(t, dn, "seccomp.default", "found '%s' with style %s, expected %s", aidp_profiles_action_str(p->seccomp.default_action, p->seccomp.default_errno, a, sizeof a), s,
-                                    allowlist ? "a denying default (errno(...), kill-process, kill-thread or trap)" : "allow or log");
+                        return YERR(t, dn, "seccomp.default",
+                                    "found '%s' with style %s, expected %s",
+                                    aidp_profiles_action_str(p->seccomp.default_action,
+                                                             p->seccomp.default_errno, a, sizeof a),
+                                    s,
+                                    allowlist ? "a denying default (errno(...), kill-process, "
+                                                "kill-thread or trap)"
+                                              : "allow or log");
                 }
         }
         ynode *sn = aidp_profiles_yaml_get(t, n, "syscalls", NULL);
         if (sn) {
-                if ((rc = expect_list(ld, t, sn, "seccomp.syscalls", "a list of {names, action, args}")) < 0)
+                if ((rc = expect_list(ld, t, sn, "seccomp.syscalls",
+                                      "a list of {names, action, args}")) < 0)
                         return rc;
                 size_t cnt = (size_t)(sn->data.sequence.items.top - sn->data.sequence.items.start);
                 struct sc_rule_pos *rs = calloc(cnt ? cnt : 1, sizeof *rs);
@@ -1188,16 +1354,17 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                         return oom(ld->err);
                 size_t nr = 0;
                 {
-                ynode *item;
-                FOREACH_ITEM(t, sn, i, item) {
-                        char path[64];
-                        PATHF(path, "seccomp.syscalls[%zu]", i);
-                        rc = parse_sc_rule(ld, t, item, path, arch, &rs[nr++]);
-                        if (rc < 0)
-                                break;
-                        if (!rs[nr - 1].r.n_names) /* only other arches' names */
-                                sc_rule_clear(&rs[--nr]);
-                }
+                        ynode *item;
+                        FOREACH_ITEM(t, sn, i, item)
+                        {
+                                char path[64];
+                                PATHF(path, "seccomp.syscalls[%zu]", i);
+                                rc = parse_sc_rule(ld, t, item, path, arch, &rs[nr++]);
+                                if (rc < 0)
+                                        break;
+                                if (!rs[nr - 1].r.n_names) /* only other arches' names */
+                                        sc_rule_clear(&rs[--nr]);
+                        }
                 }
                 /* Contradictions inside this file, reported where written. */
                 for (size_t i = 0; rc == 0 && i < nr; i++) {
@@ -1209,8 +1376,16 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                         struct aidp_sc_policy pair = {.rules = two, .n_rules = 2};
                                         if (aidp_profiles_sc_contradiction(&pair)) {
                                                 char path[96];
-                                                PATHF(path, "seccomp.syscalls[%zu].names[%zu]", i, k);
-                                                rc = YERR(t, rs[i].name_nodes[k], path, "contradictory rules for '%s': also in seccomp.syscalls[%zu] (line %u) with another action; expected one action per syscall, or only argument-conditioned rules", rs[i].r.names[k], j, (unsigned)rs[j].node->start_mark.line + 1);
+                                                PATHF(path, "seccomp.syscalls[%zu].names[%zu]", i,
+                                                      k);
+                                                rc = YERR(
+                                                    t, rs[i].name_nodes[k], path,
+                                                    "contradictory rules for '%s': also in "
+                                                    "seccomp.syscalls[%zu] (line %u) with another "
+                                                    "action; expected one action per syscall, or "
+                                                    "only argument-conditioned rules",
+                                                    rs[i].r.names[k], j,
+                                                    (unsigned)rs[j].node->start_mark.line + 1);
                                                 break;
                                         }
                                 }
@@ -1228,14 +1403,22 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                 char a[48], w[320];
                                 const struct aidp_sc_rule *r = &rs[i].r;
                                 if (r->action == p->seccomp.default_action &&
-                                    (r->action != AIDP_SC_ERRNO || r->errno_ret == p->seccomp.default_errno)) {
-                                        PATHF(w, "%s:%u:%u", t->file, (unsigned)rs[i].node->start_mark.line + 1, (unsigned)rs[i].node->start_mark.column + 1);
-                                        lint_add(ld->in_root ? ld->lints : NULL, AIDP_LINT_WARNING, "seccomp-redundant-rule", w,
-                                                 "seccomp.syscalls[%zu]: action %s is the default action; the rule has no effect", i,
-                                                 aidp_profiles_action_str(r->action, r->errno_ret, a, sizeof a));
+                                    (r->action != AIDP_SC_ERRNO ||
+                                     r->errno_ret == p->seccomp.default_errno)) {
+                                        PATHF(w, "%s:%u:%u", t->file,
+                                              (unsigned)rs[i].node->start_mark.line + 1,
+                                              (unsigned)rs[i].node->start_mark.column + 1);
+                                        lint_add(ld->in_root ? ld->lints : NULL, AIDP_LINT_WARNING,
+                                                 "seccomp-redundant-rule", w,
+                                                 "seccomp.syscalls[%zu]: action %s is the default "
+                                                 "action; the rule has no effect",
+                                                 i,
+                                                 aidp_profiles_action_str(r->action, r->errno_ret,
+                                                                          a, sizeof a));
                                 }
                                 for (size_t k = 0; k < r->n_names; k++)
-                                        origin_set(ld, t, rs[i].name_nodes[k], "sc:%s", r->names[k]);
+                                        origin_set(ld, t, rs[i].name_nodes[k], "sc:%s",
+                                                   r->names[k]);
                                 if (aidp_sc_policy_add(&p->seccomp, r) < 0)
                                         rc = oom(ld->err);
                         }
@@ -1330,7 +1513,8 @@ static int port_spec(const char *s, uint16_t *lo, uint16_t *hi)
                         return -EINVAL;
                 memcpy(first, s, l);
                 first[l] = '\0';
-                if (aidp_profiles_parse_uint(first, false, &a) < 0 || aidp_profiles_parse_uint(dash + 1, false, &b) < 0)
+                if (aidp_profiles_parse_uint(first, false, &a) < 0 ||
+                    aidp_profiles_parse_uint(dash + 1, false, &b) < 0)
                         return -EINVAL;
         } else {
                 if (aidp_profiles_parse_uint(s, false, &a) < 0)
@@ -1349,7 +1533,8 @@ static bool same_rule(const struct aidp_egress_rule *a, const struct aidp_egress
         return !strcmp(a->cidr ? a->cidr : "", b->cidr ? b->cidr : "") &&
                !strcmp(a->fqdn ? a->fqdn : "", b->fqdn ? b->fqdn : "") &&
                !strcmp(a->region ? a->region : "", b->region ? b->region : "") &&
-               a->port_min == b->port_min && a->port_max == b->port_max && a->protocol == b->protocol;
+               a->port_min == b->port_min && a->port_max == b->port_max &&
+               a->protocol == b->protocol;
 }
 
 static int add_egress(struct aidp_network *net, const struct aidp_egress_rule *r)
@@ -1366,7 +1551,8 @@ static int add_egress(struct aidp_network *net, const struct aidp_egress_rule *r
         d->port_min = r->port_min;
         d->port_max = r->port_max;
         d->protocol = r->protocol;
-        if ((r->cidr && !(d->cidr = strdup(r->cidr))) || (r->fqdn && !(d->fqdn = strdup(r->fqdn))) ||
+        if ((r->cidr && !(d->cidr = strdup(r->cidr))) ||
+            (r->fqdn && !(d->fqdn = strdup(r->fqdn))) ||
             (r->region && !(d->region = strdup(r->region)))) {
                 free(d->cidr);
                 free(d->fqdn);
@@ -1377,7 +1563,8 @@ static int add_egress(struct aidp_network *net, const struct aidp_egress_rule *r
         return 0;
 }
 
-static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *path, struct aidp_network *net)
+static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *path,
+                             struct aidp_network *net)
 {
         static const char *const keys[] = {"cidr", "fqdn", "ports", "protocol", "region", NULL};
         int rc = aidp_profiles_yaml_check_keys(t, n, path, keys, ld->err);
@@ -1389,24 +1576,35 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
         ynode *cn = aidp_profiles_yaml_get(t, n, "cidr", NULL);
         ynode *fn = aidp_profiles_yaml_get(t, n, "fqdn", NULL);
         if (!!cn == !!fn)
-                return YERR(t, n, path, "found %s, expected exactly one of cidr or fqdn", cn ? "both cidr and fqdn" : "neither cidr nor fqdn");
+                return YERR(t, n, path, "found %s, expected exactly one of cidr or fqdn",
+                            cn ? "both cidr and fqdn" : "neither cidr nor fqdn");
         _cleanup_free_ char *fq = NULL;
         if (cn) {
                 PATHF(p, "%s.cidr", path);
-                if ((rc = aidp_profiles_yaml_scalar(t, cn, p, "a CIDR such as 10.0.0.0/8", &s, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_scalar(t, cn, p, "a CIDR such as 10.0.0.0/8", &s,
+                                                    ld->err)) < 0)
                         return rc;
                 rc = parse_cidr(s, canon, sizeof canon);
                 if (rc == -EDOM)
-                        return YERR(t, cn, p, "found '%s' with host bits set, expected a network address (e.g. 10.0.0.0/8)", s);
+                        return YERR(t, cn, p,
+                                    "found '%s' with host bits set, expected a network address "
+                                    "(e.g. 10.0.0.0/8)",
+                                    s);
                 if (rc < 0)
-                        return YERR(t, cn, p, "found '%s', expected an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or 2001:db8::/32", s);
+                        return YERR(t, cn, p,
+                                    "found '%s', expected an IPv4 or IPv6 CIDR such as 10.0.0.0/8 "
+                                    "or 2001:db8::/32",
+                                    s);
                 r.cidr = canon;
         } else {
                 PATHF(p, "%s.fqdn", path);
                 if ((rc = aidp_profiles_yaml_scalar(t, fn, p, "a host name", &s, ld->err)) < 0)
                         return rc;
                 if (!valid_fqdn(s))
-                        return YERR(t, fn, p, "found '%s', expected a fully qualified host name such as pypi.internal.example (no wildcards, no trailing dot)", s);
+                        return YERR(t, fn, p,
+                                    "found '%s', expected a fully qualified host name such as "
+                                    "pypi.internal.example (no wildcards, no trailing dot)",
+                                    s);
                 if (!(fq = strdup(s)))
                         return oom(ld->err);
                 for (char *q = fq; *q; q++)
@@ -1416,10 +1614,14 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
         ynode *rn = aidp_profiles_yaml_get(t, n, "region", NULL);
         if (rn) {
                 PATHF(p, "%s.region", path);
-                if ((rc = aidp_profiles_yaml_scalar(t, rn, p, "a region tag such as eu-west-1", &s, ld->err)) < 0)
+                if ((rc = aidp_profiles_yaml_scalar(t, rn, p, "a region tag such as eu-west-1", &s,
+                                                    ld->err)) < 0)
                         return rc;
                 if (!valid_region(s))
-                        return YERR(t, rn, p, "found '%s', expected a region tag of lower-case letters, digits and '-' such as eu-west-1", s);
+                        return YERR(t, rn, p,
+                                    "found '%s', expected a region tag of lower-case letters, "
+                                    "digits and '-' such as eu-west-1",
+                                    s);
                 r.region = (char *)s;
         }
         ynode *pn = aidp_profiles_yaml_get(t, n, "protocol", NULL);
@@ -1444,23 +1646,31 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
                 return 0;
         }
         PATHF(p, "%s.ports", path);
-        if ((rc = expect_list(ld, t, ports, p, "a list of ports or ranges such as [443, 8000-8100]")) < 0)
+        if ((rc = expect_list(ld, t, ports, p,
+                              "a list of ports or ranges such as [443, 8000-8100]")) < 0)
                 return rc;
         if (ports->data.sequence.items.top == ports->data.sequence.items.start)
-                return YERR(t, ports, p, "found an empty list, expected ports (leave ports out to allow any port)");
+                return YERR(
+                    t, ports, p,
+                    "found an empty list, expected ports (leave ports out to allow any port)");
         {
-        ynode *item;
-        FOREACH_ITEM(t, ports, i, item) {
-                char ip[192];
-                PATHF(ip, "%s[%zu]", p, i);
-                if ((rc = aidp_profiles_yaml_scalar(t, item, ip, "a port or range", &s, ld->err)) < 0)
-                        return rc;
-                if (port_spec(s, &r.port_min, &r.port_max) < 0)
-                        return YERR(t, item, ip, "found '%s', expected a port 1..65535 or a range such as 8000-8100", s);
-                if ((rc = add_egress(net, &r)) < 0)
-                        return oom(ld->err);
-                origin_set(ld, t, n, "egress:%zu", net->n_rules - 1);
-        }
+                ynode *item;
+                FOREACH_ITEM(t, ports, i, item)
+                {
+                        char ip[192];
+                        PATHF(ip, "%s[%zu]", p, i);
+                        if ((rc = aidp_profiles_yaml_scalar(t, item, ip, "a port or range", &s,
+                                                            ld->err)) < 0)
+                                return rc;
+                        if (port_spec(s, &r.port_min, &r.port_max) < 0)
+                                return YERR(t, item, ip,
+                                            "found '%s', expected a port 1..65535 or a range such "
+                                            "as 8000-8100",
+                                            s);
+                        if ((rc = add_egress(net, &r)) < 0)
+                                return oom(ld->err);
+                        origin_set(ld, t, n, "egress:%zu", net->n_rules - 1);
+                }
         }
         return 0;
 }
@@ -1496,7 +1706,8 @@ static int apply_network(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                 return rc;
         if (!strcmp(s, "none")) {
                 if (eg)
-                        return YERR(t, eg, "network.egress", "found egress rules with mode none, expected mode: egress");
+                        return YERR(t, eg, "network.egress",
+                                    "found egress rules with mode none, expected mode: egress");
                 p->network.mode = AIDP_NET_NONE;
                 egress_clear(&p->network);
                 origin_set(ld, t, mode, "network.mode");
@@ -1508,16 +1719,18 @@ static int apply_network(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
         origin_set(ld, t, mode, "network.mode");
         if (!eg)
                 return 0;
-        if ((rc = expect_list(ld, t, eg, "network.egress", "a list of {cidr|fqdn, ports, protocol, region}")) < 0)
+        if ((rc = expect_list(ld, t, eg, "network.egress",
+                              "a list of {cidr|fqdn, ports, protocol, region}")) < 0)
                 return rc;
         {
-        ynode *item;
-        FOREACH_ITEM(t, eg, i, item) {
-                char path[64];
-                PATHF(path, "network.egress[%zu]", i);
-                if ((rc = parse_egress_rule(ld, t, item, path, &p->network)) < 0)
-                        return rc;
-        }
+                ynode *item;
+                FOREACH_ITEM(t, eg, i, item)
+                {
+                        char path[64];
+                        PATHF(path, "network.egress[%zu]", i);
+                        if ((rc = parse_egress_rule(ld, t, item, path, &p->network)) < 0)
+                                return rc;
+                }
         }
         return 0;
 }
@@ -1538,10 +1751,14 @@ static int apply_data(struct loader *ld, ytree *t, ynode *n, struct aidp_profile
                 PATHF(path, "data.%s", keys[i]);
                 if ((rc = abs_path_value(ld, t, v, path, &s)) < 0)
                         return rc;
-                static const char *const reserved[] = {"/proc", "/dev", "/sys", "/run", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64"};
+                static const char *const reserved[] = {"/proc", "/dev", "/sys",  "/run", "/etc",
+                                                       "/usr",  "/bin", "/sbin", "/lib", "/lib64"};
                 for (size_t r = 0; r < ARRAY_SIZE(reserved); r++)
                         if (path_within(s, reserved[r]) || !strcmp(s, "/"))
-                                return YERR(t, v, path, "found '%s', expected a path outside /, /proc, /dev, /sys, /run, /etc, /usr and the library directories", s);
+                                return YERR(t, v, path,
+                                            "found '%s', expected a path outside /, /proc, /dev, "
+                                            "/sys, /run, /etc, /usr and the library directories",
+                                            s);
                 if (replace_str(dst[i], s) < 0)
                         return oom(ld->err);
                 origin_set(ld, t, v, "data.%s", keys[i]);
@@ -1555,26 +1772,34 @@ static int apply_layer(struct loader *ld, struct layer *L, struct aidp_profile *
         ynode *root = aidp_profiles_yaml_root(t);
         ynode *v;
         int rc = 0;
-        if ((v = aidp_profiles_yaml_get(t, root, "limits", NULL)) && (rc = apply_limits(ld, t, v, p)) < 0)
+        if ((v = aidp_profiles_yaml_get(t, root, "limits", NULL)) &&
+            (rc = apply_limits(ld, t, v, p)) < 0)
                 return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "filesystem", NULL)) && (rc = apply_filesystem(ld, t, v, p)) < 0)
+        if ((v = aidp_profiles_yaml_get(t, root, "filesystem", NULL)) &&
+            (rc = apply_filesystem(ld, t, v, p)) < 0)
                 return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "devices", NULL)) && (rc = apply_devices(ld, t, v, p)) < 0)
+        if ((v = aidp_profiles_yaml_get(t, root, "devices", NULL)) &&
+            (rc = apply_devices(ld, t, v, p)) < 0)
                 return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "user", NULL)) && (rc = apply_user(ld, t, v, p)) < 0)
+        if ((v = aidp_profiles_yaml_get(t, root, "user", NULL)) &&
+            (rc = apply_user(ld, t, v, p)) < 0)
                 return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "seccomp", NULL)) && (rc = apply_seccomp(ld, t, v, p)) < 0)
+        if ((v = aidp_profiles_yaml_get(t, root, "seccomp", NULL)) &&
+            (rc = apply_seccomp(ld, t, v, p)) < 0)
                 return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "network", NULL)) && (rc = apply_network(ld, t, v, p)) < 0)
+        if ((v = aidp_profiles_yaml_get(t, root, "network", NULL)) &&
+            (rc = apply_network(ld, t, v, p)) < 0)
                 return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "data", NULL)) && (rc = apply_data(ld, t, v, p)) < 0)
+        if ((v = aidp_profiles_yaml_get(t, root, "data", NULL)) &&
+            (rc = apply_data(ld, t, v, p)) < 0)
                 return rc;
         if (L->description && replace_str(&p->description, L->description) < 0)
                 return oom(ld->err);
         return push_str(&p->layers, &p->n_layers, L->name) < 0 ? oom(ld->err) : 0;
 }
 
-static const char *origin_get(struct loader *ld, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *origin_get(struct loader *ld, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static const char *origin_get(struct loader *ld, const char *fmt, ...)
 {
         char key[512];
@@ -1588,7 +1813,8 @@ static const char *origin_get(struct loader *ld, const char *fmt, ...)
         return NULL;
 }
 
-static int at(struct loader *ld, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int at(struct loader *ld, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int at(struct loader *ld, const char *where, const char *fmt, ...)
 {
         char msg[1024];
@@ -1609,28 +1835,45 @@ static int check_effective(struct loader *ld, struct aidp_profile *p)
         for (size_t i = 0; i < 3; i++)
                 for (size_t j = 0; j < 3; j++)
                         if (i != j && path_within(dp[i], dp[j]))
-                                return at(ld, origin_get(ld, "data.%s", dn[i]), "data.%s: found '%s' inside data.%s ('%s'), expected separate mount points", dn[i], dp[i], dn[j], dp[j]);
+                                return at(ld, origin_get(ld, "data.%s", dn[i]),
+                                          "data.%s: found '%s' inside data.%s ('%s'), expected "
+                                          "separate mount points",
+                                          dn[i], dp[i], dn[j], dp[j]);
         for (size_t b = 0; b < p->n_binds; b++)
                 for (size_t i = 0; i < 3; i++)
-                        if (path_within(p->binds[b].target, dp[i]) || path_within(dp[i], p->binds[b].target) ||
+                        if (path_within(p->binds[b].target, dp[i]) ||
+                            path_within(dp[i], p->binds[b].target) ||
                             path_within(p->binds[b].target, "/tmp"))
-                                return at(ld, origin_get(ld, "bind:%s", p->binds[b].target), "filesystem.binds: found target '%s' overlapping the sandbox's own mount %s, expected a separate path",
-                                          p->binds[b].target, path_within(p->binds[b].target, "/tmp") ? "/tmp" : dp[i]);
+                                return at(ld, origin_get(ld, "bind:%s", p->binds[b].target),
+                                          "filesystem.binds: found target '%s' overlapping the "
+                                          "sandbox's own mount %s, expected a separate path",
+                                          p->binds[b].target,
+                                          path_within(p->binds[b].target, "/tmp") ? "/tmp" : dp[i]);
         if (p->user.mode == AIDP_USER_FIXED && !origin_get(ld, "user.uid"))
                 return at(ld, NULL, "user: found mode fixed without uid, expected uid and gid");
         if (p->user.mode == AIDP_USER_FIXED && !origin_get(ld, "user.gid"))
                 return at(ld, NULL, "user: found mode fixed without gid, expected uid and gid");
         if (!p->user.allow_root) {
                 if (p->user.mode == AIDP_USER_FIXED && (p->user.uid == 0 || p->user.gid == 0))
-                        return at(ld, origin_get(ld, p->user.uid == 0 ? "user.uid" : "user.gid"), "user: found uid/gid 0, expected an unprivileged id (or allowRoot: true)");
+                        return at(ld, origin_get(ld, p->user.uid == 0 ? "user.uid" : "user.gid"),
+                                  "user: found uid/gid 0, expected an unprivileged id (or "
+                                  "allowRoot: true)");
                 if (p->user.default_uid == 0 || p->user.default_gid == 0)
-                        return at(ld, origin_get(ld, p->user.default_uid == 0 ? "user.defaultUid" : "user.defaultGid"), "user: found default uid/gid 0, expected an unprivileged id (or allowRoot: true)");
+                        return at(ld,
+                                  origin_get(ld, p->user.default_uid == 0 ? "user.defaultUid"
+                                                                          : "user.defaultGid"),
+                                  "user: found default uid/gid 0, expected an unprivileged id (or "
+                                  "allowRoot: true)");
         }
         if (p->network.mode == AIDP_NET_NONE && p->network.n_rules)
-                return at(ld, NULL, "network: found egress rules with mode none, expected mode egress");
+                return at(ld, NULL,
+                          "network: found egress rules with mode none, expected mode egress");
         const char *bad = aidp_profiles_sc_contradiction(&p->seccomp);
         if (bad)
-                return at(ld, origin_get(ld, "sc:%s", bad), "seccomp: contradictory rules for '%s' in the effective policy (an unconditional rule next to a rule with another action)", bad);
+                return at(ld, origin_get(ld, "sc:%s", bad),
+                          "seccomp: contradictory rules for '%s' in the effective policy (an "
+                          "unconditional rule next to a rule with another action)",
+                          bad);
         return 0;
 }
 
@@ -1649,14 +1892,22 @@ static int expand_devices(struct loader *ld, struct aidp_profile *p)
                 const char *where = origin_get(ld, "device:%s", p->devices[i].path);
                 if (n < 0) {
                         *ld->err = sub;
-                        rc = aidp_error_wrap(ld->err, "%sdevices: '%s'", where ? where : "", p->devices[i].path);
+                        rc = aidp_error_wrap(ld->err, "%sdevices: '%s'", where ? where : "",
+                                             p->devices[i].path);
                         break;
                 }
                 if (n == 0) {
                         if (p->devices[i].optional)
-                                lint_add(ld->lints, AIDP_LINT_NOTE, "device-missing-optional", where, "devices: '%s' matches no character device on this host; optional, so not exposed", p->devices[i].path);
+                                lint_add(ld->lints, AIDP_LINT_NOTE, "device-missing-optional",
+                                         where,
+                                         "devices: '%s' matches no character device on this host; "
+                                         "optional, so not exposed",
+                                         p->devices[i].path);
                         else
-                                rc = at(ld, where, "devices: found no character device matching '%s' on this host, expected an existing device (or optional: true)", p->devices[i].path);
+                                rc = at(ld, where,
+                                        "devices: found no character device matching '%s' on this "
+                                        "host, expected an existing device (or optional: true)",
+                                        p->devices[i].path);
                 }
                 for (int j = 0; j < n; j++) {
                         bool dup = false;
@@ -1719,7 +1970,9 @@ static int finish(struct loader *ld, const char *source, struct aidp_profile *ou
         int rc = 0;
         /* Capabilities first: an import resolves against the final set. */
         for (size_t i = 0; i < ld->n_layers && rc == 0; i++) {
-                ynode *v = aidp_profiles_yaml_get(&ld->layers[i].t, aidp_profiles_yaml_root(&ld->layers[i].t), "capabilities", NULL);
+                ynode *v = aidp_profiles_yaml_get(&ld->layers[i].t,
+                                                  aidp_profiles_yaml_root(&ld->layers[i].t),
+                                                  "capabilities", NULL);
                 if (v)
                         rc = apply_caps(ld, &ld->layers[i].t, v, &p);
         }
@@ -1768,8 +2021,9 @@ static int finish(struct loader *ld, const char *source, struct aidp_profile *ou
         return 0;
 }
 
-static int load_common(const char *source, const char *buf, size_t len, const struct aidp_profile_env *env,
-                       struct aidp_profile *out, struct aidp_lint_list *lints, aidp_error *err)
+static int load_common(const char *source, const char *buf, size_t len,
+                       const struct aidp_profile_env *env, struct aidp_profile *out,
+                       struct aidp_lint_list *lints, aidp_error *err)
 {
         struct loader ld = {.env = env, .err = err};
         struct aidp_lint_list local = {0};
@@ -1780,8 +2034,8 @@ static int load_common(const char *source, const char *buf, size_t len, const st
                 rc = finish(&ld, source, out);
         /* Layer lints first (in file order), then effective-profile lints. */
         for (size_t i = 0; rc == 0 && lints && i < local.n; i++)
-                lint_add(lints, local.items[i].level, local.items[i].code, local.items[i].where, "%s",
-                         local.items[i].msg);
+                lint_add(lints, local.items[i].level, local.items[i].code, local.items[i].where,
+                         "%s", local.items[i].msg);
         aidp_lint_list_free(&local);
         loader_free(&ld);
         if (rc < 0 && err && !err->status)
@@ -1809,11 +2063,17 @@ int aidp_profile_load(const char *name_or_path, const struct aidp_profile_env *e
         memset(out, 0, sizeof *out);
         int rc = read_ref(&ld, name_or_path, NULL, &source, &buf, &len, tried, sizeof tried);
         if (rc == -EINVAL && !is_path_ref(name_or_path))
-                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "profile '%s': expected a library name ([A-Za-z0-9._-]) or a path to a .yaml file", name_or_path);
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
+                                      "profile '%s': expected a library name ([A-Za-z0-9._-]) or a "
+                                      "path to a .yaml file",
+                                      name_or_path);
         if (rc == -ENOENT && !is_path_ref(name_or_path))
-                return aidp_error_set(err, AIDP_EXIT_CONFIG, ENOENT, "profile '%s' not found in the library (looked in: %s)", name_or_path, *tried ? tried : "no library directories");
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, ENOENT,
+                                      "profile '%s' not found in the library (looked in: %s)",
+                                      name_or_path, *tried ? tried : "no library directories");
         if (rc == -ENOENT)
-                return aidp_error_set(err, AIDP_EXIT_CONFIG, ENOENT, "profile '%s' not found", name_or_path);
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, ENOENT, "profile '%s' not found",
+                                      name_or_path);
         if (rc < 0)
                 return rc;
         return load_common(source, buf, len, env, out, lints, err);

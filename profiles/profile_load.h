@@ -38,15 +38,15 @@ struct aidp_profile_env {
 };
 
 enum aidp_lint_level {
-        AIDP_LINT_NOTE,          /* worth knowing, never fails a check */
-        AIDP_LINT_WARNING,       /* fails `aidp profile check --strict` */
+        AIDP_LINT_NOTE,    /* worth knowing, never fails a check */
+        AIDP_LINT_WARNING, /* fails `aidp profile check --strict` */
         AIDP_LINT_LEVEL_MAX
 };
 
 struct aidp_lint {
         enum aidp_lint_level level;
-        char code[32];           /* stable identifier, e.g. "capability-granted" */
-        char where[320];         /* "file:line:col" of the item when known, else "" */
+        char code[32];   /* stable identifier, e.g. "capability-granted" */
+        char where[320]; /* "file:line:col" of the item when known, else "" */
         char msg[512];
 };
 
@@ -97,5 +97,4 @@ int aidp_profile_diff(const struct aidp_profile *a, const struct aidp_profile *b
  * `base` (may be NULL) and allows exactly the given syscall numbers of the
  * native/env architecture; used by `aidp profile learn`. */
 int aidp_profile_write_allowlist(const char *name, const char *base, const int *nrs, size_t n,
-                                 const struct aidp_profile_env *env, char **yaml,
-                                 aidp_error *err);
+                                 const struct aidp_profile_env *env, char **yaml, aidp_error *err);

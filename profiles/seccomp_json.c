@@ -36,7 +36,8 @@ struct ctx {
         size_t skipped;
 };
 
-static int jerr(struct ctx *c, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int jerr(struct ctx *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int jerr(struct ctx *c, const char *path, const char *fmt, ...)
 {
         char msg[1024];
@@ -50,13 +51,20 @@ static int jerr(struct ctx *c, const char *path, const char *fmt, ...)
 static const char *jtype(json_object *o)
 {
         switch (json_object_get_type(o)) {
-        case json_type_null: return "null";
-        case json_type_boolean: return "a boolean";
-        case json_type_double: return "a fractional number";
-        case json_type_int: return "a number";
-        case json_type_object: return "an object";
-        case json_type_array: return "an array";
-        case json_type_string: return "a string";
+        case json_type_null:
+                return "null";
+        case json_type_boolean:
+                return "a boolean";
+        case json_type_double:
+                return "a fractional number";
+        case json_type_int:
+                return "a number";
+        case json_type_object:
+                return "an object";
+        case json_type_array:
+                return "an array";
+        case json_type_string:
+                return "a string";
         }
         return "?";
 }
@@ -70,7 +78,8 @@ static int expect(struct ctx *c, json_object *o, json_type t, const char *path, 
 
 static int check_keys(struct ctx *c, json_object *o, const char *path, const char *const *allowed)
 {
-        json_object_object_foreach(o, key, val) {
+        json_object_object_foreach(o, key, val)
+        {
                 (void)val;
                 bool ok = false;
                 for (const char *const *a = allowed; *a && !ok; a++)
@@ -88,13 +97,13 @@ static int parse_action(struct ctx *c, json_object *o, json_object *errno_o, int
                 const char *name;
                 enum aidp_sc_action a;
         } acts[] = {
-                {"SCMP_ACT_ALLOW", AIDP_SC_ALLOW},
-                {"SCMP_ACT_ERRNO", AIDP_SC_ERRNO},
-                {"SCMP_ACT_KILL", AIDP_SC_KILL_THREAD}, /* libseccomp: KILL == KILL_THREAD */
-                {"SCMP_ACT_KILL_THREAD", AIDP_SC_KILL_THREAD},
-                {"SCMP_ACT_KILL_PROCESS", AIDP_SC_KILL_PROCESS},
-                {"SCMP_ACT_TRAP", AIDP_SC_TRAP},
-                {"SCMP_ACT_LOG", AIDP_SC_LOG},
+            {"SCMP_ACT_ALLOW", AIDP_SC_ALLOW},
+            {"SCMP_ACT_ERRNO", AIDP_SC_ERRNO},
+            {"SCMP_ACT_KILL", AIDP_SC_KILL_THREAD}, /* libseccomp: KILL == KILL_THREAD */
+            {"SCMP_ACT_KILL_THREAD", AIDP_SC_KILL_THREAD},
+            {"SCMP_ACT_KILL_PROCESS", AIDP_SC_KILL_PROCESS},
+            {"SCMP_ACT_TRAP", AIDP_SC_TRAP},
+            {"SCMP_ACT_LOG", AIDP_SC_LOG},
         };
         int rc = expect(c, o, json_type_string, path, "an action such as SCMP_ACT_ALLOW");
         if (rc < 0)
@@ -115,15 +124,24 @@ static int parse_action(struct ctx *c, json_object *o, json_object *errno_o, int
                                         return rc;
                                 int64_t v = json_object_get_int64(errno_o);
                                 if (v < 1 || v > 4095)
-                                        return jerr(c, p, "found %" PRId64 ", expected an errno number 1..4095", v);
+                                        return jerr(c, p,
+                                                    "found %" PRId64
+                                                    ", expected an errno number 1..4095",
+                                                    v);
                                 *e = (int)v;
                         }
                 }
                 return 0;
         }
         if (!strcmp(s, "SCMP_ACT_TRACE") || !strcmp(s, "SCMP_ACT_NOTIFY"))
-                return jerr(c, path, "found '%s', which needs a tracer or listener aidp does not provide; expected ALLOW, ERRNO, KILL*, TRAP or LOG", s);
-        return jerr(c, path, "found '%s', expected SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL, SCMP_ACT_KILL_PROCESS, SCMP_ACT_KILL_THREAD, SCMP_ACT_TRAP or SCMP_ACT_LOG", s);
+                return jerr(c, path,
+                            "found '%s', which needs a tracer or listener aidp does not provide; "
+                            "expected ALLOW, ERRNO, KILL*, TRAP or LOG",
+                            s);
+        return jerr(c, path,
+                    "found '%s', expected SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL, "
+                    "SCMP_ACT_KILL_PROCESS, SCMP_ACT_KILL_THREAD, SCMP_ACT_TRAP or SCMP_ACT_LOG",
+                    s);
 }
 
 static int str_array(struct ctx *c, json_object *o, const char *path)
@@ -162,7 +180,8 @@ static bool cap_kept(struct ctx *c, const char *cap)
         return false;
 }
 
-static int parse_kernel(struct ctx *c, json_object *o, const char *path, unsigned *maj, unsigned *min)
+static int parse_kernel(struct ctx *c, json_object *o, const char *path, unsigned *maj,
+                        unsigned *min)
 {
         int rc = expect(c, o, json_type_string, path, "a kernel version such as \"4.8\"");
         if (rc < 0)
@@ -216,14 +235,18 @@ static int conditions(struct ctx *c, json_object *o, const char *path, bool incl
                         char canon[64];
                         if (aidp_profiles_cap_canon(cap, canon, sizeof canon) < 0) {
                                 snprintf(p, sizeof p, "%s.caps[%zu]", path, i);
-                                return jerr(c, p, "found '%s', expected a capability name such as CAP_SYS_ADMIN", cap);
+                                return jerr(
+                                    c, p,
+                                    "found '%s', expected a capability name such as CAP_SYS_ADMIN",
+                                    cap);
                         }
                         bool kept = cap_kept(c, cap);
                         all = all && kept;
                         any = any || kept;
                 }
         }
-        if (json_object_object_get_ex(o, "minKernel", &v) && !json_object_is_type(v, json_type_null)) {
+        if (json_object_object_get_ex(o, "minKernel", &v) &&
+            !json_object_is_type(v, json_type_null)) {
                 unsigned maj, min;
                 snprintf(p, sizeof p, "%s.minKernel", path);
                 if ((rc = parse_kernel(c, v, p, &maj, &min)) < 0)
@@ -243,10 +266,13 @@ static int parse_arg(struct ctx *c, json_object *o, const char *path, struct aid
                 const char *name;
                 enum aidp_sc_op op;
         } ops[] = {
-                {"SCMP_CMP_EQ", AIDP_SC_OP_EQ}, {"SCMP_CMP_NE", AIDP_SC_OP_NE},
-                {"SCMP_CMP_LT", AIDP_SC_OP_LT}, {"SCMP_CMP_LE", AIDP_SC_OP_LE},
-                {"SCMP_CMP_GT", AIDP_SC_OP_GT}, {"SCMP_CMP_GE", AIDP_SC_OP_GE},
-                {"SCMP_CMP_MASKED_EQ", AIDP_SC_OP_MASKED_EQ},
+            {"SCMP_CMP_EQ", AIDP_SC_OP_EQ},
+            {"SCMP_CMP_NE", AIDP_SC_OP_NE},
+            {"SCMP_CMP_LT", AIDP_SC_OP_LT},
+            {"SCMP_CMP_LE", AIDP_SC_OP_LE},
+            {"SCMP_CMP_GT", AIDP_SC_OP_GT},
+            {"SCMP_CMP_GE", AIDP_SC_OP_GE},
+            {"SCMP_CMP_MASKED_EQ", AIDP_SC_OP_MASKED_EQ},
         };
         int rc = expect(c, o, json_type_object, path, "an object with index, value, valueTwo, op");
         if (rc < 0 || (rc = check_keys(c, o, path, keys)) < 0)
@@ -274,7 +300,8 @@ static int parse_arg(struct ctx *c, json_object *o, const char *path, struct aid
                 if ((rc = expect(c, v, json_type_int, p, "a non-negative number")) < 0)
                         return rc;
                 if (json_object_get_int64(v) < 0)
-                        return jerr(c, p, "found %" PRId64 ", expected a non-negative number", json_object_get_int64(v));
+                        return jerr(c, p, "found %" PRId64 ", expected a non-negative number",
+                                    json_object_get_int64(v));
                 *dst[i] = json_object_get_uint64(v);
         }
         snprintf(p, sizeof p, "%s.op", path);
@@ -287,13 +314,15 @@ static int parse_arg(struct ctx *c, json_object *o, const char *path, struct aid
                         a->op = ops[i].op;
                         return 0;
                 }
-        return jerr(c, p, "found '%s', expected SCMP_CMP_EQ, _NE, _LT, _LE, _GT, _GE or _MASKED_EQ", op);
+        return jerr(c, p, "found '%s', expected SCMP_CMP_EQ, _NE, _LT, _LE, _GT, _GE or _MASKED_EQ",
+                    op);
 }
 
-static int parse_rule(struct ctx *c, json_object *o, size_t idx, int dflt_errno, struct aidp_sc_policy *out)
+static int parse_rule(struct ctx *c, json_object *o, size_t idx, int dflt_errno,
+                      struct aidp_sc_policy *out)
 {
-        static const char *const keys[] = {"names", "name", "action", "errnoRet", "args", "comment",
-                                           "includes", "excludes", NULL};
+        static const char *const keys[] = {"names",   "name",     "action",   "errnoRet", "args",
+                                           "comment", "includes", "excludes", NULL};
         char path[64], p[300];
         snprintf(path, sizeof path, "syscalls[%zu]", idx);
         int rc = expect(c, o, json_type_object, path, "an object with names and action");
@@ -335,11 +364,15 @@ static int parse_rule(struct ctx *c, json_object *o, size_t idx, int dflt_errno,
                         return jerr(c, p, "found %zu conditions, expected at most 6", n);
                 for (size_t i = 0; i < n; i++) {
                         snprintf(p, sizeof p, "%s.args[%zu]", path, i);
-                        if ((rc = parse_arg(c, json_object_array_get_idx(args, i), p, &argv[i])) < 0)
+                        if ((rc = parse_arg(c, json_object_array_get_idx(args, i), p, &argv[i])) <
+                            0)
                                 return rc;
                         for (size_t j = 0; j < i; j++)
                                 if (argv[j].index == argv[i].index)
-                                        return jerr(c, p, "found a second condition on arg%u, expected one per argument", argv[i].index);
+                                        return jerr(c, p,
+                                                    "found a second condition on arg%u, expected "
+                                                    "one per argument",
+                                                    argv[i].index);
                 }
                 r.args = argv;
                 r.n_args = n;
@@ -397,19 +430,23 @@ static int offset_to_pos(const char *buf, size_t off, unsigned *line, unsigned *
 }
 
 int aidp_profiles_seccomp_json(const char *file, const char *buf, size_t len,
-                               const struct aidp_profile_env *env, char *const *caps,
-                               size_t n_caps, struct aidp_sc_policy *out, size_t *n_skipped,
-                               aidp_error *err)
+                               const struct aidp_profile_env *env, char *const *caps, size_t n_caps,
+                               struct aidp_sc_policy *out, size_t *n_skipped, aidp_error *err)
 {
         struct ctx c = {
-                .file = file, .err = err, .arch = aidp_profiles_arch(env),
-                .caps = caps, .n_caps = n_caps,
-                .kmaj = env ? env->kernel_major : 0, .kmin = env ? env->kernel_minor : 0,
+            .file = file,
+            .err = err,
+            .arch = aidp_profiles_arch(env),
+            .caps = caps,
+            .n_caps = n_caps,
+            .kmaj = env ? env->kernel_major : 0,
+            .kmin = env ? env->kernel_minor : 0,
         };
         memset(out, 0, sizeof *out);
         if (len > INT32_MAX)
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG, "%s: too large", file);
-        _cleanup_(json_tokener_freep) struct json_tokener *tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+        _cleanup_(json_tokener_freep) struct json_tokener *tok =
+            json_tokener_new_ex(JSON_MAX_DEPTH);
         if (!tok)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -429,25 +466,32 @@ int aidp_profiles_seccomp_json(const char *file, const char *buf, size_t len,
                         unsigned line, col;
                         offset_to_pos(buf, off, &line, &col);
                         return aidp_error_set_at(err, AIDP_EXIT_CONFIG, file, line, col,
-                                                 "JSON syntax: found text after the document, expected the end of the file");
+                                                 "JSON syntax: found text after the document, "
+                                                 "expected the end of the file");
                 }
-        static const char *const keys[] = {"defaultAction", "defaultErrnoRet", "architectures",
-                                           "archMap", "syscalls", "flags", "listenerPath",
-                                           "listenerMetadata", NULL};
-        int rc = expect(&c, root, json_type_object, "(top level)", "an object with defaultAction and syscalls");
+        static const char *const keys[] = {"defaultAction", "defaultErrnoRet",  "architectures",
+                                           "archMap",       "syscalls",         "flags",
+                                           "listenerPath",  "listenerMetadata", NULL};
+        int rc = expect(&c, root, json_type_object, "(top level)",
+                        "an object with defaultAction and syscalls");
         if (rc < 0 || (rc = check_keys(&c, root, "(top level)", keys)) < 0)
                 return rc;
         json_object *v, *errno_o = NULL;
         json_object_object_get_ex(root, "defaultErrnoRet", &errno_o);
         if (!json_object_object_get_ex(root, "defaultAction", &v))
-                return jerr(&c, "defaultAction", "found nothing, expected an action such as SCMP_ACT_ERRNO");
+                return jerr(&c, "defaultAction",
+                            "found nothing, expected an action such as SCMP_ACT_ERRNO");
         struct aidp_sc_policy pol = {0};
-        if ((rc = parse_action(&c, v, errno_o, EPERM, "defaultAction", &pol.default_action, &pol.default_errno)) < 0)
+        if ((rc = parse_action(&c, v, errno_o, EPERM, "defaultAction", &pol.default_action,
+                               &pol.default_errno)) < 0)
                 return rc;
-        if (json_object_object_get_ex(root, "listenerPath", &v) && json_object_get_type(v) == json_type_string &&
-            *json_object_get_string(v))
-                return jerr(&c, "listenerPath", "found a seccomp agent, expected none: aidp does not forward notifications");
-        if (json_object_object_get_ex(root, "syscalls", &v) && !json_object_is_type(v, json_type_null)) {
+        if (json_object_object_get_ex(root, "listenerPath", &v) &&
+            json_object_get_type(v) == json_type_string && *json_object_get_string(v))
+                return jerr(
+                    &c, "listenerPath",
+                    "found a seccomp agent, expected none: aidp does not forward notifications");
+        if (json_object_object_get_ex(root, "syscalls", &v) &&
+            !json_object_is_type(v, json_type_null)) {
                 if ((rc = expect(&c, v, json_type_array, "syscalls", "an array of rules")) < 0)
                         return rc;
                 size_t n = json_object_array_length(v);
@@ -462,7 +506,11 @@ int aidp_profiles_seccomp_json(const char *file, const char *buf, size_t len,
         aidp_profiles_sc_normalize(&pol);
         const char *bad = aidp_profiles_sc_contradiction(&pol);
         if (bad) {
-                rc = jerr(&c, "syscalls", "contradictory rules for '%s' after resolving includes/excludes: an unconditional rule next to another action, or the same conditions with two actions", bad);
+                rc = jerr(&c, "syscalls",
+                          "contradictory rules for '%s' after resolving includes/excludes: an "
+                          "unconditional rule next to another action, or the same conditions with "
+                          "two actions",
+                          bad);
                 aidp_sc_policy_free(&pol);
                 return rc;
         }

@@ -106,7 +106,8 @@ void aidp_profiles_sc_normalize(struct aidp_sc_policy *p)
                 for (size_t j = 0; j < r->n_names; j++) {
                         bool dup = false;
                         for (size_t k = 0; k < i && !dup; k++)
-                                if (!p->rules[k].n_args && same_action(&p->rules[k], r->action, r->errno_ret) &&
+                                if (!p->rules[k].n_args &&
+                                    same_action(&p->rules[k], r->action, r->errno_ret) &&
                                     rule_names(&p->rules[k], r->names[j]))
                                         dup = true;
                         for (size_t k = 0; k < w && !dup; k++)
@@ -130,7 +131,8 @@ static bool same_args(const struct aidp_sc_rule *a, const struct aidp_sc_rule *b
         for (size_t i = 0; i < a->n_args; i++) {
                 bool found = false;
                 for (size_t j = 0; j < b->n_args && !found; j++)
-                        found = a->args[i].index == b->args[j].index && a->args[i].op == b->args[j].op &&
+                        found = a->args[i].index == b->args[j].index &&
+                                a->args[i].op == b->args[j].op &&
                                 a->args[i].value == b->args[j].value &&
                                 a->args[i].value2 == b->args[j].value2;
                 if (!found)
@@ -164,11 +166,12 @@ const char *aidp_profiles_sc_contradiction(const struct aidp_sc_policy *p)
 void aidp_profiles_sc_arg_str(const struct aidp_sc_arg *a, char *buf, size_t n)
 {
         static const char *const ops[] = {
-                [AIDP_SC_OP_EQ] = "==", [AIDP_SC_OP_NE] = "!=", [AIDP_SC_OP_LT] = "<",
-                [AIDP_SC_OP_LE] = "<=", [AIDP_SC_OP_GT] = ">",  [AIDP_SC_OP_GE] = ">=",
+            [AIDP_SC_OP_EQ] = "==", [AIDP_SC_OP_NE] = "!=", [AIDP_SC_OP_LT] = "<",
+            [AIDP_SC_OP_LE] = "<=", [AIDP_SC_OP_GT] = ">",  [AIDP_SC_OP_GE] = ">=",
         };
         if (a->op == AIDP_SC_OP_MASKED_EQ)
-                snprintf(buf, n, "arg%u & 0x%" PRIx64 " == 0x%" PRIx64, a->index, a->value, a->value2);
+                snprintf(buf, n, "arg%u & 0x%" PRIx64 " == 0x%" PRIx64, a->index, a->value,
+                         a->value2);
         else if (a->op < AIDP_SC_OP_MASKED_EQ)
                 snprintf(buf, n, "arg%u %s 0x%" PRIx64, a->index, ops[a->op], a->value);
         else

@@ -13,7 +13,7 @@
 #define MAX_DEPTH 32
 
 static int mark_err(const char *file, yaml_mark_t m, aidp_error *err, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int mark_err(const char *file, yaml_mark_t m, aidp_error *err, const char *fmt, ...)
 {
         char msg[1024];
@@ -54,7 +54,9 @@ static int prescan(const char *file, const char *buf, size_t len, aidp_error *er
                 const char *anchor = NULL;
                 switch (type) {
                 case YAML_ALIAS_EVENT:
-                        rc = mark_err(file, m, err, "YAML aliases (*name) are not supported: found an alias, expected the value written out");
+                        rc = mark_err(file, m, err,
+                                      "YAML aliases (*name) are not supported: found an alias, "
+                                      "expected the value written out");
                         break;
                 case YAML_SCALAR_EVENT:
                         anchor = (const char *)ev.data.scalar.anchor;
@@ -73,7 +75,9 @@ static int prescan(const char *file, const char *buf, size_t len, aidp_error *er
                         break;
                 case YAML_DOCUMENT_START_EVENT:
                         if (++docs > 1)
-                                rc = mark_err(file, m, err, "found a second YAML document, expected one profile per file");
+                                rc = mark_err(
+                                    file, m, err,
+                                    "found a second YAML document, expected one profile per file");
                         break;
                 case YAML_NO_EVENT:
                 case YAML_STREAM_START_EVENT:
@@ -82,7 +86,10 @@ static int prescan(const char *file, const char *buf, size_t len, aidp_error *er
                         break;
                 }
                 if (!rc && anchor)
-                        rc = mark_err(file, m, err, "YAML anchors (&%s) are not supported: profiles are reviewed as written; use `extends` to share", anchor);
+                        rc = mark_err(file, m, err,
+                                      "YAML anchors (&%s) are not supported: profiles are reviewed "
+                                      "as written; use `extends` to share",
+                                      anchor);
                 if (!rc && depth > MAX_DEPTH)
                         rc = mark_err(file, m, err, "nesting deeper than %d levels", MAX_DEPTH);
                 yaml_event_delete(&ev);
@@ -118,8 +125,9 @@ int aidp_profiles_yaml_load(struct aidp_ytree *t, const char *file, const char *
         yaml_parser_delete(&p);
         t->loaded = true;
         if (!yaml_document_get_root_node(&t->doc))
-                return aidp_error_set_at(err, AIDP_EXIT_CONFIG, t->file, 1, 1,
-                                         "found an empty file, expected a profile (apiVersion: aidp/v1, kind: Profile)");
+                return aidp_error_set_at(
+                    err, AIDP_EXIT_CONFIG, t->file, 1, 1,
+                    "found an empty file, expected a profile (apiVersion: aidp/v1, kind: Profile)");
         return 0;
 }
 
@@ -152,7 +160,8 @@ int aidp_profiles_yaml_err(const struct aidp_ytree *t, const yaml_node_t *n, aid
         unsigned line = n ? (unsigned)n->start_mark.line + 1 : 1;
         unsigned col = n ? (unsigned)n->start_mark.column + 1 : 1;
         if (path && *path)
-                return aidp_error_set_at(err, AIDP_EXIT_CONFIG, t->file, line, col, "%s: %s", path, msg);
+                return aidp_error_set_at(err, AIDP_EXIT_CONFIG, t->file, line, col, "%s: %s", path,
+                                         msg);
         return aidp_error_set_at(err, AIDP_EXIT_CONFIG, t->file, line, col, "%s", msg);
 }
 
@@ -245,11 +254,14 @@ int aidp_profiles_yaml_check_keys(struct aidp_ytree *t, yaml_node_t *map, const 
         int rc = aidp_profiles_yaml_expect(t, map, YAML_MAPPING_NODE, path, "a mapping", err);
         if (rc < 0)
                 return rc;
-        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+             p++) {
                 yaml_node_t *k = aidp_profiles_yaml_node(t, p->key);
                 const char *ks = aidp_profiles_yaml_str(k);
                 if (!ks || aidp_profiles_yaml_is_null(k))
-                        return aidp_profiles_yaml_err(t, k, err, path, "found a non-string key, expected one of the keys below");
+                        return aidp_profiles_yaml_err(
+                            t, k, err, path,
+                            "found a non-string key, expected one of the keys below");
                 bool ok = false;
                 for (const char *const *a = allowed; *a; a++)
                         if (!strcmp(*a, ks))
@@ -266,14 +278,17 @@ int aidp_profiles_yaml_check_keys(struct aidp_ytree *t, yaml_node_t *map, const 
                         }
                         char kp[512];
                         snprintf(kp, sizeof kp, "%s%s%s", path, *path ? "." : "", ks);
-                        return aidp_profiles_yaml_err(t, k, err, kp, "unknown key '%s', expected one of: %s", ks, exp);
+                        return aidp_profiles_yaml_err(
+                            t, k, err, kp, "unknown key '%s', expected one of: %s", ks, exp);
                 }
                 for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
                         const char *qs = aidp_profiles_yaml_str(aidp_profiles_yaml_node(t, q->key));
                         if (qs && !strcmp(qs, ks)) {
                                 char kp[512];
                                 snprintf(kp, sizeof kp, "%s%s%s", path, *path ? "." : "", ks);
-                                return aidp_profiles_yaml_err(t, k, err, kp, "found the key '%s' twice, expected it once", ks);
+                                return aidp_profiles_yaml_err(
+                                    t, k, err, kp, "found the key '%s' twice, expected it once",
+                                    ks);
                         }
                 }
         }
@@ -285,7 +300,8 @@ yaml_node_t *aidp_profiles_yaml_get(struct aidp_ytree *t, yaml_node_t *map, cons
 {
         if (!map || map->type != YAML_MAPPING_NODE)
                 return NULL;
-        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+             p++) {
                 yaml_node_t *k = aidp_profiles_yaml_node(t, p->key);
                 const char *ks = aidp_profiles_yaml_str(k);
                 if (ks && !strcmp(ks, key)) {

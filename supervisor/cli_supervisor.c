@@ -20,6 +20,7 @@ static const char run_usage[] =
         "\n"
         "Run CMD in a fresh sandbox; the job's exit status becomes ours.\n"
         "\n"
+        "  --profile NAME|FILE     sandbox profile (docs/profiles.md; default: built-in baseline)\n"
         "  --user NAME|UID[:GID]   identity of the job (default: SUDO_UID/SUDO_GID,\n"
         "                          then SLURM_JOB_UID/GID, then nobody); never root\n"
         "  --memory SIZE           memory limit, e.g. 512Mi, 8Gi (default 4Gi)\n"
@@ -173,10 +174,11 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
 
 static int cmd_run(int argc, char **argv)
 {
-        enum { O_USER = 256, O_MEMORY, O_CPUS, O_PIDS, O_TIMEOUT, O_KILL_AFTER, O_TMP, O_CWD, O_NO_CWD,
+        enum { O_PROFILE = 255, O_USER = 256, O_MEMORY, O_CPUS, O_PIDS, O_TIMEOUT, O_KILL_AFTER, O_TMP, O_CWD, O_NO_CWD,
                O_ENV, O_KEEP_ENV, O_CGPARENT, O_RUN_ID, O_RUN_DIR, O_SUMMARY, O_LINEAGE, O_RLIMIT,
                O_DATA, O_OUTPUT_DIR, O_OUTPUT_KEY, O_KEYS_CONFIG, O_KEY_DIR };
         static const struct option opts[] = {
+                {"profile", required_argument, NULL, O_PROFILE},
                 {"user", required_argument, NULL, O_USER},
                 {"memory", required_argument, NULL, O_MEMORY},
                 {"cpus", required_argument, NULL, O_CPUS},
@@ -212,6 +214,7 @@ static int cmd_run(int argc, char **argv)
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
                 switch (c) {
+                case O_PROFILE: o.profile = optarg; break;
                 case O_USER: o.user = optarg; break;
                 case O_MEMORY:
                         if (aidp_profiles_parse_size(optarg, &v) < 0 || v < 4096)

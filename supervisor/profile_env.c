@@ -29,9 +29,12 @@ static int host_read(void *ctx, const char *path, char **buf, size_t *len, aidp_
         if (fstat(fd, &st) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot stat %s", path);
         if (!S_ISREG(st.st_mode))
-                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "%s: found something other than a regular file, expected a profile file", path);
+                return aidp_error_set(
+                    err, AIDP_EXIT_CONFIG, EINVAL,
+                    "%s: found something other than a regular file, expected a profile file", path);
         if ((uint64_t)st.st_size > AIDP_PROFILE_MAX_BYTES)
-                return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG, "%s: %lld bytes, expected at most %u", path,
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG,
+                                      "%s: %lld bytes, expected at most %u", path,
                                       (long long)st.st_size, AIDP_PROFILE_MAX_BYTES);
         size_t cap = (size_t)st.st_size + 1, n = 0;
         _cleanup_free_ char *b = malloc(cap);
@@ -42,7 +45,8 @@ static int host_read(void *ctx, const char *path, char **buf, size_t *len, aidp_
                 if (r < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot read %s", path);
+                        return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot read %s",
+                                                path);
                 }
                 if (r == 0)
                         break;
@@ -80,7 +84,10 @@ static int host_devices(void *ctx, const char *pattern, char ***paths, aidp_erro
                 if (!S_ISCHR(st.st_mode)) {
                         /* /dev/nvidia-caps is a directory: a glob may brush past it. */
                         if (!strpbrk(pattern, "*?["))
-                                rc = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "%s: found something other than a character device, expected a character device", g.gl_pathv[i]);
+                                rc = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
+                                                    "%s: found something other than a character "
+                                                    "device, expected a character device",
+                                                    g.gl_pathv[i]);
                         continue;
                 }
                 if (!(out[n] = strdup(g.gl_pathv[i]))) {
@@ -110,8 +117,8 @@ int aidp_profile_host_init(struct aidp_profile_host *h, bool check_devices, aidp
                 if (!h->path_copy)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 char *save = NULL;
-                for (char *d = strtok_r(h->path_copy, ":", &save); d && n < AIDP_PROFILE_PATH_MAX_DIRS - 2;
-                     d = strtok_r(NULL, ":", &save))
+                for (char *d = strtok_r(h->path_copy, ":", &save);
+                     d && n < AIDP_PROFILE_PATH_MAX_DIRS - 2; d = strtok_r(NULL, ":", &save))
                         h->dirs[n++] = d;
         }
         h->dirs[n++] = AIDP_SHARE_PROFILES;
@@ -123,7 +130,8 @@ int aidp_profile_host_init(struct aidp_profile_host *h, bool check_devices, aidp
         h->env.search_path = h->dirs;
         h->env.n_search_path = n;
         struct utsname u;
-        if (uname(&u) == 0 && sscanf(u.release, "%u.%u", &h->env.kernel_major, &h->env.kernel_minor) != 2)
+        if (uname(&u) == 0 &&
+            sscanf(u.release, "%u.%u", &h->env.kernel_major, &h->env.kernel_minor) != 2)
                 h->env.kernel_major = h->env.kernel_minor = 0;
         return 0;
 }

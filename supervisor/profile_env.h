@@ -9,7 +9,7 @@
 struct aidp_profile_host {
         struct aidp_profile_env env;
         const char *dirs[AIDP_PROFILE_PATH_MAX_DIRS];
-        char *path_copy;         /* $AIDP_PROFILE_PATH, split in place */
+        char *path_copy; /* $AIDP_PROFILE_PATH, split in place */
 };
 
 /* Library search order: each directory of $AIDP_PROFILE_PATH (colon list),

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -23,6 +25,7 @@
 
 #include "common/cleanup.h"
 #include "supervisor/cgroup.h"
+#include "supervisor/profile_env.h"
 #include "supervisor/journal.h"
 #include "supervisor/run_lineage.h"
 #include "supervisor/run_policy.h"
@@ -52,6 +55,8 @@ struct run {
         bool journal_open;
         pid_t pid1;
         int pidfd;
+        int learn_sv[2];              /* learn mode: the child sends the listener fd over [1] */
+        char *dev_rules[64];          /* device cgroup allow lines of the profile's devices */
         char **env;
         size_t n_env;
         struct timespec t0;
@@ -235,6 +240,59 @@ static int valid_run_id(const char *id)
         return 1;
 }
 
+/* Learn mode (aidp profile learn): every syscall the profile lets run is
+ * reported to the supervisor instead (seccomp user notification; the
+ * supervisor answers "continue"), so what the job used can be recorded while
+ * the profile's denials still hold. The one exception is the sendmsg that
+ * hands the listener fd to the supervisor: it happens after the filter is
+ * loaded and before anyone listens, so it is allowed on that socket only. */
+static int learn_policy(struct run *r, aidp_error *err)
+{
+        struct aidp_sc_policy *p = &r->profile.seccomp;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, r->learn_sv) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "socketpair");
+        if (p->default_action == AIDP_SC_ALLOW || p->default_action == AIDP_SC_LOG)
+                p->default_action = AIDP_SC_NOTIFY;
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].action == AIDP_SC_ALLOW || p->rules[i].action == AIDP_SC_LOG)
+                        p->rules[i].action = AIDP_SC_NOTIFY;
+        static const char *const sendmsg_name[] = {"sendmsg"};
+        struct aidp_sc_arg a = {.index = 0, .op = AIDP_SC_OP_EQ, .value = (uint64_t)r->learn_sv[1]};
+        struct aidp_sc_rule rule = {.names = (char **)sendmsg_name, .n_names = 1, .action = AIDP_SC_ALLOW,
+                                    .args = &a, .n_args = 1};
+        if (aidp_sc_policy_add(p, &rule) < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        return 0;
+}
+
+/* Device cgroup lines for the profile's devices ("c MAJ:MIN rwm"), found on
+ * this host now; an optional device that is absent is skipped. */
+static int device_rules(struct run *r, const char **out, size_t max, aidp_error *err)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < r->profile.n_devices; i++) {
+                const struct aidp_device *d = &r->profile.devices[i];
+                struct stat st;
+                if (stat(d->path, &st) < 0) {
+                        if (d->optional && errno == ENOENT)
+                                continue;
+                        return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "device %s", d->path);
+                }
+                if (!S_ISCHR(st.st_mode))
+                        return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "device %s: not a character device", d->path);
+                if (n + 1 >= max || n >= ARRAY_SIZE(r->dev_rules))
+                        return aidp_error_set(err, AIDP_EXIT_CONFIG, E2BIG, "more than %zu devices", ARRAY_SIZE(r->dev_rules));
+                if (asprintf(&r->dev_rules[n], "c %u:%u rwm", major(st.st_rdev), minor(st.st_rdev)) < 0) {
+                        r->dev_rules[n] = NULL;
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                }
+                out[n] = r->dev_rules[n];
+                n++;
+        }
+        out[n] = NULL;
+        return 0;
+}
+
 static int resolve(struct run *r, aidp_error *err)
 {
         const struct aidp_run_opts *o = r->o;
@@ -244,9 +302,17 @@ static int resolve(struct run *r, aidp_error *err)
         if (!valid_run_id(r->res->run_id))
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "run id '%s': only letters, digits, '-', '_' and '.' (at most 63)", r->res->run_id);
-        int rc = aidp_profile_init_defaults(&r->profile);
-        if (rc < 0)
+        int rc;
+        if (o->profile) {
+                rc = aidp_profile_host_load(o->profile, true, &r->profile, NULL, err);
+                if (rc < 0) {
+                        if (!err->status)
+                                err->status = AIDP_EXIT_CONFIG;
+                        return aidp_error_wrap(err, "loading profile %s", o->profile);
+                }
+        } else if ((rc = aidp_profile_init_defaults(&r->profile)) < 0) {
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
         r->profile_loaded = true;
         struct aidp_limits *l = &r->profile.limits;
         if (o->memory_bytes)
@@ -295,6 +361,8 @@ static int resolve(struct run *r, aidp_error *err)
         rc = aidp_run_policy_decide(&r->policy, o, &r->profile, &r->inject, err);
         if (rc < 0)
                 return rc;
+        if (o->on_notify_fd && (rc = learn_policy(r, err)) < 0)
+                return rc;
         /* Generate before clone: the sandbox's critical path only loads it. */
         rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
         if (rc < 0)
@@ -330,14 +398,19 @@ static int prepare(struct run *r, aidp_error *err)
         if (rc < 0)
                 return rc;
 
-        static const char *const devices_allow[] = {
+        static const char *const minimal_dev[] = {
                 "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
-                "c 5:2 rwm", "c 136:* rwm", NULL,
+                "c 5:2 rwm", "c 136:* rwm",
         };
+        /* The minimal /dev plus exactly the profile's devices; all else denied. */
+        const char *devices_allow[ARRAY_SIZE(minimal_dev) + ARRAY_SIZE(r->dev_rules) + 1];
+        memcpy(devices_allow, minimal_dev, sizeof minimal_dev);
+        rc = device_rules(r, devices_allow + ARRAY_SIZE(minimal_dev), ARRAY_SIZE(r->dev_rules) + 1, err);
+        if (rc < 0)
+                return rc;
         struct aidp_cgroup_limits cl = {
                 .memory_bytes = l->memory_bytes, .cpu_millis = l->cpu_millis, .pids = l->pids,
-                /* profile devices widen this in the devices layer */
-                .devices_allow = r->profile.n_devices ? NULL : devices_allow,
+                .devices_allow = devices_allow,
         };
         rc = aidp_cgroup_create(r->o->cgroup_parent, r->res->run_id, &cl, &r->cg, err);
         if (rc < 0)
@@ -403,6 +476,33 @@ struct fds {
         int sync[2], err[2], status[2], life[2];
 };
 
+/* Learn mode: the child loads its filter and sends the listener; from then
+ * on it blocks in each syscall until someone answers, so the listener is
+ * handed to the caller's callback (which answers from a thread) before we
+ * wait for execve. EOF means the child failed before seccomp: the error
+ * pipe says why. */
+static int receive_listener(struct run *r, aidp_error *err)
+{
+        char b;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {.iov_base = &b, .iov_len = 1};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        ssize_t n;
+        do
+                n = recvmsg(r->learn_sv[0], &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                return 0;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (!c || c->cmsg_type != SCM_RIGHTS)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPROTO, "learn mode: no listener fd from the sandbox");
+        int fd;
+        memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        return r->o->on_notify_fd(fd, r->o->notify_arg) < 0
+                       ? aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "learn mode: listener callback failed")
+                       : 0;
+}
+
 static void close_pair(int p[2])
 {
         for (int i = 0; i < 2; i++)
@@ -436,7 +536,7 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
                 .status_fd = f.status[1], .status_r = f.status[0],
                 .lifeline_fd = f.life[0], .lifeline_w = f.life[1],
                 .seccomp_flags = r->o->seccomp_flags,
-                .notify_fd_out = -1,
+                .notify_fd_out = r->o->on_notify_fd ? r->learn_sv[1] : -1,
         };
         const char *targets[] = {"/tmp", r->profile.paths.scratch, r->profile.paths.out};
         for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)
@@ -464,6 +564,10 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
                 aidp_sandbox_child(&spec);
         }
         r->pid1 = pid;
+        if (r->learn_sv[1] >= 0) {
+                close(r->learn_sv[1]);
+                r->learn_sv[1] = -1;
+        }
         close(f.sync[0]);
         f.sync[0] = -1;
         close(f.err[1]);
@@ -487,6 +591,8 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
         }
         close(f.sync[1]);
         f.sync[1] = -1;
+        if (r->o->on_notify_fd && (rc = receive_listener(r, err)) < 0)
+                goto out;
         struct aidp_sandbox_report rep;
         ssize_t n;
         do
@@ -757,6 +863,11 @@ static void run_free(struct run *r)
                 free(r->env[i]);
         free(r->env);
         aidp_bpf_free(&r->bpf);
+        for (size_t i = 0; i < 2; i++)
+                if (r->learn_sv[i] >= 0)
+                        close(r->learn_sv[i]);
+        for (size_t i = 0; i < ARRAY_SIZE(r->dev_rules); i++)
+                free(r->dev_rules[i]);
         aidp_run_lineage_close(&r->rl);
         if (r->profile_loaded)
                 aidp_profile_free(&r->profile);
@@ -766,7 +877,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
 {
         memset(res, 0, sizeof *res);
         res->job_status = -1;
-        struct run r = {.o = o, .res = res, .pidfd = -1};
+        struct run r = {.o = o, .res = res, .pidfd = -1, .learn_sv = {-1, -1}};
         clock_gettime(CLOCK_MONOTONIC, &r.t0);
         r.journal.lifeline_w = -1;
 

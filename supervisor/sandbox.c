@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <poll.h>
@@ -420,7 +421,9 @@ static void drop_credentials(const struct aidp_sandbox_spec *s)
         capng_clear(CAPNG_SELECT_ALL);
         const struct aidp_profile *pr = s->profile;
         for (size_t i = 0; pr && i < pr->n_capabilities; i++) {
-                int cap = capng_name_to_capability(pr->capabilities[i]);
+                /* profiles store "CAP_NET_RAW"; libcap-ng wants "net_raw" */
+                const char *cn = pr->capabilities[i];
+                int cap = capng_name_to_capability(strncasecmp(cn, "CAP_", 4) ? cn : cn + 4);
                 if (cap < 0)
                         die(AIDP_STAGE_CREDENTIALS, EINVAL, pr->capabilities[i]);
                 capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE | CAPNG_BOUNDING_SET, (unsigned)cap);
@@ -474,7 +477,6 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        apply_rlimits(s);
         if (s->cwd && chdir(s->cwd) < 0)
                 die(AIDP_STAGE_EXEC, errno, s->cwd);
         /* Seccomp last: with an allowlist it would block the steps above. */
@@ -585,6 +587,10 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
          * input into the caller's terminal (TIOCSTI) and terminal signals
          * reach it only through the supervisor. */
         CHECK(AIDP_STAGE_INIT, setsid(), "setsid");
+        /* rlimits while still root: raising a hard limit (memlock for GPU
+         * DMA) needs CAP_SYS_RESOURCE, which drop_credentials takes away.
+         * The job inherits them over fork and execve. */
+        apply_rlimits(s);
         drop_credentials(s);
         CHECK(AIDP_STAGE_INIT, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "dumpable");
 

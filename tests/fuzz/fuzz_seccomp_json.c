@@ -14,8 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 struct aidp_sc_policy p;
                 size_t skipped = 0;
                 aidp_error err = {0};
-                if (aidp_profiles_seccomp_json("fuzz.json", (const char *)data, size, n_caps ? &env : NULL, caps,
-                                               n_caps, &p, &skipped, &err) == 0)
+                if (aidp_profiles_seccomp_json("fuzz.json", (const char *)data, size,
+                                               n_caps ? &env : NULL, caps, n_caps, &p, &skipped,
+                                               &err) == 0)
                         aidp_sc_policy_free(&p);
         }
         return 0;

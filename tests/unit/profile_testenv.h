@@ -64,17 +64,18 @@ static inline int memfs_devices(void *ctx, const char *pattern, char ***paths, a
         return k;
 }
 
-static inline struct aidp_profile_env memfs_env(struct memfs *fs, const char *const *search, size_t n_search)
+static inline struct aidp_profile_env memfs_env(struct memfs *fs, const char *const *search,
+                                                size_t n_search)
 {
         struct aidp_profile_env env = {
-                .read_file = memfs_read,
-                .expand_devices = fs->devices ? memfs_devices : NULL,
-                .ctx = fs,
-                .search_path = search,
-                .n_search_path = n_search,
-                .arch = SCMP_ARCH_X86_64,
-                .kernel_major = 6,
-                .kernel_minor = 1,
+            .read_file = memfs_read,
+            .expand_devices = fs->devices ? memfs_devices : NULL,
+            .ctx = fs,
+            .search_path = search,
+            .n_search_path = n_search,
+            .arch = SCMP_ARCH_X86_64,
+            .kernel_major = 6,
+            .kernel_minor = 1,
         };
         return env;
 }

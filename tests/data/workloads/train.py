@@ -42,12 +42,19 @@ def main():
     t = threading.Thread(target=lambda: [ticks.append(time.monotonic()) or stop.wait(0.01) for _ in iter(stop.is_set, True)])
     t.start()
     ctx = mp.get_context("fork")
-    with ctx.Pool(2) as pool:
+    # close + join, not the context manager's terminate(): workers then end
+    # on their own instead of racing a kill(), so every run makes the same
+    # syscalls (the learn-mode test depends on that).
+    pool = ctx.Pool(2)
+    try:
         for _ in range(30):
             parts = pool.map(grad, [(w, b, c) for c in chunks])
             n = sum(p[2] for p in parts)
             w -= 0.3 * sum(p[0] for p in parts) / n
             b -= 0.3 * sum(p[1] for p in parts) / n
+    finally:
+        pool.close()
+        pool.join()
     stop.set()
     t.join()
     loss = sum((w * x + b - y) ** 2 for x, y in data) / len(data)
