@@ -33,6 +33,9 @@ static const char run_usage[] =
         "                          core=0 (the default); 'unlimited' allowed (repeatable)\n"
         "  --cwd DIR               working directory inside (default: the caller's)\n"
         "  --no-cwd                do not bind the working directory into the sandbox\n"
+        "  --ro-bind SRC[:DST]     bind a host path read-only (repeatable)\n"
+        "  --bind SRC[:DST]        bind a host path writable (repeatable; its writes\n"
+        "                          reach the host and are not shredded)\n"
         "  --env NAME[=VALUE]      pass an environment variable (repeatable)\n"
         "  --keep-env              pass the whole environment (default: a safe subset)\n"
         "  --cgroup-parent PATH    parent cgroup (default: see docs/run-core.md)\n"
@@ -175,7 +178,7 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
 static int cmd_run(int argc, char **argv)
 {
         enum { O_PROFILE = 255, O_USER = 256, O_MEMORY, O_CPUS, O_PIDS, O_TIMEOUT, O_KILL_AFTER, O_TMP, O_CWD, O_NO_CWD,
-               O_ENV, O_KEEP_ENV, O_CGPARENT, O_RUN_ID, O_RUN_DIR, O_SUMMARY, O_LINEAGE, O_RLIMIT,
+               O_ENV, O_KEEP_ENV, O_CGPARENT, O_RUN_ID, O_RUN_DIR, O_SUMMARY, O_LINEAGE, O_RLIMIT, O_RO_BIND, O_BIND,
                O_DATA, O_OUTPUT_DIR, O_OUTPUT_KEY, O_KEYS_CONFIG, O_KEY_DIR };
         static const struct option opts[] = {
                 {"profile", required_argument, NULL, O_PROFILE},
@@ -196,6 +199,8 @@ static int cmd_run(int argc, char **argv)
                 {"summary", required_argument, NULL, O_SUMMARY},
                 {"lineage", required_argument, NULL, O_LINEAGE},
                 {"rlimit", required_argument, NULL, O_RLIMIT},
+                {"ro-bind", required_argument, NULL, O_RO_BIND},
+                {"bind", required_argument, NULL, O_BIND},
                 {"data", required_argument, NULL, O_DATA},
                 {"output-dir", required_argument, NULL, O_OUTPUT_DIR},
                 {"output-key-id", required_argument, NULL, O_OUTPUT_KEY},
@@ -207,6 +212,7 @@ static int cmd_run(int argc, char **argv)
         };
         struct aidp_run_opts o = {0};
         char *envs[256];
+        struct aidp_run_bind binds[64];
         const char *datas[AIDP_RUN_MAX_DATA];
         uint64_t v;
         int c;
@@ -263,6 +269,18 @@ static int cmd_run(int argc, char **argv)
                 case O_RUN_DIR: o.run_dir = optarg; break;
                 case O_SUMMARY: o.summary_path = optarg; break;
                 case O_LINEAGE: o.lineage_path = optarg; break;
+                case O_RO_BIND:
+                case O_BIND: {
+                        if (o.n_binds >= 64 || !*optarg || optarg[0] == ':')
+                                return usage_error("%s '%s': expected SRC[:DST] (at most 64)",
+                                                   c == O_BIND ? "--bind" : "--ro-bind", optarg);
+                        char *colon = strchr(optarg, ':');
+                        if (colon)
+                                *colon = '\0';
+                        binds[o.n_binds++] = (struct aidp_run_bind){
+                                .source = optarg, .target = colon ? colon + 1 : NULL, .writable = c == O_BIND};
+                        break;
+                }
                 case O_RLIMIT:
                         if (parse_rlimit(optarg, o.rlimits) < 0)
                                 return usage_error("--rlimit '%s': expected NAME=SOFT[:HARD] with NAME one of "
@@ -289,6 +307,7 @@ static int cmd_run(int argc, char **argv)
                 }
         }
         o.env_extra = envs;
+        o.binds = binds;
         o.data = datas;
         if (optind >= argc)
                 return usage_error("%s", "no command given");
@@ -303,6 +322,9 @@ static int cmd_run(int argc, char **argv)
         struct aidp_run_result res;
         aidp_error err = {0};
         int rc = aidp_run_execute(&o, &res, &err);
+        if (res.egress_unenforced && res.started)
+                fprintf(stderr, "aidp-supervisor: warning: the profile allows egress, which this version "
+                                "does not enforce yet; the job had loopback only\n");
         if (rc < 0)
                 fprintf(stderr, "aidp-supervisor: error: %s\n", err.msg);
         if (!o.quiet && res.started)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -147,6 +148,12 @@ int aidp_run_gc(const char *run_dir, void (*report)(const char *, const char *, 
                 if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
                         continue;
                 snprintf(jp, sizeof jp, "%s/journal.json", dir);
+                /* Two supervisors starting at once both run gc: whoever holds
+                 * the journal directory's lock cleans it, the other skips. The
+                 * lock goes with the fd, also when gc itself dies. */
+                _cleanup_close_ int lockfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0)
+                        continue;
                 json_object *j = json_object_from_file(jp);
                 if (!j) {
                         /* A journal is written before anything is created:

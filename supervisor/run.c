@@ -293,6 +293,35 @@ static int device_rules(struct run *r, const char **out, size_t max, aidp_error 
         return 0;
 }
 
+static bool clean_abs_path(const char *p)
+{
+        return p && p[0] == '/' && !strstr(p, "/../") && strcmp(p + strlen(p) - (strlen(p) >= 3 ? 3 : 0), "/..") &&
+               !strstr(p, "/./");
+}
+
+static int add_cli_bind(struct aidp_profile *p, const struct aidp_run_bind *b, aidp_error *err)
+{
+        const char *opt = b->writable ? "--bind" : "--ro-bind";
+        if (!clean_abs_path(b->source) || (b->target && !clean_abs_path(b->target)))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "%s %s%s%s: paths must be absolute, without '.' or '..'", opt,
+                                      b->source, b->target ? ":" : "", b->target ? b->target : "");
+        struct stat st;
+        if (stat(b->source, &st) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "%s %s", opt, b->source);
+        struct aidp_bind *n = realloc(p->binds, (p->n_binds + 1) * sizeof *n);
+        if (!n)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        p->binds = n;
+        n[p->n_binds] = (struct aidp_bind){.source = strdup(b->source),
+                                           .target = b->target ? strdup(b->target) : NULL,
+                                           .writable = b->writable};
+        if (!n[p->n_binds].source || (b->target && !n[p->n_binds].target))
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        p->n_binds++;
+        return 0;
+}
+
 static int resolve(struct run *r, aidp_error *err)
 {
         const struct aidp_run_opts *o = r->o;
@@ -328,6 +357,11 @@ static int resolve(struct run *r, aidp_error *err)
         for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++)
                 if (o->rlimits[i].set)
                         l->rlimits[i] = o->rlimits[i];
+        for (size_t i = 0; i < o->n_binds; i++) {
+                rc = add_cli_bind(&r->profile, &o->binds[i], err);
+                if (rc < 0)
+                        return rc;
+        }
         if (o->no_cwd)
                 r->profile.bind_cwd = false;
         if (o->cwd)
@@ -363,6 +397,9 @@ static int resolve(struct run *r, aidp_error *err)
                 return rc;
         if (o->on_notify_fd && (rc = learn_policy(r, err)) < 0)
                 return rc;
+        /* Egress enforcement (veth + nftables) does not exist yet; failing
+         * closed, the job gets loopback only, and the caller is told. */
+        r->res->egress_unenforced = r->profile.network.mode == AIDP_NET_EGRESS;
         /* Generate before clone: the sandbox's critical path only loads it. */
         rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
         if (rc < 0)

@@ -11,11 +11,19 @@
 #include "supervisor/inject.h"
 #include "supervisor/shred.h"
 
+struct aidp_run_bind {
+        const char *source;           /* host path */
+        const char *target;           /* path inside; NULL = source */
+        bool writable;
+};
+
 struct aidp_run_opts {
         const char *profile;          /* name or path; NULL = built-in defaults */
         const char *user;             /* --user NAME|UID[:GID] */
         char **argv;                  /* the job */
         const char *cwd;              /* NULL = the caller's */
+        const struct aidp_run_bind *binds; /* --ro-bind / --bind, after the profile's */
+        size_t n_binds;
         bool no_cwd;                  /* do not bind the working directory */
         /* CLI overrides of the profile (0 = keep the profile's) */
         uint64_t memory_bytes, cpu_millis, pids, timeout_seconds, tmp_bytes;
@@ -53,6 +61,7 @@ struct aidp_run_result {
         struct aidp_shred_report shred;
         bool noswap;                  /* tmpfs noswap was available */
         char cgroup_version[4];
+        bool egress_unenforced;       /* the profile asked for egress: not built yet, loopback only */
         /* sealed data: authenticated inputs (headers, digests) and the sealed /out */
         struct aidp_run_dataset inputs[AIDP_RUN_MAX_DATA];
         size_t n_inputs;

@@ -3,6 +3,7 @@
  * be written does not start; a run whose supervisor died gets an ABORT from gc. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -206,15 +207,20 @@ Test(run_lineage, truncated_lineage_refuses_new_runs)
 Test(run_lineage, gc_records_abort_for_a_run_whose_supervisor_died)
 {
         AIDP_REQUIRE_ROOT();
-        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534",    "-q",      "--run-id", run_id,
-                        "--lineage",     logp,  "--",     AIDP_PROBE, "signals", NULL};
+        /* A private run directory: no other supervisor's gc may take this
+         * journal over before the test's own gc does. */
+        char rundir[PATH_MAX];
+        snprintf(rundir, sizeof rundir, "%s.run", logp);
+        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--run-id", run_id,
+                        "--run-dir", rundir, "--lineage", logp, "--", AIDP_PROBE, "signals", NULL};
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
         cr_assert(aidp_test_wait_output(&P, "ready", 20000), "probe never got ready: %s %s", P.out,
                   P.err);
         kill(P.pid, SIGKILL);
         aidp_test_finish(&P);
-        char *gc[] = {AIDP_SUPERVISOR, "gc", NULL};
+        char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
         cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
+        rmdir(rundir);
         char want[160];
         snprintf(want, sizeof want, "run %s aborted earlier", run_id);
         cr_assert(strstr(P.err, want) && strstr(P.err, "ABORT recorded in lineage"), "%s", P.err);

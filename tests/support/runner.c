@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +28,9 @@ int aidp_test_spawn(struct aidp_proc *p, char *const argv[])
         out_len = err_len = 0;
         p->pid = fork();
         if (p->pid == 0) {
+                /* If the test dies (a Criterion timeout kills it), the
+                 * supervisor it started is told to stop, and cleans up. */
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
                 dup2(o[1], 1);
                 dup2(e[1], 2);
                 int devnull = open("/dev/null", O_RDONLY);
