@@ -17,8 +17,6 @@
 
 extern char **environ;
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
-
 /* Root started us itself (not sudo on behalf of another user): the
  * environment and --user are root's own choices. */
 static bool root_directly(void)

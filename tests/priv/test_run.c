@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -247,4 +250,36 @@ Test(run, summary_reports_tmpfs_noswap_as_the_kernel_supports_it)
         /* Where it is missing the run says so, and still runs. */
         cr_expect_eq(strstr(P.err, "noswap unsupported") != NULL, !has_noswap, "%s", P.err);
         cr_expect(strstr(buf, "\"exit_status\":0") != NULL, "%s", buf);
+}
+
+Test(run, ro_bind_and_bind_options)
+{
+        AIDP_REQUIRE_ROOT();
+        char dir[] = "/var/tmp/aidp-test-bind-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char f[PATH_MAX], g[PATH_MAX], ro[PATH_MAX + 16], rw[PATH_MAX + 16];
+        snprintf(f, sizeof f, "%s/in", dir);
+        snprintf(g, sizeof g, "%s/made-inside", dir);
+        FILE *fp = fopen(f, "w");
+        cr_assert_not_null(fp);
+        fputs("hello\n", fp);
+        fclose(fp);
+        chmod(dir, 0777);
+        snprintf(ro, sizeof ro, "%s:/mnt/ro", dir);
+        snprintf(rw, sizeof rw, "%s:/mnt/rw", dir);
+        char *a[] = {AIDP_SUPERVISOR, "run", "-q", "--user", "65534", "--ro-bind", ro, "--bind", rw, "--",
+                     "/bin/sh", "-c",
+                     "cat /mnt/ro/in && ! touch /mnt/ro/x 2>/dev/null && touch /mnt/rw/made-inside && echo done",
+                     NULL};
+        int st = aidp_test_run(&P, a);
+        bool made = access(g, F_OK) == 0;
+        unlink(g);
+        unlink(f);
+        rmdir(dir);
+        cr_expect_eq(st, 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "hello\ndone\n");
+        cr_expect(made, "a write through --bind did not reach the host");
+        char *b[] = {AIDP_SUPERVISOR, "run", "--ro-bind", "relative/path", "--", "true", NULL};
+        cr_expect_eq(aidp_test_run(&P, b), AIDP_EXIT_USAGE);
+        cr_expect(strstr(P.err, "relative/path") != NULL, "%s", P.err);
 }
