@@ -521,6 +521,51 @@ static void kill_listed(const char *dir)
                         kill(pid, SIGKILL);
 }
 
+/* Kill every listed process but `keep`; true when none but `keep` was left. */
+static bool kill_listed_except(const char *dir, pid_t keep)
+{
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return true;
+        int pid;
+        bool only_keep = true;
+        while (fscanf(f, "%d", &pid) == 1) {
+                if (pid <= 0 || pid == keep)
+                        continue;
+                only_keep = false;
+                kill(pid, SIGKILL);
+        }
+        return only_keep;
+}
+
+int aidp_cgroup_kill_except(struct aidp_cgroup *cg, pid_t keep)
+{
+        if (keep <= 0)
+                return aidp_cgroup_kill(cg);
+        for (int i = 0; i < 400; i++) {
+                bool done = true;
+                for (size_t d = 0; d < cg->n_dirs; d++)
+                        if (!kill_listed_except(cg->dirs[d].path, keep))
+                                done = false;
+                if (done)
+                        return 0;
+                backoff(i);
+        }
+        return -EBUSY;
+}
+
+int aidp_cgroup_path_kill_except(const char *path, pid_t keep)
+{
+        for (int i = 0; i < 400; i++) {
+                if (kill_listed_except(path, keep))
+                        return 0;
+                backoff(i);
+        }
+        return -EBUSY;
+}
+
 int aidp_cgroup_kill(struct aidp_cgroup *cg)
 {
         if (cg->kill_dir >= 0)

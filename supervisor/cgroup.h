@@ -54,11 +54,16 @@ int aidp_cgroup_stats(struct aidp_cgroup *cg, struct aidp_cgroup_stats *st);
 /* Kill every process in the cgroup and wait (bounded) until it is empty.
  * Returns 0 or -errno. */
 int aidp_cgroup_kill(struct aidp_cgroup *cg);
+/* Kill every process in the cgroup but `keep` (the sandbox's pid 1) and wait
+ * (bounded) until only it is left. Returns 0 or -errno. */
+int aidp_cgroup_kill_except(struct aidp_cgroup *cg, pid_t keep);
 /* Kill, then remove the run's cgroups (and the parent if it became empty).
  * Frees cg. Returns 0 or -errno (cg is freed either way). */
 int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err);
 /* Paths of the run's cgroup directories, for the run journal (gc). */
 size_t aidp_cgroup_paths(const struct aidp_cgroup *cg, const char **paths, size_t max);
 enum aidp_cgroup_version aidp_cgroup_version_of(const struct aidp_cgroup *cg);
+/* gc: kill every process of a cgroup directory but `keep`, waiting (bounded). */
+int aidp_cgroup_path_kill_except(const char *path, pid_t keep);
 /* gc: kill and remove a cgroup directory left by a dead supervisor. */
 int aidp_cgroup_remove_path(const char *path);

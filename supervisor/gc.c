@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,15 +49,33 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
         struct aidp_shred_report total = {.verified = true};
         bool shredded = false;
         json_object *arr, *it;
-        if (alive(j, "pid1", "pid1_start", &pid1) && json_object_object_get_ex(j, "tmpfs", &arr)) {
+        bool holder = alive(j, "pid1", "pid1_start", &pid1);
+        /* Nothing of the job may run while its data is overwritten: kill every
+         * process of the run but pid 1, which holds the tmpfs mounts. */
+        if (json_object_object_get_ex(j, "cgroups", &arr))
+                for (size_t i = 0; i < json_object_array_length(arr); i++)
+                        aidp_cgroup_path_kill_except(json_object_get_string(json_object_array_get_idx(arr, i)),
+                                                     holder ? pid1 : 0);
+        _cleanup_close_ int pidfd = holder ? (int)syscall(SYS_pidfd_open, pid1, 0) : -1;
+        /* pid reuse between the liveness check and pidfd_open */
+        if (pidfd >= 0 && !alive(j, "pid1", "pid1_start", &pid1)) {
+                close(pidfd);
+                pidfd = -1;
+                holder = false;
+        }
+        if (holder && json_object_object_get_ex(j, "tmpfs", &arr)) {
                 for (size_t i = 0; i < json_object_array_length(arr); i++) {
                         it = json_object_array_get_idx(arr, i);
                         json_object *fdo;
                         if (!json_object_object_get_ex(it, "fd", &fdo))
                                 continue;
-                        char p[64];
-                        snprintf(p, sizeof p, "/proc/%d/fd/%d", (int)pid1, json_object_get_int(fdo));
-                        _cleanup_close_ int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        /* A duplicate of pid 1's own mount fd: the writable
+                         * original the supervisor had (reopening the
+                         * /proc/<pid>/fd link fails for a mount outside our
+                         * namespace). */
+                        _cleanup_close_ int fd = pidfd >= 0 ? (int)syscall(SYS_pidfd_getfd, pidfd,
+                                                                            json_object_get_int(fdo), 0)
+                                                            : -1;
                         if (fd < 0) {
                                 total.verified = false;
                                 continue;

@@ -36,6 +36,9 @@ unsigned long long aidp_proc_starttime(pid_t pid)
         if (!s)
                 return 0;
         s++;
+        /* A zombie is dead: it holds nothing any more but its pid. */
+        if (s[0] == ' ' && (s[1] == 'Z' || s[1] == 'X'))
+                return 0;
         unsigned long long v = 0;
         /* after ')': field 3 (state) ... field 22 (starttime) = 20th token */
         char *tok, *save;

@@ -28,6 +28,6 @@ void aidp_journal_remove(struct aidp_journal *j);
 void aidp_journal_close(struct aidp_journal *j);
 const char *aidp_journal_run_dir(const char *run_dir);
 /* Start time of a process in clock ticks since boot (field 22 of
- * /proc/<pid>/stat), 0 if it does not exist: a pid plus its start time
+ * /proc/<pid>/stat), 0 if it does not exist or is a zombie: a pid plus its start time
  * names one process even after pid reuse. */
 unsigned long long aidp_proc_starttime(pid_t pid);

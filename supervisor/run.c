@@ -65,7 +65,19 @@ struct run {
         struct aidp_run_policy policy;
         aidp_error collect_err;
         bool collect_failed;
+        int sync_w, err_r, status_r, life_w; /* the supervisor's ends of the sandbox pipes */
 };
+
+/* Fault injection for the crash tests: AIDP_FAULT_STOP_AT=inject|job|shred
+ * stops the supervisor (SIGSTOP) at that point of a run, so a test can
+ * SIGKILL it there and check what gc does. Harmless outside tests: a stopped
+ * supervisor is all it can cause, and only root sets a root process's env. */
+static void fault_point(const char *where)
+{
+        const char *at = getenv("AIDP_FAULT_STOP_AT");
+        if (at && !strcmp(at, where))
+                raise(SIGSTOP);
+}
 
 static const char *env_or(const char *name, const char *dflt)
 {
@@ -476,15 +488,27 @@ static int prepare(struct run *r, aidp_error *err)
                         return rc;
                 uint64_t size = l->data_bytes ? l->data_bytes : need + need / 64 + MiB;
                 rc = add_tmpfs(r, "data", size, 0755, 0, 0, err);
-                if (rc == 0)
-                        rc = aidp_journal_sync(&r->journal, err);
-                if (rc == 0)
-                        rc = aidp_inject_decrypt(&r->inject, r->tmpfs[r->n_tmpfs - 1].fd, r->uid,
-                                                 r->gid, !r->o->quiet, r->res->inputs, err);
                 if (rc < 0)
                         return rc;
         }
         return aidp_journal_sync(&r->journal, err);
+}
+
+/* Decrypt every input into /data, authenticating every segment, after the
+ * sandbox's pid 1 exists: it holds the tmpfs too, so if this supervisor dies
+ * half-way, gc can still reach the plaintext and overwrite it. */
+static int inject(struct run *r, aidp_error *err)
+{
+        for (size_t i = 0; i < r->n_tmpfs; i++) {
+                if (strcmp(r->tmpfs[i].label, "data"))
+                        continue;
+                int rc = aidp_inject_decrypt(&r->inject, r->tmpfs[i].fd, r->uid, r->gid, !r->o->quiet,
+                                             r->res->inputs, err);
+                if (rc < 0)
+                        return rc;
+        }
+        fault_point("inject");
+        return 0;
 }
 
 static pid_t clone_sandbox(int *pidfd, int cgroup_fd)
@@ -549,10 +573,12 @@ static void close_pair(int p[2])
                 }
 }
 
-static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
+/* Clone the sandbox's pid 1. It builds its mounts (while a v1 cgroup
+ * migration runs) and then waits for the go from start_and_monitor(). */
+static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
 {
         struct fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
-        int rc = 0, sfd = -1, wall = -1, grace = -1;
+        int rc = 0;
         if (pipe2(f.sync, O_CLOEXEC) < 0 || pipe2(f.err, O_CLOEXEC) < 0 || pipe2(f.status, O_CLOEXEC) < 0 ||
             pipe2(f.life, O_CLOEXEC) < 0) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
@@ -619,9 +645,28 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
         rc = aidp_journal_sync(&r->journal, err);
         if (rc == 0)
                 rc = aidp_cgroup_attach(r->cg, pid, cgfd >= 0, err);
-        if (rc < 0)
-                goto out;
-        /* Go: the child is in the run's cgroup; it now builds the sandbox. */
+out:
+        if (f.sync[0] >= 0)
+                close(f.sync[0]);
+        if (f.err[1] >= 0)
+                close(f.err[1]);
+        if (f.status[1] >= 0)
+                close(f.status[1]);
+        if (f.life[0] >= 0)
+                close(f.life[0]);
+        r->sync_w = f.sync[1];
+        r->err_r = f.err[0];
+        r->status_r = f.status[0];
+        r->life_w = f.life[1];
+        return rc;
+}
+
+static int start_and_monitor(struct run *r, aidp_error *err)
+{
+        int rc = 0, sfd = -1, wall = -1, grace = -1;
+        struct fds f = {{-1, r->sync_w}, {r->err_r, -1}, {r->status_r, -1}, {-1, -1}};
+        r->sync_w = r->err_r = r->status_r = -1;
+        /* Go: pid 1 is in the run's cgroup and /data is complete. */
         if (write(f.sync[1], "g", 1) != 1) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "sync");
                 goto out;
@@ -641,6 +686,7 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
         }
         /* EOF: the job's execve closed the last copy of the error pipe. */
         r->res->started = true;
+        fault_point("job");
 
         sigset_t set;
         sigemptyset(&set);
@@ -696,7 +742,7 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
                         if (read(grace, &x, sizeof x) < 0)
                                 continue;
                         if (!killed) {
-                                aidp_cgroup_kill(r->cg);
+                                kill(r->pid1, AIDP_SIG_KILL_JOB);
                                 killed = true;
                         }
                 }
@@ -711,7 +757,7 @@ static int spawn_and_monitor(struct run *r, sigset_t *oldmask, aidp_error *err)
                         if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) {
                                 /* A second stop request does not wait. */
                                 if (++stops >= 2 && !killed) {
-                                        aidp_cgroup_kill(r->cg);
+                                        kill(r->pid1, AIDP_SIG_KILL_JOB);
                                         killed = true;
                                 }
                         }
@@ -732,11 +778,6 @@ out:
         close_pair(f.sync);
         close_pair(f.err);
         close_pair(f.status);
-        /* The lifeline stays open until teardown: pid 1 must not mistake
-         * normal teardown for a dead supervisor before shred is done. */
-        if (f.life[0] >= 0)
-                close(f.life[0]);
-        r->journal.lifeline_w = f.life[1];
         return rc;
 }
 
@@ -752,19 +793,11 @@ static int teardown(struct run *r, aidp_error *err)
                 if (st.oom_kills > 0)
                         r->res->oom_killed = true;
         }
-        /* 1. every process of the run: pid 1 first (its death takes the
-         * whole pid namespace down), then whatever the cgroup still holds */
-        if (r->pid1 > 0) {
-                kill(r->pid1, SIGKILL);
-                waitpid(r->pid1, NULL, 0);
-                r->pid1 = 0;
-        }
+        /* 1. every process of the run but pid 1, which keeps holding the
+         * tmpfs mounts: if this supervisor dies during shred, gc can still
+         * reach them through it. */
         if (r->cg)
-                aidp_cgroup_kill(r->cg);
-        if (r->pidfd >= 0) {
-                close(r->pidfd);
-                r->pidfd = -1;
-        }
+                aidp_cgroup_kill_except(r->cg, r->pid1);
         /* 1b. collect: seal /out now that nothing can write it any more, and
          * before shred destroys it. */
         if (r->o->output_dir && r->res->started) {
@@ -794,6 +827,8 @@ static int teardown(struct run *r, aidp_error *err)
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         for (size_t i = 0; i < r->n_tmpfs; i++) {
                 struct aidp_shred_report one;
+                if (i == 1)
+                        fault_point("shred");
                 aidp_shred_tree(r->tmpfs[i].fd, ncpu > 0 ? (unsigned)ncpu : 1, &one);
                 total->files += one.files;
                 total->bytes += one.bytes;
@@ -805,10 +840,20 @@ static int teardown(struct run *r, aidp_error *err)
                                 snprintf(total->first_failure, sizeof total->first_failure, "%s: %s",
                                          r->tmpfs[i].label, one.first_failure);
                 }
-                /* 3. release the mount: its last reference is gone */
+                /* 3. release our reference to the mount */
                 aidp_tmpfs_release(&r->tmpfs[i]);
         }
         r->n_tmpfs = 0;
+        /* pid 1 goes last, with the last references to the mounts */
+        if (r->pid1 > 0) {
+                kill(r->pid1, SIGKILL);
+                waitpid(r->pid1, NULL, 0);
+                r->pid1 = 0;
+        }
+        if (r->pidfd >= 0) {
+                close(r->pidfd);
+                r->pidfd = -1;
+        }
         /* 4. cgroups */
         if (r->cg) {
                 aidp_error e2 = {0};
@@ -914,7 +959,8 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
 {
         memset(res, 0, sizeof *res);
         res->job_status = -1;
-        struct run r = {.o = o, .res = res, .pidfd = -1, .learn_sv = {-1, -1}};
+        struct run r = {.o = o, .res = res, .pidfd = -1, .learn_sv = {-1, -1},
+                        .sync_w = -1, .err_r = -1, .status_r = -1, .life_w = -1};
         clock_gettime(CLOCK_MONOTONIC, &r.t0);
         r.journal.lifeline_w = -1;
 
@@ -960,7 +1006,21 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                         rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR, "interrupted before the job started");
         }
         if (rc == 0)
-                rc = spawn_and_monitor(&r, &old, err);
+                rc = spawn(&r, &old, err);
+        if (rc == 0)
+                rc = inject(&r, err);
+        if (rc == 0)
+                rc = start_and_monitor(&r, err);
+        /* The lifeline stays open until teardown is done: pid 1 must not
+         * mistake a normal teardown for a dead supervisor. */
+        r.journal.lifeline_w = r.life_w;
+        r.life_w = -1;
+        if (r.sync_w >= 0)
+                close(r.sync_w);
+        if (r.err_r >= 0)
+                close(r.err_r);
+        if (r.status_r >= 0)
+                close(r.status_r);
         char *removed[16];
         size_t n_removed = removed_list(&r, removed, ARRAY_SIZE(removed));
         aidp_error terr = {0};

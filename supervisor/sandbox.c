@@ -517,9 +517,11 @@ __attribute__((noreturn)) static void init_loop(pid_t job, int lifeline, int sta
         for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
                 sigaddset(&set, forwarded[i]);
         sigaddset(&set, SIGCHLD);
+        sigaddset(&set, AIDP_SIG_KILL_JOB);
         int sfd = signalfd(-1, &set, SFD_CLOEXEC);
         if (sfd < 0)
                 _exit(125);
+        signal(SIGPIPE, SIG_IGN);
         bool orphaned = false, done = false;
         for (;;) {
                 struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN},
@@ -535,6 +537,10 @@ __attribute__((noreturn)) static void init_loop(pid_t job, int lifeline, int sta
                 struct signalfd_siginfo si;
                 if (read(sfd, &si, sizeof si) != sizeof si)
                         continue;
+                if ((int)si.ssi_signo == AIDP_SIG_KILL_JOB) {
+                        kill(-1, SIGKILL); /* every process of the namespace but this one */
+                        continue;
+                }
                 if (si.ssi_signo != SIGCHLD) {
                         if (!orphaned && !done)
                                 kill(-job, (int)si.ssi_signo);
@@ -551,8 +557,11 @@ __attribute__((noreturn)) static void init_loop(pid_t job, int lifeline, int sta
                          * holds the tmpfs mounts until they are shredded. */
                         kill(-1, SIGKILL);
                         done = true;
-                        if (write(status_fd, &code, sizeof code) != sizeof code)
-                                _exit(125);
+                        /* Without a supervisor nobody reads this; pid 1 must
+                         * stay (holding the mounts for gc), so a failed write
+                         * is ignored, and SIGPIPE is ignored below. */
+                        if (!orphaned && write(status_fd, &code, sizeof code) != sizeof code)
+                                orphaned = true;
                 }
         }
 }
@@ -599,6 +608,7 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
                 sigaddset(&all, forwarded[i]);
         sigaddset(&all, SIGCHLD);
+        sigaddset(&all, AIDP_SIG_KILL_JOB);
         sigprocmask(SIG_BLOCK, &all, &orig);
 
         pid_t job = fork();

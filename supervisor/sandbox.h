@@ -5,6 +5,7 @@
  * fills an aidp_sandbox_spec; the child only turns it into syscalls. There is
  * no recovery in the child: a failure is reported over err_fd as an
  * aidp_sandbox_report and the child exits. */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -68,6 +69,11 @@ struct aidp_sandbox_spec {
 /* Runs in the cloned child (pid 1 of the new pid namespace). Never returns. */
 __attribute__((noreturn)) void aidp_sandbox_child(const struct aidp_sandbox_spec *s);
 const char *aidp_sandbox_stage_name(enum aidp_sandbox_stage st);
+
+/* Sent by the supervisor to pid 1: kill every other process of the sandbox
+ * (timeout, second stop request). pid 1 stays, holding the tmpfs mounts until
+ * they are shredded. */
+#define AIDP_SIG_KILL_JOB (SIGRTMIN + 2)
 
 /* The masked paths every run gets, NULL-terminated (for docs and tests). */
 extern const char *const aidp_sandbox_masked_paths[];

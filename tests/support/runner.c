@@ -104,6 +104,20 @@ int aidp_test_finish(struct aidp_proc *p)
         return p->status;
 }
 
+int aidp_test_reap(struct aidp_proc *p)
+{
+        pump(p, 100);
+        if (p->out_fd >= 0)
+                close(p->out_fd);
+        if (p->err_fd >= 0)
+                close(p->err_fd);
+        p->out_fd = p->err_fd = -1;
+        int st;
+        waitpid(p->pid, &st, 0);
+        p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return p->status;
+}
+
 int aidp_test_run(struct aidp_proc *p, char *const argv[])
 {
         if (aidp_test_spawn(p, argv) < 0)

@@ -19,6 +19,9 @@ int aidp_test_spawn(struct aidp_proc *p, char *const argv[]);
 bool aidp_test_wait_output(struct aidp_proc *p, const char *needle, int timeout_ms);
 /* Collect the rest of the output and the exit status. */
 int aidp_test_finish(struct aidp_proc *p);
+/* Reap a process that was killed, without waiting for its output to end
+ * (the sandbox's pid 1 may still hold the pipes). */
+int aidp_test_reap(struct aidp_proc *p);
 /* spawn + finish */
 int aidp_test_run(struct aidp_proc *p, char *const argv[]);
 /* true if a directory with this name exists anywhere under /sys/fs/cgroup (depth <= 8) */

@@ -1,0 +1,157 @@
+#define _GNU_SOURCE
+/* Crash safety (issue 6): the supervisor is SIGKILLed during injection, while
+ * the job runs, and during shred. Afterwards `aidp-supervisor gc` must find the
+ * run, overwrite its plaintext through the sandbox's pid 1 (which holds the
+ * tmpfs mounts until then), and leave nothing: no journal, process, cgroup or
+ * mount; lineage says START then ABORT, with the cleanup report.
+ * The supervisor is stopped at each point with AIDP_FAULT_STOP_AT. */
+#include <json-c/json.h>
+#include <signal.h>
+#include <time.h>
+
+#include "common/exitcodes.h"
+#include "priv.h"
+#include "runner.h"
+#include "tests/sealed_util.h"
+
+static char *T;
+static char keydir[4096], rundir[4096], logp[4096], input[4096];
+static struct aidp_proc P;
+
+static void setup(void)
+{
+        T = tmpdir_new();
+        chmod(T, 0755);
+        snprintf(keydir, sizeof keydir, "%s/keys", T);
+        snprintf(rundir, sizeof rundir, "%s/run", T);
+        snprintf(logp, sizeof logp, "%s/lineage.jsonl", T);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keydir, "crash-key", &err), 0, "%s", err.msg);
+        char src[4096], f[4096];
+        snprintf(src, sizeof src, "%s/src", T);
+        mkdir_p(src, 0755);
+        snprintf(f, sizeof f, "%s/weights.bin", src);
+        write_file(f, 5 * 1048576 + 3, 0644, 9);
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params p = {0};
+        meta_default(&p.meta, "crashdata");
+        strcpy(p.meta.key_id, "crash-key");
+        snprintf(input, sizeof input, "%s/crashdata.sealed", T);
+        cr_assert_eq(seal_path(src, input, &p, &k, NULL, &err), 0, "%s", err.msg);
+        aidp_keys_free(&k);
+}
+
+static void teardown(void)
+{
+        tmpdir_rm(T);
+}
+
+TestSuite(crash, .init = setup, .fini = teardown, .timeout = 120);
+
+static char proc_state(pid_t pid)
+{
+        char p[64], buf[512];
+        snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(p, "re");
+        if (!f)
+                return 0;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *rp = strrchr(buf, ')');
+        return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+static int count_events(const char *type)
+{
+        FILE *f = fopen(logp, "re");
+        if (!f)
+                return -1;
+        char *line = NULL;
+        size_t cap = 0;
+        int n = 0;
+        char needle[64];
+        snprintf(needle, sizeof needle, "\"eventType\":\"%s\"", type);
+        while (getline(&line, &cap, f) > 0)
+                if (strstr(line, needle))
+                        n++;
+        free(line);
+        fclose(f);
+        return n;
+}
+
+static void crash_at(const char *phase, const char *script)
+{
+        char run_id[64];
+        snprintf(run_id, sizeof run_id, "aidp-test-crash-%s-%d", phase, (int)getpid());
+        int mounts_before = aidp_test_mount_count();
+        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "--no-cwd", "-q", "--run-dir", rundir,
+                        "--key-dir", keydir, "--lineage", logp, "--run-id", run_id, "--data", input, "--",
+                        "/bin/sh", "-c", (char *)script, NULL};
+        setenv("AIDP_FAULT_STOP_AT", phase, 1);
+        cr_assert_eq(aidp_test_spawn(&P, argv), 0);
+        unsetenv("AIDP_FAULT_STOP_AT");
+        char st = 0;
+        for (int i = 0; i < 3000 && (st = proc_state(P.pid)) != 'T' && st != 0; i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        cr_assert_eq(st, 'T', "the supervisor never reached '%s' (state %c): %s", phase, st ? st : '-', P.err);
+        kill(P.pid, SIGKILL);
+        aidp_test_reap(&P);
+
+        /* What a dead supervisor leaves: its journal, and pid 1 holding the data. */
+        char jp[4096 + 128];
+        snprintf(jp, sizeof jp, "%s/%s/journal.json", rundir, run_id);
+        json_object *j = json_object_from_file(jp);
+        cr_assert_not_null(j, "no journal at %s", jp);
+        json_object *v;
+        cr_assert(json_object_object_get_ex(j, "pid1", &v), "journal without pid1");
+        pid_t pid1 = json_object_get_int(v);
+        json_object_put(j);
+        cr_assert_eq(kill(pid1, 0), 0, "pid 1 of the sandbox did not hold on to the run's data");
+        cr_assert_eq(count_events("START"), 1);
+
+        char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
+        cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
+        char want[160];
+        snprintf(want, sizeof want, "run %s aborted earlier: shredded", run_id);
+        cr_expect(strstr(P.err, want) != NULL, "gc did not shred: %s", P.err);
+        cr_expect(strstr(P.err, "verified: yes") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, " 0 bytes") == NULL, "nothing was overwritten: %s", P.err);
+
+        /* Nothing of the run is left. */
+        char jdir[4096 + 64];
+        snprintf(jdir, sizeof jdir, "%s/%s", rundir, run_id);
+        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
+        for (int i = 0; i < 200 && kill(pid1, 0) == 0; i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        cr_expect_neq(kill(pid1, 0), 0, "pid 1 survived gc");
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
+        cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
+        cr_expect_eq(count_events("ABORT"), 1, "lineage has no ABORT for the run");
+        char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
+        cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
+Test(crash, sigkill_during_injection)
+{
+        AIDP_REQUIRE_ROOT();
+        crash_at("inject", "exit 0");
+}
+
+Test(crash, sigkill_while_the_job_runs)
+{
+        AIDP_REQUIRE_ROOT();
+        crash_at("job", "head -c 1048576 /dev/urandom > /scratch/x; sleep 600");
+}
+
+Test(crash, sigkill_during_shred)
+{
+        AIDP_REQUIRE_ROOT();
+        crash_at("shred", "head -c 1048576 /dev/urandom > /scratch/x; cp /data/crashdata/weights.bin /out/");
+}

@@ -1,0 +1,100 @@
+#define _GNU_SOURCE
+/* Shred, seen from outside: every byte of every file in a detached tmpfs is
+ * overwritten in place (checked through a descriptor kept open across the
+ * shred, which still sees the same pages after the name is gone), holes are
+ * not filled, nested trees and odd file types are handled, and the report
+ * counts what it did. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "priv.h"
+#include "supervisor/shred.h"
+#include "supervisor/tmpfs.h"
+
+static void fill(int dirfd, const char *name, size_t size, unsigned char byte)
+{
+        int fd = openat(dirfd, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        cr_assert(fd >= 0);
+        unsigned char buf[65536];
+        memset(buf, byte, sizeof buf);
+        for (size_t done = 0; done < size;) {
+                size_t n = size - done < sizeof buf ? size - done : sizeof buf;
+                cr_assert_eq(write(fd, buf, n), (ssize_t)n);
+                done += n;
+        }
+        close(fd);
+}
+
+static bool all_zero_fd(int fd, off_t size)
+{
+        unsigned char buf[65536];
+        for (off_t off = 0; off < size;) {
+                ssize_t n = pread(fd, buf, sizeof buf, off);
+                if (n <= 0)
+                        return false;
+                for (ssize_t i = 0; i < n; i++)
+                        if (buf[i])
+                                return false;
+                off += n;
+        }
+        return true;
+}
+
+Test(shred, overwrites_every_byte_in_place_and_removes_the_tree, .timeout = 60)
+{
+        AIDP_REQUIRE_ROOT();
+        struct aidp_tmpfs t;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_tmpfs_create("shredtest", 256ULL << 20, 0755, 0, 0, &t, &err), 0, "%s", err.msg);
+        cr_assert_eq(mkdirat(t.fd, "a", 0755), 0);
+        cr_assert_eq(mkdirat(t.fd, "a/b", 0700), 0);
+        fill(t.fd, "big", (100ULL << 20) + 17, 0xA5); /* more than one 64 MiB work unit */
+        fill(t.fd, "a/b/small", 4097, 0x5A);
+        fill(t.fd, "a/empty", 0, 0);
+        /* sparse: 1 MiB of data at 512 MiB offset would not fit if holes were filled */
+        int sp = openat(t.fd, "sparse", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        cr_assert(sp >= 0);
+        unsigned char one[4096];
+        memset(one, 0x77, sizeof one);
+        cr_assert_eq(pwrite(sp, one, sizeof one, 512LL << 20), (ssize_t)sizeof one);
+        close(sp);
+        cr_assert_eq(symlinkat("big", t.fd, "link"), 0);
+        cr_assert_eq(mkfifoat(t.fd, "fifo", 0600), 0);
+
+        int keep_big = openat(t.fd, "big", O_RDONLY | O_CLOEXEC);
+        int keep_small = openat(t.fd, "a/b/small", O_RDONLY | O_CLOEXEC);
+        int keep_sparse = openat(t.fd, "sparse", O_RDONLY | O_CLOEXEC);
+        cr_assert(keep_big >= 0 && keep_small >= 0 && keep_sparse >= 0);
+
+        struct aidp_shred_report rep;
+        cr_assert_eq(aidp_shred_tree(t.fd, 2, &rep), 0);
+        cr_expect(rep.verified, "%s", rep.first_failure);
+        cr_expect_eq(rep.failures, 0);
+        cr_expect_eq(rep.files, 6, "files: %llu", (unsigned long long)rep.files);
+        cr_expect_eq(rep.bytes, (100ULL << 20) + 17 + 4097 + 4096);
+
+        /* The pages behind the names hold zeros now, not the data. */
+        cr_expect(all_zero_fd(keep_big, (100LL << 20) + 17), "big was not overwritten");
+        cr_expect(all_zero_fd(keep_small, 4097), "a/b/small was not overwritten");
+        cr_expect(all_zero_fd(keep_sparse, 4096) , "sparse head");
+        unsigned char tail[4096];
+        cr_expect_eq(pread(keep_sparse, tail, sizeof tail, 512LL << 20), (ssize_t)sizeof tail);
+        cr_expect(all_zero_fd(keep_sparse, 0) && tail[0] == 0 && tail[4095] == 0, "sparse data not overwritten");
+        struct stat st;
+        cr_expect_eq(fstat(keep_sparse, &st), 0);
+        cr_expect_lt(st.st_blocks * 512, 1LL << 20, "the hole was filled (%lld bytes allocated)",
+                     (long long)st.st_blocks * 512);
+        /* and the tree is gone */
+        cr_expect_neq(faccessat(t.fd, "big", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        cr_expect_neq(faccessat(t.fd, "a", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        cr_expect_neq(faccessat(t.fd, "link", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        cr_expect_neq(faccessat(t.fd, "fifo", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        close(keep_big);
+        close(keep_small);
+        close(keep_sparse);
+        aidp_tmpfs_release(&t);
+}
