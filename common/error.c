@@ -29,8 +29,8 @@ int aidp_error_set(aidp_error *err, int status, int errnum, const char *fmt, ...
         return finish(err, status, errnum);
 }
 
-int aidp_error_set_at(aidp_error *err, int status, const char *file, unsigned line,
-                      unsigned column, const char *fmt, ...)
+int aidp_error_set_at(aidp_error *err, int status, const char *file, unsigned line, unsigned column,
+                      const char *fmt, ...)
 {
         if (err) {
                 char tmp[AIDP_ERROR_MSG_MAX];

@@ -15,8 +15,8 @@
 #define AIDP_ERROR_MSG_MAX 2048
 
 typedef struct aidp_error {
-        int errnum;          /* positive errno-style cause, 0 if none */
-        int status;          /* documented exit status, AIDP_EXIT_* */
+        int errnum; /* positive errno-style cause, 0 if none */
+        int status; /* documented exit status, AIDP_EXIT_* */
         /* Parse errors: where. file is empty and line 0 when not a parse error. */
         char file[256];
         unsigned line, column;
@@ -27,12 +27,10 @@ typedef struct aidp_error {
 int aidp_error_set(aidp_error *err, int status, int errnum, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 /* Same, with a source position; the message becomes "file:line:col: ...". */
-int aidp_error_set_at(aidp_error *err, int status, const char *file, unsigned line,
-                      unsigned column, const char *fmt, ...)
-        __attribute__((format(printf, 6, 7)));
+int aidp_error_set_at(aidp_error *err, int status, const char *file, unsigned line, unsigned column,
+                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Prepend "context: " to the message; keeps status/errnum; returns -errnum. */
-int aidp_error_wrap(aidp_error *err, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+int aidp_error_wrap(aidp_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* errno-style helper: set with strerror(errnum) appended. */
 int aidp_error_errno(aidp_error *err, int status, int errnum, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

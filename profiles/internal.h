@@ -16,7 +16,7 @@ struct aidp_sb {
         bool oom;
 };
 void aidp_profiles_sb_printf(struct aidp_sb *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 /* Returns the text (caller frees) or NULL on allocation failure. */
 char *aidp_profiles_sb_take(struct aidp_sb *b);
 void aidp_profiles_sb_free(struct aidp_sb *b);
@@ -50,7 +50,7 @@ yaml_node_t *aidp_profiles_yaml_node(struct aidp_ytree *t, int idx);
 /* "file:line:col: PATH: MSG" at node n (1-based line/column). */
 int aidp_profiles_yaml_err(const struct aidp_ytree *t, const yaml_node_t *n, aidp_error *err,
                            const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+        __attribute__((format(printf, 5, 6)));
 /* "found ..." description of a node for messages: "'abc'", "a mapping", "a list", "nothing". */
 void aidp_profiles_yaml_found(const yaml_node_t *n, char *buf, size_t len);
 /* The scalar's text, or NULL when n is not a scalar. */

@@ -20,31 +20,31 @@ struct aidp_rlimit {
 };
 
 struct aidp_limits {
-        uint64_t memory_bytes;   /* cgroup memory limit; 0 = none (lint warns) */
-        uint64_t cpu_millis;     /* cpu quota; 0 = none */
-        uint64_t pids;           /* pids limit; 0 = none */
-        uint64_t wall_seconds;   /* 0 = none */
-        uint64_t tmp_bytes;      /* /tmp tmpfs size */
-        uint64_t scratch_bytes;  /* /scratch tmpfs size */
-        uint64_t out_bytes;      /* /out tmpfs size */
-        uint64_t data_bytes;     /* /data tmpfs size; 0 = sized from the inputs */
+        uint64_t memory_bytes;  /* cgroup memory limit; 0 = none (lint warns) */
+        uint64_t cpu_millis;    /* cpu quota; 0 = none */
+        uint64_t pids;          /* pids limit; 0 = none */
+        uint64_t wall_seconds;  /* 0 = none */
+        uint64_t tmp_bytes;     /* /tmp tmpfs size */
+        uint64_t scratch_bytes; /* /scratch tmpfs size */
+        uint64_t out_bytes;     /* /out tmpfs size */
+        uint64_t data_bytes;    /* /data tmpfs size; 0 = sized from the inputs */
         struct aidp_rlimit rlimits[AIDP_RLIMIT_SLOTS];
 };
 
 struct aidp_bind {
-        char *source;            /* host path */
-        char *target;            /* path inside the sandbox; defaults to source */
+        char *source; /* host path */
+        char *target; /* path inside the sandbox; defaults to source */
         bool writable;
 };
 
 struct aidp_device {
-        char *path;              /* e.g. /dev/nvidia0; may be a glob in YAML, expanded */
-        bool optional;           /* missing on this host: dropped, not an error */
+        char *path;    /* e.g. /dev/nvidia0; may be a glob in YAML, expanded */
+        bool optional; /* missing on this host: dropped, not an error */
 };
 
 enum aidp_user_mode {
-        AIDP_USER_CALLER,        /* --user, else SUDO_UID/GID, else the scheduler's, else default */
-        AIDP_USER_FIXED,         /* uid/gid below */
+        AIDP_USER_CALLER, /* --user, else SUDO_UID/GID, else the scheduler's, else default */
+        AIDP_USER_FIXED,  /* uid/gid below */
         AIDP_USER_MODE_MAX
 };
 
@@ -52,23 +52,23 @@ struct aidp_user_policy {
         enum aidp_user_mode mode;
         uid_t uid;
         gid_t gid;
-        uid_t default_uid;       /* unprivileged fallback (65534 nobody) */
+        uid_t default_uid; /* unprivileged fallback (65534 nobody) */
         gid_t default_gid;
-        bool allow_root;         /* never by default; uid 0 inside is refused */
+        bool allow_root; /* never by default; uid 0 inside is refused */
 };
 
 enum aidp_net_mode {
-        AIDP_NET_NONE,           /* loopback only */
-        AIDP_NET_EGRESS,         /* veth + egress allowlist */
+        AIDP_NET_NONE,   /* loopback only */
+        AIDP_NET_EGRESS, /* veth + egress allowlist */
         AIDP_NET_MODE_MAX
 };
 
 struct aidp_egress_rule {
-        char *cidr;              /* "10.0.0.0/8", "2001:db8::/32"; NULL if fqdn */
-        char *fqdn;              /* "pypi.internal.example"; NULL if cidr */
-        char *region;            /* region tag the destination lies in; may be NULL */
+        char *cidr;                  /* "10.0.0.0/8", "2001:db8::/32"; NULL if fqdn */
+        char *fqdn;                  /* "pypi.internal.example"; NULL if cidr */
+        char *region;                /* region tag the destination lies in; may be NULL */
         uint16_t port_min, port_max; /* 0,0 = any port */
-        int protocol;            /* IPPROTO_TCP, IPPROTO_UDP, 0 = both */
+        int protocol;                /* IPPROTO_TCP, IPPROTO_UDP, 0 = both */
 };
 
 struct aidp_network {
@@ -78,34 +78,34 @@ struct aidp_network {
 };
 
 struct aidp_data_paths {
-        char *data;              /* default /data */
-        char *scratch;           /* default /scratch */
-        char *out;               /* default /out */
+        char *data;    /* default /data */
+        char *scratch; /* default /scratch */
+        char *out;     /* default /out */
 };
 
 struct aidp_profile {
-        char *name;              /* metadata.name, "default" for the built-in */
-        char *source;            /* file it came from, NULL for the built-in */
-        unsigned char digest[32];/* SHA-256 over the effective profile (for lineage) */
+        char *name;               /* metadata.name, "default" for the built-in */
+        char *source;             /* file it came from, NULL for the built-in */
+        unsigned char digest[32]; /* SHA-256 over the effective profile (for lineage) */
         struct aidp_limits limits;
         struct aidp_bind *binds;
         size_t n_binds;
-        char **masked;           /* extra masked paths */
+        char **masked; /* extra masked paths */
         size_t n_masked;
         struct aidp_device *devices;
         size_t n_devices;
         struct aidp_user_policy user;
-        char **capabilities;     /* capability names to keep; empty by default */
+        char **capabilities; /* capability names to keep; empty by default */
         size_t n_capabilities;
         struct aidp_sc_policy seccomp;
         struct aidp_network network;
         struct aidp_data_paths paths;
-        bool bind_cwd;           /* bind the caller's cwd read-only at the same path */
+        bool bind_cwd; /* bind the caller's cwd read-only at the same path */
         /* Provenance, for explain and lineage; not enforced. */
-        char *description;       /* metadata.description, may be NULL */
-        char **layers;           /* every profile merged, parents first, the loaded one last */
+        char *description; /* metadata.description, may be NULL */
+        char **layers;     /* every profile merged, parents first, the loaded one last */
         size_t n_layers;
-        char *seccomp_import;    /* OCI/Docker seccomp JSON the policy came from, or NULL */
+        char *seccomp_import; /* OCI/Docker seccomp JSON the policy came from, or NULL */
 };
 
 /* The safe defaults: 4 GiB memory, 2 cpus, 1024 pids, no wall limit, /tmp

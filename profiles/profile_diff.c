@@ -103,8 +103,8 @@ static int sc_state(const struct aidp_sc_policy *p, const char *name, char *buf,
                         if (!named)
                                 continue;
                         aidp_profiles_sb_printf(
-                            &sb, "%s if",
-                            aidp_profiles_action_str(q->action, q->errno_ret, a, sizeof a));
+                                &sb, "%s if",
+                                aidp_profiles_action_str(q->action, q->errno_ret, a, sizeof a));
                         for (size_t j = 0; j < q->n_args; j++) {
                                 char cond[96];
                                 aidp_profiles_sc_arg_str(&q->args[j], cond, sizeof cond);
@@ -113,15 +113,14 @@ static int sc_state(const struct aidp_sc_policy *p, const char *name, char *buf,
                         aidp_profiles_sb_printf(&sb, "; ");
                 }
                 aidp_profiles_sb_printf(
-                    &sb, "else %s",
-                    aidp_profiles_action_str(p->default_action, p->default_errno, a, sizeof a));
+                        &sb, "else %s",
+                        aidp_profiles_action_str(p->default_action, p->default_errno, a, sizeof a));
                 snprintf(buf, n, "%s", sb.s && !sb.oom ? sb.s : "?");
                 aidp_profiles_sb_free(&sb);
                 return 1;
         }
         case AIDP_SC_EFFECT_DEFAULT:
-        case AIDP_SC_EFFECT_MAX:
-                break;
+        case AIDP_SC_EFFECT_MAX: break;
         }
         snprintf(buf, n, "%s",
                  aidp_profiles_action_str(p->default_action, p->default_errno, a, sizeof a));
@@ -241,8 +240,8 @@ int aidp_profile_diff(const struct aidp_profile *a, const struct aidp_profile *b
                         aidp_profiles_fmt_size(sb, sizeof sb, lb->data_bytes);
                 line(&c,
                      la->data_bytes && lb->data_bytes
-                         ? (lb->data_bytes > la->data_bytes ? LOOSEN : TIGHTEN)
-                         : CHANGE,
+                             ? (lb->data_bytes > la->data_bytes ? LOOSEN : TIGHTEN)
+                             : CHANGE,
                      "limits.tmpfs./data", sa, sb);
         }
         for (int r = 0; r < AIDP_RLIMIT_SLOTS; r++) {

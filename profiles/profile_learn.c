@@ -53,14 +53,14 @@ int aidp_profile_write_allowlist(const char *name, const char *base, const int *
         struct aidp_sb sb = {0}, *b = &sb;
         if (rc == 0) {
                 qsort(names, k, sizeof *names, cmp_str);
-                aidp_profiles_sb_printf(
-                    b,
-                    "# Written by `aidp profile learn`: the %zu syscalls the workload made on %s.\n"
-                    "# Review before use; anything else fails with EPERM.\n",
-                    k + clone + clone3, aidp_profiles_arch_name(arch));
+                aidp_profiles_sb_printf(b,
+                                        "# Written by `aidp profile learn`: the %zu syscalls the "
+                                        "workload made on %s.\n"
+                                        "# Review before use; anything else fails with EPERM.\n",
+                                        k + clone + clone3, aidp_profiles_arch_name(arch));
                 /* the count above is what ran; clone may be added below */
                 aidp_profiles_sb_printf(
-                    b, "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: %s\n", name);
+                        b, "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: %s\n", name);
                 aidp_profiles_sb_printf(b, "  description: learned seccomp allowlist\n");
                 if (base)
                         aidp_profiles_sb_printf(b, "extends: %s\n", base);
@@ -82,8 +82,8 @@ int aidp_profile_write_allowlist(const char *name, const char *base, const int *
                  * would make libc give up instead of falling back to clone */
                 if (clone || clone3)
                         aidp_profiles_sb_printf(
-                            b, "    - action: errno(ENOSYS)    # libc falls back to clone\n"
-                               "      names: [clone3]\n");
+                                b, "    - action: errno(ENOSYS)    # libc falls back to clone\n"
+                                   "      names: [clone3]\n");
                 if (!k && !clone && !clone3)
                         aidp_profiles_sb_printf(b, "    []\n");
         }

@@ -25,7 +25,7 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 #define MAX_LAYERS 32
-#define MAX_LIST 4096 /* items in one list: more is a mistake, not a profile */
+#define MAX_LIST   4096 /* items in one list: more is a mistake, not a profile */
 
 typedef struct aidp_ytree ytree;
 typedef yaml_node_t ynode;
@@ -73,12 +73,9 @@ void aidp_lint_list_free(struct aidp_lint_list *l)
 const char *aidp_lint_level_name(enum aidp_lint_level l)
 {
         switch (l) {
-        case AIDP_LINT_NOTE:
-                return "note";
-        case AIDP_LINT_WARNING:
-                return "warning";
-        case AIDP_LINT_LEVEL_MAX:
-                break;
+        case AIDP_LINT_NOTE: return "note";
+        case AIDP_LINT_WARNING: return "warning";
+        case AIDP_LINT_LEVEL_MAX: break;
         }
         return "?";
 }
@@ -108,7 +105,7 @@ static void lint_add(struct aidp_lint_list *l, enum aidp_lint_level lvl, const c
 /* ---------- origins: where an item of the effective profile was written ---------- */
 
 static void origin_set(struct loader *ld, const ytree *t, const ynode *n, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 static void origin_set(struct loader *ld, const ytree *t, const ynode *n, const char *fmt, ...)
 {
         char key[512];
@@ -421,8 +418,8 @@ static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, 
 }
 
 static const char *const top_keys[] = {
-    "apiVersion", "kind",         "metadata", "extends", "limits", "filesystem", "devices",
-    "user",       "capabilities", "seccomp",  "network", "data",   NULL};
+        "apiVersion", "kind",         "metadata", "extends", "limits", "filesystem", "devices",
+        "user",       "capabilities", "seccomp",  "network", "data",   NULL};
 
 static int load_layer(struct loader *ld, const char *source, const char *buf, size_t len)
 {
@@ -478,10 +475,10 @@ static int load_layer(struct loader *ld, const char *source, const char *buf, si
             0)
                 goto fail;
         if (!valid_name(s)) {
-                rc = YERR(
-                    t, n, "metadata.name",
-                    "found '%s', expected a name of letters, digits, '.', '_', '-' (at most 63)",
-                    s);
+                rc = YERR(t, n, "metadata.name",
+                          "found '%s', expected a name of letters, digits, '.', '_', '-' (at most "
+                          "63)",
+                          s);
                 goto fail;
         }
         L.name = strdup(s);
@@ -550,8 +547,8 @@ static int size_value(struct loader *ld, ytree *t, ynode *n, const char *path, b
                       uint64_t unlimited, uint64_t *out)
 {
         const char *s;
-        int rc =
-            aidp_profiles_yaml_scalar(t, n, path, "a size such as 8Gi, 512Mi or 1G", &s, ld->err);
+        int rc = aidp_profiles_yaml_scalar(t, n, path, "a size such as 8Gi, 512Mi or 1G", &s,
+                                           ld->err);
         if (rc < 0)
                 return rc;
         if (unlimited_ok && !strcmp(s, "unlimited")) {
@@ -587,7 +584,7 @@ static int apply_rlimits(struct loader *ld, ytree *t, ynode *map, struct aidp_pr
                                             name ? name : "?");
                         for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < _p; q++) {
                                 const char *qs =
-                                    aidp_profiles_yaml_str(aidp_profiles_yaml_node(t, q->key));
+                                        aidp_profiles_yaml_str(aidp_profiles_yaml_node(t, q->key));
                                 if (qs && aidp_profiles_rlimit_parse(qs) == r)
                                         return YERR(t, k, path,
                                                     "found rlimit '%s' twice, expected it once",
@@ -611,9 +608,9 @@ static int apply_rlimits(struct loader *ld, ytree *t, ynode *map, struct aidp_pr
                                                     : hn ? "only hard"
                                                          : "neither");
                                 if ((rc = size_value(ld, t, sn, sp, true, UINT64_MAX, &rl.soft)) <
-                                        0 ||
+                                            0 ||
                                     (rc = size_value(ld, t, hn, hp, true, UINT64_MAX, &rl.hard)) <
-                                        0)
+                                            0)
                                         return rc;
                                 if (rl.soft > rl.hard)
                                         return YERR(t, sn, sp,
@@ -648,7 +645,7 @@ static int apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_profi
                 if (p->limits.memory_bytes && p->limits.memory_bytes < (4u << 20))
                         return YERR(t, v, "limits.memory",
                                     "found %" PRIu64 " bytes, expected at least 4Mi (a smaller "
-                                                     "cgroup limit only produces OOM kills)",
+                                    "cgroup limit only produces OOM kills)",
                                     p->limits.memory_bytes);
                 origin_set(ld, t, v, "limits.memory");
         }
@@ -675,10 +672,10 @@ static int apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_profi
                         p->limits.pids = 0;
                 else if (aidp_profiles_parse_uint(s, false, &p->limits.pids) < 0 ||
                          p->limits.pids == 0 || p->limits.pids > 4194304)
-                        return YERR(
-                            t, v, "limits.pids",
-                            "found '%s', expected a number of processes 1..4194304, or unlimited",
-                            s);
+                        return YERR(t, v, "limits.pids",
+                                    "found '%s', expected a number of processes 1..4194304, or "
+                                    "unlimited",
+                                    s);
                 origin_set(ld, t, v, "limits.pids");
         }
         if ((v = aidp_profiles_yaml_get(t, n, "wallTime", NULL))) {
@@ -716,9 +713,10 @@ static int apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_profi
                         if ((rc = size_value(ld, t, sv, path, false, 0, dst[i])) < 0)
                                 return rc;
                         if (*dst[i] < 4096)
-                                return YERR(
-                                    t, sv, path, "found %" PRIu64 " bytes, expected at least 4Ki%s",
-                                    *dst[i], i == 3 ? " (or auto: sized from the inputs)" : "");
+                                return YERR(t, sv, path,
+                                            "found %" PRIu64 " bytes, expected at least 4Ki%s",
+                                            *dst[i],
+                                            i == 3 ? " (or auto: sized from the inputs)" : "");
                 }
         }
         if ((v = aidp_profiles_yaml_get(t, n, "rlimits", NULL)))
@@ -794,8 +792,8 @@ static int apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_p
                                 PATHF(sp, "%s.source", path);
                                 if (!sn)
                                         return YERR(
-                                            t, item, sp,
-                                            "found nothing, expected the host path to bind");
+                                                t, item, sp,
+                                                "found nothing, expected the host path to bind");
                                 if ((rc = abs_path_value(ld, t, sn, sp, &src)) < 0)
                                         return rc;
                                 dst = src;
@@ -809,12 +807,13 @@ static int apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_p
                                                                        "/run/aidp"};
                                 for (size_t r = 0; r < ARRAY_SIZE(reserved); r++)
                                         if (path_within(dst, reserved[r]) || !strcmp(dst, "/"))
-                                                return YERR(
-                                                    t, tn ? tn : sn, path,
-                                                    "found target '%s', expected a path outside /, "
-                                                    "/proc, /dev, /sys and /run/aidp (the sandbox "
-                                                    "builds those itself)",
-                                                    dst);
+                                                return YERR(t, tn ? tn : sn, path,
+                                                            "found target '%s', expected a path "
+                                                            "outside /, "
+                                                            "/proc, /dev, /sys and /run/aidp (the "
+                                                            "sandbox "
+                                                            "builds those itself)",
+                                                            dst);
                                 ynode *wn = aidp_profiles_yaml_get(t, item, "writable", NULL);
                                 if (wn) {
                                         PATHF(sp, "%s.writable", path);
@@ -828,7 +827,7 @@ static int apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_p
                                                 b = &p->binds[j];
                                 if (!b) {
                                         struct aidp_bind *nb =
-                                            realloc(p->binds, (p->n_binds + 1) * sizeof *nb);
+                                                realloc(p->binds, (p->n_binds + 1) * sizeof *nb);
                                         if (!nb)
                                                 return oom(ld->err);
                                         p->binds = nb;
@@ -893,7 +892,7 @@ static int apply_devices(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                         d = &p->devices[j];
                         if (!d) {
                                 struct aidp_device *nd =
-                                    realloc(p->devices, (p->n_devices + 1) * sizeof *nd);
+                                        realloc(p->devices, (p->n_devices + 1) * sizeof *nd);
                                 if (!nd)
                                         return oom(ld->err);
                                 p->devices = nd;
@@ -1068,8 +1067,9 @@ static int parse_sc_arg(struct loader *ld, ytree *t, ynode *n, const char *path,
                         return rc;
                 if (aidp_profiles_parse_uint(s, true, &m) < 0)
                         return YERR(
-                            t, mn, p,
-                            "found '%s', expected a non-negative number (decimal or 0x hex)", s);
+                                t, mn, p,
+                                "found '%s', expected a non-negative number (decimal or 0x hex)",
+                                s);
                 if (v & ~m)
                         return YERR(t, vn, path,
                                     "found value bits outside the mask, expected (arg & mask) == "
@@ -1163,8 +1163,9 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                         for (size_t j = 0; j < out->r.n_names; j++)
                                 if (!strcmp(out->r.names[j], s))
                                         return YERR(
-                                            t, item, ip,
-                                            "found '%s' twice in this rule, expected it once", s);
+                                                t, item, ip,
+                                                "found '%s' twice in this rule, expected it once",
+                                                s);
                         if (nr == -2) {
                                 /* A real syscall of another architecture (open on
                                  * aarch64): nothing on this one can call it, so the
@@ -1189,7 +1190,7 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                 if ((rc = expect_list(ld, t, args, p, "a list of {index, op, value[, mask]}")) < 0)
                         return rc;
                 size_t na =
-                    (size_t)(args->data.sequence.items.top - args->data.sequence.items.start);
+                        (size_t)(args->data.sequence.items.top - args->data.sequence.items.start);
                 if (na > 6)
                         return YERR(t, args, p, "found %zu conditions, expected at most 6", na);
                 out->r.args = calloc(na ? na : 1, sizeof *out->r.args);
@@ -1293,9 +1294,10 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                         return oom(ld->err);
                 if (skipped)
                         lint_add(
-                            ld->in_root ? ld->lints : NULL, AIDP_LINT_NOTE, "import-skipped-names",
-                            "", "%s: %zu syscall names skipped: unknown to libseccomp or not on %s",
-                            src, skipped, aidp_profiles_arch_name(arch));
+                                ld->in_root ? ld->lints : NULL, AIDP_LINT_NOTE,
+                                "import-skipped-names", "",
+                                "%s: %zu syscall names skipped: unknown to libseccomp or not on %s",
+                                src, skipped, aidp_profiles_arch_name(arch));
         }
         ynode *dn = aidp_profiles_yaml_get(t, n, "default", NULL);
         if (dn) {
@@ -1378,14 +1380,16 @@ static int apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                                 char path[96];
                                                 PATHF(path, "seccomp.syscalls[%zu].names[%zu]", i,
                                                       k);
-                                                rc = YERR(
-                                                    t, rs[i].name_nodes[k], path,
-                                                    "contradictory rules for '%s': also in "
-                                                    "seccomp.syscalls[%zu] (line %u) with another "
-                                                    "action; expected one action per syscall, or "
-                                                    "only argument-conditioned rules",
-                                                    rs[i].r.names[k], j,
-                                                    (unsigned)rs[j].node->start_mark.line + 1);
+                                                rc = YERR(t, rs[i].name_nodes[k], path,
+                                                          "contradictory rules for '%s': also in "
+                                                          "seccomp.syscalls[%zu] (line %u) with "
+                                                          "another "
+                                                          "action; expected one action per "
+                                                          "syscall, or "
+                                                          "only argument-conditioned rules",
+                                                          rs[i].r.names[k], j,
+                                                          (unsigned)rs[j].node->start_mark.line +
+                                                                  1);
                                                 break;
                                         }
                                 }
@@ -1651,8 +1655,8 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
                 return rc;
         if (ports->data.sequence.items.top == ports->data.sequence.items.start)
                 return YERR(
-                    t, ports, p,
-                    "found an empty list, expected ports (leave ports out to allow any port)");
+                        t, ports, p,
+                        "found an empty list, expected ports (leave ports out to allow any port)");
         {
                 ynode *item;
                 FOREACH_ITEM(t, ports, i, item)
@@ -1799,7 +1803,7 @@ static int apply_layer(struct loader *ld, struct layer *L, struct aidp_profile *
 }
 
 static const char *origin_get(struct loader *ld, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 static const char *origin_get(struct loader *ld, const char *fmt, ...)
 {
         char key[512];
@@ -1814,7 +1818,7 @@ static const char *origin_get(struct loader *ld, const char *fmt, ...)
 }
 
 static int at(struct loader *ld, const char *where, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 static int at(struct loader *ld, const char *where, const char *fmt, ...)
 {
         char msg[1024];

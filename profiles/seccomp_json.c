@@ -37,7 +37,7 @@ struct ctx {
 };
 
 static int jerr(struct ctx *c, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 static int jerr(struct ctx *c, const char *path, const char *fmt, ...)
 {
         char msg[1024];
@@ -51,20 +51,13 @@ static int jerr(struct ctx *c, const char *path, const char *fmt, ...)
 static const char *jtype(json_object *o)
 {
         switch (json_object_get_type(o)) {
-        case json_type_null:
-                return "null";
-        case json_type_boolean:
-                return "a boolean";
-        case json_type_double:
-                return "a fractional number";
-        case json_type_int:
-                return "a number";
-        case json_type_object:
-                return "an object";
-        case json_type_array:
-                return "an array";
-        case json_type_string:
-                return "a string";
+        case json_type_null: return "null";
+        case json_type_boolean: return "a boolean";
+        case json_type_double: return "a fractional number";
+        case json_type_int: return "a number";
+        case json_type_object: return "an object";
+        case json_type_array: return "an array";
+        case json_type_string: return "a string";
         }
         return "?";
 }
@@ -97,13 +90,13 @@ static int parse_action(struct ctx *c, json_object *o, json_object *errno_o, int
                 const char *name;
                 enum aidp_sc_action a;
         } acts[] = {
-            {"SCMP_ACT_ALLOW", AIDP_SC_ALLOW},
-            {"SCMP_ACT_ERRNO", AIDP_SC_ERRNO},
-            {"SCMP_ACT_KILL", AIDP_SC_KILL_THREAD}, /* libseccomp: KILL == KILL_THREAD */
-            {"SCMP_ACT_KILL_THREAD", AIDP_SC_KILL_THREAD},
-            {"SCMP_ACT_KILL_PROCESS", AIDP_SC_KILL_PROCESS},
-            {"SCMP_ACT_TRAP", AIDP_SC_TRAP},
-            {"SCMP_ACT_LOG", AIDP_SC_LOG},
+                {"SCMP_ACT_ALLOW", AIDP_SC_ALLOW},
+                {"SCMP_ACT_ERRNO", AIDP_SC_ERRNO},
+                {"SCMP_ACT_KILL", AIDP_SC_KILL_THREAD}, /* libseccomp: KILL == KILL_THREAD */
+                {"SCMP_ACT_KILL_THREAD", AIDP_SC_KILL_THREAD},
+                {"SCMP_ACT_KILL_PROCESS", AIDP_SC_KILL_PROCESS},
+                {"SCMP_ACT_TRAP", AIDP_SC_TRAP},
+                {"SCMP_ACT_LOG", AIDP_SC_LOG},
         };
         int rc = expect(c, o, json_type_string, path, "an action such as SCMP_ACT_ALLOW");
         if (rc < 0)
@@ -235,10 +228,10 @@ static int conditions(struct ctx *c, json_object *o, const char *path, bool incl
                         char canon[64];
                         if (aidp_profiles_cap_canon(cap, canon, sizeof canon) < 0) {
                                 snprintf(p, sizeof p, "%s.caps[%zu]", path, i);
-                                return jerr(
-                                    c, p,
-                                    "found '%s', expected a capability name such as CAP_SYS_ADMIN",
-                                    cap);
+                                return jerr(c, p,
+                                            "found '%s', expected a capability name such as "
+                                            "CAP_SYS_ADMIN",
+                                            cap);
                         }
                         bool kept = cap_kept(c, cap);
                         all = all && kept;
@@ -266,13 +259,13 @@ static int parse_arg(struct ctx *c, json_object *o, const char *path, struct aid
                 const char *name;
                 enum aidp_sc_op op;
         } ops[] = {
-            {"SCMP_CMP_EQ", AIDP_SC_OP_EQ},
-            {"SCMP_CMP_NE", AIDP_SC_OP_NE},
-            {"SCMP_CMP_LT", AIDP_SC_OP_LT},
-            {"SCMP_CMP_LE", AIDP_SC_OP_LE},
-            {"SCMP_CMP_GT", AIDP_SC_OP_GT},
-            {"SCMP_CMP_GE", AIDP_SC_OP_GE},
-            {"SCMP_CMP_MASKED_EQ", AIDP_SC_OP_MASKED_EQ},
+                {"SCMP_CMP_EQ", AIDP_SC_OP_EQ},
+                {"SCMP_CMP_NE", AIDP_SC_OP_NE},
+                {"SCMP_CMP_LT", AIDP_SC_OP_LT},
+                {"SCMP_CMP_LE", AIDP_SC_OP_LE},
+                {"SCMP_CMP_GT", AIDP_SC_OP_GT},
+                {"SCMP_CMP_GE", AIDP_SC_OP_GE},
+                {"SCMP_CMP_MASKED_EQ", AIDP_SC_OP_MASKED_EQ},
         };
         int rc = expect(c, o, json_type_object, path, "an object with index, value, valueTwo, op");
         if (rc < 0 || (rc = check_keys(c, o, path, keys)) < 0)
@@ -434,19 +427,19 @@ int aidp_profiles_seccomp_json(const char *file, const char *buf, size_t len,
                                struct aidp_sc_policy *out, size_t *n_skipped, aidp_error *err)
 {
         struct ctx c = {
-            .file = file,
-            .err = err,
-            .arch = aidp_profiles_arch(env),
-            .caps = caps,
-            .n_caps = n_caps,
-            .kmaj = env ? env->kernel_major : 0,
-            .kmin = env ? env->kernel_minor : 0,
+                .file = file,
+                .err = err,
+                .arch = aidp_profiles_arch(env),
+                .caps = caps,
+                .n_caps = n_caps,
+                .kmaj = env ? env->kernel_major : 0,
+                .kmin = env ? env->kernel_minor : 0,
         };
         memset(out, 0, sizeof *out);
         if (len > INT32_MAX)
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG, "%s: too large", file);
         _cleanup_(json_tokener_freep) struct json_tokener *tok =
-            json_tokener_new_ex(JSON_MAX_DEPTH);
+                json_tokener_new_ex(JSON_MAX_DEPTH);
         if (!tok)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -487,9 +480,9 @@ int aidp_profiles_seccomp_json(const char *file, const char *buf, size_t len,
                 return rc;
         if (json_object_object_get_ex(root, "listenerPath", &v) &&
             json_object_get_type(v) == json_type_string && *json_object_get_string(v))
-                return jerr(
-                    &c, "listenerPath",
-                    "found a seccomp agent, expected none: aidp does not forward notifications");
+                return jerr(&c, "listenerPath",
+                            "found a seccomp agent, expected none: aidp does not forward "
+                            "notifications");
         if (json_object_object_get_ex(root, "syscalls", &v) &&
             !json_object_is_type(v, json_type_null)) {
                 if ((rc = expect(&c, v, json_type_array, "syscalls", "an array of rules")) < 0)

@@ -12,22 +12,61 @@
  * refusal independent of capability bugs and shrinks the kernel attack surface
  * (bpf, perf_event_open, userfaultfd, io_uring are classic exploit vectors). */
 static const char *const baseline_eperm[] = {
-        "mount", "umount2", "pivot_root", "chroot", "unshare", "setns",
-        "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree",
+        "mount",
+        "umount2",
+        "pivot_root",
+        "chroot",
+        "unshare",
+        "setns",
+        "fsopen",
+        "fsconfig",
+        "fsmount",
+        "fspick",
+        "move_mount",
+        "open_tree",
         "mount_setattr",
-        "ptrace", "process_vm_readv", "process_vm_writev", "kcmp",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "kcmp",
         "pidfd_getfd",
-        "kexec_load", "kexec_file_load",
-        "init_module", "finit_module", "delete_module",
-        "bpf", "perf_event_open", "userfaultfd",
-        "keyctl", "add_key", "request_key",
-        "open_by_handle_at", "name_to_handle_at",
-        "reboot", "swapon", "swapoff", "acct",
-        "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
-        "quotactl", "quotactl_fd", "lookup_dcookie", "nfsservctl",
-        "iopl", "ioperm", "syslog", "vhangup", "uselib", "personality",
-        "io_uring_setup", "io_uring_enter", "io_uring_register",
-        "fanotify_init", "sethostname", "setdomainname",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "open_by_handle_at",
+        "name_to_handle_at",
+        "reboot",
+        "swapon",
+        "swapoff",
+        "acct",
+        "settimeofday",
+        "clock_settime",
+        "clock_adjtime",
+        "adjtimex",
+        "quotactl",
+        "quotactl_fd",
+        "lookup_dcookie",
+        "nfsservctl",
+        "iopl",
+        "ioperm",
+        "syslog",
+        "vhangup",
+        "uselib",
+        "personality",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "fanotify_init",
+        "sethostname",
+        "setdomainname",
 };
 
 const char *aidp_sc_action_name(enum aidp_sc_action a)
@@ -142,8 +181,10 @@ int aidp_sc_policy_baseline(struct aidp_sc_policy *out)
          * ENOSYS and libc falls back to clone. */
         static const char *const clone3_name[] = {"clone3"};
         struct aidp_sc_rule c3 = {
-                .names = (char **)clone3_name, .n_names = 1,
-                .action = AIDP_SC_ERRNO, .errno_ret = ENOSYS,
+                .names = (char **)clone3_name,
+                .n_names = 1,
+                .action = AIDP_SC_ERRNO,
+                .errno_ret = ENOSYS,
         };
         rc = aidp_sc_policy_add(out, &c3);
         if (rc < 0)
@@ -162,12 +203,17 @@ int aidp_sc_policy_baseline(struct aidp_sc_policy *out)
         };
         static const char *const clone_name[] = {"clone"};
         for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++) {
-                struct aidp_sc_arg a = {.index = 0, .op = AIDP_SC_OP_MASKED_EQ,
-                                        .value = ns_flags[i], .value2 = ns_flags[i]};
+                struct aidp_sc_arg a = {.index = 0,
+                                        .op = AIDP_SC_OP_MASKED_EQ,
+                                        .value = ns_flags[i],
+                                        .value2 = ns_flags[i]};
                 struct aidp_sc_rule cr = {
-                        .names = (char **)clone_name, .n_names = 1,
-                        .action = AIDP_SC_ERRNO, .errno_ret = EPERM,
-                        .args = &a, .n_args = 1,
+                        .names = (char **)clone_name,
+                        .n_names = 1,
+                        .action = AIDP_SC_ERRNO,
+                        .errno_ret = EPERM,
+                        .args = &a,
+                        .n_args = 1,
                 };
                 rc = aidp_sc_policy_add(out, &cr);
                 if (rc < 0)

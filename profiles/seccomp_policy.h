@@ -8,12 +8,12 @@
 
 enum aidp_sc_action {
         AIDP_SC_ALLOW,
-        AIDP_SC_ERRNO,        /* fail with .errno_ret */
+        AIDP_SC_ERRNO, /* fail with .errno_ret */
         AIDP_SC_KILL_PROCESS,
         AIDP_SC_KILL_THREAD,
         AIDP_SC_TRAP,
-        AIDP_SC_LOG,          /* allow and log (learn mode, audit) */
-        AIDP_SC_NOTIFY,       /* user notification (learn mode) */
+        AIDP_SC_LOG,    /* allow and log (learn mode, audit) */
+        AIDP_SC_NOTIFY, /* user notification (learn mode) */
         AIDP_SC_ACTION_MAX
 };
 
@@ -29,24 +29,24 @@ enum aidp_sc_op {
 };
 
 struct aidp_sc_arg {
-        unsigned index;       /* 0..5 */
+        unsigned index; /* 0..5 */
         enum aidp_sc_op op;
         uint64_t value;
         uint64_t value2;
 };
 
 struct aidp_sc_rule {
-        char **names;         /* syscall names, resolved for the native arch */
+        char **names; /* syscall names, resolved for the native arch */
         size_t n_names;
         enum aidp_sc_action action;
-        int errno_ret;        /* for AIDP_SC_ERRNO */
+        int errno_ret; /* for AIDP_SC_ERRNO */
         struct aidp_sc_arg *args;
         size_t n_args;
 };
 
 struct aidp_sc_policy {
         enum aidp_sc_action default_action;
-        int default_errno;    /* for AIDP_SC_ERRNO */
+        int default_errno; /* for AIDP_SC_ERRNO */
         struct aidp_sc_rule *rules;
         size_t n_rules;
         /* Non-native architectures (x32, i386 on x86_64) are always killed/denied,

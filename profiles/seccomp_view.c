@@ -166,8 +166,8 @@ const char *aidp_profiles_sc_contradiction(const struct aidp_sc_policy *p)
 void aidp_profiles_sc_arg_str(const struct aidp_sc_arg *a, char *buf, size_t n)
 {
         static const char *const ops[] = {
-            [AIDP_SC_OP_EQ] = "==", [AIDP_SC_OP_NE] = "!=", [AIDP_SC_OP_LT] = "<",
-            [AIDP_SC_OP_LE] = "<=", [AIDP_SC_OP_GT] = ">",  [AIDP_SC_OP_GE] = ">=",
+                [AIDP_SC_OP_EQ] = "==", [AIDP_SC_OP_NE] = "!=", [AIDP_SC_OP_LT] = "<",
+                [AIDP_SC_OP_LE] = "<=", [AIDP_SC_OP_GT] = ">",  [AIDP_SC_OP_GE] = ">=",
         };
         if (a->op == AIDP_SC_OP_MASKED_EQ)
                 snprintf(buf, n, "arg%u & 0x%" PRIx64 " == 0x%" PRIx64, a->index, a->value,

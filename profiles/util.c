@@ -125,18 +125,18 @@ int aidp_profiles_parse_size(const char *s, uint64_t *out)
                 const char *suffix;
                 uint64_t mult;
         } units[] = {
-            {"", 1},
-            {"Ki", 1ULL << 10},
-            {"Mi", 1ULL << 20},
-            {"Gi", 1ULL << 30},
-            {"Ti", 1ULL << 40},
-            {"Pi", 1ULL << 50},
-            {"k", 1000ULL},
-            {"K", 1000ULL},
-            {"M", 1000000ULL},
-            {"G", 1000000000ULL},
-            {"T", 1000000000000ULL},
-            {"P", 1000000000000000ULL},
+                {"", 1},
+                {"Ki", 1ULL << 10},
+                {"Mi", 1ULL << 20},
+                {"Gi", 1ULL << 30},
+                {"Ti", 1ULL << 40},
+                {"Pi", 1ULL << 50},
+                {"k", 1000ULL},
+                {"K", 1000ULL},
+                {"M", 1000000ULL},
+                {"G", 1000000000ULL},
+                {"T", 1000000000000ULL},
+                {"P", 1000000000000000ULL},
         };
         uint64_t w, f;
         const char *rest;
@@ -302,12 +302,12 @@ int aidp_profiles_action_parse(const char *s, enum aidp_sc_action *a, int *errno
                 const char *name;
                 enum aidp_sc_action a;
         } plain[] = {
-            {"allow", AIDP_SC_ALLOW},
-            {"log", AIDP_SC_LOG},
-            {"kill-process", AIDP_SC_KILL_PROCESS},
-            {"kill", AIDP_SC_KILL_PROCESS},
-            {"kill-thread", AIDP_SC_KILL_THREAD},
-            {"trap", AIDP_SC_TRAP},
+                {"allow", AIDP_SC_ALLOW},
+                {"log", AIDP_SC_LOG},
+                {"kill-process", AIDP_SC_KILL_PROCESS},
+                {"kill", AIDP_SC_KILL_PROCESS},
+                {"kill-thread", AIDP_SC_KILL_THREAD},
+                {"trap", AIDP_SC_TRAP},
         };
         for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
                 if (!strcmp(s, plain[i].name)) {
@@ -351,14 +351,14 @@ int aidp_profiles_cap_canon(const char *s, char *buf, size_t n)
 }
 
 static const char *const rlimit_names[] = {
-    [RLIMIT_CPU] = "cpu",           [RLIMIT_FSIZE] = "fsize",
-    [RLIMIT_DATA] = "data",         [RLIMIT_STACK] = "stack",
-    [RLIMIT_CORE] = "core",         [RLIMIT_RSS] = "rss",
-    [RLIMIT_NPROC] = "nproc",       [RLIMIT_NOFILE] = "nofile",
-    [RLIMIT_MEMLOCK] = "memlock",   [RLIMIT_AS] = "as",
-    [RLIMIT_LOCKS] = "locks",       [RLIMIT_SIGPENDING] = "sigpending",
-    [RLIMIT_MSGQUEUE] = "msgqueue", [RLIMIT_NICE] = "nice",
-    [RLIMIT_RTPRIO] = "rtprio",     [RLIMIT_RTTIME] = "rttime",
+        [RLIMIT_CPU] = "cpu",           [RLIMIT_FSIZE] = "fsize",
+        [RLIMIT_DATA] = "data",         [RLIMIT_STACK] = "stack",
+        [RLIMIT_CORE] = "core",         [RLIMIT_RSS] = "rss",
+        [RLIMIT_NPROC] = "nproc",       [RLIMIT_NOFILE] = "nofile",
+        [RLIMIT_MEMLOCK] = "memlock",   [RLIMIT_AS] = "as",
+        [RLIMIT_LOCKS] = "locks",       [RLIMIT_SIGPENDING] = "sigpending",
+        [RLIMIT_MSGQUEUE] = "msgqueue", [RLIMIT_NICE] = "nice",
+        [RLIMIT_RTPRIO] = "rtprio",     [RLIMIT_RTTIME] = "rttime",
 };
 _Static_assert(sizeof rlimit_names / sizeof rlimit_names[0] <= AIDP_RLIMIT_SLOTS,
                "rlimit table larger than the profile's slots");
@@ -389,15 +389,15 @@ static const struct {
         uint32_t token;
         const char *name, *docker;
 } arches[] = {
-    {SCMP_ARCH_X86_64, "x86_64", "amd64"},
-    {SCMP_ARCH_X86, "x86", "x86"},
-    {SCMP_ARCH_X32, "x32", "x32"},
-    {SCMP_ARCH_AARCH64, "aarch64", "arm64"},
-    {SCMP_ARCH_ARM, "arm", "arm"},
-    {SCMP_ARCH_PPC64LE, "ppc64le", "ppc64le"},
-    {SCMP_ARCH_S390X, "s390x", "s390x"},
-    {SCMP_ARCH_S390, "s390", "s390"},
-    {SCMP_ARCH_RISCV64, "riscv64", "riscv64"},
+        {SCMP_ARCH_X86_64, "x86_64", "amd64"},
+        {SCMP_ARCH_X86, "x86", "x86"},
+        {SCMP_ARCH_X32, "x32", "x32"},
+        {SCMP_ARCH_AARCH64, "aarch64", "arm64"},
+        {SCMP_ARCH_ARM, "arm", "arm"},
+        {SCMP_ARCH_PPC64LE, "ppc64le", "ppc64le"},
+        {SCMP_ARCH_S390X, "s390x", "s390x"},
+        {SCMP_ARCH_S390, "s390", "s390"},
+        {SCMP_ARCH_RISCV64, "riscv64", "riscv64"},
 };
 
 const char *aidp_profiles_arch_name(uint32_t arch)

@@ -13,7 +13,7 @@
 #define MAX_DEPTH 32
 
 static int mark_err(const char *file, yaml_mark_t m, aidp_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 static int mark_err(const char *file, yaml_mark_t m, aidp_error *err, const char *fmt, ...)
 {
         char msg[1024];
@@ -58,9 +58,7 @@ static int prescan(const char *file, const char *buf, size_t len, aidp_error *er
                                       "YAML aliases (*name) are not supported: found an alias, "
                                       "expected the value written out");
                         break;
-                case YAML_SCALAR_EVENT:
-                        anchor = (const char *)ev.data.scalar.anchor;
-                        break;
+                case YAML_SCALAR_EVENT: anchor = (const char *)ev.data.scalar.anchor; break;
                 case YAML_SEQUENCE_START_EVENT:
                         anchor = (const char *)ev.data.sequence_start.anchor;
                         depth++;
@@ -70,20 +68,17 @@ static int prescan(const char *file, const char *buf, size_t len, aidp_error *er
                         depth++;
                         break;
                 case YAML_SEQUENCE_END_EVENT:
-                case YAML_MAPPING_END_EVENT:
-                        depth--;
-                        break;
+                case YAML_MAPPING_END_EVENT: depth--; break;
                 case YAML_DOCUMENT_START_EVENT:
                         if (++docs > 1)
-                                rc = mark_err(
-                                    file, m, err,
-                                    "found a second YAML document, expected one profile per file");
+                                rc = mark_err(file, m, err,
+                                              "found a second YAML document, expected one profile "
+                                              "per file");
                         break;
                 case YAML_NO_EVENT:
                 case YAML_STREAM_START_EVENT:
                 case YAML_STREAM_END_EVENT:
-                case YAML_DOCUMENT_END_EVENT:
-                        break;
+                case YAML_DOCUMENT_END_EVENT: break;
                 }
                 if (!rc && anchor)
                         rc = mark_err(file, m, err,
@@ -125,9 +120,9 @@ int aidp_profiles_yaml_load(struct aidp_ytree *t, const char *file, const char *
         yaml_parser_delete(&p);
         t->loaded = true;
         if (!yaml_document_get_root_node(&t->doc))
-                return aidp_error_set_at(
-                    err, AIDP_EXIT_CONFIG, t->file, 1, 1,
-                    "found an empty file, expected a profile (apiVersion: aidp/v1, kind: Profile)");
+                return aidp_error_set_at(err, AIDP_EXIT_CONFIG, t->file, 1, 1,
+                                         "found an empty file, expected a profile (apiVersion: "
+                                         "aidp/v1, kind: Profile)");
         return 0;
 }
 
@@ -191,14 +186,9 @@ void aidp_profiles_yaml_found(const yaml_node_t *n, char *buf, size_t len)
                         snprintf(buf, len, "'%s'", v);
                 return;
         }
-        case YAML_SEQUENCE_NODE:
-                snprintf(buf, len, "a list");
-                return;
-        case YAML_MAPPING_NODE:
-                snprintf(buf, len, "a mapping");
-                return;
-        case YAML_NO_NODE:
-                break;
+        case YAML_SEQUENCE_NODE: snprintf(buf, len, "a list"); return;
+        case YAML_MAPPING_NODE: snprintf(buf, len, "a mapping"); return;
+        case YAML_NO_NODE: break;
         }
         snprintf(buf, len, "nothing");
 }
@@ -260,8 +250,8 @@ int aidp_profiles_yaml_check_keys(struct aidp_ytree *t, yaml_node_t *map, const 
                 const char *ks = aidp_profiles_yaml_str(k);
                 if (!ks || aidp_profiles_yaml_is_null(k))
                         return aidp_profiles_yaml_err(
-                            t, k, err, path,
-                            "found a non-string key, expected one of the keys below");
+                                t, k, err, path,
+                                "found a non-string key, expected one of the keys below");
                 bool ok = false;
                 for (const char *const *a = allowed; *a; a++)
                         if (!strcmp(*a, ks))
@@ -279,7 +269,7 @@ int aidp_profiles_yaml_check_keys(struct aidp_ytree *t, yaml_node_t *map, const 
                         char kp[512];
                         snprintf(kp, sizeof kp, "%s%s%s", path, *path ? "." : "", ks);
                         return aidp_profiles_yaml_err(
-                            t, k, err, kp, "unknown key '%s', expected one of: %s", ks, exp);
+                                t, k, err, kp, "unknown key '%s', expected one of: %s", ks, exp);
                 }
                 for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
                         const char *qs = aidp_profiles_yaml_str(aidp_profiles_yaml_node(t, q->key));
@@ -287,8 +277,8 @@ int aidp_profiles_yaml_check_keys(struct aidp_ytree *t, yaml_node_t *map, const 
                                 char kp[512];
                                 snprintf(kp, sizeof kp, "%s%s%s", path, *path ? "." : "", ks);
                                 return aidp_profiles_yaml_err(
-                                    t, k, err, kp, "found the key '%s' twice, expected it once",
-                                    ks);
+                                        t, k, err, kp, "found the key '%s' twice, expected it once",
+                                        ks);
                         }
                 }
         }

@@ -137,9 +137,9 @@ static int role_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynod
                       yaml_node_t *value, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-            {"operations", ro_operations, true}, {"profiles", ro_profiles, false},
-            {"datasets", ro_datasets, false},    {"max_classification", ro_max_class, false},
-            {"time_windows", ro_windows, false}, {"require_attributes", ro_require, false},
+                {"operations", ro_operations, true}, {"profiles", ro_profiles, false},
+                {"datasets", ro_datasets, false},    {"max_classification", ro_max_class, false},
+                {"time_windows", ro_windows, false}, {"require_attributes", ro_require, false},
         };
         struct aidp_access_policy *p = ctx;
         if (!aidp_residency_name_valid(key))
@@ -234,11 +234,11 @@ static int subject_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *key
                          yaml_node_t *value, const char *path, void *ctx)
 {
         static const struct aidp_yfield user_fields[] = {
-            {"roles", sf_roles, false},
-            {"attributes", sf_attributes, false},
+                {"roles", sf_roles, false},
+                {"attributes", sf_attributes, false},
         };
         static const struct aidp_yfield group_fields[] = {
-            {"roles", sf_roles, false},
+                {"roles", sf_roles, false},
         };
         struct subject_ctx *c = ctx;
         struct aidp_access_policy *p = c->policy;
@@ -342,14 +342,14 @@ static int dn_windows(struct aidp_ywalk *w, yaml_node_t *v, const char *path, vo
 static int deny_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-            {"name", dn_name, true},
-            {"users", dn_users, false},
-            {"groups", dn_groups, false},
-            {"operations", dn_operations, false},
-            {"profiles", dn_profiles, false},
-            {"datasets", dn_datasets, false},
-            {"min_classification", dn_min_class, false},
-            {"time_windows", dn_windows, false},
+                {"name", dn_name, true},
+                {"users", dn_users, false},
+                {"groups", dn_groups, false},
+                {"operations", dn_operations, false},
+                {"profiles", dn_profiles, false},
+                {"datasets", dn_datasets, false},
+                {"min_classification", dn_min_class, false},
+                {"time_windows", dn_windows, false},
         };
         struct aidp_access_policy *p = ctx;
         struct aidp_deny_rule d = {.loc = loc_of(item)};
@@ -361,8 +361,8 @@ static int deny_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, 
         for (size_t k = 0; r >= 0 && k < p->n_deny; k++)
                 if (!strcmp(p->deny[k].name, d.name))
                         r = aidp_residency_yw_fail(
-                            w, item, path, "duplicate deny rule name '%s' (first at line %u)",
-                            d.name, p->deny[k].loc.line);
+                                w, item, path, "duplicate deny rule name '%s' (first at line %u)",
+                                d.name, p->deny[k].loc.line);
         if (r >= 0)
                 r = ensure_list(w, &d.users);
         if (r >= 0)
@@ -398,13 +398,13 @@ int aidp_residency_parse_access_doc(struct aidp_ywalk *w, yaml_node_t *root,
 {
         /* roles before users and groups: their role lists are checked against it. */
         static const struct aidp_yfield fields[] = {
-            {"apiVersion", aidp_residency_pf_api_version, true},
-            {"kind", aidp_residency_pf_kind, true},
-            {"metadata", af_metadata, false},
-            {"roles", af_roles, false},
-            {"users", af_users, false},
-            {"groups", af_groups, false},
-            {"deny", af_deny, false},
+                {"apiVersion", aidp_residency_pf_api_version, true},
+                {"kind", aidp_residency_pf_kind, true},
+                {"metadata", af_metadata, false},
+                {"roles", af_roles, false},
+                {"users", af_users, false},
+                {"groups", af_groups, false},
+                {"deny", af_deny, false},
         };
         struct aidp_access_policy p = {0};
         int r = aidp_residency_yw_fields(w, root, "", fields, ARRAY_SIZE(fields), &p);
@@ -456,7 +456,7 @@ int aidp_residency_access_time_zones(const struct aidp_access_policy *p, const c
                 size_t nw = pass == 0 ? p->n_roles : p->n_deny;
                 for (size_t i = 0; i < nw; i++) {
                         const struct aidp_time_window *ws =
-                            pass == 0 ? p->roles[i].windows : p->deny[i].windows;
+                                pass == 0 ? p->roles[i].windows : p->deny[i].windows;
                         size_t nws = pass == 0 ? p->roles[i].n_windows : p->deny[i].n_windows;
                         for (size_t k = 0; k < nws; k++) {
                                 const char *z = ws[k].zone;

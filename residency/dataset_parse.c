@@ -56,14 +56,14 @@ int aidp_residency_parse_dataset_doc(struct aidp_ywalk *w, yaml_node_t *root,
                                      struct aidp_dataset_facts *ret)
 {
         static const struct aidp_yfield fields[] = {
-            {"apiVersion", aidp_residency_pf_api_version, true},
-            {"kind", aidp_residency_pf_kind, true},
-            {"metadata", df_metadata, false},
-            {"name", df_name, true},
-            {"version", df_version, false},
-            {"classification", df_classification, true},
-            {"residency", df_residency, false},
-            {"regulations", df_regulations, false},
+                {"apiVersion", aidp_residency_pf_api_version, true},
+                {"kind", aidp_residency_pf_kind, true},
+                {"metadata", df_metadata, false},
+                {"name", df_name, true},
+                {"version", df_version, false},
+                {"classification", df_classification, true},
+                {"residency", df_residency, false},
+                {"regulations", df_regulations, false},
         };
         struct aidp_dataset_facts f = {0};
         int r = aidp_residency_yw_fields(w, root, "", fields, ARRAY_SIZE(fields), &f);

@@ -12,19 +12,19 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 static const char *const check_names[AIDP_CHECK_MAX] = {
-    [AIDP_CHECK_ACCESS] = "access",
-    [AIDP_CHECK_DENY] = "deny",
-    [AIDP_CHECK_RESIDENCY] = "residency",
-    [AIDP_CHECK_REGULATION] = "regulation",
-    [AIDP_CHECK_CLASSIFICATION] = "classification",
-    [AIDP_CHECK_MIX] = "mix",
-    [AIDP_CHECK_EGRESS] = "egress",
+        [AIDP_CHECK_ACCESS] = "access",
+        [AIDP_CHECK_DENY] = "deny",
+        [AIDP_CHECK_RESIDENCY] = "residency",
+        [AIDP_CHECK_REGULATION] = "regulation",
+        [AIDP_CHECK_CLASSIFICATION] = "classification",
+        [AIDP_CHECK_MIX] = "mix",
+        [AIDP_CHECK_EGRESS] = "egress",
 };
 
 static const char *const result_names[AIDP_REASON_RESULT_MAX] = {
-    [AIDP_REASON_PASS] = "pass",
-    [AIDP_REASON_FAIL] = "fail",
-    [AIDP_REASON_INFO] = "info",
+        [AIDP_REASON_PASS] = "pass",
+        [AIDP_REASON_FAIL] = "fail",
+        [AIDP_REASON_INFO] = "info",
 };
 
 const char *aidp_residency_check_name(enum aidp_reason_check c)

@@ -229,19 +229,21 @@ static void grant_one(struct access_ctx *a, const struct aidp_dataset_facts *ds)
                 snprintf(rule, sizeof rule, "roles.%s", a->roles[i]->name);
                 if (ds)
                         aidp_residency_reason(
-                            c, AIDP_REASON_PASS, AIDP_CHECK_ACCESS, rule, &a->roles[i]->loc, dsname,
-                            "role", "role '%s' grants %s on dataset '%s' (%s, max %s)%s%s",
-                            a->roles[i]->name, aidp_residency_op_name(req->op), dsname,
-                            aidp_residency_classification_name(ds->tags.classification),
-                            aidp_residency_classification_name(a->roles[i]->max_classification),
-                            req->profile ? " with profile " : "",
-                            req->profile ? req->profile->name : "");
+                                c, AIDP_REASON_PASS, AIDP_CHECK_ACCESS, rule, &a->roles[i]->loc,
+                                dsname, "role",
+                                "role '%s' grants %s on dataset '%s' (%s, max %s)%s%s",
+                                a->roles[i]->name, aidp_residency_op_name(req->op), dsname,
+                                aidp_residency_classification_name(ds->tags.classification),
+                                aidp_residency_classification_name(a->roles[i]->max_classification),
+                                req->profile ? " with profile " : "",
+                                req->profile ? req->profile->name : "");
                 else
-                        aidp_residency_reason(
-                            c, AIDP_REASON_PASS, AIDP_CHECK_ACCESS, rule, &a->roles[i]->loc, NULL,
-                            "role", "role '%s' grants %s%s%s (no datasets)", a->roles[i]->name,
-                            aidp_residency_op_name(req->op), req->profile ? " with profile " : "",
-                            req->profile ? req->profile->name : "");
+                        aidp_residency_reason(c, AIDP_REASON_PASS, AIDP_CHECK_ACCESS, rule,
+                                              &a->roles[i]->loc, NULL, "role",
+                                              "role '%s' grants %s%s%s (no datasets)",
+                                              a->roles[i]->name, aidp_residency_op_name(req->op),
+                                              req->profile ? " with profile " : "",
+                                              req->profile ? req->profile->name : "");
                 return;
         }
         /* No role grants it: one FAIL per role, each with its first failing attribute. */
@@ -349,8 +351,8 @@ void aidp_residency_decide_access(struct aidp_dctx *c)
         size_t off = 0;
         for (size_t g = 0; g <= caller->n_groups; g++) {
                 const struct aidp_subject *s =
-                    g == 0 ? a.user
-                           : find_subject(a.ap->groups, a.ap->n_groups, caller->groups[g - 1]);
+                        g == 0 ? a.user
+                               : find_subject(a.ap->groups, a.ap->n_groups, caller->groups[g - 1]);
                 if (!s)
                         continue;
                 for (size_t k = 0; k < s->n_roles; k++) {

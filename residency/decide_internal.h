@@ -16,7 +16,7 @@ void aidp_residency_reason(struct aidp_dctx *c, enum aidp_reason_result result,
                            enum aidp_reason_check check, const char *rule,
                            const struct aidp_rule_loc *loc, const char *dataset,
                            const char *attribute, const char *fmt, ...)
-    __attribute__((format(printf, 8, 9)));
+        __attribute__((format(printf, 8, 9)));
 
 /* "a, b, c" of a string list into buf (truncated with "..."). */
 const char *aidp_residency_join(char *buf, size_t size, char *const *v, size_t n);
@@ -27,4 +27,4 @@ void aidp_residency_decide_egress(struct aidp_dctx *c);
 
 /* snprintf at buf + *off, clamped: never writes past size, keeps *off <= size - 1. */
 void aidp_residency_appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));

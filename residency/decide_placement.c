@@ -52,12 +52,10 @@ static bool op_places_data(enum aidp_policy_op op)
         switch (op) {
         case AIDP_OP_RUN:
         case AIDP_OP_SEAL:
-        case AIDP_OP_UNSEAL:
-                return true;
+        case AIDP_OP_UNSEAL: return true;
         case AIDP_OP_INSPECT:
         case AIDP_OP_LINEAGE_READ:
-        case AIDP_OP_MAX:
-                break;
+        case AIDP_OP_MAX: break;
         }
         return false;
 }
@@ -92,9 +90,10 @@ static void check_residency(struct aidp_dctx *c, const struct aidp_dataset_facts
                                               &r->loc, ds->name, "region",
                                               "host region '%s' matches [%s]", host->region, list);
                 else
-                        aidp_residency_reason(
-                            c, AIDP_REASON_FAIL, AIDP_CHECK_RESIDENCY, rule, &r->loc, ds->name,
-                            "region", "host region '%s' matches none of [%s]", host->region, list);
+                        aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_RESIDENCY, rule,
+                                              &r->loc, ds->name, "region",
+                                              "host region '%s' matches none of [%s]", host->region,
+                                              list);
                 if (r->n_jurisdictions == 0)
                         continue;
                 aidp_residency_join(list, sizeof list, r->jurisdictions, r->n_jurisdictions);
@@ -128,9 +127,9 @@ static void check_zones(struct aidp_dctx *c, enum aidp_reason_check check, const
                 if (!host_has_zone(host, zones[z])) {
                         all = false;
                         aidp_residency_reason(
-                            c, AIDP_REASON_FAIL, check, rule, loc, ds->name, "zone",
-                            "host %s lacks compliance zone '%s' required by %s",
-                            host->node ? host->node : host->region, zones[z], what);
+                                c, AIDP_REASON_FAIL, check, rule, loc, ds->name, "zone",
+                                "host %s lacks compliance zone '%s' required by %s",
+                                host->node ? host->node : host->region, zones[z], what);
                 }
         if (all)
                 aidp_residency_reason(c, AIDP_REASON_PASS, check, rule, loc, ds->name, "zone",
@@ -168,12 +167,9 @@ static void check_regulations(struct aidp_dctx *c, const struct aidp_dataset_fac
 static const char *net_name(enum aidp_net_mode m)
 {
         switch (m) {
-        case AIDP_NET_NONE:
-                return "none";
-        case AIDP_NET_EGRESS:
-                return "egress";
-        case AIDP_NET_MODE_MAX:
-                break;
+        case AIDP_NET_NONE: return "none";
+        case AIDP_NET_EGRESS: return "egress";
+        case AIDP_NET_MODE_MAX: break;
         }
         return "?";
 }
@@ -203,9 +199,10 @@ static void check_classification(struct aidp_dctx *c, const struct aidp_dataset_
                                               net_name(r->network));
                 else if (prof->network != r->network)
                         aidp_residency_reason(
-                            c, AIDP_REASON_FAIL, AIDP_CHECK_CLASSIFICATION, rule, &r->loc, ds->name,
-                            "network", "profile '%s' has network: %s; %s requires network: %s",
-                            prof->name, net_name(prof->network), what, net_name(r->network));
+                                c, AIDP_REASON_FAIL, AIDP_CHECK_CLASSIFICATION, rule, &r->loc,
+                                ds->name, "network",
+                                "profile '%s' has network: %s; %s requires network: %s", prof->name,
+                                net_name(prof->network), what, net_name(r->network));
                 else
                         aidp_residency_reason(c, AIDP_REASON_PASS, AIDP_CHECK_CLASSIFICATION, rule,
                                               &r->loc, ds->name, "network",
@@ -264,7 +261,7 @@ static size_t collect_clauses(const struct aidp_decision_request *req, size_t fr
         for (size_t d = from; d < to; d++)
                 for (size_t t = 0; t < req->datasets[d].tags.n_residency; t++) {
                         const struct aidp_residency_rule *r =
-                            find_residency(req->residency, req->datasets[d].tags.residency[t]);
+                                find_residency(req->residency, req->datasets[d].tags.residency[t]);
                         if (r && n < max)
                                 out[n++] = (struct clause){&req->datasets[d], r};
                 }
@@ -311,11 +308,11 @@ static void check_mix(struct aidp_dctx *c)
                         tags_of(tj, sizeof tj, &req->datasets[j]);
                         pair_failed = true;
                         aidp_residency_reason(
-                            c, AIDP_REASON_FAIL, AIDP_CHECK_MIX, "residency", NULL,
-                            req->datasets[i].name, "residency",
-                            "datasets '%s' [%s] and '%s' [%s] allow no region in common: "
-                            "they cannot be mixed in one run",
-                            req->datasets[i].name, ti, req->datasets[j].name, tj);
+                                c, AIDP_REASON_FAIL, AIDP_CHECK_MIX, "residency", NULL,
+                                req->datasets[i].name, "residency",
+                                "datasets '%s' [%s] and '%s' [%s] allow no region in common: "
+                                "they cannot be mixed in one run",
+                                req->datasets[i].name, ti, req->datasets[j].name, tj);
                 }
         if (pair_failed)
                 return;
@@ -410,9 +407,9 @@ void aidp_residency_decide_egress(struct aidp_dctx *c)
                         bool keep = untagged == AIDP_EGRESS_UNTAGGED_KEEP;
                         c->d->egress_keep[i] = keep;
                         aidp_residency_reason(
-                            c, AIDP_REASON_INFO, AIDP_CHECK_EGRESS, rule, loc, NULL, "region",
-                            "egress rule %s has no region: %s (egress.untagged: %s)", desc,
-                            keep ? "kept" : "dropped", keep ? "keep" : "drop");
+                                c, AIDP_REASON_INFO, AIDP_CHECK_EGRESS, rule, loc, NULL, "region",
+                                "egress rule %s has no region: %s (egress.untagged: %s)", desc,
+                                keep ? "kept" : "dropped", keep ? "keep" : "drop");
                         continue;
                 }
                 const struct clause *failed = NULL;
@@ -430,12 +427,12 @@ void aidp_residency_decide_egress(struct aidp_dctx *c)
                                     failed->rule->n_regions);
                 c->d->egress_keep[i] = false;
                 aidp_residency_reason(
-                    c, oor == AIDP_EGRESS_OOR_DENY ? AIDP_REASON_FAIL : AIDP_REASON_INFO,
-                    AIDP_CHECK_EGRESS, rule, &failed->rule->loc, failed->ds->name, "region",
-                    "egress rule %s is in region '%s', outside [%s] of residency "
-                    "'%s': %s",
-                    desc, e->region, list, failed->rule->tag,
-                    oor == AIDP_EGRESS_OOR_DENY ? "run refused (egress.out_of_region: deny)"
-                                                : "dropped");
+                        c, oor == AIDP_EGRESS_OOR_DENY ? AIDP_REASON_FAIL : AIDP_REASON_INFO,
+                        AIDP_CHECK_EGRESS, rule, &failed->rule->loc, failed->ds->name, "region",
+                        "egress rule %s is in region '%s', outside [%s] of residency "
+                        "'%s': %s",
+                        desc, e->region, list, failed->rule->tag,
+                        oor == AIDP_EGRESS_OOR_DENY ? "run refused (egress.out_of_region: deny)"
+                                                    : "dropped");
         }
 }

@@ -44,7 +44,7 @@ static struct json_object *strv_json(char *const *v, size_t n)
 static int add_tags(struct json_object *o, const struct aidp_data_tags *t)
 {
         if (add_str(o, "classification", aidp_residency_classification_name(t->classification)) <
-                0 ||
+                    0 ||
             add(o, "residency", strv_json(t->residency, t->n_residency)) < 0 ||
             add(o, "regulations", strv_json(t->regulations, t->n_regulations)) < 0)
                 return -1;

@@ -10,14 +10,10 @@
 static const char *result_label(enum aidp_reason_result r)
 {
         switch (r) {
-        case AIDP_REASON_PASS:
-                return "pass";
-        case AIDP_REASON_FAIL:
-                return "FAIL";
-        case AIDP_REASON_INFO:
-                return "info";
-        case AIDP_REASON_RESULT_MAX:
-                break;
+        case AIDP_REASON_PASS: return "pass";
+        case AIDP_REASON_FAIL: return "FAIL";
+        case AIDP_REASON_INFO: return "info";
+        case AIDP_REASON_RESULT_MAX: break;
         }
         return "?";
 }

@@ -60,13 +60,13 @@ int aidp_residency_parse_host_doc(struct aidp_ywalk *w, yaml_node_t *root,
                                   struct aidp_host_identity *ret)
 {
         static const struct aidp_yfield fields[] = {
-            {"apiVersion", aidp_residency_pf_api_version, true},
-            {"kind", aidp_residency_pf_kind, true},
-            {"metadata", hf_metadata, false},
-            {"node", hf_node, false},
-            {"region", hf_region, true},
-            {"jurisdiction", hf_jurisdiction, false},
-            {"zones", hf_zones, false},
+                {"apiVersion", aidp_residency_pf_api_version, true},
+                {"kind", aidp_residency_pf_kind, true},
+                {"metadata", hf_metadata, false},
+                {"node", hf_node, false},
+                {"region", hf_region, true},
+                {"jurisdiction", hf_jurisdiction, false},
+                {"zones", hf_zones, false},
         };
         struct aidp_host_identity h = {0};
         int r = aidp_residency_yw_fields(w, root, "", fields, ARRAY_SIZE(fields), &h);

@@ -9,18 +9,18 @@
 #include "residency/strv.h"
 
 static const char *const kind_names[AIDP_POLICY_KIND_MAX] = {
-    [AIDP_POLICY_HOST] = "HostIdentity",
-    [AIDP_POLICY_RESIDENCY] = "ResidencyPolicy",
-    [AIDP_POLICY_ACCESS] = "AccessPolicy",
-    [AIDP_POLICY_DATASET] = "DatasetFacts",
+        [AIDP_POLICY_HOST] = "HostIdentity",
+        [AIDP_POLICY_RESIDENCY] = "ResidencyPolicy",
+        [AIDP_POLICY_ACCESS] = "AccessPolicy",
+        [AIDP_POLICY_DATASET] = "DatasetFacts",
 };
 
 static const char *const op_names[AIDP_OP_MAX] = {
-    [AIDP_OP_RUN] = "run",
-    [AIDP_OP_SEAL] = "seal",
-    [AIDP_OP_UNSEAL] = "unseal",
-    [AIDP_OP_INSPECT] = "inspect",
-    [AIDP_OP_LINEAGE_READ] = "lineage-read",
+        [AIDP_OP_RUN] = "run",
+        [AIDP_OP_SEAL] = "seal",
+        [AIDP_OP_UNSEAL] = "unseal",
+        [AIDP_OP_INSPECT] = "inspect",
+        [AIDP_OP_LINEAGE_READ] = "lineage-read",
 };
 
 const char *aidp_residency_kind_name(enum aidp_policy_kind k)
@@ -107,8 +107,8 @@ int aidp_residency_parse_metadata(struct aidp_ywalk *w, yaml_node_t *v, const ch
                                   char **name)
 {
         static const struct aidp_yfield fields[] = {
-            {"name", md_name, false},
-            {"description", md_description, false},
+                {"name", md_name, false},
+                {"description", md_description, false},
         };
         struct metadata md = {0};
         int r = aidp_residency_yw_fields(w, v, path, fields, ARRAY_SIZE(fields), &md);
@@ -131,10 +131,10 @@ static int op_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, si
         if (r < 0)
                 return r;
         if (aidp_residency_op_parse(s, &op) < 0)
-                return aidp_residency_yw_fail(
-                    w, item, path,
-                    "unknown operation '%s' (expected run, seal, unseal, inspect, lineage-read)",
-                    s);
+                return aidp_residency_yw_fail(w, item, path,
+                                              "unknown operation '%s' (expected run, seal, unseal, "
+                                              "inspect, lineage-read)",
+                                              s);
         if (*ops & (1u << op))
                 return aidp_residency_yw_fail(w, item, path, "duplicate operation '%s'", s);
         *ops |= 1u << op;
@@ -213,15 +213,11 @@ int aidp_residency_parse(const char *buf, size_t len, const char *file, struct a
         if (r < 0)
                 goto out;
         switch (doc.kind) {
-        case AIDP_POLICY_HOST:
-                r = aidp_residency_parse_host_doc(&w, root, &doc.host);
-                break;
+        case AIDP_POLICY_HOST: r = aidp_residency_parse_host_doc(&w, root, &doc.host); break;
         case AIDP_POLICY_RESIDENCY:
                 r = aidp_residency_parse_residency_doc(&w, root, &doc.residency);
                 break;
-        case AIDP_POLICY_ACCESS:
-                r = aidp_residency_parse_access_doc(&w, root, &doc.access);
-                break;
+        case AIDP_POLICY_ACCESS: r = aidp_residency_parse_access_doc(&w, root, &doc.access); break;
         case AIDP_POLICY_DATASET:
                 r = aidp_residency_parse_dataset_doc(&w, root, &doc.dataset);
                 break;
@@ -241,20 +237,11 @@ void aidp_residency_doc_free(struct aidp_policy_doc *doc)
         if (!doc)
                 return;
         switch (doc->kind) {
-        case AIDP_POLICY_HOST:
-                aidp_residency_host_free(&doc->host);
-                break;
-        case AIDP_POLICY_RESIDENCY:
-                aidp_residency_policy_free(&doc->residency);
-                break;
-        case AIDP_POLICY_ACCESS:
-                aidp_residency_access_free(&doc->access);
-                break;
-        case AIDP_POLICY_DATASET:
-                aidp_residency_facts_free(&doc->dataset);
-                break;
-        case AIDP_POLICY_KIND_MAX:
-                break;
+        case AIDP_POLICY_HOST: aidp_residency_host_free(&doc->host); break;
+        case AIDP_POLICY_RESIDENCY: aidp_residency_policy_free(&doc->residency); break;
+        case AIDP_POLICY_ACCESS: aidp_residency_access_free(&doc->access); break;
+        case AIDP_POLICY_DATASET: aidp_residency_facts_free(&doc->dataset); break;
+        case AIDP_POLICY_KIND_MAX: break;
         }
 }
 

@@ -15,7 +15,7 @@
 #include "residency/tags.h"
 
 #define AIDP_POLICY_API_VERSION "aidp/v1"
-#define AIDP_POLICY_INPUT_MAX (4u << 20) /* bytes of one policy file */
+#define AIDP_POLICY_INPUT_MAX   (4u << 20) /* bytes of one policy file */
 
 /* /etc/aidp/host.yaml: where this node is and what it is certified for. */
 struct aidp_host_identity {

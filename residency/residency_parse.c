@@ -44,10 +44,10 @@ static struct aidp_rule_loc loc_of(struct aidp_ywalk *w, const yaml_node_t *n)
 static int rf_regions(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_residency_rule *rule = ctx;
-        int r =
-            aidp_residency_yw_strlist(w, v, path, aidp_residency_region_pattern_valid,
-                                      "region pattern (a region name or a prefix ending in '*')",
-                                      &rule->regions, &rule->n_regions);
+        int r = aidp_residency_yw_strlist(
+                w, v, path, aidp_residency_region_pattern_valid,
+                "region pattern (a region name or a prefix ending in '*')", &rule->regions,
+                &rule->n_regions);
         if (r >= 0 && rule->n_regions == 0)
                 return aidp_residency_yw_fail(w, v, path,
                                               "at least one region pattern is required");
@@ -72,8 +72,8 @@ static int residency_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *k
                            yaml_node_t *value, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-            {"regions", rf_regions, true},
-            {"jurisdictions", rf_jurisdictions, false},
+                {"regions", rf_regions, true},
+                {"jurisdictions", rf_jurisdictions, false},
         };
         struct aidp_residency_policy *p = ctx;
         if (!aidp_residency_tag_valid(key))
@@ -117,7 +117,7 @@ static int regulation_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *
                             yaml_node_t *value, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-            {"zones", gf_zones, true},
+                {"zones", gf_zones, true},
         };
         struct aidp_residency_policy *p = ctx;
         if (!aidp_residency_tag_valid(key))
@@ -169,7 +169,7 @@ static int cpf_network(struct aidp_ywalk *w, yaml_node_t *v, const char *path, v
                 rule->network = AIDP_NET_EGRESS;
         else
                 return aidp_residency_yw_fail(
-                    w, v, path, "unknown network mode '%s' (expected none or egress)", s);
+                        w, v, path, "unknown network mode '%s' (expected none or egress)", s);
         rule->require_network = true;
         return 0;
 }
@@ -177,7 +177,7 @@ static int cpf_network(struct aidp_ywalk *w, yaml_node_t *v, const char *path, v
 static int cf_profile(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-            {"network", cpf_network, false},
+                {"network", cpf_network, false},
         };
         return aidp_residency_yw_fields(w, v, path, fields, ARRAY_SIZE(fields), ctx);
 }
@@ -186,8 +186,8 @@ static int classification_entry(struct aidp_ywalk *w, const char *key, yaml_node
                                 yaml_node_t *value, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-            {"zones", cf_zones, false},
-            {"profile", cf_profile, false},
+                {"zones", cf_zones, false},
+                {"profile", cf_profile, false},
         };
         struct aidp_residency_policy *p = ctx;
         struct aidp_classification_rule rule = {.loc = loc_of(w, keynode)};
@@ -256,8 +256,8 @@ static int ef_out_of_region(struct aidp_ywalk *w, yaml_node_t *v, const char *pa
 static int pf_egress(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-            {"untagged", ef_untagged, false},
-            {"out_of_region", ef_out_of_region, false},
+                {"untagged", ef_untagged, false},
+                {"out_of_region", ef_out_of_region, false},
         };
         struct aidp_residency_policy *p = ctx;
         p->egress_loc = loc_of(w, v);
@@ -274,13 +274,13 @@ int aidp_residency_parse_residency_doc(struct aidp_ywalk *w, yaml_node_t *root,
                                        struct aidp_residency_policy *ret)
 {
         static const struct aidp_yfield fields[] = {
-            {"apiVersion", aidp_residency_pf_api_version, true},
-            {"kind", aidp_residency_pf_kind, true},
-            {"metadata", pf_metadata, false},
-            {"residency", pf_residency, false},
-            {"regulations", pf_regulations, false},
-            {"classifications", pf_classifications, false},
-            {"egress", pf_egress, false},
+                {"apiVersion", aidp_residency_pf_api_version, true},
+                {"kind", aidp_residency_pf_kind, true},
+                {"metadata", pf_metadata, false},
+                {"residency", pf_residency, false},
+                {"regulations", pf_regulations, false},
+                {"classifications", pf_classifications, false},
+                {"egress", pf_egress, false},
         };
         struct aidp_residency_policy p = {0};
         int r = aidp_residency_yw_fields(w, root, "", fields, ARRAY_SIZE(fields), &p);

@@ -8,11 +8,11 @@
 #include "residency/strv.h"
 
 static const char *const class_names[AIDP_CLASS_MAX] = {
-    [AIDP_CLASS_PUBLIC] = "public",
-    [AIDP_CLASS_INTERNAL] = "internal",
-    [AIDP_CLASS_CONFIDENTIAL] = "confidential",
-    [AIDP_CLASS_RESTRICTED] = "restricted",
-    [AIDP_CLASS_REGULATED] = "regulated",
+        [AIDP_CLASS_PUBLIC] = "public",
+        [AIDP_CLASS_INTERNAL] = "internal",
+        [AIDP_CLASS_CONFIDENTIAL] = "confidential",
+        [AIDP_CLASS_RESTRICTED] = "restricted",
+        [AIDP_CLASS_REGULATED] = "regulated",
 };
 
 const char *aidp_residency_classification_name(enum aidp_classification c)
@@ -121,7 +121,7 @@ int aidp_residency_facts_copy(const struct aidp_dataset_facts *in, struct aidp_d
         f.tags.classification = in->tags.classification;
         if (!f.name || (in->version && !f.version) ||
             aidp_residency_strv_dup(in->tags.residency, in->tags.n_residency, &f.tags.residency) <
-                0 ||
+                    0 ||
             aidp_residency_strv_dup(in->tags.regulations, in->tags.n_regulations,
                                     &f.tags.regulations) < 0) {
                 aidp_residency_facts_free(&f);

@@ -20,7 +20,7 @@ enum aidp_classification {
         AIDP_CLASS_MAX
 };
 
-#define AIDP_TAG_MAX 63  /* bytes of one data tag, without the NUL (as sealed headers) */
+#define AIDP_TAG_MAX  63 /* bytes of one data tag, without the NUL (as sealed headers) */
 #define AIDP_NAME_MAX 64 /* bytes of one policy identifier (zone, role, region...) */
 
 struct aidp_data_tags {

@@ -61,7 +61,7 @@ static int day_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, s
                         return 0;
                 }
         return aidp_residency_yw_fail(
-            w, item, path, "unknown day '%s' (expected mon, tue, wed, thu, fri, sat, sun)", s);
+                w, item, path, "unknown day '%s' (expected mon, tue, wed, thu, fri, sat, sun)", s);
 }
 
 static int wf_days(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
@@ -93,7 +93,7 @@ static int wf_hours(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void
                                               s);
         if (c->win.start == c->win.end)
                 return aidp_residency_yw_fail(
-                    w, v, path, "empty window '%s' (use 00:00-24:00 for a whole day)", s);
+                        w, v, path, "empty window '%s' (use 00:00-24:00 for a whole day)", s);
         return 0;
 }
 
@@ -121,9 +121,9 @@ static int window_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path
                        void *ctx)
 {
         static const struct aidp_yfield fields[] = {
-            {"days", wf_days, false},
-            {"hours", wf_hours, false},
-            {"time_zone", wf_zone, false},
+                {"days", wf_days, false},
+                {"hours", wf_hours, false},
+                {"time_zone", wf_zone, false},
         };
         struct windows_ctx *ws = ctx;
         struct window_ctx c = {.win = {.days = 0x7f, .start = 0, .end = 1440}};

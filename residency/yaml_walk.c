@@ -158,14 +158,10 @@ bool aidp_residency_yw_is_null(const yaml_node_t *n)
 static const char *type_name(const yaml_node_t *n)
 {
         switch (n->type) {
-        case YAML_SCALAR_NODE:
-                return "a scalar";
-        case YAML_SEQUENCE_NODE:
-                return "a list";
-        case YAML_MAPPING_NODE:
-                return "a mapping";
-        case YAML_NO_NODE:
-                break;
+        case YAML_SCALAR_NODE: return "a scalar";
+        case YAML_SEQUENCE_NODE: return "a list";
+        case YAML_MAPPING_NODE: return "a mapping";
+        case YAML_NO_NODE: break;
         }
         return "nothing";
 }
@@ -291,8 +287,8 @@ static int check_mapping(struct aidp_ywalk *w, yaml_node_t *n, const char *path)
                         yaml_node_t *k2 = yaml_document_get_node(&w->doc, q->key);
                         if (!strcmp((const char *)k2->data.scalar.value, ks))
                                 return aidp_residency_yw_fail(
-                                    w, k, path, "duplicate key '%s' (first at line %u)", ks,
-                                    (unsigned)k2->start_mark.line + 1);
+                                        w, k, path, "duplicate key '%s' (first at line %u)", ks,
+                                        (unsigned)k2->start_mark.line + 1);
                 }
         }
         return 0;
@@ -327,7 +323,7 @@ int aidp_residency_yw_fields(struct aidp_ywalk *w, yaml_node_t *n, const char *p
                                 off += (size_t)snprintf(expected + off, sizeof expected - off,
                                                         "%s%s", f ? ", " : "", fields[f].key);
                         return aidp_residency_yw_fail(
-                            w, k, path, "unknown key '%s' (expected one of: %s)", ks, expected);
+                                w, k, path, "unknown key '%s' (expected one of: %s)", ks, expected);
                 }
         }
         for (size_t f = 0; f < n_fields; f++) {

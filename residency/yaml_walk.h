@@ -12,7 +12,7 @@
 #include "common/error.h"
 #include "residency/policy.h"
 
-#define AIDP_YPATH_MAX 256
+#define AIDP_YPATH_MAX      256
 #define AIDP_YAML_ITEMS_MAX 4096 /* keys of one mapping, items of one list */
 
 struct aidp_ywalk {

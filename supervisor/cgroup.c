@@ -19,7 +19,7 @@
 
 #include "common/cleanup.h"
 
-#define CG_ROOT "/sys/fs/cgroup"
+#define CG_ROOT     "/sys/fs/cgroup"
 #define CG_MAX_DIRS 8
 
 /* v1 controllers the run uses, each on its own hierarchy here (a co-mounted
@@ -27,18 +27,18 @@
 static const char *const v1_controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices"};
 
 struct cg_dir {
-        char path[PATH_MAX];      /* absolute cgroupfs directory of the run */
-        char parent[PATH_MAX];    /* its "aidp" parent, removed when it becomes empty */
-        char controller[16];      /* v1 controller, "unified" or "" for v2 */
+        char path[PATH_MAX];   /* absolute cgroupfs directory of the run */
+        char parent[PATH_MAX]; /* its "aidp" parent, removed when it becomes empty */
+        char controller[16];   /* v1 controller, "unified" or "" for v2 */
 };
 
 struct aidp_cgroup {
         enum aidp_cgroup_version version;
         struct cg_dir dirs[CG_MAX_DIRS];
         size_t n_dirs;
-        int kill_dir;             /* index of a dir with cgroup.kill, or -1 */
-        int procs_dir;            /* index of the dir whose cgroup.procs lists the run's pids */
-        int memory_dir, cpu_dir;  /* indexes for stats, or -1 */
+        int kill_dir;            /* index of a dir with cgroup.kill, or -1 */
+        int procs_dir;           /* index of the dir whose cgroup.procs lists the run's pids */
+        int memory_dir, cpu_dir; /* indexes for stats, or -1 */
         struct cgroup *lcg[ARRAY_SIZE(v1_controllers)]; /* libcgroup handles (v1) */
 };
 
@@ -220,7 +220,8 @@ static int v2_create(struct aidp_cgroup *cg, const char *parent, const char *nam
         char pdir[PATH_MAX], dir[PATH_MAX];
         snprintf(pdir, sizeof pdir, "%s%s%s", CG_ROOT, parent[0] == '/' ? "" : "/", parent);
         if (mkdir(pdir, 0755) < 0 && errno != EEXIST)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "cgroup v2: mkdir %s", pdir);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "cgroup v2: mkdir %s",
+                                        pdir);
         /* Controllers must be enabled on every level from the root down to
          * the parent; the root's subtree_control is shared with the host, so
          * only ever add, never remove. */
@@ -232,7 +233,8 @@ static int v2_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                 if (rc < 0) {
                         rmdir(pdir);
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
-                                                "cgroup v2: enabling memory, cpu, pids in %s", walk);
+                                                "cgroup v2: enabling memory, cpu, pids in %s",
+                                                walk);
                 }
                 while (*rest == '/')
                         rest++;
@@ -272,7 +274,8 @@ static int v2_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                 rc = write_file(dir, "pids.max", v);
         }
         if (rc < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc, "cgroup v2: setting limits on %s", dir);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
+                                        "cgroup v2: setting limits on %s", dir);
         return 0;
 }
 
@@ -305,7 +308,8 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOENT,
                                               "cgroup v1: controller %s is not mounted", ctrl);
                 }
-                char self[PATH_MAX] = "", rel[PATH_MAX], prel[PATH_MAX], abs[PATH_MAX], pabs[PATH_MAX];
+                char self[PATH_MAX] = "", rel[PATH_MAX], prel[PATH_MAX], abs[PATH_MAX],
+                     pabs[PATH_MAX];
                 if (parent)
                         snprintf(prel, sizeof prel, "%s", parent);
                 else {
@@ -330,15 +334,18 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                                               "cgroup v1: %s already exists", abs);
                 struct cgroup *c = cgroup_new_cgroup(rel);
                 if (!c)
-                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "cgroup v1: new cgroup");
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
+                                              "cgroup v1: new cgroup");
                 cg->lcg[i] = c;
                 struct cgroup_controller *cc = cgroup_add_controller(c, ctrl);
                 if (!cc)
-                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "cgroup v1: add %s", ctrl);
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "cgroup v1: add %s",
+                                              ctrl);
                 int rc = 0;
                 char v[64];
                 if (!strcmp(ctrl, "memory") && lim->memory_bytes) {
-                        rc = cgroup_add_value_uint64(cc, "memory.limit_in_bytes", lim->memory_bytes);
+                        rc = cgroup_add_value_uint64(cc, "memory.limit_in_bytes",
+                                                     lim->memory_bytes);
                         char probe[PATH_MAX];
                         snprintf(probe, sizeof probe, "%s/memory.memsw.limit_in_bytes", pabs);
                         /* memsw = limit: the job gets no swap at all. */
@@ -348,7 +355,8 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                 } else if (!strcmp(ctrl, "cpu") && lim->cpu_millis) {
                         rc = cgroup_add_value_uint64(cc, "cpu.cfs_period_us", 100000);
                         if (!rc)
-                                rc = cgroup_add_value_uint64(cc, "cpu.cfs_quota_us", lim->cpu_millis * 100);
+                                rc = cgroup_add_value_uint64(cc, "cpu.cfs_quota_us",
+                                                             lim->cpu_millis * 100);
                 } else if (!strcmp(ctrl, "pids") && lim->pids) {
                         snprintf(v, sizeof v, "%llu", (unsigned long long)lim->pids);
                         rc = cgroup_add_value_string(cc, "pids.max", v);
@@ -367,7 +375,8 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                         continue;
                 int idx = add_dir(cg, abs, pabs, ctrl);
                 if (idx < 0)
-                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, E2BIG, "cgroup v1: too many hierarchies");
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, E2BIG,
+                                              "cgroup v1: too many hierarchies");
                 if (!strcmp(ctrl, "memory"))
                         cg->memory_dir = idx;
                 else if (!strcmp(ctrl, "cpuacct"))
@@ -381,7 +390,8 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                                 int wr = write_file(abs, "devices.allow", *a);
                                 if (wr < 0)
                                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -wr,
-                                                                "cgroup v1: devices.allow '%s'", *a);
+                                                                "cgroup v1: devices.allow '%s'",
+                                                                *a);
                         }
                 }
         }
@@ -394,7 +404,8 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
         if (statfs(CG_ROOT "/unified", &s) == 0 && s.f_type == CGROUP2_SUPER_MAGIC) {
                 char self[PATH_MAX] = "", pdir[PATH_MAX], dir[PATH_MAX];
                 if (parent)
-                        snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s%s", parent[0] == '/' ? "" : "/", parent);
+                        snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s%s",
+                                 parent[0] == '/' ? "" : "/", parent);
                 else {
                         self_cgroup("", self, sizeof self);
                         snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s/aidp", self);
@@ -415,16 +426,19 @@ int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_c
                        struct aidp_cgroup **out, aidp_error *err)
 {
         if (!name || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "cgroup: bad name '%s'", name ? name : "");
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "cgroup: bad name '%s'",
+                                      name ? name : "");
         if (parent && strstr(parent, ".."))
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "cgroup parent '%s' must not contain '..'", parent);
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "cgroup parent '%s' must not contain '..'", parent);
         struct aidp_cgroup *cg = calloc(1, sizeof *cg);
         if (!cg)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         cg->kill_dir = cg->procs_dir = cg->memory_dir = cg->cpu_dir = -1;
         cg->version = aidp_cgroup_detect();
-        int rc = cg->version == AIDP_CGROUP_V2 ? v2_create(cg, parent ? parent : "/aidp", name, lim, err)
-                                               : v1_create(cg, parent, name, lim, err);
+        int rc = cg->version == AIDP_CGROUP_V2
+                         ? v2_create(cg, parent ? parent : "/aidp", name, lim, err)
+                         : v1_create(cg, parent, name, lim, err);
         if (rc < 0) {
                 remove_dirs(cg);
                 cg_free(cg);
@@ -454,8 +468,9 @@ int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp
                         int rc = cgroup_attach_task_pid(cg->lcg[i], pid);
                         if (rc)
                                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
-                                                      "cgroup v1: attaching pid %d to %s: %s", (int)pid,
-                                                      v1_controllers[i], cgroup_strerror(rc));
+                                                      "cgroup v1: attaching pid %d to %s: %s",
+                                                      (int)pid, v1_controllers[i],
+                                                      cgroup_strerror(rc));
                 }
         }
         for (size_t i = 0; i < cg->n_dirs; i++) {
@@ -463,8 +478,9 @@ int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp
                         continue;
                 int rc = write_file(cg->dirs[i].path, "cgroup.procs", v);
                 if (rc < 0)
-                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc, "cgroup: attaching pid %d to %s",
-                                                (int)pid, cg->dirs[i].path);
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
+                                                "cgroup: attaching pid %d to %s", (int)pid,
+                                                cg->dirs[i].path);
         }
         return 0;
 }
@@ -570,8 +586,9 @@ int aidp_cgroup_kill(struct aidp_cgroup *cg)
 {
         if (cg->kill_dir >= 0)
                 write_file(cg->dirs[cg->kill_dir].path, "cgroup.kill", "1");
-        const char *watch = cg->kill_dir >= 0 ? cg->dirs[cg->kill_dir].path
-                            : cg->procs_dir >= 0 ? cg->dirs[cg->procs_dir].path : NULL;
+        const char *watch = cg->kill_dir >= 0    ? cg->dirs[cg->kill_dir].path
+                            : cg->procs_dir >= 0 ? cg->dirs[cg->procs_dir].path
+                                                 : NULL;
         if (!watch)
                 return 0;
         /* Without cgroup.kill, a fork between reading cgroup.procs and the
@@ -604,7 +621,8 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err)
         if (rc == 0 && left)
                 rc = -EBUSY;
         if (rc < 0)
-                aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc, "cgroup: %d run cgroup(s) could not be removed", left);
+                aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
+                                 "cgroup: %d run cgroup(s) could not be removed", left);
         cg_free(cg);
         return rc;
 }

@@ -12,24 +12,21 @@
 
 #include "common/error.h"
 
-enum aidp_cgroup_version {
-        AIDP_CGROUP_V1,
-        AIDP_CGROUP_V2,
-        AIDP_CGROUP_VERSION_MAX
-};
+enum aidp_cgroup_version { AIDP_CGROUP_V1, AIDP_CGROUP_V2, AIDP_CGROUP_VERSION_MAX };
 
 struct aidp_cgroup_limits {
-        uint64_t memory_bytes;  /* 0 = none; swap is limited to the same (no swap use) */
-        uint64_t cpu_millis;    /* 0 = none; 1000 = one cpu */
-        uint64_t pids;          /* 0 = none */
-        const char *const *devices_allow; /* v1 devices.allow lines, NULL-terminated; NULL = no device policy */
+        uint64_t memory_bytes; /* 0 = none; swap is limited to the same (no swap use) */
+        uint64_t cpu_millis;   /* 0 = none; 1000 = one cpu */
+        uint64_t pids;         /* 0 = none */
+        const char *const *
+                devices_allow; /* v1 devices.allow lines, NULL-terminated; NULL = no device policy */
 };
 
 struct aidp_cgroup_stats {
         uint64_t memory_peak_bytes; /* 0 when the kernel does not tell */
         uint64_t cpu_usec;
-        uint64_t oom_kills;         /* processes killed by the memory limit */
-        bool memory_limit_hit;      /* v1 failcnt or v2 memory.events max > 0 */
+        uint64_t oom_kills;    /* processes killed by the memory limit */
+        bool memory_limit_hit; /* v1 failcnt or v2 memory.events max > 0 */
 };
 
 struct aidp_cgroup;

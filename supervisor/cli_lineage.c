@@ -66,40 +66,26 @@ static const char *default_path(const char *given)
 static int cmd_verify(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"key", required_argument, NULL, 'k'},
-            {"no-key", no_argument, NULL, 'K'},
-            {"anchor", required_argument, NULL, 'a'},
-            {"no-anchor", no_argument, NULL, 'A'},
-            {"quiet", no_argument, NULL, 'q'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
+                {"key", required_argument, NULL, 'k'},
+                {"no-key", no_argument, NULL, 'K'},
+                {"anchor", required_argument, NULL, 'a'},
+                {"no-anchor", no_argument, NULL, 'A'},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
         };
         const char *key_path = NULL, *anchor_path = NULL;
         bool no_key = false, no_anchor = false, quiet = false;
         int c;
         while ((c = getopt_long(argc, argv, "k:a:qh", opts, NULL)) != -1) {
                 switch (c) {
-                case 'k':
-                        key_path = optarg;
-                        break;
-                case 'K':
-                        no_key = true;
-                        break;
-                case 'a':
-                        anchor_path = optarg;
-                        break;
-                case 'A':
-                        no_anchor = true;
-                        break;
-                case 'q':
-                        quiet = true;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        usage(stderr);
-                        return AIDP_EXIT_USAGE;
+                case 'k': key_path = optarg; break;
+                case 'K': no_key = true; break;
+                case 'a': anchor_path = optarg; break;
+                case 'A': no_anchor = true; break;
+                case 'q': quiet = true; break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return AIDP_EXIT_USAGE;
                 }
         }
         if (argc - optind > 1)
@@ -119,8 +105,8 @@ static int cmd_verify(int argc, char **argv)
                 }
         }
         struct aidp_lineage_verify v;
-        int r =
-            aidp_lineage_verify_file(path, anchor_path, !no_anchor, no_key ? NULL : key, &v, &err);
+        int r = aidp_lineage_verify_file(path, anchor_path, !no_anchor, no_key ? NULL : key, &v,
+                                         &err);
         memset(key, 0, sizeof key);
         if (r < 0)
                 return aidp_cli_fail(PROG, &err);
@@ -129,7 +115,7 @@ static int cmd_verify(int argc, char **argv)
                 char line[24];
                 snprintf(line, sizeof line, "%" PRIu64, v.bad_line);
                 struct aidp_seclog_param p[] = {
-                    {"file", path}, {"line", line}, {"reason", v.reason}};
+                        {"file", path}, {"line", line}, {"reason", v.reason}};
                 struct aidp_seclog_msg m = {.severity = LOG_CRIT,
                                             .msgid = "TAMPER",
                                             .params = p,
@@ -339,7 +325,7 @@ static void runs_select(const struct events *e, struct runs *rs, const char *run
                         name = str_at(f, "runName", NULL, NULL);
                 /* The OpenLineage runId (a prefix is enough) or the supervisor's run id. */
                 r->selected =
-                    !run || !strncmp(r->id, run, strlen(run)) || (name && !strcmp(name, run));
+                        !run || !strncmp(r->id, run, strlen(run)) || (name && !strcmp(name, run));
                 if (r->selected && dataset) {
                         bool hit = false;
                         for (size_t k = 0; k < r->n && !hit; k++)
@@ -399,7 +385,7 @@ static void show_datasets(json_object *ev, const char *list, const char *label, 
                                 for (size_t t = 0; t < json_object_array_length(tags); t++)
                                         printf("%s%s", t ? "," : " ",
                                                json_object_get_string(
-                                                   json_object_array_get_idx(tags, t)));
+                                                       json_object_array_get_idx(tags, t)));
                         }
                 }
                 printf("\n");
@@ -413,7 +399,7 @@ static void show_event_details(json_object *ev)
         if ((f = run_facet(ev, "aidp_exit"))) {
                 json_object *v;
                 int code =
-                    json_object_object_get_ex(f, "exitCode", &v) ? json_object_get_int(v) : -1;
+                        json_object_object_get_ex(f, "exitCode", &v) ? json_object_get_int(v) : -1;
                 int sig = json_object_object_get_ex(f, "signal", &v) ? json_object_get_int(v) : 0;
                 int st = json_object_object_get_ex(f, "status", &v) ? json_object_get_int(v) : -1;
                 printf("%sexit: %s", pad, str_at(f, "reason", NULL, NULL) ?: "?");
@@ -464,7 +450,7 @@ static void show_event_details(json_object *ev)
                 human_bytes(bytes, sizeof bytes, u64_of(f, "bytes"));
                 json_object *v, *arr;
                 bool verified =
-                    json_object_object_get_ex(f, "verified", &v) && json_object_get_boolean(v);
+                        json_object_object_get_ex(f, "verified", &v) && json_object_get_boolean(v);
                 printf("%sshred: %" PRIu64 " file(s), %s overwritten, %s, %.3fs", pad,
                        u64_of(f, "files"), bytes, verified ? "verified" : "NOT VERIFIED",
                        (double)u64_of(f, "durationUsec") / 1e6);
@@ -526,33 +512,21 @@ static void show_run(const struct events *e, const struct run *r)
 static int cmd_show(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"file", required_argument, NULL, 'f'},    {"run", required_argument, NULL, 'r'},
-            {"dataset", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+                {"file", required_argument, NULL, 'f'},    {"run", required_argument, NULL, 'r'},
+                {"dataset", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},
+                {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
         };
         const char *file = NULL, *run = NULL, *dataset = NULL;
         bool json = false;
         int c;
         while ((c = getopt_long(argc, argv, "f:r:d:jh", opts, NULL)) != -1) {
                 switch (c) {
-                case 'f':
-                        file = optarg;
-                        break;
-                case 'r':
-                        run = optarg;
-                        break;
-                case 'd':
-                        dataset = optarg;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        usage(stderr);
-                        return AIDP_EXIT_USAGE;
+                case 'f': file = optarg; break;
+                case 'r': run = optarg; break;
+                case 'd': dataset = optarg; break;
+                case 'j': json = true; break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return AIDP_EXIT_USAGE;
                 }
         }
         if (optind < argc)
@@ -587,8 +561,9 @@ static int cmd_show(int argc, char **argv)
                         json_object_object_add(o, "events", evs);
                         json_object_array_add(arr, o);
                 }
-                printf("%s\n", json_object_to_json_string_ext(
-                                   arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+                printf("%s\n",
+                       json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
         } else {
                 size_t shown = 0;
                 for (size_t i = 0; i < rs.n; i++)
@@ -684,8 +659,8 @@ static void graph_write(FILE *f, const struct events *e, const struct runs *rs)
 {
         _cleanup_(json_object_putp) json_object *nodes = json_object_new_object();
         _cleanup_(json_object_putp) json_object *edges = json_object_new_object();
-        fprintf(
-            f, "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10];\n");
+        fprintf(f, "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", "
+                   "fontsize=10];\n");
         for (size_t i = 0; i < rs->n; i++) {
                 const struct run *r = &rs->r[i];
                 if (!r->selected)
@@ -700,8 +675,8 @@ static void graph_write(FILE *f, const struct events *e, const struct runs *rs)
                 fprintf(f, "\" [shape=box, style=\"rounded,filled\", fillcolor=\"%s\", label=\"",
                         !strcmp(str_at(last, "eventType", NULL, NULL) ?: "", "COMPLETE") ? "#d9f2d9"
                         : !strcmp(str_at(last, "eventType", NULL, NULL) ?: "", "START")
-                            ? "#fff2cc"
-                            : "#f4cccc");
+                                ? "#fff2cc"
+                                : "#f4cccc");
                 dot_escape(f, str_at(first, "job", "name", NULL) ?: "?");
                 fprintf(f, "\\nrun %.8s\\n", r->id);
                 dot_escape(f, str_at(last, "eventType", NULL, NULL) ?: "?");
@@ -731,20 +706,21 @@ static void graph_write(FILE *f, const struct events *e, const struct runs *rs)
                                                 if (json_object_object_get_ex(ds, "facets",
                                                                               &facets)) {
                                                         if (json_object_object_get_ex(
-                                                                facets, "aidp_digest", &fc))
-                                                                fprintf(
-                                                                    f, "\\n%.12s...",
-                                                                    str_at(fc, "value", NULL, NULL)
-                                                                        ?: "");
+                                                                    facets, "aidp_digest", &fc))
+                                                                fprintf(f, "\\n%.12s...",
+                                                                        str_at(fc, "value", NULL,
+                                                                               NULL)
+                                                                                ?: "");
                                                         if (json_object_object_get_ex(
-                                                                facets, "aidp_classification",
-                                                                &fc) &&
+                                                                    facets, "aidp_classification",
+                                                                    &fc) &&
                                                             str_at(fc, "classification", NULL,
                                                                    NULL)) {
                                                                 fprintf(f, "\\n[");
-                                                                dot_escape(
-                                                                    f, str_at(fc, "classification",
-                                                                              NULL, NULL));
+                                                                dot_escape(f,
+                                                                           str_at(fc,
+                                                                                  "classification",
+                                                                                  NULL, NULL));
                                                                 fprintf(f, "]");
                                                         }
                                                 }
@@ -790,10 +766,10 @@ static int render_svg(const struct events *e, const struct runs *rs, const char 
                 close(p[1]);
                 if (r == ENOENT)
                         return aidp_error_set(
-                            err, AIDP_EXIT_FAILED, ENOENT,
-                            "Graphviz 'dot' is not installed: cannot write %s "
-                            "(write DOT instead with -o FILE.dot, or install graphviz)",
-                            out);
+                                err, AIDP_EXIT_FAILED, ENOENT,
+                                "Graphviz 'dot' is not installed: cannot write %s "
+                                "(write DOT instead with -o FILE.dot, or install graphviz)",
+                                out);
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, r, "running dot");
         }
         FILE *f = fdopen(p[1], "w");
@@ -815,31 +791,21 @@ static int render_svg(const struct events *e, const struct runs *rs, const char 
 static int cmd_graph(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"file", required_argument, NULL, 'f'},
-            {"dataset", required_argument, NULL, 'd'},
-            {"output", required_argument, NULL, 'o'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
+                {"file", required_argument, NULL, 'f'},
+                {"dataset", required_argument, NULL, 'd'},
+                {"output", required_argument, NULL, 'o'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
         };
         const char *file = NULL, *dataset = NULL, *out = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "f:d:o:h", opts, NULL)) != -1) {
                 switch (c) {
-                case 'f':
-                        file = optarg;
-                        break;
-                case 'd':
-                        dataset = optarg;
-                        break;
-                case 'o':
-                        out = optarg;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        usage(stderr);
-                        return AIDP_EXIT_USAGE;
+                case 'f': file = optarg; break;
+                case 'd': dataset = optarg; break;
+                case 'o': out = optarg; break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return AIDP_EXIT_USAGE;
                 }
         }
         if (optind < argc)
@@ -900,7 +866,7 @@ static int post_events(const struct events *e, const struct runs *rs, const char
                                       "libcurl initialization failed");
         _cleanup_(curl_easy_cleanupp) CURL *h = curl_easy_init();
         _cleanup_(curl_slist_free_allp) struct curl_slist *hdr =
-            curl_slist_append(NULL, "Content-Type: application/json");
+                curl_slist_append(NULL, "Content-Type: application/json");
         if (!h || !hdr)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         char cerr[CURL_ERROR_SIZE] = "";
@@ -922,19 +888,20 @@ static int post_events(const struct events *e, const struct runs *rs, const char
                         size_t idx = rs->r[i].idx[k];
                         size_t len = 0;
                         const char *body = json_object_to_json_string_length(
-                            e->ev[idx], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-                            &len);
+                                e->ev[idx], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                &len);
                         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
                         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
                         CURLcode cc = curl_easy_perform(h);
                         long code = 0;
                         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
                         if (cc != CURLE_OK)
-                                return aidp_error_set(
-                                    err, AIDP_EXIT_FAILED, EIO,
-                                    "POST of line %" PRIu64 " to %s: %s (%zu event(s) sent before)",
-                                    e->line[idx], url, cerr[0] ? cerr : curl_easy_strerror(cc),
-                                    sent);
+                                return aidp_error_set(err, AIDP_EXIT_FAILED, EIO,
+                                                      "POST of line %" PRIu64
+                                                      " to %s: %s (%zu event(s) sent before)",
+                                                      e->line[idx], url,
+                                                      cerr[0] ? cerr : curl_easy_strerror(cc),
+                                                      sent);
                         if (code < 200 || code > 299)
                                 return aidp_error_set(err, AIDP_EXIT_FAILED, EIO,
                                                       "POST of line %" PRIu64
@@ -950,32 +917,20 @@ static int post_events(const struct events *e, const struct runs *rs, const char
 static int cmd_export(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"file", required_argument, NULL, 'f'},    {"run", required_argument, NULL, 'r'},
-            {"dataset", required_argument, NULL, 'd'}, {"url", required_argument, NULL, 'u'},
-            {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+                {"file", required_argument, NULL, 'f'},    {"run", required_argument, NULL, 'r'},
+                {"dataset", required_argument, NULL, 'd'}, {"url", required_argument, NULL, 'u'},
+                {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
         };
         const char *file = NULL, *run = NULL, *dataset = NULL, *url = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "f:r:d:u:h", opts, NULL)) != -1) {
                 switch (c) {
-                case 'f':
-                        file = optarg;
-                        break;
-                case 'r':
-                        run = optarg;
-                        break;
-                case 'd':
-                        dataset = optarg;
-                        break;
-                case 'u':
-                        url = optarg;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        usage(stderr);
-                        return AIDP_EXIT_USAGE;
+                case 'f': file = optarg; break;
+                case 'r': run = optarg; break;
+                case 'd': dataset = optarg; break;
+                case 'u': url = optarg; break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return AIDP_EXIT_USAGE;
                 }
         }
         if (optind < argc)
@@ -1006,8 +961,9 @@ static int cmd_export(int argc, char **argv)
                         for (size_t j = 0; j < rs.n && !sel; j++)
                                 sel = rs.r[j].selected && !strcmp(rs.r[j].id, id);
                         if (sel)
-                                printf("%s\n", json_object_to_json_string_ext(
-                                                   e.ev[i], JSON_C_TO_STRING_PLAIN |
+                                printf("%s\n",
+                                       json_object_to_json_string_ext(
+                                               e.ev[i], JSON_C_TO_STRING_PLAIN |
                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
                 }
         }

@@ -90,9 +90,7 @@ static void summarize(const struct aidp_policy_doc *doc, char *buf, size_t size)
                 snprintf(buf, size, "dataset %s, %s", doc->dataset.name,
                          aidp_residency_classification_name(doc->dataset.tags.classification));
                 break;
-        case AIDP_POLICY_KIND_MAX:
-                snprintf(buf, size, "?");
-                break;
+        case AIDP_POLICY_KIND_MAX: snprintf(buf, size, "?"); break;
         }
 }
 
@@ -370,23 +368,23 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
                 O_KEY_DIR
         };
         static const struct option longopts[] = {
-            {"user", required_argument, NULL, O_USER},
-            {"group", required_argument, NULL, O_GROUP},
-            {"operation", required_argument, NULL, O_OP},
-            {"profile", required_argument, NULL, O_PROFILE},
-            {"network", required_argument, NULL, O_NETWORK},
-            {"egress", required_argument, NULL, O_EGRESS},
-            {"data", required_argument, NULL, O_DATA},
-            {"dataset-facts", required_argument, NULL, O_FACTS},
-            {"host", required_argument, NULL, O_HOST},
-            {"policy", required_argument, NULL, O_POLICY},
-            {"policy-dir", required_argument, NULL, O_DIR},
-            {"at", required_argument, NULL, O_AT},
-            {"json", no_argument, NULL, O_JSON},
-            {"keys-config", required_argument, NULL, O_KEYS_CONFIG},
-            {"key-dir", required_argument, NULL, O_KEY_DIR},
-            {"help", no_argument, NULL, O_HELP},
-            {NULL, 0, NULL, 0},
+                {"user", required_argument, NULL, O_USER},
+                {"group", required_argument, NULL, O_GROUP},
+                {"operation", required_argument, NULL, O_OP},
+                {"profile", required_argument, NULL, O_PROFILE},
+                {"network", required_argument, NULL, O_NETWORK},
+                {"egress", required_argument, NULL, O_EGRESS},
+                {"data", required_argument, NULL, O_DATA},
+                {"dataset-facts", required_argument, NULL, O_FACTS},
+                {"host", required_argument, NULL, O_HOST},
+                {"policy", required_argument, NULL, O_POLICY},
+                {"policy-dir", required_argument, NULL, O_DIR},
+                {"at", required_argument, NULL, O_AT},
+                {"json", no_argument, NULL, O_JSON},
+                {"keys-config", required_argument, NULL, O_KEYS_CONFIG},
+                {"key-dir", required_argument, NULL, O_KEY_DIR},
+                {"help", no_argument, NULL, O_HELP},
+                {NULL, 0, NULL, 0},
         };
         int c, r = 0;
         o->op = AIDP_OP_RUN;
@@ -395,21 +393,15 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
         optind = 1;
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
                 switch (c) {
-                case O_USER:
-                        o->user = optarg;
-                        break;
-                case O_GROUP:
-                        r = aidp_residency_strv_push(&o->groups, &o->n_groups, optarg);
-                        break;
+                case O_USER: o->user = optarg; break;
+                case O_GROUP: r = aidp_residency_strv_push(&o->groups, &o->n_groups, optarg); break;
                 case O_OP:
                         if (aidp_residency_op_parse(optarg, &o->op) < 0)
                                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                                       "--operation: unknown operation '%s'",
                                                       optarg);
                         break;
-                case O_PROFILE:
-                        o->profile = optarg;
-                        break;
+                case O_PROFILE: o->profile = optarg; break;
                 case O_NETWORK:
                         o->network_set = true;
                         if (!strcmp(optarg, "none"))
@@ -423,21 +415,13 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
                 case O_EGRESS:
                         r = aidp_residency_strv_push(&o->egress, &o->n_egress, optarg);
                         break;
-                case O_DATA:
-                        r = aidp_residency_strv_push(&o->data, &o->n_data, optarg);
-                        break;
-                case O_FACTS:
-                        r = aidp_residency_strv_push(&o->facts, &o->n_facts, optarg);
-                        break;
-                case O_HOST:
-                        o->host = optarg;
-                        break;
+                case O_DATA: r = aidp_residency_strv_push(&o->data, &o->n_data, optarg); break;
+                case O_FACTS: r = aidp_residency_strv_push(&o->facts, &o->n_facts, optarg); break;
+                case O_HOST: o->host = optarg; break;
                 case O_POLICY:
                         r = aidp_residency_strv_push(&o->policies, &o->n_policies, optarg);
                         break;
-                case O_DIR:
-                        o->dir = optarg;
-                        break;
+                case O_DIR: o->dir = optarg; break;
                 case O_AT:
                         if (parse_time(optarg, &o->at) < 0)
                                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
@@ -446,18 +430,10 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
                                                       "+HH:MM",
                                                       optarg);
                         break;
-                case O_JSON:
-                        o->json = true;
-                        break;
-                case O_KEYS_CONFIG:
-                        o->keys_config = optarg;
-                        break;
-                case O_KEY_DIR:
-                        o->key_dir = optarg;
-                        break;
-                case O_HELP:
-                        usage(stdout);
-                        return 1;
+                case O_JSON: o->json = true; break;
+                case O_KEYS_CONFIG: o->keys_config = optarg; break;
+                case O_KEY_DIR: o->key_dir = optarg; break;
+                case O_HELP: usage(stdout); return 1;
                 default:
                         return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                               "bad option (see 'aidp policy --help')");
@@ -518,11 +494,11 @@ static int cmd_explain(int argc, char **argv)
                 }
 
         struct aidp_policy_sources src = {
-            .dir = o.dir,
-            .host = o.host,
-            .files = (const char *const *)o.policies,
-            .n_files = o.n_policies,
-            .trust_env = true,
+                .dir = o.dir,
+                .host = o.host,
+                .files = (const char *const *)o.policies,
+                .n_files = o.n_policies,
+                .trust_env = true,
         };
         if ((r = aidp_policy_set_load(&src, &set, &err)) < 0)
                 goto fail;
@@ -549,13 +525,13 @@ static int cmd_explain(int argc, char **argv)
         struct aidp_policy_profile pv;
         aidp_residency_profile_view(&profile, &pv);
         struct aidp_decision_request req = {
-            .op = o.op,
-            .profile = o.op == AIDP_OP_RUN ? &pv : NULL,
-            .datasets = facts,
-            .n_datasets = n_facts,
-            .host = set.host,
-            .residency = set.residency,
-            .access = set.access,
+                .op = o.op,
+                .profile = o.op == AIDP_OP_RUN ? &pv : NULL,
+                .datasets = facts,
+                .n_datasets = n_facts,
+                .host = set.host,
+                .residency = set.residency,
+                .access = set.access,
         };
         aidp_caller_view(&id, &req.caller);
         if (!known)
@@ -570,8 +546,9 @@ static int cmd_explain(int argc, char **argv)
                         r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                         goto fail;
                 }
-                printf("%s\n", json_object_to_json_string_ext(
-                                   j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+                printf("%s\n",
+                       json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(j);
         } else {
                 _cleanup_free_ char *text = aidp_residency_decision_to_text(&d);

@@ -26,31 +26,31 @@
 
 static void usage(FILE *f)
 {
-        fprintf(
-            f,
-            "usage: aidp profile check [--strict] [--offline] FILE...\n"
-            "       aidp profile explain [--offline] FILE|NAME\n"
-            "       aidp profile diff [--offline] A B\n"
-            "       aidp profile learn [--base NAME] [--name NAME] -o OUT.yaml -- CMD [ARGS...]\n"
-            "\n"
-            "check    load each profile, print errors and lint warnings; exit %d on errors,\n"
-            "         with --strict also exit %d on warnings\n"
-            "explain  the effective profile after `extends`, readable\n"
-            "diff     what B loosens or tightens compared with A; exit %d when B loosens\n"
-            "learn    run CMD in the sandbox, record its syscalls, write an allowlist profile\n"
-            "\n"
-            "--offline  do not check devices against this host\n"
-            "Names are looked up in $AIDP_PROFILE_PATH, then the installed profile library.\n",
-            AIDP_EXIT_CONFIG, AIDP_EXIT_FAILED, AIDP_EXIT_FAILED);
+        fprintf(f,
+                "usage: aidp profile check [--strict] [--offline] FILE...\n"
+                "       aidp profile explain [--offline] FILE|NAME\n"
+                "       aidp profile diff [--offline] A B\n"
+                "       aidp profile learn [--base NAME] [--name NAME] -o OUT.yaml -- CMD "
+                "[ARGS...]\n"
+                "\n"
+                "check    load each profile, print errors and lint warnings; exit %d on errors,\n"
+                "         with --strict also exit %d on warnings\n"
+                "explain  the effective profile after `extends`, readable\n"
+                "diff     what B loosens or tightens compared with A; exit %d when B loosens\n"
+                "learn    run CMD in the sandbox, record its syscalls, write an allowlist profile\n"
+                "\n"
+                "--offline  do not check devices against this host\n"
+                "Names are looked up in $AIDP_PROFILE_PATH, then the installed profile library.\n",
+                AIDP_EXIT_CONFIG, AIDP_EXIT_FAILED, AIDP_EXIT_FAILED);
 }
 
 static int parse_common(int argc, char **argv, bool *strict, bool *offline, int *first)
 {
         static const struct option opts[] = {
-            {"strict", no_argument, NULL, 's'},
-            {"offline", no_argument, NULL, 'O'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
+                {"strict", no_argument, NULL, 's'},
+                {"offline", no_argument, NULL, 'O'},
+                {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0},
         };
         optind = 1;
         int c;
@@ -64,15 +64,9 @@ static int parse_common(int argc, char **argv, bool *strict, bool *offline, int 
                         }
                         *strict = true;
                         break;
-                case 'O':
-                        *offline = true;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return -1;
-                default:
-                        usage(stderr);
-                        return AIDP_EXIT_USAGE;
+                case 'O': *offline = true; break;
+                case 'h': usage(stdout); return -1;
+                default: usage(stderr); return AIDP_EXIT_USAGE;
                 }
         }
         *first = optind;
@@ -289,33 +283,21 @@ static int write_file_atomic(const char *path, const char *text, aidp_error *err
 static int cmd_learn(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"output", required_argument, NULL, 'o'}, {"base", required_argument, NULL, 'b'},
-            {"name", required_argument, NULL, 'n'},   {"user", required_argument, NULL, 'u'},
-            {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+                {"output", required_argument, NULL, 'o'}, {"base", required_argument, NULL, 'b'},
+                {"name", required_argument, NULL, 'n'},   {"user", required_argument, NULL, 'u'},
+                {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
         };
         const char *out = NULL, *base = "baseline", *name = NULL, *user = NULL;
         int c;
         optind = 1;
         while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
                 switch (c) {
-                case 'o':
-                        out = optarg;
-                        break;
-                case 'b':
-                        base = optarg;
-                        break;
-                case 'n':
-                        name = optarg;
-                        break;
-                case 'u':
-                        user = optarg;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        usage(stderr);
-                        return AIDP_EXIT_USAGE;
+                case 'o': out = optarg; break;
+                case 'b': base = optarg; break;
+                case 'n': name = optarg; break;
+                case 'u': user = optarg; break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return AIDP_EXIT_USAGE;
                 }
         }
         if (!out || optind >= argc) {
@@ -346,13 +328,13 @@ static int cmd_learn(int argc, char **argv)
                 return AIDP_EXIT_INTERNAL;
         l->fd = -1;
         struct aidp_run_opts o = {
-            .profile = base,
-            .user = user,
-            .argv = argv + optind,
-            .quiet = true,
-            .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            .on_notify_fd = learn_on_fd,
-            .notify_arg = l,
+                .profile = base,
+                .user = user,
+                .argv = argv + optind,
+                .quiet = true,
+                .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                .on_notify_fd = learn_on_fd,
+                .notify_arg = l,
         };
         struct aidp_run_result res;
         aidp_error err = {0};

@@ -124,22 +124,22 @@ static int copy_field(char *dst, size_t cap, const char *src)
 static int cmd_seal(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"output", required_argument, NULL, 'o'},
-            {"name", required_argument, NULL, 'n'},
-            {"version", required_argument, NULL, 'V'},
-            {"owner", required_argument, NULL, 'O'},
-            {"classification", required_argument, NULL, 'c'},
-            {"residency", required_argument, NULL, 'r'},
-            {"regulation", required_argument, NULL, 'g'},
-            {"key-id", required_argument, NULL, 'k'},
-            {"threads", required_argument, NULL, 'j'},
-            {"segment-size", required_argument, NULL, OPT_SEGMENT},
-            {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
-            {"key-dir", required_argument, NULL, OPT_KEY_DIR},
-            {"skip-special", no_argument, NULL, OPT_SKIP},
-            {"quiet", no_argument, NULL, 'q'},
-            {"help", no_argument, NULL, 'h'},
-            {0}};
+                {"output", required_argument, NULL, 'o'},
+                {"name", required_argument, NULL, 'n'},
+                {"version", required_argument, NULL, 'V'},
+                {"owner", required_argument, NULL, 'O'},
+                {"classification", required_argument, NULL, 'c'},
+                {"residency", required_argument, NULL, 'r'},
+                {"regulation", required_argument, NULL, 'g'},
+                {"key-id", required_argument, NULL, 'k'},
+                {"threads", required_argument, NULL, 'j'},
+                {"segment-size", required_argument, NULL, OPT_SEGMENT},
+                {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
+                {"key-dir", required_argument, NULL, OPT_KEY_DIR},
+                {"skip-special", no_argument, NULL, OPT_SKIP},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {0}};
         struct aidp_seal_params p = {0};
         aidp_error err = {0};
         const char *out = NULL, *keys_config = NULL, *key_dir = NULL, *cls = NULL;
@@ -148,9 +148,7 @@ static int cmd_seal(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "o:n:V:O:c:r:g:k:j:qh", opts, NULL)) != -1) {
                 unsigned long long v = 0;
                 switch (c) {
-                case 'o':
-                        out = optarg;
-                        break;
+                case 'o': out = optarg; break;
                 case 'n':
                         if (copy_field(p.meta.name, sizeof p.meta.name, optarg) < 0)
                                 return usage_error("seal", "--name too long");
@@ -163,9 +161,7 @@ static int cmd_seal(int argc, char **argv)
                         if (copy_field(p.meta.owner, sizeof p.meta.owner, optarg) < 0)
                                 return usage_error("seal", "--owner too long");
                         break;
-                case 'c':
-                        cls = optarg;
-                        break;
+                case 'c': cls = optarg; break;
                 case 'r':
                 case 'g':
                         if (add_tags(&p.meta, c == 'r' ? AIDP_F_RESIDENCY : AIDP_F_REGULATION,
@@ -187,18 +183,10 @@ static int cmd_seal(int argc, char **argv)
                                                    "--segment-size wants a number of bytes");
                         p.segment_size = (uint32_t)v;
                         break;
-                case OPT_KEYS_CONFIG:
-                        keys_config = optarg;
-                        break;
-                case OPT_KEY_DIR:
-                        key_dir = optarg;
-                        break;
-                case OPT_SKIP:
-                        p.skip_special = true;
-                        break;
-                case 'q':
-                        quiet = true;
-                        break;
+                case OPT_KEYS_CONFIG: keys_config = optarg; break;
+                case OPT_KEY_DIR: key_dir = optarg; break;
+                case OPT_SKIP: p.skip_special = true; break;
+                case 'q': quiet = true; break;
                 case 'h':
                         printf("usage: aidp seal SRC -o OUT.sealed --key-id ID --classification "
                                "CLASS [options]\n"
@@ -220,8 +208,7 @@ static int cmd_seal(int argc, char **argv)
                                "/etc/aidp/keys.yaml)\n"
                                "      --key-dir D      file provider key directory\n");
                         return 0;
-                default:
-                        return usage_error("seal", "unknown option");
+                default: return usage_error("seal", "unknown option");
                 }
         }
         if (optind != argc - 1)
@@ -293,14 +280,14 @@ static int cmd_seal(int argc, char **argv)
 static int cmd_unseal(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"output", required_argument, NULL, 'o'},
-            {"threads", required_argument, NULL, 'j'},
-            {"verify-only", no_argument, NULL, OPT_VERIFY},
-            {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
-            {"key-dir", required_argument, NULL, OPT_KEY_DIR},
-            {"quiet", no_argument, NULL, 'q'},
-            {"help", no_argument, NULL, 'h'},
-            {0}};
+                {"output", required_argument, NULL, 'o'},
+                {"threads", required_argument, NULL, 'j'},
+                {"verify-only", no_argument, NULL, OPT_VERIFY},
+                {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
+                {"key-dir", required_argument, NULL, OPT_KEY_DIR},
+                {"quiet", no_argument, NULL, 'q'},
+                {"help", no_argument, NULL, 'h'},
+                {0}};
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
         o.verify_digest = true; /* offline tool: the thorough check */
         const char *out = NULL, *keys_config = NULL, *key_dir = NULL;
@@ -310,26 +297,16 @@ static int cmd_unseal(int argc, char **argv)
         while ((c = getopt_long(argc, argv, "o:j:qh", opts, NULL)) != -1) {
                 unsigned long long v = 0;
                 switch (c) {
-                case 'o':
-                        out = optarg;
-                        break;
+                case 'o': out = optarg; break;
                 case 'j':
                         if (parse_uint(optarg, 64, &v) < 0)
                                 return usage_error("unseal", "--threads wants a number 0-64");
                         o.threads = (unsigned)v;
                         break;
-                case OPT_VERIFY:
-                        verify = true;
-                        break;
-                case OPT_KEYS_CONFIG:
-                        keys_config = optarg;
-                        break;
-                case OPT_KEY_DIR:
-                        key_dir = optarg;
-                        break;
-                case 'q':
-                        quiet = true;
-                        break;
+                case OPT_VERIFY: verify = true; break;
+                case OPT_KEYS_CONFIG: keys_config = optarg; break;
+                case OPT_KEY_DIR: key_dir = optarg; break;
+                case 'q': quiet = true; break;
                 case 'h':
                         printf("usage: aidp unseal FILE.sealed -o DIR [options]\n"
                                "       aidp unseal FILE.sealed --verify-only\n"
@@ -341,8 +318,7 @@ static int cmd_unseal(int argc, char **argv)
                                "  -j, --threads N      worker threads (default: CPUs)\n"
                                "      --keys-config F, --key-dir D   as for aidp seal\n");
                         return 0;
-                default:
-                        return usage_error("unseal", "unknown option");
+                default: return usage_error("unseal", "unknown option");
                 }
         }
         if (optind != argc - 1)
@@ -421,13 +397,10 @@ static void tags_text(const char *label, const char (*tags)[AIDP_SEALED_TAG_MAX 
 static const char *wrap_name(enum aidp_key_wrap w)
 {
         switch (w) {
-        case AIDP_WRAP_AES256_KWP:
-                return "aes-256-kwp";
-        case AIDP_WRAP_EXTERNAL:
-                return "external";
+        case AIDP_WRAP_AES256_KWP: return "aes-256-kwp";
+        case AIDP_WRAP_EXTERNAL: return "external";
         case AIDP_WRAP_NONE:
-        case AIDP_WRAP_MAX:
-                break;
+        case AIDP_WRAP_MAX: break;
         }
         return "?";
 }
@@ -435,33 +408,26 @@ static const char *wrap_name(enum aidp_key_wrap w)
 static int cmd_inspect(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"json", no_argument, NULL, OPT_JSON},
-            {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
-            {"key-dir", required_argument, NULL, OPT_KEY_DIR},
-            {"help", no_argument, NULL, 'h'},
-            {0}};
+                {"json", no_argument, NULL, OPT_JSON},
+                {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
+                {"key-dir", required_argument, NULL, OPT_KEY_DIR},
+                {"help", no_argument, NULL, 'h'},
+                {0}};
         const char *keys_config = NULL, *key_dir = NULL;
         bool json = false;
         aidp_error err = {0};
         int c;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (c) {
-                case OPT_JSON:
-                        json = true;
-                        break;
-                case OPT_KEYS_CONFIG:
-                        keys_config = optarg;
-                        break;
-                case OPT_KEY_DIR:
-                        key_dir = optarg;
-                        break;
+                case OPT_JSON: json = true; break;
+                case OPT_KEYS_CONFIG: keys_config = optarg; break;
+                case OPT_KEY_DIR: key_dir = optarg; break;
                 case 'h':
                         printf("usage: aidp inspect [--json] FILE.sealed\n"
                                "Prints the header after authenticating it with the dataset's "
                                "key;\nthe payload is not decrypted.\n");
                         return 0;
-                default:
-                        return usage_error("inspect", "unknown option");
+                default: return usage_error("inspect", "unknown option");
                 }
         }
         if (optind != argc - 1)
@@ -494,8 +460,8 @@ static int cmd_inspect(int argc, char **argv)
                 json_object_object_add(o, "created_at_epoch",
                                        json_object_new_int64((int64_t)m->created_at));
                 json_object_object_add(
-                    o, "classification",
-                    json_object_new_string(aidp_sealed_class_name(m->classification)));
+                        o, "classification",
+                        json_object_new_string(aidp_sealed_class_name(m->classification)));
                 json_object_object_add(o, "residency", tags_json(m->residency, m->n_residency));
                 json_object_object_add(o, "regulation", tags_json(m->regulation, m->n_regulation));
                 json_object_object_add(o, "key_id", json_object_new_string(m->key_id));
@@ -509,8 +475,9 @@ static int cmd_inspect(int argc, char **argv)
                 json_object_object_add(o, "content_digest", json_object_new_string(dg));
                 json_object_object_add(o, "header_digest", json_object_new_string(hd));
                 json_object_object_add(o, "authenticated", json_object_new_boolean(1));
-                printf("%s\n", json_object_to_json_string_ext(
-                                   o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+                printf("%s\n",
+                       json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
                 json_object_put(o);
                 return 0;
         }
@@ -538,29 +505,24 @@ static int cmd_inspect(int argc, char **argv)
 static int cmd_keygen(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"key-dir", required_argument, NULL, OPT_KEY_DIR},
-            {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
-            {"help", no_argument, NULL, 'h'},
-            {0}};
+                {"key-dir", required_argument, NULL, OPT_KEY_DIR},
+                {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
+                {"help", no_argument, NULL, 'h'},
+                {0}};
         const char *keys_config = NULL, *key_dir = NULL;
         aidp_error err = {0};
         int c;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (c) {
-                case OPT_KEY_DIR:
-                        key_dir = optarg;
-                        break;
-                case OPT_KEYS_CONFIG:
-                        keys_config = optarg;
-                        break;
+                case OPT_KEY_DIR: key_dir = optarg; break;
+                case OPT_KEYS_CONFIG: keys_config = optarg; break;
                 case 'h':
                         printf("usage: aidp keygen KEY-ID [--key-dir DIR]\n"
                                "Creates DIR/KEY-ID (default /etc/aidp/keys) holding a random "
                                "32-byte key-encryption key,\nmode 0400; never overwrites. Run "
                                "as root: the file provider only accepts root-owned keys.\n");
                         return 0;
-                default:
-                        return usage_error("keygen", "unknown option");
+                default: return usage_error("keygen", "unknown option");
                 }
         }
         if (optind != argc - 1)

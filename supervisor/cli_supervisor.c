@@ -101,7 +101,8 @@ static int parse_rlimit(const char *arg, struct aidp_rlimit *out)
         if (colon)
                 *colon = '\0';
         uint64_t soft, hard;
-        if (rlimit_value(eq + 1, &soft) < 0 || rlimit_value(colon ? colon + 1 : eq + 1, &hard) < 0 || soft > hard)
+        if (rlimit_value(eq + 1, &soft) < 0 ||
+            rlimit_value(colon ? colon + 1 : eq + 1, &hard) < 0 || soft > hard)
                 return -EINVAL;
         out[r] = (struct aidp_rlimit){.set = true, .soft = soft, .hard = hard};
         return 0;
@@ -116,7 +117,7 @@ static void gc_report(const char *run_id, const char *what, void *arg)
 static json_object *tag_list(const char *joined)
 {
         json_object *a = json_object_new_array();
-        char buf[sizeof ((struct aidp_run_dataset *)0)->residency];
+        char buf[sizeof((struct aidp_run_dataset *)0)->residency];
         snprintf(buf, sizeof buf, "%s", joined);
         char *save = NULL;
         for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
@@ -151,7 +152,8 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
         json_object_object_add(o, "oom_killed", json_object_new_boolean(r->oom_killed));
         json_object_object_add(o, "wall_seconds", json_object_new_double(r->wall_seconds));
         json_object_object_add(o, "cpu_seconds", json_object_new_double((double)r->cpu_usec / 1e6));
-        json_object_object_add(o, "memory_peak_bytes", json_object_new_uint64(r->memory_peak_bytes));
+        json_object_object_add(o, "memory_peak_bytes",
+                               json_object_new_uint64(r->memory_peak_bytes));
         json_object_object_add(o, "cgroup", json_object_new_string(r->cgroup_version));
         json_object_object_add(o, "tmpfs_noswap", json_object_new_boolean(r->noswap));
         json_object *s = json_object_new_object();
@@ -169,7 +171,8 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
         int rc = json_object_to_file_ext(path, o, JSON_C_TO_STRING_PRETTY);
         json_object_put(o);
         if (rc < 0) {
-                fprintf(stderr, "aidp-supervisor: error: writing summary %s: %s\n", path, strerror(errno));
+                fprintf(stderr, "aidp-supervisor: error: writing summary %s: %s\n", path,
+                        strerror(errno));
                 return -1;
         }
         return 0;
@@ -177,9 +180,33 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
 
 static int cmd_run(int argc, char **argv)
 {
-        enum { O_PROFILE = 255, O_USER = 256, O_MEMORY, O_CPUS, O_PIDS, O_TIMEOUT, O_KILL_AFTER, O_TMP, O_CWD, O_NO_CWD,
-               O_ENV, O_KEEP_ENV, O_CGPARENT, O_RUN_ID, O_RUN_DIR, O_SUMMARY, O_LINEAGE, O_RLIMIT, O_RO_BIND, O_BIND,
-               O_DATA, O_OUTPUT_DIR, O_OUTPUT_KEY, O_KEYS_CONFIG, O_KEY_DIR };
+        enum {
+                O_PROFILE = 255,
+                O_USER = 256,
+                O_MEMORY,
+                O_CPUS,
+                O_PIDS,
+                O_TIMEOUT,
+                O_KILL_AFTER,
+                O_TMP,
+                O_CWD,
+                O_NO_CWD,
+                O_ENV,
+                O_KEEP_ENV,
+                O_CGPARENT,
+                O_RUN_ID,
+                O_RUN_DIR,
+                O_SUMMARY,
+                O_LINEAGE,
+                O_RLIMIT,
+                O_RO_BIND,
+                O_BIND,
+                O_DATA,
+                O_OUTPUT_DIR,
+                O_OUTPUT_KEY,
+                O_KEYS_CONFIG,
+                O_KEY_DIR
+        };
         static const struct option opts[] = {
                 {"profile", required_argument, NULL, O_PROFILE},
                 {"user", required_argument, NULL, O_USER},
@@ -224,12 +251,16 @@ static int cmd_run(int argc, char **argv)
                 case O_USER: o.user = optarg; break;
                 case O_MEMORY:
                         if (aidp_profiles_parse_size(optarg, &v) < 0 || v < 4096)
-                                return usage_error("--memory '%s': expected a size such as 512Mi or 8Gi", optarg);
+                                return usage_error(
+                                        "--memory '%s': expected a size such as 512Mi or 8Gi",
+                                        optarg);
                         o.memory_bytes = v;
                         break;
                 case O_CPUS:
                         if (aidp_profiles_parse_cpu(optarg, &v) < 0)
-                                return usage_error("--cpus '%s': expected a number such as 2, 1.5 or 500m", optarg);
+                                return usage_error(
+                                        "--cpus '%s': expected a number such as 2, 1.5 or 500m",
+                                        optarg);
                         o.cpu_millis = v;
                         break;
                 case O_PIDS: {
@@ -237,30 +268,37 @@ static int cmd_run(int argc, char **argv)
                         errno = 0;
                         unsigned long long n = strtoull(optarg, &end, 10);
                         if (*end || errno || n == 0 || optarg[0] == '-')
-                                return usage_error("--pids '%s': expected a positive integer", optarg);
+                                return usage_error("--pids '%s': expected a positive integer",
+                                                   optarg);
                         o.pids = n;
                         break;
                 }
                 case O_TIMEOUT:
                         if (aidp_profiles_parse_duration(optarg, &v) < 0 || v == 0)
-                                return usage_error("--timeout '%s': expected a duration such as 90s, 2h, 1h30m", optarg);
+                                return usage_error("--timeout '%s': expected a duration such as "
+                                                   "90s, 2h, 1h30m",
+                                                   optarg);
                         o.timeout_seconds = v;
                         break;
                 case O_KILL_AFTER:
                         if (aidp_profiles_parse_duration(optarg, &v) < 0 || v == 0 || v > 3600)
-                                return usage_error("--kill-after '%s': expected a duration of 1s to 1h", optarg);
+                                return usage_error(
+                                        "--kill-after '%s': expected a duration of 1s to 1h",
+                                        optarg);
                         o.kill_after = (unsigned)v;
                         break;
                 case O_TMP:
                         if (aidp_profiles_parse_size(optarg, &v) < 0 || v < 4096)
-                                return usage_error("--tmp-size '%s': expected a size such as 256Mi", optarg);
+                                return usage_error("--tmp-size '%s': expected a size such as 256Mi",
+                                                   optarg);
                         o.tmp_bytes = v;
                         break;
                 case O_CWD: o.cwd = optarg; break;
                 case O_NO_CWD: o.no_cwd = true; break;
                 case O_ENV:
                         if (o.n_env_extra >= 256 || !*optarg || optarg[0] == '=')
-                                return usage_error("--env '%s': expected NAME or NAME=VALUE", optarg);
+                                return usage_error("--env '%s': expected NAME or NAME=VALUE",
+                                                   optarg);
                         envs[o.n_env_extra++] = optarg;
                         break;
                 case O_KEEP_ENV: o.keep_env = true; break;
@@ -277,16 +315,21 @@ static int cmd_run(int argc, char **argv)
                         char *colon = strchr(optarg, ':');
                         if (colon)
                                 *colon = '\0';
-                        binds[o.n_binds++] = (struct aidp_run_bind){
-                                .source = optarg, .target = colon ? colon + 1 : NULL, .writable = c == O_BIND};
+                        binds[o.n_binds++] =
+                                (struct aidp_run_bind){.source = optarg,
+                                                       .target = colon ? colon + 1 : NULL,
+                                                       .writable = c == O_BIND};
                         break;
                 }
                 case O_RLIMIT:
                         if (parse_rlimit(optarg, o.rlimits) < 0)
-                                return usage_error("--rlimit '%s': expected NAME=SOFT[:HARD] with NAME one of "
-                                                   "as, core, cpu, data, fsize, locks, memlock, msgqueue, nice, "
-                                                   "nofile, nproc, rss, rtprio, rttime, sigpending, stack and "
-                                                   "values such as 1024, 8Mi or unlimited (soft <= hard)", optarg);
+                                return usage_error(
+                                        "--rlimit '%s': expected NAME=SOFT[:HARD] with NAME one of "
+                                        "as, core, cpu, data, fsize, locks, memlock, msgqueue, "
+                                        "nice, "
+                                        "nofile, nproc, rss, rtprio, rttime, sigpending, stack and "
+                                        "values such as 1024, 8Mi or unlimited (soft <= hard)",
+                                        optarg);
                         break;
                 case O_DATA:
                         if (o.n_data >= AIDP_RUN_MAX_DATA)
@@ -313,7 +356,8 @@ static int cmd_run(int argc, char **argv)
                 return usage_error("%s", "no command given");
         o.argv = argv + optind;
         if (geteuid() != 0) {
-                fprintf(stderr, "aidp-supervisor: error: must run as root (use aidp-run, which calls it via sudo)\n");
+                fprintf(stderr, "aidp-supervisor: error: must run as root (use aidp-run, which "
+                                "calls it via sudo)\n");
                 return AIDP_EXIT_USAGE;
         }
         aidp_error gerr = {0};
@@ -323,26 +367,31 @@ static int cmd_run(int argc, char **argv)
         aidp_error err = {0};
         int rc = aidp_run_execute(&o, &res, &err);
         if (res.egress_unenforced && res.started)
-                fprintf(stderr, "aidp-supervisor: warning: the profile allows egress, which this version "
-                                "does not enforce yet; the job had loopback only\n");
+                fprintf(stderr,
+                        "aidp-supervisor: warning: the profile allows egress, which this version "
+                        "does not enforce yet; the job had loopback only\n");
         if (rc < 0)
                 fprintf(stderr, "aidp-supervisor: error: %s\n", err.msg);
         if (!o.quiet && res.started)
                 fprintf(stderr,
-                        "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %.2fs, peak memory %llu MiB, "
+                        "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %.2fs, peak memory %llu "
+                        "MiB, "
                         "cgroup %s; shred: %llu files, %llu bytes, verified %s%s\n",
                         res.run_id, res.exit_status, res.wall_seconds, (double)res.cpu_usec / 1e6,
                         (unsigned long long)(res.memory_peak_bytes >> 20), res.cgroup_version,
                         (unsigned long long)res.shred.files, (unsigned long long)res.shred.bytes,
                         res.shred.verified ? "yes" : "NO",
-                        res.noswap ? "" : "; tmpfs noswap unsupported by this kernel (data could reach swap)");
+                        res.noswap ? ""
+                                   : "; tmpfs noswap unsupported by this kernel (data could reach "
+                                     "swap)");
         if (!o.quiet) {
                 for (size_t i = 0; i < res.n_inputs && res.started; i++)
                         fprintf(stderr, "aidp-supervisor: input %s %s (%s%s%s%s%s): %s\n",
                                 res.inputs[i].name, res.inputs[i].version,
-                                res.inputs[i].classification, res.inputs[i].residency[0] ? "; " : "",
-                                res.inputs[i].residency, res.inputs[i].regulation[0] ? "; " : "",
-                                res.inputs[i].regulation, res.inputs[i].digest);
+                                res.inputs[i].classification,
+                                res.inputs[i].residency[0] ? "; " : "", res.inputs[i].residency,
+                                res.inputs[i].regulation[0] ? "; " : "", res.inputs[i].regulation,
+                                res.inputs[i].digest);
                 if (res.has_output)
                         fprintf(stderr, "aidp-supervisor: output %s (%s%s%s%s%s): %s\n",
                                 res.output.path, res.output.classification,
@@ -350,7 +399,8 @@ static int cmd_run(int argc, char **argv)
                                 res.output.regulation[0] ? "; " : "", res.output.regulation,
                                 res.output.digest);
         }
-        if (o.summary_path && res.run_id[0] && write_summary(o.summary_path, &res) < 0 && res.exit_status == 0)
+        if (o.summary_path && res.run_id[0] && write_summary(o.summary_path, &res) < 0 &&
+            res.exit_status == 0)
                 return AIDP_EXIT_INTERNAL;
         return res.exit_status;
 }
@@ -365,7 +415,8 @@ static int cmd_gc(int argc, char **argv)
                         puts("usage: aidp-supervisor gc [--run-dir DIR]");
                         return 0;
                 } else {
-                        fprintf(stderr, "aidp-supervisor: error: gc: unknown argument '%s'\n", argv[i]);
+                        fprintf(stderr, "aidp-supervisor: error: gc: unknown argument '%s'\n",
+                                argv[i]);
                         return AIDP_EXIT_USAGE;
                 }
         }

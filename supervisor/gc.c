@@ -23,7 +23,8 @@
 static bool alive(json_object *j, const char *pid_key, const char *start_key, pid_t *pid_out)
 {
         json_object *p, *s;
-        if (!json_object_object_get_ex(j, pid_key, &p) || !json_object_object_get_ex(j, start_key, &s))
+        if (!json_object_object_get_ex(j, pid_key, &p) ||
+            !json_object_object_get_ex(j, start_key, &s))
                 return false;
         pid_t pid = (pid_t)json_object_get_int(p);
         *pid_out = pid;
@@ -54,8 +55,9 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
          * process of the run but pid 1, which holds the tmpfs mounts. */
         if (json_object_object_get_ex(j, "cgroups", &arr))
                 for (size_t i = 0; i < json_object_array_length(arr); i++)
-                        aidp_cgroup_path_kill_except(json_object_get_string(json_object_array_get_idx(arr, i)),
-                                                     holder ? pid1 : 0);
+                        aidp_cgroup_path_kill_except(
+                                json_object_get_string(json_object_array_get_idx(arr, i)),
+                                holder ? pid1 : 0);
         _cleanup_close_ int pidfd = holder ? (int)syscall(SYS_pidfd_open, pid1, 0) : -1;
         /* pid reuse between the liveness check and pidfd_open */
         if (pidfd >= 0 && !alive(j, "pid1", "pid1_start", &pid1)) {
@@ -73,9 +75,10 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
                          * original the supervisor had (reopening the
                          * /proc/<pid>/fd link fails for a mount outside our
                          * namespace). */
-                        _cleanup_close_ int fd = pidfd >= 0 ? (int)syscall(SYS_pidfd_getfd, pidfd,
-                                                                            json_object_get_int(fdo), 0)
-                                                            : -1;
+                        _cleanup_close_ int fd = pidfd >= 0
+                                                         ? (int)syscall(SYS_pidfd_getfd, pidfd,
+                                                                        json_object_get_int(fdo), 0)
+                                                         : -1;
                         if (fd < 0) {
                                 total.verified = false;
                                 continue;
@@ -111,7 +114,8 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
                 snprintf(what, what_len,
                          "shredded %llu files, %llu bytes (verified: %s); removed %d cgroups%s",
                          (unsigned long long)total.files, (unsigned long long)total.bytes,
-                         total.verified ? "yes" : "no", removed, left ? ", some cgroups remain" : "");
+                         total.verified ? "yes" : "no", removed,
+                         left ? ", some cgroups remain" : "");
         else
                 snprintf(what, what_len,
                          "no sandbox left holding run data (tmpfs already released by the kernel, "
@@ -124,15 +128,20 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
         json_object *lin, *jobs, *rid;
         if (json_object_object_get_ex(j, "lineages", &lin) && json_object_array_length(lin) > 0) {
                 const char *job = NULL;
-                if (json_object_object_get_ex(j, "jobs", &jobs) && json_object_array_length(jobs) > 0)
+                if (json_object_object_get_ex(j, "jobs", &jobs) &&
+                    json_object_array_length(jobs) > 0)
                         job = json_object_get_string(json_object_array_get_idx(jobs, 0));
-                const char *run_id = json_object_object_get_ex(j, "run_id", &rid) ? json_object_get_string(rid) : NULL;
+                const char *run_id = json_object_object_get_ex(j, "run_id", &rid)
+                                             ? json_object_get_string(rid)
+                                             : NULL;
                 char report[512];
                 snprintf(report, sizeof report, "%s", what);
                 aidp_error lerr = {0};
-                if (run_id && aidp_run_lineage_abort(json_object_get_string(json_object_array_get_idx(lin, 0)), run_id,
-                                                     job, &total, shredded, report, &lerr) < 0) {
-                        snprintf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report, lerr.msg);
+                if (run_id && aidp_run_lineage_abort(
+                                      json_object_get_string(json_object_array_get_idx(lin, 0)),
+                                      run_id, job, &total, shredded, report, &lerr) < 0) {
+                        snprintf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report,
+                                 lerr.msg);
                         return -EIO;
                 }
                 snprintf(what, what_len, "%s; ABORT recorded in lineage", report);

@@ -132,7 +132,7 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
                                                 "dataset %s: creating /data/%s", name, name);
                 _cleanup_close_ int dfd =
-                    openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (dfd < 0)
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
                                                 "dataset %s: opening /data/%s", name, name);

@@ -51,7 +51,8 @@ unsigned long long aidp_proc_starttime(pid_t pid)
         return v;
 }
 
-int aidp_journal_create(const char *run_dir, const char *run_id, struct aidp_journal *j, aidp_error *err)
+int aidp_journal_create(const char *run_dir, const char *run_id, struct aidp_journal *j,
+                        aidp_error *err)
 {
         const char *base = aidp_journal_run_dir(run_dir);
         j->obj = NULL;
@@ -62,13 +63,15 @@ int aidp_journal_create(const char *run_dir, const char *run_id, struct aidp_jou
         if (mkdir(j->dir, 0700) < 0) {
                 if (errno == EEXIST)
                         return aidp_error_set(err, AIDP_EXIT_USAGE, EEXIST,
-                                              "run id %s is already in use (%s exists)", run_id, j->dir);
+                                              "run id %s is already in use (%s exists)", run_id,
+                                              j->dir);
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "creating %s", j->dir);
         }
         j->obj = json_object_new_object();
         json_object_object_add(j->obj, "run_id", json_object_new_string(run_id));
         json_object_object_add(j->obj, "supervisor_pid", json_object_new_int(getpid()));
-        json_object_object_add(j->obj, "supervisor_start", json_object_new_uint64(aidp_proc_starttime(getpid())));
+        json_object_object_add(j->obj, "supervisor_start",
+                               json_object_new_uint64(aidp_proc_starttime(getpid())));
         json_object_object_add(j->obj, "created", json_object_new_int64((int64_t)time(NULL)));
         json_object_object_add(j->obj, "cgroups", json_object_new_array());
         json_object_object_add(j->obj, "tmpfs", json_object_new_array());
@@ -105,7 +108,8 @@ void aidp_journal_set_pid1(struct aidp_journal *j, pid_t pid)
         if (!j->obj)
                 return;
         json_object_object_add(j->obj, "pid1", json_object_new_int(pid));
-        json_object_object_add(j->obj, "pid1_start", json_object_new_uint64(aidp_proc_starttime(pid)));
+        json_object_object_add(j->obj, "pid1_start",
+                               json_object_new_uint64(aidp_proc_starttime(pid)));
 }
 
 int aidp_journal_sync(struct aidp_journal *j, aidp_error *err)

@@ -354,7 +354,7 @@ int aidp_keys_generate(const char *dir, const char *key_id, aidp_error *err)
         /* O_EXCL: never overwrite a KEK, that would orphan every dataset sealed
          * under it. Mode 0400 from the start, so it is never readable by others. */
         _cleanup_close_ int fd =
-            openat(dfd, key_id, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+                openat(dfd, key_id, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "creating key file %s/%s",
                                         dir, key_id);
@@ -559,8 +559,10 @@ int aidp_keys_wrap(const struct aidp_keys *k, const char *key_id, const struct a
                 *ret_alg = AIDP_WRAP_AES256_KWP;
                 return 0;
         case AIDP_KEYS_EXEC: {
-                struct child_io io = {
-                    .in = dk->p, .in_len = dk->len, .out = out, .out_cap = AIDP_SEALED_WRAPPED_MAX};
+                struct child_io io = {.in = dk->p,
+                                      .in_len = dk->len,
+                                      .out = out,
+                                      .out_cap = AIDP_SEALED_WRAPPED_MAX};
                 r = run_provider(k, "wrap", key_id, &io, err);
                 if (r < 0)
                         return r;
@@ -572,8 +574,7 @@ int aidp_keys_wrap(const struct aidp_keys *k, const char *key_id, const struct a
                 *ret_alg = AIDP_WRAP_EXTERNAL;
                 return 0;
         }
-        case AIDP_KEYS_MAX:
-                break;
+        case AIDP_KEYS_MAX: break;
         }
         return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "no key provider configured");
 }
@@ -623,8 +624,7 @@ int aidp_keys_unwrap(const struct aidp_keys *k, const char *key_id, enum aidp_ke
                 *ret = s;
                 return 0;
         }
-        case AIDP_KEYS_MAX:
-                break;
+        case AIDP_KEYS_MAX: break;
         }
         return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "no key provider configured");
 }

@@ -30,9 +30,9 @@
 #include "common/error.h"
 #include "supervisor/sealed_crypto.h"
 
-#define AIDP_KEYS_DEFAULT_CONFIG "/etc/aidp/keys.yaml"
-#define AIDP_KEYS_DEFAULT_DIR "/etc/aidp/keys"
-#define AIDP_KEYS_EXEC_ARGS_MAX 32
+#define AIDP_KEYS_DEFAULT_CONFIG     "/etc/aidp/keys.yaml"
+#define AIDP_KEYS_DEFAULT_DIR        "/etc/aidp/keys"
+#define AIDP_KEYS_EXEC_ARGS_MAX      32
 #define AIDP_KEYS_DEFAULT_TIMEOUT_MS 30000u
 
 enum aidp_keys_kind {

@@ -400,7 +400,7 @@ static void report_security_event(const struct aidp_lineage *lg, json_object *ev
 {
         json_object *v, *run = NULL, *facets = NULL, *f;
         const char *type =
-            json_object_object_get_ex(ev, "eventType", &v) ? json_object_get_string(v) : "";
+                json_object_object_get_ex(ev, "eventType", &v) ? json_object_get_string(v) : "";
         uint64_t denied = 0;
         json_object_object_get_ex(ev, "run", &run);
         if (run)
@@ -435,12 +435,12 @@ static void report_security_event(const struct aidp_lineage *lg, json_object *ev
         snprintf(seqs, sizeof seqs, "%" PRIu64, seq);
         snprintf(denieds, sizeof denieds, "%" PRIu64, denied);
         struct aidp_seclog_param p[] = {
-            {"runId", rid ? json_object_get_string(rid) : ""},
-            {"job", jn ? json_object_get_string(jn) : ""},
-            {"eventType", type},
-            {"lineageSeq", seqs},
-            {"egressDenied", denieds},
-            {"reason", reason ? reason : ""},
+                {"runId", rid ? json_object_get_string(rid) : ""},
+                {"job", jn ? json_object_get_string(jn) : ""},
+                {"eventType", type},
+                {"lineageSeq", seqs},
+                {"egressDenied", denieds},
+                {"reason", reason ? reason : ""},
         };
         char text[512];
         snprintf(text, sizeof text, "%s",
@@ -448,13 +448,13 @@ static void report_security_event(const struct aidp_lineage *lg, json_object *ev
                  : abort_ ? "run aborted"
                           : "egress denied during run");
         struct aidp_seclog_msg m = {
-            .severity = abort_ ? LOG_NOTICE : LOG_WARNING,
-            .msgid = denial   ? "DENIED"
-                     : abort_ ? "ABORT"
-                              : "EGRESS_DENIED",
-            .params = p,
-            .nparams = ARRAY_SIZE(p),
-            .text = text,
+                .severity = abort_ ? LOG_NOTICE : LOG_WARNING,
+                .msgid = denial   ? "DENIED"
+                         : abort_ ? "ABORT"
+                                  : "EGRESS_DENIED",
+                .params = p,
+                .nparams = ARRAY_SIZE(p),
+                .text = text,
         };
         aidp_seclog_send(lg->syslog_socket, &m);
 }
@@ -558,7 +558,7 @@ int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *er
 
         size_t len = 0;
         _cleanup_free_ char *line =
-            aidp_lineage_record_format(ev, rec.seq + 1, rec.hash, lg->key, &len, err);
+                aidp_lineage_record_format(ev, rec.seq + 1, rec.hash, lg->key, &len, err);
         if (!line)
                 return aidp_error_wrap(err, "appending to lineage %s", lg->path);
         r = write_all(fd, line, len);

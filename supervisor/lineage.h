@@ -23,23 +23,23 @@
 
 #include "common/error.h"
 
-#define AIDP_LINEAGE_DEFAULT_PATH "/var/lib/aidp/lineage.jsonl"
-#define AIDP_LINEAGE_DEFAULT_KEY "/etc/aidp/lineage.key"
-#define AIDP_LINEAGE_ENV_PATH "AIDP_LINEAGE_FILE"
-#define AIDP_LINEAGE_ENV_KEY "AIDP_LINEAGE_KEY"
+#define AIDP_LINEAGE_DEFAULT_PATH  "/var/lib/aidp/lineage.jsonl"
+#define AIDP_LINEAGE_DEFAULT_KEY   "/etc/aidp/lineage.key"
+#define AIDP_LINEAGE_ENV_PATH      "AIDP_LINEAGE_FILE"
+#define AIDP_LINEAGE_ENV_KEY       "AIDP_LINEAGE_KEY"
 #define AIDP_LINEAGE_ANCHOR_SUFFIX ".anchor"
 
 /* OpenLineage identifiers. The producer names this code; custom facets point at the
  * facet's section of docs/lineage.md. */
-#define AIDP_LINEAGE_PRODUCER "https://github.com/aidp/aidp/tree/v0.1.0/supervisor"
-#define AIDP_LINEAGE_SCHEMA_URL "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+#define AIDP_LINEAGE_PRODUCER          "https://github.com/aidp/aidp/tree/v0.1.0/supervisor"
+#define AIDP_LINEAGE_SCHEMA_URL        "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 #define AIDP_LINEAGE_FACET_SCHEMA_BASE "https://github.com/aidp/aidp/blob/v0.1.0/docs/lineage.md#"
-#define AIDP_LINEAGE_JOB_NAMESPACE "aidp"
+#define AIDP_LINEAGE_JOB_NAMESPACE     "aidp"
 
-#define AIDP_LINEAGE_KEY_LEN 32
-#define AIDP_LINEAGE_HASH_HEX 64 /* SHA-256 and HMAC-SHA256, lowercase hex */
+#define AIDP_LINEAGE_KEY_LEN    32
+#define AIDP_LINEAGE_HASH_HEX   64 /* SHA-256 and HMAC-SHA256, lowercase hex */
 #define AIDP_LINEAGE_RUN_ID_LEN 36
-#define AIDP_LINEAGE_LINE_MAX (1024 * 1024) /* one record; longer lines are refused */
+#define AIDP_LINEAGE_LINE_MAX   (1024 * 1024) /* one record; longer lines are refused */
 
 enum aidp_lineage_event_type {
         AIDP_LINEAGE_START,

@@ -11,9 +11,9 @@
 #include "supervisor/lineage.h"
 
 static const char *const event_names[AIDP_LINEAGE_EVENT_MAX] = {
-    [AIDP_LINEAGE_START] = "START", [AIDP_LINEAGE_COMPLETE] = "COMPLETE",
-    [AIDP_LINEAGE_FAIL] = "FAIL",   [AIDP_LINEAGE_ABORT] = "ABORT",
-    [AIDP_LINEAGE_OTHER] = "OTHER",
+        [AIDP_LINEAGE_START] = "START", [AIDP_LINEAGE_COMPLETE] = "COMPLETE",
+        [AIDP_LINEAGE_FAIL] = "FAIL",   [AIDP_LINEAGE_ABORT] = "ABORT",
+        [AIDP_LINEAGE_OTHER] = "OTHER",
 };
 
 const char *aidp_lineage_event_type_name(enum aidp_lineage_event_type t)
@@ -177,9 +177,9 @@ void aidp_lineage_dataset_set_digest(json_object *ds, const char *algorithm, con
         snprintf(v, sizeof v, "%s:%s", algorithm, hex);
         /* The standard facet lets any OpenLineage consumer tell versions apart. */
         json_object *ver =
-            facet(facets, "version",
-                  "https://openlineage.io/spec/facets/1-0-1/"
-                  "DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet");
+                facet(facets, "version",
+                      "https://openlineage.io/spec/facets/1-0-1/"
+                      "DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet");
         put_str(ver, "datasetVersion", v);
         json_object *d = facet(facets, "aidp_digest", NULL);
         put_str(d, "algorithm", algorithm);

@@ -18,11 +18,11 @@
 #include "common/cleanup.h"
 #include "supervisor/lineage.h"
 
-#define TAG_OPEN ",\"aidp_hmac\":\""
-#define TAG_OPEN_LEN (sizeof TAG_OPEN - 1)
+#define TAG_OPEN       ",\"aidp_hmac\":\""
+#define TAG_OPEN_LEN   (sizeof TAG_OPEN - 1)
 #define TAG_SUFFIX_LEN (TAG_OPEN_LEN + AIDP_LINEAGE_HASH_HEX + 2) /* + `"}` */
-#define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
-#define ANCHOR_DOMAIN "aidp-lineage-anchor-v1:"
+#define ZERO_HASH      "0000000000000000000000000000000000000000000000000000000000000000"
+#define ANCHOR_DOMAIN  "aidp-lineage-anchor-v1:"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_tokener *, json_tokener_free)
@@ -94,7 +94,7 @@ char *aidp_lineage_record_format(json_object *ev, uint64_t seq, const char *prev
         json_object_object_add(ev, "aidp_prev", json_object_new_string(prev_hex));
         size_t n = 0;
         const char *s = json_object_to_json_string_length(
-            ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+                ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
         /* PLAIN output escapes control characters, so a raw newline would be a bug. */
         if (!s || n < 2 || s[0] != '{' || s[n - 1] != '}' || memchr(s, '\n', n) ||
             memchr(s, '\0', n)) {

@@ -121,15 +121,9 @@ static int place(struct aidp_policy_set *s, struct aidp_policy_doc *doc, const c
 {
         int r = 0;
         switch (doc->kind) {
-        case AIDP_POLICY_HOST:
-                PLACE(s->host, host);
-                break;
-        case AIDP_POLICY_RESIDENCY:
-                PLACE(s->residency, residency);
-                break;
-        case AIDP_POLICY_ACCESS:
-                PLACE(s->access, access);
-                break;
+        case AIDP_POLICY_HOST: PLACE(s->host, host); break;
+        case AIDP_POLICY_RESIDENCY: PLACE(s->residency, residency); break;
+        case AIDP_POLICY_ACCESS: PLACE(s->access, access); break;
         case AIDP_POLICY_DATASET:
         case AIDP_POLICY_KIND_MAX:
                 r = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
@@ -183,9 +177,9 @@ int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_poli
                 const char *name;
                 enum aidp_policy_kind kind;
         } defaults[] = {
-            {"host.yaml", AIDP_POLICY_HOST},
-            {"residency.yaml", AIDP_POLICY_RESIDENCY},
-            {"access.yaml", AIDP_POLICY_ACCESS},
+                {"host.yaml", AIDP_POLICY_HOST},
+                {"residency.yaml", AIDP_POLICY_RESIDENCY},
+                {"access.yaml", AIDP_POLICY_ACCESS},
         };
         for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
                 if (have_kind(&s, defaults[i].kind))

@@ -14,7 +14,7 @@
 #include "residency/policy.h"
 
 #define AIDP_POLICY_DIR_DEFAULT "/etc/aidp"
-#define AIDP_POLICY_DIR_ENV "AIDP_POLICY_DIR"
+#define AIDP_POLICY_DIR_ENV     "AIDP_POLICY_DIR"
 
 struct aidp_policy_sources {
         const char *dir;          /* NULL: $AIDP_POLICY_DIR when trust_env, else /etc/aidp */

@@ -30,8 +30,9 @@ static int host_read(void *ctx, const char *path, char **buf, size_t *len, aidp_
                 return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot stat %s", path);
         if (!S_ISREG(st.st_mode))
                 return aidp_error_set(
-                    err, AIDP_EXIT_CONFIG, EINVAL,
-                    "%s: found something other than a regular file, expected a profile file", path);
+                        err, AIDP_EXIT_CONFIG, EINVAL,
+                        "%s: found something other than a regular file, expected a profile file",
+                        path);
         if ((uint64_t)st.st_size > AIDP_PROFILE_MAX_BYTES)
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG,
                                       "%s: %lld bytes, expected at most %u", path,

@@ -37,7 +37,8 @@
 
 /* Signals the supervisor takes over while the job runs; all are forwarded to
  * the sandbox's pid 1, which passes them to the job's process group. */
-static const int handled[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
+static const int handled[] = {SIGINT,  SIGTERM, SIGHUP,   SIGQUIT,
+                              SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
 
 struct run {
         const struct aidp_run_opts *o;
@@ -55,8 +56,8 @@ struct run {
         bool journal_open;
         pid_t pid1;
         int pidfd;
-        int learn_sv[2];              /* learn mode: the child sends the listener fd over [1] */
-        char *dev_rules[64];          /* device cgroup allow lines of the profile's devices */
+        int learn_sv[2];     /* learn mode: the child sends the listener fd over [1] */
+        char *dev_rules[64]; /* device cgroup allow lines of the profile's devices */
         char **env;
         size_t n_env;
         struct timespec t0;
@@ -111,7 +112,8 @@ static int resolve_identity(struct run *r, aidp_error *err)
                                 struct group *gr = getgrnam(colon + 1);
                                 if (!gr)
                                         return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                                              "--user %s: unknown group '%s'", spec, colon + 1);
+                                                              "--user %s: unknown group '%s'", spec,
+                                                              colon + 1);
                                 g = gr->gr_gid;
                         }
                         gid = (gid_t)g;
@@ -124,8 +126,8 @@ static int resolve_identity(struct run *r, aidp_error *err)
                 if (*end || errno || end == name) {
                         pw = getpwnam(name);
                         if (!pw)
-                                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--user %s: unknown user '%s'",
-                                                      spec, name);
+                                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                                      "--user %s: unknown user '%s'", spec, name);
                         u = pw->pw_uid;
                 } else {
                         pw = getpwuid((uid_t)u);
@@ -145,8 +147,9 @@ static int resolve_identity(struct run *r, aidp_error *err)
                 have_gid = true;
         }
         if ((uid == 0 || gid == 0) && !up->allow_root)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
-                                      "refusing to run the job as root (uid %u gid %u): give --user", uid, gid);
+                return aidp_error_set(
+                        err, AIDP_EXIT_USAGE, EPERM,
+                        "refusing to run the job as root (uid %u gid %u): give --user", uid, gid);
         r->uid = uid;
         r->gid = gid;
         return 0;
@@ -180,9 +183,18 @@ static bool env_passes(const char *kv)
 {
         /* The supervisor's environment may hold credentials for key
          * providers; only names known to be harmless cross by default. */
-        static const char *const exact[] = {"PATH", "TERM", "LANG", "TZ", "COLUMNS", "LINES",
-                                            "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
-                                            "OMP_NUM_THREADS", "PYTHONUNBUFFERED", "PYTHONHASHSEED", NULL};
+        static const char *const exact[] = {"PATH",
+                                            "TERM",
+                                            "LANG",
+                                            "TZ",
+                                            "COLUMNS",
+                                            "LINES",
+                                            "CUDA_VISIBLE_DEVICES",
+                                            "NVIDIA_VISIBLE_DEVICES",
+                                            "OMP_NUM_THREADS",
+                                            "PYTHONUNBUFFERED",
+                                            "PYTHONHASHSEED",
+                                            NULL};
         static const char *const prefix[] = {"LC_", "SLURM_", NULL};
         size_t klen = strcspn(kv, "=");
         for (const char *const *e = exact; *e; e++)
@@ -204,10 +216,14 @@ static int build_env(struct run *r, aidp_error *err)
                         rc = env_add(r, *e);
         char buf[4200];
         if (rc == 0 && !getenv("PATH"))
-                rc = env_add(r, "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
+                rc = env_add(r,
+                             "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
         const char *fixed[][2] = {
-                {"HOME", "/tmp"}, {"TMPDIR", "/tmp"}, {"AIDP_RUN_ID", r->res->run_id},
-                {"AIDP_DATA_DIR", r->profile.paths.data}, {"AIDP_SCRATCH_DIR", r->profile.paths.scratch},
+                {"HOME", "/tmp"},
+                {"TMPDIR", "/tmp"},
+                {"AIDP_RUN_ID", r->res->run_id},
+                {"AIDP_DATA_DIR", r->profile.paths.data},
+                {"AIDP_SCRATCH_DIR", r->profile.paths.scratch},
                 {"AIDP_OUT_DIR", r->profile.paths.out},
         };
         for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(fixed); i++) {
@@ -246,8 +262,8 @@ static int valid_run_id(const char *id)
         if (!*id || strlen(id) > 63 || id[0] == '.')
                 return 0;
         for (const char *p = id; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                      *p == '-' || *p == '_' || *p == '.'))
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
                         return 0;
         return 1;
 }
@@ -270,8 +286,11 @@ static int learn_policy(struct run *r, aidp_error *err)
                         p->rules[i].action = AIDP_SC_NOTIFY;
         static const char *const sendmsg_name[] = {"sendmsg"};
         struct aidp_sc_arg a = {.index = 0, .op = AIDP_SC_OP_EQ, .value = (uint64_t)r->learn_sv[1]};
-        struct aidp_sc_rule rule = {.names = (char **)sendmsg_name, .n_names = 1, .action = AIDP_SC_ALLOW,
-                                    .args = &a, .n_args = 1};
+        struct aidp_sc_rule rule = {.names = (char **)sendmsg_name,
+                                    .n_names = 1,
+                                    .action = AIDP_SC_ALLOW,
+                                    .args = &a,
+                                    .n_args = 1};
         if (aidp_sc_policy_add(p, &rule) < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         return 0;
@@ -291,10 +310,13 @@ static int device_rules(struct run *r, const char **out, size_t max, aidp_error 
                         return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "device %s", d->path);
                 }
                 if (!S_ISCHR(st.st_mode))
-                        return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "device %s: not a character device", d->path);
+                        return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
+                                              "device %s: not a character device", d->path);
                 if (n + 1 >= max || n >= ARRAY_SIZE(r->dev_rules))
-                        return aidp_error_set(err, AIDP_EXIT_CONFIG, E2BIG, "more than %zu devices", ARRAY_SIZE(r->dev_rules));
-                if (asprintf(&r->dev_rules[n], "c %u:%u rwm", major(st.st_rdev), minor(st.st_rdev)) < 0) {
+                        return aidp_error_set(err, AIDP_EXIT_CONFIG, E2BIG, "more than %zu devices",
+                                              ARRAY_SIZE(r->dev_rules));
+                if (asprintf(&r->dev_rules[n], "c %u:%u rwm", major(st.st_rdev),
+                             minor(st.st_rdev)) < 0) {
                         r->dev_rules[n] = NULL;
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 }
@@ -307,8 +329,8 @@ static int device_rules(struct run *r, const char **out, size_t max, aidp_error 
 
 static bool clean_abs_path(const char *p)
 {
-        return p && p[0] == '/' && !strstr(p, "/../") && strcmp(p + strlen(p) - (strlen(p) >= 3 ? 3 : 0), "/..") &&
-               !strstr(p, "/./");
+        return p && p[0] == '/' && !strstr(p, "/../") &&
+               strcmp(p + strlen(p) - (strlen(p) >= 3 ? 3 : 0), "/..") && !strstr(p, "/./");
 }
 
 static int add_cli_bind(struct aidp_profile *p, const struct aidp_run_bind *b, aidp_error *err)
@@ -338,11 +360,14 @@ static int resolve(struct run *r, aidp_error *err)
 {
         const struct aidp_run_opts *o = r->o;
         if (!o->argv || !o->argv[0])
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "no command given (usage: run [OPTIONS] -- CMD [ARGS])");
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "no command given (usage: run [OPTIONS] -- CMD [ARGS])");
         make_run_id(r);
         if (!valid_run_id(r->res->run_id))
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "run id '%s': only letters, digits, '-', '_' and '.' (at most 63)", r->res->run_id);
+                return aidp_error_set(
+                        err, AIDP_EXIT_USAGE, EINVAL,
+                        "run id '%s': only letters, digits, '-', '_' and '.' (at most 63)",
+                        r->res->run_id);
         int rc;
         if (o->profile) {
                 rc = aidp_profile_host_load(o->profile, true, &r->profile, NULL, err);
@@ -381,7 +406,8 @@ static int resolve(struct run *r, aidp_error *err)
         else if (!getcwd(r->cwd, sizeof r->cwd))
                 snprintf(r->cwd, sizeof r->cwd, "/");
         if (r->cwd[0] != '/')
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--cwd %s: must be an absolute path", r->cwd);
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--cwd %s: must be an absolute path", r->cwd);
         rc = resolve_identity(r, err);
         if (rc < 0)
                 return rc;
@@ -448,17 +474,20 @@ static int prepare(struct run *r, aidp_error *err)
                 return rc;
 
         static const char *const minimal_dev[] = {
-                "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
-                "c 5:2 rwm", "c 136:* rwm",
+                "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+                "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm",
         };
         /* The minimal /dev plus exactly the profile's devices; all else denied. */
         const char *devices_allow[ARRAY_SIZE(minimal_dev) + ARRAY_SIZE(r->dev_rules) + 1];
         memcpy(devices_allow, minimal_dev, sizeof minimal_dev);
-        rc = device_rules(r, devices_allow + ARRAY_SIZE(minimal_dev), ARRAY_SIZE(r->dev_rules) + 1, err);
+        rc = device_rules(r, devices_allow + ARRAY_SIZE(minimal_dev), ARRAY_SIZE(r->dev_rules) + 1,
+                          err);
         if (rc < 0)
                 return rc;
         struct aidp_cgroup_limits cl = {
-                .memory_bytes = l->memory_bytes, .cpu_millis = l->cpu_millis, .pids = l->pids,
+                .memory_bytes = l->memory_bytes,
+                .cpu_millis = l->cpu_millis,
+                .pids = l->pids,
                 .devices_allow = devices_allow,
         };
         rc = aidp_cgroup_create(r->o->cgroup_parent, r->res->run_id, &cl, &r->cg, err);
@@ -474,9 +503,11 @@ static int prepare(struct run *r, aidp_error *err)
         r->res->noswap = true;
         rc = add_tmpfs(r, "tmp", l->tmp_bytes ? l->tmp_bytes : 256 * MiB, 01777, 0, 0, err);
         if (rc == 0)
-                rc = add_tmpfs(r, "scratch", l->scratch_bytes ? l->scratch_bytes : 1024 * MiB, 0755, r->uid, r->gid, err);
+                rc = add_tmpfs(r, "scratch", l->scratch_bytes ? l->scratch_bytes : 1024 * MiB, 0755,
+                               r->uid, r->gid, err);
         if (rc == 0)
-                rc = add_tmpfs(r, "out", l->out_bytes ? l->out_bytes : 1024 * MiB, 0755, r->uid, r->gid, err);
+                rc = add_tmpfs(r, "out", l->out_bytes ? l->out_bytes : 1024 * MiB, 0755, r->uid,
+                               r->gid, err);
         if (rc < 0)
                 return rc;
         if (r->inject.n) {
@@ -502,8 +533,8 @@ static int inject(struct run *r, aidp_error *err)
         for (size_t i = 0; i < r->n_tmpfs; i++) {
                 if (strcmp(r->tmpfs[i].label, "data"))
                         continue;
-                int rc = aidp_inject_decrypt(&r->inject, r->tmpfs[i].fd, r->uid, r->gid, !r->o->quiet,
-                                             r->res->inputs, err);
+                int rc = aidp_inject_decrypt(&r->inject, r->tmpfs[i].fd, r->uid, r->gid,
+                                             !r->o->quiet, r->res->inputs, err);
                 if (rc < 0)
                         return rc;
         }
@@ -523,14 +554,16 @@ static pid_t clone_sandbox(int *pidfd, int cgroup_fd)
         return (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
 }
 
-static int report_child_failure(struct run *r, const struct aidp_sandbox_report *rep, aidp_error *err)
+static int report_child_failure(struct run *r, const struct aidp_sandbox_report *rep,
+                                aidp_error *err)
 {
         if (rep->stage == AIDP_STAGE_EXEC) {
                 int st = rep->errnum == ENOENT ? AIDP_EXIT_NOT_FOUND : AIDP_EXIT_CANNOT_EXEC;
                 return aidp_error_errno(err, st, rep->errnum, "cannot execute '%s'", rep->what);
         }
-        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, rep->errnum, "sandbox setup failed at %s (%s)",
-                                aidp_sandbox_stage_name((enum aidp_sandbox_stage)rep->stage), rep->what);
+        return aidp_error_errno(
+                err, AIDP_EXIT_INTERNAL, rep->errnum, "sandbox setup failed at %s (%s)",
+                aidp_sandbox_stage_name((enum aidp_sandbox_stage)rep->stage), rep->what);
 }
 
 struct fds {
@@ -547,7 +580,10 @@ static int receive_listener(struct run *r, aidp_error *err)
         char b;
         char cbuf[CMSG_SPACE(sizeof(int))];
         struct iovec iov = {.iov_base = &b, .iov_len = 1};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = cbuf,
+                            .msg_controllen = sizeof cbuf};
         ssize_t n;
         do
                 n = recvmsg(r->learn_sv[0], &mh, MSG_CMSG_CLOEXEC);
@@ -556,11 +592,13 @@ static int receive_listener(struct run *r, aidp_error *err)
                 return 0;
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         if (!c || c->cmsg_type != SCM_RIGHTS)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPROTO, "learn mode: no listener fd from the sandbox");
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPROTO,
+                                      "learn mode: no listener fd from the sandbox");
         int fd;
         memcpy(&fd, CMSG_DATA(c), sizeof fd);
         return r->o->on_notify_fd(fd, r->o->notify_arg) < 0
-                       ? aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "learn mode: listener callback failed")
+                       ? aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                        "learn mode: listener callback failed")
                        : 0;
 }
 
@@ -579,8 +617,8 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
 {
         struct fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
         int rc = 0;
-        if (pipe2(f.sync, O_CLOEXEC) < 0 || pipe2(f.err, O_CLOEXEC) < 0 || pipe2(f.status, O_CLOEXEC) < 0 ||
-            pipe2(f.life, O_CLOEXEC) < 0) {
+        if (pipe2(f.sync, O_CLOEXEC) < 0 || pipe2(f.err, O_CLOEXEC) < 0 ||
+            pipe2(f.status, O_CLOEXEC) < 0 || pipe2(f.life, O_CLOEXEC) < 0) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
                 goto out;
         }
@@ -594,10 +632,14 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
                 .hostname = "aidp",
                 .profile = &r->profile,
                 .bpf = &r->bpf,
-                .sync_fd = f.sync[0], .sync_w = f.sync[1],
-                .err_fd = f.err[1], .err_r = f.err[0],
-                .status_fd = f.status[1], .status_r = f.status[0],
-                .lifeline_fd = f.life[0], .lifeline_w = f.life[1],
+                .sync_fd = f.sync[0],
+                .sync_w = f.sync[1],
+                .err_fd = f.err[1],
+                .err_r = f.err[0],
+                .status_fd = f.status[1],
+                .status_r = f.status[0],
+                .lifeline_fd = f.life[0],
+                .lifeline_w = f.life[1],
                 .seccomp_flags = r->o->seccomp_flags,
                 .notify_fd_out = r->o->on_notify_fd ? r->learn_sv[1] : -1,
         };
@@ -609,9 +651,10 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
          * own fd stays writable for shred). */
         for (size_t i = ARRAY_SIZE(targets); i < r->n_tmpfs; i++)
                 if (!strcmp(r->tmpfs[i].label, "data"))
-                        spec.mounts[spec.n_mounts++] = (struct aidp_sandbox_mount){
-                                .fd = r->tmpfs[i].fd, .target = r->profile.paths.data,
-                                .readonly = true};
+                        spec.mounts[spec.n_mounts++] =
+                                (struct aidp_sandbox_mount){.fd = r->tmpfs[i].fd,
+                                                            .target = r->profile.paths.data,
+                                                            .readonly = true};
 
         r->pidfd = -1;
         int cgfd = aidp_cgroup_open_fd(r->cg);
@@ -700,7 +743,8 @@ static int start_and_monitor(struct run *r, aidp_error *err)
                 goto out;
         }
         if (r->profile.limits.wall_seconds) {
-                struct itimerspec its = {.it_value = {.tv_sec = (time_t)r->profile.limits.wall_seconds}};
+                struct itimerspec its = {
+                        .it_value = {.tv_sec = (time_t)r->profile.limits.wall_seconds}};
                 timerfd_settime(wall, 0, &its, NULL);
         }
         unsigned kill_after = r->o->kill_after ? r->o->kill_after : 5;
@@ -732,7 +776,9 @@ static int start_and_monitor(struct run *r, aidp_error *err)
                         if (read(wall, &x, sizeof x) < 0)
                                 continue;
                         r->res->timed_out = true;
-                        fprintf(stderr, "aidp-supervisor: run %s exceeded its wall time of %llus; stopping it\n",
+                        fprintf(stderr,
+                                "aidp-supervisor: run %s exceeded its wall time of %llus; stopping "
+                                "it\n",
                                 r->res->run_id, (unsigned long long)r->profile.limits.wall_seconds);
                         kill(r->pid1, SIGTERM);
                         stops++;
@@ -812,9 +858,9 @@ static int teardown(struct run *r, aidp_error *err)
                         else
                                 snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
                         if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->tmpfs[i].size,
-                                                r->o->output_dir,
-                                                r->res->run_id, r->o->output_key_id, owner,
-                                                &r->res->output, &r->collect_err) < 0)
+                                                r->o->output_dir, r->res->run_id,
+                                                r->o->output_key_id, owner, &r->res->output,
+                                                &r->collect_err) < 0)
                                 r->collect_failed = true;
                         else
                                 r->res->has_output = true;
@@ -837,8 +883,8 @@ static int teardown(struct run *r, aidp_error *err)
                 if (!one.verified) {
                         total->verified = false;
                         if (!total->first_failure[0])
-                                snprintf(total->first_failure, sizeof total->first_failure, "%s: %s",
-                                         r->tmpfs[i].label, one.first_failure);
+                                snprintf(total->first_failure, sizeof total->first_failure,
+                                         "%s: %s", r->tmpfs[i].label, one.first_failure);
                 }
                 /* 3. release our reference to the mount */
                 aidp_tmpfs_release(&r->tmpfs[i]);
@@ -864,7 +910,8 @@ static int teardown(struct run *r, aidp_error *err)
                 r->cg = NULL;
         }
         if (!total->verified && rc == 0)
-                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "shred not verified: %s", total->first_failure);
+                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "shred not verified: %s",
+                                    total->first_failure);
         return rc;
 }
 
@@ -924,16 +971,19 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
         }
         if (res->timed_out) {
                 res->exit_status = AIDP_EXIT_TIMEOUT;
-                return aidp_error_set(err, AIDP_EXIT_TIMEOUT, ETIME, "job exceeded its wall time and was stopped");
+                return aidp_error_set(err, AIDP_EXIT_TIMEOUT, ETIME,
+                                      "job exceeded its wall time and was stopped");
         }
         if (res->oom_killed && res->job_status != 0) {
                 res->exit_status = AIDP_EXIT_OOM;
-                return aidp_error_set(err, AIDP_EXIT_OOM, ENOMEM,
-                                      "job was killed by the memory limit (out of memory in its cgroup)");
+                return aidp_error_set(
+                        err, AIDP_EXIT_OOM, ENOMEM,
+                        "job was killed by the memory limit (out of memory in its cgroup)");
         }
         res->exit_status = res->job_status >= 0 ? res->job_status : AIDP_EXIT_INTERNAL;
         if (res->job_status < 0)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ECHILD, "the sandbox ended without a job status");
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ECHILD,
+                                      "the sandbox ended without a job status");
         return 0;
 }
 
@@ -959,8 +1009,14 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
 {
         memset(res, 0, sizeof *res);
         res->job_status = -1;
-        struct run r = {.o = o, .res = res, .pidfd = -1, .learn_sv = {-1, -1},
-                        .sync_w = -1, .err_r = -1, .status_r = -1, .life_w = -1};
+        struct run r = {.o = o,
+                        .res = res,
+                        .pidfd = -1,
+                        .learn_sv = {-1, -1},
+                        .sync_w = -1,
+                        .err_r = -1,
+                        .status_r = -1,
+                        .life_w = -1};
         clock_gettime(CLOCK_MONOTONIC, &r.t0);
         r.journal.lifeline_w = -1;
 
@@ -973,7 +1029,8 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         else if (r.policy.decided && !r.policy.decision.allow) {
                 /* A denial is an audited event too, though no run starts. */
                 aidp_error lerr = {0};
-                if (aidp_run_lineage_denied(o, res, aidp_run_policy_annotate, &r.policy, &lerr) < 0) {
+                if (aidp_run_lineage_denied(o, res, aidp_run_policy_annotate, &r.policy, &lerr) <
+                    0) {
                         size_t len = strlen(err->msg);
                         snprintf(err->msg + len, sizeof err->msg - len,
                                  " (and the denial could not be recorded in lineage: %s)",
@@ -1002,8 +1059,10 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         if (rc == 0) {
                 sigset_t pending;
                 sigpending(&pending);
-                if (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) || sigismember(&pending, SIGHUP))
-                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR, "interrupted before the job started");
+                if (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) ||
+                    sigismember(&pending, SIGHUP))
+                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR,
+                                            "interrupted before the job started");
         }
         if (rc == 0)
                 rc = spawn(&r, &old, err);
@@ -1027,13 +1086,14 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         int trc = teardown(&r, &terr);
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        res->wall_seconds = (double)(t1.tv_sec - r.t0.tv_sec) + (double)(t1.tv_nsec - r.t0.tv_nsec) / 1e9;
+        res->wall_seconds =
+                (double)(t1.tv_sec - r.t0.tv_sec) + (double)(t1.tv_nsec - r.t0.tv_nsec) / 1e9;
         rc = outcome(&r, rc, err, trc, &terr);
         /* 7. the end record, with signals still held so a late SIGTERM cannot cut
          * it short; then the journal goes. */
         aidp_error lerr = {0};
-        int lrc = aidp_run_lineage_end(&r.rl, res->run_id, res, rc, err, (const char *const *)removed,
-                                       n_removed, &lerr);
+        int lrc = aidp_run_lineage_end(&r.rl, res->run_id, res, rc, err,
+                                       (const char *const *)removed, n_removed, &lerr);
         journal_finish(&r, trc == 0 && lrc == 0);
         for (size_t i = 0; i < n_removed; i++)
                 free(removed[i]);
@@ -1050,7 +1110,8 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                  * journal stays, so the next gc records an ABORT for it. */
                 if (rc == 0) {
                         *err = lerr;
-                        aidp_error_wrap(err, "the job finished with status %d but", res->exit_status);
+                        aidp_error_wrap(err, "the job finished with status %d but",
+                                        res->exit_status);
                         res->exit_status = AIDP_EXIT_LINEAGE;
                         return -EIO;
                 }

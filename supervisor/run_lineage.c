@@ -41,9 +41,9 @@ static json_object *new_event(enum aidp_lineage_event_type t, const char *run_na
  * tags (residency and regulation), all from its authenticated header. */
 static void add_dataset(json_object *ev, bool output, const struct aidp_run_dataset *d)
 {
-        json_object *ds = output
-                              ? aidp_lineage_add_output(ev, "aidp", d->name[0] ? d->name : d->path)
-                              : aidp_lineage_add_input(ev, "aidp", d->name[0] ? d->name : d->path);
+        json_object *ds =
+                output ? aidp_lineage_add_output(ev, "aidp", d->name[0] ? d->name : d->path)
+                       : aidp_lineage_add_input(ev, "aidp", d->name[0] ? d->name : d->path);
         if (!strncmp(d->digest, "sha256:", 7))
                 aidp_lineage_dataset_set_digest(ds, "sha256", d->digest + 7);
         char tagbuf[sizeof d->residency + sizeof d->regulation + 2];
@@ -102,7 +102,7 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                                        "lineage: the run cannot be recorded, so it does not start");
         const char *run_id = res->run_id;
         _cleanup_(json_object_putp) json_object *ev =
-            new_event(AIDP_LINEAGE_START, run_id, rl->job);
+                new_event(AIDP_LINEAGE_START, run_id, rl->job);
         if (!ev)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         /* Who asked: the identity behind sudo or the scheduler, as the access policy
@@ -170,12 +170,12 @@ static void set_shred(json_object *ev, const struct aidp_shred_report *s, bool s
                       const char *const *removed, size_t nremoved)
 {
         struct aidp_lineage_shred ls = {
-            .files = s->files,
-            .bytes = s->bytes,
-            .verified = shredded && s->verified,
-            .duration_usec = (uint64_t)(s->seconds * 1e6),
-            .removed = removed,
-            .nremoved = nremoved,
+                .files = s->files,
+                .bytes = s->bytes,
+                .verified = shredded && s->verified,
+                .duration_usec = (uint64_t)(s->seconds * 1e6),
+                .removed = removed,
+                .nremoved = nremoved,
         };
         aidp_lineage_set_shred(ev, &ls);
         json_object *f = aidp_lineage_run_facet(ev, "aidp_shred");
@@ -204,9 +204,9 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
         json_object_object_add(aidp_lineage_run_facet(ev, "aidp_exit"), "started",
                                json_object_new_boolean(res->started));
         struct aidp_lineage_resources rs = {
-            .peak_memory_bytes = res->memory_peak_bytes,
-            .cpu_usec = res->cpu_usec,
-            .wall_usec = (uint64_t)(res->wall_seconds * 1e6),
+                .peak_memory_bytes = res->memory_peak_bytes,
+                .cpu_usec = res->cpu_usec,
+                .wall_usec = (uint64_t)(res->wall_seconds * 1e6),
         };
         aidp_lineage_set_resources(ev, &rs);
         set_shred(ev, &res->shred, true, removed, nremoved);

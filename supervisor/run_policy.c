@@ -65,9 +65,9 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, const struct aidp_run_opts
 
         /* Policy comes only from files root alone can write. */
         struct aidp_policy_sources src = {
-            .dir = p->dir,
-            .trust_env = false,
-            .require_root_owned = true,
+                .dir = p->dir,
+                .trust_env = false,
+                .require_root_owned = true,
         };
         int r = aidp_policy_set_load(&src, &p->set, err);
         if (r < 0)
@@ -98,13 +98,13 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, const struct aidp_run_opts
                 struct aidp_policy_profile pv;
                 aidp_residency_profile_view(profile, &pv);
                 struct aidp_decision_request req = {
-                    .op = AIDP_OP_RUN,
-                    .profile = &pv,
-                    .datasets = facts,
-                    .n_datasets = n,
-                    .host = p->set.host,
-                    .residency = p->set.residency,
-                    .access = p->set.access,
+                        .op = AIDP_OP_RUN,
+                        .profile = &pv,
+                        .datasets = facts,
+                        .n_datasets = n,
+                        .host = p->set.host,
+                        .residency = p->set.residency,
+                        .access = p->set.access,
                 };
                 aidp_caller_view(&p->caller, &req.caller);
                 aidp_policy_clock_view(&clock, now, &req.time);
@@ -171,8 +171,9 @@ void aidp_run_policy_annotate(const void *arg, json_object *ev)
                          x->source ? " (" : "", x->source ? x->source : "", x->source ? ")" : "");
                 snprintf(reason, sizeof reason, "%s%s%s", x->attribute ? x->attribute : "",
                          x->attribute ? ": " : "", x->message);
-                aidp_lineage_add_decision(
-                    ev, subject, x->result == AIDP_REASON_PASS ? "allow" : "deny", rule, reason);
+                aidp_lineage_add_decision(ev, subject,
+                                          x->result == AIDP_REASON_PASS ? "allow" : "deny", rule,
+                                          reason);
         }
         json_object *trail = aidp_residency_decision_to_json(d);
         if (trail)

@@ -34,14 +34,38 @@
 #define STAGE_DIR "/tmp"
 
 const char *const aidp_sandbox_masked_paths[] = {
-        "/etc/aidp", "/var/lib/aidp", "/etc/shadow", "/etc/gshadow", "/etc/sudoers",
-        "/etc/sudoers.d", "/etc/ssh", "/etc/ssl/private",
-        "/proc/kcore", "/proc/keys", "/proc/key-users", "/proc/sysrq-trigger",
-        "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats", "/proc/kallsyms",
-        "/proc/kmsg", "/proc/kpagecount", "/proc/kpageflags", "/proc/kpagecgroup",
-        "/proc/config.gz", "/proc/acpi", "/proc/scsi", "/proc/asound", "/proc/interrupts",
-        "/sys/firmware", "/sys/kernel/debug", "/sys/kernel/tracing", "/sys/kernel/security",
-        "/sys/devices/virtual/powercap", "/sys/fs/bpf", "/sys/kernel/mm",
+        "/etc/aidp",
+        "/var/lib/aidp",
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/sudoers",
+        "/etc/sudoers.d",
+        "/etc/ssh",
+        "/etc/ssl/private",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/key-users",
+        "/proc/sysrq-trigger",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+        "/proc/latency_stats",
+        "/proc/kallsyms",
+        "/proc/kmsg",
+        "/proc/kpagecount",
+        "/proc/kpageflags",
+        "/proc/kpagecgroup",
+        "/proc/config.gz",
+        "/proc/acpi",
+        "/proc/scsi",
+        "/proc/asound",
+        "/proc/interrupts",
+        "/sys/firmware",
+        "/sys/kernel/debug",
+        "/sys/kernel/tracing",
+        "/sys/kernel/security",
+        "/sys/devices/virtual/powercap",
+        "/sys/fs/bpf",
+        "/sys/kernel/mm",
         NULL,
 };
 
@@ -55,7 +79,8 @@ static const char *const not_bound[] = {
 static const char *const masked_top[] = {"run", "home", "root", NULL};
 
 /* Read-only inside /proc even where readable. */
-static const char *const proc_readonly[] = {"/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs", NULL};
+static const char *const proc_readonly[] = {"/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs",
+                                            NULL};
 
 static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty", NULL};
 
@@ -90,10 +115,10 @@ __attribute__((noreturn)) static void die(enum aidp_sandbox_stage st, int errnum
         _exit(st == AIDP_STAGE_EXEC ? (errnum == ENOENT ? 127 : 126) : 125);
 }
 
-#define CHECK(stage, expr, what)                     \
-        do {                                         \
-                if ((expr) < 0)                      \
-                        die(stage, errno, what);     \
+#define CHECK(stage, expr, what)                                                                   \
+        do {                                                                                       \
+                if ((expr) < 0)                                                                    \
+                        die(stage, errno, what);                                                   \
         } while (0)
 
 static void path_join(char *out, size_t len, const char *a, const char *b)
@@ -132,7 +157,8 @@ static int attach_clone(int src_dirfd, const char *src_path, const char *dst, ui
                 return -1;
         if (attr) {
                 struct mount_attr a = {.attr_set = attr};
-                if (mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &a, sizeof a) < 0)
+                if (mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &a,
+                                  sizeof a) < 0)
                         return -1;
         }
         return move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
@@ -210,7 +236,8 @@ static void bind_host_root(const char *root, const struct aidp_sandbox_spec *s)
                 for (size_t i = 0; i < s->n_mounts && !skip; i++)
                         if (!strcmp(s->mounts[i].target + 1, e->d_name))
                                 skip = true;
-                CHECK(AIDP_STAGE_MOUNTS, mkdir(dst, in_list(masked_top, e->d_name) ? 0711 : 0755), dst);
+                CHECK(AIDP_STAGE_MOUNTS, mkdir(dst, in_list(masked_top, e->d_name) ? 0711 : 0755),
+                      dst);
                 if (skip)
                         continue;
                 CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, src, dst, RO, true), src);
@@ -224,13 +251,16 @@ static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
         path_join(dev, sizeof dev, root, "/dev");
         /* Not nodev: this is the one place device nodes live; only the nodes
          * bound below exist in it. */
-        CHECK(AIDP_STAGE_MOUNTS, mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536"), dev);
+        CHECK(AIDP_STAGE_MOUNTS,
+              mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536"), dev);
         for (const char *const *n = dev_nodes; *n; n++) {
                 path_join(p, sizeof p, dev, *n);
                 snprintf(src, sizeof src, "/dev/%s", *n);
                 _cleanup_close_ int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
                 CHECK(AIDP_STAGE_MOUNTS, fd, p);
-                CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, src, p, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false), src);
+                CHECK(AIDP_STAGE_MOUNTS,
+                      attach_clone(AT_FDCWD, src, p, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false),
+                      src);
         }
         const struct aidp_profile *pr = s->profile;
         for (size_t i = 0; pr && i < pr->n_devices; i++) {
@@ -240,23 +270,32 @@ static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
                 path_join(p, sizeof p, root, dp);
                 _cleanup_close_ int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
                 CHECK(AIDP_STAGE_MOUNTS, fd, p);
-                CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, dp, p, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false), dp);
+                CHECK(AIDP_STAGE_MOUNTS,
+                      attach_clone(AT_FDCWD, dp, p, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false),
+                      dp);
         }
         path_join(p, sizeof p, dev, "pts");
         CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 0755), p);
-        CHECK(AIDP_STAGE_MOUNTS, mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC,
-                                      "newinstance,ptmxmode=0666,mode=0620"), p);
+        CHECK(AIDP_STAGE_MOUNTS,
+              mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC,
+                    "newinstance,ptmxmode=0666,mode=0620"),
+              p);
         path_join(p, sizeof p, dev, "ptmx");
         CHECK(AIDP_STAGE_MOUNTS, symlink("pts/ptmx", p), p);
         path_join(p, sizeof p, dev, "shm");
         CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 01777), p);
         char opts[64];
-        unsigned long long shm = s->profile && s->profile->limits.tmp_bytes ? s->profile->limits.tmp_bytes : 64ULL << 20;
+        unsigned long long shm = s->profile && s->profile->limits.tmp_bytes
+                                         ? s->profile->limits.tmp_bytes
+                                         : 64ULL << 20;
         snprintf(opts, sizeof opts, "mode=1777,size=%llu", shm);
-        CHECK(AIDP_STAGE_MOUNTS, mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts), p);
+        CHECK(AIDP_STAGE_MOUNTS, mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts),
+              p);
         static const char *const links[][2] = {
-                {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
-                {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+                {"/proc/self/fd", "fd"},
+                {"/proc/self/fd/0", "stdin"},
+                {"/proc/self/fd/1", "stdout"},
+                {"/proc/self/fd/2", "stderr"},
         };
         for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
                 path_join(p, sizeof p, dev, links[i][1]);
@@ -277,7 +316,9 @@ static void make_mask_source(const char *root, char *src, size_t len)
 {
         path_join(src, len, root, MASK_DIR);
         CHECK(AIDP_STAGE_MOUNTS, mkdir(src, 0700), src);
-        CHECK(AIDP_STAGE_MOUNTS, mount("tmpfs", src, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4096,mode=0700"), src);
+        CHECK(AIDP_STAGE_MOUNTS,
+              mount("tmpfs", src, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4096,mode=0700"),
+              src);
         char p[PATH_MAX];
         path_join(p, sizeof p, src, "d");
         CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 0), p);
@@ -295,7 +336,8 @@ static void mask_path(const char *mask_src, const char *root, const char *path)
         if (lstat(p, &st) < 0 || S_ISLNK(st.st_mode))
                 return; /* nothing there to hide */
         path_join(src, sizeof src, mask_src, S_ISDIR(st.st_mode) ? "d" : "f");
-        CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, src, p, RO | MOUNT_ATTR_NOEXEC, false), path);
+        CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, src, p, RO | MOUNT_ATTR_NOEXEC, false),
+              path);
 }
 
 static void setup_mounts(const struct aidp_sandbox_spec *s)
@@ -307,10 +349,13 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
          * the caller may well be working below the host's /tmp. */
         _cleanup_close_ int cwd_fd = -1;
         if (s->bind_cwd && s->cwd && strcmp(s->cwd, "/")) {
-                cwd_fd = open_tree(AT_FDCWD, s->cwd, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                cwd_fd = open_tree(AT_FDCWD, s->cwd,
+                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
                 CHECK(AIDP_STAGE_MOUNTS, cwd_fd, s->cwd);
                 struct mount_attr a = {.attr_set = RO};
-                CHECK(AIDP_STAGE_MOUNTS, mount_setattr(cwd_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a), s->cwd);
+                CHECK(AIDP_STAGE_MOUNTS,
+                      mount_setattr(cwd_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a),
+                      s->cwd);
         }
         /* Profile binds are opened now for the same reason. */
         const struct aidp_profile *bp = s->profile;
@@ -323,27 +368,34 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 if (stat(b->source, &st) < 0)
                         die(AIDP_STAGE_MOUNTS, errno, b->source);
                 bind_modes[i] = st.st_mode;
-                bind_fds[i] = open_tree(AT_FDCWD, b->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                bind_fds[i] = open_tree(AT_FDCWD, b->source,
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
                 CHECK(AIDP_STAGE_MOUNTS, bind_fds[i], b->source);
                 struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
                                                    (b->writable ? 0 : MOUNT_ATTR_RDONLY)};
-                CHECK(AIDP_STAGE_MOUNTS, mount_setattr(bind_fds[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a), b->source);
+                CHECK(AIDP_STAGE_MOUNTS,
+                      mount_setattr(bind_fds[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a),
+                      b->source);
         }
         const char *root = STAGE_DIR;
-        CHECK(AIDP_STAGE_MOUNTS, mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1048576"), root);
+        CHECK(AIDP_STAGE_MOUNTS,
+              mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1048576"), root);
         bind_host_root(root, s);
 
         char p[PATH_MAX];
         path_join(p, sizeof p, root, "/proc");
-        CHECK(AIDP_STAGE_MOUNTS, mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), p);
+        CHECK(AIDP_STAGE_MOUNTS, mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+              p);
         for (const char *const *r = proc_readonly; *r; r++) {
                 path_join(p, sizeof p, root, *r);
                 if (access(p, F_OK) == 0)
-                        CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, p, p, RO | MOUNT_ATTR_NOEXEC, true), *r);
+                        CHECK(AIDP_STAGE_MOUNTS,
+                              attach_clone(AT_FDCWD, p, p, RO | MOUNT_ATTR_NOEXEC, true), *r);
         }
         /* A fresh sysfs shows this network namespace's devices only. */
         path_join(p, sizeof p, root, "/sys");
-        CHECK(AIDP_STAGE_MOUNTS, mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), p);
+        CHECK(AIDP_STAGE_MOUNTS,
+              mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), p);
         setup_dev(root, s);
 
         for (size_t i = 0; i < s->n_mounts; i++) {
@@ -352,7 +404,8 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 uint64_t attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
                 if (s->mounts[i].readonly)
                         attr |= MOUNT_ATTR_RDONLY;
-                CHECK(AIDP_STAGE_MOUNTS, attach_tmpfs(root, s->mounts[i].fd, p, attr), s->mounts[i].target);
+                CHECK(AIDP_STAGE_MOUNTS, attach_tmpfs(root, s->mounts[i].fd, p, attr),
+                      s->mounts[i].target);
         }
 
         if (cwd_fd >= 0) {
@@ -362,7 +415,8 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 bool visible = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
                 if (!visible) {
                         CHECK(AIDP_STAGE_MOUNTS, mkdir_p(p, 0711), s->cwd);
-                        CHECK(AIDP_STAGE_MOUNTS, move_mount(cwd_fd, "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH), s->cwd);
+                        CHECK(AIDP_STAGE_MOUNTS,
+                              move_mount(cwd_fd, "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH), s->cwd);
                 }
         }
 
@@ -376,7 +430,8 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                         _cleanup_close_ int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
                         CHECK(AIDP_STAGE_MOUNTS, fd, p);
                 }
-                CHECK(AIDP_STAGE_MOUNTS, move_mount(bind_fds[i], "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH), b->source);
+                CHECK(AIDP_STAGE_MOUNTS,
+                      move_mount(bind_fds[i], "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH), b->source);
                 close(bind_fds[i]);
                 bind_fds[i] = -1;
         }
@@ -426,13 +481,18 @@ static void drop_credentials(const struct aidp_sandbox_spec *s)
                 int cap = capng_name_to_capability(strncasecmp(cn, "CAP_", 4) ? cn : cn + 4);
                 if (cap < 0)
                         die(AIDP_STAGE_CREDENTIALS, EINVAL, pr->capabilities[i]);
-                capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE | CAPNG_BOUNDING_SET, (unsigned)cap);
+                capng_update(CAPNG_ADD,
+                             CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE |
+                                     CAPNG_BOUNDING_SET,
+                             (unsigned)cap);
                 capng_update(CAPNG_ADD, CAPNG_AMBIENT, (unsigned)cap);
         }
-        if (capng_change_id((int)s->uid, (int)s->gid, CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING) < 0)
+        if (capng_change_id((int)s->uid, (int)s->gid, CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING) <
+            0)
                 die(AIDP_STAGE_CREDENTIALS, errno ? errno : EPERM, "capng_change_id");
         if (!pr || pr->n_capabilities == 0) {
-                CHECK(AIDP_STAGE_CREDENTIALS, prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient");
+                CHECK(AIDP_STAGE_CREDENTIALS,
+                      prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient");
                 capng_clear(CAPNG_SELECT_ALL);
                 if (capng_apply(CAPNG_SELECT_CAPS) < 0)
                         die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply");
@@ -462,7 +522,8 @@ static void apply_rlimits(const struct aidp_sandbox_spec *s)
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGWINCH};
 
-__attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s, const sigset_t *orig)
+__attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s,
+                                               const sigset_t *orig)
 {
         /* Own process group, so pid 1 can forward a signal to the job and
          * every worker it forks, as a terminal would. */
@@ -488,7 +549,10 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
                 char cbuf[CMSG_SPACE(sizeof(int))] = {0};
                 char b = 'n';
                 struct iovec iov = {.iov_base = &b, .iov_len = 1};
-                struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+                struct msghdr mh = {.msg_iov = &iov,
+                                    .msg_iovlen = 1,
+                                    .msg_control = cbuf,
+                                    .msg_controllen = sizeof cbuf};
                 struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
                 c->cmsg_level = SOL_SOCKET;
                 c->cmsg_type = SCM_RIGHTS;
@@ -551,8 +615,9 @@ __attribute__((noreturn)) static void init_loop(pid_t job, int lifeline, int sta
                 while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
                         if (p != job || done)
                                 continue;
-                        int32_t code = WIFEXITED(status) ? WEXITSTATUS(status)
-                                       : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 125;
+                        int32_t code = WIFEXITED(status)     ? WEXITSTATUS(status)
+                                       : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                                             : 125;
                         /* Orphans die with the job. pid 1 itself stays: it
                          * holds the tmpfs mounts until they are shredded. */
                         kill(-1, SIGKILL);
@@ -575,7 +640,8 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         close(s->err_r);
         close(s->status_r);
         if (s->hostname)
-                CHECK(AIDP_STAGE_NAMESPACES, sethostname(s->hostname, strlen(s->hostname)), "hostname");
+                CHECK(AIDP_STAGE_NAMESPACES, sethostname(s->hostname, strlen(s->hostname)),
+                      "hostname");
         loopback_up();
         /* The mounts are built while the supervisor moves this process into
          * the run's cgroup (a v1 migration waits for an RCU grace period,

@@ -31,39 +31,39 @@ enum aidp_sandbox_stage {
 
 /* Written by the child over err_fd when a step fails. */
 struct aidp_sandbox_report {
-        int32_t stage;        /* enum aidp_sandbox_stage */
+        int32_t stage; /* enum aidp_sandbox_stage */
         int32_t errnum;
-        char what[240];       /* the path or item that failed */
+        char what[240]; /* the path or item that failed */
 };
 
 /* A detached tmpfs to place inside the sandbox. */
 struct aidp_sandbox_mount {
-        int fd;               /* the supervisor's mount fd; the child clones it */
-        const char *target;   /* "/tmp", "/data", ... */
+        int fd;             /* the supervisor's mount fd; the child clones it */
+        const char *target; /* "/tmp", "/data", ... */
         bool readonly;
 };
 
 struct aidp_sandbox_spec {
         char *const *argv;
         char *const *envp;
-        const char *cwd;              /* working directory inside; bound RO if bind_cwd */
+        const char *cwd; /* working directory inside; bound RO if bind_cwd */
         bool bind_cwd;
         uid_t uid;
         gid_t gid;
         const char *hostname;
         const struct aidp_profile *profile; /* binds, masks, devices, rlimits, caps */
-        const struct aidp_bpf *bpf;   /* loaded last, right before execve */
+        const struct aidp_bpf *bpf;         /* loaded last, right before execve */
         struct aidp_sandbox_mount mounts[AIDP_SANDBOX_MAX_MOUNTS];
         size_t n_mounts;
-        int sync_fd;                  /* read end: one byte when the cgroup is ready */
-        int err_fd;                   /* write end, O_CLOEXEC: closed by a successful execve */
-        int lifeline_fd;              /* read end; EOF = the supervisor died (see init_loop) */
-        int lifeline_w;               /* the supervisor's write end, closed in the child */
-        int sync_w, err_r;            /* the supervisor's ends, closed in the child */
-        int status_fd;                /* write end: pid 1 writes the job's status (int32) here */
-        int status_r;                 /* the supervisor's end, closed in the child */
-        unsigned seccomp_flags;       /* extra SECCOMP_FILTER_FLAG_* (learn mode) */
-        int notify_fd_out;            /* learn mode: socket to send the listener fd over, or -1 */
+        int sync_fd;            /* read end: one byte when the cgroup is ready */
+        int err_fd;             /* write end, O_CLOEXEC: closed by a successful execve */
+        int lifeline_fd;        /* read end; EOF = the supervisor died (see init_loop) */
+        int lifeline_w;         /* the supervisor's write end, closed in the child */
+        int sync_w, err_r;      /* the supervisor's ends, closed in the child */
+        int status_fd;          /* write end: pid 1 writes the job's status (int32) here */
+        int status_r;           /* the supervisor's end, closed in the child */
+        unsigned seccomp_flags; /* extra SECCOMP_FILTER_FLAG_* (learn mode) */
+        int notify_fd_out;      /* learn mode: socket to send the listener fd over, or -1 */
 };
 
 /* Runs in the cloned child (pid 1 of the new pid namespace). Never returns. */

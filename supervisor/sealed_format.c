@@ -11,11 +11,11 @@
 #include "common/cleanup.h"
 
 static const char *const class_names[AIDP_CLASS_MAX] = {
-    [AIDP_CLASS_PUBLIC] = "public",
-    [AIDP_CLASS_INTERNAL] = "internal",
-    [AIDP_CLASS_CONFIDENTIAL] = "confidential",
-    [AIDP_CLASS_RESTRICTED] = "restricted",
-    [AIDP_CLASS_REGULATED] = "regulated",
+        [AIDP_CLASS_PUBLIC] = "public",
+        [AIDP_CLASS_INTERNAL] = "internal",
+        [AIDP_CLASS_CONFIDENTIAL] = "confidential",
+        [AIDP_CLASS_RESTRICTED] = "restricted",
+        [AIDP_CLASS_REGULATED] = "regulated",
 };
 
 const char *aidp_sealed_class_name(enum aidp_classification c)
@@ -47,8 +47,8 @@ static bool charset_ok(const char *s, size_t max, bool lower_only, const char *e
                 return false;
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char)s[i];
-                bool ok =
-                    lower_only ? ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) : is_alnum(c);
+                bool ok = lower_only ? ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+                                     : is_alnum(c);
                 if (!ok && (i == 0 || !strchr(extra, c)))
                         return false;
         }
@@ -107,16 +107,16 @@ int aidp_sealed_meta_check(const struct aidp_sealed_meta *m, aidp_error *err)
 {
         if (!aidp_sealed_valid_name(m->name))
                 return aidp_error_set(
-                    err, AIDP_EXIT_DATA, EINVAL,
-                    "invalid dataset name '%s' (want [A-Za-z0-9][A-Za-z0-9._+-]*, "
-                    "at most %d bytes)",
-                    m->name, AIDP_SEALED_NAME_MAX);
+                        err, AIDP_EXIT_DATA, EINVAL,
+                        "invalid dataset name '%s' (want [A-Za-z0-9][A-Za-z0-9._+-]*, "
+                        "at most %d bytes)",
+                        m->name, AIDP_SEALED_NAME_MAX);
         if (!aidp_sealed_valid_name(m->version) || strlen(m->version) > AIDP_SEALED_VERSION_MAX)
                 return aidp_error_set(
-                    err, AIDP_EXIT_DATA, EINVAL,
-                    "invalid dataset version '%s' (want [A-Za-z0-9][A-Za-z0-9._+-]*, "
-                    "at most %d bytes)",
-                    m->version, AIDP_SEALED_VERSION_MAX);
+                        err, AIDP_EXIT_DATA, EINVAL,
+                        "invalid dataset version '%s' (want [A-Za-z0-9][A-Za-z0-9._+-]*, "
+                        "at most %d bytes)",
+                        m->version, AIDP_SEALED_VERSION_MAX);
         if (!aidp_sealed_valid_owner(m->owner))
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "invalid owner '%s' (printable ASCII, 1-%d bytes)", m->owner,
@@ -179,8 +179,8 @@ int aidp_sealed_meta_inherit(const struct aidp_sealed_meta *const *inputs, size_
                 if (in->classification > tmp.classification)
                         tmp.classification = in->classification;
                 for (unsigned j = 0; j < in->n_residency; j++) {
-                        int r =
-                            aidp_sealed_meta_add_tag(&tmp, AIDP_F_RESIDENCY, in->residency[j], err);
+                        int r = aidp_sealed_meta_add_tag(&tmp, AIDP_F_RESIDENCY, in->residency[j],
+                                                         err);
                         if (r < 0)
                                 return aidp_error_wrap(err, "inheriting from dataset %s", in->name);
                 }
@@ -382,9 +382,9 @@ int aidp_sealed_header_len(const uint8_t *buf, size_t len, size_t *ret_len, aidp
         uint16_t v = get16(buf + 8);
         if (v != AIDP_SEALED_VERSION)
                 return aidp_error_set(
-                    err, AIDP_EXIT_DATA, ENOTSUP,
-                    "unsupported format version %u (offset 8; this aidp reads %d)", v,
-                    AIDP_SEALED_VERSION);
+                        err, AIDP_EXIT_DATA, ENOTSUP,
+                        "unsupported format version %u (offset 8; this aidp reads %d)", v,
+                        AIDP_SEALED_VERSION);
         if (get16(buf + 10) != 0)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "reserved prefix bytes are not zero (offset 10)");
@@ -423,19 +423,19 @@ static int want_len(uint16_t len, uint16_t want, size_t off, const char *what, a
 }
 
 static const char *const field_names[AIDP_F_MAX] = {
-    [AIDP_F_NAME] = "dataset name",
-    [AIDP_F_VERSION] = "dataset version",
-    [AIDP_F_OWNER] = "owner",
-    [AIDP_F_CREATED_AT] = "created-at",
-    [AIDP_F_CLASSIFICATION] = "classification",
-    [AIDP_F_RESIDENCY] = "residency tag",
-    [AIDP_F_REGULATION] = "regulation tag",
-    [AIDP_F_KEY_ID] = "key id",
-    [AIDP_F_KEY_WRAP] = "key wrap algorithm",
-    [AIDP_F_WRAPPED_KEY] = "wrapped key",
-    [AIDP_F_CONTENT_DIGEST] = "content digest",
-    [AIDP_F_SEGMENT_SIZE] = "segment size",
-    [AIDP_F_PAYLOAD_LEN] = "payload length",
+        [AIDP_F_NAME] = "dataset name",
+        [AIDP_F_VERSION] = "dataset version",
+        [AIDP_F_OWNER] = "owner",
+        [AIDP_F_CREATED_AT] = "created-at",
+        [AIDP_F_CLASSIFICATION] = "classification",
+        [AIDP_F_RESIDENCY] = "residency tag",
+        [AIDP_F_REGULATION] = "regulation tag",
+        [AIDP_F_KEY_ID] = "key id",
+        [AIDP_F_KEY_WRAP] = "key wrap algorithm",
+        [AIDP_F_WRAPPED_KEY] = "wrapped key",
+        [AIDP_F_CONTENT_DIGEST] = "content digest",
+        [AIDP_F_SEGMENT_SIZE] = "segment size",
+        [AIDP_F_PAYLOAD_LEN] = "payload length",
 };
 
 static bool valid_version(const char *s)
@@ -527,8 +527,7 @@ static int decode_field(struct aidp_sealed_header *h, uint16_t type, const uint8
                         return r;
                 h->payload_len = get64(v);
                 return 0;
-        case AIDP_F_MAX:
-                break;
+        case AIDP_F_MAX: break;
         }
         return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL, "header offset %zu: unknown field %u",
                               off, type);

@@ -17,25 +17,25 @@
 #include "common/error.h"
 #include "residency/tags.h"
 
-#define AIDP_SEALED_MAGIC "AIDPSEAL"
-#define AIDP_SEALED_VERSION 1
+#define AIDP_SEALED_MAGIC      "AIDPSEAL"
+#define AIDP_SEALED_VERSION    1
 #define AIDP_SEALED_PREFIX_LEN 16
-#define AIDP_SEALED_TAG_LEN 16
-#define AIDP_SEALED_NONCE_LEN 12
-#define AIDP_SEALED_KEY_LEN 32
+#define AIDP_SEALED_TAG_LEN    16
+#define AIDP_SEALED_NONCE_LEN  12
+#define AIDP_SEALED_KEY_LEN    32
 #define AIDP_SEALED_DIGEST_LEN 32
-#define AIDP_SEALED_BODY_MAX 65536
+#define AIDP_SEALED_BODY_MAX   65536
 
-#define AIDP_SEALED_NAME_MAX 128
+#define AIDP_SEALED_NAME_MAX    128
 #define AIDP_SEALED_VERSION_MAX 64
-#define AIDP_SEALED_OWNER_MAX 128
-#define AIDP_SEALED_KEY_ID_MAX 64
-#define AIDP_SEALED_TAG_MAX 63
-#define AIDP_SEALED_MAX_TAGS 32
+#define AIDP_SEALED_OWNER_MAX   128
+#define AIDP_SEALED_KEY_ID_MAX  64
+#define AIDP_SEALED_TAG_MAX     63
+#define AIDP_SEALED_MAX_TAGS    32
 #define AIDP_SEALED_WRAPPED_MAX 512
 
-#define AIDP_SEALED_SEGMENT_MIN (UINT32_C(1) << 12)
-#define AIDP_SEALED_SEGMENT_MAX (UINT32_C(1) << 26)
+#define AIDP_SEALED_SEGMENT_MIN     (UINT32_C(1) << 12)
+#define AIDP_SEALED_SEGMENT_MAX     (UINT32_C(1) << 26)
 #define AIDP_SEALED_SEGMENT_DEFAULT (UINT32_C(1) << 20)
 
 /* enum aidp_classification (public < ... < regulated; inheritance takes the
@@ -140,13 +140,13 @@ int aidp_sealed_header_decode(const uint8_t *buf, size_t len, struct aidp_sealed
                               aidp_error *err);
 
 /* ---- tree manifest: the first bytes of the plaintext stream ---- */
-#define AIDP_TREE_MAGIC "AIDPTREE"
-#define AIDP_TREE_PREFIX_LEN 20
+#define AIDP_TREE_MAGIC       "AIDPTREE"
+#define AIDP_TREE_PREFIX_LEN  20
 #define AIDP_TREE_ENTRY_FIXED 14
 #define AIDP_TREE_MAX_ENTRIES (1u << 24)
-#define AIDP_TREE_MAX_LEN (UINT32_C(1) << 30)
-#define AIDP_TREE_PATH_MAX 4095
-#define AIDP_TREE_MODE_MASK 01777 /* permission bits and sticky; never set-id */
+#define AIDP_TREE_MAX_LEN     (UINT32_C(1) << 30)
+#define AIDP_TREE_PATH_MAX    4095
+#define AIDP_TREE_MODE_MASK   01777 /* permission bits and sticky; never set-id */
 
 enum aidp_tree_root { AIDP_ROOT_FILE = 1, AIDP_ROOT_DIR = 2, AIDP_ROOT_MAX };
 enum aidp_tree_type { AIDP_ENTRY_FILE = 1, AIDP_ENTRY_DIR = 2, AIDP_ENTRY_MAX };

@@ -24,7 +24,7 @@
 #include "common/cleanup.h"
 #include "supervisor/sealed_crypto.h"
 
-#define MAX_THREADS 8
+#define MAX_THREADS       8
 #define PROGRESS_EVERY_NS 100000000ull
 
 struct aidp_sealed {
@@ -78,7 +78,7 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
         size_t done = 0;
         while (done < len) {
                 ssize_t n =
-                    pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
+                        pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -96,10 +96,10 @@ static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 static int open_beneath(int dirfd, const char *path, int flags, mode_t mode)
 {
         struct open_how how = {
-            .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-            .mode = (flags & O_CREAT) ? mode : 0,
-            .resolve =
-                RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+                .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+                .mode = (flags & O_CREAT) ? mode : 0,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+                           RESOLVE_NO_XDEV,
         };
         int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
         return fd < 0 ? -errno : fd;
@@ -391,12 +391,13 @@ int aidp_sealed_open(const char *path, const struct aidp_keys *keys, struct aidp
                 return aidp_error_wrap(err, "sealed dataset %s (claims name %s)", path,
                                        s->h.meta.name);
         if ((uint64_t)st.st_size != s->h.file_size)
-                return aidp_error_set(
-                    err, AIDP_EXIT_DATA, EBADMSG,
-                    "dataset %s (%s): file is %lld bytes but the header implies "
-                    "%llu (%s)",
-                    s->h.meta.name, path, (long long)st.st_size, (unsigned long long)s->h.file_size,
-                    (uint64_t)st.st_size < s->h.file_size ? "truncated" : "extra bytes");
+                return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
+                                      "dataset %s (%s): file is %lld bytes but the header implies "
+                                      "%llu (%s)",
+                                      s->h.meta.name, path, (long long)st.st_size,
+                                      (unsigned long long)s->h.file_size,
+                                      (uint64_t)st.st_size < s->h.file_size ? "truncated"
+                                                                            : "extra bytes");
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -477,8 +478,8 @@ static int write_plain(struct dec *d, struct worker *w, uint64_t start, const ui
                                                         "opening %s", e->path);
                         w->cached_entry = k;
                 }
-                int r =
-                    pwrite_full(w->cached_fd, buf + (a - start), (size_t)(b - a), a - e->offset);
+                int r = pwrite_full(w->cached_fd, buf + (a - start), (size_t)(b - a),
+                                    a - e->offset);
                 if (r < 0)
                         return aidp_error_errno(err, AIDP_EXIT_DATA, -r, "%swriting %s",
                                                 r == -ENOSPC ? "destination too small: " : "",
@@ -521,8 +522,8 @@ static int dec_segment(struct worker *w, uint64_t i, aidp_error *err)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "AES-GCM failed");
                 if (d->dirfd >= 0 && start + pos + n > d->tree.manifest_len) {
                         uint64_t skip = start + pos >= d->tree.manifest_len
-                                            ? 0
-                                            : d->tree.manifest_len - (start + pos);
+                                                ? 0
+                                                : d->tree.manifest_len - (start + pos);
                         r = write_plain(d, w, start + pos + skip, buf + skip, n - (size_t)skip,
                                         err);
                         if (r < 0)
@@ -703,8 +704,8 @@ static int create_entries(struct dec *d, aidp_error *err)
                         d->created[k] = true;
                         continue;
                 }
-                _cleanup_close_ int fd =
-                    openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                _cleanup_close_ int fd = openat(
+                        pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (fd < 0)
                         return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "creating %s", e->path);
                 d->created[k] = true;
@@ -829,8 +830,11 @@ static int add_entry(struct walk *w, enum aidp_tree_type type, mode_t mode, uint
         char *p = strdup(path);
         if (!p)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        t->entries[t->n++] = (struct aidp_tree_entry){
-            .type = type, .mode = (uint16_t)(mode & AIDP_TREE_MODE_MASK), .size = size, .path = p};
+        t->entries[t->n++] =
+                (struct aidp_tree_entry){.type = type,
+                                         .mode = (uint16_t)(mode & AIDP_TREE_MODE_MASK),
+                                         .size = size,
+                                         .path = p};
         return 0;
 }
 
@@ -861,8 +865,8 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
                 if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                         continue;
                 char path[AIDP_TREE_PATH_MAX + 2];
-                int n =
-                    snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", de->d_name);
+                int n = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "",
+                                 de->d_name);
                 if (n < 0 || (size_t)n > AIDP_TREE_PATH_MAX ||
                     !aidp_tree_valid_path(path, (size_t)n))
                         return aidp_error_set(err, AIDP_EXIT_DATA, ENAMETOOLONG,
@@ -880,7 +884,7 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
                         if (r < 0)
                                 return r;
                         _cleanup_close_ int sub = openat(
-                            dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                                dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (sub < 0)
                                 return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "opening %s",
                                                         path);
@@ -940,9 +944,9 @@ static int fill_segment(struct worker *w, struct enc *e, uint64_t i, size_t *ret
                                 close(w->cached_fd);
                         /* O_NONBLOCK: should a fifo have replaced the file,
                          * opening it must not hang; fstat then refuses it. */
-                        w->cached_fd =
-                            e->single ? fcntl(e->src_fd, F_DUPFD_CLOEXEC, 3)
-                                      : open_beneath(e->src_fd, en->path, O_RDONLY | O_NONBLOCK, 0);
+                        w->cached_fd = e->single ? fcntl(e->src_fd, F_DUPFD_CLOEXEC, 3)
+                                                 : open_beneath(e->src_fd, en->path,
+                                                                O_RDONLY | O_NONBLOCK, 0);
                         if (w->cached_fd < 0)
                                 return aidp_error_errno(err, AIDP_EXIT_DATA,
                                                         e->single ? errno : -w->cached_fd,
@@ -1127,8 +1131,8 @@ int aidp_sealed_seal(int src_fd, const char *src_name, const struct aidp_seal_pa
                 r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 goto fail;
         }
-        out_fd =
-            openat(out_dirfd, tmp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        out_fd = openat(out_dirfd, tmp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                        0644);
         if (out_fd < 0) {
                 r = aidp_error_errno(err, AIDP_EXIT_DATA, errno, "creating %s", tmp_name);
                 goto fail;

@@ -57,9 +57,10 @@ static int add_rule(scmp_filter_ctx ctx, const struct aidp_sc_rule *r, size_t ri
                                       "seccomp rule %zu: more than 6 argument conditions", ri);
         for (size_t i = 0; i < r->n_args; i++) {
                 if (r->args[i].index > 5)
-                        return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
-                                              "seccomp rule %zu: argument index %u out of range 0-5",
-                                              ri, r->args[i].index);
+                        return aidp_error_set(
+                                err, AIDP_EXIT_CONFIG, EINVAL,
+                                "seccomp rule %zu: argument index %u out of range 0-5", ri,
+                                r->args[i].index);
                 cmp[i] = (struct scmp_arg_cmp){
                         .arg = r->args[i].index,
                         .op = to_scmp_op(r->args[i].op),
@@ -70,9 +71,10 @@ static int add_rule(scmp_filter_ctx ctx, const struct aidp_sc_rule *r, size_t ri
         for (size_t n = 0; n < r->n_names; n++) {
                 int nr = seccomp_syscall_resolve_name(r->names[n]);
                 if (nr == __NR_SCMP_ERROR)
-                        return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
-                                              "seccomp rule %zu: unknown syscall '%s' for this architecture",
-                                              ri, r->names[n]);
+                        return aidp_error_set(
+                                err, AIDP_EXIT_CONFIG, EINVAL,
+                                "seccomp rule %zu: unknown syscall '%s' for this architecture", ri,
+                                r->names[n]);
                 /* Negative numbers are pseudo-syscalls that do not exist on the
                  * native arch (e.g. a 32-bit-only call); nothing to filter. */
                 if (nr < 0)

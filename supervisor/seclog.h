@@ -11,11 +11,11 @@
 #include <stdint.h>
 #include <syslog.h>
 
-#define AIDP_SECLOG_SDID "aidp@32473"
-#define AIDP_SECLOG_FACILITY 10 /* authpriv */
-#define AIDP_SECLOG_ENV_SOCKET "AIDP_SYSLOG_SOCKET"
+#define AIDP_SECLOG_SDID           "aidp@32473"
+#define AIDP_SECLOG_FACILITY       10 /* authpriv */
+#define AIDP_SECLOG_ENV_SOCKET     "AIDP_SYSLOG_SOCKET"
 #define AIDP_SECLOG_DEFAULT_SOCKET "/dev/log"
-#define AIDP_SECLOG_MAX 8192
+#define AIDP_SECLOG_MAX            8192
 
 struct aidp_seclog_param {
         const char *name;  /* 1-32 printable ASCII, no '=', ' ', ']', '"' */

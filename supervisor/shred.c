@@ -15,20 +15,20 @@
 
 #include "common/cleanup.h"
 
-#define CHUNK (64ULL << 20)  /* work unit: a range of at most 64 MiB of one file */
-#define BUF (1U << 20)
+#define CHUNK (64ULL << 20) /* work unit: a range of at most 64 MiB of one file */
+#define BUF   (1U << 20)
 
 struct range {
-        size_t file;         /* index into paths */
+        size_t file; /* index into paths */
         off_t off;
         off_t len;
 };
 
 struct job {
         int dirfd;
-        char **paths;        /* relative to dirfd */
+        char **paths; /* relative to dirfd */
         size_t n_paths, cap_paths;
-        char **dirs;         /* directories, parents first */
+        char **dirs; /* directories, parents first */
         size_t n_dirs, cap_dirs;
         struct range *ranges;
         size_t n_ranges, cap_ranges;
@@ -44,7 +44,8 @@ static void fail(struct job *j, const char *path, const char *what, int e)
         atomic_fetch_add(&j->failures, 1);
         pthread_mutex_lock(&j->lock);
         if (!j->first_failure[0])
-                snprintf(j->first_failure, sizeof j->first_failure, "%s: %s: %s", path, what, strerror(e));
+                snprintf(j->first_failure, sizeof j->first_failure, "%s: %s: %s", path, what,
+                         strerror(e));
         pthread_mutex_unlock(&j->lock);
 }
 
@@ -67,7 +68,8 @@ static int push(void ***arr, size_t *n, size_t *cap, size_t elem, void *item)
  * and writing into them would allocate new pages). */
 static int collect(struct job *j, const char *rel)
 {
-        int fd = openat(j->dirfd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        int fd =
+                openat(j->dirfd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
                 fail(j, rel, "open dir", errno);
                 return 0;
@@ -118,9 +120,12 @@ static int collect(struct job *j, const char *rel)
                         if (hole < 0)
                                 hole = st.st_size;
                         for (off_t o = data; o < hole && rc == 0; o += (off_t)CHUNK) {
-                                struct range r = {.file = idx, .off = o,
-                                                  .len = hole - o < (off_t)CHUNK ? hole - o : (off_t)CHUNK};
-                                rc = push((void ***)&j->ranges, &j->n_ranges, &j->cap_ranges, sizeof r, &r);
+                                struct range r = {.file = idx,
+                                                  .off = o,
+                                                  .len = hole - o < (off_t)CHUNK ? hole - o
+                                                                                 : (off_t)CHUNK};
+                                rc = push((void ***)&j->ranges, &j->n_ranges, &j->cap_ranges,
+                                          sizeof r, &r);
                         }
                         pos = hole;
                 }
@@ -157,7 +162,9 @@ static void *worker(void *arg)
                 }
                 bool ok = true;
                 for (off_t o = r->off; ok && o < r->off + r->len;) {
-                        size_t n = (size_t)(r->off + r->len - o) < BUF ? (size_t)(r->off + r->len - o) : BUF;
+                        size_t n = (size_t)(r->off + r->len - o) < BUF
+                                           ? (size_t)(r->off + r->len - o)
+                                           : BUF;
                         ssize_t w = pwrite(f, zero, n, o);
                         if (w <= 0) {
                                 fail(j, p, "overwrite", w < 0 ? errno : EIO);
@@ -167,7 +174,9 @@ static void *worker(void *arg)
                         o += w;
                 }
                 for (off_t o = r->off; ok && o < r->off + r->len;) {
-                        size_t n = (size_t)(r->off + r->len - o) < BUF ? (size_t)(r->off + r->len - o) : BUF;
+                        size_t n = (size_t)(r->off + r->len - o) < BUF
+                                           ? (size_t)(r->off + r->len - o)
+                                           : BUF;
                         ssize_t got = pread(f, back, n, o);
                         if (got <= 0 || !all_zero(back, (size_t)got)) {
                                 fail(j, p, "verify", got < 0 ? errno : EIO);

@@ -10,9 +10,9 @@
 
 struct aidp_shred_report {
         uint64_t files;
-        uint64_t bytes;            /* overwritten and verified */
-        uint64_t failures;         /* files that could not be opened, written or verified */
-        bool verified;             /* every byte read back as zero */
+        uint64_t bytes;    /* overwritten and verified */
+        uint64_t failures; /* files that could not be opened, written or verified */
+        bool verified;     /* every byte read back as zero */
         double seconds;
         char first_failure[256];
 };

@@ -17,7 +17,8 @@ int aidp_tmpfs_create(const char *label, uint64_t size_bytes, unsigned mode, uns
         out->fd = -1;
         snprintf(out->label, sizeof out->label, "%s", label);
         if (size_bytes == 0)
-                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "tmpfs %s: size must be > 0", label);
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "tmpfs %s: size must be > 0",
+                                      label);
 
         _cleanup_close_ int fsfd = fsopen("tmpfs", FSOPEN_CLOEXEC);
         if (fsfd < 0)
@@ -25,7 +26,8 @@ int aidp_tmpfs_create(const char *label, uint64_t size_bytes, unsigned mode, uns
         char buf[32];
         snprintf(buf, sizeof buf, "%llu", (unsigned long long)size_bytes);
         if (fsconfig(fsfd, FSCONFIG_SET_STRING, "size", buf, 0) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "tmpfs %s: size=%s", label, buf);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "tmpfs %s: size=%s", label,
+                                        buf);
         snprintf(buf, sizeof buf, "%04o", mode & 07777);
         if (fsconfig(fsfd, FSCONFIG_SET_STRING, "mode", buf, 0) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "tmpfs %s: mode", label);

@@ -9,10 +9,10 @@
 #include "common/error.h"
 
 struct aidp_tmpfs {
-        int fd;            /* O_CLOEXEC mount fd; its root directory is the tmpfs root */
-        uint64_t size;     /* bytes */
-        bool noswap;       /* the kernel accepted "noswap" (6.4+) */
-        char label[32];    /* "data", "scratch", "out", "tmp": for messages */
+        int fd;         /* O_CLOEXEC mount fd; its root directory is the tmpfs root */
+        uint64_t size;  /* bytes */
+        bool noswap;    /* the kernel accepted "noswap" (6.4+) */
+        char label[32]; /* "data", "scratch", "out", "tmp": for messages */
 };
 
 /* size_bytes > 0. Mount flags nosuid,nodev,noexec; noswap when the kernel

@@ -14,18 +14,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char host_yaml[] = "apiVersion: aidp/v1\nkind: HostIdentity\nnode: n\n"
                                 "region: eu-west-1\njurisdiction: EU\nzones: [gdpr, hipaa]\n";
-static const char residency_yaml[] =
-    "apiVersion: aidp/v1\nkind: ResidencyPolicy\n"
-    "residency:\n  eu: {regions: [\"eu-*\"], jurisdictions: [EU]}\n  us: {regions: [\"us-*\"]}\n"
-    "regulations:\n  phi: {zones: [hipaa]}\n"
-    "classifications:\n  restricted: {profile: {network: none}}\n";
+static const char residency_yaml[] = "apiVersion: aidp/v1\nkind: ResidencyPolicy\n"
+                                     "residency:\n  eu: {regions: [\"eu-*\"], jurisdictions: "
+                                     "[EU]}\n  us: {regions: [\"us-*\"]}\n"
+                                     "regulations:\n  phi: {zones: [hipaa]}\n"
+                                     "classifications:\n  restricted: {profile: {network: none}}\n";
 static const char access_yaml[] =
-    "apiVersion: aidp/v1\nkind: AccessPolicy\n"
-    "roles:\n  r:\n    operations: [run]\n    profiles: [\"*\"]\n    datasets: [\"*\"]\n"
-    "    max_classification: regulated\n"
-    "    time_windows: [{days: [fri], hours: \"22:00-06:00\", time_zone: Europe/Berlin}]\n"
-    "users:\n  u: {roles: [r], attributes: {clearance: x}}\n"
-    "deny:\n  - {name: d, groups: [g], min_classification: regulated}\n";
+        "apiVersion: aidp/v1\nkind: AccessPolicy\n"
+        "roles:\n  r:\n    operations: [run]\n    profiles: [\"*\"]\n    datasets: [\"*\"]\n"
+        "    max_classification: regulated\n"
+        "    time_windows: [{days: [fri], hours: \"22:00-06:00\", time_zone: Europe/Berlin}]\n"
+        "users:\n  u: {roles: [r], attributes: {clearance: x}}\n"
+        "deny:\n  - {name: d, groups: [g], min_classification: regulated}\n";
 
 static void decide_with(const struct aidp_host_identity *host,
                         const struct aidp_residency_policy *rp, const struct aidp_access_policy *ap,
@@ -34,40 +34,40 @@ static void decide_with(const struct aidp_host_identity *host,
         static char eu[] = "eu", us[] = "us", phi[] = "phi";
         static char *res_eu[] = {eu, NULL}, *res_us[] = {us, NULL}, *reg[] = {phi, NULL};
         struct aidp_dataset_facts ds[3] = {
-            {.name = "a",
-             .tags = {.classification = AIDP_CLASS_INTERNAL,
-                      .residency = res_eu,
-                      .n_residency = 1}},
-            {.name = "b",
-             .version = "2",
-             .tags = {.classification = AIDP_CLASS_RESTRICTED,
-                      .residency = res_us,
-                      .n_residency = 1,
-                      .regulations = reg,
-                      .n_regulations = 1}},
+                {.name = "a",
+                 .tags = {.classification = AIDP_CLASS_INTERNAL,
+                          .residency = res_eu,
+                          .n_residency = 1}},
+                {.name = "b",
+                 .version = "2",
+                 .tags = {.classification = AIDP_CLASS_RESTRICTED,
+                          .residency = res_us,
+                          .n_residency = 1,
+                          .regulations = reg,
+                          .n_regulations = 1}},
         };
         size_t n = 2;
         if (extra)
                 ds[n++] = *extra;
         struct aidp_egress_rule rules[] = {
-            {.cidr = "10.0.0.0/8", .region = "eu-west-1"},
-            {.fqdn = "x.example"},
+                {.cidr = "10.0.0.0/8", .region = "eu-west-1"},
+                {.fqdn = "x.example"},
         };
         struct aidp_policy_profile prof = {
-            .name = "p", .network = AIDP_NET_EGRESS, .egress = rules, .n_egress = 2};
+                .name = "p", .network = AIDP_NET_EGRESS, .egress = rules, .n_egress = 2};
         const char *groups[] = {"g"};
         struct aidp_zone_offset zones[] = {{"Europe/Berlin", 7200}};
         for (int op = 0; op < AIDP_OP_MAX; op++) {
                 struct aidp_decision_request req = {
-                    .caller = {.user = "u", .uid = 1, .groups = groups, .n_groups = 1},
-                    .op = (enum aidp_policy_op)op,
-                    .profile = op == AIDP_OP_RUN ? &prof : NULL,
-                    .datasets = ds,
-                    .n_datasets = n,
-                    .host = host,
-                    .residency = rp,
-                    .access = ap,
-                    .time = {.epoch = 1714784400, .zones = zones, .n_zones = 1},
+                        .caller = {.user = "u", .uid = 1, .groups = groups, .n_groups = 1},
+                        .op = (enum aidp_policy_op)op,
+                        .profile = op == AIDP_OP_RUN ? &prof : NULL,
+                        .datasets = ds,
+                        .n_datasets = n,
+                        .host = host,
+                        .residency = rp,
+                        .access = ap,
+                        .time = {.epoch = 1714784400, .zones = zones, .n_zones = 1},
                 };
                 struct aidp_decision d;
                 aidp_error err = {0};
@@ -98,9 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             aidp_residency_parse(access_yaml, sizeof access_yaml - 1, "a", &ap, &err) < 0)
                 abort();
         switch (doc.kind) {
-        case AIDP_POLICY_HOST:
-                decide_with(&doc.host, &rp.residency, &ap.access, NULL);
-                break;
+        case AIDP_POLICY_HOST: decide_with(&doc.host, &rp.residency, &ap.access, NULL); break;
         case AIDP_POLICY_RESIDENCY:
                 decide_with(&host.host, &doc.residency, &ap.access, NULL);
                 break;
@@ -115,8 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case AIDP_POLICY_DATASET:
                 decide_with(&host.host, &rp.residency, &ap.access, &doc.dataset);
                 break;
-        case AIDP_POLICY_KIND_MAX:
-                abort();
+        case AIDP_POLICY_KIND_MAX: abort();
         }
         aidp_residency_doc_free(&doc);
         aidp_residency_doc_free(&host);

@@ -11,15 +11,17 @@
 static const struct {
         const char *path, *text;
 } files[] = {
-    {"lib/parent.yaml", "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: parent}\n"
-                        "limits: {memory: 2Gi}\ncapabilities: [CAP_CHOWN]\n"
-                        "seccomp:\n  syscalls:\n    - {names: [ptrace], action: kill-process}\n"},
-    {"lib/loop.yaml",
-     "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: loop}\nextends: loop.yaml\n"},
-    {"lib/d.json",
-     "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": [\"read\", \"chown32\"], "
-     "\"action\": \"SCMP_ACT_ALLOW\"}, {\"names\": [\"mount\"], \"action\": \"SCMP_ACT_ALLOW\", "
-     "\"includes\": {\"caps\": [\"CAP_SYS_ADMIN\"]}}]}"},
+        {"lib/parent.yaml",
+         "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: parent}\n"
+         "limits: {memory: 2Gi}\ncapabilities: [CAP_CHOWN]\n"
+         "seccomp:\n  syscalls:\n    - {names: [ptrace], action: kill-process}\n"},
+        {"lib/loop.yaml",
+         "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: loop}\nextends: loop.yaml\n"},
+        {"lib/d.json", "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": [{\"names\": "
+                       "[\"read\", \"chown32\"], "
+                       "\"action\": \"SCMP_ACT_ALLOW\"}, {\"names\": [\"mount\"], \"action\": "
+                       "\"SCMP_ACT_ALLOW\", "
+                       "\"includes\": {\"caps\": [\"CAP_SYS_ADMIN\"]}}]}"},
 };
 
 static int read_file(void *ctx, const char *path, char **buf, size_t *len, aidp_error *err)
@@ -55,12 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         static const char *const search[] = {"lib"};
         struct aidp_profile_env env = {
-            .read_file = read_file,
-            .expand_devices = devices,
-            .search_path = search,
-            .n_search_path = 1,
-            .kernel_major = 6,
-            .kernel_minor = 1,
+                .read_file = read_file,
+                .expand_devices = devices,
+                .search_path = search,
+                .n_search_path = 1,
+                .kernel_major = 6,
+                .kernel_minor = 1,
         };
         struct aidp_profile p, q;
         struct aidp_lint_list lints = {0};

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (aidp_sealed_header_decode(data, size, h, &err) == 0) {
                 uint8_t *buf = malloc(AIDP_SEALED_PREFIX_LEN + AIDP_SEALED_BODY_MAX);
                 int n = aidp_sealed_header_encode(
-                    h, buf, AIDP_SEALED_PREFIX_LEN + AIDP_SEALED_BODY_MAX, &err);
+                        h, buf, AIDP_SEALED_PREFIX_LEN + AIDP_SEALED_BODY_MAX, &err);
                 if (n < 0 || (size_t)n != h->header_len || memcmp(buf, data, (size_t)n) != 0)
                         abort();
                 if (h->n_segments != aidp_sealed_segment_count(h->payload_len, h->segment_size) ||

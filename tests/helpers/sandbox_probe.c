@@ -30,16 +30,16 @@
 
 static int failures;
 
-#define EXPECT(cond, ...)                                  \
-        do {                                               \
-                if (cond) {                                \
-                        printf("ok   ");                   \
-                } else {                                   \
-                        printf("FAIL ");                   \
-                        failures++;                        \
-                }                                          \
-                printf(__VA_ARGS__);                       \
-                printf("\n");                              \
+#define EXPECT(cond, ...)                                                                          \
+        do {                                                                                       \
+                if (cond) {                                                                        \
+                        printf("ok   ");                                                           \
+                } else {                                                                           \
+                        printf("FAIL ");                                                           \
+                        failures++;                                                                \
+                }                                                                                  \
+                printf(__VA_ARGS__);                                                               \
+                printf("\n");                                                                      \
         } while (0)
 
 static long status_field(const char *name, int hex)
@@ -63,7 +63,8 @@ static int check_status(void)
                 EXPECT(status_field(caps[i], 1) == 0, "%s is 0", caps[i]);
         EXPECT(status_field("NoNewPrivs", 0) == 1, "NoNewPrivs is 1");
         EXPECT(status_field("Seccomp", 0) == 2, "Seccomp is 2 (filter)");
-        EXPECT(getuid() != 0 && geteuid() != 0 && getgid() != 0, "not root (uid %d gid %d)", getuid(), getgid());
+        EXPECT(getuid() != 0 && geteuid() != 0 && getgid() != 0, "not root (uid %d gid %d)",
+               getuid(), getgid());
         gid_t g[4];
         EXPECT(getgroups(4, g) == 0, "no supplementary groups");
         return 0;
@@ -71,7 +72,8 @@ static int check_status(void)
 
 static int check_pidns(void)
 {
-        EXPECT(getpid() != 1 && getppid() == 1, "child of pid 1 (pid %d ppid %d)", getpid(), getppid());
+        EXPECT(getpid() != 1 && getppid() == 1, "child of pid 1 (pid %d ppid %d)", getpid(),
+               getppid());
         DIR *d = opendir("/proc");
         struct dirent *e;
         int others = 0;
@@ -136,11 +138,14 @@ static int check_seccomp(void)
         expect_eperm("delete_module", syscall(SYS_delete_module, "x", 0));
         expect_eperm("bpf", syscall(SYS_bpf, 0, NULL, 0));
         expect_eperm("perf_event_open", syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0));
-        expect_eperm("keyctl", syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0));
-        expect_eperm("add_key", syscall(SYS_add_key, "user", "x", "y", 1, KEY_SPEC_SESSION_KEYRING));
+        expect_eperm("keyctl",
+                     syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0));
+        expect_eperm("add_key",
+                     syscall(SYS_add_key, "user", "x", "y", 1, KEY_SPEC_SESSION_KEYRING));
         expect_eperm("request_key", syscall(SYS_request_key, "user", "x", NULL, 0));
         expect_eperm("open_by_handle_at", syscall(SYS_open_by_handle_at, AT_FDCWD, buf, 0));
-        expect_eperm("name_to_handle_at", syscall(SYS_name_to_handle_at, AT_FDCWD, "/", buf, buf, 0));
+        expect_eperm("name_to_handle_at",
+                     syscall(SYS_name_to_handle_at, AT_FDCWD, "/", buf, buf, 0));
         expect_eperm("userfaultfd", syscall(SYS_userfaultfd, 0));
         expect_eperm("reboot", syscall(SYS_reboot, 0, 0, 0, NULL));
         expect_eperm("swapon", syscall(SYS_swapon, "/x", 0));
@@ -193,9 +198,18 @@ static int unreadable(const char *p)
 
 static int check_masked(int argc, char **argv)
 {
-        static const char *const paths[] = {"/etc/aidp", "/var/lib/aidp", "/root", "/home", "/run",
-                                            "/proc/kcore", "/proc/keys", "/proc/sysrq-trigger",
-                                            "/proc/timer_list", "/etc/shadow", "/sys/firmware", NULL};
+        static const char *const paths[] = {"/etc/aidp",
+                                            "/var/lib/aidp",
+                                            "/root",
+                                            "/home",
+                                            "/run",
+                                            "/proc/kcore",
+                                            "/proc/keys",
+                                            "/proc/sysrq-trigger",
+                                            "/proc/timer_list",
+                                            "/etc/shadow",
+                                            "/sys/firmware",
+                                            NULL};
         for (const char *const *p = paths; *p; p++)
                 EXPECT(unreadable(*p), "%s is unreadable", *p);
         for (int i = 0; i < argc; i++)
@@ -206,7 +220,8 @@ static int check_masked(int argc, char **argv)
 static int check_fs(void)
 {
         errno = 0;
-        EXPECT(mkdir("/aidp-probe", 0755) < 0 && errno == EROFS, "/ is read-only (%s)", strerror(errno));
+        EXPECT(mkdir("/aidp-probe", 0755) < 0 && errno == EROFS, "/ is read-only (%s)",
+               strerror(errno));
         errno = 0;
         int fd = open("/usr/aidp-probe", O_CREAT | O_WRONLY, 0644);
         EXPECT(fd < 0 && errno == EROFS, "/usr is read-only (%s)", strerror(errno));
@@ -223,7 +238,8 @@ static int check_fs(void)
                 if (fd >= 0)
                         close(fd);
         }
-        static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", NULL};
+        static const char *const devs[] = {"/dev/null",   "/dev/zero",    "/dev/full",
+                                           "/dev/random", "/dev/urandom", NULL};
         for (const char *const *d = devs; *d; d++) {
                 fd = open(*d, O_RDWR);
                 EXPECT(fd >= 0, "%s opens", *d);
@@ -231,8 +247,10 @@ static int check_fs(void)
                         close(fd);
         }
         struct stat st;
-        EXPECT(stat("/dev/pts/ptmx", &st) == 0 && stat("/dev/shm", &st) == 0, "/dev/pts and /dev/shm exist");
-        EXPECT(stat("/dev/sda", &st) < 0 && stat("/dev/vda", &st) < 0 && stat("/dev/mem", &st) < 0, "no disk or memory devices");
+        EXPECT(stat("/dev/pts/ptmx", &st) == 0 && stat("/dev/shm", &st) == 0,
+               "/dev/pts and /dev/shm exist");
+        EXPECT(stat("/dev/sda", &st) < 0 && stat("/dev/vda", &st) < 0 && stat("/dev/mem", &st) < 0,
+               "no disk or memory devices");
         return 0;
 }
 
@@ -240,7 +258,8 @@ static int memhog(void)
 {
         /* touch memory until the cgroup's OOM killer ends us */
         for (size_t total = 0;; total += 16 << 20) {
-                char *p = mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                char *p = mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                               -1, 0);
                 if (p == MAP_FAILED)
                         return 3;
                 memset(p, 0xa5, 16 << 20);
@@ -328,7 +347,9 @@ int main(int argc, char **argv)
 {
         setvbuf(stdout, NULL, _IOLBF, 0);
         if (argc < 2) {
-                fprintf(stderr, "usage: sandbox_probe status|pidns|net|seccomp|masked|fs|memhog|forkbomb N|signals|orphan TAG|sleep N|exit N\n");
+                fprintf(stderr,
+                        "usage: sandbox_probe status|pidns|net|seccomp|masked|fs|memhog|forkbomb "
+                        "N|signals|orphan TAG|sleep N|exit N\n");
                 return 2;
         }
         const char *c = argv[1];

@@ -87,9 +87,27 @@ static void crash_at(const char *phase, const char *script)
         char run_id[64];
         snprintf(run_id, sizeof run_id, "aidp-test-crash-%s-%d", phase, (int)getpid());
         int mounts_before = aidp_test_mount_count();
-        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "--no-cwd", "-q", "--run-dir", rundir,
-                        "--key-dir", keydir, "--lineage", logp, "--run-id", run_id, "--data", input, "--",
-                        "/bin/sh", "-c", (char *)script, NULL};
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "--user",
+                        "65534",
+                        "--no-cwd",
+                        "-q",
+                        "--run-dir",
+                        rundir,
+                        "--key-dir",
+                        keydir,
+                        "--lineage",
+                        logp,
+                        "--run-id",
+                        run_id,
+                        "--data",
+                        input,
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        (char *)script,
+                        NULL};
         setenv("AIDP_FAULT_STOP_AT", phase, 1);
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
         unsetenv("AIDP_FAULT_STOP_AT");
@@ -98,7 +116,8 @@ static void crash_at(const char *phase, const char *script)
                 struct timespec ts = {0, 10 * 1000 * 1000};
                 nanosleep(&ts, NULL);
         }
-        cr_assert_eq(st, 'T', "the supervisor never reached '%s' (state %c): %s", phase, st ? st : '-', P.err);
+        cr_assert_eq(st, 'T', "the supervisor never reached '%s' (state %c): %s", phase,
+                     st ? st : '-', P.err);
         kill(P.pid, SIGKILL);
         aidp_test_reap(&P);
 
@@ -153,5 +172,6 @@ Test(crash, sigkill_while_the_job_runs)
 Test(crash, sigkill_during_shred)
 {
         AIDP_REQUIRE_ROOT();
-        crash_at("shred", "head -c 1048576 /dev/urandom > /scratch/x; cp /data/crashdata/weights.bin /out/");
+        crash_at("shred",
+                 "head -c 1048576 /dev/urandom > /scratch/x; cp /data/crashdata/weights.bin /out/");
 }

@@ -263,8 +263,8 @@ static size_t records(json_object **ev, size_t max)
         while ((len = getline(&line, &cap, f)) > 0 && n < max) {
                 struct aidp_lineage_record rec;
                 cr_assert_eq(
-                    aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0,
-                    "%s", e.msg);
+                        aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0,
+                        "%s", e.msg);
                 n++;
         }
         free(line);

@@ -17,11 +17,11 @@
 #include "runner.h"
 
 #define AIDP_TOOL AIDP_BINARY_DIR "/aidp"
-#define SC_PROBE AIDP_BINARY_DIR "/tests/helpers/sc_probe"
-#define PY "/usr/bin/python3"
-#define TRAIN AIDP_SOURCE_DIR "/tests/data/workloads/train.py"
-#define LIB(n) AIDP_SOURCE_DIR "/profiles/" n ".yaml"
-#define DATA(n) AIDP_SOURCE_DIR "/tests/data/profiles/" n ".yaml"
+#define SC_PROBE  AIDP_BINARY_DIR "/tests/helpers/sc_probe"
+#define PY        "/usr/bin/python3"
+#define TRAIN     AIDP_SOURCE_DIR "/tests/data/workloads/train.py"
+#define LIB(n)    AIDP_SOURCE_DIR "/profiles/" n ".yaml"
+#define DATA(n)   AIDP_SOURCE_DIR "/tests/data/profiles/" n ".yaml"
 
 static struct aidp_proc P;
 
@@ -72,8 +72,8 @@ static void expect_probe(const char *profile, const char *const checks[], const 
 }
 
 static const char *const checks[] = {
-    "mount",       "unshare",           "ptrace", "keyctl", "io_uring_setup", "socket_netlink",
-    "socket_inet", "sched_getaffinity", "getpid", NULL};
+        "mount",       "unshare",           "ptrace", "keyctl", "io_uring_setup", "socket_netlink",
+        "socket_inet", "sched_getaffinity", "getpid", NULL};
 
 TestSuite(profiles, .timeout = 300);
 
@@ -169,12 +169,12 @@ Test(profiles, docker_default_import_runs_python_and_denies_unshare_and_mount)
         const char *const c[] = {"mount",       "unshare",           "ptrace", "keyctl",
                                  "socket_inet", "sched_getaffinity", NULL};
         expect_probe(DATA("docker-import"), c, want);
-        const char *py[] = {
-            PY, "-c",
-            "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-            "print('unshare', libc.unshare(0x10000000), ctypes.get_errno())\n"
-            "print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())\n",
-            NULL};
+        const char *py[] = {PY, "-c",
+                            "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                            "print('unshare', libc.unshare(0x10000000), ctypes.get_errno())\n"
+                            "print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None), "
+                            "ctypes.get_errno())\n",
+                            NULL};
         cr_assert_eq(run_in(DATA("docker-import"), py), 0, "%s\n%s", P.out, P.err);
         cr_expect(strstr(P.out, "unshare -1 1\n"), "user namespace refused with EPERM:\n%s", P.out);
         cr_expect(strstr(P.out, "mount -1 1\n"), "%s", P.out);
@@ -239,15 +239,16 @@ Test(profiles, devices_capabilities_and_binds_are_enforced)
                 LIB("baseline"), rw, ro);
         fclose(f);
         const char *cmd[] = {
-            PY, "-c",
-            "import os, socket\n"
-            "os.close(os.open('/dev/fuse', os.O_RDWR)); print('fuse ok')\n"
-            "print('kvm', os.path.exists('/dev/kvm'))\n"
-            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            "s.bind(('127.0.0.1', 80)); print('bind80 ok')\n"
-            "open('/hostrw/written', 'w').write('x'); print('rw ok')\n"
-            "try:\n open('/hostro/written', 'w')\nexcept OSError as e:\n print('ro', e.errno)\n",
-            NULL};
+                PY, "-c",
+                "import os, socket\n"
+                "os.close(os.open('/dev/fuse', os.O_RDWR)); print('fuse ok')\n"
+                "print('kvm', os.path.exists('/dev/kvm'))\n"
+                "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                "s.bind(('127.0.0.1', 80)); print('bind80 ok')\n"
+                "open('/hostrw/written', 'w').write('x'); print('rw ok')\n"
+                "try:\n open('/hostro/written', 'w')\nexcept OSError as e:\n print('ro', "
+                "e.errno)\n",
+                NULL};
         int rc = run_in(yaml, cmd);
         cr_expect_eq(rc, 0, "%s\n%s", P.out, P.err);
         cr_expect(strstr(P.out, "fuse ok\n"), "%s\n%s", P.out, P.err);

@@ -88,7 +88,8 @@ Test(run, exit_status_passes_through)
 {
         AIDP_REQUIRE_ROOT();
         cr_expect_eq(probe("exit", NULL, "42"), 42, "%s", P.err);
-        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--", "/bin/sh", "-c", "kill -9 $$", NULL};
+        char *argv[] = {AIDP_SUPERVISOR, "run", "--user",     "65534", "-q", "--",
+                        "/bin/sh",       "-c",  "kill -9 $$", NULL};
         cr_expect_eq(aidp_test_run(&P, argv), 128 + SIGKILL, "%s", P.err);
 }
 
@@ -138,13 +139,15 @@ Test(run, timeout_stops_the_job)
  * it; the last one must end the job. */
 static void signal_case(const int *sigs, const char *const *names, int n)
 {
-        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--", AIDP_PROBE, "signals", NULL};
+        char *argv[] = {AIDP_SUPERVISOR, "run",     "--user", "65534", "-q", "--",
+                        AIDP_PROBE,      "signals", NULL};
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
-        cr_assert(aidp_test_wait_output(&P, "ready", 20000), "probe never got ready: %s %s", P.out, P.err);
+        cr_assert(aidp_test_wait_output(&P, "ready", 20000), "probe never got ready: %s %s", P.out,
+                  P.err);
         for (int i = 0; i < n; i++) {
                 kill(P.pid, sigs[i]);
-                cr_expect(aidp_test_wait_output(&P, names[i], 10000), "%s not forwarded: %s\nstderr: %s", names[i],
-                          P.out, P.err);
+                cr_expect(aidp_test_wait_output(&P, names[i], 10000),
+                          "%s not forwarded: %s\nstderr: %s", names[i], P.out, P.err);
         }
         int st = aidp_test_finish(&P);
         cr_expect_eq(st, 0, "exit %d: %s", st, P.err);
@@ -210,8 +213,19 @@ Test(run, bad_cli_input_is_a_usage_error)
 Test(run, rlimits_from_options_and_core_zero_by_default)
 {
         AIDP_REQUIRE_ROOT();
-        char *a[] = {AIDP_SUPERVISOR, "run", "-q", "--user", "65534", "--rlimit", "nofile=100:200", "--rlimit",
-                     "stack=4Mi", "--", "/bin/sh", "-c", "echo $(ulimit -n) $(ulimit -Hn) $(ulimit -s) $(ulimit -c)",
+        char *a[] = {AIDP_SUPERVISOR,
+                     "run",
+                     "-q",
+                     "--user",
+                     "65534",
+                     "--rlimit",
+                     "nofile=100:200",
+                     "--rlimit",
+                     "stack=4Mi",
+                     "--",
+                     "/bin/sh",
+                     "-c",
+                     "echo $(ulimit -n) $(ulimit -Hn) $(ulimit -s) $(ulimit -c)",
                      NULL};
         cr_assert_eq(aidp_test_run(&P, a), 0, "%s", P.err);
         cr_expect_str_eq(P.out, "100 200 4096 0\n");
@@ -229,7 +243,8 @@ Test(run, summary_reports_tmpfs_noswap_as_the_kernel_supports_it)
         int fd = mkstemp(path);
         cr_assert(fd >= 0);
         close(fd);
-        char *a[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "--summary", path, "--", "/bin/true", NULL};
+        char *a[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "--summary", path, "--",
+                     "/bin/true",     NULL};
         int st = aidp_test_run(&P, a);
         char buf[8192] = "";
         FILE *f = fopen(path, "r");
@@ -245,7 +260,8 @@ Test(run, summary_reports_tmpfs_noswap_as_the_kernel_supports_it)
         int major = 0, minor = 0;
         sscanf(u.release, "%d.%d", &major, &minor);
         bool has_noswap = major > 6 || (major == 6 && minor >= 4); /* tmpfs noswap: Linux 6.4 */
-        cr_expect(strstr(buf, has_noswap ? "\"tmpfs_noswap\":true" : "\"tmpfs_noswap\":false") != NULL,
+        cr_expect(strstr(buf, has_noswap ? "\"tmpfs_noswap\":true" : "\"tmpfs_noswap\":false") !=
+                          NULL,
                   "kernel %s: summary %s", u.release, buf);
         /* Where it is missing the run says so, and still runs. */
         cr_expect_eq(strstr(P.err, "noswap unsupported") != NULL, !has_noswap, "%s", P.err);
@@ -267,9 +283,20 @@ Test(run, ro_bind_and_bind_options)
         chmod(dir, 0777);
         snprintf(ro, sizeof ro, "%s:/mnt/ro", dir);
         snprintf(rw, sizeof rw, "%s:/mnt/rw", dir);
-        char *a[] = {AIDP_SUPERVISOR, "run", "-q", "--user", "65534", "--ro-bind", ro, "--bind", rw, "--",
-                     "/bin/sh", "-c",
-                     "cat /mnt/ro/in && ! touch /mnt/ro/x 2>/dev/null && touch /mnt/rw/made-inside && echo done",
+        char *a[] = {AIDP_SUPERVISOR,
+                     "run",
+                     "-q",
+                     "--user",
+                     "65534",
+                     "--ro-bind",
+                     ro,
+                     "--bind",
+                     rw,
+                     "--",
+                     "/bin/sh",
+                     "-c",
+                     "cat /mnt/ro/in && ! touch /mnt/ro/x 2>/dev/null && touch /mnt/rw/made-inside "
+                     "&& echo done",
                      NULL};
         int st = aidp_test_run(&P, a);
         bool made = access(g, F_OK) == 0;

@@ -62,8 +62,8 @@ static size_t records(json_object **ev, size_t max)
         while ((len = getline(&line, &cap, f)) > 0 && n < max) {
                 struct aidp_lineage_record rec;
                 cr_assert_eq(
-                    aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0,
-                    "%s", e.msg);
+                        aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0,
+                        "%s", e.msg);
                 n++;
         }
         free(line);
@@ -211,8 +211,9 @@ Test(run_lineage, gc_records_abort_for_a_run_whose_supervisor_died)
          * journal over before the test's own gc does. */
         char rundir[PATH_MAX];
         snprintf(rundir, sizeof rundir, "%s.run", logp);
-        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--run-id", run_id,
-                        "--run-dir", rundir, "--lineage", logp, "--", AIDP_PROBE, "signals", NULL};
+        char *argv[] = {AIDP_SUPERVISOR, "run",       "--user", "65534",     "-q", "--run-id",
+                        run_id,          "--run-dir", rundir,   "--lineage", logp, "--",
+                        AIDP_PROBE,      "signals",   NULL};
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
         cr_assert(aidp_test_wait_output(&P, "ready", 20000), "probe never got ready: %s %s", P.out,
                   P.err);

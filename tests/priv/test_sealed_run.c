@@ -103,13 +103,13 @@ Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited
         const char *extra[] = {"--data", in1,         "--data", in2, "--output-dir",
                                outdir,   "--summary", summary,  NULL};
         const char *script =
-            "cat /data/alpha/sub/data.txt /data/beta/sub/data.txt;"
-            "wc -c < /data/alpha/big.bin;"
-            "if echo x > /data/alpha/sub/data.txt 2>/dev/null; then echo WROTE-EXISTING; fi;"
-            "if touch /data/alpha/new 2>/dev/null; then echo WROTE-NEW; fi;"
-            "if rm -f /data/beta/big.bin 2>/dev/null && [ ! -e /data/beta/big.bin ]; then "
-            "echo REMOVED; fi;"
-            "mkdir /out/model && echo trained-weights > /out/model/w.bin && echo ok > /out/log";
+                "cat /data/alpha/sub/data.txt /data/beta/sub/data.txt;"
+                "wc -c < /data/alpha/big.bin;"
+                "if echo x > /data/alpha/sub/data.txt 2>/dev/null; then echo WROTE-EXISTING; fi;"
+                "if touch /data/alpha/new 2>/dev/null; then echo WROTE-NEW; fi;"
+                "if rm -f /data/beta/big.bin 2>/dev/null && [ ! -e /data/beta/big.bin ]; then "
+                "echo REMOVED; fi;"
+                "mkdir /out/model && echo trained-weights > /out/model/w.bin && echo ok > /out/log";
         int st = run_job(script, extra, false);
         cr_assert_eq(st, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", st, P.out, P.err);
         cr_assert(strstr(P.out, "alpha-secret-7f3a\nbeta-secret-91c2\n"), "%s", P.out);

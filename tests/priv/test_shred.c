@@ -49,7 +49,8 @@ Test(shred, overwrites_every_byte_in_place_and_removes_the_tree, .timeout = 60)
         AIDP_REQUIRE_ROOT();
         struct aidp_tmpfs t;
         aidp_error err = {0};
-        cr_assert_eq(aidp_tmpfs_create("shredtest", 256ULL << 20, 0755, 0, 0, &t, &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_tmpfs_create("shredtest", 256ULL << 20, 0755, 0, 0, &t, &err), 0, "%s",
+                     err.msg);
         cr_assert_eq(mkdirat(t.fd, "a", 0755), 0);
         cr_assert_eq(mkdirat(t.fd, "a/b", 0700), 0);
         fill(t.fd, "big", (100ULL << 20) + 17, 0xA5); /* more than one 64 MiB work unit */
@@ -80,10 +81,11 @@ Test(shred, overwrites_every_byte_in_place_and_removes_the_tree, .timeout = 60)
         /* The pages behind the names hold zeros now, not the data. */
         cr_expect(all_zero_fd(keep_big, (100LL << 20) + 17), "big was not overwritten");
         cr_expect(all_zero_fd(keep_small, 4097), "a/b/small was not overwritten");
-        cr_expect(all_zero_fd(keep_sparse, 4096) , "sparse head");
+        cr_expect(all_zero_fd(keep_sparse, 4096), "sparse head");
         unsigned char tail[4096];
         cr_expect_eq(pread(keep_sparse, tail, sizeof tail, 512LL << 20), (ssize_t)sizeof tail);
-        cr_expect(all_zero_fd(keep_sparse, 0) && tail[0] == 0 && tail[4095] == 0, "sparse data not overwritten");
+        cr_expect(all_zero_fd(keep_sparse, 0) && tail[0] == 0 && tail[4095] == 0,
+                  "sparse data not overwritten");
         struct stat st;
         cr_expect_eq(fstat(keep_sparse, &st), 0);
         cr_expect_lt(st.st_blocks * 512, 1LL << 20, "the hole was filled (%lld bytes allocated)",

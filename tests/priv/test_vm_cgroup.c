@@ -157,7 +157,8 @@ static int eat_memory(int resfd)
 {
         /* Touch every page so it is charged; 512 MiB is far over the limit. */
         for (int i = 0; i < 512; i++) {
-                char *p = mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                char *p =
+                        mmap(NULL, MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
                 if (p == MAP_FAILED)
                         return 2;
                 memset(p, 0x5a, MiB);
@@ -309,7 +310,8 @@ Test(vm_cgroup, teardown_kills_a_double_forked_daemon_and_removes_every_cgroup)
         char kill_file[PATH_MAX + 16];
         snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", dirs[0]);
         if (aidp_cgroup_version_of(cg) == AIDP_CGROUP_V2)
-                cr_assert_eq(stat(kill_file, &sb), 0, "kernel >= 5.14 has cgroup.kill: %s", kill_file);
+                cr_assert_eq(stat(kill_file, &sb), 0, "kernel >= 5.14 has cgroup.kill: %s",
+                             kill_file);
         int res;
         pid_t pid = spawn_in_cgroup(leave_a_daemon, &res);
         pid_t daemon = 0;

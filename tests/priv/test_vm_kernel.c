@@ -97,8 +97,8 @@ Test(vm_kernel, cgroup_hierarchy_has_memory_cpu_pids)
                 for (const char *c = "memory\0cpu\0pids\0"; *c; c += strlen(c) + 1) {
                         char path[64];
                         snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", c);
-                        cr_assert_eq(fs_magic(path), CGROUP_SUPER_MAGIC, "%s is not a cgroup v1 mount",
-                                     path);
+                        cr_assert_eq(fs_magic(path), CGROUP_SUPER_MAGIC,
+                                     "%s is not a cgroup v1 mount", path);
                 }
         }
         if (in_vm()) {
@@ -162,10 +162,11 @@ static int try_nftables(void)
                 return 3;
         nft_ctx_buffer_output(nft);
         nft_ctx_buffer_error(nft);
-        int r = nft_run_cmd_from_buffer(nft, "add table inet aidp_probe\n"
-                                             "add chain inet aidp_probe out { type filter hook output "
-                                             "priority 0; policy drop; }\n"
-                                             "add rule inet aidp_probe out oif lo accept\n");
+        int r = nft_run_cmd_from_buffer(nft,
+                                        "add table inet aidp_probe\n"
+                                        "add chain inet aidp_probe out { type filter hook output "
+                                        "priority 0; policy drop; }\n"
+                                        "add rule inet aidp_probe out oif lo accept\n");
         if (r == 0)
                 r = nft_run_cmd_from_buffer(nft, "list table inet aidp_probe");
         if (r != 0)

@@ -40,7 +40,8 @@ Test(vm_tmpfs, noswap_is_detected_and_the_mount_works_without_it)
         aidp_error err = {0};
         int rc = aidp_tmpfs_create("scratch", 256 * 1024, 0700, 0, 0, &t, &err);
         cr_assert_eq(rc, 0, "tmpfs on this kernel must work with or without noswap: %s", err.msg);
-        fprintf(stderr, "vm_tmpfs: noswap %s\n", t.noswap ? "in effect" : "unsupported by this kernel");
+        fprintf(stderr, "vm_tmpfs: noswap %s\n",
+                t.noswap ? "in effect" : "unsupported by this kernel");
         cr_assert_eq(t.noswap, kernel_at_least(6, 4), "noswap detection does not match the kernel");
         if (getenv("AIDP_VM"))
                 cr_assert(!t.noswap, "kernel 6.1 has no tmpfs noswap");
@@ -67,7 +68,8 @@ Test(vm_tmpfs, noswap_is_detected_and_the_mount_works_without_it)
                 }
                 written += (size_t)n;
         }
-        cr_assert_eq(werr, ENOSPC, "writing past the size should fail with ENOSPC (wrote %zu)", written);
+        cr_assert_eq(werr, ENOSPC, "writing past the size should fail with ENOSPC (wrote %zu)",
+                     written);
         cr_assert_leq(written, 256 * 1024);
 }
 

@@ -51,7 +51,8 @@ int aidp_test_spawn(struct aidp_proc *p, char *const argv[])
 
 static bool pump(struct aidp_proc *p, int timeout_ms)
 {
-        struct pollfd pf[2] = {{.fd = p->out_fd, .events = POLLIN}, {.fd = p->err_fd, .events = POLLIN}};
+        struct pollfd pf[2] = {{.fd = p->out_fd, .events = POLLIN},
+                               {.fd = p->err_fd, .events = POLLIN}};
         if (poll(pf, 2, timeout_ms) <= 0)
                 return false;
         bool any = false;

@@ -4,13 +4,13 @@
 #include <sys/types.h>
 
 #define AIDP_SUPERVISOR AIDP_BINARY_DIR "/aidp-supervisor"
-#define AIDP_PROBE AIDP_BINARY_DIR "/tests/helpers/sandbox_probe"
+#define AIDP_PROBE      AIDP_BINARY_DIR "/tests/helpers/sandbox_probe"
 
 struct aidp_proc {
         pid_t pid;
-        int out_fd, err_fd;   /* read ends */
+        int out_fd, err_fd; /* read ends */
         char out[65536], err[65536];
-        int status;           /* exit status (128+N for signal N) */
+        int status; /* exit status (128+N for signal N) */
 };
 
 /* Start argv (NULL-terminated) with stdout/stderr captured. */

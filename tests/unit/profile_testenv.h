@@ -68,14 +68,14 @@ static inline struct aidp_profile_env memfs_env(struct memfs *fs, const char *co
                                                 size_t n_search)
 {
         struct aidp_profile_env env = {
-            .read_file = memfs_read,
-            .expand_devices = fs->devices ? memfs_devices : NULL,
-            .ctx = fs,
-            .search_path = search,
-            .n_search_path = n_search,
-            .arch = SCMP_ARCH_X86_64,
-            .kernel_major = 6,
-            .kernel_minor = 1,
+                .read_file = memfs_read,
+                .expand_devices = fs->devices ? memfs_devices : NULL,
+                .ctx = fs,
+                .search_path = search,
+                .n_search_path = n_search,
+                .arch = SCMP_ARCH_X86_64,
+                .kernel_major = 6,
+                .kernel_minor = 1,
         };
         return env;
 }

@@ -112,18 +112,19 @@ struct host_fixture {
 };
 
 static const struct host_fixture hosts[] = {
-    {"eu", "apiVersion: aidp/v1\nkind: HostIdentity\nnode: gpu-eu-07\nregion: eu-west-1\n"
-           "jurisdiction: EU\nzones: [gdpr]\n"},
-    {"eu-central", "apiVersion: aidp/v1\nkind: HostIdentity\nregion: eu-central-1\n"
-                   "jurisdiction: EU\nzones: [gdpr]\n"},
-    {"eu-us-law", "apiVersion: aidp/v1\nkind: HostIdentity\nregion: eu-west-1\n"
-                  "jurisdiction: US\nzones: [gdpr]\n"},
-    {"us", "apiVersion: aidp/v1\nkind: HostIdentity\nnode: gpu-us-03\nregion: us-east-1\n"
-           "jurisdiction: US\nzones: [hipaa, soc2]\n"},
-    {"us-nohipaa", "apiVersion: aidp/v1\nkind: HostIdentity\nregion: us-east-1\nzones: [soc2]\n"},
-    {"us-hipaa-only",
-     "apiVersion: aidp/v1\nkind: HostIdentity\nregion: us-east-1\nzones: [hipaa]\n"},
-    {"a", "apiVersion: aidp/v1\nkind: HostIdentity\nregion: a-1\n"},
+        {"eu", "apiVersion: aidp/v1\nkind: HostIdentity\nnode: gpu-eu-07\nregion: eu-west-1\n"
+               "jurisdiction: EU\nzones: [gdpr]\n"},
+        {"eu-central", "apiVersion: aidp/v1\nkind: HostIdentity\nregion: eu-central-1\n"
+                       "jurisdiction: EU\nzones: [gdpr]\n"},
+        {"eu-us-law", "apiVersion: aidp/v1\nkind: HostIdentity\nregion: eu-west-1\n"
+                      "jurisdiction: US\nzones: [gdpr]\n"},
+        {"us", "apiVersion: aidp/v1\nkind: HostIdentity\nnode: gpu-us-03\nregion: us-east-1\n"
+               "jurisdiction: US\nzones: [hipaa, soc2]\n"},
+        {"us-nohipaa",
+         "apiVersion: aidp/v1\nkind: HostIdentity\nregion: us-east-1\nzones: [soc2]\n"},
+        {"us-hipaa-only",
+         "apiVersion: aidp/v1\nkind: HostIdentity\nregion: us-east-1\nzones: [hipaa]\n"},
+        {"a", "apiVersion: aidp/v1\nkind: HostIdentity\nregion: a-1\n"},
 };
 
 struct fact_fixture {
@@ -133,22 +134,22 @@ struct fact_fixture {
 };
 
 static const struct fact_fixture facts[] = {
-    {"imagenet-eu", "2024.1", AIDP_CLASS_INTERNAL, {"eu"}, {"gdpr"}},
-    {"imagenet-restricted", NULL, AIDP_CLASS_RESTRICTED, {0}, {0}},
-    {"eu-data", NULL, AIDP_CLASS_INTERNAL, {"eu"}, {0}},
-    {"us-data", NULL, AIDP_CLASS_INTERNAL, {"us"}, {0}},
-    {"de-data", NULL, AIDP_CLASS_INTERNAL, {"de"}, {0}},
-    {"phi-notes", "7", AIDP_CLASS_RESTRICTED, {"us"}, {"phi"}},
-    {"phi-registry", NULL, AIDP_CLASS_REGULATED, {"us"}, {"phi"}},
-    {"frozen-set", NULL, AIDP_CLASS_PUBLIC, {0}, {0}},
-    {"pinned", "3", AIDP_CLASS_PUBLIC, {0}, {0}},
-    {"pinned-v4", "4", AIDP_CLASS_PUBLIC, {0}, {0}},
-    {"ab-data", NULL, AIDP_CLASS_PUBLIC, {"ab"}, {0}},
-    {"bc-data", NULL, AIDP_CLASS_PUBLIC, {"bc"}, {0}},
-    {"ca-data", NULL, AIDP_CLASS_PUBLIC, {"ca"}, {0}},
-    {"mars-data", NULL, AIDP_CLASS_PUBLIC, {"mars"}, {0}},
-    {"pci-data", NULL, AIDP_CLASS_PUBLIC, {0}, {"pci"}},
-    {"public-set", NULL, AIDP_CLASS_PUBLIC, {0}, {0}},
+        {"imagenet-eu", "2024.1", AIDP_CLASS_INTERNAL, {"eu"}, {"gdpr"}},
+        {"imagenet-restricted", NULL, AIDP_CLASS_RESTRICTED, {0}, {0}},
+        {"eu-data", NULL, AIDP_CLASS_INTERNAL, {"eu"}, {0}},
+        {"us-data", NULL, AIDP_CLASS_INTERNAL, {"us"}, {0}},
+        {"de-data", NULL, AIDP_CLASS_INTERNAL, {"de"}, {0}},
+        {"phi-notes", "7", AIDP_CLASS_RESTRICTED, {"us"}, {"phi"}},
+        {"phi-registry", NULL, AIDP_CLASS_REGULATED, {"us"}, {"phi"}},
+        {"frozen-set", NULL, AIDP_CLASS_PUBLIC, {0}, {0}},
+        {"pinned", "3", AIDP_CLASS_PUBLIC, {0}, {0}},
+        {"pinned-v4", "4", AIDP_CLASS_PUBLIC, {0}, {0}},
+        {"ab-data", NULL, AIDP_CLASS_PUBLIC, {"ab"}, {0}},
+        {"bc-data", NULL, AIDP_CLASS_PUBLIC, {"bc"}, {0}},
+        {"ca-data", NULL, AIDP_CLASS_PUBLIC, {"ca"}, {0}},
+        {"mars-data", NULL, AIDP_CLASS_PUBLIC, {"mars"}, {0}},
+        {"pci-data", NULL, AIDP_CLASS_PUBLIC, {0}, {"pci"}},
+        {"public-set", NULL, AIDP_CLASS_PUBLIC, {0}, {0}},
 };
 
 static inline void fx_host(const char *key, struct aidp_host_identity *ret)
@@ -199,6 +200,6 @@ static inline void fx_residency(const char *yaml, struct aidp_residency_policy *
 {
         aidp_error err = {0};
         cr_assert_eq(
-            aidp_residency_parse_residency(yaml, strlen(yaml), "residency.yaml", ret, &err), 0,
-            "%s", err.msg);
+                aidp_residency_parse_residency(yaml, strlen(yaml), "residency.yaml", ret, &err), 0,
+                "%s", err.msg);
 }

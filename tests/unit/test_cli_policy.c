@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define D "tests/data/policy"
+#define D   "tests/data/policy"
 #define POL "--policy-dir /nonexistent --policy " D "/residency.yaml --policy " D "/access.yaml"
 
 /* Run `aidp ARGS` in the source tree (so paths in the output are relative);
@@ -136,11 +136,11 @@ Test(cli_policy, explain_inline_facts_time_zone_and_json)
         free(out);
 
         /* Saturday 21:00 is not: Friday's night ended at 06:00, Saturday's starts at 22:00. */
-        st = aidp(
-            "policy explain --user erin --group batch-users --profile batch " POL " --host " D
-            "/host-eu.yaml --dataset-facts name=imagenet-eu,classification=internal,residency=eu "
-            "--at 2024-05-04T19:00:00Z",
-            &out, NULL);
+        st = aidp("policy explain --user erin --group batch-users --profile batch " POL " --host " D
+                  "/host-eu.yaml --dataset-facts "
+                  "name=imagenet-eu,classification=internal,residency=eu "
+                  "--at 2024-05-04T19:00:00Z",
+                  &out, NULL);
         cr_assert_eq(st, 121, "%s", out);
         cr_assert(strstr(out, "FAIL access         roles.night-batch"), "%s", out);
         cr_assert(strstr(out, "sat 21:00 Europe/Berlin is outside fri,sat 22:00-06:00"), "%s", out);

@@ -11,7 +11,9 @@ Test(error, wrap_prepends_context_outermost_first)
         cr_assert_eq(rc, -EINVAL);
         aidp_error_wrap(&e, "seccomp.syscalls[%d].names[0]", 3);
         aidp_error_wrap(&e, "loading profile %s", "gpu-train");
-        cr_assert_str_eq(e.msg, "loading profile gpu-train: seccomp.syscalls[3].names[0]: unknown syscall 'mmap3'");
+        cr_assert_str_eq(
+                e.msg,
+                "loading profile gpu-train: seccomp.syscalls[3].names[0]: unknown syscall 'mmap3'");
         cr_assert_eq(e.status, AIDP_EXIT_CONFIG);
 }
 

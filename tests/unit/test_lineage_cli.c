@@ -51,11 +51,11 @@ static void setup(void)
         for (int r = 0; r < 3; r++) {
                 aidp_lineage_run_id_new(runs[r]);
                 for (int t = 0; t < 2; t++) {
-                        json_object *ev =
-                            aidp_lineage_event_new(t ? AIDP_LINEAGE_COMPLETE : AIDP_LINEAGE_START,
-                                                   runs[r], NULL, r == 2 ? "finetune" : "train");
+                        json_object *ev = aidp_lineage_event_new(
+                                t ? AIDP_LINEAGE_COMPLETE : AIDP_LINEAGE_START, runs[r], NULL,
+                                r == 2 ? "finetune" : "train");
                         json_object *in =
-                            aidp_lineage_add_input(ev, "aidp", r == 2 ? "model-0" : "imagenet");
+                                aidp_lineage_add_input(ev, "aidp", r == 2 ? "model-0" : "imagenet");
                         const char *tags[] = {"pii"};
                         aidp_lineage_dataset_set_classification(in, "confidential", tags, 1);
                         aidp_lineage_set_caller(ev, 1000, 1000, "alice", NULL);
@@ -120,8 +120,8 @@ Test(lineage_cli, verify_intact_log_exits_0)
         cr_assert_eq(run((const char *[]){"lineage", "verify", logp, NULL}), 0);
         char *out = slurp(outp);
         cr_assert(
-            strstr(out, "OK: 6 record(s); hash chain, authentication tags and anchor verified"),
-            "%s", out);
+                strstr(out, "OK: 6 record(s); hash chain, authentication tags and anchor verified"),
+                "%s", out);
         free(out);
         /* $AIDP_LINEAGE_FILE stands in for FILE. */
         setenv(AIDP_LINEAGE_ENV_PATH, logp, 1);
@@ -209,15 +209,15 @@ Test(lineage_cli, show_summarizes_runs_and_filters)
         char prefix[9];
         snprintf(prefix, sizeof prefix, "%.8s", runs[1]);
         cr_assert_eq(
-            run((const char *[]){"lineage", "show", "--file", logp, "--run", prefix, NULL}), 0);
+                run((const char *[]){"lineage", "show", "--file", logp, "--run", prefix, NULL}), 0);
         out = slurp(outp);
         cr_assert(strstr(out, runs[1]) && !strstr(out, runs[0]) && !strstr(out, runs[2]), "%s",
                   out);
         free(out);
 
-        cr_assert_eq(
-            run((const char *[]){"lineage", "show", "--file", logp, "--dataset", "model-0", NULL}),
-            0);
+        cr_assert_eq(run((const char *[]){"lineage", "show", "--file", logp, "--dataset", "model-0",
+                                          NULL}),
+                     0);
         out = slurp(outp);
         cr_assert(strstr(out, runs[0]) && !strstr(out, runs[1]) && strstr(out, runs[2]), "%s", out);
         free(out);
@@ -253,9 +253,9 @@ Test(lineage_cli, graph_draws_dataset_run_artifact_edges)
         snprintf(want, sizeof want, "\"ds:aidp/model-0\" -> \"run:%s\";", runs[2]);
         cr_assert(strstr(out, want), "missing %s", want);
         free(out);
-        cr_assert_eq(
-            run((const char *[]){"lineage", "graph", "--file", logp, "--dataset", "model-1", NULL}),
-            0);
+        cr_assert_eq(run((const char *[]){"lineage", "graph", "--file", logp, "--dataset",
+                                          "model-1", NULL}),
+                     0);
         out = slurp(outp);
         cr_assert(strstr(out, runs[1]) && !strstr(out, runs[0]) && !strstr(out, runs[2]), "%s",
                   out);
@@ -306,7 +306,8 @@ Test(lineage_cli, export_to_stdout_gives_plain_openlineage_events)
         cr_assert_eq(check_exported_lines(out, NULL), 6);
         free(out);
         cr_assert_eq(
-            run((const char *[]){"lineage", "export", "--file", logp, "--run", runs[2], NULL}), 0);
+                run((const char *[]){"lineage", "export", "--file", logp, "--run", runs[2], NULL}),
+                0);
         out = slurp(outp);
         cr_assert_eq(check_exported_lines(out, NULL), 2);
         free(out);
@@ -396,7 +397,7 @@ Test(lineage_cli, export_reports_an_endpoint_error)
         cr_assert_eq(rc, 1);
         char *err = slurp(errp);
         cr_assert(strstr(err, "POST of line 1 to") &&
-                      strstr(err, "HTTP 500 (0 event(s) sent before)"),
+                          strstr(err, "HTTP 500 (0 event(s) sent before)"),
                   "%s", err);
         free(err);
 }

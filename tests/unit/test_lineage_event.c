@@ -96,7 +96,7 @@ static json_object *full_event(enum aidp_lineage_event_type t)
         aidp_lineage_add_network_denial(ev, "tcp", "203.0.113.7", 443, 3);
         aidp_lineage_add_network_denial(ev, "udp", "198.51.100.1", 53, 2);
         struct aidp_lineage_resources r = {
-            .peak_memory_bytes = 1 << 30, .cpu_usec = 5, .wall_usec = 7};
+                .peak_memory_bytes = 1 << 30, .cpu_usec = 5, .wall_usec = 7};
         aidp_lineage_set_resources(ev, &r);
         aidp_lineage_set_exit(ev, 0, 0, 0, "exited");
         const char *removed[] = {"cgroup aidp/x", "netns aidp-x"};
@@ -113,8 +113,8 @@ static json_object *full_event(enum aidp_lineage_event_type t)
 Test(lineage_event, new_event_has_every_required_run_event_field)
 {
         static const enum aidp_lineage_event_type types[] = {
-            AIDP_LINEAGE_START, AIDP_LINEAGE_COMPLETE, AIDP_LINEAGE_FAIL, AIDP_LINEAGE_ABORT,
-            AIDP_LINEAGE_OTHER};
+                AIDP_LINEAGE_START, AIDP_LINEAGE_COMPLETE, AIDP_LINEAGE_FAIL, AIDP_LINEAGE_ABORT,
+                AIDP_LINEAGE_OTHER};
         static const char *const names[] = {"START", "COMPLETE", "FAIL", "ABORT", "OTHER"};
         for (size_t i = 0; i < 5; i++) {
                 char id[AIDP_LINEAGE_RUN_ID_LEN + 1];
@@ -133,7 +133,7 @@ Test(lineage_event, all_facets_round_trip_through_json_text)
         json_object *ev = full_event(AIDP_LINEAGE_COMPLETE);
         /* Through text and back, as a consumer would see it. */
         json_object *back =
-            json_tokener_parse(json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
+                json_tokener_parse(json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
         cr_assert_not_null(back);
         assert_openlineage_run_event(back, "COMPLETE");
         json_object *facets = get(back, "run.facets");
@@ -162,8 +162,8 @@ Test(lineage_event, all_facets_round_trip_through_json_text)
         cr_assert_str_eq(json_object_get_string(get(in, "facets.version.datasetVersion")),
                          "sha256:0000000000000000000000000000000000000000000000000000000000000000");
         cr_assert_str_eq(
-            json_object_get_string(get(in, "facets.aidp_classification.classification")),
-            "confidential");
+                json_object_get_string(get(in, "facets.aidp_classification.classification")),
+                "confidential");
         cr_assert_eq(json_object_array_length(get(in, "facets.aidp_classification.tags")), 2);
         json_object *out = json_object_array_get_idx(get(back, "outputs"), 0);
         cr_assert_str_eq(json_object_get_string(get(out, "facets.aidp_digest.algorithm")),
@@ -201,11 +201,11 @@ Test(lineage_event, check_names_the_missing_or_bad_member)
                 const char *drop; /* top-level member to delete, or a "run.x"/"job.x" path */
                 const char *msg;
         } cases[] = {
-            {"eventType", "missing eventType"}, {"eventTime", "missing eventTime"},
-            {"run", "missing object run"},      {"run.runId", "missing run.runId"},
-            {"job", "missing object job"},      {"job.namespace", "missing job.namespace"},
-            {"job.name", "missing job.name"},   {"producer", "missing producer"},
-            {"schemaURL", "missing schemaURL"},
+                {"eventType", "missing eventType"}, {"eventTime", "missing eventTime"},
+                {"run", "missing object run"},      {"run.runId", "missing run.runId"},
+                {"job", "missing object job"},      {"job.namespace", "missing job.namespace"},
+                {"job.name", "missing job.name"},   {"producer", "missing producer"},
+                {"schemaURL", "missing schemaURL"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 json_object *ev = full_event(AIDP_LINEAGE_START);
@@ -246,7 +246,7 @@ Test(lineage_record, format_then_parse_round_trips_and_tag_is_last)
         cr_assert_eq(line[len - 1], '\n');
         cr_assert_null(memchr(line, '\n', len - 1), "a record is one line");
         assert_matches(
-            line, ",\"aidp_seq\":1,\"aidp_prev\":\"0{64}\",\"aidp_hmac\":\"[0-9a-f]{64}\"}\n$");
+                line, ",\"aidp_seq\":1,\"aidp_prev\":\"0{64}\",\"aidp_hmac\":\"[0-9a-f]{64}\"}\n$");
         struct aidp_lineage_record rec;
         json_object *back = NULL;
         cr_assert_eq(aidp_lineage_record_parse(line, len - 1, key, &rec, &back, &e), 0, "%s",
@@ -302,15 +302,15 @@ Test(lineage_record, malformed_lines_get_clear_reasons)
         static const struct {
                 const char *line, *msg;
         } cases[] = {
-            {"", "empty line"},
-            {"{\"a\":1", "record is not valid JSON"},
-            {"[1,2]", "record is not a JSON object"},
-            {"{\"a\":1} x", "record is not valid JSON"},
-            {"{\"a\":1}{}", "record is not valid JSON"},
-            {"{\"eventType\":\"START\"}", "record does not end with its aidp_hmac tag"},
-            {"{\"aidp_seq\":1,\"aidp_prev\":\"00\",\"aidp_hmac\":"
-             "\"0000000000000000000000000000000000000000000000000000000000000000\"}",
-             "record has no valid aidp_prev"},
+                {"", "empty line"},
+                {"{\"a\":1", "record is not valid JSON"},
+                {"[1,2]", "record is not a JSON object"},
+                {"{\"a\":1} x", "record is not valid JSON"},
+                {"{\"a\":1}{}", "record is not valid JSON"},
+                {"{\"eventType\":\"START\"}", "record does not end with its aidp_hmac tag"},
+                {"{\"aidp_seq\":1,\"aidp_prev\":\"00\",\"aidp_hmac\":"
+                 "\"0000000000000000000000000000000000000000000000000000000000000000\"}",
+                 "record has no valid aidp_prev"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 struct aidp_lineage_record rec;

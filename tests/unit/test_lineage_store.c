@@ -67,7 +67,7 @@ static void append_n(struct aidp_lineage *lg, int n)
 {
         for (int i = 0; i < n; i++) {
                 json_object *ev =
-                    event("train", i % 2 ? AIDP_LINEAGE_COMPLETE : AIDP_LINEAGE_START);
+                        event("train", i % 2 ? AIDP_LINEAGE_COMPLETE : AIDP_LINEAGE_START);
                 aidp_error e = {0};
                 cr_assert_eq(aidp_lineage_append(lg, ev, &e), 0, "%s", e.msg);
                 json_object_put(ev);
@@ -201,7 +201,7 @@ Test(lineage_store, key_with_loose_permissions_is_refused)
         aidp_lineage_free(lg);
         cr_assert_eq(chmod(key_path, 0644), 0);
         struct aidp_lineage_options o = {
-            .path = log_path, .key_path = key_path, .create_key = true};
+                .path = log_path, .key_path = key_path, .create_key = true};
         aidp_error e = {0};
         cr_assert_lt(aidp_lineage_open(&lg, &o, &e), 0);
         cr_assert_eq(e.status, AIDP_EXIT_LINEAGE);
@@ -521,7 +521,7 @@ Test(lineage_store, unwritable_lineage_location_is_a_clear_lineage_error)
 
 /* ---- concurrency ---------------------------------------------------------------------- */
 
-#define WRITERS 16
+#define WRITERS    16
 #define PER_WRITER 40
 
 Test(lineage_store, sixteen_concurrent_appenders_lose_nothing)

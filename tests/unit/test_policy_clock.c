@@ -92,8 +92,8 @@ Test(clock, unknown_zone_is_a_config_error_not_utc)
         cr_assert_lt(aidp_policy_clock_resolve(&ap, 1714557600, &c, &err), 0);
         cr_assert_eq(err.status, AIDP_EXIT_CONFIG);
         cr_assert(
-            strstr(err.msg, "a.yaml: time zone 'Mars/Olympus_Mons' is not in the tz database"),
-            "%s", err.msg);
+                strstr(err.msg, "a.yaml: time zone 'Mars/Olympus_Mons' is not in the tz database"),
+                "%s", err.msg);
         aidp_residency_access_free(&ap);
 }
 

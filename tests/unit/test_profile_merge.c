@@ -8,29 +8,30 @@
 #define HDR(n) "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: " n "\n"
 
 static const struct memfile lib[] = {
-    {"lib/base.yaml",
-     HDR("base") "limits: {memory: 2Gi, pids: 100, rlimits: {nofile: 64}}\n"
-                 "filesystem:\n  binds:\n    - {source: /srv/a, target: /a}\n    - {source: "
-                 "/srv/b, target: /b}\n  masked: [/etc/m1]\n"
-                 "devices: [/dev/fuse]\n"
-                 "capabilities: [CAP_CHOWN]\n"
-                 "seccomp:\n  syscalls:\n    - {names: [ptrace, kcmp], action: kill-process}\n"
-                 "network:\n  mode: egress\n  egress: [{cidr: 10.0.0.0/8, ports: [443]}]\n"},
-    {"lib/mid.yaml", HDR("mid") "extends: base\nlimits: {memory: 3Gi}\ncapabilities: [CAP_KILL]\n"},
-    {"lib/other.yaml", HDR("other") "extends: base\nlimits: {pids: 200}\n"},
-    {"lib/loop-a.yaml", HDR("loop-a") "extends: loop-b\n"},
-    {"lib/loop-b.yaml", HDR("loop-b") "extends: loop-c\n"},
-    {"lib/loop-c.yaml", HDR("loop-c") "extends: loop-a\n"},
-    {"lib/self.yaml", HDR("self") "extends: ./self.yaml\n"},
-    {"lib/broken.yaml", HDR("broken") "limits: {memory: lots}\n"},
-    {"lib/bad-parent.yaml", HDR("bad-parent") "extends: nowhere\n"},
-    {"lib/dir/rel.yaml", HDR("rel") "extends: ../base.yaml\nlimits: {cpus: 3}\n"},
-    {"lib/docker.json",
-     "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": ["
-     "{\"names\": [\"read\", \"write\", \"exit_group\"], \"action\": \"SCMP_ACT_ALLOW\"},"
-     "{\"names\": [\"mount\"], \"action\": \"SCMP_ACT_ALLOW\", \"includes\": {\"caps\": "
-     "[\"CAP_SYS_ADMIN\"]}}]}"},
-    {"lib/imp.yaml", HDR("imp") "seccomp: {import: docker.json}\n"},
+        {"lib/base.yaml",
+         HDR("base") "limits: {memory: 2Gi, pids: 100, rlimits: {nofile: 64}}\n"
+                     "filesystem:\n  binds:\n    - {source: /srv/a, target: /a}\n    - {source: "
+                     "/srv/b, target: /b}\n  masked: [/etc/m1]\n"
+                     "devices: [/dev/fuse]\n"
+                     "capabilities: [CAP_CHOWN]\n"
+                     "seccomp:\n  syscalls:\n    - {names: [ptrace, kcmp], action: kill-process}\n"
+                     "network:\n  mode: egress\n  egress: [{cidr: 10.0.0.0/8, ports: [443]}]\n"},
+        {"lib/mid.yaml",
+         HDR("mid") "extends: base\nlimits: {memory: 3Gi}\ncapabilities: [CAP_KILL]\n"},
+        {"lib/other.yaml", HDR("other") "extends: base\nlimits: {pids: 200}\n"},
+        {"lib/loop-a.yaml", HDR("loop-a") "extends: loop-b\n"},
+        {"lib/loop-b.yaml", HDR("loop-b") "extends: loop-c\n"},
+        {"lib/loop-c.yaml", HDR("loop-c") "extends: loop-a\n"},
+        {"lib/self.yaml", HDR("self") "extends: ./self.yaml\n"},
+        {"lib/broken.yaml", HDR("broken") "limits: {memory: lots}\n"},
+        {"lib/bad-parent.yaml", HDR("bad-parent") "extends: nowhere\n"},
+        {"lib/dir/rel.yaml", HDR("rel") "extends: ../base.yaml\nlimits: {cpus: 3}\n"},
+        {"lib/docker.json",
+         "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"syscalls\": ["
+         "{\"names\": [\"read\", \"write\", \"exit_group\"], \"action\": \"SCMP_ACT_ALLOW\"},"
+         "{\"names\": [\"mount\"], \"action\": \"SCMP_ACT_ALLOW\", \"includes\": {\"caps\": "
+         "[\"CAP_SYS_ADMIN\"]}}]}"},
+        {"lib/imp.yaml", HDR("imp") "seccomp: {import: docker.json}\n"},
 };
 
 static int load(const char *yaml, struct aidp_profile *p, struct aidp_lint_list *l, aidp_error *err)
@@ -42,8 +43,8 @@ Test(profile_merge, child_overrides_scalars_and_extends_lists)
 {
         struct aidp_profile p;
         aidp_error err = {0};
-        const char *y =
-            HDR("child") "extends: mid\n"
+        const char *y = HDR(
+                "child") "extends: mid\n"
                          "limits: {pids: 50}\n"
                          "filesystem:\n  binds:\n    - {source: /srv/b2, target: /b, writable: "
                          "true}\n    - {source: /srv/c, target: /c}\n  masked: [/etc/m1, /etc/m2]\n"
@@ -102,8 +103,8 @@ Test(profile_merge, network_none_in_a_child_drops_inherited_egress)
         cr_assert_eq(p.network.mode, AIDP_NET_NONE);
         cr_assert_eq(p.network.n_rules, 0);
         aidp_profile_free(&p);
-        const char *more =
-            HDR("child") "extends: base\nnetwork:\n  mode: egress\n  egress: [{fqdn: a.example, "
+        const char *more = HDR(
+                "child") "extends: base\nnetwork:\n  mode: egress\n  egress: [{fqdn: a.example, "
                          "ports: [80]}, {cidr: 10.0.0.0/8, ports: [443]}]\n";
         cr_assert_eq(load(more, &p, NULL, &err), 0, "%s", err.msg);
         cr_assert_eq(p.network.n_rules, 2, "union without the duplicate");
@@ -196,9 +197,9 @@ Test(profile_merge, import_resolves_against_the_final_capabilities)
 Test(profile_merge, load_by_name_uses_the_search_path_in_order)
 {
         static const struct memfile files[] = {
-            {"first/x.yaml", HDR("x-first") ""},
-            {"second/x.yaml", HDR("x-second") ""},
-            {"second/y.yaml", HDR("y") ""},
+                {"first/x.yaml", HDR("x-first") ""},
+                {"second/x.yaml", HDR("x-second") ""},
+                {"second/y.yaml", HDR("y") ""},
         };
         static const char *const search[] = {"first", "second"};
         struct memfs fs = {.files = files, .n_files = 3};
@@ -216,8 +217,8 @@ Test(profile_merge, load_by_name_uses_the_search_path_in_order)
         aidp_profile_free(&p);
         cr_assert_lt(aidp_profile_load("z", &env, &p, NULL, &err), 0);
         cr_assert_str_eq(
-            err.msg,
-            "profile 'z' not found in the library (looked in: first/z.yaml, second/z.yaml)");
+                err.msg,
+                "profile 'z' not found in the library (looked in: first/z.yaml, second/z.yaml)");
         cr_assert_eq(err.status, AIDP_EXIT_CONFIG);
         cr_assert_lt(aidp_profile_load("../etc/passwd", &env, &p, NULL, &err), 0);
         cr_assert_lt(aidp_profile_load("bad name", &env, &p, NULL, &err), 0);

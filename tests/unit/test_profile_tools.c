@@ -15,11 +15,11 @@
 static const struct {
         const char *ref, *golden;
 } golden[] = {
-    {"baseline", "baseline.txt"},
-    {"strict-cpu-train", "strict-cpu-train.txt"},
-    {"gpu-train", "gpu-train.txt"},
-    {"egress-example", "egress-example.txt"},
-    {"tests/data/profiles/kitchen-sink.yaml", "kitchen-sink.txt"},
+        {"baseline", "baseline.txt"},
+        {"strict-cpu-train", "strict-cpu-train.txt"},
+        {"gpu-train", "gpu-train.txt"},
+        {"egress-example", "egress-example.txt"},
+        {"tests/data/profiles/kitchen-sink.yaml", "kitchen-sink.txt"},
 };
 
 static struct aidp_profile_env source_env(struct memfs *fs)
@@ -100,8 +100,8 @@ Test(profile_tools, shipped_profiles_are_clean, .init = init)
                         const struct aidp_sc_rule *r;
                         enum aidp_sc_effect e = aidp_profiles_sc_effect(&p.seccomp, closed[k], &r);
                         enum aidp_sc_action a = e == AIDP_SC_EFFECT_UNCONDITIONAL
-                                                    ? r->action
-                                                    : p.seccomp.default_action;
+                                                        ? r->action
+                                                        : p.seccomp.default_action;
                         cr_assert(e != AIDP_SC_EFFECT_CONDITIONAL && !aidp_profiles_sc_permits(a),
                                   "%s: %s is allowed", names[i], closed[k]);
                 }
@@ -113,16 +113,16 @@ Test(profile_tools, shipped_profiles_are_clean, .init = init)
 Test(profile_tools, lint_reports_the_risky_parts_with_positions)
 {
         const char *y =
-            "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: risky}\n"
-            "limits: {memory: unlimited, pids: unlimited, rlimits: {core: unlimited}}\n"
-            "filesystem:\n  binds:\n    - {source: /srv/x, target: /x, writable: true}\n"
-            "capabilities: [CAP_SYS_ADMIN]\n"
-            "user: {allowRoot: true}\n"
-            "seccomp:\n  syscalls:\n    - {names: [ptrace], action: allow}\n    - {names: "
-            "[clone3], action: allow}\n"
-            "    - {names: [getpid], action: allow}\n"
-            "network:\n  mode: egress\n  egress:\n    - {cidr: 0.0.0.0/0, ports: [443]}\n    - "
-            "{fqdn: a.example}\n";
+                "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: risky}\n"
+                "limits: {memory: unlimited, pids: unlimited, rlimits: {core: unlimited}}\n"
+                "filesystem:\n  binds:\n    - {source: /srv/x, target: /x, writable: true}\n"
+                "capabilities: [CAP_SYS_ADMIN]\n"
+                "user: {allowRoot: true}\n"
+                "seccomp:\n  syscalls:\n    - {names: [ptrace], action: allow}\n    - {names: "
+                "[clone3], action: allow}\n"
+                "    - {names: [getpid], action: allow}\n"
+                "network:\n  mode: egress\n  egress:\n    - {cidr: 0.0.0.0/0, ports: [443]}\n    - "
+                "{fqdn: a.example}\n";
         struct aidp_profile p;
         struct aidp_lint_list l = {0};
         aidp_error err = {0};
@@ -130,18 +130,18 @@ Test(profile_tools, lint_reports_the_risky_parts_with_positions)
         static const struct {
                 const char *code, *where;
         } want[] = {
-            {"capability-granted", "p.yaml:8:16"},
-            {"writable-bind", "p.yaml:7:7"},
-            {"egress-wide-open", "p.yaml:18:7"},
-            {"egress-any-port", "p.yaml:19:7"},
-            {"no-memory-limit", "p.yaml:4:18"},
-            {"no-pids-limit", "p.yaml:4:35"},
-            {"core-dumps", "p.yaml:4:56"},
-            {"allow-root", "p.yaml:9:19"},
-            {"seccomp-ptrace-allowed", "p.yaml:12:16"},
-            {"seccomp-clone3-allowed", "p.yaml:13:16"},
-            {"seccomp-redundant-rule", "p.yaml:12:7"},
-            {"seccomp-denylist", ""},
+                {"capability-granted", "p.yaml:8:16"},
+                {"writable-bind", "p.yaml:7:7"},
+                {"egress-wide-open", "p.yaml:18:7"},
+                {"egress-any-port", "p.yaml:19:7"},
+                {"no-memory-limit", "p.yaml:4:18"},
+                {"no-pids-limit", "p.yaml:4:35"},
+                {"core-dumps", "p.yaml:4:56"},
+                {"allow-root", "p.yaml:9:19"},
+                {"seccomp-ptrace-allowed", "p.yaml:12:16"},
+                {"seccomp-clone3-allowed", "p.yaml:13:16"},
+                {"seccomp-redundant-rule", "p.yaml:12:7"},
+                {"seccomp-denylist", ""},
         };
         for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
                 const struct aidp_lint *it = find_lint(&l, want[i].code);
@@ -171,30 +171,30 @@ Test(profile_tools, diff_says_what_loosens_and_tightens, .init = init)
         aidp_error err = {0};
         cr_assert_eq(aidp_profile_load("strict-cpu-train", &env, &a, NULL, &err), 0, "%s", err.msg);
         cr_assert_eq(
-            aidp_profile_load("tests/data/profiles/kitchen-sink.yaml", &env, &b, NULL, &err), 0,
-            "%s", err.msg);
+                aidp_profile_load("tests/data/profiles/kitchen-sink.yaml", &env, &b, NULL, &err), 0,
+                "%s", err.msg);
         char *text;
         size_t loosen;
         cr_assert_eq(aidp_profile_diff(&a, &b, &env, &text, &loosen, &err), 0);
         static const char *const lines[] = {
-            "loosen limits.memory: 8 GiB -> 12 GiB",
-            "tighten limits.cpus(m): 4000 -> 1500",
-            "tighten limits.pids: 512 -> 256",
-            "tighten limits.wallTime(s): 43200 -> 5400",
-            "change limits.tmpfs./data: auto -> 20 GiB",
-            "loosen limits.rlimits.nofile: 4096 -> 8192",
-            "change limits.rlimits.stack: inherited -> unlimited",
-            "loosen filesystem.binds /cache (from /srv/cache, writable): absent -> present",
-            "tighten filesystem.masked /etc/machine-id: absent -> present",
-            "tighten filesystem.bindCwd: yes -> no",
-            "loosen devices /dev/fuse: absent -> present",
-            "loosen capabilities CAP_NET_BIND_SERVICE: absent -> present",
-            "change user.mode: caller -> fixed 2000:2000",
-            "change seccomp.ptrace: errno(EPERM) -> kill-process",
-            "loosen seccomp.mlockall: errno(EPERM) -> log",
-            "loosen network.mode: none -> egress",
-            "loosen network.egress udp 0.0.0.0/0 port any region eu-west-1: absent -> present",
-            "change data.out: /out -> /results",
+                "loosen limits.memory: 8 GiB -> 12 GiB",
+                "tighten limits.cpus(m): 4000 -> 1500",
+                "tighten limits.pids: 512 -> 256",
+                "tighten limits.wallTime(s): 43200 -> 5400",
+                "change limits.tmpfs./data: auto -> 20 GiB",
+                "loosen limits.rlimits.nofile: 4096 -> 8192",
+                "change limits.rlimits.stack: inherited -> unlimited",
+                "loosen filesystem.binds /cache (from /srv/cache, writable): absent -> present",
+                "tighten filesystem.masked /etc/machine-id: absent -> present",
+                "tighten filesystem.bindCwd: yes -> no",
+                "loosen devices /dev/fuse: absent -> present",
+                "loosen capabilities CAP_NET_BIND_SERVICE: absent -> present",
+                "change user.mode: caller -> fixed 2000:2000",
+                "change seccomp.ptrace: errno(EPERM) -> kill-process",
+                "loosen seccomp.mlockall: errno(EPERM) -> log",
+                "loosen network.mode: none -> egress",
+                "loosen network.egress udp 0.0.0.0/0 port any region eu-west-1: absent -> present",
+                "change data.out: /out -> /results",
         };
         for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
                 cr_assert(has_line(text, lines[i]), "missing line '%s' in:\n%s", lines[i], text);
@@ -216,11 +216,11 @@ Test(profile_tools, diff_says_what_loosens_and_tightens, .init = init)
 Test(profile_tools, learned_allowlist_loads_and_allows_exactly_what_was_seen, .init = init)
 {
         int nrs[] = {
-            seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "write"),
-            seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "read"),
-            seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "clone"),
-            seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "clone3"),
-            seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "read"),
+                seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "write"),
+                seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "read"),
+                seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "clone"),
+                seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "clone3"),
+                seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, "read"),
         };
         struct memfs fs = {0};
         struct aidp_profile_env env = source_env(&fs);
@@ -231,8 +231,8 @@ Test(profile_tools, learned_allowlist_loads_and_allows_exactly_what_was_seen, .i
         struct aidp_profile p;
         struct aidp_lint_list l = {0};
         cr_assert_eq(
-            aidp_profile_load_buffer("learned.yaml", yaml, strlen(yaml), &env, &p, &l, &err), 0,
-            "%s\n%s", err.msg, yaml);
+                aidp_profile_load_buffer("learned.yaml", yaml, strlen(yaml), &env, &p, &l, &err), 0,
+                "%s\n%s", err.msg, yaml);
         cr_assert_eq(p.seccomp.default_action, AIDP_SC_ERRNO);
         const struct aidp_sc_rule *r;
         cr_assert_eq(aidp_profiles_sc_effect(&p.seccomp, "read", &r), AIDP_SC_EFFECT_UNCONDITIONAL);
@@ -260,9 +260,9 @@ Test(profile_tools, learned_allowlist_loads_and_allows_exactly_what_was_seen, .i
                 int nr[] = {seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, single[i])};
                 cr_assert_eq(aidp_profile_write_allowlist("l3", NULL, nr, 1, &env, &yaml, &err), 0,
                              "%s", err.msg);
-                cr_assert_eq(
-                    aidp_profile_load_buffer("l3.yaml", yaml, strlen(yaml), &env, &p, NULL, &err),
-                    0, "%s", err.msg);
+                cr_assert_eq(aidp_profile_load_buffer("l3.yaml", yaml, strlen(yaml), &env, &p, NULL,
+                                                      &err),
+                             0, "%s", err.msg);
                 cr_assert_eq(aidp_profiles_sc_effect(&p.seccomp, "clone", NULL),
                              AIDP_SC_EFFECT_CONDITIONAL);
                 cr_assert_eq(aidp_profiles_sc_effect(&p.seccomp, "clone3", &r),

@@ -14,15 +14,15 @@ static char *gdpr_phi[] = {"gdpr", "phi", NULL};
 Test(tags, inherit_takes_max_and_sorted_union)
 {
         struct aidp_data_tags in[] = {
-            {.classification = AIDP_CLASS_INTERNAL, .residency = eu_de, .n_residency = 2},
-            {.classification = AIDP_CLASS_RESTRICTED,
-             .residency = us,
-             .n_residency = 1,
-             .regulations = phi,
-             .n_regulations = 1},
-            {.classification = AIDP_CLASS_CONFIDENTIAL,
-             .regulations = gdpr_phi,
-             .n_regulations = 2},
+                {.classification = AIDP_CLASS_INTERNAL, .residency = eu_de, .n_residency = 2},
+                {.classification = AIDP_CLASS_RESTRICTED,
+                 .residency = us,
+                 .n_residency = 1,
+                 .regulations = phi,
+                 .n_regulations = 1},
+                {.classification = AIDP_CLASS_CONFIDENTIAL,
+                 .regulations = gdpr_phi,
+                 .n_regulations = 2},
         };
         struct aidp_data_tags out;
         cr_assert_eq(aidp_residency_tags_inherit(in, 3, &out), 0);
@@ -55,9 +55,9 @@ Test(tags, add_folds_one_input_at_a_time)
 {
         struct aidp_data_tags acc = {0};
         struct aidp_data_tags a = {
-            .classification = AIDP_CLASS_REGULATED, .residency = us, .n_residency = 1};
+                .classification = AIDP_CLASS_REGULATED, .residency = us, .n_residency = 1};
         struct aidp_data_tags b = {
-            .classification = AIDP_CLASS_PUBLIC, .residency = eu_de, .n_residency = 2};
+                .classification = AIDP_CLASS_PUBLIC, .residency = eu_de, .n_residency = 2};
         cr_assert_eq(aidp_residency_tags_add(&acc, &a), 0);
         cr_assert_eq(aidp_residency_tags_add(&acc, &b), 0);
         cr_assert_eq(acc.classification, AIDP_CLASS_REGULATED, "never lowered");
@@ -70,7 +70,7 @@ Test(tags, classification_names_round_trip)
         for (int c = 0; c < AIDP_CLASS_MAX; c++) {
                 enum aidp_classification back;
                 cr_assert_eq(aidp_residency_classification_parse(
-                                 aidp_residency_classification_name(c), &back),
+                                     aidp_residency_classification_name(c), &back),
                              0);
                 cr_assert_eq(back, c);
         }
@@ -100,10 +100,11 @@ Test(tags, tag_syntax)
 
 Test(tags, facts_copy_is_deep)
 {
-        struct aidp_dataset_facts f = {
-            .name = "n",
-            .version = "1",
-            .tags = {.classification = AIDP_CLASS_INTERNAL, .residency = eu_de, .n_residency = 2}};
+        struct aidp_dataset_facts f = {.name = "n",
+                                       .version = "1",
+                                       .tags = {.classification = AIDP_CLASS_INTERNAL,
+                                                .residency = eu_de,
+                                                .n_residency = 2}};
         struct aidp_dataset_facts c;
         cr_assert_eq(aidp_residency_facts_copy(&f, &c), 0);
         cr_assert_neq(c.name, f.name);

@@ -61,18 +61,18 @@ Test(run_lineage_policy, denial_is_an_other_record_with_reasons_and_a_syslog_eve
         cr_assert_eq(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
 
         struct aidp_reason reasons[] = {
-            {.result = AIDP_REASON_PASS,
-             .check = AIDP_CHECK_ACCESS,
-             .rule = "roles.trainer",
-             .source = "access.yaml:4",
-             .message = "alice holds role trainer"},
-            {.result = AIDP_REASON_FAIL,
-             .check = AIDP_CHECK_RESIDENCY,
-             .rule = "residency.eu",
-             .source = "residency.yaml:2",
-             .dataset = "patients",
-             .attribute = "region",
-             .message = "host region us-east-1 is not in eu-*"},
+                {.result = AIDP_REASON_PASS,
+                 .check = AIDP_CHECK_ACCESS,
+                 .rule = "roles.trainer",
+                 .source = "access.yaml:4",
+                 .message = "alice holds role trainer"},
+                {.result = AIDP_REASON_FAIL,
+                 .check = AIDP_CHECK_RESIDENCY,
+                 .rule = "residency.eu",
+                 .source = "residency.yaml:2",
+                 .dataset = "patients",
+                 .attribute = "region",
+                 .message = "host region us-east-1 is not in eu-*"},
         };
         struct aidp_decision d = {.allow = false,
                                   .user = "alice",
@@ -84,23 +84,25 @@ Test(run_lineage_policy, denial_is_an_other_record_with_reasons_and_a_syslog_eve
         struct aidp_run_policy pol = {.enforced = true, .decided = true, .decision = d};
         pol.set.host = &host;
         struct aidp_lineage_options o = {
-            .path = logp, .key_path = keyp, .syslog_socket = sock_path, .create_key = true};
+                .path = logp, .key_path = keyp, .syslog_socket = sock_path, .create_key = true};
         struct aidp_lineage *lg = NULL;
         aidp_error e = {0};
         cr_assert_eq(aidp_lineage_open(&lg, &o, &e), 0, "%s", e.msg);
         json_object *ev = aidp_lineage_event_new(
-            AIDP_LINEAGE_OTHER, "3f1c2b1e-8f0a-4c1d-9e2f-0123456789ab", NULL, "train");
+                AIDP_LINEAGE_OTHER, "3f1c2b1e-8f0a-4c1d-9e2f-0123456789ab", NULL, "train");
         aidp_run_policy_annotate(&pol, ev);
         cr_assert_eq(aidp_lineage_append(lg, ev, &e), 0, "%s", e.msg);
 
         json_object *dec = at(ev, "run.facets.aidp_policy.decisions");
         /* the verdict for the run, then one entry per checked rule */
         cr_assert_eq(json_object_array_length(dec), 3);
-        cr_assert_str_eq(json_object_get_string(at(json_object_array_get_idx(dec, 0), "decision")), "deny");
+        cr_assert_str_eq(json_object_get_string(at(json_object_array_get_idx(dec, 0), "decision")),
+                         "deny");
         json_object *deny = json_object_array_get_idx(dec, 2);
         cr_assert_str_eq(json_object_get_string(at(deny, "decision")), "deny");
         cr_assert_str_eq(json_object_get_string(at(deny, "subject")), "dataset patients");
-        cr_assert_str_eq(json_object_get_string(at(deny, "rule")), "residency.eu (residency.yaml:2)");
+        cr_assert_str_eq(json_object_get_string(at(deny, "rule")),
+                         "residency.eu (residency.yaml:2)");
         cr_assert_eq(json_object_get_boolean(at(ev, "run.facets.aidp_policy.enforced")), 1);
         cr_assert_str_eq(json_object_get_string(at(ev, "run.facets.aidp_policy.trail.decision")),
                          "deny");
@@ -115,7 +117,7 @@ Test(run_lineage_policy, denial_is_an_other_record_with_reasons_and_a_syslog_eve
         msg[n > 0 ? n : 0] = '\0';
         close(s);
         cr_assert(strstr(msg, " DENIED [aidp@32473 ") &&
-                      strstr(msg, "reason=\"host region us-east-1 is not in eu-*\""),
+                          strstr(msg, "reason=\"host region us-east-1 is not in eu-*\""),
                   "%s", msg);
 
         struct aidp_lineage_verify v;

@@ -183,8 +183,10 @@ Test(sealed_format, nonces)
 
 static struct aidp_tree_entry ent(enum aidp_tree_type t, const char *p, uint64_t size)
 {
-        return (struct aidp_tree_entry){
-            .type = t, .mode = t == AIDP_ENTRY_DIR ? 0755 : 0644, .size = size, .path = strdup(p)};
+        return (struct aidp_tree_entry){.type = t,
+                                        .mode = t == AIDP_ENTRY_DIR ? 0755 : 0644,
+                                        .size = size,
+                                        .path = strdup(p)};
 }
 
 Test(sealed_format, manifest_round_trip_sorted)

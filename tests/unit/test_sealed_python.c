@@ -5,7 +5,7 @@
 
 #include "tests/sealed_util.h"
 
-#define PY "/usr/bin/python3"
+#define PY   "/usr/bin/python3"
 #define TOOL AIDP_SOURCE_DIR "/tests/tools/decrypt_sealed.py"
 
 static char *T;

@@ -132,18 +132,18 @@ Test(sealed_roundtrip, tree_with_modes)
                 mode_t mode;
                 uint64_t size;
         } spec[] = {
-            {"tree/a", 1, 0750, 0},
-            {"tree/a/b", 1, 0700, 0},
-            {"tree/a/b/deep.txt", 0, 0600, 100},
-            {"tree/a-c", 0, 0644, 7000}, /* sorts between "a" and "a/..." */
-            {"tree/a.d", 1, 0555, 0},    /* read-only directory with content */
-            {"tree/empty-dir", 1, 0711, 0},
-            {"tree/exec.sh", 0, 0755, 30},
-            {"tree/sticky", 1, 01777, 0},
-            {"tree/sticky/s", 0, 0444, 1},
-            {"tree/zero", 0, 0640, 0},
-            {"tree/big", 0, 0644, 300000},
-            {"tree/sp ace ü", 0, 0600, 10},
+                {"tree/a", 1, 0750, 0},
+                {"tree/a/b", 1, 0700, 0},
+                {"tree/a/b/deep.txt", 0, 0600, 100},
+                {"tree/a-c", 0, 0644, 7000}, /* sorts between "a" and "a/..." */
+                {"tree/a.d", 1, 0555, 0},    /* read-only directory with content */
+                {"tree/empty-dir", 1, 0711, 0},
+                {"tree/exec.sh", 0, 0755, 30},
+                {"tree/sticky", 1, 01777, 0},
+                {"tree/sticky/s", 0, 0444, 1},
+                {"tree/zero", 0, 0640, 0},
+                {"tree/big", 0, 0644, 300000},
+                {"tree/sp ace ü", 0, 0600, 10},
         };
         for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
                 path(p, spec[i].rel);

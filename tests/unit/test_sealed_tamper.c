@@ -382,9 +382,11 @@ Test(sealed_tamper, content_digest_mismatch_detected_when_verifying)
                 size_t len = i + 1 == H.n_segments ? (size_t)(H.payload_len - i * SEG) : SEG;
                 bool fin = i + 1 == H.n_segments;
                 cr_assert_eq(
-                    aidp_sealed_seg_decrypt(dec, i, fin, H.header_digest, seg, len, seg + len), 0);
+                        aidp_sealed_seg_decrypt(dec, i, fin, H.header_digest, seg, len, seg + len),
+                        0);
                 cr_assert_eq(
-                    aidp_sealed_seg_encrypt(enc, i, fin, h2.header_digest, seg, len, seg + len), 0);
+                        aidp_sealed_seg_encrypt(enc, i, fin, h2.header_digest, seg, len, seg + len),
+                        0);
         }
         EVP_CIPHER_CTX_free(dec);
         EVP_CIPHER_CTX_free(enc);

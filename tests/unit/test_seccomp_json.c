@@ -8,8 +8,8 @@
 
 /* shared/ sits beside the clone (CI) or two levels up (a worktree). */
 static const char *const fixtures[] = {
-    AIDP_SOURCE_DIR "/../shared/fixtures/docker-default-seccomp.json",
-    AIDP_SOURCE_DIR "/../../shared/fixtures/docker-default-seccomp.json",
+        AIDP_SOURCE_DIR "/../shared/fixtures/docker-default-seccomp.json",
+        AIDP_SOURCE_DIR "/../../shared/fixtures/docker-default-seccomp.json",
 };
 
 static char *slurp(const char *path, size_t *len)
@@ -88,8 +88,8 @@ Test(seccomp_json, docker_default_without_capabilities)
         for (size_t i = 0; i < p.n_rules; i++)
                 for (size_t j = 0; j < p.rules[i].n_names; j++)
                         cr_assert_geq(
-                            aidp_profiles_syscall_nr(SCMP_ARCH_X86_64, p.rules[i].names[j]), 0,
-                            "%s kept though not on x86_64", p.rules[i].names[j]);
+                                aidp_profiles_syscall_nr(SCMP_ARCH_X86_64, p.rules[i].names[j]), 0,
+                                "%s kept though not on x86_64", p.rules[i].names[j]);
         cr_assert_null(aidp_profiles_sc_contradiction(&p));
         aidp_sc_policy_free(&p);
 }
@@ -123,40 +123,50 @@ struct bad_json {
 };
 
 static const struct bad_json bad[] = {
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n \"syscalls\": [}", "x.json:2:15: JSON syntax"},
-    {"[1, 2]", "(top level): found an array, expected an object"},
-    {"{\"syscalls\": []}", "defaultAction: found nothing"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"extra\": 1}", "(top level): unknown key 'extra'"},
-    {"{\"defaultAction\": \"SCMP_ACT_BLOCK\"}", "defaultAction: found 'SCMP_ACT_BLOCK'"},
-    {"{\"defaultAction\": \"SCMP_ACT_TRACE\"}", "needs a tracer"},
-    {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 0}",
-     "expected an errno number 1..4095"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"action\": \"SCMP_ACT_ERRNO\"}]}",
-     "syscalls[0]: found no names"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [1], \"action\": "
-     "\"SCMP_ACT_ERRNO\"}]}",
-     "syscalls[0].names[0]: found a number, expected a string"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": "
-     "\"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 7, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}",
-     "syscalls[0].args[0].index: found 7"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": "
-     "\"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 0, \"value\": -1, \"op\": \"SCMP_CMP_EQ\"}]}]}",
-     "value: found -1"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": "
-     "\"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 0, \"value\": 1, \"op\": \"SCMP_CMP_LIKE\"}]}]}",
-     "op: found 'SCMP_CMP_LIKE'"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": "
-     "\"SCMP_ACT_ERRNO\", \"includes\": {\"caps\": [\"CAP_NOPE\"]}}]}",
-     "includes.caps[0]: found 'CAP_NOPE'"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": "
-     "\"SCMP_ACT_ERRNO\", \"includes\": {\"minKernel\": \"four\"}}]}",
-     "minKernel: found 'four'"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], \"action\": "
-     "\"SCMP_ACT_ERRNO\"}, {\"names\": [\"read\"], \"action\": \"SCMP_ACT_KILL\"}]}",
-     "contradictory rules for 'read'"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\"} {}", "x.json:1:37: JSON syntax"},
-    {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/run/agent.sock\"}",
-     "listenerPath: found a seccomp agent"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n \"syscalls\": [}", "x.json:2:15: JSON syntax"},
+        {"[1, 2]", "(top level): found an array, expected an object"},
+        {"{\"syscalls\": []}", "defaultAction: found nothing"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"extra\": 1}",
+         "(top level): unknown key 'extra'"},
+        {"{\"defaultAction\": \"SCMP_ACT_BLOCK\"}", "defaultAction: found 'SCMP_ACT_BLOCK'"},
+        {"{\"defaultAction\": \"SCMP_ACT_TRACE\"}", "needs a tracer"},
+        {"{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 0}",
+         "expected an errno number 1..4095"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"action\": "
+         "\"SCMP_ACT_ERRNO\"}]}",
+         "syscalls[0]: found no names"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [1], \"action\": "
+         "\"SCMP_ACT_ERRNO\"}]}",
+         "syscalls[0].names[0]: found a number, expected a string"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
+         "\"action\": "
+         "\"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 7, \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}]}",
+         "syscalls[0].args[0].index: found 7"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
+         "\"action\": "
+         "\"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 0, \"value\": -1, \"op\": "
+         "\"SCMP_CMP_EQ\"}]}]}",
+         "value: found -1"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
+         "\"action\": "
+         "\"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 0, \"value\": 1, \"op\": "
+         "\"SCMP_CMP_LIKE\"}]}]}",
+         "op: found 'SCMP_CMP_LIKE'"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
+         "\"action\": "
+         "\"SCMP_ACT_ERRNO\", \"includes\": {\"caps\": [\"CAP_NOPE\"]}}]}",
+         "includes.caps[0]: found 'CAP_NOPE'"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
+         "\"action\": "
+         "\"SCMP_ACT_ERRNO\", \"includes\": {\"minKernel\": \"four\"}}]}",
+         "minKernel: found 'four'"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
+         "\"action\": "
+         "\"SCMP_ACT_ERRNO\"}, {\"names\": [\"read\"], \"action\": \"SCMP_ACT_KILL\"}]}",
+         "contradictory rules for 'read'"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\"} {}", "x.json:1:37: JSON syntax"},
+        {"{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/run/agent.sock\"}",
+         "listenerPath: found a seccomp agent"},
 };
 
 Test(seccomp_json, bad_input)
@@ -183,19 +193,19 @@ Test(seccomp_json, docker_import_explained)
         /* A profile importing the fixture as it is, then adjusting it. */
         const char *path = fixture_path();
         char yaml[1024];
-        snprintf(
-            yaml, sizeof yaml,
-            "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: docker}\n"
-            "seccomp:\n  import: %s\n  syscalls:\n    - {names: [ptrace], action: errno(EPERM)}\n",
-            path);
+        snprintf(yaml, sizeof yaml,
+                 "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: docker}\n"
+                 "seccomp:\n  import: %s\n  syscalls:\n    - {names: [ptrace], action: "
+                 "errno(EPERM)}\n",
+                 path);
         struct memfs fs = {.real_dir = "/"};
         struct aidp_profile_env env = memfs_env(&fs, NULL, 0);
         struct aidp_profile p;
         struct aidp_lint_list l = {0};
         aidp_error err = {0};
         cr_assert_eq(
-            aidp_profile_load_buffer("docker.yaml", yaml, strlen(yaml), &env, &p, &l, &err), 0,
-            "%s", err.msg);
+                aidp_profile_load_buffer("docker.yaml", yaml, strlen(yaml), &env, &p, &l, &err), 0,
+                "%s", err.msg);
         char *text = NULL;
         cr_assert_eq(aidp_profile_explain(&p, &env, &text, &err), 0);
         cr_assert(strstr(text, "  style       allowlist\n  default     errno(EPERM)\n  imported    "

@@ -73,11 +73,11 @@ Test(seclog, rejects_bad_param_names_and_severity_and_small_buffers)
 {
         char buf[512];
         static const char *const bad[] = {
-            "", "has space", "eq=", "quo\"te", "br]", "a234567890123456789012345678901234"};
+                "", "has space", "eq=", "quo\"te", "br]", "a234567890123456789012345678901234"};
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 struct aidp_seclog_param p[] = {{bad[i], "v"}};
                 struct aidp_seclog_msg m = {
-                    .severity = 4, .time_ns = T0, .msgid = "X", .params = p, .nparams = 1};
+                        .severity = 4, .time_ns = T0, .msgid = "X", .params = p, .nparams = 1};
                 cr_assert_eq(aidp_seclog_format(buf, sizeof buf, &m), -EINVAL, "name '%s' accepted",
                              bad[i]);
         }
@@ -136,8 +136,11 @@ TestSuite(seclog_socket, .init = listen_setup, .fini = listen_teardown, .timeout
 Test(seclog_socket, send_delivers_one_rfc5424_datagram)
 {
         struct aidp_seclog_param p[] = {{"k", "v"}};
-        struct aidp_seclog_msg m = {
-            .severity = LOG_CRIT, .msgid = "TAMPER", .params = p, .nparams = 1, .text = "hello"};
+        struct aidp_seclog_msg m = {.severity = LOG_CRIT,
+                                    .msgid = "TAMPER",
+                                    .params = p,
+                                    .nparams = 1,
+                                    .text = "hello"};
         cr_assert_eq(aidp_seclog_send(sock_path, &m), 0);
         char buf[4096];
         receive(buf, sizeof buf);
@@ -163,7 +166,7 @@ Test(seclog_socket, lineage_denials_and_aborts_go_to_syslog_but_not_starts)
         snprintf(llog, sizeof llog, "%s/l.jsonl", ldir);
         snprintf(lkey, sizeof lkey, "%s/l.key", ldir);
         struct aidp_lineage_options o = {
-            .path = llog, .key_path = lkey, .syslog_socket = sock_path, .create_key = true};
+                .path = llog, .key_path = lkey, .syslog_socket = sock_path, .create_key = true};
         struct aidp_lineage *lg = NULL;
         aidp_error e = {0};
         cr_assert_eq(aidp_lineage_open(&lg, &o, &e), 0, "%s", e.msg);
@@ -195,7 +198,7 @@ Test(seclog_socket, lineage_denials_and_aborts_go_to_syslog_but_not_starts)
         receive(buf, sizeof buf);
         cr_assert(!strncmp(buf, "<85>1 ", 6), "%s", buf);
         cr_assert(strstr(buf, " ABORT [aidp@32473 ") && strstr(buf, "lineageSeq=\"3\"") &&
-                      strstr(buf, "reason=\"supervisor died; cleaned by gc\"] run aborted"),
+                          strstr(buf, "reason=\"supervisor died; cleaned by gc\"] run aborted"),
                   "%s", buf);
 
         ev = aidp_lineage_event_new(AIDP_LINEAGE_COMPLETE, id, NULL, "train");
