@@ -73,6 +73,21 @@ struct run {
  * stops the supervisor (SIGSTOP) at that point of a run, so a test can
  * SIGKILL it there and check what gc does. Harmless outside tests: a stopped
  * supervisor is all it can cause, and only root sets a root process's env. */
+/* AIDP_TIMING=1: the time each phase took, on stderr (scripts/bench-start). */
+static void phase(struct run *r, const char *name)
+{
+        static struct timespec last;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (!last.tv_sec)
+                last = r->t0;
+        if (getenv("AIDP_TIMING"))
+                fprintf(stderr, "aidp-supervisor: timing: %-10s %8.3f ms\n", name,
+                        (double)(now.tv_sec - last.tv_sec) * 1e3 +
+                                (double)(now.tv_nsec - last.tv_nsec) / 1e6);
+        last = now;
+}
+
 static void fault_point(const char *where)
 {
         const char *at = getenv("AIDP_FAULT_STOP_AT");
@@ -1021,6 +1036,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         r.journal.lifeline_w = -1;
 
         int rc = resolve(&r, err);
+        phase(&r, "resolve");
         /* 2. START, durable, before anything of the run exists: a run that cannot
          * be recorded does not start. */
         if (rc == 0)
@@ -1037,6 +1053,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                                  lerr.msg);
                 }
         }
+        phase(&r, "start-rec");
         if (rc < 0) {
                 run_free(&r);
                 res->exit_status = err->status;
@@ -1064,12 +1081,16 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                         rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR,
                                             "interrupted before the job started");
         }
+        phase(&r, "prepare");
         if (rc == 0)
                 rc = spawn(&r, &old, err);
+        phase(&r, "spawn");
         if (rc == 0)
                 rc = inject(&r, err);
+        phase(&r, "inject");
         if (rc == 0)
                 rc = start_and_monitor(&r, err);
+        phase(&r, "job");
         /* The lifeline stays open until teardown is done: pid 1 must not
          * mistake a normal teardown for a dead supervisor. */
         r.journal.lifeline_w = r.life_w;
@@ -1084,6 +1105,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         size_t n_removed = removed_list(&r, removed, ARRAY_SIZE(removed));
         aidp_error terr = {0};
         int trc = teardown(&r, &terr);
+        phase(&r, "teardown");
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         res->wall_seconds =
@@ -1094,6 +1116,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         aidp_error lerr = {0};
         int lrc = aidp_run_lineage_end(&r.rl, res->run_id, res, rc, err,
                                        (const char *const *)removed, n_removed, &lerr);
+        phase(&r, "end-rec");
         journal_finish(&r, trc == 0 && lrc == 0);
         for (size_t i = 0; i < n_removed; i++)
                 free(removed[i]);
