@@ -431,19 +431,28 @@ int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_c
         if (parent && strstr(parent, ".."))
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "cgroup parent '%s' must not contain '..'", parent);
-        struct aidp_cgroup *cg = calloc(1, sizeof *cg);
-        if (!cg)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        cg->kill_dir = cg->procs_dir = cg->memory_dir = cg->cpu_dir = -1;
-        cg->version = aidp_cgroup_detect();
-        int rc = cg->version == AIDP_CGROUP_V2
-                         ? v2_create(cg, parent ? parent : "/aidp", name, lim, err)
-                         : v1_create(cg, parent, name, lim, err);
-        if (rc < 0) {
-                remove_dirs(cg);
-                cg_free(cg);
-                return rc;
+        /* Runs share the "aidp" parent, which the last run to end removes;
+         * if that happens between our mkdir of the parent and of our own
+         * cgroup, the latter fails with ENOENT: then simply start over. */
+        struct aidp_cgroup *cg = NULL;
+        int rc = -ENOENT;
+        for (int attempt = 0; attempt < 8 && rc == -ENOENT; attempt++) {
+                cg = calloc(1, sizeof *cg);
+                if (!cg)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                cg->kill_dir = cg->procs_dir = cg->memory_dir = cg->cpu_dir = -1;
+                cg->version = aidp_cgroup_detect();
+                rc = cg->version == AIDP_CGROUP_V2
+                             ? v2_create(cg, parent ? parent : "/aidp", name, lim, err)
+                             : v1_create(cg, parent, name, lim, err);
+                if (rc < 0) {
+                        remove_dirs(cg);
+                        cg_free(cg);
+                        cg = NULL;
+                }
         }
+        if (rc < 0)
+                return rc;
         *out = cg;
         return 0;
 }

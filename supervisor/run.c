@@ -27,6 +27,7 @@
 #include "supervisor/cgroup.h"
 #include "supervisor/profile_env.h"
 #include "supervisor/journal.h"
+#include "supervisor/relay.h"
 #include "supervisor/run_lineage.h"
 #include "supervisor/run_policy.h"
 #include "supervisor/sandbox.h"
@@ -67,6 +68,7 @@ struct run {
         aidp_error collect_err;
         bool collect_failed;
         int sync_w, err_r, status_r, life_w; /* the supervisor's ends of the sandbox pipes */
+        struct aidp_relay relay[2];          /* the job's stdout and stderr (supervisor/relay.h) */
 };
 
 /* Fault injection for the crash tests: AIDP_FAULT_STOP_AT=inject|job|shred
@@ -671,6 +673,17 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
                                                             .target = r->profile.paths.data,
                                                             .readonly = true};
 
+        int relay_child[2] = {-1, -1};
+        for (int i = 0; i < 2; i++) {
+                int e = aidp_relay_setup(&r->relay[i], i + 1, &relay_child[i]);
+                if (e < 0) {
+                        rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -e, "output relay");
+                        goto out;
+                }
+        }
+        spec.stdout_fd = relay_child[0];
+        spec.stderr_fd = relay_child[1];
+
         r->pidfd = -1;
         int cgfd = aidp_cgroup_open_fd(r->cg);
         pid_t pid = clone_sandbox(&r->pidfd, cgfd);
@@ -685,6 +698,9 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
                 aidp_sandbox_child(&spec);
         }
         r->pid1 = pid;
+        for (int i = 0; i < 2; i++)
+                if (relay_child[i] >= 0)
+                        close(relay_child[i]);
         if (r->learn_sv[1] >= 0) {
                 close(r->learn_sv[1]);
                 r->learn_sv[1] = -1;
@@ -766,17 +782,30 @@ static int start_and_monitor(struct run *r, aidp_error *err)
         bool grace_armed = false, killed = false;
         int stops = 0;
         for (;;) {
-                struct pollfd pf[4] = {
+                struct pollfd pf[8] = {
                         {.fd = f.status[0], .events = POLLIN},
                         {.fd = sfd, .events = POLLIN},
                         {.fd = wall, .events = POLLIN},
                         {.fd = grace, .events = POLLIN},
                 };
-                if (poll(pf, 4, -1) < 0) {
+                for (int i = 0; i < 2; i++) {
+                        short in = aidp_relay_want_in(&r->relay[i]);
+                        short o = aidp_relay_want_out(&r->relay[i]);
+                        pf[4 + 2 * i] =
+                                (struct pollfd){.fd = in ? r->relay[i].from : -1, .events = in};
+                        pf[5 + 2 * i] = (struct pollfd){.fd = o ? r->relay[i].to : -1, .events = o};
+                }
+                if (poll(pf, 8, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
                         break;
+                }
+                for (int i = 0; i < 2; i++) {
+                        if (pf[4 + 2 * i].revents)
+                                aidp_relay_on_readable(&r->relay[i]);
+                        if (pf[5 + 2 * i].revents)
+                                aidp_relay_on_writable(&r->relay[i]);
                 }
                 if (pf[0].revents) {
                         int32_t code;
@@ -859,6 +888,10 @@ static int teardown(struct run *r, aidp_error *err)
          * reach them through it. */
         if (r->cg)
                 aidp_cgroup_kill_except(r->cg, r->pid1);
+        /* Copy out what the job wrote but nobody has read yet: after shred,
+         * pages it spliced into a pipe would read as zeros. */
+        for (int i = 0; i < 2; i++)
+                aidp_relay_drain(&r->relay[i]);
         /* 1b. collect: seal /out now that nothing can write it any more, and
          * before shred destroys it. */
         if (r->o->output_dir && r->res->started) {
@@ -1035,6 +1068,8 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         clock_gettime(CLOCK_MONOTONIC, &r.t0);
         r.journal.lifeline_w = -1;
 
+        aidp_relay_init(&r.relay[0]);
+        aidp_relay_init(&r.relay[1]);
         int rc = resolve(&r, err);
         phase(&r, "resolve");
         /* 2. START, durable, before anything of the run exists: a run that cannot
@@ -1071,6 +1106,10 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         struct sigaction dfl = {.sa_handler = SIG_DFL}, saved[ARRAY_SIZE(handled)];
         for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
                 sigaction(handled[i], &dfl, &saved[i]);
+        /* A reader of our stdout that goes away must not kill the
+         * supervisor before it has shredded. */
+        struct sigaction ign = {.sa_handler = SIG_IGN}, saved_pipe;
+        sigaction(SIGPIPE, &ign, &saved_pipe);
 
         rc = prepare(&r, err);
         if (rc == 0) {
@@ -1106,6 +1145,8 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         aidp_error terr = {0};
         int trc = teardown(&r, &terr);
         phase(&r, "teardown");
+        for (int i = 0; i < 2; i++)
+                aidp_relay_finish(&r.relay[i]);
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         res->wall_seconds =
@@ -1126,6 +1167,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                 ;
         for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
                 sigaction(handled[i], &saved[i], NULL);
+        sigaction(SIGPIPE, &saved_pipe, NULL);
         sigprocmask(SIG_SETMASK, &old, NULL);
         run_free(&r);
         if (lrc < 0) {

@@ -533,6 +533,7 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
         for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
                 signal(forwarded[i], SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL); /* the supervisor ignores it; the job must not */
         /* The job starts with no signal blocked, whatever the caller had. */
         (void)orig;
         sigset_t none;
@@ -635,6 +636,12 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
 {
         g_err_fd = s->err_fd;
         char b;
+        /* The output relay's pipes become this process's (and so the job's)
+         * stdout and stderr. */
+        if (s->stdout_fd > 2 && dup2(s->stdout_fd, STDOUT_FILENO) < 0)
+                die(AIDP_STAGE_INIT, errno, "stdout");
+        if (s->stderr_fd > 2 && dup2(s->stderr_fd, STDERR_FILENO) < 0)
+                die(AIDP_STAGE_INIT, errno, "stderr");
         close(s->lifeline_w);
         close(s->sync_w);
         close(s->err_r);

@@ -19,6 +19,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -343,6 +344,24 @@ static int orphan(const char *tag)
         return 0;
 }
 
+/* Write a marker into a file on the sandbox's tmpfs and sendfile(2) it to
+ * stdout: into a pipe that moves page references, not bytes. */
+static int sendfile_out(const char *dir)
+{
+        char path[256];
+        snprintf(path, sizeof path, "%s/sendfile-marker", dir);
+        int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+        if (fd < 0)
+                return 3;
+        const char msg[] = "MARKER-0123456789abcdef\n";
+        if (write(fd, msg, sizeof msg - 1) != (ssize_t)sizeof msg - 1)
+                return 3;
+        off_t off = 0;
+        if (sendfile(1, fd, &off, sizeof msg - 1) != (ssize_t)sizeof msg - 1)
+                return 4;
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         setvbuf(stdout, NULL, _IOLBF, 0);
@@ -375,6 +394,8 @@ int main(int argc, char **argv)
                 return orphan(argv[2]);
         else if (!strcmp(c, "sleep") && argc > 2)
                 sleep((unsigned)atoi(argv[2]));
+        else if (!strcmp(c, "sendfile") && argc > 2)
+                return sendfile_out(argv[2]);
         else if (!strcmp(c, "exit") && argc > 2)
                 return atoi(argv[2]);
         else {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/exitcodes.h"
@@ -309,4 +310,26 @@ Test(run, ro_bind_and_bind_options)
         char *b[] = {AIDP_SUPERVISOR, "run", "--ro-bind", "relative/path", "--", "true", NULL};
         cr_expect_eq(aidp_test_run(&P, b), AIDP_EXIT_USAGE);
         cr_expect(strstr(P.err, "relative/path") != NULL, "%s", P.err);
+}
+
+/* The job sendfile()s a file of its /scratch into stdout, a pipe nobody reads
+ * until the run is over: splice semantics put references to the tmpfs pages in
+ * the pipe, and shred overwrites exactly those pages. The output relay copies
+ * them out before shred, so the late reader still gets the bytes. */
+Test(run, output_spliced_from_tmpfs_survives_shred)
+{
+        AIDP_REQUIRE_ROOT();
+        char *a[] = {AIDP_SUPERVISOR, "run",      "-q",       "--user", "65534", "--no-cwd", "--",
+                     AIDP_PROBE,      "sendfile", "/scratch", NULL};
+        cr_assert_eq(aidp_test_spawn(&P, a), 0);
+        int st;
+        cr_assert_eq(waitpid(P.pid, &st, 0), P.pid); /* read nothing until the run is over */
+        P.pid = 0;
+        char buf[128] = "";
+        ssize_t n = read(P.out_fd, buf, sizeof buf - 1);
+        buf[n > 0 ? n : 0] = '\0';
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+        cr_expect_str_eq(buf, "MARKER-0123456789abcdef\n");
+        close(P.out_fd);
+        close(P.err_fd);
 }

@@ -17,15 +17,19 @@
 
 #include "runner.h"
 
-static size_t out_len, err_len;
-
 int aidp_test_spawn(struct aidp_proc *p, char *const argv[])
 {
+        /* A test process may run with stdout or stderr closed (it does in the
+         * VM); then pipe2 would hand out 1 or 2 and the dup2s below collide. */
+        for (int fd = 0; fd < 3; fd++)
+                if (fcntl(fd, F_GETFD) < 0)
+                        open("/dev/null", O_RDWR);
         int o[2], e[2];
         if (pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0)
                 return -1;
+        if (getenv("AIDP_DEBUG_RUNNER"))
+                fprintf(stderr, "runner: o=%d,%d e=%d,%d\n", o[0], o[1], e[0], e[1]);
         memset(p, 0, sizeof *p);
-        out_len = err_len = 0;
         p->pid = fork();
         if (p->pid == 0) {
                 /* If the test dies (a Criterion timeout kills it), the
@@ -35,6 +39,10 @@ int aidp_test_spawn(struct aidp_proc *p, char *const argv[])
                 dup2(e[1], 2);
                 int devnull = open("/dev/null", O_RDONLY);
                 dup2(devnull, 0);
+                /* dup2 onto itself (a pipe that got fd 1 because the test ran
+                 * with stdout closed) keeps close-on-exec: clear it. */
+                for (int fd = 0; fd < 3; fd++)
+                        fcntl(fd, F_SETFD, 0);
                 /* Runs started by tests record their lineage in the build tree, never
                  * in the machine's /var/lib/aidp (a test may point elsewhere). */
                 setenv("AIDP_LINEAGE_FILE", AIDP_BINARY_DIR "/test-lineage/lineage.jsonl", 0);
@@ -57,9 +65,11 @@ static bool pump(struct aidp_proc *p, int timeout_ms)
                 return false;
         bool any = false;
         if (pf[0].revents && p->out_fd >= 0) {
-                ssize_t n = read(p->out_fd, p->out + out_len, sizeof p->out - 1 - out_len);
+                ssize_t n = read(p->out_fd, p->out + p->out_len, sizeof p->out - 1 - p->out_len);
                 if (n > 0) {
-                        out_len += (size_t)n;
+                        p->out_len += (size_t)n;
+                        any = true;
+                } else if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
                         any = true;
                 } else {
                         close(p->out_fd);
@@ -67,17 +77,19 @@ static bool pump(struct aidp_proc *p, int timeout_ms)
                 }
         }
         if (pf[1].revents && p->err_fd >= 0) {
-                ssize_t n = read(p->err_fd, p->err + err_len, sizeof p->err - 1 - err_len);
+                ssize_t n = read(p->err_fd, p->err + p->err_len, sizeof p->err - 1 - p->err_len);
                 if (n > 0) {
-                        err_len += (size_t)n;
+                        p->err_len += (size_t)n;
+                        any = true;
+                } else if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
                         any = true;
                 } else {
                         close(p->err_fd);
                         p->err_fd = -1;
                 }
         }
-        p->out[out_len] = '\0';
-        p->err[err_len] = '\0';
+        p->out[p->out_len] = '\0';
+        p->err[p->err_len] = '\0';
         return any || p->out_fd >= 0 || p->err_fd >= 0;
 }
 
@@ -95,14 +107,26 @@ bool aidp_test_wait_output(struct aidp_proc *p, const char *needle, int timeout_
         return true;
 }
 
+/* The exit status (128+N for signal N), or -1000-errno when it cannot be had. */
+static int wait_status(struct aidp_proc *p)
+{
+        int st = 0;
+        pid_t r;
+        do
+                r = waitpid(p->pid, &st, 0);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                p->status = -1000 - errno;
+        else
+                p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return p->status;
+}
+
 int aidp_test_finish(struct aidp_proc *p)
 {
         while (p->out_fd >= 0 || p->err_fd >= 0)
                 pump(p, 1000);
-        int st;
-        waitpid(p->pid, &st, 0);
-        p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        return p->status;
+        return wait_status(p);
 }
 
 int aidp_test_reap(struct aidp_proc *p)
@@ -113,10 +137,7 @@ int aidp_test_reap(struct aidp_proc *p)
         if (p->err_fd >= 0)
                 close(p->err_fd);
         p->out_fd = p->err_fd = -1;
-        int st;
-        waitpid(p->pid, &st, 0);
-        p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        return p->status;
+        return wait_status(p);
 }
 
 int aidp_test_run(struct aidp_proc *p, char *const argv[])

@@ -11,6 +11,7 @@ struct aidp_proc {
         int out_fd, err_fd; /* read ends */
         char out[65536], err[65536];
         int status; /* exit status (128+N for signal N) */
+        size_t out_len, err_len;
 };
 
 /* Start argv (NULL-terminated) with stdout/stderr captured. */
