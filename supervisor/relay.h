@@ -14,9 +14,9 @@
 #include <stddef.h>
 
 struct aidp_relay {
-        int from;      /* read end of the private pipe (non-blocking), -1 when inactive */
-        int to;        /* the supervisor's own fd the bytes go to */
-        char *buf;     /* read but not yet written */
+        int from;  /* read end of the private pipe (non-blocking), -1 when inactive */
+        int to;    /* the supervisor's own fd the bytes go to */
+        char *buf; /* read but not yet written */
         size_t len, cap;
         bool eof;
 };

@@ -55,9 +55,22 @@ Test(concurrent, sixteen_supervisors_share_one_lineage_log, .timeout = 180)
         setenv("AIDP_LINEAGE_KEY", keyp, 1);
         for (int i = 0; i < N; i++) {
                 snprintf(ids[i], sizeof ids[i], "aidp-test-conc-%d-%d", (int)getpid(), i);
-                char *argv[] = {AIDP_SUPERVISOR, "run", "-q", "--user", "65534", "--no-cwd",
-                                "--run-dir", rundir, "--lineage", logp, "--run-id", ids[i], "--",
-                                "/bin/sh", "-c", "echo $AIDP_RUN_ID > /scratch/id && cat /scratch/id",
+                char *argv[] = {AIDP_SUPERVISOR,
+                                "run",
+                                "-q",
+                                "--user",
+                                "65534",
+                                "--no-cwd",
+                                "--run-dir",
+                                rundir,
+                                "--lineage",
+                                logp,
+                                "--run-id",
+                                ids[i],
+                                "--",
+                                "/bin/sh",
+                                "-c",
+                                "echo $AIDP_RUN_ID > /scratch/id && cat /scratch/id",
                                 NULL};
                 cr_assert_eq(aidp_test_spawn(&procs[i], argv), 0);
         }
@@ -66,8 +79,8 @@ Test(concurrent, sixteen_supervisors_share_one_lineage_log, .timeout = 180)
         for (int i = 0; i < N; i++) {
                 int st = aidp_test_finish(&procs[i]);
                 cr_expect_eq(st, 0, "run %d: exit %d: %s", i, st, procs[i].err);
-                cr_expect(strstr(procs[i].out, ids[i]) != NULL, "run %d: out [%s] err [%s]", i, procs[i].out,
-                          procs[i].err);
+                cr_expect(strstr(procs[i].out, ids[i]) != NULL, "run %d: out [%s] err [%s]", i,
+                          procs[i].out, procs[i].err);
                 ok += st == 0;
         }
         cr_expect_eq(ok, N);
@@ -96,21 +109,34 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
         pid_t pid = fork();
         cr_assert(pid >= 0);
         if (pid == 0) {
-                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                if (unshare(CLONE_NEWNS) < 0 ||
+                    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                         _exit(10);
                 char dir[] = "/var/tmp/aidp-test-full-XXXXXX";
                 if (!mkdtemp(dir))
                         _exit(11);
                 if (mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0700") < 0)
                         _exit(12);
-                char fill[PATH_MAX], logp[PATH_MAX], keyp[PATH_MAX], rundir[] = "/var/tmp/aidp-test-full-run";
+                char fill[PATH_MAX], logp[PATH_MAX], keyp[PATH_MAX],
+                        rundir[] = "/var/tmp/aidp-test-full-run";
                 snprintf(logp, sizeof logp, "%s/lineage.jsonl", dir);
                 snprintf(keyp, sizeof keyp, "%s/lineage.key", dir);
                 /* the key first (it fits), then fill the rest */
                 setenv("AIDP_LINEAGE_KEY", keyp, 1);
                 struct aidp_proc P;
-                char *ok[] = {AIDP_SUPERVISOR, "run", "-q", "--user", "65534", "--no-cwd", "--run-dir",
-                              rundir, "--lineage", logp, "--", "/bin/true", NULL};
+                char *ok[] = {AIDP_SUPERVISOR,
+                              "run",
+                              "-q",
+                              "--user",
+                              "65534",
+                              "--no-cwd",
+                              "--run-dir",
+                              rundir,
+                              "--lineage",
+                              logp,
+                              "--",
+                              "/bin/true",
+                              NULL};
                 if (aidp_test_run(&P, ok) != 0)
                         _exit(13);
                 snprintf(fill, sizeof fill, "%s/fill", dir);
@@ -123,9 +149,22 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
                 struct stat st;
                 if (stat(logp, &st) == 0)
                         before = st.st_size;
-                char *run[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "--no-cwd", "--run-dir", rundir,
-                               "--lineage", logp, "--run-id", "aidp-test-full-disk", "--", "/bin/sh", "-c",
-                               "echo JOB-RAN", NULL};
+                char *run[] = {AIDP_SUPERVISOR,
+                               "run",
+                               "--user",
+                               "65534",
+                               "--no-cwd",
+                               "--run-dir",
+                               rundir,
+                               "--lineage",
+                               logp,
+                               "--run-id",
+                               "aidp-test-full-disk",
+                               "--",
+                               "/bin/sh",
+                               "-c",
+                               "echo JOB-RAN",
+                               NULL};
                 int rc = aidp_test_run(&P, run);
                 int res = 0;
                 if (rc != AIDP_EXIT_LINEAGE)

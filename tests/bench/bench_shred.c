@@ -1,0 +1,55 @@
+/* Helper for scripts/bench-shred: fill a directory with FILES files of MIB
+ * MiB each (a non-zero pattern), or time aidp's shred of it.
+ *   bench_shred fill DIR FILES MIB
+ *   bench_shred shred DIR THREADS      -> prints "seconds bytes verified" */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "supervisor/shred.h"
+
+int main(int argc, char **argv)
+{
+        if (argc == 5 && !strcmp(argv[1], "fill")) {
+                int files = atoi(argv[3]);
+                size_t mib = (size_t)atoi(argv[4]);
+                static unsigned char buf[1 << 20];
+                for (size_t i = 0; i < sizeof buf; i++)
+                        buf[i] = (unsigned char)(i * 131 + 7) | 1;
+                for (int f = 0; f < files; f++) {
+                        char p[4096];
+                        snprintf(p, sizeof p, "%s/f%03d", argv[2], f);
+                        int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+                        if (fd < 0) {
+                                perror(p);
+                                return 1;
+                        }
+                        for (size_t m = 0; m < mib; m++)
+                                if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) {
+                                        perror(p);
+                                        return 1;
+                                }
+                        close(fd);
+                }
+                return 0;
+        }
+        if (argc == 4 && !strcmp(argv[1], "shred")) {
+                int dfd = open(argv[2], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0) {
+                        perror(argv[2]);
+                        return 1;
+                }
+                struct aidp_shred_report rep;
+                if (aidp_shred_tree(dfd, (unsigned)atoi(argv[3]), &rep) < 0)
+                        return 1;
+                printf("%.6f %llu %s\n", rep.seconds, (unsigned long long)rep.bytes,
+                       rep.verified ? "verified" : "NOT-VERIFIED");
+                return rep.verified ? 0 : 1;
+        }
+        fprintf(stderr, "usage: bench_shred fill DIR FILES MIB | shred DIR THREADS\n");
+        return 2;
+}
