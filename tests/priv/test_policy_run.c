@@ -8,6 +8,7 @@
 
 #include "common/exitcodes.h"
 #include "priv.h"
+#include "lineage_util.h"
 #include "runner.h"
 #include "supervisor/lineage.h"
 #include "tests/sealed_util.h"
@@ -247,56 +248,16 @@ Test(policy_run, a_policy_file_others_can_write_is_refused)
                   P.err);
 }
 
-/* The log's records, verified with the key and anchor first. */
-static size_t records(json_object **ev, size_t max)
-{
-        unsigned char key[AIDP_LINEAGE_KEY_LEN];
-        aidp_error e = {0};
-        cr_assert_eq(aidp_lineage_key_load(keyp, false, key, &e), 0, "%s", e.msg);
-        struct aidp_lineage_verify v;
-        cr_assert_eq(aidp_lineage_verify_file(logp, NULL, true, key, &v, &e), 0, "%s", e.msg);
-        cr_assert_eq(v.bad_line, 0, "lineage does not verify: %s", v.reason);
-        FILE *f = fopen(logp, "re");
-        char *line = NULL;
-        size_t cap = 0, n = 0;
-        ssize_t len;
-        while ((len = getline(&line, &cap, f)) > 0 && n < max) {
-                struct aidp_lineage_record rec;
-                cr_assert_eq(
-                        aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0,
-                        "%s", e.msg);
-                n++;
-        }
-        free(line);
-        fclose(f);
-        return n;
-}
-
-static json_object *at(json_object *o, const char *path)
-{
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", path);
-        for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
-                if (!json_object_object_get_ex(o, k, &o))
-                        return NULL;
-        return o;
-}
-
-static const char *str_at(json_object *o, const char *path)
-{
-        json_object *v = at(o, path);
-        return v ? json_object_get_string(v) : NULL;
-}
-
 /* Some decision entry of ev's aidp_policy facet has these values. */
 static bool has_decision(json_object *ev, const char *subject, const char *decision,
                          const char *rule_prefix)
 {
-        json_object *ds = at(ev, "run.facets.aidp_policy.decisions");
+        json_object *ds = aidp_test_json_at(ev, "run.facets.aidp_policy.decisions");
         for (size_t i = 0; ds && i < json_object_array_length(ds); i++) {
                 json_object *d = json_object_array_get_idx(ds, i);
-                const char *s = str_at(d, "subject"), *dec = str_at(d, "decision"),
-                           *r = str_at(d, "rule");
+                const char *s = aidp_test_json_str_or_null(d, "subject"),
+                           *dec = aidp_test_json_str_or_null(d, "decision"),
+                           *r = aidp_test_json_str_or_null(d, "rule");
                 if (s && dec && r && !strcmp(s, subject) && !strcmp(dec, decision) &&
                     !strncmp(r, rule_prefix, strlen(rule_prefix)))
                         return true;
@@ -315,45 +276,56 @@ Test(policy_run, lineage_holds_both_decisions_with_reasons)
         cr_assert_eq(st, 0, "%s", P.err);
 
         json_object *ev[8] = {0};
-        size_t n = records(ev, 8);
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
         cr_assert_eq(n, 3, "OTHER (denial), START, COMPLETE; got %zu", n);
 
         /* The denial: its own record, no START before it. */
-        cr_assert_str_eq(str_at(ev[0], "eventType"), "OTHER");
-        cr_assert_str_eq(str_at(ev[0], "run.facets.aidp_run.runName"), "policy-lineage-deny");
-        cr_assert_str_eq(str_at(ev[0], "run.facets.aidp_run.outcome"), "denied by policy");
-        cr_assert_str_eq(str_at(ev[0], "run.facets.aidp_caller.user"), "nobody");
-        cr_assert_str_eq(str_at(ev[0], "run.facets.aidp_host.region"), "us-east-1");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "eventType"), "OTHER");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "run.facets.aidp_run.runName"),
+                         "policy-lineage-deny");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "run.facets.aidp_run.outcome"),
+                         "denied by policy");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "run.facets.aidp_caller.user"),
+                         "nobody");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "run.facets.aidp_host.region"),
+                         "us-east-1");
         cr_assert(has_decision(ev[0], "run", "deny", "residency.eu"));
         cr_assert(has_decision(ev[0], "dataset eu-data", "deny", "residency.eu ("));
         cr_assert(has_decision(ev[0], "dataset eu-data", "allow", "roles.trainer ("));
-        cr_assert_str_eq(str_at(ev[0], "run.facets.aidp_policy.trail.decision"), "deny");
-        json_object *reasons = at(ev[0], "run.facets.aidp_policy.trail.reasons");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "run.facets.aidp_policy.trail.decision"),
+                         "deny");
+        json_object *reasons = aidp_test_json_at(ev[0], "run.facets.aidp_policy.trail.reasons");
         cr_assert_not_null(reasons);
         bool region_fail = false;
         for (size_t i = 0; i < json_object_array_length(reasons); i++) {
                 json_object *r = json_object_array_get_idx(reasons, i);
-                if (!strcmp(str_at(r, "result"), "fail") &&
-                    !strcmp(str_at(r, "attribute"), "region") &&
-                    !strcmp(str_at(r, "dataset"), "eu-data"))
+                if (!strcmp(aidp_test_json_str_or_null(r, "result"), "fail") &&
+                    !strcmp(aidp_test_json_str_or_null(r, "attribute"), "region") &&
+                    !strcmp(aidp_test_json_str_or_null(r, "dataset"), "eu-data"))
                         region_fail = true;
         }
         cr_assert(region_fail);
-        json_object *in = at(ev[0], "inputs");
+        json_object *in = aidp_test_json_at(ev[0], "inputs");
         cr_assert_eq(json_object_array_length(in), 1);
 
         /* The allowed run: the decision rides on its START. */
-        cr_assert_str_eq(str_at(ev[1], "eventType"), "START");
-        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_run.runName"), "policy-lineage-allow");
-        cr_assert(json_object_get_boolean(at(ev[1], "run.facets.aidp_policy.enforced")));
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "eventType"), "START");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "run.facets.aidp_run.runName"),
+                         "policy-lineage-allow");
+        cr_assert(json_object_get_boolean(
+                aidp_test_json_at(ev[1], "run.facets.aidp_policy.enforced")));
         cr_assert(has_decision(ev[1], "run", "allow", "policy"));
         cr_assert(has_decision(ev[1], "dataset eu-data", "allow", "residency.eu ("));
         cr_assert(has_decision(ev[1], "dataset eu-data", "allow", "roles.trainer ("));
-        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_policy.trail.decision"), "allow");
-        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_host.region"), "eu-west-1");
-        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_policy.caller.user"), "nobody");
-        cr_assert_str_eq(str_at(ev[1], "run.facets.aidp_policy.caller.source"), "--user");
-        cr_assert_str_eq(str_at(ev[2], "eventType"), "COMPLETE");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "run.facets.aidp_policy.trail.decision"),
+                         "allow");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "run.facets.aidp_host.region"),
+                         "eu-west-1");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "run.facets.aidp_policy.caller.user"),
+                         "nobody");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "run.facets.aidp_policy.caller.source"),
+                         "--user");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[2], "eventType"), "COMPLETE");
         for (size_t i = 0; i < n; i++)
                 json_object_put(ev[i]);
 }
@@ -369,9 +341,10 @@ Test(policy_run, no_policy_installed_runs_undecided_and_says_so)
         int st = run("nobody", "policy-none", eu_data, NULL);
         cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
         json_object *ev[4] = {0};
-        size_t n = records(ev, 4);
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 4);
         cr_assert_eq(n, 2);
-        cr_assert(!json_object_get_boolean(at(ev[0], "run.facets.aidp_policy.enforced")));
+        cr_assert(!json_object_get_boolean(
+                aidp_test_json_at(ev[0], "run.facets.aidp_policy.enforced")));
         cr_assert(has_decision(ev[0], "run", "allow", "none"));
         for (size_t i = 0; i < n; i++)
                 json_object_put(ev[i]);

@@ -13,6 +13,7 @@
 
 #include "common/exitcodes.h"
 #include "priv.h"
+#include "lineage_util.h"
 #include "runner.h"
 #include "supervisor/lineage.h"
 
@@ -46,48 +47,6 @@ static void teardown(void)
 
 TestSuite(run_lineage, .init = setup, .fini = teardown, .timeout = 90);
 
-/* The log's records, verified with the key and anchor first. */
-static size_t records(json_object **ev, size_t max)
-{
-        unsigned char key[AIDP_LINEAGE_KEY_LEN];
-        aidp_error e = {0};
-        cr_assert_eq(aidp_lineage_key_load(keyp, false, key, &e), 0, "%s", e.msg);
-        struct aidp_lineage_verify v;
-        cr_assert_eq(aidp_lineage_verify_file(logp, NULL, true, key, &v, &e), 0, "%s", e.msg);
-        cr_assert_eq(v.bad_line, 0, "lineage does not verify: %s", v.reason);
-        FILE *f = fopen(logp, "re");
-        char *line = NULL;
-        size_t cap = 0, n = 0;
-        ssize_t len;
-        while ((len = getline(&line, &cap, f)) > 0 && n < max) {
-                struct aidp_lineage_record rec;
-                cr_assert_eq(
-                        aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0,
-                        "%s", e.msg);
-                n++;
-        }
-        free(line);
-        fclose(f);
-        cr_assert_eq(n, v.records);
-        return n;
-}
-
-static json_object *at(json_object *o, const char *path)
-{
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", path);
-        for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
-                if (!json_object_object_get_ex(o, k, &o))
-                        return NULL;
-        return o;
-}
-
-static const char *str(json_object *o, const char *path)
-{
-        json_object *v = at(o, path);
-        return v ? json_object_get_string(v) : "";
-}
-
 static int run_job(const char *const *job)
 {
         char *argv[32] = {AIDP_SUPERVISOR, "run",  "--user",    "65534", "-q",
@@ -105,26 +64,33 @@ Test(run_lineage, run_writes_durable_start_and_complete_with_a_valid_chain)
         int st = run_job((const char *[]){"/bin/true", NULL});
         cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
         json_object *ev[8];
-        size_t n = records(ev, 8);
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
         cr_assert_eq(n, 2, "expected START and COMPLETE, got %zu records", n);
-        cr_assert_str_eq(str(ev[0], "eventType"), "START");
-        cr_assert_str_eq(str(ev[1], "eventType"), "COMPLETE");
-        cr_assert_str_eq(str(ev[0], "run.runId"), str(ev[1], "run.runId"));
-        cr_assert_str_eq(str(ev[0], "run.facets.aidp_run.runName"), run_id);
-        cr_assert_str_eq(str(ev[0], "job.name"), "true");
-        cr_assert_eq(json_object_get_int(at(ev[0], "run.facets.aidp_caller.jobUid")), 65534);
-        cr_assert(at(ev[0], "run.facets.aidp_profile.name"), "START lacks the profile");
-        cr_assert(at(ev[0], "run.facets.aidp_host.hostname"), "START lacks the host");
+        cr_assert_str_eq(aidp_test_json_str(ev[0], "eventType"), "START");
+        cr_assert_str_eq(aidp_test_json_str(ev[1], "eventType"), "COMPLETE");
+        cr_assert_str_eq(aidp_test_json_str(ev[0], "run.runId"),
+                         aidp_test_json_str(ev[1], "run.runId"));
+        cr_assert_str_eq(aidp_test_json_str(ev[0], "run.facets.aidp_run.runName"), run_id);
+        cr_assert_str_eq(aidp_test_json_str(ev[0], "job.name"), "true");
+        cr_assert_eq(json_object_get_int(aidp_test_json_at(ev[0], "run.facets.aidp_caller.jobUid")),
+                     65534);
+        cr_assert(aidp_test_json_at(ev[0], "run.facets.aidp_profile.name"),
+                  "START lacks the profile");
+        cr_assert(aidp_test_json_at(ev[0], "run.facets.aidp_host.hostname"),
+                  "START lacks the host");
         /* The end record: exit status, resource usage, shred report. */
         json_object *end = ev[1];
-        cr_assert_eq(json_object_get_int(at(end, "run.facets.aidp_exit.exitCode")), 0);
-        cr_assert_eq(json_object_get_int(at(end, "run.facets.aidp_exit.status")), 0);
-        cr_assert_str_eq(str(end, "run.facets.aidp_exit.reason"), "exited");
-        cr_assert(at(end, "run.facets.aidp_resources.peakMemoryBytes"));
-        cr_assert_gt(json_object_get_int64(at(end, "run.facets.aidp_resources.wallUsec")), 0);
-        cr_assert(json_object_get_boolean(at(end, "run.facets.aidp_shred.verified")),
+        cr_assert_eq(json_object_get_int(aidp_test_json_at(end, "run.facets.aidp_exit.exitCode")),
+                     0);
+        cr_assert_eq(json_object_get_int(aidp_test_json_at(end, "run.facets.aidp_exit.status")), 0);
+        cr_assert_str_eq(aidp_test_json_str(end, "run.facets.aidp_exit.reason"), "exited");
+        cr_assert(aidp_test_json_at(end, "run.facets.aidp_resources.peakMemoryBytes"));
+        cr_assert_gt(
+                json_object_get_int64(aidp_test_json_at(end, "run.facets.aidp_resources.wallUsec")),
+                0);
+        cr_assert(json_object_get_boolean(aidp_test_json_at(end, "run.facets.aidp_shred.verified")),
                   "shred not verified");
-        json_object *removed = at(end, "run.facets.aidp_shred.removed");
+        json_object *removed = aidp_test_json_at(end, "run.facets.aidp_shred.removed");
         cr_assert_geq(json_object_array_length(removed), 4, "removed: %s",
                       json_object_to_json_string(removed));
         cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(removed, 0)),
@@ -142,11 +108,13 @@ Test(run_lineage, failing_job_is_recorded_as_fail_with_its_exit_code)
         int st = run_job((const char *[]){"/bin/sh", "-c", "exit 3", NULL});
         cr_assert_eq(st, 3, "exit %d: %s", st, P.err);
         json_object *ev[8];
-        size_t n = records(ev, 8);
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
         cr_assert_eq(n, 2);
-        cr_assert_str_eq(str(ev[1], "eventType"), "FAIL");
-        cr_assert_eq(json_object_get_int(at(ev[1], "run.facets.aidp_exit.exitCode")), 3);
-        cr_assert_eq(json_object_get_int(at(ev[1], "run.facets.aidp_exit.status")), 3);
+        cr_assert_str_eq(aidp_test_json_str(ev[1], "eventType"), "FAIL");
+        cr_assert_eq(json_object_get_int(aidp_test_json_at(ev[1], "run.facets.aidp_exit.exitCode")),
+                     3);
+        cr_assert_eq(json_object_get_int(aidp_test_json_at(ev[1], "run.facets.aidp_exit.status")),
+                     3);
         for (size_t i = 0; i < n; i++)
                 json_object_put(ev[i]);
 }
@@ -228,14 +196,15 @@ Test(run_lineage, gc_records_abort_for_a_run_whose_supervisor_died)
         snprintf(want, sizeof want, "run %s aborted earlier", run_id);
         cr_assert(strstr(P.err, want) && strstr(P.err, "ABORT recorded in lineage"), "%s", P.err);
         json_object *ev[8];
-        size_t n = records(ev, 8);
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
         cr_assert_eq(n, 2, "expected START and ABORT, got %zu", n);
-        cr_assert_str_eq(str(ev[0], "eventType"), "START");
-        cr_assert_str_eq(str(ev[1], "eventType"), "ABORT");
-        cr_assert_str_eq(str(ev[1], "run.runId"), str(ev[0], "run.runId"));
-        cr_assert_str_eq(str(ev[1], "job.name"), "sandbox_probe");
-        cr_assert(strstr(str(ev[1], "run.facets.aidp_shred.gcReport"), "removed"), "%s",
-                  str(ev[1], "run.facets.aidp_shred.gcReport"));
+        cr_assert_str_eq(aidp_test_json_str(ev[0], "eventType"), "START");
+        cr_assert_str_eq(aidp_test_json_str(ev[1], "eventType"), "ABORT");
+        cr_assert_str_eq(aidp_test_json_str(ev[1], "run.runId"),
+                         aidp_test_json_str(ev[0], "run.runId"));
+        cr_assert_str_eq(aidp_test_json_str(ev[1], "job.name"), "sandbox_probe");
+        cr_assert(strstr(aidp_test_json_str(ev[1], "run.facets.aidp_shred.gcReport"), "removed"),
+                  "%s", aidp_test_json_str(ev[1], "run.facets.aidp_shred.gcReport"));
         for (size_t i = 0; i < n; i++)
                 json_object_put(ev[i]);
         cr_assert(!aidp_test_cgroup_exists(run_id), "the run's cgroup survived gc");

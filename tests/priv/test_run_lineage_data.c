@@ -4,6 +4,7 @@
  * /out as an output with its digest; the graph draws dataset -> run -> artifact. */
 #include "common/exitcodes.h"
 #include "priv.h"
+#include "lineage_util.h"
 #include "runner.h"
 #include "supervisor/lineage.h"
 #include "tests/sealed_util.h"
@@ -52,32 +53,17 @@ static void teardown(void)
 
 TestSuite(run_lineage_data, .init = setup, .fini = teardown, .timeout = 120);
 
-static json_object *at(json_object *o, const char *path)
-{
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", path);
-        for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
-                if (!json_object_object_get_ex(o, k, &o))
-                        return NULL;
-        return o;
-}
-
-static const char *str(json_object *o, const char *path)
-{
-        json_object *v = at(o, path);
-        return v ? json_object_get_string(v) : "";
-}
-
 static void expect_input(json_object *ev)
 {
-        json_object *ins = at(ev, "inputs");
+        json_object *ins = aidp_test_json_at(ev, "inputs");
         cr_assert_eq(json_object_array_length(ins), 1, "%s", json_object_to_json_string(ev));
         json_object *ds = json_object_array_get_idx(ins, 0);
-        cr_assert_str_eq(str(ds, "name"), "patients");
-        cr_assert_eq(strlen(str(ds, "facets.aidp_digest.value")), 64, "%s",
+        cr_assert_str_eq(aidp_test_json_str(ds, "name"), "patients");
+        cr_assert_eq(strlen(aidp_test_json_str(ds, "facets.aidp_digest.value")), 64, "%s",
                      json_object_to_json_string(ds));
-        cr_assert_str_eq(str(ds, "facets.aidp_classification.classification"), "confidential");
-        json_object *tags = at(ds, "facets.aidp_classification.tags");
+        cr_assert_str_eq(aidp_test_json_str(ds, "facets.aidp_classification.classification"),
+                         "confidential");
+        json_object *tags = aidp_test_json_at(ds, "facets.aidp_classification.tags");
         cr_assert_eq(json_object_array_length(tags), 2);
         cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(tags, 0)), "eu");
         cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(tags, 1)), "phi");
@@ -128,19 +114,20 @@ Test(run_lineage_data, inputs_and_sealed_output_are_recorded_with_digests_and_ta
         }
         free(line);
         fclose(f);
-        cr_assert_str_eq(str(ev[0], "eventType"), "START");
-        cr_assert_str_eq(str(ev[1], "eventType"), "COMPLETE");
+        cr_assert_str_eq(aidp_test_json_str(ev[0], "eventType"), "START");
+        cr_assert_str_eq(aidp_test_json_str(ev[1], "eventType"), "COMPLETE");
         expect_input(ev[0]);
         expect_input(ev[1]);
-        json_object *outs = at(ev[1], "outputs");
+        json_object *outs = aidp_test_json_at(ev[1], "outputs");
         cr_assert_eq(json_object_array_length(outs), 1, "%s", json_object_to_json_string(ev[1]));
         json_object *out = json_object_array_get_idx(outs, 0);
         char want[128];
         snprintf(want, sizeof want, "%s-out", run_id);
-        cr_assert_str_eq(str(out, "name"), want);
-        cr_assert_eq(strlen(str(out, "facets.aidp_digest.value")), 64);
+        cr_assert_str_eq(aidp_test_json_str(out, "name"), want);
+        cr_assert_eq(strlen(aidp_test_json_str(out, "facets.aidp_digest.value")), 64);
         /* Tags are inherited by the output. */
-        cr_assert_str_eq(str(out, "facets.aidp_classification.classification"), "confidential");
+        cr_assert_str_eq(aidp_test_json_str(out, "facets.aidp_classification.classification"),
+                         "confidential");
         json_object_put(ev[0]);
         json_object_put(ev[1]);
 

@@ -15,6 +15,7 @@
 #include "residency/decide.h"
 #include "supervisor/lineage.h"
 #include "supervisor/run_policy.h"
+#include "lineage_util.h"
 
 static char dir[64];
 
@@ -38,16 +39,6 @@ static void teardown(void)
 }
 
 TestSuite(run_lineage_policy, .init = setup, .fini = teardown, .timeout = 60);
-
-static json_object *at(json_object *o, const char *path)
-{
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", path);
-        for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
-                if (!json_object_object_get_ex(o, k, &o))
-                        return NULL;
-        return o;
-}
 
 Test(run_lineage_policy, denial_is_an_other_record_with_reasons_and_a_syslog_event)
 {
@@ -93,21 +84,27 @@ Test(run_lineage_policy, denial_is_an_other_record_with_reasons_and_a_syslog_eve
         aidp_run_policy_annotate(&pol, ev);
         cr_assert_eq(aidp_lineage_append(lg, ev, &e), 0, "%s", e.msg);
 
-        json_object *dec = at(ev, "run.facets.aidp_policy.decisions");
+        json_object *dec = aidp_test_json_at(ev, "run.facets.aidp_policy.decisions");
         /* the verdict for the run, then one entry per checked rule */
         cr_assert_eq(json_object_array_length(dec), 3);
-        cr_assert_str_eq(json_object_get_string(at(json_object_array_get_idx(dec, 0), "decision")),
+        cr_assert_str_eq(json_object_get_string(
+                                 aidp_test_json_at(json_object_array_get_idx(dec, 0), "decision")),
                          "deny");
         json_object *deny = json_object_array_get_idx(dec, 2);
-        cr_assert_str_eq(json_object_get_string(at(deny, "decision")), "deny");
-        cr_assert_str_eq(json_object_get_string(at(deny, "subject")), "dataset patients");
-        cr_assert_str_eq(json_object_get_string(at(deny, "rule")),
+        cr_assert_str_eq(json_object_get_string(aidp_test_json_at(deny, "decision")), "deny");
+        cr_assert_str_eq(json_object_get_string(aidp_test_json_at(deny, "subject")),
+                         "dataset patients");
+        cr_assert_str_eq(json_object_get_string(aidp_test_json_at(deny, "rule")),
                          "residency.eu (residency.yaml:2)");
-        cr_assert_eq(json_object_get_boolean(at(ev, "run.facets.aidp_policy.enforced")), 1);
-        cr_assert_str_eq(json_object_get_string(at(ev, "run.facets.aidp_policy.trail.decision")),
+        cr_assert_eq(
+                json_object_get_boolean(aidp_test_json_at(ev, "run.facets.aidp_policy.enforced")),
+                1);
+        cr_assert_str_eq(json_object_get_string(
+                                 aidp_test_json_at(ev, "run.facets.aidp_policy.trail.decision")),
                          "deny");
-        cr_assert_str_eq(json_object_get_string(at(ev, "run.facets.aidp_host.region")),
-                         "us-east-1");
+        cr_assert_str_eq(
+                json_object_get_string(aidp_test_json_at(ev, "run.facets.aidp_host.region")),
+                "us-east-1");
         json_object_put(ev);
 
         struct pollfd pf = {.fd = s, .events = POLLIN};
