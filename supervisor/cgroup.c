@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "supervisor/cgroup_devices.h"
 
 #define CG_ROOT     "/sys/fs/cgroup"
 #define CG_MAX_DIRS 8
@@ -276,6 +277,15 @@ static int v2_create(struct aidp_cgroup *cg, const char *parent, const char *nam
         if (rc < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
                                         "cgroup v2: setting limits on %s", dir);
+        if (lim->devices_allow) {
+                _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "cgroup v2: %s",
+                                                dir);
+                rc = aidp_cgroup_devices_attach(dfd, lim->devices_allow, err);
+                if (rc < 0)
+                        return rc;
+        }
         return 0;
 }
 

@@ -355,3 +355,38 @@ Test(vm_cgroup, create_failure_leaves_nothing)
         for (size_t i = 0; i < n_dirs; i++)
                 cr_assert_eq(stat(dirs[i], &sb), 0, "%s was removed by the failed create", dirs[i]);
 }
+
+/* What a process in the run's cgroup may open: the allowed character devices
+ * and nothing else, on v1 (devices controller) and on v2 (a BPF device
+ * program). The host's /dev is used directly, on a mount without nodev, so
+ * only the cgroup can refuse. */
+static int open_devices(int resfd)
+{
+        static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/urandom"};
+        char report[64] = "";
+        for (size_t i = 0; i < 4; i++) {
+                int fd = open(devs[i], O_RDWR | O_CLOEXEC);
+                report[i] = fd >= 0 ? 'y' : errno == EPERM ? 'p' : 'e';
+                if (fd >= 0)
+                        close(fd);
+        }
+        if (write(resfd, report, 4) != 4)
+                return 1;
+        return 0;
+}
+
+Test(vm_cgroup, device_allowlist_is_enforced)
+{
+        static const char *const allow[] = {"c 1:3 rwm", "c 1:9 r",
+                                            NULL}; /* null; urandom read-only */
+        struct aidp_cgroup_limits lim = {.devices_allow = allow};
+        create(&lim);
+        int res;
+        pid_t pid = spawn_in_cgroup(open_devices, &res);
+        char got[8] = "";
+        cr_assert_eq(read(res, got, 4), 4);
+        close(res);
+        cr_assert(WIFEXITED(wait_status(pid)));
+        /* null: allowed; zero, full: not in the list; urandom: read-only, opened rw */
+        cr_expect_str_eq(got, "yppp", "null/zero/full/urandom(rw): %s (y opened, p EPERM)", got);
+}

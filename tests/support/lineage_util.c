@@ -46,8 +46,9 @@ size_t aidp_test_lineage_records(const char *logp, const char *keyp, json_object
         ssize_t len;
         while ((len = getline(&line, &cap, f)) > 0 && n < max) {
                 struct aidp_lineage_record rec;
-                cr_assert_eq(aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0,
-                             "%s", e.msg);
+                cr_assert_eq(
+                        aidp_lineage_record_parse(line, (size_t)len - 1, key, &rec, &ev[n], &e), 0,
+                        "%s", e.msg);
                 n++;
         }
         free(line);
