@@ -691,6 +691,9 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
                 close(cgfd);
         if (pid < 0) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "clone3 (namespaces)");
+                for (int i = 0; i < 2; i++)
+                        if (relay_child[i] >= 0)
+                                close(relay_child[i]);
                 goto out;
         }
         if (pid == 0) {
