@@ -53,8 +53,8 @@ static int parse_rule(const char *line, struct dev_rule *r)
                 return -EINVAL;
         r->type = *s == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK;
         s += 2;
-        if (parse_number(s, &s, &r->major) < 0 || *s++ != ':' || parse_number(s, &s, &r->minor) < 0 ||
-            *s++ != ' ')
+        if (parse_number(s, &s, &r->major) < 0 || *s++ != ':' ||
+            parse_number(s, &s, &r->minor) < 0 || *s++ != ' ')
                 return -EINVAL;
         r->access = 0;
         for (; *s; s++) {
@@ -71,7 +71,8 @@ static int parse_rule(const char *line, struct dev_rule *r)
 /* Minimal instruction builders (the kernel's are not in the uapi headers). */
 static struct bpf_insn ldx_w(int dst, int src, int16_t off)
 {
-        return (struct bpf_insn){.code = BPF_LDX | BPF_W | BPF_MEM, .dst_reg = dst, .src_reg = src, .off = off};
+        return (struct bpf_insn){
+                .code = BPF_LDX | BPF_W | BPF_MEM, .dst_reg = dst, .src_reg = src, .off = off};
 }
 static struct bpf_insn alu_imm(int op, int dst, int32_t imm)
 {
@@ -87,7 +88,8 @@ static struct bpf_insn mov_imm(int dst, int32_t imm)
 }
 static struct bpf_insn jne_imm(int dst, int32_t imm, int16_t off)
 {
-        return (struct bpf_insn){.code = BPF_JMP | BPF_JNE | BPF_K, .dst_reg = dst, .off = off, .imm = imm};
+        return (struct bpf_insn){
+                .code = BPF_JMP | BPF_JNE | BPF_K, .dst_reg = dst, .off = off, .imm = imm};
 }
 static struct bpf_insn exit_insn(void)
 {
@@ -147,9 +149,11 @@ int aidp_cgroup_devices_attach(int cgroup_fd, const char *const *allow, aidp_err
         size_t n = 0;
         for (; allow[n]; n++) {
                 if (n >= MAX_RULES)
-                        return aidp_error_set(err, AIDP_EXIT_CONFIG, E2BIG, "more than %d device rules", MAX_RULES);
+                        return aidp_error_set(err, AIDP_EXIT_CONFIG, E2BIG,
+                                              "more than %d device rules", MAX_RULES);
                 if (parse_rule(allow[n], &rules[n]) < 0)
-                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "bad device rule '%s'", allow[n]);
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL,
+                                              "bad device rule '%s'", allow[n]);
         }
         struct bpf_insn prog[8 + MAX_RULES * 10];
         size_t len = generate(rules, n, prog);
@@ -165,13 +169,15 @@ int aidp_cgroup_devices_attach(int cgroup_fd, const char *const *allow, aidp_err
         a.log_level = 1;
         _cleanup_close_ int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof a);
         if (pfd < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "cgroup v2: loading the device program%s%s",
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                        "cgroup v2: loading the device program%s%s",
                                         log[0] ? ": " : "", log);
         memset(&a, 0, sizeof a);
         a.target_fd = (uint32_t)cgroup_fd;
         a.attach_bpf_fd = (uint32_t)pfd;
         a.attach_type = BPF_CGROUP_DEVICE;
         if (syscall(SYS_bpf, BPF_PROG_ATTACH, &a, sizeof a) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "cgroup v2: attaching the device program");
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                        "cgroup v2: attaching the device program");
         return 0;
 }

@@ -41,6 +41,11 @@ static void setup(void)
 
 static void teardown(void)
 {
+        char rundir[PATH_MAX];
+        snprintf(rundir, sizeof rundir, "%s.run", logp);
+        if (logp[0] && access(rundir, F_OK) == 0)
+                aidp_test_gc(rundir); /* a gc test that failed half-way */
+        rmdir(rundir);
         if (dir[0])
                 nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }

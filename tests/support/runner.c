@@ -140,6 +140,13 @@ int aidp_test_reap(struct aidp_proc *p)
         return wait_status(p);
 }
 
+void aidp_test_gc(const char *run_dir)
+{
+        static struct aidp_proc p;
+        char *argv[] = {AIDP_SUPERVISOR, "gc", "--run-dir", (char *)run_dir, NULL};
+        aidp_test_run(&p, argv);
+}
+
 int aidp_test_run(struct aidp_proc *p, char *const argv[])
 {
         if (aidp_test_spawn(p, argv) < 0)

@@ -23,6 +23,8 @@ int aidp_test_finish(struct aidp_proc *p);
 /* Reap a process that was killed, without waiting for its output to end
  * (the sandbox's pid 1 may still hold the pipes). */
 int aidp_test_reap(struct aidp_proc *p);
+/* Run `aidp-supervisor gc --run-dir run_dir` (test clean-up after a failure). */
+void aidp_test_gc(const char *run_dir);
 /* spawn + finish */
 int aidp_test_run(struct aidp_proc *p, char *const argv[]);
 /* true if a directory with this name exists anywhere under /sys/fs/cgroup (depth <= 8) */
