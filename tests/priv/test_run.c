@@ -333,3 +333,25 @@ Test(run, output_spliced_from_tmpfs_survives_shred)
         close(P.out_fd);
         close(P.err_fd);
 }
+
+Test(run, aidp_run_wrapper_runs_a_job_as_root_and_passes_the_status)
+{
+        AIDP_REQUIRE_ROOT();
+        /* As root the wrapper calls the supervisor directly (no sudo). */
+        char *a[] = {AIDP_SOURCE_DIR "/scripts/aidp-run",
+                     "-q",
+                     "--user",
+                     "65534",
+                     "--no-cwd",
+                     "--",
+                     "/bin/sh",
+                     "-c",
+                     "id -u; exit 7",
+                     NULL};
+        int st = aidp_test_run(&P, a);
+        cr_expect_eq(st, 7, "%s", P.err);
+        cr_expect_str_eq(P.out, "65534\n");
+        char *h[] = {AIDP_SOURCE_DIR "/scripts/aidp-run", "--help", NULL};
+        cr_expect_eq(aidp_test_run(&P, h), 0);
+        cr_expect(strstr(P.out, "--user") != NULL, "%s", P.out);
+}
