@@ -24,6 +24,7 @@
 #include <uuid/uuid.h>
 
 #include "common/cleanup.h"
+#include "supervisor/caller.h"
 #include "supervisor/cgroup.h"
 #include "supervisor/profile_env.h"
 #include "supervisor/journal.h"
@@ -97,71 +98,64 @@ static void fault_point(const char *where)
                 raise(SIGSTOP);
 }
 
-static const char *env_or(const char *name, const char *dflt)
-{
-        const char *v = getenv(name);
-        return v && *v ? v : dflt;
-}
+extern char **environ;
 
-/* --user NAME|UID[:GID], else the caller behind sudo, else the scheduler's
- * job user, else the profile's unprivileged default. */
+/* The job runs as the caller the access policy decides on (supervisor/caller.c:
+ * --user only when root runs the supervisor directly, else SUDO_UID, else the
+ * scheduler's job user); root running it with none of these gets the
+ * profile's unprivileged default. One resolution for both, so a sudoer cannot
+ * be judged as themselves and run as someone else. --user takes NAME|UID[:GID]. */
 static int resolve_identity(struct run *r, aidp_error *err)
 {
         const struct aidp_user_policy *up = &r->profile.user;
-        const char *spec = r->o->user;
         uid_t uid = up->default_uid;
         gid_t gid = up->default_gid;
-        bool have_gid = false;
         if (up->mode == AIDP_USER_FIXED) {
                 uid = up->uid;
                 gid = up->gid;
-                have_gid = true;
-        } else if (spec && *spec) {
-                char name[256];
-                snprintf(name, sizeof name, "%s", spec);
-                char *colon = strchr(name, ':');
-                if (colon) {
-                        *colon = '\0';
+        } else {
+                char name[256] = "";
+                const char *group = NULL;
+                if (r->o->user) {
+                        snprintf(name, sizeof name, "%s", r->o->user);
+                        char *colon = strchr(name, ':');
+                        if (colon) {
+                                *colon = '\0';
+                                group = colon + 1;
+                        }
+                }
+                struct aidp_caller_identity who;
+                int rc =
+                        aidp_caller_resolve(r->o->user ? name : NULL, getuid(), environ, &who, err);
+                if (rc < 0)
+                        return rc;
+                bool from_env = strcmp(who.source, "uid") != 0;
+                if (from_env) {
+                        uid = who.uid;
+                        gid = who.gid;
+                        if (gid == (gid_t)-1) {
+                                /* a uid without a passwd entry: the sudo or scheduler gid */
+                                const char *g =
+                                        getenv(!strcmp(who.source, "SUDO_UID") ? "SUDO_GID"
+                                                                               : "SLURM_JOB_GID");
+                                gid = g ? (gid_t)strtoul(g, NULL, 10) : (gid_t)uid;
+                        }
+                }
+                aidp_caller_free(&who);
+                if (group) {
                         char *end;
                         errno = 0;
-                        unsigned long g = strtoul(colon + 1, &end, 10);
-                        if (*end || errno || end == colon + 1) {
-                                struct group *gr = getgrnam(colon + 1);
+                        unsigned long g = strtoul(group, &end, 10);
+                        if (*end || errno || end == group) {
+                                struct group *gr = getgrnam(group);
                                 if (!gr)
                                         return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                                              "--user %s: unknown group '%s'", spec,
-                                                              colon + 1);
+                                                              "--user %s: unknown group '%s'",
+                                                              r->o->user, group);
                                 g = gr->gr_gid;
                         }
                         gid = (gid_t)g;
-                        have_gid = true;
                 }
-                char *end;
-                errno = 0;
-                unsigned long u = strtoul(name, &end, 10);
-                struct passwd *pw = NULL;
-                if (*end || errno || end == name) {
-                        pw = getpwnam(name);
-                        if (!pw)
-                                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                                      "--user %s: unknown user '%s'", spec, name);
-                        u = pw->pw_uid;
-                } else {
-                        pw = getpwuid((uid_t)u);
-                }
-                uid = (uid_t)u;
-                if (!have_gid) {
-                        gid = pw ? pw->pw_gid : (gid_t)u;
-                        have_gid = true;
-                }
-        } else if (getenv("SUDO_UID")) {
-                uid = (uid_t)strtoul(getenv("SUDO_UID"), NULL, 10);
-                gid = (gid_t)strtoul(env_or("SUDO_GID", getenv("SUDO_UID")), NULL, 10);
-                have_gid = true;
-        } else if (getenv("SLURM_JOB_UID")) {
-                uid = (uid_t)strtoul(getenv("SLURM_JOB_UID"), NULL, 10);
-                gid = (gid_t)strtoul(env_or("SLURM_JOB_GID", getenv("SLURM_JOB_UID")), NULL, 10);
-                have_gid = true;
         }
         if ((uid == 0 || gid == 0) && !up->allow_root)
                 return aidp_error_set(
@@ -222,8 +216,6 @@ static bool env_passes(const char *kv)
                         return true;
         return false;
 }
-
-extern char **environ;
 
 static int build_env(struct run *r, aidp_error *err)
 {
