@@ -1776,27 +1776,21 @@ static int apply_layer(struct loader *ld, struct layer *L, struct aidp_profile *
         ynode *root = aidp_profiles_yaml_root(t);
         ynode *v;
         int rc = 0;
-        if ((v = aidp_profiles_yaml_get(t, root, "limits", NULL)) &&
-            (rc = apply_limits(ld, t, v, p)) < 0)
-                return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "filesystem", NULL)) &&
-            (rc = apply_filesystem(ld, t, v, p)) < 0)
-                return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "devices", NULL)) &&
-            (rc = apply_devices(ld, t, v, p)) < 0)
-                return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "user", NULL)) &&
-            (rc = apply_user(ld, t, v, p)) < 0)
-                return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "seccomp", NULL)) &&
-            (rc = apply_seccomp(ld, t, v, p)) < 0)
-                return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "network", NULL)) &&
-            (rc = apply_network(ld, t, v, p)) < 0)
-                return rc;
-        if ((v = aidp_profiles_yaml_get(t, root, "data", NULL)) &&
-            (rc = apply_data(ld, t, v, p)) < 0)
-                return rc;
+        /* Sections in a fixed order: later ones may rely on earlier ones
+         * (user before seccomp, for instance). */
+        static const struct {
+                const char *key;
+                int (*apply)(struct loader *, ytree *, ynode *, struct aidp_profile *);
+        } sections[] = {
+                {"limits", apply_limits},   {"filesystem", apply_filesystem},
+                {"devices", apply_devices}, {"user", apply_user},
+                {"seccomp", apply_seccomp}, {"network", apply_network},
+                {"data", apply_data},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(sections); i++)
+                if ((v = aidp_profiles_yaml_get(t, root, sections[i].key, NULL)) &&
+                    (rc = sections[i].apply(ld, t, v, p)) < 0)
+                        return rc;
         if (L->description && replace_str(&p->description, L->description) < 0)
                 return oom(ld->err);
         return push_str(&p->layers, &p->n_layers, L->name) < 0 ? oom(ld->err) : 0;
