@@ -40,12 +40,26 @@ const char *aidp_cgroup_version_name(enum aidp_cgroup_version v);
  * hierarchy root. Nothing is left behind on failure. */
 int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
                        struct aidp_cgroup **out, aidp_error *err);
-/* v2: an O_DIRECTORY fd of the run's cgroup for clone3(CLONE_INTO_CGROUP),
- * which places the child at fork and skips the costly migration; -1 on v1. */
+int aidp_cgroup_create_late(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
+                            aidp_error *err);
+/* An O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), which places the child at
+ * fork and skips a migration: the run's cgroup on v2; on v1 its cgroup2
+ * tracking group when the host has one; else -1. */
 int aidp_cgroup_open_fd(const struct aidp_cgroup *cg);
-/* Move pid into the cgroup (every hierarchy). With cloned_into true the
- * child was created in it by CLONE_INTO_CGROUP and only v1 hierarchies
- * (none on v2) still need a migration. */
+/* v1: O_WRONLY|O_CLOEXEC fds of the run's "tasks" file in each v1 hierarchy
+ * (0 on v2), for the sandbox's pid 1 to move itself in with
+ * aidp_cgroup_join_self() before anything else. A thread that moves itself
+ * ("0") skips the kernel's global threadgroup lock (Linux >= 5.17), whose
+ * write side waits for an RCU grace period: milliseconds per run when the
+ * supervisor migrates the child by pid. Returns the count or -errno (then
+ * nothing is left open). */
+int aidp_cgroup_task_fds(const struct aidp_cgroup *cg, int *fds, size_t max);
+/* In the child: write "0" to each fd and close it. 0 or -errno. */
+int aidp_cgroup_join_self(const int *fds, size_t n);
+/* Move pid into the cgroup (every hierarchy) by pid. With cloned_into true
+ * the child was created in it by CLONE_INTO_CGROUP and only v1 hierarchies
+ * (none on v2) still need a migration. The run itself uses
+ * aidp_cgroup_task_fds() instead. */
 int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_error *err);
 int aidp_cgroup_stats(struct aidp_cgroup *cg, struct aidp_cgroup_stats *st);
 /* Kill every process in the cgroup and wait (bounded) until it is empty.

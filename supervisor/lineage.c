@@ -5,10 +5,21 @@
  *   1. read the anchor and the last line; refuse when they disagree (the log was cut
  *      or edited: appending would bury the evidence under a fresh anchor);
  *   2. drop a torn tail left by an append that died before it committed;
- *   3. write the new line, fsync the log (and its directory when it was created);
- *   4. write <log>.anchor.tmp, fsync, rename over <log>.anchor, fsync the directory.
+ *   3. write the new line, fdatasync the log (and its directory when it was created);
+ *   4. rewrite the anchor in place and fdatasync it.
  * Any failure in 3-4 cuts the log back to its old size: the caller sees an error and
- * the file is as it was. Only after 4 is the record committed. */
+ * the file is as it was. Only after 4 is the record committed.
+ *
+ * The anchor is a fixed AIDP_LINEAGE_ANCHOR_SIZE bytes at offset 0, rewritten with one
+ * pwrite: a write within one sector is atomic on the devices we know of (PostgreSQL's
+ * pg_control relies on the same), and an overwrite that does not change the file's
+ * size needs no journal commit, only the block itself. A missing anchor, or one of
+ * another size (older aidp), is written whole the safe way once: a temporary file,
+ * fsync, rename, fsync of the directory.
+ *
+ * Step 3's fdatasync may run in the background (aidp_lineage_append_begin, on a
+ * thread) while the caller prepares the run; _commit waits for it and does step 4.
+ * The log stays locked in between. */
 #define _GNU_SOURCE /* memrchr */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +27,8 @@
 #include <libgen.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,12 +381,8 @@ static int open_log(const char *path, bool *created)
         return -EAGAIN;
 }
 
-static int write_anchor(const struct aidp_lineage *lg, const struct aidp_lineage_anchor *a)
+static int replace_anchor(const struct aidp_lineage *lg, const char *buf, size_t len)
 {
-        size_t len = 0;
-        _cleanup_free_ char *buf = aidp_lineage_anchor_format(a, lg->key, &len);
-        if (!buf)
-                return -ENOMEM;
         _cleanup_free_ char *tmp = NULL;
         if (asprintf(&tmp, "%s.tmp", lg->anchor_path) < 0)
                 return -ENOMEM;
@@ -393,6 +402,29 @@ static int write_anchor(const struct aidp_lineage *lg, const struct aidp_lineage
                 return r;
         }
         return fsync_dir_of(lg->anchor_path);
+}
+
+static int write_anchor(const struct aidp_lineage *lg, const struct aidp_lineage_anchor *a)
+{
+        size_t len = 0;
+        _cleanup_free_ char *line = aidp_lineage_anchor_format(a, lg->key, &len);
+        if (!line)
+                return -ENOMEM;
+        /* The line, padded with spaces before its '\n' to the fixed size. */
+        char buf[AIDP_LINEAGE_ANCHOR_SIZE];
+        if (len > sizeof buf)
+                return -E2BIG;
+        memset(buf, ' ', sizeof buf);
+        memcpy(buf, line, len - 1);
+        buf[sizeof buf - 1] = '\n';
+        _cleanup_close_ int fd = open(lg->anchor_path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != sizeof buf)
+                return replace_anchor(lg, buf, sizeof buf);
+        ssize_t n = pwrite(fd, buf, sizeof buf, 0);
+        if (n != (ssize_t)sizeof buf)
+                return n < 0 ? -errno : -EIO;
+        return fdatasync(fd) < 0 ? -errno : 0;
 }
 
 /* Best effort: a security event also goes to syslog for the SIEM. */
@@ -467,7 +499,69 @@ static void cut_back(int fd, off_t size)
                 fsync(fd);
 }
 
-int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *err)
+struct aidp_lineage_pending {
+        struct aidp_lineage *lg;
+        json_object *ev; /* a reference, for the syslog report at commit */
+        int fd;          /* the log, locked */
+        off_t size;      /* its length before the new line */
+        struct aidp_lineage_anchor next;
+        bool syncing; /* the log's fdatasync runs on sync_tid */
+        pthread_t sync_tid;
+        int sync_result;
+};
+
+/* The log's fdatasync in the background, on a thread that makes that one
+ * syscall. (Linux AIO's IOCB_CMD_FDSYNC would do without a thread, but
+ * io_destroy waits for an RCU grace period, ~10-30 ms.) The caller must not
+ * clone a process that calls setuid() before _commit has joined it: glibc
+ * would make the clone wait for this thread (run.c). */
+static void *sync_thread(void *arg)
+{
+        struct aidp_lineage_pending *p = arg;
+        p->sync_result = fdatasync(p->fd) < 0 ? -errno : 0;
+        return NULL;
+}
+
+static bool sync_submit(struct aidp_lineage_pending *p)
+{
+        pthread_attr_t attr;
+        if (pthread_attr_init(&attr))
+                return false;
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+        /* Signals stay with the caller's threads. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        p->syncing = pthread_create(&p->sync_tid, &attr, sync_thread, p) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+        return p->syncing;
+}
+
+/* 0 or -errno of the background fdatasync; afterwards none is in flight. */
+static int sync_wait(struct aidp_lineage_pending *p)
+{
+        if (!p->syncing)
+                return 0;
+        pthread_join(p->sync_tid, NULL);
+        p->syncing = false;
+        return p->sync_result;
+}
+
+static void pending_free(struct aidp_lineage_pending *p)
+{
+        if (p->fd >= 0) {
+                /* The lock belongs to the open file, which a process cloned
+                 * meanwhile may share: release it explicitly. */
+                flock(p->fd, LOCK_UN);
+                close(p->fd);
+        }
+        json_object_put(p->ev);
+        free(p);
+}
+
+static int append_begin(struct aidp_lineage *lg, json_object *ev, bool background,
+                        struct aidp_lineage_pending **out, aidp_error *err)
 {
         int r;
         if (!lg->have_key)
@@ -561,25 +655,71 @@ int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *er
                 aidp_lineage_record_format(ev, rec.seq + 1, rec.hash, lg->key, &len, err);
         if (!line)
                 return aidp_error_wrap(err, "appending to lineage %s", lg->path);
+        struct aidp_lineage_pending *p = calloc(1, sizeof *p);
+        if (!p)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        *p = (struct aidp_lineage_pending){
+                .lg = lg, .fd = -1, .size = size, .next = {.seq = rec.seq + 1}};
+        aidp_lineage_hash_line(line, len - 1, p->next.hash);
         r = write_all(fd, line, len);
-        if (r == 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r == 0 && created)
-                r = fsync_dir_of(lg->path);
-        struct aidp_lineage_anchor next = {.seq = rec.seq + 1};
-        aidp_lineage_hash_line(line, len - 1, next.hash);
-        const char *what = "writing";
-        if (r == 0) {
-                what = "updating the anchor of";
-                r = write_anchor(lg, &next);
+        p->fd = TAKE_FD(fd);
+        if (r == 0 && (created || !background || !sync_submit(p))) {
+                if (fdatasync(p->fd) < 0)
+                        r = -errno;
+                else if (created)
+                        r = fsync_dir_of(lg->path);
         }
         if (r < 0) {
-                cut_back(fd, size);
+                cut_back(p->fd, size);
+                pending_free(p);
                 return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
-                                        "%s lineage %s (the log is unchanged)", what, lg->path);
+                                        "writing lineage %s (the log is unchanged)", lg->path);
         }
-        report_security_event(lg, ev, next.seq);
+        p->ev = json_object_get(ev);
+        *out = p;
         return 0;
+}
+
+int aidp_lineage_append_begin(struct aidp_lineage *lg, json_object *ev,
+                              struct aidp_lineage_pending **out, aidp_error *err)
+{
+        return append_begin(lg, ev, true, out, err);
+}
+
+int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err)
+{
+        const char *what = "writing";
+        int r = sync_wait(p);
+        if (r == 0) {
+                what = "updating the anchor of";
+                r = write_anchor(p->lg, &p->next);
+        }
+        if (r < 0) {
+                cut_back(p->fd, p->size);
+                aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "%s lineage %s (the log is unchanged)",
+                                 what, p->lg->path);
+                pending_free(p);
+                return -EIO;
+        }
+        report_security_event(p->lg, p->ev, p->next.seq);
+        pending_free(p);
+        return 0;
+}
+
+void aidp_lineage_append_cancel(struct aidp_lineage_pending *p)
+{
+        if (!p)
+                return;
+        sync_wait(p);
+        cut_back(p->fd, p->size);
+        pending_free(p);
+}
+
+int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *err)
+{
+        struct aidp_lineage_pending *p = NULL;
+        int r = append_begin(lg, ev, false, &p, err);
+        return r < 0 ? r : aidp_lineage_append_commit(p, err);
 }
 
 /* ---- verify a file ---------------------------------------------------------------------- */

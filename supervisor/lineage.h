@@ -28,6 +28,7 @@
 #define AIDP_LINEAGE_ENV_PATH      "AIDP_LINEAGE_FILE"
 #define AIDP_LINEAGE_ENV_KEY       "AIDP_LINEAGE_KEY"
 #define AIDP_LINEAGE_ANCHOR_SUFFIX ".anchor"
+#define AIDP_LINEAGE_ANCHOR_SIZE   256 /* the anchor line, space-padded, one sector */
 
 /* OpenLineage identifiers. The producer names this code; custom facets point at the
  * facet's section of docs/lineage.md. */
@@ -213,12 +214,24 @@ const char *aidp_lineage_anchor_path(const struct aidp_lineage *lg);
 const unsigned char *aidp_lineage_key(const struct aidp_lineage *lg);
 
 /* Append ev durably: under an exclusive lock on the log, checks the tail against the
- * anchor, writes one line, fsyncs it (and the directory if the log is new), then
- * replaces the anchor. Returns 0 only when both are on disk. On any failure the log is
+ * anchor, writes one line, fdatasyncs it (and the directory if the log is new), then
+ * rewrites the anchor. Returns 0 only when both are on disk. On any failure the log is
  * left as it was (a partial write is cut back) and err has AIDP_EXIT_LINEAGE. ev gains
  * the aidp_* chain members. Security events (OTHER, ABORT, network denials) are also
  * sent to syslog, best effort. */
 int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *err);
+
+/* The same append in two halves, so that the log's fsync overlaps other work (the
+ * run's START while the sandbox is prepared). _begin checks, writes the line and
+ * starts its fdatasync in the background, keeping the log locked; _commit waits for
+ * it and writes the anchor, which commits the record, or cuts the line back and
+ * fails; _cancel cuts it back. Either frees p; exactly one of them must follow a
+ * successful _begin, and nothing else may append to the same log in between. */
+struct aidp_lineage_pending;
+int aidp_lineage_append_begin(struct aidp_lineage *lg, json_object *ev,
+                              struct aidp_lineage_pending **p, aidp_error *err);
+int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err);
+void aidp_lineage_append_cancel(struct aidp_lineage_pending *p);
 
 /* Verify a log file against the anchor beside it (anchor_path NULL: <path>.anchor;
  * use_anchor false: no anchor). Returns < 0 with AIDP_EXIT_LINEAGE when a file cannot

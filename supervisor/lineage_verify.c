@@ -252,7 +252,8 @@ char *aidp_lineage_anchor_format(const struct aidp_lineage_anchor *a,
 int aidp_lineage_anchor_parse(const char *buf, size_t len, const unsigned char *key,
                               struct aidp_lineage_anchor *a, aidp_error *err)
 {
-        while (len > 0 && buf[len - 1] == '\n')
+        /* One line; the store pads it with spaces to a fixed size. */
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
                 len--;
         if (len == 0 || len > 4096)
                 return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL, "anchor is empty or too long");

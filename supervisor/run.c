@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -60,6 +61,13 @@ struct run {
         int pidfd;
         int learn_sv[2];     /* learn mode: the child sends the listener fd over [1] */
         char *dev_rules[64]; /* device cgroup allow lines of the profile's devices */
+        const char *devices_allow[8 + 64 + 1]; /* the minimal /dev's lines, then dev_rules */
+        struct aidp_cgroup_limits cg_limits;
+        bool cg_thread; /* cgroup_begin's thread runs (cg_tid) */
+        pthread_t cg_tid;
+        int cg_rc;
+        aidp_error cg_err;
+        size_t n_cg_journaled; /* cgroup directories already in the journal */
         char **env;
         size_t n_env;
         struct timespec t0;
@@ -467,6 +475,75 @@ static int add_tmpfs(struct run *r, const char *label, uint64_t size, unsigned m
         return 0;
 }
 
+/* The run's cgroup is made on a thread while START is recorded: each takes about a
+ * millisecond (libcgroup reads /proc/mounts for every value it sets). The thread
+ * is joined before the clone (see aidp_run_execute). */
+static void *cgroup_thread(void *arg)
+{
+        struct run *r = arg;
+        r->cg_rc = aidp_cgroup_create(r->o->cgroup_parent, r->res->run_id, &r->cg_limits, &r->cg,
+                                      &r->cg_err);
+        return NULL;
+}
+
+static int cgroup_begin(struct run *r, aidp_error *err)
+{
+        const struct aidp_limits *l = &r->profile.limits;
+        static const char *const minimal_dev[] = {
+                "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+                "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm",
+        };
+        _Static_assert(ARRAY_SIZE(minimal_dev) + ARRAY_SIZE(r->dev_rules) + 1 ==
+                               ARRAY_SIZE(r->devices_allow),
+                       "devices_allow size");
+        /* The minimal /dev plus exactly the profile's devices; all else denied. */
+        memcpy(r->devices_allow, minimal_dev, sizeof minimal_dev);
+        int rc = device_rules(r, r->devices_allow + ARRAY_SIZE(minimal_dev),
+                              ARRAY_SIZE(r->dev_rules) + 1, err);
+        if (rc < 0)
+                return rc;
+        r->cg_limits = (struct aidp_cgroup_limits){
+                .memory_bytes = l->memory_bytes,
+                .cpu_millis = l->cpu_millis,
+                .pids = l->pids,
+                .devices_allow = r->devices_allow,
+        };
+        /* With every signal blocked: a SIGTERM must reach the supervisor's
+         * signalfd, not end the process on this thread. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        r->cg_thread = pthread_create(&r->cg_tid, NULL, cgroup_thread, r) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (!r->cg_thread)
+                cgroup_thread(r);
+        return 0;
+}
+
+/* Join cgroup_begin's thread; its outcome. Idempotent. */
+static int cgroup_end(struct run *r, aidp_error *err)
+{
+        if (r->cg_thread) {
+                pthread_join(r->cg_tid, NULL);
+                r->cg_thread = false;
+        }
+        if (r->cg_rc < 0) {
+                *err = r->cg_err;
+                return r->cg_rc;
+        }
+        return 0;
+}
+
+/* Add the cgroup directories made since the last call to the journal. */
+static void journal_cgroups(struct run *r)
+{
+        const char *paths[8];
+        size_t n = aidp_cgroup_paths(r->cg, paths, ARRAY_SIZE(paths));
+        for (size_t i = r->n_cg_journaled; i < n; i++)
+                aidp_journal_add(&r->journal, "cgroup", paths[i]);
+        r->n_cg_journaled = n;
+}
+
 static int prepare(struct run *r, aidp_error *err)
 {
         const struct aidp_limits *l = &r->profile.limits;
@@ -482,32 +559,13 @@ static int prepare(struct run *r, aidp_error *err)
         if (rc < 0)
                 return rc;
 
-        static const char *const minimal_dev[] = {
-                "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
-                "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm",
-        };
-        /* The minimal /dev plus exactly the profile's devices; all else denied. */
-        const char *devices_allow[ARRAY_SIZE(minimal_dev) + ARRAY_SIZE(r->dev_rules) + 1];
-        memcpy(devices_allow, minimal_dev, sizeof minimal_dev);
-        rc = device_rules(r, devices_allow + ARRAY_SIZE(minimal_dev), ARRAY_SIZE(r->dev_rules) + 1,
-                          err);
-        if (rc < 0)
-                return rc;
-        struct aidp_cgroup_limits cl = {
-                .memory_bytes = l->memory_bytes,
-                .cpu_millis = l->cpu_millis,
-                .pids = l->pids,
-                .devices_allow = devices_allow,
-        };
-        rc = aidp_cgroup_create(r->o->cgroup_parent, r->res->run_id, &cl, &r->cg, err);
+        /* The cgroup was made alongside START (cgroup_begin). */
+        rc = cgroup_end(r, err);
         if (rc < 0)
                 return rc;
         snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
                  aidp_cgroup_version_name(aidp_cgroup_version_of(r->cg)));
-        const char *paths[8];
-        size_t n = aidp_cgroup_paths(r->cg, paths, ARRAY_SIZE(paths));
-        for (size_t i = 0; i < n; i++)
-                aidp_journal_add(&r->journal, "cgroup", paths[i]);
+        journal_cgroups(r);
 
         r->res->noswap = true;
         rc = add_tmpfs(r, "tmp", l->tmp_bytes ? l->tmp_bytes : 256 * MiB, 01777, 0, 0, err);
@@ -620,8 +678,23 @@ static void close_pair(int p[2])
                 }
 }
 
-/* Clone the sandbox's pid 1. It builds its mounts (while a v1 cgroup
- * migration runs) and then waits for the go from start_and_monitor(). */
+/* pid 1 failed before it could take a message: say why it did, if it did. */
+static int child_gone(struct run *r, int err_r, int errnum, const char *what, aidp_error *err)
+{
+        struct aidp_sandbox_report rep;
+        ssize_t n;
+        do
+                n = read(err_r, &rep, sizeof rep);
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t)sizeof rep)
+                return report_child_failure(r, &rep, err);
+        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errnum, "%s", what);
+}
+
+/* Clone the sandbox's pid 1 straight into the run's cgroup: CLONE_INTO_CGROUP
+ * for the cgroup2 group (v2, or v1's tracking group), and on v1 pid 1 moves
+ * itself into each controller's hierarchy first thing. It builds its mounts
+ * and then waits for the go from start_and_monitor(). */
 static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
 {
         struct fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
@@ -678,17 +751,25 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
 
         r->pidfd = -1;
         int cgfd = aidp_cgroup_open_fd(r->cg);
-        pid_t pid = clone_sandbox(&r->pidfd, cgfd);
-        if (cgfd >= 0)
+        int ntask = aidp_cgroup_task_fds(r->cg, spec.cgroup_fds, ARRAY_SIZE(spec.cgroup_fds));
+        pid_t pid = ntask < 0 ? (errno = -ntask, -1) : clone_sandbox(&r->pidfd, cgfd);
+        int clone_errno = errno;
+        if (cgfd >= 0 && pid != 0)
                 close(cgfd);
+        if (pid != 0)
+                for (int i = 0; i < ntask; i++)
+                        close(spec.cgroup_fds[i]);
         if (pid < 0) {
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "clone3 (namespaces)");
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, clone_errno,
+                                      ntask < 0 ? "opening the run's cgroup"
+                                                : "clone3 (namespaces)");
                 for (int i = 0; i < 2; i++)
                         if (relay_child[i] >= 0)
                                 close(relay_child[i]);
                 goto out;
         }
         if (pid == 0) {
+                spec.n_cgroup_fds = (size_t)ntask;
                 sigprocmask(SIG_SETMASK, oldmask, NULL);
                 aidp_sandbox_child(&spec);
         }
@@ -712,8 +793,9 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
         for (size_t i = 0; i < r->n_tmpfs; i++)
                 aidp_journal_add_fd(&r->journal, r->tmpfs[i].label, r->tmpfs[i].fd);
         rc = aidp_journal_sync(&r->journal, err);
-        if (rc == 0)
-                rc = aidp_cgroup_attach(r->cg, pid, cgfd >= 0, err);
+        /* No cgroup2 fd to clone into (v2 without one): move pid 1 by pid. */
+        if (rc == 0 && cgfd < 0 && aidp_cgroup_version_of(r->cg) == AIDP_CGROUP_V2)
+                rc = aidp_cgroup_attach(r->cg, pid, false, err);
 out:
         if (f.sync[0] >= 0)
                 close(f.sync[0]);
@@ -736,8 +818,8 @@ static int start_and_monitor(struct run *r, aidp_error *err)
         struct fds f = {{-1, r->sync_w}, {r->err_r, -1}, {r->status_r, -1}, {-1, -1}};
         r->sync_w = r->err_r = r->status_r = -1;
         /* Go: pid 1 is in the run's cgroup and /data is complete. */
-        if (write(f.sync[1], "g", 1) != 1) {
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "sync");
+        if (write(f.sync[1], "g", 1) != 1) { /* SIGPIPE is ignored */
+                rc = child_gone(r, f.err[0], errno, "sandbox pid 1 (sync)", err);
                 goto out;
         }
         close(f.sync[1]);
@@ -870,6 +952,8 @@ out:
 static int teardown(struct run *r, aidp_error *err)
 {
         int rc = 0;
+        aidp_error cerr = {0};
+        cgroup_end(r, &cerr); /* prepare may have failed before it joined */
         if (r->cg) {
                 struct aidp_cgroup_stats st;
                 aidp_cgroup_stats(r->cg, &st);
@@ -1066,9 +1150,12 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         aidp_relay_init(&r.relay[0]);
         aidp_relay_init(&r.relay[1]);
         int rc = resolve(&r, err);
+        if (rc == 0)
+                rc = cgroup_begin(&r, err);
         phase(&r, "resolve");
-        /* 2. START, durable, before anything of the run exists: a run that cannot
-         * be recorded does not start. */
+        /* 2. START, written before anything of the run exists; its fsync completes
+         * in the background (committed below, before the job may start): a run
+         * that cannot be recorded does not start. */
         if (rc == 0)
                 rc = aidp_run_lineage_start(&r.rl, o, res, &r.profile, r.uid, r.gid,
                                             aidp_run_policy_annotate, &r.policy, err);
@@ -1085,6 +1172,11 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         }
         phase(&r, "start-rec");
         if (rc < 0) {
+                aidp_error cerr = {0};
+                if (cgroup_end(&r, &cerr) == 0 && r.cg) {
+                        aidp_cgroup_destroy(r.cg, &cerr);
+                        r.cg = NULL;
+                }
                 run_free(&r);
                 res->exit_status = err->status;
                 return rc;
@@ -1116,6 +1208,14 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                                             "interrupted before the job started");
         }
         phase(&r, "prepare");
+        /* START's fsync ran on a thread alongside prepare. It is durable before the
+         * sandbox exists, and that thread is gone: a process cloned while another
+         * thread lives inherits glibc's list of threads, and pid 1's setuid()
+         * would then wait forever for that thread to take its share of the
+         * change (glibc's setxid broadcast). */
+        if (rc == 0)
+                rc = aidp_run_lineage_start_commit(&r.rl, res->run_id, err);
+        phase(&r, "start-sync");
         if (rc == 0)
                 rc = spawn(&r, &old, err);
         phase(&r, "spawn");

@@ -131,10 +131,23 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                 add_dataset(ev, false, &res->inputs[i]);
         if (annotate)
                 annotate(annotate_arg, ev);
-        r = aidp_lineage_append(rl->lg, ev, err);
+        r = aidp_lineage_append_begin(rl->lg, ev, &rl->start, err);
         if (r < 0)
                 return aidp_error_wrap(err, "recording the START of run %s; the run does not start",
                                        run_id);
+        return 0;
+}
+
+int aidp_run_lineage_start_commit(struct aidp_run_lineage *rl, const char *run_id, aidp_error *err)
+{
+        if (!rl->start)
+                return 0;
+        int r = aidp_lineage_append_commit(TAKE_PTR(rl->start), err);
+        if (r < 0) {
+                rl->start_failed = true;
+                return aidp_error_wrap(err, "recording the START of run %s; the run does not start",
+                                       run_id);
+        }
         return 0;
 }
 
@@ -190,6 +203,13 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
 {
         if (!rl->lg)
                 return aidp_error_set(err, AIDP_EXIT_LINEAGE, EBADF, "lineage is not open");
+        /* A START that never became durable was cut back: the run is not on record,
+         * and an end record without its START would only confuse. */
+        if (rl->start_failed)
+                return 0;
+        int r = aidp_run_lineage_start_commit(rl, run_id, err);
+        if (r < 0)
+                return r;
         const char *reason = NULL;
         enum aidp_lineage_event_type t = end_type(res, rc, run_err, &reason);
         _cleanup_(json_object_putp) json_object *ev = new_event(t, run_id, rl->job);
@@ -215,7 +235,7 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                 add_dataset(ev, false, &res->inputs[i]);
         if (res->has_output)
                 add_dataset(ev, true, &res->output);
-        int r = aidp_lineage_append(rl->lg, ev, err);
+        r = aidp_lineage_append(rl->lg, ev, err);
         if (r < 0)
                 return aidp_error_wrap(err, "recording the end of run %s", run_id);
         return 0;
@@ -223,6 +243,12 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
 
 void aidp_run_lineage_close(struct aidp_run_lineage *rl)
 {
+        if (rl->start) {
+                /* Not reached by a run (its end record commits START); keep the
+                 * record rather than lose it. */
+                aidp_error e = {0};
+                aidp_lineage_append_commit(TAKE_PTR(rl->start), &e);
+        }
         aidp_lineage_free(rl->lg);
         rl->lg = NULL;
 }

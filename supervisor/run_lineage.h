@@ -16,14 +16,20 @@
 #include "supervisor/shred.h"
 
 struct aidp_lineage;
+struct aidp_lineage_pending;
 struct aidp_decision;
 
 struct aidp_run_lineage {
         struct aidp_lineage *lg;
-        char job[128]; /* job.name: the command's base name */
+        struct aidp_lineage_pending *start; /* START written, its fsync in flight */
+        bool start_failed;                  /* START could not be made durable */
+        char job[128];                      /* job.name: the command's base name */
 };
 
-/* Open the store (creating the host key on first use) and append START.
+/* Open the store (creating the host key on first use) and write START; its fsync
+ * runs in the background until aidp_run_lineage_start_commit(), which the run
+ * calls before any data is decrypted or the job is let go. The log stays locked
+ * until then.
  * res: the run id and the authenticated inputs (from resolve). annotate (may be
  * NULL) adds facets before the event is written: the access and residency
  * decision (supervisor/run_policy.c). */
@@ -33,6 +39,9 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                            void (*annotate)(const void *arg, json_object *ev),
                            const void *annotate_arg, aidp_error *err);
 
+/* Wait for START to be durable (and anchored). On failure START is cut back
+ * and the run must not start. A no-op when already committed. */
+int aidp_run_lineage_start_commit(struct aidp_run_lineage *rl, const char *run_id, aidp_error *err);
 /* A denied run: an OTHER record with the inputs and, through annotate, the
  * decision and its reasons (and, through the store, a DENIED syslog event).
  * The run does not start either way. */
@@ -40,7 +49,7 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
                             void (*annotate)(const void *arg, json_object *ev),
                             const void *annotate_arg, aidp_error *err);
 
-/* Append the end record. rc/run_err: the run's outcome (rc < 0: it failed with
+/* Append the end record (committing START first if that is still pending). rc/run_err: the run's outcome (rc < 0: it failed with
  * run_err); removed: what teardown released ("tmpfs out", "cgroup /sys/..."). */
 int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                          const struct aidp_run_result *res, int rc, const aidp_error *run_err,

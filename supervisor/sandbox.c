@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "supervisor/cgroup.h"
 
 /* Where the new root is assembled inside the child's private mount namespace.
  * The host's /tmp is only shadowed in that namespace, never touched. */
@@ -97,6 +98,7 @@ const char *aidp_sandbox_stage_name(enum aidp_sandbox_stage st)
         case AIDP_STAGE_SECCOMP: return "seccomp";
         case AIDP_STAGE_EXEC: return "exec";
         case AIDP_STAGE_INIT: return "sandbox init";
+        case AIDP_STAGE_CGROUP: return "cgroup";
         case AIDP_STAGE_MAX: break;
         }
         return "?";
@@ -632,10 +634,49 @@ __attribute__((noreturn)) static void init_loop(pid_t job, int lifeline, int sta
         }
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+        int x = *(const int *)a, y = *(const int *)b;
+        return (x > y) - (x < y);
+}
+
+/* pid 1 lives as long as the run and holds what it inherited: exactly the fds of
+ * the spec, nothing else of the supervisor's (the lineage log, still locked while
+ * START's fsync completes, must not stay locked by an orphaned pid 1). The
+ * numbers stay as they are: the journal names the tmpfs fds by number for gc. */
+static void close_unlisted(const struct aidp_sandbox_spec *s)
+{
+        int keep[12 + AIDP_SANDBOX_MAX_MOUNTS];
+        size_t n = 0;
+        const int fixed[] = {STDIN_FILENO, STDOUT_FILENO,   STDERR_FILENO, s->sync_fd,
+                             s->err_fd,    s->lifeline_fd,  s->status_fd,  s->stdout_fd,
+                             s->stderr_fd, s->notify_fd_out};
+        for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+                keep[n++] = fixed[i];
+        for (size_t i = 0; i < s->n_mounts; i++)
+                keep[n++] = s->mounts[i].fd;
+        qsort(keep, n, sizeof keep[0], cmp_int);
+        unsigned next = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (keep[i] < 0 || (unsigned)keep[i] < next)
+                        continue;
+                if ((unsigned)keep[i] > next)
+                        close_range(next, (unsigned)keep[i] - 1, 0);
+                next = (unsigned)keep[i] + 1;
+        }
+        close_range(next, ~0U, 0);
+}
+
 void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
 {
         g_err_fd = s->err_fd;
         char b;
+        /* Into the run's v1 cgroups first, before anything is charged here:
+         * moving itself costs no RCU grace period (supervisor/cgroup.h). */
+        int cg = aidp_cgroup_join_self(s->cgroup_fds, s->n_cgroup_fds);
+        if (cg < 0)
+                die(AIDP_STAGE_CGROUP, -cg, "joining the run's cgroup");
+        close_unlisted(s);
         /* The output relay's pipes become this process's (and so the job's)
          * stdout and stderr. */
         if (s->stdout_fd > 2 && dup2(s->stdout_fd, STDOUT_FILENO) < 0)
@@ -650,9 +691,8 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
                 CHECK(AIDP_STAGE_NAMESPACES, sethostname(s->hostname, strlen(s->hostname)),
                       "hostname");
         loopback_up();
-        /* The mounts are built while the supervisor moves this process into
-         * the run's cgroup (a v1 migration waits for an RCU grace period,
-         * ~10 ms); nothing of the job runs before the sync below. */
+        /* Nothing of the job runs before the sync below: the supervisor
+         * sends it once /data is complete. */
         setup_mounts(s);
         if (read(s->sync_fd, &b, 1) != 1) {
                 /* The supervisor gave up (or died) before the job started.

@@ -13,7 +13,8 @@
 #include "profiles/profile.h"
 #include "supervisor/seccomp_compile.h"
 
-#define AIDP_SANDBOX_MAX_MOUNTS 8
+#define AIDP_SANDBOX_MAX_MOUNTS  8
+#define AIDP_SANDBOX_MAX_CGROUPS 8
 
 enum aidp_sandbox_stage {
         AIDP_STAGE_SYNC,
@@ -26,6 +27,7 @@ enum aidp_sandbox_stage {
         AIDP_STAGE_SECCOMP,
         AIDP_STAGE_EXEC,
         AIDP_STAGE_INIT,
+        AIDP_STAGE_CGROUP,
         AIDP_STAGE_MAX
 };
 
@@ -55,7 +57,7 @@ struct aidp_sandbox_spec {
         const struct aidp_bpf *bpf;         /* loaded last, right before execve */
         struct aidp_sandbox_mount mounts[AIDP_SANDBOX_MAX_MOUNTS];
         size_t n_mounts;
-        int sync_fd;              /* read end: one byte when the cgroup is ready */
+        int sync_fd;              /* read end: one byte once /data is complete */
         int err_fd;               /* write end, O_CLOEXEC: closed by a successful execve */
         int lifeline_fd;          /* read end; EOF = the supervisor died (see init_loop) */
         int stdout_fd, stderr_fd; /* > 2: the job's stdout/stderr (the output relay), else kept */
@@ -65,6 +67,8 @@ struct aidp_sandbox_spec {
         int status_r;             /* the supervisor's end, closed in the child */
         unsigned seccomp_flags;   /* extra SECCOMP_FILTER_FLAG_* (learn mode) */
         int notify_fd_out;        /* learn mode: socket to send the listener fd over, or -1 */
+        int cgroup_fds[AIDP_SANDBOX_MAX_CGROUPS]; /* v1 "tasks" files pid 1 moves itself into */
+        size_t n_cgroup_fds;
 };
 
 /* Runs in the cloned child (pid 1 of the new pid namespace). Never returns. */

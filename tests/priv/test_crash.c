@@ -5,8 +5,12 @@
  * tmpfs mounts until then), and leave nothing: no journal, process, cgroup or
  * mount; lineage says START then ABORT, with the cleanup report.
  * The supervisor is stopped at each point with AIDP_FAULT_STOP_AT. */
+#include <dirent.h>
 #include <json-c/json.h>
+#include <linux/magic.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/vfs.h>
 #include <time.h>
 
 #include "common/exitcodes.h"
@@ -85,6 +89,66 @@ static int count_events(const char *type)
         return n;
 }
 
+static bool is_cgroup2(const char *path)
+{
+        struct statfs sf;
+        return statfs(path, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+/* What the sandbox's pid 1 holds while the run is under way, seen from the host:
+ * no fd of the lineage log (whose lock the next append needs, gc's ABORT
+ * included), and membership of the run's cgroup in every hierarchy it uses. */
+static void check_pid1(pid_t pid1, const char *run_id)
+{
+        char dir[64], link[4096 + 64], target[4096];
+        snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid1);
+        DIR *d = opendir(dir);
+        cr_assert_not_null(d, "%s: %s", dir, strerror(errno));
+        int nfds = 0;
+        for (struct dirent *e; (e = readdir(d));) {
+                if (e->d_name[0] == '.')
+                        continue;
+                nfds++;
+                snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+                ssize_t n = readlink(link, target, sizeof target - 1);
+                if (n < 0)
+                        continue;
+                target[n] = '\0';
+                cr_expect(!strstr(target, "lineage"), "pid 1 holds %s as fd %s", target, e->d_name);
+        }
+        closedir(d);
+        /* stdio, sync, err, status, lifeline, relay x2, the tmpfs mounts: not
+         * the dozens of fds a supervisor may have open. */
+        cr_expect_leq(nfds, 16, "pid 1 holds %d fds", nfds);
+
+        char cgp[64], line[4096];
+        snprintf(cgp, sizeof cgp, "/proc/%d/cgroup", (int)pid1);
+        FILE *f = fopen(cgp, "re");
+        cr_assert_not_null(f);
+        bool v2 = is_cgroup2("/sys/fs/cgroup") || is_cgroup2("/sys/fs/cgroup/unified");
+        int checked = 0;
+        while (fgets(line, sizeof line, f)) {
+                char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (!c2)
+                        continue;
+                *c2 = '\0';
+                const char *ctrls = c1 + 1, *path = c2 + 1;
+                bool used = !*ctrls && v2;
+                char tmp[256];
+                snprintf(tmp, sizeof tmp, "%s", ctrls);
+                for (char *sv, *t = strtok_r(tmp, ",", &sv); t; t = strtok_r(NULL, ",", &sv))
+                        used |= !strcmp(t, "memory") || !strcmp(t, "pids") || !strcmp(t, "cpu") ||
+                                !strcmp(t, "cpuacct") || !strcmp(t, "devices");
+                if (!used)
+                        continue;
+                checked++;
+                cr_expect(strstr(path, run_id), "pid 1 is not in the run's cgroup for '%s': %s",
+                          ctrls, path);
+        }
+        fclose(f);
+        cr_expect_geq(checked, 1, "no cgroup hierarchy checked");
+}
+
 static void crash_at(const char *phase, const char *script)
 {
         char run_id[64];
@@ -135,6 +199,17 @@ static void crash_at(const char *phase, const char *script)
         json_object_put(j);
         cr_assert_eq(kill(pid1, 0), 0, "pid 1 of the sandbox did not hold on to the run's data");
         cr_assert_eq(count_events("START"), 1);
+        check_pid1(pid1, run_id);
+        /* START is committed, anchor and all, and the log unlocked, before a byte
+         * is decrypted (the first stop point is right after injection). */
+        int lfd = open(logp, O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(lfd, 0);
+        cr_expect_eq(flock(lfd, LOCK_EX | LOCK_NB), 0, "the lineage log is still locked: %s",
+                     strerror(errno));
+        close(lfd);
+        char *verify_start[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
+        cr_expect_eq(aidp_test_run(&P, verify_start), 0, "START is not anchored: %s%s", P.out,
+                     P.err);
 
         char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
         cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -408,6 +409,118 @@ Test(lineage_store, tamper_truncation_with_an_old_anchor_put_back_is_caught_when
         spit(anchor_path, old, alen);
         expect_bad(4, "the anchor is 3 records behind");
         free(old);
+}
+
+/* ---- the anchor file and the two-step append ----------------------------------------- */
+
+Test(lineage_store, anchor_is_one_fixed_size_line_rewritten_in_place)
+{
+        struct aidp_lineage *lg = open_store();
+        append_n(lg, 1);
+        struct stat st1, st2;
+        cr_assert_eq(stat(anchor_path, &st1), 0);
+        cr_assert_eq(st1.st_size, AIDP_LINEAGE_ANCHOR_SIZE);
+        append_n(lg, 3);
+        cr_assert_eq(stat(anchor_path, &st2), 0);
+        cr_assert_eq(st2.st_size, AIDP_LINEAGE_ANCHOR_SIZE);
+        /* The same file, overwritten: no rename, no new block to allocate. */
+        cr_assert_eq(st2.st_ino, st1.st_ino);
+        size_t alen;
+        char *abuf = slurp(anchor_path, &alen);
+        cr_assert_eq(abuf[alen - 1], '\n');
+        cr_assert_null(memchr(abuf, '\n', alen - 1), "the anchor is one line");
+        struct aidp_lineage_anchor a;
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_anchor_parse(abuf, alen, aidp_lineage_key(lg), &a, &e), 0, "%s",
+                     e.msg);
+        cr_assert_eq(a.seq, 4);
+        free(abuf);
+        aidp_lineage_free(lg);
+        struct aidp_lineage_verify v = verify(true);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+}
+
+Test(lineage_store, an_unpadded_anchor_of_an_older_version_is_read_and_replaced)
+{
+        struct aidp_lineage *lg = open_store();
+        append_n(lg, 2);
+        /* The same anchor as an older aidp wrote it: the bare line. */
+        size_t alen;
+        char *abuf = slurp(anchor_path, &alen);
+        char *end = memchr(abuf, ' ', alen);
+        cr_assert_not_null(end);
+        *end = '\n';
+        spit(anchor_path, abuf, (size_t)(end - abuf) + 1);
+        free(abuf);
+        struct aidp_lineage_verify v = verify(true);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+        append_n(lg, 1);
+        struct stat st;
+        cr_assert_eq(stat(anchor_path, &st), 0);
+        cr_assert_eq(st.st_size, AIDP_LINEAGE_ANCHOR_SIZE);
+        aidp_lineage_free(lg);
+        v = verify(true);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+        cr_assert_eq(v.records, 3);
+}
+
+Test(lineage_store, begin_writes_the_line_and_commit_anchors_it)
+{
+        struct aidp_lineage *lg = open_store();
+        append_n(lg, 2);
+        json_object *ev = event("train", AIDP_LINEAGE_START);
+        struct aidp_lineage_pending *p = NULL;
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_append_begin(lg, ev, &p, &e), 0, "%s", e.msg);
+        /* Between the two: the line is there, the anchor still names the one
+         * before (what a crash here would leave), and the log stays locked, so
+         * a verifier (shared lock) waits for the commit. */
+        size_t len, alen;
+        char *buf = slurp(log_path, &len), *abuf = slurp(anchor_path, &alen);
+        size_t starts[8];
+        cr_assert_eq(line_starts(buf, len, starts, 8), 3);
+        struct aidp_lineage_anchor a;
+        cr_assert_eq(aidp_lineage_anchor_parse(abuf, alen, aidp_lineage_key(lg), &a, &e), 0, "%s",
+                     e.msg);
+        cr_assert_eq(a.seq, 2);
+        free(buf);
+        free(abuf);
+        int fd = open(log_path, O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(flock(fd, LOCK_EX | LOCK_NB), -1, "the log is not locked during the append");
+        cr_assert_eq(aidp_lineage_append_commit(p, &e), 0, "%s", e.msg);
+        cr_assert_eq(flock(fd, LOCK_EX | LOCK_NB), 0, "commit left the log locked");
+        close(fd);
+        struct aidp_lineage_verify v = verify(true);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+        cr_assert_eq(v.records, 3);
+        cr_assert_eq(v.anchor_lag, 0);
+        json_object_put(ev);
+        aidp_lineage_free(lg);
+}
+
+Test(lineage_store, cancel_cuts_the_line_back)
+{
+        struct aidp_lineage *lg = open_store();
+        append_n(lg, 2);
+        size_t len0, len1;
+        char *before = slurp(log_path, &len0);
+        json_object *ev = event("train", AIDP_LINEAGE_START);
+        struct aidp_lineage_pending *p = NULL;
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_append_begin(lg, ev, &p, &e), 0, "%s", e.msg);
+        aidp_lineage_append_cancel(p);
+        char *after = slurp(log_path, &len1);
+        cr_assert_eq(len1, len0);
+        cr_assert_eq(memcmp(after, before, len0), 0);
+        append_n(lg, 1); /* the chain goes on from where it was */
+        aidp_lineage_free(lg);
+        struct aidp_lineage_verify v = verify(true);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+        cr_assert_eq(v.records, 3);
+        free(before);
+        free(after);
+        json_object_put(ev);
 }
 
 /* ---- crashes: torn tails and a lagging anchor -------------------------------------- */
