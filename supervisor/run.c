@@ -1007,6 +1007,7 @@ static int teardown(struct run *r, aidp_error *err)
                 total->bytes += one.bytes;
                 total->failures += one.failures;
                 total->seconds += one.seconds;
+                total->scrub_seconds += one.scrub_seconds;
                 if (!one.verified) {
                         total->verified = false;
                         if (!total->first_failure[0])

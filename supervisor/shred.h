@@ -10,10 +10,11 @@
 
 struct aidp_shred_report {
         uint64_t files;
-        uint64_t bytes;    /* overwritten and verified */
-        uint64_t failures; /* files that could not be opened, written or verified */
-        bool verified;     /* every byte read back as zero */
-        double seconds;
+        uint64_t bytes;       /* overwritten and verified */
+        uint64_t failures;    /* files that could not be opened, written or verified */
+        bool verified;        /* every byte read back as zero */
+        double seconds;       /* all of it: overwrite, verify, remove */
+        double scrub_seconds; /* overwrite and verify (what scripts/bench-shred rates) */
         char first_failure[256];
 };
 
