@@ -551,8 +551,8 @@ static int sync_wait(struct aidp_lineage_pending *p)
 static void pending_free(struct aidp_lineage_pending *p)
 {
         if (p->fd >= 0) {
-                /* The lock belongs to the open file, which a process cloned
-                 * meanwhile may share: release it explicitly. */
+                /* The lock belongs to the open file description: release it
+                 * explicitly, whatever copies of the fd exist. */
                 flock(p->fd, LOCK_UN);
                 close(p->fd);
         }
@@ -696,10 +696,10 @@ int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err)
         }
         if (r < 0) {
                 cut_back(p->fd, p->size);
-                aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "%s lineage %s (the log is unchanged)",
-                                 what, p->lg->path);
+                r = aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                     "%s lineage %s (the log is unchanged)", what, p->lg->path);
                 pending_free(p);
-                return -EIO;
+                return r;
         }
         report_security_event(p->lg, p->ev, p->next.seq);
         pending_free(p);

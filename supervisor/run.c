@@ -1154,9 +1154,10 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         if (rc == 0)
                 rc = cgroup_begin(&r, err);
         phase(&r, "resolve");
-        /* 2. START, written before anything of the run exists; its fsync completes
-         * in the background (committed below, before the job may start): a run
-         * that cannot be recorded does not start. */
+        /* 2. START, written while the cgroup thread works and before the journal,
+         * the mounts or the sandbox exist; its fsync completes in the background
+         * and it is committed below, before the clone: a run that cannot be
+         * recorded does not start. */
         if (rc == 0)
                 rc = aidp_run_lineage_start(&r.rl, o, res, &r.profile, r.uid, r.gid,
                                             aidp_run_policy_annotate, &r.policy, err);
