@@ -3,11 +3,15 @@
  * be written does not start; a run whose supervisor died gets an ABORT from gc. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,9 +43,26 @@ static void setup(void)
         setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
 }
 
+/* chattr +i / -i; false when the file system has no such flag. */
+static bool set_immutable(const char *path, bool on)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return false;
+        int flags = 0;
+        bool ok = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+        flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+        ok = ok && ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+        close(fd);
+        return ok;
+}
+
 static void teardown(void)
 {
-        char rundir[PATH_MAX];
+        char rundir[PATH_MAX], anchor[PATH_MAX];
+        snprintf(anchor, sizeof anchor, "%s.anchor", logp);
+        if (logp[0])
+                set_immutable(anchor, false); /* a failed commit test */
         snprintf(rundir, sizeof rundir, "%s.run", logp);
         if (logp[0] && access(rundir, F_OK) == 0)
                 aidp_test_gc(rundir); /* a gc test that failed half-way */
@@ -157,6 +178,54 @@ Test(run_lineage, lineage_key_with_loose_permissions_refuses_the_run)
         snprintf(run_id, sizeof run_id, "aidp-test-lineage-k%d", (int)getpid());
         expect_refused("key mode 0644");
         cr_assert(strstr(P.err, "mode 0644"), "%s", P.err);
+}
+
+/* START is written and its fsync started before the journal, the cgroup's use and
+ * the mounts; if it then cannot be committed (here: the anchor cannot be
+ * updated), the run does not start, START is cut back and no end record follows,
+ * and everything prepared meanwhile is undone. */
+Test(run_lineage, start_that_cannot_be_committed_refuses_the_run_and_is_cut_back)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert_eq(run_job((const char *[]){"/bin/true", NULL}), 0, "%s", P.err);
+        char anchor[PATH_MAX];
+        snprintf(anchor, sizeof anchor, "%s.anchor", logp);
+        size_t len0 = 0, alen0 = 0;
+        char *log0 = aidp_test_slurp(logp, &len0), *anchor0 = aidp_test_slurp(anchor, &alen0);
+        cr_assert_not_null(log0);
+        cr_assert(set_immutable(anchor, true), "%s: chattr +i: %s", anchor, strerror(errno));
+        snprintf(run_id, sizeof run_id, "aidp-test-lineage-c%d", (int)getpid());
+        int mounts = aidp_test_mount_count();
+        int st = run_job((const char *[]){"/bin/sh", "-c", "echo the-job-ran", NULL});
+        set_immutable(anchor, false);
+        cr_assert_eq(st, AIDP_EXIT_LINEAGE, "exit %d: %s", st, P.err);
+        cr_assert(strstr(P.err, "does not start"), "no clear error: %s", P.err);
+        cr_assert(strstr(P.err, "anchor"), "the cause is not named: %s", P.err);
+        cr_assert(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
+        /* The log and its anchor are as they were: START was cut back, no FAIL. */
+        size_t len1 = 0, alen1 = 0;
+        char *log1 = aidp_test_slurp(logp, &len1), *anchor1 = aidp_test_slurp(anchor, &alen1);
+        cr_assert_eq(len1, len0, "the log grew from %zu to %zu bytes", len0, len1);
+        cr_assert_eq(memcmp(log1, log0, len0), 0);
+        cr_assert_eq(alen1, alen0);
+        cr_assert_eq(memcmp(anchor1, anchor0, alen0), 0);
+        free(log0);
+        free(log1);
+        free(anchor0);
+        free(anchor1);
+        /* Nothing of the run is left. */
+        char jd[128];
+        snprintf(jd, sizeof jd, "/run/aidp/%s", run_id);
+        cr_assert_neq(access(jd, F_OK), 0, "the run journal survived");
+        cr_assert(!aidp_test_cgroup_exists(run_id), "the run's cgroup survived");
+        cr_assert_eq(aidp_test_mount_count(), mounts, "the host's mount table changed");
+        /* and the chain goes on */
+        snprintf(run_id, sizeof run_id, "aidp-test-lineage-d%d", (int)getpid());
+        cr_assert_eq(run_job((const char *[]){"/bin/true", NULL}), 0, "%s", P.err);
+        json_object *ev[8];
+        cr_assert_eq(aidp_test_lineage_records(logp, keyp, ev, 8), 4);
+        for (int i = 0; i < 4; i++)
+                json_object_put(ev[i]);
 }
 
 Test(run_lineage, truncated_lineage_refuses_new_runs)

@@ -55,3 +55,25 @@ size_t aidp_test_lineage_records(const char *logp, const char *keyp, json_object
         fclose(f);
         return n;
 }
+
+char *aidp_test_slurp(const char *path, size_t *len)
+{
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return NULL;
+        char *buf = NULL;
+        size_t cap = 0;
+        FILE *m = open_memstream(&buf, &cap);
+        if (!m) {
+                fclose(f);
+                return NULL;
+        }
+        char chunk[65536];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+                fwrite(chunk, 1, n, m);
+        fclose(f);
+        fclose(m);
+        *len = cap;
+        return buf;
+}

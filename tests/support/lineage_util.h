@@ -12,3 +12,5 @@ const char *aidp_test_json_str_or_null(json_object *o, const char *path);
 /* The records of a lineage log, after verifying the chain, tags and anchor with the key
  * at keyp (a Criterion assertion fails otherwise). The caller puts each event. */
 size_t aidp_test_lineage_records(const char *logp, const char *keyp, json_object **ev, size_t max);
+/* A whole file, NUL-terminated (len without the NUL), or NULL. The caller frees. */
+char *aidp_test_slurp(const char *path, size_t *len);
