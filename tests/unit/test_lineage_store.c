@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lineage_util.h"
 #include "supervisor/lineage.h"
 
 static char dir[256], log_path[300], key_path[300], anchor_path[320];
@@ -77,20 +78,7 @@ static void append_n(struct aidp_lineage *lg, int n)
 
 static char *slurp(const char *path, size_t *len)
 {
-        FILE *f = fopen(path, "re");
-        if (!f)
-                return NULL;
-        char *buf = NULL;
-        size_t cap = 0;
-        FILE *m = open_memstream(&buf, &cap);
-        char chunk[65536];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-                fwrite(chunk, 1, n, m);
-        fclose(f);
-        fclose(m);
-        *len = cap;
-        return buf;
+        return aidp_test_slurp(path, len);
 }
 
 static void spit(const char *path, const char *buf, size_t len)
