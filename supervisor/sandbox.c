@@ -328,6 +328,10 @@ static void make_mask_source(const char *root, char *src, size_t len)
         int f = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0);
         CHECK(AIDP_STAGE_MOUNTS, f, p);
         close(f);
+        /* Read-only and noexec here once: each clone of it copies the flags,
+         * which saves a mount_setattr per masked path. */
+        struct mount_attr a = {.attr_set = RO | MOUNT_ATTR_NOEXEC};
+        CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, src, 0, &a, sizeof a), src);
 }
 
 static void mask_path(const char *mask_src, const char *root, const char *path)
@@ -338,8 +342,7 @@ static void mask_path(const char *mask_src, const char *root, const char *path)
         if (lstat(p, &st) < 0 || S_ISLNK(st.st_mode))
                 return; /* nothing there to hide */
         path_join(src, sizeof src, mask_src, S_ISDIR(st.st_mode) ? "d" : "f");
-        CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, src, p, RO | MOUNT_ATTR_NOEXEC, false),
-              path);
+        CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, src, p, 0, false), path);
 }
 
 static void setup_mounts(const struct aidp_sandbox_spec *s)

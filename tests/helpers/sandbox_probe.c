@@ -215,6 +215,26 @@ static int check_masked(int argc, char **argv)
                 EXPECT(unreadable(*p), "%s is unreadable", *p);
         for (int i = 0; i < argc; i++)
                 EXPECT(unreadable(argv[i]), "%s is unreadable", argv[i]);
+        /* Every mask is a read-only, noexec mount of the same small tmpfs. */
+        FILE *mi = fopen("/proc/self/mountinfo", "re");
+        EXPECT(mi != NULL, "/proc/self/mountinfo readable");
+        char line[4096];
+        int masks = 0;
+        while (mi && fgets(line, sizeof line, mi)) {
+                char root[1024], point[1024], opts[1024];
+                if (sscanf(line, "%*d %*d %*s %1023s %1023s %1023s", root, point, opts) != 3)
+                        continue;
+                if (strcmp(root, "/d") && strcmp(root, "/f"))
+                        continue;
+                masks++;
+                char o[1026];
+                snprintf(o, sizeof o, ",%s,", opts);
+                EXPECT(strstr(o, ",ro,") && strstr(o, ",noexec,"), "mask %s is ro,noexec (%s)",
+                       point, opts);
+        }
+        if (mi)
+                fclose(mi);
+        EXPECT(masks >= 4, "masks found in mountinfo (%d)", masks);
         return 0;
 }
 
