@@ -202,13 +202,7 @@ static int scrub_rw(struct job *j, const char *p, int f, off_t off, off_t len, u
 static void *worker(void *arg)
 {
         struct job *j = arg;
-        unsigned char *zero = calloc(1, BUF), *back = malloc(BUF);
-        if (!zero || !back) {
-                free(zero);
-                free(back);
-                fail(j, "-", "worker buffer", ENOMEM);
-                return NULL;
-        }
+        unsigned char *zero = NULL, *back = NULL; /* only for scrub_rw */
         long page = sysconf(_SC_PAGESIZE);
         size_t i;
         while ((i = atomic_fetch_add(&j->next, 1)) < j->n_ranges) {
@@ -222,10 +216,18 @@ static void *worker(void *arg)
                 /* Ranges start on a page (SEEK_DATA is page-granular on tmpfs)
                  * and end there or at the end of the file. */
                 int rc = page > 0 && r->off % page == 0 ? scrub_mapped(f, r->off, r->len) : -EINVAL;
-                if (rc == 1)
+                if (rc == 1) {
                         fail(j, p, "verify", EIO);
-                else if (rc < 0)
-                        rc = scrub_rw(j, p, f, r->off, r->len, zero, back);
+                } else if (rc < 0) {
+                        if (!zero)
+                                zero = calloc(1, BUF);
+                        if (!back)
+                                back = malloc(BUF);
+                        if (zero && back)
+                                rc = scrub_rw(j, p, f, r->off, r->len, zero, back);
+                        else
+                                fail(j, p, "overwrite buffer", ENOMEM);
+                }
                 if (rc == 0)
                         atomic_fetch_add(&j->bytes, (uint64_t)r->len);
                 close(f);
