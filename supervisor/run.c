@@ -80,10 +80,6 @@ struct run {
         struct aidp_relay relay[2];          /* the job's stdout and stderr (supervisor/relay.h) */
 };
 
-/* Fault injection for the crash tests: AIDP_FAULT_STOP_AT=inject|job|shred
- * stops the supervisor (SIGSTOP) at that point of a run, so a test can
- * SIGKILL it there and check what gc does. Harmless outside tests: a stopped
- * supervisor is all it can cause, and only root sets a root process's env. */
 /* AIDP_TIMING=1: the time each phase took, on stderr (scripts/bench-start). */
 static void phase(struct run *r, const char *name)
 {
@@ -99,6 +95,11 @@ static void phase(struct run *r, const char *name)
         last = now;
 }
 
+/* Fault injection for the crash tests: AIDP_FAULT_STOP_AT=start|inject|job|shred
+ * stops the supervisor (SIGSTOP) at that point of a run, so a test can
+ * SIGKILL it (or signal it) there and check what gc (or teardown) does.
+ * Harmless outside tests: a stopped supervisor is all it can cause, and only
+ * root sets a root process's env. */
 static void fault_point(const char *where)
 {
         const char *at = getenv("AIDP_FAULT_STOP_AT");
@@ -1133,6 +1134,43 @@ static void run_free(struct run *r)
                 aidp_profile_free(&r->profile);
 }
 
+/* The supervisor's hold on the signals it handles, from the moment anything of a
+ * run may exist (its cgroup) until the run is over. */
+struct signal_hold {
+        sigset_t set, old;
+        struct sigaction saved[ARRAY_SIZE(handled)], saved_pipe;
+};
+
+static void signals_take(struct signal_hold *h)
+{
+        sigemptyset(&h->set);
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaddset(&h->set, handled[i]);
+        sigprocmask(SIG_BLOCK, &h->set, &h->old);
+        /* An inherited SIG_IGN (a shell's background job ignores SIGINT and
+         * SIGQUIT) would discard the signal before signalfd sees it. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &dfl, &h->saved[i]);
+        /* A reader of our stdout that goes away must not kill the
+         * supervisor before it has shredded. */
+        struct sigaction ign = {.sa_handler = SIG_IGN};
+        sigaction(SIGPIPE, &ign, &h->saved_pipe);
+}
+
+/* Drain what arrived meanwhile (the run is over; it was answered by teardown or
+ * the run never started), then restore. */
+static void signals_release(struct signal_hold *h)
+{
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&h->set, NULL, &zero) > 0)
+                ;
+        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
+                sigaction(handled[i], &h->saved[i], NULL);
+        sigaction(SIGPIPE, &h->saved_pipe, NULL);
+        sigprocmask(SIG_SETMASK, &h->old, NULL);
+}
+
 int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err)
 {
         memset(res, 0, sizeof *res);
@@ -1151,6 +1189,13 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         aidp_relay_init(&r.relay[0]);
         aidp_relay_init(&r.relay[1]);
         int rc = resolve(&r, err);
+        /* From the cgroup on, something of the run exists: signals are taken
+         * over now, so a SIGTERM during START or prepare ends in teardown
+         * (nothing of the run left), not in the default action. */
+        struct signal_hold sig;
+        bool holding = rc == 0;
+        if (holding)
+                signals_take(&sig);
         if (rc == 0)
                 rc = cgroup_begin(&r, err);
         phase(&r, "resolve");
@@ -1173,33 +1218,21 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                 }
         }
         phase(&r, "start-rec");
+        if (rc == 0)
+                fault_point("start");
         if (rc < 0) {
                 aidp_error cerr = {0};
                 if (cgroup_end(&r, &cerr) == 0 && r.cg) {
                         aidp_cgroup_destroy(r.cg, &cerr);
                         r.cg = NULL;
                 }
+                if (holding)
+                        signals_release(&sig);
                 run_free(&r);
                 res->exit_status = err->status;
                 return rc;
         }
-        /* From here on every exit goes through teardown. Signals are taken
-         * over now so a SIGTERM during prepare still ends in shred. */
-        sigset_t set, old;
-        sigemptyset(&set);
-        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
-                sigaddset(&set, handled[i]);
-        sigprocmask(SIG_BLOCK, &set, &old);
-        /* An inherited SIG_IGN (a shell's background job ignores SIGINT and
-         * SIGQUIT) would discard the signal before signalfd sees it. */
-        struct sigaction dfl = {.sa_handler = SIG_DFL}, saved[ARRAY_SIZE(handled)];
-        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
-                sigaction(handled[i], &dfl, &saved[i]);
-        /* A reader of our stdout that goes away must not kill the
-         * supervisor before it has shredded. */
-        struct sigaction ign = {.sa_handler = SIG_IGN}, saved_pipe;
-        sigaction(SIGPIPE, &ign, &saved_pipe);
-
+        /* From here on every exit goes through teardown. */
         rc = prepare(&r, err);
         if (rc == 0) {
                 sigset_t pending;
@@ -1219,7 +1252,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                 rc = aidp_run_lineage_start_commit(&r.rl, res->run_id, err);
         phase(&r, "start-sync");
         if (rc == 0)
-                rc = spawn(&r, &old, err);
+                rc = spawn(&r, &sig.old, err);
         phase(&r, "spawn");
         if (rc == 0)
                 rc = inject(&r, err);
@@ -1258,14 +1291,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         journal_finish(&r, trc == 0 && lrc == 0);
         for (size_t i = 0; i < n_removed; i++)
                 free(removed[i]);
-        /* Drain signals that arrived during teardown, then restore. */
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&set, NULL, &zero) > 0)
-                ;
-        for (size_t i = 0; i < ARRAY_SIZE(handled); i++)
-                sigaction(handled[i], &saved[i], NULL);
-        sigaction(SIGPIPE, &saved_pipe, NULL);
-        sigprocmask(SIG_SETMASK, &old, NULL);
+        signals_release(&sig);
         run_free(&r);
         if (lrc < 0) {
                 /* The run happened but its end is not on record: say so loudly. The

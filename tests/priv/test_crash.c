@@ -253,3 +253,56 @@ Test(crash, sigkill_during_shred)
         crash_at("shred",
                  "head -c 1048576 /dev/urandom > /scratch/x; cp /data/crashdata/weights.bin /out/");
 }
+
+/* A stop request while START is being written (and the cgroup made on its
+ * thread): the supervisor already holds the signal, so the run ends before the
+ * job starts, through teardown, with nothing left and an ABORT on record. */
+Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64];
+        snprintf(run_id, sizeof run_id, "aidp-test-crash-start-%d", (int)getpid());
+        int mounts_before = aidp_test_mount_count();
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "--user",
+                        "65534",
+                        "--no-cwd",
+                        "-q",
+                        "--run-dir",
+                        rundir,
+                        "--lineage",
+                        logp,
+                        "--run-id",
+                        run_id,
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        "echo the-job-ran",
+                        NULL};
+        setenv("AIDP_FAULT_STOP_AT", "start", 1);
+        cr_assert_eq(aidp_test_spawn(&P, argv), 0);
+        unsetenv("AIDP_FAULT_STOP_AT");
+        char st = 0;
+        for (int i = 0; i < 3000 && (st = proc_state(P.pid)) != 'T' && st != 0; i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        cr_assert_eq(st, 'T', "the supervisor never reached 'start' (state %c): %s", st ? st : '-',
+                     P.err);
+        kill(P.pid, SIGTERM);
+        kill(P.pid, SIGCONT);
+        int rc = aidp_test_finish(&P);
+        cr_expect_neq(rc, 0, "the run succeeded: %s", P.err);
+        cr_expect(strstr(P.err, "interrupted before the job started"), "%s", P.err);
+        cr_expect(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
+        cr_expect_eq(count_events("START"), 1);
+        cr_expect_eq(count_events("ABORT"), 1, "no ABORT for the interrupted run");
+        char jdir[4096 + 64];
+        snprintf(jdir, sizeof jdir, "%s/%s", rundir, run_id);
+        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived");
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived");
+        cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
+        char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
+        cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
