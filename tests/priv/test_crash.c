@@ -149,11 +149,10 @@ static void check_pid1(pid_t pid1, const char *run_id)
         cr_expect_geq(checked, 1, "no cgroup hierarchy checked");
 }
 
-static void crash_at(const char *phase, const char *script)
+/* Start a run of `script` that stops itself (SIGSTOP) at `phase`; return once it
+ * has stopped there. */
+static void spawn_stopped(const char *phase, const char *run_id, const char *script)
 {
-        char run_id[64];
-        snprintf(run_id, sizeof run_id, "aidp-test-crash-%s-%d", phase, (int)getpid());
-        int mounts_before = aidp_test_mount_count();
         char *argv[] = {AIDP_SUPERVISOR,
                         "run",
                         "--user",
@@ -167,7 +166,7 @@ static void crash_at(const char *phase, const char *script)
                         "--lineage",
                         logp,
                         "--run-id",
-                        run_id,
+                        (char *)run_id,
                         "--data",
                         input,
                         "--",
@@ -185,6 +184,14 @@ static void crash_at(const char *phase, const char *script)
         }
         cr_assert_eq(st, 'T', "the supervisor never reached '%s' (state %c): %s", phase,
                      st ? st : '-', P.err);
+}
+
+static void crash_at(const char *phase, const char *script)
+{
+        char run_id[64];
+        snprintf(run_id, sizeof run_id, "aidp-test-crash-%s-%d", phase, (int)getpid());
+        int mounts_before = aidp_test_mount_count();
+        spawn_stopped(phase, run_id, script);
         kill(P.pid, SIGKILL);
         aidp_test_reap(&P);
 
@@ -263,33 +270,7 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
         char run_id[64];
         snprintf(run_id, sizeof run_id, "aidp-test-crash-start-%d", (int)getpid());
         int mounts_before = aidp_test_mount_count();
-        char *argv[] = {AIDP_SUPERVISOR,
-                        "run",
-                        "--user",
-                        "65534",
-                        "--no-cwd",
-                        "-q",
-                        "--run-dir",
-                        rundir,
-                        "--lineage",
-                        logp,
-                        "--run-id",
-                        run_id,
-                        "--",
-                        "/bin/sh",
-                        "-c",
-                        "echo the-job-ran",
-                        NULL};
-        setenv("AIDP_FAULT_STOP_AT", "start", 1);
-        cr_assert_eq(aidp_test_spawn(&P, argv), 0);
-        unsetenv("AIDP_FAULT_STOP_AT");
-        char st = 0;
-        for (int i = 0; i < 3000 && (st = proc_state(P.pid)) != 'T' && st != 0; i++) {
-                struct timespec ts = {0, 10 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
-        cr_assert_eq(st, 'T', "the supervisor never reached 'start' (state %c): %s", st ? st : '-',
-                     P.err);
+        spawn_stopped("start", run_id, "echo the-job-ran");
         kill(P.pid, SIGTERM);
         kill(P.pid, SIGCONT);
         int rc = aidp_test_finish(&P);
