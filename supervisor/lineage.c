@@ -17,9 +17,9 @@
  * another size (older aidp), is written whole the safe way once: a temporary file,
  * fsync, rename, fsync of the directory.
  *
- * Step 3's fdatasync may run in the background (aidp_lineage_append_begin, on a
- * thread) while the caller prepares the run; _commit waits for it and does step 4.
- * The log stays locked in between. */
+ * Steps 3's fdatasync and 4 may run in the background (aidp_lineage_append_begin,
+ * on a thread) while the caller prepares the run; _commit waits for them. The log
+ * stays locked in between. */
 #define _GNU_SOURCE /* memrchr */
 #include <errno.h>
 #include <fcntl.h>
@@ -505,20 +505,27 @@ struct aidp_lineage_pending {
         int fd;          /* the log, locked */
         off_t size;      /* its length before the new line */
         struct aidp_lineage_anchor next;
-        bool syncing; /* the log's fdatasync runs on sync_tid */
+        bool syncing; /* the log's fdatasync, then the anchor, run on sync_tid */
         pthread_t sync_tid;
         int sync_result;
+        bool anchored;     /* the thread got to write the anchor */
+        int anchor_result; /* and this came of it */
 };
 
-/* The log's fdatasync in the background, on a thread that makes that one
- * syscall. (Linux AIO's IOCB_CMD_FDSYNC would do without a thread, but
- * io_destroy waits for an RCU grace period, ~10-30 ms.) The caller must not
- * clone a process that calls setuid() before _commit has joined it: glibc
- * would make the clone wait for this thread (run.c). */
+/* The log's fdatasync and then the anchor, in the background on a thread. (Linux
+ * AIO's IOCB_CMD_FDSYNC would do the first without a thread, but io_destroy waits
+ * for an RCU grace period, ~10-30 ms.) The caller must not clone a process that
+ * calls setuid() before _commit has joined it: glibc would make the clone wait
+ * for this thread (run.c). */
 static void *sync_thread(void *arg)
 {
         struct aidp_lineage_pending *p = arg;
         p->sync_result = fdatasync(p->fd) < 0 ? -errno : 0;
+        /* and step 4 right after, so that _commit has only to collect it */
+        if (p->sync_result == 0) {
+                p->anchor_result = write_anchor(p->lg, &p->next);
+                p->anchored = true;
+        }
         return NULL;
 }
 
@@ -527,7 +534,7 @@ static bool sync_submit(struct aidp_lineage_pending *p)
         pthread_attr_t attr;
         if (pthread_attr_init(&attr))
                 return false;
-        pthread_attr_setstacksize(&attr, 64 * 1024);
+        pthread_attr_setstacksize(&attr, 256 * 1024); /* the anchor's HMAC */
         /* Signals stay with the caller's threads. */
         sigset_t all, old;
         sigfillset(&all);
@@ -692,7 +699,7 @@ int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err)
         int r = sync_wait(p);
         if (r == 0) {
                 what = "updating the anchor of";
-                r = write_anchor(p->lg, &p->next);
+                r = p->anchored ? p->anchor_result : write_anchor(p->lg, &p->next);
         }
         if (r < 0) {
                 cut_back(p->fd, p->size);
@@ -704,15 +711,6 @@ int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err)
         report_security_event(p->lg, p->ev, p->next.seq);
         pending_free(p);
         return 0;
-}
-
-void aidp_lineage_append_cancel(struct aidp_lineage_pending *p)
-{
-        if (!p)
-                return;
-        sync_wait(p);
-        cut_back(p->fd, p->size);
-        pending_free(p);
 }
 
 int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *err)

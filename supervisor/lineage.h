@@ -221,17 +221,16 @@ const unsigned char *aidp_lineage_key(const struct aidp_lineage *lg);
  * sent to syslog, best effort. */
 int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *err);
 
-/* The same append in two halves, so that the log's fsync overlaps other work (the
- * run's START while the sandbox is prepared). _begin checks, writes the line and
- * starts its fdatasync in the background, keeping the log locked; _commit waits for
- * it and writes the anchor, which commits the record, or cuts the line back and
- * fails; _cancel cuts it back. Either frees p; exactly one of them must follow a
- * successful _begin, and nothing else may append to the same log in between. */
+/* The same append in two halves, so that its syncs overlap other work (the run's
+ * START while the run is prepared). _begin checks and writes the line, then leaves
+ * the log's fdatasync and the anchor update to a helper thread, keeping the log
+ * locked; _commit joins it: 0 when the record is committed, else the line is cut
+ * back and it fails. _commit frees p and must follow a successful _begin, and
+ * nothing else may append to the same log in between. */
 struct aidp_lineage_pending;
 int aidp_lineage_append_begin(struct aidp_lineage *lg, json_object *ev,
                               struct aidp_lineage_pending **p, aidp_error *err);
 int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err);
-void aidp_lineage_append_cancel(struct aidp_lineage_pending *p);
 
 /* Verify a log file against the anchor beside it (anchor_path NULL: <path>.anchor;
  * use_anchor false: no anchor). Returns < 0 with AIDP_EXIT_LINEAGE when a file cannot

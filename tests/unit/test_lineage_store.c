@@ -487,30 +487,6 @@ Test(lineage_store, begin_writes_the_line_and_commit_anchors_it)
         aidp_lineage_free(lg);
 }
 
-Test(lineage_store, cancel_cuts_the_line_back)
-{
-        struct aidp_lineage *lg = open_store();
-        append_n(lg, 2);
-        size_t len0, len1;
-        char *before = slurp(log_path, &len0);
-        json_object *ev = event("train", AIDP_LINEAGE_START);
-        struct aidp_lineage_pending *p = NULL;
-        aidp_error e = {0};
-        cr_assert_eq(aidp_lineage_append_begin(lg, ev, &p, &e), 0, "%s", e.msg);
-        aidp_lineage_append_cancel(p);
-        char *after = slurp(log_path, &len1);
-        cr_assert_eq(len1, len0);
-        cr_assert_eq(memcmp(after, before, len0), 0);
-        append_n(lg, 1); /* the chain goes on from where it was */
-        aidp_lineage_free(lg);
-        struct aidp_lineage_verify v = verify(true);
-        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
-        cr_assert_eq(v.records, 3);
-        free(before);
-        free(after);
-        json_object_put(ev);
-}
-
 /* ---- crashes: torn tails and a lagging anchor -------------------------------------- */
 
 Test(lineage_store, torn_tail_past_the_anchor_is_noted_and_removed_by_the_next_append)
