@@ -191,10 +191,9 @@ static int rmdir_retry(const char *path)
         return -EBUSY;
 }
 
-/* Remove the run's directories from index `from` on, newest first. */
-static void remove_dirs(struct aidp_cgroup *cg, size_t from)
+static void remove_dirs(struct aidp_cgroup *cg)
 {
-        for (size_t i = cg->n_dirs; i-- > from;) {
+        for (size_t i = cg->n_dirs; i-- > 0;) {
                 rmdir_retry(cg->dirs[i].path);
                 /* The shared parent goes when the last run using it ends;
                  * ENOTEMPTY/EBUSY just means another run still uses it. */
@@ -299,8 +298,8 @@ static int lcg_status(int rc)
         return EIO;
 }
 
-static int v1_create_hierarchies(struct aidp_cgroup *cg, const char *parent, const char *name,
-                                 const struct aidp_cgroup_limits *lim, aidp_error *err)
+static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *name,
+                     const struct aidp_cgroup_limits *lim, aidp_error *err)
 {
         static bool inited;
         if (!inited) {
@@ -408,41 +407,33 @@ static int v1_create_hierarchies(struct aidp_cgroup *cg, const char *parent, con
         }
         if (cg->procs_dir < 0 && cg->memory_dir >= 0)
                 cg->procs_dir = cg->memory_dir;
-        return 0;
-}
-
-/* On a hybrid host the cgroup2 mount has no controllers but does have
- * cgroup.kill: a tracking cgroup there kills the whole run atomically,
- * double-forked daemons included, and the sandbox is cloned straight into it. */
-static int v1_create_tracking(struct aidp_cgroup *cg, const char *parent, const char *name)
-{
+        /* On a hybrid host the cgroup2 mount has no controllers but does have
+         * cgroup.kill: a tracking cgroup there kills the whole run atomically,
+         * double-forked daemons included. */
         struct statfs s;
-        if (statfs(CG_ROOT "/unified", &s) != 0 || s.f_type != CGROUP2_SUPER_MAGIC)
-                return 0;
-        char self[PATH_MAX] = "", pdir[PATH_MAX], dir[PATH_MAX];
-        if (parent)
-                snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s%s", parent[0] == '/' ? "" : "/",
-                         parent);
-        else {
-                self_cgroup("", self, sizeof self);
-                snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s/aidp", self);
+        if (statfs(CG_ROOT "/unified", &s) == 0 && s.f_type == CGROUP2_SUPER_MAGIC) {
+                char self[PATH_MAX] = "", pdir[PATH_MAX], dir[PATH_MAX];
+                if (parent)
+                        snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s%s",
+                                 parent[0] == '/' ? "" : "/", parent);
+                else {
+                        self_cgroup("", self, sizeof self);
+                        snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s/aidp", self);
+                }
+                snprintf(dir, sizeof dir, "%s/%s", pdir, name);
+                if ((mkdir(pdir, 0755) == 0 || errno == EEXIST) && mkdir(dir, 0755) == 0) {
+                        int idx = add_dir(cg, dir, pdir, "unified");
+                        char probe[PATH_MAX];
+                        snprintf(probe, sizeof probe, "%s/cgroup.kill", dir);
+                        if (idx >= 0 && access(probe, F_OK) == 0)
+                                cg->kill_dir = idx;
+                }
         }
-        snprintf(dir, sizeof dir, "%s/%s", pdir, name);
-        if (mkdir(pdir, 0755) < 0 && errno != EEXIST)
-                return 0;
-        if (mkdir(dir, 0755) < 0)
-                return errno == ENOENT ? -ENOENT : 0; /* ENOENT: the parent just went */
-        int idx = add_dir(cg, dir, pdir, "unified");
-        char probe[PATH_MAX + 16];
-        snprintf(probe, sizeof probe, "%s/cgroup.kill", dir);
-        if (idx >= 0 && access(probe, F_OK) == 0)
-                cg->kill_dir = idx;
-        if (idx >= 0)
-                cg->procs_dir = idx; /* every process of the run, from the clone on */
         return 0;
 }
 
-static int check_names(const char *parent, const char *name, aidp_error *err)
+int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
+                       struct aidp_cgroup **out, aidp_error *err)
 {
         if (!name || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "cgroup: bad name '%s'",
@@ -450,21 +441,11 @@ static int check_names(const char *parent, const char *name, aidp_error *err)
         if (parent && strstr(parent, ".."))
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "cgroup parent '%s' must not contain '..'", parent);
-        return 0;
-}
-
-/* Runs share the "aidp" parent, which the last run to end removes; if that
- * happens between our mkdir of the parent and of our own cgroup, the latter
- * fails with ENOENT: then simply start over (up to 8 times), in each step.
- * create_early: v2's whole cgroup, or v1's cgroup2 tracking group. */
-static int create_early(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
-                        struct aidp_cgroup **out, aidp_error *err)
-{
-        int rc = check_names(parent, name, err);
-        if (rc < 0)
-                return rc;
+        /* Runs share the "aidp" parent, which the last run to end removes;
+         * if that happens between our mkdir of the parent and of our own
+         * cgroup, the latter fails with ENOENT: then simply start over. */
         struct aidp_cgroup *cg = NULL;
-        rc = -ENOENT;
+        int rc = -ENOENT;
         for (int attempt = 0; attempt < 8 && rc == -ENOENT; attempt++) {
                 cg = calloc(1, sizeof *cg);
                 if (!cg)
@@ -473,12 +454,9 @@ static int create_early(const char *parent, const char *name, const struct aidp_
                 cg->version = aidp_cgroup_detect();
                 rc = cg->version == AIDP_CGROUP_V2
                              ? v2_create(cg, parent ? parent : "/aidp", name, lim, err)
-                             : v1_create_tracking(cg, parent, name);
-                if (rc == -ENOENT && cg->version != AIDP_CGROUP_V2)
-                        aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOENT,
-                                       "cgroup: the tracking group's parent keeps vanishing");
+                             : v1_create(cg, parent, name, lim, err);
                 if (rc < 0) {
-                        remove_dirs(cg, 0);
+                        remove_dirs(cg);
                         cg_free(cg);
                         cg = NULL;
                 }
@@ -487,45 +465,6 @@ static int create_early(const char *parent, const char *name, const struct aidp_
                 return rc;
         *out = cg;
         return 0;
-}
-
-/* v1: each controller's hierarchy, through libcgroup (nothing on v2). */
-static int create_late(struct aidp_cgroup *cg, const char *parent, const char *name,
-                       const struct aidp_cgroup_limits *lim, aidp_error *err)
-{
-        if (cg->version != AIDP_CGROUP_V1)
-                return 0;
-        size_t base = cg->n_dirs;
-        int procs = cg->procs_dir;
-        int rc = -ENOENT;
-        for (int attempt = 0; attempt < 8 && rc == -ENOENT; attempt++) {
-                rc = v1_create_hierarchies(cg, parent, name, lim, err);
-                if (rc < 0) {
-                        /* Back to what create_early made. */
-                        remove_dirs(cg, base);
-                        cg->n_dirs = base;
-                        cg->memory_dir = cg->cpu_dir = -1;
-                        cg->procs_dir = procs;
-                        for (size_t i = 0; i < ARRAY_SIZE(cg->lcg); i++)
-                                if (cg->lcg[i])
-                                        cgroup_free(&cg->lcg[i]);
-                }
-        }
-        if (rc == 0 && procs >= 0)
-                cg->procs_dir = procs; /* the tracking group lists every process */
-        return rc;
-}
-
-int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
-                       struct aidp_cgroup **out, aidp_error *err)
-{
-        int rc = create_early(parent, name, lim, out, err);
-        if (rc == 0 && (rc = create_late(*out, parent, name, lim, err)) < 0) {
-                remove_dirs(*out, 0);
-                cg_free(*out);
-                *out = NULL;
-        }
-        return rc;
 }
 
 int aidp_cgroup_open_fd(const struct aidp_cgroup *cg)
@@ -727,7 +666,7 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err)
         if (!cg)
                 return 0;
         int rc = aidp_cgroup_kill(cg);
-        remove_dirs(cg, 0);
+        remove_dirs(cg);
         int left = 0;
         for (size_t i = 0; i < cg->n_dirs; i++)
                 if (access(cg->dirs[i].path, F_OK) == 0)

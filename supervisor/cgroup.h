@@ -40,8 +40,6 @@ const char *aidp_cgroup_version_name(enum aidp_cgroup_version v);
  * hierarchy root. Nothing is left behind on failure. */
 int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
                        struct aidp_cgroup **out, aidp_error *err);
-int aidp_cgroup_create_late(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
-                            aidp_error *err);
 /* An O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), which places the child at
  * fork and skips a migration: the run's cgroup on v2; on v1 its cgroup2
  * tracking group when the host has one; else -1. */

@@ -716,13 +716,9 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
                 .profile = &r->profile,
                 .bpf = &r->bpf,
                 .sync_fd = f.sync[0],
-                .sync_w = f.sync[1],
                 .err_fd = f.err[1],
-                .err_r = f.err[0],
                 .status_fd = f.status[1],
-                .status_r = f.status[0],
                 .lifeline_fd = f.life[0],
-                .lifeline_w = f.life[1],
                 .seccomp_flags = r->o->seccomp_flags,
                 .notify_fd_out = r->o->on_notify_fd ? r->learn_sv[1] : -1,
         };

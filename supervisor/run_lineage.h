@@ -1,7 +1,8 @@
 #pragma once
 /* The run lifecycle's lineage records (DESIGN.md, steps 2, 7 and 8):
- *   START  before anything of the run is created; a run whose START is not durable
- *          does not start;
+ *   START  written before the journal and the mounts exist (the cgroup is made
+ *          alongside), durable before the sandbox is cloned; a run whose START
+ *          is not durable does not start;
  *   COMPLETE / FAIL / ABORT after shred, with the exit status, resource usage and
  *          the shred report, before the run journal is deleted (so a crash between
  *          the two leaves gc a journal to record the ABORT from);
@@ -27,9 +28,9 @@ struct aidp_run_lineage {
 };
 
 /* Open the store (creating the host key on first use) and write START; its fsync
- * runs in the background until aidp_run_lineage_start_commit(), which the run
- * calls before any data is decrypted or the job is let go. The log stays locked
- * until then.
+ * and anchor update run in the background until aidp_run_lineage_start_commit(),
+ * which the run calls before the sandbox is cloned. The log stays locked until
+ * then.
  * res: the run id and the authenticated inputs (from resolve). annotate (may be
  * NULL) adds facets before the event is written: the access and residency
  * decision (supervisor/run_policy.c). */
@@ -49,7 +50,8 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
                             void (*annotate)(const void *arg, json_object *ev),
                             const void *annotate_arg, aidp_error *err);
 
-/* Append the end record (committing START first if that is still pending). rc/run_err: the run's outcome (rc < 0: it failed with
+/* Append the end record (committing START first if it is still pending).
+ * rc/run_err: the run's outcome (rc < 0: it failed with
  * run_err); removed: what teardown released ("tmpfs out", "cgroup /sys/..."). */
 int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                          const struct aidp_run_result *res, int rc, const aidp_error *run_err,

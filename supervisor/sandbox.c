@@ -644,9 +644,9 @@ static int cmp_int(const void *a, const void *b)
 }
 
 /* pid 1 lives as long as the run and holds what it inherited: exactly the fds of
- * the spec, nothing else of the supervisor's (the lineage log, still locked while
- * START's fsync completes, must not stay locked by an orphaned pid 1). The
- * numbers stay as they are: the journal names the tmpfs fds by number for gc. */
+ * the spec (its ends of the pipes, the relay, the tmpfs mounts), none of the
+ * supervisor's (its ends of the pipes, a log, a lock). The numbers stay as they
+ * are: the journal names the tmpfs fds by number for gc. */
 static void close_unlisted(const struct aidp_sandbox_spec *s)
 {
         int keep[12 + AIDP_SANDBOX_MAX_MOUNTS];
@@ -686,10 +686,6 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
                 die(AIDP_STAGE_INIT, errno, "stdout");
         if (s->stderr_fd > 2 && dup2(s->stderr_fd, STDERR_FILENO) < 0)
                 die(AIDP_STAGE_INIT, errno, "stderr");
-        close(s->lifeline_w);
-        close(s->sync_w);
-        close(s->err_r);
-        close(s->status_r);
         if (s->hostname)
                 CHECK(AIDP_STAGE_NAMESPACES, sethostname(s->hostname, strlen(s->hostname)),
                       "hostname");

@@ -61,10 +61,7 @@ struct aidp_sandbox_spec {
         int err_fd;               /* write end, O_CLOEXEC: closed by a successful execve */
         int lifeline_fd;          /* read end; EOF = the supervisor died (see init_loop) */
         int stdout_fd, stderr_fd; /* > 2: the job's stdout/stderr (the output relay), else kept */
-        int lifeline_w;           /* the supervisor's write end, closed in the child */
-        int sync_w, err_r;        /* the supervisor's ends, closed in the child */
         int status_fd;            /* write end: pid 1 writes the job's status (int32) here */
-        int status_r;             /* the supervisor's end, closed in the child */
         unsigned seccomp_flags;   /* extra SECCOMP_FILTER_FLAG_* (learn mode) */
         int notify_fd_out;        /* learn mode: socket to send the listener fd over, or -1 */
         int cgroup_fds[AIDP_SANDBOX_MAX_CGROUPS]; /* v1 "tasks" files pid 1 moves itself into */

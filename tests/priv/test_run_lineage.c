@@ -1,5 +1,5 @@
 /* The run lifecycle in lineage, end to end as root: a run writes a durable START
- * before anything exists and an end record after shred; a run whose START cannot
+ * before the sandbox exists and an end record after shred; a run whose START cannot
  * be written does not start; a run whose supervisor died gets an ABORT from gc. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
