@@ -89,8 +89,15 @@ static int group_name(gid_t gid, char **ret, aidp_error *err)
         }
 }
 
-static int fill_groups(struct aidp_caller_identity *c, aidp_error *err)
+int aidp_caller_fill_groups(struct aidp_caller_identity *c, aidp_error *err)
 {
+        if (c->groups_resolved)
+                return 0;
+        if (!c->user) {
+                /* A uid without a passwd entry has no group list to look up. */
+                c->groups_resolved = true;
+                return 0;
+        }
         int n = 32;
         _cleanup_free_ gid_t *gids = NULL;
         for (;;) {
@@ -120,10 +127,11 @@ static int fill_groups(struct aidp_caller_identity *c, aidp_error *err)
                 if (aidp_residency_strv_push_take(&c->groups, &c->n_groups, name) < 0)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
+        c->groups_resolved = true;
         return 0;
 }
 
-/* Name, primary gid and groups of uid (or of the name given). */
+/* Name and primary gid of uid (or of the name given). */
 static int fill_from_db(struct aidp_caller_identity *c, const char *name, aidp_error *err)
 {
         _cleanup_free_ char *buf = NULL;
@@ -144,11 +152,11 @@ static int fill_from_db(struct aidp_caller_identity *c, const char *name, aidp_e
         c->gid = pw.pw_gid;
         if (!(c->user = strdup(pw.pw_name)))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        return fill_groups(c, err);
+        return 0;
 }
 
-int aidp_caller_resolve(const char *opt_user, uid_t real_uid, char *const *envp,
-                        struct aidp_caller_identity *ret, aidp_error *err)
+int aidp_caller_resolve_identity(const char *opt_user, uid_t real_uid, char *const *envp,
+                                 struct aidp_caller_identity *ret, aidp_error *err)
 {
         struct aidp_caller_identity c = {.uid = real_uid, .source = "uid"};
         const char *sudo_uid = env_get(envp, "SUDO_UID");
@@ -213,6 +221,15 @@ int aidp_caller_resolve(const char *opt_user, uid_t real_uid, char *const *envp,
         }
         *ret = c;
         return 0;
+}
+
+int aidp_caller_resolve(const char *opt_user, uid_t real_uid, char *const *envp,
+                        struct aidp_caller_identity *ret, aidp_error *err)
+{
+        int r = aidp_caller_resolve_identity(opt_user, real_uid, envp, ret, err);
+        if (r == 0 && (r = aidp_caller_fill_groups(ret, err)) < 0)
+                aidp_caller_free(ret);
+        return r;
 }
 
 void aidp_caller_free(struct aidp_caller_identity *c)

@@ -7,6 +7,7 @@
  * user); else SUDO_UID (sudo); else the scheduler's job user (SLURM_JOB_UID,
  * cross-checked with SLURM_JOB_USER); else root itself. Groups come from the
  * system user database (getpwuid_r/getgrouplist), never from the caller. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -20,7 +21,8 @@ struct aidp_caller_identity {
         gid_t gid;
         char **groups; /* group names (NULL-terminated); numeric when unnamed */
         size_t n_groups;
-        const char *source; /* "--user", "SUDO_UID", "SLURM_JOB_UID", "uid" */
+        bool groups_resolved; /* groups filled in (aidp_caller_fill_groups) */
+        const char *source;   /* "--user", "SUDO_UID", "SLURM_JOB_UID", "uid" */
 };
 
 /* Resolve from the option, the real uid and an environment (normally
@@ -29,6 +31,13 @@ struct aidp_caller_identity {
  * scheduler variables. */
 int aidp_caller_resolve(const char *opt_user, uid_t real_uid, char *const *envp,
                         struct aidp_caller_identity *ret, aidp_error *err);
+/* The same without the groups (groups stays an empty list): getgrouplist asks
+ * every source in nsswitch.conf, which can cost more than the rest of a run's
+ * start-up, so a run looks the groups up only when a policy needs them. */
+int aidp_caller_resolve_identity(const char *opt_user, uid_t real_uid, char *const *envp,
+                                 struct aidp_caller_identity *ret, aidp_error *err);
+/* Look up c's groups if that has not been done yet. Idempotent. */
+int aidp_caller_fill_groups(struct aidp_caller_identity *c, aidp_error *err);
 void aidp_caller_free(struct aidp_caller_identity *c);
 /* The decision's view of the identity (borrows its strings). */
 void aidp_caller_view(const struct aidp_caller_identity *c, struct aidp_caller *ret);

@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -48,6 +49,11 @@ struct run {
         struct aidp_run_result *res;
         struct aidp_profile profile;
         bool profile_loaded;
+        /* who asked (resolved once, for the job's identity, the policy and
+         * lineage); caller_rc < 0: not resolvable, caller_err says why */
+        struct aidp_caller_identity caller;
+        int caller_rc;
+        aidp_error caller_err;
         uid_t uid;
         gid_t gid;
         char cwd[4096];
@@ -80,19 +86,33 @@ struct run {
         struct aidp_relay relay[2];          /* the job's stdout and stderr (supervisor/relay.h) */
 };
 
-/* AIDP_TIMING=1: the time each phase took, on stderr (scripts/bench-start). */
+/* AIDP_TIMING=1: the time each phase took, with the CPU time and page faults of
+ * the supervisor's threads in it, on stderr (scripts/bench-start). */
 static void phase(struct run *r, const char *name)
 {
         static struct timespec last;
+        static struct rusage last_ru;
+        if (!getenv("AIDP_TIMING"))
+                return;
         struct timespec now;
+        struct rusage ru;
         clock_gettime(CLOCK_MONOTONIC, &now);
+        getrusage(RUSAGE_SELF, &ru);
         if (!last.tv_sec)
                 last = r->t0;
-        if (getenv("AIDP_TIMING"))
-                fprintf(stderr, "aidp-supervisor: timing: %-10s %8.3f ms\n", name,
-                        (double)(now.tv_sec - last.tv_sec) * 1e3 +
-                                (double)(now.tv_nsec - last.tv_nsec) / 1e6);
+        double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec - last_ru.ru_utime.tv_sec -
+                              last_ru.ru_stime.tv_sec) *
+                             1e3 +
+                     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec - last_ru.ru_utime.tv_usec -
+                              last_ru.ru_stime.tv_usec) /
+                             1e3;
+        fprintf(stderr, "aidp-supervisor: timing: %-10s %8.3f ms  cpu %6.3f ms  faults %4ld\n",
+                name,
+                (double)(now.tv_sec - last.tv_sec) * 1e3 +
+                        (double)(now.tv_nsec - last.tv_nsec) / 1e6,
+                cpu, ru.ru_minflt - last_ru.ru_minflt);
         last = now;
+        last_ru = ru;
 }
 
 /* Fault injection for the crash tests: AIDP_FAULT_STOP_AT=start|inject|job|shred
@@ -119,38 +139,39 @@ static int resolve_identity(struct run *r, aidp_error *err)
         const struct aidp_user_policy *up = &r->profile.user;
         uid_t uid = up->default_uid;
         gid_t gid = up->default_gid;
+        char name[256] = "";
+        const char *group = NULL;
+        if (r->o->user) {
+                snprintf(name, sizeof name, "%s", r->o->user);
+                char *colon = strchr(name, ':');
+                if (colon) {
+                        *colon = '\0';
+                        group = colon + 1;
+                }
+        }
+        r->caller_rc = aidp_caller_resolve_identity(r->o->user ? name : NULL, getuid(), environ,
+                                                    &r->caller, &r->caller_err);
         if (up->mode == AIDP_USER_FIXED) {
                 uid = up->uid;
                 gid = up->gid;
         } else {
-                char name[256] = "";
-                const char *group = NULL;
-                if (r->o->user) {
-                        snprintf(name, sizeof name, "%s", r->o->user);
-                        char *colon = strchr(name, ':');
-                        if (colon) {
-                                *colon = '\0';
-                                group = colon + 1;
-                        }
+                if (r->caller_rc < 0) {
+                        *err = r->caller_err;
+                        return r->caller_rc;
                 }
-                struct aidp_caller_identity who;
-                int rc =
-                        aidp_caller_resolve(r->o->user ? name : NULL, getuid(), environ, &who, err);
-                if (rc < 0)
-                        return rc;
-                bool from_env = strcmp(who.source, "uid") != 0;
+                const struct aidp_caller_identity *who = &r->caller;
+                bool from_env = strcmp(who->source, "uid") != 0;
                 if (from_env) {
-                        uid = who.uid;
-                        gid = who.gid;
+                        uid = who->uid;
+                        gid = who->gid;
                         if (gid == (gid_t)-1) {
                                 /* a uid without a passwd entry: the sudo or scheduler gid */
                                 const char *g =
-                                        getenv(!strcmp(who.source, "SUDO_UID") ? "SUDO_GID"
-                                                                               : "SLURM_JOB_GID");
+                                        getenv(!strcmp(who->source, "SUDO_UID") ? "SUDO_GID"
+                                                                                : "SLURM_JOB_GID");
                                 gid = g ? (gid_t)strtoul(g, NULL, 10) : (gid_t)uid;
                         }
                 }
-                aidp_caller_free(&who);
                 if (group) {
                         char *end;
                         errno = 0;
@@ -448,7 +469,8 @@ static int resolve(struct run *r, aidp_error *err)
         }
         /* Access and residency: decided on the authenticated headers, before
          * prepare decrypts anything. A denial ends the run here. */
-        rc = aidp_run_policy_decide(&r->policy, o, &r->profile, &r->inject, err);
+        rc = aidp_run_policy_decide(&r->policy, r->caller_rc == 0 ? &r->caller : NULL,
+                                    &r->caller_err, &r->profile, &r->inject, err);
         if (rc < 0)
                 return rc;
         if (o->on_notify_fd && (rc = learn_policy(r, err)) < 0)
@@ -1115,6 +1137,8 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
 static void run_free(struct run *r)
 {
         aidp_run_policy_free(&r->policy);
+        if (r->caller_rc == 0)
+                aidp_caller_free(&r->caller);
         aidp_inject_free(&r->inject);
         for (size_t i = 0; i < r->n_env; i++)
                 free(r->env[i]);
@@ -1178,7 +1202,8 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                         .sync_w = -1,
                         .err_r = -1,
                         .status_r = -1,
-                        .life_w = -1};
+                        .life_w = -1,
+                        .caller_rc = -ENOENT};
         clock_gettime(CLOCK_MONOTONIC, &r.t0);
         r.journal.lifeline_w = -1;
 
@@ -1200,13 +1225,14 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
          * and it is committed below, before the clone: a run that cannot be
          * recorded does not start. */
         if (rc == 0)
-                rc = aidp_run_lineage_start(&r.rl, o, res, &r.profile, r.uid, r.gid,
+                rc = aidp_run_lineage_start(&r.rl, o, res, &r.profile,
+                                            r.caller_rc == 0 ? &r.caller : NULL, r.uid, r.gid,
                                             aidp_run_policy_annotate, &r.policy, err);
         else if (r.policy.decided && !r.policy.decision.allow) {
                 /* A denial is an audited event too, though no run starts. */
                 aidp_error lerr = {0};
-                if (aidp_run_lineage_denied(o, res, aidp_run_policy_annotate, &r.policy, &lerr) <
-                    0) {
+                if (aidp_run_lineage_denied(o, res, r.caller_rc == 0 ? &r.caller : NULL,
+                                            aidp_run_policy_annotate, &r.policy, &lerr) < 0) {
                         size_t len = strlen(err->msg);
                         snprintf(err->msg + len, sizeof err->msg - len,
                                  " (and the denial could not be recorded in lineage: %s)",

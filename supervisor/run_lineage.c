@@ -13,8 +13,6 @@
 #include "supervisor/caller.h"
 #include "supervisor/lineage.h"
 
-extern char **environ;
-
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 
 static void hex(const unsigned char *in, size_t n, char *out)
@@ -86,7 +84,7 @@ static void set_host(json_object *ev)
 
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           uid_t job_uid, gid_t job_gid,
+                           const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
                            void (*annotate)(const void *arg, json_object *ev),
                            const void *annotate_arg, aidp_error *err)
 {
@@ -107,17 +105,14 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         /* Who asked: the identity behind sudo or the scheduler, as the access policy
          * sees it; the job's own uid/gid go alongside. */
-        struct aidp_caller_identity who = {0};
-        aidp_error cerr = {0};
-        if (aidp_caller_resolve(o->user, getuid(), environ, &who, &cerr) == 0) {
-                aidp_lineage_set_caller(ev, who.uid, who.gid, who.user, getenv("SLURM_JOB_ID"));
-                aidp_caller_free(&who);
-        } else {
+        if (caller)
+                aidp_lineage_set_caller(ev, caller->uid, caller->gid, caller->user,
+                                        getenv("SLURM_JOB_ID"));
+        else
                 aidp_lineage_set_caller(ev, getuid(), getgid(), NULL, getenv("SLURM_JOB_ID"));
-        }
-        json_object *caller = aidp_lineage_run_facet(ev, "aidp_caller");
-        json_object_object_add(caller, "jobUid", json_object_new_int64(job_uid));
-        json_object_object_add(caller, "jobGid", json_object_new_int64(job_gid));
+        json_object *facet = aidp_lineage_run_facet(ev, "aidp_caller");
+        json_object_object_add(facet, "jobUid", json_object_new_int64(job_uid));
+        json_object_object_add(facet, "jobGid", json_object_new_int64(job_gid));
         set_host(ev);
         static const unsigned char zero[32];
         char digest[80] = "";
@@ -284,6 +279,7 @@ int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const c
 }
 
 int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run_result *res,
+                            const struct aidp_caller_identity *caller,
                             void (*annotate)(const void *arg, json_object *ev),
                             const void *annotate_arg, aidp_error *err)
 {
@@ -302,12 +298,9 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
         }
         json_object_object_add(aidp_lineage_run_facet(ev, "aidp_run"), "outcome",
                                json_object_new_string("denied by policy"));
-        struct aidp_caller_identity who = {0};
-        aidp_error cerr = {0};
-        if (aidp_caller_resolve(o->user, getuid(), environ, &who, &cerr) == 0) {
-                aidp_lineage_set_caller(ev, who.uid, who.gid, who.user, getenv("SLURM_JOB_ID"));
-                aidp_caller_free(&who);
-        }
+        if (caller)
+                aidp_lineage_set_caller(ev, caller->uid, caller->gid, caller->user,
+                                        getenv("SLURM_JOB_ID"));
         set_host(ev);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "profiles/profile.h"
+#include "supervisor/caller.h"
 #include "supervisor/run.h"
 #include "supervisor/shred.h"
 
@@ -31,12 +32,13 @@ struct aidp_run_lineage {
  * and anchor update run in the background until aidp_run_lineage_start_commit(),
  * which the run calls before the sandbox is cloned. The log stays locked until
  * then.
- * res: the run id and the authenticated inputs (from resolve). annotate (may be
+ * res: the run id and the authenticated inputs (from resolve). caller: who asked
+ * (NULL when it could not be resolved: the supervisor's own uid is recorded). annotate (may be
  * NULL) adds facets before the event is written: the access and residency
  * decision (supervisor/run_policy.c). */
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           uid_t job_uid, gid_t job_gid,
+                           const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
                            void (*annotate)(const void *arg, json_object *ev),
                            const void *annotate_arg, aidp_error *err);
 
@@ -47,6 +49,7 @@ int aidp_run_lineage_start_commit(struct aidp_run_lineage *rl, const char *run_i
  * decision and its reasons (and, through the store, a DENIED syslog event).
  * The run does not start either way. */
 int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run_result *res,
+                            const struct aidp_caller_identity *caller,
                             void (*annotate)(const void *arg, json_object *ev),
                             const void *annotate_arg, aidp_error *err);
 

@@ -15,26 +15,12 @@
 #include "supervisor/lineage.h"
 #include "supervisor/policy_clock.h"
 
-extern char **environ;
-
 /* Root started us itself (not sudo on behalf of another user): the
  * environment and --user are root's own choices. */
 static bool root_directly(void)
 {
         const char *su = getenv("SUDO_UID");
         return getuid() == 0 && (!su || !strcmp(su, "0"));
-}
-
-/* The run's --user is NAME|UID[:GID]; the caller is the user part. */
-static const char *user_part(const char *spec, char *buf, size_t size)
-{
-        if (!spec || !*spec)
-                return NULL;
-        snprintf(buf, size, "%s", spec);
-        char *colon = strchr(buf, ':');
-        if (colon)
-                *colon = '\0';
-        return buf;
 }
 
 /* Keep only the egress rules the decision kept. */
@@ -54,9 +40,9 @@ static void restrict_egress(struct aidp_profile *profile, const struct aidp_deci
         net->n_rules = w;
 }
 
-int aidp_run_policy_decide(struct aidp_run_policy *p, const struct aidp_run_opts *o,
-                           struct aidp_profile *profile, const struct aidp_inject *inject,
-                           aidp_error *err)
+int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identity *caller,
+                           const aidp_error *caller_err, struct aidp_profile *profile,
+                           const struct aidp_inject *inject, aidp_error *err)
 {
         memset(p, 0, sizeof *p);
         bool trusted = root_directly();
@@ -76,12 +62,14 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, const struct aidp_run_opts
                 return 0;
         p->enforced = true;
 
-        char ubuf[256];
-        r = aidp_caller_resolve(trusted ? user_part(o->user, ubuf, sizeof ubuf) : NULL, getuid(),
-                                environ, &p->caller, err);
+        if (!caller) {
+                *err = *caller_err;
+                return aidp_error_wrap(err, "identifying the caller for the access policy");
+        }
+        r = aidp_caller_fill_groups(caller, err);
         if (r < 0)
                 return aidp_error_wrap(err, "identifying the caller for the access policy");
-        p->have_caller = true;
+        p->caller = caller;
 
         struct aidp_dataset_facts facts[AIDP_RUN_MAX_DATA];
         size_t n = 0;
@@ -106,7 +94,7 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, const struct aidp_run_opts
                         .residency = p->set.residency,
                         .access = p->set.access,
                 };
-                aidp_caller_view(&p->caller, &req.caller);
+                aidp_caller_view(caller, &req.caller);
                 aidp_policy_clock_view(&clock, now, &req.time);
                 r = aidp_residency_decide(&req, &p->decision, err);
                 if (r >= 0)
@@ -142,15 +130,15 @@ void aidp_run_policy_annotate(const void *arg, json_object *ev)
         /* Whom the policy decided for, and how that identity was found; the
          * aidp_caller facet names who invoked the supervisor, which differs
          * when root runs it with --user. */
-        if (p->have_caller) {
+        if (p->caller) {
                 json_object *c = json_object_new_object();
                 if (c) {
-                        if (p->caller.user)
+                        if (p->caller->user)
                                 json_object_object_add(c, "user",
-                                                       json_object_new_string(p->caller.user));
-                        json_object_object_add(c, "uid", json_object_new_int64(p->caller.uid));
+                                                       json_object_new_string(p->caller->user));
+                        json_object_object_add(c, "uid", json_object_new_int64(p->caller->uid));
                         json_object_object_add(c, "source",
-                                               json_object_new_string(p->caller.source));
+                                               json_object_new_string(p->caller->source));
                         json_object_object_add(f, "caller", c);
                 }
         }
@@ -186,8 +174,6 @@ void aidp_run_policy_free(struct aidp_run_policy *p)
 {
         aidp_residency_decision_free(&p->decision);
         aidp_policy_set_free(&p->set);
-        if (p->have_caller)
-                aidp_caller_free(&p->caller);
-        p->have_caller = false;
+        p->caller = NULL;
         p->decided = false;
 }

@@ -23,19 +23,21 @@ struct aidp_run_policy {
         bool decided;
         char dir[1024]; /* where the default files were looked for */
         struct aidp_policy_set set;
-        struct aidp_caller_identity caller;
-        bool have_caller;
+        /* the run's caller (borrowed); its groups are looked up for the decision */
+        const struct aidp_caller_identity *caller;
         struct aidp_decision decision;
 };
 
-/* Load the policies, resolve the caller, decide. Returns 0 when the run may
+/* Load the policies and decide for the caller the run resolved (NULL when that
+ * failed, with caller_err saying why: an error only if a policy is installed);
+ * the caller's groups are looked up here, and only here. Returns 0 when the run may
  * go on (allowed, or no policy installed); the profile's egress rules are then
  * restricted to the decision's. Returns -EACCES with err set
  * (AIDP_EXIT_DENIED) on a denial, another < 0 for a bad policy file
  * (AIDP_EXIT_CONFIG) or caller (AIDP_EXIT_USAGE/DENIED). */
-int aidp_run_policy_decide(struct aidp_run_policy *p, const struct aidp_run_opts *o,
-                           struct aidp_profile *profile, const struct aidp_inject *inject,
-                           aidp_error *err);
+int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identity *caller,
+                           const aidp_error *caller_err, struct aidp_profile *profile,
+                           const struct aidp_inject *inject, aidp_error *err);
 
 /* Add the decision to a lineage event: the aidp_policy facet (one entry per
  * checked rule, the full trail, whether policy was enforced) and the host's

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/crypto.h"
 #include "common/exitcodes.h"
 #include "supervisor/cli.h"
 
@@ -28,6 +29,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+        aidp_crypto_init();
         if (argc < 2) {
                 usage(stderr);
                 return AIDP_EXIT_USAGE;

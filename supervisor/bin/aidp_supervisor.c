@@ -1,6 +1,7 @@
 /* aidp-supervisor: builds the sandbox, runs one job, shreds everything. */
 #include <fcntl.h>
 
+#include "common/crypto.h"
 #include "common/exitcodes.h"
 #include "supervisor/cli_supervisor.h"
 
@@ -12,5 +13,6 @@ int main(int argc, char **argv)
         for (int fd = 0; fd < 3; fd++)
                 if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
                         return AIDP_EXIT_INTERNAL;
+        aidp_crypto_init();
         return aidp_supervisor_main(argc, argv);
 }

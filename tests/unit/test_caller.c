@@ -29,6 +29,33 @@ Test(caller, root_without_hints_is_root)
         aidp_caller_free(&c);
 }
 
+Test(caller, identity_first_and_groups_only_on_demand)
+{
+        struct aidp_caller_identity c;
+        aidp_error err = {0};
+        char *env[] = {"PATH=/usr/bin", NULL};
+        cr_assert_eq(aidp_caller_resolve_identity(NULL, 0, env, &c, &err), 0, "%s", err.msg);
+        cr_assert_str_eq(c.user, "root");
+        cr_assert_not(c.groups_resolved);
+        cr_assert_eq(c.n_groups, 0, "no group lookup until asked");
+        cr_assert_not_null(c.groups, "an empty list, not NULL");
+        cr_assert_eq(aidp_caller_fill_groups(&c, &err), 0, "%s", err.msg);
+        cr_assert(c.groups_resolved);
+        cr_assert(has_group(&c, "root"));
+        size_t n = c.n_groups;
+        cr_assert_eq(aidp_caller_fill_groups(&c, &err), 0, "%s", err.msg);
+        cr_assert_eq(c.n_groups, n, "a second call adds nothing");
+        aidp_caller_free(&c);
+
+        /* A uid without a passwd entry: nothing to look up, and no error. */
+        char *sudo[] = {"SUDO_UID=4000321", NULL};
+        cr_assert_eq(aidp_caller_resolve_identity(NULL, 0, sudo, &c, &err), 0, "%s", err.msg);
+        cr_assert_null(c.user);
+        cr_assert_eq(aidp_caller_fill_groups(&c, &err), 0, "%s", err.msg);
+        cr_assert_eq(c.n_groups, 0);
+        aidp_caller_free(&c);
+}
+
 Test(caller, user_option_when_root_runs_directly)
 {
         struct aidp_caller_identity c;
