@@ -1,6 +1,7 @@
 #include "common/crypto.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 /* OpenSSL 3 builds its algorithm name map on the first fetch. By default it
  * first registers every legacy cipher and digest object and copies their names
@@ -16,4 +17,10 @@ void aidp_crypto_init(void)
         OPENSSL_init_crypto(OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS |
                                     OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_ATEXIT,
                             NULL);
+}
+
+void aidp_crypto_warm(void)
+{
+        EVP_MAC_free(EVP_MAC_fetch(NULL, "HMAC", NULL));
+        EVP_MD_free(EVP_MD_fetch(NULL, "SHA256", NULL));
 }

@@ -41,6 +41,8 @@ struct aidp_cgroup {
         int procs_dir;           /* index of the dir whose cgroup.procs lists the run's pids */
         int memory_dir, cpu_dir; /* indexes for stats, or -1 */
         struct cgroup *lcg[ARRAY_SIZE(v1_controllers)]; /* libcgroup handles (v1) */
+        char parent[PATH_MAX]; /* as given to aidp_cgroup_begin ("" = the default) */
+        char name[256];
 };
 
 enum aidp_cgroup_version aidp_cgroup_detect(void)
@@ -126,15 +128,33 @@ static bool read_key(const char *dir, const char *file, const char *key, uint64_
         return false;
 }
 
-/* The supervisor's own cgroup path in a v1 hierarchy ("memory") or v2 (""). */
-static int self_cgroup(const char *controller, char *out, size_t len)
+/* /proc/self/cgroup, read once per creation step. */
+static int read_self_cgroups(char *buf, size_t len)
 {
-        _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
-        if (!f)
+        _cleanup_close_ int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
                 return -errno;
+        size_t n = 0;
+        for (;;) {
+                ssize_t r = read(fd, buf + n, len - 1 - n);
+                if (r < 0)
+                        return -errno;
+                if (r == 0 || (n += (size_t)r) == len - 1)
+                        break;
+        }
+        buf[n] = '\0';
+        return 0;
+}
+
+/* The supervisor's own cgroup path in a v1 hierarchy ("memory") or v2 (""),
+ * from the text of /proc/self/cgroup. */
+static int self_cgroup(const char *self, const char *controller, char *out, size_t len)
+{
         char line[PATH_MAX + 64];
-        while (fgets(line, sizeof line, f)) {
-                line[strcspn(line, "\n")] = '\0';
+        for (const char *l = self; *l;) {
+                size_t ll = strcspn(l, "\n");
+                snprintf(line, sizeof line, "%.*s", (int)ll, l);
+                l += ll + (l[ll] == '\n');
                 char *c1 = strchr(line, ':');
                 char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
                 if (!c2)
@@ -147,7 +167,8 @@ static int self_cgroup(const char *controller, char *out, size_t len)
                 } else {
                         char tmp[256];
                         snprintf(tmp, sizeof tmp, "%s", ctrls);
-                        for (char *s, *t = strtok_r(tmp, ",", &s); t; t = strtok_r(NULL, ",", &s))
+                        for (char *sv, *t = strtok_r(tmp, ",", &sv); t;
+                             t = strtok_r(NULL, ",", &sv))
                                 if (!strcmp(t, controller))
                                         match = true;
                 }
@@ -191,15 +212,21 @@ static int rmdir_retry(const char *path)
         return -EBUSY;
 }
 
-static void remove_dirs(struct aidp_cgroup *cg)
+/* Remove the run's directories from index `from` on, newest first. */
+static void remove_dirs_from(struct aidp_cgroup *cg, size_t from)
 {
-        for (size_t i = cg->n_dirs; i-- > 0;) {
+        for (size_t i = cg->n_dirs; i-- > from;) {
                 rmdir_retry(cg->dirs[i].path);
                 /* The shared parent goes when the last run using it ends;
                  * ENOTEMPTY/EBUSY just means another run still uses it. */
                 if (cg->dirs[i].parent[0])
                         rmdir(cg->dirs[i].parent);
         }
+}
+
+static void remove_dirs(struct aidp_cgroup *cg)
+{
+        remove_dirs_from(cg, 0);
 }
 
 static int add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl)
@@ -215,8 +242,8 @@ static int add_dir(struct aidp_cgroup *cg, const char *path, const char *parent,
 
 /* ---- v2: cgroupfs ---- */
 
-static int v2_create(struct aidp_cgroup *cg, const char *parent, const char *name,
-                     const struct aidp_cgroup_limits *lim, aidp_error *err)
+/* The run's cgroup, controllers enabled on the way down, no limits yet. */
+static int v2_begin(struct aidp_cgroup *cg, const char *parent, const char *name, aidp_error *err)
 {
         char pdir[PATH_MAX], dir[PATH_MAX];
         snprintf(pdir, sizeof pdir, "%s%s%s", CG_ROOT, parent[0] == '/' ? "" : "/", parent);
@@ -255,6 +282,12 @@ static int v2_create(struct aidp_cgroup *cg, const char *parent, const char *nam
         }
         int idx = add_dir(cg, dir, pdir, "");
         cg->kill_dir = cg->procs_dir = cg->memory_dir = cg->cpu_dir = idx;
+        return 0;
+}
+
+static int v2_limits(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim, aidp_error *err)
+{
+        const char *dir = cg->dirs[cg->memory_dir].path;
         char v[64];
         int rc = 0;
         if (lim->memory_bytes) {
@@ -298,17 +331,65 @@ static int lcg_status(int rc)
         return EIO;
 }
 
-static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *name,
-                     const struct aidp_cgroup_limits *lim, aidp_error *err)
+/* libcgroup reads the mount table and its controller list once per process. */
+static int lcg_init(void)
 {
         static bool inited;
-        if (!inited) {
-                int rc = cgroup_init();
-                if (rc)
-                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
-                                              "cgroup v1: libcgroup init: %s", cgroup_strerror(rc));
+        if (inited)
+                return 0;
+        int rc = cgroup_init();
+        if (rc == 0)
                 inited = true;
+        return rc;
+}
+
+void aidp_cgroup_warm(void)
+{
+        if (aidp_cgroup_detect() == AIDP_CGROUP_V1)
+                lcg_init();
+}
+
+/* On a hybrid host the cgroup2 mount has no controllers but does have
+ * cgroup.kill: a tracking cgroup there kills the whole run atomically,
+ * double-forked daemons included, and lets clone3 place pid 1 at fork. */
+static int v1_begin(struct aidp_cgroup *cg, const char *parent, const char *name)
+{
+        struct statfs s;
+        if (statfs(CG_ROOT "/unified", &s) < 0 || s.f_type != CGROUP2_SUPER_MAGIC)
+                return 0;
+        char self[PATH_MAX] = "", pdir[PATH_MAX], dir[PATH_MAX], own[4096];
+        if (parent)
+                snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s%s", parent[0] == '/' ? "" : "/",
+                         parent);
+        else {
+                if (read_self_cgroups(own, sizeof own) == 0)
+                        self_cgroup(own, "", self, sizeof self);
+                snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s/aidp", self);
         }
+        snprintf(dir, sizeof dir, "%s/%s", pdir, name);
+        if (mkdir(pdir, 0755) < 0 && errno != EEXIST)
+                return 0; /* optional: the run then has no tracking group */
+        if (mkdir(dir, 0755) < 0)
+                return errno == ENOENT ? -ENOENT : 0;
+        int idx = add_dir(cg, dir, pdir, "unified");
+        char probe[PATH_MAX];
+        snprintf(probe, sizeof probe, "%s/cgroup.kill", dir);
+        if (idx >= 0 && access(probe, F_OK) == 0)
+                cg->kill_dir = idx;
+        return 0;
+}
+
+/* The run's directory in each controller's hierarchy, through libcgroup. */
+static int v1_hierarchies(struct aidp_cgroup *cg, const char *parent, const char *name,
+                          const struct aidp_cgroup_limits *lim, aidp_error *err)
+{
+        int irc = lcg_init();
+        if (irc)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(irc),
+                                      "cgroup v1: libcgroup init: %s", cgroup_strerror(irc));
+        char own[4096] = "";
+        if (!parent)
+                read_self_cgroups(own, sizeof own);
         for (size_t i = 0; i < ARRAY_SIZE(v1_controllers); i++) {
                 const char *ctrl = v1_controllers[i];
                 char *mnt = NULL;
@@ -323,7 +404,7 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
                 if (parent)
                         snprintf(prel, sizeof prel, "%s", parent);
                 else {
-                        self_cgroup(ctrl, self, sizeof self);
+                        self_cgroup(own, ctrl, self, sizeof self);
                         snprintf(prel, sizeof prel, "%s/aidp", self);
                 }
                 snprintf(rel, sizeof rel, "%s/%s", prel, name);
@@ -407,62 +488,95 @@ static int v1_create(struct aidp_cgroup *cg, const char *parent, const char *nam
         }
         if (cg->procs_dir < 0 && cg->memory_dir >= 0)
                 cg->procs_dir = cg->memory_dir;
-        /* On a hybrid host the cgroup2 mount has no controllers but does have
-         * cgroup.kill: a tracking cgroup there kills the whole run atomically,
-         * double-forked daemons included. */
-        struct statfs s;
-        if (statfs(CG_ROOT "/unified", &s) == 0 && s.f_type == CGROUP2_SUPER_MAGIC) {
-                char self[PATH_MAX] = "", pdir[PATH_MAX], dir[PATH_MAX];
-                if (parent)
-                        snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s%s",
-                                 parent[0] == '/' ? "" : "/", parent);
-                else {
-                        self_cgroup("", self, sizeof self);
-                        snprintf(pdir, sizeof pdir, CG_ROOT "/unified%s/aidp", self);
-                }
-                snprintf(dir, sizeof dir, "%s/%s", pdir, name);
-                if ((mkdir(pdir, 0755) == 0 || errno == EEXIST) && mkdir(dir, 0755) == 0) {
-                        int idx = add_dir(cg, dir, pdir, "unified");
-                        char probe[PATH_MAX];
-                        snprintf(probe, sizeof probe, "%s/cgroup.kill", dir);
-                        if (idx >= 0 && access(probe, F_OK) == 0)
-                                cg->kill_dir = idx;
-                }
-        }
         return 0;
 }
 
-int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
-                       struct aidp_cgroup **out, aidp_error *err)
+static int check_names(const char *parent, const char *name, aidp_error *err)
 {
-        if (!name || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+        if (!name || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") ||
+            strlen(name) >= sizeof(((struct aidp_cgroup *)0)->name))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "cgroup: bad name '%s'",
                                       name ? name : "");
-        if (parent && strstr(parent, ".."))
+        if (parent && (strstr(parent, "..") || strlen(parent) >= PATH_MAX - 300))
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "cgroup parent '%s' must not contain '..'", parent);
+        return 0;
+}
+
+int aidp_cgroup_begin(const char *parent, const char *name, struct aidp_cgroup **out,
+                      aidp_error *err)
+{
+        int rc = check_names(parent, name, err);
+        if (rc < 0)
+                return rc;
         /* Runs share the "aidp" parent, which the last run to end removes;
          * if that happens between our mkdir of the parent and of our own
          * cgroup, the latter fails with ENOENT: then simply start over. */
         struct aidp_cgroup *cg = NULL;
-        int rc = -ENOENT;
+        rc = -ENOENT;
         for (int attempt = 0; attempt < 8 && rc == -ENOENT; attempt++) {
                 cg = calloc(1, sizeof *cg);
                 if (!cg)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 cg->kill_dir = cg->procs_dir = cg->memory_dir = cg->cpu_dir = -1;
                 cg->version = aidp_cgroup_detect();
+                snprintf(cg->parent, sizeof cg->parent, "%s", parent ? parent : "");
+                snprintf(cg->name, sizeof cg->name, "%s", name);
                 rc = cg->version == AIDP_CGROUP_V2
-                             ? v2_create(cg, parent ? parent : "/aidp", name, lim, err)
-                             : v1_create(cg, parent, name, lim, err);
+                             ? v2_begin(cg, parent ? parent : "/aidp", name, err)
+                             : v1_begin(cg, parent, name);
                 if (rc < 0) {
                         remove_dirs(cg);
                         cg_free(cg);
                         cg = NULL;
                 }
         }
+        if (rc < 0) {
+                if (!err->msg[0])
+                        aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc, "cgroup: creating %s", name);
+                return rc;
+        }
+        *out = cg;
+        return 0;
+}
+
+int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
+                       aidp_error *err)
+{
+        if (cg->version == AIDP_CGROUP_V2)
+                return v2_limits(cg, lim, err);
+        const char *parent = cg->parent[0] ? cg->parent : NULL;
+        size_t base = cg->n_dirs;
+        int rc = -ENOENT;
+        for (int attempt = 0; attempt < 8 && rc == -ENOENT; attempt++) {
+                rc = v1_hierarchies(cg, parent, cg->name, lim, err);
+                if (rc < 0) {
+                        /* Back to what aidp_cgroup_begin made (the same race
+                         * with another run's end as there). */
+                        remove_dirs_from(cg, base);
+                        cg->n_dirs = base;
+                        for (size_t i = 0; i < ARRAY_SIZE(cg->lcg); i++)
+                                if (cg->lcg[i])
+                                        cgroup_free(&cg->lcg[i]);
+                        cg->memory_dir = cg->cpu_dir = cg->procs_dir = -1;
+                }
+        }
+        return rc;
+}
+
+int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
+                       struct aidp_cgroup **out, aidp_error *err)
+{
+        struct aidp_cgroup *cg = NULL;
+        int rc = aidp_cgroup_begin(parent, name, &cg, err);
         if (rc < 0)
                 return rc;
+        rc = aidp_cgroup_finish(cg, lim, err);
+        if (rc < 0) {
+                aidp_error e2 = {0};
+                aidp_cgroup_destroy(cg, &e2);
+                return rc;
+        }
         *out = cg;
         return 0;
 }

@@ -37,16 +37,33 @@ const char *aidp_cgroup_version_name(enum aidp_cgroup_version v);
 /* Create <parent>/<name> with the limits. parent NULL = the default: v1: the
  * supervisor's own cgroup in each hierarchy + "/aidp" (so the host's own
  * accounting of the supervisor still covers the job); v2: "/aidp" under the
- * hierarchy root. Nothing is left behind on failure. */
+ * hierarchy root. Nothing is left behind on failure. Same as begin + finish. */
 int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
                        struct aidp_cgroup **out, aidp_error *err);
+/* The same in two steps, so that a run can clone its sandbox straight into the
+ * cgroup while the slow part still runs on a thread:
+ *   begin   only the cgroup2 directory clone3(CLONE_INTO_CGROUP) needs, a few
+ *           cheap mkdirs: v2 the run's cgroup, no limits yet; v1 the tracking
+ *           group on a hybrid host (nothing on a pure v1 host);
+ *   finish  the limits (v2), or the run's directory in each v1 hierarchy with
+ *           its limits through libcgroup (about a millisecond).
+ * Nothing of the job may run before finish succeeded. On failure of finish,
+ * aidp_cgroup_destroy() removes what begin made. */
+int aidp_cgroup_begin(const char *parent, const char *name, struct aidp_cgroup **out,
+                      aidp_error *err);
+int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
+                       aidp_error *err);
+/* What finish needs whatever the run: libcgroup's reading of the mount table
+ * (v1; about 0.6 ms). Done early, on a thread, while the run is resolved;
+ * errors show in finish. Not concurrently with begin/finish. */
+void aidp_cgroup_warm(void);
 /* An O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), which places the child at
  * fork and skips a migration: the run's cgroup on v2; on v1 its cgroup2
  * tracking group when the host has one; else -1. */
 int aidp_cgroup_open_fd(const struct aidp_cgroup *cg);
 /* v1: O_WRONLY|O_CLOEXEC fds of the run's "tasks" file in each v1 hierarchy
  * (0 on v2), for the sandbox's pid 1 to move itself in with
- * aidp_cgroup_join_self() before anything else. A thread that moves itself
+ * aidp_cgroup_join_self() before it starts the job. A thread that moves itself
  * ("0") skips the kernel's global threadgroup lock (Linux >= 5.17), whose
  * write side waits for an RCU grace period: milliseconds per run when the
  * supervisor migrates the child by pid. Returns the count or -errno (then

@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -514,12 +515,20 @@ struct aidp_lineage_pending {
 
 /* The log's fdatasync and then the anchor, in the background on a thread. (Linux
  * AIO's IOCB_CMD_FDSYNC would do the first without a thread, but io_destroy waits
- * for an RCU grace period, ~10-30 ms.) The caller must not clone a process that
- * calls setuid() before _commit has joined it: glibc would make the clone wait
- * for this thread (run.c). */
+ * for an RCU grace period, ~10-30 ms.) The run clones its sandbox while this
+ * runs, so it must take no lock the clone needs: no stdio, no fork, no setuid
+ * (supervisor/sandbox.h); malloc only in this thread's own arena.
+ * AIDP_FAULT_SYNC_DELAY_MS (tests) holds it back first, to make sure of that. */
 static void *sync_thread(void *arg)
 {
         struct aidp_lineage_pending *p = arg;
+        const char *delay = getenv("AIDP_FAULT_SYNC_DELAY_MS");
+        if (delay && *delay) {
+                long ms = strtol(delay, NULL, 10);
+                struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+                if (ms > 0)
+                        nanosleep(&ts, NULL);
+        }
         p->sync_result = fdatasync(p->fd) < 0 ? -errno : 0;
         /* and step 4 right after, so that _commit has only to collect it */
         if (p->sync_result == 0) {

@@ -26,6 +26,7 @@
 #include <uuid/uuid.h>
 
 #include "common/cleanup.h"
+#include "common/crypto.h"
 #include "supervisor/caller.h"
 #include "supervisor/cgroup.h"
 #include "supervisor/profile_env.h"
@@ -69,8 +70,10 @@ struct run {
         char *dev_rules[64]; /* device cgroup allow lines of the profile's devices */
         const char *devices_allow[8 + 64 + 1]; /* the minimal /dev's lines, then dev_rules */
         struct aidp_cgroup_limits cg_limits;
-        bool cg_thread; /* cgroup_begin's thread runs (cg_tid) */
+        bool cg_thread; /* the cgroup thread runs (cg_tid) */
         pthread_t cg_tid;
+        bool warm_thread; /* the warm-up thread runs (warm_tid) */
+        pthread_t warm_tid;
         int cg_rc;
         aidp_error cg_err;
         size_t n_cg_journaled; /* cgroup directories already in the journal */
@@ -498,17 +501,58 @@ static int add_tmpfs(struct run *r, const char *label, uint64_t size, unsigned m
         return 0;
 }
 
-/* The run's cgroup is made on a thread while START is recorded: each takes about a
- * millisecond (libcgroup reads /proc/mounts for every value it sets). The thread
- * is joined before the clone (see aidp_run_execute). */
-static void *cgroup_thread(void *arg)
+/* With every signal blocked: a SIGTERM must reach the supervisor's signalfd,
+ * not end the process on a helper thread. */
+static bool thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {
-        struct run *r = arg;
-        r->cg_rc = aidp_cgroup_create(r->o->cgroup_parent, r->res->run_id, &r->cg_limits, &r->cg,
-                                      &r->cg_err);
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        bool ok = pthread_create(t, NULL, fn, arg) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return ok;
+}
+
+/* Work taken off the critical path onto threads (docs/run-core.md, "Start-up
+ * time"):
+ *   warm    from the start, while the run is resolved: OpenSSL's algorithm
+ *           tables for START's HMAC, libcgroup's reading of the mount table
+ *           (v1). It uses stdio, so it is joined before pid 1 is cloned
+ *           (sandbox.h: pid 1 may only be cloned beside threads that hold no
+ *           lock it needs).
+ *   cgroup  after the clone, while pid 1 builds its mounts: the limits (v2) or
+ *           the run's v1 hierarchies through libcgroup (about a millisecond);
+ *           joined before the go. */
+static void *warm_thread(void *arg)
+{
+        (void)arg;
+        aidp_crypto_warm();
+        aidp_cgroup_warm();
         return NULL;
 }
 
+static void warm_begin(struct run *r)
+{
+        r->warm_thread = thread_start(&r->warm_tid, warm_thread, NULL);
+}
+
+static void warm_end(struct run *r)
+{
+        if (r->warm_thread) {
+                pthread_join(r->warm_tid, NULL);
+                r->warm_thread = false;
+        }
+}
+
+static void *cgroup_thread(void *arg)
+{
+        struct run *r = arg;
+        r->cg_rc = aidp_cgroup_finish(r->cg, &r->cg_limits, &r->cg_err);
+        return NULL;
+}
+
+/* The cgroup2 directory pid 1 is cloned into (aidp_cgroup_begin): cheap, on
+ * this thread. The limits and v1 hierarchies follow in cgroup_finish_start. */
 static int cgroup_begin(struct run *r, aidp_error *err)
 {
         const struct aidp_limits *l = &r->profile.limits;
@@ -531,19 +575,17 @@ static int cgroup_begin(struct run *r, aidp_error *err)
                 .pids = l->pids,
                 .devices_allow = r->devices_allow,
         };
-        /* With every signal blocked: a SIGTERM must reach the supervisor's
-         * signalfd, not end the process on this thread. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        r->cg_thread = pthread_create(&r->cg_tid, NULL, cgroup_thread, r) == 0;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (!r->cg_thread)
-                cgroup_thread(r);
-        return 0;
+        return aidp_cgroup_begin(r->o->cgroup_parent, r->res->run_id, &r->cg, err);
 }
 
-/* Join cgroup_begin's thread; its outcome. Idempotent. */
+static void cgroup_finish_start(struct run *r)
+{
+        r->cg_thread = thread_start(&r->cg_tid, cgroup_thread, r);
+        if (!r->cg_thread)
+                cgroup_thread(r);
+}
+
+/* Join the cgroup thread; its outcome. Idempotent. */
 static int cgroup_end(struct run *r, aidp_error *err)
 {
         if (r->cg_thread) {
@@ -582,8 +624,8 @@ static int prepare(struct run *r, aidp_error *err)
         if (rc < 0)
                 return rc;
 
-        /* The cgroup was made alongside START (cgroup_begin). */
-        rc = cgroup_end(r, err);
+        /* The cgroup2 directory now; the rest while pid 1 builds its mounts. */
+        rc = cgroup_begin(r, err);
         if (rc < 0)
                 return rc;
         snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
@@ -722,8 +764,10 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
 {
         struct fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
         int rc = 0;
-        if (pipe2(f.sync, O_CLOEXEC) < 0 || pipe2(f.err, O_CLOEXEC) < 0 ||
-            pipe2(f.status, O_CLOEXEC) < 0 || pipe2(f.life, O_CLOEXEC) < 0) {
+        /* sync: a socket, so that the go can carry the v1 "tasks" fds */
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.sync) < 0 ||
+            pipe2(f.err, O_CLOEXEC) < 0 || pipe2(f.status, O_CLOEXEC) < 0 ||
+            pipe2(f.life, O_CLOEXEC) < 0) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
                 goto out;
         }
@@ -770,29 +814,26 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
 
         r->pidfd = -1;
         int cgfd = aidp_cgroup_open_fd(r->cg);
-        int ntask = aidp_cgroup_task_fds(r->cg, spec.cgroup_fds, ARRAY_SIZE(spec.cgroup_fds));
-        pid_t pid = ntask < 0 ? (errno = -ntask, -1) : clone_sandbox(&r->pidfd, cgfd);
+        /* No other thread lives here but START's fsync, which takes no lock
+         * pid 1 needs (sandbox.h). */
+        pid_t pid = clone_sandbox(&r->pidfd, cgfd);
         int clone_errno = errno;
         if (cgfd >= 0 && pid != 0)
                 close(cgfd);
-        if (pid != 0)
-                for (int i = 0; i < ntask; i++)
-                        close(spec.cgroup_fds[i]);
         if (pid < 0) {
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, clone_errno,
-                                      ntask < 0 ? "opening the run's cgroup"
-                                                : "clone3 (namespaces)");
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, clone_errno, "clone3 (namespaces)");
                 for (int i = 0; i < 2; i++)
                         if (relay_child[i] >= 0)
                                 close(relay_child[i]);
                 goto out;
         }
         if (pid == 0) {
-                spec.n_cgroup_fds = (size_t)ntask;
                 sigprocmask(SIG_SETMASK, oldmask, NULL);
                 aidp_sandbox_child(&spec);
         }
         r->pid1 = pid;
+        /* The slow part of the cgroup while pid 1 builds its mounts. */
+        cgroup_finish_start(r);
         for (int i = 0; i < 2; i++)
                 if (relay_child[i] >= 0)
                         close(relay_child[i]);
@@ -831,14 +872,51 @@ out:
         return rc;
 }
 
+/* One byte, with fds as SCM_RIGHTS. 0 or -errno. */
+static int send_go(int sock, const int *fds, size_t n)
+{
+        char b = 'g';
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * AIDP_SANDBOX_MAX_CGROUPS)];
+                struct cmsghdr align;
+        } cb;
+        memset(&cb, 0, sizeof cb);
+        struct iovec iov = {.iov_base = &b, .iov_len = 1};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (n > 0) {
+                mh.msg_control = cb.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+        }
+        ssize_t w;
+        do
+                w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        return w == 1 ? 0 : w < 0 ? -errno : -EIO;
+}
+
 static int start_and_monitor(struct run *r, aidp_error *err)
 {
         int rc = 0, sfd = -1, wall = -1, grace = -1;
         struct fds f = {{-1, r->sync_w}, {r->err_r, -1}, {r->status_r, -1}, {-1, -1}};
         r->sync_w = r->err_r = r->status_r = -1;
-        /* Go: pid 1 is in the run's cgroup and /data is complete. */
-        if (write(f.sync[1], "g", 1) != 1) { /* SIGPIPE is ignored */
-                rc = child_gone(r, f.err[0], errno, "sandbox pid 1 (sync)", err);
+        /* Go: the cgroup is complete, START durable, /data filled. pid 1 gets
+         * the v1 "tasks" files to move itself in before it starts the job. */
+        int task_fds[AIDP_SANDBOX_MAX_CGROUPS];
+        int ntask = aidp_cgroup_task_fds(r->cg, task_fds, ARRAY_SIZE(task_fds));
+        if (ntask < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ntask, "opening the run's cgroup");
+                goto out;
+        }
+        int sent = send_go(f.sync[1], task_fds, (size_t)ntask);
+        for (int i = 0; i < ntask; i++)
+                close(task_fds[i]);
+        if (sent < 0) {
+                rc = child_gone(r, f.err[0], -sent, "sandbox pid 1 (sync)", err);
                 goto out;
         }
         close(f.sync[1]);
@@ -1209,21 +1287,20 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
 
         aidp_relay_init(&r.relay[0]);
         aidp_relay_init(&r.relay[1]);
+        warm_begin(&r);
         int rc = resolve(&r, err);
-        /* From the cgroup on, something of the run exists: signals are taken
-         * over now, so a SIGTERM during START or prepare ends in teardown
-         * (nothing of the run left), not in the default action. */
+        /* From START on, something of the run exists: signals are taken over
+         * now, so a SIGTERM from here on ends in teardown (nothing of the run
+         * left), not in the default action. */
         struct signal_hold sig;
         bool holding = rc == 0;
         if (holding)
                 signals_take(&sig);
-        if (rc == 0)
-                rc = cgroup_begin(&r, err);
         phase(&r, "resolve");
-        /* 2. START, written while the cgroup thread works and before the journal,
-         * the mounts or the sandbox exist; its fsync completes in the background
-         * and it is committed below, before the clone: a run that cannot be
-         * recorded does not start. */
+        /* 2. START, written before the journal, the cgroup, the mounts or the
+         * sandbox exist; its fsync completes on a thread and it is committed
+         * below, before the job can start or any byte is decrypted: a run that
+         * cannot be recorded does not start (and nothing of it is left). */
         if (rc == 0)
                 rc = aidp_run_lineage_start(&r.rl, o, res, &r.profile,
                                             r.caller_rc == 0 ? &r.caller : NULL, r.uid, r.gid,
@@ -1243,11 +1320,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         if (rc == 0)
                 fault_point("start");
         if (rc < 0) {
-                aidp_error cerr = {0};
-                if (cgroup_end(&r, &cerr) == 0 && r.cg) {
-                        aidp_cgroup_destroy(r.cg, &cerr);
-                        r.cg = NULL;
-                }
+                warm_end(&r);
                 if (holding)
                         signals_release(&sig);
                 run_free(&r);
@@ -1265,17 +1338,21 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                                             "interrupted before the job started");
         }
         phase(&r, "prepare");
-        /* START's fsync ran on a thread alongside prepare. It is durable before the
-         * sandbox exists, and that thread is gone: a process cloned while another
-         * thread lives inherits glibc's list of threads, and pid 1's setuid()
-         * would then wait forever for that thread to take its share of the
-         * change (glibc's setxid broadcast). */
-        if (rc == 0)
-                rc = aidp_run_lineage_start_commit(&r.rl, res->run_id, err);
-        phase(&r, "start-sync");
+        /* pid 1 is cloned while START's fsync may still run; the warm-up thread
+         * is gone first (it uses stdio, whose locks pid 1 needs: sandbox.h). */
+        warm_end(&r);
         if (rc == 0)
                 rc = spawn(&r, &sig.old, err);
         phase(&r, "spawn");
+        /* While pid 1 builds its mounts: START made durable, the cgroup
+         * finished and recorded in the journal. */
+        if (rc == 0)
+                rc = aidp_run_lineage_start_commit(&r.rl, res->run_id, err);
+        if (rc == 0 && (rc = cgroup_end(&r, err)) == 0) {
+                journal_cgroups(&r);
+                rc = aidp_journal_sync(&r.journal, err);
+        }
+        phase(&r, "start-sync");
         if (rc == 0)
                 rc = inject(&r, err);
         phase(&r, "inject");

@@ -480,6 +480,7 @@ static void drop_credentials(const struct aidp_sandbox_spec *s)
 {
         capng_clear(CAPNG_SELECT_ALL);
         const struct aidp_profile *pr = s->profile;
+        bool keep = pr && pr->n_capabilities > 0;
         for (size_t i = 0; pr && i < pr->n_capabilities; i++) {
                 /* profiles store "CAP_NET_RAW"; libcap-ng wants "net_raw" */
                 const char *cn = pr->capabilities[i];
@@ -492,15 +493,31 @@ static void drop_credentials(const struct aidp_sandbox_spec *s)
                              (unsigned)cap);
                 capng_update(CAPNG_ADD, CAPNG_AMBIENT, (unsigned)cap);
         }
-        if (capng_change_id((int)s->uid, (int)s->gid, CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING) <
-            0)
-                die(AIDP_STAGE_CREDENTIALS, errno ? errno : EPERM, "capng_change_id");
-        if (!pr || pr->n_capabilities == 0) {
+        /* The bounding set first: dropping from it needs CAP_SETPCAP. */
+        if (capng_apply(CAPNG_SELECT_BOUNDS) < 0)
+                die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply (bounding set)");
+        if (keep)
+                CHECK(AIDP_STAGE_CREDENTIALS, prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keepcaps");
+        /* Groups, gid, uid through the raw system calls, not glibc's wrappers
+         * (nor capng_change_id, which uses them): those make every thread glibc
+         * knows of take the change too, and this process is a clone3 copy of a
+         * supervisor whose other threads (START's fsync) do not exist here, so
+         * the wrapper would wait for them forever. The kernel changes the
+         * calling thread, which is all of pid 1. */
+        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setgroups, 0, NULL), "setgroups");
+        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setresgid, s->gid, s->gid, s->gid), "setresgid");
+        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setresuid, s->uid, s->uid, s->uid), "setresuid");
+        if (keep)
+                CHECK(AIDP_STAGE_CREDENTIALS, prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "keepcaps");
+        /* Effective, permitted and inheritable: the profile's, else none. */
+        if (capng_apply(CAPNG_SELECT_CAPS) < 0)
+                die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply");
+        if (keep) {
+                if (capng_apply(CAPNG_SELECT_AMBIENT) < 0)
+                        die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply (ambient)");
+        } else {
                 CHECK(AIDP_STAGE_CREDENTIALS,
                       prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient");
-                capng_clear(CAPNG_SELECT_ALL);
-                if (capng_apply(CAPNG_SELECT_CAPS) < 0)
-                        die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply");
         }
         gid_t g;
         if (getgroups(1, &g) != 0 || getuid() != s->uid || getgid() != s->gid)
@@ -670,15 +687,41 @@ static void close_unlisted(const struct aidp_sandbox_spec *s)
         close_range(next, ~0U, 0);
 }
 
+/* Wait for the go: one byte from the supervisor once the run's cgroup is
+ * complete, START is durable and /data is filled, carrying the run's v1
+ * "tasks" fds (SCM_RIGHTS). false when the supervisor gave up or died first. */
+static bool wait_go(int sock, int *fds, size_t *n)
+{
+        char b;
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * AIDP_SANDBOX_MAX_CGROUPS)];
+                struct cmsghdr align;
+        } cb;
+        struct iovec iov = {.iov_base = &b, .iov_len = 1};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = cb.buf,
+                            .msg_controllen = sizeof cb.buf};
+        ssize_t r;
+        do
+                r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        while (r < 0 && errno == EINTR);
+        *n = 0;
+        if (r != 1)
+                return false;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k && *n < AIDP_SANDBOX_MAX_CGROUPS; i++)
+                        memcpy(&fds[(*n)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        }
+        return true;
+}
+
 void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
 {
         g_err_fd = s->err_fd;
-        char b;
-        /* Into the run's v1 cgroups first, before anything is charged here:
-         * moving itself costs no RCU grace period (supervisor/cgroup.h). */
-        int cg = aidp_cgroup_join_self(s->cgroup_fds, s->n_cgroup_fds);
-        if (cg < 0)
-                die(AIDP_STAGE_CGROUP, -cg, "joining the run's cgroup");
         close_unlisted(s);
         /* The output relay's pipes become this process's (and so the job's)
          * stdout and stderr. */
@@ -690,10 +733,12 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
                 CHECK(AIDP_STAGE_NAMESPACES, sethostname(s->hostname, strlen(s->hostname)),
                       "hostname");
         loopback_up();
-        /* Nothing of the job runs before the sync below: the supervisor
-         * sends it once /data is complete. */
+        /* Built while the supervisor finishes the cgroup and makes START
+         * durable; nothing of the job runs before the go. */
         setup_mounts(s);
-        if (read(s->sync_fd, &b, 1) != 1) {
+        int cg_fds[AIDP_SANDBOX_MAX_CGROUPS];
+        size_t n_cg = 0;
+        if (!wait_go(s->sync_fd, cg_fds, &n_cg)) {
                 /* The supervisor gave up (or died) before the job started.
                  * Keep holding the tmpfs mount fds until it, or gc, has
                  * overwritten them and kills this process. */
@@ -701,6 +746,12 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
                         pause();
         }
         close(s->sync_fd);
+        /* Into the run's v1 hierarchies (the cgroup2 group it was cloned
+         * into already holds it): moving itself costs no RCU grace period
+         * (supervisor/cgroup.h). */
+        int cg = aidp_cgroup_join_self(cg_fds, n_cg);
+        if (cg < 0)
+                die(AIDP_STAGE_CGROUP, -cg, "joining the run's cgroup");
         /* Now in the run's cgroup: a cgroup namespace rooted there hides the
          * host's hierarchy. */
         CHECK(AIDP_STAGE_NAMESPACES, unshare(CLONE_NEWCGROUP), "cgroup namespace");
@@ -723,12 +774,16 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         sigaddset(&all, AIDP_SIG_KILL_JOB);
         sigprocmask(SIG_BLOCK, &all, &orig);
 
-        pid_t job = fork();
+        /* vfork, not fork: no copy of the supervisor's page tables, and none
+         * of glibc's fork handlers, which would take locks (malloc arenas)
+         * that a supervisor thread may have held when pid 1 was cloned. pid 1
+         * sleeps until the job's execve; exec_job only makes system calls on
+         * its own stack and never returns. */
+        pid_t job = vfork();
         if (job < 0)
-                die(AIDP_STAGE_INIT, errno, "fork");
+                die(AIDP_STAGE_INIT, errno, "vfork");
         if (job == 0)
                 exec_job(s, &orig);
-        setpgid(job, job);
         /* Only the job's copy of err_fd may remain: its close-on-exec then
          * tells the supervisor the job is running. */
         close(s->err_fd);

@@ -57,18 +57,19 @@ struct aidp_sandbox_spec {
         const struct aidp_bpf *bpf;         /* loaded last, right before execve */
         struct aidp_sandbox_mount mounts[AIDP_SANDBOX_MAX_MOUNTS];
         size_t n_mounts;
-        int sync_fd;              /* read end: one byte once /data is complete */
-        int err_fd;               /* write end, O_CLOEXEC: closed by a successful execve */
-        int lifeline_fd;          /* read end; EOF = the supervisor died (see init_loop) */
+        int sync_fd;     /* SOCK_SEQPACKET: the go (one byte) carrying the v1 "tasks" fds */
+        int err_fd;      /* write end, O_CLOEXEC: closed by a successful execve */
+        int lifeline_fd; /* read end; EOF = the supervisor died (see init_loop) */
         int stdout_fd, stderr_fd; /* > 2: the job's stdout/stderr (the output relay), else kept */
         int status_fd;            /* write end: pid 1 writes the job's status (int32) here */
         unsigned seccomp_flags;   /* extra SECCOMP_FILTER_FLAG_* (learn mode) */
         int notify_fd_out;        /* learn mode: socket to send the listener fd over, or -1 */
-        int cgroup_fds[AIDP_SANDBOX_MAX_CGROUPS]; /* v1 "tasks" files pid 1 moves itself into */
-        size_t n_cgroup_fds;
 };
 
-/* Runs in the cloned child (pid 1 of the new pid namespace). Never returns. */
+/* Runs in the cloned child (pid 1 of the new pid namespace). Never returns.
+ * It may be cloned while other supervisor threads run (START's fsync): it uses
+ * no glibc call that involves other threads or their locks (no fork, no
+ * setuid wrappers; see drop_credentials). */
 __attribute__((noreturn)) void aidp_sandbox_child(const struct aidp_sandbox_spec *s);
 const char *aidp_sandbox_stage_name(enum aidp_sandbox_stage st);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/exitcodes.h"
@@ -224,6 +225,34 @@ Test(run_lineage, start_that_cannot_be_committed_refuses_the_run_and_is_cut_back
         cr_assert_eq(run_job((const char *[]){"/bin/true", NULL}), 0, "%s", P.err);
         json_object *ev[8];
         cr_assert_eq(aidp_test_lineage_records(logp, keyp, ev, 8), 4);
+        for (int i = 0; i < 4; i++)
+                json_object_put(ev[i]);
+}
+
+/* The sandbox's pid 1 is cloned while START's fsync still runs on a thread (it
+ * builds its mounts meanwhile). Held back here for 300 ms: the clone must not
+ * hang on that thread (pid 1 changes its uid with raw system calls and starts
+ * the job with vfork), and the job must wait for the commit. */
+Test(run_lineage, sandbox_cloned_while_start_is_still_syncing, .timeout = 60)
+{
+        AIDP_REQUIRE_ROOT();
+        /* (the first record of a new log is made durable on the spot) */
+        cr_assert_eq(run_job((const char *[]){"/bin/true", NULL}), 0, "%s", P.err);
+        snprintf(run_id, sizeof run_id, "aidp-test-lineage-s%d", (int)getpid());
+        setenv("AIDP_FAULT_SYNC_DELAY_MS", "300", 1);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int st = run_job((const char *[]){"/bin/sh", "-c", "id -u; id -G", NULL});
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        unsetenv("AIDP_FAULT_SYNC_DELAY_MS");
+        cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
+        cr_assert(strstr(P.out, "65534\n65534\n"), "the job ran as %s", P.out);
+        double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        cr_assert_geq(ms, 300.0, "the run did not wait for START (%.0f ms)", ms);
+        json_object *ev[8];
+        cr_assert_eq(aidp_test_lineage_records(logp, keyp, ev, 8), 4);
+        cr_assert_str_eq(aidp_test_json_str(ev[2], "eventType"), "START");
+        cr_assert_str_eq(aidp_test_json_str(ev[3], "eventType"), "COMPLETE");
         for (int i = 0; i < 4; i++)
                 json_object_put(ev[i]);
 }
