@@ -723,13 +723,26 @@ static bool kill_listed_except(const char *dir, pid_t keep)
         return only_keep;
 }
 
+/* The directories that list every process of the run: the one that contains
+ * them all (the cgroup2 group pid 1 was cloned into: v2's, or v1's tracking
+ * group; else the pids hierarchy, which pid 1 joins before the job exists, and
+ * processes of the run cannot leave), or all of them. Sets [*from, *to). */
+static void run_listing(const struct aidp_cgroup *cg, size_t *from, size_t *to)
+{
+        int d = cg->kill_dir >= 0 ? cg->kill_dir : cg->procs_dir;
+        *from = d >= 0 ? (size_t)d : 0;
+        *to = d >= 0 ? (size_t)d + 1 : cg->n_dirs;
+}
+
 int aidp_cgroup_kill_except(struct aidp_cgroup *cg, pid_t keep)
 {
         if (keep <= 0)
                 return aidp_cgroup_kill(cg);
+        size_t from, to;
+        run_listing(cg, &from, &to);
         for (int i = 0; i < 400; i++) {
                 bool done = true;
-                for (size_t d = 0; d < cg->n_dirs; d++)
+                for (size_t d = from; d < to; d++)
                         if (!kill_listed_except(cg->dirs[d].path, keep))
                                 done = false;
                 if (done)
@@ -760,9 +773,11 @@ int aidp_cgroup_kill(struct aidp_cgroup *cg)
                 return 0;
         /* Without cgroup.kill, a fork between reading cgroup.procs and the
          * kill could slip through, so loop until the cgroup stays empty. */
+        size_t from, to;
+        run_listing(cg, &from, &to);
         for (int i = 0; i < 400; i++) {
                 bool empty = true;
-                for (size_t d = 0; d < cg->n_dirs; d++) {
+                for (size_t d = from; d < to; d++) {
                         if (!dir_empty_of_procs(cg->dirs[d].path)) {
                                 empty = false;
                                 kill_listed(cg->dirs[d].path);

@@ -51,8 +51,8 @@ unsigned long long aidp_proc_starttime(pid_t pid)
         return v;
 }
 
-int aidp_journal_create(const char *run_dir, const char *run_id, struct aidp_journal *j,
-                        aidp_error *err)
+int aidp_journal_create(const char *run_dir, const char *run_id, const char *lineage,
+                        const char *job, struct aidp_journal *j, aidp_error *err)
 {
         const char *base = aidp_journal_run_dir(run_dir);
         j->obj = NULL;
@@ -75,6 +75,10 @@ int aidp_journal_create(const char *run_dir, const char *run_id, struct aidp_jou
         json_object_object_add(j->obj, "created", json_object_new_int64((int64_t)time(NULL)));
         json_object_object_add(j->obj, "cgroups", json_object_new_array());
         json_object_object_add(j->obj, "tmpfs", json_object_new_array());
+        if (lineage)
+                aidp_journal_add(j, "lineage", lineage);
+        if (job)
+                aidp_journal_add(j, "job", job);
         return aidp_journal_sync(j, err);
 }
 

@@ -16,9 +16,11 @@ struct aidp_journal {
         int lifeline_w; /* kept open until teardown is complete (see sandbox init) */
 };
 
-/* run_dir NULL = $AIDP_RUN_DIR or /run/aidp. Fails if the run id is in use. */
-int aidp_journal_create(const char *run_dir, const char *run_id, struct aidp_journal *j,
-                        aidp_error *err);
+/* run_dir NULL = $AIDP_RUN_DIR or /run/aidp. Fails if the run id is in use.
+ * The first version on disk already names the run's lineage log (where gc
+ * records an ABORT) and job (NULL: none). */
+int aidp_journal_create(const char *run_dir, const char *run_id, const char *lineage,
+                        const char *job, struct aidp_journal *j, aidp_error *err);
 void aidp_journal_add(struct aidp_journal *j, const char *kind, const char *value);
 void aidp_journal_add_fd(struct aidp_journal *j, const char *label, int fd);
 void aidp_journal_set_pid1(struct aidp_journal *j, pid_t pid);

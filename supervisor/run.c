@@ -612,17 +612,13 @@ static void journal_cgroups(struct run *r)
 static int prepare(struct run *r, aidp_error *err)
 {
         const struct aidp_limits *l = &r->profile.limits;
-        int rc = aidp_journal_create(r->o->run_dir, r->res->run_id, &r->journal, err);
+        /* With where this run's lineage goes, so that gc records an ABORT in the
+         * same log if this supervisor dies before it writes the end record. */
+        int rc = aidp_journal_create(r->o->run_dir, r->res->run_id, aidp_run_lineage_path(&r->rl),
+                                     r->rl.job, &r->journal, err);
         if (rc < 0)
                 return rc;
         r->journal_open = true;
-        /* Where this run's lineage goes, so that gc records an ABORT in the same log
-         * if this supervisor dies before it writes the end record. */
-        aidp_journal_add(&r->journal, "lineage", aidp_run_lineage_path(&r->rl));
-        aidp_journal_add(&r->journal, "job", r->rl.job);
-        rc = aidp_journal_sync(&r->journal, err);
-        if (rc < 0)
-                return rc;
 
         /* The cgroup2 directory now; the rest while pid 1 builds its mounts. */
         rc = cgroup_begin(r, err);
