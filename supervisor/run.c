@@ -1388,6 +1388,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                 free(removed[i]);
         signals_release(&sig);
         run_free(&r);
+        phase(&r, "finish");
         if (lrc < 0) {
                 /* The run happened but its end is not on record: say so loudly. The
                  * journal stays, so the next gc records an ABORT for it. */
