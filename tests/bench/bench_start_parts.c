@@ -29,8 +29,8 @@ static int cgroup_part(const char *name)
 {
         /* The run's defaults (profiles/profile_defaults.c): 4 GiB, 2 cpus, 1024 pids
          * and the minimal /dev. */
-        static const char *const devices[] = {"c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",
-                                              "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
+        static const char *const devices[] = {"c 1:3 rwm", "c 1:5 rwm",   "c 1:7 rwm",
+                                              "c 1:8 rwm", "c 1:9 rwm",   "c 5:0 rwm",
                                               "c 5:2 rwm", "c 136:* rwm", NULL};
         struct aidp_cgroup_limits lim = {.memory_bytes = 4ULL << 30,
                                          .cpu_millis = 2000,
