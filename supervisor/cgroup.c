@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,8 @@ struct aidp_cgroup {
         struct cgroup *lcg[ARRAY_SIZE(v1_controllers)]; /* libcgroup handles (v1) */
         char parent[PATH_MAX]; /* as given to aidp_cgroup_begin ("" = the default) */
         char name[256];
+        pid_t helper;  /* aidp_cgroup_finish_start's process, or 0 */
+        int helper_fd; /* its result pipe (read end) */
 };
 
 enum aidp_cgroup_version aidp_cgroup_detect(void)
@@ -180,8 +183,11 @@ static int self_cgroup(const char *self, const char *controller, char *out, size
         return -ENOENT;
 }
 
+static void helper_reap(struct aidp_cgroup *cg);
+
 static void cg_free(struct aidp_cgroup *cg)
 {
+        helper_reap(cg);
         for (size_t i = 0; i < ARRAY_SIZE(cg->lcg); i++)
                 if (cg->lcg[i])
                         cgroup_free(&cg->lcg[i]);
@@ -341,12 +347,6 @@ static int lcg_init(void)
         if (rc == 0)
                 inited = true;
         return rc;
-}
-
-void aidp_cgroup_warm(void)
-{
-        if (aidp_cgroup_detect() == AIDP_CGROUP_V1)
-                lcg_init();
 }
 
 /* On a hybrid host the cgroup2 mount has no controllers but does have
@@ -519,6 +519,7 @@ int aidp_cgroup_begin(const char *parent, const char *name, struct aidp_cgroup *
                 if (!cg)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 cg->kill_dir = cg->procs_dir = cg->memory_dir = cg->cpu_dir = -1;
+                cg->helper_fd = -1;
                 cg->version = aidp_cgroup_detect();
                 snprintf(cg->parent, sizeof cg->parent, "%s", parent ? parent : "");
                 snprintf(cg->name, sizeof cg->name, "%s", name);
@@ -562,6 +563,131 @@ int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *
                 }
         }
         return rc;
+}
+
+/* What the helper process sends back: the outcome and the directories. */
+struct helper_msg {
+        int32_t rc;
+        aidp_error err;
+        uint32_t n_dirs;
+        int32_t memory_dir, cpu_dir, procs_dir, kill_dir;
+        struct cg_dir dirs[CG_MAX_DIRS];
+};
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+        const char *p = buf;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return -1;
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+static ssize_t read_all(int fd, void *buf, size_t len)
+{
+        char *p = buf;
+        size_t got = 0;
+        while (got < len) {
+                ssize_t n = read(fd, p + got, len - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -1;
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+        }
+        return (ssize_t)got;
+}
+
+/* Kill and reap a helper nobody collected (an error path). */
+static void helper_reap(struct aidp_cgroup *cg)
+{
+        if (cg->helper <= 0)
+                return;
+        kill(cg->helper, SIGKILL);
+        while (waitpid(cg->helper, NULL, 0) < 0 && errno == EINTR)
+                ;
+        close(cg->helper_fd);
+        cg->helper = 0;
+        cg->helper_fd = -1;
+}
+
+int aidp_cgroup_finish_start(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
+                             aidp_error *err)
+{
+        if (cg->version == AIDP_CGROUP_V2 || cg->helper > 0)
+                return cg->helper > 0 ? 0 : aidp_cgroup_finish(cg, lim, err);
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return aidp_cgroup_finish(cg, lim, err);
+        /* fork, not a thread: libcgroup writes through stdio, whose locks the
+         * sandbox's pid 1 needs (capng reads /proc/self/status), and pid 1 is
+         * cloned while this work goes on. fork's handlers leave those locks usable
+         * in the child; the caller's other threads must not be inside libcgroup. */
+        pid_t pid = fork();
+        if (pid < 0) {
+                close(p[0]);
+                close(p[1]);
+                return aidp_cgroup_finish(cg, lim, err);
+        }
+        if (pid == 0) {
+                close(p[0]);
+                static struct helper_msg m;
+                aidp_error e = {0};
+                m.rc = aidp_cgroup_finish(cg, lim, &e);
+                m.err = e;
+                m.n_dirs = (uint32_t)cg->n_dirs;
+                m.memory_dir = cg->memory_dir;
+                m.cpu_dir = cg->cpu_dir;
+                m.procs_dir = cg->procs_dir;
+                m.kill_dir = cg->kill_dir;
+                memcpy(m.dirs, cg->dirs, sizeof m.dirs);
+                _exit(write_all(p[1], &m, sizeof m) == 0 ? 0 : 1);
+        }
+        close(p[1]);
+        cg->helper = pid;
+        cg->helper_fd = p[0];
+        return 0;
+}
+
+int aidp_cgroup_finish_wait(struct aidp_cgroup *cg, aidp_error *err)
+{
+        if (cg->helper <= 0)
+                return 0;
+        static struct helper_msg m;
+        memset(&m, 0, sizeof m);
+        ssize_t n = read_all(cg->helper_fd, &m, sizeof m);
+        int status = 0;
+        while (waitpid(cg->helper, &status, 0) < 0 && errno == EINTR)
+                ;
+        close(cg->helper_fd);
+        cg->helper = 0;
+        cg->helper_fd = -1;
+        if (n != (ssize_t)sizeof m || m.n_dirs > CG_MAX_DIRS || m.n_dirs < cg->n_dirs)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                      "cgroup v1: the helper making the run's hierarchies ended "
+                                      "without a result (status %d)",
+                                      status);
+        /* Its directories, whatever came of it: on failure the helper removed
+         * what it made, and what is left is removed with the rest. */
+        memcpy(cg->dirs, m.dirs, sizeof cg->dirs);
+        cg->n_dirs = m.n_dirs;
+        cg->memory_dir = m.memory_dir;
+        cg->cpu_dir = m.cpu_dir;
+        cg->procs_dir = m.procs_dir;
+        cg->kill_dir = m.kill_dir;
+        if (m.rc < 0) {
+                *err = m.err;
+                return m.rc;
+        }
+        return 0;
 }
 
 int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
@@ -794,6 +920,9 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err)
 {
         if (!cg)
                 return 0;
+        /* A helper still at work: its directories first (and it reaped). */
+        aidp_error herr = {0};
+        aidp_cgroup_finish_wait(cg, &herr);
         int rc = aidp_cgroup_kill(cg);
         remove_dirs(cg);
         int left = 0;

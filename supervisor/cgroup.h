@@ -41,7 +41,7 @@ const char *aidp_cgroup_version_name(enum aidp_cgroup_version v);
 int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_cgroup_limits *lim,
                        struct aidp_cgroup **out, aidp_error *err);
 /* The same in two steps, so that a run can clone its sandbox straight into the
- * cgroup while the slow part still runs on a thread:
+ * cgroup while the slow part still runs (aidp_cgroup_finish_start):
  *   begin   only the cgroup2 directory clone3(CLONE_INTO_CGROUP) needs, a few
  *           cheap mkdirs: v2 the run's cgroup, no limits yet; v1 the tracking
  *           group on a hybrid host (nothing on a pure v1 host);
@@ -53,10 +53,16 @@ int aidp_cgroup_begin(const char *parent, const char *name, struct aidp_cgroup *
                       aidp_error *err);
 int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
                        aidp_error *err);
-/* What finish needs whatever the run: libcgroup's reading of the mount table
- * (v1; about 0.6 ms). Done early, on a thread, while the run is resolved;
- * errors show in finish. Not concurrently with begin/finish. */
-void aidp_cgroup_warm(void);
+/* finish in the background: on v1 in a helper process (fork), so that the
+ * caller may clone its sandbox meanwhile (libcgroup uses stdio, so a thread
+ * would not do: sandbox.h), on v2 on the spot (a few writes). _wait collects
+ * the outcome, after which cg lists the directories made; it is a no-op
+ * without a helper. The caller's other threads must not be inside libcgroup
+ * when _start forks. aidp_cgroup_destroy() kills and reaps a helper not
+ * collected. */
+int aidp_cgroup_finish_start(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
+                             aidp_error *err);
+int aidp_cgroup_finish_wait(struct aidp_cgroup *cg, aidp_error *err);
 /* An O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP), which places the child at
  * fork and skips a migration: the run's cgroup on v2; on v1 its cgroup2
  * tracking group when the host has one; else -1. */

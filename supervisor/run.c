@@ -70,12 +70,8 @@ struct run {
         char *dev_rules[64]; /* device cgroup allow lines of the profile's devices */
         const char *devices_allow[8 + 64 + 1]; /* the minimal /dev's lines, then dev_rules */
         struct aidp_cgroup_limits cg_limits;
-        bool cg_thread; /* the cgroup thread runs (cg_tid) */
-        pthread_t cg_tid;
         bool warm_thread; /* the warm-up thread runs (warm_tid) */
         pthread_t warm_tid;
-        int cg_rc;
-        aidp_error cg_err;
         size_t n_cg_journaled; /* cgroup directories already in the journal */
         char **env;
         size_t n_env;
@@ -513,21 +509,18 @@ static bool thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
         return ok;
 }
 
-/* Work taken off the critical path onto threads (docs/run-core.md, "Start-up
- * time"):
- *   warm    from the start, while the run is resolved: OpenSSL's algorithm
- *           tables for START's HMAC, libcgroup's reading of the mount table
- *           (v1). It uses stdio, so it is joined before pid 1 is cloned
- *           (sandbox.h: pid 1 may only be cloned beside threads that hold no
- *           lock it needs).
- *   cgroup  after the clone, while pid 1 builds its mounts: the limits (v2) or
- *           the run's v1 hierarchies through libcgroup (about a millisecond);
- *           joined before the go. */
+/* Work taken off the critical path (docs/run-core.md, "Start-up time"):
+ *   warm    a thread, from the start while the run is resolved: OpenSSL's
+ *           algorithm tables for START's HMAC. Joined before pid 1 is cloned.
+ *   cgroup  right after resolve: the cgroup2 directory here (pid 1 is cloned
+ *           into it), then the limits (v2, on the spot) or the run's v1
+ *           hierarchies through libcgroup (about 1.5 ms with its start-up) in a
+ *           helper process while START is written, the run prepared and pid 1
+ *           builds its mounts (aidp_cgroup_finish_start); collected before the go. */
 static void *warm_thread(void *arg)
 {
         (void)arg;
         aidp_crypto_warm();
-        aidp_cgroup_warm();
         return NULL;
 }
 
@@ -544,15 +537,6 @@ static void warm_end(struct run *r)
         }
 }
 
-static void *cgroup_thread(void *arg)
-{
-        struct run *r = arg;
-        r->cg_rc = aidp_cgroup_finish(r->cg, &r->cg_limits, &r->cg_err);
-        return NULL;
-}
-
-/* The cgroup2 directory pid 1 is cloned into (aidp_cgroup_begin): cheap, on
- * this thread. The limits and v1 hierarchies follow in cgroup_finish_start. */
 static int cgroup_begin(struct run *r, aidp_error *err)
 {
         const struct aidp_limits *l = &r->profile.limits;
@@ -575,28 +559,18 @@ static int cgroup_begin(struct run *r, aidp_error *err)
                 .pids = l->pids,
                 .devices_allow = r->devices_allow,
         };
-        return aidp_cgroup_begin(r->o->cgroup_parent, r->res->run_id, &r->cg, err);
+        rc = aidp_cgroup_begin(r->o->cgroup_parent, r->res->run_id, &r->cg, err);
+        if (rc < 0)
+                return rc;
+        snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
+                 aidp_cgroup_version_name(aidp_cgroup_version_of(r->cg)));
+        return aidp_cgroup_finish_start(r->cg, &r->cg_limits, err);
 }
 
-static void cgroup_finish_start(struct run *r)
-{
-        r->cg_thread = thread_start(&r->cg_tid, cgroup_thread, r);
-        if (!r->cg_thread)
-                cgroup_thread(r);
-}
-
-/* Join the cgroup thread; its outcome. Idempotent. */
+/* The cgroup's outcome, once its helper is done. Idempotent. */
 static int cgroup_end(struct run *r, aidp_error *err)
 {
-        if (r->cg_thread) {
-                pthread_join(r->cg_tid, NULL);
-                r->cg_thread = false;
-        }
-        if (r->cg_rc < 0) {
-                *err = r->cg_err;
-                return r->cg_rc;
-        }
-        return 0;
+        return r->cg ? aidp_cgroup_finish_wait(r->cg, err) : 0;
 }
 
 /* Add the cgroup directories made since the last call to the journal. */
@@ -620,12 +594,8 @@ static int prepare(struct run *r, aidp_error *err)
                 return rc;
         r->journal_open = true;
 
-        /* The cgroup2 directory now; the rest while pid 1 builds its mounts. */
-        rc = cgroup_begin(r, err);
-        if (rc < 0)
-                return rc;
-        snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
-                 aidp_cgroup_version_name(aidp_cgroup_version_of(r->cg)));
+        /* The cgroup2 directory made so far (cgroup_begin); its v1 hierarchies
+         * follow once the helper is done. */
         journal_cgroups(r);
 
         r->res->noswap = true;
@@ -828,8 +798,6 @@ static int spawn(struct run *r, sigset_t *oldmask, aidp_error *err)
                 aidp_sandbox_child(&spec);
         }
         r->pid1 = pid;
-        /* The slow part of the cgroup while pid 1 builds its mounts. */
-        cgroup_finish_start(r);
         for (int i = 0; i < 2; i++)
                 if (relay_child[i] >= 0)
                         close(relay_child[i]);
@@ -1285,18 +1253,22 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         aidp_relay_init(&r.relay[1]);
         warm_begin(&r);
         int rc = resolve(&r, err);
-        /* From START on, something of the run exists: signals are taken over
-         * now, so a SIGTERM from here on ends in teardown (nothing of the run
-         * left), not in the default action. */
+        /* From the cgroup on, something of the run exists: signals are taken
+         * over now, so a SIGTERM from here on ends in teardown (nothing of the
+         * run left), not in the default action. */
         struct signal_hold sig;
         bool holding = rc == 0;
         if (holding)
                 signals_take(&sig);
+        /* The cgroup2 directory, and the rest of the cgroup in the background. */
+        if (rc == 0)
+                rc = cgroup_begin(&r, err);
         phase(&r, "resolve");
-        /* 2. START, written before the journal, the cgroup, the mounts or the
-         * sandbox exist; its fsync completes on a thread and it is committed
-         * below, before the job can start or any byte is decrypted: a run that
-         * cannot be recorded does not start (and nothing of it is left). */
+        /* 2. START, written before the journal, the mounts or the sandbox exist
+         * (the cgroup is made alongside); its fsync completes on a thread and it
+         * is committed below, before the job can start or any byte is
+         * decrypted: a run that cannot be recorded does not start (and nothing
+         * of it is left). */
         if (rc == 0)
                 rc = aidp_run_lineage_start(&r.rl, o, res, &r.profile,
                                             r.caller_rc == 0 ? &r.caller : NULL, r.uid, r.gid,
@@ -1317,6 +1289,11 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                 fault_point("start");
         if (rc < 0) {
                 warm_end(&r);
+                if (r.cg) {
+                        aidp_error cerr = {0};
+                        aidp_cgroup_destroy(r.cg, &cerr);
+                        r.cg = NULL;
+                }
                 if (holding)
                         signals_release(&sig);
                 run_free(&r);

@@ -390,3 +390,50 @@ Test(vm_cgroup, device_allowlist_is_enforced)
         /* null: allowed; zero, full: not in the list; urandom: read-only, opened rw */
         cr_expect_str_eq(got, "yppp", "null/zero/full/urandom(rw): %s (y opened, p EPERM)", got);
 }
+
+/* The run's way: the cgroup2 directory first (pid 1 is cloned into it), then the
+ * limits or v1 hierarchies in the background (a helper process on v1), collected
+ * later; and a destroy while that helper still works leaves nothing either. */
+Test(vm_cgroup, finished_in_the_background)
+{
+        struct aidp_cgroup_limits lim = {.pids = 7, .memory_bytes = 64 * MiB};
+        aidp_error err = {0};
+        cr_assert_eq(aidp_cgroup_begin(parent, "run", &cg, &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_cgroup_finish_start(cg, &lim, &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_cgroup_finish_wait(cg, &err), 0, "%s", err.msg);
+        const char *p[8];
+        n_dirs = aidp_cgroup_paths(cg, p, 8);
+        int limited = 0;
+        for (size_t i = 0; i < n_dirs; i++) {
+                snprintf(dirs[i], sizeof dirs[i], "%s", p[i]);
+                char f[PATH_MAX + 16], buf[32] = "";
+                snprintf(f, sizeof f, "%s/pids.max", dirs[i]);
+                FILE *fp = fopen(f, "re");
+                if (!fp)
+                        continue;
+                cr_assert_not_null(fgets(buf, sizeof buf, fp));
+                fclose(fp);
+                cr_assert_str_eq(buf, "7\n", "%s", f);
+                limited++;
+        }
+        cr_assert_eq(limited, 1, "pids.max set in exactly one directory (%d)", limited);
+        aidp_cgroup_destroy(cg, &err);
+        cg = NULL;
+        struct stat sb;
+        for (size_t i = 0; i < n_dirs; i++)
+                cr_assert_neq(stat(dirs[i], &sb), 0, "cgroup left: %s", dirs[i]);
+
+        /* Destroyed before the background work was collected. */
+        struct aidp_cgroup *bg = NULL;
+        cr_assert_eq(aidp_cgroup_begin(parent, "run2", &bg, &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_cgroup_finish_start(bg, &lim, &err), 0, "%s", err.msg);
+        aidp_cgroup_destroy(bg, &err);
+        static const char *const roots[] = {"",      "/memory",  "/cpu",    "/cpuacct",
+                                            "/pids", "/devices", "/unified"};
+        for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+                char d[PATH_MAX];
+                snprintf(d, sizeof d, "/sys/fs/cgroup%s/%s/run2", roots[i], parent);
+                cr_assert_neq(stat(d, &sb), 0, "cgroup left: %s", d);
+        }
+        reap_all();
+}
