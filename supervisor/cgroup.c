@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -638,6 +639,7 @@ int aidp_cgroup_finish_start(struct aidp_cgroup *cg, const struct aidp_cgroup_li
                 return aidp_cgroup_finish(cg, lim, err);
         }
         if (pid == 0) {
+                prctl(PR_SET_NAME, "aidp-cgroup");
                 close(p[0]);
                 static struct helper_msg m;
                 aidp_error e = {0};

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -522,6 +523,7 @@ struct aidp_lineage_pending {
 static void *sync_thread(void *arg)
 {
         struct aidp_lineage_pending *p = arg;
+        prctl(PR_SET_NAME, "aidp-fsync");
         const char *delay = getenv("AIDP_FAULT_SYNC_DELAY_MS");
         if (delay && *delay) {
                 long ms = strtol(delay, NULL, 10);

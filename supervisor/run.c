@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -520,6 +521,7 @@ static bool thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 static void *warm_thread(void *arg)
 {
         (void)arg;
+        prctl(PR_SET_NAME, "aidp-warm"); /* ps, top and profilers tell the parts apart */
         aidp_crypto_warm();
         return NULL;
 }

@@ -735,6 +735,7 @@ static bool wait_go(int sock, int *fds, size_t *n)
 void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
 {
         g_err_fd = s->err_fd;
+        prctl(PR_SET_NAME, "aidp-init");
         close_unlisted(s);
         /* The output relay's pipes become this process's (and so the job's)
          * stdout and stderr. */

@@ -15,6 +15,7 @@
 
 #include "common/exitcodes.h"
 #include "priv.h"
+#include "lineage_util.h"
 #include "runner.h"
 #include "tests/sealed_util.h"
 
@@ -124,6 +125,11 @@ static void check_pid1(pid_t pid1, const char *run_id, bool started)
         cr_expect_leq(nfds, 16, "pid 1 holds %d fds", nfds);
 
         char cgp[64], line[4096];
+        snprintf(cgp, sizeof cgp, "/proc/%d/comm", (int)pid1);
+        size_t clen = 0;
+        char *comm = aidp_test_slurp(cgp, &clen);
+        cr_expect(comm && !strcmp(comm, "aidp-init\n"), "pid 1 is called %s", comm ? comm : "?");
+        free(comm);
         snprintf(cgp, sizeof cgp, "/proc/%d/cgroup", (int)pid1);
         FILE *f = fopen(cgp, "re");
         cr_assert_not_null(f);
