@@ -47,7 +47,21 @@ struct aidp_cgroup {
         char name[256];
         pid_t helper;  /* aidp_cgroup_finish_start's process, or 0 */
         int helper_fd; /* its result pipe (read end) */
+        int intent_fd; /* where each directory is logged before it is made, or -1 */
 };
+
+/* Log a directory before making it (the run journal's cgroups.log): a
+ * supervisor killed in between leaves gc the path, not an orphan. Best
+ * effort: journal.json lists the directories too, once they exist. */
+static void intent(const struct aidp_cgroup *cg, const char *path)
+{
+        if (cg->intent_fd < 0)
+                return;
+        char line[PATH_MAX + 2];
+        int n = snprintf(line, sizeof line, "%s\n", path);
+        if (n > 0 && (size_t)n < sizeof line && write(cg->intent_fd, line, (size_t)n) != n)
+                return;
+}
 
 enum aidp_cgroup_version aidp_cgroup_detect(void)
 {
@@ -282,6 +296,7 @@ static int v2_begin(struct aidp_cgroup *cg, const char *parent, const char *name
                 rest += l;
         }
         snprintf(dir, sizeof dir, "%s/%s", pdir, name);
+        intent(cg, dir);
         if (mkdir(dir, 0755) < 0) {
                 int e = errno;
                 rmdir(pdir); /* if this call created it; fails harmlessly if in use */
@@ -370,6 +385,7 @@ static int v1_begin(struct aidp_cgroup *cg, const char *parent, const char *name
         snprintf(dir, sizeof dir, "%s/%s", pdir, name);
         if (mkdir(pdir, 0755) < 0 && errno != EEXIST)
                 return 0; /* optional: the run then has no tracking group */
+        intent(cg, dir);
         if (mkdir(dir, 0755) < 0)
                 return errno == ENOENT ? -ENOENT : 0;
         int idx = add_dir(cg, dir, pdir, "unified");
@@ -458,6 +474,8 @@ static int v1_hierarchies(struct aidp_cgroup *cg, const char *parent, const char
                 if (rc)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
                                               "cgroup v1: %s value: %s", ctrl, cgroup_strerror(rc));
+                if (!shared)
+                        intent(cg, abs);
                 rc = cgroup_create_cgroup(c, 1); /* 1: no chown of every control file */
                 if (rc && !(shared && rc == ECGROUPVALUENOTEXIST))
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
@@ -504,7 +522,7 @@ static int check_names(const char *parent, const char *name, aidp_error *err)
         return 0;
 }
 
-int aidp_cgroup_begin(const char *parent, const char *name, struct aidp_cgroup **out,
+int aidp_cgroup_begin(const char *parent, const char *name, int intent_fd, struct aidp_cgroup **out,
                       aidp_error *err)
 {
         int rc = check_names(parent, name, err);
@@ -521,6 +539,7 @@ int aidp_cgroup_begin(const char *parent, const char *name, struct aidp_cgroup *
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 cg->kill_dir = cg->procs_dir = cg->memory_dir = cg->cpu_dir = -1;
                 cg->helper_fd = -1;
+                cg->intent_fd = intent_fd;
                 cg->version = aidp_cgroup_detect();
                 snprintf(cg->parent, sizeof cg->parent, "%s", parent ? parent : "");
                 snprintf(cg->name, sizeof cg->name, "%s", name);
@@ -632,6 +651,7 @@ int aidp_cgroup_finish_start(struct aidp_cgroup *cg, const struct aidp_cgroup_li
          * sandbox's pid 1 needs (capng reads /proc/self/status), and pid 1 is
          * cloned while this work goes on. fork's handlers leave those locks usable
          * in the child; the caller's other threads must not be inside libcgroup. */
+        pid_t self = getpid();
         pid_t pid = fork();
         if (pid < 0) {
                 close(p[0]);
@@ -640,6 +660,9 @@ int aidp_cgroup_finish_start(struct aidp_cgroup *cg, const struct aidp_cgroup_li
         }
         if (pid == 0) {
                 prctl(PR_SET_NAME, "aidp-cgroup");
+                /* Not on after the supervisor: what it has logged is gc's. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != self)
+                        _exit(1);
                 close(p[0]);
                 static struct helper_msg m;
                 aidp_error e = {0};
@@ -696,7 +719,7 @@ int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_c
                        struct aidp_cgroup **out, aidp_error *err)
 {
         struct aidp_cgroup *cg = NULL;
-        int rc = aidp_cgroup_begin(parent, name, &cg, err);
+        int rc = aidp_cgroup_begin(parent, name, -1, &cg, err);
         if (rc < 0)
                 return rc;
         rc = aidp_cgroup_finish(cg, lim, err);

@@ -48,8 +48,10 @@ int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_c
  *   finish  the limits (v2), or the run's directory in each v1 hierarchy with
  *           its limits through libcgroup (about a millisecond).
  * Nothing of the job may run before finish succeeded. On failure of finish,
- * aidp_cgroup_destroy() removes what begin made. */
-int aidp_cgroup_begin(const char *parent, const char *name, struct aidp_cgroup **out,
+ * aidp_cgroup_destroy() removes what begin made. intent_fd (or -1): begin and
+ * finish append each run directory's path to it, one line, before making it
+ * (the run journal's cgroups.log, for gc). */
+int aidp_cgroup_begin(const char *parent, const char *name, int intent_fd, struct aidp_cgroup **out,
                       aidp_error *err);
 int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
                        aidp_error *err);

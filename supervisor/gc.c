@@ -42,6 +42,26 @@ static void wait_gone(pid_t pid, unsigned long long start)
         }
 }
 
+/* The run's cgroup directories: journal.json's list and cgroups.log (paths
+ * logged before each directory was made), each once, and only run cgroups
+ * (under /sys/fs/cgroup, no "..": the journal names what gc removes). */
+struct cg_list {
+        char paths[32][PATH_MAX];
+        size_t n;
+};
+
+static void cg_list_add(const char *path, void *arg)
+{
+        struct cg_list *l = arg;
+        if (strncmp(path, "/sys/fs/cgroup/", 15) || strstr(path, "/.."))
+                return;
+        for (size_t i = 0; i < l->n; i++)
+                if (!strcmp(l->paths[i], path))
+                        return;
+        if (l->n < sizeof l->paths / sizeof l->paths[0])
+                snprintf(l->paths[l->n++], PATH_MAX, "%s", path);
+}
+
 /* Clean one run whose supervisor is gone: shred through the tmpfs fds that
  * the sandbox's pid 1 still holds, kill it, remove cgroups and the journal. */
 static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
@@ -50,14 +70,18 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
         struct aidp_shred_report total = {.verified = true};
         bool shredded = false;
         json_object *arr, *it;
+        static struct cg_list cgs;
+        cgs.n = 0;
+        if (json_object_object_get_ex(j, "cgroups", &arr))
+                for (size_t i = 0; i < json_object_array_length(arr); i++)
+                        cg_list_add(json_object_get_string(json_object_array_get_idx(arr, i)),
+                                    &cgs);
+        aidp_journal_cgroup_log_each(dir, cg_list_add, &cgs);
         bool holder = alive(j, "pid1", "pid1_start", &pid1);
         /* Nothing of the job may run while its data is overwritten: kill every
          * process of the run but pid 1, which holds the tmpfs mounts. */
-        if (json_object_object_get_ex(j, "cgroups", &arr))
-                for (size_t i = 0; i < json_object_array_length(arr); i++)
-                        aidp_cgroup_path_kill_except(
-                                json_object_get_string(json_object_array_get_idx(arr, i)),
-                                holder ? pid1 : 0);
+        for (size_t i = 0; i < cgs.n; i++)
+                aidp_cgroup_path_kill_except(cgs.paths[i], holder ? pid1 : 0);
         _cleanup_close_ int pidfd = holder ? (int)syscall(SYS_pidfd_open, pid1, 0) : -1;
         /* pid reuse between the liveness check and pidfd_open */
         if (pidfd >= 0 && !alive(j, "pid1", "pid1_start", &pid1)) {
@@ -99,16 +123,14 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
                 wait_gone(pid1, json_object_get_uint64(s));
         }
         int removed = 0, left = 0;
-        if (json_object_object_get_ex(j, "cgroups", &arr)) {
-                for (size_t i = 0; i < json_object_array_length(arr); i++) {
-                        const char *cg = json_object_get_string(json_object_array_get_idx(arr, i));
-                        if (access(cg, F_OK) != 0)
-                                continue;
-                        if (aidp_cgroup_remove_path(cg) == 0)
-                                removed++;
-                        else
-                                left++;
-                }
+        /* Deepest first is not needed: every path is a run's own leaf. */
+        for (size_t i = 0; i < cgs.n; i++) {
+                if (access(cgs.paths[i], F_OK) != 0)
+                        continue;
+                if (aidp_cgroup_remove_path(cgs.paths[i]) == 0)
+                        removed++;
+                else
+                        left++;
         }
         if (shredded)
                 snprintf(what, what_len,
@@ -147,6 +169,8 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
                 snprintf(what, what_len, "%s; ABORT recorded in lineage", report);
         }
         char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, dir);
+        unlink(p);
         snprintf(p, sizeof p, "%s/journal.json", dir);
         unlink(p);
         snprintf(p, sizeof p, "%s/journal.json.tmp", dir);

@@ -57,6 +57,7 @@ int aidp_journal_create(const char *run_dir, const char *run_id, const char *lin
         const char *base = aidp_journal_run_dir(run_dir);
         j->obj = NULL;
         j->lifeline_w = -1;
+        j->cgroup_log = -1;
         if (mkdir(base, 0700) < 0 && errno != EEXIST)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "creating %s", base);
         snprintf(j->dir, sizeof j->dir, "%s/%s", base, run_id);
@@ -94,6 +95,35 @@ void aidp_journal_add(struct aidp_journal *j, const char *kind, const char *valu
                 json_object_object_add(j->obj, key, arr);
         }
         json_object_array_add(arr, json_object_new_string(value));
+}
+
+int aidp_journal_cgroup_log(struct aidp_journal *j)
+{
+        if (j->cgroup_log < 0 && j->obj) {
+                char p[PATH_MAX + 32];
+                snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, j->dir);
+                j->cgroup_log = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        }
+        return j->cgroup_log;
+}
+
+void aidp_journal_cgroup_log_each(const char *dir, void (*fn)(const char *path, void *arg),
+                                  void *arg)
+{
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, dir);
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return;
+        char line[PATH_MAX + 2];
+        while (fgets(line, sizeof line, f)) {
+                size_t n = strlen(line);
+                /* a line cut short by a crash has no newline: ignored */
+                if (n < 2 || line[n - 1] != '\n')
+                        continue;
+                line[n - 1] = '\0';
+                fn(line, arg);
+        }
 }
 
 void aidp_journal_add_fd(struct aidp_journal *j, const char *label, int fd)
@@ -137,7 +167,9 @@ int aidp_journal_sync(struct aidp_journal *j, aidp_error *err)
 
 void aidp_journal_remove(struct aidp_journal *j)
 {
-        char p[PATH_MAX + 16];
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, j->dir);
+        unlink(p);
         snprintf(p, sizeof p, "%s/journal.json", j->dir);
         unlink(p);
         snprintf(p, sizeof p, "%s/journal.json.tmp", j->dir);
@@ -148,6 +180,9 @@ void aidp_journal_remove(struct aidp_journal *j)
 
 void aidp_journal_close(struct aidp_journal *j)
 {
+        if (j->cgroup_log >= 0)
+                close(j->cgroup_log);
+        j->cgroup_log = -1;
         if (j->obj)
                 json_object_put(j->obj);
         j->obj = NULL;

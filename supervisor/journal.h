@@ -14,7 +14,14 @@ struct aidp_journal {
         char dir[PATH_MAX];
         json_object *obj;
         int lifeline_w; /* kept open until teardown is complete (see sandbox init) */
+        int cgroup_log; /* <dir>/cgroups.log, O_APPEND, or -1 */
 };
+
+/* Beside journal.json: cgroups.log, each run cgroup directory's path on a line
+ * of its own, appended before the directory is made (supervisor/cgroup.h,
+ * intent_fd), so that gc knows every cgroup even when the supervisor died
+ * before journal.json listed it. */
+#define AIDP_JOURNAL_CGROUP_LOG "cgroups.log"
 
 /* run_dir NULL = $AIDP_RUN_DIR or /run/aidp. Fails if the run id is in use.
  * The first version on disk already names the run's lineage log (where gc
@@ -22,6 +29,11 @@ struct aidp_journal {
 int aidp_journal_create(const char *run_dir, const char *run_id, const char *lineage,
                         const char *job, struct aidp_journal *j, aidp_error *err);
 void aidp_journal_add(struct aidp_journal *j, const char *kind, const char *value);
+/* The cgroups.log fd (opened on first use; -1 if it cannot be). */
+int aidp_journal_cgroup_log(struct aidp_journal *j);
+/* gc: call fn for every path in dir's cgroups.log. */
+void aidp_journal_cgroup_log_each(const char *dir, void (*fn)(const char *path, void *arg),
+                                  void *arg);
 void aidp_journal_add_fd(struct aidp_journal *j, const char *label, int fd);
 void aidp_journal_set_pid1(struct aidp_journal *j, pid_t pid);
 int aidp_journal_sync(struct aidp_journal *j, aidp_error *err);

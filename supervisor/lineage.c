@@ -61,6 +61,11 @@ static const char *pick(const char *given, const char *env, const char *def)
         return e && e[0] ? e : def;
 }
 
+const char *aidp_lineage_path_for(const char *path)
+{
+        return pick(path, AIDP_LINEAGE_ENV_PATH, AIDP_LINEAGE_DEFAULT_PATH);
+}
+
 static char *dir_of(const char *path)
 {
         char *copy = strdup(path);
@@ -241,7 +246,7 @@ int aidp_lineage_open(struct aidp_lineage **ret, const struct aidp_lineage_optio
         _cleanup_(aidp_lineage_freep) struct aidp_lineage *lg = calloc(1, sizeof *lg);
         if (!lg)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        lg->path = strdup(pick(opt->path, AIDP_LINEAGE_ENV_PATH, AIDP_LINEAGE_DEFAULT_PATH));
+        lg->path = strdup(aidp_lineage_path_for(opt->path));
         lg->key_path = strdup(pick(opt->key_path, AIDP_LINEAGE_ENV_KEY, AIDP_LINEAGE_DEFAULT_KEY));
         if (opt->syslog_socket)
                 lg->syslog_socket = strdup(opt->syslog_socket);

@@ -209,6 +209,8 @@ int aidp_lineage_open(struct aidp_lineage **ret, const struct aidp_lineage_optio
                       aidp_error *err);
 void aidp_lineage_free(struct aidp_lineage *lg);
 const char *aidp_lineage_path(const struct aidp_lineage *lg);
+/* The log aidp_lineage_open() would use for options.path = path. */
+const char *aidp_lineage_path_for(const char *path);
 const char *aidp_lineage_anchor_path(const struct aidp_lineage *lg);
 /* The key, or NULL when it was not loaded (need_key false and no key readable). */
 const unsigned char *aidp_lineage_key(const struct aidp_lineage *lg);

@@ -32,6 +32,7 @@
 #include "supervisor/cgroup.h"
 #include "supervisor/profile_env.h"
 #include "supervisor/journal.h"
+#include "supervisor/lineage.h"
 #include "supervisor/relay.h"
 #include "supervisor/run_lineage.h"
 #include "supervisor/run_policy.h"
@@ -539,6 +540,21 @@ static void warm_end(struct run *r)
         }
 }
 
+/* The run journal, before anything of the run exists: with where its lineage
+ * goes, so that gc records an ABORT in that log if this supervisor dies before
+ * the end record, and a cgroups.log that has each cgroup before it is made. */
+static int journal_begin(struct run *r, aidp_error *err)
+{
+        char job[128];
+        aidp_run_lineage_job_name(r->o, job, sizeof job);
+        int rc = aidp_journal_create(r->o->run_dir, r->res->run_id,
+                                     aidp_lineage_path_for(r->o->lineage_path), job, &r->journal,
+                                     err);
+        if (rc == 0)
+                r->journal_open = true;
+        return rc;
+}
+
 static int cgroup_begin(struct run *r, aidp_error *err)
 {
         const struct aidp_limits *l = &r->profile.limits;
@@ -561,7 +577,8 @@ static int cgroup_begin(struct run *r, aidp_error *err)
                 .pids = l->pids,
                 .devices_allow = r->devices_allow,
         };
-        rc = aidp_cgroup_begin(r->o->cgroup_parent, r->res->run_id, &r->cg, err);
+        rc = aidp_cgroup_begin(r->o->cgroup_parent, r->res->run_id,
+                               aidp_journal_cgroup_log(&r->journal), &r->cg, err);
         if (rc < 0)
                 return rc;
         snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
@@ -588,20 +605,12 @@ static void journal_cgroups(struct run *r)
 static int prepare(struct run *r, aidp_error *err)
 {
         const struct aidp_limits *l = &r->profile.limits;
-        /* With where this run's lineage goes, so that gc records an ABORT in the
-         * same log if this supervisor dies before it writes the end record. */
-        int rc = aidp_journal_create(r->o->run_dir, r->res->run_id, aidp_run_lineage_path(&r->rl),
-                                     r->rl.job, &r->journal, err);
-        if (rc < 0)
-                return rc;
-        r->journal_open = true;
-
         /* The cgroup2 directory made so far (cgroup_begin); its v1 hierarchies
-         * follow once the helper is done. */
+         * follow once the helper is done (cgroups.log has them all already). */
         journal_cgroups(r);
 
         r->res->noswap = true;
-        rc = add_tmpfs(r, "tmp", l->tmp_bytes ? l->tmp_bytes : 256 * MiB, 01777, 0, 0, err);
+        int rc = add_tmpfs(r, "tmp", l->tmp_bytes ? l->tmp_bytes : 256 * MiB, 01777, 0, 0, err);
         if (rc == 0)
                 rc = add_tmpfs(r, "scratch", l->scratch_bytes ? l->scratch_bytes : 1024 * MiB, 0755,
                                r->uid, r->gid, err);
@@ -1250,6 +1259,7 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                         .caller_rc = -ENOENT};
         clock_gettime(CLOCK_MONOTONIC, &r.t0);
         r.journal.lifeline_w = -1;
+        r.journal.cgroup_log = -1;
 
         aidp_relay_init(&r.relay[0]);
         aidp_relay_init(&r.relay[1]);
@@ -1262,7 +1272,10 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         bool holding = rc == 0;
         if (holding)
                 signals_take(&sig);
-        /* The cgroup2 directory, and the rest of the cgroup in the background. */
+        /* The journal, the cgroup2 directory, and the rest of the cgroup in the
+         * background. */
+        if (rc == 0)
+                rc = journal_begin(&r, err);
         if (rc == 0)
                 rc = cgroup_begin(&r, err);
         phase(&r, "resolve");
@@ -1291,11 +1304,14 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                 fault_point("start");
         if (rc < 0) {
                 warm_end(&r);
+                bool clean = true;
                 if (r.cg) {
                         aidp_error cerr = {0};
-                        aidp_cgroup_destroy(r.cg, &cerr);
+                        clean = aidp_cgroup_destroy(r.cg, &cerr) == 0;
                         r.cg = NULL;
                 }
+                /* Kept for gc if a cgroup could not be removed. */
+                journal_finish(&r, clean);
                 if (holding)
                         signals_release(&sig);
                 run_free(&r);
@@ -1324,8 +1340,11 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         if (rc == 0)
                 rc = aidp_run_lineage_start_commit(&r.rl, res->run_id, err);
         if (rc == 0 && (rc = cgroup_end(&r, err)) == 0) {
+                /* cgroups.log had each directory before it was made; only
+                 * without it must journal.json be rewritten for them. */
                 journal_cgroups(&r);
-                rc = aidp_journal_sync(&r.journal, err);
+                if (r.journal.cgroup_log < 0)
+                        rc = aidp_journal_sync(&r.journal, err);
         }
         phase(&r, "start-sync");
         if (rc == 0)

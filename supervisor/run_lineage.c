@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,13 @@ static void set_host(json_object *ev)
         aidp_lineage_set_host(ev, host[0] ? host : NULL, NULL);
 }
 
+void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size)
+{
+        char buf[PATH_MAX];
+        snprintf(buf, sizeof buf, "%s", o->argv && o->argv[0] ? o->argv[0] : "job");
+        snprintf(out, size, "%s", basename(buf));
+}
+
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
                            const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
@@ -89,10 +97,7 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                            const void *annotate_arg, aidp_error *err)
 {
         memset(rl, 0, sizeof *rl);
-        _cleanup_free_ char *argv0 = strdup(o->argv && o->argv[0] ? o->argv[0] : "job");
-        if (!argv0)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        snprintf(rl->job, sizeof rl->job, "%s", basename(argv0));
+        aidp_run_lineage_job_name(o, rl->job, sizeof rl->job);
         struct aidp_lineage_options lo = {.path = o->lineage_path, .create_key = true};
         int r = aidp_lineage_open(&rl->lg, &lo, err);
         if (r < 0)

@@ -36,6 +36,8 @@ struct aidp_run_lineage {
  * (NULL when it could not be resolved: the supervisor's own uid is recorded). annotate (may be
  * NULL) adds facets before the event is written: the access and residency
  * decision (supervisor/run_policy.c). */
+/* job.name: the command's base name ("job" without one). */
+void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size);
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
                            const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,

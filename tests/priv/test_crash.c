@@ -10,6 +10,7 @@
 #include <linux/magic.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
 
@@ -295,6 +296,88 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived");
         cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
+        char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
+        cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
+/* Directories named `name` below dir, at most `depth` levels down. */
+static int count_dirs(const char *dir, const char *name, int depth)
+{
+        DIR *d = opendir(dir);
+        if (!d)
+                return 0;
+        int n = 0;
+        for (struct dirent *e; (e = readdir(d));) {
+                if (e->d_type != DT_DIR || e->d_name[0] == '.')
+                        continue;
+                if (!strcmp(e->d_name, name))
+                        n++;
+                else if (depth > 0) {
+                        char sub[4096];
+                        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+                        n += count_dirs(sub, name, depth - 1);
+                }
+        }
+        closedir(d);
+        return n;
+}
+
+/* Killed right after START: the run's cgroup directories exist (the v1 helper
+ * goes on making them while the supervisor is stopped) but the journal does not
+ * list them yet; its cgroups.log, written before each directory is made, lets
+ * gc remove every one, and gc records the ABORT. */
+Test(crash, sigkill_right_after_start_leaves_gc_every_cgroup)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64];
+        snprintf(run_id, sizeof run_id, "aidp-test-crash-early-%d", (int)getpid());
+        bool v2 = is_cgroup2("/sys/fs/cgroup");
+        int want = 1;
+        if (!v2) {
+                static const char *const h[] = {"memory", "cpu", "cpuacct", "pids", "devices"};
+                struct stat st;
+                want = is_cgroup2("/sys/fs/cgroup/unified") ? 1 : 0;
+                for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
+                        char p[64];
+                        snprintf(p, sizeof p, "/sys/fs/cgroup/%s", h[i]);
+                        want += stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+                }
+        }
+        /* A run before, so that START is not the first record of a new log
+         * (that one is anchored only at its commit). */
+        char first_id[80];
+        snprintf(first_id, sizeof first_id, "%s-first", run_id);
+        char *first[] = {AIDP_SUPERVISOR, "run",    "--user",    "65534",     "--no-cwd",  "-q",
+                         "--run-dir",     rundir,   "--key-dir", keydir,      "--lineage", logp,
+                         "--run-id",      first_id, "--",        "/bin/true", NULL};
+        cr_assert_eq(aidp_test_run(&P, first), 0, "%s", P.err);
+        spawn_stopped("start", run_id, "echo the-job-ran");
+        int have = 0;
+        for (int i = 0; i < 300 && (have = count_dirs("/sys/fs/cgroup", run_id, 6)) < want; i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        cr_expect_eq(have, want, "the run's cgroups were not all made (%d of %d)", have, want);
+        kill(P.pid, SIGKILL);
+        aidp_test_reap(&P);
+        char log[4096 + 128];
+        snprintf(log, sizeof log, "%s/%s/cgroups.log", rundir, run_id);
+        size_t len = 0;
+        char *lines = aidp_test_slurp(log, &len);
+        cr_assert_not_null(lines, "no %s", log);
+        int logged = 0;
+        for (char *p = lines; (p = strchr(p, '\n')); p++)
+                logged++;
+        free(lines);
+        cr_expect_geq(logged, want, "cgroups.log has %d paths", logged);
+        char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
+        cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
+        cr_expect_eq(count_dirs("/sys/fs/cgroup", run_id, 6), 0, "a cgroup of the run survived gc");
+        char jdir[4096 + 64];
+        snprintf(jdir, sizeof jdir, "%s/%s", rundir, run_id);
+        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
+        cr_expect_eq(count_events("START"), 2);
+        cr_expect_eq(count_events("ABORT"), 1, "gc recorded no ABORT");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
 }

@@ -398,7 +398,7 @@ Test(vm_cgroup, finished_in_the_background)
 {
         struct aidp_cgroup_limits lim = {.pids = 7, .memory_bytes = 64 * MiB};
         aidp_error err = {0};
-        cr_assert_eq(aidp_cgroup_begin(parent, "run", &cg, &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_cgroup_begin(parent, "run", -1, &cg, &err), 0, "%s", err.msg);
         cr_assert_eq(aidp_cgroup_finish_start(cg, &lim, &err), 0, "%s", err.msg);
         cr_assert_eq(aidp_cgroup_finish_wait(cg, &err), 0, "%s", err.msg);
         const char *p[8];
@@ -425,7 +425,7 @@ Test(vm_cgroup, finished_in_the_background)
 
         /* Destroyed before the background work was collected. */
         struct aidp_cgroup *bg = NULL;
-        cr_assert_eq(aidp_cgroup_begin(parent, "run2", &bg, &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_cgroup_begin(parent, "run2", -1, &bg, &err), 0, "%s", err.msg);
         cr_assert_eq(aidp_cgroup_finish_start(bg, &lim, &err), 0, "%s", err.msg);
         aidp_cgroup_destroy(bg, &err);
         static const char *const roots[] = {"",      "/memory",  "/cpu",    "/cpuacct",
