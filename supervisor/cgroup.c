@@ -516,9 +516,12 @@ static int check_names(const char *parent, const char *name, aidp_error *err)
             strlen(name) >= sizeof(((struct aidp_cgroup *)0)->name))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "cgroup: bad name '%s'",
                                       name ? name : "");
-        if (parent && (strstr(parent, "..") || strlen(parent) >= PATH_MAX - 300))
+        if (parent && strstr(parent, ".."))
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "cgroup parent '%s' must not contain '..'", parent);
+        if (parent && strlen(parent) >= PATH_MAX - 300)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG,
+                                      "cgroup parent '%.64s...' is too long", parent);
         return 0;
 }
 
