@@ -1363,6 +1363,10 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                 close(r.err_r);
         if (r.status_r >= 0)
                 close(r.status_r);
+        /* The cgroup helper's directories (a run that failed early has not
+         * collected them yet), so that the end record names them all. */
+        aidp_error cgerr = {0};
+        cgroup_end(&r, &cgerr);
         char *removed[16];
         size_t n_removed = removed_list(&r, removed, ARRAY_SIZE(removed));
         aidp_error terr = {0};
