@@ -673,6 +673,18 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
                 size = complete_end;
         }
 
+        /* A log without records (and so without an anchor) gets its anchor first,
+         * naming no record: an append that then dies before its commit leaves the
+         * log one record past the anchor, which the next append accepts, and not
+         * records without an anchor, which it must refuse. */
+        if (!have_anchor) {
+                struct aidp_lineage_anchor genesis = {.seq = 0};
+                memcpy(genesis.hash, ZERO_HASH, sizeof genesis.hash);
+                if ((r = write_anchor(lg, &genesis)) < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                                "creating the anchor of lineage %s", lg->path);
+        }
+
         size_t len = 0;
         _cleanup_free_ char *line =
                 aidp_lineage_record_format(ev, rec.seq + 1, rec.hash, lg->key, &len, err);

@@ -538,6 +538,36 @@ Test(lineage_store, anchor_one_behind_is_an_interrupted_update_and_is_repaired)
         free(old);
 }
 
+/* The first record of a new log, written but never committed (its writer died
+ * before the anchor update): the log starts with an anchor naming no record, so
+ * this is the interrupted update above, not a log whose anchor was deleted. */
+Test(lineage_store, first_record_of_a_new_log_left_uncommitted_does_not_block_the_log)
+{
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                struct aidp_lineage *lg = open_store();
+                json_object *ev = event("train", AIDP_LINEAGE_START);
+                struct aidp_lineage_pending *p = NULL;
+                aidp_error e = {0};
+                _exit(aidp_lineage_append_begin(lg, ev, &p, &e) == 0 ? 0 : 1);
+        }
+        int st = 0;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        struct aidp_lineage_verify v = verify(true);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+        cr_assert_eq(v.records, 1);
+        cr_assert_eq(v.anchor_lag, 1);
+        struct aidp_lineage *lg = open_store();
+        append_n(lg, 1);
+        aidp_lineage_free(lg);
+        v = verify(true);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+        cr_assert_eq(v.records, 2);
+        cr_assert_eq(v.anchor_lag, 0);
+}
+
 Test(lineage_store, append_refuses_to_bury_a_truncation)
 {
         size_t len, s[64];
