@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/io.h"
 #include "supervisor/cgroup_devices.h"
 
 #define CG_ROOT     "/sys/fs/cgroup"
@@ -597,38 +598,6 @@ struct helper_msg {
         struct cg_dir dirs[CG_MAX_DIRS];
 };
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-        const char *p = buf;
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return -1;
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
-static ssize_t read_all(int fd, void *buf, size_t len)
-{
-        char *p = buf;
-        size_t got = 0;
-        while (got < len) {
-                ssize_t n = read(fd, p + got, len - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -1;
-                if (n == 0)
-                        break;
-                got += (size_t)n;
-        }
-        return (ssize_t)got;
-}
-
 /* Kill and reap a helper nobody collected (an error path). */
 static void helper_reap(struct aidp_cgroup *cg)
 {
@@ -677,7 +646,7 @@ int aidp_cgroup_finish_start(struct aidp_cgroup *cg, const struct aidp_cgroup_li
                 m.procs_dir = cg->procs_dir;
                 m.kill_dir = cg->kill_dir;
                 memcpy(m.dirs, cg->dirs, sizeof m.dirs);
-                _exit(write_all(p[1], &m, sizeof m) == 0 ? 0 : 1);
+                _exit(aidp_write_all(p[1], &m, sizeof m) == 0 ? 0 : 1);
         }
         close(p[1]);
         cg->helper = pid;
@@ -691,7 +660,7 @@ int aidp_cgroup_finish_wait(struct aidp_cgroup *cg, aidp_error *err)
                 return 0;
         static struct helper_msg m;
         memset(&m, 0, sizeof m);
-        ssize_t n = read_all(cg->helper_fd, &m, sizeof m);
+        ssize_t n = aidp_read_all(cg->helper_fd, &m, sizeof m);
         int status = 0;
         while (waitpid(cg->helper, &status, 0) < 0 && errno == EINTR)
                 ;

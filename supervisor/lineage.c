@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/io.h"
 #include "supervisor/lineage.h"
 #include "supervisor/seclog.h"
 
@@ -108,23 +109,6 @@ static int fsync_dir_of(const char *path)
         return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-        while (len > 0) {
-                ssize_t n = write(fd, buf, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO;
-                buf += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 static int pread_all(int fd, char *buf, size_t len, off_t off)
 {
         while (len > 0) {
@@ -168,7 +152,7 @@ static int create_key(const char *path, aidp_error *err)
         }
         r = fchmod(fd, 0600) < 0 ? -errno : 0;
         if (r == 0)
-                r = write_all(fd, (const char *)key, sizeof key);
+                r = aidp_write_all(fd, (const char *)key, sizeof key);
         OPENSSL_cleanse(key, sizeof key);
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
@@ -397,7 +381,7 @@ static int replace_anchor(const struct aidp_lineage *lg, const char *buf, size_t
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
         if (fd < 0)
                 return -errno;
-        int r = write_all(fd, buf, len);
+        int r = aidp_write_all(fd, buf, len);
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
         if (close(fd) < 0 && r == 0)
@@ -696,7 +680,7 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
         *p = (struct aidp_lineage_pending){
                 .lg = lg, .fd = -1, .size = size, .next = {.seq = rec.seq + 1}};
         aidp_lineage_hash_line(line, len - 1, p->next.hash);
-        r = write_all(fd, line, len);
+        r = aidp_write_all(fd, line, len);
         p->fd = TAKE_FD(fd);
         if (r == 0 && (created || !background || !sync_submit(p))) {
                 if (fdatasync(p->fd) < 0)

@@ -31,6 +31,7 @@
 #include "supervisor/caller.h"
 #include "supervisor/cgroup.h"
 #include "supervisor/profile_env.h"
+#include "supervisor/fdpass.h"
 #include "supervisor/journal.h"
 #include "supervisor/lineage.h"
 #include "supervisor/relay.h"
@@ -687,24 +688,13 @@ struct fds {
 static int receive_listener(struct run *r, aidp_error *err)
 {
         char b;
-        char cbuf[CMSG_SPACE(sizeof(int))];
-        struct iovec iov = {.iov_base = &b, .iov_len = 1};
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = cbuf,
-                            .msg_controllen = sizeof cbuf};
-        ssize_t n;
-        do
-                n = recvmsg(r->learn_sv[0], &mh, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n <= 0)
+        int fd;
+        size_t n = 0;
+        if (aidp_fdpass_recv(r->learn_sv[0], &b, &fd, 1, &n) <= 0)
                 return 0;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        if (!c || c->cmsg_type != SCM_RIGHTS)
+        if (n != 1)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPROTO,
                                       "learn mode: no listener fd from the sandbox");
-        int fd;
-        memcpy(&fd, CMSG_DATA(c), sizeof fd);
         return r->o->on_notify_fd(fd, r->o->notify_arg) < 0
                        ? aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
                                         "learn mode: listener callback failed")
@@ -847,33 +837,6 @@ out:
         return rc;
 }
 
-/* One byte, with fds as SCM_RIGHTS. 0 or -errno. */
-static int send_go(int sock, const int *fds, size_t n)
-{
-        char b = 'g';
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * AIDP_SANDBOX_MAX_CGROUPS)];
-                struct cmsghdr align;
-        } cb;
-        memset(&cb, 0, sizeof cb);
-        struct iovec iov = {.iov_base = &b, .iov_len = 1};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-        if (n > 0) {
-                mh.msg_control = cb.buf;
-                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
-                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
-        }
-        ssize_t w;
-        do
-                w = sendmsg(sock, &mh, MSG_NOSIGNAL);
-        while (w < 0 && errno == EINTR);
-        return w == 1 ? 0 : w < 0 ? -errno : -EIO;
-}
-
 static int start_and_monitor(struct run *r, aidp_error *err)
 {
         int rc = 0, sfd = -1, wall = -1, grace = -1;
@@ -881,13 +844,13 @@ static int start_and_monitor(struct run *r, aidp_error *err)
         r->sync_w = r->err_r = r->status_r = -1;
         /* Go: the cgroup is complete, START durable, /data filled. pid 1 gets
          * the v1 "tasks" files to move itself in before it starts the job. */
-        int task_fds[AIDP_SANDBOX_MAX_CGROUPS];
+        int task_fds[AIDP_FDPASS_MAX];
         int ntask = aidp_cgroup_task_fds(r->cg, task_fds, ARRAY_SIZE(task_fds));
         if (ntask < 0) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ntask, "opening the run's cgroup");
                 goto out;
         }
-        int sent = send_go(f.sync[1], task_fds, (size_t)ntask);
+        int sent = aidp_fdpass_send(f.sync[1], 'g', task_fds, (size_t)ntask);
         for (int i = 0; i < ntask; i++)
                 close(task_fds[i]);
         if (sent < 0) {

@@ -30,6 +30,7 @@
 
 #include "common/cleanup.h"
 #include "supervisor/cgroup.h"
+#include "supervisor/fdpass.h"
 
 /* Where the new root is assembled inside the child's private mount namespace.
  * The host's /tmp is only shadowed in that namespace, never touched. */
@@ -582,20 +583,9 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
                 die(AIDP_STAGE_SECCOMP, -rc, "load");
         if (s->seccomp_flags && s->notify_fd_out >= 0) {
                 /* learn mode: hand the listener to the supervisor */
-                char cbuf[CMSG_SPACE(sizeof(int))] = {0};
-                char b = 'n';
-                struct iovec iov = {.iov_base = &b, .iov_len = 1};
-                struct msghdr mh = {.msg_iov = &iov,
-                                    .msg_iovlen = 1,
-                                    .msg_control = cbuf,
-                                    .msg_controllen = sizeof cbuf};
-                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &rc, sizeof(int));
-                if (sendmsg(s->notify_fd_out, &mh, 0) < 0)
-                        die(AIDP_STAGE_SECCOMP, errno, "sending listener");
+                int sent = aidp_fdpass_send(s->notify_fd_out, 'n', &rc, 1);
+                if (sent < 0)
+                        die(AIDP_STAGE_SECCOMP, -sent, "sending listener");
                 close(rc);
                 close(s->notify_fd_out);
         }
@@ -700,38 +690,6 @@ static void close_unlisted(const struct aidp_sandbox_spec *s)
         close_range(next, ~0U, 0);
 }
 
-/* Wait for the go: one byte from the supervisor once the run's cgroup is
- * complete, START is durable and /data is filled, carrying the run's v1
- * "tasks" fds (SCM_RIGHTS). false when the supervisor gave up or died first. */
-static bool wait_go(int sock, int *fds, size_t *n)
-{
-        char b;
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * AIDP_SANDBOX_MAX_CGROUPS)];
-                struct cmsghdr align;
-        } cb;
-        struct iovec iov = {.iov_base = &b, .iov_len = 1};
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = cb.buf,
-                            .msg_controllen = sizeof cb.buf};
-        ssize_t r;
-        do
-                r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-        while (r < 0 && errno == EINTR);
-        *n = 0;
-        if (r != 1)
-                return false;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                        continue;
-                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t i = 0; i < k && *n < AIDP_SANDBOX_MAX_CGROUPS; i++)
-                        memcpy(&fds[(*n)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        }
-        return true;
-}
-
 void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
 {
         g_err_fd = s->err_fd;
@@ -750,9 +708,12 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         /* Built while the supervisor finishes the cgroup and makes START
          * durable; nothing of the job runs before the go. */
         setup_mounts(s);
-        int cg_fds[AIDP_SANDBOX_MAX_CGROUPS];
+        /* The go: one byte once the run's cgroup is complete, START durable
+         * and /data filled, carrying the v1 "tasks" fds. */
+        int cg_fds[AIDP_FDPASS_MAX];
         size_t n_cg = 0;
-        if (!wait_go(s->sync_fd, cg_fds, &n_cg)) {
+        char go;
+        if (aidp_fdpass_recv(s->sync_fd, &go, cg_fds, AIDP_FDPASS_MAX, &n_cg) != 1) {
                 /* The supervisor gave up (or died) before the job started.
                  * Keep holding the tmpfs mount fds until it, or gc, has
                  * overwritten them and kills this process. */

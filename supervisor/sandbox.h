@@ -13,8 +13,7 @@
 #include "profiles/profile.h"
 #include "supervisor/seccomp_compile.h"
 
-#define AIDP_SANDBOX_MAX_MOUNTS  8
-#define AIDP_SANDBOX_MAX_CGROUPS 8
+#define AIDP_SANDBOX_MAX_MOUNTS 8
 
 enum aidp_sandbox_stage {
         AIDP_STAGE_SYNC,

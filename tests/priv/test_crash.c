@@ -300,28 +300,6 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
 }
 
-/* Directories named `name` below dir, at most `depth` levels down. */
-static int count_dirs(const char *dir, const char *name, int depth)
-{
-        DIR *d = opendir(dir);
-        if (!d)
-                return 0;
-        int n = 0;
-        for (struct dirent *e; (e = readdir(d));) {
-                if (e->d_type != DT_DIR || e->d_name[0] == '.')
-                        continue;
-                if (!strcmp(e->d_name, name))
-                        n++;
-                else if (depth > 0) {
-                        char sub[4096];
-                        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
-                        n += count_dirs(sub, name, depth - 1);
-                }
-        }
-        closedir(d);
-        return n;
-}
-
 /* Killed right after START: the run's cgroup directories exist (the v1 helper
  * goes on making them while the supervisor is stopped) but the journal does not
  * list them yet; its cgroups.log, written before each directory is made, lets
@@ -347,7 +325,7 @@ Test(crash, sigkill_right_after_start_leaves_gc_every_cgroup)
         }
         spawn_stopped("start", run_id, "echo the-job-ran");
         int have = 0;
-        for (int i = 0; i < 300 && (have = count_dirs("/sys/fs/cgroup", run_id, 6)) < want; i++) {
+        for (int i = 0; i < 300 && (have = aidp_test_cgroup_count(run_id)) < want; i++) {
                 struct timespec ts = {0, 10 * 1000 * 1000};
                 nanosleep(&ts, NULL);
         }
@@ -366,7 +344,7 @@ Test(crash, sigkill_right_after_start_leaves_gc_every_cgroup)
         cr_expect_geq(logged, want, "cgroups.log has %d paths", logged);
         char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
         cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
-        cr_expect_eq(count_dirs("/sys/fs/cgroup", run_id, 6), 0, "a cgroup of the run survived gc");
+        cr_expect_eq(aidp_test_cgroup_count(run_id), 0, "a cgroup of the run survived gc");
         char jdir[4096 + 64];
         snprintf(jdir, sizeof jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");

@@ -154,33 +154,39 @@ int aidp_test_run(struct aidp_proc *p, char *const argv[])
         return aidp_test_finish(p);
 }
 
-static bool find_dir(const char *dir, const char *name, int depth)
+/* Directories named `name` below dir, down to depth 8. */
+static int count_dirs(const char *dir, const char *name, int depth)
 {
         if (depth > 8)
-                return false;
+                return 0;
         DIR *d = opendir(dir);
         if (!d)
-                return false;
+                return 0;
+        int n = 0;
         struct dirent *e;
-        bool found = false;
-        while (!found && (e = readdir(d))) {
+        while ((e = readdir(d))) {
                 if (e->d_type != DT_DIR || e->d_name[0] == '.')
                         continue;
                 if (!strcmp(e->d_name, name)) {
-                        found = true;
-                        break;
+                        n++;
+                        continue;
                 }
                 char p[4096];
                 snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-                found = find_dir(p, name, depth + 1);
+                n += count_dirs(p, name, depth + 1);
         }
         closedir(d);
-        return found;
+        return n;
+}
+
+int aidp_test_cgroup_count(const char *name)
+{
+        return count_dirs("/sys/fs/cgroup", name, 0);
 }
 
 bool aidp_test_cgroup_exists(const char *name)
 {
-        return find_dir("/sys/fs/cgroup", name, 0);
+        return aidp_test_cgroup_count(name) > 0;
 }
 
 int aidp_test_mount_count(void)

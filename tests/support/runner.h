@@ -29,6 +29,8 @@ void aidp_test_gc(const char *run_dir);
 int aidp_test_run(struct aidp_proc *p, char *const argv[]);
 /* true if a directory with this name exists anywhere under /sys/fs/cgroup (depth <= 8) */
 bool aidp_test_cgroup_exists(const char *name);
+/* how many such directories (one per hierarchy the run's cgroup is in) */
+int aidp_test_cgroup_count(const char *name);
 /* number of lines in /proc/self/mountinfo */
 int aidp_test_mount_count(void);
 /* pid of a host process whose comm is `comm`, or 0 */
