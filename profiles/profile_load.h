@@ -3,7 +3,7 @@
  *
  * profiles/ is pure: it never opens a file, stats a device or reads the
  * clock. Everything that needs the host comes in through struct
- * aidp_profile_env, which supervisor/profile_env.c fills for real use and
+ * aidp_profile_env, which supervisor/run/profile_env.c fills for real use and
  * tests fill with in-memory fakes. docs/profiles.md documents the language.
  */
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 #pragma once
 /* The seccomp policy model: what a profile says, independent of libseccomp.
  * profiles/ builds it (YAML, Docker/OCI JSON import, the built-in baseline);
- * supervisor/seccomp_compile.c turns it into BPF; supervisor/seccomp_load.c loads it. */
+ * profiles/seccomp_compile.c turns it into BPF; supervisor/sandbox/seccomp_load.c loads it. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

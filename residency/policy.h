@@ -222,7 +222,7 @@ int aidp_residency_op_parse(const char *name, enum aidp_policy_op *ret);
 
 /* The IANA time zones the access policy's windows use (borrowed strings,
  * unique, "UTC" excluded since it needs no conversion). The caller resolves
- * their UTC offsets; see supervisor/policy_clock.c. */
+ * their UTC offsets; see supervisor/run/policy_clock.c. */
 int aidp_residency_access_time_zones(const struct aidp_access_policy *p, const char ***ret,
                                      size_t *ret_n);
 

@@ -1,7 +1,7 @@
 /* Time windows: parsing `time_windows:` items and testing an instant. The
  * conversion from an instant to local wall time needs the zone's UTC offset
  * at that instant, which only the tz database knows; the caller looks it up
- * (supervisor/policy_clock.c) and passes it in, so this file stays pure. */
+ * (supervisor/run/policy_clock.c) and passes it in, so this file stays pure. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

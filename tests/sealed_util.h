@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "supervisor/keys.h"
-#include "supervisor/sealed.h"
+#include "supervisor/sealed/keys.h"
+#include "supervisor/sealed/sealed.h"
 
 static const uint8_t TEST_KEK[32] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
                                      0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,

@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "supervisor/keys.h"
-#include "supervisor/sealed.h"
-#include "supervisor/tmpfs.h"
+#include "supervisor/sealed/keys.h"
+#include "supervisor/sealed/sealed.h"
+#include "supervisor/sandbox/tmpfs.h"
 
 static double now(void)
 {

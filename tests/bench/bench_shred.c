@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "supervisor/shred.h"
+#include "supervisor/sandbox/shred.h"
 
 int main(int argc, char **argv)
 {

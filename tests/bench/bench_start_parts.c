@@ -15,8 +15,8 @@
 
 #include "common/crypto.h"
 #include "common/error.h"
-#include "supervisor/cgroup.h"
-#include "supervisor/lineage.h"
+#include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/lineage/lineage.h"
 
 static double now_ms(void)
 {

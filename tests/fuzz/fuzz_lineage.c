@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "supervisor/lineage.h"
+#include "supervisor/lineage/lineage.h"
 
 static const unsigned char key[AIDP_LINEAGE_KEY_LEN] = {
         0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,

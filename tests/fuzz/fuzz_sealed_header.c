@@ -1,4 +1,4 @@
-/* libFuzzer harness: the sealed header parser (supervisor/sealed_format.c).
+/* libFuzzer harness: the sealed header parser (supervisor/sealed/codec/sealed_format.c).
  * Beyond "no crash": anything the decoder accepts must re-encode to exactly
  * the same bytes (the encoding is canonical), and the derived sizes must be
  * consistent. */
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisor/sealed_format.h"
+#include "supervisor/sealed/codec/sealed_format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,11 +1,11 @@
-/* libFuzzer harness: the tree manifest parser (supervisor/sealed_format.c).
+/* libFuzzer harness: the tree manifest parser (supervisor/sealed/codec/sealed_format.c).
  * Accepted manifests must re-encode identically and have offsets that stay
  * within the stream. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisor/sealed_format.h"
+#include "supervisor/sealed/codec/sealed_format.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

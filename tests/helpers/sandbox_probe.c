@@ -160,9 +160,23 @@ static int check_seccomp(void)
         expect_eperm("x32 getpid", syscall(0x40000000 | SYS_getpid));
 #if defined(__x86_64__)
         /* i386 ABI through int 0x80: getpid is 20 there */
-        long r;
-        __asm__ volatile("int $0x80" : "=a"(r) : "a"(20) : "memory");
-        EXPECT(r == -EPERM, "i386 getpid via int 0x80 fails with EPERM (rc %ld)", r);
+        /* In a child: a kernel without IA32 emulation (ia32_emulation=0, or
+         * built without it) answers int 0x80 with SIGSEGV before seccomp sees
+         * it, which leaves nothing to filter; seccomp itself would answer
+         * EPERM, or SIGSYS if it killed. */
+        pid_t c = fork();
+        if (c == 0) {
+                long r;
+                __asm__ volatile("int $0x80" : "=a"(r) : "a"(20) : "memory");
+                _exit(r == -EPERM ? 0 : 1);
+        }
+        int ws = 0;
+        waitpid(c, &ws, 0);
+        if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGSEGV)
+                printf("ok   i386 ABI absent on this kernel (int 0x80 -> SIGSEGV)\n");
+        else
+                EXPECT(WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+                       "i386 getpid via int 0x80 fails with EPERM (wait status %#x)", ws);
 #endif
         EXPECT(getpid() > 0, "ordinary syscalls still work");
         return 0;

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "supervisor/lineage.h"
+#include "supervisor/lineage/lineage.h"
 #include "tests/priv/priv.h"
 
 static char mnt[64] = "", keydir[64] = "", logp[128], keyp[128], fill[128];

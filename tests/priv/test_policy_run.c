@@ -10,7 +10,7 @@
 #include "priv.h"
 #include "lineage_util.h"
 #include "runner.h"
-#include "supervisor/lineage.h"
+#include "supervisor/lineage/lineage.h"
 #include "tests/sealed_util.h"
 
 static char *T;

@@ -20,7 +20,7 @@
 #include "priv.h"
 #include "lineage_util.h"
 #include "runner.h"
-#include "supervisor/lineage.h"
+#include "supervisor/lineage/lineage.h"
 
 static struct aidp_proc P;
 static char dir[64] = "", logp[128], keyp[128], run_id[64];

@@ -7,7 +7,7 @@
 #include <sys/wait.h>
 
 #include "priv.h"
-#include "supervisor/tmpfs.h"
+#include "supervisor/sandbox/tmpfs.h"
 #include "tests/sealed_util.h"
 
 #define AIDP_BIN AIDP_BINARY_DIR "/aidp"

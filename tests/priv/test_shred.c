@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "priv.h"
-#include "supervisor/shred.h"
-#include "supervisor/tmpfs.h"
+#include "supervisor/sandbox/shred.h"
+#include "supervisor/sandbox/tmpfs.h"
 
 static void fill(int dirfd, const char *name, size_t size, unsigned char byte)
 {

@@ -1,4 +1,4 @@
-/* The run's cgroup (supervisor/cgroup.c) on whatever hierarchy the kernel
+/* The run's cgroup (supervisor/sandbox/cgroup/cgroup.c) on whatever hierarchy the kernel
  * has: cgroup v1 through libcgroup on this machine, the pure cgroup v2
  * backend in the VM of scripts/vm-test. A forked child joins the cgroup before
  * it does anything, exactly as the sandbox's child does, and the test asserts
@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "supervisor/cgroup.h"
+#include "supervisor/sandbox/cgroup/cgroup.h"
 #include "tests/priv/priv.h"
 
 #define MiB (1024ull * 1024ull)

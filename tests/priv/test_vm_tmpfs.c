@@ -1,4 +1,4 @@
-/* Detached tmpfs (supervisor/tmpfs.c) on kernel 6.18 here and 6.1 in the VM:
+/* Detached tmpfs (supervisor/sandbox/tmpfs.c) on kernel 6.18 here and 6.1 in the VM:
  * `noswap` is used where the kernel has it (6.4+) and on older kernels its
  * absence is detected and reported through .noswap = false, never a failure.
  * The mount itself must work the same on both. */
@@ -13,7 +13,7 @@
 #include <linux/magic.h>
 
 #include "common/cleanup.h"
-#include "supervisor/tmpfs.h"
+#include "supervisor/sandbox/tmpfs.h"
 #include "tests/priv/priv.h"
 
 static bool kernel_at_least(int major, int minor)

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "supervisor/lineage.h"
+#include "supervisor/lineage/lineage.h"
 
 json_object *aidp_test_json_at(json_object *o, const char *path)
 {

@@ -1,4 +1,4 @@
-/* Caller identity precedence (supervisor/caller.c). The environment and the
+/* Caller identity precedence (supervisor/run/caller.c). The environment and the
  * real uid are passed in, so no root is needed; root and nobody are the
  * accounts every system has. */
 #include <criterion/criterion.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "residency/decide.h"
-#include "supervisor/caller.h"
+#include "supervisor/run/caller.h"
 
 static bool has_group(const struct aidp_caller_identity *c, const char *g)
 {

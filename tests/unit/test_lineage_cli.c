@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "supervisor/lineage.h"
+#include "supervisor/lineage/lineage.h"
 
 extern char **environ;
 

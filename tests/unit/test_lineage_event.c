@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisor/lineage.h"
+#include "supervisor/lineage/lineage.h"
 
 static const unsigned char key[AIDP_LINEAGE_KEY_LEN] = "0123456789abcdef0123456789abcdef";
 static const char zero[] = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "lineage_util.h"
-#include "supervisor/lineage.h"
+#include "supervisor/lineage/lineage.h"
 
 static char dir[256], log_path[300], key_path[300], anchor_path[320];
 

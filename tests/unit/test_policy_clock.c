@@ -1,4 +1,4 @@
-/* Time zones through the system tz database (supervisor/policy_clock.c) and
+/* Time zones through the system tz database (supervisor/run/policy_clock.c) and
  * the pure window arithmetic, checked against instants computed
  * independently (Python zoneinfo). */
 #include <criterion/criterion.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "residency/policy.h"
-#include "supervisor/policy_clock.h"
+#include "supervisor/run/policy_clock.h"
 
 static void load(const char *yaml, struct aidp_access_policy *ap)
 {

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "residency/decide.h"
-#include "supervisor/lineage.h"
-#include "supervisor/run_policy.h"
+#include "supervisor/lineage/lineage.h"
+#include "supervisor/run/run_policy.h"
 #include "lineage_util.h"
 
 static char dir[64];

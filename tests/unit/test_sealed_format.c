@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "supervisor/keys.h"
-#include "supervisor/sealed_format.h"
+#include "supervisor/sealed/keys.h"
+#include "supervisor/sealed/codec/sealed_format.h"
 
 static struct aidp_sealed_header sample(void)
 {

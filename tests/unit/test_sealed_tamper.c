@@ -3,7 +3,7 @@
  * leave nothing in the destination. */
 #include <openssl/evp.h>
 
-#include "supervisor/sealed_crypto.h"
+#include "supervisor/sealed/codec/sealed_crypto.h"
 #include "tests/sealed_util.h"
 
 static char *T;

@@ -12,8 +12,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "supervisor/lineage.h"
-#include "supervisor/seclog.h"
+#include "supervisor/lineage/lineage.h"
+#include "supervisor/lineage/seclog.h"
 
 #define T0 1714566896789000000LL /* 2024-05-01T12:34:56.789Z */
 

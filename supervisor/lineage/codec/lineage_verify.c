@@ -1,0 +1,412 @@
+/* Stored-line format, anchor format and the chain verifier. Pure: bytes and a key
+ * in, a verdict out; no file I/O, so the fuzzer drives it directly.
+ *
+ * Why the tag covers bytes and not a re-serialization: json-c does not promise a
+ * byte-identical round trip (number formatting, escapes), so "parse, re-serialize,
+ * MAC" would let some byte edits through. The writer MACs exactly the bytes it
+ * serialized, then splices the tag in as the last member; the reader cuts the fixed
+ * suffix off again and MACs the same bytes. */
+#define _GNU_SOURCE /* asprintf */
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "supervisor/lineage/codec/lineage_codec.h"
+
+#define TAG_OPEN       ",\"aidp_hmac\":\""
+#define TAG_OPEN_LEN   (sizeof TAG_OPEN - 1)
+#define TAG_SUFFIX_LEN (TAG_OPEN_LEN + AIDP_LINEAGE_HASH_HEX + 2) /* + `"}` */
+#define ZERO_HASH      "0000000000000000000000000000000000000000000000000000000000000000"
+#define ANCHOR_DOMAIN  "aidp-lineage-anchor-v1:"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_tokener *, json_tokener_free)
+
+static void to_hex(const unsigned char *in, size_t n, char *out)
+{
+        static const char digits[] = "0123456789abcdef";
+        for (size_t i = 0; i < n; i++) {
+                out[2 * i] = digits[in[i] >> 4];
+                out[2 * i + 1] = digits[in[i] & 15];
+        }
+        out[2 * n] = '\0';
+}
+
+static bool is_hex64(const char *s, size_t n)
+{
+        if (n != AIDP_LINEAGE_HASH_HEX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+void aidp_lineage_hash_line(const char *line, size_t len, char out[AIDP_LINEAGE_HASH_HEX + 1])
+{
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        if (EVP_Digest(line, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+                /* Only on allocation failure inside OpenSSL; a hash that matches nothing. */
+                memset(out, 'x', AIDP_LINEAGE_HASH_HEX);
+                out[AIDP_LINEAGE_HASH_HEX] = '\0';
+                return;
+        }
+        to_hex(md, 32, out);
+}
+
+static int hmac_hex(const unsigned char *key, const void *data, size_t len,
+                    char out[AIDP_LINEAGE_HASH_HEX + 1])
+{
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        size_t maclen = 0;
+        if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, AIDP_LINEAGE_KEY_LEN, data, len,
+                       mac, sizeof mac, &maclen) ||
+            maclen != 32)
+                return -EIO;
+        to_hex(mac, 32, out);
+        OPENSSL_cleanse(mac, sizeof mac);
+        return 0;
+}
+
+void aidp_lineage_strip_chain(json_object *ev)
+{
+        json_object_object_del(ev, "aidp_seq");
+        json_object_object_del(ev, "aidp_prev");
+        json_object_object_del(ev, "aidp_hmac");
+}
+
+char *aidp_lineage_record_format(json_object *ev, uint64_t seq, const char *prev_hex,
+                                 const unsigned char key[AIDP_LINEAGE_KEY_LEN], size_t *len,
+                                 aidp_error *err)
+{
+        if (!is_hex64(prev_hex, strlen(prev_hex))) {
+                aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "bad previous-line hash");
+                return NULL;
+        }
+        aidp_lineage_strip_chain(ev);
+        json_object_object_add(ev, "aidp_seq", json_object_new_uint64(seq));
+        json_object_object_add(ev, "aidp_prev", json_object_new_string(prev_hex));
+        size_t n = 0;
+        const char *s = json_object_to_json_string_length(
+                ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+        /* PLAIN output escapes control characters, so a raw newline would be a bug. */
+        if (!s || n < 2 || s[0] != '{' || s[n - 1] != '}' || memchr(s, '\n', n) ||
+            memchr(s, '\0', n)) {
+                aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL,
+                               "event does not serialize to one line");
+                return NULL;
+        }
+        if (n + TAG_SUFFIX_LEN + 1 > AIDP_LINEAGE_LINE_MAX) {
+                aidp_error_set(err, AIDP_EXIT_LINEAGE, E2BIG,
+                               "event is %zu bytes, more than the %d-byte record limit", n,
+                               AIDP_LINEAGE_LINE_MAX);
+                return NULL;
+        }
+        char tag[AIDP_LINEAGE_HASH_HEX + 1];
+        if (hmac_hex(key, s, n, tag) < 0) {
+                aidp_error_set(err, AIDP_EXIT_LINEAGE, EIO, "HMAC-SHA256 failed");
+                return NULL;
+        }
+        size_t total = n - 1 + TAG_SUFFIX_LEN + 1;
+        char *line = malloc(total + 1);
+        if (!line) {
+                aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                return NULL;
+        }
+        memcpy(line, s, n - 1);
+        snprintf(line + n - 1, TAG_SUFFIX_LEN + 2, TAG_OPEN "%s\"}\n", tag);
+        json_object_object_add(ev, "aidp_hmac", json_object_new_string(tag));
+        *len = total;
+        return line;
+}
+
+static int parse_object(const char *buf, size_t len, json_object **ret, const char **why)
+{
+        if (memchr(buf, '\0', len)) {
+                *why = "contains a NUL byte";
+                return -EINVAL;
+        }
+        _cleanup_(json_tokener_freep) json_tokener *tok = json_tokener_new();
+        if (!tok) {
+                *why = "out of memory";
+                return -ENOMEM;
+        }
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        json_object *o = json_tokener_parse_ex(tok, buf, (int)len);
+        if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+                json_object_put(o);
+                *why = "is not valid JSON";
+                return -EINVAL;
+        }
+        if ((size_t)json_tokener_get_parse_end(tok) != len) {
+                json_object_put(o);
+                *why = "has bytes after the JSON object";
+                return -EINVAL;
+        }
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                *why = "is not a JSON object";
+                return -EINVAL;
+        }
+        *ret = o;
+        return 0;
+}
+
+int aidp_lineage_record_parse(const char *line, size_t len, const unsigned char *key,
+                              struct aidp_lineage_record *rec, json_object **ret_event,
+                              aidp_error *err)
+{
+        if (len == 0)
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL, "empty line");
+        if (len > AIDP_LINEAGE_LINE_MAX)
+                return aidp_error_set(err, AIDP_EXIT_FAILED, E2BIG, "line longer than %d bytes",
+                                      AIDP_LINEAGE_LINE_MAX);
+        const char *why = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        if (parse_object(line, len, &o, &why) < 0)
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL, "record %s", why);
+        /* The tag must be the last member, spelled exactly as the writer spells it. */
+        if (len < TAG_SUFFIX_LEN + 2)
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
+                                      "record does not end with its aidp_hmac tag");
+        const char *sfx = line + len - TAG_SUFFIX_LEN;
+        if (memcmp(sfx, TAG_OPEN, TAG_OPEN_LEN) ||
+            !is_hex64(sfx + TAG_OPEN_LEN, AIDP_LINEAGE_HASH_HEX) || line[len - 2] != '"' ||
+            line[len - 1] != '}')
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
+                                      "record does not end with its aidp_hmac tag");
+        json_object *v;
+        if (!json_object_object_get_ex(o, "aidp_seq", &v) ||
+            !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1)
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
+                                      "record has no valid aidp_seq");
+        rec->seq = json_object_get_uint64(v);
+        if (!json_object_object_get_ex(o, "aidp_prev", &v) ||
+            !json_object_is_type(v, json_type_string) ||
+            !is_hex64(json_object_get_string(v), (size_t)json_object_get_string_len(v)))
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
+                                      "record has no valid aidp_prev");
+        memcpy(rec->prev, json_object_get_string(v), AIDP_LINEAGE_HASH_HEX + 1);
+        if (!json_object_object_get_ex(o, "aidp_hmac", &v) ||
+            !json_object_is_type(v, json_type_string) ||
+            json_object_get_string_len(v) != AIDP_LINEAGE_HASH_HEX ||
+            memcmp(json_object_get_string(v), sfx + TAG_OPEN_LEN, AIDP_LINEAGE_HASH_HEX))
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
+                                      "record's aidp_hmac member is not its last member");
+        if (key) {
+                /* The MAC'd bytes: the line with the tag member cut out and '}' restored. */
+                size_t n = len - TAG_SUFFIX_LEN;
+                _cleanup_free_ char *body = malloc(n + 1);
+                if (!body)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                memcpy(body, line, n);
+                body[n] = '}';
+                char want[AIDP_LINEAGE_HASH_HEX + 1];
+                if (hmac_hex(key, body, n + 1, want) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_LINEAGE, EIO, "HMAC-SHA256 failed");
+                if (CRYPTO_memcmp(want, sfx + TAG_OPEN_LEN, AIDP_LINEAGE_HASH_HEX))
+                        return aidp_error_set(err, AIDP_EXIT_FAILED, EBADMSG,
+                                              "authentication tag does not match (record edited, "
+                                              "or written without this host's key)");
+        }
+        int r = aidp_lineage_event_check(o, err);
+        if (r < 0)
+                return aidp_error_wrap(err, "record is not an OpenLineage RunEvent");
+        aidp_lineage_hash_line(line, len, rec->hash);
+        if (ret_event)
+                *ret_event = TAKE_PTR(o);
+        return 0;
+}
+
+/* ---- anchor ----------------------------------------------------------------------- */
+
+static int anchor_mac(const struct aidp_lineage_anchor *a, const unsigned char *key,
+                      char out[AIDP_LINEAGE_HASH_HEX + 1])
+{
+        char msg[128];
+        int n = snprintf(msg, sizeof msg, ANCHOR_DOMAIN "%" PRIu64 ":%s", a->seq, a->hash);
+        return hmac_hex(key, msg, (size_t)n, out);
+}
+
+char *aidp_lineage_anchor_format(const struct aidp_lineage_anchor *a,
+                                 const unsigned char key[AIDP_LINEAGE_KEY_LEN], size_t *len)
+{
+        char mac[AIDP_LINEAGE_HASH_HEX + 1];
+        if (anchor_mac(a, key, mac) < 0)
+                return NULL;
+        char *s = NULL;
+        int n = asprintf(&s, "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"hmac\":\"%s\"}\n", a->seq,
+                         a->hash, mac);
+        if (n < 0)
+                return NULL;
+        *len = (size_t)n;
+        return s;
+}
+
+int aidp_lineage_anchor_parse(const char *buf, size_t len, const unsigned char *key,
+                              struct aidp_lineage_anchor *a, aidp_error *err)
+{
+        /* One line; the store pads it with spaces to a fixed size. */
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+                len--;
+        if (len == 0 || len > 4096)
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL, "anchor is empty or too long");
+        const char *why = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        if (parse_object(buf, len, &o, &why) < 0)
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL, "anchor %s", why);
+        json_object *seq, *hash, *mac;
+        if (!json_object_object_get_ex(o, "seq", &seq) ||
+            !json_object_is_type(seq, json_type_int) || json_object_get_int64(seq) < 0 ||
+            !json_object_object_get_ex(o, "hash", &hash) ||
+            !json_object_is_type(hash, json_type_string) ||
+            !is_hex64(json_object_get_string(hash), (size_t)json_object_get_string_len(hash)) ||
+            !json_object_object_get_ex(o, "hmac", &mac) ||
+            !json_object_is_type(mac, json_type_string) ||
+            json_object_get_string_len(mac) != AIDP_LINEAGE_HASH_HEX)
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
+                                      "anchor lacks seq, hash or hmac");
+        struct aidp_lineage_anchor tmp = {.seq = json_object_get_uint64(seq)};
+        memcpy(tmp.hash, json_object_get_string(hash), AIDP_LINEAGE_HASH_HEX + 1);
+        if (key) {
+                char want[AIDP_LINEAGE_HASH_HEX + 1];
+                if (anchor_mac(&tmp, key, want) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_LINEAGE, EIO, "HMAC-SHA256 failed");
+                if (CRYPTO_memcmp(want, json_object_get_string(mac), AIDP_LINEAGE_HASH_HEX))
+                        return aidp_error_set(err, AIDP_EXIT_FAILED, EBADMSG,
+                                              "anchor's authentication tag does not match");
+        }
+        *a = tmp;
+        return 0;
+}
+
+/* ---- verifier --------------------------------------------------------------------- */
+
+void aidp_lineage_verify_init(struct aidp_lineage_verify *v, const unsigned char *key,
+                              const struct aidp_lineage_anchor *anchor)
+{
+        memset(v, 0, sizeof *v);
+        v->key = key;
+        if (anchor) {
+                v->has_anchor = true;
+                v->anchor = *anchor;
+        }
+        memcpy(v->prev, ZERO_HASH, sizeof v->prev);
+}
+
+__attribute__((format(printf, 2, 3))) static bool bad(struct aidp_lineage_verify *v,
+                                                      const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(v->reason, sizeof v->reason, fmt, ap);
+        va_end(ap);
+        v->bad_line = v->line_no;
+        return false;
+}
+
+bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, size_t len,
+                              bool terminated)
+{
+        if (v->bad_line || v->torn_tail)
+                return false;
+        v->line_no++;
+        uint64_t n = v->line_no;
+        if (!terminated) {
+                /* A line without '\n' can only be the last one. Past the anchor it is an
+                 * append that died before its fsync returned: never committed, so not a
+                 * record. Anywhere else it is a record cut short. */
+                if (v->has_anchor && v->anchor.seq == v->records &&
+                    (v->anchor_seen || v->records == 0)) {
+                        v->torn_tail = true;
+                        return true;
+                }
+                return bad(v, "line %" PRIu64 ": truncated record (the line has no end)", n);
+        }
+        struct aidp_lineage_record rec;
+        aidp_error e = {0};
+        if (aidp_lineage_record_parse(line, len, v->key, &rec, NULL, &e) < 0)
+                return bad(v, "line %" PRIu64 ": %s", n, e.msg);
+        if (rec.seq != n)
+                return bad(v,
+                           "line %" PRIu64 ": sequence number %" PRIu64 " where %" PRIu64
+                           " was expected (a record was deleted, inserted or reordered)",
+                           n, rec.seq, n);
+        if (strcmp(rec.prev, v->prev)) {
+                if (n == 1)
+                        return bad(v, "line 1: the chain does not start here (records were cut "
+                                      "from the start of the log)");
+                return bad(v,
+                           "line %" PRIu64 ": previous-line hash does not match line %" PRIu64
+                           " (that line was changed, or records were deleted, inserted or "
+                           "reordered)",
+                           n, n - 1);
+        }
+        if (v->has_anchor && rec.seq == v->anchor.seq) {
+                if (strcmp(rec.hash, v->anchor.hash))
+                        return bad(v,
+                                   "line %" PRIu64 ": does not match the anchor's hash of "
+                                   "record %" PRIu64 " (the record was replaced)",
+                                   n, rec.seq);
+                v->anchor_seen = true;
+        }
+        memcpy(v->prev, rec.hash, sizeof v->prev);
+        v->records++;
+        return true;
+}
+
+bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v)
+{
+        if (v->bad_line)
+                return false;
+        if (v->has_anchor) {
+                if (v->records < v->anchor.seq) {
+                        v->line_no = v->records + 1;
+                        return bad(v,
+                                   "line %" PRIu64 ": missing: the log ends after %" PRIu64
+                                   " record(s) but the anchor records %" PRIu64 " (%" PRIu64
+                                   " record(s) cut from the end)",
+                                   v->records + 1, v->records, v->anchor.seq,
+                                   v->anchor.seq - v->records);
+                }
+                v->anchor_lag = v->records - v->anchor.seq;
+                if (v->anchor_lag > 1) {
+                        v->line_no = v->anchor.seq + 2;
+                        return bad(v,
+                                   "line %" PRIu64 ": the anchor is %" PRIu64
+                                   " records behind the log (an older anchor was put back, or "
+                                   "records were appended without the lock)",
+                                   v->line_no, v->anchor_lag);
+                }
+        }
+        if (v->torn_tail)
+                snprintf(v->reason, sizeof v->reason,
+                         "line %" PRIu64 ": incomplete last line of an append that was "
+                         "interrupted before it was committed (not a record; the next append "
+                         "removes it)",
+                         v->line_no);
+        else if (v->anchor_lag == 1)
+                snprintf(v->reason, sizeof v->reason,
+                         "the last record was committed but the anchor update was interrupted "
+                         "(the next append brings it up to date)");
+        return true;
+}
+
+bool aidp_lineage_verify_buffer(struct aidp_lineage_verify *v, const char *buf, size_t len)
+{
+        size_t off = 0;
+        while (off < len) {
+                const char *nl = memchr(buf + off, '\n', len - off);
+                size_t n = nl ? (size_t)(nl - (buf + off)) : len - off;
+                if (!aidp_lineage_verify_line(v, buf + off, n, nl != NULL))
+                        break;
+                off += n + 1;
+        }
+        return aidp_lineage_verify_finish(v);
+}

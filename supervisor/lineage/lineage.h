@@ -1,0 +1,57 @@
+#pragma once
+/* The lineage store: key, lock, append, fsync, anchor; the only file I/O of the
+ * lineage log. The record format, event builders and verifier are pure code in
+ * codec/lineage_codec.h. */
+#include "supervisor/lineage/codec/lineage_codec.h"
+
+/* ---- the store (file I/O) -------------------------------------------------------- */
+
+struct aidp_lineage_options {
+        const char *path;          /* NULL: $AIDP_LINEAGE_FILE, else the default */
+        const char *key_path;      /* NULL: $AIDP_LINEAGE_KEY, else the default */
+        const char *syslog_socket; /* NULL: $AIDP_SYSLOG_SOCKET, else /dev/log */
+        bool create_key;           /* create the key when missing (the supervisor) */
+        bool need_key;             /* fail when the key cannot be loaded */
+};
+
+struct aidp_lineage;
+
+int aidp_lineage_open(struct aidp_lineage **ret, const struct aidp_lineage_options *opt,
+                      aidp_error *err);
+void aidp_lineage_free(struct aidp_lineage *lg);
+const char *aidp_lineage_path(const struct aidp_lineage *lg);
+/* The log aidp_lineage_open() would use for options.path = path. */
+const char *aidp_lineage_path_for(const char *path);
+const char *aidp_lineage_anchor_path(const struct aidp_lineage *lg);
+/* The key, or NULL when it was not loaded (need_key false and no key readable). */
+const unsigned char *aidp_lineage_key(const struct aidp_lineage *lg);
+
+/* Append ev durably: under an exclusive lock on the log, checks the tail against the
+ * anchor, writes one line, fdatasyncs it (and the directory if the log is new), then
+ * rewrites the anchor. Returns 0 only when both are on disk. On any failure the log is
+ * left as it was (a partial write is cut back) and err has AIDP_EXIT_LINEAGE. ev gains
+ * the aidp_* chain members. Security events (OTHER, ABORT, network denials) are also
+ * sent to syslog, best effort. */
+int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *err);
+
+/* The same append in two halves, so that its syncs overlap other work (the run's
+ * START while the run is prepared). _begin checks and writes the line, then leaves
+ * the log's fdatasync and the anchor update to a helper thread, keeping the log
+ * locked; _commit joins it: 0 when the record is committed, else the line is cut
+ * back and it fails. _commit frees p and must follow a successful _begin, and
+ * nothing else may append to the same log in between. */
+struct aidp_lineage_pending;
+int aidp_lineage_append_begin(struct aidp_lineage *lg, json_object *ev,
+                              struct aidp_lineage_pending **p, aidp_error *err);
+int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err);
+
+/* Verify a log file against the anchor beside it (anchor_path NULL: <path>.anchor;
+ * use_anchor false: no anchor). Returns < 0 with AIDP_EXIT_LINEAGE when a file cannot
+ * be read, else 0 with the verdict in *v. */
+int aidp_lineage_verify_file(const char *path, const char *anchor_path, bool use_anchor,
+                             const unsigned char *key, struct aidp_lineage_verify *v,
+                             aidp_error *err);
+
+/* Load/create the key file with the permission checks of docs/lineage.md. */
+int aidp_lineage_key_load(const char *path, bool create, unsigned char key[AIDP_LINEAGE_KEY_LEN],
+                          aidp_error *err);

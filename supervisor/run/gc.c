@@ -1,0 +1,234 @@
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/run/journal.h"
+#include "supervisor/run/run.h"
+#include "supervisor/run/run_lineage.h"
+#include "supervisor/sandbox/shred.h"
+
+static bool alive(json_object *j, const char *pid_key, const char *start_key, pid_t *pid_out)
+{
+        json_object *p, *s;
+        if (!json_object_object_get_ex(j, pid_key, &p) ||
+            !json_object_object_get_ex(j, start_key, &s))
+                return false;
+        pid_t pid = (pid_t)json_object_get_int(p);
+        *pid_out = pid;
+        unsigned long long st = aidp_proc_starttime(pid);
+        return pid > 0 && st != 0 && st == json_object_get_uint64(s);
+}
+
+static void wait_gone(pid_t pid, unsigned long long start)
+{
+        for (int i = 0; i < 400; i++) {
+                if (aidp_proc_starttime(pid) != start)
+                        return;
+                struct timespec ts = {0, 5 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
+
+/* The run's cgroup directories: journal.json's list and cgroups.log (paths
+ * logged before each directory was made), each once, and only run cgroups
+ * (under /sys/fs/cgroup, no "..": the journal names what gc removes). */
+struct cg_list {
+        char paths[32][PATH_MAX];
+        size_t n;
+};
+
+static void cg_list_add(const char *path, void *arg)
+{
+        struct cg_list *l = arg;
+        if (strncmp(path, "/sys/fs/cgroup/", 15) || strstr(path, "/.."))
+                return;
+        for (size_t i = 0; i < l->n; i++)
+                if (!strcmp(l->paths[i], path))
+                        return;
+        if (l->n < sizeof l->paths / sizeof l->paths[0])
+                snprintf(l->paths[l->n++], PATH_MAX, "%s", path);
+}
+
+/* Clean one run whose supervisor is gone: shred through the tmpfs fds that
+ * the sandbox's pid 1 still holds, kill it, remove cgroups and the journal. */
+static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
+{
+        pid_t pid1 = 0;
+        struct aidp_shred_report total = {.verified = true};
+        bool shredded = false;
+        json_object *arr, *it;
+        static struct cg_list cgs;
+        cgs.n = 0;
+        if (json_object_object_get_ex(j, "cgroups", &arr))
+                for (size_t i = 0; i < json_object_array_length(arr); i++)
+                        cg_list_add(json_object_get_string(json_object_array_get_idx(arr, i)),
+                                    &cgs);
+        aidp_journal_cgroup_log_each(dir, cg_list_add, &cgs);
+        bool holder = alive(j, "pid1", "pid1_start", &pid1);
+        /* Nothing of the job may run while its data is overwritten: kill every
+         * process of the run but pid 1, which holds the tmpfs mounts. */
+        for (size_t i = 0; i < cgs.n; i++)
+                aidp_cgroup_path_kill_except(cgs.paths[i], holder ? pid1 : 0);
+        _cleanup_close_ int pidfd = holder ? (int)syscall(SYS_pidfd_open, pid1, 0) : -1;
+        /* pid reuse between the liveness check and pidfd_open */
+        if (pidfd >= 0 && !alive(j, "pid1", "pid1_start", &pid1)) {
+                close(pidfd);
+                pidfd = -1;
+                holder = false;
+        }
+        if (holder && json_object_object_get_ex(j, "tmpfs", &arr)) {
+                for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                        it = json_object_array_get_idx(arr, i);
+                        json_object *fdo;
+                        if (!json_object_object_get_ex(it, "fd", &fdo))
+                                continue;
+                        /* A duplicate of pid 1's own mount fd: the writable
+                         * original the supervisor had (reopening the
+                         * /proc/<pid>/fd link fails for a mount outside our
+                         * namespace). */
+                        _cleanup_close_ int fd = pidfd >= 0
+                                                         ? (int)syscall(SYS_pidfd_getfd, pidfd,
+                                                                        json_object_get_int(fdo), 0)
+                                                         : -1;
+                        if (fd < 0) {
+                                total.verified = false;
+                                continue;
+                        }
+                        struct aidp_shred_report one;
+                        aidp_shred_tree(fd, 2, &one);
+                        total.files += one.files;
+                        total.bytes += one.bytes;
+                        if (!one.verified)
+                                total.verified = false;
+                        shredded = true;
+                }
+        }
+        if (pid1 > 0 && alive(j, "pid1", "pid1_start", &pid1)) {
+                json_object *s;
+                json_object_object_get_ex(j, "pid1_start", &s);
+                kill(pid1, SIGKILL);
+                wait_gone(pid1, json_object_get_uint64(s));
+        }
+        int removed = 0, left = 0;
+        /* Deepest first is not needed: every path is a run's own leaf. */
+        for (size_t i = 0; i < cgs.n; i++) {
+                if (access(cgs.paths[i], F_OK) != 0)
+                        continue;
+                if (aidp_cgroup_remove_path(cgs.paths[i]) == 0)
+                        removed++;
+                else
+                        left++;
+        }
+        if (shredded)
+                snprintf(what, what_len,
+                         "shredded %llu files, %llu bytes (verified: %s); removed %d cgroups%s",
+                         (unsigned long long)total.files, (unsigned long long)total.bytes,
+                         total.verified ? "yes" : "no", removed,
+                         left ? ", some cgroups remain" : "");
+        else
+                snprintf(what, what_len,
+                         "no sandbox left holding run data (tmpfs already released by the kernel, "
+                         "not overwritten); removed %d cgroups%s",
+                         removed, left ? ", some cgroups remain" : "");
+        if (left)
+                return -EBUSY;
+        /* The ABORT record, before the journal goes: if it cannot be written the
+         * journal stays and the next gc tries again. */
+        json_object *lin, *jobs, *rid;
+        if (json_object_object_get_ex(j, "lineages", &lin) && json_object_array_length(lin) > 0) {
+                const char *job = NULL;
+                if (json_object_object_get_ex(j, "jobs", &jobs) &&
+                    json_object_array_length(jobs) > 0)
+                        job = json_object_get_string(json_object_array_get_idx(jobs, 0));
+                const char *run_id = json_object_object_get_ex(j, "run_id", &rid)
+                                             ? json_object_get_string(rid)
+                                             : NULL;
+                char report[512];
+                snprintf(report, sizeof report, "%s", what);
+                aidp_error lerr = {0};
+                if (run_id && aidp_run_lineage_abort(
+                                      json_object_get_string(json_object_array_get_idx(lin, 0)),
+                                      run_id, job, &total, shredded, report, &lerr) < 0) {
+                        snprintf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report,
+                                 lerr.msg);
+                        return -EIO;
+                }
+                snprintf(what, what_len, "%s; ABORT recorded in lineage", report);
+        }
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/journal.json", dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/journal.json.tmp", dir);
+        unlink(p);
+        rmdir(dir);
+        return 0;
+}
+
+int aidp_run_gc(const char *run_dir, void (*report)(const char *, const char *, void *), void *arg,
+                aidp_error *err)
+{
+        const char *base = aidp_journal_run_dir(run_dir);
+        DIR *d = opendir(base);
+        if (!d) {
+                if (errno == ENOENT)
+                        return 0;
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "gc: opening %s", base);
+        }
+        int cleaned = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char dir[PATH_MAX], jp[PATH_MAX + 16];
+                snprintf(dir, sizeof dir, "%s/%s", base, e->d_name);
+                struct stat st;
+                if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                snprintf(jp, sizeof jp, "%s/journal.json", dir);
+                /* Two supervisors starting at once both run gc: whoever holds
+                 * the journal directory's lock cleans it, the other skips. The
+                 * lock goes with the fd, also when gc itself dies. */
+                _cleanup_close_ int lockfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0)
+                        continue;
+                json_object *j = json_object_from_file(jp);
+                if (!j) {
+                        /* A journal is written before anything is created:
+                         * a directory without one holds nothing to clean,
+                         * unless it is brand new (its run is starting). */
+                        if (time(NULL) - st.st_mtime > 60) {
+                                rmdir(dir);
+                        }
+                        continue;
+                }
+                pid_t sup;
+                if (alive(j, "supervisor_pid", "supervisor_start", &sup)) {
+                        json_object_put(j);
+                        continue;
+                }
+                char what[512];
+                int rc = gc_one(dir, j, what, sizeof what);
+                if (report)
+                        report(e->d_name, what, arg);
+                if (rc == 0)
+                        cleaned++;
+                json_object_put(j);
+        }
+        closedir(d);
+        return cleaned;
+}

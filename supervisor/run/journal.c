@@ -1,0 +1,189 @@
+#define _GNU_SOURCE
+#include "supervisor/run/journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+
+const char *aidp_journal_run_dir(const char *run_dir)
+{
+        if (run_dir && *run_dir)
+                return run_dir;
+        const char *e = getenv("AIDP_RUN_DIR");
+        return e && *e ? e : AIDP_RUN_DIR_DEFAULT;
+}
+
+unsigned long long aidp_proc_starttime(pid_t pid)
+{
+        char p[64], buf[1024];
+        snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        /* comm may contain spaces and parentheses: fields restart after the last ')' */
+        char *s = strrchr(buf, ')');
+        if (!s)
+                return 0;
+        s++;
+        /* A zombie is dead: it holds nothing any more but its pid. */
+        if (s[0] == ' ' && (s[1] == 'Z' || s[1] == 'X'))
+                return 0;
+        unsigned long long v = 0;
+        /* after ')': field 3 (state) ... field 22 (starttime) = 20th token */
+        char *tok, *save;
+        int i = 3;
+        for (tok = strtok_r(s, " ", &save); tok; tok = strtok_r(NULL, " ", &save), i++)
+                if (i == 22) {
+                        v = strtoull(tok, NULL, 10);
+                        break;
+                }
+        return v;
+}
+
+int aidp_journal_create(const char *run_dir, const char *run_id, const char *lineage,
+                        const char *job, struct aidp_journal *j, aidp_error *err)
+{
+        const char *base = aidp_journal_run_dir(run_dir);
+        j->obj = NULL;
+        j->lifeline_w = -1;
+        j->cgroup_log = -1;
+        if (mkdir(base, 0700) < 0 && errno != EEXIST)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "creating %s", base);
+        snprintf(j->dir, sizeof j->dir, "%s/%s", base, run_id);
+        if (mkdir(j->dir, 0700) < 0) {
+                if (errno == EEXIST)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EEXIST,
+                                              "run id %s is already in use (%s exists)", run_id,
+                                              j->dir);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "creating %s", j->dir);
+        }
+        j->obj = json_object_new_object();
+        json_object_object_add(j->obj, "run_id", json_object_new_string(run_id));
+        json_object_object_add(j->obj, "supervisor_pid", json_object_new_int(getpid()));
+        json_object_object_add(j->obj, "supervisor_start",
+                               json_object_new_uint64(aidp_proc_starttime(getpid())));
+        json_object_object_add(j->obj, "created", json_object_new_int64((int64_t)time(NULL)));
+        json_object_object_add(j->obj, "cgroups", json_object_new_array());
+        json_object_object_add(j->obj, "tmpfs", json_object_new_array());
+        if (lineage)
+                aidp_journal_add(j, "lineage", lineage);
+        if (job)
+                aidp_journal_add(j, "job", job);
+        return aidp_journal_sync(j, err);
+}
+
+void aidp_journal_add(struct aidp_journal *j, const char *kind, const char *value)
+{
+        if (!j->obj)
+                return;
+        char key[64];
+        snprintf(key, sizeof key, "%ss", kind);
+        json_object *arr;
+        if (!json_object_object_get_ex(j->obj, key, &arr)) {
+                arr = json_object_new_array();
+                json_object_object_add(j->obj, key, arr);
+        }
+        json_object_array_add(arr, json_object_new_string(value));
+}
+
+int aidp_journal_cgroup_log(struct aidp_journal *j)
+{
+        if (j->cgroup_log < 0 && j->obj) {
+                char p[PATH_MAX + 32];
+                snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, j->dir);
+                j->cgroup_log = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        }
+        return j->cgroup_log;
+}
+
+void aidp_journal_cgroup_log_each(const char *dir, void (*fn)(const char *path, void *arg),
+                                  void *arg)
+{
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, dir);
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return;
+        char line[PATH_MAX + 2];
+        while (fgets(line, sizeof line, f)) {
+                size_t n = strlen(line);
+                /* a line cut short by a crash has no newline: ignored */
+                if (n < 2 || line[n - 1] != '\n')
+                        continue;
+                line[n - 1] = '\0';
+                fn(line, arg);
+        }
+}
+
+void aidp_journal_add_fd(struct aidp_journal *j, const char *label, int fd)
+{
+        json_object *arr;
+        if (!j->obj || !json_object_object_get_ex(j->obj, "tmpfs", &arr))
+                return;
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "label", json_object_new_string(label));
+        json_object_object_add(o, "fd", json_object_new_int(fd));
+        json_object_array_add(arr, o);
+}
+
+void aidp_journal_set_pid1(struct aidp_journal *j, pid_t pid)
+{
+        if (!j->obj)
+                return;
+        json_object_object_add(j->obj, "pid1", json_object_new_int(pid));
+        json_object_object_add(j->obj, "pid1_start",
+                               json_object_new_uint64(aidp_proc_starttime(pid)));
+}
+
+int aidp_journal_sync(struct aidp_journal *j, aidp_error *err)
+{
+        char tmp[PATH_MAX + 16], final[PATH_MAX + 16];
+        snprintf(tmp, sizeof tmp, "%s/journal.json.tmp", j->dir);
+        snprintf(final, sizeof final, "%s/journal.json", j->dir);
+        const char *s = json_object_to_json_string_ext(j->obj, JSON_C_TO_STRING_PLAIN);
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "writing %s", tmp);
+        size_t len = strlen(s);
+        /* No fsync: the journal only has to survive the supervisor, not the
+         * machine; after a reboot nothing it lists exists any more. */
+        if (write(fd, s, len) != (ssize_t)len)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "writing %s", tmp);
+        if (rename(tmp, final) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "renaming %s", tmp);
+        return 0;
+}
+
+void aidp_journal_remove(struct aidp_journal *j)
+{
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, j->dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/journal.json", j->dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/journal.json.tmp", j->dir);
+        unlink(p);
+        rmdir(j->dir);
+        aidp_journal_close(j);
+}
+
+void aidp_journal_close(struct aidp_journal *j)
+{
+        if (j->cgroup_log >= 0)
+                close(j->cgroup_log);
+        j->cgroup_log = -1;
+        if (j->obj)
+                json_object_put(j->obj);
+        j->obj = NULL;
+}

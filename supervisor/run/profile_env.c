@@ -1,0 +1,156 @@
+#include "supervisor/run/profile_env.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+
+#ifndef AIDP_SHARE_PROFILES
+#define AIDP_SHARE_PROFILES "/usr/local/share/aidp/profiles"
+#endif
+
+static int host_read(void *ctx, const char *path, char **buf, size_t *len, aidp_error *err)
+{
+        (void)ctx;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                if (errno == ENOENT || errno == ENOTDIR)
+                        return -ENOENT;
+                return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot open %s", path);
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot stat %s", path);
+        if (!S_ISREG(st.st_mode))
+                return aidp_error_set(
+                        err, AIDP_EXIT_CONFIG, EINVAL,
+                        "%s: found something other than a regular file, expected a profile file",
+                        path);
+        if ((uint64_t)st.st_size > AIDP_PROFILE_MAX_BYTES)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG,
+                                      "%s: %lld bytes, expected at most %u", path,
+                                      (long long)st.st_size, AIDP_PROFILE_MAX_BYTES);
+        size_t cap = (size_t)st.st_size + 1, n = 0;
+        _cleanup_free_ char *b = malloc(cap);
+        if (!b)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        for (;;) {
+                ssize_t r = read(fd, b + n, cap - 1 - n);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot read %s",
+                                                path);
+                }
+                if (r == 0)
+                        break;
+                n += (size_t)r;
+                if (n == cap - 1)
+                        break; /* the file grew: keep what fstat promised */
+        }
+        b[n] = '\0';
+        *buf = TAKE_PTR(b);
+        *len = n;
+        return 0;
+}
+
+static int host_devices(void *ctx, const char *pattern, char ***paths, aidp_error *err)
+{
+        (void)ctx;
+        glob_t g;
+        int rc = glob(pattern, 0, NULL, &g);
+        if (rc == GLOB_NOMATCH) {
+                *paths = NULL;
+                return 0;
+        }
+        if (rc != 0)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EIO, "cannot expand %s", pattern);
+        char **out = calloc(g.gl_pathc + 1, sizeof *out);
+        int n = 0;
+        if (!out) {
+                globfree(&g);
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+                struct stat st;
+                if (stat(g.gl_pathv[i], &st) < 0)
+                        continue;
+                if (!S_ISCHR(st.st_mode)) {
+                        /* /dev/nvidia-caps is a directory: a glob may brush past it. */
+                        if (!strpbrk(pattern, "*?["))
+                                rc = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
+                                                    "%s: found something other than a character "
+                                                    "device, expected a character device",
+                                                    g.gl_pathv[i]);
+                        continue;
+                }
+                if (!(out[n] = strdup(g.gl_pathv[i]))) {
+                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                        break;
+                }
+                n++;
+        }
+        globfree(&g);
+        if (rc != 0) {
+                for (int i = 0; i < n; i++)
+                        free(out[i]);
+                free(out);
+                return rc < 0 ? rc : -EINVAL;
+        }
+        *paths = out;
+        return n;
+}
+
+int aidp_profile_host_init(struct aidp_profile_host *h, bool check_devices, aidp_error *err)
+{
+        memset(h, 0, sizeof *h);
+        size_t n = 0;
+        const char *env = getenv("AIDP_PROFILE_PATH");
+        if (env && *env) {
+                h->path_copy = strdup(env);
+                if (!h->path_copy)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                char *save = NULL;
+                for (char *d = strtok_r(h->path_copy, ":", &save);
+                     d && n < AIDP_PROFILE_PATH_MAX_DIRS - 2; d = strtok_r(NULL, ":", &save))
+                        h->dirs[n++] = d;
+        }
+        h->dirs[n++] = AIDP_SHARE_PROFILES;
+#ifdef AIDP_SOURCE_PROFILES
+        h->dirs[n++] = AIDP_SOURCE_PROFILES;
+#endif
+        h->env.read_file = host_read;
+        h->env.expand_devices = check_devices ? host_devices : NULL;
+        h->env.search_path = h->dirs;
+        h->env.n_search_path = n;
+        struct utsname u;
+        if (uname(&u) == 0 &&
+            sscanf(u.release, "%u.%u", &h->env.kernel_major, &h->env.kernel_minor) != 2)
+                h->env.kernel_major = h->env.kernel_minor = 0;
+        return 0;
+}
+
+void aidp_profile_host_free(struct aidp_profile_host *h)
+{
+        free(h->path_copy);
+        memset(h, 0, sizeof *h);
+}
+
+int aidp_profile_host_load(const char *name_or_path, bool check_devices, struct aidp_profile *out,
+                           struct aidp_lint_list *lints, aidp_error *err)
+{
+        struct aidp_profile_host h;
+        int rc = aidp_profile_host_init(&h, check_devices, err);
+        if (rc < 0)
+                return rc;
+        rc = aidp_profile_load(name_or_path, &h.env, out, lints, err);
+        aidp_profile_host_free(&h);
+        return rc;
+}

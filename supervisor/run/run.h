@@ -1,0 +1,78 @@
+#pragma once
+/* One run, start to end (../shared/DESIGN.md "Lifecycle of one run"):
+ * resolve -> record START -> prepare -> spawn -> monitor -> collect -> shred.
+ * Every exit path after prepare goes through shred. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "profiles/profile.h"
+#include "supervisor/sealed/inject.h"
+#include "supervisor/sandbox/shred.h"
+
+struct aidp_run_bind {
+        const char *source; /* host path */
+        const char *target; /* path inside; NULL = source */
+        bool writable;
+};
+
+struct aidp_run_opts {
+        const char *profile;               /* name or path; NULL = built-in defaults */
+        const char *user;                  /* --user NAME|UID[:GID] */
+        char **argv;                       /* the job */
+        const char *cwd;                   /* NULL = the caller's */
+        const struct aidp_run_bind *binds; /* --ro-bind / --bind, after the profile's */
+        size_t n_binds;
+        bool no_cwd; /* do not bind the working directory */
+        /* CLI overrides of the profile (0 = keep the profile's) */
+        uint64_t memory_bytes, cpu_millis, pids, timeout_seconds, tmp_bytes;
+        struct aidp_rlimit rlimits[AIDP_RLIMIT_SLOTS]; /* --rlimit overrides (.set) */
+        unsigned kill_after; /* seconds between SIGTERM and SIGKILL; 0 = default 5 */
+        const char *cgroup_parent;
+        const char *run_dir;      /* journals; NULL = $AIDP_RUN_DIR or /run/aidp */
+        const char *run_id;       /* NULL = scheduler's or a new UUID */
+        const char *summary_path; /* --summary FILE: machine-readable result */
+        char **env_extra;         /* --env NAME[=VALUE] */
+        size_t n_env_extra;
+        bool keep_env;
+        bool quiet;
+        const char *const *data; /* --data FILE.sealed (sealed-data layer) */
+        size_t n_data;
+        const char *output_dir;    /* --output-dir DIR: /out is sealed there */
+        const char *output_key_id; /* key for the sealed /out; NULL = first input's */
+        const char *keys_config;   /* key provider config; NULL = default/env */
+        const char *key_dir;       /* file provider key directory override */
+        const char *lineage_path;  /* NULL = default */
+        /* learn mode (profiles): load the filter with this flag and report
+         * every syscall through the callback */
+        unsigned seccomp_flags;
+        int (*on_notify_fd)(int fd, void *arg);
+        void *notify_arg;
+};
+
+struct aidp_run_result {
+        char run_id[64];
+        int exit_status; /* what aidp-supervisor exits with */
+        int job_status;  /* the job's own status (128+N), -1 if it never ran */
+        bool timed_out, oom_killed, started;
+        uint64_t memory_peak_bytes, cpu_usec;
+        double wall_seconds;
+        struct aidp_shred_report shred;
+        bool noswap; /* tmpfs noswap was available */
+        char cgroup_version[4];
+        bool egress_unenforced; /* the profile asked for egress: not built yet, loopback only */
+        /* sealed data: authenticated inputs (headers, digests) and the sealed /out */
+        struct aidp_run_dataset inputs[AIDP_RUN_MAX_DATA];
+        size_t n_inputs;
+        struct aidp_run_dataset output;
+        bool has_output;
+};
+
+int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err);
+
+/* Clean up runs whose supervisor is gone. Returns the number of runs cleaned
+ * (>= 0) or < 0. Reports go to the callback (may be NULL). */
+int aidp_run_gc(const char *run_dir,
+                void (*report)(const char *run_id, const char *what, void *arg), void *arg,
+                aidp_error *err);

@@ -1,0 +1,72 @@
+#pragma once
+/* The run lifecycle's lineage records (DESIGN.md, steps 2, 7 and 8):
+ *   START  written before the journal and the mounts exist (the cgroup is made
+ *          alongside), durable before the sandbox is cloned; a run whose START
+ *          is not durable does not start;
+ *   COMPLETE / FAIL / ABORT after shred, with the exit status, resource usage and
+ *          the shred report, before the run journal is deleted (so a crash between
+ *          the two leaves gc a journal to record the ABORT from);
+ *   ABORT  from gc for a run whose supervisor died, with gc's cleanup report. */
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "profiles/profile.h"
+#include "supervisor/run/caller.h"
+#include "supervisor/run/run.h"
+#include "supervisor/sandbox/shred.h"
+
+struct aidp_lineage;
+struct aidp_lineage_pending;
+struct aidp_decision;
+
+struct aidp_run_lineage {
+        struct aidp_lineage *lg;
+        struct aidp_lineage_pending *start; /* START written, its fsync in flight */
+        bool start_failed;                  /* START could not be made durable */
+        char job[128];                      /* job.name: the command's base name */
+};
+
+/* Open the store (creating the host key on first use) and write START; its fsync
+ * and anchor update run in the background until aidp_run_lineage_start_commit(),
+ * which the run calls before the sandbox is cloned. The log stays locked until
+ * then.
+ * res: the run id and the authenticated inputs (from resolve). caller: who asked
+ * (NULL when it could not be resolved: the supervisor's own uid is recorded). annotate (may be
+ * NULL) adds facets before the event is written: the access and residency
+ * decision (supervisor/run_policy.c). */
+/* job.name: the command's base name ("job" without one). */
+void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size);
+int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
+                           const struct aidp_run_result *res, const struct aidp_profile *profile,
+                           const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
+                           void (*annotate)(const void *arg, json_object *ev),
+                           const void *annotate_arg, aidp_error *err);
+
+/* Wait for START to be durable (and anchored). On failure START is cut back
+ * and the run must not start. A no-op when already committed. */
+int aidp_run_lineage_start_commit(struct aidp_run_lineage *rl, const char *run_id, aidp_error *err);
+/* A denied run: an OTHER record with the inputs and, through annotate, the
+ * decision and its reasons (and, through the store, a DENIED syslog event).
+ * The run does not start either way. */
+int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run_result *res,
+                            const struct aidp_caller_identity *caller,
+                            void (*annotate)(const void *arg, json_object *ev),
+                            const void *annotate_arg, aidp_error *err);
+
+/* Append the end record (committing START first if it is still pending).
+ * rc/run_err: the run's outcome (rc < 0: it failed with
+ * run_err); removed: what teardown released ("tmpfs out", "cgroup /sys/..."). */
+int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
+                         const struct aidp_run_result *res, int rc, const aidp_error *run_err,
+                         const char *const *removed, size_t nremoved, aidp_error *err);
+
+void aidp_run_lineage_close(struct aidp_run_lineage *rl);
+/* The log this run writes to (for the journal, so gc writes to the same one). */
+const char *aidp_run_lineage_path(const struct aidp_run_lineage *rl);
+
+/* gc: ABORT for a run whose supervisor died, written to lineage_path. */
+int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const char *job,
+                           const struct aidp_shred_report *shred, bool shredded, const char *what,
+                           aidp_error *err);

@@ -1,0 +1,179 @@
+/* The run's policy decision: glue between the run core and residency/. */
+#define _GNU_SOURCE
+#include "supervisor/run/run_policy.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "residency/strv.h"
+#include "supervisor/lineage/lineage.h"
+#include "supervisor/run/policy_clock.h"
+
+/* Root started us itself (not sudo on behalf of another user): the
+ * environment and --user are root's own choices. */
+static bool root_directly(void)
+{
+        const char *su = getenv("SUDO_UID");
+        return getuid() == 0 && (!su || !strcmp(su, "0"));
+}
+
+/* Keep only the egress rules the decision kept. */
+static void restrict_egress(struct aidp_profile *profile, const struct aidp_decision *d)
+{
+        struct aidp_network *net = &profile->network;
+        size_t w = 0;
+        for (size_t i = 0; i < net->n_rules; i++) {
+                if (i < d->n_egress && !d->egress_keep[i]) {
+                        free(net->rules[i].cidr);
+                        free(net->rules[i].fqdn);
+                        free(net->rules[i].region);
+                        continue;
+                }
+                net->rules[w++] = net->rules[i];
+        }
+        net->n_rules = w;
+}
+
+int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identity *caller,
+                           const aidp_error *caller_err, struct aidp_profile *profile,
+                           const struct aidp_inject *inject, aidp_error *err)
+{
+        memset(p, 0, sizeof *p);
+        bool trusted = root_directly();
+        const char *dir = trusted ? getenv(AIDP_POLICY_DIR_ENV) : NULL;
+        snprintf(p->dir, sizeof p->dir, "%s", dir && *dir ? dir : AIDP_POLICY_DIR_DEFAULT);
+
+        /* Policy comes only from files root alone can write. */
+        struct aidp_policy_sources src = {
+                .dir = p->dir,
+                .trust_env = false,
+                .require_root_owned = true,
+        };
+        int r = aidp_policy_set_load(&src, &p->set, err);
+        if (r < 0)
+                return aidp_error_wrap(err, "loading the access and residency policy");
+        if (!p->set.host && !p->set.residency && !p->set.access)
+                return 0;
+        p->enforced = true;
+
+        if (!caller) {
+                *err = *caller_err;
+                return aidp_error_wrap(err, "identifying the caller for the access policy");
+        }
+        r = aidp_caller_fill_groups(caller, err);
+        if (r < 0)
+                return aidp_error_wrap(err, "identifying the caller for the access policy");
+        p->caller = caller;
+
+        struct aidp_dataset_facts facts[AIDP_RUN_MAX_DATA];
+        size_t n = 0;
+        for (; n < inject->n; n++) {
+                r = aidp_policy_facts_from_header(aidp_inject_header(inject, n), &facts[n], err);
+                if (r < 0)
+                        break;
+        }
+        struct aidp_policy_clock clock = {0};
+        int64_t now = (int64_t)time(NULL);
+        if (r >= 0)
+                r = aidp_policy_clock_resolve(p->set.access, now, &clock, err);
+        if (r >= 0) {
+                struct aidp_policy_profile pv;
+                aidp_residency_profile_view(profile, &pv);
+                struct aidp_decision_request req = {
+                        .op = AIDP_OP_RUN,
+                        .profile = &pv,
+                        .datasets = facts,
+                        .n_datasets = n,
+                        .host = p->set.host,
+                        .residency = p->set.residency,
+                        .access = p->set.access,
+                };
+                aidp_caller_view(caller, &req.caller);
+                aidp_policy_clock_view(&clock, now, &req.time);
+                r = aidp_residency_decide(&req, &p->decision, err);
+                if (r >= 0)
+                        p->decided = true;
+        }
+        aidp_policy_clock_free(&clock);
+        for (size_t i = 0; i < n; i++)
+                aidp_residency_facts_free(&facts[i]);
+        if (r < 0)
+                return r;
+        if (!p->decision.allow)
+                return aidp_residency_decision_to_error(&p->decision, err);
+        restrict_egress(profile, &p->decision);
+        return 0;
+}
+
+void aidp_run_policy_annotate(const void *arg, json_object *ev)
+{
+        const struct aidp_run_policy *p = arg;
+        if (!p)
+                return;
+        json_object *f = aidp_lineage_run_facet(ev, "aidp_policy");
+        json_object_object_add(f, "enforced", json_object_new_boolean(p->enforced));
+        if (!p->enforced || !p->decided) {
+                char why[1200];
+                snprintf(why, sizeof why, "no policy installed in %s: the run was not decided",
+                         p->dir);
+                aidp_lineage_add_decision(ev, "run", "allow", "none", why);
+                return;
+        }
+        const struct aidp_decision *d = &p->decision;
+        const struct aidp_reason *first = aidp_residency_decision_first_failure(d);
+        /* Whom the policy decided for, and how that identity was found; the
+         * aidp_caller facet names who invoked the supervisor, which differs
+         * when root runs it with --user. */
+        if (p->caller) {
+                json_object *c = json_object_new_object();
+                if (c) {
+                        if (p->caller->user)
+                                json_object_object_add(c, "user",
+                                                       json_object_new_string(p->caller->user));
+                        json_object_object_add(c, "uid", json_object_new_int64(p->caller->uid));
+                        json_object_object_add(c, "source",
+                                               json_object_new_string(p->caller->source));
+                        json_object_object_add(f, "caller", c);
+                }
+        }
+        aidp_lineage_add_decision(ev, "run", d->allow ? "allow" : "deny",
+                                  first ? first->rule : "policy",
+                                  first ? first->message : "every check passed");
+        /* One entry per rule checked, in trail order; infos stay in the trail. */
+        for (size_t i = 0; i < d->n_reasons; i++) {
+                const struct aidp_reason *x = &d->reasons[i];
+                if (x->result == AIDP_REASON_INFO)
+                        continue;
+                char subject[256], rule[512], reason[1400];
+                if (x->dataset)
+                        snprintf(subject, sizeof subject, "dataset %s", x->dataset);
+                else
+                        snprintf(subject, sizeof subject, "run");
+                snprintf(rule, sizeof rule, "%s%s%s%s", x->rule ? x->rule : "?",
+                         x->source ? " (" : "", x->source ? x->source : "", x->source ? ")" : "");
+                snprintf(reason, sizeof reason, "%s%s%s", x->attribute ? x->attribute : "",
+                         x->attribute ? ": " : "", x->message);
+                aidp_lineage_add_decision(ev, subject,
+                                          x->result == AIDP_REASON_PASS ? "allow" : "deny", rule,
+                                          reason);
+        }
+        json_object *trail = aidp_residency_decision_to_json(d);
+        if (trail)
+                json_object_object_add(f, "trail", trail);
+        if (p->set.host)
+                aidp_lineage_set_host(ev, NULL, p->set.host->region);
+}
+
+void aidp_run_policy_free(struct aidp_run_policy *p)
+{
+        aidp_residency_decision_free(&p->decision);
+        aidp_policy_set_free(&p->set);
+        p->caller = NULL;
+        p->decided = false;
+}

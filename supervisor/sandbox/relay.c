@@ -1,0 +1,127 @@
+#define _GNU_SOURCE
+#include "supervisor/sandbox/relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Back-pressure: past this much unwritten output the job's pipe is no longer
+ * read, so a slow reader slows the job instead of growing our memory. */
+#define RELAY_HIGH (1U << 20)
+
+void aidp_relay_init(struct aidp_relay *r)
+{
+        memset(r, 0, sizeof *r);
+        r->from = -1;
+        r->to = -1;
+}
+
+int aidp_relay_setup(struct aidp_relay *r, int to, int *child_end)
+{
+        aidp_relay_init(r);
+        *child_end = -1;
+        struct stat st;
+        if (fstat(to, &st) < 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+                return 0;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
+                int e = errno;
+                close(p[0]);
+                close(p[1]);
+                return -e;
+        }
+        r->from = p[0];
+        r->to = to;
+        *child_end = p[1];
+        return 0;
+}
+
+short aidp_relay_want_in(const struct aidp_relay *r)
+{
+        return r->from >= 0 && !r->eof && r->len < RELAY_HIGH ? POLLIN : 0;
+}
+
+short aidp_relay_want_out(const struct aidp_relay *r)
+{
+        return r->from >= 0 && r->len > 0 ? POLLOUT : 0;
+}
+
+static bool read_some(struct aidp_relay *r, size_t limit)
+{
+        if (r->cap - r->len < 65536) {
+                size_t nc = r->cap ? r->cap * 2 : 65536;
+                char *n = realloc(r->buf, nc);
+                if (!n)
+                        return false;
+                r->buf = n;
+                r->cap = nc;
+        }
+        size_t want = r->cap - r->len;
+        if (limit && want > limit)
+                want = limit;
+        ssize_t n = read(r->from, r->buf + r->len, want);
+        if (n > 0) {
+                r->len += (size_t)n;
+                return true;
+        }
+        if (n == 0)
+                r->eof = true;
+        return false;
+}
+
+void aidp_relay_on_readable(struct aidp_relay *r)
+{
+        if (r->from >= 0)
+                read_some(r, 65536);
+}
+
+void aidp_relay_on_writable(struct aidp_relay *r)
+{
+        if (!r->len)
+                return;
+        /* POLLOUT on a pipe guarantees room for PIPE_BUF bytes: a write that
+         * size never blocks the supervisor's event loop. */
+        size_t n = r->len < PIPE_BUF ? r->len : PIPE_BUF;
+        ssize_t w = write(r->to, r->buf, n);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+        if (w <= 0) {
+                r->len = 0; /* the reader is gone (EPIPE): drop, keep draining */
+                return;
+        }
+        memmove(r->buf, r->buf + w, r->len - (size_t)w);
+        r->len -= (size_t)w;
+}
+
+void aidp_relay_drain(struct aidp_relay *r)
+{
+        if (r->from < 0)
+                return;
+        while (read_some(r, 0))
+                ;
+}
+
+void aidp_relay_finish(struct aidp_relay *r)
+{
+        if (r->from < 0)
+                return;
+        size_t off = 0;
+        while (off < r->len) {
+                ssize_t w = write(r->to, r->buf + off, r->len - off);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        break;
+                off += (size_t)w;
+        }
+        close(r->from);
+        free(r->buf);
+        aidp_relay_init(r);
+}

@@ -1,0 +1,769 @@
+#define _GNU_SOURCE
+#include "supervisor/sandbox/sandbox.h"
+
+#include <cap-ng.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/close_range.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/sandbox/fdpass.h"
+
+/* Where the new root is assembled inside the child's private mount namespace.
+ * The host's /tmp is only shadowed in that namespace, never touched. */
+#define STAGE_DIR "/tmp"
+
+const char *const aidp_sandbox_masked_paths[] = {
+        "/etc/aidp",
+        "/var/lib/aidp",
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/sudoers",
+        "/etc/sudoers.d",
+        "/etc/ssh",
+        "/etc/ssl/private",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/key-users",
+        "/proc/sysrq-trigger",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+        "/proc/latency_stats",
+        "/proc/kallsyms",
+        "/proc/kmsg",
+        "/proc/kpagecount",
+        "/proc/kpageflags",
+        "/proc/kpagecgroup",
+        "/proc/config.gz",
+        "/proc/acpi",
+        "/proc/scsi",
+        "/proc/asound",
+        "/proc/interrupts",
+        "/sys/firmware",
+        "/sys/kernel/debug",
+        "/sys/kernel/tracing",
+        "/sys/kernel/security",
+        "/sys/devices/virtual/powercap",
+        "/sys/fs/bpf",
+        "/sys/kernel/mm",
+        NULL,
+};
+
+/* Host top-level directories that never enter the sandbox: fresh instances
+ * replace them (proc, dev, sys, tmp) or they are masked (the rest). */
+static const char *const not_bound[] = {
+        "proc", "dev", "sys", "tmp", "run", "home", "root", "lost+found", "media", "mnt", NULL,
+};
+/* Top-level masked directories: present but mode 0711 and empty, so nothing
+ * can be listed while a bound working directory below stays reachable. */
+static const char *const masked_top[] = {"run", "home", "root", NULL};
+
+/* Read-only inside /proc even where readable. */
+static const char *const proc_readonly[] = {"/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs",
+                                            NULL};
+
+/* The minimal /dev: the same character devices as the run's device cgroup rules
+ * (run.c), with their fixed numbers (Documentation/admin-guide/devices.txt). */
+static const struct {
+        const char *name;
+        unsigned major, minor;
+} dev_nodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+                 {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+
+const char *aidp_sandbox_stage_name(enum aidp_sandbox_stage st)
+{
+        switch (st) {
+        case AIDP_STAGE_SYNC: return "waiting for the supervisor";
+        case AIDP_STAGE_NAMESPACES: return "namespaces";
+        case AIDP_STAGE_NETWORK: return "loopback";
+        case AIDP_STAGE_MOUNTS: return "mounts";
+        case AIDP_STAGE_PIVOT: return "pivot_root";
+        case AIDP_STAGE_CREDENTIALS: return "credentials";
+        case AIDP_STAGE_RLIMITS: return "rlimits";
+        case AIDP_STAGE_SECCOMP: return "seccomp";
+        case AIDP_STAGE_EXEC: return "exec";
+        case AIDP_STAGE_INIT: return "sandbox init";
+        case AIDP_STAGE_CGROUP: return "cgroup";
+        case AIDP_STAGE_MAX: break;
+        }
+        return "?";
+}
+
+static int g_err_fd = -1;
+
+__attribute__((noreturn)) static void die(enum aidp_sandbox_stage st, int errnum, const char *what)
+{
+        struct aidp_sandbox_report r = {.stage = st, .errnum = errnum};
+        snprintf(r.what, sizeof r.what, "%s", what ? what : "");
+        if (g_err_fd >= 0) {
+                ssize_t n = write(g_err_fd, &r, sizeof r);
+                (void)n;
+        }
+        _exit(st == AIDP_STAGE_EXEC ? (errnum == ENOENT ? 127 : 126) : 125);
+}
+
+#define CHECK(stage, expr, what)                                                                   \
+        do {                                                                                       \
+                if ((expr) < 0)                                                                    \
+                        die(stage, errno, what);                                                   \
+        } while (0)
+
+static void path_join(char *out, size_t len, const char *a, const char *b)
+{
+        snprintf(out, len, "%s%s%s", a, b[0] == '/' ? "" : "/", b);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s", path);
+        for (char *p = tmp + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+                        return -1;
+                *p = '/';
+        }
+        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+                return -1;
+        return 0;
+}
+
+/* Attach a clone of src (a path, or the mount fd itself when src_path is "")
+ * at dst with the given attributes. The clone is detached until move_mount,
+ * so its attributes are set before anything inside can see it. */
+static int attach_clone(int src_dirfd, const char *src_path, const char *dst, uint64_t attr,
+                        bool recursive)
+{
+        unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
+        if (!*src_path)
+                flags |= AT_EMPTY_PATH;
+        _cleanup_close_ int fd = open_tree(src_dirfd, src_path, flags);
+        if (fd < 0)
+                return -1;
+        if (attr) {
+                struct mount_attr a = {.attr_set = attr};
+                if (mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &a,
+                                  sizeof a) < 0)
+                        return -1;
+        }
+        return move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH);
+}
+
+/* Place a clone of one of the supervisor's detached tmpfs mounts at dst. The
+ * supervisor keeps the original (writable) for injection and shred. Kernels
+ * before 6.x refuse to clone a mount that is not attached anywhere (EINVAL);
+ * there the original is attached briefly, cloned from its path, and
+ * detached again, which leaves the supervisor's fd pointing at it as before. */
+static int attach_tmpfs(const char *root, int mnt_fd, const char *dst, uint64_t attr)
+{
+        if (attach_clone(mnt_fd, "", dst, attr, false) == 0)
+                return 0;
+        if (errno != EINVAL)
+                return -1;
+        char tmp[PATH_MAX];
+        path_join(tmp, sizeof tmp, root, "/.aidp-attach");
+        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+                return -1;
+        int rc = move_mount(mnt_fd, "", AT_FDCWD, tmp, MOVE_MOUNT_F_EMPTY_PATH);
+        if (rc == 0) {
+                rc = attach_clone(AT_FDCWD, tmp, dst, attr, false);
+                int e = errno;
+                umount2(tmp, MNT_DETACH);
+                errno = e;
+        }
+        int e = errno;
+        rmdir(tmp);
+        errno = e;
+        return rc;
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+        for (; *list; list++)
+                if (!strcmp(*list, s))
+                        return true;
+        return false;
+}
+
+static const uint64_t RO = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+
+/* Top-level entries of the host root: directories are bound read-only (with
+ * their submounts), symlinks (merged /usr: bin -> usr/bin) are recreated. */
+static void bind_host_root(const char *root, const struct aidp_sandbox_spec *s)
+{
+        DIR *d = opendir("/");
+        if (!d)
+                die(AIDP_STAGE_MOUNTS, errno, "/");
+        struct dirent *e;
+        char dst[PATH_MAX], src[PATH_MAX];
+        while ((e = readdir(d))) {
+                if (e->d_name[0] == '.')
+                        continue;
+                path_join(dst, sizeof dst, root, e->d_name);
+                snprintf(src, sizeof src, "/%s", e->d_name);
+                /* The entry's type from readdir; lstat only where the file
+                 * system does not say. */
+                struct stat st = {.st_mode = e->d_type == DT_DIR   ? S_IFDIR
+                                             : e->d_type == DT_LNK ? S_IFLNK
+                                                                   : 0};
+                if (e->d_type == DT_UNKNOWN && lstat(src, &st) < 0)
+                        continue;
+                if (S_ISLNK(st.st_mode)) {
+                        char target[PATH_MAX];
+                        ssize_t n = readlink(src, target, sizeof target - 1);
+                        if (n < 0)
+                                continue;
+                        target[n] = '\0';
+                        CHECK(AIDP_STAGE_MOUNTS, symlink(target, dst), dst);
+                        continue;
+                }
+                if (!S_ISDIR(st.st_mode))
+                        continue;
+                bool skip = in_list(not_bound, e->d_name);
+                /* A data mount point that shadows a host directory of the
+                 * same name (/data on a host that has one) replaces it. */
+                for (size_t i = 0; i < s->n_mounts && !skip; i++)
+                        if (!strcmp(s->mounts[i].target + 1, e->d_name))
+                                skip = true;
+                CHECK(AIDP_STAGE_MOUNTS, mkdir(dst, in_list(masked_top, e->d_name) ? 0711 : 0755),
+                      dst);
+                if (skip)
+                        continue;
+                CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, src, dst, RO, true), src);
+        }
+        closedir(d);
+}
+
+static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
+{
+        char dev[PATH_MAX], p[PATH_MAX];
+        path_join(dev, sizeof dev, root, "/dev");
+        /* Not nodev: this is the one place device nodes live; only the nodes
+         * bound below exist in it. */
+        CHECK(AIDP_STAGE_MOUNTS,
+              mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536"), dev);
+        /* Made here (pid 1 is root on the host): one call per node where a
+         * bind from the host's /dev takes five. umask would clear bits of 0666. */
+        mode_t um = umask(0);
+        for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
+                path_join(p, sizeof p, dev, dev_nodes[i].name);
+                CHECK(AIDP_STAGE_MOUNTS,
+                      mknod(p, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)), p);
+        }
+        umask(um);
+        const struct aidp_profile *pr = s->profile;
+        for (size_t i = 0; pr && i < pr->n_devices; i++) {
+                const char *dp = pr->devices[i].path;
+                if (access(dp, F_OK) < 0)
+                        continue; /* optional devices that this host lacks */
+                path_join(p, sizeof p, root, dp);
+                _cleanup_close_ int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+                CHECK(AIDP_STAGE_MOUNTS, fd, p);
+                CHECK(AIDP_STAGE_MOUNTS,
+                      attach_clone(AT_FDCWD, dp, p, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, false),
+                      dp);
+        }
+        path_join(p, sizeof p, dev, "pts");
+        CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 0755), p);
+        CHECK(AIDP_STAGE_MOUNTS,
+              mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC,
+                    "newinstance,ptmxmode=0666,mode=0620"),
+              p);
+        path_join(p, sizeof p, dev, "ptmx");
+        CHECK(AIDP_STAGE_MOUNTS, symlink("pts/ptmx", p), p);
+        path_join(p, sizeof p, dev, "shm");
+        CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 01777), p);
+        char opts[64];
+        unsigned long long shm = s->profile && s->profile->limits.tmp_bytes
+                                         ? s->profile->limits.tmp_bytes
+                                         : 64ULL << 20;
+        snprintf(opts, sizeof opts, "mode=1777,size=%llu", shm);
+        CHECK(AIDP_STAGE_MOUNTS, mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts),
+              p);
+        static const char *const links[][2] = {
+                {"/proc/self/fd", "fd"},
+                {"/proc/self/fd/0", "stdin"},
+                {"/proc/self/fd/1", "stdout"},
+                {"/proc/self/fd/2", "stderr"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
+                path_join(p, sizeof p, dev, links[i][1]);
+                CHECK(AIDP_STAGE_MOUNTS, symlink(links[i][0], p), p);
+        }
+        /* Nothing can be added to /dev from inside. */
+        struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+        CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, dev, 0, &a, sizeof a), dev);
+}
+
+/* A tiny tmpfs holding an unreadable directory and file, cloned over every
+ * masked path: a non-root job without capabilities gets EACCES. It is
+ * attached inside the staging root while masks are made (older kernels cannot
+ * clone from a detached mount) and removed before the root becomes read-only. */
+#define MASK_DIR "/.aidp-mask"
+
+static void make_mask_source(const char *root, char *src, size_t len)
+{
+        path_join(src, len, root, MASK_DIR);
+        CHECK(AIDP_STAGE_MOUNTS, mkdir(src, 0700), src);
+        CHECK(AIDP_STAGE_MOUNTS,
+              mount("tmpfs", src, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4096,mode=0700"),
+              src);
+        char p[PATH_MAX];
+        path_join(p, sizeof p, src, "d");
+        CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 0), p);
+        path_join(p, sizeof p, src, "f");
+        int f = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0);
+        CHECK(AIDP_STAGE_MOUNTS, f, p);
+        close(f);
+        /* Read-only and noexec here once: each clone of it copies the flags,
+         * which saves a mount_setattr per masked path. */
+        struct mount_attr a = {.attr_set = RO | MOUNT_ATTR_NOEXEC};
+        CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, src, 0, &a, sizeof a), src);
+}
+
+static void mask_path(const char *mask_src, const char *root, const char *path)
+{
+        char p[PATH_MAX], src[PATH_MAX];
+        path_join(p, sizeof p, root, path);
+        struct stat st;
+        if (lstat(p, &st) < 0 || S_ISLNK(st.st_mode))
+                return; /* nothing there to hide */
+        path_join(src, sizeof src, mask_src, S_ISDIR(st.st_mode) ? "d" : "f");
+        /* A plain bind: one call, and the copy keeps the source's read-only
+         * and noexec (checked from inside by tests/helpers/probe). */
+        CHECK(AIDP_STAGE_MOUNTS, mount(src, p, NULL, MS_BIND, NULL), path);
+}
+
+static void setup_mounts(const struct aidp_sandbox_spec *s)
+{
+        /* Nothing done in this namespace may propagate back to the host. */
+        CHECK(AIDP_STAGE_MOUNTS, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "/");
+
+        /* Clone the working directory before the staging mount shadows /tmp:
+         * the caller may well be working below the host's /tmp. */
+        _cleanup_close_ int cwd_fd = -1;
+        if (s->bind_cwd && s->cwd && strcmp(s->cwd, "/")) {
+                cwd_fd = open_tree(AT_FDCWD, s->cwd,
+                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                CHECK(AIDP_STAGE_MOUNTS, cwd_fd, s->cwd);
+                struct mount_attr a = {.attr_set = RO};
+                CHECK(AIDP_STAGE_MOUNTS,
+                      mount_setattr(cwd_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a),
+                      s->cwd);
+        }
+        /* Profile binds are opened now for the same reason. */
+        const struct aidp_profile *bp = s->profile;
+        size_t nb = bp ? bp->n_binds : 0;
+        int bind_fds[nb ? nb : 1];
+        mode_t bind_modes[nb ? nb : 1];
+        for (size_t i = 0; i < nb; i++) {
+                const struct aidp_bind *b = &bp->binds[i];
+                struct stat st;
+                if (stat(b->source, &st) < 0)
+                        die(AIDP_STAGE_MOUNTS, errno, b->source);
+                bind_modes[i] = st.st_mode;
+                bind_fds[i] = open_tree(AT_FDCWD, b->source,
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                CHECK(AIDP_STAGE_MOUNTS, bind_fds[i], b->source);
+                struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                                   (b->writable ? 0 : MOUNT_ATTR_RDONLY)};
+                CHECK(AIDP_STAGE_MOUNTS,
+                      mount_setattr(bind_fds[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a),
+                      b->source);
+        }
+        const char *root = STAGE_DIR;
+        CHECK(AIDP_STAGE_MOUNTS,
+              mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1048576"), root);
+        bind_host_root(root, s);
+
+        char p[PATH_MAX];
+        path_join(p, sizeof p, root, "/proc");
+        CHECK(AIDP_STAGE_MOUNTS, mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL),
+              p);
+        for (const char *const *r = proc_readonly; *r; r++) {
+                path_join(p, sizeof p, root, *r);
+                if (access(p, F_OK) == 0)
+                        CHECK(AIDP_STAGE_MOUNTS,
+                              attach_clone(AT_FDCWD, p, p, RO | MOUNT_ATTR_NOEXEC, true), *r);
+        }
+        /* A fresh sysfs shows this network namespace's devices only. */
+        path_join(p, sizeof p, root, "/sys");
+        CHECK(AIDP_STAGE_MOUNTS,
+              mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), p);
+        setup_dev(root, s);
+
+        for (size_t i = 0; i < s->n_mounts; i++) {
+                path_join(p, sizeof p, root, s->mounts[i].target);
+                CHECK(AIDP_STAGE_MOUNTS, mkdir_p(p, 0755), p);
+                uint64_t attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+                if (s->mounts[i].readonly)
+                        attr |= MOUNT_ATTR_RDONLY;
+                CHECK(AIDP_STAGE_MOUNTS, attach_tmpfs(root, s->mounts[i].fd, p, attr),
+                      s->mounts[i].target);
+        }
+
+        if (cwd_fd >= 0) {
+                path_join(p, sizeof p, root, s->cwd);
+                struct stat st;
+                /* Already visible when its top-level directory is bound. */
+                bool visible = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+                if (!visible) {
+                        CHECK(AIDP_STAGE_MOUNTS, mkdir_p(p, 0711), s->cwd);
+                        CHECK(AIDP_STAGE_MOUNTS,
+                              move_mount(cwd_fd, "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH), s->cwd);
+                }
+        }
+
+        const struct aidp_profile *pr = s->profile;
+        for (size_t i = 0; pr && i < pr->n_binds; i++) {
+                const struct aidp_bind *b = &pr->binds[i];
+                path_join(p, sizeof p, root, b->target ? b->target : b->source);
+                if (S_ISDIR(bind_modes[i]))
+                        CHECK(AIDP_STAGE_MOUNTS, mkdir_p(p, 0755), p);
+                else {
+                        _cleanup_close_ int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+                        CHECK(AIDP_STAGE_MOUNTS, fd, p);
+                }
+                CHECK(AIDP_STAGE_MOUNTS,
+                      move_mount(bind_fds[i], "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH), b->source);
+                close(bind_fds[i]);
+                bind_fds[i] = -1;
+        }
+
+        char mask_src[PATH_MAX];
+        make_mask_source(root, mask_src, sizeof mask_src);
+        for (const char *const *m = aidp_sandbox_masked_paths; *m; m++)
+                mask_path(mask_src, root, *m);
+        for (size_t i = 0; pr && i < pr->n_masked; i++)
+                mask_path(mask_src, root, pr->masked[i]);
+        CHECK(AIDP_STAGE_MOUNTS, umount2(mask_src, MNT_DETACH), mask_src);
+        CHECK(AIDP_STAGE_MOUNTS, rmdir(mask_src), mask_src);
+
+        /* The skeleton itself (mount points, symlinks) becomes read-only. */
+        struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+        CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, root, 0, &a, sizeof a), root);
+
+        /* pivot_root(".", ".") stacks the old root under the new one; the
+         * lazy unmount then drops every host mount from this namespace. */
+        CHECK(AIDP_STAGE_PIVOT, chdir(root), root);
+        CHECK(AIDP_STAGE_PIVOT, syscall(SYS_pivot_root, ".", "."), "pivot_root");
+        CHECK(AIDP_STAGE_PIVOT, umount2(".", MNT_DETACH), "old root");
+        CHECK(AIDP_STAGE_PIVOT, chdir("/"), "/");
+}
+
+static void loopback_up(void)
+{
+        _cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        CHECK(AIDP_STAGE_NETWORK, fd, "socket");
+        struct ifreq ifr = {0};
+        snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+        CHECK(AIDP_STAGE_NETWORK, ioctl(fd, SIOCGIFFLAGS, &ifr), "lo");
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        CHECK(AIDP_STAGE_NETWORK, ioctl(fd, SIOCSIFFLAGS, &ifr), "lo");
+}
+
+/* Drop to the job's identity with nothing kept: bounding set first (needs
+ * CAP_SETPCAP, so while still root), then groups, gid, uid; the uid change
+ * clears permitted/effective/ambient; the explicit clears cover the rest. */
+static void drop_credentials(const struct aidp_sandbox_spec *s)
+{
+        capng_clear(CAPNG_SELECT_ALL);
+        const struct aidp_profile *pr = s->profile;
+        bool keep = pr && pr->n_capabilities > 0;
+        for (size_t i = 0; pr && i < pr->n_capabilities; i++) {
+                /* profiles store "CAP_NET_RAW"; libcap-ng wants "net_raw" */
+                const char *cn = pr->capabilities[i];
+                int cap = capng_name_to_capability(strncasecmp(cn, "CAP_", 4) ? cn : cn + 4);
+                if (cap < 0)
+                        die(AIDP_STAGE_CREDENTIALS, EINVAL, pr->capabilities[i]);
+                capng_update(CAPNG_ADD,
+                             CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE |
+                                     CAPNG_BOUNDING_SET,
+                             (unsigned)cap);
+                capng_update(CAPNG_ADD, CAPNG_AMBIENT, (unsigned)cap);
+        }
+        /* The bounding set first: dropping from it needs CAP_SETPCAP. */
+        if (capng_apply(CAPNG_SELECT_BOUNDS) < 0)
+                die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply (bounding set)");
+        if (keep)
+                CHECK(AIDP_STAGE_CREDENTIALS, prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keepcaps");
+        /* Groups, gid, uid through the raw system calls, not glibc's wrappers
+         * (nor capng_change_id, which uses them): those make every thread glibc
+         * knows of take the change too, and this process is a clone3 copy of a
+         * supervisor whose other threads (START's fsync) do not exist here, so
+         * the wrapper would wait for them forever. The kernel changes the
+         * calling thread, which is all of pid 1. */
+        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setgroups, 0, NULL), "setgroups");
+        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setresgid, s->gid, s->gid, s->gid), "setresgid");
+        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setresuid, s->uid, s->uid, s->uid), "setresuid");
+        if (keep)
+                CHECK(AIDP_STAGE_CREDENTIALS, prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "keepcaps");
+        /* Effective, permitted and inheritable: the profile's, else none. */
+        if (capng_apply(CAPNG_SELECT_CAPS) < 0)
+                die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply");
+        if (keep) {
+                if (capng_apply(CAPNG_SELECT_AMBIENT) < 0)
+                        die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply (ambient)");
+        } else {
+                CHECK(AIDP_STAGE_CREDENTIALS,
+                      prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient");
+        }
+        gid_t g;
+        if (getgroups(1, &g) != 0 || getuid() != s->uid || getgid() != s->gid)
+                die(AIDP_STAGE_CREDENTIALS, EPERM, "identity check");
+        CHECK(AIDP_STAGE_CREDENTIALS, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+}
+
+static void apply_rlimits(const struct aidp_sandbox_spec *s)
+{
+        if (!s->profile)
+                return;
+        for (int r = 0; r < AIDP_RLIMIT_SLOTS && r < RLIM_NLIMITS; r++) {
+                const struct aidp_rlimit *l = &s->profile->limits.rlimits[r];
+                if (!l->set)
+                        continue;
+                struct rlimit rl = {
+                        .rlim_cur = l->soft == UINT64_MAX ? RLIM_INFINITY : l->soft,
+                        .rlim_max = l->hard == UINT64_MAX ? RLIM_INFINITY : l->hard,
+                };
+                if (setrlimit(r, &rl) < 0)
+                        die(AIDP_STAGE_RLIMITS, errno, "setrlimit");
+        }
+}
+
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGWINCH};
+
+__attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s,
+                                               const sigset_t *orig)
+{
+        /* Own process group, so pid 1 can forward a signal to the job and
+         * every worker it forks, as a terminal would. */
+        setpgid(0, 0);
+        /* Nothing but stdin/stdout/stderr crosses execve. */
+        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+                signal(forwarded[i], SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL); /* the supervisor ignores it; the job must not */
+        /* The job starts with no signal blocked, whatever the caller had. */
+        (void)orig;
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (s->cwd && chdir(s->cwd) < 0)
+                die(AIDP_STAGE_EXEC, errno, s->cwd);
+        /* Seccomp last: with an allowlist it would block the steps above. */
+        int rc = aidp_seccomp_load(s->bpf, s->seccomp_flags);
+        if (rc < 0)
+                die(AIDP_STAGE_SECCOMP, -rc, "load");
+        if (s->seccomp_flags && s->notify_fd_out >= 0) {
+                /* learn mode: hand the listener to the supervisor */
+                int sent = aidp_fdpass_send(s->notify_fd_out, 'n', &rc, 1);
+                if (sent < 0)
+                        die(AIDP_STAGE_SECCOMP, -sent, "sending listener");
+                close(rc);
+                close(s->notify_fd_out);
+        }
+        execvpe(s->argv[0], s->argv, s->envp);
+        die(AIDP_STAGE_EXEC, errno, s->argv[0]);
+}
+
+/* pid 1 of the sandbox: reaps every orphan, forwards signals to the job's
+ * process group, and exits with the job's status (128+N for signal N). When
+ * it exits the kernel kills whatever is left in the pid namespace.
+ *
+ * If the supervisor dies (lifeline EOF), pid 1 kills every job process but
+ * stays alive itself: its mount namespace keeps the run's tmpfs mounts, so
+ * `aidp-supervisor gc` can still overwrite the plaintext before it is freed. */
+__attribute__((noreturn)) static void init_loop(pid_t job, int lifeline, int status_fd)
+{
+        sigset_t set;
+        sigemptyset(&set);
+        for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+                sigaddset(&set, forwarded[i]);
+        sigaddset(&set, SIGCHLD);
+        sigaddset(&set, AIDP_SIG_KILL_JOB);
+        int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+        if (sfd < 0)
+                _exit(125);
+        signal(SIGPIPE, SIG_IGN);
+        bool orphaned = false, done = false;
+        for (;;) {
+                struct pollfd pf[2] = {{.fd = sfd, .events = POLLIN},
+                                       {.fd = orphaned ? -1 : lifeline, .events = POLLIN}};
+                if (poll(pf, 2, -1) < 0)
+                        continue;
+                if (pf[1].revents) {
+                        orphaned = true;
+                        kill(-1, SIGKILL);
+                }
+                if (!pf[0].revents)
+                        continue;
+                struct signalfd_siginfo si;
+                if (read(sfd, &si, sizeof si) != sizeof si)
+                        continue;
+                if ((int)si.ssi_signo == AIDP_SIG_KILL_JOB) {
+                        kill(-1, SIGKILL); /* every process of the namespace but this one */
+                        continue;
+                }
+                if (si.ssi_signo != SIGCHLD) {
+                        if (!orphaned && !done)
+                                kill(-job, (int)si.ssi_signo);
+                        continue;
+                }
+                int status;
+                pid_t p;
+                while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+                        if (p != job || done)
+                                continue;
+                        int32_t code = WIFEXITED(status)     ? WEXITSTATUS(status)
+                                       : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                                             : 125;
+                        /* Orphans die with the job. pid 1 itself stays: it
+                         * holds the tmpfs mounts until they are shredded. */
+                        kill(-1, SIGKILL);
+                        done = true;
+                        /* Without a supervisor nobody reads this; pid 1 must
+                         * stay (holding the mounts for gc), so a failed write
+                         * is ignored, and SIGPIPE is ignored below. */
+                        if (!orphaned && write(status_fd, &code, sizeof code) != sizeof code)
+                                orphaned = true;
+                }
+        }
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+        int x = *(const int *)a, y = *(const int *)b;
+        return (x > y) - (x < y);
+}
+
+/* pid 1 lives as long as the run and holds what it inherited: exactly the fds of
+ * the spec (its ends of the pipes, the relay, the tmpfs mounts), none of the
+ * supervisor's (its ends of the pipes, a log, a lock). The numbers stay as they
+ * are: the journal names the tmpfs fds by number for gc. */
+static void close_unlisted(const struct aidp_sandbox_spec *s)
+{
+        int keep[12 + AIDP_SANDBOX_MAX_MOUNTS];
+        size_t n = 0;
+        const int fixed[] = {STDIN_FILENO, STDOUT_FILENO,   STDERR_FILENO, s->sync_fd,
+                             s->err_fd,    s->lifeline_fd,  s->status_fd,  s->stdout_fd,
+                             s->stderr_fd, s->notify_fd_out};
+        for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+                keep[n++] = fixed[i];
+        for (size_t i = 0; i < s->n_mounts; i++)
+                keep[n++] = s->mounts[i].fd;
+        qsort(keep, n, sizeof keep[0], cmp_int);
+        unsigned next = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (keep[i] < 0 || (unsigned)keep[i] < next)
+                        continue;
+                if ((unsigned)keep[i] > next)
+                        close_range(next, (unsigned)keep[i] - 1, 0);
+                next = (unsigned)keep[i] + 1;
+        }
+        close_range(next, ~0U, 0);
+}
+
+void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
+{
+        g_err_fd = s->err_fd;
+        prctl(PR_SET_NAME, "aidp-init");
+        close_unlisted(s);
+        /* The output relay's pipes become this process's (and so the job's)
+         * stdout and stderr. */
+        if (s->stdout_fd > 2 && dup2(s->stdout_fd, STDOUT_FILENO) < 0)
+                die(AIDP_STAGE_INIT, errno, "stdout");
+        if (s->stderr_fd > 2 && dup2(s->stderr_fd, STDERR_FILENO) < 0)
+                die(AIDP_STAGE_INIT, errno, "stderr");
+        if (s->hostname)
+                CHECK(AIDP_STAGE_NAMESPACES, sethostname(s->hostname, strlen(s->hostname)),
+                      "hostname");
+        loopback_up();
+        /* Built while the supervisor finishes the cgroup and makes START
+         * durable; nothing of the job runs before the go. */
+        setup_mounts(s);
+        /* The go: one byte once the run's cgroup is complete, START durable
+         * and /data filled, carrying the v1 "tasks" fds. */
+        int cg_fds[AIDP_FDPASS_MAX];
+        size_t n_cg = 0;
+        char go;
+        if (aidp_fdpass_recv(s->sync_fd, &go, cg_fds, AIDP_FDPASS_MAX, &n_cg) != 1) {
+                /* The supervisor gave up (or died) before the job started.
+                 * Keep holding the tmpfs mount fds until it, or gc, has
+                 * overwritten them and kills this process. */
+                for (;;)
+                        pause();
+        }
+        close(s->sync_fd);
+        /* Into the run's v1 hierarchies (the cgroup2 group it was cloned
+         * into already holds it): moving itself costs no RCU grace period
+         * (supervisor/cgroup.h). */
+        int cg = aidp_cgroup_join_self(cg_fds, n_cg);
+        if (cg < 0)
+                die(AIDP_STAGE_CGROUP, -cg, "joining the run's cgroup");
+        /* Now in the run's cgroup: a cgroup namespace rooted there hides the
+         * host's hierarchy. */
+        CHECK(AIDP_STAGE_NAMESPACES, unshare(CLONE_NEWCGROUP), "cgroup namespace");
+        /* A new session without a controlling terminal: the job cannot push
+         * input into the caller's terminal (TIOCSTI) and terminal signals
+         * reach it only through the supervisor. */
+        CHECK(AIDP_STAGE_INIT, setsid(), "setsid");
+        /* rlimits while still root: raising a hard limit (memlock for GPU
+         * DMA) needs CAP_SYS_RESOURCE, which drop_credentials takes away.
+         * The job inherits them over fork and execve. */
+        apply_rlimits(s);
+        drop_credentials(s);
+        CHECK(AIDP_STAGE_INIT, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "dumpable");
+
+        sigset_t all, orig;
+        sigemptyset(&all);
+        for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+                sigaddset(&all, forwarded[i]);
+        sigaddset(&all, SIGCHLD);
+        sigaddset(&all, AIDP_SIG_KILL_JOB);
+        sigprocmask(SIG_BLOCK, &all, &orig);
+
+        /* vfork, not fork: no copy of the supervisor's page tables, and none
+         * of glibc's fork handlers, which would take locks (malloc arenas)
+         * that a supervisor thread may have held when pid 1 was cloned. pid 1
+         * sleeps until the job's execve; exec_job only makes system calls on
+         * its own stack and never returns. */
+        pid_t job = vfork();
+        if (job < 0)
+                die(AIDP_STAGE_INIT, errno, "vfork");
+        if (job == 0)
+                exec_job(s, &orig);
+        /* Only the job's copy of err_fd may remain: its close-on-exec then
+         * tells the supervisor the job is running. */
+        close(s->err_fd);
+        g_err_fd = -1;
+        /* pid 1 keeps its inherited fds: among them the tmpfs mount fds,
+         * which gc reopens through /proc/<pid>/fd if the supervisor dies. */
+        init_loop(job, s->lifeline_fd, s->status_fd);
+}

@@ -1,0 +1,214 @@
+/* Sealed data in a run: see inject.h. */
+#define _GNU_SOURCE
+#include "supervisor/sealed/inject.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+
+static void join_tags(char *out, size_t cap, const char (*tags)[AIDP_SEALED_TAG_MAX + 1],
+                      unsigned n)
+{
+        size_t off = 0;
+        out[0] = '\0';
+        for (unsigned i = 0; i < n && off < cap; i++)
+                off += (size_t)snprintf(out + off, cap - off, "%s%s", i ? "," : "", tags[i]);
+}
+
+static void describe(const char *path, const struct aidp_sealed_header *h,
+                     struct aidp_run_dataset *o)
+{
+        memset(o, 0, sizeof *o);
+        snprintf(o->path, sizeof o->path, "%s", path);
+        snprintf(o->name, sizeof o->name, "%s", h->meta.name);
+        snprintf(o->version, sizeof o->version, "%s", h->meta.version);
+        snprintf(o->classification, sizeof o->classification, "%s",
+                 aidp_sealed_class_name(h->meta.classification));
+        join_tags(o->residency, sizeof o->residency, h->meta.residency, h->meta.n_residency);
+        join_tags(o->regulation, sizeof o->regulation, h->meta.regulation, h->meta.n_regulation);
+        snprintf(o->key_id, sizeof o->key_id, "%s", h->meta.key_id);
+        strcpy(o->digest, "sha256:");
+        for (int i = 0; i < AIDP_SEALED_DIGEST_LEN; i++)
+                sprintf(o->digest + 7 + 2 * i, "%02x", h->content_digest[i]);
+        o->bytes = h->payload_len;
+}
+
+static int keys_ready(struct aidp_inject *d, const char *keys_config, const char *key_dir,
+                      aidp_error *err)
+{
+        if (d->keys_ready)
+                return 0;
+        aidp_keys_init(&d->keys);
+        d->keys_ready = true;
+        return aidp_keys_setup(keys_config, key_dir, &d->keys, err);
+}
+
+int aidp_inject_open(struct aidp_inject *d, const char *const *paths, size_t n,
+                     const char *keys_config, const char *key_dir, struct aidp_run_dataset *info,
+                     aidp_error *err)
+{
+        if (n > AIDP_RUN_MAX_DATA)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, E2BIG, "at most %d --data inputs",
+                                      AIDP_RUN_MAX_DATA);
+        int r = keys_ready(d, keys_config, key_dir, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = aidp_sealed_open(paths[i], &d->keys, &d->in[d->n], err);
+                if (r < 0)
+                        return r;
+                d->n++;
+                const struct aidp_sealed_header *h = aidp_sealed_header_of(d->in[i]);
+                for (size_t j = 0; j < i; j++)
+                        if (!strcmp(aidp_sealed_header_of(d->in[j])->meta.name, h->meta.name))
+                                return aidp_error_set(err, AIDP_EXIT_USAGE, EEXIST,
+                                                      "--data %s and %s both hold dataset %s; "
+                                                      "each dataset may appear once",
+                                                      paths[j], paths[i], h->meta.name);
+                describe(paths[i], h, &info[i]);
+        }
+        return 0;
+}
+
+const struct aidp_sealed_header *aidp_inject_header(const struct aidp_inject *d, size_t i)
+{
+        return i < d->n ? aidp_sealed_header_of(d->in[i]) : NULL;
+}
+
+int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error *err)
+{
+        uint64_t sum = 0;
+        for (size_t i = 0; i < d->n; i++) {
+                uint64_t one = 0;
+                int r = aidp_sealed_required_bytes(d->in[i], &one, err);
+                if (r < 0)
+                        return r;
+                sum += one;
+        }
+        *ret = sum;
+        return 0;
+}
+
+struct bar {
+        const char *name;
+        uint64_t t0;
+};
+
+static void bar_draw(void *opaque, uint64_t done, uint64_t total)
+{
+        struct bar *b = opaque;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        if (!b->t0)
+                b->t0 = now;
+        double s = (double)(now - b->t0) / 1e9;
+        unsigned pct = total ? (unsigned)(done * 100 / total) : 100;
+        char fill[31];
+        for (unsigned i = 0; i < 30; i++)
+                fill[i] = i < pct * 30 / 100 ? '#' : '.';
+        fill[30] = '\0';
+        fprintf(stderr, "\raidp-supervisor: decrypting %-20.20s [%s] %3u%% %7.0f MiB/s", b->name,
+                fill, pct, s > 0 ? (double)done / 1048576.0 / s : 0.0);
+        if (done == total)
+                fputc('\n', stderr);
+        fflush(stderr);
+}
+
+int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid, bool progress,
+                        struct aidp_run_dataset *info, aidp_error *err)
+{
+        for (size_t i = 0; i < d->n; i++) {
+                const struct aidp_sealed_header *h = aidp_sealed_header_of(d->in[i]);
+                const char *name = h->meta.name;
+                /* /data/<name>: created here, private until filled. */
+                if (mkdirat(root_fd, name, 0700) < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                                "dataset %s: creating /data/%s", name, name);
+                _cleanup_close_ int dfd =
+                        openat(root_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (dfd < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                                "dataset %s: opening /data/%s", name, name);
+                struct bar b = {.name = name};
+                struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
+                o.uid = uid;
+                o.gid = gid;
+                if (progress && isatty(2)) {
+                        o.progress = bar_draw;
+                        o.progress_opaque = &b;
+                }
+                struct aidp_sealed_result res;
+                int r = aidp_sealed_decrypt(d->in[i], dfd, &o, &res, err);
+                if (r < 0) {
+                        unlinkat(root_fd, name, AT_REMOVEDIR);
+                        return r;
+                }
+                if (fchown(dfd, uid, gid) < 0 || fchmod(dfd, 0755) < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                                "dataset %s: /data/%s", name, name);
+                info[i].files = res.n_files;
+        }
+        return 0;
+}
+
+int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
+                        const char *output_dir, const char *run_id, const char *key_id,
+                        const char *owner, struct aidp_run_dataset *ret, aidp_error *err)
+{
+        int r = keys_ready(d, NULL, NULL, err);
+        if (r < 0)
+                return r;
+        struct aidp_seal_params p = {.skip_special = true, .max_bytes = max_bytes};
+        const struct aidp_sealed_meta *in[AIDP_RUN_MAX_DATA];
+        for (size_t i = 0; i < d->n; i++)
+                in[i] = &aidp_sealed_header_of(d->in[i])->meta;
+        r = aidp_sealed_meta_inherit(in, d->n, &p.meta, err);
+        if (r < 0)
+                return r;
+        if (!key_id && d->n)
+                key_id = in[0]->key_id;
+        if (!key_id)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "sealing /out needs a key id (--output-key-id) when there "
+                                      "are no --data inputs");
+        snprintf(p.meta.key_id, sizeof p.meta.key_id, "%s", key_id);
+        snprintf(p.meta.name, sizeof p.meta.name, "%s-out", run_id);
+        strcpy(p.meta.version, "1");
+        snprintf(p.meta.owner, sizeof p.meta.owner, "%s", owner && *owner ? owner : "unknown");
+        _cleanup_close_ int odir = open(output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (odir < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "output directory %s",
+                                        output_dir);
+        /* The mount fd may be O_PATH; reading the tree needs a real one. */
+        _cleanup_close_ int src = openat(out_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (src < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "opening /out");
+        char fname[128];
+        snprintf(fname, sizeof fname, "%s.sealed", run_id);
+        struct aidp_seal_result res;
+        r = aidp_sealed_seal(src, "out", &p, &d->keys, odir, fname, &res, err);
+        if (r < 0)
+                return aidp_error_wrap(err, "collecting /out into %s/%s", output_dir, fname);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", output_dir, fname);
+        describe(path, &res.header, ret);
+        ret->files = res.n_files;
+        return 0;
+}
+
+void aidp_inject_free(struct aidp_inject *d)
+{
+        for (size_t i = 0; i < d->n; i++)
+                aidp_sealed_close(d->in[i]);
+        d->n = 0;
+        if (d->keys_ready)
+                aidp_keys_free(&d->keys);
+        d->keys_ready = false;
+}

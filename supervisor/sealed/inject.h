@@ -1,0 +1,61 @@
+#pragma once
+/* Sealed inputs and outputs of one run (DESIGN.md lifecycle):
+ *   resolve  aidp_inject_open: open every --data file and authenticate its
+ *            header (no payload decryption), so policy can decide on the tags;
+ *   prepare  aidp_inject_required_bytes sizes the /data tmpfs, then
+ *            aidp_inject_decrypt decrypts every dataset into it, each under
+ *            /data/<dataset name>/, authenticating every segment first;
+ *   collect  aidp_inject_collect seals the /out tmpfs into the output
+ *            directory with tags inherited from the inputs.
+ * The run core owns the tmpfs mounts and shreds them; this file only reads
+ * and writes through their fds. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "supervisor/sealed/keys.h"
+#include "supervisor/sealed/sealed.h"
+
+#define AIDP_RUN_MAX_DATA 16
+
+/* What the run summary and lineage record about a dataset. */
+struct aidp_run_dataset {
+        char path[1024];
+        char name[AIDP_SEALED_NAME_MAX + 1];
+        char version[AIDP_SEALED_VERSION_MAX + 1];
+        char classification[16];
+        char residency[AIDP_SEALED_MAX_TAGS * (AIDP_SEALED_TAG_MAX + 1)]; /* comma-joined */
+        char regulation[AIDP_SEALED_MAX_TAGS * (AIDP_SEALED_TAG_MAX + 1)];
+        char key_id[AIDP_SEALED_KEY_ID_MAX + 1];
+        char digest[80]; /* "sha256:<hex>" content digest */
+        uint64_t bytes;  /* payload bytes */
+        uint64_t files;  /* known after decrypt/collect */
+};
+
+struct aidp_inject {
+        struct aidp_keys keys;
+        bool keys_ready;
+        struct aidp_sealed *in[AIDP_RUN_MAX_DATA];
+        size_t n;
+};
+
+/* Open and authenticate every input; fills info[i]. Dataset names must be
+ * unique (each becomes a directory under /data). */
+int aidp_inject_open(struct aidp_inject *d, const char *const *paths, size_t n,
+                     const char *keys_config, const char *key_dir, struct aidp_run_dataset *info,
+                     aidp_error *err);
+const struct aidp_sealed_header *aidp_inject_header(const struct aidp_inject *d, size_t i);
+int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error *err);
+/* root_fd: the supervisor's /data tmpfs mount fd. Entries are owned by
+ * uid:gid. progress: draw a bar on stderr (only if it is a terminal). */
+int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid, bool progress,
+                        struct aidp_run_dataset *info, aidp_error *err);
+/* Seal the tree under out_fd into output_dir/<run_id>.sealed as dataset
+ * "<run_id>-out", owner `owner`, key key_id (NULL: the first input's).
+ * max_bytes: the /out tmpfs size; a tree claiming more (sparse files) is
+ * refused rather than expanded. */
+int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
+                        const char *output_dir, const char *run_id, const char *key_id,
+                        const char *owner, struct aidp_run_dataset *ret, aidp_error *err);
+void aidp_inject_free(struct aidp_inject *d);

@@ -1,0 +1,83 @@
+#pragma once
+/* Key providers: where the key-encryption key (KEK) named by a dataset's key id
+ * comes from, and how the data key is wrapped and unwrapped.
+ *
+ *  file  /etc/aidp/keys/<key-id>: exactly 32 raw bytes, a regular file owned
+ *        by root with no group/other permission bits, in a root-owned
+ *        directory that group/other cannot write. Wrap: RFC 5649 (AES-256 KWP).
+ *  exec  a configured program, run as `PROGRAM [ARGS...] unwrap KEY-ID` with the
+ *        wrapped key on stdin (raw bytes), printing the 32-byte data key on
+ *        stdout (raw); and `... wrap KEY-ID` with the data key on stdin,
+ *        printing the wrapped key (1-512 bytes, opaque to aidp). Non-zero exit,
+ *        wrong output length or the timeout are errors quoting its stderr.
+ *
+ * Configuration: /etc/aidp/keys.yaml (or $AIDP_KEYS_CONFIG, or --keys-config):
+ *   provider: file            # or exec
+ *   key_dir: /etc/aidp/keys   # file provider ($AIDP_KEY_DIR / --key-dir override)
+ *   exec:
+ *     command: [/usr/local/sbin/aidp-kms, --region, eu]
+ *     timeout: 30             # seconds, 1-600
+ * The config file and the exec program must be owned by root (or the invoking
+ * user) and not writable by group or other.
+ *
+ * Keys are held in locked memory (struct aidp_secret), wiped after use, and
+ * never printed: error messages name the key id and the path only. */
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "supervisor/sealed/codec/sealed_crypto.h"
+
+#define AIDP_KEYS_DEFAULT_CONFIG     "/etc/aidp/keys.yaml"
+#define AIDP_KEYS_DEFAULT_DIR        "/etc/aidp/keys"
+#define AIDP_KEYS_EXEC_ARGS_MAX      32
+#define AIDP_KEYS_DEFAULT_TIMEOUT_MS 30000u
+
+enum aidp_keys_kind {
+        AIDP_KEYS_FILE = 0,
+        AIDP_KEYS_EXEC,
+        AIDP_KEYS_STATIC, /* in-process KEK: for tests and embedding, never from config */
+        AIDP_KEYS_MAX
+};
+
+struct aidp_keys {
+        enum aidp_keys_kind kind;
+        char dir[PATH_MAX];
+        char *argv[AIDP_KEYS_EXEC_ARGS_MAX + 1];
+        unsigned timeout_ms;
+        struct aidp_secret static_kek;
+        char config[PATH_MAX]; /* the config file loaded, "" if none */
+};
+
+/* Defaults: file provider in /etc/aidp/keys, no config. */
+void aidp_keys_init(struct aidp_keys *k);
+void aidp_keys_free(struct aidp_keys *k);
+
+/* Parse a keys.yaml buffer into k (pure: no file access). Errors carry
+ * fname:line:col. */
+int aidp_keys_parse(const char *buf, size_t len, const char *fname, struct aidp_keys *k,
+                    aidp_error *err);
+/* The usual set-up: config from config_path ?: $AIDP_KEYS_CONFIG ?:
+ * /etc/aidp/keys.yaml (the default may be absent; an explicit one may not),
+ * then key_dir from dir_override ?: $AIDP_KEY_DIR ?: the config. */
+int aidp_keys_setup(const char *config_path, const char *dir_override, struct aidp_keys *k,
+                    aidp_error *err);
+/* Use an in-process KEK (copied into locked memory). */
+int aidp_keys_set_static(struct aidp_keys *k, const uint8_t kek[AIDP_SEALED_KEY_LEN],
+                         aidp_error *err);
+
+/* File provider: read and check the KEK file dir/key_id. */
+int aidp_keys_read_kek(const char *dir, const char *key_id, struct aidp_secret *ret,
+                       aidp_error *err);
+/* Create dir/key_id with 32 random bytes, mode 0400 (dir created 0700 if
+ * missing). Refuses to overwrite. */
+int aidp_keys_generate(const char *dir, const char *key_id, aidp_error *err);
+
+/* Wrap a data key for key_id; out holds AIDP_SEALED_WRAPPED_MAX bytes. */
+int aidp_keys_wrap(const struct aidp_keys *k, const char *key_id, const struct aidp_secret *dk,
+                   enum aidp_key_wrap *ret_alg, uint8_t *out, size_t *ret_len, aidp_error *err);
+/* Unwrap a dataset's data key into locked memory. */
+int aidp_keys_unwrap(const struct aidp_keys *k, const char *key_id, enum aidp_key_wrap alg,
+                     const uint8_t *wrapped, size_t len, struct aidp_secret *ret, aidp_error *err);

@@ -1,0 +1,122 @@
+#pragma once
+/* Sealed datasets: the API the supervisor and the `aidp seal/unseal/inspect`
+ * tools call. Format: docs/sealed-format.md; model: sealed_format.h; keys:
+ * keys.h.
+ *
+ * Reading a dataset is two steps, so that policy can decide before any
+ * payload byte is decrypted:
+ *
+ *   struct aidp_sealed *s;
+ *   aidp_sealed_open(path, &keys, &s, &err);        // header parsed, data key
+ *                                                   // unwrapped, header tag
+ *                                                   // verified; no payload read
+ *   const struct aidp_sealed_header *h = aidp_sealed_header_of(s);
+ *   ... residency/access decision on h->meta (authenticated tags) ...
+ *   aidp_sealed_decrypt(s, tmpfs_root_fd, &opts, &result, &err);
+ *   aidp_sealed_close(s);                           // wipes the data key
+ *
+ * aidp_sealed_decrypt writes only through openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV) / mkdirat relative to dirfd, so the
+ * destination never needs a host path (a detached tmpfs from fsmount works).
+ * It returns success only after EVERY segment authenticated (and, with
+ * verify_digest, the content digest matched). On any failure it overwrites with zeros and removes
+ * every entry it created (never anything it did not create) before returning; the caller still
+ * shreds the tmpfs. Unauthenticated plaintext may exist in the destination while decryption runs,
+ * so the destination must be invisible to everything else until success (a detached mount is).
+ *
+ * Error messages name the dataset ("dataset NAME (PATH): ...") and the cause;
+ * err->status is AIDP_EXIT_DATA for every data/key problem, errno tells them
+ * apart: EBADMSG (authentication), ENOKEY (missing key), EPERM (key file
+ * refused), ENOSPC (destination too small), ETIMEDOUT (key provider), EIO,
+ * EACCES/ENOENT (unreadable input).
+ *
+ * Thread safety: a struct aidp_sealed is used by one caller at a time;
+ * decrypt and seal start their own worker threads and join them before
+ * returning. The progress callback runs on the calling thread only, at most
+ * every ~100 ms plus once at the end with done == total.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "supervisor/sealed/keys.h"
+#include "supervisor/sealed/codec/sealed_format.h"
+
+struct aidp_sealed;
+
+typedef void (*aidp_sealed_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+/* Open a sealed file, read and authenticate its header. No payload byte is
+ * decrypted. Also checks the file has exactly the size the header implies
+ * (truncation and appended bytes are refused here). */
+int aidp_sealed_open(const char *path, const struct aidp_keys *keys, struct aidp_sealed **ret,
+                     aidp_error *err);
+const struct aidp_sealed_header *aidp_sealed_header_of(const struct aidp_sealed *s);
+const char *aidp_sealed_path_of(const struct aidp_sealed *s);
+void aidp_sealed_close(struct aidp_sealed *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct aidp_sealed *, aidp_sealed_close)
+
+/* Bytes a tmpfs needs to hold the decrypted dataset: every file rounded up
+ * to whole pages. Decrypts and authenticates only the segments holding the
+ * manifest (file names and sizes); call it after the policy decision. */
+int aidp_sealed_required_bytes(struct aidp_sealed *s, uint64_t *ret, aidp_error *err);
+
+struct aidp_sealed_opts {
+        unsigned threads; /* workers incl. the caller; 0 = online CPUs, at most 8 */
+        uid_t uid;        /* owner of created entries; (uid_t)-1 keeps the caller's */
+        gid_t gid;
+        /* Also recompute the content digest (SHA-256 of every plaintext
+         * segment) and compare it with the header's. Every segment is
+         * authenticated by AES-GCM under a key bound to the header either
+         * way, so this only guards against a faulty sealer; it costs about
+         * as much CPU as the decryption itself. aidp unseal turns it on; the
+         * supervisor's injection leaves it off and records the header's
+         * authenticated digest. */
+        bool verify_digest;
+        aidp_sealed_progress_fn progress;
+        void *progress_opaque;
+};
+#define AIDP_SEALED_OPTS_DEFAULT                                                                   \
+        {                                                                                          \
+                .threads = 0, .uid = (uid_t)-1, .gid = (gid_t)-1                                   \
+        }
+
+struct aidp_sealed_result {
+        enum aidp_tree_root root; /* single file or directory tree */
+        uint16_t root_mode;       /* mode of the sealed top directory */
+        uint64_t n_files, n_dirs; /* entries written (or that would be) */
+        uint64_t bytes;           /* file bytes */
+};
+
+/* Decrypt the whole dataset into dirfd (contents of the sealed directory, or
+ * the single sealed file, appear directly in dirfd; dirfd itself is not
+ * modified). dirfd < 0 authenticates everything and writes nothing (verify).
+ * ret may be NULL. */
+int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_sealed_opts *o,
+                        struct aidp_sealed_result *ret, aidp_error *err);
+
+struct aidp_seal_params {
+        struct aidp_sealed_meta meta; /* name, version, owner, created_at (0 = now), tags, key id */
+        uint32_t segment_size;        /* 0 = AIDP_SEALED_SEGMENT_DEFAULT */
+        unsigned threads;             /* as in aidp_sealed_opts */
+        bool skip_special;  /* skip symlinks, devices, fifos, sockets instead of failing */
+        uint64_t max_bytes; /* refuse trees whose file bytes exceed this; 0 = no limit
+                             * (sparse files can claim far more than a tmpfs holds) */
+        aidp_sealed_progress_fn progress;
+        void *progress_opaque;
+};
+
+struct aidp_seal_result {
+        struct aidp_sealed_header header; /* as written, incl. content digest */
+        uint64_t n_files, n_dirs, n_skipped;
+};
+
+/* Seal src_fd (a directory: the tree below it; a regular file: that file,
+ * stored under src_name) into out_dirfd/out_name. The output is written under
+ * a temporary name and renamed into place without replacing an existing file;
+ * on failure nothing is left. Files that change while sealing are detected
+ * (size or content) and fail the seal. ret may be NULL. */
+int aidp_sealed_seal(int src_fd, const char *src_name, const struct aidp_seal_params *p,
+                     const struct aidp_keys *keys, int out_dirfd, const char *out_name,
+                     struct aidp_seal_result *ret, aidp_error *err);
