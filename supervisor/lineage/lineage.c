@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fsdir.h"
 #include "common/io.h"
 #include "supervisor/lineage/lineage.h"
 #include "supervisor/lineage/seclog.h"
@@ -84,17 +85,9 @@ static int make_parents(const char *path, mode_t mode, aidp_error *err)
         _cleanup_free_ char *dir = dir_of(path);
         if (!dir)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        for (char *p = dir + 1;; p++) {
-                bool end = *p == '\0';
-                if (*p != '/' && !end)
-                        continue;
-                *p = '\0';
-                if (mkdir(dir, mode) < 0 && errno != EEXIST)
-                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "creating %s", dir);
-                if (end)
-                        break;
-                *p = '/';
-        }
+        int r = aidp_mkdir_p(dir, mode, mode);
+        if (r < 0)
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "creating %s", dir);
         return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fsdir.h"
 
 const char *aidp_journal_run_dir(const char *run_dir)
 {
@@ -58,8 +59,9 @@ int aidp_journal_create(const char *run_dir, const char *run_id, const char *lin
         j->obj = NULL;
         j->lifeline_w = -1;
         j->cgroup_log = -1;
-        if (mkdir(base, 0700) < 0 && errno != EEXIST)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "creating %s", base);
+        int mk = aidp_mkdir_p(base, 0700, 0755);
+        if (mk < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -mk, "creating %s", base);
         snprintf(j->dir, sizeof j->dir, "%s/%s", base, run_id);
         if (mkdir(j->dir, 0700) < 0) {
                 if (errno == EEXIST)

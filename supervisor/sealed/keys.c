@@ -22,6 +22,7 @@
 #include <yaml.h>
 
 #include "common/cleanup.h"
+#include "common/fsdir.h"
 
 extern char **environ;
 
@@ -341,8 +342,11 @@ int aidp_keys_generate(const char *dir, const char *key_id, aidp_error *err)
                                       "invalid key id '%s' (want [A-Za-z0-9][A-Za-z0-9._-]*, at "
                                       "most %d bytes)",
                                       key_id, AIDP_SEALED_KEY_ID_MAX);
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "creating key directory %s",
+        /* On a fresh host nothing exists yet: /etc/aidp (0755, policies are
+         * readable) and the key directory itself (0700). */
+        int mk = aidp_mkdir_p(dir, 0700, 0755);
+        if (mk < 0)
+                return aidp_error_errno(err, AIDP_EXIT_CONFIG, -mk, "creating key directory %s",
                                         dir);
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
