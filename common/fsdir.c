@@ -29,7 +29,7 @@ static int step(int at, const char *name, mode_t mode)
 
 int aidp_mkdir_p(const char *dir, mode_t mode, mode_t parent_mode)
 {
-        if (!dir || dir[0] != '/')
+        if (!dir || !*dir)
                 return -EINVAL;
         char buf[PATH_MAX];
         size_t len = strlen(dir);
@@ -38,10 +38,13 @@ int aidp_mkdir_p(const char *dir, mode_t mode, mode_t parent_mode)
         memcpy(buf, dir, len + 1);
         while (len > 1 && buf[len - 1] == '/')
                 buf[--len] = '\0';
-        _cleanup_close_ int at = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        /* A relative path (an admin's `aidp keygen --key-dir keys`) starts at
+         * the working directory. */
+        bool abs = buf[0] == '/';
+        _cleanup_close_ int at = open(abs ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (at < 0)
                 return -errno;
-        char *p = buf + 1;
+        char *p = abs ? buf + 1 : buf;
         while (*p) {
                 char *slash = strchr(p, '/');
                 bool last = !slash;

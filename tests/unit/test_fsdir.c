@@ -34,8 +34,7 @@ static mode_t mode_of(const char *p)
         return st.st_mode & 07777;
 }
 
-Test(fsdir, creates_missing_parents_with_exact_modes_despite_umask, .init = setup,
-     .fini = teardown)
+Test(fsdir, creates_missing_parents_with_exact_modes_despite_umask, .init = setup, .fini = teardown)
 {
         mode_t old = umask(077);
         char p[PATH_MAX];
@@ -49,8 +48,7 @@ Test(fsdir, creates_missing_parents_with_exact_modes_despite_umask, .init = setu
         cr_expect_eq(mode_of(p), 0755);
 }
 
-Test(fsdir, leaves_existing_directories_alone_and_is_idempotent, .init = setup,
-     .fini = teardown)
+Test(fsdir, leaves_existing_directories_alone_and_is_idempotent, .init = setup, .fini = teardown)
 {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/var", top);
@@ -85,13 +83,26 @@ Test(fsdir, refuses_a_file_or_a_symlink_on_the_way, .init = setup, .fini = teard
         cr_expect_neq(access(p, F_OK), 0, "created through the symlink");
 }
 
-Test(fsdir, refuses_relative_and_overlong_paths)
+Test(fsdir, refuses_empty_and_overlong_paths)
 {
-        cr_expect_eq(aidp_mkdir_p("relative/dir", 0700, 0755), -EINVAL);
+        cr_expect_eq(aidp_mkdir_p("", 0700, 0755), -EINVAL);
         char *long_path = malloc(PATH_MAX + 16);
         memset(long_path, 'a', PATH_MAX + 15);
         long_path[0] = '/';
         long_path[PATH_MAX + 15] = '\0';
         cr_expect_eq(aidp_mkdir_p(long_path, 0700, 0755), -ENAMETOOLONG);
         free(long_path);
+}
+
+Test(fsdir, a_relative_path_starts_at_the_working_directory, .init = setup, .fini = teardown)
+{
+        char old[PATH_MAX];
+        cr_assert_not_null(getcwd(old, sizeof old));
+        cr_assert_eq(chdir(top), 0);
+        int r = aidp_mkdir_p("keys/sub", 0700, 0755);
+        cr_assert_eq(chdir(old), 0);
+        cr_assert_eq(r, 0);
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/keys/sub", top);
+        cr_expect_eq(mode_of(p), 0700);
 }
