@@ -102,22 +102,12 @@ static int fsync_dir_of(const char *path)
         return 0;
 }
 
-static int pread_all(int fd, char *buf, size_t len, off_t off)
+/* The whole range, or -EIO when the file is shorter (it shrank under us: not
+ * under our lock). */
+static int pread_exact(int fd, void *buf, size_t len, off_t off)
 {
-        while (len > 0) {
-                ssize_t n = pread(fd, buf, len, off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO; /* the file shrank under us: not under our lock */
-                buf += n;
-                len -= (size_t)n;
-                off += n;
-        }
-        return 0;
+        ssize_t n = aidp_pread_all(fd, buf, len, off);
+        return n < 0 ? (int)n : (size_t)n == len ? 0 : -EIO;
 }
 
 /* ---- key ---------------------------------------------------------------------------- */
@@ -192,7 +182,7 @@ int aidp_lineage_key_load(const char *path, bool create, unsigned char key[AIDP_
                 return aidp_error_set(err, AIDP_EXIT_LINEAGE, EINVAL,
                                       "lineage key %s is %lld bytes, expected %d", path,
                                       (long long)st.st_size, AIDP_LINEAGE_KEY_LEN);
-        int r = pread_all(kfd, (char *)key, AIDP_LINEAGE_KEY_LEN, 0);
+        int r = pread_exact(kfd, (char *)key, AIDP_LINEAGE_KEY_LEN, 0);
         if (r < 0)
                 return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "reading lineage key %s", path);
         return 0;
@@ -273,7 +263,7 @@ static int read_small(const char *path, char **ret, size_t *len, size_t max)
         _cleanup_free_ char *buf = malloc((size_t)st.st_size + 1);
         if (!buf)
                 return -ENOMEM;
-        int r = pread_all(fd, buf, (size_t)st.st_size, 0);
+        int r = pread_exact(fd, buf, (size_t)st.st_size, 0);
         if (r < 0)
                 return r;
         buf[st.st_size] = '\0';
@@ -317,7 +307,7 @@ static int read_tail(int fd, off_t size, char **line, size_t *line_len, off_t *c
                 _cleanup_free_ char *buf = malloc(w);
                 if (!buf)
                         return -ENOMEM;
-                int r = pread_all(fd, buf, w, size - (off_t)w);
+                int r = pread_exact(fd, buf, w, size - (off_t)w);
                 if (r < 0)
                         return r;
                 bool whole = (off_t)w == size;

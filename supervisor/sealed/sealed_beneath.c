@@ -41,4 +41,3 @@ int aidp_sealed_open_parent(int dirfd, const char *path, const char **base)
         *base = slash + 1;
         return aidp_sealed_open_beneath(dirfd, parent, O_PATH | O_DIRECTORY, 0);
 }
-

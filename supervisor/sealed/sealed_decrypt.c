@@ -29,8 +29,8 @@ struct dec {
 
 /* Write plaintext stream bytes [start, start + len) into the files they
  * belong to. */
-static int write_plain(struct dec *d, struct aidp_sealed_worker *w, uint64_t start, const uint8_t *buf,
-                       size_t len, aidp_error *err)
+static int write_plain(struct dec *d, struct aidp_sealed_worker *w, uint64_t start,
+                       const uint8_t *buf, size_t len, aidp_error *err)
 {
         const struct aidp_tree *t = &d->tree;
         uint64_t end = start + len;
@@ -97,8 +97,8 @@ static int dec_segment(struct aidp_sealed_worker *w, uint64_t i, aidp_error *err
                         uint64_t skip = start + pos >= d->tree.manifest_len
                                                 ? 0
                                                 : d->tree.manifest_len - (start + pos);
-                        int r = write_plain(d, w, start + pos + skip, buf + skip,
-                                            n - (size_t)skip, err);
+                        int r = write_plain(d, w, start + pos + skip, buf + skip, n - (size_t)skip,
+                                            err);
                         if (r < 0)
                                 return r;
                 }
@@ -250,13 +250,13 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
         if (dirfd >= 0 && (r = create_entries(&d, err)) < 0)
                 goto fail;
         struct aidp_sealed_pool p = {.n_segments = h->n_segments,
-                         .fn = dec_segment,
-                         .ctx = &d,
-                         .progress = o->progress,
-                         .progress_opaque = o->progress_opaque,
-                         .total_bytes = h->payload_len};
-        r = aidp_sealed_pool_run(&p, aidp_sealed_pick_threads(o->threads, h->n_segments), s->dk.p, false,
-                     (size_t)h->segment_size + AIDP_SEALED_TAG_LEN, err);
+                                     .fn = dec_segment,
+                                     .ctx = &d,
+                                     .progress = o->progress,
+                                     .progress_opaque = o->progress_opaque,
+                                     .total_bytes = h->payload_len};
+        r = aidp_sealed_pool_run(&p, aidp_sealed_pick_threads(o->threads, h->n_segments), s->dk.p,
+                                 false, (size_t)h->segment_size + AIDP_SEALED_TAG_LEN, err);
         if (r < 0)
                 goto fail;
         uint8_t digest[AIDP_SEALED_DIGEST_LEN];

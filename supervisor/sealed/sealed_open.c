@@ -116,7 +116,7 @@ static int read_segment(struct aidp_sealed *s, EVP_CIPHER_CTX *ctx, uint64_t i, 
                                       "segment %llu is truncated (the file shrank)",
                                       (unsigned long long)i);
         int r = aidp_sealed_seg_decrypt(ctx, i, i + 1 == h->n_segments, h->header_digest, buf, len,
-                                    buf + len);
+                                        buf + len);
         if (r < 0) {
                 OPENSSL_cleanse(buf, len);
                 return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,

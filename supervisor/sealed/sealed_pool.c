@@ -132,8 +132,8 @@ static void worker_fini(struct aidp_sealed_worker *w)
         w->cached_fd = -1;
 }
 
-int aidp_sealed_pool_run(struct aidp_sealed_pool *p, unsigned nthreads, const uint8_t *dk, bool encrypt,
-                    size_t bufsize, aidp_error *err)
+int aidp_sealed_pool_run(struct aidp_sealed_pool *p, unsigned nthreads, const uint8_t *dk,
+                         bool encrypt, size_t bufsize, aidp_error *err)
 {
         struct aidp_sealed_worker ws[AIDP_SEALED_MAX_THREADS];
         pthread_t tids[AIDP_SEALED_MAX_THREADS];

@@ -159,9 +159,10 @@ static int fill_segment(struct aidp_sealed_worker *w, struct enc *e, uint64_t i,
                                 close(w->cached_fd);
                         /* O_NONBLOCK: should a fifo have replaced the file,
                          * opening it must not hang; fstat then refuses it. */
-                        w->cached_fd = e->single ? fcntl(e->src_fd, F_DUPFD_CLOEXEC, 3)
-                                                 : aidp_sealed_open_beneath(e->src_fd, en->path,
-                                                                O_RDONLY | O_NONBLOCK, 0);
+                        w->cached_fd = e->single
+                                               ? fcntl(e->src_fd, F_DUPFD_CLOEXEC, 3)
+                                               : aidp_sealed_open_beneath(e->src_fd, en->path,
+                                                                          O_RDONLY | O_NONBLOCK, 0);
                         if (w->cached_fd < 0)
                                 return aidp_error_errno(err, AIDP_EXIT_DATA,
                                                         e->single ? errno : -w->cached_fd,
@@ -229,9 +230,9 @@ static int seal_into(struct enc *e, const struct aidp_seal_params *p, const stru
         size_t bufsize = (size_t)e->segment_size + AIDP_SEALED_TAG_LEN;
         /* Pass 1: digests of the plaintext segments, for the header. */
         struct aidp_sealed_pool p1 = {.n_segments = e->n_segments,
-                          .fn = enc_segment,
-                          .ctx = e,
-                          .total_bytes = e->payload_len};
+                                      .fn = enc_segment,
+                                      .ctx = e,
+                                      .total_bytes = e->payload_len};
         int r = aidp_sealed_pool_run(&p1, nthreads, NULL, true, bufsize, err);
         if (r < 0)
                 return r;
@@ -269,11 +270,11 @@ static int seal_into(struct enc *e, const struct aidp_seal_params *p, const stru
         e->out_fd = out_fd;
         e->h = h;
         struct aidp_sealed_pool p2 = {.n_segments = e->n_segments,
-                          .fn = enc_segment,
-                          .ctx = e,
-                          .progress = p->progress,
-                          .progress_opaque = p->progress_opaque,
-                          .total_bytes = e->payload_len};
+                                      .fn = enc_segment,
+                                      .ctx = e,
+                                      .progress = p->progress,
+                                      .progress_opaque = p->progress_opaque,
+                                      .total_bytes = e->payload_len};
         r = aidp_sealed_pool_run(&p2, nthreads, dk.p, true, bufsize, err);
         if (r < 0)
                 return r;
@@ -308,7 +309,8 @@ static int build_tree(int src_fd, const char *src_name, const struct aidp_seal_p
         }
         if (r < 0)
                 return r;
-        if ((r = aidp_tree_finish(tree, err)) < 0 || (r = aidp_tree_encode(tree, manifest, err)) < 0)
+        if ((r = aidp_tree_finish(tree, err)) < 0 ||
+            (r = aidp_tree_encode(tree, manifest, err)) < 0)
                 return r;
         if (p->max_bytes && tree->stream_len - tree->manifest_len > p->max_bytes)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EFBIG,
