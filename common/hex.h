@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AIDP_SHA256_LEN        32
-#define AIDP_SHA256_HEX_LEN    (2 * AIDP_SHA256_LEN)
+#define AIDP_SHA256_LEN     32
+#define AIDP_SHA256_HEX_LEN (2 * AIDP_SHA256_LEN)
 /* "sha256:" and the hex digest, as datasets and profiles are named in records. */
 #define AIDP_SHA256_REF_PREFIX "sha256:"
 #define AIDP_SHA256_REF_LEN    (sizeof AIDP_SHA256_REF_PREFIX - 1 + AIDP_SHA256_HEX_LEN)
