@@ -96,7 +96,6 @@ static int open_log(const char *path, bool *created)
         return -EAGAIN;
 }
 
-
 static int replace_anchor(const struct aidp_lineage *lg, const char *buf, size_t len)
 {
         _cleanup_free_ char *tmp = NULL;
@@ -119,7 +118,6 @@ static int replace_anchor(const struct aidp_lineage *lg, const char *buf, size_t
         }
         return aidp_lineage_fsync_dir_of(lg->anchor_path);
 }
-
 
 static int write_anchor(const struct aidp_lineage *lg, const struct aidp_lineage_anchor *a)
 {
@@ -149,9 +147,9 @@ static void report_security_event(const struct aidp_lineage *lg, json_object *ev
         snprintf(seqs, sizeof seqs, "%" PRIu64, seq);
         snprintf(denieds, sizeof denieds, "%" PRIu64, a.egress_denied);
         struct aidp_seclog_param p[] = {
-                {"runId", a.run_id},       {"job", a.job},
+                {"runId", a.run_id},         {"job", a.job},
                 {"eventType", a.event_type}, {"lineageSeq", seqs},
-                {"egressDenied", denieds}, {"reason", a.reason},
+                {"egressDenied", denieds},   {"reason", a.reason},
         };
         struct aidp_seclog_msg m = {
                 .severity = a.kind == AIDP_ALERT_ABORT ? LOG_NOTICE : LOG_WARNING,
@@ -247,7 +245,6 @@ static void pending_free(struct aidp_lineage_pending *p)
         json_object_put(p->ev);
         free(p);
 }
-
 
 /* Open and lock the log (steps before 1). The lock is the log's own, held until
  * the record is committed or rolled back. */
@@ -419,4 +416,3 @@ int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *er
         int r = append_begin(lg, ev, false, &p, err);
         return r < 0 ? r : aidp_lineage_append_commit(p, err);
 }
-
