@@ -6,27 +6,15 @@
 #include <errno.h>
 #include <string.h>
 
-static const char *const class_names[AIDP_CLASS_MAX] = {
-        [AIDP_CLASS_PUBLIC] = "public",
-        [AIDP_CLASS_INTERNAL] = "internal",
-        [AIDP_CLASS_CONFIDENTIAL] = "confidential",
-        [AIDP_CLASS_RESTRICTED] = "restricted",
-        [AIDP_CLASS_REGULATED] = "regulated",
-};
-
+/* One classification name table: residency's (the policy module owns the type). */
 const char *aidp_sealed_class_name(enum aidp_classification c)
 {
-        return (unsigned)c < AIDP_CLASS_MAX ? class_names[c] : "?";
+        return aidp_residency_classification_name(c);
 }
 
 int aidp_sealed_class_parse(const char *s, enum aidp_classification *ret)
 {
-        for (unsigned i = 0; i < AIDP_CLASS_MAX; i++)
-                if (!strcmp(s, class_names[i])) {
-                        *ret = (enum aidp_classification)i;
-                        return 0;
-                }
-        return -EINVAL;
+        return aidp_residency_classification_parse(s, ret);
 }
 
 /* ---- field validation ---- */
