@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "common/cleanup.h"
+#include "common/hex.h"
 #include "profiles/internal.h"
 
 #define P(...) aidp_profiles_sb_printf(b, __VA_ARGS__)
@@ -212,10 +213,9 @@ int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile
                         P("%s%s", i ? " -> " : "", p->layers[i]);
                 P("\n");
         }
-        P("digest      sha256:");
-        for (size_t i = 0; i < 32; i++)
-                P("%02x", p->digest[i]);
-        P("\n");
+        char digest[AIDP_SHA256_REF_LEN + 1];
+        aidp_sha256_ref(p->digest, digest);
+        P("digest      %s\n", digest);
 
         P("\nlimits\n");
         if (p->limits.memory_bytes) {

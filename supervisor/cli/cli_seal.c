@@ -15,8 +15,10 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "common/hex.h"
 #include "supervisor/cli/cli.h"
 #include "supervisor/sealed/keys.h"
+#include "supervisor/sealed/progress.h"
 #include "supervisor/sealed/sealed.h"
 
 static int usage_error(const char *cmd, const char *msg)
@@ -43,12 +45,6 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
         return 0;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-        for (size_t i = 0; i < n; i++)
-                sprintf(out + 2 * i, "%02x", b[i]);
-}
-
 static void iso_time(uint64_t t, char *out, size_t cap)
 {
         time_t tt = (time_t)t;
@@ -57,34 +53,6 @@ static void iso_time(uint64_t t, char *out, size_t cap)
                 strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
         else
                 snprintf(out, cap, "%llu", (unsigned long long)t);
-}
-
-/* Terminal progress bar on stderr; silent when stderr is not a terminal. */
-struct bar {
-        const char *label;
-        uint64_t start_ns;
-};
-
-static void bar_draw(void *opaque, uint64_t done, uint64_t total)
-{
-        struct bar *b = opaque;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-        if (!b->start_ns)
-                b->start_ns = now;
-        double secs = (double)(now - b->start_ns) / 1e9;
-        unsigned pct = total ? (unsigned)(done * 100 / total) : 100;
-        char fill[31];
-        unsigned n = pct * 30 / 100;
-        for (unsigned i = 0; i < 30; i++)
-                fill[i] = i < n ? '#' : '.';
-        fill[30] = '\0';
-        fprintf(stderr, "\r%s [%s] %3u%% %8.1f MiB %6.0f MiB/s", b->label, fill, pct,
-                (double)done / 1048576.0, secs > 0 ? (double)done / 1048576.0 / secs : 0.0);
-        if (done == total)
-                fputc('\n', stderr);
-        fflush(stderr);
 }
 
 enum { OPT_KEYS_CONFIG = 256, OPT_KEY_DIR, OPT_SEGMENT, OPT_SKIP, OPT_VERIFY, OPT_JSON };
@@ -253,9 +221,9 @@ static int cmd_seal(int argc, char **argv)
                 aidp_error_errno(&err, AIDP_EXIT_USAGE, errno, "output directory of %s", out);
                 rc = fail("seal", &err);
         } else {
-                struct bar b = {.label = "sealing"};
+                struct aidp_progress_bar b = {.label = "sealing"};
                 if (!quiet && isatty(2)) {
-                        p.progress = bar_draw;
+                        p.progress = aidp_progress_bar_draw;
                         p.progress_opaque = &b;
                 }
                 struct aidp_seal_result res;
@@ -263,10 +231,10 @@ static int cmd_seal(int argc, char **argv)
                                      &res, &err) < 0) {
                         rc = fail("seal", &err);
                 } else if (!quiet) {
-                        char dg[2 * AIDP_SEALED_DIGEST_LEN + 1];
-                        hex(res.header.content_digest, AIDP_SEALED_DIGEST_LEN, dg);
+                        char dg[AIDP_SHA256_REF_LEN + 1];
+                        aidp_sha256_ref(res.header.content_digest, dg);
                         printf("sealed %s -> %s: dataset %s version %s, %llu files, %llu dirs, "
-                               "%llu payload bytes%s\ncontent-digest: sha256:%s\n",
+                               "%llu payload bytes%s\ncontent-digest: %s\n",
                                src, out, res.header.meta.name, res.header.meta.version,
                                (unsigned long long)res.n_files, (unsigned long long)res.n_dirs,
                                (unsigned long long)res.header.payload_len,
@@ -351,9 +319,9 @@ static int cmd_unseal(int argc, char **argv)
                         goto out;
                 }
         }
-        struct bar b = {.label = verify ? "verifying" : "unsealing"};
+        struct aidp_progress_bar b = {.label = verify ? "verifying" : "unsealing"};
         if (!quiet && isatty(2)) {
-                o.progress = bar_draw;
+                o.progress = aidp_progress_bar_draw;
                 o.progress_opaque = &b;
         }
         struct aidp_sealed_result res;
@@ -443,12 +411,10 @@ static int cmd_inspect(int argc, char **argv)
         aidp_keys_free(&keys);
         const struct aidp_sealed_header *h = aidp_sealed_header_of(s);
         const struct aidp_sealed_meta *m = &h->meta;
-        char when[64], dg[2 * AIDP_SEALED_DIGEST_LEN + 8], hd[2 * AIDP_SEALED_DIGEST_LEN + 8];
+        char when[64], dg[AIDP_SHA256_REF_LEN + 1], hd[AIDP_SHA256_REF_LEN + 1];
         iso_time(m->created_at, when, sizeof when);
-        strcpy(dg, "sha256:");
-        hex(h->content_digest, AIDP_SEALED_DIGEST_LEN, dg + 7);
-        strcpy(hd, "sha256:");
-        hex(h->header_digest, AIDP_SEALED_DIGEST_LEN, hd + 7);
+        aidp_sha256_ref(h->content_digest, dg);
+        aidp_sha256_ref(h->header_digest, hd);
         if (json) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "file", json_object_new_string(argv[optind]));

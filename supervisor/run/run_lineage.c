@@ -11,16 +11,11 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/hex.h"
 #include "supervisor/run/caller.h"
 #include "supervisor/lineage/lineage.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
-
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-        for (size_t i = 0; i < n; i++)
-                sprintf(out + 2 * i, "%02x", in[i]);
-}
 
 /* An event for the supervisor's run id: runId is that id as a UUID (mapped when it is
  * not one), and aidp_run.runName keeps the id as the journal, cgroups and summary
@@ -121,10 +116,8 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
         set_host(ev);
         static const unsigned char zero[32];
         char digest[80] = "";
-        if (memcmp(profile->digest, zero, sizeof zero)) {
-                strcpy(digest, "sha256:");
-                hex(profile->digest, sizeof profile->digest, digest + 7);
-        }
+        if (memcmp(profile->digest, zero, sizeof zero))
+                aidp_sha256_ref(profile->digest, digest);
         aidp_lineage_set_profile(ev, profile->name ? profile->name : "default",
                                  digest[0] ? digest : NULL);
         for (size_t i = 0; i < res->n_inputs; i++)

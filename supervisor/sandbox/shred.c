@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/io.h"
 
 #define CHUNK (64ULL << 20) /* work unit: a range of at most 64 MiB of one file */
 #define BUF   (64U << 10)   /* one write+verify step: stays in the CPU cache */
@@ -184,17 +185,17 @@ static int scrub_rw(struct job *j, const char *p, int f, off_t off, off_t len, u
 {
         for (off_t o = off; o < off + len;) {
                 size_t n = (size_t)(off + len - o) < BUF ? (size_t)(off + len - o) : BUF;
-                ssize_t w = pwrite(f, zero, n, o);
-                if (w <= 0) {
-                        fail(j, p, "overwrite", w < 0 ? errno : EIO);
+                int w = aidp_pwrite_all(f, zero, n, o);
+                if (w < 0) {
+                        fail(j, p, "overwrite", -w);
                         return -1;
                 }
-                ssize_t got = pread(f, back, (size_t)w, o);
-                if (got != w || !all_zero(back, (size_t)got)) {
-                        fail(j, p, "verify", got < 0 ? errno : EIO);
+                ssize_t got = aidp_pread_all(f, back, n, o);
+                if (got != (ssize_t)n || !all_zero(back, n)) {
+                        fail(j, p, "verify", got < 0 ? (int)-got : EIO);
                         return -1;
                 }
-                o += w;
+                o += (off_t)n;
         }
         return 0;
 }

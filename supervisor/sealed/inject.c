@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/hex.h"
+#include "supervisor/sealed/progress.h"
 
 static void join_tags(char *out, size_t cap, const char (*tags)[AIDP_SEALED_TAG_MAX + 1],
                       unsigned n)
@@ -33,9 +35,7 @@ static void describe(const char *path, const struct aidp_sealed_header *h,
         join_tags(o->residency, sizeof o->residency, h->meta.residency, h->meta.n_residency);
         join_tags(o->regulation, sizeof o->regulation, h->meta.regulation, h->meta.n_regulation);
         snprintf(o->key_id, sizeof o->key_id, "%s", h->meta.key_id);
-        strcpy(o->digest, "sha256:");
-        for (int i = 0; i < AIDP_SEALED_DIGEST_LEN; i++)
-                sprintf(o->digest + 7 + 2 * i, "%02x", h->content_digest[i]);
+        aidp_sha256_ref(h->content_digest, o->digest);
         o->bytes = h->payload_len;
 }
 
@@ -95,32 +95,6 @@ int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error 
         return 0;
 }
 
-struct bar {
-        const char *name;
-        uint64_t t0;
-};
-
-static void bar_draw(void *opaque, uint64_t done, uint64_t total)
-{
-        struct bar *b = opaque;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-        if (!b->t0)
-                b->t0 = now;
-        double s = (double)(now - b->t0) / 1e9;
-        unsigned pct = total ? (unsigned)(done * 100 / total) : 100;
-        char fill[31];
-        for (unsigned i = 0; i < 30; i++)
-                fill[i] = i < pct * 30 / 100 ? '#' : '.';
-        fill[30] = '\0';
-        fprintf(stderr, "\raidp-supervisor: decrypting %-20.20s [%s] %3u%% %7.0f MiB/s", b->name,
-                fill, pct, s > 0 ? (double)done / 1048576.0 / s : 0.0);
-        if (done == total)
-                fputc('\n', stderr);
-        fflush(stderr);
-}
-
 int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid, bool progress,
                         struct aidp_run_dataset *info, aidp_error *err)
 {
@@ -136,12 +110,14 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
                 if (dfd < 0)
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
                                                 "dataset %s: opening /data/%s", name, name);
-                struct bar b = {.name = name};
+                char label[64];
+                snprintf(label, sizeof label, "aidp-supervisor: decrypting %.20s", name);
+                struct aidp_progress_bar b = {.label = label};
                 struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
                 o.uid = uid;
                 o.gid = gid;
                 if (progress && isatty(2)) {
-                        o.progress = bar_draw;
+                        o.progress = aidp_progress_bar_draw;
                         o.progress_opaque = &b;
                 }
                 struct aidp_sealed_result res;

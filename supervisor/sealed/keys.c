@@ -403,6 +403,123 @@ struct child_io {
         size_t err_len;
 };
 
+/* Start the provider with its stdin, stdout and stderr on pipes; the parent's
+ * ends are returned (close-on-exec, like everything aidp opens). */
+static int spawn_provider(const char *prog, char *const argv[], pid_t *pid, int fds[3],
+                          aidp_error *err)
+{
+        int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
+        if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
+                int e = errno;
+                for (int i = 0; i < 2; i++) {
+                        if (pin[i] >= 0)
+                                close(pin[i]);
+                        if (pout[i] >= 0)
+                                close(pout[i]);
+                }
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "key provider pipes");
+        }
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
+        posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
+        posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+        int se = posix_spawn(pid, prog, &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        close(pin[0]);
+        close(pout[1]);
+        close(perr[1]);
+        if (se != 0) {
+                close(pin[1]);
+                close(pout[0]);
+                close(perr[0]);
+                return aidp_error_errno(err, AIDP_EXIT_DATA, se, "key provider %s: cannot run",
+                                        prog);
+        }
+        fds[0] = pin[1];
+        fds[1] = pout[0];
+        fds[2] = perr[0];
+        return 0;
+}
+
+/* The input is at most 512 bytes, below PIPE_BUF: this write never blocks. A
+ * provider that exits without reading gives EPIPE, which is fine; block SIGPIPE
+ * around the write so it cannot kill us. */
+static void feed_provider(int in_fd, const struct child_io *io)
+{
+        sigset_t pipe_set, old;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+        ssize_t w = write(in_fd, io->in, io->in_len);
+        (void)w;
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+                ;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* One read from the provider's stdout (into locked memory, wiped on the way) or
+ * stderr (kept for the error message); the fd is closed at its end. */
+static void read_provider(int *fd, bool is_out, struct child_io *io, bool *overflow)
+{
+        uint8_t tmp[512];
+        size_t cap = is_out ? sizeof tmp : 256;
+        ssize_t m = read(*fd, tmp, cap);
+        if (m <= 0) {
+                if (m == 0 || errno != EINTR)
+                        close(TAKE_FD(*fd));
+        } else if (is_out) {
+                if (io->out_len + (size_t)m > io->out_cap)
+                        *overflow = true;
+                else
+                        memcpy(io->out + io->out_len, tmp, (size_t)m);
+                if (!*overflow)
+                        io->out_len += (size_t)m;
+        } else {
+                size_t room = sizeof io->errbuf - 1 - io->err_len;
+                size_t c = (size_t)m < room ? (size_t)m : room;
+                memcpy(io->errbuf + io->err_len, tmp, c);
+                io->err_len += c;
+        }
+        OPENSSL_cleanse(tmp, sizeof tmp);
+}
+
+/* Drain stdout and stderr until both close, then wait for the exit; all within
+ * one deadline. A provider still running at the deadline is killed. */
+static void drain_provider(const struct aidp_keys *k, pid_t pid, int pidfd, int *out_fd,
+                           int *err_fd, struct child_io *io, int *status, bool *timed_out,
+                           bool *overflow)
+{
+        uint64_t deadline = now_ms() + k->timeout_ms;
+        bool reaped = false;
+        while (!reaped) {
+                uint64_t now = now_ms();
+                if (now >= deadline) {
+                        *timed_out = true;
+                        break;
+                }
+                if (*out_fd < 0 && *err_fd < 0) {
+                        struct pollfd pp = {pidfd, POLLIN, 0};
+                        if (pidfd < 0 || poll(&pp, 1, (int)(deadline - now)) > 0)
+                                reaped = waitpid(pid, status, 0) == pid;
+                        continue;
+                }
+                struct pollfd p[2] = {{*out_fd, POLLIN, 0}, {*err_fd, POLLIN, 0}};
+                int pr = poll(p, 2, (int)(deadline - now));
+                if (pr < 0 && errno != EINTR)
+                        break;
+                if (p[0].revents)
+                        read_provider(out_fd, true, io, overflow);
+                if (p[1].revents)
+                        read_provider(err_fd, false, io, overflow);
+        }
+        if (!reaped) {
+                kill(pid, SIGKILL);
+                waitpid(pid, status, 0);
+        }
+}
+
 static int run_provider(const struct aidp_keys *k, const char *op, const char *key_id,
                         struct child_io *io, aidp_error *err)
 {
@@ -421,104 +538,17 @@ static int run_provider(const struct aidp_keys *k, const char *op, const char *k
         int r = check_trusted(&st, prog, "key provider", err);
         if (r < 0)
                 return r;
-
-        int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
-        if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
-                int e = errno;
-                for (int i = 0; i < 2; i++) {
-                        if (pin[i] >= 0)
-                                close(pin[i]);
-                        if (pout[i] >= 0)
-                                close(pout[i]);
-                }
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "key provider pipes");
-        }
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-        posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
         pid_t pid = -1;
-        int se = posix_spawn(&pid, prog, &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        close(pin[0]);
-        close(pout[1]);
-        close(perr[1]);
-        _cleanup_close_ int in_fd = pin[1], out_fd = pout[0], err_fd = perr[0];
-        if (se != 0)
-                return aidp_error_errno(err, AIDP_EXIT_DATA, se, "key provider %s: cannot run",
-                                        prog);
+        int fds[3] = {-1, -1, -1};
+        if ((r = spawn_provider(prog, argv, &pid, fds, err)) < 0)
+                return r;
+        _cleanup_close_ int in_fd = fds[0], out_fd = fds[1], err_fd = fds[2];
         _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-
-        /* The input is at most 512 bytes, below PIPE_BUF: this write never
-         * blocks. A provider that exits without reading gives EPIPE, which is
-         * fine; block SIGPIPE around the write so it cannot kill us. */
-        sigset_t pipe_set, old;
-        sigemptyset(&pipe_set);
-        sigaddset(&pipe_set, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-        ssize_t w = write(in_fd, io->in, io->in_len);
-        (void)w;
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
-                ;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        feed_provider(in_fd, io);
         close(TAKE_FD(in_fd));
-
-        uint64_t deadline = now_ms() + k->timeout_ms;
-        bool timed_out = false, overflow = false;
         int status = 0;
-        bool reaped = false;
-        /* Drain stdout and stderr until both close, then wait for the exit;
-         * all within one deadline. */
-        while (!reaped) {
-                uint64_t now = now_ms();
-                if (now >= deadline) {
-                        timed_out = true;
-                        break;
-                }
-                if (out_fd < 0 && err_fd < 0) {
-                        struct pollfd pp = {pidfd, POLLIN, 0};
-                        if (pidfd < 0 || poll(&pp, 1, (int)(deadline - now)) > 0)
-                                reaped = waitpid(pid, &status, 0) == pid;
-                        continue;
-                }
-                struct pollfd p[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
-                int pr = poll(p, 2, (int)(deadline - now));
-                if (pr < 0 && errno != EINTR)
-                        break;
-                if (p[0].revents) {
-                        uint8_t tmp[512];
-                        ssize_t m = read(out_fd, tmp, sizeof tmp);
-                        if (m > 0) {
-                                if (io->out_len + (size_t)m > io->out_cap)
-                                        overflow = true;
-                                else
-                                        memcpy(io->out + io->out_len, tmp, (size_t)m);
-                                if (!overflow)
-                                        io->out_len += (size_t)m;
-                        } else if (m == 0 || errno != EINTR) {
-                                close(TAKE_FD(out_fd));
-                        }
-                        OPENSSL_cleanse(tmp, sizeof tmp);
-                }
-                if (p[1].revents) {
-                        char tmp[256];
-                        ssize_t m = read(err_fd, tmp, sizeof tmp);
-                        if (m > 0) {
-                                size_t room = sizeof io->errbuf - 1 - io->err_len;
-                                size_t c = (size_t)m < room ? (size_t)m : room;
-                                memcpy(io->errbuf + io->err_len, tmp, c);
-                                io->err_len += c;
-                        } else if (m == 0 || errno != EINTR) {
-                                close(TAKE_FD(err_fd));
-                        }
-                }
-        }
-        if (!reaped) {
-                kill(pid, SIGKILL);
-                waitpid(pid, &status, 0);
-        }
+        bool timed_out = false, overflow = false;
+        drain_provider(k, pid, pidfd, &out_fd, &err_fd, io, &status, &timed_out, &overflow);
         io->errbuf[io->err_len] = '\0';
         sanitize(io->errbuf);
         const char *sep = io->errbuf[0] ? ": " : "";

@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
-#include "supervisor/sealed/codec/sealed_crypto.h"
+#include "supervisor/sealed/secret.h"
 
 #define AIDP_KEYS_DEFAULT_CONFIG     "/etc/aidp/keys.yaml"
 #define AIDP_KEYS_DEFAULT_DIR        "/etc/aidp/keys"

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the sealed header parser (supervisor/sealed/codec/sealed_format.c).
+/* libFuzzer harness: the sealed header parser (supervisor/sealed/codec/sealed_header.c).
  * Beyond "no crash": anything the decoder accepts must re-encode to exactly
  * the same bytes (the encoding is canonical), and the derived sizes must be
  * consistent. */

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the tree manifest parser (supervisor/sealed/codec/sealed_format.c).
+/* libFuzzer harness: the tree manifest parser (supervisor/sealed/codec/sealed_manifest.c).
  * Accepted manifests must re-encode identically and have offsets that stay
  * within the stream. */
 #include <stdint.h>

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "common/exitcodes.h"
+#include "common/hex.h"
 #include "priv.h"
 #include "runner.h"
 #include "tests/sealed_util.h"
@@ -166,9 +167,8 @@ Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited
         cr_assert(strstr(js, "\"name\":\"beta\""), "%s", js);
         cr_assert(strstr(js, "\"output\":"), "%s", js);
         cr_assert(strstr(js, want), "%s", js);
-        char hexd[80];
-        for (int i = 0; i < 32; i++)
-                sprintf(hexd + 2 * i, "%02x", h->content_digest[i]);
+        char hexd[AIDP_SHA256_HEX_LEN + 1];
+        aidp_hex_encode(h->content_digest, AIDP_SHA256_LEN, hexd);
         cr_assert(strstr(js, hexd), "output digest not in summary: %s", js);
         free(js);
         aidp_sealed_close(s);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/hex.h"
 #include "supervisor/lineage/codec/lineage_codec.h"
 
 #define TAG_OPEN       ",\"aidp_hmac\":\""
@@ -27,37 +28,15 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_tokener *, json_tokener_free)
 
-static void to_hex(const unsigned char *in, size_t n, char *out)
-{
-        static const char digits[] = "0123456789abcdef";
-        for (size_t i = 0; i < n; i++) {
-                out[2 * i] = digits[in[i] >> 4];
-                out[2 * i + 1] = digits[in[i] & 15];
-        }
-        out[2 * n] = '\0';
-}
-
 static bool is_hex64(const char *s, size_t n)
 {
-        if (n != AIDP_LINEAGE_HASH_HEX)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-                        return false;
-        return true;
+        return n == AIDP_LINEAGE_HASH_HEX && aidp_hex_is_lower(s, n);
 }
 
 void aidp_lineage_hash_line(const char *line, size_t len, char out[AIDP_LINEAGE_HASH_HEX + 1])
 {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned mdlen = 0;
-        if (EVP_Digest(line, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
-                /* Only on allocation failure inside OpenSSL; a hash that matches nothing. */
-                memset(out, 'x', AIDP_LINEAGE_HASH_HEX);
-                out[AIDP_LINEAGE_HASH_HEX] = '\0';
-                return;
-        }
-        to_hex(md, 32, out);
+        /* On failure (only allocation inside OpenSSL) a hash that matches nothing. */
+        (void)aidp_sha256_hex(line, len, out);
 }
 
 static int hmac_hex(const unsigned char *key, const void *data, size_t len,
@@ -69,7 +48,7 @@ static int hmac_hex(const unsigned char *key, const void *data, size_t len,
                        mac, sizeof mac, &maclen) ||
             maclen != 32)
                 return -EIO;
-        to_hex(mac, 32, out);
+        aidp_hex_encode(mac, 32, out);
         OPENSSL_cleanse(mac, sizeof mac);
         return 0;
 }

@@ -1,7 +1,8 @@
 #pragma once
-/* Crypto of the sealed format, OpenSSL EVP only: locked key memory, RFC 5649
- * key wrap, the header tag, and AES-256-GCM segments. Nothing here does file
- * I/O; sealed_io.c drives it. */
+/* Crypto of the sealed format, OpenSSL EVP only: RFC 5649 key wrap, the header
+ * tag, and AES-256-GCM segments, all on caller-provided buffers. Nothing here
+ * does I/O or allocates key memory: locked key memory is supervisor/sealed/secret.h,
+ * the file I/O the rest of supervisor/sealed. */
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -11,34 +12,18 @@
 #include "common/error.h"
 #include "supervisor/sealed/codec/sealed_format.h"
 
-/* Key material lives in its own mlock'ed, MADV_DONTDUMP page(s) and is
- * OPENSSL_cleanse'd before the pages are unlocked and unmapped. */
-struct aidp_secret {
-        uint8_t *p;
-        size_t len;
-        size_t maplen;
-};
-int aidp_secret_alloc(struct aidp_secret *s, size_t len, aidp_error *err);
-void aidp_secret_free(struct aidp_secret *s);
-static inline void aidp_secret_freep(struct aidp_secret *s)
-{
-        aidp_secret_free(s);
-}
-#define _cleanup_secret_ _cleanup_(aidp_secret_freep)
-
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_CIPHER_CTX *, EVP_CIPHER_CTX_free)
-
-/* A fresh random 32-byte data key (RAND_priv_bytes) in locked memory. */
-int aidp_sealed_new_data_key(struct aidp_secret *ret, aidp_error *err);
 
 /* RFC 5649 AES-256 key wrap with padding (EVP_aes_256_wrap_pad). out must
  * hold len + 15 bytes. */
 int aidp_sealed_kwp_wrap(const uint8_t kek[AIDP_SEALED_KEY_LEN], const uint8_t *key, size_t len,
                          uint8_t *out, size_t *ret_len, aidp_error *err);
-/* Unwrap into locked memory; the integrity check of RFC 5649 fails with
- * -EBADMSG ("wrong key or corrupted wrapped key"). */
-int aidp_sealed_kwp_unwrap(const uint8_t kek[AIDP_SEALED_KEY_LEN], const uint8_t *in, size_t len,
-                           struct aidp_secret *ret, aidp_error *err);
+/* Unwrap into out (len bytes, the caller's locked memory: secret.h); on success
+ * its first AIDP_SEALED_KEY_LEN bytes are the data key. The integrity check of
+ * RFC 5649 fails with -EBADMSG ("wrong key or corrupted wrapped key") and out
+ * wiped. */
+int aidp_sealed_kwp_unwrap_buf(const uint8_t kek[AIDP_SEALED_KEY_LEN], const uint8_t *in,
+                               size_t len, uint8_t *out, aidp_error *err);
 
 /* Header tag: AES-256-GCM under the data key, nonce aidp_sealed_nonce_header,
  * AAD = prefix+body, empty plaintext. verify returns -EBADMSG on mismatch. */

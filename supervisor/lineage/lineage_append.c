@@ -1,0 +1,418 @@
+/* The lineage store's appends: the lock, durable writes and the anchor. The pure
+ * rules (anchor block, last line, tail check, SIEM summary) are
+ * codec/lineage_tail.c.
+ *
+ * Append protocol (all under one exclusive flock on the log file, so concurrent
+ * supervisors are serialized and each reads the tail the previous one committed):
+ *   1. read the anchor and the last line; refuse when they disagree (the log was cut
+ *      or edited: appending would bury the evidence under a fresh anchor);
+ *   2. drop a torn tail left by an append that died before it committed;
+ *   3. write the new line, fdatasync the log (and its directory when it was created);
+ *   4. rewrite the anchor in place and fdatasync it.
+ * Any failure in 3-4 cuts the log back to its old size: the caller sees an error and
+ * the file is as it was. Only after 4 is the record committed.
+ *
+ * The anchor is a fixed AIDP_LINEAGE_ANCHOR_SIZE bytes at offset 0, rewritten with one
+ * pwrite: a write within one sector is atomic on the devices we know of (PostgreSQL's
+ * pg_control relies on the same), and an overwrite that does not change the file's
+ * size needs no journal commit, only the block itself. A missing anchor, or one of
+ * another size (older aidp), is written whole the safe way once: a temporary file,
+ * fsync, rename, fsync of the directory.
+ *
+ * Steps 3's fdatasync and 4 may run in the background (aidp_lineage_append_begin,
+ * on a thread) while the caller prepares the run; _commit waits for them. The log
+ * stays locked in between. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/io.h"
+#include "supervisor/lineage/codec/lineage_tail.h"
+#include "supervisor/lineage/lineage_internal.h"
+#include "supervisor/lineage/seclog.h"
+
+/* The last complete line of the log (without '\n') and where the complete part
+ * ends; *line is NULL when the log has no complete line. Reads backwards in growing
+ * windows so an append costs a few KiB of reading, not the whole log. */
+static int read_tail(int fd, off_t size, char **line, size_t *line_len, off_t *complete_end)
+{
+        *line = NULL;
+        *line_len = 0;
+        *complete_end = 0;
+        for (size_t window = 16384;; window *= 4) {
+                size_t w = (off_t)window < size ? window : (size_t)size;
+                if (w == 0)
+                        return 0;
+                _cleanup_free_ char *buf = malloc(w);
+                if (!buf)
+                        return -ENOMEM;
+                int r = aidp_lineage_pread_exact(fd, buf, w, size - (off_t)w);
+                if (r < 0)
+                        return r;
+                size_t start = 0, n = 0, end = 0;
+                r = aidp_lineage_last_line(buf, w, (off_t)w == size, &start, &n, &end);
+                if (r == 0)
+                        return 0;
+                if (r > 0) {
+                        *line = strndup(buf + start, n);
+                        if (!*line)
+                                return -ENOMEM;
+                        *line_len = n;
+                        *complete_end = size - (off_t)w + (off_t)end;
+                        return 0;
+                }
+                if (window > 2 * (size_t)AIDP_LINEAGE_LINE_MAX + 2)
+                        return -E2BIG;
+        }
+}
+
+static int open_log(const char *path, bool *created)
+{
+        int flags = O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
+        for (int tries = 0; tries < 3; tries++) {
+                int fd = open(path, flags);
+                if (fd >= 0 || errno != ENOENT)
+                        return fd >= 0 ? fd : -errno;
+                fd = open(path, flags | O_CREAT | O_EXCL, 0640);
+                if (fd >= 0) {
+                        *created = true;
+                        return fd;
+                }
+                if (errno != EEXIST)
+                        return -errno;
+        }
+        return -EAGAIN;
+}
+
+static int replace_anchor(const struct aidp_lineage *lg, const char *buf, size_t len)
+{
+        _cleanup_free_ char *tmp = NULL;
+        if (asprintf(&tmp, "%s.tmp", lg->anchor_path) < 0)
+                return -ENOMEM;
+        /* A fixed temporary name is safe: only the holder of the log lock writes it. */
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+                return -errno;
+        int r = aidp_write_all(fd, buf, len);
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, lg->anchor_path) < 0)
+                r = -errno;
+        if (r < 0) {
+                unlink(tmp);
+                return r;
+        }
+        return aidp_lineage_fsync_dir_of(lg->anchor_path);
+}
+
+static int write_anchor(const struct aidp_lineage *lg, const struct aidp_lineage_anchor *a)
+{
+        char buf[AIDP_LINEAGE_ANCHOR_SIZE];
+        int r = aidp_lineage_anchor_block(a, lg->key, buf);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = open(lg->anchor_path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != sizeof buf)
+                return replace_anchor(lg, buf, sizeof buf);
+        /* One pwrite, never a loop: the in-place update relies on a single write
+         * within one sector being atomic. */
+        ssize_t n = pwrite(fd, buf, sizeof buf, 0);
+        if (n != (ssize_t)sizeof buf)
+                return n < 0 ? -errno : -EIO;
+        return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+/* Best effort: a security event also goes to syslog for the SIEM. */
+static void report_security_event(const struct aidp_lineage *lg, json_object *ev, uint64_t seq)
+{
+        struct aidp_lineage_alert a;
+        if (!aidp_lineage_alert_of(ev, &a))
+                return;
+        char seqs[24], denieds[24];
+        snprintf(seqs, sizeof seqs, "%" PRIu64, seq);
+        snprintf(denieds, sizeof denieds, "%" PRIu64, a.egress_denied);
+        struct aidp_seclog_param p[] = {
+                {"runId", a.run_id},         {"job", a.job},
+                {"eventType", a.event_type}, {"lineageSeq", seqs},
+                {"egressDenied", denieds},   {"reason", a.reason},
+        };
+        struct aidp_seclog_msg m = {
+                .severity = a.kind == AIDP_ALERT_ABORT ? LOG_NOTICE : LOG_WARNING,
+                .msgid = aidp_lineage_alert_msgid(a.kind),
+                .params = p,
+                .nparams = ARRAY_SIZE(p),
+                .text = aidp_lineage_alert_text(a.kind),
+        };
+        aidp_seclog_send(lg->syslog_socket, &m);
+}
+
+static void cut_back(int fd, off_t size)
+{
+        /* Restore the old length; if even this fails the next append sees a torn or
+         * unanchored tail and refuses, which is the safe side. */
+        if (ftruncate(fd, size) == 0)
+                fsync(fd);
+}
+
+struct aidp_lineage_pending {
+        struct aidp_lineage *lg;
+        json_object *ev; /* a reference, for the syslog report at commit */
+        int fd;          /* the log, locked */
+        off_t size;      /* its length before the new line */
+        struct aidp_lineage_anchor next;
+        bool syncing; /* the log's fdatasync, then the anchor, run on sync_tid */
+        pthread_t sync_tid;
+        int sync_result;
+        bool anchored;     /* the thread got to write the anchor */
+        int anchor_result; /* and this came of it */
+};
+
+/* The log's fdatasync and then the anchor, in the background on a thread. (Linux
+ * AIO's IOCB_CMD_FDSYNC would do the first without a thread, but io_destroy waits
+ * for an RCU grace period, ~10-30 ms.) The run clones its sandbox while this
+ * runs, so it must take no lock the clone needs: no stdio, no fork, no setuid
+ * (supervisor/sandbox.h); malloc only in this thread's own arena.
+ * AIDP_FAULT_SYNC_DELAY_MS (tests) holds it back first, to make sure of that. */
+static void *sync_thread(void *arg)
+{
+        struct aidp_lineage_pending *p = arg;
+        prctl(PR_SET_NAME, "aidp-fsync");
+        const char *delay = getenv("AIDP_FAULT_SYNC_DELAY_MS");
+        if (delay && *delay) {
+                long ms = strtol(delay, NULL, 10);
+                struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+                if (ms > 0)
+                        nanosleep(&ts, NULL);
+        }
+        p->sync_result = fdatasync(p->fd) < 0 ? -errno : 0;
+        /* and step 4 right after, so that _commit has only to collect it */
+        if (p->sync_result == 0) {
+                p->anchor_result = write_anchor(p->lg, &p->next);
+                p->anchored = true;
+        }
+        return NULL;
+}
+
+static bool sync_submit(struct aidp_lineage_pending *p)
+{
+        pthread_attr_t attr;
+        if (pthread_attr_init(&attr))
+                return false;
+        pthread_attr_setstacksize(&attr, 256 * 1024); /* the anchor's HMAC */
+        /* Signals stay with the caller's threads. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        p->syncing = pthread_create(&p->sync_tid, &attr, sync_thread, p) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+        return p->syncing;
+}
+
+/* 0 or -errno of the background fdatasync; afterwards none is in flight. */
+static int sync_wait(struct aidp_lineage_pending *p)
+{
+        if (!p->syncing)
+                return 0;
+        pthread_join(p->sync_tid, NULL);
+        p->syncing = false;
+        return p->sync_result;
+}
+
+static void pending_free(struct aidp_lineage_pending *p)
+{
+        if (p->fd >= 0) {
+                /* The lock belongs to the open file description: release it
+                 * explicitly, whatever copies of the fd exist. */
+                flock(p->fd, LOCK_UN);
+                close(p->fd);
+        }
+        json_object_put(p->ev);
+        free(p);
+}
+
+/* Open and lock the log (steps before 1). The lock is the log's own, held until
+ * the record is committed or rolled back. */
+static int lock_log(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
+                    aidp_error *err)
+{
+        /* /var/lib/aidp: the log names callers and datasets, so not world-readable. */
+        int r = aidp_lineage_make_parents(lg->path, 0750, err);
+        if (r < 0)
+                return aidp_error_wrap(err, "lineage %s", lg->path);
+        int fd0 = open_log(lg->path, created);
+        if (fd0 < 0)
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -fd0, "opening lineage %s",
+                                        lg->path);
+        _cleanup_close_ int fd = fd0;
+        while (flock(fd, LOCK_EX) < 0)
+                if (errno != EINTR)
+                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "locking lineage %s",
+                                                lg->path);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "lineage %s", lg->path);
+        if (!S_ISREG(st.st_mode))
+                return aidp_error_set(err, AIDP_EXIT_LINEAGE, EINVAL,
+                                      "lineage %s is not a regular file", lg->path);
+        *size = st.st_size;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Steps 1-2 on the locked log: the tail must follow the anchor; a torn tail is
+ * cut off (*size shrinks). *last is the last committed record (seq 0 and the zero
+ * hash for none). A log without an anchor gets one naming no record. */
+static int check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
+                      struct aidp_lineage_record *last, aidp_error *err)
+{
+        struct aidp_lineage_anchor anchor = {0};
+        bool have_anchor = false;
+        int r = aidp_lineage_load_anchor(lg->anchor_path, lg->key, &anchor, &have_anchor, err);
+        if (r < 0) {
+                err->status = AIDP_EXIT_LINEAGE;
+                return aidp_error_wrap(err, "appending to %s (run 'aidp lineage verify')",
+                                       lg->path);
+        }
+        _cleanup_free_ char *line = NULL;
+        size_t line_len = 0;
+        off_t complete_end = 0;
+        if ((r = read_tail(fd, *size, &line, &line_len, &complete_end)) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "reading the end of lineage %s",
+                                        lg->path);
+        *last = (struct aidp_lineage_record){.seq = 0};
+        memcpy(last->hash, AIDP_LINEAGE_ZERO_HASH, sizeof last->hash);
+        aidp_error perr = {0};
+        if (line && aidp_lineage_record_parse(line, line_len, lg->key, last, NULL, &perr) < 0)
+                return aidp_error_set(err, AIDP_EXIT_LINEAGE, EBADMSG,
+                                      "lineage %s: the last record is damaged (%s); "
+                                      "refusing to append (run 'aidp lineage verify')",
+                                      lg->path, perr.msg);
+        bool torn = complete_end < *size;
+        const char *why = aidp_lineage_tail_check(last, torn, have_anchor ? &anchor : NULL);
+        if (why)
+                return aidp_error_set(err, AIDP_EXIT_LINEAGE, EBADMSG,
+                                      "lineage %s: refusing to append: %s; run 'aidp lineage "
+                                      "verify' and move the log and its anchor aside to start a "
+                                      "new one",
+                                      lg->path, why);
+        if (torn) {
+                /* Bytes past the last '\n' are an append that never committed. */
+                if (ftruncate(fd, complete_end) < 0 || fsync(fd) < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno,
+                                                "removing the torn tail of lineage %s", lg->path);
+                *size = complete_end;
+        }
+        /* A log without records (and so without an anchor) gets its anchor first,
+         * naming no record: an append that then dies before its commit leaves the
+         * log one record past the anchor, which the next append accepts, and not
+         * records without an anchor, which it must refuse. */
+        if (!have_anchor) {
+                struct aidp_lineage_anchor genesis;
+                aidp_lineage_anchor_genesis(&genesis);
+                if ((r = write_anchor(lg, &genesis)) < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                                "creating the anchor of lineage %s", lg->path);
+        }
+        return 0;
+}
+
+static int append_begin(struct aidp_lineage *lg, json_object *ev, bool background,
+                        struct aidp_lineage_pending **out, aidp_error *err)
+{
+        int r;
+        if (!lg->have_key)
+                return aidp_error_set(err, AIDP_EXIT_LINEAGE, ENOKEY,
+                                      "appending to %s: no lineage key loaded", lg->path);
+        aidp_lineage_strip_chain(ev);
+        if ((r = aidp_lineage_event_check(ev, err)) < 0) {
+                err->status = AIDP_EXIT_INTERNAL;
+                return aidp_error_wrap(err, "appending to %s: bad event", lg->path);
+        }
+        bool created = false;
+        off_t size = 0;
+        int fd0 = -1;
+        if ((r = lock_log(lg, &fd0, &created, &size, err)) < 0)
+                return r;
+        _cleanup_close_ int fd = fd0;
+        struct aidp_lineage_record rec;
+        if ((r = check_tail(lg, fd, &size, &rec, err)) < 0)
+                return r;
+        /* Step 3. */
+        size_t len = 0;
+        _cleanup_free_ char *line =
+                aidp_lineage_record_format(ev, rec.seq + 1, rec.hash, lg->key, &len, err);
+        if (!line)
+                return aidp_error_wrap(err, "appending to lineage %s", lg->path);
+        struct aidp_lineage_pending *p = calloc(1, sizeof *p);
+        if (!p)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        *p = (struct aidp_lineage_pending){
+                .lg = lg, .fd = -1, .size = size, .next = {.seq = rec.seq + 1}};
+        aidp_lineage_hash_line(line, len - 1, p->next.hash);
+        r = aidp_write_all(fd, line, len);
+        p->fd = TAKE_FD(fd);
+        if (r == 0 && (created || !background || !sync_submit(p))) {
+                if (fdatasync(p->fd) < 0)
+                        r = -errno;
+                else if (created)
+                        r = aidp_lineage_fsync_dir_of(lg->path);
+        }
+        if (r < 0) {
+                cut_back(p->fd, size);
+                pending_free(p);
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                        "writing lineage %s (the log is unchanged)", lg->path);
+        }
+        p->ev = json_object_get(ev);
+        *out = p;
+        return 0;
+}
+
+int aidp_lineage_append_begin(struct aidp_lineage *lg, json_object *ev,
+                              struct aidp_lineage_pending **out, aidp_error *err)
+{
+        return append_begin(lg, ev, true, out, err);
+}
+
+int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err)
+{
+        const char *what = "writing";
+        int r = sync_wait(p);
+        if (r == 0) {
+                what = "updating the anchor of";
+                r = p->anchored ? p->anchor_result : write_anchor(p->lg, &p->next);
+        }
+        if (r < 0) {
+                cut_back(p->fd, p->size);
+                r = aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                     "%s lineage %s (the log is unchanged)", what, p->lg->path);
+                pending_free(p);
+                return r;
+        }
+        report_security_event(p->lg, p->ev, p->next.seq);
+        pending_free(p);
+        return 0;
+}
+
+int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *err)
+{
+        struct aidp_lineage_pending *p = NULL;
+        int r = append_begin(lg, ev, false, &p, err);
+        return r < 0 ? r : aidp_lineage_append_commit(p, err);
+}

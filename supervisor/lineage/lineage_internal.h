@@ -1,0 +1,28 @@
+#pragma once
+/* Private to supervisor/lineage: what the store (lineage.c: key, open, files,
+ * verify) and its appends (lineage_append.c) share. */
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "supervisor/lineage/lineage.h"
+
+struct aidp_lineage {
+        char *path;
+        char *anchor_path;
+        char *key_path;
+        char *syslog_socket;
+        bool have_key;
+        unsigned char key[AIDP_LINEAGE_KEY_LEN];
+};
+
+/* mkdir -p of path's parent directory; new directories get `mode`. */
+int aidp_lineage_make_parents(const char *path, mode_t mode, aidp_error *err);
+/* fsync of path's parent directory: 0 or -errno. */
+int aidp_lineage_fsync_dir_of(const char *path);
+/* The whole range at off, or -EIO when the file is shorter (it shrank under us:
+ * not under our lock), or -errno. */
+int aidp_lineage_pread_exact(int fd, void *buf, size_t len, off_t off);
+/* Read and check the anchor at path; a missing anchor is *have = false. */
+int aidp_lineage_load_anchor(const char *path, const unsigned char *key,
+                             struct aidp_lineage_anchor *a, bool *have, aidp_error *err);
