@@ -9,28 +9,19 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "residency/tags.h"
 
-static const char *const class_names[AIDP_CLASS_MAX] = {
-        [AIDP_CLASS_PUBLIC] = "public",
-        [AIDP_CLASS_INTERNAL] = "internal",
-        [AIDP_CLASS_CONFIDENTIAL] = "confidential",
-        [AIDP_CLASS_RESTRICTED] = "restricted",
-        [AIDP_CLASS_REGULATED] = "regulated",
-};
-
+/* The classification names are residency's (residency/tags.c): one table for
+ * the policy files and the sealed headers, so a name that one accepts the
+ * other cannot refuse. */
 const char *aidp_sealed_class_name(enum aidp_classification c)
 {
-        return (unsigned)c < AIDP_CLASS_MAX ? class_names[c] : "?";
+        return aidp_residency_classification_name(c);
 }
 
 int aidp_sealed_class_parse(const char *s, enum aidp_classification *ret)
 {
-        for (unsigned i = 0; i < AIDP_CLASS_MAX; i++)
-                if (!strcmp(s, class_names[i])) {
-                        *ret = (enum aidp_classification)i;
-                        return 0;
-                }
-        return -EINVAL;
+        return aidp_residency_classification_parse(s, ret);
 }
 
 /* ---- field validation ---- */
