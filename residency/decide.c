@@ -229,14 +229,6 @@ int aidp_residency_decision_to_error(const struct aidp_decision *d, aidp_error *
         return -EACCES;
 }
 
-void aidp_residency_profile_view(const struct aidp_profile *p, struct aidp_policy_profile *ret)
-{
-        ret->name = p->name;
-        ret->network = p->network.mode;
-        ret->egress = p->network.rules;
-        ret->n_egress = p->network.n_rules;
-}
-
 void aidp_residency_appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
 {
         if (size == 0 || *off >= size - 1)

@@ -164,9 +164,9 @@ static int cpf_network(struct aidp_ywalk *w, yaml_node_t *v, const char *path, v
         if (r < 0)
                 return r;
         if (!strcmp(s, "none"))
-                rule->network = AIDP_NET_NONE;
+                rule->network = AIDP_RESIDENCY_NET_NONE;
         else if (!strcmp(s, "egress"))
-                rule->network = AIDP_NET_EGRESS;
+                rule->network = AIDP_RESIDENCY_NET_EGRESS;
         else
                 return aidp_residency_yw_fail(
                         w, v, path, "unknown network mode '%s' (expected none or egress)", s);

@@ -21,6 +21,7 @@
 #include "supervisor/run/profile_env.h"
 #include "supervisor/cli/cli.h"
 #include "supervisor/run/policy_clock.h"
+#include "supervisor/run/run_policy.h"
 #include "supervisor/run/policy_load.h"
 
 /* Summaries are truncated on purpose when a file lists very many zones. */
@@ -457,6 +458,7 @@ static int cmd_explain(int argc, char **argv)
         struct aidp_policy_set set = {0};
         struct aidp_profile profile;
         struct aidp_policy_clock clock = {0};
+        struct aidp_policy_profile pv = {0};
         struct aidp_decision d = {0};
         struct aidp_dataset_facts *facts = NULL;
         size_t n_facts = 0;
@@ -522,8 +524,10 @@ static int cmd_explain(int argc, char **argv)
         if ((r = aidp_policy_clock_resolve(set.access, o.at, &clock, &err)) < 0)
                 goto fail;
 
-        struct aidp_policy_profile pv;
-        aidp_residency_profile_view(&profile, &pv);
+        if ((r = aidp_run_policy_profile_view(&profile, &pv)) < 0) {
+                aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                goto fail;
+        }
         struct aidp_decision_request req = {
                 .op = o.op,
                 .profile = o.op == AIDP_OP_RUN ? &pv : NULL,
@@ -580,6 +584,7 @@ fail:
 out:
         aidp_residency_decision_free(&d);
         aidp_policy_clock_free(&clock);
+        aidp_run_policy_profile_view_free(&pv);
         aidp_profile_free(&profile);
         for (size_t i = 0; i < n_facts; i++)
                 aidp_residency_facts_free(&facts[i]);
