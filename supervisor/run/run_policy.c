@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 #include "supervisor/lineage/lineage.h"
 #include "supervisor/run/policy_clock.h"
 
@@ -43,8 +43,8 @@ static void restrict_egress(struct aidp_profile *profile, const struct aidp_deci
 int aidp_run_policy_profile_view(const struct aidp_profile *p, struct aidp_policy_profile *ret)
 {
         memset(ret, 0, sizeof *ret);
-        struct aidp_residency_egress *e = calloc(p->network.n_rules ? p->network.n_rules : 1,
-                                                 sizeof *e);
+        struct aidp_residency_egress *e =
+                calloc(p->network.n_rules ? p->network.n_rules : 1, sizeof *e);
         if (!e)
                 return -ENOMEM;
         for (size_t i = 0; i < p->network.n_rules; i++) {
