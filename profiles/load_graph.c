@@ -26,12 +26,7 @@ int aidp_ld_read_ref(struct loader *ld, const char *ref, const char *basedir, ch
                                       "no file reader to load '%s'", ref);
         tried[0] = '\0';
         if (aidp_ld_is_path_ref(ref)) {
-                char joined[4096];
-                if (ref[0] == '/' || !basedir)
-                        PATHF(joined, "%s", ref);
-                else
-                        PATHF(joined, "%s/%s", basedir, ref);
-                _cleanup_free_ char *np = aidp_ld_normpath(joined);
+                _cleanup_free_ char *np = aidp_ld_join_ref(basedir, ref);
                 if (!np)
                         return aidp_ld_oom(ld->err);
                 snprintf(tried, tried_len, "%s", np);
@@ -89,12 +84,7 @@ static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, 
         if (aidp_ld_is_path_ref(ref)) {
                 /* A path names its file before it is read: catch a cycle
                  * through a file that is not readable by name (a buffer). */
-                char joined[4096];
-                if (ref[0] == '/')
-                        PATHF(joined, "%s", ref);
-                else
-                        PATHF(joined, "%s/%s", basedir, ref);
-                _cleanup_free_ char *np = aidp_ld_normpath(joined);
+                _cleanup_free_ char *np = aidp_ld_join_ref(basedir, ref);
                 if (!np)
                         return aidp_ld_oom(ld->err);
                 for (size_t i = 0; i < ld->depth; i++)

@@ -112,6 +112,20 @@ char *aidp_ld_normpath(const char *p)
         return out;
 }
 
+char *aidp_ld_join_ref(const char *basedir, const char *ref)
+{
+        if (ref[0] == '/' || !basedir)
+                return aidp_ld_normpath(ref);
+        size_t lb = strlen(basedir), lr = strlen(ref);
+        _cleanup_free_ char *j = malloc(lb + lr + 2);
+        if (!j)
+                return NULL;
+        memcpy(j, basedir, lb);
+        j[lb] = '/';
+        memcpy(j + lb + 1, ref, lr + 1);
+        return aidp_ld_normpath(j);
+}
+
 char *aidp_ld_dirname(const char *path)
 {
         const char *sl = strrchr(path, '/');
@@ -165,29 +179,6 @@ bool aidp_ld_path_within(const char *path, const char *dir)
         if (!strcmp(dir, "/"))
                 return true;
         return !strncmp(path, dir, l) && (path[l] == '\0' || path[l] == '/');
-}
-
-int aidp_ld_push_str(char ***arr, size_t *n, const char *s)
-{
-        char *d = strdup(s);
-        if (!d)
-                return -ENOMEM;
-        char **na = realloc(*arr, (*n + 1) * sizeof *na);
-        if (!na) {
-                free(d);
-                return -ENOMEM;
-        }
-        *arr = na;
-        na[(*n)++] = d;
-        return 0;
-}
-
-bool aidp_ld_has_str(char *const *arr, size_t n, const char *s)
-{
-        for (size_t i = 0; i < n; i++)
-                if (!strcmp(arr[i], s))
-                        return true;
-        return false;
 }
 
 int aidp_ld_replace_str(char **dst, const char *s)

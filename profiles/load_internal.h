@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "common/cleanup.h"
+#include "common/strv.h"
 #include "profiles/internal.h"
 
 #define AIDP_LD_MAX_LAYERS 32
@@ -93,6 +94,9 @@ void aidp_ld_origin_set(struct loader *ld, const ytree *t, const ynode *n, const
 /* Lexical normalisation ("a/./b/../c" -> "a/c"); never touches the file system. */
 char *aidp_ld_normpath(const char *p);
 char *aidp_ld_dirname(const char *path);
+/* ref relative to basedir (ref itself when absolute or basedir is NULL),
+ * normalised; allocated to size, never truncated. NULL when out of memory. */
+char *aidp_ld_join_ref(const char *basedir, const char *ref);
 /* Does an extends/profile reference name a file (has '/' or ends .yaml/.yml)? */
 bool aidp_ld_is_path_ref(const char *s);
 /* A profile name: [A-Za-z0-9][A-Za-z0-9._-]{0,62}. */
@@ -100,8 +104,6 @@ bool aidp_ld_valid_name(const char *s);
 /* Absolute path without "." or ".." components, no doubled slashes. */
 bool aidp_ld_clean_abs_path(const char *s);
 bool aidp_ld_path_within(const char *path, const char *dir);
-int aidp_ld_push_str(char ***arr, size_t *n, const char *s);
-bool aidp_ld_has_str(char *const *arr, size_t n, const char *s);
 int aidp_ld_replace_str(char **dst, const char *s);
 /* n must be a list of at most AIDP_LD_MAX_LIST items. */
 int aidp_ld_expect_list(struct loader *ld, ytree *t, ynode *n, const char *path, const char *what);

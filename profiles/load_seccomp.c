@@ -283,14 +283,7 @@ static int sc_import(struct loader *ld, ytree *t, ynode *v, uint32_t arch, struc
         if (rc < 0)
                 return rc;
         _cleanup_free_ char *dir = aidp_ld_dirname(t->file), *src = NULL, *buf = NULL;
-        char joined[4096];
-        if (!dir)
-                return aidp_ld_oom(ld->err);
-        if (s[0] == '/')
-                PATHF(joined, "%s", s);
-        else
-                PATHF(joined, "%s/%s", dir, s);
-        if (!(src = aidp_ld_normpath(joined)))
+        if (!dir || !(src = aidp_ld_join_ref(dir, s)))
                 return aidp_ld_oom(ld->err);
         size_t len = 0;
         if (!ld->env || !ld->env->read_file)

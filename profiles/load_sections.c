@@ -300,8 +300,8 @@ int aidp_ld_apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_
                                 if (!strcmp(s, "/"))
                                         return YERR(t, item, path,
                                                     "found '/', expected a path below the root");
-                                if (!aidp_ld_has_str(p->masked, p->n_masked, s) &&
-                                    aidp_ld_push_str(&p->masked, &p->n_masked, s) < 0)
+                                if (!aidp_strv_contains(p->masked, p->n_masked, s) &&
+                                    aidp_strv_push(&p->masked, &p->n_masked, s) < 0)
                                         return aidp_ld_oom(ld->err);
                         }
                 }
@@ -472,8 +472,8 @@ int aidp_ld_apply_caps(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
                                             "found '%s', expected a capability name such as "
                                             "CAP_NET_BIND_SERVICE",
                                             s);
-                        if (!aidp_ld_has_str(p->capabilities, p->n_capabilities, canon) &&
-                            aidp_ld_push_str(&p->capabilities, &p->n_capabilities, canon) < 0)
+                        if (!aidp_strv_contains(p->capabilities, p->n_capabilities, canon) &&
+                            aidp_strv_push(&p->capabilities, &p->n_capabilities, canon) < 0)
                                 return aidp_ld_oom(ld->err);
                         aidp_ld_origin_set(ld, t, item, "cap:%s", canon);
                 }

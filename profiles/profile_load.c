@@ -65,7 +65,7 @@ static int apply_layer(struct loader *ld, struct layer *L, struct aidp_profile *
                         return rc;
         if (L->description && aidp_ld_replace_str(&p->description, L->description) < 0)
                 return aidp_ld_oom(ld->err);
-        return aidp_ld_push_str(&p->layers, &p->n_layers, L->name) < 0 ? aidp_ld_oom(ld->err) : 0;
+        return aidp_strv_push(&p->layers, &p->n_layers, L->name) < 0 ? aidp_ld_oom(ld->err) : 0;
 }
 
 static const char *origin_get(struct loader *ld, const char *fmt, ...)
