@@ -66,68 +66,30 @@ static const char *permitted(const struct aidp_sc_policy *p, const char *name)
 static void lint_seccomp(struct lctx *c, const struct aidp_profile *p, uint32_t arch)
 {
         const struct aidp_sc_policy *sc = &p->seccomp;
-        static const char *const ptrace_like[] = {"ptrace", "process_vm_readv", "process_vm_writev",
-                                                  "kcmp",   "pidfd_getfd",      "process_madvise"};
-        static const char *const escape[] = {
-                "mount",
-                "umount2",
-                "pivot_root",
-                "chroot",
-                "unshare",
-                "setns",
-                "fsopen",
-                "fsmount",
-                "fsconfig",
-                "open_tree",
-                "move_mount",
-                "mount_setattr",
-                "bpf",
-                "perf_event_open",
-                "userfaultfd",
-                "kexec_load",
-                "kexec_file_load",
-                "init_module",
-                "finit_module",
-                "delete_module",
-                "keyctl",
-                "add_key",
-                "request_key",
-                "open_by_handle_at",
-                "io_uring_setup",
-                "iopl",
-                "ioperm",
-                "swapon",
-                "swapoff",
-                "reboot",
-                "acct",
-                "settimeofday",
-                "clock_settime",
-                "syslog",
-                "quotactl",
-                "lookup_dcookie",
-                "vhangup",
-                "name_to_handle_at",
-        };
         char key[96];
-        for (size_t i = 0; i < ARRAY_SIZE(ptrace_like); i++) {
-                if (aidp_profiles_syscall_nr(arch, ptrace_like[i]) < 0)
-                        continue;
-                const char *how = permitted(sc, ptrace_like[i]);
-                snprintf(key, sizeof key, "sc:%s", ptrace_like[i]);
-                if (how)
-                        add(c, AIDP_LINT_WARNING, "seccomp-ptrace-allowed", key,
-                            "seccomp: %s is %s: lets the job read or steer other processes' memory",
-                            ptrace_like[i], how);
-        }
-        for (size_t i = 0; i < ARRAY_SIZE(escape); i++) {
-                if (aidp_profiles_syscall_nr(arch, escape[i]) < 0)
-                        continue;
-                const char *how = permitted(sc, escape[i]);
-                snprintf(key, sizeof key, "sc:%s", escape[i]);
-                if (how)
-                        add(c, AIDP_LINT_WARNING, "seccomp-dangerous-allowed", key,
-                            "seccomp: %s is %s: a classic sandbox-escape or kernel-attack syscall",
-                            escape[i], how);
+        /* The ptrace-like ones first: the more specific warning leads. */
+        for (int pass = 0; pass < 2; pass++) {
+                enum aidp_sc_danger kind = pass ? AIDP_SC_DANGER_ESCAPE : AIDP_SC_DANGER_PTRACE;
+                for (size_t i = 0; i < aidp_sc_n_dangerous; i++) {
+                        const char *name = aidp_sc_dangerous[i].name;
+                        if (aidp_sc_dangerous[i].kind != kind ||
+                            aidp_profiles_syscall_nr(arch, name) < 0)
+                                continue;
+                        const char *how = permitted(sc, name);
+                        if (!how)
+                                continue;
+                        snprintf(key, sizeof key, "sc:%s", name);
+                        if (kind == AIDP_SC_DANGER_PTRACE)
+                                add(c, AIDP_LINT_WARNING, "seccomp-ptrace-allowed", key,
+                                    "seccomp: %s is %s: lets the job read or steer other "
+                                    "processes' memory",
+                                    name, how);
+                        else
+                                add(c, AIDP_LINT_WARNING, "seccomp-dangerous-allowed", key,
+                                    "seccomp: %s is %s: a classic sandbox-escape or "
+                                    "kernel-attack syscall",
+                                    name, how);
+                }
         }
         const struct aidp_sc_rule *r;
         enum aidp_sc_effect e = aidp_profiles_sc_effect(sc, "clone", &r);

@@ -2,6 +2,7 @@
 #include "profiles/seccomp_compile.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,9 +90,11 @@ static int add_rule(scmp_filter_ctx ctx, const struct aidp_sc_rule *r, size_t ri
         return 0;
 }
 
-int aidp_seccomp_compile(const struct aidp_sc_policy *p, struct aidp_bpf *out, aidp_error *err)
+/* The libseccomp context for a policy: the one place that decides what the
+ * filter contains, so the BPF that is loaded and the PFC text that the golden
+ * tests compare cannot drift apart. */
+static int build_ctx(const struct aidp_sc_policy *p, scmp_filter_ctx *ret, aidp_error *err)
 {
-        memset(out, 0, sizeof *out);
         uint32_t def = to_scmp_action(p->default_action, p->default_errno);
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = seccomp_init(def);
         if (!ctx)
@@ -111,27 +114,67 @@ int aidp_seccomp_compile(const struct aidp_sc_policy *p, struct aidp_bpf *out, a
                 if (rc < 0)
                         return rc;
         }
-        /* libseccomp exports to an fd only; a memfd keeps it off disk. */
-        _cleanup_close_ int fd = memfd_create("aidp-bpf", MFD_CLOEXEC);
+        *ret = TAKE_PTR(ctx);
+        return 0;
+}
+
+/* libseccomp exports to an fd only; a memfd keeps the result off disk. The
+ * whole export is read back into a fresh buffer (len bytes, NUL-terminated). */
+static int export_to_buffer(scmp_filter_ctx ctx, bool pfc, char **ret, size_t *ret_len,
+                            aidp_error *err)
+{
+        _cleanup_close_ int fd = memfd_create(pfc ? "aidp-pfc" : "aidp-bpf", MFD_CLOEXEC);
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "memfd_create");
-        rc = seccomp_export_bpf(ctx, fd);
+        int rc = pfc ? seccomp_export_pfc(ctx, fd) : seccomp_export_bpf(ctx, fd);
         if (rc < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc, "seccomp_export_bpf");
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc, "seccomp_export_%s",
+                                        pfc ? "pfc" : "bpf");
         struct stat st;
         if (fstat(fd, &st) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "fstat bpf");
-        if (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) != 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "fstat seccomp export");
+        if (st.st_size <= 0 || st.st_size > (64 << 20))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "seccomp export: bad size %lld",
                                       (long long)st.st_size);
-        _cleanup_free_ struct sock_filter *insns = malloc((size_t)st.st_size);
-        if (!insns)
+        _cleanup_free_ char *buf = malloc((size_t)st.st_size + 1);
+        if (!buf)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        if (pread(fd, insns, (size_t)st.st_size, 0) != st.st_size)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "reading bpf");
-        out->len = (size_t)st.st_size / sizeof(struct sock_filter);
-        out->insns = TAKE_PTR(insns);
+        if (pread(fd, buf, (size_t)st.st_size, 0) != st.st_size)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "reading seccomp export");
+        buf[st.st_size] = '\0';
+        *ret_len = (size_t)st.st_size;
+        *ret = TAKE_PTR(buf);
         return 0;
+}
+
+int aidp_seccomp_compile(const struct aidp_sc_policy *p, struct aidp_bpf *out, aidp_error *err)
+{
+        memset(out, 0, sizeof *out);
+        _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+        int rc = build_ctx(p, &ctx, err);
+        if (rc < 0)
+                return rc;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        if ((rc = export_to_buffer(ctx, false, &buf, &len, err)) < 0)
+                return rc;
+        if (len % sizeof(struct sock_filter) != 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "seccomp export: bad size %zu",
+                                      len);
+        out->len = len / sizeof(struct sock_filter);
+        out->insns = (struct sock_filter *)TAKE_PTR(buf);
+        return 0;
+}
+
+int aidp_seccomp_export_pfc(const struct aidp_sc_policy *p, char **text, aidp_error *err)
+{
+        *text = NULL;
+        _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+        int rc = build_ctx(p, &ctx, err);
+        if (rc < 0)
+                return rc;
+        size_t len = 0;
+        return export_to_buffer(ctx, true, text, &len, err);
 }
 
 void aidp_bpf_free(struct aidp_bpf *b)

@@ -19,3 +19,7 @@ struct aidp_bpf {
  * are errors naming the rule. */
 int aidp_seccomp_compile(const struct aidp_sc_policy *p, struct aidp_bpf *out, aidp_error *err);
 void aidp_bpf_free(struct aidp_bpf *b);
+/* The same filter as aidp_seccomp_compile, as libseccomp's PFC text (a
+ * readable listing of the BPF program) in *text (caller frees). Needs no
+ * privilege; the golden tests (tests/data/seccomp-pfc/) compare it. */
+int aidp_seccomp_export_pfc(const struct aidp_sc_policy *p, char **text, aidp_error *err);

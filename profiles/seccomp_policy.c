@@ -6,68 +6,73 @@
 
 #include "common/cleanup.h"
 
-/* The baseline denylist: syscalls that let a job leave or reshape its sandbox,
- * reach into other processes or the kernel, or change host-global state. With
- * every capability dropped most of these fail anyway; the filter makes the
- * refusal independent of capability bugs and shrinks the kernel attack surface
- * (bpf, perf_event_open, userfaultfd, io_uring are classic exploit vectors). */
-static const char *const baseline_eperm[] = {
-        "mount",
-        "umount2",
-        "pivot_root",
-        "chroot",
-        "unshare",
-        "setns",
-        "fsopen",
-        "fsconfig",
-        "fsmount",
-        "fspick",
-        "move_mount",
-        "open_tree",
-        "mount_setattr",
-        "ptrace",
-        "process_vm_readv",
-        "process_vm_writev",
-        "kcmp",
-        "pidfd_getfd",
-        "kexec_load",
-        "kexec_file_load",
-        "init_module",
-        "finit_module",
-        "delete_module",
-        "bpf",
-        "perf_event_open",
-        "userfaultfd",
-        "keyctl",
-        "add_key",
-        "request_key",
-        "open_by_handle_at",
-        "name_to_handle_at",
-        "reboot",
-        "swapon",
-        "swapoff",
-        "acct",
-        "settimeofday",
-        "clock_settime",
-        "clock_adjtime",
-        "adjtimex",
-        "quotactl",
-        "quotactl_fd",
-        "lookup_dcookie",
-        "nfsservctl",
-        "iopl",
-        "ioperm",
-        "syslog",
-        "vhangup",
-        "uselib",
-        "personality",
-        "io_uring_setup",
-        "io_uring_enter",
-        "io_uring_register",
-        "fanotify_init",
-        "sethostname",
-        "setdomainname",
+/* The one list of dangerous syscalls: those that let a job leave or reshape
+ * its sandbox, reach into other processes or the kernel, or change
+ * host-global state. The built-in baseline denies every one of them, and
+ * `profile lint` warns when a profile permits one, so what the linter calls
+ * dangerous and what the default refuses cannot drift apart. With every
+ * capability dropped most of these fail anyway; the filter makes the refusal
+ * independent of capability bugs and shrinks the kernel attack surface (bpf,
+ * perf_event_open, userfaultfd, io_uring are classic exploit vectors). */
+const struct aidp_sc_dangerous aidp_sc_dangerous[] = {
+        {"mount", AIDP_SC_DANGER_ESCAPE},
+        {"umount2", AIDP_SC_DANGER_ESCAPE},
+        {"pivot_root", AIDP_SC_DANGER_ESCAPE},
+        {"chroot", AIDP_SC_DANGER_ESCAPE},
+        {"unshare", AIDP_SC_DANGER_ESCAPE},
+        {"setns", AIDP_SC_DANGER_ESCAPE},
+        {"fsopen", AIDP_SC_DANGER_ESCAPE},
+        {"fsconfig", AIDP_SC_DANGER_ESCAPE},
+        {"fsmount", AIDP_SC_DANGER_ESCAPE},
+        {"fspick", AIDP_SC_DANGER_ESCAPE},
+        {"move_mount", AIDP_SC_DANGER_ESCAPE},
+        {"open_tree", AIDP_SC_DANGER_ESCAPE},
+        {"mount_setattr", AIDP_SC_DANGER_ESCAPE},
+        {"ptrace", AIDP_SC_DANGER_PTRACE},
+        {"process_vm_readv", AIDP_SC_DANGER_PTRACE},
+        {"process_vm_writev", AIDP_SC_DANGER_PTRACE},
+        {"kcmp", AIDP_SC_DANGER_PTRACE},
+        {"pidfd_getfd", AIDP_SC_DANGER_PTRACE},
+        {"process_madvise", AIDP_SC_DANGER_PTRACE},
+        {"kexec_load", AIDP_SC_DANGER_ESCAPE},
+        {"kexec_file_load", AIDP_SC_DANGER_ESCAPE},
+        {"init_module", AIDP_SC_DANGER_ESCAPE},
+        {"finit_module", AIDP_SC_DANGER_ESCAPE},
+        {"delete_module", AIDP_SC_DANGER_ESCAPE},
+        {"bpf", AIDP_SC_DANGER_ESCAPE},
+        {"perf_event_open", AIDP_SC_DANGER_ESCAPE},
+        {"userfaultfd", AIDP_SC_DANGER_ESCAPE},
+        {"keyctl", AIDP_SC_DANGER_ESCAPE},
+        {"add_key", AIDP_SC_DANGER_ESCAPE},
+        {"request_key", AIDP_SC_DANGER_ESCAPE},
+        {"open_by_handle_at", AIDP_SC_DANGER_ESCAPE},
+        {"name_to_handle_at", AIDP_SC_DANGER_ESCAPE},
+        {"reboot", AIDP_SC_DANGER_ESCAPE},
+        {"swapon", AIDP_SC_DANGER_ESCAPE},
+        {"swapoff", AIDP_SC_DANGER_ESCAPE},
+        {"acct", AIDP_SC_DANGER_ESCAPE},
+        {"settimeofday", AIDP_SC_DANGER_ESCAPE},
+        {"clock_settime", AIDP_SC_DANGER_ESCAPE},
+        {"clock_adjtime", AIDP_SC_DANGER_ESCAPE},
+        {"adjtimex", AIDP_SC_DANGER_ESCAPE},
+        {"quotactl", AIDP_SC_DANGER_ESCAPE},
+        {"quotactl_fd", AIDP_SC_DANGER_ESCAPE},
+        {"lookup_dcookie", AIDP_SC_DANGER_ESCAPE},
+        {"nfsservctl", AIDP_SC_DANGER_ESCAPE},
+        {"iopl", AIDP_SC_DANGER_ESCAPE},
+        {"ioperm", AIDP_SC_DANGER_ESCAPE},
+        {"syslog", AIDP_SC_DANGER_ESCAPE},
+        {"vhangup", AIDP_SC_DANGER_ESCAPE},
+        {"uselib", AIDP_SC_DANGER_ESCAPE},
+        {"personality", AIDP_SC_DANGER_ESCAPE},
+        {"io_uring_setup", AIDP_SC_DANGER_ESCAPE},
+        {"io_uring_enter", AIDP_SC_DANGER_ESCAPE},
+        {"io_uring_register", AIDP_SC_DANGER_ESCAPE},
+        {"fanotify_init", AIDP_SC_DANGER_ESCAPE},
+        {"sethostname", AIDP_SC_DANGER_ESCAPE},
+        {"setdomainname", AIDP_SC_DANGER_ESCAPE},
 };
+const size_t aidp_sc_n_dangerous = ARRAY_SIZE(aidp_sc_dangerous);
 
 const char *aidp_sc_action_name(enum aidp_sc_action a)
 {
@@ -166,9 +171,12 @@ int aidp_sc_policy_baseline(struct aidp_sc_policy *out)
 {
         memset(out, 0, sizeof *out);
         out->default_action = AIDP_SC_ALLOW;
+        char *names[ARRAY_SIZE(aidp_sc_dangerous)];
+        for (size_t i = 0; i < ARRAY_SIZE(aidp_sc_dangerous); i++)
+                names[i] = (char *)aidp_sc_dangerous[i].name;
         struct aidp_sc_rule r = {
-                .names = (char **)baseline_eperm,
-                .n_names = ARRAY_SIZE(baseline_eperm),
+                .names = names,
+                .n_names = ARRAY_SIZE(names),
                 .action = AIDP_SC_ERRNO,
                 .errno_ret = EPERM,
         };

@@ -55,6 +55,20 @@ struct aidp_sc_policy {
 
 /* The built-in baseline (denylist, default allow) that every run gets when no
  * profile says otherwise. Returns < 0 only on allocation failure. */
+/* Dangerous syscalls (seccomp_policy.c): the baseline denies them all, lint
+ * warns when a profile permits one. */
+enum aidp_sc_danger {
+        AIDP_SC_DANGER_ESCAPE, /* leave or reshape the sandbox, attack the kernel */
+        AIDP_SC_DANGER_PTRACE, /* read or steer other processes' memory */
+        AIDP_SC_DANGER_MAX
+};
+struct aidp_sc_dangerous {
+        const char *name;
+        enum aidp_sc_danger kind;
+};
+extern const struct aidp_sc_dangerous aidp_sc_dangerous[];
+extern const size_t aidp_sc_n_dangerous;
+
 int aidp_sc_policy_baseline(struct aidp_sc_policy *out);
 void aidp_sc_policy_free(struct aidp_sc_policy *p);
 /* Deep copy; returns < 0 on allocation failure. */

@@ -6,7 +6,7 @@
 
 #include "common/cleanup.h"
 #include "residency/parse_internal.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 static struct aidp_rule_loc loc_of(const yaml_node_t *n)
 {
@@ -17,7 +17,7 @@ static void attr_req_free(struct aidp_attr_req *v, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
                 free(v[i].name);
-                aidp_residency_strv_free(v[i].values);
+                aidp_strv_free(v[i].values);
         }
         free(v);
 }
@@ -25,8 +25,8 @@ static void attr_req_free(struct aidp_attr_req *v, size_t n)
 static void role_free(struct aidp_role *r)
 {
         free(r->name);
-        aidp_residency_strv_free(r->profiles);
-        aidp_residency_strv_free(r->datasets);
+        aidp_strv_free(r->profiles);
+        aidp_strv_free(r->datasets);
         aidp_residency_windows_free(r->windows, r->n_windows);
         attr_req_free(r->require, r->n_require);
 }
@@ -34,7 +34,7 @@ static void role_free(struct aidp_role *r)
 static void subject_free(struct aidp_subject *s)
 {
         free(s->name);
-        aidp_residency_strv_free(s->roles);
+        aidp_strv_free(s->roles);
         for (size_t i = 0; i < s->n_attrs; i++) {
                 free(s->attrs[i].name);
                 free(s->attrs[i].value);
@@ -45,10 +45,10 @@ static void subject_free(struct aidp_subject *s)
 static void deny_free(struct aidp_deny_rule *d)
 {
         free(d->name);
-        aidp_residency_strv_free(d->users);
-        aidp_residency_strv_free(d->groups);
-        aidp_residency_strv_free(d->profiles);
-        aidp_residency_strv_free(d->datasets);
+        aidp_strv_free(d->users);
+        aidp_strv_free(d->groups);
+        aidp_strv_free(d->profiles);
+        aidp_strv_free(d->datasets);
         aidp_residency_windows_free(d->windows, d->n_windows);
 }
 
@@ -120,7 +120,7 @@ static int require_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *key
                 r = aidp_residency_oom(w);
         if (r < 0) {
                 free(req.name);
-                aidp_residency_strv_free(req.values);
+                aidp_strv_free(req.values);
                 return r;
         }
         nv[role->n_require++] = req;
@@ -190,9 +190,9 @@ static int role_ref(struct aidp_ywalk *w, yaml_node_t *item, const char *path, s
         if (!defined)
                 return aidp_residency_yw_fail(w, item, path, "unknown role '%s' (not under roles:)",
                                               s);
-        if (aidp_residency_strv_contains(c->subj.roles, c->subj.n_roles, s))
+        if (aidp_strv_contains(c->subj.roles, c->subj.n_roles, s))
                 return aidp_residency_yw_fail(w, item, path, "duplicate role '%s'", s);
-        if (aidp_residency_strv_push(&c->subj.roles, &c->subj.n_roles, s) < 0)
+        if (aidp_strv_push(&c->subj.roles, &c->subj.n_roles, s) < 0)
                 return aidp_residency_oom(w);
         return 0;
 }

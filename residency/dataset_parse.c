@@ -6,7 +6,7 @@
 
 #include "common/cleanup.h"
 #include "residency/parse_internal.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 static int df_metadata(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
 {

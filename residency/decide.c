@@ -6,7 +6,7 @@
 
 #include "common/cleanup.h"
 #include "residency/decide_internal.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 /* Reason messages are bounded on purpose. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -108,7 +108,7 @@ static int summarize(const struct aidp_decision_request *req, struct aidp_decisi
         d->user = dup_or_null(req->caller.user, &oom);
         d->uid = req->caller.uid;
         for (size_t i = 0; i < req->caller.n_groups && !oom; i++)
-                if (aidp_residency_strv_push(&d->groups, &d->n_groups, req->caller.groups[i]) < 0)
+                if (aidp_strv_push(&d->groups, &d->n_groups, req->caller.groups[i]) < 0)
                         oom = true;
         if (req->profile)
                 d->profile = dup_or_null(req->profile->name, &oom);
@@ -184,7 +184,7 @@ void aidp_residency_decision_free(struct aidp_decision *d)
         }
         free(d->reasons);
         free(d->user);
-        aidp_residency_strv_free(d->groups);
+        aidp_strv_free(d->groups);
         free(d->profile);
         free(d->host_node);
         free(d->host_region);
@@ -227,14 +227,6 @@ int aidp_residency_decision_to_error(const struct aidp_decision *d, aidp_error *
                 snprintf(err->msg + len, sizeof err->msg - len, "%s", more);
         }
         return -EACCES;
-}
-
-void aidp_residency_profile_view(const struct aidp_profile *p, struct aidp_policy_profile *ret)
-{
-        ret->name = p->name;
-        ret->network = p->network.mode;
-        ret->egress = p->network.rules;
-        ret->n_egress = p->network.n_rules;
 }
 
 void aidp_residency_appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)

@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "common/error.h"
-#include "profiles/profile.h"
 #include "residency/policy.h"
 #include "residency/tags.h"
 
@@ -44,11 +43,21 @@ struct aidp_policy_time {
         size_t n_zones;
 };
 
+/* One egress rule of the profile, as the policy sees it (the caller converts
+ * the profile model's rules; the strings are borrowed). */
+struct aidp_residency_egress {
+        const char *cidr;            /* "10.0.0.0/8"; NULL if fqdn */
+        const char *fqdn;            /* NULL if cidr */
+        const char *region;          /* region tag of the destination; may be NULL */
+        uint16_t port_min, port_max; /* 0,0 = any port */
+        int protocol;                /* IPPROTO_TCP, IPPROTO_UDP, 0 = both */
+};
+
 /* The profile properties the policy looks at. */
 struct aidp_policy_profile {
         const char *name;
-        enum aidp_net_mode network;
-        const struct aidp_egress_rule *egress;
+        enum aidp_residency_net network;
+        const struct aidp_residency_egress *egress;
         size_t n_egress;
 };
 
@@ -135,6 +144,3 @@ char *aidp_residency_decision_to_text(const struct aidp_decision *d);
 
 const char *aidp_residency_check_name(enum aidp_reason_check c);
 const char *aidp_residency_result_name(enum aidp_reason_result r);
-
-/* The profile view of an effective profile (borrows its strings). */
-void aidp_residency_profile_view(const struct aidp_profile *p, struct aidp_policy_profile *ret);

@@ -164,12 +164,12 @@ static void check_regulations(struct aidp_dctx *c, const struct aidp_dataset_fac
         }
 }
 
-static const char *net_name(enum aidp_net_mode m)
+static const char *net_name(enum aidp_residency_net m)
 {
         switch (m) {
-        case AIDP_NET_NONE: return "none";
-        case AIDP_NET_EGRESS: return "egress";
-        case AIDP_NET_MODE_MAX: break;
+        case AIDP_RESIDENCY_NET_NONE: return "none";
+        case AIDP_RESIDENCY_NET_EGRESS: return "egress";
+        case AIDP_RESIDENCY_NET_MAX: break;
         }
         return "?";
 }
@@ -345,7 +345,7 @@ void aidp_residency_decide_placement(struct aidp_dctx *c)
                 check_mix(c);
 }
 
-static void describe_egress(char *buf, size_t size, const struct aidp_egress_rule *r)
+static void describe_egress(char *buf, size_t size, const struct aidp_residency_egress *r)
 {
         size_t off = 0;
         buf[0] = '\0';
@@ -370,7 +370,7 @@ void aidp_residency_decide_egress(struct aidp_dctx *c)
         const struct aidp_residency_policy *rp = req->residency;
         if (!prof || prof->n_egress == 0)
                 return;
-        if (prof->network != AIDP_NET_EGRESS) {
+        if (prof->network != AIDP_RESIDENCY_NET_EGRESS) {
                 aidp_residency_reason(c, AIDP_REASON_INFO, AIDP_CHECK_EGRESS, "egress", NULL, NULL,
                                       "network",
                                       "profile '%s' has network: none; its %zu egress rules are "
@@ -399,7 +399,7 @@ void aidp_residency_decide_egress(struct aidp_dctx *c)
         enum aidp_egress_out_of_region oor = rp ? rp->egress_out_of_region : AIDP_EGRESS_OOR_DROP;
         const struct aidp_rule_loc *loc = rp ? &rp->egress_loc : NULL;
         for (size_t i = 0; i < prof->n_egress && !c->oom; i++) {
-                const struct aidp_egress_rule *e = &prof->egress[i];
+                const struct aidp_residency_egress *e = &prof->egress[i];
                 char rule[64], desc[320];
                 snprintf(rule, sizeof rule, "egress[%zu]", i);
                 describe_egress(desc, sizeof desc, e);

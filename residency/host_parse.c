@@ -5,7 +5,7 @@
 
 #include "common/cleanup.h"
 #include "residency/parse_internal.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 static bool is_region(const char *s)
 {
@@ -90,6 +90,6 @@ void aidp_residency_host_free(struct aidp_host_identity *h)
         free(h->node);
         free(h->region);
         free(h->jurisdiction);
-        aidp_residency_strv_free(h->zones);
+        aidp_strv_free(h->zones);
         memset(h, 0, sizeof *h);
 }

@@ -6,7 +6,7 @@
 
 #include "common/cleanup.h"
 #include "residency/parse_internal.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 static const char *const kind_names[AIDP_POLICY_KIND_MAX] = {
         [AIDP_POLICY_HOST] = "HostIdentity",

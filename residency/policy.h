@@ -11,11 +11,19 @@
 #include <stdint.h>
 
 #include "common/error.h"
-#include "profiles/profile.h"
 #include "residency/tags.h"
 
 #define AIDP_POLICY_API_VERSION "aidp/v1"
 #define AIDP_POLICY_INPUT_MAX   (4u << 20) /* bytes of one policy file */
+
+/* Residency's own view of a profile's network mode (the profile model's
+ * enum aidp_net_mode is converted by the caller: residency does not include
+ * the profile model). */
+enum aidp_residency_net {
+        AIDP_RESIDENCY_NET_NONE,   /* loopback only */
+        AIDP_RESIDENCY_NET_EGRESS, /* an egress allowlist */
+        AIDP_RESIDENCY_NET_MAX
+};
 
 /* /etc/aidp/host.yaml: where this node is and what it is certified for. */
 struct aidp_host_identity {
@@ -60,7 +68,7 @@ struct aidp_classification_rule {
         char **zones;
         size_t n_zones;
         bool require_network;
-        enum aidp_net_mode network;
+        enum aidp_residency_net network;
         struct aidp_rule_loc loc;
 };
 

@@ -7,7 +7,7 @@
 
 #include "common/cleanup.h"
 #include "residency/parse_internal.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 bool aidp_residency_region_pattern_valid(const char *p)
 {
@@ -64,8 +64,8 @@ static int rf_jurisdictions(struct aidp_ywalk *w, yaml_node_t *v, const char *pa
 static void residency_rule_free(struct aidp_residency_rule *r)
 {
         free(r->tag);
-        aidp_residency_strv_free(r->regions);
-        aidp_residency_strv_free(r->jurisdictions);
+        aidp_strv_free(r->regions);
+        aidp_strv_free(r->jurisdictions);
 }
 
 static int residency_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynode,
@@ -134,7 +134,7 @@ static int regulation_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *
                 r = aidp_residency_oom(w);
         if (r < 0) {
                 free(rule.tag);
-                aidp_residency_strv_free(rule.zones);
+                aidp_strv_free(rule.zones);
                 return r;
         }
         nv[p->n_regulations++] = rule;
@@ -164,9 +164,9 @@ static int cpf_network(struct aidp_ywalk *w, yaml_node_t *v, const char *path, v
         if (r < 0)
                 return r;
         if (!strcmp(s, "none"))
-                rule->network = AIDP_NET_NONE;
+                rule->network = AIDP_RESIDENCY_NET_NONE;
         else if (!strcmp(s, "egress"))
-                rule->network = AIDP_NET_EGRESS;
+                rule->network = AIDP_RESIDENCY_NET_EGRESS;
         else
                 return aidp_residency_yw_fail(
                         w, v, path, "unknown network mode '%s' (expected none or egress)", s);
@@ -206,7 +206,7 @@ static int classification_entry(struct aidp_ywalk *w, const char *key, yaml_node
         if (r >= 0 && !(nv = realloc(p->classifications, (p->n_classifications + 1) * sizeof *nv)))
                 r = aidp_residency_oom(w);
         if (r < 0) {
-                aidp_residency_strv_free(rule.zones);
+                aidp_strv_free(rule.zones);
                 return r;
         }
         nv[p->n_classifications++] = rule;
@@ -311,11 +311,11 @@ void aidp_residency_policy_free(struct aidp_residency_policy *p)
         free(p->residency);
         for (size_t i = 0; i < p->n_regulations; i++) {
                 free(p->regulations[i].tag);
-                aidp_residency_strv_free(p->regulations[i].zones);
+                aidp_strv_free(p->regulations[i].zones);
         }
         free(p->regulations);
         for (size_t i = 0; i < p->n_classifications; i++)
-                aidp_residency_strv_free(p->classifications[i].zones);
+                aidp_strv_free(p->classifications[i].zones);
         free(p->classifications);
         free(p->source);
         free(p->name);

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 static const char *const class_names[AIDP_CLASS_MAX] = {
         [AIDP_CLASS_PUBLIC] = "public",
@@ -61,17 +61,17 @@ bool aidp_residency_name_valid(const char *name)
 
 int aidp_residency_tags_add(struct aidp_data_tags *acc, const struct aidp_data_tags *in)
 {
-        _cleanup_(aidp_residency_strv_freep) char **res = NULL, **reg = NULL;
+        _cleanup_(aidp_strv_freep) char **res = NULL, **reg = NULL;
         size_t n_res = 0, n_reg = 0;
 
         /* Build both unions first so a failure leaves acc untouched. */
-        if (aidp_residency_strv_union(acc->residency, acc->n_residency, in->residency,
-                                      in->n_residency, &res, &n_res) < 0 ||
-            aidp_residency_strv_union(acc->regulations, acc->n_regulations, in->regulations,
-                                      in->n_regulations, &reg, &n_reg) < 0)
+        if (aidp_strv_union(acc->residency, acc->n_residency, in->residency, in->n_residency, &res,
+                            &n_res) < 0 ||
+            aidp_strv_union(acc->regulations, acc->n_regulations, in->regulations,
+                            in->n_regulations, &reg, &n_reg) < 0)
                 return -ENOMEM;
-        aidp_residency_strv_free(acc->residency);
-        aidp_residency_strv_free(acc->regulations);
+        aidp_strv_free(acc->residency);
+        aidp_strv_free(acc->regulations);
         acc->residency = TAKE_PTR(res);
         acc->n_residency = n_res;
         acc->regulations = TAKE_PTR(reg);
@@ -96,20 +96,20 @@ int aidp_residency_tags_inherit(const struct aidp_data_tags *in, size_t n,
 
 bool aidp_residency_tags_has_residency(const struct aidp_data_tags *t, const char *tag)
 {
-        return aidp_residency_strv_contains(t->residency, t->n_residency, tag);
+        return aidp_strv_contains(t->residency, t->n_residency, tag);
 }
 
 bool aidp_residency_tags_has_regulation(const struct aidp_data_tags *t, const char *tag)
 {
-        return aidp_residency_strv_contains(t->regulations, t->n_regulations, tag);
+        return aidp_strv_contains(t->regulations, t->n_regulations, tag);
 }
 
 void aidp_residency_tags_free(struct aidp_data_tags *t)
 {
         if (!t)
                 return;
-        aidp_residency_strv_free(t->residency);
-        aidp_residency_strv_free(t->regulations);
+        aidp_strv_free(t->residency);
+        aidp_strv_free(t->regulations);
         memset(t, 0, sizeof *t);
 }
 
@@ -120,10 +120,8 @@ int aidp_residency_facts_copy(const struct aidp_dataset_facts *in, struct aidp_d
         f.version = in->version ? strdup(in->version) : NULL;
         f.tags.classification = in->tags.classification;
         if (!f.name || (in->version && !f.version) ||
-            aidp_residency_strv_dup(in->tags.residency, in->tags.n_residency, &f.tags.residency) <
-                    0 ||
-            aidp_residency_strv_dup(in->tags.regulations, in->tags.n_regulations,
-                                    &f.tags.regulations) < 0) {
+            aidp_strv_dup(in->tags.residency, in->tags.n_residency, &f.tags.residency) < 0 ||
+            aidp_strv_dup(in->tags.regulations, in->tags.n_regulations, &f.tags.regulations) < 0) {
                 aidp_residency_facts_free(&f);
                 return -ENOMEM;
         }

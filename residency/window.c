@@ -8,7 +8,7 @@
 
 #include "common/cleanup.h"
 #include "residency/parse_internal.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 static const char *const day_names[7] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 

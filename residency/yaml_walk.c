@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 /* Paths are truncated on purpose when a document nests absurdly deep. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -238,9 +238,9 @@ static int strlist_item(struct aidp_ywalk *w, yaml_node_t *item, const char *pat
                 return r;
         if (c->check && !c->check(s))
                 return aidp_residency_yw_fail(w, item, path, "invalid %s '%s'", c->what, s);
-        if (aidp_residency_strv_contains(c->v, c->n, s))
+        if (aidp_strv_contains(c->v, c->n, s))
                 return aidp_residency_yw_fail(w, item, path, "duplicate %s '%s'", c->what, s);
-        if (aidp_residency_strv_push(&c->v, &c->n, s) < 0)
+        if (aidp_strv_push(&c->v, &c->n, s) < 0)
                 return aidp_error_set(w->err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         return 0;
 }
@@ -252,12 +252,12 @@ int aidp_residency_yw_strlist(struct aidp_ywalk *w, yaml_node_t *n, const char *
         struct strlist_ctx c = {.check = check, .what = what ? what : "item"};
         int r = aidp_residency_yw_seq(w, n, path, strlist_item, &c);
         if (r < 0) {
-                aidp_residency_strv_free(c.v);
+                aidp_strv_free(c.v);
                 return r;
         }
         if (!c.v && !(c.v = calloc(1, sizeof *c.v)))
                 return aidp_error_set(w->err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        aidp_residency_strv_free(*ret);
+        aidp_strv_free(*ret);
         *ret = c.v;
         *ret_n = c.n;
         return 0;

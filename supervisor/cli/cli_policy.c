@@ -16,11 +16,12 @@
 #include "profiles/profile.h"
 #include "residency/decide.h"
 #include "residency/policy.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 #include "supervisor/run/caller.h"
 #include "supervisor/run/profile_env.h"
 #include "supervisor/cli/cli.h"
 #include "supervisor/run/policy_clock.h"
+#include "supervisor/run/run_policy.h"
 #include "supervisor/run/policy_load.h"
 
 /* Summaries are truncated on purpose when a file lists very many zones. */
@@ -222,11 +223,10 @@ static int parse_facts_spec(const char *spec, struct aidp_dataset_facts *ret, ai
                                 break;
                         }
                         if (k == K_RESIDENCY)
-                                r = aidp_residency_strv_push(&f.tags.residency, &f.tags.n_residency,
-                                                             value);
+                                r = aidp_strv_push(&f.tags.residency, &f.tags.n_residency, value);
                         else
-                                r = aidp_residency_strv_push(&f.tags.regulations,
-                                                             &f.tags.n_regulations, value);
+                                r = aidp_strv_push(&f.tags.regulations, &f.tags.n_regulations,
+                                                   value);
                         break;
                 }
         }
@@ -275,11 +275,11 @@ struct explain_opts {
 
 static void explain_opts_free(struct explain_opts *o)
 {
-        aidp_residency_strv_free(o->groups);
-        aidp_residency_strv_free(o->egress);
-        aidp_residency_strv_free(o->data);
-        aidp_residency_strv_free(o->facts);
-        aidp_residency_strv_free(o->policies);
+        aidp_strv_free(o->groups);
+        aidp_strv_free(o->egress);
+        aidp_strv_free(o->data);
+        aidp_strv_free(o->facts);
+        aidp_strv_free(o->policies);
 }
 
 /* The profile the decision looks at: the named profile from the library (or
@@ -394,7 +394,7 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
         while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
                 switch (c) {
                 case O_USER: o->user = optarg; break;
-                case O_GROUP: r = aidp_residency_strv_push(&o->groups, &o->n_groups, optarg); break;
+                case O_GROUP: r = aidp_strv_push(&o->groups, &o->n_groups, optarg); break;
                 case O_OP:
                         if (aidp_residency_op_parse(optarg, &o->op) < 0)
                                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
@@ -412,15 +412,11 @@ static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_err
                                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                                       "--network: expected none or egress");
                         break;
-                case O_EGRESS:
-                        r = aidp_residency_strv_push(&o->egress, &o->n_egress, optarg);
-                        break;
-                case O_DATA: r = aidp_residency_strv_push(&o->data, &o->n_data, optarg); break;
-                case O_FACTS: r = aidp_residency_strv_push(&o->facts, &o->n_facts, optarg); break;
+                case O_EGRESS: r = aidp_strv_push(&o->egress, &o->n_egress, optarg); break;
+                case O_DATA: r = aidp_strv_push(&o->data, &o->n_data, optarg); break;
+                case O_FACTS: r = aidp_strv_push(&o->facts, &o->n_facts, optarg); break;
                 case O_HOST: o->host = optarg; break;
-                case O_POLICY:
-                        r = aidp_residency_strv_push(&o->policies, &o->n_policies, optarg);
-                        break;
+                case O_POLICY: r = aidp_strv_push(&o->policies, &o->n_policies, optarg); break;
                 case O_DIR: o->dir = optarg; break;
                 case O_AT:
                         if (parse_time(optarg, &o->at) < 0)
@@ -457,6 +453,7 @@ static int cmd_explain(int argc, char **argv)
         struct aidp_policy_set set = {0};
         struct aidp_profile profile;
         struct aidp_policy_clock clock = {0};
+        struct aidp_policy_profile pv = {0};
         struct aidp_decision d = {0};
         struct aidp_dataset_facts *facts = NULL;
         size_t n_facts = 0;
@@ -487,8 +484,8 @@ static int cmd_explain(int argc, char **argv)
                 goto fail;
         }
         for (size_t i = 0; i < o.n_groups; i++)
-                if (!aidp_residency_strv_contains(id.groups, id.n_groups, o.groups[i]) &&
-                    aidp_residency_strv_push(&id.groups, &id.n_groups, o.groups[i]) < 0) {
+                if (!aidp_strv_contains(id.groups, id.n_groups, o.groups[i]) &&
+                    aidp_strv_push(&id.groups, &id.n_groups, o.groups[i]) < 0) {
                         r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                         goto fail;
                 }
@@ -522,8 +519,10 @@ static int cmd_explain(int argc, char **argv)
         if ((r = aidp_policy_clock_resolve(set.access, o.at, &clock, &err)) < 0)
                 goto fail;
 
-        struct aidp_policy_profile pv;
-        aidp_residency_profile_view(&profile, &pv);
+        if ((r = aidp_run_policy_profile_view(&profile, &pv)) < 0) {
+                aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                goto fail;
+        }
         struct aidp_decision_request req = {
                 .op = o.op,
                 .profile = o.op == AIDP_OP_RUN ? &pv : NULL,
@@ -580,6 +579,7 @@ fail:
 out:
         aidp_residency_decision_free(&d);
         aidp_policy_clock_free(&clock);
+        aidp_run_policy_profile_view_free(&pv);
         aidp_profile_free(&profile);
         for (size_t i = 0; i < n_facts; i++)
                 aidp_residency_facts_free(&facts[i]);

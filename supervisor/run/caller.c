@@ -12,7 +12,7 @@
 
 #include "common/cleanup.h"
 #include "residency/decide.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 static const char *env_get(char *const *envp, const char *name)
 {
@@ -120,11 +120,11 @@ int aidp_caller_fill_groups(struct aidp_caller_identity *c, aidp_error *err)
                 int r = group_name(gids[i], &name, err);
                 if (r < 0)
                         return r;
-                if (aidp_residency_strv_contains(c->groups, c->n_groups, name)) {
+                if (aidp_strv_contains(c->groups, c->n_groups, name)) {
                         free(name);
                         continue;
                 }
-                if (aidp_residency_strv_push_take(&c->groups, &c->n_groups, name) < 0)
+                if (aidp_strv_push_take(&c->groups, &c->n_groups, name) < 0)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
         c->groups_resolved = true;
@@ -237,7 +237,7 @@ void aidp_caller_free(struct aidp_caller_identity *c)
         if (!c)
                 return;
         free(c->user);
-        aidp_residency_strv_free(c->groups);
+        aidp_strv_free(c->groups);
         memset(c, 0, sizeof *c);
 }
 

@@ -1,8 +1,15 @@
 /* Time zone resolution for access time windows.
  *
- * tzfile parsing is glibc's (localtime_r with TZ set); this file only checks
- * that the zone exists, because glibc treats an unknown TZ as UTC and a typo
- * in a policy would silently shift every window. */
+ * The offset of each zone at the decision instant comes from the zone's TZif
+ * file, read here and parsed by the pure reader in residency/tzif.c. The
+ * obvious route, setenv("TZ") + tzset() + localtime_r(), is not used: it
+ * changes the process environment, which is undefined in glibc while other
+ * threads run, and the supervisor has threads (warm-up, fsync, lineage).
+ *
+ * The zone is missing -> a configuration error, never glibc's silent fallback
+ * to UTC, because a typo in a policy would shift every window. The database
+ * directory is fixed (/usr/share/zoneinfo): the supervisor runs as root for
+ * unprivileged callers, so their TZDIR must not choose what root reads. */
 #include "supervisor/run/policy_clock.h"
 
 #include <errno.h>
@@ -10,65 +17,80 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/io.h"
+#include "residency/tzif.h"
 
-static int check_zone_file(const char *zone, aidp_error *err)
+#define ZONEINFO     "/usr/share/zoneinfo"
+#define TZIF_MAX_LEN (1 << 20) /* real zone files are a few KiB */
+
+/* The zone's TZif bytes from dir/zone. */
+static int read_zone_file(const char *dir, const char *zone, uint8_t **ret, size_t *ret_len,
+                          aidp_error *err)
 {
-        const char *dir = getenv("TZDIR");
-        char path[512];
-        if (!dir || !*dir)
-                dir = "/usr/share/zoneinfo";
-        /* The parser already refused '.', so the name cannot leave the directory. */
-        if (!aidp_residency_zone_name_valid(zone))
+        /* The parser already refused '.' and a leading '/', so the name cannot
+         * leave the directory; checked again here, where the path is built. */
+        if (!aidp_residency_zone_name_valid(zone) || strstr(zone, "..") || zone[0] == '/')
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "invalid time zone '%s'",
                                       zone);
-        snprintf(path, sizeof path, "%s/%s", dir, zone);
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        char path[512];
+        int n = snprintf(path, sizeof path, "%s/%s", dir, zone);
+        if (n < 0 || (size_t)n >= sizeof path)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, ENAMETOOLONG,
+                                      "time zone '%s': path too long", zone);
+        /* O_NONBLOCK: a FIFO in the database must not hang the supervisor. Zone
+         * names are often symlinks (UTC -> Etc/UTC), so they are followed. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno,
                                         "time zone '%s' is not in the tz database (%s)", zone,
                                         path);
-        char magic[4];
-        if (read(fd, magic, sizeof magic) != (ssize_t)sizeof magic ||
-            memcmp(magic, "TZif", sizeof magic))
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "time zone '%s': %s", zone,
+                                        path);
+        if (!S_ISREG(st.st_mode) || st.st_size < 4 || st.st_size > TZIF_MAX_LEN)
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
                                       "time zone '%s': %s is not a tz database file", zone, path);
+        _cleanup_free_ uint8_t *buf = malloc((size_t)st.st_size);
+        if (!buf)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        ssize_t got = aidp_read_all(fd, buf, (size_t)st.st_size);
+        if (got < 0)
+                return aidp_error_errno(err, AIDP_EXIT_CONFIG, (int)-got, "time zone '%s': %s",
+                                        zone, path);
+        if (got < 4 || memcmp(buf, "TZif", 4))
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
+                                      "time zone '%s': %s is not a tz database file", zone, path);
+        *ret_len = (size_t)got;
+        *ret = TAKE_PTR(buf);
         return 0;
 }
 
-static int offset_at(const char *zone, int64_t epoch, long *ret, aidp_error *err)
+static int offset_at(const char *dir, const char *zone, int64_t epoch, long *ret, aidp_error *err)
 {
-        const char *old = getenv("TZ");
-        _cleanup_free_ char *saved = old ? strdup(old) : NULL;
-        char tz[128];
-        if (old && !saved)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        /* A leading ':' makes glibc read the zone file, never a POSIX TZ rule. */
-        snprintf(tz, sizeof tz, ":%s", zone);
-        if (setenv("TZ", tz, 1) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "setenv TZ");
-        tzset();
-        time_t t = (time_t)epoch;
-        struct tm tm;
-        bool ok = localtime_r(&t, &tm) != NULL;
-        if (saved)
-                setenv("TZ", saved, 1);
-        else
-                unsetenv("TZ");
-        tzset();
-        if (!ok)
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0;
+        int r = read_zone_file(dir, zone, &buf, &len, err);
+        if (r < 0)
+                return r;
+        r = aidp_residency_tzif_offset(buf, len, epoch, ret);
+        if (r == -ERANGE)
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EOVERFLOW,
                                       "time %lld cannot be expressed in zone '%s'",
                                       (long long)epoch, zone);
-        *ret = tm.tm_gmtoff;
+        if (r < 0)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
+                                      "time zone '%s': %s/%s is not a valid tz database file", zone,
+                                      dir, zone);
         return 0;
 }
 
-int aidp_policy_clock_resolve(const struct aidp_access_policy *ap, int64_t epoch,
-                              struct aidp_policy_clock *ret, aidp_error *err)
+int aidp_policy_clock_resolve_in(const char *dir, const struct aidp_access_policy *ap,
+                                 int64_t epoch, struct aidp_policy_clock *ret, aidp_error *err)
 {
         _cleanup_free_ const char **zones = NULL;
         size_t n = 0;
@@ -83,9 +105,7 @@ int aidp_policy_clock_resolve(const struct aidp_access_policy *ap, int64_t epoch
         if (!v)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++) {
-                int r = check_zone_file(zones[i], err);
-                if (r >= 0)
-                        r = offset_at(zones[i], epoch, &v[i].utc_offset, err);
+                int r = offset_at(dir, zones[i], epoch, &v[i].utc_offset, err);
                 if (r < 0) {
                         free(v);
                         return aidp_error_wrap(err, "%s",
@@ -96,6 +116,12 @@ int aidp_policy_clock_resolve(const struct aidp_access_policy *ap, int64_t epoch
         ret->zones = v;
         ret->n_zones = n;
         return 0;
+}
+
+int aidp_policy_clock_resolve(const struct aidp_access_policy *ap, int64_t epoch,
+                              struct aidp_policy_clock *ret, aidp_error *err)
+{
+        return aidp_policy_clock_resolve_in(ZONEINFO, ap, epoch, ret, err);
 }
 
 void aidp_policy_clock_free(struct aidp_policy_clock *c)

@@ -1,7 +1,8 @@
 #pragma once
 /* UTC offsets of the access policy's time zones at one instant, from the
- * system tz database (glibc's localtime_r under TZ). The pure decision takes
- * them as input; see residency/decide.h. */
+ * system tz database (/usr/share/zoneinfo, read by residency/tzif.c; the
+ * environment is never touched). The pure decision takes them as input; see
+ * residency/decide.h. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,11 +16,14 @@ struct aidp_policy_clock {
 };
 
 /* Resolve every zone the policy names for `epoch`. A zone missing from the tz
- * database (TZDIR, else /usr/share/zoneinfo) is a configuration error rather
- * than glibc's silent fallback to UTC. Not thread-safe: it sets TZ for the
- * duration of the call, and restores it. */
+ * database (/usr/share/zoneinfo; $TZDIR is ignored, the caller does not choose
+ * what root reads) is a configuration error rather than a silent fallback to
+ * UTC. Thread-safe. */
 int aidp_policy_clock_resolve(const struct aidp_access_policy *ap, int64_t epoch,
                               struct aidp_policy_clock *ret, aidp_error *err);
+/* The same with the database in `dir` (tests). */
+int aidp_policy_clock_resolve_in(const char *dir, const struct aidp_access_policy *ap,
+                                 int64_t epoch, struct aidp_policy_clock *ret, aidp_error *err);
 void aidp_policy_clock_free(struct aidp_policy_clock *c);
 /* Fill the decision's time input from a resolved clock (borrows). */
 void aidp_policy_clock_view(const struct aidp_policy_clock *c, int64_t epoch,

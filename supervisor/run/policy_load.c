@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 #include "supervisor/sealed/keys.h"
 #include "supervisor/sealed/sealed.h"
 
@@ -237,11 +237,10 @@ int aidp_policy_facts_from_header(const struct aidp_sealed_header *h,
                 oom = !(f.version = strdup(m->version));
         f.tags.classification = m->classification;
         for (unsigned i = 0; !oom && i < m->n_residency; i++)
-                oom = aidp_residency_strv_push(&f.tags.residency, &f.tags.n_residency,
-                                               m->residency[i]) < 0;
+                oom = aidp_strv_push(&f.tags.residency, &f.tags.n_residency, m->residency[i]) < 0;
         for (unsigned i = 0; !oom && i < m->n_regulation; i++)
-                oom = aidp_residency_strv_push(&f.tags.regulations, &f.tags.n_regulations,
-                                               m->regulation[i]) < 0;
+                oom = aidp_strv_push(&f.tags.regulations, &f.tags.n_regulations, m->regulation[i]) <
+                      0;
         /* Sorted and unique like every struct aidp_data_tags (headers already are). */
         struct aidp_data_tags sorted;
         if (!oom && aidp_residency_tags_inherit(&f.tags, 1, &sorted) < 0)

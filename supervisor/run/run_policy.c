@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 #include "supervisor/lineage/lineage.h"
 #include "supervisor/run/policy_clock.h"
 
@@ -38,6 +38,38 @@ static void restrict_egress(struct aidp_profile *profile, const struct aidp_deci
                 net->rules[w++] = net->rules[i];
         }
         net->n_rules = w;
+}
+
+int aidp_run_policy_profile_view(const struct aidp_profile *p, struct aidp_policy_profile *ret)
+{
+        memset(ret, 0, sizeof *ret);
+        struct aidp_residency_egress *e =
+                calloc(p->network.n_rules ? p->network.n_rules : 1, sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->network.n_rules; i++) {
+                const struct aidp_egress_rule *r = &p->network.rules[i];
+                e[i] = (struct aidp_residency_egress){
+                        .cidr = r->cidr,
+                        .fqdn = r->fqdn,
+                        .region = r->region,
+                        .port_min = r->port_min,
+                        .port_max = r->port_max,
+                        .protocol = r->protocol,
+                };
+        }
+        ret->name = p->name;
+        ret->network = p->network.mode == AIDP_NET_EGRESS ? AIDP_RESIDENCY_NET_EGRESS
+                                                          : AIDP_RESIDENCY_NET_NONE;
+        ret->egress = e;
+        ret->n_egress = p->network.n_rules;
+        return 0;
+}
+
+void aidp_run_policy_profile_view_free(struct aidp_policy_profile *v)
+{
+        free((struct aidp_residency_egress *)v->egress);
+        memset(v, 0, sizeof *v);
 }
 
 int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identity *caller,
@@ -82,9 +114,10 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
         int64_t now = (int64_t)time(NULL);
         if (r >= 0)
                 r = aidp_policy_clock_resolve(p->set.access, now, &clock, err);
+        _cleanup_(aidp_run_policy_profile_view_free) struct aidp_policy_profile pv = {0};
+        if (r >= 0 && aidp_run_policy_profile_view(profile, &pv) < 0)
+                r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         if (r >= 0) {
-                struct aidp_policy_profile pv;
-                aidp_residency_profile_view(profile, &pv);
                 struct aidp_decision_request req = {
                         .op = AIDP_OP_RUN,
                         .profile = &pv,

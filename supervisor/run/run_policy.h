@@ -45,3 +45,9 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
 void aidp_run_policy_annotate(const void *p, json_object *ev);
 
 void aidp_run_policy_free(struct aidp_run_policy *p);
+
+/* Residency's view of a profile (residency does not include the profile
+ * model): the network mode and the egress rules, strings borrowed from p.
+ * -ENOMEM, or 0 with ret to be freed by aidp_run_policy_profile_view_free. */
+int aidp_run_policy_profile_view(const struct aidp_profile *p, struct aidp_policy_profile *ret);
+void aidp_run_policy_profile_view_free(struct aidp_policy_profile *v);

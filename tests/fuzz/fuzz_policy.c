@@ -49,12 +49,12 @@ static void decide_with(const struct aidp_host_identity *host,
         size_t n = 2;
         if (extra)
                 ds[n++] = *extra;
-        struct aidp_egress_rule rules[] = {
+        struct aidp_residency_egress rules[] = {
                 {.cidr = "10.0.0.0/8", .region = "eu-west-1"},
                 {.fqdn = "x.example"},
         };
         struct aidp_policy_profile prof = {
-                .name = "p", .network = AIDP_NET_EGRESS, .egress = rules, .n_egress = 2};
+                .name = "p", .network = AIDP_RESIDENCY_NET_EGRESS, .egress = rules, .n_egress = 2};
         const char *groups[] = {"g"};
         struct aidp_zone_offset zones[] = {{"Europe/Berlin", 7200}};
         for (int op = 0; op < AIDP_OP_MAX; op++) {

@@ -6,7 +6,7 @@
 
 #include "residency/decide.h"
 #include "residency/policy.h"
-#include "residency/strv.h"
+#include "common/strv.h"
 
 static const char access_yaml[] = "apiVersion: aidp/v1\n"
                                   "kind: AccessPolicy\n"
@@ -179,11 +179,9 @@ static inline void fx_facts(const char *name, struct aidp_dataset_facts *ret)
                 ret->tags.residency = calloc(1, sizeof(char *));
                 ret->tags.regulations = calloc(1, sizeof(char *));
                 for (int k = 0; k < 3 && f->res[k]; k++)
-                        aidp_residency_strv_push(&ret->tags.residency, &ret->tags.n_residency,
-                                                 f->res[k]);
+                        aidp_strv_push(&ret->tags.residency, &ret->tags.n_residency, f->res[k]);
                 for (int k = 0; k < 3 && f->reg[k]; k++)
-                        aidp_residency_strv_push(&ret->tags.regulations, &ret->tags.n_regulations,
-                                                 f->reg[k]);
+                        aidp_strv_push(&ret->tags.regulations, &ret->tags.n_regulations, f->reg[k]);
                 return;
         }
         cr_assert_fail("no dataset fixture %s", name);

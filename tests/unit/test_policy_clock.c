@@ -118,9 +118,7 @@ Test(clock, a_file_that_is_not_tzif_is_refused)
         FILE *f = fopen(path, "w");
         fputs("# not a zone\n", f);
         fclose(f);
-        setenv("TZDIR", dir, 1);
-        int r = aidp_policy_clock_resolve(&ap, 1714557600, &c, &err);
-        unsetenv("TZDIR");
+        int r = aidp_policy_clock_resolve_in(dir, &ap, 1714557600, &c, &err);
         unlink(path);
         rmdir(dir);
         cr_assert_lt(r, 0);
@@ -165,4 +163,23 @@ Test(clock, window_membership_across_midnight)
         struct aidp_time_window whole = {.days = 0x7f, .start = 0, .end = 1440};
         for (int d = 0; d < 7; d++)
                 cr_assert(aidp_residency_window_contains(&whole, d, 1439));
+}
+
+/* The caller's TZDIR does not choose what the (root) supervisor reads, and
+ * TZ is neither read nor changed. */
+Test(clock, environment_is_neither_trusted_nor_changed)
+{
+        struct aidp_access_policy ap;
+        struct aidp_policy_clock c;
+        aidp_error err = {0};
+        load(zones_yaml, &ap);
+        setenv("TZDIR", "/nonexistent-aidp-tzdir", 1);
+        setenv("TZ", ":Asia/Tokyo", 1);
+        cr_assert_eq(aidp_policy_clock_resolve(&ap, 1714557600, &c, &err), 0, "%s", err.msg);
+        cr_assert_eq(offset_of(&c, "Europe/Berlin"), 7200);
+        cr_assert_str_eq(getenv("TZ"), ":Asia/Tokyo");
+        unsetenv("TZDIR");
+        unsetenv("TZ");
+        aidp_policy_clock_free(&c);
+        aidp_residency_access_free(&ap);
 }

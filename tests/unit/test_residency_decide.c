@@ -39,7 +39,7 @@ struct dcase {
         const char *groups[3];
         enum aidp_policy_op op;
         const char *profile; /* NULL: no profile */
-        enum aidp_net_mode net;
+        enum aidp_residency_net net;
         const char *data[3];
         const char *host; /* NULL: no host identity */
         long long at;
@@ -58,8 +58,8 @@ struct dcase {
                 __VA_ARGS__                                                                        \
         }
 #define RUN  AIDP_OP_RUN
-#define NONE AIDP_NET_NONE
-#define EGR  AIDP_NET_EGRESS
+#define NONE AIDP_RESIDENCY_NET_NONE
+#define EGR  AIDP_RESIDENCY_NET_EGRESS
 #define ACC  AIDP_CHECK_ACCESS
 #define DNY  AIDP_CHECK_DENY
 #define RES  AIDP_CHECK_RESIDENCY
@@ -734,13 +734,15 @@ static void egress_decide(const char *residency, const char *data, struct aidp_d
         fx_residency(residency, &rp);
         fx_host("eu", &host);
         fx_facts(data, &ds);
-        struct aidp_egress_rule rules[] = {
+        struct aidp_residency_egress rules[] = {
                 {.cidr = "10.20.0.0/16", .region = "eu-west-1", .port_min = 443, .port_max = 443},
                 {.cidr = "203.0.113.7/32", .region = "us-east-1"},
                 {.fqdn = "pypi.internal.example", .region = NULL},
         };
-        struct aidp_policy_profile prof = {
-                .name = "gpu-train", .network = AIDP_NET_EGRESS, .egress = rules, .n_egress = 3};
+        struct aidp_policy_profile prof = {.name = "gpu-train",
+                                           .network = AIDP_RESIDENCY_NET_EGRESS,
+                                           .egress = rules,
+                                           .n_egress = 3};
         struct aidp_decision_request req = {
                 .caller = {.user = "alice", .uid = 1000},
                 .op = AIDP_OP_RUN,

@@ -57,7 +57,7 @@ Test(parse, residency_policy)
         cr_assert_eq(p.n_classifications, 2);
         cr_assert_eq(p.classifications[0].level, AIDP_CLASS_RESTRICTED);
         cr_assert(p.classifications[0].require_network);
-        cr_assert_eq(p.classifications[0].network, AIDP_NET_NONE);
+        cr_assert_eq(p.classifications[0].network, AIDP_RESIDENCY_NET_NONE);
         cr_assert_eq(p.classifications[1].level, AIDP_CLASS_REGULATED);
         cr_assert(!p.classifications[1].require_network);
         cr_assert_str_eq(p.classifications[1].zones[0], "soc2");

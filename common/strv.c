@@ -1,4 +1,4 @@
-#include "residency/strv.h"
+#include "common/strv.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 
 #include "common/cleanup.h"
 
-void aidp_residency_strv_free(char **v)
+void aidp_strv_free(char **v)
 {
         if (!v)
                 return;
@@ -15,7 +15,7 @@ void aidp_residency_strv_free(char **v)
         free(v);
 }
 
-int aidp_residency_strv_push_take(char ***v, size_t *n, char *s)
+int aidp_strv_push_take(char ***v, size_t *n, char *s)
 {
         if (!s)
                 return -ENOMEM;
@@ -30,14 +30,14 @@ int aidp_residency_strv_push_take(char ***v, size_t *n, char *s)
         return 0;
 }
 
-int aidp_residency_strv_push(char ***v, size_t *n, const char *s)
+int aidp_strv_push(char ***v, size_t *n, const char *s)
 {
-        return aidp_residency_strv_push_take(v, n, strdup(s));
+        return aidp_strv_push_take(v, n, strdup(s));
 }
 
-int aidp_residency_strv_dup(char *const *v, size_t n, char ***ret)
+int aidp_strv_dup(char *const *v, size_t n, char ***ret)
 {
-        _cleanup_(aidp_residency_strv_freep) char **out = calloc(n + 1, sizeof *out);
+        _cleanup_(aidp_strv_freep) char **out = calloc(n + 1, sizeof *out);
         if (!out)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
@@ -47,7 +47,7 @@ int aidp_residency_strv_dup(char *const *v, size_t n, char ***ret)
         return 0;
 }
 
-bool aidp_residency_strv_contains(char *const *v, size_t n, const char *s)
+bool aidp_strv_contains(char *const *v, size_t n, const char *s)
 {
         for (size_t i = 0; i < n; i++)
                 if (!strcmp(v[i], s))
@@ -60,8 +60,8 @@ static int cmp_str(const void *a, const void *b)
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int aidp_residency_strv_union(char *const *a, size_t na, char *const *b, size_t nb, char ***ret,
-                              size_t *ret_n)
+int aidp_strv_union(char *const *a, size_t na, char *const *b, size_t nb, char ***ret,
+                    size_t *ret_n)
 {
         _cleanup_free_ char **all = calloc(na + nb + 1, sizeof *all);
         if (!all)
@@ -72,7 +72,7 @@ int aidp_residency_strv_union(char *const *a, size_t na, char *const *b, size_t 
                 memcpy(all + na, b, nb * sizeof *all);
         qsort(all, na + nb, sizeof *all, cmp_str);
 
-        _cleanup_(aidp_residency_strv_freep) char **out = calloc(na + nb + 1, sizeof *out);
+        _cleanup_(aidp_strv_freep) char **out = calloc(na + nb + 1, sizeof *out);
         if (!out)
                 return -ENOMEM;
         size_t n = 0;
