@@ -30,14 +30,21 @@ int cg_path(char *buf, size_t len, const char *fmt, ...)
         return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int cg_write(const char *dir, const char *file, const char *val)
+/* A control file of a cgroup directory: the fd or -errno. */
+static int open_ctl(const char *dir, const char *file, int flags)
 {
         char p[PATH_MAX];
         if (cg_path(p, sizeof p, "%s/%s", dir, file) < 0)
                 return -ENAMETOOLONG;
-        _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+        int fd = open(p, flags | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+int cg_write(const char *dir, const char *file, const char *val)
+{
+        _cleanup_close_ int fd = open_ctl(dir, file, O_WRONLY);
         if (fd < 0)
-                return -errno;
+                return fd;
         size_t len = strlen(val);
         ssize_t n = write(fd, val, len);
         if (n < 0)
@@ -47,12 +54,9 @@ int cg_write(const char *dir, const char *file, const char *val)
 
 int cg_read(const char *dir, const char *file, char *buf, size_t len)
 {
-        char p[PATH_MAX];
-        if (cg_path(p, sizeof p, "%s/%s", dir, file) < 0)
-                return -ENAMETOOLONG;
-        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int fd = open_ctl(dir, file, O_RDONLY);
         if (fd < 0)
-                return -errno;
+                return fd;
         ssize_t n = read(fd, buf, len - 1);
         if (n < 0)
                 return -errno;
