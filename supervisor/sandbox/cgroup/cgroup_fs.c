@@ -162,6 +162,14 @@ int cg_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, con
         return (int)cg->n_dirs++;
 }
 
+void cg_forget_dir(struct aidp_cgroup *cg, int idx)
+{
+        if ((size_t)idx + 1 == cg->n_dirs)
+                cg->n_dirs--;
+        else
+                cg->dirs[idx].gone = true; /* revived by a retry: made and removed before */
+}
+
 /* Teardown waits for the kernel to finish exiting processes; that usually
  * takes microseconds, so poll fast at first and back off to 5 ms. */
 void cg_backoff(int attempt)

@@ -42,12 +42,10 @@ struct aidp_cgroup_ops {
         /* the rest of the run's directories */
         int (*create)(struct aidp_cgroup *cg, aidp_error *err);
         /* memory, cpu, pids and device limits on what create made */
-        int (*limit)(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
-                     aidp_error *err);
+        int (*limit)(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim, aidp_error *err);
         int (*attach)(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_error *err);
         int (*task_fds)(const struct aidp_cgroup *cg, int *fds, size_t max);
-        int (*stats)(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st,
-                     aidp_error *err);
+        int (*stats)(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, aidp_error *err);
         /* every process but keep (0: all), waiting (bounded) until it is so */
         int (*kill)(struct aidp_cgroup *cg, pid_t keep);
         /* release what the backend holds (handles); the front removes dirs */
@@ -91,6 +89,9 @@ void cg_intent(const struct aidp_cgroup *cg, const char *path);
 /* Record a directory of the run (before it is made, so that a failure half
  * way through still removes it). Returns its index or -E2BIG. */
 int cg_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl);
+/* A directory recorded but never made (its mkdir failed: it may be another
+ * run's): no longer the run's, never listed. */
+void cg_forget_dir(struct aidp_cgroup *cg, int idx);
 /* Remove the directories from index `from` on, newest first; they stay listed. */
 void cg_remove_dirs_from(struct aidp_cgroup *cg, size_t from);
 int cg_rmdir_retry(const char *path);

@@ -60,10 +60,13 @@ static int v1_begin(struct aidp_cgroup *cg, aidp_error *err)
                 return 0;
         char self[PATH_MAX] = "", pdir[PATH_MAX], dir[PATH_MAX];
         const char *p = cg->parent;
-        int rc = p[0] ? cg_path(pdir, sizeof pdir, CG_ROOT "/unified%s%s",
-                                p[0] == '/' ? "" : "/", p)
-                      : (cg_self("", self, sizeof self),
-                         cg_path(pdir, sizeof pdir, CG_ROOT "/unified%s/aidp", self));
+        int rc;
+        if (p[0])
+                rc = cg_path(pdir, sizeof pdir, CG_ROOT "/unified%s%s", p[0] == '/' ? "" : "/", p);
+        else {
+                cg_self("", self, sizeof self);
+                rc = cg_path(pdir, sizeof pdir, CG_ROOT "/unified%s/aidp", self);
+        }
         if (rc == 0)
                 rc = cg_path(dir, sizeof dir, "%s/%s", pdir, cg->name);
         if (rc < 0)
@@ -77,7 +80,7 @@ static int v1_begin(struct aidp_cgroup *cg, aidp_error *err)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -idx, "cgroup v1: %s", dir);
         if (mkdir(dir, 0755) < 0) {
                 int e = errno;
-                cg->dirs[idx].gone = true;
+                cg_forget_dir(cg, idx);
                 /* ENOENT: the shared parent went in between; the front
                  * starts over. Anything else: run without tracking group. */
                 if (e == ENOENT)
@@ -162,10 +165,15 @@ static int v1_create_one(struct aidp_cgroup *cg, size_t i, const char *mnt, aidp
         }
         note_dir(cg, ctrl, idx);
         int rc = cgroup_create_cgroup(c, 1); /* 1: no chown of every control file */
-        if (rc && !(shared >= 0 && rc == ECGROUPVALUENOTEXIST))
+        if (rc && !(shared >= 0 && rc == ECGROUPVALUENOTEXIST)) {
+                /* It did not exist above: if it does now, libcgroup made it
+                 * before it failed, and the rollback removes it. */
+                if (shared < 0 && access(abs, F_OK) != 0)
+                        cg_forget_dir(cg, idx);
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
                                       "cgroup v1: creating %s in %s: %s", rel, ctrl,
                                       cgroup_strerror(rc));
+        }
         char step[32];
         snprintf(step, sizeof step, "v1:%s", ctrl);
         rc = cg_fault(step);
@@ -225,8 +233,7 @@ static int stage_values(struct aidp_cgroup *cg, size_t i, const struct aidp_cgro
         } else if (!strcmp(ctrl, "cpu") && lim->cpu_millis) {
                 rc = cgroup_add_value_uint64(cc, "cpu.cfs_period_us", 100000);
                 if (!rc)
-                        rc = cgroup_add_value_uint64(cc, "cpu.cfs_quota_us",
-                                                     lim->cpu_millis * 100);
+                        rc = cgroup_add_value_uint64(cc, "cpu.cfs_quota_us", lim->cpu_millis * 100);
         } else if (!strcmp(ctrl, "pids") && lim->pids) {
                 char v[32];
                 snprintf(v, sizeof v, "%llu", (unsigned long long)lim->pids);
@@ -238,8 +245,7 @@ static int stage_values(struct aidp_cgroup *cg, size_t i, const struct aidp_cgro
         return rc ? rc : 1;
 }
 
-static int v1_limit(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
-                    aidp_error *err)
+static int v1_limit(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim, aidp_error *err)
 {
         for (size_t i = 0; i < CG_V1_MAX; i++) {
                 if (!cg->lcg[i])
@@ -316,8 +322,7 @@ static int v1_stats(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, 
         int rc = 0, first = 0;
         if (cg->memory_dir >= 0) {
                 d = cg->dirs[cg->memory_dir].path;
-                if ((rc = cg_read_u64(d, "memory.max_usage_in_bytes", &st->memory_peak_bytes)) ==
-                    0)
+                if ((rc = cg_read_u64(d, "memory.max_usage_in_bytes", &st->memory_peak_bytes)) == 0)
                         st->known |= AIDP_CGROUP_STAT_MEMORY_PEAK;
                 else
                         first = rc, bad = "memory.max_usage_in_bytes";
@@ -345,8 +350,8 @@ static int v1_stats(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, 
                         first = rc, bad = "cpuacct.usage", d = cg->dirs[cg->cpu_dir].path;
         }
         if (first)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -first, "cgroup v1: reading %s of %s",
-                                        bad, d);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -first,
+                                        "cgroup v1: reading %s of %s", bad, d);
         if (cg->memory_dir < 0 || cg->cpu_dir < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOENT,
                                       "cgroup v1: the run has no %s hierarchy",

@@ -66,7 +66,7 @@ static int v2_begin(struct aidp_cgroup *cg, aidp_error *err)
                 /* ENOENT: another run's end removed the shared parent in
                  * between; the front starts over. */
                 int e = errno;
-                cg->dirs[idx].gone = true;
+                cg_forget_dir(cg, idx);
                 rmdir(pdir);
                 aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "cgroup v2: mkdir %s", dir);
                 return -e;
@@ -83,8 +83,7 @@ static int v2_create(struct aidp_cgroup *cg, aidp_error *err)
         return 0;
 }
 
-static int v2_limit(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
-                    aidp_error *err)
+static int v2_limit(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim, aidp_error *err)
 {
         const char *dir = cg->dirs[cg->memory_dir].path;
         char v[64];
