@@ -71,7 +71,7 @@ static void cg_free(struct aidp_cgroup *cg)
  * stay listed, as removed) and forget the indexes that pointed there. */
 static void rollback(struct aidp_cgroup *cg, size_t base)
 {
-        cg_remove_dirs_from(cg, base);
+        cgfs_remove_dirs_from(cg, base);
         cg->ops->release(cg);
         int *idx[] = {&cg->kill_dir, &cg->procs_dir, &cg->memory_dir, &cg->cpu_dir};
         for (size_t i = 0; i < sizeof idx / sizeof idx[0]; i++)
@@ -339,7 +339,7 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err)
         aidp_error herr = {0};
         aidp_cgroup_finish_wait(cg, &herr);
         int rc = cg->ops->kill(cg, 0);
-        cg_remove_dirs_from(cg, 0);
+        cgfs_remove_dirs_from(cg, 0);
         int left = 0;
         for (size_t i = 0; i < cg->n_dirs; i++)
                 if (access(cg->dirs[i].path, F_OK) == 0)
@@ -355,18 +355,18 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err)
 
 int aidp_cgroup_path_kill_except(const char *path, pid_t keep)
 {
-        return cg_kill_path(path, keep);
+        return cgfs_kill_path(path, keep);
 }
 
 int aidp_cgroup_remove_path(const char *path)
 {
         char kill_probe[PATH_MAX];
-        if (cg_path(kill_probe, sizeof kill_probe, "%s/cgroup.kill", path) < 0)
+        if (cgfs_path(kill_probe, sizeof kill_probe, "%s/cgroup.kill", path) < 0)
                 return -ENAMETOOLONG;
         if (access(kill_probe, F_OK) == 0)
-                cg_write(path, "cgroup.kill", "1");
-        cg_kill_path(path, 0);
-        int rc = cg_rmdir_retry(path);
+                cgfs_write(path, "cgroup.kill", "1");
+        cgfs_kill_path(path, 0);
+        int rc = cgfs_rmdir_retry(path);
         char parent[PATH_MAX];
         snprintf(parent, sizeof parent, "%s", path);
         char *slash = strrchr(parent, '/');

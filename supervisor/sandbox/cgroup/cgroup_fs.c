@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,12 +17,12 @@
 
 int (*aidp_cgroup_fault_hook)(const char *step);
 
-int cg_fault(const char *step)
+int cgfs_fault(const char *step)
 {
         return aidp_cgroup_fault_hook ? aidp_cgroup_fault_hook(step) : 0;
 }
 
-int cg_path(char *buf, size_t len, const char *fmt, ...)
+int cgfs_path(char *buf, size_t len, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -34,13 +35,13 @@ int cg_path(char *buf, size_t len, const char *fmt, ...)
 static int open_ctl(const char *dir, const char *file, int flags)
 {
         char p[PATH_MAX];
-        if (cg_path(p, sizeof p, "%s/%s", dir, file) < 0)
+        if (cgfs_path(p, sizeof p, "%s/%s", dir, file) < 0)
                 return -ENAMETOOLONG;
         int fd = open(p, flags | O_CLOEXEC);
         return fd < 0 ? -errno : fd;
 }
 
-int cg_write(const char *dir, const char *file, const char *val)
+int cgfs_write(const char *dir, const char *file, const char *val)
 {
         _cleanup_close_ int fd = open_ctl(dir, file, O_WRONLY);
         if (fd < 0)
@@ -52,7 +53,7 @@ int cg_write(const char *dir, const char *file, const char *val)
         return (size_t)n == len ? 0 : -EIO;
 }
 
-int cg_read(const char *dir, const char *file, char *buf, size_t len)
+int cgfs_read(const char *dir, const char *file, char *buf, size_t len)
 {
         _cleanup_close_ int fd = open_ctl(dir, file, O_RDONLY);
         if (fd < 0)
@@ -75,17 +76,17 @@ static int parse_u64(const char *s, uint64_t *v)
         return 0;
 }
 
-int cg_read_u64(const char *dir, const char *file, uint64_t *v)
+int cgfs_read_u64(const char *dir, const char *file, uint64_t *v)
 {
         char buf[64];
-        int rc = cg_read(dir, file, buf, sizeof buf);
+        int rc = cgfs_read(dir, file, buf, sizeof buf);
         return rc < 0 ? rc : parse_u64(buf, v);
 }
 
-int cg_read_key(const char *dir, const char *file, const char *key, uint64_t *v)
+int cgfs_read_key(const char *dir, const char *file, const char *key, uint64_t *v)
 {
         char buf[4096];
-        int rc = cg_read(dir, file, buf, sizeof buf);
+        int rc = cgfs_read(dir, file, buf, sizeof buf);
         if (rc < 0)
                 return rc;
         size_t kl = strlen(key);
@@ -111,7 +112,7 @@ static bool line_matches(const char *id, const char *ctrls, const char *controll
         return false;
 }
 
-int cg_self(const char *controller, char *out, size_t len)
+int cgfs_self(const char *controller, char *out, size_t len)
 {
         _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
         if (!f)
@@ -125,7 +126,7 @@ int cg_self(const char *controller, char *out, size_t len)
                         continue;
                 *c1 = *c2 = '\0';
                 if (line_matches(line, c1 + 1, controller))
-                        return cg_path(out, len, "%s", strcmp(c2 + 1, "/") ? c2 + 1 : "");
+                        return cgfs_path(out, len, "%s", strcmp(c2 + 1, "/") ? c2 + 1 : "");
         }
         return -ENOENT;
 }
@@ -133,7 +134,7 @@ int cg_self(const char *controller, char *out, size_t len)
 /* Best effort: journal.json lists the directories too, once they exist. A
  * supervisor killed between the log and the mkdir leaves gc the path, not an
  * orphan. */
-void cg_intent(const struct aidp_cgroup *cg, const char *path)
+void cgfs_intent(const struct aidp_cgroup *cg, const char *path)
 {
         if (cg->intent_fd < 0)
                 return;
@@ -143,7 +144,7 @@ void cg_intent(const struct aidp_cgroup *cg, const char *path)
                 return;
 }
 
-int cg_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl)
+int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl)
 {
         /* A retry after a rollback makes the same directory again. */
         for (size_t i = 0; i < cg->n_dirs; i++)
@@ -154,15 +155,27 @@ int cg_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, con
         if (cg->n_dirs >= CG_MAX_DIRS)
                 return -E2BIG;
         struct cg_dir *d = &cg->dirs[cg->n_dirs];
-        if (cg_path(d->path, sizeof d->path, "%s", path) < 0 ||
-            cg_path(d->parent, sizeof d->parent, "%s", parent ? parent : "") < 0 ||
-            cg_path(d->controller, sizeof d->controller, "%s", ctrl) < 0)
+        if (cgfs_path(d->path, sizeof d->path, "%s", path) < 0 ||
+            cgfs_path(d->parent, sizeof d->parent, "%s", parent ? parent : "") < 0 ||
+            cgfs_path(d->controller, sizeof d->controller, "%s", ctrl) < 0)
                 return -ENAMETOOLONG;
         d->gone = false;
         return (int)cg->n_dirs++;
 }
 
-void cg_forget_dir(struct aidp_cgroup *cg, int idx)
+int cgfs_mkdir(struct aidp_cgroup *cg, const char *dir, const char *parent, const char *ctrl)
+{
+        cgfs_intent(cg, dir);
+        int idx = cgfs_add_dir(cg, dir, parent, ctrl);
+        if (idx >= 0 && mkdir(dir, 0755) < 0) {
+                int e = errno;
+                cgfs_forget_dir(cg, idx);
+                return -e;
+        }
+        return idx;
+}
+
+void cgfs_forget_dir(struct aidp_cgroup *cg, int idx)
 {
         if ((size_t)idx + 1 == cg->n_dirs)
                 cg->n_dirs--;
@@ -172,7 +185,7 @@ void cg_forget_dir(struct aidp_cgroup *cg, int idx)
 
 /* Teardown waits for the kernel to finish exiting processes; that usually
  * takes microseconds, so poll fast at first and back off to 5 ms. */
-void cg_backoff(int attempt)
+void cgfs_backoff(int attempt)
 {
         long ns = 50 * 1000L << (attempt < 7 ? attempt : 7);
         if (ns > 5 * 1000 * 1000L)
@@ -181,7 +194,7 @@ void cg_backoff(int attempt)
         nanosleep(&ts, NULL);
 }
 
-int cg_rmdir_retry(const char *path)
+int cgfs_rmdir_retry(const char *path)
 {
         /* rmdir fails with EBUSY while the last killed task is still exiting. */
         for (int i = 0; i < 200; i++) {
@@ -189,17 +202,17 @@ int cg_rmdir_retry(const char *path)
                         return 0;
                 if (errno != EBUSY)
                         return -errno;
-                cg_backoff(i);
+                cgfs_backoff(i);
         }
         return -EBUSY;
 }
 
-void cg_remove_dirs_from(struct aidp_cgroup *cg, size_t from)
+void cgfs_remove_dirs_from(struct aidp_cgroup *cg, size_t from)
 {
         for (size_t i = cg->n_dirs; i-- > from;) {
                 if (cg->dirs[i].gone)
                         continue;
-                if (cg_rmdir_retry(cg->dirs[i].path) == 0)
+                if (cgfs_rmdir_retry(cg->dirs[i].path) == 0)
                         cg->dirs[i].gone = true;
                 /* The shared parent goes when the last run using it ends;
                  * ENOTEMPTY/EBUSY just means another run still uses it. */
@@ -212,7 +225,7 @@ void cg_remove_dirs_from(struct aidp_cgroup *cg, size_t from)
 static bool kill_listed(const char *dir, pid_t keep)
 {
         char p[PATH_MAX];
-        if (cg_path(p, sizeof p, "%s/cgroup.procs", dir) < 0)
+        if (cgfs_path(p, sizeof p, "%s/cgroup.procs", dir) < 0)
                 return true;
         _cleanup_fclose_ FILE *f = fopen(p, "re");
         if (!f)
@@ -228,14 +241,14 @@ static bool kill_listed(const char *dir, pid_t keep)
         return only_keep;
 }
 
-int cg_kill_path(const char *path, pid_t keep)
+int cgfs_kill_path(const char *path, pid_t keep)
 {
         /* Without cgroup.kill, a fork between reading cgroup.procs and the
          * kill could slip through, so loop until the cgroup stays empty. */
         for (int i = 0; i < 400; i++) {
                 if (kill_listed(path, keep))
                         return 0;
-                cg_backoff(i);
+                cgfs_backoff(i);
         }
         return -EBUSY;
 }
@@ -251,12 +264,12 @@ static void run_listing(const struct aidp_cgroup *cg, size_t *from, size_t *to)
         *to = d >= 0 ? (size_t)d + 1 : cg->n_dirs;
 }
 
-int cg_kill_run(struct aidp_cgroup *cg, pid_t keep)
+int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep)
 {
         /* cgroup.kill takes the whole run at once, forks in flight included;
          * it cannot spare pid 1, so only a full kill uses it. */
         if (keep <= 0 && cg->kill_dir >= 0 && !cg->dirs[cg->kill_dir].gone)
-                cg_write(cg->dirs[cg->kill_dir].path, "cgroup.kill", "1");
+                cgfs_write(cg->dirs[cg->kill_dir].path, "cgroup.kill", "1");
         size_t from, to;
         run_listing(cg, &from, &to);
         for (int i = 0; i < 400; i++) {
@@ -266,7 +279,7 @@ int cg_kill_run(struct aidp_cgroup *cg, pid_t keep)
                                 done = false;
                 if (done)
                         return 0;
-                cg_backoff(i);
+                cgfs_backoff(i);
         }
         return -EBUSY;
 }

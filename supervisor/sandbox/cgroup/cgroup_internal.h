@@ -32,7 +32,7 @@ struct aidp_cgroup;
 
 /* One backend. Every step is all or nothing on its own: on failure it returns
  * < 0 with err filled, and the front rolls back what the step added to
- * cg->dirs (cg_rollback), so a step never has to undo its own partial work. */
+ * cg->dirs (rollback in cgroup.c), so a step never has to undo its own partial work. */
 struct aidp_cgroup_ops {
         enum aidp_cgroup_version version;
         /* create is slow (libcgroup start-up): worth a helper process */
@@ -75,35 +75,38 @@ struct aidp_cgroup {
 /* ---- cgroup_fs.c: cgroupfs helpers of both backends ---- */
 
 /* snprintf that reports truncation: 0 or -ENAMETOOLONG. */
-int cg_path(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-int cg_write(const char *dir, const char *file, const char *val);
-int cg_read(const char *dir, const char *file, char *buf, size_t len);
-int cg_read_u64(const char *dir, const char *file, uint64_t *v);
+int cgfs_path(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int cgfs_write(const char *dir, const char *file, const char *val);
+int cgfs_read(const char *dir, const char *file, char *buf, size_t len);
+int cgfs_read_u64(const char *dir, const char *file, uint64_t *v);
 /* "key value" line in a flat-keyed file (memory.events, cpu.stat, oom_control). */
-int cg_read_key(const char *dir, const char *file, const char *key, uint64_t *v);
+int cgfs_read_key(const char *dir, const char *file, const char *key, uint64_t *v);
 /* The supervisor's own cgroup path in a v1 hierarchy ("memory") or the cgroup2
  * one (""), "" for the root. */
-int cg_self(const char *controller, char *out, size_t len);
+int cgfs_self(const char *controller, char *out, size_t len);
 /* Log a directory before making it (the run journal's cgroups.log). */
-void cg_intent(const struct aidp_cgroup *cg, const char *path);
+void cgfs_intent(const struct aidp_cgroup *cg, const char *path);
 /* Record a directory of the run (before it is made, so that a failure half
  * way through still removes it). Returns its index or -E2BIG. */
-int cg_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl);
+int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl);
+/* Log, record and make one directory of the run: its index, or -errno (then
+ * it is forgotten again). */
+int cgfs_mkdir(struct aidp_cgroup *cg, const char *dir, const char *parent, const char *ctrl);
 /* A directory recorded but never made (its mkdir failed: it may be another
  * run's): no longer the run's, never listed. */
-void cg_forget_dir(struct aidp_cgroup *cg, int idx);
+void cgfs_forget_dir(struct aidp_cgroup *cg, int idx);
 /* Remove the directories from index `from` on, newest first; they stay listed. */
-void cg_remove_dirs_from(struct aidp_cgroup *cg, size_t from);
-int cg_rmdir_retry(const char *path);
-void cg_backoff(int attempt);
+void cgfs_remove_dirs_from(struct aidp_cgroup *cg, size_t from);
+int cgfs_rmdir_retry(const char *path);
+void cgfs_backoff(int attempt);
 /* Kill the run's processes through its listing directory: cgroup.kill when
  * the run has one, else SIGKILL by pid until it stays empty (but keep). */
-int cg_kill_run(struct aidp_cgroup *cg, pid_t keep);
-int cg_kill_path(const char *path, pid_t keep);
+int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep);
+int cgfs_kill_path(const char *path, pid_t keep);
 
 /* Test-only fault point: a test sets this to make a creation step fail as if
  * the kernel had refused it (`step` is "v1:<controller>" after that hierarchy
  * was made, "v2:limit" before the limits are written). aidp itself never sets
  * it, nor reads anything from its environment for it. */
 extern int (*aidp_cgroup_fault_hook)(const char *step);
-int cg_fault(const char *step);
+int cgfs_fault(const char *step);

@@ -52,7 +52,7 @@ static int find_dir(const struct aidp_cgroup *cg, const char *ctrl)
 }
 
 /* The tracking group. Optional: without a cgroup2 mount, or where it cannot
- * be made, the run has none and is killed by pid (cg_kill_run). */
+ * be made, the run has none and is killed by pid (cgfs_kill_run). */
 static int v1_begin(struct aidp_cgroup *cg, aidp_error *err)
 {
         struct statfs s;
@@ -62,34 +62,29 @@ static int v1_begin(struct aidp_cgroup *cg, aidp_error *err)
         const char *p = cg->parent;
         int rc;
         if (p[0])
-                rc = cg_path(pdir, sizeof pdir, CG_ROOT "/unified%s%s", p[0] == '/' ? "" : "/", p);
+                rc = cgfs_path(pdir, sizeof pdir, CG_ROOT "/unified%s%s", p[0] == '/' ? "" : "/",
+                               p);
         else {
-                cg_self("", self, sizeof self);
-                rc = cg_path(pdir, sizeof pdir, CG_ROOT "/unified%s/aidp", self);
+                cgfs_self("", self, sizeof self);
+                rc = cgfs_path(pdir, sizeof pdir, CG_ROOT "/unified%s/aidp", self);
         }
         if (rc == 0)
-                rc = cg_path(dir, sizeof dir, "%s/%s", pdir, cg->name);
+                rc = cgfs_path(dir, sizeof dir, "%s/%s", pdir, cg->name);
         if (rc < 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG,
                                       "cgroup parent '%.64s...' is too long", pdir);
         if (mkdir(pdir, 0755) < 0 && errno != EEXIST)
                 return 0;
-        cg_intent(cg, dir);
-        int idx = cg_add_dir(cg, dir, pdir, "unified");
+        int idx = cgfs_mkdir(cg, dir, pdir, "unified");
+        /* ENOENT: the shared parent went in between; the front starts
+         * over. Anything else: the run goes without a tracking group. */
+        if (idx == -ENOENT)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, ENOENT, "cgroup v1: mkdir %s",
+                                        dir);
         if (idx < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -idx, "cgroup v1: %s", dir);
-        if (mkdir(dir, 0755) < 0) {
-                int e = errno;
-                cg_forget_dir(cg, idx);
-                /* ENOENT: the shared parent went in between; the front
-                 * starts over. Anything else: run without tracking group. */
-                if (e == ENOENT)
-                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "cgroup v1: mkdir %s",
-                                                dir);
                 return 0;
-        }
         char probe[PATH_MAX];
-        if (cg_path(probe, sizeof probe, "%s/cgroup.kill", dir) == 0 && access(probe, F_OK) == 0)
+        if (cgfs_path(probe, sizeof probe, "%s/cgroup.kill", dir) == 0 && access(probe, F_OK) == 0)
                 cg->kill_dir = idx;
         return 0;
 }
@@ -102,19 +97,19 @@ static int v1_paths(const struct aidp_cgroup *cg, const char *ctrl, const char *
         char self[PATH_MAX] = "", prel[PATH_MAX];
         int rc;
         if (cg->parent[0])
-                rc = cg_path(prel, PATH_MAX, "%s", cg->parent);
+                rc = cgfs_path(prel, PATH_MAX, "%s", cg->parent);
         else {
                 /* Under the supervisor's own cgroup, so that the host's
                  * accounting of the supervisor still covers the job. */
-                cg_self(ctrl, self, sizeof self);
-                rc = cg_path(prel, PATH_MAX, "%s/aidp", self);
+                cgfs_self(ctrl, self, sizeof self);
+                rc = cgfs_path(prel, PATH_MAX, "%s/aidp", self);
         }
         if (rc == 0)
-                rc = cg_path(rel, PATH_MAX, "%s/%s", prel, cg->name);
+                rc = cgfs_path(rel, PATH_MAX, "%s/%s", prel, cg->name);
         if (rc == 0)
-                rc = cg_path(abs, PATH_MAX, "%s%s%s", mnt, rel[0] == '/' ? "" : "/", rel);
+                rc = cgfs_path(abs, PATH_MAX, "%s%s%s", mnt, rel[0] == '/' ? "" : "/", rel);
         if (rc == 0)
-                rc = cg_path(pabs, PATH_MAX, "%s%s%s", mnt, prel[0] == '/' ? "" : "/", prel);
+                rc = cgfs_path(pabs, PATH_MAX, "%s%s%s", mnt, prel[0] == '/' ? "" : "/", prel);
         return rc;
 }
 
@@ -157,8 +152,8 @@ static int v1_create_one(struct aidp_cgroup *cg, size_t i, const char *mnt, aidp
         cg->lcg[i] = c;
         int idx = shared;
         if (shared < 0) {
-                cg_intent(cg, abs);
-                idx = cg_add_dir(cg, abs, pabs, ctrl);
+                cgfs_intent(cg, abs);
+                idx = cgfs_add_dir(cg, abs, pabs, ctrl);
                 if (idx < 0)
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -idx,
                                                 "cgroup v1: too many hierarchies");
@@ -169,14 +164,14 @@ static int v1_create_one(struct aidp_cgroup *cg, size_t i, const char *mnt, aidp
                 /* It did not exist above: if it does now, libcgroup made it
                  * before it failed, and the rollback removes it. */
                 if (shared < 0 && access(abs, F_OK) != 0)
-                        cg_forget_dir(cg, idx);
+                        cgfs_forget_dir(cg, idx);
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
                                       "cgroup v1: creating %s in %s: %s", rel, ctrl,
                                       cgroup_strerror(rc));
         }
         char step[32];
         snprintf(step, sizeof step, "v1:%s", ctrl);
-        rc = cg_fault(step);
+        rc = cgfs_fault(step);
         if (rc < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
                                         "cgroup v1: creating %s in %s (test fault)", rel, ctrl);
@@ -225,8 +220,8 @@ static int stage_values(struct aidp_cgroup *cg, size_t i, const struct aidp_cgro
                 /* memsw = limit: the job gets no swap at all (the file exists
                  * only with swap accounting). */
                 if (!rc && cg->memory_dir >= 0 &&
-                    cg_path(probe, sizeof probe, "%s/memory.memsw.limit_in_bytes",
-                            cg->dirs[cg->memory_dir].path) == 0 &&
+                    cgfs_path(probe, sizeof probe, "%s/memory.memsw.limit_in_bytes",
+                              cg->dirs[cg->memory_dir].path) == 0 &&
                     access(probe, F_OK) == 0)
                         rc = cgroup_add_value_uint64(cc, "memory.memsw.limit_in_bytes",
                                                      lim->memory_bytes);
@@ -263,7 +258,7 @@ static int v1_limit(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim
                 return 0;
         /* After the deny-all above, one allow line per write. */
         for (const char *const *a = lim->devices_allow; *a; a++) {
-                int wr = cg_write(cg->dirs[dev].path, "devices.allow", *a);
+                int wr = cgfs_write(cg->dirs[dev].path, "devices.allow", *a);
                 if (wr < 0)
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -wr,
                                                 "cgroup v1: devices.allow '%s'", *a);
@@ -287,7 +282,7 @@ static int v1_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_e
                 return 0;
         char v[32];
         snprintf(v, sizeof v, "%d", (int)pid);
-        int rc = cg_write(cg->dirs[u].path, "cgroup.procs", v);
+        int rc = cgfs_write(cg->dirs[u].path, "cgroup.procs", v);
         if (rc < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
                                         "cgroup v1: attaching pid %d to %s", (int)pid,
@@ -302,7 +297,7 @@ static int v1_task_fds(const struct aidp_cgroup *cg, int *fds, size_t max)
                 if (cg->dirs[i].gone || !strcmp(cg->dirs[i].controller, "unified"))
                         continue;
                 char p[PATH_MAX];
-                int fd = n >= max ? -E2BIG : cg_path(p, sizeof p, "%s/tasks", cg->dirs[i].path);
+                int fd = n >= max ? -E2BIG : cgfs_path(p, sizeof p, "%s/tasks", cg->dirs[i].path);
                 if (fd == 0 && (fd = open(p, O_WRONLY | O_CLOEXEC)) < 0)
                         fd = -errno;
                 if (fd < 0) {
@@ -322,19 +317,21 @@ static int v1_stats(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, 
         int rc = 0, first = 0;
         if (cg->memory_dir >= 0) {
                 d = cg->dirs[cg->memory_dir].path;
-                if ((rc = cg_read_u64(d, "memory.max_usage_in_bytes", &st->memory_peak_bytes)) == 0)
+                if ((rc = cgfs_read_u64(d, "memory.max_usage_in_bytes", &st->memory_peak_bytes)) ==
+                    0)
                         st->known |= AIDP_CGROUP_STAT_MEMORY_PEAK;
                 else
                         first = rc, bad = "memory.max_usage_in_bytes";
-                if ((rc = cg_read_key(d, "memory.oom_control", "oom_kill", &st->oom_kills)) == 0 &&
-                    (rc = cg_read_u64(d, "memory.failcnt", &failcnt)) == 0) {
+                if ((rc = cgfs_read_key(d, "memory.oom_control", "oom_kill", &st->oom_kills)) ==
+                            0 &&
+                    (rc = cgfs_read_u64(d, "memory.failcnt", &failcnt)) == 0) {
                         /* With memsw = limit (no swap) the kernel counts no
                          * failure in either failcnt when it reclaims or
                          * OOM-kills instead; a v1 memcg OOM kill or a peak
                          * at the limit is the limit hit then. */
                         uint64_t memsw = 0, limit = UINT64_MAX;
-                        cg_read_u64(d, "memory.memsw.failcnt", &memsw);
-                        cg_read_u64(d, "memory.limit_in_bytes", &limit);
+                        cgfs_read_u64(d, "memory.memsw.failcnt", &memsw);
+                        cgfs_read_u64(d, "memory.limit_in_bytes", &limit);
                         st->known |= AIDP_CGROUP_STAT_OOM;
                         st->memory_limit_hit = failcnt > 0 || memsw > 0 || st->oom_kills > 0 ||
                                                ((st->known & AIDP_CGROUP_STAT_MEMORY_PEAK) &&
@@ -343,7 +340,7 @@ static int v1_stats(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, 
                         first = rc, bad = "memory.oom_control";
         }
         if (cg->cpu_dir >= 0) {
-                if ((rc = cg_read_u64(cg->dirs[cg->cpu_dir].path, "cpuacct.usage", &ns)) == 0) {
+                if ((rc = cgfs_read_u64(cg->dirs[cg->cpu_dir].path, "cpuacct.usage", &ns)) == 0) {
                         st->cpu_usec = ns / 1000;
                         st->known |= AIDP_CGROUP_STAT_CPU;
                 } else if (!first)
@@ -357,11 +354,6 @@ static int v1_stats(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, 
                                       "cgroup v1: the run has no %s hierarchy",
                                       cg->memory_dir < 0 ? "memory" : "cpuacct");
         return 0;
-}
-
-static int v1_kill(struct aidp_cgroup *cg, pid_t keep)
-{
-        return cg_kill_run(cg, keep);
 }
 
 static void v1_release(struct aidp_cgroup *cg)
@@ -380,6 +372,6 @@ const struct aidp_cgroup_ops aidp_cgroup_v1_ops = {
         .attach = v1_attach,
         .task_fds = v1_task_fds,
         .stats = v1_stats,
-        .kill = v1_kill,
+        .kill = cgfs_kill_run, /* the same on both: cgroup.kill or by pid */
         .release = v1_release,
 };

@@ -24,7 +24,7 @@ static int enable_controllers(const char *pdir, aidp_error *err)
         snprintf(walk, sizeof walk, "%s", CG_ROOT);
         const char *rest = pdir + strlen(CG_ROOT);
         for (;;) {
-                int rc = cg_write(walk, "cgroup.subtree_control", "+memory +cpu +pids");
+                int rc = cgfs_write(walk, "cgroup.subtree_control", "+memory +cpu +pids");
                 if (rc < 0)
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
                                                 "cgroup v2: enabling memory, cpu, pids in %s",
@@ -45,9 +45,9 @@ static int v2_begin(struct aidp_cgroup *cg, aidp_error *err)
 {
         const char *parent = cg->parent[0] ? cg->parent : "/aidp";
         char pdir[PATH_MAX], dir[PATH_MAX];
-        if (cg_path(pdir, sizeof pdir, "%s%s%s", CG_ROOT, parent[0] == '/' ? "" : "/", parent) <
+        if (cgfs_path(pdir, sizeof pdir, "%s%s%s", CG_ROOT, parent[0] == '/' ? "" : "/", parent) <
                     0 ||
-            cg_path(dir, sizeof dir, "%s/%s", pdir, cg->name) < 0)
+            cgfs_path(dir, sizeof dir, "%s/%s", pdir, cg->name) < 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG,
                                       "cgroup v2: parent '%.64s...' is too long", parent);
         if (mkdir(pdir, 0755) < 0 && errno != EEXIST)
@@ -58,18 +58,12 @@ static int v2_begin(struct aidp_cgroup *cg, aidp_error *err)
                 rmdir(pdir); /* if this call created it; fails harmlessly if in use */
                 return rc;
         }
-        cg_intent(cg, dir);
-        int idx = cg_add_dir(cg, dir, pdir, "");
-        if (idx < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -idx, "cgroup v2: %s", dir);
-        if (mkdir(dir, 0755) < 0) {
+        int idx = cgfs_mkdir(cg, dir, pdir, "");
+        if (idx < 0) {
                 /* ENOENT: another run's end removed the shared parent in
                  * between; the front starts over. */
-                int e = errno;
-                cg_forget_dir(cg, idx);
-                rmdir(pdir);
-                aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "cgroup v2: mkdir %s", dir);
-                return -e;
+                rmdir(pdir); /* if this call created it; fails harmlessly if in use */
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -idx, "cgroup v2: mkdir %s", dir);
         }
         cg->kill_dir = cg->procs_dir = cg->memory_dir = cg->cpu_dir = idx;
         return 0;
@@ -87,25 +81,25 @@ static int v2_limit(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim
 {
         const char *dir = cg->dirs[cg->memory_dir].path;
         char v[64];
-        int rc = cg_fault("v2:limit");
+        int rc = cgfs_fault("v2:limit");
         if (rc == 0 && lim->memory_bytes) {
                 snprintf(v, sizeof v, "%llu", (unsigned long long)lim->memory_bytes);
-                rc = cg_write(dir, "memory.max", v);
+                rc = cgfs_write(dir, "memory.max", v);
                 /* No swap: the limit means RAM, and plaintext must not reach
                  * swap. A kernel without swap accounting has no such file. */
-                if (rc == 0 && (rc = cg_write(dir, "memory.swap.max", "0")) == -ENOENT)
+                if (rc == 0 && (rc = cgfs_write(dir, "memory.swap.max", "0")) == -ENOENT)
                         rc = 0;
                 /* An OOM kill takes the whole run, not one of its processes. */
                 if (rc == 0)
-                        rc = cg_write(dir, "memory.oom.group", "1");
+                        rc = cgfs_write(dir, "memory.oom.group", "1");
         }
         if (rc == 0 && lim->cpu_millis) {
                 snprintf(v, sizeof v, "%llu 100000", (unsigned long long)lim->cpu_millis * 100);
-                rc = cg_write(dir, "cpu.max", v);
+                rc = cgfs_write(dir, "cpu.max", v);
         }
         if (rc == 0 && lim->pids) {
                 snprintf(v, sizeof v, "%llu", (unsigned long long)lim->pids);
-                rc = cg_write(dir, "pids.max", v);
+                rc = cgfs_write(dir, "pids.max", v);
         }
         if (rc < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
@@ -127,7 +121,7 @@ static int v2_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_e
         char v[32];
         snprintf(v, sizeof v, "%d", (int)pid);
         const char *dir = cg->dirs[cg->procs_dir].path;
-        int rc = cg_write(dir, "cgroup.procs", v);
+        int rc = cgfs_write(dir, "cgroup.procs", v);
         if (rc < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
                                         "cgroup v2: attaching pid %d to %s", (int)pid, dir);
@@ -150,17 +144,17 @@ static int v2_stats(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, 
         const char *bad = NULL;
         int rc, first = 0;
         /* memory.peak is 5.19+: older kernels report the peak as unknown. */
-        if ((rc = cg_read_u64(d, "memory.peak", &st->memory_peak_bytes)) == 0)
+        if ((rc = cgfs_read_u64(d, "memory.peak", &st->memory_peak_bytes)) == 0)
                 st->known |= AIDP_CGROUP_STAT_MEMORY_PEAK;
         else if (!first)
                 first = rc, bad = "memory.peak";
-        if ((rc = cg_read_key(d, "memory.events", "oom_kill", &st->oom_kills)) == 0 &&
-            (rc = cg_read_key(d, "memory.events", "max", &max_events)) == 0) {
+        if ((rc = cgfs_read_key(d, "memory.events", "oom_kill", &st->oom_kills)) == 0 &&
+            (rc = cgfs_read_key(d, "memory.events", "max", &max_events)) == 0) {
                 st->known |= AIDP_CGROUP_STAT_OOM;
                 st->memory_limit_hit = max_events > 0;
         } else if (!first)
                 first = rc, bad = "memory.events";
-        if ((rc = cg_read_key(d, "cpu.stat", "usage_usec", &st->cpu_usec)) == 0)
+        if ((rc = cgfs_read_key(d, "cpu.stat", "usage_usec", &st->cpu_usec)) == 0)
                 st->known |= AIDP_CGROUP_STAT_CPU;
         else if (!first)
                 first = rc, bad = "cpu.stat usage_usec";
@@ -168,11 +162,6 @@ static int v2_stats(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, 
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -first,
                                         "cgroup v2: reading %s of %s", bad, d);
         return 0;
-}
-
-static int v2_kill(struct aidp_cgroup *cg, pid_t keep)
-{
-        return cg_kill_run(cg, keep);
 }
 
 static void v2_release(struct aidp_cgroup *cg)
@@ -189,6 +178,6 @@ const struct aidp_cgroup_ops aidp_cgroup_v2_ops = {
         .attach = v2_attach,
         .task_fds = v2_task_fds,
         .stats = v2_stats,
-        .kill = v2_kill,
+        .kill = cgfs_kill_run, /* the same on both: cgroup.kill or by pid */
         .release = v2_release,
 };
