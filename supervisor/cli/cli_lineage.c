@@ -410,11 +410,15 @@ static void show_event_details(json_object *ev)
                 printf(", status %d\n", st);
         }
         if ((f = run_facet(ev, "aidp_resources"))) {
-                char mem[32];
-                human_bytes(mem, sizeof mem, u64_of(f, "peakMemoryBytes"));
-                printf("%sresources: wall %.3fs, cpu %.3fs, peak memory %s\n", pad,
-                       (double)u64_of(f, "wallUsec") / 1e6, (double)u64_of(f, "cpuUsec") / 1e6,
-                       mem);
+                /* null members: the cgroup could not tell */
+                char mem[32] = "unknown", cpu[32] = "unknown";
+                json_object *v;
+                if (json_object_object_get_ex(f, "peakMemoryBytes", &v) && v)
+                        human_bytes(mem, sizeof mem, json_object_get_uint64(v));
+                if (json_object_object_get_ex(f, "cpuUsec", &v) && v)
+                        snprintf(cpu, sizeof cpu, "%.3fs", (double)json_object_get_uint64(v) / 1e6);
+                printf("%sresources: wall %.3fs, cpu %s, peak memory %s\n", pad,
+                       (double)u64_of(f, "wallUsec") / 1e6, cpu, mem);
         }
         if ((f = run_facet(ev, "aidp_network"))) {
                 printf("%segress denied: %" PRIu64, pad, u64_of(f, "denied"));

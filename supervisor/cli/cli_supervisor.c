@@ -152,9 +152,16 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
         json_object_object_add(o, "timed_out", json_object_new_boolean(r->timed_out));
         json_object_object_add(o, "oom_killed", json_object_new_boolean(r->oom_killed));
         json_object_object_add(o, "wall_seconds", json_object_new_double(r->wall_seconds));
-        json_object_object_add(o, "cpu_seconds", json_object_new_double((double)r->cpu_usec / 1e6));
+        /* null: the cgroup could not tell (resources_error says why) */
+        json_object_object_add(o, "cpu_seconds",
+                               r->cpu_known ? json_object_new_double((double)r->cpu_usec / 1e6)
+                                            : NULL);
         json_object_object_add(o, "memory_peak_bytes",
-                               json_object_new_uint64(r->memory_peak_bytes));
+                               r->memory_peak_known ? json_object_new_uint64(r->memory_peak_bytes)
+                                                    : NULL);
+        if (r->resources_error[0])
+                json_object_object_add(o, "resources_error",
+                                       json_object_new_string(r->resources_error));
         json_object_object_add(o, "cgroup", json_object_new_string(r->cgroup_version));
         json_object_object_add(o, "tmpfs_noswap", json_object_new_boolean(r->noswap));
         json_object *s = json_object_new_object();
@@ -373,13 +380,20 @@ static int cmd_run(int argc, char **argv)
                         "does not enforce yet; the job had loopback only\n");
         if (rc < 0)
                 fprintf(stderr, "aidp-supervisor: error: %s\n", err.msg);
+        char cpu[32] = "unknown", mem[32] = "unknown";
+        if (res.cpu_known)
+                snprintf(cpu, sizeof cpu, "%.2fs", (double)res.cpu_usec / 1e6);
+        if (res.memory_peak_known)
+                snprintf(mem, sizeof mem, "%llu MiB",
+                         (unsigned long long)(res.memory_peak_bytes >> 20));
+        if (!o.quiet && res.started && res.resources_error[0])
+                fprintf(stderr, "aidp-supervisor: warning: run usage unknown: %s\n",
+                        res.resources_error);
         if (!o.quiet && res.started)
                 fprintf(stderr,
-                        "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %.2fs, peak memory %llu "
-                        "MiB, "
+                        "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %s, peak memory %s, "
                         "cgroup %s; shred: %llu files, %llu bytes, verified %s%s\n",
-                        res.run_id, res.exit_status, res.wall_seconds, (double)res.cpu_usec / 1e6,
-                        (unsigned long long)(res.memory_peak_bytes >> 20), res.cgroup_version,
+                        res.run_id, res.exit_status, res.wall_seconds, cpu, mem, res.cgroup_version,
                         (unsigned long long)res.shred.files, (unsigned long long)res.shred.bytes,
                         res.shred.verified ? "yes" : "NO",
                         res.noswap ? ""

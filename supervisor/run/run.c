@@ -30,6 +30,7 @@
 #include "common/crypto.h"
 #include "supervisor/run/caller.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/sandbox/devnodes.h"
 #include "supervisor/run/profile_env.h"
 #include "supervisor/sandbox/fdpass.h"
 #include "supervisor/run/journal.h"
@@ -559,16 +560,14 @@ static int journal_begin(struct run *r, aidp_error *err)
 static int cgroup_begin(struct run *r, aidp_error *err)
 {
         const struct aidp_limits *l = &r->profile.limits;
-        static const char *const minimal_dev[] = {
-                "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
-                "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm",
-        };
-        _Static_assert(ARRAY_SIZE(minimal_dev) + ARRAY_SIZE(r->dev_rules) + 1 ==
+        _Static_assert(AIDP_DEVNODES_ALLOW_N + ARRAY_SIZE(r->dev_rules) + 1 ==
                                ARRAY_SIZE(r->devices_allow),
                        "devices_allow size");
-        /* The minimal /dev plus exactly the profile's devices; all else denied. */
-        memcpy(r->devices_allow, minimal_dev, sizeof minimal_dev);
-        int rc = device_rules(r, r->devices_allow + ARRAY_SIZE(minimal_dev),
+        /* The minimal /dev (devnodes.h) plus exactly the profile's devices;
+         * all else denied. */
+        memcpy(r->devices_allow, aidp_devnodes_allow,
+               AIDP_DEVNODES_ALLOW_N * sizeof aidp_devnodes_allow[0]);
+        int rc = device_rules(r, r->devices_allow + AIDP_DEVNODES_ALLOW_N,
                               ARRAY_SIZE(r->dev_rules) + 1, err);
         if (rc < 0)
                 return rc;
@@ -990,10 +989,16 @@ static int teardown(struct run *r, aidp_error *err)
         aidp_error cerr = {0};
         cgroup_end(r, &cerr); /* prepare may have failed before it joined */
         if (r->cg) {
+                /* A value the kernel did not tell is reported unknown, not 0. */
                 struct aidp_cgroup_stats st;
-                aidp_cgroup_stats(r->cg, &st);
+                aidp_error serr = {0};
+                if (aidp_cgroup_stats(r->cg, &st, &serr) < 0)
+                        snprintf(r->res->resources_error, sizeof r->res->resources_error, "%s",
+                                 serr.msg);
                 r->res->memory_peak_bytes = st.memory_peak_bytes;
+                r->res->memory_peak_known = st.known & AIDP_CGROUP_STAT_MEMORY_PEAK;
                 r->res->cpu_usec = st.cpu_usec;
+                r->res->cpu_known = st.known & AIDP_CGROUP_STAT_CPU;
                 if (st.oom_kills > 0)
                         r->res->oom_killed = true;
         }

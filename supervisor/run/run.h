@@ -57,6 +57,10 @@ struct aidp_run_result {
         int job_status;  /* the job's own status (128+N), -1 if it never ran */
         bool timed_out, oom_killed, started;
         uint64_t memory_peak_bytes, cpu_usec;
+        /* false: the cgroup could not tell (resources_error says why); the
+         * value is then reported unknown, never as 0 */
+        bool memory_peak_known, cpu_known;
+        char resources_error[256];
         double wall_seconds;
         struct aidp_shred_report shred;
         bool noswap; /* tmpfs noswap was available */

@@ -220,6 +220,9 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                 .peak_memory_bytes = res->memory_peak_bytes,
                 .cpu_usec = res->cpu_usec,
                 .wall_usec = (uint64_t)(res->wall_seconds * 1e6),
+                .peak_memory_known = res->memory_peak_known,
+                .cpu_known = res->cpu_known,
+                .error = res->resources_error[0] ? res->resources_error : NULL,
         };
         aidp_lineage_set_resources(ev, &rs);
         set_shred(ev, &res->shred, true, removed, nremoved);

@@ -30,6 +30,7 @@
 
 #include "common/cleanup.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/sandbox/devnodes.h"
 #include "supervisor/sandbox/fdpass.h"
 
 /* Where the new root is assembled inside the child's private mount namespace.
@@ -84,14 +85,6 @@ static const char *const masked_top[] = {"run", "home", "root", NULL};
 /* Read-only inside /proc even where readable. */
 static const char *const proc_readonly[] = {"/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs",
                                             NULL};
-
-/* The minimal /dev: the same character devices as the run's device cgroup rules
- * (run.c), with their fixed numbers (Documentation/admin-guide/devices.txt). */
-static const struct {
-        const char *name;
-        unsigned major, minor;
-} dev_nodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
-                 {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
 
 const char *aidp_sandbox_stage_name(enum aidp_sandbox_stage st)
 {
@@ -270,10 +263,11 @@ static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
         /* Made here (pid 1 is root on the host): one call per node where a
          * bind from the host's /dev takes five. umask would clear bits of 0666. */
         mode_t um = umask(0);
-        for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
-                path_join(p, sizeof p, dev, dev_nodes[i].name);
-                CHECK(AIDP_STAGE_MOUNTS,
-                      mknod(p, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)), p);
+        /* The minimal /dev's table, which the device cgroup allows too. */
+        for (size_t i = 0; i < ARRAY_SIZE(aidp_devnodes); i++) {
+                const struct aidp_devnode *d = &aidp_devnodes[i];
+                path_join(p, sizeof p, dev, d->name);
+                CHECK(AIDP_STAGE_MOUNTS, mknod(p, S_IFCHR | 0666, makedev(d->major, d->minor)), p);
         }
         umask(um);
         const struct aidp_profile *pr = s->profile;

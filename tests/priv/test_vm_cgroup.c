@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/sandbox/cgroup/cgroup_internal.h" /* the test-only fault point */
 #include "tests/priv/priv.h"
 
 #define MiB (1024ull * 1024ull)
@@ -185,7 +186,10 @@ Test(vm_cgroup, memory_limit_ends_in_a_detected_oom_kill)
         cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                   "the job should die of SIGKILL from the OOM killer, status 0x%x", st);
         struct aidp_cgroup_stats s;
-        cr_assert_eq(aidp_cgroup_stats(cg, &s), 0);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_cgroup_stats(cg, &s, &err), 0, "%s", err.msg);
+        cr_assert_eq(s.known,
+                     AIDP_CGROUP_STAT_MEMORY_PEAK | AIDP_CGROUP_STAT_CPU | AIDP_CGROUP_STAT_OOM);
         fprintf(stderr, "vm_cgroup: oom_kills %llu, limit hit %d, peak %llu\n",
                 (unsigned long long)s.oom_kills, s.memory_limit_hit,
                 (unsigned long long)s.memory_peak_bytes);
@@ -272,7 +276,9 @@ Test(vm_cgroup, cpu_quota_throttles_a_busy_loop)
         close(res);
         cr_assert_eq(wait_status(pid), 0);
         struct aidp_cgroup_stats s;
-        cr_assert_eq(aidp_cgroup_stats(cg, &s), 0);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_cgroup_stats(cg, &s, &err), 0, "%s", err.msg);
+        cr_assert(s.known & AIDP_CGROUP_STAT_CPU);
         fprintf(stderr, "vm_cgroup: 1 s of busy loop used %lld us of cpu (cgroup says %llu us)\n",
                 cpu, (unsigned long long)s.cpu_usec);
         /* 10% of one second is 100 ms; unthrottled it would be ~1 s. */
@@ -436,4 +442,110 @@ Test(vm_cgroup, finished_in_the_background)
                 cr_assert_neq(stat(d, &sb), 0, "cgroup left: %s", d);
         }
         reap_all();
+}
+
+/* ---- all or nothing: a failure after some hierarchies were made ---- */
+
+static const char *fault_step; /* the step to fail at */
+static int fault_hits;
+
+static int fail_at_step(const char *step)
+{
+        if (strcmp(step, fault_step))
+                return 0;
+        fault_hits++;
+        return -EINVAL;
+}
+
+/* Checked from the host, on every hierarchy there is: neither the run's
+ * directory nor the per-test parent is left. */
+static void assert_nothing_left(const char *name)
+{
+        static const char *const roots[] = {"",      "/memory",  "/cpu",    "/cpuacct",
+                                            "/pids", "/devices", "/unified"};
+        struct stat sb;
+        for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+                char d[PATH_MAX];
+                snprintf(d, sizeof d, "/sys/fs/cgroup%s/%s/%s", roots[i], parent, name);
+                cr_assert_neq(stat(d, &sb), 0, "cgroup left after the fault at %s: %s", fault_step,
+                              d);
+                snprintf(d, sizeof d, "/sys/fs/cgroup%s/%s", roots[i], parent);
+                cr_assert_neq(stat(d, &sb), 0, "parent left after the fault at %s: %s", fault_step,
+                              d);
+        }
+}
+
+/* The steps a creation passes after it has made something: on v1 after each
+ * hierarchy (memory first, so every later step has some to remove), on v2
+ * before the limits, with the run's directory made. */
+static size_t fault_steps(const char **steps)
+{
+        if (aidp_cgroup_detect() == AIDP_CGROUP_V2) {
+                steps[0] = "v2:limit";
+                return 1;
+        }
+        static const char *const v1[] = {"v1:memory", "v1:cpu", "v1:cpuacct", "v1:pids",
+                                         "v1:devices"};
+        size_t n = 0;
+        for (size_t i = 0; i < 5; i++) {
+                char d[64];
+                struct stat sb;
+                snprintf(d, sizeof d, "/sys/fs/cgroup/%s", v1[i] + 3);
+                if (stat(d, &sb) == 0)
+                        steps[n++] = v1[i];
+        }
+        return n;
+}
+
+Test(vm_cgroup, a_fault_after_the_first_hierarchy_leaves_nothing)
+{
+        static const char *const allow[] = {"c 1:3 rwm", NULL};
+        struct aidp_cgroup_limits lim = {
+                .memory_bytes = 64 * MiB, .pids = 8, .cpu_millis = 500, .devices_allow = allow};
+        const char *steps[8];
+        size_t n = fault_steps(steps);
+        cr_assert_gt(n, 0);
+        aidp_cgroup_fault_hook = fail_at_step;
+        for (size_t i = 0; i < n; i++) {
+                fault_step = steps[i];
+                fault_hits = 0;
+                aidp_error err = {0};
+                struct aidp_cgroup *c = NULL;
+                int rc = aidp_cgroup_create(parent, "run", &lim, &c, &err);
+                cr_assert_lt(rc, 0, "the fault at %s must fail the creation", fault_step);
+                cr_assert_null(c);
+                cr_assert_eq(fault_hits, 1, "the fault point %s was passed %d times", fault_step,
+                             fault_hits);
+                cr_assert(strstr(err.msg, "test fault") || strstr(err.msg, "Invalid argument"),
+                          "%s", err.msg);
+                assert_nothing_left("run");
+        }
+        aidp_cgroup_fault_hook = NULL;
+}
+
+/* The run's way, with the v1 hierarchies made by the helper process: the
+ * failure comes back through finish_wait, the paths still name what was made
+ * and removed (for the end record), and destroy leaves nothing. */
+Test(vm_cgroup, a_fault_in_the_background_leaves_nothing_and_is_listed)
+{
+        struct aidp_cgroup_limits lim = {.memory_bytes = 64 * MiB, .pids = 8};
+        const char *steps[8];
+        size_t n = fault_steps(steps);
+        aidp_cgroup_fault_hook = fail_at_step;
+        fault_step = steps[n - 1]; /* the last: every earlier hierarchy exists */
+        aidp_error err = {0};
+        cr_assert_eq(aidp_cgroup_begin(parent, "run", -1, &cg, &err), 0, "%s", err.msg);
+        int rc = aidp_cgroup_finish_start(cg, &lim, &err);
+        if (rc == 0)
+                rc = aidp_cgroup_finish_wait(cg, &err);
+        aidp_cgroup_fault_hook = NULL;
+        cr_assert_lt(rc, 0, "the fault at %s must fail finish", fault_step);
+        fprintf(stderr, "vm_cgroup: fault at %s: %s\n", fault_step, err.msg);
+        const char *p[8];
+        size_t np = aidp_cgroup_paths(cg, p, 8);
+        size_t want = aidp_cgroup_version_of(cg) == AIDP_CGROUP_V2 ? 1 : n;
+        cr_assert_geq(np, want, "the removed hierarchies are still listed (%zu of %zu)", np, want);
+        cr_assert_eq(aidp_cgroup_destroy(cg, &err), 0, "%s", err.msg);
+        cg = NULL;
+        assert_nothing_left("run");
 }

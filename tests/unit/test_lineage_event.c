@@ -95,8 +95,11 @@ static json_object *full_event(enum aidp_lineage_event_type t)
                                   "host region eu-west");
         aidp_lineage_add_network_denial(ev, "tcp", "203.0.113.7", 443, 3);
         aidp_lineage_add_network_denial(ev, "udp", "198.51.100.1", 53, 2);
-        struct aidp_lineage_resources r = {
-                .peak_memory_bytes = 1 << 30, .cpu_usec = 5, .wall_usec = 7};
+        struct aidp_lineage_resources r = {.peak_memory_bytes = 1 << 30,
+                                           .cpu_usec = 5,
+                                           .wall_usec = 7,
+                                           .peak_memory_known = true,
+                                           .cpu_known = true};
         aidp_lineage_set_resources(ev, &r);
         aidp_lineage_set_exit(ev, 0, 0, 0, "exited");
         const char *removed[] = {"cgroup aidp/x", "netns aidp-x"};
@@ -169,6 +172,29 @@ Test(lineage_event, all_facets_round_trip_through_json_text)
         cr_assert_str_eq(json_object_get_string(get(out, "facets.aidp_digest.algorithm")),
                          "sha256");
         json_object_put(back);
+        json_object_put(ev);
+}
+
+/* A value the cgroup could not tell is null with the reason, never 0. */
+Test(lineage_event, unknown_resources_are_null_with_the_reason)
+{
+        char id[AIDP_LINEAGE_RUN_ID_LEN + 1];
+        aidp_lineage_run_id_new(id);
+        json_object *ev = aidp_lineage_event_new(AIDP_LINEAGE_COMPLETE, id, NULL, "job");
+        struct aidp_lineage_resources r = {.cpu_usec = 5,
+                                           .wall_usec = 7,
+                                           .cpu_known = true,
+                                           .error = "cgroup v2: reading memory.peak: gone"};
+        aidp_lineage_set_resources(ev, &r);
+        json_object *f = get(ev, "run.facets.aidp_resources");
+        json_object *v = (json_object *)1;
+        cr_assert(json_object_object_get_ex(f, "peakMemoryBytes", &v));
+        cr_assert_null(v, "an unknown peak must be null, not %s", json_object_to_json_string(v));
+        cr_assert_eq(json_object_get_int64(get(f, "cpuUsec")), 5);
+        cr_assert_str_eq(json_object_get_string(get(f, "error")),
+                         "cgroup v2: reading memory.peak: gone");
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_event_check(ev, &e), 0, "%s", e.msg);
         json_object_put(ev);
 }
 

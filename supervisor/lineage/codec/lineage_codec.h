@@ -104,6 +104,9 @@ struct aidp_lineage_resources {
         uint64_t peak_memory_bytes;
         uint64_t cpu_usec; /* user + system, from the cgroup */
         uint64_t wall_usec;
+        /* false: written as null (the cgroup could not tell) */
+        bool peak_memory_known, cpu_known;
+        const char *error; /* why a value is unknown, or NULL */
 };
 void aidp_lineage_set_resources(json_object *ev, const struct aidp_lineage_resources *r);
 

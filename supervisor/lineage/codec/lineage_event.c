@@ -261,9 +261,16 @@ void aidp_lineage_add_network_denial(json_object *ev, const char *protocol, cons
 void aidp_lineage_set_resources(json_object *ev, const struct aidp_lineage_resources *r)
 {
         json_object *f = aidp_lineage_run_facet(ev, "aidp_resources");
-        put_u64(f, "peakMemoryBytes", r->peak_memory_bytes);
-        put_u64(f, "cpuUsec", r->cpu_usec);
+        if (r->peak_memory_known)
+                put_u64(f, "peakMemoryBytes", r->peak_memory_bytes);
+        else
+                json_object_object_add(f, "peakMemoryBytes", NULL);
+        if (r->cpu_known)
+                put_u64(f, "cpuUsec", r->cpu_usec);
+        else
+                json_object_object_add(f, "cpuUsec", NULL);
         put_u64(f, "wallUsec", r->wall_usec);
+        put_str(f, "error", r->error);
 }
 
 void aidp_lineage_set_exit(json_object *ev, int exit_code, int term_signal, int status,

@@ -1,11 +1,14 @@
 #pragma once
-/* The run's cgroup, behind one interface with two backends (crun's
- * cgroup-internal.h idea):
+/* The run's cgroup, behind one interface with two backends (an ops table as
+ * in crun's cgroup manager; cgroup_internal.h):
  *   v1  controllers on separate hierarchies, driven through libcgroup; on a
- *       hybrid host a tracking cgroup in the cgroup2 mount adds cgroup.kill.
+ *       hybrid host a tracking cgroup in the cgroup2 mount adds cgroup.kill
+ *       (cgroup_v1.c).
  *   v2  a unified hierarchy, driven through cgroupfs directly (Debian 12's
- *       libcgroup 2.0.2 only partly supports v2: no cgroup.kill, memory.events).
- * The version is detected at run time from the filesystem at /sys/fs/cgroup. */
+ *       libcgroup 2.0.2 only partly supports v2: no cgroup.kill, memory.events)
+ *       (cgroup_v2.c).
+ * The version is detected when a run's cgroup begins, from the filesystem at
+ * /sys/fs/cgroup, and the backend is fixed for that cgroup from then on. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -22,8 +25,17 @@ struct aidp_cgroup_limits {
                 devices_allow; /* v1 devices.allow lines, NULL-terminated; NULL = no device policy */
 };
 
+/* Which values of aidp_cgroup_stats the kernel told: a value not read is
+ * unknown, never 0. */
+enum {
+        AIDP_CGROUP_STAT_MEMORY_PEAK = 1 << 0,
+        AIDP_CGROUP_STAT_CPU = 1 << 1,
+        AIDP_CGROUP_STAT_OOM = 1 << 2, /* oom_kills and memory_limit_hit */
+};
+
 struct aidp_cgroup_stats {
-        uint64_t memory_peak_bytes; /* 0 when the kernel does not tell */
+        unsigned known; /* AIDP_CGROUP_STAT_* */
+        uint64_t memory_peak_bytes;
         uint64_t cpu_usec;
         uint64_t oom_kills;    /* processes killed by the memory limit */
         bool memory_limit_hit; /* v1 failcnt or v2 memory.events max > 0 */
@@ -47,7 +59,9 @@ int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_c
  *           group on a hybrid host (nothing on a pure v1 host);
  *   finish  the limits (v2), or the run's directory in each v1 hierarchy with
  *           its limits through libcgroup (about a millisecond).
- * Nothing of the job may run before finish succeeded. On failure of finish,
+ * Nothing of the job may run before finish succeeded. finish is all or
+ * nothing: on failure it has removed every directory it made (they stay
+ * listed by aidp_cgroup_paths, for the record of what was removed), and
  * aidp_cgroup_destroy() removes what begin made. intent_fd (or -1): begin and
  * finish append each run directory's path to it, one line, before making it
  * (the run journal's cgroups.log, for gc). */
@@ -84,7 +98,10 @@ int aidp_cgroup_join_self(const int *fds, size_t n);
  * (none on v2) still need a migration. The run itself uses
  * aidp_cgroup_task_fds() instead. */
 int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_error *err);
-int aidp_cgroup_stats(struct aidp_cgroup *cg, struct aidp_cgroup_stats *st);
+/* What the run used. Fills what it can read and marks it in st->known;
+ * returns 0 when every value was read, else < 0 with err naming the first
+ * file that could not be (the other values are still filled). */
+int aidp_cgroup_stats(struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, aidp_error *err);
 /* Kill every process in the cgroup and wait (bounded) until it is empty.
  * Returns 0 or -errno. */
 int aidp_cgroup_kill(struct aidp_cgroup *cg);
@@ -94,7 +111,9 @@ int aidp_cgroup_kill_except(struct aidp_cgroup *cg, pid_t keep);
 /* Kill, then remove the run's cgroups (and the parent if it became empty).
  * Frees cg. Returns 0 or -errno (cg is freed either way). */
 int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err);
-/* Paths of the run's cgroup directories, for the run journal (gc). */
+/* Paths of the run's cgroup directories, for the run journal (gc) and the
+ * end record: every directory the run made, those a failed finish already
+ * removed included. */
 size_t aidp_cgroup_paths(const struct aidp_cgroup *cg, const char **paths, size_t max);
 enum aidp_cgroup_version aidp_cgroup_version_of(const struct aidp_cgroup *cg);
 /* gc: kill every process of a cgroup directory but `keep`, waiting (bounded). */

@@ -1,0 +1,285 @@
+#define _GNU_SOURCE
+/* cgroupfs helpers both backends use: control files, the run's directory
+ * list, teardown by kill and rmdir, and the test-only fault point. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "supervisor/sandbox/cgroup/cgroup_internal.h"
+
+int (*aidp_cgroup_fault_hook)(const char *step);
+
+int cgfs_fault(const char *step)
+{
+        return aidp_cgroup_fault_hook ? aidp_cgroup_fault_hook(step) : 0;
+}
+
+int cgfs_path(char *buf, size_t len, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+        return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* A control file of a cgroup directory: the fd or -errno. */
+static int open_ctl(const char *dir, const char *file, int flags)
+{
+        char p[PATH_MAX];
+        if (cgfs_path(p, sizeof p, "%s/%s", dir, file) < 0)
+                return -ENAMETOOLONG;
+        int fd = open(p, flags | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+int cgfs_write(const char *dir, const char *file, const char *val)
+{
+        _cleanup_close_ int fd = open_ctl(dir, file, O_WRONLY);
+        if (fd < 0)
+                return fd;
+        size_t len = strlen(val);
+        ssize_t n = write(fd, val, len);
+        if (n < 0)
+                return -errno;
+        return (size_t)n == len ? 0 : -EIO;
+}
+
+int cgfs_read(const char *dir, const char *file, char *buf, size_t len)
+{
+        _cleanup_close_ int fd = open_ctl(dir, file, O_RDONLY);
+        if (fd < 0)
+                return fd;
+        ssize_t n = read(fd, buf, len - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(s, &end, 10);
+        if (end == s || errno || (*end && *end != '\n' && *end != ' '))
+                return -EINVAL;
+        *v = x;
+        return 0;
+}
+
+int cgfs_read_u64(const char *dir, const char *file, uint64_t *v)
+{
+        char buf[64];
+        int rc = cgfs_read(dir, file, buf, sizeof buf);
+        return rc < 0 ? rc : parse_u64(buf, v);
+}
+
+int cgfs_read_key(const char *dir, const char *file, const char *key, uint64_t *v)
+{
+        char buf[4096];
+        int rc = cgfs_read(dir, file, buf, sizeof buf);
+        if (rc < 0)
+                return rc;
+        size_t kl = strlen(key);
+        for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+                if (!strncmp(l, key, kl) && l[kl] == ' ')
+                        return parse_u64(l + kl + 1, v);
+        return -ENOENT;
+}
+
+/* Does a /proc/self/cgroup line's controller list name `controller`? ""
+ * matches the cgroup2 line ("0::/path"). */
+static bool line_matches(const char *id, const char *ctrls, const char *controller)
+{
+        if (!*controller)
+                return !*ctrls && !strcmp(id, "0");
+        size_t cl = strlen(controller);
+        for (const char *t = ctrls; *t;) {
+                size_t tl = strcspn(t, ",");
+                if (tl == cl && !strncmp(t, controller, cl))
+                        return true;
+                t += tl + (t[tl] == ',');
+        }
+        return false;
+}
+
+int cgfs_self(const char *controller, char *out, size_t len)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
+        if (!f)
+                return -errno;
+        char line[PATH_MAX + 256];
+        while (fgets(line, sizeof line, f)) {
+                line[strcspn(line, "\n")] = '\0';
+                char *c1 = strchr(line, ':');
+                char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (!c2)
+                        continue;
+                *c1 = *c2 = '\0';
+                if (line_matches(line, c1 + 1, controller))
+                        return cgfs_path(out, len, "%s", strcmp(c2 + 1, "/") ? c2 + 1 : "");
+        }
+        return -ENOENT;
+}
+
+/* Best effort: journal.json lists the directories too, once they exist. A
+ * supervisor killed between the log and the mkdir leaves gc the path, not an
+ * orphan. */
+void cgfs_intent(const struct aidp_cgroup *cg, const char *path)
+{
+        if (cg->intent_fd < 0)
+                return;
+        char line[PATH_MAX + 2];
+        int n = snprintf(line, sizeof line, "%s\n", path);
+        if (n > 0 && (size_t)n < sizeof line && write(cg->intent_fd, line, (size_t)n) != n)
+                return;
+}
+
+int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl)
+{
+        /* A retry after a rollback makes the same directory again. */
+        for (size_t i = 0; i < cg->n_dirs; i++)
+                if (cg->dirs[i].gone && !strcmp(cg->dirs[i].path, path)) {
+                        cg->dirs[i].gone = false;
+                        return (int)i;
+                }
+        if (cg->n_dirs >= CG_MAX_DIRS)
+                return -E2BIG;
+        struct cg_dir *d = &cg->dirs[cg->n_dirs];
+        if (cgfs_path(d->path, sizeof d->path, "%s", path) < 0 ||
+            cgfs_path(d->parent, sizeof d->parent, "%s", parent ? parent : "") < 0 ||
+            cgfs_path(d->controller, sizeof d->controller, "%s", ctrl) < 0)
+                return -ENAMETOOLONG;
+        d->gone = false;
+        return (int)cg->n_dirs++;
+}
+
+int cgfs_mkdir(struct aidp_cgroup *cg, const char *dir, const char *parent, const char *ctrl)
+{
+        cgfs_intent(cg, dir);
+        int idx = cgfs_add_dir(cg, dir, parent, ctrl);
+        if (idx >= 0 && mkdir(dir, 0755) < 0) {
+                int e = errno;
+                cgfs_forget_dir(cg, idx);
+                return -e;
+        }
+        return idx;
+}
+
+void cgfs_forget_dir(struct aidp_cgroup *cg, int idx)
+{
+        if ((size_t)idx + 1 == cg->n_dirs)
+                cg->n_dirs--;
+        else
+                cg->dirs[idx].gone = true; /* revived by a retry: made and removed before */
+}
+
+/* Teardown waits for the kernel to finish exiting processes; that usually
+ * takes microseconds, so poll fast at first and back off to 5 ms. */
+void cgfs_backoff(int attempt)
+{
+        long ns = 50 * 1000L << (attempt < 7 ? attempt : 7);
+        if (ns > 5 * 1000 * 1000L)
+                ns = 5 * 1000 * 1000L;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+}
+
+int cgfs_rmdir_retry(const char *path)
+{
+        /* rmdir fails with EBUSY while the last killed task is still exiting. */
+        for (int i = 0; i < 200; i++) {
+                if (rmdir(path) == 0 || errno == ENOENT)
+                        return 0;
+                if (errno != EBUSY)
+                        return -errno;
+                cgfs_backoff(i);
+        }
+        return -EBUSY;
+}
+
+void cgfs_remove_dirs_from(struct aidp_cgroup *cg, size_t from)
+{
+        for (size_t i = cg->n_dirs; i-- > from;) {
+                if (cg->dirs[i].gone)
+                        continue;
+                if (cgfs_rmdir_retry(cg->dirs[i].path) == 0)
+                        cg->dirs[i].gone = true;
+                /* The shared parent goes when the last run using it ends;
+                 * ENOTEMPTY/EBUSY just means another run still uses it. */
+                if (cg->dirs[i].parent[0])
+                        rmdir(cg->dirs[i].parent);
+        }
+}
+
+/* SIGKILL every listed process but keep; true when none but keep was listed. */
+static bool kill_listed(const char *dir, pid_t keep)
+{
+        char p[PATH_MAX];
+        if (cgfs_path(p, sizeof p, "%s/cgroup.procs", dir) < 0)
+                return true;
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return true;
+        int pid;
+        bool only_keep = true;
+        while (fscanf(f, "%d", &pid) == 1) {
+                if (pid <= 0 || pid == keep)
+                        continue;
+                only_keep = false;
+                kill(pid, SIGKILL);
+        }
+        return only_keep;
+}
+
+int cgfs_kill_path(const char *path, pid_t keep)
+{
+        /* Without cgroup.kill, a fork between reading cgroup.procs and the
+         * kill could slip through, so loop until the cgroup stays empty. */
+        for (int i = 0; i < 400; i++) {
+                if (kill_listed(path, keep))
+                        return 0;
+                cgfs_backoff(i);
+        }
+        return -EBUSY;
+}
+
+/* The directories that list every process of the run: the one that contains
+ * them all (the cgroup2 group pid 1 was cloned into: v2's, or v1's tracking
+ * group; else the pids hierarchy, which pid 1 joins before the job exists, and
+ * processes of the run cannot leave), or all of them. Sets [*from, *to). */
+static void run_listing(const struct aidp_cgroup *cg, size_t *from, size_t *to)
+{
+        int d = cg->kill_dir >= 0 ? cg->kill_dir : cg->procs_dir;
+        *from = d >= 0 ? (size_t)d : 0;
+        *to = d >= 0 ? (size_t)d + 1 : cg->n_dirs;
+}
+
+int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep)
+{
+        /* cgroup.kill takes the whole run at once, forks in flight included;
+         * it cannot spare pid 1, so only a full kill uses it. */
+        if (keep <= 0 && cg->kill_dir >= 0 && !cg->dirs[cg->kill_dir].gone)
+                cgfs_write(cg->dirs[cg->kill_dir].path, "cgroup.kill", "1");
+        size_t from, to;
+        run_listing(cg, &from, &to);
+        for (int i = 0; i < 400; i++) {
+                bool done = true;
+                for (size_t d = from; d < to; d++)
+                        if (!cg->dirs[d].gone && !kill_listed(cg->dirs[d].path, keep))
+                                done = false;
+                if (done)
+                        return 0;
+                cgfs_backoff(i);
+        }
+        return -EBUSY;
+}
