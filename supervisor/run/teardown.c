@@ -1,0 +1,144 @@
+#define _GNU_SOURCE
+/* Steps 8 (teardown) and 10 (finish) of docs/run-core.md: collect /out, kill,
+ * shred, pid 1, cgroups; and the journal, removed last. */
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "supervisor/run/run_internal.h"
+
+/* Shred and remove everything of the run, in the documented order. */
+int aidp_run_teardown(struct run *r, aidp_error *err)
+{
+        int rc = 0;
+        aidp_error cerr = {0};
+        aidp_run_cgroup_end(r, &cerr); /* prepare may have failed before it joined */
+        if (r->cg) {
+                struct aidp_cgroup_stats st;
+                aidp_cgroup_stats(r->cg, &st);
+                r->res->memory_peak_bytes = st.memory_peak_bytes;
+                r->res->cpu_usec = st.cpu_usec;
+                if (st.oom_kills > 0)
+                        r->res->oom_killed = true;
+        }
+        /* 1. every process of the run but pid 1, which keeps holding the
+         * tmpfs mounts: if this supervisor dies during shred, gc can still
+         * reach them through it. */
+        if (r->cg)
+                aidp_cgroup_kill_except(r->cg, r->pid1);
+        /* Copy out what the job wrote but nobody has read yet: after shred,
+         * pages it spliced into a pipe would read as zeros. */
+        for (int i = 0; i < 2; i++)
+                aidp_relay_drain(&r->relay[i]);
+        /* 1b. collect: seal /out now that nothing can write it any more, and
+         * before shred destroys it. */
+        if (r->o->output_dir && r->res->started) {
+                for (size_t i = 0; i < r->n_tmpfs; i++) {
+                        if (strcmp(r->tmpfs[i].label, "out"))
+                                continue;
+                        char owner[64];
+                        struct passwd pw, *pwp = NULL;
+                        char pwbuf[1024];
+                        if (getpwuid_r(r->uid, &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
+                                snprintf(owner, sizeof owner, "%s", pw.pw_name);
+                        else
+                                snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
+                        if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->tmpfs[i].size,
+                                                r->o->output_dir, r->res->run_id,
+                                                r->o->output_key_id, owner, &r->res->output,
+                                                &r->collect_err) < 0)
+                                r->collect_failed = true;
+                        else
+                                r->res->has_output = true;
+                }
+        }
+        /* 2. overwrite and verify every byte, through our own mount fds */
+        struct aidp_shred_report *total = &r->res->shred;
+        memset(total, 0, sizeof *total);
+        total->verified = true;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        for (size_t i = 0; i < r->n_tmpfs; i++) {
+                struct aidp_shred_report one;
+                if (i == 1)
+                        aidp_run_fault_point("shred");
+                aidp_shred_tree(r->tmpfs[i].fd, ncpu > 0 ? (unsigned)ncpu : 1, &one);
+                total->files += one.files;
+                total->bytes += one.bytes;
+                total->failures += one.failures;
+                total->seconds += one.seconds;
+                total->scrub_seconds += one.scrub_seconds;
+                if (!one.verified) {
+                        total->verified = false;
+                        if (!total->first_failure[0])
+                                snprintf(total->first_failure, sizeof total->first_failure,
+                                         "%s: %s", r->tmpfs[i].label, one.first_failure);
+                }
+                /* 3. release our reference to the mount */
+                aidp_tmpfs_release(&r->tmpfs[i]);
+        }
+        r->n_tmpfs = 0;
+        /* pid 1 goes last, with the last references to the mounts */
+        if (r->pid1 > 0) {
+                kill(r->pid1, SIGKILL);
+                waitpid(r->pid1, NULL, 0);
+                r->pid1 = 0;
+        }
+        if (r->pidfd >= 0) {
+                close(r->pidfd);
+                r->pidfd = -1;
+        }
+        /* 4. cgroups */
+        if (r->cg) {
+                aidp_error e2 = {0};
+                if (aidp_cgroup_destroy(r->cg, &e2) < 0 && rc == 0) {
+                        *err = e2;
+                        rc = -EBUSY;
+                }
+                r->cg = NULL;
+        }
+        if (!total->verified && rc == 0)
+                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "shred not verified: %s",
+                                    total->first_failure);
+        return rc;
+}
+
+/* 5. the journal last, after the end record: while it exists, gc can finish this
+ * work and record the run's ABORT. */
+void aidp_run_journal_finish(struct run *r, bool done)
+{
+        if (!r->journal_open)
+                return;
+        if (r->journal.lifeline_w >= 0)
+                close(r->journal.lifeline_w);
+        r->journal.lifeline_w = -1;
+        if (done)
+                aidp_journal_remove(&r->journal);
+        else
+                aidp_journal_close(&r->journal);
+        r->journal_open = false;
+}
+
+/* What teardown will release, named for the shred report in lineage. */
+size_t aidp_run_removed_list(struct run *r, char **out, size_t max)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_tmpfs && n < max; i++)
+                if (asprintf(&out[n], "tmpfs %s", r->tmpfs[i].label) >= 0)
+                        n++;
+        if (r->cg) {
+                const char *paths[8];
+                size_t np = aidp_cgroup_paths(r->cg, paths, ARRAY_SIZE(paths));
+                for (size_t i = 0; i < np && n < max; i++)
+                        if (asprintf(&out[n], "cgroup %s", paths[i]) >= 0)
+                                n++;
+        }
+        if (r->journal_open && n < max && asprintf(&out[n], "journal %s", r->journal.dir) >= 0)
+                n++;
+        return n;
+}
