@@ -41,91 +41,174 @@ static int receive_listener(struct run *r, aidp_error *err)
                        : 0;
 }
 
-static void close_pair(int p[2])
+/* pid 1's report of a failed step, if it wrote one before its error pipe
+ * closed (an execve closes it without one). */
+static bool read_report(int err_r, struct aidp_sandbox_report *rep)
 {
-        for (int i = 0; i < 2; i++)
-                if (p[i] >= 0) {
-                        close(p[i]);
-                        p[i] = -1;
-                }
-}
-
-/* pid 1 failed before it could take a message: say why it did, if it did. */
-static int child_gone(struct run *r, int err_r, int errnum, const char *what, aidp_error *err)
-{
-        struct aidp_sandbox_report rep;
         ssize_t n;
         do
-                n = read(err_r, &rep, sizeof rep);
+                n = read(err_r, rep, sizeof *rep);
         while (n < 0 && errno == EINTR);
-        if (n == (ssize_t)sizeof rep)
-                return aidp_run_child_failure(&rep, err);
-        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errnum, "%s", what);
+        return n == (ssize_t)sizeof *rep;
 }
 
-
-int aidp_run_start_and_monitor(struct run *r, aidp_error *err)
+/* The go: the cgroup is complete, START durable, /data filled (steps 2 to 6).
+ * pid 1 gets the v1 "tasks" files to move itself in before it starts the job.
+ * Returns once the job has called execve. */
+static int send_go(struct run *r, struct aidp_run_fds *f, aidp_error *err)
 {
-        int rc = 0, sfd = -1, wall = -1, grace = -1;
-        struct aidp_run_fds f = {{-1, r->sync_w}, {r->err_r, -1}, {r->status_r, -1}, {-1, -1}};
-        r->sync_w = r->err_r = r->status_r = -1;
-        /* Go: the cgroup is complete, START durable, /data filled. pid 1 gets
-         * the v1 "tasks" files to move itself in before it starts the job. */
+        struct aidp_sandbox_report rep;
         int task_fds[AIDP_FDPASS_MAX];
         int ntask = aidp_cgroup_task_fds(r->cg, task_fds, ARRAY_SIZE(task_fds));
-        if (ntask < 0) {
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ntask, "opening the run's cgroup");
-                goto out;
-        }
-        int sent = aidp_fdpass_send(f.sync[1], 'g', task_fds, (size_t)ntask);
+        if (ntask < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ntask,
+                                        "opening the run's cgroup");
+        int sent = aidp_fdpass_send(f->sync[1], 'g', task_fds, (size_t)ntask);
         for (int i = 0; i < ntask; i++)
                 close(task_fds[i]);
         if (sent < 0) {
-                rc = child_gone(r, f.err[0], -sent, "sandbox pid 1 (sync)", err);
-                goto out;
+                /* pid 1 failed before it could take the go: say why, if it did */
+                if (read_report(f->err[0], &rep))
+                        return aidp_run_child_failure(&rep, err);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -sent, "sandbox pid 1 (sync)");
         }
-        close(f.sync[1]);
-        f.sync[1] = -1;
+        aidp_run_close(&f->sync[1]);
+        int rc;
         if (r->o->on_notify_fd && (rc = receive_listener(r, err)) < 0)
-                goto out;
-        struct aidp_sandbox_report rep;
-        ssize_t n;
-        do
-                n = read(f.err[0], &rep, sizeof rep);
-        while (n < 0 && errno == EINTR);
-        if (n == (ssize_t)sizeof rep) {
-                rc = aidp_run_child_failure(&rep, err);
-                goto out;
-        }
+                return rc;
+        if (read_report(f->err[0], &rep))
+                return aidp_run_child_failure(&rep, err);
         /* EOF: the job's execve closed the last copy of the error pipe. */
         r->res->started = true;
-        aidp_run_fault_point("job");
+        return 0;
+}
 
+/* What the supervisor watches while the job runs. */
+struct watch {
+        struct run *r;
+        int status_r, sfd, wall, grace;
+        unsigned kill_after;
+        int stops;
+        bool grace_armed, killed;
+};
+
+/* The signalfd and both timers, the wall time armed: before the go, so that a
+ * job whose wall time cannot be enforced never starts. */
+static int watch_open(struct watch *w, aidp_error *err)
+{
         sigset_t set;
         sigemptyset(&set);
         for (size_t i = 0; i < AIDP_RUN_N_HANDLED; i++)
                 sigaddset(&set, aidp_run_handled[i]);
-        sfd = signalfd(-1, &set, SFD_CLOEXEC);
-        wall = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-        grace = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-        if (sfd < 0 || wall < 0 || grace < 0) {
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "signalfd/timerfd");
-                goto out;
-        }
-        if (r->profile.limits.wall_seconds) {
-                struct itimerspec its = {
-                        .it_value = {.tv_sec = (time_t)r->profile.limits.wall_seconds}};
-                timerfd_settime(wall, 0, &its, NULL);
-        }
-        unsigned kill_after = r->o->kill_after ? r->o->kill_after : 5;
-        bool grace_armed = false, killed = false;
-        int stops = 0;
+        w->sfd = signalfd(-1, &set, SFD_CLOEXEC);
+        w->wall = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+        w->grace = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+        if (w->sfd < 0 || w->wall < 0 || w->grace < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "signalfd/timerfd");
+        uint64_t secs = w->r->profile.limits.wall_seconds;
+        struct itimerspec its = {.it_value = {.tv_sec = (time_t)secs}};
+        if (secs && timerfd_settime(w->wall, 0, &its, NULL) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                        "arming the wall-time limit of %llus; the job does not "
+                                        "start",
+                                        (unsigned long long)secs);
+        return 0;
+}
+
+static void watch_close(struct watch *w)
+{
+        aidp_run_close(&w->sfd);
+        aidp_run_close(&w->wall);
+        aidp_run_close(&w->grace);
+}
+
+/* A signal to pid 1. pid 1 already gone (ESRCH) has ended the job (its status
+ * pipe says so); any other failure leaves the job unchecked, so the run ends
+ * here, through teardown, and fails. */
+static int signal_pid1(struct watch *w, int sig, const char *why, aidp_error *err)
+{
+        if (kill(w->r->pid1, sig) < 0 && errno != ESRCH)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                        "signalling the sandbox's pid 1 (%s); the run is stopped",
+                                        why);
+        return 0;
+}
+
+/* Kill every process of the job now (pid 1 stays, holding the mounts). */
+static int kill_job(struct watch *w, const char *why, aidp_error *err)
+{
+        if (w->killed)
+                return 0;
+        w->killed = true;
+        return signal_pid1(w, AIDP_SIG_KILL_JOB, why, err);
+}
+
+static int on_wall(struct watch *w, aidp_error *err)
+{
+        uint64_t x;
+        if (read(w->wall, &x, sizeof x) < 0)
+                return 0;
+        struct run *r = w->r;
+        r->res->timed_out = true;
+        fprintf(stderr, "aidp-supervisor: run %s exceeded its wall time of %llus; stopping it\n",
+                r->res->run_id, (unsigned long long)r->profile.limits.wall_seconds);
+        w->stops++;
+        return signal_pid1(w, SIGTERM, "wall time", err);
+}
+
+static int on_grace(struct watch *w, aidp_error *err)
+{
+        uint64_t x;
+        if (read(w->grace, &x, sizeof x) < 0)
+                return 0;
+        return kill_job(w, "kill-after", err);
+}
+
+static int on_signal(struct watch *w, aidp_error *err)
+{
+        struct signalfd_siginfo si;
+        if (read(w->sfd, &si, sizeof si) != sizeof si)
+                return 0;
+        int sig = (int)si.ssi_signo;
+        if (sig == SIGCHLD)
+                return 0; /* pid 1 ends only through the status pipe or a kill */
+        int rc = signal_pid1(w, sig, "forwarding a signal", err);
+        if (rc == 0 && (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT))
+                /* A second stop request does not wait. */
+                if (++w->stops >= 2)
+                        rc = kill_job(w, "second stop request", err);
+        return rc;
+}
+
+/* The first stop request arms the kill-after grace. A grace that cannot be
+ * armed would let the job outlive its stop: it is killed at once instead, and
+ * the run fails. */
+static int arm_grace(struct watch *w, aidp_error *err)
+{
+        if (!w->stops || w->grace_armed)
+                return 0;
+        w->grace_armed = true;
+        struct itimerspec its = {.it_value = {.tv_sec = w->kill_after}};
+        if (timerfd_settime(w->grace, 0, &its, NULL) == 0)
+                return 0;
+        int e = errno;
+        kill_job(w, "kill-after", err);
+        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e,
+                                "arming the kill-after timer of %us; the job was killed at once",
+                                w->kill_after);
+}
+
+/* Until pid 1 reports the job's status (or dies). The output relay is pumped
+ * all along. */
+static int watch_loop(struct watch *w, aidp_error *err)
+{
+        struct run *r = w->r;
         for (;;) {
                 struct pollfd pf[8] = {
-                        {.fd = f.status[0], .events = POLLIN},
-                        {.fd = sfd, .events = POLLIN},
-                        {.fd = wall, .events = POLLIN},
-                        {.fd = grace, .events = POLLIN},
+                        {.fd = w->status_r, .events = POLLIN},
+                        {.fd = w->sfd, .events = POLLIN},
+                        {.fd = w->wall, .events = POLLIN},
+                        {.fd = w->grace, .events = POLLIN},
                 };
                 for (int i = 0; i < 2; i++) {
                         short in = aidp_relay_want_in(&r->relay[i]);
@@ -137,8 +220,7 @@ int aidp_run_start_and_monitor(struct run *r, aidp_error *err)
                 if (poll(pf, 8, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
-                        break;
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
                 }
                 for (int i = 0; i < 2; i++) {
                         if (pf[4 + 2 * i].revents)
@@ -148,65 +230,48 @@ int aidp_run_start_and_monitor(struct run *r, aidp_error *err)
                 }
                 if (pf[0].revents) {
                         int32_t code;
-                        if (read(f.status[0], &code, sizeof code) == sizeof code)
+                        if (read(w->status_r, &code, sizeof code) == sizeof code)
                                 r->res->job_status = code;
                         else
                                 r->res->job_status = -1; /* pid 1 died: killed with the cgroup */
-                        break;
+                        return 0;
                 }
-                if (pf[2].revents) {
-                        uint64_t x;
-                        if (read(wall, &x, sizeof x) < 0)
-                                continue;
-                        r->res->timed_out = true;
-                        fprintf(stderr,
-                                "aidp-supervisor: run %s exceeded its wall time of %llus; stopping "
-                                "it\n",
-                                r->res->run_id, (unsigned long long)r->profile.limits.wall_seconds);
-                        kill(r->pid1, SIGTERM);
-                        stops++;
-                }
-                if (pf[3].revents) {
-                        uint64_t x;
-                        if (read(grace, &x, sizeof x) < 0)
-                                continue;
-                        if (!killed) {
-                                kill(r->pid1, AIDP_SIG_KILL_JOB);
-                                killed = true;
-                        }
-                }
-                if (pf[1].revents) {
-                        struct signalfd_siginfo si;
-                        if (read(sfd, &si, sizeof si) != sizeof si)
-                                continue;
-                        int sig = (int)si.ssi_signo;
-                        if (sig == SIGCHLD)
-                                continue; /* pid 1 ends only through the status pipe or a kill */
-                        kill(r->pid1, sig);
-                        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT) {
-                                /* A second stop request does not wait. */
-                                if (++stops >= 2 && !killed) {
-                                        kill(r->pid1, AIDP_SIG_KILL_JOB);
-                                        killed = true;
-                                }
-                        }
-                }
-                if (stops && !grace_armed) {
-                        struct itimerspec its = {.it_value = {.tv_sec = kill_after}};
-                        timerfd_settime(grace, 0, &its, NULL);
-                        grace_armed = true;
-                }
+                int rc = 0;
+                if (pf[2].revents)
+                        rc = on_wall(w, err);
+                if (rc == 0 && pf[3].revents)
+                        rc = on_grace(w, err);
+                if (rc == 0 && pf[1].revents)
+                        rc = on_signal(w, err);
+                if (rc == 0)
+                        rc = arm_grace(w, err);
+                if (rc < 0)
+                        return rc;
         }
-out:
-        if (sfd >= 0)
-                close(sfd);
-        if (wall >= 0)
-                close(wall);
-        if (grace >= 0)
-                close(grace);
-        close_pair(f.sync);
-        close_pair(f.err);
-        close_pair(f.status);
+}
+
+/* Step 7: the go, then the job until it ends. */
+int aidp_run_start_and_monitor(struct run *r, aidp_error *err)
+{
+        struct aidp_run_fds f = {{-1, r->sync_w}, {r->err_r, -1}, {r->status_r, -1}, {-1, -1}};
+        r->sync_w = r->err_r = r->status_r = -1;
+        struct watch w = {.r = r,
+                          .status_r = f.status[0],
+                          .sfd = -1,
+                          .wall = -1,
+                          .grace = -1,
+                          .kill_after = r->o->kill_after ? r->o->kill_after : 5};
+        int rc = watch_open(&w, err);
+        if (rc == 0)
+                rc = send_go(r, &f, err);
+        if (rc == 0) {
+                aidp_run_fault_point("job");
+                rc = watch_loop(&w, err);
+        }
+        watch_close(&w);
+        int *ends[] = {&f.sync[1], &f.err[0], &f.status[0]};
+        for (size_t i = 0; i < ARRAY_SIZE(ends); i++)
+                aidp_run_close(ends[i]);
         return rc;
 }
 

@@ -226,7 +226,6 @@ static int learn_policy(struct run *r, aidp_error *err)
         return 0;
 }
 
-
 static bool clean_abs_path(const char *p)
 {
         return p && p[0] == '/' && !strstr(p, "/../") &&

@@ -114,153 +114,92 @@ static void run_free(struct run *r)
                 aidp_profile_free(&r->profile);
 }
 
-int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err)
+static void run_init(struct run *r, const struct aidp_run_opts *o, struct aidp_run_result *res)
 {
         memset(res, 0, sizeof *res);
         res->job_status = -1;
-        struct run r = {.o = o,
-                        .res = res,
-                        .pidfd = -1,
-                        .learn_sv = {-1, -1},
-                        .sync_w = -1,
-                        .err_r = -1,
-                        .status_r = -1,
-                        .life_w = -1,
-                        .caller_rc = -ENOENT};
-        clock_gettime(CLOCK_MONOTONIC, &r.t0);
-        r.journal.lifeline_w = -1;
-        r.journal.cgroup_log = -1;
+        *r = (struct run){.o = o,
+                          .res = res,
+                          .pidfd = -1,
+                          .learn_sv = {-1, -1},
+                          .sync_w = -1,
+                          .err_r = -1,
+                          .status_r = -1,
+                          .life_w = -1,
+                          .caller_rc = -ENOENT};
+        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        r->journal.lifeline_w = -1;
+        r->journal.cgroup_log = -1;
+        aidp_relay_init(&r->relay[0]);
+        aidp_relay_init(&r->relay[1]);
+}
 
-        aidp_relay_init(&r.relay[0]);
-        aidp_relay_init(&r.relay[1]);
-        aidp_run_warm_begin(&r);
-        int rc = aidp_run_resolve(&r, err);
-        /* From the cgroup on, something of the run exists: signals are taken
-         * over now, so a SIGTERM from here on ends in teardown (nothing of the
-         * run left), not in the default action. */
-        struct aidp_run_signal_hold sig;
-        bool holding = rc == 0;
-        if (holding)
-                aidp_run_signals_take(&sig);
-        /* The journal, the cgroup2 directory, and the rest of the cgroup in the
-         * background. */
-        if (rc == 0)
-                rc = aidp_run_journal_begin(&r, err);
-        if (rc == 0)
-                rc = aidp_run_cgroup_begin(&r, err);
-        aidp_run_phase(&r, "resolve");
-        /* 2. START, written before the journal, the mounts or the sandbox exist
-         * (the cgroup is made alongside); its fsync completes on a thread and it
-         * is committed below, before the job can start or any byte is
-         * decrypted: a run that cannot be recorded does not start (and nothing
-         * of it is left). */
-        if (rc == 0)
-                rc = aidp_run_lineage_start(&r.rl, o, res, &r.profile,
-                                            r.caller_rc == 0 ? &r.caller : NULL, r.uid, r.gid,
-                                            aidp_run_policy_annotate, &r.policy, err);
-        else if (r.policy.decided && !r.policy.decision.allow) {
-                /* A denial is an audited event too, though no run starts. */
-                aidp_error lerr = {0};
-                if (aidp_run_lineage_denied(o, res, r.caller_rc == 0 ? &r.caller : NULL,
-                                            aidp_run_policy_annotate, &r.policy, &lerr) < 0) {
-                        size_t len = strlen(err->msg);
-                        snprintf(err->msg + len, sizeof err->msg - len,
-                                 " (and the denial could not be recorded in lineage: %s)",
-                                 lerr.msg);
-                }
-        }
-        aidp_run_phase(&r, "start-rec");
-        if (rc == 0)
-                aidp_run_fault_point("start");
-        if (rc < 0) {
-                aidp_run_warm_end(&r);
-                bool clean = true;
-                if (r.cg) {
-                        aidp_error cerr = {0};
-                        clean = aidp_cgroup_destroy(r.cg, &cerr) == 0;
-                        r.cg = NULL;
-                }
-                /* Kept for gc if a cgroup could not be removed. */
-                aidp_run_journal_finish(&r, clean);
-                if (holding)
-                        aidp_run_signals_release(&sig);
-                run_free(&r);
-                res->exit_status = err->status;
-                return rc;
-        }
-        /* From here on every exit goes through teardown. */
-        rc = aidp_run_prepare(&r, err);
-        if (rc == 0) {
-                sigset_t pending;
-                sigpending(&pending);
-                if (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) ||
-                    sigismember(&pending, SIGHUP))
-                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR,
-                                            "interrupted before the job started");
-        }
-        aidp_run_phase(&r, "prepare");
-        /* pid 1 is cloned while START's fsync may still run; the warm-up thread
-         * is gone first (it uses stdio, whose locks pid 1 needs: sandbox.h). */
-        aidp_run_warm_end(&r);
-        if (rc == 0)
-                rc = aidp_run_spawn(&r, &sig.old, err);
-        aidp_run_phase(&r, "spawn");
-        /* While pid 1 builds its mounts: START made durable, the cgroup
-         * finished and recorded in the journal. */
-        if (rc == 0)
-                rc = aidp_run_lineage_start_commit(&r.rl, res->run_id, err);
-        if (rc == 0 && (rc = aidp_run_cgroup_end(&r, err)) == 0) {
-                /* cgroups.log had each directory before it was made; only
-                 * without it must journal.json be rewritten for them. */
-                aidp_run_journal_cgroups(&r);
-                if (r.journal.cgroup_log < 0)
-                        rc = aidp_journal_sync(&r.journal, err);
-        }
-        aidp_run_phase(&r, "start-sync");
-        if (rc == 0)
-                rc = aidp_run_inject(&r, err);
-        aidp_run_phase(&r, "inject");
-        if (rc == 0)
-                rc = aidp_run_start_and_monitor(&r, err);
-        aidp_run_phase(&r, "job");
-        /* The lifeline stays open until teardown is done: pid 1 must not
-         * mistake a normal teardown for a dead supervisor. */
-        r.journal.lifeline_w = r.life_w;
-        r.life_w = -1;
-        if (r.sync_w >= 0)
-                close(r.sync_w);
-        if (r.err_r >= 0)
-                close(r.err_r);
-        if (r.status_r >= 0)
-                close(r.status_r);
-        /* The cgroup helper's directories (a run that failed early has not
-         * collected them yet), so that the end record names them all. */
-        aidp_error cgerr = {0};
-        aidp_run_cgroup_end(&r, &cgerr);
-        char *removed[16];
-        size_t n_removed = aidp_run_removed_list(&r, removed, ARRAY_SIZE(removed));
-        aidp_error terr = {0};
-        int trc = aidp_run_teardown(&r, &terr);
-        aidp_run_phase(&r, "teardown");
-        for (int i = 0; i < 2; i++)
-                aidp_relay_finish(&r.relay[i]);
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        res->wall_seconds =
-                (double)(t1.tv_sec - r.t0.tv_sec) + (double)(t1.tv_nsec - r.t0.tv_nsec) / 1e9;
-        rc = outcome(&r, rc, err, trc, &terr);
-        /* 7. the end record, with signals still held so a late SIGTERM cannot cut
-         * it short; then the journal goes. */
+/* A denial is an audited event too, though no run starts. */
+static void record_denial(struct run *r, aidp_error *err)
+{
+        if (!r->policy.decided || r->policy.decision.allow)
+                return;
         aidp_error lerr = {0};
-        int lrc = aidp_run_lineage_end(&r.rl, res->run_id, res, rc, err,
+        if (aidp_run_lineage_denied(r->o, r->res, r->caller_rc == 0 ? &r->caller : NULL,
+                                    aidp_run_policy_annotate, &r->policy, &lerr) < 0) {
+                size_t len = strlen(err->msg);
+                snprintf(err->msg + len, sizeof err->msg - len,
+                         " (and the denial could not be recorded in lineage: %s)", lerr.msg);
+        }
+}
+
+/* A stop request that arrived while the run was prepared ends it before the job. */
+static int check_interrupted(aidp_error *err)
+{
+        sigset_t pending;
+        sigpending(&pending);
+        if (sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) ||
+            sigismember(&pending, SIGHUP))
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR,
+                                      "interrupted before the job started");
+        return 0;
+}
+
+/* Steps 3 to 7: from prepare to the end of the job. Every exit from here goes
+ * through teardown (run_end). */
+static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
+{
+        int rc = aidp_run_prepare(r, err);
+        if (rc == 0)
+                rc = check_interrupted(err);
+        aidp_run_phase(r, "prepare");
+        /* pid 1 is cloned while START's fsync and the cgroup helper may still
+         * run (startup.c lists what that relies on); the warm-up thread is
+         * gone first. */
+        aidp_run_warm_end(r);
+        if (rc == 0)
+                rc = aidp_run_spawn(r, oldmask, err);
+        aidp_run_warm_stop(r);
+        aidp_run_phase(r, "spawn");
+        if (rc == 0)
+                rc = aidp_run_startup_commit(r, err);
+        aidp_run_phase(r, "start-sync");
+        if (rc == 0)
+                rc = aidp_run_inject(r, err);
+        aidp_run_phase(r, "inject");
+        if (rc == 0)
+                rc = aidp_run_start_and_monitor(r, err);
+        aidp_run_phase(r, "job");
+        return rc;
+}
+
+/* Step 9: the end record, with signals still held so that a late SIGTERM cannot
+ * cut it short. Returns the run's result. */
+static int end_record(struct run *r, int rc, char **removed, size_t n_removed, int trc,
+                      aidp_error *err)
+{
+        struct aidp_run_result *res = r->res;
+        aidp_error lerr = {0};
+        int lrc = aidp_run_lineage_end(&r->rl, res->run_id, res, rc, err,
                                        (const char *const *)removed, n_removed, &lerr);
-        aidp_run_phase(&r, "end-rec");
-        aidp_run_journal_finish(&r, trc == 0 && lrc == 0);
-        for (size_t i = 0; i < n_removed; i++)
-                free(removed[i]);
-        aidp_run_signals_release(&sig);
-        run_free(&r);
-        aidp_run_phase(&r, "finish");
+        aidp_run_phase(r, "end-rec");
+        /* 10: the journal goes last; it stays for gc if anything is left. */
+        aidp_run_journal_finish(r, trc == 0 && lrc == 0);
         if (lrc < 0) {
                 /* The run happened but its end is not on record: say so loudly. The
                  * journal stays, so the next gc records an ABORT for it. */
@@ -273,5 +212,85 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
                 }
                 aidp_error_wrap(err, "%s; the run", lerr.msg);
         }
+        return rc;
+}
+
+/* Steps 8 to 10: teardown, the outcome, the end record, the journal. */
+static int run_end(struct run *r, int rc, aidp_error *err)
+{
+        /* The lifeline stays open until teardown is done: pid 1 must not
+         * mistake a normal teardown for a dead supervisor. */
+        r->journal.lifeline_w = r->life_w;
+        r->life_w = -1;
+        int *ends[] = {&r->sync_w, &r->err_r, &r->status_r};
+        for (size_t i = 0; i < ARRAY_SIZE(ends); i++)
+                if (*ends[i] >= 0) {
+                        close(*ends[i]);
+                        *ends[i] = -1;
+                }
+        /* The cgroup helper's directories (a run that failed early has not
+         * collected them yet), so that the end record names them all. */
+        aidp_error cgerr = {0};
+        aidp_run_cgroup_end(r, &cgerr);
+        char *removed[16];
+        size_t n_removed = aidp_run_removed_list(r, removed, ARRAY_SIZE(removed));
+        aidp_error terr = {0};
+        int trc = aidp_run_teardown(r, &terr);
+        aidp_run_phase(r, "teardown");
+        for (int i = 0; i < 2; i++)
+                aidp_relay_finish(&r->relay[i]);
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        r->res->wall_seconds =
+                (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
+        rc = outcome(r, rc, err, trc, &terr);
+        rc = end_record(r, rc, removed, n_removed, trc, err);
+        for (size_t i = 0; i < n_removed; i++)
+                free(removed[i]);
+        return rc;
+}
+
+/* The phase list (docs/run-core.md, "Lifecycle"). */
+int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err)
+{
+        struct run r;
+        run_init(&r, o, res);
+        aidp_run_warm_begin(&r);
+        /* 1 */
+        int rc = aidp_run_resolve(&r, err);
+        /* From the cgroup on, something of the run exists: signals are taken
+         * over now, so a SIGTERM from here on ends in teardown (nothing of the
+         * run left), not in the default action. */
+        struct aidp_run_signal_hold sig;
+        bool holding = rc == 0;
+        if (holding)
+                aidp_run_signals_take(&sig);
+        /* 2: the journal, the cgroup (finished in the background), START */
+        if (rc == 0)
+                rc = aidp_run_startup_begin(&r, err);
+        aidp_run_phase(&r, "resolve");
+        if (rc == 0)
+                rc = aidp_run_start_record(&r, err);
+        else
+                record_denial(&r, err);
+        aidp_run_phase(&r, "start-rec");
+        if (rc == 0)
+                aidp_run_fault_point("start");
+        if (rc < 0) {
+                /* Nothing of the run ran: undo the start-up, no teardown. */
+                aidp_run_startup_abort(&r, err);
+                if (holding)
+                        aidp_run_signals_release(&sig);
+                run_free(&r);
+                res->exit_status = err->status;
+                return rc;
+        }
+        /* 3 to 7 */
+        rc = run_job(&r, &sig.old, err);
+        /* 8 to 10 */
+        rc = run_end(&r, rc, err);
+        aidp_run_signals_release(&sig);
+        run_free(&r);
+        aidp_run_phase(&r, "finish");
         return rc;
 }

@@ -13,9 +13,11 @@
  *   run.c       9 end-rec */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "profiles/profile.h"
@@ -64,7 +66,11 @@ struct run {
         struct aidp_cgroup_limits cg_limits;
         bool warm_thread; /* the warm-up thread runs (warm_tid) */
         pthread_t warm_tid;
-        size_t n_cg_journaled; /* cgroup directories already in the journal */
+        bool warm_busy;                    /* fault point busy-at-clone (startup.c) */
+        atomic_bool warm_stop;             /* ... and its end */
+        atomic_ulong warm_spins;           /* its rounds so far */
+        unsigned long warm_spins_at_clone; /* ... when pid 1 was about to be cloned */
+        size_t n_cg_journaled;             /* cgroup directories already in the journal */
         char **env;
         size_t n_env;
         struct timespec t0;
@@ -74,7 +80,7 @@ struct run {
         aidp_error collect_err;
         bool collect_failed;
         int sync_w, err_r, status_r, life_w; /* the supervisor's ends of the sandbox pipes */
-        struct aidp_relay relay[2]; /* the job's stdout and stderr (sandbox/relay.h) */
+        struct aidp_relay relay[2];          /* the job's stdout and stderr (sandbox/relay.h) */
 };
 
 /* The supervisor's hold on the signals it handles, from the moment anything of a
@@ -89,6 +95,15 @@ struct aidp_run_fds {
         int sync[2], err[2], status[2], life[2];
 };
 
+/* Close *fd if open and mark it closed. */
+static inline void aidp_run_close(int *fd)
+{
+        if (*fd >= 0) {
+                close(*fd);
+                *fd = -1;
+        }
+}
+
 /* run.c */
 void aidp_run_phase(struct run *r, const char *name);
 void aidp_run_fault_point(const char *where);
@@ -99,8 +114,11 @@ int aidp_run_resolve(struct run *r, aidp_error *err);
 /* startup.c: 2 and 5 */
 void aidp_run_warm_begin(struct run *r);
 void aidp_run_warm_end(struct run *r);
-int aidp_run_journal_begin(struct run *r, aidp_error *err);
-int aidp_run_cgroup_begin(struct run *r, aidp_error *err);
+void aidp_run_warm_stop(struct run *r);
+int aidp_run_startup_begin(struct run *r, aidp_error *err);
+int aidp_run_start_record(struct run *r, aidp_error *err);
+int aidp_run_startup_commit(struct run *r, aidp_error *err);
+void aidp_run_startup_abort(struct run *r, aidp_error *err);
 int aidp_run_cgroup_end(struct run *r, aidp_error *err);
 void aidp_run_journal_cgroups(struct run *r);
 

@@ -30,8 +30,8 @@ struct aidp_run_lineage {
 
 /* Open the store (creating the host key on first use) and write START; its fsync
  * and anchor update run in the background until aidp_run_lineage_start_commit(),
- * which the run calls before the sandbox is cloned. The log stays locked until
- * then.
+ * which the run calls before the go (background false: durable on return, and
+ * the commit is a no-op). The log stays locked until then.
  * res: the run id and the authenticated inputs (from resolve). caller: who asked
  * (NULL when it could not be resolved: the supervisor's own uid is recorded). annotate (may be
  * NULL) adds facets before the event is written: the access and residency
@@ -42,7 +42,7 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
                            const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
                            void (*annotate)(const void *arg, json_object *ev),
-                           const void *annotate_arg, aidp_error *err);
+                           const void *annotate_arg, bool background, aidp_error *err);
 
 /* Wait for START to be durable (and anchored). On failure START is cut back
  * and the run must not start. A no-op when already committed. */

@@ -40,22 +40,11 @@ int aidp_run_child_failure(const struct aidp_sandbox_report *rep, aidp_error *er
                 aidp_sandbox_stage_name((enum aidp_sandbox_stage)rep->stage), rep->what);
 }
 
-/* Clone the sandbox's pid 1 straight into the run's cgroup: CLONE_INTO_CGROUP
- * for the cgroup2 group (v2, or v1's tracking group), and on v1 pid 1 moves
- * itself into each controller's hierarchy first thing. It builds its mounts
- * and then waits for the go from start_and_monitor(). */
-int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
+/* What pid 1 is to build: the profile, the job, its fds and the run's mounts. */
+static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int relay_child[2],
+                      struct aidp_sandbox_spec *spec)
 {
-        struct aidp_run_fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
-        int rc = 0;
-        /* sync: a socket, so that the go can carry the v1 "tasks" fds */
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.sync) < 0 ||
-            pipe2(f.err, O_CLOEXEC) < 0 || pipe2(f.status, O_CLOEXEC) < 0 ||
-            pipe2(f.life, O_CLOEXEC) < 0) {
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
-                goto out;
-        }
-        struct aidp_sandbox_spec spec = {
+        *spec = (struct aidp_sandbox_spec){
                 .argv = r->o->argv,
                 .envp = r->env,
                 .cwd = r->cwd,
@@ -65,27 +54,59 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
                 .hostname = "aidp",
                 .profile = &r->profile,
                 .bpf = &r->bpf,
-                .sync_fd = f.sync[0],
-                .err_fd = f.err[1],
-                .status_fd = f.status[1],
-                .lifeline_fd = f.life[0],
+                .sync_fd = f->sync[0],
+                .err_fd = f->err[1],
+                .status_fd = f->status[1],
+                .lifeline_fd = f->life[0],
+                .stdout_fd = relay_child[0],
+                .stderr_fd = relay_child[1],
                 .seccomp_flags = r->o->seccomp_flags,
                 .notify_fd_out = r->o->on_notify_fd ? r->learn_sv[1] : -1,
         };
         const char *targets[] = {"/tmp", r->profile.paths.scratch, r->profile.paths.out};
         for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)
-                spec.mounts[spec.n_mounts++] = (struct aidp_sandbox_mount){
+                spec->mounts[spec->n_mounts++] = (struct aidp_sandbox_mount){
                         .fd = r->tmpfs[i].fd, .target = targets[i], .readonly = false};
         /* /data is read-only for the job (the mount, not the superblock: our
          * own fd stays writable for shred). */
         for (size_t i = ARRAY_SIZE(targets); i < r->n_tmpfs; i++)
                 if (!strcmp(r->tmpfs[i].label, "data"))
-                        spec.mounts[spec.n_mounts++] =
+                        spec->mounts[spec->n_mounts++] =
                                 (struct aidp_sandbox_mount){.fd = r->tmpfs[i].fd,
                                                             .target = r->profile.paths.data,
                                                             .readonly = true};
+}
 
+/* pid 1 exists: the journal names it and the mount fds it holds, so that gc can
+ * reach the tmpfs through it if this supervisor dies from here on. */
+static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *err)
+{
+        aidp_journal_set_pid1(&r->journal, pid);
+        for (size_t i = 0; i < r->n_tmpfs; i++)
+                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label, r->tmpfs[i].fd);
+        int rc = aidp_journal_sync(&r->journal, err);
+        /* No cgroup2 fd to clone into (v2 without one): move pid 1 by pid. */
+        if (rc == 0 && !into_cgroup && aidp_cgroup_version_of(r->cg) == AIDP_CGROUP_V2)
+                rc = aidp_cgroup_attach(r->cg, pid, false, err);
+        return rc;
+}
+
+/* Clone the sandbox's pid 1 straight into the run's cgroup: CLONE_INTO_CGROUP
+ * for the cgroup2 group (v2, or v1's tracking group), and on v1 pid 1 moves
+ * itself into each controller's hierarchy first thing. It builds its mounts
+ * and then waits for the go (monitor.c). */
+int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
+{
+        struct aidp_run_fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
         int relay_child[2] = {-1, -1};
+        int rc = 0;
+        /* sync: a socket, so that the go can carry the v1 "tasks" fds */
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.sync) < 0 ||
+            pipe2(f.err, O_CLOEXEC) < 0 || pipe2(f.status, O_CLOEXEC) < 0 ||
+            pipe2(f.life, O_CLOEXEC) < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
+                goto out;
+        }
         for (int i = 0; i < 2; i++) {
                 int e = aidp_relay_setup(&r->relay[i], i + 1, &relay_child[i]);
                 if (e < 0) {
@@ -93,60 +114,33 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
                         goto out;
                 }
         }
-        spec.stdout_fd = relay_child[0];
-        spec.stderr_fd = relay_child[1];
-
+        struct aidp_sandbox_spec spec;
+        fill_spec(r, &f, relay_child, &spec);
         r->pidfd = -1;
         int cgfd = aidp_cgroup_open_fd(r->cg);
-        /* No other thread lives here but START's fsync, which takes no lock
-         * pid 1 needs (sandbox.h). */
+        /* Other threads may run here (START's fsync): pid 1 relies on the
+         * invariants listed in startup.c. */
         pid_t pid = clone_sandbox(&r->pidfd, cgfd);
         int clone_errno = errno;
-        if (cgfd >= 0 && pid != 0)
-                close(cgfd);
-        if (pid < 0) {
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, clone_errno, "clone3 (namespaces)");
-                for (int i = 0; i < 2; i++)
-                        if (relay_child[i] >= 0)
-                                close(relay_child[i]);
-                goto out;
-        }
         if (pid == 0) {
                 sigprocmask(SIG_SETMASK, oldmask, NULL);
                 aidp_sandbox_child(&spec);
         }
-        r->pid1 = pid;
-        for (int i = 0; i < 2; i++)
-                if (relay_child[i] >= 0)
-                        close(relay_child[i]);
-        if (r->learn_sv[1] >= 0) {
-                close(r->learn_sv[1]);
-                r->learn_sv[1] = -1;
+        if (cgfd >= 0)
+                close(cgfd);
+        if (pid < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, clone_errno, "clone3 (namespaces)");
+                goto out;
         }
-        close(f.sync[0]);
-        f.sync[0] = -1;
-        close(f.err[1]);
-        f.err[1] = -1;
-        close(f.status[1]);
-        f.status[1] = -1;
-        close(f.life[0]);
-        f.life[0] = -1;
-        aidp_journal_set_pid1(&r->journal, pid);
-        for (size_t i = 0; i < r->n_tmpfs; i++)
-                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label, r->tmpfs[i].fd);
-        rc = aidp_journal_sync(&r->journal, err);
-        /* No cgroup2 fd to clone into (v2 without one): move pid 1 by pid. */
-        if (rc == 0 && cgfd < 0 && aidp_cgroup_version_of(r->cg) == AIDP_CGROUP_V2)
-                rc = aidp_cgroup_attach(r->cg, pid, false, err);
+        r->pid1 = pid;
+        aidp_run_close(&r->learn_sv[1]);
+        rc = record_pid1(r, pid, cgfd >= 0, err);
 out:
-        if (f.sync[0] >= 0)
-                close(f.sync[0]);
-        if (f.err[1] >= 0)
-                close(f.err[1]);
-        if (f.status[1] >= 0)
-                close(f.status[1]);
-        if (f.life[0] >= 0)
-                close(f.life[0]);
+        /* pid 1's ends, ours no more */
+        int *theirs[] = {&relay_child[0], &relay_child[1], &f.sync[0],
+                         &f.err[1],       &f.status[1],    &f.life[0]};
+        for (size_t i = 0; i < ARRAY_SIZE(theirs); i++)
+                aidp_run_close(theirs[i]);
         r->sync_w = f.sync[1];
         r->err_r = f.err[0];
         r->status_r = f.status[0];
