@@ -87,7 +87,7 @@ static int send_go(struct run *r, struct aidp_run_fds *f, aidp_error *err)
 struct watch {
         struct run *r;
         int status_r, sfd, wall, grace;
-        unsigned kill_after;
+        uint64_t kill_after; /* seconds (the profile's, or --kill-after) */
         int stops;
         bool grace_armed, killed;
 };
@@ -188,14 +188,14 @@ static int arm_grace(struct watch *w, aidp_error *err)
         if (!w->stops || w->grace_armed)
                 return 0;
         w->grace_armed = true;
-        struct itimerspec its = {.it_value = {.tv_sec = w->kill_after}};
+        struct itimerspec its = {.it_value = {.tv_sec = (time_t)w->kill_after}};
         if (timerfd_settime(w->grace, 0, &its, NULL) == 0)
                 return 0;
         int e = errno;
         kill_job(w, "kill-after", err);
         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e,
-                                "arming the kill-after timer of %us; the job was killed at once",
-                                w->kill_after);
+                                "arming the kill-after timer of %llus; the job was killed at once",
+                                (unsigned long long)w->kill_after);
 }
 
 /* Until pid 1 reports the job's status (or dies). The output relay is pumped
@@ -260,7 +260,7 @@ int aidp_run_start_and_monitor(struct run *r, aidp_error *err)
                           .sfd = -1,
                           .wall = -1,
                           .grace = -1,
-                          .kill_after = r->o->kill_after ? r->o->kill_after : 5};
+                          .kill_after = r->profile.limits.kill_after_seconds};
         int rc = watch_open(&w, err);
         if (rc == 0)
                 rc = send_go(r, &f, err);

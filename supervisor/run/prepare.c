@@ -11,6 +11,9 @@
 static int add_tmpfs(struct run *r, const char *label, uint64_t size, unsigned mode, uid_t uid,
                      gid_t gid, aidp_error *err)
 {
+        /* size=0 would make the tmpfs unlimited: refused, never defaulted */
+        if (!size)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "tmpfs %s: no size", label);
         struct aidp_tmpfs *t = &r->tmpfs[r->n_tmpfs];
         int rc = aidp_tmpfs_create(label, size, mode, uid, gid, t, err);
         if (rc < 0)
@@ -29,13 +32,12 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
         aidp_run_journal_cgroups(r);
 
         r->res->noswap = true;
-        int rc = add_tmpfs(r, "tmp", l->tmp_bytes ? l->tmp_bytes : 256 * MiB, 01777, 0, 0, err);
+        /* The sizes are the profile's (its defaults: profiles/profile_defaults.c). */
+        int rc = add_tmpfs(r, "tmp", l->tmp_bytes, 01777, 0, 0, err);
         if (rc == 0)
-                rc = add_tmpfs(r, "scratch", l->scratch_bytes ? l->scratch_bytes : 1024 * MiB, 0755,
-                               r->uid, r->gid, err);
+                rc = add_tmpfs(r, "scratch", l->scratch_bytes, 0755, r->uid, r->gid, err);
         if (rc == 0)
-                rc = add_tmpfs(r, "out", l->out_bytes ? l->out_bytes : 1024 * MiB, 0755, r->uid,
-                               r->gid, err);
+                rc = add_tmpfs(r, "out", l->out_bytes, 0755, r->uid, r->gid, err);
         if (rc < 0)
                 return rc;
         if (r->inject.n) {
@@ -45,6 +47,8 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
                 rc = aidp_inject_required_bytes(&r->inject, &need, err);
                 if (rc < 0)
                         return rc;
+                /* sized from the inputs: their plaintext, plus 1/64 and 1 MiB
+                 * for the file system's own blocks and directories */
                 uint64_t size = l->data_bytes ? l->data_bytes : need + need / 64 + MiB;
                 rc = add_tmpfs(r, "data", size, 0755, 0, 0, err);
                 if (rc < 0)

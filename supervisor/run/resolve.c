@@ -290,6 +290,8 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                 l->wall_seconds = o->timeout_seconds;
         if (o->tmp_bytes)
                 l->tmp_bytes = o->tmp_bytes;
+        if (o->kill_after)
+                l->kill_after_seconds = o->kill_after;
         for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++)
                 if (o->rlimits[i].set)
                         l->rlimits[i] = o->rlimits[i];

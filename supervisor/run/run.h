@@ -28,7 +28,7 @@ struct aidp_run_opts {
         /* CLI overrides of the profile (0 = keep the profile's) */
         uint64_t memory_bytes, cpu_millis, pids, timeout_seconds, tmp_bytes;
         struct aidp_rlimit rlimits[AIDP_RLIMIT_SLOTS]; /* --rlimit overrides (.set) */
-        unsigned kill_after; /* seconds between SIGTERM and SIGKILL; 0 = default 5 */
+        unsigned kill_after; /* seconds between SIGTERM and SIGKILL; 0 = the profile's */
         const char *cgroup_parent;
         const char *run_dir;      /* journals; NULL = $AIDP_RUN_DIR or /run/aidp */
         const char *run_id;       /* NULL = scheduler's or a new UUID */
