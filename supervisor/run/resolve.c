@@ -20,7 +20,7 @@
 
 extern char **environ;
 
-/* The job runs as the caller the access policy decides on (supervisor/caller.c:
+/* The job runs as the caller the access policy decides on (supervisor/run/caller.c:
  * --user only when root runs the supervisor directly, else SUDO_UID, else the
  * scheduler's job user); root running it with none of these gets the
  * profile's unprivileged default. One resolution for both, so a sudoer cannot

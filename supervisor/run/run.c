@@ -265,10 +265,10 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         bool holding = rc == 0;
         if (holding)
                 aidp_run_signals_take(&sig);
+        aidp_run_phase(&r, "resolve");
         /* 2: the journal, the cgroup (finished in the background), START */
         if (rc == 0)
                 rc = aidp_run_startup_begin(&r, err);
-        aidp_run_phase(&r, "resolve");
         if (rc == 0)
                 rc = aidp_run_start_record(&r, err);
         else

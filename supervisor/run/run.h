@@ -1,7 +1,7 @@
 #pragma once
-/* One run, start to end (../shared/DESIGN.md "Lifecycle of one run"):
- * resolve -> record START -> prepare -> spawn -> monitor -> collect -> shred.
- * Every exit path after prepare goes through shred. */
+/* One run, start to end (docs/run-core.md, "Lifecycle"): 1 resolve, 2 start-rec,
+ * 3 prepare, 4 spawn, 5 start-sync, 6 inject, 7 job, 8 teardown (collect, shred),
+ * 9 end-rec, 10 finish. Once START is written every exit goes through teardown. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>

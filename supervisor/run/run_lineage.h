@@ -1,8 +1,8 @@
 #pragma once
-/* The run lifecycle's lineage records (DESIGN.md, steps 2, 7 and 8):
- *   START  written before the journal and the mounts exist (the cgroup is made
- *          alongside), durable before the sandbox is cloned; a run whose START
- *          is not durable does not start;
+/* The run lifecycle's lineage records (docs/run-core.md, steps 2, 5 and 9):
+ *   START  written after the journal and before the mounts exist (the cgroup is
+ *          made alongside), durable before the go (step 5); a run whose START is
+ *          not durable does not start;
  *   COMPLETE / FAIL / ABORT after shred, with the exit status, resource usage and
  *          the shred report, before the run journal is deleted (so a crash between
  *          the two leaves gc a journal to record the ABORT from);
@@ -35,7 +35,7 @@ struct aidp_run_lineage {
  * res: the run id and the authenticated inputs (from resolve). caller: who asked
  * (NULL when it could not be resolved: the supervisor's own uid is recorded). annotate (may be
  * NULL) adds facets before the event is written: the access and residency
- * decision (supervisor/run_policy.c). */
+ * decision (supervisor/run/run_policy.c). */
 /* job.name: the command's base name ("job" without one). */
 void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size);
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,

@@ -124,7 +124,7 @@ int aidp_run_teardown(struct run *r, aidp_error *err)
 {
         int rc = 0;
         aidp_error e = {0};
-        aidp_run_cgroup_end(r, &e); /* prepare may have failed before it joined */
+        aidp_run_cgroup_end(r, &e); /* a run that failed before step 5 has not collected it */
         if (r->cg)
                 read_stats(r);
         /* 8.1 every process of the run but pid 1, which keeps holding the
