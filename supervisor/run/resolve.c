@@ -280,18 +280,20 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         }
         r->profile_loaded = true;
         struct aidp_limits *l = &r->profile.limits;
-        if (o->memory_bytes)
-                l->memory_bytes = o->memory_bytes;
-        if (o->cpu_millis)
-                l->cpu_millis = o->cpu_millis;
-        if (o->pids)
-                l->pids = o->pids;
-        if (o->timeout_seconds)
-                l->wall_seconds = o->timeout_seconds;
-        if (o->tmp_bytes)
-                l->tmp_bytes = o->tmp_bytes;
-        if (o->kill_after)
-                l->kill_after_seconds = o->kill_after;
+        /* CLI overrides of the profile's limits (0 = keep the profile's) */
+        const struct {
+                uint64_t from, *to;
+        } over[] = {
+                {o->memory_bytes, &l->memory_bytes},
+                {o->cpu_millis, &l->cpu_millis},
+                {o->pids, &l->pids},
+                {o->timeout_seconds, &l->wall_seconds},
+                {o->tmp_bytes, &l->tmp_bytes},
+                {o->kill_after, &l->kill_after_seconds},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(over); i++)
+                if (over[i].from)
+                        *over[i].to = over[i].from;
         for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++)
                 if (o->rlimits[i].set)
                         l->rlimits[i] = o->rlimits[i];

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,14 +23,6 @@
 
 static struct aidp_proc P;
 static char dir[64] = "", logp[128], keyp[128], run_id[64];
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-        (void)st;
-        (void)flag;
-        (void)f;
-        return remove(p);
-}
 
 static void setup(void)
 {
@@ -68,8 +59,7 @@ static void teardown(void)
         if (logp[0] && access(rundir, F_OK) == 0)
                 aidp_test_gc(rundir); /* a gc test that failed half-way */
         rmdir(rundir);
-        if (dir[0])
-                nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+        aidp_test_rm_tree(dir);
 }
 
 TestSuite(run_lineage, .init = setup, .fini = teardown, .timeout = 90);

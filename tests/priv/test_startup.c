@@ -6,7 +6,6 @@
  * hang here instead of passing unnoticed. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,14 +19,6 @@
 
 static struct aidp_proc P;
 static char dir[64] = "", logp[PATH_MAX], rundir[PATH_MAX];
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-        (void)st;
-        (void)flag;
-        (void)f;
-        return remove(p);
-}
 
 static void setup(void)
 {
@@ -47,8 +38,7 @@ static void teardown(void)
         unsetenv("AIDP_FAULT_SYNC_DELAY_MS");
         if (dir[0] && access(rundir, F_OK) == 0)
                 aidp_test_gc(rundir); /* a run that hung: gc shreds and kills it */
-        if (dir[0])
-                nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+        aidp_test_rm_tree(dir);
 }
 
 TestSuite(startup, .init = setup, .fini = teardown, .timeout = 240);
