@@ -12,7 +12,7 @@
  *           while START is written, the run prepared and pid 1 builds its
  *           mounts; collected at step 5, before the go.
  *   START   written at step 2; its fdatasync and anchor update run on a thread
- *           (aidp-fsync, supervisor/lineage/lineage.c) while the run is
+ *           (aidp-fsync, supervisor/lineage/lineage_append.c) while the run is
  *           prepared and pid 1 is cloned; committed at step 5, before the go.
  *
  * The invariants this overlap relies on (each is why-commented where it is
