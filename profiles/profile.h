@@ -20,14 +20,15 @@ struct aidp_rlimit {
 };
 
 struct aidp_limits {
-        uint64_t memory_bytes;  /* cgroup memory limit; 0 = none (lint warns) */
-        uint64_t cpu_millis;    /* cpu quota; 0 = none */
-        uint64_t pids;          /* pids limit; 0 = none */
-        uint64_t wall_seconds;  /* 0 = none */
-        uint64_t tmp_bytes;     /* /tmp tmpfs size */
-        uint64_t scratch_bytes; /* /scratch tmpfs size */
-        uint64_t out_bytes;     /* /out tmpfs size */
-        uint64_t data_bytes;    /* /data tmpfs size; 0 = sized from the inputs */
+        uint64_t memory_bytes;       /* cgroup memory limit; 0 = none (lint warns) */
+        uint64_t cpu_millis;         /* cpu quota; 0 = none */
+        uint64_t pids;               /* pids limit; 0 = none */
+        uint64_t wall_seconds;       /* 0 = none */
+        uint64_t kill_after_seconds; /* a stop's grace: SIGTERM, then SIGKILL after this */
+        uint64_t tmp_bytes;          /* /tmp tmpfs size; also /dev/shm's */
+        uint64_t scratch_bytes;      /* /scratch tmpfs size */
+        uint64_t out_bytes;          /* /out tmpfs size */
+        uint64_t data_bytes;         /* /data tmpfs size; 0 = sized from the inputs */
         struct aidp_rlimit rlimits[AIDP_RLIMIT_SLOTS];
 };
 

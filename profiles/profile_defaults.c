@@ -14,6 +14,7 @@ int aidp_profile_init_defaults(struct aidp_profile *p)
         p->limits.memory_bytes = 4 * GiB;
         p->limits.cpu_millis = 2000;
         p->limits.pids = 1024;
+        p->limits.kill_after_seconds = 5;
         p->limits.tmp_bytes = 256 * MiB;
         p->limits.scratch_bytes = 1 * GiB;
         p->limits.out_bytes = 1 * GiB;

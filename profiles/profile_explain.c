@@ -239,6 +239,8 @@ int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile
         } else {
                 P("  wall time   unlimited\n");
         }
+        aidp_profiles_fmt_duration(s1, sizeof s1, p->limits.kill_after_seconds);
+        P("  kill after  %s (a stop's SIGTERM, then SIGKILL)\n", s1);
         bool any = false;
         for (int r = 0; r < AIDP_RLIMIT_SLOTS; r++) {
                 const struct aidp_rlimit *rl = &p->limits.rlimits[r];
@@ -266,6 +268,8 @@ int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile
         P("  %-12s tmpfs %s, writable\n", p->paths.scratch, s1);
         aidp_profiles_fmt_size(s1, sizeof s1, p->limits.out_bytes);
         P("  %-12s tmpfs %s, writable, sealed into the output directory\n", p->paths.out, s1);
+        aidp_profiles_fmt_size(s1, sizeof s1, p->limits.tmp_bytes);
+        P("  %-12s tmpfs %s (as /tmp), writable\n", "/dev/shm", s1);
         for (size_t i = 0; i < p->n_binds; i++)
                 P("  %-12s bind of host %s, %s\n", p->binds[i].target, p->binds[i].source,
                   p->binds[i].writable ? "WRITABLE" : "read-only");

@@ -62,14 +62,103 @@ static void cg_list_add(const char *path, void *arg)
                 snprintf(l->paths[l->n++], PATH_MAX, "%s", path);
 }
 
+/* Overwrite every tmpfs of the run through duplicates of pid 1's own mount
+ * fds (the writable originals the supervisor had; reopening the
+ * /proc/<pid>/fd link fails for a mount outside our namespace). Returns
+ * whether anything was shredded. */
+static bool gc_shred(json_object *j, pid_t *pid1, bool holder, struct aidp_shred_report *total)
+{
+        json_object *arr;
+        _cleanup_close_ int pidfd = holder ? (int)syscall(SYS_pidfd_open, *pid1, 0) : -1;
+        if (holder && pidfd < 0)
+                total->verified = false; /* pid 1 is there, its mounts out of reach */
+        /* pid reuse between the liveness check and pidfd_open */
+        if (pidfd < 0 || !alive(j, "pid1", "pid1_start", pid1) ||
+            !json_object_object_get_ex(j, "tmpfs", &arr))
+                return false;
+        bool shredded = false;
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *fdo;
+                if (!json_object_object_get_ex(json_object_array_get_idx(arr, i), "fd", &fdo))
+                        continue;
+                _cleanup_close_ int fd =
+                        (int)syscall(SYS_pidfd_getfd, pidfd, json_object_get_int(fdo), 0);
+                if (fd < 0) {
+                        total->verified = false;
+                        continue;
+                }
+                struct aidp_shred_report one;
+                int e = aidp_shred_tree(fd, 2, &one);
+                total->files += one.files;
+                total->bytes += one.bytes;
+                if (!one.verified || e < 0)
+                        total->verified = false;
+                shredded = true;
+        }
+        return shredded;
+}
+
+/* Remove the run's cgroup directories; counts what was removed and left. */
+static void gc_cgroups(const struct cg_list *cgs, int *removed, int *left)
+{
+        *removed = *left = 0;
+        /* Deepest first is not needed: every path is a run's own leaf. */
+        for (size_t i = 0; i < cgs->n; i++) {
+                if (access(cgs->paths[i], F_OK) != 0)
+                        continue;
+                if (aidp_cgroup_remove_path(cgs->paths[i]) == 0)
+                        (*removed)++;
+                else
+                        (*left)++;
+        }
+}
+
+/* The ABORT record, before the journal goes: if it cannot be written the
+ * journal stays and the next gc tries again. */
+static int gc_record_abort(json_object *j, const struct aidp_shred_report *total, bool shredded,
+                           char *what, size_t what_len)
+{
+        json_object *lin, *jobs, *rid;
+        if (!json_object_object_get_ex(j, "lineages", &lin) || json_object_array_length(lin) == 0)
+                return 0;
+        const char *job = NULL;
+        if (json_object_object_get_ex(j, "jobs", &jobs) && json_object_array_length(jobs) > 0)
+                job = json_object_get_string(json_object_array_get_idx(jobs, 0));
+        const char *run_id =
+                json_object_object_get_ex(j, "run_id", &rid) ? json_object_get_string(rid) : NULL;
+        char report[512];
+        snprintf(report, sizeof report, "%s", what);
+        aidp_error lerr = {0};
+        if (run_id &&
+            aidp_run_lineage_abort(json_object_get_string(json_object_array_get_idx(lin, 0)),
+                                   run_id, job, total, shredded, report, &lerr) < 0) {
+                snprintf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report,
+                         lerr.msg);
+                return -EIO;
+        }
+        snprintf(what, what_len, "%s; ABORT recorded in lineage", report);
+        return 0;
+}
+
+static void gc_remove_journal(const char *dir)
+{
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/journal.json", dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/journal.json.tmp", dir);
+        unlink(p);
+        rmdir(dir);
+}
+
 /* Clean one run whose supervisor is gone: shred through the tmpfs fds that
  * the sandbox's pid 1 still holds, kill it, remove cgroups and the journal. */
 static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
 {
         pid_t pid1 = 0;
         struct aidp_shred_report total = {.verified = true};
-        bool shredded = false;
-        json_object *arr, *it;
+        json_object *arr;
         static struct cg_list cgs;
         cgs.n = 0;
         if (json_object_object_get_ex(j, "cgroups", &arr))
@@ -79,104 +168,41 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
         aidp_journal_cgroup_log_each(dir, cg_list_add, &cgs);
         bool holder = alive(j, "pid1", "pid1_start", &pid1);
         /* Nothing of the job may run while its data is overwritten: kill every
-         * process of the run but pid 1, which holds the tmpfs mounts. */
+         * process of the run but pid 1, which holds the tmpfs mounts. A process
+         * that survives keeps the journal (the next gc tries again); the shred
+         * goes on regardless. */
+        bool survivors = false;
         for (size_t i = 0; i < cgs.n; i++)
-                aidp_cgroup_path_kill_except(cgs.paths[i], holder ? pid1 : 0);
-        _cleanup_close_ int pidfd = holder ? (int)syscall(SYS_pidfd_open, pid1, 0) : -1;
-        /* pid reuse between the liveness check and pidfd_open */
-        if (pidfd >= 0 && !alive(j, "pid1", "pid1_start", &pid1)) {
-                close(pidfd);
-                pidfd = -1;
-                holder = false;
-        }
-        if (holder && json_object_object_get_ex(j, "tmpfs", &arr)) {
-                for (size_t i = 0; i < json_object_array_length(arr); i++) {
-                        it = json_object_array_get_idx(arr, i);
-                        json_object *fdo;
-                        if (!json_object_object_get_ex(it, "fd", &fdo))
-                                continue;
-                        /* A duplicate of pid 1's own mount fd: the writable
-                         * original the supervisor had (reopening the
-                         * /proc/<pid>/fd link fails for a mount outside our
-                         * namespace). */
-                        _cleanup_close_ int fd = pidfd >= 0
-                                                         ? (int)syscall(SYS_pidfd_getfd, pidfd,
-                                                                        json_object_get_int(fdo), 0)
-                                                         : -1;
-                        if (fd < 0) {
-                                total.verified = false;
-                                continue;
-                        }
-                        struct aidp_shred_report one;
-                        aidp_shred_tree(fd, 2, &one);
-                        total.files += one.files;
-                        total.bytes += one.bytes;
-                        if (!one.verified)
-                                total.verified = false;
-                        shredded = true;
-                }
-        }
+                if (aidp_cgroup_path_kill_except(cgs.paths[i], holder ? pid1 : 0) < 0)
+                        survivors = true;
+        bool shredded = gc_shred(j, &pid1, holder, &total);
         if (pid1 > 0 && alive(j, "pid1", "pid1_start", &pid1)) {
                 json_object *s;
                 json_object_object_get_ex(j, "pid1_start", &s);
                 kill(pid1, SIGKILL);
                 wait_gone(pid1, json_object_get_uint64(s));
         }
-        int removed = 0, left = 0;
-        /* Deepest first is not needed: every path is a run's own leaf. */
-        for (size_t i = 0; i < cgs.n; i++) {
-                if (access(cgs.paths[i], F_OK) != 0)
-                        continue;
-                if (aidp_cgroup_remove_path(cgs.paths[i]) == 0)
-                        removed++;
-                else
-                        left++;
-        }
+        int removed, left;
+        gc_cgroups(&cgs, &removed, &left);
+        const char *warn = survivors ? ", processes of the run survived the kill"
+                           : left    ? ", some cgroups remain"
+                                     : "";
         if (shredded)
                 snprintf(what, what_len,
                          "shredded %llu files, %llu bytes (verified: %s); removed %d cgroups%s",
                          (unsigned long long)total.files, (unsigned long long)total.bytes,
-                         total.verified ? "yes" : "no", removed,
-                         left ? ", some cgroups remain" : "");
+                         total.verified ? "yes" : "no", removed, warn);
         else
                 snprintf(what, what_len,
                          "no sandbox left holding run data (tmpfs already released by the kernel, "
                          "not overwritten); removed %d cgroups%s",
-                         removed, left ? ", some cgroups remain" : "");
-        if (left)
+                         removed, warn);
+        if (left || survivors)
                 return -EBUSY;
-        /* The ABORT record, before the journal goes: if it cannot be written the
-         * journal stays and the next gc tries again. */
-        json_object *lin, *jobs, *rid;
-        if (json_object_object_get_ex(j, "lineages", &lin) && json_object_array_length(lin) > 0) {
-                const char *job = NULL;
-                if (json_object_object_get_ex(j, "jobs", &jobs) &&
-                    json_object_array_length(jobs) > 0)
-                        job = json_object_get_string(json_object_array_get_idx(jobs, 0));
-                const char *run_id = json_object_object_get_ex(j, "run_id", &rid)
-                                             ? json_object_get_string(rid)
-                                             : NULL;
-                char report[512];
-                snprintf(report, sizeof report, "%s", what);
-                aidp_error lerr = {0};
-                if (run_id && aidp_run_lineage_abort(
-                                      json_object_get_string(json_object_array_get_idx(lin, 0)),
-                                      run_id, job, &total, shredded, report, &lerr) < 0) {
-                        snprintf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report,
-                                 lerr.msg);
-                        return -EIO;
-                }
-                snprintf(what, what_len, "%s; ABORT recorded in lineage", report);
-        }
-        char p[PATH_MAX + 32];
-        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, dir);
-        unlink(p);
-        snprintf(p, sizeof p, "%s/journal.json", dir);
-        unlink(p);
-        snprintf(p, sizeof p, "%s/journal.json.tmp", dir);
-        unlink(p);
-        rmdir(dir);
-        return 0;
+        int rc = gc_record_abort(j, &total, shredded, what, what_len);
+        if (rc == 0)
+                gc_remove_journal(dir);
+        return rc;
 }
 
 int aidp_run_gc(const char *run_dir, void (*report)(const char *, const char *, void *), void *arg,

@@ -18,7 +18,7 @@ struct aidp_journal {
 };
 
 /* Beside journal.json: cgroups.log, each run cgroup directory's path on a line
- * of its own, appended before the directory is made (supervisor/cgroup.h,
+ * of its own, appended before the directory is made (supervisor/sandbox/cgroup/cgroup.h,
  * intent_fd), so that gc knows every cgroup even when the supervisor died
  * before journal.json listed it. */
 #define AIDP_JOURNAL_CGROUP_LOG "cgroups.log"

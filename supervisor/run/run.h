@@ -1,7 +1,7 @@
 #pragma once
-/* One run, start to end (../shared/DESIGN.md "Lifecycle of one run"):
- * resolve -> record START -> prepare -> spawn -> monitor -> collect -> shred.
- * Every exit path after prepare goes through shred. */
+/* One run, start to end (docs/run-core.md, "Lifecycle"): 1 resolve, 2 start-rec,
+ * 3 prepare, 4 spawn, 5 start-sync, 6 inject, 7 job, 8 teardown (collect, shred),
+ * 9 end-rec, 10 finish. Once START is written every exit goes through teardown. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -28,7 +28,7 @@ struct aidp_run_opts {
         /* CLI overrides of the profile (0 = keep the profile's) */
         uint64_t memory_bytes, cpu_millis, pids, timeout_seconds, tmp_bytes;
         struct aidp_rlimit rlimits[AIDP_RLIMIT_SLOTS]; /* --rlimit overrides (.set) */
-        unsigned kill_after; /* seconds between SIGTERM and SIGKILL; 0 = default 5 */
+        unsigned kill_after; /* seconds between SIGTERM and SIGKILL; 0 = the profile's */
         const char *cgroup_parent;
         const char *run_dir;      /* journals; NULL = $AIDP_RUN_DIR or /run/aidp */
         const char *run_id;       /* NULL = scheduler's or a new UUID */

@@ -89,7 +89,7 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
                            const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
                            void (*annotate)(const void *arg, json_object *ev),
-                           const void *annotate_arg, aidp_error *err)
+                           const void *annotate_arg, bool background, aidp_error *err)
 {
         memset(rl, 0, sizeof *rl);
         aidp_run_lineage_job_name(o, rl->job, sizeof rl->job);
@@ -124,7 +124,10 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                 add_dataset(ev, false, &res->inputs[i]);
         if (annotate)
                 annotate(annotate_arg, ev);
-        r = aidp_lineage_append_begin(rl->lg, ev, &rl->start, err);
+        /* In the background, committed by aidp_run_lineage_start_commit(); or,
+         * in a serial start-up (supervisor/run/startup.c), durable right here. */
+        r = background ? aidp_lineage_append_begin(rl->lg, ev, &rl->start, err)
+                       : aidp_lineage_append(rl->lg, ev, err);
         if (r < 0)
                 return aidp_error_wrap(err, "recording the START of run %s; the run does not start",
                                        run_id);

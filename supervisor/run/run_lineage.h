@@ -1,8 +1,8 @@
 #pragma once
-/* The run lifecycle's lineage records (DESIGN.md, steps 2, 7 and 8):
- *   START  written before the journal and the mounts exist (the cgroup is made
- *          alongside), durable before the sandbox is cloned; a run whose START
- *          is not durable does not start;
+/* The run lifecycle's lineage records (docs/run-core.md, steps 2, 5 and 9):
+ *   START  written after the journal and before the mounts exist (the cgroup is
+ *          made alongside), durable before the go (step 5); a run whose START is
+ *          not durable does not start;
  *   COMPLETE / FAIL / ABORT after shred, with the exit status, resource usage and
  *          the shred report, before the run journal is deleted (so a crash between
  *          the two leaves gc a journal to record the ABORT from);
@@ -30,19 +30,19 @@ struct aidp_run_lineage {
 
 /* Open the store (creating the host key on first use) and write START; its fsync
  * and anchor update run in the background until aidp_run_lineage_start_commit(),
- * which the run calls before the sandbox is cloned. The log stays locked until
- * then.
+ * which the run calls before the go (background false: durable on return, and
+ * the commit is a no-op). The log stays locked until then.
  * res: the run id and the authenticated inputs (from resolve). caller: who asked
  * (NULL when it could not be resolved: the supervisor's own uid is recorded). annotate (may be
  * NULL) adds facets before the event is written: the access and residency
- * decision (supervisor/run_policy.c). */
+ * decision (supervisor/run/run_policy.c). */
 /* job.name: the command's base name ("job" without one). */
 void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size);
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
                            const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
                            void (*annotate)(const void *arg, json_object *ev),
-                           const void *annotate_arg, aidp_error *err);
+                           const void *annotate_arg, bool background, aidp_error *err);
 
 /* Wait for START to be durable (and anchored). On failure START is cut back
  * and the run must not start. A no-op when already committed. */

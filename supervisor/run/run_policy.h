@@ -1,5 +1,5 @@
 #pragma once
-/* The access and residency decision of one run (DESIGN.md step 1, resolve):
+/* The access and residency decision of one run (docs/run-core.md step 1, resolve):
  * after every sealed header is authenticated and before any payload byte is
  * decrypted. A denial stops the run there, with AIDP_EXIT_DENIED and an error
  * naming the rule, dataset and attribute, and is recorded in lineage; an

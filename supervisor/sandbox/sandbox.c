@@ -293,9 +293,11 @@ static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
         path_join(p, sizeof p, dev, "shm");
         CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 01777), p);
         char opts[64];
-        unsigned long long shm = s->profile && s->profile->limits.tmp_bytes
-                                         ? s->profile->limits.tmp_bytes
-                                         : 64ULL << 20;
+        /* As large as /tmp (the profile's limits, docs/profiles.md). Size 0
+         * would make a tmpfs unlimited: refused, never defaulted. */
+        unsigned long long shm = s->profile ? s->profile->limits.tmp_bytes : 0;
+        if (!shm)
+                die(AIDP_STAGE_MOUNTS, EINVAL, "/dev/shm: no size");
         snprintf(opts, sizeof opts, "mode=1777,size=%llu", shm);
         CHECK(AIDP_STAGE_MOUNTS, mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts),
               p);

@@ -85,7 +85,9 @@ static int collect(struct job *j, const char *rel)
         }
         struct dirent *e;
         int rc = 0;
-        while (rc == 0 && (e = readdir(d))) {
+        /* readdir ends with NULL on an error too: a file it did not list would
+         * not be overwritten, so the error is a failure of the shred. */
+        while (rc == 0 && (errno = 0, e = readdir(d))) {
                 if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
                         continue;
                 char *p = NULL;
@@ -117,11 +119,16 @@ static int collect(struct job *j, const char *rel)
                 off_t pos = 0;
                 while (pos < st.st_size && rc == 0) {
                         off_t data = lseek(f, pos, SEEK_DATA);
-                        if (data < 0)
-                                break; /* ENXIO: only a hole is left */
+                        if (data < 0) {
+                                /* ENXIO: only a hole is left. Anything else
+                                 * would skip data unseen: a failure. */
+                                if (errno != ENXIO)
+                                        fail(j, p, "find data", errno);
+                                break;
+                        }
                         off_t hole = lseek(f, data, SEEK_HOLE);
                         if (hole < 0)
-                                hole = st.st_size;
+                                hole = st.st_size; /* overwrite to the end: more, never less */
                         for (off_t o = data; o < hole && rc == 0; o += (off_t)CHUNK) {
                                 struct range r = {.file = idx,
                                                   .off = o,
@@ -134,6 +141,8 @@ static int collect(struct job *j, const char *rel)
                 }
                 close(f);
         }
+        if (rc == 0 && errno != 0)
+                fail(j, rel, "list", errno);
         closedir(d);
         return rc;
 }

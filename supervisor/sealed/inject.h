@@ -1,5 +1,5 @@
 #pragma once
-/* Sealed inputs and outputs of one run (DESIGN.md lifecycle):
+/* Sealed inputs and outputs of one run (docs/run-core.md, "Lifecycle"):
  *   resolve  aidp_inject_open: open every --data file and authenticate its
  *            header (no payload decryption), so policy can decide on the tags;
  *   prepare  aidp_inject_required_bytes sizes the /data tmpfs, then

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -223,4 +224,18 @@ pid_t aidp_test_find_comm(const char *comm)
         if (d)
                 closedir(d);
         return found;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+        (void)st;
+        (void)flag;
+        (void)f;
+        return remove(p);
+}
+
+void aidp_test_rm_tree(const char *dir)
+{
+        if (dir && dir[0])
+                nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }

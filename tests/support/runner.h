@@ -33,5 +33,8 @@ bool aidp_test_cgroup_exists(const char *name);
 int aidp_test_cgroup_count(const char *name);
 /* number of lines in /proc/self/mountinfo */
 int aidp_test_mount_count(void);
+/* Remove a test's own temporary directory and everything below it (no symlink
+ * is followed). */
+void aidp_test_rm_tree(const char *dir);
 /* pid of a host process whose comm is `comm`, or 0 */
 pid_t aidp_test_find_comm(const char *comm);

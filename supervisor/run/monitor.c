@@ -1,0 +1,308 @@
+#define _GNU_SOURCE
+/* Step 7 (job) of docs/run-core.md: the go to pid 1, then the job watched until
+ * it ends: signals forwarded, wall time and the kill-after grace enforced, the
+ * output relay pumped. Also the supervisor's hold on those signals. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "supervisor/run/run_internal.h"
+#include "supervisor/sandbox/fdpass.h"
+#include "supervisor/sandbox/sandbox.h"
+
+const int aidp_run_handled[AIDP_RUN_N_HANDLED] = {SIGINT,  SIGTERM, SIGHUP,   SIGQUIT,
+                                                  SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
+
+/* Learn mode: the child loads its filter and sends the listener; from then
+ * on it blocks in each syscall until someone answers, so the listener is
+ * handed to the caller's callback (which answers from a thread) before we
+ * wait for execve. EOF means the child failed before seccomp: the error
+ * pipe says why. */
+static int receive_listener(struct run *r, aidp_error *err)
+{
+        char b;
+        int fd;
+        size_t n = 0;
+        if (aidp_fdpass_recv(r->learn_sv[0], &b, &fd, 1, &n) <= 0)
+                return 0;
+        if (n != 1)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPROTO,
+                                      "learn mode: no listener fd from the sandbox");
+        return r->o->on_notify_fd(fd, r->o->notify_arg) < 0
+                       ? aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                        "learn mode: listener callback failed")
+                       : 0;
+}
+
+/* pid 1's report of a failed step, if it wrote one before its error pipe
+ * closed (an execve closes it without one). */
+static bool read_report(int err_r, struct aidp_sandbox_report *rep)
+{
+        ssize_t n;
+        do
+                n = read(err_r, rep, sizeof *rep);
+        while (n < 0 && errno == EINTR);
+        return n == (ssize_t)sizeof *rep;
+}
+
+/* The go: the cgroup is complete, START durable, /data filled (steps 2 to 6).
+ * pid 1 gets the v1 "tasks" files to move itself in before it starts the job.
+ * Returns once the job has called execve. */
+static int send_go(struct run *r, struct aidp_run_fds *f, aidp_error *err)
+{
+        struct aidp_sandbox_report rep;
+        int task_fds[AIDP_FDPASS_MAX];
+        int ntask = aidp_cgroup_task_fds(r->cg, task_fds, ARRAY_SIZE(task_fds));
+        if (ntask < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ntask,
+                                        "opening the run's cgroup");
+        int sent = aidp_fdpass_send(f->sync[1], 'g', task_fds, (size_t)ntask);
+        for (int i = 0; i < ntask; i++)
+                close(task_fds[i]);
+        if (sent < 0) {
+                /* pid 1 failed before it could take the go: say why, if it did */
+                if (read_report(f->err[0], &rep))
+                        return aidp_run_child_failure(&rep, err);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -sent, "sandbox pid 1 (sync)");
+        }
+        aidp_run_close(&f->sync[1]);
+        int rc;
+        if (r->o->on_notify_fd && (rc = receive_listener(r, err)) < 0)
+                return rc;
+        if (read_report(f->err[0], &rep))
+                return aidp_run_child_failure(&rep, err);
+        /* EOF: the job's execve closed the last copy of the error pipe. */
+        r->res->started = true;
+        return 0;
+}
+
+/* What the supervisor watches while the job runs. */
+struct watch {
+        struct run *r;
+        int status_r, sfd, wall, grace;
+        uint64_t kill_after; /* seconds (the profile's, or --kill-after) */
+        int stops;
+        bool grace_armed, killed;
+};
+
+/* The signalfd and both timers, the wall time armed: before the go, so that a
+ * job whose wall time cannot be enforced never starts. */
+static int watch_open(struct watch *w, aidp_error *err)
+{
+        sigset_t set;
+        sigemptyset(&set);
+        for (size_t i = 0; i < AIDP_RUN_N_HANDLED; i++)
+                sigaddset(&set, aidp_run_handled[i]);
+        w->sfd = signalfd(-1, &set, SFD_CLOEXEC);
+        w->wall = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+        w->grace = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+        if (w->sfd < 0 || w->wall < 0 || w->grace < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "signalfd/timerfd");
+        uint64_t secs = w->r->profile.limits.wall_seconds;
+        struct itimerspec its = {.it_value = {.tv_sec = (time_t)secs}};
+        if (secs && timerfd_settime(w->wall, 0, &its, NULL) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                        "arming the wall-time limit of %llus; the job does not "
+                                        "start",
+                                        (unsigned long long)secs);
+        return 0;
+}
+
+static void watch_close(struct watch *w)
+{
+        aidp_run_close(&w->sfd);
+        aidp_run_close(&w->wall);
+        aidp_run_close(&w->grace);
+}
+
+/* A signal to pid 1. pid 1 already gone (ESRCH) has ended the job (its status
+ * pipe says so); any other failure leaves the job unchecked, so the run ends
+ * here, through teardown, and fails. */
+static int signal_pid1(struct watch *w, int sig, const char *why, aidp_error *err)
+{
+        if (kill(w->r->pid1, sig) < 0 && errno != ESRCH)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                        "signalling the sandbox's pid 1 (%s); the run is stopped",
+                                        why);
+        return 0;
+}
+
+/* Kill every process of the job now (pid 1 stays, holding the mounts). */
+static int kill_job(struct watch *w, const char *why, aidp_error *err)
+{
+        if (w->killed)
+                return 0;
+        w->killed = true;
+        return signal_pid1(w, AIDP_SIG_KILL_JOB, why, err);
+}
+
+static int on_wall(struct watch *w, aidp_error *err)
+{
+        uint64_t x;
+        if (read(w->wall, &x, sizeof x) < 0)
+                return 0;
+        struct run *r = w->r;
+        r->res->timed_out = true;
+        fprintf(stderr, "aidp-supervisor: run %s exceeded its wall time of %llus; stopping it\n",
+                r->res->run_id, (unsigned long long)r->profile.limits.wall_seconds);
+        w->stops++;
+        return signal_pid1(w, SIGTERM, "wall time", err);
+}
+
+static int on_grace(struct watch *w, aidp_error *err)
+{
+        uint64_t x;
+        if (read(w->grace, &x, sizeof x) < 0)
+                return 0;
+        return kill_job(w, "kill-after", err);
+}
+
+static int on_signal(struct watch *w, aidp_error *err)
+{
+        struct signalfd_siginfo si;
+        if (read(w->sfd, &si, sizeof si) != sizeof si)
+                return 0;
+        int sig = (int)si.ssi_signo;
+        if (sig == SIGCHLD)
+                return 0; /* pid 1 ends only through the status pipe or a kill */
+        int rc = signal_pid1(w, sig, "forwarding a signal", err);
+        if (rc == 0 && (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT))
+                /* A second stop request does not wait. */
+                if (++w->stops >= 2)
+                        rc = kill_job(w, "second stop request", err);
+        return rc;
+}
+
+/* The first stop request arms the kill-after grace. A grace that cannot be
+ * armed would let the job outlive its stop: it is killed at once instead, and
+ * the run fails. */
+static int arm_grace(struct watch *w, aidp_error *err)
+{
+        if (!w->stops || w->grace_armed)
+                return 0;
+        w->grace_armed = true;
+        struct itimerspec its = {.it_value = {.tv_sec = (time_t)w->kill_after}};
+        if (timerfd_settime(w->grace, 0, &its, NULL) == 0)
+                return 0;
+        int e = errno;
+        kill_job(w, "kill-after", err);
+        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e,
+                                "arming the kill-after timer of %llus; the job was killed at once",
+                                (unsigned long long)w->kill_after);
+}
+
+/* Until pid 1 reports the job's status (or dies). The output relay is pumped
+ * all along. */
+static int watch_loop(struct watch *w, aidp_error *err)
+{
+        struct run *r = w->r;
+        for (;;) {
+                struct pollfd pf[8] = {
+                        {.fd = w->status_r, .events = POLLIN},
+                        {.fd = w->sfd, .events = POLLIN},
+                        {.fd = w->wall, .events = POLLIN},
+                        {.fd = w->grace, .events = POLLIN},
+                };
+                for (int i = 0; i < 2; i++) {
+                        short in = aidp_relay_want_in(&r->relay[i]);
+                        short o = aidp_relay_want_out(&r->relay[i]);
+                        pf[4 + 2 * i] =
+                                (struct pollfd){.fd = in ? r->relay[i].from : -1, .events = in};
+                        pf[5 + 2 * i] = (struct pollfd){.fd = o ? r->relay[i].to : -1, .events = o};
+                }
+                if (poll(pf, 8, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
+                }
+                for (int i = 0; i < 2; i++) {
+                        if (pf[4 + 2 * i].revents)
+                                aidp_relay_on_readable(&r->relay[i]);
+                        if (pf[5 + 2 * i].revents)
+                                aidp_relay_on_writable(&r->relay[i]);
+                }
+                if (pf[0].revents) {
+                        int32_t code;
+                        if (read(w->status_r, &code, sizeof code) == sizeof code)
+                                r->res->job_status = code;
+                        else
+                                r->res->job_status = -1; /* pid 1 died: killed with the cgroup */
+                        return 0;
+                }
+                int rc = 0;
+                if (pf[2].revents)
+                        rc = on_wall(w, err);
+                if (rc == 0 && pf[3].revents)
+                        rc = on_grace(w, err);
+                if (rc == 0 && pf[1].revents)
+                        rc = on_signal(w, err);
+                if (rc == 0)
+                        rc = arm_grace(w, err);
+                if (rc < 0)
+                        return rc;
+        }
+}
+
+/* Step 7: the go, then the job until it ends. */
+int aidp_run_start_and_monitor(struct run *r, aidp_error *err)
+{
+        struct aidp_run_fds f = {{-1, r->sync_w}, {r->err_r, -1}, {r->status_r, -1}, {-1, -1}};
+        r->sync_w = r->err_r = r->status_r = -1;
+        struct watch w = {.r = r,
+                          .status_r = f.status[0],
+                          .sfd = -1,
+                          .wall = -1,
+                          .grace = -1,
+                          .kill_after = r->profile.limits.kill_after_seconds};
+        int rc = watch_open(&w, err);
+        if (rc == 0)
+                rc = send_go(r, &f, err);
+        if (rc == 0) {
+                aidp_run_fault_point("job");
+                rc = watch_loop(&w, err);
+        }
+        watch_close(&w);
+        int *ends[] = {&f.sync[1], &f.err[0], &f.status[0]};
+        for (size_t i = 0; i < ARRAY_SIZE(ends); i++)
+                aidp_run_close(ends[i]);
+        return rc;
+}
+
+/* Signals are taken over from the end of resolve (run.c), so a SIGTERM from
+ * then on ends in teardown, not in the default action. */
+void aidp_run_signals_take(struct aidp_run_signal_hold *h)
+{
+        sigemptyset(&h->set);
+        for (size_t i = 0; i < AIDP_RUN_N_HANDLED; i++)
+                sigaddset(&h->set, aidp_run_handled[i]);
+        sigprocmask(SIG_BLOCK, &h->set, &h->old);
+        /* An inherited SIG_IGN (a shell's background job ignores SIGINT and
+         * SIGQUIT) would discard the signal before signalfd sees it. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        for (size_t i = 0; i < AIDP_RUN_N_HANDLED; i++)
+                sigaction(aidp_run_handled[i], &dfl, &h->saved[i]);
+        /* A reader of our stdout that goes away must not kill the
+         * supervisor before it has shredded. */
+        struct sigaction ign = {.sa_handler = SIG_IGN};
+        sigaction(SIGPIPE, &ign, &h->saved_pipe);
+}
+
+/* Drain what arrived meanwhile (the run is over; it was answered by teardown or
+ * the run never started), then restore. */
+void aidp_run_signals_release(struct aidp_run_signal_hold *h)
+{
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&h->set, NULL, &zero) > 0)
+                ;
+        for (size_t i = 0; i < AIDP_RUN_N_HANDLED; i++)
+                sigaction(aidp_run_handled[i], &h->saved[i], NULL);
+        sigaction(SIGPIPE, &h->saved_pipe, NULL);
+        sigprocmask(SIG_SETMASK, &h->old, NULL);
+}

@@ -1,0 +1,350 @@
+#define _GNU_SOURCE
+/* Step 1 of docs/run-core.md: resolve. Everything a run is decided on, before
+ * anything of it exists: run id, profile and CLI overrides, the job's identity,
+ * authenticated sealed headers, the access and residency decision, the seccomp
+ * program, the job's environment. A failure here leaves nothing behind. */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "common/cleanup.h"
+#include "profiles/seccomp_compile.h"
+#include "supervisor/run/profile_env.h"
+#include "supervisor/run/run_internal.h"
+
+extern char **environ;
+
+/* The job runs as the caller the access policy decides on (supervisor/run/caller.c:
+ * --user only when root runs the supervisor directly, else SUDO_UID, else the
+ * scheduler's job user); root running it with none of these gets the
+ * profile's unprivileged default. One resolution for both, so a sudoer cannot
+ * be judged as themselves and run as someone else. --user takes NAME|UID[:GID]. */
+static int resolve_identity(struct run *r, aidp_error *err)
+{
+        const struct aidp_user_policy *up = &r->profile.user;
+        uid_t uid = up->default_uid;
+        gid_t gid = up->default_gid;
+        char name[256] = "";
+        const char *group = NULL;
+        if (r->o->user) {
+                snprintf(name, sizeof name, "%s", r->o->user);
+                char *colon = strchr(name, ':');
+                if (colon) {
+                        *colon = '\0';
+                        group = colon + 1;
+                }
+        }
+        r->caller_rc = aidp_caller_resolve_identity(r->o->user ? name : NULL, getuid(), environ,
+                                                    &r->caller, &r->caller_err);
+        if (up->mode == AIDP_USER_FIXED) {
+                uid = up->uid;
+                gid = up->gid;
+        } else {
+                if (r->caller_rc < 0) {
+                        *err = r->caller_err;
+                        return r->caller_rc;
+                }
+                const struct aidp_caller_identity *who = &r->caller;
+                bool from_env = strcmp(who->source, "uid") != 0;
+                if (from_env) {
+                        uid = who->uid;
+                        gid = who->gid;
+                        if (gid == (gid_t)-1) {
+                                /* a uid without a passwd entry: the sudo or scheduler gid */
+                                const char *g =
+                                        getenv(!strcmp(who->source, "SUDO_UID") ? "SUDO_GID"
+                                                                                : "SLURM_JOB_GID");
+                                gid = g ? (gid_t)strtoul(g, NULL, 10) : (gid_t)uid;
+                        }
+                }
+                if (group) {
+                        char *end;
+                        errno = 0;
+                        unsigned long g = strtoul(group, &end, 10);
+                        if (*end || errno || end == group) {
+                                struct group *gr = getgrnam(group);
+                                if (!gr)
+                                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                                              "--user %s: unknown group '%s'",
+                                                              r->o->user, group);
+                                g = gr->gr_gid;
+                        }
+                        gid = (gid_t)g;
+                }
+        }
+        if ((uid == 0 || gid == 0) && !up->allow_root)
+                return aidp_error_set(
+                        err, AIDP_EXIT_USAGE, EPERM,
+                        "refusing to run the job as root (uid %u gid %u): give --user", uid, gid);
+        r->uid = uid;
+        r->gid = gid;
+        return 0;
+}
+
+static int env_add(struct run *r, const char *kv)
+{
+        char **n = realloc(r->env, (r->n_env + 2) * sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        r->env = n;
+        size_t klen = strcspn(kv, "=");
+        for (size_t i = 0; i < r->n_env; i++) {
+                if (!strncmp(r->env[i], kv, klen) && r->env[i][klen] == '=') {
+                        char *d = strdup(kv);
+                        if (!d)
+                                return -ENOMEM;
+                        free(r->env[i]);
+                        r->env[i] = d;
+                        return 0;
+                }
+        }
+        r->env[r->n_env] = strdup(kv);
+        if (!r->env[r->n_env])
+                return -ENOMEM;
+        r->env[++r->n_env] = NULL;
+        return 0;
+}
+
+static bool env_passes(const char *kv)
+{
+        /* The supervisor's environment may hold credentials for key
+         * providers; only names known to be harmless cross by default. */
+        static const char *const exact[] = {"PATH",
+                                            "TERM",
+                                            "LANG",
+                                            "TZ",
+                                            "COLUMNS",
+                                            "LINES",
+                                            "CUDA_VISIBLE_DEVICES",
+                                            "NVIDIA_VISIBLE_DEVICES",
+                                            "OMP_NUM_THREADS",
+                                            "PYTHONUNBUFFERED",
+                                            "PYTHONHASHSEED",
+                                            NULL};
+        static const char *const prefix[] = {"LC_", "SLURM_", NULL};
+        size_t klen = strcspn(kv, "=");
+        for (const char *const *e = exact; *e; e++)
+                if (strlen(*e) == klen && !strncmp(*e, kv, klen))
+                        return true;
+        for (const char *const *p = prefix; *p; p++)
+                if (!strncmp(kv, *p, strlen(*p)))
+                        return true;
+        return false;
+}
+
+static int build_env(struct run *r, aidp_error *err)
+{
+        int rc = 0;
+        for (char **e = environ; *e && rc == 0; e++)
+                if (r->o->keep_env || env_passes(*e))
+                        rc = env_add(r, *e);
+        char buf[4200];
+        if (rc == 0 && !getenv("PATH"))
+                rc = env_add(r,
+                             "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
+        const char *fixed[][2] = {
+                {"HOME", "/tmp"},
+                {"TMPDIR", "/tmp"},
+                {"AIDP_RUN_ID", r->res->run_id},
+                {"AIDP_DATA_DIR", r->profile.paths.data},
+                {"AIDP_SCRATCH_DIR", r->profile.paths.scratch},
+                {"AIDP_OUT_DIR", r->profile.paths.out},
+        };
+        for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(fixed); i++) {
+                snprintf(buf, sizeof buf, "%s=%s", fixed[i][0], fixed[i][1]);
+                rc = env_add(r, buf);
+        }
+        for (size_t i = 0; rc == 0 && i < r->o->n_env_extra; i++) {
+                const char *x = r->o->env_extra[i];
+                if (strchr(x, '=')) {
+                        rc = env_add(r, x);
+                } else if (getenv(x)) {
+                        snprintf(buf, sizeof buf, "%s=%s", x, getenv(x));
+                        rc = env_add(r, buf);
+                }
+        }
+        if (rc == 0 && !r->env)
+                rc = env_add(r, "AIDP=1");
+        if (rc < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "building the environment");
+        return 0;
+}
+
+static void make_run_id(struct run *r)
+{
+        if (r->o->run_id && *r->o->run_id) {
+                snprintf(r->res->run_id, sizeof r->res->run_id, "%s", r->o->run_id);
+                return;
+        }
+        uuid_t u;
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, r->res->run_id);
+}
+
+static int valid_run_id(const char *id)
+{
+        if (!*id || strlen(id) > 63 || id[0] == '.')
+                return 0;
+        for (const char *p = id; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+                        return 0;
+        return 1;
+}
+
+/* Learn mode (aidp profile learn): every syscall the profile lets run is
+ * reported to the supervisor instead (seccomp user notification; the
+ * supervisor answers "continue"), so what the job used can be recorded while
+ * the profile's denials still hold. The one exception is the sendmsg that
+ * hands the listener fd to the supervisor: it happens after the filter is
+ * loaded and before anyone listens, so it is allowed on that socket only. */
+static int learn_policy(struct run *r, aidp_error *err)
+{
+        struct aidp_sc_policy *p = &r->profile.seccomp;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, r->learn_sv) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "socketpair");
+        if (p->default_action == AIDP_SC_ALLOW || p->default_action == AIDP_SC_LOG)
+                p->default_action = AIDP_SC_NOTIFY;
+        for (size_t i = 0; i < p->n_rules; i++)
+                if (p->rules[i].action == AIDP_SC_ALLOW || p->rules[i].action == AIDP_SC_LOG)
+                        p->rules[i].action = AIDP_SC_NOTIFY;
+        static const char *const sendmsg_name[] = {"sendmsg"};
+        struct aidp_sc_arg a = {.index = 0, .op = AIDP_SC_OP_EQ, .value = (uint64_t)r->learn_sv[1]};
+        struct aidp_sc_rule rule = {.names = (char **)sendmsg_name,
+                                    .n_names = 1,
+                                    .action = AIDP_SC_ALLOW,
+                                    .args = &a,
+                                    .n_args = 1};
+        if (aidp_sc_policy_add(p, &rule) < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        return 0;
+}
+
+static bool clean_abs_path(const char *p)
+{
+        return p && p[0] == '/' && !strstr(p, "/../") &&
+               strcmp(p + strlen(p) - (strlen(p) >= 3 ? 3 : 0), "/..") && !strstr(p, "/./");
+}
+
+static int add_cli_bind(struct aidp_profile *p, const struct aidp_run_bind *b, aidp_error *err)
+{
+        const char *opt = b->writable ? "--bind" : "--ro-bind";
+        if (!clean_abs_path(b->source) || (b->target && !clean_abs_path(b->target)))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "%s %s%s%s: paths must be absolute, without '.' or '..'", opt,
+                                      b->source, b->target ? ":" : "", b->target ? b->target : "");
+        struct stat st;
+        if (stat(b->source, &st) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "%s %s", opt, b->source);
+        struct aidp_bind *n = realloc(p->binds, (p->n_binds + 1) * sizeof *n);
+        if (!n)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        p->binds = n;
+        n[p->n_binds] = (struct aidp_bind){.source = strdup(b->source),
+                                           .target = b->target ? strdup(b->target) : NULL,
+                                           .writable = b->writable};
+        if (!n[p->n_binds].source || (b->target && !n[p->n_binds].target))
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        p->n_binds++;
+        return 0;
+}
+
+int aidp_run_resolve(struct run *r, aidp_error *err)
+{
+        const struct aidp_run_opts *o = r->o;
+        if (!o->argv || !o->argv[0])
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "no command given (usage: run [OPTIONS] -- CMD [ARGS])");
+        make_run_id(r);
+        if (!valid_run_id(r->res->run_id))
+                return aidp_error_set(
+                        err, AIDP_EXIT_USAGE, EINVAL,
+                        "run id '%s': only letters, digits, '-', '_' and '.' (at most 63)",
+                        r->res->run_id);
+        int rc;
+        if (o->profile) {
+                rc = aidp_profile_host_load(o->profile, true, &r->profile, NULL, err);
+                if (rc < 0) {
+                        if (!err->status)
+                                err->status = AIDP_EXIT_CONFIG;
+                        return aidp_error_wrap(err, "loading profile %s", o->profile);
+                }
+        } else if ((rc = aidp_profile_init_defaults(&r->profile)) < 0) {
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        r->profile_loaded = true;
+        struct aidp_limits *l = &r->profile.limits;
+        /* CLI overrides of the profile's limits (0 = keep the profile's) */
+        const struct {
+                uint64_t from, *to;
+        } over[] = {
+                {o->memory_bytes, &l->memory_bytes},
+                {o->cpu_millis, &l->cpu_millis},
+                {o->pids, &l->pids},
+                {o->timeout_seconds, &l->wall_seconds},
+                {o->tmp_bytes, &l->tmp_bytes},
+                {o->kill_after, &l->kill_after_seconds},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(over); i++)
+                if (over[i].from)
+                        *over[i].to = over[i].from;
+        for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++)
+                if (o->rlimits[i].set)
+                        l->rlimits[i] = o->rlimits[i];
+        for (size_t i = 0; i < o->n_binds; i++) {
+                rc = add_cli_bind(&r->profile, &o->binds[i], err);
+                if (rc < 0)
+                        return rc;
+        }
+        if (o->no_cwd)
+                r->profile.bind_cwd = false;
+        if (o->cwd)
+                snprintf(r->cwd, sizeof r->cwd, "%s", o->cwd);
+        else if (!getcwd(r->cwd, sizeof r->cwd))
+                snprintf(r->cwd, sizeof r->cwd, "/");
+        if (r->cwd[0] != '/')
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--cwd %s: must be an absolute path", r->cwd);
+        rc = resolve_identity(r, err);
+        if (rc < 0)
+                return rc;
+        /* Sealed inputs: headers authenticated now, before anything is
+         * created, so a policy decision can rest on their tags. No payload
+         * byte is decrypted here. */
+        if (o->n_data || o->output_dir) {
+                if (o->output_dir && !o->n_data && !o->output_key_id)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                              "--output-dir without --data needs --output-key-id");
+                struct stat ost;
+                if (o->output_dir && (stat(o->output_dir, &ost) < 0 || !S_ISDIR(ost.st_mode)))
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, ENOTDIR,
+                                              "--output-dir %s: not a directory", o->output_dir);
+                rc = aidp_inject_open(&r->inject, o->data, o->n_data, o->keys_config, o->key_dir,
+                                      r->res->inputs, err);
+                if (rc < 0)
+                        return rc;
+                r->res->n_inputs = o->n_data;
+        }
+        /* Access and residency: decided on the authenticated headers, before
+         * prepare decrypts anything. A denial ends the run here. */
+        rc = aidp_run_policy_decide(&r->policy, r->caller_rc == 0 ? &r->caller : NULL,
+                                    &r->caller_err, &r->profile, &r->inject, err);
+        if (rc < 0)
+                return rc;
+        if (o->on_notify_fd && (rc = learn_policy(r, err)) < 0)
+                return rc;
+        /* Egress enforcement (veth + nftables) does not exist yet; failing
+         * closed, the job gets loopback only, and the caller is told. */
+        r->res->egress_unenforced = r->profile.network.mode == AIDP_NET_EGRESS;
+        /* Generate before clone: the sandbox's critical path only loads it. */
+        rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
+        if (rc < 0)
+                return aidp_error_wrap(err, "compiling the seccomp filter");
+        return build_env(r, err);
+}

@@ -1,0 +1,141 @@
+#pragma once
+/* Private to supervisor/run/: the state of one run, shared by the files of its
+ * phases. The step numbers are those of docs/run-core.md ("Lifecycle"), which
+ * are also the names AIDP_TIMING=1 prints:
+ *   run.c       the phase list and its orchestration (aidp_run_execute)
+ *   resolve.c   1 resolve
+ *   startup.c   2 start-rec (journal, cgroup, START) and 5 start-sync: every
+ *               thread and helper process that overlaps start-up
+ *   prepare.c   3 prepare (tmpfs mounts) and 6 inject
+ *   spawn.c     4 spawn (pid 1)
+ *   monitor.c   7 job (the go, signals, wall time)
+ *   teardown.c  8 teardown (collect, kill, shred, pid 1, cgroups), 10 finish
+ *   run.c       9 end-rec */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "profiles/profile.h"
+#include "profiles/seccomp_compile.h"
+#include "supervisor/run/caller.h"
+#include "supervisor/run/journal.h"
+#include "supervisor/run/run.h"
+#include "supervisor/run/run_lineage.h"
+#include "supervisor/run/run_policy.h"
+#include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/sandbox/relay.h"
+#include "supervisor/sandbox/sandbox.h"
+#include "supervisor/sandbox/tmpfs.h"
+#include "supervisor/sealed/inject.h"
+
+/* Signals the supervisor takes over from the end of resolve until the run is
+ * over; all but SIGCHLD are forwarded to the sandbox's pid 1, which passes them
+ * to the job's process group. */
+#define AIDP_RUN_N_HANDLED 8
+extern const int aidp_run_handled[AIDP_RUN_N_HANDLED];
+
+struct run {
+        const struct aidp_run_opts *o;
+        struct aidp_run_result *res;
+        struct aidp_profile profile;
+        bool profile_loaded;
+        /* who asked (resolved once, for the job's identity, the policy and
+         * lineage); caller_rc < 0: not resolvable, caller_err says why */
+        struct aidp_caller_identity caller;
+        int caller_rc;
+        aidp_error caller_err;
+        uid_t uid;
+        gid_t gid;
+        char cwd[4096];
+        struct aidp_bpf bpf;
+        struct aidp_cgroup *cg;
+        struct aidp_tmpfs tmpfs[4];
+        size_t n_tmpfs;
+        struct aidp_journal journal;
+        bool journal_open;
+        pid_t pid1;
+        int pidfd;
+        int learn_sv[2];     /* learn mode: the child sends the listener fd over [1] */
+        char *dev_rules[64]; /* device cgroup allow lines of the profile's devices */
+        const char *devices_allow[8 + 64 + 1]; /* the minimal /dev's lines, then dev_rules */
+        struct aidp_cgroup_limits cg_limits;
+        bool warm_thread; /* the warm-up thread runs (warm_tid) */
+        pthread_t warm_tid;
+        bool warm_busy;                    /* fault point busy-at-clone (startup.c) */
+        atomic_bool warm_stop;             /* ... and its end */
+        atomic_ulong warm_spins;           /* its rounds so far */
+        unsigned long warm_spins_at_clone; /* ... when pid 1 was about to be cloned */
+        size_t n_cg_journaled;             /* cgroup directories already in the journal */
+        char **env;
+        size_t n_env;
+        struct timespec t0;
+        struct aidp_run_lineage rl;
+        struct aidp_inject inject;
+        struct aidp_run_policy policy;
+        aidp_error collect_err;
+        bool collect_failed;
+        int sync_w, err_r, status_r, life_w; /* the supervisor's ends of the sandbox pipes */
+        struct aidp_relay relay[2];          /* the job's stdout and stderr (sandbox/relay.h) */
+};
+
+/* The supervisor's hold on the signals it handles, from the moment anything of a
+ * run may exist (its cgroup) until the run is over (monitor.c). */
+struct aidp_run_signal_hold {
+        sigset_t set, old;
+        struct sigaction saved[AIDP_RUN_N_HANDLED], saved_pipe;
+};
+
+/* The pipes between the supervisor and pid 1 (spawn.c, monitor.c). */
+struct aidp_run_fds {
+        int sync[2], err[2], status[2], life[2];
+};
+
+/* Close *fd if open and mark it closed. */
+static inline void aidp_run_close(int *fd)
+{
+        if (*fd >= 0) {
+                close(*fd);
+                *fd = -1;
+        }
+}
+
+/* run.c */
+void aidp_run_phase(struct run *r, const char *name);
+void aidp_run_fault_point(const char *where);
+
+/* resolve.c: 1 */
+int aidp_run_resolve(struct run *r, aidp_error *err);
+
+/* startup.c: 2 and 5 */
+void aidp_run_warm_begin(struct run *r);
+void aidp_run_warm_end(struct run *r);
+void aidp_run_warm_stop(struct run *r);
+int aidp_run_startup_begin(struct run *r, aidp_error *err);
+int aidp_run_start_record(struct run *r, aidp_error *err);
+int aidp_run_startup_commit(struct run *r, aidp_error *err);
+void aidp_run_startup_abort(struct run *r, aidp_error *err);
+int aidp_run_cgroup_end(struct run *r, aidp_error *err);
+void aidp_run_journal_cgroups(struct run *r);
+
+/* prepare.c: 3 and 6 */
+int aidp_run_prepare(struct run *r, aidp_error *err);
+int aidp_run_inject(struct run *r, aidp_error *err);
+
+/* spawn.c: 4 */
+int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err);
+int aidp_run_child_failure(const struct aidp_sandbox_report *rep, aidp_error *err);
+
+/* monitor.c: 7 */
+int aidp_run_start_and_monitor(struct run *r, aidp_error *err);
+void aidp_run_signals_take(struct aidp_run_signal_hold *h);
+void aidp_run_signals_release(struct aidp_run_signal_hold *h);
+
+/* teardown.c: 8 and 10 */
+int aidp_run_teardown(struct run *r, aidp_error *err);
+void aidp_run_journal_finish(struct run *r, bool done);
+size_t aidp_run_removed_list(struct run *r, char **out, size_t max);

@@ -1,0 +1,149 @@
+#define _GNU_SOURCE
+/* Step 4 (spawn) of docs/run-core.md: pid 1 of the sandbox, cloned into the
+ * run's cgroup, recorded in the journal. What pid 1 does is sandbox/sandbox.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "supervisor/run/run_internal.h"
+#include "supervisor/sandbox/fdpass.h"
+#include "supervisor/sandbox/sandbox.h"
+
+static pid_t clone_sandbox(int *pidfd, int cgroup_fd)
+{
+        struct clone_args ca = {
+                .flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
+                         CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+                .pidfd = (uint64_t)(uintptr_t)pidfd,
+                .exit_signal = SIGCHLD,
+                .cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
+        };
+        return (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+}
+
+int aidp_run_child_failure(const struct aidp_sandbox_report *rep, aidp_error *err)
+{
+        if (rep->stage == AIDP_STAGE_EXEC) {
+                int st = rep->errnum == ENOENT ? AIDP_EXIT_NOT_FOUND : AIDP_EXIT_CANNOT_EXEC;
+                return aidp_error_errno(err, st, rep->errnum, "cannot execute '%s'", rep->what);
+        }
+        return aidp_error_errno(
+                err, AIDP_EXIT_INTERNAL, rep->errnum, "sandbox setup failed at %s (%s)",
+                aidp_sandbox_stage_name((enum aidp_sandbox_stage)rep->stage), rep->what);
+}
+
+/* What pid 1 is to build: the profile, the job, its fds and the run's mounts. */
+static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int relay_child[2],
+                      struct aidp_sandbox_spec *spec)
+{
+        *spec = (struct aidp_sandbox_spec){
+                .argv = r->o->argv,
+                .envp = r->env,
+                .cwd = r->cwd,
+                .bind_cwd = r->profile.bind_cwd,
+                .uid = r->uid,
+                .gid = r->gid,
+                .hostname = "aidp",
+                .profile = &r->profile,
+                .bpf = &r->bpf,
+                .sync_fd = f->sync[0],
+                .err_fd = f->err[1],
+                .status_fd = f->status[1],
+                .lifeline_fd = f->life[0],
+                .stdout_fd = relay_child[0],
+                .stderr_fd = relay_child[1],
+                .seccomp_flags = r->o->seccomp_flags,
+                .notify_fd_out = r->o->on_notify_fd ? r->learn_sv[1] : -1,
+        };
+        const char *targets[] = {"/tmp", r->profile.paths.scratch, r->profile.paths.out};
+        for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)
+                spec->mounts[spec->n_mounts++] = (struct aidp_sandbox_mount){
+                        .fd = r->tmpfs[i].fd, .target = targets[i], .readonly = false};
+        /* /data is read-only for the job (the mount, not the superblock: our
+         * own fd stays writable for shred). */
+        for (size_t i = ARRAY_SIZE(targets); i < r->n_tmpfs; i++)
+                if (!strcmp(r->tmpfs[i].label, "data"))
+                        spec->mounts[spec->n_mounts++] =
+                                (struct aidp_sandbox_mount){.fd = r->tmpfs[i].fd,
+                                                            .target = r->profile.paths.data,
+                                                            .readonly = true};
+}
+
+/* pid 1 exists: the journal names it and the mount fds it holds, so that gc can
+ * reach the tmpfs through it if this supervisor dies from here on. */
+static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *err)
+{
+        aidp_journal_set_pid1(&r->journal, pid);
+        for (size_t i = 0; i < r->n_tmpfs; i++)
+                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label, r->tmpfs[i].fd);
+        int rc = aidp_journal_sync(&r->journal, err);
+        /* No cgroup2 fd to clone into (v2 without one): move pid 1 by pid. */
+        if (rc == 0 && !into_cgroup && aidp_cgroup_version_of(r->cg) == AIDP_CGROUP_V2)
+                rc = aidp_cgroup_attach(r->cg, pid, false, err);
+        return rc;
+}
+
+/* Clone the sandbox's pid 1 straight into the run's cgroup: CLONE_INTO_CGROUP
+ * for the cgroup2 group (v2, or v1's tracking group), and on v1 pid 1 moves
+ * itself into each controller's hierarchy first thing. It builds its mounts
+ * and then waits for the go (monitor.c). */
+int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
+{
+        struct aidp_run_fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+        int relay_child[2] = {-1, -1};
+        int rc = 0;
+        /* sync: a socket, so that the go can carry the v1 "tasks" fds */
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.sync) < 0 ||
+            pipe2(f.err, O_CLOEXEC) < 0 || pipe2(f.status, O_CLOEXEC) < 0 ||
+            pipe2(f.life, O_CLOEXEC) < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
+                goto out;
+        }
+        for (int i = 0; i < 2; i++) {
+                int e = aidp_relay_setup(&r->relay[i], i + 1, &relay_child[i]);
+                if (e < 0) {
+                        rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -e, "output relay");
+                        goto out;
+                }
+        }
+        struct aidp_sandbox_spec spec;
+        fill_spec(r, &f, relay_child, &spec);
+        r->pidfd = -1;
+        int cgfd = aidp_cgroup_open_fd(r->cg);
+        /* Other threads may run here (START's fsync): pid 1 relies on the
+         * invariants listed in startup.c. */
+        pid_t pid = clone_sandbox(&r->pidfd, cgfd);
+        int clone_errno = errno;
+        if (pid == 0) {
+                sigprocmask(SIG_SETMASK, oldmask, NULL);
+                aidp_sandbox_child(&spec);
+        }
+        if (cgfd >= 0)
+                close(cgfd);
+        if (pid < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, clone_errno, "clone3 (namespaces)");
+                goto out;
+        }
+        r->pid1 = pid;
+        aidp_run_close(&r->learn_sv[1]);
+        rc = record_pid1(r, pid, cgfd >= 0, err);
+out:
+        /* pid 1's ends, ours no more */
+        int *theirs[] = {&relay_child[0], &relay_child[1], &f.sync[0],
+                         &f.err[1],       &f.status[1],    &f.life[0]};
+        for (size_t i = 0; i < ARRAY_SIZE(theirs); i++)
+                aidp_run_close(theirs[i]);
+        r->sync_w = f.sync[1];
+        r->err_r = f.err[0];
+        r->status_r = f.status[0];
+        r->life_w = f.life[1];
+        return rc;
+}

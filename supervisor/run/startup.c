@@ -1,0 +1,311 @@
+#define _GNU_SOURCE
+/* Steps 2 (start-rec) and 5 (start-sync) of docs/run-core.md: the journal, the
+ * cgroup and START, and all the work that overlaps start-up.
+ *
+ * Work taken off the critical path (docs/run-core.md, "Start-up time"):
+ *   warm    a thread (aidp-warm), from the start while the run is resolved:
+ *           OpenSSL's algorithm tables for START's HMAC; joined before pid 1
+ *           is cloned.
+ *   cgroup  right after resolve: the cgroup2 directory on the spot (pid 1 is
+ *           cloned into it), then the limits (v2, on the spot) or the run's v1
+ *           hierarchies through libcgroup in a helper process (aidp-cgroup)
+ *           while START is written, the run prepared and pid 1 builds its
+ *           mounts; collected at step 5, before the go.
+ *   START   written at step 2; its fdatasync and anchor update run on a thread
+ *           (aidp-fsync, supervisor/lineage/lineage_append.c) while the run is
+ *           prepared and pid 1 is cloned; committed at step 5, before the go.
+ *
+ * The invariants this overlap relies on (each is why-commented where it is
+ * kept; a change to any of them must revisit this list):
+ *  1. pid 1 is cloned (clone3, a raw system call) while the fsync thread may
+ *     run. glibc does not know that the child has one thread, so from clone to
+ *     execve pid 1 and the job's vfork child call nothing of glibc that involves
+ *     other threads: ids change through the raw setgroups/setresgid/setresuid
+ *     system calls (glibc's wrappers signal every thread they know of and wait
+ *     for them, forever), and the job starts with vfork (fork's handlers take
+ *     every malloc arena lock and the stdio list lock, which a thread may have
+ *     held at the moment of the clone). supervisor/sandbox/sandbox.c.
+ *  2. No thread that is alive at the clone holds a lock pid 1 takes: the fsync
+ *     thread uses no stdio, no fork, no setuid, and mallocs only in its own
+ *     arena (pid 1 mallocs in the main arena, and does use stdio: libcap-ng
+ *     reads /proc/self/status). The warm-up thread uses stdio (OpenSSL reads
+ *     its configuration file), so it is joined before the clone.
+ *  3. libcgroup writes through stdio, so it runs in a forked helper process,
+ *     never on a thread: fork's handlers leave the child's locks usable. It
+ *     dies with the supervisor (PR_SET_PDEATHSIG) and appends each directory to
+ *     the journal's cgroups.log before it makes it, so gc knows every one.
+ *  4. Every helper thread starts with all signals blocked: a SIGTERM reaches
+ *     the supervisor's signalfd, never a helper thread's default action. The
+ *     supervisor holds those signals from the end of resolve on, so a stop
+ *     request during the overlap ends the run through teardown or
+ *     aidp_run_startup_abort(), leaving nothing.
+ *  5. Nothing of the job runs and no byte is decrypted before step 5: START is
+ *     committed (durable and anchored) and the cgroup helper collected (the
+ *     limits exist) before inject and the go. A run whose START cannot be
+ *     committed does not start.
+ *  6. Nothing else appends to the lineage log between START's begin and its
+ *     commit: the log stays locked (flock on the open file description, which
+ *     pid 1 does not inherit: it keeps only the fds its spec names).
+ *  7. Every exit collects what runs in the background: the helper process is
+ *     reaped by aidp_cgroup_finish_wait() or aidp_cgroup_destroy(), the fsync
+ *     thread joined by the commit (the end record commits a pending START
+ *     first), the warm-up thread joined by aidp_run_warm_stop().
+ * Tested by tests/priv/test_run_lineage.c (START's fsync held back 300 ms
+ * across the clone), tests/priv/test_startup.c (a thread inside malloc and
+ * stdio across the clone) and tests/priv/test_crash.c (the supervisor killed
+ * while the helper makes the v1 hierarchies).
+ *
+ * -DAIDP_SERIAL_STARTUP=ON (CMake) builds a supervisor that does all of it
+ * serially, with no thread and no helper process: the warm-up inline, START
+ * appended and synced on the spot, the cgroup finished in the supervisor. Then
+ * none of the invariants above is needed, which tells an overlap bug from
+ * another one. */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "common/cleanup.h"
+#include "common/crypto.h"
+#include "supervisor/sandbox/devnodes.h"
+#include "supervisor/lineage/lineage.h"
+#include "supervisor/run/run_internal.h"
+
+#ifndef AIDP_SERIAL_STARTUP
+#define AIDP_SERIAL_STARTUP 0
+#endif
+
+/* With every signal blocked (invariant 4). */
+static bool thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        bool ok = pthread_create(t, NULL, fn, arg) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return ok;
+}
+
+/* Fault point AIDP_FAULT_BUSY_AT_CLONE=1 (tests/priv/test_startup.c): the
+ * warm-up thread is not joined before the clone but kept inside malloc and
+ * stdio (its own FILE) until pid 1 exists, so a clone that would need a lock
+ * a thread holds (invariant 1) hangs the run instead of passing unnoticed. */
+static void busy_loop(struct run *r)
+{
+        FILE *f = fopen("/dev/null", "we");
+        for (unsigned long n = 0; !atomic_load(&r->warm_stop); n++) {
+                char *p = malloc(32 + n % 4000);
+                if (f)
+                        fprintf(f, "%lu %p %s\n", n, (void *)p, r->res->run_id);
+                free(p);
+                atomic_fetch_add(&r->warm_spins, 1);
+        }
+        if (f)
+                fclose(f);
+}
+
+static void *warm_thread(void *arg)
+{
+        struct run *r = arg;
+        prctl(PR_SET_NAME, "aidp-warm"); /* ps, top and profilers tell the parts apart */
+        aidp_crypto_warm();
+        if (r->warm_busy)
+                busy_loop(r);
+        return NULL;
+}
+
+void aidp_run_warm_begin(struct run *r)
+{
+        if (AIDP_SERIAL_STARTUP) {
+                aidp_crypto_warm();
+                return;
+        }
+        const char *busy = getenv("AIDP_FAULT_BUSY_AT_CLONE");
+        r->warm_busy = busy && !strcmp(busy, "1");
+        r->warm_thread = thread_start(&r->warm_tid, warm_thread, r);
+}
+
+/* Before pid 1 is cloned (invariant 2): the warm-up thread is gone. */
+void aidp_run_warm_end(struct run *r)
+{
+        if (!r->warm_thread)
+                return;
+        if (r->warm_busy) {
+                /* the fault point: the thread stays, busy, across the clone */
+                while (!atomic_load(&r->warm_spins))
+                        sched_yield();
+                r->warm_spins_at_clone = atomic_load(&r->warm_spins);
+                return;
+        }
+        aidp_run_warm_stop(r);
+}
+
+/* After the clone, and on every exit before it. Idempotent. */
+void aidp_run_warm_stop(struct run *r)
+{
+        if (!r->warm_thread)
+                return;
+        atomic_store(&r->warm_stop, true);
+        pthread_join(r->warm_tid, NULL);
+        r->warm_thread = false;
+        if (r->warm_busy && r->warm_spins_at_clone)
+                fprintf(stderr,
+                        "aidp-supervisor: fault busy-at-clone: %lu malloc/stdio rounds on a "
+                        "thread while pid 1 was cloned\n",
+                        atomic_load(&r->warm_spins) - r->warm_spins_at_clone);
+}
+
+/* Device cgroup lines for the profile's devices ("c MAJ:MIN rwm"), found on
+ * this host now; an optional device that is absent is skipped. */
+static int device_rules(struct run *r, const char **out, size_t max, aidp_error *err)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < r->profile.n_devices; i++) {
+                const struct aidp_device *d = &r->profile.devices[i];
+                struct stat st;
+                if (stat(d->path, &st) < 0) {
+                        if (d->optional && errno == ENOENT)
+                                continue;
+                        return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "device %s", d->path);
+                }
+                if (!S_ISCHR(st.st_mode))
+                        return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
+                                              "device %s: not a character device", d->path);
+                if (n + 1 >= max || n >= ARRAY_SIZE(r->dev_rules))
+                        return aidp_error_set(err, AIDP_EXIT_CONFIG, E2BIG, "more than %zu devices",
+                                              ARRAY_SIZE(r->dev_rules));
+                if (asprintf(&r->dev_rules[n], "c %u:%u rwm", major(st.st_rdev),
+                             minor(st.st_rdev)) < 0) {
+                        r->dev_rules[n] = NULL;
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                }
+                out[n] = r->dev_rules[n];
+                n++;
+        }
+        out[n] = NULL;
+        return 0;
+}
+
+/* The run journal, before anything of the run exists: with where its lineage
+ * goes, so that gc records an ABORT in that log if this supervisor dies before
+ * the end record, and a cgroups.log that has each cgroup before it is made. */
+static int journal_begin(struct run *r, aidp_error *err)
+{
+        char job[128];
+        aidp_run_lineage_job_name(r->o, job, sizeof job);
+        int rc = aidp_journal_create(r->o->run_dir, r->res->run_id,
+                                     aidp_lineage_path_for(r->o->lineage_path), job, &r->journal,
+                                     err);
+        if (rc == 0)
+                r->journal_open = true;
+        return rc;
+}
+
+/* The cgroup2 directory here and now (pid 1 is cloned into it), the rest in
+ * the background. */
+static int cgroup_begin(struct run *r, aidp_error *err)
+{
+        const struct aidp_limits *l = &r->profile.limits;
+        _Static_assert(AIDP_DEVNODES_ALLOW_N + ARRAY_SIZE(r->dev_rules) + 1 ==
+                               ARRAY_SIZE(r->devices_allow),
+                       "devices_allow size");
+        /* The minimal /dev (devnodes.h) plus exactly the profile's devices;
+         * all else denied. */
+        memcpy(r->devices_allow, aidp_devnodes_allow,
+               AIDP_DEVNODES_ALLOW_N * sizeof aidp_devnodes_allow[0]);
+        int rc = device_rules(r, r->devices_allow + AIDP_DEVNODES_ALLOW_N,
+                              ARRAY_SIZE(r->dev_rules) + 1, err);
+        if (rc < 0)
+                return rc;
+        r->cg_limits = (struct aidp_cgroup_limits){
+                .memory_bytes = l->memory_bytes,
+                .cpu_millis = l->cpu_millis,
+                .pids = l->pids,
+                .devices_allow = r->devices_allow,
+        };
+        rc = aidp_cgroup_begin(r->o->cgroup_parent, r->res->run_id,
+                               aidp_journal_cgroup_log(&r->journal), &r->cg, err);
+        if (rc < 0)
+                return rc;
+        snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
+                 aidp_cgroup_version_name(aidp_cgroup_version_of(r->cg)));
+        /* v1: the run's hierarchies through libcgroup, in a helper process
+         * while the run goes on (invariant 3); serially: here and now. */
+        return AIDP_SERIAL_STARTUP ? aidp_cgroup_finish(r->cg, &r->cg_limits, err)
+                                   : aidp_cgroup_finish_start(r->cg, &r->cg_limits, err);
+}
+
+/* The cgroup's outcome, once its helper is done. Idempotent. */
+int aidp_run_cgroup_end(struct run *r, aidp_error *err)
+{
+        return r->cg ? aidp_cgroup_finish_wait(r->cg, err) : 0;
+}
+
+/* Add the cgroup directories made since the last call to the journal. */
+void aidp_run_journal_cgroups(struct run *r)
+{
+        const char *paths[8];
+        size_t n = aidp_cgroup_paths(r->cg, paths, ARRAY_SIZE(paths));
+        for (size_t i = r->n_cg_journaled; i < n; i++)
+                aidp_journal_add(&r->journal, "cgroup", paths[i]);
+        r->n_cg_journaled = n;
+}
+
+/* Step 2: the journal, then the cgroup (invariant 3). */
+int aidp_run_startup_begin(struct run *r, aidp_error *err)
+{
+        int rc = journal_begin(r, err);
+        return rc < 0 ? rc : cgroup_begin(r, err);
+}
+
+/* Step 2: START, written before the mounts or the sandbox exist; its fsync
+ * completes on a thread and it is committed at step 5 (invariant 5). */
+int aidp_run_start_record(struct run *r, aidp_error *err)
+{
+        return aidp_run_lineage_start(
+                &r->rl, r->o, r->res, &r->profile, r->caller_rc == 0 ? &r->caller : NULL, r->uid,
+                r->gid, aidp_run_policy_annotate, &r->policy, !AIDP_SERIAL_STARTUP, err);
+}
+
+/* Step 5, while pid 1 builds its mounts: START made durable, the cgroup
+ * finished and recorded in the journal. */
+int aidp_run_startup_commit(struct run *r, aidp_error *err)
+{
+        int rc = aidp_run_lineage_start_commit(&r->rl, r->res->run_id, err);
+        if (rc == 0)
+                rc = aidp_run_cgroup_end(r, err);
+        if (rc < 0)
+                return rc;
+        /* cgroups.log had each directory before it was made; only without it
+         * must journal.json be rewritten for them. */
+        aidp_run_journal_cgroups(r);
+        return r->journal.cgroup_log < 0 ? aidp_journal_sync(&r->journal, err) : 0;
+}
+
+/* A run that failed before prepare: nothing of it ran, so no teardown; what
+ * start-up made is undone. A cgroup that cannot be removed keeps the journal
+ * for gc, and err says so. */
+void aidp_run_startup_abort(struct run *r, aidp_error *err)
+{
+        aidp_run_warm_stop(r);
+        bool clean = true;
+        if (r->cg) {
+                aidp_error cerr = {0};
+                clean = aidp_cgroup_destroy(r->cg, &cerr) == 0;
+                r->cg = NULL;
+                if (!clean) {
+                        size_t len = strlen(err->msg);
+                        snprintf(err->msg + len, sizeof err->msg - len,
+                                 " (and the run's cgroup could not be removed, left for gc: %s)",
+                                 cerr.msg);
+                }
+        }
+        aidp_run_journal_finish(r, clean);
+}

@@ -1,0 +1,200 @@
+#define _GNU_SOURCE
+/* Steps 8 (teardown) and 10 (finish) of docs/run-core.md: collect /out, kill,
+ * shred, pid 1, cgroups; and the journal, removed last. */
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "supervisor/run/run_internal.h"
+
+/* Keep the first failure of teardown: it goes on regardless, and reports it. */
+static void keep_first(int *rc, aidp_error *err, int erc, const aidp_error *e)
+{
+        if (erc < 0 && *rc == 0) {
+                *err = *e;
+                *rc = erc;
+        }
+}
+
+/* Resource use and OOM from the cgroup, before it is gone. Not a security
+ * step, but never silent: a value the kernel did not tell is reported
+ * unknown (null in the summary and lineage), never as 0, with the reason. */
+static void read_stats(struct run *r)
+{
+        struct aidp_cgroup_stats st;
+        aidp_error serr = {0};
+        if (aidp_cgroup_stats(r->cg, &st, &serr) < 0) {
+                snprintf(r->res->resources_error, sizeof r->res->resources_error, "%s", serr.msg);
+                fprintf(stderr, "aidp-supervisor: run %s: reading its cgroup's statistics: %s\n",
+                        r->res->run_id, serr.msg);
+        }
+        r->res->memory_peak_bytes = st.memory_peak_bytes;
+        r->res->memory_peak_known = st.known & AIDP_CGROUP_STAT_MEMORY_PEAK;
+        r->res->cpu_usec = st.cpu_usec;
+        r->res->cpu_known = st.known & AIDP_CGROUP_STAT_CPU;
+        if (st.oom_kills > 0)
+                r->res->oom_killed = true;
+}
+
+/* Collect: seal /out now that nothing can write it any more, and before shred
+ * destroys it. */
+static void collect_out(struct run *r)
+{
+        for (size_t i = 0; i < r->n_tmpfs; i++) {
+                if (strcmp(r->tmpfs[i].label, "out"))
+                        continue;
+                char owner[64];
+                struct passwd pw, *pwp = NULL;
+                char pwbuf[1024];
+                if (getpwuid_r(r->uid, &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
+                        snprintf(owner, sizeof owner, "%s", pw.pw_name);
+                else
+                        snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
+                if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->tmpfs[i].size,
+                                        r->o->output_dir, r->res->run_id, r->o->output_key_id,
+                                        owner, &r->res->output, &r->collect_err) < 0)
+                        r->collect_failed = true;
+                else
+                        r->res->has_output = true;
+        }
+}
+
+/* Overwrite and verify every byte, through our own mount fds, then release
+ * our reference to each mount. */
+static void shred_all(struct run *r)
+{
+        struct aidp_shred_report *total = &r->res->shred;
+        memset(total, 0, sizeof *total);
+        total->verified = true;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        for (size_t i = 0; i < r->n_tmpfs; i++) {
+                struct aidp_shred_report one;
+                if (i == 1)
+                        aidp_run_fault_point("shred");
+                int e = aidp_shred_tree(r->tmpfs[i].fd, ncpu > 0 ? (unsigned)ncpu : 1, &one);
+                if (e < 0 && !one.first_failure[0])
+                        snprintf(one.first_failure, sizeof one.first_failure,
+                                 "listing the files: %s", strerror(-e));
+                total->files += one.files;
+                total->bytes += one.bytes;
+                total->failures += one.failures;
+                total->seconds += one.seconds;
+                total->scrub_seconds += one.scrub_seconds;
+                if (!one.verified || e < 0) {
+                        total->verified = false;
+                        if (!total->first_failure[0])
+                                snprintf(total->first_failure, sizeof total->first_failure,
+                                         "%s: %s", r->tmpfs[i].label, one.first_failure);
+                }
+                aidp_tmpfs_release(&r->tmpfs[i]);
+        }
+        r->n_tmpfs = 0;
+}
+
+/* pid 1 goes last, with the last references to the mounts. One that cannot
+ * be killed or reaped may still hold them: the run fails, and says so. */
+static int end_pid1(struct run *r, aidp_error *err)
+{
+        int rc = 0;
+        if (r->pid1 > 0) {
+                if (kill(r->pid1, SIGKILL) < 0 && errno != ESRCH)
+                        rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                              "killing the sandbox's pid 1 (%d)", (int)r->pid1);
+                pid_t w;
+                while ((w = waitpid(r->pid1, NULL, 0)) < 0 && errno == EINTR)
+                        ;
+                if (w < 0 && rc == 0)
+                        rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                              "reaping the sandbox's pid 1 (%d)", (int)r->pid1);
+                r->pid1 = 0;
+        }
+        aidp_run_close(&r->pidfd);
+        return rc;
+}
+
+/* Step 8: shred and remove everything of the run, in the order of
+ * docs/run-core.md. Every part runs whatever failed before it; the first
+ * failure is returned, and fails the run. */
+int aidp_run_teardown(struct run *r, aidp_error *err)
+{
+        int rc = 0;
+        aidp_error e = {0};
+        aidp_run_cgroup_end(r, &e); /* a run that failed before step 5 has not collected it */
+        if (r->cg)
+                read_stats(r);
+        /* 8.1 every process of the run but pid 1, which keeps holding the
+         * tmpfs mounts: if this supervisor dies during shred, gc can still
+         * reach them through it. A process that survives could write while
+         * shred runs: the run fails (shred still goes on, and the cgroup's
+         * removal below kills again). */
+        if (r->cg) {
+                int k = aidp_cgroup_kill_except(r->cg, r->pid1);
+                if (k < 0)
+                        keep_first(&rc, err,
+                                   aidp_error_errno(&e, AIDP_EXIT_INTERNAL, -k,
+                                                    "killing the run's processes before shred"),
+                                   &e);
+        }
+        /* Copy out what the job wrote but nobody has read yet: after shred,
+         * pages it spliced into a pipe would read as zeros. */
+        for (int i = 0; i < 2; i++)
+                aidp_relay_drain(&r->relay[i]);
+        /* 8.2 collect */
+        if (r->o->output_dir && r->res->started)
+                collect_out(r);
+        /* 8.3 shred */
+        shred_all(r);
+        /* 8.4 pid 1 */
+        keep_first(&rc, err, end_pid1(r, &e), &e);
+        /* 8.5 cgroups */
+        if (r->cg) {
+                aidp_error e2 = {0};
+                keep_first(&rc, err, aidp_cgroup_destroy(r->cg, &e2) < 0 ? -EBUSY : 0, &e2);
+                r->cg = NULL;
+        }
+        if (!r->res->shred.verified && rc == 0)
+                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "shred not verified: %s",
+                                    r->res->shred.first_failure);
+        return rc;
+}
+
+/* Step 10: the journal last, after the end record: while it exists, gc can finish this
+ * work and record the run's ABORT. */
+void aidp_run_journal_finish(struct run *r, bool done)
+{
+        if (!r->journal_open)
+                return;
+        if (r->journal.lifeline_w >= 0)
+                close(r->journal.lifeline_w);
+        r->journal.lifeline_w = -1;
+        if (done)
+                aidp_journal_remove(&r->journal);
+        else
+                aidp_journal_close(&r->journal);
+        r->journal_open = false;
+}
+
+/* What teardown will release, named for the shred report in lineage. */
+size_t aidp_run_removed_list(struct run *r, char **out, size_t max)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < r->n_tmpfs && n < max; i++)
+                if (asprintf(&out[n], "tmpfs %s", r->tmpfs[i].label) >= 0)
+                        n++;
+        if (r->cg) {
+                const char *paths[8];
+                size_t np = aidp_cgroup_paths(r->cg, paths, ARRAY_SIZE(paths));
+                for (size_t i = 0; i < np && n < max; i++)
+                        if (asprintf(&out[n], "cgroup %s", paths[i]) >= 0)
+                                n++;
+        }
+        if (r->journal_open && n < max && asprintf(&out[n], "journal %s", r->journal.dir) >= 0)
+                n++;
+        return n;
+}
