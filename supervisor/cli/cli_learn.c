@@ -35,7 +35,7 @@
 
 extern char **environ;
 
-#define PROG "aidp profile learn"
+#define PROG         "aidp profile learn"
 #define LEARN_MAX_NR 1024
 
 struct learn_cli {

@@ -11,7 +11,7 @@
 #include "supervisor/cli/options.h"
 
 #define BOTH (AIDP_CLI_BIN_AIDP | AIDP_CLI_BIN_SUPERVISOR)
-#define SUP AIDP_CLI_BIN_SUPERVISOR
+#define SUP  AIDP_CLI_BIN_SUPERVISOR
 #define AIDP AIDP_CLI_BIN_AIDP
 
 const struct aidp_cli_env aidp_cli_env_table[] = {

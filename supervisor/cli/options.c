@@ -42,8 +42,8 @@ static const char *default_expect(const struct aidp_cli_opt *o)
 
 static int bad_value(const struct aidp_cli_opt *o, const char *arg, aidp_error *err)
 {
-        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--%s '%s': expected %s", o->name,
-                              arg, o->expect ? o->expect : default_expect(o));
+        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--%s '%s': expected %s", o->name, arg,
+                              o->expect ? o->expect : default_expect(o));
 }
 
 static int parse_number(const struct aidp_cli_opt *o, const char *arg, uint64_t *v)
@@ -98,8 +98,8 @@ static int store(const struct aidp_cli_opt *o, const char *arg, void *dest, aidp
         case AIDP_CLI_FLAG: *(bool *)field = true; return 0;
         case AIDP_CLI_STRING:
                 if (!*arg)
-                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                              "--%s: empty %s", o->name, o->arg ? o->arg : "value");
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--%s: empty %s",
+                                              o->name, o->arg ? o->arg : "value");
                 *(const char **)field = arg;
                 return 0;
         case AIDP_CLI_SIZE:
@@ -139,8 +139,8 @@ static void build_getopt(const struct aidp_cli_spec *spec, size_t n, struct opti
         for (size_t i = 0; i < n; i++) {
                 const struct aidp_cli_opt *o = &spec->opts[i];
                 bool has_arg = o->kind != AIDP_CLI_FLAG;
-                longs[i] = (struct option){o->name, has_arg ? required_argument : no_argument,
-                                           NULL, VAL_BASE + (int)i};
+                longs[i] = (struct option){o->name, has_arg ? required_argument : no_argument, NULL,
+                                           VAL_BASE + (int)i};
                 if (o->short_name) {
                         *s++ = o->short_name;
                         if (has_arg)
@@ -170,8 +170,7 @@ static int getopt_error(const struct aidp_cli_spec *spec, size_t n, int c, char 
                                       spec->opts[i].name,
                                       spec->opts[i].arg ? spec->opts[i].arg : "a value");
         if (optopt && optopt < VAL_BASE)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "unknown option '-%c'",
-                                      optopt);
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "unknown option '-%c'", optopt);
         return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "unknown option '%s'", given);
 }
 
@@ -333,8 +332,7 @@ int aidp_cli_usage_fail(const char *prog, const aidp_error *err)
 
 /* ---- trust ---- */
 
-bool aidp_cli_trust_allows(enum aidp_trust_level level, enum aidp_caller_kind kind,
-                           bool test_build)
+bool aidp_cli_trust_allows(enum aidp_trust_level level, enum aidp_caller_kind kind, bool test_build)
 {
         switch (level) {
         case AIDP_TRUST_USER: return true;

@@ -77,9 +77,9 @@ struct aidp_cli_opt {
         const char *name; /* long name without "--"; NULL ends the table */
         char short_name;  /* 0: none */
         enum aidp_cli_kind kind;
-        size_t offset;      /* of the field in the command's options struct */
-        const char *arg;    /* metavariable in help and errors ("SIZE"); NULL for flags */
-        const char *help;   /* may hold '\n' for continuation lines */
+        size_t offset;    /* of the field in the command's options struct */
+        const char *arg;  /* metavariable in help and errors ("SIZE"); NULL for flags */
+        const char *help; /* may hold '\n' for continuation lines */
         enum aidp_trust_level trust;
         /* numeric kinds: inclusive bounds (max 0: none); LIST: max = most entries */
         uint64_t min, max;
@@ -92,28 +92,30 @@ struct aidp_cli_opt {
 
 /* One table entry: the fixed part positionally, then designated extras
  * (.min, .max, .expect, .limit, .parse, .trust_of). */
-#define AIDP_CLI_OPT(name_, short_, kind_, offset_, arg_, help_, trust_, ...)                \
-        {.name = (name_), .short_name = (short_), .kind = (kind_), .offset = (offset_),     \
-         .arg = (arg_), .help = (help_), .trust = (trust_), __VA_ARGS__}
+#define AIDP_CLI_OPT(name_, short_, kind_, offset_, arg_, help_, trust_, ...)                      \
+        {                                                                                          \
+                .name = (name_), .short_name = (short_), .kind = (kind_), .offset = (offset_),     \
+                .arg = (arg_), .help = (help_), .trust = (trust_), __VA_ARGS__                     \
+        }
 
 struct aidp_cli_spec {
         const char *prog;     /* "aidp-supervisor run": prefix of errors and help */
         const char *synopsis; /* after prog in the usage line; '\n' starts another form */
         const char *about;    /* paragraph after the usage line; may be NULL */
         const struct aidp_cli_opt *opts;
-        const char *footer;   /* printed after the options; may be NULL */
-        bool in_order;        /* stop at the first operand (a job's argv follows) */
+        const char *footer;     /* printed after the options; may be NULL */
+        bool in_order;          /* stop at the first operand (a job's argv follows) */
         int min_args, max_args; /* operand count; max_args < 0: no limit */
         const char *args;       /* what the operands are, for errors: "one FILE.sealed" */
 };
 
-#define AIDP_CLI_MAX_OPTS 64
+#define AIDP_CLI_MAX_OPTS  64
 #define AIDP_CLI_MAX_BINDS 64 /* --ro-bind/--bind per run */
 
 /* The footer of every command that takes sizes. */
-#define AIDP_CLI_UNITS_HELP                                                                  \
-        "Sizes follow docker, systemd and Slurm: K, M, G, T (or Ki, Mi, Gi, Ti; any case)\n"  \
-        "are powers of 1024, so 8G = 8g = 8Gi = 8589934592 bytes; KB, MB, GB, TB are\n"     \
+#define AIDP_CLI_UNITS_HELP                                                                        \
+        "Sizes follow docker, systemd and Slurm: K, M, G, T (or Ki, Mi, Gi, Ti; any case)\n"       \
+        "are powers of 1024, so 8G = 8g = 8Gi = 8589934592 bytes; KB, MB, GB, TB are\n"            \
         "powers of 1000, so 8GB = 8000000000 bytes.\n"
 
 struct aidp_cli_parsed {
@@ -150,8 +152,8 @@ void aidp_cli_help(const struct aidp_cli_spec *spec, FILE *f);
 
 /* The one usage-error format: "PROG: error: MSG" and one line pointing to
  * "PROG --help". Returns AIDP_EXIT_USAGE. */
-__attribute__((format(printf, 2, 3))) int aidp_cli_usage_error(const char *prog,
-                                                                const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) int aidp_cli_usage_error(const char *prog, const char *fmt,
+                                                               ...);
 int aidp_cli_usage_fail(const char *prog, const aidp_error *err);
 
 /* Every option given whose level (p->level) is above what `kind` may use:
