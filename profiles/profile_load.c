@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "common/cleanup.h"
+#include "common/path.h"
 #include "profiles/internal.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -206,26 +207,6 @@ static bool valid_name(const char *s)
         for (const char *p = s; *p; p++)
                 if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
                         return false;
-        return true;
-}
-
-/* Absolute path without "." or ".." components, no doubled slashes. */
-static bool clean_abs_path(const char *s)
-{
-        if (s[0] != '/' || strlen(s) > 1024)
-                return false;
-        if (!strcmp(s, "/"))
-                return true;
-        for (const char *p = s; *p;) {
-                if (*p != '/')
-                        return false;
-                p++;
-                const char *e = strchr(p, '/');
-                size_t l = e ? (size_t)(e - p) : strlen(p);
-                if (l == 0 || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
-                        return false;
-                p += l;
-        }
         return true;
 }
 
@@ -731,7 +712,7 @@ static int abs_path_value(struct loader *ld, ytree *t, ynode *n, const char *pat
         int rc = aidp_profiles_yaml_scalar(t, n, path, "an absolute path", &s, ld->err);
         if (rc < 0)
                 return rc;
-        if (!clean_abs_path(s))
+        if (!aidp_path_is_clean_abs(s))
                 return YERR(t, n, path,
                             "found '%s', expected an absolute path without '.', '..' or '//'", s);
         *out = s;
@@ -881,7 +862,8 @@ static int apply_devices(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                                             "a device path such as /dev/nvidia0",
                                                             &dev, ld->err)) < 0)
                                 return rc;
-                        if (strncmp(dev, "/dev/", 5) || !clean_abs_path(dev) || strlen(dev) <= 5)
+                        if (strncmp(dev, "/dev/", 5) || !aidp_path_is_clean_abs(dev) ||
+                            strlen(dev) <= 5)
                                 return YERR(t, pn, pp,
                                             "found '%s', expected a character device path under "
                                             "/dev/ (globs * ? [..] allowed)",

@@ -218,4 +218,3 @@ void aidp_profiles_fmt_duration(char *buf, size_t n, uint64_t s)
         snprintf(buf, n, "%s", sb.s && !sb.oom ? sb.s : "?");
         aidp_profiles_sb_free(&sb);
 }
-

@@ -41,17 +41,16 @@ struct lineage_cli {
 
 #define LC(f) offsetof(struct lineage_cli, f)
 /* The log's location is configuration: admin-only (docs/security.md). */
-#define AIDP_CLI_LINEAGE_FILE_OPT                                                             \
-        AIDP_CLI_OPT("file", 'f', AIDP_CLI_STRING, LC(file), "FILE", "the lineage log",      \
+#define AIDP_CLI_LINEAGE_FILE_OPT                                                                  \
+        AIDP_CLI_OPT("file", 'f', AIDP_CLI_STRING, LC(file), "FILE", "the lineage log",            \
                      AIDP_TRUST_ADMIN)
-#define AIDP_CLI_LINEAGE_RUN_OPT                                                              \
-        AIDP_CLI_OPT("run", 'r', AIDP_CLI_STRING, LC(run), "ID",                              \
+#define AIDP_CLI_LINEAGE_RUN_OPT                                                                   \
+        AIDP_CLI_OPT("run", 'r', AIDP_CLI_STRING, LC(run), "ID",                                   \
                      "only this run (a prefix of its id, or its run name)", AIDP_TRUST_USER)
-#define AIDP_CLI_LINEAGE_DATASET_OPT                                                          \
-        AIDP_CLI_OPT("dataset", 'd', AIDP_CLI_STRING, LC(dataset), "NAME",                    \
-                     "only runs touching this dataset (NAME or NAMESPACE/NAME)",             \
-                     AIDP_TRUST_USER)
-#define AIDP_CLI_LINEAGE_FILE_HELP                                                            \
+#define AIDP_CLI_LINEAGE_DATASET_OPT                                                               \
+        AIDP_CLI_OPT("dataset", 'd', AIDP_CLI_STRING, LC(dataset), "NAME",                         \
+                     "only runs touching this dataset (NAME or NAMESPACE/NAME)", AIDP_TRUST_USER)
+#define AIDP_CLI_LINEAGE_FILE_HELP                                                                 \
         "FILE defaults to $" AIDP_LINEAGE_ENV_PATH " or " AIDP_LINEAGE_DEFAULT_PATH ".\n"
 
 /* FILE, or $AIDP_LINEAGE_FILE, or the default. */

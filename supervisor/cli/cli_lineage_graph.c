@@ -105,12 +105,14 @@ static void graph_write(FILE *f, const struct events *e, const struct runs *rs)
                 json_object *first = e->ev[r->idx[0]], *last = e->ev[r->idx[r->n - 1]];
                 json_object *caller = NULL;
                 for (size_t k = 0;
-                     k < r->n && !(caller = aidp_cli_run_facet(e->ev[r->idx[k]], "aidp_caller")); k++)
+                     k < r->n && !(caller = aidp_cli_run_facet(e->ev[r->idx[k]], "aidp_caller"));
+                     k++)
                         ;
                 fprintf(f, "  \"run:");
                 dot_escape(f, r->id);
                 fprintf(f, "\" [shape=box, style=\"rounded,filled\", fillcolor=\"%s\", label=\"",
-                        !strcmp(aidp_cli_json_str(last, "eventType", NULL, NULL) ?: "", "COMPLETE") ? "#d9f2d9"
+                        !strcmp(aidp_cli_json_str(last, "eventType", NULL, NULL) ?: "", "COMPLETE")
+                                ? "#d9f2d9"
                         : !strcmp(aidp_cli_json_str(last, "eventType", NULL, NULL) ?: "", "START")
                                 ? "#fff2cc"
                                 : "#f4cccc");
@@ -145,19 +147,21 @@ static void graph_write(FILE *f, const struct events *e, const struct runs *rs)
                                                         if (json_object_object_get_ex(
                                                                     facets, "aidp_digest", &fc))
                                                                 fprintf(f, "\\n%.12s...",
-                                                                        aidp_cli_json_str(fc, "value", NULL,
-                                                                               NULL)
+                                                                        aidp_cli_json_str(
+                                                                                fc, "value", NULL,
+                                                                                NULL)
                                                                                 ?: "");
                                                         if (json_object_object_get_ex(
                                                                     facets, "aidp_classification",
                                                                     &fc) &&
-                                                            aidp_cli_json_str(fc, "classification", NULL,
-                                                                   NULL)) {
+                                                            aidp_cli_json_str(fc, "classification",
+                                                                              NULL, NULL)) {
                                                                 fprintf(f, "\\n[");
                                                                 dot_escape(f,
-                                                                           aidp_cli_json_str(fc,
-                                                                                  "classification",
-                                                                                  NULL, NULL));
+                                                                           aidp_cli_json_str(
+                                                                                   fc,
+                                                                                   "classification",
+                                                                                   NULL, NULL));
                                                                 fprintf(f, "]");
                                                         }
                                                 }
@@ -422,4 +426,3 @@ out:
         aidp_cli_events_free(&e);
         return status;
 }
-

@@ -109,10 +109,12 @@ static void show_event_details(json_object *ev)
                 if (json_object_object_get_ex(f, "decisions", &arr))
                         for (size_t i = 0; i < json_object_array_length(arr); i++) {
                                 json_object *d = json_object_array_get_idx(arr, i);
-                                printf("%s%s %s", pad, aidp_cli_json_str(d, "decision", NULL, NULL) ?: "?",
+                                printf("%s%s %s", pad,
+                                       aidp_cli_json_str(d, "decision", NULL, NULL) ?: "?",
                                        aidp_cli_json_str(d, "subject", NULL, NULL) ?: "?");
                                 if (aidp_cli_json_str(d, "rule", NULL, NULL))
-                                        printf(" (rule %s)", aidp_cli_json_str(d, "rule", NULL, NULL));
+                                        printf(" (rule %s)",
+                                               aidp_cli_json_str(d, "rule", NULL, NULL));
                                 if (aidp_cli_json_str(d, "reason", NULL, NULL))
                                         printf(": %s", aidp_cli_json_str(d, "reason", NULL, NULL));
                                 printf("\n");
@@ -141,28 +143,35 @@ static void show_event_details(json_object *ev)
 static void show_run(const struct events *e, const struct run *r)
 {
         json_object *first = e->ev[r->idx[0]], *last = e->ev[r->idx[r->n - 1]];
-        printf("run %s  job %s/%s  (%s)\n", r->id, aidp_cli_json_str(first, "job", "namespace", NULL) ?: "?",
+        printf("run %s  job %s/%s  (%s)\n", r->id,
+               aidp_cli_json_str(first, "job", "namespace", NULL) ?: "?",
                aidp_cli_json_str(first, "job", "name", NULL) ?: "?",
                aidp_cli_json_str(last, "eventType", NULL, NULL) ?: "?");
         /* Who, where and under what: from the first event that says. */
         json_object *f = NULL;
-        for (size_t k = 0; k < r->n && !(f = aidp_cli_run_facet(e->ev[r->idx[k]], "aidp_caller")); k++)
+        for (size_t k = 0; k < r->n && !(f = aidp_cli_run_facet(e->ev[r->idx[k]], "aidp_caller"));
+             k++)
                 ;
         if (f) {
                 printf("  caller    %s (uid %" PRIu64 ", gid %" PRIu64 ")",
-                       aidp_cli_json_str(f, "user", NULL, NULL) ?: "?", u64_of(f, "uid"), u64_of(f, "gid"));
+                       aidp_cli_json_str(f, "user", NULL, NULL) ?: "?", u64_of(f, "uid"),
+                       u64_of(f, "gid"));
                 if (aidp_cli_json_str(f, "schedulerJob", NULL, NULL))
-                        printf(", scheduler job %s", aidp_cli_json_str(f, "schedulerJob", NULL, NULL));
+                        printf(", scheduler job %s",
+                               aidp_cli_json_str(f, "schedulerJob", NULL, NULL));
                 printf("\n");
         }
         f = NULL;
-        for (size_t k = 0; k < r->n && !(f = aidp_cli_run_facet(e->ev[r->idx[k]], "aidp_host")); k++)
+        for (size_t k = 0; k < r->n && !(f = aidp_cli_run_facet(e->ev[r->idx[k]], "aidp_host"));
+             k++)
                 ;
         if (f)
-                printf("  host      %s, region %s\n", aidp_cli_json_str(f, "hostname", NULL, NULL) ?: "?",
+                printf("  host      %s, region %s\n",
+                       aidp_cli_json_str(f, "hostname", NULL, NULL) ?: "?",
                        aidp_cli_json_str(f, "region", NULL, NULL) ?: "?");
         f = NULL;
-        for (size_t k = 0; k < r->n && !(f = aidp_cli_run_facet(e->ev[r->idx[k]], "aidp_profile")); k++)
+        for (size_t k = 0; k < r->n && !(f = aidp_cli_run_facet(e->ev[r->idx[k]], "aidp_profile"));
+             k++)
                 ;
         if (f)
                 printf("  profile   %s %s\n", aidp_cli_json_str(f, "name", NULL, NULL) ?: "?",
@@ -258,4 +267,3 @@ out:
         aidp_cli_events_free(&e);
         return status;
 }
-

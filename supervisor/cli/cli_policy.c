@@ -401,6 +401,83 @@ const struct aidp_cli_spec aidp_cli_policy_explain_spec = {
         .footer = EXIT_HELP,
 };
 
+/* The caller as the supervisor would see it under root with --user; a name
+ * the local database does not know still gets a decision (*known = false). */
+static int explain_caller(const struct explain_opts *o, struct aidp_caller_identity *id,
+                          bool *known, aidp_error *err)
+{
+        int r = aidp_caller_resolve(o->user, 0, NULL, id, err);
+        if (r == -ENOENT) {
+                *known = false;
+                memset(id, 0, sizeof *id);
+                id->uid = (uid_t)-1;
+                if (!(id->user = strdup(o->user)) || !(id->groups = calloc(1, sizeof *id->groups)))
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        } else if (r < 0) {
+                return r;
+        }
+        for (size_t i = 0; i < o->groups.n; i++)
+                if (!aidp_residency_strv_contains(id->groups, id->n_groups, o->groups.v[i]) &&
+                    aidp_residency_strv_push(&id->groups, &id->n_groups, o->groups.v[i]) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        return 0;
+}
+
+/* The inputs: --data files (sealed headers or DatasetFacts YAML), then
+ * --dataset-facts specs. *n counts what is filled, also on failure. */
+static int explain_facts(const struct explain_opts *o, struct aidp_dataset_facts **ret, size_t *n,
+                         aidp_error *err)
+{
+        struct aidp_dataset_facts *f = calloc(o->data.n + o->facts.n + 1, sizeof *f);
+        if (!f)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        *ret = f;
+        int r;
+        for (size_t i = 0; i < o->data.n; i++, (*n)++)
+                if ((r = aidp_policy_dataset_facts_load(o->data.v[i], o->keys_config, o->key_dir,
+                                                        &f[*n], err)) < 0)
+                        return r;
+        for (size_t i = 0; i < o->facts.n; i++, (*n)++)
+                if ((r = parse_facts_spec(o->facts.v[i], &f[*n], err)) < 0)
+                        return r;
+        return 0;
+}
+
+static int explain_print(const struct explain_opts *o, const struct aidp_decision *d, bool known,
+                         bool profile_found, aidp_error *err)
+{
+        if (o->json) {
+                struct json_object *j = aidp_residency_decision_to_json(d);
+                if (!j)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                printf("%s\n",
+                       json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+                json_object_put(j);
+                return 0;
+        }
+        _cleanup_free_ char *text = aidp_residency_decision_to_text(d);
+        if (!text)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        char when[64];
+        time_t t = (time_t)o->at;
+        struct tm tm;
+        if (gmtime_r(&t, &tm))
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        else
+                snprintf(when, sizeof when, "@%lld", (long long)o->at);
+        if (!known)
+                printf("note: user '%s' is not in the local user database; groups come "
+                       "from --group only\n",
+                       o->user);
+        if (!profile_found)
+                printf("note: profile '%s' is not in the profile library; deciding with "
+                       "the built-in defaults' properties\n",
+                       o->profile);
+        printf("at %s\n%s", when, text);
+        return 0;
+}
+
 static int cmd_explain(int argc, char **argv)
 {
         aidp_error err = {0};
@@ -427,27 +504,9 @@ static int cmd_explain(int argc, char **argv)
                 goto out;
         }
 
-        /* The caller as the supervisor would see it under root with --user;
-         * a name the local database does not know still gets a decision. */
         bool known = true;
-        r = aidp_caller_resolve(o.user, 0, NULL, &id, &err);
-        if (r == -ENOENT) {
-                known = false;
-                memset(&id, 0, sizeof id);
-                id.uid = (uid_t)-1;
-                if (!(id.user = strdup(o.user)) || !(id.groups = calloc(1, sizeof *id.groups))) {
-                        r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                        goto fail;
-                }
-        } else if (r < 0) {
+        if ((r = explain_caller(&o, &id, &known, &err)) < 0)
                 goto fail;
-        }
-        for (size_t i = 0; i < o.groups.n; i++)
-                if (!aidp_residency_strv_contains(id.groups, id.n_groups, o.groups.v[i]) &&
-                    aidp_residency_strv_push(&id.groups, &id.n_groups, o.groups.v[i]) < 0) {
-                        r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                        goto fail;
-                }
 
         struct aidp_policy_sources src = {
                 .dir = o.dir,
@@ -459,18 +518,8 @@ static int cmd_explain(int argc, char **argv)
         if ((r = aidp_policy_set_load(&src, &set, &err)) < 0)
                 goto fail;
 
-        facts = calloc(o.data.n + o.facts.n + 1, sizeof *facts);
-        if (!facts) {
-                r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        if ((r = explain_facts(&o, &facts, &n_facts, &err)) < 0)
                 goto fail;
-        }
-        for (size_t i = 0; i < o.data.n; i++, n_facts++)
-                if ((r = aidp_policy_dataset_facts_load(o.data.v[i], o.keys_config, o.key_dir,
-                                                        &facts[n_facts], &err)) < 0)
-                        goto fail;
-        for (size_t i = 0; i < o.facts.n; i++, n_facts++)
-                if ((r = parse_facts_spec(o.facts.v[i], &facts[n_facts], &err)) < 0)
-                        goto fail;
 
         bool profile_found;
         if ((r = explain_profile(&o, &profile, &profile_found, &err)) < 0)
@@ -496,39 +545,8 @@ static int cmd_explain(int argc, char **argv)
         if ((r = aidp_residency_decide(&req, &d, &err)) < 0)
                 goto fail;
 
-        if (o.json) {
-                struct json_object *j = aidp_residency_decision_to_json(&d);
-                if (!j) {
-                        r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                        goto fail;
-                }
-                printf("%s\n",
-                       json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
-                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
-                json_object_put(j);
-        } else {
-                _cleanup_free_ char *text = aidp_residency_decision_to_text(&d);
-                if (!text) {
-                        r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                        goto fail;
-                }
-                char when[64];
-                time_t t = (time_t)o.at;
-                struct tm tm;
-                if (gmtime_r(&t, &tm))
-                        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-                else
-                        snprintf(when, sizeof when, "@%lld", (long long)o.at);
-                if (!known)
-                        printf("note: user '%s' is not in the local user database; groups come "
-                               "from --group only\n",
-                               o.user);
-                if (!profile_found)
-                        printf("note: profile '%s' is not in the profile library; deciding with "
-                               "the built-in defaults' properties\n",
-                               o.profile);
-                printf("at %s\n%s", when, text);
-        }
+        if ((r = explain_print(&o, &d, known, profile_found, &err)) < 0)
+                goto fail;
         status = d.allow ? 0 : AIDP_EXIT_DENIED;
         goto out;
 fail:

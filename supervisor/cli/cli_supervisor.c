@@ -63,6 +63,13 @@ static int parse_rlimit(const char *arg, void *dest, aidp_error *err)
         return 0;
 }
 
+static void trim_slashes(char *p)
+{
+        size_t n = strlen(p);
+        while (n > 1 && p[n - 1] == '/')
+                p[--n] = '\0';
+}
+
 /* --ro-bind/--bind SRC[:DST], kept in the order given (a later bind may sit
  * inside an earlier one). The paths are checked by the run core. */
 static int add_bind(const char *arg, void *dest, bool writable, aidp_error *err)
@@ -76,6 +83,11 @@ static int add_bind(const char *arg, void *dest, bool writable, aidp_error *err)
         char *colon = strchr(arg, ':');
         if (colon)
                 *colon = '\0'; /* argv is ours to split */
+        /* "DIR/" as a shell completes it; every other unclean path is refused
+         * by the run core's one rule (aidp_path_is_clean_abs) */
+        trim_slashes((char *)arg);
+        if (colon)
+                trim_slashes(colon + 1);
         c->binds[c->o.n_binds++] = (struct aidp_run_bind){
                 .source = arg, .target = colon ? colon + 1 : NULL, .writable = writable};
         return 0;

@@ -50,8 +50,7 @@ static const struct aidp_cli_opt opts[] = {
         AIDP_CLI_OPT("cpu", 0, AIDP_CLI_CPU, T(cpu), "N", "cpus", AIDP_TRUST_USER),
         AIDP_CLI_OPT("dur", 0, AIDP_CLI_DURATION, T(dur), "D", "a duration", AIDP_TRUST_ADMIN,
                      .min = 1, .max = 3600, .expect = "a duration of 1s to 1h"),
-        AIDP_CLI_OPT("n", 'n', AIDP_CLI_UINT, T(n), "N", "a number\nsecond line",
-                     AIDP_TRUST_USER),
+        AIDP_CLI_OPT("n", 'n', AIDP_CLI_UINT, T(n), "N", "a number\nsecond line", AIDP_TRUST_USER),
         AIDP_CLI_OPT("item", 'i', AIDP_CLI_LIST, T(list), "X", "repeatable", AIDP_TRUST_USER,
                      .max = 2),
         AIDP_CLI_OPT("custom", 0, AIDP_CLI_CUSTOM, 0, "yes", "custom", AIDP_TRUST_TEST_BUILD,
@@ -82,9 +81,9 @@ Test(cli_options, every_kind_lands_in_its_field)
         struct t o;
         struct aidp_cli_parsed p;
         aidp_error err;
-        char *argv[] = {"test", "-f", "--str", "x=1", "--size", "8G", "--cpu", "1.5",
-                        "--dur", "1h", "-n", "42", "-i", "a", "--item=b", "--custom", "yes",
-                        "FILE", NULL};
+        char *argv[] = {"test",     "-f",       "--str", "x=1",  "--size", "8G", "--cpu",
+                        "1.5",      "--dur",    "1h",    "-n",   "42",     "-i", "a",
+                        "--item=b", "--custom", "yes",   "FILE", NULL};
         cr_assert_eq(parse(&o, &p, &err, argv), 0, "%s", err.msg);
         cr_expect(o.flag);
         cr_expect_str_eq(o.str, "x=1");
@@ -99,7 +98,8 @@ Test(cli_options, every_kind_lands_in_its_field)
         cr_expect_eq(p.first_arg, 17);
         cr_expect_eq(p.n_args, 1);
         for (int i = 0; i < 8; i++)
-                cr_expect_eq(p.count[i], i == 6 ? 2 : 1, "option %d counted %u times", i, p.count[i]);
+                cr_expect_eq(p.count[i], i == 6 ? 2 : 1, "option %d counted %u times", i,
+                             p.count[i]);
         aidp_cli_list_free(&o.list);
 }
 
@@ -116,8 +116,7 @@ Test(cli_options, operands_may_come_first_unless_in_order)
         /* run's table stops at the job: its options are the job's */
         char *run[] = {"run", "-q", "--", "sh", "-q", NULL};
         void *dest = calloc(1, 1 << 16); /* larger than struct run_cli */
-        cr_assert_eq(aidp_cli_parse(&aidp_cli_run_spec, 5, run, dest, &p, &err), 0, "%s",
-                     err.msg);
+        cr_assert_eq(aidp_cli_parse(&aidp_cli_run_spec, 5, run, dest, &p, &err), 0, "%s", err.msg);
         cr_expect_eq(p.first_arg, 3);
         free(dest);
 }
@@ -136,7 +135,8 @@ static void expect_usage(char **argv, const char *needle)
 
 Test(cli_options, bad_values_are_usage_errors_naming_the_option)
 {
-        expect_usage((char *[]){"t", "--size", "12XB", "F", NULL}, "--size '12XB': expected a size");
+        expect_usage((char *[]){"t", "--size", "12XB", "F", NULL},
+                     "--size '12XB': expected a size");
         expect_usage((char *[]){"t", "--size", "1K", "F", NULL}, "--size '1K'"); /* below min */
         expect_usage((char *[]){"t", "--cpu", "lots", "F", NULL}, "--cpu 'lots'");
         expect_usage((char *[]){"t", "--dur", "2h", "F", NULL},
@@ -187,8 +187,7 @@ Test(cli_options, trust_levels_are_checked_per_caller)
         /* a value that needs more than the option: a bare NAME */
         cr_assert_eq(parse(&o, &p, &err, (char *[]){"t", "--str", "NAME", "F", NULL}), 0);
         cr_expect_eq(p.level[1], AIDP_TRUST_ADMIN);
-        cr_expect_eq(aidp_cli_check_trust(&spec, &p, AIDP_CALLER_USER, false, &err),
-                     -EPERM);
+        cr_expect_eq(aidp_cli_check_trust(&spec, &p, AIDP_CALLER_USER, false, &err), -EPERM);
         cr_expect_eq(err.status, AIDP_EXIT_USAGE);
         cr_expect(strstr(err.msg, "--str with this value is admin-only") != NULL, "%s", err.msg);
         cr_expect_eq(aidp_cli_check_trust(&spec, &p, AIDP_CALLER_ADMIN, false, &err), 0);
@@ -206,9 +205,9 @@ Test(cli_options, trust_levels_are_checked_per_caller)
 Test(cli_options, run_table_classifies_issue_13s_admin_options)
 {
         static const char *const admin[] = {"run-dir", "lineage", "cgroup-parent", "keys-config",
-                                            "key-dir", "run-id", "user", "keep-env"};
-        static const char *const limits[] = {"memory", "cpus", "pids", "timeout", "kill-after",
-                                             "tmp-size", "rlimit"};
+                                            "key-dir", "run-id",  "user",          "keep-env"};
+        static const char *const limits[] = {"memory",     "cpus",     "pids",  "timeout",
+                                             "kill-after", "tmp-size", "rlimit"};
         const struct aidp_cli_opt *t = aidp_cli_run_spec.opts;
         size_t n_admin = 0, n_limits = 0;
         for (size_t i = 0; t[i].name; i++) {
@@ -231,10 +230,9 @@ Test(cli_options, run_table_classifies_issue_13s_admin_options)
 
 Test(cli_options, environment_table)
 {
-        static const char *const admin[] = {"AIDP_POLICY_DIR",   "AIDP_PROFILE_PATH",
-                                            "AIDP_LINEAGE_FILE", "AIDP_LINEAGE_KEY",
-                                            "AIDP_RUN_DIR",      "AIDP_SYSLOG_SOCKET",
-                                            "SLURM_JOB_UID",     "AIDP_KEYS_CONFIG"};
+        static const char *const admin[] = {
+                "AIDP_POLICY_DIR", "AIDP_PROFILE_PATH",  "AIDP_LINEAGE_FILE", "AIDP_LINEAGE_KEY",
+                "AIDP_RUN_DIR",    "AIDP_SYSLOG_SOCKET", "SLURM_JOB_UID",     "AIDP_KEYS_CONFIG"};
         for (size_t i = 0; i < sizeof admin / sizeof *admin; i++) {
                 const struct aidp_cli_env *e = aidp_cli_env_find(admin[i]);
                 cr_assert_not_null(e, "%s is not in the table", admin[i]);
@@ -250,28 +248,26 @@ Test(cli_options, environment_table)
 
         char *env[] = {"HOME=/root", "SUDO_UID=1000", "LC_ALL=C", NULL};
         aidp_error err = {0};
-        cr_expect_eq(aidp_cli_check_env(env, AIDP_CLI_BIN_SUPERVISOR, AIDP_CALLER_USER, false,
-                                        &err),
-                     0, "%s", err.msg);
+        cr_expect_eq(
+                aidp_cli_check_env(env, AIDP_CLI_BIN_SUPERVISOR, AIDP_CALLER_USER, false, &err), 0,
+                "%s", err.msg);
         char *bad[] = {"SUDO_UID=1000", "AIDP_RUN_DIR=/tmp/x", NULL};
-        cr_expect_lt(aidp_cli_check_env(bad, AIDP_CLI_BIN_SUPERVISOR, AIDP_CALLER_USER, false,
-                                        &err),
-                     0);
+        cr_expect_lt(
+                aidp_cli_check_env(bad, AIDP_CLI_BIN_SUPERVISOR, AIDP_CALLER_USER, false, &err), 0);
         cr_expect(strstr(err.msg, "AIDP_RUN_DIR is admin-only") != NULL, "%s", err.msg);
-        cr_expect_eq(aidp_cli_check_env(bad, AIDP_CLI_BIN_SUPERVISOR, AIDP_CALLER_ADMIN, false,
-                                        &err),
-                     0);
+        cr_expect_eq(
+                aidp_cli_check_env(bad, AIDP_CLI_BIN_SUPERVISOR, AIDP_CALLER_ADMIN, false, &err),
+                0);
         /* AIDP_RUN_DIR is read by the supervisor only */
-        cr_expect_eq(aidp_cli_check_env(bad, AIDP_CLI_BIN_AIDP, AIDP_CALLER_USER, false, &err),
-                     0);
+        cr_expect_eq(aidp_cli_check_env(bad, AIDP_CLI_BIN_AIDP, AIDP_CALLER_USER, false, &err), 0);
         char *hook[] = {"AIDP_FAULT_STOP_AT=job", NULL};
-        cr_expect_lt(aidp_cli_check_env(hook, AIDP_CLI_BIN_SUPERVISOR, AIDP_CALLER_ADMIN, false,
-                                        &err),
-                     0);
+        cr_expect_lt(
+                aidp_cli_check_env(hook, AIDP_CLI_BIN_SUPERVISOR, AIDP_CALLER_ADMIN, false, &err),
+                0);
         cr_expect(strstr(err.msg, "test hook") != NULL, "%s", err.msg);
-        cr_expect_eq(aidp_cli_check_env(hook, AIDP_CLI_BIN_SUPERVISOR, AIDP_CALLER_ADMIN, true,
-                                        &err),
-                     0);
+        cr_expect_eq(
+                aidp_cli_check_env(hook, AIDP_CLI_BIN_SUPERVISOR, AIDP_CALLER_ADMIN, true, &err),
+                0);
 }
 
 Test(cli_options, usage_error_is_the_error_and_one_line, .init = cr_redirect_stderr)
@@ -289,8 +285,8 @@ static void expect_binary_usage_error(char *const argv[], const char *prog, cons
         cr_expect_eq(aidp_test_run(&P, argv), AIDP_EXIT_USAGE, "%s %s: %s", argv[0], argv[1],
                      P.err);
         char want[512];
-        snprintf(want, sizeof want, "%s: error: %s\nTry '%s --help' for more information.\n",
-                 prog, msg, prog);
+        snprintf(want, sizeof want, "%s: error: %s\nTry '%s --help' for more information.\n", prog,
+                 msg, prog);
         cr_expect_str_eq(P.err, want);
         cr_expect_str_eq(P.out, "");
 }
@@ -304,11 +300,11 @@ Test(cli_options, binaries_print_one_usage_line_and_their_version)
         cr_expect_eq(aidp_test_run(&P, v2), 0);
         cr_expect(!strncmp(P.out, "aidp ", 5), "%s", P.out);
 
-        expect_binary_usage_error((char *[]){AIDP_SUPERVISOR, "run", "--memory", "12XB", "--",
-                                             "true", NULL},
-                                  "aidp-supervisor run",
-                                  "--memory '12XB': expected a size such as 512M or 8G (at "
-                                  "least 4K)");
+        expect_binary_usage_error(
+                (char *[]){AIDP_SUPERVISOR, "run", "--memory", "12XB", "--", "true", NULL},
+                "aidp-supervisor run",
+                "--memory '12XB': expected a size such as 512M or 8G (at "
+                "least 4K)");
         expect_binary_usage_error((char *[]){AIDP_SUPERVISOR, "frobnicate", NULL},
                                   "aidp-supervisor", "unknown command 'frobnicate'");
         expect_binary_usage_error((char *[]){AIDP_SUPERVISOR, "gc", "--bogus", NULL},
@@ -320,11 +316,11 @@ Test(cli_options, binaries_print_one_usage_line_and_their_version)
                                   "aidp profile explain", "missing one FILE or NAME");
         expect_binary_usage_error((char *[]){AIDP_TOOL, "lineage", "show", "--run", NULL},
                                   "aidp lineage show", "--run needs an argument (ID)");
-        expect_binary_usage_error((char *[]){AIDP_TOOL, "policy", "explain", "--at", "x",
-                                             "--user", "a", NULL},
-                                  "aidp policy explain",
-                                  "--at 'x': expected now, @EPOCH or YYYY-MM-DDTHH:MM:SS "
-                                  "followed by Z or +HH:MM");
+        expect_binary_usage_error(
+                (char *[]){AIDP_TOOL, "policy", "explain", "--at", "x", "--user", "a", NULL},
+                "aidp policy explain",
+                "--at 'x': expected now, @EPOCH or YYYY-MM-DDTHH:MM:SS "
+                "followed by Z or +HH:MM");
 
         char *h[] = {AIDP_SUPERVISOR, "run", "--help", NULL};
         cr_expect_eq(aidp_test_run(&P, h), 0);
@@ -361,8 +357,16 @@ Test(units, sizes_follow_docker_systemd_and_slurm)
                 cr_expect_eq(aidp_profiles_parse_size(ok[i].s, &v), 0, "%s refused", ok[i].s);
                 cr_expect_eq(v, ok[i].v, "%s = %llu", ok[i].s, (unsigned long long)v);
         }
-        static const char *const bad[] = {"", "G", "8X", "8GG", "8 G", "-1", "1.0000000001G",
-                                          "1.5B", "8Gx", "99999999999999999999"};
+        static const char *const bad[] = {"",
+                                          "G",
+                                          "8X",
+                                          "8GG",
+                                          "8 G",
+                                          "-1",
+                                          "1.0000000001G",
+                                          "1.5B",
+                                          "8Gx",
+                                          "99999999999999999999"};
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
                 uint64_t v;
                 cr_expect_lt(aidp_profiles_parse_size(bad[i], &v), 0, "'%s' accepted", bad[i]);
@@ -372,8 +376,8 @@ Test(units, sizes_follow_docker_systemd_and_slurm)
 Test(path, one_clean_absolute_path_rule)
 {
         static const char *const clean[] = {"/", "/a", "/a/b", "/a.b/..c/...", "/a/.b"};
-        static const char *const dirty[] = {"",      "a",    "a/b",  "//",   "/a/.", "/a/./b",
-                                            "/a/..", "/../a", "/a//b", "/a/",  ".",    "/."};
+        static const char *const dirty[] = {"",      "a",     "a/b",   "//",  "/a/.", "/a/./b",
+                                            "/a/..", "/../a", "/a//b", "/a/", ".",    "/."};
         for (size_t i = 0; i < sizeof clean / sizeof *clean; i++)
                 cr_expect(aidp_path_is_clean_abs(clean[i]), "%s refused", clean[i]);
         for (size_t i = 0; i < sizeof dirty / sizeof *dirty; i++)
