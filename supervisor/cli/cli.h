@@ -7,7 +7,8 @@
 /* The `aidp` tool: dispatches to the commands below (supervisor/cli/cli_common.c). */
 int aidp_cli_main(int argc, char **argv);
 
-/* Print an aidp_error once, prefixed with the program name, and return its status. */
+/* Print an aidp_error once, prefixed with the program name, and return its status;
+ * a usage error (AIDP_EXIT_USAGE) gets the line pointing to PROG --help. */
 struct aidp_error;
 int aidp_cli_fail(const char *prog, const struct aidp_error *err);
 

@@ -6,6 +6,8 @@
 
 int aidp_cli_fail(const char *prog, const struct aidp_error *err)
 {
+        if (err->status == AIDP_EXIT_USAGE)
+                return aidp_cli_usage_fail(prog, err);
         fprintf(stderr, "%s: error: %s\n", prog, err->msg[0] ? err->msg : "unknown error");
         return err->status ? err->status : AIDP_EXIT_INTERNAL;
 }

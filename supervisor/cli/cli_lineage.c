@@ -296,6 +296,16 @@ void aidp_cli_runs_select(const struct events *e, struct runs *rs, const char *r
         }
 }
 
+int aidp_cli_lineage_read(const char *path, struct events *e, struct runs *rs, aidp_error *err)
+{
+        int r = aidp_cli_events_load(path, e, err);
+        if (r < 0)
+                return r;
+        if (aidp_cli_runs_group(e, rs) < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        return 0;
+}
+
 int aidp_cli_lineage(int argc, char **argv)
 {
         static const struct aidp_cli_cmd cmds[] = {

@@ -67,6 +67,8 @@ bool aidp_cli_dataset_matches(json_object *ds, const char *name);
 bool aidp_cli_touches_dataset(json_object *ev, const char *name);
 void aidp_cli_runs_free(struct runs *rs);
 int aidp_cli_runs_group(const struct events *e, struct runs *rs);
+/* events_load + runs_group: the log's records, grouped by run. */
+int aidp_cli_lineage_read(const char *path, struct events *e, struct runs *rs, aidp_error *err);
 void aidp_cli_runs_select(const struct events *e, struct runs *rs, const char *run,
                           const char *dataset);
 

@@ -260,9 +260,7 @@ int aidp_cli_lineage_graph(int argc, char **argv)
         struct events e = {0};
         struct runs rs = {0};
         int status = 0;
-        if (aidp_cli_events_load(path, &e, &err) < 0 ||
-            (aidp_cli_runs_group(&e, &rs) < 0 &&
-             aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory"))) {
+        if (aidp_cli_lineage_read(path, &e, &rs, &err) < 0) {
                 status = aidp_cli_fail(PROG, &err);
                 goto out;
         }
@@ -395,9 +393,7 @@ int aidp_cli_lineage_export(int argc, char **argv)
         struct events e = {0};
         struct runs rs = {0};
         int status = 0;
-        if (aidp_cli_events_load(path, &e, &err) < 0 ||
-            (aidp_cli_runs_group(&e, &rs) < 0 &&
-             aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory"))) {
+        if (aidp_cli_lineage_read(path, &e, &rs, &err) < 0) {
                 status = aidp_cli_fail(PROG, &err);
                 goto out;
         }

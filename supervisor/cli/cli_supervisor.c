@@ -364,7 +364,7 @@ static int cmd_run(int argc, char **argv)
         aidp_error err = {0};
         int rc = aidp_run_execute(&c.o, &res, &err);
         if (rc < 0)
-                fprintf(stderr, "aidp-supervisor: error: %s\n", err.msg);
+                aidp_cli_fail(aidp_cli_run_spec.prog, &err);
         print_result(&res, c.o.quiet);
         status = res.exit_status;
         if (c.o.summary_path && res.run_id[0] && write_summary(c.o.summary_path, &res) < 0 &&
