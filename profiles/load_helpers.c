@@ -153,26 +153,6 @@ bool aidp_ld_valid_name(const char *s)
         return true;
 }
 
-/* Absolute path without "." or ".." components, no doubled slashes. */
-bool aidp_ld_clean_abs_path(const char *s)
-{
-        if (s[0] != '/' || strlen(s) > 1024)
-                return false;
-        if (!strcmp(s, "/"))
-                return true;
-        for (const char *p = s; *p;) {
-                if (*p != '/')
-                        return false;
-                p++;
-                const char *e = strchr(p, '/');
-                size_t l = e ? (size_t)(e - p) : strlen(p);
-                if (l == 0 || (l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
-                        return false;
-                p += l;
-        }
-        return true;
-}
-
 bool aidp_ld_path_within(const char *path, const char *dir)
 {
         size_t l = strlen(dir);

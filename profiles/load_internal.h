@@ -101,8 +101,6 @@ char *aidp_ld_join_ref(const char *basedir, const char *ref);
 bool aidp_ld_is_path_ref(const char *s);
 /* A profile name: [A-Za-z0-9][A-Za-z0-9._-]{0,62}. */
 bool aidp_ld_valid_name(const char *s);
-/* Absolute path without "." or ".." components, no doubled slashes. */
-bool aidp_ld_clean_abs_path(const char *s);
 bool aidp_ld_path_within(const char *path, const char *dir);
 int aidp_ld_replace_str(char **dst, const char *s);
 /* n must be a list of at most AIDP_LD_MAX_LIST items. */

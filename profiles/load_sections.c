@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "common/path.h"
 #include "profiles/load_internal.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -208,7 +209,7 @@ static int abs_path_value(struct loader *ld, ytree *t, ynode *n, const char *pat
         int rc = aidp_profiles_yaml_scalar(t, n, path, "an absolute path", &s, ld->err);
         if (rc < 0)
                 return rc;
-        if (!aidp_ld_clean_abs_path(s))
+        if (!aidp_path_is_clean_abs(s))
                 return YERR(t, n, path,
                             "found '%s', expected an absolute path without '.', '..' or '//'", s);
         *out = s;
@@ -359,7 +360,7 @@ int aidp_ld_apply_devices(struct loader *ld, ytree *t, ynode *n, struct aidp_pro
                                                             "a device path such as /dev/nvidia0",
                                                             &dev, ld->err)) < 0)
                                 return rc;
-                        if (strncmp(dev, "/dev/", 5) || !aidp_ld_clean_abs_path(dev) ||
+                        if (strncmp(dev, "/dev/", 5) || !aidp_path_is_clean_abs(dev) ||
                             strlen(dev) <= 5)
                                 return YERR(t, pn, pp,
                                             "found '%s', expected a character device path under "

@@ -1,8 +1,10 @@
 #pragma once
 /* Human units, shared by the profile language and every command line, so
- * "8G" means the same everywhere: k/M/G/T/P are powers of 1000, Ki/Mi/Gi/Ti/Pi
- * powers of 1024 (Kubernetes' convention); fractions must be exact. Pure;
- * implemented in profiles/util.c. Return 0 or -EINVAL/-ERANGE. */
+ * "8G" means the same everywhere. Sizes follow docker, systemd and Slurm:
+ * K/M/G/T/P (any case, with or without "i" or "iB") are powers of 1024, so
+ * 8G = 8g = 8Gi = 8GiB = 8589934592; KB/MB/GB/TB/PB (any case) are powers of
+ * 1000, so 8GB = 8000000000. Fractions must be exact (1.5G). Pure; implemented
+ * in profiles/units.c. Return 0 or -EINVAL/-ERANGE. */
 #include <stdbool.h>
 #include <stdint.h>
 

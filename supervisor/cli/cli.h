@@ -2,13 +2,13 @@
 /* Subcommands of the `aidp` tool. Each returns an exit status (common/exitcodes.h)
  * and prints its own errors once, to stderr. One file per command family:
  * supervisor/cli_<name>.c. */
-struct aidp_cli_cmd {
-        const char *name;
-        int (*fn)(int argc, char **argv); /* argv[0] is the subcommand name */
-        const char *summary;
-};
+#include "supervisor/cli/options.h"
 
-/* Print an aidp_error once, prefixed with the program name, and return its status. */
+/* The `aidp` tool: dispatches to the commands below (supervisor/cli/cli_common.c). */
+int aidp_cli_main(int argc, char **argv);
+
+/* Print an aidp_error once, prefixed with the program name, and return its status;
+ * a usage error (AIDP_EXIT_USAGE) gets the line pointing to PROG --help. */
 struct aidp_error;
 int aidp_cli_fail(const char *prog, const struct aidp_error *err);
 
@@ -18,5 +18,7 @@ int aidp_cli_lineage(int argc, char **argv);
 int aidp_cli_policy(int argc, char **argv);
 /* supervisor/cli_profile.c: aidp profile check|explain|diff|learn */
 int aidp_cli_profile(int argc, char **argv);
+/* supervisor/cli/cli_learn.c: aidp profile learn (runs aidp-supervisor learn) */
+int aidp_cli_profile_learn(int argc, char **argv);
 /* seal, unseal, inspect, keygen (supervisor/cli_seal.c); dispatches on argv[0]. */
 int aidp_cli_seal(int argc, char **argv);

@@ -6,6 +6,29 @@
 
 int aidp_cli_fail(const char *prog, const struct aidp_error *err)
 {
+        if (err->status == AIDP_EXIT_USAGE)
+                return aidp_cli_usage_fail(prog, err);
         fprintf(stderr, "%s: error: %s\n", prog, err->msg[0] ? err->msg : "unknown error");
         return err->status ? err->status : AIDP_EXIT_INTERNAL;
+}
+
+static const struct aidp_cli_cmd commands[] = {
+        {"lineage", aidp_cli_lineage, "verify, show, graph and export the lineage log"},
+        {"policy", aidp_cli_policy, "check policy files, explain an access/residency decision"},
+        {"profile", aidp_cli_profile, "check, explain, diff and learn sandbox profiles"},
+        {"seal", aidp_cli_seal, "seal a file or directory tree into a sealed dataset"},
+        {"unseal", aidp_cli_seal, "decrypt and authenticate a sealed dataset"},
+        {"inspect", aidp_cli_seal, "print a sealed dataset's authenticated header"},
+        {"keygen", aidp_cli_seal, "create a key-encryption key file"},
+        {NULL, NULL, NULL},
+};
+
+int aidp_cli_main(int argc, char **argv)
+{
+        static const struct aidp_cli_group g = {
+                .prog = "aidp",
+                .version = "aidp " AIDP_VERSION,
+                .cmds = commands,
+        };
+        return aidp_cli_dispatch(&g, argc, argv);
 }

@@ -3,8 +3,8 @@
 #define _GNU_SOURCE /* strptime, timegm */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,52 +17,17 @@
 #include "residency/decide.h"
 #include "residency/policy.h"
 #include "common/strv.h"
+#include "supervisor/run/run_policy.h"
 #include "supervisor/run/caller.h"
 #include "supervisor/run/profile_env.h"
 #include "supervisor/cli/cli.h"
 #include "supervisor/run/policy_clock.h"
-#include "supervisor/run/run_policy.h"
 #include "supervisor/run/policy_load.h"
 
 /* Summaries are truncated on purpose when a file lists very many zones. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 #define PROG "aidp policy"
-
-static void usage(FILE *f)
-{
-        fprintf(f,
-                "usage: aidp policy check [FILE...]\n"
-                "       aidp policy explain --user USER [OPTIONS]\n"
-                "\n"
-                "check: validate host identity (kind: HostIdentity), residency (ResidencyPolicy),\n"
-                "  access (AccessPolicy) and dataset facts (DatasetFacts) files. Without FILE,\n"
-                "  checks the installed files under $AIDP_POLICY_DIR or /etc/aidp.\n"
-                "\n"
-                "explain: decide as the supervisor would, print every reason, run nothing.\n"
-                "  --user USER            the caller; groups come from the user database\n"
-                "  --group GROUP          add a group (repeatable)\n"
-                "  --operation OP         run (default), seal, unseal, inspect, lineage-read\n"
-                "  --profile NAME|PATH    the profile to run with (default: the built-in one)\n"
-                "  --network MODE         override the profile's network mode: none or egress\n"
-                "  --egress DEST[=REGION] replace the profile's egress rules (repeatable)\n"
-                "  --data FILE            an input: a sealed file (header authenticated, nothing\n"
-                "                         decrypted) or a DatasetFacts YAML file (repeatable)\n"
-                "  --keys-config FILE     key providers for sealed inputs (as aidp inspect)\n"
-                "  --key-dir DIR          key directory of the file provider\n"
-                "  --dataset-facts SPEC   an input inline: name=N,classification=C[,version=V]\n"
-                "                         [,residency=T]...[,regulation=T]... (repeatable)\n"
-                "  --host FILE            host identity (default: DIR/host.yaml)\n"
-                "  --policy FILE          a policy file, replacing the default of its kind\n"
-                "  --policy-dir DIR       where the defaults live (default: $AIDP_POLICY_DIR\n"
-                "                         or /etc/aidp)\n"
-                "  --at TIME              now (default), @EPOCH or YYYY-MM-DDTHH:MM:SS(Z|+HH:MM)\n"
-                "  --json                 print the decision as lineage records it\n"
-                "\n"
-                "exit status: 0 allowed / valid, %d denied, %d a file is invalid (check),\n"
-                "  %d bad policy or input (explain), %d bad usage\n",
-                AIDP_EXIT_DENIED, AIDP_EXIT_FAILED, AIDP_EXIT_CONFIG, AIDP_EXIT_USAGE);
-}
 
 static void summarize(const struct aidp_policy_doc *doc, char *buf, size_t size)
 {
@@ -113,14 +78,30 @@ static int check_one(const char *path)
         return 0;
 }
 
+#define EXIT_HELP                                                                                  \
+        "exit status: 0 allowed / valid, 121 denied, 1 a file is invalid (check),\n"               \
+        "  119 bad policy or input (explain), 120 bad usage\n"
+
+static const struct aidp_cli_opt no_opts[] = {{0}};
+
+const struct aidp_cli_spec aidp_cli_policy_check_spec = {
+        .prog = PROG " check",
+        .synopsis = "[FILE...]",
+        .about = "Validate host identity (kind: HostIdentity), residency (ResidencyPolicy),\n"
+                 "access (AccessPolicy) and dataset facts (DatasetFacts) files. Without FILE,\n"
+                 "checks the installed files under $AIDP_POLICY_DIR or /etc/aidp.",
+        .opts = no_opts,
+        .footer = EXIT_HELP,
+        .max_args = -1,
+};
+
 static int cmd_check(int argc, char **argv)
 {
-        if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-                usage(stdout);
-                return 0;
-        }
+        struct aidp_cli_parsed pa;
         int failed = 0;
-        if (argc <= 1) {
+        if (!aidp_cli_options(&aidp_cli_policy_check_spec, argc, argv, NULL, &pa, &failed))
+                return failed;
+        if (pa.n_args == 0) {
                 const char *dir = getenv(AIDP_POLICY_DIR_ENV);
                 static const char *const names[] = {"host.yaml", "residency.yaml", "access.yaml"};
                 int found = 0;
@@ -139,7 +120,7 @@ static int cmd_check(int argc, char **argv)
                         return AIDP_EXIT_FAILED;
                 }
         }
-        for (int i = 1; i < argc; i++)
+        for (int i = pa.first_arg; i < argc; i++)
                 failed += check_one(argv[i]) < 0;
         return failed ? AIDP_EXIT_FAILED : 0;
 }
@@ -251,21 +232,14 @@ static int parse_facts_spec(const char *spec, struct aidp_dataset_facts *ret, ai
 
 struct explain_opts {
         const char *user;
-        char **groups;
-        size_t n_groups;
+        struct aidp_cli_list groups;
         enum aidp_policy_op op;
         const char *profile; /* NULL: the built-in defaults */
         enum aidp_net_mode network;
         bool network_set;
-        char **egress;
-        size_t n_egress;
-        char **data;
-        size_t n_data;
-        char **facts;
-        size_t n_facts;
+        struct aidp_cli_list egress, data, facts;
         const char *host;
-        char **policies;
-        size_t n_policies;
+        struct aidp_cli_list policies;
         const char *dir;
         const char *keys_config;
         const char *key_dir;
@@ -275,11 +249,11 @@ struct explain_opts {
 
 static void explain_opts_free(struct explain_opts *o)
 {
-        aidp_strv_free(o->groups);
-        aidp_strv_free(o->egress);
-        aidp_strv_free(o->data);
-        aidp_strv_free(o->facts);
-        aidp_strv_free(o->policies);
+        aidp_cli_list_free(&o->groups);
+        aidp_cli_list_free(&o->egress);
+        aidp_cli_list_free(&o->data);
+        aidp_cli_list_free(&o->facts);
+        aidp_cli_list_free(&o->policies);
 }
 
 /* The profile the decision looks at: the named profile from the library (or
@@ -310,7 +284,7 @@ static int explain_profile(const struct explain_opts *o, struct aidp_profile *re
         }
         if (o->network_set)
                 ret->network.mode = o->network;
-        if (o->n_egress == 0)
+        if (o->egress.n == 0)
                 return 0;
         for (size_t i = 0; i < ret->network.n_rules; i++) {
                 free(ret->network.rules[i].cidr);
@@ -319,13 +293,13 @@ static int explain_profile(const struct explain_opts *o, struct aidp_profile *re
         }
         free(ret->network.rules);
         ret->network.n_rules = 0;
-        ret->network.rules = calloc(o->n_egress, sizeof *ret->network.rules);
+        ret->network.rules = calloc(o->egress.n, sizeof *ret->network.rules);
         if (!ret->network.rules)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        for (size_t i = 0; i < o->n_egress; i++) {
+        for (size_t i = 0; i < o->egress.n; i++) {
                 struct aidp_egress_rule *e = &ret->network.rules[i];
                 ret->network.n_rules++;
-                _cleanup_free_ char *dest = strdup(o->egress[i]);
+                _cleanup_free_ char *dest = strdup(o->egress.v[i]);
                 if (!dest)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 char *eq = strrchr(dest, '=');
@@ -333,7 +307,8 @@ static int explain_profile(const struct explain_opts *o, struct aidp_profile *re
                         *eq = '\0';
                         if (!aidp_residency_name_valid(eq + 1))
                                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                                      "--egress %s: invalid region", o->egress[i]);
+                                                      "--egress %s: invalid region",
+                                                      o->egress.v[i]);
                         if (!(e->region = strdup(eq + 1)))
                                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
                                                       "out of memory");
@@ -347,101 +322,159 @@ static int explain_profile(const struct explain_opts *o, struct aidp_profile *re
         return 0;
 }
 
-static int explain_parse(int argc, char **argv, struct explain_opts *o, aidp_error *err)
+static int parse_op(const char *arg, void *dest, aidp_error *err)
 {
-        enum {
-                O_USER = 256,
-                O_GROUP,
-                O_OP,
-                O_PROFILE,
-                O_NETWORK,
-                O_EGRESS,
-                O_DATA,
-                O_FACTS,
-                O_HOST,
-                O_POLICY,
-                O_DIR,
-                O_AT,
-                O_JSON,
-                O_HELP,
-                O_KEYS_CONFIG,
-                O_KEY_DIR
-        };
-        static const struct option longopts[] = {
-                {"user", required_argument, NULL, O_USER},
-                {"group", required_argument, NULL, O_GROUP},
-                {"operation", required_argument, NULL, O_OP},
-                {"profile", required_argument, NULL, O_PROFILE},
-                {"network", required_argument, NULL, O_NETWORK},
-                {"egress", required_argument, NULL, O_EGRESS},
-                {"data", required_argument, NULL, O_DATA},
-                {"dataset-facts", required_argument, NULL, O_FACTS},
-                {"host", required_argument, NULL, O_HOST},
-                {"policy", required_argument, NULL, O_POLICY},
-                {"policy-dir", required_argument, NULL, O_DIR},
-                {"at", required_argument, NULL, O_AT},
-                {"json", no_argument, NULL, O_JSON},
-                {"keys-config", required_argument, NULL, O_KEYS_CONFIG},
-                {"key-dir", required_argument, NULL, O_KEY_DIR},
-                {"help", no_argument, NULL, O_HELP},
-                {NULL, 0, NULL, 0},
-        };
-        int c, r = 0;
-        o->op = AIDP_OP_RUN;
-        o->network = AIDP_NET_NONE;
-        o->at = (int64_t)time(NULL);
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-                switch (c) {
-                case O_USER: o->user = optarg; break;
-                case O_GROUP: r = aidp_strv_push(&o->groups, &o->n_groups, optarg); break;
-                case O_OP:
-                        if (aidp_residency_op_parse(optarg, &o->op) < 0)
-                                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                                      "--operation: unknown operation '%s'",
-                                                      optarg);
-                        break;
-                case O_PROFILE: o->profile = optarg; break;
-                case O_NETWORK:
-                        o->network_set = true;
-                        if (!strcmp(optarg, "none"))
-                                o->network = AIDP_NET_NONE;
-                        else if (!strcmp(optarg, "egress"))
-                                o->network = AIDP_NET_EGRESS;
-                        else
-                                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                                      "--network: expected none or egress");
-                        break;
-                case O_EGRESS: r = aidp_strv_push(&o->egress, &o->n_egress, optarg); break;
-                case O_DATA: r = aidp_strv_push(&o->data, &o->n_data, optarg); break;
-                case O_FACTS: r = aidp_strv_push(&o->facts, &o->n_facts, optarg); break;
-                case O_HOST: o->host = optarg; break;
-                case O_POLICY: r = aidp_strv_push(&o->policies, &o->n_policies, optarg); break;
-                case O_DIR: o->dir = optarg; break;
-                case O_AT:
-                        if (parse_time(optarg, &o->at) < 0)
-                                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                                      "--at '%s': expected now, @EPOCH or "
-                                                      "YYYY-MM-DDTHH:MM:SS followed by Z or "
-                                                      "+HH:MM",
-                                                      optarg);
-                        break;
-                case O_JSON: o->json = true; break;
-                case O_KEYS_CONFIG: o->keys_config = optarg; break;
-                case O_KEY_DIR: o->key_dir = optarg; break;
-                case O_HELP: usage(stdout); return 1;
-                default:
-                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                              "bad option (see 'aidp policy --help')");
-                }
-                if (r < 0)
+        if (aidp_residency_op_parse(arg, &((struct explain_opts *)dest)->op) < 0)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--operation: unknown operation '%s'", arg);
+        return 0;
+}
+
+static int parse_network(const char *arg, void *dest, aidp_error *err)
+{
+        struct explain_opts *o = dest;
+        o->network_set = true;
+        if (!strcmp(arg, "none"))
+                o->network = AIDP_NET_NONE;
+        else if (!strcmp(arg, "egress"))
+                o->network = AIDP_NET_EGRESS;
+        else
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--network: expected none or egress");
+        return 0;
+}
+
+static int parse_at(const char *arg, void *dest, aidp_error *err)
+{
+        (void)err;
+        return parse_time(arg, &((struct explain_opts *)dest)->at);
+}
+
+#define EO(f) offsetof(struct explain_opts, f)
+#define U     AIDP_TRUST_USER
+#define A     AIDP_TRUST_ADMIN
+
+static const struct aidp_cli_opt explain_table[] = {
+        AIDP_CLI_OPT("user", 0, AIDP_CLI_STRING, EO(user), "USER",
+                     "the caller; groups come from the user database", U),
+        AIDP_CLI_OPT("group", 0, AIDP_CLI_LIST, EO(groups), "GROUP", "add a group (repeatable)", U),
+        AIDP_CLI_OPT("operation", 0, AIDP_CLI_CUSTOM, 0, "OP",
+                     "run (default), seal, unseal, inspect, lineage-read", U, .parse = parse_op),
+        AIDP_CLI_OPT("profile", 0, AIDP_CLI_STRING, EO(profile), "NAME|PATH",
+                     "the profile to run with (default: the built-in one)", U),
+        AIDP_CLI_OPT("network", 0, AIDP_CLI_CUSTOM, 0, "MODE",
+                     "override the profile's network mode: none or egress", U,
+                     .parse = parse_network),
+        AIDP_CLI_OPT("egress", 0, AIDP_CLI_LIST, EO(egress), "DEST[=REGION]",
+                     "replace the profile's egress rules (repeatable)", U),
+        AIDP_CLI_OPT("data", 0, AIDP_CLI_LIST, EO(data), "FILE",
+                     "an input: a sealed file (header authenticated, nothing\n"
+                     "decrypted) or a DatasetFacts YAML file (repeatable)",
+                     U),
+        AIDP_CLI_OPT("keys-config", 0, AIDP_CLI_STRING, EO(keys_config), "FILE",
+                     "key providers for sealed inputs (as aidp inspect)", A),
+        AIDP_CLI_OPT("key-dir", 0, AIDP_CLI_STRING, EO(key_dir), "DIR",
+                     "key directory of the file provider", A),
+        AIDP_CLI_OPT("dataset-facts", 0, AIDP_CLI_LIST, EO(facts), "SPEC",
+                     "an input inline: name=N,classification=C[,version=V]\n"
+                     "[,residency=T]...[,regulation=T]... (repeatable)",
+                     U),
+        AIDP_CLI_OPT("host", 0, AIDP_CLI_STRING, EO(host), "FILE",
+                     "host identity (default: DIR/host.yaml)", A),
+        AIDP_CLI_OPT("policy", 0, AIDP_CLI_LIST, EO(policies), "FILE",
+                     "a policy file, replacing the default of its kind", A),
+        AIDP_CLI_OPT("policy-dir", 0, AIDP_CLI_STRING, EO(dir), "DIR",
+                     "where the defaults live (default: $AIDP_POLICY_DIR\nor /etc/aidp)", A),
+        AIDP_CLI_OPT("at", 0, AIDP_CLI_CUSTOM, 0, "TIME",
+                     "now (default), @EPOCH or YYYY-MM-DDTHH:MM:SS(Z|+HH:MM)", U, .parse = parse_at,
+                     .expect = "now, @EPOCH or YYYY-MM-DDTHH:MM:SS followed by Z or +HH:MM"),
+        AIDP_CLI_OPT("json", 0, AIDP_CLI_FLAG, EO(json), NULL,
+                     "print the decision as lineage records it", U),
+        {0},
+};
+
+const struct aidp_cli_spec aidp_cli_policy_explain_spec = {
+        .prog = PROG " explain",
+        .synopsis = "--user USER [OPTIONS]",
+        .about = "Decide as the supervisor would, print every reason, run nothing.",
+        .opts = explain_table,
+        .footer = EXIT_HELP,
+};
+
+/* The caller as the supervisor would see it under root with --user; a name
+ * the local database does not know still gets a decision (*known = false). */
+static int explain_caller(const struct explain_opts *o, struct aidp_caller_identity *id,
+                          bool *known, aidp_error *err)
+{
+        int r = aidp_caller_resolve(o->user, 0, NULL, id, err);
+        if (r == -ENOENT) {
+                *known = false;
+                memset(id, 0, sizeof *id);
+                id->uid = (uid_t)-1;
+                if (!(id->user = strdup(o->user)) || !(id->groups = calloc(1, sizeof *id->groups)))
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        } else if (r < 0) {
+                return r;
         }
-        if (optind < argc)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "unexpected argument '%s'",
-                                      argv[optind]);
-        if (!o->user)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--user is required");
+        for (size_t i = 0; i < o->groups.n; i++)
+                if (!aidp_strv_contains(id->groups, id->n_groups, o->groups.v[i]) &&
+                    aidp_strv_push(&id->groups, &id->n_groups, o->groups.v[i]) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        return 0;
+}
+
+/* The inputs: --data files (sealed headers or DatasetFacts YAML), then
+ * --dataset-facts specs. *n counts what is filled, also on failure. */
+static int explain_facts(const struct explain_opts *o, struct aidp_dataset_facts **ret, size_t *n,
+                         aidp_error *err)
+{
+        struct aidp_dataset_facts *f = calloc(o->data.n + o->facts.n + 1, sizeof *f);
+        if (!f)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        *ret = f;
+        int r;
+        for (size_t i = 0; i < o->data.n; i++, (*n)++)
+                if ((r = aidp_policy_dataset_facts_load(o->data.v[i], o->keys_config, o->key_dir,
+                                                        &f[*n], err)) < 0)
+                        return r;
+        for (size_t i = 0; i < o->facts.n; i++, (*n)++)
+                if ((r = parse_facts_spec(o->facts.v[i], &f[*n], err)) < 0)
+                        return r;
+        return 0;
+}
+
+static int explain_print(const struct explain_opts *o, const struct aidp_decision *d, bool known,
+                         bool profile_found, aidp_error *err)
+{
+        if (o->json) {
+                struct json_object *j = aidp_residency_decision_to_json(d);
+                if (!j)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                printf("%s\n",
+                       json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+                json_object_put(j);
+                return 0;
+        }
+        _cleanup_free_ char *text = aidp_residency_decision_to_text(d);
+        if (!text)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        char when[64];
+        time_t t = (time_t)o->at;
+        struct tm tm;
+        if (gmtime_r(&t, &tm))
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        else
+                snprintf(when, sizeof when, "@%lld", (long long)o->at);
+        if (!known)
+                printf("note: user '%s' is not in the local user database; groups come "
+                       "from --group only\n",
+                       o->user);
+        if (!profile_found)
+                printf("note: profile '%s' is not in the profile library; deciding with "
+                       "the built-in defaults' properties\n",
+                       o->profile);
+        printf("at %s\n%s", when, text);
         return 0;
 }
 
@@ -453,65 +486,41 @@ static int cmd_explain(int argc, char **argv)
         struct aidp_policy_set set = {0};
         struct aidp_profile profile;
         struct aidp_policy_clock clock = {0};
-        struct aidp_policy_profile pv = {0};
         struct aidp_decision d = {0};
         struct aidp_dataset_facts *facts = NULL;
         size_t n_facts = 0;
         int status;
 
         memset(&profile, 0, sizeof profile);
-        int r = explain_parse(argc, argv, &o, &err);
-        if (r > 0) {
-                status = 0;
+        struct aidp_policy_profile pv = {0};
+        o.op = AIDP_OP_RUN;
+        o.network = AIDP_NET_NONE;
+        o.at = (int64_t)time(NULL);
+        struct aidp_cli_parsed pa;
+        if (!aidp_cli_options(&aidp_cli_policy_explain_spec, argc, argv, &o, &pa, &status))
+                goto out;
+        int r;
+        if (!o.user) {
+                status = aidp_cli_usage_error(PROG " explain", "--user is required");
                 goto out;
         }
-        if (r < 0)
-                goto fail;
 
-        /* The caller as the supervisor would see it under root with --user;
-         * a name the local database does not know still gets a decision. */
         bool known = true;
-        r = aidp_caller_resolve(o.user, 0, NULL, &id, &err);
-        if (r == -ENOENT) {
-                known = false;
-                memset(&id, 0, sizeof id);
-                id.uid = (uid_t)-1;
-                if (!(id.user = strdup(o.user)) || !(id.groups = calloc(1, sizeof *id.groups))) {
-                        r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                        goto fail;
-                }
-        } else if (r < 0) {
+        if ((r = explain_caller(&o, &id, &known, &err)) < 0)
                 goto fail;
-        }
-        for (size_t i = 0; i < o.n_groups; i++)
-                if (!aidp_strv_contains(id.groups, id.n_groups, o.groups[i]) &&
-                    aidp_strv_push(&id.groups, &id.n_groups, o.groups[i]) < 0) {
-                        r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                        goto fail;
-                }
 
         struct aidp_policy_sources src = {
                 .dir = o.dir,
                 .host = o.host,
-                .files = (const char *const *)o.policies,
-                .n_files = o.n_policies,
+                .files = o.policies.v,
+                .n_files = o.policies.n,
                 .trust_env = true,
         };
         if ((r = aidp_policy_set_load(&src, &set, &err)) < 0)
                 goto fail;
 
-        facts = calloc(o.n_data + o.n_facts + 1, sizeof *facts);
-        if (!facts) {
-                r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        if ((r = explain_facts(&o, &facts, &n_facts, &err)) < 0)
                 goto fail;
-        }
-        for (size_t i = 0; i < o.n_data; i++, n_facts++)
-                if ((r = aidp_policy_dataset_facts_load(o.data[i], o.keys_config, o.key_dir,
-                                                        &facts[n_facts], &err)) < 0)
-                        goto fail;
-        for (size_t i = 0; i < o.n_facts; i++, n_facts++)
-                if ((r = parse_facts_spec(o.facts[i], &facts[n_facts], &err)) < 0)
-                        goto fail;
 
         bool profile_found;
         if ((r = explain_profile(&o, &profile, &profile_found, &err)) < 0)
@@ -539,47 +548,16 @@ static int cmd_explain(int argc, char **argv)
         if ((r = aidp_residency_decide(&req, &d, &err)) < 0)
                 goto fail;
 
-        if (o.json) {
-                struct json_object *j = aidp_residency_decision_to_json(&d);
-                if (!j) {
-                        r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                        goto fail;
-                }
-                printf("%s\n",
-                       json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
-                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
-                json_object_put(j);
-        } else {
-                _cleanup_free_ char *text = aidp_residency_decision_to_text(&d);
-                if (!text) {
-                        r = aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                        goto fail;
-                }
-                char when[64];
-                time_t t = (time_t)o.at;
-                struct tm tm;
-                if (gmtime_r(&t, &tm))
-                        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-                else
-                        snprintf(when, sizeof when, "@%lld", (long long)o.at);
-                if (!known)
-                        printf("note: user '%s' is not in the local user database; groups come "
-                               "from --group only\n",
-                               o.user);
-                if (!profile_found)
-                        printf("note: profile '%s' is not in the profile library; deciding with "
-                               "the built-in defaults' properties\n",
-                               o.profile);
-                printf("at %s\n%s", when, text);
-        }
+        if ((r = explain_print(&o, &d, known, profile_found, &err)) < 0)
+                goto fail;
         status = d.allow ? 0 : AIDP_EXIT_DENIED;
         goto out;
 fail:
         status = aidp_cli_fail(PROG " explain", &err);
 out:
+        aidp_run_policy_profile_view_free(&pv);
         aidp_residency_decision_free(&d);
         aidp_policy_clock_free(&clock);
-        aidp_run_policy_profile_view_free(&pv);
         aidp_profile_free(&profile);
         for (size_t i = 0; i < n_facts; i++)
                 aidp_residency_facts_free(&facts[i]);
@@ -592,15 +570,11 @@ out:
 
 int aidp_cli_policy(int argc, char **argv)
 {
-        if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-                usage(argc < 2 ? stderr : stdout);
-                return argc < 2 ? AIDP_EXIT_USAGE : 0;
-        }
-        if (!strcmp(argv[1], "check"))
-                return cmd_check(argc - 1, argv + 1);
-        if (!strcmp(argv[1], "explain"))
-                return cmd_explain(argc - 1, argv + 1);
-        fprintf(stderr, PROG ": error: unknown subcommand '%s'\n", argv[1]);
-        usage(stderr);
-        return AIDP_EXIT_USAGE;
+        static const struct aidp_cli_cmd cmds[] = {
+                {"check", cmd_check, "validate host identity and policy files"},
+                {"explain", cmd_explain, "decide as the supervisor would, print every reason"},
+                {NULL, NULL, NULL},
+        };
+        static const struct aidp_cli_group g = {.prog = PROG, .cmds = cmds};
+        return aidp_cli_dispatch(&g, argc, argv);
 }

@@ -2,10 +2,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <json-c/json.h>
 #include <libgen.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +23,9 @@
 
 static int usage_error(const char *cmd, const char *msg)
 {
-        fprintf(stderr, "aidp %s: error: %s\nRun 'aidp %s --help' for usage.\n", cmd, msg, cmd);
-        return AIDP_EXIT_USAGE;
+        char prog[64];
+        snprintf(prog, sizeof prog, "aidp %s", cmd);
+        return aidp_cli_usage_error(prog, "%s", msg);
 }
 
 static int fail(const char *cmd, const aidp_error *e)
@@ -32,17 +33,6 @@ static int fail(const char *cmd, const aidp_error *e)
         char prog[64];
         snprintf(prog, sizeof prog, "aidp %s", cmd);
         return aidp_cli_fail(prog, e);
-}
-
-static int parse_uint(const char *s, unsigned long long max, unsigned long long *ret)
-{
-        char *end = NULL;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || end == s || *end || v > max || s[0] == '-')
-                return -EINVAL;
-        *ret = v;
-        return 0;
 }
 
 static void iso_time(uint64_t t, char *out, size_t cap)
@@ -55,7 +45,65 @@ static void iso_time(uint64_t t, char *out, size_t cap)
                 snprintf(out, cap, "%llu", (unsigned long long)t);
 }
 
-enum { OPT_KEYS_CONFIG = 256, OPT_KEY_DIR, OPT_SEGMENT, OPT_SKIP, OPT_VERIFY, OPT_JSON };
+/* The options of all four commands (each table takes what it needs). */
+struct seal_cli {
+        const char *out, *name, *version, *owner, *cls, *key_id, *keys_config, *key_dir;
+        struct aidp_cli_list residency, regulation;
+        uint64_t threads, segment_size;
+        bool skip_special, quiet, verify, json;
+};
+
+#define SC(f) offsetof(struct seal_cli, f)
+#define U     AIDP_TRUST_USER
+#define KEYS_OPTS                                                                                  \
+        AIDP_CLI_OPT("keys-config", 0, AIDP_CLI_STRING, SC(keys_config), "FILE",                   \
+                     "key provider config (default /etc/aidp/keys.yaml)", AIDP_TRUST_ADMIN),       \
+                AIDP_CLI_OPT("key-dir", 0, AIDP_CLI_STRING, SC(key_dir), "DIR",                    \
+                             "file provider key directory (default /etc/aidp/keys)",               \
+                             AIDP_TRUST_ADMIN)
+#define THREADS_OPT                                                                                \
+        AIDP_CLI_OPT("threads", 'j', AIDP_CLI_UINT, SC(threads), "N",                              \
+                     "worker threads (default: CPUs)", U, .max = 64, .expect = "a number 0-64")
+#define QUIET_OPT                                                                                  \
+        AIDP_CLI_OPT("quiet", 'q', AIDP_CLI_FLAG, SC(quiet), NULL, "print nothing on success", U)
+
+static const struct aidp_cli_opt seal_opts[] = {
+        AIDP_CLI_OPT("output", 'o', AIDP_CLI_STRING, SC(out), "OUT.sealed",
+                     "the sealed file to write", U),
+        AIDP_CLI_OPT("classification", 'c', AIDP_CLI_STRING, SC(cls), "CLASS",
+                     "public|internal|confidential|restricted|regulated", U),
+        AIDP_CLI_OPT("key-id", 'k', AIDP_CLI_STRING, SC(key_id), "ID",
+                     "key-encryption key (file provider: KEY_DIR/ID)", U),
+        AIDP_CLI_OPT("name", 'n', AIDP_CLI_STRING, SC(name), "NAME",
+                     "dataset name (default: SRC's base name)", U),
+        AIDP_CLI_OPT("version", 'V', AIDP_CLI_STRING, SC(version), "VER",
+                     "dataset version (default: 1)", U),
+        AIDP_CLI_OPT("owner", 'O', AIDP_CLI_STRING, SC(owner), "OWNER",
+                     "owner (default: $SUDO_USER or the user)", U),
+        AIDP_CLI_OPT("residency", 'r', AIDP_CLI_LIST, SC(residency), "TAGS",
+                     "residency tags, repeatable or a,b", U),
+        AIDP_CLI_OPT("regulation", 'g', AIDP_CLI_LIST, SC(regulation), "TAGS",
+                     "regulation tags (phi, pci, ...)", U),
+        THREADS_OPT,
+        AIDP_CLI_OPT("segment-size", 0, AIDP_CLI_UINT, SC(segment_size), "BYTES",
+                     "power of two, 4096..67108864 (default 1048576)", U,
+                     .max = AIDP_SEALED_SEGMENT_MAX, .expect = "a number of bytes"),
+        AIDP_CLI_OPT("skip-special", 0, AIDP_CLI_FLAG, SC(skip_special), NULL,
+                     "skip symlinks/devices instead of failing", U),
+        KEYS_OPTS,
+        QUIET_OPT,
+        {0},
+};
+
+static const struct aidp_cli_spec seal_spec = {
+        .prog = "aidp seal",
+        .synopsis = "SRC -o OUT.sealed --key-id ID --classification CLASS [OPTIONS]",
+        .about = "Seal SRC, a file or a directory tree, into one authenticated, encrypted file.",
+        .opts = seal_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .args = "SRC",
+};
 
 static int add_tags(struct aidp_sealed_meta *m, enum aidp_sealed_field which, const char *arg,
                     aidp_error *err)
@@ -89,108 +137,51 @@ static int copy_field(char *dst, size_t cap, const char *src)
         return 0;
 }
 
-static int cmd_seal(int argc, char **argv)
+/* The command line into the dataset's metadata; a usage error when it does not fit. */
+static int seal_meta(const struct seal_cli *c, struct aidp_seal_params *p, aidp_error *err)
 {
-        static const struct option opts[] = {
-                {"output", required_argument, NULL, 'o'},
-                {"name", required_argument, NULL, 'n'},
-                {"version", required_argument, NULL, 'V'},
-                {"owner", required_argument, NULL, 'O'},
-                {"classification", required_argument, NULL, 'c'},
-                {"residency", required_argument, NULL, 'r'},
-                {"regulation", required_argument, NULL, 'g'},
-                {"key-id", required_argument, NULL, 'k'},
-                {"threads", required_argument, NULL, 'j'},
-                {"segment-size", required_argument, NULL, OPT_SEGMENT},
-                {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
-                {"key-dir", required_argument, NULL, OPT_KEY_DIR},
-                {"skip-special", no_argument, NULL, OPT_SKIP},
-                {"quiet", no_argument, NULL, 'q'},
-                {"help", no_argument, NULL, 'h'},
-                {0}};
-        struct aidp_seal_params p = {0};
+        static const char *const missing[] = {"missing -o OUT.sealed", "missing --classification",
+                                              "missing --key-id"};
+        const char *need[] = {c->out, c->cls, c->key_id};
+        for (size_t i = 0; i < ARRAY_SIZE(need); i++)
+                if (!need[i])
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "%s", missing[i]);
+        const struct {
+                char *dst;
+                size_t cap;
+                const char *src, *what;
+        } fields[] = {
+                {p->meta.name, sizeof p->meta.name, c->name, "--name"},
+                {p->meta.version, sizeof p->meta.version, c->version, "--version"},
+                {p->meta.owner, sizeof p->meta.owner, c->owner, "--owner"},
+                {p->meta.key_id, sizeof p->meta.key_id, c->key_id, "--key-id"},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+                if (fields[i].src && copy_field(fields[i].dst, fields[i].cap, fields[i].src) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "%s too long",
+                                              fields[i].what);
+        for (size_t i = 0; i < c->residency.n; i++)
+                if (add_tags(&p->meta, AIDP_F_RESIDENCY, c->residency.v[i], err) < 0)
+                        return -EINVAL;
+        for (size_t i = 0; i < c->regulation.n; i++)
+                if (add_tags(&p->meta, AIDP_F_REGULATION, c->regulation.v[i], err) < 0)
+                        return -EINVAL;
+        p->threads = (unsigned)c->threads;
+        p->segment_size = (uint32_t)c->segment_size;
+        p->skip_special = c->skip_special;
+        return 0;
+}
+
+static int seal_run(const struct seal_cli *c, const char *src, struct aidp_seal_params *pp)
+{
+        struct aidp_seal_params p = *pp;
         aidp_error err = {0};
-        const char *out = NULL, *keys_config = NULL, *key_dir = NULL, *cls = NULL;
-        bool quiet = false;
-        int c;
-        while ((c = getopt_long(argc, argv, "o:n:V:O:c:r:g:k:j:qh", opts, NULL)) != -1) {
-                unsigned long long v = 0;
-                switch (c) {
-                case 'o': out = optarg; break;
-                case 'n':
-                        if (copy_field(p.meta.name, sizeof p.meta.name, optarg) < 0)
-                                return usage_error("seal", "--name too long");
-                        break;
-                case 'V':
-                        if (copy_field(p.meta.version, sizeof p.meta.version, optarg) < 0)
-                                return usage_error("seal", "--version too long");
-                        break;
-                case 'O':
-                        if (copy_field(p.meta.owner, sizeof p.meta.owner, optarg) < 0)
-                                return usage_error("seal", "--owner too long");
-                        break;
-                case 'c': cls = optarg; break;
-                case 'r':
-                case 'g':
-                        if (add_tags(&p.meta, c == 'r' ? AIDP_F_RESIDENCY : AIDP_F_REGULATION,
-                                     optarg, &err) < 0)
-                                return usage_error("seal", err.msg);
-                        break;
-                case 'k':
-                        if (copy_field(p.meta.key_id, sizeof p.meta.key_id, optarg) < 0)
-                                return usage_error("seal", "--key-id too long");
-                        break;
-                case 'j':
-                        if (parse_uint(optarg, 64, &v) < 0)
-                                return usage_error("seal", "--threads wants a number 0-64");
-                        p.threads = (unsigned)v;
-                        break;
-                case OPT_SEGMENT:
-                        if (parse_uint(optarg, AIDP_SEALED_SEGMENT_MAX, &v) < 0)
-                                return usage_error("seal",
-                                                   "--segment-size wants a number of bytes");
-                        p.segment_size = (uint32_t)v;
-                        break;
-                case OPT_KEYS_CONFIG: keys_config = optarg; break;
-                case OPT_KEY_DIR: key_dir = optarg; break;
-                case OPT_SKIP: p.skip_special = true; break;
-                case 'q': quiet = true; break;
-                case 'h':
-                        printf("usage: aidp seal SRC -o OUT.sealed --key-id ID --classification "
-                               "CLASS [options]\n"
-                               "  SRC                  a file or a directory tree\n"
-                               "  -c, --classification public|internal|confidential|restricted|"
-                               "regulated\n"
-                               "  -k, --key-id ID      key-encryption key (file provider: "
-                               "KEY_DIR/ID)\n"
-                               "  -n, --name NAME      dataset name (default: SRC's base name)\n"
-                               "  -V, --version VER    dataset version (default: 1)\n"
-                               "  -O, --owner OWNER    owner (default: $SUDO_USER or the user)\n"
-                               "  -r, --residency TAGS residency tags, repeatable or a,b\n"
-                               "  -g, --regulation TAGS regulation tags (phi, pci, ...)\n"
-                               "  -j, --threads N      worker threads (default: CPUs)\n"
-                               "      --segment-size B power of two, 4096..67108864 (default "
-                               "1048576)\n"
-                               "      --skip-special   skip symlinks/devices instead of failing\n"
-                               "      --keys-config F  key provider config (default "
-                               "/etc/aidp/keys.yaml)\n"
-                               "      --key-dir D      file provider key directory\n");
-                        return 0;
-                default: return usage_error("seal", "unknown option");
-                }
-        }
-        if (optind != argc - 1)
-                return usage_error("seal", "want exactly one SRC");
-        if (!out)
-                return usage_error("seal", "missing -o OUT.sealed");
-        if (!cls)
-                return usage_error("seal", "missing --classification");
+        const char *out = c->out, *cls = c->cls, *keys_config = c->keys_config,
+                   *key_dir = c->key_dir;
+        bool quiet = c->quiet;
         if (aidp_sealed_class_parse(cls, &p.meta.classification) < 0)
                 return usage_error("seal", "--classification must be one of public, internal, "
                                            "confidential, restricted, regulated");
-        if (!p.meta.key_id[0])
-                return usage_error("seal", "missing --key-id");
-        const char *src = argv[optind];
         _cleanup_free_ char *src_copy = strdup(src), *out_copy1 = strdup(out),
                             *out_copy2 = strdup(out);
         if (!src_copy || !out_copy1 || !out_copy2)
@@ -245,54 +236,58 @@ static int cmd_seal(int argc, char **argv)
         return rc;
 }
 
-static int cmd_unseal(int argc, char **argv)
+static int cmd_seal(int argc, char **argv)
 {
-        static const struct option opts[] = {
-                {"output", required_argument, NULL, 'o'},
-                {"threads", required_argument, NULL, 'j'},
-                {"verify-only", no_argument, NULL, OPT_VERIFY},
-                {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
-                {"key-dir", required_argument, NULL, OPT_KEY_DIR},
-                {"quiet", no_argument, NULL, 'q'},
-                {"help", no_argument, NULL, 'h'},
-                {0}};
+        struct seal_cli c = {0};
+        struct aidp_cli_parsed pa;
+        struct aidp_seal_params p = {0};
+        aidp_error err = {0};
+        int st;
+        if (!aidp_cli_options(&seal_spec, argc, argv, &c, &pa, &st))
+                goto done;
+        st = AIDP_EXIT_USAGE;
+        if (seal_meta(&c, &p, &err) < 0) {
+                st = usage_error("seal", err.msg);
+                goto done;
+        }
+        st = seal_run(&c, argv[pa.first_arg], &p);
+done:
+        aidp_cli_list_free(&c.residency);
+        aidp_cli_list_free(&c.regulation);
+        return st;
+}
+
+static const struct aidp_cli_opt unseal_opts[] = {
+        AIDP_CLI_OPT("output", 'o', AIDP_CLI_STRING, SC(out), "DIR",
+                     "created if missing; the sealed file or tree appears in it;\n"
+                     "existing entries are never overwritten",
+                     U),
+        AIDP_CLI_OPT("verify-only", 0, AIDP_CLI_FLAG, SC(verify), NULL,
+                     "authenticate every segment, write nothing", U),
+        THREADS_OPT,
+        KEYS_OPTS,
+        QUIET_OPT,
+        {0},
+};
+
+static const struct aidp_cli_spec unseal_spec = {
+        .prog = "aidp unseal",
+        .synopsis = "FILE.sealed -o DIR [OPTIONS]\nFILE.sealed --verify-only",
+        .about = "Decrypt and authenticate a sealed dataset.",
+        .opts = unseal_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .args = "FILE.sealed",
+};
+
+static int unseal_run(const struct seal_cli *c, const char *file)
+{
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
         o.verify_digest = true; /* offline tool: the thorough check */
-        const char *out = NULL, *keys_config = NULL, *key_dir = NULL;
-        bool verify = false, quiet = false;
+        o.threads = (unsigned)c->threads;
+        const char *out = c->out, *keys_config = c->keys_config, *key_dir = c->key_dir;
+        bool verify = c->verify, quiet = c->quiet;
         aidp_error err = {0};
-        int c;
-        while ((c = getopt_long(argc, argv, "o:j:qh", opts, NULL)) != -1) {
-                unsigned long long v = 0;
-                switch (c) {
-                case 'o': out = optarg; break;
-                case 'j':
-                        if (parse_uint(optarg, 64, &v) < 0)
-                                return usage_error("unseal", "--threads wants a number 0-64");
-                        o.threads = (unsigned)v;
-                        break;
-                case OPT_VERIFY: verify = true; break;
-                case OPT_KEYS_CONFIG: keys_config = optarg; break;
-                case OPT_KEY_DIR: key_dir = optarg; break;
-                case 'q': quiet = true; break;
-                case 'h':
-                        printf("usage: aidp unseal FILE.sealed -o DIR [options]\n"
-                               "       aidp unseal FILE.sealed --verify-only\n"
-                               "  -o, --output DIR     created if missing; the sealed file or "
-                               "tree appears in it;\n"
-                               "                       existing entries are never overwritten\n"
-                               "      --verify-only    authenticate every segment, write "
-                               "nothing\n"
-                               "  -j, --threads N      worker threads (default: CPUs)\n"
-                               "      --keys-config F, --key-dir D   as for aidp seal\n");
-                        return 0;
-                default: return usage_error("unseal", "unknown option");
-                }
-        }
-        if (optind != argc - 1)
-                return usage_error("unseal", "want exactly one FILE.sealed");
-        if (!out && !verify)
-                return usage_error("unseal", "missing -o DIR (or --verify-only)");
         struct aidp_keys keys;
         aidp_keys_init(&keys);
         _cleanup_(aidp_sealed_closep) struct aidp_sealed *s = NULL;
@@ -300,7 +295,7 @@ static int cmd_unseal(int argc, char **argv)
         bool made_dir = false;
         _cleanup_close_ int dfd = -1;
         if (aidp_keys_setup(keys_config, key_dir, &keys, &err) < 0 ||
-            aidp_sealed_open(argv[optind], &keys, &s, &err) < 0) {
+            aidp_sealed_open(file, &keys, &s, &err) < 0) {
                 rc = fail("unseal", &err);
                 goto out;
         }
@@ -336,12 +331,24 @@ static int cmd_unseal(int argc, char **argv)
         if (!quiet)
                 printf("%s %s: dataset %s, %llu files, %llu dirs, %llu bytes, every segment "
                        "authenticated, content digest verified\n",
-                       verify ? "verified" : "unsealed", argv[optind],
-                       aidp_sealed_header_of(s)->meta.name, (unsigned long long)res.n_files,
-                       (unsigned long long)res.n_dirs, (unsigned long long)res.bytes);
+                       verify ? "verified" : "unsealed", file, aidp_sealed_header_of(s)->meta.name,
+                       (unsigned long long)res.n_files, (unsigned long long)res.n_dirs,
+                       (unsigned long long)res.bytes);
 out:
         aidp_keys_free(&keys);
         return rc;
+}
+
+static int cmd_unseal(int argc, char **argv)
+{
+        struct seal_cli c = {0};
+        struct aidp_cli_parsed pa;
+        int st;
+        if (!aidp_cli_options(&unseal_spec, argc, argv, &c, &pa, &st))
+                return st;
+        if (!c.out && !c.verify)
+                return usage_error("unseal", "missing -o DIR (or --verify-only)");
+        return unseal_run(&c, argv[pa.first_arg]);
 }
 
 static json_object *tags_json(const char (*tags)[AIDP_SEALED_TAG_MAX + 1], unsigned n)
@@ -373,38 +380,38 @@ static const char *wrap_name(enum aidp_key_wrap w)
         return "?";
 }
 
+static const struct aidp_cli_opt inspect_opts[] = {
+        AIDP_CLI_OPT("json", 0, AIDP_CLI_FLAG, SC(json), NULL, "print the header as JSON", U),
+        KEYS_OPTS,
+        {0},
+};
+
+static const struct aidp_cli_spec inspect_spec = {
+        .prog = "aidp inspect",
+        .synopsis = "[--json] FILE.sealed",
+        .about = "Prints the header after authenticating it with the dataset's key;\n"
+                 "the payload is not decrypted.",
+        .opts = inspect_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .args = "FILE.sealed",
+};
+
 static int cmd_inspect(int argc, char **argv)
 {
-        static const struct option opts[] = {
-                {"json", no_argument, NULL, OPT_JSON},
-                {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
-                {"key-dir", required_argument, NULL, OPT_KEY_DIR},
-                {"help", no_argument, NULL, 'h'},
-                {0}};
-        const char *keys_config = NULL, *key_dir = NULL;
-        bool json = false;
+        struct seal_cli c = {0};
+        struct aidp_cli_parsed pa;
+        int st;
+        if (!aidp_cli_options(&inspect_spec, argc, argv, &c, &pa, &st))
+                return st;
+        const char *keys_config = c.keys_config, *key_dir = c.key_dir, *file = argv[pa.first_arg];
+        bool json = c.json;
         aidp_error err = {0};
-        int c;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                switch (c) {
-                case OPT_JSON: json = true; break;
-                case OPT_KEYS_CONFIG: keys_config = optarg; break;
-                case OPT_KEY_DIR: key_dir = optarg; break;
-                case 'h':
-                        printf("usage: aidp inspect [--json] FILE.sealed\n"
-                               "Prints the header after authenticating it with the dataset's "
-                               "key;\nthe payload is not decrypted.\n");
-                        return 0;
-                default: return usage_error("inspect", "unknown option");
-                }
-        }
-        if (optind != argc - 1)
-                return usage_error("inspect", "want exactly one FILE.sealed");
         struct aidp_keys keys;
         aidp_keys_init(&keys);
         _cleanup_(aidp_sealed_closep) struct aidp_sealed *s = NULL;
         if (aidp_keys_setup(keys_config, key_dir, &keys, &err) < 0 ||
-            aidp_sealed_open(argv[optind], &keys, &s, &err) < 0) {
+            aidp_sealed_open(file, &keys, &s, &err) < 0) {
                 aidp_keys_free(&keys);
                 return fail("inspect", &err);
         }
@@ -417,7 +424,7 @@ static int cmd_inspect(int argc, char **argv)
         aidp_sha256_ref(h->header_digest, hd);
         if (json) {
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "file", json_object_new_string(argv[optind]));
+                json_object_object_add(o, "file", json_object_new_string(file));
                 json_object_object_add(o, "format_version", json_object_new_int(h->format_version));
                 json_object_object_add(o, "name", json_object_new_string(m->name));
                 json_object_object_add(o, "version", json_object_new_string(m->version));
@@ -447,7 +454,7 @@ static int cmd_inspect(int argc, char **argv)
                 json_object_put(o);
                 return 0;
         }
-        printf("%-16s%s\n", "file:", argv[optind]);
+        printf("%-16s%s\n", "file:", file);
         printf("%-16s%s (authenticated with key %s; payload not decrypted)\n", "header:", "ok",
                m->key_id);
         printf("%-16s%u\n", "format-version:", h->format_version);
@@ -468,41 +475,39 @@ static int cmd_inspect(int argc, char **argv)
         return 0;
 }
 
+static const struct aidp_cli_opt keygen_opts[] = {KEYS_OPTS, {0}};
+
+static const struct aidp_cli_spec keygen_spec = {
+        .prog = "aidp keygen",
+        .synopsis = "KEY-ID [--key-dir DIR]",
+        .about = "Creates DIR/KEY-ID (default /etc/aidp/keys) holding a random 32-byte\n"
+                 "key-encryption key, mode 0400; never overwrites. Run as root: the file\n"
+                 "provider only accepts root-owned keys.",
+        .opts = keygen_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .args = "KEY-ID",
+};
+
 static int cmd_keygen(int argc, char **argv)
 {
-        static const struct option opts[] = {
-                {"key-dir", required_argument, NULL, OPT_KEY_DIR},
-                {"keys-config", required_argument, NULL, OPT_KEYS_CONFIG},
-                {"help", no_argument, NULL, 'h'},
-                {0}};
-        const char *keys_config = NULL, *key_dir = NULL;
+        struct seal_cli c = {0};
+        struct aidp_cli_parsed pa;
+        int st;
+        if (!aidp_cli_options(&keygen_spec, argc, argv, &c, &pa, &st))
+                return st;
+        const char *keys_config = c.keys_config, *key_dir = c.key_dir, *id = argv[pa.first_arg];
         aidp_error err = {0};
-        int c;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                switch (c) {
-                case OPT_KEY_DIR: key_dir = optarg; break;
-                case OPT_KEYS_CONFIG: keys_config = optarg; break;
-                case 'h':
-                        printf("usage: aidp keygen KEY-ID [--key-dir DIR]\n"
-                               "Creates DIR/KEY-ID (default /etc/aidp/keys) holding a random "
-                               "32-byte key-encryption key,\nmode 0400; never overwrites. Run "
-                               "as root: the file provider only accepts root-owned keys.\n");
-                        return 0;
-                default: return usage_error("keygen", "unknown option");
-                }
-        }
-        if (optind != argc - 1)
-                return usage_error("keygen", "want exactly one KEY-ID");
         struct aidp_keys keys;
         aidp_keys_init(&keys);
         int r = aidp_keys_setup(keys_config, key_dir, &keys, &err);
         if (r == 0)
-                r = aidp_keys_generate(keys.dir, argv[optind], &err);
+                r = aidp_keys_generate(keys.dir, id, &err);
         if (r < 0) {
                 aidp_keys_free(&keys);
                 return fail("keygen", &err);
         }
-        printf("created key %s in %s (mode 0400)\n", argv[optind], keys.dir);
+        printf("created key %s in %s (mode 0400)\n", id, keys.dir);
         if (geteuid() != 0)
                 fprintf(stderr, "aidp keygen: warning: not root: the file provider refuses "
                                 "keys not owned by root\n");
@@ -512,7 +517,6 @@ static int cmd_keygen(int argc, char **argv)
 
 int aidp_cli_seal(int argc, char **argv)
 {
-        optind = 1;
         if (!strcmp(argv[0], "seal"))
                 return cmd_seal(argc, argv);
         if (!strcmp(argv[0], "unseal"))

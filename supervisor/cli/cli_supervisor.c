@@ -2,80 +2,32 @@
 #include "supervisor/cli/cli_supervisor.h"
 
 #include <errno.h>
-#include <getopt.h>
-#include <stdarg.h>
 #include <json-c/json.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
 #include "profiles/units.h"
 #include "supervisor/cli/cli.h"
+#include "supervisor/cli/options.h"
 #include "supervisor/run/run.h"
+#include "supervisor/sandbox/fdpass.h"
 
-static const char run_usage[] =
-        "usage: aidp-supervisor run [OPTIONS] -- CMD [ARGS...]\n"
-        "\n"
-        "Run CMD in a fresh sandbox; the job's exit status becomes ours.\n"
-        "\n"
-        "  --profile NAME|FILE     sandbox profile (docs/profiles.md; default: built-in baseline)\n"
-        "  --user NAME|UID[:GID]   identity of the job, when root runs the supervisor\n"
-        "                          directly (refused through sudo); default: the sudo\n"
-        "                          user, then SLURM_JOB_UID, then nobody; never root\n"
-        "  --memory SIZE           memory limit, e.g. 512Mi, 8Gi (default 4Gi)\n"
-        "  --cpus N                cpu quota, e.g. 2, 1.5, 500m (default 2)\n"
-        "  --pids N                process/thread limit (default 1024)\n"
-        "  --timeout DURATION      wall time limit, e.g. 90s, 2h, 1h30m (default none)\n"
-        "  --kill-after DURATION   SIGTERM-to-SIGKILL grace on timeout/stop (default 5s)\n"
-        "  --tmp-size SIZE         size of the private /tmp and /dev/shm (default 256Mi)\n"
-        "  --rlimit NAME=SOFT[:HARD]  resource limit, e.g. nofile=1024:4096, stack=8Mi,\n"
-        "                          core=0 (the default); 'unlimited' allowed (repeatable)\n"
-        "  --cwd DIR               working directory inside (default: the caller's)\n"
-        "  --no-cwd                do not bind the working directory into the sandbox\n"
-        "  --ro-bind SRC[:DST]     bind a host path read-only (repeatable)\n"
-        "  --bind SRC[:DST]        bind a host path writable (repeatable; its writes\n"
-        "                          reach the host and are not shredded)\n"
-        "  --env NAME[=VALUE]      pass an environment variable (repeatable)\n"
-        "  --keep-env              pass the whole environment (default: a safe subset)\n"
-        "  --cgroup-parent PATH    parent cgroup (default: see docs/run-core.md)\n"
-        "  --run-id ID             run id (default: a new UUID)\n"
-        "  --run-dir DIR           run journals (default $AIDP_RUN_DIR or /run/aidp)\n"
-        "  --summary FILE          write a JSON result for schedulers\n"
-        "  --data FILE.sealed      sealed dataset, decrypted read-only at /data/<name>\n"
-        "                          (repeatable; every segment authenticated first)\n"
-        "  --output-dir DIR        seal /out into DIR/<run-id>.sealed at the end, with\n"
-        "                          the inputs' highest classification and all their tags\n"
-        "  --output-key-id ID      key for the sealed /out (default: the first input's)\n"
-        "  --keys-config FILE      key provider config (default /etc/aidp/keys.yaml)\n"
-        "  --key-dir DIR           file key provider directory (default /etc/aidp/keys)\n"
-        "  --lineage FILE          lineage log (default $AIDP_LINEAGE_FILE or\n"
-        "                          /var/lib/aidp/lineage.jsonl; key: $AIDP_LINEAGE_KEY or\n"
-        "                          /etc/aidp/lineage.key, created on first use)\n"
-        "  -q, --quiet             no run summary on stderr\n";
+/* ---- run: the option table ---- */
 
-static const char main_usage[] =
-        "usage: aidp-supervisor COMMAND ...\n"
-        "\n"
-        "  run [OPTIONS] -- CMD [ARGS...]   run a job in a sandbox (see run --help)\n"
-        "  gc [--run-dir DIR]               clean up runs whose supervisor died\n"
-        "  version                          print the version\n"
-        "\n"
-        "Exit statuses: the job's own (128+N for signal N); 119 bad config, 120 usage,\n"
-        "121 denied by policy, 117 sealed data, 116 lineage, 118 out of memory,\n"
-        "124 timeout, 125 supervisor failure, 126 cannot execute, 127 not found.\n";
-
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        fprintf(stderr, "aidp-supervisor: error: ");
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "\n%s", run_usage);
-        return AIDP_EXIT_USAGE;
-}
+/* Everything `run` parses: the run core's options and the storage behind its
+ * pointers (argv strings are not copied). */
+struct run_cli {
+        struct aidp_run_opts o;
+        struct aidp_cli_list env, data;
+        struct aidp_run_bind binds[AIDP_CLI_MAX_BINDS];
+        uint64_t kill_after;
+};
 
 static int rlimit_value(const char *s, uint64_t *v)
 {
@@ -86,11 +38,13 @@ static int rlimit_value(const char *s, uint64_t *v)
         return aidp_profiles_parse_size(s, v);
 }
 
-/* NAME=SOFT[:HARD]; HARD defaults to SOFT. */
-static int parse_rlimit(const char *arg, struct aidp_rlimit *out)
+/* --rlimit NAME=SOFT[:HARD]; HARD defaults to SOFT. */
+static int parse_rlimit(const char *arg, void *dest, aidp_error *err)
 {
+        struct aidp_rlimit *out = ((struct run_cli *)dest)->o.rlimits;
         char buf[128];
-        snprintf(buf, sizeof buf, "%s", arg);
+        if (snprintf(buf, sizeof buf, "%s", arg) >= (int)sizeof buf)
+                return -EINVAL;
         char *eq = strchr(buf, '=');
         if (!eq)
                 return -EINVAL;
@@ -108,6 +62,166 @@ static int parse_rlimit(const char *arg, struct aidp_rlimit *out)
         out[r] = (struct aidp_rlimit){.set = true, .soft = soft, .hard = hard};
         return 0;
 }
+
+static void trim_slashes(char *p)
+{
+        size_t n = strlen(p);
+        while (n > 1 && p[n - 1] == '/')
+                p[--n] = '\0';
+}
+
+/* --ro-bind/--bind SRC[:DST], kept in the order given (a later bind may sit
+ * inside an earlier one). The paths are checked by the run core. */
+static int add_bind(const char *arg, void *dest, bool writable, aidp_error *err)
+{
+        struct run_cli *c = dest;
+        const char *opt = writable ? "--bind" : "--ro-bind";
+        if (c->o.n_binds >= AIDP_CLI_MAX_BINDS || !*arg || arg[0] == ':')
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "%s '%s': expected SRC[:DST] (at most %d binds)", opt, arg,
+                                      AIDP_CLI_MAX_BINDS);
+        char *colon = strchr(arg, ':');
+        if (colon)
+                *colon = '\0'; /* argv is ours to split */
+        /* "DIR/" as a shell completes it; every other unclean path is refused
+         * by the run core's one rule (aidp_path_is_clean_abs) */
+        trim_slashes((char *)arg);
+        if (colon)
+                trim_slashes(colon + 1);
+        c->binds[c->o.n_binds++] = (struct aidp_run_bind){
+                .source = arg, .target = colon ? colon + 1 : NULL, .writable = writable};
+        return 0;
+}
+
+static int parse_ro_bind(const char *arg, void *dest, aidp_error *err)
+{
+        return add_bind(arg, dest, false, err);
+}
+
+static int parse_bind(const char *arg, void *dest, aidp_error *err)
+{
+        return add_bind(arg, dest, true, err);
+}
+
+static int parse_env(const char *arg, void *dest, aidp_error *err)
+{
+        struct aidp_cli_list *l = &((struct run_cli *)dest)->env;
+        if (l->n >= 256 || !*arg || arg[0] == '=')
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--env '%s': expected NAME or NAME=VALUE (at most 256)", arg);
+        const char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+        if (!v)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        v[l->n++] = arg;
+        l->v = v;
+        return 0;
+}
+
+/* A bare --env NAME copies NAME from the supervisor's own (root's) environment. */
+static enum aidp_trust_level env_trust(const char *arg)
+{
+        return strchr(arg, '=') ? AIDP_TRUST_USER : AIDP_TRUST_ADMIN;
+}
+
+#define RUN(f) offsetof(struct run_cli, f)
+#define U      AIDP_TRUST_USER
+#define A      AIDP_TRUST_ADMIN
+
+/* Every option of `aidp-supervisor run`, with the trust level a caller needs
+ * (docs/security.md); .limit: a user may only lower the profile's value. */
+static const struct aidp_cli_opt run_opts[] = {
+        AIDP_CLI_OPT("profile", 0, AIDP_CLI_STRING, RUN(o.profile), "NAME|FILE",
+                     "sandbox profile (docs/profiles.md; default: built-in baseline)", U),
+        AIDP_CLI_OPT("user", 0, AIDP_CLI_STRING, RUN(o.user), "NAME|UID[:GID]",
+                     "identity of the job, when root runs the supervisor\n"
+                     "directly (refused through sudo); default: the sudo\n"
+                     "user, then SLURM_JOB_UID, then nobody; never root",
+                     A),
+        AIDP_CLI_OPT("memory", 0, AIDP_CLI_SIZE, RUN(o.memory_bytes), "SIZE",
+                     "memory limit, e.g. 512M, 8G (default 4G)", U, .min = 4096,
+                     .expect = "a size such as 512M or 8G (at least 4K)", .limit = true),
+        AIDP_CLI_OPT("cpus", 0, AIDP_CLI_CPU, RUN(o.cpu_millis), "N",
+                     "cpu quota, e.g. 2, 1.5, 500m (default 2)", U, .min = 1, .limit = true),
+        AIDP_CLI_OPT("pids", 0, AIDP_CLI_UINT, RUN(o.pids), "N",
+                     "process/thread limit (default 1024)", U, .min = 1,
+                     .expect = "a positive integer", .limit = true),
+        AIDP_CLI_OPT("timeout", 0, AIDP_CLI_DURATION, RUN(o.timeout_seconds), "DURATION",
+                     "wall time limit, e.g. 90s, 2h, 1h30m (default none)", U, .min = 1,
+                     .limit = true),
+        AIDP_CLI_OPT("kill-after", 0, AIDP_CLI_DURATION, RUN(kill_after), "DURATION",
+                     "SIGTERM-to-SIGKILL grace on timeout/stop (default 5s)", U, .min = 1,
+                     .max = 3600, .expect = "a duration of 1s to 1h", .limit = true),
+        AIDP_CLI_OPT("tmp-size", 0, AIDP_CLI_SIZE, RUN(o.tmp_bytes), "SIZE",
+                     "size of the private /tmp and /dev/shm (default 256M)", U, .min = 4096,
+                     .expect = "a size such as 256M (at least 4K)", .limit = true),
+        AIDP_CLI_OPT(
+                "rlimit", 0, AIDP_CLI_CUSTOM, 0, "NAME=SOFT[:HARD]",
+                "resource limit, e.g. nofile=1024:4096, stack=8M,\n"
+                "core=0 (the default); 'unlimited' allowed (repeatable)",
+                U, .limit = true, .parse = parse_rlimit,
+                .expect =
+                        "NAME=SOFT[:HARD] with NAME one of as, core, cpu, data, fsize, locks, "
+                        "memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, "
+                        "stack and values such as 1024, 8M or unlimited (soft <= hard)"),
+        AIDP_CLI_OPT("cwd", 0, AIDP_CLI_STRING, RUN(o.cwd), "DIR",
+                     "working directory inside (default: the caller's)", U),
+        AIDP_CLI_OPT("no-cwd", 0, AIDP_CLI_FLAG, RUN(o.no_cwd), NULL,
+                     "do not bind the working directory into the sandbox", U),
+        AIDP_CLI_OPT("ro-bind", 0, AIDP_CLI_CUSTOM, 0, "SRC[:DST]",
+                     "bind a host path read-only (repeatable)", U, .parse = parse_ro_bind),
+        AIDP_CLI_OPT("bind", 0, AIDP_CLI_CUSTOM, 0, "SRC[:DST]",
+                     "bind a host path writable (repeatable; its writes\n"
+                     "reach the host and are not shredded)",
+                     U, .parse = parse_bind),
+        AIDP_CLI_OPT("env", 0, AIDP_CLI_CUSTOM, 0, "NAME[=VALUE]",
+                     "pass an environment variable (repeatable; a bare\n"
+                     "NAME copies the supervisor's own: admin only)",
+                     U, .parse = parse_env, .trust_of = env_trust),
+        AIDP_CLI_OPT("keep-env", 0, AIDP_CLI_FLAG, RUN(o.keep_env), NULL,
+                     "pass the whole environment (default: a safe subset)", A),
+        AIDP_CLI_OPT("cgroup-parent", 0, AIDP_CLI_STRING, RUN(o.cgroup_parent), "PATH",
+                     "parent cgroup (default: see docs/run-core.md)", A),
+        AIDP_CLI_OPT("run-id", 0, AIDP_CLI_STRING, RUN(o.run_id), "ID",
+                     "run id (default: a new UUID)", A),
+        AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, RUN(o.run_dir), "DIR",
+                     "run journals (default $AIDP_RUN_DIR or /run/aidp)", A),
+        AIDP_CLI_OPT("summary", 0, AIDP_CLI_STRING, RUN(o.summary_path), "FILE",
+                     "write a JSON result for schedulers", U),
+        AIDP_CLI_OPT("data", 0, AIDP_CLI_LIST, RUN(data), "FILE.sealed",
+                     "sealed dataset, decrypted read-only at /data/<name>\n"
+                     "(repeatable; every segment authenticated first)",
+                     U, .max = AIDP_RUN_MAX_DATA),
+        AIDP_CLI_OPT("output-dir", 0, AIDP_CLI_STRING, RUN(o.output_dir), "DIR",
+                     "seal /out into DIR/<run-id>.sealed at the end, with\n"
+                     "the inputs' highest classification and all their tags",
+                     U),
+        AIDP_CLI_OPT("output-key-id", 0, AIDP_CLI_STRING, RUN(o.output_key_id), "ID",
+                     "key for the sealed /out (default: the first input's)", U),
+        AIDP_CLI_OPT("keys-config", 0, AIDP_CLI_STRING, RUN(o.keys_config), "FILE",
+                     "key provider config (default /etc/aidp/keys.yaml)", A),
+        AIDP_CLI_OPT("key-dir", 0, AIDP_CLI_STRING, RUN(o.key_dir), "DIR",
+                     "file key provider directory (default /etc/aidp/keys)", A),
+        AIDP_CLI_OPT("lineage", 0, AIDP_CLI_STRING, RUN(o.lineage_path), "FILE",
+                     "lineage log (default $AIDP_LINEAGE_FILE or\n"
+                     "/var/lib/aidp/lineage.jsonl; key: $AIDP_LINEAGE_KEY or\n"
+                     "/etc/aidp/lineage.key, created on first use)",
+                     A),
+        AIDP_CLI_OPT("quiet", 'q', AIDP_CLI_FLAG, RUN(o.quiet), NULL, "no run summary on stderr",
+                     U),
+        {0},
+};
+
+const struct aidp_cli_spec aidp_cli_run_spec = {
+        .prog = "aidp-supervisor run",
+        .synopsis = "[OPTIONS] -- CMD [ARGS...]",
+        .about = "Run CMD in a fresh sandbox; the job's exit status becomes ours.",
+        .opts = run_opts,
+        .footer = AIDP_CLI_UNITS_HELP,
+        .in_order = true,
+        .min_args = 1,
+        .max_args = -1,
+        .args = "CMD after the options (no command given)",
+};
 
 static void gc_report(const char *run_id, const char *what, void *arg)
 {
@@ -186,282 +300,220 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
         return 0;
 }
 
-static int cmd_run(int argc, char **argv)
-{
-        enum {
-                O_PROFILE = 255,
-                O_USER = 256,
-                O_MEMORY,
-                O_CPUS,
-                O_PIDS,
-                O_TIMEOUT,
-                O_KILL_AFTER,
-                O_TMP,
-                O_CWD,
-                O_NO_CWD,
-                O_ENV,
-                O_KEEP_ENV,
-                O_CGPARENT,
-                O_RUN_ID,
-                O_RUN_DIR,
-                O_SUMMARY,
-                O_LINEAGE,
-                O_RLIMIT,
-                O_RO_BIND,
-                O_BIND,
-                O_DATA,
-                O_OUTPUT_DIR,
-                O_OUTPUT_KEY,
-                O_KEYS_CONFIG,
-                O_KEY_DIR
-        };
-        static const struct option opts[] = {
-                {"profile", required_argument, NULL, O_PROFILE},
-                {"user", required_argument, NULL, O_USER},
-                {"memory", required_argument, NULL, O_MEMORY},
-                {"cpus", required_argument, NULL, O_CPUS},
-                {"pids", required_argument, NULL, O_PIDS},
-                {"timeout", required_argument, NULL, O_TIMEOUT},
-                {"kill-after", required_argument, NULL, O_KILL_AFTER},
-                {"tmp-size", required_argument, NULL, O_TMP},
-                {"cwd", required_argument, NULL, O_CWD},
-                {"no-cwd", no_argument, NULL, O_NO_CWD},
-                {"env", required_argument, NULL, O_ENV},
-                {"keep-env", no_argument, NULL, O_KEEP_ENV},
-                {"cgroup-parent", required_argument, NULL, O_CGPARENT},
-                {"run-id", required_argument, NULL, O_RUN_ID},
-                {"run-dir", required_argument, NULL, O_RUN_DIR},
-                {"summary", required_argument, NULL, O_SUMMARY},
-                {"lineage", required_argument, NULL, O_LINEAGE},
-                {"rlimit", required_argument, NULL, O_RLIMIT},
-                {"ro-bind", required_argument, NULL, O_RO_BIND},
-                {"bind", required_argument, NULL, O_BIND},
-                {"data", required_argument, NULL, O_DATA},
-                {"output-dir", required_argument, NULL, O_OUTPUT_DIR},
-                {"output-key-id", required_argument, NULL, O_OUTPUT_KEY},
-                {"keys-config", required_argument, NULL, O_KEYS_CONFIG},
-                {"key-dir", required_argument, NULL, O_KEY_DIR},
-                {"quiet", no_argument, NULL, 'q'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
-        };
-        struct aidp_run_opts o = {0};
-        char *envs[256];
-        struct aidp_run_bind binds[64];
-        const char *datas[AIDP_RUN_MAX_DATA];
-        uint64_t v;
-        int c;
-        optind = 1;
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
-                switch (c) {
-                case O_PROFILE: o.profile = optarg; break;
-                case O_USER: o.user = optarg; break;
-                case O_MEMORY:
-                        if (aidp_profiles_parse_size(optarg, &v) < 0 || v < 4096)
-                                return usage_error(
-                                        "--memory '%s': expected a size such as 512Mi or 8Gi",
-                                        optarg);
-                        o.memory_bytes = v;
-                        break;
-                case O_CPUS:
-                        if (aidp_profiles_parse_cpu(optarg, &v) < 0)
-                                return usage_error(
-                                        "--cpus '%s': expected a number such as 2, 1.5 or 500m",
-                                        optarg);
-                        o.cpu_millis = v;
-                        break;
-                case O_PIDS: {
-                        char *end;
-                        errno = 0;
-                        unsigned long long n = strtoull(optarg, &end, 10);
-                        if (*end || errno || n == 0 || optarg[0] == '-')
-                                return usage_error("--pids '%s': expected a positive integer",
-                                                   optarg);
-                        o.pids = n;
-                        break;
-                }
-                case O_TIMEOUT:
-                        if (aidp_profiles_parse_duration(optarg, &v) < 0 || v == 0)
-                                return usage_error("--timeout '%s': expected a duration such as "
-                                                   "90s, 2h, 1h30m",
-                                                   optarg);
-                        o.timeout_seconds = v;
-                        break;
-                case O_KILL_AFTER:
-                        if (aidp_profiles_parse_duration(optarg, &v) < 0 || v == 0 || v > 3600)
-                                return usage_error(
-                                        "--kill-after '%s': expected a duration of 1s to 1h",
-                                        optarg);
-                        o.kill_after = (unsigned)v;
-                        break;
-                case O_TMP:
-                        if (aidp_profiles_parse_size(optarg, &v) < 0 || v < 4096)
-                                return usage_error("--tmp-size '%s': expected a size such as 256Mi",
-                                                   optarg);
-                        o.tmp_bytes = v;
-                        break;
-                case O_CWD: o.cwd = optarg; break;
-                case O_NO_CWD: o.no_cwd = true; break;
-                case O_ENV:
-                        if (o.n_env_extra >= 256 || !*optarg || optarg[0] == '=')
-                                return usage_error("--env '%s': expected NAME or NAME=VALUE",
-                                                   optarg);
-                        envs[o.n_env_extra++] = optarg;
-                        break;
-                case O_KEEP_ENV: o.keep_env = true; break;
-                case O_CGPARENT: o.cgroup_parent = optarg; break;
-                case O_RUN_ID: o.run_id = optarg; break;
-                case O_RUN_DIR: o.run_dir = optarg; break;
-                case O_SUMMARY: o.summary_path = optarg; break;
-                case O_LINEAGE: o.lineage_path = optarg; break;
-                case O_RO_BIND:
-                case O_BIND: {
-                        if (o.n_binds >= 64 || !*optarg || optarg[0] == ':')
-                                return usage_error("%s '%s': expected SRC[:DST] (at most 64)",
-                                                   c == O_BIND ? "--bind" : "--ro-bind", optarg);
-                        char *colon = strchr(optarg, ':');
-                        if (colon)
-                                *colon = '\0';
-                        binds[o.n_binds++] =
-                                (struct aidp_run_bind){.source = optarg,
-                                                       .target = colon ? colon + 1 : NULL,
-                                                       .writable = c == O_BIND};
-                        break;
-                }
-                case O_RLIMIT:
-                        if (parse_rlimit(optarg, o.rlimits) < 0)
-                                return usage_error(
-                                        "--rlimit '%s': expected NAME=SOFT[:HARD] with NAME one of "
-                                        "as, core, cpu, data, fsize, locks, memlock, msgqueue, "
-                                        "nice, "
-                                        "nofile, nproc, rss, rtprio, rttime, sigpending, stack and "
-                                        "values such as 1024, 8Mi or unlimited (soft <= hard)",
-                                        optarg);
-                        break;
-                case O_DATA:
-                        if (o.n_data >= AIDP_RUN_MAX_DATA)
-                                return usage_error("at most %d --data inputs", AIDP_RUN_MAX_DATA);
-                        datas[o.n_data++] = optarg;
-                        break;
-                case O_OUTPUT_DIR: o.output_dir = optarg; break;
-                case O_OUTPUT_KEY: o.output_key_id = optarg; break;
-                case O_KEYS_CONFIG: o.keys_config = optarg; break;
-                case O_KEY_DIR: o.key_dir = optarg; break;
-                case 'q': o.quiet = true; break;
-                case 'h': fputs(run_usage, stdout); return 0;
-                case '?':
-                default:
-                        if (optopt)
-                                return usage_error("unknown or incomplete option '-%c'", optopt);
-                        return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
-                }
-        }
-        o.env_extra = envs;
-        o.binds = binds;
-        o.data = datas;
-        if (optind >= argc)
-                return usage_error("%s", "no command given");
-        o.argv = argv + optind;
-        if (geteuid() != 0) {
-                fprintf(stderr, "aidp-supervisor: error: must run as root (use aidp-run, which "
-                                "calls it via sudo)\n");
-                return AIDP_EXIT_USAGE;
-        }
-        aidp_error gerr = {0};
-        aidp_run_gc(o.run_dir, gc_report, NULL, &gerr);
+/* ---- run ---- */
 
-        struct aidp_run_result res;
-        aidp_error err = {0};
-        int rc = aidp_run_execute(&o, &res, &err);
-        if (res.egress_unenforced && res.started)
+static void print_result(const struct aidp_run_result *res, bool quiet)
+{
+        if (res->egress_unenforced && res->started)
                 fprintf(stderr,
                         "aidp-supervisor: warning: the profile allows egress, which this version "
                         "does not enforce yet; the job had loopback only\n");
-        if (rc < 0)
-                fprintf(stderr, "aidp-supervisor: error: %s\n", err.msg);
+        if (quiet)
+                return;
         char cpu[32] = "unknown", mem[32] = "unknown";
-        if (res.cpu_known)
-                snprintf(cpu, sizeof cpu, "%.2fs", (double)res.cpu_usec / 1e6);
-        if (res.memory_peak_known)
+        if (res->cpu_known)
+                snprintf(cpu, sizeof cpu, "%.2fs", (double)res->cpu_usec / 1e6);
+        if (res->memory_peak_known)
                 snprintf(mem, sizeof mem, "%llu MiB",
-                         (unsigned long long)(res.memory_peak_bytes >> 20));
-        if (!o.quiet && res.started && res.resources_error[0])
+                         (unsigned long long)(res->memory_peak_bytes >> 20));
+        if (res->started && res->resources_error[0])
                 fprintf(stderr, "aidp-supervisor: warning: run usage unknown: %s\n",
-                        res.resources_error);
-        if (!o.quiet && res.started)
+                        res->resources_error);
+        if (res->started)
                 fprintf(stderr,
                         "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %s, peak memory %s, "
                         "cgroup %s; shred: %llu files, %llu bytes, verified %s%s\n",
-                        res.run_id, res.exit_status, res.wall_seconds, cpu, mem, res.cgroup_version,
-                        (unsigned long long)res.shred.files, (unsigned long long)res.shred.bytes,
-                        res.shred.verified ? "yes" : "NO",
-                        res.noswap ? ""
-                                   : "; tmpfs noswap unsupported by this kernel (data could reach "
-                                     "swap)");
-        if (!o.quiet) {
-                for (size_t i = 0; i < res.n_inputs && res.started; i++)
-                        fprintf(stderr, "aidp-supervisor: input %s %s (%s%s%s%s%s): %s\n",
-                                res.inputs[i].name, res.inputs[i].version,
-                                res.inputs[i].classification,
-                                res.inputs[i].residency[0] ? "; " : "", res.inputs[i].residency,
-                                res.inputs[i].regulation[0] ? "; " : "", res.inputs[i].regulation,
-                                res.inputs[i].digest);
-                if (res.has_output)
-                        fprintf(stderr, "aidp-supervisor: output %s (%s%s%s%s%s): %s\n",
-                                res.output.path, res.output.classification,
-                                res.output.residency[0] ? "; " : "", res.output.residency,
-                                res.output.regulation[0] ? "; " : "", res.output.regulation,
-                                res.output.digest);
+                        res->run_id, res->exit_status, res->wall_seconds, cpu, mem,
+                        res->cgroup_version, (unsigned long long)res->shred.files,
+                        (unsigned long long)res->shred.bytes, res->shred.verified ? "yes" : "NO",
+                        res->noswap ? ""
+                                    : "; tmpfs noswap unsupported by this kernel (data could reach "
+                                      "swap)");
+        for (size_t i = 0; i < res->n_inputs && res->started; i++) {
+                const struct aidp_run_dataset *d = &res->inputs[i];
+                fprintf(stderr, "aidp-supervisor: input %s %s (%s%s%s%s%s): %s\n", d->name,
+                        d->version, d->classification, d->residency[0] ? "; " : "", d->residency,
+                        d->regulation[0] ? "; " : "", d->regulation, d->digest);
         }
-        if (o.summary_path && res.run_id[0] && write_summary(o.summary_path, &res) < 0 &&
-            res.exit_status == 0)
-                return AIDP_EXIT_INTERNAL;
-        return res.exit_status;
+        if (res->has_output) {
+                const struct aidp_run_dataset *d = &res->output;
+                fprintf(stderr, "aidp-supervisor: output %s (%s%s%s%s%s): %s\n", d->path,
+                        d->classification, d->residency[0] ? "; " : "", d->residency,
+                        d->regulation[0] ? "; " : "", d->regulation, d->digest);
+        }
 }
+
+static bool is_root(const char *what)
+{
+        if (geteuid() == 0)
+                return true;
+        fprintf(stderr,
+                "aidp-supervisor: error: %s must run as root (use aidp-run, which calls it "
+                "via sudo)\n",
+                what);
+        return false;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+        struct run_cli c = {0};
+        struct aidp_cli_parsed p;
+        int status;
+        if (!aidp_cli_options(&aidp_cli_run_spec, argc, argv, &c, &p, &status))
+                goto out;
+        c.o.kill_after = (unsigned)c.kill_after;
+        c.o.env_extra = (char **)c.env.v;
+        c.o.n_env_extra = c.env.n;
+        c.o.data = c.data.v;
+        c.o.n_data = c.data.n;
+        c.o.binds = c.binds;
+        c.o.argv = argv + p.first_arg;
+        status = AIDP_EXIT_USAGE;
+        if (!is_root("run"))
+                goto out;
+        aidp_error gerr = {0};
+        aidp_run_gc(c.o.run_dir, gc_report, NULL, &gerr);
+
+        struct aidp_run_result res;
+        aidp_error err = {0};
+        int rc = aidp_run_execute(&c.o, &res, &err);
+        if (rc < 0)
+                aidp_cli_fail(aidp_cli_run_spec.prog, &err);
+        print_result(&res, c.o.quiet);
+        status = res.exit_status;
+        if (c.o.summary_path && res.run_id[0] && write_summary(c.o.summary_path, &res) < 0 &&
+            res.exit_status == 0)
+                status = AIDP_EXIT_INTERNAL;
+out:
+        aidp_cli_list_free(&c.env);
+        aidp_cli_list_free(&c.data);
+        return status;
+}
+
+/* ---- gc ---- */
+
+struct gc_cli {
+        const char *run_dir;
+};
+
+static const struct aidp_cli_opt gc_opts[] = {
+        AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, offsetof(struct gc_cli, run_dir), "DIR",
+                     "run journals (default $AIDP_RUN_DIR or /run/aidp)", A),
+        {0},
+};
+
+const struct aidp_cli_spec aidp_cli_gc_spec = {
+        .prog = "aidp-supervisor gc",
+        .synopsis = "[--run-dir DIR]",
+        .about = "Clean up runs whose supervisor died (shred, end record), as each run's start "
+                 "does.",
+        .opts = gc_opts,
+};
 
 static int cmd_gc(int argc, char **argv)
 {
-        const char *dir = NULL;
-        for (int i = 1; i < argc; i++) {
-                if (!strcmp(argv[i], "--run-dir") && i + 1 < argc)
-                        dir = argv[++i];
-                else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-                        puts("usage: aidp-supervisor gc [--run-dir DIR]");
-                        return 0;
-                } else {
-                        fprintf(stderr, "aidp-supervisor: error: gc: unknown argument '%s'\n",
-                                argv[i]);
-                        return AIDP_EXIT_USAGE;
-                }
-        }
+        struct gc_cli c = {0};
+        struct aidp_cli_parsed p;
+        int status;
+        if (!aidp_cli_options(&aidp_cli_gc_spec, argc, argv, &c, &p, &status))
+                return status;
         aidp_error err = {0};
-        int n = aidp_run_gc(dir, gc_report, NULL, &err);
+        int n = aidp_run_gc(c.run_dir, gc_report, NULL, &err);
         if (n < 0)
                 return aidp_cli_fail("aidp-supervisor", &err);
         printf("gc: %d run(s) cleaned\n", n);
         return 0;
 }
 
+/* ---- learn: the run core for `aidp profile learn` ---- */
+
+struct learn_cli {
+        const char *profile, *user;
+        uint64_t notify_fd;
+};
+
+static const struct aidp_cli_opt learn_opts[] = {
+        AIDP_CLI_OPT("notify-fd", 0, AIDP_CLI_UINT, offsetof(struct learn_cli, notify_fd), "FD",
+                     "unix socket the job's seccomp listener is sent over", U, .min = 3,
+                     .max = 1023),
+        AIDP_CLI_OPT("profile", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, profile),
+                     "NAME|FILE", "the base profile (default: baseline)", U),
+        AIDP_CLI_OPT("user", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, user), "NAME|UID[:GID]",
+                     "identity of the job (as for run)", A),
+        {0},
+};
+
+const struct aidp_cli_spec aidp_cli_learn_spec = {
+        .prog = "aidp-supervisor learn",
+        .synopsis = "--notify-fd FD [--profile NAME] [--user USER] -- CMD [ARGS...]",
+        .about = "Run CMD like run, with a seccomp filter that reports every system call:\n"
+                 "its listener goes over FD (SCM_RIGHTS) to the caller, `aidp profile learn`,\n"
+                 "which answers the notifications and writes the profile.",
+        .opts = learn_opts,
+        .in_order = true,
+        .min_args = 1,
+        .max_args = -1,
+        .args = "CMD after the options (no command given)",
+};
+
+/* The run core hands over the listener; it goes to `aidp` and our copy closes,
+ * so only the tool answers notifications. */
+static int send_listener(int fd, void *arg)
+{
+        int r = aidp_fdpass_send(*(int *)arg, 'L', &fd, 1);
+        close(fd);
+        return r < 0 ? -1 : 0;
+}
+
+static int cmd_learn(int argc, char **argv)
+{
+        struct learn_cli c = {.profile = "baseline"};
+        struct aidp_cli_parsed p;
+        int status;
+        if (!aidp_cli_options(&aidp_cli_learn_spec, argc, argv, &c, &p, &status))
+                return status;
+        struct stat st;
+        int sock = (int)c.notify_fd;
+        if (!c.notify_fd || fstat(sock, &st) < 0 || !S_ISSOCK(st.st_mode))
+                return aidp_cli_usage_error(aidp_cli_learn_spec.prog,
+                                            "--notify-fd: expected an open unix socket");
+        if (!is_root("learn"))
+                return AIDP_EXIT_USAGE;
+        struct aidp_run_opts o = {
+                .profile = c.profile,
+                .user = c.user,
+                .argv = argv + p.first_arg,
+                .quiet = true,
+                .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                .on_notify_fd = send_listener,
+                .notify_arg = &sock,
+        };
+        struct aidp_run_result res;
+        aidp_error err = {0};
+        int rc = aidp_run_execute(&o, &res, &err);
+        close(sock); /* end of stream: the tool stops waiting for a listener */
+        if (rc < 0)
+                return aidp_cli_fail("aidp-supervisor learn", &err);
+        return res.exit_status;
+}
+
+static const struct aidp_cli_cmd commands[] = {
+        {"run", cmd_run, "run a job in a sandbox (see run --help)"},
+        {"gc", cmd_gc, "clean up runs whose supervisor died"},
+        {"learn", cmd_learn, "run a job reporting its system calls (for aidp profile learn)"},
+        {NULL, NULL, NULL},
+};
+
+static const struct aidp_cli_group group = {
+        .prog = "aidp-supervisor",
+        .version = "aidp-supervisor " AIDP_VERSION,
+        .cmds = commands,
+        .footer = "Exit statuses: the job's own (128+N for signal N); 119 bad config, 120 usage,\n"
+                  "121 denied by policy, 117 sealed data, 116 lineage, 118 out of memory,\n"
+                  "124 timeout, 125 supervisor failure, 126 cannot execute, 127 not found.\n",
+};
+
 int aidp_supervisor_main(int argc, char **argv)
 {
-        if (argc < 2) {
-                fputs(main_usage, stderr);
-                return AIDP_EXIT_USAGE;
-        }
-        const char *cmd = argv[1];
-        if (!strcmp(cmd, "run"))
-                return cmd_run(argc - 1, argv + 1);
-        if (!strcmp(cmd, "gc"))
-                return cmd_gc(argc - 1, argv + 1);
-        if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-                puts("aidp-supervisor 0.1.0");
-                return 0;
-        }
-        if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-                fputs(main_usage, stdout);
-                return 0;
-        }
-        fprintf(stderr, "aidp-supervisor: error: unknown command '%s'\n%s", cmd, main_usage);
-        return AIDP_EXIT_USAGE;
+        return aidp_cli_dispatch(&group, argc, argv);
 }

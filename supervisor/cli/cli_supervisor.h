@@ -1,3 +1,11 @@
 #pragma once
-/* aidp-supervisor's command line: run, gc, version. */
+/* aidp-supervisor's command line: run, gc, learn, version. */
+#include "supervisor/cli/options.h"
+
 int aidp_supervisor_main(int argc, char **argv);
+
+/* The option tables of its commands (supervisor/cli/options.h), for the trust
+ * check and the tests. */
+extern const struct aidp_cli_spec aidp_cli_run_spec;
+extern const struct aidp_cli_spec aidp_cli_gc_spec;
+extern const struct aidp_cli_spec aidp_cli_learn_spec;

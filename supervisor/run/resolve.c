@@ -14,6 +14,7 @@
 #include <uuid/uuid.h>
 
 #include "common/cleanup.h"
+#include "common/path.h"
 #include "profiles/seccomp_compile.h"
 #include "supervisor/run/profile_env.h"
 #include "supervisor/run/run_internal.h"
@@ -226,19 +227,14 @@ static int learn_policy(struct run *r, aidp_error *err)
         return 0;
 }
 
-static bool clean_abs_path(const char *p)
-{
-        return p && p[0] == '/' && !strstr(p, "/../") &&
-               strcmp(p + strlen(p) - (strlen(p) >= 3 ? 3 : 0), "/..") && !strstr(p, "/./");
-}
-
 static int add_cli_bind(struct aidp_profile *p, const struct aidp_run_bind *b, aidp_error *err)
 {
         const char *opt = b->writable ? "--bind" : "--ro-bind";
-        if (!clean_abs_path(b->source) || (b->target && !clean_abs_path(b->target)))
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "%s %s%s%s: paths must be absolute, without '.' or '..'", opt,
-                                      b->source, b->target ? ":" : "", b->target ? b->target : "");
+        if (!aidp_path_is_clean_abs(b->source) || (b->target && !aidp_path_is_clean_abs(b->target)))
+                return aidp_error_set(
+                        err, AIDP_EXIT_USAGE, EINVAL,
+                        "%s %s%s%s: paths must be absolute, without '.', '..' or '//'", opt,
+                        b->source, b->target ? ":" : "", b->target ? b->target : "");
         struct stat st;
         if (stat(b->source, &st) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "%s %s", opt, b->source);

@@ -209,6 +209,13 @@ Test(run, bad_cli_input_is_a_usage_error)
         cr_expect(strstr(P.err, "root") != NULL, "%s", P.err);
         char *f[] = {AIDP_SUPERVISOR, "run", "--timeout", "-5", "--", "true", NULL};
         cr_expect_eq(aidp_test_run(&P, f), AIDP_EXIT_USAGE);
+        /* one path rule for the command line and profiles (common/path.c) */
+        char *g[] = {AIDP_SUPERVISOR, "run", "--ro-bind", "/tmp/.:/x", "--", "true", NULL};
+        cr_expect_eq(aidp_test_run(&P, g), AIDP_EXIT_USAGE);
+        cr_expect(strstr(P.err, "--ro-bind /tmp/.:/x: paths must be absolute") != NULL, "%s",
+                  P.err);
+        char *h[] = {AIDP_SUPERVISOR, "run", "--bind", "//tmp", "--", "true", NULL};
+        cr_expect_eq(aidp_test_run(&P, h), AIDP_EXIT_USAGE);
 }
 
 Test(run, rlimits_from_options_and_core_zero_by_default)

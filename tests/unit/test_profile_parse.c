@@ -39,11 +39,11 @@ Test(profile_parse, every_section)
         const char *y = HDR
                 "  description: all of it\n"
                 "limits:\n"
-                "  memory: 8Gi\n"
+                "  memory: 8g\n"
                 "  cpus: 500m\n"
                 "  pids: 300\n"
                 "  wallTime: 1h30m\n"
-                "  tmpfs: {/tmp: 64Mi, /scratch: 2G, /out: 1.5Gi, /data: auto}\n"
+                "  tmpfs: {/tmp: 64Mi, /scratch: 2GB, /out: 1.5Gi, /data: auto}\n"
                 "  rlimits:\n"
                 "    nofile: {soft: 1024, hard: 4096}\n"
                 "    stack: 8Mi\n"
@@ -88,7 +88,7 @@ Test(profile_parse, every_section)
         cr_assert_eq(p.limits.pids, 300);
         cr_assert_eq(p.limits.wall_seconds, 5400);
         cr_assert_eq(p.limits.tmp_bytes, 64ULL << 20);
-        cr_assert_eq(p.limits.scratch_bytes, 2000000000ULL);
+        cr_assert_eq(p.limits.scratch_bytes, 2000000000ULL); /* GB: decimal */
         cr_assert_eq(p.limits.out_bytes, 3ULL << 29);
         cr_assert_eq(p.limits.data_bytes, 0);
         cr_assert(p.limits.rlimits[RLIMIT_NOFILE].set);

@@ -1,0 +1,424 @@
+/* aidp lineage graph and export: the log as a graph (DOT, SVG through
+ * Graphviz) and as OpenLineage events (stdout or POST to a URL). */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <spawn.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "supervisor/cli/cli.h"
+#include "supervisor/cli/cli_lineage.h"
+
+extern char **environ;
+
+/* ---- graph ------------------------------------------------------------------------------ */
+
+static void dot_escape(FILE *f, const char *s)
+{
+        for (; s && *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        fputc('\\', f);
+                if (*s == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*s, f);
+        }
+}
+
+static void dataset_id(char *out, size_t n, json_object *ds)
+{
+        snprintf(out, n, "%s/%s", aidp_cli_json_str(ds, "namespace", NULL, NULL) ?: "",
+                 aidp_cli_json_str(ds, "name", NULL, NULL) ?: "");
+}
+
+/* --dataset: the runs that read the dataset, what they wrote, the runs that read
+ * that, and so on (where the data went), plus the runs that wrote the dataset itself
+ * (where it came from). */
+static void graph_select(const struct events *e, struct runs *rs, const char *dataset)
+{
+        _cleanup_(json_object_putp) json_object *reach = json_object_new_object();
+        for (size_t i = 0; i < rs->n; i++)
+                rs->r[i].selected = !dataset;
+        if (!dataset)
+                return;
+        bool changed = true;
+        while (changed) {
+                changed = false;
+                for (size_t i = 0; i < rs->n; i++) {
+                        struct run *r = &rs->r[i];
+                        if (r->selected)
+                                continue;
+                        bool hit = false;
+                        for (size_t k = 0; k < r->n && !hit; k++) {
+                                json_object *ev = e->ev[r->idx[k]], *arr;
+                                static const char *const lists[] = {"inputs", "outputs"};
+                                for (size_t l = 0; l < 2 && !hit; l++) {
+                                        if (!json_object_object_get_ex(ev, lists[l], &arr))
+                                                continue;
+                                        for (size_t d = 0;
+                                             d < json_object_array_length(arr) && !hit; d++) {
+                                                json_object *ds = json_object_array_get_idx(arr, d);
+                                                char id[1024];
+                                                dataset_id(id, sizeof id, ds);
+                                                hit = aidp_cli_dataset_matches(ds, dataset) ||
+                                                      (l == 0 &&
+                                                       json_object_object_get_ex(reach, id, NULL));
+                                        }
+                                }
+                        }
+                        if (!hit)
+                                continue;
+                        r->selected = true;
+                        changed = true;
+                        for (size_t k = 0; k < r->n; k++) {
+                                json_object *arr;
+                                if (!json_object_object_get_ex(e->ev[r->idx[k]], "outputs", &arr))
+                                        continue;
+                                for (size_t d = 0; d < json_object_array_length(arr); d++) {
+                                        char id[1024];
+                                        dataset_id(id, sizeof id,
+                                                   json_object_array_get_idx(arr, d));
+                                        json_object_object_add(reach, id, NULL);
+                                }
+                        }
+                }
+        }
+}
+
+static void graph_write(FILE *f, const struct events *e, const struct runs *rs)
+{
+        _cleanup_(json_object_putp) json_object *nodes = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *edges = json_object_new_object();
+        fprintf(f, "digraph lineage {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", "
+                   "fontsize=10];\n");
+        for (size_t i = 0; i < rs->n; i++) {
+                const struct run *r = &rs->r[i];
+                if (!r->selected)
+                        continue;
+                json_object *first = e->ev[r->idx[0]], *last = e->ev[r->idx[r->n - 1]];
+                json_object *caller = NULL;
+                for (size_t k = 0;
+                     k < r->n && !(caller = aidp_cli_run_facet(e->ev[r->idx[k]], "aidp_caller"));
+                     k++)
+                        ;
+                fprintf(f, "  \"run:");
+                dot_escape(f, r->id);
+                fprintf(f, "\" [shape=box, style=\"rounded,filled\", fillcolor=\"%s\", label=\"",
+                        !strcmp(aidp_cli_json_str(last, "eventType", NULL, NULL) ?: "", "COMPLETE")
+                                ? "#d9f2d9"
+                        : !strcmp(aidp_cli_json_str(last, "eventType", NULL, NULL) ?: "", "START")
+                                ? "#fff2cc"
+                                : "#f4cccc");
+                dot_escape(f, aidp_cli_json_str(first, "job", "name", NULL) ?: "?");
+                fprintf(f, "\\nrun %.8s\\n", r->id);
+                dot_escape(f, aidp_cli_json_str(last, "eventType", NULL, NULL) ?: "?");
+                if (caller && aidp_cli_json_str(caller, "user", NULL, NULL)) {
+                        fprintf(f, " by ");
+                        dot_escape(f, aidp_cli_json_str(caller, "user", NULL, NULL));
+                }
+                fprintf(f, "\"];\n");
+                static const char *const lists[] = {"inputs", "outputs"};
+                for (size_t k = 0; k < r->n; k++)
+                        for (size_t l = 0; l < 2; l++) {
+                                json_object *arr;
+                                if (!json_object_object_get_ex(e->ev[r->idx[k]], lists[l], &arr))
+                                        continue;
+                                for (size_t d = 0; d < json_object_array_length(arr); d++) {
+                                        json_object *ds = json_object_array_get_idx(arr, d),
+                                                    *facets, *fc;
+                                        char id[1024], edge[1200];
+                                        dataset_id(id, sizeof id, ds);
+                                        if (!json_object_object_get_ex(nodes, id, NULL)) {
+                                                json_object_object_add(nodes, id, NULL);
+                                                fprintf(f, "  \"ds:");
+                                                dot_escape(f, id);
+                                                fprintf(f, "\" [shape=%s, label=\"",
+                                                        l ? "note" : "ellipse");
+                                                dot_escape(f, id);
+                                                if (json_object_object_get_ex(ds, "facets",
+                                                                              &facets)) {
+                                                        if (json_object_object_get_ex(
+                                                                    facets, "aidp_digest", &fc))
+                                                                fprintf(f, "\\n%.12s...",
+                                                                        aidp_cli_json_str(
+                                                                                fc, "value", NULL,
+                                                                                NULL)
+                                                                                ?: "");
+                                                        if (json_object_object_get_ex(
+                                                                    facets, "aidp_classification",
+                                                                    &fc) &&
+                                                            aidp_cli_json_str(fc, "classification",
+                                                                              NULL, NULL)) {
+                                                                fprintf(f, "\\n[");
+                                                                dot_escape(f,
+                                                                           aidp_cli_json_str(
+                                                                                   fc,
+                                                                                   "classification",
+                                                                                   NULL, NULL));
+                                                                fprintf(f, "]");
+                                                        }
+                                                }
+                                                fprintf(f, "\"];\n");
+                                        }
+                                        snprintf(edge, sizeof edge, "%zu %s %s", l, r->id, id);
+                                        if (json_object_object_get_ex(edges, edge, NULL))
+                                                continue;
+                                        json_object_object_add(edges, edge, NULL);
+                                        fprintf(f, "  \"%s", l ? "run:" : "ds:");
+                                        dot_escape(f, l ? r->id : id);
+                                        fprintf(f, "\" -> \"%s", l ? "ds:" : "run:");
+                                        dot_escape(f, l ? id : r->id);
+                                        fprintf(f, "\";\n");
+                                }
+                        }
+        }
+        fprintf(f, "}\n");
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+        size_t a = strlen(s), b = strlen(suffix);
+        return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* Render DOT to SVG with Graphviz's dot(1), fed through a pipe. */
+static int render_svg(const struct events *e, const struct runs *rs, const char *out,
+                      aidp_error *err)
+{
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, p[0], STDIN_FILENO);
+        char *args[] = {"dot", "-Tsvg", "-o", (char *)out, NULL};
+        pid_t pid;
+        int r = posix_spawnp(&pid, "dot", &fa, NULL, args, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        close(p[0]);
+        if (r != 0) {
+                close(p[1]);
+                if (r == ENOENT)
+                        return aidp_error_set(
+                                err, AIDP_EXIT_FAILED, ENOENT,
+                                "Graphviz 'dot' is not installed: cannot write %s "
+                                "(write DOT instead with -o FILE.dot, or install graphviz)",
+                                out);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, r, "running dot");
+        }
+        FILE *f = fdopen(p[1], "w");
+        if (!f) {
+                close(p[1]);
+        } else {
+                graph_write(f, e, rs);
+                fclose(f);
+        }
+        int st;
+        while (waitpid(pid, &st, 0) < 0)
+                if (errno != EINTR)
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "waiting for dot");
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                return aidp_error_set(err, AIDP_EXIT_FAILED, EIO, "dot failed to write %s", out);
+        return 0;
+}
+
+static const struct aidp_cli_opt graph_opts[] = {
+        AIDP_CLI_LINEAGE_FILE_OPT,
+        AIDP_CLI_LINEAGE_DATASET_OPT,
+        AIDP_CLI_OPT("output", 'o', AIDP_CLI_STRING, LC(out), "OUT.dot|OUT.svg",
+                     "write DOT, or SVG through Graphviz (default: DOT on stdout)",
+                     AIDP_TRUST_USER),
+        {0},
+};
+
+static const struct aidp_cli_spec graph_spec = {
+        .prog = "aidp lineage graph",
+        .synopsis = "[--file FILE] [--dataset NAME] [-o OUT.dot|OUT.svg]",
+        .about = "The runs and datasets of the log as a graph; with --dataset, where that\n"
+                 "dataset came from and everywhere it went.",
+        .opts = graph_opts,
+        .footer = AIDP_CLI_LINEAGE_FILE_HELP,
+};
+
+int aidp_cli_lineage_graph(int argc, char **argv)
+{
+        struct lineage_cli c = {0};
+        struct aidp_cli_parsed pa;
+        int st;
+        if (!aidp_cli_options(&graph_spec, argc, argv, &c, &pa, &st))
+                return st;
+        const char *file = c.file, *dataset = c.dataset, *out = c.out;
+        const char *path = aidp_cli_lineage_path(file);
+        aidp_error err = {0};
+        struct events e = {0};
+        struct runs rs = {0};
+        int status = 0;
+        if (aidp_cli_lineage_read(path, &e, &rs, &err) < 0) {
+                status = aidp_cli_fail(PROG, &err);
+                goto out;
+        }
+        graph_select(&e, &rs, dataset);
+        if (out && ends_with(out, ".svg")) {
+                if (render_svg(&e, &rs, out, &err) < 0)
+                        status = aidp_cli_fail(PROG, &err);
+        } else if (out) {
+                FILE *f = fopen(out, "we");
+                if (!f) {
+                        aidp_error_errno(&err, AIDP_EXIT_FAILED, errno, "writing %s", out);
+                        status = aidp_cli_fail(PROG, &err);
+                        goto out;
+                }
+                graph_write(f, &e, &rs);
+                if (fclose(f) != 0) {
+                        aidp_error_errno(&err, AIDP_EXIT_FAILED, errno, "writing %s", out);
+                        status = aidp_cli_fail(PROG, &err);
+                }
+        } else {
+                graph_write(stdout, &e, &rs);
+        }
+out:
+        aidp_cli_runs_free(&rs);
+        aidp_cli_events_free(&e);
+        return status;
+}
+
+/* ---- export ------------------------------------------------------------------------------ */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all)
+
+static size_t discard(char *p, size_t size, size_t n, void *u)
+{
+        (void)p;
+        (void)u;
+        return size * n;
+}
+
+static int post_events(const struct events *e, const struct runs *rs, const char *url,
+                       aidp_error *err)
+{
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                      "libcurl initialization failed");
+        _cleanup_(curl_easy_cleanupp) CURL *h = curl_easy_init();
+        _cleanup_(curl_slist_free_allp) struct curl_slist *hdr =
+                curl_slist_append(NULL, "Content-Type: application/json");
+        if (!h || !hdr)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        char cerr[CURL_ERROR_SIZE] = "";
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        /* Lineage goes where the operator said, nowhere else: no redirects, only HTTP(S). */
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+        size_t sent = 0;
+        for (size_t i = 0; i < rs->n; i++) {
+                if (!rs->r[i].selected)
+                        continue;
+                for (size_t k = 0; k < rs->r[i].n; k++) {
+                        size_t idx = rs->r[i].idx[k];
+                        size_t len = 0;
+                        const char *body = json_object_to_json_string_length(
+                                e->ev[idx], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                &len);
+                        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+                        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+                        CURLcode cc = curl_easy_perform(h);
+                        long code = 0;
+                        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+                        if (cc != CURLE_OK)
+                                return aidp_error_set(err, AIDP_EXIT_FAILED, EIO,
+                                                      "POST of line %" PRIu64
+                                                      " to %s: %s (%zu event(s) sent before)",
+                                                      e->line[idx], url,
+                                                      cerr[0] ? cerr : curl_easy_strerror(cc),
+                                                      sent);
+                        if (code < 200 || code > 299)
+                                return aidp_error_set(err, AIDP_EXIT_FAILED, EIO,
+                                                      "POST of line %" PRIu64
+                                                      " to %s: HTTP %ld (%zu event(s) sent before)",
+                                                      e->line[idx], url, code, sent);
+                        sent++;
+                }
+        }
+        fprintf(stderr, PROG ": exported %zu event(s) to %s\n", sent, url);
+        return 0;
+}
+
+static const struct aidp_cli_opt export_opts[] = {
+        AIDP_CLI_LINEAGE_FILE_OPT,
+        AIDP_CLI_LINEAGE_RUN_OPT,
+        AIDP_CLI_LINEAGE_DATASET_OPT,
+        AIDP_CLI_OPT("url", 'u', AIDP_CLI_STRING, LC(url), "URL",
+                     "POST each event to an OpenLineage endpoint (default: JSON lines\n"
+                     "on stdout)",
+                     AIDP_TRUST_USER),
+        {0},
+};
+
+static const struct aidp_cli_spec export_spec = {
+        .prog = "aidp lineage export",
+        .synopsis = "[--file FILE] [--run ID] [--dataset NAME] [--url URL]",
+        .about = "The events of the selected runs as OpenLineage, in log order.",
+        .opts = export_opts,
+        .footer = AIDP_CLI_LINEAGE_FILE_HELP,
+};
+
+int aidp_cli_lineage_export(int argc, char **argv)
+{
+        struct lineage_cli c = {0};
+        struct aidp_cli_parsed pa;
+        int st;
+        if (!aidp_cli_options(&export_spec, argc, argv, &c, &pa, &st))
+                return st;
+        const char *file = c.file, *run = c.run, *dataset = c.dataset, *url = c.url;
+        if (url && strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+                return aidp_cli_usage_error(export_spec.prog,
+                                            "--url must be an http:// or https:// URL, got '%s'",
+                                            url);
+        const char *path = aidp_cli_lineage_path(file);
+        aidp_error err = {0};
+        struct events e = {0};
+        struct runs rs = {0};
+        int status = 0;
+        if (aidp_cli_lineage_read(path, &e, &rs, &err) < 0) {
+                status = aidp_cli_fail(PROG, &err);
+                goto out;
+        }
+        aidp_cli_runs_select(&e, &rs, run, dataset);
+        if (url) {
+                if (post_events(&e, &rs, url, &err) < 0)
+                        status = aidp_cli_fail(PROG, &err);
+        } else {
+                /* Log order, not run order: a consumer replays events as they happened. */
+                for (size_t i = 0; i < e.n; i++) {
+                        const char *id = aidp_cli_run_id(e.ev[i]);
+                        bool sel = false;
+                        for (size_t j = 0; j < rs.n && !sel; j++)
+                                sel = rs.r[j].selected && !strcmp(rs.r[j].id, id);
+                        if (sel)
+                                printf("%s\n",
+                                       json_object_to_json_string_ext(
+                                               e.ev[i], JSON_C_TO_STRING_PLAIN |
+                                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+                }
+        }
+        if (status == 0 && e.skipped)
+                status = AIDP_EXIT_FAILED;
+out:
+        aidp_cli_runs_free(&rs);
+        aidp_cli_events_free(&e);
+        return status;
+}
