@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "profiles/load_internal.h"
+#include "profiles/profile_load.h"
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
@@ -159,6 +160,24 @@ bool aidp_ld_path_within(const char *path, const char *dir)
         if (!strcmp(dir, "/"))
                 return true;
         return !strncmp(path, dir, l) && (path[l] == '\0' || path[l] == '/');
+}
+
+/* Paths the sandbox builds itself or that hold aidp's own state: never a
+ * bind's target (profile or command line) nor a command-line bind's source. */
+bool aidp_profile_bind_path_reserved(const char *path)
+{
+        static const char *const reserved[] = {"/proc", "/dev", "/sys", "/run/aidp"};
+        if (!strcmp(path, "/"))
+                return true;
+        for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
+                if (aidp_ld_path_within(path, reserved[r]))
+                        return true;
+        return false;
+}
+
+bool aidp_profile_ref_is_path(const char *ref)
+{
+        return aidp_ld_is_path_ref(ref);
 }
 
 int aidp_ld_replace_str(char **dst, const char *s)

@@ -242,13 +242,11 @@ static int parse_bind(struct loader *ld, ytree *t, ynode *item, size_t i, struct
                 if ((rc = abs_path_value(ld, t, tn, sp, &dst)) < 0)
                         return rc;
         }
-        static const char *const reserved[] = {"/proc", "/dev", "/sys", "/run/aidp"};
-        for (size_t r = 0; r < ARRAY_SIZE(reserved); r++)
-                if (aidp_ld_path_within(dst, reserved[r]) || !strcmp(dst, "/"))
-                        return YERR(t, tn ? tn : sn, path,
-                                    "found target '%s', expected a path outside /, /proc, "
-                                    "/dev, /sys and /run/aidp (the sandbox builds those itself)",
-                                    dst);
+        if (aidp_profile_bind_path_reserved(dst))
+                return YERR(t, tn ? tn : sn, path,
+                            "found target '%s', expected a path outside /, /proc, "
+                            "/dev, /sys and /run/aidp (the sandbox builds those itself)",
+                            dst);
         ynode *wn = aidp_profiles_yaml_get(t, item, "writable", NULL);
         if (wn) {
                 PATHF(sp, "%s.writable", path);

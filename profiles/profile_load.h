@@ -74,6 +74,14 @@ int aidp_profile_load_buffer(const char *file, const char *buf, size_t len,
                              const struct aidp_profile_env *env, struct aidp_profile *out,
                              struct aidp_lint_list *lints, aidp_error *err);
 
+/* Is ref a path (contains '/', ends in .yaml/.yml) rather than a library
+ * name? Users may name library profiles only (docs/security.md). */
+bool aidp_profile_ref_is_path(const char *ref);
+/* A path the sandbox builds itself or aidp's own state ("/", /proc, /dev,
+ * /sys, /run/aidp and below): refused as a bind target, and as the source of
+ * a command-line bind. */
+bool aidp_profile_bind_path_reserved(const char *path);
+
 /* Lint an effective profile (load does this already when lints != NULL). */
 int aidp_profile_lint(const struct aidp_profile *p, const struct aidp_profile_env *env,
                       struct aidp_lint_list *lints, aidp_error *err);

@@ -11,9 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/error.h"
 #include "profiles/units.h"
 #include "supervisor/cli/cli.h"
+#include "supervisor/cli/trust.h"
+#include "supervisor/sandbox/procstate.h"
 #include "supervisor/cli/options.h"
 #include "supervisor/run/run.h"
 #include "supervisor/sandbox/fdpass.h"
@@ -256,7 +259,7 @@ static json_object *dataset_json(const struct aidp_run_dataset *d)
         return o;
 }
 
-static int write_summary(const char *path, const struct aidp_run_result *r)
+static int write_summary(int fd, const char *path, const struct aidp_run_result *r)
 {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "run_id", json_object_new_string(r->run_id));
@@ -290,7 +293,7 @@ static int write_summary(const char *path, const struct aidp_run_result *r)
         json_object_object_add(o, "inputs", in);
         if (r->has_output)
                 json_object_object_add(o, "output", dataset_json(&r->output));
-        int rc = json_object_to_file_ext(path, o, JSON_C_TO_STRING_PRETTY);
+        int rc = json_object_to_fd(fd, o, JSON_C_TO_STRING_PRETTY);
         json_object_put(o);
         if (rc < 0) {
                 fprintf(stderr, "aidp-supervisor: error: writing summary %s: %s\n", path,
@@ -343,6 +346,19 @@ static void print_result(const struct aidp_run_result *res, bool quiet)
         }
 }
 
+/* aidp-supervisor-test (honours the test hooks for admins), set by main. */
+static bool g_test_build;
+/* A limit the caller lowered that root here cannot raise back (procstate.h). */
+static char g_crippled[256];
+
+static bool crippled(const char *what)
+{
+        if (!g_crippled[0])
+                return false;
+        fprintf(stderr, "aidp-supervisor: error: %s: %s\n", what, g_crippled);
+        return true;
+}
+
 static bool is_root(const char *what)
 {
         if (geteuid() == 0)
@@ -356,6 +372,7 @@ static bool is_root(const char *what)
 
 static int cmd_run(int argc, char **argv)
 {
+        _cleanup_close_ int summary_fd = -1;
         struct run_cli c = {0};
         struct aidp_cli_parsed p;
         int status;
@@ -369,8 +386,21 @@ static int cmd_run(int argc, char **argv)
         c.o.binds = c.binds;
         c.o.argv = argv + p.first_arg;
         status = AIDP_EXIT_USAGE;
-        if (!is_root("run"))
+        if (!is_root("run") || crippled("run"))
                 goto out;
+        /* Trust first: nothing (gc included) runs for a caller who asked for
+         * more than it may (docs/security.md). */
+        enum aidp_caller_kind kind;
+        uid_t caller_uid;
+        aidp_error terr = {0};
+        if (aidp_trust_check_command(&aidp_cli_run_spec, &p, g_test_build, environ, &kind,
+                                     &caller_uid, &terr) < 0 ||
+            (c.o.summary_path &&
+             aidp_trust_open_summary(kind, caller_uid, c.o.summary_path, &summary_fd, &terr) < 0)) {
+                status = aidp_cli_fail(aidp_cli_run_spec.prog, &terr);
+                goto out;
+        }
+        c.o.as_user = kind == AIDP_CALLER_USER;
         aidp_error gerr = {0};
         aidp_run_gc(c.o.run_dir, gc_report, NULL, &gerr);
 
@@ -381,8 +411,8 @@ static int cmd_run(int argc, char **argv)
                 aidp_cli_fail(aidp_cli_run_spec.prog, &err);
         print_result(&res, c.o.quiet);
         status = res.exit_status;
-        if (c.o.summary_path && res.run_id[0] && write_summary(c.o.summary_path, &res) < 0 &&
-            res.exit_status == 0)
+        if (c.o.summary_path && res.run_id[0] &&
+            write_summary(summary_fd, c.o.summary_path, &res) < 0 && res.exit_status == 0)
                 status = AIDP_EXIT_INTERNAL;
 out:
         aidp_cli_list_free(&c.env);
@@ -417,7 +447,14 @@ static int cmd_gc(int argc, char **argv)
         int status;
         if (!aidp_cli_options(&aidp_cli_gc_spec, argc, argv, &c, &p, &status))
                 return status;
+        if (!is_root("gc") || crippled("gc"))
+                return AIDP_EXIT_USAGE;
         aidp_error err = {0};
+        enum aidp_caller_kind kind;
+        uid_t caller_uid;
+        if (aidp_trust_check_command(&aidp_cli_gc_spec, &p, g_test_build, environ, &kind,
+                                     &caller_uid, &err) < 0)
+                return aidp_cli_fail("aidp-supervisor", &err);
         int n = aidp_run_gc(c.run_dir, gc_report, NULL, &err);
         if (n < 0)
                 return aidp_cli_fail("aidp-supervisor", &err);
@@ -513,7 +550,12 @@ static const struct aidp_cli_group group = {
                   "124 timeout, 125 supervisor failure, 126 cannot execute, 127 not found.\n",
 };
 
-int aidp_supervisor_main(int argc, char **argv)
+int aidp_supervisor_main(int argc, char **argv, bool test_build)
 {
+        g_test_build = test_build;
+        /* Whatever the caller's shell set (rlimits, blocked or ignored
+         * signals, umask, nice) is not ours to inherit. */
+        if (aidp_procstate_reset(g_crippled, sizeof g_crippled) == 0)
+                g_crippled[0] = '\0';
         return aidp_cli_dispatch(&group, argc, argv);
 }

@@ -1,7 +1,10 @@
 /* The one table of environment variables read by `aidp` and `aidp-supervisor`
  * (options.h), with the trust level a caller needs to set them. A root process
- * trusts no variable of a user caller: configuration (paths of the policy,
- * profiles, lineage, keys, runs) is admin-only, test hooks are test-build-only;
+ * trusts no variable of a user caller, and the supervisor none of an admin's
+ * either, since a scheduler may hand it a job's environment: configuration
+ * (paths of the policy, profiles, lineage, keys, runs) is read only by the test
+ * build (admins of the production binary use --lineage, --run-dir, ...), as
+ * are the test hooks; AIDP_TIMING only prints (docs/security.md);
  * what a user may set is its own identity as sudo recorded it and what passes
  * into the job's environment (docs/security.md). */
 #include <errno.h>
@@ -16,21 +19,21 @@
 
 const struct aidp_cli_env aidp_cli_env_table[] = {
         /* configuration: where aidp finds what decides and records a run */
-        {"AIDP_POLICY_DIR", false, BOTH, AIDP_TRUST_ADMIN, "supervisor/run/policy_load.c",
+        {"AIDP_POLICY_DIR", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/run/policy_load.c",
          "policy directory instead of /etc/aidp"},
-        {"AIDP_PROFILE_PATH", false, BOTH, AIDP_TRUST_ADMIN, "supervisor/run/profile_env.c",
+        {"AIDP_PROFILE_PATH", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/run/profile_env.c",
          "profile search path before the installed library"},
-        {"AIDP_LINEAGE_FILE", false, BOTH, AIDP_TRUST_ADMIN, "supervisor/lineage/lineage.c",
+        {"AIDP_LINEAGE_FILE", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/lineage/lineage.c",
          "lineage log instead of /var/lib/aidp/lineage.jsonl"},
-        {"AIDP_LINEAGE_KEY", false, BOTH, AIDP_TRUST_ADMIN, "supervisor/lineage/lineage.c",
+        {"AIDP_LINEAGE_KEY", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/lineage/lineage.c",
          "lineage HMAC key instead of /etc/aidp/lineage.key"},
-        {"AIDP_SYSLOG_SOCKET", false, BOTH, AIDP_TRUST_ADMIN, "supervisor/lineage/seclog.c",
+        {"AIDP_SYSLOG_SOCKET", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/lineage/seclog.c",
          "syslog socket for security events instead of /dev/log"},
-        {"AIDP_KEYS_CONFIG", false, BOTH, AIDP_TRUST_ADMIN, "supervisor/sealed/keys.c",
+        {"AIDP_KEYS_CONFIG", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/sealed/keys.c",
          "key provider configuration instead of /etc/aidp/keys.yaml"},
-        {"AIDP_KEY_DIR", false, BOTH, AIDP_TRUST_ADMIN, "supervisor/sealed/keys.c",
+        {"AIDP_KEY_DIR", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/sealed/keys.c",
          "file key provider directory instead of /etc/aidp/keys"},
-        {"AIDP_RUN_DIR", false, SUP, AIDP_TRUST_ADMIN, "supervisor/run/journal.c",
+        {"AIDP_RUN_DIR", false, SUP, AIDP_TRUST_TEST_BUILD, "supervisor/run/journal.c",
          "run journals instead of /run/aidp (gc trusts what is there)"},
         {"TZDIR", false, BOTH, AIDP_TRUST_ADMIN, "supervisor/run/policy_clock.c",
          "time zone data the access policy's time rules are judged with"},
@@ -52,7 +55,7 @@ const struct aidp_cli_env aidp_cli_env_table[] = {
         /* test hooks: the production binary must not honour them */
         {"AIDP_FAULT_", true, SUP, AIDP_TRUST_TEST_BUILD, "supervisor/run/run.c, lineage_append.c",
          "fault injection (AIDP_FAULT_STOP_AT, AIDP_FAULT_SYNC_DELAY_MS)"},
-        {"AIDP_TIMING", false, SUP, AIDP_TRUST_TEST_BUILD, "supervisor/run/run.c",
+        {"AIDP_TIMING", false, SUP, AIDP_TRUST_ADMIN, "supervisor/run/run.c",
          "per-phase start-up timing on stderr (scripts/bench-start)"},
         /* the job's environment: passed into the sandbox, never read otherwise */
         {"SLURM_", true, SUP, AIDP_TRUST_USER, "supervisor/run/run.c",

@@ -14,7 +14,7 @@
 #include "residency/decide.h"
 #include "common/strv.h"
 
-static const char *env_get(char *const *envp, const char *name)
+const char *aidp_caller_env_get(char *const *envp, const char *name)
 {
         size_t n = strlen(name);
         for (char *const *e = envp; e && *e; e++)
@@ -23,7 +23,7 @@ static const char *env_get(char *const *envp, const char *name)
         return NULL;
 }
 
-static int parse_uid(const char *s, uid_t *ret)
+int aidp_caller_parse_uid(const char *s, uid_t *ret)
 {
         if (!s || !*s || *s < '0' || *s > '9')
                 return -EINVAL;
@@ -159,9 +159,9 @@ int aidp_caller_resolve_identity(const char *opt_user, uid_t real_uid, char *con
                                  struct aidp_caller_identity *ret, aidp_error *err)
 {
         struct aidp_caller_identity c = {.uid = real_uid, .source = "uid"};
-        const char *sudo_uid = env_get(envp, "SUDO_UID");
-        const char *slurm_uid = env_get(envp, "SLURM_JOB_UID");
-        const char *slurm_user = env_get(envp, "SLURM_JOB_USER");
+        const char *sudo_uid = aidp_caller_env_get(envp, "SUDO_UID");
+        const char *slurm_uid = aidp_caller_env_get(envp, "SLURM_JOB_UID");
+        const char *slurm_user = aidp_caller_env_get(envp, "SLURM_JOB_USER");
         const char *name = NULL;
         int r;
 
@@ -174,23 +174,23 @@ int aidp_caller_resolve_identity(const char *opt_user, uid_t real_uid, char *con
         } else if (opt_user) {
                 /* Through sudo, --user would let any sudoer pick an identity. */
                 uid_t su;
-                if (sudo_uid && (parse_uid(sudo_uid, &su) < 0 || su != 0))
+                if (sudo_uid && (aidp_caller_parse_uid(sudo_uid, &su) < 0 || su != 0))
                         return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
                                               "--user is only honoured when root runs the "
                                               "supervisor directly, not through sudo "
                                               "(SUDO_UID=%s)",
                                               sudo_uid);
                 c.source = "--user";
-                if (parse_uid(opt_user, &c.uid) < 0)
+                if (aidp_caller_parse_uid(opt_user, &c.uid) < 0)
                         name = opt_user;
         } else if (sudo_uid) {
                 c.source = "SUDO_UID";
-                if (parse_uid(sudo_uid, &c.uid) < 0)
+                if (aidp_caller_parse_uid(sudo_uid, &c.uid) < 0)
                         return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                               "SUDO_UID '%s' is not a uid", sudo_uid);
         } else if (slurm_uid) {
                 c.source = "SLURM_JOB_UID";
-                if (parse_uid(slurm_uid, &c.uid) < 0)
+                if (aidp_caller_parse_uid(slurm_uid, &c.uid) < 0)
                         return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                               "SLURM_JOB_UID '%s' is not a uid", slurm_uid);
         } else if (slurm_user) {

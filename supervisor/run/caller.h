@@ -6,7 +6,10 @@
  * when root runs the supervisor directly (not through sudo for another
  * user); else SUDO_UID (sudo); else the scheduler's job user (SLURM_JOB_UID,
  * cross-checked with SLURM_JOB_USER); else root itself. Groups come from the
- * system user database (getpwuid_r/getgrouplist), never from the caller. */
+ * system user database (getpwuid_r/getgrouplist), never from the caller.
+ * aidp-supervisor's trust check (supervisor/cli/trust.c) runs first and
+ * removes SLURM_JOB_* always, and SUDO_* unless sudo itself started it, so in
+ * a run only --user (admin) and a proven SUDO_UID (user) reach this code. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -41,3 +44,8 @@ int aidp_caller_fill_groups(struct aidp_caller_identity *c, aidp_error *err);
 void aidp_caller_free(struct aidp_caller_identity *c);
 /* The decision's view of the identity (borrows its strings). */
 void aidp_caller_view(const struct aidp_caller_identity *c, struct aidp_caller *ret);
+
+/* NAME's value in envp, or NULL. */
+const char *aidp_caller_env_get(char *const *envp, const char *name);
+/* A decimal uid (never (uid_t)-1, which means "no uid"): 0 or -EINVAL. */
+int aidp_caller_parse_uid(const char *s, uid_t *ret);

@@ -48,12 +48,56 @@ static void wait_gone(pid_t pid, unsigned long long start)
 struct cg_list {
         char paths[32][PATH_MAX];
         size_t n;
+        const char *run_id;
 };
+
+/* Is pid in the run's cgroup (a line of /proc/PID/cgroup ending in
+ * "/<run id>")? gc never signals or reads fds from a process that is not. */
+static bool in_run_cgroup(pid_t pid, const char *run_id)
+{
+        char p[64], line[PATH_MAX + 64];
+        snprintf(p, sizeof p, "/proc/%d/cgroup", (int)pid);
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return false;
+        size_t l = strlen(run_id);
+        while (fgets(line, sizeof line, f)) {
+                line[strcspn(line, "\n")] = '\0';
+                size_t n = strlen(line);
+                if (n > l + 1 && line[n - l - 1] == '/' && !strcmp(line + n - l, run_id))
+                        return true;
+        }
+        return false;
+}
+
+/* Only what aidp itself made: a root-owned directory no one else can write
+ * (0700 for a run's own), and a journal file root alone could have written. */
+static bool own_dir(int fd, bool strict)
+{
+        struct stat st;
+        return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
+               !(st.st_mode & (strict ? 077 : 022));
+}
+
+static json_object *own_journal(int dirfd)
+{
+        _cleanup_close_ int fd =
+                openat(dirfd, "journal.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+            (st.st_mode & 022))
+                return NULL;
+        return json_object_from_fd(fd);
+}
 
 static void cg_list_add(const char *path, void *arg)
 {
         struct cg_list *l = arg;
         if (strncmp(path, "/sys/fs/cgroup/", 15) || strstr(path, "/.."))
+                return;
+        /* Only the run's own directories, named after it. */
+        const char *base = strrchr(path, '/');
+        if (!l->run_id || strcmp(base + 1, l->run_id))
                 return;
         for (size_t i = 0; i < l->n; i++)
                 if (!strcmp(l->paths[i], path))
@@ -154,19 +198,28 @@ static void gc_remove_journal(const char *dir)
 
 /* Clean one run whose supervisor is gone: shred through the tmpfs fds that
  * the sandbox's pid 1 still holds, kill it, remove cgroups and the journal. */
-static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
+static int gc_one(const char *dir, const char *name, json_object *j, char *what, size_t what_len)
 {
         pid_t pid1 = 0;
         struct aidp_shred_report total = {.verified = true};
-        json_object *arr;
+        json_object *arr, *rido;
         static struct cg_list cgs;
         cgs.n = 0;
+        /* A journal names the run of its own directory, or it is not ours. */
+        const char *jrid =
+                json_object_object_get_ex(j, "run_id", &rido) ? json_object_get_string(rido) : NULL;
+        if (!jrid || strcmp(jrid, name)) {
+                snprintf(what, what_len, "journal names run '%s', not its directory's: left alone",
+                         jrid ? jrid : "(none)");
+                return -EPERM;
+        }
+        cgs.run_id = name;
         if (json_object_object_get_ex(j, "cgroups", &arr))
                 for (size_t i = 0; i < json_object_array_length(arr); i++)
                         cg_list_add(json_object_get_string(json_object_array_get_idx(arr, i)),
                                     &cgs);
         aidp_journal_cgroup_log_each(dir, cg_list_add, &cgs);
-        bool holder = alive(j, "pid1", "pid1_start", &pid1);
+        bool holder = alive(j, "pid1", "pid1_start", &pid1) && in_run_cgroup(pid1, name);
         /* Nothing of the job may run while its data is overwritten: kill every
          * process of the run but pid 1, which holds the tmpfs mounts. A process
          * that survives keeps the journal (the next gc tries again); the shred
@@ -176,7 +229,7 @@ static int gc_one(const char *dir, json_object *j, char *what, size_t what_len)
                 if (aidp_cgroup_path_kill_except(cgs.paths[i], holder ? pid1 : 0) < 0)
                         survivors = true;
         bool shredded = gc_shred(j, &pid1, holder, &total);
-        if (pid1 > 0 && alive(j, "pid1", "pid1_start", &pid1)) {
+        if (pid1 > 0 && alive(j, "pid1", "pid1_start", &pid1) && in_run_cgroup(pid1, name)) {
                 json_object *s;
                 json_object_object_get_ex(j, "pid1_start", &s);
                 kill(pid1, SIGKILL);
@@ -209,10 +262,24 @@ int aidp_run_gc(const char *run_dir, void (*report)(const char *, const char *, 
                 aidp_error *err)
 {
         const char *base = aidp_journal_run_dir(run_dir);
-        DIR *d = opendir(base);
-        if (!d) {
+        int bfd = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (bfd < 0) {
                 if (errno == ENOENT)
                         return 0;
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "gc: opening %s", base);
+        }
+        /* gc trusts only its own state: a run directory that anyone but root
+         * could have filled is reported and left alone. */
+        if (!own_dir(bfd, false)) {
+                close(bfd);
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "gc: %s is not a root-owned directory that only root can "
+                                      "write: left alone",
+                                      base);
+        }
+        DIR *d = fdopendir(bfd);
+        if (!d) {
+                close(bfd);
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "gc: opening %s", base);
         }
         int cleaned = 0;
@@ -229,10 +296,18 @@ int aidp_run_gc(const char *run_dir, void (*report)(const char *, const char *, 
                 /* Two supervisors starting at once both run gc: whoever holds
                  * the journal directory's lock cleans it, the other skips. The
                  * lock goes with the fd, also when gc itself dies. */
-                _cleanup_close_ int lockfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                _cleanup_close_ int lockfd = openat(
+                        dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0)
                         continue;
-                json_object *j = json_object_from_file(jp);
+                if (!own_dir(lockfd, true)) {
+                        if (report)
+                                report(e->d_name, "not a root-owned 0700 run directory: left alone",
+                                       arg);
+                        continue;
+                }
+                (void)jp;
+                json_object *j = own_journal(lockfd);
                 if (!j) {
                         /* A journal is written before anything is created:
                          * a directory without one holds nothing to clean,
@@ -248,7 +323,7 @@ int aidp_run_gc(const char *run_dir, void (*report)(const char *, const char *, 
                         continue;
                 }
                 char what[512];
-                int rc = gc_one(dir, j, what, sizeof what);
+                int rc = gc_one(dir, e->d_name, j, what, sizeof what);
                 if (report)
                         report(e->d_name, what, arg);
                 if (rc == 0)

@@ -16,15 +16,60 @@
 #define AIDP_SHARE_PROFILES "/usr/local/share/aidp/profiles"
 #endif
 
+static int read_fd(int fd, const char *path, char **buf, size_t *len, aidp_error *err);
+
 static int host_read(void *ctx, const char *path, char **buf, size_t *len, aidp_error *err)
 {
         (void)ctx;
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO named as a profile must not hang root. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 if (errno == ENOENT || errno == ENOTDIR)
                         return -ENOENT;
                 return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot open %s", path);
         }
+        return read_fd(fd, path, buf, len, err);
+}
+
+/* A user's profile comes only from the installed library: every file of the
+ * extends/import chain root-owned, written by nobody else, readable by
+ * everyone (so no error quoting it can reveal what the caller could not
+ * read), in a directory root alone can write. */
+static int library_read(void *ctx, const char *path, char **buf, size_t *len, aidp_error *err)
+{
+        (void)ctx;
+        const char *slash = strrchr(path, '/');
+        if (!slash || !slash[1])
+                return -ENOENT;
+        _cleanup_free_ char *dir =
+                slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+        if (!dir)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -ENOENT;
+        _cleanup_close_ int fd =
+                openat(dfd, slash + 1, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+        if (fd < 0) {
+                if (errno == ENOENT || errno == ENOTDIR)
+                        return -ENOENT;
+                return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot open %s", path);
+        }
+        struct stat ds, st;
+        if (fstat(dfd, &ds) < 0 || fstat(fd, &st) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot stat %s", path);
+        if (ds.st_uid != 0 || (ds.st_mode & (S_IWGRP | S_IWOTH)) || st.st_uid != 0 ||
+            (st.st_mode & (S_IWGRP | S_IWOTH)) || !(st.st_mode & S_IROTH) || !S_ISREG(st.st_mode))
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EPERM,
+                                      "%s: not an installed library profile (a user's profile "
+                                      "must be a root-owned, world-readable file that only root "
+                                      "can write, in a directory only root can write)",
+                                      path);
+        return read_fd(fd, path, buf, len, err);
+}
+
+static int read_fd(int fd, const char *path, char **buf, size_t *len, aidp_error *err)
+{
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot stat %s", path);
@@ -37,6 +82,8 @@ static int host_read(void *ctx, const char *path, char **buf, size_t *len, aidp_
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG,
                                       "%s: %lld bytes, expected at most %u", path,
                                       (long long)st.st_size, AIDP_PROFILE_MAX_BYTES);
+        if (fcntl(fd, F_SETFL, 0) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "cannot read %s", path);
         size_t cap = (size_t)st.st_size + 1, n = 0;
         _cleanup_free_ char *b = malloc(cap);
         if (!b)
@@ -151,6 +198,25 @@ int aidp_profile_host_load(const char *name_or_path, bool check_devices, struct 
         if (rc < 0)
                 return rc;
         rc = aidp_profile_load(name_or_path, &h.env, out, lints, err);
+        aidp_profile_host_free(&h);
+        return rc;
+}
+
+int aidp_profile_host_load_library(const char *name, bool check_devices, struct aidp_profile *out,
+                                   aidp_error *err)
+{
+        if (aidp_profile_ref_is_path(name))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "--profile %s: users may run installed library profiles "
+                                      "only, by name (aidp profile list; an admin may run a "
+                                      "file)",
+                                      name);
+        struct aidp_profile_host h;
+        int rc = aidp_profile_host_init(&h, check_devices, err);
+        if (rc < 0)
+                return rc;
+        h.env.read_file = library_read;
+        rc = aidp_profile_load(name, &h.env, out, NULL, err);
         aidp_profile_host_free(&h);
         return rc;
 }

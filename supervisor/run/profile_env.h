@@ -22,3 +22,9 @@ void aidp_profile_host_free(struct aidp_profile_host *h);
 /* Load a profile by name or path with the host environment. */
 int aidp_profile_host_load(const char *name_or_path, bool check_devices, struct aidp_profile *out,
                            struct aidp_lint_list *lints, aidp_error *err);
+/* A user's profile: a library name only (a path is refused with
+ * AIDP_EXIT_USAGE), every file of its extends/import chain checked to be an
+ * installed library file (root-owned, not group/other-writable,
+ * world-readable, in a directory only root can write). */
+int aidp_profile_host_load_library(const char *name, bool check_devices, struct aidp_profile *out,
+                                   aidp_error *err);

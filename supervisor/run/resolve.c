@@ -227,7 +227,34 @@ static int learn_policy(struct run *r, aidp_error *err)
         return 0;
 }
 
-static int add_cli_bind(struct aidp_profile *p, const struct aidp_run_bind *b, aidp_error *err)
+/* A user's --data, binds, working directory and --output-dir, opened with the
+ * user's own credentials; from here on root uses only the fds. */
+static int open_caller_paths(struct run *r, aidp_error *err)
+{
+        if (r->caller_rc < 0) {
+                *err = r->caller_err;
+                return r->caller_rc;
+        }
+        const struct aidp_run_opts *o = r->o;
+        int rc = aidp_run_open_caller_paths(o, r->caller.uid, r->caller.gid,
+                                            r->profile.bind_cwd ? r->cwd : NULL, r->profile.n_binds,
+                                            &r->cp, err);
+        if (rc < 0)
+                return rc;
+        r->inject.caller_fds = r->cp.data;
+        if (r->cp.output_dir >= 0) {
+                r->inject.output_dir_fd = r->cp.output_dir;
+                r->inject.has_output_dir_fd = true;
+                r->cp.output_dir = -1;
+                r->inject.chown_output = true;
+                r->inject.output_uid = r->caller.uid;
+                r->inject.output_gid = r->caller.gid == (gid_t)-1 ? r->gid : r->caller.gid;
+        }
+        return 0;
+}
+
+static int add_cli_bind(struct aidp_profile *p, const struct aidp_run_bind *b, bool as_user,
+                        aidp_error *err)
 {
         const char *opt = b->writable ? "--bind" : "--ro-bind";
         if (!aidp_path_is_clean_abs(b->source) || (b->target && !aidp_path_is_clean_abs(b->target)))
@@ -235,8 +262,13 @@ static int add_cli_bind(struct aidp_profile *p, const struct aidp_run_bind *b, a
                         err, AIDP_EXIT_USAGE, EINVAL,
                         "%s %s%s%s: paths must be absolute, without '.', '..' or '//'", opt,
                         b->source, b->target ? ":" : "", b->target ? b->target : "");
+        int rc = aidp_run_trust_bind(b, err); /* reserved paths, for every caller */
+        if (rc < 0)
+                return rc;
+        /* A user's source is opened later, as the user (run_trust.c); root
+         * never looks it up for them. */
         struct stat st;
-        if (stat(b->source, &st) < 0)
+        if (!as_user && stat(b->source, &st) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "%s %s", opt, b->source);
         struct aidp_bind *n = realloc(p->binds, (p->n_binds + 1) * sizeof *n);
         if (!n)
@@ -265,7 +297,9 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                         r->res->run_id);
         int rc;
         if (o->profile) {
-                rc = aidp_profile_host_load(o->profile, true, &r->profile, NULL, err);
+                /* Users run installed library profiles only (docs/security.md). */
+                rc = o->as_user ? aidp_profile_host_load_library(o->profile, true, &r->profile, err)
+                                : aidp_profile_host_load(o->profile, true, &r->profile, NULL, err);
                 if (rc < 0) {
                         if (!err->status)
                                 err->status = AIDP_EXIT_CONFIG;
@@ -275,6 +309,19 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
         r->profile_loaded = true;
+        /* Lineage and policy name a profile by how it was chosen (its library
+         * name, or "file:PATH" for an admin's file) plus its digest, never by
+         * the metadata.name its author wrote into it. */
+        if (o->profile) {
+                char *n = NULL;
+                if (asprintf(&n, "%s%s", aidp_profile_ref_is_path(o->profile) ? "file:" : "",
+                             o->profile) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                free(r->profile.name);
+                r->profile.name = n;
+        }
+        if (o->as_user && (rc = aidp_run_trust_limits(&r->profile.limits, o, err)) < 0)
+                return rc;
         struct aidp_limits *l = &r->profile.limits;
         /* CLI overrides of the profile's limits (0 = keep the profile's) */
         const struct {
@@ -294,7 +341,7 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                 if (o->rlimits[i].set)
                         l->rlimits[i] = o->rlimits[i];
         for (size_t i = 0; i < o->n_binds; i++) {
-                rc = add_cli_bind(&r->profile, &o->binds[i], err);
+                rc = add_cli_bind(&r->profile, &o->binds[i], o->as_user, err);
                 if (rc < 0)
                         return rc;
         }
@@ -310,6 +357,11 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         rc = resolve_identity(r, err);
         if (rc < 0)
                 return rc;
+        if (o->as_user && (rc = open_caller_paths(r, err)) < 0)
+                return rc;
+        if (o->as_user && o->n_data &&
+            (rc = aidp_run_policy_require_for_data(r->caller.user, err)) < 0)
+                return rc;
         /* Sealed inputs: headers authenticated now, before anything is
          * created, so a policy decision can rest on their tags. No payload
          * byte is decrypted here. */
@@ -318,7 +370,8 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                         return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                               "--output-dir without --data needs --output-key-id");
                 struct stat ost;
-                if (o->output_dir && (stat(o->output_dir, &ost) < 0 || !S_ISDIR(ost.st_mode)))
+                if (o->output_dir && !o->as_user &&
+                    (stat(o->output_dir, &ost) < 0 || !S_ISDIR(ost.st_mode)))
                         return aidp_error_set(err, AIDP_EXIT_USAGE, ENOTDIR,
                                               "--output-dir %s: not a directory", o->output_dir);
                 rc = aidp_inject_open(&r->inject, o->data, o->n_data, o->keys_config, o->key_dir,

@@ -100,6 +100,7 @@ static void run_free(struct run *r)
         if (r->caller_rc == 0)
                 aidp_caller_free(&r->caller);
         aidp_inject_free(&r->inject);
+        aidp_run_caller_paths_free(&r->cp);
         for (size_t i = 0; i < r->n_env; i++)
                 free(r->env[i]);
         free(r->env);
@@ -130,6 +131,7 @@ static void run_init(struct run *r, const struct aidp_run_opts *o, struct aidp_r
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
         r->journal.lifeline_w = -1;
         r->journal.cgroup_log = -1;
+        aidp_run_caller_paths_init(&r->cp);
         aidp_relay_init(&r->relay[0]);
         aidp_relay_init(&r->relay[1]);
 }

@@ -44,6 +44,10 @@ struct aidp_run_opts {
         const char *keys_config;   /* key provider config; NULL = default/env */
         const char *key_dir;       /* file provider key directory override */
         const char *lineage_path;  /* NULL = default */
+        /* The caller is a user (sudo), not an admin (docs/security.md): its
+         * profile must be a library one, its limits may only go down, and
+         * every path it names is opened with its own credentials. */
+        bool as_user;
         /* learn mode (profiles): load the filter with this flag and report
          * every syscall through the callback */
         unsigned seccomp_flags;

@@ -22,6 +22,7 @@
 #include "common/error.h"
 #include "profiles/profile.h"
 #include "profiles/seccomp_compile.h"
+#include "supervisor/run/run_trust.h"
 #include "supervisor/run/caller.h"
 #include "supervisor/run/journal.h"
 #include "supervisor/run/run.h"
@@ -76,6 +77,7 @@ struct run {
         struct timespec t0;
         struct aidp_run_lineage rl;
         struct aidp_inject inject;
+        struct aidp_run_caller_paths cp; /* a user caller's paths, opened as the caller */
         struct aidp_run_policy policy;
         aidp_error collect_err;
         bool collect_failed;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,34 @@ static bool root_directly(void)
 {
         const char *su = getenv("SUDO_UID");
         return getuid() == 0 && (!su || !strcmp(su, "0"));
+}
+
+static int no_policy_for_data(const char *dir, const char *user, aidp_error *err)
+{
+        return aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
+                              "sealed data needs an access policy, and none is installed: "
+                              "install %s/access.yaml (root-owned), for example\n"
+                              "  apiVersion: aidp/v1\n"
+                              "  kind: AccessPolicy\n"
+                              "  roles:\n"
+                              "    trainer: {operations: [run], profiles: [\"*\"], "
+                              "datasets: [\"*\"], max_classification: internal}\n"
+                              "  users:\n"
+                              "    %s: {roles: [trainer]}\n"
+                              "(docs/policy.md)",
+                              dir, user ? user : "USER");
+}
+
+int aidp_run_policy_require_for_data(const char *user, aidp_error *err)
+{
+        static const char *const files[] = {"host.yaml", "residency.yaml", "access.yaml"};
+        char p[PATH_MAX];
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+                snprintf(p, sizeof p, "%s/%s", AIDP_POLICY_DIR_DEFAULT, files[i]);
+                if (access(p, F_OK) == 0)
+                        return 0;
+        }
+        return no_policy_for_data(AIDP_POLICY_DIR_DEFAULT, user, err);
 }
 
 /* Keep only the egress rules the decision kept. */
@@ -90,8 +119,13 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
         int r = aidp_policy_set_load(&src, &p->set, err);
         if (r < 0)
                 return aidp_error_wrap(err, "loading the access and residency policy");
-        if (!p->set.host && !p->set.residency && !p->set.access)
+        if (!p->set.host && !p->set.residency && !p->set.access) {
+                /* Secure default (docs/security.md): without a policy a user
+                 * may run jobs, but no sealed data is decrypted for them. */
+                if (!trusted && inject && inject->n > 0)
+                        return no_policy_for_data(p->dir, caller ? caller->user : NULL, err);
                 return 0;
+        }
         p->enforced = true;
 
         if (!caller) {

@@ -39,6 +39,11 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
                            const aidp_error *caller_err, struct aidp_profile *profile,
                            const struct aidp_inject *inject, aidp_error *err);
 
+/* A user's run with sealed data, before any key is touched: 0 when a policy
+ * is installed in /etc/aidp, else AIDP_EXIT_DENIED naming the file to
+ * install with a minimal example (docs/security.md, secure defaults). */
+int aidp_run_policy_require_for_data(const char *user, aidp_error *err);
+
 /* Add the decision to a lineage event: the aidp_policy facet (one entry per
  * checked rule, the full trail, whether policy was enforced) and the host's
  * region. `p` is a const struct aidp_run_policy * (a lineage callback). */

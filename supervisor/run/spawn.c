@@ -62,6 +62,9 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                 .stderr_fd = relay_child[1],
                 .seccomp_flags = r->o->seccomp_flags,
                 .notify_fd_out = r->o->on_notify_fd ? r->learn_sv[1] : -1,
+                .bind_tree_fds = r->cp.bind_trees,
+                .cwd_tree_fd = r->cp.cwd_tree,
+                .has_cwd_tree = r->cp.cwd_tree >= 0,
         };
         const char *targets[] = {"/tmp", r->profile.paths.scratch, r->profile.paths.out};
         for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "supervisor/sandbox/sandbox.h"
+#include "supervisor/sandbox/procstate.h"
 
 #include <cap-ng.h>
 #include <dirent.h>
@@ -364,8 +365,10 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
          * the caller may well be working below the host's /tmp. */
         _cleanup_close_ int cwd_fd = -1;
         if (s->bind_cwd && s->cwd && strcmp(s->cwd, "/")) {
-                cwd_fd = open_tree(AT_FDCWD, s->cwd,
-                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                cwd_fd = s->has_cwd_tree
+                                 ? s->cwd_tree_fd
+                                 : open_tree(AT_FDCWD, s->cwd,
+                                             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
                 CHECK(AIDP_STAGE_MOUNTS, cwd_fd, s->cwd);
                 struct mount_attr a = {.attr_set = RO};
                 CHECK(AIDP_STAGE_MOUNTS,
@@ -380,11 +383,14 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         for (size_t i = 0; i < nb; i++) {
                 const struct aidp_bind *b = &bp->binds[i];
                 struct stat st;
-                if (stat(b->source, &st) < 0)
+                int tree = s->bind_tree_fds ? s->bind_tree_fds[i] : -1;
+                if ((tree >= 0 ? fstat(tree, &st) : stat(b->source, &st)) < 0)
                         die(AIDP_STAGE_MOUNTS, errno, b->source);
                 bind_modes[i] = st.st_mode;
-                bind_fds[i] = open_tree(AT_FDCWD, b->source,
-                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                bind_fds[i] =
+                        tree >= 0 ? tree
+                                  : open_tree(AT_FDCWD, b->source,
+                                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
                 CHECK(AIDP_STAGE_MOUNTS, bind_fds[i], b->source);
                 struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
                                                    (b->writable ? 0 : MOUNT_ATTR_RDONLY)};
@@ -565,7 +571,7 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
         for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
                 signal(forwarded[i], SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL); /* the supervisor ignores it; the job must not */
+        aidp_procstate_for_job(); /* SIGPIPE, SIGXFSZ: the supervisor ignores them */
         /* The job starts with no signal blocked, whatever the caller had. */
         (void)orig;
         sigset_t none;
@@ -665,7 +671,8 @@ static int cmp_int(const void *a, const void *b)
  * are: the journal names the tmpfs fds by number for gc. */
 static void close_unlisted(const struct aidp_sandbox_spec *s)
 {
-        int keep[12 + AIDP_SANDBOX_MAX_MOUNTS];
+        size_t nb = s->bind_tree_fds && s->profile ? s->profile->n_binds : 0;
+        int keep[12 + AIDP_SANDBOX_MAX_MOUNTS + nb];
         size_t n = 0;
         const int fixed[] = {STDIN_FILENO, STDOUT_FILENO,   STDERR_FILENO, s->sync_fd,
                              s->err_fd,    s->lifeline_fd,  s->status_fd,  s->stdout_fd,
@@ -674,6 +681,10 @@ static void close_unlisted(const struct aidp_sandbox_spec *s)
                 keep[n++] = fixed[i];
         for (size_t i = 0; i < s->n_mounts; i++)
                 keep[n++] = s->mounts[i].fd;
+        /* The caller's binds and working directory, as detached trees. */
+        for (size_t i = 0; i < nb; i++)
+                keep[n++] = s->bind_tree_fds[i];
+        keep[n++] = s->has_cwd_tree ? s->cwd_tree_fd : -1;
         qsort(keep, n, sizeof keep[0], cmp_int);
         unsigned next = 0;
         for (size_t i = 0; i < n; i++) {

@@ -54,6 +54,13 @@ struct aidp_sandbox_spec {
         const char *hostname;
         const struct aidp_profile *profile; /* binds, masks, devices, rlimits, caps */
         const struct aidp_bpf *bpf;         /* loaded last, right before execve */
+        /* Detached trees (open_tree clones made by the supervisor from fds
+         * its caller opened, ascaller.c) to bind instead of resolving a path
+         * as root: one per profile bind (-1: the path, a library profile's
+         * own), and the working directory when has_cwd_tree. */
+        const int *bind_tree_fds;
+        int cwd_tree_fd;
+        bool has_cwd_tree;
         struct aidp_sandbox_mount mounts[AIDP_SANDBOX_MAX_MOUNTS];
         size_t n_mounts;
         int sync_fd;     /* SOCK_SEQPACKET: the go (one byte) carrying the v1 "tasks" fds */

@@ -60,7 +60,13 @@ int aidp_inject_open(struct aidp_inject *d, const char *const *paths, size_t n,
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                r = aidp_sealed_open(paths[i], &d->keys, &d->in[d->n], err);
+                if (d->caller_fds && d->caller_fds[i] >= 0) {
+                        int fd = d->caller_fds[i];
+                        d->caller_fds[i] = -1;
+                        r = aidp_sealed_open_fd(fd, paths[i], &d->keys, &d->in[d->n], err);
+                } else {
+                        r = aidp_sealed_open(paths[i], &d->keys, &d->in[d->n], err);
+                }
                 if (r < 0)
                         return r;
                 d->n++;
@@ -158,7 +164,9 @@ int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
         snprintf(p.meta.name, sizeof p.meta.name, "%s-out", run_id);
         strcpy(p.meta.version, "1");
         snprintf(p.meta.owner, sizeof p.meta.owner, "%s", owner && *owner ? owner : "unknown");
-        _cleanup_close_ int odir = open(output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_close_ int odir = d->has_output_dir_fd
+                                           ? fcntl(d->output_dir_fd, F_DUPFD_CLOEXEC, 3)
+                                           : open(output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (odir < 0)
                 return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "output directory %s",
                                         output_dir);
@@ -172,6 +180,11 @@ int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
         r = aidp_sealed_seal(src, "out", &p, &d->keys, odir, fname, &res, err);
         if (r < 0)
                 return aidp_error_wrap(err, "collecting /out into %s/%s", output_dir, fname);
+        /* The caller's output is the caller's file (never a symlink's target). */
+        if (d->chown_output &&
+            fchownat(odir, fname, d->output_uid, d->output_gid, AT_SYMLINK_NOFOLLOW) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "giving %s/%s to uid %u",
+                                        output_dir, fname, (unsigned)d->output_uid);
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", output_dir, fname);
         describe(path, &res.header, ret);
@@ -184,6 +197,9 @@ void aidp_inject_free(struct aidp_inject *d)
         for (size_t i = 0; i < d->n; i++)
                 aidp_sealed_close(d->in[i]);
         d->n = 0;
+        if (d->has_output_dir_fd)
+                close(d->output_dir_fd);
+        d->has_output_dir_fd = false;
         if (d->keys_ready)
                 aidp_keys_free(&d->keys);
         d->keys_ready = false;

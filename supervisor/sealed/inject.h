@@ -38,6 +38,16 @@ struct aidp_inject {
         bool keys_ready;
         struct aidp_sealed *in[AIDP_RUN_MAX_DATA];
         size_t n;
+        /* Set by the run before aidp_inject_open for a user caller
+         * (docs/security.md): each input as an fd the caller opened (taken
+         * by aidp_inject_open), the output directory as an fd the caller
+         * opened, and the owner the sealed output is given. */
+        int *caller_fds;
+        int output_dir_fd;
+        bool has_output_dir_fd;
+        bool chown_output;
+        uid_t output_uid;
+        gid_t output_gid;
 };
 
 /* Open and authenticate every input; fills info[i]. Dataset names must be

@@ -52,6 +52,10 @@ typedef void (*aidp_sealed_progress_fn)(void *opaque, uint64_t done, uint64_t to
  * (truncation and appended bytes are refused here). */
 int aidp_sealed_open(const char *path, const struct aidp_keys *keys, struct aidp_sealed **ret,
                      aidp_error *err);
+/* The same from an fd already open for reading (opened with the caller's
+ * credentials); fd is taken, also on failure. path is for messages only. */
+int aidp_sealed_open_fd(int fd, const char *path, const struct aidp_keys *keys,
+                        struct aidp_sealed **ret, aidp_error *err);
 const struct aidp_sealed_header *aidp_sealed_header_of(const struct aidp_sealed *s);
 const char *aidp_sealed_path_of(const struct aidp_sealed *s);
 void aidp_sealed_close(struct aidp_sealed *s);

@@ -38,23 +38,35 @@ void aidp_sealed_close(struct aidp_sealed *s)
 int aidp_sealed_open(const char *path, const struct aidp_keys *keys, struct aidp_sealed **ret,
                      aidp_error *err)
 {
+        /* O_NONBLOCK: a FIFO named as a dataset must not hang us. */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno,
+                                        "sealed dataset %s: cannot open", path);
+        return aidp_sealed_open_fd(fd, path, keys, ret, err);
+}
+
+int aidp_sealed_open_fd(int fd, const char *path, const struct aidp_keys *keys,
+                        struct aidp_sealed **ret, aidp_error *err)
+{
         _cleanup_(aidp_sealed_closep) struct aidp_sealed *s = calloc(1, sizeof *s);
-        if (!s)
+        if (!s) {
+                close(fd);
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        s->fd = -1;
+        }
+        s->fd = fd;
         s->path = strdup(path);
         if (!s->path)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (s->fd < 0)
-                return aidp_error_errno(err, AIDP_EXIT_DATA, errno,
-                                        "sealed dataset %s: cannot open", path);
         struct stat st;
         if (fstat(s->fd, &st) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "sealed dataset %s", path);
         if (!S_ISREG(st.st_mode))
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "sealed dataset %s: not a regular file", path);
+        /* A regular file reads the same blocking or not; clear it anyway. */
+        if (fcntl(s->fd, F_SETFL, 0) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "sealed dataset %s", path);
         uint8_t prefix[AIDP_SEALED_PREFIX_LEN];
         size_t hlen = 0;
         ssize_t got = aidp_pread_all(s->fd, prefix, sizeof prefix, 0);

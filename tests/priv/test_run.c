@@ -349,6 +349,8 @@ Test(run, aidp_run_wrapper_runs_a_job_as_root_and_passes_the_status)
                      "-q",
                      "--user",
                      "65534",
+                     "--lineage",
+                     AIDP_PROD_LINEAGE,
                      "--no-cwd",
                      "--",
                      "/bin/sh",
@@ -363,23 +365,5 @@ Test(run, aidp_run_wrapper_runs_a_job_as_root_and_passes_the_status)
         cr_expect(strstr(P.out, "--user") != NULL, "%s", P.out);
 }
 
-/* Behind sudo the job runs as the sudo user, the same identity the access
- * policy decides on; --user cannot pick someone else. */
-Test(run, job_identity_is_the_callers_behind_sudo)
-{
-        AIDP_REQUIRE_ROOT();
-        setenv("SUDO_UID", "65534", 1);
-        setenv("SUDO_GID", "65534", 1);
-        char *a[] = {AIDP_SUPERVISOR, "run", "-q",           "--no-cwd", "--",
-                     "/bin/sh",       "-c",  "id -u; id -g", NULL};
-        int st = aidp_test_run(&P, a);
-        cr_expect_str_eq(P.out, "65534\n65534\n", "%s", P.err);
-        char *b[] = {AIDP_SUPERVISOR, "run", "-q", "--no-cwd", "--user", "1", "--",
-                     "/bin/true",     NULL};
-        int st2 = aidp_test_run(&P, b);
-        unsetenv("SUDO_UID");
-        unsetenv("SUDO_GID");
-        cr_expect_eq(st, 0);
-        cr_expect_eq(st2, AIDP_EXIT_USAGE, "--user through sudo was honoured: %s", P.err);
-        cr_expect(strstr(P.err, "not through sudo") != NULL, "%s", P.err);
-}
+/* Behind sudo the job runs as the sudo user: tests/priv/test_trust.c, through
+ * a real sudo as a real unprivileged user. */

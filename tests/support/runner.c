@@ -46,8 +46,14 @@ int aidp_test_spawn(struct aidp_proc *p, char *const argv[])
                         fcntl(fd, F_SETFD, 0);
                 /* Runs started by tests record their lineage in the build tree, never
                  * in the machine's /var/lib/aidp (a test may point elsewhere). */
-                setenv("AIDP_LINEAGE_FILE", AIDP_BINARY_DIR "/test-lineage/lineage.jsonl", 0);
-                setenv("AIDP_LINEAGE_KEY", AIDP_BINARY_DIR "/test-lineage/lineage.key", 0);
+                /* The production binary (and aidp-run, which calls it) reads
+                 * no configuration from its environment and refuses a run
+                 * that sets some: those tests pass --lineage themselves. */
+                if (!aidp_test_is_production(argv[0])) {
+                        setenv("AIDP_LINEAGE_FILE", AIDP_BINARY_DIR "/test-lineage/lineage.jsonl",
+                               0);
+                        setenv("AIDP_LINEAGE_KEY", AIDP_BINARY_DIR "/test-lineage/lineage.key", 0);
+                }
                 execv(argv[0], argv);
                 _exit(127);
         }
@@ -238,4 +244,16 @@ void aidp_test_rm_tree(const char *dir)
 {
         if (dir && dir[0])
                 nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+bool aidp_test_is_production(const char *path)
+{
+        size_t l = strlen(path);
+        static const char *const ends[] = {"/aidp-supervisor", "/aidp-run", "/setpriv"};
+        for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+                size_t e = strlen(ends[i]);
+                if (l >= e && !strcmp(path + l - e, ends[i]))
+                        return true;
+        }
+        return false;
 }

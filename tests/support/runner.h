@@ -3,8 +3,13 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#define AIDP_SUPERVISOR AIDP_BINARY_DIR "/aidp-supervisor"
-#define AIDP_PROBE      AIDP_BINARY_DIR "/tests/helpers/sandbox_probe"
+/* The test build (honours AIDP_LINEAGE_FILE, AIDP_FAULT_*, ... for admins);
+ * the trust tests run the production binary. */
+#define AIDP_SUPERVISOR      AIDP_BINARY_DIR "/aidp-supervisor-test"
+#define AIDP_SUPERVISOR_PROD AIDP_BINARY_DIR "/aidp-supervisor"
+/* A lineage log for runs of the production binary (admin: --lineage). */
+#define AIDP_PROD_LINEAGE AIDP_BINARY_DIR "/test-lineage/prod.jsonl"
+#define AIDP_PROBE        AIDP_BINARY_DIR "/tests/helpers/sandbox_probe"
 
 struct aidp_proc {
         pid_t pid;
@@ -38,3 +43,5 @@ int aidp_test_mount_count(void);
 void aidp_test_rm_tree(const char *dir);
 /* pid of a host process whose comm is `comm`, or 0 */
 pid_t aidp_test_find_comm(const char *comm);
+/* Is path the production supervisor, aidp-run or sudo (no test variables)? */
+bool aidp_test_is_production(const char *path);

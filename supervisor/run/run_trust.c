@@ -1,0 +1,230 @@
+/* A user caller's limits and paths (run_trust.h, docs/security.md). */
+#define _GNU_SOURCE
+#include "supervisor/run/run_trust.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "common/exitcodes.h"
+#include "profiles/profile_load.h"
+#include "profiles/units.h"
+#include "supervisor/sandbox/ascaller.h"
+
+void aidp_run_caller_paths_init(struct aidp_run_caller_paths *p)
+{
+        memset(p, 0, sizeof *p);
+        for (size_t i = 0; i < AIDP_RUN_MAX_DATA; i++)
+                p->data[i] = -1;
+        p->cwd_tree = p->output_dir = -1;
+}
+
+void aidp_run_caller_paths_free(struct aidp_run_caller_paths *p)
+{
+        for (size_t i = 0; i < AIDP_RUN_MAX_DATA; i++)
+                if (p->data[i] >= 0)
+                        close(p->data[i]);
+        for (size_t i = 0; i < p->n_bind_trees; i++)
+                if (p->bind_trees[i] >= 0)
+                        close(p->bind_trees[i]);
+        free(p->bind_trees);
+        if (p->cwd_tree >= 0)
+                close(p->cwd_tree);
+        if (p->output_dir >= 0)
+                close(p->output_dir);
+        aidp_run_caller_paths_init(p);
+}
+
+/* 0 in a profile means "no limit": any value lowers it. */
+static int lower_only(const char *opt, uint64_t asked, uint64_t profile, aidp_error *err)
+{
+        if (!asked || !profile || asked <= profile)
+                return 0;
+        return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                              "%s %llu is above the profile's %llu: users may only lower a "
+                              "profile's limits",
+                              opt, (unsigned long long)asked, (unsigned long long)profile);
+}
+
+int aidp_run_trust_limits(const struct aidp_limits *p, const struct aidp_run_opts *o,
+                          aidp_error *err)
+{
+        int r;
+        if ((r = lower_only("--memory", o->memory_bytes, p->memory_bytes, err)) < 0 ||
+            (r = lower_only("--cpus (millicpus)", o->cpu_millis, p->cpu_millis, err)) < 0 ||
+            (r = lower_only("--pids", o->pids, p->pids, err)) < 0 ||
+            (r = lower_only("--timeout (seconds)", o->timeout_seconds, p->wall_seconds, err)) < 0 ||
+            (r = lower_only("--tmp-size", o->tmp_bytes, p->tmp_bytes, err)) < 0)
+                return r;
+        for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++) {
+                if (!o->rlimits[i].set)
+                        continue;
+                /* Without a profile value the job inherits the supervisor's
+                 * own (reset at start, procstate.c). */
+                uint64_t cap;
+                struct rlimit cur;
+                if (p->rlimits[i].set)
+                        cap = p->rlimits[i].hard;
+                else if (getrlimit(i, &cur) == 0)
+                        cap = cur.rlim_max == RLIM_INFINITY ? UINT64_MAX : cur.rlim_max;
+                else
+                        cap = 0;
+                if (o->rlimits[i].hard > cap)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                              "--rlimit %s: a hard limit above the profile's is "
+                                              "for admins only; users may only lower limits",
+                                              aidp_profiles_rlimit_name(i));
+        }
+        return 0;
+}
+
+static bool clean_abs_path(const char *p)
+{
+        size_t l = p ? strlen(p) : 0;
+        return l && p[0] == '/' && !strstr(p, "/../") && !strstr(p, "/./") && !strstr(p, "//") &&
+               !(l >= 3 && !strcmp(p + l - 3, "/..")) && !(l >= 2 && !strcmp(p + l - 2, "/."));
+}
+
+static bool within(const char *path, const char *dir)
+{
+        size_t l = strlen(dir);
+        return !strncmp(path, dir, l) && (path[l] == '\0' || path[l] == '/');
+}
+
+/* aidp's own state, root's alone: keys, policy, lineage. */
+static const char *const own_dirs[] = {"/etc/aidp", "/var/lib/aidp", "/run/aidp"};
+
+static bool reserved(const char *path)
+{
+        if (aidp_profile_bind_path_reserved(path))
+                return true;
+        for (size_t i = 0; i < sizeof own_dirs / sizeof own_dirs[0]; i++)
+                if (within(path, own_dirs[i]))
+                        return true;
+        return false;
+}
+
+int aidp_run_trust_bind(const struct aidp_run_bind *b, aidp_error *err)
+{
+        const char *opt = b->writable ? "--bind" : "--ro-bind";
+        const char *dst = b->target ? b->target : b->source;
+        if (!clean_abs_path(b->source) || !clean_abs_path(dst))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "%s %s%s%s: paths must be absolute, without '.' or '..'", opt,
+                                      b->source, b->target ? ":" : "", b->target ? b->target : "");
+        const char *bad = reserved(b->source) ? b->source : reserved(dst) ? dst : NULL;
+        if (bad)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "%s %s%s%s: %s is reserved (/, /proc, /dev, /sys and aidp's "
+                                      "own /etc/aidp, /var/lib/aidp, /run/aidp are never bound "
+                                      "from the command line)",
+                                      opt, b->source, b->target ? ":" : "",
+                                      b->target ? b->target : "", bad);
+        return 0;
+}
+
+static int clone_tree(int fd, const char *opt, const char *path, int *ret, aidp_error *err)
+{
+        /* In our own mount namespace, where the caller's fd was opened: a
+         * clone made in the sandbox's new namespace would fail (EINVAL). */
+        int t = open_tree(fd, "",
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+        if (t < 0)
+                return aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "%s %s", opt, path);
+        *ret = t;
+        return 0;
+}
+
+/* One request list for the helper: data, binds, cwd, output dir. */
+struct plan {
+        struct aidp_ascaller_req req[AIDP_RUN_MAX_DATA + 64 + 2];
+        const char *opt[AIDP_RUN_MAX_DATA + 64 + 2];
+        size_t n;
+};
+
+static void plan_add(struct plan *p, const char *opt, const char *path, enum aidp_ascaller_how how)
+{
+        p->opt[p->n] = opt;
+        p->req[p->n++] = (struct aidp_ascaller_req){.path = path, .how = how};
+}
+
+static int take_fds(const struct aidp_run_opts *o, const char *cwd, size_t n_binds_total,
+                    const struct plan *pl, int *fds, struct aidp_run_caller_paths *ret,
+                    aidp_error *err)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < o->n_data; i++, k++)
+                ret->data[i] = fds[k], fds[k] = -1;
+        ret->n_bind_trees = n_binds_total;
+        ret->bind_trees = malloc((n_binds_total ? n_binds_total : 1) * sizeof(int));
+        if (!ret->bind_trees)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        for (size_t i = 0; i < n_binds_total; i++)
+                ret->bind_trees[i] = -1;
+        for (size_t i = 0; i < o->n_binds; i++, k++) {
+                int r = clone_tree(fds[k], pl->opt[k], pl->req[k].path,
+                                   &ret->bind_trees[n_binds_total - o->n_binds + i], err);
+                if (r < 0)
+                        return r;
+        }
+        if (cwd) {
+                int r = clone_tree(fds[k], pl->opt[k], cwd, &ret->cwd_tree, err);
+                if (r < 0)
+                        return r;
+                k++;
+        }
+        if (o->output_dir)
+                ret->output_dir = fds[k], fds[k] = -1;
+        return 0;
+}
+
+int aidp_run_open_caller_paths(const struct aidp_run_opts *o, uid_t uid, gid_t gid, const char *cwd,
+                               size_t n_binds_total, struct aidp_run_caller_paths *ret,
+                               aidp_error *err)
+{
+        aidp_run_caller_paths_init(ret);
+        if (o->n_binds > 64 || o->n_binds > n_binds_total)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, E2BIG, "at most 64 binds");
+        if (cwd && reserved(cwd))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "working directory %s: reserved, never bound into the "
+                                      "sandbox (use --no-cwd or --cwd DIR)",
+                                      cwd);
+        struct plan pl;
+        memset(&pl, 0, sizeof pl);
+        for (size_t i = 0; i < o->n_data; i++)
+                plan_add(&pl, "--data", o->data[i], AIDP_ASCALLER_READ);
+        for (size_t i = 0; i < o->n_binds; i++)
+                plan_add(&pl, o->binds[i].writable ? "--bind" : "--ro-bind", o->binds[i].source,
+                         o->binds[i].writable ? AIDP_ASCALLER_TREE_RW : AIDP_ASCALLER_TREE);
+        if (cwd)
+                plan_add(&pl, o->cwd ? "--cwd" : "the working directory", cwd, AIDP_ASCALLER_DIR);
+        if (o->output_dir)
+                plan_add(&pl, "--output-dir", o->output_dir, AIDP_ASCALLER_DIR_WRITABLE);
+        struct aidp_ascaller who;
+        int r = aidp_ascaller_for_uid(uid, gid, &who, err);
+        if (r < 0)
+                return r;
+        int fds[AIDP_RUN_MAX_DATA + 64 + 2], errs[AIDP_RUN_MAX_DATA + 64 + 2];
+        if ((r = aidp_ascaller_open(&who, pl.req, pl.n, fds, errs, err)) < 0)
+                return r;
+        for (size_t i = 0; i < pl.n && r == 0; i++)
+                if (fds[i] < 0)
+                        r = aidp_error_set(err, AIDP_EXIT_USAGE, errs[i], "%s %s: %s (as uid %u)",
+                                           pl.opt[i], pl.req[i].path,
+                                           aidp_ascaller_strerror(pl.req[i].how, errs[i]),
+                                           (unsigned)uid);
+        if (r == 0)
+                r = take_fds(o, cwd, n_binds_total, &pl, fds, ret, err);
+        for (size_t i = 0; i < pl.n; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        if (r < 0)
+                aidp_run_caller_paths_free(ret);
+        return r;
+}

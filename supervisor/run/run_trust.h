@@ -1,0 +1,43 @@
+#pragma once
+/* What a user caller may ask of a run (docs/security.md), checked in resolve:
+ * limits only lowered, command-line binds outside the reserved paths, and
+ * every caller-named path opened with the caller's credentials
+ * (supervisor/sandbox/ascaller.c) and used only as an fd afterwards. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "profiles/profile.h"
+#include "supervisor/run/run.h"
+#include "supervisor/sealed/inject.h"
+
+struct aidp_run_caller_paths {
+        int data[AIDP_RUN_MAX_DATA]; /* --data, O_RDONLY; taken by aidp_inject_open */
+        int *bind_trees;             /* one per profile bind: a detached tree or -1 */
+        size_t n_bind_trees;
+        int cwd_tree; /* the working directory as a detached tree, or -1 */
+        int output_dir;
+};
+
+void aidp_run_caller_paths_init(struct aidp_run_caller_paths *p);
+void aidp_run_caller_paths_free(struct aidp_run_caller_paths *p);
+
+/* Refuse --memory/--cpus/--pids/--timeout/--tmp-size/--rlimit above the
+ * profile's own (AIDP_EXIT_USAGE, naming the option and both values). */
+int aidp_run_trust_limits(const struct aidp_limits *profile, const struct aidp_run_opts *o,
+                          aidp_error *err);
+
+/* A command-line bind's source and target: absolute, clean, and neither a
+ * reserved path (aidp_profile_bind_path_reserved) nor aidp's own state. */
+int aidp_run_trust_bind(const struct aidp_run_bind *b, aidp_error *err);
+
+/* Open, as uid/gid (the caller), every --data file, every command-line bind
+ * (the last o->n_binds of n_binds_total profile binds), the working
+ * directory (when cwd is not NULL) and --output-dir; binds and the working
+ * directory become detached trees (open_tree(OPEN_TREE_CLONE)) made here, in
+ * the supervisor's mount namespace. Errors name the option and the path,
+ * never a file's content: AIDP_EXIT_USAGE. */
+int aidp_run_open_caller_paths(const struct aidp_run_opts *o, uid_t uid, gid_t gid, const char *cwd,
+                               size_t n_binds_total, struct aidp_run_caller_paths *ret,
+                               aidp_error *err);

@@ -1,0 +1,226 @@
+/* Test users and sudoers drop-ins (testusers.h). */
+#define _GNU_SOURCE
+#include "testusers.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <ftw.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PREFIX      "aidpt"
+#define SUDOERS_DIR "/etc/sudoers.d"
+
+static char made[8][32];
+static size_t n_made;
+
+static int run_quiet(char *const argv[])
+{
+        pid_t pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                int fd = open("/dev/null", O_RDWR);
+                dup2(fd, 1);
+                dup2(fd, 2);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+        (void)sb;
+        (void)f;
+        return flag == FTW_DP ? rmdir(p) : unlink(p);
+}
+
+static void remove_user(const char *name)
+{
+        char home[128];
+        snprintf(home, sizeof home, "/var/tmp/%s", name);
+        nftw(home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        char *del[] = {"/usr/sbin/userdel", "-f", (char *)name, NULL};
+        run_quiet(del);
+}
+
+/* A user or drop-in whose creating test process is gone: remove it. */
+static bool creator_gone(const char *digits)
+{
+        char *end;
+        long pid = strtol(digits, &end, 10);
+        return end != digits && pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static void cleanup_stale(void)
+{
+        setpwent();
+        struct passwd *pw;
+        char stale[64][32];
+        size_t n = 0;
+        while ((pw = getpwent()) && n < 64)
+                if (!strncmp(pw->pw_name, PREFIX, strlen(PREFIX)) &&
+                    creator_gone(pw->pw_name + strlen(PREFIX)))
+                        snprintf(stale[n++], sizeof stale[0], "%s", pw->pw_name);
+        endpwent();
+        for (size_t i = 0; i < n; i++)
+                remove_user(stale[i]);
+        DIR *d = opendir(SUDOERS_DIR);
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+                if (!strncmp(e->d_name, "aidp-test-", 10) && creator_gone(e->d_name + 10))
+                        /* the drop-in and its draft */
+                        unlinkat(dirfd(d), e->d_name, 0);
+        if (d)
+                closedir(d);
+}
+
+int aidp_test_user_create(const char *tag, struct aidp_test_user *u)
+{
+        static bool swept;
+        if (!swept) {
+                cleanup_stale();
+                atexit(aidp_test_users_cleanup);
+                swept = true;
+        }
+        memset(u, 0, sizeof *u);
+        snprintf(u->name, sizeof u->name, PREFIX "%d%s", (int)getpid(), tag);
+        snprintf(u->home, sizeof u->home, "/var/tmp/%s", u->name);
+        char *add[] = {"/usr/sbin/useradd", "-M",    "-U", "-d", u->home, "-s",
+                       "/usr/sbin/nologin", u->name, NULL};
+        if (n_made >= sizeof made / sizeof made[0] || run_quiet(add) < 0)
+                return -1;
+        snprintf(made[n_made++], sizeof made[0], "%s", u->name);
+        struct passwd *pw = getpwnam(u->name);
+        if (!pw)
+                return -1;
+        u->uid = pw->pw_uid;
+        u->gid = pw->pw_gid;
+        if (mkdir(u->home, 0700) < 0 || chown(u->home, u->uid, u->gid) < 0)
+                return -1;
+        return 0;
+}
+
+static void sudoers_path(char *p, size_t n)
+{
+        snprintf(p, n, SUDOERS_DIR "/aidp-test-%d", (int)getpid());
+}
+
+int aidp_test_sudoers_allow(const struct aidp_test_user *u, const char *binary)
+{
+        char p[128], tmp[160];
+        sudoers_path(p, sizeof p);
+        /* sudo skips names with a '.': the draft is never read half-written. */
+        snprintf(tmp, sizeof tmp, SUDOERS_DIR "/aidp-test-%d.draft", (int)getpid());
+        /* Every rule so far, rewritten whole: the drop-in is replaced. */
+        static char rules[4096];
+        size_t used = strlen(rules);
+        /* README's line: only `run`, the supervisor decides what the user may
+         * ask for (docs/security.md). */
+        snprintf(rules + used, sizeof rules - used, "%s ALL=(root) NOPASSWD: %s%s\n", u->name,
+                 binary, strstr(binary, "aidp-supervisor") ? " run *" : "");
+        FILE *f = fopen(tmp, "w");
+        if (!f)
+                return -1;
+        fputs(rules, f);
+        fclose(f);
+        chmod(tmp, 0440);
+        char *check[] = {"/usr/sbin/visudo", "-cf", tmp, NULL};
+        if (run_quiet(check) < 0)
+                return -1;
+        return rename(tmp, p);
+}
+
+void aidp_test_users_cleanup(void)
+{
+        for (size_t i = 0; i < n_made; i++)
+                remove_user(made[i]);
+        n_made = 0;
+        char p[128];
+        sudoers_path(p, sizeof p);
+        unlink(p);
+        snprintf(p, sizeof p, SUDOERS_DIR "/aidp-test-%d.draft", (int)getpid());
+        unlink(p);
+}
+
+int aidp_test_run_as(struct aidp_proc *p, const struct aidp_test_user *u, bool sudo,
+                     char *const argv[])
+{
+        char ruid[32], rgid[32];
+        snprintf(ruid, sizeof ruid, "--reuid=%u", (unsigned)u->uid);
+        snprintf(rgid, sizeof rgid, "--regid=%u", (unsigned)u->gid);
+        char *a[128] = {"/usr/bin/setpriv", ruid, rgid, "--init-groups", "--"};
+        size_t n = 5;
+        if (sudo) {
+                a[n++] = "/usr/bin/sudo";
+                a[n++] = "-n";
+                a[n++] = "--";
+        }
+        for (size_t i = 0; argv[i] && n < 127; i++)
+                a[n++] = argv[i];
+        a[n] = NULL;
+        return aidp_test_run(p, a);
+}
+
+int aidp_test_as_user(const struct aidp_test_user *u, int (*fn)(const char *a, const char *b),
+                      const char *a, const char *b)
+{
+        pid_t pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                if (setgroups(0, NULL) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0)
+                        _exit(2);
+                _exit(fn(a, b) == 0 ? 0 : 1);
+        }
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+int aidp_test_do_symlink(const char *target, const char *link)
+{
+        return symlink(target, link);
+}
+
+int aidp_test_do_mkdir(const char *path, const char *unused)
+{
+        (void)unused;
+        return mkdir(path, 0700);
+}
+
+int aidp_test_do_mkfifo(const char *path, const char *unused)
+{
+        (void)unused;
+        return mkfifo(path, 0644);
+}
+
+static mode_t write_mode;
+
+static int do_write(const char *path, const char *content)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, write_mode);
+        size_t l = strlen(content);
+        return fd >= 0 && write(fd, content, l) == (ssize_t)l && fchmod(fd, write_mode) == 0 ? 0
+                                                                                             : -1;
+}
+
+int aidp_test_write_as(const struct aidp_test_user *u, const char *path, const char *content,
+                       mode_t mode)
+{
+        write_mode = mode;
+        return aidp_test_as_user(u, do_write, path, content);
+}
