@@ -361,6 +361,17 @@ static int build_argv(spank_t sp, const struct handoff *h, struct argv_buf *a)
         return rc ? -1 : 0;
 }
 
+/* The supervisor's environment: the admin's (plugstack.conf env=), never the
+ * job's or slurmstepd's. */
+static void supervisor_env(char *envp[MAX_ARGS + 2])
+{
+        int n = 0;
+        envp[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        for (int i = 0; i < n_sup_env; i++)
+                envp[n++] = (char *)sup_env[i];
+        envp[n] = NULL;
+}
+
 static void reset_signals(void)
 {
         /* slurmstepd blocks signals and forked C with that mask: as Slurm does for a
@@ -415,11 +426,7 @@ static void run_supervisor(spank_t sp, int fd, pid_t g)
                 _exit(EXIT_SUPERVISOR_FAILED);
         }
         char *envp[MAX_ARGS + 2];
-        int n = 0;
-        envp[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-        for (int i = 0; i < n_sup_env; i++)
-                envp[n++] = (char *)sup_env[i];
-        envp[n] = NULL;
+        supervisor_env(envp);
         reset_signals();
         execve(supervisor, a.v, envp);
         fail_to_job(supervisor);
@@ -522,11 +529,7 @@ int slurm_spank_job_epilog(spank_t sp, int ac, char **av)
                         argv[3] = (char *)run_dir;
                 }
                 char *envp[MAX_ARGS + 2];
-                int n = 0;
-                envp[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-                for (int i = 0; i < n_sup_env; i++)
-                        envp[n++] = (char *)sup_env[i];
-                envp[n] = NULL;
+                supervisor_env(envp);
                 int null = open("/dev/null", O_RDWR);
                 if (null >= 0)
                         dup2(null, STDIN_FILENO);
