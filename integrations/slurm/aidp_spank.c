@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -52,6 +53,7 @@ SPANK_PLUGIN(aidp, 1);
 #define MAX_LIST               4096
 #define MAX_ENV_BYTES          (1u << 20)
 #define EXIT_SUPERVISOR_FAILED 125 /* aidp's "supervisor failure" */
+#define EXIT_USAGE             120 /* aidp's "bad command line" */
 
 /* Options of this step (set by the option callbacks, in every context). */
 static char opt_profile[PATH_MAX];
@@ -86,8 +88,19 @@ static int set_value(char *dst, size_t size, const char *name, const char *arg)
         return 0;
 }
 
+/* A library profile name only: a path would let the submitting user hand root a
+ * profile file of their own (capabilities, binds). */
 static int cb_profile(int val, const char *arg, int remote)
 {
+        size_t n = arg ? strlen(arg) : 0;
+        if (n == 0 || n > 64 || arg[0] == '.' || arg[0] == '-' ||
+            strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n ||
+            (n > 5 && !strcmp(arg + n - 5, ".yaml"))) {
+                slurm_error("aidp: --aidp-profile=%s: expected the name of an installed library "
+                            "profile (such as strict-cpu-train), not a file",
+                            arg ? arg : "");
+                return -1;
+        }
         return set_value(opt_profile, sizeof opt_profile, "aidp-profile", arg);
 }
 
@@ -217,9 +230,23 @@ static void step_name(uint32_t step, char *buf, size_t size)
 
 /* ---- C: receive the task's stdio from G, then exec the supervisor ---- */
 
+/* What G sends: this header, then env_len bytes of NUL-separated NAME=VALUE
+ * entries. Its fds: stdin, stdout, stderr, the working directory, then one per
+ * dataset and the output directory, all opened by G as the job's user. */
+struct handoff_hdr {
+        uint64_t env_len;
+        uint32_t n_data, has_out;
+};
+#define FD_CWD      3
+#define FD_DATA     4
+#define MAX_DATA    16 /* aidp-supervisor's limit of --data inputs */
+#define MAX_HANDOFF (FD_DATA + MAX_DATA + 1)
+
 struct handoff {
-        int fds[4]; /* stdin, stdout, stderr, working directory */
-        char *env;  /* NUL-separated NAME=VALUE entries */
+        struct handoff_hdr hdr;
+        int fds[MAX_HANDOFF];
+        int n_fds;
+        char *env;
         size_t env_len;
 };
 
@@ -239,8 +266,7 @@ static int read_full(int fd, void *buf, size_t n)
 
 static int receive_handoff(int fd, struct handoff *h)
 {
-        uint64_t len = 0;
-        struct iovec iov = {.iov_base = &len, .iov_len = sizeof len};
+        struct iovec iov = {.iov_base = &h->hdr, .iov_len = sizeof h->hdr};
         union {
                 char buf[CMSG_SPACE(sizeof h->fds)];
                 struct cmsghdr align;
@@ -253,16 +279,19 @@ static int receive_handoff(int fd, struct handoff *h)
         do
                 r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
         while (r < 0 && errno == EINTR);
-        if (r != (ssize_t)sizeof len)
+        if (r != (ssize_t)sizeof h->hdr)
                 return -1;
         struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
         if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-            c->cmsg_len != CMSG_LEN(sizeof h->fds) || (msg.msg_flags & MSG_CTRUNC))
+            (msg.msg_flags & MSG_CTRUNC) || c->cmsg_len < CMSG_LEN(0))
                 return -1;
-        memcpy(h->fds, CMSG_DATA(c), sizeof h->fds);
-        if (len > MAX_ENV_BYTES)
+        h->n_fds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        memcpy(h->fds, CMSG_DATA(c), (size_t)h->n_fds * sizeof(int));
+        if (h->hdr.n_data > MAX_DATA || h->hdr.has_out > 1 ||
+            h->n_fds != FD_DATA + (int)h->hdr.n_data + (int)h->hdr.has_out ||
+            h->hdr.env_len > MAX_ENV_BYTES)
                 return -1;
-        h->env_len = (size_t)len;
+        h->env_len = (size_t)h->hdr.env_len;
         if (!(h->env = malloc(h->env_len + 1)) || read_full(fd, h->env, h->env_len) < 0)
                 return -1;
         h->env[h->env_len] = '\0';
@@ -326,7 +355,7 @@ static int build_argv(spank_t sp, const struct handoff *h, struct argv_buf *a)
             spank_get_item(sp, S_TASK_GLOBAL_ID, &task) != ESPANK_SUCCESS ||
             spank_get_item(sp, S_JOB_ARGV, &argc, &argv) != ESPANK_SUCCESS || argc < 1)
                 return -1;
-        char sname[32], data[MAX_LIST];
+        char sname[32];
         step_name(step, sname, sizeof sname);
         /* Identity and ids from Slurm itself (root's view of the step). */
         int rc = push(a, supervisor);
@@ -343,11 +372,12 @@ static int build_argv(spank_t sp, const struct handoff *h, struct argv_buf *a)
                 rc |= push(a, "--quiet");
         if (opt_profile[0])
                 rc |= pushf(a, "--profile=%s", opt_profile);
-        data_list(sp, data, sizeof data);
-        for (char *save = NULL, *d = strtok_r(data, ",", &save); d; d = strtok_r(NULL, ",", &save))
-                rc |= pushf(a, "--data=%s", d);
-        if (opt_out[0])
-                rc |= pushf(a, "--output-dir=%s", opt_out);
+        /* Datasets and the output directory as G opened them, as the user: root
+         * reaches them only through these fds, never by the user's path. */
+        for (uint32_t i = 0; i < h->hdr.n_data; i++)
+                rc |= pushf(a, "--data=/proc/self/fd/%d", h->fds[FD_DATA + i]);
+        if (h->hdr.has_out)
+                rc |= pushf(a, "--output-dir=/proc/self/fd/%d", h->fds[FD_DATA + h->hdr.n_data]);
         for (int i = 0; i < n_extra_args; i++)
                 rc |= push(a, extra_args[i]);
         /* The job's environment reaches the job only, as --env values: the
@@ -396,7 +426,7 @@ static void fail_to_job(const char *what)
 /* In C. Returns only if G died before handing over (then exits with its status). */
 static void run_supervisor(spank_t sp, int fd, pid_t g)
 {
-        struct handoff h = {.fds = {-1, -1, -1, -1}};
+        struct handoff h = {.n_fds = 0};
         int ok = receive_handoff(fd, &h);
         close(fd);
         int st = 0;
@@ -412,13 +442,17 @@ static void run_supervisor(spank_t sp, int fd, pid_t g)
                         _exit(EXIT_SUPERVISOR_FAILED);
         /* The job's working directory as the user opened it: the supervisor binds
          * its own working directory into the sandbox. */
-        if (fchdir(h.fds[3]) < 0) {
+        if (fchdir(h.fds[FD_CWD]) < 0) {
                 fail_to_job("entering the working directory");
                 _exit(EXIT_SUPERVISOR_FAILED);
         }
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < FD_DATA; i++)
                 if (h.fds[i] > 2)
                         close(h.fds[i]);
+        /* The supervisor opens them through /proc/self/fd: keep them across exec. */
+        for (int i = FD_DATA; i < h.n_fds; i++)
+                if (fcntl(h.fds[i], F_SETFD, 0) < 0)
+                        _exit(EXIT_SUPERVISOR_FAILED);
         struct argv_buf a = {0};
         if (build_argv(sp, &h, &a) < 0) {
                 errno = ENOMEM;
@@ -463,41 +497,85 @@ int slurm_spank_task_init_privileged(spank_t sp, int ac, char **av)
 }
 
 /* In G, as the job's user, with the task's stdio on 0/1/2. */
+__attribute__((format(printf, 2, 3))) static void refuse(int status, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        dprintf(STDERR_FILENO, "aidp: ");
+        vdprintf(STDERR_FILENO, fmt, ap);
+        dprintf(STDERR_FILENO, "\n");
+        va_end(ap);
+        _exit(status);
+}
+
+/* In G, as the user: open what the user named, with the user's rights. */
+static int open_user_paths(spank_t sp, int *fds, uint32_t *n_data, uint32_t *has_out)
+{
+        char data[MAX_LIST];
+        data_list(sp, data, sizeof data);
+        *n_data = *has_out = 0;
+        int n = FD_DATA;
+        for (char *save = NULL, *d = strtok_r(data, ",", &save); d;
+             d = strtok_r(NULL, ",", &save)) {
+                if (*n_data >= MAX_DATA)
+                        refuse(EXIT_USAGE, "--aidp-data: at most %d datasets", MAX_DATA);
+                /* O_NONBLOCK: a FIFO must not hang the task. */
+                int fd = open(d, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                struct stat st;
+                if (fd < 0 || fstat(fd, &st) < 0)
+                        refuse(EXIT_USAGE, "--aidp-data=%s: %s", d, strerror(errno));
+                if (!S_ISREG(st.st_mode))
+                        refuse(EXIT_USAGE, "--aidp-data=%s: not a regular file", d);
+                fds[n++] = fd;
+                (*n_data)++;
+        }
+        if (opt_out[0]) {
+                int fd = open(opt_out, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                /* Checked on the fd: the directory root will write into is one this
+                 * user may write to. */
+                if (fd < 0 || faccessat(fd, "", W_OK | X_OK, AT_EMPTY_PATH) < 0)
+                        refuse(EXIT_USAGE, "--aidp-out=%s: %s", opt_out, strerror(errno));
+                fds[n++] = fd;
+                *has_out = 1;
+        }
+        return n;
+}
+
+/* In G, as the job's user, with the task's stdio on 0/1/2. */
 int slurm_spank_task_init(spank_t sp, int ac, char **av)
 {
         if (handoff_fd < 0)
                 return 0;
         char **env = NULL;
-        int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (cwd < 0 || spank_get_item(sp, S_JOB_ENV, &env) != ESPANK_SUCCESS) {
-                slurm_error("aidp: task_init: cannot read the task's directory or environment");
-                _exit(EXIT_SUPERVISOR_FAILED);
-        }
-        uint64_t len = 0;
+        int fds[MAX_HANDOFF] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, -1};
+        fds[FD_CWD] = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fds[FD_CWD] < 0 || spank_get_item(sp, S_JOB_ENV, &env) != ESPANK_SUCCESS)
+                refuse(EXIT_SUPERVISOR_FAILED, "cannot read the task's directory or environment");
+        struct handoff_hdr hdr = {0};
+        int n = open_user_paths(sp, fds, &hdr.n_data, &hdr.has_out);
         for (char **e = env; e && *e; e++)
-                len += strlen(*e) + 1;
-        int fds[4] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, cwd};
+                hdr.env_len += strlen(*e) + 1;
         union {
                 char buf[CMSG_SPACE(sizeof fds)];
                 struct cmsghdr align;
         } u;
         memset(&u, 0, sizeof u);
-        struct iovec iov = {.iov_base = &len, .iov_len = sizeof len};
+        struct iovec iov = {.iov_base = &hdr, .iov_len = sizeof hdr};
         struct msghdr msg = {.msg_iov = &iov,
                              .msg_iovlen = 1,
                              .msg_control = u.buf,
-                             .msg_controllen = sizeof u.buf};
+                             .msg_controllen = CMSG_SPACE((size_t)n * sizeof(int))};
         struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof fds);
-        memcpy(CMSG_DATA(c), fds, sizeof fds);
-        if (len > MAX_ENV_BYTES || sendmsg(handoff_fd, &msg, MSG_NOSIGNAL) != sizeof len)
+        c->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)n * sizeof(int));
+        if (hdr.env_len > MAX_ENV_BYTES || sendmsg(handoff_fd, &msg, MSG_NOSIGNAL) != sizeof hdr)
                 _exit(EXIT_SUPERVISOR_FAILED);
         for (char **e = env; e && *e; e++) {
-                size_t n = strlen(*e) + 1, off = 0;
-                while (off < n) {
-                        ssize_t w = send(handoff_fd, *e + off, n - off, MSG_NOSIGNAL);
+                size_t len = strlen(*e) + 1, off = 0;
+                while (off < len) {
+                        ssize_t w = send(handoff_fd, *e + off, len - off, MSG_NOSIGNAL);
                         if (w < 0 && errno == EINTR)
                                 continue;
                         if (w <= 0)
