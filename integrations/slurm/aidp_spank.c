@@ -333,14 +333,16 @@ static int push(struct argv_buf *a, const char *s)
 
 __attribute__((format(printf, 2, 3))) static int pushf(struct argv_buf *a, const char *fmt, ...)
 {
-        char buf[PATH_MAX + 64];
+        char *buf = NULL;
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(buf, sizeof buf, fmt, ap);
+        int n = vasprintf(&buf, fmt, ap); /* a job's variable may be long */
         va_end(ap);
-        if (n < 0 || (size_t)n >= sizeof buf)
+        if (n < 0)
                 return -1;
-        return push(a, buf);
+        int rc = push(a, buf);
+        free(buf);
+        return rc;
 }
 
 static int build_argv(spank_t sp, const struct handoff *h, struct argv_buf *a)
