@@ -6,7 +6,6 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,14 +20,6 @@
 
 static struct aidp_proc P;
 static char dir[64] = "", logp[128], keyp[128], run_id[64], rundir[128];
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-        (void)st;
-        (void)flag;
-        (void)f;
-        return remove(p);
-}
 
 static void setup(void)
 {
@@ -46,8 +37,7 @@ static void teardown(void)
 {
         unsetenv("SLURM_JOB_UID");
         unsetenv("SLURM_JOB_USER");
-        if (dir[0])
-                nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+        aidp_test_rm_tree(dir);
 }
 
 TestSuite(exec_hook, .init = setup, .fini = teardown, .timeout = 90);
