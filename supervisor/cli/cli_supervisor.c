@@ -2,7 +2,9 @@
 #include "supervisor/cli/cli_supervisor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -30,7 +32,12 @@ struct run_cli {
         struct aidp_cli_list env, data;
         struct aidp_run_bind binds[AIDP_CLI_MAX_BINDS];
         uint64_t kill_after;
+        bool exec_hook;     /* --exec-hook (docs/exec-hook.md) */
+        uint64_t result_fd; /* --result-fd N; 0: none (N >= 3) */
 };
+
+/* A scheduler hands over a task's whole environment as --env values. */
+#define AIDP_CLI_MAX_ENV 4096
 
 static int rlimit_value(const char *s, uint64_t *v)
 {
@@ -109,9 +116,10 @@ static int parse_bind(const char *arg, void *dest, aidp_error *err)
 static int parse_env(const char *arg, void *dest, aidp_error *err)
 {
         struct aidp_cli_list *l = &((struct run_cli *)dest)->env;
-        if (l->n >= 256 || !*arg || arg[0] == '=')
+        if (l->n >= AIDP_CLI_MAX_ENV || !*arg || arg[0] == '=')
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "--env '%s': expected NAME or NAME=VALUE (at most 256)", arg);
+                                      "--env '%s': expected NAME or NAME=VALUE (at most %d)", arg,
+                                      AIDP_CLI_MAX_ENV);
         const char **v = realloc(l->v, (l->n + 1) * sizeof *v);
         if (!v)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
@@ -190,6 +198,21 @@ static const struct aidp_cli_opt run_opts[] = {
                      "run journals (default $AIDP_RUN_DIR or /run/aidp)", A),
         AIDP_CLI_OPT("summary", 0, AIDP_CLI_STRING, RUN(o.summary_path), "FILE",
                      "write a JSON result for schedulers", U),
+        AIDP_CLI_OPT("result-fd", 0, AIDP_CLI_UINT, RUN(result_fd), "N",
+                     "write the same JSON result as one line to descriptor N", U, .min = 3,
+                     .max = INT_MAX, .expect = "an open file descriptor >= 3"),
+        AIDP_CLI_OPT("exec-hook", 0, AIDP_CLI_FLAG, RUN(exec_hook), NULL,
+                     "non-interactive mode for a root scheduler component\n"
+                     "(docs/exec-hook.md): --user and --run-id required; the\n"
+                     "SLURM_JOB_* and SUDO_* variables are ignored",
+                     A),
+        AIDP_CLI_OPT("scheduler", 0, AIDP_CLI_STRING, RUN(o.scheduler), "NAME",
+                     "the scheduler that started the run (e.g. slurm)", A),
+        AIDP_CLI_OPT("job-id", 0, AIDP_CLI_STRING, RUN(o.scheduler_job), "ID",
+                     "its job id; lineage records it (and --step-id) as\n"
+                     "the OpenLineage parent run facet",
+                     A),
+        AIDP_CLI_OPT("step-id", 0, AIDP_CLI_STRING, RUN(o.scheduler_step), "ID", "its step id", A),
         AIDP_CLI_OPT("data", 0, AIDP_CLI_LIST, RUN(data), "FILE.sealed",
                      "sealed dataset, decrypted read-only at /data/<name>\n"
                      "(repeatable; every segment authenticated first)",
@@ -259,7 +282,7 @@ static json_object *dataset_json(const struct aidp_run_dataset *d)
         return o;
 }
 
-static int write_summary(int fd, const char *path, const struct aidp_run_result *r)
+static json_object *summary_json(const struct aidp_run_result *r)
 {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "run_id", json_object_new_string(r->run_id));
@@ -267,6 +290,7 @@ static int write_summary(int fd, const char *path, const struct aidp_run_result 
         json_object_object_add(o, "job_status", json_object_new_int(r->job_status));
         json_object_object_add(o, "started", json_object_new_boolean(r->started));
         json_object_object_add(o, "timed_out", json_object_new_boolean(r->timed_out));
+        json_object_object_add(o, "stop_signal", json_object_new_int(r->stop_signal));
         json_object_object_add(o, "oom_killed", json_object_new_boolean(r->oom_killed));
         json_object_object_add(o, "wall_seconds", json_object_new_double(r->wall_seconds));
         /* null: the cgroup could not tell (resources_error says why) */
@@ -293,6 +317,13 @@ static int write_summary(int fd, const char *path, const struct aidp_run_result 
         json_object_object_add(o, "inputs", in);
         if (r->has_output)
                 json_object_object_add(o, "output", dataset_json(&r->output));
+        return o;
+}
+
+/* The summary goes to the file the caller created (fd from the trust check). */
+static int write_summary(int fd, const char *path, const struct aidp_run_result *r)
+{
+        json_object *o = summary_json(r);
         int rc = json_object_to_fd(fd, o, JSON_C_TO_STRING_PRETTY);
         json_object_put(o);
         if (rc < 0) {
@@ -370,6 +401,71 @@ static bool is_root(const char *what)
         return false;
 }
 
+/* Exec-hook mode: the result on an fd the scheduler component holds, one JSON
+ * object and a newline, then the fd is closed (end of result). */
+static int write_result_fd(int fd, const struct aidp_run_result *r)
+{
+        json_object *o = summary_json(r);
+        int rc = json_object_to_fd(fd, o, JSON_C_TO_STRING_PLAIN);
+        json_object_put(o);
+        if (rc < 0 || write(fd, "\n", 1) != 1) {
+                fprintf(stderr, "aidp-supervisor: error: writing the result to fd %d: %s\n", fd,
+                        strerror(errno));
+                close(fd);
+                return -1;
+        }
+        close(fd);
+        return 0;
+}
+
+/* A scheduler's id as lineage and the run id may carry it. */
+static bool valid_sched_id(const char *s)
+{
+        size_t n = strlen(s);
+        if (n == 0 || n > 63 || s[0] == '.' || s[0] == '-')
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* The exec-hook options, after parsing: all or nothing of what it needs. */
+static int check_exec_hook(const struct run_cli *c, aidp_error *err)
+{
+        const struct aidp_run_opts *o = &c->o;
+        if (c->exec_hook && (!o->user || !o->run_id))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--exec-hook needs --user and --run-id: the scheduler "
+                                      "component names the identity and the run");
+        if ((o->scheduler_job || o->scheduler_step) && !o->scheduler)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--job-id and --step-id need --scheduler");
+        if (o->scheduler && !o->scheduler_job)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--scheduler needs --job-id");
+        const char *ids[][2] = {{"--scheduler", o->scheduler},
+                                {"--job-id", o->scheduler_job},
+                                {"--step-id", o->scheduler_step}};
+        for (size_t i = 0; i < ARRAY_SIZE(ids); i++)
+                if (ids[i][1] && !valid_sched_id(ids[i][1]))
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                              "%s '%s': expected 1-63 of A-Z a-z 0-9 . _ -",
+                                              ids[i][0], ids[i][1]);
+        if (c->result_fd && fcntl((int)c->result_fd, F_GETFL) < 0)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
+                                      "--result-fd %llu: not an open file descriptor",
+                                      (unsigned long long)c->result_fd);
+        return 0;
+}
+
+/* Exec-hook mode: the job's variables are not the caller's word on who it is;
+ * the scheduler component passed --user and the ids explicitly. */
+static void drop_job_identity_env(void)
+{
+        static const char *const vars[] = {"SLURM_JOB_UID", "SLURM_JOB_GID", "SLURM_JOB_USER",
+                                           "SLURM_JOB_ID",  "SUDO_UID",      "SUDO_GID",
+                                           "SUDO_USER"};
+        for (size_t i = 0; i < ARRAY_SIZE(vars); i++)
+                unsetenv(vars[i]);
+}
+
 static int cmd_run(int argc, char **argv)
 {
         _cleanup_close_ int summary_fd = -1;
@@ -385,6 +481,11 @@ static int cmd_run(int argc, char **argv)
         c.o.n_data = c.data.n;
         c.o.binds = c.binds;
         c.o.argv = argv + p.first_arg;
+        aidp_error herr = {0};
+        if (check_exec_hook(&c, &herr) < 0) {
+                status = aidp_cli_usage_fail(aidp_cli_run_spec.prog, &herr);
+                goto out;
+        }
         status = AIDP_EXIT_USAGE;
         if (!is_root("run") || crippled("run"))
                 goto out;
@@ -401,6 +502,10 @@ static int cmd_run(int argc, char **argv)
                 goto out;
         }
         c.o.as_user = kind == AIDP_CALLER_USER;
+        /* Exec-hook mode (admin-only, checked just above): the job's variables
+         * are not the caller's word on who it is. */
+        if (c.exec_hook)
+                drop_job_identity_env();
         aidp_error gerr = {0};
         aidp_run_gc(c.o.run_dir, gc_report, NULL, &gerr);
 
@@ -413,6 +518,8 @@ static int cmd_run(int argc, char **argv)
         status = res.exit_status;
         if (c.o.summary_path && res.run_id[0] &&
             write_summary(summary_fd, c.o.summary_path, &res) < 0 && res.exit_status == 0)
+                status = AIDP_EXIT_INTERNAL;
+        if (c.result_fd && write_result_fd((int)c.result_fd, &res) < 0 && res.exit_status == 0)
                 status = AIDP_EXIT_INTERNAL;
 out:
         aidp_cli_list_free(&c.env);

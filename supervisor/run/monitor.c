@@ -117,6 +117,16 @@ static int watch_open(struct watch *w, aidp_error *err)
 
 static void watch_close(struct watch *w)
 {
+        if (!w->r->res->stop_signal) {
+                /* A stop request that came with the job's own end (scancel signals
+                 * the whole process tree at once) is still pending here. */
+                static const int stop[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+                sigset_t pending;
+                sigpending(&pending);
+                for (size_t i = 0; i < ARRAY_SIZE(stop); i++)
+                        if (sigismember(&pending, stop[i]))
+                                w->r->res->stop_signal = stop[i];
+        }
         aidp_run_close(&w->sfd);
         aidp_run_close(&w->wall);
         aidp_run_close(&w->grace);
@@ -173,6 +183,8 @@ static int on_signal(struct watch *w, aidp_error *err)
         if (sig == SIGCHLD)
                 return 0; /* pid 1 ends only through the status pipe or a kill */
         int rc = signal_pid1(w, sig, "forwarding a signal", err);
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT)
+                w->r->res->stop_signal = sig; /* cancelled from outside: an ABORT */
         if (rc == 0 && (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT))
                 /* A second stop request does not wait. */
                 if (++w->stops >= 2)

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +157,23 @@ static int host_devices(void *ctx, const char *pattern, char ***paths, aidp_erro
         return n;
 }
 
+#ifdef AIDP_SOURCE_PROFILES
+/* The source tree's profiles/ is searched only by a binary running from the
+ * build tree it was built in (developers, the test suite). The same binary
+ * installed with `cmake --install` or from the .deb finds the installed
+ * library only and never reads the tree it was built from. */
+static bool in_build_tree(void)
+{
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n <= 0)
+                return false;
+        exe[n] = '\0';
+        size_t bl = strlen(AIDP_BUILD_DIR);
+        return !strncmp(exe, AIDP_BUILD_DIR, bl) && exe[bl] == '/';
+}
+#endif
+
 int aidp_profile_host_init(struct aidp_profile_host *h, bool check_devices, aidp_error *err)
 {
         memset(h, 0, sizeof *h);
@@ -171,7 +190,8 @@ int aidp_profile_host_init(struct aidp_profile_host *h, bool check_devices, aidp
         }
         h->dirs[n++] = AIDP_SHARE_PROFILES;
 #ifdef AIDP_SOURCE_PROFILES
-        h->dirs[n++] = AIDP_SOURCE_PROFILES;
+        if (in_build_tree())
+                h->dirs[n++] = AIDP_SOURCE_PROFILES;
 #endif
         h->env.read_file = host_read;
         h->env.expand_devices = check_devices ? host_devices : NULL;

@@ -33,7 +33,10 @@ struct aidp_run_opts {
         const char *run_dir;      /* journals; NULL = $AIDP_RUN_DIR or /run/aidp */
         const char *run_id;       /* NULL = scheduler's or a new UUID */
         const char *summary_path; /* --summary FILE: machine-readable result */
-        char **env_extra;         /* --env NAME[=VALUE] */
+        /* Exec-hook mode (docs/exec-hook.md): the scheduler that started this run
+         * and its job and step ids, recorded in lineage as the `parent` facet. */
+        const char *scheduler, *scheduler_job, *scheduler_step;
+        char **env_extra; /* --env NAME[=VALUE] */
         size_t n_env_extra;
         bool keep_env;
         bool quiet;
@@ -60,6 +63,8 @@ struct aidp_run_result {
         int exit_status; /* what aidp-supervisor exits with */
         int job_status;  /* the job's own status (128+N), -1 if it never ran */
         bool timed_out, oom_killed, started;
+        int stop_signal; /* SIGTERM/SIGINT/SIGHUP/SIGQUIT the supervisor was stopped with
+                          * while the job ran (scancel, Ctrl-C); 0 if none */
         uint64_t memory_peak_bytes, cpu_usec;
         /* false: the cgroup could not tell (resources_error says why); the
          * value is then reported unknown, never as 0 */

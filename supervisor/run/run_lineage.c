@@ -31,6 +31,24 @@ static json_object *new_event(enum aidp_lineage_event_type t, const char *run_na
         return ev;
 }
 
+/* Who started the run, as the root component that did says (exec-hook mode);
+ * schedulerJob falls back to the supervisor's own environment otherwise. */
+static void set_caller(json_object *ev, const struct aidp_run_opts *o,
+                       const struct aidp_caller_identity *caller)
+{
+        const char *sched_job = o && o->scheduler_job ? o->scheduler_job : getenv("SLURM_JOB_ID");
+        if (caller)
+                aidp_lineage_set_caller(ev, caller->uid, caller->gid, caller->user, sched_job);
+        else
+                aidp_lineage_set_caller(ev, getuid(), getgid(), NULL, sched_job);
+}
+
+static void set_parent(json_object *ev, const struct aidp_run_opts *o)
+{
+        if (o && o->scheduler && o->scheduler_job)
+                aidp_lineage_set_parent(ev, o->scheduler, o->scheduler_job, o->scheduler_step);
+}
+
 /* A sealed dataset as lineage knows it: name, content digest, classification and
  * tags (residency and regulation), all from its authenticated header. */
 static void add_dataset(json_object *ev, bool output, const struct aidp_run_dataset *d)
@@ -92,6 +110,7 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                            const void *annotate_arg, bool background, aidp_error *err)
 {
         memset(rl, 0, sizeof *rl);
+        rl->o = o;
         aidp_run_lineage_job_name(o, rl->job, sizeof rl->job);
         struct aidp_lineage_options lo = {.path = o->lineage_path, .create_key = true};
         int r = aidp_lineage_open(&rl->lg, &lo, err);
@@ -105,11 +124,8 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         /* Who asked: the identity behind sudo or the scheduler, as the access policy
          * sees it; the job's own uid/gid go alongside. */
-        if (caller)
-                aidp_lineage_set_caller(ev, caller->uid, caller->gid, caller->user,
-                                        getenv("SLURM_JOB_ID"));
-        else
-                aidp_lineage_set_caller(ev, getuid(), getgid(), NULL, getenv("SLURM_JOB_ID"));
+        set_caller(ev, o, caller);
+        set_parent(ev, o);
         json_object *facet = aidp_lineage_run_facet(ev, "aidp_caller");
         json_object_object_add(facet, "jobUid", json_object_new_int64(job_uid));
         json_object_object_add(facet, "jobGid", json_object_new_int64(job_gid));
@@ -153,6 +169,11 @@ static enum aidp_lineage_event_type end_type(const struct aidp_run_result *res, 
 {
         if (rc < 0 && run_err && run_err->errnum == EINTR) {
                 *reason = "interrupted before the job started";
+                return AIDP_LINEAGE_ABORT;
+        }
+        if (res->stop_signal && res->job_status != 0 && !res->timed_out) {
+                /* Cancelled from outside (scancel, Ctrl-C, a stop of the node). */
+                *reason = "stopped by a signal to the supervisor";
                 return AIDP_LINEAGE_ABORT;
         }
         if (res->timed_out) {
@@ -230,6 +251,7 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
         aidp_lineage_set_resources(ev, &rs);
         set_shred(ev, &res->shred, true, removed, nremoved);
         set_host(ev);
+        set_parent(ev, rl->o);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
         if (res->has_output)
@@ -303,8 +325,8 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
         json_object_object_add(aidp_lineage_run_facet(ev, "aidp_run"), "outcome",
                                json_object_new_string("denied by policy"));
         if (caller)
-                aidp_lineage_set_caller(ev, caller->uid, caller->gid, caller->user,
-                                        getenv("SLURM_JOB_ID"));
+                set_caller(ev, o, caller);
+        set_parent(ev, o);
         set_host(ev);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);

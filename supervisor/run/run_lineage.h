@@ -26,6 +26,7 @@ struct aidp_run_lineage {
         struct aidp_lineage_pending *start; /* START written, its fsync in flight */
         bool start_failed;                  /* START could not be made durable */
         char job[128];                      /* job.name: the command's base name */
+        const struct aidp_run_opts *o;      /* for the scheduler ids of every record */
 };
 
 /* Open the store (creating the host key on first use) and write START; its fsync

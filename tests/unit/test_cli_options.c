@@ -201,11 +201,13 @@ Test(cli_options, trust_levels_are_checked_per_caller)
         cr_expect_eq(aidp_cli_check_trust(&spec, &p, AIDP_CALLER_ADMIN, true, &err), 0);
 }
 
-/* Issue 13's list: admin-only for users. */
+/* Issue 13's list: admin-only for users; and issue 17's exec-hook options, which
+ * assert the scheduler's ids in lineage. */
 Test(cli_options, run_table_classifies_issue_13s_admin_options)
 {
-        static const char *const admin[] = {"run-dir", "lineage", "cgroup-parent", "keys-config",
-                                            "key-dir", "run-id",  "user",          "keep-env"};
+        static const char *const admin[] = {
+                "run-dir", "lineage",  "cgroup-parent", "keys-config", "key-dir", "run-id",
+                "user",    "keep-env", "exec-hook",     "scheduler",   "job-id",  "step-id"};
         static const char *const limits[] = {"memory",     "cpus",     "pids",  "timeout",
                                              "kill-after", "tmp-size", "rlimit"};
         const struct aidp_cli_opt *t = aidp_cli_run_spec.opts;

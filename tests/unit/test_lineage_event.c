@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "supervisor/lineage/lineage.h"
 
@@ -366,4 +367,64 @@ Test(lineage_record, anchor_round_trips_and_detects_edits)
         cr_assert_lt(aidp_lineage_anchor_parse(s, len, key, &b, &e), 0);
         cr_assert(strstr(e.msg, "anchor's authentication tag does not match"), "%s", e.msg);
         free(s);
+}
+
+/* The standard parent facet of a scheduler-started run (exec-hook mode):
+ * parent = the step, root = the job, stable name-based run ids, and the raw ids
+ * in aidp_scheduler; the whole event passes the OpenLineage 2-0-2 schemas. */
+Test(lineage_event, parent_facet_names_the_scheduler_job_and_step)
+{
+        json_object *ev = aidp_lineage_event_new(
+                AIDP_LINEAGE_START, "0b5c7d0e-1111-4222-8333-944445555666", NULL, "python3");
+        aidp_lineage_set_parent(ev, "slurm", "4242", "0");
+        cr_assert_str_eq(json_object_get_string(get(ev, "run.facets.parent.job.namespace")),
+                         "slurm");
+        cr_assert_str_eq(json_object_get_string(get(ev, "run.facets.parent.job.name")), "4242.0");
+        cr_assert_str_eq(json_object_get_string(get(ev, "run.facets.parent.root.job.name")),
+                         "4242");
+        cr_assert_str_eq(json_object_get_string(get(ev, "run.facets.parent._schemaURL")),
+                         AIDP_LINEAGE_PARENT_SCHEMA_URL);
+        cr_assert_str_eq(json_object_get_string(get(ev, "run.facets.aidp_scheduler.jobId")),
+                         "4242");
+        cr_assert_str_eq(json_object_get_string(get(ev, "run.facets.aidp_scheduler.stepId")), "0");
+        const char *parent = json_object_get_string(get(ev, "run.facets.parent.run.runId"));
+        const char *root = json_object_get_string(get(ev, "run.facets.parent.root.run.runId"));
+        assert_matches(parent,
+                       "^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+        assert_matches(root,
+                       "^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+        cr_assert_str_neq(parent, root);
+        /* Every step of the job points at the same root run. */
+        json_object *other = aidp_lineage_event_new(
+                AIDP_LINEAGE_START, "0b5c7d0e-1111-4222-8333-944445555667", NULL, "python3");
+        aidp_lineage_set_parent(other, "slurm", "4242", "batch");
+        cr_assert_str_eq(json_object_get_string(get(other, "run.facets.parent.root.run.runId")),
+                         root);
+        cr_assert_str_neq(json_object_get_string(get(other, "run.facets.parent.run.runId")),
+                          parent);
+        /* A job without steps: no root, the job itself is the parent. */
+        json_object *flat = aidp_lineage_event_new(
+                AIDP_LINEAGE_START, "0b5c7d0e-1111-4222-8333-944445555668", NULL, "python3");
+        aidp_lineage_set_parent(flat, "kubernetes", "ns-pod", NULL);
+        cr_assert_str_eq(json_object_get_string(get(flat, "run.facets.parent.job.name")), "ns-pod");
+        cr_assert_null(get(flat, "run.facets.parent.root"));
+        cr_assert_null(get(flat, "run.facets.aidp_scheduler.stepId"));
+
+        /* And the published schemas agree (tests/data/check_openlineage.py). */
+        char path[] = "/tmp/aidp-parent-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert(fd >= 0);
+        FILE *f = fdopen(fd, "w");
+        for (json_object **e = (json_object *[]){ev, other, flat, NULL}; *e; e++)
+                fprintf(f, "%s\n", json_object_to_json_string_ext(*e, JSON_C_TO_STRING_PLAIN));
+        fclose(f);
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "python3 %s/tests/data/check_openlineage.py %s >/dev/null",
+                 AIDP_SOURCE_DIR, path);
+        int rc = system(cmd);
+        unlink(path);
+        cr_assert_eq(rc, 0, "the events fail the OpenLineage 2-0-2 schemas (%s)", cmd);
+        json_object_put(ev);
+        json_object_put(other);
+        json_object_put(flat);
 }

@@ -88,6 +88,16 @@ void aidp_lineage_dataset_set_classification(json_object *ds, const char *classi
  * may add members to the returned object, which ev owns. */
 json_object *aidp_lineage_run_facet(json_object *ev, const char *name);
 
+/* The standard OpenLineage `parent` run facet (ParentRunFacet 1-2-0) for a run
+ * started by a scheduler: parent.job is {scheduler, "JOB.STEP"} (or "JOB" without a
+ * step), root.job is {scheduler, "JOB"}; their runIds are name-based UUIDs of
+ * "scheduler:name", so every step of a job points at the same root run. The raw ids
+ * also go into the `aidp_scheduler` facet. step may be NULL. */
+#define AIDP_LINEAGE_PARENT_SCHEMA_URL                                                             \
+        "https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet"
+void aidp_lineage_set_parent(json_object *ev, const char *scheduler, const char *job,
+                             const char *step);
+
 /* The aidp run facets. Strings may be NULL (member omitted). */
 void aidp_lineage_set_caller(json_object *ev, uint32_t uid, uint32_t gid, const char *user,
                              const char *scheduler_job);

@@ -205,6 +205,44 @@ json_object *aidp_lineage_run_facet(json_object *ev, const char *name)
         return facet(child(run, "facets", json_type_object), name, NULL);
 }
 
+static json_object *run_job_ref(const char *scheduler, const char *name)
+{
+        char key[256], id[AIDP_LINEAGE_RUN_ID_LEN + 1];
+        snprintf(key, sizeof key, "%s:%s", scheduler, name);
+        aidp_lineage_run_id_for(key, id);
+        json_object *ref = json_object_new_object();
+        json_object *run = child(ref, "run", json_type_object);
+        put_str(run, "runId", id);
+        json_object *job = child(ref, "job", json_type_object);
+        put_str(job, "namespace", scheduler);
+        put_str(job, "name", name);
+        return ref;
+}
+
+void aidp_lineage_set_parent(json_object *ev, const char *scheduler, const char *job,
+                             const char *step)
+{
+        if (!scheduler || !job)
+                return;
+        json_object *facets = child(child(ev, "run", json_type_object), "facets", json_type_object);
+        json_object *f = facet(facets, "parent", AIDP_LINEAGE_PARENT_SCHEMA_URL);
+        char name[256];
+        snprintf(name, sizeof name, "%s%s%s", job, step ? "." : "", step ? step : "");
+        json_object *ref = run_job_ref(scheduler, name);
+        json_object *v;
+        if (json_object_object_get_ex(ref, "run", &v))
+                json_object_object_add(f, "run", json_object_get(v));
+        if (json_object_object_get_ex(ref, "job", &v))
+                json_object_object_add(f, "job", json_object_get(v));
+        json_object_put(ref);
+        if (step)
+                json_object_object_add(f, "root", run_job_ref(scheduler, job));
+        json_object *s = aidp_lineage_run_facet(ev, "aidp_scheduler");
+        put_str(s, "scheduler", scheduler);
+        put_str(s, "jobId", job);
+        put_str(s, "stepId", step);
+}
+
 void aidp_lineage_set_caller(json_object *ev, uint32_t uid, uint32_t gid, const char *user,
                              const char *scheduler_job)
 {

@@ -1,0 +1,123 @@
+/* Exec-hook mode (docs/exec-hook.md), as a scheduler component uses it: identity
+ * and run id only from the command line (the job's SLURM_JOB_* variables change
+ * nothing), the scheduler's job and step in lineage as the OpenLineage parent
+ * facet, the result as one JSON line on a file descriptor, and usage errors
+ * (120) for incomplete or malformed hook options before anything runs. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/exitcodes.h"
+#include "lineage_util.h"
+#include "priv.h"
+#include "runner.h"
+
+static struct aidp_proc P;
+static char dir[64] = "", logp[128], keyp[128], run_id[64], rundir[128];
+
+static void setup(void)
+{
+        snprintf(dir, sizeof dir, "/tmp/aidp-exec-hook.XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(logp, sizeof logp, "%s/lineage.jsonl", dir);
+        snprintf(keyp, sizeof keyp, "%s/lineage.key", dir);
+        snprintf(rundir, sizeof rundir, "%s/run", dir);
+        snprintf(run_id, sizeof run_id, "slurm-77.3.%d", (int)getpid());
+        setenv("AIDP_LINEAGE_KEY", keyp, 1);
+        setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
+}
+
+static void teardown(void)
+{
+        unsetenv("SLURM_JOB_UID");
+        unsetenv("SLURM_JOB_USER");
+        aidp_test_rm_tree(dir);
+}
+
+TestSuite(exec_hook, .init = setup, .fini = teardown, .timeout = 90);
+
+/* aidp-supervisor run --exec-hook ... with extra options before "--". */
+static int hook(const char *const *extra, const char *const *job)
+{
+        char *argv[48] = {AIDP_SUPERVISOR, "run", "--exec-hook", "--run-dir", rundir,
+                          "--lineage",     logp,  "-q",          NULL};
+        int n = 8;
+        for (int i = 0; extra[i]; i++)
+                argv[n++] = (char *)extra[i];
+        argv[n++] = "--";
+        for (int i = 0; job[i]; i++)
+                argv[n++] = (char *)job[i];
+        argv[n] = NULL;
+        return aidp_test_run(&P, argv);
+}
+
+Test(exec_hook, identity_and_ids_come_from_the_command_line_and_reach_lineage)
+{
+        AIDP_REQUIRE_ROOT();
+        /* What a job could put in a scheduler's environment: never who it is. */
+        setenv("SLURM_JOB_UID", "0", 1);
+        setenv("SLURM_JOB_USER", "root", 1);
+        char resp[128];
+        snprintf(resp, sizeof resp, "%s/result.json", dir);
+        int rfd = open(resp, O_WRONLY | O_CREAT | O_TRUNC, 0600); /* inherited: no CLOEXEC */
+        cr_assert(rfd >= 3);
+        char fdarg[32];
+        snprintf(fdarg, sizeof fdarg, "--result-fd=%d", rfd);
+        int st = hook((const char *[]){"--user=65534", "--run-id", run_id, "--scheduler=slurm",
+                                       "--job-id=77", "--step-id=3", fdarg, NULL},
+                      (const char *[]){"/bin/sh", "-c", "id -u", NULL});
+        close(rfd);
+        cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
+        cr_assert_str_eq(P.out, "65534\n", "the job ran as '%s', not nobody", P.out);
+
+        json_object *res = json_object_from_file(resp);
+        cr_assert_not_null(res, "no JSON result on the fd");
+        cr_assert_str_eq(aidp_test_json_str(res, "run_id"), run_id);
+        cr_assert_eq(json_object_get_int(aidp_test_json_at(res, "exit_status")), 0);
+        cr_assert(json_object_get_boolean(aidp_test_json_at(res, "shred.verified")));
+        json_object_put(res);
+
+        json_object *ev[8];
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
+        cr_assert_eq(n, 2, "expected START and COMPLETE, got %zu", n);
+        for (size_t i = 0; i < n; i++) {
+                cr_assert_str_eq(aidp_test_json_str(ev[i], "run.facets.parent.job.namespace"),
+                                 "slurm");
+                cr_assert_str_eq(aidp_test_json_str(ev[i], "run.facets.parent.job.name"), "77.3");
+                cr_assert_str_eq(aidp_test_json_str(ev[i], "run.facets.parent.root.job.name"),
+                                 "77");
+                cr_assert_str_eq(aidp_test_json_str(ev[i], "run.facets.aidp_run.runName"), run_id);
+                json_object_put(ev[i]);
+        }
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "python3 %s/tests/data/check_openlineage.py %s >/dev/null",
+                 AIDP_SOURCE_DIR, logp);
+        cr_assert_eq(system(cmd), 0, "lineage fails the OpenLineage 2-0-2 schemas");
+}
+
+Test(exec_hook, incomplete_or_malformed_hook_options_are_usage_errors)
+{
+        AIDP_REQUIRE_ROOT();
+        const char *const *bad[] = {
+                (const char *[]){"--run-id=x", NULL},   /* no --user */
+                (const char *[]){"--user=65534", NULL}, /* no --run-id */
+                (const char *[]){"--user=65534", "--run-id=x", "--job-id=1", NULL},
+                (const char *[]){"--user=65534", "--run-id=x", "--scheduler=slurm", NULL},
+                (const char *[]){"--user=65534", "--run-id=x", "--scheduler=slurm", "--job-id=1;rm",
+                                 NULL},
+                (const char *[]){"--user=65534", "--run-id=x", "--result-fd=987", NULL},
+                (const char *[]){"--user=65534", "--run-id=x", "--result-fd=1", NULL},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                int st = hook(bad[i], (const char *[]){"/bin/true", NULL});
+                cr_expect_eq(st, AIDP_EXIT_USAGE, "case %zu: exit %d: %s", i, st, P.err);
+                cr_expect(strstr(P.err, "error:"), "case %zu: no message: %s", i, P.err);
+        }
+        cr_assert_eq(access(logp, F_OK), -1, "a refused hook wrote lineage");
+}
