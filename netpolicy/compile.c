@@ -9,8 +9,9 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "netpolicy/internal.h"
 
-typedef unsigned __int128 u128;
+typedef aidp_u128 u128;
 
 struct item {
         u128 lo, hi;
@@ -41,7 +42,7 @@ static u128 max_of(enum aidp_np_family f)
         return f == AIDP_NP_V4 ? (u128)0xffffffffu : ~(u128)0;
 }
 
-static void to_bytes(u128 a, enum aidp_np_family f, uint8_t out[16])
+void aidp_netpolicy_to_bytes(u128 a, enum aidp_np_family f, uint8_t out[16])
 {
         memset(out, 0, 16);
         size_t len = f == AIDP_NP_V4 ? 4 : 16;
@@ -49,8 +50,8 @@ static void to_bytes(u128 a, enum aidp_np_family f, uint8_t out[16])
                 out[len - 1 - i] = (uint8_t)(a >> (8 * i));
 }
 
-/* "addr/len" (validated by profiles/) -> family and [lo, hi]. */
-static int parse_cidr(const char *cidr, enum aidp_np_family *f, u128 *lo, u128 *hi)
+int aidp_netpolicy_parse_cidr(const char *cidr, enum aidp_np_family *f, u128 *lo, u128 *hi,
+                              unsigned *ret_plen)
 {
         char addr[INET6_ADDRSTRLEN + 1];
         const char *slash = strchr(cidr, '/');
@@ -84,6 +85,8 @@ static int parse_cidr(const char *cidr, enum aidp_np_family *f, u128 *lo, u128 *
         u128 host = plen == bits ? 0 : plen == 0 ? max_of(*f) : (((u128)1 << (bits - plen)) - 1);
         *lo = a & ~host;
         *hi = (a & ~host) | host;
+        if (ret_plen)
+                *ret_plen = plen;
         return 0;
 }
 
@@ -145,8 +148,8 @@ static int push_range(struct aidp_np_set *s, size_t *cap, enum aidp_np_family f,
                 return -ENOMEM;
         memcpy(r->ports, p, n * sizeof *p);
         r->n_ports = n;
-        to_bytes(lo, f, r->lo);
-        to_bytes(hi, f, r->hi);
+        aidp_netpolicy_to_bytes(lo, f, r->lo);
+        aidp_netpolicy_to_bytes(hi, f, r->hi);
         s->n_ranges++;
         return 0;
 }
@@ -199,7 +202,7 @@ static int sweep(struct items *it, enum aidp_np_family f, struct aidp_np_set *ou
                 size_t np = merge_ports(ports, na);
                 struct aidp_np_range *last = out->n_ranges ? &out->ranges[out->n_ranges - 1] : NULL;
                 if (have_prev && last && prev_hi + 1 == s && same_ports(last, ports, np)) {
-                        to_bytes(e, f, last->hi);
+                        aidp_netpolicy_to_bytes(e, f, last->hi);
                 } else if (push_range(out, &cap, f, s, e, ports, np) < 0) {
                         return -ENOMEM;
                 }
@@ -250,7 +253,7 @@ static int gather(const struct aidp_network *net, struct aidp_netpolicy *np,
                 }
                 enum aidp_np_family f;
                 struct item x = {.ports = ports};
-                if (!r->cidr || parse_cidr(r->cidr, &f, &x.lo, &x.hi) < 0)
+                if (!r->cidr || aidp_netpolicy_parse_cidr(r->cidr, &f, &x.lo, &x.hi, NULL) < 0)
                         return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
                                               "egress[%zu]: '%s' is not a CIDR", i,
                                               r->cidr ? r->cidr : "(none)");
