@@ -79,3 +79,28 @@ int aidp_netpolicy_render_host_delete(const char *run_id, char **ret, aidp_error
 
 /* Names usable in a ruleset: run ids and link names are quoted into nft text. */
 bool aidp_netpolicy_name_ok(const char *s, size_t max);
+
+/* Denied packets, counted per destination, port and protocol (the NFLOG
+ * payload starts at the network header). */
+#define AIDP_NP_DENIAL_KEYS     64 /* distinct destinations kept; the rest is "other" */
+#define AIDP_NP_DENIAL_EXAMPLES 5
+
+struct aidp_np_denial {
+        char dst[46];  /* address as text */
+        uint16_t port; /* 0 for protocols without ports */
+        uint8_t proto; /* IPPROTO_* */
+        uint64_t count;
+};
+
+struct aidp_np_denials {
+        uint64_t total, other; /* other: beyond the kept keys, or unreadable */
+        struct aidp_np_denial keys[AIDP_NP_DENIAL_KEYS];
+        size_t n_keys;
+        char examples[AIDP_NP_DENIAL_EXAMPLES][96]; /* first few, "tcp 10.0.0.5:8080 len 60" */
+        size_t n_examples;
+};
+
+/* Count one denied packet given from its IPv4 or IPv6 header on. */
+void aidp_netpolicy_denial_add(struct aidp_np_denials *d, const uint8_t *pkt, size_t len);
+/* "proto dst:port" for a key, e.g. "tcp 10.0.0.5:8080", "udp [fd00::1]:53". */
+void aidp_netpolicy_denial_str(const struct aidp_np_denial *k, char *buf, size_t len);

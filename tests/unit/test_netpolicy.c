@@ -276,3 +276,44 @@ Test(netpolicy, merged_plan_golden_ruleset)
         free(host);
         aidp_netpolicy_free(np);
 }
+
+Test(netpolicy, denials_are_counted_per_destination_port_and_protocol)
+{
+        struct aidp_np_denials d = {0};
+        uint8_t v4[40] = {0x45, 0, 0,  40, 0, 0, 0x40, 0, 64, IPPROTO_TCP,
+                          0,    0, 10, 0,  0, 2, 10,   9, 8,  7};
+        v4[22] = 0x1f; /* dport 8080 */
+        v4[23] = 0x90;
+        uint8_t v6[48] = {0x60};
+        v6[6] = IPPROTO_UDP;
+        v6[24] = 0xfd;
+        v6[39] = 1;
+        v6[42] = 0;
+        v6[43] = 53;
+        uint8_t frag[40];
+        memcpy(frag, v4, sizeof frag);
+        frag[7] = 1; /* a later fragment: no port */
+        aidp_netpolicy_denial_add(&d, v4, sizeof v4);
+        aidp_netpolicy_denial_add(&d, v4, sizeof v4);
+        aidp_netpolicy_denial_add(&d, v6, sizeof v6);
+        aidp_netpolicy_denial_add(&d, frag, sizeof frag);
+        aidp_netpolicy_denial_add(&d, v4, 10); /* truncated */
+        cr_assert_eq(d.total, 5);
+        cr_assert_eq(d.other, 1);
+        cr_assert_eq(d.n_keys, 3);
+        char s[96];
+        aidp_netpolicy_denial_str(&d.keys[0], s, sizeof s);
+        cr_expect_str_eq(s, "tcp 10.9.8.7:8080");
+        cr_expect_eq(d.keys[0].count, 2);
+        aidp_netpolicy_denial_str(&d.keys[1], s, sizeof s);
+        cr_expect_str_eq(s, "udp [fd00::1]:53");
+        cr_expect_eq(d.keys[2].port, 0);
+        cr_expect_str_eq(d.examples[0], "tcp 10.9.8.7:8080 len 40");
+        cr_expect_eq(d.n_examples, 4);
+        for (int i = 0; i < 100; i++) {
+                v4[19] = (uint8_t)i;
+                aidp_netpolicy_denial_add(&d, v4, sizeof v4);
+        }
+        cr_expect_eq(d.n_keys, AIDP_NP_DENIAL_KEYS);
+        cr_expect_eq(d.total, 105);
+}
