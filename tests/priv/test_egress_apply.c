@@ -9,17 +9,21 @@
  * SIGKILLed applier, no link, table or lease is left. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "netns_util.h"
 #include "netpolicy/apply/apply.h"
 #include "priv.h"
+#include "supervisor/run/run.h"
+#include "supervisor/run/run_net.h"
 
 static struct aidp_test_ns peer;
 static struct aidp_test_servers servers = {.tcp = {8080, 8081}, .udp = {5353, 5354}};
@@ -233,4 +237,56 @@ Test(egress_apply, gc_after_sigkill_of_the_applier_leaves_nothing)
         expect_nothing_left();
         /* gc of a run it already cleaned, or of one that never had a network */
         cr_expect_eq(aidp_netpolicy_gc(lease_dir, "egress-test-gc", &err), 0, "%s", err.msg);
+}
+
+static void count_report(const char *run_id, const char *what, void *arg)
+{
+        snprintf(arg, 512, "%s: %s", run_id, what);
+}
+
+Test(egress_apply, run_gc_releases_the_network_a_dead_runs_journal_names)
+{
+        char base[] = "/tmp/aidp-test-runs-XXXXXX";
+        cr_assert_not_null(mkdtemp(base));
+        char leases[PATH_MAX], jdir[PATH_MAX], jpath[PATH_MAX + 16];
+        snprintf(leases, sizeof leases, "%s/" AIDP_RUN_LEASE_DIR, base);
+        snprintf(jdir, sizeof jdir, "%s/egress-test-rungc", base);
+        snprintf(jpath, sizeof jpath, "%s/journal.json", jdir);
+        cr_assert_eq(mkdir(jdir, 0700), 0);
+        FILE *f = fopen(jpath, "w");
+        cr_assert_not_null(f);
+        fputs("{\"run_id\": \"egress-test-rungc\", \"network\": [\"egress\"]}\n", f);
+        fclose(f);
+        struct aidp_egress_rule rules[] = {R("192.0.2.2/32", 8080, IPPROTO_TCP)};
+        struct aidp_network net = {.mode = AIDP_NET_EGRESS, .rules = rules, .n_rules = 1};
+        struct aidp_netpolicy *np = NULL;
+        struct aidp_np_run *r = NULL;
+        struct aidp_test_ns sb;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_netpolicy_compile(&net, &np, &err), 0);
+        cr_assert_eq(aidp_test_ns_start(&sb, NULL, NULL), 0);
+        int fd = aidp_test_ns_fd(&sb);
+        cr_assert_eq(aidp_netpolicy_apply(np, &hostnet, leases, "egress-test-rungc", fd, &r, &err),
+                     0, "%s", err.msg);
+        close(fd);
+        aidp_netpolicy_free(np);
+        /* the supervisor "dies": its handle is forgotten, the sandbox killed */
+        aidp_test_ns_stop(&sb);
+        cr_expect_eq(system("nft list tables | grep -q aidp-egress-test-rungc"), 0);
+        char what[512] = "";
+        cr_assert_eq(aidp_run_gc(base, count_report, what, &err), 1, "%s / %s", what, err.msg);
+        cr_expect(strstr(what, "released its network"), "%s", what);
+        cr_expect_neq(system("ip -o link show | grep -q ': aidp'"), 0, "an aidp link remains");
+        cr_expect_neq(system("nft list tables | grep -q aidp"), 0, "an aidp table remains");
+        cr_expect_neq(access(jdir, F_OK), 0, "the journal remains");
+        DIR *d = opendir(leases);
+        int n = 0;
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+                n += e->d_name[0] != '.';
+        if (d)
+                closedir(d);
+        cr_expect_eq(n, 0, "%d lease(s) remain", n);
+        rmdir(leases);
+        cr_expect_eq(rmdir(base), 0);
 }
