@@ -81,8 +81,11 @@ int aidp_np_lease_acquire(const char *lease_dir, const char *run_id, unsigned sl
                                                 lease_dir, name);
                 char line[256];
                 int n = snprintf(line, sizeof line, "%s\n", run_id);
-                if (aidp_write_all(fd, line, (size_t)n) < 0 || fsync(fd) < 0) {
-                        int e = errno;
+                /* No fsync: the lease directory lives on /run, a tmpfs, and a
+                 * lease must not outlive a reboot anyway. */
+                int wrc = aidp_write_all(fd, line, (size_t)n);
+                if (wrc < 0) {
+                        int e = -wrc;
                         unlinkat(dfd, name, 0);
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "writing lease %s/%s",
                                                 lease_dir, name);
