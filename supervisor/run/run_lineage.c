@@ -193,6 +193,36 @@ static void set_shred(json_object *ev, const struct aidp_shred_report *s, bool s
                 json_object_object_add(f, "firstFailure", json_object_new_string(s->first_failure));
 }
 
+/* aidp_network: what the run's egress rules refused, per destination, with
+ * the first few packets as examples (docs/egress.md). */
+static void set_network(json_object *ev, const struct aidp_run_result *res)
+{
+        if (!res->egress)
+                return;
+        const struct aidp_np_denials *d = &res->denials;
+        json_object *f = aidp_lineage_run_facet(ev, "aidp_network");
+        json_object_object_add(f, "denied", json_object_new_uint64(0));
+        for (size_t i = 0; i < d->n_keys; i++) {
+                static const struct {
+                        unsigned nr;
+                        const char *name;
+                } names[] = {{1, "icmp"}, {6, "tcp"}, {17, "udp"}, {58, "icmpv6"}};
+                char proto[16];
+                snprintf(proto, sizeof proto, "proto-%u", d->keys[i].proto);
+                for (size_t k = 0; k < ARRAY_SIZE(names); k++)
+                        if (names[k].nr == d->keys[i].proto)
+                                snprintf(proto, sizeof proto, "%s", names[k].name);
+                aidp_lineage_add_network_denial(ev, proto, d->keys[i].dst, d->keys[i].port,
+                                                d->keys[i].count);
+        }
+        if (d->other)
+                aidp_lineage_add_network_denial(ev, "other", "*", 0, d->other);
+        json_object *ex = json_object_new_array();
+        for (size_t i = 0; i < d->n_examples; i++)
+                json_object_array_add(ex, json_object_new_string(d->examples[i]));
+        json_object_object_add(f, "examples", ex);
+}
+
 int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                          const struct aidp_run_result *res, int rc, const aidp_error *run_err,
                          const char *const *removed, size_t nremoved, aidp_error *err)
@@ -230,6 +260,7 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
         aidp_lineage_set_resources(ev, &rs);
         set_shred(ev, &res->shred, true, removed, nremoved);
         set_host(ev);
+        set_network(ev, res);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
         if (res->has_output)
