@@ -107,13 +107,13 @@ static void cg_list_add(const char *path, void *arg)
                 snprintf(l->paths[l->n++], PATH_MAX, "%s", path);
 }
 
-/* The egress network of a run whose journal names one (after its pid 1 is
+/* The egress network of a run whose journal names one ("networks") (after its pid 1 is
  * gone, so that its namespace and the veth with it are being freed): the host
  * table and leases named after the run. NULL when the run had none. */
 static const char *gc_network(const char *dir, json_object *j)
 {
         json_object *net, *rid;
-        if (!json_object_object_get_ex(j, "network", &net) ||
+        if (!json_object_object_get_ex(j, "networks", &net) ||
             !json_object_object_get_ex(j, "run_id", &rid))
                 return NULL;
         char base[PATH_MAX];

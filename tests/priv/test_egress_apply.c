@@ -255,7 +255,7 @@ Test(egress_apply, run_gc_releases_the_network_a_dead_runs_journal_names)
         cr_assert_eq(mkdir(jdir, 0700), 0);
         FILE *f = fopen(jpath, "w");
         cr_assert_not_null(f);
-        fputs("{\"run_id\": \"egress-test-rungc\", \"network\": [\"egress\"]}\n", f);
+        fputs("{\"run_id\": \"egress-test-rungc\", \"networks\": [\"egress\"]}\n", f);
         fclose(f);
         struct aidp_egress_rule rules[] = {R("192.0.2.2/32", 8080, IPPROTO_TCP)};
         struct aidp_network net = {.mode = AIDP_NET_EGRESS, .rules = rules, .n_rules = 1};
