@@ -70,7 +70,6 @@ struct aidp_run_result {
         struct aidp_shred_report shred;
         bool noswap; /* tmpfs noswap was available */
         char cgroup_version[4];
-        bool egress_unenforced; /* the profile asked for egress: not built yet, loopback only */
         /* egress (docs/egress.md): the run's network and what it refused */
         bool egress;
         char egress_addr[16]; /* the sandbox end's IPv4 address */

@@ -24,6 +24,9 @@ struct aidp_run_net {
         struct aidp_np_denials denials; /* copied at teardown */
 };
 
+/* The host network configuration: $AIDP_NETWORK_CONFIG when root started the
+ * supervisor directly (an admin), else /etc/aidp/network.yaml; root-owned. */
+#define AIDP_NETWORK_CONFIG_ENV "AIDP_NETWORK_CONFIG"
 /* hostnet_path NULL = /etc/aidp/network.yaml (root-owned). */
 int aidp_run_net_resolve(struct aidp_run_net *n, const struct aidp_profile *p,
                          const char *hostnet_path, aidp_error *err);
