@@ -182,6 +182,11 @@ Test(egress_run, shipped_egress_example_profile_is_enforced)
         const char *net = strstr(lg, "\"aidp_network\"");
         cr_expect_not_null(net, "no aidp_network facet in the lineage:\n%s", lg);
         cr_expect(net && strstr(net, "10.20.0.5") && strstr(net, "8081"), "%s", lg);
+        /* START names the allowlist the run was given, with its digest */
+        const char *al = strstr(lg, "\"aidp_egress\"");
+        cr_expect_not_null(al, "no aidp_egress facet in START:\n%s", lg);
+        cr_expect(al && strstr(al, "10.20.0.0/16 tcp 4317-4317") && strstr(al, "sha256:"), "%s",
+                  lg);
         free(lg);
         expect_nothing_left();
 }
