@@ -117,10 +117,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bench-egress: cannot make the test namespaces (root?)\n");
                 return 1;
         }
-        if (sh("ip link add hp0 type veth peer name pp0 netns %d && "
-               "ip addr add 192.0.2.1/24 dev hp0 && ip link set hp0 up",
-               (int)peer.pid) != 0 ||
-            aidp_test_ns_sh(&peer, "ip addr add 192.0.2.2/24 dev pp0 && ip link set pp0 up") != 0)
+        static const char *const host[] = {"192.0.2.1/24", NULL};
+        static const char *const far[] = {"192.0.2.2/24", NULL};
+        if (aidp_test_peer_link(&peer, host, far) != 0)
                 return 1;
         aidp_test_ns_go(&peer);
         struct aidp_egress_rule *rules = calloc((size_t)nrules, sizeof *rules);

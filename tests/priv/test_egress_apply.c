@@ -35,20 +35,9 @@ static void setup(void)
         AIDP_REQUIRE_ROOT();
         cr_assert_eq(aidp_test_fake_host(), 0, "cannot make the stand-in host namespace");
         cr_assert_eq(aidp_test_ns_start(&peer, aidp_test_serve, &servers), 0);
-        char cmd[256];
-        snprintf(cmd, sizeof cmd,
-                 "ip link add hp0 type veth peer "
-                 "name pp0 netns %d",
-                 (int)peer.pid);
-        cr_assert_eq(system(cmd), 0);
-        cr_assert_eq(system("ip addr add 192.0.2.1/24 dev hp0 && ip addr add fd00:2::1/64 dev hp0 "
-                            "nodad && ip link set hp0 up"),
-                     0);
-        cr_assert_eq(aidp_test_ns_sh(&peer, "ip addr add 192.0.2.2/24 dev pp0 && "
-                                            "ip addr add 192.0.2.3/24 dev pp0 && "
-                                            "ip addr add fd00:2::2/64 dev pp0 nodad && "
-                                            "ip link set pp0 up"),
-                     0);
+        static const char *const host[] = {"192.0.2.1/24", "fd00:2::1/64", NULL};
+        static const char *const far[] = {"192.0.2.2/24", "192.0.2.3/24", "fd00:2::2/64", NULL};
+        cr_assert_eq(aidp_test_peer_link(&peer, host, far), 0);
         aidp_test_ns_go(&peer);
         cr_assert_not_null(mkdtemp(lease_dir));
 }

@@ -114,6 +114,35 @@ int aidp_test_ns_sh(const struct aidp_test_ns *ns, const char *fmt, ...)
         return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
 }
 
+/* " && ip addr add A dev IF [nodad]" for each address; IPv6 without DAD so
+ * that it is usable at once. */
+static void addr_cmds(char *buf, size_t len, const char *const addrs[], const char *ifname)
+{
+        size_t n = strlen(buf);
+        for (size_t i = 0; addrs[i]; i++) {
+                snprintf(buf + n, len - n, " && ip addr add %s dev %s%s", addrs[i], ifname,
+                         strchr(addrs[i], ':') ? " nodad" : "");
+                n = strlen(buf);
+        }
+}
+
+int aidp_test_peer_link(const struct aidp_test_ns *peer, const char *const host_addrs[],
+                        const char *const peer_addrs[])
+{
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "ip link add hp0 type veth peer name pp0 netns %d",
+                 (int)peer->pid);
+        addr_cmds(cmd, sizeof cmd, host_addrs, "hp0");
+        snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " && ip link set hp0 up");
+        int st = system(cmd);
+        if (st != 0)
+                return st;
+        snprintf(cmd, sizeof cmd, "true");
+        addr_cmds(cmd, sizeof cmd, peer_addrs, "pp0");
+        snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " && ip link set pp0 up");
+        return aidp_test_ns_sh(peer, "%s", cmd);
+}
+
 static int listen_on(int type, uint16_t port)
 {
         int fd = socket(AF_INET6, type | SOCK_CLOEXEC, 0), zero = 0, one = 1;

@@ -28,6 +28,12 @@ int aidp_test_ns_fd(const struct aidp_test_ns *ns);
 int aidp_test_ns_sh(const struct aidp_test_ns *ns, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
+/* A veth between the stand-in host (hp0) and peer (pp0), both up, with the
+ * addresses of each NULL-terminated list ("192.0.2.1/24", "fd00:2::1/64").
+ * 0, or the failing command's status. */
+int aidp_test_peer_link(const struct aidp_test_ns *peer, const char *const host_addrs[],
+                        const char *const peer_addrs[]);
+
 /* Echo servers: TCP and UDP on [::] (dual-stack) at each port of ports[]. */
 struct aidp_test_servers {
         uint16_t tcp[8], udp[8];
