@@ -282,6 +282,25 @@ static json_object *dataset_json(const struct aidp_run_dataset *d)
         return o;
 }
 
+/* The run's network and what it refused (docs/egress.md). */
+static json_object *egress_json(const struct aidp_run_result *r)
+{
+        json_object *e = json_object_new_object(), *arr = json_object_new_array();
+        json_object_object_add(e, "address", json_object_new_string(r->egress_addr));
+        json_object_object_add(e, "denied", json_object_new_uint64(r->denials.total));
+        for (size_t i = 0; i < r->denials.n_keys; i++) {
+                char s[96];
+                aidp_netpolicy_denial_str(&r->denials.keys[i], s, sizeof s);
+                json_object *d = json_object_new_object();
+                json_object_object_add(d, "flow", json_object_new_string(s));
+                json_object_object_add(d, "count",
+                                       json_object_new_uint64(r->denials.keys[i].count));
+                json_object_array_add(arr, d);
+        }
+        json_object_object_add(e, "denials", arr);
+        return e;
+}
+
 static json_object *summary_json(const struct aidp_run_result *r)
 {
         json_object *o = json_object_new_object();
@@ -317,6 +336,8 @@ static json_object *summary_json(const struct aidp_run_result *r)
         json_object_object_add(o, "inputs", in);
         if (r->has_output)
                 json_object_object_add(o, "output", dataset_json(&r->output));
+        if (r->egress)
+                json_object_object_add(o, "egress", egress_json(r));
         return o;
 }
 
@@ -336,12 +357,21 @@ static int write_summary(int fd, const char *path, const struct aidp_run_result 
 
 /* ---- run ---- */
 
+static void print_egress(const struct aidp_run_result *res)
+{
+        fprintf(stderr, "aidp-supervisor: egress from %s: %llu packet(s) denied", res->egress_addr,
+                (unsigned long long)res->denials.total);
+        for (size_t i = 0; i < res->denials.n_keys && i < 8; i++) {
+                char s[96];
+                aidp_netpolicy_denial_str(&res->denials.keys[i], s, sizeof s);
+                fprintf(stderr, "%s%s x%llu", i ? ", " : " (", s,
+                        (unsigned long long)res->denials.keys[i].count);
+        }
+        fprintf(stderr, "%s\n", res->denials.n_keys ? ")" : "");
+}
+
 static void print_result(const struct aidp_run_result *res, bool quiet)
 {
-        if (res->egress_unenforced && res->started)
-                fprintf(stderr,
-                        "aidp-supervisor: warning: the profile allows egress, which this version "
-                        "does not enforce yet; the job had loopback only\n");
         if (quiet)
                 return;
         char cpu[32] = "unknown", mem[32] = "unknown";
@@ -363,6 +393,8 @@ static void print_result(const struct aidp_run_result *res, bool quiet)
                         res->noswap ? ""
                                     : "; tmpfs noswap unsupported by this kernel (data could reach "
                                       "swap)");
+        if (res->started && res->egress)
+                print_egress(res);
         for (size_t i = 0; i < res->n_inputs && res->started; i++) {
                 const struct aidp_run_dataset *d = &res->inputs[i];
                 fprintf(stderr, "aidp-supervisor: input %s %s (%s%s%s%s%s): %s\n", d->name,

@@ -33,6 +33,8 @@ const struct aidp_cli_env aidp_cli_env_table[] = {
          "key provider configuration instead of /etc/aidp/keys.yaml"},
         {"AIDP_KEY_DIR", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/sealed/keys.c",
          "file key provider directory instead of /etc/aidp/keys"},
+        {"AIDP_NETWORK_CONFIG", false, SUP, AIDP_TRUST_TEST_BUILD, "supervisor/run/resolve.c",
+         "egress host configuration instead of /etc/aidp/network.yaml"},
         {"AIDP_RUN_DIR", false, SUP, AIDP_TRUST_TEST_BUILD, "supervisor/run/journal.c",
          "run journals instead of /run/aidp (gc trusts what is there)"},
         {"TZDIR", false, BOTH, AIDP_TRUST_ADMIN, "supervisor/run/policy_clock.c",

@@ -18,6 +18,7 @@
 #include "supervisor/run/journal.h"
 #include "supervisor/run/run.h"
 #include "supervisor/run/run_lineage.h"
+#include "supervisor/run/run_net.h"
 #include "supervisor/sandbox/shred.h"
 
 static bool alive(json_object *j, const char *pid_key, const char *start_key, pid_t *pid_out)
@@ -104,6 +105,26 @@ static void cg_list_add(const char *path, void *arg)
                         return;
         if (l->n < sizeof l->paths / sizeof l->paths[0])
                 snprintf(l->paths[l->n++], PATH_MAX, "%s", path);
+}
+
+/* The egress network of a run whose journal names one ("networks") (after its pid 1 is
+ * gone, so that its namespace and the veth with it are being freed): the host
+ * table and leases named after the run. NULL when the run had none. */
+static const char *gc_network(const char *dir, json_object *j)
+{
+        json_object *net, *rid;
+        if (!json_object_object_get_ex(j, "networks", &net) ||
+            !json_object_object_get_ex(j, "run_id", &rid))
+                return NULL;
+        char base[PATH_MAX];
+        snprintf(base, sizeof base, "%s", dir);
+        char *slash = strrchr(base, '/');
+        if (slash)
+                *slash = '\0';
+        aidp_error err = {0};
+        if (aidp_run_net_gc(base, json_object_get_string(rid), &err) < 0)
+                return ", its network remains";
+        return ", released its network";
 }
 
 /* Overwrite every tmpfs of the run through duplicates of pid 1's own mount
@@ -240,17 +261,19 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
         const char *warn = survivors ? ", processes of the run survived the kill"
                            : left    ? ", some cgroups remain"
                                      : "";
+        const char *net = gc_network(dir, j);
+        bool net_left = net && strstr(net, "remain");
         if (shredded)
                 snprintf(what, what_len,
-                         "shredded %llu files, %llu bytes (verified: %s); removed %d cgroups%s",
+                         "shredded %llu files, %llu bytes (verified: %s); removed %d cgroups%s%s",
                          (unsigned long long)total.files, (unsigned long long)total.bytes,
-                         total.verified ? "yes" : "no", removed, warn);
+                         total.verified ? "yes" : "no", removed, warn, net ? net : "");
         else
                 snprintf(what, what_len,
                          "no sandbox left holding run data (tmpfs already released by the kernel, "
-                         "not overwritten); removed %d cgroups%s",
-                         removed, warn);
-        if (left || survivors)
+                         "not overwritten); removed %d cgroups%s%s",
+                         removed, warn, net ? net : "");
+        if (left || survivors || net_left)
                 return -EBUSY;
         int rc = gc_record_abort(j, &total, shredded, what, what_len);
         if (rc == 0)

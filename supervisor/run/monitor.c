@@ -216,12 +216,15 @@ static int watch_loop(struct watch *w, aidp_error *err)
 {
         struct run *r = w->r;
         for (;;) {
-                struct pollfd pf[8] = {
+                struct pollfd pf[9] = {
                         {.fd = w->status_r, .events = POLLIN},
                         {.fd = w->sfd, .events = POLLIN},
                         {.fd = w->wall, .events = POLLIN},
                         {.fd = w->grace, .events = POLLIN},
                 };
+                /* denials, counted as they come so that a burst never
+                 * overflows the NFLOG socket */
+                pf[8] = (struct pollfd){.fd = aidp_run_net_fd(&r->net), .events = POLLIN};
                 for (int i = 0; i < 2; i++) {
                         short in = aidp_relay_want_in(&r->relay[i]);
                         short o = aidp_relay_want_out(&r->relay[i]);
@@ -229,11 +232,13 @@ static int watch_loop(struct watch *w, aidp_error *err)
                                 (struct pollfd){.fd = in ? r->relay[i].from : -1, .events = in};
                         pf[5 + 2 * i] = (struct pollfd){.fd = o ? r->relay[i].to : -1, .events = o};
                 }
-                if (poll(pf, 8, -1) < 0) {
+                if (poll(pf, 9, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
                 }
+                if (pf[8].revents)
+                        aidp_run_net_drain(&r->net);
                 for (int i = 0; i < 2; i++) {
                         if (pf[4 + 2 * i].revents)
                                 aidp_relay_on_readable(&r->relay[i]);

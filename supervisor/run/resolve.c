@@ -388,9 +388,14 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                 return rc;
         if (o->on_notify_fd && (rc = learn_policy(r, err)) < 0)
                 return rc;
-        /* Egress enforcement (veth + nftables) does not exist yet; failing
-         * closed, the job gets loopback only, and the caller is told. */
-        r->res->egress_unenforced = r->profile.network.mode == AIDP_NET_EGRESS;
+        /* egress: the host's pools and the rules left after the residency
+         * decision, compiled now so that a bad configuration stops the run
+         * before anything of it exists (docs/egress.md) */
+        const char *netcfg = aidp_run_root_directly() ? getenv(AIDP_NETWORK_CONFIG_ENV) : NULL;
+        rc = aidp_run_net_resolve(&r->net, &r->profile, netcfg && *netcfg ? netcfg : NULL, err);
+        if (rc < 0)
+                return rc;
+        r->res->egress = r->net.egress;
         /* Generate before clone: the sandbox's critical path only loads it. */
         rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
         if (rc < 0)

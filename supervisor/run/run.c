@@ -111,6 +111,7 @@ static void run_free(struct run *r)
         for (size_t i = 0; i < ARRAY_SIZE(r->dev_rules); i++)
                 free(r->dev_rules[i]);
         aidp_run_lineage_close(&r->rl);
+        aidp_run_net_free(&r->net);
         if (r->profile_loaded)
                 aidp_profile_free(&r->profile);
 }
@@ -164,6 +165,16 @@ static int check_interrupted(aidp_error *err)
 
 /* Steps 3 to 7: from prepare to the end of the job. Every exit from here goes
  * through teardown (run_end). */
+static int run_network(struct run *r, aidp_error *err)
+{
+        int rc = aidp_run_net_prepare(&r->net, &r->journal, aidp_journal_run_dir(r->o->run_dir),
+                                      r->res->run_id, r->pid1, err);
+        if (rc == 0 && r->net.applied)
+                snprintf(r->res->egress_addr, sizeof r->res->egress_addr, "%s",
+                         aidp_netpolicy_run_lease(r->net.applied)->sandbox4);
+        return rc;
+}
+
 static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
 {
         int rc = aidp_run_prepare(r, err);
@@ -181,6 +192,10 @@ static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
         if (rc == 0)
                 rc = aidp_run_startup_commit(r, err);
         aidp_run_phase(r, "start-sync");
+        /* egress: pid 1's namespace exists and the job is not released yet */
+        if (rc == 0)
+                rc = run_network(r, err);
+        aidp_run_phase(r, "network");
         if (rc == 0)
                 rc = aidp_run_inject(r, err);
         aidp_run_phase(r, "inject");

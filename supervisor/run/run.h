@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "common/error.h"
+#include "netpolicy/netpolicy.h"
 #include "profiles/profile.h"
 #include "supervisor/sealed/inject.h"
 #include "supervisor/sandbox/shred.h"
@@ -74,7 +75,10 @@ struct aidp_run_result {
         struct aidp_shred_report shred;
         bool noswap; /* tmpfs noswap was available */
         char cgroup_version[4];
-        bool egress_unenforced; /* the profile asked for egress: not built yet, loopback only */
+        /* egress (docs/egress.md): the run's network and what it refused */
+        bool egress;
+        char egress_addr[16]; /* the sandbox end's IPv4 address */
+        struct aidp_np_denials denials;
         /* sealed data: authenticated inputs (headers, digests) and the sealed /out */
         struct aidp_run_dataset inputs[AIDP_RUN_MAX_DATA];
         size_t n_inputs;

@@ -27,6 +27,7 @@
 #include "supervisor/run/journal.h"
 #include "supervisor/run/run.h"
 #include "supervisor/run/run_lineage.h"
+#include "supervisor/run/run_net.h"
 #include "supervisor/run/run_policy.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/sandbox/relay.h"
@@ -83,6 +84,7 @@ struct run {
         bool collect_failed;
         int sync_w, err_r, status_r, life_w; /* the supervisor's ends of the sandbox pipes */
         struct aidp_relay relay[2];          /* the job's stdout and stderr (sandbox/relay.h) */
+        struct aidp_run_net net;             /* egress (docs/egress.md) */
 };
 
 /* The supervisor's hold on the signals it handles, from the moment anything of a

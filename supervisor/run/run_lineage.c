@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,41 @@ void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t 
         snprintf(out, size, "%s", basename(buf));
 }
 
+/* aidp_egress on START: the allowlist the run is given, after extends and
+ * after the residency decision dropped out-of-region rules (the profile
+ * digest covers the rules as written), one line per rule, and the SHA-256 of
+ * those lines, each ending in a newline. */
+static void set_allowlist(json_object *ev, const struct aidp_network *net)
+{
+        if (net->mode != AIDP_NET_EGRESS)
+                return;
+        json_object *f = aidp_lineage_run_facet(ev, "aidp_egress");
+        json_object *arr = json_object_new_array();
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+        for (size_t i = 0; i < net->n_rules; i++) {
+                const struct aidp_egress_rule *r = &net->rules[i];
+                char line[512];
+                snprintf(line, sizeof line, "%s %s %u-%u", r->cidr ? r->cidr : r->fqdn,
+                         r->protocol == 6    ? "tcp"
+                         : r->protocol == 17 ? "udp"
+                                             : "tcp+udp",
+                         r->port_min, r->port_min || r->port_max ? r->port_max : 65535);
+                json_object_array_add(arr, json_object_new_string(line));
+                ok = ok && EVP_DigestUpdate(md, line, strlen(line)) == 1 &&
+                     EVP_DigestUpdate(md, "\n", 1) == 1;
+        }
+        json_object_object_add(f, "allowlist", arr);
+        uint8_t d[AIDP_SHA256_LEN];
+        unsigned int dl = 0;
+        if (ok && EVP_DigestFinal_ex(md, d, &dl) == 1 && dl == sizeof d) {
+                char text[AIDP_SHA256_REF_LEN + 1];
+                aidp_sha256_ref(d, text);
+                json_object_object_add(f, "digest", json_object_new_string(text));
+        }
+        EVP_MD_CTX_free(md);
+}
+
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
                            const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
@@ -136,6 +172,7 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                 aidp_sha256_ref(profile->digest, digest);
         aidp_lineage_set_profile(ev, profile->name ? profile->name : "default",
                                  digest[0] ? digest : NULL);
+        set_allowlist(ev, &profile->network);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
         if (annotate)
@@ -214,6 +251,36 @@ static void set_shred(json_object *ev, const struct aidp_shred_report *s, bool s
                 json_object_object_add(f, "firstFailure", json_object_new_string(s->first_failure));
 }
 
+/* aidp_network: what the run's egress rules refused, per destination, with
+ * the first few packets as examples (docs/egress.md). */
+static void set_network(json_object *ev, const struct aidp_run_result *res)
+{
+        if (!res->egress)
+                return;
+        const struct aidp_np_denials *d = &res->denials;
+        json_object *f = aidp_lineage_run_facet(ev, "aidp_network");
+        json_object_object_add(f, "denied", json_object_new_uint64(0));
+        for (size_t i = 0; i < d->n_keys; i++) {
+                static const struct {
+                        unsigned nr;
+                        const char *name;
+                } names[] = {{1, "icmp"}, {6, "tcp"}, {17, "udp"}, {58, "icmpv6"}};
+                char proto[16];
+                snprintf(proto, sizeof proto, "proto-%u", d->keys[i].proto);
+                for (size_t k = 0; k < ARRAY_SIZE(names); k++)
+                        if (names[k].nr == d->keys[i].proto)
+                                snprintf(proto, sizeof proto, "%s", names[k].name);
+                aidp_lineage_add_network_denial(ev, proto, d->keys[i].dst, d->keys[i].port,
+                                                d->keys[i].count);
+        }
+        if (d->other)
+                aidp_lineage_add_network_denial(ev, "other", "*", 0, d->other);
+        json_object *ex = json_object_new_array();
+        for (size_t i = 0; i < d->n_examples; i++)
+                json_object_array_add(ex, json_object_new_string(d->examples[i]));
+        json_object_object_add(f, "examples", ex);
+}
+
 int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                          const struct aidp_run_result *res, int rc, const aidp_error *run_err,
                          const char *const *removed, size_t nremoved, aidp_error *err)
@@ -252,6 +319,7 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
         set_shred(ev, &res->shred, true, removed, nremoved);
         set_host(ev);
         set_parent(ev, rl->o);
+        set_network(ev, res);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
         if (res->has_output)

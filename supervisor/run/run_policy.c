@@ -18,7 +18,7 @@
 
 /* Root started us itself (not sudo on behalf of another user): the
  * environment and --user are root's own choices. */
-static bool root_directly(void)
+bool aidp_run_root_directly(void)
 {
         const char *su = getenv("SUDO_UID");
         return getuid() == 0 && (!su || !strcmp(su, "0"));
@@ -106,7 +106,7 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
                            const struct aidp_inject *inject, aidp_error *err)
 {
         memset(p, 0, sizeof *p);
-        bool trusted = root_directly();
+        bool trusted = aidp_run_root_directly();
         const char *dir = trusted ? getenv(AIDP_POLICY_DIR_ENV) : NULL;
         snprintf(p->dir, sizeof p->dir, "%s", dir && *dir ? dir : AIDP_POLICY_DIR_DEFAULT);
 

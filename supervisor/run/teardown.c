@@ -152,7 +152,14 @@ int aidp_run_teardown(struct run *r, aidp_error *err)
         shred_all(r);
         /* 8.4 pid 1 */
         keep_first(&rc, err, end_pid1(r, &e), &e);
-        /* 8.5 cgroups */
+        /* 8.5 the network: its host table and lease (the veth goes with pid
+         * 1's namespace); the last denials are read first */
+        if (r->net.applied) {
+                aidp_error e2 = {0};
+                keep_first(&rc, err, aidp_run_net_teardown(&r->net, &e2), &e2);
+                r->res->denials = r->net.denials;
+        }
+        /* 8.6 cgroups */
         if (r->cg) {
                 aidp_error e2 = {0};
                 keep_first(&rc, err, aidp_cgroup_destroy(r->cg, &e2) < 0 ? -EBUSY : 0, &e2);

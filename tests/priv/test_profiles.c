@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "netns_util.h"
 #include "priv.h"
 #include "runner.h"
 
@@ -141,13 +143,41 @@ Test(profiles, gpu_train_loads_and_trains_without_a_gpu)
         cr_expect_null(strstr(P.out, "nvidia"), "%s", P.out);
 }
 
+/* An egress profile gets a veth and host rules: never on the machine's own
+ * network, so this test moves into a namespace standing in for the host, with
+ * a network configuration of its own (docs/egress.md). */
+static char netcfg[PATH_MAX];
+
+static void stand_in_host(void)
+{
+        cr_assert_eq(aidp_test_fake_host(), 0, "cannot make the stand-in host namespace");
+        static char dir[] = "/var/tmp/aidp-test-profiles-net-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char *p = netcfg;
+        snprintf(netcfg, sizeof netcfg, "%s/network.yaml", dir);
+        FILE *f = fopen(p, "w");
+        cr_assert_not_null(f);
+        fputs("apiVersion: aidp/v1\nkind: Network\npools: {ipv4: 10.213.9.0/28}\n", f);
+        fclose(f);
+        setenv("AIDP_NETWORK_CONFIG", p, 1);
+}
+
+static void stand_in_host_end(void)
+{
+        unlink(netcfg);
+        *strrchr(netcfg, '/') = '\0';
+        rmdir(netcfg);
+}
+
 Test(profiles, egress_example_trains_and_allows_ip_but_not_netlink_sockets)
 {
         AIDP_REQUIRE_ROOT();
+        stand_in_host();
         expect_trains(LIB("egress-example"));
         const char *const want[] = {"EPERM", "EPERM", "EPERM",  "EPERM", "EPERM",
                                     "EPERM", "OK",    "EINVAL", "OK"};
         expect_probe(LIB("egress-example"), checks, want);
+        stand_in_host_end();
 }
 
 Test(profiles, kill_process_action_kills)
