@@ -1,4 +1,4 @@
-/* aidp lineage graph and export: the log as a graph (DOT, SVG through
+/* aidp lineage graph and export: the log as a graph (DOT, or SVG/PNG/PDF through
  * Graphviz) and as OpenLineage events (stdout or POST to a URL). */
 #define _GNU_SOURCE
 #include <curl/curl.h>
@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,15 +184,29 @@ static void graph_write(FILE *f, const struct events *e, const struct runs *rs)
         fprintf(f, "}\n");
 }
 
-static bool ends_with(const char *s, const char *suffix)
+/* What -o writes, chosen by the file's extension: DOT as is, or a format Graphviz's
+ * dot(1) renders. An extension not listed is refused before anything is read. */
+static const struct graph_format {
+        const char *ext, *dot_arg;
+} graph_formats[] = {
+        {".dot", NULL}, {".gv", NULL}, {".svg", "-Tsvg"}, {".png", "-Tpng"}, {".pdf", "-Tpdf"},
+};
+
+static const struct graph_format *graph_format_of(const char *out)
 {
-        size_t a = strlen(s), b = strlen(suffix);
-        return a >= b && !strcmp(s + a - b, suffix);
+        const char *dot = strrchr(out, '.');
+        if (!dot || strchr(dot, '/'))
+                return NULL;
+        for (size_t i = 0; i < sizeof graph_formats / sizeof graph_formats[0]; i++)
+                if (!strcasecmp(dot, graph_formats[i].ext))
+                        return &graph_formats[i];
+        return NULL;
 }
 
-/* Render DOT to SVG with Graphviz's dot(1), fed through a pipe. */
-static int render_svg(const struct events *e, const struct runs *rs, const char *out,
-                      aidp_error *err)
+/* Render DOT through Graphviz's dot(1), run directly (no shell), DOT on its stdin and the
+ * rendered bytes on its stdout, which is the file we opened: dot is never handed a path. */
+static int render_dot(const struct events *e, const struct runs *rs, const char *fmt_arg,
+                      int out_fd, const char *out, aidp_error *err)
 {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -198,7 +214,8 @@ static int render_svg(const struct events *e, const struct runs *rs, const char 
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, p[0], STDIN_FILENO);
-        char *args[] = {"dot", "-Tsvg", "-o", (char *)out, NULL};
+        posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
+        char *args[] = {"dot", (char *)fmt_arg, NULL};
         pid_t pid;
         int r = posix_spawnp(&pid, "dot", &fa, NULL, args, environ);
         posix_spawn_file_actions_destroy(&fa);
@@ -229,18 +246,58 @@ static int render_svg(const struct events *e, const struct runs *rs, const char 
         return 0;
 }
 
+/* Write the graph to a temporary file beside OUT and rename it into place, so a failed
+ * render leaves neither a half-written file nor a truncated old one. */
+static int graph_to_file(const struct events *e, const struct runs *rs,
+                         const struct graph_format *fmt, const char *out, aidp_error *err)
+{
+        size_t n = strlen(out) + sizeof ".XXXXXX";
+        _cleanup_free_ char *tmp = malloc(n);
+        if (!tmp)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        snprintf(tmp, n, "%s.XXXXXX", out);
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return aidp_error_errno(err, AIDP_EXIT_FAILED, errno, "writing %s", out);
+        int r = 0;
+        if (fmt->dot_arg) {
+                r = render_dot(e, rs, fmt->dot_arg, fd, out, err);
+        } else {
+                FILE *f = fdopen(dup(fd), "w");
+                if (!f) {
+                        r = aidp_error_errno(err, AIDP_EXIT_FAILED, errno, "writing %s", out);
+                } else {
+                        graph_write(f, e, rs);
+                        if (fclose(f) != 0)
+                                r = aidp_error_errno(err, AIDP_EXIT_FAILED, errno, "writing %s",
+                                                     out);
+                }
+        }
+        /* mkostemp creates 0600; give the file the mode fopen would have (umask applied). */
+        mode_t mask = umask(0);
+        umask(mask);
+        if (r == 0 && fchmod(fd, 0666 & ~mask) < 0)
+                r = aidp_error_errno(err, AIDP_EXIT_FAILED, errno, "writing %s", out);
+        if (r == 0 && rename(tmp, out) < 0)
+                r = aidp_error_errno(err, AIDP_EXIT_FAILED, errno, "writing %s", out);
+        if (r < 0)
+                unlink(tmp);
+        return r;
+}
+
 static const struct aidp_cli_opt graph_opts[] = {
         AIDP_CLI_LINEAGE_FILE_OPT,
         AIDP_CLI_LINEAGE_DATASET_OPT,
-        AIDP_CLI_OPT("output", 'o', AIDP_CLI_STRING, LC(out), "OUT.dot|OUT.svg",
-                     "write DOT, or SVG through Graphviz (default: DOT on stdout)",
+        AIDP_CLI_OPT("output", 'o', AIDP_CLI_STRING, LC(out), "OUT.EXT",
+                     "write to OUT by its extension: .dot (DOT), or .svg, .png, .pdf\n"
+                     "rendered by Graphviz's dot (default: DOT on stdout)",
                      AIDP_TRUST_USER),
         {0},
 };
 
 static const struct aidp_cli_spec graph_spec = {
         .prog = "aidp lineage graph",
-        .synopsis = "[--file FILE] [--dataset NAME] [-o OUT.dot|OUT.svg]",
+        .synopsis = "[--file FILE] [--dataset NAME] [-o OUT.dot|.svg|.png|.pdf]",
         .about = "The runs and datasets of the log as a graph; with --dataset, where that\n"
                  "dataset came from and everywhere it went.",
         .opts = graph_opts,
@@ -255,6 +312,12 @@ int aidp_cli_lineage_graph(int argc, char **argv)
         if (!aidp_cli_options(&graph_spec, argc, argv, &c, &pa, &st))
                 return st;
         const char *file = c.file, *dataset = c.dataset, *out = c.out;
+        const struct graph_format *fmt = out ? graph_format_of(out) : NULL;
+        if (out && !fmt)
+                return aidp_cli_usage_error(graph_spec.prog,
+                                            "cannot write '%s': -o takes a file ending in .dot, "
+                                            ".gv, .svg, .png or .pdf",
+                                            out);
         const char *path = aidp_cli_lineage_path(file);
         aidp_error err = {0};
         struct events e = {0};
@@ -265,21 +328,9 @@ int aidp_cli_lineage_graph(int argc, char **argv)
                 goto out;
         }
         graph_select(&e, &rs, dataset);
-        if (out && ends_with(out, ".svg")) {
-                if (render_svg(&e, &rs, out, &err) < 0)
+        if (out) {
+                if (graph_to_file(&e, &rs, fmt, out, &err) < 0)
                         status = aidp_cli_fail(PROG, &err);
-        } else if (out) {
-                FILE *f = fopen(out, "we");
-                if (!f) {
-                        aidp_error_errno(&err, AIDP_EXIT_FAILED, errno, "writing %s", out);
-                        status = aidp_cli_fail(PROG, &err);
-                        goto out;
-                }
-                graph_write(f, &e, &rs);
-                if (fclose(f) != 0) {
-                        aidp_error_errno(&err, AIDP_EXIT_FAILED, errno, "writing %s", out);
-                        status = aidp_cli_fail(PROG, &err);
-                }
         } else {
                 graph_write(stdout, &e, &rs);
         }

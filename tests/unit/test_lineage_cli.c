@@ -274,6 +274,54 @@ Test(lineage_cli, graph_draws_dataset_run_artifact_edges)
                 char *err = slurp(errp);
                 cr_assert(strstr(err, "Graphviz 'dot' is not installed"), "%s", err);
                 free(err);
+                cr_assert(access(svg, F_OK) < 0, "a failed render left %s behind", svg);
+        }
+}
+
+/* -o renders by the extension: the file's first bytes are that format's magic, never
+ * DOT text under an image's name. */
+Test(lineage_cli, graph_output_format_follows_the_extension)
+{
+        static const struct {
+                const char *name, *magic;
+        } cases[] = {
+                {"g.dot", "digraph lineage {"},
+                {"g.GV", "digraph lineage {"},
+                {"g.png", "\x89PNG\r\n\x1a\n"},
+                {"g.pdf", "%PDF-"},
+        };
+        bool have_dot = access("/usr/bin/dot", X_OK) == 0;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char path[240];
+                snprintf(path, sizeof path, "%s/%s", dir, cases[i].name);
+                int rc =
+                        run((const char *[]){"lineage", "graph", "--file", logp, "-o", path, NULL});
+                bool needs_dot = strncmp(cases[i].magic, "digraph", 7) != 0;
+                if (needs_dot && !have_dot) {
+                        cr_assert_eq(rc, 1, "%s", cases[i].name);
+                        continue;
+                }
+                cr_assert_eq(rc, 0, "%s", cases[i].name);
+                char *s = slurp(path);
+                cr_assert(!memcmp(s, cases[i].magic, strlen(cases[i].magic)),
+                          "%s does not start with its format's magic", cases[i].name);
+                free(s);
+        }
+}
+
+Test(lineage_cli, graph_refuses_an_extension_it_cannot_write)
+{
+        static const char *const names[] = {"g.jpg", "graph", "g.svg.txt", "dir.svg/g"};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+                char path[240];
+                snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+                cr_assert_eq(
+                        run((const char *[]){"lineage", "graph", "--file", logp, "-o", path, NULL}),
+                        120, "%s", names[i]);
+                cr_assert(access(path, F_OK) < 0, "%s was created", path);
+                char *err = slurp(errp);
+                cr_assert(strstr(err, "-o takes a file ending in .dot"), "%s", err);
+                free(err);
         }
 }
 
