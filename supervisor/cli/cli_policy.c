@@ -160,39 +160,6 @@ static int cmd_check(int argc, char **argv)
         return failed ? AIDP_EXIT_FAILED : 0;
 }
 
-/* --at: "now", "@EPOCH" or ISO 8601 with a zone (Z or +HH:MM); libc parses. */
-static int parse_time(const char *s, int64_t *ret)
-{
-        if (!strcmp(s, "now")) {
-                *ret = (int64_t)time(NULL);
-                return 0;
-        }
-        if (s[0] == '@') {
-                char *end;
-                errno = 0;
-                long long v = strtoll(s + 1, &end, 10);
-                if (errno || end == s + 1 || *end)
-                        return -EINVAL;
-                *ret = v;
-                return 0;
-        }
-        char tmp[64];
-        size_t n = strlen(s);
-        if (n == 0 || n >= sizeof tmp - 5)
-                return -EINVAL;
-        snprintf(tmp, sizeof tmp, "%s", s);
-        if (tmp[n - 1] == 'Z')
-                snprintf(tmp + n - 1, sizeof tmp - (n - 1), "+0000");
-        struct tm tm;
-        memset(&tm, 0, sizeof tm);
-        const char *end = strptime(tmp, "%Y-%m-%dT%H:%M:%S%z", &tm);
-        if (!end || *end)
-                return -EINVAL;
-        long off = tm.tm_gmtoff;
-        *ret = (int64_t)timegm(&tm) - off;
-        return 0;
-}
-
 /* --dataset-facts name=N,classification=C,...: getsubopt() does the splitting. */
 static int parse_facts_spec(const char *spec, struct aidp_dataset_facts *ret, aidp_error *err)
 {
@@ -382,7 +349,7 @@ static int parse_network(const char *arg, void *dest, aidp_error *err)
 static int parse_at(const char *arg, void *dest, aidp_error *err)
 {
         (void)err;
-        return parse_time(arg, &((struct explain_opts *)dest)->at);
+        return aidp_cli_parse_time(arg, &((struct explain_opts *)dest)->at);
 }
 
 #define EO(f) offsetof(struct explain_opts, f)
