@@ -52,7 +52,8 @@ static json_object *event_mark(json_object *ev, uint64_t line)
         static const char *const keys[] = {"eventType", "eventTime"};
         for (size_t i = 0; i < 2; i++)
                 json_object_object_add(
-                        m, keys[i], json_object_new_string(aidp_cli_json_str(ev, keys[i], NULL, NULL) ?: ""));
+                        m, keys[i],
+                        json_object_new_string(aidp_cli_json_str(ev, keys[i], NULL, NULL) ?: ""));
         json_object_object_add(m, "runId", json_object_new_string(aidp_cli_run_id(ev)));
         return m;
 }
@@ -69,7 +70,8 @@ static int state_load(struct export_state *st, const char *log, const char *dest
         _cleanup_close_ int fd = open(st->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0 && errno == ENOENT) {
                 st->root = json_object_new_object();
-                return st->root ? 0 : aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                return st->root ? 0
+                                : aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
         struct stat sb;
         if (fd < 0 || fstat(fd, &sb) < 0)
@@ -126,7 +128,8 @@ static int state_save(struct export_state *st, json_object *ev, uint64_t line, a
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "writing %s", st->path);
         size_t len = 0;
-        const char *text = json_object_to_json_string_length(st->root, JSON_C_TO_STRING_PLAIN, &len);
+        const char *text =
+                json_object_to_json_string_length(st->root, JSON_C_TO_STRING_PLAIN, &len);
         if (aidp_write_all(fd, text, len) < 0 || aidp_write_all(fd, "\n", 1) < 0 || fsync(fd) < 0 ||
             rename(tmp, st->path) < 0) {
                 int e = errno;
@@ -185,11 +188,10 @@ static int post_events(const struct events *e, const struct runs *rs, const char
                 long code = 0;
                 curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
                 if (cc != CURLE_OK)
-                        return aidp_error_set(err, AIDP_EXIT_FAILED, EIO,
-                                              "POST of line %" PRIu64
-                                              " to %s: %s (%zu event(s) sent before)",
-                                              e->line[idx], url,
-                                              cerr[0] ? cerr : curl_easy_strerror(cc), sent);
+                        return aidp_error_set(
+                                err, AIDP_EXIT_FAILED, EIO,
+                                "POST of line %" PRIu64 " to %s: %s (%zu event(s) sent before)",
+                                e->line[idx], url, cerr[0] ? cerr : curl_easy_strerror(cc), sent);
                 if (code < 200 || code > 299)
                         return aidp_error_set(err, AIDP_EXIT_FAILED, EIO,
                                               "POST of line %" PRIu64
