@@ -117,8 +117,9 @@ struct aidp_attr {
  * start > end crosses midnight and belongs to the day it starts on. */
 struct aidp_time_window {
         uint8_t days;
-        uint16_t start, end; /* 0..1440 */
-        char *zone;          /* IANA name, "UTC" by default */
+        uint16_t start, end;          /* 0..1440 */
+        char *zone;                   /* IANA name, "UTC" by default */
+        unsigned zone_line, zone_col; /* where `time_zone:` is; 0 when defaulted */
 };
 
 /* The user must hold `name` with one of `values`. */

@@ -109,6 +109,8 @@ static int wf_zone(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void 
                                               "invalid time zone '%s' (expected an IANA name "
                                               "such as Europe/Berlin or UTC)",
                                               s);
+        c->win.zone_line = (unsigned)v->start_mark.line + 1;
+        c->win.zone_col = (unsigned)v->start_mark.column + 1;
         return aidp_residency_yw_strdup(w, v, path, &c->win.zone);
 }
 

@@ -275,25 +275,60 @@ int aidp_cli_runs_group(const struct events *e, struct runs *rs)
 
 /* --run and --dataset: a run is selected when its id matches (a prefix is enough)
  * and one of its events names the dataset. */
-void aidp_cli_runs_select(const struct events *e, struct runs *rs, const char *run,
-                          const char *dataset)
+int aidp_cli_lineage_parse_since(const char *arg, void *dest, aidp_error *err)
 {
-        for (size_t i = 0; i < rs->n; i++) {
-                struct run *r = &rs->r[i];
-                const char *name = NULL;
-                json_object *f = aidp_cli_run_facet(e->ev[r->idx[0]], "aidp_run");
-                if (f)
-                        name = aidp_cli_json_str(f, "runName", NULL, NULL);
-                /* The OpenLineage runId (a prefix is enough) or the supervisor's run id. */
-                r->selected =
-                        !run || !strncmp(r->id, run, strlen(run)) || (name && !strcmp(name, run));
-                if (r->selected && dataset) {
-                        bool hit = false;
-                        for (size_t k = 0; k < r->n && !hit; k++)
-                                hit = aidp_cli_touches_dataset(e->ev[r->idx[k]], dataset);
-                        r->selected = hit;
-                }
+        (void)err;
+        struct lineage_cli *c = dest;
+        c->has_since = true;
+        return aidp_cli_parse_time(arg, &c->since);
+}
+
+int aidp_cli_lineage_parse_until(const char *arg, void *dest, aidp_error *err)
+{
+        (void)err;
+        struct lineage_cli *c = dest;
+        c->has_until = true;
+        return aidp_cli_parse_time(arg, &c->until);
+}
+
+/* Whether one event passes the per-event filters: dataset, user, time. */
+static bool event_in_window(json_object *ev, const struct lineage_cli *c)
+{
+        if (!c->has_since && !c->has_until)
+                return true;
+        int64_t t;
+        const char *s = aidp_cli_json_str(ev, "eventTime", NULL, NULL);
+        if (!s || aidp_cli_parse_time(s, &t) < 0)
+                return false;
+        return (!c->has_since || t >= c->since) && (!c->has_until || t < c->until);
+}
+
+static bool run_matches(const struct events *e, const struct run *r, const struct lineage_cli *c)
+{
+        const char *name = NULL;
+        json_object *f = aidp_cli_run_facet(e->ev[r->idx[0]], "aidp_run");
+        if (f)
+                name = aidp_cli_json_str(f, "runName", NULL, NULL);
+        /* The OpenLineage runId (a prefix is enough) or the supervisor's run id. */
+        if (c->run && strncmp(r->id, c->run, strlen(c->run)) && !(name && !strcmp(name, c->run)))
+                return false;
+        bool ds = !c->dataset, user = !c->user, when = !c->has_since && !c->has_until;
+        for (size_t k = 0; k < r->n; k++) {
+                json_object *ev = e->ev[r->idx[k]], *caller;
+                ds = ds || aidp_cli_touches_dataset(ev, c->dataset);
+                caller = aidp_cli_run_facet(ev, "aidp_caller");
+                user = user ||
+                       (caller &&
+                        !strcmp(aidp_cli_json_str(caller, "user", NULL, NULL) ?: "", c->user));
+                when = when || event_in_window(ev, c);
         }
+        return ds && user && when;
+}
+
+void aidp_cli_runs_select(const struct events *e, struct runs *rs, const struct lineage_cli *c)
+{
+        for (size_t i = 0; i < rs->n; i++)
+                rs->r[i].selected = run_matches(e, &rs->r[i], c);
 }
 
 int aidp_cli_lineage_read(const char *path, struct events *e, struct runs *rs, aidp_error *err)

@@ -35,9 +35,14 @@ struct runs {
 
 /* The options of show, graph and export. */
 struct lineage_cli {
-        const char *file, *run, *dataset, *out, *url;
-        bool json;
+        const char *file, *run, *dataset, *out, *url, *user;
+        int64_t since, until; /* epoch seconds; valid when has_since/has_until */
+        bool has_since, has_until;
+        bool json, incremental;
 };
+
+int aidp_cli_lineage_parse_since(const char *arg, void *dest, aidp_error *err);
+int aidp_cli_lineage_parse_until(const char *arg, void *dest, aidp_error *err);
 
 #define LC(f) offsetof(struct lineage_cli, f)
 /* The log's location is configuration: admin-only (docs/security.md). */
@@ -50,6 +55,23 @@ struct lineage_cli {
 #define AIDP_CLI_LINEAGE_DATASET_OPT                                                               \
         AIDP_CLI_OPT("dataset", 'd', AIDP_CLI_STRING, LC(dataset), "NAME",                         \
                      "only runs touching this dataset (NAME or NAMESPACE/NAME)", AIDP_TRUST_USER)
+#define AIDP_CLI_LINEAGE_USER_OPT                                                                  \
+        AIDP_CLI_OPT("user", 'U', AIDP_CLI_STRING, LC(user), "NAME",                               \
+                     "only runs this user asked for", AIDP_TRUST_USER)
+#define AIDP_CLI_LINEAGE_TIME_EXPECT "YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS(Z|+HH:MM), @EPOCH or now"
+#define AIDP_CLI_LINEAGE_SINCE_OPT                                                                 \
+        AIDP_CLI_OPT("since", 0, AIDP_CLI_CUSTOM, 0, "TIME",                                       \
+                     "only runs with an event at or after TIME (YYYY-MM-DD is\n"                   \
+                     "midnight UTC)",                                                              \
+                     AIDP_TRUST_USER, .parse = aidp_cli_lineage_parse_since,                       \
+                     .expect = AIDP_CLI_LINEAGE_TIME_EXPECT)
+#define AIDP_CLI_LINEAGE_UNTIL_OPT                                                                 \
+        AIDP_CLI_OPT("until", 0, AIDP_CLI_CUSTOM, 0, "TIME",                                       \
+                     "only runs with an event before TIME", AIDP_TRUST_USER,                       \
+                     .parse = aidp_cli_lineage_parse_until,                                        \
+                     .expect = AIDP_CLI_LINEAGE_TIME_EXPECT)
+#define AIDP_CLI_LINEAGE_FILTER_SYNOPSIS                                                           \
+        "[--run ID] [--dataset NAME] [--user NAME] [--since TIME] [--until TIME]"
 #define AIDP_CLI_LINEAGE_FILE_HELP                                                                 \
         "FILE defaults to $" AIDP_LINEAGE_ENV_PATH " or " AIDP_LINEAGE_DEFAULT_PATH ".\n"
 
@@ -69,8 +91,8 @@ void aidp_cli_runs_free(struct runs *rs);
 int aidp_cli_runs_group(const struct events *e, struct runs *rs);
 /* events_load + runs_group: the log's records, grouped by run. */
 int aidp_cli_lineage_read(const char *path, struct events *e, struct runs *rs, aidp_error *err);
-void aidp_cli_runs_select(const struct events *e, struct runs *rs, const char *run,
-                          const char *dataset);
+/* Mark the runs every given filter of c keeps (run, dataset, user, since, until). */
+void aidp_cli_runs_select(const struct events *e, struct runs *rs, const struct lineage_cli *c);
 
 int aidp_cli_lineage_show(int argc, char **argv);
 int aidp_cli_lineage_graph(int argc, char **argv);

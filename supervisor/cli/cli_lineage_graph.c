@@ -1,15 +1,14 @@
-/* aidp lineage graph and export: the log as a graph (DOT, SVG through
- * Graphviz) and as OpenLineage events (stdout or POST to a URL). */
+/* aidp lineage graph: the log as a graph (DOT, or SVG/PNG/PDF through Graphviz). */
 #define _GNU_SOURCE
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <spawn.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,15 +181,29 @@ static void graph_write(FILE *f, const struct events *e, const struct runs *rs)
         fprintf(f, "}\n");
 }
 
-static bool ends_with(const char *s, const char *suffix)
+/* What -o writes, chosen by the file's extension: DOT as is, or a format Graphviz's
+ * dot(1) renders. An extension not listed is refused before anything is read. */
+static const struct graph_format {
+        const char *ext, *dot_arg;
+} graph_formats[] = {
+        {".dot", NULL}, {".gv", NULL}, {".svg", "-Tsvg"}, {".png", "-Tpng"}, {".pdf", "-Tpdf"},
+};
+
+static const struct graph_format *graph_format_of(const char *out)
 {
-        size_t a = strlen(s), b = strlen(suffix);
-        return a >= b && !strcmp(s + a - b, suffix);
+        const char *dot = strrchr(out, '.');
+        if (!dot || strchr(dot, '/'))
+                return NULL;
+        for (size_t i = 0; i < sizeof graph_formats / sizeof graph_formats[0]; i++)
+                if (!strcasecmp(dot, graph_formats[i].ext))
+                        return &graph_formats[i];
+        return NULL;
 }
 
-/* Render DOT to SVG with Graphviz's dot(1), fed through a pipe. */
-static int render_svg(const struct events *e, const struct runs *rs, const char *out,
-                      aidp_error *err)
+/* Render DOT through Graphviz's dot(1), run directly (no shell), DOT on its stdin and the
+ * rendered bytes on its stdout, which is the file we opened: dot is never handed a path. */
+static int render_dot(const struct events *e, const struct runs *rs, const char *fmt_arg,
+                      int out_fd, const char *out, aidp_error *err)
 {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -198,7 +211,8 @@ static int render_svg(const struct events *e, const struct runs *rs, const char 
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, p[0], STDIN_FILENO);
-        char *args[] = {"dot", "-Tsvg", "-o", (char *)out, NULL};
+        posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
+        char *args[] = {"dot", (char *)fmt_arg, NULL};
         pid_t pid;
         int r = posix_spawnp(&pid, "dot", &fa, NULL, args, environ);
         posix_spawn_file_actions_destroy(&fa);
@@ -229,18 +243,58 @@ static int render_svg(const struct events *e, const struct runs *rs, const char 
         return 0;
 }
 
+/* Write the graph to a temporary file beside OUT and rename it into place, so a failed
+ * render leaves neither a half-written file nor a truncated old one. */
+static int graph_to_file(const struct events *e, const struct runs *rs,
+                         const struct graph_format *fmt, const char *out, aidp_error *err)
+{
+        size_t n = strlen(out) + sizeof ".XXXXXX";
+        _cleanup_free_ char *tmp = malloc(n);
+        if (!tmp)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        snprintf(tmp, n, "%s.XXXXXX", out);
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return aidp_error_errno(err, AIDP_EXIT_FAILED, errno, "writing %s", out);
+        int r = 0;
+        if (fmt->dot_arg) {
+                r = render_dot(e, rs, fmt->dot_arg, fd, out, err);
+        } else {
+                FILE *f = fdopen(dup(fd), "w");
+                if (!f) {
+                        r = aidp_error_errno(err, AIDP_EXIT_FAILED, errno, "writing %s", out);
+                } else {
+                        graph_write(f, e, rs);
+                        if (fclose(f) != 0)
+                                r = aidp_error_errno(err, AIDP_EXIT_FAILED, errno, "writing %s",
+                                                     out);
+                }
+        }
+        /* mkostemp creates 0600; give the file the mode fopen would have (umask applied). */
+        mode_t mask = umask(0);
+        umask(mask);
+        if (r == 0 && fchmod(fd, 0666 & ~mask) < 0)
+                r = aidp_error_errno(err, AIDP_EXIT_FAILED, errno, "writing %s", out);
+        if (r == 0 && rename(tmp, out) < 0)
+                r = aidp_error_errno(err, AIDP_EXIT_FAILED, errno, "writing %s", out);
+        if (r < 0)
+                unlink(tmp);
+        return r;
+}
+
 static const struct aidp_cli_opt graph_opts[] = {
         AIDP_CLI_LINEAGE_FILE_OPT,
         AIDP_CLI_LINEAGE_DATASET_OPT,
-        AIDP_CLI_OPT("output", 'o', AIDP_CLI_STRING, LC(out), "OUT.dot|OUT.svg",
-                     "write DOT, or SVG through Graphviz (default: DOT on stdout)",
+        AIDP_CLI_OPT("output", 'o', AIDP_CLI_STRING, LC(out), "OUT.EXT",
+                     "write to OUT by its extension: .dot (DOT), or .svg, .png, .pdf\n"
+                     "rendered by Graphviz's dot (default: DOT on stdout)",
                      AIDP_TRUST_USER),
         {0},
 };
 
 static const struct aidp_cli_spec graph_spec = {
         .prog = "aidp lineage graph",
-        .synopsis = "[--file FILE] [--dataset NAME] [-o OUT.dot|OUT.svg]",
+        .synopsis = "[--file FILE] [--dataset NAME] [-o OUT.dot|.svg|.png|.pdf]",
         .about = "The runs and datasets of the log as a graph; with --dataset, where that\n"
                  "dataset came from and everywhere it went.",
         .opts = graph_opts,
@@ -255,6 +309,12 @@ int aidp_cli_lineage_graph(int argc, char **argv)
         if (!aidp_cli_options(&graph_spec, argc, argv, &c, &pa, &st))
                 return st;
         const char *file = c.file, *dataset = c.dataset, *out = c.out;
+        const struct graph_format *fmt = out ? graph_format_of(out) : NULL;
+        if (out && !fmt)
+                return aidp_cli_usage_error(graph_spec.prog,
+                                            "cannot write '%s': -o takes a file ending in .dot, "
+                                            ".gv, .svg, .png or .pdf",
+                                            out);
         const char *path = aidp_cli_lineage_path(file);
         aidp_error err = {0};
         struct events e = {0};
@@ -265,158 +325,12 @@ int aidp_cli_lineage_graph(int argc, char **argv)
                 goto out;
         }
         graph_select(&e, &rs, dataset);
-        if (out && ends_with(out, ".svg")) {
-                if (render_svg(&e, &rs, out, &err) < 0)
+        if (out) {
+                if (graph_to_file(&e, &rs, fmt, out, &err) < 0)
                         status = aidp_cli_fail(PROG, &err);
-        } else if (out) {
-                FILE *f = fopen(out, "we");
-                if (!f) {
-                        aidp_error_errno(&err, AIDP_EXIT_FAILED, errno, "writing %s", out);
-                        status = aidp_cli_fail(PROG, &err);
-                        goto out;
-                }
-                graph_write(f, &e, &rs);
-                if (fclose(f) != 0) {
-                        aidp_error_errno(&err, AIDP_EXIT_FAILED, errno, "writing %s", out);
-                        status = aidp_cli_fail(PROG, &err);
-                }
         } else {
                 graph_write(stdout, &e, &rs);
         }
-out:
-        aidp_cli_runs_free(&rs);
-        aidp_cli_events_free(&e);
-        return status;
-}
-
-/* ---- export ------------------------------------------------------------------------------ */
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(CURL *, curl_easy_cleanup)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct curl_slist *, curl_slist_free_all)
-
-static size_t discard(char *p, size_t size, size_t n, void *u)
-{
-        (void)p;
-        (void)u;
-        return size * n;
-}
-
-static int post_events(const struct events *e, const struct runs *rs, const char *url,
-                       aidp_error *err)
-{
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
-                                      "libcurl initialization failed");
-        _cleanup_(curl_easy_cleanupp) CURL *h = curl_easy_init();
-        _cleanup_(curl_slist_free_allp) struct curl_slist *hdr =
-                curl_slist_append(NULL, "Content-Type: application/json");
-        if (!h || !hdr)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        char cerr[CURL_ERROR_SIZE] = "";
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        /* Lineage goes where the operator said, nowhere else: no redirects, only HTTP(S). */
-        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-        size_t sent = 0;
-        for (size_t i = 0; i < rs->n; i++) {
-                if (!rs->r[i].selected)
-                        continue;
-                for (size_t k = 0; k < rs->r[i].n; k++) {
-                        size_t idx = rs->r[i].idx[k];
-                        size_t len = 0;
-                        const char *body = json_object_to_json_string_length(
-                                e->ev[idx], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-                                &len);
-                        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-                        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-                        CURLcode cc = curl_easy_perform(h);
-                        long code = 0;
-                        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-                        if (cc != CURLE_OK)
-                                return aidp_error_set(err, AIDP_EXIT_FAILED, EIO,
-                                                      "POST of line %" PRIu64
-                                                      " to %s: %s (%zu event(s) sent before)",
-                                                      e->line[idx], url,
-                                                      cerr[0] ? cerr : curl_easy_strerror(cc),
-                                                      sent);
-                        if (code < 200 || code > 299)
-                                return aidp_error_set(err, AIDP_EXIT_FAILED, EIO,
-                                                      "POST of line %" PRIu64
-                                                      " to %s: HTTP %ld (%zu event(s) sent before)",
-                                                      e->line[idx], url, code, sent);
-                        sent++;
-                }
-        }
-        fprintf(stderr, PROG ": exported %zu event(s) to %s\n", sent, url);
-        return 0;
-}
-
-static const struct aidp_cli_opt export_opts[] = {
-        AIDP_CLI_LINEAGE_FILE_OPT,
-        AIDP_CLI_LINEAGE_RUN_OPT,
-        AIDP_CLI_LINEAGE_DATASET_OPT,
-        AIDP_CLI_OPT("url", 'u', AIDP_CLI_STRING, LC(url), "URL",
-                     "POST each event to an OpenLineage endpoint (default: JSON lines\n"
-                     "on stdout)",
-                     AIDP_TRUST_USER),
-        {0},
-};
-
-static const struct aidp_cli_spec export_spec = {
-        .prog = "aidp lineage export",
-        .synopsis = "[--file FILE] [--run ID] [--dataset NAME] [--url URL]",
-        .about = "The events of the selected runs as OpenLineage, in log order.",
-        .opts = export_opts,
-        .footer = AIDP_CLI_LINEAGE_FILE_HELP,
-};
-
-int aidp_cli_lineage_export(int argc, char **argv)
-{
-        struct lineage_cli c = {0};
-        struct aidp_cli_parsed pa;
-        int st;
-        if (!aidp_cli_options(&export_spec, argc, argv, &c, &pa, &st))
-                return st;
-        const char *file = c.file, *run = c.run, *dataset = c.dataset, *url = c.url;
-        if (url && strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
-                return aidp_cli_usage_error(export_spec.prog,
-                                            "--url must be an http:// or https:// URL, got '%s'",
-                                            url);
-        const char *path = aidp_cli_lineage_path(file);
-        aidp_error err = {0};
-        struct events e = {0};
-        struct runs rs = {0};
-        int status = 0;
-        if (aidp_cli_lineage_read(path, &e, &rs, &err) < 0) {
-                status = aidp_cli_fail(PROG, &err);
-                goto out;
-        }
-        aidp_cli_runs_select(&e, &rs, run, dataset);
-        if (url) {
-                if (post_events(&e, &rs, url, &err) < 0)
-                        status = aidp_cli_fail(PROG, &err);
-        } else {
-                /* Log order, not run order: a consumer replays events as they happened. */
-                for (size_t i = 0; i < e.n; i++) {
-                        const char *id = aidp_cli_run_id(e.ev[i]);
-                        bool sel = false;
-                        for (size_t j = 0; j < rs.n && !sel; j++)
-                                sel = rs.r[j].selected && !strcmp(rs.r[j].id, id);
-                        if (sel)
-                                printf("%s\n",
-                                       json_object_to_json_string_ext(
-                                               e.ev[i], JSON_C_TO_STRING_PLAIN |
-                                                                JSON_C_TO_STRING_NOSLASHESCAPE));
-                }
-        }
-        if (status == 0 && e.skipped)
-                status = AIDP_EXIT_FAILED;
 out:
         aidp_cli_runs_free(&rs);
         aidp_cli_events_free(&e);

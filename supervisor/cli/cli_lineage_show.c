@@ -199,6 +199,9 @@ static const struct aidp_cli_opt show_opts[] = {
         AIDP_CLI_LINEAGE_FILE_OPT,
         AIDP_CLI_LINEAGE_RUN_OPT,
         AIDP_CLI_LINEAGE_DATASET_OPT,
+        AIDP_CLI_LINEAGE_USER_OPT,
+        AIDP_CLI_LINEAGE_SINCE_OPT,
+        AIDP_CLI_LINEAGE_UNTIL_OPT,
         AIDP_CLI_OPT("json", 'j', AIDP_CLI_FLAG, LC(json), NULL, "print the runs as JSON",
                      AIDP_TRUST_USER),
         {0},
@@ -206,7 +209,7 @@ static const struct aidp_cli_opt show_opts[] = {
 
 const struct aidp_cli_spec aidp_cli_lineage_show_spec = {
         .prog = "aidp lineage show",
-        .synopsis = "[--file FILE] [--run ID] [--dataset NAME] [--json]",
+        .synopsis = "[--file FILE] " AIDP_CLI_LINEAGE_FILTER_SYNOPSIS " [--json]",
         .about = "Each run of the log: who, where, under which profile, on which data, what\n"
                  "came out, its exit, resources, denials and shred report.",
         .opts = show_opts,
@@ -220,7 +223,7 @@ int aidp_cli_lineage_show(int argc, char **argv)
         int st;
         if (!aidp_cli_options(&aidp_cli_lineage_show_spec, argc, argv, &c, &pa, &st))
                 return st;
-        const char *file = c.file, *run = c.run, *dataset = c.dataset;
+        const char *file = c.file;
         bool json = c.json;
         const char *path = aidp_cli_lineage_path(file);
         aidp_error err = {0};
@@ -231,7 +234,7 @@ int aidp_cli_lineage_show(int argc, char **argv)
                 status = aidp_cli_fail(PROG, &err);
                 goto out;
         }
-        aidp_cli_runs_select(&e, &rs, run, dataset);
+        aidp_cli_runs_select(&e, &rs, &c);
         if (json) {
                 _cleanup_(json_object_putp) json_object *arr = json_object_new_array();
                 for (size_t i = 0; i < rs.n; i++) {
@@ -258,8 +261,10 @@ int aidp_cli_lineage_show(int argc, char **argv)
                                 shown++;
                         }
                 if (shown == 0)
-                        printf("no runs%s%s%s%s in %s\n", run ? " with id " : "", run ? run : "",
-                               dataset ? " touching dataset " : "", dataset ? dataset : "", path);
+                        printf("no runs%s%s%s%s%s%s%s in %s\n", c.run ? " with id " : "",
+                               c.run ?: "", c.dataset ? " touching dataset " : "", c.dataset ?: "",
+                               c.user ? " by user " : "", c.user ?: "",
+                               c.has_since || c.has_until ? " in the time range" : "", path);
         }
 out:
         aidp_cli_runs_free(&rs);

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,16 +62,46 @@ static void summarize(const struct aidp_policy_doc *doc, char *buf, size_t size)
         }
 }
 
-static int check_one(const char *path)
+/* Whether PATH is one of the installed files the supervisor reads (its directory is
+ * the policy directory), which it refuses unless root alone can write them. */
+static bool is_installed(const char *path, const char *policy_dir)
+{
+        _cleanup_free_ char *copy = strdup(path), *real_dir = NULL, *real_pol = NULL;
+        if (!copy)
+                return false;
+        real_dir = realpath(dirname(copy), NULL);
+        real_pol = realpath(policy_dir, NULL);
+        return real_dir && real_pol && !strcmp(real_dir, real_pol);
+}
+
+/* Check one file as the supervisor would load it: its owner and mode when installed
+ * (a draft elsewhere gets a warning), its syntax, and every time zone it names. */
+static int check_one(const char *path, const char *policy_dir)
 {
         aidp_error err = {0};
         _cleanup_free_ char *buf = NULL;
         size_t len;
         struct aidp_policy_doc doc;
-        if (aidp_policy_read_file(path, false, &buf, &len, &err) < 0 ||
+        bool installed = is_installed(path, policy_dir);
+        if (aidp_policy_read_file(path, installed, &buf, &len, &err) < 0 ||
             aidp_residency_parse(buf, len, path, &doc, &err) < 0) {
                 fprintf(stderr, PROG " check: error: %s\n", err.msg);
                 return -1;
+        }
+        if (doc.kind == AIDP_POLICY_ACCESS &&
+            aidp_policy_clock_check_zones(&doc.access, &err) < 0) {
+                fprintf(stderr, PROG " check: error: %s\n", err.msg);
+                aidp_residency_doc_free(&doc);
+                return -1;
+        }
+        if (!installed) {
+                _cleanup_free_ char *b2 = NULL;
+                size_t l2;
+                if (aidp_policy_read_file(path, true, &b2, &l2, &err) < 0)
+                        fprintf(stderr,
+                                PROG " check: warning: %s (the supervisor refuses it once "
+                                     "installed in %s as is)\n",
+                                err.msg, policy_dir);
         }
         char sum[256];
         summarize(&doc, sum, sizeof sum);
@@ -89,7 +121,10 @@ const struct aidp_cli_spec aidp_cli_policy_check_spec = {
         .synopsis = "[FILE...]",
         .about = "Validate host identity (kind: HostIdentity), residency (ResidencyPolicy),\n"
                  "access (AccessPolicy) and dataset facts (DatasetFacts) files. Without FILE,\n"
-                 "checks the installed files under $AIDP_POLICY_DIR or /etc/aidp.",
+                 "checks the installed files under $AIDP_POLICY_DIR or /etc/aidp. As the\n"
+                 "supervisor does, installed files must be owned by root and not writable\n"
+                 "by group or others (nor their directory), and every time_zone must exist\n"
+                 "under /usr/share/zoneinfo.",
         .opts = no_opts,
         .footer = EXIT_HELP,
         .max_args = -1,
@@ -101,19 +136,19 @@ static int cmd_check(int argc, char **argv)
         int failed = 0;
         if (!aidp_cli_options(&aidp_cli_policy_check_spec, argc, argv, NULL, &pa, &failed))
                 return failed;
+        const char *dir = getenv(AIDP_POLICY_DIR_ENV);
+        if (!dir || !*dir)
+                dir = AIDP_POLICY_DIR_DEFAULT;
         if (pa.n_args == 0) {
-                const char *dir = getenv(AIDP_POLICY_DIR_ENV);
                 static const char *const names[] = {"host.yaml", "residency.yaml", "access.yaml"};
                 int found = 0;
-                if (!dir || !*dir)
-                        dir = AIDP_POLICY_DIR_DEFAULT;
                 for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
                         char path[4096];
                         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
                         if (access(path, F_OK) < 0)
                                 continue;
                         found++;
-                        failed += check_one(path) < 0;
+                        failed += check_one(path, dir) < 0;
                 }
                 if (!found) {
                         fprintf(stderr, PROG " check: error: no policy files in %s\n", dir);
@@ -121,41 +156,8 @@ static int cmd_check(int argc, char **argv)
                 }
         }
         for (int i = pa.first_arg; i < argc; i++)
-                failed += check_one(argv[i]) < 0;
+                failed += check_one(argv[i], dir) < 0;
         return failed ? AIDP_EXIT_FAILED : 0;
-}
-
-/* --at: "now", "@EPOCH" or ISO 8601 with a zone (Z or +HH:MM); libc parses. */
-static int parse_time(const char *s, int64_t *ret)
-{
-        if (!strcmp(s, "now")) {
-                *ret = (int64_t)time(NULL);
-                return 0;
-        }
-        if (s[0] == '@') {
-                char *end;
-                errno = 0;
-                long long v = strtoll(s + 1, &end, 10);
-                if (errno || end == s + 1 || *end)
-                        return -EINVAL;
-                *ret = v;
-                return 0;
-        }
-        char tmp[64];
-        size_t n = strlen(s);
-        if (n == 0 || n >= sizeof tmp - 5)
-                return -EINVAL;
-        snprintf(tmp, sizeof tmp, "%s", s);
-        if (tmp[n - 1] == 'Z')
-                snprintf(tmp + n - 1, sizeof tmp - (n - 1), "+0000");
-        struct tm tm;
-        memset(&tm, 0, sizeof tm);
-        const char *end = strptime(tmp, "%Y-%m-%dT%H:%M:%S%z", &tm);
-        if (!end || *end)
-                return -EINVAL;
-        long off = tm.tm_gmtoff;
-        *ret = (int64_t)timegm(&tm) - off;
-        return 0;
 }
 
 /* --dataset-facts name=N,classification=C,...: getsubopt() does the splitting. */
@@ -347,7 +349,7 @@ static int parse_network(const char *arg, void *dest, aidp_error *err)
 static int parse_at(const char *arg, void *dest, aidp_error *err)
 {
         (void)err;
-        return parse_time(arg, &((struct explain_opts *)dest)->at);
+        return aidp_cli_parse_time(arg, &((struct explain_opts *)dest)->at);
 }
 
 #define EO(f) offsetof(struct explain_opts, f)

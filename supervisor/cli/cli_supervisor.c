@@ -217,6 +217,8 @@ static const struct aidp_cli_opt run_opts[] = {
                      "sealed dataset, decrypted read-only at /data/<name>\n"
                      "(repeatable; every segment authenticated first)",
                      U, .max = AIDP_RUN_MAX_DATA),
+        AIDP_CLI_OPT("job-name", 0, AIDP_CLI_STRING, RUN(o.job_name), "NAME",
+                     "the job's name in lineage (default: the profile's name)", U),
         AIDP_CLI_OPT("output-dir", 0, AIDP_CLI_STRING, RUN(o.output_dir), "DIR",
                      "seal /out into DIR/<run-id>.sealed at the end, with\n"
                      "the inputs' highest classification and all their tags",

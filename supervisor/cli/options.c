@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/exitcodes.h"
 #include "profiles/units.h"
@@ -407,4 +408,46 @@ int aidp_cli_dispatch(const struct aidp_cli_group *g, int argc, char **argv)
                 if (!strcmp(cmd, c->name))
                         return c->fn(argc - 1, argv + 1);
         return aidp_cli_usage_error(g->prog, "unknown command '%s'", cmd);
+}
+
+int aidp_cli_parse_time(const char *s, int64_t *ret)
+{
+        if (!strcmp(s, "now")) {
+                *ret = (int64_t)time(NULL);
+                return 0;
+        }
+        if (s[0] == '@') {
+                char *end;
+                errno = 0;
+                long long v = strtoll(s + 1, &end, 10);
+                if (errno || end == s + 1 || *end)
+                        return -EINVAL;
+                *ret = v;
+                return 0;
+        }
+        char tmp[64];
+        size_t n = strlen(s);
+        if (n == 0 || n >= sizeof tmp - 5)
+                return -EINVAL;
+        snprintf(tmp, sizeof tmp, "%s", s);
+        struct tm tm;
+        memset(&tm, 0, sizeof tm);
+        const char *end = strptime(tmp, "%Y-%m-%d", &tm);
+        if (end && !*end) /* a date alone: its midnight UTC */
+                return (*ret = (int64_t)timegm(&tm)), 0;
+        if (tmp[n - 1] == 'Z')
+                snprintf(tmp + n - 1, sizeof tmp - (n - 1), "+0000");
+        memset(&tm, 0, sizeof tm);
+        end = strptime(tmp, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!end)
+                return -EINVAL;
+        if (*end == '.') /* fractions of a second (lineage's eventTime): dropped */
+                for (end++; *end >= '0' && *end <= '9'; end++)
+                        ;
+        end = strptime(end, "%z", &tm);
+        if (!end || *end)
+                return -EINVAL;
+        long off = tm.tm_gmtoff;
+        *ret = (int64_t)timegm(&tm) - off;
+        return 0;
 }

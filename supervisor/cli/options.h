@@ -150,6 +150,10 @@ bool aidp_cli_options(const struct aidp_cli_spec *spec, int argc, char **argv, v
 /* The whole help of a command, generated from its table. */
 void aidp_cli_help(const struct aidp_cli_spec *spec, FILE *f);
 
+/* A point in time: "now", "@EPOCH", YYYY-MM-DD (midnight UTC) or ISO 8601
+ * YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM). Returns 0 or -EINVAL. */
+int aidp_cli_parse_time(const char *s, int64_t *ret);
+
 /* The one usage-error format: "PROG: error: MSG" and one line pointing to
  * "PROG --help". Returns AIDP_EXIT_USAGE. */
 __attribute__((format(printf, 2, 3))) int aidp_cli_usage_error(const char *prog, const char *fmt,

@@ -124,6 +124,46 @@ int aidp_policy_clock_resolve(const struct aidp_access_policy *ap, int64_t epoch
         return aidp_policy_clock_resolve_in(ZONEINFO, ap, epoch, ret, err);
 }
 
+static int check_window_zones(const char *dir, const char *file, const struct aidp_time_window *ws,
+                              size_t n, unsigned rule_line, aidp_error *err)
+{
+        for (size_t k = 0; k < n; k++) {
+                long off;
+                aidp_error e = {0};
+                if (offset_at(dir, ws[k].zone, 0, &off, &e) == 0)
+                        continue;
+                unsigned line = ws[k].zone_line ? ws[k].zone_line : rule_line;
+                return aidp_error_set_at(err, AIDP_EXIT_CONFIG, file, line,
+                                         ws[k].zone_line ? ws[k].zone_col : 1, "%s", e.msg);
+        }
+        return 0;
+}
+
+int aidp_policy_clock_check_zones_in(const char *dir, const struct aidp_access_policy *ap,
+                                     aidp_error *err)
+{
+        const char *file = ap->source ? ap->source : "access policy";
+        for (size_t i = 0; i < ap->n_roles; i++) {
+                const struct aidp_role *ro = &ap->roles[i];
+                int r = check_window_zones(dir, file, ro->windows, ro->n_windows, ro->loc.line,
+                                           err);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < ap->n_deny; i++) {
+                const struct aidp_deny_rule *d = &ap->deny[i];
+                int r = check_window_zones(dir, file, d->windows, d->n_windows, d->loc.line, err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int aidp_policy_clock_check_zones(const struct aidp_access_policy *ap, aidp_error *err)
+{
+        return aidp_policy_clock_check_zones_in(ZONEINFO, ap, err);
+}
+
 void aidp_policy_clock_free(struct aidp_policy_clock *c)
 {
         if (!c)

@@ -24,6 +24,11 @@ int aidp_policy_clock_resolve(const struct aidp_access_policy *ap, int64_t epoch
 /* The same with the database in `dir` (tests). */
 int aidp_policy_clock_resolve_in(const char *dir, const struct aidp_access_policy *ap,
                                  int64_t epoch, struct aidp_policy_clock *ret, aidp_error *err);
+/* Every time zone the policy names exists in the tz database and is a valid TZif file
+ * (what resolve needs at run time); the error names the file:line:col of the zone. */
+int aidp_policy_clock_check_zones(const struct aidp_access_policy *ap, aidp_error *err);
+int aidp_policy_clock_check_zones_in(const char *dir, const struct aidp_access_policy *ap,
+                                     aidp_error *err);
 void aidp_policy_clock_free(struct aidp_policy_clock *c);
 /* Fill the decision's time input from a resolved clock (borrows). */
 void aidp_policy_clock_view(const struct aidp_policy_clock *c, int64_t epoch,

@@ -20,6 +20,7 @@ struct aidp_run_bind {
 
 struct aidp_run_opts {
         const char *profile;               /* name or path; NULL = built-in defaults */
+        const char *job_name;              /* lineage's job.name; NULL = the profile's name */
         const char *user;                  /* --user NAME|UID[:GID] */
         char **argv;                       /* the job */
         const char *cwd;                   /* NULL = the caller's */

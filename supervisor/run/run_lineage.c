@@ -97,11 +97,20 @@ static void set_host(json_object *ev)
         aidp_lineage_set_host(ev, host[0] ? host : NULL, NULL);
 }
 
+/* The job as lineage names it: --job-name, else the profile (a path's file name without
+ * .yaml), never the command, which names the interpreter (python3) rather than the job. */
 void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size)
 {
         char buf[PATH_MAX];
-        snprintf(buf, sizeof buf, "%s", o->argv && o->argv[0] ? o->argv[0] : "job");
-        snprintf(out, size, "%s", basename(buf));
+        if (o->job_name && o->job_name[0]) {
+                snprintf(out, size, "%s", o->job_name);
+                return;
+        }
+        snprintf(buf, sizeof buf, "%s", o->profile && o->profile[0] ? o->profile : "default");
+        char *name = basename(buf), *dot = strrchr(name, '.');
+        if (dot && (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml")))
+                *dot = '\0';
+        snprintf(out, size, "%s", name);
 }
 
 /* aidp_egress on START: the allowlist the run is given, after extends and
@@ -377,15 +386,14 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
                             void (*annotate)(const void *arg, json_object *ev),
                             const void *annotate_arg, aidp_error *err)
 {
-        _cleanup_free_ char *argv0 = strdup(o->argv && o->argv[0] ? o->argv[0] : "job");
-        if (!argv0)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        char job[128];
+        aidp_run_lineage_job_name(o, job, sizeof job);
         struct aidp_lineage *lg = NULL;
         struct aidp_lineage_options lo = {.path = o->lineage_path, .create_key = true};
         int r = aidp_lineage_open(&lg, &lo, err);
         if (r < 0)
                 return r;
-        json_object *ev = new_event(AIDP_LINEAGE_OTHER, res->run_id, basename(argv0));
+        json_object *ev = new_event(AIDP_LINEAGE_OTHER, res->run_id, job);
         if (!ev) {
                 aidp_lineage_free(lg);
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
@@ -398,6 +406,14 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
         set_host(ev);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
+        /* A denied run read nothing: the datasets it asked for go in a run facet, not in
+         * inputs, so a lineage graph (and Marquez) shows no data flowing into it. */
+        json_object *requested = NULL;
+        if (json_object_object_get_ex(ev, "inputs", &requested)) {
+                json_object_object_add(aidp_lineage_run_facet(ev, "aidp_requested"), "inputs",
+                                       json_object_get(requested));
+                json_object_object_add(ev, "inputs", json_object_new_array());
+        }
         if (annotate)
                 annotate(annotate_arg, ev);
         aidp_lineage_set_exit(ev, -1, 0, AIDP_EXIT_DENIED, "denied by policy");

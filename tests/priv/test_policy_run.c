@@ -115,12 +115,18 @@ static void teardown(void)
 TestSuite(policy_run, .init = setup, .fini = teardown, .timeout = 120);
 
 /* Run `cat /data/<name>/records.txt` for each input as `user`. */
+static const char *job_name; /* --job-name, when set */
+
 static int run(const char *user, const char *run_id, const char *data1, const char *data2)
 {
         char *argv[32];
         int n = 0;
         argv[n++] = AIDP_SUPERVISOR;
         argv[n++] = "run";
+        if (job_name) {
+                argv[n++] = "--job-name";
+                argv[n++] = (char *)job_name;
+        }
         argv[n++] = "--user";
         argv[n++] = (char *)user;
         argv[n++] = "--no-cwd";
@@ -272,7 +278,9 @@ Test(policy_run, lineage_holds_both_decisions_with_reasons)
         int st = run("nobody", "policy-lineage-deny", eu_data, NULL);
         cr_assert_eq(st, AIDP_EXIT_DENIED, "%s", P.err);
         host("eu-west-1", "gdpr");
+        job_name = "resnet-eu";
         st = run("nobody", "policy-lineage-allow", eu_data, NULL);
+        job_name = NULL;
         cr_assert_eq(st, 0, "%s", P.err);
 
         json_object *ev[8] = {0};
@@ -305,8 +313,19 @@ Test(policy_run, lineage_holds_both_decisions_with_reasons)
                         region_fail = true;
         }
         cr_assert(region_fail);
+        /* Named after the profile (none: "default"), never the command (sh). */
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "job.name"), "default");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "job.name"), "resnet-eu");
+        /* Asked for, never read: in the aidp_requested facet, not in inputs. */
         json_object *in = aidp_test_json_at(ev[0], "inputs");
-        cr_assert_eq(json_object_array_length(in), 1);
+        cr_assert_eq(json_object_array_length(in), 0);
+        json_object *req = aidp_test_json_at(ev[0], "run.facets.aidp_requested.inputs");
+        cr_assert_not_null(req);
+        cr_assert_eq(json_object_array_length(req), 1);
+        cr_assert_str_eq(aidp_test_json_str_or_null(json_object_array_get_idx(req, 0), "name"),
+                         "eu-data");
+        aidp_error verr = {0};
+        cr_assert_eq(aidp_lineage_event_check(ev[0], &verr), 0, "%s", verr.msg);
 
         /* The allowed run: the decision rides on its START. */
         cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "eventType"), "START");

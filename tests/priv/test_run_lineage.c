@@ -88,7 +88,8 @@ Test(run_lineage, run_writes_durable_start_and_complete_with_a_valid_chain)
         cr_assert_str_eq(aidp_test_json_str(ev[0], "run.runId"),
                          aidp_test_json_str(ev[1], "run.runId"));
         cr_assert_str_eq(aidp_test_json_str(ev[0], "run.facets.aidp_run.runName"), run_id);
-        cr_assert_str_eq(aidp_test_json_str(ev[0], "job.name"), "true");
+        /* Named after the profile (none given: "default"), not the command. */
+        cr_assert_str_eq(aidp_test_json_str(ev[0], "job.name"), "default");
         cr_assert_eq(json_object_get_int(aidp_test_json_at(ev[0], "run.facets.aidp_caller.jobUid")),
                      65534);
         cr_assert(aidp_test_json_at(ev[0], "run.facets.aidp_profile.name"),
@@ -274,9 +275,9 @@ Test(run_lineage, gc_records_abort_for_a_run_whose_supervisor_died)
          * journal over before the test's own gc does. */
         char rundir[PATH_MAX];
         snprintf(rundir, sizeof rundir, "%s.run", logp);
-        char *argv[] = {AIDP_SUPERVISOR, "run",       "--user", "65534",     "-q", "--run-id",
-                        run_id,          "--run-dir", rundir,   "--lineage", logp, "--",
-                        AIDP_PROBE,      "signals",   NULL};
+        char *argv[] = {AIDP_SUPERVISOR, "run",       "--user",   "65534",     "-q", "--run-id",
+                        run_id,          "--run-dir", rundir,     "--lineage", logp, "--job-name",
+                        "probe-job",     "--",        AIDP_PROBE, "signals",   NULL};
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
         cr_assert(aidp_test_wait_output(&P, "ready", 20000), "probe never got ready: %s %s", P.out,
                   P.err);
@@ -297,7 +298,8 @@ Test(run_lineage, gc_records_abort_for_a_run_whose_supervisor_died)
         cr_assert_str_eq(aidp_test_json_str(ev[1], "eventType"), "ABORT");
         cr_assert_str_eq(aidp_test_json_str(ev[1], "run.runId"),
                          aidp_test_json_str(ev[0], "run.runId"));
-        cr_assert_str_eq(aidp_test_json_str(ev[1], "job.name"), "sandbox_probe");
+        /* gc names the ABORT as the START was: after --job-name. */
+        cr_assert_str_eq(aidp_test_json_str(ev[1], "job.name"), "probe-job");
         cr_assert(strstr(aidp_test_json_str(ev[1], "run.facets.aidp_shred.gcReport"), "removed"),
                   "%s", aidp_test_json_str(ev[1], "run.facets.aidp_shred.gcReport"));
         for (size_t i = 0; i < n; i++)

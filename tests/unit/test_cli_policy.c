@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,15 +17,15 @@
 
 /* Run `aidp ARGS` in the source tree (so paths in the output are relative);
  * stdout into *out, stderr into *errout; returns the exit status. */
-static int aidp(const char *args, char **out, char **errout)
+static int aidp_env(const char *env, const char *args, char **out, char **errout)
 {
         char errfile[] = "/tmp/aidp-cli-err-XXXXXX";
         int efd = mkstemp(errfile);
         cr_assert_geq(efd, 0);
         close(efd);
         char cmd[8192];
-        snprintf(cmd, sizeof cmd, "cd %s && env -u AIDP_POLICY_DIR %s/aidp %s 2>%s",
-                 AIDP_SOURCE_DIR, AIDP_BINARY_DIR, args, errfile);
+        snprintf(cmd, sizeof cmd, "cd %s && env -u AIDP_POLICY_DIR %s %s/aidp %s 2>%s",
+                 AIDP_SOURCE_DIR, env, AIDP_BINARY_DIR, args, errfile);
         FILE *p = popen(cmd, "r");
         cr_assert_not_null(p);
         size_t cap = 1 << 16, len = 0;
@@ -49,6 +50,11 @@ static int aidp(const char *args, char **out, char **errout)
                 free(ebuf);
         cr_assert(WIFEXITED(st), "%s: did not exit", cmd);
         return WEXITSTATUS(st);
+}
+
+static int aidp(const char *args, char **out, char **errout)
+{
+        return aidp_env("", args, out, errout);
 }
 
 static char *golden(const char *name)
@@ -268,6 +274,97 @@ Test(cli_policy, check_valid_and_invalid_files)
         cr_assert(strstr(err, "/nonexistent/x.yaml: No such file or directory"), "%s", err);
         free(out);
         free(err);
+}
+
+static void write_policy(const char *path, const char *text, mode_t mode)
+{
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f, "%s", path);
+        fputs(text, f);
+        cr_assert_eq(fclose(f), 0);
+        cr_assert_eq(chmod(path, mode), 0);
+}
+
+/* A misspelt zone would make every run fail at resolve: check refuses it at its
+ * position, the defaulted UTC and real zones pass. */
+Test(cli_policy, check_refuses_a_time_zone_missing_from_the_tz_database)
+{
+        char dir[] = "/tmp/aidp-tz-XXXXXX", path[64], args[128];
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/a.yaml", dir);
+        write_policy(path,
+                     "apiVersion: aidp/v1\nkind: AccessPolicy\nroles:\n  r:\n"
+                     "    operations: [run]\n    time_windows:\n      - hours: \"08:00-18:00\"\n"
+                     "        time_zone: Europe/Berlin\n      - hours: \"08:00-18:00\"\n"
+                     "        time_zone: Europe/Berln\n",
+                     0644);
+        snprintf(args, sizeof args, "policy check %s", path);
+        char *out, *err;
+        cr_assert_eq(aidp(args, &out, &err), 1, "%s", out);
+        char want[256];
+        snprintf(want, sizeof want, "%s:10:20: time zone 'Europe/Berln' is not in the tz database",
+                 path);
+        cr_assert(strstr(err, want), "%s", err);
+        free(out);
+        free(err);
+        write_policy(path,
+                     "apiVersion: aidp/v1\nkind: AccessPolicy\nroles:\n  r:\n"
+                     "    operations: [run]\n    time_windows:\n      - hours: \"08:00-18:00\"\n"
+                     "      - time_zone: America/New_York\n",
+                     0644);
+        cr_assert_eq(aidp(args, &out, &err), 0, "%s", err);
+        free(out);
+        free(err);
+        unlink(path);
+        rmdir(dir);
+}
+
+/* Installed files (the policy directory) that someone other than root could write are
+ * refused by the supervisor, so check refuses them too; a draft elsewhere is warned. */
+Test(cli_policy, check_refuses_installed_files_root_alone_cannot_trust)
+{
+        char dir[] = "/tmp/aidp-poldir-XXXXXX", path[64], env[96], args[128];
+        cr_assert_not_null(mkdtemp(dir));
+        cr_assert_eq(chmod(dir, 0755), 0);
+        snprintf(path, sizeof path, "%s/access.yaml", dir);
+        snprintf(env, sizeof env, "AIDP_POLICY_DIR=%s", dir);
+        write_policy(path, "apiVersion: aidp/v1\nkind: AccessPolicy\n", 0644);
+        char *out, *err;
+        struct {
+                mode_t file, dir;
+                int status;
+        } cases[] = {
+                {0644, 0755, 0}, {0664, 0755, 1}, {0646, 0755, 1}, {0644, 0775, 1}, {0644, 0777, 1},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                cr_assert_eq(chmod(path, cases[i].file), 0);
+                cr_assert_eq(chmod(dir, cases[i].dir), 0);
+                /* Not root: the files are the test user's, which alone is refused. */
+                int want = geteuid() == 0 ? cases[i].status : 1;
+                for (int explicit = 0; explicit < 2; explicit ++) {
+                        snprintf(args, sizeof args, "policy check%s%s", explicit ? " " : "",
+                                 explicit ? path : "");
+                        int st = aidp_env(env, args, &out, &err);
+                        cr_assert_eq(st, want, "mode %04o dir %04o: %s", cases[i].file,
+                                     cases[i].dir, err);
+                        if (want)
+                                cr_assert(strstr(err, "must be owned by root and not writable "
+                                                      "by group or others"),
+                                          "%s", err);
+                        free(out);
+                        free(err);
+                }
+        }
+        /* The same file as a draft outside the policy directory: a warning, status 0. */
+        cr_assert_eq(chmod(dir, 0755), 0);
+        cr_assert_eq(chmod(path, 0666), 0);
+        snprintf(args, sizeof args, "policy check %s", path);
+        cr_assert_eq(aidp(args, &out, &err), 0, "%s", err);
+        cr_assert(strstr(err, "warning:") && strstr(err, "refuses it once installed"), "%s", err);
+        free(out);
+        free(err);
+        unlink(path);
+        rmdir(dir);
 }
 
 /* A sealed input: its authenticated header supplies the facts. */

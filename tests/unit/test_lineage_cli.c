@@ -58,7 +58,11 @@ static void setup(void)
                                 aidp_lineage_add_input(ev, "aidp", r == 2 ? "model-0" : "imagenet");
                         const char *tags[] = {"pii"};
                         aidp_lineage_dataset_set_classification(in, "confidential", tags, 1);
-                        aidp_lineage_set_caller(ev, 1000, 1000, "alice", NULL);
+                        aidp_lineage_set_caller(ev, r == 2 ? 1001 : 1000, 1000,
+                                                r == 2 ? "bob" : "alice", NULL);
+                        /* Run r at noon UTC on the first of month r+1 of 2026. */
+                        static const int64_t noon[] = {1767268800, 1769947200, 1772366400};
+                        aidp_lineage_event_set_time(ev, (noon[r] + t * 60) * 1000000000LL);
                         if (t) {
                                 char name[24];
                                 snprintf(name, sizeof name, "model-%d", r);
@@ -89,8 +93,13 @@ static char *slurp(const char *path)
                 return strdup("");
         char *buf = NULL;
         size_t len = 0;
-        cr_assert_geq(getdelim(&buf, &len, '\0', f), 0);
+        ssize_t n = getdelim(&buf, &len, '\0', f);
+        cr_assert(n >= 0 || feof(f), "reading %s", path);
         fclose(f);
+        if (n < 0) { /* empty */
+                free(buf);
+                return strdup("");
+        }
         return buf;
 }
 
@@ -274,6 +283,54 @@ Test(lineage_cli, graph_draws_dataset_run_artifact_edges)
                 char *err = slurp(errp);
                 cr_assert(strstr(err, "Graphviz 'dot' is not installed"), "%s", err);
                 free(err);
+                cr_assert(access(svg, F_OK) < 0, "a failed render left %s behind", svg);
+        }
+}
+
+/* -o renders by the extension: the file's first bytes are that format's magic, never
+ * DOT text under an image's name. */
+Test(lineage_cli, graph_output_format_follows_the_extension)
+{
+        static const struct {
+                const char *name, *magic;
+        } cases[] = {
+                {"g.dot", "digraph lineage {"},
+                {"g.GV", "digraph lineage {"},
+                {"g.png", "\x89PNG\r\n\x1a\n"},
+                {"g.pdf", "%PDF-"},
+        };
+        bool have_dot = access("/usr/bin/dot", X_OK) == 0;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char path[240];
+                snprintf(path, sizeof path, "%s/%s", dir, cases[i].name);
+                int rc =
+                        run((const char *[]){"lineage", "graph", "--file", logp, "-o", path, NULL});
+                bool needs_dot = strncmp(cases[i].magic, "digraph", 7) != 0;
+                if (needs_dot && !have_dot) {
+                        cr_assert_eq(rc, 1, "%s", cases[i].name);
+                        continue;
+                }
+                cr_assert_eq(rc, 0, "%s", cases[i].name);
+                char *s = slurp(path);
+                cr_assert(!memcmp(s, cases[i].magic, strlen(cases[i].magic)),
+                          "%s does not start with its format's magic", cases[i].name);
+                free(s);
+        }
+}
+
+Test(lineage_cli, graph_refuses_an_extension_it_cannot_write)
+{
+        static const char *const names[] = {"g.jpg", "graph", "g.svg.txt", "dir.svg/g"};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+                char path[240];
+                snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+                cr_assert_eq(
+                        run((const char *[]){"lineage", "graph", "--file", logp, "-o", path, NULL}),
+                        120, "%s", names[i]);
+                cr_assert(access(path, F_OK) < 0, "%s was created", path);
+                char *err = slurp(errp);
+                cr_assert(strstr(err, "-o takes a file ending in .dot"), "%s", err);
+                free(err);
         }
 }
 
@@ -313,6 +370,110 @@ Test(lineage_cli, export_to_stdout_gives_plain_openlineage_events)
         free(out);
         cr_assert_eq(run((const char *[]){"lineage", "export", "--url", "ftp://x", NULL}),
                      AIDP_EXIT_USAGE);
+}
+
+/* Filters of show and export: user, time range, combined with run and dataset. */
+Test(lineage_cli, show_and_export_filter_by_user_and_time)
+{
+        static const struct {
+                const char *args[6];
+                bool want[3];
+        } cases[] = {
+                {{"--user", "bob"}, {false, false, true}},
+                {{"--user", "alice"}, {true, true, false}},
+                {{"--user", "carol"}, {false, false, false}},
+                {{"--since", "2026-02-01"}, {false, true, true}},
+                {{"--until", "2026-02-01"}, {true, false, false}},
+                {{"--since", "2026-01-15T00:00:00Z", "--until", "2026-03-01T11:00:00+00:00"},
+                 {false, true, false}},
+                {{"--since", "2026-03-01T12:01:00Z"}, {false, false, true}}, /* its COMPLETE */
+                {{"--since", "@1772366461"}, {false, false, false}},
+                {{"--user", "alice", "--dataset", "imagenet", "--since", "2026-02-01"},
+                 {false, true, false}},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                for (int cmd = 0; cmd < 2; cmd++) {
+                        const char *argv[16] = {"lineage", cmd ? "export" : "show", "--file", logp};
+                        size_t n = 4;
+                        for (size_t k = 0; k < 6 && cases[i].args[k]; k++)
+                                argv[n++] = cases[i].args[k];
+                        argv[n] = NULL;
+                        cr_assert_eq(run(argv), 0, "case %zu", i);
+                        char *out = slurp(outp);
+                        size_t lines = 0, want_lines = 0;
+                        for (char *p = out; (p = strchr(p, '\n')); p++)
+                                lines++;
+                        for (int r = 0; r < 3; r++) {
+                                want_lines += cases[i].want[r] ? 2 : 0;
+                                cr_assert_eq(strstr(out, runs[r]) != NULL, cases[i].want[r],
+                                             "case %zu %s run %d:\n%s", i, argv[1], r, out);
+                        }
+                        if (cmd)
+                                cr_assert_eq(lines, want_lines, "case %zu:\n%s", i, out);
+                        free(out);
+                }
+        }
+        cr_assert_eq(
+                run((const char *[]){"lineage", "show", "--file", logp, "--since", "March", NULL}),
+                AIDP_EXIT_USAGE);
+        char *err = slurp(errp);
+        cr_assert(strstr(err, "--since 'March': expected YYYY-MM-DD"), "%s", err);
+        free(err);
+}
+
+/* --incremental to stdout: each run of export prints only what the last one did not,
+ * remembered in a 0600 state file beside the log. */
+Test(lineage_cli, export_incremental_to_stdout_sends_nothing_twice)
+{
+        char state[240];
+        snprintf(state, sizeof state, "%s.export-state", logp);
+        cr_assert_eq(
+                run((const char *[]){"lineage", "export", "--file", logp, "--incremental", NULL}),
+                0);
+        char *out = slurp(outp);
+        cr_assert_eq(check_exported_lines(out, NULL), 6);
+        free(out);
+        struct stat sb;
+        cr_assert_eq(stat(state, &sb), 0);
+        cr_assert_eq(sb.st_mode & 07777, 0600);
+        cr_assert_eq(
+                run((const char *[]){"lineage", "export", "--file", logp, "--incremental", NULL}),
+                0);
+        out = slurp(outp);
+        cr_assert_str_eq(out, "");
+        free(out);
+        /* A new run appended: only its events. */
+        struct aidp_lineage_options o = {.path = logp, .key_path = keyp};
+        struct aidp_lineage *lg = NULL;
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_open(&lg, &o, &e), 0, "%s", e.msg);
+        char id[AIDP_LINEAGE_RUN_ID_LEN + 1];
+        aidp_lineage_run_id_new(id);
+        json_object *ev = aidp_lineage_event_new(AIDP_LINEAGE_START, id, NULL, "later");
+        cr_assert_eq(aidp_lineage_append(lg, ev, &e), 0, "%s", e.msg);
+        json_object_put(ev);
+        aidp_lineage_free(lg);
+        cr_assert_eq(
+                run((const char *[]){"lineage", "export", "--file", logp, "--incremental", NULL}),
+                0);
+        out = slurp(outp);
+        cr_assert_eq(check_exported_lines(out, NULL), 1);
+        free(out);
+        out = slurp(outp);
+        cr_assert(strstr(out, id), "%s", out);
+        free(out);
+        /* Filters and --incremental do not mix; a state others can read is refused. */
+        cr_assert_eq(run((const char *[]){"lineage", "export", "--file", logp, "--incremental",
+                                          "--user", "bob", NULL}),
+                     AIDP_EXIT_USAGE);
+        cr_assert_eq(chmod(state, 0644), 0);
+        cr_assert_eq(
+                run((const char *[]){"lineage", "export", "--file", logp, "--incremental", NULL}),
+                AIDP_EXIT_LINEAGE);
+        char *err = slurp(errp);
+        cr_assert(strstr(err, "with mode 0600"), "%s", err);
+        free(err);
+        unlink(state);
 }
 
 static int sink_out = -1;
@@ -383,6 +544,46 @@ Test(lineage_cli, export_posts_each_event_to_an_openlineage_endpoint)
         char *posted = slurp(got);
         cr_assert_eq(check_exported_lines(posted, "\t"), 6);
         free(posted);
+}
+
+/* --incremental to an endpoint: a second export posts nothing; a log replaced under the
+ * state is refused rather than resent or skipped. */
+Test(lineage_cli, export_incremental_posts_each_event_once)
+{
+        char got[240], url[128];
+        snprintf(got, sizeof got, "%s/posted", dir);
+        int port, in;
+        pid_t pid = start_sink(got, "200", &port, &in);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/lineage", port);
+        const char *args[] = {"lineage",       "export", "--file", logp,
+                              "--incremental", "--url",  url,      NULL};
+        int rc1 = run(args);
+        char *err1 = slurp(errp);
+        int rc2 = run(args);
+        char *err2 = slurp(errp);
+        /* Stdout is another destination: it still gets everything. */
+        int rc3 = run((const char *[]){"lineage", "export", "--file", logp, "--incremental", NULL});
+        char *out3 = slurp(outp);
+        stop_sink(pid, in);
+        cr_assert_eq(rc1, 0, "%s", err1);
+        cr_assert(strstr(err1, "exported 6 event(s)"), "%s", err1);
+        cr_assert_eq(rc2, 0, "%s", err2);
+        cr_assert(strstr(err2, "exported 0 event(s)"), "%s", err2);
+        cr_assert_eq(rc3, 0);
+        cr_assert_eq(check_exported_lines(out3, NULL), 6);
+        char *posted = slurp(got);
+        cr_assert_eq(check_exported_lines(posted, "\t"), 6);
+        free(posted);
+        free(err1);
+        free(err2);
+        free(out3);
+
+        /* The log replaced by a shorter one: the state no longer matches it. */
+        cr_assert_eq(truncate(logp, 0), 0);
+        cr_assert_eq(run(args), AIDP_EXIT_LINEAGE);
+        char *err = slurp(errp);
+        cr_assert(strstr(err, "is not the event last exported"), "%s", err);
+        free(err);
 }
 
 Test(lineage_cli, export_reports_an_endpoint_error)
