@@ -344,7 +344,9 @@ Test(run, output_spliced_from_tmpfs_survives_shred)
 Test(run, aidp_run_wrapper_runs_a_job_as_root_and_passes_the_status)
 {
         AIDP_REQUIRE_ROOT();
-        /* As root the wrapper calls the supervisor directly (no sudo). */
+        /* As root the wrapper calls the supervisor directly (no sudo): this
+         * build's, wherever it is (out of tree, ASan). */
+        setenv("AIDP_SUPERVISOR", AIDP_SUPERVISOR, 1);
         char *a[] = {AIDP_SOURCE_DIR "/scripts/aidp-run",
                      "-q",
                      "--user",
@@ -363,6 +365,22 @@ Test(run, aidp_run_wrapper_runs_a_job_as_root_and_passes_the_status)
         char *h[] = {AIDP_SOURCE_DIR "/scripts/aidp-run", "--help", NULL};
         cr_expect_eq(aidp_test_run(&P, h), 0);
         cr_expect(strstr(P.out, "--user") != NULL, "%s", P.out);
+        /* --out DIR is --output-dir DIR (an argument of the job is left alone) */
+        char *o[] = {AIDP_SOURCE_DIR "/scripts/aidp-run",
+                     "-q",
+                     "--no-cwd",
+                     "--out",
+                     "/nonexistent/aidp-out",
+                     "--output-key-id",
+                     "k",
+                     "--",
+                     "/bin/echo",
+                     "--out",
+                     NULL};
+        cr_expect_eq(aidp_test_run(&P, o), AIDP_EXIT_USAGE, "%s", P.err);
+        cr_expect(strstr(P.err, "--output-dir /nonexistent/aidp-out: not a directory") != NULL,
+                  "%s", P.err);
+        unsetenv("AIDP_SUPERVISOR");
 }
 
 /* Behind sudo the job runs as the sudo user: tests/priv/test_trust.c, through
