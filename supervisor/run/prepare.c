@@ -41,6 +41,9 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
                 rc = add_tmpfs(r, "out", l->out_bytes, 0755, r->uid, r->gid, err);
         if (rc < 0)
                 return rc;
+        char hint[1024];
+        if (!r->o->quiet && aidp_run_hidden_scan(r, false, hint, sizeof hint))
+                fprintf(stderr, "aidp-supervisor: warning: %s\n", hint);
         if (!r->o->output_dir && !r->o->quiet)
                 fprintf(stderr,
                         "aidp-supervisor: warning: no --output-dir: whatever the job writes to "

@@ -385,3 +385,49 @@ Test(run, aidp_run_wrapper_runs_a_job_as_root_and_passes_the_status)
 
 /* Behind sudo the job runs as the sudo user: tests/priv/test_trust.c, through
  * a real sudo as a real unprivileged user. */
+
+/* A virtualenv in a directory the sandbox hides (/tmp here, as /home or
+ * /root would be): the failure names the hidden path and the bind that shows
+ * it, a PATH through it is warned about before the job starts, and the
+ * advised --ro-bind makes it run. */
+Test(run, hidden_virtualenv_is_named_with_the_bind_that_shows_it)
+{
+        AIDP_REQUIRE_ROOT();
+        char venv[] = "/tmp/aidp-test-venv.XXXXXX", bin[PATH_MAX], py[PATH_MAX];
+        cr_assert_not_null(mkdtemp(venv));
+        chmod(venv, 0755);
+        snprintf(bin, sizeof bin, "%s/bin", venv);
+        snprintf(py, sizeof py, "%s/python", bin);
+        cr_assert_eq(mkdir(bin, 0755), 0);
+        FILE *f = fopen(py, "w");
+        cr_assert_not_null(f);
+        fputs("#!/bin/sh\necho venv-python\n", f);
+        fclose(f);
+        chmod(py, 0755);
+        char want[PATH_MAX + 64], path_env[PATH_MAX + 32];
+        snprintf(want, sizeof want, "--ro-bind %s ", venv);
+        snprintf(path_env, sizeof path_env, "PATH=%s:/usr/bin:/bin", bin);
+
+        char *direct[] = {AIDP_SUPERVISOR, "run", "-q", "--no-cwd", "--user",
+                          "65534",         "--",  py,   NULL};
+        cr_expect_eq(aidp_test_run(&P, direct), AIDP_EXIT_NOT_FOUND, "%s", P.err);
+        cr_expect(strstr(P.err, "is under /tmp, which the sandbox hides") && strstr(P.err, want),
+                  "%s", P.err);
+        char cmd[PATH_MAX + 16];
+        snprintf(cmd, sizeof cmd, "%s train.py", py);
+        char *shell[] = {AIDP_SUPERVISOR, "run", "-q", "--no-cwd", "--user", "65534", "--",
+                         "/bin/sh",       "-c",  cmd,  NULL};
+        cr_expect_eq(aidp_test_run(&P, shell), 127, "%s", P.err);
+        cr_expect(strstr(P.err, "exited 127") && strstr(P.err, want), "%s", P.err);
+        char *onpath[] = {AIDP_SUPERVISOR, "run",    "--no-cwd", "--user",    "65534",
+                          "--env",         path_env, "--",       "/bin/true", NULL};
+        cr_expect_eq(aidp_test_run(&P, onpath), 0, "%s", P.err);
+        cr_expect(strstr(P.err, "warning: ") && strstr(P.err, want), "no warning: %s", P.err);
+        char *bound[] = {AIDP_SUPERVISOR, "run", "-q", "--no-cwd", "--user", "65534",
+                         "--ro-bind",     venv,  "--", py,         NULL};
+        cr_expect_eq(aidp_test_run(&P, bound), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "venv-python\n");
+        unlink(py);
+        rmdir(bin);
+        rmdir(venv);
+}
