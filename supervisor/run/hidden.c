@@ -86,7 +86,8 @@ bool aidp_run_hidden_scan(const struct run *r, bool words, char *hint, size_t si
                 char *save = NULL;
                 for (char *w = strtok_r(buf, " \t\n;&|()'\"=:", &save); w;
                      w = strtok_r(NULL, " \t\n;&|()'\"=:", &save))
-                        if ((i == 0 || w[0] == '/') && aidp_run_hidden_path(r, w, false, hint, size))
+                        if ((i == 0 || w[0] == '/') &&
+                            aidp_run_hidden_path(r, w, false, hint, size))
                                 return true;
         }
         for (size_t i = 0; i < r->n_env; i++) {

@@ -1,7 +1,13 @@
 /* Root integration tests of the run core: the probe runs inside the sandbox
  * and asserts what the kernel enforces there; the test checks from the host
  * that nothing of the run is left. */
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
 
@@ -430,4 +437,75 @@ Test(run, hidden_virtualenv_is_named_with_the_bind_that_shows_it)
         unlink(py);
         rmdir(bin);
         rmdir(venv);
+}
+
+/* The job keeps its user's supplementary groups: a group-readable 0640 file
+ * opens inside. The group exists only in this test's own mount namespace
+ * (a copy of /etc/group with it added, bound over /etc/group there), so the
+ * host's group database is never touched. */
+Test(run, supplementary_groups_are_kept_and_open_group_readable_files)
+{
+        AIDP_REQUIRE_ROOT();
+        struct passwd *pw = getpwuid(65534);
+        cr_assert_not_null(pw, "no passwd entry for uid 65534");
+        char user[64];
+        snprintf(user, sizeof user, "%s", pw->pw_name);
+        gid_t g = 64321;
+        while (getgrgid(g))
+                g++;
+        char dir[] = "/tmp/aidp-test-groups.XXXXXX", grp[PATH_MAX], data[PATH_MAX], file[PATH_MAX];
+        cr_assert_not_null(mkdtemp(dir));
+        chmod(dir, 0755);
+        snprintf(grp, sizeof grp, "%s/group", dir);
+        snprintf(data, sizeof data, "%s/shared", dir);
+        snprintf(file, sizeof file, "%s/secret.csv", data);
+        size_t len;
+        char *orig = aidp_test_slurp("/etc/group", &len);
+        cr_assert_not_null(orig);
+        FILE *f = fopen(grp, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "%saidptestshare:x:%u:%s\n", orig, (unsigned)g, user);
+        fclose(f);
+        free(orig);
+        chmod(grp, 0644);
+        cr_assert_eq(mkdir(data, 0755), 0);
+        f = fopen(file, "w");
+        cr_assert_not_null(f);
+        fputs("group-shared-row\n", f);
+        fclose(f);
+        cr_assert_eq(chown(file, 0, g), 0);
+        cr_assert_eq(chmod(file, 0640), 0);
+        /* Criterion runs each test in its own process: the namespace ends with it. */
+        cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare: %s", strerror(errno));
+        cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        cr_assert_eq(mount(grp, "/etc/group", NULL, MS_BIND, NULL), 0, "%s", strerror(errno));
+        char want[64];
+        snprintf(want, sizeof want, " %u ", (unsigned)g);
+        char *a[] = {AIDP_SUPERVISOR,
+                     "run",
+                     "-q",
+                     "--no-cwd",
+                     "--user",
+                     user,
+                     "--ro-bind",
+                     data,
+                     "--",
+                     "/bin/sh",
+                     "-c",
+                     "grep '^Groups:' /proc/self/status; cat \"$0\"",
+                     file,
+                     NULL};
+        int st = aidp_test_run(&P, a);
+        umount2("/etc/group", MNT_DETACH);
+        cr_expect_eq(st, 0, "exit %d: %s%s", st, P.out, P.err);
+        char want_tab[64];
+        snprintf(want_tab, sizeof want_tab, "\t%u ", (unsigned)g);
+        cr_expect(!strncmp(P.out, "Groups:", 7) && (strstr(P.out, want) || strstr(P.out, want_tab)),
+                  "%s", P.out);
+        cr_expect(strstr(P.out, "group-shared-row\n") != NULL, "0640 file unreadable: %s%s", P.out,
+                  P.err);
+        unlink(file);
+        rmdir(data);
+        unlink(grp);
+        rmdir(dir);
 }
