@@ -61,7 +61,13 @@ static void job_groups(const struct run *r, struct aidp_sandbox_spec *spec)
                         pw.pw_name, n, AIDP_SANDBOX_MAX_GROUPS);
                 n = AIDP_SANDBOX_MAX_GROUPS;
         }
-        spec->n_groups = n > 0 ? (size_t)n : 0;
+        /* Never root's group, even for a member of it: the job runs
+         * unprivileged, and group 0 owns much of the host's configuration. */
+        size_t k = 0;
+        for (int i = 0; i < n; i++)
+                if (spec->groups[i] != 0)
+                        spec->groups[k++] = spec->groups[i];
+        spec->n_groups = k;
 }
 
 /* What pid 1 is to build: the profile, the job, its fds and the run's mounts. */
