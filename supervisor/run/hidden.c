@@ -74,6 +74,20 @@ bool aidp_run_hidden_path(const struct run *r, const char *path, bool is_dir, ch
         return true;
 }
 
+/* A PATH directory of a Python environment (the usual names of venv, conda,
+ * pyenv, poetry and pipenv directories): where a bare `python3` resolves
+ * differently inside. Other hidden PATH entries (~/.local/bin) are common and
+ * mostly harmless, and not warned about. */
+static bool python_env_dir(const char *dir)
+{
+        static const char *const marks[] = {"venv",   "virtualenvs", "conda",   "mamba",
+                                            ".pyenv", "/envs/",      "pypoetry"};
+        for (size_t i = 0; i < ARRAY_SIZE(marks); i++)
+                if (strstr(dir, marks[i]))
+                        return true;
+        return false;
+}
+
 /* The first hidden path among the job's command, its PATH and, with words
  * (the job failed to run something), the words of its arguments
  * (`sh -c "~/venv/bin/python train.py"`). */
@@ -90,14 +104,16 @@ bool aidp_run_hidden_scan(const struct run *r, bool words, char *hint, size_t si
                             aidp_run_hidden_path(r, w, false, hint, size))
                                 return true;
         }
-        for (size_t i = 0; i < r->n_env; i++) {
+        bool bare = argv && argv[0] && !strchr(argv[0], '/');
+        for (size_t i = 0; bare && i < r->n_env; i++) {
                 if (strncmp(r->env[i], "PATH=", 5))
                         continue;
                 char buf[4096];
                 snprintf(buf, sizeof buf, "%s", r->env[i] + 5);
                 char *save = NULL;
                 for (char *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save))
-                        if (d[0] == '/' && aidp_run_hidden_path(r, d, true, hint, size))
+                        if (d[0] == '/' && python_env_dir(d) &&
+                            aidp_run_hidden_path(r, d, true, hint, size))
                                 return true;
         }
         return false;

@@ -59,7 +59,7 @@ static void collect_out(struct run *r)
                         snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
                 if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->tmpfs[i].size,
                                         r->o->output_dir, r->res->run_id, r->o->output_key_id,
-                                        owner, &r->res->output, &r->collect_err) < 0)
+                                        owner, !r->o->quiet, &r->res->output, &r->collect_err) < 0)
                         r->collect_failed = true;
                 else
                         r->res->has_output = true;

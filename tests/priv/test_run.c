@@ -426,8 +426,8 @@ Test(run, hidden_virtualenv_is_named_with_the_bind_that_shows_it)
                          "/bin/sh",       "-c",  cmd,  NULL};
         cr_expect_eq(aidp_test_run(&P, shell), 127, "%s", P.err);
         cr_expect(strstr(P.err, "exited 127") && strstr(P.err, want), "%s", P.err);
-        char *onpath[] = {AIDP_SUPERVISOR, "run",    "--no-cwd", "--user",    "65534",
-                          "--env",         path_env, "--",       "/bin/true", NULL};
+        char *onpath[] = {AIDP_SUPERVISOR, "run",    "--no-cwd", "--user", "65534",
+                          "--env",         path_env, "--",       "true",   NULL};
         cr_expect_eq(aidp_test_run(&P, onpath), 0, "%s", P.err);
         cr_expect(strstr(P.err, "warning: ") && strstr(P.err, want), "no warning: %s", P.err);
         char *bound[] = {AIDP_SUPERVISOR, "run", "-q", "--no-cwd", "--user", "65534",

@@ -117,6 +117,14 @@ Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited
         cr_assert(strstr(P.out, "3145735"), "%s", P.out);
         cr_assert_null(strstr(P.out, "WROTE"), "/data was writable: %s", P.out);
         cr_assert_null(strstr(P.out, "REMOVED"), "/data was writable: %s", P.out);
+        /* stderr is a pipe here (a batch log): progress comes as whole lines,
+         * of injection and of sealing /out, each ending in "done". */
+        cr_expect(strstr(P.err, "aidp-supervisor: decrypting alpha: 100%, 3.0 of 3.0 MiB") &&
+                          strstr(P.err, "aidp-supervisor: decrypting beta: 100%"),
+                  "no injection progress lines: %s", P.err);
+        cr_expect(strstr(P.err, "aidp-supervisor: sealing /out: 100%") != NULL,
+                  "no sealing progress line: %s", P.err);
+        cr_expect_null(strchr(P.err, '\r'), "a terminal bar in a batch log: %s", P.err);
 
         /* Exactly one sealed output, named after the run, with inherited tags. */
         DIR *d = opendir(outdir);
