@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -101,6 +102,16 @@ int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error 
         return 0;
 }
 
+/* The run holds SIGINT, SIGTERM and SIGHUP blocked until the job runs
+ * (supervisor/run/monitor.c): one pending is a stop request (Ctrl-C). */
+static bool stop_requested(void)
+{
+        sigset_t pending;
+        sigpending(&pending);
+        return sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) ||
+               sigismember(&pending, SIGHUP);
+}
+
 int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid, bool progress,
                         struct aidp_run_dataset *info, aidp_error *err)
 {
@@ -123,6 +134,7 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
                 struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
                 o.uid = uid;
                 o.gid = gid;
+                o.interrupted = stop_requested;
                 if (progress) {
                         o.progress = aidp_progress_bar_draw;
                         o.progress_opaque = &b;
