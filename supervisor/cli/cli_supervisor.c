@@ -221,7 +221,8 @@ static const struct aidp_cli_opt run_opts[] = {
                      "the job's name in lineage (default: the profile's name)", U),
         AIDP_CLI_OPT("output-dir", 0, AIDP_CLI_STRING, RUN(o.output_dir), "DIR",
                      "seal /out into DIR/<run-id>.sealed at the end, with\n"
-                     "the inputs' highest classification and all their tags",
+                     "the inputs' highest classification and all their tags;\n"
+                     "without it /out is shredded (aidp-run: --out DIR)",
                      U),
         AIDP_CLI_OPT("output-key-id", 0, AIDP_CLI_STRING, RUN(o.output_key_id), "ID",
                      "key for the sealed /out (default: the first input's)", U),
@@ -313,6 +314,11 @@ static json_object *summary_json(const struct aidp_run_result *r)
         json_object_object_add(o, "timed_out", json_object_new_boolean(r->timed_out));
         json_object_object_add(o, "stop_signal", json_object_new_int(r->stop_signal));
         json_object_object_add(o, "oom_killed", json_object_new_boolean(r->oom_killed));
+        json_object_object_add(o, "oom_kills", json_object_new_uint64(r->oom_kills));
+        /* /out without --output-dir: shredded, never kept */
+        json_object_object_add(o, "out_kept", json_object_new_boolean(!r->out_discarded));
+        json_object_object_add(o, "out_discarded_bytes",
+                               json_object_new_uint64(r->out_discarded_bytes));
         json_object_object_add(o, "wall_seconds", json_object_new_double(r->wall_seconds));
         /* null: the cgroup could not tell (resources_error says why) */
         json_object_object_add(o, "cpu_seconds",
@@ -385,13 +391,23 @@ static void print_result(const struct aidp_run_result *res, bool quiet)
         if (res->started && res->resources_error[0])
                 fprintf(stderr, "aidp-supervisor: warning: run usage unknown: %s\n",
                         res->resources_error);
+        char oom[96] = "", out[160] = "";
+        if (res->oom_kills)
+                snprintf(oom, sizeof oom, ", OOM kills %llu (killed by the memory limit)",
+                         (unsigned long long)res->oom_kills);
+        if (res->out_discarded && res->out_discarded_files)
+                snprintf(out, sizeof out,
+                         "; /out: %llu bytes in %llu files discarded (no --output-dir)",
+                         (unsigned long long)res->out_discarded_bytes,
+                         (unsigned long long)res->out_discarded_files);
         if (res->started)
                 fprintf(stderr,
-                        "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %s, peak memory %s, "
-                        "cgroup %s; shred: %llu files, %llu bytes, verified %s%s\n",
-                        res->run_id, res->exit_status, res->wall_seconds, cpu, mem,
+                        "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %s, peak memory %s%s, "
+                        "cgroup %s; shred: %llu files, %llu bytes, verified %s%s%s\n",
+                        res->run_id, res->exit_status, res->wall_seconds, cpu, mem, oom,
                         res->cgroup_version, (unsigned long long)res->shred.files,
                         (unsigned long long)res->shred.bytes, res->shred.verified ? "yes" : "NO",
+                        out,
                         res->noswap ? ""
                                     : "; tmpfs noswap unsupported by this kernel (data could reach "
                                       "swap)");

@@ -76,8 +76,17 @@ static int send_go(struct run *r, struct aidp_run_fds *f, aidp_error *err)
         int rc;
         if (r->o->on_notify_fd && (rc = receive_listener(r, err)) < 0)
                 return rc;
-        if (read_report(f->err[0], &rep))
-                return aidp_run_child_failure(&rep, err);
+        if (read_report(f->err[0], &rep)) {
+                int rc2 = aidp_run_child_failure(&rep, err);
+                char hint[1024];
+                if (rep.stage == AIDP_STAGE_EXEC &&
+                    (aidp_run_hidden_path(r, rep.what, false, hint, sizeof hint) ||
+                     aidp_run_hidden_scan(r, true, hint, sizeof hint))) {
+                        size_t len = strlen(err->msg);
+                        snprintf(err->msg + len, sizeof err->msg - len, "; %s", hint);
+                }
+                return rc2;
+        }
         /* EOF: the job's execve closed the last copy of the error pipe. */
         r->res->started = true;
         return 0;

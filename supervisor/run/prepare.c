@@ -2,6 +2,7 @@
 /* Steps 3 (prepare) and 6 (inject) of docs/run-core.md: the run's detached
  * tmpfs mounts, and the sealed inputs decrypted into /data once pid 1 holds them. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "supervisor/run/run_internal.h"
@@ -40,6 +41,13 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
                 rc = add_tmpfs(r, "out", l->out_bytes, 0755, r->uid, r->gid, err);
         if (rc < 0)
                 return rc;
+        char hint[1024];
+        if (!r->o->quiet && aidp_run_hidden_scan(r, false, hint, sizeof hint))
+                fprintf(stderr, "aidp-supervisor: warning: %s\n", hint);
+        if (!r->o->output_dir && !r->o->quiet)
+                fprintf(stderr,
+                        "aidp-supervisor: warning: no --output-dir: whatever the job writes to "
+                        "/out is shredded when it ends; keep it with `aidp-run --out DIR`\n");
         if (r->inject.n) {
                 /* /data: sized from the manifests unless the profile says,
                  * filled and authenticated completely before the job exists. */

@@ -202,6 +202,13 @@ static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
         if (rc == 0)
                 rc = aidp_run_start_and_monitor(r, err);
         aidp_run_phase(r, "job");
+        /* 126/127: the job's shell could not run something; a path the
+         * sandbox hides is the usual cause (a virtualenv under $HOME). */
+        char hint[1024];
+        if (rc == 0 && (r->res->job_status == 126 || r->res->job_status == 127) &&
+            aidp_run_hidden_scan(r, true, hint, sizeof hint))
+                fprintf(stderr, "aidp-supervisor: the job exited %d (cannot run a command): %s\n",
+                        r->res->job_status, hint);
         return rc;
 }
 

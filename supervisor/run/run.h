@@ -65,8 +65,12 @@ struct aidp_run_result {
         int exit_status; /* what aidp-supervisor exits with */
         int job_status;  /* the job's own status (128+N), -1 if it never ran */
         bool timed_out, oom_killed, started;
-        int stop_signal; /* SIGTERM/SIGINT/SIGHUP/SIGQUIT the supervisor was stopped with
+        int stop_signal;    /* SIGTERM/SIGINT/SIGHUP/SIGQUIT the supervisor was stopped with
                           * while the job ran (scancel, Ctrl-C); 0 if none */
+        uint64_t oom_kills; /* processes the memory limit killed (the job's or a child) */
+        /* no --output-dir: what /out held when the run ended, shredded unkept */
+        bool out_discarded;
+        uint64_t out_discarded_bytes, out_discarded_files;
         uint64_t memory_peak_bytes, cpu_usec;
         /* false: the cgroup could not tell (resources_error says why); the
          * value is then reported unknown, never as 0 */

@@ -139,6 +139,12 @@ int aidp_run_start_and_monitor(struct run *r, aidp_error *err);
 void aidp_run_signals_take(struct aidp_run_signal_hold *h);
 void aidp_run_signals_release(struct aidp_run_signal_hold *h);
 
+/* hidden.c: paths the sandbox hides, named with the bind that shows them
+ * (lexical; nothing the caller names is opened) */
+bool aidp_run_hidden_path(const struct run *r, const char *path, bool is_dir, char *hint,
+                          size_t size);
+bool aidp_run_hidden_scan(const struct run *r, bool words, char *hint, size_t size);
+
 /* teardown.c: 8 and 10 */
 int aidp_run_teardown(struct run *r, aidp_error *err);
 void aidp_run_journal_finish(struct run *r, bool done);

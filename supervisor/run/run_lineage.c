@@ -314,8 +314,19 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
         else if (res->job_status > 128)
                 sig = res->job_status - 128;
         aidp_lineage_set_exit(ev, code, sig, res->exit_status, reason);
-        json_object_object_add(aidp_lineage_run_facet(ev, "aidp_exit"), "started",
-                               json_object_new_boolean(res->started));
+        json_object *xf = aidp_lineage_run_facet(ev, "aidp_exit");
+        json_object_object_add(xf, "started", json_object_new_boolean(res->started));
+        /* Also when the job itself survived: a child killed by the memory
+         * limit may have lost work the exit status does not show. */
+        json_object_object_add(xf, "oomKills", json_object_new_uint64(res->oom_kills));
+        if (res->out_discarded) {
+                json_object *of = aidp_lineage_run_facet(ev, "aidp_out");
+                json_object_object_add(of, "kept", json_object_new_boolean(false));
+                json_object_object_add(of, "discardedBytes",
+                                       json_object_new_uint64(res->out_discarded_bytes));
+                json_object_object_add(of, "discardedFiles",
+                                       json_object_new_uint64(res->out_discarded_files));
+        }
         struct aidp_lineage_resources rs = {
                 .peak_memory_bytes = res->memory_peak_bytes,
                 .cpu_usec = res->cpu_usec,

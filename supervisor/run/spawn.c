@@ -3,10 +3,13 @@
  * run's cgroup, recorded in the journal. What pid 1 does is sandbox/sandbox.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/sched.h>
 #include <sched.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -40,6 +43,33 @@ int aidp_run_child_failure(const struct aidp_sandbox_report *rep, aidp_error *er
                 aidp_sandbox_stage_name((enum aidp_sandbox_stage)rep->stage), rep->what);
 }
 
+/* The job user's supplementary groups, from the group database: behind sudo
+ * or a scheduler this process has root's, not the caller's; for an admin's
+ * --user NAME they are that user's. A uid without a passwd entry has none. */
+static void job_groups(const struct run *r, struct aidp_sandbox_spec *spec)
+{
+        struct passwd pw, *pwp = NULL;
+        char buf[4096];
+        spec->n_groups = 0;
+        if (getpwuid_r(r->uid, &pw, buf, sizeof buf, &pwp) != 0 || !pwp)
+                return;
+        int n = AIDP_SANDBOX_MAX_GROUPS;
+        if (getgrouplist(pw.pw_name, r->gid, spec->groups, &n) < 0) {
+                fprintf(stderr,
+                        "aidp-supervisor: warning: %s is in %d groups; the job keeps the "
+                        "first %d\n",
+                        pw.pw_name, n, AIDP_SANDBOX_MAX_GROUPS);
+                n = AIDP_SANDBOX_MAX_GROUPS;
+        }
+        /* Never root's group, even for a member of it: the job runs
+         * unprivileged, and group 0 owns much of the host's configuration. */
+        size_t k = 0;
+        for (int i = 0; i < n; i++)
+                if (spec->groups[i] != 0)
+                        spec->groups[k++] = spec->groups[i];
+        spec->n_groups = k;
+}
+
 /* What pid 1 is to build: the profile, the job, its fds and the run's mounts. */
 static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int relay_child[2],
                       struct aidp_sandbox_spec *spec)
@@ -66,6 +96,7 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                 .cwd_tree_fd = r->cp.cwd_tree,
                 .has_cwd_tree = r->cp.cwd_tree >= 0,
         };
+        job_groups(r, spec);
         const char *targets[] = {"/tmp", r->profile.paths.scratch, r->profile.paths.out};
         for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)
                 spec->mounts[spec->n_mounts++] = (struct aidp_sandbox_mount){

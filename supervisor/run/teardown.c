@@ -38,6 +38,7 @@ static void read_stats(struct run *r)
         r->res->memory_peak_known = st.known & AIDP_CGROUP_STAT_MEMORY_PEAK;
         r->res->cpu_usec = st.cpu_usec;
         r->res->cpu_known = st.known & AIDP_CGROUP_STAT_CPU;
+        r->res->oom_kills = st.oom_kills;
         if (st.oom_kills > 0)
                 r->res->oom_killed = true;
 }
@@ -58,7 +59,7 @@ static void collect_out(struct run *r)
                         snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
                 if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->tmpfs[i].size,
                                         r->o->output_dir, r->res->run_id, r->o->output_key_id,
-                                        owner, &r->res->output, &r->collect_err) < 0)
+                                        owner, !r->o->quiet, &r->res->output, &r->collect_err) < 0)
                         r->collect_failed = true;
                 else
                         r->res->has_output = true;
@@ -86,6 +87,13 @@ static void shred_all(struct run *r)
                 total->failures += one.failures;
                 total->seconds += one.seconds;
                 total->scrub_seconds += one.scrub_seconds;
+                /* Nobody asked to keep /out: what it held is gone now; the
+                 * summary and lineage say how much. */
+                if (!strcmp(r->tmpfs[i].label, "out") && !r->o->output_dir && r->res->started) {
+                        r->res->out_discarded = true;
+                        r->res->out_discarded_bytes = one.bytes;
+                        r->res->out_discarded_files = one.files;
+                }
                 if (!one.verified || e < 0) {
                         total->verified = false;
                         if (!total->first_failure[0])

@@ -520,7 +520,10 @@ static void drop_credentials(const struct aidp_sandbox_spec *s)
          * supervisor whose other threads (START's fsync) do not exist here, so
          * the wrapper would wait for them forever. The kernel changes the
          * calling thread, which is all of pid 1. */
-        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setgroups, 0, NULL), "setgroups");
+        /* The job user's supplementary groups (group-shared data), as a
+         * login would give them; the supervisor looked them up before the
+         * clone, since pid 1 must not call into NSS. */
+        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setgroups, s->n_groups, s->groups), "setgroups");
         CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setresgid, s->gid, s->gid, s->gid), "setresgid");
         CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setresuid, s->uid, s->uid, s->uid), "setresuid");
         if (keep)
@@ -535,8 +538,17 @@ static void drop_credentials(const struct aidp_sandbox_spec *s)
                 CHECK(AIDP_STAGE_CREDENTIALS,
                       prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient");
         }
-        gid_t g;
-        if (getgroups(1, &g) != 0 || getuid() != s->uid || getgid() != s->gid)
+        /* Exactly the groups asked for (the kernel sorts them), and nothing
+         * of root's left. */
+        gid_t g[AIDP_SANDBOX_MAX_GROUPS + 1];
+        int ng = getgroups(ARRAY_SIZE(g), g);
+        bool same = ng >= 0 && (size_t)ng == s->n_groups;
+        for (int i = 0; same && i < ng; i++) {
+                same = false;
+                for (size_t j = 0; !same && j < s->n_groups; j++)
+                        same = g[i] == s->groups[j];
+        }
+        if (!same || getuid() != s->uid || getgid() != s->gid)
                 die(AIDP_STAGE_CREDENTIALS, EPERM, "identity check");
         CHECK(AIDP_STAGE_CREDENTIALS, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
 }

@@ -44,6 +44,8 @@ struct aidp_sandbox_mount {
         bool readonly;
 };
 
+#define AIDP_SANDBOX_MAX_GROUPS 256
+
 struct aidp_sandbox_spec {
         char *const *argv;
         char *const *envp;
@@ -51,6 +53,8 @@ struct aidp_sandbox_spec {
         bool bind_cwd;
         uid_t uid;
         gid_t gid;
+        gid_t groups[AIDP_SANDBOX_MAX_GROUPS]; /* supplementary groups (the job user's) */
+        size_t n_groups;
         const char *hostname;
         const struct aidp_profile *profile; /* binds, masks, devices, rlimits, caps */
         const struct aidp_bpf *bpf;         /* loaded last, right before execve */

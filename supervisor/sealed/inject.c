@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -101,6 +102,16 @@ int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error 
         return 0;
 }
 
+/* The run holds SIGINT, SIGTERM and SIGHUP blocked until the job runs
+ * (supervisor/run/monitor.c): one pending is a stop request (Ctrl-C). */
+static bool stop_requested(void)
+{
+        sigset_t pending;
+        sigpending(&pending);
+        return sigismember(&pending, SIGINT) || sigismember(&pending, SIGTERM) ||
+               sigismember(&pending, SIGHUP);
+}
+
 int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid, bool progress,
                         struct aidp_run_dataset *info, aidp_error *err)
 {
@@ -118,11 +129,13 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
                                                 "dataset %s: opening /data/%s", name, name);
                 char label[64];
                 snprintf(label, sizeof label, "aidp-supervisor: decrypting %.20s", name);
-                struct aidp_progress_bar b = {.label = label};
+                struct aidp_progress_bar b;
+                aidp_progress_bar_init(&b, label);
                 struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
                 o.uid = uid;
                 o.gid = gid;
-                if (progress && isatty(2)) {
+                o.interrupted = stop_requested;
+                if (progress) {
                         o.progress = aidp_progress_bar_draw;
                         o.progress_opaque = &b;
                 }
@@ -142,7 +155,8 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
 
 int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
                         const char *output_dir, const char *run_id, const char *key_id,
-                        const char *owner, struct aidp_run_dataset *ret, aidp_error *err)
+                        const char *owner, bool progress, struct aidp_run_dataset *ret,
+                        aidp_error *err)
 {
         int r = keys_ready(d, NULL, NULL, err);
         if (r < 0)
@@ -176,6 +190,12 @@ int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "opening /out");
         char fname[128];
         snprintf(fname, sizeof fname, "%s.sealed", run_id);
+        struct aidp_progress_bar b;
+        aidp_progress_bar_init(&b, "aidp-supervisor: sealing /out");
+        if (progress) {
+                p.progress = aidp_progress_bar_draw;
+                p.progress_opaque = &b;
+        }
         struct aidp_seal_result res;
         r = aidp_sealed_seal(src, "out", &p, &d->keys, odir, fname, &res, err);
         if (r < 0)

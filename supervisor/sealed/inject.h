@@ -58,14 +58,16 @@ int aidp_inject_open(struct aidp_inject *d, const char *const *paths, size_t n,
 const struct aidp_sealed_header *aidp_inject_header(const struct aidp_inject *d, size_t i);
 int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error *err);
 /* root_fd: the supervisor's /data tmpfs mount fd. Entries are owned by
- * uid:gid. progress: draw a bar on stderr (only if it is a terminal). */
+ * uid:gid. progress: a bar on stderr, or progress lines when it is no
+ * terminal (batch logs). */
 int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid, bool progress,
                         struct aidp_run_dataset *info, aidp_error *err);
 /* Seal the tree under out_fd into output_dir/<run_id>.sealed as dataset
  * "<run_id>-out", owner `owner`, key key_id (NULL: the first input's).
  * max_bytes: the /out tmpfs size; a tree claiming more (sparse files) is
- * refused rather than expanded. */
+ * refused rather than expanded. progress: as for decrypt. */
 int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
                         const char *output_dir, const char *run_id, const char *key_id,
-                        const char *owner, struct aidp_run_dataset *ret, aidp_error *err);
+                        const char *owner, bool progress, struct aidp_run_dataset *ret,
+                        aidp_error *err);
 void aidp_inject_free(struct aidp_inject *d);

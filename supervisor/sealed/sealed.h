@@ -80,6 +80,9 @@ struct aidp_sealed_opts {
         bool verify_digest;
         aidp_sealed_progress_fn progress;
         void *progress_opaque;
+        /* Polled on the calling thread every ~100 ms: true stops the work,
+         * which fails with EINTR (an interrupt, as Ctrl-C); NULL: never. */
+        bool (*interrupted)(void);
 };
 #define AIDP_SEALED_OPTS_DEFAULT                                                                   \
         {                                                                                          \

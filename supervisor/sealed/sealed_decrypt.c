@@ -254,6 +254,7 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
                                      .ctx = &d,
                                      .progress = o->progress,
                                      .progress_opaque = o->progress_opaque,
+                                     .interrupted = o->interrupted,
                                      .total_bytes = h->payload_len};
         r = aidp_sealed_pool_run(&p, aidp_sealed_pick_threads(o->threads, h->n_segments), s->dk.p,
                                  false, (size_t)h->segment_size + AIDP_SEALED_TAG_LEN, err);

@@ -93,6 +93,7 @@ struct aidp_sealed_pool {
         void *ctx;
         aidp_sealed_progress_fn progress;
         void *progress_opaque;
+        bool (*interrupted)(void); /* polled with progress; true: fail with EINTR */
         uint64_t total_bytes;
 };
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/exitcodes.h"
 #include "supervisor/sealed/sealed_internal.h"
 
 /* The caller's worker reports progress at most this often. */
@@ -103,12 +104,19 @@ static void worker_loop(struct aidp_sealed_worker *w, bool caller)
                         pool_fail(p, &e);
                         return;
                 }
-                if (caller && p->progress) {
+                if (caller && (p->progress || p->interrupted)) {
                         uint64_t now = mono_ns();
                         if (now - last >= PROGRESS_EVERY_NS) {
                                 last = now;
-                                p->progress(p->progress_opaque, atomic_load(&p->done_bytes),
-                                            p->total_bytes);
+                                if (p->progress)
+                                        p->progress(p->progress_opaque, atomic_load(&p->done_bytes),
+                                                    p->total_bytes);
+                                if (p->interrupted && p->interrupted()) {
+                                        aidp_error_set(&e, AIDP_EXIT_INTERNAL, EINTR,
+                                                       "interrupted");
+                                        pool_fail(p, &e);
+                                        return;
+                                }
                         }
                 }
         }

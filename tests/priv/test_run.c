@@ -1,7 +1,13 @@
 /* Root integration tests of the run core: the probe runs inside the sandbox
  * and asserts what the kernel enforces there; the test checks from the host
  * that nothing of the run is left. */
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
 
@@ -344,7 +351,9 @@ Test(run, output_spliced_from_tmpfs_survives_shred)
 Test(run, aidp_run_wrapper_runs_a_job_as_root_and_passes_the_status)
 {
         AIDP_REQUIRE_ROOT();
-        /* As root the wrapper calls the supervisor directly (no sudo). */
+        /* As root the wrapper calls the supervisor directly (no sudo): this
+         * build's, wherever it is (out of tree, ASan). */
+        setenv("AIDP_SUPERVISOR", AIDP_SUPERVISOR, 1);
         char *a[] = {AIDP_SOURCE_DIR "/scripts/aidp-run",
                      "-q",
                      "--user",
@@ -363,7 +372,140 @@ Test(run, aidp_run_wrapper_runs_a_job_as_root_and_passes_the_status)
         char *h[] = {AIDP_SOURCE_DIR "/scripts/aidp-run", "--help", NULL};
         cr_expect_eq(aidp_test_run(&P, h), 0);
         cr_expect(strstr(P.out, "--user") != NULL, "%s", P.out);
+        /* --out DIR is --output-dir DIR (an argument of the job is left alone) */
+        char *o[] = {AIDP_SOURCE_DIR "/scripts/aidp-run",
+                     "-q",
+                     "--no-cwd",
+                     "--out",
+                     "/nonexistent/aidp-out",
+                     "--output-key-id",
+                     "k",
+                     "--",
+                     "/bin/echo",
+                     "--out",
+                     NULL};
+        cr_expect_eq(aidp_test_run(&P, o), AIDP_EXIT_USAGE, "%s", P.err);
+        cr_expect(strstr(P.err, "--output-dir /nonexistent/aidp-out: not a directory") != NULL,
+                  "%s", P.err);
+        unsetenv("AIDP_SUPERVISOR");
 }
 
 /* Behind sudo the job runs as the sudo user: tests/priv/test_trust.c, through
  * a real sudo as a real unprivileged user. */
+
+/* A virtualenv in a directory the sandbox hides (/tmp here, as /home or
+ * /root would be): the failure names the hidden path and the bind that shows
+ * it, a PATH through it is warned about before the job starts, and the
+ * advised --ro-bind makes it run. */
+Test(run, hidden_virtualenv_is_named_with_the_bind_that_shows_it)
+{
+        AIDP_REQUIRE_ROOT();
+        char venv[] = "/tmp/aidp-test-venv.XXXXXX", bin[PATH_MAX], py[PATH_MAX];
+        cr_assert_not_null(mkdtemp(venv));
+        chmod(venv, 0755);
+        snprintf(bin, sizeof bin, "%s/bin", venv);
+        snprintf(py, sizeof py, "%s/python", bin);
+        cr_assert_eq(mkdir(bin, 0755), 0);
+        FILE *f = fopen(py, "w");
+        cr_assert_not_null(f);
+        fputs("#!/bin/sh\necho venv-python\n", f);
+        fclose(f);
+        chmod(py, 0755);
+        char want[PATH_MAX + 64], path_env[PATH_MAX + 32];
+        snprintf(want, sizeof want, "--ro-bind %s ", venv);
+        snprintf(path_env, sizeof path_env, "PATH=%s:/usr/bin:/bin", bin);
+
+        char *direct[] = {AIDP_SUPERVISOR, "run", "-q", "--no-cwd", "--user",
+                          "65534",         "--",  py,   NULL};
+        cr_expect_eq(aidp_test_run(&P, direct), AIDP_EXIT_NOT_FOUND, "%s", P.err);
+        cr_expect(strstr(P.err, "is under /tmp, which the sandbox hides") && strstr(P.err, want),
+                  "%s", P.err);
+        char cmd[PATH_MAX + 16];
+        snprintf(cmd, sizeof cmd, "%s train.py", py);
+        char *shell[] = {AIDP_SUPERVISOR, "run", "-q", "--no-cwd", "--user", "65534", "--",
+                         "/bin/sh",       "-c",  cmd,  NULL};
+        cr_expect_eq(aidp_test_run(&P, shell), 127, "%s", P.err);
+        cr_expect(strstr(P.err, "exited 127") && strstr(P.err, want), "%s", P.err);
+        char *onpath[] = {AIDP_SUPERVISOR, "run",    "--no-cwd", "--user", "65534",
+                          "--env",         path_env, "--",       "true",   NULL};
+        cr_expect_eq(aidp_test_run(&P, onpath), 0, "%s", P.err);
+        cr_expect(strstr(P.err, "warning: ") && strstr(P.err, want), "no warning: %s", P.err);
+        char *bound[] = {AIDP_SUPERVISOR, "run", "-q", "--no-cwd", "--user", "65534",
+                         "--ro-bind",     venv,  "--", py,         NULL};
+        cr_expect_eq(aidp_test_run(&P, bound), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "venv-python\n");
+        unlink(py);
+        rmdir(bin);
+        rmdir(venv);
+}
+
+/* The job keeps its user's supplementary groups: a group-readable 0640 file
+ * opens inside. The group exists only in this test's own mount namespace
+ * (a copy of /etc/group with it added, bound over /etc/group there), so the
+ * host's group database is never touched. */
+Test(run, supplementary_groups_are_kept_and_open_group_readable_files)
+{
+        AIDP_REQUIRE_ROOT();
+        struct passwd *pw = getpwuid(65534);
+        cr_assert_not_null(pw, "no passwd entry for uid 65534");
+        char user[64];
+        snprintf(user, sizeof user, "%s", pw->pw_name);
+        gid_t g = 64321;
+        while (getgrgid(g))
+                g++;
+        char dir[] = "/tmp/aidp-test-groups.XXXXXX", grp[PATH_MAX], data[PATH_MAX], file[PATH_MAX];
+        cr_assert_not_null(mkdtemp(dir));
+        chmod(dir, 0755);
+        snprintf(grp, sizeof grp, "%s/group", dir);
+        snprintf(data, sizeof data, "%s/shared", dir);
+        snprintf(file, sizeof file, "%s/secret.csv", data);
+        size_t len;
+        char *orig = aidp_test_slurp("/etc/group", &len);
+        cr_assert_not_null(orig);
+        FILE *f = fopen(grp, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "%saidptestshare:x:%u:%s\n", orig, (unsigned)g, user);
+        fclose(f);
+        free(orig);
+        chmod(grp, 0644);
+        cr_assert_eq(mkdir(data, 0755), 0);
+        f = fopen(file, "w");
+        cr_assert_not_null(f);
+        fputs("group-shared-row\n", f);
+        fclose(f);
+        cr_assert_eq(chown(file, 0, g), 0);
+        cr_assert_eq(chmod(file, 0640), 0);
+        /* Criterion runs each test in its own process: the namespace ends with it. */
+        cr_assert_eq(unshare(CLONE_NEWNS), 0, "unshare: %s", strerror(errno));
+        cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
+        cr_assert_eq(mount(grp, "/etc/group", NULL, MS_BIND, NULL), 0, "%s", strerror(errno));
+        char want[64];
+        snprintf(want, sizeof want, " %u ", (unsigned)g);
+        char *a[] = {AIDP_SUPERVISOR,
+                     "run",
+                     "-q",
+                     "--no-cwd",
+                     "--user",
+                     user,
+                     "--ro-bind",
+                     data,
+                     "--",
+                     "/bin/sh",
+                     "-c",
+                     "grep '^Groups:' /proc/self/status; cat \"$0\"",
+                     file,
+                     NULL};
+        int st = aidp_test_run(&P, a);
+        umount2("/etc/group", MNT_DETACH);
+        cr_expect_eq(st, 0, "exit %d: %s%s", st, P.out, P.err);
+        char want_tab[64];
+        snprintf(want_tab, sizeof want_tab, "\t%u ", (unsigned)g);
+        cr_expect(!strncmp(P.out, "Groups:", 7) && (strstr(P.out, want) || strstr(P.out, want_tab)),
+                  "%s", P.out);
+        cr_expect(strstr(P.out, "group-shared-row\n") != NULL, "0640 file unreadable: %s%s", P.out,
+                  P.err);
+        unlink(file);
+        rmdir(data);
+        unlink(grp);
+        rmdir(dir);
+}

@@ -9,6 +9,7 @@
 #include <linux/fs.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -305,4 +306,89 @@ Test(run_lineage, gc_records_abort_for_a_run_whose_supervisor_died)
         for (size_t i = 0; i < n; i++)
                 json_object_put(ev[i]);
         cr_assert(!aidp_test_cgroup_exists(run_id), "the run's cgroup survived gc");
+}
+
+/* Without --output-dir, /out is shredded: the run says so before the job
+ * starts, and the summary line, the JSON summary and the end record say how
+ * much was discarded. */
+Test(run_lineage, out_without_output_dir_is_reported_discarded)
+{
+        AIDP_REQUIRE_ROOT();
+        char summ[PATH_MAX];
+        snprintf(summ, sizeof summ, "%s/summary.json", dir);
+        char *a[] = {AIDP_SUPERVISOR,
+                     "run",
+                     "--user",
+                     "65534",
+                     "--run-id",
+                     run_id,
+                     "--lineage",
+                     logp,
+                     "--summary",
+                     summ,
+                     "--",
+                     "/bin/sh",
+                     "-c",
+                     "echo job-started >&2; head -c 12345 /dev/zero >/out/ckpt.pt",
+                     NULL};
+        int st = aidp_test_run(&P, a);
+        cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
+        const char *warn = strstr(P.err, "warning: no --output-dir");
+        const char *started = strstr(P.err, "job-started");
+        cr_assert(warn && started && warn < started, "no warning before the job: %s", P.err);
+        cr_expect(strstr(P.err, "aidp-run --out DIR") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "/out: 12345 bytes in 1 files discarded") != NULL, "%s", P.err);
+        size_t jlen;
+        char *js = aidp_test_slurp(summ, &jlen);
+        cr_assert_not_null(js);
+        json_object *sj = json_tokener_parse(js);
+        free(js);
+        cr_assert_not_null(sj);
+        cr_expect_eq(json_object_get_int64(aidp_test_json_at(sj, "out_discarded_bytes")), 12345);
+        cr_expect(!json_object_get_boolean(aidp_test_json_at(sj, "out_kept")));
+        json_object_put(sj);
+        json_object *ev[8];
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
+        cr_assert_eq(n, 2);
+        cr_expect_eq(json_object_get_int64(
+                             aidp_test_json_at(ev[1], "run.facets.aidp_out.discardedBytes")),
+                     12345);
+        cr_expect(aidp_test_json_at(ev[1], "run.facets.aidp_out.kept") &&
+                  !json_object_get_boolean(aidp_test_json_at(ev[1], "run.facets.aidp_out.kept")));
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+}
+
+/* A process of the job killed by the memory limit (here a child of the job's
+ * shell) shows in the stderr summary line and the end record, whatever the
+ * job's own status. */
+Test(run_lineage, oom_kill_of_a_child_is_in_the_summary_line_and_end_record)
+{
+        AIDP_REQUIRE_ROOT();
+        char *a[] = {AIDP_SUPERVISOR,
+                     "run",
+                     "--user",
+                     "65534",
+                     "--memory",
+                     "64Mi",
+                     "--run-id",
+                     run_id,
+                     "--lineage",
+                     logp,
+                     "--",
+                     "/bin/sh",
+                     "-c",
+                     AIDP_PROBE " memhog; echo child-ended",
+                     NULL};
+        int st = aidp_test_run(&P, a);
+        cr_expect(st == 0 || st == AIDP_EXIT_OOM, "exit %d: %s", st, P.err);
+        cr_expect(strstr(P.err, "OOM kills ") != NULL, "summary line without the OOM: %s", P.err);
+        json_object *ev[8];
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
+        cr_assert_eq(n, 2);
+        cr_expect_geq(
+                json_object_get_int64(aidp_test_json_at(ev[1], "run.facets.aidp_exit.oomKills")), 1,
+                "%s", json_object_to_json_string(ev[1]));
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
 }

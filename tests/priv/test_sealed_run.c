@@ -3,10 +3,13 @@
  * write it, writes /out, and /out comes back sealed with inherited tags; the
  * host never sees an aidp tmpfs; a tampered input refuses the run naming the
  * dataset, before the job exists, with nothing left behind. */
+#include <poll.h>
+#include <signal.h>
 #include <time.h>
 
 #include "common/exitcodes.h"
 #include "common/hex.h"
+#include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
 #include "tests/sealed_util.h"
@@ -117,6 +120,14 @@ Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited
         cr_assert(strstr(P.out, "3145735"), "%s", P.out);
         cr_assert_null(strstr(P.out, "WROTE"), "/data was writable: %s", P.out);
         cr_assert_null(strstr(P.out, "REMOVED"), "/data was writable: %s", P.out);
+        /* stderr is a pipe here (a batch log): progress comes as whole lines,
+         * of injection and of sealing /out, each ending in "done". */
+        cr_expect(strstr(P.err, "aidp-supervisor: decrypting alpha: 100%, 3.0 of 3.0 MiB") &&
+                          strstr(P.err, "aidp-supervisor: decrypting beta: 100%"),
+                  "no injection progress lines: %s", P.err);
+        cr_expect(strstr(P.err, "aidp-supervisor: sealing /out: 100%") != NULL,
+                  "no sealing progress line: %s", P.err);
+        cr_expect_null(strchr(P.err, '\r'), "a terminal bar in a batch log: %s", P.err);
 
         /* Exactly one sealed output, named after the run, with inherited tags. */
         DIR *d = opendir(outdir);
@@ -255,4 +266,64 @@ Test(sealed_run, sparse_giant_in_out_is_refused_not_expanded)
         cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d: %s", st, P.err);
         cr_assert(strstr(P.err, "sparse"), "%s", P.err);
         cr_assert_eq(count_entries(outdir), 0, "partial output left");
+}
+
+/* Ctrl-C during a long injection stops it: no job, /data shredded, and the
+ * end record an ABORT naming the interrupt. */
+Test(sealed_run, sigint_during_injection_stops_it_cleanly, .timeout = 300)
+{
+        AIDP_REQUIRE_ROOT();
+        char src[4096], f[4096], big[4096], logp[4096], keyp[4096];
+        snprintf(src, sizeof src, "%s/src-huge", T);
+        mkdir_p(src, 0755);
+        snprintf(f, sizeof f, "%s/huge.bin", src);
+        write_file(f, 1024ull * 1048576, 0644, 9);
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params p = {0};
+        meta_default(&p.meta, "huge");
+        strcpy(p.meta.key_id, "run-key");
+        aidp_error err = {0};
+        snprintf(big, sizeof big, "%s/huge.sealed", T);
+        cr_assert_eq(seal_path(src, big, &p, &k, NULL, &err), 0, "%s", err.msg);
+        aidp_keys_free(&k);
+        unlink(f);
+        snprintf(logp, sizeof logp, "%s/lineage.jsonl", T);
+        snprintf(keyp, sizeof keyp, "%s/lineage.key", T);
+        setenv("AIDP_LINEAGE_KEY", keyp, 1);
+        const char *extra[] = {"--data", big, "--lineage", logp, NULL};
+        run_job("echo JOB-RAN", extra, true);
+        /* Wait for the first progress line of the injection, then Ctrl-C. */
+        char buf[8192] = "";
+        size_t len = 0;
+        for (int i = 0; i < 600 && !strstr(buf, "decrypting huge"); i++) {
+                struct pollfd pf = {.fd = P.err_fd, .events = POLLIN};
+                if (poll(&pf, 1, 100) > 0) {
+                        ssize_t n = read(P.err_fd, buf + len, sizeof buf - 1 - len);
+                        if (n <= 0)
+                                break;
+                        len += (size_t)n;
+                        buf[len] = '\0';
+                }
+        }
+        cr_assert(strstr(buf, "decrypting huge"), "no injection progress line: %s", buf);
+        cr_assert_eq(kill(P.pid, SIGINT), 0);
+        int st = aidp_test_finish(&P);
+        unsetenv("AIDP_LINEAGE_KEY");
+        cr_expect_neq(st, 0, "%s%s", buf, P.err);
+        cr_expect_null(strstr(P.out, "JOB-RAN"), "the job ran after Ctrl-C: %s", P.out);
+        cr_expect(strstr(P.err, "interrupted") != NULL, "%s%s", buf, P.err);
+        cr_expect_null(strstr(P.err, "100%"), "the injection ran to the end: %s%s", buf, P.err);
+        json_object *ev[8];
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
+        cr_assert_eq(n, 2, "expected START and an end record");
+        cr_expect_str_eq(aidp_test_json_str(ev[1], "eventType"), "ABORT");
+        cr_expect(strstr(aidp_test_json_str(ev[1], "run.facets.aidp_exit.reason"), "interrupt"),
+                  "%s", json_object_to_json_string(ev[1]));
+        cr_expect(
+                json_object_get_boolean(aidp_test_json_at(ev[1], "run.facets.aidp_shred.verified")),
+                "/data not shredded and verified");
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
 }

@@ -1,0 +1,120 @@
+#define _GNU_SOURCE
+/* Paths the sandbox hides from the job (/home, /root and /run are masked;
+ * /tmp is the run's own tmpfs), named so that a virtualenv, conda or pyenv
+ * environment under $HOME does not fail with a bare "No such file or
+ * directory" or silently run the system python3. Lexical only: the caller's
+ * paths are never opened or stat'ed with root's authority. */
+#include <stdio.h>
+#include <string.h>
+
+#include "supervisor/run/run_internal.h"
+
+static const char *const hidden_tops[] = {"/home", "/root", "/run", "/tmp"};
+
+/* Is path at or below dir (both absolute, no trailing slash on dir)? */
+static bool below(const char *path, const char *dir)
+{
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/')
+                n--;
+        return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0' || n == 1);
+}
+
+/* The directory to bind for path: the environment's root for a venv, conda
+ * or pyenv interpreter (the parent of its bin/), otherwise path's own
+ * directory (or path, for a directory on PATH). */
+static void bind_for(const char *path, bool is_dir, char *out, size_t size)
+{
+        snprintf(out, size, "%s", path);
+        char *bin = strstr(out, "/bin/");
+        if (!bin && is_dir && strlen(out) >= 4 && !strcmp(out + strlen(out) - 4, "/bin"))
+                bin = out + strlen(out) - 4;
+        if (bin && bin != out) {
+                *bin = '\0';
+                return;
+        }
+        char *slash = strrchr(out, '/');
+        if (!is_dir && slash && slash != out)
+                *slash = '\0';
+}
+
+bool aidp_run_hidden_path(const struct run *r, const char *path, bool is_dir, char *hint,
+                          size_t size)
+{
+        char abs[4096];
+        if (!path || !path[0])
+                return false;
+        if (path[0] == '/')
+                snprintf(abs, sizeof abs, "%s", path);
+        else if (strchr(path, '/'))
+                snprintf(abs, sizeof abs, "%s/%s", r->cwd, path);
+        else
+                return false; /* a bare name is looked up on the job's PATH */
+        const char *top = NULL;
+        for (size_t i = 0; i < ARRAY_SIZE(hidden_tops) && !top; i++)
+                if (below(abs, hidden_tops[i]))
+                        top = hidden_tops[i];
+        if (!top)
+                return false;
+        /* Visible after all: bound by the profile or --ro-bind/--bind, or in
+         * the working directory, which is bound at the same path. */
+        for (size_t i = 0; i < r->profile.n_binds; i++) {
+                const struct aidp_bind *b = &r->profile.binds[i];
+                if (below(abs, b->target ? b->target : b->source))
+                        return false;
+        }
+        if (r->profile.bind_cwd && strcmp(r->cwd, "/") && below(abs, r->cwd))
+                return false;
+        char dir[4096];
+        bind_for(abs, is_dir, dir, sizeof dir);
+        snprintf(hint, size,
+                 "%s is under %s, which the sandbox hides from the job; bind it with "
+                 "--ro-bind %s (a virtualenv, conda or pyenv environment: its whole directory)",
+                 abs, top, dir);
+        return true;
+}
+
+/* A PATH directory of a Python environment (the usual names of venv, conda,
+ * pyenv, poetry and pipenv directories): where a bare `python3` resolves
+ * differently inside. Other hidden PATH entries (~/.local/bin) are common and
+ * mostly harmless, and not warned about. */
+static bool python_env_dir(const char *dir)
+{
+        static const char *const marks[] = {"venv",   "virtualenvs", "conda",   "mamba",
+                                            ".pyenv", "/envs/",      "pypoetry"};
+        for (size_t i = 0; i < ARRAY_SIZE(marks); i++)
+                if (strstr(dir, marks[i]))
+                        return true;
+        return false;
+}
+
+/* The first hidden path among the job's command, its PATH and, with words
+ * (the job failed to run something), the words of its arguments
+ * (`sh -c "~/venv/bin/python train.py"`). */
+bool aidp_run_hidden_scan(const struct run *r, bool words, char *hint, size_t size)
+{
+        char **argv = r->o->argv;
+        for (size_t i = 0; argv && argv[i] && (i == 0 || words); i++) {
+                char buf[4096];
+                snprintf(buf, sizeof buf, "%s", argv[i]);
+                char *save = NULL;
+                for (char *w = strtok_r(buf, " \t\n;&|()'\"=:", &save); w;
+                     w = strtok_r(NULL, " \t\n;&|()'\"=:", &save))
+                        if ((i == 0 || w[0] == '/') &&
+                            aidp_run_hidden_path(r, w, false, hint, size))
+                                return true;
+        }
+        bool bare = argv && argv[0] && !strchr(argv[0], '/');
+        for (size_t i = 0; bare && i < r->n_env; i++) {
+                if (strncmp(r->env[i], "PATH=", 5))
+                        continue;
+                char buf[4096];
+                snprintf(buf, sizeof buf, "%s", r->env[i] + 5);
+                char *save = NULL;
+                for (char *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save))
+                        if (d[0] == '/' && python_env_dir(d) &&
+                            aidp_run_hidden_path(r, d, true, hint, size))
+                                return true;
+        }
+        return false;
+}
