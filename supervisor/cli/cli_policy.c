@@ -24,9 +24,6 @@
 #include "supervisor/run/policy_clock.h"
 #include "supervisor/run/policy_load.h"
 
-/* Summaries are truncated on purpose when a file lists very many zones. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 #define PROG "aidp policy"
 
 static void summarize(const struct aidp_policy_doc *doc, char *buf, size_t size)
