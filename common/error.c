@@ -1,11 +1,33 @@
 #include "common/error.h"
 
-/* Messages are truncated on purpose when they overflow the fixed buffer
- * (-Wformat-truncation is off project-wide). */
+/* Messages are cut short when they overflow the fixed buffer: they are text for
+ * people, and the errno/status carry the meaning. All formatting goes through
+ * aidp_text_printf, which says so; nothing else in aidp may truncate. */
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+bool aidp_text_vprintf(char *buf, size_t size, const char *fmt, va_list ap)
+{
+        if (size == 0)
+                return true;
+        int n = vsnprintf(buf, size, fmt, ap);
+        if (n < 0) {
+                buf[0] = '\0';
+                return true;
+        }
+        return (size_t)n >= size;
+}
+
+bool aidp_text_printf(char *buf, size_t size, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        bool cut = aidp_text_vprintf(buf, size, fmt, ap);
+        va_end(ap);
+        return cut;
+}
 
 static int finish(aidp_error *err, int status, int errnum)
 {
@@ -21,7 +43,7 @@ int aidp_error_set(aidp_error *err, int status, int errnum, const char *fmt, ...
         if (err) {
                 va_list ap;
                 va_start(ap, fmt);
-                vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+                aidp_text_vprintf(err->msg, sizeof err->msg, fmt, ap);
                 va_end(ap);
                 err->file[0] = '\0';
                 err->line = err->column = 0;
@@ -36,12 +58,13 @@ int aidp_error_set_at(aidp_error *err, int status, const char *file, unsigned li
                 char tmp[AIDP_ERROR_MSG_MAX];
                 va_list ap;
                 va_start(ap, fmt);
-                vsnprintf(tmp, sizeof tmp, fmt, ap);
+                aidp_text_vprintf(tmp, sizeof tmp, fmt, ap);
                 va_end(ap);
-                snprintf(err->file, sizeof err->file, "%s", file ? file : "<input>");
+                aidp_text_printf(err->file, sizeof err->file, "%s", file ? file : "<input>");
                 err->line = line;
                 err->column = column;
-                snprintf(err->msg, sizeof err->msg, "%s:%u:%u: %s", err->file, line, column, tmp);
+                aidp_text_printf(err->msg, sizeof err->msg, "%s:%u:%u: %s", err->file, line, column,
+                                 tmp);
         }
         return finish(err, status, EINVAL);
 }
@@ -52,9 +75,9 @@ int aidp_error_errno(aidp_error *err, int status, int errnum, const char *fmt, .
                 char tmp[AIDP_ERROR_MSG_MAX];
                 va_list ap;
                 va_start(ap, fmt);
-                vsnprintf(tmp, sizeof tmp, fmt, ap);
+                aidp_text_vprintf(tmp, sizeof tmp, fmt, ap);
                 va_end(ap);
-                snprintf(err->msg, sizeof err->msg, "%s: %s", tmp, strerror(errnum));
+                aidp_text_printf(err->msg, sizeof err->msg, "%s: %s", tmp, strerror(errnum));
                 err->file[0] = '\0';
                 err->line = err->column = 0;
         }
@@ -68,9 +91,9 @@ int aidp_error_wrap(aidp_error *err, const char *fmt, ...)
         char ctx[AIDP_ERROR_MSG_MAX], tmp[AIDP_ERROR_MSG_MAX];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(ctx, sizeof ctx, fmt, ap);
+        aidp_text_vprintf(ctx, sizeof ctx, fmt, ap);
         va_end(ap);
-        snprintf(tmp, sizeof tmp, "%s: %s", ctx, err->msg);
+        aidp_text_printf(tmp, sizeof tmp, "%s: %s", ctx, err->msg);
         memcpy(err->msg, tmp, sizeof err->msg);
         return err->errnum > 0 ? -err->errnum : -EINVAL;
 }

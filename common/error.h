@@ -8,6 +8,7 @@
  * The CLI prints the message once and exits with err->status.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/exitcodes.h"
@@ -35,3 +36,13 @@ int aidp_error_wrap(aidp_error *err, const char *fmt, ...) __attribute__((format
 int aidp_error_errno(aidp_error *err, int status, int errnum, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 void aidp_error_clear(aidp_error *err);
+
+/* snprintf for human-readable text only (error messages, reasons, summaries):
+ * text that does not fit is cut short, which is harmless for a message and the
+ * one place aidp accepts truncation. Never use it for a path or anything a
+ * program parses (paths go through aidp_path_join, which refuses instead).
+ * Returns true when the text was cut. */
+bool aidp_text_printf(char *buf, size_t size, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+bool aidp_text_vprintf(char *buf, size_t size, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));

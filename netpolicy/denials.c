@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/error.h"
 #include "netpolicy/netpolicy.h"
 
 static const char *proto_name(uint8_t p)
@@ -69,7 +70,9 @@ void aidp_netpolicy_denial_add(struct aidp_np_denials *d, const uint8_t *pkt, si
         if (d->n_examples < AIDP_NP_DENIAL_EXAMPLES) {
                 char s[80];
                 aidp_netpolicy_denial_str(&k, s, sizeof s);
-                snprintf(d->examples[d->n_examples++], sizeof d->examples[0], "%s len %zu", s, len);
+                /* an example line for the record: cut short is harmless */
+                aidp_text_printf(d->examples[d->n_examples++], sizeof d->examples[0], "%s len %zu",
+                                 s, len);
         }
         for (size_t i = 0; i < d->n_keys; i++) {
                 struct aidp_np_denial *x = &d->keys[i];

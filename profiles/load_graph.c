@@ -15,8 +15,6 @@
 
 #include "profiles/load_internal.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 int aidp_ld_read_ref(struct loader *ld, const char *ref, const char *basedir, char **source,
                      char **buf, size_t *len, char *tried, size_t tried_len)
 {

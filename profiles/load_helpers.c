@@ -15,8 +15,6 @@
 #include "profiles/load_internal.h"
 #include "profiles/profile_load.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 void aidp_ld_lint(struct aidp_lint_list *l, enum aidp_lint_level lvl, const char *code,
                   const char *where, const char *fmt, ...)
 {

@@ -62,10 +62,10 @@ static inline int aidp_ld_oom(aidp_error *err)
         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
 }
 
-/* Path text into a fixed buffer. Every buffer is sized for the longest YAML
- * path the loader builds (a key plus list indices); a longer one is cut, which
- * only shortens a message. */
-#define PATHF(buf, ...)       snprintf(buf, sizeof buf, __VA_ARGS__)
+/* YAML path text ("seccomp.syscalls[3].args[0].op") into a fixed buffer. It
+ * only ever names a place in a message, never a file: a document nested
+ * deeper than the buffer gets a shortened name in its error text. */
+#define PATHF(buf, ...)       aidp_text_printf(buf, sizeof buf, __VA_ARGS__)
 #define YERR(t, n, path, ...) aidp_profiles_yaml_err((t), (n), ld->err, (path), __VA_ARGS__)
 
 /* One loop level only, so that `break` inside leaves the whole list: the

@@ -17,8 +17,6 @@
 
 #include "profiles/load_internal.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 static int parse_cidr(const char *s, char *canon, size_t n)
 {
         char addr[64];

@@ -16,8 +16,6 @@
 
 #include "profiles/load_internal.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 static int parse_sc_arg(struct loader *ld, ytree *t, ynode *n, const char *path,
                         struct aidp_sc_arg *a)
 {

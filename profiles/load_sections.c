@@ -19,8 +19,6 @@
 #include "common/path.h"
 #include "profiles/load_internal.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 static int size_value(struct loader *ld, ytree *t, ynode *n, const char *path, bool unlimited_ok,
                       uint64_t unlimited, uint64_t *out)
 {

@@ -197,26 +197,9 @@ static void explain_seccomp(struct aidp_sb *b, const struct aidp_profile *p, uin
         }
 }
 
-int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile_env *env,
-                         char **text, aidp_error *err)
+static void explain_limits(struct aidp_sb *b, const struct aidp_profile *p)
 {
-        struct aidp_sb sb = {0}, *b = &sb;
         char s1[64], s2[64];
-        P("profile     %s\n", p->name ? p->name : "?");
-        if (p->source)
-                P("source      %s\n", p->source);
-        if (p->description)
-                P("about       %s\n", p->description);
-        if (p->n_layers) {
-                P("layers      ");
-                for (size_t i = 0; i < p->n_layers; i++)
-                        P("%s%s", i ? " -> " : "", p->layers[i]);
-                P("\n");
-        }
-        char digest[AIDP_SHA256_REF_LEN + 1];
-        aidp_sha256_ref(p->digest, digest);
-        P("digest      %s\n", digest);
-
         P("\nlimits\n");
         if (p->limits.memory_bytes) {
                 aidp_profiles_fmt_size(s1, sizeof s1, p->limits.memory_bytes);
@@ -254,7 +237,11 @@ int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile
         }
         if (any)
                 P("\n");
+}
 
+static void explain_mounts(struct aidp_sb *b, const struct aidp_profile *p)
+{
+        char s1[64];
         P("\nmounts\n");
         P("  %-12s host root, read-only, /proc fresh, /dev minimal\n", "/");
         aidp_profiles_fmt_size(s1, sizeof s1, p->limits.tmp_bytes);
@@ -279,6 +266,53 @@ int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile
         for (size_t i = 0; i < p->n_masked; i++)
                 P(", %s", p->masked[i]);
         P("\n");
+}
+
+static void explain_network(struct aidp_sb *b, const struct aidp_profile *p)
+{
+        P("\nnetwork\n");
+        if (p->network.mode == AIDP_NET_NONE) {
+                P("  mode        none (loopback only)\n");
+        } else {
+                P("  mode        egress (everything not listed is dropped)\n");
+                for (size_t i = 0; i < p->network.n_rules; i++) {
+                        const struct aidp_egress_rule *r = &p->network.rules[i];
+                        P("  allow       %s to %s", proto_name(r->protocol),
+                          r->cidr ? r->cidr : r->fqdn);
+                        if (!r->port_min)
+                                P(" any port");
+                        else if (r->port_min == r->port_max)
+                                P(" port %u", r->port_min);
+                        else
+                                P(" ports %u-%u", r->port_min, r->port_max);
+                        if (r->region)
+                                P(" region %s", r->region);
+                        P("\n");
+                }
+        }
+}
+
+int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile_env *env,
+                         char **text, aidp_error *err)
+{
+        struct aidp_sb sb = {0}, *b = &sb;
+        P("profile     %s\n", p->name ? p->name : "?");
+        if (p->source)
+                P("source      %s\n", p->source);
+        if (p->description)
+                P("about       %s\n", p->description);
+        if (p->n_layers) {
+                P("layers      ");
+                for (size_t i = 0; i < p->n_layers; i++)
+                        P("%s%s", i ? " -> " : "", p->layers[i]);
+                P("\n");
+        }
+        char digest[AIDP_SHA256_REF_LEN + 1];
+        aidp_sha256_ref(p->digest, digest);
+        P("digest      %s\n", digest);
+
+        explain_limits(b, p);
+        explain_mounts(b, p);
 
         P("\ndevices\n");
         if (!p->n_devices)
@@ -303,26 +337,7 @@ int aidp_profile_explain(const struct aidp_profile *p, const struct aidp_profile
 
         explain_seccomp(b, p, aidp_profiles_arch(env));
 
-        P("\nnetwork\n");
-        if (p->network.mode == AIDP_NET_NONE) {
-                P("  mode        none (loopback only)\n");
-        } else {
-                P("  mode        egress (everything not listed is dropped)\n");
-                for (size_t i = 0; i < p->network.n_rules; i++) {
-                        const struct aidp_egress_rule *r = &p->network.rules[i];
-                        P("  allow       %s to %s", proto_name(r->protocol),
-                          r->cidr ? r->cidr : r->fqdn);
-                        if (!r->port_min)
-                                P(" any port");
-                        else if (r->port_min == r->port_max)
-                                P(" port %u", r->port_min);
-                        else
-                                P(" ports %u-%u", r->port_min, r->port_max);
-                        if (r->region)
-                                P(" region %s", r->region);
-                        P("\n");
-                }
-        }
+        explain_network(b, p);
         char *t = aidp_profiles_sb_take(b);
         if (!t)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");

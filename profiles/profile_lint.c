@@ -10,8 +10,6 @@
 #include "common/cleanup.h"
 #include "profiles/internal.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 struct lctx {
         struct aidp_lint_list *l;
         bool oom;

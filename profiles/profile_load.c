@@ -20,8 +20,6 @@
 
 #include "profiles/load_internal.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 /* ---------- lint list (shared with profile_lint.c via the API) ---------- */
 
 void aidp_lint_list_free(struct aidp_lint_list *l)

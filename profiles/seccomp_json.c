@@ -19,8 +19,6 @@
 #include "common/cleanup.h"
 #include "profiles/internal.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_tokener *, json_tokener_free)
 
@@ -111,7 +109,7 @@ static int parse_action(struct ctx *c, json_object *o, json_object *errno_o, int
                         *e = dflt_errno;
                         if (errno_o) {
                                 char p[300];
-                                snprintf(p, sizeof p, "%s (errnoRet)", path);
+                                aidp_text_printf(p, sizeof p, "%s (errnoRet)", path);
                                 rc = expect(c, errno_o, json_type_int, p, "an errno number");
                                 if (rc < 0)
                                         return rc;
@@ -145,7 +143,7 @@ static int str_array(struct ctx *c, json_object *o, const char *path)
         size_t n = json_object_array_length(o);
         for (size_t i = 0; i < n; i++) {
                 char p[300];
-                snprintf(p, sizeof p, "%s[%zu]", path, i);
+                aidp_text_printf(p, sizeof p, "%s[%zu]", path, i);
                 rc = expect(c, json_object_array_get_idx(o, i), json_type_string, p, "a string");
                 if (rc < 0)
                         return rc;
@@ -208,7 +206,7 @@ static int conditions(struct ctx *c, json_object *o, const char *path, bool incl
         char p[300];
         json_object *v;
         if (json_object_object_get_ex(o, "arches", &v) && !json_object_is_type(v, json_type_null)) {
-                snprintf(p, sizeof p, "%s.arches", path);
+                aidp_text_printf(p, sizeof p, "%s.arches", path);
                 if ((rc = str_array(c, v, p)) < 0)
                         return rc;
                 if (json_object_array_length(v)) {
@@ -219,7 +217,7 @@ static int conditions(struct ctx *c, json_object *o, const char *path, bool incl
                 }
         }
         if (json_object_object_get_ex(o, "caps", &v) && !json_object_is_type(v, json_type_null)) {
-                snprintf(p, sizeof p, "%s.caps", path);
+                aidp_text_printf(p, sizeof p, "%s.caps", path);
                 if ((rc = str_array(c, v, p)) < 0)
                         return rc;
                 size_t n = json_object_array_length(v);
@@ -227,7 +225,7 @@ static int conditions(struct ctx *c, json_object *o, const char *path, bool incl
                         const char *cap = json_object_get_string(json_object_array_get_idx(v, i));
                         char canon[64];
                         if (aidp_profiles_cap_canon(cap, canon, sizeof canon) < 0) {
-                                snprintf(p, sizeof p, "%s.caps[%zu]", path, i);
+                                aidp_text_printf(p, sizeof p, "%s.caps[%zu]", path, i);
                                 return jerr(c, p,
                                             "found '%s', expected a capability name such as "
                                             "CAP_SYS_ADMIN",
@@ -241,7 +239,7 @@ static int conditions(struct ctx *c, json_object *o, const char *path, bool incl
         if (json_object_object_get_ex(o, "minKernel", &v) &&
             !json_object_is_type(v, json_type_null)) {
                 unsigned maj, min;
-                snprintf(p, sizeof p, "%s.minKernel", path);
+                aidp_text_printf(p, sizeof p, "%s.minKernel", path);
                 if ((rc = parse_kernel(c, v, p, &maj, &min)) < 0)
                         return rc;
                 bool ok = kernel_at_least(c, maj, min);
@@ -273,7 +271,7 @@ static int parse_arg(struct ctx *c, json_object *o, const char *path, struct aid
         char p[300];
         json_object *v;
         memset(a, 0, sizeof *a);
-        snprintf(p, sizeof p, "%s.index", path);
+        aidp_text_printf(p, sizeof p, "%s.index", path);
         json_object_object_get_ex(o, "index", &v);
         if ((rc = expect(c, v, json_type_int, p, "an argument index 0..5")) < 0)
                 return rc;
@@ -284,7 +282,7 @@ static int parse_arg(struct ctx *c, json_object *o, const char *path, struct aid
         uint64_t *dst[] = {&a->value, &a->value2};
         const char *names[] = {"value", "valueTwo"};
         for (size_t i = 0; i < 2; i++) {
-                snprintf(p, sizeof p, "%s.%s", path, names[i]);
+                aidp_text_printf(p, sizeof p, "%s.%s", path, names[i]);
                 if (!json_object_object_get_ex(o, names[i], &v)) {
                         if (i == 0)
                                 return jerr(c, p, "found nothing, expected a number");
@@ -297,7 +295,7 @@ static int parse_arg(struct ctx *c, json_object *o, const char *path, struct aid
                                     json_object_get_int64(v));
                 *dst[i] = json_object_get_uint64(v);
         }
-        snprintf(p, sizeof p, "%s.op", path);
+        aidp_text_printf(p, sizeof p, "%s.op", path);
         json_object_object_get_ex(o, "op", &v);
         if ((rc = expect(c, v, json_type_string, p, "a comparison such as SCMP_CMP_EQ")) < 0)
                 return rc;
@@ -317,7 +315,7 @@ static int parse_rule(struct ctx *c, json_object *o, size_t idx, int dflt_errno,
         static const char *const keys[] = {"names",   "name",     "action",   "errnoRet", "args",
                                            "comment", "includes", "excludes", NULL};
         char path[64], p[300];
-        snprintf(path, sizeof path, "syscalls[%zu]", idx);
+        aidp_text_printf(path, sizeof path, "syscalls[%zu]", idx);
         int rc = expect(c, o, json_type_object, path, "an object with names and action");
         if (rc < 0 || (rc = check_keys(c, o, path, keys)) < 0)
                 return rc;
@@ -328,35 +326,35 @@ static int parse_rule(struct ctx *c, json_object *o, size_t idx, int dflt_errno,
         json_object_object_get_ex(o, "errnoRet", &errno_o);
         json_object_object_get_ex(o, "args", &args);
         if (json_object_object_get_ex(o, "comment", &v)) {
-                snprintf(p, sizeof p, "%s.comment", path);
+                aidp_text_printf(p, sizeof p, "%s.comment", path);
                 if ((rc = expect(c, v, json_type_string, p, "a string")) < 0)
                         return rc;
         }
         if (names) {
-                snprintf(p, sizeof p, "%s.names", path);
+                aidp_text_printf(p, sizeof p, "%s.names", path);
                 if ((rc = str_array(c, names, p)) < 0)
                         return rc;
         } else if (name) {
-                snprintf(p, sizeof p, "%s.name", path);
+                aidp_text_printf(p, sizeof p, "%s.name", path);
                 if ((rc = expect(c, name, json_type_string, p, "a syscall name")) < 0)
                         return rc;
         } else {
                 return jerr(c, path, "found no names, expected names: [...]");
         }
         struct aidp_sc_rule r = {0};
-        snprintf(p, sizeof p, "%s.action", path);
+        aidp_text_printf(p, sizeof p, "%s.action", path);
         if ((rc = parse_action(c, action, errno_o, dflt_errno, p, &r.action, &r.errno_ret)) < 0)
                 return rc;
         struct aidp_sc_arg argv[6];
         if (args && !json_object_is_type(args, json_type_null)) {
-                snprintf(p, sizeof p, "%s.args", path);
+                aidp_text_printf(p, sizeof p, "%s.args", path);
                 if ((rc = expect(c, args, json_type_array, p, "an array of conditions")) < 0)
                         return rc;
                 size_t n = json_object_array_length(args);
                 if (n > 6)
                         return jerr(c, p, "found %zu conditions, expected at most 6", n);
                 for (size_t i = 0; i < n; i++) {
-                        snprintf(p, sizeof p, "%s.args[%zu]", path, i);
+                        aidp_text_printf(p, sizeof p, "%s.args[%zu]", path, i);
                         if ((rc = parse_arg(c, json_object_array_get_idx(args, i), p, &argv[i])) <
                             0)
                                 return rc;
@@ -372,12 +370,12 @@ static int parse_rule(struct ctx *c, json_object *o, size_t idx, int dflt_errno,
         }
         bool inc = true, exc = false;
         if (json_object_object_get_ex(o, "includes", &v)) {
-                snprintf(p, sizeof p, "%s.includes", path);
+                aidp_text_printf(p, sizeof p, "%s.includes", path);
                 if ((rc = conditions(c, v, p, true, &inc)) < 0)
                         return rc;
         }
         if (json_object_object_get_ex(o, "excludes", &v)) {
-                snprintf(p, sizeof p, "%s.excludes", path);
+                aidp_text_printf(p, sizeof p, "%s.excludes", path);
                 if ((rc = conditions(c, v, p, false, &exc)) < 0)
                         return rc;
         }

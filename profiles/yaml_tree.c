@@ -7,8 +7,6 @@
 
 #include "profiles/internal.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 /* Nesting deeper than any profile needs is refused before the tree is built. */
 #define MAX_DEPTH 32
 

@@ -8,9 +8,6 @@
 #include "residency/decide_internal.h"
 #include "common/strv.h"
 
-/* Reason messages are bounded on purpose. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 static const char *const check_names[AIDP_CHECK_MAX] = {
         [AIDP_CHECK_ACCESS] = "access",
         [AIDP_CHECK_DENY] = "deny",
@@ -212,7 +209,7 @@ int aidp_residency_decision_to_error(const struct aidp_decision *d, aidp_error *
         size_t fails = 0;
         for (size_t i = 0; i < d->n_reasons; i++)
                 fails += d->reasons[i].result == AIDP_REASON_FAIL;
-        char more[64] = "";
+        char more[96] = "";
         if (fails > 1)
                 snprintf(more, sizeof more, " (and %zu more; see lineage or 'aidp policy explain')",
                          fails - 1);
@@ -224,7 +221,7 @@ int aidp_residency_decision_to_error(const struct aidp_decision *d, aidp_error *
                        r->attribute ? r->attribute : "", r->attribute ? ": " : "", r->message);
         if (more[0] && err) {
                 size_t len = strlen(err->msg);
-                snprintf(err->msg + len, sizeof err->msg - len, "%s", more);
+                aidp_text_printf(err->msg + len, sizeof err->msg - len, "%s", more);
         }
         return -EACCES;
 }

@@ -9,8 +9,6 @@
 #include "common/cleanup.h"
 #include "residency/decide_internal.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 #define ROLES_MAX 64 /* roles one caller may hold at once; more are ignored with a reason */
 
 struct access_ctx {

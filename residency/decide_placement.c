@@ -9,8 +9,6 @@
 #include "common/cleanup.h"
 #include "residency/decide_internal.h"
 
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 static const struct aidp_residency_rule *find_residency(const struct aidp_residency_policy *p,
                                                         const char *tag)
 {

@@ -9,9 +9,6 @@
 #include "common/cleanup.h"
 #include "common/strv.h"
 
-/* Paths are truncated on purpose when a document nests absurdly deep. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 /* libyaml's own position and words; the context says where the construct
  * that failed began ("while parsing a flow sequence" at the '['). */
 static int yaml_fail(struct aidp_ywalk *w, const yaml_parser_t *parser)

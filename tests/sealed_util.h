@@ -1,6 +1,4 @@
 #pragma once
-/* Test paths are short; truncation warnings on 4096-byte buffers are noise. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
 /* Helpers shared by the sealed-dataset tests (unit and priv): build trees,
  * seal them with the API, compare trees, mutate files. Header-only, static. */
 #include <criterion/criterion.h>
@@ -15,6 +13,7 @@
 
 #include "supervisor/sealed/keys.h"
 #include "supervisor/sealed/sealed.h"
+#include "tests/tpath.h"
 
 static const uint8_t TEST_KEK[32] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
                                      0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
@@ -34,7 +33,7 @@ __attribute__((unused)) static void tmpdir_rm(char *t)
                 return;
         /* chmod first: read-only directories would stop rm. */
         char cmd[4200];
-        snprintf(cmd, sizeof cmd, "chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", t, t);
+        TEST_SNPRINTF(cmd, "chmod -R u+rwx '%s' 2>/dev/null; rm -rf '%s'", t, t);
         if (system(cmd) != 0)
                 fprintf(stderr, "warning: could not remove %s\n", t);
         free(t);
@@ -164,8 +163,8 @@ __attribute__((unused)) static void assert_same_tree(const char *a, const char *
                 if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
                         continue;
                 char pa[4096], pb[4096];
-                snprintf(pa, sizeof pa, "%s/%s", a, e->d_name);
-                snprintf(pb, sizeof pb, "%s/%s", b, e->d_name);
+                TEST_SNPRINTF(pa, "%s/%s", a, e->d_name);
+                TEST_SNPRINTF(pb, "%s/%s", b, e->d_name);
                 assert_same_tree(pa, pb);
                 struct stat x, y;
                 lstat(pa, &x);

@@ -26,11 +26,9 @@
 #include "supervisor/run/policy_clock.h"
 #include "supervisor/run/policy_load.h"
 
-/* Summaries are truncated on purpose when a file lists very many zones. */
-#pragma GCC diagnostic ignored "-Wformat-truncation"
-
 #define PROG "aidp policy"
 
+/* A one-line summary for people: a very long zone list is cut short. */
 static void summarize(const struct aidp_policy_doc *doc, char *buf, size_t size)
 {
         char zones[256] = "";
@@ -41,24 +39,27 @@ static void summarize(const struct aidp_policy_doc *doc, char *buf, size_t size)
                                                 i ? ", " : "", doc->host.zones[i]);
         switch (doc->kind) {
         case AIDP_POLICY_HOST:
-                snprintf(buf, size, "node %s, region %s, zones [%s]",
-                         doc->host.node ? doc->host.node : "(unnamed)", doc->host.region, zones);
+                aidp_text_printf(buf, size, "node %s, region %s, zones [%s]",
+                                 doc->host.node ? doc->host.node : "(unnamed)", doc->host.region,
+                                 zones);
                 break;
         case AIDP_POLICY_RESIDENCY:
-                snprintf(buf, size, "%zu residency, %zu regulation, %zu classification rules",
-                         doc->residency.n_residency, doc->residency.n_regulations,
-                         doc->residency.n_classifications);
+                aidp_text_printf(buf, size,
+                                 "%zu residency, %zu regulation, %zu classification rules",
+                                 doc->residency.n_residency, doc->residency.n_regulations,
+                                 doc->residency.n_classifications);
                 break;
         case AIDP_POLICY_ACCESS:
-                snprintf(buf, size, "%zu roles, %zu users, %zu groups, %zu deny rules",
-                         doc->access.n_roles, doc->access.n_users, doc->access.n_groups,
-                         doc->access.n_deny);
+                aidp_text_printf(buf, size, "%zu roles, %zu users, %zu groups, %zu deny rules",
+                                 doc->access.n_roles, doc->access.n_users, doc->access.n_groups,
+                                 doc->access.n_deny);
                 break;
         case AIDP_POLICY_DATASET:
-                snprintf(buf, size, "dataset %s, %s", doc->dataset.name,
-                         aidp_residency_classification_name(doc->dataset.tags.classification));
+                aidp_text_printf(
+                        buf, size, "dataset %s, %s", doc->dataset.name,
+                        aidp_residency_classification_name(doc->dataset.tags.classification));
                 break;
-        case AIDP_POLICY_KIND_MAX: snprintf(buf, size, "?"); break;
+        case AIDP_POLICY_KIND_MAX: aidp_text_printf(buf, size, "?"); break;
         }
 }
 

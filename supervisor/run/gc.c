@@ -192,16 +192,16 @@ static int gc_record_abort(json_object *j, const struct aidp_shred_report *total
         const char *run_id =
                 json_object_object_get_ex(j, "run_id", &rid) ? json_object_get_string(rid) : NULL;
         char report[512];
-        snprintf(report, sizeof report, "%s", what);
+        aidp_text_printf(report, sizeof report, "%s", what);
         aidp_error lerr = {0};
         if (run_id &&
             aidp_run_lineage_abort(json_object_get_string(json_object_array_get_idx(lin, 0)),
                                    run_id, job, total, shredded, report, &lerr) < 0) {
-                snprintf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report,
-                         lerr.msg);
+                aidp_text_printf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report,
+                                 lerr.msg);
                 return -EIO;
         }
-        snprintf(what, what_len, "%s; ABORT recorded in lineage", report);
+        aidp_text_printf(what, what_len, "%s; ABORT recorded in lineage", report);
         return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/path.h"
 #include "supervisor/run/run_internal.h"
 
 static const char *const hidden_tops[] = {"/home", "/root", "/run", "/tmp"};
@@ -44,12 +45,12 @@ bool aidp_run_hidden_path(const struct run *r, const char *path, bool is_dir, ch
         char abs[4096];
         if (!path || !path[0])
                 return false;
-        if (path[0] == '/')
-                snprintf(abs, sizeof abs, "%s", path);
-        else if (strchr(path, '/'))
-                snprintf(abs, sizeof abs, "%s/%s", r->cwd, path);
-        else
+        if (!strchr(path, '/'))
                 return false; /* a bare name is looked up on the job's PATH */
+        /* A path too long to judge gives no hint rather than a wrong one. */
+        if (path[0] == '/' ? aidp_path_join(abs, sizeof abs, "/", path) < 0
+                           : aidp_path_join(abs, sizeof abs, r->cwd, path) < 0)
+                return false;
         const char *top = NULL;
         for (size_t i = 0; i < ARRAY_SIZE(hidden_tops) && !top; i++)
                 if (below(abs, hidden_tops[i]))

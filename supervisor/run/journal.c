@@ -12,6 +12,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsdir.h"
+#include "common/path.h"
 
 const char *aidp_journal_run_dir(const char *run_dir)
 {
@@ -151,8 +152,10 @@ void aidp_journal_set_pid1(struct aidp_journal *j, pid_t pid)
 int aidp_journal_sync(struct aidp_journal *j, aidp_error *err)
 {
         char tmp[PATH_MAX + 16], final[PATH_MAX + 16];
-        snprintf(tmp, sizeof tmp, "%s/journal.json.tmp", j->dir);
-        snprintf(final, sizeof final, "%s/journal.json", j->dir);
+        if (aidp_path_join(tmp, sizeof tmp, j->dir, "journal.json.tmp") < 0 ||
+            aidp_path_join(final, sizeof final, j->dir, "journal.json") < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENAMETOOLONG,
+                                      "journal in %s: path too long", j->dir);
         const char *s = json_object_to_json_string_ext(j->obj, JSON_C_TO_STRING_PLAIN);
         _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)

@@ -283,6 +283,27 @@ static int add_cli_bind(struct aidp_profile *p, const struct aidp_run_bind *b, b
         return 0;
 }
 
+/* CLI overrides of the profile's limits (0 = keep the profile's). */
+static void apply_cli_limits(struct aidp_limits *l, const struct aidp_run_opts *o)
+{
+        const struct {
+                uint64_t from, *to;
+        } over[] = {
+                {o->memory_bytes, &l->memory_bytes},
+                {o->cpu_millis, &l->cpu_millis},
+                {o->pids, &l->pids},
+                {o->timeout_seconds, &l->wall_seconds},
+                {o->tmp_bytes, &l->tmp_bytes},
+                {o->kill_after, &l->kill_after_seconds},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(over); i++)
+                if (over[i].from)
+                        *over[i].to = over[i].from;
+        for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++)
+                if (o->rlimits[i].set)
+                        l->rlimits[i] = o->rlimits[i];
+}
+
 int aidp_run_resolve(struct run *r, aidp_error *err)
 {
         const struct aidp_run_opts *o = r->o;
@@ -322,24 +343,7 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         }
         if (o->as_user && (rc = aidp_run_trust_limits(&r->profile.limits, o, err)) < 0)
                 return rc;
-        struct aidp_limits *l = &r->profile.limits;
-        /* CLI overrides of the profile's limits (0 = keep the profile's) */
-        const struct {
-                uint64_t from, *to;
-        } over[] = {
-                {o->memory_bytes, &l->memory_bytes},
-                {o->cpu_millis, &l->cpu_millis},
-                {o->pids, &l->pids},
-                {o->timeout_seconds, &l->wall_seconds},
-                {o->tmp_bytes, &l->tmp_bytes},
-                {o->kill_after, &l->kill_after_seconds},
-        };
-        for (size_t i = 0; i < ARRAY_SIZE(over); i++)
-                if (over[i].from)
-                        *over[i].to = over[i].from;
-        for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++)
-                if (o->rlimits[i].set)
-                        l->rlimits[i] = o->rlimits[i];
+        apply_cli_limits(&r->profile.limits, o);
         for (size_t i = 0; i < o->n_binds; i++) {
                 rc = add_cli_bind(&r->profile, &o->binds[i], o->as_user, err);
                 if (rc < 0)
@@ -347,6 +351,9 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         }
         if (o->no_cwd)
                 r->profile.bind_cwd = false;
+        if (o->cwd && strlen(o->cwd) >= sizeof r->cwd)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG, "--cwd %s: path too long",
+                                      o->cwd);
         if (o->cwd)
                 snprintf(r->cwd, sizeof r->cwd, "%s", o->cwd);
         else if (!getcwd(r->cwd, sizeof r->cwd))

@@ -169,7 +169,7 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         r->pid1 = pid;
         aidp_run_close(&r->learn_sv[1]);
         rc = record_pid1(r, pid, cgfd >= 0, err);
-out:
+out:;
         /* pid 1's ends, ours no more */
         int *theirs[] = {&relay_child[0], &relay_child[1], &f.sync[0],
                          &f.err[1],       &f.status[1],    &f.life[0]};

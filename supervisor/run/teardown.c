@@ -30,7 +30,8 @@ static void read_stats(struct run *r)
         struct aidp_cgroup_stats st;
         aidp_error serr = {0};
         if (aidp_cgroup_stats(r->cg, &st, &serr) < 0) {
-                snprintf(r->res->resources_error, sizeof r->res->resources_error, "%s", serr.msg);
+                aidp_text_printf(r->res->resources_error, sizeof r->res->resources_error, "%s",
+                                 serr.msg);
                 fprintf(stderr, "aidp-supervisor: run %s: reading its cgroup's statistics: %s\n",
                         r->res->run_id, serr.msg);
         }
@@ -97,8 +98,8 @@ static void shred_all(struct run *r)
                 if (!one.verified || e < 0) {
                         total->verified = false;
                         if (!total->first_failure[0])
-                                snprintf(total->first_failure, sizeof total->first_failure,
-                                         "%s: %s", r->tmpfs[i].label, one.first_failure);
+                                aidp_text_printf(total->first_failure, sizeof total->first_failure,
+                                                 "%s: %s", r->tmpfs[i].label, one.first_failure);
                 }
                 aidp_tmpfs_release(&r->tmpfs[i]);
         }

@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/error.h"
+#include "common/path.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/sandbox/devnodes.h"
 #include "supervisor/sandbox/fdpass.h"
@@ -111,7 +113,7 @@ static int g_err_fd = -1;
 __attribute__((noreturn)) static void die(enum aidp_sandbox_stage st, int errnum, const char *what)
 {
         struct aidp_sandbox_report r = {.stage = st, .errnum = errnum};
-        snprintf(r.what, sizeof r.what, "%s", what ? what : "");
+        aidp_text_printf(r.what, sizeof r.what, "%s", what ? what : "");
         if (g_err_fd >= 0) {
                 ssize_t n = write(g_err_fd, &r, sizeof r);
                 (void)n;
@@ -125,15 +127,22 @@ __attribute__((noreturn)) static void die(enum aidp_sandbox_stage st, int errnum
                         die(stage, errno, what);                                                   \
         } while (0)
 
+/* out = a/b for a mount step. A path cut short would name another file, so
+ * one that does not fit stops the sandbox, naming it, instead. */
 static void path_join(char *out, size_t len, const char *a, const char *b)
 {
-        snprintf(out, len, "%s%s%s", a, b[0] == '/' ? "" : "/", b);
+        if (aidp_path_join(out, len, a, b) < 0)
+                die(AIDP_STAGE_MOUNTS, ENAMETOOLONG, b);
 }
 
 static int mkdir_p(const char *path, mode_t mode)
 {
         char tmp[PATH_MAX];
-        snprintf(tmp, sizeof tmp, "%s", path);
+        if (strlen(path) >= sizeof tmp) {
+                errno = ENAMETOOLONG;
+                return -1;
+        }
+        strcpy(tmp, path);
         for (char *p = tmp + 1; *p; p++) {
                 if (*p != '/')
                         continue;
@@ -219,7 +228,7 @@ static void bind_host_root(const char *root, const struct aidp_sandbox_spec *s)
                 if (e->d_name[0] == '.')
                         continue;
                 path_join(dst, sizeof dst, root, e->d_name);
-                snprintf(src, sizeof src, "/%s", e->d_name);
+                path_join(src, sizeof src, "/", e->d_name);
                 /* The entry's type from readdir; lstat only where the file
                  * system does not say. */
                 struct stat st = {.st_mode = e->d_type == DT_DIR   ? S_IFDIR
@@ -356,6 +365,33 @@ static void mask_path(const char *mask_src, const char *root, const char *path)
         CHECK(AIDP_STAGE_MOUNTS, mount(src, p, NULL, MS_BIND, NULL), path);
 }
 
+/* Each profile bind's source as a detached clone (the tree opened with the
+ * caller's credentials when the spec carries one) with its flags already set
+ * (nosuid, nodev, read-only unless writable), and its type, for setup_mounts
+ * to move into place once the staging root exists. */
+static void open_binds(const struct aidp_sandbox_spec *s, const struct aidp_profile *bp, size_t nb,
+                       int *bind_fds, mode_t *bind_modes)
+{
+        for (size_t i = 0; i < nb; i++) {
+                const struct aidp_bind *b = &bp->binds[i];
+                struct stat st;
+                int tree = s->bind_tree_fds ? s->bind_tree_fds[i] : -1;
+                if ((tree >= 0 ? fstat(tree, &st) : stat(b->source, &st)) < 0)
+                        die(AIDP_STAGE_MOUNTS, errno, b->source);
+                bind_modes[i] = st.st_mode;
+                bind_fds[i] =
+                        tree >= 0 ? tree
+                                  : open_tree(AT_FDCWD, b->source,
+                                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                CHECK(AIDP_STAGE_MOUNTS, bind_fds[i], b->source);
+                struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                                   (b->writable ? 0 : MOUNT_ATTR_RDONLY)};
+                CHECK(AIDP_STAGE_MOUNTS,
+                      mount_setattr(bind_fds[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a),
+                      b->source);
+        }
+}
+
 static void setup_mounts(const struct aidp_sandbox_spec *s)
 {
         /* Nothing done in this namespace may propagate back to the host. */
@@ -380,24 +416,7 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         size_t nb = bp ? bp->n_binds : 0;
         int bind_fds[nb ? nb : 1];
         mode_t bind_modes[nb ? nb : 1];
-        for (size_t i = 0; i < nb; i++) {
-                const struct aidp_bind *b = &bp->binds[i];
-                struct stat st;
-                int tree = s->bind_tree_fds ? s->bind_tree_fds[i] : -1;
-                if ((tree >= 0 ? fstat(tree, &st) : stat(b->source, &st)) < 0)
-                        die(AIDP_STAGE_MOUNTS, errno, b->source);
-                bind_modes[i] = st.st_mode;
-                bind_fds[i] =
-                        tree >= 0 ? tree
-                                  : open_tree(AT_FDCWD, b->source,
-                                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-                CHECK(AIDP_STAGE_MOUNTS, bind_fds[i], b->source);
-                struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                                   (b->writable ? 0 : MOUNT_ATTR_RDONLY)};
-                CHECK(AIDP_STAGE_MOUNTS,
-                      mount_setattr(bind_fds[i], "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a),
-                      b->source);
-        }
+        open_binds(s, bp, nb, bind_fds, bind_modes);
         const char *root = STAGE_DIR;
         CHECK(AIDP_STAGE_MOUNTS,
               mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1048576"), root);
@@ -671,49 +690,11 @@ __attribute__((noreturn)) static void init_loop(pid_t job, int lifeline, int sta
         }
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-        int x = *(const int *)a, y = *(const int *)b;
-        return (x > y) - (x < y);
-}
-
-/* pid 1 lives as long as the run and holds what it inherited: exactly the fds of
- * the spec (its ends of the pipes, the relay, the tmpfs mounts), none of the
- * supervisor's (its ends of the pipes, a log, a lock). The numbers stay as they
- * are: the journal names the tmpfs fds by number for gc. */
-static void close_unlisted(const struct aidp_sandbox_spec *s)
-{
-        size_t nb = s->bind_tree_fds && s->profile ? s->profile->n_binds : 0;
-        int keep[12 + AIDP_SANDBOX_MAX_MOUNTS + nb];
-        size_t n = 0;
-        const int fixed[] = {STDIN_FILENO, STDOUT_FILENO,   STDERR_FILENO, s->sync_fd,
-                             s->err_fd,    s->lifeline_fd,  s->status_fd,  s->stdout_fd,
-                             s->stderr_fd, s->notify_fd_out};
-        for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
-                keep[n++] = fixed[i];
-        for (size_t i = 0; i < s->n_mounts; i++)
-                keep[n++] = s->mounts[i].fd;
-        /* The caller's binds and working directory, as detached trees. */
-        for (size_t i = 0; i < nb; i++)
-                keep[n++] = s->bind_tree_fds[i];
-        keep[n++] = s->has_cwd_tree ? s->cwd_tree_fd : -1;
-        qsort(keep, n, sizeof keep[0], cmp_int);
-        unsigned next = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (keep[i] < 0 || (unsigned)keep[i] < next)
-                        continue;
-                if ((unsigned)keep[i] > next)
-                        close_range(next, (unsigned)keep[i] - 1, 0);
-                next = (unsigned)keep[i] + 1;
-        }
-        close_range(next, ~0U, 0);
-}
-
 void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
 {
         g_err_fd = s->err_fd;
         prctl(PR_SET_NAME, "aidp-init");
-        close_unlisted(s);
+        aidp_sandbox_close_unlisted(s);
         /* The output relay's pipes become this process's (and so the job's)
          * stdout and stderr. */
         if (s->stdout_fd > 2 && dup2(s->stdout_fd, STDOUT_FILENO) < 0)

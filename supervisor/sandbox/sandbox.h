@@ -90,3 +90,7 @@ const char *aidp_sandbox_stage_name(enum aidp_sandbox_stage st);
 
 /* The masked paths every run gets, NULL-terminated (for docs and tests). */
 extern const char *const aidp_sandbox_masked_paths[];
+
+/* In pid 1, before anything else: close every fd the spec does not name
+ * (sandbox_fds.c). Async-signal-safe: no allocation, no locks. */
+void aidp_sandbox_close_unlisted(const struct aidp_sandbox_spec *s);

@@ -299,7 +299,7 @@ static int check_fs(void)
 static int memhog(void)
 {
         /* touch memory until the cgroup's OOM killer ends us */
-        for (size_t total = 0;; total += 16 << 20) {
+        for (;;) {
                 char *p = mmap(NULL, 16 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                                -1, 0);
                 if (p == MAP_FAILED)

@@ -28,15 +28,15 @@ static void setup(void)
 {
         T = tmpdir_new();
         chmod(T, 0755);
-        snprintf(keydir, sizeof keydir, "%s/keys", T);
-        snprintf(rundir, sizeof rundir, "%s/run", T);
-        snprintf(logp, sizeof logp, "%s/lineage.jsonl", T);
+        TEST_SNPRINTF(keydir, "%s/keys", T);
+        TEST_SNPRINTF(rundir, "%s/run", T);
+        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
         aidp_error err = {0};
         cr_assert_eq(aidp_keys_generate(keydir, "crash-key", &err), 0, "%s", err.msg);
         char src[4096], f[4096];
-        snprintf(src, sizeof src, "%s/src", T);
+        TEST_SNPRINTF(src, "%s/src", T);
         mkdir_p(src, 0755);
-        snprintf(f, sizeof f, "%s/weights.bin", src);
+        TEST_SNPRINTF(f, "%s/weights.bin", src);
         write_file(f, 5 * 1048576 + 3, 0644, 9);
         struct aidp_keys k;
         aidp_keys_init(&k);
@@ -44,7 +44,7 @@ static void setup(void)
         struct aidp_seal_params p = {0};
         meta_default(&p.meta, "crashdata");
         strcpy(p.meta.key_id, "crash-key");
-        snprintf(input, sizeof input, "%s/crashdata.sealed", T);
+        TEST_SNPRINTF(input, "%s/crashdata.sealed", T);
         cr_assert_eq(seal_path(src, input, &p, &k, NULL, &err), 0, "%s", err.msg);
         aidp_keys_free(&k);
 }
@@ -62,7 +62,7 @@ TestSuite(crash, .init = setup, .fini = teardown, .timeout = 120);
 static char proc_state(pid_t pid)
 {
         char p[64], buf[512];
-        snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+        TEST_SNPRINTF(p, "/proc/%d/stat", (int)pid);
         FILE *f = fopen(p, "re");
         if (!f)
                 return 0;
@@ -82,7 +82,7 @@ static int count_events(const char *type)
         size_t cap = 0;
         int n = 0;
         char needle[64];
-        snprintf(needle, sizeof needle, "\"eventType\":\"%s\"", type);
+        TEST_SNPRINTF(needle, "\"eventType\":\"%s\"", type);
         while (getline(&line, &cap, f) > 0)
                 if (strstr(line, needle))
                         n++;
@@ -105,7 +105,7 @@ static bool is_cgroup2(const char *path)
 static void check_pid1(pid_t pid1, const char *run_id, bool started)
 {
         char dir[64], link[4096 + 64], target[4096];
-        snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid1);
+        TEST_SNPRINTF(dir, "/proc/%d/fd", (int)pid1);
         DIR *d = opendir(dir);
         cr_assert_not_null(d, "%s: %s", dir, strerror(errno));
         int nfds = 0;
@@ -113,7 +113,7 @@ static void check_pid1(pid_t pid1, const char *run_id, bool started)
                 if (e->d_name[0] == '.')
                         continue;
                 nfds++;
-                snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+                TEST_SNPRINTF(link, "%s/%s", dir, e->d_name);
                 ssize_t n = readlink(link, target, sizeof target - 1);
                 if (n < 0)
                         continue;
@@ -126,12 +126,12 @@ static void check_pid1(pid_t pid1, const char *run_id, bool started)
         cr_expect_leq(nfds, 16, "pid 1 holds %d fds", nfds);
 
         char cgp[64], line[4096];
-        snprintf(cgp, sizeof cgp, "/proc/%d/comm", (int)pid1);
+        TEST_SNPRINTF(cgp, "/proc/%d/comm", (int)pid1);
         size_t clen = 0;
         char *comm = aidp_test_slurp(cgp, &clen);
         cr_expect(comm && !strcmp(comm, "aidp-init\n"), "pid 1 is called %s", comm ? comm : "?");
         free(comm);
-        snprintf(cgp, sizeof cgp, "/proc/%d/cgroup", (int)pid1);
+        TEST_SNPRINTF(cgp, "/proc/%d/cgroup", (int)pid1);
         FILE *f = fopen(cgp, "re");
         cr_assert_not_null(f);
         bool v2 = is_cgroup2("/sys/fs/cgroup") || is_cgroup2("/sys/fs/cgroup/unified");
@@ -144,7 +144,7 @@ static void check_pid1(pid_t pid1, const char *run_id, bool started)
                 const char *ctrls = c1 + 1, *path = c2 + 1;
                 bool used = !*ctrls && v2;
                 char tmp[256];
-                snprintf(tmp, sizeof tmp, "%s", ctrls);
+                TEST_SNPRINTF(tmp, "%s", ctrls);
                 for (char *sv, *t = strtok_r(tmp, ",", &sv); t && started;
                      t = strtok_r(NULL, ",", &sv))
                         used |= !strcmp(t, "memory") || !strcmp(t, "pids") || !strcmp(t, "cpu") ||
@@ -200,7 +200,7 @@ static void spawn_stopped(const char *phase, const char *run_id, const char *scr
 static void crash_at(const char *phase, const char *script)
 {
         char run_id[64];
-        snprintf(run_id, sizeof run_id, "aidp-test-crash-%s-%d", phase, (int)getpid());
+        TEST_SNPRINTF(run_id, "aidp-test-crash-%s-%d", phase, (int)getpid());
         int mounts_before = aidp_test_mount_count();
         spawn_stopped(phase, run_id, script);
         kill(P.pid, SIGKILL);
@@ -208,7 +208,7 @@ static void crash_at(const char *phase, const char *script)
 
         /* What a dead supervisor leaves: its journal, and pid 1 holding the data. */
         char jp[4096 + 128];
-        snprintf(jp, sizeof jp, "%s/%s/journal.json", rundir, run_id);
+        TEST_SNPRINTF(jp, "%s/%s/journal.json", rundir, run_id);
         json_object *j = json_object_from_file(jp);
         cr_assert_not_null(j, "no journal at %s", jp);
         json_object *v;
@@ -233,14 +233,14 @@ static void crash_at(const char *phase, const char *script)
         char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
         cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
         char want[160];
-        snprintf(want, sizeof want, "run %s aborted earlier: shredded", run_id);
+        TEST_SNPRINTF(want, "run %s aborted earlier: shredded", run_id);
         cr_expect(strstr(P.err, want) != NULL, "gc did not shred: %s", P.err);
         cr_expect(strstr(P.err, "verified: yes") != NULL, "%s", P.err);
         cr_expect(strstr(P.err, " 0 bytes") == NULL, "nothing was overwritten: %s", P.err);
 
         /* Nothing of the run is left. */
         char jdir[4096 + 64];
-        snprintf(jdir, sizeof jdir, "%s/%s", rundir, run_id);
+        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
         for (int i = 0; i < 200 && kill(pid1, 0) == 0; i++) {
                 struct timespec ts = {0, 10 * 1000 * 1000};
@@ -280,7 +280,7 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
 {
         AIDP_REQUIRE_ROOT();
         char run_id[64];
-        snprintf(run_id, sizeof run_id, "aidp-test-crash-start-%d", (int)getpid());
+        TEST_SNPRINTF(run_id, "aidp-test-crash-start-%d", (int)getpid());
         int mounts_before = aidp_test_mount_count();
         spawn_stopped("start", run_id, "echo the-job-ran");
         kill(P.pid, SIGTERM);
@@ -292,7 +292,7 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
         cr_expect_eq(count_events("START"), 1);
         cr_expect_eq(count_events("ABORT"), 1, "no ABORT for the interrupted run");
         char jdir[4096 + 64];
-        snprintf(jdir, sizeof jdir, "%s/%s", rundir, run_id);
+        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived");
         cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
@@ -310,7 +310,7 @@ Test(crash, sigkill_right_after_start_leaves_gc_every_cgroup)
 {
         AIDP_REQUIRE_ROOT();
         char run_id[64];
-        snprintf(run_id, sizeof run_id, "aidp-test-crash-early-%d", (int)getpid());
+        TEST_SNPRINTF(run_id, "aidp-test-crash-early-%d", (int)getpid());
         bool v2 = is_cgroup2("/sys/fs/cgroup");
         int want = 1;
         if (!v2) {
@@ -319,7 +319,7 @@ Test(crash, sigkill_right_after_start_leaves_gc_every_cgroup)
                 want = is_cgroup2("/sys/fs/cgroup/unified") ? 1 : 0;
                 for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
                         char p[64];
-                        snprintf(p, sizeof p, "/sys/fs/cgroup/%s", h[i]);
+                        TEST_SNPRINTF(p, "/sys/fs/cgroup/%s", h[i]);
                         want += stat(p, &st) == 0 && S_ISDIR(st.st_mode);
                 }
         }
@@ -333,7 +333,7 @@ Test(crash, sigkill_right_after_start_leaves_gc_every_cgroup)
         kill(P.pid, SIGKILL);
         aidp_test_reap(&P);
         char log[4096 + 128];
-        snprintf(log, sizeof log, "%s/%s/cgroups.log", rundir, run_id);
+        TEST_SNPRINTF(log, "%s/%s/cgroups.log", rundir, run_id);
         size_t len = 0;
         char *lines = aidp_test_slurp(log, &len);
         cr_assert_not_null(lines, "no %s", log);
@@ -346,7 +346,7 @@ Test(crash, sigkill_right_after_start_leaves_gc_every_cgroup)
         cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
         cr_expect_eq(aidp_test_cgroup_count(run_id), 0, "a cgroup of the run survived gc");
         char jdir[4096 + 64];
-        snprintf(jdir, sizeof jdir, "%s/%s", rundir, run_id);
+        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
         cr_expect_eq(count_events("START"), 1);
         cr_expect_eq(count_events("ABORT"), 1, "gc recorded no ABORT");

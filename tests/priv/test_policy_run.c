@@ -22,9 +22,9 @@ static void seal_one(const char *name, enum aidp_classification c, const char *r
                      const char *content, char *path_out)
 {
         char src[4096], f[4096];
-        snprintf(src, sizeof src, "%s/src-%s", T, name);
+        TEST_SNPRINTF(src, "%s/src-%s", T, name);
         mkdir_p(src, 0755);
-        snprintf(f, sizeof f, "%s/records.txt", src);
+        TEST_SNPRINTF(f, "%s/records.txt", src);
         write_all(f, (const uint8_t *)content, strlen(content));
         struct aidp_keys k;
         aidp_keys_init(&k);
@@ -46,7 +46,7 @@ static void seal_one(const char *name, enum aidp_classification c, const char *r
 static void put(const char *name, const char *text)
 {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", policydir, name);
+        TEST_SNPRINTF(path, "%s/%s", policydir, name);
         write_all(path, (const uint8_t *)text, strlen(text));
         chmod(path, 0644);
 }
@@ -75,10 +75,10 @@ static const char access_yaml[] = "apiVersion: aidp/v1\n"
 static void host(const char *region, const char *zones)
 {
         char y[512];
-        snprintf(y, sizeof y,
-                 "apiVersion: aidp/v1\nkind: HostIdentity\nnode: test-node\nregion: %s\n"
-                 "zones: [%s]\n",
-                 region, zones);
+        TEST_SNPRINTF(y,
+                      "apiVersion: aidp/v1\nkind: HostIdentity\nnode: test-node\nregion: %s\n"
+                      "zones: [%s]\n",
+                      region, zones);
         put("host.yaml", y);
 }
 
@@ -86,11 +86,11 @@ static void setup(void)
 {
         T = tmpdir_new();
         chmod(T, 0755);
-        snprintf(keydir, sizeof keydir, "%s/keys", T);
-        snprintf(policydir, sizeof policydir, "%s/policy", T);
-        snprintf(rundir, sizeof rundir, "%s/run", T);
-        snprintf(logp, sizeof logp, "%s/lineage.jsonl", T);
-        snprintf(keyp, sizeof keyp, "%s/lineage.key", T);
+        TEST_SNPRINTF(keydir, "%s/keys", T);
+        TEST_SNPRINTF(policydir, "%s/policy", T);
+        TEST_SNPRINTF(rundir, "%s/run", T);
+        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
+        TEST_SNPRINTF(keyp, "%s/lineage.key", T);
         mkdir_p(policydir, 0755);
         aidp_error err = {0};
         cr_assert_eq(aidp_keys_generate(keydir, "policy-key", &err), 0, "%s", err.msg);
@@ -160,7 +160,7 @@ static void assert_nothing_started(const char *run_id)
         cr_assert_null(strstr(P.out, "JOB-RAN"), "the job ran: %s", P.out);
         cr_assert_null(strstr(P.out, "secret"), "plaintext reached the job: %s", P.out);
         char j[4200];
-        snprintf(j, sizeof j, "%s/%s", rundir, run_id);
+        TEST_SNPRINTF(j, "%s/%s", rundir, run_id);
         cr_assert_neq(access(j, F_OK), 0, "a journal exists for the refused run");
         cr_assert(!aidp_test_cgroup_exists(run_id), "a cgroup exists for the refused run");
 }
@@ -246,7 +246,7 @@ Test(policy_run, a_policy_file_others_can_write_is_refused)
         AIDP_REQUIRE_ROOT();
         host("eu-west-1", "gdpr");
         char path[4200];
-        snprintf(path, sizeof path, "%s/access.yaml", policydir);
+        TEST_SNPRINTF(path, "%s/access.yaml", policydir);
         chmod(path, 0666);
         int st = run("nobody", "policy-writable", eu_data, NULL);
         cr_assert_eq(st, AIDP_EXIT_CONFIG, "exit %d\n%s\n%s", st, P.out, P.err);
@@ -353,9 +353,9 @@ Test(policy_run, no_policy_installed_runs_undecided_and_says_so)
 {
         AIDP_REQUIRE_ROOT();
         char p[4200];
-        snprintf(p, sizeof p, "%s/access.yaml", policydir);
+        TEST_SNPRINTF(p, "%s/access.yaml", policydir);
         unlink(p);
-        snprintf(p, sizeof p, "%s/residency.yaml", policydir);
+        TEST_SNPRINTF(p, "%s/residency.yaml", policydir);
         unlink(p);
         int st = run("nobody", "policy-none", eu_data, NULL);
         cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/tpath.h"
 #include "common/exitcodes.h"
 #include "lineage_util.h"
 #include "priv.h"
@@ -404,7 +405,7 @@ Test(run, hidden_virtualenv_is_named_with_the_bind_that_shows_it)
         cr_assert_not_null(mkdtemp(venv));
         chmod(venv, 0755);
         snprintf(bin, sizeof bin, "%s/bin", venv);
-        snprintf(py, sizeof py, "%s/python", bin);
+        TEST_SNPRINTF(py, "%s/python", bin);
         cr_assert_eq(mkdir(bin, 0755), 0);
         FILE *f = fopen(py, "w");
         cr_assert_not_null(f);
@@ -458,7 +459,7 @@ Test(run, supplementary_groups_are_kept_and_open_group_readable_files)
         chmod(dir, 0755);
         snprintf(grp, sizeof grp, "%s/group", dir);
         snprintf(data, sizeof data, "%s/shared", dir);
-        snprintf(file, sizeof file, "%s/secret.csv", data);
+        TEST_SNPRINTF(file, "%s/secret.csv", data);
         size_t len;
         char *orig = aidp_test_slurp("/etc/group", &len);
         cr_assert_not_null(orig);

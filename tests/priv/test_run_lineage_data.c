@@ -17,20 +17,20 @@ static void setup(void)
 {
         T = tmpdir_new();
         chmod(T, 0755);
-        snprintf(keydir, sizeof keydir, "%s/keys", T);
-        snprintf(outdir, sizeof outdir, "%s/outputs", T);
-        snprintf(logp, sizeof logp, "%s/lineage/lineage.jsonl", T);
-        snprintf(lkey, sizeof lkey, "%s/lineage/lineage.key", T);
-        snprintf(run_id, sizeof run_id, "aidp-test-lineage-data-%d", (int)getpid());
+        TEST_SNPRINTF(keydir, "%s/keys", T);
+        TEST_SNPRINTF(outdir, "%s/outputs", T);
+        TEST_SNPRINTF(logp, "%s/lineage/lineage.jsonl", T);
+        TEST_SNPRINTF(lkey, "%s/lineage/lineage.key", T);
+        TEST_SNPRINTF(run_id, "aidp-test-lineage-data-%d", (int)getpid());
         setenv("AIDP_LINEAGE_KEY", lkey, 1);
         setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
         mkdir_p(outdir, 0755);
         aidp_error err = {0};
         cr_assert_eq(aidp_keys_generate(keydir, "run-key", &err), 0, "%s", err.msg);
         char src[4096], f[4096];
-        snprintf(src, sizeof src, "%s/src", T);
+        TEST_SNPRINTF(src, "%s/src", T);
         mkdir_p(src, 0755);
-        snprintf(f, sizeof f, "%s/src/train.csv", T);
+        TEST_SNPRINTF(f, "%s/src/train.csv", T);
         write_file(f, 4096, 0644, 3);
         struct aidp_keys k;
         aidp_keys_init(&k);
@@ -41,7 +41,7 @@ static void setup(void)
         p.meta.classification = AIDP_CLASS_CONFIDENTIAL;
         cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_RESIDENCY, "eu", &err), 0);
         cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_REGULATION, "phi", &err), 0);
-        snprintf(in1, sizeof in1, "%s/patients.sealed", T);
+        TEST_SNPRINTF(in1, "%s/patients.sealed", T);
         cr_assert_eq(seal_path(src, in1, &p, &k, NULL, &err), 0, "%s", err.msg);
         aidp_keys_free(&k);
 }
@@ -122,7 +122,7 @@ Test(run_lineage_data, inputs_and_sealed_output_are_recorded_with_digests_and_ta
         cr_assert_eq(json_object_array_length(outs), 1, "%s", json_object_to_json_string(ev[1]));
         json_object *out = json_object_array_get_idx(outs, 0);
         char want[128];
-        snprintf(want, sizeof want, "%s-out", run_id);
+        TEST_SNPRINTF(want, "%s-out", run_id);
         cr_assert_str_eq(aidp_test_json_str(out, "name"), want);
         cr_assert_eq(strlen(aidp_test_json_str(out, "facets.aidp_digest.value")), 64);
         /* Tags are inherited by the output. */
@@ -142,6 +142,6 @@ Test(run_lineage_data, inputs_and_sealed_output_are_recorded_with_digests_and_ta
                      NULL};
         cr_assert_eq(aidp_test_run(&P, g), 0, "%s", P.err);
         cr_assert(strstr(P.out, "\"ds:aidp/patients\" -> \"run:"), "%s", P.out);
-        snprintf(want, sizeof want, "\" -> \"ds:aidp/%s-out\";", run_id);
+        TEST_SNPRINTF(want, "\" -> \"ds:aidp/%s-out\";", run_id);
         cr_assert(strstr(P.out, want), "%s", P.out);
 }

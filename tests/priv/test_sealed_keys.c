@@ -18,7 +18,7 @@ static char keydir[4096];
 static void setup(void)
 {
         T = tmpdir_new();
-        snprintf(keydir, sizeof keydir, "%s/keys", T);
+        TEST_SNPRINTF(keydir, "%s/keys", T);
 }
 
 static void teardown(void)
@@ -47,7 +47,7 @@ Test(sealed_keys, keygen_creates_root_only_key_and_never_overwrites)
         AIDP_REQUIRE_ROOT();
         make_key("k1");
         char p[4096];
-        snprintf(p, sizeof p, "%s/k1", keydir);
+        TEST_SNPRINTF(p, "%s/k1", keydir);
         struct stat st;
         cr_assert_eq(stat(p, &st), 0);
         cr_assert_eq(st.st_mode & 07777, 0400);
@@ -68,14 +68,14 @@ Test(sealed_keys, key_file_permission_checks)
         aidp_error err = {0};
         char p[4096];
         make_key("ok600");
-        snprintf(p, sizeof p, "%s/ok600", keydir);
+        TEST_SNPRINTF(p, "%s/ok600", keydir);
         chmod(p, 0600);
         cr_assert_eq(read_kek("ok600", &err), 0, "0600 must be accepted: %s", err.msg);
 
         const mode_t bad_modes[] = {0440, 0404, 0640, 0604, 0644, 0410, 0401};
         for (size_t i = 0; i < sizeof bad_modes / sizeof bad_modes[0]; i++) {
                 make_key("m");
-                snprintf(p, sizeof p, "%s/m", keydir);
+                TEST_SNPRINTF(p, "%s/m", keydir);
                 chmod(p, bad_modes[i]);
                 cr_assert_lt(read_kek("m", &err), 0, "mode %o accepted", bad_modes[i]);
                 cr_assert_eq(err.errnum, EPERM);
@@ -84,7 +84,7 @@ Test(sealed_keys, key_file_permission_checks)
                 unlink(p);
         }
         make_key("nobody");
-        snprintf(p, sizeof p, "%s/nobody", keydir);
+        TEST_SNPRINTF(p, "%s/nobody", keydir);
         cr_assert_eq(chown(p, 65534, 65534), 0);
         cr_assert_lt(read_kek("nobody", &err), 0);
         cr_assert_eq(err.errnum, EPERM);
@@ -92,12 +92,12 @@ Test(sealed_keys, key_file_permission_checks)
 
         /* A symlink to a good key is refused (O_NOFOLLOW). */
         char l[4096];
-        snprintf(l, sizeof l, "%s/link", keydir);
+        TEST_SNPRINTF(l, "%s/link", keydir);
         cr_assert_eq(symlink("ok600", l), 0);
         cr_assert_lt(read_kek("link", &err), 0);
 
         /* Wrong size. */
-        snprintf(p, sizeof p, "%s/short", keydir);
+        TEST_SNPRINTF(p, "%s/short", keydir);
         write_file(p, 16, 0400, 1);
         cr_assert_lt(read_kek("short", &err), 0);
         cr_assert(strstr(err.msg, "16 bytes"), "%s", err.msg);
@@ -123,24 +123,24 @@ Test(sealed_keys, file_provider_round_trip_and_missing_key)
         aidp_keys_init(&k);
         snprintf(k.dir, sizeof k.dir, "%s", keydir);
         char f[4096], sealed[4096], out[4096];
-        snprintf(f, sizeof f, "%s/plain", T);
+        TEST_SNPRINTF(f, "%s/plain", T);
         write_file(f, 50000, 0644, 3);
-        snprintf(sealed, sizeof sealed, "%s/p.sealed", T);
+        TEST_SNPRINTF(sealed, "%s/p.sealed", T);
         struct aidp_seal_params p = {0};
         meta_default(&p.meta, "plainset");
         strcpy(p.meta.key_id, "kf");
         aidp_error err = {0};
         cr_assert_eq(seal_path(f, sealed, &p, &k, NULL, &err), 0, "%s", err.msg);
-        snprintf(out, sizeof out, "%s/out", T);
+        TEST_SNPRINTF(out, "%s/out", T);
         cr_assert_eq(unseal_path(sealed, out, &k, 2, NULL, &err), 0, "%s", err.msg);
         char g[4096];
-        snprintf(g, sizeof g, "%s/plain", out);
+        TEST_SNPRINTF(g, "%s/plain", out);
         assert_same_tree(f, g);
         /* Key removed: refused, naming key id and file. */
         char kp[4096];
-        snprintf(kp, sizeof kp, "%s/kf", keydir);
+        TEST_SNPRINTF(kp, "%s/kf", keydir);
         unlink(kp);
-        snprintf(out, sizeof out, "%s/out2", T);
+        TEST_SNPRINTF(out, "%s/out2", T);
         cr_assert_lt(unseal_path(sealed, out, &k, 2, NULL, &err), 0);
         cr_assert_eq(err.errnum, ENOKEY, "%s", err.msg);
         cr_assert(strstr(err.msg, "p.sealed") && strstr(err.msg, "'kf'"), "%s", err.msg);
@@ -160,9 +160,9 @@ static void write_script(const char *path, const char *body)
 static int exec_keys(struct aidp_keys *k, const char *script, unsigned timeout_s, aidp_error *err)
 {
         char cfg[4096], y[8192];
-        snprintf(cfg, sizeof cfg, "%s/keys.yaml", T);
-        snprintf(y, sizeof y, "provider: exec\nexec:\n  command: [%s, --flag]\n  timeout: %u\n",
-                 script, timeout_s);
+        TEST_SNPRINTF(cfg, "%s/keys.yaml", T);
+        TEST_SNPRINTF(y, "provider: exec\nexec:\n  command: [%s, --flag]\n  timeout: %u\n", script,
+                      timeout_s);
         write_all(cfg, (const uint8_t *)y, strlen(y));
         chmod(cfg, 0644);
         aidp_keys_init(k);
@@ -175,35 +175,35 @@ Test(sealed_keys, exec_provider_round_trip)
         if (system("/usr/bin/python3 -c 'import cryptography' 2>/dev/null") != 0)
                 cr_skip_test("needs python3-cryptography");
         char kek[4096], script[4096], body[8192];
-        snprintf(kek, sizeof kek, "%s/kek", T);
+        TEST_SNPRINTF(kek, "%s/kek", T);
         write_all(kek, TEST_KEK, 32);
-        snprintf(script, sizeof script, "%s/kms.py", T);
-        snprintf(body, sizeof body,
-                 "#!/usr/bin/python3\n"
-                 "# test KMS: wraps with RFC 5649 under a local KEK, adds a prefix\n"
-                 "import sys\n"
-                 "from cryptography.hazmat.primitives.keywrap import "
-                 "aes_key_wrap_with_padding as w, aes_key_unwrap_with_padding as u\n"
-                 "assert sys.argv[1] == '--flag', sys.argv\n"
-                 "kek = open('%s', 'rb').read()\n"
-                 "op, kid = sys.argv[2], sys.argv[3]\n"
-                 "assert kid == 'vault-key', kid\n"
-                 "data = sys.stdin.buffer.read()\n"
-                 "if op == 'wrap':\n"
-                 "    sys.stdout.buffer.write(b'EXT1' + w(kek, data))\n"
-                 "else:\n"
-                 "    assert data[:4] == b'EXT1'\n"
-                 "    sys.stdout.buffer.write(u(kek, data[4:]))\n",
-                 kek);
+        TEST_SNPRINTF(script, "%s/kms.py", T);
+        TEST_SNPRINTF(body,
+                      "#!/usr/bin/python3\n"
+                      "# test KMS: wraps with RFC 5649 under a local KEK, adds a prefix\n"
+                      "import sys\n"
+                      "from cryptography.hazmat.primitives.keywrap import "
+                      "aes_key_wrap_with_padding as w, aes_key_unwrap_with_padding as u\n"
+                      "assert sys.argv[1] == '--flag', sys.argv\n"
+                      "kek = open('%s', 'rb').read()\n"
+                      "op, kid = sys.argv[2], sys.argv[3]\n"
+                      "assert kid == 'vault-key', kid\n"
+                      "data = sys.stdin.buffer.read()\n"
+                      "if op == 'wrap':\n"
+                      "    sys.stdout.buffer.write(b'EXT1' + w(kek, data))\n"
+                      "else:\n"
+                      "    assert data[:4] == b'EXT1'\n"
+                      "    sys.stdout.buffer.write(u(kek, data[4:]))\n",
+                      kek);
         write_script(script, body);
         struct aidp_keys k;
         aidp_error err = {0};
         cr_assert_eq(exec_keys(&k, script, 10, &err), 0, "%s", err.msg);
         cr_assert_eq(k.kind, AIDP_KEYS_EXEC);
         char f[4096], sealed[4096], out[4096];
-        snprintf(f, sizeof f, "%s/plain", T);
+        TEST_SNPRINTF(f, "%s/plain", T);
         write_file(f, 70000, 0644, 3);
-        snprintf(sealed, sizeof sealed, "%s/e.sealed", T);
+        TEST_SNPRINTF(sealed, "%s/e.sealed", T);
         struct aidp_seal_params p = {0};
         meta_default(&p.meta, "extset");
         strcpy(p.meta.key_id, "vault-key");
@@ -211,10 +211,10 @@ Test(sealed_keys, exec_provider_round_trip)
         cr_assert_eq(seal_path(f, sealed, &p, &k, &res, &err), 0, "%s", err.msg);
         cr_assert_eq(res.header.key_wrap, AIDP_WRAP_EXTERNAL);
         cr_assert_eq(res.header.wrapped_key_len, 44);
-        snprintf(out, sizeof out, "%s/out", T);
+        TEST_SNPRINTF(out, "%s/out", T);
         cr_assert_eq(unseal_path(sealed, out, &k, 2, NULL, &err), 0, "%s", err.msg);
         char g[4096];
-        snprintf(g, sizeof g, "%s/plain", out);
+        TEST_SNPRINTF(g, "%s/plain", out);
         assert_same_tree(f, g);
         aidp_keys_free(&k);
 }
@@ -223,7 +223,7 @@ static void expect_exec_failure(const char *body, unsigned timeout_s, int errnum
                                 const char *needle)
 {
         char script[4096];
-        snprintf(script, sizeof script, "%s/bad-kms", T);
+        TEST_SNPRINTF(script, "%s/bad-kms", T);
         unlink(script);
         write_script(script, body);
         struct aidp_keys k;
@@ -256,7 +256,7 @@ Test(sealed_keys, exec_provider_failures_are_clear)
         expect_exec_failure("#!/bin/sh\nkill -9 $$\n", 10, EIO, "killed by signal 9");
         /* A provider others can modify is not run at all. */
         char script[4096];
-        snprintf(script, sizeof script, "%s/open-kms", T);
+        TEST_SNPRINTF(script, "%s/open-kms", T);
         write_script(script, "#!/bin/sh\nhead -c 32 /dev/zero\n");
         chmod(script, 0777);
         struct aidp_keys k;
@@ -268,7 +268,7 @@ Test(sealed_keys, exec_provider_failures_are_clear)
         cr_assert(strstr(err.msg, "writable by group or other"), "%s", err.msg);
         aidp_keys_free(&k);
         /* Not executable at all. */
-        snprintf(script, sizeof script, "%s/no-such-kms", T);
+        TEST_SNPRINTF(script, "%s/no-such-kms", T);
         cr_assert_eq(exec_keys(&k, script, 5, &err), 0);
         cr_assert_lt(aidp_keys_unwrap(&k, "kid", AIDP_WRAP_EXTERNAL, w, 40, &dk, &err), 0);
         cr_assert(strstr(err.msg, "no-such-kms"), "%s", err.msg);
@@ -281,13 +281,13 @@ Test(sealed_keys, destination_too_small_reports_enospc_with_dataset_name)
         struct aidp_keys k;
         keys_static(&k, TEST_KEK);
         char src[4096], f[4096], sealed[4096];
-        snprintf(src, sizeof src, "%s/src", T);
+        TEST_SNPRINTF(src, "%s/src", T);
         mkdir_p(src, 0755);
-        snprintf(f, sizeof f, "%s/src/a", T);
+        TEST_SNPRINTF(f, "%s/src/a", T);
         write_file(f, 600000, 0644, 1);
-        snprintf(f, sizeof f, "%s/src/b", T);
+        TEST_SNPRINTF(f, "%s/src/b", T);
         write_file(f, 900000, 0644, 2);
-        snprintf(sealed, sizeof sealed, "%s/big.sealed", T);
+        TEST_SNPRINTF(sealed, "%s/big.sealed", T);
         struct aidp_seal_params p = {.segment_size = 65536};
         meta_default(&p.meta, "toolarge");
         aidp_error err = {0};
@@ -339,45 +339,46 @@ Test(sealed_keys, cli_seal_inspect_unseal_and_exit_codes)
 {
         AIDP_REQUIRE_ROOT();
         char cmd[16384], out[65536];
-        snprintf(cmd, sizeof cmd,
-                 "set -e; cd '%s'; mkdir -p src/d; echo hi > src/d/f; " AIDP_BIN
-                 " keygen cli-key --key-dir keys; " AIDP_BIN
-                 " seal -q src -o src.sealed -k cli-key --key-dir keys -c restricted "
-                 "-r eu -r de -g phi,pci -n clidata -V 3 -O bob; " AIDP_BIN
-                 " inspect --json --key-dir keys src.sealed",
-                 T);
+        TEST_SNPRINTF(cmd,
+                      "set -e; cd '%s'; mkdir -p src/d; echo hi > src/d/f; " AIDP_BIN
+                      " keygen cli-key --key-dir keys; " AIDP_BIN
+                      " seal -q src -o src.sealed -k cli-key --key-dir keys -c restricted "
+                      "-r eu -r de -g phi,pci -n clidata -V 3 -O bob; " AIDP_BIN
+                      " inspect --json --key-dir keys src.sealed",
+                      T);
         cr_assert_eq(sh(cmd, out, sizeof out), 0, "%s", out);
         cr_assert(strstr(out, "\"name\":\"clidata\""), "%s", out);
         cr_assert(strstr(out, "\"classification\":\"restricted\""), "%s", out);
         cr_assert(strstr(out, "\"residency\":[\n    \"de\",\n    \"eu\"\n  ]"), "%s", out);
         cr_assert(strstr(out, "\"authenticated\":true"), "%s", out);
-        snprintf(cmd, sizeof cmd,
-                 "cd '%s' && " AIDP_BIN " unseal -q --key-dir keys src.sealed -o back && "
-                 "cat back/d/f",
-                 T);
+        TEST_SNPRINTF(cmd,
+                      "cd '%s' && " AIDP_BIN " unseal -q --key-dir keys src.sealed -o back && "
+                      "cat back/d/f",
+                      T);
         cr_assert_eq(sh(cmd, out, sizeof out), 0, "%s", out);
         cr_assert_str_eq(out, "hi\n");
         /* Tampered: exit 117, dataset named, nothing extracted. */
-        snprintf(cmd, sizeof cmd,
-                 "cd '%s' && printf '\\001' | dd of=src.sealed bs=1 seek=$(( $(stat -c %%s "
-                 "src.sealed) - 20 )) conv=notrunc 2>/dev/null && " AIDP_BIN
-                 " unseal --key-dir keys src.sealed -o back2 2>&1; echo rc=$?; test -e back2 && "
-                 "echo LEFT || echo GONE",
-                 T);
+        TEST_SNPRINTF(
+                cmd,
+                "cd '%s' && printf '\\001' | dd of=src.sealed bs=1 seek=$(( $(stat -c %%s "
+                "src.sealed) - 20 )) conv=notrunc 2>/dev/null && " AIDP_BIN
+                " unseal --key-dir keys src.sealed -o back2 2>&1; echo rc=$?; test -e back2 && "
+                "echo LEFT || echo GONE",
+                T);
         sh(cmd, out, sizeof out);
         cr_assert(strstr(out, "rc=117"), "%s", out);
         cr_assert(strstr(out, "dataset clidata"), "%s", out);
         cr_assert(strstr(out, "failed authentication"), "%s", out);
         cr_assert(strstr(out, "GONE"), "unseal left its destination behind: %s", out);
         /* Usage errors: 120. */
-        snprintf(cmd, sizeof cmd, AIDP_BIN " seal '%s/src' -o x.sealed -k k 2>&1; echo rc=$?", T);
+        TEST_SNPRINTF(cmd, AIDP_BIN " seal '%s/src' -o x.sealed -k k 2>&1; echo rc=$?", T);
         sh(cmd, out, sizeof out);
         cr_assert(strstr(out, "missing --classification") && strstr(out, "rc=120"), "%s", out);
         /* Missing key: 117. */
-        snprintf(cmd, sizeof cmd,
-                 "cd '%s' && rm keys/cli-key && " AIDP_BIN
-                 " inspect --key-dir keys src.sealed 2>&1; echo rc=$?",
-                 T);
+        TEST_SNPRINTF(cmd,
+                      "cd '%s' && rm keys/cli-key && " AIDP_BIN
+                      " inspect --key-dir keys src.sealed 2>&1; echo rc=$?",
+                      T);
         sh(cmd, out, sizeof out);
         cr_assert(strstr(out, "key 'cli-key' not found") && strstr(out, "rc=117"), "%s", out);
 }

@@ -22,14 +22,14 @@ static void seal_one(const char *name, enum aidp_classification c, const char *r
                      const char *content, char *path_out)
 {
         char src[4096], f[4096];
-        snprintf(src, sizeof src, "%s/src-%s", T, name);
+        TEST_SNPRINTF(src, "%s/src-%s", T, name);
         mkdir_p(src, 0755);
-        snprintf(f, sizeof f, "%s/src-%s/sub", T, name);
+        TEST_SNPRINTF(f, "%s/src-%s/sub", T, name);
         mkdir_p(f, 0750);
-        snprintf(f, sizeof f, "%s/src-%s/sub/data.txt", T, name);
+        TEST_SNPRINTF(f, "%s/src-%s/sub/data.txt", T, name);
         write_all(f, (const uint8_t *)content, strlen(content));
         chmod(f, 0600);
-        snprintf(f, sizeof f, "%s/src-%s/big.bin", T, name);
+        TEST_SNPRINTF(f, "%s/src-%s/big.bin", T, name);
         write_file(f, 3 * 1048576 + 7, 0644, 5);
         struct aidp_keys k;
         aidp_keys_init(&k);
@@ -50,9 +50,9 @@ static void setup(void)
 {
         T = tmpdir_new();
         chmod(T, 0755);
-        snprintf(keydir, sizeof keydir, "%s/keys", T);
-        snprintf(outdir, sizeof outdir, "%s/outputs", T);
-        snprintf(rundir, sizeof rundir, "%s/run", T);
+        TEST_SNPRINTF(keydir, "%s/keys", T);
+        TEST_SNPRINTF(outdir, "%s/outputs", T);
+        TEST_SNPRINTF(rundir, "%s/run", T);
         mkdir_p(outdir, 0755);
         aidp_error err = {0};
         cr_assert_eq(aidp_keys_generate(keydir, "run-key", &err), 0, "%s", err.msg);
@@ -103,7 +103,7 @@ Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited
 {
         AIDP_REQUIRE_ROOT();
         char summary[4096];
-        snprintf(summary, sizeof summary, "%s/summary.json", T);
+        TEST_SNPRINTF(summary, "%s/summary.json", T);
         const char *extra[] = {"--data", in1,         "--data", in2, "--output-dir",
                                outdir,   "--summary", summary,  NULL};
         const char *script =
@@ -135,7 +135,7 @@ Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited
         char sealed[4096] = "";
         while ((e = readdir(d)))
                 if (strstr(e->d_name, ".sealed"))
-                        snprintf(sealed, sizeof sealed, "%s/%s", outdir, e->d_name);
+                        TEST_SNPRINTF(sealed, "%s/%s", outdir, e->d_name);
         closedir(d);
         cr_assert_eq(count_entries(outdir), 1);
         cr_assert(sealed[0], "no sealed output in %s", outdir);
@@ -156,14 +156,14 @@ Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited
         cr_assert_str_eq(h->meta.key_id, "run-key");
         cr_assert_str_eq(h->meta.owner, "nobody");
         char back[4096];
-        snprintf(back, sizeof back, "%s/back", T);
+        TEST_SNPRINTF(back, "%s/back", T);
         mkdir_p(back, 0700);
         int bfd = open(back, O_RDONLY | O_DIRECTORY);
         cr_assert_eq(aidp_sealed_decrypt(s, bfd, NULL, NULL, &err), 0, "%s", err.msg);
         close(bfd);
         size_t len = 0;
         char w[4096];
-        snprintf(w, sizeof w, "%s/model/w.bin", back);
+        TEST_SNPRINTF(w, "%s/model/w.bin", back);
         uint8_t *wb = read_all(w, &len);
         cr_assert_eq(len, 16);
         cr_assert_eq(memcmp(wb, "trained-weights\n", 16), 0);
@@ -231,7 +231,7 @@ Test(sealed_run, tampered_segment_refuses_the_run_with_dataset_named)
         uint8_t *b = read_all(in1, &len);
         b[len - 1048576] ^= 0x10; /* inside the last full segment */
         char bad[4096];
-        snprintf(bad, sizeof bad, "%s/alpha-bad.sealed", T);
+        TEST_SNPRINTF(bad, "%s/alpha-bad.sealed", T);
         write_all(bad, b, len);
         free(b);
         expect_refused(bad, "failed authentication");
@@ -247,11 +247,11 @@ Test(sealed_run, edited_header_tag_and_truncation_refuse_the_run)
         cr_assert(p);
         memcpy(p + 4, "us", 2);
         char bad[4096];
-        snprintf(bad, sizeof bad, "%s/alpha-edited.sealed", T);
+        TEST_SNPRINTF(bad, "%s/alpha-edited.sealed", T);
         write_all(bad, b, len);
         expect_refused(bad, "header authentication failed");
         p[4] = 'e', p[5] = 'u';
-        snprintf(bad, sizeof bad, "%s/alpha-short.sealed", T);
+        TEST_SNPRINTF(bad, "%s/alpha-short.sealed", T);
         write_all(bad, b, len - 4096);
         expect_refused(bad, "truncated");
         free(b);
@@ -276,7 +276,7 @@ Test(sealed_run, sigint_during_injection_stops_it_cleanly, .timeout = 300)
         char src[4096], f[4096], big[4096], logp[4096], keyp[4096];
         snprintf(src, sizeof src, "%s/src-huge", T);
         mkdir_p(src, 0755);
-        snprintf(f, sizeof f, "%s/huge.bin", src);
+        TEST_SNPRINTF(f, "%s/huge.bin", src);
         write_file(f, 1024ull * 1048576, 0644, 9);
         struct aidp_keys k;
         aidp_keys_init(&k);

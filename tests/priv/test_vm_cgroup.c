@@ -27,6 +27,7 @@
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/sandbox/cgroup/cgroup_internal.h" /* the test-only fault point */
 #include "tests/priv/priv.h"
+#include "tests/tpath.h"
 
 #define MiB (1024ull * 1024ull)
 
@@ -338,7 +339,7 @@ Test(vm_cgroup, teardown_kills_a_double_forked_daemon_and_removes_every_cgroup)
                 cr_assert_neq(stat(dirs[i], &sb), 0, "cgroup left: %s", dirs[i]);
                 /* The per-test parent goes with its last run. */
                 char p[PATH_MAX];
-                snprintf(p, sizeof p, "%s", dirs[i]);
+                TEST_SNPRINTF(p, "%s", dirs[i]);
                 *strrchr(p, '/') = '\0';
                 cr_assert_neq(stat(p, &sb), 0, "parent cgroup left: %s", p);
         }

@@ -1,6 +1,7 @@
 /* `aidp policy check|explain` through the built binary: exit statuses,
  * golden explain output, JSON, default locations and error positions. */
 #include <criterion/criterion.h>
+#include "tests/tpath.h"
 
 #include "common/exitcodes.h"
 #include <json-c/json.h>
@@ -24,8 +25,8 @@ static int aidp_env(const char *env, const char *args, char **out, char **errout
         cr_assert_geq(efd, 0);
         close(efd);
         char cmd[8192];
-        snprintf(cmd, sizeof cmd, "cd %s && env -u AIDP_POLICY_DIR %s %s/aidp %s 2>%s",
-                 AIDP_SOURCE_DIR, env, AIDP_BINARY_DIR, args, errfile);
+        TEST_SNPRINTF(cmd, "cd %s && env -u AIDP_POLICY_DIR %s %s/aidp %s 2>%s", AIDP_SOURCE_DIR,
+                      env, AIDP_BINARY_DIR, args, errfile);
         FILE *p = popen(cmd, "r");
         cr_assert_not_null(p);
         size_t cap = 1 << 16, len = 0;
@@ -60,7 +61,7 @@ static int aidp(const char *args, char **out, char **errout)
 static char *golden(const char *name)
 {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s/golden/%s", AIDP_SOURCE_DIR, D, name);
+        TEST_SNPRINTF(path, "%s/%s/golden/%s", AIDP_SOURCE_DIR, D, name);
         FILE *f = fopen(path, "r");
         cr_assert_not_null(f, "%s", path);
         char *buf = calloc(1, 1 << 16);
@@ -172,20 +173,20 @@ Test(cli_policy, explain_reads_the_default_directory_from_the_environment)
         char dir[] = "/tmp/aidp-policy-dir-XXXXXX";
         cr_assert_not_null(mkdtemp(dir));
         char cmd[1024];
-        snprintf(cmd, sizeof cmd,
-                 "cp %s/" D "/host-eu.yaml %s/host.yaml && cp %s/" D "/residency.yaml %s/ && "
-                 "cp %s/" D "/access.yaml %s/",
-                 AIDP_SOURCE_DIR, dir, AIDP_SOURCE_DIR, dir, AIDP_SOURCE_DIR, dir);
+        TEST_SNPRINTF(cmd,
+                      "cp %s/" D "/host-eu.yaml %s/host.yaml && cp %s/" D "/residency.yaml %s/ && "
+                      "cp %s/" D "/access.yaml %s/",
+                      AIDP_SOURCE_DIR, dir, AIDP_SOURCE_DIR, dir, AIDP_SOURCE_DIR, dir);
         cr_assert_eq(system(cmd), 0);
         char args[2048];
-        snprintf(args, sizeof args,
-                 "policy explain --user alice --profile gpu-train --policy-dir %s --data " D
-                 "/ds-imagenet-eu.yaml --at @1714557600",
-                 dir);
+        TEST_SNPRINTF(args,
+                      "policy explain --user alice --profile gpu-train --policy-dir %s --data " D
+                      "/ds-imagenet-eu.yaml --at @1714557600",
+                      dir);
         char *out;
         int st = aidp(args, &out, NULL);
         char rm[1100];
-        snprintf(rm, sizeof rm, "rm -rf %s", dir);
+        TEST_SNPRINTF(rm, "rm -rf %s", dir);
         cr_assert_eq(system(rm), 0);
         cr_assert_eq(st, 0, "%s", out);
         cr_assert(strstr(out, "on gpu-eu-07 (region eu-west-1)"), "%s", out);
@@ -259,13 +260,13 @@ Test(cli_policy, check_valid_and_invalid_files)
         cr_assert_eq(write(fd, y, sizeof y - 1), (ssize_t)(sizeof y - 1));
         close(fd);
         char args[512];
-        snprintf(args, sizeof args, "policy check " D "/host-eu.yaml %s", bad);
+        TEST_SNPRINTF(args, "policy check " D "/host-eu.yaml %s", bad);
         int st = aidp(args, &out, &err);
         unlink(bad);
         cr_assert_eq(st, 1, "check reports problems with status 1");
         cr_assert(strstr(out, "host-eu.yaml: ok"), "the valid file is still reported: %s", out);
         char want[512];
-        snprintf(want, sizeof want, "%s:6:5: roles.r: unknown key 'max_clasification'", bad);
+        TEST_SNPRINTF(want, "%s:6:5: roles.r: unknown key 'max_clasification'", bad);
         cr_assert(strstr(err, want), "%s", err);
         free(out);
         free(err);
@@ -374,11 +375,11 @@ Test(cli_policy, explain_takes_facts_from_an_authenticated_sealed_header)
 {
         char *t = tmpdir_new();
         char keydir[4096], src[4096], sealed[4096], f[4096];
-        snprintf(keydir, sizeof keydir, "%s/keys", t);
-        snprintf(src, sizeof src, "%s/clinical-notes", t);
-        snprintf(sealed, sizeof sealed, "%s/notes.sealed", t);
+        TEST_SNPRINTF(keydir, "%s/keys", t);
+        TEST_SNPRINTF(src, "%s/clinical-notes", t);
+        TEST_SNPRINTF(sealed, "%s/notes.sealed", t);
         mkdir_p(src, 0755);
-        snprintf(f, sizeof f, "%s/a.txt", src);
+        TEST_SNPRINTF(f, "%s/a.txt", src);
         write_all(f, (const uint8_t *)"x\n", 2);
         aidp_error err = {0};
         cr_assert_eq(aidp_keys_generate(keydir, "k1", &err), 0, "%s", err.msg);
@@ -395,10 +396,10 @@ Test(cli_policy, explain_takes_facts_from_an_authenticated_sealed_header)
         aidp_keys_free(&k);
 
         char args[8192], *out, *errs;
-        snprintf(args, sizeof args,
-                 "policy explain --user bob --profile gpu-train " POL " --host " D
-                 "/host-us-nohipaa.yaml --data %s --key-dir %s --at 2024-05-01T14:00:00Z",
-                 sealed, keydir);
+        TEST_SNPRINTF(args,
+                      "policy explain --user bob --profile gpu-train " POL " --host " D
+                      "/host-us-nohipaa.yaml --data %s --key-dir %s --at 2024-05-01T14:00:00Z",
+                      sealed, keydir);
         int st = aidp(args, &out, &errs);
         cr_assert_eq(st, 121, "%s\n%s", out, errs);
         cr_assert(strstr(out, "input phi-notes@1: restricted, residency [us], regulations [phi]"),
@@ -408,8 +409,8 @@ Test(cli_policy, explain_takes_facts_from_an_authenticated_sealed_header)
         free(errs);
 
         /* Without the key the header cannot be authenticated: no facts, no decision. */
-        snprintf(args, sizeof args,
-                 "policy explain --user bob " POL " --data %s --key-dir %s/nokeys", sealed, t);
+        TEST_SNPRINTF(args, "policy explain --user bob " POL " --data %s --key-dir %s/nokeys",
+                      sealed, t);
         st = aidp(args, &out, &errs);
         cr_assert_eq(st, AIDP_EXIT_DATA, "%s\n%s", out, errs);
         cr_assert_str_eq(out, "");

@@ -16,7 +16,7 @@ static void setup(void)
 {
         T = tmpdir_new();
         keys_static(&K, TEST_KEK);
-        snprintf(kek_path, sizeof kek_path, "%s/kek", T);
+        TEST_SNPRINTF(kek_path, "%s/kek", T);
         write_all(kek_path, TEST_KEK, 32);
 }
 
@@ -31,7 +31,7 @@ TestSuite(sealed_python, .init = setup, .fini = teardown, .timeout = 300);
 static int run_py(const char *args, char *out, size_t cap)
 {
         char cmd[8192];
-        snprintf(cmd, sizeof cmd, PY " " TOOL " --kek '%s' %s 2>&1", kek_path, args);
+        TEST_SNPRINTF(cmd, PY " " TOOL " --kek '%s' %s 2>&1", kek_path, args);
         FILE *p = popen(cmd, "r");
         cr_assert(p);
         size_t n = fread(out, 1, cap - 1, p);
@@ -53,17 +53,17 @@ Test(sealed_python, decrypts_tree_sealed_by_aidp)
 {
         require_python_cryptography();
         char src[4096], f[4096], sealed[4096], out[4096], args[8192], res[16384];
-        snprintf(src, sizeof src, "%s/src", T);
+        TEST_SNPRINTF(src, "%s/src", T);
         mkdir_p(src, 0755);
-        snprintf(f, sizeof f, "%s/src/sub", T);
+        TEST_SNPRINTF(f, "%s/src/sub", T);
         mkdir_p(f, 0750);
-        snprintf(f, sizeof f, "%s/src/sub/big", T);
+        TEST_SNPRINTF(f, "%s/src/sub/big", T);
         write_file(f, 300000, 0640, 1);
-        snprintf(f, sizeof f, "%s/src/empty", T);
+        TEST_SNPRINTF(f, "%s/src/empty", T);
         write_file(f, 0, 0600, 2);
-        snprintf(f, sizeof f, "%s/src/x.sh", T);
+        TEST_SNPRINTF(f, "%s/src/x.sh", T);
         write_file(f, 4096, 0755, 3);
-        snprintf(sealed, sizeof sealed, "%s/t.sealed", T);
+        TEST_SNPRINTF(sealed, "%s/t.sealed", T);
         struct aidp_seal_params p = {.segment_size = 65536, .threads = 2};
         meta_default(&p.meta, "pyset");
         aidp_error err = {0};
@@ -71,8 +71,8 @@ Test(sealed_python, decrypts_tree_sealed_by_aidp)
         aidp_sealed_meta_add_tag(&p.meta, AIDP_F_REGULATION, "phi", &err);
         aidp_sealed_meta_add_tag(&p.meta, AIDP_F_REGULATION, "pci", &err);
         cr_assert_eq(seal_path(src, sealed, &p, &K, NULL, &err), 0, "%s", err.msg);
-        snprintf(out, sizeof out, "%s/pyout", T);
-        snprintf(args, sizeof args, "'%s' '%s'", sealed, out);
+        TEST_SNPRINTF(out, "%s/pyout", T);
+        TEST_SNPRINTF(args, "'%s' '%s'", sealed, out);
         int rc = run_py(args, res, sizeof res);
         cr_assert_eq(rc, 0, "python decryptor failed: %s", res);
         assert_same_tree(src, out);
@@ -86,10 +86,10 @@ Test(sealed_python, decrypts_single_file_on_segment_boundary)
 {
         require_python_cryptography();
         char f[4096], sealed[4096], out[4096], args[8192], res[16384];
-        snprintf(f, sizeof f, "%s/blob", T);
+        TEST_SNPRINTF(f, "%s/blob", T);
         /* manifest 20 + 14 + 4 bytes; payload exactly 3 segments */
         write_file(f, 3 * 4096 - 38, 0644, 9);
-        snprintf(sealed, sizeof sealed, "%s/b.sealed", T);
+        TEST_SNPRINTF(sealed, "%s/b.sealed", T);
         struct aidp_seal_params p = {.segment_size = 4096};
         meta_default(&p.meta, "blob");
         aidp_error err = {0};
@@ -97,11 +97,11 @@ Test(sealed_python, decrypts_single_file_on_segment_boundary)
         cr_assert_eq(seal_path(f, sealed, &p, &K, &r, &err), 0, "%s", err.msg);
         cr_assert_eq(r.header.n_segments, 3);
         cr_assert_eq(r.header.payload_len, 3 * 4096);
-        snprintf(out, sizeof out, "%s/pyout", T);
-        snprintf(args, sizeof args, "'%s' '%s'", sealed, out);
+        TEST_SNPRINTF(out, "%s/pyout", T);
+        TEST_SNPRINTF(args, "'%s' '%s'", sealed, out);
         cr_assert_eq(run_py(args, res, sizeof res), 0, "%s", res);
         char g[4096];
-        snprintf(g, sizeof g, "%s/blob", out);
+        TEST_SNPRINTF(g, "%s/blob", out);
         assert_same_tree(f, g);
 }
 
@@ -109,9 +109,9 @@ Test(sealed_python, refuses_tampered_file_too)
 {
         require_python_cryptography();
         char f[4096], sealed[4096], args[8192], res[16384];
-        snprintf(f, sizeof f, "%s/blob", T);
+        TEST_SNPRINTF(f, "%s/blob", T);
         write_file(f, 20000, 0644, 9);
-        snprintf(sealed, sizeof sealed, "%s/b.sealed", T);
+        TEST_SNPRINTF(sealed, "%s/b.sealed", T);
         struct aidp_seal_params p = {.segment_size = 4096};
         meta_default(&p.meta, "blob");
         aidp_error err = {0};
@@ -122,7 +122,7 @@ Test(sealed_python, refuses_tampered_file_too)
         b[r.header.payload_offset + 4096 + 16 + 7] ^= 4;
         write_all(sealed, b, len);
         free(b);
-        snprintf(args, sizeof args, "--verify '%s'", sealed);
+        TEST_SNPRINTF(args, "--verify '%s'", sealed);
         cr_assert_eq(run_py(args, res, sizeof res), 1, "%s", res);
         cr_assert(strstr(res, "segment 1 failed authentication"), "%s", res);
 }

@@ -45,7 +45,7 @@ static struct aidp_sealed_header roundtrip(const char *src_rel, uint32_t seg, un
                 assert_same_tree(src, out);
         } else {
                 char f[4096];
-                snprintf(f, sizeof f, "%s/%s", out, strrchr(src, '/') + 1);
+                TEST_SNPRINTF(f, "%s/%s", out, strrchr(src, '/') + 1);
                 assert_same_tree(src, f);
                 cr_assert_eq(count_entries(out), 1);
         }

@@ -20,16 +20,16 @@ static void setup(void)
         T = tmpdir_new();
         keys_static(&K, TEST_KEK);
         char src[4096];
-        snprintf(src, sizeof src, "%s/src", T);
+        TEST_SNPRINTF(src, "%s/src", T);
         mkdir_p(src, 0755);
         char f[4096];
-        snprintf(f, sizeof f, "%s/src/one", T);
+        TEST_SNPRINTF(f, "%s/src/one", T);
         write_file(f, 3 * SEG + 100, 0644, 1);
-        snprintf(f, sizeof f, "%s/src/two", T);
+        TEST_SNPRINTF(f, "%s/src/two", T);
         write_file(f, 2 * SEG, 0600, 2);
-        snprintf(orig, sizeof orig, "%s/orig.sealed", T);
-        snprintf(victim, sizeof victim, "%s/victim.sealed", T);
-        snprintf(dest, sizeof dest, "%s/dest", T);
+        TEST_SNPRINTF(orig, "%s/orig.sealed", T);
+        TEST_SNPRINTF(victim, "%s/victim.sealed", T);
+        TEST_SNPRINTF(dest, "%s/dest", T);
         struct aidp_seal_params p = {.segment_size = SEG};
         meta_default(&p.meta, "tamperset");
         aidp_error err = {0};
@@ -81,7 +81,7 @@ Test(sealed_tamper, bit_flip_anywhere_in_header_and_tag)
                         memcpy(b, obuf, olen);
                         b[off] ^= (uint8_t)(1u << bit);
                         char what[64];
-                        snprintf(what, sizeof what, "header byte %zu bit %d", off, bit);
+                        TEST_SNPRINTF(what, "header byte %zu bit %d", off, bit);
                         expect_refused(b, olen, what);
                 }
         }
@@ -101,8 +101,8 @@ Test(sealed_tamper, bit_flip_in_every_segment_region)
                         memcpy(b, obuf, olen);
                         b[offs[j]] ^= 0x01;
                         char what[64];
-                        snprintf(what, sizeof what, "segment %llu offset %llu",
-                                 (unsigned long long)i, (unsigned long long)offs[j]);
+                        TEST_SNPRINTF(what, "segment %llu offset %llu", (unsigned long long)i,
+                                      (unsigned long long)offs[j]);
                         aidp_error e = expect_refused(b, olen, what);
                         cr_assert_eq(e.errnum, EBADMSG, "%s: %s", what, e.msg);
                         cr_assert(strstr(e.msg, "dataset tamperset"), "%s: %s", what, e.msg);
@@ -125,7 +125,7 @@ Test(sealed_tamper, truncation)
                          olen - 1};
         for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
                 char what[64];
-                snprintf(what, sizeof what, "truncated to %zu bytes", cuts[i]);
+                TEST_SNPRINTF(what, "truncated to %zu bytes", cuts[i]);
                 expect_refused(obuf, cuts[i], what);
         }
 }
@@ -178,8 +178,8 @@ Test(sealed_tamper, segment_swap_between_datasets)
 {
         /* A second dataset with the same layout and the same tags. */
         char other[4096], src[4096];
-        snprintf(src, sizeof src, "%s/src", T);
-        snprintf(other, sizeof other, "%s/other.sealed", T);
+        TEST_SNPRINTF(src, "%s/src", T);
+        TEST_SNPRINTF(other, "%s/other.sealed", T);
         struct aidp_seal_params p = {.segment_size = SEG};
         meta_default(&p.meta, "tamperset");
         aidp_error err = {0};
@@ -196,8 +196,7 @@ Test(sealed_tamper, segment_swap_between_datasets)
                 uint64_t n = i + 1 == H.n_segments ? olen - off : SEG + 16;
                 memcpy(b + off, ob + off, n);
                 char what[64];
-                snprintf(what, sizeof what, "segment %llu from another dataset",
-                         (unsigned long long)i);
+                TEST_SNPRINTF(what, "segment %llu from another dataset", (unsigned long long)i);
                 aidp_error e = expect_refused(b, olen, what);
                 cr_assert_eq(e.errnum, EBADMSG, "%s", e.msg);
         }
@@ -316,7 +315,7 @@ Test(sealed_tamper, unreadable_or_not_sealed)
 {
         aidp_error err = {0};
         char p[4096];
-        snprintf(p, sizeof p, "%s/does-not-exist.sealed", T);
+        TEST_SNPRINTF(p, "%s/does-not-exist.sealed", T);
         cr_assert_lt(unseal_path(p, dest, &K, 1, NULL, &err), 0);
         cr_assert_eq(err.errnum, ENOENT);
         cr_assert(strstr(err.msg, "does-not-exist.sealed"), "%s", err.msg);
