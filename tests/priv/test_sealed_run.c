@@ -5,6 +5,7 @@
  * dataset, before the job exists, with nothing left behind. */
 #include <poll.h>
 #include <signal.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "common/exitcodes.h"
@@ -277,7 +278,15 @@ Test(sealed_run, sigint_during_injection_stops_it_cleanly, .timeout = 300)
         snprintf(src, sizeof src, "%s/src-huge", T);
         mkdir_p(src, 0755);
         TEST_SNPRINTF(f, "%s/huge.bin", src);
-        write_file(f, 1024ull * 1048576, 0644, 9);
+        /* 1 GiB where there is room; the VM's 1 GiB of RAM holds its /tmp, so
+         * there a third of the free space (plain file, then the sealed copy),
+         * which its emulated CPU still decrypts for seconds. */
+        struct statvfs vfs;
+        cr_assert_eq(statvfs(T, &vfs), 0, "%s: %s", T, strerror(errno));
+        uint64_t room = (uint64_t)vfs.f_bavail * vfs.f_frsize / 3;
+        uint64_t size = room < 1024ull * 1048576 ? room & ~(1048576ull - 1) : 1024ull * 1048576;
+        cr_assert_geq(size, 64ull * 1048576, "%s: too little free space for the dataset", T);
+        write_file(f, size, 0644, 9);
         struct aidp_keys k;
         aidp_keys_init(&k);
         snprintf(k.dir, sizeof k.dir, "%s", keydir);
