@@ -43,7 +43,7 @@ int aidp_residency_op_parse(const char *name, enum aidp_policy_op *ret)
         return -EINVAL;
 }
 
-int aidp_residency_oom(struct aidp_ywalk *w)
+int aidp_residency_oom(struct aidp_yaml *w)
 {
         return aidp_error_set(w->err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
 }
@@ -70,20 +70,19 @@ bool aidp_residency_is_pattern(const char *s)
         return true;
 }
 
-int aidp_residency_pf_api_version(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+int aidp_residency_pf_api_version(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         const char *s;
-        int r = aidp_residency_yw_str(w, v, path, &s);
+        int r = aidp_yaml_string(w, v, path, &s);
         if (r < 0)
                 return r;
         if (strcmp(s, AIDP_POLICY_API_VERSION))
-                return aidp_residency_yw_fail(w, v, path,
-                                              "unsupported apiVersion '%s' (expected %s)", s,
-                                              AIDP_POLICY_API_VERSION);
+                return aidp_yaml_fail(w, v, path, "unsupported apiVersion '%s' (expected %s)", s,
+                                      AIDP_POLICY_API_VERSION);
         return 0;
 }
 
-int aidp_residency_pf_kind(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+int aidp_residency_pf_kind(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         return 0; /* checked by the dispatcher before the walk */
 }
@@ -93,25 +92,25 @@ struct metadata {
         char *description;
 };
 
-static int md_name(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int md_name(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_yw_strdup(w, v, path, &((struct metadata *)ctx)->name);
+        return aidp_yaml_strdup(w, v, path, &((struct metadata *)ctx)->name);
 }
 
-static int md_description(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int md_description(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_yw_strdup(w, v, path, &((struct metadata *)ctx)->description);
+        return aidp_yaml_strdup(w, v, path, &((struct metadata *)ctx)->description);
 }
 
-int aidp_residency_parse_metadata(struct aidp_ywalk *w, yaml_node_t *v, const char *path,
+int aidp_residency_parse_metadata(struct aidp_yaml *w, yaml_node_t *v, const char *path,
                                   char **name)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"name", md_name, false},
                 {"description", md_description, false},
         };
         struct metadata md = {0};
-        int r = aidp_residency_yw_fields(w, v, path, fields, ARRAY_SIZE(fields), &md);
+        int r = aidp_yaml_fields(w, v, path, fields, ARRAY_SIZE(fields), &md);
         free(md.description);
         if (r < 0) {
                 free(md.name);
@@ -122,89 +121,94 @@ int aidp_residency_parse_metadata(struct aidp_ywalk *w, yaml_node_t *v, const ch
         return 0;
 }
 
-static int op_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
+static int op_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
         unsigned *ops = ctx;
         const char *s;
         enum aidp_policy_op op;
-        int r = aidp_residency_yw_str(w, item, path, &s);
+        int r = aidp_yaml_string(w, item, path, &s);
         if (r < 0)
                 return r;
         if (aidp_residency_op_parse(s, &op) < 0)
-                return aidp_residency_yw_fail(w, item, path,
-                                              "unknown operation '%s' (expected run, seal, unseal, "
-                                              "inspect, lineage-read)",
-                                              s);
+                return aidp_yaml_fail(w, item, path,
+                                      "unknown operation '%s' (expected run, seal, unseal, "
+                                      "inspect, lineage-read)",
+                                      s);
         if (*ops & (1u << op))
-                return aidp_residency_yw_fail(w, item, path, "duplicate operation '%s'", s);
+                return aidp_yaml_fail(w, item, path, "duplicate operation '%s'", s);
         *ops |= 1u << op;
         return 0;
 }
 
-int aidp_residency_parse_ops(struct aidp_ywalk *w, yaml_node_t *v, const char *path, unsigned *ops)
+int aidp_residency_parse_ops(struct aidp_yaml *w, yaml_node_t *v, const char *path, unsigned *ops)
 {
         *ops = 0;
-        return aidp_residency_yw_seq(w, v, path, op_item, ops);
+        return aidp_yaml_seq(w, v, path, op_item, ops);
 }
 
-int aidp_residency_parse_classification(struct aidp_ywalk *w, yaml_node_t *v, const char *path,
+int aidp_residency_parse_classification(struct aidp_yaml *w, yaml_node_t *v, const char *path,
                                         enum aidp_classification *ret)
 {
         const char *s;
-        int r = aidp_residency_yw_str(w, v, path, &s);
+        int r = aidp_yaml_string(w, v, path, &s);
         if (r < 0)
                 return r;
         if (aidp_residency_classification_parse(s, ret) < 0)
-                return aidp_residency_yw_fail(w, v, path,
-                                              "unknown classification '%s' (expected public, "
-                                              "internal, confidential, restricted, regulated)",
-                                              s);
+                return aidp_yaml_fail(w, v, path,
+                                      "unknown classification '%s' (expected public, "
+                                      "internal, confidential, restricted, regulated)",
+                                      s);
         return 0;
 }
 
 /* Find `kind` before walking, since it selects the schema. */
-static int read_kind(struct aidp_ywalk *w, yaml_node_t *root, enum aidp_policy_kind *ret)
+static int read_kind(struct aidp_yaml *w, yaml_node_t *root, enum aidp_policy_kind *ret)
 {
-        if (root->type != YAML_MAPPING_NODE)
-                return aidp_residency_yw_fail(w, root, "",
-                                              "expected a mapping with apiVersion and kind");
+        int r = aidp_yaml_expect(w, root, YAML_MAPPING_NODE, "",
+                                 "a mapping with apiVersion and kind", w->err);
+        if (r < 0)
+                return r;
         for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
              p++) {
-                yaml_node_t *k = yaml_document_get_node(&w->doc, p->key);
-                yaml_node_t *v = yaml_document_get_node(&w->doc, p->value);
-                if (!k || !v || k->type != YAML_SCALAR_NODE ||
-                    strcmp((const char *)k->data.scalar.value, "kind"))
+                yaml_node_t *k = aidp_yaml_node(w, p->key);
+                yaml_node_t *v = aidp_yaml_node(w, p->value);
+                const char *ks = aidp_yaml_str(k);
+                if (!ks || !v || strcmp(ks, "kind"))
                         continue;
-                if (v->type != YAML_SCALAR_NODE)
-                        return aidp_residency_yw_fail(w, v, "kind", "expected a string");
-                const char *s = (const char *)v->data.scalar.value;
+                const char *s;
+                r = aidp_yaml_string(w, v, "kind", &s);
+                if (r < 0)
+                        return r;
                 for (unsigned i = 0; i < AIDP_POLICY_KIND_MAX; i++)
                         if (!strcmp(s, kind_names[i])) {
                                 *ret = (enum aidp_policy_kind)i;
                                 return 0;
                         }
-                return aidp_residency_yw_fail(w, v, "kind",
-                                              "unknown kind '%s' (expected HostIdentity, "
-                                              "ResidencyPolicy, AccessPolicy or DatasetFacts)",
-                                              s);
+                return aidp_yaml_fail(w, v, "kind",
+                                      "unknown kind '%s' (expected HostIdentity, "
+                                      "ResidencyPolicy, AccessPolicy or DatasetFacts)",
+                                      s);
         }
-        return aidp_residency_yw_fail(w, root, "",
-                                      "missing key 'kind' (HostIdentity, ResidencyPolicy, "
-                                      "AccessPolicy or DatasetFacts)");
+        return aidp_yaml_fail(w, root, "",
+                              "missing key 'kind' (HostIdentity, ResidencyPolicy, "
+                              "AccessPolicy or DatasetFacts)");
 }
 
 int aidp_residency_parse(const char *buf, size_t len, const char *file, struct aidp_policy_doc *ret,
                          aidp_error *err)
 {
-        struct aidp_ywalk w;
+        struct aidp_yaml w;
         struct aidp_policy_doc doc;
         int r;
 
         memset(&doc, 0, sizeof doc);
-        r = aidp_residency_yw_load(&w, buf, len, file, err);
+        if (len > AIDP_POLICY_INPUT_MAX)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG, "%s: larger than %u bytes",
+                                      file ? file : "<input>", AIDP_POLICY_INPUT_MAX);
+        r = aidp_yaml_load(&w, file, "policy", buf, len, 0, err);
         if (r < 0)
-                return r;
-        yaml_node_t *root = aidp_residency_yw_root(&w);
+                goto out;
+        yaml_node_t *root = aidp_yaml_root(&w);
         if (!root) {
                 r = -EINVAL;
                 goto out;
@@ -221,14 +225,12 @@ int aidp_residency_parse(const char *buf, size_t len, const char *file, struct a
         case AIDP_POLICY_DATASET:
                 r = aidp_residency_parse_dataset_doc(&w, root, &doc.dataset);
                 break;
-        case AIDP_POLICY_KIND_MAX:
-                r = aidp_residency_yw_fail(&w, root, "kind", "unknown kind");
-                break;
+        case AIDP_POLICY_KIND_MAX: r = aidp_yaml_fail(&w, root, "kind", "unknown kind"); break;
         }
         if (r >= 0)
                 *ret = doc;
 out:
-        aidp_residency_yw_done(&w);
+        aidp_yaml_free(&w);
         return r;
 }
 
