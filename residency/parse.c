@@ -8,11 +8,11 @@
 #include "residency/parse_internal.h"
 #include "common/strv.h"
 
-static const char *const kind_names[AIDP_POLICY_KIND_MAX] = {
-        [AIDP_POLICY_HOST] = "HostIdentity",
-        [AIDP_POLICY_RESIDENCY] = "ResidencyPolicy",
-        [AIDP_POLICY_ACCESS] = "AccessPolicy",
-        [AIDP_POLICY_DATASET] = "DatasetFacts",
+static const char *const kind_names[AIDP_RESIDENCY_KIND_MAX] = {
+        [AIDP_RESIDENCY_KIND_HOST] = "HostIdentity",
+        [AIDP_RESIDENCY_KIND_RESIDENCY] = "ResidencyPolicy",
+        [AIDP_RESIDENCY_KIND_ACCESS] = "AccessPolicy",
+        [AIDP_RESIDENCY_KIND_DATASET] = "DatasetFacts",
 };
 
 static const char *const op_names[AIDP_OP_MAX] = {
@@ -23,21 +23,21 @@ static const char *const op_names[AIDP_OP_MAX] = {
         [AIDP_OP_LINEAGE_READ] = "lineage-read",
 };
 
-const char *aidp_residency_kind_name(enum aidp_policy_kind k)
+const char *aidp_residency_kind_name(enum aidp_residency_kind k)
 {
-        return (unsigned)k < AIDP_POLICY_KIND_MAX ? kind_names[k] : "?";
+        return (unsigned)k < AIDP_RESIDENCY_KIND_MAX ? kind_names[k] : "?";
 }
 
-const char *aidp_residency_op_name(enum aidp_policy_op op)
+const char *aidp_residency_op_name(enum aidp_residency_op op)
 {
         return (unsigned)op < AIDP_OP_MAX ? op_names[op] : "?";
 }
 
-int aidp_residency_op_parse(const char *name, enum aidp_policy_op *ret)
+int aidp_residency_op_parse(const char *name, enum aidp_residency_op *ret)
 {
         for (unsigned i = 0; i < AIDP_OP_MAX; i++)
                 if (!strcmp(name, op_names[i])) {
-                        *ret = (enum aidp_policy_op)i;
+                        *ret = (enum aidp_residency_op)i;
                         return 0;
                 }
         return -EINVAL;
@@ -76,9 +76,9 @@ int aidp_residency_pf_api_version(struct aidp_yaml *w, yaml_node_t *v, const cha
         int r = aidp_yaml_string(w, v, path, &s);
         if (r < 0)
                 return r;
-        if (strcmp(s, AIDP_POLICY_API_VERSION))
+        if (strcmp(s, AIDP_RESIDENCY_API_VERSION))
                 return aidp_yaml_fail(w, v, path, "unsupported apiVersion '%s' (expected %s)", s,
-                                      AIDP_POLICY_API_VERSION);
+                                      AIDP_RESIDENCY_API_VERSION);
         return 0;
 }
 
@@ -125,7 +125,7 @@ static int op_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, siz
 {
         unsigned *ops = ctx;
         const char *s;
-        enum aidp_policy_op op;
+        enum aidp_residency_op op;
         int r = aidp_yaml_string(w, item, path, &s);
         if (r < 0)
                 return r;
@@ -162,7 +162,7 @@ int aidp_residency_parse_classification(struct aidp_yaml *w, yaml_node_t *v, con
 }
 
 /* Find `kind` before walking, since it selects the schema. */
-static int read_kind(struct aidp_yaml *w, yaml_node_t *root, enum aidp_policy_kind *ret)
+static int read_kind(struct aidp_yaml *w, yaml_node_t *root, enum aidp_residency_kind *ret)
 {
         int r = aidp_yaml_expect(w, root, YAML_MAPPING_NODE, "",
                                  "a mapping with apiVersion and kind", w->err);
@@ -179,9 +179,9 @@ static int read_kind(struct aidp_yaml *w, yaml_node_t *root, enum aidp_policy_ki
                 r = aidp_yaml_string(w, v, "kind", &s);
                 if (r < 0)
                         return r;
-                for (unsigned i = 0; i < AIDP_POLICY_KIND_MAX; i++)
+                for (unsigned i = 0; i < AIDP_RESIDENCY_KIND_MAX; i++)
                         if (!strcmp(s, kind_names[i])) {
-                                *ret = (enum aidp_policy_kind)i;
+                                *ret = (enum aidp_residency_kind)i;
                                 return 0;
                         }
                 return aidp_yaml_fail(w, v, "kind",
@@ -194,17 +194,17 @@ static int read_kind(struct aidp_yaml *w, yaml_node_t *root, enum aidp_policy_ki
                               "AccessPolicy or DatasetFacts)");
 }
 
-int aidp_residency_parse(const char *buf, size_t len, const char *file, struct aidp_policy_doc *ret,
-                         aidp_error *err)
+int aidp_residency_parse(const char *buf, size_t len, const char *file,
+                         struct aidp_residency_doc *ret, aidp_error *err)
 {
         struct aidp_yaml w;
-        struct aidp_policy_doc doc;
+        struct aidp_residency_doc doc;
         int r;
 
         memset(&doc, 0, sizeof doc);
-        if (len > AIDP_POLICY_INPUT_MAX)
+        if (len > AIDP_RESIDENCY_INPUT_MAX)
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG, "%s: larger than %u bytes",
-                                      file ? file : "<input>", AIDP_POLICY_INPUT_MAX);
+                                      file ? file : "<input>", AIDP_RESIDENCY_INPUT_MAX);
         r = aidp_yaml_load(&w, file, "policy", buf, len, 0, err);
         if (r < 0)
                 goto out;
@@ -217,15 +217,19 @@ int aidp_residency_parse(const char *buf, size_t len, const char *file, struct a
         if (r < 0)
                 goto out;
         switch (doc.kind) {
-        case AIDP_POLICY_HOST: r = aidp_residency_parse_host_doc(&w, root, &doc.host); break;
-        case AIDP_POLICY_RESIDENCY:
+        case AIDP_RESIDENCY_KIND_HOST:
+                r = aidp_residency_parse_host_doc(&w, root, &doc.host);
+                break;
+        case AIDP_RESIDENCY_KIND_RESIDENCY:
                 r = aidp_residency_parse_residency_doc(&w, root, &doc.residency);
                 break;
-        case AIDP_POLICY_ACCESS: r = aidp_residency_parse_access_doc(&w, root, &doc.access); break;
-        case AIDP_POLICY_DATASET:
+        case AIDP_RESIDENCY_KIND_ACCESS:
+                r = aidp_residency_parse_access_doc(&w, root, &doc.access);
+                break;
+        case AIDP_RESIDENCY_KIND_DATASET:
                 r = aidp_residency_parse_dataset_doc(&w, root, &doc.dataset);
                 break;
-        case AIDP_POLICY_KIND_MAX: r = aidp_yaml_fail(&w, root, "kind", "unknown kind"); break;
+        case AIDP_RESIDENCY_KIND_MAX: r = aidp_yaml_fail(&w, root, "kind", "unknown kind"); break;
         }
         if (r >= 0)
                 *ret = doc;
@@ -234,27 +238,28 @@ out:
         return r;
 }
 
-void aidp_residency_doc_free(struct aidp_policy_doc *doc)
+void aidp_residency_doc_free(struct aidp_residency_doc *doc)
 {
         if (!doc)
                 return;
         switch (doc->kind) {
-        case AIDP_POLICY_HOST: aidp_residency_host_free(&doc->host); break;
-        case AIDP_POLICY_RESIDENCY: aidp_residency_policy_free(&doc->residency); break;
-        case AIDP_POLICY_ACCESS: aidp_residency_access_free(&doc->access); break;
-        case AIDP_POLICY_DATASET: aidp_residency_facts_free(&doc->dataset); break;
-        case AIDP_POLICY_KIND_MAX: break;
+        case AIDP_RESIDENCY_KIND_HOST: aidp_residency_host_free(&doc->host); break;
+        case AIDP_RESIDENCY_KIND_RESIDENCY: aidp_residency_policy_free(&doc->residency); break;
+        case AIDP_RESIDENCY_KIND_ACCESS: aidp_residency_access_free(&doc->access); break;
+        case AIDP_RESIDENCY_KIND_DATASET: aidp_residency_facts_free(&doc->dataset); break;
+        case AIDP_RESIDENCY_KIND_MAX: break;
         }
 }
 
-static int parse_expect(const char *buf, size_t len, const char *file, enum aidp_policy_kind want,
-                        struct aidp_policy_doc *doc, aidp_error *err)
+static int parse_expect(const char *buf, size_t len, const char *file,
+                        enum aidp_residency_kind want, struct aidp_residency_doc *doc,
+                        aidp_error *err)
 {
         int r = aidp_residency_parse(buf, len, file, doc, err);
         if (r < 0)
                 return r;
         if (doc->kind != want) {
-                enum aidp_policy_kind got = doc->kind;
+                enum aidp_residency_kind got = doc->kind;
                 aidp_residency_doc_free(doc);
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "%s: kind is %s, expected %s",
                                       file ? file : "<input>", kind_names[got], kind_names[want]);
@@ -265,8 +270,8 @@ static int parse_expect(const char *buf, size_t len, const char *file, enum aidp
 int aidp_residency_parse_host(const char *buf, size_t len, const char *file,
                               struct aidp_host_identity *ret, aidp_error *err)
 {
-        struct aidp_policy_doc doc;
-        int r = parse_expect(buf, len, file, AIDP_POLICY_HOST, &doc, err);
+        struct aidp_residency_doc doc;
+        int r = parse_expect(buf, len, file, AIDP_RESIDENCY_KIND_HOST, &doc, err);
         if (r >= 0)
                 *ret = doc.host;
         return r;
@@ -275,8 +280,8 @@ int aidp_residency_parse_host(const char *buf, size_t len, const char *file,
 int aidp_residency_parse_residency(const char *buf, size_t len, const char *file,
                                    struct aidp_residency_policy *ret, aidp_error *err)
 {
-        struct aidp_policy_doc doc;
-        int r = parse_expect(buf, len, file, AIDP_POLICY_RESIDENCY, &doc, err);
+        struct aidp_residency_doc doc;
+        int r = parse_expect(buf, len, file, AIDP_RESIDENCY_KIND_RESIDENCY, &doc, err);
         if (r >= 0)
                 *ret = doc.residency;
         return r;
@@ -285,8 +290,8 @@ int aidp_residency_parse_residency(const char *buf, size_t len, const char *file
 int aidp_residency_parse_access(const char *buf, size_t len, const char *file,
                                 struct aidp_access_policy *ret, aidp_error *err)
 {
-        struct aidp_policy_doc doc;
-        int r = parse_expect(buf, len, file, AIDP_POLICY_ACCESS, &doc, err);
+        struct aidp_residency_doc doc;
+        int r = parse_expect(buf, len, file, AIDP_RESIDENCY_KIND_ACCESS, &doc, err);
         if (r >= 0)
                 *ret = doc.access;
         return r;
@@ -295,8 +300,8 @@ int aidp_residency_parse_access(const char *buf, size_t len, const char *file,
 int aidp_residency_parse_dataset(const char *buf, size_t len, const char *file,
                                  struct aidp_dataset_facts *ret, aidp_error *err)
 {
-        struct aidp_policy_doc doc;
-        int r = parse_expect(buf, len, file, AIDP_POLICY_DATASET, &doc, err);
+        struct aidp_residency_doc doc;
+        int r = parse_expect(buf, len, file, AIDP_RESIDENCY_KIND_DATASET, &doc, err);
         if (r >= 0)
                 *ret = doc.dataset;
         return r;

@@ -144,7 +144,7 @@ Test(parse, shipped_examples_parse)
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
                 size_t len;
                 char *buf = slurp(files[i], &len);
-                struct aidp_policy_doc doc;
+                struct aidp_residency_doc doc;
                 aidp_error err = {0};
                 cr_assert_eq(aidp_residency_parse(buf, len, files[i], &doc, &err), 0, "%s",
                              err.msg);
@@ -267,7 +267,7 @@ ParameterizedTestParameters(parse, errors)
 ParameterizedTest(size_t *row, parse, errors)
 {
         const struct ecase *c = &errors[*row];
-        struct aidp_policy_doc doc;
+        struct aidp_residency_doc doc;
         aidp_error err = {0};
         /* Length without the terminating NUL, like a file read. Strings with an
          * embedded "\\0" escape are YAML escapes, not C NULs. */
