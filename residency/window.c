@@ -106,8 +106,8 @@ static int wf_zone(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *
         if (!aidp_residency_zone_name_valid(s))
                 return aidp_yaml_fail(w, v, path,
                                       "invalid time zone '%s' (expected an IANA name "
-                                              "such as Europe/Berlin or UTC)",
-                                              s);
+                                      "such as Europe/Berlin or UTC)",
+                                      s);
         c->win.zone_line = (unsigned)v->start_mark.line + 1;
         c->win.zone_col = (unsigned)v->start_mark.column + 1;
         return aidp_yaml_strdup(w, v, path, &c->win.zone);

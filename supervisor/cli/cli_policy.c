@@ -89,7 +89,7 @@ static int check_one(const char *path, const char *policy_dir)
                 fprintf(stderr, PROG " check: error: %s\n", err.msg);
                 return -1;
         }
-        if (doc.kind == AIDP_POLICY_ACCESS &&
+        if (doc.kind == AIDP_RESIDENCY_KIND_ACCESS &&
             aidp_policy_clock_check_zones(&doc.access, &err) < 0) {
                 fprintf(stderr, PROG " check: error: %s\n", err.msg);
                 aidp_residency_doc_free(&doc);
