@@ -1,5 +1,5 @@
 /* /etc/aidp/network.yaml -> struct aidp_hostnet, and lease N -> addresses.
- * Parsed with the profiles' YAML tree, so errors read like a profile's:
+ * Parsed with the shared YAML walker (common/yaml.h), so errors read like a profile's:
  * file:line:col, key path, what was found and what was expected. */
 #include "netpolicy/hostnet.h"
 
@@ -11,7 +11,7 @@
 
 #include "common/cleanup.h"
 #include "netpolicy/internal.h"
-#include "profiles/internal.h"
+#include "common/yaml.h"
 
 void aidp_hostnet_free(struct aidp_hostnet *h)
 {
@@ -25,33 +25,33 @@ void aidp_hostnet_free(struct aidp_hostnet *h)
         memset(h, 0, sizeof *h);
 }
 
-static int pool(struct aidp_ytree *t, yaml_node_t *pools, const char *key, enum aidp_np_family want,
+static int pool(struct aidp_yaml *t, yaml_node_t *pools, const char *key, enum aidp_np_family want,
                 unsigned max_plen, char **out, aidp_error *err)
 {
-        yaml_node_t *v = aidp_profiles_yaml_get(t, pools, key, NULL);
+        yaml_node_t *v = aidp_yaml_get(t, pools, key, NULL);
         if (!v)
                 return 0;
         char path[32];
         snprintf(path, sizeof path, "pools.%s", key);
         const char *s;
-        int rc = aidp_profiles_yaml_scalar(t, v, path, "a CIDR", &s, err);
+        int rc = aidp_yaml_scalar(t, v, path, "a CIDR", &s, err);
         if (rc < 0)
                 return rc;
         enum aidp_np_family f;
         aidp_u128 lo, hi;
         unsigned plen;
         if (!strchr(s, '/') || aidp_netpolicy_parse_cidr(s, &f, &lo, &hi, &plen) < 0 || f != want)
-                return aidp_profiles_yaml_err(t, v, err, path, "found '%s', expected an %s CIDR", s,
-                                              want == AIDP_NP_V4 ? "IPv4" : "IPv6");
+                return aidp_yaml_err(t, v, err, path, "found '%s', expected an %s CIDR", s,
+                                     want == AIDP_NP_V4 ? "IPv4" : "IPv6");
         char back[64];
         uint8_t b[16];
         aidp_netpolicy_to_bytes(lo, f, b);
         inet_ntop(f == AIDP_NP_V4 ? AF_INET : AF_INET6, b, back, sizeof back);
         if (plen > max_plen)
-                return aidp_profiles_yaml_err(t, v, err, path,
-                                              "found '%s', expected a prefix of at most /%u "
-                                              "(a lease takes four addresses)",
-                                              s, max_plen);
+                return aidp_yaml_err(t, v, err, path,
+                                     "found '%s', expected a prefix of at most /%u "
+                                     "(a lease takes four addresses)",
+                                     s, max_plen);
         char canon[80];
         snprintf(canon, sizeof canon, "%s/%u", back, plen);
         if (!(*out = strdup(canon)))
@@ -59,72 +59,69 @@ static int pool(struct aidp_ytree *t, yaml_node_t *pools, const char *key, enum 
         return 0;
 }
 
-static int resolvers(struct aidp_ytree *t, yaml_node_t *v, struct aidp_hostnet *h, aidp_error *err)
+static int resolvers(struct aidp_yaml *t, yaml_node_t *v, struct aidp_hostnet *h, aidp_error *err)
 {
-        int rc = aidp_profiles_yaml_expect(t, v, YAML_SEQUENCE_NODE, "resolvers",
-                                           "a list of addresses", err);
+        int rc =
+                aidp_yaml_expect(t, v, YAML_SEQUENCE_NODE, "resolvers", "a list of addresses", err);
         if (rc < 0)
                 return rc;
         size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
         if (!(h->resolvers = calloc(n + 1, sizeof *h->resolvers)))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "network configuration");
         for (size_t i = 0; i < n; i++) {
-                yaml_node_t *it = aidp_profiles_yaml_node(t, v->data.sequence.items.start[i]);
+                yaml_node_t *it = aidp_yaml_node(t, v->data.sequence.items.start[i]);
                 char path[32];
                 snprintf(path, sizeof path, "resolvers[%zu]", i);
                 const char *s;
                 uint8_t b[16];
-                if ((rc = aidp_profiles_yaml_scalar(t, it, path, "an address", &s, err)) < 0)
+                if ((rc = aidp_yaml_scalar(t, it, path, "an address", &s, err)) < 0)
                         return rc;
                 if (inet_pton(AF_INET, s, b) != 1 && inet_pton(AF_INET6, s, b) != 1)
-                        return aidp_profiles_yaml_err(t, it, err, path,
-                                                      "found '%s', expected an IP address", s);
+                        return aidp_yaml_err(t, it, err, path, "found '%s', expected an IP address",
+                                             s);
                 if (!(h->resolvers[h->n_resolvers++] = strdup(s)))
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "resolvers");
         }
         return 0;
 }
 
-static int walk(struct aidp_ytree *t, struct aidp_hostnet *h, aidp_error *err)
+static int walk(struct aidp_yaml *t, struct aidp_hostnet *h, aidp_error *err)
 {
         static const char *const top[] = {"apiVersion", "kind",      "pools",
                                           "uplink",     "resolvers", NULL};
         static const char *const pool_keys[] = {"ipv4", "ipv6", NULL};
-        yaml_node_t *root = aidp_profiles_yaml_root(t), *v;
+        yaml_node_t *root = aidp_yaml_root(t), *v;
         const char *s;
-        int rc = aidp_profiles_yaml_check_keys(t, root, "", top, err);
+        int rc = aidp_yaml_check_keys(t, root, "", top, err);
         if (rc < 0)
                 return rc;
-        v = aidp_profiles_yaml_get(t, root, "apiVersion", NULL);
-        if (!v || aidp_profiles_yaml_scalar(t, v, "apiVersion", "aidp/v1", &s, err) < 0 ||
+        v = aidp_yaml_get(t, root, "apiVersion", NULL);
+        if (!v || aidp_yaml_scalar(t, v, "apiVersion", "aidp/v1", &s, err) < 0 ||
             strcmp(s, "aidp/v1"))
-                return aidp_profiles_yaml_err(t, v ? v : root, err, "apiVersion",
-                                              "expected aidp/v1");
-        v = aidp_profiles_yaml_get(t, root, "kind", NULL);
-        if (!v || aidp_profiles_yaml_scalar(t, v, "kind", "Network", &s, err) < 0 ||
-            strcmp(s, "Network"))
-                return aidp_profiles_yaml_err(t, v ? v : root, err, "kind", "expected Network");
-        yaml_node_t *pools = aidp_profiles_yaml_get(t, root, "pools", NULL);
+                return aidp_yaml_err(t, v ? v : root, err, "apiVersion", "expected aidp/v1");
+        v = aidp_yaml_get(t, root, "kind", NULL);
+        if (!v || aidp_yaml_scalar(t, v, "kind", "Network", &s, err) < 0 || strcmp(s, "Network"))
+                return aidp_yaml_err(t, v ? v : root, err, "kind", "expected Network");
+        yaml_node_t *pools = aidp_yaml_get(t, root, "pools", NULL);
         if (!pools)
-                return aidp_profiles_yaml_err(t, root, err, "pools",
-                                              "missing, expected {ipv4: CIDR, ipv6: CIDR}");
-        if ((rc = aidp_profiles_yaml_check_keys(t, pools, "pools", pool_keys, err)) < 0 ||
+                return aidp_yaml_err(t, root, err, "pools",
+                                     "missing, expected {ipv4: CIDR, ipv6: CIDR}");
+        if ((rc = aidp_yaml_check_keys(t, pools, "pools", pool_keys, err)) < 0 ||
             (rc = pool(t, pools, "ipv4", AIDP_NP_V4, 30, &h->pool4, err)) < 0 ||
             (rc = pool(t, pools, "ipv6", AIDP_NP_V6, 126, &h->pool6, err)) < 0)
                 return rc;
         if (!h->pool4)
-                return aidp_profiles_yaml_err(t, pools, err, "pools.ipv4",
-                                              "missing, expected an IPv4 CIDR");
-        if ((v = aidp_profiles_yaml_get(t, root, "uplink", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "uplink", "a link name", &s, err)) < 0)
+                return aidp_yaml_err(t, pools, err, "pools.ipv4", "missing, expected an IPv4 CIDR");
+        if ((v = aidp_yaml_get(t, root, "uplink", NULL))) {
+                if ((rc = aidp_yaml_scalar(t, v, "uplink", "a link name", &s, err)) < 0)
                         return rc;
                 if (!aidp_netpolicy_name_ok(s, 15))
-                        return aidp_profiles_yaml_err(t, v, err, "uplink",
-                                                      "found '%s', expected a link name", s);
+                        return aidp_yaml_err(t, v, err, "uplink",
+                                             "found '%s', expected a link name", s);
                 if (!(h->uplink = strdup(s)))
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "uplink");
         }
-        if ((v = aidp_profiles_yaml_get(t, root, "resolvers", NULL)))
+        if ((v = aidp_yaml_get(t, root, "resolvers", NULL)))
                 return resolvers(t, v, h, err);
         return 0;
 }
@@ -132,14 +129,14 @@ static int walk(struct aidp_ytree *t, struct aidp_hostnet *h, aidp_error *err)
 int aidp_hostnet_parse(const char *file, const char *buf, size_t len, struct aidp_hostnet *ret,
                        aidp_error *err)
 {
-        struct aidp_ytree t = {0};
+        struct aidp_yaml t = {0};
         struct aidp_hostnet h = {0};
-        int rc = aidp_profiles_yaml_load(&t, file, buf, len, err);
+        int rc = aidp_yaml_load(&t, file, "network configuration", buf, len, 0, err);
         if (rc >= 0)
                 rc = walk(&t, &h, err);
         if (rc >= 0 && !(h.source = strdup(file)))
                 rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "network configuration");
-        aidp_profiles_yaml_free(&t);
+        aidp_yaml_free(&t);
         if (rc < 0) {
                 aidp_hostnet_free(&h);
                 return rc;

@@ -6,6 +6,7 @@
 #include <yaml.h>
 
 #include "common/error.h"
+#include "common/yaml.h"
 #include "profiles/profile.h"
 #include "profiles/profile_load.h"
 
@@ -33,44 +34,6 @@ int aidp_profiles_parse_uint(const char *s, bool hex_ok, uint64_t *out);
 /* Human renderings used by explain/diff: "8 GiB", "1500m", "2h". */
 void aidp_profiles_fmt_size(char *buf, size_t n, uint64_t bytes);
 void aidp_profiles_fmt_duration(char *buf, size_t n, uint64_t secs);
-
-/* ---- YAML tree with positions ---- */
-struct aidp_ytree {
-        yaml_document_t doc;
-        bool loaded;
-        char *file;
-};
-/* Parse one YAML document. Anchors/aliases, tags and multiple documents are
- * refused (profiles are reviewed as written). Syntax errors carry marks. */
-int aidp_profiles_yaml_load(struct aidp_ytree *t, const char *file, const char *buf, size_t len,
-                            aidp_error *err);
-void aidp_profiles_yaml_free(struct aidp_ytree *t);
-yaml_node_t *aidp_profiles_yaml_root(struct aidp_ytree *t);
-yaml_node_t *aidp_profiles_yaml_node(struct aidp_ytree *t, int idx);
-/* "file:line:col: PATH: MSG" at node n (1-based line/column). */
-int aidp_profiles_yaml_err(const struct aidp_ytree *t, const yaml_node_t *n, aidp_error *err,
-                           const char *path, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
-/* "found ..." description of a node for messages: "'abc'", "a mapping", "a list", "nothing". */
-void aidp_profiles_yaml_found(const yaml_node_t *n, char *buf, size_t len);
-/* The scalar's text, or NULL when n is not a scalar. */
-const char *aidp_profiles_yaml_str(const yaml_node_t *n);
-bool aidp_profiles_yaml_is_null(const yaml_node_t *n);
-/* Every key of mapping `map` must be a string in `allowed` (NULL-terminated)
- * and appear once; errors name the key and list what is expected. */
-int aidp_profiles_yaml_check_keys(struct aidp_ytree *t, yaml_node_t *map, const char *path,
-                                  const char *const *allowed, aidp_error *err);
-/* Value node for key, or NULL; *key_node (may be NULL) gets the key node. */
-yaml_node_t *aidp_profiles_yaml_get(struct aidp_ytree *t, yaml_node_t *map, const char *key,
-                                    yaml_node_t **key_node);
-/* Expect kinds; on mismatch fill err ("PATH: found X, expected Y"). */
-int aidp_profiles_yaml_expect(struct aidp_ytree *t, yaml_node_t *n, yaml_node_type_t type,
-                              const char *path, const char *expected, aidp_error *err);
-/* Scalar string that is not null; err otherwise. */
-int aidp_profiles_yaml_scalar(struct aidp_ytree *t, yaml_node_t *n, const char *path,
-                              const char *expected, const char **out, aidp_error *err);
-int aidp_profiles_yaml_bool(struct aidp_ytree *t, yaml_node_t *n, const char *path, bool *out,
-                            aidp_error *err);
 
 /* ---- names ---- */
 /* errno name or number ("EPERM", "1") -> number; -1 if unknown. */

@@ -73,7 +73,7 @@ static int cycle_err(struct loader *ld, ytree *t, ynode *n, const char *path, si
 static int load_parent(struct loader *ld, ytree *t, ynode *n, const char *path, const char *basedir)
 {
         const char *ref;
-        int rc = aidp_profiles_yaml_scalar(t, n, path, "a profile name or path", &ref, ld->err);
+        int rc = aidp_yaml_scalar(t, n, path, "a profile name or path", &ref, ld->err);
         if (rc < 0)
                 return rc;
         char tried[2048];
@@ -132,31 +132,30 @@ static int read_header(struct loader *ld, struct layer *L, ynode *root)
         ytree *t = &L->t;
         int rc;
         const char *s;
-        ynode *n = aidp_profiles_yaml_get(t, root, "apiVersion", NULL);
+        ynode *n = aidp_yaml_get(t, root, "apiVersion", NULL);
         if (!n)
                 return YERR(t, root, "apiVersion", "found nothing, expected 'aidp/v1'");
-        if ((rc = aidp_profiles_yaml_scalar(t, n, "apiVersion", "'aidp/v1'", &s, ld->err)) < 0)
+        if ((rc = aidp_yaml_scalar(t, n, "apiVersion", "'aidp/v1'", &s, ld->err)) < 0)
                 return rc;
         if (strcmp(s, "aidp/v1"))
                 return YERR(t, n, "apiVersion", "found '%s', expected 'aidp/v1'", s);
-        n = aidp_profiles_yaml_get(t, root, "kind", NULL);
+        n = aidp_yaml_get(t, root, "kind", NULL);
         if (!n)
                 return YERR(t, root, "kind", "found nothing, expected 'Profile'");
-        if ((rc = aidp_profiles_yaml_scalar(t, n, "kind", "'Profile'", &s, ld->err)) < 0)
+        if ((rc = aidp_yaml_scalar(t, n, "kind", "'Profile'", &s, ld->err)) < 0)
                 return rc;
         if (strcmp(s, "Profile"))
                 return YERR(t, n, "kind", "found '%s', expected 'Profile'", s);
-        ynode *md = aidp_profiles_yaml_get(t, root, "metadata", NULL);
+        ynode *md = aidp_yaml_get(t, root, "metadata", NULL);
         if (!md)
                 return YERR(t, root, "metadata", "found nothing, expected a mapping with name");
         static const char *const md_keys[] = {"name", "description", NULL};
-        if ((rc = aidp_profiles_yaml_check_keys(t, md, "metadata", md_keys, ld->err)) < 0)
+        if ((rc = aidp_yaml_check_keys(t, md, "metadata", md_keys, ld->err)) < 0)
                 return rc;
-        n = aidp_profiles_yaml_get(t, md, "name", NULL);
+        n = aidp_yaml_get(t, md, "name", NULL);
         if (!n)
                 return YERR(t, md, "metadata.name", "found nothing, expected a profile name");
-        if ((rc = aidp_profiles_yaml_scalar(t, n, "metadata.name", "a profile name", &s, ld->err)) <
-            0)
+        if ((rc = aidp_yaml_scalar(t, n, "metadata.name", "a profile name", &s, ld->err)) < 0)
                 return rc;
         if (!aidp_ld_valid_name(s))
                 return YERR(
@@ -165,10 +164,10 @@ static int read_header(struct loader *ld, struct layer *L, ynode *root)
                         "63)",
                         s);
         L->name = strdup(s);
-        n = aidp_profiles_yaml_get(t, md, "description", NULL);
+        n = aidp_yaml_get(t, md, "description", NULL);
         if (n) {
-                if ((rc = aidp_profiles_yaml_scalar(t, n, "metadata.description", "a string", &s,
-                                                    ld->err)) < 0)
+                if ((rc = aidp_yaml_scalar(t, n, "metadata.description", "a string", &s, ld->err)) <
+                    0)
                         return rc;
                 L->description = strdup(s);
                 if (!L->description)
@@ -184,12 +183,12 @@ int aidp_ld_load_layer(struct loader *ld, const char *source, const char *buf, s
                                       "%s: more than %d profiles in the extends chain", source,
                                       AIDP_LD_MAX_LAYERS);
         struct layer L = {0};
-        int rc = aidp_profiles_yaml_load(&L.t, source, buf, len, ld->err);
+        int rc = aidp_yaml_load(&L.t, source, "profile", buf, len, 0, ld->err);
         if (rc < 0)
                 goto fail;
         ytree *t = &L.t;
-        ynode *root = aidp_profiles_yaml_root(t);
-        if ((rc = aidp_profiles_yaml_check_keys(t, root, "", top_keys, ld->err)) < 0)
+        ynode *root = aidp_yaml_root(t);
+        if ((rc = aidp_yaml_check_keys(t, root, "", top_keys, ld->err)) < 0)
                 goto fail;
         if ((rc = read_header(ld, &L, root)) < 0)
                 goto fail;
@@ -198,7 +197,7 @@ int aidp_ld_load_layer(struct loader *ld, const char *source, const char *buf, s
                 rc = aidp_ld_oom(ld->err);
                 goto fail;
         }
-        ynode *ext = aidp_profiles_yaml_get(t, root, "extends", NULL);
+        ynode *ext = aidp_yaml_get(t, root, "extends", NULL);
         if (ext) {
                 _cleanup_free_ char *dir = aidp_ld_dirname(source);
                 if (!dir) {
@@ -235,7 +234,7 @@ int aidp_ld_load_layer(struct loader *ld, const char *source, const char *buf, s
         nl[ld->n_layers++] = L;
         return 0;
 fail:
-        aidp_profiles_yaml_free(&L.t);
+        aidp_yaml_free(&L.t);
         free(L.name);
         free(L.source);
         free(L.description);

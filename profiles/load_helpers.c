@@ -190,7 +190,7 @@ int aidp_ld_replace_str(char **dst, const char *s)
 
 int aidp_ld_expect_list(struct loader *ld, ytree *t, ynode *n, const char *path, const char *what)
 {
-        int rc = aidp_profiles_yaml_expect(t, n, YAML_SEQUENCE_NODE, path, what, ld->err);
+        int rc = aidp_yaml_expect(t, n, YAML_SEQUENCE_NODE, path, what, ld->err);
         if (rc < 0)
                 return rc;
         if (n->data.sequence.items.top - n->data.sequence.items.start > AIDP_LD_MAX_LIST)

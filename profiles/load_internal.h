@@ -25,7 +25,7 @@
 #define AIDP_LD_MAX_LAYERS 32
 #define AIDP_LD_MAX_LIST   4096 /* items in one list: more is a mistake, not a profile */
 
-typedef struct aidp_ytree ytree;
+typedef struct aidp_yaml ytree;
 typedef yaml_node_t ynode;
 
 /* One file of the extends graph, parsed and kept until the merge is done. */
@@ -66,22 +66,20 @@ static inline int aidp_ld_oom(aidp_error *err)
  * only ever names a place in a message, never a file: a document nested
  * deeper than the buffer gets a shortened name in its error text. */
 #define PATHF(buf, ...)       aidp_text_printf(buf, sizeof buf, __VA_ARGS__)
-#define YERR(t, n, path, ...) aidp_profiles_yaml_err((t), (n), ld->err, (path), __VA_ARGS__)
+#define YERR(t, n, path, ...) aidp_yaml_err((t), (n), ld->err, (path), __VA_ARGS__)
 
 /* One loop level only, so that `break` inside leaves the whole list: the
  * caller declares `item` (a nested one-pass loop would swallow the break). */
 #define SEQ_LEN(seq) ((size_t)((seq)->data.sequence.items.top - (seq)->data.sequence.items.start))
 #define FOREACH_ITEM(t, seq, i, item)                                                              \
-        for (size_t i = 0;                                                                         \
-             i < SEQ_LEN(seq) &&                                                                   \
-             ((item) = aidp_profiles_yaml_node((t), (seq)->data.sequence.items.start[i]));         \
+        for (size_t i = 0; i < SEQ_LEN(seq) &&                                                     \
+                           ((item) = aidp_yaml_node((t), (seq)->data.sequence.items.start[i]));    \
              i++)
 
 #define FOREACH_PAIR(t, map, k, v)                                                                 \
         for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start;                               \
-             _p < (map)->data.mapping.pairs.top &&                                                 \
-             ((k) = aidp_profiles_yaml_node((t), _p->key)) &&                                      \
-             ((v) = aidp_profiles_yaml_node((t), _p->value));                                      \
+             _p < (map)->data.mapping.pairs.top && ((k) = aidp_yaml_node((t), _p->key)) &&         \
+             ((v) = aidp_yaml_node((t), _p->value));                                               \
              _p++)
 
 /* ---- load_helpers.c ---- */

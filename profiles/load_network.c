@@ -155,15 +155,14 @@ static int egress_dest(struct loader *ld, ytree *t, ynode *n, const char *path,
         char p[160];
         const char *s;
         int rc;
-        ynode *cn = aidp_profiles_yaml_get(t, n, "cidr", NULL);
-        ynode *fn = aidp_profiles_yaml_get(t, n, "fqdn", NULL);
+        ynode *cn = aidp_yaml_get(t, n, "cidr", NULL);
+        ynode *fn = aidp_yaml_get(t, n, "fqdn", NULL);
         if (!!cn == !!fn)
                 return YERR(t, n, path, "found %s, expected exactly one of cidr or fqdn",
                             cn ? "both cidr and fqdn" : "neither cidr nor fqdn");
         if (cn) {
                 PATHF(p, "%s.cidr", path);
-                if ((rc = aidp_profiles_yaml_scalar(t, cn, p, "a CIDR such as 10.0.0.0/8", &s,
-                                                    ld->err)) < 0)
+                if ((rc = aidp_yaml_scalar(t, cn, p, "a CIDR such as 10.0.0.0/8", &s, ld->err)) < 0)
                         return rc;
                 rc = parse_cidr(s, canon, canon_len);
                 if (rc == -EDOM)
@@ -179,7 +178,7 @@ static int egress_dest(struct loader *ld, ytree *t, ynode *n, const char *path,
                 r->cidr = canon;
         } else {
                 PATHF(p, "%s.fqdn", path);
-                if ((rc = aidp_profiles_yaml_scalar(t, fn, p, "a host name", &s, ld->err)) < 0)
+                if ((rc = aidp_yaml_scalar(t, fn, p, "a host name", &s, ld->err)) < 0)
                         return rc;
                 if (!valid_fqdn(s))
                         return YERR(t, fn, p,
@@ -199,7 +198,7 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
                              struct aidp_network *net)
 {
         static const char *const keys[] = {"cidr", "fqdn", "ports", "protocol", "region", NULL};
-        int rc = aidp_profiles_yaml_check_keys(t, n, path, keys, ld->err);
+        int rc = aidp_yaml_check_keys(t, n, path, keys, ld->err);
         if (rc < 0)
                 return rc;
         char p[160], canon[64];
@@ -208,11 +207,11 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
         _cleanup_free_ char *fq = NULL;
         if ((rc = egress_dest(ld, t, n, path, &r, canon, sizeof canon, &fq)) < 0)
                 return rc;
-        ynode *rn = aidp_profiles_yaml_get(t, n, "region", NULL);
+        ynode *rn = aidp_yaml_get(t, n, "region", NULL);
         if (rn) {
                 PATHF(p, "%s.region", path);
-                if ((rc = aidp_profiles_yaml_scalar(t, rn, p, "a region tag such as eu-west-1", &s,
-                                                    ld->err)) < 0)
+                if ((rc = aidp_yaml_scalar(t, rn, p, "a region tag such as eu-west-1", &s,
+                                           ld->err)) < 0)
                         return rc;
                 if (!valid_region(s))
                         return YERR(t, rn, p,
@@ -221,10 +220,10 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
                                     s);
                 r.region = (char *)s;
         }
-        ynode *pn = aidp_profiles_yaml_get(t, n, "protocol", NULL);
+        ynode *pn = aidp_yaml_get(t, n, "protocol", NULL);
         if (pn) {
                 PATHF(p, "%s.protocol", path);
-                if ((rc = aidp_profiles_yaml_scalar(t, pn, p, "tcp, udp or any", &s, ld->err)) < 0)
+                if ((rc = aidp_yaml_scalar(t, pn, p, "tcp, udp or any", &s, ld->err)) < 0)
                         return rc;
                 if (!strcmp(s, "tcp"))
                         r.protocol = 6;
@@ -235,7 +234,7 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
                 else
                         return YERR(t, pn, p, "found '%s', expected tcp, udp or any", s);
         }
-        ynode *ports = aidp_profiles_yaml_get(t, n, "ports", NULL);
+        ynode *ports = aidp_yaml_get(t, n, "ports", NULL);
         if (!ports) {
                 if ((rc = add_egress(net, &r)) < 0)
                         return aidp_ld_oom(ld->err);
@@ -256,8 +255,8 @@ static int parse_egress_rule(struct loader *ld, ytree *t, ynode *n, const char *
                 {
                         char ip[192];
                         PATHF(ip, "%s[%zu]", p, i);
-                        if ((rc = aidp_profiles_yaml_scalar(t, item, ip, "a port or range", &s,
-                                                            ld->err)) < 0)
+                        if ((rc = aidp_yaml_scalar(t, item, ip, "a port or range", &s, ld->err)) <
+                            0)
                                 return rc;
                         if (port_spec(s, &r.port_min, &r.port_max) < 0)
                                 return YERR(t, item, ip,
@@ -291,15 +290,15 @@ int aidp_ld_apply_network(struct loader *ld, ytree *t, ynode *n, struct aidp_pro
         ynode *mode = n, *eg = NULL;
         if (n->type == YAML_MAPPING_NODE) {
                 static const char *const keys[] = {"mode", "egress", NULL};
-                if ((rc = aidp_profiles_yaml_check_keys(t, n, "network", keys, ld->err)) < 0)
+                if ((rc = aidp_yaml_check_keys(t, n, "network", keys, ld->err)) < 0)
                         return rc;
-                mode = aidp_profiles_yaml_get(t, n, "mode", NULL);
-                eg = aidp_profiles_yaml_get(t, n, "egress", NULL);
+                mode = aidp_yaml_get(t, n, "mode", NULL);
+                eg = aidp_yaml_get(t, n, "egress", NULL);
                 if (!mode)
                         return YERR(t, n, "network.mode", "found nothing, expected none or egress");
         }
         const char *mp = n->type == YAML_MAPPING_NODE ? "network.mode" : "network";
-        if ((rc = aidp_profiles_yaml_scalar(t, mode, mp, "none or egress", &s, ld->err)) < 0)
+        if ((rc = aidp_yaml_scalar(t, mode, mp, "none or egress", &s, ld->err)) < 0)
                 return rc;
         if (!strcmp(s, "none")) {
                 if (eg)

@@ -30,27 +30,27 @@ static int parse_sc_arg(struct loader *ld, ytree *t, ynode *n, const char *path,
                    {"gt", AIDP_SC_OP_GT},
                    {"ge", AIDP_SC_OP_GE},
                    {"masked-eq", AIDP_SC_OP_MASKED_EQ}};
-        int rc = aidp_profiles_yaml_check_keys(t, n, path, keys, ld->err);
+        int rc = aidp_yaml_check_keys(t, n, path, keys, ld->err);
         if (rc < 0)
                 return rc;
         memset(a, 0, sizeof *a);
         char p[160];
         const char *s;
         uint64_t v;
-        ynode *in = aidp_profiles_yaml_get(t, n, "index", NULL);
+        ynode *in = aidp_yaml_get(t, n, "index", NULL);
         PATHF(p, "%s.index", path);
         if (!in)
                 return YERR(t, n, p, "found nothing, expected an argument index 0..5");
-        if ((rc = aidp_profiles_yaml_scalar(t, in, p, "an argument index 0..5", &s, ld->err)) < 0)
+        if ((rc = aidp_yaml_scalar(t, in, p, "an argument index 0..5", &s, ld->err)) < 0)
                 return rc;
         if (aidp_profiles_parse_uint(s, false, &v) < 0 || v > 5)
                 return YERR(t, in, p, "found '%s', expected an argument index 0..5", s);
         a->index = (unsigned)v;
-        ynode *on = aidp_profiles_yaml_get(t, n, "op", NULL);
+        ynode *on = aidp_yaml_get(t, n, "op", NULL);
         PATHF(p, "%s.op", path);
         if (!on)
                 return YERR(t, n, p, "found nothing, expected eq, ne, lt, le, gt, ge or masked-eq");
-        if ((rc = aidp_profiles_yaml_scalar(t, on, p, "a comparison", &s, ld->err)) < 0)
+        if ((rc = aidp_yaml_scalar(t, on, p, "a comparison", &s, ld->err)) < 0)
                 return rc;
         size_t i;
         for (i = 0; i < ARRAY_SIZE(ops); i++)
@@ -60,22 +60,22 @@ static int parse_sc_arg(struct loader *ld, ytree *t, ynode *n, const char *path,
                 return YERR(t, on, p, "found '%s', expected eq, ne, lt, le, gt, ge or masked-eq",
                             s);
         a->op = ops[i].op;
-        ynode *vn = aidp_profiles_yaml_get(t, n, "value", NULL);
+        ynode *vn = aidp_yaml_get(t, n, "value", NULL);
         PATHF(p, "%s.value", path);
         if (!vn)
                 return YERR(t, n, p, "found nothing, expected a number (decimal or 0x hex)");
-        if ((rc = aidp_profiles_yaml_scalar(t, vn, p, "a number", &s, ld->err)) < 0)
+        if ((rc = aidp_yaml_scalar(t, vn, p, "a number", &s, ld->err)) < 0)
                 return rc;
         if (aidp_profiles_parse_uint(s, true, &v) < 0)
                 return YERR(t, vn, p,
                             "found '%s', expected a non-negative number (decimal or 0x hex)", s);
-        ynode *mn = aidp_profiles_yaml_get(t, n, "mask", NULL);
+        ynode *mn = aidp_yaml_get(t, n, "mask", NULL);
         if (a->op == AIDP_SC_OP_MASKED_EQ) {
                 uint64_t m;
                 PATHF(p, "%s.mask", path);
                 if (!mn)
                         return YERR(t, n, p, "found nothing, expected a mask for masked-eq");
-                if ((rc = aidp_profiles_yaml_scalar(t, mn, p, "a number", &s, ld->err)) < 0)
+                if ((rc = aidp_yaml_scalar(t, mn, p, "a number", &s, ld->err)) < 0)
                         return rc;
                 if (aidp_profiles_parse_uint(s, true, &m) < 0)
                         return YERR(
@@ -161,27 +161,27 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                          struct sc_rule_pos *out)
 {
         static const char *const keys[] = {"names", "action", "args", NULL};
-        int rc = aidp_profiles_yaml_check_keys(t, n, path, keys, ld->err);
+        int rc = aidp_yaml_check_keys(t, n, path, keys, ld->err);
         if (rc < 0)
                 return rc;
         memset(out, 0, sizeof *out);
         out->node = n;
         char p[160];
         const char *s;
-        ynode *an = aidp_profiles_yaml_get(t, n, "action", NULL);
+        ynode *an = aidp_yaml_get(t, n, "action", NULL);
         PATHF(p, "%s.action", path);
         if (!an)
                 return YERR(t, n, p,
                             "found nothing, expected allow, log, errno(E...), kill-process, "
                             "kill-thread or trap");
-        if ((rc = aidp_profiles_yaml_scalar(t, an, p, "an action", &s, ld->err)) < 0)
+        if ((rc = aidp_yaml_scalar(t, an, p, "an action", &s, ld->err)) < 0)
                 return rc;
         if (aidp_profiles_action_parse(s, &out->r.action, &out->r.errno_ret) < 0)
                 return YERR(t, an, p,
                             "found '%s', expected allow, log, errno(EPERM|<errno name>|<1..4095>), "
                             "kill-process, kill-thread or trap",
                             s);
-        ynode *nn = aidp_profiles_yaml_get(t, n, "names", NULL);
+        ynode *nn = aidp_yaml_get(t, n, "names", NULL);
         PATHF(p, "%s.names", path);
         if (!nn)
                 return YERR(t, n, p, "found nothing, expected a list of syscall names");
@@ -200,8 +200,7 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                 {
                         char ip[192];
                         PATHF(ip, "%s[%zu]", p, i);
-                        if ((rc = aidp_profiles_yaml_scalar(t, item, ip, "a syscall name", &s,
-                                                            ld->err)) < 0)
+                        if ((rc = aidp_yaml_scalar(t, item, ip, "a syscall name", &s, ld->err)) < 0)
                                 return rc;
                         int nr = aidp_profiles_syscall_nr(arch, s);
                         if (nr == -1)
@@ -233,7 +232,7 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                         out->name_nodes[out->r.n_names++] = item;
                 }
         }
-        ynode *args = aidp_profiles_yaml_get(t, n, "args", NULL);
+        ynode *args = aidp_yaml_get(t, n, "args", NULL);
         if (args)
                 return parse_sc_args(ld, t, args, path, out);
         return 0;
@@ -252,7 +251,7 @@ static bool rules_name(const struct aidp_sc_rule *r, const char *name)
 static int sc_reset(struct loader *ld, ytree *t, ynode *v, struct aidp_profile *p)
 {
         bool reset;
-        int rc = aidp_profiles_yaml_bool(t, v, "seccomp.reset", &reset, ld->err);
+        int rc = aidp_yaml_bool(t, v, "seccomp.reset", &reset, ld->err);
         if (rc < 0 || !reset)
                 return rc;
         aidp_sc_policy_free(&p->seccomp);
@@ -276,8 +275,8 @@ static int import_err(struct loader *ld, ytree *t, ynode *v)
 static int sc_import(struct loader *ld, ytree *t, ynode *v, uint32_t arch, struct aidp_profile *p)
 {
         const char *s;
-        int rc = aidp_profiles_yaml_scalar(
-                t, v, "seccomp.import", "a path to an OCI/Docker seccomp JSON file", &s, ld->err);
+        int rc = aidp_yaml_scalar(t, v, "seccomp.import",
+                                  "a path to an OCI/Docker seccomp JSON file", &s, ld->err);
         if (rc < 0)
                 return rc;
         _cleanup_free_ char *dir = aidp_ld_dirname(t->file), *src = NULL, *buf = NULL;
@@ -322,10 +321,9 @@ static int sc_default_style(struct loader *ld, ytree *t, ynode *n, struct aidp_p
 {
         const char *s;
         int rc;
-        ynode *dn = aidp_profiles_yaml_get(t, n, "default", NULL);
+        ynode *dn = aidp_yaml_get(t, n, "default", NULL);
         if (dn) {
-                if ((rc = aidp_profiles_yaml_scalar(t, dn, "seccomp.default", "an action", &s,
-                                                    ld->err)) < 0)
+                if ((rc = aidp_yaml_scalar(t, dn, "seccomp.default", "an action", &s, ld->err)) < 0)
                         return rc;
                 if (aidp_profiles_action_parse(s, &p->seccomp.default_action,
                                                &p->seccomp.default_errno) < 0)
@@ -334,11 +332,11 @@ static int sc_default_style(struct loader *ld, ytree *t, ynode *n, struct aidp_p
                                     "kill-process, kill-thread, trap, log or allow",
                                     s);
         }
-        ynode *v = aidp_profiles_yaml_get(t, n, "style", NULL);
+        ynode *v = aidp_yaml_get(t, n, "style", NULL);
         if (!v)
                 return 0;
-        if ((rc = aidp_profiles_yaml_scalar(t, v, "seccomp.style", "allowlist or denylist", &s,
-                                            ld->err)) < 0)
+        if ((rc = aidp_yaml_scalar(t, v, "seccomp.style", "allowlist or denylist", &s, ld->err)) <
+            0)
                 return rc;
         bool allowlist;
         if (!strcmp(s, "allowlist"))
@@ -466,19 +464,18 @@ static int sc_syscalls(struct loader *ld, ytree *t, ynode *sn, uint32_t arch,
 int aidp_ld_apply_seccomp(struct loader *ld, ytree *t, ynode *n, struct aidp_profile *p)
 {
         static const char *const keys[] = {"reset", "import", "default", "style", "syscalls", NULL};
-        int rc = aidp_profiles_yaml_check_keys(t, n, "seccomp", keys, ld->err);
+        int rc = aidp_yaml_check_keys(t, n, "seccomp", keys, ld->err);
         if (rc < 0)
                 return rc;
         uint32_t arch = aidp_profiles_arch(ld->env);
         ynode *v;
-        if ((v = aidp_profiles_yaml_get(t, n, "reset", NULL)) && (rc = sc_reset(ld, t, v, p)) < 0)
+        if ((v = aidp_yaml_get(t, n, "reset", NULL)) && (rc = sc_reset(ld, t, v, p)) < 0)
                 return rc;
-        if ((v = aidp_profiles_yaml_get(t, n, "import", NULL)) &&
-            (rc = sc_import(ld, t, v, arch, p)) < 0)
+        if ((v = aidp_yaml_get(t, n, "import", NULL)) && (rc = sc_import(ld, t, v, arch, p)) < 0)
                 return rc;
         if ((rc = sc_default_style(ld, t, n, p)) < 0)
                 return rc;
-        if ((v = aidp_profiles_yaml_get(t, n, "syscalls", NULL)) &&
+        if ((v = aidp_yaml_get(t, n, "syscalls", NULL)) &&
             (rc = sc_syscalls(ld, t, v, arch, p)) < 0)
                 return rc;
         aidp_profiles_sc_normalize(&p->seccomp);

@@ -23,8 +23,7 @@ static int size_value(struct loader *ld, ytree *t, ynode *n, const char *path, b
                       uint64_t unlimited, uint64_t *out)
 {
         const char *s;
-        int rc = aidp_profiles_yaml_scalar(t, n, path, "a size such as 8Gi, 512Mi or 1G", &s,
-                                           ld->err);
+        int rc = aidp_yaml_scalar(t, n, path, "a size such as 8Gi, 512Mi or 1G", &s, ld->err);
         if (rc < 0)
                 return rc;
         if (unlimited_ok && !strcmp(s, "unlimited")) {
@@ -40,15 +39,15 @@ static int size_value(struct loader *ld, ytree *t, ynode *n, const char *path, b
 
 static int apply_rlimits(struct loader *ld, ytree *t, ynode *map, struct aidp_profile *p)
 {
-        int rc = aidp_profiles_yaml_expect(t, map, YAML_MAPPING_NODE, "limits.rlimits",
-                                           "a mapping of rlimit name to value", ld->err);
+        int rc = aidp_yaml_expect(t, map, YAML_MAPPING_NODE, "limits.rlimits",
+                                  "a mapping of rlimit name to value", ld->err);
         if (rc < 0)
                 return rc;
         {
                 ynode *k, *v;
                 FOREACH_PAIR(t, map, k, v)
                 {
-                        const char *name = aidp_profiles_yaml_str(k);
+                        const char *name = aidp_yaml_str(k);
                         char path[128];
                         PATHF(path, "limits.rlimits.%s", name ? name : "?");
                         int r = name ? aidp_profiles_rlimit_parse(name) : -1;
@@ -59,8 +58,7 @@ static int apply_rlimits(struct loader *ld, ytree *t, ynode *map, struct aidp_pr
                                             "locks, sigpending, msgqueue, nice, rtprio, rttime",
                                             name ? name : "?");
                         for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < _p; q++) {
-                                const char *qs =
-                                        aidp_profiles_yaml_str(aidp_profiles_yaml_node(t, q->key));
+                                const char *qs = aidp_yaml_str(aidp_yaml_node(t, q->key));
                                 if (qs && aidp_profiles_rlimit_parse(qs) == r)
                                         return YERR(t, k, path,
                                                     "found rlimit '%s' twice, expected it once",
@@ -69,11 +67,10 @@ static int apply_rlimits(struct loader *ld, ytree *t, ynode *map, struct aidp_pr
                         struct aidp_rlimit rl = {.set = true};
                         if (v && v->type == YAML_MAPPING_NODE) {
                                 static const char *const keys[] = {"soft", "hard", NULL};
-                                if ((rc = aidp_profiles_yaml_check_keys(t, v, path, keys,
-                                                                        ld->err)) < 0)
+                                if ((rc = aidp_yaml_check_keys(t, v, path, keys, ld->err)) < 0)
                                         return rc;
-                                ynode *sn = aidp_profiles_yaml_get(t, v, "soft", NULL);
-                                ynode *hn = aidp_profiles_yaml_get(t, v, "hard", NULL);
+                                ynode *sn = aidp_yaml_get(t, v, "soft", NULL);
+                                ynode *hn = aidp_yaml_get(t, v, "hard", NULL);
                                 char sp[160], hp[160];
                                 PATHF(sp, "%s.soft", path);
                                 PATHF(hp, "%s.hard", path);
@@ -109,12 +106,12 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
 {
         static const char *const keys[] = {"memory", "cpus",    "pids", "wallTime",
                                            "tmpfs",  "rlimits", NULL};
-        int rc = aidp_profiles_yaml_check_keys(t, n, "limits", keys, ld->err);
+        int rc = aidp_yaml_check_keys(t, n, "limits", keys, ld->err);
         if (rc < 0)
                 return rc;
         ynode *v;
         const char *s;
-        if ((v = aidp_profiles_yaml_get(t, n, "memory", NULL))) {
+        if ((v = aidp_yaml_get(t, n, "memory", NULL))) {
                 if ((rc = size_value(ld, t, v, "limits.memory", true, 0, &p->limits.memory_bytes)) <
                     0)
                         return rc;
@@ -125,10 +122,9 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                     p->limits.memory_bytes);
                 aidp_ld_origin_set(ld, t, v, "limits.memory");
         }
-        if ((v = aidp_profiles_yaml_get(t, n, "cpus", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "limits.cpus",
-                                                    "a cpu count such as 2, 1.5 or 500m", &s,
-                                                    ld->err)) < 0)
+        if ((v = aidp_yaml_get(t, n, "cpus", NULL))) {
+                if ((rc = aidp_yaml_scalar(t, v, "limits.cpus",
+                                           "a cpu count such as 2, 1.5 or 500m", &s, ld->err)) < 0)
                         return rc;
                 if (!strcmp(s, "unlimited"))
                         p->limits.cpu_millis = 0;
@@ -140,9 +136,9 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                     s);
                 aidp_ld_origin_set(ld, t, v, "limits.cpus");
         }
-        if ((v = aidp_profiles_yaml_get(t, n, "pids", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "limits.pids", "a number of processes",
-                                                    &s, ld->err)) < 0)
+        if ((v = aidp_yaml_get(t, n, "pids", NULL))) {
+                if ((rc = aidp_yaml_scalar(t, v, "limits.pids", "a number of processes", &s,
+                                           ld->err)) < 0)
                         return rc;
                 if (!strcmp(s, "unlimited"))
                         p->limits.pids = 0;
@@ -154,10 +150,9 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                     s);
                 aidp_ld_origin_set(ld, t, v, "limits.pids");
         }
-        if ((v = aidp_profiles_yaml_get(t, n, "wallTime", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "limits.wallTime",
-                                                    "a duration such as 2h, 90m or 1h30m", &s,
-                                                    ld->err)) < 0)
+        if ((v = aidp_yaml_get(t, n, "wallTime", NULL))) {
+                if ((rc = aidp_yaml_scalar(t, v, "limits.wallTime",
+                                           "a duration such as 2h, 90m or 1h30m", &s, ld->err)) < 0)
                         return rc;
                 if (!strcmp(s, "unlimited"))
                         p->limits.wall_seconds = 0;
@@ -169,20 +164,19 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                     s);
                 aidp_ld_origin_set(ld, t, v, "limits.wallTime");
         }
-        if ((v = aidp_profiles_yaml_get(t, n, "tmpfs", NULL))) {
+        if ((v = aidp_yaml_get(t, n, "tmpfs", NULL))) {
                 static const char *const tkeys[] = {"/tmp", "/scratch", "/out", "/data", NULL};
-                if ((rc = aidp_profiles_yaml_check_keys(t, v, "limits.tmpfs", tkeys, ld->err)) < 0)
+                if ((rc = aidp_yaml_check_keys(t, v, "limits.tmpfs", tkeys, ld->err)) < 0)
                         return rc;
                 uint64_t *dst[] = {&p->limits.tmp_bytes, &p->limits.scratch_bytes,
                                    &p->limits.out_bytes, &p->limits.data_bytes};
                 for (size_t i = 0; i < 4; i++) {
-                        ynode *sv = aidp_profiles_yaml_get(t, v, tkeys[i], NULL);
+                        ynode *sv = aidp_yaml_get(t, v, tkeys[i], NULL);
                         if (!sv)
                                 continue;
                         char path[64];
                         PATHF(path, "limits.tmpfs.%s", tkeys[i]);
-                        if (i == 3 && aidp_profiles_yaml_str(sv) &&
-                            !strcmp(aidp_profiles_yaml_str(sv), "auto")) {
+                        if (i == 3 && aidp_yaml_str(sv) && !strcmp(aidp_yaml_str(sv), "auto")) {
                                 *dst[i] = 0;
                                 continue;
                         }
@@ -195,7 +189,7 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                                             i == 3 ? " (or auto: sized from the inputs)" : "");
                 }
         }
-        if ((v = aidp_profiles_yaml_get(t, n, "rlimits", NULL)))
+        if ((v = aidp_yaml_get(t, n, "rlimits", NULL)))
                 if ((rc = apply_rlimits(ld, t, v, p)) < 0)
                         return rc;
         return 0;
@@ -204,7 +198,7 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
 static int abs_path_value(struct loader *ld, ytree *t, ynode *n, const char *path, const char **out)
 {
         const char *s;
-        int rc = aidp_profiles_yaml_scalar(t, n, path, "an absolute path", &s, ld->err);
+        int rc = aidp_yaml_scalar(t, n, path, "an absolute path", &s, ld->err);
         if (rc < 0)
                 return rc;
         if (!aidp_path_is_clean_abs(s))
@@ -225,16 +219,16 @@ static int parse_bind(struct loader *ld, ytree *t, ynode *item, size_t i, struct
         static const char *const bkeys[] = {"source", "target", "writable", NULL};
         const char *src, *dst;
         bool writable = false;
-        if ((rc = aidp_profiles_yaml_check_keys(t, item, path, bkeys, ld->err)) < 0)
+        if ((rc = aidp_yaml_check_keys(t, item, path, bkeys, ld->err)) < 0)
                 return rc;
-        ynode *sn = aidp_profiles_yaml_get(t, item, "source", NULL);
+        ynode *sn = aidp_yaml_get(t, item, "source", NULL);
         PATHF(sp, "%s.source", path);
         if (!sn)
                 return YERR(t, item, sp, "found nothing, expected the host path to bind");
         if ((rc = abs_path_value(ld, t, sn, sp, &src)) < 0)
                 return rc;
         dst = src;
-        ynode *tn = aidp_profiles_yaml_get(t, item, "target", NULL);
+        ynode *tn = aidp_yaml_get(t, item, "target", NULL);
         if (tn) {
                 PATHF(sp, "%s.target", path);
                 if ((rc = abs_path_value(ld, t, tn, sp, &dst)) < 0)
@@ -245,10 +239,10 @@ static int parse_bind(struct loader *ld, ytree *t, ynode *item, size_t i, struct
                             "found target '%s', expected a path outside /, /proc, "
                             "/dev, /sys and /run/aidp (the sandbox builds those itself)",
                             dst);
-        ynode *wn = aidp_profiles_yaml_get(t, item, "writable", NULL);
+        ynode *wn = aidp_yaml_get(t, item, "writable", NULL);
         if (wn) {
                 PATHF(sp, "%s.writable", path);
-                if ((rc = aidp_profiles_yaml_bool(t, wn, sp, &writable, ld->err)) < 0)
+                if ((rc = aidp_yaml_bool(t, wn, sp, &writable, ld->err)) < 0)
                         return rc;
         }
         struct aidp_bind *b = NULL;
@@ -273,15 +267,14 @@ static int parse_bind(struct loader *ld, ytree *t, ynode *item, size_t i, struct
 int aidp_ld_apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_profile *p)
 {
         static const char *const keys[] = {"binds", "masked", "bindCwd", NULL};
-        int rc = aidp_profiles_yaml_check_keys(t, n, "filesystem", keys, ld->err);
+        int rc = aidp_yaml_check_keys(t, n, "filesystem", keys, ld->err);
         if (rc < 0)
                 return rc;
         ynode *v;
-        if ((v = aidp_profiles_yaml_get(t, n, "bindCwd", NULL)))
-                if ((rc = aidp_profiles_yaml_bool(t, v, "filesystem.bindCwd", &p->bind_cwd,
-                                                  ld->err)) < 0)
+        if ((v = aidp_yaml_get(t, n, "bindCwd", NULL)))
+                if ((rc = aidp_yaml_bool(t, v, "filesystem.bindCwd", &p->bind_cwd, ld->err)) < 0)
                         return rc;
-        if ((v = aidp_profiles_yaml_get(t, n, "masked", NULL))) {
+        if ((v = aidp_yaml_get(t, n, "masked", NULL))) {
                 if ((rc = aidp_ld_expect_list(ld, t, v, "filesystem.masked",
                                               "a list of absolute paths")) < 0)
                         return rc;
@@ -303,7 +296,7 @@ int aidp_ld_apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_
                         }
                 }
         }
-        if ((v = aidp_profiles_yaml_get(t, n, "binds", NULL))) {
+        if ((v = aidp_yaml_get(t, n, "binds", NULL))) {
                 if ((rc = aidp_ld_expect_list(ld, t, v, "filesystem.binds",
                                               "a list of {source, target, writable}")) < 0)
                         return rc;
@@ -336,25 +329,22 @@ int aidp_ld_apply_devices(struct loader *ld, ytree *t, ynode *n, struct aidp_pro
                         ynode *pn = item;
                         if (item->type == YAML_MAPPING_NODE) {
                                 static const char *const keys[] = {"path", "optional", NULL};
-                                if ((rc = aidp_profiles_yaml_check_keys(t, item, path, keys,
-                                                                        ld->err)) < 0)
+                                if ((rc = aidp_yaml_check_keys(t, item, path, keys, ld->err)) < 0)
                                         return rc;
-                                pn = aidp_profiles_yaml_get(t, item, "path", NULL);
+                                pn = aidp_yaml_get(t, item, "path", NULL);
                                 if (!pn)
                                         return YERR(t, item, path,
                                                     "found no path, expected path: /dev/...");
-                                ynode *on = aidp_profiles_yaml_get(t, item, "optional", NULL);
+                                ynode *on = aidp_yaml_get(t, item, "optional", NULL);
                                 PATHF(pp, "%s.optional", path);
-                                if (on && (rc = aidp_profiles_yaml_bool(t, on, pp, &optional,
-                                                                        ld->err)) < 0)
+                                if (on && (rc = aidp_yaml_bool(t, on, pp, &optional, ld->err)) < 0)
                                         return rc;
                                 PATHF(pp, "%s.path", path);
                         } else {
                                 PATHF(pp, "%s", path);
                         }
-                        if ((rc = aidp_profiles_yaml_scalar(t, pn, pp,
-                                                            "a device path such as /dev/nvidia0",
-                                                            &dev, ld->err)) < 0)
+                        if ((rc = aidp_yaml_scalar(t, pn, pp, "a device path such as /dev/nvidia0",
+                                                   &dev, ld->err)) < 0)
                                 return rc;
                         if (strncmp(dev, "/dev/", 5) || !aidp_path_is_clean_abs(dev) ||
                             strlen(dev) <= 5)
@@ -388,7 +378,7 @@ static int id_value(struct loader *ld, ytree *t, ynode *n, const char *path, uin
 {
         const char *s;
         uint64_t v;
-        int rc = aidp_profiles_yaml_scalar(t, n, path, "a numeric id", &s, ld->err);
+        int rc = aidp_yaml_scalar(t, n, path, "a numeric id", &s, ld->err);
         if (rc < 0)
                 return rc;
         if (aidp_profiles_parse_uint(s, false, &v) < 0 || v >= UINT32_MAX)
@@ -401,15 +391,14 @@ int aidp_ld_apply_user(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
 {
         static const char *const keys[] = {"mode",       "uid",       "gid", "defaultUid",
                                            "defaultGid", "allowRoot", NULL};
-        int rc = aidp_profiles_yaml_check_keys(t, n, "user", keys, ld->err);
+        int rc = aidp_yaml_check_keys(t, n, "user", keys, ld->err);
         if (rc < 0)
                 return rc;
         ynode *v;
         const char *s;
         uint32_t id = 0;
-        if ((v = aidp_profiles_yaml_get(t, n, "mode", NULL))) {
-                if ((rc = aidp_profiles_yaml_scalar(t, v, "user.mode", "caller or fixed", &s,
-                                                    ld->err)) < 0)
+        if ((v = aidp_yaml_get(t, n, "mode", NULL))) {
+                if ((rc = aidp_yaml_scalar(t, v, "user.mode", "caller or fixed", &s, ld->err)) < 0)
                         return rc;
                 if (!strcmp(s, "caller"))
                         p->user.mode = AIDP_USER_CALLER;
@@ -427,7 +416,7 @@ int aidp_ld_apply_user(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
                    {"defaultUid", &p->user.default_uid, false},
                    {"defaultGid", &p->user.default_gid, true}};
         for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
-                if (!(v = aidp_profiles_yaml_get(t, n, ids[i].key, NULL)))
+                if (!(v = aidp_yaml_get(t, n, ids[i].key, NULL)))
                         continue;
                 char path[64];
                 PATHF(path, "user.%s", ids[i].key);
@@ -439,9 +428,8 @@ int aidp_ld_apply_user(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
                         *(uid_t *)ids[i].dst = id;
                 aidp_ld_origin_set(ld, t, v, "user.%s", ids[i].key);
         }
-        if ((v = aidp_profiles_yaml_get(t, n, "allowRoot", NULL))) {
-                if ((rc = aidp_profiles_yaml_bool(t, v, "user.allowRoot", &p->user.allow_root,
-                                                  ld->err)) < 0)
+        if ((v = aidp_yaml_get(t, n, "allowRoot", NULL))) {
+                if ((rc = aidp_yaml_bool(t, v, "user.allowRoot", &p->user.allow_root, ld->err)) < 0)
                         return rc;
                 aidp_ld_origin_set(ld, t, v, "user.allowRoot");
         }
@@ -461,8 +449,8 @@ int aidp_ld_apply_caps(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
                         char path[64], canon[64];
                         const char *s;
                         PATHF(path, "capabilities[%zu]", i);
-                        if ((rc = aidp_profiles_yaml_scalar(t, item, path, "a capability name", &s,
-                                                            ld->err)) < 0)
+                        if ((rc = aidp_yaml_scalar(t, item, path, "a capability name", &s,
+                                                   ld->err)) < 0)
                                 return rc;
                         if (aidp_profiles_cap_canon(s, canon, sizeof canon) < 0)
                                 return YERR(t, item, path,
@@ -481,12 +469,12 @@ int aidp_ld_apply_caps(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
 int aidp_ld_apply_data(struct loader *ld, ytree *t, ynode *n, struct aidp_profile *p)
 {
         static const char *const keys[] = {"data", "scratch", "out", NULL};
-        int rc = aidp_profiles_yaml_check_keys(t, n, "data", keys, ld->err);
+        int rc = aidp_yaml_check_keys(t, n, "data", keys, ld->err);
         if (rc < 0)
                 return rc;
         char **dst[] = {&p->paths.data, &p->paths.scratch, &p->paths.out};
         for (size_t i = 0; i < 3; i++) {
-                ynode *v = aidp_profiles_yaml_get(t, n, keys[i], NULL);
+                ynode *v = aidp_yaml_get(t, n, keys[i], NULL);
                 if (!v)
                         continue;
                 char path[32];

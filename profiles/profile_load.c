@@ -43,7 +43,7 @@ const char *aidp_lint_level_name(enum aidp_lint_level l)
 static int apply_layer(struct loader *ld, struct layer *L, struct aidp_profile *p)
 {
         ytree *t = &L->t;
-        ynode *root = aidp_profiles_yaml_root(t);
+        ynode *root = aidp_yaml_root(t);
         ynode *v;
         int rc = 0;
         /* Sections in a fixed order: later ones may rely on earlier ones
@@ -58,7 +58,7 @@ static int apply_layer(struct loader *ld, struct layer *L, struct aidp_profile *
                 {"data", aidp_ld_apply_data},
         };
         for (size_t i = 0; i < ARRAY_SIZE(sections); i++)
-                if ((v = aidp_profiles_yaml_get(t, root, sections[i].key, NULL)) &&
+                if ((v = aidp_yaml_get(t, root, sections[i].key, NULL)) &&
                     (rc = sections[i].apply(ld, t, v, p)) < 0)
                         return rc;
         if (L->description && aidp_ld_replace_str(&p->description, L->description) < 0)
@@ -208,7 +208,7 @@ static int expand_devices(struct loader *ld, struct aidp_profile *p)
 static void loader_free(struct loader *ld)
 {
         for (size_t i = 0; i < ld->n_layers; i++) {
-                aidp_profiles_yaml_free(&ld->layers[i].t);
+                aidp_yaml_free(&ld->layers[i].t);
                 free(ld->layers[i].name);
                 free(ld->layers[i].source);
                 free(ld->layers[i].description);
@@ -239,9 +239,8 @@ static int finish(struct loader *ld, const char *source, struct aidp_profile *ou
         int rc = 0;
         /* Capabilities first: an import resolves against the final set. */
         for (size_t i = 0; i < ld->n_layers && rc == 0; i++) {
-                ynode *v = aidp_profiles_yaml_get(&ld->layers[i].t,
-                                                  aidp_profiles_yaml_root(&ld->layers[i].t),
-                                                  "capabilities", NULL);
+                ynode *v = aidp_yaml_get(&ld->layers[i].t, aidp_yaml_root(&ld->layers[i].t),
+                                         "capabilities", NULL);
                 if (v)
                         rc = aidp_ld_apply_caps(ld, &ld->layers[i].t, v, &p);
         }

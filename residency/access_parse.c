@@ -10,7 +10,7 @@
 
 static struct aidp_rule_loc loc_of(const yaml_node_t *n)
 {
-        return (struct aidp_rule_loc){.file = NULL, .line = aidp_residency_yw_line(n)};
+        return (struct aidp_rule_loc){.file = NULL, .line = aidp_yaml_line(n)};
 }
 
 static void attr_req_free(struct aidp_attr_req *v, size_t n)
@@ -53,7 +53,7 @@ static void deny_free(struct aidp_deny_rule *d)
 }
 
 /* Lists are never NULL after parsing, so callers can iterate without checks. */
-static int ensure_list(struct aidp_ywalk *w, char ***v)
+static int ensure_list(struct aidp_yaml *w, char ***v)
 {
         if (!*v && !(*v = calloc(1, sizeof **v)))
                 return aidp_residency_oom(w);
@@ -62,57 +62,57 @@ static int ensure_list(struct aidp_ywalk *w, char ***v)
 
 /* --- roles --- */
 
-static int ro_operations(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int ro_operations(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_role *role = ctx;
         int r = aidp_residency_parse_ops(w, v, path, &role->ops);
         if (r >= 0 && role->ops == 0)
-                return aidp_residency_yw_fail(w, v, path, "a role needs at least one operation");
+                return aidp_yaml_fail(w, v, path, "a role needs at least one operation");
         return r;
 }
 
-static int ro_profiles(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int ro_profiles(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_role *role = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_pattern, "profile pattern",
-                                         &role->profiles, &role->n_profiles);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_pattern, "profile pattern",
+                                 &role->profiles, &role->n_profiles);
 }
 
-static int ro_datasets(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int ro_datasets(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_role *role = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_pattern, "dataset pattern",
-                                         &role->datasets, &role->n_datasets);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_pattern, "dataset pattern",
+                                 &role->datasets, &role->n_datasets);
 }
 
-static int ro_max_class(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int ro_max_class(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_role *role = ctx;
         return aidp_residency_parse_classification(w, v, path, &role->max_classification);
 }
 
-static int ro_windows(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int ro_windows(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_role *role = ctx;
         int r = aidp_residency_parse_windows(w, v, path, &role->windows, &role->n_windows);
-        if (r >= 0 && role->n_windows == 0 && !aidp_residency_yw_is_null(v))
-                return aidp_residency_yw_fail(w, v, path,
-                                              "empty list of windows (omit the key for any time)");
+        if (r >= 0 && role->n_windows == 0 && !aidp_yaml_is_null(v))
+                return aidp_yaml_fail(w, v, path,
+                                      "empty list of windows (omit the key for any time)");
         return r;
 }
 
-static int require_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynode,
+static int require_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
                          yaml_node_t *value, const char *path, void *ctx)
 {
         struct aidp_role *role = ctx;
         if (!aidp_residency_name_valid(key))
-                return aidp_residency_yw_fail(w, keynode, path, "invalid attribute name '%s'", key);
+                return aidp_yaml_fail(w, keynode, path, "invalid attribute name '%s'", key);
         struct aidp_attr_req req = {0};
-        int r = aidp_residency_yw_strlist(w, value, path, aidp_residency_is_pattern, "value",
-                                          &req.values, &req.n_values);
+        int r = aidp_yaml_strlist(w, value, path, aidp_residency_is_pattern, "value", &req.values,
+                                  &req.n_values);
         if (r >= 0 && req.n_values == 0)
-                r = aidp_residency_yw_fail(w, value, path,
-                                           "list the accepted values of attribute '%s'", key);
+                r = aidp_yaml_fail(w, value, path, "list the accepted values of attribute '%s'",
+                                   key);
         if (r >= 0 && !(req.name = strdup(key)))
                 r = aidp_residency_oom(w);
         struct aidp_attr_req *nv = NULL;
@@ -128,24 +128,24 @@ static int require_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *key
         return 0;
 }
 
-static int ro_require(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int ro_require(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_yw_map(w, v, path, require_entry, ctx);
+        return aidp_yaml_map(w, v, path, require_entry, ctx);
 }
 
-static int role_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynode,
+static int role_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
                       yaml_node_t *value, const char *path, void *ctx)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"operations", ro_operations, true}, {"profiles", ro_profiles, false},
                 {"datasets", ro_datasets, false},    {"max_classification", ro_max_class, false},
                 {"time_windows", ro_windows, false}, {"require_attributes", ro_require, false},
         };
         struct aidp_access_policy *p = ctx;
         if (!aidp_residency_name_valid(key))
-                return aidp_residency_yw_fail(w, keynode, path, "invalid role name '%s'", key);
+                return aidp_yaml_fail(w, keynode, path, "invalid role name '%s'", key);
         struct aidp_role role = {.max_classification = AIDP_CLASS_PUBLIC, .loc = loc_of(keynode)};
-        int r = aidp_residency_yw_fields(w, value, path, fields, ARRAY_SIZE(fields), &role);
+        int r = aidp_yaml_fields(w, value, path, fields, ARRAY_SIZE(fields), &role);
         if (r >= 0 && !(role.name = strdup(key)))
                 r = aidp_residency_oom(w);
         if (r >= 0)
@@ -164,9 +164,9 @@ static int role_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynod
         return 0;
 }
 
-static int af_roles(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int af_roles(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_yw_map(w, v, path, role_entry, ctx);
+        return aidp_yaml_map(w, v, path, role_entry, ctx);
 }
 
 /* --- users and groups --- */
@@ -177,39 +177,38 @@ struct subject_ctx {
         bool is_user;
 };
 
-static int role_ref(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
+static int role_ref(struct aidp_yaml *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
         struct subject_ctx *c = ctx;
         const char *s;
-        int r = aidp_residency_yw_str(w, item, path, &s);
+        int r = aidp_yaml_string(w, item, path, &s);
         if (r < 0)
                 return r;
         bool defined = false;
         for (size_t k = 0; k < c->policy->n_roles && !defined; k++)
                 defined = !strcmp(c->policy->roles[k].name, s);
         if (!defined)
-                return aidp_residency_yw_fail(w, item, path, "unknown role '%s' (not under roles:)",
-                                              s);
+                return aidp_yaml_fail(w, item, path, "unknown role '%s' (not under roles:)", s);
         if (aidp_strv_contains(c->subj.roles, c->subj.n_roles, s))
-                return aidp_residency_yw_fail(w, item, path, "duplicate role '%s'", s);
+                return aidp_yaml_fail(w, item, path, "duplicate role '%s'", s);
         if (aidp_strv_push(&c->subj.roles, &c->subj.n_roles, s) < 0)
                 return aidp_residency_oom(w);
         return 0;
 }
 
-static int sf_roles(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int sf_roles(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_yw_seq(w, v, path, role_ref, ctx);
+        return aidp_yaml_seq(w, v, path, role_ref, ctx);
 }
 
-static int attr_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynode,
+static int attr_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
                       yaml_node_t *value, const char *path, void *ctx)
 {
         struct subject_ctx *c = ctx;
         const char *s;
         if (!aidp_residency_name_valid(key))
-                return aidp_residency_yw_fail(w, keynode, path, "invalid attribute name '%s'", key);
-        int r = aidp_residency_yw_str(w, value, path, &s);
+                return aidp_yaml_fail(w, keynode, path, "invalid attribute name '%s'", key);
+        int r = aidp_yaml_string(w, value, path, &s);
         if (r < 0)
                 return r;
         struct aidp_attr a = {strdup(key), strdup(s)};
@@ -225,33 +224,33 @@ static int attr_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynod
         return 0;
 }
 
-static int sf_attributes(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int sf_attributes(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_yw_map(w, v, path, attr_entry, ctx);
+        return aidp_yaml_map(w, v, path, attr_entry, ctx);
 }
 
-static int subject_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynode,
+static int subject_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
                          yaml_node_t *value, const char *path, void *ctx)
 {
-        static const struct aidp_yfield user_fields[] = {
+        static const struct aidp_yaml_field user_fields[] = {
                 {"roles", sf_roles, false},
                 {"attributes", sf_attributes, false},
         };
-        static const struct aidp_yfield group_fields[] = {
+        static const struct aidp_yaml_field group_fields[] = {
                 {"roles", sf_roles, false},
         };
         struct subject_ctx *c = ctx;
         struct aidp_access_policy *p = c->policy;
         if (!aidp_residency_is_pattern(key) || strchr(key, '*') || strchr(key, '?') ||
             strchr(key, '['))
-                return aidp_residency_yw_fail(w, keynode, path, "invalid %s name '%s'",
-                                              c->is_user ? "user" : "group", key);
+                return aidp_yaml_fail(w, keynode, path, "invalid %s name '%s'",
+                                      c->is_user ? "user" : "group", key);
         memset(&c->subj, 0, sizeof c->subj);
         c->subj.loc = loc_of(keynode);
-        int r = c->is_user ? aidp_residency_yw_fields(w, value, path, user_fields,
-                                                      ARRAY_SIZE(user_fields), c)
-                           : aidp_residency_yw_fields(w, value, path, group_fields,
-                                                      ARRAY_SIZE(group_fields), c);
+        int r = c->is_user
+                        ? aidp_yaml_fields(w, value, path, user_fields, ARRAY_SIZE(user_fields), c)
+                        : aidp_yaml_fields(w, value, path, group_fields, ARRAY_SIZE(group_fields),
+                                           c);
         if (r >= 0 && !(c->subj.name = strdup(key)))
                 r = aidp_residency_oom(w);
         if (r >= 0)
@@ -270,78 +269,78 @@ static int subject_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *key
         return 0;
 }
 
-static int af_users(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int af_users(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct subject_ctx c = {.policy = ctx, .is_user = true};
-        return aidp_residency_yw_map(w, v, path, subject_entry, &c);
+        return aidp_yaml_map(w, v, path, subject_entry, &c);
 }
 
-static int af_groups(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int af_groups(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct subject_ctx c = {.policy = ctx, .is_user = false};
-        return aidp_residency_yw_map(w, v, path, subject_entry, &c);
+        return aidp_yaml_map(w, v, path, subject_entry, &c);
 }
 
 /* --- deny rules --- */
 
-static int dn_name(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int dn_name(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_deny_rule *d = ctx;
-        int r = aidp_residency_yw_strdup(w, v, path, &d->name);
+        int r = aidp_yaml_strdup(w, v, path, &d->name);
         if (r >= 0 && !aidp_residency_name_valid(d->name))
-                return aidp_residency_yw_fail(w, v, path, "invalid rule name '%s'", d->name);
+                return aidp_yaml_fail(w, v, path, "invalid rule name '%s'", d->name);
         return r;
 }
 
-static int dn_users(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int dn_users(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_deny_rule *d = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_pattern, "user pattern",
-                                         &d->users, &d->n_users);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_pattern, "user pattern", &d->users,
+                                 &d->n_users);
 }
 
-static int dn_groups(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int dn_groups(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_deny_rule *d = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_pattern, "group", &d->groups,
-                                         &d->n_groups);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_pattern, "group", &d->groups,
+                                 &d->n_groups);
 }
 
-static int dn_operations(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int dn_operations(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         return aidp_residency_parse_ops(w, v, path, &((struct aidp_deny_rule *)ctx)->ops);
 }
 
-static int dn_profiles(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int dn_profiles(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_deny_rule *d = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_pattern, "profile pattern",
-                                         &d->profiles, &d->n_profiles);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_pattern, "profile pattern",
+                                 &d->profiles, &d->n_profiles);
 }
 
-static int dn_datasets(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int dn_datasets(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_deny_rule *d = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_pattern, "dataset pattern",
-                                         &d->datasets, &d->n_datasets);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_pattern, "dataset pattern",
+                                 &d->datasets, &d->n_datasets);
 }
 
-static int dn_min_class(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int dn_min_class(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_deny_rule *d = ctx;
         d->has_min_classification = true;
         return aidp_residency_parse_classification(w, v, path, &d->min_classification);
 }
 
-static int dn_windows(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int dn_windows(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_deny_rule *d = ctx;
         return aidp_residency_parse_windows(w, v, path, &d->windows, &d->n_windows);
 }
 
-static int deny_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
+static int deny_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"name", dn_name, true},
                 {"users", dn_users, false},
                 {"groups", dn_groups, false},
@@ -353,16 +352,16 @@ static int deny_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, 
         };
         struct aidp_access_policy *p = ctx;
         struct aidp_deny_rule d = {.loc = loc_of(item)};
-        int r = aidp_residency_yw_fields(w, item, path, fields, ARRAY_SIZE(fields), &d);
+        int r = aidp_yaml_fields(w, item, path, fields, ARRAY_SIZE(fields), &d);
         if (r >= 0 && d.n_users == 0 && d.n_groups == 0)
-                r = aidp_residency_yw_fail(w, item, path,
-                                           "a deny rule needs users or groups (use users: ['*'] "
-                                           "for everyone)");
+                r = aidp_yaml_fail(w, item, path,
+                                   "a deny rule needs users or groups (use users: ['*'] "
+                                   "for everyone)");
         for (size_t k = 0; r >= 0 && k < p->n_deny; k++)
                 if (!strcmp(p->deny[k].name, d.name))
-                        r = aidp_residency_yw_fail(
-                                w, item, path, "duplicate deny rule name '%s' (first at line %u)",
-                                d.name, p->deny[k].loc.line);
+                        r = aidp_yaml_fail(w, item, path,
+                                           "duplicate deny rule name '%s' (first at line %u)",
+                                           d.name, p->deny[k].loc.line);
         if (r >= 0)
                 r = ensure_list(w, &d.users);
         if (r >= 0)
@@ -383,21 +382,21 @@ static int deny_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, 
         return 0;
 }
 
-static int af_deny(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int af_deny(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_yw_seq(w, v, path, deny_item, ctx);
+        return aidp_yaml_seq(w, v, path, deny_item, ctx);
 }
 
-static int af_metadata(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int af_metadata(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         return aidp_residency_parse_metadata(w, v, path, &((struct aidp_access_policy *)ctx)->name);
 }
 
-int aidp_residency_parse_access_doc(struct aidp_ywalk *w, yaml_node_t *root,
+int aidp_residency_parse_access_doc(struct aidp_yaml *w, yaml_node_t *root,
                                     struct aidp_access_policy *ret)
 {
         /* roles before users and groups: their role lists are checked against it. */
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"apiVersion", aidp_residency_pf_api_version, true},
                 {"kind", aidp_residency_pf_kind, true},
                 {"metadata", af_metadata, false},
@@ -407,7 +406,7 @@ int aidp_residency_parse_access_doc(struct aidp_ywalk *w, yaml_node_t *root,
                 {"deny", af_deny, false},
         };
         struct aidp_access_policy p = {0};
-        int r = aidp_residency_yw_fields(w, root, "", fields, ARRAY_SIZE(fields), &p);
+        int r = aidp_yaml_fields(w, root, "", fields, ARRAY_SIZE(fields), &p);
         if (r >= 0 && !(p.source = strdup(w->file)))
                 r = aidp_residency_oom(w);
         if (r < 0) {

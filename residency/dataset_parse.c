@@ -8,54 +8,54 @@
 #include "residency/parse_internal.h"
 #include "common/strv.h"
 
-static int df_metadata(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int df_metadata(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         _cleanup_free_ char *name = NULL;
         return aidp_residency_parse_metadata(w, v, path, &name);
 }
 
-static int df_name(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int df_name(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_dataset_facts *f = ctx;
-        int r = aidp_residency_yw_strdup(w, v, path, &f->name);
+        int r = aidp_yaml_strdup(w, v, path, &f->name);
         if (r >= 0 && !aidp_residency_is_pattern(f->name))
-                return aidp_residency_yw_fail(w, v, path, "invalid dataset name '%s'", f->name);
+                return aidp_yaml_fail(w, v, path, "invalid dataset name '%s'", f->name);
         return r;
 }
 
-static int df_version(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int df_version(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_dataset_facts *f = ctx;
-        int r = aidp_residency_yw_strdup(w, v, path, &f->version);
+        int r = aidp_yaml_strdup(w, v, path, &f->version);
         if (r >= 0 && !aidp_residency_is_pattern(f->version))
-                return aidp_residency_yw_fail(w, v, path, "invalid version '%s'", f->version);
+                return aidp_yaml_fail(w, v, path, "invalid version '%s'", f->version);
         return r;
 }
 
-static int df_classification(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int df_classification(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_dataset_facts *f = ctx;
         return aidp_residency_parse_classification(w, v, path, &f->tags.classification);
 }
 
-static int df_residency(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int df_residency(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_dataset_facts *f = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_tag, "residency tag",
-                                         &f->tags.residency, &f->tags.n_residency);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_tag, "residency tag",
+                                 &f->tags.residency, &f->tags.n_residency);
 }
 
-static int df_regulations(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int df_regulations(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_dataset_facts *f = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_tag, "regulation tag",
-                                         &f->tags.regulations, &f->tags.n_regulations);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_tag, "regulation tag",
+                                 &f->tags.regulations, &f->tags.n_regulations);
 }
 
-int aidp_residency_parse_dataset_doc(struct aidp_ywalk *w, yaml_node_t *root,
+int aidp_residency_parse_dataset_doc(struct aidp_yaml *w, yaml_node_t *root,
                                      struct aidp_dataset_facts *ret)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"apiVersion", aidp_residency_pf_api_version, true},
                 {"kind", aidp_residency_pf_kind, true},
                 {"metadata", df_metadata, false},
@@ -66,7 +66,7 @@ int aidp_residency_parse_dataset_doc(struct aidp_ywalk *w, yaml_node_t *root,
                 {"regulations", df_regulations, false},
         };
         struct aidp_dataset_facts f = {0};
-        int r = aidp_residency_yw_fields(w, root, "", fields, ARRAY_SIZE(fields), &f);
+        int r = aidp_yaml_fields(w, root, "", fields, ARRAY_SIZE(fields), &f);
         /* Keep the invariants of struct aidp_data_tags: sorted, unique, NULL-terminated. */
         struct aidp_data_tags sorted;
         if (r >= 0) {

@@ -35,7 +35,7 @@ struct aidp_zone_offset {
         long utc_offset;
 };
 
-struct aidp_policy_time {
+struct aidp_residency_time {
         int64_t epoch; /* seconds since 1970-01-01T00:00:00Z */
         /* Every zone of aidp_residency_access_time_zones() resolved for epoch;
          * a missing zone fails its window (UTC needs no entry). */
@@ -54,7 +54,7 @@ struct aidp_residency_egress {
 };
 
 /* The profile properties the policy looks at. */
-struct aidp_policy_profile {
+struct aidp_residency_profile {
         const char *name;
         enum aidp_residency_net network;
         const struct aidp_residency_egress *egress;
@@ -63,14 +63,14 @@ struct aidp_policy_profile {
 
 struct aidp_decision_request {
         struct aidp_caller caller;
-        enum aidp_policy_op op;
-        const struct aidp_policy_profile *profile; /* NULL for seal/unseal/inspect/... */
-        const struct aidp_dataset_facts *datasets; /* authenticated header facts */
+        enum aidp_residency_op op;
+        const struct aidp_residency_profile *profile; /* NULL for seal/unseal/inspect/... */
+        const struct aidp_dataset_facts *datasets;    /* authenticated header facts */
         size_t n_datasets;
         const struct aidp_host_identity *host;         /* NULL: none installed */
         const struct aidp_residency_policy *residency; /* NULL: none installed */
         const struct aidp_access_policy *access;       /* NULL: none installed -> deny */
-        struct aidp_policy_time time;
+        struct aidp_residency_time time;
 };
 
 enum aidp_reason_result {
@@ -104,7 +104,7 @@ struct aidp_reason {
 struct aidp_decision {
         bool allow;
         /* A summary of the request, so the decision stands alone in lineage. */
-        enum aidp_policy_op op;
+        enum aidp_residency_op op;
         char *user;
         int64_t uid;
         char **groups;

@@ -77,7 +77,7 @@ static const char *attribute(const struct access_ctx *a, const char *name)
         return NULL;
 }
 
-static bool zone_offset(const struct aidp_policy_time *t, const char *zone, long *ret)
+static bool zone_offset(const struct aidp_residency_time *t, const char *zone, long *ret)
 {
         if (!strcmp(zone, "UTC")) {
                 *ret = 0;
@@ -111,8 +111,8 @@ static void describe_window(char *buf, size_t size, const struct aidp_time_windo
 }
 
 /* Whether now lies in any window. On "no", why (including an unresolved zone). */
-static bool in_windows(const struct aidp_policy_time *t, const struct aidp_time_window *v, size_t n,
-                       char *why, size_t size)
+static bool in_windows(const struct aidp_residency_time *t, const struct aidp_time_window *v,
+                       size_t n, char *why, size_t size)
 {
         size_t off = 0;
         why[0] = '\0';
@@ -144,7 +144,7 @@ static void ops_list(char *buf, size_t size, unsigned ops)
         for (unsigned i = 0; i < AIDP_OP_MAX; i++)
                 if (ops & (1u << i))
                         aidp_residency_appendf(buf, size, &off, "%s%s", off ? ", " : "",
-                                               aidp_residency_op_name((enum aidp_policy_op)i));
+                                               aidp_residency_op_name((enum aidp_residency_op)i));
 }
 
 /* Does this role grant the request for dataset ds (NULL: the run without

@@ -45,7 +45,7 @@ static bool region_allowed(const struct aidp_residency_rule *rule, const char *r
 
 /* Operations that put plaintext on this host; inspect and lineage-read only
  * read authenticated headers and records. */
-static bool op_places_data(enum aidp_policy_op op)
+static bool op_places_data(enum aidp_residency_op op)
 {
         switch (op) {
         case AIDP_OP_RUN:
@@ -175,7 +175,7 @@ static const char *net_name(enum aidp_residency_net m)
 static void check_classification(struct aidp_dctx *c, const struct aidp_dataset_facts *ds)
 {
         const struct aidp_residency_policy *rp = c->req->residency;
-        const struct aidp_policy_profile *prof = c->req->profile;
+        const struct aidp_residency_profile *prof = c->req->profile;
         for (size_t i = 0; rp && i < rp->n_classifications; i++) {
                 const struct aidp_classification_rule *r = &rp->classifications[i];
                 if (ds->tags.classification < r->level)
@@ -364,7 +364,7 @@ static void describe_egress(char *buf, size_t size, const struct aidp_residency_
 void aidp_residency_decide_egress(struct aidp_dctx *c)
 {
         const struct aidp_decision_request *req = c->req;
-        const struct aidp_policy_profile *prof = req->profile;
+        const struct aidp_residency_profile *prof = req->profile;
         const struct aidp_residency_policy *rp = req->residency;
         if (!prof || prof->n_egress == 0)
                 return;

@@ -13,8 +13,8 @@
 #include "common/error.h"
 #include "residency/tags.h"
 
-#define AIDP_POLICY_API_VERSION "aidp/v1"
-#define AIDP_POLICY_INPUT_MAX   (4u << 20) /* bytes of one policy file */
+#define AIDP_RESIDENCY_API_VERSION "aidp/v1"
+#define AIDP_RESIDENCY_INPUT_MAX   (4u << 20) /* bytes of one policy file */
 
 /* Residency's own view of a profile's network mode (the profile model's
  * enum aidp_net_mode is converted by the caller: residency does not include
@@ -98,7 +98,7 @@ struct aidp_residency_policy {
         struct aidp_rule_loc egress_loc;
 };
 
-enum aidp_policy_op {
+enum aidp_residency_op {
         AIDP_OP_RUN,
         AIDP_OP_SEAL,
         AIDP_OP_UNSEAL,
@@ -131,7 +131,7 @@ struct aidp_attr_req {
 
 struct aidp_role {
         char *name;
-        unsigned ops;    /* bit (1u << aidp_policy_op) */
+        unsigned ops;    /* bit (1u << aidp_residency_op) */
         char **profiles; /* fnmatch patterns; empty grants no profile */
         size_t n_profiles;
         char **datasets; /* fnmatch patterns on NAME or NAME@VERSION */
@@ -187,16 +187,16 @@ struct aidp_access_policy {
         size_t n_deny;
 };
 
-enum aidp_policy_kind {
-        AIDP_POLICY_HOST,      /* kind: HostIdentity */
-        AIDP_POLICY_RESIDENCY, /* kind: ResidencyPolicy */
-        AIDP_POLICY_ACCESS,    /* kind: AccessPolicy */
-        AIDP_POLICY_DATASET,   /* kind: DatasetFacts (explain, tests) */
-        AIDP_POLICY_KIND_MAX
+enum aidp_residency_kind {
+        AIDP_RESIDENCY_KIND_HOST,      /* kind: HostIdentity */
+        AIDP_RESIDENCY_KIND_RESIDENCY, /* kind: ResidencyPolicy */
+        AIDP_RESIDENCY_KIND_ACCESS,    /* kind: AccessPolicy */
+        AIDP_RESIDENCY_KIND_DATASET,   /* kind: DatasetFacts (explain, tests) */
+        AIDP_RESIDENCY_KIND_MAX
 };
 
-struct aidp_policy_doc {
-        enum aidp_policy_kind kind;
+struct aidp_residency_doc {
+        enum aidp_residency_kind kind;
         union {
                 struct aidp_host_identity host;
                 struct aidp_residency_policy residency;
@@ -208,9 +208,9 @@ struct aidp_policy_doc {
 /* Parse one file's contents; `file` names it in errors and reasons. On error
  * nothing is allocated and err->status is AIDP_EXIT_CONFIG (or
  * AIDP_EXIT_INTERNAL on allocation failure). */
-int aidp_residency_parse(const char *buf, size_t len, const char *file, struct aidp_policy_doc *ret,
-                         aidp_error *err);
-void aidp_residency_doc_free(struct aidp_policy_doc *doc);
+int aidp_residency_parse(const char *buf, size_t len, const char *file,
+                         struct aidp_residency_doc *ret, aidp_error *err);
+void aidp_residency_doc_free(struct aidp_residency_doc *doc);
 /* Like aidp_residency_parse(), but a different kind is an error. */
 int aidp_residency_parse_host(const char *buf, size_t len, const char *file,
                               struct aidp_host_identity *ret, aidp_error *err);
@@ -225,9 +225,9 @@ void aidp_residency_host_free(struct aidp_host_identity *h);
 void aidp_residency_policy_free(struct aidp_residency_policy *p);
 void aidp_residency_access_free(struct aidp_access_policy *p);
 
-const char *aidp_residency_kind_name(enum aidp_policy_kind k);
-const char *aidp_residency_op_name(enum aidp_policy_op op);
-int aidp_residency_op_parse(const char *name, enum aidp_policy_op *ret);
+const char *aidp_residency_kind_name(enum aidp_residency_kind k);
+const char *aidp_residency_op_name(enum aidp_residency_op op);
+int aidp_residency_op_parse(const char *name, enum aidp_residency_op *ret);
 
 /* The IANA time zones the access policy's windows use (borrowed strings,
  * unique, "UTC" excluded since it needs no conversion). The caller resolves

@@ -34,31 +34,29 @@ bool aidp_residency_region_match(const char *pattern, const char *region)
         return !strcmp(pattern, region);
 }
 
-static struct aidp_rule_loc loc_of(struct aidp_ywalk *w, const yaml_node_t *n)
+static struct aidp_rule_loc loc_of(struct aidp_yaml *w, const yaml_node_t *n)
 {
-        return (struct aidp_rule_loc){.file = NULL, .line = aidp_residency_yw_line(n)};
+        return (struct aidp_rule_loc){.file = NULL, .line = aidp_yaml_line(n)};
 }
 
 /* --- residency: TAG: {regions, jurisdictions} --- */
 
-static int rf_regions(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int rf_regions(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_residency_rule *rule = ctx;
-        int r = aidp_residency_yw_strlist(
-                w, v, path, aidp_residency_region_pattern_valid,
-                "region pattern (a region name or a prefix ending in '*')", &rule->regions,
-                &rule->n_regions);
+        int r = aidp_yaml_strlist(w, v, path, aidp_residency_region_pattern_valid,
+                                  "region pattern (a region name or a prefix ending in '*')",
+                                  &rule->regions, &rule->n_regions);
         if (r >= 0 && rule->n_regions == 0)
-                return aidp_residency_yw_fail(w, v, path,
-                                              "at least one region pattern is required");
+                return aidp_yaml_fail(w, v, path, "at least one region pattern is required");
         return r;
 }
 
-static int rf_jurisdictions(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int rf_jurisdictions(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_residency_rule *rule = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_name, "jurisdiction",
-                                         &rule->jurisdictions, &rule->n_jurisdictions);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_name, "jurisdiction",
+                                 &rule->jurisdictions, &rule->n_jurisdictions);
 }
 
 static void residency_rule_free(struct aidp_residency_rule *r)
@@ -68,21 +66,21 @@ static void residency_rule_free(struct aidp_residency_rule *r)
         aidp_strv_free(r->jurisdictions);
 }
 
-static int residency_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynode,
+static int residency_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
                            yaml_node_t *value, const char *path, void *ctx)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"regions", rf_regions, true},
                 {"jurisdictions", rf_jurisdictions, false},
         };
         struct aidp_residency_policy *p = ctx;
         if (!aidp_residency_tag_valid(key))
-                return aidp_residency_yw_fail(w, keynode, path,
-                                              "invalid residency tag '%s' (lowercase letters, "
-                                              "digits, '.', '_', '-')",
-                                              key);
+                return aidp_yaml_fail(w, keynode, path,
+                                      "invalid residency tag '%s' (lowercase letters, "
+                                      "digits, '.', '_', '-')",
+                                      key);
         struct aidp_residency_rule rule = {.loc = loc_of(w, keynode)};
-        int r = aidp_residency_yw_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
+        int r = aidp_yaml_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
         if (r >= 0 && !(rule.tag = strdup(key)))
                 r = aidp_residency_oom(w);
         if (r >= 0 && !rule.jurisdictions && !(rule.jurisdictions = calloc(1, sizeof(char *))))
@@ -99,34 +97,34 @@ static int residency_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *k
         return 0;
 }
 
-static int pf_residency(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int pf_residency(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_yw_map(w, v, path, residency_entry, ctx);
+        return aidp_yaml_map(w, v, path, residency_entry, ctx);
 }
 
 /* --- regulations: TAG: {zones} --- */
 
-static int gf_zones(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int gf_zones(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_regulation_rule *rule = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_name, "zone", &rule->zones,
-                                         &rule->n_zones);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_name, "zone", &rule->zones,
+                                 &rule->n_zones);
 }
 
-static int regulation_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynode,
+static int regulation_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
                             yaml_node_t *value, const char *path, void *ctx)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"zones", gf_zones, true},
         };
         struct aidp_residency_policy *p = ctx;
         if (!aidp_residency_tag_valid(key))
-                return aidp_residency_yw_fail(w, keynode, path,
-                                              "invalid regulation tag '%s' (lowercase letters, "
-                                              "digits, '.', '_', '-')",
-                                              key);
+                return aidp_yaml_fail(w, keynode, path,
+                                      "invalid regulation tag '%s' (lowercase letters, "
+                                      "digits, '.', '_', '-')",
+                                      key);
         struct aidp_regulation_rule rule = {.loc = loc_of(w, keynode)};
-        int r = aidp_residency_yw_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
+        int r = aidp_yaml_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
         if (r >= 0 && !(rule.tag = strdup(key)))
                 r = aidp_residency_oom(w);
         struct aidp_regulation_rule *nv = NULL;
@@ -142,25 +140,25 @@ static int regulation_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *
         return 0;
 }
 
-static int pf_regulations(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int pf_regulations(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_yw_map(w, v, path, regulation_entry, ctx);
+        return aidp_yaml_map(w, v, path, regulation_entry, ctx);
 }
 
 /* --- classifications: LEVEL: {zones, profile: {network}} --- */
 
-static int cf_zones(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int cf_zones(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_classification_rule *rule = ctx;
-        return aidp_residency_yw_strlist(w, v, path, aidp_residency_is_name, "zone", &rule->zones,
-                                         &rule->n_zones);
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_name, "zone", &rule->zones,
+                                 &rule->n_zones);
 }
 
-static int cpf_network(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int cpf_network(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_classification_rule *rule = ctx;
         const char *s;
-        int r = aidp_residency_yw_str(w, v, path, &s);
+        int r = aidp_yaml_string(w, v, path, &s);
         if (r < 0)
                 return r;
         if (!strcmp(s, "none"))
@@ -168,38 +166,37 @@ static int cpf_network(struct aidp_ywalk *w, yaml_node_t *v, const char *path, v
         else if (!strcmp(s, "egress"))
                 rule->network = AIDP_RESIDENCY_NET_EGRESS;
         else
-                return aidp_residency_yw_fail(
-                        w, v, path, "unknown network mode '%s' (expected none or egress)", s);
+                return aidp_yaml_fail(w, v, path,
+                                      "unknown network mode '%s' (expected none or egress)", s);
         rule->require_network = true;
         return 0;
 }
 
-static int cf_profile(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int cf_profile(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"network", cpf_network, false},
         };
-        return aidp_residency_yw_fields(w, v, path, fields, ARRAY_SIZE(fields), ctx);
+        return aidp_yaml_fields(w, v, path, fields, ARRAY_SIZE(fields), ctx);
 }
 
-static int classification_entry(struct aidp_ywalk *w, const char *key, yaml_node_t *keynode,
+static int classification_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
                                 yaml_node_t *value, const char *path, void *ctx)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"zones", cf_zones, false},
                 {"profile", cf_profile, false},
         };
         struct aidp_residency_policy *p = ctx;
         struct aidp_classification_rule rule = {.loc = loc_of(w, keynode)};
         if (aidp_residency_classification_parse(key, &rule.level) < 0)
-                return aidp_residency_yw_fail(w, keynode, path,
-                                              "unknown classification '%s' (expected public, "
-                                              "internal, confidential, restricted, regulated)",
-                                              key);
-        int r = aidp_residency_yw_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
+                return aidp_yaml_fail(w, keynode, path,
+                                      "unknown classification '%s' (expected public, "
+                                      "internal, confidential, restricted, regulated)",
+                                      key);
+        int r = aidp_yaml_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
         if (r >= 0 && rule.n_zones == 0 && !rule.require_network)
-                r = aidp_residency_yw_fail(w, value, path,
-                                           "a classification rule needs zones or profile");
+                r = aidp_yaml_fail(w, value, path, "a classification rule needs zones or profile");
         if (r >= 0 && !rule.zones && !(rule.zones = calloc(1, sizeof(char *))))
                 r = aidp_residency_oom(w);
         struct aidp_classification_rule *nv = NULL;
@@ -214,18 +211,18 @@ static int classification_entry(struct aidp_ywalk *w, const char *key, yaml_node
         return 0;
 }
 
-static int pf_classifications(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int pf_classifications(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        return aidp_residency_yw_map(w, v, path, classification_entry, ctx);
+        return aidp_yaml_map(w, v, path, classification_entry, ctx);
 }
 
 /* --- egress: {untagged, out_of_region} --- */
 
-static int ef_untagged(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int ef_untagged(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_residency_policy *p = ctx;
         const char *s;
-        int r = aidp_residency_yw_str(w, v, path, &s);
+        int r = aidp_yaml_string(w, v, path, &s);
         if (r < 0)
                 return r;
         if (!strcmp(s, "drop"))
@@ -233,15 +230,15 @@ static int ef_untagged(struct aidp_ywalk *w, yaml_node_t *v, const char *path, v
         else if (!strcmp(s, "keep"))
                 p->egress_untagged = AIDP_EGRESS_UNTAGGED_KEEP;
         else
-                return aidp_residency_yw_fail(w, v, path, "expected drop or keep, got '%s'", s);
+                return aidp_yaml_fail(w, v, path, "expected drop or keep, got '%s'", s);
         return 0;
 }
 
-static int ef_out_of_region(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int ef_out_of_region(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_residency_policy *p = ctx;
         const char *s;
-        int r = aidp_residency_yw_str(w, v, path, &s);
+        int r = aidp_yaml_string(w, v, path, &s);
         if (r < 0)
                 return r;
         if (!strcmp(s, "drop"))
@@ -249,31 +246,31 @@ static int ef_out_of_region(struct aidp_ywalk *w, yaml_node_t *v, const char *pa
         else if (!strcmp(s, "deny"))
                 p->egress_out_of_region = AIDP_EGRESS_OOR_DENY;
         else
-                return aidp_residency_yw_fail(w, v, path, "expected drop or deny, got '%s'", s);
+                return aidp_yaml_fail(w, v, path, "expected drop or deny, got '%s'", s);
         return 0;
 }
 
-static int pf_egress(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int pf_egress(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"untagged", ef_untagged, false},
                 {"out_of_region", ef_out_of_region, false},
         };
         struct aidp_residency_policy *p = ctx;
         p->egress_loc = loc_of(w, v);
-        return aidp_residency_yw_fields(w, v, path, fields, ARRAY_SIZE(fields), ctx);
+        return aidp_yaml_fields(w, v, path, fields, ARRAY_SIZE(fields), ctx);
 }
 
-static int pf_metadata(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int pf_metadata(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         return aidp_residency_parse_metadata(w, v, path,
                                              &((struct aidp_residency_policy *)ctx)->name);
 }
 
-int aidp_residency_parse_residency_doc(struct aidp_ywalk *w, yaml_node_t *root,
+int aidp_residency_parse_residency_doc(struct aidp_yaml *w, yaml_node_t *root,
                                        struct aidp_residency_policy *ret)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"apiVersion", aidp_residency_pf_api_version, true},
                 {"kind", aidp_residency_pf_kind, true},
                 {"metadata", pf_metadata, false},
@@ -283,7 +280,7 @@ int aidp_residency_parse_residency_doc(struct aidp_ywalk *w, yaml_node_t *root,
                 {"egress", pf_egress, false},
         };
         struct aidp_residency_policy p = {0};
-        int r = aidp_residency_yw_fields(w, root, "", fields, ARRAY_SIZE(fields), &p);
+        int r = aidp_yaml_fields(w, root, "", fields, ARRAY_SIZE(fields), &p);
         if (r >= 0 && !(p.source = strdup(w->file)))
                 r = aidp_residency_oom(w);
         if (r < 0) {

@@ -45,73 +45,72 @@ struct window_ctx {
         struct aidp_time_window win;
 };
 
-static int day_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
+static int day_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
         uint8_t *days = ctx;
         const char *s;
-        int r = aidp_residency_yw_str(w, item, path, &s);
+        int r = aidp_yaml_string(w, item, path, &s);
         if (r < 0)
                 return r;
         for (unsigned d = 0; d < 7; d++)
                 if (!strcmp(s, day_names[d])) {
                         if (*days & (1u << d))
-                                return aidp_residency_yw_fail(w, item, path, "duplicate day '%s'",
-                                                              s);
+                                return aidp_yaml_fail(w, item, path, "duplicate day '%s'", s);
                         *days |= (uint8_t)(1u << d);
                         return 0;
                 }
-        return aidp_residency_yw_fail(
-                w, item, path, "unknown day '%s' (expected mon, tue, wed, thu, fri, sat, sun)", s);
+        return aidp_yaml_fail(w, item, path,
+                              "unknown day '%s' (expected mon, tue, wed, thu, fri, sat, sun)", s);
 }
 
-static int wf_days(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int wf_days(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct window_ctx *c = ctx;
         uint8_t days = 0;
-        int r = aidp_residency_yw_seq(w, v, path, day_item, &days);
+        int r = aidp_yaml_seq(w, v, path, day_item, &days);
         if (r < 0)
                 return r;
         if (days == 0)
-                return aidp_residency_yw_fail(w, v, path,
-                                              "empty list of days (omit the key for every day)");
+                return aidp_yaml_fail(w, v, path,
+                                      "empty list of days (omit the key for every day)");
         c->win.days = days;
         return 0;
 }
 
-static int wf_hours(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int wf_hours(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct window_ctx *c = ctx;
         const char *s;
-        int r = aidp_residency_yw_str(w, v, path, &s);
+        int r = aidp_yaml_string(w, v, path, &s);
         if (r < 0)
                 return r;
         if (strlen(s) != 11 || s[5] != '-' || hhmm(s, false, &c->win.start) < 0 ||
             hhmm(s + 6, true, &c->win.end) < 0)
-                return aidp_residency_yw_fail(w, v, path,
-                                              "invalid hours '%s' (expected HH:MM-HH:MM, e.g. "
-                                              "08:00-18:00 or 22:00-06:00)",
-                                              s);
+                return aidp_yaml_fail(w, v, path,
+                                      "invalid hours '%s' (expected HH:MM-HH:MM, e.g. "
+                                      "08:00-18:00 or 22:00-06:00)",
+                                      s);
         if (c->win.start == c->win.end)
-                return aidp_residency_yw_fail(
-                        w, v, path, "empty window '%s' (use 00:00-24:00 for a whole day)", s);
+                return aidp_yaml_fail(w, v, path,
+                                      "empty window '%s' (use 00:00-24:00 for a whole day)", s);
         return 0;
 }
 
-static int wf_zone(struct aidp_ywalk *w, yaml_node_t *v, const char *path, void *ctx)
+static int wf_zone(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct window_ctx *c = ctx;
         const char *s;
-        int r = aidp_residency_yw_str(w, v, path, &s);
+        int r = aidp_yaml_string(w, v, path, &s);
         if (r < 0)
                 return r;
         if (!aidp_residency_zone_name_valid(s))
-                return aidp_residency_yw_fail(w, v, path,
-                                              "invalid time zone '%s' (expected an IANA name "
-                                              "such as Europe/Berlin or UTC)",
-                                              s);
+                return aidp_yaml_fail(w, v, path,
+                                      "invalid time zone '%s' (expected an IANA name "
+                                      "such as Europe/Berlin or UTC)",
+                                      s);
         c->win.zone_line = (unsigned)v->start_mark.line + 1;
         c->win.zone_col = (unsigned)v->start_mark.column + 1;
-        return aidp_residency_yw_strdup(w, v, path, &c->win.zone);
+        return aidp_yaml_strdup(w, v, path, &c->win.zone);
 }
 
 struct windows_ctx {
@@ -119,17 +118,17 @@ struct windows_ctx {
         size_t n;
 };
 
-static int window_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path, size_t i,
+static int window_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, size_t i,
                        void *ctx)
 {
-        static const struct aidp_yfield fields[] = {
+        static const struct aidp_yaml_field fields[] = {
                 {"days", wf_days, false},
                 {"hours", wf_hours, false},
                 {"time_zone", wf_zone, false},
         };
         struct windows_ctx *ws = ctx;
         struct window_ctx c = {.win = {.days = 0x7f, .start = 0, .end = 1440}};
-        int r = aidp_residency_yw_fields(w, item, path, fields, ARRAY_SIZE(fields), &c);
+        int r = aidp_yaml_fields(w, item, path, fields, ARRAY_SIZE(fields), &c);
         if (r >= 0 && !c.win.zone && !(c.win.zone = strdup("UTC")))
                 r = aidp_residency_oom(w);
         if (r < 0) {
@@ -146,11 +145,11 @@ static int window_item(struct aidp_ywalk *w, yaml_node_t *item, const char *path
         return 0;
 }
 
-int aidp_residency_parse_windows(struct aidp_ywalk *w, yaml_node_t *v, const char *path,
+int aidp_residency_parse_windows(struct aidp_yaml *w, yaml_node_t *v, const char *path,
                                  struct aidp_time_window **ret, size_t *ret_n)
 {
         struct windows_ctx ws = {0};
-        int r = aidp_residency_yw_seq(w, v, path, window_item, &ws);
+        int r = aidp_yaml_seq(w, v, path, window_item, &ws);
         if (r < 0) {
                 aidp_residency_windows_free(ws.v, ws.n);
                 return r;

@@ -29,37 +29,37 @@
 #define PROG "aidp policy"
 
 /* A one-line summary for people: a very long zone list is cut short. */
-static void summarize(const struct aidp_policy_doc *doc, char *buf, size_t size)
+static void summarize(const struct aidp_residency_doc *doc, char *buf, size_t size)
 {
         char zones[256] = "";
         size_t off = 0;
-        for (size_t i = 0; doc->kind == AIDP_POLICY_HOST && i < doc->host.n_zones; i++)
+        for (size_t i = 0; doc->kind == AIDP_RESIDENCY_KIND_HOST && i < doc->host.n_zones; i++)
                 if (off < sizeof zones)
                         off += (size_t)snprintf(zones + off, sizeof zones - off, "%s%s",
                                                 i ? ", " : "", doc->host.zones[i]);
         switch (doc->kind) {
-        case AIDP_POLICY_HOST:
+        case AIDP_RESIDENCY_KIND_HOST:
                 aidp_text_printf(buf, size, "node %s, region %s, zones [%s]",
                                  doc->host.node ? doc->host.node : "(unnamed)", doc->host.region,
                                  zones);
                 break;
-        case AIDP_POLICY_RESIDENCY:
+        case AIDP_RESIDENCY_KIND_RESIDENCY:
                 aidp_text_printf(buf, size,
                                  "%zu residency, %zu regulation, %zu classification rules",
                                  doc->residency.n_residency, doc->residency.n_regulations,
                                  doc->residency.n_classifications);
                 break;
-        case AIDP_POLICY_ACCESS:
+        case AIDP_RESIDENCY_KIND_ACCESS:
                 aidp_text_printf(buf, size, "%zu roles, %zu users, %zu groups, %zu deny rules",
                                  doc->access.n_roles, doc->access.n_users, doc->access.n_groups,
                                  doc->access.n_deny);
                 break;
-        case AIDP_POLICY_DATASET:
+        case AIDP_RESIDENCY_KIND_DATASET:
                 aidp_text_printf(
                         buf, size, "dataset %s, %s", doc->dataset.name,
                         aidp_residency_classification_name(doc->dataset.tags.classification));
                 break;
-        case AIDP_POLICY_KIND_MAX: aidp_text_printf(buf, size, "?"); break;
+        case AIDP_RESIDENCY_KIND_MAX: aidp_text_printf(buf, size, "?"); break;
         }
 }
 
@@ -82,14 +82,14 @@ static int check_one(const char *path, const char *policy_dir)
         aidp_error err = {0};
         _cleanup_free_ char *buf = NULL;
         size_t len;
-        struct aidp_policy_doc doc;
+        struct aidp_residency_doc doc;
         bool installed = is_installed(path, policy_dir);
         if (aidp_policy_read_file(path, installed, &buf, &len, &err) < 0 ||
             aidp_residency_parse(buf, len, path, &doc, &err) < 0) {
                 fprintf(stderr, PROG " check: error: %s\n", err.msg);
                 return -1;
         }
-        if (doc.kind == AIDP_POLICY_ACCESS &&
+        if (doc.kind == AIDP_RESIDENCY_KIND_ACCESS &&
             aidp_policy_clock_check_zones(&doc.access, &err) < 0) {
                 fprintf(stderr, PROG " check: error: %s\n", err.msg);
                 aidp_residency_doc_free(&doc);
@@ -236,7 +236,7 @@ static int parse_facts_spec(const char *spec, struct aidp_dataset_facts *ret, ai
 struct explain_opts {
         const char *user;
         struct aidp_cli_list groups;
-        enum aidp_policy_op op;
+        enum aidp_residency_op op;
         const char *profile; /* NULL: the built-in defaults */
         enum aidp_net_mode network;
         bool network_set;
@@ -495,7 +495,7 @@ static int cmd_explain(int argc, char **argv)
         int status;
 
         memset(&profile, 0, sizeof profile);
-        struct aidp_policy_profile pv = {0};
+        struct aidp_residency_profile pv = {0};
         o.op = AIDP_OP_RUN;
         o.network = AIDP_NET_NONE;
         o.at = (int64_t)time(NULL);

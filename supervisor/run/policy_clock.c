@@ -173,7 +173,7 @@ void aidp_policy_clock_free(struct aidp_policy_clock *c)
 }
 
 void aidp_policy_clock_view(const struct aidp_policy_clock *c, int64_t epoch,
-                            struct aidp_policy_time *ret)
+                            struct aidp_residency_time *ret)
 {
         ret->epoch = epoch;
         ret->zones = c->zones;

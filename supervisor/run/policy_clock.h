@@ -32,4 +32,4 @@ int aidp_policy_clock_check_zones_in(const char *dir, const struct aidp_access_p
 void aidp_policy_clock_free(struct aidp_policy_clock *c);
 /* Fill the decision's time input from a resolved clock (borrows). */
 void aidp_policy_clock_view(const struct aidp_policy_clock *c, int64_t epoch,
-                            struct aidp_policy_time *ret);
+                            struct aidp_residency_time *ret);

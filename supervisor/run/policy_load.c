@@ -37,9 +37,9 @@ int aidp_policy_read_file(const char *path, bool require_root_owned, char **ret_
         if (!S_ISREG(st.st_mode))
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL, "%s: not a regular file",
                                       path);
-        if (st.st_size > (off_t)AIDP_POLICY_INPUT_MAX)
+        if (st.st_size > (off_t)AIDP_RESIDENCY_INPUT_MAX)
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG, "%s: larger than %u bytes",
-                                      path, AIDP_POLICY_INPUT_MAX);
+                                      path, AIDP_RESIDENCY_INPUT_MAX);
         if (require_root_owned) {
                 int r = check_owner(path, &st, err);
                 if (r < 0)
@@ -62,10 +62,10 @@ int aidp_policy_read_file(const char *path, bool require_root_owned, char **ret_
         for (;;) {
                 if (len == cap) {
                         /* Grew since fstat: stay bounded. */
-                        if (cap > AIDP_POLICY_INPUT_MAX)
+                        if (cap > AIDP_RESIDENCY_INPUT_MAX)
                                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG,
                                                       "%s: larger than %u bytes", path,
-                                                      AIDP_POLICY_INPUT_MAX);
+                                                      AIDP_RESIDENCY_INPUT_MAX);
                         char *nb = realloc(buf, cap * 2);
                         if (!nb)
                                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
@@ -87,7 +87,7 @@ int aidp_policy_read_file(const char *path, bool require_root_owned, char **ret_
         return 0;
 }
 
-static int load_doc(const char *path, bool require_root_owned, struct aidp_policy_doc *doc,
+static int load_doc(const char *path, bool require_root_owned, struct aidp_residency_doc *doc,
                     aidp_error *err)
 {
         _cleanup_free_ char *buf = NULL;
@@ -116,16 +116,16 @@ static int load_doc(const char *path, bool require_root_owned, struct aidp_polic
                 return 0;                                                                          \
         } while (0)
 
-static int place(struct aidp_policy_set *s, struct aidp_policy_doc *doc, const char *path,
+static int place(struct aidp_policy_set *s, struct aidp_residency_doc *doc, const char *path,
                  aidp_error *err)
 {
         int r = 0;
         switch (doc->kind) {
-        case AIDP_POLICY_HOST: PLACE(s->host, host); break;
-        case AIDP_POLICY_RESIDENCY: PLACE(s->residency, residency); break;
-        case AIDP_POLICY_ACCESS: PLACE(s->access, access); break;
-        case AIDP_POLICY_DATASET:
-        case AIDP_POLICY_KIND_MAX:
+        case AIDP_RESIDENCY_KIND_HOST: PLACE(s->host, host); break;
+        case AIDP_RESIDENCY_KIND_RESIDENCY: PLACE(s->residency, residency); break;
+        case AIDP_RESIDENCY_KIND_ACCESS: PLACE(s->access, access); break;
+        case AIDP_RESIDENCY_KIND_DATASET:
+        case AIDP_RESIDENCY_KIND_MAX:
                 r = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
                                    "%s: a %s is not a policy (pass it with --data)", path,
                                    aidp_residency_kind_name(doc->kind));
@@ -135,17 +135,18 @@ static int place(struct aidp_policy_set *s, struct aidp_policy_doc *doc, const c
         return r;
 }
 
-static bool have_kind(const struct aidp_policy_set *s, enum aidp_policy_kind k)
+static bool have_kind(const struct aidp_policy_set *s, enum aidp_residency_kind k)
 {
-        return (k == AIDP_POLICY_HOST && s->host) || (k == AIDP_POLICY_RESIDENCY && s->residency) ||
-               (k == AIDP_POLICY_ACCESS && s->access);
+        return (k == AIDP_RESIDENCY_KIND_HOST && s->host) ||
+               (k == AIDP_RESIDENCY_KIND_RESIDENCY && s->residency) ||
+               (k == AIDP_RESIDENCY_KIND_ACCESS && s->access);
 }
 
 int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_policy_set *ret,
                          aidp_error *err)
 {
         struct aidp_policy_set s = {0};
-        struct aidp_policy_doc doc;
+        struct aidp_residency_doc doc;
         int r = 0;
 
         const char *dir = src->dir;
@@ -157,7 +158,7 @@ int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_poli
         if (src->host) {
                 if ((r = load_doc(src->host, src->require_root_owned, &doc, err)) < 0)
                         goto fail;
-                if (doc.kind != AIDP_POLICY_HOST) {
+                if (doc.kind != AIDP_RESIDENCY_KIND_HOST) {
                         r = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
                                            "%s: kind is %s, expected HostIdentity", src->host,
                                            aidp_residency_kind_name(doc.kind));
@@ -175,11 +176,11 @@ int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_poli
         }
         static const struct {
                 const char *name;
-                enum aidp_policy_kind kind;
+                enum aidp_residency_kind kind;
         } defaults[] = {
-                {"host.yaml", AIDP_POLICY_HOST},
-                {"residency.yaml", AIDP_POLICY_RESIDENCY},
-                {"access.yaml", AIDP_POLICY_ACCESS},
+                {"host.yaml", AIDP_RESIDENCY_KIND_HOST},
+                {"residency.yaml", AIDP_RESIDENCY_KIND_RESIDENCY},
+                {"access.yaml", AIDP_RESIDENCY_KIND_ACCESS},
         };
         for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
                 if (have_kind(&s, defaults[i].kind))

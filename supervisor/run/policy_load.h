@@ -37,7 +37,7 @@ int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_poli
                          aidp_error *err);
 void aidp_policy_set_free(struct aidp_policy_set *s);
 
-/* Read a whole policy-sized file (at most AIDP_POLICY_INPUT_MAX bytes). */
+/* Read a whole policy-sized file (at most AIDP_RESIDENCY_INPUT_MAX bytes). */
 int aidp_policy_read_file(const char *path, bool require_root_owned, char **ret_buf,
                           size_t *ret_len, aidp_error *err);
 

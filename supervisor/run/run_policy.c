@@ -69,7 +69,7 @@ static void restrict_egress(struct aidp_profile *profile, const struct aidp_deci
         net->n_rules = w;
 }
 
-int aidp_run_policy_profile_view(const struct aidp_profile *p, struct aidp_policy_profile *ret)
+int aidp_run_policy_profile_view(const struct aidp_profile *p, struct aidp_residency_profile *ret)
 {
         memset(ret, 0, sizeof *ret);
         struct aidp_residency_egress *e =
@@ -95,7 +95,7 @@ int aidp_run_policy_profile_view(const struct aidp_profile *p, struct aidp_polic
         return 0;
 }
 
-void aidp_run_policy_profile_view_free(struct aidp_policy_profile *v)
+void aidp_run_policy_profile_view_free(struct aidp_residency_profile *v)
 {
         free((struct aidp_residency_egress *)v->egress);
         memset(v, 0, sizeof *v);
@@ -148,7 +148,7 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
         int64_t now = (int64_t)time(NULL);
         if (r >= 0)
                 r = aidp_policy_clock_resolve(p->set.access, now, &clock, err);
-        _cleanup_(aidp_run_policy_profile_view_free) struct aidp_policy_profile pv = {0};
+        _cleanup_(aidp_run_policy_profile_view_free) struct aidp_residency_profile pv = {0};
         if (r >= 0 && aidp_run_policy_profile_view(profile, &pv) < 0)
                 r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         if (r >= 0) {

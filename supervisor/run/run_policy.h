@@ -54,8 +54,8 @@ void aidp_run_policy_free(struct aidp_run_policy *p);
 /* Residency's view of a profile (residency does not include the profile
  * model): the network mode and the egress rules, strings borrowed from p.
  * -ENOMEM, or 0 with ret to be freed by aidp_run_policy_profile_view_free. */
-int aidp_run_policy_profile_view(const struct aidp_profile *p, struct aidp_policy_profile *ret);
-void aidp_run_policy_profile_view_free(struct aidp_policy_profile *v);
+int aidp_run_policy_profile_view(const struct aidp_profile *p, struct aidp_residency_profile *ret);
+void aidp_run_policy_profile_view_free(struct aidp_residency_profile *v);
 /* Root started the supervisor itself (not sudo for another user): its
  * environment and options are an admin's choices. */
 bool aidp_run_root_directly(void);

@@ -19,10 +19,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "common/cleanup.h"
 #include "common/fsdir.h"
+#include "common/yaml.h"
 
 extern char **environ;
 
@@ -62,144 +62,120 @@ int aidp_keys_set_static(struct aidp_keys *k, const uint8_t kek[AIDP_SEALED_KEY_
         return 0;
 }
 
-/* ---- keys.yaml ---- */
+/* ---- keys.yaml (read with the common YAML walker: one error format) ---- */
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(yaml_document_t *, yaml_document_delete)
-
-__attribute__((format(printf, 4, 5))) static int yerr(aidp_error *err, const char *fname,
-                                                      const yaml_node_t *n, const char *fmt, ...)
+static int parse_provider(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx)
 {
-        char msg[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        return aidp_error_set_at(err, AIDP_EXIT_CONFIG, fname, (unsigned)n->start_mark.line + 1,
-                                 (unsigned)n->start_mark.column + 1, "%s", msg);
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-        return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static int parse_exec(yaml_document_t *doc, yaml_node_t *map, const char *fname,
-                      struct aidp_keys *k, aidp_error *err)
-{
-        if (map->type != YAML_MAPPING_NODE)
-                return yerr(err, fname, map, "exec: expected a mapping");
-        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-             p++) {
-                yaml_node_t *kn = yaml_document_get_node(doc, p->key);
-                yaml_node_t *vn = yaml_document_get_node(doc, p->value);
-                const char *key = scalar(kn);
-                if (!key)
-                        return yerr(err, fname, kn, "exec: keys must be scalars");
-                if (!strcmp(key, "command")) {
-                        if (vn->type != YAML_SEQUENCE_NODE)
-                                return yerr(err, fname, vn,
-                                            "exec.command: expected a list [PROGRAM, ARGS...]");
-                        free_argv(k);
-                        unsigned i = 0;
-                        for (yaml_node_item_t *it = vn->data.sequence.items.start;
-                             it < vn->data.sequence.items.top; it++, i++) {
-                                yaml_node_t *a = yaml_document_get_node(doc, *it);
-                                const char *s = scalar(a);
-                                if (!s)
-                                        return yerr(err, fname, a,
-                                                    "exec.command[]: expected a string");
-                                if (i >= AIDP_KEYS_EXEC_ARGS_MAX - 2)
-                                        return yerr(err, fname, a,
-                                                    "exec.command: too many arguments");
-                                if (i == 0 && s[0] != '/')
-                                        return yerr(err, fname, a,
-                                                    "exec.command[0]: '%s' is not an absolute path",
-                                                    s);
-                                k->argv[i] = strdup(s);
-                                if (!k->argv[i])
-                                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
-                                                              "out of memory");
-                        }
-                        if (i == 0)
-                                return yerr(err, fname, vn, "exec.command: empty list");
-                } else if (!strcmp(key, "timeout")) {
-                        const char *s = scalar(vn);
-                        char *end = NULL;
-                        errno = 0;
-                        long v = s ? strtol(s, &end, 10) : 0;
-                        if (!s || errno || end == s || *end || v < 1 || v > 600)
-                                return yerr(err, fname, vn,
-                                            "exec.timeout: '%s' is not a number of seconds in "
-                                            "[1, 600]",
-                                            s ? s : "");
-                        k->timeout_ms = (unsigned)v * 1000u;
-                } else {
-                        return yerr(err, fname, kn,
-                                    "exec: unknown key '%s' (known: command, timeout)", key);
-                }
-        }
+        struct aidp_keys *k = ctx;
+        const char *s;
+        int r = aidp_yaml_string(y, v, path, &s);
+        if (r < 0)
+                return r;
+        if (!strcmp(s, "file"))
+                k->kind = AIDP_KEYS_FILE;
+        else if (!strcmp(s, "exec"))
+                k->kind = AIDP_KEYS_EXEC;
+        else
+                return aidp_yaml_fail(y, v, path, "found '%s', expected file or exec", s);
         return 0;
+}
+
+static int parse_key_dir(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx)
+{
+        struct aidp_keys *k = ctx;
+        const char *s;
+        int r = aidp_yaml_string(y, v, path, &s);
+        if (r < 0)
+                return r;
+        if (s[0] != '/' || strlen(s) >= sizeof k->dir)
+                return aidp_yaml_fail(y, v, path, "found '%s', expected an absolute path", s);
+        snprintf(k->dir, sizeof k->dir, "%s", s);
+        return 0;
+}
+
+static int parse_command_item(struct aidp_yaml *y, yaml_node_t *v, const char *path, size_t i,
+                              void *ctx)
+{
+        struct aidp_keys *k = ctx;
+        const char *s;
+        int r = aidp_yaml_string(y, v, path, &s);
+        if (r < 0)
+                return r;
+        if (i >= AIDP_KEYS_EXEC_ARGS_MAX - 2)
+                return aidp_yaml_fail(y, v, path, "found more than %d arguments, expected fewer",
+                                      AIDP_KEYS_EXEC_ARGS_MAX - 2);
+        if (i == 0 && s[0] != '/')
+                return aidp_yaml_fail(y, v, path, "found '%s', expected an absolute path", s);
+        k->argv[i] = strdup(s);
+        if (!k->argv[i])
+                return aidp_error_set(y->err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        return 0;
+}
+
+static int parse_command(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx)
+{
+        struct aidp_keys *k = ctx;
+        int r = aidp_yaml_expect(y, v, YAML_SEQUENCE_NODE, path, "a list [PROGRAM, ARGS...]",
+                                 y->err);
+        if (r < 0)
+                return r;
+        free_argv(k);
+        r = aidp_yaml_seq(y, v, path, parse_command_item, k);
+        if (r < 0)
+                return r;
+        if (!k->argv[0])
+                return aidp_yaml_fail(y, v, path,
+                                      "found an empty list, expected [PROGRAM, ARGS...]");
+        return 0;
+}
+
+static int parse_timeout(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx)
+{
+        struct aidp_keys *k = ctx;
+        const char *s;
+        int r = aidp_yaml_string(y, v, path, &s);
+        if (r < 0)
+                return r;
+        char *end = NULL;
+        errno = 0;
+        long n = strtol(s, &end, 10);
+        if (errno || end == s || *end || n < 1 || n > 600)
+                return aidp_yaml_fail(y, v, path,
+                                      "found '%s', expected a number of seconds in [1, 600]", s);
+        k->timeout_ms = (unsigned)n * 1000u;
+        return 0;
+}
+
+static int parse_exec(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx)
+{
+        static const struct aidp_yaml_field fields[] = {
+                {"command", parse_command, false},
+                {"timeout", parse_timeout, false},
+        };
+        return aidp_yaml_fields(y, v, path, fields, sizeof fields / sizeof *fields, ctx);
 }
 
 int aidp_keys_parse(const char *buf, size_t len, const char *fname, struct aidp_keys *k,
                     aidp_error *err)
 {
-        yaml_parser_t parser;
-        yaml_document_t doc;
-        if (!yaml_parser_initialize(&parser))
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "yaml: out of memory");
-        yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-        if (!yaml_parser_load(&parser, &doc)) {
-                int r = aidp_error_set_at(err, AIDP_EXIT_CONFIG, fname,
-                                          (unsigned)parser.problem_mark.line + 1,
-                                          (unsigned)parser.problem_mark.column + 1, "%s",
-                                          parser.problem ? parser.problem : "YAML syntax error");
-                yaml_parser_delete(&parser);
-                return r;
-        }
-        yaml_parser_delete(&parser);
-        _cleanup_(yaml_document_deletep) yaml_document_t *d = &doc;
-        yaml_node_t *root = yaml_document_get_root_node(d);
-        if (!root)
-                return 0; /* empty file: defaults */
-        if (root->type != YAML_MAPPING_NODE)
-                return yerr(err, fname, root, "expected a mapping at the top level");
-        bool have_exec = false;
-        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-             p++) {
-                yaml_node_t *kn = yaml_document_get_node(d, p->key);
-                yaml_node_t *vn = yaml_document_get_node(d, p->value);
-                const char *key = scalar(kn);
-                const char *val = scalar(vn);
-                if (!key)
-                        return yerr(err, fname, kn, "keys must be scalars");
-                if (!strcmp(key, "provider")) {
-                        if (val && !strcmp(val, "file"))
-                                k->kind = AIDP_KEYS_FILE;
-                        else if (val && !strcmp(val, "exec"))
-                                k->kind = AIDP_KEYS_EXEC;
-                        else
-                                return yerr(err, fname, vn,
-                                            "provider: '%s' is not one of file, exec",
-                                            val ? val : "");
-                } else if (!strcmp(key, "key_dir")) {
-                        if (!val || val[0] != '/' || strlen(val) >= sizeof k->dir)
-                                return yerr(err, fname, vn, "key_dir: '%s' is not an absolute path",
-                                            val ? val : "");
-                        snprintf(k->dir, sizeof k->dir, "%s", val);
-                } else if (!strcmp(key, "exec")) {
-                        int r = parse_exec(d, vn, fname, k, err);
-                        if (r < 0)
-                                return r;
-                        have_exec = true;
-                } else {
-                        return yerr(err, fname, kn,
-                                    "unknown key '%s' (known: provider, key_dir, exec)", key);
-                }
-        }
-        if (k->kind == AIDP_KEYS_EXEC && (!have_exec || !k->argv[0]))
-                return yerr(err, fname, root, "provider: exec needs exec.command");
-        return 0;
+        static const struct aidp_yaml_field fields[] = {
+                {"provider", parse_provider, false},
+                {"key_dir", parse_key_dir, false},
+                {"exec", parse_exec, false},
+        };
+        struct aidp_yaml y;
+        int r = aidp_yaml_load(&y, fname, "key provider config", buf, len, AIDP_YAML_EMPTY_OK, err);
+        yaml_node_t *root = r < 0 ? NULL : aidp_yaml_root(&y);
+        if (r < 0 || !root) /* an empty file keeps the defaults */
+                goto out;
+        r = aidp_yaml_expect(&y, root, YAML_MAPPING_NODE, "", "a mapping", err);
+        if (r >= 0)
+                r = aidp_yaml_fields(&y, root, "", fields, sizeof fields / sizeof *fields, k);
+        if (r >= 0 && k->kind == AIDP_KEYS_EXEC && !k->argv[0])
+                r = aidp_yaml_fail(&y, root, "provider", "exec needs exec.command");
+out:
+        aidp_yaml_free(&y);
+        return r;
 }
 
 /* Owned by root (or by us when not root) and not writable by group/other:

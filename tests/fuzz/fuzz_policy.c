@@ -53,14 +53,14 @@ static void decide_with(const struct aidp_host_identity *host,
                 {.cidr = "10.0.0.0/8", .region = "eu-west-1"},
                 {.fqdn = "x.example"},
         };
-        struct aidp_policy_profile prof = {
+        struct aidp_residency_profile prof = {
                 .name = "p", .network = AIDP_RESIDENCY_NET_EGRESS, .egress = rules, .n_egress = 2};
         const char *groups[] = {"g"};
         struct aidp_zone_offset zones[] = {{"Europe/Berlin", 7200}};
         for (int op = 0; op < AIDP_OP_MAX; op++) {
                 struct aidp_decision_request req = {
                         .caller = {.user = "u", .uid = 1, .groups = groups, .n_groups = 1},
-                        .op = (enum aidp_policy_op)op,
+                        .op = (enum aidp_residency_op)op,
                         .profile = op == AIDP_OP_RUN ? &prof : NULL,
                         .datasets = ds,
                         .n_datasets = n,
@@ -84,7 +84,7 @@ static void decide_with(const struct aidp_host_identity *host,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-        struct aidp_policy_doc doc, host, rp, ap;
+        struct aidp_residency_doc doc, host, rp, ap;
         aidp_error err = {0};
 
         if (aidp_residency_parse((const char *)data, size, "fuzz.yaml", &doc, &err) < 0) {
@@ -98,11 +98,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             aidp_residency_parse(access_yaml, sizeof access_yaml - 1, "a", &ap, &err) < 0)
                 abort();
         switch (doc.kind) {
-        case AIDP_POLICY_HOST: decide_with(&doc.host, &rp.residency, &ap.access, NULL); break;
-        case AIDP_POLICY_RESIDENCY:
+        case AIDP_RESIDENCY_KIND_HOST:
+                decide_with(&doc.host, &rp.residency, &ap.access, NULL);
+                break;
+        case AIDP_RESIDENCY_KIND_RESIDENCY:
                 decide_with(&host.host, &doc.residency, &ap.access, NULL);
                 break;
-        case AIDP_POLICY_ACCESS: {
+        case AIDP_RESIDENCY_KIND_ACCESS: {
                 const char **zones;
                 size_t n;
                 if (aidp_residency_access_time_zones(&doc.access, &zones, &n) == 0)
@@ -110,10 +112,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 decide_with(&host.host, &rp.residency, &doc.access, NULL);
                 break;
         }
-        case AIDP_POLICY_DATASET:
+        case AIDP_RESIDENCY_KIND_DATASET:
                 decide_with(&host.host, &rp.residency, &ap.access, &doc.dataset);
                 break;
-        case AIDP_POLICY_KIND_MAX: abort();
+        case AIDP_RESIDENCY_KIND_MAX: abort();
         }
         aidp_residency_doc_free(&doc);
         aidp_residency_doc_free(&host);

@@ -266,7 +266,8 @@ Test(cli_policy, check_valid_and_invalid_files)
         cr_assert_eq(st, 1, "check reports problems with status 1");
         cr_assert(strstr(out, "host-eu.yaml: ok"), "the valid file is still reported: %s", out);
         char want[512];
-        TEST_SNPRINTF(want, "%s:6:5: roles.r: unknown key 'max_clasification'", bad);
+        TEST_SNPRINTF(want, "%s:6:5: roles.r.max_clasification: unknown key 'max_clasification'",
+                      bad);
         cr_assert(strstr(err, want), "%s", err);
         free(out);
         free(err);

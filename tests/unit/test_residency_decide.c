@@ -37,7 +37,7 @@ struct dcase {
         const char *name;
         const char *user; /* NULL: a uid without a name */
         const char *groups[3];
-        enum aidp_policy_op op;
+        enum aidp_residency_op op;
         const char *profile; /* NULL: no profile */
         enum aidp_residency_net net;
         const char *data[3];
@@ -653,7 +653,7 @@ ParameterizedTest(size_t *row, decide, table)
                 zones[n_zones++] = (struct aidp_zone_offset){"Europe/Berlin", berlin};
         if (ny != UNRESOLVED)
                 zones[n_zones++] = (struct aidp_zone_offset){"America/New_York", ny};
-        struct aidp_policy_profile prof = {.name = c->profile, .network = c->net};
+        struct aidp_residency_profile prof = {.name = c->profile, .network = c->net};
         struct aidp_decision_request req = {
                 .caller = {.user = c->user,
                            .uid = c->user ? 1000 : 4242,
@@ -739,10 +739,10 @@ static void egress_decide(const char *residency, const char *data, struct aidp_d
                 {.cidr = "203.0.113.7/32", .region = "us-east-1"},
                 {.fqdn = "pypi.internal.example", .region = NULL},
         };
-        struct aidp_policy_profile prof = {.name = "gpu-train",
-                                           .network = AIDP_RESIDENCY_NET_EGRESS,
-                                           .egress = rules,
-                                           .n_egress = 3};
+        struct aidp_residency_profile prof = {.name = "gpu-train",
+                                              .network = AIDP_RESIDENCY_NET_EGRESS,
+                                              .egress = rules,
+                                              .n_egress = 3};
         struct aidp_decision_request req = {
                 .caller = {.user = "alice", .uid = 1000},
                 .op = AIDP_OP_RUN,
@@ -826,7 +826,7 @@ Test(decide, outputs_inherit_and_json_carries_the_trail)
         fx_host("us", &host);
         fx_facts("imagenet-eu", &ds[0]);
         fx_facts("phi-notes", &ds[1]);
-        struct aidp_policy_profile prof = {.name = "gpu-train"};
+        struct aidp_residency_profile prof = {.name = "gpu-train"};
         struct aidp_decision_request req = {
                 .caller = {.user = "alice", .uid = 1000},
                 .op = AIDP_OP_RUN,

@@ -144,7 +144,7 @@ Test(parse, shipped_examples_parse)
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
                 size_t len;
                 char *buf = slurp(files[i], &len);
-                struct aidp_policy_doc doc;
+                struct aidp_residency_doc doc;
                 aidp_error err = {0};
                 cr_assert_eq(aidp_residency_parse(buf, len, files[i], &doc, &err), 0, "%s",
                              err.msg);
@@ -169,11 +169,11 @@ struct ecase {
 
 static const struct ecase errors[] = {
         {"unknown top-level key", H "region: eu-west-1\nzone: [x]\n", 4, 1,
-         "unknown key 'zone' (expected one of: apiVersion, kind, metadata, node, region, "
-         "jurisdiction, zones)"},
+         "zone: unknown key 'zone', expected one of: apiVersion, kind, metadata, node, region, "
+         "jurisdiction, zones"},
         {"unknown key in a role", A ROLE "    profile: [x]\n", 6, 5,
-         "roles.r: unknown key 'profile' (expected one of: operations, profiles, datasets, "
-         "max_classification, time_windows, require_attributes)"},
+         "roles.r.profile: unknown key 'profile', expected one of: operations, profiles, datasets, "
+         "max_classification, time_windows, require_attributes"},
         {"missing required key", H "zones: [gdpr]\n", 1, 1, "missing key 'region'"},
         {"unsupported apiVersion", "apiVersion: aidp/v2\nkind: HostIdentity\nregion: x\n", 1, 13,
          "apiVersion: unsupported apiVersion 'aidp/v2' (expected aidp/v1)"},
@@ -181,12 +181,15 @@ static const struct ecase errors[] = {
          "kind: unknown kind 'Policy'"},
         {"missing kind", "apiVersion: aidp/v1\nregion: x\n", 1, 1, "missing key 'kind'"},
         {"YAML syntax error", H "zones: [a, b\nregion: x\n", 4, 7,
-         "YAML: did not find expected ',' or ']' (while parsing a flow sequence started at line 3 "
+         "YAML syntax: did not find expected ',' or ']' (while parsing a flow sequence started at "
+         "line 3 "
          "column 8)"},
         {"duplicate key", H "region: a\nregion: b\n", 4, 1,
-         "duplicate key 'region' (first at line 3)"},
-        {"alias", R "residency:\n  eu: &r {regions: [\"eu-*\"]}\n  us: *r\n", 4, 7,
-         "residency.us: YAML aliases are not allowed in policies"},
+         "region: found the key 'region' twice, expected it once"},
+        {"anchor", R "residency:\n  eu: &r {regions: [\"eu-*\"]}\n  us: *r\n", 4, 7,
+         "YAML anchors (&r) are not supported: a policy is reviewed as written"},
+        {"alias", R "residency:\n  eu: {regions: [\"eu-*\"]}\n  us: *r\n", 5, 7,
+         "YAML aliases (*name) are not supported"},
         {"unknown classification", A ROLE "    max_classification: secret\n", 6, 25,
          "roles.r.max_classification: unknown classification 'secret'"},
         {"hours out of range", A ROLE "    time_windows:\n      - hours: \"25:00-06:00\"\n", 7, 16,
@@ -212,18 +215,20 @@ static const struct ecase errors[] = {
         {"uppercase residency tag (sealed tags are lowercase)",
          R "residency:\n  EU: {regions: [x]}\n", 4, 3, "residency.EU: invalid residency tag 'EU'"},
         {"region pattern with inner star", R "residency:\n  eu: {regions: [\"eu-*-1\"]}\n", 4, 18,
-         "residency.eu.regions[0]: invalid region pattern"},
+         "residency.eu.regions[0]: found 'eu-*-1', expected a valid region pattern"},
         {"deny rule without subject", A "deny:\n  - name: x\n    operations: [run]\n", 4, 5,
          "deny[0]: a deny rule needs users or groups"},
         {"duplicate deny name", A "deny:\n  - {name: x, users: [a]}\n  - {name: x, users: [b]}\n",
          5, 5, "deny[1]: duplicate deny rule name 'x' (first at line 4)"},
         {"list expected", H "region: x\nzones: {a: b}\n", 4, 8,
-         "zones: expected a list, got a mapping"},
-        {"mapping expected", "- a\n- b\n", 1, 1, "expected a mapping with apiVersion and kind"},
-        {"two documents", H "region: x\n---\nregion: y\n", 5, 1,
-         "more than one YAML document in the file"},
-        {"empty document", "", 1, 1, "empty document"},
-        {"NUL in a string", H "region: \"eu\\0x\"\n", 3, 9, "region: NUL byte in string"},
+         "zones: found a mapping, expected a list"},
+        {"mapping expected", "- a\n- b\n", 1, 1,
+         "found a list, expected a mapping with apiVersion and kind"},
+        {"two documents", H "region: x\n---\nregion: y\n", 4, 1,
+         "found a second YAML document, expected one policy per file"},
+        {"empty document", "", 1, 1, "found an empty file, expected a policy"},
+        {"NUL in a string", H "region: \"eu\\0x\"\n", 3, 9,
+         "region: found a NUL byte in the string, expected text"},
         {"classification rule with no requirement", R "classifications:\n  restricted: {}\n", 4, 15,
          "classifications.restricted: a classification rule needs zones or profile"},
         {"unknown network mode", R "classifications:\n  restricted: {profile: {network: open}}\n",
@@ -233,8 +238,9 @@ static const struct ecase errors[] = {
         {"attribute requirement without values", A ROLE "    require_attributes: {clearance: []}\n",
          6, 37, "roles.r.require_attributes.clearance: list the accepted values"},
         {"invalid zone name", H "region: x\nzones: [\"has space\"]\n", 4, 9,
-         "zones[0]: invalid zone 'has space'"},
-        {"duplicate zone", H "region: x\nzones: [a, a]\n", 4, 12, "zones[1]: duplicate zone 'a'"},
+         "zones[0]: found 'has space', expected a valid zone"},
+        {"duplicate zone", H "region: x\nzones: [a, a]\n", 4, 12,
+         "zones[1]: found the zone 'a' twice, expected it once"},
         {"egress option", R "egress: {untagged: maybe}\n", 3, 20,
          "egress.untagged: expected drop or keep, got 'maybe'"},
         {"region with a pattern on a host", H "region: \"eu-*\"\n", 3, 9,
@@ -242,9 +248,10 @@ static const struct ecase errors[] = {
         {"wildcard user name", A ROLE "users:\n  \"*\": {roles: [r]}\n", 7, 3,
          "users.*: invalid user name '*'"},
         {"scalar where a mapping is expected", A "roles:\n  r: admin\n", 4, 6,
-         "roles.r: expected a mapping, got a scalar"},
-        {"missing value", H "region:\n", 3, 8, "region: missing value"},
-        {"null node name", H "region: x\nnode: ~\n", 4, 7, "node: missing value"},
+         "roles.r: found 'admin', expected a mapping"},
+        {"missing value", H "region:\n", 3, 8, "region: found nothing, expected a string"},
+        {"null node name", H "region: x\nnode: ~\n", 4, 7,
+         "node: found nothing, expected a string"},
 };
 
 #define N_ERRORS (sizeof errors / sizeof errors[0])
@@ -260,7 +267,7 @@ ParameterizedTestParameters(parse, errors)
 ParameterizedTest(size_t *row, parse, errors)
 {
         const struct ecase *c = &errors[*row];
-        struct aidp_policy_doc doc;
+        struct aidp_residency_doc doc;
         aidp_error err = {0};
         /* Length without the terminating NUL, like a file read. Strings with an
          * embedded "\\0" escape are YAML escapes, not C NULs. */

@@ -321,12 +321,15 @@ static void expect_cfg_error(const char *y, const char *needle)
 
 Test(keys_config, errors_have_line_and_column)
 {
-        expect_cfg_error("provider: vault\n", "keys.yaml:1:11: provider: 'vault'");
-        expect_cfg_error("provider: file\nkeydir: /x\n", "keys.yaml:2:1: unknown key 'keydir'");
+        expect_cfg_error("provider: vault\n",
+                         "keys.yaml:1:11: provider: found 'vault', expected file or exec");
+        expect_cfg_error("provider: file\nkeydir: /x\n",
+                         "keys.yaml:2:1: keydir: unknown key 'keydir', expected one of");
         expect_cfg_error("key_dir: relative\n", "keys.yaml:1:10: key_dir");
         expect_cfg_error("provider: exec\n", "needs exec.command");
-        expect_cfg_error("exec:\n  command: [kms]\n", "keys.yaml:2:13: exec.command[0]: 'kms' is "
-                                                      "not an absolute path");
+        expect_cfg_error("exec:\n  command: [kms]\n",
+                         "keys.yaml:2:13: exec.command[0]: found 'kms', "
+                         "expected an absolute path");
         expect_cfg_error("exec:\n  command: [/x]\n  timeout: 0\n", "keys.yaml:3:12: exec.timeout");
         expect_cfg_error("exec:\n  command: /x\n", "expected a list");
         expect_cfg_error("provider: [\n", "keys.yaml:2:1:");
