@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <json-c/json.h>
 #include <linux/magic.h>
+#include <regex.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -197,7 +198,16 @@ static void spawn_stopped(const char *phase, const char *run_id, const char *scr
                      st ? st : '-', P.err);
 }
 
-static void crash_at(const char *phase, const char *script)
+/* The gc that follows a crash: run by hand here; through an OCI runtime's
+ * poststop hook in oci_poststop_hook_cleans_a_killed_run. Leaves gc's stderr
+ * in P.err. */
+static void gc_direct(void)
+{
+        char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
+        cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
+}
+
+static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
         TEST_SNPRINTF(run_id, "aidp-test-crash-%s-%d", phase, (int)getpid());
@@ -230,8 +240,7 @@ static void crash_at(const char *phase, const char *script)
         cr_expect_eq(aidp_test_run(&P, verify_start), 0, "START is not anchored: %s%s", P.out,
                      P.err);
 
-        char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
-        cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
+        gc();
         char want[160];
         TEST_SNPRINTF(want, "run %s aborted earlier: shredded", run_id);
         cr_expect(strstr(P.err, want) != NULL, "gc did not shred: %s", P.err);
@@ -252,6 +261,11 @@ static void crash_at(const char *phase, const char *script)
         cr_expect_eq(count_events("ABORT"), 1, "lineage has no ABORT for the run");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
+static void crash_at(const char *phase, const char *script)
+{
+        crash_then(phase, script, gc_direct);
 }
 
 Test(crash, sigkill_during_injection)
@@ -352,4 +366,131 @@ Test(crash, sigkill_right_after_start_leaves_gc_every_cgroup)
         cr_expect_eq(count_events("ABORT"), 1, "gc recorded no ABORT");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
+/* Issue 17: the shipped OCI hooks.d example (integrations/oci/aidp-hook.json),
+ * run by a real OCI runtime. A node's container stops after its aidp run's
+ * supervisor was killed; the runtime's poststop hook (the example's path and
+ * args, with the build under test and this test's run directory) runs gc, which
+ * must leave exactly what a hand-run gc leaves. The example's `when` clause is
+ * evaluated as the CRI-O/Podman hook manager does (a regex over each annotation
+ * name and value). */
+static bool regex_full(const char *re, const char *s)
+{
+        regex_t r;
+        cr_assert_eq(regcomp(&r, re, REG_EXTENDED | REG_NOSUB), 0, "bad regex %s", re);
+        bool m = regexec(&r, s, 0, NULL, 0) == 0;
+        regfree(&r);
+        return m;
+}
+
+static bool hook_applies(json_object *when, const char *name, const char *value)
+{
+        json_object *ann;
+        cr_assert(json_object_object_get_ex(when, "annotations", &ann));
+        json_object_object_foreach(ann, k,
+                                   v) if (regex_full(k, name) &&
+                                          regex_full(json_object_get_string(v), value)) return true;
+        return false;
+}
+
+static char oci_bundle[4096];
+
+static void gc_by_oci_hook(void)
+{
+        json_object *hook =
+                json_object_from_file(AIDP_SOURCE_DIR "/integrations/oci/aidp-hook.json");
+        cr_assert_not_null(hook, "integrations/oci/aidp-hook.json does not parse");
+        json_object *h, *when, *stages, *args;
+        cr_assert(json_object_object_get_ex(hook, "hook", &h));
+        cr_assert(json_object_object_get_ex(hook, "when", &when));
+        cr_assert(json_object_object_get_ex(hook, "stages", &stages));
+        cr_assert(json_object_object_get_ex(h, "args", &args));
+        cr_assert_str_eq(json_object_get_string(json_object_array_get_idx(stages, 0)), "poststop");
+        cr_assert(hook_applies(when, "io.aidp.sandbox", "true"));
+        cr_assert(!hook_applies(when, "io.aidp.sandbox", "false"));
+        cr_assert(!hook_applies(when, "io.aidp.sandboxed", "true"));
+
+        /* The container: /bin/true over a read-only /usr, in its own namespaces
+         * (network included: a new, empty one). */
+        TEST_SNPRINTF(oci_bundle, "%s/oci", T);
+        char p[4096 + 64];
+        static const char *const dirs[] = {"", "/rootfs", "/rootfs/usr", "/rootfs/proc",
+                                           "/rootfs/dev"};
+        for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+                TEST_SNPRINTF(p, "%s%s", oci_bundle, dirs[i]);
+                mkdir_p(p, 0755);
+        }
+        static const char *const merged[] = {"bin", "lib", "lib64", "sbin"};
+        for (size_t i = 0; i < sizeof merged / sizeof *merged; i++) {
+                char l[4096 + 64], t[32];
+                TEST_SNPRINTF(l, "%s/rootfs/%s", oci_bundle, merged[i]);
+                TEST_SNPRINTF(t, "usr/%s", merged[i]);
+                cr_assert_eq(symlink(t, l), 0, "%s: %s", l, strerror(errno));
+        }
+        json_object *cfg = json_tokener_parse(
+                "{\"ociVersion\":\"1.0.2\",\"process\":{\"user\":{\"uid\":0,\"gid\":0},"
+                "\"args\":[\"/bin/true\"],\"env\":[\"PATH=/usr/bin:/bin\"],\"cwd\":\"/\","
+                "\"noNewPrivileges\":true},\"root\":{\"path\":\"rootfs\",\"readonly\":true},"
+                "\"annotations\":{\"io.aidp.sandbox\":\"true\"},"
+                "\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+                "{\"destination\":\"/usr\",\"type\":\"bind\",\"source\":\"/usr\","
+                "\"options\":[\"rbind\",\"ro\"]}],"
+                "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"},"
+                "{\"type\":\"ipc\"},{\"type\":\"uts\"},{\"type\":\"network\"}]}}");
+        cr_assert_not_null(cfg);
+        json_object *hargs = json_object_new_array();
+        for (size_t i = 0; i < json_object_array_length(args); i++)
+                json_object_array_add(hargs, json_object_get(json_object_array_get_idx(args, i)));
+        json_object_array_add(hargs, json_object_new_string("--run-dir"));
+        json_object_array_add(hargs, json_object_new_string(rundir));
+        json_object *ph = json_object_new_object();
+        json_object_object_add(ph, "path", json_object_new_string(AIDP_SUPERVISOR));
+        json_object_object_add(ph, "args", hargs);
+        json_object *post = json_object_new_array(), *hooks = json_object_new_object();
+        json_object_array_add(post, ph);
+        json_object_object_add(hooks, "poststop", post);
+        json_object_object_add(cfg, "hooks", hooks);
+        json_object *ann;
+        cr_assert(json_object_object_get_ex(cfg, "annotations", &ann));
+        TEST_SNPRINTF(p, "%s/hook.err", oci_bundle);
+        json_object_object_add(ann, "run.oci.hooks.stderr", json_object_new_string(p));
+        TEST_SNPRINTF(p, "%s/config.json", oci_bundle);
+        cr_assert_eq(json_object_to_file(p, cfg), 0);
+        json_object_put(cfg);
+        json_object_put(hook);
+
+        /* crun 1.8 refuses a hybrid host whose cgroup2 mount lists a
+         * controller, even with cgroups disabled: in a private mount namespace
+         * an empty file covers that list (and nothing else, so the hook's gc
+         * still sees every cgroup). The hook's stderr goes to a file (crun's
+         * run.oci.hooks.stderr annotation). */
+        char script[4096 * 4], errp[4096 + 64];
+        TEST_SNPRINTF(errp, "%s/hook.err", oci_bundle);
+        TEST_SNPRINTF(script,
+                      "c=/sys/fs/cgroup/unified/cgroup.controllers; "
+                      "if [ \"$(stat -f -c %%T /sys/fs/cgroup)\" != cgroup2fs ] && grep -q . $c; "
+                      "then : >%s/empty && mount --bind %s/empty $c || exit 1; fi; "
+                      "exec crun --root %s/state --cgroup-manager=disabled run --bundle %s "
+                      "aidp-test-oci-%d",
+                      oci_bundle, oci_bundle, oci_bundle, oci_bundle, (int)getpid());
+        char *argv[] = {"/usr/bin/unshare", "-m", "--propagation", "private",
+                        "/bin/sh",          "-c", script,          NULL};
+        cr_assert_eq(aidp_test_run(&P, argv), 0, "crun run: %s", P.err);
+        size_t n = 0;
+        char *herr = aidp_test_slurp(errp, &n);
+        cr_assert_not_null(herr, "the poststop hook never ran (no %s)", errp);
+        snprintf(P.err, sizeof P.err, "%s", herr);
+        free(herr);
+}
+
+Test(crash, oci_poststop_hook_cleans_a_killed_run)
+{
+        AIDP_REQUIRE_ROOT();
+        if (access("/usr/bin/crun", X_OK) != 0) {
+                cr_assert(!getenv("CI"),
+                          "crun is not installed (scripts/install-deps installs it)");
+                cr_skip_test("crun is not installed");
+        }
+        crash_then("job", "head -c 1048576 /dev/urandom > /scratch/x; sleep 600", gc_by_oci_hook);
 }
