@@ -656,15 +656,15 @@ Test(trust, lineage_names_a_profile_by_library_name_or_file)
 }
 
 /* Even where a site granted `aidp` through sudo, root does not act on the
- * user's paths for them: unseal -o into /etc/sudoers.d, a profile check that
- * would quote /etc/shadow, learn with the user's base profile. */
+ * user's paths for them: a profile check that would quote /etc/shadow, learn
+ * with the user's base profile (unseal and inspect act as the user:
+ * test_trust_tools.c). */
 Test(trust, aidp_tool_through_sudo_acts_on_no_user_path)
 {
         NEED();
         char base[256];
         home_path(base, sizeof base, &A, "base.yaml");
         const char *cases[][8] = {
-                {"unseal", "x.sealed", "-o", "/etc/sudoers.d", NULL},
                 {"profile", "check", "/etc/shadow", NULL},
                 {"profile", "learn", "--base", base, "-o", "/etc/aidpt.yaml", "--", "/bin/true"},
                 {"keygen", "evil", "--key-dir", "/etc/sudoers.d", NULL},
