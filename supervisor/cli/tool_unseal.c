@@ -192,8 +192,14 @@ static int worker_run(struct unseal_job *j, struct report *rep)
         if (tfd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "opening %s", rep->tmp);
         j->o.interrupted = worker_stopped;
-        if ((r = aidp_sealed_decrypt(j->s, tfd, &j->o, &rep->res, err)) < 0)
+        if ((r = aidp_sealed_decrypt(j->s, tfd, &j->o, &rep->res, err)) < 0) {
+                if (g_stop)
+                        return aidp_error_set(err, AIDP_EXIT_DATA, EINTR,
+                                              "unsealing into %s was interrupted; nothing was "
+                                              "written there",
+                                              j->dir);
                 return r;
+        }
         /* Every tag verified (and the digest): only now does DIR see it. */
         if ((r = move_up(dfd, tfd, rep->tmp, err)) < 0)
                 return r;
