@@ -133,15 +133,21 @@ static int move_up(int dfd, int tfd, const char *tmp, aidp_error *err)
                 n++;
         }
         closedir(d);
-        for (; r == 0 && moved < n; moved++)
-                if (renameat2(tfd, names[moved], dfd, names[moved], RENAME_NOREPLACE) < 0)
-                        r = aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "%s",
-                                             errno == EEXIST ? names[moved] : "moving into place");
-        if (r < 0 && errno == EEXIST)
-                aidp_error_set(err, AIDP_EXIT_USAGE, EEXIST,
-                               "%s exists already (never replaced); nothing was written",
-                               names[moved - 1]);
-        for (size_t i = 0; r < 0 && i + 1 < moved; i++)
+        /* names[0..moved) are in DIR; names[moved] is the one that failed. */
+        for (; r == 0 && moved < n; moved++) {
+                if (renameat2(tfd, names[moved], dfd, names[moved], RENAME_NOREPLACE) == 0)
+                        continue;
+                if (errno == EEXIST)
+                        r = aidp_error_set(err, AIDP_EXIT_USAGE, EEXIST,
+                                           "%s exists already (never replaced); nothing was "
+                                           "written",
+                                           names[moved]);
+                else
+                        r = aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "moving %s into place",
+                                             names[moved]);
+                break;
+        }
+        for (size_t i = 0; r < 0 && i < moved; i++)
                 renameat2(dfd, names[i], tfd, names[i], RENAME_NOREPLACE);
         for (size_t i = 0; i < n; i++)
                 free(names[i]);

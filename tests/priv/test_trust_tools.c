@@ -39,18 +39,6 @@ static struct aidp_test_user A, V; /* the caller and another user */
 static struct aidp_proc P;
 static bool ready;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-        char cmd[2048];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof cmd, fmt, ap);
-        va_end(ap);
-        int st = system(cmd);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static int put(const char *path, const char *text, mode_t mode)
 {
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -88,7 +76,7 @@ static int private_config(void)
                  A.name);
         if (put("/etc/aidp/access.yaml", policy, 0644) < 0)
                 return -1;
-        return sh(AIDP " keygen k1 --key-dir " KEY_DIR " >/dev/null") == 0 ? 0 : -1;
+        return aidp_test_sh(AIDP " keygen k1 --key-dir " KEY_DIR " >/dev/null") == 0 ? 0 : -1;
 }
 
 static void setup(void)
@@ -127,9 +115,9 @@ static void seal_for(const struct aidp_test_user *owner, const char *name, const
         if (text)
                 cr_assert_eq(put(src, text, 0600), 0);
         else
-                cr_assert_eq(sh("head -c %uM /dev/urandom > %s", mib, src), 0);
-        cr_assert_eq(sh(AIDP " seal %s -o %s -n %s -k k1 -c %s -q --key-dir " KEY_DIR, src, out,
-                        name, cls),
+                cr_assert_eq(aidp_test_sh("head -c %uM /dev/urandom > %s", mib, src), 0);
+        cr_assert_eq(aidp_test_sh(AIDP " seal %s -o %s -n %s -k k1 -c %s -q --key-dir " KEY_DIR,
+                                  src, out, name, cls),
                      0, "sealing %s", name);
         cr_assert_eq(chown(out, owner->uid, owner->gid), 0);
         cr_assert_eq(chmod(out, 0600), 0);
@@ -257,6 +245,23 @@ Test(trust_tools, unseal_opens_and_writes_only_as_the_user)
         long entries, bytes;
         count_tree(out, &entries, &bytes);
         cr_expect(entries == 1 && bytes == 5, "%ld entries, %ld bytes in %s", entries, bytes, out);
+        /* A tree whose second entry clashes: what moved first goes back. */
+        char tree[256], tsealed[256], tout[256], tb[300];
+        snprintf(tree, sizeof tree, "%s/tree", A.home);
+        snprintf(tsealed, sizeof tsealed, "%s/tree.sealed", A.home);
+        cr_assert_eq(aidp_test_sh("mkdir %s && for f in a b c; do echo $f > %s/$f; done && " AIDP
+                                  " seal %s -o %s -n tree -k k1 -c internal -q --key-dir " KEY_DIR
+                                  " && chown %u %s",
+                                  tree, tree, tree, tsealed, (unsigned)A.uid, tsealed),
+                     0);
+        snprintf(tout, sizeof tout, "%s/o3", A.home);
+        snprintf(tb, sizeof tb, "%s/b", tout);
+        cr_assert_eq(aidp_test_as_user(&A, aidp_test_do_mkdir, tout, NULL), 0);
+        cr_assert_eq(aidp_test_write_as(&A, tb, "KEEP\n", 0600), 0);
+        refused(as_a((const char *[]){"unseal", tsealed, "-o", tout, NULL}), AIDP_EXIT_USAGE,
+                "b exists already");
+        count_tree(tout, &entries, &bytes);
+        cr_expect(entries == 1 && bytes == 5, "%ld entries, %ld bytes in %s", entries, bytes, tout);
         /* The user's word on keys counts for nothing. */
         refused(as_a((const char *[]){"unseal", mine, "--verify-only", "--key-dir", "/tmp", NULL}),
                 AIDP_EXIT_USAGE, "admin-only");
@@ -431,7 +436,7 @@ Test(trust_tools, learn_checks_its_caller_like_run)
                  " learn --notify-fd=%d -- /bin/true 2>/dev/null",
                  (unsigned)A.uid, sv[1]);
         close(sv[0]);
-        int st = sh("%s", cmd);
+        int st = aidp_test_sh("%s", cmd);
         close(sv[1]);
         cr_expect_eq(st, AIDP_EXIT_USAGE, "learn with a job's SUDO_UID: status %d", st);
 }
