@@ -208,10 +208,26 @@ Test(trust_tools, unseal_and_inspect_through_sudo_are_decided_by_the_policy)
                 "unseal");
 }
 
+/* DIR (A.home/OUT) holds NAME already: unsealing SEALED there is refused and
+ * leaves exactly that entry. */
+static void expect_clash(const char *sealed, const char *out_name, const char *name)
+{
+        char out[256], clash[300], needle[64];
+        snprintf(out, sizeof out, "%s/%s", A.home, out_name);
+        snprintf(clash, sizeof clash, "%s/%s", out, name);
+        snprintf(needle, sizeof needle, "%s exists already", name);
+        cr_assert_eq(aidp_test_as_user(&A, aidp_test_do_mkdir, out, NULL), 0);
+        cr_assert_eq(aidp_test_write_as(&A, clash, "KEEP\n", 0600), 0);
+        refused(as_a((const char *[]){"unseal", sealed, "-o", out, NULL}), AIDP_EXIT_USAGE, needle);
+        long entries, bytes;
+        count_tree(out, &entries, &bytes);
+        cr_expect(entries == 1 && bytes == 5, "%ld entries, %ld bytes in %s", entries, bytes, out);
+}
+
 Test(trust_tools, unseal_opens_and_writes_only_as_the_user)
 {
         NEED();
-        char mine[256], theirs[256], out[256], link[256], clash[300];
+        char mine[256], theirs[256], out[256], link[256];
         seal_for(&A, "granted", "internal", "GRANTED\n", 0, mine, sizeof mine);
         seal_for(&V, "granted", "internal", "OTHER-USERS-DATA\n", 0, theirs, sizeof theirs);
         /* Another user's 0600 file in their 0700 home: opened as A, refused. */
@@ -236,17 +252,9 @@ Test(trust_tools, unseal_opens_and_writes_only_as_the_user)
         refused(as_a((const char *[]){"unseal", mine, "-o", link, NULL}), AIDP_EXIT_USAGE,
                 "opening");
         /* An existing entry is never replaced, and nothing else is left. */
-        snprintf(out, sizeof out, "%s/o2", A.home);
-        snprintf(clash, sizeof clash, "%s/granted.src", out);
-        cr_assert_eq(aidp_test_as_user(&A, aidp_test_do_mkdir, out, NULL), 0);
-        cr_assert_eq(aidp_test_write_as(&A, clash, "KEEP\n", 0600), 0);
-        refused(as_a((const char *[]){"unseal", mine, "-o", out, NULL}), AIDP_EXIT_USAGE,
-                "never replaced");
-        long entries, bytes;
-        count_tree(out, &entries, &bytes);
-        cr_expect(entries == 1 && bytes == 5, "%ld entries, %ld bytes in %s", entries, bytes, out);
+        expect_clash(mine, "o2", "granted.src");
         /* A tree whose second entry clashes: what moved first goes back. */
-        char tree[256], tsealed[256], tout[256], tb[300];
+        char tree[256], tsealed[256];
         snprintf(tree, sizeof tree, "%s/tree", A.home);
         snprintf(tsealed, sizeof tsealed, "%s/tree.sealed", A.home);
         cr_assert_eq(aidp_test_sh("mkdir %s && for f in a b c; do echo $f > %s/$f; done && " AIDP
@@ -254,14 +262,7 @@ Test(trust_tools, unseal_opens_and_writes_only_as_the_user)
                                   " && chown %u %s",
                                   tree, tree, tree, tsealed, (unsigned)A.uid, tsealed),
                      0);
-        snprintf(tout, sizeof tout, "%s/o3", A.home);
-        snprintf(tb, sizeof tb, "%s/b", tout);
-        cr_assert_eq(aidp_test_as_user(&A, aidp_test_do_mkdir, tout, NULL), 0);
-        cr_assert_eq(aidp_test_write_as(&A, tb, "KEEP\n", 0600), 0);
-        refused(as_a((const char *[]){"unseal", tsealed, "-o", tout, NULL}), AIDP_EXIT_USAGE,
-                "b exists already");
-        count_tree(tout, &entries, &bytes);
-        cr_expect(entries == 1 && bytes == 5, "%ld entries, %ld bytes in %s", entries, bytes, tout);
+        expect_clash(tsealed, "o3", "b");
         /* The user's word on keys counts for nothing. */
         refused(as_a((const char *[]){"unseal", mine, "--verify-only", "--key-dir", "/tmp", NULL}),
                 AIDP_EXIT_USAGE, "admin-only");
