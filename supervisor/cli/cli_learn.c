@@ -39,7 +39,7 @@ extern char **environ;
 #define LEARN_MAX_NR 1024
 
 struct learn_cli {
-        const char *out, *base, *name, *user;
+        const char *out, *base, *name, *user, *lineage;
 };
 
 #define LC(f) offsetof(struct learn_cli, f)
@@ -53,6 +53,8 @@ static const struct aidp_cli_opt learn_opts[] = {
                      "the new profile's name (default: from OUT's file name)", AIDP_TRUST_USER),
         AIDP_CLI_OPT("user", 0, AIDP_CLI_STRING, LC(user), "NAME|UID[:GID]",
                      "identity of the job (as for aidp-supervisor run)", AIDP_TRUST_ADMIN),
+        AIDP_CLI_OPT("lineage", 0, AIDP_CLI_STRING, LC(lineage), "FILE",
+                     "lineage log of the learn run (as for aidp-supervisor run)", AIDP_TRUST_ADMIN),
         {0},
 };
 
@@ -149,7 +151,7 @@ static int spawn_supervisor(const struct learn_cli *c, char **cmd, int child_soc
         size_t ncmd = 0;
         while (cmd[ncmd])
                 ncmd++;
-        _cleanup_free_ char **args = calloc(ncmd + 12, sizeof *args);
+        _cleanup_free_ char **args = calloc(ncmd + 14, sizeof *args);
         if (!args)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         size_t n = 0;
@@ -162,6 +164,10 @@ static int spawn_supervisor(const struct learn_cli *c, char **cmd, int child_soc
         if (c->user) {
                 args[n++] = "--user";
                 args[n++] = (char *)c->user;
+        }
+        if (c->lineage) {
+                args[n++] = "--lineage";
+                args[n++] = (char *)c->lineage;
         }
         args[n++] = "--";
         memcpy(args + n, cmd, ncmd * sizeof *args);

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/hex.h"
 #include "supervisor/cli/cli.h"
+#include "supervisor/cli/tool_access.h"
 #include "supervisor/sealed/keys.h"
 #include "supervisor/sealed/progress.h"
 #include "supervisor/sealed/sealed.h"
@@ -280,63 +281,35 @@ static const struct aidp_cli_spec unseal_spec = {
         .args = "FILE.sealed",
 };
 
-static int unseal_run(const struct seal_cli *c, const char *file)
+static int unseal_run(const struct seal_cli *c, const struct aidp_cli_parsed *pa, const char *file)
 {
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
         o.verify_digest = true; /* offline tool: the thorough check */
         o.threads = (unsigned)c->threads;
-        const char *out = c->out, *keys_config = c->keys_config, *key_dir = c->key_dir;
-        bool verify = c->verify, quiet = c->quiet;
+        bool verify = c->verify;
         aidp_error err = {0};
-        struct aidp_keys keys;
-        aidp_keys_init(&keys);
+        struct aidp_tool_access acc;
         _cleanup_(aidp_sealed_closep) struct aidp_sealed *s = NULL;
-        int rc = 0;
-        bool made_dir = false;
-        _cleanup_close_ int dfd = -1;
-        if (aidp_keys_setup(keys_config, key_dir, &keys, &err) < 0 ||
-            aidp_sealed_open(file, &keys, &s, &err) < 0) {
-                rc = fail("unseal", &err);
-                goto out;
-        }
-        if (!verify) {
-                if (mkdir(out, 0700) == 0)
-                        made_dir = true;
-                else if (errno != EEXIST) {
-                        aidp_error_errno(&err, AIDP_EXIT_USAGE, errno, "creating %s", out);
-                        rc = fail("unseal", &err);
-                        goto out;
-                }
-                dfd = open(out, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-                if (dfd < 0) {
-                        aidp_error_errno(&err, AIDP_EXIT_USAGE, errno, "opening %s", out);
-                        rc = fail("unseal", &err);
-                        goto out;
-                }
-        }
+        /* The caller's file, the caller's policy decision (tool_access.h). */
+        if (aidp_tool_open_sealed(&unseal_spec, pa, file, AIDP_OP_UNSEAL, c->keys_config,
+                                  c->key_dir, &acc, &s, &err) < 0)
+                return fail("unseal", &err);
         struct aidp_progress_bar b = {.label = verify ? "verifying" : "unsealing"};
-        if (!quiet && isatty(2)) {
+        if (!c->quiet && isatty(2)) {
                 o.progress = aidp_progress_bar_draw;
                 o.progress_opaque = &b;
         }
         struct aidp_sealed_result res;
-        if (aidp_sealed_decrypt(s, dfd, &o, &res, &err) < 0) {
-                if (made_dir)
-                        rmdir(out);
-                rc = fail("unseal", &err);
-                goto out;
-        }
-        if (made_dir && res.root == AIDP_ROOT_DIR)
-                fchmod(dfd, res.root_mode);
-        if (!quiet)
+        if ((verify ? aidp_sealed_decrypt(s, -1, &o, &res, &err)
+                    : aidp_tool_unseal_to_dir(s, &acc, c->out, &o, &res, &err)) < 0)
+                return fail("unseal", &err);
+        if (!c->quiet)
                 printf("%s %s: dataset %s, %llu files, %llu dirs, %llu bytes, every segment "
                        "authenticated, content digest verified\n",
                        verify ? "verified" : "unsealed", file, aidp_sealed_header_of(s)->meta.name,
                        (unsigned long long)res.n_files, (unsigned long long)res.n_dirs,
                        (unsigned long long)res.bytes);
-out:
-        aidp_keys_free(&keys);
-        return rc;
+        return 0;
 }
 
 static int cmd_unseal(int argc, char **argv)
@@ -348,7 +321,7 @@ static int cmd_unseal(int argc, char **argv)
                 return st;
         if (!c.out && !c.verify)
                 return usage_error("unseal", "missing -o DIR (or --verify-only)");
-        return unseal_run(&c, argv[pa.first_arg]);
+        return unseal_run(&c, &pa, argv[pa.first_arg]);
 }
 
 static json_object *tags_json(const char (*tags)[AIDP_SEALED_TAG_MAX + 1], unsigned n)
@@ -404,18 +377,17 @@ static int cmd_inspect(int argc, char **argv)
         int st;
         if (!aidp_cli_options(&inspect_spec, argc, argv, &c, &pa, &st))
                 return st;
-        const char *keys_config = c.keys_config, *key_dir = c.key_dir, *file = argv[pa.first_arg];
+        const char *file = argv[pa.first_arg];
         bool json = c.json;
         aidp_error err = {0};
-        struct aidp_keys keys;
-        aidp_keys_init(&keys);
+        struct aidp_tool_access acc;
         _cleanup_(aidp_sealed_closep) struct aidp_sealed *s = NULL;
-        if (aidp_keys_setup(keys_config, key_dir, &keys, &err) < 0 ||
-            aidp_sealed_open(file, &keys, &s, &err) < 0) {
-                aidp_keys_free(&keys);
+        if (aidp_tool_open_sealed(&inspect_spec, &pa, file, AIDP_OP_INSPECT, c.keys_config,
+                                  c.key_dir, &acc, &s, &err) < 0)
                 return fail("inspect", &err);
-        }
-        aidp_keys_free(&keys);
+        /* The content digest is a function of the plaintext: only for a
+         * caller who may unseal it (tool_access.h). */
+        bool digest = acc.may_unseal;
         const struct aidp_sealed_header *h = aidp_sealed_header_of(s);
         const struct aidp_sealed_meta *m = &h->meta;
         char when[64], dg[AIDP_SHA256_REF_LEN + 1], hd[AIDP_SHA256_REF_LEN + 1];
@@ -445,7 +417,8 @@ static int cmd_inspect(int argc, char **argv)
                                        json_object_new_int64((int64_t)h->n_segments));
                 json_object_object_add(o, "payload_bytes",
                                        json_object_new_int64((int64_t)h->payload_len));
-                json_object_object_add(o, "content_digest", json_object_new_string(dg));
+                json_object_object_add(o, "content_digest",
+                                       digest ? json_object_new_string(dg) : NULL);
                 json_object_object_add(o, "header_digest", json_object_new_string(hd));
                 json_object_object_add(o, "authenticated", json_object_new_boolean(1));
                 printf("%s\n",
@@ -470,7 +443,8 @@ static int cmd_inspect(int argc, char **argv)
         printf("%-16s%u bytes x %llu segments\n", "segments:", h->segment_size,
                (unsigned long long)h->n_segments);
         printf("%-16s%llu\n", "payload-bytes:", (unsigned long long)h->payload_len);
-        printf("%-16s%s\n", "content-digest:", dg);
+        printf("%-16s%s\n", "content-digest:",
+               digest ? dg : "(withheld: the access policy grants you inspect, not unseal)");
         printf("%-16s%s\n", "header-digest:", hd);
         return 0;
 }

@@ -552,6 +552,7 @@ static int cmd_run(int argc, char **argv)
                 goto out;
         }
         c.o.as_user = kind == AIDP_CALLER_USER;
+        c.o.exec_hook = c.exec_hook;
         /* Exec-hook mode (admin-only, checked just above): the job's variables
          * are not the caller's word on who it is. */
         if (c.exec_hook)
@@ -622,7 +623,7 @@ static int cmd_gc(int argc, char **argv)
 /* ---- learn: the run core for `aidp profile learn` ---- */
 
 struct learn_cli {
-        const char *profile, *user;
+        const char *profile, *user, *lineage;
         uint64_t notify_fd;
 };
 
@@ -634,6 +635,8 @@ static const struct aidp_cli_opt learn_opts[] = {
                      "NAME|FILE", "the base profile (default: baseline)", U),
         AIDP_CLI_OPT("user", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, user), "NAME|UID[:GID]",
                      "identity of the job (as for run)", A),
+        AIDP_CLI_OPT("lineage", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, lineage), "FILE",
+                     "lineage log (as for run)", A),
         {0},
 };
 
@@ -666,16 +669,27 @@ static int cmd_learn(int argc, char **argv)
         int status;
         if (!aidp_cli_options(&aidp_cli_learn_spec, argc, argv, &c, &p, &status))
                 return status;
+        if (!is_root("learn") || crippled("learn"))
+                return AIDP_EXIT_USAGE;
+        /* Trust first, as for run: learn runs a job with root's authority, so
+         * a user (sudo) gets a library profile, their own identity and no
+         * configuration from the environment (docs/security.md). */
+        enum aidp_caller_kind kind;
+        uid_t caller_uid;
+        aidp_error terr = {0};
+        if (aidp_trust_check_command(&aidp_cli_learn_spec, &p, g_test_build, environ, &kind,
+                                     &caller_uid, &terr) < 0)
+                return aidp_cli_fail(aidp_cli_learn_spec.prog, &terr);
         struct stat st;
         int sock = (int)c.notify_fd;
         if (!c.notify_fd || fstat(sock, &st) < 0 || !S_ISSOCK(st.st_mode))
                 return aidp_cli_usage_error(aidp_cli_learn_spec.prog,
                                             "--notify-fd: expected an open unix socket");
-        if (!is_root("learn"))
-                return AIDP_EXIT_USAGE;
         struct aidp_run_opts o = {
                 .profile = c.profile,
                 .user = c.user,
+                .lineage_path = c.lineage,
+                .as_user = kind == AIDP_CALLER_USER,
                 .argv = argv + p.first_arg,
                 .quiet = true,
                 .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,

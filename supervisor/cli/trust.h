@@ -39,7 +39,8 @@ int aidp_trust_open_summary(enum aidp_caller_kind kind, uid_t uid, const char *p
                             aidp_error *err);
 
 /* `aidp` run as root for a sudo user (SUDO_UID not 0): only `lineage verify`
- * and `lineage show` (root's own log, to stdout), version and help; anything
- * else is refused with AIDP_EXIT_USAGE until it opens the user's paths as the
- * user and checks the access policy (docs/security.md, known gaps). */
+ * and `lineage show` (root's own log, to stdout), `unseal` and `inspect`
+ * (the user's files as the user, the access policy decides: tool_access.h),
+ * version and help; anything else is refused with AIDP_EXIT_USAGE until it
+ * opens the user's paths as the user (docs/security.md, known gaps). */
 int aidp_trust_tool_check(int argc, char **argv, aidp_error *err);

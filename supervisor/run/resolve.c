@@ -253,6 +253,20 @@ static int open_caller_paths(struct run *r, aidp_error *err)
         return 0;
 }
 
+/* Exec-hook mode: root runs for --user, and the working directory (the
+ * scheduler's, or --cwd) is that user's to open, never root's to resolve. */
+static int open_hook_cwd(struct run *r, aidp_error *err)
+{
+        if (!r->profile.bind_cwd)
+                return 0;
+        if (r->caller_rc < 0) {
+                *err = r->caller_err;
+                return r->caller_rc;
+        }
+        return aidp_run_open_cwd_as(r->o->cwd ? "--cwd" : "the working directory", r->caller.uid,
+                                    r->caller.gid, r->cwd, &r->cp.cwd_tree, err);
+}
+
 static int add_cli_bind(struct aidp_profile *p, const struct aidp_run_bind *b, bool as_user,
                         aidp_error *err)
 {
@@ -365,6 +379,8 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         if (rc < 0)
                 return rc;
         if (o->as_user && (rc = open_caller_paths(r, err)) < 0)
+                return rc;
+        if (!o->as_user && o->exec_hook && (rc = open_hook_cwd(r, err)) < 0)
                 return rc;
         if (o->as_user && o->n_data &&
             (rc = aidp_run_policy_require_for_data(r->caller.user, err)) < 0)

@@ -53,6 +53,9 @@ struct aidp_run_opts {
          * profile must be a library one, its limits may only go down, and
          * every path it names is opened with its own credentials. */
         bool as_user;
+        /* Exec-hook mode (docs/exec-hook.md): root acts for --user, so the
+         * working directory is opened with --user's credentials too. */
+        bool exec_hook;
         /* learn mode (profiles): load the filter with this flag and report
          * every syscall through the callback */
         unsigned seccomp_flags;

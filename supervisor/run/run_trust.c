@@ -228,3 +228,28 @@ int aidp_run_open_caller_paths(const struct aidp_run_opts *o, uid_t uid, gid_t g
                 aidp_run_caller_paths_free(ret);
         return r;
 }
+
+int aidp_run_open_cwd_as(const char *opt, uid_t uid, gid_t gid, const char *cwd, int *ret_tree,
+                         aidp_error *err)
+{
+        *ret_tree = -1;
+        if (reserved(cwd))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "%s %s: reserved, never bound into the sandbox (use "
+                                      "--no-cwd or --cwd DIR)",
+                                      opt, cwd);
+        struct aidp_ascaller who;
+        int r = aidp_ascaller_for_uid(uid, gid, &who, err);
+        if (r < 0)
+                return r;
+        struct aidp_ascaller_req q = {.path = cwd, .how = AIDP_ASCALLER_DIR};
+        int fd = -1, e = 0;
+        if ((r = aidp_ascaller_open(&who, &q, 1, &fd, &e, err)) < 0)
+                return r;
+        if (fd < 0)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, e, "%s %s: %s (as uid %u)", opt, cwd,
+                                      aidp_ascaller_strerror(q.how, e), (unsigned)uid);
+        r = clone_tree(fd, opt, cwd, ret_tree, err);
+        close(fd);
+        return r;
+}

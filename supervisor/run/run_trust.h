@@ -41,3 +41,9 @@ int aidp_run_trust_bind(const struct aidp_run_bind *b, aidp_error *err);
 int aidp_run_open_caller_paths(const struct aidp_run_opts *o, uid_t uid, gid_t gid, const char *cwd,
                                size_t n_binds_total, struct aidp_run_caller_paths *ret,
                                aidp_error *err);
+
+/* Exec-hook mode: the working directory (cwd, named by opt in messages)
+ * opened as uid/gid (--user) and cloned into a detached tree, as for a user
+ * caller; AIDP_EXIT_USAGE when that user cannot read and enter it. */
+int aidp_run_open_cwd_as(const char *opt, uid_t uid, gid_t gid, const char *cwd, int *ret_tree,
+                         aidp_error *err);

@@ -109,6 +109,23 @@ static int open_one(const struct aidp_ascaller_req *q)
         return fd;
 }
 
+/* Become the caller: groups first, then gid, then uid (after setresuid we
+ * could no longer change the others); not dumpable afterwards. Not root:
+ * nothing to drop, the credentials are the caller's own already. */
+static int become(const struct aidp_ascaller *who)
+{
+        if (geteuid() == 0) {
+                if (setgroups(who->n_groups, who->groups) < 0 ||
+                    setresgid(who->gid, who->gid, who->gid) < 0 ||
+                    setresuid(who->uid, who->uid, who->uid) < 0)
+                        return -1;
+                if (who->uid != 0 && (setuid(0) == 0 || geteuid() == 0))
+                        return -1; /* the switch did not stick */
+        }
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        return 0;
+}
+
 /* The helper: the caller's credentials, then one message per request (the
  * errno as its byte, the fd with it when it opened). Never returns. */
 __attribute__((noreturn)) static void helper(int sock, const struct aidp_ascaller *who,
@@ -119,15 +136,8 @@ __attribute__((noreturn)) static void helper(int sock, const struct aidp_ascalle
         if (sock != 3 && (dup2(sock, 3) < 0 || (sock = 3) < 0))
                 _exit(1);
         close_range(4, ~0U, 0);
-        /* Groups first, then gid, then uid: after setresuid we could no
-         * longer change the others. */
-        if (setgroups(who->n_groups, who->groups) < 0 ||
-            setresgid(who->gid, who->gid, who->gid) < 0 ||
-            setresuid(who->uid, who->uid, who->uid) < 0)
+        if (become(who) < 0)
                 _exit(2);
-        if (who->uid != 0 && (setuid(0) == 0 || geteuid() == 0))
-                _exit(3); /* the switch did not stick */
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         for (size_t i = 0; i < n; i++) {
                 int fd = open_one(&reqs[i]);
                 char byte = (char)(fd < 0 ? (-fd > 127 ? EIO : -fd) : 0);
@@ -195,6 +205,22 @@ int aidp_ascaller_open(const struct aidp_ascaller *who, const struct aidp_ascall
                                       (unsigned)who->uid, WIFSIGNALED(st) ? "signal" : "status",
                                       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
         }
+        return 0;
+}
+
+int aidp_ascaller_spawn(const struct aidp_ascaller *who, int (*fn)(void *arg), void *arg,
+                        pid_t *ret_pid, aidp_error *err)
+{
+        pid_t pid = fork();
+        if (pid < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "fork (caller process)");
+        if (pid == 0) {
+                if (become(who) < 0)
+                        _exit(AIDP_EXIT_INTERNAL);
+                int r = fn(arg);
+                _exit(r < 0 || r > 255 ? AIDP_EXIT_INTERNAL : r);
+        }
+        *ret_pid = pid;
         return 0;
 }
 

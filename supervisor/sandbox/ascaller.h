@@ -57,3 +57,12 @@ int aidp_ascaller_open(const struct aidp_ascaller *who, const struct aidp_ascall
 /* A message for errnos[i] of a request ("symlink refused", ...). Never quotes
  * the file's content. */
 const char *aidp_ascaller_strerror(enum aidp_ascaller_how how, int errnum);
+
+/* Run fn(arg) in a child process with the caller's credentials (groups, gid,
+ * uid; when not root, with our own) and not dumpable, so that processes of
+ * the caller's uid can signal it but neither ptrace it nor read its memory
+ * (which may hold a data key). Unlike aidp_ascaller_open's helper it keeps
+ * the parent's memory and fds: fn must use only what it was given. The child
+ * exits with fn's return value (0..255); the caller waits for *ret_pid. */
+int aidp_ascaller_spawn(const struct aidp_ascaller *who, int (*fn)(void *arg), void *arg,
+                        pid_t *ret_pid, aidp_error *err);

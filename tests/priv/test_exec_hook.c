@@ -17,6 +17,7 @@
 #include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
+#include "testusers.h"
 
 static struct aidp_proc P;
 static char dir[64] = "", logp[128], keyp[128], run_id[64], rundir[128];
@@ -120,4 +121,48 @@ Test(exec_hook, incomplete_or_malformed_hook_options_are_usage_errors)
                 cr_expect(strstr(P.err, "error:"), "case %zu: no message: %s", i, P.err);
         }
         cr_assert_eq(access(logp, F_OK), -1, "a refused hook wrote lineage");
+}
+
+/* The job's working directory is opened with --user's credentials, like every
+ * other path the job names (issue 17): a directory behind one that user
+ * cannot enter is refused, not bound by root for them, whether it is the
+ * scheduler's working directory (getcwd) or --cwd. */
+Test(exec_hook, working_directory_is_opened_as_the_job_user)
+{
+        AIDP_REQUIRE_ROOT();
+        struct aidp_test_user u;
+        cr_assert_eq(aidp_test_user_create("h", &u), 0);
+        /* dir is mkdtemp's 0700 root directory: u cannot pass it. */
+        char inner[160], secret[200], uid[64], id2[80], mine[200];
+        snprintf(inner, sizeof inner, "%s/inner", dir);
+        cr_assert_eq(mkdir(inner, 0755), 0);
+        snprintf(secret, sizeof secret, "%s/SECRET", inner);
+        int fd = open(secret, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, "HOOK-SECRET\n", 12), 12);
+        close(fd);
+        snprintf(uid, sizeof uid, "--user=%u", (unsigned)u.uid);
+        const char *cat[] = {"/bin/cat", "SECRET", NULL};
+        cr_assert_eq(chdir(inner), 0);
+        int st = hook((const char *[]){uid, "--run-id", run_id, NULL}, cat);
+        cr_assert_eq(chdir("/"), 0);
+        cr_expect_eq(st, AIDP_EXIT_USAGE, "exit %d: %s%s", st, P.out, P.err);
+        cr_expect(strstr(P.err, "working directory") && strstr(P.err, "permission denied"), "%s",
+                  P.err);
+        cr_expect(!strstr(P.out, "HOOK-SECRET"), "root bound a directory the user cannot reach");
+        snprintf(id2, sizeof id2, "%s-cwd", run_id);
+        st = hook((const char *[]){uid, "--run-id", id2, "--cwd", inner, NULL}, cat);
+        cr_expect_eq(st, AIDP_EXIT_USAGE, "--cwd: exit %d: %s%s", st, P.out, P.err);
+        cr_expect(strstr(P.err, "--cwd") != NULL, "%s", P.err);
+        cr_expect(!strstr(P.out, "HOOK-SECRET"), "root bound --cwd for the user");
+        /* The user's own directory works, and the job sees it. */
+        snprintf(mine, sizeof mine, "%s/SECRET", u.home);
+        cr_assert_eq(aidp_test_write_as(&u, mine, "USER-OWN\n", 0600), 0);
+        cr_assert_eq(chdir(u.home), 0);
+        snprintf(id2, sizeof id2, "%s-own", run_id);
+        st = hook((const char *[]){uid, "--run-id", id2, NULL}, cat);
+        cr_assert_eq(chdir("/"), 0);
+        cr_expect_eq(st, 0, "exit %d: %s", st, P.err);
+        cr_expect_str_eq(P.out, "USER-OWN\n", "%s", P.err);
+        aidp_test_users_cleanup();
 }

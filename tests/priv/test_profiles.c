@@ -218,9 +218,32 @@ Test(profiles, learned_profile_runs_its_workload_and_denies_the_rest)
         cr_assert_not_null(mkdtemp(dir));
         char out[256];
         snprintf(out, sizeof out, "%s/learned.yaml", dir);
-        char *learn[] = {AIDP_TOOL, "profile", "learn", "--base", LIB("baseline"),
-                         "--user",  "65534",   "-o",    out,      "--",
-                         PY,        TRAIN,     "/tmp",  NULL};
+        /* learn runs the production aidp-supervisor, which refuses a run with
+         * AIDP_* configuration in its environment (the runner sets the lineage
+         * variables for the tool): the log is passed as an admin's option. */
+        char lineage[256];
+        snprintf(lineage, sizeof lineage, "%s/lineage.jsonl", dir);
+        char *learn[] = {"/usr/bin/env",
+                         "-u",
+                         "AIDP_LINEAGE_FILE",
+                         "-u",
+                         "AIDP_LINEAGE_KEY",
+                         AIDP_TOOL,
+                         "profile",
+                         "learn",
+                         "--base",
+                         LIB("baseline"),
+                         "--lineage",
+                         lineage,
+                         "--user",
+                         "65534",
+                         "-o",
+                         out,
+                         "--",
+                         PY,
+                         TRAIN,
+                         "/tmp",
+                         NULL};
         int st = aidp_test_run(&P, learn);
         cr_expect_eq(st, 0, "learn: %d\n%s\n%s", st, P.out, P.err);
         cr_expect(strstr(P.out, "TRAIN-OK"), "the workload ran while learning:\n%s", P.out);

@@ -6,7 +6,6 @@
  * the target files are unchanged, the victim process is alive, the victim
  * cgroup is still there, no log was written where the caller pointed. */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -656,26 +655,20 @@ Test(trust, lineage_names_a_profile_by_library_name_or_file)
 }
 
 /* Even where a site granted `aidp` through sudo, root does not act on the
- * user's paths for them: unseal -o into /etc/sudoers.d, a profile check that
- * would quote /etc/shadow, learn with the user's base profile. */
+ * user's paths for them: a profile check that would quote /etc/shadow, learn
+ * with the user's base profile (unseal and inspect act as the user:
+ * test_trust_tools.c). */
 Test(trust, aidp_tool_through_sudo_acts_on_no_user_path)
 {
         NEED();
         char base[256];
         home_path(base, sizeof base, &A, "base.yaml");
         const char *cases[][8] = {
-                {"unseal", "x.sealed", "-o", "/etc/sudoers.d", NULL},
                 {"profile", "check", "/etc/shadow", NULL},
                 {"profile", "learn", "--base", base, "-o", "/etc/aidpt.yaml", "--", "/bin/true"},
                 {"keygen", "evil", "--key-dir", "/etc/sudoers.d", NULL},
                 {"lineage", "graph", "-o", "/etc/aidpt.svg", NULL},
         };
-        int before = 0, after = 0;
-        DIR *d = opendir("/etc/sudoers.d");
-        while (d && readdir(d))
-                before++;
-        if (d)
-                closedir(d);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 char *a[10] = {AIDP_BINARY_DIR "/aidp"};
                 size_t n = 1;
@@ -685,13 +678,10 @@ Test(trust, aidp_tool_through_sudo_acts_on_no_user_path)
                 refused(aidp_test_run_as(&P, &A, true, a), AIDP_EXIT_USAGE,
                         "not available through sudo");
         }
-        d = opendir("/etc/sudoers.d");
-        while (d && readdir(d))
-                after++;
-        if (d)
-                closedir(d);
-        cr_expect_eq(before, after, "/etc/sudoers.d changed");
+        /* Only the names these commands would create: other tests (and
+         * other runs of the suite) add and remove their own drop-ins. */
         struct stat st;
+        cr_expect_neq(stat("/etc/sudoers.d/evil", &st), 0, "/etc/sudoers.d/evil was created");
         cr_expect_neq(stat("/etc/aidpt.yaml", &st), 0);
         cr_expect_neq(stat("/etc/aidpt.svg", &st), 0);
         /* Reading root's own log stays possible. */

@@ -30,6 +30,8 @@ int aidp_test_finish(struct aidp_proc *p);
 int aidp_test_reap(struct aidp_proc *p);
 /* Run `aidp-supervisor gc --run-dir run_dir` (test clean-up after a failure). */
 void aidp_test_gc(const char *run_dir);
+/* system() of a printf-formatted command: its exit status, -1 if it did not exit. */
+int aidp_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* spawn + finish */
 int aidp_test_run(struct aidp_proc *p, char *const argv[]);
 /* true if a directory with this name exists anywhere under /sys/fs/cgroup (depth <= 8) */

@@ -129,8 +129,11 @@ int aidp_test_sudoers_allow(const struct aidp_test_user *u, const char *binary)
         size_t used = strlen(rules);
         /* README's line: only `run`, the supervisor decides what the user may
          * ask for (docs/security.md). */
-        snprintf(rules + used, sizeof rules - used, "%s ALL=(root) NOPASSWD: %s%s\n", u->name,
-                 binary, strstr(binary, "aidp-supervisor") ? " run *" : "");
+        /* "BINARY ARGS" (a space): exactly that command, e.g. "... learn *";
+         * closefrom_override lets a test hand such a command an fd (sudo -C). */
+        snprintf(rules + used, sizeof rules - used,
+                 "Defaults:%s closefrom_override\n%s ALL=(root) NOPASSWD: %s%s\n", u->name, u->name,
+                 binary, strstr(binary, "aidp-supervisor") && !strchr(binary, ' ') ? " run *" : "");
         FILE *f = fopen(tmp, "w");
         if (!f)
                 return -1;

@@ -19,7 +19,8 @@ struct aidp_test_user {
 /* useradd (own group, no login shell) + a private home. 0 or -1. */
 int aidp_test_user_create(const char *tag, struct aidp_test_user *u);
 /* Let u run `<binary> run *` (and nothing else) as root through sudo, as
- * README's set-up says (any other binary: with any arguments); checked with
+ * README's set-up says (any other binary: with any arguments; "BINARY ARGS"
+ * with a space: exactly that); u may pass fds with `sudo -C N`. Checked with
  * visudo before it is installed. Call once per binary. */
 int aidp_test_sudoers_allow(const struct aidp_test_user *u, const char *binary);
 /* Remove every user and drop-in this process made. Safe to call twice. */

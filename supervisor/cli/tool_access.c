@@ -1,0 +1,187 @@
+/* `aidp unseal` and `aidp inspect` for their caller (tool_access.h). */
+#define _GNU_SOURCE
+#include "supervisor/cli/tool_access.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "residency/decide.h"
+#include "supervisor/cli/trust.h"
+#include "supervisor/run/caller.h"
+#include "supervisor/run/policy_clock.h"
+#include "supervisor/run/policy_load.h"
+
+extern char **environ;
+
+static int no_policy(const char *user, aidp_error *err)
+{
+        return aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
+                              "sealed data needs an access policy, and none is installed: "
+                              "install " AIDP_POLICY_DIR_DEFAULT "/access.yaml (root-owned), "
+                              "for example\n"
+                              "  apiVersion: aidp/v1\n"
+                              "  kind: AccessPolicy\n"
+                              "  roles:\n"
+                              "    reader: {operations: [unseal, inspect], datasets: [\"*\"], "
+                              "max_classification: internal}\n"
+                              "  users:\n"
+                              "    %s: {roles: [reader]}\n"
+                              "(docs/policy.md)",
+                              user ? user : "USER");
+}
+
+/* The installed policy's decision for uid on one authenticated header: the
+ * same files, caller identity and decision as a run's (run_policy.c), with
+ * the tool's operation and no profile. *ret_allow, and err set on a denial. */
+static int decide(const struct aidp_policy_set *set, struct aidp_caller_identity *who,
+                  enum aidp_residency_op op, const struct aidp_sealed_header *h, bool *ret_allow,
+                  aidp_error *err)
+{
+        struct aidp_dataset_facts facts;
+        int r = aidp_policy_facts_from_header(h, &facts, err);
+        if (r < 0)
+                return r;
+        struct aidp_policy_clock clock = {0};
+        int64_t now = (int64_t)time(NULL);
+        struct aidp_decision d = {0};
+        if ((r = aidp_policy_clock_resolve(set->access, now, &clock, err)) >= 0) {
+                struct aidp_decision_request req = {
+                        .op = op,
+                        .datasets = &facts,
+                        .n_datasets = 1,
+                        .host = set->host,
+                        .residency = set->residency,
+                        .access = set->access,
+                };
+                aidp_caller_view(who, &req.caller);
+                aidp_policy_clock_view(&clock, now, &req.time);
+                r = aidp_residency_decide(&req, &d, err);
+        }
+        if (r >= 0) {
+                *ret_allow = d.allow;
+                aidp_residency_decision_to_error(&d, err);
+        }
+        aidp_residency_decision_free(&d);
+        aidp_policy_clock_free(&clock);
+        aidp_residency_facts_free(&facts);
+        return r;
+}
+
+/* Root acting for a sudo user: the policy installed in /etc/aidp decides,
+ * for op (inspect: an unseal grant also lets the header be seen). */
+static int user_policy(struct aidp_tool_access *acc, enum aidp_residency_op op,
+                       const struct aidp_sealed_header *h, aidp_error *err)
+{
+        struct aidp_policy_set set = {0};
+        struct aidp_policy_sources src = {.dir = AIDP_POLICY_DIR_DEFAULT,
+                                          .require_root_owned = true};
+        struct aidp_caller_identity who = {0};
+        int r = aidp_policy_set_load(&src, &set, err);
+        if (r < 0) {
+                aidp_error_wrap(err, "loading the access and residency policy");
+                goto out;
+        }
+        /* Identity from the uid sudo proved, groups from the user database. */
+        if ((r = aidp_caller_resolve(NULL, acc->uid, environ, &who, err)) < 0)
+                goto out;
+        if (!set.host && !set.residency && !set.access) {
+                r = no_policy(who.user, err);
+                goto out;
+        }
+        bool unseal = false, inspect = false;
+        aidp_error e2 = {0};
+        if ((r = decide(&set, &who, AIDP_OP_UNSEAL, h, &unseal, &e2)) < 0) {
+                *err = e2;
+                goto out;
+        }
+        acc->may_unseal = unseal;
+        if (op == AIDP_OP_UNSEAL) {
+                if (!unseal) {
+                        *err = e2;
+                        r = -EACCES;
+                }
+                goto out;
+        }
+        if ((r = decide(&set, &who, AIDP_OP_INSPECT, h, &inspect, err)) >= 0 && !inspect && !unseal)
+                r = -EACCES;
+        if (r >= 0)
+                aidp_error_clear(err);
+out:
+        aidp_caller_free(&who);
+        aidp_policy_set_free(&set);
+        return r;
+}
+
+/* Who is asking, and the credentials their files are opened with. */
+static int identify(const struct aidp_cli_spec *spec, const struct aidp_cli_parsed *p,
+                    struct aidp_tool_access *acc, aidp_error *err)
+{
+        memset(acc, 0, sizeof *acc);
+        acc->may_unseal = true;
+        if (geteuid() != 0) {
+                /* No authority but the caller's own: nothing to decide. */
+                acc->kind = AIDP_CALLER_USER;
+                acc->uid = getuid();
+                return aidp_ascaller_for_uid(acc->uid, getgid(), &acc->who, err);
+        }
+        /* Root (or setuid root): an admin, or a user sudo proved. */
+        int r = aidp_trust_caller(environ, &acc->kind, &acc->uid, err);
+        if (r < 0)
+                return r;
+        if (acc->kind == AIDP_CALLER_ADMIN)
+                return aidp_ascaller_for_uid(0, 0, &acc->who, err);
+        /* Root for a sudo user: the user's word on keys and configuration
+         * counts for nothing (the option and environment tables). */
+        acc->for_user = true;
+        if ((r = aidp_cli_check_trust(spec, p, AIDP_CALLER_USER, false, err)) < 0 ||
+            (r = aidp_cli_check_env(environ, AIDP_CLI_BIN_AIDP, AIDP_CALLER_USER, false, err)) < 0)
+                return r;
+        return aidp_ascaller_for_uid(acc->uid, (gid_t)-1, &acc->who, err);
+}
+
+int aidp_tool_open_sealed(const struct aidp_cli_spec *spec, const struct aidp_cli_parsed *p,
+                          const char *file, enum aidp_residency_op op, const char *keys_config,
+                          const char *key_dir, struct aidp_tool_access *acc,
+                          struct aidp_sealed **ret, aidp_error *err)
+{
+        int r = identify(spec, p, acc, err);
+        if (r < 0)
+                return r;
+        int fd = -1;
+        if (acc->for_user) {
+                /* The user's file, opened as the user: never another user's
+                 * 0600 dataset, never through a symlink or a FIFO. */
+                struct aidp_ascaller_req q = {.path = file, .how = AIDP_ASCALLER_READ};
+                int e = 0;
+                if ((r = aidp_ascaller_open(&acc->who, &q, 1, &fd, &e, err)) < 0)
+                        return r;
+                if (fd < 0)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, e, "%s: %s (as uid %u)", file,
+                                              aidp_ascaller_strerror(q.how, e), (unsigned)acc->uid);
+        }
+        struct aidp_keys keys;
+        aidp_keys_init(&keys);
+        r = aidp_keys_setup(keys_config, key_dir, &keys, err);
+        if (r < 0) {
+                if (fd >= 0)
+                        close(fd);
+        } else if (fd >= 0) {
+                r = aidp_sealed_open_fd(fd, file, &keys, ret, err);
+        } else {
+                r = aidp_sealed_open(file, &keys, ret, err);
+        }
+        aidp_keys_free(&keys);
+        if (r < 0 || !acc->for_user)
+                return r;
+        /* Decided on the authenticated header, before any payload byte. */
+        if ((r = user_policy(acc, op, aidp_sealed_header_of(*ret), err)) < 0) {
+                aidp_sealed_close(*ret);
+                *ret = NULL;
+        }
+        return r;
+}
