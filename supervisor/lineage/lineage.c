@@ -162,6 +162,7 @@ void aidp_lineage_free(struct aidp_lineage *lg)
         free(lg->anchor_path);
         free(lg->key_path);
         free(lg->syslog_socket);
+        aidp_witness_set_free(&lg->wit);
         free(lg);
 }
 
@@ -193,6 +194,9 @@ int aidp_lineage_open(struct aidp_lineage **ret, const struct aidp_lineage_optio
                         *err = kerr;
                 return -(kerr.errnum ? kerr.errnum : EINVAL);
         }
+        int r;
+        if (opt->publish_heads && (r = aidp_witness_load(opt->witness_config, &lg->wit, err)) < 0)
+                return r;
         *ret = TAKE_PTR(lg);
         return 0;
 }

@@ -12,6 +12,11 @@ struct aidp_lineage_options {
         const char *syslog_socket; /* NULL: $AIDP_SYSLOG_SOCKET, else /dev/log */
         bool create_key;           /* create the key when missing (the supervisor) */
         bool need_key;             /* fail when the key cannot be loaded */
+        /* Publish each committed record's chain head to the witnesses of
+         * witness_config (NULL: $AIDP_WITNESS_CONFIG, else
+         * /etc/aidp/witnesses.yaml; a missing file means none). */
+        bool publish_heads;
+        const char *witness_config;
 };
 
 struct aidp_lineage;
