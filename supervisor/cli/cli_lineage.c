@@ -89,14 +89,17 @@ static int cmd_verify(int argc, char **argv)
                         return aidp_cli_fail(PROG, &err);
                 }
         }
-        struct aidp_lineage_verify v;
-        int r = aidp_lineage_verify_file(path, anchor_path, !no_anchor, no_key ? NULL : key, &v,
-                                         &err);
+        struct aidp_lineage_verify v = {0};
+        int r = aidp_lineage_verify_file_collect(path, anchor_path, !no_anchor, no_key ? NULL : key,
+                                                 c.witness.n > 0, &v, &err);
         int wst = 0;
         /* A log deleted outright is for the witnesses to judge: they know it had records. */
         bool gone = r < 0 && err.errnum == ENOENT;
+        if (gone)
+                aidp_lineage_verify_init(&v, NULL, NULL); /* no records */
         if (c.witness.n && (gone || (r == 0 && !v.bad_line)))
-                wst = aidp_cli_lineage_witnesses(path, &c.witness, no_key ? NULL : key, quiet);
+                wst = aidp_cli_lineage_witnesses(path, &v, &c.witness, no_key ? NULL : key, quiet);
+        aidp_lineage_verify_release(&v);
         memset(key, 0, sizeof key);
         aidp_cli_list_free(&c.witness);
         if (r < 0 && !(gone && wst == AIDP_EXIT_FAILED))

@@ -101,5 +101,6 @@ extern const struct aidp_cli_spec aidp_cli_lineage_show_spec;
 
 /* verify --witness (cli_lineage_witness.c): 0 when every witness agrees with the
  * log, AIDP_EXIT_FAILED when one shows tampering, else the status of an error. */
-int aidp_cli_lineage_witnesses(const char *path, const struct aidp_cli_list *witnesses,
-                               const unsigned char *key, bool quiet);
+int aidp_cli_lineage_witnesses(const char *path, const struct aidp_lineage_verify *v,
+                               const struct aidp_cli_list *witnesses, const unsigned char *key,
+                               bool quiet);

@@ -13,51 +13,6 @@
 #include "supervisor/lineage/codec/lineage_witness.h"
 #include "supervisor/lineage/seclog.h"
 
-typedef char hash_hex[AIDP_LINEAGE_HASH_HEX + 1];
-
-/* Every complete line's hash, and the log's identity from its first record. */
-static int read_log(const char *path, hash_hex **ret, uint64_t *n,
-                    char log[AIDP_LINEAGE_LOG_ID_HEX + 1], aidp_error *err)
-{
-        FILE *f = fopen(path, "re");
-        log[0] = '\0';
-        *ret = NULL;
-        *n = 0;
-        if (!f && errno == ENOENT)
-                return 0; /* an emptied (deleted) log has no records */
-        if (!f)
-                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "%s", path);
-        char *line = NULL;
-        size_t cap = 0, alloc = 0;
-        ssize_t len;
-        int r = 0;
-        while ((len = getline(&line, &cap, f)) > 0) {
-                if (line[len - 1] != '\n')
-                        break; /* a torn tail is not a record (verify said so) */
-                if (*n == alloc) {
-                        alloc = alloc ? 2 * alloc : 1024;
-                        hash_hex *h = realloc(*ret, alloc * sizeof *h);
-                        if (!h) {
-                                r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                                break;
-                        }
-                        *ret = h;
-                }
-                aidp_lineage_hash_line(line, (size_t)len - 1, (*ret)[*n]);
-                if (*n == 0) {
-                        struct aidp_lineage_record rec;
-                        aidp_error e = {0};
-                        if (aidp_lineage_record_parse(line, (size_t)len - 1, NULL, &rec, NULL, &e) ==
-                            0)
-                                memcpy(log, rec.log, AIDP_LINEAGE_LOG_ID_HEX + 1);
-                }
-                (*n)++;
-        }
-        free(line);
-        fclose(f);
-        return r;
-}
-
 /* The heads a witness file or syslog archive holds. */
 static int read_heads(const char *path, struct aidp_lineage_head **ret, size_t *n,
                       size_t *malformed, aidp_error *err)
@@ -82,7 +37,8 @@ static int read_heads(const char *path, struct aidp_lineage_head **ret, size_t *
                         alloc = alloc ? 2 * alloc : 1024;
                         struct aidp_lineage_head *a = realloc(*ret, alloc * sizeof *a);
                         if (!a) {
-                                r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                                r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
+                                                   "out of memory");
                                 break;
                         }
                         *ret = a;
@@ -116,17 +72,13 @@ static void report_gaps(const char *path, const char *witness,
                path, witness, r->unseen, r->gap_from, r->gap_to);
 }
 
-int aidp_cli_lineage_witnesses(const char *path, const struct aidp_cli_list *w,
-                               const unsigned char *key, bool quiet)
+int aidp_cli_lineage_witnesses(const char *path, const struct aidp_lineage_verify *v,
+                               const struct aidp_cli_list *w, const unsigned char *key, bool quiet)
 {
         aidp_error err = {0};
-        hash_hex *hashes = NULL;
-        uint64_t n = 0;
-        char log[AIDP_LINEAGE_LOG_ID_HEX + 1];
-        if (read_log(path, &hashes, &n, log, &err) < 0)
-                return aidp_cli_fail(PROG, &err);
         int status = 0;
-        struct aidp_lineage_log_view lv = {.log = log, .n = n, .hashes = (const void *)hashes};
+        struct aidp_lineage_log_view lv = {
+                .log = v->log, .n = v->records, .hashes = (const void *)v->hashes};
         for (size_t i = 0; i < w->n && status != AIDP_EXIT_LINEAGE; i++) {
                 struct aidp_lineage_head *heads = NULL;
                 size_t nh = 0, malformed = 0;
@@ -138,7 +90,9 @@ int aidp_cli_lineage_witnesses(const char *path, const struct aidp_cli_list *w,
                 aidp_lineage_witness_compare(&lv, heads, nh, key, &r);
                 free(heads);
                 if (aidp_lineage_witness_alarm(r.verdict)) {
-                        fprintf(stderr, "%s: TAMPERED (witness %s): %s; first record affected: %" PRIu64 "\n",
+                        fprintf(stderr,
+                                "%s: TAMPERED (witness %s): %s; first record affected: %" PRIu64
+                                "\n",
                                 path, w->v[i], r.reason, r.first_affected);
                         alarm_syslog(path, w->v[i], r.reason);
                         status = AIDP_EXIT_FAILED;
@@ -153,6 +107,5 @@ int aidp_cli_lineage_witnesses(const char *path, const struct aidp_cli_list *w,
                                "and %zu malformed line(s), ignored\n",
                                path, w->v[i], r.forged, malformed);
         }
-        free(hashes);
         return status;
 }

@@ -267,6 +267,13 @@ int aidp_lineage_verify_file(const char *path, const char *anchor_path, bool use
                              const unsigned char *key, struct aidp_lineage_verify *v,
                              aidp_error *err)
 {
+        return aidp_lineage_verify_file_collect(path, anchor_path, use_anchor, key, false, v, err);
+}
+
+int aidp_lineage_verify_file_collect(const char *path, const char *anchor_path, bool use_anchor,
+                                     const unsigned char *key, bool collect,
+                                     struct aidp_lineage_verify *v, aidp_error *err)
+{
         _cleanup_free_ char *apath = NULL;
         if (!anchor_path && asprintf(&apath, "%s" AIDP_LINEAGE_ANCHOR_SUFFIX, path) < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
@@ -312,6 +319,7 @@ int aidp_lineage_verify_file(const char *path, const char *anchor_path, bool use
                 }
         }
         aidp_lineage_verify_init(v, key, have ? &anchor : NULL);
+        v->collect = collect;
         char *buf = NULL;
         size_t cap = 0;
         ssize_t n;

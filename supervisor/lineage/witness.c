@@ -79,8 +79,8 @@ static int wf_timeout(struct aidp_yaml *y, yaml_node_t *v, const char *path, voi
         errno = 0;
         long ms = strtol(t, &end, 10);
         if (errno || *end || ms < 1 || ms > 5000)
-                return aidp_yaml_fail(y, v, path, "found '%s', expected milliseconds from 1 to 5000",
-                                      t);
+                return aidp_yaml_fail(y, v, path,
+                                      "found '%s', expected milliseconds from 1 to 5000", t);
         s->timeout_ms = (unsigned)ms;
         return 0;
 }
@@ -91,8 +91,7 @@ static int wf_const(struct aidp_yaml *y, yaml_node_t *v, const char *path, const
         int r = aidp_yaml_string(y, v, path, &t);
         if (r < 0)
                 return r;
-        return strcmp(t, want) ? aidp_yaml_fail(y, v, path, "found '%s', expected %s", t, want)
-                               : 0;
+        return strcmp(t, want) ? aidp_yaml_fail(y, v, path, "found '%s', expected %s", t, want) : 0;
 }
 static int wf_api(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx)
 {

@@ -11,8 +11,8 @@
 #include "supervisor/lineage/witness.h"
 
 static const unsigned char key[AIDP_LINEAGE_KEY_LEN] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
-                                                         7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
-                                                         7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
+                                                        7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                                                        7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
 #define LOG_A "0123456789abcdef0123456789abcdef"
 #define LOG_B "fedcba9876543210fedcba9876543210"
 #define ZERO  "0000000000000000000000000000000000000000000000000000000000000000"
@@ -234,4 +234,19 @@ Test(lineage_witness, config_parses_and_errors_name_the_place)
                           "  - {file: /a, syslog: /b}\n";
         cr_assert_lt(aidp_witness_parse("w.yaml", two, strlen(two), &s, &e), 0);
         cr_assert(strstr(e.msg, "exactly one"), "%s", e.msg);
+}
+
+Test(lineage_witness, the_shipped_example_parses)
+{
+        FILE *f = fopen(AIDP_SOURCE_DIR "/examples/policy/witnesses.yaml", "re");
+        cr_assert_not_null(f);
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        struct aidp_witness_set s;
+        aidp_error e = {0};
+        cr_assert_eq(aidp_witness_parse("witnesses.yaml", buf, n, &s, &e), 0, "%s", e.msg);
+        cr_assert_eq(s.n, 1);
+        cr_assert_eq(s.w[0].kind, AIDP_WITNESS_SYSLOG);
+        aidp_witness_set_free(&s);
 }

@@ -204,6 +204,11 @@ struct aidp_lineage_verify {
         char prev[AIDP_LINEAGE_HASH_HEX + 1];
         char log[AIDP_LINEAGE_LOG_ID_HEX + 1]; /* the first record's log identity */
         char last_hash[AIDP_LINEAGE_HASH_HEX + 1];
+        /* collect: every good record's line hash into hashes (for --witness);
+         * free with aidp_lineage_verify_release */
+        bool collect;
+        char (*hashes)[AIDP_LINEAGE_HASH_HEX + 1];
+        uint64_t hashes_cap;
 };
 /* anchor is copied; NULL for none. key is kept by pointer. */
 void aidp_lineage_verify_init(struct aidp_lineage_verify *v, const unsigned char *key,
@@ -214,6 +219,7 @@ bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, s
                               bool terminated);
 /* Whole-log checks (anchor). Returns true when the log verified. */
 bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v);
+void aidp_lineage_verify_release(struct aidp_lineage_verify *v);
 /* Convenience: a whole buffer. */
 bool aidp_lineage_verify_buffer(struct aidp_lineage_verify *v, const char *buf, size_t len);
 

@@ -402,6 +402,17 @@ bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, s
         }
         memcpy(v->prev, rec.hash, sizeof v->prev);
         memcpy(v->last_hash, rec.hash, sizeof v->last_hash);
+        if (v->collect) {
+                if (v->records == v->hashes_cap) {
+                        uint64_t cap = v->hashes_cap ? 2 * v->hashes_cap : 4096;
+                        void *h = realloc(v->hashes, cap * sizeof *v->hashes);
+                        if (!h)
+                                return bad(v, "line %" PRIu64 ": out of memory", n);
+                        v->hashes = h;
+                        v->hashes_cap = cap;
+                }
+                memcpy(v->hashes[v->records], rec.hash, sizeof *v->hashes);
+        }
         v->records++;
         return true;
 }
@@ -448,6 +459,13 @@ bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v)
                          "the last record was committed but the anchor update was interrupted "
                          "(the next append brings it up to date)");
         return true;
+}
+
+void aidp_lineage_verify_release(struct aidp_lineage_verify *v)
+{
+        free(v->hashes);
+        v->hashes = NULL;
+        v->hashes_cap = 0;
 }
 
 bool aidp_lineage_verify_buffer(struct aidp_lineage_verify *v, const char *buf, size_t len)

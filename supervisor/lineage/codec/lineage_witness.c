@@ -19,13 +19,12 @@ static int head_mac(const struct aidp_lineage_head *h, const unsigned char *key,
                     char out[AIDP_LINEAGE_HASH_HEX + 1])
 {
         char msg[192];
-        int n = snprintf(msg, sizeof msg, HEAD_DOMAIN "%s:%" PRIu64 ":%s", h->log, h->seq,
-                         h->hash);
+        int n = snprintf(msg, sizeof msg, HEAD_DOMAIN "%s:%" PRIu64 ":%s", h->log, h->seq, h->hash);
         unsigned char mac[EVP_MAX_MD_SIZE];
         size_t maclen = 0;
         if (n < 0 || (size_t)n >= sizeof msg ||
-            !EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, AIDP_LINEAGE_KEY_LEN, (const unsigned char *)msg,
-                       (size_t)n, mac, sizeof mac, &maclen) ||
+            !EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, AIDP_LINEAGE_KEY_LEN,
+                       (const unsigned char *)msg, (size_t)n, mac, sizeof mac, &maclen) ||
             maclen != 32)
                 return -EIO;
         aidp_hex_encode(mac, 32, out);
@@ -143,7 +142,8 @@ static int parse_syslog(const char *line, size_t len, struct aidp_lineage_head *
                 return -EINVAL;
         const char *v;
         size_t vl;
-        if (!sd_param(e, end, "log", &v, &vl) || !copy_hex(h->log, v, AIDP_LINEAGE_LOG_ID_HEX, vl) ||
+        if (!sd_param(e, end, "log", &v, &vl) ||
+            !copy_hex(h->log, v, AIDP_LINEAGE_LOG_ID_HEX, vl) ||
             !sd_param(e, end, "seq", &v, &vl) || !parse_seq(v, vl, &h->seq) ||
             !sd_param(e, end, "hash", &v, &vl) ||
             !copy_hex(h->hash, v, AIDP_LINEAGE_HASH_HEX, vl) || !sd_param(e, end, "mac", &v, &vl) ||
@@ -190,8 +190,8 @@ static void find_gaps(const bool *seen, uint64_t n, struct aidp_lineage_witness_
 
 /* The highest record the witness saw of any log: what a substituted or emptied
  * log is measured against. */
-static const struct aidp_lineage_head *latest_other(const struct aidp_lineage_head *heads,
-                                                    size_t n, const bool *authentic)
+static const struct aidp_lineage_head *latest_other(const struct aidp_lineage_head *heads, size_t n,
+                                                    const bool *authentic)
 {
         const struct aidp_lineage_head *best = NULL;
         for (size_t i = 0; i < n; i++)
@@ -202,8 +202,7 @@ static const struct aidp_lineage_head *latest_other(const struct aidp_lineage_he
 
 void aidp_lineage_witness_compare(const struct aidp_lineage_log_view *lv,
                                   const struct aidp_lineage_head *heads, size_t n,
-                                  const unsigned char *key,
-                                  struct aidp_lineage_witness_result *r)
+                                  const unsigned char *key, struct aidp_lineage_witness_result *r)
 {
         memset(r, 0, sizeof *r);
         bool *authentic = calloc(n ? n : 1, sizeof *authentic);

@@ -60,11 +60,11 @@ enum aidp_lineage_witness_verdict {
 
 struct aidp_lineage_witness_result {
         enum aidp_lineage_witness_verdict verdict;
-        uint64_t first_affected; /* the first record the finding concerns (0: none) */
-        uint64_t heads;          /* authentic heads of this log */
-        uint64_t last_seen;      /* the highest record of this log the witness saw */
-        uint64_t forged;         /* heads whose MAC is wrong (ignored) */
-        uint64_t unseen;         /* records of the log the witness has no head for */
+        uint64_t first_affected;   /* the first record the finding concerns (0: none) */
+        uint64_t heads;            /* authentic heads of this log */
+        uint64_t last_seen;        /* the highest record of this log the witness saw */
+        uint64_t forged;           /* heads whose MAC is wrong (ignored) */
+        uint64_t unseen;           /* records of the log the witness has no head for */
         uint64_t gap_from, gap_to; /* the first stretch of those */
         char reason[640];
 };
@@ -72,7 +72,6 @@ struct aidp_lineage_witness_result {
 /* Compare; heads in any order, duplicates allowed. key NULL: MACs unchecked. */
 void aidp_lineage_witness_compare(const struct aidp_lineage_log_view *lv,
                                   const struct aidp_lineage_head *heads, size_t n,
-                                  const unsigned char *key,
-                                  struct aidp_lineage_witness_result *r);
+                                  const unsigned char *key, struct aidp_lineage_witness_result *r);
 /* true for the verdicts that mean tampering. */
 bool aidp_lineage_witness_alarm(enum aidp_lineage_witness_verdict v);
