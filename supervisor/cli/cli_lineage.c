@@ -28,6 +28,7 @@ const char *aidp_cli_lineage_path(const char *given)
 struct verify_cli {
         const char *key, *anchor;
         bool no_key, no_anchor, quiet;
+        struct aidp_cli_list witness;
 };
 
 #define VC(f) offsetof(struct verify_cli, f)
@@ -43,6 +44,11 @@ static const struct aidp_cli_opt verify_opts[] = {
         AIDP_CLI_OPT("no-anchor", 0, AIDP_CLI_FLAG, VC(no_anchor), NULL,
                      "do not check the anchor (records cut from the end would not show)",
                      AIDP_TRUST_USER),
+        AIDP_CLI_OPT("witness", 'w', AIDP_CLI_LIST, VC(witness), "FILE",
+                     "compare with what a witness saw: its witness file or a syslog archive\n"
+                     "holding its HEAD messages (repeatable); finds rollback, substitution,\n"
+                     "emptying",
+                     AIDP_TRUST_ADMIN),
         AIDP_CLI_OPT("quiet", 'q', AIDP_CLI_FLAG, VC(quiet), NULL, "print nothing when intact",
                      AIDP_TRUST_USER),
         {0},
@@ -50,7 +56,7 @@ static const struct aidp_cli_opt verify_opts[] = {
 
 static const struct aidp_cli_spec verify_spec = {
         .prog = PROG " verify",
-        .synopsis = "[--key FILE | --no-key] [--anchor FILE | --no-anchor] [FILE]",
+        .synopsis = "[--key FILE | --no-key] [--anchor FILE | --no-anchor] [--witness W]... [FILE]",
         .about = "Check the hash chain, the authentication tags and the anchor of the log.\n"
                  "Exits 0 when the log is intact, 1 when it was tampered with, 116 when it\n"
                  "cannot be read. See docs/lineage.md.",
@@ -83,11 +89,20 @@ static int cmd_verify(int argc, char **argv)
                         return aidp_cli_fail(PROG, &err);
                 }
         }
-        struct aidp_lineage_verify v;
-        int r = aidp_lineage_verify_file(path, anchor_path, !no_anchor, no_key ? NULL : key, &v,
-                                         &err);
+        struct aidp_lineage_verify v = {0};
+        int r = aidp_lineage_verify_file_collect(path, anchor_path, !no_anchor, no_key ? NULL : key,
+                                                 c.witness.n > 0, &v, &err);
+        int wst = 0;
+        /* A log deleted outright is for the witnesses to judge: they know it had records. */
+        bool gone = r < 0 && err.errnum == ENOENT;
+        if (gone)
+                aidp_lineage_verify_init(&v, NULL, NULL); /* no records */
+        if (c.witness.n && (gone || (r == 0 && !v.bad_line)))
+                wst = aidp_cli_lineage_witnesses(path, &v, &c.witness, no_key ? NULL : key, quiet);
+        aidp_lineage_verify_release(&v);
         memset(key, 0, sizeof key);
-        if (r < 0)
+        aidp_cli_list_free(&c.witness);
+        if (r < 0 && !(gone && wst == AIDP_EXIT_FAILED))
                 return aidp_cli_fail(PROG, &err);
         if (v.bad_line) {
                 fprintf(stderr, "%s: TAMPERED: %s\n", path, v.reason);
@@ -103,6 +118,8 @@ static int cmd_verify(int argc, char **argv)
                 aidp_seclog_send(NULL, &m);
                 return AIDP_EXIT_FAILED;
         }
+        if (wst)
+                return wst;
         if (!quiet) {
                 printf("%s: OK: %" PRIu64 " record(s); hash chain%s%s verified\n", path, v.records,
                        no_key ? "" : ", authentication tags",
@@ -114,6 +131,11 @@ static int cmd_verify(int argc, char **argv)
                                path);
                 if (v.reason[0])
                         printf("%s: note: %s\n", path, v.reason);
+                if (!c.witness.n)
+                        printf("%s: note: no witness given (--witness): a rollback of the log and "
+                               "its anchor to an older copy, or its replacement by another log "
+                               "of this host, cannot be excluded\n",
+                               path);
         }
         return 0;
 }

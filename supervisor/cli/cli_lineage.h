@@ -98,3 +98,9 @@ int aidp_cli_lineage_show(int argc, char **argv);
 int aidp_cli_lineage_graph(int argc, char **argv);
 int aidp_cli_lineage_export(int argc, char **argv);
 extern const struct aidp_cli_spec aidp_cli_lineage_show_spec;
+
+/* verify --witness (cli_lineage_witness.c): 0 when every witness agrees with the
+ * log, AIDP_EXIT_FAILED when one shows tampering, else the status of an error. */
+int aidp_cli_lineage_witnesses(const char *path, const struct aidp_lineage_verify *v,
+                               const struct aidp_cli_list *witnesses, const unsigned char *key,
+                               bool quiet);

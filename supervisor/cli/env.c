@@ -29,6 +29,8 @@ const struct aidp_cli_env aidp_cli_env_table[] = {
          "lineage HMAC key instead of /etc/aidp/lineage.key"},
         {"AIDP_SYSLOG_SOCKET", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/lineage/seclog.c",
          "syslog socket for security events instead of /dev/log"},
+        {"AIDP_WITNESS_CONFIG", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/lineage/witness.c",
+         "lineage witness configuration instead of /etc/aidp/witnesses.yaml"},
         {"AIDP_KEYS_CONFIG", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/sealed/keys.c",
          "key provider configuration instead of /etc/aidp/keys.yaml"},
         {"AIDP_KEY_DIR", false, BOTH, AIDP_TRUST_TEST_BUILD, "supervisor/sealed/keys.c",

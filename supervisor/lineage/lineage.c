@@ -162,6 +162,7 @@ void aidp_lineage_free(struct aidp_lineage *lg)
         free(lg->anchor_path);
         free(lg->key_path);
         free(lg->syslog_socket);
+        aidp_witness_set_free(&lg->wit);
         free(lg);
 }
 
@@ -193,6 +194,9 @@ int aidp_lineage_open(struct aidp_lineage **ret, const struct aidp_lineage_optio
                         *err = kerr;
                 return -(kerr.errnum ? kerr.errnum : EINVAL);
         }
+        int r;
+        if (opt->publish_heads && (r = aidp_witness_load(opt->witness_config, &lg->wit, err)) < 0)
+                return r;
         *ret = TAKE_PTR(lg);
         return 0;
 }
@@ -263,6 +267,13 @@ int aidp_lineage_verify_file(const char *path, const char *anchor_path, bool use
                              const unsigned char *key, struct aidp_lineage_verify *v,
                              aidp_error *err)
 {
+        return aidp_lineage_verify_file_collect(path, anchor_path, use_anchor, key, false, v, err);
+}
+
+int aidp_lineage_verify_file_collect(const char *path, const char *anchor_path, bool use_anchor,
+                                     const unsigned char *key, bool collect,
+                                     struct aidp_lineage_verify *v, aidp_error *err)
+{
         _cleanup_free_ char *apath = NULL;
         if (!anchor_path && asprintf(&apath, "%s" AIDP_LINEAGE_ANCHOR_SUFFIX, path) < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
@@ -308,6 +319,7 @@ int aidp_lineage_verify_file(const char *path, const char *anchor_path, bool use
                 }
         }
         aidp_lineage_verify_init(v, key, have ? &anchor : NULL);
+        v->collect = collect;
         char *buf = NULL;
         size_t cap = 0;
         ssize_t n;

@@ -12,6 +12,11 @@ struct aidp_lineage_options {
         const char *syslog_socket; /* NULL: $AIDP_SYSLOG_SOCKET, else /dev/log */
         bool create_key;           /* create the key when missing (the supervisor) */
         bool need_key;             /* fail when the key cannot be loaded */
+        /* Publish each committed record's chain head to the witnesses of
+         * witness_config (NULL: $AIDP_WITNESS_CONFIG, else
+         * /etc/aidp/witnesses.yaml; a missing file means none). */
+        bool publish_heads;
+        const char *witness_config;
 };
 
 struct aidp_lineage;
@@ -51,6 +56,11 @@ int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err);
 int aidp_lineage_verify_file(const char *path, const char *anchor_path, bool use_anchor,
                              const unsigned char *key, struct aidp_lineage_verify *v,
                              aidp_error *err);
+/* The same, keeping every record's line hash in v->hashes (collect), for a
+ * comparison with witnesses; aidp_lineage_verify_release frees them. */
+int aidp_lineage_verify_file_collect(const char *path, const char *anchor_path, bool use_anchor,
+                                     const unsigned char *key, bool collect,
+                                     struct aidp_lineage_verify *v, aidp_error *err);
 
 /* Load/create the key file with the permission checks of docs/lineage.md. */
 int aidp_lineage_key_load(const char *path, bool create, unsigned char key[AIDP_LINEAGE_KEY_LEN],

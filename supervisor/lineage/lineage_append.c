@@ -161,6 +161,38 @@ static void report_security_event(const struct aidp_lineage *lg, json_object *ev
         aidp_seclog_send(lg->syslog_socket, &m);
 }
 
+/* The committed record's head to the witnesses (a log of an older aidp has no
+ * identity to publish under). */
+static void aidp_lineage_witness_publish(struct aidp_lineage *lg,
+                                         const struct aidp_lineage_anchor *a)
+{
+        if (lg->wit.n == 0 || !a->log[0])
+                return;
+        struct aidp_lineage_head h = {.seq = a->seq};
+        memcpy(h.log, a->log, sizeof h.log);
+        memcpy(h.hash, a->hash, sizeof h.hash);
+        if (aidp_lineage_head_sign(&h, lg->key) < 0)
+                return;
+        aidp_witness_publish(&lg->wit, &h);
+}
+
+/* Heads a witness did not take go into the next record, so the log itself says
+ * where a witness has a gap. */
+static void note_missed_heads(struct aidp_lineage *lg, json_object *ev)
+{
+        if (lg->wit.nmissed == 0)
+                return;
+        json_object *f = aidp_lineage_run_facet(ev, "aidp_witness");
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < lg->wit.nmissed; i++)
+                json_object_array_add(a, json_object_new_string(lg->wit.missed[i]));
+        if (f)
+                json_object_object_add(f, "missed", a);
+        else
+                json_object_put(a);
+        lg->wit.nmissed = 0;
+}
+
 static void cut_back(int fd, off_t size)
 {
         /* Restore the old length; if even this fails the next append sees a torn or
@@ -311,6 +343,15 @@ static int check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
                                       "verify' and move the log and its anchor aside to start a "
                                       "new one",
                                       lg->path, why);
+        /* A new log gets its identity here (or keeps the one its first anchor
+         * named); a log of an older aidp keeps going without one. */
+        if (!line) {
+                if (have_anchor && anchor.log[0])
+                        memcpy(last->log, anchor.log, sizeof last->log);
+                else if ((r = aidp_lineage_log_id_new(last->log)) < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                                "making the identity of lineage %s", lg->path);
+        }
         if (torn) {
                 /* Bytes past the last '\n' are an append that never committed. */
                 if (ftruncate(fd, complete_end) < 0 || fsync(fd) < 0)
@@ -325,6 +366,7 @@ static int check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
         if (!have_anchor) {
                 struct aidp_lineage_anchor genesis;
                 aidp_lineage_anchor_genesis(&genesis);
+                memcpy(genesis.log, last->log, sizeof genesis.log);
                 if ((r = write_anchor(lg, &genesis)) < 0)
                         return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
                                                 "creating the anchor of lineage %s", lg->path);
@@ -340,6 +382,7 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
                 return aidp_error_set(err, AIDP_EXIT_LINEAGE, ENOKEY,
                                       "appending to %s: no lineage key loaded", lg->path);
         aidp_lineage_strip_chain(ev);
+        note_missed_heads(lg, ev);
         if ((r = aidp_lineage_event_check(ev, err)) < 0) {
                 err->status = AIDP_EXIT_INTERNAL;
                 return aidp_error_wrap(err, "appending to %s: bad event", lg->path);
@@ -355,8 +398,8 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
                 return r;
         /* Step 3. */
         size_t len = 0;
-        _cleanup_free_ char *line =
-                aidp_lineage_record_format(ev, rec.seq + 1, rec.hash, lg->key, &len, err);
+        _cleanup_free_ char *line = aidp_lineage_record_format_log(
+                ev, rec.log[0] ? rec.log : NULL, rec.seq + 1, rec.hash, lg->key, &len, err);
         if (!line)
                 return aidp_error_wrap(err, "appending to lineage %s", lg->path);
         struct aidp_lineage_pending *p = calloc(1, sizeof *p);
@@ -364,6 +407,7 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         *p = (struct aidp_lineage_pending){
                 .lg = lg, .fd = -1, .size = size, .next = {.seq = rec.seq + 1}};
+        memcpy(p->next.log, rec.log, sizeof p->next.log);
         aidp_lineage_hash_line(line, len - 1, p->next.hash);
         r = aidp_write_all(fd, line, len);
         p->fd = TAKE_FD(fd);
@@ -406,6 +450,9 @@ int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err)
                 return r;
         }
         report_security_event(p->lg, p->ev, p->next.seq);
+        /* The record is durable: now (and only now) its head goes to the
+         * witnesses, within a bounded time and never failing the run. */
+        aidp_lineage_witness_publish(p->lg, &p->next);
         pending_free(p);
         return 0;
 }

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "supervisor/lineage/lineage.h"
+#include "supervisor/lineage/witness.h"
 
 struct aidp_lineage {
         char *path;
@@ -14,6 +15,7 @@ struct aidp_lineage {
         char *syslog_socket;
         bool have_key;
         unsigned char key[AIDP_LINEAGE_KEY_LEN];
+        struct aidp_witness_set wit; /* empty unless options.publish_heads */
 };
 
 /* mkdir -p of path's parent directory; new directories get `mode`. */

@@ -157,7 +157,8 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
         memset(rl, 0, sizeof *rl);
         rl->o = o;
         aidp_run_lineage_job_name(o, rl->job, sizeof rl->job);
-        struct aidp_lineage_options lo = {.path = o->lineage_path, .create_key = true};
+        struct aidp_lineage_options lo = {
+                .path = o->lineage_path, .create_key = true, .publish_heads = true};
         int r = aidp_lineage_open(&rl->lg, &lo, err);
         if (r < 0)
                 return aidp_error_wrap(err,
@@ -372,7 +373,8 @@ int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const c
                            aidp_error *err)
 {
         struct aidp_lineage *lg = NULL;
-        struct aidp_lineage_options lo = {.path = lineage_path, .create_key = true};
+        struct aidp_lineage_options lo = {
+                .path = lineage_path, .create_key = true, .publish_heads = true};
         int r = aidp_lineage_open(&lg, &lo, err);
         if (r < 0)
                 return r;
@@ -400,7 +402,8 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
         char job[128];
         aidp_run_lineage_job_name(o, job, sizeof job);
         struct aidp_lineage *lg = NULL;
-        struct aidp_lineage_options lo = {.path = o->lineage_path, .create_key = true};
+        struct aidp_lineage_options lo = {
+                .path = o->lineage_path, .create_key = true, .publish_heads = true};
         int r = aidp_lineage_open(&lg, &lo, err);
         if (r < 0)
                 return r;

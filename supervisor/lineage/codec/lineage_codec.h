@@ -41,6 +41,7 @@
 #define AIDP_LINEAGE_HASH_HEX   64 /* SHA-256 and HMAC-SHA256, lowercase hex */
 #define AIDP_LINEAGE_RUN_ID_LEN 36
 #define AIDP_LINEAGE_LINE_MAX   (1024 * 1024) /* one record; longer lines are refused */
+#define AIDP_LINEAGE_LOG_ID_HEX 32            /* a log's random identity, 128 bits */
 
 enum aidp_lineage_event_type {
         AIDP_LINEAGE_START,
@@ -143,8 +144,9 @@ int aidp_lineage_event_check(json_object *ev, aidp_error *err);
 /* ---- line format and verification (pure) --------------------------------------- */
 
 struct aidp_lineage_anchor {
-        uint64_t seq;                         /* 0: empty log */
-        char hash[AIDP_LINEAGE_HASH_HEX + 1]; /* sha256 of line `seq` */
+        uint64_t seq;                          /* 0: empty log */
+        char hash[AIDP_LINEAGE_HASH_HEX + 1];  /* sha256 of line `seq` */
+        char log[AIDP_LINEAGE_LOG_ID_HEX + 1]; /* the log's identity; "" in older anchors */
 };
 
 /* One stored line (without its '\n'), split and checked against the format. With a
@@ -154,6 +156,7 @@ struct aidp_lineage_record {
         uint64_t seq;
         char prev[AIDP_LINEAGE_HASH_HEX + 1];
         char hash[AIDP_LINEAGE_HASH_HEX + 1];
+        char log[AIDP_LINEAGE_LOG_ID_HEX + 1]; /* aidp_log; "" in records of older logs */
 };
 int aidp_lineage_record_parse(const char *line, size_t len, const unsigned char *key,
                               struct aidp_lineage_record *rec, json_object **ret_event,
@@ -164,6 +167,15 @@ int aidp_lineage_record_parse(const char *line, size_t len, const unsigned char 
 char *aidp_lineage_record_format(json_object *ev, uint64_t seq, const char *prev_hex,
                                  const unsigned char key[AIDP_LINEAGE_KEY_LEN], size_t *len,
                                  aidp_error *err);
+/* The same with the log's identity (`"aidp_log":"<32 hex>"` before aidp_seq), which
+ * the tag then covers: a record of another log does not verify as one of this log.
+ * NULL log_id: the older format without it. */
+char *aidp_lineage_record_format_log(json_object *ev, const char *log_id, uint64_t seq,
+                                     const char *prev_hex,
+                                     const unsigned char key[AIDP_LINEAGE_KEY_LEN], size_t *len,
+                                     aidp_error *err);
+/* A fresh random log identity (lowercase hex). 0, or -EIO when no randomness. */
+int aidp_lineage_log_id_new(char out[AIDP_LINEAGE_LOG_ID_HEX + 1]);
 
 /* sha256(line) as lowercase hex. */
 void aidp_lineage_hash_line(const char *line, size_t len, char out[AIDP_LINEAGE_HASH_HEX + 1]);
@@ -190,6 +202,13 @@ struct aidp_lineage_verify {
         /* state */
         uint64_t line_no;
         char prev[AIDP_LINEAGE_HASH_HEX + 1];
+        char log[AIDP_LINEAGE_LOG_ID_HEX + 1]; /* the first record's log identity */
+        char last_hash[AIDP_LINEAGE_HASH_HEX + 1];
+        /* collect: every good record's line hash into hashes (for --witness);
+         * free with aidp_lineage_verify_release */
+        bool collect;
+        char (*hashes)[AIDP_LINEAGE_HASH_HEX + 1];
+        uint64_t hashes_cap;
 };
 /* anchor is copied; NULL for none. key is kept by pointer. */
 void aidp_lineage_verify_init(struct aidp_lineage_verify *v, const unsigned char *key,
@@ -200,6 +219,7 @@ bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, s
                               bool terminated);
 /* Whole-log checks (anchor). Returns true when the log verified. */
 bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v);
+void aidp_lineage_verify_release(struct aidp_lineage_verify *v);
 /* Convenience: a whole buffer. */
 bool aidp_lineage_verify_buffer(struct aidp_lineage_verify *v, const char *buf, size_t len);
 

@@ -55,6 +55,8 @@ const char *aidp_lineage_tail_check(const struct aidp_lineage_record *last, bool
                 return last->seq > 0 || torn
                                ? "it has records but no anchor (the anchor was deleted?)"
                                : NULL;
+        if (last->seq > 0 && anchor->log[0] && strcmp(last->log, anchor->log))
+                return "its anchor belongs to another log (the log or its anchor was replaced)";
         if (last->seq < anchor->seq)
                 return "it ends before the record its anchor names (records were cut from the "
                        "end)";

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #define TAG_SUFFIX_LEN (TAG_OPEN_LEN + AIDP_LINEAGE_HASH_HEX + 2) /* + `"}` */
 #define ZERO_HASH      "0000000000000000000000000000000000000000000000000000000000000000"
 #define ANCHOR_DOMAIN  "aidp-lineage-anchor-v1:"
+#define ANCHOR_DOMAIN2 "aidp-lineage-anchor-v2:"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_tokener *, json_tokener_free)
@@ -53,8 +55,23 @@ static int hmac_hex(const unsigned char *key, const void *data, size_t len,
         return 0;
 }
 
+static bool is_log_id(const char *s, size_t n)
+{
+        return n == AIDP_LINEAGE_LOG_ID_HEX && aidp_hex_is_lower(s, n);
+}
+
+int aidp_lineage_log_id_new(char out[AIDP_LINEAGE_LOG_ID_HEX + 1])
+{
+        unsigned char b[AIDP_LINEAGE_LOG_ID_HEX / 2];
+        if (RAND_bytes(b, sizeof b) != 1)
+                return -EIO;
+        aidp_hex_encode(b, sizeof b, out);
+        return 0;
+}
+
 void aidp_lineage_strip_chain(json_object *ev)
 {
+        json_object_object_del(ev, "aidp_log");
         json_object_object_del(ev, "aidp_seq");
         json_object_object_del(ev, "aidp_prev");
         json_object_object_del(ev, "aidp_hmac");
@@ -64,11 +81,22 @@ char *aidp_lineage_record_format(json_object *ev, uint64_t seq, const char *prev
                                  const unsigned char key[AIDP_LINEAGE_KEY_LEN], size_t *len,
                                  aidp_error *err)
 {
-        if (!is_hex64(prev_hex, strlen(prev_hex))) {
-                aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "bad previous-line hash");
+        return aidp_lineage_record_format_log(ev, NULL, seq, prev_hex, key, len, err);
+}
+
+char *aidp_lineage_record_format_log(json_object *ev, const char *log_id, uint64_t seq,
+                                     const char *prev_hex,
+                                     const unsigned char key[AIDP_LINEAGE_KEY_LEN], size_t *len,
+                                     aidp_error *err)
+{
+        if (!is_hex64(prev_hex, strlen(prev_hex)) ||
+            (log_id && !is_log_id(log_id, strlen(log_id)))) {
+                aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "bad previous-line hash or log id");
                 return NULL;
         }
         aidp_lineage_strip_chain(ev);
+        if (log_id)
+                json_object_object_add(ev, "aidp_log", json_object_new_string(log_id));
         json_object_object_add(ev, "aidp_seq", json_object_new_uint64(seq));
         json_object_object_add(ev, "aidp_prev", json_object_new_string(prev_hex));
         size_t n = 0;
@@ -172,6 +200,14 @@ int aidp_lineage_record_parse(const char *line, size_t len, const unsigned char 
                 return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
                                       "record has no valid aidp_prev");
         memcpy(rec->prev, json_object_get_string(v), AIDP_LINEAGE_HASH_HEX + 1);
+        rec->log[0] = '\0';
+        if (json_object_object_get_ex(o, "aidp_log", &v)) {
+                if (!json_object_is_type(v, json_type_string) ||
+                    !is_log_id(json_object_get_string(v), (size_t)json_object_get_string_len(v)))
+                        return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
+                                              "record has an invalid aidp_log");
+                memcpy(rec->log, json_object_get_string(v), AIDP_LINEAGE_LOG_ID_HEX + 1);
+        }
         if (!json_object_object_get_ex(o, "aidp_hmac", &v) ||
             !json_object_is_type(v, json_type_string) ||
             json_object_get_string_len(v) != AIDP_LINEAGE_HASH_HEX ||
@@ -208,8 +244,11 @@ int aidp_lineage_record_parse(const char *line, size_t len, const unsigned char 
 static int anchor_mac(const struct aidp_lineage_anchor *a, const unsigned char *key,
                       char out[AIDP_LINEAGE_HASH_HEX + 1])
 {
-        char msg[128];
-        int n = snprintf(msg, sizeof msg, ANCHOR_DOMAIN "%" PRIu64 ":%s", a->seq, a->hash);
+        char msg[192];
+        int n = a->log[0] ? snprintf(msg, sizeof msg, ANCHOR_DOMAIN2 "%s:%" PRIu64 ":%s", a->log,
+                                     a->seq, a->hash)
+                          : snprintf(msg, sizeof msg, ANCHOR_DOMAIN "%" PRIu64 ":%s", a->seq,
+                                     a->hash);
         return hmac_hex(key, msg, (size_t)n, out);
 }
 
@@ -220,8 +259,12 @@ char *aidp_lineage_anchor_format(const struct aidp_lineage_anchor *a,
         if (anchor_mac(a, key, mac) < 0)
                 return NULL;
         char *s = NULL;
-        int n = asprintf(&s, "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"hmac\":\"%s\"}\n", a->seq,
-                         a->hash, mac);
+        int n = a->log[0] ? asprintf(&s,
+                                     "{\"log\":\"%s\",\"seq\":%" PRIu64
+                                     ",\"hash\":\"%s\",\"hmac\":\"%s\"}\n",
+                                     a->log, a->seq, a->hash, mac)
+                          : asprintf(&s, "{\"seq\":%" PRIu64 ",\"hash\":\"%s\",\"hmac\":\"%s\"}\n",
+                                     a->seq, a->hash, mac);
         if (n < 0)
                 return NULL;
         *len = (size_t)n;
@@ -253,6 +296,15 @@ int aidp_lineage_anchor_parse(const char *buf, size_t len, const unsigned char *
                                       "anchor lacks seq, hash or hmac");
         struct aidp_lineage_anchor tmp = {.seq = json_object_get_uint64(seq)};
         memcpy(tmp.hash, json_object_get_string(hash), AIDP_LINEAGE_HASH_HEX + 1);
+        json_object *log;
+        if (json_object_object_get_ex(o, "log", &log)) {
+                if (!json_object_is_type(log, json_type_string) ||
+                    !is_log_id(json_object_get_string(log),
+                               (size_t)json_object_get_string_len(log)))
+                        return aidp_error_set(err, AIDP_EXIT_FAILED, EINVAL,
+                                              "anchor has an invalid log id");
+                memcpy(tmp.log, json_object_get_string(log), AIDP_LINEAGE_LOG_ID_HEX + 1);
+        }
         if (key) {
                 char want[AIDP_LINEAGE_HASH_HEX + 1];
                 if (anchor_mac(&tmp, key, want) < 0)
@@ -312,6 +364,19 @@ bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, s
         aidp_error e = {0};
         if (aidp_lineage_record_parse(line, len, v->key, &rec, NULL, &e) < 0)
                 return bad(v, "line %" PRIu64 ": %s", n, e.msg);
+        if (n == 1)
+                memcpy(v->log, rec.log, sizeof v->log);
+        else if (strcmp(rec.log, v->log)) {
+                if (!rec.log[0] || !v->log[0])
+                        return bad(v,
+                                   "line %" PRIu64 ": mixes records with and without a log "
+                                   "identity (a record of another log was inserted)",
+                                   n);
+                return bad(v,
+                           "line %" PRIu64 ": the record belongs to log %s, not to this log "
+                           "(%s): a record of another log was inserted or replayed",
+                           n, rec.log, v->log);
+        }
         if (rec.seq != n)
                 return bad(v,
                            "line %" PRIu64 ": sequence number %" PRIu64 " where %" PRIu64
@@ -336,6 +401,18 @@ bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, s
                 v->anchor_seen = true;
         }
         memcpy(v->prev, rec.hash, sizeof v->prev);
+        memcpy(v->last_hash, rec.hash, sizeof v->last_hash);
+        if (v->collect) {
+                if (v->records == v->hashes_cap) {
+                        uint64_t cap = v->hashes_cap ? 2 * v->hashes_cap : 4096;
+                        void *h = realloc(v->hashes, cap * sizeof *v->hashes);
+                        if (!h)
+                                return bad(v, "line %" PRIu64 ": out of memory", n);
+                        v->hashes = h;
+                        v->hashes_cap = cap;
+                }
+                memcpy(v->hashes[v->records], rec.hash, sizeof *v->hashes);
+        }
         v->records++;
         return true;
 }
@@ -344,6 +421,13 @@ bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v)
 {
         if (v->bad_line)
                 return false;
+        if (v->has_anchor && v->records > 0 && v->anchor.log[0] && strcmp(v->anchor.log, v->log)) {
+                v->line_no = 1;
+                return bad(v,
+                           "the anchor belongs to log %s, but this log is %s (the log or its "
+                           "anchor was replaced)",
+                           v->anchor.log, v->log[0] ? v->log : "one without an identity");
+        }
         if (v->has_anchor) {
                 if (v->records < v->anchor.seq) {
                         v->line_no = v->records + 1;
@@ -375,6 +459,13 @@ bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v)
                          "the last record was committed but the anchor update was interrupted "
                          "(the next append brings it up to date)");
         return true;
+}
+
+void aidp_lineage_verify_release(struct aidp_lineage_verify *v)
+{
+        free(v->hashes);
+        v->hashes = NULL;
+        v->hashes_cap = 0;
 }
 
 bool aidp_lineage_verify_buffer(struct aidp_lineage_verify *v, const char *buf, size_t len)
