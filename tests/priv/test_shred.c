@@ -5,6 +5,7 @@
  * not filled, nested trees and odd file types are handled, and the report
  * counts what it did. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,5 +145,71 @@ Test(shred, falls_back_to_write_and_read_when_a_range_cannot_be_mapped, .timeout
         cr_assert_eq(WEXITSTATUS(st), 0, "child status %d", WEXITSTATUS(st));
         cr_expect(all_zero_fd(keep, (70LL << 20) + 5), "big was not overwritten");
         close(keep);
+        aidp_tmpfs_release(&t);
+}
+
+/* 20 nested directories of 240-character names put the file 4,800 bytes deep,
+ * past PATH_MAX: the walk reaches it anyway (no path is ever built), overwrites
+ * it in place and removes the whole tree. */
+Test(shred, reaches_files_deeper_than_path_max, .timeout = 60)
+{
+        AIDP_REQUIRE_ROOT();
+        struct aidp_tmpfs t;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_tmpfs_create("shreddeep", 16ULL << 20, 0755, 0, 0, &t, &err), 0, "%s",
+                     err.msg);
+        char name[241];
+        memset(name, 'd', 240);
+        name[240] = '\0';
+        int dfd = dup(t.fd);
+        for (int i = 0; i < 20; i++) {
+                cr_assert_eq(mkdirat(dfd, name, 0755), 0, "level %d: %s", i, strerror(errno));
+                int nfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                cr_assert_geq(nfd, 0);
+                close(dfd);
+                dfd = nfd;
+        }
+        fill(dfd, "deep", 3 * 4096 + 5, 0xEE);
+        int keep = openat(dfd, "deep", O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(keep, 0);
+        close(dfd);
+        struct aidp_shred_report rep;
+        cr_assert_eq(aidp_shred_tree(t.fd, 2, &rep), 0);
+        cr_expect(rep.verified, "%s", rep.first_failure);
+        cr_expect_eq(rep.files, 1);
+        cr_expect_eq(rep.bytes, 3 * 4096 + 5);
+        cr_expect(all_zero_fd(keep, 3 * 4096 + 5), "the deep file was not overwritten");
+        cr_expect_neq(faccessat(t.fd, name, F_OK, AT_SYMLINK_NOFOLLOW), 0,
+                      "the tree is still there");
+        close(keep);
+        aidp_tmpfs_release(&t);
+}
+
+/* A tree as wide as it is deep (here 3,000 levels, and files at every level)
+ * is walked without recursion: nothing a job can nest exhausts the stack. */
+Test(shred, walks_a_very_deep_tree_without_recursion, .timeout = 120)
+{
+        AIDP_REQUIRE_ROOT();
+        struct aidp_tmpfs t;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_tmpfs_create("shreddeeper", 64ULL << 20, 0755, 0, 0, &t, &err), 0, "%s",
+                     err.msg);
+        int dfd = dup(t.fd);
+        for (int i = 0; i < 3000; i++) {
+                fill(dfd, "f", 10, 0x11);
+                cr_assert_eq(mkdirat(dfd, "d", 0755), 0, "level %d", i);
+                int nfd = openat(dfd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                cr_assert_geq(nfd, 0);
+                close(dfd);
+                dfd = nfd;
+        }
+        close(dfd);
+        struct aidp_shred_report rep;
+        cr_assert_eq(aidp_shred_tree(t.fd, 2, &rep), 0);
+        cr_expect(rep.verified, "%s", rep.first_failure);
+        cr_expect_eq(rep.files, 3000);
+        cr_expect_eq(rep.bytes, 30000);
+        cr_expect_neq(faccessat(t.fd, "d", F_OK, AT_SYMLINK_NOFOLLOW), 0,
+                      "the tree is still there");
         aidp_tmpfs_release(&t);
 }
