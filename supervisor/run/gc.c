@@ -181,9 +181,18 @@ static void gc_cgroups(const struct cg_list *cgs, int *removed, int *left)
 /* The ABORT record, before the journal goes: if it cannot be written the
  * journal stays and the next gc tries again. */
 static int gc_record_abort(json_object *j, const struct aidp_shred_report *total, bool shredded,
-                           char *what, size_t what_len)
+                           const char *by, char *what, size_t what_len)
 {
-        json_object *lin, *jobs, *rid;
+        json_object *lin, *jobs, *rid, *ended;
+        /* The supervisor wrote the run's end record and left the rest to gc:
+         * a second end record (ABORT after FAIL) would contradict it. */
+        if (json_object_object_get_ex(j, "end_recorded", &ended)) {
+                char report[512];
+                aidp_text_printf(report, sizeof report, "%s", what);
+                aidp_text_printf(what, what_len, "%s; end record (%s) already in lineage", report,
+                                 json_object_get_string(ended));
+                return 0;
+        }
         if (!json_object_object_get_ex(j, "lineages", &lin) || json_object_array_length(lin) == 0)
                 return 0;
         const char *job = NULL;
@@ -196,7 +205,7 @@ static int gc_record_abort(json_object *j, const struct aidp_shred_report *total
         aidp_error lerr = {0};
         if (run_id &&
             aidp_run_lineage_abort(json_object_get_string(json_object_array_get_idx(lin, 0)),
-                                   run_id, job, total, shredded, report, &lerr) < 0) {
+                                   run_id, job, total, shredded, by, report, &lerr) < 0) {
                 aidp_text_printf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report,
                                  lerr.msg);
                 return -EIO;
@@ -250,6 +259,7 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
                 if (aidp_cgroup_path_kill_except(cgs.paths[i], holder ? pid1 : 0) < 0)
                         survivors = true;
         bool shredded = gc_shred(j, &pid1, holder, &total);
+        const char *by = shredded ? "gc, through the mount fds of the sandbox's pid 1" : NULL;
         if (pid1 > 0 && alive(j, "pid1", "pid1_start", &pid1) && in_run_cgroup(pid1, name)) {
                 json_object *s;
                 json_object_object_get_ex(j, "pid1_start", &s);
@@ -275,7 +285,7 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
                          removed, warn, net ? net : "");
         if (left || survivors || net_left)
                 return -EBUSY;
-        int rc = gc_record_abort(j, &total, shredded, what, what_len);
+        int rc = gc_record_abort(j, &total, shredded, by, what, what_len);
         if (rc == 0)
                 gc_remove_journal(dir);
         return rc;

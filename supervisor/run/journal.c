@@ -149,6 +149,12 @@ void aidp_journal_set_pid1(struct aidp_journal *j, pid_t pid)
                                json_object_new_uint64(aidp_proc_starttime(pid)));
 }
 
+void aidp_journal_set_ended(struct aidp_journal *j, const char *event)
+{
+        if (j->obj)
+                json_object_object_add(j->obj, "end_recorded", json_object_new_string(event));
+}
+
 int aidp_journal_sync(struct aidp_journal *j, aidp_error *err)
 {
         char tmp[PATH_MAX + 16], final[PATH_MAX + 16];

@@ -56,7 +56,7 @@ struct run {
         char cwd[4096];
         struct aidp_bpf bpf;
         struct aidp_cgroup *cg;
-        struct aidp_tmpfs tmpfs[4];
+        struct aidp_tmpfs tmpfs[AIDP_SANDBOX_MAX_MOUNTS];
         size_t n_tmpfs;
         struct aidp_journal journal;
         bool journal_open;
@@ -111,6 +111,7 @@ static inline void aidp_run_close(int *fd)
 /* run.c */
 void aidp_run_phase(struct run *r, const char *name);
 void aidp_run_fault_point(const char *where);
+bool aidp_run_fault_fail(const char *where);
 
 /* resolve.c: 1 */
 int aidp_run_resolve(struct run *r, aidp_error *err);
@@ -128,6 +129,10 @@ void aidp_run_journal_cgroups(struct run *r);
 
 /* prepare.c: 3 and 6 */
 int aidp_run_prepare(struct run *r, aidp_error *err);
+/* Refuse (before anything is decrypted) inputs that cannot fit the run's memory. */
+int aidp_run_check_data_fits(struct run *r, aidp_error *err);
+/* Where a tmpfs of the run is mounted in the sandbox ("/scratch", "/dev/shm"). */
+const char *aidp_run_tmpfs_target(const struct run *r, const struct aidp_tmpfs *t);
 int aidp_run_inject(struct run *r, aidp_error *err);
 
 /* spawn.c: 4 */

@@ -97,18 +97,13 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                 .has_cwd_tree = r->cp.cwd_tree >= 0,
         };
         job_groups(r, spec);
-        const char *targets[] = {"/tmp", r->profile.paths.scratch, r->profile.paths.out};
-        for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)
-                spec->mounts[spec->n_mounts++] = (struct aidp_sandbox_mount){
-                        .fd = r->tmpfs[i].fd, .target = targets[i], .readonly = false};
         /* /data is read-only for the job (the mount, not the superblock: our
          * own fd stays writable for shred). */
-        for (size_t i = ARRAY_SIZE(targets); i < r->n_tmpfs; i++)
-                if (!strcmp(r->tmpfs[i].label, "data"))
-                        spec->mounts[spec->n_mounts++] =
-                                (struct aidp_sandbox_mount){.fd = r->tmpfs[i].fd,
-                                                            .target = r->profile.paths.data,
-                                                            .readonly = true};
+        for (size_t i = 0; i < r->n_tmpfs && i < AIDP_SANDBOX_MAX_MOUNTS; i++)
+                spec->mounts[spec->n_mounts++] = (struct aidp_sandbox_mount){
+                        .fd = r->tmpfs[i].fd,
+                        .target = aidp_run_tmpfs_target(r, &r->tmpfs[i]),
+                        .readonly = !strcmp(r->tmpfs[i].label, "data")};
 }
 
 /* pid 1 exists: the journal names it and the mount fds it holds, so that gc can
