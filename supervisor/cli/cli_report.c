@@ -108,15 +108,14 @@ json_object *aidp_cli_summary_json(const struct aidp_run_result *r)
         json_object_object_add(s, "mounts", ms);
         json_object_object_add(o, "shred", s);
         json_object *mem = json_object_new_object();
-        json_object_object_add(mem, "peak_bytes", r->memory_peak_known
-                                                          ? json_object_new_uint64(r->memory_peak_bytes)
-                                                          : NULL);
+        json_object_object_add(mem, "peak_bytes",
+                               r->memory_peak_known ? json_object_new_uint64(r->memory_peak_bytes)
+                                                    : NULL);
         json_object_object_add(mem, "data_bytes", json_object_new_uint64(r->data_memory_bytes));
         json_object_object_add(mem, "tmpfs_bytes", json_object_new_uint64(r->tmpfs_memory_bytes));
-        json_object_object_add(mem, "process_peak_bytes",
-                               r->memory_peak_known
-                                       ? json_object_new_uint64(r->process_memory_peak_bytes)
-                                       : NULL);
+        json_object_object_add(
+                mem, "process_peak_bytes",
+                r->memory_peak_known ? json_object_new_uint64(r->process_memory_peak_bytes) : NULL);
         json_object_object_add(o, "memory", mem);
         json_object *in = json_object_new_array();
         for (size_t i = 0; i < r->n_inputs; i++)

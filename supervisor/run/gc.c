@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/path.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/run/journal.h"
 #include "supervisor/run/run.h"
 #include "supervisor/run/run_lineage.h"
 #include "supervisor/run/run_net.h"
+#include "supervisor/sandbox/nspin.h"
 #include "supervisor/sandbox/shred.h"
 
 static bool alive(json_object *j, const char *pid_key, const char *start_key, pid_t *pid_out)
@@ -163,6 +165,49 @@ static bool gc_shred(json_object *j, pid_t *pid1, bool holder, struct aidp_shred
         return shredded;
 }
 
+/* As many tmpfs mounts as a run has (AIDP_SANDBOX_MAX_MOUNTS). */
+#define GC_MAX_MOUNTS 8
+
+/* pid 1 is gone too: the tmpfs mounts live on in its mount namespace, which
+ * the run pinned in its journal directory (nspin.h). Writable clones of them
+ * are opened in there and overwritten. Returns whether anything was. */
+static bool gc_shred_pinned(const char *pin, json_object *j, struct aidp_shred_report *total)
+{
+        json_object *arr;
+        if (access(pin, F_OK) != 0 || !json_object_object_get_ex(j, "tmpfs", &arr))
+                return false;
+        const char *targets[GC_MAX_MOUNTS];
+        size_t n = 0;
+        for (size_t i = 0; i < json_object_array_length(arr) && n < GC_MAX_MOUNTS; i++) {
+                json_object *t;
+                /* Only absolute paths without "..": names inside the
+                 * sandbox, resolved in its namespace. */
+                if (json_object_object_get_ex(json_object_array_get_idx(arr, i), "target", &t) &&
+                    aidp_path_is_clean_abs(json_object_get_string(t)))
+                        targets[n++] = json_object_get_string(t);
+        }
+        if (n == 0)
+                return false;
+        int fds[GC_MAX_MOUNTS];
+        int opened = aidp_nspin_open_mounts(pin, targets, n, fds);
+        if (opened < (int)n)
+                total->verified = false; /* a mount out of reach */
+        bool shredded = false;
+        for (size_t i = 0; i < n; i++) {
+                if (fds[i] < 0)
+                        continue;
+                struct aidp_shred_report one;
+                int e = aidp_shred_tree(fds[i], 2, &one);
+                close(fds[i]);
+                total->files += one.files;
+                total->bytes += one.bytes;
+                if (!one.verified || e < 0)
+                        total->verified = false;
+                shredded = true;
+        }
+        return shredded;
+}
+
 /* Remove the run's cgroup directories; counts what was removed and left. */
 static void gc_cgroups(const struct cg_list *cgs, int *removed, int *left)
 {
@@ -217,6 +262,8 @@ static int gc_record_abort(json_object *j, const struct aidp_shred_report *total
 static void gc_remove_journal(const char *dir)
 {
         char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_NSPIN, dir);
+        unlink(p);
         snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, dir);
         unlink(p);
         snprintf(p, sizeof p, "%s/journal.json", dir);
@@ -260,12 +307,21 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
                         survivors = true;
         bool shredded = gc_shred(j, &pid1, holder, &total);
         const char *by = shredded ? "gc, through the mount fds of the sandbox's pid 1" : NULL;
+        char pin[PATH_MAX + 16];
+        snprintf(pin, sizeof pin, "%s/" AIDP_JOURNAL_NSPIN, dir);
+        if (!shredded && !holder && gc_shred_pinned(pin, j, &total)) {
+                shredded = true;
+                by = "gc, through the run's pinned mount namespace";
+        }
         if (pid1 > 0 && alive(j, "pid1", "pid1_start", &pid1) && in_run_cgroup(pid1, name)) {
                 json_object *s;
                 json_object_object_get_ex(j, "pid1_start", &s);
                 kill(pid1, SIGKILL);
                 wait_gone(pid1, json_object_get_uint64(s));
         }
+        /* Overwritten (or out of reach): the namespace may go, and with it
+         * the network namespace its sysfs holds. */
+        aidp_nspin_release(pin);
         int removed, left;
         gc_cgroups(&cgs, &removed, &left);
         const char *warn = survivors ? ", processes of the run survived the kill"

@@ -129,7 +129,7 @@ void aidp_journal_cgroup_log_each(const char *dir, void (*fn)(const char *path, 
         }
 }
 
-void aidp_journal_add_fd(struct aidp_journal *j, const char *label, int fd)
+void aidp_journal_add_fd(struct aidp_journal *j, const char *label, const char *target, int fd)
 {
         json_object *arr;
         if (!j->obj || !json_object_object_get_ex(j->obj, "tmpfs", &arr))
@@ -137,6 +137,7 @@ void aidp_journal_add_fd(struct aidp_journal *j, const char *label, int fd)
         json_object *o = json_object_new_object();
         json_object_object_add(o, "label", json_object_new_string(label));
         json_object_object_add(o, "fd", json_object_new_int(fd));
+        json_object_object_add(o, "target", json_object_new_string(target));
         json_object_array_add(arr, o);
 }
 
@@ -180,6 +181,8 @@ void aidp_journal_remove(struct aidp_journal *j)
 {
         char p[PATH_MAX + 32];
         snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, j->dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_NSPIN, j->dir);
         unlink(p);
         snprintf(p, sizeof p, "%s/journal.json", j->dir);
         unlink(p);

@@ -30,6 +30,7 @@
 #include "supervisor/run/run_net.h"
 #include "supervisor/run/run_policy.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/sandbox/nspin.h"
 #include "supervisor/sandbox/relay.h"
 #include "supervisor/sandbox/sandbox.h"
 #include "supervisor/sandbox/tmpfs.h"
@@ -61,6 +62,7 @@ struct run {
         struct aidp_journal journal;
         bool journal_open;
         pid_t pid1;
+        char nspin[4200]; /* the pin of pid 1's mount namespace, "" if none */
         int pidfd;
         int learn_sv[2];     /* learn mode: the child sends the listener fd over [1] */
         char *dev_rules[64]; /* device cgroup allow lines of the profile's devices */

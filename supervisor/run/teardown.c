@@ -203,8 +203,13 @@ int aidp_run_teardown(struct run *r, aidp_error *err)
                 collect_out(r);
         /* 8.3 shred */
         shred_all(r);
-        /* 8.4 pid 1 */
+        /* 8.4 pid 1, and the pin of its mount namespace: the tmpfs mounts
+         * are overwritten, and the namespace keeps the network one alive */
         keep_first(&rc, err, end_pid1(r, &e), &e);
+        if (r->nspin[0]) {
+                aidp_nspin_release(r->nspin);
+                r->nspin[0] = '\0';
+        }
         /* 8.5 the network: its host table and lease (the veth goes with pid
          * 1's namespace); the last denials are read first */
         if (r->net.applied) {
@@ -254,6 +259,8 @@ size_t aidp_run_removed_list(struct run *r, char **out, size_t max)
                         if (asprintf(&out[n], "cgroup %s", paths[i]) >= 0)
                                 n++;
         }
+        if (r->nspin[0] && n < max && asprintf(&out[n], "mount namespace pin %s", r->nspin) >= 0)
+                n++;
         if (r->journal_open && n < max && asprintf(&out[n], "journal %s", r->journal.dir) >= 0)
                 n++;
         return n;

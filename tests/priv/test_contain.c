@@ -72,10 +72,9 @@ static void make_dataset(const char *name, uint64_t bytes, bool sparse, char *ou
 static void run_argv(char **argv, const char *const *extra, const char *script)
 {
         size_t n = 0;
-        const char *base[] = {AIDP_SUPERVISOR, "run",      "--user",    "65534", "--no-cwd",
-                              "-q",            "--run-dir", rundir,      "--key-dir", keydir,
-                              "--lineage",     logp,        "--summary", summary,  "--run-id",
-                              run_id};
+        const char *base[] = {AIDP_SUPERVISOR, "run",   "--user",    "65534", "--no-cwd",  "-q",
+                              "--run-dir",     rundir,  "--key-dir", keydir,  "--lineage", logp,
+                              "--summary",     summary, "--run-id",  run_id};
         for (size_t i = 0; i < sizeof base / sizeof *base; i++)
                 argv[n++] = (char *)base[i];
         for (; extra && *extra; extra++)
@@ -166,9 +165,11 @@ Test(contain, dev_shm_is_the_supervisors_tmpfs_shredded_and_reported)
         size_t len = 0;
         char *log = aidp_test_slurp(logp, &len);
         cr_assert_not_null(log);
-        cr_expect(strstr(log, "\"mount\":\"\\/dev\\/shm\"") || strstr(log, "\"mount\":\"/dev/shm\""),
+        cr_expect(strstr(log, "\"mount\":\"\\/dev\\/shm\"") ||
+                          strstr(log, "\"mount\":\"/dev/shm\""),
                   "no /dev/shm in lineage's shred report");
-        cr_expect(strstr(log, "\"shreddedBy\":\"supervisor\""), "lineage does not say who shredded");
+        cr_expect(strstr(log, "\"shreddedBy\":\"supervisor\""),
+                  "lineage does not say who shredded");
         free(log);
 }
 
