@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "common/exitcodes.h"
@@ -218,15 +219,9 @@ Test(contain, dev_shm_is_mounted_noswap_with_its_own_size)
 Test(contain, files_deeper_than_path_max_are_shredded)
 {
         AIDP_REQUIRE_ROOT();
-        char script[2048], name[241];
-        memset(name, 'n', 240);
-        name[240] = '\0';
-        /* perl: a shell's cd builds the whole path and stops at PATH_MAX */
-        TEST_SNPRINTF(script,
-                      "exec perl -e 'chdir \"/scratch\" or exit 8; for (1..20) { mkdir \"%s\" "
-                      "or exit 9; chdir \"%s\" or exit 10 } open(F, \">deep\") or exit 11; "
-                      "print F \"x\" x 5000; close(F) or exit 12'",
-                      name, name);
+        /* a helper program: a shell's cd builds the whole path and stops at
+         * PATH_MAX (and the VM has no perl or python) */
+        const char *script = "exec " AIDP_PROBE " deep /scratch";
         char *argv[64];
         run_argv(argv, NULL, script);
         int st = aidp_test_run(&P, argv);
@@ -278,15 +273,21 @@ Test(contain, a_run_never_gets_two_end_records)
 Test(contain, dataset_larger_than_the_memory_limit_is_refused_up_front)
 {
         AIDP_REQUIRE_ROOT();
+        /* 600 MiB under 128 MiB; where the disk cannot hold that (the VM's
+         * /tmp is in its 1 GiB of RAM), 120 MiB under 64 MiB */
+        struct statvfs sv;
+        cr_assert_eq(statvfs(T, &sv), 0);
+        bool small = (uint64_t)sv.f_bavail * sv.f_frsize < (1400ULL << 20);
         char big[4096];
-        make_dataset("big", 600ULL << 20, true, big, sizeof big);
+        make_dataset("big", small ? 120ULL << 20 : 600ULL << 20, true, big, sizeof big);
+        const char *mem = small ? "64Mi" : "128Mi", *mem_text = small ? "64 MiB" : "128 MiB";
         char *argv[64];
-        const char *extra[] = {"--memory", "128Mi", "--data", big, NULL};
+        const char *extra[] = {"--memory", mem, "--data", big, NULL};
         run_argv(argv, extra, "echo the-job-ran");
         int st = aidp_test_run(&P, argv);
         cr_expect_eq(st, AIDP_EXIT_USAGE, "exit %d: %s", st, P.err);
         cr_expect(strstr(P.err, "MiB of memory once decrypted"), "%s", P.err);
-        cr_expect(strstr(P.err, "128 MiB") && strstr(P.err, "--memory"), "%s", P.err);
+        cr_expect(strstr(P.err, mem_text) && strstr(P.err, "--memory"), "%s", P.err);
         cr_expect(!strstr(P.out, "the-job-ran"), "the job ran");
         cr_expect_eq(count_events("START"), 0, "a refused run was started");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup was made");
@@ -296,32 +297,35 @@ Test(contain, dataset_larger_than_the_memory_limit_is_refused_up_front)
 }
 
 /* The run's cgroup file (memory.usage_in_bytes on v1, memory.current on v2)
- * of the memory hierarchy pid1 is in, read from the host. */
-static uint64_t run_memory_usage(pid_t pid1)
+ * of the memory hierarchy pid1 is in, read from the host; 0 when unreadable
+ * (the caller stops the run before it asserts). */
+static uint64_t run_memory_usage(pid_t pid1, char *file, size_t len)
 {
-        char p[64], line[4096], file[4200];
+        char p[64], line[4096];
         TEST_SNPRINTF(p, "/proc/%d/cgroup", (int)pid1);
         FILE *f = fopen(p, "re");
-        cr_assert_not_null(f);
+        if (!f)
+                return 0;
         file[0] = '\0';
         while (fgets(line, sizeof line, f)) {
                 line[strcspn(line, "\n")] = '\0';
                 char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
                 if (!c2)
                         continue;
-                *c2 = '\0';
+                *c1 = *c2 = '\0';
                 if (strstr(c1 + 1, "memory"))
-                        TEST_SNPRINTF(file, "/sys/fs/cgroup/memory%s/memory.usage_in_bytes",
-                                      c2 + 1);
+                        snprintf(file, len, "/sys/fs/cgroup/memory%s/memory.usage_in_bytes",
+                                 c2 + 1);
                 else if (!c1[1] && !file[0] && !strcmp(line, "0"))
-                        TEST_SNPRINTF(file, "/sys/fs/cgroup%s/memory.current", c2 + 1);
+                        snprintf(file, len, "/sys/fs/cgroup%s/memory.current", c2 + 1);
         }
         fclose(f);
         f = fopen(file, "re");
-        cr_assert_not_null(f, "%s: %s", file, strerror(errno));
         unsigned long long v = 0;
-        cr_assert_eq(fscanf(f, "%llu", &v), 1);
-        fclose(f);
+        if (!f || fscanf(f, "%llu", &v) != 1)
+                v = 0;
+        if (f)
+                fclose(f);
         return v;
 }
 
@@ -344,9 +348,11 @@ Test(contain, data_pages_are_charged_to_the_run_and_reported_apart)
         int pid1 = 0;
         cr_assert(f && fscanf(f, "%d", &pid1) == 1, "no pid 1");
         fclose(f);
-        uint64_t usage = run_memory_usage(pid1);
+        char file[4200];
+        uint64_t usage = run_memory_usage(pid1, file, sizeof file);
         kill(P.pid, SIGTERM);
         aidp_test_finish(&P);
+        cr_assert_gt(usage, 0, "cannot read the run's memory usage (%s)", file);
         cr_expect_geq(usage, 43ULL << 20,
                       "the run's cgroup holds %llu bytes: the 40 MiB of /data are not charged "
                       "to it",
