@@ -129,6 +129,17 @@ static const char *gc_network(const char *dir, json_object *j)
         return ", released its network";
 }
 
+/* Overwrite one tmpfs (a writable mount fd) and add it to the total. */
+static void shred_one(int fd, struct aidp_shred_report *total)
+{
+        struct aidp_shred_report one;
+        int e = aidp_shred_tree(fd, 2, &one);
+        total->files += one.files;
+        total->bytes += one.bytes;
+        if (!one.verified || e < 0)
+                total->verified = false;
+}
+
 /* Overwrite every tmpfs of the run through duplicates of pid 1's own mount
  * fds (the writable originals the supervisor had; reopening the
  * /proc/<pid>/fd link fails for a mount outside our namespace). Returns
@@ -154,12 +165,7 @@ static bool gc_shred(json_object *j, pid_t *pid1, bool holder, struct aidp_shred
                         total->verified = false;
                         continue;
                 }
-                struct aidp_shred_report one;
-                int e = aidp_shred_tree(fd, 2, &one);
-                total->files += one.files;
-                total->bytes += one.bytes;
-                if (!one.verified || e < 0)
-                        total->verified = false;
+                shred_one(fd, total);
                 shredded = true;
         }
         return shredded;
@@ -196,13 +202,8 @@ static bool gc_shred_pinned(const char *pin, json_object *j, struct aidp_shred_r
         for (size_t i = 0; i < n; i++) {
                 if (fds[i] < 0)
                         continue;
-                struct aidp_shred_report one;
-                int e = aidp_shred_tree(fds[i], 2, &one);
+                shred_one(fds[i], total);
                 close(fds[i]);
-                total->files += one.files;
-                total->bytes += one.bytes;
-                if (!one.verified || e < 0)
-                        total->verified = false;
                 shredded = true;
         }
         return shredded;

@@ -495,21 +495,6 @@ Test(crash, oci_poststop_hook_cleans_a_killed_run)
         crash_then("job", "head -c 1048576 /dev/urandom > /scratch/x; sleep 600", gc_by_oci_hook);
 }
 
-static bool fd_all_zero(int fd, size_t size)
-{
-        unsigned char buf[65536];
-        for (off_t off = 0; off < (off_t)size;) {
-                ssize_t n = pread(fd, buf, sizeof buf, off);
-                if (n <= 0)
-                        return false;
-                for (ssize_t i = 0; i < n; i++)
-                        if (buf[i])
-                                return false;
-                off += n;
-        }
-        return true;
-}
-
 /* The supervisor is killed mid-teardown (after /tmp was overwritten, before
  * /scratch), then the sandbox's pid 1: nothing holds a mount fd any more, yet
  * the pages are overwritten before they are freed, by gc through the run's
@@ -536,7 +521,8 @@ Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
         TEST_SNPRINTF(p, "/proc/%d/root/scratch/x", (int)pid1);
         int keep = open(p, O_RDONLY | O_CLOEXEC);
         cr_assert_geq(keep, 0, "%s: %s", p, strerror(errno));
-        cr_assert(!fd_all_zero(keep, 1048576), "/scratch/x holds no data before the kill");
+        cr_assert(!aidp_test_fd_all_zero(keep, 1048576),
+                  "/scratch/x holds no data before the kill");
 
         kill(P.pid, SIGKILL);
         aidp_test_reap(&P);
@@ -551,7 +537,8 @@ Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
         cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
         cr_expect(strstr(P.err, "verified: yes"), "%s", P.err);
         cr_expect(strstr(P.err, " 0 bytes") == NULL, "nothing was overwritten: %s", P.err);
-        cr_expect(fd_all_zero(keep, 1048576), "/scratch/x was freed without an overwrite");
+        cr_expect(aidp_test_fd_all_zero(keep, 1048576),
+                  "/scratch/x was freed without an overwrite");
         close(keep);
         size_t len = 0;
         char *log = aidp_test_slurp(logp, &len);

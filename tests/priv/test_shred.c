@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "priv.h"
+#include "runner.h"
 #include "supervisor/sandbox/shred.h"
 #include "supervisor/sandbox/tmpfs.h"
 
@@ -32,21 +33,6 @@ static void fill(int dirfd, const char *name, size_t size, unsigned char byte)
                 done += n;
         }
         close(fd);
-}
-
-static bool all_zero_fd(int fd, off_t size)
-{
-        unsigned char buf[65536];
-        for (off_t off = 0; off < size;) {
-                ssize_t n = pread(fd, buf, sizeof buf, off);
-                if (n <= 0)
-                        return false;
-                for (ssize_t i = 0; i < n; i++)
-                        if (buf[i])
-                                return false;
-                off += n;
-        }
-        return true;
 }
 
 Test(shred, overwrites_every_byte_in_place_and_removes_the_tree, .timeout = 60)
@@ -84,12 +70,12 @@ Test(shred, overwrites_every_byte_in_place_and_removes_the_tree, .timeout = 60)
         cr_expect_eq(rep.bytes, (100ULL << 20) + 17 + 4097 + 4096);
 
         /* The pages behind the names hold zeros now, not the data. */
-        cr_expect(all_zero_fd(keep_big, (100LL << 20) + 17), "big was not overwritten");
-        cr_expect(all_zero_fd(keep_small, 4097), "a/b/small was not overwritten");
-        cr_expect(all_zero_fd(keep_sparse, 4096), "sparse head");
+        cr_expect(aidp_test_fd_all_zero(keep_big, (100LL << 20) + 17), "big was not overwritten");
+        cr_expect(aidp_test_fd_all_zero(keep_small, 4097), "a/b/small was not overwritten");
+        cr_expect(aidp_test_fd_all_zero(keep_sparse, 4096), "sparse head");
         unsigned char tail[4096];
         cr_expect_eq(pread(keep_sparse, tail, sizeof tail, 512LL << 20), (ssize_t)sizeof tail);
-        cr_expect(all_zero_fd(keep_sparse, 0) && tail[0] == 0 && tail[4095] == 0,
+        cr_expect(aidp_test_fd_all_zero(keep_sparse, 0) && tail[0] == 0 && tail[4095] == 0,
                   "sparse data not overwritten");
         struct stat st;
         cr_expect_eq(fstat(keep_sparse, &st), 0);
@@ -143,7 +129,7 @@ Test(shred, falls_back_to_write_and_read_when_a_range_cannot_be_mapped, .timeout
         cr_assert_eq(waitpid(pid, &st, 0), pid);
         cr_assert(WIFEXITED(st), "the shredding child died (signal %d)", WTERMSIG(st));
         cr_assert_eq(WEXITSTATUS(st), 0, "child status %d", WEXITSTATUS(st));
-        cr_expect(all_zero_fd(keep, (70LL << 20) + 5), "big was not overwritten");
+        cr_expect(aidp_test_fd_all_zero(keep, (70LL << 20) + 5), "big was not overwritten");
         close(keep);
         aidp_tmpfs_release(&t);
 }
@@ -178,7 +164,7 @@ Test(shred, reaches_files_deeper_than_path_max, .timeout = 60)
         cr_expect(rep.verified, "%s", rep.first_failure);
         cr_expect_eq(rep.files, 1);
         cr_expect_eq(rep.bytes, 3 * 4096 + 5);
-        cr_expect(all_zero_fd(keep, 3 * 4096 + 5), "the deep file was not overwritten");
+        cr_expect(aidp_test_fd_all_zero(keep, 3 * 4096 + 5), "the deep file was not overwritten");
         cr_expect_neq(faccessat(t.fd, name, F_OK, AT_SYMLINK_NOFOLLOW), 0,
                       "the tree is still there");
         close(keep);
