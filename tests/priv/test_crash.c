@@ -207,6 +207,20 @@ static void gc_direct(void)
         cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
 }
 
+/* The sandbox's pid 1, as the run's journal names it. */
+static pid_t journal_pid1(const char *run_id)
+{
+        char jp[4096 + 128];
+        TEST_SNPRINTF(jp, "%s/%s/journal.json", rundir, run_id);
+        json_object *j = json_object_from_file(jp);
+        cr_assert_not_null(j, "no journal at %s", jp);
+        json_object *v;
+        cr_assert(json_object_object_get_ex(j, "pid1", &v), "journal without pid1");
+        pid_t pid1 = json_object_get_int(v);
+        json_object_put(j);
+        return pid1;
+}
+
 static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
@@ -217,14 +231,7 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
         aidp_test_reap(&P);
 
         /* What a dead supervisor leaves: its journal, and pid 1 holding the data. */
-        char jp[4096 + 128];
-        TEST_SNPRINTF(jp, "%s/%s/journal.json", rundir, run_id);
-        json_object *j = json_object_from_file(jp);
-        cr_assert_not_null(j, "no journal at %s", jp);
-        json_object *v;
-        cr_assert(json_object_object_get_ex(j, "pid1", &v), "journal without pid1");
-        pid_t pid1 = json_object_get_int(v);
-        json_object_put(j);
+        pid_t pid1 = journal_pid1(run_id);
         cr_assert_eq(kill(pid1, 0), 0, "pid 1 of the sandbox did not hold on to the run's data");
         cr_assert_eq(count_events("START"), 1);
         /* inject comes before the go, which moves pid 1 into the v1 hierarchies */
@@ -509,14 +516,7 @@ Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
         spawn_stopped("shred", run_id,
                       "head -c 1048576 /dev/urandom > /scratch/x; "
                       "head -c 65536 /dev/urandom > /dev/shm/y");
-        char jp[4096 + 128];
-        TEST_SNPRINTF(jp, "%s/%s/journal.json", rundir, run_id);
-        json_object *j = json_object_from_file(jp);
-        cr_assert_not_null(j, "no journal at %s", jp);
-        json_object *v;
-        cr_assert(json_object_object_get_ex(j, "pid1", &v), "journal without pid1");
-        pid_t pid1 = json_object_get_int(v);
-        json_object_put(j);
+        pid_t pid1 = journal_pid1(run_id);
         char p[128];
         TEST_SNPRINTF(p, "/proc/%d/root/scratch/x", (int)pid1);
         int keep = open(p, O_RDONLY | O_CLOEXEC);
