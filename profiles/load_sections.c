@@ -165,12 +165,14 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                 aidp_ld_origin_set(ld, t, v, "limits.wallTime");
         }
         if ((v = aidp_yaml_get(t, n, "tmpfs", NULL))) {
-                static const char *const tkeys[] = {"/tmp", "/scratch", "/out", "/data", NULL};
+                static const char *const tkeys[] = {"/tmp",  "/scratch", "/out",
+                                                    "/data", "/dev/shm", NULL};
                 if ((rc = aidp_yaml_check_keys(t, v, "limits.tmpfs", tkeys, ld->err)) < 0)
                         return rc;
                 uint64_t *dst[] = {&p->limits.tmp_bytes, &p->limits.scratch_bytes,
-                                   &p->limits.out_bytes, &p->limits.data_bytes};
-                for (size_t i = 0; i < 4; i++) {
+                                   &p->limits.out_bytes, &p->limits.data_bytes,
+                                   &p->limits.shm_bytes};
+                for (size_t i = 0; i < 5; i++) {
                         ynode *sv = aidp_yaml_get(t, v, tkeys[i], NULL);
                         if (!sv)
                                 continue;

@@ -19,6 +19,7 @@
 #include "supervisor/cli/cli.h"
 #include "supervisor/cli/trust.h"
 #include "supervisor/sandbox/procstate.h"
+#include "supervisor/cli/cli_report.h"
 #include "supervisor/cli/options.h"
 #include "supervisor/run/run.h"
 #include "supervisor/sandbox/fdpass.h"
@@ -163,7 +164,16 @@ static const struct aidp_cli_opt run_opts[] = {
                      "SIGTERM-to-SIGKILL grace on timeout/stop (default 5s)", U, .min = 1,
                      .max = 3600, .expect = "a duration of 1s to 1h", .limit = true),
         AIDP_CLI_OPT("tmp-size", 0, AIDP_CLI_SIZE, RUN(o.tmp_bytes), "SIZE",
-                     "size of the private /tmp and /dev/shm (default 256M)", U, .min = 4096,
+                     "size of the private /tmp (and /dev/shm unless --shm-size; default 256M)", U,
+                     .min = 4096, .expect = "a size such as 256M (at least 4K)", .limit = true),
+        AIDP_CLI_OPT("scratch-size", 0, AIDP_CLI_SIZE, RUN(o.scratch_bytes), "SIZE",
+                     "size of /scratch (default 1G)", U, .min = 4096,
+                     .expect = "a size such as 1G (at least 4K)", .limit = true),
+        AIDP_CLI_OPT("out-size", 0, AIDP_CLI_SIZE, RUN(o.out_bytes), "SIZE",
+                     "size of /out (default 1G)", U, .min = 4096,
+                     .expect = "a size such as 1G (at least 4K)", .limit = true),
+        AIDP_CLI_OPT("shm-size", 0, AIDP_CLI_SIZE, RUN(o.shm_bytes), "SIZE",
+                     "size of /dev/shm (default: as /tmp)", U, .min = 4096,
                      .expect = "a size such as 256M (at least 4K)", .limit = true),
         AIDP_CLI_OPT(
                 "rlimit", 0, AIDP_CLI_CUSTOM, 0, "NAME=SOFT[:HARD]",
@@ -258,175 +268,6 @@ static void gc_report(const char *run_id, const char *what, void *arg)
         fprintf(stderr, "aidp-supervisor: gc: run %s aborted earlier: %s\n", run_id, what);
 }
 
-static json_object *tag_list(const char *joined)
-{
-        json_object *a = json_object_new_array();
-        char buf[sizeof((struct aidp_run_dataset *)0)->residency];
-        snprintf(buf, sizeof buf, "%s", joined);
-        char *save = NULL;
-        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-                json_object_array_add(a, json_object_new_string(t));
-        return a;
-}
-
-static json_object *dataset_json(const struct aidp_run_dataset *d)
-{
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "path", json_object_new_string(d->path));
-        json_object_object_add(o, "name", json_object_new_string(d->name));
-        json_object_object_add(o, "version", json_object_new_string(d->version));
-        json_object_object_add(o, "classification", json_object_new_string(d->classification));
-        json_object_object_add(o, "residency", tag_list(d->residency));
-        json_object_object_add(o, "regulation", tag_list(d->regulation));
-        json_object_object_add(o, "key_id", json_object_new_string(d->key_id));
-        json_object_object_add(o, "content_digest", json_object_new_string(d->digest));
-        json_object_object_add(o, "payload_bytes", json_object_new_uint64(d->bytes));
-        json_object_object_add(o, "files", json_object_new_uint64(d->files));
-        return o;
-}
-
-/* The run's network and what it refused (docs/egress.md). */
-static json_object *egress_json(const struct aidp_run_result *r)
-{
-        json_object *e = json_object_new_object(), *arr = json_object_new_array();
-        json_object_object_add(e, "address", json_object_new_string(r->egress_addr));
-        json_object_object_add(e, "denied", json_object_new_uint64(r->denials.total));
-        for (size_t i = 0; i < r->denials.n_keys; i++) {
-                char s[96];
-                aidp_netpolicy_denial_str(&r->denials.keys[i], s, sizeof s);
-                json_object *d = json_object_new_object();
-                json_object_object_add(d, "flow", json_object_new_string(s));
-                json_object_object_add(d, "count",
-                                       json_object_new_uint64(r->denials.keys[i].count));
-                json_object_array_add(arr, d);
-        }
-        json_object_object_add(e, "denials", arr);
-        return e;
-}
-
-static json_object *summary_json(const struct aidp_run_result *r)
-{
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "run_id", json_object_new_string(r->run_id));
-        json_object_object_add(o, "exit_status", json_object_new_int(r->exit_status));
-        json_object_object_add(o, "job_status", json_object_new_int(r->job_status));
-        json_object_object_add(o, "started", json_object_new_boolean(r->started));
-        json_object_object_add(o, "timed_out", json_object_new_boolean(r->timed_out));
-        json_object_object_add(o, "stop_signal", json_object_new_int(r->stop_signal));
-        json_object_object_add(o, "oom_killed", json_object_new_boolean(r->oom_killed));
-        json_object_object_add(o, "oom_kills", json_object_new_uint64(r->oom_kills));
-        /* /out without --output-dir: shredded, never kept */
-        json_object_object_add(o, "out_kept", json_object_new_boolean(!r->out_discarded));
-        json_object_object_add(o, "out_discarded_bytes",
-                               json_object_new_uint64(r->out_discarded_bytes));
-        json_object_object_add(o, "wall_seconds", json_object_new_double(r->wall_seconds));
-        /* null: the cgroup could not tell (resources_error says why) */
-        json_object_object_add(o, "cpu_seconds",
-                               r->cpu_known ? json_object_new_double((double)r->cpu_usec / 1e6)
-                                            : NULL);
-        json_object_object_add(o, "memory_peak_bytes",
-                               r->memory_peak_known ? json_object_new_uint64(r->memory_peak_bytes)
-                                                    : NULL);
-        if (r->resources_error[0])
-                json_object_object_add(o, "resources_error",
-                                       json_object_new_string(r->resources_error));
-        json_object_object_add(o, "cgroup", json_object_new_string(r->cgroup_version));
-        json_object_object_add(o, "tmpfs_noswap", json_object_new_boolean(r->noswap));
-        json_object *s = json_object_new_object();
-        json_object_object_add(s, "files", json_object_new_uint64(r->shred.files));
-        json_object_object_add(s, "bytes", json_object_new_uint64(r->shred.bytes));
-        json_object_object_add(s, "verified", json_object_new_boolean(r->shred.verified));
-        json_object_object_add(s, "seconds", json_object_new_double(r->shred.seconds));
-        json_object_object_add(o, "shred", s);
-        json_object *in = json_object_new_array();
-        for (size_t i = 0; i < r->n_inputs; i++)
-                json_object_array_add(in, dataset_json(&r->inputs[i]));
-        json_object_object_add(o, "inputs", in);
-        if (r->has_output)
-                json_object_object_add(o, "output", dataset_json(&r->output));
-        if (r->egress)
-                json_object_object_add(o, "egress", egress_json(r));
-        return o;
-}
-
-/* The summary goes to the file the caller created (fd from the trust check). */
-static int write_summary(int fd, const char *path, const struct aidp_run_result *r)
-{
-        json_object *o = summary_json(r);
-        int rc = json_object_to_fd(fd, o, JSON_C_TO_STRING_PRETTY);
-        json_object_put(o);
-        if (rc < 0) {
-                fprintf(stderr, "aidp-supervisor: error: writing summary %s: %s\n", path,
-                        strerror(errno));
-                return -1;
-        }
-        return 0;
-}
-
-/* ---- run ---- */
-
-static void print_egress(const struct aidp_run_result *res)
-{
-        fprintf(stderr, "aidp-supervisor: egress from %s: %llu packet(s) denied", res->egress_addr,
-                (unsigned long long)res->denials.total);
-        for (size_t i = 0; i < res->denials.n_keys && i < 8; i++) {
-                char s[96];
-                aidp_netpolicy_denial_str(&res->denials.keys[i], s, sizeof s);
-                fprintf(stderr, "%s%s x%llu", i ? ", " : " (", s,
-                        (unsigned long long)res->denials.keys[i].count);
-        }
-        fprintf(stderr, "%s\n", res->denials.n_keys ? ")" : "");
-}
-
-static void print_result(const struct aidp_run_result *res, bool quiet)
-{
-        if (quiet)
-                return;
-        char cpu[32] = "unknown", mem[32] = "unknown";
-        if (res->cpu_known)
-                snprintf(cpu, sizeof cpu, "%.2fs", (double)res->cpu_usec / 1e6);
-        if (res->memory_peak_known)
-                snprintf(mem, sizeof mem, "%llu MiB",
-                         (unsigned long long)(res->memory_peak_bytes >> 20));
-        if (res->started && res->resources_error[0])
-                fprintf(stderr, "aidp-supervisor: warning: run usage unknown: %s\n",
-                        res->resources_error);
-        char oom[96] = "", out[160] = "";
-        if (res->oom_kills)
-                snprintf(oom, sizeof oom, ", OOM kills %llu (killed by the memory limit)",
-                         (unsigned long long)res->oom_kills);
-        if (res->out_discarded && res->out_discarded_files)
-                snprintf(out, sizeof out,
-                         "; /out: %llu bytes in %llu files discarded (no --output-dir)",
-                         (unsigned long long)res->out_discarded_bytes,
-                         (unsigned long long)res->out_discarded_files);
-        if (res->started)
-                fprintf(stderr,
-                        "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %s, peak memory %s%s, "
-                        "cgroup %s; shred: %llu files, %llu bytes, verified %s%s%s\n",
-                        res->run_id, res->exit_status, res->wall_seconds, cpu, mem, oom,
-                        res->cgroup_version, (unsigned long long)res->shred.files,
-                        (unsigned long long)res->shred.bytes, res->shred.verified ? "yes" : "NO",
-                        out,
-                        res->noswap ? ""
-                                    : "; tmpfs noswap unsupported by this kernel (data could reach "
-                                      "swap)");
-        if (res->started && res->egress)
-                print_egress(res);
-        for (size_t i = 0; i < res->n_inputs && res->started; i++) {
-                const struct aidp_run_dataset *d = &res->inputs[i];
-                fprintf(stderr, "aidp-supervisor: input %s %s (%s%s%s%s%s): %s\n", d->name,
-                        d->version, d->classification, d->residency[0] ? "; " : "", d->residency,
-                        d->regulation[0] ? "; " : "", d->regulation, d->digest);
-        }
-        if (res->has_output) {
-                const struct aidp_run_dataset *d = &res->output;
-                fprintf(stderr, "aidp-supervisor: output %s (%s%s%s%s%s): %s\n", d->path,
-                        d->classification, d->residency[0] ? "; " : "", d->residency,
-                        d->regulation[0] ? "; " : "", d->regulation, d->digest);
-        }
-}
-
 /* aidp-supervisor-test (honours the test hooks for admins), set by main. */
 static bool g_test_build;
 /* A limit the caller lowered that root here cannot raise back (procstate.h). */
@@ -455,7 +296,7 @@ static bool is_root(const char *what)
  * object and a newline, then the fd is closed (end of result). */
 static int write_result_fd(int fd, const struct aidp_run_result *r)
 {
-        json_object *o = summary_json(r);
+        json_object *o = aidp_cli_summary_json(r);
         int rc = json_object_to_fd(fd, o, JSON_C_TO_STRING_PLAIN);
         json_object_put(o);
         if (rc < 0 || write(fd, "\n", 1) != 1) {
@@ -565,10 +406,10 @@ static int cmd_run(int argc, char **argv)
         int rc = aidp_run_execute(&c.o, &res, &err);
         if (rc < 0)
                 aidp_cli_fail(aidp_cli_run_spec.prog, &err);
-        print_result(&res, c.o.quiet);
+        aidp_cli_print_result(&res, c.o.quiet);
         status = res.exit_status;
         if (c.o.summary_path && res.run_id[0] &&
-            write_summary(summary_fd, c.o.summary_path, &res) < 0 && res.exit_status == 0)
+            aidp_cli_write_summary(summary_fd, c.o.summary_path, &res) < 0 && res.exit_status == 0)
                 status = AIDP_EXIT_INTERNAL;
         if (c.result_fd && write_result_fd((int)c.result_fd, &res) < 0 && res.exit_status == 0)
                 status = AIDP_EXIT_INTERNAL;

@@ -308,6 +308,9 @@ static void apply_cli_limits(struct aidp_limits *l, const struct aidp_run_opts *
                 {o->pids, &l->pids},
                 {o->timeout_seconds, &l->wall_seconds},
                 {o->tmp_bytes, &l->tmp_bytes},
+                {o->scratch_bytes, &l->scratch_bytes},
+                {o->out_bytes, &l->out_bytes},
+                {o->shm_bytes, &l->shm_bytes},
                 {o->kill_after, &l->kill_after_seconds},
         };
         for (size_t i = 0; i < ARRAY_SIZE(over); i++)
@@ -407,6 +410,8 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
          * prepare decrypts anything. A denial ends the run here. */
         rc = aidp_run_policy_decide(&r->policy, r->caller_rc == 0 ? &r->caller : NULL,
                                     &r->caller_err, &r->profile, &r->inject, err);
+        if (rc == 0)
+                rc = aidp_run_check_data_fits(r, err);
         if (rc < 0)
                 return rc;
         if (o->on_notify_fd && (rc = learn_policy(r, err)) < 0)

@@ -57,6 +57,14 @@ void aidp_run_fault_point(const char *where)
                 raise(SIGSTOP);
 }
 
+/* AIDP_FAULT_FAIL_AT=shred: the step reports a failure (test builds only, like
+ * every AIDP_FAULT_ variable: supervisor/cli/env.c). */
+bool aidp_run_fault_fail(const char *where)
+{
+        const char *at = getenv("AIDP_FAULT_FAIL_AT");
+        return at && !strcmp(at, where);
+}
+
 /* The run's result: exit status and error, from the run and its teardown. */
 static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_error *terr)
 {
@@ -222,6 +230,14 @@ static int end_record(struct run *r, int rc, char **removed, size_t n_removed, i
         int lrc = aidp_run_lineage_end(&r->rl, res->run_id, res, rc, err,
                                        (const char *const *)removed, n_removed, &lerr);
         aidp_run_phase(r, "end-rec");
+        /* Teardown left something for gc, and the end record is written: the
+         * journal says so, and gc cleans up without an ABORT after it. */
+        if (lrc == 0 && trc < 0 && r->journal_open) {
+                aidp_error jerr = {0};
+                aidp_journal_set_ended(&r->journal, rc == 0 ? "COMPLETE" : "FAIL");
+                if (aidp_journal_sync(&r->journal, &jerr) < 0)
+                        fprintf(stderr, "aidp-supervisor: run %s: %s\n", res->run_id, jerr.msg);
+        }
         /* 10: the journal goes last; it stays for gc if anything is left. */
         aidp_run_journal_finish(r, trc == 0 && lrc == 0);
         if (lrc < 0) {

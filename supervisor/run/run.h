@@ -29,6 +29,7 @@ struct aidp_run_opts {
         bool no_cwd; /* do not bind the working directory */
         /* CLI overrides of the profile (0 = keep the profile's) */
         uint64_t memory_bytes, cpu_millis, pids, timeout_seconds, tmp_bytes;
+        uint64_t scratch_bytes, out_bytes, shm_bytes;  /* tmpfs sizes (docs/profiles.md) */
         struct aidp_rlimit rlimits[AIDP_RLIMIT_SLOTS]; /* --rlimit overrides (.set) */
         unsigned kill_after; /* seconds between SIGTERM and SIGKILL; 0 = the profile's */
         const char *cgroup_parent;
@@ -63,6 +64,18 @@ struct aidp_run_opts {
         void *notify_arg;
 };
 
+/* One tmpfs of the run, as shred found and left it. */
+#define AIDP_RUN_MAX_MOUNTS 8
+struct aidp_run_mount {
+        char target[128];    /* where the job saw it: "/scratch", "/dev/shm" */
+        char label[16];      /* "tmp", "scratch", "out", "shm", "data" */
+        uint64_t size_bytes; /* its limit */
+        uint64_t used_bytes; /* what it held when the job was over */
+        uint64_t files, bytes;
+        bool verified, noswap;
+        bool full; /* no block or inode left: a write will have failed (ENOSPC) */
+};
+
 struct aidp_run_result {
         char run_id[64];
         int exit_status; /* what aidp-supervisor exits with */
@@ -81,6 +94,13 @@ struct aidp_run_result {
         char resources_error[256];
         double wall_seconds;
         struct aidp_shred_report shred;
+        struct aidp_run_mount mounts[AIDP_RUN_MAX_MOUNTS]; /* per tmpfs, in shred's order */
+        size_t n_mounts;
+        const char *shredded_by; /* who overwrote the tmpfs: "supervisor" */
+        /* the run's memory in parts (its cgroup pays for all of them): the
+         * decrypted inputs in /data, the writable tmpfs mounts, and the
+         * processes' peak (the cgroup's peak less the tmpfs pages) */
+        uint64_t data_memory_bytes, tmpfs_memory_bytes, process_memory_peak_bytes;
         bool noswap; /* tmpfs noswap was available */
         char cgroup_version[4];
         /* egress (docs/egress.md): the run's network and what it refused */

@@ -243,8 +243,28 @@ static enum aidp_lineage_event_type end_type(const struct aidp_run_result *res, 
         return AIDP_LINEAGE_FAIL;
 }
 
+/* Per tmpfs: where the job saw it, its limit, what it held, what shred did. */
+static void set_mounts(json_object *f, const struct aidp_run_result *res)
+{
+        json_object *arr = json_object_new_array();
+        for (size_t i = 0; i < res->n_mounts; i++) {
+                const struct aidp_run_mount *m = &res->mounts[i];
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "mount", json_object_new_string(m->target));
+                json_object_object_add(o, "sizeBytes", json_object_new_uint64(m->size_bytes));
+                json_object_object_add(o, "usedBytes", json_object_new_uint64(m->used_bytes));
+                json_object_object_add(o, "files", json_object_new_uint64(m->files));
+                json_object_object_add(o, "bytes", json_object_new_uint64(m->bytes));
+                json_object_object_add(o, "verified", json_object_new_boolean(m->verified));
+                json_object_object_add(o, "noswap", json_object_new_boolean(m->noswap));
+                json_object_object_add(o, "full", json_object_new_boolean(m->full));
+                json_object_array_add(arr, o);
+        }
+        json_object_object_add(f, "mounts", arr);
+}
+
 static void set_shred(json_object *ev, const struct aidp_shred_report *s, bool shredded,
-                      const char *const *removed, size_t nremoved)
+                      const char *by, const char *const *removed, size_t nremoved)
 {
         struct aidp_lineage_shred ls = {
                 .files = s->files,
@@ -257,6 +277,9 @@ static void set_shred(json_object *ev, const struct aidp_shred_report *s, bool s
         aidp_lineage_set_shred(ev, &ls);
         json_object *f = aidp_lineage_run_facet(ev, "aidp_shred");
         json_object_object_add(f, "failures", json_object_new_uint64(s->failures));
+        /* Who overwrote the pages: the supervisor through its own mount fds,
+         * or gc (through pid 1's fds, or the run's pinned mount namespace). */
+        json_object_object_add(f, "shreddedBy", json_object_new_string(by ? by : "nobody"));
         if (s->first_failure[0])
                 json_object_object_add(f, "firstFailure", json_object_new_string(s->first_failure));
 }
@@ -337,7 +360,17 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                 .error = res->resources_error[0] ? res->resources_error : NULL,
         };
         aidp_lineage_set_resources(ev, &rs);
-        set_shred(ev, &res->shred, true, removed, nremoved);
+        json_object *mf = aidp_lineage_run_facet(ev, "aidp_resources");
+        json_object_object_add(mf, "dataMemoryBytes",
+                               json_object_new_uint64(res->data_memory_bytes));
+        json_object_object_add(mf, "tmpfsMemoryBytes",
+                               json_object_new_uint64(res->tmpfs_memory_bytes));
+        json_object_object_add(mf, "processMemoryPeakBytes",
+                               res->memory_peak_known
+                                       ? json_object_new_uint64(res->process_memory_peak_bytes)
+                                       : NULL);
+        set_shred(ev, &res->shred, true, res->shredded_by, removed, nremoved);
+        set_mounts(aidp_lineage_run_facet(ev, "aidp_shred"), res);
         set_host(ev);
         set_parent(ev, rl->o);
         set_network(ev, res);
@@ -369,8 +402,8 @@ const char *aidp_run_lineage_path(const struct aidp_run_lineage *rl)
 }
 
 int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const char *job,
-                           const struct aidp_shred_report *shred, bool shredded, const char *what,
-                           aidp_error *err)
+                           const struct aidp_shred_report *shred, bool shredded, const char *by,
+                           const char *what, aidp_error *err)
 {
         struct aidp_lineage *lg = NULL;
         struct aidp_lineage_options lo = {
@@ -384,7 +417,7 @@ int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const c
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
         aidp_lineage_set_exit(ev, -1, 0, AIDP_EXIT_INTERNAL, "supervisor died; cleaned up by gc");
-        set_shred(ev, shred, shredded, NULL, 0);
+        set_shred(ev, shred, shredded, shredded ? by : NULL, NULL, 0);
         json_object_object_add(aidp_lineage_run_facet(ev, "aidp_shred"), "gcReport",
                                json_object_new_string(what ? what : ""));
         set_host(ev);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/path.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/sandbox.h"
@@ -97,18 +98,13 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                 .has_cwd_tree = r->cp.cwd_tree >= 0,
         };
         job_groups(r, spec);
-        const char *targets[] = {"/tmp", r->profile.paths.scratch, r->profile.paths.out};
-        for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)
-                spec->mounts[spec->n_mounts++] = (struct aidp_sandbox_mount){
-                        .fd = r->tmpfs[i].fd, .target = targets[i], .readonly = false};
         /* /data is read-only for the job (the mount, not the superblock: our
          * own fd stays writable for shred). */
-        for (size_t i = ARRAY_SIZE(targets); i < r->n_tmpfs; i++)
-                if (!strcmp(r->tmpfs[i].label, "data"))
-                        spec->mounts[spec->n_mounts++] =
-                                (struct aidp_sandbox_mount){.fd = r->tmpfs[i].fd,
-                                                            .target = r->profile.paths.data,
-                                                            .readonly = true};
+        for (size_t i = 0; i < r->n_tmpfs && i < AIDP_SANDBOX_MAX_MOUNTS; i++)
+                spec->mounts[spec->n_mounts++] = (struct aidp_sandbox_mount){
+                        .fd = r->tmpfs[i].fd,
+                        .target = aidp_run_tmpfs_target(r, &r->tmpfs[i]),
+                        .readonly = !strcmp(r->tmpfs[i].label, "data")};
 }
 
 /* pid 1 exists: the journal names it and the mount fds it holds, so that gc can
@@ -117,8 +113,21 @@ static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *e
 {
         aidp_journal_set_pid1(&r->journal, pid);
         for (size_t i = 0; i < r->n_tmpfs; i++)
-                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label, r->tmpfs[i].fd);
+                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label,
+                                    aidp_run_tmpfs_target(r, &r->tmpfs[i]), r->tmpfs[i].fd);
         int rc = aidp_journal_sync(&r->journal, err);
+        /* Pin pid 1's mount namespace: if this supervisor and then pid 1 die,
+         * the tmpfs mounts still live in it, for gc to overwrite (nspin.h).
+         * The path is fixed in the journal directory, where gc looks. */
+        if (rc == 0 &&
+            aidp_path_join(r->nspin, sizeof r->nspin, r->journal.dir, AIDP_JOURNAL_NSPIN) < 0)
+                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENAMETOOLONG, "%s: path too long",
+                                    r->journal.dir);
+        if (rc == 0) {
+                rc = aidp_nspin_create(r->nspin, pid, err);
+                if (rc < 0)
+                        r->nspin[0] = '\0';
+        }
         /* No cgroup2 fd to clone into (v2 without one): move pid 1 by pid. */
         if (rc == 0 && !into_cgroup && aidp_cgroup_version_of(r->cg) == AIDP_CGROUP_V2)
                 rc = aidp_cgroup_attach(r->cg, pid, false, err);

@@ -302,15 +302,14 @@ static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
         CHECK(AIDP_STAGE_MOUNTS, symlink("pts/ptmx", p), p);
         path_join(p, sizeof p, dev, "shm");
         CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 01777), p);
-        char opts[64];
-        /* As large as /tmp (the profile's limits, docs/profiles.md). Size 0
-         * would make a tmpfs unlimited: refused, never defaulted. */
-        unsigned long long shm = s->profile ? s->profile->limits.tmp_bytes : 0;
-        if (!shm)
-                die(AIDP_STAGE_MOUNTS, EINVAL, "/dev/shm: no size");
-        snprintf(opts, sizeof opts, "mode=1777,size=%llu", shm);
-        CHECK(AIDP_STAGE_MOUNTS, mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts),
-              p);
+        /* Only the mount point: /dev/shm is one of the supervisor's tmpfs
+         * mounts (noswap, shredded), attached with the others below. A
+         * tmpfs made here would be out of the supervisor's reach. */
+        bool have_shm = false;
+        for (size_t i = 0; i < s->n_mounts; i++)
+                have_shm |= !strcmp(s->mounts[i].target, "/dev/shm");
+        if (!have_shm)
+                die(AIDP_STAGE_MOUNTS, EINVAL, "/dev/shm: no tmpfs of the supervisor for it");
         static const char *const links[][2] = {
                 {"/proc/self/fd", "fd"},
                 {"/proc/self/fd/0", "stdin"},

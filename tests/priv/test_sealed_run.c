@@ -100,6 +100,31 @@ static char *mountinfo(void)
         return (char *)read_all("/proc/self/mountinfo", &len);
 }
 
+/* The host's mount table less this test's runs' namespace pins (the journal
+ * directory's mnt.ns, docs/run-core.md "Both dead": an nsfs mount and the
+ * private bind it sits on, neither a tmpfs); *pins counts them and *nsfs
+ * those of type nsfs. */
+static char *mountinfo_without_pins(int *pins, int *nsfs)
+{
+        char *all = mountinfo(), *out = calloc(1, strlen(all) + 1), *save = NULL;
+        cr_assert_not_null(out);
+        *pins = *nsfs = 0;
+        char prefix[4200];
+        TEST_SNPRINTF(prefix, " %s/", rundir);
+        for (char *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                char *at = strstr(l, prefix);
+                if (at && strstr(at, "/mnt.ns ")) {
+                        (*pins)++;
+                        *nsfs += strstr(l, " - nsfs ") != NULL;
+                        continue;
+                }
+                strcat(out, l);
+                strcat(out, "\n");
+        }
+        free(all);
+        return out;
+}
+
 Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited_tags)
 {
         AIDP_REQUIRE_ROOT();
@@ -194,7 +219,11 @@ Test(sealed_run, host_mountinfo_never_shows_an_aidp_tmpfs)
         const char *extra[] = {"--data", in1, NULL};
         run_job("echo READY; sleep 2; cat /data/alpha/sub/data.txt > /out/copy", extra, true);
         cr_assert(aidp_test_wait_output(&P, "READY", 30000), "job did not start: %s", P.err);
-        char *during = mountinfo();
+        int pins = 0, nsfs = 0;
+        char *during = mountinfo_without_pins(&pins, &nsfs);
+        /* only the pin of the run's mount namespace: nsfs on a private bind */
+        cr_expect_eq(pins, 2, "%d mounts at the run's mnt.ns", pins);
+        cr_expect_eq(nsfs, 1, "the pin is not an nsfs mount");
         int st = aidp_test_finish(&P);
         cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
         char *after = mountinfo();

@@ -187,7 +187,8 @@ static const struct bad_case bad[] = {
         {"limits:\n  wallTime: 30m2h\n", 6, 13, "limits.wallTime: found '30m2h'"},
         {"limits:\n  pids: -5\n", 6, 9, "limits.pids: found '-5'"},
         {"limits:\n  tmpfs: {/var: 1Gi}\n", 6, 11,
-         "limits.tmpfs./var: unknown key '/var', expected one of: /tmp, /scratch, /out, /data"},
+         "limits.tmpfs./var: unknown key '/var', expected one of: /tmp, /scratch, /out, /data, "
+         "/dev/shm"},
         {"limits:\n  rlimits: {nofiles: 10}\n", 6, 13, "unknown rlimit 'nofiles'"},
         {"limits:\n  rlimits: {nofile: {soft: 10, hard: 5}}\n", 6, 28,
          "soft limit above the hard limit"},
@@ -447,4 +448,28 @@ Test(profile_parse, digest_is_order_independent_and_content_sensitive)
         aidp_profile_free(&a);
         aidp_profile_free(&b);
         aidp_profile_free(&c);
+}
+
+/* /dev/shm has a size of its own (issue 14), shown by explain and in the
+ * digest; without one it is as large as /tmp. */
+Test(profile_parse, dev_shm_size_is_a_profile_setting)
+{
+        const char *y = HDR "limits:\n  tmpfs: {/tmp: 64Mi, /dev/shm: 2Gi}\n";
+        struct aidp_profile p, q;
+        aidp_error err = {0};
+        cr_assert_eq(load_text(y, NULL, 0, &p, NULL, &err), 0, "%s", err.msg);
+        cr_expect_eq(p.limits.shm_bytes, 2ULL << 30);
+        cr_expect_eq(aidp_profile_shm_bytes(&p), 2ULL << 30);
+        char *text = NULL;
+        cr_assert_eq(aidp_profile_explain(&p, NULL, &text, &err), 0, "%s", err.msg);
+        cr_expect(strstr(text, "/dev/shm     tmpfs 2 GiB, writable"), "%s", text);
+        free(text);
+        cr_assert_eq(load_text(HDR "limits:\n  tmpfs: {/tmp: 64Mi}\n", NULL, 0, &q, NULL, &err), 0,
+                     "%s", err.msg);
+        cr_expect_eq(q.limits.shm_bytes, 0);
+        cr_expect_eq(aidp_profile_shm_bytes(&q), 64ULL << 20, "/dev/shm is not as large as /tmp");
+        cr_expect_neq(memcmp(p.digest, q.digest, sizeof p.digest), 0,
+                      "the size is not in the digest");
+        aidp_profile_free(&p);
+        aidp_profile_free(&q);
 }
