@@ -98,7 +98,7 @@ static void set_host(json_object *ev)
 }
 
 /* The job as lineage names it: --job-name, else the profile (a path's file name without
- * .yaml), never the command, which names the interpreter (python3) rather than the job. */
+ * .yaml; baseline when none was named), never the command, which names the interpreter (python3) rather than the job. */
 void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size)
 {
         char buf[PATH_MAX];
@@ -106,7 +106,7 @@ void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t 
                 snprintf(out, size, "%s", o->job_name);
                 return;
         }
-        snprintf(buf, sizeof buf, "%s", o->profile && o->profile[0] ? o->profile : "default");
+        snprintf(buf, sizeof buf, "%s", o->profile && o->profile[0] ? o->profile : AIDP_DEFAULT_PROFILE);
         char *name = basename(buf), *dot = strrchr(name, '.');
         if (dot && (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml")))
                 *dot = '\0';

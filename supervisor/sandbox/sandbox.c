@@ -696,7 +696,10 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         prctl(PR_SET_NAME, "aidp-init");
         aidp_sandbox_close_unlisted(s);
         /* The output relay's pipes become this process's (and so the job's)
-         * stdout and stderr. */
+         * stdout and stderr; /dev/null its stdin where the caller's could be
+         * written through (relay.h). */
+        if (s->stdin_fd > 2 && dup2(s->stdin_fd, STDIN_FILENO) < 0)
+                die(AIDP_STAGE_INIT, errno, "stdin");
         if (s->stdout_fd > 2 && dup2(s->stdout_fd, STDOUT_FILENO) < 0)
                 die(AIDP_STAGE_INIT, errno, "stdout");
         if (s->stderr_fd > 2 && dup2(s->stderr_fd, STDERR_FILENO) < 0)

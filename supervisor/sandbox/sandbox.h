@@ -70,6 +70,7 @@ struct aidp_sandbox_spec {
         int sync_fd;     /* SOCK_SEQPACKET: the go (one byte) carrying the v1 "tasks" fds */
         int err_fd;      /* write end, O_CLOEXEC: closed by a successful execve */
         int lifeline_fd; /* read end; EOF = the supervisor died (see init_loop) */
+        int stdin_fd;             /* > 2: the job's stdin (/dev/null), else fd 0 is kept */
         int stdout_fd, stderr_fd; /* > 2: the job's stdout/stderr (the output relay), else kept */
         int status_fd;            /* write end: pid 1 writes the job's status (int32) here */
         unsigned seccomp_flags;   /* extra SECCOMP_FILTER_FLAG_* (learn mode) */
