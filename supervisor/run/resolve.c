@@ -192,8 +192,9 @@ static void make_run_id(struct run *r)
 bool aidp_run_id_valid(const char *id)
 {
         size_t n = strlen(id);
-        if (n == 0 || n > 63 || strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                           "0123456789-_.") != n)
+        if (n == 0 || n > 63 ||
+            strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       "0123456789-_.") != n)
                 return false;
         /* The output is sealed as "<id>-out": the id must make a name that
          * sealing accepts (a letter or digit first), or the job would run and
@@ -339,8 +340,7 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
          * the metadata.name its author wrote into it. */
         {
                 char *n = NULL;
-                if (asprintf(&n, "%s%s", aidp_profile_ref_is_path(pname) ? "file:" : "", pname) <
-                    0)
+                if (asprintf(&n, "%s%s", aidp_profile_ref_is_path(pname) ? "file:" : "", pname) < 0)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 free(r->profile.name);
                 r->profile.name = n;

@@ -18,6 +18,7 @@
 #include "common/cleanup.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/sandbox/fdpass.h"
+#include "supervisor/sandbox/hostsock.h"
 #include "supervisor/sandbox/sandbox.h"
 
 static pid_t clone_sandbox(int *pidfd, int cgroup_fd)
@@ -94,6 +95,8 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                 .seccomp_flags = r->o->seccomp_flags,
                 .notify_fd_out = r->o->on_notify_fd ? r->learn_sv[1] : -1,
                 .bind_tree_fds = r->cp.bind_trees,
+                .host_sockets = r->host_sockets,
+                .n_host_sockets = r->n_host_sockets,
                 .cwd_tree_fd = r->cp.cwd_tree,
                 .has_cwd_tree = r->cp.cwd_tree >= 0,
         };
@@ -149,6 +152,15 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
                         goto out;
                 }
         }
+        /* The host's unix sockets now, as late as possible before the job:
+         * pid 1 covers those its view shows (sandbox/hostsock.h). */
+        int ns = aidp_hostsock_collect(&r->host_sockets);
+        if (ns < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ns,
+                                      "listing the host's unix sockets");
+                goto out;
+        }
+        r->n_host_sockets = (size_t)ns;
         relay_child[2] = aidp_relay_stdin_for_job();
         if (relay_child[2] < -1) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -relay_child[2], "/dev/null");
