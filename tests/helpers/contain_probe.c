@@ -4,9 +4,13 @@
  *   contain_probe stdio               what fds 0-2 are, and whether stdout
  *                                     can be truncated or seeked
  *   contain_probe vsock               "vsock errno N" / "vsock allowed"
+ *   contain_probe deep DIR N LEN      N nested directories of LEN-character
+ *                                     names below DIR (beyond PATH_MAX), and
+ *                                     stdin copied into a file "deep" there
  * Only libc, so it needs nothing outside the read-only root. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,8 +90,41 @@ static int stdio(void)
         return 0;
 }
 
+/* Each level made and entered relative to the one above (openat), so the
+ * kernel never sees the whole path. */
+static int deep(const char *dir, int levels, int len)
+{
+        char name[256];
+        if (len < 1 || len > 255)
+                return 2;
+        memset(name, 'd', (size_t)len);
+        name[len] = '\0';
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (int i = 0; fd >= 0 && i < levels; i++) {
+                if (mkdirat(fd, name, 0700) < 0 && errno != EEXIST)
+                        return 3;
+                int sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                close(fd);
+                fd = sub;
+        }
+        int out = fd >= 0 ? openat(fd, "deep", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+        if (out < 0)
+                return 4;
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(0, buf, sizeof buf)) > 0)
+                if (write(out, buf, (size_t)n) != n)
+                        return 5;
+        close(out);
+        close(fd);
+        printf("deep %d levels of %d\n", levels, len);
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
+        if (argc == 5 && !strcmp(argv[1], "deep"))
+                return deep(argv[2], atoi(argv[3]), atoi(argv[4]));
         setvbuf(stdout, NULL, _IOLBF, 0);
         if (argc >= 3 && !strcmp(argv[1], "unix")) {
                 for (int i = 2; i < argc; i++)
@@ -104,6 +141,6 @@ int main(int argc, char **argv)
                         printf("vsock allowed\n");
                 return 0;
         }
-        fprintf(stderr, "usage: contain_probe unix PATH...|stdio|vsock\n");
+        fprintf(stderr, "usage: contain_probe unix PATH...|stdio|vsock|deep DIR N LEN\n");
         return 2;
 }

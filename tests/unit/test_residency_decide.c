@@ -931,9 +931,9 @@ static bool binds_decide(const char *data, const char *const *binds, size_t n_bi
         fx_host("eu", &host);
         fx_facts(data, &ds);
         struct aidp_residency_profile prof = {.name = "gpu-train",
-                                           .network = AIDP_RESIDENCY_NET_NONE,
-                                           .writable_binds = binds,
-                                           .n_writable_binds = n_binds};
+                                              .network = AIDP_RESIDENCY_NET_NONE,
+                                              .writable_binds = binds,
+                                              .n_writable_binds = n_binds};
         struct aidp_decision_request req = {
                 .caller = {.user = "alice", .uid = 1000},
                 .op = AIDP_OP_RUN,
