@@ -185,6 +185,33 @@ int aidp_hostsock_cover(int root_fd, const char *mask_file, char *const *paths, 
         return covered;
 }
 
+int aidp_hostsock_cover_view(const char *root, const char *mask_dir,
+                             const struct aidp_profile *profile, const struct stat *bind_st,
+                             char *const *paths, size_t n, const char **failed)
+{
+        size_t nb = profile ? profile->n_binds : 0;
+        struct aidp_hostsock_bind binds[nb ? nb : 1];
+        for (size_t i = 0; i < nb; i++) {
+                const struct aidp_bind *b = &profile->binds[i];
+                binds[i] = (struct aidp_hostsock_bind){.source = b->source,
+                                                       .target = b->target ? b->target : b->source,
+                                                       .is_socket = S_ISSOCK(bind_st[i].st_mode)};
+        }
+        static char mask_file[PATH_MAX];
+        if (snprintf(mask_file, sizeof mask_file, "%s/f", mask_dir) >= (int)sizeof mask_file) {
+                *failed = mask_dir;
+                return -ENAMETOOLONG;
+        }
+        int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rfd < 0) {
+                *failed = root;
+                return -errno;
+        }
+        int rc = aidp_hostsock_cover(rfd, mask_file, paths, n, binds, nb, failed);
+        close(rfd);
+        return rc;
+}
+
 int aidp_hostsock_scope_abstract(void)
 {
         long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);

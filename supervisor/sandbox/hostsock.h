@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
+#include "profiles/profile.h"
+
 /* Supervisor side, before the clone: the paths of the pathname unix sockets
  * bound in every network namespace of the host (from /proc/PID/net/unix, one
  * reading per namespace), sorted, without duplicates, NULL-terminated. Only
@@ -38,6 +40,13 @@ struct aidp_hostsock_bind {
 int aidp_hostsock_cover(int root_fd, const char *mask_file, char *const *paths, size_t n,
                         const struct aidp_hostsock_bind *binds, size_t n_binds,
                         const char **failed);
+
+/* aidp_hostsock_cover for pid 1's staging root `root`: the profile's binds
+ * (bind_st: their sources' stat, for which of them is a socket) and the mask
+ * directory's unreadable file (mask_dir/f). */
+int aidp_hostsock_cover_view(const char *root, const char *mask_dir,
+                             const struct aidp_profile *profile, const struct stat *bind_st,
+                             char *const *paths, size_t n, const char **failed);
 
 /* In the job, after no_new_privs and before seccomp: a Landlock domain scoped
  * against abstract unix sockets made outside it. Returns 1 if applied, 0 when

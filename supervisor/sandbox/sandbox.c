@@ -391,29 +391,6 @@ static void open_binds(const struct aidp_sandbox_spec *s, const struct aidp_prof
         }
 }
 
-/* Every host socket the finished view shows is covered (hostsock.h), but for
- * a socket file the profile binds explicitly: that is the way to allow one. */
-static void cover_host_sockets(const struct aidp_sandbox_spec *s, const char *root,
-                               const char *mask_src, const struct stat *bind_st, size_t nb)
-{
-        struct aidp_hostsock_bind binds[nb ? nb : 1];
-        for (size_t i = 0; i < nb; i++) {
-                const struct aidp_bind *b = &s->profile->binds[i];
-                binds[i] = (struct aidp_hostsock_bind){.source = b->source,
-                                                       .target = b->target ? b->target : b->source,
-                                                       .is_socket = S_ISSOCK(bind_st[i].st_mode)};
-        }
-        char f[PATH_MAX];
-        path_join(f, sizeof f, mask_src, "f");
-        _cleanup_close_ int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        CHECK(AIDP_STAGE_MOUNTS, rfd, root);
-        const char *failed = "";
-        int rc =
-                aidp_hostsock_cover(rfd, f, s->host_sockets, s->n_host_sockets, binds, nb, &failed);
-        if (rc < 0)
-                die(AIDP_STAGE_MOUNTS, -rc, failed);
-}
-
 static void setup_mounts(const struct aidp_sandbox_spec *s)
 {
         /* Nothing done in this namespace may propagate back to the host. */
@@ -504,7 +481,12 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 mask_path(mask_src, root, *m);
         for (size_t i = 0; pr && i < pr->n_masked; i++)
                 mask_path(mask_src, root, pr->masked[i]);
-        cover_host_sockets(s, root, mask_src, bind_st, nb);
+        /* Host sockets the view shows, covered (hostsock.h). */
+        const char *failed = "";
+        int hs = aidp_hostsock_cover_view(root, mask_src, bp, bind_st, s->host_sockets,
+                                          s->n_host_sockets, &failed);
+        if (hs < 0)
+                die(AIDP_STAGE_MOUNTS, -hs, failed);
         CHECK(AIDP_STAGE_MOUNTS, umount2(mask_src, MNT_DETACH), mask_src);
         CHECK(AIDP_STAGE_MOUNTS, rmdir(mask_src), mask_src);
 

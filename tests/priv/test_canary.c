@@ -107,7 +107,9 @@ static void search_buf(const char *buf, size_t len, const char *path, struct hit
                 if (memmem(buf, len, forms[i], strlen(forms[i]))) {
                         if (!h->n++)
                                 aidp_text_printf(h->first, sizeof h->first, "%s (%s)", path,
-                                                 i == 0 ? "raw" : i == 1 ? "hex" : "base64");
+                                                 i == 0   ? "raw"
+                                                 : i == 1 ? "hex"
+                                                          : "base64");
                 }
 }
 
@@ -228,9 +230,9 @@ static void script(char *out, size_t len, const char *ending)
 static void argv_for(char **argv, const char *job, const char *const *extra)
 {
         int n = 0;
-        const char *fixed[] = {AIDP_SUPERVISOR, "run",      "--user",   "65534",  "--no-cwd",
-                               "--run-id",      run_id,     "--run-dir", rundir,  "--key-dir",
-                               keydir,          "--lineage", logp,      "--data", sealed};
+        const char *fixed[] = {AIDP_SUPERVISOR, "run",       "--user",    "65534",  "--no-cwd",
+                               "--run-id",      run_id,      "--run-dir", rundir,   "--key-dir",
+                               keydir,          "--lineage", logp,        "--data", sealed};
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
                 argv[n++] = (char *)fixed[i];
         for (int i = 0; extra && extra[i]; i++)
@@ -350,8 +352,7 @@ Test(canary, supervisor_sigkill_then_gc)
         script(job, sizeof job, "sleep 300");
         argv_for(argv, job, NULL);
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
-        cr_assert(aidp_test_wait_output(&P, "ready", 60000), "the job never got ready: %s",
-                  P.out);
+        cr_assert(aidp_test_wait_output(&P, "ready", 60000), "the job never got ready: %s", P.out);
         cr_assert_eq(kill(P.pid, SIGKILL), 0);
         aidp_test_reap(&P);
         char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
