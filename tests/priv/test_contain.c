@@ -22,6 +22,7 @@
 #include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
+#include "tests/sealed_util.h"
 #include "tests/tpath.h"
 
 #define CONTAIN_PROBE AIDP_BINARY_DIR "/tests/helpers/contain_probe"
@@ -321,4 +322,103 @@ Test(contain, binds_and_cwd_are_in_the_start_record)
         }
         cr_expect(rw_seen && ro_seen, "%s", json_object_to_json_string(f));
         cr_expect_str_eq(aidp_test_json_str(f, "cwd"), cwddir);
+}
+
+/* The shipped residency example forbids writable binds for confidential data
+ * and above: a run of restricted data with a --bind is refused (121) naming
+ * the rule and the bind, before anything starts; without it, it runs. */
+Test(contain, shipped_residency_example_refuses_writable_binds_for_classified_data)
+{
+        AIDP_REQUIRE_ROOT();
+        char keydir[160], policydir[160], src[160], f[200], data[160], rw[200], rundir[160];
+        TEST_SNPRINTF(keydir, "%s/keys", vardir);
+        TEST_SNPRINTF(policydir, "%s/policy", vardir);
+        TEST_SNPRINTF(rundir, "%s/run", vardir);
+        TEST_SNPRINTF(src, "%s/src", vardir);
+        TEST_SNPRINTF(data, "%s/phi.sealed", vardir);
+        mkdir_p(policydir, 0755);
+        mkdir_p(src, 0755);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keydir, "bind-key", &err), 0, "%s", err.msg);
+        TEST_SNPRINTF(f, "%s/records.txt", src);
+        write_all(f, (const uint8_t *)"phi-records\n", 12);
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params sp = {0};
+        meta_default(&sp.meta, "phi");
+        strcpy(sp.meta.key_id, "bind-key");
+        sp.meta.classification = AIDP_CLASS_RESTRICTED;
+        cr_assert_eq(aidp_sealed_meta_add_tag(&sp.meta, AIDP_F_RESIDENCY, "us", &err), 0);
+        cr_assert_eq(aidp_sealed_meta_add_tag(&sp.meta, AIDP_F_REGULATION, "phi", &err), 0);
+        cr_assert_eq(seal_path(src, data, &sp, &k, NULL, &err), 0, "%s", err.msg);
+        aidp_keys_free(&k);
+
+        size_t len = 0;
+        uint8_t *ex = read_all(AIDP_SOURCE_DIR "/examples/policy/residency.yaml", &len);
+        TEST_SNPRINTF(f, "%s/residency.yaml", policydir);
+        write_all(f, ex, len);
+        free(ex);
+        static const char access_y[] = "apiVersion: aidp/v1\nkind: AccessPolicy\nroles:\n"
+                                       "  t: {operations: [run], profiles: [\"*\"], datasets: "
+                                       "[\"*\"], max_classification: regulated}\n"
+                                       "users:\n  nobody: {roles: [t]}\n";
+        TEST_SNPRINTF(f, "%s/access.yaml", policydir);
+        write_all(f, (const uint8_t *)access_y, strlen(access_y));
+        static const char hosty[] = "apiVersion: aidp/v1\nkind: HostIdentity\nnode: n\n"
+                                    "region: us-east-1\nzones: [hipaa]\n";
+        TEST_SNPRINTF(f, "%s/host.yaml", policydir);
+        write_all(f, (const uint8_t *)hosty, strlen(hosty));
+        setenv("AIDP_POLICY_DIR", policydir, 1);
+
+        TEST_SNPRINTF(rw, "%s:/mnt/w", binddir);
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "--user",
+                        "nobody",
+                        "--no-cwd",
+                        "--run-dir",
+                        rundir,
+                        "--key-dir",
+                        keydir,
+                        "--lineage",
+                        logp,
+                        "--data",
+                        data,
+                        "--bind",
+                        rw,
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        "cat /data/phi/records.txt; echo JOB-RAN > /mnt/w/ran",
+                        NULL};
+        int st = aidp_test_run(&P, argv);
+        cr_expect_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(strstr(P.err, "classifications.confidential") && strstr(P.err, binddir) &&
+                          strstr(P.err, "writableBinds"),
+                  "%s", P.err);
+        TEST_SNPRINTF(f, "%s/ran", binddir);
+        cr_expect_neq(access(f, F_OK), 0, "the job ran");
+        /* Without the writable bind the same run is allowed. */
+        char *argv2[] = {AIDP_SUPERVISOR,
+                         "run",
+                         "--user",
+                         "nobody",
+                         "--no-cwd",
+                         "--run-dir",
+                         rundir,
+                         "--key-dir",
+                         keydir,
+                         "--lineage",
+                         logp,
+                         "--data",
+                         data,
+                         "--",
+                         "/bin/cat",
+                         "/data/phi/records.txt",
+                         NULL};
+        st = aidp_test_run(&P, argv2);
+        unsetenv("AIDP_POLICY_DIR");
+        cr_expect_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(strstr(P.out, "phi-records"), "%s", P.out);
 }
