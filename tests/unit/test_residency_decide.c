@@ -723,7 +723,9 @@ static const char residency_egress_deny_yaml[] =
         "residency:\n  eu: {regions: [\"eu-*\"]}\n"
         "egress:\n  untagged: keep\n  out_of_region: deny\n";
 
-static void egress_decide(const char *residency, const char *data, struct aidp_decision *d)
+/* One run request of `data` on the eu host under `residency` with profile prof. */
+static void decide_run(const char *residency, const char *data,
+                       const struct aidp_residency_profile *prof, struct aidp_decision *d)
 {
         struct aidp_access_policy ap;
         struct aidp_residency_policy rp;
@@ -734,19 +736,10 @@ static void egress_decide(const char *residency, const char *data, struct aidp_d
         fx_residency(residency, &rp);
         fx_host("eu", &host);
         fx_facts(data, &ds);
-        struct aidp_residency_egress rules[] = {
-                {.cidr = "10.20.0.0/16", .region = "eu-west-1", .port_min = 443, .port_max = 443},
-                {.cidr = "203.0.113.7/32", .region = "us-east-1"},
-                {.fqdn = "pypi.internal.example", .region = NULL},
-        };
-        struct aidp_residency_profile prof = {.name = "gpu-train",
-                                              .network = AIDP_RESIDENCY_NET_EGRESS,
-                                              .egress = rules,
-                                              .n_egress = 3};
         struct aidp_decision_request req = {
                 .caller = {.user = "alice", .uid = 1000},
                 .op = AIDP_OP_RUN,
-                .profile = &prof,
+                .profile = prof,
                 .datasets = &ds,
                 .n_datasets = 1,
                 .host = &host,
@@ -759,6 +752,20 @@ static void egress_decide(const char *residency, const char *data, struct aidp_d
         aidp_residency_host_free(&host);
         aidp_residency_policy_free(&rp);
         aidp_residency_access_free(&ap);
+}
+
+static void egress_decide(const char *residency, const char *data, struct aidp_decision *d)
+{
+        struct aidp_residency_egress rules[] = {
+                {.cidr = "10.20.0.0/16", .region = "eu-west-1", .port_min = 443, .port_max = 443},
+                {.cidr = "203.0.113.7/32", .region = "us-east-1"},
+                {.fqdn = "pypi.internal.example", .region = NULL},
+        };
+        struct aidp_residency_profile prof = {.name = "gpu-train",
+                                              .network = AIDP_RESIDENCY_NET_EGRESS,
+                                              .egress = rules,
+                                              .n_egress = 3};
+        decide_run(residency, data, &prof, d);
 }
 
 static const struct aidp_reason *reason_for(const struct aidp_decision *d, const char *rule)
@@ -921,35 +928,11 @@ static const char residency_no_writable_yaml[] =
 static bool binds_decide(const char *data, const char *const *binds, size_t n_binds,
                          struct aidp_decision *d)
 {
-        struct aidp_access_policy ap;
-        struct aidp_residency_policy rp;
-        struct aidp_host_identity host;
-        struct aidp_dataset_facts ds;
-        aidp_error err = {0};
-        fx_access(access_yaml, &ap);
-        fx_residency(residency_no_writable_yaml, &rp);
-        fx_host("eu", &host);
-        fx_facts(data, &ds);
         struct aidp_residency_profile prof = {.name = "gpu-train",
                                               .network = AIDP_RESIDENCY_NET_NONE,
                                               .writable_binds = binds,
                                               .n_writable_binds = n_binds};
-        struct aidp_decision_request req = {
-                .caller = {.user = "alice", .uid = 1000},
-                .op = AIDP_OP_RUN,
-                .profile = &prof,
-                .datasets = &ds,
-                .n_datasets = 1,
-                .host = &host,
-                .residency = &rp,
-                .access = &ap,
-                .time = {.epoch = WED_1000Z},
-        };
-        cr_assert_eq(aidp_residency_decide(&req, d, &err), 0, "%s", err.msg);
-        aidp_residency_facts_free(&ds);
-        aidp_residency_host_free(&host);
-        aidp_residency_policy_free(&rp);
-        aidp_residency_access_free(&ap);
+        decide_run(residency_no_writable_yaml, data, &prof, d);
         return d->allow;
 }
 
