@@ -59,6 +59,10 @@ struct aidp_residency_profile {
         enum aidp_residency_net network;
         const struct aidp_residency_egress *egress;
         size_t n_egress;
+        /* Host paths the run binds writable (--bind, a profile's writable
+         * binds): data written there leaves the shredded tmpfs. */
+        const char *const *writable_binds;
+        size_t n_writable_binds;
 };
 
 struct aidp_decision_request {

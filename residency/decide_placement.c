@@ -172,6 +172,28 @@ static const char *net_name(enum aidp_residency_net m)
         return "?";
 }
 
+/* classifications.LEVEL.profile.writableBinds: false. A writable bind puts
+ * whatever the job writes there on the host's disk, outside the shredded
+ * tmpfs: data of this level may not be run with one. */
+static void check_writable_binds(struct aidp_dctx *c, const struct aidp_classification_rule *r,
+                                 const struct aidp_dataset_facts *ds, const char *rule,
+                                 const char *what)
+{
+        const struct aidp_residency_profile *prof = c->req->profile;
+        if (prof && prof->n_writable_binds) {
+                char more[48] = "";
+                if (prof->n_writable_binds > 1)
+                        snprintf(more, sizeof more, " and %zu more", prof->n_writable_binds - 1);
+                aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_CLASSIFICATION, rule, &r->loc,
+                                      ds->name, "writableBinds",
+                                      "the run binds %s%s writable; %s forbids writable binds",
+                                      prof->writable_binds[0], more, what);
+        } else
+                aidp_residency_reason(c, AIDP_REASON_PASS, AIDP_CHECK_CLASSIFICATION, rule, &r->loc,
+                                      ds->name, "writableBinds", "no writable bind, as %s requires",
+                                      what);
+}
+
 static void check_classification(struct aidp_dctx *c, const struct aidp_dataset_facts *ds)
 {
         const struct aidp_residency_policy *rp = c->req->residency;
@@ -187,8 +209,12 @@ static void check_classification(struct aidp_dctx *c, const struct aidp_dataset_
                          ds->tags.classification > r->level ? " and above" : "");
                 check_zones(c, AIDP_CHECK_CLASSIFICATION, rule, &r->loc, ds, r->zones, r->n_zones,
                             what);
-                /* A sandbox property: only a run has one. */
-                if (!r->require_network || c->req->op != AIDP_OP_RUN)
+                /* Sandbox properties: only a run has them. */
+                if (c->req->op != AIDP_OP_RUN)
+                        continue;
+                if (r->forbid_writable_binds)
+                        check_writable_binds(c, r, ds, rule, what);
+                if (!r->require_network)
                         continue;
                 if (!prof)
                         aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_CLASSIFICATION, rule,

@@ -69,6 +69,7 @@ struct aidp_classification_rule {
         size_t n_zones;
         bool require_network;
         enum aidp_residency_net network;
+        bool forbid_writable_binds; /* profile.writableBinds: false */
         struct aidp_rule_loc loc;
 };
 

@@ -145,7 +145,7 @@ static int pf_regulations(struct aidp_yaml *w, yaml_node_t *v, const char *path,
         return aidp_yaml_map(w, v, path, regulation_entry, ctx);
 }
 
-/* --- classifications: LEVEL: {zones, profile: {network}} --- */
+/* --- classifications: LEVEL: {zones, profile: {network, writableBinds}} --- */
 
 static int cf_zones(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
@@ -172,10 +172,22 @@ static int cpf_network(struct aidp_yaml *w, yaml_node_t *v, const char *path, vo
         return 0;
 }
 
+static int cpf_writable_binds(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
+{
+        struct aidp_classification_rule *rule = ctx;
+        bool allowed = true;
+        int r = aidp_yaml_bool(w, v, path, &allowed, w->err);
+        if (r < 0)
+                return r;
+        rule->forbid_writable_binds = !allowed;
+        return 0;
+}
+
 static int cf_profile(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         static const struct aidp_yaml_field fields[] = {
                 {"network", cpf_network, false},
+                {"writableBinds", cpf_writable_binds, false},
         };
         return aidp_yaml_fields(w, v, path, fields, ARRAY_SIZE(fields), ctx);
 }
@@ -195,7 +207,7 @@ static int classification_entry(struct aidp_yaml *w, const char *key, yaml_node_
                                       "internal, confidential, restricted, regulated)",
                                       key);
         int r = aidp_yaml_fields(w, value, path, fields, ARRAY_SIZE(fields), &rule);
-        if (r >= 0 && rule.n_zones == 0 && !rule.require_network)
+        if (r >= 0 && rule.n_zones == 0 && !rule.require_network && !rule.forbid_writable_binds)
                 r = aidp_yaml_fail(w, value, path, "a classification rule needs zones or profile");
         if (r >= 0 && !rule.zones && !(rule.zones = calloc(1, sizeof(char *))))
                 r = aidp_residency_oom(w);

@@ -19,6 +19,7 @@
 #include "residency/decide.h"
 #include "residency/policy.h"
 #include "common/strv.h"
+#include "supervisor/run/run.h"
 #include "supervisor/run/run_policy.h"
 #include "supervisor/run/caller.h"
 #include "supervisor/run/profile_env.h"
@@ -267,23 +268,22 @@ static int explain_profile(const struct explain_opts *o, struct aidp_profile *re
                            aidp_error *err)
 {
         *found = true;
-        if (o->profile) {
-                int r = aidp_profile_host_load(o->profile, false, ret, NULL, err);
+        /* As a run: without --profile, the library's baseline. */
+        const char *name = o->profile ? o->profile : AIDP_DEFAULT_PROFILE;
+        {
+                int r = aidp_profile_host_load(name, false, ret, NULL, err);
                 if (r == -ENOENT) {
                         *found = false;
                 } else if (r < 0) {
                         return r;
                 }
         }
-        if (!o->profile || !*found) {
+        if (!*found) {
                 if (aidp_profile_init_defaults(ret) < 0)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                if (o->profile) {
-                        free(ret->name);
-                        if (!(ret->name = strdup(o->profile)))
-                                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
-                                                      "out of memory");
-                }
+                free(ret->name);
+                if (!(ret->name = strdup(name)))
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
         if (o->network_set)
                 ret->network.mode = o->network;

@@ -318,10 +318,16 @@ static bool valid_sched_id(const char *s)
         return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
-/* The exec-hook options, after parsing: all or nothing of what it needs. */
+/* The run id, and the exec-hook options (all or nothing of what it needs),
+ * after parsing. */
 static int check_exec_hook(const struct run_cli *c, aidp_error *err)
 {
         const struct aidp_run_opts *o = &c->o;
+        /* An id the output sealing would refuse stops here, before gc, START
+         * or the job (else the job runs and its output is shredded). */
+        if (o->run_id && !aidp_run_id_valid(o->run_id))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--run-id '%s': %s", o->run_id,
+                                      AIDP_RUN_ID_RULE);
         if (c->exec_hook && (!o->user || !o->run_id))
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "--exec-hook needs --user and --run-id: the scheduler "

@@ -18,6 +18,7 @@
 #include "profiles/seccomp_compile.h"
 #include "supervisor/run/profile_env.h"
 #include "supervisor/run/run_internal.h"
+#include "supervisor/sealed/codec/sealed_format.h"
 
 extern char **environ;
 
@@ -188,15 +189,19 @@ static void make_run_id(struct run *r)
         uuid_unparse_lower(u, r->res->run_id);
 }
 
-static int valid_run_id(const char *id)
+bool aidp_run_id_valid(const char *id)
 {
-        if (!*id || strlen(id) > 63 || id[0] == '.')
-                return 0;
-        for (const char *p = id; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
-                        return 0;
-        return 1;
+        size_t n = strlen(id);
+        if (n == 0 || n > 63 ||
+            strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       "0123456789-_.") != n)
+                return false;
+        /* The output is sealed as "<id>-out": the id must make a name that
+         * sealing accepts (a letter or digit first), or the job would run and
+         * its output be shredded at the end. */
+        char name[AIDP_SEALED_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%s-out", id);
+        return aidp_sealed_valid_name(name);
 }
 
 /* Learn mode (aidp profile learn): every syscall the profile lets run is
@@ -328,32 +333,31 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "no command given (usage: run [OPTIONS] -- CMD [ARGS])");
         make_run_id(r);
-        if (!valid_run_id(r->res->run_id))
-                return aidp_error_set(
-                        err, AIDP_EXIT_USAGE, EINVAL,
-                        "run id '%s': only letters, digits, '-', '_' and '.' (at most 63)",
-                        r->res->run_id);
+        if (!aidp_run_id_valid(r->res->run_id))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "run id '%s': %s",
+                                      r->res->run_id, AIDP_RUN_ID_RULE);
         int rc;
-        if (o->profile) {
-                /* Users run installed library profiles only (docs/security.md). */
-                rc = o->as_user ? aidp_profile_host_load_library(o->profile, true, &r->profile, err)
-                                : aidp_profile_host_load(o->profile, true, &r->profile, NULL, err);
-                if (rc < 0) {
-                        if (!err->status)
-                                err->status = AIDP_EXIT_CONFIG;
-                        return aidp_error_wrap(err, "loading profile %s", o->profile);
-                }
-        } else if ((rc = aidp_profile_init_defaults(&r->profile)) < 0) {
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        /* Without --profile, the shipped library profile `baseline`, never
+         * the weaker built-in defaults: lineage then names a profile with a
+         * digest, as for every other run. Users run installed library
+         * profiles only (docs/security.md). */
+        const char *pname = o->profile ? o->profile : AIDP_DEFAULT_PROFILE;
+        rc = o->as_user || !o->profile
+                     ? aidp_profile_host_load_library(pname, true, &r->profile, err)
+                     : aidp_profile_host_load(pname, true, &r->profile, NULL, err);
+        if (rc < 0) {
+                if (!err->status)
+                        err->status = AIDP_EXIT_CONFIG;
+                return aidp_error_wrap(err, "loading profile %s%s", pname,
+                                       o->profile ? "" : " (the default; name one with --profile)");
         }
         r->profile_loaded = true;
         /* Lineage and policy name a profile by how it was chosen (its library
          * name, or "file:PATH" for an admin's file) plus its digest, never by
          * the metadata.name its author wrote into it. */
-        if (o->profile) {
+        {
                 char *n = NULL;
-                if (asprintf(&n, "%s%s", aidp_profile_ref_is_path(o->profile) ? "file:" : "",
-                             o->profile) < 0)
+                if (asprintf(&n, "%s%s", aidp_profile_ref_is_path(pname) ? "file:" : "", pname) < 0)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 free(r->profile.name);
                 r->profile.name = n;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common/cleanup.h"
+#include "common/strv.h"
 #include "supervisor/run/run_internal.h"
 
 /* AIDP_TIMING=1: the time each phase took, with the CPU time and page faults of
@@ -113,6 +114,7 @@ static void run_free(struct run *r)
                 free(r->env[i]);
         free(r->env);
         aidp_bpf_free(&r->bpf);
+        aidp_strv_free(r->host_sockets);
         for (size_t i = 0; i < 2; i++)
                 if (r->learn_sv[i] >= 0)
                         close(r->learn_sv[i]);

@@ -114,6 +114,14 @@ struct aidp_run_result {
         bool has_output;
 };
 
+/* The library profile of a run without --profile (profiles/baseline.yaml). */
+#define AIDP_DEFAULT_PROFILE "baseline"
+
+/* A run id's rule (checked before anything happens, and again by resolve):
+ * 1-63 of A-Z a-z 0-9 - _ ., a letter or digit first (the sealed output's
+ * name "<id>-out" must be valid). */
+#define AIDP_RUN_ID_RULE "expected 1-63 of A-Z a-z 0-9 - _ ., starting with a letter or digit"
+bool aidp_run_id_valid(const char *id);
 int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err);
 
 /* Clean up runs whose supervisor is gone. Returns the number of runs cleaned

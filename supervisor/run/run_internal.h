@@ -86,7 +86,9 @@ struct run {
         bool collect_failed;
         int sync_w, err_r, status_r, life_w; /* the supervisor's ends of the sandbox pipes */
         struct aidp_relay relay[2];          /* the job's stdout and stderr (sandbox/relay.h) */
-        struct aidp_run_net net;             /* egress (docs/egress.md) */
+        char **host_sockets; /* the host's pathname unix sockets (sandbox/hostsock.h) */
+        size_t n_host_sockets;
+        struct aidp_run_net net; /* egress (docs/egress.md) */
 };
 
 /* The supervisor's hold on the signals it handles, from the moment anything of a

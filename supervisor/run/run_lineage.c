@@ -98,7 +98,7 @@ static void set_host(json_object *ev)
 }
 
 /* The job as lineage names it: --job-name, else the profile (a path's file name without
- * .yaml), never the command, which names the interpreter (python3) rather than the job. */
+ * .yaml; baseline when none was named), never the command, which names the interpreter (python3) rather than the job. */
 void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size)
 {
         char buf[PATH_MAX];
@@ -106,7 +106,8 @@ void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t 
                 snprintf(out, size, "%s", o->job_name);
                 return;
         }
-        snprintf(buf, sizeof buf, "%s", o->profile && o->profile[0] ? o->profile : "default");
+        snprintf(buf, sizeof buf, "%s",
+                 o->profile && o->profile[0] ? o->profile : AIDP_DEFAULT_PROFILE);
         char *name = basename(buf), *dot = strrchr(name, '.');
         if (dot && (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml")))
                 *dot = '\0';
@@ -117,6 +118,31 @@ void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t 
  * after the residency decision dropped out-of-region rules (the profile
  * digest covers the rules as written), one line per rule, and the SHA-256 of
  * those lines, each ending in a newline. */
+/* The host paths the job sees beyond the system's read-only view, in the
+ * aidp_binds facet: each bind (source, target, writable) and the working
+ * directory when it is bound. A writable one is where data can leave the
+ * shredded tmpfs; the residency policy can forbid it (docs/policy.md). */
+static void set_binds(json_object *ev, const struct aidp_profile *p, const char *cwd)
+{
+        json_object *f = aidp_lineage_run_facet(ev, "aidp_binds");
+        json_object *a = json_object_new_array();
+        size_t writable = 0;
+        for (size_t i = 0; i < p->n_binds; i++) {
+                const struct aidp_bind *b = &p->binds[i];
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "source", json_object_new_string(b->source));
+                json_object_object_add(o, "target",
+                                       json_object_new_string(b->target ? b->target : b->source));
+                json_object_object_add(o, "writable", json_object_new_boolean(b->writable));
+                json_object_array_add(a, o);
+                writable += b->writable;
+        }
+        json_object_object_add(f, "binds", a);
+        json_object_object_add(f, "writable", json_object_new_int64((int64_t)writable));
+        if (p->bind_cwd && cwd && strcmp(cwd, "/"))
+                json_object_object_add(f, "cwd", json_object_new_string(cwd));
+}
+
 static void set_allowlist(json_object *ev, const struct aidp_network *net)
 {
         if (net->mode != AIDP_NET_EGRESS)
@@ -150,7 +176,8 @@ static void set_allowlist(json_object *ev, const struct aidp_network *net)
 
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
+                           const char *cwd, const struct aidp_caller_identity *caller,
+                           uid_t job_uid, gid_t job_gid,
                            void (*annotate)(const void *arg, json_object *ev),
                            const void *annotate_arg, bool background, aidp_error *err)
 {
@@ -183,6 +210,7 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
         aidp_lineage_set_profile(ev, profile->name ? profile->name : "default",
                                  digest[0] ? digest : NULL);
         set_allowlist(ev, &profile->network);
+        set_binds(ev, profile, cwd);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
         if (annotate)

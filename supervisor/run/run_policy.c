@@ -92,12 +92,23 @@ int aidp_run_policy_profile_view(const struct aidp_profile *p, struct aidp_resid
                                                           : AIDP_RESIDENCY_NET_NONE;
         ret->egress = e;
         ret->n_egress = p->network.n_rules;
+        /* Writable binds (host paths the job can write): a policy input. */
+        const char **wb = calloc(p->n_binds + 1, sizeof *wb);
+        if (!wb) {
+                aidp_run_policy_profile_view_free(ret);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < p->n_binds; i++)
+                if (p->binds[i].writable)
+                        wb[ret->n_writable_binds++] = p->binds[i].source;
+        ret->writable_binds = wb;
         return 0;
 }
 
 void aidp_run_policy_profile_view_free(struct aidp_residency_profile *v)
 {
         free((struct aidp_residency_egress *)v->egress);
+        free((const char **)v->writable_binds);
         memset(v, 0, sizeof *v);
 }
 

@@ -19,6 +19,7 @@
 #include "common/path.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/sandbox/fdpass.h"
+#include "supervisor/sandbox/hostsock.h"
 #include "supervisor/sandbox/sandbox.h"
 
 static pid_t clone_sandbox(int *pidfd, int cgroup_fd)
@@ -72,7 +73,7 @@ static void job_groups(const struct run *r, struct aidp_sandbox_spec *spec)
 }
 
 /* What pid 1 is to build: the profile, the job, its fds and the run's mounts. */
-static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int relay_child[2],
+static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int relay_child[3],
                       struct aidp_sandbox_spec *spec)
 {
         *spec = (struct aidp_sandbox_spec){
@@ -89,11 +90,14 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                 .err_fd = f->err[1],
                 .status_fd = f->status[1],
                 .lifeline_fd = f->life[0],
+                .stdin_fd = relay_child[2],
                 .stdout_fd = relay_child[0],
                 .stderr_fd = relay_child[1],
                 .seccomp_flags = r->o->seccomp_flags,
                 .notify_fd_out = r->o->on_notify_fd ? r->learn_sv[1] : -1,
                 .bind_tree_fds = r->cp.bind_trees,
+                .host_sockets = r->host_sockets,
+                .n_host_sockets = r->n_host_sockets,
                 .cwd_tree_fd = r->cp.cwd_tree,
                 .has_cwd_tree = r->cp.cwd_tree >= 0,
         };
@@ -141,7 +145,7 @@ static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *e
 int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
 {
         struct aidp_run_fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
-        int relay_child[2] = {-1, -1};
+        int relay_child[3] = {-1, -1, -1}; /* stdout, stderr, stdin */
         int rc = 0;
         /* sync: a socket, so that the go can carry the v1 "tasks" fds */
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.sync) < 0 ||
@@ -156,6 +160,20 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
                         rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -e, "output relay");
                         goto out;
                 }
+        }
+        /* The host's unix sockets now, as late as possible before the job:
+         * pid 1 covers those its view shows (sandbox/hostsock.h). */
+        int ns = aidp_hostsock_collect(&r->host_sockets);
+        if (ns < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ns,
+                                      "listing the host's unix sockets");
+                goto out;
+        }
+        r->n_host_sockets = (size_t)ns;
+        relay_child[2] = aidp_relay_stdin_for_job();
+        if (relay_child[2] < -1) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -relay_child[2], "/dev/null");
+                goto out;
         }
         struct aidp_sandbox_spec spec;
         fill_spec(r, &f, relay_child, &spec);
@@ -180,7 +198,7 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         rc = record_pid1(r, pid, cgfd >= 0, err);
 out:;
         /* pid 1's ends, ours no more */
-        int *theirs[] = {&relay_child[0], &relay_child[1], &f.sync[0],
+        int *theirs[] = {&relay_child[0], &relay_child[1], &relay_child[2], &f.sync[0],
                          &f.err[1],       &f.status[1],    &f.life[0]};
         for (size_t i = 0; i < ARRAY_SIZE(theirs); i++)
                 aidp_run_close(theirs[i]);

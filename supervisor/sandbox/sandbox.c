@@ -35,6 +35,7 @@
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/sandbox/devnodes.h"
 #include "supervisor/sandbox/fdpass.h"
+#include "supervisor/sandbox/hostsock.h"
 
 /* Where the new root is assembled inside the child's private mount namespace.
  * The host's /tmp is only shadowed in that namespace, never touched. */
@@ -369,15 +370,13 @@ static void mask_path(const char *mask_src, const char *root, const char *path)
  * (nosuid, nodev, read-only unless writable), and its type, for setup_mounts
  * to move into place once the staging root exists. */
 static void open_binds(const struct aidp_sandbox_spec *s, const struct aidp_profile *bp, size_t nb,
-                       int *bind_fds, mode_t *bind_modes)
+                       int *bind_fds, struct stat *bind_st)
 {
         for (size_t i = 0; i < nb; i++) {
                 const struct aidp_bind *b = &bp->binds[i];
-                struct stat st;
                 int tree = s->bind_tree_fds ? s->bind_tree_fds[i] : -1;
-                if ((tree >= 0 ? fstat(tree, &st) : stat(b->source, &st)) < 0)
+                if ((tree >= 0 ? fstat(tree, &bind_st[i]) : stat(b->source, &bind_st[i])) < 0)
                         die(AIDP_STAGE_MOUNTS, errno, b->source);
-                bind_modes[i] = st.st_mode;
                 bind_fds[i] =
                         tree >= 0 ? tree
                                   : open_tree(AT_FDCWD, b->source,
@@ -414,8 +413,8 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         const struct aidp_profile *bp = s->profile;
         size_t nb = bp ? bp->n_binds : 0;
         int bind_fds[nb ? nb : 1];
-        mode_t bind_modes[nb ? nb : 1];
-        open_binds(s, bp, nb, bind_fds, bind_modes);
+        struct stat bind_st[nb ? nb : 1];
+        open_binds(s, bp, nb, bind_fds, bind_st);
         const char *root = STAGE_DIR;
         CHECK(AIDP_STAGE_MOUNTS,
               mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1048576"), root);
@@ -463,7 +462,7 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         for (size_t i = 0; pr && i < pr->n_binds; i++) {
                 const struct aidp_bind *b = &pr->binds[i];
                 path_join(p, sizeof p, root, b->target ? b->target : b->source);
-                if (S_ISDIR(bind_modes[i]))
+                if (S_ISDIR(bind_st[i].st_mode))
                         CHECK(AIDP_STAGE_MOUNTS, mkdir_p(p, 0755), p);
                 else {
                         _cleanup_close_ int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
@@ -481,6 +480,12 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 mask_path(mask_src, root, *m);
         for (size_t i = 0; pr && i < pr->n_masked; i++)
                 mask_path(mask_src, root, pr->masked[i]);
+        /* Host sockets the view shows, covered (hostsock.h). */
+        const char *failed = "";
+        int hs = aidp_hostsock_cover_view(root, mask_src, bp, bind_st, s->host_sockets,
+                                          s->n_host_sockets, &failed);
+        if (hs < 0)
+                die(AIDP_STAGE_MOUNTS, -hs, failed);
         CHECK(AIDP_STAGE_MOUNTS, umount2(mask_src, MNT_DETACH), mask_src);
         CHECK(AIDP_STAGE_MOUNTS, rmdir(mask_src), mask_src);
 
@@ -609,6 +614,11 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (s->cwd && chdir(s->cwd) < 0)
                 die(AIDP_STAGE_EXEC, errno, s->cwd);
+        /* Abstract unix sockets from outside the job's own Landlock domain
+         * are out of reach (where the kernel has the scope; hostsock.h). */
+        int ll = aidp_hostsock_scope_abstract();
+        if (ll < 0)
+                die(AIDP_STAGE_SECCOMP, -ll, "landlock");
         /* Seccomp last: with an allowlist it would block the steps above. */
         int rc = aidp_seccomp_load(s->bpf, s->seccomp_flags);
         if (rc < 0)
@@ -695,7 +705,10 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         prctl(PR_SET_NAME, "aidp-init");
         aidp_sandbox_close_unlisted(s);
         /* The output relay's pipes become this process's (and so the job's)
-         * stdout and stderr. */
+         * stdout and stderr; /dev/null its stdin where the caller's could be
+         * written through (relay.h). */
+        if (s->stdin_fd > 2 && dup2(s->stdin_fd, STDIN_FILENO) < 0)
+                die(AIDP_STAGE_INIT, errno, "stdin");
         if (s->stdout_fd > 2 && dup2(s->stdout_fd, STDOUT_FILENO) < 0)
                 die(AIDP_STAGE_INIT, errno, "stdout");
         if (s->stderr_fd > 2 && dup2(s->stderr_fd, STDERR_FILENO) < 0)

@@ -55,6 +55,51 @@ static int add_entry(struct walk *w, enum aidp_tree_type type, mode_t mode, uint
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
 
+/* A file whose size the file system reports as 0 is sealed as empty only if it
+ * is: /proc and /sys files report 0 and still have content, which the
+ * manifest's size would silently drop. */
+static int check_empty(int fd, const char *path, aidp_error *err)
+{
+        char c;
+        ssize_t n = pread(fd, &c, 1, 0);
+        if (n < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "reading %s", path);
+        if (n > 0)
+                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
+                                      "%s: its size is 0 but it has content (a /proc or /sys "
+                                      "file?); seal a copy of it instead",
+                                      path);
+        return 0;
+}
+
+/* Walk-time check of a directory entry's zero size (check_empty). */
+static int check_empty_at(int dfd, const char *name, const char *path, aidp_error *err)
+{
+        _cleanup_close_ int fd = aidp_sealed_open_beneath(dfd, name, O_RDONLY | O_NONBLOCK, 0);
+        if (fd < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, -fd, "opening %s", path);
+        return check_empty(fd, path, err);
+}
+
+/* After the last byte of a file was read: the manifest's size must still be
+ * the whole file. Sealing the first part of a file that is still being
+ * written would look like a complete dataset. */
+static int check_not_grown(int fd, const char *path, uint64_t size, aidp_error *err)
+{
+        char c;
+        struct stat st;
+        ssize_t n = pread(fd, &c, 1, (off_t)size);
+        if (n < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "reading %s", path);
+        if (n > 0 || (fstat(fd, &st) == 0 && (uint64_t)st.st_size != size))
+                return aidp_error_set(err, AIDP_EXIT_DATA, EAGAIN,
+                                      "%s changed while it was being sealed (it grew past the "
+                                      "%llu bytes it had when sealing began); seal it when "
+                                      "nothing writes to it, or seal a copy",
+                                      path, (unsigned long long)size);
+        return 0;
+}
+
 static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err)
 {
         int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
@@ -92,6 +137,9 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
                         return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "stat %s", path);
                 int r;
                 if (S_ISREG(st.st_mode)) {
+                        r = st.st_size ? 0 : check_empty_at(dfd, de->d_name, path, err);
+                        if (r < 0)
+                                return r;
                         r = add_entry(w, AIDP_ENTRY_FILE, st.st_mode, (uint64_t)st.st_size, path,
                                       err);
                 } else if (S_ISDIR(st.st_mode)) {
@@ -184,6 +232,11 @@ static int fill_segment(struct aidp_sealed_worker *w, struct enc *e, uint64_t i,
                         return aidp_error_set(err, AIDP_EXIT_DATA, EAGAIN,
                                               "%s changed while it was being sealed (shrank)",
                                               en->path);
+                int g = b == en->offset + en->size
+                                ? check_not_grown(w->cached_fd, en->path, en->size, err)
+                                : 0;
+                if (g < 0)
+                        return g;
         }
         *ret_len = (size_t)(end - start);
         return 0;
@@ -298,6 +351,8 @@ static int build_tree(int src_fd, const char *src_name, const struct aidp_seal_p
                                               "invalid file name '%s'", src_name);
                 tree->root = AIDP_ROOT_FILE;
                 e->single = true;
+                if (!st.st_size && (r = check_empty(src_fd, src_name, err)) < 0)
+                        return r;
                 r = add_entry(w, AIDP_ENTRY_FILE, st.st_mode, (uint64_t)st.st_size, src_name, err);
         } else if (S_ISDIR(st.st_mode)) {
                 tree->root = AIDP_ROOT_DIR;

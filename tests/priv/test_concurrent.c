@@ -153,22 +153,24 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
                 struct stat st;
                 if (stat(logp, &st) == 0)
                         before = st.st_size;
-                char *run[] = {AIDP_SUPERVISOR,
-                               "run",
-                               "--user",
-                               "65534",
-                               "--no-cwd",
-                               "--run-dir",
-                               rundir,
-                               "--lineage",
-                               logp,
-                               "--run-id",
-                               "aidp-test-full-disk",
-                               "--",
-                               "/bin/sh",
-                               "-c",
-                               "echo JOB-RAN",
-                               NULL};
+                /* tmpfs hands out whole pages: an append that fits in the
+                 * rest of the log's last page needs no free space. Binds
+                 * (each listed in START's aidp_binds) make this START larger
+                 * than a page, so it can never fit in that rest. */
+                char *run[160] = {AIDP_SUPERVISOR,      "run",  "--user",    "65534", "--no-cwd",
+                                  "--run-dir",          rundir, "--lineage", logp,    "--run-id",
+                                  "aidp-test-full-disk"};
+                int n = 11;
+                static char binds[64][48];
+                for (int i = 0; i < 64; i++) {
+                        snprintf(binds[i], sizeof binds[i], "/usr:/mnt/aidp-test-pad-%02d", i);
+                        run[n++] = "--ro-bind";
+                        run[n++] = binds[i];
+                }
+                const char *job[] = {"--", "/bin/sh", "-c", "echo JOB-RAN", NULL};
+                for (int i = 0; job[i]; i++)
+                        run[n++] = (char *)job[i];
+                run[n] = NULL;
                 int rc = aidp_test_run(&P, run);
                 int res = 0;
                 if (rc != AIDP_EXIT_LINEAGE)

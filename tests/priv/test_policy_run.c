@@ -313,8 +313,8 @@ Test(policy_run, lineage_holds_both_decisions_with_reasons)
                         region_fail = true;
         }
         cr_assert(region_fail);
-        /* Named after the profile (none: "default"), never the command (sh). */
-        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "job.name"), "default");
+        /* Named after the profile (none: baseline, the default), never the command (sh). */
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "job.name"), "baseline");
         cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "job.name"), "resnet-eu");
         /* Asked for, never read: in the aidp_requested facet, not in inputs. */
         json_object *in = aidp_test_json_at(ev[0], "inputs");
