@@ -95,6 +95,7 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                 .bind_tree_fds = r->cp.bind_trees,
                 .cwd_tree_fd = r->cp.cwd_tree,
                 .has_cwd_tree = r->cp.cwd_tree >= 0,
+                .resolv_tree_fd = aidp_run_net_resolv_tree(&r->net),
         };
         job_groups(r, spec);
         const char *targets[] = {"/tmp", r->profile.paths.scratch, r->profile.paths.out};

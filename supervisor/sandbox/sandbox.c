@@ -447,6 +447,19 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 CHECK(AIDP_STAGE_MOUNTS, attach_tmpfs(root, s->mounts[i].fd, p, attr),
                       s->mounts[i].target);
         }
+        /* egress: the run's DNS proxy is the job's only resolver (docs/egress.md). */
+        struct stat rst;
+        path_join(p, sizeof p, root, "/etc/resolv.conf");
+        if (s->resolv_tree_fd >= 0 && (lstat(p, &rst) < 0 || !S_ISREG(rst.st_mode)))
+                die(AIDP_STAGE_MOUNTS, ENOENT, "/etc/resolv.conf is not a regular file");
+        struct mount_attr ra = {.attr_set = RO | MOUNT_ATTR_NOEXEC};
+        if (s->resolv_tree_fd >= 0)
+                CHECK(AIDP_STAGE_MOUNTS,
+                      mount_setattr(s->resolv_tree_fd, "", AT_EMPTY_PATH, &ra, sizeof ra) < 0
+                              ? -1
+                              : move_mount(s->resolv_tree_fd, "", AT_FDCWD, p,
+                                           MOVE_MOUNT_F_EMPTY_PATH),
+                      "/etc/resolv.conf");
 
         if (cwd_fd >= 0) {
                 path_join(p, sizeof p, root, s->cwd);
