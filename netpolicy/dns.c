@@ -110,8 +110,7 @@ int aidp_dns_reply_rcode(const struct aidp_dns_query *q, int rcode, bool tc, uin
         return to_wire(p, out, outlen);
 }
 
-int aidp_dns_make_query(const struct aidp_dns_query *q, uint16_t id, uint8_t **out,
-                        size_t *outlen)
+int aidp_dns_make_query(const struct aidp_dns_query *q, uint16_t id, uint8_t **out, size_t *outlen)
 {
         ldns_rdf *owner = qname_rdf(q);
         if (!owner)
@@ -203,8 +202,8 @@ static int keep_chain(const struct aidp_netpolicy *np, const struct aidp_dns_que
         int rc = 0;
         for (int hop = 0; rc == 0 && hop < AIDP_DNS_CHAIN_MAX; hop++) {
                 const ldns_rr *c = find_rr(ans, cur, LDNS_RR_TYPE_CNAME, NULL);
-                if (!c || !ldns_rr_rdf(c, 0) || ldns_rdf_get_type(ldns_rr_rdf(c, 0)) !=
-                                                        LDNS_RDF_TYPE_DNAME)
+                if (!c || !ldns_rr_rdf(c, 0) ||
+                    ldns_rdf_get_type(ldns_rr_rdf(c, 0)) != LDNS_RDF_TYPE_DNAME)
                         break;
                 rc = push_capped(out, LDNS_SECTION_ANSWER, c);
                 cur = ldns_rr_rdf(c, 0);
@@ -226,8 +225,8 @@ static int keep_chain(const struct aidp_netpolicy *np, const struct aidp_dns_que
 }
 
 int aidp_dns_filter_answer(const struct aidp_netpolicy *np, const struct aidp_dns_query *q,
-                           uint16_t id, const uint8_t *buf, size_t len,
-                           struct aidp_dns_result *res, uint8_t **out, size_t *outlen)
+                           uint16_t id, const uint8_t *buf, size_t len, struct aidp_dns_result *res,
+                           uint8_t **out, size_t *outlen)
 {
         memset(res, 0, sizeof *res);
         _cleanup_(ldns_pkt_freep) ldns_pkt *in = NULL;
@@ -286,9 +285,9 @@ static bool in_prefix(const uint8_t *a, const struct special *s)
 bool aidp_netpolicy_special_addr(enum aidp_np_family f, const uint8_t a[16])
 {
         static const struct special v4[] = {
-                {{0}, 8},          {{10}, 8},        {{100, 64}, 10},  {{127}, 8},
-                {{169, 254}, 16},  {{172, 16}, 12},  {{192, 0, 0}, 24}, {{192, 168}, 16},
-                {{198, 18}, 15},   {{224}, 4},       {{240}, 4},
+                {{0}, 8},         {{10}, 8},       {{100, 64}, 10},   {{127}, 8},
+                {{169, 254}, 16}, {{172, 16}, 12}, {{192, 0, 0}, 24}, {{192, 168}, 16},
+                {{198, 18}, 15},  {{224}, 4},      {{240}, 4},
         };
         static const struct special v6[] = {
                 {{0}, 127}, /* :: and ::1 */

@@ -17,16 +17,21 @@
 
 #include "netpolicy/netpolicy.h"
 
-#define AIDP_DNS_MAX_ADDRS 256      /* addresses kept from one answer */
-#define AIDP_DNS_TTL_CAP   86400u   /* seconds: no address lives longer in a set */
-#define AIDP_DNS_TTL_GRACE 10u      /* seconds added to the TTL in the set */
-#define AIDP_DNS_UDP_MIN   512u     /* a UDP answer without EDNS */
-#define AIDP_DNS_MAX_MSG   65535u   /* a TCP message */
-#define AIDP_DNS_CHAIN_MAX 16       /* CNAME links followed */
+#define AIDP_DNS_MAX_ADDRS 256    /* addresses kept from one answer */
+#define AIDP_DNS_TTL_CAP   86400u /* seconds: no address lives longer in a set */
+#define AIDP_DNS_TTL_GRACE 10u    /* seconds added to the TTL in the set */
+#define AIDP_DNS_UDP_MIN   512u   /* a UDP answer without EDNS */
+#define AIDP_DNS_MAX_MSG   65535u /* a TCP message */
+#define AIDP_DNS_CHAIN_MAX 16     /* CNAME links followed */
 
 /* RCODEs used here. */
-enum { AIDP_DNS_NOERROR = 0, AIDP_DNS_FORMERR = 1, AIDP_DNS_SERVFAIL = 2, AIDP_DNS_NXDOMAIN = 3,
-       AIDP_DNS_REFUSED = 5 };
+enum {
+        AIDP_DNS_NOERROR = 0,
+        AIDP_DNS_FORMERR = 1,
+        AIDP_DNS_SERVFAIL = 2,
+        AIDP_DNS_NXDOMAIN = 3,
+        AIDP_DNS_REFUSED = 5
+};
 enum { AIDP_DNS_TYPE_A = 1, AIDP_DNS_TYPE_CNAME = 5, AIDP_DNS_TYPE_AAAA = 28 };
 
 struct aidp_dns_query {
@@ -48,8 +53,7 @@ int aidp_dns_reply_rcode(const struct aidp_dns_query *q, int rcode, bool tc, uin
                          size_t *outlen);
 
 /* The question re-asked upstream with id (recursion desired, EDNS 1232). */
-int aidp_dns_make_query(const struct aidp_dns_query *q, uint16_t id, uint8_t **out,
-                        size_t *outlen);
+int aidp_dns_make_query(const struct aidp_dns_query *q, uint16_t id, uint8_t **out, size_t *outlen);
 
 struct aidp_dns_addr {
         enum aidp_np_family family;
@@ -62,7 +66,7 @@ struct aidp_dns_result {
         bool truncated; /* upstream set TC: ask again over TCP */
         struct aidp_dns_addr addrs[AIDP_DNS_MAX_ADDRS];
         size_t n_addrs;
-        size_t n_special;        /* addresses dropped as special-purpose */
+        size_t n_special;         /* addresses dropped as special-purpose */
         char special_example[46]; /* the first one, as text */
 };
 
@@ -70,8 +74,8 @@ struct aidp_dns_result {
  * (with q->id) from what is kept. 0, or -EBADMSG when buf is not the answer
  * to that question (drop it and keep waiting). *out is allocated. */
 int aidp_dns_filter_answer(const struct aidp_netpolicy *np, const struct aidp_dns_query *q,
-                           uint16_t id, const uint8_t *buf, size_t len,
-                           struct aidp_dns_result *res, uint8_t **out, size_t *outlen);
+                           uint16_t id, const uint8_t *buf, size_t len, struct aidp_dns_result *res,
+                           uint8_t **out, size_t *outlen);
 
 /* Which fqdn rules allow name (exact, or "*.suffix" for names strictly below
  * suffix; case-insensitive): bit i for rule i. The plan has at most

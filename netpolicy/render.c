@@ -105,7 +105,9 @@ static void put_sets(FILE *f, const struct aidp_netpolicy *np)
         /* Filled at run time by the DNS proxy, each address with its TTL. */
         for (size_t i = 0; i < np->n_fqdns; i++)
                 for (int fam = 0; fam < AIDP_NP_FAMILY_MAX; fam++)
-                        fprintf(f, "\tset " AIDP_NP_FQDN_SET_FMT " {\n\t\ttype %s\n\t\tflags timeout\n\t}\n",
+                        fprintf(f,
+                                "\tset " AIDP_NP_FQDN_SET_FMT
+                                " {\n\t\ttype %s\n\t\tflags timeout\n\t}\n",
                                 fam == AIDP_NP_V4 ? 4 : 6, i, addr_type[fam]);
 }
 

@@ -186,7 +186,8 @@ static int egress_dest(struct loader *ld, ytree *t, ynode *n, const char *path,
                 if (!valid_fqdn(s))
                         return YERR(t, fn, p,
                                     "found '%s', expected a fully qualified host name such as "
-                                    "pypi.internal.example or *.suffix (no other wildcard, no trailing dot)",
+                                    "pypi.internal.example or *.suffix (no other wildcard, no "
+                                    "trailing dot)",
                                     s);
                 if (!(*fq = strdup(s)))
                         return aidp_ld_oom(ld->err);

@@ -86,7 +86,8 @@ static int open_all(struct proxy *P, const struct aidp_np_dnsproxy_conf *c, aidp
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "DNS proxy address");
         snprintf(P->host_table, sizeof P->host_table, "%s", c->host_table);
         if ((P->udp = bound(SOCK_DGRAM, &sa, err)) < 0 ||
-            (P->tcp = bound(SOCK_STREAM, &sa, err)) < 0 || (P->up = upstream(P, c->upstream, err)) < 0)
+            (P->tcp = bound(SOCK_STREAM, &sa, err)) < 0 ||
+            (P->up = upstream(P, c->upstream, err)) < 0)
                 return -EIO;
         if (!(P->host = aidp_np_setconn_open()))
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "netfilter socket");

@@ -14,11 +14,11 @@ struct aidp_np_dnsproxy;
 
 struct aidp_np_dnsproxy_conf {
         const struct aidp_netpolicy *np;
-        const char *listen4;  /* host end of the run's link */
-        const char *client4;  /* the sandbox end: the only client answered */
-        const char *upstream; /* IPv4 or IPv6 address of the resolver, port 53 */
-        const char *host_table;   /* "aidp-<run id>" in this namespace */
-        int netns_fd;             /* the run's namespace, holding table "aidp" */
+        const char *listen4;    /* host end of the run's link */
+        const char *client4;    /* the sandbox end: the only client answered */
+        const char *upstream;   /* IPv4 or IPv6 address of the resolver, port 53 */
+        const char *host_table; /* "aidp-<run id>" in this namespace */
+        int netns_fd;           /* the run's namespace, holding table "aidp" */
 };
 
 /* Bind the sockets, open the set connections, fork the proxy. */

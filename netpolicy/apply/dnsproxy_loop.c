@@ -49,8 +49,7 @@ static struct known *known_slot(struct proxy *P, unsigned rule, enum aidp_np_fam
         struct known *free_k = NULL, *oldest = &P->known[0];
         for (size_t i = 0; i < KNOWN_MAX; i++) {
                 struct known *k = &P->known[i];
-                if (k->expiry > now && k->rule == rule && k->family == f &&
-                    !memcmp(k->a, a, 16)) {
+                if (k->expiry > now && k->rule == rule && k->family == f && !memcmp(k->a, a, 16)) {
                         *found = true;
                         return k;
                 }
@@ -268,8 +267,11 @@ static void on_udp(struct proxy *P)
                 _cleanup_free_ uint8_t *msg = NULL;
                 size_t len;
                 if (p && aidp_dns_make_query(&q, fresh_id(P), &msg, &len) == 0) {
-                        *p = (struct pending){.used = true, .q = q, .match = match,
-                                              .client = from, .deadline = now_ms() + PENDING_MS};
+                        *p = (struct pending){.used = true,
+                                              .q = q,
+                                              .match = match,
+                                              .client = from,
+                                              .deadline = now_ms() + PENDING_MS};
                         p->up_id = (uint16_t)LDNS_ID_WIRE(msg);
                         if (send(P->up, msg, len, 0) == (ssize_t)len)
                                 return;

@@ -72,8 +72,8 @@ static int put_msg(struct mnl_nlmsg_batch *b, uint16_t type, uint16_t flags, uin
                 elem_set(op->table, op->set, op->addr, op->alen, with_timeout ? op->timeout_ms : 0);
         if (!s)
                 return -ENOMEM;
-        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), type,
-                                                     NFPROTO_INET, flags, seq);
+        struct nlmsghdr *nlh =
+                nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), type, NFPROTO_INET, flags, seq);
         nftnl_set_elems_nlmsg_build_payload(nlh, s);
         nftnl_set_free(s);
         mnl_nlmsg_batch_next(b);
@@ -127,8 +127,8 @@ static int send_batch(struct aidp_np_setconn *c, const struct aidp_np_set_op *op
         }
         nftnl_batch_end(mnl_nlmsg_batch_current(b), c->seq++);
         mnl_nlmsg_batch_next(b);
-        if (rc == 0 && mnl_socket_sendto(c->nl, mnl_nlmsg_batch_head(b),
-                                         mnl_nlmsg_batch_size(b)) < 0)
+        if (rc == 0 &&
+            mnl_socket_sendto(c->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0)
                 rc = -errno;
         mnl_nlmsg_batch_stop(b);
         free(buf);

@@ -101,8 +101,8 @@ int aidp_run_net_stage(struct aidp_run_net *n, const char *run_base, const char 
                 close(fd);
                 if (tree >= 0)
                         close(tree);
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, tree < 0 ? e : errno,
-                                        "cloning %s", path);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, tree < 0 ? e : errno, "cloning %s",
+                                        path);
         }
         /* The kernel moves no mount of an unlinked file: the name stays until
          * the run ends (or gc, by the run id). */

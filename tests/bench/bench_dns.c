@@ -44,8 +44,8 @@ static void run_dnsmasq(void *arg)
 {
         (void)arg;
         execlp("dnsmasq", "dnsmasq", "-k", "-C", "/dev/null", "--user=root", "--pid-file",
-               "--no-resolv", "--no-hosts", "--bind-interfaces",
-               "--listen-address=198.51.100.53", "--log-facility=/dev/null", "--local-ttl=300",
+               "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=198.51.100.53",
+               "--log-facility=/dev/null", "--local-ttl=300",
                "--host-record=bench.allowed.example,192.0.2.2", (char *)NULL);
         _exit(127);
 }
@@ -79,9 +79,9 @@ static double query_median(int nsfd, const char *server, int n)
         if (pid == 0) {
                 double med = -1;
                 if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) == 0) {
-                        ldns_pkt *p = ldns_pkt_query_new(
-                                ldns_dname_new_frm_str("bench.allowed.example"), LDNS_RR_TYPE_A,
-                                LDNS_RR_CLASS_IN, LDNS_RD);
+                        ldns_pkt *p =
+                                ldns_pkt_query_new(ldns_dname_new_frm_str("bench.allowed.example"),
+                                                   LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD);
                         uint8_t *q = NULL;
                         size_t qlen = 0;
                         ldns_pkt2wire(&q, p, &qlen);
@@ -154,9 +154,11 @@ static double stream(int nsfd, int mb)
 
 static int setup_hosts(struct aidp_test_ns *web, struct aidp_test_ns *dns)
 {
-        static const char *const h0[] = {"192.0.2.1/24", NULL}, *const p0[] = {"192.0.2.2/24", NULL};
-        static const char *const h1[] = {"198.51.100.1/24", NULL},
-                                 *const p1[] = {"198.51.100.53/24", NULL};
+        static const char *const h0[] = {"192.0.2.1/24", NULL}, *const p0[] = {"192.0.2.2/24",
+                                                                               NULL};
+        static const char *const h1[] = {"198.51.100.1/24", NULL}, *const p1[] = {
+                                                                           "198.51.100.53/24",
+                                                                           NULL};
         if (aidp_test_fake_host() < 0 || aidp_test_ns_start(web, run_sink, NULL) < 0 ||
             aidp_test_ns_start(dns, run_dnsmasq, NULL) < 0 ||
             aidp_test_peer_link_n(web, 0, h0, p0) != 0 ||
@@ -195,11 +197,15 @@ int main(int argc, char **argv)
                 return 1;
         }
         static struct aidp_egress_rule rules[] = {
-                {.fqdn = "bench.allowed.example", .port_min = 5001, .port_max = 5001, .protocol = 6},
+                {.fqdn = "bench.allowed.example",
+                 .port_min = 5001,
+                 .port_max = 5001,
+                 .protocol = 6},
                 {.cidr = "192.0.2.2/32", .port_min = 5001, .port_max = 5001, .protocol = 6},
         };
         static char *resolvers[] = {"198.51.100.53"};
-        struct aidp_hostnet hn = {.pool4 = "10.213.0.0/24", .resolvers = resolvers, .n_resolvers = 1};
+        struct aidp_hostnet hn = {
+                .pool4 = "10.213.0.0/24", .resolvers = resolvers, .n_resolvers = 1};
         struct aidp_network net = {.mode = AIDP_NET_EGRESS, .rules = rules, .n_rules = 2};
         struct aidp_netpolicy *np = NULL;
         struct aidp_np_run *r = NULL;

@@ -74,9 +74,10 @@ static void resolve(const char *name, int port, int family)
         char addr[INET6_ADDRSTRLEN] = "none";
         int rc = getaddrinfo(name, NULL, &hints, &res);
         if (rc == 0 && res) {
-                const void *a = family == AF_INET
-                                        ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
-                                        : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
+                const void *a =
+                        family == AF_INET
+                                ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
+                                : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
                 inet_ntop(family, a, addr, sizeof addr);
         }
         if (res)
@@ -135,7 +136,8 @@ static void query(const char *proto, const char *server, int port, const char *n
                   const char *type)
 {
         ldns_rr_type t = ldns_get_rr_type_by_name(type);
-        ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str(name), t, LDNS_RR_CLASS_IN, LDNS_RD);
+        ldns_pkt *p =
+                ldns_pkt_query_new(ldns_dname_new_frm_str(name), t, LDNS_RR_CLASS_IN, LDNS_RD);
         ldns_pkt_set_id(p, (uint16_t)getpid());
         uint8_t *q = NULL, *ans = NULL;
         size_t qlen = 0, alen = 0;

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lineage_util.h"
 #include "netns_util.h"
 #include "priv.h"
 #include "runner.h"
@@ -40,19 +41,27 @@ static void run_dnsmasq(void *arg)
         static char *argv[160];
         static char big[100][64];
         int n = 0;
-        const char *fixed[] = {
-                "dnsmasq", "-k", "-C", "/dev/null", "--user=root", "--pid-file", "--no-resolv",
-                "--no-hosts", "--bind-interfaces", "--listen-address=198.51.100.53,198.51.100.54",
-                "--log-facility=/dev/null",
-                "--host-record=web.allowed.example,192.0.2.2",
-                "--host-record=pypi.internal.example,192.0.2.2",
-                "--host-record=evil.example,192.0.2.3",
-                "--host-record=web2.other.example,192.0.2.5",
-                "--cname=alias.allowed.example,web2.other.example",
-                "--host-record=private.allowed.example,10.99.0.1",
-                "--host-record=short.allowed.example,192.0.2.6,1",
-                "--host-record=v6.allowed.example,2001:db8:2::2",
-                "--host-record=x.wild.example,192.0.2.2", NULL};
+        const char *fixed[] = {"dnsmasq",
+                               "-k",
+                               "-C",
+                               "/dev/null",
+                               "--user=root",
+                               "--pid-file",
+                               "--no-resolv",
+                               "--no-hosts",
+                               "--bind-interfaces",
+                               "--listen-address=198.51.100.53,198.51.100.54",
+                               "--log-facility=/dev/null",
+                               "--host-record=web.allowed.example,192.0.2.2",
+                               "--host-record=pypi.internal.example,192.0.2.2",
+                               "--host-record=evil.example,192.0.2.3",
+                               "--host-record=web2.other.example,192.0.2.5",
+                               "--cname=alias.allowed.example,web2.other.example",
+                               "--host-record=private.allowed.example,10.99.0.1",
+                               "--host-record=short.allowed.example,192.0.2.6,1",
+                               "--host-record=v6.allowed.example,2001:db8:2::2",
+                               "--host-record=x.wild.example,192.0.2.2",
+                               NULL};
         for (; fixed[n]; n++)
                 argv[n] = (char *)fixed[n];
         /* 100 addresses: more than fits a 1232-byte UDP answer */
@@ -136,18 +145,6 @@ static void fini(void)
 
 TestSuite(egress_dns, .init = setup, .fini = fini, .timeout = 120);
 
-static char *slurp(const char *path)
-{
-        FILE *f = fopen(path, "r");
-        if (!f)
-                return NULL;
-        char *buf = calloc(1, 1 << 20);
-        size_t n = fread(buf, 1, (1 << 20) - 1, f);
-        buf[n] = '\0';
-        fclose(f);
-        return buf;
-}
-
 /* The probe's line starting with `what ` must end in want. */
 static void expect(const char *out, const char *what, const char *want)
 {
@@ -163,9 +160,9 @@ static void expect(const char *out, const char *what, const char *want)
 
 static void run_probe(const char *prof, char *const probe_args[], struct aidp_proc *P)
 {
-        char *argv[192] = {AIDP_SUPERVISOR, "run",      "--user",    "65534",   "--no-cwd",
-                          "--profile",     (char *)prof, "--run-dir", rundir,    "--lineage",
-                          lineage,         "--summary", summary,     "--",      DNS_PROBE};
+        char *argv[192] = {AIDP_SUPERVISOR, "run",        "--user",    "65534", "--no-cwd",
+                           "--profile",     (char *)prof, "--run-dir", rundir,  "--lineage",
+                           lineage,         "--summary",  summary,     "--",    DNS_PROBE};
         int n = 15;
         for (int i = 0; probe_args[i]; i++)
                 argv[n++] = probe_args[i];
@@ -176,32 +173,100 @@ static void run_probe(const char *prof, char *const probe_args[], struct aidp_pr
 
 Test(egress_dns, names_are_the_only_way_out)
 {
-        char *args[] = {
-                /* before any lookup, the allowed name's address is closed */
-                "tcp", "192.0.2.5", "443",
-                "resolve", "web.allowed.example", "443",
-                "resolve", "alias.allowed.example", "443",
-                "tcp", "192.0.2.5", "8443",
-                "resolve", "x.wild.example", "443",
-                "resolve", "evil.example", "443",
-                "tcp", "192.0.2.3", "443",
-                "resolve", "private.allowed.example", "443",
-                "query", "udp", "proxy", "53", "evil.example", "A",
-                "query", "tcp", "proxy", "53", "web.allowed.example", "A",
-                "query", "udp", "proxy", "53", "big.allowed.example", "A",
-                "query", "tcp", "proxy", "53", "big.allowed.example", "A",
-                "query", "udp", "198.51.100.53", "53", "web.allowed.example", "A",
-                "query", "tcp", "198.51.100.53", "53", "web.allowed.example", "A",
-                "query", "udp", "198.51.100.54", "53", "web.allowed.example", "A",
-                "query", "tcp", "198.51.100.54", "53", "web.allowed.example", "A",
-                "tcp", "192.0.2.2", "853",
-                "tcp", "198.51.100.53", "853",
-                "resolve6", "v6.allowed.example", "443",
-                "tcp", "2001:db8:2::2", "8443",
-                "resolve", "short.allowed.example", "443",
-                "sleep", "2",
-                "tcp", "192.0.2.6", "443",
-                NULL};
+        char *args[] = {/* before any lookup, the allowed name's address is closed */
+                        "tcp",
+                        "192.0.2.5",
+                        "443",
+                        "resolve",
+                        "web.allowed.example",
+                        "443",
+                        "resolve",
+                        "alias.allowed.example",
+                        "443",
+                        "tcp",
+                        "192.0.2.5",
+                        "8443",
+                        "resolve",
+                        "x.wild.example",
+                        "443",
+                        "resolve",
+                        "evil.example",
+                        "443",
+                        "tcp",
+                        "192.0.2.3",
+                        "443",
+                        "resolve",
+                        "private.allowed.example",
+                        "443",
+                        "query",
+                        "udp",
+                        "proxy",
+                        "53",
+                        "evil.example",
+                        "A",
+                        "query",
+                        "tcp",
+                        "proxy",
+                        "53",
+                        "web.allowed.example",
+                        "A",
+                        "query",
+                        "udp",
+                        "proxy",
+                        "53",
+                        "big.allowed.example",
+                        "A",
+                        "query",
+                        "tcp",
+                        "proxy",
+                        "53",
+                        "big.allowed.example",
+                        "A",
+                        "query",
+                        "udp",
+                        "198.51.100.53",
+                        "53",
+                        "web.allowed.example",
+                        "A",
+                        "query",
+                        "tcp",
+                        "198.51.100.53",
+                        "53",
+                        "web.allowed.example",
+                        "A",
+                        "query",
+                        "udp",
+                        "198.51.100.54",
+                        "53",
+                        "web.allowed.example",
+                        "A",
+                        "query",
+                        "tcp",
+                        "198.51.100.54",
+                        "53",
+                        "web.allowed.example",
+                        "A",
+                        "tcp",
+                        "192.0.2.2",
+                        "853",
+                        "tcp",
+                        "198.51.100.53",
+                        "853",
+                        "resolve6",
+                        "v6.allowed.example",
+                        "443",
+                        "tcp",
+                        "2001:db8:2::2",
+                        "8443",
+                        "resolve",
+                        "short.allowed.example",
+                        "443",
+                        "sleep",
+                        "2",
+                        "tcp",
+                        "192.0.2.6",
+                        "443",
+                        NULL};
         struct aidp_proc P;
         run_probe(profile, args, &P);
         /* the printed lines, each after a newline */
@@ -244,13 +309,13 @@ Test(egress_dns, names_are_the_only_way_out)
         expect(out, "tcp 192.0.2.6:443", "ok");
         free(out);
         cr_expect(strstr(P.err, "name lookup(s) denied"), "%s", P.err);
-        char *s = slurp(summary);
+        char *s = aidp_test_slurp(summary, NULL);
         cr_assert_not_null(s);
         cr_expect(strstr(s, "evil.example"), "%s", s);
         cr_expect(strstr(s, "special address 10.99.0.1"), "%s", s);
         cr_expect(strstr(s, "198.51.100.54:53"), "%s", s);
         free(s);
-        char *lg = slurp(lineage);
+        char *lg = aidp_test_slurp(lineage, NULL);
         cr_assert_not_null(lg);
         const char *net = strstr(lg, "\"dnsDenials\"");
         cr_expect(net && strstr(net, "evil.example") && strstr(net, "not allowed"), "%s", lg);
@@ -260,10 +325,8 @@ Test(egress_dns, names_are_the_only_way_out)
 
 Test(egress_dns, shipped_egress_example_reaches_its_name)
 {
-        char *args[] = {"resolve", "pypi.internal.example", "443",
-                        "tcp",     "192.0.2.2",             "8443",
-                        "resolve", "web.allowed.example",   "443",
-                        NULL};
+        char *args[] = {"resolve", "pypi.internal.example", "443", "tcp", "192.0.2.2", "8443",
+                        "resolve", "web.allowed.example",   "443", NULL};
         struct aidp_proc P;
         run_probe("egress-example", args, &P);
         char *out = NULL;
@@ -278,12 +341,13 @@ Test(egress_dns, shipped_egress_example_reaches_its_name)
 
 Test(egress_dns, names_without_a_resolver_are_a_configuration_error)
 {
-        put("no-resolvers.yaml", "apiVersion: aidp/v1\nkind: Network\npools: {ipv4: 10.213.9.0/28}\n");
+        put("no-resolvers.yaml",
+            "apiVersion: aidp/v1\nkind: Network\npools: {ipv4: 10.213.9.0/28}\n");
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/no-resolvers.yaml", dir);
         setenv("AIDP_NETWORK_CONFIG", p, 1);
-        char *argv[] = {AIDP_SUPERVISOR, "run",     "--user", "65534",  "--no-cwd", "--profile",
-                        "egress-example", "--run-dir", rundir, "--", "/bin/true", NULL};
+        char *argv[] = {AIDP_SUPERVISOR,  "run",       "--user", "65534", "--no-cwd",  "--profile",
+                        "egress-example", "--run-dir", rundir,   "--",    "/bin/true", NULL};
         struct aidp_proc P;
         int st = aidp_test_run(&P, argv);
         cr_expect_eq(st, 119, "exit %d\n%s", st, P.err);

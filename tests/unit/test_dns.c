@@ -33,14 +33,15 @@ static void wire(ldns_pkt *p, uint8_t **buf, size_t *len)
 
 static ldns_pkt *query(const char *name, ldns_rr_type t, uint16_t id)
 {
-        ldns_pkt *p = ldns_pkt_query_new(ldns_dname_new_frm_str(name), t, LDNS_RR_CLASS_IN, LDNS_RD);
+        ldns_pkt *p =
+                ldns_pkt_query_new(ldns_dname_new_frm_str(name), t, LDNS_RR_CLASS_IN, LDNS_RD);
         ldns_pkt_set_id(p, id);
         return p;
 }
 
 /* An upstream answer to name/type with id, holding the given records. */
-static void answer(const char *name, ldns_rr_type t, uint16_t id, const char *const rrs[],
-                   bool tc, uint8_t **buf, size_t *len)
+static void answer(const char *name, ldns_rr_type t, uint16_t id, const char *const rrs[], bool tc,
+                   uint8_t **buf, size_t *len)
 {
         ldns_pkt *p = query(name, t, id);
         ldns_pkt_set_qr(p, true);
@@ -48,11 +49,11 @@ static void answer(const char *name, ldns_rr_type t, uint16_t id, const char *co
         ldns_pkt_set_tc(p, tc);
         for (size_t i = 0; rrs && rrs[i]; i++) {
                 ldns_rr *rr = NULL;
-                cr_assert_eq(ldns_rr_new_frm_str(&rr, rrs[i], 0, NULL, NULL), LDNS_STATUS_OK,
-                             "%s", rrs[i]);
-                ldns_pkt_push_rr(p, strstr(rrs[i], " SOA ") ? LDNS_SECTION_AUTHORITY
-                                                            : LDNS_SECTION_ANSWER,
-                                 rr);
+                cr_assert_eq(ldns_rr_new_frm_str(&rr, rrs[i], 0, NULL, NULL), LDNS_STATUS_OK, "%s",
+                             rrs[i]);
+                ldns_pkt_push_rr(
+                        p, strstr(rrs[i], " SOA ") ? LDNS_SECTION_AUTHORITY : LDNS_SECTION_ANSWER,
+                        rr);
         }
         wire(p, buf, len);
 }
@@ -131,13 +132,12 @@ static ldns_pkt *filter(struct aidp_netpolicy *np, const char *name, ldns_rr_typ
 Test(dns, cname_chains_are_followed_and_stray_records_dropped)
 {
         struct aidp_netpolicy *np = plan();
-        const char *rrs[] = {
-                "web.allowed.example. 300 IN CNAME cdn.other.example.",
-                "cdn.other.example. 60 IN CNAME edge.cdn.example.",
-                "edge.cdn.example. 20 IN A 192.0.2.7",
-                "edge.cdn.example. 999999 IN A 192.0.2.8",
-                "stray.example. 30 IN A 192.0.2.66", /* not on the chain */
-                NULL};
+        const char *rrs[] = {"web.allowed.example. 300 IN CNAME cdn.other.example.",
+                             "cdn.other.example. 60 IN CNAME edge.cdn.example.",
+                             "edge.cdn.example. 20 IN A 192.0.2.7",
+                             "edge.cdn.example. 999999 IN A 192.0.2.8",
+                             "stray.example. 30 IN A 192.0.2.66", /* not on the chain */
+                             NULL};
         struct aidp_dns_result res;
         ldns_pkt *p = filter(np, "web.allowed.example", LDNS_RR_TYPE_A, rrs, &res);
         cr_expect_eq(ldns_pkt_ancount(p), 4, "two CNAMEs and two addresses");
@@ -147,8 +147,8 @@ Test(dns, cname_chains_are_followed_and_stray_records_dropped)
         cr_expect_eq(res.addrs[0].ttl, 20);
         cr_expect_eq(res.addrs[1].ttl, AIDP_DNS_TTL_CAP, "TTLs are capped");
         for (size_t i = 0; i < ldns_pkt_ancount(p); i++)
-                cr_expect_leq(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), i)),
-                              AIDP_DNS_TTL_CAP, "the job never caches longer than the set");
+                cr_expect_leq(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), i)), AIDP_DNS_TTL_CAP,
+                              "the job never caches longer than the set");
         ldns_pkt_free(p);
         aidp_netpolicy_free(np);
 }
@@ -160,7 +160,8 @@ Test(dns, special_addresses_are_dropped_unless_a_cidr_rule_covers_them)
                              "web.allowed.example. 5 IN A 127.0.0.1",
                              "web.allowed.example. 5 IN A 169.254.169.254",
                              "web.allowed.example. 5 IN A 10.7.0.9", /* 10.7.0.0/16 rule */
-                             "web.allowed.example. 5 IN A 203.0.113.9", NULL};
+                             "web.allowed.example. 5 IN A 203.0.113.9",
+                             NULL};
         struct aidp_dns_result res;
         ldns_pkt *p = filter(np, "web.allowed.example", LDNS_RR_TYPE_A, rrs, &res);
         cr_expect_eq(res.n_special, 3);
