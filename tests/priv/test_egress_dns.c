@@ -309,13 +309,14 @@ Test(egress_dns, names_are_the_only_way_out)
         expect(out, "tcp 192.0.2.6:443", "ok");
         free(out);
         cr_expect(strstr(P.err, "name lookup(s) denied"), "%s", P.err);
-        char *s = aidp_test_slurp(summary, NULL);
+        size_t len = 0;
+        char *s = aidp_test_slurp(summary, &len);
         cr_assert_not_null(s);
         cr_expect(strstr(s, "evil.example"), "%s", s);
         cr_expect(strstr(s, "special address 10.99.0.1"), "%s", s);
         cr_expect(strstr(s, "198.51.100.54:53"), "%s", s);
         free(s);
-        char *lg = aidp_test_slurp(lineage, NULL);
+        char *lg = aidp_test_slurp(lineage, &len);
         cr_assert_not_null(lg);
         const char *net = strstr(lg, "\"dnsDenials\"");
         cr_expect(net && strstr(net, "evil.example") && strstr(net, "not allowed"), "%s", lg);
