@@ -25,7 +25,7 @@ struct known {
         unsigned rule;
         enum aidp_np_family family;
         uint8_t a[16];
-        uint64_t expiry, pending_expiry; /* CLOCK_MONOTONIC ms */
+        uint64_t expiry; /* CLOCK_MONOTONIC ms */
 };
 
 struct proxy {

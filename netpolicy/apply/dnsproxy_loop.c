@@ -97,7 +97,9 @@ static int fill_sets(struct proxy *P, uint64_t match, const struct aidp_dns_resu
                         k->rule = rule;
                         k->family = a->family;
                         memcpy(k->a, a->a, 16);
-                        k->pending_expiry = now + tmo;
+                        /* Taken now, so that no other address of this
+                         * answer lands in the same slot. */
+                        k->expiry = now + tmo;
                         touched[nt++] = k;
                 }
         }
@@ -115,8 +117,8 @@ static int fill_sets(struct proxy *P, uint64_t match, const struct aidp_dns_resu
         int rc = aidp_np_set_add(P->host, host_ops, nh);
         if (rc == 0)
                 rc = aidp_np_set_add(P->sandbox, sb_ops, ns);
-        for (size_t i = 0; i < nt; i++)
-                touched[i]->expiry = rc == 0 ? touched[i]->pending_expiry : 0;
+        for (size_t i = 0; rc < 0 && i < nt; i++)
+                touched[i]->expiry = 0; /* unknown: written again next time */
         return rc;
 }
 
