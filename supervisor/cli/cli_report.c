@@ -53,6 +53,16 @@ static json_object *egress_json(const struct aidp_run_result *r)
                 json_object_array_add(arr, d);
         }
         json_object_object_add(e, "denials", arr);
+        json_object_object_add(e, "dns_denied", json_object_new_uint64(r->denials.dns_total));
+        json_object *dns = json_object_new_array();
+        for (size_t i = 0; i < r->denials.n_dns; i++) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "name", json_object_new_string(r->denials.dns[i].name));
+                json_object_object_add(o, "reason", json_object_new_string(r->denials.dns[i].why));
+                json_object_object_add(o, "count", json_object_new_uint64(r->denials.dns[i].count));
+                json_object_array_add(dns, o);
+        }
+        json_object_object_add(e, "dns_denials", dns);
         return e;
 }
 
@@ -153,6 +163,15 @@ static void print_egress(const struct aidp_run_result *res)
                         (unsigned long long)res->denials.keys[i].count);
         }
         fprintf(stderr, "%s\n", res->denials.n_keys ? ")" : "");
+        const struct aidp_np_denials *d = &res->denials;
+        if (!d->dns_total)
+                return;
+        fprintf(stderr, "aidp-supervisor: DNS proxy: %llu name lookup(s) denied",
+                (unsigned long long)d->dns_total);
+        for (size_t i = 0; i < d->n_dns && i < 8; i++)
+                fprintf(stderr, "%s%s (%s) x%llu", i ? ", " : " (", d->dns[i].name, d->dns[i].why,
+                        (unsigned long long)d->dns[i].count);
+        fprintf(stderr, "%s\n", d->n_dns ? ")" : "");
 }
 
 /* The option and profile key that size a tmpfs, by its label. */

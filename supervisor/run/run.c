@@ -196,6 +196,9 @@ static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
          * gone first. */
         aidp_run_warm_end(r);
         if (rc == 0)
+                rc = aidp_run_net_stage(&r->net, aidp_journal_run_dir(r->o->run_dir),
+                                        r->res->run_id, err);
+        if (rc == 0)
                 rc = aidp_run_spawn(r, oldmask, err);
         aidp_run_warm_stop(r);
         aidp_run_phase(r, "spawn");

@@ -340,6 +340,18 @@ static void set_network(json_object *ev, const struct aidp_run_result *res)
         for (size_t i = 0; i < d->n_examples; i++)
                 json_object_array_add(ex, json_object_new_string(d->examples[i]));
         json_object_object_add(f, "examples", ex);
+        /* Names the run's DNS proxy refused, or answered without an address
+         * the plan does not cover. */
+        json_object_object_add(f, "dnsDenied", json_object_new_uint64(d->dns_total));
+        json_object *dns = json_object_new_array();
+        for (size_t i = 0; i < d->n_dns; i++) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "name", json_object_new_string(d->dns[i].name));
+                json_object_object_add(o, "reason", json_object_new_string(d->dns[i].why));
+                json_object_object_add(o, "count", json_object_new_uint64(d->dns[i].count));
+                json_object_array_add(dns, o);
+        }
+        json_object_object_add(f, "dnsDenials", dns);
 }
 
 int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,

@@ -100,6 +100,7 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                 .n_host_sockets = r->n_host_sockets,
                 .cwd_tree_fd = r->cp.cwd_tree,
                 .has_cwd_tree = r->cp.cwd_tree >= 0,
+                .resolv_tree_fd = aidp_run_net_resolv_tree(&r->net),
         };
         job_groups(r, spec);
         /* /data is read-only for the job (the mount, not the superblock: our

@@ -216,6 +216,25 @@ static bool in_list(const char *const *list, const char *s)
 
 static const uint64_t RO = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 
+/* egress: the run's DNS proxy is the job's only resolver (docs/egress.md).
+ * The supervisor's file goes over the host's /etc/resolv.conf, read-only. */
+static void attach_resolv(const char *root, const struct aidp_sandbox_spec *s)
+{
+        if (s->resolv_tree_fd < 0)
+                return;
+        char p[PATH_MAX];
+        struct stat st;
+        path_join(p, sizeof p, root, "/etc/resolv.conf");
+        if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode))
+                die(AIDP_STAGE_MOUNTS, ENOENT, "/etc/resolv.conf is not a regular file");
+        struct mount_attr a = {.attr_set = RO | MOUNT_ATTR_NOEXEC};
+        CHECK(AIDP_STAGE_MOUNTS, mount_setattr(s->resolv_tree_fd, "", AT_EMPTY_PATH, &a, sizeof a),
+              "/etc/resolv.conf");
+        CHECK(AIDP_STAGE_MOUNTS,
+              move_mount(s->resolv_tree_fd, "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH),
+              "/etc/resolv.conf");
+}
+
 /* Top-level entries of the host root: directories are bound read-only (with
  * their submounts), symlinks (merged /usr: bin -> usr/bin) are recreated. */
 static void bind_host_root(const char *root, const struct aidp_sandbox_spec *s)
@@ -445,6 +464,7 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 CHECK(AIDP_STAGE_MOUNTS, attach_tmpfs(root, s->mounts[i].fd, p, attr),
                       s->mounts[i].target);
         }
+        attach_resolv(root, s);
 
         if (cwd_fd >= 0) {
                 path_join(p, sizeof p, root, s->cwd);

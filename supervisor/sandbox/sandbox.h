@@ -79,6 +79,7 @@ struct aidp_sandbox_spec {
         int status_fd;            /* write end: pid 1 writes the job's status (int32) here */
         unsigned seccomp_flags;   /* extra SECCOMP_FILTER_FLAG_* (learn mode) */
         int notify_fd_out;        /* learn mode: socket to send the listener fd over, or -1 */
+        int resolv_tree_fd;       /* egress: a detached file mount for /etc/resolv.conf, or -1 */
 };
 
 /* Runs in the cloned child (pid 1 of the new pid namespace). Never returns.

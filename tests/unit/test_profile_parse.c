@@ -78,6 +78,7 @@ Test(profile_parse, every_section)
                 "eu-west-1}\n"
                 "    - {fqdn: PyPI.Internal.Example}\n"
                 "    - {cidr: '2001:db8::1'}\n"
+                "    - {fqdn: '*.Mirror.Example'}\n"
                 "data: {data: /input, scratch: /work, out: /results}\n";
         struct aidp_profile p;
         aidp_error err = {0};
@@ -136,7 +137,8 @@ Test(profile_parse, every_section)
         r = rule_for(&p.seccomp, "ptrace");
         cr_assert(r && r->action == AIDP_SC_KILL_PROCESS);
         cr_assert_eq(p.network.mode, AIDP_NET_EGRESS);
-        cr_assert_eq(p.network.n_rules, 4, "two ports of the first rule + fqdn + v6");
+        cr_assert_eq(p.network.n_rules, 5, "two ports of the first rule + fqdn + v6 + *.suffix");
+        cr_assert_str_eq(p.network.rules[4].fqdn, "*.mirror.example");
         cr_assert_str_eq(p.network.rules[0].cidr, "10.0.0.0/8");
         cr_assert_eq(p.network.rules[0].port_min, 443);
         cr_assert_eq(p.network.rules[1].port_min, 8000);
@@ -284,7 +286,9 @@ static const struct bad_case bad[] = {
          "found '9000-8000'"},
         {"network:\n  mode: egress\n  egress: [{cidr: 10.0.0.0/8, protocol: icmp}]\n", 7, 41,
          "protocol: found 'icmp', expected tcp, udp or any"},
-        {"network:\n  mode: egress\n  egress: [{fqdn: '*.example.com'}]\n", 7, 19,
+        {"network:\n  mode: egress\n  egress: [{fqdn: 'a.*.example.com'}]\n", 7, 19,
+         "expected a fully qualified host name"},
+        {"network:\n  mode: egress\n  egress: [{fqdn: '*.com'}]\n", 7, 19,
          "expected a fully qualified host name"},
         {"network:\n  mode: egress\n  egress: [{fqdn: 'localhost'}]\n", 7, 19,
          "expected a fully qualified host name"},
