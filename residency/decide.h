@@ -103,6 +103,14 @@ struct aidp_reason {
 
 struct aidp_decision {
         bool allow;
+        /* false: no policy file is installed, so nothing was decided (a run
+         * without sealed data, or root's own run, goes on; the trail says so) */
+        bool decided;
+        /* The instant (epoch) the time windows that grant this request close:
+         * a run must end then (docs/policy.md, "Time windows"). 0: no window
+         * limits it. until_rule names the role whose window closes first. */
+        int64_t until;
+        char *until_rule;
         /* A summary of the request, so the decision stands alone in lineage. */
         enum aidp_residency_op op;
         char *user;

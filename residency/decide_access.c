@@ -137,6 +137,48 @@ static bool in_windows(const struct aidp_residency_time *t, const struct aidp_ti
         return false;
 }
 
+/* Minutes from local (wday, minute) to the end of window w, which contains it. */
+static int minutes_left(const struct aidp_time_window *w, int wday, int minute)
+{
+        if (w->start < w->end)
+                return w->end - minute;
+        if ((w->days & (1u << wday)) && minute >= w->start)
+                return 1440 - minute + w->end; /* the evening part: ends tomorrow */
+        return w->end - minute;
+}
+
+#define UNTIL_CHAIN_MAX 16 /* windows chained end to end; more is a weekly cycle: no end */
+
+/* The instant the windows that contain now stop containing it: the latest end
+ * of a window containing now, then of one containing that end, and so on
+ * (mon-fri 00:00-24:00 is one span). Offsets are those at the decision instant.
+ * 0 when the chain never ends. */
+static int64_t windows_until(const struct aidp_residency_time *t, const struct aidp_time_window *v,
+                             size_t n)
+{
+        int64_t at = t->epoch;
+        for (int step = 0; step < UNTIL_CHAIN_MAX; step++) {
+                int64_t best = at;
+                for (size_t i = 0; i < n; i++) {
+                        long offset;
+                        if (!zone_offset(t, v[i].zone, &offset))
+                                continue;
+                        int wday, minute;
+                        aidp_residency_local_time(at, offset, &wday, &minute);
+                        if (!aidp_residency_window_contains(&v[i], wday, minute))
+                                continue;
+                        int64_t sec = ((at + offset) % 60 + 60) % 60;
+                        int64_t end = at - sec + 60 * (int64_t)minutes_left(&v[i], wday, minute);
+                        if (end > best)
+                                best = end;
+                }
+                if (best == at)
+                        return at;
+                at = best;
+        }
+        return 0;
+}
+
 static void ops_list(char *buf, size_t size, unsigned ops)
 {
         size_t off = 0;
@@ -212,17 +254,63 @@ static bool role_grants(const struct access_ctx *a, const struct aidp_role *role
         return true;
 }
 
+/* Until when a granting role's windows let it grant (0: no end). */
+static int64_t role_until(const struct access_ctx *a, const struct aidp_role *role)
+{
+        if (!role->n_windows)
+                return 0;
+        return windows_until(&a->c->req->time, role->windows, role->n_windows);
+}
+
+/* The role that grants the longest: one without windows, else the one whose
+ * windows close last. The decision ends at the earliest such close over all
+ * grants (a run must stop when any input's grant lapses). */
+static const struct aidp_role *best_grant(const struct access_ctx *a,
+                                          const struct aidp_dataset_facts *ds, int64_t *until)
+{
+        const struct aidp_role *best = NULL;
+        for (size_t i = 0; i < a->n_roles; i++) {
+                const char *attr;
+                char why[1024];
+                if (!role_grants(a, a->roles[i], ds, &attr, why, sizeof why))
+                        continue;
+                int64_t u = role_until(a, a->roles[i]);
+                if (!best || (*until && (u == 0 || u > *until))) {
+                        best = a->roles[i];
+                        *until = u;
+                }
+        }
+        return best;
+}
+
+static void note_until(struct aidp_dctx *c, const struct aidp_role *role, int64_t until)
+{
+        if (!until || (c->d->until && c->d->until <= until))
+                return;
+        char rule[128];
+        snprintf(rule, sizeof rule, "roles.%s", role->name);
+        char *r = strdup(rule);
+        if (!r) {
+                c->oom = true;
+                return;
+        }
+        free(c->d->until_rule);
+        c->d->until_rule = r;
+        c->d->until = until;
+}
+
 static void grant_one(struct access_ctx *a, const struct aidp_dataset_facts *ds)
 {
         struct aidp_dctx *c = a->c;
         const struct aidp_decision_request *req = c->req;
         const char *dsname = ds ? ds->name : NULL;
 
-        for (size_t i = 0; i < a->n_roles; i++) {
-                const char *attr;
-                char why[1024];
-                if (!role_grants(a, a->roles[i], ds, &attr, why, sizeof why))
+        int64_t until = 0;
+        const struct aidp_role *best = best_grant(a, ds, &until);
+        for (size_t i = 0; best && i < a->n_roles; i++) {
+                if (a->roles[i] != best)
                         continue;
+                note_until(c, best, until);
                 char rule[128];
                 snprintf(rule, sizeof rule, "roles.%s", a->roles[i]->name);
                 if (ds)

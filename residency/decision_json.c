@@ -124,7 +124,11 @@ struct json_object *aidp_residency_decision_to_json(const struct aidp_decision *
                         }
                 }
         }
-        if (add(o, "outputs", tags_json(&d->outputs)) < 0)
+        if (add(o, "outputs", tags_json(&d->outputs)) < 0 ||
+            add(o, "decided", json_object_new_boolean(d->decided)) < 0)
+                return NULL;
+        if (d->until && (add(o, "until", json_object_new_int64(d->until)) < 0 ||
+                         add_str(o, "until_rule", d->until_rule) < 0))
                 return NULL;
         return TAKE_PTR(o);
 }

@@ -2,6 +2,7 @@
  * the outputs inherit. Built in memory; the caller prints it. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "common/cleanup.h"
 #include "residency/decide.h"
@@ -72,6 +73,16 @@ char *aidp_residency_decision_to_text(const struct aidp_decision *d)
                 fprintf(f, ", regulations [%s]\n",
                         aidp_residency_join(list, sizeof list, d->outputs.regulations,
                                             d->outputs.n_regulations));
+        }
+        if (d->until) {
+                time_t t = (time_t)d->until;
+                struct tm tm;
+                char when[64] = "?";
+                if (gmtime_r(&t, &tm))
+                        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+                fprintf(f,
+                        "  access ends %s: the time window of %s closes (a run is stopped then)\n",
+                        when, d->until_rule ? d->until_rule : "its role");
         }
         if (fclose(f) != 0) {
                 free(buf);

@@ -14,7 +14,11 @@
 #include "common/cleanup.h"
 #include "common/strv.h"
 #include "supervisor/lineage/lineage.h"
-#include "supervisor/run/policy_clock.h"
+#include "supervisor/run/policy_decide.h"
+#include "supervisor/sealed/codec/sealed_format.h"
+
+_Static_assert(AIDP_TAGS_MAX == AIDP_SEALED_MAX_TAGS,
+               "the decision's output tag limit is the sealed header's");
 
 /* Root started us itself (not sudo on behalf of another user): the
  * environment and --user are root's own choices. */
@@ -107,6 +111,12 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
 {
         memset(p, 0, sizeof *p);
         bool trusted = aidp_run_root_directly();
+        /* Test hook (a test-build variable: the trust check refuses it to the
+         * production binary): the policy clock shifted, so a test can start a
+         * run seconds before its time window closes. */
+        const char *off = trusted ? getenv("AIDP_FAULT_CLOCK_OFFSET") : NULL;
+        if (off)
+                p->clock_offset = strtoll(off, NULL, 10);
         const char *dir = trusted ? getenv(AIDP_POLICY_DIR_ENV) : NULL;
         snprintf(p->dir, sizeof p->dir, "%s", dir && *dir ? dir : AIDP_POLICY_DIR_DEFAULT);
 
@@ -119,59 +129,49 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
         int r = aidp_policy_set_load(&src, &p->set, err);
         if (r < 0)
                 return aidp_error_wrap(err, "loading the access and residency policy");
-        if (!p->set.host && !p->set.residency && !p->set.access) {
-                /* Secure default (docs/security.md): without a policy a user
-                 * may run jobs, but no sealed data is decrypted for them. */
-                if (!trusted && inject && inject->n > 0)
-                        return no_policy_for_data(p->dir, caller ? caller->user : NULL, err);
-                return 0;
-        }
-        p->enforced = true;
-
-        if (!caller) {
+        p->enforced = aidp_policy_set_installed(&p->set);
+        size_t n_data = inject ? inject->n : 0;
+        if (!caller && (p->enforced || n_data)) {
                 *err = *caller_err;
                 return aidp_error_wrap(err, "identifying the caller for the access policy");
         }
-        r = aidp_caller_fill_groups(caller, err);
-        if (r < 0)
+        /* The groups matter only to a policy; without one nobody looks them up. */
+        if (p->enforced && (r = aidp_caller_fill_groups(caller, err)) < 0)
                 return aidp_error_wrap(err, "identifying the caller for the access policy");
         p->caller = caller;
 
         struct aidp_dataset_facts facts[AIDP_RUN_MAX_DATA];
         size_t n = 0;
-        for (; n < inject->n; n++) {
+        for (; n < n_data; n++) {
                 r = aidp_policy_facts_from_header(aidp_inject_header(inject, n), &facts[n], err);
                 if (r < 0)
                         break;
         }
-        struct aidp_policy_clock clock = {0};
-        int64_t now = (int64_t)time(NULL);
-        if (r >= 0)
-                r = aidp_policy_clock_resolve(p->set.access, now, &clock, err);
         _cleanup_(aidp_run_policy_profile_view_free) struct aidp_residency_profile pv = {0};
         if (r >= 0 && aidp_run_policy_profile_view(profile, &pv) < 0)
                 r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         if (r >= 0) {
-                struct aidp_decision_request req = {
+                struct aidp_policy_query q = {
                         .op = AIDP_OP_RUN,
                         .profile = &pv,
                         .datasets = facts,
                         .n_datasets = n,
-                        .host = p->set.host,
-                        .residency = p->set.residency,
-                        .access = p->set.access,
+                        .at = (int64_t)time(NULL) + p->clock_offset,
                 };
-                aidp_caller_view(caller, &req.caller);
-                aidp_policy_clock_view(&clock, now, &req.time);
-                r = aidp_residency_decide(&req, &p->decision, err);
+                if (caller)
+                        aidp_caller_view(caller, &q.caller);
+                else
+                        q.caller.uid = -1;
+                r = aidp_policy_decide_with(&p->set, &q, &p->decision, err);
                 if (r >= 0)
                         p->decided = true;
         }
-        aidp_policy_clock_free(&clock);
         for (size_t i = 0; i < n; i++)
                 aidp_residency_facts_free(&facts[i]);
         if (r < 0)
                 return r;
+        if (!p->decision.allow && !p->enforced)
+                return no_policy_for_data(p->dir, caller->user, err);
         if (!p->decision.allow)
                 return aidp_residency_decision_to_error(&p->decision, err);
         restrict_egress(profile, &p->decision);
@@ -186,10 +186,13 @@ void aidp_run_policy_annotate(const void *arg, json_object *ev)
         json_object *f = aidp_lineage_run_facet(ev, "aidp_policy");
         json_object_object_add(f, "enforced", json_object_new_boolean(p->enforced));
         if (!p->enforced || !p->decided) {
+                bool deny = p->decided && !p->decision.allow;
                 char why[1200];
-                snprintf(why, sizeof why, "no policy installed in %s: the run was not decided",
-                         p->dir);
-                aidp_lineage_add_decision(ev, "run", "allow", "none", why);
+                snprintf(why, sizeof why, "no policy installed in %s: %s", p->dir,
+                         deny ? "sealed data is not decrypted without one"
+                              : "the run was not decided");
+                aidp_lineage_add_decision(ev, "run", deny ? "deny" : "allow",
+                                          deny ? "default" : "none", why);
                 return;
         }
         const struct aidp_decision *d = &p->decision;
