@@ -189,6 +189,7 @@ int aidp_residency_decide(const struct aidp_decision_request *req, struct aidp_d
         if (summarize(req, &d) < 0)
                 c.oom = true;
         d.decided = req->host || req->residency || req->access;
+        d.audit = req->access && req->access->audit;
         if (!c.oom && !d.decided) {
                 decide_without_policy(&c);
         } else {
@@ -201,6 +202,8 @@ int aidp_residency_decide(const struct aidp_decision_request *req, struct aidp_d
         }
         if (!c.oom)
                 check_output_tags(&c);
+        if (!c.oom)
+                aidp_residency_decide_output_key(&c);
         if (c.oom) {
                 aidp_residency_decision_free(&d);
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
@@ -233,6 +236,8 @@ void aidp_residency_decision_free(struct aidp_decision *d)
         free(d->datasets);
         free(d->egress_keep);
         free(d->until_rule);
+        free(d->output_key);
+        free(d->output_key_rule);
         aidp_residency_tags_free(&d->outputs);
         memset(d, 0, sizeof *d);
 }

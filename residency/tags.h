@@ -39,6 +39,9 @@ struct aidp_data_tags {
 struct aidp_dataset_facts {
         char *name;
         char *version; /* NULL when the header has none */
+        /* The key id whose key authenticated the header (a rule may require
+         * it); NULL when not known (a what-if DatasetFacts without one). */
+        char *key_id;
         struct aidp_data_tags tags;
 };
 

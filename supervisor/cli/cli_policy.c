@@ -567,7 +567,8 @@ static int cmd_explain(int argc, char **argv)
 
         if ((r = explain_print(&o, &d, known, profile_found, &err)) < 0)
                 goto fail;
-        status = d.allow ? 0 : AIDP_EXIT_DENIED;
+        /* enforcement: audit: a run goes on whatever the verdict, so explain too */
+        status = d.allow || d.audit ? 0 : AIDP_EXIT_DENIED;
         goto out;
 fail:
         status = aidp_cli_fail(PROG " explain", &err);

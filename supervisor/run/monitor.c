@@ -111,7 +111,7 @@ static int arm_access(struct watch *w, aidp_error *err)
 {
         const struct aidp_run_policy *p = &w->r->policy;
         w->access = -1;
-        if (!p->decided || !p->decision.until)
+        if (!p->decided || !p->decision.until || p->decision.audit)
                 return 0;
         w->access = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC);
         struct itimerspec its = {

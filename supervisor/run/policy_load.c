@@ -252,6 +252,8 @@ int aidp_policy_facts_from_header(const struct aidp_sealed_header *h,
         bool oom = !(f.name = strdup(m->name));
         if (!oom && m->version[0])
                 oom = !(f.version = strdup(m->version));
+        if (!oom && m->key_id[0])
+                oom = !(f.key_id = strdup(m->key_id));
         f.tags.classification = m->classification;
         for (unsigned i = 0; !oom && i < m->n_residency; i++)
                 oom = aidp_strv_push(&f.tags.residency, &f.tags.n_residency, m->residency[i]) < 0;

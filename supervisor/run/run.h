@@ -72,9 +72,11 @@ struct aidp_run_result {
          * stopped (docs/policy.md, "Time windows") */
         bool access_expired;
         char access_rule[128]; /* the role whose window closed */
-        int stop_signal;       /* SIGTERM/SIGINT/SIGHUP/SIGQUIT the supervisor was stopped with
+        /* enforcement: audit: what the policy decided and was not enforced ("" none) */
+        char policy_audit[768];
+        int stop_signal;    /* SIGTERM/SIGINT/SIGHUP/SIGQUIT the supervisor was stopped with
                           * while the job ran (scancel, Ctrl-C); 0 if none */
-        uint64_t oom_kills;    /* processes the memory limit killed (the job's or a child) */
+        uint64_t oom_kills; /* processes the memory limit killed (the job's or a child) */
         /* no --output-dir: what /out held when the run ended, shredded unkept */
         bool out_discarded;
         uint64_t out_discarded_bytes, out_discarded_files;

@@ -3,6 +3,7 @@
 #include "supervisor/run/run_policy.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -105,6 +106,49 @@ void aidp_run_policy_profile_view_free(struct aidp_residency_profile *v)
         memset(v, 0, sizeof *v);
 }
 
+static void appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
+{
+        if (*off >= size - 1)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(buf + *off, size - *off, fmt, ap);
+        va_end(ap);
+        if (k > 0)
+                *off = *off + (size_t)k < size - 1 ? *off + (size_t)k : size - 1;
+}
+
+/* enforcement: audit (rolling a policy out): the verdict is made, recorded in
+ * lineage and reported on stderr and in the summary, and not enforced: a
+ * denied run goes on, egress rules stay, the time window does not end it. */
+static int audit_report(struct aidp_run_policy *p)
+{
+        const struct aidp_decision *d = &p->decision;
+        size_t dropped = 0;
+        for (size_t i = 0; i < d->n_egress; i++)
+                dropped += !d->egress_keep[i];
+        aidp_error e = {0};
+        if (!d->allow)
+                aidp_residency_decision_to_error(d, &e);
+        if (d->allow && !dropped && !d->until)
+                return 0;
+        size_t off = 0;
+        appendf(p->audit_msg, sizeof p->audit_msg, &off, "%s", d->allow ? "run allowed" : e.msg);
+        if (dropped)
+                appendf(p->audit_msg, sizeof p->audit_msg, &off,
+                        "; %zu egress rule(s) would be dropped", dropped);
+        if (d->until)
+                appendf(p->audit_msg, sizeof p->audit_msg, &off,
+                        "; the run would be stopped at @%lld when the time "
+                        "window of %s closes",
+                        (long long)d->until, d->until_rule);
+        fprintf(stderr, "aidp-supervisor: policy audit (enforcement: audit, not enforced): %s\n",
+                p->audit_msg);
+        return 0;
+}
+
 int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identity *caller,
                            const aidp_error *caller_err, struct aidp_profile *profile,
                            const struct aidp_inject *inject, aidp_error *err)
@@ -172,6 +216,8 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
                 return r;
         if (!p->decision.allow && !p->enforced)
                 return no_policy_for_data(p->dir, caller->user, err);
+        if (p->decision.audit)
+                return audit_report(p);
         if (!p->decision.allow)
                 return aidp_residency_decision_to_error(&p->decision, err);
         restrict_egress(profile, &p->decision);
@@ -185,6 +231,12 @@ void aidp_run_policy_annotate(const void *arg, json_object *ev)
                 return;
         json_object *f = aidp_lineage_run_facet(ev, "aidp_policy");
         json_object_object_add(f, "enforced", json_object_new_boolean(p->enforced));
+        if (p->decided && p->decision.audit) {
+                /* decided and recorded, not enforced */
+                json_object_object_add(f, "enforcement", json_object_new_string("audit"));
+                if (p->audit_msg[0])
+                        json_object_object_add(f, "audit", json_object_new_string(p->audit_msg));
+        }
         if (!p->enforced || !p->decided) {
                 bool deny = p->decided && !p->decision.allow;
                 char why[1200];

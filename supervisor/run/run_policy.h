@@ -30,6 +30,9 @@ struct aidp_run_policy {
          * policy's clock); 0 otherwise. The run's deadline from the decision's
          * `until` is real time until - clock_offset. */
         int64_t clock_offset;
+        /* enforcement: audit and the decision denied (or restricted egress):
+         * what was not enforced, for stderr, the summary and lineage */
+        char audit_msg[768];
 };
 
 /* Load the policies and decide for the caller the run resolved (NULL when that

@@ -20,8 +20,8 @@ static char keydir[4096], poldir[4096], rundir[4096], logp[4096], keyp[4096];
 static struct aidp_proc P;
 
 enum { D_NONE, D_EU, D_PHI, D_PUBLIC, D_INTERNAL, D_CONFIDENTIAL, D_RESTRICTED, D_REGULATED, N_D };
-static const char *const data_names[N_D] = {"(none)",   "eu-internal",  "phi-regulated",
-                                            "public",   "internal",     "confidential",
+static const char *const data_names[N_D] = {"(none)",     "eu-internal", "phi-regulated",
+                                            "public",     "internal",    "confidential",
                                             "restricted", "regulated"};
 static char data_path[N_D][4096];
 
@@ -94,7 +94,9 @@ static void place(const char *name, enum file_state st, const char *text)
         case F_DANGLING: cr_assert_eq(symlink("/nonexistent/aidp-volume/p.yaml", path), 0); return;
         case F_DIR: cr_assert_eq(mkdir(path, 0755), 0); return;
         case F_FIFO: cr_assert_eq(mkfifo(path, 0644), 0); return;
-        case F_MALFORMED: text = "apiVersion: aidp/v1\nkind: ResidencyPolicy\nresidency: [\n"; break;
+        case F_MALFORMED:
+                text = "apiVersion: aidp/v1\nkind: ResidencyPolicy\nresidency: [\n";
+                break;
         case F_VALID:
         case F_NOT_ROOTS:
         case F_GW: break;
@@ -202,6 +204,8 @@ static int expected_valid(const struct host_state *s, int d)
                 return host && res ? 0 : AIDP_EXIT_DENIED; /* eu on an eu host needs both */
         if (d == D_PHI)
                 return AIDP_EXIT_DENIED; /* us data on an eu host; no hipaa zone */
+        if (d == D_RESTRICTED || d == D_REGULATED)
+                return AIDP_EXIT_DENIED; /* untagged: require_residency_from restricted */
         return 0;
 }
 

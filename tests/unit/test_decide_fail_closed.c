@@ -45,9 +45,9 @@ Test(fail_closed, no_policy_refuses_sealed_data)
         fx_facts("phi-registry", &f.ds[f.n++]);
         struct aidp_residency_egress rules[] = {{.cidr = "10.0.0.0/8", .region = "us-east-1"}};
         struct aidp_residency_profile prof = {.name = "gpu-train",
-                                           .network = AIDP_RESIDENCY_NET_EGRESS,
-                                           .egress = rules,
-                                           .n_egress = 1};
+                                              .network = AIDP_RESIDENCY_NET_EGRESS,
+                                              .egress = rules,
+                                              .n_egress = 1};
         struct aidp_decision_request req = {
                 .caller = {.user = "alice", .uid = 1000},
                 .op = AIDP_OP_RUN,
@@ -179,8 +179,7 @@ Test(fail_closed, until_is_when_the_granting_window_closes)
         /* Windows end to end are one span: Monday all day, then Tuesday to 06:30. */
         until_for("sam", "public-set", MON_2300Z, &d);
         cr_assert(d.allow);
-        cr_assert_eq(d.until, MON_2300Z + 3600 + 6 * 3600 + 1800, "until %lld",
-                     (long long)d.until);
+        cr_assert_eq(d.until, MON_2300Z + 3600 + 6 * 3600 + 1800, "until %lld", (long long)d.until);
         aidp_residency_decision_free(&d);
 
         /* A role without windows also grants it: no end. */
@@ -205,9 +204,9 @@ Test(fail_closed, outputs_over_the_header_tag_limit_are_refused)
                 for (int t = 0; t < 20; t++) {
                         char tag[16];
                         snprintf(tag, sizeof tag, "r%c%02d", 'a' + k, t);
-                        cr_assert_eq(aidp_strv_push(&ds->tags.regulations,
-                                                    &ds->tags.n_regulations, tag),
-                                     0);
+                        cr_assert_eq(
+                                aidp_strv_push(&ds->tags.regulations, &ds->tags.n_regulations, tag),
+                                0);
                 }
         }
         struct aidp_residency_profile prof = {.name = "gpu-train"};
@@ -231,4 +230,64 @@ Test(fail_closed, outputs_over_the_header_tag_limit_are_refused)
         cr_assert(found, "no FAIL for 40 inherited regulation tags");
         aidp_residency_decision_free(&d);
         fx_free(&f);
+}
+
+static const char all_yaml[] = "apiVersion: aidp/v1\nkind: AccessPolicy\nroles:\n  all:\n"
+                               "    operations: [run]\n    profiles: [\"*\"]\n"
+                               "    datasets: [\"*\"]\n    max_classification: regulated\n"
+                               "users:\n  alice: {roles: [all]}\n";
+
+static bool require_allows(const char *residency_yaml_or_null, const char *data)
+{
+        struct req_fx f = {0};
+        fx_access(all_yaml, &f.ap);
+        f.have_ap = true;
+        if (residency_yaml_or_null) {
+                fx_residency(residency_yaml_or_null, &f.rp);
+                f.have_rp = true;
+        }
+        fx_host("us", &f.host);
+        f.have_host = true;
+        fx_facts(data, &f.ds[f.n++]);
+        struct aidp_residency_profile prof = {.name = "gpu-train"};
+        struct aidp_decision_request req = {
+                .caller = {.user = "alice", .uid = 1000},
+                .op = AIDP_OP_RUN,
+                .profile = &prof,
+                .datasets = f.ds,
+                .n_datasets = f.n,
+                .host = &f.host,
+                .residency = f.have_rp ? &f.rp : NULL,
+                .access = &f.ap,
+                .time = {.epoch = WED_1000Z},
+        };
+        struct aidp_decision d;
+        decide(&req, &d);
+        bool allow = d.allow;
+        const struct aidp_reason *r = aidp_residency_decision_first_failure(&d);
+        if (!allow)
+                cr_assert_str_eq(r->rule, "require_residency_from", "%s", r->message);
+        aidp_residency_decision_free(&d);
+        fx_free(&f);
+        return allow;
+}
+
+/* Untagged data from a classification up is refused; restricted by default,
+ * also without residency.yaml; configurable, `none` switches it off. */
+Test(fail_closed, residency_tags_required_from_a_classification_up)
+{
+        static const char from_conf[] = "apiVersion: aidp/v1\nkind: ResidencyPolicy\n"
+                                        "require_residency_from: confidential\n";
+        static const char off[] = "apiVersion: aidp/v1\nkind: ResidencyPolicy\n"
+                                  "require_residency_from: none\n";
+        static const char dflt[] = "apiVersion: aidp/v1\nkind: ResidencyPolicy\n"
+                                   "residency:\n  us: {regions: [\"us-*\"]}\n";
+        /* imagenet-restricted: restricted, no tags; public-set: public, no tags */
+        cr_assert(!require_allows(NULL, "imagenet-restricted"));
+        cr_assert(!require_allows(dflt, "imagenet-restricted"));
+        cr_assert(require_allows(off, "imagenet-restricted"));
+        cr_assert(require_allows(dflt, "public-set"));
+        cr_assert(require_allows(from_conf, "public-set"));
+        cr_assert(!require_allows(from_conf, "imagenet-restricted"));
+        cr_assert(require_allows(dflt, "us-data"), "tagged data is not concerned");
 }
