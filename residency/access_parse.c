@@ -30,7 +30,7 @@ static void tag_match_free(struct aidp_tag_match *t)
 }
 
 /* residency:, regulations: (tags) and key_ids: (patterns) of a role or a deny
- * rule; ctx is the struct aidp_tag_match. */
+ * rule; ctx is the role or rule, whose first member is its struct aidp_tag_match. */
 static int tm_residency(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         struct aidp_tag_match *t = ctx;
@@ -181,21 +181,6 @@ static int ro_require(struct aidp_yaml *w, yaml_node_t *v, const char *path, voi
         return aidp_yaml_map(w, v, path, require_entry, ctx);
 }
 
-static int ro_residency(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
-{
-        return tm_residency(w, v, path, &((struct aidp_role *)ctx)->tags);
-}
-
-static int ro_regulations(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
-{
-        return tm_regulations(w, v, path, &((struct aidp_role *)ctx)->tags);
-}
-
-static int ro_key_ids(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
-{
-        return tm_key_ids(w, v, path, &((struct aidp_role *)ctx)->tags);
-}
-
 static int role_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
                       yaml_node_t *value, const char *path, void *ctx)
 {
@@ -203,8 +188,8 @@ static int role_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode
                 {"operations", ro_operations, true}, {"profiles", ro_profiles, false},
                 {"datasets", ro_datasets, false},    {"max_classification", ro_max_class, false},
                 {"time_windows", ro_windows, false}, {"require_attributes", ro_require, false},
-                {"residency", ro_residency, false},  {"regulations", ro_regulations, false},
-                {"key_ids", ro_key_ids, false},
+                {"residency", tm_residency, false},  {"regulations", tm_regulations, false},
+                {"key_ids", tm_key_ids, false},
         };
         struct aidp_access_policy *p = ctx;
         if (!aidp_residency_name_valid(key))
@@ -405,21 +390,6 @@ static int dn_windows(struct aidp_yaml *w, yaml_node_t *v, const char *path, voi
         return aidp_residency_parse_windows(w, v, path, &d->windows, &d->n_windows);
 }
 
-static int dn_residency(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
-{
-        return tm_residency(w, v, path, &((struct aidp_deny_rule *)ctx)->tags);
-}
-
-static int dn_regulations(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
-{
-        return tm_regulations(w, v, path, &((struct aidp_deny_rule *)ctx)->tags);
-}
-
-static int dn_key_ids(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
-{
-        return tm_key_ids(w, v, path, &((struct aidp_deny_rule *)ctx)->tags);
-}
-
 static int deny_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
         static const struct aidp_yaml_field fields[] = {
@@ -431,9 +401,9 @@ static int deny_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, s
                 {"datasets", dn_datasets, false},
                 {"min_classification", dn_min_class, false},
                 {"time_windows", dn_windows, false},
-                {"residency", dn_residency, false},
-                {"regulations", dn_regulations, false},
-                {"key_ids", dn_key_ids, false},
+                {"residency", tm_residency, false},
+                {"regulations", tm_regulations, false},
+                {"key_ids", tm_key_ids, false},
         };
         struct aidp_access_policy *p = ctx;
         struct aidp_deny_rule d = {.loc = loc_of(item)};

@@ -175,6 +175,9 @@ struct aidp_tag_match {
 };
 
 struct aidp_role {
+        /* first: the parser hands a role to the tag fields' handlers as a
+         * struct aidp_tag_match * (docs/policy.md, "Rules on tags and keys") */
+        struct aidp_tag_match tags;
         char *name;
         unsigned ops;    /* bit (1u << aidp_residency_op) */
         char **profiles; /* fnmatch patterns; empty grants no profile */
@@ -186,9 +189,6 @@ struct aidp_role {
         size_t n_windows;
         struct aidp_attr_req *require;
         size_t n_require;
-        /* Conditions on the dataset's authenticated header (docs/policy.md,
-         * "Rules on tags and keys"); each only when its has_ flag is set. */
-        struct aidp_tag_match tags;
         struct aidp_rule_loc loc;
 };
 
@@ -205,6 +205,7 @@ struct aidp_subject {
 /* An explicit deny: matches when every condition given matches; it overrides
  * any role. Empty conditions match everything. */
 struct aidp_deny_rule {
+        struct aidp_tag_match tags; /* first, as in struct aidp_role */
         char *name;
         char **users; /* fnmatch patterns on the user name */
         size_t n_users;
@@ -219,7 +220,6 @@ struct aidp_deny_rule {
         enum aidp_classification min_classification;
         struct aidp_time_window *windows;
         size_t n_windows;
-        struct aidp_tag_match tags;
         struct aidp_rule_loc loc;
 };
 

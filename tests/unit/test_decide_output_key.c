@@ -26,8 +26,7 @@ struct in {
         enum aidp_classification cls;
 };
 
-static void decide_keys(const char *res_yaml, const struct in *v, size_t n,
-                        struct aidp_decision *d)
+static void decide_keys(const char *res_yaml, const struct in *v, size_t n, struct aidp_decision *d)
 {
         struct aidp_access_policy ap;
         struct aidp_residency_policy rp;

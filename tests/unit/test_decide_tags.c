@@ -61,14 +61,13 @@ static const struct tcase tcases[] = {
          "research-1", false, "deny.no-phi-names"},
         {"a glob in deny groups fires", "alice", "contractors-2024", "train", NULL, NULL,
          "research-1", false, "deny.contractors"},
-        {"a key id deny", "alice", NULL, "train", NULL, NULL, "legacy-2019", false,
-         "deny.old-key"},
-        {"role tags: eu data under a research key", "eve", NULL, "train", "eu", NULL,
-         "research-7", true, NULL},
+        {"a key id deny", "alice", NULL, "train", NULL, NULL, "legacy-2019", false, "deny.old-key"},
+        {"role tags: eu data under a research key", "eve", NULL, "train", "eu", NULL, "research-7",
+         true, NULL},
         {"role tags: us data is not the role's", "eve", NULL, "train", "us", NULL, "research-7",
          false, "roles.eu-only"},
-        {"role tags: no regulation tag allowed", "eve", NULL, "train", "eu", "gdpr",
-         "research-7", false, "roles.eu-only"},
+        {"role tags: no regulation tag allowed", "eve", NULL, "train", "eu", "gdpr", "research-7",
+         false, "roles.eu-only"},
         {"role key_ids: another key", "eve", NULL, "train", "eu", NULL, "ops-1", false,
          "roles.eu-only"},
         {"role key_ids: an unknown key", "eve", NULL, "train", "eu", NULL, NULL, false,
@@ -102,7 +101,10 @@ static void decide_tcase(const struct tcase *c, const char *yaml, struct aidp_de
         rp.require_residency_from = AIDP_CLASS_MAX;
         struct aidp_host_identity host = {.region = "x-1"};
         struct aidp_decision_request req = {
-                .caller = {.user = c->user, .uid = 1000, .groups = groups, .n_groups = c->group ? 1 : 0},
+                .caller = {.user = c->user,
+                           .uid = 1000,
+                           .groups = groups,
+                           .n_groups = c->group ? 1 : 0},
                 .op = AIDP_OP_RUN,
                 .profile = &prof,
                 .datasets = &ds,
@@ -128,8 +130,9 @@ Test(tags, rules_on_tags_keys_groups_and_names)
                 cr_expect_eq(d.allow, c->allow, "%s: trail\n%s", c->name, text);
                 const struct aidp_reason *f = aidp_residency_decision_first_failure(&d);
                 if (c->rule)
-                        cr_expect(f && !strcmp(f->rule, c->rule), "%s: first failure %s, not %s\n%s",
-                                  c->name, f ? f->rule : "(none)", c->rule, text);
+                        cr_expect(f && !strcmp(f->rule, c->rule),
+                                  "%s: first failure %s, not %s\n%s", c->name,
+                                  f ? f->rule : "(none)", c->rule, text);
                 free(text);
                 aidp_residency_decision_free(&d);
         }
