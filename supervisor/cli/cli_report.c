@@ -74,6 +74,10 @@ json_object *aidp_cli_summary_json(const struct aidp_run_result *r)
         json_object_object_add(o, "job_status", json_object_new_int(r->job_status));
         json_object_object_add(o, "started", json_object_new_boolean(r->started));
         json_object_object_add(o, "timed_out", json_object_new_boolean(r->timed_out));
+        json_object_object_add(o, "access_expired", json_object_new_boolean(r->access_expired));
+        /* enforcement: audit: the decision that was not enforced */
+        json_object_object_add(o, "policy_audit",
+                               r->policy_audit[0] ? json_object_new_string(r->policy_audit) : NULL);
         json_object_object_add(o, "stop_signal", json_object_new_int(r->stop_signal));
         json_object_object_add(o, "oom_killed", json_object_new_boolean(r->oom_killed));
         json_object_object_add(o, "oom_kills", json_object_new_uint64(r->oom_kills));

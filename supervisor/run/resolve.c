@@ -326,6 +326,29 @@ static void apply_cli_limits(struct aidp_limits *l, const struct aidp_run_opts *
                         l->rlimits[i] = o->rlimits[i];
 }
 
+/* The key /out is sealed under is the policy's decision, not the order of
+ * --data: --output-key-id may only name the same key (a run without inputs
+ * names it; no decision then). Refused before anything of the run exists. */
+static int output_key(struct run *r, aidp_error *err)
+{
+        const struct aidp_decision *d = &r->policy.decision;
+        const char *asked = r->o->output_key_id;
+        if (!r->policy.decided || !d->output_key)
+                return 0;
+        if (asked && strcmp(asked, d->output_key) && !d->audit)
+                return aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
+                                      "--output-key-id %s: outputs of these inputs are sealed "
+                                      "under key %s (%s); omit the option",
+                                      asked, d->output_key, d->output_key_rule);
+        if (asked && d->audit)
+                return 0; /* enforcement: audit: the decision is recorded, not applied */
+        if (strlen(d->output_key) >= sizeof r->output_key)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, ENAMETOOLONG,
+                                      "output key id %s: too long", d->output_key);
+        snprintf(r->output_key, sizeof r->output_key, "%s", d->output_key);
+        return 0;
+}
+
 int aidp_run_resolve(struct run *r, aidp_error *err)
 {
         const struct aidp_run_opts *o = r->o;
@@ -417,6 +440,9 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         if (rc == 0)
                 rc = aidp_run_check_data_fits(r, err);
         if (rc < 0)
+                return rc;
+        snprintf(r->res->policy_audit, sizeof r->res->policy_audit, "%s", r->policy.audit_msg);
+        if (o->output_dir && (rc = output_key(r, err)) < 0)
                 return rc;
         if (o->on_notify_fd && (rc = learn_policy(r, err)) < 0)
                 return rc;

@@ -85,6 +85,13 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
                 res->exit_status = AIDP_EXIT_INTERNAL;
                 return trc;
         }
+        if (res->access_expired) {
+                res->exit_status = AIDP_EXIT_DENIED;
+                return aidp_error_set(err, AIDP_EXIT_DENIED, ETIME,
+                                      "the time window of access rule %s closed: the job was "
+                                      "stopped",
+                                      res->access_rule);
+        }
         if (res->timed_out) {
                 res->exit_status = AIDP_EXIT_TIMEOUT;
                 return aidp_error_set(err, AIDP_EXIT_TIMEOUT, ETIME,

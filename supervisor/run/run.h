@@ -81,6 +81,12 @@ struct aidp_run_result {
         int exit_status; /* what aidp-supervisor exits with */
         int job_status;  /* the job's own status (128+N), -1 if it never ran */
         bool timed_out, oom_killed, started;
+        /* the access policy's last time window closed while the job ran: it was
+         * stopped (docs/policy.md, "Time windows") */
+        bool access_expired;
+        char access_rule[128]; /* the role whose window closed */
+        /* enforcement: audit: what the policy decided and was not enforced ("" none) */
+        char policy_audit[768];
         int stop_signal;    /* SIGTERM/SIGINT/SIGHUP/SIGQUIT the supervisor was stopped with
                           * while the job ran (scancel, Ctrl-C); 0 if none */
         uint64_t oom_kills; /* processes the memory limit killed (the job's or a child) */

@@ -44,6 +44,9 @@ extern const int aidp_run_handled[AIDP_RUN_N_HANDLED];
 
 struct run {
         const struct aidp_run_opts *o;
+        /* the key /out is sealed under: the policy's decision (docs/policy.md,
+         * "Output key"), or --output-key-id when no input names one */
+        char output_key[128];
         struct aidp_run_result *res;
         struct aidp_profile profile;
         bool profile_loaded;

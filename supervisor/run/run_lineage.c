@@ -246,6 +246,10 @@ static enum aidp_lineage_event_type end_type(const struct aidp_run_result *res, 
                 *reason = "interrupted before the job started";
                 return AIDP_LINEAGE_ABORT;
         }
+        if (res->access_expired) {
+                *reason = "access window closed";
+                return AIDP_LINEAGE_FAIL;
+        }
         if (res->stop_signal && res->job_status != 0 && !res->timed_out) {
                 /* Cancelled from outside (scancel, Ctrl-C, a stop of the node). */
                 *reason = "stopped by a signal to the supervisor";

@@ -60,7 +60,8 @@ static void collect_out(struct run *r)
                 else
                         snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
                 if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->tmpfs[i].size,
-                                        r->o->output_dir, r->res->run_id, r->o->output_key_id,
+                                        r->o->output_dir, r->res->run_id,
+                                        r->output_key[0] ? r->output_key : r->o->output_key_id,
                                         owner, !r->o->quiet, &r->res->output, &r->collect_err) < 0)
                         r->collect_failed = true;
                 else

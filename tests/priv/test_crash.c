@@ -19,6 +19,7 @@
 #include "priv.h"
 #include "lineage_util.h"
 #include "runner.h"
+#include "policy_util.h"
 #include "tests/sealed_util.h"
 
 static char *T;
@@ -48,10 +49,14 @@ static void setup(void)
         TEST_SNPRINTF(input, "%s/crashdata.sealed", T);
         cr_assert_eq(seal_path(src, input, &p, &k, NULL, &err), 0, "%s", err.msg);
         aidp_keys_free(&k);
+        /* Sealed data is decrypted only under an installed policy. */
+        TEST_SNPRINTF(src, "%s/policy", T);
+        aidp_test_policy_allow(src, "nobody", NULL, NULL);
 }
 
 static void teardown(void)
 {
+        unsetenv("AIDP_POLICY_DIR");
         /* After a failed assertion a killed supervisor's run may be left:
          * clean it the way production does before removing its journal. */
         aidp_test_gc(rundir);

@@ -13,6 +13,7 @@
 #include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
+#include "policy_util.h"
 #include "tests/sealed_util.h"
 
 static char *T;
@@ -59,10 +60,16 @@ static void setup(void)
         cr_assert_eq(aidp_keys_generate(keydir, "run-key", &err), 0, "%s", err.msg);
         seal_one("alpha", AIDP_CLASS_CONFIDENTIAL, "eu", "phi", "alpha-secret-7f3a\n", in1);
         seal_one("beta", AIDP_CLASS_RESTRICTED, "de", "pci", "beta-secret-91c2\n", in2);
+        /* Sealed data is decrypted only under an installed policy. */
+        char pol[4096];
+        TEST_SNPRINTF(pol, "%s/policy", T);
+        aidp_test_policy_allow(pol, "nobody", (const char *const[]){"eu", "de", NULL},
+                               (const char *const[]){"phi", "pci", NULL});
 }
 
 static void teardown(void)
 {
+        unsetenv("AIDP_POLICY_DIR");
         tmpdir_rm(T);
 }
 
