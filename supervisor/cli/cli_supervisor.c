@@ -472,6 +472,7 @@ static int cmd_gc(int argc, char **argv)
 struct learn_cli {
         const char *profile, *user, *lineage;
         uint64_t notify_fd;
+        const char *run_id, *run_dir; /* as for run */
 };
 
 static const struct aidp_cli_opt learn_opts[] = {
@@ -482,6 +483,10 @@ static const struct aidp_cli_opt learn_opts[] = {
                      "NAME|FILE", "the base profile (default: baseline)", U),
         AIDP_CLI_OPT("user", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, user), "NAME|UID[:GID]",
                      "identity of the job (as for run)", A),
+        AIDP_CLI_OPT("run-id", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, run_id), "ID",
+                     "run id (as for run)", A),
+        AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, run_dir), "DIR",
+                     "run journals (as for run)", A),
         AIDP_CLI_OPT("lineage", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, lineage), "FILE",
                      "lineage log (as for run)", A),
         {0},
@@ -542,6 +547,8 @@ static int cmd_learn(int argc, char **argv)
                 .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
                 .on_notify_fd = send_listener,
                 .notify_arg = &sock,
+                .run_id = c.run_id,
+                .run_dir = c.run_dir,
         };
         struct aidp_run_result res;
         aidp_error err = {0};
