@@ -127,6 +127,22 @@ static size_t check_binds(const char *file, const struct aidp_profile *p)
         return errors;
 }
 
+/* Every error the load gathered (file:line:col each), or the one that ended it. */
+static size_t print_errors(const char *file, const struct aidp_profile_errors *all,
+                           const aidp_error *err)
+{
+        if (!all->n) {
+                fprintf(stderr, "%s: error: %s\n", file, err->msg);
+                return 1;
+        }
+        for (size_t k = 0; k < all->n; k++)
+                fprintf(stderr, "%s: error: %s\n", file, all->items[k].msg);
+        if (all->more)
+                fprintf(stderr, "%s: error: stopped after %d errors\n", file,
+                        AIDP_PROFILE_ERRORS_MAX);
+        return all->n;
+}
+
 static int cmd_check(int argc, char **argv)
 {
         struct profile_cli c = {0};
@@ -139,14 +155,17 @@ static int cmd_check(int argc, char **argv)
         bool strict = c.strict, offline = c.offline;
         int first = pa.first_arg;
         size_t errors = 0, warnings_total = 0;
+        _cleanup_free_ struct aidp_profile_errors *all = malloc(sizeof *all);
+        if (!all)
+                return AIDP_EXIT_INTERNAL;
         for (int i = first; i < argc; i++) {
                 struct aidp_profile p;
                 struct aidp_lint_list lints = {0};
                 aidp_error err = {0};
                 size_t warnings = 0;
-                if (aidp_profile_host_load(argv[i], !offline, &p, &lints, &err) < 0) {
-                        fprintf(stderr, "%s: error: %s\n", argv[i], err.msg);
-                        errors++;
+                memset(all, 0, sizeof *all);
+                if (aidp_profile_host_check(argv[i], !offline, &p, &lints, all, &err) < 0) {
+                        errors += print_errors(argv[i], all, &err);
                         aidp_lint_list_free(&lints);
                         continue;
                 }

@@ -155,3 +155,81 @@ Test(profile_check, host_checks_bind_sources_exist_and_are_directories_or_files)
         cr_assert(strstr(out, "(checked on this host)"), "%s", out);
         cr_assert_eq(check((const char *[]){"--host", "--offline", path, NULL}), AIDP_EXIT_USAGE);
 }
+
+static size_t count(const char *text, const char *needle)
+{
+        size_t n = 0;
+        for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* Every error of a file, each with file:line:column, and "did you mean" for
+ * unknown keys, syscalls, capabilities and actions. */
+Test(profile_check, reports_every_error_with_its_position_and_a_suggestion)
+{
+        char path[128];
+        snprintf(path, sizeof path, "%s/bad.yaml", dir);
+        put(path, HEAD "limts:\n  memory: 1G\n"
+                       "capabilities: [CAP_NET_BIND_SERVCE, CAP_CHOWN]\n"
+                       "filesystem:\n  binds:\n"
+                       "    - {source: /etc, target: /x, writeable: true}\n"
+                       "    - {source: relative, target: /y}\n"
+                       "seccomp:\n  syscalls:\n"
+                       "    - action: allow\n      names: [mmap3, read, opnat]\n"
+                       "    - action: allwo\n      names: [write]\n");
+        cr_assert_eq(check((const char *[]){path, NULL}), AIDP_EXIT_CONFIG, "%s%s", out, err);
+        static const char *const want[] = {
+                "bad.yaml:5:1: limts: unknown key 'limts', did you mean 'limits'? expected one of: ",
+                "bad.yaml:7:16: capabilities[0]: found 'CAP_NET_BIND_SERVCE', did you mean "
+                "'CAP_NET_BIND_SERVICE'?",
+                "bad.yaml:10:34: filesystem.binds[0].writeable: unknown key 'writeable', did you "
+                "mean 'writable'?",
+                "bad.yaml:11:16: filesystem.binds[1].source: found 'relative', expected an "
+                "absolute path",
+                "bad.yaml:15:15: seccomp.syscalls[0].names[0]: unknown syscall 'mmap3', did you "
+                "mean 'mmap'?",
+                "bad.yaml:15:28: seccomp.syscalls[0].names[2]: unknown syscall 'opnat', did you "
+                "mean 'openat'?",
+                "bad.yaml:16:15: seccomp.syscalls[1].action: found 'allwo', did you mean 'allow'?",
+        };
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+                cr_expect(strstr(err, want[i]), "missing: %s\nin:\n%s", want[i], err);
+        cr_assert_eq(count(err, ": error: "), 7, "%s", err);
+        cr_assert_null(strstr(out, ": ok:"), "%s", out);
+}
+
+Test(profile_check, stops_after_twenty_errors_and_says_so)
+{
+        char path[128], text[4096];
+        snprintf(path, sizeof path, "%s/many.yaml", dir);
+        int n = snprintf(text, sizeof text, HEAD);
+        for (int i = 0; i < 30; i++)
+                n += snprintf(text + n, sizeof text - (size_t)n, "x%d: 1\n", i);
+        put(path, text);
+        cr_assert_eq(check((const char *[]){path, NULL}), AIDP_EXIT_CONFIG, "%s%s", out, err);
+        cr_assert_eq(count(err, ": unknown key 'x"), 20, "%s", err);
+        cr_assert(strstr(err, "many.yaml: error: stopped after 20 errors\n"), "%s", err);
+}
+
+/* A run loads a profile as before: it stops at the first error. */
+Test(profile_check, explain_still_reports_the_first_error_only)
+{
+        char path[128];
+        snprintf(path, sizeof path, "%s/two.yaml", dir);
+        put(path, HEAD "limts: {}\nfilesystm: {}\n");
+        char *argv[] = {"aidp", "profile", "explain", path, NULL};
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 2, errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&fa, 1, outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        pid_t pid;
+        cr_assert_eq(posix_spawn(&pid, AIDP, &fa, NULL, argv, environ), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        cr_assert_eq(WEXITSTATUS(st), AIDP_EXIT_CONFIG);
+        free(err);
+        err = slurp(errp);
+        cr_assert(strstr(err, "unknown key 'limts'") && !strstr(err, "filesystm"), "%s", err);
+}
