@@ -74,7 +74,7 @@ const char *aidp_suggest_table(struct aidp_suggest *s, const char *word, const v
 const char *aidp_suggest_text(const struct aidp_suggest *s, char *buf, size_t size)
 {
         const char *r = aidp_suggest_result(s);
-        if (!r || snprintf(buf, size, ", did you mean '%s'?", r) >= (int)size)
+        if (!r || snprintf(buf, size, " (did you mean '%s'?)", r) >= (int)size)
                 buf[0] = '\0';
         return buf;
 }

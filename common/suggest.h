@@ -23,5 +23,6 @@ const char *aidp_suggest_result(const struct aidp_suggest *s);
  * is the name (a NULL name is skipped). */
 const char *aidp_suggest_table(struct aidp_suggest *s, const char *word, const void *table,
                                size_t n, size_t stride);
-/* ", did you mean 'X'?" into buf (empty when there is no suggestion); returns buf. */
+/* " (did you mean 'X'?)" into buf (empty when there is no suggestion), to end a
+ * message with; returns buf. */
 const char *aidp_suggest_text(const struct aidp_suggest *s, char *buf, size_t size);

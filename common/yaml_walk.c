@@ -31,8 +31,8 @@ static int unknown_key(struct aidp_yaml *y, yaml_node_t *k, const char *path, co
         aidp_suggest_table(&sg, ks, names, n_names, stride);
         char kp[AIDP_YAML_PATH_MAX];
         aidp_yaml_path_key(kp, path, ks);
-        return aidp_yaml_err(y, k, err, kp, "unknown key '%s'%s expected one of: %s", ks,
-                             aidp_suggest_text(&sg, dym, sizeof dym)[0] ? dym : ",", exp);
+        return aidp_yaml_err(y, k, err, kp, "unknown key '%s', expected one of: %s%s", ks, exp,
+                             aidp_suggest_text(&sg, dym, sizeof dym));
 }
 
 bool aidp_yaml_collect(struct aidp_yaml *y, aidp_error *e)

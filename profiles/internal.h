@@ -48,8 +48,8 @@ int aidp_profiles_action_parse(const char *s, enum aidp_sc_action *a, int *errno
 /* Capability name ("CAP_SYS_ADMIN", "sys_admin", case-insensitive) -> canonical
  * "CAP_SYS_ADMIN" in buf; -1 if unknown. */
 int aidp_profiles_cap_canon(const char *s, char *buf, size_t n);
-/* ", did you mean 'CAP_X'?" for a misspelt capability (libcap-ng's names), or
- * "," when nothing is close; into buf, returned. */
+/* " (did you mean 'CAP_X'?)" for a misspelt capability (libcap-ng's names), or
+ * "" when nothing is close; into buf, returned. */
 const char *aidp_profiles_cap_suggest(const char *s, char *buf, size_t n);
 /* rlimit name ("nofile", "RLIMIT_NOFILE") -> RLIMIT_* index; -1 if unknown. */
 int aidp_profiles_rlimit_parse(const char *s);
@@ -61,8 +61,8 @@ const char *aidp_profiles_arch_name(uint32_t arch);
 const char *aidp_profiles_arch_docker(uint32_t arch);
 /* Syscall lookup: >= 0 the number; -1 unknown anywhere; -2 exists, but not on this arch. */
 int aidp_profiles_syscall_nr(uint32_t arch, const char *name);
-/* ", did you mean 'X'?" for a misspelt syscall (libseccomp's table for arch), or
- * "," when nothing is close; into buf, returned. */
+/* " (did you mean 'X'?)" for a misspelt syscall (libseccomp's table for arch),
+ * or "" when nothing is close; into buf, returned. */
 const char *aidp_profiles_syscall_suggest(uint32_t arch, const char *name, char *buf, size_t n);
 
 /* ---- seccomp JSON (OCI/Docker) ---- */

@@ -182,12 +182,10 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                 struct aidp_suggest sg;
                 char dym[AIDP_SUGGEST_MAX + 32];
                 aidp_suggest_table(&sg, s, actions, ARRAY_SIZE(actions), sizeof *actions);
-                if (!aidp_suggest_text(&sg, dym, sizeof dym)[0])
-                        snprintf(dym, sizeof dym, ",");
                 return YERR(t, an, p,
-                            "found '%s'%s expected allow, log, errno(EPERM|<errno name>|<1..4095>), "
-                            "kill-process, kill-thread or trap",
-                            s, dym);
+                            "found '%s', expected allow, log, errno(EPERM|<errno name>|<1..4095>), "
+                            "kill-process, kill-thread or trap%s",
+                            s, aidp_suggest_text(&sg, dym, sizeof dym));
         }
         ynode *nn = aidp_yaml_get(t, n, "names", NULL);
         PATHF(p, "%s.names", path);
@@ -213,11 +211,12 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                         int nr = aidp_profiles_syscall_nr(arch, s);
                         if (nr == -1) {
                                 char dym[AIDP_SUGGEST_MAX + 32];
-                                ITEM_FAIL(YERR(t, item, ip,
-                                               "unknown syscall '%s'%s expected a syscall name "
-                                               "known to libseccomp",
-                                               s, aidp_profiles_syscall_suggest(arch, s, dym,
-                                                                                sizeof dym)));
+                                ITEM_FAIL(YERR(
+                                        t, item, ip,
+                                        "unknown syscall '%s', expected a syscall name "
+                                        "known to libseccomp%s",
+                                        s,
+                                        aidp_profiles_syscall_suggest(arch, s, dym, sizeof dym)));
                         }
                         for (size_t j = 0; j < out->r.n_names; j++)
                                 if (!strcmp(out->r.names[j], s))

@@ -290,8 +290,9 @@ int aidp_ld_apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_
                                 if ((rc = abs_path_value(ld, t, item, path, &s)) < 0)
                                         ITEM_FAIL(rc);
                                 if (!strcmp(s, "/"))
-                                        ITEM_FAIL(YERR(t, item, path,
-                                                       "found '/', expected a path below the root"));
+                                        ITEM_FAIL(
+                                                YERR(t, item, path,
+                                                     "found '/', expected a path below the root"));
                                 if (!aidp_strv_contains(p->masked, p->n_masked, s) &&
                                     aidp_strv_push(&p->masked, &p->n_masked, s) < 0)
                                         return aidp_ld_oom(ld->err);
@@ -457,8 +458,8 @@ int aidp_ld_apply_caps(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
                         if (aidp_profiles_cap_canon(s, canon, sizeof canon) < 0) {
                                 char dym[AIDP_SUGGEST_MAX + 32];
                                 ITEM_FAIL(YERR(t, item, path,
-                                               "found '%s'%s expected a capability name such as "
-                                               "CAP_NET_BIND_SERVICE",
+                                               "found '%s', expected a capability name such as "
+                                               "CAP_NET_BIND_SERVICE%s",
                                                s, aidp_profiles_cap_suggest(s, dym, sizeof dym)));
                         }
                         if (!aidp_strv_contains(p->capabilities, p->n_capabilities, canon) &&

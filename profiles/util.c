@@ -165,8 +165,8 @@ const char *aidp_profiles_cap_suggest(const char *s, char *buf, size_t n)
         snprintf(up, sizeof up, "%s", r ? r : "");
         for (char *p = up; *p; p++)
                 *p = (char)toupper((unsigned char)*p);
-        if (!r || snprintf(buf, n, ", did you mean 'CAP_%s'?", up) >= (int)n)
-                snprintf(buf, n, ",");
+        if (!r || snprintf(buf, n, " (did you mean 'CAP_%s'?)", up) >= (int)n)
+                buf[0] = '\0';
         return buf;
 }
 
@@ -258,7 +258,5 @@ const char *aidp_profiles_syscall_suggest(uint32_t arch, const char *name, char 
                 aidp_suggest_add(&sg, cand);
                 free(cand);
         }
-        if (!aidp_suggest_text(&sg, buf, n)[0])
-                snprintf(buf, n, ",");
-        return buf;
+        return aidp_suggest_text(&sg, buf, n);
 }

@@ -148,10 +148,10 @@ Test(profile_check, host_checks_bind_sources_exist_and_are_directories_or_files)
         cr_assert_null(strstr(err, "binds[3]"), "%s", err);
         cr_assert_null(strstr(out, ": ok:"), "%s", out);
         /* The shipped profiles pass on this host. */
-        cr_assert_eq(check((const char *[]){"--host", AIDP_SOURCE_DIR "/profiles/baseline.yaml",
-                                            AIDP_SOURCE_DIR "/profiles/strict-cpu-train.yaml",
-                                            NULL}),
-                     0, "%s%s", out, err);
+        cr_assert_eq(
+                check((const char *[]){"--host", AIDP_SOURCE_DIR "/profiles/baseline.yaml",
+                                       AIDP_SOURCE_DIR "/profiles/strict-cpu-train.yaml", NULL}),
+                0, "%s%s", out, err);
         cr_assert(strstr(out, "(checked on this host)"), "%s", out);
         cr_assert_eq(check((const char *[]){"--host", "--offline", path, NULL}), AIDP_EXIT_USAGE);
 }
@@ -180,22 +180,28 @@ Test(profile_check, reports_every_error_with_its_position_and_a_suggestion)
                        "    - action: allwo\n      names: [write]\n");
         cr_assert_eq(check((const char *[]){path, NULL}), AIDP_EXIT_CONFIG, "%s%s", out, err);
         static const char *const want[] = {
-                "bad.yaml:5:1: limts: unknown key 'limts', did you mean 'limits'? expected one of: ",
-                "bad.yaml:7:16: capabilities[0]: found 'CAP_NET_BIND_SERVCE', did you mean "
-                "'CAP_NET_BIND_SERVICE'?",
-                "bad.yaml:10:34: filesystem.binds[0].writeable: unknown key 'writeable', did you "
-                "mean 'writable'?",
+                "bad.yaml:5:1: limts: unknown key 'limts', expected one of: ",
+                "seccomp, network, data (did you mean 'limits'?)\n",
+                "bad.yaml:7:16: capabilities[0]: found 'CAP_NET_BIND_SERVCE', expected a "
+                "capability name such as CAP_NET_BIND_SERVICE (did you mean "
+                "'CAP_NET_BIND_SERVICE'?)\n",
+                "bad.yaml:10:34: filesystem.binds[0].writeable: unknown key 'writeable', expected "
+                "one of: source, target, writable (did you mean 'writable'?)\n",
                 "bad.yaml:11:16: filesystem.binds[1].source: found 'relative', expected an "
                 "absolute path",
-                "bad.yaml:15:15: seccomp.syscalls[0].names[0]: unknown syscall 'mmap3', did you "
-                "mean 'mmap'?",
-                "bad.yaml:15:28: seccomp.syscalls[0].names[2]: unknown syscall 'opnat', did you "
-                "mean 'openat'?",
-                "bad.yaml:16:15: seccomp.syscalls[1].action: found 'allwo', did you mean 'allow'?",
+                "bad.yaml:15:15: seccomp.syscalls[0].names[0]: unknown syscall 'mmap3', expected a "
+                "syscall name known to libseccomp (did you mean 'mmap'?)\n",
+                "bad.yaml:15:28: seccomp.syscalls[0].names[2]: unknown syscall 'opnat', expected "
+                "a syscall name known to libseccomp (did you mean 'openat'?)\n",
+                "bad.yaml:16:15: seccomp.syscalls[1].action: found 'allwo', expected allow, log, "
+                "errno(EPERM|<errno name>|<1..4095>), kill-process, kill-thread or trap (did you "
+                "mean 'allow'?)\n",
         };
         for (size_t i = 0; i < sizeof want / sizeof *want; i++)
                 cr_expect(strstr(err, want[i]), "missing: %s\nin:\n%s", want[i], err);
         cr_assert_eq(count(err, ": error: "), 7, "%s", err);
+        /* nothing close: no suggestion */
+        cr_assert_null(strstr(err, "(did you mean 'read'"), "%s", err);
         cr_assert_null(strstr(out, ": ok:"), "%s", out);
 }
 

@@ -15,9 +15,9 @@ static const char *best(const char *word)
 
 Test(suggest, typos_find_the_word)
 {
-        cr_assert_str_eq(best("limts"), "limits");       /* deletion */
-        cr_assert_str_eq(best("seccompp"), "seccomp");   /* insertion */
-        cr_assert_str_eq(best("netwrok"), "network");    /* swap of neighbours */
+        cr_assert_str_eq(best("limts"), "limits");     /* deletion */
+        cr_assert_str_eq(best("seccompp"), "seccomp"); /* insertion */
+        cr_assert_str_eq(best("netwrok"), "network");  /* swap of neighbours */
         cr_assert_str_eq(best("filesystm"), "filesystem");
         cr_assert_str_eq(best("usr"), "user");
         cr_assert_str_eq(best("Devices"), "devices"); /* case only */
@@ -36,7 +36,7 @@ Test(suggest, text_names_the_suggestion)
         struct aidp_suggest s;
         char buf[96];
         aidp_suggest_table(&s, "devics", keys, sizeof keys / sizeof *keys, sizeof *keys);
-        cr_assert_str_eq(aidp_suggest_text(&s, buf, sizeof buf), ", did you mean 'devices'?");
+        cr_assert_str_eq(aidp_suggest_text(&s, buf, sizeof buf), " (did you mean 'devices'?)");
         aidp_suggest_table(&s, "zzz", keys, sizeof keys / sizeof *keys, sizeof *keys);
         cr_assert_str_eq(aidp_suggest_text(&s, buf, sizeof buf), "");
 }
