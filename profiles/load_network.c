@@ -329,7 +329,7 @@ int aidp_ld_apply_network(struct loader *ld, ytree *t, ynode *n, struct aidp_pro
                         char path[64];
                         PATHF(path, "network.egress[%zu]", i);
                         if ((rc = parse_egress_rule(ld, t, item, path, &p->network)) < 0)
-                                return rc;
+                                ITEM_FAIL(rc);
                 }
         }
         return 0;

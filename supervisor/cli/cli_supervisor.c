@@ -228,7 +228,10 @@ static const struct aidp_cli_opt run_opts[] = {
                      "(repeatable; every segment authenticated first)",
                      U, .max = AIDP_RUN_MAX_DATA),
         AIDP_CLI_OPT("job-name", 0, AIDP_CLI_STRING, RUN(o.job_name), "NAME",
-                     "the job's name in lineage (default: the profile's name)", U),
+                     "the job's name in lineage (default: in --exec-hook mode\n"
+                     "with --scheduler slurm, SLURM_JOB_NAME of the job's\n"
+                     "--env; else the profile's name)",
+                     U),
         AIDP_CLI_OPT("output-dir", 0, AIDP_CLI_STRING, RUN(o.output_dir), "DIR",
                      "seal /out into DIR/<run-id>.sealed at the end, with\n"
                      "the inputs' highest classification and all their tags;\n"
@@ -363,6 +366,30 @@ static void drop_job_identity_env(void)
                 unsetenv(vars[i]);
 }
 
+/* Exec-hook mode: the scheduler's name for the job (sbatch -J), from the job's
+ * environment the scheduler component handed over (--env), names the job in
+ * lineage when --job-name does not. It is a label, never an identity; outside
+ * exec-hook mode a SLURM_JOB_NAME is the caller's own variable and names nothing.
+ * A name with control characters, or longer than lineage keeps, is ignored. */
+static void scheduler_job_name(struct run_cli *c)
+{
+        static const char var[] = "SLURM_JOB_NAME=";
+        if (!c->exec_hook || c->o.job_name || !c->o.scheduler || strcmp(c->o.scheduler, "slurm"))
+                return;
+        const char *name = NULL; /* the last one, as the job sees it */
+        for (size_t i = 0; i < c->env.n; i++)
+                if (!strncmp(c->env.v[i], var, sizeof var - 1))
+                        name = c->env.v[i] + sizeof var - 1;
+        if (!name)
+                return;
+        size_t n = strlen(name);
+        bool ok = n > 0 && n < 128;
+        for (const char *p = name; ok && *p; p++)
+                ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
+        if (ok)
+                c->o.job_name = name;
+}
+
 static int cmd_run(int argc, char **argv)
 {
         _cleanup_close_ int summary_fd = -1;
@@ -404,6 +431,7 @@ static int cmd_run(int argc, char **argv)
          * are not the caller's word on who it is. */
         if (c.exec_hook)
                 drop_job_identity_env();
+        scheduler_job_name(&c);
         aidp_error gerr = {0};
         aidp_run_gc(c.o.run_dir, gc_report, NULL, &gerr);
 
@@ -472,6 +500,7 @@ static int cmd_gc(int argc, char **argv)
 struct learn_cli {
         const char *profile, *user, *lineage;
         uint64_t notify_fd;
+        const char *run_id, *run_dir; /* as for run */
 };
 
 static const struct aidp_cli_opt learn_opts[] = {
@@ -482,6 +511,10 @@ static const struct aidp_cli_opt learn_opts[] = {
                      "NAME|FILE", "the base profile (default: baseline)", U),
         AIDP_CLI_OPT("user", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, user), "NAME|UID[:GID]",
                      "identity of the job (as for run)", A),
+        AIDP_CLI_OPT("run-id", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, run_id), "ID",
+                     "run id (as for run)", A),
+        AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, run_dir), "DIR",
+                     "run journals (as for run)", A),
         AIDP_CLI_OPT("lineage", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, lineage), "FILE",
                      "lineage log (as for run)", A),
         {0},
@@ -542,6 +575,8 @@ static int cmd_learn(int argc, char **argv)
                 .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
                 .on_notify_fd = send_listener,
                 .notify_arg = &sock,
+                .run_id = c.run_id,
+                .run_dir = c.run_dir,
         };
         struct aidp_run_result res;
         aidp_error err = {0};

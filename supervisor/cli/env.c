@@ -56,6 +56,9 @@ const struct aidp_cli_env aidp_cli_env_table[] = {
          "the job's user name, checked against SLURM_JOB_UID"},
         {"SLURM_JOB_ID", false, SUP, AIDP_TRUST_ADMIN, "supervisor/run/run_lineage.c",
          "the scheduler job recorded in lineage"},
+        {"SLURM_JOB_NAME", false, SUP, AIDP_TRUST_USER, "supervisor/cli/cli_supervisor.c",
+         "passed to the job; names nothing (in exec-hook mode the job's --env value names "
+         "the job in lineage)"},
         /* test hooks: the production binary must not honour them */
         {"AIDP_FAULT_", true, SUP, AIDP_TRUST_TEST_BUILD,
          "supervisor/run/run.c, lineage_append.c, run_policy.c",

@@ -23,13 +23,38 @@ const int aidp_run_handled[AIDP_RUN_N_HANDLED] = {SIGINT,  SIGTERM, SIGHUP,   SI
 /* Learn mode: the child loads its filter and sends the listener; from then
  * on it blocks in each syscall until someone answers, so the listener is
  * handed to the caller's callback (which answers from a thread) before we
- * wait for execve. EOF means the child failed before seccomp: the error
- * pipe says why. */
-static int receive_listener(struct run *r, aidp_error *err)
+ * wait for execve. EOF, or the error pipe first, means the child failed before
+ * seccomp: the error pipe says why. A stop signal meanwhile ends the run here:
+ * nothing answers the job yet, so it could not be stopped later. */
+static int receive_listener(struct run *r, int err_r, int sfd, aidp_error *err)
 {
         char b;
         int fd;
         size_t n = 0;
+        for (;;) {
+                struct pollfd pf[3] = {{.fd = r->learn_sv[0], .events = POLLIN},
+                                       {.fd = err_r, .events = POLLIN},
+                                       {.fd = sfd, .events = POLLIN}};
+                if (poll(pf, 3, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
+                }
+                if (pf[0].revents)
+                        break;
+                if (pf[1].revents)
+                        return 0;
+                struct signalfd_siginfo si;
+                if (pf[2].revents && read(sfd, &si, sizeof si) == sizeof si &&
+                    (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP ||
+                     si.ssi_signo == SIGQUIT)) {
+                        r->res->stop_signal = (int)si.ssi_signo;
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR,
+                                              "learn mode: stopped by signal %u before the job "
+                                              "started",
+                                              si.ssi_signo);
+                }
+        }
         if (aidp_fdpass_recv(r->learn_sv[0], &b, &fd, 1, &n) <= 0)
                 return 0;
         if (n != 1)
@@ -55,7 +80,7 @@ static bool read_report(int err_r, struct aidp_sandbox_report *rep)
 /* The go: the cgroup is complete, START durable, /data filled (steps 2 to 6).
  * pid 1 gets the v1 "tasks" files to move itself in before it starts the job.
  * Returns once the job has called execve. */
-static int send_go(struct run *r, struct aidp_run_fds *f, aidp_error *err)
+static int send_go(struct run *r, struct aidp_run_fds *f, int sfd, aidp_error *err)
 {
         struct aidp_sandbox_report rep;
         int task_fds[AIDP_FDPASS_MAX];
@@ -74,7 +99,7 @@ static int send_go(struct run *r, struct aidp_run_fds *f, aidp_error *err)
         }
         aidp_run_close(&f->sync[1]);
         int rc;
-        if (r->o->on_notify_fd && (rc = receive_listener(r, err)) < 0)
+        if (r->o->on_notify_fd && (rc = receive_listener(r, f->err[0], sfd, err)) < 0)
                 return rc;
         if (read_report(f->err[0], &rep)) {
                 int rc2 = aidp_run_child_failure(&rep, err);
@@ -334,7 +359,7 @@ int aidp_run_start_and_monitor(struct run *r, aidp_error *err)
                           .kill_after = r->profile.limits.kill_after_seconds};
         int rc = watch_open(&w, err);
         if (rc == 0)
-                rc = send_go(r, &f, err);
+                rc = send_go(r, &f, w.sfd, err);
         if (rc == 0) {
                 aidp_run_fault_point("job");
                 rc = watch_loop(&w, err);

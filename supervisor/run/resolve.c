@@ -212,22 +212,9 @@ bool aidp_run_id_valid(const char *id)
  * loaded and before anyone listens, so it is allowed on that socket only. */
 static int learn_policy(struct run *r, aidp_error *err)
 {
-        struct aidp_sc_policy *p = &r->profile.seccomp;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, r->learn_sv) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "socketpair");
-        if (p->default_action == AIDP_SC_ALLOW || p->default_action == AIDP_SC_LOG)
-                p->default_action = AIDP_SC_NOTIFY;
-        for (size_t i = 0; i < p->n_rules; i++)
-                if (p->rules[i].action == AIDP_SC_ALLOW || p->rules[i].action == AIDP_SC_LOG)
-                        p->rules[i].action = AIDP_SC_NOTIFY;
-        static const char *const sendmsg_name[] = {"sendmsg"};
-        struct aidp_sc_arg a = {.index = 0, .op = AIDP_SC_OP_EQ, .value = (uint64_t)r->learn_sv[1]};
-        struct aidp_sc_rule rule = {.names = (char **)sendmsg_name,
-                                    .n_names = 1,
-                                    .action = AIDP_SC_ALLOW,
-                                    .args = &a,
-                                    .n_args = 1};
-        if (aidp_sc_policy_add(p, &rule) < 0)
+        if (aidp_sc_policy_learn(&r->profile.seccomp, r->learn_sv[1]) < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         return 0;
 }

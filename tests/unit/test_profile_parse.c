@@ -347,6 +347,46 @@ Test(profile_parse, bad_input)
                      sizeof bad / sizeof bad[0]);
 }
 
+/* The same inputs as profile check loads them (going on after each error):
+ * each still fails, with its error among those gathered and nothing loaded. */
+Test(profile_parse, bad_input_gathered)
+{
+        size_t failures = 0;
+        static struct aidp_profile_errors all;
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                const struct bad_case *c = &bad[i];
+                char yaml[4096];
+                if (c->yaml[0] == '!')
+                        snprintf(yaml, sizeof yaml, "%s", c->yaml + 1);
+                else
+                        snprintf(yaml, sizeof yaml, HDR "%s", c->yaml);
+                struct memfs fs = {.files = lib, .n_files = 1};
+                static const char *const search[] = {"lib"};
+                struct aidp_profile_env env = memfs_env(&fs, search, 1);
+                memset(&all, 0, sizeof all);
+                env.errors = &all;
+                struct aidp_profile p;
+                aidp_error err = {0};
+                int rc = aidp_profile_load_buffer("p.yaml", yaml, strlen(yaml), &env, &p, NULL,
+                                                  &err);
+                bool found = false;
+                for (size_t k = 0; k < all.n && !found; k++)
+                        found = strstr(all.items[k].msg, c->msg) != NULL;
+                bool ok = rc < 0 && err.status == AIDP_EXIT_CONFIG && !p.name &&
+                          (found || strstr(err.msg, c->msg));
+                if (!ok) {
+                        cr_log_error(
+                                "case %zu: %s\n  got:  rc=%d %zu gathered, first %s\n  want: %s", i,
+                                c->yaml, rc, all.n, err.msg, c->msg);
+                        failures++;
+                }
+                if (rc == 0)
+                        aidp_profile_free(&p);
+        }
+        cr_assert_eq(failures, 0, "%zu of %zu bad inputs not reported as expected", failures,
+                     sizeof bad / sizeof bad[0]);
+}
+
 Test(profile_parse, positions_of_merged_items_in_late_errors)
 {
         /* Errors found on the effective profile still point at the item. */
