@@ -223,8 +223,8 @@ static int seal_run(const struct seal_cli *c, const char *src, struct aidp_seal_
                                      &res, &err) < 0) {
                         rc = fail("seal", &err);
                 } else if (!quiet) {
-                        char dg[AIDP_SHA256_REF_LEN + 1];
-                        aidp_sha256_ref(res.header.content_digest, dg);
+                        char dg[AIDP_SEALED_DIGEST_REF_LEN + 1];
+                        aidp_sealed_digest_ref(&res.header, dg);
                         printf("sealed %s -> %s: dataset %s version %s, %llu files, %llu dirs, "
                                "%llu payload bytes%s\ncontent-digest: %s\n",
                                src, out, res.header.meta.name, res.header.meta.version,
@@ -284,7 +284,6 @@ static const struct aidp_cli_spec unseal_spec = {
 static int unseal_run(const struct seal_cli *c, const struct aidp_cli_parsed *pa, const char *file)
 {
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
-        o.verify_digest = true; /* offline tool: the thorough check */
         o.threads = (unsigned)c->threads;
         bool verify = c->verify;
         aidp_error err = {0};
@@ -390,9 +389,9 @@ static int cmd_inspect(int argc, char **argv)
         bool digest = acc.may_unseal;
         const struct aidp_sealed_header *h = aidp_sealed_header_of(s);
         const struct aidp_sealed_meta *m = &h->meta;
-        char when[64], dg[AIDP_SHA256_REF_LEN + 1], hd[AIDP_SHA256_REF_LEN + 1];
+        char when[64], dg[AIDP_SEALED_DIGEST_REF_LEN + 1], hd[AIDP_SHA256_REF_LEN + 1];
         iso_time(m->created_at, when, sizeof when);
-        aidp_sha256_ref(h->content_digest, dg);
+        aidp_sealed_digest_ref(h, dg);
         aidp_sha256_ref(h->header_digest, hd);
         if (json) {
                 json_object *o = json_object_new_object();

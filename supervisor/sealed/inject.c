@@ -36,7 +36,7 @@ static void describe(const char *path, const struct aidp_sealed_header *h,
         join_tags(o->residency, sizeof o->residency, h->meta.residency, h->meta.n_residency);
         join_tags(o->regulation, sizeof o->regulation, h->meta.regulation, h->meta.n_regulation);
         snprintf(o->key_id, sizeof o->key_id, "%s", h->meta.key_id);
-        aidp_sha256_ref(h->content_digest, o->digest);
+        aidp_sealed_digest_ref(h, o->digest);
         o->bytes = h->payload_len;
 }
 

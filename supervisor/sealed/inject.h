@@ -28,7 +28,7 @@ struct aidp_run_dataset {
         char residency[AIDP_SEALED_MAX_TAGS * (AIDP_SEALED_TAG_MAX + 1)]; /* comma-joined */
         char regulation[AIDP_SEALED_MAX_TAGS * (AIDP_SEALED_TAG_MAX + 1)];
         char key_id[AIDP_SEALED_KEY_ID_MAX + 1];
-        char digest[80]; /* "sha256:<hex>" content digest */
+        char digest[80]; /* content digest: "hmac-sha256:<hex>" (format 2), "sha256:<hex>" (1) */
         uint64_t bytes;  /* payload bytes */
         uint64_t files;  /* known after decrypt/collect */
 };
