@@ -9,7 +9,10 @@
  *        wrapped key on stdin (raw bytes), printing the 32-byte data key on
  *        stdout (raw); and `... wrap KEY-ID` with the data key on stdin,
  *        printing the wrapped key (1-512 bytes, opaque to aidp). Non-zero exit,
- *        wrong output length or the timeout are errors quoting its stderr.
+ *        wrong output length or the timeout are errors quoting its stderr. It runs
+ *        from /, with a fixed minimal environment, default signals, its own
+ *        process group (killed when it exits) and a timeout; a wrap that holds
+ *        the key or does not unwrap back is refused (keys_exec.c).
  *
  * Configuration: /etc/aidp/keys.yaml (or $AIDP_KEYS_CONFIG, or --keys-config):
  *   provider: file            # or exec

@@ -46,9 +46,9 @@ static uint8_t *plain_stream(const uint8_t *f, size_t flen, struct aidp_sealed_h
         aidp_error err = {0};
         cr_assert_eq(aidp_sealed_header_decode(f, flen, h, &err), 0, "%s", err.msg);
         uint8_t dk[AIDP_SEALED_WRAPPED_MAX];
-        cr_assert_eq(aidp_sealed_kwp_unwrap_buf(TEST_KEK, h->wrapped_key, h->wrapped_key_len, dk,
-                                                &err),
-                     0, "%s", err.msg);
+        cr_assert_eq(
+                aidp_sealed_kwp_unwrap_buf(TEST_KEK, h->wrapped_key, h->wrapped_key_len, dk, &err),
+                0, "%s", err.msg);
         EVP_CIPHER_CTX *ctx = NULL;
         cr_assert_eq(aidp_sealed_seg_ctx(dk, false, &ctx, &err), 0);
         uint8_t *plain = malloc(h->payload_len + AIDP_SEALED_TAG_LEN);
