@@ -448,46 +448,6 @@ static int cmd_inspect(int argc, char **argv)
         return 0;
 }
 
-static const struct aidp_cli_opt keygen_opts[] = {KEYS_OPTS, {0}};
-
-static const struct aidp_cli_spec keygen_spec = {
-        .prog = "aidp keygen",
-        .synopsis = "KEY-ID [--key-dir DIR]",
-        .about = "Creates DIR/KEY-ID (default /etc/aidp/keys) holding a random 32-byte\n"
-                 "key-encryption key, mode 0400; never overwrites. Run as root: the file\n"
-                 "provider only accepts root-owned keys.",
-        .opts = keygen_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .args = "KEY-ID",
-};
-
-static int cmd_keygen(int argc, char **argv)
-{
-        struct seal_cli c = {0};
-        struct aidp_cli_parsed pa;
-        int st;
-        if (!aidp_cli_options(&keygen_spec, argc, argv, &c, &pa, &st))
-                return st;
-        const char *keys_config = c.keys_config, *key_dir = c.key_dir, *id = argv[pa.first_arg];
-        aidp_error err = {0};
-        struct aidp_keys keys;
-        aidp_keys_init(&keys);
-        int r = aidp_keys_setup(keys_config, key_dir, &keys, &err);
-        if (r == 0)
-                r = aidp_keys_generate(keys.dir, id, &err);
-        if (r < 0) {
-                aidp_keys_free(&keys);
-                return fail("keygen", &err);
-        }
-        printf("created key %s in %s (mode 0400)\n", id, keys.dir);
-        if (geteuid() != 0)
-                fprintf(stderr, "aidp keygen: warning: not root: the file provider refuses "
-                                "keys not owned by root\n");
-        aidp_keys_free(&keys);
-        return 0;
-}
-
 int aidp_cli_seal(int argc, char **argv)
 {
         if (!strcmp(argv[0], "seal"))
@@ -497,7 +457,7 @@ int aidp_cli_seal(int argc, char **argv)
         if (!strcmp(argv[0], "inspect"))
                 return cmd_inspect(argc, argv);
         if (!strcmp(argv[0], "keygen"))
-                return cmd_keygen(argc, argv);
+                return aidp_cli_keygen(argc, argv);
         fprintf(stderr, "aidp: error: unknown sealed-data command '%s'\n", argv[0]);
         return AIDP_EXIT_USAGE;
 }

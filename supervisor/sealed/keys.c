@@ -24,6 +24,7 @@ void aidp_keys_init(struct aidp_keys *k)
         k->kind = AIDP_KEYS_FILE;
         snprintf(k->dir, sizeof k->dir, "%s", AIDP_KEYS_DEFAULT_DIR);
         k->timeout_ms = AIDP_KEYS_DEFAULT_TIMEOUT_MS;
+        snprintf(k->lineage_key, sizeof k->lineage_key, "%s", AIDP_KEYS_LINEAGE_KEY);
 }
 
 static void free_argv(struct aidp_keys *k)
@@ -40,6 +41,7 @@ void aidp_keys_free(struct aidp_keys *k)
                 return;
         free_argv(k);
         aidp_secret_free(&k->static_kek);
+        aidp_keys_decls_free(k);
 }
 
 int aidp_keys_set_static(struct aidp_keys *k, const uint8_t kek[AIDP_SEALED_KEY_LEN],
@@ -154,6 +156,7 @@ int aidp_keys_parse(const char *buf, size_t len, const char *fname, struct aidp_
                 {"provider", parse_provider, false},
                 {"key_dir", parse_key_dir, false},
                 {"exec", parse_exec, false},
+                {"keys", aidp_keys_parse_decls, false},
         };
         struct aidp_yaml y;
         int r = aidp_yaml_load(&y, fname, "key provider config", buf, len, AIDP_YAML_EMPTY_OK, err);
@@ -220,14 +223,21 @@ static int load_config(const char *path, bool must_exist, struct aidp_keys *k, a
         return 0;
 }
 
+const char *aidp_keys_config_path(const char *explicit_path)
+{
+        const char *env_cfg = getenv("AIDP_KEYS_CONFIG");
+        return explicit_path && *explicit_path ? explicit_path
+               : env_cfg && *env_cfg           ? env_cfg
+                                               : AIDP_KEYS_DEFAULT_CONFIG;
+}
+
 int aidp_keys_setup(const char *config_path, const char *dir_override, struct aidp_keys *k,
                     aidp_error *err)
 {
+        const char *cfg = aidp_keys_config_path(config_path);
         const char *env_cfg = getenv("AIDP_KEYS_CONFIG");
-        const char *cfg = config_path && *config_path ? config_path
-                          : env_cfg && *env_cfg       ? env_cfg
-                                                      : NULL;
-        int r = load_config(cfg ? cfg : AIDP_KEYS_DEFAULT_CONFIG, cfg != NULL, k, err);
+        bool explicit_cfg = (config_path && *config_path) || (env_cfg && *env_cfg);
+        int r = load_config(cfg, explicit_cfg, k, err);
         if (r < 0)
                 return r;
         const char *env_dir = getenv("AIDP_KEY_DIR");
@@ -345,7 +355,9 @@ int aidp_keys_wrap(const struct aidp_keys *k, const char *key_id, const struct a
                    enum aidp_key_wrap *ret_alg, uint8_t *out, size_t *ret_len, aidp_error *err)
 {
         _cleanup_secret_ struct aidp_secret kek = {0};
-        int r;
+        int r = aidp_keys_check_kek(k, key_id, err);
+        if (r < 0)
+                return r;
         switch (k->kind) {
         case AIDP_KEYS_FILE:
                 r = aidp_keys_read_kek(k->dir, key_id, &kek, err);
@@ -377,7 +389,9 @@ int aidp_keys_unwrap(const struct aidp_keys *k, const char *key_id, enum aidp_ke
                      const uint8_t *wrapped, size_t len, struct aidp_secret *ret, aidp_error *err)
 {
         _cleanup_secret_ struct aidp_secret kek = {0};
-        int r;
+        int r = aidp_keys_check_kek(k, key_id, err);
+        if (r < 0)
+                return r;
         switch (k->kind) {
         case AIDP_KEYS_FILE:
         case AIDP_KEYS_STATIC:

@@ -4,8 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <yaml.h>
 
 #include "common/error.h"
+#include "common/yaml.h"
 #include "supervisor/sealed/keys.h"
 
 /* Owned by root (or by us when not root) and not writable by group/other. */
@@ -18,3 +20,7 @@ int aidp_keys_exec_wrap(const struct aidp_keys *k, const char *key_id, const str
                         uint8_t *out, size_t *ret_len, aidp_error *err);
 int aidp_keys_exec_unwrap(const struct aidp_keys *k, const char *key_id, const uint8_t *wrapped,
                           size_t len, struct aidp_secret *ret, aidp_error *err);
+
+/* keys.yaml `keys:` (keys_purpose.c): a walker field handler, and its free. */
+int aidp_keys_parse_decls(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx);
+void aidp_keys_decls_free(struct aidp_keys *k);

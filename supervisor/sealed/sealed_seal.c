@@ -413,6 +413,12 @@ int aidp_sealed_seal(int src_fd, const char *src_name, const struct aidp_seal_pa
         if (params.segment_size == 0)
                 params.segment_size = AIDP_SEALED_SEGMENT_DEFAULT;
         int r = aidp_sealed_meta_check(&params.meta, err);
+        /* The key may protect this dataset (purpose, name limits): checked
+         * before any work, and again by the wrap itself. */
+        if (r >= 0)
+                r = aidp_keys_check_kek(keys, params.meta.key_id, err);
+        if (r >= 0)
+                r = aidp_keys_check_dataset(keys, params.meta.key_id, params.meta.name, err);
         if (r < 0)
                 return r;
         struct aidp_tree tree = {0};

@@ -323,8 +323,7 @@ Test(keys_exec, module_planted_in_callers_cwd_is_not_executed)
         uint8_t wrapped[40] = {1};
         struct aidp_secret dk = {0};
         aidp_error err = {0};
-        int r = aidp_keys_unwrap(&k, "kid", AIDP_WRAP_EXTERNAL, wrapped, sizeof wrapped, &dk,
-                                 &err);
+        int r = aidp_keys_unwrap(&k, "kid", AIDP_WRAP_EXTERNAL, wrapped, sizeof wrapped, &dk, &err);
         cr_assert_eq(chdir(cwd), 0);
         cr_assert_neq(access(marker, F_OK), 0, "the planted module ran as root");
         cr_assert_lt(r, 0, "a provider that cannot be found succeeded");
