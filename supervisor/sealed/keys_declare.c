@@ -62,8 +62,9 @@ static int insertion(const char *buf, size_t len, const char *fname, bool *add_h
                 yaml_node_t *v = aidp_yaml_get(&y, root, "keys", NULL);
                 if (v) {
                         *add_header = false;
-                        bool is_last = root->data.mapping.pairs.top > root->data.mapping.pairs.start &&
-                                       aidp_yaml_node(&y, last->value) == v;
+                        bool is_last =
+                                root->data.mapping.pairs.top > root->data.mapping.pairs.start &&
+                                aidp_yaml_node(&y, last->value) == v;
                         bool block = v->type == YAML_MAPPING_NODE &&
                                      v->data.mapping.style == YAML_BLOCK_MAPPING_STYLE;
                         if (!is_last || (!block && !aidp_yaml_is_null(v)))
@@ -131,13 +132,13 @@ static int declare_text(const char *buf, size_t len, const char *fname,
         return 0;
 }
 
-static int read_config(const char *path, char **ret, size_t *ret_len, mode_t *mode,
-                       aidp_error *err)
+static int read_config(const char *path, char **ret, size_t *ret_len, mode_t *mode, aidp_error *err)
 {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
                 if (errno != ENOENT)
-                        return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "key config %s", path);
+                        return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "key config %s",
+                                                path);
                 *ret = strdup("");
                 *ret_len = 0;
                 *mode = 0644;
