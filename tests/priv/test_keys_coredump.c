@@ -133,9 +133,10 @@ static int abort_during_decryption(bool dumpable, pid_t *ret_pid)
         struct rlimit all = {RLIM_INFINITY, RLIM_INFINITY}, old;
         getrlimit(RLIMIT_CORE, &old);
         setrlimit(RLIMIT_CORE, &all);
-        char *argv[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "--no-cwd", "--run-dir", rundir,
-                        "--key-dir", keydir, "--lineage", logp, "--data", big, "--",
-                        "/bin/true", NULL};
+        char *argv[] = {
+                AIDP_SUPERVISOR, "run",  "--user",    "65534", "--no-cwd", "--run-dir", rundir,
+                "--key-dir",     keydir, "--lineage", logp,    "--data",   big,         "--",
+                "/bin/true",     NULL};
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
         setrlimit(RLIMIT_CORE, &old);
         unsetenv("AIDP_FAULT_DUMPABLE");

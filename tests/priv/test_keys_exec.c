@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "common/exitcodes.h"
 #include "priv.h"
+#include "runner.h"
 #include "tests/sealed_util.h"
 
 static char *T;
@@ -330,4 +332,47 @@ Test(keys_exec, module_planted_in_callers_cwd_is_not_executed)
         cr_assert(strstr(err.msg, "aidp_planted_kms"), "%s", err.msg);
         aidp_secret_free(&dk);
         aidp_keys_free(&k);
+}
+
+/* A run whose /out would be sealed by a broken provider is refused before the
+ * job runs (the trial wrap), not after it, when /out could only be shredded. */
+Test(keys_exec, broken_provider_refuses_the_run_before_the_job)
+{
+        AIDP_REQUIRE_ROOT();
+        char s[4096], a[4200], cfg[4096], outdir[4096], rundir[4096];
+        TEST_SNPRINTF(s, "%s/garbage-kms", T);
+        write_script(s, "#!/bin/sh\ncat >/dev/null\necho 'error: KMS unavailable'\nexit 0\n");
+        TEST_SNPRINTF(a, "'%s'", s);
+        struct aidp_keys k;
+        exec_keys(&k, a, 10);
+        aidp_keys_free(&k);
+        TEST_SNPRINTF(cfg, "%s/keys.yaml", T);
+        TEST_SNPRINTF(outdir, "%s/outputs", T);
+        TEST_SNPRINTF(rundir, "%s/run", T);
+        mkdir(outdir, 0755);
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "--user",
+                        "65534",
+                        "--no-cwd",
+                        "--run-dir",
+                        rundir,
+                        "--keys-config",
+                        cfg,
+                        "--output-dir",
+                        outdir,
+                        "--output-key-id",
+                        "out-key",
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        "echo JOB-RAN",
+                        NULL};
+        struct aidp_proc p;
+        int st = aidp_test_run(&p, argv);
+        cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d: %s%s", st, p.out, p.err);
+        cr_assert_null(strstr(p.out, "JOB-RAN"), "the job ran: %s", p.out);
+        cr_assert(strstr(p.err, "does not unwrap back") && strstr(p.err, "checked before the job"),
+                  "%s", p.err);
+        cr_assert_eq(count_entries(outdir), 0);
 }
