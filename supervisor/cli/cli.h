@@ -22,3 +22,9 @@ int aidp_cli_profile(int argc, char **argv);
 int aidp_cli_profile_learn(int argc, char **argv);
 /* seal, unseal, inspect, keygen (supervisor/cli_seal.c); dispatches on argv[0]. */
 int aidp_cli_seal(int argc, char **argv);
+/* Key memory for the whole process (supervisor/sealed/keymem.h): init before
+ * OpenSSL starts (not dumpable, no core, allocator hooked), enable after. */
+void aidp_cli_keymem_init(void);
+void aidp_cli_keymem_enable(void);
+/* keygen (supervisor/cli/cli_keygen.c): the key file and its purpose in keys.yaml. */
+int aidp_cli_keygen(int argc, char **argv);

@@ -23,6 +23,7 @@
 #include "supervisor/cli/options.h"
 #include "supervisor/run/run.h"
 #include "supervisor/sandbox/fdpass.h"
+#include "supervisor/sealed/keymem.h"
 
 /* ---- run: the option table ---- */
 
@@ -610,5 +611,8 @@ int aidp_supervisor_main(int argc, char **argv, bool test_build)
          * signals, umask, nice) is not ours to inherit. */
         if (aidp_procstate_reset(g_crippled, sizeof g_crippled) == 0)
                 g_crippled[0] = '\0';
+        /* Test build only: a core the test can search for key bytes. */
+        if (test_build && getenv("AIDP_FAULT_DUMPABLE"))
+                aidp_keymem_test_dumpable();
         return aidp_cli_dispatch(&group, argc, argv);
 }

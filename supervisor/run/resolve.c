@@ -418,6 +418,11 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                                       r->res->inputs, err);
                 if (rc < 0)
                         return rc;
+                char out_name[AIDP_SEALED_NAME_MAX + 1];
+                snprintf(out_name, sizeof out_name, "%s-out", r->res->run_id);
+                if (o->output_dir && (rc = aidp_inject_check_output_key(
+                                              &r->inject, o->output_key_id, out_name, err)) < 0)
+                        return rc;
                 r->res->n_inputs = o->n_data;
         }
         /* Access and residency: decided on the authenticated headers, before

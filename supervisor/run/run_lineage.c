@@ -57,8 +57,13 @@ static void add_dataset(json_object *ev, bool output, const struct aidp_run_data
         json_object *ds =
                 output ? aidp_lineage_add_output(ev, "aidp", d->name[0] ? d->name : d->path)
                        : aidp_lineage_add_input(ev, "aidp", d->name[0] ? d->name : d->path);
-        if (!strncmp(d->digest, "sha256:", 7))
-                aidp_lineage_dataset_set_digest(ds, "sha256", d->digest + 7);
+        /* "hmac-sha256:" (format 2, keyed) or "sha256:" (format 1). */
+        const char *colon = strchr(d->digest, ':');
+        if (colon && colon - d->digest < 16) {
+                char alg[16];
+                snprintf(alg, sizeof alg, "%.*s", (int)(colon - d->digest), d->digest);
+                aidp_lineage_dataset_set_digest(ds, alg, colon + 1);
+        }
         char tagbuf[sizeof d->residency + sizeof d->regulation + 2];
         snprintf(tagbuf, sizeof tagbuf, "%s%s%s", d->residency,
                  d->residency[0] && d->regulation[0] ? "," : "", d->regulation);

@@ -293,12 +293,16 @@ static int seal_into(struct enc *e, const struct aidp_seal_params *p, const stru
         if ((r = aidp_sealed_new_data_key(&dk, err)) < 0)
                 return r;
         h->meta = p->meta;
+        h->format_version = AIDP_SEALED_VERSION;
         h->segment_size = e->segment_size;
         h->payload_len = e->payload_len;
-        if (aidp_sealed_content_digest(e->payload_len, e->segment_size,
+        /* Keyed (format 2): the header is world-readable, an unkeyed digest
+         * would let anyone confirm a guess of the content. */
+        if (aidp_sealed_content_digest(AIDP_SEALED_VERSION, dk.p, e->payload_len, e->segment_size,
                                        (const uint8_t(*)[AIDP_SEALED_DIGEST_LEN])e->digests,
                                        e->n_segments, h->content_digest) < 0)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                      "content digest: OpenSSL failed");
         r = aidp_keys_wrap(keys, p->meta.key_id, &dk, &h->key_wrap, h->wrapped_key,
                            &h->wrapped_key_len, err);
         if (r < 0)
@@ -409,6 +413,12 @@ int aidp_sealed_seal(int src_fd, const char *src_name, const struct aidp_seal_pa
         if (params.segment_size == 0)
                 params.segment_size = AIDP_SEALED_SEGMENT_DEFAULT;
         int r = aidp_sealed_meta_check(&params.meta, err);
+        /* The key may protect this dataset (purpose, name limits): checked
+         * before any work, and again by the wrap itself. */
+        if (r >= 0)
+                r = aidp_keys_check_kek(keys, params.meta.key_id, err);
+        if (r >= 0)
+                r = aidp_keys_check_dataset(keys, params.meta.key_id, params.meta.name, err);
         if (r < 0)
                 return r;
         struct aidp_tree tree = {0};

@@ -206,7 +206,7 @@ Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited
         size_t sl = 0;
         char *js = (char *)read_all(summary, &sl);
         char want[200];
-        strcpy(want, "\"content_digest\":\"sha256:");
+        strcpy(want, "\"content_digest\":\"hmac-sha256:"); /* format 2: keyed */
         cr_assert(strstr(js, "\"name\":\"alpha\""), "%s", js);
         cr_assert(strstr(js, "\"name\":\"beta\""), "%s", js);
         cr_assert(strstr(js, "\"output\":"), "%s", js);
@@ -272,6 +272,27 @@ Test(sealed_run, tampered_segment_refuses_the_run_with_dataset_named)
         write_all(bad, b, len);
         free(b);
         expect_refused(bad, "failed authentication");
+}
+
+/* A header whose digest does not match its (authentic) content: the run
+ * recomputes the digest while decrypting and refuses before the job starts,
+ * rather than recording a digest nobody checked. */
+Test(sealed_run, content_digest_mismatch_refuses_the_run)
+{
+        AIDP_REQUIRE_ROOT();
+        struct aidp_secret kek = {0};
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_read_kek(keydir, "run-key", &kek, &err), 0, "%s", err.msg);
+        size_t len = 0;
+        uint8_t *b = read_all(in1, &len);
+        uint8_t *forged = forge_content_digest(b, len, kek.p);
+        aidp_secret_free(&kek);
+        char bad[4096];
+        TEST_SNPRINTF(bad, "%s/alpha-digest.sealed", T);
+        write_all(bad, forged, len);
+        free(b);
+        free(forged);
+        expect_refused(bad, "content digest does not match");
 }
 
 Test(sealed_run, edited_header_tag_and_truncation_refuse_the_run)
