@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/exitcodes.h"
 #include "lineage_util.h"
+#include "policy_util.h"
 #include "priv.h"
 #include "runner.h"
 #include "tests/sealed_util.h"
@@ -82,10 +83,15 @@ static void setup(void)
         aidp_keys_free(&k);
         cr_assert_eq(unlink(f), 0);
         cr_assert_eq(rmdir(src), 0);
+        /* Sealed data is decrypted only under an installed policy. */
+        char pol[4096 + 16];
+        TEST_SNPRINTF(pol, "%s/policy", T);
+        aidp_test_policy_allow(pol, "nobody", NULL, NULL);
 }
 
 static void teardown(void)
 {
+        unsetenv("AIDP_POLICY_DIR");
         if (access(rundir, F_OK) == 0)
                 aidp_test_gc(rundir); /* a run this test left behind */
         unsetenv("AIDP_LINEAGE_KEY");

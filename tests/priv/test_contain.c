@@ -12,6 +12,7 @@
 
 #include "common/exitcodes.h"
 #include "lineage_util.h"
+#include "policy_util.h"
 #include "priv.h"
 #include "runner.h"
 #include "tests/sealed_util.h"
@@ -32,10 +33,15 @@ static void setup(void)
         TEST_SNPRINTF(run_id, "aidp-test-contain-%d-%d", (int)getpid(), ++seq);
         aidp_error err = {0};
         cr_assert_eq(aidp_keys_generate(keydir, "contain-key", &err), 0, "%s", err.msg);
+        /* Sealed data is decrypted only under an installed policy. */
+        char pol[4096 + 16];
+        TEST_SNPRINTF(pol, "%s/policy", T);
+        aidp_test_policy_allow(pol, "nobody", NULL, NULL);
 }
 
 static void teardown(void)
 {
+        unsetenv("AIDP_POLICY_DIR");
         aidp_test_gc(rundir);
         tmpdir_rm(T);
 }

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
+#include "policy_util.h"
 #include "priv.h"
 #include "runner.h"
 #include "tests/sealed_util.h"
@@ -28,10 +29,15 @@ static void setup(void)
         TEST_SNPRINTF(rundir, "%s/run", T);
         TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
         TEST_SNPRINTF(lkey, "%s/lineage.key", T);
+        /* Sealed data is decrypted only under an installed policy. */
+        char pol[4096 + 16];
+        TEST_SNPRINTF(pol, "%s/policy", T);
+        aidp_test_policy_allow(pol, "nobody", NULL, NULL);
 }
 
 static void teardown(void)
 {
+        unsetenv("AIDP_POLICY_DIR");
         aidp_test_gc(rundir);
         tmpdir_rm(T);
 }
