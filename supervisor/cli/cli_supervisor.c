@@ -25,17 +25,6 @@
 
 /* ---- run: the option table ---- */
 
-/* Everything `run` parses: the run core's options and the storage behind its
- * pointers (argv strings are not copied). */
-struct run_cli {
-        struct aidp_run_opts o;
-        struct aidp_cli_list env, data;
-        struct aidp_run_bind binds[AIDP_CLI_MAX_BINDS];
-        uint64_t kill_after;
-        bool exec_hook;     /* --exec-hook (docs/exec-hook.md) */
-        uint64_t result_fd; /* --result-fd N; 0: none (N >= 3) */
-};
-
 /* A scheduler hands over a task's whole environment as --env values. */
 #define AIDP_CLI_MAX_ENV 4096
 
@@ -51,7 +40,7 @@ static int rlimit_value(const char *s, uint64_t *v)
 /* --rlimit NAME=SOFT[:HARD]; HARD defaults to SOFT. */
 static int parse_rlimit(const char *arg, void *dest, aidp_error *err)
 {
-        struct aidp_rlimit *out = ((struct run_cli *)dest)->o.rlimits;
+        struct aidp_rlimit *out = ((struct aidp_cli_run *)dest)->o.rlimits;
         char buf[128];
         if (snprintf(buf, sizeof buf, "%s", arg) >= (int)sizeof buf)
                 return -EINVAL;
@@ -84,7 +73,7 @@ static void trim_slashes(char *p)
  * inside an earlier one). The paths are checked by the run core. */
 static int add_bind(const char *arg, void *dest, bool writable, aidp_error *err)
 {
-        struct run_cli *c = dest;
+        struct aidp_cli_run *c = dest;
         const char *opt = writable ? "--bind" : "--ro-bind";
         if (c->o.n_binds >= AIDP_CLI_MAX_BINDS || !*arg || arg[0] == ':')
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
@@ -115,7 +104,7 @@ static int parse_bind(const char *arg, void *dest, aidp_error *err)
 
 static int parse_env(const char *arg, void *dest, aidp_error *err)
 {
-        struct aidp_cli_list *l = &((struct run_cli *)dest)->env;
+        struct aidp_cli_list *l = &((struct aidp_cli_run *)dest)->env;
         if (l->n >= AIDP_CLI_MAX_ENV || !*arg || arg[0] == '=')
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "--env '%s': expected NAME or NAME=VALUE (at most %d)", arg,
@@ -134,7 +123,7 @@ static enum aidp_trust_level env_trust(const char *arg)
         return strchr(arg, '=') ? AIDP_TRUST_USER : AIDP_TRUST_ADMIN;
 }
 
-#define RUN(f) offsetof(struct run_cli, f)
+#define RUN(f) offsetof(struct aidp_cli_run, f)
 #define U      AIDP_TRUST_USER
 #define A      AIDP_TRUST_ADMIN
 
@@ -350,7 +339,7 @@ static json_object *summary_json(const struct aidp_run_result *r)
 }
 
 /* The summary goes to the file the caller created (fd from the trust check). */
-static int write_summary(int fd, const char *path, const struct aidp_run_result *r)
+int aidp_cli_write_summary(int fd, const char *path, const struct aidp_run_result *r)
 {
         json_object *o = summary_json(r);
         int rc = json_object_to_fd(fd, o, JSON_C_TO_STRING_PRETTY);
@@ -378,7 +367,7 @@ static void print_egress(const struct aidp_run_result *res)
         fprintf(stderr, "%s\n", res->denials.n_keys ? ")" : "");
 }
 
-static void print_result(const struct aidp_run_result *res, bool quiet)
+void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet)
 {
         if (quiet)
                 return;
@@ -478,7 +467,7 @@ static bool valid_sched_id(const char *s)
 }
 
 /* The exec-hook options, after parsing: all or nothing of what it needs. */
-static int check_exec_hook(const struct run_cli *c, aidp_error *err)
+static int check_exec_hook(const struct aidp_cli_run *c, aidp_error *err)
 {
         const struct aidp_run_opts *o = &c->o;
         if (c->exec_hook && (!o->user || !o->run_id))
@@ -516,21 +505,31 @@ static void drop_job_identity_env(void)
                 unsetenv(vars[i]);
 }
 
+void aidp_cli_run_finish(struct aidp_cli_run *c, char **argv, const struct aidp_cli_parsed *p)
+{
+        c->o.kill_after = (unsigned)c->kill_after;
+        c->o.env_extra = (char **)c->env.v;
+        c->o.n_env_extra = c->env.n;
+        c->o.data = c->data.v;
+        c->o.n_data = c->data.n;
+        c->o.binds = c->binds;
+        c->o.argv = argv + p->first_arg;
+}
+
+bool aidp_cli_supervisor_test_build(void)
+{
+        return g_test_build;
+}
+
 static int cmd_run(int argc, char **argv)
 {
         _cleanup_close_ int summary_fd = -1;
-        struct run_cli c = {0};
+        struct aidp_cli_run c = {0};
         struct aidp_cli_parsed p;
         int status;
         if (!aidp_cli_options(&aidp_cli_run_spec, argc, argv, &c, &p, &status))
                 goto out;
-        c.o.kill_after = (unsigned)c.kill_after;
-        c.o.env_extra = (char **)c.env.v;
-        c.o.n_env_extra = c.env.n;
-        c.o.data = c.data.v;
-        c.o.n_data = c.data.n;
-        c.o.binds = c.binds;
-        c.o.argv = argv + p.first_arg;
+        aidp_cli_run_finish(&c, argv, &p);
         aidp_error herr = {0};
         if (check_exec_hook(&c, &herr) < 0) {
                 status = aidp_cli_usage_fail(aidp_cli_run_spec.prog, &herr);
@@ -565,10 +564,10 @@ static int cmd_run(int argc, char **argv)
         int rc = aidp_run_execute(&c.o, &res, &err);
         if (rc < 0)
                 aidp_cli_fail(aidp_cli_run_spec.prog, &err);
-        print_result(&res, c.o.quiet);
+        aidp_cli_print_result(&res, c.o.quiet);
         status = res.exit_status;
         if (c.o.summary_path && res.run_id[0] &&
-            write_summary(summary_fd, c.o.summary_path, &res) < 0 && res.exit_status == 0)
+            aidp_cli_write_summary(summary_fd, c.o.summary_path, &res) < 0 && res.exit_status == 0)
                 status = AIDP_EXIT_INTERNAL;
         if (c.result_fd && write_result_fd((int)c.result_fd, &res) < 0 && res.exit_status == 0)
                 status = AIDP_EXIT_INTERNAL;
@@ -708,6 +707,7 @@ static int cmd_learn(int argc, char **argv)
 static const struct aidp_cli_cmd commands[] = {
         {"run", cmd_run, "run a job in a sandbox (see run --help)"},
         {"gc", cmd_gc, "clean up runs whose supervisor died"},
+        {"serve", aidp_cli_serve, "the daemon aidp-run talks to (docs/protocol.md)"},
         {"learn", cmd_learn, "run a job reporting its system calls (for aidp profile learn)"},
         {NULL, NULL, NULL},
 };

@@ -4,6 +4,31 @@
 
 #include <stdbool.h>
 
+#include "supervisor/run/run.h"
+
+/* Everything `run` parses: the run core's options and the storage behind its
+ * pointers (argv strings are not copied). Also what aidp-run and the daemon
+ * parse a request with (supervisor/cli/cli_serve.c, cli_client.c). */
+struct aidp_cli_run {
+        struct aidp_run_opts o;
+        struct aidp_cli_list env, data;
+        struct aidp_run_bind binds[AIDP_CLI_MAX_BINDS];
+        uint64_t kill_after;
+        bool exec_hook;     /* --exec-hook (docs/exec-hook.md) */
+        uint64_t result_fd; /* --result-fd N; 0: none (N >= 3) */
+};
+/* After aidp_cli_parse of aidp_cli_run_spec: point o at the lists and the job. */
+void aidp_cli_run_finish(struct aidp_cli_run *c, char **argv, const struct aidp_cli_parsed *p);
+/* The run's summary on stderr (unless quiet), and as JSON into fd (--summary,
+ * path for messages): 0 or -1 with the error printed. */
+void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet);
+int aidp_cli_write_summary(int fd, const char *path, const struct aidp_run_result *r);
+/* aidp-supervisor-test? (set by aidp_supervisor_main) */
+bool aidp_cli_supervisor_test_build(void);
+/* aidp-supervisor serve (supervisor/cli/cli_serve.c) */
+int aidp_cli_serve(int argc, char **argv);
+extern const struct aidp_cli_spec aidp_cli_serve_spec;
+
 /* test_build: this is aidp-supervisor-test, which honours the test hooks and
  * configuration variables for admins (docs/security.md). */
 int aidp_supervisor_main(int argc, char **argv, bool test_build);

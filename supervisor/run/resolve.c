@@ -41,8 +41,11 @@ static int resolve_identity(struct run *r, aidp_error *err)
                         group = colon + 1;
                 }
         }
-        r->caller_rc = aidp_caller_resolve_identity(r->o->user ? name : NULL, getuid(), environ,
-                                                    &r->caller, &r->caller_err);
+        const struct aidp_run_peer *peer = r->o->peer;
+        r->caller_rc = peer ? aidp_caller_from_peer(peer->uid, peer->gid, peer->groups,
+                                                    peer->n_groups, &r->caller, &r->caller_err)
+                            : aidp_caller_resolve_identity(r->o->user ? name : NULL, getuid(),
+                                                           environ, &r->caller, &r->caller_err);
         if (up->mode == AIDP_USER_FIXED) {
                 uid = up->uid;
                 gid = up->gid;
@@ -142,11 +145,13 @@ static bool env_passes(const char *kv)
 static int build_env(struct run *r, aidp_error *err)
 {
         int rc = 0;
-        for (char **e = environ; *e && rc == 0; e++)
+        /* A daemon's client: its own environment, through the same filter. */
+        char *const *base = r->o->peer ? r->o->peer->env : environ;
+        for (char *const *e = base; e && *e && rc == 0; e++)
                 if (r->o->keep_env || env_passes(*e))
                         rc = env_add(r, *e);
         char buf[4200];
-        if (rc == 0 && !getenv("PATH"))
+        if (rc == 0 && !aidp_caller_env_get(base, "PATH"))
                 rc = env_add(r,
                              "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
         const char *fixed[][2] = {
@@ -236,9 +241,10 @@ static int open_caller_paths(struct run *r, aidp_error *err)
                 return r->caller_rc;
         }
         const struct aidp_run_opts *o = r->o;
-        int rc = aidp_run_open_caller_paths(o, r->caller.uid, r->caller.gid,
-                                            r->profile.bind_cwd ? r->cwd : NULL, r->profile.n_binds,
-                                            &r->cp, err);
+        const char *cwd = r->profile.bind_cwd ? r->cwd : NULL;
+        int rc = o->peer ? aidp_run_take_peer_paths(o, cwd, r->profile.n_binds, &r->cp, err)
+                         : aidp_run_open_caller_paths(o, r->caller.uid, r->caller.gid, cwd,
+                                                      r->profile.n_binds, &r->cp, err);
         if (rc < 0)
                 return rc;
         r->inject.caller_fds = r->cp.data;
@@ -370,6 +376,8 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                                       o->cwd);
         if (o->cwd)
                 snprintf(r->cwd, sizeof r->cwd, "%s", o->cwd);
+        else if (o->peer)
+                snprintf(r->cwd, sizeof r->cwd, "/"); /* never the daemon's own */
         else if (!getcwd(r->cwd, sizeof r->cwd))
                 snprintf(r->cwd, sizeof r->cwd, "/");
         if (r->cwd[0] != '/')
