@@ -70,17 +70,17 @@ static int open_files(const struct aidp_cli_run *c, const char *cwd, struct file
         add_fd(f, 1, "stdout", false);
         add_fd(f, 2, "stderr", false);
         for (size_t i = 0; i < c->o.n_data; i++)
-                if (open_one(f, "--data", c->o.data[i], O_RDONLY | O_NOCTTY | O_NONBLOCK, 0,
-                             "data", true) < 0)
+                if (open_one(f, "--data", c->o.data[i], O_RDONLY | O_NOCTTY | O_NONBLOCK, 0, "data",
+                             true) < 0)
                         return -1;
         for (size_t i = 0; i < c->o.n_binds; i++)
-                if (open_one(f, c->binds[i].writable ? "--bind" : "--ro-bind",
-                             c->binds[i].source, O_PATH, 0, "binds", true) < 0)
+                if (open_one(f, c->binds[i].writable ? "--bind" : "--ro-bind", c->binds[i].source,
+                             O_PATH, 0, "binds", true) < 0)
                         return -1;
         if (cwd && open_one(f, "--cwd", cwd, O_PATH | O_DIRECTORY, 0, "cwd", false) < 0)
                 return -1;
-        if (c->o.output_dir && open_one(f, "--output-dir", c->o.output_dir, O_PATH | O_DIRECTORY,
-                                        0, "output_dir", false) < 0)
+        if (c->o.output_dir && open_one(f, "--output-dir", c->o.output_dir, O_PATH | O_DIRECTORY, 0,
+                                        "output_dir", false) < 0)
                 return -1;
         /* New, never through a symlink: the daemon writes only into this fd. */
         if (c->o.summary_path &&
@@ -112,7 +112,8 @@ static int follow(int sock)
         _cleanup_close_ int sfd = signalfd(-1, &set, SFD_CLOEXEC);
         int last_sig = 0;
         for (;;) {
-                struct pollfd p[2] = {{.fd = sock, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+                struct pollfd p[2] = {{.fd = sock, .events = POLLIN},
+                                      {.fd = sfd, .events = POLLIN}};
                 if (poll(p, 2, -1) < 0 && errno != EINTR)
                         return AIDP_EXIT_INTERNAL;
                 struct signalfd_siginfo si;
@@ -281,7 +282,8 @@ int aidp_cli_run_client(int argc, char **argv)
                         PROG ": error: cannot reach the aidp daemon at %s: %s\n"
                              "  (is it running? `systemctl start aidp.socket`; are you in the "
                              "group it serves? `ls -l %s`)\n",
-                        aidp_cli_daemon_socket(sock_opt), strerror(-sock), aidp_cli_daemon_socket(sock_opt));
+                        aidp_cli_daemon_socket(sock_opt), strerror(-sock),
+                        aidp_cli_daemon_socket(sock_opt));
                 status = AIDP_EXIT_INTERNAL;
                 goto out;
         }

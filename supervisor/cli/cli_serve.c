@@ -88,8 +88,8 @@ static int fd_index(json_object *o, const char *key, const int *fds, size_t n, i
         return 0;
 }
 
-static int fd_list(json_object *o, const char *key, const int *fds, size_t n, int *ret,
-                   size_t max, size_t *count, aidp_error *err)
+static int fd_list(json_object *o, const char *key, const int *fds, size_t n, int *ret, size_t max,
+                   size_t *count, aidp_error *err)
 {
         json_object *a = NULL;
         *count = 0;
@@ -112,8 +112,7 @@ static int fd_list(json_object *o, const char *key, const int *fds, size_t n, in
         return 0;
 }
 
-static int parse_fds(json_object *req, const int *fds, size_t n, struct req_fds *f,
-                     aidp_error *err)
+static int parse_fds(json_object *req, const int *fds, size_t n, struct req_fds *f, aidp_error *err)
 {
         json_object *o = NULL;
         if (!json_object_object_get_ex(req, "fds", &o) || !json_object_is_type(o, json_type_object))
@@ -143,8 +142,9 @@ static int parse_args(char **av, int ac, struct aidp_cli_run *c, aidp_error *err
         if (r < 0)
                 return r;
         if (r == 1)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--help is answered by "
-                                                                    "aidp-run itself");
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--help is answered by "
+                                      "aidp-run itself");
         if ((r = aidp_cli_check_trust(&aidp_cli_run_spec, &p, AIDP_CALLER_USER, false, err)) < 0)
                 return aidp_error_wrap(err, "through the daemon");
         if (c->result_fd)
@@ -227,8 +227,8 @@ static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, int su
         return status;
 }
 
-static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n,
-                     void *arg, aidp_error *err)
+static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n, void *arg,
+                     aidp_error *err)
 {
         (void)arg;
         struct req_fds f = {0};

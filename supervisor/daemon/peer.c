@@ -90,8 +90,7 @@ int aidp_peer_identify(int sock, struct aidp_peer *ret, aidp_error *err)
         if (r < 0 || real != uc.uid) {
                 aidp_peer_release(ret);
                 return aidp_error_set(err, AIDP_EXIT_DENIED, r < 0 ? -r : EPERM,
-                                      "cannot identify the connecting process %d (%s)",
-                                      (int)uc.pid,
+                                      "cannot identify the connecting process %d (%s)", (int)uc.pid,
                                       r < 0 ? strerror(-r) : "its uid changed since it connected");
         }
         return 0;

@@ -174,8 +174,8 @@ int aidp_proto_recv(int sock, int timeout_ms, json_object **ret, int *fds, size_
                 return r == 0 ? 0 : rx_fail(&x, r, err);
         if (r <= 0)
                 return rx_fail(&x, r == 0 ? -EBADMSG : r, err);
-        uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 |
-                       hdr[3];
+        uint32_t len =
+                (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
         if (len == 0 || len > AIDP_PROTO_MAX_FRAME || x.overflow)
                 return rx_fail(&x, -EMSGSIZE, err);
         _cleanup_free_ char *body = malloc(len + 1);
@@ -233,8 +233,7 @@ int aidp_proto_get_str(json_object *o, const char *key, bool required, const cha
         if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null)) {
                 if (!required)
                         return 0;
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "request: \"%s\" missing",
-                                      key);
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "request: \"%s\" missing", key);
         }
         if (!json_object_is_type(v, json_type_string))
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
@@ -250,8 +249,7 @@ int aidp_proto_get_int(json_object *o, const char *key, bool required, int64_t m
         if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null)) {
                 if (!required)
                         return 0;
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "request: \"%s\" missing",
-                                      key);
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "request: \"%s\" missing", key);
         }
         int64_t i = json_object_get_int64(v);
         if (!json_object_is_type(v, json_type_int) || i < min || i > max)
@@ -296,8 +294,7 @@ int aidp_proto_get_strv(json_object *o, const char *key, size_t max, char ***ret
                                               "request: \"%s\"[%zu] must be a string", key, i);
                 }
                 const char *str = json_object_get_string(s);
-                if (strlen(str) != (size_t)json_object_get_string_len(s) ||
-                    !(v[i] = strdup(str))) {
+                if (strlen(str) != (size_t)json_object_get_string_len(s) || !(v[i] = strdup(str))) {
                         aidp_proto_strv_free(v);
                         return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                               "request: \"%s\"[%zu]: NUL byte or out of memory",

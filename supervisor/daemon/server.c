@@ -64,10 +64,9 @@ int aidp_daemon_listen(const struct aidp_daemon_config *c, aidp_error *err)
         int r = bind(fd, (struct sockaddr *)&a, sizeof a);
         umask(old);
         if (r < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "bind %s",
-                                        c->socket_path);
-        if (c->has_group && (chown(c->socket_path, 0, c->group) < 0 ||
-                             chmod(c->socket_path, 0660) < 0))
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "bind %s", c->socket_path);
+        if (c->has_group &&
+            (chown(c->socket_path, 0, c->group) < 0 || chmod(c->socket_path, 0660) < 0))
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "%s: group and mode",
                                         c->socket_path);
         if (listen(fd, 128) < 0)
@@ -105,8 +104,8 @@ static unsigned reap(const struct aidp_daemon_config *c, unsigned workers)
         }
 }
 
-static void spawn_worker(const struct aidp_daemon_config *c, int lfd, int sfd,
-                         const sigset_t *old, int conn, unsigned *workers)
+static void spawn_worker(const struct aidp_daemon_config *c, int lfd, int sfd, const sigset_t *old,
+                         int conn, unsigned *workers)
 {
         if (*workers >= c->max_workers) {
                 aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL,

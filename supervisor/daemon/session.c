@@ -82,8 +82,7 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
 {
         int r = aidp_registry_add(s->cfg->state_dir, getpid(), s->peer.uid, run_id, command);
         if (r < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "registering run %s",
-                                        run_id);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "registering run %s", run_id);
         json_object *m = aidp_proto_msg("started");
         json_object_object_add(m, "run_id", json_object_new_string(run_id));
         r = aidp_proto_send(s->sock, m, NULL, 0);
@@ -104,8 +103,8 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
 static int do_ps(struct aidp_daemon_session *s)
 {
         json_object *m = aidp_proto_msg("ps");
-        json_object_object_add(m, "runs", aidp_registry_list(s->cfg->state_dir, s->peer.uid,
-                                                             s->peer.uid == 0));
+        json_object_object_add(
+                m, "runs", aidp_registry_list(s->cfg->state_dir, s->peer.uid, s->peer.uid == 0));
         int r = aidp_proto_send(s->sock, m, NULL, 0);
         json_object_put(m);
         return r < 0 ? AIDP_EXIT_INTERNAL : 0;
@@ -177,8 +176,8 @@ static int serve_one(struct aidp_daemon_session *s)
         json_object *req = NULL;
         int fds[AIDP_PROTO_MAX_FDS];
         size_t n = 0;
-        int r = aidp_proto_recv(s->sock, s->cfg->request_timeout_ms, &req, fds,
-                                AIDP_PROTO_MAX_FDS, &n, &err);
+        int r = aidp_proto_recv(s->sock, s->cfg->request_timeout_ms, &req, fds, AIDP_PROTO_MAX_FDS,
+                                &n, &err);
         if (r <= 0) {
                 if (r < 0)
                         aidp_proto_send_error(s->sock, err.status, err.msg);

@@ -140,6 +140,14 @@ static int clone_tree(int fd, const char *opt, const char *path, int *ret, aidp_
         return 0;
 }
 
+static int reserved_cwd(const char *cwd, aidp_error *err)
+{
+        return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                              "working directory %s: reserved, never bound into the sandbox "
+                              "(use --no-cwd or --cwd DIR)",
+                              cwd);
+}
+
 /* One request list for the helper: data, binds, cwd, output dir. */
 struct plan {
         struct aidp_ascaller_req req[AIDP_RUN_MAX_DATA + 64 + 2];
@@ -206,10 +214,7 @@ int aidp_run_open_caller_paths(const struct aidp_run_opts *o, uid_t uid, gid_t g
         if (o->n_binds > 64 || o->n_binds > n_binds_total)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, E2BIG, "at most 64 binds");
         if (cwd && reserved(cwd))
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
-                                      "working directory %s: reserved, never bound into the "
-                                      "sandbox (use --no-cwd or --cwd DIR)",
-                                      cwd);
+                return reserved_cwd(cwd, err);
         struct plan pl;
         make_plan(o, cwd, &pl);
         struct aidp_ascaller who;
@@ -304,6 +309,9 @@ int aidp_run_take_peer_paths(const struct aidp_run_opts *o, const char *cwd, siz
         aidp_run_caller_paths_init(ret);
         if (o->n_binds > 64 || o->n_binds > n_binds_total)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, E2BIG, "at most 64 binds");
+        /* The label is the target inside the sandbox: the same rule as a path. */
+        if (cwd && reserved(cwd))
+                return reserved_cwd(cwd, err);
         struct plan pl;
         make_plan(o, cwd, &pl);
         int src[AIDP_RUN_MAX_DATA + 64 + 2], fds[AIDP_RUN_MAX_DATA + 64 + 2];

@@ -4,6 +4,7 @@
  * names, signals and disconnects reach the run, bad requests get an error
  * without holding up anyone else, and a crashed run is recovered by gc. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -214,9 +215,9 @@ Test(daemon, identity_comes_from_peer_credentials)
         cr_expect_eq(run_as_a(a1), 0, "%s", P.err);
         cr_expect_str_eq(P.out, want, "%s", P.err);
         /* A client's SUDO_UID/SLURM_JOB_UID are only its environment. */
-        const char *a2[] = {"-q",      "--no-cwd", "--env", "SUDO_UID=0", "--", "/usr/bin/env",
-                            "SUDO_UID=0", "SLURM_JOB_UID=0", "/bin/sh", "-c", "id -u; id -g",
-                            NULL};
+        const char *a2[] = {"-q",      "--no-cwd",     "--env",        "SUDO_UID=0",
+                            "--",      "/usr/bin/env", "SUDO_UID=0",   "SLURM_JOB_UID=0",
+                            "/bin/sh", "-c",           "id -u; id -g", NULL};
         cr_expect_eq(run_as_a(a2), 0, "%s", P.err);
         cr_expect_str_eq(P.out, want, "%s", P.err);
         const char *a3[] = {"-q", "--no-cwd", "--user", "0", "--", "/bin/echo", "JOB-RAN", NULL};
@@ -388,4 +389,272 @@ Test(daemon, a_path_the_client_cannot_open_is_never_opened_by_the_daemon)
         cr_expect_str_eq(res, "exit 120 ");
         cr_expect(strstr(out, "--data /srv/x.sealed: not a regular file"), "%s", out);
         cr_expect(!was_opened(in), "root's secret was opened");
+}
+
+/* aidp-run as A, not waited for (setpriv execs it: P.pid is the client). */
+static void spawn_as_a(struct aidp_proc *p, const char *const *args)
+{
+        char ruid[32], rgid[32];
+        TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)A.uid);
+        TEST_SNPRINTF(rgid, "--regid=%u", (unsigned)A.gid);
+        char *a[64] = {"/usr/bin/setpriv", ruid,       rgid, "--init-groups", "--",
+                       AIDP_RUN_BIN,       "--socket", sock};
+        size_t n = 8;
+        for (size_t i = 0; args[i] && n < 63; i++)
+                a[n++] = (char *)args[i];
+        a[n] = NULL;
+        cr_assert_eq(aidp_test_spawn(p, a), 0);
+}
+
+/* The client's Ctrl-C, SIGTERM and SIGWINCH reach the job; its status is
+ * the client's. */
+Test(daemon, signals_are_forwarded_and_the_status_comes_back)
+{
+        NEED();
+        const char *a[] = {"-q",
+                           "--no-cwd",
+                           "--",
+                           "/bin/sh",
+                           "-c",
+                           "trap 'echo GOT-WINCH' WINCH; trap 'echo GOT-TERM; exit 7' TERM; "
+                           "echo READY; while :; do sleep 0.1; done",
+                           NULL};
+        spawn_as_a(&P, a);
+        cr_assert(aidp_test_wait_output(&P, "READY", 30000), "%s", P.err);
+        kill(P.pid, SIGWINCH);
+        cr_expect(aidp_test_wait_output(&P, "GOT-WINCH", 10000), "%s", P.err);
+        kill(P.pid, SIGTERM);
+        int st = aidp_test_finish(&P);
+        cr_expect(strstr(P.out, "GOT-TERM") != NULL, "%s\n%s", P.out, P.err);
+        cr_expect_eq(st, 7, "status %d: %s", st, P.err);
+        const char *b[] = {"-q", "--no-cwd", "--", "/bin/sh", "-c", "exit 42", NULL};
+        cr_expect_eq(run_as_a(b), 42, "%s", P.err);
+}
+
+static char *wait_lineage(const char *run_id, const char *type, int timeout_ms)
+{
+        char needle[96];
+        TEST_SNPRINTF(needle, "\"eventType\":\"%s\"", type);
+        for (int t = 0; t < timeout_ms; t += 100) {
+                size_t len = 0;
+                char *all = aidp_test_slurp(logp, &len);
+                for (char *line = all ? strtok(all, "\n") : NULL; line; line = strtok(NULL, "\n"))
+                        if (strstr(line, run_id) && strstr(line, needle)) {
+                                char *r = strdup(line);
+                                free(all);
+                                return r;
+                        }
+                free(all);
+                usleep(100000);
+        }
+        return NULL;
+}
+
+static void expect_gone(const char *run_id)
+{
+        char j[256];
+        TEST_SNPRINTF(j, "%s/%s", rundir, run_id);
+        struct stat st;
+        cr_expect_neq(stat(j, &st), 0, "the run's journal %s is left", j);
+        cr_expect(!aidp_test_cgroup_exists(run_id), "the run's cgroup is left");
+}
+
+/* A client that goes away mid-job: the run stops, shreds and writes its end
+ * record, like a run stopped by its terminal. */
+Test(daemon, disconnect_mid_job_shreds_and_writes_the_end_record)
+{
+        NEED();
+        int rp[2], op[2];
+        cr_assert_eq(pipe(rp), 0);
+        cr_assert_eq(pipe(op), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                close(rp[0]);
+                close(op[0]);
+                become_a();
+                int s = connect_as_a();
+                int fds[3] = {0, op[1], op[1]};
+                json_object *m = json_tokener_parse(
+                        "{\"v\":1,\"op\":\"run\",\"args\":[\"-q\",\"--no-cwd\"],\"argv\":"
+                        "[\"/bin/sh\",\"-c\",\"head -c 300000 /dev/urandom > /tmp/plain; echo "
+                        "READY; sleep 100\"],\"fds\":{\"stdin\":0,\"stdout\":1,\"stderr\":2}}");
+                if (aidp_proto_send(s, m, fds, 3) < 0)
+                        _exit(1);
+                close(op[1]);
+                json_object *r = NULL, *id = NULL;
+                int rf[4];
+                size_t k = 0;
+                aidp_error err = {0};
+                if (aidp_proto_recv(s, 30000, &r, rf, 4, &k, &err) <= 0 ||
+                    !json_object_object_get_ex(r, "run_id", &id))
+                        _exit(2);
+                const char *v = json_object_get_string(id);
+                if (write(rp[1], v, strlen(v)) < 0)
+                        _exit(3);
+                close(rp[1]);
+                pause();
+                _exit(0);
+        }
+        close(rp[1]);
+        close(op[1]);
+        char run_id[64] = "", buf[256];
+        ssize_t n = read(rp[0], run_id, sizeof run_id - 1);
+        run_id[n > 0 ? n : 0] = '\0';
+        close(rp[0]);
+        cr_assert(n > 0, "no run id from the daemon");
+        n = read(op[0], buf, sizeof buf - 1);
+        buf[n > 0 ? n : 0] = '\0';
+        cr_expect(strstr(buf, "READY") != NULL, "%s", buf);
+        kill(pid, SIGKILL); /* the client and its connection are gone */
+        waitpid(pid, NULL, 0);
+        /* stopped by a signal: ABORT, as a run stopped by its terminal */
+        char *end = wait_lineage(run_id, "ABORT", 60000);
+        cr_assert_not_null(end, "no end record for run %s", run_id);
+        cr_expect(strstr(end, "\"aidp_shred\"") && strstr(end, "\"verified\":true"), "%s", end);
+        free(end);
+        close(op[0]);
+        expect_gone(run_id);
+}
+
+/* 32 clients at once, each its own run. */
+Test(daemon, thirty_two_concurrent_clients)
+{
+        NEED();
+        static struct aidp_proc ps[32];
+        char cmd[32][64];
+        for (int i = 0; i < 32; i++) {
+                TEST_SNPRINTF(cmd[i], "echo client-%d", i);
+                const char *a[] = {"-q", "--no-cwd", "--", "/bin/sh", "-c", cmd[i], NULL};
+                spawn_as_a(&ps[i], a);
+        }
+        for (int i = 0; i < 32; i++) {
+                char want[64];
+                TEST_SNPRINTF(want, "client-%d\n", i);
+                cr_expect_eq(aidp_test_finish(&ps[i]), 0, "client %d: %s", i, ps[i].err);
+                cr_expect_str_eq(ps[i].out, want, "client %d: %s", i, ps[i].err);
+        }
+}
+
+/* Malformed and oversized requests get an error; the daemon serves on. */
+Test(daemon, malformed_and_oversized_requests_get_an_error)
+{
+        NEED();
+        char out[1200];
+        raw_as_a("\xff\xff\xff\xff", 4, 0, out, sizeof out);
+        cr_expect(strstr(out, "error 120 the frame is too large") == out, "%s", out);
+        raw_json_as_a("{\"v\":1,\"op\":", out, sizeof out);
+        cr_expect(strstr(out, "error 120 the frame is cut short or not one JSON object") == out,
+                  "%s", out);
+        raw_json_as_a("[1,2]", out, sizeof out);
+        cr_expect(strstr(out, "error 120 the frame is cut short or not one JSON object") == out,
+                  "%s", out);
+        raw_json_as_a("{\"v\":2,\"op\":\"run\"}", out, sizeof out);
+        cr_expect(strstr(out, "error 120 unsupported protocol version") == out, "%s", out);
+        raw_json_as_a("{\"v\":1,\"op\":\"format-disk\"}", out, sizeof out);
+        cr_expect(strstr(out, "error 120 unknown op") == out, "%s", out);
+        raw_json_as_a("{\"v\":1,\"op\":\"run\",\"args\":[\"--no-cwd\"],\"argv\":[\"/bin/true\"],"
+                      "\"fds\":{\"stdin\":0,\"stdout\":5,\"stderr\":2}}",
+                      out, sizeof out);
+        cr_expect(strstr(out, "error 120 request: \"stdin\" must be an integer") == out, "%s", out);
+        raw_json_as_a("{\"v\":1,\"op\":\"run\",\"args\":[\"--no-cwd\",\"stray\"],"
+                      "\"argv\":[\"/bin/true\"],\"fds\":{}}",
+                      out, sizeof out);
+        cr_expect(strstr(out, "error 120") == out, "%s", out);
+        const char *a[] = {"-q", "--no-cwd", "--", "/bin/echo", "STILL-SERVING", NULL};
+        cr_expect_eq(run_as_a(a), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "STILL-SERVING\n");
+}
+
+/* A client that sends half a request and waits: an error after the deadline
+ * (2 s here), and nobody else waits for it meanwhile. */
+Test(daemon, a_slow_client_gets_an_error_and_blocks_no_one)
+{
+        NEED();
+        int rp[2];
+        cr_assert_eq(pipe(rp), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                close(rp[0]);
+                char out[1200];
+                raw_as_a("\0\0", 2, 0, out, sizeof out);
+                _exit(write(rp[1], out, strlen(out)) > 0 ? 0 : 1);
+        }
+        close(rp[1]);
+        usleep(200000);
+        const char *a[] = {"-q", "--no-cwd", "--", "/bin/echo", "NOT-BLOCKED", NULL};
+        cr_expect_eq(run_as_a(a), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "NOT-BLOCKED\n");
+        char out[1200];
+        ssize_t n = read(rp[0], out, sizeof out - 1);
+        out[n > 0 ? n : 0] = '\0';
+        close(rp[0]);
+        waitpid(pid, NULL, 0);
+        cr_expect(strstr(out, "error 120 the request did not arrive in time") == out, "%s", out);
+}
+
+/* The registry entry of the only run in progress: its worker's pid. */
+static pid_t worker_of_run(char *run_id, size_t size)
+{
+        char dir[256];
+        TEST_SNPRINTF(dir, "%s/.daemon", rundir);
+        for (int t = 0; t < 100; t++) {
+                DIR *d = opendir(dir);
+                struct dirent *e;
+                while (d && (e = readdir(d)))
+                        if (e->d_name[0] != '.') {
+                                char f[512];
+                                TEST_SNPRINTF(f, "%s/%s", dir, e->d_name);
+                                size_t len = 0;
+                                char *s = aidp_test_slurp(f, &len);
+                                json_object *o = s ? json_tokener_parse(s) : NULL, *v;
+                                free(s);
+                                pid_t pid = (pid_t)atoi(e->d_name);
+                                if (o && json_object_object_get_ex(o, "run_id", &v))
+                                        snprintf(run_id, size, "%s", json_object_get_string(v));
+                                json_object_put(o);
+                                closedir(d);
+                                return pid;
+                        }
+                if (d)
+                        closedir(d);
+                usleep(100000);
+        }
+        return 0;
+}
+
+/* The daemon killed mid-run: the run goes on and a restarted daemon leaves
+ * it alone; a run whose worker is killed too is recovered by gc at the
+ * restarted daemon's start (ABORT, shred, nothing left). */
+Test(daemon, daemon_sigkill_restart_and_gc)
+{
+        NEED();
+        const char *a[] = {
+                "-q", "--no-cwd", "--", "/bin/sh", "-c", "echo READY; sleep 2; echo DONE", NULL};
+        spawn_as_a(&P, a);
+        cr_assert(aidp_test_wait_output(&P, "READY", 30000), "%s", P.err);
+        daemon_stop(SIGKILL);
+        daemon_start();
+        cr_expect_eq(aidp_test_finish(&P), 0, "%s", P.err);
+        cr_expect(strstr(P.out, "DONE") != NULL, "the run did not survive: %s", P.out);
+
+        const char *b[] = {"-q", "--no-cwd",
+                           "--", "/bin/sh",
+                           "-c", "head -c 100000 /dev/urandom > /tmp/plain; echo READY; sleep 100",
+                           NULL};
+        struct aidp_proc *q = calloc(1, sizeof *q);
+        spawn_as_a(q, b);
+        cr_assert(aidp_test_wait_output(q, "READY", 30000), "%s", q->err);
+        char run_id[64] = "";
+        pid_t worker = worker_of_run(run_id, sizeof run_id);
+        cr_assert(worker > 0 && run_id[0], "no registry entry");
+        daemon_stop(SIGKILL);
+        kill(worker, SIGKILL);
+        aidp_test_reap(q);
+        free(q);
+        daemon_start(); /* gc at start */
+        char *end = wait_lineage(run_id, "ABORT", 60000);
+        cr_assert_not_null(end, "no ABORT for run %s", run_id);
+        cr_expect(strstr(end, "\"aidp_shred\"") != NULL, "%s", end);
+        free(end);
+        expect_gone(run_id);
 }
