@@ -215,16 +215,7 @@ static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, int su
         c->o.run_id = id;
         if (aidp_daemon_session_started(s, id, job0, err) < 0)
                 return -1;
-        struct aidp_run_result res;
-        aidp_error rerr = {0};
-        if (aidp_run_execute(&c->o, &res, &rerr) < 0)
-                aidp_cli_fail("aidp-run", &rerr);
-        aidp_cli_print_result(&res, c->o.quiet);
-        int status = res.exit_status;
-        if (c->o.summary_path && res.run_id[0] &&
-            aidp_cli_write_summary(summary_fd, c->o.summary_path, &res) < 0 && status == 0)
-                status = AIDP_EXIT_INTERNAL;
-        return status;
+        return aidp_cli_run_and_report(c, summary_fd);
 }
 
 static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n, void *arg,

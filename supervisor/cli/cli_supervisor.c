@@ -226,6 +226,12 @@ static const struct aidp_cli_opt run_opts[] = {
                      A),
         AIDP_CLI_OPT("quiet", 'q', AIDP_CLI_FLAG, RUN(o.quiet), NULL, "no run summary on stderr",
                      U),
+        AIDP_CLI_OPT("dry-run", 0, AIDP_CLI_FLAG, RUN(dry_run), NULL,
+                     "resolve and print the plan (profile with its digest,\n"
+                     "datasets with their authenticated tags, network rules,\n"
+                     "the policy decision and its reasons); run nothing",
+                     U),
+        AIDP_CLI_OPT("json", 0, AIDP_CLI_FLAG, RUN(json), NULL, "--dry-run's plan as JSON", U),
         {0},
 };
 
@@ -521,6 +527,39 @@ bool aidp_cli_supervisor_test_build(void)
         return g_test_build;
 }
 
+static int run_and_report(struct aidp_cli_run *c, int summary_fd, const char *prog,
+                          struct aidp_run_result *res)
+{
+        json_object *plan = NULL;
+        if (c->dry_run)
+                c->o.plan = &plan;
+        aidp_error err = {0};
+        int rc = aidp_run_execute(&c->o, res, &err);
+        if (plan) {
+                aidp_cli_print_plan(plan, c->json, stdout);
+                json_object_put(plan);
+        }
+        if (rc < 0)
+                aidp_cli_fail(prog, &err);
+        if (c->dry_run)
+                return res->exit_status;
+        aidp_cli_print_result(res, c->o.quiet);
+        int status = res->exit_status;
+        if (c->o.summary_path && res->run_id[0] &&
+            aidp_cli_write_summary(summary_fd, c->o.summary_path, res) < 0 && status == 0)
+                status = AIDP_EXIT_INTERNAL;
+        return status;
+}
+
+int aidp_cli_run_and_report(struct aidp_cli_run *c, int summary_fd)
+{
+        struct aidp_run_result res;
+        int st = run_and_report(c, summary_fd, "aidp-run", &res);
+        /* The daemon's worker ends with _exit: the plan must be out first. */
+        fflush(stdout);
+        return st;
+}
+
 static int cmd_run(int argc, char **argv)
 {
         _cleanup_close_ int summary_fd = -1;
@@ -560,15 +599,7 @@ static int cmd_run(int argc, char **argv)
         aidp_run_gc(c.o.run_dir, gc_report, NULL, &gerr);
 
         struct aidp_run_result res;
-        aidp_error err = {0};
-        int rc = aidp_run_execute(&c.o, &res, &err);
-        if (rc < 0)
-                aidp_cli_fail(aidp_cli_run_spec.prog, &err);
-        aidp_cli_print_result(&res, c.o.quiet);
-        status = res.exit_status;
-        if (c.o.summary_path && res.run_id[0] &&
-            aidp_cli_write_summary(summary_fd, c.o.summary_path, &res) < 0 && res.exit_status == 0)
-                status = AIDP_EXIT_INTERNAL;
+        status = run_and_report(&c, summary_fd, aidp_cli_run_spec.prog, &res);
         if (c.result_fd && write_result_fd((int)c.result_fd, &res) < 0 && res.exit_status == 0)
                 status = AIDP_EXIT_INTERNAL;
 out:

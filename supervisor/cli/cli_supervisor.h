@@ -3,6 +3,7 @@
 #include "supervisor/cli/options.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "supervisor/run/run.h"
 
@@ -16,6 +17,7 @@ struct aidp_cli_run {
         uint64_t kill_after;
         bool exec_hook;     /* --exec-hook (docs/exec-hook.md) */
         uint64_t result_fd; /* --result-fd N; 0: none (N >= 3) */
+        bool dry_run, json; /* --dry-run [--json]: the plan, nothing run */
 };
 /* After aidp_cli_parse of aidp_cli_run_spec: point o at the lists and the job. */
 void aidp_cli_run_finish(struct aidp_cli_run *c, char **argv, const struct aidp_cli_parsed *p);
@@ -23,6 +25,11 @@ void aidp_cli_run_finish(struct aidp_cli_run *c, char **argv, const struct aidp_
  * path for messages): 0 or -1 with the error printed. */
 void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet);
 int aidp_cli_write_summary(int fd, const char *path, const struct aidp_run_result *r);
+/* --dry-run's plan on f: JSON, or a line per part (supervisor/cli/cli_plan.c). */
+void aidp_cli_print_plan(struct json_object *plan, bool json, FILE *f);
+/* Run c->o (after aidp_cli_run_finish), print the summary or the plan, write
+ * --summary into summary_fd: the exit status. */
+int aidp_cli_run_and_report(struct aidp_cli_run *c, int summary_fd);
 /* aidp-supervisor-test? (set by aidp_supervisor_main) */
 bool aidp_cli_supervisor_test_build(void);
 /* aidp-supervisor serve (supervisor/cli/cli_serve.c) */

@@ -274,6 +274,28 @@ static int run_end(struct run *r, int rc, aidp_error *err)
         return rc;
 }
 
+/* --dry-run: the plan after resolve (the START record, unwritten), and nothing
+ * else: no journal, cgroup, mount or lineage record. */
+static int dry_run(struct run *r, int rc, aidp_error *err)
+{
+        bool denied = rc < 0 && r->policy.decided && !r->policy.decision.allow;
+        *r->o->plan = NULL;
+        if (rc == 0 || denied) {
+                json_object *ev = aidp_run_lineage_start_event(
+                        r->o, r->res, &r->profile, r->caller_rc == 0 ? &r->caller : NULL, r->uid,
+                        r->gid, aidp_run_policy_annotate, &r->policy);
+                if (ev)
+                        json_object_object_add(ev, "dryRun", json_object_new_boolean(true));
+                *r->o->plan = ev;
+                if (!ev && rc == 0)
+                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        aidp_run_warm_stop(r);
+        run_free(r);
+        r->res->exit_status = rc < 0 ? err->status : 0;
+        return rc;
+}
+
 /* The phase list (docs/run-core.md, "Lifecycle"). */
 int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err)
 {
@@ -282,6 +304,8 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         aidp_run_warm_begin(&r);
         /* 1 */
         int rc = aidp_run_resolve(&r, err);
+        if (o->plan)
+                return dry_run(&r, rc, err);
         /* From the cgroup on, something of the run exists: signals are taken
          * over now, so a SIGTERM from here on ends in teardown (nothing of the
          * run left), not in the default action. */

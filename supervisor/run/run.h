@@ -12,6 +12,8 @@
 #include "supervisor/sealed/inject.h"
 #include "supervisor/sandbox/shred.h"
 
+struct json_object;
+
 struct aidp_run_bind {
         const char *source; /* host path */
         const char *target; /* path inside; NULL = source */
@@ -74,6 +76,11 @@ struct aidp_run_opts {
          * working directory is opened with --user's credentials too. */
         bool exec_hook;
         const struct aidp_run_peer *peer; /* a daemon request (implies as_user) */
+        /* --dry-run: resolve only (nothing is created or recorded) and return
+         * here the START record the run would write, with the policy decision
+         * and its reasons, also when the decision is a denial (the caller puts
+         * it; NULL when resolve failed before a decision). */
+        struct json_object **plan;
         /* learn mode (profiles): load the filter with this flag and report
          * every syscall through the callback */
         unsigned seccomp_flags;

@@ -658,3 +658,73 @@ Test(daemon, daemon_sigkill_restart_and_gc)
         free(end);
         expect_gone(run_id);
 }
+
+/* Every occurrence of `from` in s (in place, s has room for size bytes). */
+static void replace_all(char *s, size_t size, const char *from, const char *to)
+{
+        size_t fl = strlen(from), tl = strlen(to);
+        for (char *p = strstr(s, from); p; p = strstr(p + tl, from)) {
+                size_t rest = strlen(p + fl) + 1;
+                cr_assert_lt((size_t)(p - s) + tl + rest, size);
+                memmove(p + tl, p + fl, rest);
+                memcpy(p, to, tl);
+        }
+}
+
+/* --dry-run through the daemon: the plan (golden, with the run id, the test
+ * user, the host and the profile digest replaced), and nothing recorded. */
+Test(daemon, dry_run_prints_the_plan_and_records_nothing)
+{
+        NEED();
+        const char *a[] = {"--dry-run", "--no-cwd",  "--profile", "baseline",
+                           "--",        "/bin/true", NULL};
+        cr_assert_eq(run_as_a(a), 0, "%s", P.err);
+        char out[8192], num[32], host[256] = "";
+        TEST_SNPRINTF(out, "%s", P.out);
+        char *id = strstr(out, "plan of run ");
+        cr_assert_not_null(id, "%s", out);
+        char run_id[40];
+        TEST_SNPRINTF(run_id, "%.36s", id + 12);
+        replace_all(out, sizeof out, run_id, "RUN-ID");
+        char *d = strstr(out, "sha256:");
+        cr_assert_not_null(d, "no profile digest: %s", out);
+        char digest[80];
+        TEST_SNPRINTF(digest, "%.71s", d);
+        replace_all(out, sizeof out, digest, "sha256:DIGEST");
+        gethostname(host, sizeof host - 1);
+        char hq[300];
+        TEST_SNPRINTF(hq, "\"%s\"", host);
+        replace_all(out, sizeof out, hq, "\"HOST\"");
+        TEST_SNPRINTF(hq, "\"%s\"", A.name);
+        replace_all(out, sizeof out, hq, "\"USER\"");
+        static const char *const keys[] = {"uid", "jobUid", "gid", "jobGid"};
+        for (int k = 0; k < 4; k++) {
+                char to[32];
+                TEST_SNPRINTF(num, "\"%s\":%u", keys[k], (unsigned)(k < 2 ? A.uid : A.gid));
+                TEST_SNPRINTF(to, "\"%s\":%s", keys[k], k < 2 ? "UID" : "GID");
+                replace_all(out, sizeof out, num, to);
+        }
+        const char *golden = AIDP_SOURCE_DIR "/tests/data/daemon/dry-run.txt";
+        if (getenv("AIDP_UPDATE_GOLDEN")) {
+                FILE *f = fopen(golden, "we");
+                cr_assert_not_null(f);
+                fputs(out, f);
+                fclose(f);
+        }
+        size_t len = 0;
+        char *want = aidp_test_slurp(golden, &len);
+        cr_assert_not_null(want, "%s (AIDP_UPDATE_GOLDEN=1 writes it)", golden);
+        cr_expect_str_eq(out, want);
+        free(want);
+        struct stat st;
+        cr_expect(stat(logp, &st) != 0 || st.st_size == 0, "the dry run wrote lineage");
+        char j[256];
+        TEST_SNPRINTF(j, "%s/%s", rundir, run_id);
+        cr_expect_neq(stat(j, &st), 0, "the dry run made a journal");
+        const char *b[] = {"--dry-run", "--json", "--no-cwd", "--", "/bin/true", NULL};
+        cr_assert_eq(run_as_a(b), 0, "%s", P.err);
+        json_object *o = json_tokener_parse(P.out), *v = NULL;
+        cr_assert_not_null(o, "%s", P.out);
+        cr_expect(json_object_object_get_ex(o, "dryRun", &v) && json_object_get_boolean(v));
+        json_object_put(o);
+}
