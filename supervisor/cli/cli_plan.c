@@ -40,8 +40,8 @@ void aidp_cli_print_plan(json_object *plan, bool json, FILE *f)
 {
         if (json) {
                 fprintf(f, "%s\n",
-                        json_object_to_json_string_ext(plan, JSON_C_TO_STRING_PRETTY |
-                                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+                        json_object_to_json_string_ext(
+                                plan, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
                 return;
         }
         json_object *facets = at(at(plan, "run", NULL), "facets", NULL);

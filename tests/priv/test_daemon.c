@@ -728,3 +728,51 @@ Test(daemon, dry_run_prints_the_plan_and_records_nothing)
         cr_expect(json_object_object_get_ex(o, "dryRun", &v) && json_object_get_boolean(v));
         json_object_put(o);
 }
+
+/* aidp ps lists the caller's runs; aidp stop ends one, which still shreds
+ * and writes its end record; another user's stop is told there is no such
+ * run of theirs. */
+Test(daemon, ps_lists_and_stop_ends_a_run)
+{
+        NEED();
+        struct aidp_test_user B;
+        cr_assert_eq(aidp_test_user_create("e", &B), 0);
+        const char *a[] = {"-q", "--no-cwd", "--", "/bin/sh", "-c", "echo READY; sleep 100", NULL};
+        spawn_as_a(&P, a);
+        cr_assert(aidp_test_wait_output(&P, "READY", 30000), "%s", P.err);
+        static struct aidp_proc Q;
+        char *ps[] = {AIDP_BINARY_DIR "/aidp", "ps", "--json", "--socket", sock, NULL};
+        cr_assert_eq(aidp_test_run_as(&Q, &A, false, ps), 0, "%s", Q.err);
+        json_object *runs = json_tokener_parse(Q.out), *v;
+        cr_assert(runs && json_object_array_length(runs) == 1, "%s", Q.out);
+        json_object *r0 = json_object_array_get_idx(runs, 0);
+        cr_assert(json_object_object_get_ex(r0, "run_id", &v));
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "%s", json_object_get_string(v));
+        cr_expect(json_object_object_get_ex(r0, "uid", &v) &&
+                  json_object_get_int64(v) == (int64_t)A.uid);
+        json_object_put(runs);
+        /* root sees it; B, in the socket's group too, neither sees nor stops it */
+        cr_assert_eq(aidp_test_run(&Q, ps), 0, "%s", Q.err);
+        cr_expect(strstr(Q.out, run_id) != NULL, "%s", Q.out);
+        char cmd[256];
+        struct group *g = getgrgid(A.gid);
+        cr_assert_not_null(g);
+        TEST_SNPRINTF(cmd, "usermod -aG %s %s", g->gr_name, B.name);
+        cr_assert_eq(system(cmd), 0);
+        cr_assert_eq(aidp_test_run_as(&Q, &B, false, ps), 0, "%s", Q.err);
+        cr_expect_str_eq(Q.out, "[]\n");
+        char *stop_b[] = {AIDP_BINARY_DIR "/aidp", "stop", "--socket", sock, run_id, NULL};
+        int st = aidp_test_run_as(&Q, &B, false, stop_b);
+        cr_expect_eq(st, AIDP_EXIT_USAGE, "B stopped A's run: %s", Q.err);
+        cr_expect(strstr(Q.err, "of yours") != NULL, "%s", Q.err);
+        cr_expect(kill(P.pid, 0) == 0, "A's client ended");
+        cr_assert_eq(aidp_test_run_as(&Q, &A, false, stop_b), 0, "%s", Q.err);
+        st = aidp_test_finish(&P);
+        cr_expect_neq(st, 0, "a stopped run exited 0");
+        char *end = wait_lineage(run_id, "ABORT", 60000);
+        cr_assert_not_null(end, "no end record for the stopped run %s", run_id);
+        cr_expect(strstr(end, "\"aidp_shred\"") != NULL, "%s", end);
+        free(end);
+        expect_gone(run_id);
+}
