@@ -23,6 +23,7 @@
 #include "supervisor/cli/trust.h"
 #include "supervisor/daemon/daemon.h"
 #include "supervisor/daemon/proto.h"
+#include "supervisor/run/warm.h"
 
 extern char **environ;
 
@@ -351,11 +352,14 @@ int aidp_cli_serve(int argc, char **argv)
          * are recovered before new ones start; live ones are left alone. */
         aidp_error gerr = {0};
         aidp_run_gc(g_serve.run_dir, gc_report, NULL, &gerr);
+        /* Warm start: every library profile's filter compiled once, here;
+         * each worker forked from now on inherits them. */
+        size_t warm = aidp_run_warm_seccomp();
         int lfd = aidp_daemon_listen(&cfg, &err);
         if (lfd < 0)
                 return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
-        fprintf(stderr, "aidp-supervisor serve: listening on %s\n",
-                cfg.listen_fd >= 0 ? "the socket systemd passed" : cfg.socket_path);
+        fprintf(stderr, "aidp-supervisor serve: listening on %s (%zu library filters compiled)\n",
+                cfg.listen_fd >= 0 ? "the socket systemd passed" : cfg.socket_path, warm);
         if (aidp_daemon_serve(&cfg, lfd, &err) < 0)
                 return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
         close(lfd);

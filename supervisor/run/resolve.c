@@ -18,6 +18,7 @@
 #include "profiles/seccomp_compile.h"
 #include "supervisor/run/profile_env.h"
 #include "supervisor/run/run_internal.h"
+#include "supervisor/run/warm.h"
 
 extern char **environ;
 
@@ -427,7 +428,13 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         if (rc < 0)
                 return rc;
         r->res->egress = r->net.egress;
-        /* Generate before clone: the sandbox's critical path only loads it. */
+        /* Generate before clone: the sandbox's critical path only loads it.
+         * A warm daemon compiled the library's already (warm.h); learn mode
+         * changed this profile's actions, so never for it. */
+        static const unsigned char zero[32];
+        if (!o->on_notify_fd && memcmp(r->profile.digest, zero, sizeof zero) &&
+            aidp_run_warm_bpf(r->profile.digest, &r->bpf))
+                return build_env(r, err);
         rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
         if (rc < 0)
                 return aidp_error_wrap(err, "compiling the seccomp filter");

@@ -776,3 +776,15 @@ Test(daemon, ps_lists_and_stop_ends_a_run)
         free(end);
         expect_gone(run_id);
 }
+
+/* Warm start: the library's filters are compiled once in the server and
+ * taken by digest in each worker; what the kernel enforces is the same. */
+Test(daemon, warm_filter_of_a_library_profile_is_enforced)
+{
+        NEED();
+        const char *a[] = {"-q", "--no-cwd", "--profile", "baseline",
+                           "--", AIDP_PROBE, "seccomp",   NULL};
+        cr_expect_eq(run_as_a(a), 0, "%s\n%s", P.out, P.err);
+        cr_expect(strstr(P.out, "ok   mount fails with EPERM") != NULL, "%s", P.out);
+        cr_expect(!strstr(P.out, "FAIL"), "%s", P.out);
+}
