@@ -261,8 +261,13 @@ static int run_end(struct run *r, int rc, aidp_error *err)
         aidp_error terr = {0};
         int trc = aidp_run_teardown(r, &terr);
         aidp_run_phase(r, "teardown");
+        /* A run stopped from outside (Ctrl-C, scancel, a daemon client that
+         * went away) may have a reader that will never read again: its end
+         * record waits for that reader 5 s at most. A normal end waits for a
+         * slow reader (`| less`) as long as it takes. */
+        int stall_ms = r->res->stop_signal ? 5000 : -1;
         for (int i = 0; i < 2; i++)
-                aidp_relay_finish(&r->relay[i]);
+                aidp_relay_finish(&r->relay[i], stall_ms);
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         r->res->wall_seconds =

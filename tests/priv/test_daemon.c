@@ -788,3 +788,39 @@ Test(daemon, warm_filter_of_a_library_profile_is_enforced)
         cr_expect(strstr(P.out, "ok   mount fails with EPERM") != NULL, "%s", P.out);
         cr_expect(!strstr(P.out, "FAIL"), "%s", P.out);
 }
+
+/* A client that never reads its stdout: its job blocks on a full pipe, and
+ * nobody else waits for it; when it goes away, its run ends and shreds. */
+Test(daemon, a_client_that_never_reads_its_stdout_blocks_no_one)
+{
+        NEED();
+        int op[2];
+        cr_assert_eq(pipe(op), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                become_a();
+                int s = connect_as_a();
+                int fds[3] = {0, op[1], 2};
+                json_object *m = json_tokener_parse(
+                        "{\"v\":1,\"op\":\"run\",\"args\":[\"-q\",\"--no-cwd\"],\"argv\":"
+                        "[\"/bin/sh\",\"-c\",\"head -c 10000000 /dev/zero\"],"
+                        "\"fds\":{\"stdin\":0,\"stdout\":1,\"stderr\":2}}");
+                if (aidp_proto_send(s, m, fds, 3) < 0)
+                        _exit(1);
+                pause();
+                _exit(0);
+        }
+        close(op[1]);
+        char run_id[64] = "";
+        cr_assert(worker_of_run(run_id, sizeof run_id) > 0, "no run registered");
+        const char *a[] = {"-q", "--no-cwd", "--", "/bin/echo", "NOT-BLOCKED", NULL};
+        cr_expect_eq(run_as_a(a), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "NOT-BLOCKED\n");
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        char *end = wait_lineage(run_id, "ABORT", 60000);
+        cr_expect_not_null(end, "no end record for the blocked run %s", run_id);
+        free(end);
+        close(op[0]);
+        expect_gone(run_id);
+}
