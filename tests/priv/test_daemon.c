@@ -342,9 +342,12 @@ static void request_as_a(const char *json, const char *extra, int flags, char *r
         }
         close(rp[1]);
         close(op[1]);
-        ssize_t n = read(op[0], job_out, osize - 1);
-        job_out[n > 0 ? n : 0] = '\0';
-        n = read(rp[0], res, rsize - 1);
+        /* to the end: the run's messages come in several writes */
+        size_t got = 0;
+        for (ssize_t k; got < osize - 1 && (k = read(op[0], job_out + got, osize - 1 - got)) > 0;)
+                got += (size_t)k;
+        job_out[got] = '\0';
+        ssize_t n = read(rp[0], res, rsize - 1);
         res[n > 0 ? n : 0] = '\0';
         close(rp[0]);
         close(op[0]);
