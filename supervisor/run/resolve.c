@@ -325,6 +325,21 @@ static void apply_cli_limits(struct aidp_limits *l, const struct aidp_run_opts *
                         l->rlimits[i] = o->rlimits[i];
 }
 
+/* Generate before clone: the sandbox's critical path only loads it. A warm
+ * daemon compiled the library's already (warm.h); learn mode changed this
+ * profile's actions, so never for it. */
+static int compile_filter(struct run *r, aidp_error *err)
+{
+        static const unsigned char zero[32];
+        if (!r->o->on_notify_fd && memcmp(r->profile.digest, zero, sizeof zero) &&
+            aidp_run_warm_bpf(r->profile.digest, &r->bpf))
+                return 0;
+        int rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
+        if (rc < 0)
+                return aidp_error_wrap(err, "compiling the seccomp filter");
+        return 0;
+}
+
 int aidp_run_resolve(struct run *r, aidp_error *err)
 {
         const struct aidp_run_opts *o = r->o;
@@ -428,15 +443,7 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         if (rc < 0)
                 return rc;
         r->res->egress = r->net.egress;
-        /* Generate before clone: the sandbox's critical path only loads it.
-         * A warm daemon compiled the library's already (warm.h); learn mode
-         * changed this profile's actions, so never for it. */
-        static const unsigned char zero[32];
-        if (!o->on_notify_fd && memcmp(r->profile.digest, zero, sizeof zero) &&
-            aidp_run_warm_bpf(r->profile.digest, &r->bpf))
-                return build_env(r, err);
-        rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
-        if (rc < 0)
-                return aidp_error_wrap(err, "compiling the seccomp filter");
+        if ((rc = compile_filter(r, err)) < 0)
+                return rc;
         return build_env(r, err);
 }
