@@ -24,7 +24,16 @@ struct aidp_yaml {
         char *file;
         const char *what; /* "profile", "policy", ...: the document's noun in messages */
         aidp_error *err;  /* where the walkers below report */
+        /* Optional, set after aidp_yaml_load: an error the walk can go on
+         * after (an unknown key, which is then skipped) is handed here instead
+         * of ending the walk; it returns false when it takes no more. */
+        bool (*collect)(void *ctx, aidp_error *e);
+        void *collect_ctx;
 };
+
+/* Hand *e to y's collector: true when it took it (and *e is cleared), false
+ * when the walk must end with *e. */
+bool aidp_yaml_collect(struct aidp_yaml *y, aidp_error *e);
 
 /* aidp_yaml_load flags. */
 #define AIDP_YAML_EMPTY_OK 0x1u /* an empty file loads, with no root node */

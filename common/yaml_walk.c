@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/strv.h"
+#include "common/suggest.h"
 #include "common/yaml.h"
 
 /* Key paths are truncated on purpose when a document nests absurdly deep. */
@@ -25,9 +26,21 @@ static int unknown_key(struct aidp_yaml *y, yaml_node_t *k, const char *path, co
                         break;
                 used += (size_t)w;
         }
+        struct aidp_suggest sg;
+        char dym[AIDP_SUGGEST_MAX + 32];
+        aidp_suggest_table(&sg, ks, names, n_names, stride);
         char kp[AIDP_YAML_PATH_MAX];
         aidp_yaml_path_key(kp, path, ks);
-        return aidp_yaml_err(y, k, err, kp, "unknown key '%s', expected one of: %s", ks, exp);
+        return aidp_yaml_err(y, k, err, kp, "unknown key '%s', expected one of: %s%s", ks, exp,
+                             aidp_suggest_text(&sg, dym, sizeof dym));
+}
+
+bool aidp_yaml_collect(struct aidp_yaml *y, aidp_error *e)
+{
+        if (!y->collect || e->status != AIDP_EXIT_CONFIG || !y->collect(y->collect_ctx, e))
+                return false;
+        memset(e, 0, sizeof *e);
+        return true;
 }
 
 /* Checks every mapping gets: its type, its size, string keys, no key twice. */
@@ -83,9 +96,11 @@ int aidp_yaml_check_keys(struct aidp_yaml *y, yaml_node_t *map, const char *path
                 bool ok = false;
                 for (size_t a = 0; a < n_allowed && !ok; a++)
                         ok = !strcmp(allowed[a], ks);
-                if (!ok)
-                        return unknown_key(y, k, path, ks, allowed, n_allowed, sizeof *allowed,
-                                           err);
+                if (!ok) {
+                        rc = unknown_key(y, k, path, ks, allowed, n_allowed, sizeof *allowed, err);
+                        if (!aidp_yaml_collect(y, err))
+                                return rc;
+                }
         }
         return 0;
 }
@@ -209,9 +224,12 @@ int aidp_yaml_fields(struct aidp_yaml *y, yaml_node_t *n, const char *path,
                 bool known = false;
                 for (size_t f = 0; f < n_fields && !known; f++)
                         known = !strcmp(ks, fields[f].key);
-                if (!known)
-                        return unknown_key(y, k, path, ks, &fields[0].key, n_fields, sizeof *fields,
-                                           y->err);
+                if (!known) {
+                        r = unknown_key(y, k, path, ks, &fields[0].key, n_fields, sizeof *fields,
+                                        y->err);
+                        if (!aidp_yaml_collect(y, y->err))
+                                return r;
+                }
         }
         for (size_t f = 0; f < n_fields; f++) {
                 yaml_node_t *v = aidp_yaml_get(y, n, fields[f].key, NULL);

@@ -39,8 +39,12 @@ for epoch in range(200):
 acc = sum((predict(x) >= 0.5) == bool(y) for x, y in test) / max(1, len(test))
 print(f"train.py: test accuracy {acc:.3f}")
 
-# The sandbox at work: loopback only, the dataset read-only.
-ifaces = [name for _, name in socket.if_nameindex()]
+# The sandbox at work: loopback only (or no sockets at all: strict-cpu-train's
+# seccomp allowlist refuses them), the dataset read-only.
+try:
+    ifaces = [name for _, name in socket.if_nameindex()]
+except PermissionError:
+    ifaces = "none (sockets refused by the profile)"
 data_ro = not os.access(data_dir, os.W_OK)
 print(f"train.py: network interfaces: {ifaces}; {data_dir} read-only: {data_ro}; uid {os.getuid()}")
 

@@ -286,6 +286,10 @@ int aidp_netpolicy_compile(const struct aidp_network *net, struct aidp_netpolicy
         for (int f = 0; f < AIDP_NP_FAMILY_MAX; f++)
                 for (int p = 0; p < AIDP_NP_PROTO_MAX; p++)
                         free(it[f][p].v);
+        if (rc == 0 && np->n_fqdns > AIDP_NP_MAX_FQDNS)
+                rc = aidp_error_set(err, AIDP_EXIT_CONFIG, E2BIG,
+                                    "egress: %zu fqdn rules, at most %u allowed", np->n_fqdns,
+                                    AIDP_NP_MAX_FQDNS);
         if (rc == 0 && np->n_elements > AIDP_NP_MAX_ELEMENTS)
                 rc = aidp_error_set(err, AIDP_EXIT_CONFIG, E2BIG,
                                     "egress: %zu set elements after merging, at most %u allowed",

@@ -88,3 +88,23 @@ void aidp_netpolicy_denial_add(struct aidp_np_denials *d, const uint8_t *pkt, si
         k.count = 1;
         d->keys[d->n_keys++] = k;
 }
+
+void aidp_netpolicy_dns_denial_add(struct aidp_np_denials *d, const char *name, const char *why)
+{
+        d->dns_total++;
+        for (size_t i = 0; i < d->n_dns; i++) {
+                if (!strncmp(d->dns[i].name, name, sizeof d->dns[i].name - 1) &&
+                    !strcmp(d->dns[i].why, why)) {
+                        d->dns[i].count++;
+                        return;
+                }
+        }
+        if (d->n_dns == AIDP_NP_DNS_KEYS) {
+                d->dns_other++;
+                return;
+        }
+        struct aidp_np_dns_denial *k = &d->dns[d->n_dns++];
+        snprintf(k->name, sizeof k->name, "%s", name);
+        snprintf(k->why, sizeof k->why, "%s", why);
+        k->count = 1;
+}

@@ -21,6 +21,11 @@ enum aidp_np_proto { AIDP_NP_TCP, AIDP_NP_UDP, AIDP_NP_PROTO_MAX };
 
 /* More set elements than this is refused: the ruleset is loaded on every run. */
 #define AIDP_NP_MAX_ELEMENTS 200000u
+/* fqdn rules: each gets its own pair of address sets (IPv4, IPv6) filled by
+ * the run's DNS proxy (netpolicy/dns.h). */
+#define AIDP_NP_MAX_FQDNS 64u
+/* "fqdn4_<rule>" / "fqdn6_<rule>": type ipv4_addr / ipv6_addr, flags timeout. */
+#define AIDP_NP_FQDN_SET_FMT "fqdn%d_%zu"
 
 struct aidp_np_ports {
         uint16_t lo, hi;
@@ -58,6 +63,7 @@ struct aidp_np_names {
         const char *uplink;  /* masquerade out of this link; NULL: any but host_if */
         const char *sandbox_v4, *sandbox_v6; /* the sandbox end's addresses (NULL: none) */
         unsigned nflog_group;                /* NFLOG group for denials (sandbox namespace) */
+        const char *proxy_v4; /* the run's DNS proxy (host end of the link); NULL: none */
 };
 
 /* Compile the effective rules (after extends and the residency decision). */
@@ -92,7 +98,19 @@ struct aidp_np_denial {
         uint64_t count;
 };
 
+/* Names the run's DNS proxy refused, and answers it cut short because a name
+ * resolved to a special-purpose address the plan does not cover. */
+#define AIDP_NP_DNS_KEYS 16
+struct aidp_np_dns_denial {
+        char name[96]; /* as asked, cut at 95 bytes */
+        char why[72];  /* "not allowed", "special address 10.0.0.5" */
+        uint64_t count;
+};
+
 struct aidp_np_denials {
+        uint64_t dns_total, dns_other; /* DNS denials; beyond the kept names */
+        struct aidp_np_dns_denial dns[AIDP_NP_DNS_KEYS];
+        size_t n_dns;
         uint64_t total, other; /* other: beyond the kept keys, or unreadable */
         struct aidp_np_denial keys[AIDP_NP_DENIAL_KEYS];
         size_t n_keys;
@@ -102,5 +120,7 @@ struct aidp_np_denials {
 
 /* Count one denied packet given from its IPv4 or IPv6 header on. */
 void aidp_netpolicy_denial_add(struct aidp_np_denials *d, const uint8_t *pkt, size_t len);
+/* Count one DNS denial (name as asked, why in a few words). */
+void aidp_netpolicy_dns_denial_add(struct aidp_np_denials *d, const char *name, const char *why);
 /* "proto dst:port" for a key, e.g. "tcp 10.0.0.5:8080", "udp [fd00::1]:53". */
 void aidp_netpolicy_denial_str(const struct aidp_np_denial *k, char *buf, size_t len);

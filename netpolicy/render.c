@@ -102,6 +102,35 @@ static void put_sets(FILE *f, const struct aidp_netpolicy *np)
                 for (int p = 0; p < AIDP_NP_PROTO_MAX; p++)
                         if (np->sets[fam][p].n_ranges)
                                 put_set(f, &np->sets[fam][p], fam, p);
+        /* Filled at run time by the DNS proxy, each address with its TTL. */
+        for (size_t i = 0; i < np->n_fqdns; i++)
+                for (int fam = 0; fam < AIDP_NP_FAMILY_MAX; fam++)
+                        fprintf(f,
+                                "\tset " AIDP_NP_FQDN_SET_FMT
+                                " {\n\t\ttype %s\n\t\tflags timeout\n\t}\n",
+                                fam == AIDP_NP_V4 ? 4 : 6, i, addr_type[fam]);
+}
+
+static void put_fqdn_accepts(FILE *f, const struct aidp_netpolicy *np)
+{
+        for (size_t i = 0; i < np->n_fqdns; i++) {
+                const struct aidp_np_fqdn *q = &np->fqdns[i];
+                for (int fam = 0; fam < AIDP_NP_FAMILY_MAX; fam++) {
+                        for (int p = 0; p < AIDP_NP_PROTO_MAX; p++) {
+                                if (!q->proto[p])
+                                        continue;
+                                fprintf(f, "\t\t%s @" AIDP_NP_FQDN_SET_FMT " %s", daddr[fam],
+                                        fam == AIDP_NP_V4 ? 4 : 6, i, l4[p]);
+                                if (q->ports.lo == 0 && q->ports.hi == 65535)
+                                        fputs(" dport 0-65535 accept\n", f);
+                                else if (q->ports.lo == q->ports.hi)
+                                        fprintf(f, " dport %u accept\n", q->ports.lo);
+                                else
+                                        fprintf(f, " dport %u-%u accept\n", q->ports.lo,
+                                                q->ports.hi);
+                        }
+                }
+        }
 }
 
 static void put_accepts(FILE *f, const struct aidp_netpolicy *np, const char *match)
@@ -111,6 +140,17 @@ static void put_accepts(FILE *f, const struct aidp_netpolicy *np, const char *ma
                         if (np->sets[fam][p].n_ranges)
                                 fprintf(f, "\t\t%s%s . %s dport @%s accept\n", match, daddr[fam],
                                         l4[p], set_name[fam][p]);
+        put_fqdn_accepts(f, np);
+}
+
+/* The run's resolver: the DNS proxy on the host end of its link, UDP and TCP
+ * port 53; DNS to any other address is refused like any other packet. */
+static void put_proxy(FILE *f, const struct aidp_np_names *n, const char *match)
+{
+        if (!n->proxy_v4)
+                return;
+        for (int p = 0; p < AIDP_NP_PROTO_MAX; p++)
+                fprintf(f, "\t\t%sip daddr %s %s dport 53 accept\n", match, n->proxy_v4, l4[p]);
 }
 
 /* Fast failure: a reset for TCP, administratively prohibited for the rest, so
@@ -135,6 +175,10 @@ static int finish(FILE *f, char **buf, char **ret, aidp_error *err)
 int aidp_netpolicy_render_sandbox(const struct aidp_netpolicy *np, const struct aidp_np_names *n,
                                   char **ret, aidp_error *err)
 {
+        unsigned char a[4];
+        if (n->proxy_v4 && inet_pton(AF_INET, n->proxy_v4, a) != 1)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL,
+                                      "DNS proxy address '%s' is not an IPv4 address", n->proxy_v4);
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);
@@ -145,6 +189,7 @@ int aidp_netpolicy_render_sandbox(const struct aidp_netpolicy *np, const struct 
         fputs("\tchain output {\n\t\ttype filter hook output priority filter; policy drop;\n"
               "\t\toif \"lo\" accept\n\t\tct state established,related accept\n\t\t" ND_ACCEPT "\n",
               f);
+        put_proxy(f, n, "");
         put_accepts(f, np, "");
         fprintf(f, "\t\tlog group %u\n", n->nflog_group);
         put_reject(f, "");
@@ -166,7 +211,8 @@ static int check_names(const struct aidp_np_names *n, aidp_error *err)
                                       n->uplink ? n->uplink : "(any)");
         unsigned char a[16];
         if ((n->sandbox_v4 && inet_pton(AF_INET, n->sandbox_v4, a) != 1) ||
-            (n->sandbox_v6 && inet_pton(AF_INET6, n->sandbox_v6, a) != 1))
+            (n->sandbox_v6 && inet_pton(AF_INET6, n->sandbox_v6, a) != 1) ||
+            (n->proxy_v4 && inet_pton(AF_INET, n->proxy_v4, a) != 1))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL,
                                       "sandbox address '%s' / '%s' is not an address",
                                       n->sandbox_v4 ? n->sandbox_v4 : "",
@@ -219,8 +265,12 @@ int aidp_netpolicy_render_host(const struct aidp_netpolicy *np, const struct aid
                 h, h, h);
         fprintf(f,
                 "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n"
-                "\t\tiifname \"%s\" " ND_ACCEPT "\n\t\tiifname \"%s\" jump egress\n\t}\n",
-                h, h);
+                "\t\tiifname \"%s\" " ND_ACCEPT "\n",
+                h);
+        char m[40];
+        snprintf(m, sizeof m, "iifname \"%s\" ", h);
+        put_proxy(f, n, m);
+        fprintf(f, "\t\tiifname \"%s\" jump egress\n\t}\n", h);
         fputs("\tchain egress {\n\t\tct state established,related accept\n", f);
         put_accepts(f, np, "");
         fputs("\t\tcounter\n", f);

@@ -6,6 +6,7 @@
 #include <yaml.h>
 
 #include "common/error.h"
+#include "common/suggest.h"
 #include "common/yaml.h"
 #include "profiles/profile.h"
 #include "profiles/profile_load.h"
@@ -47,6 +48,9 @@ int aidp_profiles_action_parse(const char *s, enum aidp_sc_action *a, int *errno
 /* Capability name ("CAP_SYS_ADMIN", "sys_admin", case-insensitive) -> canonical
  * "CAP_SYS_ADMIN" in buf; -1 if unknown. */
 int aidp_profiles_cap_canon(const char *s, char *buf, size_t n);
+/* " (did you mean 'CAP_X'?)" for a misspelt capability (libcap-ng's names), or
+ * "" when nothing is close; into buf, returned. */
+const char *aidp_profiles_cap_suggest(const char *s, char *buf, size_t n);
 /* rlimit name ("nofile", "RLIMIT_NOFILE") -> RLIMIT_* index; -1 if unknown. */
 int aidp_profiles_rlimit_parse(const char *s);
 const char *aidp_profiles_rlimit_name(int r);
@@ -57,6 +61,9 @@ const char *aidp_profiles_arch_name(uint32_t arch);
 const char *aidp_profiles_arch_docker(uint32_t arch);
 /* Syscall lookup: >= 0 the number; -1 unknown anywhere; -2 exists, but not on this arch. */
 int aidp_profiles_syscall_nr(uint32_t arch, const char *name);
+/* " (did you mean 'X'?)" for a misspelt syscall (libseccomp's table for arch),
+ * or "" when nothing is close; into buf, returned. */
+const char *aidp_profiles_syscall_suggest(uint32_t arch, const char *name, char *buf, size_t n);
 
 /* ---- seccomp JSON (OCI/Docker) ---- */
 /* Parse and resolve `includes`/`excludes` for arch, the kept capabilities and

@@ -186,6 +186,8 @@ int aidp_ld_load_layer(struct loader *ld, const char *source, const char *buf, s
         int rc = aidp_yaml_load(&L.t, source, "profile", buf, len, 0, ld->err);
         if (rc < 0)
                 goto fail;
+        L.t.collect = aidp_ld_collect; /* unknown keys: reported, skipped (profile check) */
+        L.t.collect_ctx = ld;
         ytree *t = &L.t;
         ynode *root = aidp_yaml_root(t);
         if ((rc = aidp_yaml_check_keys(t, root, "", top_keys, ld->err)) < 0)

@@ -198,3 +198,25 @@ int aidp_ld_expect_list(struct loader *ld, ytree *t, ynode *n, const char *path,
                             AIDP_LD_MAX_LIST);
         return 0;
 }
+
+bool aidp_ld_collect(void *ctx, aidp_error *e)
+{
+        struct loader *ld = ctx;
+        struct aidp_profile_errors *l = ld->env->errors;
+        if (!l || e->status != AIDP_EXIT_CONFIG)
+                return false;
+        if (l->n == AIDP_PROFILE_ERRORS_MAX) {
+                l->more = true;
+                return false;
+        }
+        l->items[l->n++] = *e;
+        return true;
+}
+
+bool aidp_ld_recover(struct loader *ld)
+{
+        if (!aidp_ld_collect(ld, ld->err))
+                return false;
+        memset(ld->err, 0, sizeof *ld->err);
+        return true;
+}

@@ -76,6 +76,17 @@ static inline int aidp_ld_oom(aidp_error *err)
                            ((item) = aidp_yaml_node((t), (seq)->data.sequence.items.start[i]));    \
              i++)
 
+/* In a FOREACH_ITEM body (not inside a loop nested in it), for an error just
+ * put in ld->err by expr: go on with the next item when errors are gathered
+ * (profile check), else return it. */
+#define ITEM_FAIL(expr)                                                                            \
+        {                                                                                          \
+                int _item_rc = (expr);                                                             \
+                if (!aidp_ld_recover(ld))                                                          \
+                        return _item_rc;                                                           \
+                continue;                                                                          \
+        }
+
 #define FOREACH_PAIR(t, map, k, v)                                                                 \
         for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start;                               \
              _p < (map)->data.mapping.pairs.top && ((k) = aidp_yaml_node((t), _p->key)) &&         \
@@ -83,6 +94,12 @@ static inline int aidp_ld_oom(aidp_error *err)
              _p++)
 
 /* ---- load_helpers.c ---- */
+/* After an error in *ld->err: true when the load goes on (errors are being
+ * gathered for profile check and there is room; the error is kept and
+ * *ld->err cleared), false when it must stop with it. */
+bool aidp_ld_recover(struct loader *ld);
+/* The same as a YAML walker collector (ctx is the loader). */
+bool aidp_ld_collect(void *ctx, aidp_error *e);
 /* Append a lint (l may be NULL: then nothing is recorded). */
 void aidp_ld_lint(struct aidp_lint_list *l, enum aidp_lint_level lvl, const char *code,
                   const char *where, const char *fmt, ...) __attribute__((format(printf, 5, 6)));

@@ -49,6 +49,9 @@ static int parse_cidr(const char *s, char *canon, size_t n)
 
 static bool valid_fqdn(const char *s)
 {
+        /* "*.suffix": any name strictly below suffix (the DNS proxy's match). */
+        if (!strncmp(s, "*.", 2))
+                s += 2;
         size_t len = strlen(s);
         if (len == 0 || len > 253 || !strchr(s, '.'))
                 return false;
@@ -183,7 +186,8 @@ static int egress_dest(struct loader *ld, ytree *t, ynode *n, const char *path,
                 if (!valid_fqdn(s))
                         return YERR(t, fn, p,
                                     "found '%s', expected a fully qualified host name such as "
-                                    "pypi.internal.example (no wildcards, no trailing dot)",
+                                    "pypi.internal.example or *.suffix (no other wildcard, no "
+                                    "trailing dot)",
                                     s);
                 if (!(*fq = strdup(s)))
                         return aidp_ld_oom(ld->err);
@@ -325,7 +329,7 @@ int aidp_ld_apply_network(struct loader *ld, ytree *t, ynode *n, struct aidp_pro
                         char path[64];
                         PATHF(path, "network.egress[%zu]", i);
                         if ((rc = parse_egress_rule(ld, t, item, path, &p->network)) < 0)
-                                return rc;
+                                ITEM_FAIL(rc);
                 }
         }
         return 0;

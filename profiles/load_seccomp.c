@@ -176,11 +176,17 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                             "kill-thread or trap");
         if ((rc = aidp_yaml_scalar(t, an, p, "an action", &s, ld->err)) < 0)
                 return rc;
-        if (aidp_profiles_action_parse(s, &out->r.action, &out->r.errno_ret) < 0)
+        if (aidp_profiles_action_parse(s, &out->r.action, &out->r.errno_ret) < 0) {
+                static const char *const actions[] = {"allow",        "log",         "errno(EPERM)",
+                                                      "kill-process", "kill-thread", "trap"};
+                struct aidp_suggest sg;
+                char dym[AIDP_SUGGEST_MAX + 32];
+                aidp_suggest_table(&sg, s, actions, ARRAY_SIZE(actions), sizeof *actions);
                 return YERR(t, an, p,
                             "found '%s', expected allow, log, errno(EPERM|<errno name>|<1..4095>), "
-                            "kill-process, kill-thread or trap",
-                            s);
+                            "kill-process, kill-thread or trap%s",
+                            s, aidp_suggest_text(&sg, dym, sizeof dym));
+        }
         ynode *nn = aidp_yaml_get(t, n, "names", NULL);
         PATHF(p, "%s.names", path);
         if (!nn)
@@ -200,14 +206,18 @@ static int parse_sc_rule(struct loader *ld, ytree *t, ynode *n, const char *path
                 {
                         char ip[192];
                         PATHF(ip, "%s[%zu]", p, i);
-                        if ((rc = aidp_yaml_scalar(t, item, ip, "a syscall name", &s, ld->err)) < 0)
-                                return rc;
+                        if (aidp_yaml_scalar(t, item, ip, "a syscall name", &s, ld->err) < 0)
+                                ITEM_FAIL(-EINVAL);
                         int nr = aidp_profiles_syscall_nr(arch, s);
-                        if (nr == -1)
-                                return YERR(t, item, ip,
-                                            "unknown syscall '%s', expected a syscall name known "
-                                            "to libseccomp",
-                                            s);
+                        if (nr == -1) {
+                                char dym[AIDP_SUGGEST_MAX + 32];
+                                ITEM_FAIL(YERR(
+                                        t, item, ip,
+                                        "unknown syscall '%s', expected a syscall name "
+                                        "known to libseccomp%s",
+                                        s,
+                                        aidp_profiles_syscall_suggest(arch, s, dym, sizeof dym)));
+                        }
                         for (size_t j = 0; j < out->r.n_names; j++)
                                 if (!strcmp(out->r.names[j], s))
                                         return YERR(
@@ -447,6 +457,11 @@ static int sc_syscalls(struct loader *ld, ytree *t, ynode *sn, uint32_t arch,
                         char path[64];
                         PATHF(path, "seccomp.syscalls[%zu]", i);
                         rc = parse_sc_rule(ld, t, item, path, arch, &rs[nr++]);
+                        if (rc < 0 && aidp_ld_recover(ld)) {
+                                sc_rule_clear(&rs[--nr]); /* the next rule, then */
+                                rc = 0;
+                                continue;
+                        }
                         if (rc < 0)
                                 break;
                         if (!rs[nr - 1].r.n_names) /* only other arches' names */

@@ -165,12 +165,14 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
                 aidp_ld_origin_set(ld, t, v, "limits.wallTime");
         }
         if ((v = aidp_yaml_get(t, n, "tmpfs", NULL))) {
-                static const char *const tkeys[] = {"/tmp", "/scratch", "/out", "/data", NULL};
+                static const char *const tkeys[] = {"/tmp",  "/scratch", "/out",
+                                                    "/data", "/dev/shm", NULL};
                 if ((rc = aidp_yaml_check_keys(t, v, "limits.tmpfs", tkeys, ld->err)) < 0)
                         return rc;
                 uint64_t *dst[] = {&p->limits.tmp_bytes, &p->limits.scratch_bytes,
-                                   &p->limits.out_bytes, &p->limits.data_bytes};
-                for (size_t i = 0; i < 4; i++) {
+                                   &p->limits.out_bytes, &p->limits.data_bytes,
+                                   &p->limits.shm_bytes};
+                for (size_t i = 0; i < 5; i++) {
                         ynode *sv = aidp_yaml_get(t, v, tkeys[i], NULL);
                         if (!sv)
                                 continue;
@@ -286,10 +288,11 @@ int aidp_ld_apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_
                                 const char *s;
                                 PATHF(path, "filesystem.masked[%zu]", i);
                                 if ((rc = abs_path_value(ld, t, item, path, &s)) < 0)
-                                        return rc;
+                                        ITEM_FAIL(rc);
                                 if (!strcmp(s, "/"))
-                                        return YERR(t, item, path,
-                                                    "found '/', expected a path below the root");
+                                        ITEM_FAIL(
+                                                YERR(t, item, path,
+                                                     "found '/', expected a path below the root"));
                                 if (!aidp_strv_contains(p->masked, p->n_masked, s) &&
                                     aidp_strv_push(&p->masked, &p->n_masked, s) < 0)
                                         return aidp_ld_oom(ld->err);
@@ -305,7 +308,7 @@ int aidp_ld_apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_
                         FOREACH_ITEM(t, v, i, item)
                         {
                                 if ((rc = parse_bind(ld, t, item, i, p)) < 0)
-                                        return rc;
+                                        ITEM_FAIL(rc);
                         }
                 }
         }
@@ -330,28 +333,28 @@ int aidp_ld_apply_devices(struct loader *ld, ytree *t, ynode *n, struct aidp_pro
                         if (item->type == YAML_MAPPING_NODE) {
                                 static const char *const keys[] = {"path", "optional", NULL};
                                 if ((rc = aidp_yaml_check_keys(t, item, path, keys, ld->err)) < 0)
-                                        return rc;
+                                        ITEM_FAIL(rc);
                                 pn = aidp_yaml_get(t, item, "path", NULL);
                                 if (!pn)
-                                        return YERR(t, item, path,
-                                                    "found no path, expected path: /dev/...");
+                                        ITEM_FAIL(YERR(t, item, path,
+                                                       "found no path, expected path: /dev/..."));
                                 ynode *on = aidp_yaml_get(t, item, "optional", NULL);
                                 PATHF(pp, "%s.optional", path);
                                 if (on && (rc = aidp_yaml_bool(t, on, pp, &optional, ld->err)) < 0)
-                                        return rc;
+                                        ITEM_FAIL(rc);
                                 PATHF(pp, "%s.path", path);
                         } else {
                                 PATHF(pp, "%s", path);
                         }
                         if ((rc = aidp_yaml_scalar(t, pn, pp, "a device path such as /dev/nvidia0",
                                                    &dev, ld->err)) < 0)
-                                return rc;
+                                ITEM_FAIL(rc);
                         if (strncmp(dev, "/dev/", 5) || !aidp_path_is_clean_abs(dev) ||
                             strlen(dev) <= 5)
-                                return YERR(t, pn, pp,
-                                            "found '%s', expected a character device path under "
-                                            "/dev/ (globs * ? [..] allowed)",
-                                            dev);
+                                ITEM_FAIL(YERR(t, pn, pp,
+                                               "found '%s', expected a character device path "
+                                               "under /dev/ (globs * ? [..] allowed)",
+                                               dev));
                         struct aidp_device *d = NULL;
                         for (size_t j = 0; j < p->n_devices; j++)
                                 if (!strcmp(p->devices[j].path, dev))
@@ -451,12 +454,14 @@ int aidp_ld_apply_caps(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
                         PATHF(path, "capabilities[%zu]", i);
                         if ((rc = aidp_yaml_scalar(t, item, path, "a capability name", &s,
                                                    ld->err)) < 0)
-                                return rc;
-                        if (aidp_profiles_cap_canon(s, canon, sizeof canon) < 0)
-                                return YERR(t, item, path,
-                                            "found '%s', expected a capability name such as "
-                                            "CAP_NET_BIND_SERVICE",
-                                            s);
+                                ITEM_FAIL(rc);
+                        if (aidp_profiles_cap_canon(s, canon, sizeof canon) < 0) {
+                                char dym[AIDP_SUGGEST_MAX + 32];
+                                ITEM_FAIL(YERR(t, item, path,
+                                               "found '%s', expected a capability name such as "
+                                               "CAP_NET_BIND_SERVICE%s",
+                                               s, aidp_profiles_cap_suggest(s, dym, sizeof dym)));
+                        }
                         if (!aidp_strv_contains(p->capabilities, p->n_capabilities, canon) &&
                             aidp_strv_push(&p->capabilities, &p->n_capabilities, canon) < 0)
                                 return aidp_ld_oom(ld->err);

@@ -25,7 +25,8 @@ struct aidp_limits {
         uint64_t pids;               /* pids limit; 0 = none */
         uint64_t wall_seconds;       /* 0 = none */
         uint64_t kill_after_seconds; /* a stop's grace: SIGTERM, then SIGKILL after this */
-        uint64_t tmp_bytes;          /* /tmp tmpfs size; also /dev/shm's */
+        uint64_t tmp_bytes;          /* /tmp tmpfs size; also /dev/shm's unless shm_bytes */
+        uint64_t shm_bytes;          /* /dev/shm tmpfs size; 0 = as /tmp */
         uint64_t scratch_bytes;      /* /scratch tmpfs size */
         uint64_t out_bytes;          /* /out tmpfs size */
         uint64_t data_bytes;         /* /data tmpfs size; 0 = sized from the inputs */
@@ -115,3 +116,8 @@ struct aidp_profile {
  * network none, cwd bound read-only. Returns < 0 only on allocation failure. */
 int aidp_profile_init_defaults(struct aidp_profile *p);
 void aidp_profile_free(struct aidp_profile *p);
+/* The size of /dev/shm: its own, else /tmp's. */
+static inline uint64_t aidp_profile_shm_bytes(const struct aidp_profile *p)
+{
+        return p->limits.shm_bytes ? p->limits.shm_bytes : p->limits.tmp_bytes;
+}

@@ -231,6 +231,8 @@ int aidp_profile_diff(const struct aidp_profile *a, const struct aidp_profile *b
         limit(&c, "limits.tmpfs./tmp", la->tmp_bytes, lb->tmp_bytes, true, false);
         limit(&c, "limits.tmpfs./scratch", la->scratch_bytes, lb->scratch_bytes, true, false);
         limit(&c, "limits.tmpfs./out", la->out_bytes, lb->out_bytes, true, false);
+        limit(&c, "limits.tmpfs./dev/shm", aidp_profile_shm_bytes(a), aidp_profile_shm_bytes(b),
+              true, false);
         if (la->data_bytes != lb->data_bytes) {
                 /* 0 is "sized from the inputs": neither looser nor tighter. */
                 char sa[64] = "auto", sb[64] = "auto";

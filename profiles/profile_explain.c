@@ -255,8 +255,9 @@ static void explain_mounts(struct aidp_sb *b, const struct aidp_profile *p)
         P("  %-12s tmpfs %s, writable\n", p->paths.scratch, s1);
         aidp_profiles_fmt_size(s1, sizeof s1, p->limits.out_bytes);
         P("  %-12s tmpfs %s, writable, sealed into the output directory\n", p->paths.out, s1);
-        aidp_profiles_fmt_size(s1, sizeof s1, p->limits.tmp_bytes);
-        P("  %-12s tmpfs %s (as /tmp), writable\n", "/dev/shm", s1);
+        aidp_profiles_fmt_size(s1, sizeof s1, aidp_profile_shm_bytes(p));
+        P("  %-12s tmpfs %s%s, writable\n", "/dev/shm", s1,
+          p->limits.shm_bytes ? "" : " (as /tmp)");
         for (size_t i = 0; i < p->n_binds; i++)
                 P("  %-12s bind of host %s, %s\n", p->binds[i].target, p->binds[i].source,
                   p->binds[i].writable ? "WRITABLE" : "read-only");
@@ -382,6 +383,9 @@ int aidp_profile_canonical(const struct aidp_profile *p, char **text, aidp_error
                  " tmp=%" PRIu64 " scratch=%" PRIu64 " out=%" PRIu64 " data=%" PRIu64,
                  lim->memory_bytes, lim->cpu_millis, lim->pids, lim->wall_seconds, lim->tmp_bytes,
                  lim->scratch_bytes, lim->out_bytes, lim->data_bytes);
+        /* Only when set, so that the digest of a profile without it stays. */
+        if (lim->shm_bytes)
+                line_add(&l, "limits shm=%" PRIu64, lim->shm_bytes);
         for (int r = 0; r < AIDP_RLIMIT_SLOTS; r++)
                 if (lim->rlimits[r].set)
                         line_add(&l, "rlimit %02d %" PRIu64 " %" PRIu64, r, lim->rlimits[r].soft,

@@ -59,7 +59,7 @@ static int apply_layer(struct loader *ld, struct layer *L, struct aidp_profile *
         };
         for (size_t i = 0; i < ARRAY_SIZE(sections); i++)
                 if ((v = aidp_yaml_get(t, root, sections[i].key, NULL)) &&
-                    (rc = sections[i].apply(ld, t, v, p)) < 0)
+                    (rc = sections[i].apply(ld, t, v, p)) < 0 && !aidp_ld_recover(ld))
                         return rc;
         if (L->description && aidp_ld_replace_str(&p->description, L->description) < 0)
                 return aidp_ld_oom(ld->err);
@@ -241,8 +241,9 @@ static int finish(struct loader *ld, const char *source, struct aidp_profile *ou
         for (size_t i = 0; i < ld->n_layers && rc == 0; i++) {
                 ynode *v = aidp_yaml_get(&ld->layers[i].t, aidp_yaml_root(&ld->layers[i].t),
                                          "capabilities", NULL);
-                if (v)
-                        rc = aidp_ld_apply_caps(ld, &ld->layers[i].t, v, &p);
+                if (v && (rc = aidp_ld_apply_caps(ld, &ld->layers[i].t, v, &p)) < 0 &&
+                    aidp_ld_recover(ld))
+                        rc = 0;
         }
         for (size_t i = 0; i < ld->n_layers && rc == 0; i++) {
                 /* Positioned notes about a file are for the file checked, not
@@ -250,6 +251,10 @@ static int finish(struct loader *ld, const char *source, struct aidp_profile *ou
                 ld->in_root = i == ld->n_layers - 1;
                 rc = apply_layer(ld, &ld->layers[i], &p);
         }
+        /* Errors gathered for profile check: the checks of the whole profile
+         * would only repeat them. */
+        if (rc == 0 && ld->env->errors && ld->env->errors->n)
+                rc = -EINVAL;
         if (rc == 0)
                 rc = check_effective(ld, &p);
         if (rc == 0)
@@ -290,6 +295,18 @@ static int finish(struct loader *ld, const char *source, struct aidp_profile *ou
         return 0;
 }
 
+/* profile check: the error that ended the load joins those gathered, and
+ * *err is the first of them. */
+static void gathered(struct aidp_profile_errors *l, int rc, aidp_error *err)
+{
+        if (!l || rc >= 0 || !err)
+                return;
+        if (err->msg[0] && l->n < AIDP_PROFILE_ERRORS_MAX)
+                l->items[l->n++] = *err;
+        if (l->n)
+                *err = l->items[0];
+}
+
 static int load_common(const char *source, const char *buf, size_t len,
                        const struct aidp_profile_env *env, struct aidp_profile *out,
                        struct aidp_lint_list *lints, aidp_error *err)
@@ -309,6 +326,7 @@ static int load_common(const char *source, const char *buf, size_t len,
         loader_free(&ld);
         if (rc < 0 && err && !err->status)
                 err->status = AIDP_EXIT_CONFIG;
+        gathered(env->errors, rc, err);
         return rc;
 }
 

@@ -35,6 +35,19 @@ struct aidp_profile_env {
         uint32_t arch;
         /* Running kernel, for Docker `minKernel` conditions; 0.0 = assume new enough. */
         unsigned kernel_major, kernel_minor;
+        /* NULL: a load stops at its first error. Else (profile check) it goes
+         * on where it can (the next key, section, rule, name or list item) and
+         * gathers up to AIDP_PROFILE_ERRORS_MAX errors here; it still fails,
+         * with the first of them in *err. */
+        struct aidp_profile_errors *errors;
+};
+
+#define AIDP_PROFILE_ERRORS_MAX 20
+
+struct aidp_profile_errors {
+        aidp_error items[AIDP_PROFILE_ERRORS_MAX];
+        size_t n;
+        bool more; /* the cap was reached: the load stopped there */
 };
 
 enum aidp_lint_level {

@@ -161,6 +161,14 @@ int aidp_seccomp_compile(const struct aidp_sc_policy *p, struct aidp_bpf *out, a
         if (len % sizeof(struct sock_filter) != 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "seccomp export: bad size %zu",
                                       len);
+        /* The kernel refuses a longer program (EINVAL from seccomp()): say so
+         * here, where the profile is known, not as a failed start (125). */
+        if (len / sizeof(struct sock_filter) > BPF_MAXINSNS)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, E2BIG,
+                                      "the seccomp filter compiles to %zu BPF instructions; the "
+                                      "kernel loads at most %d: fewer argument conditions or "
+                                      "rules",
+                                      len / sizeof(struct sock_filter), BPF_MAXINSNS);
         out->len = len / sizeof(struct sock_filter);
         out->insns = (struct sock_filter *)TAKE_PTR(buf);
         return 0;

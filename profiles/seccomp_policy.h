@@ -76,3 +76,8 @@ int aidp_sc_policy_copy(struct aidp_sc_policy *dst, const struct aidp_sc_policy 
 /* Append a rule (deep copies names and args). */
 int aidp_sc_policy_add(struct aidp_sc_policy *p, const struct aidp_sc_rule *r);
 const char *aidp_sc_action_name(enum aidp_sc_action a);
+/* Learn mode (aidp profile learn): every syscall the policy lets run notifies
+ * (SCMP_ACT_NOTIFY) instead, its denials still hold, and the one sendmsg on
+ * `sock` that hands the listener over is allowed, whatever the policy says about
+ * sendmsg. Returns < 0 on allocation failure. */
+int aidp_sc_policy_learn(struct aidp_sc_policy *p, int sock);

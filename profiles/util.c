@@ -154,6 +154,22 @@ int aidp_profiles_cap_canon(const char *s, char *buf, size_t n)
         return c;
 }
 
+const char *aidp_profiles_cap_suggest(const char *s, char *buf, size_t n)
+{
+        struct aidp_suggest sg;
+        aidp_suggest_init(&sg, strncasecmp(s, "CAP_", 4) ? s : s + 4);
+        for (unsigned c = 0; c < 64; c++)
+                aidp_suggest_add(&sg, capng_capability_to_name(c));
+        const char *r = aidp_suggest_result(&sg);
+        char up[AIDP_SUGGEST_MAX];
+        snprintf(up, sizeof up, "%s", r ? r : "");
+        for (char *p = up; *p; p++)
+                *p = (char)toupper((unsigned char)*p);
+        if (!r || snprintf(buf, n, " (did you mean 'CAP_%s'?)", up) >= (int)n)
+                buf[0] = '\0';
+        return buf;
+}
+
 static const char *const rlimit_names[] = {
         [RLIMIT_CPU] = "cpu",           [RLIMIT_FSIZE] = "fsize",
         [RLIMIT_DATA] = "data",         [RLIMIT_STACK] = "stack",
@@ -230,4 +246,17 @@ int aidp_profiles_syscall_nr(uint32_t arch, const char *name)
         if (nr < 0)
                 return -2;
         return nr;
+}
+
+const char *aidp_profiles_syscall_suggest(uint32_t arch, const char *name, char *buf, size_t n)
+{
+        struct aidp_suggest sg;
+        aidp_suggest_init(&sg, name);
+        /* libseccomp's own table for the architecture, by number. */
+        for (int nr = 0; nr < 1024; nr++) {
+                char *cand = seccomp_syscall_resolve_num_arch(arch ? arch : SCMP_ARCH_NATIVE, nr);
+                aidp_suggest_add(&sg, cand);
+                free(cand);
+        }
+        return aidp_suggest_text(&sg, buf, n);
 }

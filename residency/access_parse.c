@@ -22,6 +22,41 @@ static void attr_req_free(struct aidp_attr_req *v, size_t n)
         free(v);
 }
 
+static void tag_match_free(struct aidp_tag_match *t)
+{
+        aidp_strv_free(t->residency);
+        aidp_strv_free(t->regulations);
+        aidp_strv_free(t->key_ids);
+}
+
+/* residency:, regulations: (tags) and key_ids: (patterns) of a role or a deny
+ * rule; ctx is the role or rule, whose first member is its struct aidp_tag_match. */
+static int tm_residency(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
+{
+        struct aidp_tag_match *t = ctx;
+        t->has_residency = true;
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_tag, "residency tag", &t->residency,
+                                 &t->n_residency);
+}
+
+static int tm_regulations(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
+{
+        struct aidp_tag_match *t = ctx;
+        t->has_regulations = true;
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_tag, "regulation tag",
+                                 &t->regulations, &t->n_regulations);
+}
+
+static int tm_key_ids(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
+{
+        struct aidp_tag_match *t = ctx;
+        t->has_key_ids = true;
+        return aidp_yaml_strlist(w, v, path, aidp_residency_is_pattern, "key id pattern",
+                                 &t->key_ids, &t->n_key_ids);
+}
+
+static int ensure_tag_lists(struct aidp_yaml *w, struct aidp_tag_match *t);
+
 static void role_free(struct aidp_role *r)
 {
         free(r->name);
@@ -29,6 +64,7 @@ static void role_free(struct aidp_role *r)
         aidp_strv_free(r->datasets);
         aidp_residency_windows_free(r->windows, r->n_windows);
         attr_req_free(r->require, r->n_require);
+        tag_match_free(&r->tags);
 }
 
 static void subject_free(struct aidp_subject *s)
@@ -50,6 +86,7 @@ static void deny_free(struct aidp_deny_rule *d)
         aidp_strv_free(d->profiles);
         aidp_strv_free(d->datasets);
         aidp_residency_windows_free(d->windows, d->n_windows);
+        tag_match_free(&d->tags);
 }
 
 /* Lists are never NULL after parsing, so callers can iterate without checks. */
@@ -58,6 +95,16 @@ static int ensure_list(struct aidp_yaml *w, char ***v)
         if (!*v && !(*v = calloc(1, sizeof **v)))
                 return aidp_residency_oom(w);
         return 0;
+}
+
+static int ensure_tag_lists(struct aidp_yaml *w, struct aidp_tag_match *t)
+{
+        int r = ensure_list(w, &t->residency);
+        if (r >= 0)
+                r = ensure_list(w, &t->regulations);
+        if (r >= 0)
+                r = ensure_list(w, &t->key_ids);
+        return r;
 }
 
 /* --- roles --- */
@@ -108,7 +155,8 @@ static int require_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keyn
         if (!aidp_residency_name_valid(key))
                 return aidp_yaml_fail(w, keynode, path, "invalid attribute name '%s'", key);
         struct aidp_attr_req req = {0};
-        int r = aidp_yaml_strlist(w, value, path, aidp_residency_is_pattern, "value", &req.values,
+        int r = aidp_yaml_strlist(w, value, path, aidp_residency_is_literal,
+                                  "value (matched exactly: no '*', '?' or '[')", &req.values,
                                   &req.n_values);
         if (r >= 0 && req.n_values == 0)
                 r = aidp_yaml_fail(w, value, path, "list the accepted values of attribute '%s'",
@@ -140,6 +188,8 @@ static int role_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode
                 {"operations", ro_operations, true}, {"profiles", ro_profiles, false},
                 {"datasets", ro_datasets, false},    {"max_classification", ro_max_class, false},
                 {"time_windows", ro_windows, false}, {"require_attributes", ro_require, false},
+                {"residency", tm_residency, false},  {"regulations", tm_regulations, false},
+                {"key_ids", tm_key_ids, false},
         };
         struct aidp_access_policy *p = ctx;
         if (!aidp_residency_name_valid(key))
@@ -152,6 +202,8 @@ static int role_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode
                 r = ensure_list(w, &role.profiles);
         if (r >= 0)
                 r = ensure_list(w, &role.datasets);
+        if (r >= 0)
+                r = ensure_tag_lists(w, &role.tags);
         struct aidp_role *nv = NULL;
         if (r >= 0 && !(nv = realloc(p->roles, (p->n_roles + 1) * sizeof *nv)))
                 r = aidp_residency_oom(w);
@@ -349,6 +401,9 @@ static int deny_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, s
                 {"datasets", dn_datasets, false},
                 {"min_classification", dn_min_class, false},
                 {"time_windows", dn_windows, false},
+                {"residency", tm_residency, false},
+                {"regulations", tm_regulations, false},
+                {"key_ids", tm_key_ids, false},
         };
         struct aidp_access_policy *p = ctx;
         struct aidp_deny_rule d = {.loc = loc_of(item)};
@@ -370,6 +425,8 @@ static int deny_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, s
                 r = ensure_list(w, &d.profiles);
         if (r >= 0)
                 r = ensure_list(w, &d.datasets);
+        if (r >= 0)
+                r = ensure_tag_lists(w, &d.tags);
         struct aidp_deny_rule *nv = NULL;
         if (r >= 0 && !(nv = realloc(p->deny, (p->n_deny + 1) * sizeof *nv)))
                 r = aidp_residency_oom(w);
@@ -385,6 +442,20 @@ static int deny_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, s
 static int af_deny(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         return aidp_yaml_seq(w, v, path, deny_item, ctx);
+}
+
+static int af_enforcement(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
+{
+        struct aidp_access_policy *p = ctx;
+        const char *s;
+        int r = aidp_yaml_string(w, v, path, &s);
+        if (r < 0)
+                return r;
+        if (strcmp(s, "enforce") && strcmp(s, "audit"))
+                return aidp_yaml_fail(w, v, path, "expected enforce or audit, not '%s'", s);
+        p->audit = !strcmp(s, "audit");
+        p->enforcement_loc = loc_of(v);
+        return 0;
 }
 
 static int af_metadata(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
@@ -404,6 +475,7 @@ int aidp_residency_parse_access_doc(struct aidp_yaml *w, yaml_node_t *root,
                 {"users", af_users, false},
                 {"groups", af_groups, false},
                 {"deny", af_deny, false},
+                {"enforcement", af_enforcement, false},
         };
         struct aidp_access_policy p = {0};
         int r = aidp_yaml_fields(w, root, "", fields, ARRAY_SIZE(fields), &p);
@@ -421,6 +493,7 @@ int aidp_residency_parse_access_doc(struct aidp_yaml *w, yaml_node_t *root,
                 p.groups[i].loc.file = p.source;
         for (size_t i = 0; i < p.n_deny; i++)
                 p.deny[i].loc.file = p.source;
+        p.enforcement_loc.file = p.source;
         *ret = p;
         return 0;
 }

@@ -143,6 +143,42 @@ static int summarize(const struct aidp_decision_request *req, struct aidp_decisi
         return oom ? -ENOMEM : 0;
 }
 
+/* A host with none of the three files: nothing to decide on. Sealed data is
+ * still refused (docs/policy.md, "When"), except to root deciding for itself,
+ * which holds the keys anyway; a run without data goes on, its egress intact. */
+static void decide_without_policy(struct aidp_dctx *c)
+{
+        const struct aidp_decision_request *req = c->req;
+        if (req->n_datasets && req->caller.uid != 0) {
+                aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_ACCESS, "default", NULL,
+                                      req->datasets[0].name, "policy",
+                                      "no policy is installed (host.yaml, residency.yaml, "
+                                      "access.yaml): sealed data is not decrypted without one");
+                return;
+        }
+        for (size_t i = 0; i < c->d->n_egress; i++)
+                c->d->egress_keep[i] = true;
+        aidp_residency_reason(c, AIDP_REASON_INFO, AIDP_CHECK_ACCESS, "none", NULL, NULL, "policy",
+                              "no policy is installed (host.yaml, residency.yaml, access.yaml): "
+                              "not decided%s",
+                              req->n_datasets ? " (root's own run)" : "");
+}
+
+/* What the outputs inherit must fit a sealed header; refused now rather than
+ * after the job has run, when sealing /out would fail and its results be lost. */
+static void check_output_tags(struct aidp_dctx *c)
+{
+        const struct aidp_data_tags *o = &c->d->outputs;
+        if (c->req->op != AIDP_OP_RUN)
+                return;
+        if (o->n_residency > AIDP_TAGS_MAX || o->n_regulations > AIDP_TAGS_MAX)
+                aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_MIX, "outputs", NULL, NULL,
+                                      "tags",
+                                      "the outputs would inherit %zu residency and %zu regulation "
+                                      "tags; a sealed header holds at most %d of each",
+                                      o->n_residency, o->n_regulations, AIDP_TAGS_MAX);
+}
+
 int aidp_residency_decide(const struct aidp_decision_request *req, struct aidp_decision *ret,
                           aidp_error *err)
 {
@@ -152,12 +188,22 @@ int aidp_residency_decide(const struct aidp_decision_request *req, struct aidp_d
 
         if (summarize(req, &d) < 0)
                 c.oom = true;
+        d.decided = req->host || req->residency || req->access;
+        d.audit = req->access && req->access->audit;
+        if (!c.oom && !d.decided) {
+                decide_without_policy(&c);
+        } else {
+                if (!c.oom)
+                        aidp_residency_decide_access(&c);
+                if (!c.oom)
+                        aidp_residency_decide_placement(&c);
+                if (!c.oom)
+                        aidp_residency_decide_egress(&c);
+        }
         if (!c.oom)
-                aidp_residency_decide_access(&c);
+                check_output_tags(&c);
         if (!c.oom)
-                aidp_residency_decide_placement(&c);
-        if (!c.oom)
-                aidp_residency_decide_egress(&c);
+                aidp_residency_decide_output_key(&c);
         if (c.oom) {
                 aidp_residency_decision_free(&d);
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
@@ -189,6 +235,9 @@ void aidp_residency_decision_free(struct aidp_decision *d)
                 aidp_residency_facts_free(&d->datasets[i]);
         free(d->datasets);
         free(d->egress_keep);
+        free(d->until_rule);
+        free(d->output_key);
+        free(d->output_key_rule);
         aidp_residency_tags_free(&d->outputs);
         memset(d, 0, sizeof *d);
 }

@@ -59,6 +59,10 @@ struct aidp_residency_profile {
         enum aidp_residency_net network;
         const struct aidp_residency_egress *egress;
         size_t n_egress;
+        /* Host paths the run binds writable (--bind, a profile's writable
+         * binds): data written there leaves the shredded tmpfs. */
+        const char *const *writable_binds;
+        size_t n_writable_binds;
 };
 
 struct aidp_decision_request {
@@ -103,6 +107,17 @@ struct aidp_reason {
 
 struct aidp_decision {
         bool allow;
+        /* false: no policy file is installed, so nothing was decided (a run
+         * without sealed data, or root's own run, goes on; the trail says so) */
+        bool decided;
+        /* access.yaml says enforcement: audit: the verdict is recorded and
+         * reported, but callers do not enforce it (docs/policy.md) */
+        bool audit;
+        /* The instant (epoch) the time windows that grant this request close:
+         * a run must end then (docs/policy.md, "Time windows"). 0: no window
+         * limits it. until_rule names the role whose window closes first. */
+        int64_t until;
+        char *until_rule;
         /* A summary of the request, so the decision stands alone in lineage. */
         enum aidp_residency_op op;
         char *user;
@@ -123,6 +138,11 @@ struct aidp_decision {
         size_t n_egress;
         /* What the run's outputs inherit from its inputs. */
         struct aidp_data_tags outputs;
+        /* The key the outputs are sealed under (docs/policy.md, "Output key"),
+         * and why ("output_keys.regulations.phi", "input NAME (most restricted)");
+         * NULL when no input's key is known and no rule names one. */
+        char *output_key;
+        char *output_key_rule;
 };
 
 /* Decide. Returns 0 with *ret filled (allow or deny), or < 0 only when memory

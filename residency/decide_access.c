@@ -1,12 +1,12 @@
 /* Access: who the caller is in the policy, explicit denies, and which role
  * grants the operation on each dataset. Default deny: without a role that
  * grants everything asked for a dataset, that dataset is refused. */
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/strv.h"
 #include "residency/decide_internal.h"
 
 #define ROLES_MAX 64 /* roles one caller may hold at once; more are ignored with a reason */
@@ -36,29 +36,32 @@ static const struct aidp_role *find_role(const struct aidp_access_policy *ap, co
         return NULL;
 }
 
-static bool caller_in_group(const struct aidp_caller *caller, const char *group)
+/* Whether a group the caller is in matches one of the patterns; the group it
+ * was (for the reason). */
+static const char *caller_group_match(const struct aidp_caller *caller, char *const *patterns,
+                                      size_t n)
 {
         for (size_t i = 0; i < caller->n_groups; i++)
-                if (!strcmp(caller->groups[i], group))
-                        return true;
-        return false;
+                if (aidp_residency_glob_any(patterns, n, caller->groups[i], false))
+                        return caller->groups[i];
+        return NULL;
 }
 
 static bool match_any(char *const *patterns, size_t n, const char *s)
 {
-        for (size_t i = 0; i < n; i++)
-                if (fnmatch(patterns[i], s, 0) == 0)
-                        return true;
-        return false;
+        return aidp_residency_glob_any(patterns, n, s, false);
 }
 
-/* A pattern with '@' is matched against NAME@VERSION, otherwise against NAME. */
+/* A pattern with '@' is matched against NAME@VERSION, otherwise against NAME;
+ * case-insensitively, since the sealer chose the name's case (PHI-notes must
+ * not escape a phi-* deny). */
 static bool dataset_match(char *const *patterns, size_t n, const struct aidp_dataset_facts *ds)
 {
         char full[512];
         snprintf(full, sizeof full, "%s@%s", ds->name, ds->version ? ds->version : "");
         for (size_t i = 0; i < n; i++)
-                if (fnmatch(patterns[i], strchr(patterns[i], '@') ? full : ds->name, 0) == 0)
+                if (aidp_residency_glob_match(patterns[i],
+                                              strchr(patterns[i], '@') ? full : ds->name, true))
                         return true;
         return false;
 }
@@ -137,6 +140,48 @@ static bool in_windows(const struct aidp_residency_time *t, const struct aidp_ti
         return false;
 }
 
+/* Minutes from local (wday, minute) to the end of window w, which contains it. */
+static int minutes_left(const struct aidp_time_window *w, int wday, int minute)
+{
+        if (w->start < w->end)
+                return w->end - minute;
+        if ((w->days & (1u << wday)) && minute >= w->start)
+                return 1440 - minute + w->end; /* the evening part: ends tomorrow */
+        return w->end - minute;
+}
+
+#define UNTIL_CHAIN_MAX 16 /* windows chained end to end; more is a weekly cycle: no end */
+
+/* The instant the windows that contain now stop containing it: the latest end
+ * of a window containing now, then of one containing that end, and so on
+ * (mon-fri 00:00-24:00 is one span). Offsets are those at the decision instant.
+ * 0 when the chain never ends. */
+static int64_t windows_until(const struct aidp_residency_time *t, const struct aidp_time_window *v,
+                             size_t n)
+{
+        int64_t at = t->epoch;
+        for (int step = 0; step < UNTIL_CHAIN_MAX; step++) {
+                int64_t best = at;
+                for (size_t i = 0; i < n; i++) {
+                        long offset;
+                        if (!zone_offset(t, v[i].zone, &offset))
+                                continue;
+                        int wday, minute;
+                        aidp_residency_local_time(at, offset, &wday, &minute);
+                        if (!aidp_residency_window_contains(&v[i], wday, minute))
+                                continue;
+                        int64_t sec = ((at + offset) % 60 + 60) % 60;
+                        int64_t end = at - sec + 60 * (int64_t)minutes_left(&v[i], wday, minute);
+                        if (end > best)
+                                best = end;
+                }
+                if (best == at)
+                        return at;
+                at = best;
+        }
+        return 0;
+}
+
 static void ops_list(char *buf, size_t size, unsigned ops)
 {
         size_t off = 0;
@@ -145,6 +190,71 @@ static void ops_list(char *buf, size_t size, unsigned ops)
                 if (ops & (1u << i))
                         aidp_residency_appendf(buf, size, &off, "%s%s", off ? ", " : "",
                                                aidp_residency_op_name((enum aidp_residency_op)i));
+}
+
+/* A role's conditions on the dataset's authenticated facts: every residency
+ * and regulation tag it carries is listed, and the key that authenticated its
+ * header matches a key_ids pattern. On "no", the attribute and why. */
+static bool tags_granted(const struct aidp_tag_match *t, const struct aidp_dataset_facts *ds,
+                         const char **attr, char *why, size_t size)
+{
+        char list[512];
+        for (size_t i = 0; t->has_residency && i < ds->tags.n_residency; i++)
+                if (!aidp_strv_contains(t->residency, t->n_residency, ds->tags.residency[i])) {
+                        *attr = "residency";
+                        snprintf(why, size, "residency tag '%s' is not among the role's [%s]",
+                                 ds->tags.residency[i],
+                                 aidp_residency_join(list, sizeof list, t->residency,
+                                                     t->n_residency));
+                        return false;
+                }
+        for (size_t i = 0; t->has_regulations && i < ds->tags.n_regulations; i++)
+                if (!aidp_strv_contains(t->regulations, t->n_regulations,
+                                        ds->tags.regulations[i])) {
+                        *attr = "regulation";
+                        snprintf(why, size, "regulation tag '%s' is not among the role's [%s]",
+                                 ds->tags.regulations[i],
+                                 aidp_residency_join(list, sizeof list, t->regulations,
+                                                     t->n_regulations));
+                        return false;
+                }
+        if (t->has_key_ids && (!ds->key_id || !aidp_residency_glob_any(t->key_ids, t->n_key_ids,
+                                                                       ds->key_id, false))) {
+                *attr = "key_id";
+                snprintf(why, size, "key id '%s' matches none of the role's key_ids [%s]",
+                         ds->key_id ? ds->key_id : "(unknown)",
+                         aidp_residency_join(list, sizeof list, t->key_ids, t->n_key_ids));
+                return false;
+        }
+        return true;
+}
+
+/* A deny rule's conditions on one dataset: it carries a listed tag, or its
+ * key id matches. Conditions not given match anything. */
+static bool tags_denied(const struct aidp_tag_match *t, const struct aidp_dataset_facts *ds)
+{
+        bool ok = true;
+        if (t->has_residency) {
+                bool any = false;
+                for (size_t i = 0; i < t->n_residency && !any; i++)
+                        any = aidp_residency_tags_has_residency(&ds->tags, t->residency[i]);
+                ok = ok && any;
+        }
+        if (t->has_regulations) {
+                bool any = false;
+                for (size_t i = 0; i < t->n_regulations && !any; i++)
+                        any = aidp_residency_tags_has_regulation(&ds->tags, t->regulations[i]);
+                ok = ok && any;
+        }
+        if (t->has_key_ids)
+                ok = ok && ds->key_id &&
+                     aidp_residency_glob_any(t->key_ids, t->n_key_ids, ds->key_id, false);
+        return ok;
+}
+
+static bool has_tag_conditions(const struct aidp_tag_match *t)
+{
+        return t->has_residency || t->has_regulations || t->has_key_ids;
 }
 
 /* Does this role grant the request for dataset ds (NULL: the run without
@@ -184,6 +294,8 @@ static bool role_grants(const struct access_ctx *a, const struct aidp_role *role
                          aidp_residency_classification_name(role->max_classification));
                 return false;
         }
+        if (ds && !tags_granted(&role->tags, ds, attr, why, size))
+                return false;
         for (size_t i = 0; i < role->n_require; i++) {
                 const struct aidp_attr_req *rq = &role->require[i];
                 const char *v = attribute(a, rq->name);
@@ -212,17 +324,63 @@ static bool role_grants(const struct access_ctx *a, const struct aidp_role *role
         return true;
 }
 
+/* Until when a granting role's windows let it grant (0: no end). */
+static int64_t role_until(const struct access_ctx *a, const struct aidp_role *role)
+{
+        if (!role->n_windows)
+                return 0;
+        return windows_until(&a->c->req->time, role->windows, role->n_windows);
+}
+
+/* The role that grants the longest: one without windows, else the one whose
+ * windows close last. The decision ends at the earliest such close over all
+ * grants (a run must stop when any input's grant lapses). */
+static const struct aidp_role *best_grant(const struct access_ctx *a,
+                                          const struct aidp_dataset_facts *ds, int64_t *until)
+{
+        const struct aidp_role *best = NULL;
+        for (size_t i = 0; i < a->n_roles; i++) {
+                const char *attr;
+                char why[1024];
+                if (!role_grants(a, a->roles[i], ds, &attr, why, sizeof why))
+                        continue;
+                int64_t u = role_until(a, a->roles[i]);
+                if (!best || (*until && (u == 0 || u > *until))) {
+                        best = a->roles[i];
+                        *until = u;
+                }
+        }
+        return best;
+}
+
+static void note_until(struct aidp_dctx *c, const struct aidp_role *role, int64_t until)
+{
+        if (!until || (c->d->until && c->d->until <= until))
+                return;
+        char rule[128];
+        snprintf(rule, sizeof rule, "roles.%s", role->name);
+        char *r = strdup(rule);
+        if (!r) {
+                c->oom = true;
+                return;
+        }
+        free(c->d->until_rule);
+        c->d->until_rule = r;
+        c->d->until = until;
+}
+
 static void grant_one(struct access_ctx *a, const struct aidp_dataset_facts *ds)
 {
         struct aidp_dctx *c = a->c;
         const struct aidp_decision_request *req = c->req;
         const char *dsname = ds ? ds->name : NULL;
 
-        for (size_t i = 0; i < a->n_roles; i++) {
-                const char *attr;
-                char why[1024];
-                if (!role_grants(a, a->roles[i], ds, &attr, why, sizeof why))
+        int64_t until = 0;
+        const struct aidp_role *best = best_grant(a, ds, &until);
+        for (size_t i = 0; best && i < a->n_roles; i++) {
+                if (a->roles[i] != best)
                         continue;
+                note_until(c, best, until);
                 char rule[128];
                 snprintf(rule, sizeof rule, "roles.%s", a->roles[i]->name);
                 if (ds)
@@ -265,11 +423,11 @@ static bool deny_matches(const struct access_ctx *a, const struct aidp_deny_rule
         const char *subject = NULL;
 
         *dataset = NULL;
+        const char *group = NULL;
         if (caller->user && match_any(r->users, r->n_users, caller->user))
                 subject = "user";
-        for (size_t i = 0; i < r->n_groups && !subject; i++)
-                if (caller_in_group(caller, r->groups[i]))
-                        subject = "group";
+        else if ((group = caller_group_match(caller, r->groups, r->n_groups)))
+                subject = "group";
         if (!subject)
                 return false;
         *attr = subject;
@@ -283,7 +441,8 @@ static bool deny_matches(const struct access_ctx *a, const struct aidp_deny_rule
                         return false;
                 *attr = "profile";
         }
-        if (r->n_datasets || r->has_min_classification) {
+        bool tagged = has_tag_conditions(&r->tags);
+        if (r->n_datasets || r->has_min_classification || tagged) {
                 const struct aidp_dataset_facts *hit = NULL;
                 for (size_t i = 0; i < req->n_datasets && !hit; i++) {
                         const struct aidp_dataset_facts *ds = &req->datasets[i];
@@ -292,12 +451,16 @@ static bool deny_matches(const struct access_ctx *a, const struct aidp_deny_rule
                         if (r->has_min_classification &&
                             ds->tags.classification < r->min_classification)
                                 continue;
+                        if (tagged && !tags_denied(&r->tags, ds))
+                                continue;
                         hit = ds;
                 }
                 if (!hit)
                         return false;
                 *dataset = hit->name;
-                *attr = r->has_min_classification ? "classification" : "dataset";
+                *attr = tagged                      ? (r->tags.has_key_ids ? "key_id" : "tags")
+                        : r->has_min_classification ? "classification"
+                                                    : "dataset";
         }
         if (r->n_windows) {
                 char tmp[512];
@@ -308,7 +471,7 @@ static bool deny_matches(const struct access_ctx *a, const struct aidp_deny_rule
         size_t off = 0;
         why[0] = '\0';
         aidp_residency_appendf(why, size, &off, "explicit deny '%s' matches: %s %s", r->name,
-                               subject, subject[0] == 'u' ? caller->user : "membership");
+                               subject, group ? group : caller->user);
         if (r->ops)
                 aidp_residency_appendf(why, size, &off, ", operation %s",
                                        aidp_residency_op_name(req->op));
@@ -319,6 +482,8 @@ static bool deny_matches(const struct access_ctx *a, const struct aidp_deny_rule
         if (r->has_min_classification)
                 aidp_residency_appendf(why, size, &off, " (classification at or above %s)",
                                        aidp_residency_classification_name(r->min_classification));
+        if (tagged)
+                aidp_residency_appendf(why, size, &off, " (its tags or key match the rule)");
         if (r->n_windows)
                 aidp_residency_appendf(why, size, &off, ", inside its time window");
         return true;

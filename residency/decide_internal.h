@@ -24,6 +24,7 @@ const char *aidp_residency_join(char *buf, size_t size, char *const *v, size_t n
 void aidp_residency_decide_access(struct aidp_dctx *c);
 void aidp_residency_decide_placement(struct aidp_dctx *c);
 void aidp_residency_decide_egress(struct aidp_dctx *c);
+void aidp_residency_decide_output_key(struct aidp_dctx *c);
 
 /* snprintf at buf + *off, clamped: never writes past size, keeps *off <= size - 1. */
 void aidp_residency_appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)

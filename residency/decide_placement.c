@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/strv.h"
 #include "residency/decide_internal.h"
 
 static const struct aidp_residency_rule *find_residency(const struct aidp_residency_policy *p,
@@ -60,12 +61,32 @@ static bool op_places_data(enum aidp_residency_op op)
 
 static const char *no_host_msg = "no host identity is installed (/etc/aidp/host.yaml)";
 
+/* Untagged data at or above require_residency_from (default restricted, also
+ * without residency.yaml) is refused: where it may be processed is unknown. */
+static void check_required_tags(struct aidp_dctx *c, const struct aidp_dataset_facts *ds)
+{
+        const struct aidp_residency_policy *rp = c->req->residency;
+        enum aidp_classification from =
+                rp ? rp->require_residency_from : AIDP_RESIDENCY_REQUIRE_DEFAULT;
+        if (ds->tags.n_residency || from >= AIDP_CLASS_MAX || ds->tags.classification < from)
+                return;
+        aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_RESIDENCY, "require_residency_from",
+                              rp && rp->require_loc.line ? &rp->require_loc : NULL, ds->name,
+                              "residency",
+                              "dataset '%s' is %s and carries no residency tag; data from %s up "
+                              "must carry one (require_residency_from%s)",
+                              ds->name, aidp_residency_classification_name(ds->tags.classification),
+                              aidp_residency_classification_name(from),
+                              rp && rp->require_loc.line ? "" : ", the default");
+}
+
 static void check_residency(struct aidp_dctx *c, const struct aidp_dataset_facts *ds)
 {
         const struct aidp_residency_policy *rp = c->req->residency;
         const struct aidp_host_identity *host = c->req->host;
         char rule[128], list[512];
 
+        check_required_tags(c, ds);
         for (size_t t = 0; t < ds->tags.n_residency; t++) {
                 const char *tag = ds->tags.residency[t];
                 const struct aidp_residency_rule *r = find_residency(rp, tag);
@@ -172,6 +193,28 @@ static const char *net_name(enum aidp_residency_net m)
         return "?";
 }
 
+/* classifications.LEVEL.profile.writableBinds: false. A writable bind puts
+ * whatever the job writes there on the host's disk, outside the shredded
+ * tmpfs: data of this level may not be run with one. */
+static void check_writable_binds(struct aidp_dctx *c, const struct aidp_classification_rule *r,
+                                 const struct aidp_dataset_facts *ds, const char *rule,
+                                 const char *what)
+{
+        const struct aidp_residency_profile *prof = c->req->profile;
+        if (prof && prof->n_writable_binds) {
+                char more[48] = "";
+                if (prof->n_writable_binds > 1)
+                        snprintf(more, sizeof more, " and %zu more", prof->n_writable_binds - 1);
+                aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_CLASSIFICATION, rule, &r->loc,
+                                      ds->name, "writableBinds",
+                                      "the run binds %s%s writable; %s forbids writable binds",
+                                      prof->writable_binds[0], more, what);
+        } else
+                aidp_residency_reason(c, AIDP_REASON_PASS, AIDP_CHECK_CLASSIFICATION, rule, &r->loc,
+                                      ds->name, "writableBinds", "no writable bind, as %s requires",
+                                      what);
+}
+
 static void check_classification(struct aidp_dctx *c, const struct aidp_dataset_facts *ds)
 {
         const struct aidp_residency_policy *rp = c->req->residency;
@@ -187,8 +230,12 @@ static void check_classification(struct aidp_dctx *c, const struct aidp_dataset_
                          ds->tags.classification > r->level ? " and above" : "");
                 check_zones(c, AIDP_CHECK_CLASSIFICATION, rule, &r->loc, ds, r->zones, r->n_zones,
                             what);
-                /* A sandbox property: only a run has one. */
-                if (!r->require_network || c->req->op != AIDP_OP_RUN)
+                /* Sandbox properties: only a run has them. */
+                if (c->req->op != AIDP_OP_RUN)
+                        continue;
+                if (r->forbid_writable_binds)
+                        check_writable_binds(c, r, ds, rule, what);
+                if (!r->require_network)
                         continue;
                 if (!prof)
                         aidp_residency_reason(c, AIDP_REASON_FAIL, AIDP_CHECK_CLASSIFICATION, rule,
@@ -361,6 +408,46 @@ static void describe_egress(char *buf, size_t size, const struct aidp_residency_
                 aidp_residency_appendf(buf, size, &off, "/udp");
 }
 
+/* The jurisdiction of an egress destination's region: the first entry of
+ * residency.yaml's jurisdictions: whose patterns match it; NULL if none. */
+static const char *region_jurisdiction(const struct aidp_residency_policy *rp, const char *region)
+{
+        for (size_t i = 0; rp && i < rp->n_jurisdictions; i++)
+                for (size_t k = 0; k < rp->jurisdictions[i].n_regions; k++)
+                        if (aidp_residency_region_match(rp->jurisdictions[i].regions[k], region))
+                                return rp->jurisdictions[i].name;
+        return NULL;
+}
+
+/* A residency rule with jurisdictions binds egress too: the destination's
+ * region must lie in one of them (an unknown jurisdiction is outside). */
+static const struct clause *jurisdiction_fails(const struct aidp_residency_policy *rp,
+                                               const struct clause *v, size_t n, const char *region,
+                                               const char **jur)
+{
+        *jur = region_jurisdiction(rp, region);
+        for (size_t i = 0; i < n; i++) {
+                const struct aidp_residency_rule *r = v[i].rule;
+                if (r->n_jurisdictions &&
+                    (!*jur || !aidp_strv_contains(r->jurisdictions, r->n_jurisdictions, *jur)))
+                        return &v[i];
+        }
+        return NULL;
+}
+
+static void egress_outside(struct aidp_dctx *c, size_t i, const char *rule, const char *desc,
+                           const struct clause *failed, const char *what,
+                           enum aidp_egress_out_of_region oor)
+{
+        c->d->egress_keep[i] = false;
+        aidp_residency_reason(
+                c, oor == AIDP_EGRESS_OOR_DENY ? AIDP_REASON_FAIL : AIDP_REASON_INFO,
+                AIDP_CHECK_EGRESS, rule, &failed->rule->loc, failed->ds->name, "jurisdiction",
+                "egress rule %s is %s of residency '%s': %s", desc, what, failed->rule->tag,
+                oor == AIDP_EGRESS_OOR_DENY ? "run refused (egress.out_of_region: deny)"
+                                            : "dropped");
+}
+
 void aidp_residency_decide_egress(struct aidp_dctx *c)
 {
         const struct aidp_decision_request *req = c->req;
@@ -411,7 +498,19 @@ void aidp_residency_decide_egress(struct aidp_dctx *c)
                         continue;
                 }
                 const struct clause *failed = NULL;
-                if (region_satisfies(cl, n, e->region, &failed)) {
+                const char *jur = NULL;
+                if (region_satisfies(cl, n, e->region, &failed) &&
+                    (failed = jurisdiction_fails(rp, cl, n, e->region, &jur))) {
+                        char what[256], list[256];
+                        snprintf(what, sizeof what,
+                                 "in jurisdiction '%s' (region '%s'), outside [%s]",
+                                 jur ? jur : "unknown", e->region,
+                                 aidp_residency_join(list, sizeof list, failed->rule->jurisdictions,
+                                                     failed->rule->n_jurisdictions));
+                        egress_outside(c, i, rule, desc, failed, what, oor);
+                        continue;
+                }
+                if (!failed) {
                         c->d->egress_keep[i] = true;
                         aidp_residency_reason(c, AIDP_REASON_PASS, AIDP_CHECK_EGRESS, rule, loc,
                                               NULL, "region",

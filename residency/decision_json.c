@@ -63,7 +63,7 @@ static struct json_object *dataset_json(const struct aidp_dataset_facts *f)
 {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
         if (!o || add_str(o, "name", f->name) < 0 || add_str(o, "version", f->version) < 0 ||
-            add_tags(o, &f->tags) < 0)
+            add_str(o, "key_id", f->key_id) < 0 || add_tags(o, &f->tags) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -124,7 +124,15 @@ struct json_object *aidp_residency_decision_to_json(const struct aidp_decision *
                         }
                 }
         }
-        if (add(o, "outputs", tags_json(&d->outputs)) < 0)
+        if (add(o, "outputs", tags_json(&d->outputs)) < 0 ||
+            add(o, "decided", json_object_new_boolean(d->decided)) < 0 ||
+            add_str(o, "enforcement", d->audit ? "audit" : "enforce") < 0)
+                return NULL;
+        if (d->output_key_rule && (add_str(o, "output_key", d->output_key) < 0 ||
+                                   add_str(o, "output_key_rule", d->output_key_rule) < 0))
+                return NULL;
+        if (d->until && (add(o, "until", json_object_new_int64(d->until)) < 0 ||
+                         add_str(o, "until_rule", d->until_rule) < 0))
                 return NULL;
         return TAKE_PTR(o);
 }

@@ -2,6 +2,7 @@
  * the outputs inherit. Built in memory; the caller prints it. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "common/cleanup.h"
 #include "residency/decide.h"
@@ -26,7 +27,8 @@ char *aidp_residency_decision_to_text(const struct aidp_decision *d)
         if (!f)
                 return NULL;
         char list[512];
-        fprintf(f, "%s: %s by user %s", d->allow ? "ALLOW" : "DENY", aidp_residency_op_name(d->op),
+        fprintf(f, "%s%s: %s by user %s", d->audit ? "AUDIT (not enforced) " : "",
+                d->allow ? "ALLOW" : "DENY", aidp_residency_op_name(d->op),
                 d->user ? d->user : "(unknown)");
         if (d->uid >= 0)
                 fprintf(f, " (uid %lld)", (long long)d->uid);
@@ -49,6 +51,8 @@ char *aidp_residency_decision_to_text(const struct aidp_decision *d)
                         fprintf(f, ", regulations [%s]",
                                 aidp_residency_join(list, sizeof list, ds->tags.regulations,
                                                     ds->tags.n_regulations));
+                if (ds->key_id)
+                        fprintf(f, ", key %s", ds->key_id);
                 fprintf(f, "\n");
         }
         for (size_t i = 0; i < d->n_reasons; i++) {
@@ -72,6 +76,21 @@ char *aidp_residency_decision_to_text(const struct aidp_decision *d)
                 fprintf(f, ", regulations [%s]\n",
                         aidp_residency_join(list, sizeof list, d->outputs.regulations,
                                             d->outputs.n_regulations));
+        }
+        if (d->output_key)
+                fprintf(f, "  outputs sealed under key %s (%s)\n", d->output_key,
+                        d->output_key_rule);
+        else if (d->output_key_rule)
+                fprintf(f, "  outputs sealed under the key of %s\n", d->output_key_rule);
+        if (d->until) {
+                time_t t = (time_t)d->until;
+                struct tm tm;
+                char when[64] = "?";
+                if (gmtime_r(&t, &tm))
+                        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+                fprintf(f,
+                        "  access ends %s: the time window of %s closes (a run is stopped then)\n",
+                        when, d->until_rule ? d->until_rule : "its role");
         }
         if (fclose(f) != 0) {
                 free(buf);

@@ -58,6 +58,13 @@ bool aidp_residency_is_name(const char *s)
         return aidp_residency_name_valid(s);
 }
 
+/* A value matched exactly (attribute values): a pattern's syntax without glob
+ * characters, which would otherwise be accepted and silently never match. */
+bool aidp_residency_is_literal(const char *s)
+{
+        return aidp_residency_is_pattern(s) && !aidp_residency_has_glob(s);
+}
+
 /* Profile and dataset patterns: printable, no whitespace, bounded. */
 bool aidp_residency_is_pattern(const char *s)
 {

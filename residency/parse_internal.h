@@ -36,3 +36,4 @@ int aidp_residency_oom(struct aidp_yaml *w);
 bool aidp_residency_is_tag(const char *s);  /* residency/regulation tags */
 bool aidp_residency_is_name(const char *s); /* zones, jurisdictions, ... */
 bool aidp_residency_is_pattern(const char *s);
+bool aidp_residency_is_literal(const char *s);

@@ -69,8 +69,26 @@ struct aidp_classification_rule {
         size_t n_zones;
         bool require_network;
         enum aidp_residency_net network;
+        bool forbid_writable_binds; /* profile.writableBinds: false */
         struct aidp_rule_loc loc;
 };
+
+struct aidp_jurisdiction_rule {
+        char *name; /* e.g. "EU" */
+        char **regions;
+        size_t n_regions;
+        struct aidp_rule_loc loc;
+};
+
+struct aidp_output_key_rule {
+        char *regulation;               /* NULL: a classification rule */
+        enum aidp_classification level; /* for a classification rule */
+        char *key_id;
+        struct aidp_rule_loc loc;
+};
+
+/* The default of require_residency_from (docs/policy.md). */
+#define AIDP_RESIDENCY_REQUIRE_DEFAULT AIDP_CLASS_RESTRICTED
 
 enum aidp_egress_untagged {
         AIDP_EGRESS_UNTAGGED_DROP, /* default: a rule of unknown location leaves */
@@ -96,6 +114,20 @@ struct aidp_residency_policy {
         enum aidp_egress_untagged egress_untagged;
         enum aidp_egress_out_of_region egress_out_of_region;
         struct aidp_rule_loc egress_loc;
+        /* require_residency_from: data at this level or above must carry a
+         * residency tag (untagged is refused); AIDP_CLASS_MAX: never. The
+         * default, also without residency.yaml, is restricted. */
+        enum aidp_classification require_residency_from;
+        struct aidp_rule_loc require_loc;
+        /* jurisdictions: NAME -> region patterns, for egress destinations
+         * (an egress rule's region has the jurisdiction whose patterns match it) */
+        struct aidp_jurisdiction_rule *jurisdictions;
+        size_t n_jurisdictions;
+        /* output_keys: which key seals a run's outputs: by a regulation tag they
+         * carry, else by their classification (that level and above); without
+         * a match, the key of the most restricted input */
+        struct aidp_output_key_rule *output_keys;
+        size_t n_output_keys;
 };
 
 enum aidp_residency_op {
@@ -129,7 +161,24 @@ struct aidp_attr_req {
         size_t n_values;
 };
 
+/* residency:, regulations: and key_ids: of a role or a deny rule. A role
+ * grants a dataset only if every residency (regulation) tag it carries is
+ * listed, and its key id matches a key_ids pattern; a deny rule matches a
+ * dataset that carries any listed tag or whose key id matches. */
+struct aidp_tag_match {
+        bool has_residency, has_regulations, has_key_ids;
+        char **residency; /* tags */
+        size_t n_residency;
+        char **regulations; /* tags */
+        size_t n_regulations;
+        char **key_ids; /* glob patterns */
+        size_t n_key_ids;
+};
+
 struct aidp_role {
+        /* first: the parser hands a role to the tag fields' handlers as a
+         * struct aidp_tag_match * (docs/policy.md, "Rules on tags and keys") */
+        struct aidp_tag_match tags;
         char *name;
         unsigned ops;    /* bit (1u << aidp_residency_op) */
         char **profiles; /* fnmatch patterns; empty grants no profile */
@@ -157,10 +206,11 @@ struct aidp_subject {
 /* An explicit deny: matches when every condition given matches; it overrides
  * any role. Empty conditions match everything. */
 struct aidp_deny_rule {
+        struct aidp_tag_match tags; /* first, as in struct aidp_role */
         char *name;
         char **users; /* fnmatch patterns on the user name */
         size_t n_users;
-        char **groups; /* exact group names */
+        char **groups; /* fnmatch patterns on the caller's group names */
         size_t n_groups;
         unsigned ops; /* 0: every operation */
         char **profiles;
@@ -185,6 +235,10 @@ struct aidp_access_policy {
         size_t n_roles;
         struct aidp_deny_rule *deny;
         size_t n_deny;
+        /* enforcement: audit: decisions are made, recorded and reported, not
+         * enforced (for rolling a policy out); default enforce. */
+        bool audit;
+        struct aidp_rule_loc enforcement_loc;
 };
 
 enum aidp_residency_kind {
@@ -234,6 +288,13 @@ int aidp_residency_op_parse(const char *name, enum aidp_residency_op *ret);
  * their UTC offsets; see supervisor/run/policy_clock.c. */
 int aidp_residency_access_time_zones(const struct aidp_access_policy *p, const char ***ret,
                                      size_t *ret_n);
+
+/* The one glob matcher of every pattern field (fnmatch(3); dataset names are
+ * matched case-insensitively, casefold). */
+bool aidp_residency_glob_match(const char *pattern, const char *s, bool casefold);
+bool aidp_residency_glob_any(char *const *patterns, size_t n, const char *s, bool casefold);
+/* Whether s holds a glob character (refused where a field takes no pattern). */
+bool aidp_residency_has_glob(const char *s);
 
 /* Syntax checks shared by the parsers and the decision (pure). */
 bool aidp_residency_region_pattern_valid(const char *pattern);

@@ -118,8 +118,9 @@ int aidp_residency_facts_copy(const struct aidp_dataset_facts *in, struct aidp_d
         struct aidp_dataset_facts f = {0};
         f.name = strdup(in->name ? in->name : "");
         f.version = in->version ? strdup(in->version) : NULL;
+        f.key_id = in->key_id ? strdup(in->key_id) : NULL;
         f.tags.classification = in->tags.classification;
-        if (!f.name || (in->version && !f.version) ||
+        if (!f.name || (in->version && !f.version) || (in->key_id && !f.key_id) ||
             aidp_strv_dup(in->tags.residency, in->tags.n_residency, &f.tags.residency) < 0 ||
             aidp_strv_dup(in->tags.regulations, in->tags.n_regulations, &f.tags.regulations) < 0) {
                 aidp_residency_facts_free(&f);
@@ -137,6 +138,7 @@ void aidp_residency_facts_free(struct aidp_dataset_facts *f)
                 return;
         free(f->name);
         free(f->version);
+        free(f->key_id);
         aidp_residency_tags_free(&f->tags);
         memset(f, 0, sizeof *f);
 }

@@ -22,6 +22,10 @@ enum aidp_classification {
 
 #define AIDP_TAG_MAX  63 /* bytes of one data tag, without the NUL (as sealed headers) */
 #define AIDP_NAME_MAX 64 /* bytes of one policy identifier (zone, role, region...) */
+/* Residency tags, and separately regulation tags, one sealed header holds
+ * (AIDP_SEALED_MAX_TAGS): a run whose outputs would inherit more is refused
+ * before it starts, not when /out is sealed. */
+#define AIDP_TAGS_MAX 32
 
 struct aidp_data_tags {
         enum aidp_classification classification;
@@ -35,6 +39,9 @@ struct aidp_data_tags {
 struct aidp_dataset_facts {
         char *name;
         char *version; /* NULL when the header has none */
+        /* The key id whose key authenticated the header (a rule may require
+         * it); NULL when not known (a what-if DatasetFacts without one). */
+        char *key_id;
         struct aidp_data_tags tags;
 };
 

@@ -5,12 +5,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "supervisor/sealed/codec/sealed_crypto.h"
 #include "supervisor/sealed/keys.h"
 #include "supervisor/sealed/sealed.h"
 #include "tests/tpath.h"
@@ -122,7 +124,6 @@ __attribute__((unused)) static int unseal_path(const char *sealed, const char *d
         }
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
         o.threads = threads;
-        o.verify_digest = true;
         r = aidp_sealed_decrypt(s, dfd, &o, res, err);
         if (dfd >= 0)
                 close(dfd);
@@ -223,4 +224,46 @@ __attribute__((unused)) static void write_all(const char *path, const uint8_t *b
         cr_assert(f);
         cr_assert_eq(fwrite(b, 1, len, f), len);
         fclose(f);
+}
+
+/* A copy of a sealed file (kek: its file-provider KEK) whose header carries a
+ * wrong content digest but is otherwise valid: header tag and every segment
+ * re-encrypted under the real data key, so only the digest check can see it.
+ * What a faulty sealer holding the data key could write. malloc'd. */
+__attribute__((unused)) static uint8_t *forge_content_digest(const uint8_t *orig, size_t len,
+                                                             const uint8_t kek[32])
+{
+        aidp_error err = {0};
+        struct aidp_sealed_header H;
+        cr_assert_eq(aidp_sealed_header_decode(orig, len, &H, &err), 0, "%s", err.msg);
+        uint8_t dk[AIDP_SEALED_WRAPPED_MAX];
+        cr_assert_eq(aidp_sealed_kwp_unwrap_buf(kek, H.wrapped_key, H.wrapped_key_len, dk, &err), 0,
+                     "%s", err.msg);
+        struct aidp_sealed_header h2 = H;
+        h2.content_digest[5] ^= 0x20;
+        uint8_t hb[AIDP_SEALED_PREFIX_LEN + AIDP_SEALED_BODY_MAX];
+        int hl = aidp_sealed_header_encode(&h2, hb, sizeof hb, &err);
+        cr_assert_eq((size_t)hl, H.header_len, "%s", err.msg);
+        uint8_t *b = malloc(len);
+        cr_assert(b);
+        memcpy(b, orig, len);
+        memcpy(b, hb, (size_t)hl);
+        cr_assert_eq(aidp_sealed_header_tag(dk, hb, (size_t)hl, b + hl, &err), 0);
+        EVP_CIPHER_CTX *dec = NULL, *enc = NULL;
+        cr_assert_eq(aidp_sealed_seg_ctx(dk, false, &dec, &err), 0);
+        cr_assert_eq(aidp_sealed_seg_ctx(dk, true, &enc, &err), 0);
+        uint64_t S = H.segment_size;
+        for (uint64_t i = 0; i < H.n_segments; i++) {
+                uint8_t *seg = b + H.payload_offset + i * (S + 16);
+                size_t n = i + 1 == H.n_segments ? (size_t)(H.payload_len - i * S) : (size_t)S;
+                bool fin = i + 1 == H.n_segments;
+                cr_assert_eq(aidp_sealed_seg_decrypt(dec, i, fin, H.header_digest, seg, n, seg + n),
+                             0);
+                cr_assert_eq(
+                        aidp_sealed_seg_encrypt(enc, i, fin, h2.header_digest, seg, n, seg + n), 0);
+        }
+        EVP_CIPHER_CTX_free(dec);
+        EVP_CIPHER_CTX_free(enc);
+        OPENSSL_cleanse(dk, sizeof dk);
+        return b;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "netpolicy/apply/dnsproxy.h"
 #include "netpolicy/apply/link.h"
 #include "netpolicy/apply/nflog.h"
 
@@ -22,6 +23,8 @@ struct aidp_np_run {
         char host_if[16];
         struct nl_sock *nflog;
         struct aidp_np_denials denials;
+        struct aidp_np_dnsproxy *dns;
+        bool with_dns; /* resolvers configured: the run gets a DNS proxy */
 };
 
 /* The host end's name: the lease index and a hash of the run id, so that a
@@ -78,6 +81,8 @@ static int configure_inside(void *p, aidp_error *err)
 
 static void rollback(struct aidp_np_run *r)
 {
+        if (r->dns)
+                aidp_np_dnsproxy_stop(r->dns, &r->denials);
         if (r->nflog)
                 aidp_np_nflog_close(r->nflog);
         if (r->host_table)
@@ -100,6 +105,7 @@ static int render(const struct aidp_netpolicy *np, const struct aidp_hostnet *hn
                 .sandbox_v4 = r->lease.sandbox4,
                 .sandbox_v6 = r->lease.sandbox6[0] ? r->lease.sandbox6 : NULL,
                 .nflog_group = AIDP_NP_NFLOG_GROUP,
+                .proxy_v4 = r->with_dns ? r->lease.host4 : NULL,
         };
         int rc = aidp_netpolicy_render_sandbox(np, &n, sb, err);
         return rc < 0 ? rc : aidp_netpolicy_render_host(np, &n, host, err);
@@ -135,7 +141,19 @@ static int build(const struct aidp_netpolicy *np, const struct aidp_hostnet *hn,
         if ((rc = aidp_np_link_setup(r->host_if, &r->lease, false, err)) < 0)
                 return rc;
         struct inside in = {r, sb};
-        return aidp_np_in_netns(netns_fd, configure_inside, &in, err);
+        if ((rc = aidp_np_in_netns(netns_fd, configure_inside, &in, err)) < 0 || !r->with_dns)
+                return rc;
+        char table[220];
+        snprintf(table, sizeof table, "aidp-%s", r->run_id);
+        struct aidp_np_dnsproxy_conf dc = {
+                .np = np,
+                .listen4 = r->lease.host4,
+                .client4 = r->lease.sandbox4,
+                .upstream = hn->resolvers[0],
+                .host_table = table,
+                .netns_fd = netns_fd,
+        };
+        return aidp_np_dnsproxy_start(&dc, &r->dns, err);
 }
 
 int aidp_netpolicy_apply(const struct aidp_netpolicy *np, const struct aidp_hostnet *hn,
@@ -148,11 +166,17 @@ int aidp_netpolicy_apply(const struct aidp_netpolicy *np, const struct aidp_host
         int rc = check_forwarding(hn, err);
         if (rc < 0)
                 return rc;
+        if (np->n_fqdns && hn->n_resolvers == 0)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
+                                      "egress: fqdn rules need the DNS proxy, and %s names no "
+                                      "resolvers (docs/egress.md)",
+                                      hn->source ? hn->source : "the network configuration");
         struct aidp_np_run *r = calloc(1, sizeof *r);
         if (!r)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "egress");
         snprintf(r->run_id, sizeof r->run_id, "%s", run_id);
         snprintf(r->lease_dir, sizeof r->lease_dir, "%s", lease_dir);
+        r->with_dns = hn->n_resolvers > 0;
         if ((rc = build(np, hn, r, netns_fd, err)) < 0) {
                 rollback(r);
                 return aidp_error_wrap(err, "egress network");
@@ -171,6 +195,11 @@ const char *aidp_netpolicy_run_host_if(const struct aidp_np_run *r)
         return r->host_if;
 }
 
+const char *aidp_netpolicy_run_resolver(const struct aidp_np_run *r)
+{
+        return r->dns ? r->lease.host4 : NULL;
+}
+
 int aidp_netpolicy_nflog_fd(const struct aidp_np_run *r)
 {
         return r->nflog ? nl_socket_get_fd(r->nflog) : -1;
@@ -186,10 +215,18 @@ const struct aidp_np_denials *aidp_netpolicy_denials(const struct aidp_np_run *r
         return &r->denials;
 }
 
+void aidp_netpolicy_dns_stop(struct aidp_np_run *r)
+{
+        /* No set is filled after this; the proxy's counts join the denials. */
+        aidp_np_dnsproxy_stop(r->dns, &r->denials);
+        r->dns = NULL;
+}
+
 int aidp_netpolicy_teardown(struct aidp_np_run *r, aidp_error *err)
 {
         if (!r)
                 return 0;
+        aidp_netpolicy_dns_stop(r);
         aidp_netpolicy_drain(r);
         aidp_np_nflog_close(r->nflog);
         r->nflog = NULL;

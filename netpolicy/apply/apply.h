@@ -28,11 +28,16 @@ int aidp_netpolicy_apply(const struct aidp_netpolicy *np, const struct aidp_host
 
 const struct aidp_hostnet_lease *aidp_netpolicy_run_lease(const struct aidp_np_run *r);
 const char *aidp_netpolicy_run_host_if(const struct aidp_np_run *r);
+/* The address of the run's DNS proxy (its only resolver), NULL without one. */
+const char *aidp_netpolicy_run_resolver(const struct aidp_np_run *r);
 /* The NFLOG socket to poll for denials (-1 if none), and reading what is queued. */
 int aidp_netpolicy_nflog_fd(const struct aidp_np_run *r);
 int aidp_netpolicy_drain(struct aidp_np_run *r);
 const struct aidp_np_denials *aidp_netpolicy_denials(const struct aidp_np_run *r);
 
+/* Stop the run's DNS proxy (if any) and add what it refused to the denials.
+ * Teardown does it too; call it first to read the denials before teardown. */
+void aidp_netpolicy_dns_stop(struct aidp_np_run *r);
 /* After the job: read the last denials, remove the host table, release the
  * lease, free r. The veth goes with the namespace. Returns < 0 if something
  * could not be removed (it stays for gc), r is freed anyway. */

@@ -31,3 +31,9 @@ int aidp_cli_ps(int argc, char **argv);
 const char *aidp_cli_daemon_socket(const char *opt);
 int aidp_cli_daemon_connect(const char *path);
 int aidp_cli_stop(int argc, char **argv);
+/* Key memory for the whole process (supervisor/sealed/keymem.h): init before
+ * OpenSSL starts (not dumpable, no core, allocator hooked), enable after. */
+void aidp_cli_keymem_init(void);
+void aidp_cli_keymem_enable(void);
+/* keygen (supervisor/cli/cli_keygen.c): the key file and its purpose in keys.yaml. */
+int aidp_cli_keygen(int argc, char **argv);

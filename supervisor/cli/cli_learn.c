@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -39,7 +41,8 @@ extern char **environ;
 #define LEARN_MAX_NR 1024
 
 struct learn_cli {
-        const char *out, *base, *name, *user, *lineage;
+        const char *out, *base, *name, *user;
+        const char *run_id, *run_dir, *lineage; /* passed to aidp-supervisor learn */
 };
 
 #define LC(f) offsetof(struct learn_cli, f)
@@ -53,8 +56,12 @@ static const struct aidp_cli_opt learn_opts[] = {
                      "the new profile's name (default: from OUT's file name)", AIDP_TRUST_USER),
         AIDP_CLI_OPT("user", 0, AIDP_CLI_STRING, LC(user), "NAME|UID[:GID]",
                      "identity of the job (as for aidp-supervisor run)", AIDP_TRUST_ADMIN),
+        AIDP_CLI_OPT("run-id", 0, AIDP_CLI_STRING, LC(run_id), "ID",
+                     "the run's id (as for aidp-supervisor run)", AIDP_TRUST_ADMIN),
+        AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, LC(run_dir), "DIR",
+                     "run journals (as for aidp-supervisor run)", AIDP_TRUST_ADMIN),
         AIDP_CLI_OPT("lineage", 0, AIDP_CLI_STRING, LC(lineage), "FILE",
-                     "lineage log of the learn run (as for aidp-supervisor run)", AIDP_TRUST_ADMIN),
+                     "lineage log (as for aidp-supervisor run)", AIDP_TRUST_ADMIN),
         {0},
 };
 
@@ -62,7 +69,9 @@ const struct aidp_cli_spec aidp_cli_profile_learn_spec = {
         .prog = PROG,
         .synopsis = "[--base NAME] [--name NAME] -o OUT.yaml -- CMD [ARGS...]",
         .about = "Run CMD in the sandbox (through aidp-supervisor learn, as root), record\n"
-                 "its system calls and write an allowlist profile extending the base.",
+                 "its system calls and write an allowlist profile extending the base.\n"
+                 "SIGINT, SIGTERM, SIGHUP or SIGQUIT stop the run as they stop\n"
+                 "aidp-supervisor run (shred, ABORT in lineage); no profile is written then.",
         .opts = learn_opts,
         .in_order = true,
         .min_args = 1,
@@ -91,23 +100,92 @@ static void answer(int fd, struct seccomp_notif *req, struct seccomp_notif_resp 
         seccomp_notify_respond(fd, resp); /* ENOENT: it died, fine */
 }
 
+/* The stop signals: held from before the supervisor starts, read from a
+ * signalfd, so that a Ctrl-C or SIGTERM at any point (even before the job
+ * starts) stops the run through the supervisor, which shreds and records the
+ * ABORT, instead of killing this process and leaving the run behind. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+struct stopper {
+        int sfd;
+        pid_t supervisor;
+        int signal; /* the first stop signal received, 0 if none */
+};
+
+static int stopper_open(struct stopper *st, sigset_t *old)
+{
+        sigset_t set;
+        sigemptyset(&set);
+        for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++)
+                sigaddset(&set, stop_signals[i]);
+        if (sigprocmask(SIG_BLOCK, &set, old) < 0)
+                return -errno;
+        /* A shell's background job ignores SIGINT and SIGQUIT: an ignored
+         * signal would be discarded before the signalfd sees it. */
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        for (size_t i = 0; i < ARRAY_SIZE(stop_signals); i++)
+                sigaction(stop_signals[i], &dfl, NULL);
+        st->sfd = signalfd(-1, &set, SFD_CLOEXEC);
+        return st->sfd < 0 ? -errno : 0;
+}
+
+/* A stop signal for us goes to the supervisor (our own child, by pid), once:
+ * it stops the job as for aidp-supervisor run. A terminal's Ctrl-C (sent by
+ * the kernel to the whole foreground group) already reached it. */
+static void stopper_read(struct stopper *st)
+{
+        struct signalfd_siginfo si;
+        if (read(st->sfd, &si, sizeof si) != sizeof si)
+                return;
+        if (!st->signal)
+                st->signal = (int)si.ssi_signo;
+        if (si.ssi_code != SI_KERNEL && st->supervisor > 0)
+                kill(st->supervisor, (int)si.ssi_signo);
+}
+
+/* Until the supervisor sends the job's listener (1), or closes the socket
+ * because the run ended before the job started (0). */
+static int wait_listener(int sock, struct stopper *st, int *listener)
+{
+        for (;;) {
+                struct pollfd pf[2] = {{.fd = sock, .events = POLLIN},
+                                       {.fd = st->sfd, .events = POLLIN}};
+                if (poll(pf, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return 0;
+                }
+                if (pf[1].revents)
+                        stopper_read(st);
+                if (pf[0].revents) {
+                        char byte;
+                        size_t n = 0;
+                        return aidp_fdpass_recv(sock, &byte, listener, 1, &n) == 1 && n == 1;
+                }
+        }
+}
+
 /* The job blocks in each system call until it is answered, so this loop keeps
- * up for the whole run. It ends when the filter has no users left (POLLHUP) or
- * the supervisor closed its end of the socket (the run is over). */
-static void learn_loop(int listener, int sock, struct seen *s)
+ * up for the whole run, stop signals included (the job must be answered until
+ * it ends). It ends when the filter has no users left (POLLHUP) or the
+ * supervisor closed its end of the socket (the run is over). */
+static void learn_loop(int listener, int sock, struct stopper *st, struct seen *s)
 {
         struct seccomp_notif *req = NULL;
         struct seccomp_notif_resp *resp = NULL;
         if (seccomp_notify_alloc(&req, &resp) < 0)
                 return;
         for (;;) {
-                struct pollfd pf[2] = {{.fd = listener, .events = POLLIN},
-                                       {.fd = sock, .events = POLLIN}};
-                int n = poll(pf, 2, -1);
+                struct pollfd pf[3] = {{.fd = listener, .events = POLLIN},
+                                       {.fd = sock, .events = POLLIN},
+                                       {.fd = st->sfd, .events = POLLIN}};
+                int n = poll(pf, 3, -1);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
                         break;
+                if (pf[2].revents)
+                        stopper_read(st);
                 if (pf[0].revents & POLLIN) {
                         answer(listener, req, resp, s);
                         continue;
@@ -140,9 +218,10 @@ static int supervisor_path(char *out, size_t size, aidp_error *err)
         return 0;
 }
 
-/* Start `aidp-supervisor learn --notify-fd 3 ... -- CMD`, the socket as its fd 3. */
-static int spawn_supervisor(const struct learn_cli *c, char **cmd, int child_sock, pid_t *pid,
-                            aidp_error *err)
+/* Start `aidp-supervisor learn --notify-fd 3 ... -- CMD`, the socket as its fd 3,
+ * with the signal mask this process had before it held the stop signals. */
+static int spawn_supervisor(const struct learn_cli *c, char **cmd, int child_sock,
+                            const sigset_t *mask, pid_t *pid, aidp_error *err)
 {
         char sup[PATH_MAX];
         int r = supervisor_path(sup, sizeof sup, err);
@@ -151,7 +230,7 @@ static int spawn_supervisor(const struct learn_cli *c, char **cmd, int child_soc
         size_t ncmd = 0;
         while (cmd[ncmd])
                 ncmd++;
-        _cleanup_free_ char **args = calloc(ncmd + 14, sizeof *args);
+        _cleanup_free_ char **args = calloc(ncmd + 18, sizeof *args);
         if (!args)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         size_t n = 0;
@@ -161,41 +240,55 @@ static int spawn_supervisor(const struct learn_cli *c, char **cmd, int child_soc
         args[n++] = "3";
         args[n++] = "--profile";
         args[n++] = (char *)c->base;
-        if (c->user) {
-                args[n++] = "--user";
-                args[n++] = (char *)c->user;
-        }
-        if (c->lineage) {
-                args[n++] = "--lineage";
-                args[n++] = (char *)c->lineage;
-        }
+        const char *pass[][2] = {{"--user", c->user},
+                                 {"--run-id", c->run_id},
+                                 {"--run-dir", c->run_dir},
+                                 {"--lineage", c->lineage}};
+        for (size_t i = 0; i < ARRAY_SIZE(pass); i++)
+                if (pass[i][1]) {
+                        args[n++] = (char *)pass[i][0];
+                        args[n++] = (char *)pass[i][1];
+                }
         args[n++] = "--";
         memcpy(args + n, cmd, ncmd * sizeof *args);
         posix_spawn_file_actions_t fa;
+        posix_spawnattr_t at;
         posix_spawn_file_actions_init(&fa);
+        posix_spawnattr_init(&at);
         /* child_sock is never 3 (see learn_run), so dup2 clears close-on-exec */
         posix_spawn_file_actions_adddup2(&fa, child_sock, 3);
-        r = posix_spawn(pid, sup, &fa, NULL, args, environ);
+        posix_spawnattr_setsigmask(&at, mask);
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+        r = posix_spawn(pid, sup, &fa, &at, args, environ);
+        posix_spawnattr_destroy(&at);
         posix_spawn_file_actions_destroy(&fa);
         if (r != 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, r, "starting %s", sup);
         return 0;
 }
 
-static int wait_status(pid_t pid)
+static int wait_status(pid_t pid, struct stopper *st)
 {
-        int st;
-        while (waitpid(pid, &st, 0) < 0)
-                if (errno != EINTR)
+        int ws;
+        for (;;) {
+                /* stop signals still go to the supervisor while it tears down */
+                struct pollfd pf = {.fd = st->sfd, .events = POLLIN};
+                pid_t w = waitpid(pid, &ws, WNOHANG);
+                if (w == pid)
+                        break;
+                if (w < 0 && errno != EINTR)
                         return AIDP_EXIT_INTERNAL;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                if (poll(&pf, 1, 100) > 0)
+                        stopper_read(st);
+        }
+        return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
 /* Run the job through the supervisor, answering its notifications. *got says
  * whether the job started (a listener came); the result is the supervisor's
  * exit status (the job's own once it ran). */
 static int learn_run(const struct learn_cli *c, char **cmd, struct seen *s, bool *got,
-                     aidp_error *err)
+                     struct stopper *st, const sigset_t *mask, aidp_error *err)
 {
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -206,19 +299,20 @@ static int learn_run(const struct learn_cli *c, char **cmd, struct seen *s, bool
         if (theirs < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "dup");
         pid_t pid;
-        int r = spawn_supervisor(c, cmd, theirs, &pid, err);
+        int r = spawn_supervisor(c, cmd, theirs, mask, &pid, err);
         if (r < 0)
                 return r;
+        st->supervisor = pid;
+        if (st->signal) /* a stop that came before the supervisor existed */
+                kill(pid, st->signal);
         close(TAKE_FD(theirs)); /* EOF on mine once the supervisor is gone */
-        char byte;
         int listener = -1;
-        size_t n = 0;
-        *got = aidp_fdpass_recv(mine, &byte, &listener, 1, &n) == 1 && n == 1;
+        *got = wait_listener(mine, st, &listener);
         if (*got) {
-                learn_loop(listener, mine, s);
+                learn_loop(listener, mine, st, s);
                 close(listener);
         }
-        return wait_status(pid);
+        return wait_status(pid, st);
 }
 
 /* OUT's file name without .yaml, made a valid profile name. */
@@ -302,15 +396,30 @@ int aidp_cli_profile_learn(int argc, char **argv)
         aidp_error err = {0};
         bool got = false;
         size_t n = 0;
-        status = learn_run(&c, argv + p.first_arg, s, &got, &err);
+        struct stopper st = {.sfd = -1};
+        sigset_t mask;
+        if (stopper_open(&st, &mask) < 0) {
+                fprintf(stderr, PROG ": error: holding the stop signals: %s\n", strerror(errno));
+                free(s);
+                return AIDP_EXIT_INTERNAL;
+        }
+        status = learn_run(&c, argv + p.first_arg, s, &got, &st, &mask, &err);
         if (status < 0)
                 status = aidp_cli_fail(PROG, &err);
+        else if (st.signal)
+                fprintf(stderr,
+                        PROG ": stopped by SIG%s; the run was ended (shred, ABORT in lineage) and "
+                             "no profile was written\n",
+                        sigabbrev_np(st.signal) ?: "?");
         else if (got && write_profile(&c, s, &n, &err) < 0)
                 status = aidp_cli_fail(PROG, &err);
         else if (got)
                 fprintf(stderr, PROG ": %s: %zu syscalls from %lu calls; the job exited %d%s\n",
                         c.out, n, s->notifications, status,
                         status ? " (the profile covers only what ran)" : "");
+        if (st.signal && status == 0)
+                status = 128 + st.signal; /* stopped: never a success */
+        close(st.sfd);
         free(s);
         return status;
 }

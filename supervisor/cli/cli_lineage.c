@@ -246,12 +246,16 @@ bool aidp_cli_dataset_matches(json_object *ds, const char *name)
         return !strcmp(full, name);
 }
 
+/* Inputs, outputs, and what a denied run asked for (the aidp_requested facet): a
+ * filter on a dataset also finds the attempts that were refused. */
 bool aidp_cli_touches_dataset(json_object *ev, const char *name)
 {
-        static const char *const lists[] = {"inputs", "outputs"};
-        for (size_t l = 0; l < 2; l++) {
-                json_object *arr;
-                if (!json_object_object_get_ex(ev, lists[l], &arr))
+        static const char *const lists[] = {"inputs", "outputs", "requested"};
+        for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+                json_object *arr, *f = aidp_cli_run_facet(ev, "aidp_requested");
+                if (l < 2 ? !json_object_object_get_ex(ev, lists[l], &arr)
+                          : !f || !json_object_object_get_ex(f, "inputs", &arr) ||
+                                    !json_object_is_type(arr, json_type_array))
                         continue;
                 for (size_t i = 0; i < json_object_array_length(arr); i++)
                         if (aidp_cli_dataset_matches(json_object_array_get_idx(arr, i), name))

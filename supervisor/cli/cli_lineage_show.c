@@ -28,10 +28,11 @@ static uint64_t u64_of(json_object *o, const char *k)
         return o && json_object_object_get_ex(o, k, &v) ? json_object_get_uint64(v) : 0;
 }
 
-static void show_datasets(json_object *ev, const char *list, const char *label, json_object *seen)
+/* One line per dataset of arr (an OpenLineage dataset list), each shown once per run. */
+static void show_dataset_list(json_object *arr, const char *list, const char *label,
+                              json_object *seen)
 {
-        json_object *arr;
-        if (!json_object_object_get_ex(ev, list, &arr))
+        if (!arr || !json_object_is_type(arr, json_type_array))
                 return;
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
                 json_object *ds = json_object_array_get_idx(arr, i), *facets = NULL, *f;
@@ -63,6 +64,21 @@ static void show_datasets(json_object *ev, const char *list, const char *label, 
                 }
                 printf("\n");
         }
+}
+
+static void show_datasets(json_object *ev, const char *list, const char *label, json_object *seen)
+{
+        json_object *arr;
+        if (json_object_object_get_ex(ev, list, &arr))
+                show_dataset_list(arr, list, label, seen);
+}
+
+/* A denied run read nothing: what it asked for is in the aidp_requested facet. */
+static void show_requested(json_object *ev, json_object *seen)
+{
+        json_object *f = aidp_cli_run_facet(ev, "aidp_requested"), *arr;
+        if (f && json_object_object_get_ex(f, "inputs", &arr))
+                show_dataset_list(arr, "requested", "requested", seen);
 }
 
 static void show_event_details(json_object *ev)
@@ -183,6 +199,8 @@ static void show_run(const struct events *e, const struct run *r)
         _cleanup_(json_object_putp) json_object *seen = json_object_new_object();
         for (size_t k = 0; k < r->n; k++)
                 show_datasets(e->ev[r->idx[k]], "inputs", "input", seen);
+        for (size_t k = 0; k < r->n; k++)
+                show_requested(e->ev[r->idx[k]], seen);
         for (size_t k = 0; k < r->n; k++)
                 show_datasets(e->ev[r->idx[k]], "outputs", "output", seen);
         for (size_t k = 0; k < r->n; k++) {

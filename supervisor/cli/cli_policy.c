@@ -16,14 +16,17 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "profiles/profile.h"
+#include "profiles/profile_load.h"
 #include "residency/decide.h"
 #include "residency/policy.h"
 #include "common/strv.h"
+#include "supervisor/run/run.h"
 #include "supervisor/run/run_policy.h"
 #include "supervisor/run/caller.h"
 #include "supervisor/run/profile_env.h"
 #include "supervisor/cli/cli.h"
 #include "supervisor/run/policy_clock.h"
+#include "supervisor/run/policy_decide.h"
 #include "supervisor/run/policy_load.h"
 
 #define PROG "aidp policy"
@@ -260,30 +263,44 @@ static void explain_opts_free(struct explain_opts *o)
 }
 
 /* The profile the decision looks at: the named profile from the library (or
- * a path), with --network/--egress as what-if overrides. A name the library
- * does not know still gets a decision, with the built-in defaults' properties
- * and a note, so policy can be explored before the profile exists. */
+ * a path), with --network/--egress as what-if overrides, named as the run
+ * names it (library name, or file:PATH). A name the library does not know
+ * fails as the run would (119), unless --network describes the profile to
+ * come: then the built-in defaults' properties with the overrides, and a note. */
 static int explain_profile(const struct explain_opts *o, struct aidp_profile *ret, bool *found,
                            aidp_error *err)
 {
         *found = true;
-        if (o->profile) {
-                int r = aidp_profile_host_load(o->profile, false, ret, NULL, err);
-                if (r == -ENOENT) {
+        /* As a run: without --profile, the library's baseline. */
+        const char *name = o->profile ? o->profile : AIDP_DEFAULT_PROFILE;
+        {
+                int r = aidp_profile_host_load(name, false, ret, NULL, err);
+                if (r == -ENOENT && o->network_set) {
                         *found = false;
                 } else if (r < 0) {
+                        size_t len = strlen(err->msg);
+                        if (r == -ENOENT)
+                                aidp_text_printf(err->msg + len, sizeof err->msg - len,
+                                                 " (a run with it fails the same way; to ask "
+                                                 "about a profile before it exists, describe it "
+                                                 "with --network and --egress)");
                         return r;
-                }
-        }
-        if (!o->profile || !*found) {
-                if (aidp_profile_init_defaults(ret) < 0)
-                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                if (o->profile) {
+                } else {
                         free(ret->name);
-                        if (!(ret->name = strdup(o->profile)))
+                        if (asprintf(&ret->name, "%s%s",
+                                     aidp_profile_ref_is_path(name) ? "file:" : "", name) < 0) {
+                                ret->name = NULL;
                                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
                                                       "out of memory");
+                        }
                 }
+        }
+        if (!*found) {
+                if (aidp_profile_init_defaults(ret) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                free(ret->name);
+                if (!(ret->name = strdup(name)))
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
         if (o->network_set)
                 ret->network.mode = o->network;
@@ -488,7 +505,6 @@ static int cmd_explain(int argc, char **argv)
         struct aidp_caller_identity id = {0};
         struct aidp_policy_set set = {0};
         struct aidp_profile profile;
-        struct aidp_policy_clock clock = {0};
         struct aidp_decision d = {0};
         struct aidp_dataset_facts *facts = NULL;
         size_t n_facts = 0;
@@ -512,12 +528,15 @@ static int cmd_explain(int argc, char **argv)
         if ((r = explain_caller(&o, &id, &known, &err)) < 0)
                 goto fail;
 
+        /* The installed files (no --policy-dir) are read as the supervisor reads
+         * them: root's alone, or an error. */
         struct aidp_policy_sources src = {
                 .dir = o.dir,
                 .host = o.host,
                 .files = o.policies.v,
                 .n_files = o.policies.n,
                 .trust_env = true,
+                .require_root_owned_defaults = !o.dir,
         };
         if ((r = aidp_policy_set_load(&src, &set, &err)) < 0)
                 goto fail;
@@ -528,39 +547,33 @@ static int cmd_explain(int argc, char **argv)
         bool profile_found;
         if ((r = explain_profile(&o, &profile, &profile_found, &err)) < 0)
                 goto fail;
-        if ((r = aidp_policy_clock_resolve(set.access, o.at, &clock, &err)) < 0)
-                goto fail;
-
         if ((r = aidp_run_policy_profile_view(&profile, &pv)) < 0) {
                 aidp_error_set(&err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 goto fail;
         }
-        struct aidp_decision_request req = {
+        struct aidp_policy_query q = {
                 .op = o.op,
-                .profile = o.op == AIDP_OP_RUN ? &pv : NULL,
+                .profile = &pv,
                 .datasets = facts,
                 .n_datasets = n_facts,
-                .host = set.host,
-                .residency = set.residency,
-                .access = set.access,
+                .at = o.at,
         };
-        aidp_caller_view(&id, &req.caller);
+        aidp_caller_view(&id, &q.caller);
         if (!known)
-                req.caller.uid = -1;
-        aidp_policy_clock_view(&clock, o.at, &req.time);
-        if ((r = aidp_residency_decide(&req, &d, &err)) < 0)
+                q.caller.uid = -1;
+        if ((r = aidp_policy_decide_with(&set, &q, &d, &err)) < 0)
                 goto fail;
 
         if ((r = explain_print(&o, &d, known, profile_found, &err)) < 0)
                 goto fail;
-        status = d.allow ? 0 : AIDP_EXIT_DENIED;
+        /* enforcement: audit: a run goes on whatever the verdict, so explain too */
+        status = d.allow || d.audit ? 0 : AIDP_EXIT_DENIED;
         goto out;
 fail:
         status = aidp_cli_fail(PROG " explain", &err);
 out:
         aidp_run_policy_profile_view_free(&pv);
         aidp_residency_decision_free(&d);
-        aidp_policy_clock_free(&clock);
         aidp_profile_free(&profile);
         for (size_t i = 0; i < n_facts; i++)
                 aidp_residency_facts_free(&facts[i]);

@@ -223,8 +223,8 @@ static int seal_run(const struct seal_cli *c, const char *src, struct aidp_seal_
                                      &res, &err) < 0) {
                         rc = fail("seal", &err);
                 } else if (!quiet) {
-                        char dg[AIDP_SHA256_REF_LEN + 1];
-                        aidp_sha256_ref(res.header.content_digest, dg);
+                        char dg[AIDP_SEALED_DIGEST_REF_LEN + 1];
+                        aidp_sealed_digest_ref(&res.header, dg);
                         printf("sealed %s -> %s: dataset %s version %s, %llu files, %llu dirs, "
                                "%llu payload bytes%s\ncontent-digest: %s\n",
                                src, out, res.header.meta.name, res.header.meta.version,
@@ -284,7 +284,6 @@ static const struct aidp_cli_spec unseal_spec = {
 static int unseal_run(const struct seal_cli *c, const struct aidp_cli_parsed *pa, const char *file)
 {
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
-        o.verify_digest = true; /* offline tool: the thorough check */
         o.threads = (unsigned)c->threads;
         bool verify = c->verify;
         aidp_error err = {0};
@@ -390,9 +389,9 @@ static int cmd_inspect(int argc, char **argv)
         bool digest = acc.may_unseal;
         const struct aidp_sealed_header *h = aidp_sealed_header_of(s);
         const struct aidp_sealed_meta *m = &h->meta;
-        char when[64], dg[AIDP_SHA256_REF_LEN + 1], hd[AIDP_SHA256_REF_LEN + 1];
+        char when[64], dg[AIDP_SEALED_DIGEST_REF_LEN + 1], hd[AIDP_SHA256_REF_LEN + 1];
         iso_time(m->created_at, when, sizeof when);
-        aidp_sha256_ref(h->content_digest, dg);
+        aidp_sealed_digest_ref(h, dg);
         aidp_sha256_ref(h->header_digest, hd);
         if (json) {
                 json_object *o = json_object_new_object();
@@ -449,46 +448,6 @@ static int cmd_inspect(int argc, char **argv)
         return 0;
 }
 
-static const struct aidp_cli_opt keygen_opts[] = {KEYS_OPTS, {0}};
-
-static const struct aidp_cli_spec keygen_spec = {
-        .prog = "aidp keygen",
-        .synopsis = "KEY-ID [--key-dir DIR]",
-        .about = "Creates DIR/KEY-ID (default /etc/aidp/keys) holding a random 32-byte\n"
-                 "key-encryption key, mode 0400; never overwrites. Run as root: the file\n"
-                 "provider only accepts root-owned keys.",
-        .opts = keygen_opts,
-        .min_args = 1,
-        .max_args = 1,
-        .args = "KEY-ID",
-};
-
-static int cmd_keygen(int argc, char **argv)
-{
-        struct seal_cli c = {0};
-        struct aidp_cli_parsed pa;
-        int st;
-        if (!aidp_cli_options(&keygen_spec, argc, argv, &c, &pa, &st))
-                return st;
-        const char *keys_config = c.keys_config, *key_dir = c.key_dir, *id = argv[pa.first_arg];
-        aidp_error err = {0};
-        struct aidp_keys keys;
-        aidp_keys_init(&keys);
-        int r = aidp_keys_setup(keys_config, key_dir, &keys, &err);
-        if (r == 0)
-                r = aidp_keys_generate(keys.dir, id, &err);
-        if (r < 0) {
-                aidp_keys_free(&keys);
-                return fail("keygen", &err);
-        }
-        printf("created key %s in %s (mode 0400)\n", id, keys.dir);
-        if (geteuid() != 0)
-                fprintf(stderr, "aidp keygen: warning: not root: the file provider refuses "
-                                "keys not owned by root\n");
-        aidp_keys_free(&keys);
-        return 0;
-}
-
 int aidp_cli_seal(int argc, char **argv)
 {
         if (!strcmp(argv[0], "seal"))
@@ -498,7 +457,7 @@ int aidp_cli_seal(int argc, char **argv)
         if (!strcmp(argv[0], "inspect"))
                 return cmd_inspect(argc, argv);
         if (!strcmp(argv[0], "keygen"))
-                return cmd_keygen(argc, argv);
+                return aidp_cli_keygen(argc, argv);
         fprintf(stderr, "aidp: error: unknown sealed-data command '%s'\n", argv[0]);
         return AIDP_EXIT_USAGE;
 }

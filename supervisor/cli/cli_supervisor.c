@@ -19,9 +19,11 @@
 #include "supervisor/cli/cli.h"
 #include "supervisor/cli/trust.h"
 #include "supervisor/sandbox/procstate.h"
+#include "supervisor/cli/cli_report.h"
 #include "supervisor/cli/options.h"
 #include "supervisor/run/run.h"
 #include "supervisor/sandbox/fdpass.h"
+#include "supervisor/sealed/keymem.h"
 
 /* ---- run: the option table ---- */
 
@@ -152,7 +154,16 @@ static const struct aidp_cli_opt run_opts[] = {
                      "SIGTERM-to-SIGKILL grace on timeout/stop (default 5s)", U, .min = 1,
                      .max = 3600, .expect = "a duration of 1s to 1h", .limit = true),
         AIDP_CLI_OPT("tmp-size", 0, AIDP_CLI_SIZE, RUN(o.tmp_bytes), "SIZE",
-                     "size of the private /tmp and /dev/shm (default 256M)", U, .min = 4096,
+                     "size of the private /tmp (and /dev/shm unless --shm-size; default 256M)", U,
+                     .min = 4096, .expect = "a size such as 256M (at least 4K)", .limit = true),
+        AIDP_CLI_OPT("scratch-size", 0, AIDP_CLI_SIZE, RUN(o.scratch_bytes), "SIZE",
+                     "size of /scratch (default 1G)", U, .min = 4096,
+                     .expect = "a size such as 1G (at least 4K)", .limit = true),
+        AIDP_CLI_OPT("out-size", 0, AIDP_CLI_SIZE, RUN(o.out_bytes), "SIZE",
+                     "size of /out (default 1G)", U, .min = 4096,
+                     .expect = "a size such as 1G (at least 4K)", .limit = true),
+        AIDP_CLI_OPT("shm-size", 0, AIDP_CLI_SIZE, RUN(o.shm_bytes), "SIZE",
+                     "size of /dev/shm (default: as /tmp)", U, .min = 4096,
                      .expect = "a size such as 256M (at least 4K)", .limit = true),
         AIDP_CLI_OPT(
                 "rlimit", 0, AIDP_CLI_CUSTOM, 0, "NAME=SOFT[:HARD]",
@@ -207,7 +218,10 @@ static const struct aidp_cli_opt run_opts[] = {
                      "(repeatable; every segment authenticated first)",
                      U, .max = AIDP_RUN_MAX_DATA),
         AIDP_CLI_OPT("job-name", 0, AIDP_CLI_STRING, RUN(o.job_name), "NAME",
-                     "the job's name in lineage (default: the profile's name)", U),
+                     "the job's name in lineage (default: in --exec-hook mode\n"
+                     "with --scheduler slurm, SLURM_JOB_NAME of the job's\n"
+                     "--env; else the profile's name)",
+                     U),
         AIDP_CLI_OPT("output-dir", 0, AIDP_CLI_STRING, RUN(o.output_dir), "DIR",
                      "seal /out into DIR/<run-id>.sealed at the end, with\n"
                      "the inputs' highest classification and all their tags;\n"
@@ -253,175 +267,6 @@ static void gc_report(const char *run_id, const char *what, void *arg)
         fprintf(stderr, "aidp-supervisor: gc: run %s aborted earlier: %s\n", run_id, what);
 }
 
-static json_object *tag_list(const char *joined)
-{
-        json_object *a = json_object_new_array();
-        char buf[sizeof((struct aidp_run_dataset *)0)->residency];
-        snprintf(buf, sizeof buf, "%s", joined);
-        char *save = NULL;
-        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-                json_object_array_add(a, json_object_new_string(t));
-        return a;
-}
-
-static json_object *dataset_json(const struct aidp_run_dataset *d)
-{
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "path", json_object_new_string(d->path));
-        json_object_object_add(o, "name", json_object_new_string(d->name));
-        json_object_object_add(o, "version", json_object_new_string(d->version));
-        json_object_object_add(o, "classification", json_object_new_string(d->classification));
-        json_object_object_add(o, "residency", tag_list(d->residency));
-        json_object_object_add(o, "regulation", tag_list(d->regulation));
-        json_object_object_add(o, "key_id", json_object_new_string(d->key_id));
-        json_object_object_add(o, "content_digest", json_object_new_string(d->digest));
-        json_object_object_add(o, "payload_bytes", json_object_new_uint64(d->bytes));
-        json_object_object_add(o, "files", json_object_new_uint64(d->files));
-        return o;
-}
-
-/* The run's network and what it refused (docs/egress.md). */
-static json_object *egress_json(const struct aidp_run_result *r)
-{
-        json_object *e = json_object_new_object(), *arr = json_object_new_array();
-        json_object_object_add(e, "address", json_object_new_string(r->egress_addr));
-        json_object_object_add(e, "denied", json_object_new_uint64(r->denials.total));
-        for (size_t i = 0; i < r->denials.n_keys; i++) {
-                char s[96];
-                aidp_netpolicy_denial_str(&r->denials.keys[i], s, sizeof s);
-                json_object *d = json_object_new_object();
-                json_object_object_add(d, "flow", json_object_new_string(s));
-                json_object_object_add(d, "count",
-                                       json_object_new_uint64(r->denials.keys[i].count));
-                json_object_array_add(arr, d);
-        }
-        json_object_object_add(e, "denials", arr);
-        return e;
-}
-
-static json_object *summary_json(const struct aidp_run_result *r)
-{
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "run_id", json_object_new_string(r->run_id));
-        json_object_object_add(o, "exit_status", json_object_new_int(r->exit_status));
-        json_object_object_add(o, "job_status", json_object_new_int(r->job_status));
-        json_object_object_add(o, "started", json_object_new_boolean(r->started));
-        json_object_object_add(o, "timed_out", json_object_new_boolean(r->timed_out));
-        json_object_object_add(o, "stop_signal", json_object_new_int(r->stop_signal));
-        json_object_object_add(o, "oom_killed", json_object_new_boolean(r->oom_killed));
-        json_object_object_add(o, "oom_kills", json_object_new_uint64(r->oom_kills));
-        /* /out without --output-dir: shredded, never kept */
-        json_object_object_add(o, "out_kept", json_object_new_boolean(!r->out_discarded));
-        json_object_object_add(o, "out_discarded_bytes",
-                               json_object_new_uint64(r->out_discarded_bytes));
-        json_object_object_add(o, "wall_seconds", json_object_new_double(r->wall_seconds));
-        /* null: the cgroup could not tell (resources_error says why) */
-        json_object_object_add(o, "cpu_seconds",
-                               r->cpu_known ? json_object_new_double((double)r->cpu_usec / 1e6)
-                                            : NULL);
-        json_object_object_add(o, "memory_peak_bytes",
-                               r->memory_peak_known ? json_object_new_uint64(r->memory_peak_bytes)
-                                                    : NULL);
-        if (r->resources_error[0])
-                json_object_object_add(o, "resources_error",
-                                       json_object_new_string(r->resources_error));
-        json_object_object_add(o, "cgroup", json_object_new_string(r->cgroup_version));
-        json_object_object_add(o, "tmpfs_noswap", json_object_new_boolean(r->noswap));
-        json_object *s = json_object_new_object();
-        json_object_object_add(s, "files", json_object_new_uint64(r->shred.files));
-        json_object_object_add(s, "bytes", json_object_new_uint64(r->shred.bytes));
-        json_object_object_add(s, "verified", json_object_new_boolean(r->shred.verified));
-        json_object_object_add(s, "seconds", json_object_new_double(r->shred.seconds));
-        json_object_object_add(o, "shred", s);
-        json_object *in = json_object_new_array();
-        for (size_t i = 0; i < r->n_inputs; i++)
-                json_object_array_add(in, dataset_json(&r->inputs[i]));
-        json_object_object_add(o, "inputs", in);
-        if (r->has_output)
-                json_object_object_add(o, "output", dataset_json(&r->output));
-        if (r->egress)
-                json_object_object_add(o, "egress", egress_json(r));
-        return o;
-}
-
-/* The summary goes to the file the caller created (fd from the trust check). */
-int aidp_cli_write_summary(int fd, const char *path, const struct aidp_run_result *r)
-{
-        json_object *o = summary_json(r);
-        int rc = json_object_to_fd(fd, o, JSON_C_TO_STRING_PRETTY);
-        json_object_put(o);
-        if (rc < 0) {
-                fprintf(stderr, "aidp-supervisor: error: writing summary %s: %s\n", path,
-                        strerror(errno));
-                return -1;
-        }
-        return 0;
-}
-
-/* ---- run ---- */
-
-static void print_egress(const struct aidp_run_result *res)
-{
-        fprintf(stderr, "aidp-supervisor: egress from %s: %llu packet(s) denied", res->egress_addr,
-                (unsigned long long)res->denials.total);
-        for (size_t i = 0; i < res->denials.n_keys && i < 8; i++) {
-                char s[96];
-                aidp_netpolicy_denial_str(&res->denials.keys[i], s, sizeof s);
-                fprintf(stderr, "%s%s x%llu", i ? ", " : " (", s,
-                        (unsigned long long)res->denials.keys[i].count);
-        }
-        fprintf(stderr, "%s\n", res->denials.n_keys ? ")" : "");
-}
-
-void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet)
-{
-        if (quiet)
-                return;
-        char cpu[32] = "unknown", mem[32] = "unknown";
-        if (res->cpu_known)
-                snprintf(cpu, sizeof cpu, "%.2fs", (double)res->cpu_usec / 1e6);
-        if (res->memory_peak_known)
-                snprintf(mem, sizeof mem, "%llu MiB",
-                         (unsigned long long)(res->memory_peak_bytes >> 20));
-        if (res->started && res->resources_error[0])
-                fprintf(stderr, "aidp-supervisor: warning: run usage unknown: %s\n",
-                        res->resources_error);
-        char oom[96] = "", out[160] = "";
-        if (res->oom_kills)
-                snprintf(oom, sizeof oom, ", OOM kills %llu (killed by the memory limit)",
-                         (unsigned long long)res->oom_kills);
-        if (res->out_discarded && res->out_discarded_files)
-                snprintf(out, sizeof out,
-                         "; /out: %llu bytes in %llu files discarded (no --output-dir)",
-                         (unsigned long long)res->out_discarded_bytes,
-                         (unsigned long long)res->out_discarded_files);
-        if (res->started)
-                fprintf(stderr,
-                        "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %s, peak memory %s%s, "
-                        "cgroup %s; shred: %llu files, %llu bytes, verified %s%s%s\n",
-                        res->run_id, res->exit_status, res->wall_seconds, cpu, mem, oom,
-                        res->cgroup_version, (unsigned long long)res->shred.files,
-                        (unsigned long long)res->shred.bytes, res->shred.verified ? "yes" : "NO",
-                        out,
-                        res->noswap ? ""
-                                    : "; tmpfs noswap unsupported by this kernel (data could reach "
-                                      "swap)");
-        if (res->started && res->egress)
-                print_egress(res);
-        for (size_t i = 0; i < res->n_inputs && res->started; i++) {
-                const struct aidp_run_dataset *d = &res->inputs[i];
-                fprintf(stderr, "aidp-supervisor: input %s %s (%s%s%s%s%s): %s\n", d->name,
-                        d->version, d->classification, d->residency[0] ? "; " : "", d->residency,
-                        d->regulation[0] ? "; " : "", d->regulation, d->digest);
-        }
-        if (res->has_output) {
-                const struct aidp_run_dataset *d = &res->output;
-                fprintf(stderr, "aidp-supervisor: output %s (%s%s%s%s%s): %s\n", d->path,
-                        d->classification, d->residency[0] ? "; " : "", d->residency,
-                        d->regulation[0] ? "; " : "", d->regulation, d->digest);
-        }
-}
-
 /* aidp-supervisor-test (honours the test hooks for admins), set by main. */
 static bool g_test_build;
 /* A limit the caller lowered that root here cannot raise back (procstate.h). */
@@ -450,7 +295,7 @@ static bool is_root(const char *what)
  * object and a newline, then the fd is closed (end of result). */
 static int write_result_fd(int fd, const struct aidp_run_result *r)
 {
-        json_object *o = summary_json(r);
+        json_object *o = aidp_cli_summary_json(r);
         int rc = json_object_to_fd(fd, o, JSON_C_TO_STRING_PLAIN);
         json_object_put(o);
         if (rc < 0 || write(fd, "\n", 1) != 1) {
@@ -472,10 +317,16 @@ static bool valid_sched_id(const char *s)
         return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
-/* The exec-hook options, after parsing: all or nothing of what it needs. */
+/* The run id, and the exec-hook options (all or nothing of what it needs),
+ * after parsing. */
 static int check_exec_hook(const struct aidp_cli_run *c, aidp_error *err)
 {
         const struct aidp_run_opts *o = &c->o;
+        /* An id the output sealing would refuse stops here, before gc, START
+         * or the job (else the job runs and its output is shredded). */
+        if (o->run_id && !aidp_run_id_valid(o->run_id))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "--run-id '%s': %s", o->run_id,
+                                      AIDP_RUN_ID_RULE);
         if (c->exec_hook && (!o->user || !o->run_id))
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "--exec-hook needs --user and --run-id: the scheduler "
@@ -560,6 +411,30 @@ int aidp_cli_run_and_report(struct aidp_cli_run *c, int summary_fd)
         return st;
 }
 
+/* Exec-hook mode: the scheduler's name for the job (sbatch -J), from the job's
+ * environment the scheduler component handed over (--env), names the job in
+ * lineage when --job-name does not. It is a label, never an identity; outside
+ * exec-hook mode a SLURM_JOB_NAME is the caller's own variable and names nothing.
+ * A name with control characters, or longer than lineage keeps, is ignored. */
+static void scheduler_job_name(struct aidp_cli_run *c)
+{
+        static const char var[] = "SLURM_JOB_NAME=";
+        if (!c->exec_hook || c->o.job_name || !c->o.scheduler || strcmp(c->o.scheduler, "slurm"))
+                return;
+        const char *name = NULL; /* the last one, as the job sees it */
+        for (size_t i = 0; i < c->env.n; i++)
+                if (!strncmp(c->env.v[i], var, sizeof var - 1))
+                        name = c->env.v[i] + sizeof var - 1;
+        if (!name)
+                return;
+        size_t n = strlen(name);
+        bool ok = n > 0 && n < 128;
+        for (const char *p = name; ok && *p; p++)
+                ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
+        if (ok)
+                c->o.job_name = name;
+}
+
 static int cmd_run(int argc, char **argv)
 {
         _cleanup_close_ int summary_fd = -1;
@@ -595,6 +470,7 @@ static int cmd_run(int argc, char **argv)
          * are not the caller's word on who it is. */
         if (c.exec_hook)
                 drop_job_identity_env();
+        scheduler_job_name(&c);
         aidp_error gerr = {0};
         aidp_run_gc(c.o.run_dir, gc_report, NULL, &gerr);
 
@@ -655,6 +531,7 @@ static int cmd_gc(int argc, char **argv)
 struct learn_cli {
         const char *profile, *user, *lineage;
         uint64_t notify_fd;
+        const char *run_id, *run_dir; /* as for run */
 };
 
 static const struct aidp_cli_opt learn_opts[] = {
@@ -665,6 +542,10 @@ static const struct aidp_cli_opt learn_opts[] = {
                      "NAME|FILE", "the base profile (default: baseline)", U),
         AIDP_CLI_OPT("user", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, user), "NAME|UID[:GID]",
                      "identity of the job (as for run)", A),
+        AIDP_CLI_OPT("run-id", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, run_id), "ID",
+                     "run id (as for run)", A),
+        AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, run_dir), "DIR",
+                     "run journals (as for run)", A),
         AIDP_CLI_OPT("lineage", 0, AIDP_CLI_STRING, offsetof(struct learn_cli, lineage), "FILE",
                      "lineage log (as for run)", A),
         {0},
@@ -725,6 +606,8 @@ static int cmd_learn(int argc, char **argv)
                 .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
                 .on_notify_fd = send_listener,
                 .notify_arg = &sock,
+                .run_id = c.run_id,
+                .run_dir = c.run_dir,
         };
         struct aidp_run_result res;
         aidp_error err = {0};
@@ -759,5 +642,8 @@ int aidp_supervisor_main(int argc, char **argv, bool test_build)
          * signals, umask, nice) is not ours to inherit. */
         if (aidp_procstate_reset(g_crippled, sizeof g_crippled) == 0)
                 g_crippled[0] = '\0';
+        /* Test build only: a core the test can search for key bytes. */
+        if (test_build && getenv("AIDP_FAULT_DUMPABLE"))
+                aidp_keymem_test_dumpable();
         return aidp_cli_dispatch(&group, argc, argv);
 }

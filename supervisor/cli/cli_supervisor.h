@@ -21,10 +21,6 @@ struct aidp_cli_run {
 };
 /* After aidp_cli_parse of aidp_cli_run_spec: point o at the lists and the job. */
 void aidp_cli_run_finish(struct aidp_cli_run *c, char **argv, const struct aidp_cli_parsed *p);
-/* The run's summary on stderr (unless quiet), and as JSON into fd (--summary,
- * path for messages): 0 or -1 with the error printed. */
-void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet);
-int aidp_cli_write_summary(int fd, const char *path, const struct aidp_run_result *r);
 /* --dry-run's plan on f: JSON, or a line per part (supervisor/cli/cli_plan.c). */
 void aidp_cli_print_plan(struct json_object *plan, bool json, FILE *f);
 /* Run c->o (after aidp_cli_run_finish), print the summary or the plan, write

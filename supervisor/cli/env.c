@@ -62,9 +62,14 @@ const struct aidp_cli_env aidp_cli_env_table[] = {
          "the job's user name, checked against SLURM_JOB_UID"},
         {"SLURM_JOB_ID", false, SUP, AIDP_TRUST_ADMIN, "supervisor/run/run_lineage.c",
          "the scheduler job recorded in lineage"},
+        {"SLURM_JOB_NAME", false, SUP, AIDP_TRUST_USER, "supervisor/cli/cli_supervisor.c",
+         "passed to the job; names nothing (in exec-hook mode the job's --env value names "
+         "the job in lineage)"},
         /* test hooks: the production binary must not honour them */
-        {"AIDP_FAULT_", true, SUP, AIDP_TRUST_TEST_BUILD, "supervisor/run/run.c, lineage_append.c",
-         "fault injection (AIDP_FAULT_STOP_AT, AIDP_FAULT_SYNC_DELAY_MS)"},
+        {"AIDP_FAULT_", true, SUP, AIDP_TRUST_TEST_BUILD,
+         "supervisor/run/run.c, lineage_append.c, run_policy.c",
+         "fault injection (AIDP_FAULT_STOP_AT, AIDP_FAULT_FAIL_AT, AIDP_FAULT_SYNC_DELAY_MS) and "
+         "the policy clock (AIDP_FAULT_CLOCK_OFFSET)"},
         {"AIDP_TIMING", false, SUP, AIDP_TRUST_ADMIN, "supervisor/run/run.c",
          "per-phase start-up timing on stderr (scripts/bench-start)"},
         /* the job's environment: passed into the sandbox, never read otherwise */

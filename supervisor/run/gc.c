@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/path.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/run/journal.h"
 #include "supervisor/run/run.h"
 #include "supervisor/run/run_lineage.h"
 #include "supervisor/run/run_net.h"
+#include "supervisor/sandbox/nspin.h"
 #include "supervisor/sandbox/shred.h"
 
 static bool alive(json_object *j, const char *pid_key, const char *start_key, pid_t *pid_out)
@@ -127,6 +129,17 @@ static const char *gc_network(const char *dir, json_object *j)
         return ", released its network";
 }
 
+/* Overwrite one tmpfs (a writable mount fd) and add it to the total. */
+static void shred_one(int fd, struct aidp_shred_report *total)
+{
+        struct aidp_shred_report one;
+        int e = aidp_shred_tree(fd, 2, &one);
+        total->files += one.files;
+        total->bytes += one.bytes;
+        if (!one.verified || e < 0)
+                total->verified = false;
+}
+
 /* Overwrite every tmpfs of the run through duplicates of pid 1's own mount
  * fds (the writable originals the supervisor had; reopening the
  * /proc/<pid>/fd link fails for a mount outside our namespace). Returns
@@ -152,12 +165,45 @@ static bool gc_shred(json_object *j, pid_t *pid1, bool holder, struct aidp_shred
                         total->verified = false;
                         continue;
                 }
-                struct aidp_shred_report one;
-                int e = aidp_shred_tree(fd, 2, &one);
-                total->files += one.files;
-                total->bytes += one.bytes;
-                if (!one.verified || e < 0)
-                        total->verified = false;
+                shred_one(fd, total);
+                shredded = true;
+        }
+        return shredded;
+}
+
+/* As many tmpfs mounts as a run has (AIDP_SANDBOX_MAX_MOUNTS). */
+#define GC_MAX_MOUNTS 8
+
+/* pid 1 is gone too: the tmpfs mounts live on in its mount namespace, which
+ * the run pinned in its journal directory (nspin.h). Writable clones of them
+ * are opened in there and overwritten. Returns whether anything was. */
+static bool gc_shred_pinned(const char *pin, json_object *j, struct aidp_shred_report *total)
+{
+        json_object *arr;
+        if (access(pin, F_OK) != 0 || !json_object_object_get_ex(j, "tmpfs", &arr))
+                return false;
+        const char *targets[GC_MAX_MOUNTS];
+        size_t n = 0;
+        for (size_t i = 0; i < json_object_array_length(arr) && n < GC_MAX_MOUNTS; i++) {
+                json_object *t;
+                /* Only absolute paths without "..": names inside the
+                 * sandbox, resolved in its namespace. */
+                if (json_object_object_get_ex(json_object_array_get_idx(arr, i), "target", &t) &&
+                    aidp_path_is_clean_abs(json_object_get_string(t)))
+                        targets[n++] = json_object_get_string(t);
+        }
+        if (n == 0)
+                return false;
+        int fds[GC_MAX_MOUNTS];
+        int opened = aidp_nspin_open_mounts(pin, targets, n, fds);
+        if (opened < (int)n)
+                total->verified = false; /* a mount out of reach */
+        bool shredded = false;
+        for (size_t i = 0; i < n; i++) {
+                if (fds[i] < 0)
+                        continue;
+                shred_one(fds[i], total);
+                close(fds[i]);
                 shredded = true;
         }
         return shredded;
@@ -181,9 +227,18 @@ static void gc_cgroups(const struct cg_list *cgs, int *removed, int *left)
 /* The ABORT record, before the journal goes: if it cannot be written the
  * journal stays and the next gc tries again. */
 static int gc_record_abort(json_object *j, const struct aidp_shred_report *total, bool shredded,
-                           char *what, size_t what_len)
+                           const char *by, char *what, size_t what_len)
 {
-        json_object *lin, *jobs, *rid;
+        json_object *lin, *jobs, *rid, *ended;
+        /* The supervisor wrote the run's end record and left the rest to gc:
+         * a second end record (ABORT after FAIL) would contradict it. */
+        if (json_object_object_get_ex(j, "end_recorded", &ended)) {
+                char report[512];
+                aidp_text_printf(report, sizeof report, "%s", what);
+                aidp_text_printf(what, what_len, "%s; end record (%s) already in lineage", report,
+                                 json_object_get_string(ended));
+                return 0;
+        }
         if (!json_object_object_get_ex(j, "lineages", &lin) || json_object_array_length(lin) == 0)
                 return 0;
         const char *job = NULL;
@@ -196,7 +251,7 @@ static int gc_record_abort(json_object *j, const struct aidp_shred_report *total
         aidp_error lerr = {0};
         if (run_id &&
             aidp_run_lineage_abort(json_object_get_string(json_object_array_get_idx(lin, 0)),
-                                   run_id, job, total, shredded, report, &lerr) < 0) {
+                                   run_id, job, total, shredded, by, report, &lerr) < 0) {
                 aidp_text_printf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report,
                                  lerr.msg);
                 return -EIO;
@@ -208,6 +263,8 @@ static int gc_record_abort(json_object *j, const struct aidp_shred_report *total
 static void gc_remove_journal(const char *dir)
 {
         char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_NSPIN, dir);
+        unlink(p);
         snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, dir);
         unlink(p);
         snprintf(p, sizeof p, "%s/journal.json", dir);
@@ -250,12 +307,22 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
                 if (aidp_cgroup_path_kill_except(cgs.paths[i], holder ? pid1 : 0) < 0)
                         survivors = true;
         bool shredded = gc_shred(j, &pid1, holder, &total);
+        const char *by = shredded ? "gc, through the mount fds of the sandbox's pid 1" : NULL;
+        char pin[PATH_MAX + 16];
+        snprintf(pin, sizeof pin, "%s/" AIDP_JOURNAL_NSPIN, dir);
+        if (!shredded && !holder && gc_shred_pinned(pin, j, &total)) {
+                shredded = true;
+                by = "gc, through the run's pinned mount namespace";
+        }
         if (pid1 > 0 && alive(j, "pid1", "pid1_start", &pid1) && in_run_cgroup(pid1, name)) {
                 json_object *s;
                 json_object_object_get_ex(j, "pid1_start", &s);
                 kill(pid1, SIGKILL);
                 wait_gone(pid1, json_object_get_uint64(s));
         }
+        /* Overwritten (or out of reach): the namespace may go, and with it
+         * the network namespace its sysfs holds. */
+        aidp_nspin_release(pin);
         int removed, left;
         gc_cgroups(&cgs, &removed, &left);
         const char *warn = survivors ? ", processes of the run survived the kill"
@@ -275,7 +342,7 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
                          removed, warn, net ? net : "");
         if (left || survivors || net_left)
                 return -EBUSY;
-        int rc = gc_record_abort(j, &total, shredded, what, what_len);
+        int rc = gc_record_abort(j, &total, shredded, by, what, what_len);
         if (rc == 0)
                 gc_remove_journal(dir);
         return rc;

@@ -129,7 +129,7 @@ void aidp_journal_cgroup_log_each(const char *dir, void (*fn)(const char *path, 
         }
 }
 
-void aidp_journal_add_fd(struct aidp_journal *j, const char *label, int fd)
+void aidp_journal_add_fd(struct aidp_journal *j, const char *label, const char *target, int fd)
 {
         json_object *arr;
         if (!j->obj || !json_object_object_get_ex(j->obj, "tmpfs", &arr))
@@ -137,6 +137,7 @@ void aidp_journal_add_fd(struct aidp_journal *j, const char *label, int fd)
         json_object *o = json_object_new_object();
         json_object_object_add(o, "label", json_object_new_string(label));
         json_object_object_add(o, "fd", json_object_new_int(fd));
+        json_object_object_add(o, "target", json_object_new_string(target));
         json_object_array_add(arr, o);
 }
 
@@ -147,6 +148,12 @@ void aidp_journal_set_pid1(struct aidp_journal *j, pid_t pid)
         json_object_object_add(j->obj, "pid1", json_object_new_int(pid));
         json_object_object_add(j->obj, "pid1_start",
                                json_object_new_uint64(aidp_proc_starttime(pid)));
+}
+
+void aidp_journal_set_ended(struct aidp_journal *j, const char *event)
+{
+        if (j->obj)
+                json_object_object_add(j->obj, "end_recorded", json_object_new_string(event));
 }
 
 int aidp_journal_sync(struct aidp_journal *j, aidp_error *err)
@@ -174,6 +181,8 @@ void aidp_journal_remove(struct aidp_journal *j)
 {
         char p[PATH_MAX + 32];
         snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, j->dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_NSPIN, j->dir);
         unlink(p);
         snprintf(p, sizeof p, "%s/journal.json", j->dir);
         unlink(p);

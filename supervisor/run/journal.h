@@ -34,8 +34,15 @@ int aidp_journal_cgroup_log(struct aidp_journal *j);
 /* gc: call fn for every path in dir's cgroups.log. */
 void aidp_journal_cgroup_log_each(const char *dir, void (*fn)(const char *path, void *arg),
                                   void *arg);
-void aidp_journal_add_fd(struct aidp_journal *j, const char *label, int fd);
+/* A tmpfs of the run: pid 1's fd for it, and where it is mounted in the
+ * sandbox (for gc through the pinned namespace, AIDP_JOURNAL_NSPIN). */
+void aidp_journal_add_fd(struct aidp_journal *j, const char *label, const char *target, int fd);
+/* Beside journal.json: the sandbox's mount namespace, pinned (sandbox/nspin.h). */
+#define AIDP_JOURNAL_NSPIN "mnt.ns"
 void aidp_journal_set_pid1(struct aidp_journal *j, pid_t pid);
+/* The run's end record is in lineage: gc finishes what teardown left but
+ * records no ABORT after it (a run never gets two end records). */
+void aidp_journal_set_ended(struct aidp_journal *j, const char *event);
 int aidp_journal_sync(struct aidp_journal *j, aidp_error *err);
 /* Done: delete the journal and its directory. */
 void aidp_journal_remove(struct aidp_journal *j);

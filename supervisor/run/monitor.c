@@ -23,13 +23,38 @@ const int aidp_run_handled[AIDP_RUN_N_HANDLED] = {SIGINT,  SIGTERM, SIGHUP,   SI
 /* Learn mode: the child loads its filter and sends the listener; from then
  * on it blocks in each syscall until someone answers, so the listener is
  * handed to the caller's callback (which answers from a thread) before we
- * wait for execve. EOF means the child failed before seccomp: the error
- * pipe says why. */
-static int receive_listener(struct run *r, aidp_error *err)
+ * wait for execve. EOF, or the error pipe first, means the child failed before
+ * seccomp: the error pipe says why. A stop signal meanwhile ends the run here:
+ * nothing answers the job yet, so it could not be stopped later. */
+static int receive_listener(struct run *r, int err_r, int sfd, aidp_error *err)
 {
         char b;
         int fd;
         size_t n = 0;
+        for (;;) {
+                struct pollfd pf[3] = {{.fd = r->learn_sv[0], .events = POLLIN},
+                                       {.fd = err_r, .events = POLLIN},
+                                       {.fd = sfd, .events = POLLIN}};
+                if (poll(pf, 3, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
+                }
+                if (pf[0].revents)
+                        break;
+                if (pf[1].revents)
+                        return 0;
+                struct signalfd_siginfo si;
+                if (pf[2].revents && read(sfd, &si, sizeof si) == sizeof si &&
+                    (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP ||
+                     si.ssi_signo == SIGQUIT)) {
+                        r->res->stop_signal = (int)si.ssi_signo;
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINTR,
+                                              "learn mode: stopped by signal %u before the job "
+                                              "started",
+                                              si.ssi_signo);
+                }
+        }
         if (aidp_fdpass_recv(r->learn_sv[0], &b, &fd, 1, &n) <= 0)
                 return 0;
         if (n != 1)
@@ -55,7 +80,7 @@ static bool read_report(int err_r, struct aidp_sandbox_report *rep)
 /* The go: the cgroup is complete, START durable, /data filled (steps 2 to 6).
  * pid 1 gets the v1 "tasks" files to move itself in before it starts the job.
  * Returns once the job has called execve. */
-static int send_go(struct run *r, struct aidp_run_fds *f, aidp_error *err)
+static int send_go(struct run *r, struct aidp_run_fds *f, int sfd, aidp_error *err)
 {
         struct aidp_sandbox_report rep;
         int task_fds[AIDP_FDPASS_MAX];
@@ -74,7 +99,7 @@ static int send_go(struct run *r, struct aidp_run_fds *f, aidp_error *err)
         }
         aidp_run_close(&f->sync[1]);
         int rc;
-        if (r->o->on_notify_fd && (rc = receive_listener(r, err)) < 0)
+        if (r->o->on_notify_fd && (rc = receive_listener(r, f->err[0], sfd, err)) < 0)
                 return rc;
         if (read_report(f->err[0], &rep)) {
                 int rc2 = aidp_run_child_failure(&rep, err);
@@ -95,11 +120,51 @@ static int send_go(struct run *r, struct aidp_run_fds *f, aidp_error *err)
 /* What the supervisor watches while the job runs. */
 struct watch {
         struct run *r;
-        int status_r, sfd, wall, grace;
+        int status_r, sfd, wall, grace, access;
         uint64_t kill_after; /* seconds (the profile's, or --kill-after) */
         int stops;
         bool grace_armed, killed;
 };
+
+static int signal_pid1(struct watch *w, int sig, const char *why, aidp_error *err);
+
+/* When the access policy's granting time windows close (docs/policy.md, "Time
+ * windows"), the run ends as at its wall time: SIGTERM, the kill-after grace,
+ * SIGKILL, then the usual shred and a FAIL naming the reason. A real-time
+ * timer, absolute: the window is a wall-clock instant. */
+static int arm_access(struct watch *w, aidp_error *err)
+{
+        const struct aidp_run_policy *p = &w->r->policy;
+        w->access = -1;
+        if (!p->decided || !p->decision.until || p->decision.audit)
+                return 0;
+        w->access = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC);
+        struct itimerspec its = {
+                .it_value = {.tv_sec = (time_t)(p->decision.until - p->clock_offset)}};
+        if (w->access < 0 || timerfd_settime(w->access, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
+                                        "arming the end of the access policy's time window; the "
+                                        "job does not start");
+        return 0;
+}
+
+static int on_access(struct watch *w, aidp_error *err)
+{
+        uint64_t x;
+        if (read(w->access, &x, sizeof x) < 0)
+                return 0;
+        struct run *r = w->r;
+        const struct aidp_decision *d = &r->policy.decision;
+        r->res->access_expired = true;
+        snprintf(r->res->access_rule, sizeof r->res->access_rule, "%s",
+                 d->until_rule ? d->until_rule : "?");
+        fprintf(stderr,
+                "aidp-supervisor: run %s: the time window of access rule %s has closed; "
+                "stopping it\n",
+                r->res->run_id, r->res->access_rule);
+        w->stops++;
+        return signal_pid1(w, SIGTERM, "access window closed", err);
+}
 
 /* The signalfd and both timers, the wall time armed: before the go, so that a
  * job whose wall time cannot be enforced never starts. */
@@ -121,7 +186,7 @@ static int watch_open(struct watch *w, aidp_error *err)
                                         "arming the wall-time limit of %llus; the job does not "
                                         "start",
                                         (unsigned long long)secs);
-        return 0;
+        return arm_access(w, err);
 }
 
 static void watch_close(struct watch *w)
@@ -139,6 +204,7 @@ static void watch_close(struct watch *w)
         aidp_run_close(&w->sfd);
         aidp_run_close(&w->wall);
         aidp_run_close(&w->grace);
+        aidp_run_close(&w->access);
 }
 
 /* A signal to pid 1. pid 1 already gone (ESRCH) has ended the job (its status
@@ -225,12 +291,13 @@ static int watch_loop(struct watch *w, aidp_error *err)
 {
         struct run *r = w->r;
         for (;;) {
-                struct pollfd pf[9] = {
+                struct pollfd pf[10] = {
                         {.fd = w->status_r, .events = POLLIN},
                         {.fd = w->sfd, .events = POLLIN},
                         {.fd = w->wall, .events = POLLIN},
                         {.fd = w->grace, .events = POLLIN},
                 };
+                pf[9] = (struct pollfd){.fd = w->access, .events = POLLIN};
                 /* denials, counted as they come so that a burst never
                  * overflows the NFLOG socket */
                 pf[8] = (struct pollfd){.fd = aidp_run_net_fd(&r->net), .events = POLLIN};
@@ -241,7 +308,7 @@ static int watch_loop(struct watch *w, aidp_error *err)
                                 (struct pollfd){.fd = in ? r->relay[i].from : -1, .events = in};
                         pf[5 + 2 * i] = (struct pollfd){.fd = o ? r->relay[i].to : -1, .events = o};
                 }
-                if (poll(pf, 9, -1) < 0) {
+                if (poll(pf, 10, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
@@ -265,6 +332,8 @@ static int watch_loop(struct watch *w, aidp_error *err)
                 int rc = 0;
                 if (pf[2].revents)
                         rc = on_wall(w, err);
+                if (rc == 0 && pf[9].revents)
+                        rc = on_access(w, err);
                 if (rc == 0 && pf[3].revents)
                         rc = on_grace(w, err);
                 if (rc == 0 && pf[1].revents)
@@ -286,10 +355,11 @@ int aidp_run_start_and_monitor(struct run *r, aidp_error *err)
                           .sfd = -1,
                           .wall = -1,
                           .grace = -1,
+                          .access = -1,
                           .kill_after = r->profile.limits.kill_after_seconds};
         int rc = watch_open(&w, err);
         if (rc == 0)
-                rc = send_go(r, &f, err);
+                rc = send_go(r, &f, w.sfd, err);
         if (rc == 0) {
                 aidp_run_fault_point("job");
                 rc = watch_loop(&w, err);

@@ -28,10 +28,17 @@ static int check_owner(const char *what, const struct stat *st, aidp_error *err)
 int aidp_policy_read_file(const char *path, bool require_root_owned, char **ret_buf,
                           size_t *ret_len, aidp_error *err)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: a FIFO planted under the name must not hang the run. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0 && errno == ENOENT && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, ENOENT,
+                                      "%s: a symbolic link to a missing file (a policy file "
+                                      "that is there but cannot be read is an error, never "
+                                      "\"no policy\")",
+                                      path);
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "%s", path);
-        struct stat st;
         if (fstat(fd, &st) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "%s", path);
         if (!S_ISREG(st.st_mode))
@@ -187,9 +194,18 @@ int aidp_policy_set_load(const struct aidp_policy_sources *src, struct aidp_poli
                         continue;
                 char path[4096];
                 snprintf(path, sizeof path, "%s/%s", dir, defaults[i].name);
-                if (access(path, F_OK) < 0 && errno == ENOENT)
-                        continue;
-                if ((r = load_doc(path, src->require_root_owned, &doc, err)) < 0)
+                /* Only a name that does not exist at all is "not installed": a
+                 * dangling symlink or an unreadable file fails the load (fail
+                 * closed; docs/policy.md). */
+                struct stat lst;
+                if (lstat(path, &lst) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        r = aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "%s", path);
+                        goto fail;
+                }
+                if ((r = load_doc(path, src->require_root_owned || src->require_root_owned_defaults,
+                                  &doc, err)) < 0)
                         goto fail;
                 if (doc.kind != defaults[i].kind) {
                         r = aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
@@ -236,6 +252,8 @@ int aidp_policy_facts_from_header(const struct aidp_sealed_header *h,
         bool oom = !(f.name = strdup(m->name));
         if (!oom && m->version[0])
                 oom = !(f.version = strdup(m->version));
+        if (!oom && m->key_id[0])
+                oom = !(f.key_id = strdup(m->key_id));
         f.tags.classification = m->classification;
         for (unsigned i = 0; !oom && i < m->n_residency; i++)
                 oom = aidp_strv_push(&f.tags.residency, &f.tags.n_residency, m->residency[i]) < 0;

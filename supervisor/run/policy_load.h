@@ -5,8 +5,10 @@
  * /etc/aidp/residency.yaml, /etc/aidp/access.yaml. The directory can be
  * changed with `dir` or, where trusted, the AIDP_POLICY_DIR environment
  * variable; explicit files replace the default of their kind. A default file
- * that does not exist is simply not loaded, and the decision then denies what
- * it would have had to allow (default deny). */
+ * that does not exist is not loaded, and the decision then denies what it
+ * would have had to allow (default deny); one that exists but cannot be read
+ * (a dangling symlink, no permission, not a regular file, not root's when
+ * that is required) is an error, never "no policy". */
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -25,6 +27,10 @@ struct aidp_policy_sources {
         /* Refuse files (and their directory) that someone other than root could
          * write: the supervisor must not take policy from the caller. */
         bool require_root_owned;
+        /* The same for the files found in the policy directory only (`aidp
+         * policy explain` reading the installed files: it must refuse what the
+         * supervisor refuses, while --policy FILE drafts are anyone's). */
+        bool require_root_owned_defaults;
 };
 
 struct aidp_policy_set {

@@ -25,6 +25,52 @@ static int add_tmpfs(struct run *r, const char *label, uint64_t size, unsigned m
         return 0;
 }
 
+const char *aidp_run_tmpfs_target(const struct run *r, const struct aidp_tmpfs *t)
+{
+        const struct aidp_data_paths *p = &r->profile.paths;
+        return !strcmp(t->label, "scratch") ? p->scratch
+               : !strcmp(t->label, "out")   ? p->out
+               : !strcmp(t->label, "data")  ? p->data
+               : !strcmp(t->label, "shm")   ? "/dev/shm"
+                                            : "/tmp";
+}
+
+/* What the decrypted inputs will take in /data: their plaintext, plus 1/64
+ * and 1 MiB for the file system's own blocks and directories. */
+static uint64_t data_footprint(uint64_t plain)
+{
+        return plain + plain / 64 + MiB;
+}
+
+/* Memory kept for the job's own processes when checking that the data fits. */
+#define PROCESS_RESERVE (16 * MiB)
+
+int aidp_run_check_data_fits(struct run *r, aidp_error *err)
+{
+        uint64_t limit = r->profile.limits.memory_bytes;
+        if (!r->inject.n || !limit)
+                return 0;
+        uint64_t need = 0;
+        int rc = aidp_inject_required_bytes(&r->inject, &need, err);
+        if (rc < 0)
+                return rc;
+        uint64_t foot = data_footprint(need);
+        if (foot + PROCESS_RESERVE <= limit)
+                return 0;
+        /* The pages of /data are the run's memory (charged to its cgroup):
+         * refused now, before a byte is decrypted, rather than OOM-killed
+         * half-way through the injection. */
+        return aidp_error_set(err, AIDP_EXIT_USAGE, ENOMEM,
+                              "the sealed inputs need %llu MiB of memory once decrypted (they "
+                              "count against the run's memory), and the run's memory limit is "
+                              "%llu MiB (%llu MiB are kept for the job's processes): give the run "
+                              "more memory with --memory (up to the profile's limit) or the "
+                              "profile's limits.memory, or use less data",
+                              (unsigned long long)((foot + MiB - 1) / MiB),
+                              (unsigned long long)(limit / MiB),
+                              (unsigned long long)(PROCESS_RESERVE / MiB));
+}
+
 int aidp_run_prepare(struct run *r, aidp_error *err)
 {
         const struct aidp_limits *l = &r->profile.limits;
@@ -39,6 +85,10 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
                 rc = add_tmpfs(r, "scratch", l->scratch_bytes, 0755, r->uid, r->gid, err);
         if (rc == 0)
                 rc = add_tmpfs(r, "out", l->out_bytes, 0755, r->uid, r->gid, err);
+        /* /dev/shm is one of ours too (PyTorch's DataLoader puts batches
+         * there): noswap, held by our fd, shredded and reported like /tmp. */
+        if (rc == 0)
+                rc = add_tmpfs(r, "shm", aidp_profile_shm_bytes(&r->profile), 01777, 0, 0, err);
         if (rc < 0)
                 return rc;
         char hint[1024];
@@ -55,9 +105,7 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
                 rc = aidp_inject_required_bytes(&r->inject, &need, err);
                 if (rc < 0)
                         return rc;
-                /* sized from the inputs: their plaintext, plus 1/64 and 1 MiB
-                 * for the file system's own blocks and directories */
-                uint64_t size = l->data_bytes ? l->data_bytes : need + need / 64 + MiB;
+                uint64_t size = l->data_bytes ? l->data_bytes : data_footprint(need);
                 rc = add_tmpfs(r, "data", size, 0755, 0, 0, err);
                 if (rc < 0)
                         return rc;
@@ -73,8 +121,20 @@ int aidp_run_inject(struct run *r, aidp_error *err)
         for (size_t i = 0; i < r->n_tmpfs; i++) {
                 if (strcmp(r->tmpfs[i].label, "data"))
                         continue;
-                int rc = aidp_inject_decrypt(&r->inject, r->tmpfs[i].fd, r->uid, r->gid,
-                                             !r->o->quiet, r->res->inputs, err);
+                /* Pages are charged to the cgroup of the process that writes
+                 * them: the supervisor decrypts from inside the run's memory
+                 * cgroup, so /data counts against the run's limit, not
+                 * against nobody's (/work/shared/notes/kernel-facts.md). */
+                int back = -1;
+                int rc = r->cg ? aidp_cgroup_charge_begin(r->cg, &back, err) : 0;
+                if (rc == 0)
+                        rc = aidp_inject_decrypt(&r->inject, r->tmpfs[i].fd, r->uid, r->gid,
+                                                 !r->o->quiet, r->res->inputs, err);
+                int brc = aidp_cgroup_charge_end(&back);
+                if (rc == 0 && brc < 0)
+                        rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -brc,
+                                              "moving the supervisor back out of the run's "
+                                              "cgroup");
                 if (rc < 0)
                         return rc;
         }

@@ -213,10 +213,18 @@ void aidp_profile_host_free(struct aidp_profile_host *h)
 int aidp_profile_host_load(const char *name_or_path, bool check_devices, struct aidp_profile *out,
                            struct aidp_lint_list *lints, aidp_error *err)
 {
+        return aidp_profile_host_check(name_or_path, check_devices, out, lints, NULL, err);
+}
+
+int aidp_profile_host_check(const char *name_or_path, bool check_devices, struct aidp_profile *out,
+                            struct aidp_lint_list *lints, struct aidp_profile_errors *errors,
+                            aidp_error *err)
+{
         struct aidp_profile_host h;
         int rc = aidp_profile_host_init(&h, check_devices, err);
         if (rc < 0)
                 return rc;
+        h.env.errors = errors;
         rc = aidp_profile_load(name_or_path, &h.env, out, lints, err);
         aidp_profile_host_free(&h);
         return rc;

@@ -22,6 +22,11 @@ void aidp_profile_host_free(struct aidp_profile_host *h);
 /* Load a profile by name or path with the host environment. */
 int aidp_profile_host_load(const char *name_or_path, bool check_devices, struct aidp_profile *out,
                            struct aidp_lint_list *lints, aidp_error *err);
+/* The same, gathering every error it can (up to AIDP_PROFILE_ERRORS_MAX) in
+ * *errors when that is not NULL (aidp profile check). */
+int aidp_profile_host_check(const char *name_or_path, bool check_devices, struct aidp_profile *out,
+                            struct aidp_lint_list *lints, struct aidp_profile_errors *errors,
+                            aidp_error *err);
 /* A user's profile: a library name only (a path is refused with
  * AIDP_EXIT_USAGE), every file of its extends/import chain checked to be an
  * installed library file (root-owned, not group/other-writable,

@@ -19,6 +19,7 @@
 #include "supervisor/run/profile_env.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/run/warm.h"
+#include "supervisor/sealed/codec/sealed_format.h"
 
 extern char **environ;
 
@@ -194,15 +195,19 @@ static void make_run_id(struct run *r)
         uuid_unparse_lower(u, r->res->run_id);
 }
 
-static int valid_run_id(const char *id)
+bool aidp_run_id_valid(const char *id)
 {
-        if (!*id || strlen(id) > 63 || id[0] == '.')
-                return 0;
-        for (const char *p = id; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
-                        return 0;
-        return 1;
+        size_t n = strlen(id);
+        if (n == 0 || n > 63 ||
+            strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       "0123456789-_.") != n)
+                return false;
+        /* The output is sealed as "<id>-out": the id must make a name that
+         * sealing accepts (a letter or digit first), or the job would run and
+         * its output be shredded at the end. */
+        char name[AIDP_SEALED_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%s-out", id);
+        return aidp_sealed_valid_name(name);
 }
 
 /* Learn mode (aidp profile learn): every syscall the profile lets run is
@@ -213,22 +218,9 @@ static int valid_run_id(const char *id)
  * loaded and before anyone listens, so it is allowed on that socket only. */
 static int learn_policy(struct run *r, aidp_error *err)
 {
-        struct aidp_sc_policy *p = &r->profile.seccomp;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, r->learn_sv) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "socketpair");
-        if (p->default_action == AIDP_SC_ALLOW || p->default_action == AIDP_SC_LOG)
-                p->default_action = AIDP_SC_NOTIFY;
-        for (size_t i = 0; i < p->n_rules; i++)
-                if (p->rules[i].action == AIDP_SC_ALLOW || p->rules[i].action == AIDP_SC_LOG)
-                        p->rules[i].action = AIDP_SC_NOTIFY;
-        static const char *const sendmsg_name[] = {"sendmsg"};
-        struct aidp_sc_arg a = {.index = 0, .op = AIDP_SC_OP_EQ, .value = (uint64_t)r->learn_sv[1]};
-        struct aidp_sc_rule rule = {.names = (char **)sendmsg_name,
-                                    .n_names = 1,
-                                    .action = AIDP_SC_ALLOW,
-                                    .args = &a,
-                                    .n_args = 1};
-        if (aidp_sc_policy_add(p, &rule) < 0)
+        if (aidp_sc_policy_learn(&r->profile.seccomp, r->learn_sv[1]) < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         return 0;
 }
@@ -315,6 +307,9 @@ static void apply_cli_limits(struct aidp_limits *l, const struct aidp_run_opts *
                 {o->pids, &l->pids},
                 {o->timeout_seconds, &l->wall_seconds},
                 {o->tmp_bytes, &l->tmp_bytes},
+                {o->scratch_bytes, &l->scratch_bytes},
+                {o->out_bytes, &l->out_bytes},
+                {o->shm_bytes, &l->shm_bytes},
                 {o->kill_after, &l->kill_after_seconds},
         };
         for (size_t i = 0; i < ARRAY_SIZE(over); i++)
@@ -340,6 +335,49 @@ static int compile_filter(struct run *r, aidp_error *err)
         return 0;
 }
 
+/* The key /out is sealed under is the policy's decision, not the order of
+ * --data: --output-key-id may only name the same key (a run without inputs
+ * names it; no decision then). Refused before anything of the run exists. */
+static int output_key(struct run *r, aidp_error *err)
+{
+        const struct aidp_decision *d = &r->policy.decision;
+        const char *asked = r->o->output_key_id;
+        if (!r->policy.decided || !d->output_key)
+                return 0;
+        if (asked && strcmp(asked, d->output_key) && !d->audit)
+                return aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
+                                      "--output-key-id %s: outputs of these inputs are sealed "
+                                      "under key %s (%s); omit the option",
+                                      asked, d->output_key, d->output_key_rule);
+        if (asked && d->audit)
+                return 0; /* enforcement: audit: the decision is recorded, not applied */
+        if (strlen(d->output_key) >= sizeof r->output_key)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, ENAMETOOLONG,
+                                      "output key id %s: too long", d->output_key);
+        snprintf(r->output_key, sizeof r->output_key, "%s", d->output_key);
+        return 0;
+}
+
+/* The working directory the job starts in: --cwd, else the caller's own (a
+ * daemon's peer: "/", never the daemon's). */
+static int resolve_cwd(struct run *r, aidp_error *err)
+{
+        const struct aidp_run_opts *o = r->o;
+        if (o->cwd && strlen(o->cwd) >= sizeof r->cwd)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG, "--cwd %s: path too long",
+                                      o->cwd);
+        if (o->cwd)
+                snprintf(r->cwd, sizeof r->cwd, "%s", o->cwd);
+        else if (o->peer)
+                snprintf(r->cwd, sizeof r->cwd, "/"); /* never the daemon's own */
+        else if (!getcwd(r->cwd, sizeof r->cwd))
+                snprintf(r->cwd, sizeof r->cwd, "/");
+        if (r->cwd[0] != '/')
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--cwd %s: must be an absolute path", r->cwd);
+        return 0;
+}
+
 int aidp_run_resolve(struct run *r, aidp_error *err)
 {
         const struct aidp_run_opts *o = r->o;
@@ -347,32 +385,31 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "no command given (usage: run [OPTIONS] -- CMD [ARGS])");
         make_run_id(r);
-        if (!valid_run_id(r->res->run_id))
-                return aidp_error_set(
-                        err, AIDP_EXIT_USAGE, EINVAL,
-                        "run id '%s': only letters, digits, '-', '_' and '.' (at most 63)",
-                        r->res->run_id);
+        if (!aidp_run_id_valid(r->res->run_id))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "run id '%s': %s",
+                                      r->res->run_id, AIDP_RUN_ID_RULE);
         int rc;
-        if (o->profile) {
-                /* Users run installed library profiles only (docs/security.md). */
-                rc = o->as_user ? aidp_profile_host_load_library(o->profile, true, &r->profile, err)
-                                : aidp_profile_host_load(o->profile, true, &r->profile, NULL, err);
-                if (rc < 0) {
-                        if (!err->status)
-                                err->status = AIDP_EXIT_CONFIG;
-                        return aidp_error_wrap(err, "loading profile %s", o->profile);
-                }
-        } else if ((rc = aidp_profile_init_defaults(&r->profile)) < 0) {
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        /* Without --profile, the shipped library profile `baseline`, never
+         * the weaker built-in defaults: lineage then names a profile with a
+         * digest, as for every other run. Users run installed library
+         * profiles only (docs/security.md). */
+        const char *pname = o->profile ? o->profile : AIDP_DEFAULT_PROFILE;
+        rc = o->as_user || !o->profile
+                     ? aidp_profile_host_load_library(pname, true, &r->profile, err)
+                     : aidp_profile_host_load(pname, true, &r->profile, NULL, err);
+        if (rc < 0) {
+                if (!err->status)
+                        err->status = AIDP_EXIT_CONFIG;
+                return aidp_error_wrap(err, "loading profile %s%s", pname,
+                                       o->profile ? "" : " (the default; name one with --profile)");
         }
         r->profile_loaded = true;
         /* Lineage and policy name a profile by how it was chosen (its library
          * name, or "file:PATH" for an admin's file) plus its digest, never by
          * the metadata.name its author wrote into it. */
-        if (o->profile) {
+        {
                 char *n = NULL;
-                if (asprintf(&n, "%s%s", aidp_profile_ref_is_path(o->profile) ? "file:" : "",
-                             o->profile) < 0)
+                if (asprintf(&n, "%s%s", aidp_profile_ref_is_path(pname) ? "file:" : "", pname) < 0)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 free(r->profile.name);
                 r->profile.name = n;
@@ -387,18 +424,8 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         }
         if (o->no_cwd)
                 r->profile.bind_cwd = false;
-        if (o->cwd && strlen(o->cwd) >= sizeof r->cwd)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG, "--cwd %s: path too long",
-                                      o->cwd);
-        if (o->cwd)
-                snprintf(r->cwd, sizeof r->cwd, "%s", o->cwd);
-        else if (o->peer)
-                snprintf(r->cwd, sizeof r->cwd, "/"); /* never the daemon's own */
-        else if (!getcwd(r->cwd, sizeof r->cwd))
-                snprintf(r->cwd, sizeof r->cwd, "/");
-        if (r->cwd[0] != '/')
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "--cwd %s: must be an absolute path", r->cwd);
+        if ((rc = resolve_cwd(r, err)) < 0)
+                return rc;
         rc = resolve_identity(r, err);
         if (rc < 0)
                 return rc;
@@ -425,13 +452,23 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                                       r->res->inputs, err);
                 if (rc < 0)
                         return rc;
+                char out_name[AIDP_SEALED_NAME_MAX + 1];
+                snprintf(out_name, sizeof out_name, "%s-out", r->res->run_id);
+                if (o->output_dir && (rc = aidp_inject_check_output_key(
+                                              &r->inject, o->output_key_id, out_name, err)) < 0)
+                        return rc;
                 r->res->n_inputs = o->n_data;
         }
         /* Access and residency: decided on the authenticated headers, before
          * prepare decrypts anything. A denial ends the run here. */
         rc = aidp_run_policy_decide(&r->policy, r->caller_rc == 0 ? &r->caller : NULL,
                                     &r->caller_err, &r->profile, &r->inject, err);
+        if (rc == 0)
+                rc = aidp_run_check_data_fits(r, err);
         if (rc < 0)
+                return rc;
+        snprintf(r->res->policy_audit, sizeof r->res->policy_audit, "%s", r->policy.audit_msg);
+        if (o->output_dir && (rc = output_key(r, err)) < 0)
                 return rc;
         if (o->on_notify_fd && (rc = learn_policy(r, err)) < 0)
                 return rc;

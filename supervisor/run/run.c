@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common/cleanup.h"
+#include "common/strv.h"
 #include "supervisor/run/run_internal.h"
 
 /* AIDP_TIMING=1: the time each phase took, with the CPU time and page faults of
@@ -57,6 +58,14 @@ void aidp_run_fault_point(const char *where)
                 raise(SIGSTOP);
 }
 
+/* AIDP_FAULT_FAIL_AT=shred: the step reports a failure (test builds only, like
+ * every AIDP_FAULT_ variable: supervisor/cli/env.c). */
+bool aidp_run_fault_fail(const char *where)
+{
+        const char *at = getenv("AIDP_FAULT_FAIL_AT");
+        return at && !strcmp(at, where);
+}
+
 /* The run's result: exit status and error, from the run and its teardown. */
 static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_error *terr)
 {
@@ -75,6 +84,13 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
                 *err = *terr;
                 res->exit_status = AIDP_EXIT_INTERNAL;
                 return trc;
+        }
+        if (res->access_expired) {
+                res->exit_status = AIDP_EXIT_DENIED;
+                return aidp_error_set(err, AIDP_EXIT_DENIED, ETIME,
+                                      "the time window of access rule %s closed: the job was "
+                                      "stopped",
+                                      res->access_rule);
         }
         if (res->timed_out) {
                 res->exit_status = AIDP_EXIT_TIMEOUT;
@@ -105,6 +121,7 @@ static void run_free(struct run *r)
                 free(r->env[i]);
         free(r->env);
         aidp_bpf_free(&r->bpf);
+        aidp_strv_free(r->host_sockets);
         for (size_t i = 0; i < 2; i++)
                 if (r->learn_sv[i] >= 0)
                         close(r->learn_sv[i]);
@@ -186,6 +203,9 @@ static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
          * gone first. */
         aidp_run_warm_end(r);
         if (rc == 0)
+                rc = aidp_run_net_stage(&r->net, aidp_journal_run_dir(r->o->run_dir),
+                                        r->res->run_id, err);
+        if (rc == 0)
                 rc = aidp_run_spawn(r, oldmask, err);
         aidp_run_warm_stop(r);
         aidp_run_phase(r, "spawn");
@@ -222,6 +242,14 @@ static int end_record(struct run *r, int rc, char **removed, size_t n_removed, i
         int lrc = aidp_run_lineage_end(&r->rl, res->run_id, res, rc, err,
                                        (const char *const *)removed, n_removed, &lerr);
         aidp_run_phase(r, "end-rec");
+        /* Teardown left something for gc, and the end record is written: the
+         * journal says so, and gc cleans up without an ABORT after it. */
+        if (lrc == 0 && trc < 0 && r->journal_open) {
+                aidp_error jerr = {0};
+                aidp_journal_set_ended(&r->journal, rc == 0 ? "COMPLETE" : "FAIL");
+                if (aidp_journal_sync(&r->journal, &jerr) < 0)
+                        fprintf(stderr, "aidp-supervisor: run %s: %s\n", res->run_id, jerr.msg);
+        }
         /* 10: the journal goes last; it stays for gc if anything is left. */
         aidp_run_journal_finish(r, trc == 0 && lrc == 0);
         if (lrc < 0) {
@@ -287,8 +315,8 @@ static int dry_run(struct run *r, int rc, aidp_error *err)
         *r->o->plan = NULL;
         if (rc == 0 || denied) {
                 json_object *ev = aidp_run_lineage_start_event(
-                        r->o, r->res, &r->profile, r->caller_rc == 0 ? &r->caller : NULL, r->uid,
-                        r->gid, aidp_run_policy_annotate, &r->policy);
+                        r->o, r->res, &r->profile, r->cwd, r->caller_rc == 0 ? &r->caller : NULL,
+                        r->uid, r->gid, aidp_run_policy_annotate, &r->policy);
                 if (ev)
                         json_object_object_add(ev, "dryRun", json_object_new_boolean(true));
                 *r->o->plan = ev;

@@ -48,6 +48,7 @@ struct aidp_run_opts {
         bool no_cwd; /* do not bind the working directory */
         /* CLI overrides of the profile (0 = keep the profile's) */
         uint64_t memory_bytes, cpu_millis, pids, timeout_seconds, tmp_bytes;
+        uint64_t scratch_bytes, out_bytes, shm_bytes;  /* tmpfs sizes (docs/profiles.md) */
         struct aidp_rlimit rlimits[AIDP_RLIMIT_SLOTS]; /* --rlimit overrides (.set) */
         unsigned kill_after; /* seconds between SIGTERM and SIGKILL; 0 = the profile's */
         const char *cgroup_parent;
@@ -88,11 +89,29 @@ struct aidp_run_opts {
         void *notify_arg;
 };
 
+/* One tmpfs of the run, as shred found and left it. */
+#define AIDP_RUN_MAX_MOUNTS 8
+struct aidp_run_mount {
+        char target[128];    /* where the job saw it: "/scratch", "/dev/shm" */
+        char label[16];      /* "tmp", "scratch", "out", "shm", "data" */
+        uint64_t size_bytes; /* its limit */
+        uint64_t used_bytes; /* what it held when the job was over */
+        uint64_t files, bytes;
+        bool verified, noswap;
+        bool full; /* no block or inode left: a write will have failed (ENOSPC) */
+};
+
 struct aidp_run_result {
         char run_id[64];
         int exit_status; /* what aidp-supervisor exits with */
         int job_status;  /* the job's own status (128+N), -1 if it never ran */
         bool timed_out, oom_killed, started;
+        /* the access policy's last time window closed while the job ran: it was
+         * stopped (docs/policy.md, "Time windows") */
+        bool access_expired;
+        char access_rule[128]; /* the role whose window closed */
+        /* enforcement: audit: what the policy decided and was not enforced ("" none) */
+        char policy_audit[768];
         int stop_signal;    /* SIGTERM/SIGINT/SIGHUP/SIGQUIT the supervisor was stopped with
                           * while the job ran (scancel, Ctrl-C); 0 if none */
         uint64_t oom_kills; /* processes the memory limit killed (the job's or a child) */
@@ -106,6 +125,13 @@ struct aidp_run_result {
         char resources_error[256];
         double wall_seconds;
         struct aidp_shred_report shred;
+        struct aidp_run_mount mounts[AIDP_RUN_MAX_MOUNTS]; /* per tmpfs, in shred's order */
+        size_t n_mounts;
+        const char *shredded_by; /* who overwrote the tmpfs: "supervisor" */
+        /* the run's memory in parts (its cgroup pays for all of them): the
+         * decrypted inputs in /data, the writable tmpfs mounts, and the
+         * processes' peak (the cgroup's peak less the tmpfs pages) */
+        uint64_t data_memory_bytes, tmpfs_memory_bytes, process_memory_peak_bytes;
         bool noswap; /* tmpfs noswap was available */
         char cgroup_version[4];
         /* egress (docs/egress.md): the run's network and what it refused */
@@ -119,6 +145,14 @@ struct aidp_run_result {
         bool has_output;
 };
 
+/* The library profile of a run without --profile (profiles/baseline.yaml). */
+#define AIDP_DEFAULT_PROFILE "baseline"
+
+/* A run id's rule (checked before anything happens, and again by resolve):
+ * 1-63 of A-Z a-z 0-9 - _ ., a letter or digit first (the sealed output's
+ * name "<id>-out" must be valid). */
+#define AIDP_RUN_ID_RULE "expected 1-63 of A-Z a-z 0-9 - _ ., starting with a letter or digit"
+bool aidp_run_id_valid(const char *id);
 int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err);
 
 /* Clean up runs whose supervisor is gone. Returns the number of runs cleaned

@@ -30,6 +30,7 @@
 #include "supervisor/run/run_net.h"
 #include "supervisor/run/run_policy.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/sandbox/nspin.h"
 #include "supervisor/sandbox/relay.h"
 #include "supervisor/sandbox/sandbox.h"
 #include "supervisor/sandbox/tmpfs.h"
@@ -43,6 +44,9 @@ extern const int aidp_run_handled[AIDP_RUN_N_HANDLED];
 
 struct run {
         const struct aidp_run_opts *o;
+        /* the key /out is sealed under: the policy's decision (docs/policy.md,
+         * "Output key"), or --output-key-id when no input names one */
+        char output_key[128];
         struct aidp_run_result *res;
         struct aidp_profile profile;
         bool profile_loaded;
@@ -56,11 +60,12 @@ struct run {
         char cwd[4096];
         struct aidp_bpf bpf;
         struct aidp_cgroup *cg;
-        struct aidp_tmpfs tmpfs[4];
+        struct aidp_tmpfs tmpfs[AIDP_SANDBOX_MAX_MOUNTS];
         size_t n_tmpfs;
         struct aidp_journal journal;
         bool journal_open;
         pid_t pid1;
+        char nspin[4200]; /* the pin of pid 1's mount namespace, "" if none */
         int pidfd;
         int learn_sv[2];     /* learn mode: the child sends the listener fd over [1] */
         char *dev_rules[64]; /* device cgroup allow lines of the profile's devices */
@@ -84,7 +89,9 @@ struct run {
         bool collect_failed;
         int sync_w, err_r, status_r, life_w; /* the supervisor's ends of the sandbox pipes */
         struct aidp_relay relay[2];          /* the job's stdout and stderr (sandbox/relay.h) */
-        struct aidp_run_net net;             /* egress (docs/egress.md) */
+        char **host_sockets; /* the host's pathname unix sockets (sandbox/hostsock.h) */
+        size_t n_host_sockets;
+        struct aidp_run_net net; /* egress (docs/egress.md) */
 };
 
 /* The supervisor's hold on the signals it handles, from the moment anything of a
@@ -111,6 +118,7 @@ static inline void aidp_run_close(int *fd)
 /* run.c */
 void aidp_run_phase(struct run *r, const char *name);
 void aidp_run_fault_point(const char *where);
+bool aidp_run_fault_fail(const char *where);
 
 /* resolve.c: 1 */
 int aidp_run_resolve(struct run *r, aidp_error *err);
@@ -128,6 +136,10 @@ void aidp_run_journal_cgroups(struct run *r);
 
 /* prepare.c: 3 and 6 */
 int aidp_run_prepare(struct run *r, aidp_error *err);
+/* Refuse (before anything is decrypted) inputs that cannot fit the run's memory. */
+int aidp_run_check_data_fits(struct run *r, aidp_error *err);
+/* Where a tmpfs of the run is mounted in the sandbox ("/scratch", "/dev/shm"). */
+const char *aidp_run_tmpfs_target(const struct run *r, const struct aidp_tmpfs *t);
 int aidp_run_inject(struct run *r, aidp_error *err);
 
 /* spawn.c: 4 */

@@ -57,8 +57,13 @@ static void add_dataset(json_object *ev, bool output, const struct aidp_run_data
         json_object *ds =
                 output ? aidp_lineage_add_output(ev, "aidp", d->name[0] ? d->name : d->path)
                        : aidp_lineage_add_input(ev, "aidp", d->name[0] ? d->name : d->path);
-        if (!strncmp(d->digest, "sha256:", 7))
-                aidp_lineage_dataset_set_digest(ds, "sha256", d->digest + 7);
+        /* "hmac-sha256:" (format 2, keyed) or "sha256:" (format 1). */
+        const char *colon = strchr(d->digest, ':');
+        if (colon && colon - d->digest < 16) {
+                char alg[16];
+                snprintf(alg, sizeof alg, "%.*s", (int)(colon - d->digest), d->digest);
+                aidp_lineage_dataset_set_digest(ds, alg, colon + 1);
+        }
         char tagbuf[sizeof d->residency + sizeof d->regulation + 2];
         snprintf(tagbuf, sizeof tagbuf, "%s%s%s", d->residency,
                  d->residency[0] && d->regulation[0] ? "," : "", d->regulation);
@@ -98,7 +103,7 @@ static void set_host(json_object *ev)
 }
 
 /* The job as lineage names it: --job-name, else the profile (a path's file name without
- * .yaml), never the command, which names the interpreter (python3) rather than the job. */
+ * .yaml; baseline when none was named), never the command, which names the interpreter (python3) rather than the job. */
 void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size)
 {
         char buf[PATH_MAX];
@@ -106,7 +111,8 @@ void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t 
                 snprintf(out, size, "%s", o->job_name);
                 return;
         }
-        snprintf(buf, sizeof buf, "%s", o->profile && o->profile[0] ? o->profile : "default");
+        snprintf(buf, sizeof buf, "%s",
+                 o->profile && o->profile[0] ? o->profile : AIDP_DEFAULT_PROFILE);
         char *name = basename(buf), *dot = strrchr(name, '.');
         if (dot && (!strcmp(dot, ".yaml") || !strcmp(dot, ".yml")))
                 *dot = '\0';
@@ -117,6 +123,31 @@ void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t 
  * after the residency decision dropped out-of-region rules (the profile
  * digest covers the rules as written), one line per rule, and the SHA-256 of
  * those lines, each ending in a newline. */
+/* The host paths the job sees beyond the system's read-only view, in the
+ * aidp_binds facet: each bind (source, target, writable) and the working
+ * directory when it is bound. A writable one is where data can leave the
+ * shredded tmpfs; the residency policy can forbid it (docs/policy.md). */
+static void set_binds(json_object *ev, const struct aidp_profile *p, const char *cwd)
+{
+        json_object *f = aidp_lineage_run_facet(ev, "aidp_binds");
+        json_object *a = json_object_new_array();
+        size_t writable = 0;
+        for (size_t i = 0; i < p->n_binds; i++) {
+                const struct aidp_bind *b = &p->binds[i];
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "source", json_object_new_string(b->source));
+                json_object_object_add(o, "target",
+                                       json_object_new_string(b->target ? b->target : b->source));
+                json_object_object_add(o, "writable", json_object_new_boolean(b->writable));
+                json_object_array_add(a, o);
+                writable += b->writable;
+        }
+        json_object_object_add(f, "binds", a);
+        json_object_object_add(f, "writable", json_object_new_int64((int64_t)writable));
+        if (p->bind_cwd && cwd && strcmp(cwd, "/"))
+                json_object_object_add(f, "cwd", json_object_new_string(cwd));
+}
+
 static void set_allowlist(json_object *ev, const struct aidp_network *net)
 {
         if (net->mode != AIDP_NET_EGRESS)
@@ -150,7 +181,7 @@ static void set_allowlist(json_object *ev, const struct aidp_network *net)
 
 json_object *aidp_run_lineage_start_event(const struct aidp_run_opts *o,
                                           const struct aidp_run_result *res,
-                                          const struct aidp_profile *profile,
+                                          const struct aidp_profile *profile, const char *cwd,
                                           const struct aidp_caller_identity *caller, uid_t job_uid,
                                           gid_t job_gid,
                                           void (*annotate)(const void *arg, json_object *ev),
@@ -176,6 +207,7 @@ json_object *aidp_run_lineage_start_event(const struct aidp_run_opts *o,
         aidp_lineage_set_profile(ev, profile->name ? profile->name : "default",
                                  digest[0] ? digest : NULL);
         set_allowlist(ev, &profile->network);
+        set_binds(ev, profile, cwd);
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
         if (annotate)
@@ -185,7 +217,8 @@ json_object *aidp_run_lineage_start_event(const struct aidp_run_opts *o,
 
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
+                           const char *cwd, const struct aidp_caller_identity *caller,
+                           uid_t job_uid, gid_t job_gid,
                            void (*annotate)(const void *arg, json_object *ev),
                            const void *annotate_arg, bool background, aidp_error *err)
 {
@@ -200,7 +233,7 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                                        "lineage: the run cannot be recorded, so it does not start");
         const char *run_id = res->run_id;
         _cleanup_(json_object_putp) json_object *ev = aidp_run_lineage_start_event(
-                o, res, profile, caller, job_uid, job_gid, annotate, annotate_arg);
+                o, res, profile, cwd, caller, job_uid, job_gid, annotate, annotate_arg);
         if (!ev)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         /* In the background, committed by aidp_run_lineage_start_commit(); or,
@@ -234,6 +267,10 @@ static enum aidp_lineage_event_type end_type(const struct aidp_run_result *res, 
                 *reason = "interrupted before the job started";
                 return AIDP_LINEAGE_ABORT;
         }
+        if (res->access_expired) {
+                *reason = "access window closed";
+                return AIDP_LINEAGE_FAIL;
+        }
         if (res->stop_signal && res->job_status != 0 && !res->timed_out) {
                 /* Cancelled from outside (scancel, Ctrl-C, a stop of the node). */
                 *reason = "stopped by a signal to the supervisor";
@@ -259,8 +296,28 @@ static enum aidp_lineage_event_type end_type(const struct aidp_run_result *res, 
         return AIDP_LINEAGE_FAIL;
 }
 
+/* Per tmpfs: where the job saw it, its limit, what it held, what shred did. */
+static void set_mounts(json_object *f, const struct aidp_run_result *res)
+{
+        json_object *arr = json_object_new_array();
+        for (size_t i = 0; i < res->n_mounts; i++) {
+                const struct aidp_run_mount *m = &res->mounts[i];
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "mount", json_object_new_string(m->target));
+                json_object_object_add(o, "sizeBytes", json_object_new_uint64(m->size_bytes));
+                json_object_object_add(o, "usedBytes", json_object_new_uint64(m->used_bytes));
+                json_object_object_add(o, "files", json_object_new_uint64(m->files));
+                json_object_object_add(o, "bytes", json_object_new_uint64(m->bytes));
+                json_object_object_add(o, "verified", json_object_new_boolean(m->verified));
+                json_object_object_add(o, "noswap", json_object_new_boolean(m->noswap));
+                json_object_object_add(o, "full", json_object_new_boolean(m->full));
+                json_object_array_add(arr, o);
+        }
+        json_object_object_add(f, "mounts", arr);
+}
+
 static void set_shred(json_object *ev, const struct aidp_shred_report *s, bool shredded,
-                      const char *const *removed, size_t nremoved)
+                      const char *by, const char *const *removed, size_t nremoved)
 {
         struct aidp_lineage_shred ls = {
                 .files = s->files,
@@ -273,6 +330,9 @@ static void set_shred(json_object *ev, const struct aidp_shred_report *s, bool s
         aidp_lineage_set_shred(ev, &ls);
         json_object *f = aidp_lineage_run_facet(ev, "aidp_shred");
         json_object_object_add(f, "failures", json_object_new_uint64(s->failures));
+        /* Who overwrote the pages: the supervisor through its own mount fds,
+         * or gc (through pid 1's fds, or the run's pinned mount namespace). */
+        json_object_object_add(f, "shreddedBy", json_object_new_string(by ? by : "nobody"));
         if (s->first_failure[0])
                 json_object_object_add(f, "firstFailure", json_object_new_string(s->first_failure));
 }
@@ -305,6 +365,18 @@ static void set_network(json_object *ev, const struct aidp_run_result *res)
         for (size_t i = 0; i < d->n_examples; i++)
                 json_object_array_add(ex, json_object_new_string(d->examples[i]));
         json_object_object_add(f, "examples", ex);
+        /* Names the run's DNS proxy refused, or answered without an address
+         * the plan does not cover. */
+        json_object_object_add(f, "dnsDenied", json_object_new_uint64(d->dns_total));
+        json_object *dns = json_object_new_array();
+        for (size_t i = 0; i < d->n_dns; i++) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "name", json_object_new_string(d->dns[i].name));
+                json_object_object_add(o, "reason", json_object_new_string(d->dns[i].why));
+                json_object_object_add(o, "count", json_object_new_uint64(d->dns[i].count));
+                json_object_array_add(dns, o);
+        }
+        json_object_object_add(f, "dnsDenials", dns);
 }
 
 int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
@@ -353,7 +425,17 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                 .error = res->resources_error[0] ? res->resources_error : NULL,
         };
         aidp_lineage_set_resources(ev, &rs);
-        set_shred(ev, &res->shred, true, removed, nremoved);
+        json_object *mf = aidp_lineage_run_facet(ev, "aidp_resources");
+        json_object_object_add(mf, "dataMemoryBytes",
+                               json_object_new_uint64(res->data_memory_bytes));
+        json_object_object_add(mf, "tmpfsMemoryBytes",
+                               json_object_new_uint64(res->tmpfs_memory_bytes));
+        json_object_object_add(mf, "processMemoryPeakBytes",
+                               res->memory_peak_known
+                                       ? json_object_new_uint64(res->process_memory_peak_bytes)
+                                       : NULL);
+        set_shred(ev, &res->shred, true, res->shredded_by, removed, nremoved);
+        set_mounts(aidp_lineage_run_facet(ev, "aidp_shred"), res);
         set_host(ev);
         set_parent(ev, rl->o);
         set_network(ev, res);
@@ -385,8 +467,8 @@ const char *aidp_run_lineage_path(const struct aidp_run_lineage *rl)
 }
 
 int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const char *job,
-                           const struct aidp_shred_report *shred, bool shredded, const char *what,
-                           aidp_error *err)
+                           const struct aidp_shred_report *shred, bool shredded, const char *by,
+                           const char *what, aidp_error *err)
 {
         struct aidp_lineage *lg = NULL;
         struct aidp_lineage_options lo = {
@@ -400,7 +482,7 @@ int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const c
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
         aidp_lineage_set_exit(ev, -1, 0, AIDP_EXIT_INTERNAL, "supervisor died; cleaned up by gc");
-        set_shred(ev, shred, shredded, NULL, 0);
+        set_shred(ev, shred, shredded, shredded ? by : NULL, NULL, 0);
         json_object_object_add(aidp_lineage_run_facet(ev, "aidp_shred"), "gcReport",
                                json_object_new_string(what ? what : ""));
         set_host(ev);

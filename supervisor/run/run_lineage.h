@@ -33,7 +33,8 @@ struct aidp_run_lineage {
  * and anchor update run in the background until aidp_run_lineage_start_commit(),
  * which the run calls before the go (background false: durable on return, and
  * the commit is a no-op). The log stays locked until then.
- * res: the run id and the authenticated inputs (from resolve). caller: who asked
+ * res: the run id and the authenticated inputs (from resolve). profile and cwd:
+ * what the sandbox is (the aidp_binds facet lists its binds). caller: who asked
  * (NULL when it could not be resolved: the supervisor's own uid is recorded). annotate (may be
  * NULL) adds facets before the event is written: the access and residency
  * decision (supervisor/run/run_policy.c). */
@@ -41,7 +42,8 @@ struct aidp_run_lineage {
 void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size);
 int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
                            const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
+                           const char *cwd, const struct aidp_caller_identity *caller,
+                           uid_t job_uid, gid_t job_gid,
                            void (*annotate)(const void *arg, json_object *ev),
                            const void *annotate_arg, bool background, aidp_error *err);
 
@@ -49,7 +51,7 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
  * records, and what --dry-run shows as the run's plan. NULL: out of memory. */
 json_object *aidp_run_lineage_start_event(const struct aidp_run_opts *o,
                                           const struct aidp_run_result *res,
-                                          const struct aidp_profile *profile,
+                                          const struct aidp_profile *profile, const char *cwd,
                                           const struct aidp_caller_identity *caller, uid_t job_uid,
                                           gid_t job_gid,
                                           void (*annotate)(const void *arg, json_object *ev),
@@ -79,5 +81,5 @@ const char *aidp_run_lineage_path(const struct aidp_run_lineage *rl);
 
 /* gc: ABORT for a run whose supervisor died, written to lineage_path. */
 int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const char *job,
-                           const struct aidp_shred_report *shred, bool shredded, const char *what,
-                           aidp_error *err);
+                           const struct aidp_shred_report *shred, bool shredded, const char *by,
+                           const char *what, aidp_error *err);

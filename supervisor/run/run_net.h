@@ -22,6 +22,11 @@ struct aidp_run_net {
         struct aidp_hostnet host;
         struct aidp_np_run *applied;
         struct aidp_np_denials denials; /* copied at teardown */
+        /* The job's /etc/resolv.conf: a file written once the proxy's address
+         * is known, and a detached mount of it for pid 1 (staged only). */
+        bool staged;
+        int resolv_fd, resolv_tree;
+        char resolv_path[PATH_MAX]; /* <run dir>/.resolv-<run id>, unlinked at the end */
 };
 
 /* The host network configuration: $AIDP_NETWORK_CONFIG when root started the
@@ -30,6 +35,12 @@ struct aidp_run_net {
 /* hostnet_path NULL = /etc/aidp/network.yaml (root-owned). */
 int aidp_run_net_resolve(struct aidp_run_net *n, const struct aidp_profile *p,
                          const char *hostnet_path, aidp_error *err);
+/* Before pid 1 exists: the file that becomes the job's /etc/resolv.conf
+ * (created in run_base, cloned as a detached mount, unlinked). */
+int aidp_run_net_stage(struct aidp_run_net *n, const char *run_base, const char *run_id,
+                       aidp_error *err);
+/* The detached mount for pid 1's spec, or -1. */
+int aidp_run_net_resolv_tree(const struct aidp_run_net *n);
 /* Journal first (gc then knows to look), then apply into pid's namespace. */
 int aidp_run_net_prepare(struct aidp_run_net *n, struct aidp_journal *j, const char *run_base,
                          const char *run_id, pid_t pid, aidp_error *err);

@@ -3,18 +3,24 @@
 #include "supervisor/run/run_policy.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/strv.h"
 #include "supervisor/lineage/lineage.h"
-#include "supervisor/run/policy_clock.h"
+#include "supervisor/run/policy_decide.h"
+#include "supervisor/sealed/codec/sealed_format.h"
+
+_Static_assert(AIDP_TAGS_MAX == AIDP_SEALED_MAX_TAGS,
+               "the decision's output tag limit is the sealed header's");
 
 /* Root started us itself (not sudo on behalf of another user): the
  * environment and --user are root's own choices. */
@@ -46,7 +52,9 @@ int aidp_run_policy_require_for_data(const char *user, aidp_error *err)
         char p[PATH_MAX];
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
                 snprintf(p, sizeof p, "%s/%s", AIDP_POLICY_DIR_DEFAULT, files[i]);
-                if (access(p, F_OK) == 0)
+                /* lstat: a dangling symlink is there, and its load fails (119) */
+                struct stat st;
+                if (lstat(p, &st) == 0)
                         return 0;
         }
         return no_policy_for_data(AIDP_POLICY_DIR_DEFAULT, user, err);
@@ -92,13 +100,67 @@ int aidp_run_policy_profile_view(const struct aidp_profile *p, struct aidp_resid
                                                           : AIDP_RESIDENCY_NET_NONE;
         ret->egress = e;
         ret->n_egress = p->network.n_rules;
+        /* Writable binds (host paths the job can write): a policy input. */
+        const char **wb = calloc(p->n_binds + 1, sizeof *wb);
+        if (!wb) {
+                aidp_run_policy_profile_view_free(ret);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < p->n_binds; i++)
+                if (p->binds[i].writable)
+                        wb[ret->n_writable_binds++] = p->binds[i].source;
+        ret->writable_binds = wb;
         return 0;
 }
 
 void aidp_run_policy_profile_view_free(struct aidp_residency_profile *v)
 {
         free((struct aidp_residency_egress *)v->egress);
+        free((const char **)v->writable_binds);
         memset(v, 0, sizeof *v);
+}
+
+static void appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
+{
+        if (*off >= size - 1)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(buf + *off, size - *off, fmt, ap);
+        va_end(ap);
+        if (k > 0)
+                *off = *off + (size_t)k < size - 1 ? *off + (size_t)k : size - 1;
+}
+
+/* enforcement: audit (rolling a policy out): the verdict is made, recorded in
+ * lineage and reported on stderr and in the summary, and not enforced: a
+ * denied run goes on, egress rules stay, the time window does not end it. */
+static int audit_report(struct aidp_run_policy *p)
+{
+        const struct aidp_decision *d = &p->decision;
+        size_t dropped = 0;
+        for (size_t i = 0; i < d->n_egress; i++)
+                dropped += !d->egress_keep[i];
+        aidp_error e = {0};
+        if (!d->allow)
+                aidp_residency_decision_to_error(d, &e);
+        if (d->allow && !dropped && !d->until)
+                return 0;
+        size_t off = 0;
+        appendf(p->audit_msg, sizeof p->audit_msg, &off, "%s", d->allow ? "run allowed" : e.msg);
+        if (dropped)
+                appendf(p->audit_msg, sizeof p->audit_msg, &off,
+                        "; %zu egress rule(s) would be dropped", dropped);
+        if (d->until)
+                appendf(p->audit_msg, sizeof p->audit_msg, &off,
+                        "; the run would be stopped at @%lld when the time "
+                        "window of %s closes",
+                        (long long)d->until, d->until_rule);
+        fprintf(stderr, "aidp-supervisor: policy audit (enforcement: audit, not enforced): %s\n",
+                p->audit_msg);
+        return 0;
 }
 
 int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identity *caller,
@@ -107,6 +169,12 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
 {
         memset(p, 0, sizeof *p);
         bool trusted = aidp_run_root_directly();
+        /* Test hook (a test-build variable: the trust check refuses it to the
+         * production binary): the policy clock shifted, so a test can start a
+         * run seconds before its time window closes. */
+        const char *off = trusted ? getenv("AIDP_FAULT_CLOCK_OFFSET") : NULL;
+        if (off)
+                p->clock_offset = strtoll(off, NULL, 10);
         const char *dir = trusted ? getenv(AIDP_POLICY_DIR_ENV) : NULL;
         snprintf(p->dir, sizeof p->dir, "%s", dir && *dir ? dir : AIDP_POLICY_DIR_DEFAULT);
 
@@ -119,59 +187,51 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
         int r = aidp_policy_set_load(&src, &p->set, err);
         if (r < 0)
                 return aidp_error_wrap(err, "loading the access and residency policy");
-        if (!p->set.host && !p->set.residency && !p->set.access) {
-                /* Secure default (docs/security.md): without a policy a user
-                 * may run jobs, but no sealed data is decrypted for them. */
-                if (!trusted && inject && inject->n > 0)
-                        return no_policy_for_data(p->dir, caller ? caller->user : NULL, err);
-                return 0;
-        }
-        p->enforced = true;
-
-        if (!caller) {
+        p->enforced = aidp_policy_set_installed(&p->set);
+        size_t n_data = inject ? inject->n : 0;
+        if (!caller && (p->enforced || n_data)) {
                 *err = *caller_err;
                 return aidp_error_wrap(err, "identifying the caller for the access policy");
         }
-        r = aidp_caller_fill_groups(caller, err);
-        if (r < 0)
+        /* The groups matter only to a policy; without one nobody looks them up. */
+        if (p->enforced && (r = aidp_caller_fill_groups(caller, err)) < 0)
                 return aidp_error_wrap(err, "identifying the caller for the access policy");
         p->caller = caller;
 
         struct aidp_dataset_facts facts[AIDP_RUN_MAX_DATA];
         size_t n = 0;
-        for (; n < inject->n; n++) {
+        for (; n < n_data; n++) {
                 r = aidp_policy_facts_from_header(aidp_inject_header(inject, n), &facts[n], err);
                 if (r < 0)
                         break;
         }
-        struct aidp_policy_clock clock = {0};
-        int64_t now = (int64_t)time(NULL);
-        if (r >= 0)
-                r = aidp_policy_clock_resolve(p->set.access, now, &clock, err);
         _cleanup_(aidp_run_policy_profile_view_free) struct aidp_residency_profile pv = {0};
         if (r >= 0 && aidp_run_policy_profile_view(profile, &pv) < 0)
                 r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         if (r >= 0) {
-                struct aidp_decision_request req = {
+                struct aidp_policy_query q = {
                         .op = AIDP_OP_RUN,
                         .profile = &pv,
                         .datasets = facts,
                         .n_datasets = n,
-                        .host = p->set.host,
-                        .residency = p->set.residency,
-                        .access = p->set.access,
+                        .at = (int64_t)time(NULL) + p->clock_offset,
                 };
-                aidp_caller_view(caller, &req.caller);
-                aidp_policy_clock_view(&clock, now, &req.time);
-                r = aidp_residency_decide(&req, &p->decision, err);
+                if (caller)
+                        aidp_caller_view(caller, &q.caller);
+                else
+                        q.caller.uid = -1;
+                r = aidp_policy_decide_with(&p->set, &q, &p->decision, err);
                 if (r >= 0)
                         p->decided = true;
         }
-        aidp_policy_clock_free(&clock);
         for (size_t i = 0; i < n; i++)
                 aidp_residency_facts_free(&facts[i]);
         if (r < 0)
                 return r;
+        if (!p->decision.allow && !p->enforced)
+                return no_policy_for_data(p->dir, caller->user, err);
+        if (p->decision.audit)
+                return audit_report(p);
         if (!p->decision.allow)
                 return aidp_residency_decision_to_error(&p->decision, err);
         restrict_egress(profile, &p->decision);
@@ -185,11 +245,20 @@ void aidp_run_policy_annotate(const void *arg, json_object *ev)
                 return;
         json_object *f = aidp_lineage_run_facet(ev, "aidp_policy");
         json_object_object_add(f, "enforced", json_object_new_boolean(p->enforced));
+        if (p->decided && p->decision.audit) {
+                /* decided and recorded, not enforced */
+                json_object_object_add(f, "enforcement", json_object_new_string("audit"));
+                if (p->audit_msg[0])
+                        json_object_object_add(f, "audit", json_object_new_string(p->audit_msg));
+        }
         if (!p->enforced || !p->decided) {
+                bool deny = p->decided && !p->decision.allow;
                 char why[1200];
-                snprintf(why, sizeof why, "no policy installed in %s: the run was not decided",
-                         p->dir);
-                aidp_lineage_add_decision(ev, "run", "allow", "none", why);
+                snprintf(why, sizeof why, "no policy installed in %s: %s", p->dir,
+                         deny ? "sealed data is not decrypted without one"
+                              : "the run was not decided");
+                aidp_lineage_add_decision(ev, "run", deny ? "deny" : "allow",
+                                          deny ? "default" : "none", why);
                 return;
         }
         const struct aidp_decision *d = &p->decision;

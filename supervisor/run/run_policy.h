@@ -26,6 +26,13 @@ struct aidp_run_policy {
         /* the run's caller (borrowed); its groups are looked up for the decision */
         const struct aidp_caller_identity *caller;
         struct aidp_decision decision;
+        /* The test build's AIDP_FAULT_CLOCK_OFFSET (seconds added to the
+         * policy's clock); 0 otherwise. The run's deadline from the decision's
+         * `until` is real time until - clock_offset. */
+        int64_t clock_offset;
+        /* enforcement: audit and the decision denied (or restricted egress):
+         * what was not enforced, for stderr, the summary and lineage */
+        char audit_msg[768];
 };
 
 /* Load the policies and decide for the caller the run resolved (NULL when that

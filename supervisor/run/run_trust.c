@@ -59,7 +59,11 @@ int aidp_run_trust_limits(const struct aidp_limits *p, const struct aidp_run_opt
             (r = lower_only("--cpus (millicpus)", o->cpu_millis, p->cpu_millis, err)) < 0 ||
             (r = lower_only("--pids", o->pids, p->pids, err)) < 0 ||
             (r = lower_only("--timeout (seconds)", o->timeout_seconds, p->wall_seconds, err)) < 0 ||
-            (r = lower_only("--tmp-size", o->tmp_bytes, p->tmp_bytes, err)) < 0)
+            (r = lower_only("--tmp-size", o->tmp_bytes, p->tmp_bytes, err)) < 0 ||
+            (r = lower_only("--scratch-size", o->scratch_bytes, p->scratch_bytes, err)) < 0 ||
+            (r = lower_only("--out-size", o->out_bytes, p->out_bytes, err)) < 0 ||
+            (r = lower_only("--shm-size", o->shm_bytes, p->shm_bytes ? p->shm_bytes : p->tmp_bytes,
+                            err)) < 0)
                 return r;
         for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++) {
                 if (!o->rlimits[i].set)

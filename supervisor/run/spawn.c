@@ -16,8 +16,10 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/path.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/sandbox/fdpass.h"
+#include "supervisor/sandbox/hostsock.h"
 #include "supervisor/sandbox/sandbox.h"
 
 static pid_t clone_sandbox(int *pidfd, int cgroup_fd)
@@ -71,7 +73,7 @@ static void job_groups(const struct run *r, struct aidp_sandbox_spec *spec)
 }
 
 /* What pid 1 is to build: the profile, the job, its fds and the run's mounts. */
-static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int relay_child[2],
+static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int relay_child[3],
                       struct aidp_sandbox_spec *spec)
 {
         *spec = (struct aidp_sandbox_spec){
@@ -88,27 +90,26 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                 .err_fd = f->err[1],
                 .status_fd = f->status[1],
                 .lifeline_fd = f->life[0],
+                .stdin_fd = relay_child[2],
                 .stdout_fd = relay_child[0],
                 .stderr_fd = relay_child[1],
                 .seccomp_flags = r->o->seccomp_flags,
                 .notify_fd_out = r->o->on_notify_fd ? r->learn_sv[1] : -1,
                 .bind_tree_fds = r->cp.bind_trees,
+                .host_sockets = r->host_sockets,
+                .n_host_sockets = r->n_host_sockets,
                 .cwd_tree_fd = r->cp.cwd_tree,
                 .has_cwd_tree = r->cp.cwd_tree >= 0,
+                .resolv_tree_fd = aidp_run_net_resolv_tree(&r->net),
         };
         job_groups(r, spec);
-        const char *targets[] = {"/tmp", r->profile.paths.scratch, r->profile.paths.out};
-        for (size_t i = 0; i < r->n_tmpfs && i < ARRAY_SIZE(targets); i++)
-                spec->mounts[spec->n_mounts++] = (struct aidp_sandbox_mount){
-                        .fd = r->tmpfs[i].fd, .target = targets[i], .readonly = false};
         /* /data is read-only for the job (the mount, not the superblock: our
          * own fd stays writable for shred). */
-        for (size_t i = ARRAY_SIZE(targets); i < r->n_tmpfs; i++)
-                if (!strcmp(r->tmpfs[i].label, "data"))
-                        spec->mounts[spec->n_mounts++] =
-                                (struct aidp_sandbox_mount){.fd = r->tmpfs[i].fd,
-                                                            .target = r->profile.paths.data,
-                                                            .readonly = true};
+        for (size_t i = 0; i < r->n_tmpfs && i < AIDP_SANDBOX_MAX_MOUNTS; i++)
+                spec->mounts[spec->n_mounts++] = (struct aidp_sandbox_mount){
+                        .fd = r->tmpfs[i].fd,
+                        .target = aidp_run_tmpfs_target(r, &r->tmpfs[i]),
+                        .readonly = !strcmp(r->tmpfs[i].label, "data")};
 }
 
 /* pid 1 exists: the journal names it and the mount fds it holds, so that gc can
@@ -117,8 +118,21 @@ static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *e
 {
         aidp_journal_set_pid1(&r->journal, pid);
         for (size_t i = 0; i < r->n_tmpfs; i++)
-                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label, r->tmpfs[i].fd);
+                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label,
+                                    aidp_run_tmpfs_target(r, &r->tmpfs[i]), r->tmpfs[i].fd);
         int rc = aidp_journal_sync(&r->journal, err);
+        /* Pin pid 1's mount namespace: if this supervisor and then pid 1 die,
+         * the tmpfs mounts still live in it, for gc to overwrite (nspin.h).
+         * The path is fixed in the journal directory, where gc looks. */
+        if (rc == 0 &&
+            aidp_path_join(r->nspin, sizeof r->nspin, r->journal.dir, AIDP_JOURNAL_NSPIN) < 0)
+                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENAMETOOLONG, "%s: path too long",
+                                    r->journal.dir);
+        if (rc == 0) {
+                rc = aidp_nspin_create(r->nspin, pid, err);
+                if (rc < 0)
+                        r->nspin[0] = '\0';
+        }
         /* No cgroup2 fd to clone into (v2 without one): move pid 1 by pid. */
         if (rc == 0 && !into_cgroup && aidp_cgroup_version_of(r->cg) == AIDP_CGROUP_V2)
                 rc = aidp_cgroup_attach(r->cg, pid, false, err);
@@ -132,7 +146,7 @@ static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *e
 int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
 {
         struct aidp_run_fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
-        int relay_child[2] = {-1, -1};
+        int relay_child[3] = {-1, -1, -1}; /* stdout, stderr, stdin */
         int rc = 0;
         /* sync: a socket, so that the go can carry the v1 "tasks" fds */
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.sync) < 0 ||
@@ -147,6 +161,20 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
                         rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -e, "output relay");
                         goto out;
                 }
+        }
+        /* The host's unix sockets now, as late as possible before the job:
+         * pid 1 covers those its view shows (sandbox/hostsock.h). */
+        int ns = aidp_hostsock_collect(&r->host_sockets);
+        if (ns < 0) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ns,
+                                      "listing the host's unix sockets");
+                goto out;
+        }
+        r->n_host_sockets = (size_t)ns;
+        relay_child[2] = aidp_relay_stdin_for_job();
+        if (relay_child[2] < -1) {
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -relay_child[2], "/dev/null");
+                goto out;
         }
         struct aidp_sandbox_spec spec;
         fill_spec(r, &f, relay_child, &spec);
@@ -171,7 +199,7 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         rc = record_pid1(r, pid, cgfd >= 0, err);
 out:;
         /* pid 1's ends, ours no more */
-        int *theirs[] = {&relay_child[0], &relay_child[1], &f.sync[0],
+        int *theirs[] = {&relay_child[0], &relay_child[1], &relay_child[2], &f.sync[0],
                          &f.err[1],       &f.status[1],    &f.life[0]};
         for (size_t i = 0; i < ARRAY_SIZE(theirs); i++)
                 aidp_run_close(theirs[i]);

@@ -270,8 +270,8 @@ int aidp_run_startup_begin(struct run *r, aidp_error *err)
 int aidp_run_start_record(struct run *r, aidp_error *err)
 {
         return aidp_run_lineage_start(
-                &r->rl, r->o, r->res, &r->profile, r->caller_rc == 0 ? &r->caller : NULL, r->uid,
-                r->gid, aidp_run_policy_annotate, &r->policy, !AIDP_SERIAL_STARTUP, err);
+                &r->rl, r->o, r->res, &r->profile, r->cwd, r->caller_rc == 0 ? &r->caller : NULL,
+                r->uid, r->gid, aidp_run_policy_annotate, &r->policy, !AIDP_SERIAL_STARTUP, err);
 }
 
 /* Step 5, while pid 1 builds its mounts: START made durable, the cgroup

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,12 +60,43 @@ static void collect_out(struct run *r)
                 else
                         snprintf(owner, sizeof owner, "uid %u", (unsigned)r->uid);
                 if (aidp_inject_collect(&r->inject, r->tmpfs[i].fd, r->tmpfs[i].size,
-                                        r->o->output_dir, r->res->run_id, r->o->output_key_id,
+                                        r->o->output_dir, r->res->run_id,
+                                        r->output_key[0] ? r->output_key : r->o->output_key_id,
                                         owner, !r->o->quiet, &r->res->output, &r->collect_err) < 0)
                         r->collect_failed = true;
                 else
                         r->res->has_output = true;
         }
+}
+
+/* What each tmpfs holds now that the job is over, before collect and shred:
+ * the memory parts of the summary, and which mount filled up. */
+static void measure_mounts(struct run *r)
+{
+        struct aidp_run_result *res = r->res;
+        res->n_mounts = 0;
+        res->data_memory_bytes = res->tmpfs_memory_bytes = 0;
+        for (size_t i = 0; i < r->n_tmpfs && i < AIDP_RUN_MAX_MOUNTS; i++) {
+                struct aidp_run_mount *m = &res->mounts[res->n_mounts++];
+                memset(m, 0, sizeof *m);
+                snprintf(m->target, sizeof m->target, "%s", aidp_run_tmpfs_target(r, &r->tmpfs[i]));
+                snprintf(m->label, sizeof m->label, "%s", r->tmpfs[i].label);
+                m->size_bytes = r->tmpfs[i].size;
+                m->noswap = r->tmpfs[i].noswap;
+                struct statfs sf;
+                if (fstatfs(r->tmpfs[i].fd, &sf) < 0)
+                        continue;
+                m->used_bytes = (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
+                /* tmpfs hands out whole pages: none left is a write refused */
+                m->full = sf.f_bfree == 0 || (sf.f_files && sf.f_ffree == 0);
+                if (!strcmp(r->tmpfs[i].label, "data"))
+                        res->data_memory_bytes += m->used_bytes;
+                else
+                        res->tmpfs_memory_bytes += m->used_bytes;
+        }
+        uint64_t pages = res->data_memory_bytes + res->tmpfs_memory_bytes;
+        res->process_memory_peak_bytes =
+                res->memory_peak_bytes > pages ? res->memory_peak_bytes - pages : 0;
 }
 
 /* Overwrite and verify every byte, through our own mount fds, then release
@@ -74,6 +106,7 @@ static void shred_all(struct run *r)
         struct aidp_shred_report *total = &r->res->shred;
         memset(total, 0, sizeof *total);
         total->verified = true;
+        r->res->shredded_by = "supervisor";
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         for (size_t i = 0; i < r->n_tmpfs; i++) {
                 struct aidp_shred_report one;
@@ -83,6 +116,17 @@ static void shred_all(struct run *r)
                 if (e < 0 && !one.first_failure[0])
                         snprintf(one.first_failure, sizeof one.first_failure,
                                  "listing the files: %s", strerror(-e));
+                if (i == 0 && aidp_run_fault_fail("shred")) {
+                        one.verified = false;
+                        snprintf(one.first_failure, sizeof one.first_failure,
+                                 "failure injected (AIDP_FAULT_FAIL_AT=shred)");
+                }
+                if (i < r->res->n_mounts) {
+                        struct aidp_run_mount *m = &r->res->mounts[i];
+                        m->files = one.files;
+                        m->bytes = one.bytes;
+                        m->verified = one.verified && e == 0;
+                }
                 total->files += one.files;
                 total->bytes += one.bytes;
                 total->failures += one.failures;
@@ -154,13 +198,19 @@ int aidp_run_teardown(struct run *r, aidp_error *err)
          * pages it spliced into a pipe would read as zeros. */
         for (int i = 0; i < 2; i++)
                 aidp_relay_drain(&r->relay[i]);
+        measure_mounts(r);
         /* 8.2 collect */
         if (r->o->output_dir && r->res->started)
                 collect_out(r);
         /* 8.3 shred */
         shred_all(r);
-        /* 8.4 pid 1 */
+        /* 8.4 pid 1, and the pin of its mount namespace: the tmpfs mounts
+         * are overwritten, and the namespace keeps the network one alive */
         keep_first(&rc, err, end_pid1(r, &e), &e);
+        if (r->nspin[0]) {
+                aidp_nspin_release(r->nspin);
+                r->nspin[0] = '\0';
+        }
         /* 8.5 the network: its host table and lease (the veth goes with pid
          * 1's namespace); the last denials are read first */
         if (r->net.applied) {
@@ -210,6 +260,8 @@ size_t aidp_run_removed_list(struct run *r, char **out, size_t max)
                         if (asprintf(&out[n], "cgroup %s", paths[i]) >= 0)
                                 n++;
         }
+        if (r->nspin[0] && n < max && asprintf(&out[n], "mount namespace pin %s", r->nspin) >= 0)
+                n++;
         if (r->journal_open && n < max && asprintf(&out[n], "journal %s", r->journal.dir) >= 0)
                 n++;
         return n;

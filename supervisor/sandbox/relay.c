@@ -25,8 +25,12 @@ int aidp_relay_setup(struct aidp_relay *r, int to, int *child_end)
 {
         aidp_relay_init(r);
         *child_end = -1;
+        /* A terminal is the one thing passed through (the caller's own, for
+         * an interactive job). Everything else is relayed: a file the
+         * supervisor's output goes to (root's log) must never reach the job
+         * as a writable fd it could truncate or seek. */
         struct stat st;
-        if (fstat(to, &st) < 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+        if (fstat(to, &st) < 0 || isatty(to))
                 return 0;
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -41,6 +45,23 @@ int aidp_relay_setup(struct aidp_relay *r, int to, int *child_end)
         r->to = to;
         *child_end = p[1];
         return 0;
+}
+
+int aidp_relay_stdin_for_job(void)
+{
+        /* The caller's stdin is passed on when it cannot be written through:
+         * a terminal, or an fd open read-only that is not a socket (a pipe,
+         * the caller's `< file`). Anything else (a socket, a file open for
+         * writing) would let the job write where the supervisor's caller
+         * reads or logs: the job reads /dev/null instead. */
+        struct stat st;
+        int fl = fcntl(STDIN_FILENO, F_GETFL);
+        if (fl < 0 || fstat(STDIN_FILENO, &st) < 0)
+                return -1; /* not open: the job has no stdin either */
+        if (isatty(STDIN_FILENO) || ((fl & O_ACCMODE) == O_RDONLY && !S_ISSOCK(st.st_mode)))
+                return -1;
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
 }
 
 short aidp_relay_want_in(const struct aidp_relay *r)

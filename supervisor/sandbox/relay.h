@@ -1,15 +1,17 @@
 #pragma once
 /* Output relay: the job's stdout/stderr go through a pipe the supervisor owns
- * whenever the supervisor's own stdout/stderr is a pipe or a socket.
+ * unless the supervisor's own stdout/stderr is a terminal.
  *
- * Why: splice(2) and sendfile(2) into a pipe do not copy, they hand the pipe
- * references to the page-cache pages of the source file. A job that does
- * `cat /scratch/result` (busybox cat uses sendfile) leaves pages of its tmpfs
- * in the caller's pipe; shred then overwrites those very pages, and whoever
- * reads the pipe after the run gets zeros. The supervisor therefore reads the
- * job's output with read(2), which copies, and has drained everything before
- * shred starts. Terminals and regular files copy on write and are passed to
- * the job directly. */
+ * Why: a file the supervisor writes to (root's log, `>> /var/log/x`) would
+ * otherwise be the job's stdout: a writable fd on which the job can truncate,
+ * seek over or rewrite earlier content. And splice(2) and sendfile(2) into a
+ * pipe do not copy, they hand the pipe references to the page-cache pages of
+ * the source file: a job that does `cat /scratch/result` (busybox cat uses
+ * sendfile) would leave pages of its tmpfs in the caller's pipe, which shred
+ * then overwrites. The supervisor reads the job's output with read(2), which
+ * copies, and has drained everything before shred starts. Terminals copy on
+ * write and are passed to the job directly (the job is in its own session,
+ * without a controlling terminal: sandbox.c). */
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -22,9 +24,12 @@ struct aidp_relay {
 };
 
 void aidp_relay_init(struct aidp_relay *r);
-/* Relay `to` if it is a pipe or socket: *child_end is then the write end the
+/* Relay `to` unless it is a terminal (or not open): *child_end is then the write end the
  * sandbox uses as that fd (O_CLOEXEC in the supervisor), else -1. */
 int aidp_relay_setup(struct aidp_relay *r, int to, int *child_end);
+/* The job's stdin: -1 to keep the supervisor's fd 0, else an fd (O_CLOEXEC)
+ * of /dev/null to use instead, or -errno. */
+int aidp_relay_stdin_for_job(void);
 /* poll(2) events to ask for on r->from and r->to (0: none). */
 short aidp_relay_want_in(const struct aidp_relay *r);
 short aidp_relay_want_out(const struct aidp_relay *r);

@@ -35,6 +35,7 @@
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/sandbox/devnodes.h"
 #include "supervisor/sandbox/fdpass.h"
+#include "supervisor/sandbox/hostsock.h"
 
 /* Where the new root is assembled inside the child's private mount namespace.
  * The host's /tmp is only shadowed in that namespace, never touched. */
@@ -215,6 +216,25 @@ static bool in_list(const char *const *list, const char *s)
 
 static const uint64_t RO = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 
+/* egress: the run's DNS proxy is the job's only resolver (docs/egress.md).
+ * The supervisor's file goes over the host's /etc/resolv.conf, read-only. */
+static void attach_resolv(const char *root, const struct aidp_sandbox_spec *s)
+{
+        if (s->resolv_tree_fd < 0)
+                return;
+        char p[PATH_MAX];
+        struct stat st;
+        path_join(p, sizeof p, root, "/etc/resolv.conf");
+        if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode))
+                die(AIDP_STAGE_MOUNTS, ENOENT, "/etc/resolv.conf is not a regular file");
+        struct mount_attr a = {.attr_set = RO | MOUNT_ATTR_NOEXEC};
+        CHECK(AIDP_STAGE_MOUNTS, mount_setattr(s->resolv_tree_fd, "", AT_EMPTY_PATH, &a, sizeof a),
+              "/etc/resolv.conf");
+        CHECK(AIDP_STAGE_MOUNTS,
+              move_mount(s->resolv_tree_fd, "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH),
+              "/etc/resolv.conf");
+}
+
 /* Top-level entries of the host root: directories are bound read-only (with
  * their submounts), symlinks (merged /usr: bin -> usr/bin) are recreated. */
 static void bind_host_root(const char *root, const struct aidp_sandbox_spec *s)
@@ -302,15 +322,14 @@ static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
         CHECK(AIDP_STAGE_MOUNTS, symlink("pts/ptmx", p), p);
         path_join(p, sizeof p, dev, "shm");
         CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 01777), p);
-        char opts[64];
-        /* As large as /tmp (the profile's limits, docs/profiles.md). Size 0
-         * would make a tmpfs unlimited: refused, never defaulted. */
-        unsigned long long shm = s->profile ? s->profile->limits.tmp_bytes : 0;
-        if (!shm)
-                die(AIDP_STAGE_MOUNTS, EINVAL, "/dev/shm: no size");
-        snprintf(opts, sizeof opts, "mode=1777,size=%llu", shm);
-        CHECK(AIDP_STAGE_MOUNTS, mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts),
-              p);
+        /* Only the mount point: /dev/shm is one of the supervisor's tmpfs
+         * mounts (noswap, shredded), attached with the others below. A
+         * tmpfs made here would be out of the supervisor's reach. */
+        bool have_shm = false;
+        for (size_t i = 0; i < s->n_mounts; i++)
+                have_shm |= !strcmp(s->mounts[i].target, "/dev/shm");
+        if (!have_shm)
+                die(AIDP_STAGE_MOUNTS, EINVAL, "/dev/shm: no tmpfs of the supervisor for it");
         static const char *const links[][2] = {
                 {"/proc/self/fd", "fd"},
                 {"/proc/self/fd/0", "stdin"},
@@ -370,15 +389,13 @@ static void mask_path(const char *mask_src, const char *root, const char *path)
  * (nosuid, nodev, read-only unless writable), and its type, for setup_mounts
  * to move into place once the staging root exists. */
 static void open_binds(const struct aidp_sandbox_spec *s, const struct aidp_profile *bp, size_t nb,
-                       int *bind_fds, mode_t *bind_modes)
+                       int *bind_fds, struct stat *bind_st)
 {
         for (size_t i = 0; i < nb; i++) {
                 const struct aidp_bind *b = &bp->binds[i];
-                struct stat st;
                 int tree = s->bind_tree_fds ? s->bind_tree_fds[i] : -1;
-                if ((tree >= 0 ? fstat(tree, &st) : stat(b->source, &st)) < 0)
+                if ((tree >= 0 ? fstat(tree, &bind_st[i]) : stat(b->source, &bind_st[i])) < 0)
                         die(AIDP_STAGE_MOUNTS, errno, b->source);
-                bind_modes[i] = st.st_mode;
                 bind_fds[i] =
                         tree >= 0 ? tree
                                   : open_tree(AT_FDCWD, b->source,
@@ -415,8 +432,8 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         const struct aidp_profile *bp = s->profile;
         size_t nb = bp ? bp->n_binds : 0;
         int bind_fds[nb ? nb : 1];
-        mode_t bind_modes[nb ? nb : 1];
-        open_binds(s, bp, nb, bind_fds, bind_modes);
+        struct stat bind_st[nb ? nb : 1];
+        open_binds(s, bp, nb, bind_fds, bind_st);
         const char *root = STAGE_DIR;
         CHECK(AIDP_STAGE_MOUNTS,
               mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1048576"), root);
@@ -447,6 +464,7 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 CHECK(AIDP_STAGE_MOUNTS, attach_tmpfs(root, s->mounts[i].fd, p, attr),
                       s->mounts[i].target);
         }
+        attach_resolv(root, s);
 
         if (cwd_fd >= 0) {
                 path_join(p, sizeof p, root, s->cwd);
@@ -464,7 +482,7 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         for (size_t i = 0; pr && i < pr->n_binds; i++) {
                 const struct aidp_bind *b = &pr->binds[i];
                 path_join(p, sizeof p, root, b->target ? b->target : b->source);
-                if (S_ISDIR(bind_modes[i]))
+                if (S_ISDIR(bind_st[i].st_mode))
                         CHECK(AIDP_STAGE_MOUNTS, mkdir_p(p, 0755), p);
                 else {
                         _cleanup_close_ int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
@@ -482,6 +500,12 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 mask_path(mask_src, root, *m);
         for (size_t i = 0; pr && i < pr->n_masked; i++)
                 mask_path(mask_src, root, pr->masked[i]);
+        /* Host sockets the view shows, covered (hostsock.h). */
+        const char *failed = "";
+        int hs = aidp_hostsock_cover_view(root, mask_src, bp, bind_st, s->host_sockets,
+                                          s->n_host_sockets, &failed);
+        if (hs < 0)
+                die(AIDP_STAGE_MOUNTS, -hs, failed);
         CHECK(AIDP_STAGE_MOUNTS, umount2(mask_src, MNT_DETACH), mask_src);
         CHECK(AIDP_STAGE_MOUNTS, rmdir(mask_src), mask_src);
 
@@ -610,6 +634,11 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (s->cwd && chdir(s->cwd) < 0)
                 die(AIDP_STAGE_EXEC, errno, s->cwd);
+        /* Abstract unix sockets from outside the job's own Landlock domain
+         * are out of reach (where the kernel has the scope; hostsock.h). */
+        int ll = aidp_hostsock_scope_abstract();
+        if (ll < 0)
+                die(AIDP_STAGE_SECCOMP, -ll, "landlock");
         /* Seccomp last: with an allowlist it would block the steps above. */
         int rc = aidp_seccomp_load(s->bpf, s->seccomp_flags);
         if (rc < 0)
@@ -696,7 +725,10 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         prctl(PR_SET_NAME, "aidp-init");
         aidp_sandbox_close_unlisted(s);
         /* The output relay's pipes become this process's (and so the job's)
-         * stdout and stderr. */
+         * stdout and stderr; /dev/null its stdin where the caller's could be
+         * written through (relay.h). */
+        if (s->stdin_fd > 2 && dup2(s->stdin_fd, STDIN_FILENO) < 0)
+                die(AIDP_STAGE_INIT, errno, "stdin");
         if (s->stdout_fd > 2 && dup2(s->stdout_fd, STDOUT_FILENO) < 0)
                 die(AIDP_STAGE_INIT, errno, "stdout");
         if (s->stderr_fd > 2 && dup2(s->stderr_fd, STDERR_FILENO) < 0)

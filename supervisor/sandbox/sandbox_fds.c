@@ -19,11 +19,11 @@ static int cmp_int(const void *a, const void *b)
 void aidp_sandbox_close_unlisted(const struct aidp_sandbox_spec *s)
 {
         size_t nb = s->bind_tree_fds && s->profile ? s->profile->n_binds : 0;
-        int keep[12 + AIDP_SANDBOX_MAX_MOUNTS + nb];
+        int keep[14 + AIDP_SANDBOX_MAX_MOUNTS + nb];
         size_t n = 0;
-        const int fixed[] = {STDIN_FILENO, STDOUT_FILENO,   STDERR_FILENO, s->sync_fd,
-                             s->err_fd,    s->lifeline_fd,  s->status_fd,  s->stdout_fd,
-                             s->stderr_fd, s->notify_fd_out};
+        const int fixed[] = {STDIN_FILENO, STDOUT_FILENO,    STDERR_FILENO, s->sync_fd,
+                             s->err_fd,    s->lifeline_fd,   s->status_fd,  s->stdout_fd,
+                             s->stderr_fd, s->notify_fd_out, s->stdin_fd,   s->resolv_tree_fd};
         for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
                 keep[n++] = fixed[i];
         for (size_t i = 0; i < s->n_mounts; i++)

@@ -36,7 +36,7 @@ static void describe(const char *path, const struct aidp_sealed_header *h,
         join_tags(o->residency, sizeof o->residency, h->meta.residency, h->meta.n_residency);
         join_tags(o->regulation, sizeof o->regulation, h->meta.regulation, h->meta.n_regulation);
         snprintf(o->key_id, sizeof o->key_id, "%s", h->meta.key_id);
-        aidp_sha256_ref(h->content_digest, o->digest);
+        aidp_sealed_digest_ref(h, o->digest);
         o->bytes = h->payload_len;
 }
 
@@ -153,6 +153,37 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
         return 0;
 }
 
+static const char *output_key(const struct aidp_inject *d, const char *key_id)
+{
+        if (!key_id && d->n)
+                key_id = aidp_sealed_header_of(d->in[0])->meta.key_id;
+        return key_id;
+}
+
+int aidp_inject_check_output_key(struct aidp_inject *d, const char *key_id, const char *name,
+                                 aidp_error *err)
+{
+        int r = keys_ready(d, NULL, NULL, err);
+        if (r < 0)
+                return r;
+        key_id = output_key(d, key_id);
+        if (!key_id)
+                return 0;
+        if ((r = aidp_keys_check_kek(&d->keys, key_id, err)) < 0 ||
+            (r = aidp_keys_check_dataset(&d->keys, key_id, name, err)) < 0)
+                return aidp_error_wrap(err, "sealing /out");
+        if (d->keys.kind != AIDP_KEYS_EXEC)
+                return 0;
+        _cleanup_secret_ struct aidp_secret trial = {0};
+        uint8_t wrapped[AIDP_SEALED_WRAPPED_MAX];
+        size_t len = 0;
+        enum aidp_key_wrap alg = AIDP_WRAP_NONE;
+        if ((r = aidp_sealed_new_data_key(&trial, err)) < 0 ||
+            (r = aidp_keys_wrap(&d->keys, key_id, &trial, &alg, wrapped, &len, err)) < 0)
+                return aidp_error_wrap(err, "sealing /out (checked before the job)");
+        return 0;
+}
+
 int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
                         const char *output_dir, const char *run_id, const char *key_id,
                         const char *owner, bool progress, struct aidp_run_dataset *ret,
@@ -168,8 +199,7 @@ int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
         r = aidp_sealed_meta_inherit(in, d->n, &p.meta, err);
         if (r < 0)
                 return r;
-        if (!key_id && d->n)
-                key_id = in[0]->key_id;
+        key_id = output_key(d, key_id);
         if (!key_id)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "sealing /out needs a key id (--output-key-id) when there "

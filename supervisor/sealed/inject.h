@@ -28,7 +28,7 @@ struct aidp_run_dataset {
         char residency[AIDP_SEALED_MAX_TAGS * (AIDP_SEALED_TAG_MAX + 1)]; /* comma-joined */
         char regulation[AIDP_SEALED_MAX_TAGS * (AIDP_SEALED_TAG_MAX + 1)];
         char key_id[AIDP_SEALED_KEY_ID_MAX + 1];
-        char digest[80]; /* "sha256:<hex>" content digest */
+        char digest[80]; /* content digest: "hmac-sha256:<hex>" (format 2), "sha256:<hex>" (1) */
         uint64_t bytes;  /* payload bytes */
         uint64_t files;  /* known after decrypt/collect */
 };
@@ -66,6 +66,13 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
  * "<run_id>-out", owner `owner`, key key_id (NULL: the first input's).
  * max_bytes: the /out tmpfs size; a tree claiming more (sparse files) is
  * refused rather than expanded. progress: as for decrypt. */
+/* Before the job: can /out be sealed under the key collect will use
+ * (key_id ?: the first input's)? Its purpose and dataset limits for NAME
+ * (<run-id>-out), and with an exec provider a trial wrap of a throwaway key,
+ * checked like every wrap: a broken provider refuses the run now instead of
+ * failing the seal after the job, when /out can only be shredded. */
+int aidp_inject_check_output_key(struct aidp_inject *d, const char *key_id, const char *name,
+                                 aidp_error *err);
 int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
                         const char *output_dir, const char *run_id, const char *key_id,
                         const char *owner, bool progress, struct aidp_run_dataset *ret,

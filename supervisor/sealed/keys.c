@@ -6,25 +6,17 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/fsdir.h"
 #include "common/yaml.h"
-
-extern char **environ;
+#include "supervisor/sealed/keys_internal.h"
 
 void aidp_keys_init(struct aidp_keys *k)
 {
@@ -32,6 +24,7 @@ void aidp_keys_init(struct aidp_keys *k)
         k->kind = AIDP_KEYS_FILE;
         snprintf(k->dir, sizeof k->dir, "%s", AIDP_KEYS_DEFAULT_DIR);
         k->timeout_ms = AIDP_KEYS_DEFAULT_TIMEOUT_MS;
+        snprintf(k->lineage_key, sizeof k->lineage_key, "%s", AIDP_KEYS_LINEAGE_KEY);
 }
 
 static void free_argv(struct aidp_keys *k)
@@ -48,6 +41,7 @@ void aidp_keys_free(struct aidp_keys *k)
                 return;
         free_argv(k);
         aidp_secret_free(&k->static_kek);
+        aidp_keys_decls_free(k);
 }
 
 int aidp_keys_set_static(struct aidp_keys *k, const uint8_t kek[AIDP_SEALED_KEY_LEN],
@@ -162,6 +156,7 @@ int aidp_keys_parse(const char *buf, size_t len, const char *fname, struct aidp_
                 {"provider", parse_provider, false},
                 {"key_dir", parse_key_dir, false},
                 {"exec", parse_exec, false},
+                {"keys", aidp_keys_parse_decls, false},
         };
         struct aidp_yaml y;
         int r = aidp_yaml_load(&y, fname, "key provider config", buf, len, AIDP_YAML_EMPTY_OK, err);
@@ -180,7 +175,8 @@ out:
 
 /* Owned by root (or by us when not root) and not writable by group/other:
  * otherwise someone else could redirect key operations. */
-static int check_trusted(const struct stat *st, const char *path, const char *what, aidp_error *err)
+int aidp_keys_check_trusted(const struct stat *st, const char *path, const char *what,
+                            aidp_error *err)
 {
         if (st->st_uid != 0 && st->st_uid != geteuid())
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EPERM,
@@ -207,7 +203,7 @@ static int load_config(const char *path, bool must_exist, struct aidp_keys *k, a
         if (!S_ISREG(st.st_mode))
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
                                       "key config %s is not a regular file", path);
-        int r = check_trusted(&st, path, "key config", err);
+        int r = aidp_keys_check_trusted(&st, path, "key config", err);
         if (r < 0)
                 return r;
         if (st.st_size > 65536)
@@ -227,14 +223,21 @@ static int load_config(const char *path, bool must_exist, struct aidp_keys *k, a
         return 0;
 }
 
+const char *aidp_keys_config_path(const char *explicit_path)
+{
+        const char *env_cfg = getenv("AIDP_KEYS_CONFIG");
+        return explicit_path && *explicit_path ? explicit_path
+               : env_cfg && *env_cfg           ? env_cfg
+                                               : AIDP_KEYS_DEFAULT_CONFIG;
+}
+
 int aidp_keys_setup(const char *config_path, const char *dir_override, struct aidp_keys *k,
                     aidp_error *err)
 {
+        const char *cfg = aidp_keys_config_path(config_path);
         const char *env_cfg = getenv("AIDP_KEYS_CONFIG");
-        const char *cfg = config_path && *config_path ? config_path
-                          : env_cfg && *env_cfg       ? env_cfg
-                                                      : NULL;
-        int r = load_config(cfg ? cfg : AIDP_KEYS_DEFAULT_CONFIG, cfg != NULL, k, err);
+        bool explicit_cfg = (config_path && *config_path) || (env_cfg && *env_cfg);
+        int r = load_config(cfg, explicit_cfg, k, err);
         if (r < 0)
                 return r;
         const char *env_dir = getenv("AIDP_KEY_DIR");
@@ -348,210 +351,13 @@ int aidp_keys_generate(const char *dir, const char *key_id, aidp_error *err)
         return 0;
 }
 
-/* ---- exec provider ---- */
-
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Keep the printable start of the provider's stderr for the error message. */
-static void sanitize(char *s)
-{
-        for (char *p = s; *p; p++)
-                if (*p == '\n' || *p == '\r' || *p == '\t')
-                        *p = ' ';
-                else if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-                        *p = '?';
-        size_t n = strlen(s);
-        while (n && s[n - 1] == ' ')
-                s[--n] = '\0';
-}
-
-struct child_io {
-        const uint8_t *in;
-        size_t in_len;
-        uint8_t *out; /* locked */
-        size_t out_cap, out_len;
-        char errbuf[512];
-        size_t err_len;
-};
-
-/* Start the provider with its stdin, stdout and stderr on pipes; the parent's
- * ends are returned (close-on-exec, like everything aidp opens). */
-static int spawn_provider(const char *prog, char *const argv[], pid_t *pid, int fds[3],
-                          aidp_error *err)
-{
-        int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
-        if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0) {
-                int e = errno;
-                for (int i = 0; i < 2; i++) {
-                        if (pin[i] >= 0)
-                                close(pin[i]);
-                        if (pout[i] >= 0)
-                                close(pout[i]);
-                }
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "key provider pipes");
-        }
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-        posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-        int se = posix_spawn(pid, prog, &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        close(pin[0]);
-        close(pout[1]);
-        close(perr[1]);
-        if (se != 0) {
-                close(pin[1]);
-                close(pout[0]);
-                close(perr[0]);
-                return aidp_error_errno(err, AIDP_EXIT_DATA, se, "key provider %s: cannot run",
-                                        prog);
-        }
-        fds[0] = pin[1];
-        fds[1] = pout[0];
-        fds[2] = perr[0];
-        return 0;
-}
-
-/* The input is at most 512 bytes, below PIPE_BUF: this write never blocks. A
- * provider that exits without reading gives EPIPE, which is fine; block SIGPIPE
- * around the write so it cannot kill us. */
-static void feed_provider(int in_fd, const struct child_io *io)
-{
-        sigset_t pipe_set, old;
-        sigemptyset(&pipe_set);
-        sigaddset(&pipe_set, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-        ssize_t w = write(in_fd, io->in, io->in_len);
-        (void)w;
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
-                ;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-/* One read from the provider's stdout (into locked memory, wiped on the way) or
- * stderr (kept for the error message); the fd is closed at its end. */
-static void read_provider(int *fd, bool is_out, struct child_io *io, bool *overflow)
-{
-        uint8_t tmp[512];
-        size_t cap = is_out ? sizeof tmp : 256;
-        ssize_t m = read(*fd, tmp, cap);
-        if (m <= 0) {
-                if (m == 0 || errno != EINTR)
-                        close(TAKE_FD(*fd));
-        } else if (is_out) {
-                if (io->out_len + (size_t)m > io->out_cap)
-                        *overflow = true;
-                else
-                        memcpy(io->out + io->out_len, tmp, (size_t)m);
-                if (!*overflow)
-                        io->out_len += (size_t)m;
-        } else {
-                size_t room = sizeof io->errbuf - 1 - io->err_len;
-                size_t c = (size_t)m < room ? (size_t)m : room;
-                memcpy(io->errbuf + io->err_len, tmp, c);
-                io->err_len += c;
-        }
-        OPENSSL_cleanse(tmp, sizeof tmp);
-}
-
-/* Drain stdout and stderr until both close, then wait for the exit; all within
- * one deadline. A provider still running at the deadline is killed. */
-static void drain_provider(const struct aidp_keys *k, pid_t pid, int pidfd, int *out_fd,
-                           int *err_fd, struct child_io *io, int *status, bool *timed_out,
-                           bool *overflow)
-{
-        uint64_t deadline = now_ms() + k->timeout_ms;
-        bool reaped = false;
-        while (!reaped) {
-                uint64_t now = now_ms();
-                if (now >= deadline) {
-                        *timed_out = true;
-                        break;
-                }
-                if (*out_fd < 0 && *err_fd < 0) {
-                        struct pollfd pp = {pidfd, POLLIN, 0};
-                        if (pidfd < 0 || poll(&pp, 1, (int)(deadline - now)) > 0)
-                                reaped = waitpid(pid, status, 0) == pid;
-                        continue;
-                }
-                struct pollfd p[2] = {{*out_fd, POLLIN, 0}, {*err_fd, POLLIN, 0}};
-                int pr = poll(p, 2, (int)(deadline - now));
-                if (pr < 0 && errno != EINTR)
-                        break;
-                if (p[0].revents)
-                        read_provider(out_fd, true, io, overflow);
-                if (p[1].revents)
-                        read_provider(err_fd, false, io, overflow);
-        }
-        if (!reaped) {
-                kill(pid, SIGKILL);
-                waitpid(pid, status, 0);
-        }
-}
-
-static int run_provider(const struct aidp_keys *k, const char *op, const char *key_id,
-                        struct child_io *io, aidp_error *err)
-{
-        const char *prog = k->argv[0];
-        char *argv[AIDP_KEYS_EXEC_ARGS_MAX + 3];
-        unsigned n = 0;
-        while (k->argv[n] && n < AIDP_KEYS_EXEC_ARGS_MAX)
-                argv[n] = k->argv[n], n++;
-        argv[n++] = (char *)op;
-        argv[n++] = (char *)key_id;
-        argv[n] = NULL;
-
-        struct stat st;
-        if (stat(prog, &st) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_CONFIG, errno, "key provider %s", prog);
-        int r = check_trusted(&st, prog, "key provider", err);
-        if (r < 0)
-                return r;
-        pid_t pid = -1;
-        int fds[3] = {-1, -1, -1};
-        if ((r = spawn_provider(prog, argv, &pid, fds, err)) < 0)
-                return r;
-        _cleanup_close_ int in_fd = fds[0], out_fd = fds[1], err_fd = fds[2];
-        _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        feed_provider(in_fd, io);
-        close(TAKE_FD(in_fd));
-        int status = 0;
-        bool timed_out = false, overflow = false;
-        drain_provider(k, pid, pidfd, &out_fd, &err_fd, io, &status, &timed_out, &overflow);
-        io->errbuf[io->err_len] = '\0';
-        sanitize(io->errbuf);
-        const char *sep = io->errbuf[0] ? ": " : "";
-        if (timed_out)
-                return aidp_error_set(err, AIDP_EXIT_DATA, ETIMEDOUT,
-                                      "key provider %s %s %s timed out after %u ms%s%s", prog, op,
-                                      key_id, k->timeout_ms, sep, io->errbuf);
-        if (WIFSIGNALED(status))
-                return aidp_error_set(err, AIDP_EXIT_DATA, EIO,
-                                      "key provider %s %s %s killed by signal %d%s%s", prog, op,
-                                      key_id, WTERMSIG(status), sep, io->errbuf);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return aidp_error_set(err, AIDP_EXIT_DATA, EIO,
-                                      "key provider %s %s %s failed with exit status %d%s%s", prog,
-                                      op, key_id, WEXITSTATUS(status), sep, io->errbuf);
-        if (overflow)
-                return aidp_error_set(err, AIDP_EXIT_DATA, EIO,
-                                      "key provider %s %s %s printed more than %zu bytes", prog, op,
-                                      key_id, io->out_cap);
-        return 0;
-}
-
 int aidp_keys_wrap(const struct aidp_keys *k, const char *key_id, const struct aidp_secret *dk,
                    enum aidp_key_wrap *ret_alg, uint8_t *out, size_t *ret_len, aidp_error *err)
 {
         _cleanup_secret_ struct aidp_secret kek = {0};
-        int r;
+        int r = aidp_keys_check_kek(k, key_id, err);
+        if (r < 0)
+                return r;
         switch (k->kind) {
         case AIDP_KEYS_FILE:
                 r = aidp_keys_read_kek(k->dir, key_id, &kek, err);
@@ -568,22 +374,12 @@ int aidp_keys_wrap(const struct aidp_keys *k, const char *key_id, const struct a
                         return r;
                 *ret_alg = AIDP_WRAP_AES256_KWP;
                 return 0;
-        case AIDP_KEYS_EXEC: {
-                struct child_io io = {.in = dk->p,
-                                      .in_len = dk->len,
-                                      .out = out,
-                                      .out_cap = AIDP_SEALED_WRAPPED_MAX};
-                r = run_provider(k, "wrap", key_id, &io, err);
+        case AIDP_KEYS_EXEC:
+                r = aidp_keys_exec_wrap(k, key_id, dk, out, ret_len, err);
                 if (r < 0)
                         return r;
-                if (io.out_len == 0)
-                        return aidp_error_set(err, AIDP_EXIT_DATA, EIO,
-                                              "key provider %s wrap %s printed nothing", k->argv[0],
-                                              key_id);
-                *ret_len = io.out_len;
                 *ret_alg = AIDP_WRAP_EXTERNAL;
                 return 0;
-        }
         case AIDP_KEYS_MAX: break;
         }
         return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "no key provider configured");
@@ -593,7 +389,9 @@ int aidp_keys_unwrap(const struct aidp_keys *k, const char *key_id, enum aidp_ke
                      const uint8_t *wrapped, size_t len, struct aidp_secret *ret, aidp_error *err)
 {
         _cleanup_secret_ struct aidp_secret kek = {0};
-        int r;
+        int r = aidp_keys_check_kek(k, key_id, err);
+        if (r < 0)
+                return r;
         switch (k->kind) {
         case AIDP_KEYS_FILE:
         case AIDP_KEYS_STATIC:
@@ -612,28 +410,7 @@ int aidp_keys_unwrap(const struct aidp_keys *k, const char *key_id, enum aidp_ke
                 if (r < 0)
                         return aidp_error_wrap(err, "key '%s'", key_id);
                 return 0;
-        case AIDP_KEYS_EXEC: {
-                struct aidp_secret s = {0};
-                r = aidp_secret_alloc(&s, 4096, err);
-                if (r < 0)
-                        return r;
-                struct child_io io = {.in = wrapped, .in_len = len, .out = s.p, .out_cap = 4096};
-                r = run_provider(k, "unwrap", key_id, &io, err);
-                if (r < 0) {
-                        aidp_secret_free(&s);
-                        return r;
-                }
-                if (io.out_len != AIDP_SEALED_KEY_LEN) {
-                        aidp_secret_free(&s);
-                        return aidp_error_set(err, AIDP_EXIT_DATA, EIO,
-                                              "key provider %s unwrap %s printed %zu bytes, want "
-                                              "a %d-byte data key",
-                                              k->argv[0], key_id, io.out_len, AIDP_SEALED_KEY_LEN);
-                }
-                s.len = AIDP_SEALED_KEY_LEN;
-                *ret = s;
-                return 0;
-        }
+        case AIDP_KEYS_EXEC: return aidp_keys_exec_unwrap(k, key_id, wrapped, len, ret, err);
         case AIDP_KEYS_MAX: break;
         }
         return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "no key provider configured");

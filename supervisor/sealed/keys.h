@@ -9,10 +9,16 @@
  *        wrapped key on stdin (raw bytes), printing the 32-byte data key on
  *        stdout (raw); and `... wrap KEY-ID` with the data key on stdin,
  *        printing the wrapped key (1-512 bytes, opaque to aidp). Non-zero exit,
- *        wrong output length or the timeout are errors quoting its stderr.
+ *        wrong output length or the timeout are errors quoting its stderr. It runs
+ *        from /, with a fixed minimal environment, default signals, its own
+ *        process group (killed when it exits) and a timeout; a wrap that holds
+ *        the key or does not unwrap back is refused (keys_exec.c).
  *
  * Configuration: /etc/aidp/keys.yaml (or $AIDP_KEYS_CONFIG, or --keys-config):
  *   provider: file            # or exec
+ *   keys:                     # each key's purpose (aidp keygen adds entries)
+ *     run-key: {purpose: kek, datasets: [trial-*]}
+ *     host-lineage: {purpose: lineage}
  *   key_dir: /etc/aidp/keys   # file provider ($AIDP_KEY_DIR / --key-dir override)
  *   exec:
  *     command: [/usr/local/sbin/aidp-kms, --region, eu]
@@ -34,6 +40,26 @@
 #define AIDP_KEYS_DEFAULT_DIR        "/etc/aidp/keys"
 #define AIDP_KEYS_EXEC_ARGS_MAX      32
 #define AIDP_KEYS_DEFAULT_TIMEOUT_MS 30000u
+#define AIDP_KEYS_LINEAGE_KEY        "/etc/aidp/lineage.key" /* the host's lineage HMAC key */
+#define AIDP_KEYS_MAX_DECLS          1024
+
+/* What a key may be used for (keys.yaml `keys: {ID: {purpose: ...}}`). Only a
+ * kek wraps data keys; the lineage key signs the lineage log; tokenize keys
+ * are for tokenizing identifiers. One key, one purpose. */
+enum aidp_key_purpose {
+        AIDP_KEY_PURPOSE_NONE = 0,
+        AIDP_KEY_PURPOSE_KEK,
+        AIDP_KEY_PURPOSE_LINEAGE,
+        AIDP_KEY_PURPOSE_TOKENIZE,
+        AIDP_KEY_PURPOSE_MAX
+};
+
+struct aidp_key_decl {
+        char id[AIDP_SEALED_KEY_ID_MAX + 1];
+        enum aidp_key_purpose purpose;
+        char **datasets; /* kek only: fnmatch patterns on the dataset name; none = any */
+        size_t n_datasets;
+};
 
 enum aidp_keys_kind {
         AIDP_KEYS_FILE = 0,
@@ -49,7 +75,35 @@ struct aidp_keys {
         unsigned timeout_ms;
         struct aidp_secret static_kek;
         char config[PATH_MAX]; /* the config file loaded, "" if none */
+        /* keys.yaml `keys:`: a key declared with another purpose never wraps
+         * data keys; an undeclared key is a kek (files written before purposes
+         * existed), except the host's lineage key file, which never is. */
+        struct aidp_key_decl *decls;
+        size_t n_decls;
+        bool declared;
+        char lineage_key[PATH_MAX]; /* never a KEK (default AIDP_KEYS_LINEAGE_KEY) */
 };
+
+const char *aidp_key_purpose_name(enum aidp_key_purpose p);
+const struct aidp_key_decl *aidp_keys_find(const struct aidp_keys *k, const char *key_id);
+/* May key_id wrap/unwrap data keys? Refuses a key declared with another
+ * purpose and the host's lineage key file; the error names the key and
+ * keys.yaml. */
+int aidp_keys_check_kek(const struct aidp_keys *k, const char *key_id, aidp_error *err);
+/* May key_id protect dataset `name` (its `datasets:` patterns)? */
+int aidp_keys_check_dataset(const struct aidp_keys *k, const char *key_id, const char *name,
+                            aidp_error *err);
+/* Declare key d in keys.yaml at config_path (created 0644 if missing): one
+ * entry appended under `keys:`, everything else kept; re-parsed before it
+ * replaces the file. Already declared the same way: nothing to do; otherwise
+ * declared: an error. dry_run: only check that it can be done. */
+int aidp_keys_declare(const char *config_path, const struct aidp_key_decl *d, bool dry_run,
+                      aidp_error *err);
+/* The config file aidp_keys_setup reads: explicit ?: $AIDP_KEYS_CONFIG ?: default. */
+const char *aidp_keys_config_path(const char *explicit_path);
+/* Is the file at path fit to be the lineage key: not one of the provider's
+ * key-encryption keys (a key file of key_dir not declared `purpose: lineage`)? */
+int aidp_keys_check_lineage_key(const struct aidp_keys *k, const char *path, aidp_error *err);
 
 /* Defaults: file provider in /etc/aidp/keys, no config. */
 void aidp_keys_init(struct aidp_keys *k);

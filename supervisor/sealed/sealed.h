@@ -18,8 +18,8 @@
  * aidp_sealed_decrypt writes only through openat2(RESOLVE_BENEATH |
  * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV) / mkdirat relative to dirfd, so the
  * destination never needs a host path (a detached tmpfs from fsmount works).
- * It returns success only after EVERY segment authenticated (and, with
- * verify_digest, the content digest matched). On any failure it overwrites with zeros and removes
+ * It returns success only after EVERY segment authenticated and the content
+ * digest recomputed from the plaintext matched the header's. On any failure it overwrites with zeros and removes
  * every entry it created (never anything it did not create) before returning; the caller still
  * shreds the tmpfs. Unauthenticated plaintext may exist in the destination while decryption runs,
  * so the destination must be invisible to everything else until success (a detached mount is).
@@ -70,14 +70,6 @@ struct aidp_sealed_opts {
         unsigned threads; /* workers incl. the caller; 0 = online CPUs, at most 8 */
         uid_t uid;        /* owner of created entries; (uid_t)-1 keeps the caller's */
         gid_t gid;
-        /* Also recompute the content digest (SHA-256 of every plaintext
-         * segment) and compare it with the header's. Every segment is
-         * authenticated by AES-GCM under a key bound to the header either
-         * way, so this only guards against a faulty sealer; it costs about
-         * as much CPU as the decryption itself. aidp unseal turns it on; the
-         * supervisor's injection leaves it off and records the header's
-         * authenticated digest. */
-        bool verify_digest;
         aidp_sealed_progress_fn progress;
         void *progress_opaque;
         /* Polled on the calling thread every ~100 ms: true stops the work,

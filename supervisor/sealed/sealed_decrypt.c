@@ -21,7 +21,6 @@
 struct dec {
         struct aidp_sealed *s;
         int dirfd;
-        bool verify_digest;
         struct aidp_tree tree;
         uint8_t (*digests)[AIDP_SEALED_DIGEST_LEN];
         bool *created;
@@ -75,10 +74,9 @@ static int dec_segment(struct aidp_sealed_worker *w, uint64_t i, aidp_error *err
         size_t len = aidp_sealed_seg_len(h, i);
         uint64_t off = aidp_sealed_seg_off(h, i), start = i * (uint64_t)h->segment_size;
         uint8_t *buf = w->buf.p;
-        bool verify = d->verify_digest;
         EVP_MD_CTX *md = w->md;
         if (aidp_sealed_seg_begin(w->ctx, false, i, i + 1 == h->n_segments, h->header_digest) < 0 ||
-            (verify && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1))
+            EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "AES-GCM/SHA-256 init failed");
         for (size_t pos = 0; pos < len;) {
                 size_t n = len - pos < STREAM_CHUNK ? len - pos : STREAM_CHUNK;
@@ -90,8 +88,7 @@ static int dec_segment(struct aidp_sealed_worker *w, uint64_t i, aidp_error *err
                         return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
                                               "segment %llu is truncated (the file shrank)",
                                               (unsigned long long)i);
-                if (aidp_sealed_seg_update(w->ctx, buf, n) < 0 ||
-                    (verify && EVP_DigestUpdate(md, buf, n) != 1))
+                if (aidp_sealed_seg_update(w->ctx, buf, n) < 0 || EVP_DigestUpdate(md, buf, n) != 1)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "AES-GCM failed");
                 if (d->dirfd >= 0 && start + pos + n > d->tree.manifest_len) {
                         uint64_t skip = start + pos >= d->tree.manifest_len
@@ -117,7 +114,7 @@ static int dec_segment(struct aidp_sealed_worker *w, uint64_t i, aidp_error *err
                                       "reordered, truncated or from another dataset)",
                                       (unsigned long long)i, (unsigned long long)h->n_segments);
         unsigned dl = 0;
-        if (verify && EVP_DigestFinal_ex(md, d->digests[i], &dl) != 1)
+        if (EVP_DigestFinal_ex(md, d->digests[i], &dl) != 1)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
         atomic_fetch_add(&w->pool->done_bytes, len);
         return 0;
@@ -237,7 +234,7 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
         const struct aidp_sealed_header *h = &s->h;
         if (!o)
                 o = &defaults;
-        struct dec d = {.s = s, .dirfd = dirfd, .verify_digest = o->verify_digest};
+        struct dec d = {.s = s, .dirfd = dirfd};
         int r = aidp_sealed_read_manifest(s, &d.tree, err);
         if (r < 0)
                 return aidp_error_wrap(err, "dataset %s (%s)", h->meta.name, s->path);
@@ -260,15 +257,16 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
                                  false, (size_t)h->segment_size + AIDP_SEALED_TAG_LEN, err);
         if (r < 0)
                 goto fail;
+        /* The header's digest is what lineage and the summary record: it is
+         * checked against what was decrypted (fail closed), never trusted. */
         uint8_t digest[AIDP_SEALED_DIGEST_LEN];
-        if (d.verify_digest &&
-            aidp_sealed_content_digest(h->payload_len, h->segment_size,
+        if (aidp_sealed_content_digest(h->format_version, s->dk.p, h->payload_len, h->segment_size,
                                        (const uint8_t(*)[AIDP_SEALED_DIGEST_LEN])d.digests,
                                        h->n_segments, digest) < 0) {
-                r = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
+                r = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "content digest: OpenSSL failed");
                 goto fail;
         }
-        if (d.verify_digest && CRYPTO_memcmp(digest, h->content_digest, sizeof digest)) {
+        if (CRYPTO_memcmp(digest, h->content_digest, sizeof digest)) {
                 r = aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
                                    "content digest does not match the header");
                 goto fail;

@@ -100,6 +100,10 @@ int aidp_sealed_open_fd(int fd, const char *path, const struct aidp_keys *keys,
         if (r < 0)
                 return aidp_error_wrap(err, "sealed dataset %s (claims name %s)", path,
                                        s->h.meta.name);
+        /* The name is authenticated now: a key limited to other datasets refuses it. */
+        r = aidp_keys_check_dataset(keys, s->h.meta.key_id, s->h.meta.name, err);
+        if (r < 0)
+                return aidp_error_wrap(err, "dataset %s (%s)", s->h.meta.name, path);
         if ((uint64_t)st.st_size != s->h.file_size)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
                                       "dataset %s (%s): file is %lld bytes but the header implies "

@@ -55,6 +55,51 @@ static int add_entry(struct walk *w, enum aidp_tree_type type, mode_t mode, uint
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
 
+/* A file whose size the file system reports as 0 is sealed as empty only if it
+ * is: /proc and /sys files report 0 and still have content, which the
+ * manifest's size would silently drop. */
+static int check_empty(int fd, const char *path, aidp_error *err)
+{
+        char c;
+        ssize_t n = pread(fd, &c, 1, 0);
+        if (n < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "reading %s", path);
+        if (n > 0)
+                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
+                                      "%s: its size is 0 but it has content (a /proc or /sys "
+                                      "file?); seal a copy of it instead",
+                                      path);
+        return 0;
+}
+
+/* Walk-time check of a directory entry's zero size (check_empty). */
+static int check_empty_at(int dfd, const char *name, const char *path, aidp_error *err)
+{
+        _cleanup_close_ int fd = aidp_sealed_open_beneath(dfd, name, O_RDONLY | O_NONBLOCK, 0);
+        if (fd < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, -fd, "opening %s", path);
+        return check_empty(fd, path, err);
+}
+
+/* After the last byte of a file was read: the manifest's size must still be
+ * the whole file. Sealing the first part of a file that is still being
+ * written would look like a complete dataset. */
+static int check_not_grown(int fd, const char *path, uint64_t size, aidp_error *err)
+{
+        char c;
+        struct stat st;
+        ssize_t n = pread(fd, &c, 1, (off_t)size);
+        if (n < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "reading %s", path);
+        if (n > 0 || (fstat(fd, &st) == 0 && (uint64_t)st.st_size != size))
+                return aidp_error_set(err, AIDP_EXIT_DATA, EAGAIN,
+                                      "%s changed while it was being sealed (it grew past the "
+                                      "%llu bytes it had when sealing began); seal it when "
+                                      "nothing writes to it, or seal a copy",
+                                      path, (unsigned long long)size);
+        return 0;
+}
+
 static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err)
 {
         int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
@@ -92,6 +137,9 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
                         return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "stat %s", path);
                 int r;
                 if (S_ISREG(st.st_mode)) {
+                        r = st.st_size ? 0 : check_empty_at(dfd, de->d_name, path, err);
+                        if (r < 0)
+                                return r;
                         r = add_entry(w, AIDP_ENTRY_FILE, st.st_mode, (uint64_t)st.st_size, path,
                                       err);
                 } else if (S_ISDIR(st.st_mode)) {
@@ -184,6 +232,11 @@ static int fill_segment(struct aidp_sealed_worker *w, struct enc *e, uint64_t i,
                         return aidp_error_set(err, AIDP_EXIT_DATA, EAGAIN,
                                               "%s changed while it was being sealed (shrank)",
                                               en->path);
+                int g = b == en->offset + en->size
+                                ? check_not_grown(w->cached_fd, en->path, en->size, err)
+                                : 0;
+                if (g < 0)
+                        return g;
         }
         *ret_len = (size_t)(end - start);
         return 0;
@@ -240,12 +293,16 @@ static int seal_into(struct enc *e, const struct aidp_seal_params *p, const stru
         if ((r = aidp_sealed_new_data_key(&dk, err)) < 0)
                 return r;
         h->meta = p->meta;
+        h->format_version = AIDP_SEALED_VERSION;
         h->segment_size = e->segment_size;
         h->payload_len = e->payload_len;
-        if (aidp_sealed_content_digest(e->payload_len, e->segment_size,
+        /* Keyed (format 2): the header is world-readable, an unkeyed digest
+         * would let anyone confirm a guess of the content. */
+        if (aidp_sealed_content_digest(AIDP_SEALED_VERSION, dk.p, e->payload_len, e->segment_size,
                                        (const uint8_t(*)[AIDP_SEALED_DIGEST_LEN])e->digests,
                                        e->n_segments, h->content_digest) < 0)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                      "content digest: OpenSSL failed");
         r = aidp_keys_wrap(keys, p->meta.key_id, &dk, &h->key_wrap, h->wrapped_key,
                            &h->wrapped_key_len, err);
         if (r < 0)
@@ -298,6 +355,8 @@ static int build_tree(int src_fd, const char *src_name, const struct aidp_seal_p
                                               "invalid file name '%s'", src_name);
                 tree->root = AIDP_ROOT_FILE;
                 e->single = true;
+                if (!st.st_size && (r = check_empty(src_fd, src_name, err)) < 0)
+                        return r;
                 r = add_entry(w, AIDP_ENTRY_FILE, st.st_mode, (uint64_t)st.st_size, src_name, err);
         } else if (S_ISDIR(st.st_mode)) {
                 tree->root = AIDP_ROOT_DIR;
@@ -354,6 +413,12 @@ int aidp_sealed_seal(int src_fd, const char *src_name, const struct aidp_seal_pa
         if (params.segment_size == 0)
                 params.segment_size = AIDP_SEALED_SEGMENT_DEFAULT;
         int r = aidp_sealed_meta_check(&params.meta, err);
+        /* The key may protect this dataset (purpose, name limits): checked
+         * before any work, and again by the wrap itself. */
+        if (r >= 0)
+                r = aidp_keys_check_kek(keys, params.meta.key_id, err);
+        if (r >= 0)
+                r = aidp_keys_check_dataset(keys, params.meta.key_id, params.meta.name, err);
         if (r < 0)
                 return r;
         struct aidp_tree tree = {0};

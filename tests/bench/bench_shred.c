@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_charge.h"
 #include "supervisor/sandbox/shred.h"
 
 int main(int argc, char **argv)
@@ -22,6 +23,14 @@ int main(int argc, char **argv)
                 static unsigned char buf[1 << 20];
                 for (size_t i = 0; i < sizeof buf; i++)
                         buf[i] = (unsigned char)(i * 131 + 7) | 1;
+                /* Written from inside a run's memory cgroup, as the job
+                 * writes its tmpfs: the pages are charged to it while
+                 * dd and shred overwrite them. It is left and removed once
+                 * filled (the pages stay charged to it until freed). */
+                struct bench_charge ch;
+                if (bench_charge_begin(&ch, "shred",
+                                       (uint64_t)files * mib * 2 * 1048576 + (256ULL << 20)) < 0)
+                        return 1;
                 for (int f = 0; f < files; f++) {
                         char p[4096];
                         snprintf(p, sizeof p, "%s/f%03d", argv[2], f);
@@ -37,6 +46,7 @@ int main(int argc, char **argv)
                                 }
                         close(fd);
                 }
+                bench_charge_destroy(&ch);
                 return 0;
         }
         if (argc == 4 && !strcmp(argv[1], "shred")) {

@@ -81,5 +81,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 aidp_profile_free(&p);
         }
         aidp_lint_list_free(&lints);
+        /* The same input as profile check loads it: going on after each error
+         * (the recovery paths) must be as safe as stopping. */
+        static struct aidp_profile_errors all;
+        memset(&all, 0, sizeof all);
+        env.errors = &all;
+        if (aidp_profile_load_buffer("lib/fuzz.yaml", (const char *)data, size, &env, &p, NULL,
+                                     &err) == 0)
+                aidp_profile_free(&p);
         return 0;
 }

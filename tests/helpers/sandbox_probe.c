@@ -403,13 +403,34 @@ static int sendfile_out(const char *dir)
         return 0;
 }
 
+/* deep DIR: 20 nested directories of 240-character names under DIR (past
+ * PATH_MAX, each entered by a relative chdir) and a 5000-byte file at the
+ * bottom. */
+static int deep(const char *dir)
+{
+        char name[241];
+        memset(name, 'n', 240);
+        name[240] = '\0';
+        if (chdir(dir) < 0)
+                return 3;
+        for (int i = 0; i < 20; i++)
+                if (mkdir(name, 0755) < 0 || chdir(name) < 0)
+                        return 4;
+        int fd = open("deep", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        char buf[5000];
+        memset(buf, 'x', sizeof buf);
+        if (fd < 0 || write(fd, buf, sizeof buf) != (ssize_t)sizeof buf || close(fd) < 0)
+                return 5;
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
         setvbuf(stdout, NULL, _IOLBF, 0);
         if (argc < 2) {
                 fprintf(stderr,
                         "usage: sandbox_probe status|pidns|net|seccomp|masked|fs|memhog|forkbomb "
-                        "N|signals|orphan TAG|sleep N|exit N\n");
+                        "N|signals|orphan TAG|sleep N|exit N|deep DIR\n");
                 return 2;
         }
         const char *c = argv[1];
@@ -439,6 +460,8 @@ int main(int argc, char **argv)
                 return sendfile_out(argv[2]);
         else if (!strcmp(c, "exit") && argc > 2)
                 return atoi(argv[2]);
+        else if (!strcmp(c, "deep") && argc > 2)
+                return deep(argv[2]);
         else {
                 fprintf(stderr, "unknown check %s\n", c);
                 return 2;

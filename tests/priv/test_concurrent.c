@@ -117,9 +117,13 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
                         _exit(11);
                 if (mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0700") < 0)
                         _exit(12);
-                char fill[PATH_MAX], logp[PATH_MAX], keyp[PATH_MAX],
+                char fill[PATH_MAX], logp[PATH_MAX], keyp[PATH_MAX], first[PATH_MAX],
                         rundir[] = "/var/tmp/aidp-test-full-run";
                 snprintf(logp, sizeof logp, "%s/lineage.jsonl", dir);
+                /* The key is made by a first run into a log of its own: a log
+                 * that already exists has room left in its last page (tmpfs
+                 * allocates pages), where a START record may still fit. */
+                snprintf(first, sizeof first, "%s/first.jsonl", dir);
                 snprintf(keyp, sizeof keyp, "%s/lineage.key", dir);
                 /* the key first (it fits), then fill the rest */
                 setenv("AIDP_LINEAGE_KEY", keyp, 1);
@@ -133,7 +137,7 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
                               "--run-dir",
                               rundir,
                               "--lineage",
-                              logp,
+                              first,
                               "--",
                               "/bin/true",
                               NULL};
@@ -149,22 +153,24 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
                 struct stat st;
                 if (stat(logp, &st) == 0)
                         before = st.st_size;
-                char *run[] = {AIDP_SUPERVISOR,
-                               "run",
-                               "--user",
-                               "65534",
-                               "--no-cwd",
-                               "--run-dir",
-                               rundir,
-                               "--lineage",
-                               logp,
-                               "--run-id",
-                               "aidp-test-full-disk",
-                               "--",
-                               "/bin/sh",
-                               "-c",
-                               "echo JOB-RAN",
-                               NULL};
+                /* tmpfs hands out whole pages: an append that fits in the
+                 * rest of the log's last page needs no free space. Binds
+                 * (each listed in START's aidp_binds) make this START larger
+                 * than a page, so it can never fit in that rest. */
+                char *run[160] = {AIDP_SUPERVISOR,      "run",  "--user",    "65534", "--no-cwd",
+                                  "--run-dir",          rundir, "--lineage", logp,    "--run-id",
+                                  "aidp-test-full-disk"};
+                int n = 11;
+                static char binds[64][48];
+                for (int i = 0; i < 64; i++) {
+                        snprintf(binds[i], sizeof binds[i], "/usr:/mnt/aidp-test-pad-%02d", i);
+                        run[n++] = "--ro-bind";
+                        run[n++] = binds[i];
+                }
+                const char *job[] = {"--", "/bin/sh", "-c", "echo JOB-RAN", NULL};
+                for (int i = 0; job[i]; i++)
+                        run[n++] = (char *)job[i];
+                run[n] = NULL;
                 int rc = aidp_test_run(&P, run);
                 int res = 0;
                 if (rc != AIDP_EXIT_LINEAGE)
@@ -173,12 +179,13 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
                         res = 21;
                 else if (!strstr(P.err, "does not start") || !strstr(P.err, "No space left"))
                         res = 22;
-                else if (stat(logp, &st) != 0 || st.st_size != before)
+                else if (stat(logp, &st) == 0 && st.st_size != before)
                         res = 23;
                 else if (aidp_test_cgroup_exists("aidp-test-full-disk"))
                         res = 24;
                 if (res)
                         fprintf(stderr, "exit %d\n%s\n", rc, P.err);
+                unlink(first);
                 umount2(dir, MNT_DETACH);
                 rmdir(dir);
                 rmdir(rundir);

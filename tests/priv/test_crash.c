@@ -19,6 +19,7 @@
 #include "priv.h"
 #include "lineage_util.h"
 #include "runner.h"
+#include "policy_util.h"
 #include "tests/sealed_util.h"
 
 static char *T;
@@ -48,10 +49,14 @@ static void setup(void)
         TEST_SNPRINTF(input, "%s/crashdata.sealed", T);
         cr_assert_eq(seal_path(src, input, &p, &k, NULL, &err), 0, "%s", err.msg);
         aidp_keys_free(&k);
+        /* Sealed data is decrypted only under an installed policy. */
+        TEST_SNPRINTF(src, "%s/policy", T);
+        aidp_test_policy_allow(src, "nobody", NULL, NULL);
 }
 
 static void teardown(void)
 {
+        unsetenv("AIDP_POLICY_DIR");
         /* After a failed assertion a killed supervisor's run may be left:
          * clean it the way production does before removing its journal. */
         aidp_test_gc(rundir);
@@ -207,6 +212,20 @@ static void gc_direct(void)
         cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
 }
 
+/* The sandbox's pid 1, as the run's journal names it. */
+static pid_t journal_pid1(const char *run_id)
+{
+        char jp[4096 + 128];
+        TEST_SNPRINTF(jp, "%s/%s/journal.json", rundir, run_id);
+        json_object *j = json_object_from_file(jp);
+        cr_assert_not_null(j, "no journal at %s", jp);
+        json_object *v;
+        cr_assert(json_object_object_get_ex(j, "pid1", &v), "journal without pid1");
+        pid_t pid1 = json_object_get_int(v);
+        json_object_put(j);
+        return pid1;
+}
+
 static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
@@ -217,14 +236,7 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
         aidp_test_reap(&P);
 
         /* What a dead supervisor leaves: its journal, and pid 1 holding the data. */
-        char jp[4096 + 128];
-        TEST_SNPRINTF(jp, "%s/%s/journal.json", rundir, run_id);
-        json_object *j = json_object_from_file(jp);
-        cr_assert_not_null(j, "no journal at %s", jp);
-        json_object *v;
-        cr_assert(json_object_object_get_ex(j, "pid1", &v), "journal without pid1");
-        pid_t pid1 = json_object_get_int(v);
-        json_object_put(j);
+        pid_t pid1 = journal_pid1(run_id);
         cr_assert_eq(kill(pid1, 0), 0, "pid 1 of the sandbox did not hold on to the run's data");
         cr_assert_eq(count_events("START"), 1);
         /* inject comes before the go, which moves pid 1 into the v1 hierarchies */
@@ -493,4 +505,56 @@ Test(crash, oci_poststop_hook_cleans_a_killed_run)
                 cr_skip_test("crun is not installed");
         }
         crash_then("job", "head -c 1048576 /dev/urandom > /scratch/x; sleep 600", gc_by_oci_hook);
+}
+
+/* The supervisor is killed mid-teardown (after /tmp was overwritten, before
+ * /scratch), then the sandbox's pid 1: nothing holds a mount fd any more, yet
+ * the pages are overwritten before they are freed, by gc through the run's
+ * pinned mount namespace, and lineage says so. Seen from the host through a
+ * descriptor of the job's file kept across all of it. */
+Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "aidp-test-crash-pin-%d", (int)getpid());
+        int mounts_before = aidp_test_mount_count();
+        spawn_stopped("shred", run_id,
+                      "head -c 1048576 /dev/urandom > /scratch/x; "
+                      "head -c 65536 /dev/urandom > /dev/shm/y");
+        pid_t pid1 = journal_pid1(run_id);
+        char p[128];
+        TEST_SNPRINTF(p, "/proc/%d/root/scratch/x", (int)pid1);
+        int keep = open(p, O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(keep, 0, "%s: %s", p, strerror(errno));
+        cr_assert(!aidp_test_fd_all_zero(keep, 1048576),
+                  "/scratch/x holds no data before the kill");
+
+        kill(P.pid, SIGKILL);
+        aidp_test_reap(&P);
+        kill(pid1, SIGKILL);
+        for (int i = 0; i < 300 && kill(pid1, 0) == 0; i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        cr_assert_neq(kill(pid1, 0), 0, "pid 1 survived SIGKILL");
+
+        char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
+        cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
+        cr_expect(strstr(P.err, "verified: yes"), "%s", P.err);
+        cr_expect(strstr(P.err, " 0 bytes") == NULL, "nothing was overwritten: %s", P.err);
+        cr_expect(aidp_test_fd_all_zero(keep, 1048576),
+                  "/scratch/x was freed without an overwrite");
+        close(keep);
+        size_t len = 0;
+        char *log = aidp_test_slurp(logp, &len);
+        cr_assert_not_null(log);
+        cr_expect(strstr(log, "through the run's pinned mount namespace"),
+                  "lineage does not say gc shredded through the pinned namespace");
+        free(log);
+        cr_expect_eq(count_events("ABORT"), 1);
+        cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
+        char jdir[4096 + 64];
+        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
+        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
 }

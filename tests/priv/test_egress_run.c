@@ -52,7 +52,8 @@ static void setup(void)
         cr_assert_eq(aidp_test_peer_link(&peer, host, far), 0);
         aidp_test_ns_go(&peer);
         cr_assert_not_null(mkdtemp(dir));
-        put("network.yaml", "apiVersion: aidp/v1\nkind: Network\npools: {ipv4: 10.213.7.0/28}\n");
+        put("network.yaml", "apiVersion: aidp/v1\nkind: Network\npools: {ipv4: 10.213.7.0/28}\n"
+                            "resolvers: [192.0.2.53]\n");
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/policy", dir);
         cr_assert_eq(mkdir(p, 0700), 0);

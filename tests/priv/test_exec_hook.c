@@ -102,6 +102,81 @@ Test(exec_hook, identity_and_ids_come_from_the_command_line_and_reach_lineage)
         cr_assert_eq(system(cmd), 0, "lineage fails the OpenLineage 2-0-2 schemas");
 }
 
+/* The job's name in lineage: --job-name, else the scheduler's job name (the
+ * job's SLURM_JOB_NAME, handed over as --env, only on the scheduler path), else
+ * the profile; never the command. */
+/* A fresh lineage log for each run of a test. */
+static void new_log(void)
+{
+        static int n;
+        snprintf(logp, sizeof logp, "%s/lineage-%d.jsonl", dir, ++n);
+}
+
+static const char *job_name_of(const char *const *extra)
+{
+        new_log();
+        const char *base[24] = {"--user=65534",
+                                "--run-id",
+                                run_id,
+                                "--scheduler=slurm",
+                                "--job-id=77",
+                                "--step-id=3",
+                                "--env=SLURM_JOB_NAME=resnet-eu"};
+        size_t n = 7;
+        for (size_t i = 0; extra[i]; i++)
+                base[n++] = extra[i];
+        base[n] = NULL;
+        int st = hook(base, (const char *[]){"/bin/true", NULL});
+        cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
+        json_object *ev[4];
+        size_t k = aidp_test_lineage_records(logp, keyp, ev, 4);
+        cr_assert_eq(k, 2, "expected START and COMPLETE, got %zu", k);
+        static char name[128];
+        snprintf(name, sizeof name, "%s", aidp_test_json_str(ev[0], "job.name"));
+        cr_assert_str_eq(aidp_test_json_str(ev[1], "job.name"), name);
+        for (size_t i = 0; i < k; i++)
+                json_object_put(ev[i]);
+        return name;
+}
+
+Test(exec_hook, the_job_is_named_by_job_name_else_the_schedulers_name_else_the_profile)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert_str_eq(job_name_of((const char *[]){NULL}), "resnet-eu");
+        cr_assert_str_eq(job_name_of((const char *[]){"--job-name=nightly", NULL}), "nightly");
+        /* A name with a control character is not taken: the profile names the job. */
+        cr_assert_str_eq(job_name_of((const char *[]){"--env=SLURM_JOB_NAME=a\nb",
+                                                      "--profile=" AIDP_SOURCE_DIR
+                                                      "/profiles/strict-cpu-train.yaml",
+                                                      NULL}),
+                         "strict-cpu-train");
+        /* Outside exec-hook mode the caller's own SLURM_JOB_NAME names nothing. */
+        new_log();
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "-q",
+                        "--user=65534",
+                        "--run-dir",
+                        rundir,
+                        "--lineage",
+                        logp,
+                        "--env=SLURM_JOB_NAME=resnet-eu",
+                        "--profile=" AIDP_SOURCE_DIR "/profiles/strict-cpu-train.yaml",
+                        "--",
+                        "/bin/true",
+                        NULL};
+        setenv("SLURM_JOB_NAME", "from-the-environment", 1);
+        int st = aidp_test_run(&P, argv);
+        unsetenv("SLURM_JOB_NAME");
+        cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
+        json_object *ev[4];
+        size_t k = aidp_test_lineage_records(logp, keyp, ev, 4);
+        cr_assert_eq(k, 2);
+        cr_assert_str_eq(aidp_test_json_str(ev[0], "job.name"), "strict-cpu-train");
+        for (size_t i = 0; i < k; i++)
+                json_object_put(ev[i]);
+}
+
 Test(exec_hook, incomplete_or_malformed_hook_options_are_usage_errors)
 {
         AIDP_REQUIRE_ROOT();

@@ -313,8 +313,8 @@ Test(policy_run, lineage_holds_both_decisions_with_reasons)
                         region_fail = true;
         }
         cr_assert(region_fail);
-        /* Named after the profile (none: "default"), never the command (sh). */
-        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "job.name"), "default");
+        /* Named after the profile (none: baseline, the default), never the command (sh). */
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[0], "job.name"), "baseline");
         cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "job.name"), "resnet-eu");
         /* Asked for, never read: in the aidp_requested facet, not in inputs. */
         json_object *in = aidp_test_json_at(ev[0], "inputs");
@@ -349,7 +349,10 @@ Test(policy_run, lineage_holds_both_decisions_with_reasons)
                 json_object_put(ev[i]);
 }
 
-Test(policy_run, no_policy_installed_runs_undecided_and_says_so)
+/* With no policy file at all, sealed data is refused for a user (before a
+ * key is touched: nothing started) and lineage says why; a run without data
+ * goes on, undecided, and its START record says so. */
+Test(policy_run, no_policy_installed_refuses_sealed_data_and_runs_undecided_without)
 {
         AIDP_REQUIRE_ROOT();
         char p[4200];
@@ -358,13 +361,188 @@ Test(policy_run, no_policy_installed_runs_undecided_and_says_so)
         TEST_SNPRINTF(p, "%s/residency.yaml", policydir);
         unlink(p);
         int st = run("nobody", "policy-none", eu_data, NULL);
+        cr_assert_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s\n%s", st, P.out, P.err);
+        assert_nothing_started("policy-none");
+        cr_assert(strstr(P.err, "sealed data needs an access policy"), "%s", P.err);
+        json_object *ev[4] = {0};
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 4);
+        cr_assert_eq(n, 1);
+        cr_assert(!json_object_get_boolean(
+                aidp_test_json_at(ev[0], "run.facets.aidp_policy.enforced")));
+        cr_assert(has_decision(ev[0], "run", "deny", "default"));
+        json_object_put(ev[0]);
+
+        st = run("nobody", "policy-none-nodata", NULL, NULL);
         cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        n = aidp_test_lineage_records(logp, keyp, ev, 4);
+        cr_assert_eq(n, 3);
+        cr_assert(!json_object_get_boolean(
+                aidp_test_json_at(ev[1], "run.facets.aidp_policy.enforced")));
+        cr_assert(has_decision(ev[1], "run", "allow", "none"));
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+}
+
+/* The supervisor ends a run when the time window that granted it closes:
+ * SIGTERM, the kill-after grace, SIGKILL, shred, FAIL with the reason. The
+ * test build's policy clock is shifted to 5 s before the window's end. */
+Test(policy_run, a_run_ends_when_its_time_window_closes)
+{
+        AIDP_REQUIRE_ROOT();
+        put("access.yaml", "apiVersion: aidp/v1\nkind: AccessPolicy\n"
+                           "roles:\n  windowed:\n    operations: [run]\n"
+                           "    profiles: [\"*\"]\n    datasets: [\"*\"]\n"
+                           "    max_classification: regulated\n"
+                           "    time_windows:\n      - hours: \"00:00-00:01\"\n"
+                           "users:\n  nobody: {roles: [windowed]}\n");
+        host("eu-west-1", "");
+        time_t now = time(NULL);
+        long long fake = (long long)(now / 86400) * 86400 + 55; /* 00:00:55Z: 5 s left */
+        char off[32];
+        snprintf(off, sizeof off, "%lld", fake - (long long)now);
+        setenv("AIDP_FAULT_CLOCK_OFFSET", off, 1);
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "--user",
+                        "nobody",
+                        "--no-cwd",
+                        "--run-dir",
+                        rundir,
+                        "--key-dir",
+                        keydir,
+                        "--lineage",
+                        logp,
+                        "--run-id",
+                        "policy-window",
+                        "--kill-after",
+                        "2",
+                        "--data",
+                        eu_data,
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        "trap '' TERM; echo READY; sleep 120; echo SURVIVED",
+                        NULL};
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int st = aidp_test_run(&P, argv);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        unsetenv("AIDP_FAULT_CLOCK_OFFSET");
+        cr_assert_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_assert(strstr(P.out, "READY"), "the job never ran: %s", P.err);
+        cr_assert_null(strstr(P.out, "SURVIVED"));
+        cr_assert(t1.tv_sec - t0.tv_sec < 60, "the run lasted %lds", (long)(t1.tv_sec - t0.tv_sec));
+        cr_assert(strstr(P.err, "time window of access rule roles.windowed"), "%s", P.err);
         json_object *ev[4] = {0};
         size_t n = aidp_test_lineage_records(logp, keyp, ev, 4);
         cr_assert_eq(n, 2);
-        cr_assert(!json_object_get_boolean(
-                aidp_test_json_at(ev[0], "run.facets.aidp_policy.enforced")));
-        cr_assert(has_decision(ev[0], "run", "allow", "none"));
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "eventType"), "FAIL");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "run.facets.aidp_exit.reason"),
+                         "access window closed");
+        cr_assert(json_object_get_int64(aidp_test_json_at(
+                          ev[0], "run.facets.aidp_policy.trail.until")) == fake + 5);
         for (size_t i = 0; i < n; i++)
                 json_object_put(ev[i]);
+        cr_assert(!aidp_test_cgroup_exists("policy-window"), "the run's cgroup is left");
+}
+
+/* The output key is the policy's: outputs of an internal and a restricted
+ * input are sealed under the restricted input's key although it came second,
+ * recorded in lineage; --output-key-id naming another key is refused before
+ * anything starts. */
+Test(policy_run, outputs_are_sealed_under_the_key_the_policy_decides)
+{
+        AIDP_REQUIRE_ROOT();
+        host("eu-west-1", "");
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keydir, "restricted-key", &err), 0, "%s", err.msg);
+        char src[4096], f[4096], sealed[4096], outdir[4096];
+        TEST_SNPRINTF(src, "%s/src-eu-restricted", T);
+        mkdir_p(src, 0755);
+        TEST_SNPRINTF(f, "%s/records.txt", src);
+        write_all(f, (const uint8_t *)"r\n", 2);
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params p = {0};
+        meta_default(&p.meta, "eu-restricted");
+        strcpy(p.meta.key_id, "restricted-key");
+        p.meta.classification = AIDP_CLASS_RESTRICTED;
+        cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_RESIDENCY, "eu", &err), 0);
+        TEST_SNPRINTF(sealed, "%s/eu-restricted.sealed", T);
+        cr_assert_eq(seal_path(src, sealed, &p, &k, NULL, &err), 0, "%s", err.msg);
+        aidp_keys_free(&k);
+        TEST_SNPRINTF(outdir, "%s/out", T);
+        mkdir_p(outdir, 0755);
+
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "--user",
+                        "nobody",
+                        "--no-cwd",
+                        "--run-dir",
+                        rundir,
+                        "--key-dir",
+                        keydir,
+                        "--lineage",
+                        logp,
+                        "--run-id",
+                        "policy-okey",
+                        "--data",
+                        eu_data,
+                        "--data",
+                        sealed,
+                        "--output-dir",
+                        outdir,
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        "echo result > /out/r",
+                        NULL};
+        int st = aidp_test_run(&P, argv);
+        cr_assert_eq(st, 0, "exit %d\n%s", st, P.err);
+        json_object *ev[4] = {0};
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 4);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(
+                aidp_test_json_str_or_null(ev[0], "run.facets.aidp_policy.trail.output_key"),
+                "restricted-key");
+        json_object *outs = aidp_test_json_at(ev[1], "outputs");
+        cr_assert_eq(json_object_array_length(outs), 1);
+        cr_assert_str_eq(aidp_test_json_str_or_null(json_object_array_get_idx(outs, 0),
+                                                    "facets.aidp_digest.keyId"),
+                         "restricted-key");
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+
+        char *other[] = {AIDP_SUPERVISOR,
+                         "run",
+                         "--user",
+                         "nobody",
+                         "--no-cwd",
+                         "--run-dir",
+                         rundir,
+                         "--key-dir",
+                         keydir,
+                         "--lineage",
+                         logp,
+                         "--run-id",
+                         "policy-okey-2",
+                         "--data",
+                         eu_data,
+                         "--data",
+                         sealed,
+                         "--output-dir",
+                         outdir,
+                         "--output-key-id",
+                         "policy-key",
+                         "--",
+                         "/bin/sh",
+                         "-c",
+                         "echo JOB-RAN",
+                         NULL};
+        st = aidp_test_run(&P, other);
+        cr_assert_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s", st, P.err);
+        cr_assert(strstr(P.err, "sealed under key restricted-key"), "%s", P.err);
+        assert_nothing_started("policy-okey-2");
 }

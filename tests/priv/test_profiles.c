@@ -157,7 +157,11 @@ static void stand_in_host(void)
         snprintf(netcfg, sizeof netcfg, "%s/network.yaml", dir);
         FILE *f = fopen(p, "w");
         cr_assert_not_null(f);
-        fputs("apiVersion: aidp/v1\nkind: Network\npools: {ipv4: 10.213.9.0/28}\n", f);
+        /* egress-example names a host: its DNS proxy needs an upstream (the
+         * stand-in host's loopback; nothing is asked there) */
+        fputs("apiVersion: aidp/v1\nkind: Network\npools: {ipv4: 10.213.9.0/28}\n"
+              "resolvers: [127.0.0.53]\n",
+              f);
         fclose(f);
         setenv("AIDP_NETWORK_CONFIG", p, 1);
 }

@@ -89,8 +89,8 @@ Test(run_lineage, run_writes_durable_start_and_complete_with_a_valid_chain)
         cr_assert_str_eq(aidp_test_json_str(ev[0], "run.runId"),
                          aidp_test_json_str(ev[1], "run.runId"));
         cr_assert_str_eq(aidp_test_json_str(ev[0], "run.facets.aidp_run.runName"), run_id);
-        /* Named after the profile (none given: "default"), not the command. */
-        cr_assert_str_eq(aidp_test_json_str(ev[0], "job.name"), "default");
+        /* Named after the profile (none given: baseline), not the command. */
+        cr_assert_str_eq(aidp_test_json_str(ev[0], "job.name"), "baseline");
         cr_assert_eq(json_object_get_int(aidp_test_json_at(ev[0], "run.facets.aidp_caller.jobUid")),
                      65534);
         cr_assert(aidp_test_json_at(ev[0], "run.facets.aidp_profile.name"),

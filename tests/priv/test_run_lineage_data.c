@@ -6,6 +6,7 @@
 #include "priv.h"
 #include "lineage_util.h"
 #include "runner.h"
+#include "policy_util.h"
 #include "supervisor/lineage/lineage.h"
 #include "tests/sealed_util.h"
 
@@ -44,10 +45,15 @@ static void setup(void)
         TEST_SNPRINTF(in1, "%s/patients.sealed", T);
         cr_assert_eq(seal_path(src, in1, &p, &k, NULL, &err), 0, "%s", err.msg);
         aidp_keys_free(&k);
+        /* Sealed data is decrypted only under an installed policy. */
+        TEST_SNPRINTF(src, "%s/policy", T);
+        aidp_test_policy_allow(src, "nobody", (const char *const[]){"eu", NULL},
+                               (const char *const[]){"phi", NULL});
 }
 
 static void teardown(void)
 {
+        unsetenv("AIDP_POLICY_DIR");
         tmpdir_rm(T);
 }
 

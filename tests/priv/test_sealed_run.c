@@ -13,6 +13,7 @@
 #include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
+#include "policy_util.h"
 #include "tests/sealed_util.h"
 
 static char *T;
@@ -59,10 +60,16 @@ static void setup(void)
         cr_assert_eq(aidp_keys_generate(keydir, "run-key", &err), 0, "%s", err.msg);
         seal_one("alpha", AIDP_CLASS_CONFIDENTIAL, "eu", "phi", "alpha-secret-7f3a\n", in1);
         seal_one("beta", AIDP_CLASS_RESTRICTED, "de", "pci", "beta-secret-91c2\n", in2);
+        /* Sealed data is decrypted only under an installed policy. */
+        char pol[4096];
+        TEST_SNPRINTF(pol, "%s/policy", T);
+        aidp_test_policy_allow(pol, "nobody", (const char *const[]){"eu", "de", NULL},
+                               (const char *const[]){"phi", "pci", NULL});
 }
 
 static void teardown(void)
 {
+        unsetenv("AIDP_POLICY_DIR");
         tmpdir_rm(T);
 }
 
@@ -98,6 +105,31 @@ static char *mountinfo(void)
 {
         size_t len = 0;
         return (char *)read_all("/proc/self/mountinfo", &len);
+}
+
+/* The host's mount table less this test's runs' namespace pins (the journal
+ * directory's mnt.ns, docs/run-core.md "Both dead": an nsfs mount and the
+ * private bind it sits on, neither a tmpfs); *pins counts them and *nsfs
+ * those of type nsfs. */
+static char *mountinfo_without_pins(int *pins, int *nsfs)
+{
+        char *all = mountinfo(), *out = calloc(1, strlen(all) + 1), *save = NULL;
+        cr_assert_not_null(out);
+        *pins = *nsfs = 0;
+        char prefix[4200];
+        TEST_SNPRINTF(prefix, " %s/", rundir);
+        for (char *l = strtok_r(all, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                char *at = strstr(l, prefix);
+                if (at && strstr(at, "/mnt.ns ")) {
+                        (*pins)++;
+                        *nsfs += strstr(l, " - nsfs ") != NULL;
+                        continue;
+                }
+                strcat(out, l);
+                strcat(out, "\n");
+        }
+        free(all);
+        return out;
 }
 
 Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited_tags)
@@ -174,7 +206,7 @@ Test(sealed_run, job_reads_data_cannot_write_it_and_out_is_sealed_with_inherited
         size_t sl = 0;
         char *js = (char *)read_all(summary, &sl);
         char want[200];
-        strcpy(want, "\"content_digest\":\"sha256:");
+        strcpy(want, "\"content_digest\":\"hmac-sha256:"); /* format 2: keyed */
         cr_assert(strstr(js, "\"name\":\"alpha\""), "%s", js);
         cr_assert(strstr(js, "\"name\":\"beta\""), "%s", js);
         cr_assert(strstr(js, "\"output\":"), "%s", js);
@@ -194,7 +226,11 @@ Test(sealed_run, host_mountinfo_never_shows_an_aidp_tmpfs)
         const char *extra[] = {"--data", in1, NULL};
         run_job("echo READY; sleep 2; cat /data/alpha/sub/data.txt > /out/copy", extra, true);
         cr_assert(aidp_test_wait_output(&P, "READY", 30000), "job did not start: %s", P.err);
-        char *during = mountinfo();
+        int pins = 0, nsfs = 0;
+        char *during = mountinfo_without_pins(&pins, &nsfs);
+        /* only the pin of the run's mount namespace: nsfs on a private bind */
+        cr_expect_eq(pins, 2, "%d mounts at the run's mnt.ns", pins);
+        cr_expect_eq(nsfs, 1, "the pin is not an nsfs mount");
         int st = aidp_test_finish(&P);
         cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
         char *after = mountinfo();
@@ -236,6 +272,27 @@ Test(sealed_run, tampered_segment_refuses_the_run_with_dataset_named)
         write_all(bad, b, len);
         free(b);
         expect_refused(bad, "failed authentication");
+}
+
+/* A header whose digest does not match its (authentic) content: the run
+ * recomputes the digest while decrypting and refuses before the job starts,
+ * rather than recording a digest nobody checked. */
+Test(sealed_run, content_digest_mismatch_refuses_the_run)
+{
+        AIDP_REQUIRE_ROOT();
+        struct aidp_secret kek = {0};
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_read_kek(keydir, "run-key", &kek, &err), 0, "%s", err.msg);
+        size_t len = 0;
+        uint8_t *b = read_all(in1, &len);
+        uint8_t *forged = forge_content_digest(b, len, kek.p);
+        aidp_secret_free(&kek);
+        char bad[4096];
+        TEST_SNPRINTF(bad, "%s/alpha-digest.sealed", T);
+        write_all(bad, forged, len);
+        free(b);
+        free(forged);
+        expect_refused(bad, "content digest does not match");
 }
 
 Test(sealed_run, edited_header_tag_and_truncation_refuse_the_run)

@@ -5,6 +5,7 @@
  * not filled, nested trees and odd file types are handled, and the report
  * counts what it did. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "priv.h"
+#include "runner.h"
 #include "supervisor/sandbox/shred.h"
 #include "supervisor/sandbox/tmpfs.h"
 
@@ -31,21 +33,6 @@ static void fill(int dirfd, const char *name, size_t size, unsigned char byte)
                 done += n;
         }
         close(fd);
-}
-
-static bool all_zero_fd(int fd, off_t size)
-{
-        unsigned char buf[65536];
-        for (off_t off = 0; off < size;) {
-                ssize_t n = pread(fd, buf, sizeof buf, off);
-                if (n <= 0)
-                        return false;
-                for (ssize_t i = 0; i < n; i++)
-                        if (buf[i])
-                                return false;
-                off += n;
-        }
-        return true;
 }
 
 Test(shred, overwrites_every_byte_in_place_and_removes_the_tree, .timeout = 60)
@@ -83,12 +70,12 @@ Test(shred, overwrites_every_byte_in_place_and_removes_the_tree, .timeout = 60)
         cr_expect_eq(rep.bytes, (100ULL << 20) + 17 + 4097 + 4096);
 
         /* The pages behind the names hold zeros now, not the data. */
-        cr_expect(all_zero_fd(keep_big, (100LL << 20) + 17), "big was not overwritten");
-        cr_expect(all_zero_fd(keep_small, 4097), "a/b/small was not overwritten");
-        cr_expect(all_zero_fd(keep_sparse, 4096), "sparse head");
+        cr_expect(aidp_test_fd_all_zero(keep_big, (100LL << 20) + 17), "big was not overwritten");
+        cr_expect(aidp_test_fd_all_zero(keep_small, 4097), "a/b/small was not overwritten");
+        cr_expect(aidp_test_fd_all_zero(keep_sparse, 4096), "sparse head");
         unsigned char tail[4096];
         cr_expect_eq(pread(keep_sparse, tail, sizeof tail, 512LL << 20), (ssize_t)sizeof tail);
-        cr_expect(all_zero_fd(keep_sparse, 0) && tail[0] == 0 && tail[4095] == 0,
+        cr_expect(aidp_test_fd_all_zero(keep_sparse, 0) && tail[0] == 0 && tail[4095] == 0,
                   "sparse data not overwritten");
         struct stat st;
         cr_expect_eq(fstat(keep_sparse, &st), 0);
@@ -142,7 +129,73 @@ Test(shred, falls_back_to_write_and_read_when_a_range_cannot_be_mapped, .timeout
         cr_assert_eq(waitpid(pid, &st, 0), pid);
         cr_assert(WIFEXITED(st), "the shredding child died (signal %d)", WTERMSIG(st));
         cr_assert_eq(WEXITSTATUS(st), 0, "child status %d", WEXITSTATUS(st));
-        cr_expect(all_zero_fd(keep, (70LL << 20) + 5), "big was not overwritten");
+        cr_expect(aidp_test_fd_all_zero(keep, (70LL << 20) + 5), "big was not overwritten");
         close(keep);
+        aidp_tmpfs_release(&t);
+}
+
+/* 20 nested directories of 240-character names put the file 4,800 bytes deep,
+ * past PATH_MAX: the walk reaches it anyway (no path is ever built), overwrites
+ * it in place and removes the whole tree. */
+Test(shred, reaches_files_deeper_than_path_max, .timeout = 60)
+{
+        AIDP_REQUIRE_ROOT();
+        struct aidp_tmpfs t;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_tmpfs_create("shreddeep", 16ULL << 20, 0755, 0, 0, &t, &err), 0, "%s",
+                     err.msg);
+        char name[241];
+        memset(name, 'd', 240);
+        name[240] = '\0';
+        int dfd = dup(t.fd);
+        for (int i = 0; i < 20; i++) {
+                cr_assert_eq(mkdirat(dfd, name, 0755), 0, "level %d: %s", i, strerror(errno));
+                int nfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                cr_assert_geq(nfd, 0);
+                close(dfd);
+                dfd = nfd;
+        }
+        fill(dfd, "deep", 3 * 4096 + 5, 0xEE);
+        int keep = openat(dfd, "deep", O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(keep, 0);
+        close(dfd);
+        struct aidp_shred_report rep;
+        cr_assert_eq(aidp_shred_tree(t.fd, 2, &rep), 0);
+        cr_expect(rep.verified, "%s", rep.first_failure);
+        cr_expect_eq(rep.files, 1);
+        cr_expect_eq(rep.bytes, 3 * 4096 + 5);
+        cr_expect(aidp_test_fd_all_zero(keep, 3 * 4096 + 5), "the deep file was not overwritten");
+        cr_expect_neq(faccessat(t.fd, name, F_OK, AT_SYMLINK_NOFOLLOW), 0,
+                      "the tree is still there");
+        close(keep);
+        aidp_tmpfs_release(&t);
+}
+
+/* A tree as wide as it is deep (here 3,000 levels, and files at every level)
+ * is walked without recursion: nothing a job can nest exhausts the stack. */
+Test(shred, walks_a_very_deep_tree_without_recursion, .timeout = 120)
+{
+        AIDP_REQUIRE_ROOT();
+        struct aidp_tmpfs t;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_tmpfs_create("shreddeeper", 64ULL << 20, 0755, 0, 0, &t, &err), 0, "%s",
+                     err.msg);
+        int dfd = dup(t.fd);
+        for (int i = 0; i < 3000; i++) {
+                fill(dfd, "f", 10, 0x11);
+                cr_assert_eq(mkdirat(dfd, "d", 0755), 0, "level %d", i);
+                int nfd = openat(dfd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                cr_assert_geq(nfd, 0);
+                close(dfd);
+                dfd = nfd;
+        }
+        close(dfd);
+        struct aidp_shred_report rep;
+        cr_assert_eq(aidp_shred_tree(t.fd, 2, &rep), 0);
+        cr_expect(rep.verified, "%s", rep.first_failure);
+        cr_expect_eq(rep.files, 3000);
+        cr_expect_eq(rep.bytes, 30000);
+        cr_expect_neq(faccessat(t.fd, "d", F_OK, AT_SYMLINK_NOFOLLOW), 0,
+                      "the tree is still there");
         aidp_tmpfs_release(&t);
 }

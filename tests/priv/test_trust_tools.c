@@ -196,11 +196,11 @@ Test(trust_tools, unseal_and_inspect_through_sudo_are_decided_by_the_policy)
         /* inspect: the header, authenticated; its content digest only for a
          * caller who may unseal the data. */
         cr_expect_eq(as_a((const char *[]){"inspect", ok, NULL}), 0, "%s", P.err);
-        cr_expect(strstr(P.out, "granted") && strstr(P.out, "content-digest: sha256:"), "%s",
+        cr_expect(strstr(P.out, "granted") && strstr(P.out, "content-digest: hmac-sha256:"), "%s",
                   P.out);
         cr_expect_eq(as_a((const char *[]){"inspect", peek, NULL}), 0, "%s", P.err);
         cr_expect(strstr(P.out, "peek") && strstr(P.out, "withheld") &&
-                          !strstr(P.out, "content-digest: sha256:"),
+                          !strstr(P.out, "content-digest: hmac-sha256:"),
                   "%s", P.out);
         refused(as_a((const char *[]){"inspect", secret, NULL}), AIDP_EXIT_DENIED, "inspect");
         cr_expect(!strstr(P.out, "secret"), "a denied inspect printed the header: %s", P.out);

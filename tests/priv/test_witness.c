@@ -105,7 +105,7 @@ TestSuite(witness, .init = setup, .fini = teardown, .timeout = 120);
 
 static void run_true(void)
 {
-        char *argv[] = {AIDP_SUPERVISOR, "run", "-q",  "--run-dir", rundir,
+        char *argv[] = {AIDP_SUPERVISOR, "run", "-q",        "--run-dir", rundir,
                         "--no-cwd",      "--",  "/bin/true", NULL};
         cr_assert_eq(aidp_test_run(&P, argv), 0, "run: %s", P.err);
         struct timespec ts = {0, 50 * 1000 * 1000}; /* the receiver's last datagram */
@@ -115,8 +115,8 @@ static void run_true(void)
 /* verify --witness W of the log; exit status, output in P. */
 static int verify(const char *witness)
 {
-        char *argv[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", "--key", keyp,
-                        "--witness", (char *)witness, logp, NULL};
+        char *argv[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", "--key", keyp, "--witness",
+                        (char *)witness,         logp,      NULL};
         return aidp_test_run(&P, argv);
 }
 
@@ -132,8 +132,8 @@ static void expect_alarm(const char *what, const char *first)
         for (size_t i = 0; i < 2; i++) {
                 cr_expect_eq(verify(ws[i]), AIDP_EXIT_FAILED, "%s not seen by %s: %s%s", what,
                              ws[i], P.out, P.err);
-                cr_expect(strstr(P.err, what) && strstr(P.err, first), "%s via %s: %s", what,
-                          ws[i], P.err);
+                cr_expect(strstr(P.err, what) && strstr(P.err, first), "%s via %s: %s", what, ws[i],
+                          P.err);
         }
 }
 
@@ -228,8 +228,7 @@ Test(witness, a_witness_down_for_a_while_is_a_gap_not_an_alarm)
         TEST_SNPRINTF(late, "%s/heads.jsonl", latedir);
         write_config(late); /* its directory (a share not mounted yet) is missing */
         run_true();
-        cr_expect(strstr(P.err, "did not take record 2"), "the missed head is reported: %s",
-                  P.err);
+        cr_expect(strstr(P.err, "did not take record 2"), "the missed head is reported: %s", P.err);
         cr_assert_eq(mkdir(latedir, 0755), 0);
         run_true();
         cr_assert_eq(verify(late), 0, "%s%s", P.out, P.err);

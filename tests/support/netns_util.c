@@ -126,21 +126,29 @@ static void addr_cmds(char *buf, size_t len, const char *const addrs[], const ch
         }
 }
 
-int aidp_test_peer_link(const struct aidp_test_ns *peer, const char *const host_addrs[],
-                        const char *const peer_addrs[])
+int aidp_test_peer_link_n(const struct aidp_test_ns *peer, int n, const char *const host_addrs[],
+                          const char *const peer_addrs[])
 {
-        char cmd[1024];
-        snprintf(cmd, sizeof cmd, "ip link add hp0 type veth peer name pp0 netns %d",
+        char cmd[1024], hp[16], pp[16];
+        snprintf(hp, sizeof hp, "hp%d", n);
+        snprintf(pp, sizeof pp, "pp%d", n);
+        snprintf(cmd, sizeof cmd, "ip link add %s type veth peer name %s netns %d", hp, pp,
                  (int)peer->pid);
-        addr_cmds(cmd, sizeof cmd, host_addrs, "hp0");
-        snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " && ip link set hp0 up");
+        addr_cmds(cmd, sizeof cmd, host_addrs, hp);
+        snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " && ip link set %s up", hp);
         int st = system(cmd);
         if (st != 0)
                 return st;
         snprintf(cmd, sizeof cmd, "true");
-        addr_cmds(cmd, sizeof cmd, peer_addrs, "pp0");
-        snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " && ip link set pp0 up");
+        addr_cmds(cmd, sizeof cmd, peer_addrs, pp);
+        snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " && ip link set %s up", pp);
         return aidp_test_ns_sh(peer, "%s", cmd);
+}
+
+int aidp_test_peer_link(const struct aidp_test_ns *peer, const char *const host_addrs[],
+                        const char *const peer_addrs[])
+{
+        return aidp_test_peer_link_n(peer, 0, host_addrs, peer_addrs);
 }
 
 static int listen_on(int type, uint16_t port)

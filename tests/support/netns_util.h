@@ -33,6 +33,9 @@ int aidp_test_ns_sh(const struct aidp_test_ns *ns, const char *fmt, ...)
  * 0, or the failing command's status. */
 int aidp_test_peer_link(const struct aidp_test_ns *peer, const char *const host_addrs[],
                         const char *const peer_addrs[]);
+/* The same with links hp<n> / pp<n>, for a second peer. */
+int aidp_test_peer_link_n(const struct aidp_test_ns *peer, int n, const char *const host_addrs[],
+                          const char *const peer_addrs[]);
 
 /* Echo servers: TCP and UDP on [::] (dual-stack) at each port of ports[]. */
 struct aidp_test_servers {

@@ -269,3 +269,18 @@ int aidp_test_sh(const char *fmt, ...)
         int st = system(cmd);
         return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+bool aidp_test_fd_all_zero(int fd, off_t size)
+{
+        unsigned char buf[65536];
+        for (off_t off = 0; off < size;) {
+                ssize_t n = pread(fd, buf, sizeof buf, off);
+                if (n <= 0)
+                        return false;
+                for (ssize_t i = 0; i < n; i++)
+                        if (buf[i])
+                                return false;
+                off += n;
+        }
+        return true;
+}

@@ -38,6 +38,9 @@ int aidp_test_run(struct aidp_proc *p, char *const argv[]);
 bool aidp_test_cgroup_exists(const char *name);
 /* how many such directories (one per hierarchy the run's cgroup is in) */
 int aidp_test_cgroup_count(const char *name);
+/* Whether the first size bytes read through fd (pread) are all zero (false
+ * when fewer can be read). */
+bool aidp_test_fd_all_zero(int fd, off_t size);
 /* number of lines in /proc/self/mountinfo */
 int aidp_test_mount_count(void);
 /* Remove a test's own temporary directory and everything below it (no symlink

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""Independent decryptor for aidp sealed datasets (format version 1).
+"""Independent decryptor for aidp sealed datasets (format versions 2 and 1).
 
 Written from docs/sealed-format.md alone, using only the Python standard
-library and Debian's python3-cryptography (AES-GCM, RFC 5649 key unwrap). It
+library and Debian's python3-cryptography (AES-GCM, RFC 5649 key unwrap,
+HKDF). It
 shares no code with aidp; the Criterion test test_sealed_python.c runs it on
 files sealed by aidp.
 
@@ -16,13 +17,16 @@ segment authenticated.
 """
 import argparse
 import hashlib
+import hmac
 import json
 import os
 import struct
 import sys
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap_with_padding
 
 MAGIC = b"AIDPSEAL"
@@ -33,6 +37,8 @@ FIELDS = {1: "name", 2: "version", 3: "owner", 4: "created_at", 5: "classificati
           6: "residency", 7: "regulation", 8: "key_id", 9: "key_wrap", 10: "wrapped_key",
           11: "content_digest", 12: "segment_size", 13: "payload_len"}
 REPEATABLE = {6, 7}
+VERSIONS = (1, 2)
+DIGEST_INFO = b"aidp sealed v2 content digest"
 
 
 class Refused(Exception):
@@ -43,12 +49,12 @@ def parse_header(data):
     if len(data) < 16 or data[:8] != MAGIC:
         raise Refused("not a sealed dataset")
     version, reserved, body_len = struct.unpack(">HHI", data[8:16])
-    if version != 1 or reserved != 0:
+    if version not in VERSIONS or reserved != 0:
         raise Refused("unsupported version %d" % version)
     if not 1 <= body_len <= 65536 or len(data) < 16 + body_len + TAG:
         raise Refused("bad header length")
     hdr = data[:16 + body_len]
-    h = {"residency": [], "regulation": []}
+    h = {"residency": [], "regulation": [], "format_version": version}
     off, last = 16, 0
     while off < len(hdr):
         if len(hdr) - off < 4:
@@ -120,8 +126,13 @@ def open_sealed(path, kek):
             raise Refused("segment %d failed authentication" % i)
         seg_digests += hashlib.sha256(p).digest()
         plain += p
-    digest = hashlib.sha256(struct.pack(">QI", L, S) + bytes(seg_digests)).digest()
-    if digest != h["content_digest"]:
+    m = struct.pack(">QI", L, S) + bytes(seg_digests)
+    if h["format_version"] == 1:
+        digest = hashlib.sha256(m).digest()
+    else:
+        kd = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DIGEST_INFO).derive(dk)
+        digest = hmac.new(kd, m, hashlib.sha256).digest()
+    if not hmac.compare_digest(digest, h["content_digest"]):
         raise Refused("content digest mismatch")
     return hdr, h, bytes(plain)
 

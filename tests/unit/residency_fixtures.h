@@ -104,7 +104,10 @@ static const char residency_yaml[] = "apiVersion: aidp/v1\n"
                                      "    profile:\n"
                                      "      network: none\n"
                                      "  regulated:\n"
-                                     "    zones: [soc2]\n";
+                                     "    zones: [soc2]\n"
+                                     "jurisdictions:\n"
+                                     "  EU: [\"eu-*\"]\n"
+                                     "  US: [\"us-*\"]\n";
 
 struct host_fixture {
         const char *key;

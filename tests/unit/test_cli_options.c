@@ -208,8 +208,9 @@ Test(cli_options, run_table_classifies_issue_13s_admin_options)
         static const char *const admin[] = {
                 "run-dir", "lineage",  "cgroup-parent", "keys-config", "key-dir", "run-id",
                 "user",    "keep-env", "exec-hook",     "scheduler",   "job-id",  "step-id"};
-        static const char *const limits[] = {"memory",     "cpus",     "pids",  "timeout",
-                                             "kill-after", "tmp-size", "rlimit"};
+        static const char *const limits[] = {"memory",     "cpus",     "pids",   "timeout",
+                                             "kill-after", "tmp-size", "rlimit", "scratch-size",
+                                             "out-size",   "shm-size"};
         const struct aidp_cli_opt *t = aidp_cli_run_spec.opts;
         size_t n_admin = 0, n_limits = 0;
         for (size_t i = 0; t[i].name; i++) {

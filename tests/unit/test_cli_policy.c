@@ -127,8 +127,8 @@ Test(cli_policy, explain_inline_facts_time_zone_and_json)
 {
         char *out;
         /* Saturday 03:00 in Berlin is inside night-batch's Friday 22:00-06:00 window. */
-        int st = aidp("policy explain --user erin --group batch-users --profile batch " POL
-                      " --host " D "/host-eu.yaml --dataset-facts "
+        int st = aidp("policy explain --user erin --group batch-users --profile batch "
+                      "--network none " POL " --host " D "/host-eu.yaml --dataset-facts "
                       "name=imagenet-eu,classification=internal,residency=eu "
                       "--at 2024-05-04T03:00:00+02:00 --json",
                       &out, NULL);
@@ -143,11 +143,12 @@ Test(cli_policy, explain_inline_facts_time_zone_and_json)
         free(out);
 
         /* Saturday 21:00 is not: Friday's night ended at 06:00, Saturday's starts at 22:00. */
-        st = aidp("policy explain --user erin --group batch-users --profile batch " POL " --host " D
-                  "/host-eu.yaml --dataset-facts "
-                  "name=imagenet-eu,classification=internal,residency=eu "
-                  "--at 2024-05-04T19:00:00Z",
-                  &out, NULL);
+        st = aidp(
+                "policy explain --user erin --group batch-users --profile batch --network none " POL
+                " --host " D "/host-eu.yaml --dataset-facts "
+                "name=imagenet-eu,classification=internal,residency=eu "
+                "--at 2024-05-04T19:00:00Z",
+                &out, NULL);
         cr_assert_eq(st, 121, "%s", out);
         cr_assert(strstr(out, "FAIL access         roles.night-batch"), "%s", out);
         cr_assert(strstr(out, "sat 21:00 Europe/Berlin is outside fri,sat 22:00-06:00"), "%s", out);
@@ -442,4 +443,31 @@ Test(cli_policy, explain_restricts_a_library_profiles_egress_to_the_region)
                           "rule %zu is in eu-west-1: kept", i);
         json_object_put(j);
         free(out);
+}
+
+/* With no policy file at all, explain answers what a run gets: a run without
+ * data is not decided (0), sealed data is refused (121). A profile the library
+ * does not know fails as the run would (119), unless --network describes it. */
+Test(cli_policy, explain_without_any_policy_matches_the_run)
+{
+        char *out, *err;
+        cr_assert_eq(aidp("policy explain --user aidp-nobody-here --policy-dir /nonexistent "
+                          "--at @1714557600",
+                          &out, &err),
+                     0, "%s%s", out, err);
+        cr_assert(strstr(out, "ALLOW") && strstr(out, "not decided"), "%s", out);
+        free(out);
+        free(err);
+        cr_assert_eq(aidp("policy explain --user aidp-nobody-here --policy-dir /nonexistent "
+                          "--dataset-facts name=x,classification=regulated --at @1714557600",
+                          &out, &err),
+                     121, "%s%s", out, err);
+        cr_assert(strstr(out, "sealed data is not decrypted without one"), "%s", out);
+        free(out);
+        free(err);
+        cr_assert_eq(aidp("policy explain --user a --profile no-such-profile-x " POL, &out, &err),
+                     119, "%s%s", out, err);
+        cr_assert(strstr(err, "no-such-profile-x") && strstr(err, "--network"), "%s", err);
+        free(out);
+        free(err);
 }

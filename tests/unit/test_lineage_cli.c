@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "supervisor/lineage/lineage.h"
+#include "supervisor/run/run_lineage.h"
 
 extern char **environ;
 
@@ -243,6 +244,39 @@ Test(lineage_cli, show_summarizes_runs_and_filters)
         cr_assert_eq(json_object_array_length(evs), 2);
         cr_assert(!json_object_object_get_ex(json_object_array_get_idx(evs, 0), "aidp_hmac", NULL));
         json_object_put(arr);
+        free(out);
+}
+
+/* A denied run read nothing: show lists what it asked for (the aidp_requested
+ * facet, as the run core records it) as "requested", never as an input. */
+Test(lineage_cli, show_lists_a_denied_runs_requested_datasets)
+{
+        struct aidp_run_opts o = {.lineage_path = logp, .job_name = "resnet-eu"};
+        struct aidp_run_result res = {.n_inputs = 1, .exit_status = 121};
+        snprintf(res.run_id, sizeof res.run_id, "denied-1");
+        struct aidp_run_dataset *d = &res.inputs[0];
+        snprintf(d->name, sizeof d->name, "patients");
+        snprintf(d->classification, sizeof d->classification, "restricted");
+        snprintf(d->residency, sizeof d->residency, "eu");
+        snprintf(d->regulation, sizeof d->regulation, "gdpr");
+        snprintf(d->digest, sizeof d->digest, "sha256:%064d", 0);
+        aidp_error e = {0};
+        cr_assert_eq(aidp_run_lineage_denied(&o, &res, NULL, NULL, NULL, &e), 0, "%s", e.msg);
+        cr_assert_eq(run((const char *[]){"lineage", "show", "--file", logp, NULL}), 0);
+        char *out = slurp(outp);
+        const char *denied = strstr(out, "job aidp/resnet-eu  (OTHER)");
+        cr_assert(denied, "%s", out);
+        cr_assert(strstr(denied, "  requested aidp/patients  sha256:") &&
+                          strstr(denied, "[restricted]  tags: eu,gdpr\n"),
+                  "%s", out);
+        cr_assert_null(strstr(denied, "  input "), "a denied run shows an input:\n%s", out);
+        free(out);
+        /* --dataset finds the run by what it asked for. */
+        cr_assert_eq(run((const char *[]){"lineage", "show", "--file", logp, "--dataset",
+                                          "patients", NULL}),
+                     0);
+        out = slurp(outp);
+        cr_assert(strstr(out, "job aidp/resnet-eu") && !strstr(out, "job aidp/train"), "%s", out);
         free(out);
 }
 

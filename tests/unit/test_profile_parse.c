@@ -78,6 +78,7 @@ Test(profile_parse, every_section)
                 "eu-west-1}\n"
                 "    - {fqdn: PyPI.Internal.Example}\n"
                 "    - {cidr: '2001:db8::1'}\n"
+                "    - {fqdn: '*.Mirror.Example'}\n"
                 "data: {data: /input, scratch: /work, out: /results}\n";
         struct aidp_profile p;
         aidp_error err = {0};
@@ -136,7 +137,8 @@ Test(profile_parse, every_section)
         r = rule_for(&p.seccomp, "ptrace");
         cr_assert(r && r->action == AIDP_SC_KILL_PROCESS);
         cr_assert_eq(p.network.mode, AIDP_NET_EGRESS);
-        cr_assert_eq(p.network.n_rules, 4, "two ports of the first rule + fqdn + v6");
+        cr_assert_eq(p.network.n_rules, 5, "two ports of the first rule + fqdn + v6 + *.suffix");
+        cr_assert_str_eq(p.network.rules[4].fqdn, "*.mirror.example");
         cr_assert_str_eq(p.network.rules[0].cidr, "10.0.0.0/8");
         cr_assert_eq(p.network.rules[0].port_min, 443);
         cr_assert_eq(p.network.rules[1].port_min, 8000);
@@ -187,7 +189,8 @@ static const struct bad_case bad[] = {
         {"limits:\n  wallTime: 30m2h\n", 6, 13, "limits.wallTime: found '30m2h'"},
         {"limits:\n  pids: -5\n", 6, 9, "limits.pids: found '-5'"},
         {"limits:\n  tmpfs: {/var: 1Gi}\n", 6, 11,
-         "limits.tmpfs./var: unknown key '/var', expected one of: /tmp, /scratch, /out, /data"},
+         "limits.tmpfs./var: unknown key '/var', expected one of: /tmp, /scratch, /out, /data, "
+         "/dev/shm"},
         {"limits:\n  rlimits: {nofiles: 10}\n", 6, 13, "unknown rlimit 'nofiles'"},
         {"limits:\n  rlimits: {nofile: {soft: 10, hard: 5}}\n", 6, 28,
          "soft limit above the hard limit"},
@@ -283,7 +286,9 @@ static const struct bad_case bad[] = {
          "found '9000-8000'"},
         {"network:\n  mode: egress\n  egress: [{cidr: 10.0.0.0/8, protocol: icmp}]\n", 7, 41,
          "protocol: found 'icmp', expected tcp, udp or any"},
-        {"network:\n  mode: egress\n  egress: [{fqdn: '*.example.com'}]\n", 7, 19,
+        {"network:\n  mode: egress\n  egress: [{fqdn: 'a.*.example.com'}]\n", 7, 19,
+         "expected a fully qualified host name"},
+        {"network:\n  mode: egress\n  egress: [{fqdn: '*.com'}]\n", 7, 19,
          "expected a fully qualified host name"},
         {"network:\n  mode: egress\n  egress: [{fqdn: 'localhost'}]\n", 7, 19,
          "expected a fully qualified host name"},
@@ -333,6 +338,46 @@ Test(profile_parse, bad_input)
                 if (!ok) {
                         cr_log_error("case %zu: %s\n  got:  rc=%d %s\n  want: %u:%u %s", i, c->yaml,
                                      rc, err.msg, c->line, c->col, c->msg);
+                        failures++;
+                }
+                if (rc == 0)
+                        aidp_profile_free(&p);
+        }
+        cr_assert_eq(failures, 0, "%zu of %zu bad inputs not reported as expected", failures,
+                     sizeof bad / sizeof bad[0]);
+}
+
+/* The same inputs as profile check loads them (going on after each error):
+ * each still fails, with its error among those gathered and nothing loaded. */
+Test(profile_parse, bad_input_gathered)
+{
+        size_t failures = 0;
+        static struct aidp_profile_errors all;
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                const struct bad_case *c = &bad[i];
+                char yaml[4096];
+                if (c->yaml[0] == '!')
+                        snprintf(yaml, sizeof yaml, "%s", c->yaml + 1);
+                else
+                        snprintf(yaml, sizeof yaml, HDR "%s", c->yaml);
+                struct memfs fs = {.files = lib, .n_files = 1};
+                static const char *const search[] = {"lib"};
+                struct aidp_profile_env env = memfs_env(&fs, search, 1);
+                memset(&all, 0, sizeof all);
+                env.errors = &all;
+                struct aidp_profile p;
+                aidp_error err = {0};
+                int rc = aidp_profile_load_buffer("p.yaml", yaml, strlen(yaml), &env, &p, NULL,
+                                                  &err);
+                bool found = false;
+                for (size_t k = 0; k < all.n && !found; k++)
+                        found = strstr(all.items[k].msg, c->msg) != NULL;
+                bool ok = rc < 0 && err.status == AIDP_EXIT_CONFIG && !p.name &&
+                          (found || strstr(err.msg, c->msg));
+                if (!ok) {
+                        cr_log_error(
+                                "case %zu: %s\n  got:  rc=%d %zu gathered, first %s\n  want: %s", i,
+                                c->yaml, rc, all.n, err.msg, c->msg);
                         failures++;
                 }
                 if (rc == 0)
@@ -447,4 +492,28 @@ Test(profile_parse, digest_is_order_independent_and_content_sensitive)
         aidp_profile_free(&a);
         aidp_profile_free(&b);
         aidp_profile_free(&c);
+}
+
+/* /dev/shm has a size of its own (issue 14), shown by explain and in the
+ * digest; without one it is as large as /tmp. */
+Test(profile_parse, dev_shm_size_is_a_profile_setting)
+{
+        const char *y = HDR "limits:\n  tmpfs: {/tmp: 64Mi, /dev/shm: 2Gi}\n";
+        struct aidp_profile p, q;
+        aidp_error err = {0};
+        cr_assert_eq(load_text(y, NULL, 0, &p, NULL, &err), 0, "%s", err.msg);
+        cr_expect_eq(p.limits.shm_bytes, 2ULL << 30);
+        cr_expect_eq(aidp_profile_shm_bytes(&p), 2ULL << 30);
+        char *text = NULL;
+        cr_assert_eq(aidp_profile_explain(&p, NULL, &text, &err), 0, "%s", err.msg);
+        cr_expect(strstr(text, "/dev/shm     tmpfs 2 GiB, writable"), "%s", text);
+        free(text);
+        cr_assert_eq(load_text(HDR "limits:\n  tmpfs: {/tmp: 64Mi}\n", NULL, 0, &q, NULL, &err), 0,
+                     "%s", err.msg);
+        cr_expect_eq(q.limits.shm_bytes, 0);
+        cr_expect_eq(aidp_profile_shm_bytes(&q), 64ULL << 20, "/dev/shm is not as large as /tmp");
+        cr_expect_neq(memcmp(p.digest, q.digest, sizeof p.digest), 0,
+                      "the size is not in the digest");
+        aidp_profile_free(&p);
+        aidp_profile_free(&q);
 }

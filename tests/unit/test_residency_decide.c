@@ -723,7 +723,9 @@ static const char residency_egress_deny_yaml[] =
         "residency:\n  eu: {regions: [\"eu-*\"]}\n"
         "egress:\n  untagged: keep\n  out_of_region: deny\n";
 
-static void egress_decide(const char *residency, const char *data, struct aidp_decision *d)
+/* One run request of `data` on the eu host under `residency` with profile prof. */
+static void decide_run(const char *residency, const char *data,
+                       const struct aidp_residency_profile *prof, struct aidp_decision *d)
 {
         struct aidp_access_policy ap;
         struct aidp_residency_policy rp;
@@ -734,19 +736,10 @@ static void egress_decide(const char *residency, const char *data, struct aidp_d
         fx_residency(residency, &rp);
         fx_host("eu", &host);
         fx_facts(data, &ds);
-        struct aidp_residency_egress rules[] = {
-                {.cidr = "10.20.0.0/16", .region = "eu-west-1", .port_min = 443, .port_max = 443},
-                {.cidr = "203.0.113.7/32", .region = "us-east-1"},
-                {.fqdn = "pypi.internal.example", .region = NULL},
-        };
-        struct aidp_residency_profile prof = {.name = "gpu-train",
-                                              .network = AIDP_RESIDENCY_NET_EGRESS,
-                                              .egress = rules,
-                                              .n_egress = 3};
         struct aidp_decision_request req = {
                 .caller = {.user = "alice", .uid = 1000},
                 .op = AIDP_OP_RUN,
-                .profile = &prof,
+                .profile = prof,
                 .datasets = &ds,
                 .n_datasets = 1,
                 .host = &host,
@@ -759,6 +752,20 @@ static void egress_decide(const char *residency, const char *data, struct aidp_d
         aidp_residency_host_free(&host);
         aidp_residency_policy_free(&rp);
         aidp_residency_access_free(&ap);
+}
+
+static void egress_decide(const char *residency, const char *data, struct aidp_decision *d)
+{
+        struct aidp_residency_egress rules[] = {
+                {.cidr = "10.20.0.0/16", .region = "eu-west-1", .port_min = 443, .port_max = 443},
+                {.cidr = "203.0.113.7/32", .region = "us-east-1"},
+                {.fqdn = "pypi.internal.example", .region = NULL},
+        };
+        struct aidp_residency_profile prof = {.name = "gpu-train",
+                                              .network = AIDP_RESIDENCY_NET_EGRESS,
+                                              .egress = rules,
+                                              .n_egress = 3};
+        decide_run(residency, data, &prof, d);
 }
 
 static const struct aidp_reason *reason_for(const struct aidp_decision *d, const char *rule)
@@ -909,4 +916,57 @@ Test(decide, allow_to_error_is_a_no_op)
         aidp_error err = {0};
         cr_assert_eq(aidp_residency_decision_to_error(&d, &err), 0);
         cr_assert_eq(err.status, 0);
+}
+
+/* --- classifications.LEVEL.profile.writableBinds: false --- */
+
+static const char residency_no_writable_yaml[] =
+        "apiVersion: aidp/v1\nkind: ResidencyPolicy\n"
+        "residency:\n  eu: {regions: [\"eu-*\"]}\n"
+        "classifications:\n  internal:\n    profile:\n      writableBinds: false\n";
+
+static bool binds_decide(const char *data, const char *const *binds, size_t n_binds,
+                         struct aidp_decision *d)
+{
+        struct aidp_residency_profile prof = {.name = "gpu-train",
+                                              .network = AIDP_RESIDENCY_NET_NONE,
+                                              .writable_binds = binds,
+                                              .n_writable_binds = n_binds};
+        decide_run(residency_no_writable_yaml, data, &prof, d);
+        return d->allow;
+}
+
+Test(decide, writable_binds_can_be_forbidden_from_a_classification_up)
+{
+        const char *binds[] = {"/srv/results", "/srv/more"};
+        struct aidp_decision d;
+        /* internal data, a writable bind: denied, naming the bind */
+        cr_assert_not(binds_decide("eu-data", binds, 2, &d));
+        const struct aidp_reason *f = aidp_residency_decision_first_failure(&d);
+        cr_assert_not_null(f);
+        cr_assert_eq(f->check, AIDP_CHECK_CLASSIFICATION);
+        cr_assert_str_eq(f->rule, "classifications.internal");
+        cr_assert_str_eq(f->attribute, "writableBinds");
+        cr_assert(strstr(f->message, "/srv/results") && strstr(f->message, "1 more"), "%s",
+                  f->message);
+        aidp_residency_decision_free(&d);
+        /* the same data without one: allowed, with the rule in the trail */
+        cr_assert(binds_decide("eu-data", NULL, 0, &d));
+        const struct aidp_reason *p = reason_for(&d, "classifications.internal");
+        cr_assert(p && p->result == AIDP_REASON_PASS);
+        aidp_residency_decision_free(&d);
+        /* public data is below the rule's level: the bind is its own business */
+        cr_assert(binds_decide("public-set", binds, 1, &d));
+        aidp_residency_decision_free(&d);
+}
+
+Test(decide, writable_binds_must_be_a_boolean)
+{
+        struct aidp_residency_policy rp;
+        aidp_error err = {0};
+        static const char bad[] = "apiVersion: aidp/v1\nkind: ResidencyPolicy\n"
+                                  "classifications:\n  internal:\n    profile:\n"
+                                  "      writableBinds: never\n";
+        cr_assert_lt(aidp_residency_parse_residency(bad, strlen(bad), "r.yaml", &rp, &err), 0);
+        cr_assert(strstr(err.msg, "writableBinds") && strstr(err.msg, "never"), "%s", err.msg);
 }

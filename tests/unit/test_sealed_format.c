@@ -36,7 +36,7 @@ Test(sealed_format, header_round_trip_is_canonical)
         aidp_error err = {0};
         int n = aidp_sealed_header_encode(&h, buf, sizeof buf, &err);
         cr_assert_gt(n, 0, "%s", err.msg);
-        cr_assert_eq(memcmp(buf, "AIDPSEAL\0\1\0\0", 12), 0);
+        cr_assert_eq(memcmp(buf, "AIDPSEAL\0\2\0\0", 12), 0, "new headers are format 2");
         cr_assert_eq(aidp_sealed_header_decode(buf, (size_t)n, &d, &err), 0, "%s", err.msg);
         cr_assert_str_eq(d.meta.name, "imagenet");
         cr_assert_str_eq(d.meta.owner, h.meta.owner);
@@ -48,6 +48,12 @@ Test(sealed_format, header_round_trip_is_canonical)
         cr_assert_eq(memcmp(d.header_digest, h.header_digest, 32), 0);
         int n2 = aidp_sealed_header_encode(&d, buf2, sizeof buf2, &err);
         cr_assert_eq(n2, n);
+        cr_assert_eq(memcmp(buf, buf2, (size_t)n), 0);
+        /* A decoded format 1 header re-encodes as format 1, byte for byte. */
+        buf[9] = 1;
+        cr_assert_eq(aidp_sealed_header_decode(buf, (size_t)n, &d, &err), 0, "%s", err.msg);
+        cr_assert_eq(d.format_version, 1);
+        cr_assert_eq(aidp_sealed_header_encode(&d, buf2, sizeof buf2, &err), n);
         cr_assert_eq(memcmp(buf, buf2, (size_t)n), 0);
 }
 
@@ -72,8 +78,10 @@ Test(sealed_format, header_decode_errors_name_the_offset)
         b[0] = 'X';
         expect_decode_error(b, (size_t)n, "bad magic");
         memcpy(b, buf, (size_t)n);
-        b[9] = 2;
-        expect_decode_error(b, (size_t)n, "unsupported format version 2");
+        b[9] = 3;
+        expect_decode_error(b, (size_t)n, "unsupported format version 3");
+        b[9] = 0;
+        expect_decode_error(b, (size_t)n, "unsupported format version 0");
         expect_decode_error(buf, (size_t)n - 1, "truncated header");
         /* First field (name) claims to be longer than the header. */
         memcpy(b, buf, (size_t)n);

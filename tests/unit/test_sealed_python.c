@@ -126,3 +126,33 @@ Test(sealed_python, refuses_tampered_file_too)
         cr_assert_eq(run_py(args, res, sizeof res), 1, "%s", res);
         cr_assert(strstr(res, "segment 1 failed authentication"), "%s", res);
 }
+
+/* Format 2's keyed digest, computed independently (HKDF + HMAC from the
+ * spec): the decryptor accepts aidp's digest and refuses a forged one. The
+ * format 1 fixtures (plain SHA-256 digest) still decrypt. */
+Test(sealed_python, keyed_digest_and_version1)
+{
+        require_python_cryptography();
+        char f[4096], sealed[4096], args[8192], res[16384];
+        TEST_SNPRINTF(f, "%s/blob", T);
+        write_file(f, 10000, 0644, 5);
+        TEST_SNPRINTF(sealed, "%s/b.sealed", T);
+        struct aidp_seal_params p = {.segment_size = 4096};
+        meta_default(&p.meta, "blob");
+        aidp_error err = {0};
+        cr_assert_eq(seal_path(f, sealed, &p, &K, NULL, &err), 0, "%s", err.msg);
+        TEST_SNPRINTF(args, "--verify '%s'", sealed);
+        cr_assert_eq(run_py(args, res, sizeof res), 0, "%s", res);
+        cr_assert(strstr(res, "\"format_version\": 2"), "%s", res);
+        size_t len = 0;
+        uint8_t *b = read_all(sealed, &len);
+        uint8_t *forged = forge_content_digest(b, len, TEST_KEK);
+        write_all(sealed, forged, len);
+        free(b);
+        free(forged);
+        cr_assert_eq(run_py(args, res, sizeof res), 1, "%s", res);
+        cr_assert(strstr(res, "content digest mismatch"), "%s", res);
+        TEST_SNPRINTF(args, "--verify '" AIDP_SOURCE_DIR "/tests/data/sealed/v1-tree.sealed'");
+        cr_assert_eq(run_py(args, res, sizeof res), 0, "%s", res);
+        cr_assert(strstr(res, "\"format_version\": 1"), "%s", res);
+}

@@ -1,5 +1,8 @@
 /* Round trips through aidp_sealed_seal / aidp_sealed_open / aidp_sealed_decrypt
  * with an in-process KEK. */
+#include <signal.h>
+#include <sys/wait.h>
+
 #include "tests/sealed_util.h"
 
 static char *T;
@@ -349,4 +352,70 @@ Test(sealed_roundtrip, max_bytes_refuses_sparse_giants)
         cr_assert_eq(err.errnum, EFBIG, "%s", err.msg);
         cr_assert(strstr(err.msg, "sparse"), "%s", err.msg);
         cr_assert_eq(access(sealed, F_OK), -1);
+}
+
+/* A file that grows while it is sealed is refused, naming it; nothing is
+ * left. (Its first part alone would look like a complete dataset.) */
+Test(sealed_roundtrip, growing_file_is_refused)
+{
+        char f[4096], sealed[4096];
+        path(f, "growing.log");
+        write_file(f, 8 << 20, 0644, 5);
+        path(sealed, "growing.sealed");
+        pid_t w = fork();
+        cr_assert_geq(w, 0);
+        if (w == 0) {
+                int fd = open(f, O_WRONLY | O_APPEND | O_CLOEXEC);
+                for (;;) {
+                        if (fd < 0 || write(fd, "x", 1) != 1)
+                                _exit(1);
+                        usleep(100);
+                }
+        }
+        struct stat st0, st;
+        cr_assert_eq(stat(f, &st0), 0);
+        for (int i = 0; i < 2000; i++) {
+                cr_assert_eq(stat(f, &st), 0);
+                if (st.st_size > st0.st_size)
+                        break;
+                usleep(1000);
+        }
+        struct aidp_seal_params sp = {.segment_size = 65536, .threads = 1};
+        meta_default(&sp.meta, "growing");
+        aidp_error err = {0};
+        int rc = seal_path(f, sealed, &sp, &K, NULL, &err);
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+        cr_assert_gt(st.st_size, st0.st_size, "the writer never wrote");
+        cr_assert_lt(rc, 0, "a growing file was sealed");
+        cr_assert_eq(err.status, AIDP_EXIT_DATA);
+        cr_assert(strstr(err.msg, "growing.log") && strstr(err.msg, "grew"), "%s", err.msg);
+        cr_assert_eq(access(sealed, F_OK), -1, "no output left on failure");
+}
+
+/* /proc files report size 0 and have content: refused with the file named,
+ * never sealed as empty. A really empty file still seals. */
+Test(sealed_roundtrip, proc_file_with_size_zero_is_refused)
+{
+        char sealed[4096];
+        path(sealed, "status.sealed");
+        struct stat st;
+        cr_assert_eq(stat("/proc/self/status", &st), 0);
+        cr_assert_eq(st.st_size, 0, "this kernel reports a size for /proc files");
+        struct aidp_seal_params sp = {0};
+        meta_default(&sp.meta, "status");
+        aidp_error err = {0};
+        cr_assert_lt(seal_path("/proc/self/status", sealed, &sp, &K, NULL, &err), 0);
+        cr_assert_eq(err.status, AIDP_EXIT_DATA);
+        cr_assert(strstr(err.msg, "status") && strstr(err.msg, "size is 0"), "%s", err.msg);
+        cr_assert_eq(access(sealed, F_OK), -1, "no output left on failure");
+        /* A really empty file in a tree still seals (the same check runs at
+         * walk time for every zero-size entry). */
+        char d[4096], e[4096];
+        path(d, "tree0");
+        mkdir_p(d, 0755);
+        path(e, "tree0/empty");
+        write_file(e, 0, 0644, 1);
+        path(sealed, "tree0.sealed");
+        cr_assert_eq(seal_path(d, sealed, &sp, &K, NULL, &err), 0, "%s", err.msg);
 }

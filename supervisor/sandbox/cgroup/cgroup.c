@@ -310,6 +310,46 @@ int aidp_cgroup_join_self(const int *fds, size_t n)
         return rc;
 }
 
+int aidp_cgroup_charge_begin(struct aidp_cgroup *cg, int *back_fd, aidp_error *err)
+{
+        *back_fd = -1;
+        if (cg->memory_dir < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOENT,
+                                      "the run has no memory cgroup to charge its data to");
+        char home[PATH_MAX], procs[PATH_MAX + 16];
+        int rc = cg->ops->memory_home(home, sizeof home);
+        if (rc == 0)
+                rc = cgfs_path(procs, sizeof procs, "%s/cgroup.procs", home);
+        if (rc < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
+                                        "finding the supervisor's own memory cgroup");
+        /* The way back is opened first: the supervisor must never stay in
+         * the run's cgroup, whose end kills everything in it. */
+        int fd = open(procs, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "opening %s", procs);
+        rc = cgfs_write(cg->dirs[cg->memory_dir].path, "cgroup.procs", "0");
+        if (rc < 0) {
+                close(fd);
+                return aidp_error_errno(
+                        err, AIDP_EXIT_INTERNAL, -rc,
+                        "moving the supervisor into %s to charge the data to the run",
+                        cg->dirs[cg->memory_dir].path);
+        }
+        *back_fd = fd;
+        return 0;
+}
+
+int aidp_cgroup_charge_end(int *back_fd)
+{
+        if (*back_fd < 0)
+                return 0;
+        int rc = write(*back_fd, "0", 1) == 1 ? 0 : -errno;
+        close(*back_fd);
+        *back_fd = -1;
+        return rc;
+}
+
 int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_error *err)
 {
         return cg->ops->attach(cg, pid, cloned_into, err);

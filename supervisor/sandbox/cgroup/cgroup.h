@@ -98,6 +98,14 @@ int aidp_cgroup_join_self(const int *fds, size_t n);
  * (none on v2) still need a migration. The run itself uses
  * aidp_cgroup_task_fds() instead. */
 int aidp_cgroup_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_error *err);
+/* Charge what the calling process allocates from now on (the tmpfs pages it
+ * writes: decrypted data) to the run: it moves, all its threads, into the
+ * run's memory cgroup (v1: the memory hierarchy; v2: the run's cgroup). Pages
+ * stay charged to the run after it leaves. *back_fd is the way back, for
+ * _end, which moves it to where it was. Between the two the process counts
+ * against the run's memory limit (check the data fits before). */
+int aidp_cgroup_charge_begin(struct aidp_cgroup *cg, int *back_fd, aidp_error *err);
+int aidp_cgroup_charge_end(int *back_fd);
 /* What the run used. Fills what it can read and marks it in st->known;
  * returns 0 when every value was read, else < 0 with err naming the first
  * file that could not be (the other values are still filled). */

@@ -46,6 +46,9 @@ struct aidp_cgroup_ops {
         int (*attach)(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_error *err);
         int (*task_fds)(const struct aidp_cgroup *cg, int *fds, size_t max);
         int (*stats)(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, aidp_error *err);
+        /* the directory of the calling process in the hierarchy that holds
+         * the memory controller (where aidp_cgroup_charge_end goes back to) */
+        int (*memory_home)(char *out, size_t len);
         /* every process but keep (0: all), waiting (bounded) until it is so */
         int (*kill)(struct aidp_cgroup *cg, pid_t keep);
         /* release what the backend holds (handles); the front removes dirs */

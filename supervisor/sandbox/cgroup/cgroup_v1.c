@@ -363,6 +363,20 @@ static void v1_release(struct aidp_cgroup *cg)
                         cgroup_free(&cg->lcg[i]);
 }
 
+static int v1_memory_home(char *out, size_t len)
+{
+        if (lcg_init())
+                return -EIO;
+        char *mnt = NULL, self[PATH_MAX] = "";
+        if (cgroup_get_subsys_mount_point("memory", &mnt) != 0)
+                return -ENOENT;
+        int rc = cgfs_self("memory", self, sizeof self);
+        if (rc == 0)
+                rc = cgfs_path(out, len, "%s%s", mnt, self);
+        free(mnt);
+        return rc;
+}
+
 const struct aidp_cgroup_ops aidp_cgroup_v1_ops = {
         .version = AIDP_CGROUP_V1,
         .create_in_helper = true,
@@ -372,6 +386,7 @@ const struct aidp_cgroup_ops aidp_cgroup_v1_ops = {
         .attach = v1_attach,
         .task_fds = v1_task_fds,
         .stats = v1_stats,
+        .memory_home = v1_memory_home,
         .kill = cgfs_kill_run, /* the same on both: cgroup.kill or by pid */
         .release = v1_release,
 };

@@ -169,6 +169,13 @@ static void v2_release(struct aidp_cgroup *cg)
         (void)cg;
 }
 
+static int v2_memory_home(char *out, size_t len)
+{
+        char self[PATH_MAX] = "";
+        int rc = cgfs_self("", self, sizeof self);
+        return rc < 0 ? rc : cgfs_path(out, len, "%s%s", CG_ROOT, self);
+}
+
 const struct aidp_cgroup_ops aidp_cgroup_v2_ops = {
         .version = AIDP_CGROUP_V2,
         .create_in_helper = false,
@@ -178,6 +185,7 @@ const struct aidp_cgroup_ops aidp_cgroup_v2_ops = {
         .attach = v2_attach,
         .task_fds = v2_task_fds,
         .stats = v2_stats,
+        .memory_home = v2_memory_home,
         .kill = cgfs_kill_run, /* the same on both: cgroup.kill or by pid */
         .release = v2_release,
 };

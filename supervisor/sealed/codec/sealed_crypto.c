@@ -2,8 +2,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/kdf.h>
 #include <string.h>
+
+#include "supervisor/sealed/codec/sealed_be.h"
 
 static int kwp(const uint8_t kek[AIDP_SEALED_KEY_LEN], bool enc, const uint8_t *in, size_t len,
                uint8_t *out, size_t *ret_len)
@@ -185,4 +189,71 @@ int aidp_sealed_seg_finish_decrypt(EVP_CIPHER_CTX *ctx, const uint8_t tag[AIDP_S
         if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, AIDP_SEALED_TAG_LEN, t) != 1)
                 return -EIO;
         return EVP_CipherFinal_ex(ctx, dummy, &l) == 1 ? 0 : -EBADMSG;
+}
+
+/* K_d = HKDF-SHA256(dk, no salt, info): a key only for the digest, so the
+ * HMAC never uses the AES key itself. */
+static int digest_key(const uint8_t dk[AIDP_SEALED_KEY_LEN], uint8_t out[AIDP_SEALED_KEY_LEN])
+{
+        EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+        EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+        EVP_KDF_free(kdf);
+        if (!kctx)
+                return -EIO;
+        OSSL_PARAM params[] = {
+                OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)dk,
+                                                  AIDP_SEALED_KEY_LEN),
+                OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+                                                  (void *)AIDP_SEALED_DIGEST_INFO,
+                                                  sizeof AIDP_SEALED_DIGEST_INFO - 1),
+                OSSL_PARAM_construct_end()};
+        int ok = EVP_KDF_derive(kctx, out, AIDP_SEALED_KEY_LEN, params);
+        EVP_KDF_CTX_free(kctx);
+        return ok == 1 ? 0 : -EIO;
+}
+
+static int keyed_digest(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t pre[12],
+                        const uint8_t (*seg_digests)[AIDP_SEALED_DIGEST_LEN], uint64_t n,
+                        uint8_t out[AIDP_SEALED_DIGEST_LEN])
+{
+        uint8_t kd[AIDP_SEALED_KEY_LEN];
+        if (digest_key(dk, kd) < 0)
+                return -EIO;
+        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+        EVP_MAC_free(mac);
+        OSSL_PARAM params[] = {
+                OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                OSSL_PARAM_construct_end()};
+        size_t outlen = 0;
+        int ok = ctx && EVP_MAC_init(ctx, kd, sizeof kd, params) == 1 &&
+                 EVP_MAC_update(ctx, pre, 12) == 1 &&
+                 (n == 0 || EVP_MAC_update(ctx, (const uint8_t *)seg_digests,
+                                           (size_t)n * AIDP_SEALED_DIGEST_LEN) == 1) &&
+                 EVP_MAC_final(ctx, out, &outlen, AIDP_SEALED_DIGEST_LEN) == 1;
+        EVP_MAC_CTX_free(ctx);
+        OPENSSL_cleanse(kd, sizeof kd);
+        return ok && outlen == AIDP_SEALED_DIGEST_LEN ? 0 : -EIO;
+}
+
+int aidp_sealed_content_digest(uint16_t version, const uint8_t dk[AIDP_SEALED_KEY_LEN],
+                               uint64_t payload_len, uint32_t segment_size,
+                               const uint8_t (*seg_digests)[AIDP_SEALED_DIGEST_LEN], uint64_t n,
+                               uint8_t out[AIDP_SEALED_DIGEST_LEN])
+{
+        uint8_t pre[12];
+        put64(pre, payload_len);
+        put32(pre + 8, segment_size);
+        if (version != 1)
+                return keyed_digest(dk, pre, seg_digests, n, out);
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        unsigned outlen = 0;
+        int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+                 EVP_DigestUpdate(ctx, pre, sizeof pre) &&
+                 (n == 0 ||
+                  EVP_DigestUpdate(ctx, seg_digests, (size_t)n * AIDP_SEALED_DIGEST_LEN)) &&
+                 EVP_DigestFinal_ex(ctx, out, &outlen);
+        EVP_MD_CTX_free(ctx);
+        return ok && outlen == AIDP_SEALED_DIGEST_LEN ? 0 : -EIO;
 }

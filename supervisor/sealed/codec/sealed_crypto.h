@@ -32,6 +32,19 @@ int aidp_sealed_header_tag(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t 
 int aidp_sealed_header_verify(const uint8_t dk[AIDP_SEALED_KEY_LEN], const uint8_t *hdr, size_t len,
                               const uint8_t tag[AIDP_SEALED_TAG_LEN], aidp_error *err);
 
+/* Content digest over the plaintext segments P_0..P_n-1 (their SHA-256 in
+ * seg_digests, computed by the workers in parallel):
+ *   m = u64be(payload_len) | u32be(segment_size) | SHA-256(P_0) | ... | SHA-256(P_n-1)
+ *   version 1: SHA-256(m)                              (unkeyed: read only)
+ *   version 2: HMAC-SHA256(K_d, m), K_d = HKDF-SHA256(ikm = dk, salt = none,
+ *              info = AIDP_SEALED_DIGEST_INFO, 32 bytes)
+ * dk is unused for version 1. K_d lives on the stack and is wiped. */
+#define AIDP_SEALED_DIGEST_INFO "aidp sealed v2 content digest"
+int aidp_sealed_content_digest(uint16_t version, const uint8_t dk[AIDP_SEALED_KEY_LEN],
+                               uint64_t payload_len, uint32_t segment_size,
+                               const uint8_t (*seg_digests)[AIDP_SEALED_DIGEST_LEN], uint64_t n,
+                               uint8_t out[AIDP_SEALED_DIGEST_LEN]);
+
 /* One context per worker: the key schedule is set once, each segment only
  * changes the nonce. */
 int aidp_sealed_seg_ctx(const uint8_t dk[AIDP_SEALED_KEY_LEN], bool encrypt, EVP_CIPHER_CTX **ret,

@@ -1,5 +1,5 @@
 #pragma once
-/* Sealed dataset format, version 1: the header model, its byte encoding
+/* Sealed dataset format, version 2 (version 1 still read): the header model, its byte encoding
  * (sealed_header.c), the descriptive fields (sealed_meta.c), and the
  * nonce/AAD/digest rules; the tree manifest is sealed_manifest.h (included
  * here, codec sealed_manifest.c). Pure code: buffers in, values
@@ -7,7 +7,7 @@
  * description is docs/sealed-format.md; keep the two in step.
  *
  * File layout (all integers big-endian):
- *   prefix   16 bytes   "AIDPSEAL" | u16 version=1 | u16 reserved=0 | u32 body_len
+ *   prefix   16 bytes   "AIDPSEAL" | u16 version=2 (1) | u16 reserved=0 | u32 body_len
  *   body     body_len   TLV records: u16 type | u16 length | value
  *   tag      16 bytes   AES-256-GCM tag over prefix+body (empty plaintext)
  *   segments n × (ciphertext ≤ segment_size | 16-byte tag)
@@ -20,14 +20,18 @@
 #include "residency/tags.h"
 #include "supervisor/sealed/codec/sealed_manifest.h"
 
-#define AIDP_SEALED_MAGIC      "AIDPSEAL"
-#define AIDP_SEALED_VERSION    1
-#define AIDP_SEALED_PREFIX_LEN 16
-#define AIDP_SEALED_TAG_LEN    16
-#define AIDP_SEALED_NONCE_LEN  12
-#define AIDP_SEALED_KEY_LEN    32
-#define AIDP_SEALED_DIGEST_LEN 32
-#define AIDP_SEALED_BODY_MAX   65536
+#define AIDP_SEALED_MAGIC "AIDPSEAL"
+/* Version 2 differs from 1 only in the content digest: keyed (HMAC under a
+ * key derived from the data key) instead of a plain SHA-256 tree that anyone
+ * could check a guess of the plaintext against. Written: 2; read: 1 and 2. */
+#define AIDP_SEALED_VERSION     2
+#define AIDP_SEALED_VERSION_MIN 1
+#define AIDP_SEALED_PREFIX_LEN  16
+#define AIDP_SEALED_TAG_LEN     16
+#define AIDP_SEALED_NONCE_LEN   12
+#define AIDP_SEALED_KEY_LEN     32
+#define AIDP_SEALED_DIGEST_LEN  32
+#define AIDP_SEALED_BODY_MAX    65536
 
 #define AIDP_SEALED_NAME_MAX    128
 #define AIDP_SEALED_VERSION_MAX 64
@@ -53,7 +57,7 @@ enum aidp_key_wrap {
         AIDP_WRAP_MAX
 };
 
-/* TLV record types of header version 1. */
+/* TLV record types of header versions 1 and 2. */
 enum aidp_sealed_field {
         AIDP_F_NAME = 1,
         AIDP_F_VERSION = 2,
@@ -86,7 +90,7 @@ struct aidp_sealed_meta {
 };
 
 struct aidp_sealed_header {
-        uint16_t format_version;
+        uint16_t format_version; /* encode: 0 = AIDP_SEALED_VERSION; 1 only to re-encode */
         struct aidp_sealed_meta meta;
         enum aidp_key_wrap key_wrap;
         uint8_t wrapped_key[AIDP_SEALED_WRAPPED_MAX];
@@ -143,8 +147,9 @@ int aidp_sealed_header_len(const uint8_t *buf, size_t len, size_t *ret_len, aidp
 int aidp_sealed_header_decode(const uint8_t *buf, size_t len, struct aidp_sealed_header *ret,
                               aidp_error *err);
 
-/* Content digest: SHA-256(u64be(payload_len) | u32be(segment_size) |
- * SHA-256(P_0) | ... | SHA-256(P_n-1)) over the plaintext segments P_i. */
-int aidp_sealed_content_digest(uint64_t payload_len, uint32_t segment_size,
-                               const uint8_t (*seg_digests)[AIDP_SEALED_DIGEST_LEN], uint64_t n,
-                               uint8_t out[AIDP_SEALED_DIGEST_LEN]);
+/* The content digest (keyed in version 2) is computed in sealed_crypto.h:
+ * aidp_sealed_content_digest. This is how it is shown: "hmac-sha256:<hex>"
+ * for version 2, "sha256:<hex>" for version 1. */
+#define AIDP_SEALED_DIGEST_REF_LEN (12 + 2 * AIDP_SEALED_DIGEST_LEN)
+void aidp_sealed_digest_ref(const struct aidp_sealed_header *h,
+                            char out[AIDP_SEALED_DIGEST_REF_LEN + 1]);

@@ -1,4 +1,4 @@
-/* Sealed dataset format v1: the header codec (prefix, TLV body, derived sizes),
+/* Sealed dataset format v2 (and v1): the header codec (prefix, TLV body, derived sizes),
  * segment nonces and the content digest. Pure: no syscalls. Every decoder reads
  * through bounds checks that refuse to step past the end, so a hostile file can
  * only produce an error naming the offset. */
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/hex.h"
 #include "supervisor/sealed/codec/sealed_be.h"
 
 /* ---- segments, nonces ---- */
@@ -43,22 +44,13 @@ static int sha256(const uint8_t *buf, size_t len, uint8_t out[AIDP_SEALED_DIGEST
         return 0;
 }
 
-int aidp_sealed_content_digest(uint64_t payload_len, uint32_t segment_size,
-                               const uint8_t (*seg_digests)[AIDP_SEALED_DIGEST_LEN], uint64_t n,
-                               uint8_t out[AIDP_SEALED_DIGEST_LEN])
+void aidp_sealed_digest_ref(const struct aidp_sealed_header *h,
+                            char out[AIDP_SEALED_DIGEST_REF_LEN + 1])
 {
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        uint8_t pre[12];
-        unsigned outlen = 0;
-        int ok = ctx != NULL;
-        put64(pre, payload_len);
-        put32(pre + 8, segment_size);
-        ok = ok && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(ctx, pre, sizeof pre) &&
-             (n == 0 || EVP_DigestUpdate(ctx, seg_digests, (size_t)n * AIDP_SEALED_DIGEST_LEN)) &&
-             EVP_DigestFinal_ex(ctx, out, &outlen);
-        EVP_MD_CTX_free(ctx);
-        return ok && outlen == AIDP_SEALED_DIGEST_LEN ? 0 : -EIO;
+        const char *pre = h->format_version == 1 ? "sha256:" : "hmac-sha256:";
+        size_t n = strlen(pre);
+        memcpy(out, pre, n);
+        aidp_hex_encode(h->content_digest, AIDP_SEALED_DIGEST_LEN, out + n);
 }
 
 /* ---- header encoding ---- */
@@ -145,11 +137,15 @@ int aidp_sealed_header_encode(struct aidp_sealed_header *h, uint8_t *buf, size_t
         w_u(&w, AIDP_F_PAYLOAD_LEN, h->payload_len, 8);
         if (w.overflow)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOBUFS, "header too large");
+        /* Version 1 only to re-encode a decoded version 1 header (canonical
+         * round trip); a new dataset is always version 2. */
+        uint16_t version = h->format_version == AIDP_SEALED_VERSION_MIN ? AIDP_SEALED_VERSION_MIN
+                                                                        : AIDP_SEALED_VERSION;
         memcpy(buf, AIDP_SEALED_MAGIC, 8);
-        put16(buf + 8, AIDP_SEALED_VERSION);
+        put16(buf + 8, version);
         put16(buf + 10, 0);
         put32(buf + 12, (uint32_t)w.len);
-        h->format_version = AIDP_SEALED_VERSION;
+        h->format_version = version;
         h->header_len = AIDP_SEALED_PREFIX_LEN + w.len;
         r = derive(h, err);
         if (r < 0)
@@ -169,11 +165,11 @@ int aidp_sealed_header_len(const uint8_t *buf, size_t len, size_t *ret_len, aidp
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "not a sealed dataset (bad magic at offset 0)");
         uint16_t v = get16(buf + 8);
-        if (v != AIDP_SEALED_VERSION)
+        if (v < AIDP_SEALED_VERSION_MIN || v > AIDP_SEALED_VERSION)
                 return aidp_error_set(
                         err, AIDP_EXIT_DATA, ENOTSUP,
-                        "unsupported format version %u (offset 8; this aidp reads %d)", v,
-                        AIDP_SEALED_VERSION);
+                        "unsupported format version %u (offset 8; this aidp reads %d to %d)", v,
+                        AIDP_SEALED_VERSION_MIN, AIDP_SEALED_VERSION);
         if (get16(buf + 10) != 0)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "reserved prefix bytes are not zero (offset 10)");
@@ -335,7 +331,7 @@ int aidp_sealed_header_decode(const uint8_t *buf, size_t len, struct aidp_sealed
         _cleanup_free_ struct aidp_sealed_header *h = calloc(1, sizeof *h);
         if (!h)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        h->format_version = AIDP_SEALED_VERSION;
+        h->format_version = get16(buf + 8);
         unsigned seen = 0;
         unsigned last = 0;
         size_t off = AIDP_SEALED_PREFIX_LEN;

@@ -1,0 +1,113 @@
+#define _GNU_SOURCE
+#include "supervisor/sandbox/nspin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "supervisor/sandbox/fdpass.h"
+
+int aidp_nspin_create(const char *path, pid_t pid, aidp_error *err)
+{
+        char ns[64];
+        snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", (int)pid);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "creating %s", path);
+        /* A private mount to pin on: the run directory may sit on a shared
+         * mount (systemd's /run), where an nsfs bind is refused (EINVAL). */
+        if (mount(path, path, NULL, MS_BIND, NULL) < 0) {
+                int e = errno;
+                unlink(path);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "binding %s", path);
+        }
+        if (mount(NULL, path, NULL, MS_PRIVATE, NULL) < 0 ||
+            mount(ns, path, NULL, MS_BIND, NULL) < 0) {
+                int e = errno;
+                aidp_nspin_release(path);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e,
+                                        "pinning the sandbox's mount namespace at %s", path);
+        }
+        return 0;
+}
+
+void aidp_nspin_release(const char *path)
+{
+        /* The namespace, then the private bind under it; at most those two,
+         * never anything a lazy umount of a plain path could reach. */
+        for (int i = 0; i < 2; i++)
+                if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+                        break;
+        unlink(path);
+}
+
+/* In the helper: one message per target, '1' with its writable clone or '0'. */
+static _Noreturn void open_in_ns(int nsfd, const char *const *targets, size_t n, int sock)
+{
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (setns(nsfd, CLONE_NEWNS) < 0)
+                _exit(1);
+        for (size_t i = 0; i < n; i++) {
+                /* A detached clone of the tmpfs mount, made writable (the
+                 * job's /data was read-only): writes reach the same pages. */
+                int fd = open_tree(AT_FDCWD, targets[i],
+                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+                struct mount_attr a = {.attr_clr = MOUNT_ATTR_RDONLY};
+                if (fd >= 0 && mount_setattr(fd, "", AT_EMPTY_PATH, &a, sizeof a) < 0) {
+                        close(fd);
+                        fd = -1;
+                }
+                if (aidp_fdpass_send(sock, fd >= 0 ? '1' : '0', &fd, fd >= 0 ? 1 : 0) < 0)
+                        _exit(2);
+                if (fd >= 0)
+                        close(fd);
+        }
+        _exit(0);
+}
+
+int aidp_nspin_open_mounts(const char *path, const char *const *targets, size_t n, int *fds)
+{
+        for (size_t i = 0; i < n; i++)
+                fds[i] = -1;
+        _cleanup_close_ int nsfd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (nsfd < 0)
+                return -errno;
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0) {
+                int e = errno;
+                close(sv[0]);
+                close(sv[1]);
+                return -e;
+        }
+        if (pid == 0) {
+                close(sv[0]);
+                open_in_ns(nsfd, targets, n, sv[1]);
+        }
+        close(sv[1]);
+        int opened = 0;
+        for (size_t i = 0; i < n; i++) {
+                char byte;
+                size_t got = 0;
+                if (aidp_fdpass_recv(sv[0], &byte, &fds[i], 1, &got) != 1)
+                        break;
+                if (got == 1)
+                        opened++;
+                else
+                        fds[i] = -1;
+        }
+        close(sv[0]);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        return opened;
+}

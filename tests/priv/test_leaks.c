@@ -1,0 +1,424 @@
+/* Root tests of issue 14's "nothing leaves except through the sealed output":
+ * host unix sockets, the job's stdio, the default profile and run ids. The
+ * probe (tests/helpers/contain_probe) reports from inside the sandbox what
+ * the kernel let it do; the test checks the host side. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/exitcodes.h"
+#include "lineage_util.h"
+#include "priv.h"
+#include "runner.h"
+#include "tests/sealed_util.h"
+#include "tests/tpath.h"
+
+#define CONTAIN_PROBE AIDP_BINARY_DIR "/tests/helpers/contain_probe"
+
+static struct aidp_proc P;
+static char vardir[64], cwddir[64], binddir[64], logp[128], keyp[128];
+static pid_t server = -1;
+
+static void setup(void)
+{
+        snprintf(vardir, sizeof vardir, "/var/tmp/aidp-test-contain-XXXXXX");
+        snprintf(cwddir, sizeof cwddir, "/tmp/aidp-test-contain-cwd-XXXXXX");
+        snprintf(binddir, sizeof binddir, "/var/tmp/aidp-test-contain-bind-XXXXXX");
+        cr_assert_not_null(mkdtemp(vardir));
+        cr_assert_not_null(mkdtemp(cwddir));
+        cr_assert_not_null(mkdtemp(binddir));
+        /* Searchable by the job's user: only the covering may stop it. */
+        chmod(vardir, 0755);
+        chmod(cwddir, 0755);
+        chmod(binddir, 0755);
+        TEST_SNPRINTF(logp, "%s/lineage.jsonl", vardir);
+        TEST_SNPRINTF(keyp, "%s/lineage.key", vardir);
+        setenv("AIDP_LINEAGE_KEY", keyp, 1);
+        setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
+}
+
+static void teardown(void)
+{
+        if (server > 0) {
+                kill(server, SIGKILL);
+                waitpid(server, NULL, 0);
+                server = -1;
+        }
+        aidp_test_rm_tree(vardir);
+        aidp_test_rm_tree(cwddir);
+        aidp_test_rm_tree(binddir);
+}
+
+TestSuite(leaks, .init = setup, .fini = teardown, .timeout = 90);
+
+/* A listening socket at path (or "@name", abstract) that anyone may connect
+ * to: mode 0777, so a refusal comes from the sandbox, never from DAC. */
+static int listen_unix(const char *name)
+{
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        size_t n = strlen(name);
+        cr_assert_lt(n, sizeof a.sun_path);
+        memcpy(a.sun_path, name, n);
+        if (name[0] == '@')
+                a.sun_path[0] = '\0';
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(bind(fd, (struct sockaddr *)&a,
+                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)),
+                     0, "bind %s: %s", name, strerror(errno));
+        if (name[0] != '@')
+                cr_assert_eq(chmod(name, 0777), 0);
+        cr_assert_eq(listen(fd, 16), 0);
+        return fd;
+}
+
+/* One process answering "pong" on every listener until the test ends. */
+static void serve(const int *fds, size_t n)
+{
+        server = fork();
+        cr_assert_geq(server, 0);
+        if (server > 0)
+                return;
+        struct pollfd pf[8];
+        for (size_t i = 0; i < n; i++)
+                pf[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+        for (;;) {
+                if (poll(pf, n, -1) < 0)
+                        continue;
+                for (size_t i = 0; i < n; i++) {
+                        if (!(pf[i].revents & POLLIN))
+                                continue;
+                        int c = accept(fds[i], NULL, NULL);
+                        char buf[8];
+                        if (c >= 0 && read(c, buf, sizeof buf) > 0 && write(c, "pong", 4) != 4)
+                                _exit(1);
+                        if (c >= 0)
+                                close(c);
+                }
+        }
+}
+
+static int run_probe(const char *const *opts, const char *const *args)
+{
+        char *argv[48];
+        int n = 0;
+        /* Its own lineage log (and key, setup): never the machine's. */
+        const char *fixed[] = {AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--lineage", logp};
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+                argv[n++] = (char *)fixed[i];
+        for (int i = 0; opts && opts[i]; i++)
+                argv[n++] = (char *)opts[i];
+        argv[n++] = "--";
+        argv[n++] = CONTAIN_PROBE;
+        for (int i = 0; args[i]; i++)
+                argv[n++] = (char *)args[i];
+        argv[n] = NULL;
+        return aidp_test_run(&P, argv);
+}
+
+static bool has_line(const char *prefix, const char *name)
+{
+        char want[512];
+        TEST_SNPRINTF(want, "%s %s:", prefix, name);
+        return strstr(P.out, want) != NULL;
+}
+
+/* With network: none (the baseline), no host socket is connectable: one
+ * under /var (visible through the read-only host view), one in the working
+ * directory (bound from the host's /tmp), one in a bound directory, and an
+ * abstract one in the host's network namespace. The same socket bound
+ * explicitly by the profile is reachable (that is how a site allows one). */
+Test(leaks, host_unix_sockets_are_unreachable_unless_bound_explicitly)
+{
+        AIDP_REQUIRE_ROOT();
+        char var_sock[128], cwd_sock[128], bind_sock[128], abs_name[64], bind_opt[160],
+                allow_opt[160];
+        TEST_SNPRINTF(var_sock, "%s/var.sock", vardir);
+        TEST_SNPRINTF(cwd_sock, "%s/cwd.sock", cwddir);
+        TEST_SNPRINTF(bind_sock, "%s/bind.sock", binddir);
+        TEST_SNPRINTF(abs_name, "@aidp-test-contain-%d", (int)getpid());
+        TEST_SNPRINTF(bind_opt, "%s:/mnt/b", binddir);
+        TEST_SNPRINTF(allow_opt, "%s:/mnt/allowed.sock", var_sock);
+        int fds[] = {listen_unix(var_sock), listen_unix(cwd_sock), listen_unix(bind_sock),
+                     listen_unix(abs_name)};
+        serve(fds, 4);
+        for (size_t i = 0; i < 4; i++)
+                close(fds[i]);
+
+        const char *opts[] = {"--cwd", cwddir, "--ro-bind", bind_opt, NULL};
+        const char *args[] = {"unix", var_sock, cwd_sock, "/mnt/b/bind.sock", abs_name, NULL};
+        int st = run_probe(opts, args);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(has_line("unreachable", var_sock), "under /var:\n%s", P.out);
+        cr_expect(has_line("unreachable", cwd_sock), "in the working directory:\n%s", P.out);
+        cr_expect(has_line("unreachable", "/mnt/b/bind.sock"), "in a bound directory:\n%s", P.out);
+        cr_expect(has_line("unreachable", abs_name), "abstract, host netns:\n%s", P.out);
+        cr_expect(!strstr(P.out, "\nreachable") && strncmp(P.out, "reachable", 9),
+                  "something was reachable:\n%s", P.out);
+
+        /* Allowed explicitly: the socket file itself bound by the profile
+         * (here the command line's bind, which joins the profile's). */
+        const char *opts2[] = {"--ro-bind", allow_opt, NULL};
+        const char *args2[] = {"unix", "/mnt/allowed.sock", var_sock, NULL};
+        st = run_probe(opts2, args2);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(strstr(P.out, "reachable /mnt/allowed.sock: pong"), "bound explicitly:\n%s",
+                  P.out);
+        cr_expect(has_line("unreachable", var_sock), "its host path stays covered:\n%s", P.out);
+}
+
+/* Supervisor's stdout is root's log file with earlier content: the job gets a
+ * pipe (the relay), cannot truncate or seek the log, and its output still
+ * arrives after the earlier content. A socket as stdin (it could be written
+ * through) becomes /dev/null. */
+Test(leaks, job_stdio_goes_through_the_relay_never_the_log_file)
+{
+        AIDP_REQUIRE_ROOT();
+        char logf[128], errf[128];
+        TEST_SNPRINTF(logf, "%s/supervisor.log", vardir);
+        TEST_SNPRINTF(errf, "%s/supervisor.err", vardir);
+        static const char earlier[] = "earlier content of root's log\n";
+        int lfd = open(logf, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+        cr_assert_geq(lfd, 0);
+        cr_assert_eq(write(lfd, earlier, sizeof earlier - 1), (ssize_t)sizeof earlier - 1);
+        int efd = open(errf, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+        cr_assert_geq(efd, 0);
+        int sv[2];
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                if (dup2(sv[0], 0) < 0 || dup2(lfd, 1) < 0 || dup2(efd, 2) < 0)
+                        _exit(126);
+                execl(AIDP_SUPERVISOR, AIDP_SUPERVISOR, "run", "--user", "65534", "-q", "--lineage",
+                      logp, "--", CONTAIN_PROBE, "stdio", (char *)NULL);
+                _exit(127);
+        }
+        close(sv[0]);
+        int ws;
+        cr_assert_eq(waitpid(pid, &ws, 0), pid);
+        close(sv[1]);
+        close(lfd);
+        close(efd);
+        size_t len = 0;
+        char *log = aidp_test_slurp(logf, &len);
+        size_t elen = 0;
+        char *err = aidp_test_slurp(errf, &elen);
+        cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "status %d\n%s\n%s", ws, log, err);
+        cr_assert_not_null(log);
+        cr_expect(!strncmp(log, earlier, sizeof earlier - 1), "earlier content lost:\n%s", log);
+        cr_expect(strstr(log, "fd 1 pipe"), "stdout is not the relay's pipe:\n%s", log);
+        cr_expect(strstr(log, "fd 2 pipe"), "stderr is not the relay's pipe:\n%s", log);
+        cr_expect(strstr(log, "fd 0 chr"), "stdin (a socket) not replaced by /dev/null:\n%s", log);
+        cr_expect(strstr(log, "seek-stdout Illegal seek"), "%s", log);
+        cr_expect(strstr(log, "truncate-stdout Invalid argument"), "%s", log);
+        cr_expect(strstr(log, "job-output-line"), "the job's output did not arrive:\n%s", log);
+        free(log);
+        free(err);
+}
+
+/* Without --profile: the library's baseline (AF_VSOCK refused with EPERM),
+ * and lineage names it with its digest. */
+Test(leaks, no_profile_means_baseline_with_digest_in_lineage)
+{
+        AIDP_REQUIRE_ROOT();
+        const char *args[] = {"vsock", NULL};
+        int st = run_probe(NULL, args);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(strstr(P.out, "vsock errno 1 "), "AF_VSOCK not refused by baseline:\n%s", P.out);
+        json_object *ev[4];
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 4);
+        cr_assert_eq(n, 2, "expected START and COMPLETE, got %zu", n);
+        cr_assert_str_eq(aidp_test_json_str(ev[0], "run.facets.aidp_profile.name"), "baseline");
+        const char *dg = aidp_test_json_str_or_null(ev[0], "run.facets.aidp_profile.digest");
+        cr_assert(dg && !strncmp(dg, "sha256:", 7) && strlen(dg) == 7 + 64,
+                  "START has no profile digest: %s", dg ? dg : "(none)");
+}
+
+/* Run ids that output sealing would refuse are a usage error before anything
+ * happens: no journal, no lineage record, no job. */
+Test(leaks, run_ids_sealing_would_refuse_are_usage_errors_up_front)
+{
+        AIDP_REQUIRE_ROOT();
+        char rundir[128];
+        TEST_SNPRINTF(rundir, "%s/run", vardir);
+        cr_assert_eq(mkdir(rundir, 0700), 0);
+        const char *bad[] = {"_r1", "-r1", ".r1", "r 1", ""};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                char *argv[] = {AIDP_SUPERVISOR,
+                                "run",
+                                "--run-id",
+                                (char *)bad[i],
+                                "--run-dir",
+                                rundir,
+                                "--lineage",
+                                logp,
+                                "--user",
+                                "65534",
+                                "--",
+                                "/bin/true",
+                                NULL};
+                int st = aidp_test_run(&P, argv);
+                cr_expect_eq(st, AIDP_EXIT_USAGE, "--run-id '%s': exit %d\n%s", bad[i], st, P.err);
+                cr_expect(strstr(P.err, "run-id") || strstr(P.err, "run id"), "%s", P.err);
+        }
+        cr_expect_eq(access(logp, F_OK), -1, "a lineage record was written");
+        DIR *d = opendir(rundir);
+        cr_assert_not_null(d);
+        struct dirent *e;
+        int entries = 0;
+        while ((e = readdir(d)))
+                entries += e->d_name[0] != '.';
+        closedir(d);
+        cr_expect_eq(entries, 0, "the run directory is not empty");
+        /* A valid id runs. */
+        char *ok[] = {AIDP_SUPERVISOR, "run", "--run-id", "r1-ok", "--run-dir", rundir,
+                      "--lineage",     logp,  "--user",   "65534", "-q",        "--",
+                      "/bin/true",     NULL};
+        cr_expect_eq(aidp_test_run(&P, ok), 0, "%s", P.err);
+}
+
+/* Binds are in the START record (issue 13): source, target, writable, and the
+ * working directory when it is bound. */
+Test(leaks, binds_and_cwd_are_in_the_start_record)
+{
+        AIDP_REQUIRE_ROOT();
+        char rw[160], ro[160];
+        TEST_SNPRINTF(rw, "%s:/mnt/w", binddir);
+        TEST_SNPRINTF(ro, "%s:/mnt/r", vardir);
+        const char *opts[] = {"--bind", rw, "--ro-bind", ro, "--cwd", cwddir, NULL};
+        const char *args[] = {"vsock", NULL};
+        int st = run_probe(opts, args);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        json_object *ev[4];
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 4);
+        cr_assert_eq(n, 2, "expected START and COMPLETE, got %zu", n);
+        json_object *f = aidp_test_json_at(ev[0], "run.facets.aidp_binds");
+        cr_assert_not_null(f, "START has no aidp_binds facet");
+        cr_assert_eq(json_object_get_int(aidp_test_json_at(f, "writable")), 1);
+        json_object *b = aidp_test_json_at(f, "binds");
+        cr_assert_eq(json_object_array_length(b), 2);
+        bool rw_seen = false, ro_seen = false;
+        for (size_t i = 0; i < 2; i++) {
+                json_object *e = json_object_array_get_idx(b, i);
+                const char *src = aidp_test_json_str(e, "source");
+                bool w = json_object_get_boolean(aidp_test_json_at(e, "writable"));
+                rw_seen |= !strcmp(src, binddir) && w &&
+                           !strcmp(aidp_test_json_str(e, "target"), "/mnt/w");
+                ro_seen |= !strcmp(src, vardir) && !w &&
+                           !strcmp(aidp_test_json_str(e, "target"), "/mnt/r");
+        }
+        cr_expect(rw_seen && ro_seen, "%s", json_object_to_json_string(f));
+        cr_expect_str_eq(aidp_test_json_str(f, "cwd"), cwddir);
+}
+
+/* The shipped residency example forbids writable binds for confidential data
+ * and above: a run of restricted data with a --bind is refused (121) naming
+ * the rule and the bind, before anything starts; without it, it runs. */
+Test(leaks, shipped_residency_example_refuses_writable_binds_for_classified_data)
+{
+        AIDP_REQUIRE_ROOT();
+        char keydir[160], policydir[160], src[160], f[200], data[160], rw[200], rundir[160];
+        TEST_SNPRINTF(keydir, "%s/keys", vardir);
+        TEST_SNPRINTF(policydir, "%s/policy", vardir);
+        TEST_SNPRINTF(rundir, "%s/run", vardir);
+        TEST_SNPRINTF(src, "%s/src", vardir);
+        TEST_SNPRINTF(data, "%s/phi.sealed", vardir);
+        mkdir_p(policydir, 0755);
+        mkdir_p(src, 0755);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keydir, "bind-key", &err), 0, "%s", err.msg);
+        TEST_SNPRINTF(f, "%s/records.txt", src);
+        write_all(f, (const uint8_t *)"phi-records\n", 12);
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params sp = {0};
+        meta_default(&sp.meta, "phi");
+        strcpy(sp.meta.key_id, "bind-key");
+        sp.meta.classification = AIDP_CLASS_RESTRICTED;
+        cr_assert_eq(aidp_sealed_meta_add_tag(&sp.meta, AIDP_F_RESIDENCY, "us", &err), 0);
+        cr_assert_eq(aidp_sealed_meta_add_tag(&sp.meta, AIDP_F_REGULATION, "phi", &err), 0);
+        cr_assert_eq(seal_path(src, data, &sp, &k, NULL, &err), 0, "%s", err.msg);
+        aidp_keys_free(&k);
+
+        size_t len = 0;
+        uint8_t *ex = read_all(AIDP_SOURCE_DIR "/examples/policy/residency.yaml", &len);
+        TEST_SNPRINTF(f, "%s/residency.yaml", policydir);
+        write_all(f, ex, len);
+        free(ex);
+        static const char access_y[] = "apiVersion: aidp/v1\nkind: AccessPolicy\nroles:\n"
+                                       "  t: {operations: [run], profiles: [\"*\"], datasets: "
+                                       "[\"*\"], max_classification: regulated}\n"
+                                       "users:\n  nobody: {roles: [t]}\n";
+        TEST_SNPRINTF(f, "%s/access.yaml", policydir);
+        write_all(f, (const uint8_t *)access_y, strlen(access_y));
+        static const char hosty[] = "apiVersion: aidp/v1\nkind: HostIdentity\nnode: n\n"
+                                    "region: us-east-1\nzones: [hipaa]\n";
+        TEST_SNPRINTF(f, "%s/host.yaml", policydir);
+        write_all(f, (const uint8_t *)hosty, strlen(hosty));
+        setenv("AIDP_POLICY_DIR", policydir, 1);
+
+        TEST_SNPRINTF(rw, "%s:/mnt/w", binddir);
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "--user",
+                        "nobody",
+                        "--no-cwd",
+                        "--run-dir",
+                        rundir,
+                        "--key-dir",
+                        keydir,
+                        "--lineage",
+                        logp,
+                        "--data",
+                        data,
+                        "--bind",
+                        rw,
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        "cat /data/phi/records.txt; echo JOB-RAN > /mnt/w/ran",
+                        NULL};
+        int st = aidp_test_run(&P, argv);
+        cr_expect_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(strstr(P.err, "classifications.confidential") && strstr(P.err, binddir) &&
+                          strstr(P.err, "writableBinds"),
+                  "%s", P.err);
+        TEST_SNPRINTF(f, "%s/ran", binddir);
+        cr_expect_neq(access(f, F_OK), 0, "the job ran");
+        /* Without the writable bind the same run is allowed. */
+        char *argv2[] = {AIDP_SUPERVISOR,
+                         "run",
+                         "--user",
+                         "nobody",
+                         "--no-cwd",
+                         "--run-dir",
+                         rundir,
+                         "--key-dir",
+                         keydir,
+                         "--lineage",
+                         logp,
+                         "--data",
+                         data,
+                         "--",
+                         "/bin/cat",
+                         "/data/phi/records.txt",
+                         NULL};
+        st = aidp_test_run(&P, argv2);
+        unsetenv("AIDP_POLICY_DIR");
+        cr_expect_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(strstr(P.out, "phi-records"), "%s", P.out);
+}
