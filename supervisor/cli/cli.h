@@ -22,6 +22,15 @@ int aidp_cli_profile(int argc, char **argv);
 int aidp_cli_profile_learn(int argc, char **argv);
 /* seal, unseal, inspect, keygen (supervisor/cli_seal.c); dispatches on argv[0]. */
 int aidp_cli_seal(int argc, char **argv);
+/* supervisor/cli/cli_client.c: aidp-run (a client of aidp-supervisor serve),
+ * aidp ps, aidp stop */
+int aidp_cli_run_client(int argc, char **argv);
+int aidp_cli_ps(int argc, char **argv);
+/* supervisor/cli/cli_ps.c: the daemon's socket (--socket, else $AIDP_SOCKET,
+ * else /run/aidp/aidp.sock) and a connection to it (fd or -errno) */
+const char *aidp_cli_daemon_socket(const char *opt);
+int aidp_cli_daemon_connect(const char *path);
+int aidp_cli_stop(int argc, char **argv);
 /* Key memory for the whole process (supervisor/sealed/keymem.h): init before
  * OpenSSL starts (not dumpable, no core, allocator hooked), enable after. */
 void aidp_cli_keymem_init(void);

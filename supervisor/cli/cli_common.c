@@ -20,6 +20,8 @@ static const struct aidp_cli_cmd commands[] = {
         {"unseal", aidp_cli_seal, "decrypt and authenticate a sealed dataset"},
         {"inspect", aidp_cli_seal, "print a sealed dataset's authenticated header"},
         {"keygen", aidp_cli_seal, "create a key-encryption key file"},
+        {"ps", aidp_cli_ps, "your runs in progress through the daemon"},
+        {"stop", aidp_cli_stop, "stop a run of yours (it still shreds)"},
         {NULL, NULL, NULL},
 };
 

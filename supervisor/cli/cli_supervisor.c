@@ -27,17 +27,6 @@
 
 /* ---- run: the option table ---- */
 
-/* Everything `run` parses: the run core's options and the storage behind its
- * pointers (argv strings are not copied). */
-struct run_cli {
-        struct aidp_run_opts o;
-        struct aidp_cli_list env, data;
-        struct aidp_run_bind binds[AIDP_CLI_MAX_BINDS];
-        uint64_t kill_after;
-        bool exec_hook;     /* --exec-hook (docs/exec-hook.md) */
-        uint64_t result_fd; /* --result-fd N; 0: none (N >= 3) */
-};
-
 /* A scheduler hands over a task's whole environment as --env values. */
 #define AIDP_CLI_MAX_ENV 4096
 
@@ -53,7 +42,7 @@ static int rlimit_value(const char *s, uint64_t *v)
 /* --rlimit NAME=SOFT[:HARD]; HARD defaults to SOFT. */
 static int parse_rlimit(const char *arg, void *dest, aidp_error *err)
 {
-        struct aidp_rlimit *out = ((struct run_cli *)dest)->o.rlimits;
+        struct aidp_rlimit *out = ((struct aidp_cli_run *)dest)->o.rlimits;
         char buf[128];
         if (snprintf(buf, sizeof buf, "%s", arg) >= (int)sizeof buf)
                 return -EINVAL;
@@ -86,7 +75,7 @@ static void trim_slashes(char *p)
  * inside an earlier one). The paths are checked by the run core. */
 static int add_bind(const char *arg, void *dest, bool writable, aidp_error *err)
 {
-        struct run_cli *c = dest;
+        struct aidp_cli_run *c = dest;
         const char *opt = writable ? "--bind" : "--ro-bind";
         if (c->o.n_binds >= AIDP_CLI_MAX_BINDS || !*arg || arg[0] == ':')
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
@@ -117,7 +106,7 @@ static int parse_bind(const char *arg, void *dest, aidp_error *err)
 
 static int parse_env(const char *arg, void *dest, aidp_error *err)
 {
-        struct aidp_cli_list *l = &((struct run_cli *)dest)->env;
+        struct aidp_cli_list *l = &((struct aidp_cli_run *)dest)->env;
         if (l->n >= AIDP_CLI_MAX_ENV || !*arg || arg[0] == '=')
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "--env '%s': expected NAME or NAME=VALUE (at most %d)", arg,
@@ -136,7 +125,7 @@ static enum aidp_trust_level env_trust(const char *arg)
         return strchr(arg, '=') ? AIDP_TRUST_USER : AIDP_TRUST_ADMIN;
 }
 
-#define RUN(f) offsetof(struct run_cli, f)
+#define RUN(f) offsetof(struct aidp_cli_run, f)
 #define U      AIDP_TRUST_USER
 #define A      AIDP_TRUST_ADMIN
 
@@ -251,6 +240,12 @@ static const struct aidp_cli_opt run_opts[] = {
                      A),
         AIDP_CLI_OPT("quiet", 'q', AIDP_CLI_FLAG, RUN(o.quiet), NULL, "no run summary on stderr",
                      U),
+        AIDP_CLI_OPT("dry-run", 0, AIDP_CLI_FLAG, RUN(dry_run), NULL,
+                     "resolve and print the plan (profile with its digest,\n"
+                     "datasets with their authenticated tags, network rules,\n"
+                     "the policy decision and its reasons); run nothing",
+                     U),
+        AIDP_CLI_OPT("json", 0, AIDP_CLI_FLAG, RUN(json), NULL, "--dry-run's plan as JSON", U),
         {0},
 };
 
@@ -324,7 +319,7 @@ static bool valid_sched_id(const char *s)
 
 /* The run id, and the exec-hook options (all or nothing of what it needs),
  * after parsing. */
-static int check_exec_hook(const struct run_cli *c, aidp_error *err)
+static int check_exec_hook(const struct aidp_cli_run *c, aidp_error *err)
 {
         const struct aidp_run_opts *o = &c->o;
         /* An id the output sealing would refuse stops here, before gc, START
@@ -367,12 +362,61 @@ static void drop_job_identity_env(void)
                 unsetenv(vars[i]);
 }
 
+void aidp_cli_run_finish(struct aidp_cli_run *c, char **argv, const struct aidp_cli_parsed *p)
+{
+        c->o.kill_after = (unsigned)c->kill_after;
+        c->o.env_extra = (char **)c->env.v;
+        c->o.n_env_extra = c->env.n;
+        c->o.data = c->data.v;
+        c->o.n_data = c->data.n;
+        c->o.binds = c->binds;
+        c->o.argv = argv + p->first_arg;
+}
+
+bool aidp_cli_supervisor_test_build(void)
+{
+        return g_test_build;
+}
+
+static int run_and_report(struct aidp_cli_run *c, int summary_fd, const char *prog,
+                          struct aidp_run_result *res)
+{
+        json_object *plan = NULL;
+        if (c->dry_run)
+                c->o.plan = &plan;
+        aidp_error err = {0};
+        int rc = aidp_run_execute(&c->o, res, &err);
+        if (plan) {
+                aidp_cli_print_plan(plan, c->json, stdout);
+                json_object_put(plan);
+        }
+        if (rc < 0)
+                aidp_cli_fail(prog, &err);
+        if (c->dry_run)
+                return res->exit_status;
+        aidp_cli_print_result(res, c->o.quiet);
+        int status = res->exit_status;
+        if (c->o.summary_path && res->run_id[0] &&
+            aidp_cli_write_summary(summary_fd, c->o.summary_path, res) < 0 && status == 0)
+                status = AIDP_EXIT_INTERNAL;
+        return status;
+}
+
+int aidp_cli_run_and_report(struct aidp_cli_run *c, int summary_fd)
+{
+        struct aidp_run_result res;
+        int st = run_and_report(c, summary_fd, "aidp-run", &res);
+        /* The daemon's worker ends with _exit: the plan must be out first. */
+        fflush(stdout);
+        return st;
+}
+
 /* Exec-hook mode: the scheduler's name for the job (sbatch -J), from the job's
  * environment the scheduler component handed over (--env), names the job in
  * lineage when --job-name does not. It is a label, never an identity; outside
  * exec-hook mode a SLURM_JOB_NAME is the caller's own variable and names nothing.
  * A name with control characters, or longer than lineage keeps, is ignored. */
-static void scheduler_job_name(struct run_cli *c)
+static void scheduler_job_name(struct aidp_cli_run *c)
 {
         static const char var[] = "SLURM_JOB_NAME=";
         if (!c->exec_hook || c->o.job_name || !c->o.scheduler || strcmp(c->o.scheduler, "slurm"))
@@ -394,18 +438,12 @@ static void scheduler_job_name(struct run_cli *c)
 static int cmd_run(int argc, char **argv)
 {
         _cleanup_close_ int summary_fd = -1;
-        struct run_cli c = {0};
+        struct aidp_cli_run c = {0};
         struct aidp_cli_parsed p;
         int status;
         if (!aidp_cli_options(&aidp_cli_run_spec, argc, argv, &c, &p, &status))
                 goto out;
-        c.o.kill_after = (unsigned)c.kill_after;
-        c.o.env_extra = (char **)c.env.v;
-        c.o.n_env_extra = c.env.n;
-        c.o.data = c.data.v;
-        c.o.n_data = c.data.n;
-        c.o.binds = c.binds;
-        c.o.argv = argv + p.first_arg;
+        aidp_cli_run_finish(&c, argv, &p);
         aidp_error herr = {0};
         if (check_exec_hook(&c, &herr) < 0) {
                 status = aidp_cli_usage_fail(aidp_cli_run_spec.prog, &herr);
@@ -437,15 +475,7 @@ static int cmd_run(int argc, char **argv)
         aidp_run_gc(c.o.run_dir, gc_report, NULL, &gerr);
 
         struct aidp_run_result res;
-        aidp_error err = {0};
-        int rc = aidp_run_execute(&c.o, &res, &err);
-        if (rc < 0)
-                aidp_cli_fail(aidp_cli_run_spec.prog, &err);
-        aidp_cli_print_result(&res, c.o.quiet);
-        status = res.exit_status;
-        if (c.o.summary_path && res.run_id[0] &&
-            aidp_cli_write_summary(summary_fd, c.o.summary_path, &res) < 0 && res.exit_status == 0)
-                status = AIDP_EXIT_INTERNAL;
+        status = run_and_report(&c, summary_fd, aidp_cli_run_spec.prog, &res);
         if (c.result_fd && write_result_fd((int)c.result_fd, &res) < 0 && res.exit_status == 0)
                 status = AIDP_EXIT_INTERNAL;
 out:
@@ -591,6 +621,7 @@ static int cmd_learn(int argc, char **argv)
 static const struct aidp_cli_cmd commands[] = {
         {"run", cmd_run, "run a job in a sandbox (see run --help)"},
         {"gc", cmd_gc, "clean up runs whose supervisor died"},
+        {"serve", aidp_cli_serve, "the daemon aidp-run talks to (docs/protocol.md)"},
         {"learn", cmd_learn, "run a job reporting its system calls (for aidp profile learn)"},
         {NULL, NULL, NULL},
 };

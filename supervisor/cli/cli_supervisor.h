@@ -3,6 +3,34 @@
 #include "supervisor/cli/options.h"
 
 #include <stdbool.h>
+#include <stdio.h>
+
+#include "supervisor/run/run.h"
+
+/* Everything `run` parses: the run core's options and the storage behind its
+ * pointers (argv strings are not copied). Also what aidp-run and the daemon
+ * parse a request with (supervisor/cli/cli_serve.c, cli_client.c). */
+struct aidp_cli_run {
+        struct aidp_run_opts o;
+        struct aidp_cli_list env, data;
+        struct aidp_run_bind binds[AIDP_CLI_MAX_BINDS];
+        uint64_t kill_after;
+        bool exec_hook;     /* --exec-hook (docs/exec-hook.md) */
+        uint64_t result_fd; /* --result-fd N; 0: none (N >= 3) */
+        bool dry_run, json; /* --dry-run [--json]: the plan, nothing run */
+};
+/* After aidp_cli_parse of aidp_cli_run_spec: point o at the lists and the job. */
+void aidp_cli_run_finish(struct aidp_cli_run *c, char **argv, const struct aidp_cli_parsed *p);
+/* --dry-run's plan on f: JSON, or a line per part (supervisor/cli/cli_plan.c). */
+void aidp_cli_print_plan(struct json_object *plan, bool json, FILE *f);
+/* Run c->o (after aidp_cli_run_finish), print the summary or the plan, write
+ * --summary into summary_fd: the exit status. */
+int aidp_cli_run_and_report(struct aidp_cli_run *c, int summary_fd);
+/* aidp-supervisor-test? (set by aidp_supervisor_main) */
+bool aidp_cli_supervisor_test_build(void);
+/* aidp-supervisor serve (supervisor/cli/cli_serve.c) */
+int aidp_cli_serve(int argc, char **argv);
+extern const struct aidp_cli_spec aidp_cli_serve_spec;
 
 /* test_build: this is aidp-supervisor-test, which honours the test hooks and
  * configuration variables for admins (docs/security.md). */

@@ -39,6 +39,12 @@ const struct aidp_cli_env aidp_cli_env_table[] = {
          "egress host configuration instead of /etc/aidp/network.yaml"},
         {"AIDP_RUN_DIR", false, SUP, AIDP_TRUST_TEST_BUILD, "supervisor/run/journal.c",
          "run journals instead of /run/aidp (gc trusts what is there)"},
+        {"LISTEN_PID", false, SUP, AIDP_TRUST_ADMIN, "supervisor/daemon/server.c",
+         "socket activation: serve takes the listening socket systemd passed (fd 3)"},
+        {"LISTEN_FDS", false, SUP, AIDP_TRUST_ADMIN, "supervisor/daemon/server.c",
+         "socket activation, with LISTEN_PID"},
+        {"AIDP_SOCKET", false, AIDP, AIDP_TRUST_USER, "supervisor/cli/cli_ps.c",
+         "the daemon's socket for aidp ps/stop and aidp-run (a client's own choice)"},
         {"TZDIR", false, BOTH, AIDP_TRUST_ADMIN, "supervisor/run/policy_clock.c",
          "time zone data the access policy's time rules are judged with"},
         /* identity: who is asking */

@@ -223,6 +223,33 @@ int aidp_caller_resolve_identity(const char *opt_user, uid_t real_uid, char *con
         return 0;
 }
 
+int aidp_caller_from_peer(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
+                          struct aidp_caller_identity *ret, aidp_error *err)
+{
+        struct aidp_caller_identity c = {.uid = uid, .source = "SO_PEERCRED"};
+        int r = fill_from_db(&c, NULL, err);
+        c.uid = uid;
+        c.gid = gid; /* the process's own, not the database's */
+        if (r == 0 && !(c.groups = calloc(1, sizeof *c.groups)))
+                r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        for (size_t i = 0; r == 0 && i <= n_groups; i++) {
+                char *name = NULL;
+                if ((r = group_name(i == n_groups ? gid : groups[i], &name, err)) < 0)
+                        break;
+                if (aidp_strv_contains(c.groups, c.n_groups, name))
+                        free(name);
+                else if (aidp_strv_push_take(&c.groups, &c.n_groups, name) < 0)
+                        r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        if (r < 0) {
+                aidp_caller_free(&c);
+                return r;
+        }
+        c.groups_resolved = true;
+        *ret = c;
+        return 0;
+}
+
 int aidp_caller_resolve(const char *opt_user, uid_t real_uid, char *const *envp,
                         struct aidp_caller_identity *ret, aidp_error *err)
 {

@@ -39,6 +39,11 @@ int aidp_caller_resolve(const char *opt_user, uid_t real_uid, char *const *envp,
  * start-up, so a run looks the groups up only when a policy needs them. */
 int aidp_caller_resolve_identity(const char *opt_user, uid_t real_uid, char *const *envp,
                                  struct aidp_caller_identity *ret, aidp_error *err);
+/* A daemon's peer (supervisor/daemon/peer.h): uid and gid from the kernel,
+ * the name from the user database, the groups those the kernel listed for
+ * the process (named from the group database). source "SO_PEERCRED". */
+int aidp_caller_from_peer(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
+                          struct aidp_caller_identity *ret, aidp_error *err);
 /* Look up c's groups if that has not been done yet. Idempotent. */
 int aidp_caller_fill_groups(struct aidp_caller_identity *c, aidp_error *err);
 void aidp_caller_free(struct aidp_caller_identity *c);

@@ -18,6 +18,7 @@
 #include "profiles/seccomp_compile.h"
 #include "supervisor/run/profile_env.h"
 #include "supervisor/run/run_internal.h"
+#include "supervisor/run/warm.h"
 #include "supervisor/sealed/codec/sealed_format.h"
 
 extern char **environ;
@@ -42,8 +43,11 @@ static int resolve_identity(struct run *r, aidp_error *err)
                         group = colon + 1;
                 }
         }
-        r->caller_rc = aidp_caller_resolve_identity(r->o->user ? name : NULL, getuid(), environ,
-                                                    &r->caller, &r->caller_err);
+        const struct aidp_run_peer *peer = r->o->peer;
+        r->caller_rc = peer ? aidp_caller_from_peer(peer->uid, peer->gid, peer->groups,
+                                                    peer->n_groups, &r->caller, &r->caller_err)
+                            : aidp_caller_resolve_identity(r->o->user ? name : NULL, getuid(),
+                                                           environ, &r->caller, &r->caller_err);
         if (up->mode == AIDP_USER_FIXED) {
                 uid = up->uid;
                 gid = up->gid;
@@ -143,11 +147,13 @@ static bool env_passes(const char *kv)
 static int build_env(struct run *r, aidp_error *err)
 {
         int rc = 0;
-        for (char **e = environ; *e && rc == 0; e++)
+        /* A daemon's client: its own environment, through the same filter. */
+        char *const *base = r->o->peer ? r->o->peer->env : environ;
+        for (char *const *e = base; e && *e && rc == 0; e++)
                 if (r->o->keep_env || env_passes(*e))
                         rc = env_add(r, *e);
         char buf[4200];
-        if (rc == 0 && !getenv("PATH"))
+        if (rc == 0 && !aidp_caller_env_get(base, "PATH"))
                 rc = env_add(r,
                              "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
         const char *fixed[][2] = {
@@ -228,9 +234,10 @@ static int open_caller_paths(struct run *r, aidp_error *err)
                 return r->caller_rc;
         }
         const struct aidp_run_opts *o = r->o;
-        int rc = aidp_run_open_caller_paths(o, r->caller.uid, r->caller.gid,
-                                            r->profile.bind_cwd ? r->cwd : NULL, r->profile.n_binds,
-                                            &r->cp, err);
+        const char *cwd = r->profile.bind_cwd ? r->cwd : NULL;
+        int rc = o->peer ? aidp_run_take_peer_paths(o, cwd, r->profile.n_binds, &r->cp, err)
+                         : aidp_run_open_caller_paths(o, r->caller.uid, r->caller.gid, cwd,
+                                                      r->profile.n_binds, &r->cp, err);
         if (rc < 0)
                 return rc;
         r->inject.caller_fds = r->cp.data;
@@ -313,6 +320,21 @@ static void apply_cli_limits(struct aidp_limits *l, const struct aidp_run_opts *
                         l->rlimits[i] = o->rlimits[i];
 }
 
+/* Generate before clone: the sandbox's critical path only loads it. A warm
+ * daemon compiled the library's already (warm.h); learn mode changed this
+ * profile's actions, so never for it. */
+static int compile_filter(struct run *r, aidp_error *err)
+{
+        static const unsigned char zero[32];
+        if (!r->o->on_notify_fd && memcmp(r->profile.digest, zero, sizeof zero) &&
+            aidp_run_warm_bpf(r->profile.digest, &r->bpf))
+                return 0;
+        int rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
+        if (rc < 0)
+                return aidp_error_wrap(err, "compiling the seccomp filter");
+        return 0;
+}
+
 /* The key /out is sealed under is the policy's decision, not the order of
  * --data: --output-key-id may only name the same key (a run without inputs
  * names it; no decision then). Refused before anything of the run exists. */
@@ -333,6 +355,26 @@ static int output_key(struct run *r, aidp_error *err)
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, ENAMETOOLONG,
                                       "output key id %s: too long", d->output_key);
         snprintf(r->output_key, sizeof r->output_key, "%s", d->output_key);
+        return 0;
+}
+
+/* The working directory the job starts in: --cwd, else the caller's own (a
+ * daemon's peer: "/", never the daemon's). */
+static int resolve_cwd(struct run *r, aidp_error *err)
+{
+        const struct aidp_run_opts *o = r->o;
+        if (o->cwd && strlen(o->cwd) >= sizeof r->cwd)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG, "--cwd %s: path too long",
+                                      o->cwd);
+        if (o->cwd)
+                snprintf(r->cwd, sizeof r->cwd, "%s", o->cwd);
+        else if (o->peer)
+                snprintf(r->cwd, sizeof r->cwd, "/"); /* never the daemon's own */
+        else if (!getcwd(r->cwd, sizeof r->cwd))
+                snprintf(r->cwd, sizeof r->cwd, "/");
+        if (r->cwd[0] != '/')
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--cwd %s: must be an absolute path", r->cwd);
         return 0;
 }
 
@@ -382,16 +424,8 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         }
         if (o->no_cwd)
                 r->profile.bind_cwd = false;
-        if (o->cwd && strlen(o->cwd) >= sizeof r->cwd)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG, "--cwd %s: path too long",
-                                      o->cwd);
-        if (o->cwd)
-                snprintf(r->cwd, sizeof r->cwd, "%s", o->cwd);
-        else if (!getcwd(r->cwd, sizeof r->cwd))
-                snprintf(r->cwd, sizeof r->cwd, "/");
-        if (r->cwd[0] != '/')
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "--cwd %s: must be an absolute path", r->cwd);
+        if ((rc = resolve_cwd(r, err)) < 0)
+                return rc;
         rc = resolve_identity(r, err);
         if (rc < 0)
                 return rc;
@@ -446,9 +480,7 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         if (rc < 0)
                 return rc;
         r->res->egress = r->net.egress;
-        /* Generate before clone: the sandbox's critical path only loads it. */
-        rc = aidp_seccomp_compile(&r->profile.seccomp, &r->bpf, err);
-        if (rc < 0)
-                return aidp_error_wrap(err, "compiling the seccomp filter");
+        if ((rc = compile_filter(r, err)) < 0)
+                return rc;
         return build_env(r, err);
 }

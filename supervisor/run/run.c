@@ -289,8 +289,13 @@ static int run_end(struct run *r, int rc, aidp_error *err)
         aidp_error terr = {0};
         int trc = aidp_run_teardown(r, &terr);
         aidp_run_phase(r, "teardown");
+        /* A run stopped from outside (Ctrl-C, scancel, a daemon client that
+         * went away) may have a reader that will never read again: its end
+         * record waits for that reader 5 s at most. A normal end waits for a
+         * slow reader (`| less`) as long as it takes. */
+        int stall_ms = r->res->stop_signal ? 5000 : -1;
         for (int i = 0; i < 2; i++)
-                aidp_relay_finish(&r->relay[i]);
+                aidp_relay_finish(&r->relay[i], stall_ms);
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         r->res->wall_seconds =
@@ -302,6 +307,28 @@ static int run_end(struct run *r, int rc, aidp_error *err)
         return rc;
 }
 
+/* --dry-run: the plan after resolve (the START record, unwritten), and nothing
+ * else: no journal, cgroup, mount or lineage record. */
+static int dry_run(struct run *r, int rc, aidp_error *err)
+{
+        bool denied = rc < 0 && r->policy.decided && !r->policy.decision.allow;
+        *r->o->plan = NULL;
+        if (rc == 0 || denied) {
+                json_object *ev = aidp_run_lineage_start_event(
+                        r->o, r->res, &r->profile, r->cwd, r->caller_rc == 0 ? &r->caller : NULL,
+                        r->uid, r->gid, aidp_run_policy_annotate, &r->policy);
+                if (ev)
+                        json_object_object_add(ev, "dryRun", json_object_new_boolean(true));
+                *r->o->plan = ev;
+                if (!ev && rc == 0)
+                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        aidp_run_warm_stop(r);
+        run_free(r);
+        r->res->exit_status = rc < 0 ? err->status : 0;
+        return rc;
+}
+
 /* The phase list (docs/run-core.md, "Lifecycle"). */
 int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res, aidp_error *err)
 {
@@ -310,6 +337,8 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         aidp_run_warm_begin(&r);
         /* 1 */
         int rc = aidp_run_resolve(&r, err);
+        if (o->plan)
+                return dry_run(&r, rc, err);
         /* From the cgroup on, something of the run exists: signals are taken
          * over now, so a SIGTERM from here on ends in teardown (nothing of the
          * run left), not in the default action. */

@@ -12,10 +12,29 @@
 #include "supervisor/sealed/inject.h"
 #include "supervisor/sandbox/shred.h"
 
+struct json_object;
+
 struct aidp_run_bind {
         const char *source; /* host path */
         const char *target; /* path inside; NULL = source */
         bool writable;
+};
+
+/* A request through the daemon (supervisor/daemon, docs/protocol.md): the
+ * caller as the kernel identified it and the files it opened itself, as fds.
+ * With it the run never opens a path the caller names: the paths in
+ * data/binds/cwd/output_dir are labels (lineage, messages, bind targets). The
+ * fds stay the caller's; the run takes its own copies. */
+struct aidp_run_peer {
+        uid_t uid; /* SO_PEERCRED */
+        gid_t gid;
+        const gid_t *groups; /* supplementary, from /proc (peer.h) */
+        size_t n_groups;
+        char *const *env;    /* the client's environment, filtered as root's would be */
+        const int *data_fds; /* one per --data */
+        const int *bind_fds; /* one per --ro-bind/--bind */
+        int cwd_fd;          /* the working directory (--cwd), or -1 */
+        int output_dir_fd;   /* --output-dir, or -1 */
 };
 
 struct aidp_run_opts {
@@ -57,6 +76,12 @@ struct aidp_run_opts {
         /* Exec-hook mode (docs/exec-hook.md): root acts for --user, so the
          * working directory is opened with --user's credentials too. */
         bool exec_hook;
+        const struct aidp_run_peer *peer; /* a daemon request (implies as_user) */
+        /* --dry-run: resolve only (nothing is created or recorded) and return
+         * here the START record the run would write, with the policy decision
+         * and its reasons, also when the decision is a denial (the caller puts
+         * it; NULL when resolve failed before a decision). */
+        struct json_object **plan;
         /* learn mode (profiles): load the filter with this flag and report
          * every syscall through the callback */
         unsigned seccomp_flags;

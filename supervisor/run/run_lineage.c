@@ -179,27 +179,19 @@ static void set_allowlist(json_object *ev, const struct aidp_network *net)
         EVP_MD_CTX_free(md);
 }
 
-int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
-                           const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           const char *cwd, const struct aidp_caller_identity *caller,
-                           uid_t job_uid, gid_t job_gid,
-                           void (*annotate)(const void *arg, json_object *ev),
-                           const void *annotate_arg, bool background, aidp_error *err)
+json_object *aidp_run_lineage_start_event(const struct aidp_run_opts *o,
+                                          const struct aidp_run_result *res,
+                                          const struct aidp_profile *profile, const char *cwd,
+                                          const struct aidp_caller_identity *caller, uid_t job_uid,
+                                          gid_t job_gid,
+                                          void (*annotate)(const void *arg, json_object *ev),
+                                          const void *annotate_arg)
 {
-        memset(rl, 0, sizeof *rl);
-        rl->o = o;
-        aidp_run_lineage_job_name(o, rl->job, sizeof rl->job);
-        struct aidp_lineage_options lo = {
-                .path = o->lineage_path, .create_key = true, .publish_heads = true};
-        int r = aidp_lineage_open(&rl->lg, &lo, err);
-        if (r < 0)
-                return aidp_error_wrap(err,
-                                       "lineage: the run cannot be recorded, so it does not start");
-        const char *run_id = res->run_id;
-        _cleanup_(json_object_putp) json_object *ev =
-                new_event(AIDP_LINEAGE_START, run_id, rl->job);
+        char job[128];
+        aidp_run_lineage_job_name(o, job, sizeof job);
+        json_object *ev = new_event(AIDP_LINEAGE_START, res->run_id, job);
         if (!ev)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                return NULL;
         /* Who asked: the identity behind sudo or the scheduler, as the access policy
          * sees it; the job's own uid/gid go alongside. */
         set_caller(ev, o, caller);
@@ -220,6 +212,30 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                 add_dataset(ev, false, &res->inputs[i]);
         if (annotate)
                 annotate(annotate_arg, ev);
+        return ev;
+}
+
+int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
+                           const struct aidp_run_result *res, const struct aidp_profile *profile,
+                           const char *cwd, const struct aidp_caller_identity *caller,
+                           uid_t job_uid, gid_t job_gid,
+                           void (*annotate)(const void *arg, json_object *ev),
+                           const void *annotate_arg, bool background, aidp_error *err)
+{
+        memset(rl, 0, sizeof *rl);
+        rl->o = o;
+        aidp_run_lineage_job_name(o, rl->job, sizeof rl->job);
+        struct aidp_lineage_options lo = {
+                .path = o->lineage_path, .create_key = true, .publish_heads = true};
+        int r = aidp_lineage_open(&rl->lg, &lo, err);
+        if (r < 0)
+                return aidp_error_wrap(err,
+                                       "lineage: the run cannot be recorded, so it does not start");
+        const char *run_id = res->run_id;
+        _cleanup_(json_object_putp) json_object *ev = aidp_run_lineage_start_event(
+                o, res, profile, cwd, caller, job_uid, job_gid, annotate, annotate_arg);
+        if (!ev)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         /* In the background, committed by aidp_run_lineage_start_commit(); or,
          * in a serial start-up (supervisor/run/startup.c), durable right here. */
         r = background ? aidp_lineage_append_begin(rl->lg, ev, &rl->start, err)

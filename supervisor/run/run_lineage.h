@@ -47,6 +47,16 @@ int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_op
                            void (*annotate)(const void *arg, json_object *ev),
                            const void *annotate_arg, bool background, aidp_error *err);
 
+/* The START event itself, written nowhere: what aidp_run_lineage_start
+ * records, and what --dry-run shows as the run's plan. NULL: out of memory. */
+json_object *aidp_run_lineage_start_event(const struct aidp_run_opts *o,
+                                          const struct aidp_run_result *res,
+                                          const struct aidp_profile *profile, const char *cwd,
+                                          const struct aidp_caller_identity *caller, uid_t job_uid,
+                                          gid_t job_gid,
+                                          void (*annotate)(const void *arg, json_object *ev),
+                                          const void *annotate_arg);
+
 /* Wait for START to be durable (and anchored). On failure START is cut back
  * and the run must not start. A no-op when already committed. */
 int aidp_run_lineage_start_commit(struct aidp_run_lineage *rl, const char *run_id, aidp_error *err);

@@ -144,6 +144,14 @@ static int clone_tree(int fd, const char *opt, const char *path, int *ret, aidp_
         return 0;
 }
 
+static int reserved_cwd(const char *cwd, aidp_error *err)
+{
+        return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                              "working directory %s: reserved, never bound into the sandbox "
+                              "(use --no-cwd or --cwd DIR)",
+                              cwd);
+}
+
 /* One request list for the helper: data, binds, cwd, output dir. */
 struct plan {
         struct aidp_ascaller_req req[AIDP_RUN_MAX_DATA + 64 + 2];
@@ -155,6 +163,21 @@ static void plan_add(struct plan *p, const char *opt, const char *path, enum aid
 {
         p->opt[p->n] = opt;
         p->req[p->n++] = (struct aidp_ascaller_req){.path = path, .how = how};
+}
+
+/* Data, binds, cwd, output dir: the order of every fd list below. */
+static void make_plan(const struct aidp_run_opts *o, const char *cwd, struct plan *pl)
+{
+        memset(pl, 0, sizeof *pl);
+        for (size_t i = 0; i < o->n_data; i++)
+                plan_add(pl, "--data", o->data[i], AIDP_ASCALLER_READ);
+        for (size_t i = 0; i < o->n_binds; i++)
+                plan_add(pl, o->binds[i].writable ? "--bind" : "--ro-bind", o->binds[i].source,
+                         o->binds[i].writable ? AIDP_ASCALLER_TREE_RW : AIDP_ASCALLER_TREE);
+        if (cwd)
+                plan_add(pl, o->cwd ? "--cwd" : "the working directory", cwd, AIDP_ASCALLER_DIR);
+        if (o->output_dir)
+                plan_add(pl, "--output-dir", o->output_dir, AIDP_ASCALLER_DIR_WRITABLE);
 }
 
 static int take_fds(const struct aidp_run_opts *o, const char *cwd, size_t n_binds_total,
@@ -195,21 +218,9 @@ int aidp_run_open_caller_paths(const struct aidp_run_opts *o, uid_t uid, gid_t g
         if (o->n_binds > 64 || o->n_binds > n_binds_total)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, E2BIG, "at most 64 binds");
         if (cwd && reserved(cwd))
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
-                                      "working directory %s: reserved, never bound into the "
-                                      "sandbox (use --no-cwd or --cwd DIR)",
-                                      cwd);
+                return reserved_cwd(cwd, err);
         struct plan pl;
-        memset(&pl, 0, sizeof pl);
-        for (size_t i = 0; i < o->n_data; i++)
-                plan_add(&pl, "--data", o->data[i], AIDP_ASCALLER_READ);
-        for (size_t i = 0; i < o->n_binds; i++)
-                plan_add(&pl, o->binds[i].writable ? "--bind" : "--ro-bind", o->binds[i].source,
-                         o->binds[i].writable ? AIDP_ASCALLER_TREE_RW : AIDP_ASCALLER_TREE);
-        if (cwd)
-                plan_add(&pl, o->cwd ? "--cwd" : "the working directory", cwd, AIDP_ASCALLER_DIR);
-        if (o->output_dir)
-                plan_add(&pl, "--output-dir", o->output_dir, AIDP_ASCALLER_DIR_WRITABLE);
+        make_plan(o, cwd, &pl);
         struct aidp_ascaller who;
         int r = aidp_ascaller_for_uid(uid, gid, &who, err);
         if (r < 0)
@@ -255,5 +266,96 @@ int aidp_run_open_cwd_as(const char *opt, uid_t uid, gid_t gid, const char *cwd,
                                       aidp_ascaller_strerror(q.how, e), (unsigned)uid);
         r = clone_tree(fd, opt, cwd, ret_tree, err);
         close(fd);
+        return r;
+}
+
+/* What the fd really is, for the reserved-path rule: the label the client
+ * gave proves nothing. */
+static int fd_path(int fd, char *buf, size_t size)
+{
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, buf, size - 1);
+        if (n < 0 || (size_t)n >= size - 1)
+                return -1;
+        buf[n] = '\0';
+        return 0;
+}
+
+/* The peer's fds in plan order (borrowed), or -1 where one is missing. */
+static int peer_fds(const struct aidp_run_opts *o, const char *cwd, int *fds, aidp_error *err)
+{
+        const struct aidp_run_peer *pe = o->peer;
+        size_t k = 0;
+        for (size_t i = 0; i < o->n_data; i++)
+                fds[k++] = pe->data_fds[i];
+        for (size_t i = 0; i < o->n_binds; i++)
+                fds[k++] = pe->bind_fds[i];
+        if (cwd) {
+                if (pe->cwd_fd < 0)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
+                                              "the working directory was not passed (give "
+                                              "--cwd DIR with its fd, or --no-cwd)");
+                fds[k++] = pe->cwd_fd;
+        }
+        if (o->output_dir) {
+                if (pe->output_dir_fd < 0)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
+                                              "--output-dir %s: no fd passed", o->output_dir);
+                fds[k++] = pe->output_dir_fd;
+        }
+        return (int)k;
+}
+
+int aidp_run_take_peer_paths(const struct aidp_run_opts *o, const char *cwd, size_t n_binds_total,
+                             struct aidp_run_caller_paths *ret, aidp_error *err)
+{
+        aidp_run_caller_paths_init(ret);
+        if (o->n_binds > 64 || o->n_binds > n_binds_total)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, E2BIG, "at most 64 binds");
+        /* The label is the target inside the sandbox: the same rule as a path. */
+        if (cwd && reserved(cwd))
+                return reserved_cwd(cwd, err);
+        struct plan pl;
+        make_plan(o, cwd, &pl);
+        int src[AIDP_RUN_MAX_DATA + 64 + 2], fds[AIDP_RUN_MAX_DATA + 64 + 2];
+        int errs[AIDP_RUN_MAX_DATA + 64 + 2];
+        enum aidp_ascaller_how how[AIDP_RUN_MAX_DATA + 64 + 2];
+        int r = peer_fds(o, cwd, src, err);
+        if (r < 0)
+                return r;
+        struct aidp_ascaller who = {.uid = o->peer->uid, .gid = o->peer->gid};
+        for (size_t i = 0; i < o->peer->n_groups && i < AIDP_ASCALLER_MAX_GROUPS; i++)
+                who.groups[who.n_groups++] = o->peer->groups[i];
+        for (size_t i = 0; i < pl.n; i++)
+                how[i] = pl.req[i].how;
+        if ((r = aidp_ascaller_check_fds(&who, src, how, pl.n, errs, err)) < 0)
+                return r;
+        char real[4096] = "";
+        for (size_t i = 0; i < pl.n; i++) {
+                if (errs[i])
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, errs[i],
+                                              "%s %s: %s (as uid %u)", pl.opt[i], pl.req[i].path,
+                                              aidp_ascaller_strerror(pl.req[i].how, errs[i]),
+                                              (unsigned)who.uid);
+                if (pl.req[i].how != AIDP_ASCALLER_READ &&
+                    (fd_path(src[i], real, sizeof real) < 0 || reserved(real)))
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                              "%s %s: the file passed is %s, which is reserved "
+                                              "(never bound or written for a caller)",
+                                              pl.opt[i], pl.req[i].path, real);
+        }
+        for (size_t i = 0; i < pl.n; i++)
+                fds[i] = -1;
+        for (size_t i = 0; i < pl.n && r == 0; i++)
+                if ((fds[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3)) < 0)
+                        r = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "dup");
+        if (r == 0)
+                r = take_fds(o, cwd, n_binds_total, &pl, fds, ret, err);
+        for (size_t i = 0; i < pl.n; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        if (r < 0)
+                aidp_run_caller_paths_free(ret);
         return r;
 }

@@ -47,3 +47,10 @@ int aidp_run_open_caller_paths(const struct aidp_run_opts *o, uid_t uid, gid_t g
  * caller; AIDP_EXIT_USAGE when that user cannot read and enter it. */
 int aidp_run_open_cwd_as(const char *opt, uid_t uid, gid_t gid, const char *cwd, int *ret_tree,
                          aidp_error *err);
+
+/* The same for a daemon request (o->peer): the caller opened every file
+ * itself; each fd is checked as the caller (its kind and the access the use
+ * needs, aidp_ascaller_check_fds) and its real path against the reserved
+ * ones, then taken as aidp_run_open_caller_paths would have opened it. */
+int aidp_run_take_peer_paths(const struct aidp_run_opts *o, const char *cwd, size_t n_binds_total,
+                             struct aidp_run_caller_paths *ret, aidp_error *err);

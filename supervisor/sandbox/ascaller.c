@@ -49,6 +49,8 @@ int aidp_ascaller_for_uid(uid_t uid, gid_t gid, struct aidp_ascaller *ret, aidp_
         return 0;
 }
 
+static int prove_access(int fd, const struct stat *st, enum aidp_ascaller_how how);
+
 static int open_one(const struct aidp_ascaller_req *q)
 {
         /* Only the last component may not be a symlink (a user's own
@@ -90,23 +92,31 @@ static int open_one(const struct aidp_ascaller_req *q)
                         return -EINVAL;
                 }
         }
+        int r = prove_access(fd, &st, q->how);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* As the caller (real = effective ids here), on the object itself: O_PATH
+ * checks no permission, and a job may run as another uid. */
+static int prove_access(int fd, const struct stat *st, enum aidp_ascaller_how how)
+{
         int need = 0;
-        switch (q->how) {
-        case AIDP_ASCALLER_TREE: need = R_OK | (S_ISDIR(st.st_mode) ? X_OK : 0); break;
-        case AIDP_ASCALLER_TREE_RW: need = R_OK | W_OK | (S_ISDIR(st.st_mode) ? X_OK : 0); break;
+        switch (how) {
+        case AIDP_ASCALLER_TREE: need = R_OK | (S_ISDIR(st->st_mode) ? X_OK : 0); break;
+        case AIDP_ASCALLER_TREE_RW: need = R_OK | W_OK | (S_ISDIR(st->st_mode) ? X_OK : 0); break;
         case AIDP_ASCALLER_DIR: need = R_OK | X_OK; break;
         case AIDP_ASCALLER_DIR_WRITABLE: need = W_OK | X_OK; break;
         case AIDP_ASCALLER_READ:
         case AIDP_ASCALLER_CREATE:
         case AIDP_ASCALLER_HOW_MAX: break;
         }
-        /* As the caller (real = effective ids here), on the object itself. */
-        if (need && syscall(SYS_faccessat2, fd, "", need, AT_EMPTY_PATH) < 0) {
-                int e = errno;
-                close(fd);
-                return -e;
-        }
-        return fd;
+        if (need && syscall(SYS_faccessat2, fd, "", need, AT_EMPTY_PATH) < 0)
+                return -errno;
+        return 0;
 }
 
 /* Become the caller: groups first, then gid, then uid (after setresuid we
@@ -224,6 +234,80 @@ int aidp_ascaller_spawn(const struct aidp_ascaller *who, int (*fn)(void *arg), v
         return 0;
 }
 
+/* The checks of open_one on an fd the caller opened: nothing about the
+ * path, everything about the object. */
+static int check_fd(int fd, enum aidp_ascaller_how how)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISLNK(st.st_mode))
+                return -ELOOP;
+        int fl = fcntl(fd, F_GETFL);
+        if (how == AIDP_ASCALLER_READ &&
+            (!S_ISREG(st.st_mode) || (fl & O_PATH) || (fl & O_ACCMODE) == O_WRONLY))
+                return -EINVAL;
+        /* The caller opened it for reading: proof enough, but a passed-on fd
+         * may have been opened by someone else; the caller must read it too. */
+        if (how == AIDP_ASCALLER_READ && syscall(SYS_faccessat2, fd, "", R_OK, AT_EMPTY_PATH) < 0)
+                return -errno;
+        if ((how == AIDP_ASCALLER_DIR || how == AIDP_ASCALLER_DIR_WRITABLE) && !S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        if (how == AIDP_ASCALLER_CREATE &&
+            (!S_ISREG(st.st_mode) || (fl & O_PATH) || (fl & O_ACCMODE) == O_RDONLY))
+                return -EBADF;
+        return prove_access(fd, &st, how);
+}
+
+int aidp_ascaller_check_fds(const struct aidp_ascaller *who, const int *fds,
+                            const enum aidp_ascaller_how *how, size_t n, int *errnos,
+                            aidp_error *err)
+{
+        for (size_t i = 0; i < n; i++)
+                errnos[i] = EIO;
+        if (n == 0)
+                return 0;
+        if (n > 255)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, E2BIG, "too many files");
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
+        pid_t pid = fork();
+        if (pid < 0) {
+                int e = errno;
+                close(p[0]);
+                close(p[1]);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "fork (caller helper)");
+        }
+        if (pid == 0) {
+                close(p[0]);
+                if (become(who) < 0)
+                        _exit(2);
+                unsigned char res[255];
+                for (size_t i = 0; i < n; i++) {
+                        int r = check_fd(fds[i], how[i]);
+                        res[i] = (unsigned char)(r == 0 ? 0 : -r > 255 ? EIO : -r);
+                }
+                _exit(write(p[1], res, n) == (ssize_t)n ? 0 : 4);
+        }
+        close(p[1]);
+        unsigned char res[255];
+        ssize_t got = 0;
+        while ((got = read(p[0], res, n)) < 0 && errno == EINTR)
+                ;
+        close(p[0]);
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        if (got != (ssize_t)n || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                      "the helper checking files as uid %u failed",
+                                      (unsigned)who->uid);
+        for (size_t i = 0; i < n; i++)
+                errnos[i] = res[i];
+        return 0;
+}
+
 const char *aidp_ascaller_strerror(enum aidp_ascaller_how how, int errnum)
 {
         switch (errnum) {
@@ -234,6 +318,7 @@ const char *aidp_ascaller_strerror(enum aidp_ascaller_how how, int errnum)
         case EPERM: return "permission denied for the calling user";
         case ENOTDIR: return "not a directory";
         case EXDEV: return "a magic link (/proc/PID/...) refused";
+        case EBADF: return "not opened for writing";
         default: return strerror(errnum);
         }
 }

@@ -54,6 +54,16 @@ int aidp_ascaller_for_uid(uid_t uid, gid_t gid, struct aidp_ascaller *ret, aidp_
 int aidp_ascaller_open(const struct aidp_ascaller *who, const struct aidp_ascaller_req *reqs,
                        size_t n, int *fds, int *errnos, aidp_error *err);
 
+/* The same proofs for files the caller opened itself and handed over as fds
+ * (the daemon's clients, docs/protocol.md): in a helper with the caller's
+ * credentials, each fd's object is checked as open_one checks a path's
+ * (kind, and the access `how` needs, by faccessat2 on the fd; CREATE: a
+ * regular file open for writing). errnos[i] is 0 when fds[i] passes. Returns
+ * 0, or < 0 with err when the helper itself failed. */
+int aidp_ascaller_check_fds(const struct aidp_ascaller *who, const int *fds,
+                            const enum aidp_ascaller_how *how, size_t n, int *errnos,
+                            aidp_error *err);
+
 /* A message for errnos[i] of a request ("symlink refused", ...). Never quotes
  * the file's content. */
 const char *aidp_ascaller_strerror(enum aidp_ascaller_how how, int errnum);

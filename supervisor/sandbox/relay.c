@@ -129,14 +129,23 @@ void aidp_relay_drain(struct aidp_relay *r)
                 ;
 }
 
-void aidp_relay_finish(struct aidp_relay *r)
+void aidp_relay_finish(struct aidp_relay *r, int stall_ms)
 {
         if (r->from < 0)
                 return;
         size_t off = 0;
         while (off < r->len) {
-                ssize_t w = write(r->to, r->buf + off, r->len - off);
-                if (w < 0 && errno == EINTR)
+                /* PIPE_BUF bytes after POLLOUT never block, so stall_ms
+                 * bounds the wait for a reader that does not read. */
+                struct pollfd p = {.fd = r->to, .events = POLLOUT};
+                int pr = poll(&p, 1, stall_ms);
+                if (pr < 0 && errno == EINTR)
+                        continue;
+                if (pr <= 0 || !(p.revents & POLLOUT))
+                        break;
+                size_t n = r->len - off < PIPE_BUF ? r->len - off : PIPE_BUF;
+                ssize_t w = write(r->to, r->buf + off, n);
+                if (w < 0 && (errno == EINTR || errno == EAGAIN))
                         continue;
                 if (w <= 0)
                         break;

@@ -37,5 +37,7 @@ void aidp_relay_on_readable(struct aidp_relay *r);
 void aidp_relay_on_writable(struct aidp_relay *r);
 /* After the job's processes are dead: read everything still in the pipe. */
 void aidp_relay_drain(struct aidp_relay *r);
-/* Write out what is buffered (blocking; a vanished reader drops it), release. */
-void aidp_relay_finish(struct aidp_relay *r);
+/* Write out what is buffered (blocking; a vanished reader drops it, and so
+ * does one that leaves no room for stall_ms; -1: wait as long as it takes),
+ * release. */
+void aidp_relay_finish(struct aidp_relay *r, int stall_ms);

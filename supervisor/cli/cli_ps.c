@@ -1,0 +1,162 @@
+/* aidp ps and aidp stop: ask the daemon (docs/protocol.md) about the caller's
+ * runs; and the socket both these and aidp-run connect to. Linked into `aidp`,
+ * so nothing here reaches the run core. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/exitcodes.h"
+#include "supervisor/cli/cli.h"
+#include "supervisor/daemon/proto.h"
+
+const char *aidp_cli_daemon_socket(const char *opt)
+{
+        const char *e = getenv("AIDP_SOCKET");
+        return opt ? opt : e && *e ? e : AIDP_PROTO_SOCKET;
+}
+
+int aidp_cli_daemon_connect(const char *path)
+{
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof a.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(a.sun_path, path);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+                int e = errno;
+                close(fd);
+                return -e;
+        }
+        return fd;
+}
+
+/* ---- aidp ps, aidp stop ---- */
+
+struct ps_cli {
+        const char *socket;
+        bool json;
+};
+
+static const struct aidp_cli_opt ps_opts[] = {
+        AIDP_CLI_OPT("socket", 0, AIDP_CLI_STRING, offsetof(struct ps_cli, socket), "PATH",
+                     "the daemon's socket (default $AIDP_SOCKET or " AIDP_PROTO_SOCKET ")",
+                     AIDP_TRUST_USER),
+        AIDP_CLI_OPT("json", 0, AIDP_CLI_FLAG, offsetof(struct ps_cli, json), NULL,
+                     "one JSON array", AIDP_TRUST_USER),
+        {0},
+};
+
+static const struct aidp_cli_spec ps_spec = {
+        .prog = "aidp ps",
+        .synopsis = "[--json] [--socket PATH]",
+        .about = "The runs in progress through the daemon: yours (root: everyone's).",
+        .opts = ps_opts,
+};
+
+static const struct aidp_cli_spec stop_spec = {
+        .prog = "aidp stop",
+        .synopsis = "[--socket PATH] RUN-ID",
+        .about = "Stop a run of yours (root: any): SIGTERM to the job, then shred and the end\n"
+                 "record, as Ctrl-C would.",
+        .opts = ps_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .args = "one RUN-ID",
+};
+
+/* One request, one answer. */
+static json_object *ask(const char *sock_opt, json_object *req, const char *prog, int *status)
+{
+        int sock = aidp_cli_daemon_connect(aidp_cli_daemon_socket(sock_opt));
+        if (sock < 0) {
+                fprintf(stderr, "%s: error: cannot reach the aidp daemon at %s: %s\n", prog,
+                        aidp_cli_daemon_socket(sock_opt), strerror(-sock));
+                *status = AIDP_EXIT_INTERNAL;
+                return NULL;
+        }
+        json_object *m = NULL;
+        int fds[4];
+        size_t n = 0;
+        aidp_error err = {0};
+        if (aidp_proto_send(sock, req, NULL, 0) < 0 ||
+            aidp_proto_recv(sock, 30000, &m, fds, 4, &n, &err) <= 0) {
+                fprintf(stderr, "%s: error: no answer from the daemon %s\n", prog, err.msg);
+                *status = AIDP_EXIT_INTERNAL;
+        }
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+        close(sock);
+        const char *type = NULL, *msg = NULL;
+        if (m && aidp_proto_get_str(m, "type", false, &type, &err) == 0 && type &&
+            !strcmp(type, "error")) {
+                int64_t st = AIDP_EXIT_INTERNAL;
+                aidp_proto_get_int(m, "status", false, 0, 255, &st, &err);
+                aidp_proto_get_str(m, "message", false, &msg, &err);
+                fprintf(stderr, "%s: error: %s\n", prog, msg ? msg : "");
+                *status = (int)st;
+                json_object_put(m);
+                return NULL;
+        }
+        return m;
+}
+
+int aidp_cli_ps(int argc, char **argv)
+{
+        struct ps_cli c = {0};
+        struct aidp_cli_parsed p;
+        int status;
+        if (!aidp_cli_options(&ps_spec, argc, argv, &c, &p, &status))
+                return status;
+        json_object *req = aidp_proto_msg("request");
+        json_object_object_add(req, "op", json_object_new_string("ps"));
+        json_object *m = ask(c.socket, req, ps_spec.prog, &status);
+        json_object_put(req);
+        if (!m)
+                return status;
+        json_object *runs = NULL;
+        json_object_object_get_ex(m, "runs", &runs);
+        if (c.json) {
+                printf("%s\n", json_object_to_json_string_ext(runs, JSON_C_TO_STRING_PLAIN));
+        } else {
+                printf("%-36s %8s %8s %s\n", "RUN", "UID", "PID", "COMMAND");
+                for (size_t i = 0; runs && i < json_object_array_length(runs); i++) {
+                        json_object *r = json_object_array_get_idx(runs, i), *v;
+                        const char *f[4] = {"run_id", "uid", "pid", "command"};
+                        const char *s[4];
+                        for (int k = 0; k < 4; k++)
+                                s[k] = json_object_object_get_ex(r, f[k], &v)
+                                               ? json_object_get_string(v)
+                                               : "";
+                        printf("%-36s %8s %8s %s\n", s[0], s[1], s[2], s[3]);
+                }
+        }
+        json_object_put(m);
+        return 0;
+}
+
+int aidp_cli_stop(int argc, char **argv)
+{
+        struct ps_cli c = {0};
+        struct aidp_cli_parsed p;
+        int status;
+        if (!aidp_cli_options(&stop_spec, argc, argv, &c, &p, &status))
+                return status;
+        json_object *req = aidp_proto_msg("request");
+        json_object_object_add(req, "op", json_object_new_string("stop"));
+        json_object_object_add(req, "run_id", json_object_new_string(argv[p.first_arg]));
+        json_object *m = ask(c.socket, req, stop_spec.prog, &status);
+        json_object_put(req);
+        if (!m)
+                return status;
+        json_object_put(m);
+        printf("stopping %s\n", argv[p.first_arg]);
+        return 0;
+}

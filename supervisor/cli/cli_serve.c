@@ -1,0 +1,369 @@
+/* aidp-supervisor serve: the daemon aidp-run talks to (docs/protocol.md). The
+ * server and the wire are supervisor/daemon; here a request becomes a run:
+ * parsed with run's own option table, checked at the user level, its files
+ * taken from the fds the client passed, its identity from the kernel. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "common/cleanup.h"
+#include "common/exitcodes.h"
+#include "supervisor/cli/cli.h"
+#include "supervisor/cli/cli_supervisor.h"
+#include "supervisor/cli/trust.h"
+#include "supervisor/daemon/daemon.h"
+#include "supervisor/daemon/proto.h"
+#include "supervisor/run/warm.h"
+
+extern char **environ;
+
+struct serve_cli {
+        const char *socket, *group, *run_dir, *lineage;
+        uint64_t timeout, max_clients;
+        char state_dir[4096];
+};
+
+#define SV(f) offsetof(struct serve_cli, f)
+static const struct aidp_cli_opt serve_opts[] = {
+        AIDP_CLI_OPT("socket", 0, AIDP_CLI_STRING, SV(socket), "PATH",
+                     "listen here (default " AIDP_PROTO_SOCKET "; not with\n"
+                     "socket activation, which hands over the socket)",
+                     AIDP_TRUST_ADMIN),
+        AIDP_CLI_OPT("group", 0, AIDP_CLI_STRING, SV(group), "GROUP",
+                     "who may connect (socket 0660 root:GROUP; default root only)",
+                     AIDP_TRUST_ADMIN),
+        AIDP_CLI_OPT("request-timeout", 0, AIDP_CLI_DURATION, SV(timeout), "DURATION",
+                     "for a client's whole request to arrive (default 10s)", AIDP_TRUST_ADMIN,
+                     .min = 1, .max = 3600),
+        AIDP_CLI_OPT("max-clients", 0, AIDP_CLI_UINT, SV(max_clients), "N",
+                     "connections served at once (default 256)", AIDP_TRUST_ADMIN, .min = 1,
+                     .max = 65536),
+        AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, SV(run_dir), "DIR",
+                     "run journals, and the daemon's registry in DIR/.daemon\n"
+                     "(default $AIDP_RUN_DIR in the test build, or /run/aidp)",
+                     AIDP_TRUST_ADMIN),
+        AIDP_CLI_OPT("lineage", 0, AIDP_CLI_STRING, SV(lineage), "FILE",
+                     "lineage log of every run (as run --lineage)", AIDP_TRUST_ADMIN),
+        {0},
+};
+
+const struct aidp_cli_spec aidp_cli_serve_spec = {
+        .prog = "aidp-supervisor serve",
+        .synopsis = "[--socket PATH] [--group GROUP] [OPTIONS]",
+        .about = "Serve aidp-run's requests on a unix socket, in the foreground (systemd:\n"
+                 "aidp.socket + aidp.service). Each request runs in its own process as\n"
+                 "`run` would for the connecting user: identity from the kernel, user-level\n"
+                 "options only, files opened by the client and passed as descriptors.",
+        .opts = serve_opts,
+};
+
+static struct serve_cli g_serve;
+
+/* ---- one request ---- */
+
+struct req_fds {
+        int in, out, err, cwd, output_dir, summary;
+        int data[AIDP_RUN_MAX_DATA], binds[AIDP_CLI_MAX_BINDS];
+        size_t n_data, n_binds;
+};
+
+static int fd_index(json_object *o, const char *key, const int *fds, size_t n, int *ret,
+                    aidp_error *err)
+{
+        int64_t i = -1;
+        *ret = -1;
+        if (aidp_proto_get_int(o, key, false, 0, (int64_t)n - 1, &i, err) < 0)
+                return -1;
+        if (i >= 0)
+                *ret = fds[i];
+        return 0;
+}
+
+static int fd_list(json_object *o, const char *key, const int *fds, size_t n, int *ret, size_t max,
+                   size_t *count, aidp_error *err)
+{
+        json_object *a = NULL;
+        *count = 0;
+        if (!json_object_object_get_ex(o, key, &a))
+                return 0;
+        if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) > max)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "request: fds.%s must be an array of at most %zu indexes",
+                                      key, max);
+        for (size_t k = 0; k < json_object_array_length(a); k++) {
+                json_object *v = json_object_array_get_idx(a, k);
+                int64_t i = json_object_get_int64(v);
+                if (!json_object_is_type(v, json_type_int) || i < 0 || (size_t)i >= n)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                              "request: fds.%s[%zu]: not an index of the %zu "
+                                              "fds passed",
+                                              key, k, n);
+                ret[(*count)++] = fds[i];
+        }
+        return 0;
+}
+
+static int parse_fds(json_object *req, const int *fds, size_t n, struct req_fds *f, aidp_error *err)
+{
+        json_object *o = NULL;
+        if (!json_object_object_get_ex(req, "fds", &o) || !json_object_is_type(o, json_type_object))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "request: \"fds\" missing");
+        if (fd_index(o, "stdin", fds, n, &f->in, err) < 0 ||
+            fd_index(o, "stdout", fds, n, &f->out, err) < 0 ||
+            fd_index(o, "stderr", fds, n, &f->err, err) < 0 ||
+            fd_index(o, "cwd", fds, n, &f->cwd, err) < 0 ||
+            fd_index(o, "output_dir", fds, n, &f->output_dir, err) < 0 ||
+            fd_index(o, "summary", fds, n, &f->summary, err) < 0 ||
+            fd_list(o, "data", fds, n, f->data, AIDP_RUN_MAX_DATA, &f->n_data, err) < 0 ||
+            fd_list(o, "binds", fds, n, f->binds, AIDP_CLI_MAX_BINDS, &f->n_binds, err) < 0)
+                return -1;
+        if (f->in < 0 || f->out < 0 || f->err < 0)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
+                                      "request: stdin, stdout and stderr must be passed");
+        return 0;
+}
+
+/* The request's options, parsed by run's table and checked at the user level:
+ * whatever an admin-only option would allow (--user, --run-id, --lineage,
+ * ...) is refused here, before anything happens. */
+static int parse_args(char **av, int ac, struct aidp_cli_run *c, aidp_error *err)
+{
+        struct aidp_cli_parsed p;
+        int r = aidp_cli_parse(&aidp_cli_run_spec, ac, av, c, &p, err);
+        if (r < 0)
+                return r;
+        if (r == 1)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--help is answered by "
+                                      "aidp-run itself");
+        if ((r = aidp_cli_check_trust(&aidp_cli_run_spec, &p, AIDP_CALLER_USER, false, err)) < 0)
+                return aidp_error_wrap(err, "through the daemon");
+        if (c->result_fd)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "--result-fd: not through the daemon (use --summary)");
+        if (p.first_arg < 2 || strcmp(av[p.first_arg - 1], "--"))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "request: \"args\" holds an operand ('%s'); the job goes "
+                                      "in \"argv\"",
+                                      av[p.first_arg]);
+        aidp_cli_run_finish(c, av, &p);
+        return 0;
+}
+
+/* ["run", args..., "--", argv...] */
+static char **request_argv(json_object *req, int *ac, char ***args, char ***job, aidp_error *err)
+{
+        size_t na, nj;
+        if (aidp_proto_get_strv(req, "args", 4096, args, &na, err) < 0 ||
+            aidp_proto_get_strv(req, "argv", 4096, job, &nj, err) < 0)
+                return NULL;
+        if (nj == 0) {
+                aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "request: \"argv\": no command");
+                return NULL;
+        }
+        char **av = calloc(na + nj + 3, sizeof *av);
+        if (!av)
+                return NULL;
+        size_t k = 0;
+        av[k++] = "run";
+        for (size_t i = 0; i < na; i++)
+                av[k++] = (*args)[i];
+        av[k++] = "--";
+        for (size_t i = 0; i < nj; i++)
+                av[k++] = (*job)[i];
+        *ac = (int)k;
+        return av;
+}
+
+static int check_summary(int fd, aidp_error *err)
+{
+        struct stat st;
+        int fl = fcntl(fd, F_GETFL);
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (fl & O_PATH) ||
+            (fl & O_ACCMODE) == O_RDONLY)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
+                                      "--summary: pass the new file open for writing");
+        return 0;
+}
+
+static int stdio_from(const struct req_fds *f, aidp_error *err)
+{
+        /* From here the run's own messages and the job's output go to the
+         * client's files, as a run started from its shell would. */
+        if (dup2(f->in, 0) < 0 || dup2(f->out, 1) < 0 || dup2(f->err, 2) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "dup2");
+        return 0;
+}
+
+static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, int summary_fd,
+                   const char *job0, aidp_error *err)
+{
+        char id[40];
+        uuid_t u;
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, id);
+        /* The daemon names the run (run ids are admin-only for callers). */
+        c->o.run_id = id;
+        if (aidp_daemon_session_started(s, id, job0, err) < 0)
+                return -1;
+        return aidp_cli_run_and_report(c, summary_fd);
+}
+
+static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n, void *arg,
+                     aidp_error *err)
+{
+        (void)arg;
+        struct req_fds f = {0};
+        struct aidp_cli_run c = {0};
+        char **args = NULL, **job = NULL, **env = NULL, **av = NULL;
+        size_t n_env = 0;
+        int ac = 0, st = -1;
+        if (parse_fds(req, fds, n, &f, err) < 0 ||
+            aidp_proto_get_strv(req, "env", 4096, &env, &n_env, err) < 0 ||
+            !(av = request_argv(req, &ac, &args, &job, err)) || parse_args(av, ac, &c, err) < 0)
+                goto out;
+        if (f.n_data != c.o.n_data || f.n_binds != c.o.n_binds) {
+                aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
+                               "request: %zu --data and %zu binds, but %zu and %zu fds", c.o.n_data,
+                               c.o.n_binds, f.n_data, f.n_binds);
+                goto out;
+        }
+        if ((c.o.summary_path && check_summary(f.summary, err) < 0) ||
+            (c.o.output_dir && f.output_dir < 0 &&
+             aidp_error_set(err, AIDP_EXIT_USAGE, EBADF, "--output-dir: no fd passed") < 0))
+                goto out;
+        const struct aidp_peer *pe = aidp_daemon_session_peer(s);
+        struct aidp_run_peer peer = {.uid = pe->uid,
+                                     .gid = pe->gid,
+                                     .groups = pe->groups,
+                                     .n_groups = pe->n_groups,
+                                     .env = env,
+                                     .data_fds = f.data,
+                                     .bind_fds = f.binds,
+                                     .cwd_fd = f.cwd,
+                                     .output_dir_fd = f.output_dir};
+        c.o.peer = &peer;
+        c.o.as_user = true;
+        c.o.run_dir = g_serve.run_dir;
+        c.o.lineage_path = g_serve.lineage;
+        if (stdio_from(&f, err) < 0)
+                goto out;
+        st = execute(s, &c, f.summary, job[0], err);
+out:
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+        aidp_cli_list_free(&c.env);
+        aidp_cli_list_free(&c.data);
+        free(av);
+        aidp_proto_strv_free(args);
+        aidp_proto_strv_free(job);
+        aidp_proto_strv_free(env);
+        return st;
+}
+
+/* ---- the daemon ---- */
+
+static void gc_report(const char *run_id, const char *what, void *arg)
+{
+        (void)arg;
+        fprintf(stderr, "aidp-supervisor serve: gc: run %s: %s\n", run_id, what);
+}
+
+/* A worker died of a signal: its run, if it had begun, is left to gc. In a
+ * child, so that the accept loop goes on. */
+static void worker_crashed(pid_t pid, int sig, void *arg)
+{
+        (void)arg;
+        /* Stopped before its run took the signals over (the run core handles
+         * them from before anything of the run exists): nothing to recover. */
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+                return;
+        fprintf(stderr, "aidp-supervisor serve: worker %d died of signal %d; gc\n", (int)pid, sig);
+        pid_t g = fork();
+        if (g == 0) {
+                aidp_error err = {0};
+                _exit(aidp_run_gc(g_serve.run_dir, gc_report, NULL, &err) < 0 ? 1 : 0);
+        }
+}
+
+static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp_error *err)
+{
+        if (!c->run_dir) {
+                const char *e = aidp_cli_supervisor_test_build() ? getenv("AIDP_RUN_DIR") : NULL;
+                c->run_dir = e && *e ? e : "/run/aidp";
+        }
+        if (mkdir(c->run_dir, 0700) < 0 && errno != EEXIST)
+                return aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "--run-dir %s", c->run_dir);
+        if (snprintf(c->state_dir, sizeof c->state_dir, "%s/.daemon", c->run_dir) >=
+            (int)sizeof c->state_dir)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG, "--run-dir: too long");
+        *cfg = (struct aidp_daemon_config){
+                .socket_path = c->socket ? c->socket : AIDP_PROTO_SOCKET,
+                .listen_fd = c->socket ? -1 : aidp_daemon_activation_fd(),
+                .request_timeout_ms = (int)(c->timeout ? c->timeout : 10) * 1000,
+                .max_workers = c->max_clients ? (unsigned)c->max_clients : 256,
+                .state_dir = c->state_dir,
+                .run = serve_run,
+                .worker_crashed = worker_crashed,
+        };
+        if (c->group) {
+                struct group *g = getgrnam(c->group);
+                if (!g)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, ENOENT,
+                                              "--group %s: no such group", c->group);
+                cfg->group = g->gr_gid;
+                cfg->has_group = true;
+        }
+        return 0;
+}
+
+int aidp_cli_serve(int argc, char **argv)
+{
+        struct aidp_cli_parsed p;
+        int status;
+        if (!aidp_cli_options(&aidp_cli_serve_spec, argc, argv, &g_serve, &p, &status))
+                return status;
+        aidp_error err = {0};
+        enum aidp_caller_kind kind;
+        uid_t caller_uid;
+        if (geteuid() != 0 ||
+            aidp_trust_check_command(&aidp_cli_serve_spec, &p, aidp_cli_supervisor_test_build(),
+                                     environ, &kind, &caller_uid, &err) < 0 ||
+            kind != AIDP_CALLER_ADMIN) {
+                if (!err.msg[0])
+                        aidp_error_set(&err, AIDP_EXIT_USAGE, EPERM,
+                                       "serve is root's (a system service), not a user's");
+                return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
+        }
+        struct aidp_daemon_config cfg;
+        if (serve_setup(&g_serve, &cfg, &err) < 0)
+                return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
+        /* Runs a previous instance left behind (it crashed or was killed)
+         * are recovered before new ones start; live ones are left alone. */
+        aidp_error gerr = {0};
+        aidp_run_gc(g_serve.run_dir, gc_report, NULL, &gerr);
+        /* Warm start: every library profile's filter compiled once, here;
+         * each worker forked from now on inherits them. */
+        size_t warm = aidp_run_warm_seccomp();
+        int lfd = aidp_daemon_listen(&cfg, &err);
+        if (lfd < 0)
+                return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
+        fprintf(stderr, "aidp-supervisor serve: listening on %s (%zu library filters compiled)\n",
+                cfg.listen_fd >= 0 ? "the socket systemd passed" : cfg.socket_path, warm);
+        if (aidp_daemon_serve(&cfg, lfd, &err) < 0)
+                return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
+        close(lfd);
+        if (cfg.listen_fd < 0)
+                unlink(cfg.socket_path);
+        return 0;
+}

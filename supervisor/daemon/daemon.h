@@ -1,0 +1,64 @@
+#pragma once
+/* aidp-supervisor serve: a root daemon on a unix socket (docs/protocol.md).
+ *
+ * The server accepts connections and forks one worker process per connection
+ * at once, so that a slow, malformed or hanging request, or a run that
+ * crashes, never holds up another client. The worker identifies its peer from
+ * the kernel (peer.h), reads one request within a deadline and answers it:
+ * "run" through the caller's handler (the run core, wired in supervisor/cli),
+ * "ps" and "stop" from the daemon's registry of running workers.
+ *
+ * While a run is under way its worker forwards the signals the client sends
+ * (as "signal" messages) to itself, where the run core takes them as it takes
+ * a terminal's; a client that disconnects is a SIGTERM: the run stops, shreds
+ * and writes its end record as any stopped run does. */
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "supervisor/daemon/peer.h"
+
+struct aidp_daemon_session;
+
+struct aidp_daemon_config {
+        const char *socket_path; /* bound here unless listen_fd >= 0 */
+        int listen_fd;           /* socket activation (LISTEN_FDS): -1 for none */
+        gid_t group;             /* the socket's group (0660); has_group false: root only */
+        bool has_group;
+        int request_timeout_ms; /* for a whole request frame to arrive */
+        unsigned max_workers;   /* connections served at once; more are refused */
+        const char *state_dir;  /* the registry of runs (root-owned, 0700) */
+        /* Serve one "run" request in the worker. fds are the request's (the
+         * handler owns them). Returns the status to send as the client's
+         * exit status, or < 0 with err for a refusal (sent as an error). */
+        int (*run)(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n_fds,
+                   void *arg, aidp_error *err);
+        /* In the server process, after a worker died of a signal (its run may
+         * need gc). May be NULL. */
+        void (*worker_crashed)(pid_t pid, int sig, void *arg);
+        void *arg;
+};
+
+/* The listening socket for c (bound and given its group and mode), or
+ * c->listen_fd. */
+int aidp_daemon_listen(const struct aidp_daemon_config *c, aidp_error *err);
+/* Accept and serve until SIGTERM, SIGINT or SIGHUP. Runs in progress go on in
+ * their workers (a restarted daemon does not end them). 0 or < 0. */
+int aidp_daemon_serve(const struct aidp_daemon_config *c, int listen_fd, aidp_error *err);
+/* The listening socket of socket activation (LISTEN_PID/LISTEN_FDS, one
+ * stream socket at fd 3), or -1 when not socket-activated. */
+int aidp_daemon_activation_fd(void);
+
+/* ---- inside a worker, for the run handler ---- */
+
+const struct aidp_peer *aidp_daemon_session_peer(const struct aidp_daemon_session *s);
+/* The run is accepted under run_id: registered for ps/stop, the client told
+ * ("started"), and from now on the client's signals and its disconnect reach
+ * this process. 0 or < 0. */
+int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_id,
+                                const char *command, aidp_error *err);
+
+/* The worker's half of one connection (session.c); in the forked worker. */
+__attribute__((noreturn)) void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn);

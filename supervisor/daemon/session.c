@@ -1,0 +1,217 @@
+/* One connection, in its own worker process (daemon.h): identify the peer,
+ * read one request within the deadline, answer it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/exitcodes.h"
+#include "supervisor/daemon/daemon.h"
+#include "supervisor/daemon/proto.h"
+#include "supervisor/daemon/registry.h"
+
+struct aidp_daemon_session {
+        int sock;
+        struct aidp_peer peer;
+        const struct aidp_daemon_config *cfg;
+        bool started;
+        atomic_bool finished; /* the run is over: a disconnect now means nothing */
+        pthread_t watcher;
+};
+
+const struct aidp_peer *aidp_daemon_session_peer(const struct aidp_daemon_session *s)
+{
+        return &s->peer;
+}
+
+/* The signals a client may forward: those a terminal or a scheduler sends a
+ * foreground job. The run core passes them on to the job. */
+static bool forwardable(int sig)
+{
+        return sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT ||
+               sig == SIGWINCH || sig == SIGUSR1 || sig == SIGUSR2;
+}
+
+/* The client's side of a run in progress: its "signal" messages become our
+ * own signals, and the end of its connection (or anything else on it) a
+ * SIGTERM, which the run core answers like a scheduler's cancel: stop, shred,
+ * end record. All signals are blocked in this thread, so they reach the run
+ * core's signalfd. */
+static void *watch_client(void *arg)
+{
+        struct aidp_daemon_session *s = arg;
+        for (;;) {
+                json_object *m = NULL;
+                int fds[4];
+                size_t n = 0;
+                aidp_error err = {0};
+                int r = aidp_proto_recv(s->sock, -1, &m, fds, 4, &n, &err);
+                for (size_t i = 0; i < n; i++)
+                        close(fds[i]);
+                const char *op = NULL;
+                int64_t sig = 0;
+                aidp_error e2 = {0};
+                if (r > 0 && aidp_proto_get_str(m, "op", true, &op, &e2) == 0 && op &&
+                    !strcmp(op, "signal") &&
+                    aidp_proto_get_int(m, "signal", true, 1, 64, &sig, &e2) == 0 &&
+                    forwardable((int)sig)) {
+                        json_object_put(m);
+                        kill(getpid(), (int)sig);
+                        continue;
+                }
+                json_object_put(m);
+                if (r > 0)
+                        continue; /* an unknown message mid-run: ignored */
+                if (!atomic_load(&s->finished))
+                        kill(getpid(), SIGTERM);
+                return NULL;
+        }
+}
+
+int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_id,
+                                const char *command, aidp_error *err)
+{
+        int r = aidp_registry_add(s->cfg->state_dir, getpid(), s->peer.uid, run_id, command);
+        if (r < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "registering run %s", run_id);
+        json_object *m = aidp_proto_msg("started");
+        json_object_object_add(m, "run_id", json_object_new_string(run_id));
+        r = aidp_proto_send(s->sock, m, NULL, 0);
+        json_object_put(m);
+        if (r < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "the client went away");
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        r = pthread_create(&s->watcher, NULL, watch_client, s);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r != 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, r, "pthread_create");
+        s->started = true;
+        return 0;
+}
+
+static int do_ps(struct aidp_daemon_session *s)
+{
+        json_object *m = aidp_proto_msg("ps");
+        json_object_object_add(
+                m, "runs", aidp_registry_list(s->cfg->state_dir, s->peer.uid, s->peer.uid == 0));
+        int r = aidp_proto_send(s->sock, m, NULL, 0);
+        json_object_put(m);
+        return r < 0 ? AIDP_EXIT_INTERNAL : 0;
+}
+
+static int do_stop(struct aidp_daemon_session *s, json_object *req)
+{
+        const char *id = NULL;
+        aidp_error err = {0};
+        if (aidp_proto_get_str(req, "run_id", true, &id, &err) < 0) {
+                aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, err.msg);
+                return AIDP_EXIT_USAGE;
+        }
+        pid_t pid;
+        uid_t uid;
+        char msg[256];
+        /* Another user's run is reported as no run at all: which runs exist
+         * is theirs to know. */
+        if (aidp_registry_find(s->cfg->state_dir, id, &pid, &uid) < 0 ||
+            (s->peer.uid != 0 && uid != s->peer.uid)) {
+                snprintf(msg, sizeof msg, "no run %.64s of yours is in progress (aidp ps)", id);
+                aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, msg);
+                return AIDP_EXIT_USAGE;
+        }
+        /* The pidfd first, then the entry again: while it exists the worker
+         * has not been reaped, so the pidfd is of our worker. */
+        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        pid_t again;
+        if (pfd < 0 || aidp_registry_find(s->cfg->state_dir, id, &again, &uid) < 0 ||
+            again != pid || syscall(SYS_pidfd_send_signal, pfd, SIGTERM, NULL, 0) < 0) {
+                if (pfd >= 0)
+                        close(pfd);
+                snprintf(msg, sizeof msg, "run %.64s ended meanwhile", id);
+                aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, msg);
+                return AIDP_EXIT_USAGE;
+        }
+        close(pfd);
+        json_object *m = aidp_proto_msg("stopping");
+        json_object_object_add(m, "run_id", json_object_new_string(id));
+        aidp_proto_send(s->sock, m, NULL, 0);
+        json_object_put(m);
+        return 0;
+}
+
+static int do_run(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n)
+{
+        aidp_error err = {0};
+        int st = s->cfg->run(s, req, fds, n, s->cfg->arg, &err);
+        atomic_store(&s->finished, true);
+        if (st < 0) {
+                aidp_proto_send_error(s->sock, err.status ? err.status : AIDP_EXIT_INTERNAL,
+                                      err.msg);
+                return err.status ? err.status : AIDP_EXIT_INTERNAL;
+        }
+        json_object *m = aidp_proto_msg("exit");
+        json_object_object_add(m, "status", json_object_new_int(st));
+        aidp_proto_send(s->sock, m, NULL, 0);
+        json_object_put(m);
+        return st;
+}
+
+static int serve_one(struct aidp_daemon_session *s)
+{
+        aidp_error err = {0};
+        if (aidp_peer_identify(s->sock, &s->peer, &err) < 0) {
+                aidp_proto_send_error(s->sock, err.status, err.msg);
+                return err.status;
+        }
+        json_object *req = NULL;
+        int fds[AIDP_PROTO_MAX_FDS];
+        size_t n = 0;
+        int r = aidp_proto_recv(s->sock, s->cfg->request_timeout_ms, &req, fds, AIDP_PROTO_MAX_FDS,
+                                &n, &err);
+        if (r <= 0) {
+                if (r < 0)
+                        aidp_proto_send_error(s->sock, err.status, err.msg);
+                return AIDP_EXIT_USAGE;
+        }
+        const char *op = NULL;
+        int st;
+        if (aidp_proto_get_str(req, "op", true, &op, &err) < 0) {
+                aidp_proto_send_error(s->sock, err.status, err.msg);
+                st = AIDP_EXIT_USAGE;
+        } else if (!strcmp(op, "run")) {
+                st = do_run(s, req, fds, n);
+                n = 0; /* the handler took them */
+        } else if (!strcmp(op, "ps")) {
+                st = do_ps(s);
+        } else if (!strcmp(op, "stop")) {
+                st = do_stop(s, req);
+        } else {
+                char msg[128];
+                snprintf(msg, sizeof msg, "unknown op \"%.32s\" (run, ps, stop)", op);
+                aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, msg);
+                st = AIDP_EXIT_USAGE;
+        }
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+        json_object_put(req);
+        return st;
+}
+
+void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn)
+{
+        struct aidp_daemon_session s = {.sock = conn, .cfg = c, .peer.pidfd = -1};
+        int st = serve_one(&s);
+        aidp_peer_release(&s.peer);
+        /* The watcher may still block on the socket: the process ends it. */
+        _exit(st & 0xff);
+}

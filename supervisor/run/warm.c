@@ -1,0 +1,91 @@
+/* Warm start: seccomp programs compiled once, by profile digest (warm.h). */
+#define _GNU_SOURCE
+#include "supervisor/run/warm.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "profiles/profile.h"
+#include "supervisor/run/profile_env.h"
+
+struct bpf_entry {
+        unsigned char digest[32];
+        struct aidp_bpf bpf;
+};
+
+/* The server's, inherited by every worker it forks (copy on write). */
+static struct bpf_entry *g_cache;
+static size_t g_n;
+
+static bool cached(const unsigned char digest[32])
+{
+        for (size_t i = 0; i < g_n; i++)
+                if (!memcmp(g_cache[i].digest, digest, 32))
+                        return true;
+        return false;
+}
+
+static void warm_one(const char *name)
+{
+        struct aidp_profile p;
+        aidp_error err = {0};
+        /* As a user's run loads it: the digest is the one that run gets. */
+        if (aidp_profile_host_load_library(name, true, &p, &err) < 0)
+                return;
+        static const unsigned char zero[32];
+        struct aidp_bpf b = {0};
+        struct bpf_entry *n = NULL;
+        if (memcmp(p.digest, zero, 32) && !cached(p.digest) &&
+            aidp_seccomp_compile(&p.seccomp, &b, &err) == 0 &&
+            (n = realloc(g_cache, (g_n + 1) * sizeof *n))) {
+                g_cache = n;
+                memcpy(g_cache[g_n].digest, p.digest, 32);
+                g_cache[g_n++].bpf = b;
+                b = (struct aidp_bpf){0};
+        }
+        aidp_bpf_free(&b);
+        aidp_profile_free(&p);
+}
+
+size_t aidp_run_warm_seccomp(void)
+{
+        struct aidp_profile_host h;
+        aidp_error err = {0};
+        if (aidp_profile_host_init(&h, true, &err) < 0)
+                return g_n;
+        for (size_t i = 0; i < AIDP_PROFILE_PATH_MAX_DIRS && h.dirs[i]; i++) {
+                DIR *d = opendir(h.dirs[i]);
+                for (struct dirent *e; d && (e = readdir(d));) {
+                        size_t l = strlen(e->d_name);
+                        if (e->d_name[0] == '.' || l < 6 || strcmp(e->d_name + l - 5, ".yaml"))
+                                continue;
+                        char name[256];
+                        if (l - 5 >= sizeof name)
+                                continue;
+                        memcpy(name, e->d_name, l - 5);
+                        name[l - 5] = '\0';
+                        warm_one(name);
+                }
+                if (d)
+                        closedir(d);
+        }
+        aidp_profile_host_free(&h);
+        return g_n;
+}
+
+bool aidp_run_warm_bpf(const unsigned char digest[32], struct aidp_bpf *out)
+{
+        for (size_t i = 0; i < g_n; i++) {
+                if (memcmp(g_cache[i].digest, digest, 32))
+                        continue;
+                size_t sz = g_cache[i].bpf.len * sizeof *g_cache[i].bpf.insns;
+                out->insns = malloc(sz ? sz : 1);
+                if (!out->insns)
+                        return false;
+                memcpy(out->insns, g_cache[i].bpf.insns, sz);
+                out->len = g_cache[i].bpf.len;
+                return true;
+        }
+        return false;
+}
