@@ -216,8 +216,7 @@ static bool in_list(const char *const *list, const char *s)
 
 static const uint64_t RO = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 
-/* egress: the run's DNS proxy is the job's only resolver (docs/egress.md).
- * The supervisor's file goes over the host's /etc/resolv.conf, read-only. */
+/* egress: the run's DNS proxy, the job's only resolver, read-only (docs/egress.md). */
 static void attach_resolv(const char *root, const struct aidp_sandbox_spec *s)
 {
         if (s->resolv_tree_fd < 0)
