@@ -129,8 +129,12 @@ static const char *gc_network(const char *dir, json_object *j)
         return ", released its network";
 }
 
-/* Overwrite one tmpfs (a writable mount fd) and add it to the total. */
-static void shred_one(int fd, struct aidp_shred_report *total)
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
+
+/* Overwrite one tmpfs (a writable mount fd), add it to the total and, when
+ * its target is known, to the per-mount report (lineage's aidp_shred.mounts). */
+static void shred_one(int fd, const char *target, struct aidp_shred_report *total,
+                      json_object *mounts)
 {
         struct aidp_shred_report one;
         int e = aidp_shred_tree(fd, 2, &one);
@@ -138,13 +142,29 @@ static void shred_one(int fd, struct aidp_shred_report *total)
         total->bytes += one.bytes;
         if (!one.verified || e < 0)
                 total->verified = false;
+        if (!mounts || !target)
+                return;
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "mount", json_object_new_string(target));
+        json_object_object_add(o, "files", json_object_new_uint64(one.files));
+        json_object_object_add(o, "bytes", json_object_new_uint64(one.bytes));
+        json_object_object_add(o, "verified", json_object_new_boolean(one.verified && e >= 0));
+        json_object_array_add(mounts, o);
+}
+
+/* The sandbox path the journal names for tmpfs entry i, or NULL. */
+static const char *tmpfs_target(json_object *entry)
+{
+        json_object *t;
+        return json_object_object_get_ex(entry, "target", &t) ? json_object_get_string(t) : NULL;
 }
 
 /* Overwrite every tmpfs of the run through duplicates of pid 1's own mount
  * fds (the writable originals the supervisor had; reopening the
  * /proc/<pid>/fd link fails for a mount outside our namespace). Returns
  * whether anything was shredded. */
-static bool gc_shred(json_object *j, pid_t *pid1, bool holder, struct aidp_shred_report *total)
+static bool gc_shred(json_object *j, pid_t *pid1, bool holder, struct aidp_shred_report *total,
+                     json_object *mounts)
 {
         json_object *arr;
         _cleanup_close_ int pidfd = holder ? (int)syscall(SYS_pidfd_open, *pid1, 0) : -1;
@@ -165,7 +185,7 @@ static bool gc_shred(json_object *j, pid_t *pid1, bool holder, struct aidp_shred
                         total->verified = false;
                         continue;
                 }
-                shred_one(fd, total);
+                shred_one(fd, tmpfs_target(json_object_array_get_idx(arr, i)), total, mounts);
                 shredded = true;
         }
         return shredded;
@@ -177,7 +197,8 @@ static bool gc_shred(json_object *j, pid_t *pid1, bool holder, struct aidp_shred
 /* pid 1 is gone too: the tmpfs mounts live on in its mount namespace, which
  * the run pinned in its journal directory (nspin.h). Writable clones of them
  * are opened in there and overwritten. Returns whether anything was. */
-static bool gc_shred_pinned(const char *pin, json_object *j, struct aidp_shred_report *total)
+static bool gc_shred_pinned(const char *pin, json_object *j, struct aidp_shred_report *total,
+                            json_object *mounts)
 {
         json_object *arr;
         if (access(pin, F_OK) != 0 || !json_object_object_get_ex(j, "tmpfs", &arr))
@@ -202,7 +223,7 @@ static bool gc_shred_pinned(const char *pin, json_object *j, struct aidp_shred_r
         for (size_t i = 0; i < n; i++) {
                 if (fds[i] < 0)
                         continue;
-                shred_one(fds[i], total);
+                shred_one(fds[i], targets[i], total, mounts);
                 close(fds[i]);
                 shredded = true;
         }
@@ -227,7 +248,7 @@ static void gc_cgroups(const struct cg_list *cgs, int *removed, int *left)
 /* The ABORT record, before the journal goes: if it cannot be written the
  * journal stays and the next gc tries again. */
 static int gc_record_abort(json_object *j, const struct aidp_shred_report *total, bool shredded,
-                           const char *by, char *what, size_t what_len)
+                           const char *by, json_object *mounts, char *what, size_t what_len)
 {
         json_object *lin, *jobs, *rid, *ended;
         /* The supervisor wrote the run's end record and left the rest to gc:
@@ -251,7 +272,7 @@ static int gc_record_abort(json_object *j, const struct aidp_shred_report *total
         aidp_error lerr = {0};
         if (run_id &&
             aidp_run_lineage_abort(json_object_get_string(json_object_array_get_idx(lin, 0)),
-                                   run_id, job, total, shredded, by, report, &lerr) < 0) {
+                                   run_id, job, total, shredded, by, report, mounts, &lerr) < 0) {
                 aidp_text_printf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report,
                                  lerr.msg);
                 return -EIO;
@@ -280,6 +301,7 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
 {
         pid_t pid1 = 0;
         struct aidp_shred_report total = {.verified = true};
+        _cleanup_(json_object_putp) json_object *mounts = json_object_new_array();
         json_object *arr, *rido;
         static struct cg_list cgs;
         cgs.n = 0;
@@ -306,11 +328,11 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
         for (size_t i = 0; i < cgs.n; i++)
                 if (aidp_cgroup_path_kill_except(cgs.paths[i], holder ? pid1 : 0) < 0)
                         survivors = true;
-        bool shredded = gc_shred(j, &pid1, holder, &total);
+        bool shredded = gc_shred(j, &pid1, holder, &total, mounts);
         const char *by = shredded ? "gc, through the mount fds of the sandbox's pid 1" : NULL;
         char pin[PATH_MAX + 16];
         snprintf(pin, sizeof pin, "%s/" AIDP_JOURNAL_NSPIN, dir);
-        if (!shredded && !holder && gc_shred_pinned(pin, j, &total)) {
+        if (!shredded && !holder && gc_shred_pinned(pin, j, &total, mounts)) {
                 shredded = true;
                 by = "gc, through the run's pinned mount namespace";
         }
@@ -342,7 +364,7 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
                          removed, warn, net ? net : "");
         if (left || survivors || net_left)
                 return -EBUSY;
-        int rc = gc_record_abort(j, &total, shredded, by, what, what_len);
+        int rc = gc_record_abort(j, &total, shredded, by, mounts, what, what_len);
         if (rc == 0)
                 gc_remove_journal(dir);
         return rc;

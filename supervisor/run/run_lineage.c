@@ -468,7 +468,7 @@ const char *aidp_run_lineage_path(const struct aidp_run_lineage *rl)
 
 int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const char *job,
                            const struct aidp_shred_report *shred, bool shredded, const char *by,
-                           const char *what, aidp_error *err)
+                           const char *what, json_object *mounts, aidp_error *err)
 {
         struct aidp_lineage *lg = NULL;
         struct aidp_lineage_options lo = {
@@ -485,6 +485,10 @@ int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const c
         set_shred(ev, shred, shredded, shredded ? by : NULL, NULL, 0);
         json_object_object_add(aidp_lineage_run_facet(ev, "aidp_shred"), "gcReport",
                                json_object_new_string(what ? what : ""));
+        /* gc's own per-mount report (what it overwrote, mount by mount) */
+        if (mounts)
+                json_object_object_add(aidp_lineage_run_facet(ev, "aidp_shred"), "mounts",
+                                       json_object_get(mounts));
         set_host(ev);
         r = aidp_lineage_append(lg, ev, err);
         json_object_put(ev);

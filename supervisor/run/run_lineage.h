@@ -82,4 +82,4 @@ const char *aidp_run_lineage_path(const struct aidp_run_lineage *rl);
 /* gc: ABORT for a run whose supervisor died, written to lineage_path. */
 int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const char *job,
                            const struct aidp_shred_report *shred, bool shredded, const char *by,
-                           const char *what, aidp_error *err);
+                           const char *what, json_object *mounts, aidp_error *err);
