@@ -130,8 +130,18 @@ static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *e
                                     r->journal.dir);
         if (rc == 0) {
                 rc = aidp_nspin_create(r->nspin, pid, err);
-                if (rc < 0)
+                if (rc != 0)
                         r->nspin[0] = '\0';
+                if (rc > 0) {
+                        /* Refused for the namespaces' id order only
+                         * (nspin.h): the supervisor still shreds the tmpfs;
+                         * only gc after a crash of both loses its way in. */
+                        fprintf(stderr, "aidp-supervisor: warning: the sandbox's mount namespace "
+                                        "could not be pinned (the kernel refuses it from this "
+                                        "mount namespace); gc cannot reach the tmpfs mounts if "
+                                        "both the supervisor and the sandbox die\n");
+                        rc = 0;
+                }
         }
         /* No cgroup2 fd to clone into (v2 without one): move pid 1 by pid. */
         if (rc == 0 && !into_cgroup && aidp_cgroup_version_of(r->cg) == AIDP_CGROUP_V2)

@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -14,6 +17,27 @@
 
 #include "common/cleanup.h"
 #include "supervisor/sandbox/fdpass.h"
+
+#ifndef NS_GET_MNTNS_ID
+#define NS_GET_MNTNS_ID _IOR(0xb7, 0x5, uint64_t)
+#endif
+
+/* The kernel refuses to bind a mount namespace whose id is not above the
+ * caller's own namespace's (mnt_ns_loop). Since namespace ids come from
+ * per-CPU batches (Linux 6.18), a newer namespace may have the lower id: in
+ * the host's initial namespace (a low id) never, but in one the supervisor
+ * was started in (Slurm's job_container/tmpfs) at random. True if that rule
+ * refused the bind of ns. */
+static bool refused_by_id_order(const char *ns)
+{
+        uint64_t self = 0, sandbox = 0;
+        _cleanup_close_ int a = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int b = open(ns, O_RDONLY | O_CLOEXEC);
+        if (a < 0 || b < 0 || ioctl(a, NS_GET_MNTNS_ID, &self) < 0 ||
+            ioctl(b, NS_GET_MNTNS_ID, &sandbox) < 0)
+                return false;
+        return self >= sandbox;
+}
 
 int aidp_nspin_create(const char *path, pid_t pid, aidp_error *err)
 {
@@ -33,6 +57,8 @@ int aidp_nspin_create(const char *path, pid_t pid, aidp_error *err)
             mount(ns, path, NULL, MS_BIND, NULL) < 0) {
                 int e = errno;
                 aidp_nspin_release(path);
+                if (e == EINVAL && refused_by_id_order(ns))
+                        return 1; /* not pinned; the caller says so */
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e,
                                         "pinning the sandbox's mount namespace at %s", path);
         }

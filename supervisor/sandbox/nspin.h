@@ -16,8 +16,11 @@
 #include "common/error.h"
 
 /* Pin the mount namespace of pid (a child of the caller, so its pid cannot
- * be reused) at path, a file that does not exist yet. On failure nothing is
- * left. */
+ * be reused) at path, a file that does not exist yet: 0. 1 when the kernel
+ * refuses the pin only because the caller's own mount namespace has the
+ * higher id (a supervisor started inside another namespace, such as Slurm's
+ * job_container/tmpfs, on Linux 6.18's per-CPU namespace ids): the run goes
+ * on unpinned. On failure (or 1) nothing is left. */
 int aidp_nspin_create(const char *path, pid_t pid, aidp_error *err);
 /* Writable clones of the mounts at targets[i] (paths inside the pinned
  * namespace) into fds[i] (-1 where there is none), opened from a helper
