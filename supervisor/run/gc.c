@@ -236,8 +236,14 @@ static void gc_cgroups(const struct cg_list *cgs, int *removed, int *left)
         *removed = *left = 0;
         /* Deepest first is not needed: every path is a run's own leaf. */
         for (size_t i = 0; i < cgs->n; i++) {
-                if (access(cgs->paths[i], F_OK) != 0)
+                /* A path gc cannot see (its hierarchy not mounted in gc's
+                 * namespace) is not gone: it is left, and the journal kept. */
+                if (aidp_cgroup_path_gone(cgs->paths[i]))
                         continue;
+                if (access(cgs->paths[i], F_OK) != 0) {
+                        (*left)++;
+                        continue;
+                }
                 if (aidp_cgroup_remove_path(cgs->paths[i]) == 0)
                         (*removed)++;
                 else

@@ -563,3 +563,35 @@ Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
         TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
 }
+
+/* gc run where the run's cgroup hierarchy is not mounted (another mount
+ * namespace) must not take a missing path for a removed cgroup: it keeps the
+ * journal, so a gc that can see the hierarchy finishes the job. (A gc in an
+ * OCI runtime's namespace once left the v2 cgroup behind this way.) */
+Test(crash, gc_blind_to_a_cgroup_hierarchy_keeps_the_journal)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64], jdir[4096 + 64];
+        TEST_SNPRINTF(run_id, "aidp-test-crash-blind-%d", (int)getpid());
+        spawn_stopped("job", run_id, "sleep 600");
+        kill(P.pid, SIGKILL);
+        aidp_test_reap(&P);
+        /* The hierarchy that holds the tracking cgroup: cgroup2 at the root
+         * (pure v2) or at /sys/fs/cgroup/unified (hybrid). */
+        char script[4096 + 256];
+        TEST_SNPRINTF(script,
+                      "if mountpoint -q /sys/fs/cgroup/unified; then umount -l "
+                      "/sys/fs/cgroup/unified; else umount -l /sys/fs/cgroup; fi && exec %s gc "
+                      "--run-dir %s",
+                      AIDP_SUPERVISOR, rundir);
+        char *blind[] = {"/usr/bin/unshare", "-m", "--propagation", "private",
+                         "/bin/sh",          "-c", script,          NULL};
+        aidp_test_run(&P, blind);
+        cr_expect(strstr(P.err, "some cgroups remain"), "blind gc: %s", P.err);
+        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
+        cr_expect_eq(access(jdir, F_OK), 0, "the blind gc dropped the journal: %s", P.err);
+        cr_expect(aidp_test_cgroup_exists(run_id), "the cgroup should still be there");
+        gc_direct();
+        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived the second gc: %s", P.err);
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
+}

@@ -29,6 +29,21 @@ enum aidp_cgroup_version aidp_cgroup_detect(void)
         return AIDP_CGROUP_V1;
 }
 
+bool aidp_cgroup_path_gone(const char *path)
+{
+        if (access(path, F_OK) == 0)
+                return false;
+        char up[4096];
+        snprintf(up, sizeof up, "%s", path);
+        for (char *slash; (slash = strrchr(up, '/')) && slash != up;) {
+                *slash = '\0';
+                struct statfs s;
+                if (statfs(up, &s) == 0)
+                        return s.f_type == CGROUP2_SUPER_MAGIC || s.f_type == CGROUP_SUPER_MAGIC;
+        }
+        return false;
+}
+
 /* The one place the version is looked at: each run's cgroup keeps its ops. */
 static const struct aidp_cgroup_ops *backend(void)
 {

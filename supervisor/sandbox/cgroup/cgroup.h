@@ -128,3 +128,7 @@ enum aidp_cgroup_version aidp_cgroup_version_of(const struct aidp_cgroup *cg);
 int aidp_cgroup_path_kill_except(const char *path, pid_t keep);
 /* gc: kill and remove a cgroup directory left by a dead supervisor. */
 int aidp_cgroup_remove_path(const char *path);
+/* gc: whether a missing path is really gone: its nearest existing ancestor is
+ * on a cgroup filesystem. False when the hierarchy is not mounted where gc
+ * runs (another mount namespace): the path may still exist there. */
+bool aidp_cgroup_path_gone(const char *path);
