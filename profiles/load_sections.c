@@ -22,7 +22,7 @@
 static int size_value(struct loader *ld, ytree *t, ynode *n, const char *path, bool unlimited_ok,
                       uint64_t unlimited, uint64_t *out)
 {
-        const char *s;
+        const char *s = NULL;
         int rc = aidp_yaml_scalar(t, n, path, "a size such as 8Gi, 512Mi or 1G", &s, ld->err);
         if (rc < 0)
                 return rc;
@@ -110,7 +110,7 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
         if (rc < 0)
                 return rc;
         ynode *v;
-        const char *s;
+        const char *s = NULL;
         if ((v = aidp_yaml_get(t, n, "memory", NULL))) {
                 if ((rc = size_value(ld, t, v, "limits.memory", true, 0, &p->limits.memory_bytes)) <
                     0)
@@ -199,7 +199,7 @@ int aidp_ld_apply_limits(struct loader *ld, ytree *t, ynode *n, struct aidp_prof
 
 static int abs_path_value(struct loader *ld, ytree *t, ynode *n, const char *path, const char **out)
 {
-        const char *s;
+        const char *s = NULL;
         int rc = aidp_yaml_scalar(t, n, path, "an absolute path", &s, ld->err);
         if (rc < 0)
                 return rc;
@@ -219,7 +219,7 @@ static int parse_bind(struct loader *ld, ytree *t, ynode *item, size_t i, struct
         char path[64], sp[96];
         PATHF(path, "filesystem.binds[%zu]", i);
         static const char *const bkeys[] = {"source", "target", "writable", NULL};
-        const char *src, *dst;
+        const char *src = NULL, *dst = NULL;
         bool writable = false;
         if ((rc = aidp_yaml_check_keys(t, item, path, bkeys, ld->err)) < 0)
                 return rc;
@@ -285,7 +285,7 @@ int aidp_ld_apply_filesystem(struct loader *ld, ytree *t, ynode *n, struct aidp_
                         FOREACH_ITEM(t, v, i, item)
                         {
                                 char path[64];
-                                const char *s;
+                                const char *s = NULL;
                                 PATHF(path, "filesystem.masked[%zu]", i);
                                 if ((rc = abs_path_value(ld, t, item, path, &s)) < 0)
                                         ITEM_FAIL(rc);
@@ -379,7 +379,7 @@ int aidp_ld_apply_devices(struct loader *ld, ytree *t, ynode *n, struct aidp_pro
 
 static int id_value(struct loader *ld, ytree *t, ynode *n, const char *path, uint32_t *out)
 {
-        const char *s;
+        const char *s = NULL;
         uint64_t v;
         int rc = aidp_yaml_scalar(t, n, path, "a numeric id", &s, ld->err);
         if (rc < 0)
@@ -398,7 +398,7 @@ int aidp_ld_apply_user(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
         if (rc < 0)
                 return rc;
         ynode *v;
-        const char *s;
+        const char *s = NULL;
         uint32_t id = 0;
         if ((v = aidp_yaml_get(t, n, "mode", NULL))) {
                 if ((rc = aidp_yaml_scalar(t, v, "user.mode", "caller or fixed", &s, ld->err)) < 0)
@@ -450,7 +450,7 @@ int aidp_ld_apply_caps(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
                 FOREACH_ITEM(t, n, i, item)
                 {
                         char path[64], canon[64];
-                        const char *s;
+                        const char *s = NULL;
                         PATHF(path, "capabilities[%zu]", i);
                         if ((rc = aidp_yaml_scalar(t, item, path, "a capability name", &s,
                                                    ld->err)) < 0)
@@ -483,7 +483,7 @@ int aidp_ld_apply_data(struct loader *ld, ytree *t, ynode *n, struct aidp_profil
                 if (!v)
                         continue;
                 char path[32];
-                const char *s;
+                const char *s = NULL;
                 PATHF(path, "data.%s", keys[i]);
                 if ((rc = abs_path_value(ld, t, v, path, &s)) < 0)
                         return rc;

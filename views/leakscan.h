@@ -28,7 +28,10 @@ struct aidp_leak_hit {
 
 struct aidp_leak_report {
         uint64_t files, bytes, hits;
-        struct { char label[64]; uint64_t hits; } per_label[16];
+        struct {
+                char label[64];
+                uint64_t hits;
+        } per_label[16];
         size_t n_labels;
         struct aidp_leak_hit examples[AIDP_LEAK_EXAMPLES];
         size_t n_examples;

@@ -27,12 +27,12 @@
 
 #include "common/error.h"
 
-#define AIDP_VIEW_LABEL_MAX   63  /* [a-z0-9][a-z0-9._-]* */
-#define AIDP_VIEW_LABELS_MAX  8   /* per column */
-#define AIDP_VIEW_COLUMNS_MAX 1024
-#define AIDP_VIEW_FILES_MAX   64  /* file patterns per schema */
-#define AIDP_VIEW_DOMAIN_MAX  63  /* token domain, same alphabet as labels */
-#define AIDP_VIEW_BANDS_MAX   32
+#define AIDP_VIEW_LABEL_MAX          63 /* [a-z0-9][a-z0-9._-]* */
+#define AIDP_VIEW_LABELS_MAX         8  /* per column */
+#define AIDP_VIEW_COLUMNS_MAX        1024
+#define AIDP_VIEW_FILES_MAX          64 /* file patterns per schema */
+#define AIDP_VIEW_DOMAIN_MAX         63 /* token domain, same alphabet as labels */
+#define AIDP_VIEW_BANDS_MAX          32
 #define AIDP_VIEW_SCHEMA_ENCODED_MAX 49152 /* fits the 64 KiB header body */
 
 /* ---------------------------------------------------------------- schema */
@@ -40,7 +40,7 @@
 enum aidp_view_format { AIDP_VIEW_CSV = 1, AIDP_VIEW_JSONL = 2 };
 
 struct aidp_schema_column {
-        char *name;  /* CSV: the header cell (exact, case-sensitive);
+        char *name; /* CSV: the header cell (exact, case-sensitive);
                       * JSONL: an RFC 6901 JSON pointer ("/patient/name") */
         char *labels[AIDP_VIEW_LABELS_MAX];
         size_t n_labels;
@@ -116,8 +116,8 @@ struct aidp_xform {
         char mask_char; /* default '*' */
         /* GENERALIZE */
         enum aidp_generalize_kind gen;
-        double width;                    /* NUMBER */
-        unsigned keep;                   /* PREFIX */
+        double width;                      /* NUMBER */
+        unsigned keep;                     /* PREFIX */
         double bands[AIDP_VIEW_BANDS_MAX]; /* BANDS: strictly increasing edges */
         size_t n_bands;
 };

@@ -152,7 +152,7 @@ static void stand_in_host(void)
 {
         cr_assert_eq(aidp_test_fake_host(), 0, "cannot make the stand-in host namespace");
         static char dir[] = "/var/tmp/aidp-test-profiles-net-XXXXXX";
-        cr_assert_not_null(mkdtemp(dir));
+        cr_assert_not_null(aidp_test_mkdtemp(dir));
         char *p = netcfg;
         snprintf(netcfg, sizeof netcfg, "%s/network.yaml", dir);
         FILE *f = fopen(p, "w");
@@ -219,7 +219,7 @@ Test(profiles, learned_profile_runs_its_workload_and_denies_the_rest)
 {
         AIDP_REQUIRE_ROOT();
         char dir[] = "/tmp/aidp-learn.XXXXXX";
-        cr_assert_not_null(mkdtemp(dir));
+        cr_assert_not_null(aidp_test_mkdtemp(dir));
         char out[256];
         snprintf(out, sizeof out, "%s/learned.yaml", dir);
         /* learn runs the production aidp-supervisor, which refuses a run with
@@ -265,8 +265,7 @@ Test(profiles, learned_profile_runs_its_workload_and_denies_the_rest)
         cr_expect(strstr(P.out, "DENIED\n"), "%s\n%s", P.out, P.err);
         cr_assert_eq(run_in(LIB("baseline"), cmd), 0, "%s\n%s", P.out, P.err);
         cr_expect(strstr(P.out, "ALLOWED\n"), "%s\n%s", P.out, P.err);
-        unlink(out);
-        rmdir(dir);
+        aidp_test_rm_tree(dir);
 }
 
 Test(profiles, devices_capabilities_and_binds_are_enforced)

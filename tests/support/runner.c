@@ -247,6 +247,39 @@ void aidp_test_rm_tree(const char *dir)
                 nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Directories to remove when their maker exits; a forked child (a test's
+ * helper process) does not remove its parent's. */
+#define TMPDIRS_MAX 32
+static struct {
+        char path[256];
+        pid_t owner;
+} tmpdirs[TMPDIRS_MAX];
+
+char *aidp_test_mkdtemp(char *tmpl)
+{
+        if (!mkdtemp(tmpl))
+                return NULL;
+        for (size_t i = 0; i < TMPDIRS_MAX; i++) {
+                if (tmpdirs[i].path[0])
+                        continue;
+                if (strlen(tmpl) < sizeof tmpdirs[i].path) {
+                        strcpy(tmpdirs[i].path, tmpl);
+                        tmpdirs[i].owner = getpid();
+                }
+                break;
+        }
+        return tmpl;
+}
+
+__attribute__((destructor)) static void tmpdirs_remove(void)
+{
+        for (size_t i = 0; i < TMPDIRS_MAX; i++) {
+                if (tmpdirs[i].path[0] && tmpdirs[i].owner == getpid())
+                        aidp_test_rm_tree(tmpdirs[i].path);
+                tmpdirs[i].path[0] = '\0';
+        }
+}
+
 bool aidp_test_is_production(const char *path)
 {
         size_t l = strlen(path);

@@ -46,6 +46,10 @@ int aidp_test_mount_count(void);
 /* Remove a test's own temporary directory and everything below it (no symlink
  * is followed). */
 void aidp_test_rm_tree(const char *dir);
+/* mkdtemp(tmpl) whose directory is removed (aidp_test_rm_tree) when the
+ * process that made it exits, also after a failed assertion ended the test
+ * early (Criterion's worker exits normally then). NULL on failure. */
+char *aidp_test_mkdtemp(char *tmpl);
 /* pid of a host process whose comm is `comm`, or 0 */
 pid_t aidp_test_find_comm(const char *comm);
 /* Is path the production supervisor, aidp-run or sudo (no test variables)? */

@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <pwd.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +50,9 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 
 static void remove_user(const char *name)
 {
-        char home[128];
-        snprintf(home, sizeof home, "/var/tmp/%s", name);
+        char home[PATH_MAX];
+        if (snprintf(home, sizeof home, "/var/tmp/%s", name) >= (int)sizeof home)
+                return;
         nftw(home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
         char *del[] = {"/usr/sbin/userdel", "-f", (char *)name, NULL};
         run_quiet(del);
