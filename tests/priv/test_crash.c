@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 #include <linux/magic.h>
 #include <regex.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -168,9 +169,11 @@ static void check_pid1(pid_t pid1, const char *run_id, bool started)
 
 /* Start a run of `script` that stops itself (SIGSTOP) at `phase`; return once it
  * has stopped there. */
-static void spawn_stopped(const char *phase, const char *run_id, const char *script)
+/* Up to 3 words before the supervisor's argv (a wrapper that execs it). */
+static void spawn_stopped_in(char *const *wrap, const char *phase, const char *run_id,
+                             const char *script)
 {
-        char *argv[] = {AIDP_SUPERVISOR,
+        char *args[] = {AIDP_SUPERVISOR,
                         "run",
                         "--user",
                         "65534",
@@ -191,6 +194,11 @@ static void spawn_stopped(const char *phase, const char *run_id, const char *scr
                         "-c",
                         (char *)script,
                         NULL};
+        char *argv[4 + ARRAY_SIZE(args)];
+        size_t n = 0;
+        for (; wrap && wrap[n] && n < 3; n++)
+                argv[n] = wrap[n];
+        memcpy(argv + n, args, sizeof args);
         setenv("AIDP_FAULT_STOP_AT", phase, 1);
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
         unsetenv("AIDP_FAULT_STOP_AT");
@@ -201,6 +209,11 @@ static void spawn_stopped(const char *phase, const char *run_id, const char *scr
         }
         cr_assert_eq(st, 'T', "the supervisor never reached '%s' (state %c): %s", phase,
                      st ? st : '-', P.err);
+}
+
+static void spawn_stopped(const char *phase, const char *run_id, const char *script)
+{
+        spawn_stopped_in(NULL, phase, run_id, script);
 }
 
 /* The gc that follows a crash: run by hand here; through an OCI runtime's
@@ -516,16 +529,24 @@ Test(crash, oci_poststop_hook_cleans_a_killed_run)
  * /scratch), then the sandbox's pid 1: nothing holds a mount fd any more, yet
  * the pages are overwritten before they are freed, by gc through the run's
  * pinned mount namespace, and lineage says so. Seen from the host through a
- * descriptor of the job's file kept across all of it. */
-Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
+ * descriptor of the job's file kept across all of it. With wrap, the
+ * supervisor runs through that wrapper in a mount namespace of its own
+ * (nsfd_out: held by the test, and gc runs in it too). */
+static void killed_mid_teardown(const char *run_id, char *const *wrap)
 {
-        AIDP_REQUIRE_ROOT();
-        char run_id[64];
-        TEST_SNPRINTF(run_id, "aidp-test-crash-pin-%d", (int)getpid());
         int mounts_before = aidp_test_mount_count();
-        spawn_stopped("shred", run_id,
-                      "head -c 1048576 /dev/urandom > /scratch/x; "
-                      "head -c 65536 /dev/urandom > /dev/shm/y");
+        spawn_stopped_in(wrap, "shred", run_id,
+                         "head -c 1048576 /dev/urandom > /scratch/x; "
+                         "head -c 65536 /dev/urandom > /dev/shm/y");
+        int nsfd = -1;
+        char nsarg[128] = "";
+        if (wrap) {
+                char p[64];
+                TEST_SNPRINTF(p, "/proc/%d/ns/mnt", (int)P.pid);
+                nsfd = open(p, O_RDONLY | O_CLOEXEC);
+                cr_assert_geq(nsfd, 0, "%s: %s", p, strerror(errno));
+                TEST_SNPRINTF(nsarg, "--mount=/proc/%d/fd/%d", (int)getpid(), nsfd);
+        }
         pid_t pid1 = journal_pid1(run_id);
         char p[128];
         TEST_SNPRINTF(p, "/proc/%d/root/scratch/x", (int)pid1);
@@ -536,6 +557,8 @@ Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
 
         kill(P.pid, SIGKILL);
         aidp_test_reap(&P);
+        cr_expect(!strstr(P.err, "could not be pinned") && !strstr(P.err, "namespace ids"),
+                  "the supervisor did not pin the sandbox's mount namespace: %s", P.err);
         kill(pid1, SIGKILL);
         for (int i = 0; i < 300 && kill(pid1, 0) == 0; i++) {
                 struct timespec ts = {0, 10 * 1000 * 1000};
@@ -544,7 +567,11 @@ Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
         cr_assert_neq(kill(pid1, 0), 0, "pid 1 survived SIGKILL");
 
         char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
-        cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
+        char *gc_in[] = {"/usr/bin/nsenter", nsarg, AIDP_SUPERVISOR, "gc", "--run-dir", rundir,
+                         NULL};
+        cr_assert_eq(aidp_test_run(&P, wrap ? gc_in : gc), 0, "%s", P.err);
+        if (nsfd >= 0)
+                close(nsfd);
         cr_expect(strstr(P.err, "verified: yes"), "%s", P.err);
         cr_expect(strstr(P.err, " 0 bytes") == NULL, "nothing was overwritten: %s", P.err);
         cr_expect(aidp_test_fd_all_zero(keep, 1048576),
@@ -562,6 +589,43 @@ Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
         char jdir[4096 + 64];
         TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
+}
+
+Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "aidp-test-crash-pin-%d", (int)getpid());
+        killed_mid_teardown(run_id, NULL);
+}
+
+/* The same with the supervisor in a mount namespace whose id is above every id
+ * its CPU hands out next (Linux 6.18's per-CPU id batches; a Slurm job
+ * container): the kernel refuses to pin a namespace with a lower id, so the
+ * sandbox's must get a higher one (nspin.h), and the run is pinned all the same. */
+Test(crash, pinned_from_a_mount_namespace_above_its_cpu)
+{
+        AIDP_REQUIRE_ROOT();
+        cpu_set_t cs;
+        cr_assert_eq(sched_getaffinity(0, sizeof cs, &cs), 0);
+        int cpus[2], n = 0;
+        for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+                if (CPU_ISSET(c, &cs))
+                        cpus[n++] = c;
+        if (n < 2)
+                cr_skip_test("one CPU: namespace ids are handed out in order");
+        /* NS_GET_ID (6.18) is what the helper needs; older kernels hand
+         * out ids in one sequence, where the case cannot arise. */
+        char *probe[] = {AIDP_BINARY_DIR "/tests/helpers/nsorder_exec", "0", "0", "/bin/true",
+                         NULL};
+        if (aidp_test_run(&P, probe) == 2 && strstr(P.err, "Inappropriate ioctl"))
+                cr_skip_test("no NS_GET_ID: namespace ids are one sequence here");
+        char a[16], b[16], run_id[64];
+        TEST_SNPRINTF(a, "%d", cpus[1]);
+        TEST_SNPRINTF(b, "%d", cpus[0]);
+        TEST_SNPRINTF(run_id, "aidp-test-crash-nsorder-%d", (int)getpid());
+        char *wrap[] = {AIDP_BINARY_DIR "/tests/helpers/nsorder_exec", a, b, NULL};
+        killed_mid_teardown(run_id, wrap);
 }
 
 /* gc run where the run's cgroup hierarchy is not mounted (another mount
