@@ -567,8 +567,8 @@ static void killed_mid_teardown(const char *run_id, char *const *wrap)
         cr_assert_neq(kill(pid1, 0), 0, "pid 1 survived SIGKILL");
 
         char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
-        char *gc_in[] = {"/usr/bin/nsenter", nsarg, AIDP_SUPERVISOR, "gc", "--run-dir", rundir,
-                         NULL};
+        char *gc_in[] = {
+                "/usr/bin/nsenter", nsarg, AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
         cr_assert_eq(aidp_test_run(&P, wrap ? gc_in : gc), 0, "%s", P.err);
         if (nsfd >= 0)
                 close(nsfd);
