@@ -66,20 +66,6 @@ static void teardown(void)
 
 TestSuite(crash, .init = setup, .fini = teardown, .timeout = 120);
 
-static char proc_state(pid_t pid)
-{
-        char p[64], buf[512];
-        TEST_SNPRINTF(p, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(p, "re");
-        if (!f)
-                return 0;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *rp = strrchr(buf, ')');
-        return rp && rp[1] == ' ' ? rp[2] : 0;
-}
-
 static int count_events(const char *type)
 {
         FILE *f = fopen(logp, "re");
@@ -202,13 +188,10 @@ static void spawn_stopped_in(char *const *wrap, const char *phase, const char *r
         setenv("AIDP_FAULT_STOP_AT", phase, 1);
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
         unsetenv("AIDP_FAULT_STOP_AT");
-        char st = 0;
-        for (int i = 0; i < 3000 && (st = proc_state(P.pid)) != 'T' && st != 0; i++) {
-                struct timespec ts = {0, 10 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
-        cr_assert_eq(st, 'T', "the supervisor never reached '%s' (state %c): %s", phase,
-                     st ? st : '-', P.err);
+        bool stopped = aidp_test_wait_stopped(P.pid);
+        char st = aidp_test_proc_state(P.pid);
+        cr_assert(stopped, "the supervisor never reached '%s' (state %c): %s", phase, st ? st : '-',
+                  P.err);
 }
 
 static void spawn_stopped(const char *phase, const char *run_id, const char *script)
@@ -243,7 +226,8 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
         TEST_SNPRINTF(run_id, "aidp-test-crash-%s-%d", phase, (int)getpid());
-        int mounts_before = aidp_test_mount_count();
+        const char *const mine[] = {T, run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
         spawn_stopped(phase, run_id, script);
         kill(P.pid, SIGKILL);
         aidp_test_reap(&P);
@@ -282,7 +266,7 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
         }
         cr_expect_neq(kill(pid1, 0), 0, "pid 1 survived gc");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
-        cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
         cr_expect_eq(count_events("ABORT"), 1, "lineage has no ABORT for the run");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
@@ -320,7 +304,8 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
         AIDP_REQUIRE_ROOT();
         char run_id[64];
         TEST_SNPRINTF(run_id, "aidp-test-crash-start-%d", (int)getpid());
-        int mounts_before = aidp_test_mount_count();
+        const char *const mine[] = {T, run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
         spawn_stopped("start", run_id, "echo the-job-ran");
         kill(P.pid, SIGTERM);
         kill(P.pid, SIGCONT);
@@ -334,7 +319,7 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
         TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived");
-        cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
 }
@@ -534,7 +519,8 @@ Test(crash, oci_poststop_hook_cleans_a_killed_run)
  * (nsfd_out: held by the test, and gc runs in it too). */
 static void killed_mid_teardown(const char *run_id, char *const *wrap)
 {
-        int mounts_before = aidp_test_mount_count();
+        const char *const mine[] = {T, run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
         spawn_stopped_in(wrap, "shred", run_id,
                          "head -c 1048576 /dev/urandom > /scratch/x; "
                          "head -c 65536 /dev/urandom > /dev/shm/y");
@@ -584,7 +570,7 @@ static void killed_mid_teardown(const char *run_id, char *const *wrap)
                   "lineage does not say gc shredded through the pinned namespace");
         free(log);
         cr_expect_eq(count_events("ABORT"), 1);
-        cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
         char jdir[4096 + 64];
         TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);

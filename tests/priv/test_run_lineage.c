@@ -188,7 +188,8 @@ Test(run_lineage, start_that_cannot_be_committed_refuses_the_run_and_is_cut_back
         cr_assert_not_null(log0);
         cr_assert(set_immutable(anchor, true), "%s: chattr +i: %s", anchor, strerror(errno));
         snprintf(run_id, sizeof run_id, "aidp-test-lineage-c%d", (int)getpid());
-        int mounts = aidp_test_mount_count();
+        const char *const mine[] = {dir, run_id, NULL};
+        int mounts = aidp_test_mounts_of(mine);
         int st = run_job((const char *[]){"/bin/sh", "-c", "echo the-job-ran", NULL});
         set_immutable(anchor, false);
         cr_assert_eq(st, AIDP_EXIT_LINEAGE, "exit %d: %s", st, P.err);
@@ -211,7 +212,7 @@ Test(run_lineage, start_that_cannot_be_committed_refuses_the_run_and_is_cut_back
         snprintf(jd, sizeof jd, "/run/aidp/%s", run_id);
         cr_assert_neq(access(jd, F_OK), 0, "the run journal survived");
         cr_assert(!aidp_test_cgroup_exists(run_id), "the run's cgroup survived");
-        cr_assert_eq(aidp_test_mount_count(), mounts, "the host's mount table changed");
+        cr_assert_eq(aidp_test_mounts_of(mine), mounts, "a mount of the run is left");
         /* and the chain goes on */
         snprintf(run_id, sizeof run_id, "aidp-test-lineage-d%d", (int)getpid());
         cr_assert_eq(run_job((const char *[]){"/bin/true", NULL}), 0, "%s", P.err);
@@ -398,40 +399,16 @@ Test(run_lineage, oom_kill_of_a_child_is_in_the_summary_line_and_end_record)
  * run once got FAIL, the job's death processed before the supervisor's own
  * SIGTERM arrived. Both orders are made deterministic with SIGSTOP: the run
  * must end in ABORT, "stopped by a signal to the supervisor". */
-static char proc_state(pid_t pid)
-{
-        char p[64], buf[512];
-        snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(p, "re");
-        if (!f)
-                return 0;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *rp = strrchr(buf, ')');
-        return rp && rp[1] == ' ' ? rp[2] : 0;
-}
-
-static void wait_until(bool (*cond)(pid_t), pid_t pid, const char *what)
+static void wait_gone(pid_t pid)
 {
         for (int i = 0; i < 3000; i++) {
-                if (cond(pid))
+                char st = aidp_test_proc_state(pid);
+                if (st == 0 || st == 'Z')
                         return;
                 struct timespec ts = {0, 10 * 1000 * 1000};
                 nanosleep(&ts, NULL);
         }
-        cr_assert_fail("timed out waiting until %s", what);
-}
-
-static bool is_stopped(pid_t pid)
-{
-        return proc_state(pid) == 'T';
-}
-
-static bool is_gone(pid_t pid)
-{
-        char st = proc_state(pid);
-        return st == 0 || st == 'Z';
+        cr_assert_fail("the job %d did not die", (int)pid);
 }
 
 /* The first child of parent (from its children list). */
@@ -502,7 +479,8 @@ Test(run_lineage, scancel_job_first_then_supervisor_is_an_abort)
         pid_t job;
         spawn_sleeper("shred", &job);
         cr_assert_eq(kill(job, SIGTERM), 0);
-        wait_until(is_stopped, P.pid, "the supervisor is past the job (stopped at shred)");
+        cr_assert(aidp_test_wait_stopped(P.pid), "the supervisor never got past the job: %s",
+                  P.err);
         cr_assert_eq(kill(P.pid, SIGTERM), 0);
         cr_assert_eq(kill(P.pid, SIGCONT), 0);
         expect_abort();
@@ -517,10 +495,10 @@ Test(run_lineage, scancel_supervisor_first_then_job_is_an_abort)
         pid_t job;
         spawn_sleeper(NULL, &job);
         cr_assert_eq(kill(P.pid, SIGSTOP), 0);
-        wait_until(is_stopped, P.pid, "the supervisor is stopped");
+        cr_assert(aidp_test_wait_stopped(P.pid), "the supervisor did not stop");
         cr_assert_eq(kill(P.pid, SIGTERM), 0);
         cr_assert_eq(kill(job, SIGTERM), 0);
-        wait_until(is_gone, job, "the job has died");
+        wait_gone(job);
         cr_assert_eq(kill(P.pid, SIGCONT), 0);
         expect_abort();
 }
