@@ -41,15 +41,8 @@ static void setup(void)
         mkdir_p(src, 0755);
         TEST_SNPRINTF(f, "%s/weights.bin", src);
         write_file(f, 5 * 1048576 + 3, 0644, 9);
-        struct aidp_keys k;
-        aidp_keys_init(&k);
-        snprintf(k.dir, sizeof k.dir, "%s", keydir);
-        struct aidp_seal_params p = {0};
-        meta_default(&p.meta, "crashdata");
-        strcpy(p.meta.key_id, "crash-key");
         TEST_SNPRINTF(input, "%s/crashdata.sealed", T);
-        cr_assert_eq(seal_path(src, input, &p, &k, NULL, &err), 0, "%s", err.msg);
-        aidp_keys_free(&k);
+        seal_with_key_dir(src, input, keydir, "crash-key", "crashdata");
         /* Sealed data is decrypted only under an installed policy. */
         TEST_SNPRINTF(src, "%s/policy", T);
         aidp_test_policy_allow(src, "nobody", NULL, NULL);
@@ -57,10 +50,9 @@ static void setup(void)
 
 static void teardown(void)
 {
-        unsetenv("AIDP_POLICY_DIR");
         /* After a failed assertion a killed supervisor's run may be left:
          * clean it the way production does before removing its journal. */
-        aidp_test_gc(rundir);
+        aidp_test_policy_done(rundir);
         tmpdir_rm(T);
 }
 
@@ -68,20 +60,7 @@ TestSuite(crash, .init = setup, .fini = teardown, .timeout = 120);
 
 static int count_events(const char *type)
 {
-        FILE *f = fopen(logp, "re");
-        if (!f)
-                return -1;
-        char *line = NULL;
-        size_t cap = 0;
-        int n = 0;
-        char needle[64];
-        TEST_SNPRINTF(needle, "\"eventType\":\"%s\"", type);
-        while (getline(&line, &cap, f) > 0)
-                if (strstr(line, needle))
-                        n++;
-        free(line);
-        fclose(f);
-        return n;
+        return aidp_test_count_events(logp, type);
 }
 
 static bool is_cgroup2(const char *path)

@@ -65,14 +65,23 @@ static void teardown(void)
 
 TestSuite(run_lineage, .init = setup, .fini = teardown, .timeout = 90);
 
-static int run_job(const char *const *job)
+/* The supervisor's argv for job (NULL-terminated) into argv[32]. */
+static void job_argv(char **argv, const char *const *job)
 {
-        char *argv[32] = {AIDP_SUPERVISOR, "run",  "--user",    "65534", "-q",
-                          "--run-id",      run_id, "--lineage", logp,    "--"};
-        int n = 10;
-        for (int i = 0; job[i]; i++)
+        const char *base[] = {AIDP_SUPERVISOR, "run",  "--user",    "65534", "-q",
+                              "--run-id",      run_id, "--lineage", logp,    "--"};
+        int n = 0;
+        for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
+                argv[n++] = (char *)base[i];
+        for (int i = 0; job[i] && n < 31; i++)
                 argv[n++] = (char *)job[i];
         argv[n] = NULL;
+}
+
+static int run_job(const char *const *job)
+{
+        char *argv[32];
+        job_argv(argv, job);
         return aidp_test_run(&P, argv);
 }
 
@@ -427,20 +436,8 @@ static pid_t first_child(pid_t parent)
  * sets *job to the job's pid as the host sees it. */
 static void spawn_sleeper(const char *stop_at, pid_t *job)
 {
-        char *argv[] = {AIDP_SUPERVISOR,
-                        "run",
-                        "--user",
-                        "65534",
-                        "-q",
-                        "--run-id",
-                        run_id,
-                        "--lineage",
-                        logp,
-                        "--",
-                        "/bin/sh",
-                        "-c",
-                        "echo ready; exec sleep 600",
-                        NULL};
+        char *argv[32];
+        job_argv(argv, (const char *[]){"/bin/sh", "-c", "echo ready; exec sleep 600", NULL});
         if (stop_at)
                 setenv("AIDP_FAULT_STOP_AT", stop_at, 1);
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
