@@ -107,6 +107,23 @@ __attribute__((unused)) static int seal_path(const char *src, const char *out_pa
         return r;
 }
 
+/* Seal src into out under key_id of the key directory keydir, with
+ * meta_default's metadata named name: the root tests' usual dataset. */
+__attribute__((unused)) static void seal_with_key_dir(const char *src, const char *out,
+                                                      const char *keydir, const char *key_id,
+                                                      const char *name)
+{
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params p = {0};
+        meta_default(&p.meta, name);
+        snprintf(p.meta.key_id, sizeof p.meta.key_id, "%s", key_id);
+        aidp_error err = {0};
+        cr_assert_eq(seal_path(src, out, &p, &k, NULL, &err), 0, "%s", err.msg);
+        aidp_keys_free(&k);
+}
+
 /* Open + decrypt into dir (created). dir NULL: verify only. */
 __attribute__((unused)) static int unseal_path(const char *sealed, const char *dir,
                                                const struct aidp_keys *k, unsigned threads,

@@ -327,6 +327,7 @@ static int watch_loop(struct watch *w, aidp_error *err)
                                 r->res->job_status = code;
                         else
                                 r->res->job_status = -1; /* pid 1 died: killed with the cgroup */
+                        clock_gettime(CLOCK_MONOTONIC, &r->job_end);
                         return 0;
                 }
                 int rc = 0;
@@ -369,6 +370,47 @@ int aidp_run_start_and_monitor(struct run *r, aidp_error *err)
         for (size_t i = 0; i < ARRAY_SIZE(ends); i++)
                 aidp_run_close(ends[i]);
         return rc;
+}
+
+static long ms_since(const struct timespec *t)
+{
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (long)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+/* scancel (proctrack/linuxproc) and a node's shutdown signal the whole process
+ * tree at once: the job may die of its copy, and pid 1 report it, before the
+ * supervisor's own copy is even sent. That run was stopped from outside (an
+ * ABORT), not a job that failed. The signals are still blocked here (held until
+ * the end record), so a late one waits, pending, to be taken. */
+void aidp_run_late_stop(struct run *r)
+{
+        struct aidp_run_result *res = r->res;
+        if (res->stop_signal || !res->started || res->timed_out || res->access_expired)
+                return;
+        sigset_t stop;
+        sigemptyset(&stop);
+        int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+        for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+                sigaddset(&stop, sigs[i]);
+        /* Only a job that died of a signal (or whose pid 1 died) waits: one that
+         * exited by itself is not what a stop request looks like. */
+        bool by_signal = res->job_status > 128 || res->job_status < 0;
+        for (;;) {
+                long left = 0;
+                if (by_signal && (r->job_end.tv_sec || r->job_end.tv_nsec))
+                        left = AIDP_RUN_STOP_WINDOW_MS - ms_since(&r->job_end);
+                struct timespec ts = {left > 0 ? left / 1000 : 0,
+                                      left > 0 ? (left % 1000) * 1000000 : 0};
+                int sig = sigtimedwait(&stop, NULL, &ts);
+                if (sig > 0) {
+                        res->stop_signal = sig;
+                        return;
+                }
+                if (errno != EINTR)
+                        return;
+        }
 }
 
 /* Signals are taken over from the end of resolve (run.c), so a SIGTERM from

@@ -296,6 +296,7 @@ static int run_end(struct run *r, int rc, aidp_error *err)
         int stall_ms = r->res->stop_signal ? 5000 : -1;
         for (int i = 0; i < 2; i++)
                 aidp_relay_finish(&r->relay[i], stall_ms);
+        aidp_run_late_stop(r);
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         r->res->wall_seconds =

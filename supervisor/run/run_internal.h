@@ -81,6 +81,7 @@ struct run {
         char **env;
         size_t n_env;
         struct timespec t0;
+        struct timespec job_end; /* when pid 1 reported the job's end (0: not yet) */
         struct aidp_run_lineage rl;
         struct aidp_inject inject;
         struct aidp_run_caller_paths cp; /* a user caller's paths, opened as the caller */
@@ -148,6 +149,12 @@ int aidp_run_child_failure(const struct aidp_sandbox_report *rep, aidp_error *er
 
 /* monitor.c: 7 */
 int aidp_run_start_and_monitor(struct run *r, aidp_error *err);
+/* A stop request that came with the job's death is the run's stop: before the
+ * end record, waits out what is left of AIDP_RUN_STOP_WINDOW_MS after the job
+ * died of a signal (or pid 1 died) for the supervisor's own SIGTERM, SIGINT,
+ * SIGHUP or SIGQUIT, and takes one still pending in any case (monitor.c). */
+#define AIDP_RUN_STOP_WINDOW_MS 1000
+void aidp_run_late_stop(struct run *r);
 void aidp_run_signals_take(struct aidp_run_signal_hold *h);
 void aidp_run_signals_release(struct aidp_run_signal_hold *h);
 

@@ -190,10 +190,17 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         fill_spec(r, &f, relay_child, &spec);
         r->pidfd = -1;
         int cgfd = aidp_cgroup_open_fd(r->cg);
+        /* The sandbox's namespaces get ids above this process's mount
+         * namespace's, so that the pin below cannot be refused (nspin.h). */
+        struct aidp_nspin_order order;
+        int oe = aidp_nspin_order_begin(&order);
+        if (oe < 0)
+                fprintf(stderr, "aidp-supervisor: ordering namespace ids: %s\n", strerror(-oe));
         /* Other threads may run here (START's fsync): pid 1 relies on the
          * invariants listed in startup.c. */
         pid_t pid = clone_sandbox(&r->pidfd, cgfd);
         int clone_errno = errno;
+        aidp_nspin_order_end(&order); /* in pid 1 too: the job gets every CPU */
         if (pid == 0) {
                 sigprocmask(SIG_SETMASK, oldmask, NULL);
                 aidp_sandbox_child(&spec);

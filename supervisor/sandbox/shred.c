@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,7 +18,7 @@
 #include "common/io.h"
 
 #define CHUNK (64ULL << 20) /* work unit: a range of at most 64 MiB of one file */
-#define BUF   (64U << 10)   /* one write+verify step: stays in the CPU cache */
+#define BUF   (128U << 10)  /* one write+verify step: stays in the CPU cache */
 
 /* The walk never builds a path: every file and directory is named by a file
  * handle (name_to_handle_at, about 12 bytes on tmpfs) and opened with
@@ -269,32 +268,12 @@ static bool all_zero(const unsigned char *b, size_t n)
         return acc == 0;
 }
 
-/* Overwrite [off, off+len) of f through a shared mapping and check it while the
- * step is still in the CPU cache. Writing through the page cache mapping costs
- * a page-table entry per page, where pwrite and pread each cost a trip through
- * the file system per page: about twice as fast (scripts/bench-shred).
- * -errno when the range cannot be mapped (the caller falls back); 1 when the
- * check found a non-zero byte; 0 when done. */
-static int scrub_mapped(int f, off_t off, off_t len)
-{
-        unsigned char *m =
-                mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, f, off);
-        if (m == MAP_FAILED)
-                return -errno;
-        int rc = 0;
-        for (size_t s = 0; s < (size_t)len && rc == 0; s += BUF) {
-                size_t n = (size_t)len - s < BUF ? (size_t)len - s : BUF;
-                memset(m + s, 0, n);
-                /* The check must read the memory, not the compiler's idea of it. */
-                __asm__ __volatile__("" ::: "memory");
-                if (!all_zero(m + s, n))
-                        rc = 1;
-        }
-        munmap(m, (size_t)len);
-        return rc;
-}
-
-/* The same with pwrite and pread, for a range that cannot be mapped. */
+/* Overwrite [off, off+len) of f with zeros and read each step back while it
+ * is still in the CPU cache: pwrite and pread of 128 KiB steps from buffers
+ * that stay in the cache. A shared mapping (memset through the page cache)
+ * was measured 4 to 7 times slower than this on the 6.18 test hosts: every
+ * page costs a fault there, where pwrite/pread copy whole folios
+ * (scripts/bench-shred, docs/run-core.md). */
 static int scrub_rw(struct job *j, const char *p, int f, off_t off, off_t len, unsigned char *zero,
                     unsigned char *back)
 {
@@ -318,33 +297,21 @@ static int scrub_rw(struct job *j, const char *p, int f, off_t off, off_t len, u
 static void *worker(void *arg)
 {
         struct job *j = arg;
-        unsigned char *zero = NULL, *back = NULL; /* only for scrub_rw */
-        long page = sysconf(_SC_PAGESIZE);
+        unsigned char *zero = calloc(1, BUF), *back = malloc(BUF);
         size_t i;
         while ((i = atomic_fetch_add(&j->next, 1)) < j->n_ranges) {
                 const struct range *r = &j->ranges[i];
                 const char *p = j->names[r->file];
+                if (!zero || !back) {
+                        fail(j, p, "overwrite buffer", ENOMEM);
+                        continue;
+                }
                 int f = open_by_handle_at(j->dirfd, j->files[r->file], O_RDWR | O_CLOEXEC);
                 if (f < 0) {
                         fail(j, p, "open for overwrite", errno);
                         continue;
                 }
-                /* Ranges start on a page (SEEK_DATA is page-granular on tmpfs)
-                 * and end there or at the end of the file. */
-                int rc = page > 0 && r->off % page == 0 ? scrub_mapped(f, r->off, r->len) : -EINVAL;
-                if (rc == 1) {
-                        fail(j, p, "verify", EIO);
-                } else if (rc < 0) {
-                        if (!zero)
-                                zero = calloc(1, BUF);
-                        if (!back)
-                                back = malloc(BUF);
-                        if (zero && back)
-                                rc = scrub_rw(j, p, f, r->off, r->len, zero, back);
-                        else
-                                fail(j, p, "overwrite buffer", ENOMEM);
-                }
-                if (rc == 0)
+                if (scrub_rw(j, p, f, r->off, r->len, zero, back) == 0)
                         atomic_fetch_add(&j->bytes, (uint64_t)r->len);
                 close(f);
         }

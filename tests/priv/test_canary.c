@@ -72,15 +72,8 @@ static void setup(void)
         mkdir_p(src, 0755);
         TEST_SNPRINTF(f, "%s/canary.txt", src);
         write_all(f, (const uint8_t *)canary, strlen(canary));
-        struct aidp_keys k;
-        aidp_keys_init(&k);
-        snprintf(k.dir, sizeof k.dir, "%s", keydir);
-        struct aidp_seal_params p = {0};
-        meta_default(&p.meta, "canary");
-        strcpy(p.meta.key_id, "canary-key");
         TEST_SNPRINTF(sealed, "%s/canary.sealed", T);
-        cr_assert_eq(seal_path(src, sealed, &p, &k, NULL, &err), 0, "%s", err.msg);
-        aidp_keys_free(&k);
+        seal_with_key_dir(src, sealed, keydir, "canary-key", "canary");
         cr_assert_eq(unlink(f), 0);
         cr_assert_eq(rmdir(src), 0);
         /* Sealed data is decrypted only under an installed policy. */
@@ -91,9 +84,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-        unsetenv("AIDP_POLICY_DIR");
-        if (access(rundir, F_OK) == 0)
-                aidp_test_gc(rundir); /* a run this test left behind */
+        /* gc of a run this test left behind */
+        aidp_test_policy_done(access(rundir, F_OK) == 0 ? rundir : NULL);
         unsetenv("AIDP_LINEAGE_KEY");
         tmpdir_rm(T);
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,7 +52,10 @@ Test(concurrent, sixteen_supervisors_share_one_lineage_log, .timeout = 180)
         snprintf(rundir, sizeof rundir, "%s/run", dir);
         static struct aidp_proc procs[N];
         char ids[N][64];
-        int mounts_before = aidp_test_mount_count();
+        char conc_ids[64];
+        snprintf(conc_ids, sizeof conc_ids, "aidp-test-conc-%d-", (int)getpid());
+        const char *const mine[] = {dir, conc_ids, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
         setenv("AIDP_LINEAGE_KEY", keyp, 1);
         for (int i = 0; i < N; i++) {
                 snprintf(ids[i], sizeof ids[i], "aidp-test-conc-%d-%d", (int)getpid(), i);
@@ -92,7 +96,7 @@ Test(concurrent, sixteen_supervisors_share_one_lineage_log, .timeout = 180)
         cr_expect_eq(aidp_test_run(&v, verify), 0, "%s%s", v.out, v.err);
         for (int i = 0; i < N; i++)
                 cr_expect(!aidp_test_cgroup_exists(ids[i]), "run %d left its cgroup", i);
-        cr_expect_eq(aidp_test_mount_count(), mounts_before);
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before);
         rmdir(rundir);
         char p[PATH_MAX + 16];
         snprintf(p, sizeof p, "%s.anchor", logp);
@@ -102,7 +106,7 @@ Test(concurrent, sixteen_supervisors_share_one_lineage_log, .timeout = 180)
         rmdir(dir);
 }
 
-Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
+Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 180)
 {
         AIDP_REQUIRE_ROOT();
         /* A 64 KiB filesystem of its own, in this test's mount namespace only. */
@@ -117,8 +121,13 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
                         _exit(11);
                 if (mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0700") < 0)
                         _exit(12);
+                /* Its own run directory and run id: other runs of this test
+                 * (another worktree) may run at the same time. */
                 char fill[PATH_MAX], logp[PATH_MAX], keyp[PATH_MAX], first[PATH_MAX],
-                        rundir[] = "/var/tmp/aidp-test-full-run";
+                        rundir[] = "/var/tmp/aidp-test-full-run-XXXXXX", run_id[64];
+                if (!mkdtemp(rundir))
+                        _exit(11);
+                snprintf(run_id, sizeof run_id, "aidp-test-full-disk-%d", (int)getpid());
                 snprintf(logp, sizeof logp, "%s/lineage.jsonl", dir);
                 /* The key is made by a first run into a log of its own: a log
                  * that already exists has room left in its last page (tmpfs
@@ -146,9 +155,17 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
                 snprintf(fill, sizeof fill, "%s/fill", dir);
                 int fd = open(fill, O_CREAT | O_WRONLY, 0600);
                 char buf[4096] = {0};
+                /* Page by page, until the file system has no page left
+                 * (each write at a page boundary needs exactly one). */
                 while (write(fd, buf, sizeof buf) > 0)
                         ;
                 close(fd);
+                struct statfs sf;
+                if (statfs(dir, &sf) < 0 || sf.f_bavail != 0) {
+                        fprintf(stderr, "%llu blocks still free\n",
+                                (unsigned long long)sf.f_bavail);
+                        _exit(14);
+                }
                 off_t before = 0;
                 struct stat st;
                 if (stat(logp, &st) == 0)
@@ -157,9 +174,9 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
                  * rest of the log's last page needs no free space. Binds
                  * (each listed in START's aidp_binds) make this START larger
                  * than a page, so it can never fit in that rest. */
-                char *run[160] = {AIDP_SUPERVISOR,      "run",  "--user",    "65534", "--no-cwd",
-                                  "--run-dir",          rundir, "--lineage", logp,    "--run-id",
-                                  "aidp-test-full-disk"};
+                char *run[160] = {AIDP_SUPERVISOR, "run",  "--user",    "65534", "--no-cwd",
+                                  "--run-dir",     rundir, "--lineage", logp,    "--run-id",
+                                  run_id};
                 int n = 11;
                 static char binds[64][48];
                 for (int i = 0; i < 64; i++) {
@@ -181,7 +198,7 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
                         res = 22;
                 else if (stat(logp, &st) == 0 && st.st_size != before)
                         res = 23;
-                else if (aidp_test_cgroup_exists("aidp-test-full-disk"))
+                else if (aidp_test_cgroup_exists(run_id))
                         res = 24;
                 if (res)
                         fprintf(stderr, "exit %d\n%s\n", rc, P.err);
@@ -195,7 +212,8 @@ Test(concurrent, full_disk_under_the_lineage_log_refuses_the_run, .timeout = 60)
         waitpid(pid, &st, 0);
         cr_assert(WIFEXITED(st), "child crashed");
         cr_assert_eq(WEXITSTATUS(st), 0,
-                     "step %d failed (13: first run, 20: exit not 116, 21: job ran, 22: message, "
+                     "step %d failed (13: first run, 14: pages left, 20: exit not 116, 21: job "
+                     "ran, 22: message, "
                      "23: log changed, 24: cgroup left)",
                      WEXITSTATUS(st));
 }

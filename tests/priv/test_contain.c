@@ -41,8 +41,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        unsetenv("AIDP_POLICY_DIR");
-        aidp_test_gc(rundir);
+        aidp_test_policy_done(rundir);
         tmpdir_rm(T);
 }
 
@@ -63,16 +62,8 @@ static void make_dataset(const char *name, uint64_t bytes, bool sparse, char *ou
         } else {
                 write_file(f, bytes, 0644, 7);
         }
-        struct aidp_keys k;
-        aidp_keys_init(&k);
-        snprintf(k.dir, sizeof k.dir, "%s", keydir);
-        struct aidp_seal_params p = {0};
-        meta_default(&p.meta, name);
-        strcpy(p.meta.key_id, "contain-key");
         snprintf(out, len, "%s/%s.sealed", T, name);
-        aidp_error err = {0};
-        cr_assert_eq(seal_path(src, out, &p, &k, NULL, &err), 0, "%s", err.msg);
-        aidp_keys_free(&k);
+        seal_with_key_dir(src, out, keydir, "contain-key", name);
 }
 
 /* argv of a run of `script`, with `extra` options (NULL-terminated) first. */
@@ -123,17 +114,7 @@ static uint64_t u64_at(json_object *o, const char *path)
 
 static int count_events(const char *type)
 {
-        size_t len = 0;
-        char *s = aidp_test_slurp(logp, &len);
-        if (!s)
-                return 0;
-        char needle[64];
-        TEST_SNPRINTF(needle, "\"eventType\":\"%s\"", type);
-        int n = 0;
-        for (char *p = s; (p = strstr(p, needle)); p++)
-                n++;
-        free(s);
-        return n;
+        return aidp_test_count_events(logp, type);
 }
 
 static int end_records(void)

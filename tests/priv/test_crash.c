@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 #include <linux/magic.h>
 #include <regex.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -40,15 +41,8 @@ static void setup(void)
         mkdir_p(src, 0755);
         TEST_SNPRINTF(f, "%s/weights.bin", src);
         write_file(f, 5 * 1048576 + 3, 0644, 9);
-        struct aidp_keys k;
-        aidp_keys_init(&k);
-        snprintf(k.dir, sizeof k.dir, "%s", keydir);
-        struct aidp_seal_params p = {0};
-        meta_default(&p.meta, "crashdata");
-        strcpy(p.meta.key_id, "crash-key");
         TEST_SNPRINTF(input, "%s/crashdata.sealed", T);
-        cr_assert_eq(seal_path(src, input, &p, &k, NULL, &err), 0, "%s", err.msg);
-        aidp_keys_free(&k);
+        seal_with_key_dir(src, input, keydir, "crash-key", "crashdata");
         /* Sealed data is decrypted only under an installed policy. */
         TEST_SNPRINTF(src, "%s/policy", T);
         aidp_test_policy_allow(src, "nobody", NULL, NULL);
@@ -56,45 +50,17 @@ static void setup(void)
 
 static void teardown(void)
 {
-        unsetenv("AIDP_POLICY_DIR");
         /* After a failed assertion a killed supervisor's run may be left:
          * clean it the way production does before removing its journal. */
-        aidp_test_gc(rundir);
+        aidp_test_policy_done(rundir);
         tmpdir_rm(T);
 }
 
 TestSuite(crash, .init = setup, .fini = teardown, .timeout = 120);
 
-static char proc_state(pid_t pid)
-{
-        char p[64], buf[512];
-        TEST_SNPRINTF(p, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(p, "re");
-        if (!f)
-                return 0;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *rp = strrchr(buf, ')');
-        return rp && rp[1] == ' ' ? rp[2] : 0;
-}
-
 static int count_events(const char *type)
 {
-        FILE *f = fopen(logp, "re");
-        if (!f)
-                return -1;
-        char *line = NULL;
-        size_t cap = 0;
-        int n = 0;
-        char needle[64];
-        TEST_SNPRINTF(needle, "\"eventType\":\"%s\"", type);
-        while (getline(&line, &cap, f) > 0)
-                if (strstr(line, needle))
-                        n++;
-        free(line);
-        fclose(f);
-        return n;
+        return aidp_test_count_events(logp, type);
 }
 
 static bool is_cgroup2(const char *path)
@@ -168,9 +134,11 @@ static void check_pid1(pid_t pid1, const char *run_id, bool started)
 
 /* Start a run of `script` that stops itself (SIGSTOP) at `phase`; return once it
  * has stopped there. */
-static void spawn_stopped(const char *phase, const char *run_id, const char *script)
+/* Up to 3 words before the supervisor's argv (a wrapper that execs it). */
+static void spawn_stopped_in(char *const *wrap, const char *phase, const char *run_id,
+                             const char *script)
 {
-        char *argv[] = {AIDP_SUPERVISOR,
+        char *args[] = {AIDP_SUPERVISOR,
                         "run",
                         "--user",
                         "65534",
@@ -191,16 +159,23 @@ static void spawn_stopped(const char *phase, const char *run_id, const char *scr
                         "-c",
                         (char *)script,
                         NULL};
+        char *argv[4 + ARRAY_SIZE(args)];
+        size_t n = 0;
+        for (; wrap && wrap[n] && n < 3; n++)
+                argv[n] = wrap[n];
+        memcpy(argv + n, args, sizeof args);
         setenv("AIDP_FAULT_STOP_AT", phase, 1);
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
         unsetenv("AIDP_FAULT_STOP_AT");
-        char st = 0;
-        for (int i = 0; i < 3000 && (st = proc_state(P.pid)) != 'T' && st != 0; i++) {
-                struct timespec ts = {0, 10 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
-        cr_assert_eq(st, 'T', "the supervisor never reached '%s' (state %c): %s", phase,
-                     st ? st : '-', P.err);
+        bool stopped = aidp_test_wait_stopped(P.pid);
+        char st = aidp_test_proc_state(P.pid);
+        cr_assert(stopped, "the supervisor never reached '%s' (state %c): %s", phase, st ? st : '-',
+                  P.err);
+}
+
+static void spawn_stopped(const char *phase, const char *run_id, const char *script)
+{
+        spawn_stopped_in(NULL, phase, run_id, script);
 }
 
 /* The gc that follows a crash: run by hand here; through an OCI runtime's
@@ -230,7 +205,8 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
         TEST_SNPRINTF(run_id, "aidp-test-crash-%s-%d", phase, (int)getpid());
-        int mounts_before = aidp_test_mount_count();
+        const char *const mine[] = {T, run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
         spawn_stopped(phase, run_id, script);
         kill(P.pid, SIGKILL);
         aidp_test_reap(&P);
@@ -269,7 +245,7 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
         }
         cr_expect_neq(kill(pid1, 0), 0, "pid 1 survived gc");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
-        cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
         cr_expect_eq(count_events("ABORT"), 1, "lineage has no ABORT for the run");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
@@ -307,7 +283,8 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
         AIDP_REQUIRE_ROOT();
         char run_id[64];
         TEST_SNPRINTF(run_id, "aidp-test-crash-start-%d", (int)getpid());
-        int mounts_before = aidp_test_mount_count();
+        const char *const mine[] = {T, run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
         spawn_stopped("start", run_id, "echo the-job-ran");
         kill(P.pid, SIGTERM);
         kill(P.pid, SIGCONT);
@@ -321,7 +298,7 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
         TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived");
-        cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
 }
@@ -516,16 +493,25 @@ Test(crash, oci_poststop_hook_cleans_a_killed_run)
  * /scratch), then the sandbox's pid 1: nothing holds a mount fd any more, yet
  * the pages are overwritten before they are freed, by gc through the run's
  * pinned mount namespace, and lineage says so. Seen from the host through a
- * descriptor of the job's file kept across all of it. */
-Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
+ * descriptor of the job's file kept across all of it. With wrap, the
+ * supervisor runs through that wrapper in a mount namespace of its own
+ * (nsfd_out: held by the test, and gc runs in it too). */
+static void killed_mid_teardown(const char *run_id, char *const *wrap)
 {
-        AIDP_REQUIRE_ROOT();
-        char run_id[64];
-        TEST_SNPRINTF(run_id, "aidp-test-crash-pin-%d", (int)getpid());
-        int mounts_before = aidp_test_mount_count();
-        spawn_stopped("shred", run_id,
-                      "head -c 1048576 /dev/urandom > /scratch/x; "
-                      "head -c 65536 /dev/urandom > /dev/shm/y");
+        const char *const mine[] = {T, run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
+        spawn_stopped_in(wrap, "shred", run_id,
+                         "head -c 1048576 /dev/urandom > /scratch/x; "
+                         "head -c 65536 /dev/urandom > /dev/shm/y");
+        int nsfd = -1;
+        char nsarg[128] = "";
+        if (wrap) {
+                char p[64];
+                TEST_SNPRINTF(p, "/proc/%d/ns/mnt", (int)P.pid);
+                nsfd = open(p, O_RDONLY | O_CLOEXEC);
+                cr_assert_geq(nsfd, 0, "%s: %s", p, strerror(errno));
+                TEST_SNPRINTF(nsarg, "--mount=/proc/%d/fd/%d", (int)getpid(), nsfd);
+        }
         pid_t pid1 = journal_pid1(run_id);
         char p[128];
         TEST_SNPRINTF(p, "/proc/%d/root/scratch/x", (int)pid1);
@@ -536,6 +522,8 @@ Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
 
         kill(P.pid, SIGKILL);
         aidp_test_reap(&P);
+        cr_expect(!strstr(P.err, "could not be pinned") && !strstr(P.err, "namespace ids"),
+                  "the supervisor did not pin the sandbox's mount namespace: %s", P.err);
         kill(pid1, SIGKILL);
         for (int i = 0; i < 300 && kill(pid1, 0) == 0; i++) {
                 struct timespec ts = {0, 10 * 1000 * 1000};
@@ -544,7 +532,11 @@ Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
         cr_assert_neq(kill(pid1, 0), 0, "pid 1 survived SIGKILL");
 
         char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
-        cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
+        char *gc_in[] = {
+                "/usr/bin/nsenter", nsarg, AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
+        cr_assert_eq(aidp_test_run(&P, wrap ? gc_in : gc), 0, "%s", P.err);
+        if (nsfd >= 0)
+                close(nsfd);
         cr_expect(strstr(P.err, "verified: yes"), "%s", P.err);
         cr_expect(strstr(P.err, " 0 bytes") == NULL, "nothing was overwritten: %s", P.err);
         cr_expect(aidp_test_fd_all_zero(keep, 1048576),
@@ -557,11 +549,48 @@ Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
                   "lineage does not say gc shredded through the pinned namespace");
         free(log);
         cr_expect_eq(count_events("ABORT"), 1);
-        cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
         char jdir[4096 + 64];
         TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
+}
+
+Test(crash, supervisor_then_pid1_killed_mid_teardown_still_overwritten_by_gc)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "aidp-test-crash-pin-%d", (int)getpid());
+        killed_mid_teardown(run_id, NULL);
+}
+
+/* The same with the supervisor in a mount namespace whose id is above every id
+ * its CPU hands out next (Linux 6.18's per-CPU id batches; a Slurm job
+ * container): the kernel refuses to pin a namespace with a lower id, so the
+ * sandbox's must get a higher one (nspin.h), and the run is pinned all the same. */
+Test(crash, pinned_from_a_mount_namespace_above_its_cpu)
+{
+        AIDP_REQUIRE_ROOT();
+        cpu_set_t cs;
+        cr_assert_eq(sched_getaffinity(0, sizeof cs, &cs), 0);
+        int cpus[2], n = 0;
+        for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+                if (CPU_ISSET(c, &cs))
+                        cpus[n++] = c;
+        if (n < 2)
+                cr_skip_test("one CPU: namespace ids are handed out in order");
+        /* NS_GET_ID (6.18) is what the helper needs; older kernels hand
+         * out ids in one sequence, where the case cannot arise. */
+        char *probe[] = {AIDP_BINARY_DIR "/tests/helpers/nsorder_exec", "0", "0", "/bin/true",
+                         NULL};
+        if (aidp_test_run(&P, probe) == 2 && strstr(P.err, "Inappropriate ioctl"))
+                cr_skip_test("no NS_GET_ID: namespace ids are one sequence here");
+        char a[16], b[16], run_id[64];
+        TEST_SNPRINTF(a, "%d", cpus[1]);
+        TEST_SNPRINTF(b, "%d", cpus[0]);
+        TEST_SNPRINTF(run_id, "aidp-test-crash-nsorder-%d", (int)getpid());
+        char *wrap[] = {AIDP_BINARY_DIR "/tests/helpers/nsorder_exec", a, b, NULL};
+        killed_mid_teardown(run_id, wrap);
 }
 
 /* gc run where the run's cgroup hierarchy is not mounted (another mount

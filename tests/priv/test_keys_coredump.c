@@ -37,8 +37,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        unsetenv("AIDP_POLICY_DIR");
-        aidp_test_gc(rundir);
+        aidp_test_policy_done(rundir);
         tmpdir_rm(T);
 }
 
@@ -59,15 +58,8 @@ static void make_dataset(void)
         mkdir_p(src, 0755);
         TEST_SNPRINTF(f, "%s/big.bin", src);
         write_file(f, 384ull * 1048576, 0644, 3);
-        struct aidp_keys k;
-        aidp_keys_init(&k);
-        snprintf(k.dir, sizeof k.dir, "%s", keydir);
-        struct aidp_seal_params p = {0};
-        meta_default(&p.meta, "dumpset");
-        strcpy(p.meta.key_id, "dump-key");
         TEST_SNPRINTF(big, "%s/dumpset.sealed", T);
-        cr_assert_eq(seal_path(src, big, &p, &k, NULL, &err), 0, "%s", err.msg);
-        aidp_keys_free(&k);
+        seal_with_key_dir(src, big, keydir, "dump-key", "dumpset");
         unlink(f);
         size_t len = 0;
         uint8_t *b = read_all(big, &len);

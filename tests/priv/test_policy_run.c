@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/exitcodes.h"
+#include "policy_util.h"
 #include "priv.h"
 #include "lineage_util.h"
 #include "runner.h"
@@ -108,7 +109,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        unsetenv("AIDP_POLICY_DIR");
+        aidp_test_policy_done(NULL);
         tmpdir_rm(T);
 }
 

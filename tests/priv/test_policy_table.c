@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/exitcodes.h"
+#include "policy_util.h"
 #include "priv.h"
 #include "runner.h"
 #include "tests/sealed_util.h"
@@ -145,7 +146,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        unsetenv("AIDP_POLICY_DIR");
+        aidp_test_policy_done(NULL);
         tmpdir_rm(T);
 }
 

@@ -182,10 +182,13 @@ Test(run, forwards_sigint_and_sighup)
 Test(run, orphan_is_killed_and_nothing_of_the_run_remains)
 {
         AIDP_REQUIRE_ROOT();
-        int mounts_before = aidp_test_mount_count();
-        char tag[16];
+        char tag[16], run_id[64], jdir[128];
         snprintf(tag, sizeof tag, "aidporph%d", getpid() % 100000);
-        const char *const o[] = {"--run-id", "aidp-test-orphan", NULL};
+        snprintf(run_id, sizeof run_id, "aidp-test-orphan-%d", (int)getpid());
+        snprintf(jdir, sizeof jdir, "/run/aidp/%s", run_id);
+        const char *const mine[] = {run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
+        const char *const o[] = {"--run-id", run_id, NULL};
         int st = probe("orphan", o, tag);
         cr_expect_eq(st, 0, "%s", P.err);
         cr_expect(strstr(P.out, "orphan started") != NULL, "%s", P.out);
@@ -193,9 +196,9 @@ Test(run, orphan_is_killed_and_nothing_of_the_run_remains)
         if (left > 0)
                 kill(left, SIGKILL);
         cr_expect_eq(left, 0, "the double-forked daemon survived the run");
-        cr_expect(!aidp_test_cgroup_exists("aidp-test-orphan"), "a cgroup of the run remains");
-        cr_expect_eq(aidp_test_mount_count(), mounts_before, "the host's mount table changed");
-        cr_expect(access("/run/aidp/aidp-test-orphan", F_OK) != 0, "the run journal remains");
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run remains");
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
+        cr_expect(access(jdir, F_OK) != 0, "the run journal remains");
 }
 
 Test(run, bad_cli_input_is_a_usage_error)

@@ -65,14 +65,23 @@ static void teardown(void)
 
 TestSuite(run_lineage, .init = setup, .fini = teardown, .timeout = 90);
 
-static int run_job(const char *const *job)
+/* The supervisor's argv for job (NULL-terminated) into argv[32]. */
+static void job_argv(char **argv, const char *const *job)
 {
-        char *argv[32] = {AIDP_SUPERVISOR, "run",  "--user",    "65534", "-q",
-                          "--run-id",      run_id, "--lineage", logp,    "--"};
-        int n = 10;
-        for (int i = 0; job[i]; i++)
+        const char *base[] = {AIDP_SUPERVISOR, "run",  "--user",    "65534", "-q",
+                              "--run-id",      run_id, "--lineage", logp,    "--"};
+        int n = 0;
+        for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
+                argv[n++] = (char *)base[i];
+        for (int i = 0; job[i] && n < 31; i++)
                 argv[n++] = (char *)job[i];
         argv[n] = NULL;
+}
+
+static int run_job(const char *const *job)
+{
+        char *argv[32];
+        job_argv(argv, job);
         return aidp_test_run(&P, argv);
 }
 
@@ -188,7 +197,8 @@ Test(run_lineage, start_that_cannot_be_committed_refuses_the_run_and_is_cut_back
         cr_assert_not_null(log0);
         cr_assert(set_immutable(anchor, true), "%s: chattr +i: %s", anchor, strerror(errno));
         snprintf(run_id, sizeof run_id, "aidp-test-lineage-c%d", (int)getpid());
-        int mounts = aidp_test_mount_count();
+        const char *const mine[] = {dir, run_id, NULL};
+        int mounts = aidp_test_mounts_of(mine);
         int st = run_job((const char *[]){"/bin/sh", "-c", "echo the-job-ran", NULL});
         set_immutable(anchor, false);
         cr_assert_eq(st, AIDP_EXIT_LINEAGE, "exit %d: %s", st, P.err);
@@ -211,7 +221,7 @@ Test(run_lineage, start_that_cannot_be_committed_refuses_the_run_and_is_cut_back
         snprintf(jd, sizeof jd, "/run/aidp/%s", run_id);
         cr_assert_neq(access(jd, F_OK), 0, "the run journal survived");
         cr_assert(!aidp_test_cgroup_exists(run_id), "the run's cgroup survived");
-        cr_assert_eq(aidp_test_mount_count(), mounts, "the host's mount table changed");
+        cr_assert_eq(aidp_test_mounts_of(mine), mounts, "a mount of the run is left");
         /* and the chain goes on */
         snprintf(run_id, sizeof run_id, "aidp-test-lineage-d%d", (int)getpid());
         cr_assert_eq(run_job((const char *[]){"/bin/true", NULL}), 0, "%s", P.err);
@@ -389,6 +399,119 @@ Test(run_lineage, oom_kill_of_a_child_is_in_the_summary_line_and_end_record)
         cr_expect_geq(
                 json_object_get_int64(aidp_test_json_at(ev[1], "run.facets.aidp_exit.oomKills")), 1,
                 "%s", json_object_to_json_string(ev[1]));
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+}
+
+/* scancel (proctrack/linuxproc) signals the whole tree at once: the job and its
+ * supervisor get SIGTERM at nearly the same time, in either order. Issue 17: a
+ * run once got FAIL, the job's death processed before the supervisor's own
+ * SIGTERM arrived. Both orders are made deterministic with SIGSTOP: the run
+ * must end in ABORT, "stopped by a signal to the supervisor". */
+static void wait_gone(pid_t pid)
+{
+        for (int i = 0; i < 3000; i++) {
+                char st = aidp_test_proc_state(pid);
+                if (st == 0 || st == 'Z')
+                        return;
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        cr_assert_fail("the job %d did not die", (int)pid);
+}
+
+/* The first child of parent (from its children list). */
+static pid_t first_child(pid_t parent)
+{
+        char p[96];
+        snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)parent, (int)parent);
+        size_t len = 0;
+        char *s = aidp_test_slurp(p, &len);
+        pid_t c = s ? (pid_t)atoi(s) : 0;
+        free(s);
+        return c;
+}
+
+/* The supervisor running `sleep 600` as its job (stop_at: AIDP_FAULT_STOP_AT):
+ * sets *job to the job's pid as the host sees it. */
+static void spawn_sleeper(const char *stop_at, pid_t *job)
+{
+        char *argv[32];
+        job_argv(argv, (const char *[]){"/bin/sh", "-c", "echo ready; exec sleep 600", NULL});
+        if (stop_at)
+                setenv("AIDP_FAULT_STOP_AT", stop_at, 1);
+        cr_assert_eq(aidp_test_spawn(&P, argv), 0);
+        unsetenv("AIDP_FAULT_STOP_AT");
+        cr_assert(aidp_test_wait_output(&P, "ready", 30000), "the job did not start: %s", P.err);
+        /* supervisor -> pid 1 (aidp-init) -> the job; the relay's output may
+         * come before the children list is visible. */
+        pid_t pid1 = 0;
+        for (int i = 0; i < 500 && !(pid1 && (*job = first_child(pid1))); i++) {
+                pid1 = first_child(P.pid);
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        cr_assert(pid1 > 0 && *job > 0, "no job process under the supervisor %d", (int)P.pid);
+}
+
+static void expect_abort(void)
+{
+        aidp_test_finish(&P);
+        json_object *ev[8];
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
+        cr_assert_eq(n, 2, "expected START and an end record, got %zu: %s", n, P.err);
+        cr_expect_str_eq(aidp_test_json_str(ev[1], "eventType"), "ABORT", "%s",
+                         json_object_to_json_string(ev[1]));
+        cr_expect_str_eq(aidp_test_json_str(ev[1], "run.facets.aidp_exit.reason"),
+                         "stopped by a signal to the supervisor");
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+}
+
+/* The job dies of its SIGTERM and the supervisor has read that (it is past the
+ * job, stopped mid-teardown) before its own SIGTERM arrives. */
+Test(run_lineage, scancel_job_first_then_supervisor_is_an_abort)
+{
+        AIDP_REQUIRE_ROOT();
+        pid_t job;
+        spawn_sleeper("shred", &job);
+        cr_assert_eq(kill(job, SIGTERM), 0);
+        cr_assert(aidp_test_wait_stopped(P.pid), "the supervisor never got past the job: %s",
+                  P.err);
+        cr_assert_eq(kill(P.pid, SIGTERM), 0);
+        cr_assert_eq(kill(P.pid, SIGCONT), 0);
+        expect_abort();
+}
+
+/* The supervisor's SIGTERM is sent first but not yet read (it is stopped) when
+ * the job dies of its own: the job's end and the stop request are both waiting
+ * when it goes on. */
+Test(run_lineage, scancel_supervisor_first_then_job_is_an_abort)
+{
+        AIDP_REQUIRE_ROOT();
+        pid_t job;
+        spawn_sleeper(NULL, &job);
+        cr_assert_eq(kill(P.pid, SIGSTOP), 0);
+        cr_assert(aidp_test_wait_stopped(P.pid), "the supervisor did not stop");
+        cr_assert_eq(kill(P.pid, SIGTERM), 0);
+        cr_assert_eq(kill(job, SIGTERM), 0);
+        wait_gone(job);
+        cr_assert_eq(kill(P.pid, SIGCONT), 0);
+        expect_abort();
+}
+
+/* No false ABORT: a job that kills itself with SIGTERM, nobody stopping the run,
+ * is a FAIL (after the supervisor waited out the window for a stop request). */
+Test(run_lineage, job_killing_itself_with_sigterm_is_a_fail)
+{
+        AIDP_REQUIRE_ROOT();
+        int st = run_job((const char *[]){"/bin/sh", "-c", "kill -TERM $$", NULL});
+        cr_assert_eq(st, 128 + SIGTERM, "exit %d: %s", st, P.err);
+        json_object *ev[8];
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(aidp_test_json_str(ev[1], "eventType"), "FAIL");
+        cr_assert_str_eq(aidp_test_json_str(ev[1], "run.facets.aidp_exit.reason"), "signal");
         for (size_t i = 0; i < n; i++)
                 json_object_put(ev[i]);
 }

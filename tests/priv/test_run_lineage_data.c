@@ -53,7 +53,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        unsetenv("AIDP_POLICY_DIR");
+        aidp_test_policy_done(NULL);
         tmpdir_rm(T);
 }
 

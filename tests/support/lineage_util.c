@@ -77,3 +77,18 @@ char *aidp_test_slurp(const char *path, size_t *len)
         *len = cap;
         return buf;
 }
+
+int aidp_test_count_events(const char *logp, const char *type)
+{
+        size_t len = 0;
+        char *s = aidp_test_slurp(logp, &len);
+        if (!s)
+                return 0;
+        char needle[64];
+        snprintf(needle, sizeof needle, "\"eventType\":\"%s\"", type);
+        int n = 0;
+        for (char *p = s; (p = strstr(p, needle)); p++)
+                n++;
+        free(s);
+        return n;
+}

@@ -14,3 +14,5 @@ const char *aidp_test_json_str_or_null(json_object *o, const char *path);
 size_t aidp_test_lineage_records(const char *logp, const char *keyp, json_object **ev, size_t max);
 /* A whole file, NUL-terminated (len without the NUL), or NULL. The caller frees. */
 char *aidp_test_slurp(const char *path, size_t *len);
+/* How many records of the log at logp have eventType type (0 without a log). */
+int aidp_test_count_events(const char *logp, const char *type);

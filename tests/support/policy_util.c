@@ -1,5 +1,6 @@
 /* A permissive policy for root tests that run sealed data (policy_util.h). */
 #include "policy_util.h"
+#include "runner.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -46,4 +47,11 @@ void aidp_test_policy_allow(const char *dir, const char *user, const char *const
         put(dir, "host.yaml",
             "apiVersion: aidp/v1\nkind: HostIdentity\nnode: test\nregion: test-1\n");
         setenv("AIDP_POLICY_DIR", dir, 1);
+}
+
+void aidp_test_policy_done(const char *run_dir)
+{
+        unsetenv("AIDP_POLICY_DIR");
+        if (run_dir)
+                aidp_test_gc(run_dir);
 }

@@ -12,3 +12,6 @@
  * AIDP_POLICY_DIR=DIR (the caller unsets it in its teardown). */
 void aidp_test_policy_allow(const char *dir, const char *user, const char *const *residency,
                             const char *const *regulations);
+/* The end of such a test: AIDP_POLICY_DIR unset and, with run_dir, gc of a
+ * run a failed assertion left there (cleaned the way production does). */
+void aidp_test_policy_done(const char *run_dir);

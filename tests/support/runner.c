@@ -208,6 +208,52 @@ int aidp_test_mount_count(void)
         return n;
 }
 
+char aidp_test_proc_state(pid_t pid)
+{
+        char p[64], buf[512];
+        snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(p, "re");
+        if (!f)
+                return 0;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *rp = strrchr(buf, ')');
+        return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+bool aidp_test_wait_stopped(pid_t pid)
+{
+        for (int i = 0; i < 3000; i++) {
+                char st = aidp_test_proc_state(pid);
+                if (st == 'T' || st == 0)
+                        return st == 'T';
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        return false;
+}
+
+int aidp_test_mounts_of(const char *const *names)
+{
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return -1;
+        char *line = NULL;
+        size_t cap = 0;
+        int n = 0;
+        while (getline(&line, &cap, f) > 0) {
+                for (size_t i = 0; names[i]; i++)
+                        if (names[i][0] && strstr(line, names[i])) {
+                                n++;
+                                break;
+                        }
+        }
+        free(line);
+        fclose(f);
+        return n;
+}
+
 pid_t aidp_test_find_comm(const char *comm)
 {
         DIR *d = opendir("/proc");

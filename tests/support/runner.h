@@ -41,8 +41,13 @@ int aidp_test_cgroup_count(const char *name);
 /* Whether the first size bytes read through fd (pread) are all zero (false
  * when fewer can be read). */
 bool aidp_test_fd_all_zero(int fd, off_t size);
-/* number of lines in /proc/self/mountinfo */
+/* number of lines in /proc/self/mountinfo (the whole host's: other engineers'
+ * runs change it; compare aidp_test_mounts_of instead) */
 int aidp_test_mount_count(void);
+/* The mounts of this test's own objects: lines of /proc/self/mountinfo that
+ * name one of names (NULL-terminated: the test's directories, run ids) in
+ * their mount point, root or source. */
+int aidp_test_mounts_of(const char *const *names);
 /* Remove a test's own temporary directory and everything below it (no symlink
  * is followed). */
 void aidp_test_rm_tree(const char *dir);
@@ -50,6 +55,10 @@ void aidp_test_rm_tree(const char *dir);
  * process that made it exits, also after a failed assertion ended the test
  * early (Criterion's worker exits normally then). NULL on failure. */
 char *aidp_test_mkdtemp(char *tmpl);
+/* The state letter of a process (R, S, T, Z, ...) from /proc/PID/stat, 0 if gone. */
+char aidp_test_proc_state(pid_t pid);
+/* Wait (30 s at most) until pid is stopped (state T): false if it never was. */
+bool aidp_test_wait_stopped(pid_t pid);
 /* pid of a host process whose comm is `comm`, or 0 */
 pid_t aidp_test_find_comm(const char *comm);
 /* Is path the production supervisor, aidp-run or sudo (no test variables)? */
