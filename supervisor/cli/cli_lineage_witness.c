@@ -20,6 +20,7 @@ static int read_heads(const char *path, struct aidp_lineage_head **ret, size_t *
         FILE *f = fopen(path, "re");
         if (!f)
                 return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "witness %s", path);
+        setvbuf(f, NULL, _IOFBF, 1 << 20);
         char *line = NULL;
         size_t cap = 0, alloc = 0;
         ssize_t len;
@@ -77,8 +78,14 @@ int aidp_cli_lineage_witnesses(const char *path, const struct aidp_lineage_verif
 {
         aidp_error err = {0};
         int status = 0;
-        struct aidp_lineage_log_view lv = {
-                .log = v->log, .n = v->records, .hashes = (const void *)v->hashes};
+        char(*prior)[AIDP_LINEAGE_LOG_ID_HEX + 1] = NULL;
+        size_t nprior = 0;
+        aidp_cli_lineage_prior_logs(path, key, &prior, &nprior);
+        struct aidp_lineage_log_view lv = {.log = v->log,
+                                           .n = v->records,
+                                           .hashes = (const void *)v->hashes,
+                                           .prior = (const void *)prior,
+                                           .nprior = nprior};
         for (size_t i = 0; i < w->n && status != AIDP_EXIT_LINEAGE; i++) {
                 struct aidp_lineage_head *heads = NULL;
                 size_t nh = 0, malformed = 0;
@@ -107,5 +114,6 @@ int aidp_cli_lineage_witnesses(const char *path, const struct aidp_lineage_verif
                                "and %zu malformed line(s), ignored\n",
                                path, w->v[i], r.forged, malformed);
         }
+        free(prior);
         return status;
 }
