@@ -45,9 +45,10 @@ static const struct aidp_cli_opt verify_opts[] = {
                      "do not check the anchor (records cut from the end would not show)",
                      AIDP_TRUST_USER),
         AIDP_CLI_OPT("witness", 'w', AIDP_CLI_LIST, VC(witness), "FILE",
-                     "compare with what a witness saw: its witness file or a syslog archive\n"
-                     "holding its HEAD messages (repeatable); finds rollback, substitution,\n"
-                     "emptying",
+                     "compare with what a witness saw (repeatable): its witness file, a\n"
+                     "syslog archive holding its HEAD messages, events exported by\n"
+                     "`aidp lineage export`, or the TPM counter: tpm (as in witnesses.yaml)\n"
+                     "or tpm:INDEX[:TCTI]; finds rollback, substitution, emptying",
                      AIDP_TRUST_ADMIN),
         AIDP_CLI_OPT("no-follow", 0, AIDP_CLI_FLAG, VC(no_follow), NULL,
                      "do not follow a rotated log back through its archives", AIDP_TRUST_USER),

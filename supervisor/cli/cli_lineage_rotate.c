@@ -182,8 +182,7 @@ static int check_link(const char *cur, const char *archive, const struct aidp_li
         return 0;
 }
 
-int aidp_cli_lineage_follow(const char *path, const unsigned char *key, bool use_anchor,
-                            bool quiet)
+int aidp_cli_lineage_follow(const char *path, const unsigned char *key, bool use_anchor, bool quiet)
 {
         _cleanup_free_ char *cur = strdup(path);
         uint64_t archives = 0, records = 0;

@@ -38,7 +38,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 
 /* The first record of the new log: an OTHER event naming its predecessor. */
 static char *first_record(const struct aidp_lineage *lg, const struct aidp_lineage_link *link,
-                          struct aidp_lineage_anchor *na, size_t *len, aidp_error *err)
+                          uint64_t tpm_bound, struct aidp_lineage_anchor *na, size_t *len,
+                          aidp_error *err)
 {
         char run_id[AIDP_LINEAGE_RUN_ID_LEN + 1];
         aidp_lineage_run_id_new(run_id);
@@ -49,14 +50,16 @@ static char *first_record(const struct aidp_lineage *lg, const struct aidp_linea
                 return NULL;
         }
         aidp_lineage_set_rotation(ev, link);
+        if (tpm_bound)
+                aidp_lineage_set_tpm_binding(ev, aidp_witness_tpm(&lg->wit)->nv_index, tpm_bound);
         *na = (struct aidp_lineage_anchor){.seq = 1};
         int r = aidp_lineage_log_id_new(na->log);
         if (r < 0) {
                 aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "making a log identity");
                 return NULL;
         }
-        char *line = aidp_lineage_record_format_log(ev, na->log, 1, AIDP_LINEAGE_ZERO_HASH,
-                                                    lg->key, len, err);
+        char *line = aidp_lineage_record_format_log(ev, na->log, 1, AIDP_LINEAGE_ZERO_HASH, lg->key,
+                                                    len, err);
         if (line)
                 aidp_lineage_hash_line(line, *len - 1, na->hash);
         return line;
@@ -136,7 +139,8 @@ static int check_old(struct aidp_lineage *lg, aidp_error *err)
 
 /* Steps 2-4 on the locked old log whose last record is `last`. */
 static int switch_logs(struct aidp_lineage *lg, int oldfd, const struct aidp_lineage_record *last,
-                       char **ret_archive, struct aidp_lineage_anchor *na, aidp_error *err)
+                       uint64_t tpm_bound, char **ret_archive, struct aidp_lineage_anchor *na,
+                       aidp_error *err)
 {
         struct aidp_lineage_link link = {.prev = {.seq = last->seq}};
         memcpy(link.prev.log, last->log, sizeof link.prev.log);
@@ -149,7 +153,7 @@ static int switch_logs(struct aidp_lineage *lg, int oldfd, const struct aidp_lin
         if (aidp_lineage_head_sign(&link.prev, lg->key) < 0)
                 return aidp_error_set(err, AIDP_EXIT_LINEAGE, EIO, "HMAC-SHA256 failed");
         size_t len = 0;
-        _cleanup_free_ char *line = first_record(lg, &link, na, &len, err);
+        _cleanup_free_ char *line = first_record(lg, &link, tpm_bound, na, &len, err);
         if (!line)
                 return aidp_error_wrap(err, "rotating %s", lg->path);
         char block[AIDP_LINEAGE_ANCHOR_SIZE];
@@ -206,9 +210,14 @@ int aidp_lineage_rotate(struct aidp_lineage *lg, char **ret_archive, aidp_error 
                                       "%s is a log of an older aidp, without an identity to "
                                       "link to: move it and its anchor aside instead",
                                       lg->path);
+        /* The new log's first record binds the TPM counter like any record: the
+         * old log put back in its place is then behind the counter. */
+        uint64_t bound = 0;
+        aidp_witness_tpm_bind(&lg->wit, 1, &bound);
         struct aidp_lineage_anchor na;
-        if ((r = switch_logs(lg, fd, &last, ret_archive, &na, err)) < 0)
+        if ((r = switch_logs(lg, fd, &last, bound, ret_archive, &na, err)) < 0)
                 return r;
+        aidp_witness_tpm_commit(&lg->wit, 1, bound);
         /* Both locks go with the fds; the new head goes to the witnesses first. */
         aidp_lineage_witness_publish(lg, &na);
         return 0;

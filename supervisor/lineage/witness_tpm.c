@@ -37,8 +37,9 @@ struct tss {
         void (*fini)(ESYS_CONTEXT **);
         TSS2_RC (*from_public)(ESYS_CONTEXT *, TPM2_HANDLE, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR *);
         TSS2_RC (*increment)(ESYS_CONTEXT *, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR);
-        TSS2_RC (*read)(ESYS_CONTEXT *, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR, UINT16, UINT16,
-                        TPM2B_MAX_NV_BUFFER **);
+        TSS2_RC (*read)
+        (ESYS_CONTEXT *, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR, UINT16, UINT16,
+         TPM2B_MAX_NV_BUFFER **);
         void (*free)(void *);
         bool ok;
         char why[160];
@@ -53,8 +54,8 @@ static void tss_load(void)
         void *e = dlopen("libtss2-esys.so.0", RTLD_NOW | RTLD_LOCAL);
         void *l = dlopen("libtss2-tctildr.so.0", RTLD_NOW | RTLD_LOCAL);
         if (!e || !l) {
-                snprintf(tss.why, sizeof tss.why, "no TPM software stack (%s); install libtss2-esys",
-                         dlerror());
+                snprintf(tss.why, sizeof tss.why,
+                         "no TPM software stack (%s); install libtss2-esys", dlerror());
                 return;
         }
         *(void **)&tss.ldr_init = dlsym(l, "Tss2_TctiLdr_Initialize");
@@ -260,11 +261,9 @@ void aidp_witness_tpm_bind(struct aidp_witness_set *s, uint64_t seq, uint64_t *b
         int r = aidp_tpm_counter_read(w->tcti, w->nv_index, s->timeout_ms, &v, why, sizeof why);
         /* A counter never incremented cannot be read: its first increment sets it
          * (to the highest count the TPM ever had), then it is read again. */
-        if (r == -ENODATA &&
-            (r = aidp_tpm_counter_increment(w->tcti, w->nv_index, s->timeout_ms, why,
-                                            sizeof why)) == 0)
-                r = aidp_tpm_counter_read(w->tcti, w->nv_index, s->timeout_ms, &v, why,
-                                          sizeof why);
+        if (r == -ENODATA && (r = aidp_tpm_counter_increment(w->tcti, w->nv_index, s->timeout_ms,
+                                                             why, sizeof why)) == 0)
+                r = aidp_tpm_counter_read(w->tcti, w->nv_index, s->timeout_ms, &v, why, sizeof why);
         if (r < 0 || v == UINT64_MAX) {
                 aidp_witness_missed(s, w, seq, r < 0 ? why : "counter exhausted");
                 return;
