@@ -37,7 +37,7 @@ struct tss {
         void (*fini)(ESYS_CONTEXT **);
         TSS2_RC (*from_public)(ESYS_CONTEXT *, TPM2_HANDLE, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR *);
         TSS2_RC (*increment)(ESYS_CONTEXT *, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR);
-        TSS2_RC (*read)
+        TSS2_RC(*read)
         (ESYS_CONTEXT *, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR, ESYS_TR, UINT16, UINT16,
          TPM2B_MAX_NV_BUFFER **);
         void (*free)(void *);
