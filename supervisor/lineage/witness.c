@@ -70,6 +70,8 @@ static int wf_tpm(struct aidp_yaml *y, yaml_node_t *v, const char *path, struct 
                 return aidp_yaml_fail(
                         y, ix, p, "nvIndex: found '%s', expected an NV index 0x01000000-0x01ffffff",
                         t);
+        if (aidp_witness_tpm(s))
+                return aidp_yaml_fail(y, v, p, "only one tpm witness");
         struct aidp_witness w = {.kind = AIDP_WITNESS_TPM, .nv_index = (uint32_t)idx};
         if (tc && (r = aidp_yaml_strdup(y, tc, p, &w.tcti)) < 0)
                 return r;
@@ -79,8 +81,6 @@ static int wf_tpm(struct aidp_yaml *y, yaml_node_t *v, const char *path, struct 
                 free(w.tcti);
                 return aidp_error_set(y->err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
-        if (aidp_witness_tpm(s))
-                return aidp_yaml_fail(y, v, p, "only one tpm witness");
         return add_witness(y, s, w);
 }
 

@@ -41,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         if (n < 64)
                                 heads[n++] = h;
                 }
-                json_object *ev = len && buf[off] == '{' ? json_tokenizer_one(buf + off, len) : NULL;
+                json_object *ev =
+                        len && buf[off] == '{' ? json_tokenizer_one(buf + off, len) : NULL;
                 if (ev) {
                         struct aidp_lineage_link l;
                         /* a link that parses names a plain file */
