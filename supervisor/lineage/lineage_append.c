@@ -386,6 +386,20 @@ int aidp_lineage_check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
         return 0;
 }
 
+int aidp_lineage_lock_tail(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
+                           struct aidp_lineage_record *last, aidp_error *err)
+{
+        int fd0 = -1;
+        int r = aidp_lineage_lock(lg, &fd0, created, size, err);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = fd0;
+        if ((r = aidp_lineage_check_tail(lg, fd, size, last, err)) < 0)
+                return r;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 static int append_begin(struct aidp_lineage *lg, json_object *ev, bool background,
                         struct aidp_lineage_pending **out, aidp_error *err)
 {
@@ -402,12 +416,10 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
         bool created = false;
         off_t size = 0;
         int fd0 = -1;
-        if ((r = aidp_lineage_lock(lg, &fd0, &created, &size, err)) < 0)
+        struct aidp_lineage_record rec;
+        if ((r = aidp_lineage_lock_tail(lg, &fd0, &created, &size, &rec, err)) < 0)
                 return r;
         _cleanup_close_ int fd = fd0;
-        struct aidp_lineage_record rec;
-        if ((r = aidp_lineage_check_tail(lg, fd, &size, &rec, err)) < 0)
-                return r;
         /* The TPM counter the record binds (docs/lineage.md, "TPM counter"): read
          * under the lock, so that concurrent appends take turns. */
         uint64_t bound = 0;

@@ -37,6 +37,9 @@ int aidp_lineage_lock(const struct aidp_lineage *lg, int *ret_fd, bool *created,
 /* The locked log's tail against its anchor; *last its last committed record. */
 int aidp_lineage_check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
                             struct aidp_lineage_record *last, aidp_error *err);
+/* Both: the locked log and its last committed record. */
+int aidp_lineage_lock_tail(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
+                           struct aidp_lineage_record *last, aidp_error *err);
 /* A whole new anchor file: temporary, fsync, rename, fsync of the directory. */
 int aidp_lineage_replace_anchor(const struct aidp_lineage *lg, const char *buf, size_t len);
 /* The committed record's head to the witnesses (bounded, never failing). */

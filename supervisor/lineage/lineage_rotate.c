@@ -196,12 +196,10 @@ int aidp_lineage_rotate(struct aidp_lineage *lg, char **ret_archive, aidp_error 
         bool created = false;
         off_t size = 0;
         int fd0 = -1;
-        if ((r = aidp_lineage_lock(lg, &fd0, &created, &size, err)) < 0)
+        struct aidp_lineage_record last;
+        if ((r = aidp_lineage_lock_tail(lg, &fd0, &created, &size, &last, err)) < 0)
                 return r;
         _cleanup_close_ int fd = fd0;
-        struct aidp_lineage_record last;
-        if ((r = aidp_lineage_check_tail(lg, fd, &size, &last, err)) < 0)
-                return r;
         if (last.seq == 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, ENODATA,
                                       "%s has no records: nothing to rotate", lg->path);

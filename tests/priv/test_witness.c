@@ -127,6 +127,47 @@ static void cp(const char *from, const char *to)
         cr_assert_eq(aidp_test_run(&P, argv), 0, "cp %s %s: %s", from, to, P.err);
 }
 
+/* The log and its anchor saved now, and put back later: a rollback. */
+static void save_log(void)
+{
+        char old[300], olda[300], anchor[300];
+        TEST_SNPRINTF(old, "%s/old.jsonl", T);
+        TEST_SNPRINTF(olda, "%s/old.anchor", T);
+        TEST_SNPRINTF(anchor, "%s.anchor", logp);
+        cp(logp, old);
+        cp(anchor, olda);
+}
+
+static void roll_back(void)
+{
+        char old[300], olda[300], anchor[300];
+        TEST_SNPRINTF(old, "%s/old.jsonl", T);
+        TEST_SNPRINTF(olda, "%s/old.anchor", T);
+        TEST_SNPRINTF(anchor, "%s.anchor", logp);
+        cp(old, logp);
+        cp(olda, anchor);
+}
+
+/* Another log of this host (same key), written without witnesses, put in the
+ * log's place with its anchor. */
+static void substitute_another_log(void)
+{
+        char other[300], anchor[300], oanchor[300];
+        TEST_SNPRINTF(other, "%s/other.jsonl", T);
+        TEST_SNPRINTF(anchor, "%s.anchor", logp);
+        TEST_SNPRINTF(oanchor, "%s.anchor", other);
+        const char *cfg = getenv("AIDP_WITNESS_CONFIG");
+        char saved[300];
+        TEST_SNPRINTF(saved, "%s", cfg ? cfg : "");
+        setenv("AIDP_WITNESS_CONFIG", "/nonexistent/aidp-witness-none", 1);
+        setenv("AIDP_LINEAGE_FILE", other, 1);
+        run_true();
+        setenv("AIDP_LINEAGE_FILE", logp, 1);
+        setenv("AIDP_WITNESS_CONFIG", saved, 1);
+        cp(other, logp);
+        cp(oanchor, anchor);
+}
+
 static void expect_alarm(const char *what, const char *first)
 {
         const char *ws[] = {wfile, sysarch};
@@ -154,16 +195,10 @@ Test(witness, intact_log_is_confirmed_by_both_witnesses)
 
 Test(witness, rollback_of_log_and_anchor_is_named)
 {
-        char old[300], olda[300], anchor[300];
-        TEST_SNPRINTF(old, "%s/old.jsonl", T);
-        TEST_SNPRINTF(olda, "%s/old.anchor", T);
-        TEST_SNPRINTF(anchor, "%s.anchor", logp);
         run_true();
-        cp(logp, old);
-        cp(anchor, olda);
+        save_log();
         run_true();
-        cp(old, logp);
-        cp(olda, anchor);
+        roll_back();
         char *plain[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", "--key", keyp, logp, NULL};
         cr_assert_eq(aidp_test_run(&P, plain), 0, "without a witness the rollback is invisible");
         expect_alarm("rollback", "first record affected: 3");
@@ -171,18 +206,9 @@ Test(witness, rollback_of_log_and_anchor_is_named)
 
 Test(witness, a_log_replaced_by_another_log_of_the_same_key_is_named)
 {
-        char other[300], anchor[300], oanchor[300];
-        TEST_SNPRINTF(other, "%s/other.jsonl", T);
-        TEST_SNPRINTF(anchor, "%s.anchor", logp);
-        TEST_SNPRINTF(oanchor, "%s.anchor", other);
         run_true();
         /* a second log of this host (same key), not known to the witnesses */
-        setenv("AIDP_WITNESS_CONFIG", "/nonexistent/aidp-witness-none", 1);
-        setenv("AIDP_LINEAGE_FILE", other, 1);
-        run_true();
-        setenv("AIDP_LINEAGE_FILE", logp, 1);
-        cp(other, logp);
-        cp(oanchor, anchor);
+        substitute_another_log();
         char *plain[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", "--key", keyp, logp, NULL};
         cr_assert_eq(aidp_test_run(&P, plain), 0, "the other log verifies on its own");
         expect_alarm("substituted log", "first record affected: 1");
@@ -259,14 +285,10 @@ static void export_to(const char *path)
 
 Test(witness, an_export_of_the_log_is_a_witness)
 {
-        char exp[300], old[300], olda[300], anchor[300];
+        char exp[300];
         TEST_SNPRINTF(exp, "%s/export.jsonl", T);
-        TEST_SNPRINTF(old, "%s/old.jsonl", T);
-        TEST_SNPRINTF(olda, "%s/old.anchor", T);
-        TEST_SNPRINTF(anchor, "%s.anchor", logp);
         run_true();
-        cp(logp, old);
-        cp(anchor, olda);
+        save_log();
         run_true();
         export_to(exp);
         size_t n = 0;
@@ -275,10 +297,14 @@ Test(witness, an_export_of_the_log_is_a_witness)
         cr_expect(strstr(e, "\"aidp_chain_head\":{\"_producer\":") && strstr(e, "\"seq\":4,"),
                   "every exported event carries its head: %s", e);
         free(e);
+        /* and stays an OpenLineage 2-0-2 RunEvent (the custom facet is a RunFacet:
+         * _producer and _schemaURL) */
+        cr_assert_eq(aidp_test_sh("python3 %s/tests/data/check_openlineage.py %s >/dev/null",
+                                  AIDP_SOURCE_DIR, exp),
+                     0, "the exported events do not validate");
         cr_assert_eq(verify(exp), 0, "%s%s", P.out, P.err);
         cr_expect(strstr(P.out, "4 head(s) of this log confirmed"), "%s", P.out);
-        cp(old, logp);
-        cp(olda, anchor);
+        roll_back();
         cr_assert_eq(verify(exp), AIDP_EXIT_FAILED, "%s%s", P.out, P.err);
         cr_expect(strstr(P.err, "rollback") && strstr(P.err, "first record affected: 3"), "%s",
                   P.err);
@@ -452,16 +478,10 @@ Test(witness_tpm, runs_bind_the_counter_and_verify_confirms_it)
 
 Test(witness_tpm, a_local_rollback_is_named_without_network)
 {
-        char old[300], olda[300], anchor[300];
-        TEST_SNPRINTF(old, "%s/old.jsonl", T);
-        TEST_SNPRINTF(olda, "%s/old.anchor", T);
-        TEST_SNPRINTF(anchor, "%s.anchor", logp);
         run_true();
-        cp(logp, old);
-        cp(anchor, olda);
+        save_log();
         run_true();
-        cp(old, logp);
-        cp(olda, anchor);
+        roll_back();
         cr_assert_eq(verify_tpm(), AIDP_EXIT_FAILED, "%s%s", P.out, P.err);
         cr_expect(strstr(P.err, "rollback: the TPM counter stands at 5") &&
                           strstr(P.err, "first record affected: 3"),
@@ -470,17 +490,10 @@ Test(witness_tpm, a_local_rollback_is_named_without_network)
 
 Test(witness_tpm, a_substituted_and_an_emptied_log_are_named)
 {
-        char other[300], anchor[300], oanchor[300];
-        TEST_SNPRINTF(other, "%s/other.jsonl", T);
+        char anchor[300];
         TEST_SNPRINTF(anchor, "%s.anchor", logp);
-        TEST_SNPRINTF(oanchor, "%s.anchor", other);
         run_true();
-        setenv("AIDP_WITNESS_CONFIG", "/nonexistent/aidp-witness-none", 1);
-        setenv("AIDP_LINEAGE_FILE", other, 1);
-        run_true();
-        setenv("AIDP_LINEAGE_FILE", logp, 1);
-        cp(other, logp);
-        cp(oanchor, anchor);
+        substitute_another_log();
         cr_assert_eq(verify_tpm(), AIDP_EXIT_FAILED, "%s%s", P.out, P.err);
         cr_expect(strstr(P.err, "substituted log") && strstr(P.err, "first record affected: 1"),
                   "%s", P.err);

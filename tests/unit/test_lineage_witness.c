@@ -432,6 +432,10 @@ Test(lineage_tpm, the_matrix)
         aidp_lineage_tpm_compare(5, 0, 0, false, 0, &r);
         cr_assert_eq(r.verdict, AIDP_WITNESS_SILENT);
         cr_assert(!aidp_lineage_witness_alarm(r.verdict));
+        /* ... unless the log binds it: the index was redefined */
+        aidp_lineage_tpm_compare(5, 5, 9, false, 0, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_SUBSTITUTED);
+        cr_assert(strstr(r.reason, "redefined"), "%s", r.reason);
 }
 
 Test(lineage_tpm, config_takes_a_tpm_witness_and_names_errors)

@@ -477,7 +477,15 @@ void aidp_lineage_tpm_compare(uint64_t records, uint64_t bound_seq, uint64_t bou
 {
         memset(r, 0, sizeof *r);
         r->last_seen = bound_seq;
-        if (!readable || (records > 0 && bound_seq == 0 && counter == 0)) {
+        if (!readable && bound_seq) {
+                r->verdict = AIDP_WITNESS_SUBSTITUTED;
+                r->first_affected = bound_seq;
+                snprintf(r->reason, sizeof r->reason,
+                         "the TPM counter was never incremented, but record %" PRIu64
+                         " binds %" PRIu64 ": the NV index was redefined, or the log was made "
+                         "against another TPM (substituted)",
+                         bound_seq, bound);
+        } else if (!readable || (records > 0 && bound_seq == 0 && counter == 0)) {
                 r->verdict = AIDP_WITNESS_SILENT;
                 snprintf(r->reason, sizeof r->reason,
                          "the TPM counter was never incremented%s: rollback of this log cannot be "
