@@ -17,12 +17,16 @@ void aidp_hex_encode(const void *in, size_t n, char *out)
 
 bool aidp_hex_is_lower(const char *s, size_t n)
 {
-        if (strnlen(s, n) != n)
+        if (strnlen(s, n) != n) /* never read past a shorter string's NUL */
                 return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-                        return false;
-        return true;
+        /* No early exit: the loop vectorises (verify checks several per record). */
+        unsigned char bad = 0;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                bad |= (unsigned char)!((unsigned char)(c - '0') < 10 ||
+                                        (unsigned char)(c - 'a') < 6);
+        }
+        return !bad;
 }
 
 int aidp_sha256_hex(const void *data, size_t len, char out[AIDP_SHA256_HEX_LEN + 1])

@@ -27,7 +27,7 @@ const char *aidp_cli_lineage_path(const char *given)
 
 struct verify_cli {
         const char *key, *anchor;
-        bool no_key, no_anchor, quiet;
+        bool no_key, no_anchor, quiet, no_follow;
         struct aidp_cli_list witness;
 };
 
@@ -45,10 +45,13 @@ static const struct aidp_cli_opt verify_opts[] = {
                      "do not check the anchor (records cut from the end would not show)",
                      AIDP_TRUST_USER),
         AIDP_CLI_OPT("witness", 'w', AIDP_CLI_LIST, VC(witness), "FILE",
-                     "compare with what a witness saw: its witness file or a syslog archive\n"
-                     "holding its HEAD messages (repeatable); finds rollback, substitution,\n"
-                     "emptying",
+                     "compare with what a witness saw (repeatable): its witness file, a\n"
+                     "syslog archive holding its HEAD messages, events exported by\n"
+                     "`aidp lineage export`, or the TPM counter: tpm (as in witnesses.yaml)\n"
+                     "or tpm:INDEX[:TCTI]; finds rollback, substitution, emptying",
                      AIDP_TRUST_ADMIN),
+        AIDP_CLI_OPT("no-follow", 0, AIDP_CLI_FLAG, VC(no_follow), NULL,
+                     "do not follow a rotated log back through its archives", AIDP_TRUST_USER),
         AIDP_CLI_OPT("quiet", 'q', AIDP_CLI_FLAG, VC(quiet), NULL, "print nothing when intact",
                      AIDP_TRUST_USER),
         {0},
@@ -56,7 +59,8 @@ static const struct aidp_cli_opt verify_opts[] = {
 
 static const struct aidp_cli_spec verify_spec = {
         .prog = PROG " verify",
-        .synopsis = "[--key FILE | --no-key] [--anchor FILE | --no-anchor] [--witness W]... [FILE]",
+        .synopsis = "[--key FILE | --no-key] [--anchor FILE | --no-anchor] [--witness W]...\n"
+                    "[--no-follow] [FILE]",
         .about = "Check the hash chain, the authentication tags and the anchor of the log.\n"
                  "Exits 0 when the log is intact, 1 when it was tampered with, 116 when it\n"
                  "cannot be read. See docs/lineage.md.",
@@ -99,8 +103,13 @@ static int cmd_verify(int argc, char **argv)
                 aidp_lineage_verify_init(&v, NULL, NULL); /* no records */
         if (c.witness.n && (gone || (r == 0 && !v.bad_line)))
                 wst = aidp_cli_lineage_witnesses(path, &v, &c.witness, no_key ? NULL : key, quiet);
+        /* A rotated log names its predecessor: the archives are part of the trail. */
+        int fst = 0;
+        if (!c.no_follow && r == 0 && !v.bad_line && !wst)
+                fst = aidp_cli_lineage_follow(path, no_key ? NULL : key, !no_anchor, quiet);
         aidp_lineage_verify_release(&v);
         memset(key, 0, sizeof key);
+        size_t nwitnesses = c.witness.n;
         aidp_cli_list_free(&c.witness);
         if (r < 0 && !(gone && wst == AIDP_EXIT_FAILED))
                 return aidp_cli_fail(PROG, &err);
@@ -120,6 +129,8 @@ static int cmd_verify(int argc, char **argv)
         }
         if (wst)
                 return wst;
+        if (fst)
+                return fst;
         if (!quiet) {
                 printf("%s: OK: %" PRIu64 " record(s); hash chain%s%s verified\n", path, v.records,
                        no_key ? "" : ", authentication tags",
@@ -131,7 +142,7 @@ static int cmd_verify(int argc, char **argv)
                                path);
                 if (v.reason[0])
                         printf("%s: note: %s\n", path, v.reason);
-                if (!c.witness.n)
+                if (!nwitnesses)
                         printf("%s: note: no witness given (--witness): a rollback of the log and "
                                "its anchor to an older copy, or its replacement by another log "
                                "of this host, cannot be excluded\n",
@@ -148,6 +159,7 @@ void aidp_cli_events_free(struct events *e)
                 json_object_put(e->ev[i]);
         free(e->ev);
         free(e->line);
+        free(e->head);
 }
 
 /* Reads every record; lines that are not records are reported and skipped (verify is
@@ -190,7 +202,10 @@ int aidp_cli_events_load(const char *path, struct events *e, aidp_error *err)
                         uint64_t *l = realloc(e->line, nc * sizeof *l);
                         if (l)
                                 e->line = l;
-                        if (!a || !l) {
+                        struct aidp_lineage_head *h = realloc(e->head, nc * sizeof *h);
+                        if (h)
+                                e->head = h;
+                        if (!a || !l || !h) {
                                 json_object_put(ev);
                                 free(buf);
                                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
@@ -198,6 +213,10 @@ int aidp_cli_events_load(const char *path, struct events *e, aidp_error *err)
                         }
                         e->cap = nc;
                 }
+                struct aidp_lineage_head *h = &e->head[e->n];
+                *h = (struct aidp_lineage_head){.seq = rec.seq};
+                memcpy(h->log, rec.log, sizeof h->log);
+                memcpy(h->hash, rec.hash, sizeof h->hash);
                 e->ev[e->n] = ev;
                 e->line[e->n++] = no;
         }
@@ -374,6 +393,7 @@ int aidp_cli_lineage(int argc, char **argv)
                 {"show", aidp_cli_lineage_show, "the runs of the log, readable or as JSON"},
                 {"graph", aidp_cli_lineage_graph, "runs and datasets as a DOT or SVG graph"},
                 {"export", aidp_cli_lineage_export, "OpenLineage events, to stdout or a URL"},
+                {"rotate", aidp_cli_lineage_rotate, "archive the log, start one linked to it"},
                 {NULL, NULL, NULL},
         };
         static const struct aidp_cli_group g = {

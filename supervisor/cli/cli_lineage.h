@@ -9,6 +9,7 @@
 #include "common/cleanup.h"
 #include "common/error.h"
 #include "supervisor/cli/options.h"
+#include "supervisor/lineage/codec/lineage_witness.h"
 #include "supervisor/lineage/lineage.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
@@ -18,6 +19,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put)
 struct events {
         json_object **ev; /* stripped of the chain members */
         uint64_t *line;
+        struct aidp_lineage_head *head; /* each record's head, without its mac */
         size_t n, cap;
         size_t skipped;
 };
@@ -36,6 +38,7 @@ struct runs {
 /* The options of show, graph and export. */
 struct lineage_cli {
         const char *file, *run, *dataset, *out, *url, *user;
+        const char *key;      /* export: the host key that signs the heads */
         int64_t since, until; /* epoch seconds; valid when has_since/has_until */
         bool has_since, has_until;
         bool json, incremental;
@@ -98,6 +101,16 @@ int aidp_cli_lineage_show(int argc, char **argv);
 int aidp_cli_lineage_graph(int argc, char **argv);
 int aidp_cli_lineage_export(int argc, char **argv);
 extern const struct aidp_cli_spec aidp_cli_lineage_show_spec;
+
+/* rotate, and verify following the rotation links (cli_lineage_rotate.c):
+ * 0 when every link and archive holds, AIDP_EXIT_FAILED naming a broken one. */
+int aidp_cli_lineage_rotate(int argc, char **argv);
+int aidp_cli_lineage_follow(const char *path, const unsigned char *key, bool use_anchor,
+                            bool quiet);
+/* The ids of the logs path follows by rotation, newest first (best effort: the
+ * links are checked by _follow). */
+int aidp_cli_lineage_prior_logs(const char *path, const unsigned char *key,
+                                char (**ids)[AIDP_LINEAGE_LOG_ID_HEX + 1], size_t *n);
 
 /* verify --witness (cli_lineage_witness.c): 0 when every witness agrees with the
  * log, AIDP_EXIT_FAILED when one shows tampering, else the status of an error. */

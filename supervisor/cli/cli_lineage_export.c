@@ -2,6 +2,7 @@
  * all of them or, with --incremental, only those not sent before to the same place. */
 #define _GNU_SOURCE
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,6 +26,37 @@ static size_t discard(char *p, size_t size, size_t n, void *u)
         (void)p;
         (void)u;
         return size * n;
+}
+
+/* ---- the chain head of each event (docs/lineage.md, "Witnesses") ----------------------- */
+
+/* The host key, to sign each event's head: then the consumer of the export is a
+ * witness. Without it (a reader who may not read the key) the events go out
+ * without heads, said once on stderr. */
+static bool load_head_key(const char *given, unsigned char key[AIDP_LINEAGE_KEY_LEN])
+{
+        const char *path = given ? given : getenv(AIDP_LINEAGE_ENV_KEY);
+        if (!path || !path[0])
+                path = AIDP_LINEAGE_DEFAULT_KEY;
+        aidp_error err = {0};
+        if (aidp_lineage_key_load(path, false, key, &err) == 0)
+                return true;
+        fprintf(stderr,
+                PROG ": note: %s; the events go out without their chain head "
+                     "(facet " AIDP_LINEAGE_HEAD_FACET "), so the export is no witness\n",
+                err.msg);
+        return false;
+}
+
+/* Each selected event gains its record's head, signed. */
+static void add_heads(struct events *e, const unsigned char key[AIDP_LINEAGE_KEY_LEN])
+{
+        for (size_t i = 0; i < e->n; i++) {
+                struct aidp_lineage_head *h = &e->head[i];
+                /* A log of an older aidp has no identity to publish a head under. */
+                if (h->log[0] && aidp_lineage_head_sign(h, key) == 0)
+                        aidp_lineage_set_head_facet(e->ev[i], h);
+        }
 }
 
 /* ---- --incremental: what was sent, per destination ------------------------------------- */
@@ -217,6 +249,10 @@ static const struct aidp_cli_opt export_opts[] = {
                      "only the events not sent before to the same URL (or stdout);\n"
                      "what was sent is kept in FILE.export-state",
                      AIDP_TRUST_USER),
+        AIDP_CLI_OPT("key", 'k', AIDP_CLI_STRING, LC(key), "FILE",
+                     "the host key that signs each event's chain head (default\n"
+                     "$" AIDP_LINEAGE_ENV_KEY " or " AIDP_LINEAGE_DEFAULT_KEY ")",
+                     AIDP_TRUST_ADMIN),
         AIDP_CLI_OPT("url", 'u', AIDP_CLI_STRING, LC(url), "URL",
                      "POST each event to an OpenLineage endpoint (default: JSON lines\n"
                      "on stdout)",
@@ -226,9 +262,11 @@ static const struct aidp_cli_opt export_opts[] = {
 
 static const struct aidp_cli_spec export_spec = {
         .prog = "aidp lineage export",
-        .synopsis = "[--file FILE] " AIDP_CLI_LINEAGE_FILTER_SYNOPSIS " [--url URL]\n"
-                    "[--file FILE] --incremental [--url URL]",
-        .about = "The events of the selected runs as OpenLineage, in log order.",
+        .synopsis = "[--file FILE] [--key FILE] " AIDP_CLI_LINEAGE_FILTER_SYNOPSIS " [--url URL]\n"
+                    "[--file FILE] [--key FILE] --incremental [--url URL]",
+        .about = "The events of the selected runs as OpenLineage, in log order, each with\n"
+                 "its record's chain head (facet " AIDP_LINEAGE_HEAD_FACET ") when the host key\n"
+                 "can be read: `aidp lineage verify --witness` takes the exported events.",
         .opts = export_opts,
         .footer = AIDP_CLI_LINEAGE_FILE_HELP,
 };
@@ -263,6 +301,10 @@ int aidp_cli_lineage_export(int argc, char **argv)
                 goto out;
         }
         aidp_cli_runs_select(&e, &rs, &c);
+        unsigned char key[AIDP_LINEAGE_KEY_LEN];
+        if (load_head_key(c.key, key))
+                add_heads(&e, key);
+        OPENSSL_cleanse(key, sizeof key);
         if (url) {
                 if (post_events(&e, &rs, url, c.incremental ? &st : NULL, &err) < 0)
                         status = aidp_cli_fail(PROG, &err);

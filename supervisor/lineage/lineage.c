@@ -320,6 +320,8 @@ int aidp_lineage_verify_file_collect(const char *path, const char *anchor_path, 
         }
         aidp_lineage_verify_init(v, key, have ? &anchor : NULL);
         v->collect = collect;
+        /* Large reads: stdio's 4 KiB would be a syscall every two or three records. */
+        setvbuf(f, NULL, _IOFBF, 1 << 20);
         char *buf = NULL;
         size_t cap = 0;
         ssize_t n;

@@ -50,6 +50,12 @@ int aidp_lineage_append_begin(struct aidp_lineage *lg, json_object *ev,
                               struct aidp_lineage_pending **p, aidp_error *err);
 int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err);
 
+/* Archive the log and its anchor as <log>.<log id> (+ .anchor) beside it and
+ * start a new log whose first record links to the old log's last head
+ * (docs/lineage.md, "Rotation"). The old log must verify. *archive: the
+ * archive's path (malloc'd). Needs the key; publishes the new head. */
+int aidp_lineage_rotate(struct aidp_lineage *lg, char **archive, aidp_error *err);
+
 /* Verify a log file against the anchor beside it (anchor_path NULL: <path>.anchor;
  * use_anchor false: no anchor). Returns < 0 with AIDP_EXIT_LINEAGE when a file cannot
  * be read, else 0 with the verdict in *v. */

@@ -96,7 +96,7 @@ static int open_log(const char *path, bool *created)
         return -EAGAIN;
 }
 
-static int replace_anchor(const struct aidp_lineage *lg, const char *buf, size_t len)
+int aidp_lineage_replace_anchor(const struct aidp_lineage *lg, const char *buf, size_t len)
 {
         _cleanup_free_ char *tmp = NULL;
         if (asprintf(&tmp, "%s.tmp", lg->anchor_path) < 0)
@@ -128,7 +128,7 @@ static int write_anchor(const struct aidp_lineage *lg, const struct aidp_lineage
         _cleanup_close_ int fd = open(lg->anchor_path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != sizeof buf)
-                return replace_anchor(lg, buf, sizeof buf);
+                return aidp_lineage_replace_anchor(lg, buf, sizeof buf);
         /* One pwrite, never a loop: the in-place update relies on a single write
          * within one sector being atomic. */
         ssize_t n = pwrite(fd, buf, sizeof buf, 0);
@@ -163,8 +163,7 @@ static void report_security_event(const struct aidp_lineage *lg, json_object *ev
 
 /* The committed record's head to the witnesses (a log of an older aidp has no
  * identity to publish under). */
-static void aidp_lineage_witness_publish(struct aidp_lineage *lg,
-                                         const struct aidp_lineage_anchor *a)
+void aidp_lineage_witness_publish(struct aidp_lineage *lg, const struct aidp_lineage_anchor *a)
 {
         if (lg->wit.n == 0 || !a->log[0])
                 return;
@@ -210,8 +209,9 @@ struct aidp_lineage_pending {
         bool syncing; /* the log's fdatasync, then the anchor, run on sync_tid */
         pthread_t sync_tid;
         int sync_result;
-        bool anchored;     /* the thread got to write the anchor */
-        int anchor_result; /* and this came of it */
+        bool anchored;      /* the thread got to write the anchor */
+        int anchor_result;  /* and this came of it */
+        uint64_t tpm_bound; /* the TPM counter value the record binds (0: none) */
 };
 
 /* The log's fdatasync and then the anchor, in the background on a thread. (Linux
@@ -280,38 +280,50 @@ static void pending_free(struct aidp_lineage_pending *p)
 
 /* Open and lock the log (steps before 1). The lock is the log's own, held until
  * the record is committed or rolled back. */
-static int lock_log(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
-                    aidp_error *err)
+int aidp_lineage_lock(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
+                      aidp_error *err)
 {
         /* /var/lib/aidp: the log names callers and datasets, so not world-readable. */
         int r = aidp_lineage_make_parents(lg->path, 0750, err);
         if (r < 0)
                 return aidp_error_wrap(err, "lineage %s", lg->path);
-        int fd0 = open_log(lg->path, created);
-        if (fd0 < 0)
-                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -fd0, "opening lineage %s",
-                                        lg->path);
-        _cleanup_close_ int fd = fd0;
-        while (flock(fd, LOCK_EX) < 0)
-                if (errno != EINTR)
-                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "locking lineage %s",
+        for (int tries = 0;; tries++) {
+                int fd0 = open_log(lg->path, created);
+                if (fd0 < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -fd0, "opening lineage %s",
                                                 lg->path);
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "lineage %s", lg->path);
-        if (!S_ISREG(st.st_mode))
-                return aidp_error_set(err, AIDP_EXIT_LINEAGE, EINVAL,
-                                      "lineage %s is not a regular file", lg->path);
-        *size = st.st_size;
-        *ret_fd = TAKE_FD(fd);
-        return 0;
+                _cleanup_close_ int fd = fd0;
+                while (flock(fd, LOCK_EX) < 0)
+                        if (errno != EINTR)
+                                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno,
+                                                        "locking lineage %s", lg->path);
+                struct stat st, now;
+                if (fstat(fd, &st) < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "lineage %s",
+                                                lg->path);
+                if (!S_ISREG(st.st_mode))
+                        return aidp_error_set(err, AIDP_EXIT_LINEAGE, EINVAL,
+                                              "lineage %s is not a regular file", lg->path);
+                /* `aidp lineage rotate` renames the log away under its lock: whoever
+                 * waited for that lock holds the archive, and must open the new log. */
+                if (stat(lg->path, &now) < 0 || now.st_ino != st.st_ino ||
+                    now.st_dev != st.st_dev) {
+                        if (tries < 8)
+                                continue;
+                        return aidp_error_set(err, AIDP_EXIT_LINEAGE, ESTALE,
+                                              "lineage %s keeps being replaced", lg->path);
+                }
+                *size = st.st_size;
+                *ret_fd = TAKE_FD(fd);
+                return 0;
+        }
 }
 
 /* Steps 1-2 on the locked log: the tail must follow the anchor; a torn tail is
  * cut off (*size shrinks). *last is the last committed record (seq 0 and the zero
  * hash for none). A log without an anchor gets one naming no record. */
-static int check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
-                      struct aidp_lineage_record *last, aidp_error *err)
+int aidp_lineage_check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
+                            struct aidp_lineage_record *last, aidp_error *err)
 {
         struct aidp_lineage_anchor anchor = {0};
         bool have_anchor = false;
@@ -374,6 +386,20 @@ static int check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
         return 0;
 }
 
+int aidp_lineage_lock_tail(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
+                           struct aidp_lineage_record *last, aidp_error *err)
+{
+        int fd0 = -1;
+        int r = aidp_lineage_lock(lg, &fd0, created, size, err);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = fd0;
+        if ((r = aidp_lineage_check_tail(lg, fd, size, last, err)) < 0)
+                return r;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 static int append_begin(struct aidp_lineage *lg, json_object *ev, bool background,
                         struct aidp_lineage_pending **out, aidp_error *err)
 {
@@ -390,12 +416,16 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
         bool created = false;
         off_t size = 0;
         int fd0 = -1;
-        if ((r = lock_log(lg, &fd0, &created, &size, err)) < 0)
+        struct aidp_lineage_record rec;
+        if ((r = aidp_lineage_lock_tail(lg, &fd0, &created, &size, &rec, err)) < 0)
                 return r;
         _cleanup_close_ int fd = fd0;
-        struct aidp_lineage_record rec;
-        if ((r = check_tail(lg, fd, &size, &rec, err)) < 0)
-                return r;
+        /* The TPM counter the record binds (docs/lineage.md, "TPM counter"): read
+         * under the lock, so that concurrent appends take turns. */
+        uint64_t bound = 0;
+        aidp_witness_tpm_bind(&lg->wit, rec.seq + 1, &bound);
+        if (bound)
+                aidp_lineage_set_tpm_binding(ev, aidp_witness_tpm(&lg->wit)->nv_index, bound);
         /* Step 3. */
         size_t len = 0;
         _cleanup_free_ char *line = aidp_lineage_record_format_log(
@@ -406,7 +436,7 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
         if (!p)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         *p = (struct aidp_lineage_pending){
-                .lg = lg, .fd = -1, .size = size, .next = {.seq = rec.seq + 1}};
+                .lg = lg, .fd = -1, .size = size, .next = {.seq = rec.seq + 1}, .tpm_bound = bound};
         memcpy(p->next.log, rec.log, sizeof p->next.log);
         aidp_lineage_hash_line(line, len - 1, p->next.hash);
         r = aidp_write_all(fd, line, len);
@@ -450,6 +480,8 @@ int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err)
                 return r;
         }
         report_security_event(p->lg, p->ev, p->next.seq);
+        /* Durable: the TPM counter now reaches the value the record bound. */
+        aidp_witness_tpm_commit(&p->lg->wit, p->next.seq, p->tpm_bound);
         /* The record is durable: now (and only now) its head goes to the
          * witnesses, within a bounded time and never failing the run. */
         aidp_lineage_witness_publish(p->lg, &p->next);

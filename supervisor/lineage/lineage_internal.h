@@ -28,3 +28,19 @@ int aidp_lineage_pread_exact(int fd, void *buf, size_t len, off_t off);
 /* Read and check the anchor at path; a missing anchor is *have = false. */
 int aidp_lineage_load_anchor(const char *path, const unsigned char *key,
                              struct aidp_lineage_anchor *a, bool *have, aidp_error *err);
+
+/* Shared by the appends (lineage_append.c) and rotation (lineage_rotate.c). */
+/* Open and lock the log (the lock held until the fd is closed); a log renamed
+ * away while we waited for the lock is let go and the new one opened. */
+int aidp_lineage_lock(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
+                      aidp_error *err);
+/* The locked log's tail against its anchor; *last its last committed record. */
+int aidp_lineage_check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
+                            struct aidp_lineage_record *last, aidp_error *err);
+/* Both: the locked log and its last committed record. */
+int aidp_lineage_lock_tail(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
+                           struct aidp_lineage_record *last, aidp_error *err);
+/* A whole new anchor file: temporary, fsync, rename, fsync of the directory. */
+int aidp_lineage_replace_anchor(const struct aidp_lineage *lg, const char *buf, size_t len);
+/* The committed record's head to the witnesses (bounded, never failing). */
+void aidp_lineage_witness_publish(struct aidp_lineage *lg, const struct aidp_lineage_anchor *a);

@@ -23,26 +23,84 @@
 
 void aidp_witness_set_free(struct aidp_witness_set *s)
 {
-        for (size_t i = 0; i < s->n; i++)
+        for (size_t i = 0; i < s->n; i++) {
                 free(s->w[i].target);
+                free(s->w[i].tcti);
+        }
         free(s->w);
         free(s->source);
         memset(s, 0, sizeof *s);
+}
+
+static int add_witness(struct aidp_yaml *y, struct aidp_witness_set *s, struct aidp_witness w)
+{
+        struct aidp_witness *a = realloc(s->w, (s->n + 1) * sizeof *a);
+        if (!a) {
+                free(w.target);
+                free(w.tcti);
+                return aidp_error_set(y->err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        s->w = a;
+        s->w[s->n++] = w;
+        return 0;
+}
+
+/* tpm: {nvIndex: 0x1500016, tcti: "swtpm:path=/run/swtpm.sock"} */
+static int wf_tpm(struct aidp_yaml *y, yaml_node_t *v, const char *path, struct aidp_witness_set *s)
+{
+        static const char *const keys[] = {"nvIndex", "tcti", NULL};
+        char p[256];
+        aidp_yaml_path_key(p, path, "tpm");
+        int r = aidp_yaml_expect(y, v, YAML_MAPPING_NODE, p,
+                                 "a mapping {nvIndex: 0x01XXXXXX, tcti: NAME:CONF}", y->err);
+        if (r < 0 || (r = aidp_yaml_check_keys(y, v, p, keys, y->err)) < 0)
+                return r;
+        yaml_node_t *ix = aidp_yaml_get(y, v, "nvIndex", NULL),
+                    *tc = aidp_yaml_get(y, v, "tcti", NULL);
+        if (!ix)
+                return aidp_yaml_fail(y, v, p, "nvIndex is required");
+        const char *t;
+        if ((r = aidp_yaml_string(y, ix, p, &t)) < 0)
+                return r;
+        char *end;
+        errno = 0;
+        unsigned long idx = strtoul(t, &end, 0);
+        /* TPM2_HT_NV_INDEX: the handle's top byte is 0x01. */
+        if (errno || *end || (idx >> 24) != 0x01)
+                return aidp_yaml_fail(
+                        y, ix, p, "nvIndex: found '%s', expected an NV index 0x01000000-0x01ffffff",
+                        t);
+        if (aidp_witness_tpm(s))
+                return aidp_yaml_fail(y, v, p, "only one tpm witness");
+        struct aidp_witness w = {.kind = AIDP_WITNESS_TPM, .nv_index = (uint32_t)idx};
+        if (tc && (r = aidp_yaml_strdup(y, tc, p, &w.tcti)) < 0)
+                return r;
+        if (!w.tcti)
+                w.tcti = strdup(AIDP_WITNESS_TPM_DEFAULT_TCTI);
+        if (!w.tcti || asprintf(&w.target, "tpm 0x%08x", w.nv_index) < 0) {
+                free(w.tcti);
+                return aidp_error_set(y->err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        return add_witness(y, s, w);
 }
 
 static int wf_item(struct aidp_yaml *y, yaml_node_t *item, const char *path, size_t i, void *ctx)
 {
         (void)i;
         struct aidp_witness_set *s = ctx;
-        static const char *const keys[] = {"syslog", "file", NULL};
+        static const char *const keys[] = {"syslog", "file", "tpm", NULL};
         int r = aidp_yaml_expect(y, item, YAML_MAPPING_NODE, path,
-                                 "a mapping {syslog: SOCKET} or {file: PATH}", y->err);
+                                 "a mapping {syslog: SOCKET}, {file: PATH} or {tpm: {...}}",
+                                 y->err);
         if (r < 0 || (r = aidp_yaml_check_keys(y, item, path, keys, y->err)) < 0)
                 return r;
         size_t nkeys = (size_t)(item->data.mapping.pairs.top - item->data.mapping.pairs.start);
         if (nkeys != 1)
-                return aidp_yaml_fail(y, item, path, "expected exactly one of syslog or file");
-        yaml_node_t *v = aidp_yaml_get(y, item, "syslog", NULL);
+                return aidp_yaml_fail(y, item, path, "expected exactly one of syslog, file or tpm");
+        yaml_node_t *v = aidp_yaml_get(y, item, "tpm", NULL);
+        if (v)
+                return wf_tpm(y, v, path, s);
+        v = aidp_yaml_get(y, item, "syslog", NULL);
         enum aidp_witness_kind kind = v ? AIDP_WITNESS_SYSLOG : AIDP_WITNESS_FILE;
         if (!v)
                 v = aidp_yaml_get(y, item, "file", NULL);
@@ -53,14 +111,7 @@ static int wf_item(struct aidp_yaml *y, yaml_node_t *item, const char *path, siz
                 free(target);
                 return aidp_yaml_fail(y, v, path, "expected an absolute path");
         }
-        struct aidp_witness *w = realloc(s->w, (s->n + 1) * sizeof *w);
-        if (!w) {
-                free(target);
-                return aidp_error_set(y->err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        }
-        s->w = w;
-        s->w[s->n++] = (struct aidp_witness){.kind = kind, .target = target};
-        return 0;
+        return add_witness(y, s, (struct aidp_witness){.kind = kind, .target = target});
 }
 
 static int wf_witnesses(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx)
@@ -229,8 +280,8 @@ static void *file_thread(void *arg)
         return NULL;
 }
 
-static void missed(struct aidp_witness_set *s, const struct aidp_witness *w, uint64_t seq,
-                   const char *why)
+void aidp_witness_missed(struct aidp_witness_set *s, const struct aidp_witness *w, uint64_t seq,
+                         const char *why)
 {
         fprintf(stderr,
                 "aidp: warning: lineage witness %s did not take record %" PRIu64
@@ -257,7 +308,7 @@ static void publish_syslog(struct aidp_witness_set *s, const struct aidp_witness
         };
         int r = aidp_seclog_send(w->target, &m);
         if (r < 0)
-                missed(s, w, h->seq, strerror(-r));
+                aidp_witness_missed(s, w, h->seq, strerror(-r));
 }
 
 static struct publish *publish_new(const struct aidp_witness_set *s,
@@ -295,7 +346,7 @@ void aidp_witness_publish(struct aidp_witness_set *s, const struct aidp_lineage_
         struct publish *p = publish_new(s, h, nfiles);
         if (!p) {
                 for (size_t i = 0; i < s->n; i++)
-                        missed(s, &s->w[i], h->seq, "out of memory");
+                        aidp_witness_missed(s, &s->w[i], h->seq, "out of memory");
                 return;
         }
         struct timespec deadline;
@@ -352,9 +403,9 @@ void aidp_witness_publish(struct aidp_witness_set *s, const struct aidp_lineage_
                 if (!done[j]) {
                         char why[64];
                         snprintf(why, sizeof why, "no answer within %u ms", s->timeout_ms);
-                        missed(s, &s->w[i], h->seq, why);
+                        aidp_witness_missed(s, &s->w[i], h->seq, why);
                 } else if (results[j] < 0) {
-                        missed(s, &s->w[i], h->seq, strerror(-results[j]));
+                        aidp_witness_missed(s, &s->w[i], h->seq, strerror(-results[j]));
                 }
                 j++;
         }

@@ -1,8 +1,11 @@
 /* Log identity and witnesses (issue 20), pure parts: records carry the log's id
- * under their MAC, heads parse from witness files and syslog lines, and the
- * comparison names each attack with the first record it affects. */
+ * under their MAC, heads parse from witness files, syslog lines and exported
+ * events, the comparison names each attack with the first record it affects,
+ * rotation links and TPM counter bindings round-trip, and verify's positional
+ * read agrees with the full parse. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,8 @@ static const unsigned char key[AIDP_LINEAGE_KEY_LEN] = {7, 7, 7, 7, 7, 7, 7, 7, 
 #define LOG_A "0123456789abcdef0123456789abcdef"
 #define LOG_B "fedcba9876543210fedcba9876543210"
 #define ZERO  "0000000000000000000000000000000000000000000000000000000000000000"
+#define H1    "1111111111111111111111111111111111111111111111111111111111111111"
+#define H2    "2222222222222222222222222222222222222222222222222222222222222222"
 
 static json_object *event(void)
 {
@@ -246,7 +251,222 @@ Test(lineage_witness, the_shipped_example_parses)
         struct aidp_witness_set s;
         aidp_error e = {0};
         cr_assert_eq(aidp_witness_parse("witnesses.yaml", buf, n, &s, &e), 0, "%s", e.msg);
-        cr_assert_eq(s.n, 1);
+        cr_assert_eq(s.n, 1); /* file and tpm are commented out */
         cr_assert_eq(s.w[0].kind, AIDP_WITNESS_SYSLOG);
         aidp_witness_set_free(&s);
+}
+
+/* ---- verify's fast path ----------------------------------------------------------------- */
+
+Test(lineage_verify_fast, the_positional_read_agrees_with_the_full_parse)
+{
+        char h[3][AIDP_LINEAGE_HASH_HEX + 1];
+        char *log = make_log(LOG_A, 3, h);
+        struct aidp_lineage_verify fast, chain;
+        aidp_lineage_verify_init(&fast, key, NULL);   /* tags: positional read */
+        aidp_lineage_verify_init(&chain, NULL, NULL); /* no key: the JSON parse */
+        cr_assert(aidp_lineage_verify_buffer(&fast, log, strlen(log)), "%s", fast.reason);
+        cr_assert(aidp_lineage_verify_buffer(&chain, log, strlen(log)), "%s", chain.reason);
+        cr_assert_eq(fast.records, chain.records);
+        cr_assert_str_eq(fast.log, chain.log);
+        cr_assert_str_eq(fast.last_hash, h[2]);
+        cr_assert_str_eq(chain.last_hash, h[2]);
+        /* an edited byte: the positional read declines and the parse names it */
+        char *p = strstr(log, "\"j\"");
+        p[1] = 'k';
+        aidp_lineage_verify_init(&fast, key, NULL);
+        cr_assert(!aidp_lineage_verify_buffer(&fast, log, strlen(log)));
+        cr_assert_eq(fast.bad_line, 1);
+        cr_assert(strstr(fast.reason, "authentication tag does not match"), "%s", fast.reason);
+        p[1] = 'j';
+        /* a sequence number spelled with a leading zero is not the writer's */
+        p = strstr(log, "\"aidp_seq\":2,");
+        cr_assert_not_null(p);
+        char *zero = NULL;
+        cr_assert_gt(asprintf(&zero, "%.*s0%s", (int)(p + 11 - log), log, p + 11), 0);
+        free(log);
+        log = zero;
+        aidp_lineage_verify_init(&fast, key, NULL);
+        cr_assert(!aidp_lineage_verify_buffer(&fast, log, strlen(log)));
+        cr_assert_eq(fast.bad_line, 2);
+        cr_assert(strstr(fast.reason, "not valid JSON"), "%s", fast.reason);
+        free(log);
+}
+
+/* ---- heads on exported events --------------------------------------------------------- */
+
+Test(lineage_export_head, an_exported_event_carries_its_head_and_parses_as_one)
+{
+        struct aidp_lineage_head h = head(LOG_A, 7, H1);
+        cr_assert_eq(aidp_lineage_head_sign(&h, key), 0);
+        json_object *ev = event();
+        aidp_lineage_set_head_facet(ev, &h);
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_event_check(ev, &e), 0, "still a RunEvent: %s", e.msg);
+        const char *s = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE);
+        cr_assert(strstr(s, "\"aidp_chain_head\":{\"_producer\":\"" AIDP_LINEAGE_PRODUCER
+                            "\",\"_schemaURL\":\"" AIDP_LINEAGE_FACET_SCHEMA_BASE
+                            "aidp_chain_head\",\"log\":\"" LOG_A "\",\"seq\":7,"),
+                  "%s", s);
+        struct aidp_lineage_head back;
+        cr_assert_eq(aidp_lineage_head_parse(s, strlen(s), &back), 1);
+        cr_assert_str_eq(back.log, LOG_A);
+        cr_assert_eq(back.seq, 7);
+        cr_assert_str_eq(back.hash, H1);
+        cr_assert(aidp_lineage_head_mac_ok(&back, key));
+        json_object_put(ev);
+        /* an event exported without the key carries no head; a broken one is malformed */
+        ev = event();
+        s = json_object_to_json_string_ext(ev,
+                                           JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        cr_assert_eq(aidp_lineage_head_parse(s, strlen(s), &back), 0);
+        json_object *f = aidp_lineage_run_facet(ev, AIDP_LINEAGE_HEAD_FACET);
+        json_object_object_add(f, "seq", json_object_new_string("7"));
+        s = json_object_to_json_string_ext(ev,
+                                           JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        cr_assert_eq(aidp_lineage_head_parse(s, strlen(s), &back), -EINVAL);
+        json_object_put(ev);
+}
+
+/* ---- rotation ---------------------------------------------------------------------------- */
+
+Test(lineage_rotation, the_link_round_trips_and_refuses_paths)
+{
+        struct aidp_lineage_link l = {.prev = head(LOG_A, 9, H2)};
+        cr_assert_eq(aidp_lineage_head_sign(&l.prev, key), 0);
+        snprintf(l.file, sizeof l.file, "lineage.jsonl." LOG_A);
+        json_object *ev = event();
+        aidp_lineage_set_rotation(ev, &l);
+        struct aidp_lineage_link back;
+        cr_assert_eq(aidp_lineage_rotation_of(ev, &back), 1);
+        cr_assert_str_eq(back.file, l.file);
+        cr_assert_eq(back.prev.seq, 9);
+        cr_assert_str_eq(back.prev.mac, l.prev.mac);
+        cr_assert(aidp_lineage_head_mac_ok(&back.prev, key));
+        const char *bad[] = {"../lineage.jsonl", "a/b", "..", ""};
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                snprintf(l.file, sizeof l.file, "%s", bad[i]);
+                json_object *e2 = event();
+                aidp_lineage_set_rotation(e2, &l);
+                cr_expect_eq(aidp_lineage_rotation_of(e2, &back), -EINVAL, "%s", bad[i]);
+                json_object_put(e2);
+        }
+        json_object_put(ev);
+        ev = event();
+        cr_assert_eq(aidp_lineage_rotation_of(ev, &back), 0);
+        json_object_put(ev);
+}
+
+Test(lineage_rotation, heads_of_the_logs_it_follows_are_no_substitution)
+{
+        char h[1][AIDP_LINEAGE_HASH_HEX + 1];
+        char *log = make_log(LOG_A, 1, h);
+        struct aidp_lineage_head hs[] = {head(LOG_B, 5, H1)};
+        cr_assert_eq(aidp_lineage_head_sign(&hs[0], key), 0);
+        const char prior[1][AIDP_LINEAGE_LOG_ID_HEX + 1] = {LOG_B};
+        struct aidp_lineage_log_view lv = {.log = LOG_A, .n = 1, .hashes = (const void *)h};
+        struct aidp_lineage_witness_result r;
+        aidp_lineage_witness_compare(&lv, hs, 1, key, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_SUBSTITUTED);
+        lv.prior = prior;
+        lv.nprior = 1;
+        aidp_lineage_witness_compare(&lv, hs, 1, key, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_SILENT, "%s", r.reason);
+        free(log);
+}
+
+/* ---- the TPM counter ---------------------------------------------------------------------- */
+
+Test(lineage_tpm, the_binding_round_trips)
+{
+        json_object *ev = event();
+        aidp_lineage_set_tpm_binding(ev, 0x01500016, 42);
+        const char *s = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE);
+        cr_assert(strstr(s, AIDP_LINEAGE_TPM_MARK), "%s", s);
+        cr_assert(strstr(s, "\"nvIndex\":\"0x01500016\",\"counter\":42}"), "%s", s);
+        uint32_t ix = 0;
+        uint64_t c = 0;
+        cr_assert_eq(aidp_lineage_tpm_binding_of(ev, &ix, &c), 1);
+        cr_assert_eq(ix, 0x01500016);
+        cr_assert_eq(c, 42);
+        json_object_put(ev);
+}
+
+Test(lineage_tpm, the_matrix)
+{
+        struct aidp_lineage_witness_result r;
+        /* 10 records, record 10 binds 21: the counter at 21 confirms all */
+        aidp_lineage_tpm_compare(10, 10, 21, true, 21, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_CONFIRMED, "%s", r.reason);
+        cr_assert_eq(r.unseen, 0);
+        /* its increment lost (TPM down, supervisor died): a gap, not an alarm */
+        aidp_lineage_tpm_compare(10, 10, 21, true, 20, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_CONFIRMED);
+        cr_assert(strstr(r.reason, "one short") && strstr(r.reason, "no record is missing"), "%s",
+                  r.reason);
+        cr_assert_eq(r.gap_from, 10);
+        /* records after the last binding one (TPM down then): a gap */
+        aidp_lineage_tpm_compare(12, 10, 21, true, 21, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_CONFIRMED);
+        cr_assert_eq(r.gap_from, 11);
+        cr_assert_eq(r.gap_to, 12);
+        /* the counter ahead of the log: rollback, from the record after */
+        aidp_lineage_tpm_compare(8, 8, 19, true, 21, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_ROLLBACK);
+        cr_assert_eq(r.first_affected, 9);
+        cr_assert(strstr(r.reason, "2 committed record(s) after record 8 are missing"), "%s",
+                  r.reason);
+        /* no records, a counter that counted: emptied */
+        aidp_lineage_tpm_compare(0, 0, 0, true, 21, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_EMPTIED);
+        /* records, none binding a counter that counted: substituted */
+        aidp_lineage_tpm_compare(5, 0, 0, true, 21, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_SUBSTITUTED);
+        /* a binding the counter never reached: another TPM or index */
+        aidp_lineage_tpm_compare(5, 5, 40, true, 21, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_SUBSTITUTED);
+        cr_assert(strstr(r.reason, "another TPM"), "%s", r.reason);
+        /* a counter never incremented: nothing to say */
+        aidp_lineage_tpm_compare(5, 0, 0, false, 0, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_SILENT);
+        cr_assert(!aidp_lineage_witness_alarm(r.verdict));
+        /* ... unless the log binds it: the index was redefined */
+        aidp_lineage_tpm_compare(5, 5, 9, false, 0, &r);
+        cr_assert_eq(r.verdict, AIDP_WITNESS_SUBSTITUTED);
+        cr_assert(strstr(r.reason, "redefined"), "%s", r.reason);
+}
+
+Test(lineage_tpm, config_takes_a_tpm_witness_and_names_errors)
+{
+        const char *ok = "apiVersion: aidp/v1\nkind: Witnesses\nwitnesses:\n"
+                         "  - tpm: {nvIndex: 0x1500016}\n"
+                         "  - file: /mnt/audit/heads.jsonl\n";
+        struct aidp_witness_set s;
+        aidp_error e = {0};
+        cr_assert_eq(aidp_witness_parse("w.yaml", ok, strlen(ok), &s, &e), 0, "%s", e.msg);
+        const struct aidp_witness *t = aidp_witness_tpm(&s);
+        cr_assert_not_null(t);
+        cr_assert_eq(t->nv_index, 0x01500016);
+        cr_assert_str_eq(t->tcti, AIDP_WITNESS_TPM_DEFAULT_TCTI);
+        cr_assert_str_eq(t->target, "tpm 0x01500016");
+        aidp_witness_set_free(&s);
+        const char *bad[][2] = {
+                {"  - tpm: {nvIndex: 0x81000001}\n", "expected an NV index"},
+                {"  - tpm: {tcti: \"device:/dev/tpmrm0\"}\n", "nvIndex is required"},
+                {"  - tpm: {nvIndex: 0x1500016, pcr: 7}\n", "pcr"},
+                {"  - tpm: {nvIndex: 0x1500016}\n  - tpm: {nvIndex: 0x1500017}\n",
+                 "only one tpm witness"},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                char doc[512];
+                snprintf(doc, sizeof doc, "apiVersion: aidp/v1\nkind: Witnesses\nwitnesses:\n%s",
+                         bad[i][0]);
+                cr_expect_lt(aidp_witness_parse("w.yaml", doc, strlen(doc), &s, &e), 0, "%s",
+                             bad[i][0]);
+                cr_expect(strstr(e.msg, bad[i][1]) && strstr(e.msg, "w.yaml:"), "%s: %s", bad[i][0],
+                          e.msg);
+                cr_expect_eq(e.status, AIDP_EXIT_CONFIG);
+        }
 }

@@ -186,7 +186,12 @@ char *aidp_lineage_anchor_format(const struct aidp_lineage_anchor *a,
 int aidp_lineage_anchor_parse(const char *buf, size_t len, const unsigned char *key,
                               struct aidp_lineage_anchor *a, aidp_error *err);
 
-/* Streaming verifier: feed every line in order, then finish. */
+/* Streaming verifier: feed every line in order, then finish (or release).
+ * With a key, a record whose chain members sit last in the writer's spelling
+ * and whose tag verifies is read by position, without a JSON parse: the tag
+ * proves the writer made those bytes, and the writer checked the event before
+ * it wrote it. Any other record takes the full parse, which names the fault. */
+struct aidp_lineage_mac;
 struct aidp_lineage_verify {
         /* inputs */
         const unsigned char *key; /* NULL: chain only, tags unchecked */
@@ -209,6 +214,9 @@ struct aidp_lineage_verify {
         bool collect;
         char (*hashes)[AIDP_LINEAGE_HASH_HEX + 1];
         uint64_t hashes_cap;
+        /* the keyed HMAC and SHA-256 contexts, made at the first line and freed by
+         * _finish or _release */
+        struct aidp_lineage_mac *mac;
 };
 /* anchor is copied; NULL for none. key is kept by pointer. */
 void aidp_lineage_verify_init(struct aidp_lineage_verify *v, const unsigned char *key,

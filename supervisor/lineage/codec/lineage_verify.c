@@ -19,10 +19,19 @@
 #include "common/cleanup.h"
 #include "common/hex.h"
 #include "supervisor/lineage/codec/lineage_codec.h"
+#include "supervisor/lineage/codec/lineage_mac.h"
 
 #define TAG_OPEN       ",\"aidp_hmac\":\""
 #define TAG_OPEN_LEN   (sizeof TAG_OPEN - 1)
 #define TAG_SUFFIX_LEN (TAG_OPEN_LEN + AIDP_LINEAGE_HASH_HEX + 2) /* + `"}` */
+#define PREV_OPEN      ",\"aidp_prev\":\""
+#define PREV_OPEN_LEN  (sizeof PREV_OPEN - 1)
+#define PREV_LEN       (PREV_OPEN_LEN + AIDP_LINEAGE_HASH_HEX + 1) /* + `"` */
+#define SEQ_OPEN       ",\"aidp_seq\":"
+#define SEQ_OPEN_LEN   (sizeof SEQ_OPEN - 1)
+#define LOG_OPEN       ",\"aidp_log\":\""
+#define LOG_OPEN_LEN   (sizeof LOG_OPEN - 1)
+#define LOG_LEN        (LOG_OPEN_LEN + AIDP_LINEAGE_LOG_ID_HEX + 1)
 #define ZERO_HASH      "0000000000000000000000000000000000000000000000000000000000000000"
 #define ANCHOR_DOMAIN  "aidp-lineage-anchor-v1:"
 #define ANCHOR_DOMAIN2 "aidp-lineage-anchor-v2:"
@@ -317,6 +326,69 @@ int aidp_lineage_anchor_parse(const char *buf, size_t len, const unsigned char *
         return 0;
 }
 
+/* ---- the fast path of verify (lineage_codec.h, "Streaming verifier") --------------- */
+
+/* The record's chain members read by position from its end, where the writer put
+ * them: [,"aidp_log":"<32 hex>"],"aidp_seq":N,"aidp_prev":"<64 hex>","aidp_hmac":"<64 hex>"}
+ * then its tag checked and its line hashed. 1: done; 0: not in that shape, or the
+ * tag does not match (the full parse then says why). A member of that name deeper
+ * in the object cannot stand there: its object's '}' would. */
+static int scan_record(struct aidp_lineage_mac *m, const char *line, size_t len,
+                       struct aidp_lineage_record *rec)
+{
+        if (len < TAG_SUFFIX_LEN + PREV_LEN + SEQ_OPEN_LEN + 2 || line[0] != '{' ||
+            memchr(line, '\0', len))
+                return 0;
+        const char *sfx = line + len - TAG_SUFFIX_LEN;
+        if (memcmp(sfx, TAG_OPEN, TAG_OPEN_LEN) ||
+            !is_hex64(sfx + TAG_OPEN_LEN, AIDP_LINEAGE_HASH_HEX) || line[len - 2] != '"' ||
+            line[len - 1] != '}')
+                return 0;
+        const char *pv = sfx - PREV_LEN;
+        if (memcmp(pv, PREV_OPEN, PREV_OPEN_LEN) || pv[PREV_LEN - 1] != '"' ||
+            !is_hex64(pv + PREV_OPEN_LEN, AIDP_LINEAGE_HASH_HEX))
+                return 0;
+        const char *d = pv;
+        while (d > line && d[-1] >= '0' && d[-1] <= '9' && pv - d < 19)
+                d--;
+        if (d == pv || *d == '0' || (size_t)(d - line) < SEQ_OPEN_LEN + 1 ||
+            memcmp(d - SEQ_OPEN_LEN, SEQ_OPEN, SEQ_OPEN_LEN))
+                return 0;
+        uint64_t seq = 0;
+        for (const char *c = d; c < pv; c++)
+                seq = seq * 10 + (uint64_t)(*c - '0'); /* 19 digits at most: no overflow */
+        if (seq > INT64_MAX)
+                return 0;
+        const char *lg = d - SEQ_OPEN_LEN - LOG_LEN;
+        rec->log[0] = '\0';
+        if (lg > line && !memcmp(lg, LOG_OPEN, LOG_OPEN_LEN) && lg[LOG_LEN - 1] == '"' &&
+            is_log_id(lg + LOG_OPEN_LEN, AIDP_LINEAGE_LOG_ID_HEX)) {
+                memcpy(rec->log, lg + LOG_OPEN_LEN, AIDP_LINEAGE_LOG_ID_HEX);
+                rec->log[AIDP_LINEAGE_LOG_ID_HEX] = '\0';
+        }
+        /* The MAC'd bytes: the line up to the tag member, and the '}' it displaced. */
+        char want[AIDP_LINEAGE_HASH_HEX + 1];
+        if (aidp_lineage_mac_hex(m, line, (size_t)(sfx - line), "}", 1, want) < 0 ||
+            CRYPTO_memcmp(want, sfx + TAG_OPEN_LEN, AIDP_LINEAGE_HASH_HEX) ||
+            aidp_lineage_mac_sha256(m, line, len, rec->hash) < 0)
+                return 0;
+        rec->seq = seq;
+        memcpy(rec->prev, pv + PREV_OPEN_LEN, AIDP_LINEAGE_HASH_HEX);
+        rec->prev[AIDP_LINEAGE_HASH_HEX] = '\0';
+        return 1;
+}
+
+/* One record, the fast way when it can be, else the full parse. */
+static int read_record(struct aidp_lineage_verify *v, const char *line, size_t len,
+                       struct aidp_lineage_record *rec, aidp_error *e)
+{
+        if (v->key && !v->mac)
+                v->mac = aidp_lineage_mac_new(v->key); /* NULL: the full parse only */
+        if (v->mac && scan_record(v->mac, line, len, rec) == 1)
+                return 0;
+        return aidp_lineage_record_parse(line, len, v->key, rec, NULL, e);
+}
+
 /* ---- verifier --------------------------------------------------------------------- */
 
 void aidp_lineage_verify_init(struct aidp_lineage_verify *v, const unsigned char *key,
@@ -362,7 +434,7 @@ bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, s
         }
         struct aidp_lineage_record rec;
         aidp_error e = {0};
-        if (aidp_lineage_record_parse(line, len, v->key, &rec, NULL, &e) < 0)
+        if (read_record(v, line, len, &rec, &e) < 0)
                 return bad(v, "line %" PRIu64 ": %s", n, e.msg);
         if (n == 1)
                 memcpy(v->log, rec.log, sizeof v->log);
@@ -419,6 +491,8 @@ bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, s
 
 bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v)
 {
+        aidp_lineage_mac_free(v->mac);
+        v->mac = NULL;
         if (v->bad_line)
                 return false;
         if (v->has_anchor && v->records > 0 && v->anchor.log[0] && strcmp(v->anchor.log, v->log)) {
@@ -463,6 +537,8 @@ bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v)
 
 void aidp_lineage_verify_release(struct aidp_lineage_verify *v)
 {
+        aidp_lineage_mac_free(v->mac);
+        v->mac = NULL;
         free(v->hashes);
         v->hashes = NULL;
         v->hashes_cap = 0;

@@ -41,12 +41,62 @@ int aidp_lineage_head_json(const struct aidp_lineage_head *h, char *buf, size_t 
  * malformed head. */
 int aidp_lineage_head_parse(const char *line, size_t len, struct aidp_lineage_head *h);
 
+/* ---- heads on exported events ("aidp lineage export") ---------------------------- */
+
+/* The run facet `aidp_chain_head` {log, seq, hash, mac} that `aidp lineage
+ * export` puts on each event it sends: the head of the record the event came
+ * from, so that the OpenLineage consumer is a witness too. Its _schemaURL is the
+ * facet's section of docs/lineage.md. */
+#define AIDP_LINEAGE_HEAD_FACET "aidp_chain_head"
+void aidp_lineage_set_head_facet(json_object *ev, const struct aidp_lineage_head *h);
+/* The head an exported event carries. 1: found; 0: the event has none; -EINVAL:
+ * a malformed one. */
+int aidp_lineage_head_of_event(json_object *ev, struct aidp_lineage_head *h);
+
+/* ---- rotation ----------------------------------------------------------------------- */
+
+/* The first record of a log started by `aidp lineage rotate` names its
+ * predecessor: the run facet `aidp_rotation` {previous: {log, seq, hash, mac,
+ * file}}, the old log's last head (mac as a witness would have it) and the name
+ * of the archived log in the same directory. */
+#define AIDP_LINEAGE_ROTATION_FACET   "aidp_rotation"
+#define AIDP_LINEAGE_ARCHIVE_NAME_MAX 255
+struct aidp_lineage_link {
+        struct aidp_lineage_head prev;
+        char file[AIDP_LINEAGE_ARCHIVE_NAME_MAX + 1]; /* a plain file name, no '/' */
+};
+void aidp_lineage_set_rotation(json_object *ev, const struct aidp_lineage_link *l);
+/* 1: ev names a predecessor; 0: it does not; -EINVAL: a malformed link. */
+int aidp_lineage_rotation_of(json_object *ev, struct aidp_lineage_link *l);
+
+struct aidp_lineage_witness_result;
+
+/* ---- the TPM counter witness ------------------------------------------------------------ */
+
+/* The run facet `aidp_tpm` {nvIndex: "0x01500016", counter: N}: the value the TPM
+ * NV counter has once this record is durable (docs/lineage.md, "TPM counter"). */
+#define AIDP_LINEAGE_TPM_FACET "aidp_tpm"
+#define AIDP_LINEAGE_TPM_MARK  "\"" AIDP_LINEAGE_TPM_FACET "\":{"
+void aidp_lineage_set_tpm_binding(json_object *ev, uint32_t nv_index, uint64_t counter);
+/* 1: ev binds a counter (*nv_index, *counter); 0: it does not; -EINVAL: malformed. */
+int aidp_lineage_tpm_binding_of(json_object *ev, uint32_t *nv_index, uint64_t *counter);
+
+/* The log against the TPM counter: `bound` is the counter value the last record
+ * binding one (record `bound_seq`, 0: none) names, `records` the log's length;
+ * `readable` false when the counter was never incremented. */
+void aidp_lineage_tpm_compare(uint64_t records, uint64_t bound_seq, uint64_t bound, bool readable,
+                              uint64_t counter, struct aidp_lineage_witness_result *r);
+
 /* The log as verify read it: its id ("" for a log of an older aidp) and the
  * line hash of each record, hashes[i] being record i + 1. */
 struct aidp_lineage_log_view {
         const char *log;
         uint64_t n;
         const char (*hashes)[AIDP_LINEAGE_HASH_HEX + 1];
+        /* the logs this one follows by rotation (their heads are no sign of a
+         * substituted log) */
+        const char (*prior)[AIDP_LINEAGE_LOG_ID_HEX + 1];
+        size_t nprior;
 };
 
 enum aidp_lineage_witness_verdict {
