@@ -80,6 +80,8 @@ int aidp_netpolicy_render_sandbox(const struct aidp_netpolicy *np, const struct 
  * masquerade of the run's traffic. Every rule matches host_if. */
 int aidp_netpolicy_render_host(const struct aidp_netpolicy *np, const struct aidp_np_names *n,
                                char **ret, aidp_error *err);
+/* The names a host table is built from: run id, links, addresses. */
+int aidp_netpolicy_names_check(const struct aidp_np_names *n, aidp_error *err);
 /* "delete table inet aidp-<run_id>", for teardown and gc. */
 int aidp_netpolicy_render_host_delete(const char *run_id, char **ret, aidp_error *err);
 
