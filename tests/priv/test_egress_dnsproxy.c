@@ -27,6 +27,7 @@
 #include "netns_util.h"
 #include "netpolicy/apply/apply.h"
 #include "priv.h"
+#include "runner.h"
 
 #define DNS_PROBE AIDP_BINARY_DIR "/tests/helpers/dns_probe"
 
@@ -132,18 +133,14 @@ static void setup(void)
         cr_assert_eq(aidp_test_peer_link_n(&bad, 1, h1, p1), 0);
         aidp_test_ns_go(&dns);
         aidp_test_ns_go(&bad);
-        cr_assert_not_null(mkdtemp(dir));
-        usleep(300 * 1000); /* dnsmasq binds */
+        cr_assert_not_null(aidp_test_mkdtemp(dir)); /* removed when the worker exits */
+        usleep(300 * 1000);                         /* dnsmasq binds */
 }
 
 static void fini(void)
 {
         aidp_test_ns_stop(&dns);
         aidp_test_ns_stop(&bad);
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        if (dir[strlen(dir) - 1] != 'X')
-                cr_expect_eq(system(cmd), 0);
 }
 
 TestSuite(egress_dnsproxy, .init = setup, .fini = fini, .timeout = 120);
@@ -198,8 +195,7 @@ static void query(struct run *R, const char *proto, char *line, size_t len, doub
         double t0 = now_ms();
         int rc = aidp_test_ns_sh(&R->sb,
                                  "DNS_PROBE_TIMEOUT=5 %s query %s %s 53 web.allowed.example A > %s",
-                                 DNS_PROBE,
-                                 proto, aidp_netpolicy_run_resolver(R->r), out);
+                                 DNS_PROBE, proto, aidp_netpolicy_run_resolver(R->r), out);
         if (ms)
                 *ms = now_ms() - t0;
         cr_assert_eq(rc, 0);

@@ -17,6 +17,7 @@
 #include "common/cleanup.h"
 #include "netpolicy/apply/nftbatch.h"
 #include "priv.h"
+#include "runner.h"
 
 TestSuite(egress_nft, .timeout = 120);
 
@@ -77,7 +78,9 @@ static char *listing(const char *table, const char *text, const struct aidp_np_b
 
 static void expect_same(const struct aidp_netpolicy *np, const struct aidp_np_names *n)
 {
-        cr_assert_not_null(mkdtemp(dir));
+        /* One directory per test worker, removed when it exits. */
+        if (dir[strlen(dir) - 1] == 'X')
+                cr_assert_not_null(aidp_test_mkdtemp(dir));
         aidp_error err = {0};
         char *text = NULL;
         struct aidp_np_batch *b = NULL;
@@ -102,10 +105,6 @@ static void expect_same(const struct aidp_netpolicy *np, const struct aidp_np_na
                 free(text);
                 aidp_np_batch_free(b);
         }
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        cr_expect_eq(system(cmd), 0);
-        strcpy(dir + strlen(dir) - 6, "XXXXXX");
 }
 
 static struct aidp_netpolicy *compile(struct aidp_egress_rule *r, size_t n)
