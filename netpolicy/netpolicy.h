@@ -1,7 +1,8 @@
 #pragma once
 /* The egress compiler (docs/egress.md): effective egress rules in, an
- * immutable plan and nftables rulesets (nft syntax, loaded by the apply layer
- * through libnftables) out. Pure: no syscalls, no printing, no globals.
+ * immutable plan and nftables rulesets as nft text out (the apply layer loads
+ * the same rules as libnftnl batches). Pure: no syscalls, no printing, no
+ * globals.
  *
  * The plan holds, for each family (IPv4, IPv6) and transport (TCP, UDP), a
  * list of disjoint address ranges, each with the merged, disjoint port ranges

@@ -1,6 +1,8 @@
-/* A compiled plan -> nft rulesets (docs/egress.md shows them). Pure: the text
- * is built in memory; the apply layer loads it through libnftables in one
- * transaction. */
+/* A compiled plan -> nft rulesets as text (docs/egress.md shows them). Pure:
+ * the text is built in memory. It is the readable form, for goldens, debugging
+ * and the benchmark's tools side; the apply layer loads the same rules as
+ * libnftnl batches (netpolicy/apply/nftrules.c, which must list the same:
+ * tests/priv/test_egress_nft.c). */
 #define _GNU_SOURCE
 #include "netpolicy/netpolicy.h"
 
