@@ -37,21 +37,8 @@ static char dir[] = "/tmp/aidp-test-dnsproxy-XXXXXX";
 static void run_dnsmasq(void *arg)
 {
         (void)arg;
-        static const char *const argv[] = {"dnsmasq",
-                                           "-k",
-                                           "-C",
-                                           "/dev/null",
-                                           "--user=root",
-                                           "--pid-file",
-                                           "--no-resolv",
-                                           "--no-hosts",
-                                           "--bind-interfaces",
-                                           "--listen-address=198.51.100.53",
-                                           "--log-facility=/dev/null",
-                                           "--host-record=web.allowed.example,192.0.2.2",
-                                           NULL};
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
+        static const char *const records[] = {"--host-record=web.allowed.example,192.0.2.2", NULL};
+        aidp_test_exec_dnsmasq("198.51.100.53", records);
 }
 
 static int bound(int type, const char *addr)
