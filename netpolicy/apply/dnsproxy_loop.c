@@ -355,9 +355,10 @@ static void on_upstream(struct proxy *P, unsigned up)
 {
         uint8_t buf[AIDP_DNS_MAX_MSG];
         ssize_t n = recv(P->up[up].fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n < 0 && errno == ECONNREFUSED) {
-                /* The resolver's host says nothing listens there: every query
-                 * waiting for it goes to the next one now. */
+        if (n < 0 && (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)) {
+                /* An ICMP error says the resolver cannot be reached or nothing
+                 * listens there: every query waiting for it goes to the next
+                 * one now. */
                 for (size_t i = 0; i < PENDING_MAX; i++)
                         if (P->pending[i].used && P->pending[i].up == up)
                                 next_upstream(P, &P->pending[i]);

@@ -50,11 +50,6 @@ void aidp_np_batch_free(struct aidp_np_batch *b)
         free(b);
 }
 
-size_t aidp_np_batch_size(const struct aidp_np_batch *b)
-{
-        return b->len;
-}
-
 static int reserve(struct aidp_np_batch *b, size_t room)
 {
         if (b->cap - b->len >= room)
@@ -220,17 +215,15 @@ int aidp_np_nft_delete_host(const char *run_id, aidp_error *err)
         } else if (rc == 0) {
                 rc = -ENOMEM;
         }
-        nftnl_table_free(t);
-        aidp_error local = {0};
+        if (t)
+                nftnl_table_free(t);
         if (rc == 0)
-                rc = aidp_np_batch_send(b, &local);
+                rc = aidp_np_batch_send(b, err);
+        else
+                aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "deleting %s", name);
         aidp_np_batch_free(b);
         /* Only this run's table, by its name; gone already is fine. */
-        if (rc == -ENOENT || (rc < 0 && local.errnum == ENOENT))
-                return 0;
-        if (rc == -ENOMEM)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "deleting %s", name);
-        if (rc < 0 && err)
-                *err = local;
-        return rc;
+        if (rc == -ENOENT && err)
+                aidp_error_clear(err);
+        return rc == -ENOENT ? 0 : rc;
 }

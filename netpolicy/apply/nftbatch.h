@@ -25,8 +25,6 @@ int aidp_np_batch_host(const struct aidp_netpolicy *np, const struct aidp_np_nam
  * object the kernel refused. */
 int aidp_np_batch_send(const struct aidp_np_batch *b, aidp_error *err);
 void aidp_np_batch_free(struct aidp_np_batch *b);
-/* Bytes and messages, for the benchmark's notes. */
-size_t aidp_np_batch_size(const struct aidp_np_batch *b);
 
 /* Delete table inet aidp-<run id>; 0 when it does not exist. Only that
  * table, by name: never a flush. */
