@@ -66,6 +66,9 @@ static int resolvers(struct aidp_yaml *t, yaml_node_t *v, struct aidp_hostnet *h
         if (rc < 0)
                 return rc;
         size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        if (n > AIDP_HOSTNET_MAX_RESOLVERS)
+                return aidp_yaml_err(t, v, err, "resolvers", "%zu resolvers, at most %u", n,
+                                     AIDP_HOSTNET_MAX_RESOLVERS);
         if (!(h->resolvers = calloc(n + 1, sizeof *h->resolvers)))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "network configuration");
         for (size_t i = 0; i < n; i++) {

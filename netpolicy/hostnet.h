@@ -6,7 +6,7 @@
  *   kind: Network
  *   pools: {ipv4: 10.213.0.0/16, ipv6: fd00:a1d9::/64}   # ipv6 optional
  *   uplink: eth0                                         # optional
- *   resolvers: [10.0.0.53]                               # upstreams of the DNS proxy
+ *   resolvers: [10.0.0.53, 10.0.1.53]                    # the DNS proxy's, in order
  *
  * A pool is cut into blocks of four addresses (/30, /126): lease N is block N,
  * its first usable address the host end of the run's veth, the second the
@@ -18,6 +18,8 @@
 
 #define AIDP_HOSTNET_PATH      "/etc/aidp/network.yaml"
 #define AIDP_HOSTNET_MAX_SLOTS 65536u
+/* The DNS proxy asks them in order, the next on timeout or SERVFAIL. */
+#define AIDP_HOSTNET_MAX_RESOLVERS 8u
 
 struct aidp_hostnet {
         char *pool4, *pool6; /* CIDRs; pool6 may be NULL */

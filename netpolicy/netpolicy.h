@@ -1,7 +1,8 @@
 #pragma once
 /* The egress compiler (docs/egress.md): effective egress rules in, an
- * immutable plan and nftables rulesets (nft syntax, loaded by the apply layer
- * through libnftables) out. Pure: no syscalls, no printing, no globals.
+ * immutable plan and nftables rulesets as nft text out (the apply layer loads
+ * the same rules as libnftnl batches). Pure: no syscalls, no printing, no
+ * globals.
  *
  * The plan holds, for each family (IPv4, IPv6) and transport (TCP, UDP), a
  * list of disjoint address ranges, each with the merged, disjoint port ranges
@@ -80,6 +81,8 @@ int aidp_netpolicy_render_sandbox(const struct aidp_netpolicy *np, const struct 
  * masquerade of the run's traffic. Every rule matches host_if. */
 int aidp_netpolicy_render_host(const struct aidp_netpolicy *np, const struct aidp_np_names *n,
                                char **ret, aidp_error *err);
+/* The names a host table is built from: run id, links, addresses. */
+int aidp_netpolicy_names_check(const struct aidp_np_names *n, aidp_error *err);
 /* "delete table inet aidp-<run_id>", for teardown and gc. */
 int aidp_netpolicy_render_host_delete(const char *run_id, char **ret, aidp_error *err);
 

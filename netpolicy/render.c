@@ -1,6 +1,8 @@
-/* A compiled plan -> nft rulesets (docs/egress.md shows them). Pure: the text
- * is built in memory; the apply layer loads it through libnftables in one
- * transaction. */
+/* A compiled plan -> nft rulesets as text (docs/egress.md shows them). Pure:
+ * the text is built in memory. It is the readable form, for goldens, debugging
+ * and the benchmark's tools side; the apply layer loads the same rules as
+ * libnftnl batches (netpolicy/apply/nftrules.c, which must list the same:
+ * tests/priv/test_egress_nft.c). */
 #define _GNU_SOURCE
 #include "netpolicy/netpolicy.h"
 
@@ -197,7 +199,7 @@ int aidp_netpolicy_render_sandbox(const struct aidp_netpolicy *np, const struct 
         return finish(f, &buf, ret, err);
 }
 
-static int check_names(const struct aidp_np_names *n, aidp_error *err)
+int aidp_netpolicy_names_check(const struct aidp_np_names *n, aidp_error *err)
 {
         if (!aidp_netpolicy_name_ok(n->run_id, 200))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL,
@@ -244,7 +246,7 @@ static void put_nat(FILE *f, const struct aidp_np_names *n)
 int aidp_netpolicy_render_host(const struct aidp_netpolicy *np, const struct aidp_np_names *n,
                                char **ret, aidp_error *err)
 {
-        int rc = check_names(n, err);
+        int rc = aidp_netpolicy_names_check(n, err);
         if (rc < 0)
                 return rc;
         char *buf = NULL;

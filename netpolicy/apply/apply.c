@@ -12,6 +12,7 @@
 #include "netpolicy/apply/dnsproxy.h"
 #include "netpolicy/apply/link.h"
 #include "netpolicy/apply/nflog.h"
+#include "netpolicy/apply/nftbatch.h"
 
 #include <netlink/socket.h>
 
@@ -63,14 +64,14 @@ static int check_forwarding(const struct aidp_hostnet *hn, aidp_error *err)
 
 struct inside {
         struct aidp_np_run *r;
-        const char *text;
+        const struct aidp_np_batch *rules;
 };
 
 static int configure_inside(void *p, aidp_error *err)
 {
         struct inside *in = p;
         /* The ruleset first: the link comes up already filtered. */
-        int rc = aidp_np_nft_load(in->text, -1, err);
+        int rc = aidp_np_batch_send(in->rules, err);
         if (rc < 0)
                 return aidp_error_wrap(err, "sandbox namespace");
         if ((rc = aidp_np_link_setup(AIDP_NP_SANDBOX_IF, &in->r->lease, true, err)) < 0)
@@ -95,8 +96,12 @@ static void rollback(struct aidp_np_run *r)
         free(r);
 }
 
-static int render(const struct aidp_netpolicy *np, const struct aidp_hostnet *hn,
-                  struct aidp_np_run *r, char **sb, char **host, aidp_error *err)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct aidp_np_batch *, aidp_np_batch_free)
+
+/* Both tables as netlink batches (nftbatch.h), before anything is made. */
+static int batches(const struct aidp_netpolicy *np, const struct aidp_hostnet *hn,
+                   struct aidp_np_run *r, struct aidp_np_batch **sb, struct aidp_np_batch **host,
+                   aidp_error *err)
 {
         struct aidp_np_names n = {
                 .run_id = r->run_id,
@@ -107,8 +112,8 @@ static int render(const struct aidp_netpolicy *np, const struct aidp_hostnet *hn
                 .nflog_group = AIDP_NP_NFLOG_GROUP,
                 .proxy_v4 = r->with_dns ? r->lease.host4 : NULL,
         };
-        int rc = aidp_netpolicy_render_sandbox(np, &n, sb, err);
-        return rc < 0 ? rc : aidp_netpolicy_render_host(np, &n, host, err);
+        int rc = aidp_np_batch_sandbox(np, &n, sb, err);
+        return rc < 0 ? rc : aidp_np_batch_host(np, &n, host, err);
 }
 
 static int build(const struct aidp_netpolicy *np, const struct aidp_hostnet *hn,
@@ -125,14 +130,14 @@ static int build(const struct aidp_netpolicy *np, const struct aidp_hostnet *hn,
                 return rc;
         char if_name[16];
         host_if_of(index, r->run_id, if_name);
-        _cleanup_free_ char *sb = NULL, *host = NULL;
+        _cleanup_(aidp_np_batch_freep) struct aidp_np_batch *sb = NULL, *host = NULL;
         snprintf(r->host_if, sizeof r->host_if, "%s", if_name);
-        if ((rc = render(np, hn, r, &sb, &host, err)) < 0)
+        if ((rc = batches(np, hn, r, &sb, &host, err)) < 0)
                 return rc;
         r->host_if[0] = '\0';
         /* The host table before the link exists: nothing of the run's ever
          * passes the host unfiltered. */
-        if ((rc = aidp_np_nft_load(host, -1, err)) < 0)
+        if ((rc = aidp_np_batch_send(host, err)) < 0)
                 return aidp_error_wrap(err, "host table aidp-%s", r->run_id);
         r->host_table = true;
         if ((rc = aidp_np_link_create(if_name, AIDP_NP_SANDBOX_IF, netns_fd, err)) < 0)
@@ -149,7 +154,8 @@ static int build(const struct aidp_netpolicy *np, const struct aidp_hostnet *hn,
                 .np = np,
                 .listen4 = r->lease.host4,
                 .client4 = r->lease.sandbox4,
-                .upstream = hn->resolvers[0],
+                .upstreams = hn->resolvers,
+                .n_upstreams = hn->n_resolvers,
                 .host_table = table,
                 .netns_fd = netns_fd,
         };

@@ -1,7 +1,7 @@
 #pragma once
 /* The egress apply layer (docs/egress.md): turns a compiled plan into a
  * veth pair (libnl-route), a lease of addresses, two nftables rulesets
- * (libnftables) and an NFLOG socket for denials (libnl-nf). Root only.
+ * (libnftnl netlink batches, nftbatch.h) and an NFLOG socket for denials (libnl-nf). Root only.
  *
  * Everything it creates is named after the run or its lease and is the only
  * thing it ever removes: the host table aidp-<run-id>, the link aidph<lease>,
@@ -54,11 +54,6 @@ int aidp_np_lease_release(const char *lease_dir, const char *run_id, unsigned in
 /* Release every lease naming run_id; before(index) runs ahead of each. */
 int aidp_np_lease_release_run(const char *lease_dir, const char *run_id,
                               void (*before)(unsigned index, const char *run_id), aidp_error *err);
-
-/* Load nft text in the current namespace, or in netns_fd (>= 0) (nft.c). */
-int aidp_np_nft_load(const char *text, int netns_fd, aidp_error *err);
-/* Delete table inet aidp-<run_id> if it exists; 0 when absent. */
-int aidp_np_nft_delete_host(const char *run_id, aidp_error *err);
 
 /* Run fn in the network namespace netns_fd on this thread, then come back. */
 int aidp_np_in_netns(int netns_fd, int (*fn)(void *ctx, aidp_error *err), void *ctx,

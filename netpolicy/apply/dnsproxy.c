@@ -40,32 +40,35 @@ static int bound(int type, const struct sockaddr_in *sa, aidp_error *err)
         return fd;
 }
 
-static int upstream(struct proxy *P, const char *addr, aidp_error *err)
+static int upstream(struct upstream *u, const char *addr, aidp_error *err)
 {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&P->up_addr;
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&P->up_addr;
-        memset(&P->up_addr, 0, sizeof P->up_addr);
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&u->addr;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&u->addr;
+        memset(&u->addr, 0, sizeof u->addr);
         if (addr && inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
                 s4->sin_family = AF_INET;
                 s4->sin_port = htons(53);
-                P->up_len = sizeof *s4;
+                u->len = sizeof *s4;
         } else if (addr && inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
                 s6->sin6_family = AF_INET6;
                 s6->sin6_port = htons(53);
-                P->up_len = sizeof *s6;
+                u->len = sizeof *s6;
         } else {
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
-                                      "egress: no upstream resolver for the DNS proxy "
-                                      "(resolvers: in the network configuration)");
+                                      "egress: resolver '%s' of the DNS proxy is not an address",
+                                      addr ? addr : "");
         }
-        int fd = socket(P->up_addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&P->up_addr, P->up_len) < 0) {
+        /* Connected: only that resolver's answers arrive here, and an ICMP
+         * unreachable from it comes back as ECONNREFUSED (next resolver). */
+        int fd = socket(u->addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&u->addr, u->len) < 0) {
                 int e = errno;
                 if (fd >= 0)
                         close(fd);
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "DNS upstream %s", addr);
         }
-        return fd;
+        u->fd = fd;
+        return 0;
 }
 
 static int open_sandbox_conn(void *p, aidp_error *err)
@@ -85,10 +88,22 @@ static int open_all(struct proxy *P, const struct aidp_np_dnsproxy_conf *c, aidp
             inet_pton(AF_INET, c->client4, &P->client) != 1)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "DNS proxy address");
         snprintf(P->host_table, sizeof P->host_table, "%s", c->host_table);
+        if (c->n_upstreams == 0 || c->n_upstreams > AIDP_HOSTNET_MAX_RESOLVERS)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
+                                      "egress: the DNS proxy needs 1 to %u resolvers, not %zu",
+                                      AIDP_HOSTNET_MAX_RESOLVERS, c->n_upstreams);
         if ((P->udp = bound(SOCK_DGRAM, &sa, err)) < 0 ||
-            (P->tcp = bound(SOCK_STREAM, &sa, err)) < 0 ||
-            (P->up = upstream(P, c->upstream, err)) < 0)
+            (P->tcp = bound(SOCK_STREAM, &sa, err)) < 0)
                 return -EIO;
+        for (; P->n_up < c->n_upstreams; P->n_up++)
+                if (upstream(&P->up[P->n_up], c->upstreams[P->n_up], err) < 0)
+                        return -EIO;
+        /* One resolver gets the whole 3 s; with more, each gets its share
+         * but never less than a second, so the job's own retry (5 s in
+         * glibc) finds the proxy done with the last one. */
+        P->try_ms = c->n_upstreams == 1 ? 3000 : 3000 / c->n_upstreams;
+        if (P->try_ms < 1000)
+                P->try_ms = 1000;
         if (!(P->host = aidp_np_setconn_open()))
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "netfilter socket");
         return aidp_np_in_netns(c->netns_fd, open_sandbox_conn, P, err);
@@ -96,10 +111,12 @@ static int open_all(struct proxy *P, const struct aidp_np_dnsproxy_conf *c, aidp
 
 static void close_all(struct proxy *P)
 {
-        int *fds[] = {&P->udp, &P->tcp, &P->up, &P->stop};
+        int *fds[] = {&P->udp, &P->tcp, &P->stop};
         for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
                 if (*fds[i] >= 0)
                         close(*fds[i]);
+        for (size_t i = 0; i < P->n_up; i++)
+                close(P->up[i].fd);
         aidp_np_setconn_close(P->host);
         aidp_np_setconn_close(P->sandbox);
         free(P);
@@ -133,15 +150,20 @@ __attribute__((noreturn)) static void child(struct proxy *P, int result_w, pid_t
                 _exit(0);
         prctl(PR_SET_NAME, "aidp-dns");
         signal(SIGPIPE, SIG_IGN);
-        int keep[] = {P->udp,
-                      P->tcp,
-                      P->up,
-                      P->stop,
-                      result_w,
-                      aidp_np_setconn_fd(P->host),
-                      aidp_np_setconn_fd(P->sandbox)};
-        close_others(keep, ARRAY_SIZE(keep));
+        int keep[6 + AIDP_HOSTNET_MAX_RESOLVERS] = {P->udp,
+                                                    P->tcp,
+                                                    P->stop,
+                                                    result_w,
+                                                    aidp_np_setconn_fd(P->host),
+                                                    aidp_np_setconn_fd(P->sandbox)};
+        size_t nk = 6;
+        for (size_t i = 0; i < P->n_up; i++)
+                keep[nk++] = P->up[i].fd;
+        close_others(keep, nk);
         aidp_np_dnsproxy_loop(P);
+        /* TCP client threads may still run: the counts are read whole, and
+         * _exit ends the threads. */
+        pthread_mutex_lock(&P->lock);
         ssize_t w = write(result_w, &P->denials, sizeof P->denials);
         _exit(w == (ssize_t)sizeof P->denials ? 0 : 1);
 }
@@ -157,7 +179,8 @@ int aidp_np_dnsproxy_start(const struct aidp_np_dnsproxy_conf *c, struct aidp_np
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "DNS proxy");
         }
         P->np = c->np;
-        P->udp = P->tcp = P->up = P->stop = -1;
+        P->udp = P->tcp = P->stop = -1;
+        pthread_mutex_init(&P->lock, NULL);
         int stop[2] = {-1, -1}, res[2] = {-1, -1};
         int rc = open_all(P, c, err);
         if (rc == 0 && (pipe2(stop, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0))

@@ -2,7 +2,7 @@
 /* A run's DNS proxy (docs/egress.md, "Egress by DNS name"): a process the
  * supervisor forks, outside the sandbox, listening on UDP and TCP port 53 of
  * the host end of the run's link. It answers only names the plan's fqdn rules
- * allow, asks the configured upstream, and adds the answered addresses to the
+ * allow, asks the configured upstreams in order, and adds the answered addresses to the
  * run's fqdn sets (sandbox table and host table) before the answer leaves;
  * every other name gets REFUSED and is counted as a denial. */
 #include <sys/types.h>
@@ -14,9 +14,12 @@ struct aidp_np_dnsproxy;
 
 struct aidp_np_dnsproxy_conf {
         const struct aidp_netpolicy *np;
-        const char *listen4;    /* host end of the run's link */
-        const char *client4;    /* the sandbox end: the only client answered */
-        const char *upstream;   /* IPv4 or IPv6 address of the resolver, port 53 */
+        const char *listen4; /* host end of the run's link */
+        const char *client4; /* the sandbox end: the only client answered */
+        /* IPv4 or IPv6 addresses of the resolvers, port 53, asked in order:
+         * the next one when one times out, fails or answers SERVFAIL. */
+        char *const *upstreams;
+        size_t n_upstreams;     /* 1 to AIDP_HOSTNET_MAX_RESOLVERS */
         const char *host_table; /* "aidp-<run id>" in this namespace */
         int netns_fd;           /* the run's namespace, holding table "aidp" */
 };

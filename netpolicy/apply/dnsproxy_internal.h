@@ -1,6 +1,8 @@
 #pragma once
 /* Shared by dnsproxy.c (start, stop) and dnsproxy_loop.c (the process). */
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -8,17 +10,27 @@
 #include "netpolicy/apply/dnsproxy.h"
 #include "netpolicy/apply/nftset.h"
 #include "netpolicy/dns.h"
+#include "netpolicy/hostnet.h"
 
-#define PENDING_MAX 128  /* UDP queries waiting for upstream */
-#define KNOWN_MAX   4096 /* set elements whose expiry the proxy remembers */
+#define PENDING_MAX     128  /* UDP queries waiting for upstream */
+#define KNOWN_MAX       4096 /* set elements whose expiry the proxy remembers */
+#define TCP_CLIENTS_MAX 16   /* served at once, each on its own thread */
 
 struct pending {
         bool used;
         uint16_t up_id;
+        unsigned up; /* the upstream asked now (index into proxy.up) */
         struct aidp_dns_query q;
         uint64_t match;
         struct sockaddr_in client;
-        uint64_t deadline;
+        uint64_t deadline; /* of this upstream's try */
+};
+
+/* One configured resolver: a connected UDP socket, and its address for TCP. */
+struct upstream {
+        int fd;
+        struct sockaddr_storage addr;
+        socklen_t len;
 };
 
 struct known {
@@ -30,11 +42,16 @@ struct known {
 
 struct proxy {
         const struct aidp_netpolicy *np;
-        int udp, tcp, up, stop; /* listening sockets, upstream (connected), stop pipe */
+        int udp, tcp, stop; /* listening sockets, stop pipe */
         struct in_addr client;
-        struct sockaddr_storage up_addr;
-        socklen_t up_len;
+        struct upstream up[AIDP_HOSTNET_MAX_RESOLVERS]; /* asked in this order */
+        size_t n_up;
+        uint64_t try_ms; /* one upstream's time before the next is asked */
         char host_table[210];
+        /* Taken by the main loop and the TCP client threads around the set
+         * writes (known[], both netlink sockets) and the denial counts. */
+        pthread_mutex_t lock;
+        atomic_int tcp_active;
         struct aidp_np_setconn *host, *sandbox;
         struct aidp_np_denials denials;
         struct pending pending[PENDING_MAX];

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <ldns/wire2host.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PENDING_MS 3000 /* upstream gets this long, then the job gets SERVFAIL */
-#define TCP_MS     2000 /* one TCP exchange, either side */
+#define TCP_MS  2000 /* one TCP exchange, either side */
+#define TICK_MS 100  /* how often the UDP tries' deadlines are checked */
 
 static uint64_t now_ms(void)
 {
@@ -28,12 +29,19 @@ static uint64_t now_ms(void)
         return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static uint16_t random_id(void)
+{
+        uint16_t id = 0;
+        if (getrandom(&id, sizeof id, 0) != sizeof id)
+                id = (uint16_t)(now_ms() * 2654435761u);
+        return id;
+}
+
+/* An id no UDP query waiting upstream has (main loop only). */
 static uint16_t fresh_id(const struct proxy *P)
 {
         for (;;) {
-                uint16_t id = 0;
-                if (getrandom(&id, sizeof id, 0) != sizeof id)
-                        id = (uint16_t)(now_ms() * 2654435761u);
+                uint16_t id = random_id();
                 bool used = false;
                 for (size_t i = 0; i < PENDING_MAX && !used; i++)
                         used = P->pending[i].used && P->pending[i].up_id == id;
@@ -63,8 +71,8 @@ static struct known *known_slot(struct proxy *P, unsigned rule, enum aidp_np_fam
 }
 
 /* Put the answer's addresses into both tables' sets for every rule that
- * allowed the name, before the answer is sent. */
-static int fill_sets(struct proxy *P, uint64_t match, const struct aidp_dns_result *res)
+ * allowed the name, before the answer is sent. Under P->lock. */
+static int fill_sets_locked(struct proxy *P, uint64_t match, const struct aidp_dns_result *res)
 {
         struct aidp_np_set_op ops[2 * AIDP_DNS_MAX_ADDRS];
         char names[AIDP_DNS_MAX_ADDRS][24];
@@ -122,9 +130,26 @@ static int fill_sets(struct proxy *P, uint64_t match, const struct aidp_dns_resu
         return rc;
 }
 
+static int fill_sets(struct proxy *P, uint64_t match, const struct aidp_dns_result *res)
+{
+        pthread_mutex_lock(&P->lock);
+        int rc = fill_sets_locked(P, match, res);
+        pthread_mutex_unlock(&P->lock);
+        return rc;
+}
+
 static void deny(struct proxy *P, const char *name, const char *why)
 {
+        pthread_mutex_lock(&P->lock);
         aidp_netpolicy_dns_denial_add(&P->denials, name[0] ? name : ".", why);
+        pthread_mutex_unlock(&P->lock);
+}
+
+/* Upstream's answer to our id says SERVFAIL: the next resolver is asked. */
+static bool is_servfail(const uint8_t *buf, size_t len, uint16_t id)
+{
+        return len >= LDNS_HEADER_SIZE && LDNS_ID_WIRE(buf) == id && LDNS_QR_WIRE(buf) &&
+               LDNS_RCODE_WIRE(buf) == LDNS_RCODE_SERVFAIL;
 }
 
 /* Upstream's answer (raw) -> the job's answer, sets filled first; 1 when
@@ -195,35 +220,52 @@ static uint8_t *tcp_recv(int fd, size_t *len)
         return m;
 }
 
-static void timeouts(int fd)
+static void timeouts(int fd, uint64_t ms)
 {
-        struct timeval tv = {TCP_MS / 1000, (TCP_MS % 1000) * 1000};
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-/* Ask upstream over TCP (large answers), waiting at most TCP_MS per step. */
-static int ask_tcp(struct proxy *P, const struct aidp_dns_query *q, uint64_t match, bool udp,
-                   uint8_t **out, size_t *outlen)
+/* Ask one upstream over TCP, waiting at most TCP_MS per step: 0 and the
+ * job's answer, 1 when this upstream failed or said SERVFAIL, < 0 to give up. */
+static int ask_tcp_one(struct proxy *P, const struct upstream *u, const struct aidp_dns_query *q,
+                       uint64_t match, bool udp, uint8_t **out, size_t *outlen)
 {
-        uint16_t id = fresh_id(P);
+        uint16_t id = random_id();
         _cleanup_free_ uint8_t *msg = NULL;
         size_t len;
         int rc = aidp_dns_make_query(q, id, &msg, &len);
         if (rc < 0)
                 return rc;
-        _cleanup_close_ int fd = socket(P->up_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        _cleanup_close_ int fd = socket(u->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        timeouts(fd);
-        if (connect(fd, (struct sockaddr *)&P->up_addr, P->up_len) < 0 || !tcp_send(fd, msg, len))
-                return -EIO;
+        /* With several resolvers, a silent one gets its share, as over UDP. */
+        timeouts(fd, P->try_ms < TCP_MS ? P->try_ms : TCP_MS);
+        if (connect(fd, (const struct sockaddr *)&u->addr, u->len) < 0 || !tcp_send(fd, msg, len))
+                return 1;
         size_t rlen;
         _cleanup_free_ uint8_t *resp = tcp_recv(fd, &rlen);
-        if (!resp)
-                return -EIO;
+        if (!resp || is_servfail(resp, rlen, id))
+                return 1;
         rc = finish(P, q, match, id, resp, rlen, udp, out, outlen);
+        if (rc == -EBADMSG)
+                return 1;           /* not an answer to the question */
         return rc == 1 ? -EIO : rc; /* truncated over TCP: give up */
+}
+
+/* Ask over TCP (large answers, TCP clients), from upstream `first` on, each
+ * in order until one answers. */
+static int ask_tcp(struct proxy *P, const struct aidp_dns_query *q, uint64_t match, bool udp,
+                   size_t first, uint8_t **out, size_t *outlen)
+{
+        for (size_t i = first; i < P->n_up; i++) {
+                int rc = ask_tcp_one(P, &P->up[i], q, match, udp, out, outlen);
+                if (rc != 1)
+                        return rc;
+        }
+        return -EIO;
 }
 
 /* What the job asked: refused, answered at once, or 1 = ask upstream. */
@@ -247,6 +289,38 @@ static int decide(struct proxy *P, const uint8_t *buf, size_t len, struct aidp_d
         return 1;
 }
 
+static void reply_servfail(struct proxy *P, struct pending *p)
+{
+        _cleanup_free_ uint8_t *out = NULL;
+        size_t outlen;
+        if (aidp_dns_reply_rcode(&p->q, AIDP_DNS_SERVFAIL, false, &out, &outlen) == 0)
+                sendto(P->udp, out, outlen, 0, (struct sockaddr *)&p->client, sizeof p->client);
+        p->used = false;
+}
+
+/* Ask upstream p->up, or the ones after it if sending fails; when none is
+ * left, the job gets SERVFAIL. */
+static void ask_udp(struct proxy *P, struct pending *p)
+{
+        for (; p->up < P->n_up; p->up++) {
+                _cleanup_free_ uint8_t *msg = NULL;
+                size_t len;
+                if (aidp_dns_make_query(&p->q, fresh_id(P), &msg, &len) < 0)
+                        break;
+                p->up_id = (uint16_t)LDNS_ID_WIRE(msg);
+                p->deadline = now_ms() + P->try_ms;
+                if (send(P->up[p->up].fd, msg, len, 0) == (ssize_t)len)
+                        return;
+        }
+        reply_servfail(P, p);
+}
+
+static void next_upstream(struct proxy *P, struct pending *p)
+{
+        p->up++;
+        ask_udp(P, p);
+}
+
 static void on_udp(struct proxy *P)
 {
         uint8_t buf[AIDP_DNS_MAX_MSG];
@@ -266,18 +340,10 @@ static void on_udp(struct proxy *P)
                 for (size_t i = 0; i < PENDING_MAX && !p; i++)
                         if (!P->pending[i].used)
                                 p = &P->pending[i];
-                _cleanup_free_ uint8_t *msg = NULL;
-                size_t len;
-                if (p && aidp_dns_make_query(&q, fresh_id(P), &msg, &len) == 0) {
-                        *p = (struct pending){.used = true,
-                                              .q = q,
-                                              .match = match,
-                                              .client = from,
-                                              .deadline = now_ms() + PENDING_MS};
-                        p->up_id = (uint16_t)LDNS_ID_WIRE(msg);
-                        if (send(P->up, msg, len, 0) == (ssize_t)len)
-                                return;
-                        p->used = false;
+                if (p) {
+                        *p = (struct pending){.used = true, .q = q, .match = match, .client = from};
+                        ask_udp(P, p);
+                        return;
                 }
                 rc = aidp_dns_reply_rcode(&q, AIDP_DNS_SERVFAIL, false, &out, &outlen);
         }
@@ -285,17 +351,30 @@ static void on_udp(struct proxy *P)
                 sendto(P->udp, out, outlen, 0, (struct sockaddr *)&from, sizeof from);
 }
 
-static void on_upstream(struct proxy *P)
+static void on_upstream(struct proxy *P, unsigned up)
 {
         uint8_t buf[AIDP_DNS_MAX_MSG];
-        ssize_t n = recv(P->up, buf, sizeof buf, MSG_DONTWAIT);
+        ssize_t n = recv(P->up[up].fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)) {
+                /* An ICMP error says the resolver cannot be reached or nothing
+                 * listens there: every query waiting for it goes to the next
+                 * one now. */
+                for (size_t i = 0; i < PENDING_MAX; i++)
+                        if (P->pending[i].used && P->pending[i].up == up)
+                                next_upstream(P, &P->pending[i]);
+                return;
+        }
         if (n < LDNS_HEADER_SIZE)
                 return;
         uint16_t id = (uint16_t)LDNS_ID_WIRE(buf);
         for (size_t i = 0; i < PENDING_MAX; i++) {
                 struct pending *p = &P->pending[i];
-                if (!p->used || p->up_id != id)
+                if (!p->used || p->up != up || p->up_id != id)
                         continue;
+                if (is_servfail(buf, (size_t)n, id)) {
+                        next_upstream(P, p);
+                        return;
+                }
                 _cleanup_free_ uint8_t *out = NULL;
                 size_t outlen = 0;
                 int rc = finish(P, &p->q, p->match, id, buf, (size_t)n, true, &out, &outlen);
@@ -303,7 +382,7 @@ static void on_upstream(struct proxy *P)
                         return; /* not the answer: keep waiting */
                 /* Upstream truncated its answer: ask again over TCP. */
                 if (rc == 1)
-                        rc = ask_tcp(P, &p->q, p->match, true, &out, &outlen);
+                        rc = ask_tcp(P, &p->q, p->match, true, up, &out, &outlen);
                 if (rc < 0)
                         rc = aidp_dns_reply_rcode(&p->q, AIDP_DNS_SERVFAIL, false, &out, &outlen);
                 if (rc == 0)
@@ -314,7 +393,39 @@ static void on_upstream(struct proxy *P)
         }
 }
 
-/* A TCP client: its queries one after another, each asked upstream over TCP. */
+struct tcp_client {
+        struct proxy *P;
+        int fd;
+};
+
+/* A TCP client on its own thread: its queries one after another, each asked
+ * upstream over TCP. A slow client holds up only itself. */
+static void *tcp_client(void *arg)
+{
+        struct tcp_client *c = arg;
+        struct proxy *P = c->P;
+        _cleanup_close_ int fd = c->fd;
+        free(c);
+        timeouts(fd, TCP_MS);
+        for (int k = 0; k < 32; k++) {
+                size_t len;
+                _cleanup_free_ uint8_t *msg = tcp_recv(fd, &len);
+                if (!msg)
+                        break;
+                struct aidp_dns_query q;
+                uint64_t match = 0;
+                _cleanup_free_ uint8_t *out = NULL;
+                size_t outlen = 0;
+                int rc = decide(P, msg, len, &q, &match, &out, &outlen);
+                if (rc == 1 && (rc = ask_tcp(P, &q, match, false, 0, &out, &outlen)) < 0)
+                        rc = aidp_dns_reply_rcode(&q, AIDP_DNS_SERVFAIL, false, &out, &outlen);
+                if (rc < 0 || !tcp_send(fd, out, outlen))
+                        break;
+        }
+        atomic_fetch_sub(&P->tcp_active, 1);
+        return NULL;
+}
+
 static void on_tcp(struct proxy *P)
 {
         struct sockaddr_in from;
@@ -322,24 +433,22 @@ static void on_tcp(struct proxy *P)
         _cleanup_close_ int fd = accept4(P->tcp, (struct sockaddr *)&from, &fl, SOCK_CLOEXEC);
         if (fd < 0 || fl != sizeof from || from.sin_addr.s_addr != P->client.s_addr)
                 return;
-        timeouts(fd);
-        for (int k = 0; k < 32; k++) {
-                size_t len;
-                _cleanup_free_ uint8_t *msg = tcp_recv(fd, &len);
-                if (!msg)
-                        return;
-                struct aidp_dns_query q;
-                uint64_t match = 0;
-                _cleanup_free_ uint8_t *out = NULL;
-                size_t outlen = 0;
-                int rc = decide(P, msg, len, &q, &match, &out, &outlen);
-                if (rc == 1 && (rc = ask_tcp(P, &q, match, false, &out, &outlen)) < 0)
-                        rc = aidp_dns_reply_rcode(&q, AIDP_DNS_SERVFAIL, false, &out, &outlen);
-                if (rc < 0)
-                        return;
-                if (!tcp_send(fd, out, outlen))
-                        return;
+        struct tcp_client *c = malloc(sizeof *c);
+        if (!c)
+                return;
+        *c = (struct tcp_client){P, fd};
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        pthread_t t;
+        atomic_fetch_add(&P->tcp_active, 1);
+        if (pthread_create(&t, &a, tcp_client, c) == 0) {
+                fd = -1; /* the thread's now */
+        } else {
+                atomic_fetch_sub(&P->tcp_active, 1);
+                free(c);
         }
+        pthread_attr_destroy(&a);
 }
 
 static void expire(struct proxy *P)
@@ -347,33 +456,32 @@ static void expire(struct proxy *P)
         uint64_t now = now_ms();
         for (size_t i = 0; i < PENDING_MAX; i++) {
                 struct pending *p = &P->pending[i];
-                if (!p->used || p->deadline > now)
-                        continue;
-                _cleanup_free_ uint8_t *out = NULL;
-                size_t outlen;
-                if (aidp_dns_reply_rcode(&p->q, AIDP_DNS_SERVFAIL, false, &out, &outlen) == 0)
-                        sendto(P->udp, out, outlen, 0, (struct sockaddr *)&p->client,
-                               sizeof p->client);
-                p->used = false;
+                if (p->used && p->deadline <= now)
+                        next_upstream(P, p); /* this one is silent: the next, or SERVFAIL */
         }
 }
 
 void aidp_np_dnsproxy_loop(struct proxy *P)
 {
         for (;;) {
-                struct pollfd pf[4] = {{.fd = P->udp, .events = POLLIN},
-                                       {.fd = P->up, .events = POLLIN},
-                                       {.fd = P->tcp, .events = POLLIN},
-                                       {.fd = P->stop, .events = POLLIN}};
-                int n = poll(pf, 4, 500);
+                /* At TCP_CLIENTS_MAX, new clients wait in the listen queue. */
+                bool room = atomic_load(&P->tcp_active) < TCP_CLIENTS_MAX;
+                struct pollfd pf[3 + AIDP_HOSTNET_MAX_RESOLVERS] = {
+                        {.fd = P->stop, .events = POLLIN},
+                        {.fd = P->udp, .events = POLLIN},
+                        {.fd = room ? P->tcp : -1, .events = POLLIN}};
+                for (size_t i = 0; i < P->n_up; i++)
+                        pf[3 + i] = (struct pollfd){.fd = P->up[i].fd, .events = POLLIN};
+                int n = poll(pf, (nfds_t)(3 + P->n_up), TICK_MS);
                 if (n < 0 && errno != EINTR)
                         break;
-                if (pf[3].revents)
+                if (pf[0].revents)
                         break; /* the supervisor closed its end: stop */
-                if (pf[0].revents & POLLIN)
-                        on_udp(P);
                 if (pf[1].revents & POLLIN)
-                        on_upstream(P);
+                        on_udp(P);
+                for (size_t i = 0; i < P->n_up; i++)
+                        if (pf[3 + i].revents & (POLLIN | POLLERR))
+                                on_upstream(P, (unsigned)i);
                 if (pf[2].revents & POLLIN)
                         on_tcp(P);
                 expire(P);

@@ -43,11 +43,9 @@ static int cmp_d(const void *a, const void *b)
 static void run_dnsmasq(void *arg)
 {
         (void)arg;
-        execlp("dnsmasq", "dnsmasq", "-k", "-C", "/dev/null", "--user=root", "--pid-file",
-               "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=198.51.100.53",
-               "--log-facility=/dev/null", "--local-ttl=300",
-               "--host-record=bench.allowed.example,192.0.2.2", (char *)NULL);
-        _exit(127);
+        static const char *const extra[] = {"--local-ttl=300",
+                                            "--host-record=bench.allowed.example,192.0.2.2", NULL};
+        aidp_test_exec_dnsmasq("198.51.100.53", extra);
 }
 
 /* A sink: reads each connection to its end, then closes it. */

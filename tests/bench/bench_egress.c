@@ -2,13 +2,22 @@
 /* scripts/bench-egress: time from nothing (no sandbox namespace) to the first
  * allowed connect, with N CIDR rules, done by aidp's apply layer and by the
  * same steps through `ip` and `nft -f` (the same ruleset text), in turns.
+ * Each side makes the sandbox namespace and brings its loopback up its own
+ * way: aidp as its sandbox does (unshare, ioctl), the tools with `ip`.
  * Runs inside a namespace standing in for the host, with a peer host serving
  * TCP on 192.0.2.2:8080; nothing touches the machine's own network.
  *   bench_egress RULES RUNS   -> "aidp MEDIAN_MS cli MEDIAN_MS" */
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +50,37 @@ static int sh(const char *fmt, ...)
         return system(cmd);
 }
 
+/* The sandbox namespace as aidp-supervisor makes it: a child unshares and
+ * brings lo up with an ioctl (supervisor/sandbox/sandbox.c), no `ip`. */
+static int aidp_style_ns(struct aidp_test_ns *ns)
+{
+        int ready[2], go[2];
+        if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
+                return -1;
+        pid_t pid = fork();
+        if (pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                struct ifreq ifr = {0};
+                snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+                int fd = unshare(CLONE_NEWNET) == 0 ? socket(AF_INET, SOCK_DGRAM, 0) : -1;
+                char c = fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+                ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+                c = c && ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
+                if (write(ready[1], &c, 1) != 1 || !c)
+                        _exit(1);
+                for (;;)
+                        pause();
+        }
+        close(ready[1]);
+        close(go[0]);
+        char c = 0;
+        ssize_t n = pid > 0 ? read(ready[0], &c, 1) : -1;
+        close(ready[0]);
+        ns->pid = pid;
+        ns->go_fd = go[1];
+        return n == 1 && c ? 0 : -1;
+}
+
 static double one_aidp(const struct aidp_network *net, int i)
 {
         char id[32];
@@ -50,7 +90,7 @@ static double one_aidp(const struct aidp_network *net, int i)
         struct aidp_netpolicy *np = NULL;
         struct aidp_np_run *r = NULL;
         aidp_error err = {0};
-        if (aidp_test_ns_start(&sb, NULL, NULL) < 0 || aidp_netpolicy_compile(net, &np, &err) < 0)
+        if (aidp_style_ns(&sb) < 0 || aidp_netpolicy_compile(net, &np, &err) < 0)
                 return -1;
         int fd = aidp_test_ns_fd(&sb);
         if (aidp_netpolicy_apply(np, &hn, "/run/aidp-bench-leases", id, fd, &r, &err) < 0) {
@@ -58,7 +98,6 @@ static double one_aidp(const struct aidp_network *net, int i)
                 return -1;
         }
         close(fd);
-        aidp_test_ns_go(&sb);
         int ok = aidp_test_probe(&sb, true, "192.0.2.2", 8080, 2000, NULL) == AIDP_PROBE_OK;
         double t = now_ms() - t0;
         aidp_test_ns_stop(&sb);

@@ -50,7 +50,9 @@ static int sock_to(const char *addr, int port, int type, struct sockaddr_storage
                 return -1;
         }
         int fd = socket(ss->ss_family, type, 0);
-        struct timeval tv = {2, 0};
+        /* DNS_PROBE_TIMEOUT=S waits like a stub resolver would (glibc: 5 s). */
+        const char *t = getenv("DNS_PROBE_TIMEOUT");
+        struct timeval tv = {t ? atoi(t) : 2, 0};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         return fd;

@@ -38,41 +38,29 @@ static char rundir[PATH_MAX], lineage[PATH_MAX], summary[PATH_MAX], profile[PATH
 static void run_dnsmasq(void *arg)
 {
         (void)arg;
-        static char *argv[160];
+        static const char *extra[120];
         static char big[100][64];
+        static const char *const fixed[] = {"--host-record=web.allowed.example,192.0.2.2",
+                                            "--host-record=pypi.internal.example,192.0.2.2",
+                                            "--host-record=evil.example,192.0.2.3",
+                                            "--host-record=web2.other.example,192.0.2.5",
+                                            "--cname=alias.allowed.example,web2.other.example",
+                                            "--host-record=private.allowed.example,10.99.0.1",
+                                            "--host-record=short.allowed.example,192.0.2.6,1",
+                                            "--host-record=v6.allowed.example,2001:db8:2::2",
+                                            "--host-record=x.wild.example,192.0.2.2",
+                                            NULL};
         int n = 0;
-        const char *fixed[] = {"dnsmasq",
-                               "-k",
-                               "-C",
-                               "/dev/null",
-                               "--user=root",
-                               "--pid-file",
-                               "--no-resolv",
-                               "--no-hosts",
-                               "--bind-interfaces",
-                               "--listen-address=198.51.100.53,198.51.100.54",
-                               "--log-facility=/dev/null",
-                               "--host-record=web.allowed.example,192.0.2.2",
-                               "--host-record=pypi.internal.example,192.0.2.2",
-                               "--host-record=evil.example,192.0.2.3",
-                               "--host-record=web2.other.example,192.0.2.5",
-                               "--cname=alias.allowed.example,web2.other.example",
-                               "--host-record=private.allowed.example,10.99.0.1",
-                               "--host-record=short.allowed.example,192.0.2.6,1",
-                               "--host-record=v6.allowed.example,2001:db8:2::2",
-                               "--host-record=x.wild.example,192.0.2.2",
-                               NULL};
         for (; fixed[n]; n++)
-                argv[n] = (char *)fixed[n];
+                extra[n] = fixed[n];
         /* 100 addresses: more than fits a 1232-byte UDP answer */
         for (int i = 0; i < 100; i++) {
                 snprintf(big[i], sizeof big[i], "--host-record=big.allowed.example,192.0.2.%d",
                          100 + i);
-                argv[n++] = big[i];
+                extra[n++] = big[i];
         }
-        argv[n] = NULL;
-        execvp(argv[0], argv);
-        _exit(127);
+        extra[n] = NULL;
+        aidp_test_exec_dnsmasq("198.51.100.53,198.51.100.54", extra);
 }
 
 static void put(const char *name, const char *text)

@@ -2,6 +2,8 @@
 /* Throwaway network namespaces for the egress tests (netns_util.h). */
 #include "netns_util.h"
 
+#include "common/cleanup.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -267,4 +269,30 @@ enum aidp_test_probe aidp_test_probe(const struct aidp_test_ns *ns, bool tcp, co
                 *elapsed_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                               (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
         return WIFEXITED(st) ? (enum aidp_test_probe)WEXITSTATUS(st) : AIDP_PROBE_ERROR;
+}
+
+void aidp_test_exec_dnsmasq(const char *listen, const char *const extra[])
+{
+        static const char *const head[] = {"dnsmasq",
+                                           "-k",
+                                           "-C",
+                                           "/dev/null",
+                                           "--user=root",
+                                           "--pid-file",
+                                           "--no-resolv",
+                                           "--no-hosts",
+                                           "--bind-interfaces",
+                                           "--log-facility=/dev/null"};
+        static char *argv[ARRAY_SIZE(head) + 202];
+        static char listen_arg[256];
+        size_t n = 0;
+        for (; n < ARRAY_SIZE(head); n++)
+                argv[n] = (char *)head[n];
+        snprintf(listen_arg, sizeof listen_arg, "--listen-address=%s", listen);
+        argv[n++] = listen_arg;
+        for (size_t i = 0; extra && extra[i] && i < 200; i++)
+                argv[n++] = (char *)extra[i];
+        argv[n] = NULL;
+        execvp(argv[0], argv);
+        _exit(127);
 }

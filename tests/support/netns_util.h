@@ -37,6 +37,14 @@ int aidp_test_peer_link(const struct aidp_test_ns *peer, const char *const host_
 int aidp_test_peer_link_n(const struct aidp_test_ns *peer, int n, const char *const host_addrs[],
                           const char *const peer_addrs[]);
 
+/* Become Debian's dnsmasq, in the foreground and as root (so that the
+ * parent-death signal stays), with no configuration and no upstream: it
+ * listens on `listen` ("198.51.100.53" or a comma-separated list) and knows
+ * only the records of `extra` ("--host-record=NAME,ADDR", "--cname=...",
+ * other options; NULL-terminated, at most 200). A body for aidp_test_ns_start. */
+__attribute__((noreturn)) void aidp_test_exec_dnsmasq(const char *listen,
+                                                      const char *const extra[]);
+
 /* Echo servers: TCP and UDP on [::] (dual-stack) at each port of ports[]. */
 struct aidp_test_servers {
         uint16_t tcp[8], udp[8];

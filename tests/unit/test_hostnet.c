@@ -63,6 +63,9 @@ Test(hostnet, errors_name_the_position_and_item)
                 {HDR "pools: {ipv4: 10.0.0.0/16}\nuplink: 'eth0; x'\n", "uplink: found 'eth0; x'"},
                 {HDR "pools: {ipv4: 10.0.0.0/16}\nresolvers: [dns.example]\n",
                  "resolvers[0]: found 'dns.example', expected an IP address"},
+                {HDR "pools: {ipv4: 10.0.0.0/16}\nresolvers: [10.0.0.1, 10.0.0.2, 10.0.0.3, "
+                     "10.0.0.4, 10.0.0.5, 10.0.0.6, 10.0.0.7, 10.0.0.8, 10.0.0.9]\n",
+                 "resolvers: 9 resolvers, at most 8"},
                 {HDR "pools: {ipv4: 10.0.0.0/16}\nuplnk: eth0\n", "uplnk"},
                 {"apiVersion: aidp/v1\nkind: Profile\npools: {ipv4: 10.0.0.0/16}\n", "kind"},
         };
