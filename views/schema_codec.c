@@ -43,13 +43,12 @@ static int check_file(const struct aidp_schema_file *f, size_t fi, char *msg, si
                                -1;
                 for (size_t j = 0; j < i; j++)
                         if (!strcmp(f->columns[j].name, c->name))
-                                return aidp_text_printf(msg, len,
-                                                        "files[%zu]: column '%s' twice", fi,
-                                                        c->name),
+                                return aidp_text_printf(msg, len, "files[%zu]: column '%s' twice",
+                                                        fi, c->name),
                                        -1;
                 if (c->n_labels > AIDP_VIEW_LABELS_MAX)
-                        return aidp_text_printf(msg, len, "files[%zu].columns[%zu]: too many labels",
-                                                fi, i),
+                        return aidp_text_printf(msg, len,
+                                                "files[%zu].columns[%zu]: too many labels", fi, i),
                                -1;
                 for (size_t l = 0; l < c->n_labels; l++)
                         if (!c->labels[l] || !aidp_views_is_label(c->labels[l]) ||
@@ -110,9 +109,9 @@ static json_object *schema_json(const struct aidp_schema *s)
                 }
                 json_object_array_add(files, fo);
                 json_object_object_add(fo, "pattern", json_object_new_string(f->pattern));
-                json_object_object_add(fo, "format", json_object_new_string(
-                                                             f->format == AIDP_VIEW_CSV ? "csv"
-                                                                                        : "jsonl"));
+                json_object_object_add(
+                        fo, "format",
+                        json_object_new_string(f->format == AIDP_VIEW_CSV ? "csv" : "jsonl"));
                 json_object_object_add(fo, "columns", cols);
                 for (size_t c = 0; c < f->n_columns; c++) {
                         json_object *co = column_json(&f->columns[c]);

@@ -29,8 +29,8 @@ static json_object *member_array(json_object *o, const char *key)
 
 static int decode_column(json_object *co, struct aidp_schema_column *c)
 {
-        const char *name = json_object_is_type(co, json_type_object) ? member_str(co, "name")
-                                                                      : NULL;
+        const char *name =
+                json_object_is_type(co, json_type_object) ? member_str(co, "name") : NULL;
         json_object *labels = name ? member_array(co, "labels") : NULL;
         if (!labels || json_object_array_length(labels) > AIDP_VIEW_LABELS_MAX)
                 return -EBADMSG;
@@ -55,7 +55,7 @@ static int decode_file(json_object *fo, struct aidp_schema_file *f)
         json_object *cols = member_array(fo, "columns");
         if (!pattern || !format || !cols || json_object_array_length(cols) > AIDP_VIEW_COLUMNS_MAX)
                 return -EBADMSG;
-        f->format = !strcmp(format, "csv") ? AIDP_VIEW_CSV
+        f->format = !strcmp(format, "csv")     ? AIDP_VIEW_CSV
                     : !strcmp(format, "jsonl") ? AIDP_VIEW_JSONL
                                                : 0;
         if (!(f->pattern = strdup(pattern)))
@@ -108,7 +108,7 @@ int aidp_schema_decode(const uint8_t *buf, size_t len, struct aidp_schema *out, 
         json_tokener_free(tok);
         struct aidp_schema s = {0};
         int r = whole && json_object_is_type(root, json_type_object) ? decode_root(root, &s)
-                                                                      : -EBADMSG;
+                                                                     : -EBADMSG;
         char msg[512] = "not the canonical schema encoding";
         if (r >= 0 && aidp_schema_check(&s, msg, sizeof msg) < 0)
                 r = -EBADMSG;

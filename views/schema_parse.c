@@ -20,8 +20,7 @@ static int f_api_version(struct aidp_yaml *y, yaml_node_t *v, const char *path, 
         const char *s;
         int r = aidp_yaml_string(y, v, path, &s);
         if (r >= 0 && strcmp(s, SCHEMA_API_VERSION))
-                return aidp_yaml_fail(y, v, path, "found '%s', expected %s", s,
-                                      SCHEMA_API_VERSION);
+                return aidp_yaml_fail(y, v, path, "found '%s', expected %s", s, SCHEMA_API_VERSION);
         return r;
 }
 
@@ -67,7 +66,8 @@ static int one_column(struct aidp_yaml *y, const char *key, yaml_node_t *keynode
 {
         struct aidp_schema_file *f = ctx;
         if (f->n_columns >= AIDP_VIEW_COLUMNS_MAX)
-                return aidp_yaml_fail(y, keynode, path, "found more than %d columns, expected fewer",
+                return aidp_yaml_fail(y, keynode, path,
+                                      "found more than %d columns, expected fewer",
                                       AIDP_VIEW_COLUMNS_MAX);
         if (!key[0])
                 return aidp_yaml_fail(y, keynode, path, "found an empty column name");

@@ -198,7 +198,7 @@ bool aidp_file_view_is_raw(const struct aidp_file_view *fv);
  * hmac token: "<domain>:" || base64url(HMAC-SHA256(K, value)[0..16))
  * siv token:  "<domain>~" || base64url(AES-256-SIV(K(64 bytes), ad = domain, value))
  * so tokens of different domains never collide (the prefix differs) and a
- * siv token decrypts only with its domain. */
+ * siv token decrypts only with its domain. An empty value stays empty. */
 struct aidp_token_key {
         char key_id[65];
         uint8_t key[32];

@@ -100,7 +100,8 @@ Test(schema, decode_refuses_anything_not_canonical)
                 /* key order */
                 "{\"files\":[{\"pattern\":\"a\",\"format\":\"csv\",\"columns\":[]}],\"v\":1}",
                 /* unknown key */
-                "{\"v\":1,\"files\":[{\"pattern\":\"a\",\"format\":\"csv\",\"columns\":[],\"x\":1}]}",
+                "{\"v\":1,\"files\":[{\"pattern\":\"a\",\"format\":\"csv\",\"columns\":[],\"x\":1}]"
+                "}",
                 /* labels unsorted */
                 "{\"v\":1,\"files\":[{\"pattern\":\"a\",\"format\":\"csv\",\"columns\":[{\"name\":"
                 "\"n\",\"labels\":[\"b\",\"a\"]}]}]}",
@@ -111,7 +112,8 @@ Test(schema, decode_refuses_anything_not_canonical)
                 "{\"v\":1,\"files\":[{\"pattern\":\"a\",\"format\":\"csv\",\"columns\":[{\"name\":"
                 "\"n\",\"labels\":[]},{\"name\":\"n\",\"labels\":[]}]}]}",
                 /* jsonl column not a pointer */
-                "{\"v\":1,\"files\":[{\"pattern\":\"a\",\"format\":\"jsonl\",\"columns\":[{\"name\":"
+                "{\"v\":1,\"files\":[{\"pattern\":\"a\",\"format\":\"jsonl\",\"columns\":[{"
+                "\"name\":"
                 "\"n\",\"labels\":[]}]}]}",
                 /* bad format, bad pattern, trailing bytes */
                 "{\"v\":1,\"files\":[{\"pattern\":\"a\",\"format\":\"tsv\",\"columns\":[]}]}",
@@ -127,7 +129,8 @@ Test(schema, decode_refuses_anything_not_canonical)
                 cr_assert_eq(err.status, AIDP_EXIT_DATA, "%s", bad[i]);
                 cr_assert_eq(err.errnum, EBADMSG);
         }
-        const char *ok = "{\"v\":1,\"files\":[{\"pattern\":\"a\",\"format\":\"csv\",\"columns\":[]}]}";
+        const char *ok =
+                "{\"v\":1,\"files\":[{\"pattern\":\"a\",\"format\":\"csv\",\"columns\":[]}]}";
         struct aidp_schema d;
         aidp_error err = {0};
         cr_assert_eq(aidp_schema_decode((const uint8_t *)ok, strlen(ok), &d, &err), 0, "%s",
@@ -171,7 +174,8 @@ Test(schema, errors_name_position_and_item)
         expect_error(HEAD "files:\n  - pattern: a\n    format: csv\n    columns:\n"
                           "      n: [a, b, c, d, e, f, g, h, i]\n",
                      "found 9 labels, expected at most 8");
-        expect_error(HEAD "files:\n  - pattern: a\n    format: csv\n    columns:\n      n: [a, a]\n",
+        expect_error(HEAD
+                     "files:\n  - pattern: a\n    format: csv\n    columns:\n      n: [a, a]\n",
                      "s.yaml:7:14");
         expect_error("", "s.yaml");
 }
