@@ -10,18 +10,12 @@
 int aidp_xform_rank(const struct aidp_xform *x)
 {
         switch (x->kind) {
-        case AIDP_XF_DROP:
-                return 5;
-        case AIDP_XF_NULL:
-                return 4;
-        case AIDP_XF_TOKENIZE:
-                return 3;
-        case AIDP_XF_MASK:
-                return 2;
-        case AIDP_XF_GENERALIZE:
-                return 1;
-        case AIDP_XF_RAW:
-                return 0;
+        case AIDP_XF_DROP: return 5;
+        case AIDP_XF_NULL: return 4;
+        case AIDP_XF_TOKENIZE: return 3;
+        case AIDP_XF_MASK: return 2;
+        case AIDP_XF_GENERALIZE: return 1;
+        case AIDP_XF_RAW: return 0;
         }
         return 5; /* unknown: as restrictive as it gets */
 }
@@ -30,8 +24,7 @@ static void describe_bands(const struct aidp_xform *x, char *buf, size_t len)
 {
         size_t used = (size_t)snprintf(buf, len, "generalize(bands:");
         for (size_t i = 0; i < x->n_bands && used < len; i++)
-                used += (size_t)snprintf(buf + used, len - used, "%s%g", i ? "," : "",
-                                         x->bands[i]);
+                used += (size_t)snprintf(buf + used, len - used, "%s%g", i ? "," : "", x->bands[i]);
         if (used < len)
                 snprintf(buf + used, len - used, ")");
 }
@@ -39,21 +32,11 @@ static void describe_bands(const struct aidp_xform *x, char *buf, size_t len)
 static void describe_generalize(const struct aidp_xform *x, char *buf, size_t len)
 {
         switch (x->gen) {
-        case AIDP_GEN_DATE_YEAR:
-                aidp_text_printf(buf, len, "generalize(date:year)");
-                return;
-        case AIDP_GEN_DATE_MONTH:
-                aidp_text_printf(buf, len, "generalize(date:month)");
-                return;
-        case AIDP_GEN_NUMBER:
-                aidp_text_printf(buf, len, "generalize(number:%g)", x->width);
-                return;
-        case AIDP_GEN_PREFIX:
-                aidp_text_printf(buf, len, "generalize(prefix:%u)", x->keep);
-                return;
-        case AIDP_GEN_BANDS:
-                describe_bands(x, buf, len);
-                return;
+        case AIDP_GEN_DATE_YEAR: aidp_text_printf(buf, len, "generalize(date:year)"); return;
+        case AIDP_GEN_DATE_MONTH: aidp_text_printf(buf, len, "generalize(date:month)"); return;
+        case AIDP_GEN_NUMBER: aidp_text_printf(buf, len, "generalize(number:%g)", x->width); return;
+        case AIDP_GEN_PREFIX: aidp_text_printf(buf, len, "generalize(prefix:%u)", x->keep); return;
+        case AIDP_GEN_BANDS: describe_bands(x, buf, len); return;
         }
         aidp_text_printf(buf, len, "generalize(?)");
 }
@@ -63,15 +46,9 @@ void aidp_xform_describe(const struct aidp_xform *x, char *buf, size_t len)
         if (!buf || !len)
                 return;
         switch (x->kind) {
-        case AIDP_XF_RAW:
-                aidp_text_printf(buf, len, "raw");
-                return;
-        case AIDP_XF_DROP:
-                aidp_text_printf(buf, len, "drop");
-                return;
-        case AIDP_XF_NULL:
-                aidp_text_printf(buf, len, "null");
-                return;
+        case AIDP_XF_RAW: aidp_text_printf(buf, len, "raw"); return;
+        case AIDP_XF_DROP: aidp_text_printf(buf, len, "drop"); return;
+        case AIDP_XF_NULL: aidp_text_printf(buf, len, "null"); return;
         case AIDP_XF_TOKENIZE:
                 aidp_text_printf(buf, len, "tokenize(%s, domain=%s, key=%s)",
                                  x->mode == AIDP_TOK_SIV ? "siv" : "hmac", x->domain, x->key_id);
@@ -80,9 +57,7 @@ void aidp_xform_describe(const struct aidp_xform *x, char *buf, size_t len)
                 aidp_text_printf(buf, len, "mask(keep_first=%u, keep_last=%u, char='%c')",
                                  x->keep_first, x->keep_last, x->mask_char ? x->mask_char : '*');
                 return;
-        case AIDP_XF_GENERALIZE:
-                describe_generalize(x, buf, len);
-                return;
+        case AIDP_XF_GENERALIZE: describe_generalize(x, buf, len); return;
         }
         aidp_text_printf(buf, len, "unknown");
 }
@@ -131,21 +106,12 @@ int aidp_xform_apply(const struct aidp_xform *x, struct aidp_token_col *tok, con
         *is_null = false;
         int r = 0;
         switch (x->kind) {
-        case AIDP_XF_TOKENIZE:
-                return aidp_token_make(tok, v, n, out, err);
-        case AIDP_XF_MASK:
-                r = aidp_xform_mask(x, v, n, out);
-                break;
-        case AIDP_XF_GENERALIZE:
-                r = aidp_xform_generalize(x, v, n, out, is_null);
-                break;
+        case AIDP_XF_TOKENIZE: return aidp_token_make(tok, v, n, out, err);
+        case AIDP_XF_MASK: r = aidp_xform_mask(x, v, n, out); break;
+        case AIDP_XF_GENERALIZE: r = aidp_xform_generalize(x, v, n, out, is_null); break;
         case AIDP_XF_NULL:
-        case AIDP_XF_DROP:
-                *is_null = true;
-                return 0;
-        case AIDP_XF_RAW:
-                r = aidp_vbuf_put(out, v, n);
-                break;
+        case AIDP_XF_DROP: *is_null = true; return 0;
+        case AIDP_XF_RAW: r = aidp_vbuf_put(out, v, n); break;
         }
         if (r < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");

@@ -111,13 +111,13 @@ static void refused(const char *key, const char *token, int status)
 Test(xform, reverse_refuses_wrong_domain_key_mode_and_alteration)
 {
         const char *t = "patient~aZryiyd54v1ocSNvm9_vFH524oVKZFqUF8KSFgpENyIh";
-        refused("tok-2", t, AIDP_EXIT_DATA);                     /* wrong key */
+        refused("tok-2", t, AIDP_EXIT_DATA); /* wrong key */
         refused("tok-1", "visit~aZryiyd54v1ocSNvm9_vFH524oVKZFqUF8KSFgpENyIh",
-                AIDP_EXIT_DATA);                                 /* wrong domain */
+                AIDP_EXIT_DATA); /* wrong domain */
         refused("tok-1", "patient~aZryiyd54v1ocSNvm9_vFH524oVKZFqUF8KSFgpENyIi",
-                AIDP_EXIT_DATA);                                 /* altered */
+                AIDP_EXIT_DATA); /* altered */
         refused("tok-1", "patient~aZryiyd54v1ocSNvm9_vFH524oVKZFqUF8KSFgpENy",
-                AIDP_EXIT_DATA);                                 /* cut */
+                AIDP_EXIT_DATA);                                            /* cut */
         refused("tok-1", "patient:Nav-hBz4g6jtFkWArN4ZQw", AIDP_EXIT_DATA); /* hmac: one-way */
         refused("tok-1", "patient~", AIDP_EXIT_DATA);
         refused("tok-1", "~abc", AIDP_EXIT_DATA);
@@ -144,7 +144,8 @@ Test(xform, mask_utf8_aware)
         golden(&x, "123", "***"); /* too short to hide anything: masked whole */
         golden(&x, "1234", "****");
         golden(&x, "", "");
-        x = (struct aidp_xform){.kind = AIDP_XF_MASK, .keep_first = 1, .keep_last = 1, .mask_char = '#'};
+        x = (struct aidp_xform){
+                .kind = AIDP_XF_MASK, .keep_first = 1, .keep_last = 1, .mask_char = '#'};
         golden(&x, "Zoë", "Z#ë");
         golden(&x, "Jürgen", "J####n");
         golden(&x, "日本語テキスト", "日#####ト");
@@ -212,9 +213,9 @@ Test(xform, null_and_drop_and_raw)
 
 Test(xform, rank_and_describe)
 {
-        struct aidp_xform k[6] = {{.kind = AIDP_XF_RAW},      {.kind = AIDP_XF_GENERALIZE},
-                                  {.kind = AIDP_XF_MASK},     {.kind = AIDP_XF_TOKENIZE},
-                                  {.kind = AIDP_XF_NULL},     {.kind = AIDP_XF_DROP}};
+        struct aidp_xform k[6] = {{.kind = AIDP_XF_RAW},  {.kind = AIDP_XF_GENERALIZE},
+                                  {.kind = AIDP_XF_MASK}, {.kind = AIDP_XF_TOKENIZE},
+                                  {.kind = AIDP_XF_NULL}, {.kind = AIDP_XF_DROP}};
         for (int i = 0; i + 1 < 6; i++)
                 cr_assert_lt(aidp_xform_rank(&k[i]), aidp_xform_rank(&k[i + 1]));
         char buf[128];
