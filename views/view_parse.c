@@ -32,8 +32,9 @@ static int read_uint(struct aidp_yaml *y, yaml_node_t *v, const char *path, unsi
         errno = 0;
         unsigned long n = strtoul(s, &end, 10);
         if (s[0] < '0' || s[0] > '9' || *end || errno || n < min || n > COUNT_MAX)
-                return aidp_yaml_fail(y, v, path, "found '%s', expected a whole number from %u to %u",
-                                      s, min, COUNT_MAX);
+                return aidp_yaml_fail(y, v, path,
+                                      "found '%s', expected a whole number from %u to %u", s, min,
+                                      COUNT_MAX);
         *out = (unsigned)n;
         return 0;
 }
@@ -96,7 +97,8 @@ static int tk_key(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *c
         for (size_t i = 0; ok && i < n; i++)
                 ok = (unsigned char)s[i] > 0x20 && (unsigned char)s[i] < 0x7f;
         if (!ok)
-                return aidp_yaml_fail(y, v, path, "found '%s', expected a key id (1 to %zu "
+                return aidp_yaml_fail(y, v, path,
+                                      "found '%s', expected a key id (1 to %zu "
                                       "printable characters)",
                                       s, sizeof x->key_id - 1);
         strcpy(x->key_id, s);
@@ -201,12 +203,13 @@ static int transform_body(struct aidp_yaml *y, const char *kind, yaml_node_t *kn
 {
         static const struct aidp_yaml_field tokenize[] = {
                 {"mode", tk_mode, true}, {"domain", tk_domain, true}, {"key", tk_key, true}};
-        static const struct aidp_yaml_field mask[] = {
-                {"keep_first", mk_first, false}, {"keep_last", mk_last, false},
-                {"char", mk_char, false}};
-        static const struct aidp_yaml_field generalize[] = {
-                {"date", gen_date, false}, {"number", gen_number, false},
-                {"prefix", gen_prefix, false}, {"bands", gen_bands, false}};
+        static const struct aidp_yaml_field mask[] = {{"keep_first", mk_first, false},
+                                                      {"keep_last", mk_last, false},
+                                                      {"char", mk_char, false}};
+        static const struct aidp_yaml_field generalize[] = {{"date", gen_date, false},
+                                                            {"number", gen_number, false},
+                                                            {"prefix", gen_prefix, false},
+                                                            {"bands", gen_bands, false}};
         char sub[AIDP_YAML_PATH_MAX];
         aidp_yaml_path_key(sub, path, kind);
         if (!strcmp(kind, "tokenize")) {

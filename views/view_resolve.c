@@ -53,8 +53,7 @@ int aidp_view_resolve(const struct aidp_view *const *views, size_t n,
 {
         memset(out, 0, sizeof *out);
         out->file = file;
-        if (file->n_columns &&
-            !(out->columns = calloc(file->n_columns, sizeof *out->columns)))
+        if (file->n_columns && !(out->columns = calloc(file->n_columns, sizeof *out->columns)))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         for (size_t c = 0; c < file->n_columns; c++) {
                 const struct aidp_schema_column *col = &file->columns[c];

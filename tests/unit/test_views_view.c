@@ -24,21 +24,22 @@ static int parse(const char *yaml, const char *name, struct aidp_view *out, aidp
         return r;
 }
 
-static const char research[] = "views:\n"
-                               "  research:\n"
-                               "    labels:\n"
-                               "      pii.direct: {tokenize: {mode: hmac, domain: patient, key: tok-1}}\n"
-                               "      pii.quasi: drop\n"
-                               "      phi: raw\n"
-                               "      \"secret*\": null\n"
-                               "    columns:\n"
-                               "      birth_date: {generalize: {date: year}}\n"
-                               "      zip: {generalize: {prefix: 3}}\n"
-                               "      age: {generalize: {bands: [0, 18, 40, 65]}}\n"
-                               "      weight: {generalize: {number: 10}}\n"
-                               "      ssn: {mask: {keep_last: 4, char: \"#\"}}\n"
-                               "      visit: {generalize: {date: month}}\n"
-                               "      mrn: {tokenize: {mode: siv, domain: mrn, key: tok-2}}\n";
+static const char research[] =
+        "views:\n"
+        "  research:\n"
+        "    labels:\n"
+        "      pii.direct: {tokenize: {mode: hmac, domain: patient, key: tok-1}}\n"
+        "      pii.quasi: drop\n"
+        "      phi: raw\n"
+        "      \"secret*\": null\n"
+        "    columns:\n"
+        "      birth_date: {generalize: {date: year}}\n"
+        "      zip: {generalize: {prefix: 3}}\n"
+        "      age: {generalize: {bands: [0, 18, 40, 65]}}\n"
+        "      weight: {generalize: {number: 10}}\n"
+        "      ssn: {mask: {keep_last: 4, char: \"#\"}}\n"
+        "      visit: {generalize: {date: month}}\n"
+        "      mrn: {tokenize: {mode: siv, domain: mrn, key: tok-2}}\n";
 
 Test(view, parses_every_form)
 {
@@ -55,10 +56,13 @@ Test(view, parses_every_form)
                 cr_assert_str_eq(buf, want_l[i]);
         }
         cr_assert_str_eq(v.labels[3].match, "secret*");
-        const char *want_c[] = {"generalize(date:year)", "generalize(prefix:3)",
-                                "generalize(bands:0,18,40,65)", "generalize(number:10)",
+        const char *want_c[] = {"generalize(date:year)",
+                                "generalize(prefix:3)",
+                                "generalize(bands:0,18,40,65)",
+                                "generalize(number:10)",
                                 "mask(keep_first=0, keep_last=4, char='#')",
-                                "generalize(date:month)", "tokenize(siv, domain=mrn, key=tok-2)"};
+                                "generalize(date:month)",
+                                "tokenize(siv, domain=mrn, key=tok-2)"};
         for (size_t i = 0; i < 7; i++) {
                 aidp_xform_describe(&v.columns[i].x, buf, sizeof buf);
                 cr_assert_str_eq(buf, want_c[i]);
@@ -102,8 +106,7 @@ Test(view, errors_name_position_and_item)
         expect_error("    columns:\n      a: {generalize: {bands: [0, 18, 18]}}\n",
                      "views.v.columns.a.generalize.bands[2]: found 18 after 18, expected "
                      "strictly increasing");
-        expect_error("    columns:\n      a: {generalize: {bands: [5]}}\n",
-                     "expected at least 2");
+        expect_error("    columns:\n      a: {generalize: {bands: [5]}}\n", "expected at least 2");
         expect_error("    columns:\n      a: {generalize: {number: 0}}\n",
                      "expected a bucket width above 0");
         expect_error("    columns:\n      a: {generalize: {prefix: x}}\n",
@@ -139,8 +142,8 @@ static void expect_view(const struct aidp_file_view *fv, const char *const *want
         char buf[128];
         for (size_t i = 0; i < fv->n_columns; i++) {
                 aidp_xform_describe(&fv->columns[i].x, buf, sizeof buf);
-                cr_assert_str_eq(buf, want[i], "column %s: %s, want %s", fv->columns[i].column,
-                                 buf, want[i]);
+                cr_assert_str_eq(buf, want[i], "column %s: %s, want %s", fv->columns[i].column, buf,
+                                 want[i]);
         }
 }
 
@@ -167,8 +170,8 @@ Test(view, resolve_follows_the_rules)
 
         /* No view: labelled columns dropped, the rest raw. */
         cr_assert_eq(aidp_view_resolve(NULL, 0, &f, &fv, &err), 0);
-        expect_view(&fv, (const char *const[]){"drop", "drop", "drop", "drop", "raw", "drop",
-                                               "drop"});
+        expect_view(&fv,
+                    (const char *const[]){"drop", "drop", "drop", "drop", "raw", "drop", "drop"});
         aidp_file_view_free(&fv);
 
         /* Two views: the least restrictive result per column wins. */
@@ -178,12 +181,11 @@ Test(view, resolve_follows_the_rules)
         cr_assert_eq(parse(wide, "wide", &w, &err), 0, "%s", err.msg);
         const struct aidp_view *two[] = {&v, &w};
         cr_assert_eq(aidp_view_resolve(two, 2, &f, &fv, &err), 0);
-        expect_view(&fv, (const char *const[]){
-                                 "mask(keep_first=0, keep_last=2, char='*')",
-                                 "generalize(date:year)", "raw",
-                                 "mask(keep_first=0, keep_last=2, char='*')", "raw",
-                                 "mask(keep_first=0, keep_last=2, char='*')",
-                                 "mask(keep_first=0, keep_last=2, char='*')"});
+        expect_view(&fv, (const char *const[]){"mask(keep_first=0, keep_last=2, char='*')",
+                                               "generalize(date:year)", "raw",
+                                               "mask(keep_first=0, keep_last=2, char='*')", "raw",
+                                               "mask(keep_first=0, keep_last=2, char='*')",
+                                               "mask(keep_first=0, keep_last=2, char='*')"});
         aidp_file_view_free(&fv);
 
         /* Within one view, several globs on one label: the most restrictive. */
