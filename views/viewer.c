@@ -64,8 +64,8 @@ int aidp_viewer_value(struct aidp_viewer *v, struct viewer_col *c, const char *s
         if (v->hidden && n)
                 v->hidden(v->opaque, c->cv->column, c->label, s, n);
         aidp_error e = {0};
-        int r = aidp_xform_apply(&c->cv->x, c->tok_ready ? &c->tok : NULL, s, n, &v->value,
-                                 is_null, &e);
+        int r = aidp_xform_apply(&c->cv->x, c->tok_ready ? &c->tok : NULL, s, n, &v->value, is_null,
+                                 &e);
         if (r < 0 && !v->failed) {
                 v->err = e;
                 v->failed = true;

@@ -5,7 +5,7 @@
 
 #include "views/views_internal.h"
 
-#define VIEWER_FLUSH (64u << 10) /* hand output over in blocks of about this */
+#define VIEWER_FLUSH   (64u << 10) /* hand output over in blocks of about this */
 #define JSONL_LINE_MAX (2 * (size_t)AIDP_VIEW_FIELD_MAX)
 
 struct viewer_col {

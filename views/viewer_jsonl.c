@@ -36,8 +36,7 @@ static void wipe_tree(json_object *o)
         case json_type_null:
         case json_type_boolean:
         case json_type_double:
-        case json_type_int:
-                break;
+        case json_type_int: break;
         }
 }
 
@@ -137,8 +136,7 @@ static int apply_column(struct aidp_viewer *v, struct viewer_col *c, json_object
                         goto out;
                 }
                 if (c->cv->x.kind != AIDP_XF_DROP && !is_null) {
-                        json_object *nv = json_object_new_string_len(v->value.p,
-                                                                     (int)v->value.len);
+                        json_object *nv = json_object_new_string_len(v->value.p, (int)v->value.len);
                         aidp_vbuf_clear(&v->value);
                         wipe_tree(val);
                         if (!nv || replace(&s, nv) < 0) {
@@ -202,7 +200,11 @@ static int one_line(struct aidp_viewer *v)
                 OPENSSL_cleanse(v->tok->pb->buf, (size_t)v->tok->pb->size);
         if (!root || je != json_tokener_success || !blank(s + end, n - end)) {
                 put_wiped(root);
-                return aidp_viewer_fail(v, v->line_no, (root ? end : end ? end : 0) + 1,
+                return aidp_viewer_fail(v, v->line_no,
+                                        (root  ? end
+                                         : end ? end
+                                               : 0) +
+                                                1,
                                         "not valid JSON: %s",
                                         root ? "text after the value"
                                         : je == json_tokener_continue

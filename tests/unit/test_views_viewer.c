@@ -41,15 +41,13 @@ static struct env E;
 static void setup(void)
 {
         aidp_error err = {0};
-        cr_assert_eq(aidp_schema_parse_yaml(schema_yaml, strlen(schema_yaml), "s", &E.schema,
-                                            &err),
+        cr_assert_eq(aidp_schema_parse_yaml(schema_yaml, strlen(schema_yaml), "s", &E.schema, &err),
                      0, "%s", err.msg);
         struct aidp_yaml y = {0};
         cr_assert_eq(aidp_yaml_load(&y, "a", "policy", view_yaml, strlen(view_yaml), 0, &err), 0);
-        yaml_node_t *n = aidp_yaml_get(&y, aidp_yaml_get(&y, aidp_yaml_root(&y), "views", NULL),
-                                       "v", NULL);
-        cr_assert_eq(aidp_view_parse_node(&y, n, "views.v", "v", &E.view, &err), 0, "%s",
-                     err.msg);
+        yaml_node_t *n =
+                aidp_yaml_get(&y, aidp_yaml_get(&y, aidp_yaml_root(&y), "views", NULL), "v", NULL);
+        cr_assert_eq(aidp_view_parse_node(&y, n, "views.v", "v", &E.view, &err), 0, "%s", err.msg);
         aidp_yaml_free(&y);
         const struct aidp_view *vs[] = {&E.view};
         cr_assert_eq(aidp_view_resolve(vs, 1, &E.schema.files[0], &E.csv, &err), 0);
@@ -156,17 +154,17 @@ Test(viewer, csv_golden)
         cr_assert(strstr(s.out, "\r\n"));
         lines[0] = strtok_r(copy, "\n", &save);
         cr_assert_str_eq(lines[0], "name,birth_date,ssn,diagnosis,note\r");
-        cr_assert_not_null(strstr(s.out, ",1984,*******6789,,\"says \"\"hi\"\", ok\"\r\n"),
-                           "%s", s.out);
+        cr_assert_not_null(strstr(s.out, ",1984,*******6789,,\"says \"\"hi\"\", ok\"\r\n"), "%s",
+                           s.out);
         cr_assert_not_null(strstr(s.out, ",2001,*******4321,,\r\n"), "%s", s.out);
         cr_assert_not_null(strstr(s.out, ",,**,,\"multi\nline\"\r\n"), "%s", s.out);
         cr_assert_null(strstr(s.out, "Alice"));
         cr_assert_null(strstr(s.out, "example.com"));
         cr_assert_null(strstr(s.out, "flu"));
         cr_assert_null(strstr(s.out, "line1"));
-        cr_assert_eq(strncmp(s.out + strlen("name,birth_date,ssn,diagnosis,note\r\n"),
-                             "patient:", 8),
-                     0, "%s", s.out);
+        cr_assert_eq(
+                strncmp(s.out + strlen("name,birth_date,ssn,diagnosis,note\r\n"), "patient:", 8), 0,
+                "%s", s.out);
         cr_assert_not_null(strstr(s.hidden, "name(pii.direct)=Alice Smith|"), "%s", s.hidden);
         cr_assert_not_null(strstr(s.hidden, "name(pii.direct)=Bob, Jr.|"));
         cr_assert_not_null(strstr(s.hidden, "email(pii.email)=alice@example.com|"));
@@ -184,8 +182,8 @@ Test(viewer, csv_every_chunking_gives_the_same_output)
         size_t n = strlen(csv_in);
         cr_assert_eq(run(&E.csv, csv_in, n, 0, &whole, &err), 0);
         for (size_t cut = 0; cut <= n; cut++) {
-                cr_assert_eq(run_split(&E.csv, csv_in, n, cut, &part, &err), 0, "cut %zu: %s",
-                             cut, err.msg);
+                cr_assert_eq(run_split(&E.csv, csv_in, n, cut, &part, &err), 0, "cut %zu: %s", cut,
+                             err.msg);
                 cr_assert_str_eq(part.out, whole.out, "cut at %zu", cut);
                 cr_assert_str_eq(part.hidden, whole.hidden, "cut at %zu", cut);
                 free(part.out);
