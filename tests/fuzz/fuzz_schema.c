@@ -39,7 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (aidp_schema_decode(data, size, &s, &err) == 0) {
                 uint8_t *a = NULL;
                 size_t na = 0;
-                if (aidp_schema_encode(&s, &a, &na, &err) < 0 || na != size || memcmp(a, data, size))
+                if (aidp_schema_encode(&s, &a, &na, &err) < 0 || na != size ||
+                    memcmp(a, data, size))
                         abort();
                 free(a);
                 aidp_schema_free(&s);

@@ -65,7 +65,8 @@ static void fz_check(const struct aidp_file_view *fv, const struct aidp_token_ke
                 abort();
         if (ra < 0 && strcmp(ea.msg, eb.msg))
                 abort();
-        if (ra >= 0 && (a.len != b.len || (a.len && memcmp(a.p, b.p, a.len)) || a.hidden != b.hidden))
+        if (ra >= 0 &&
+            (a.len != b.len || (a.len && memcmp(a.p, b.p, a.len)) || a.hidden != b.hidden))
                 abort();
         free(a.p);
         free(b.p);
@@ -75,14 +76,18 @@ static struct aidp_xform fz_xforms[6];
 
 static void fz_set_xforms(void)
 {
-        fz_xforms[0] = (struct aidp_xform){.kind = AIDP_XF_TOKENIZE, .mode = AIDP_TOK_HMAC,
-                                           .domain = "patient", .key_id = "k"};
-        fz_xforms[1] = (struct aidp_xform){.kind = AIDP_XF_TOKENIZE, .mode = AIDP_TOK_SIV,
-                                           .domain = "mrn", .key_id = "k"};
+        fz_xforms[0] = (struct aidp_xform){.kind = AIDP_XF_TOKENIZE,
+                                           .mode = AIDP_TOK_HMAC,
+                                           .domain = "patient",
+                                           .key_id = "k"};
+        fz_xforms[1] = (struct aidp_xform){
+                .kind = AIDP_XF_TOKENIZE, .mode = AIDP_TOK_SIV, .domain = "mrn", .key_id = "k"};
         fz_xforms[2] = (struct aidp_xform){.kind = AIDP_XF_MASK, .keep_last = 2, .mask_char = '*'};
         fz_xforms[3] = (struct aidp_xform){.kind = AIDP_XF_GENERALIZE, .gen = AIDP_GEN_DATE_MONTH};
-        fz_xforms[4] = (struct aidp_xform){.kind = AIDP_XF_GENERALIZE, .gen = AIDP_GEN_BANDS,
-                                           .bands = {0, 18, 65}, .n_bands = 3};
+        fz_xforms[4] = (struct aidp_xform){.kind = AIDP_XF_GENERALIZE,
+                                           .gen = AIDP_GEN_BANDS,
+                                           .bands = {0, 18, 65},
+                                           .n_bands = 3};
         fz_xforms[5] = (struct aidp_xform){.kind = AIDP_XF_DROP};
 }
 
