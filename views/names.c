@@ -59,6 +59,16 @@ size_t aidp_views_utf8_check(const uint8_t *s, size_t len)
 {
         size_t i = 0;
         while (i < len) {
+                /* ASCII runs, 8 bytes at a time: most data is ASCII. */
+                while (len - i >= 8) {
+                        uint64_t w;
+                        memcpy(&w, s + i, 8);
+                        if (w & UINT64_C(0x8080808080808080))
+                                break;
+                        i += 8;
+                }
+                if (i >= len)
+                        break;
                 uint8_t c = s[i];
                 if (c < 0x80) {
                         i++;

@@ -46,7 +46,7 @@ int aidp_viewer_flush(struct aidp_viewer *v, bool force)
                 return 0;
         aidp_error e = {0};
         int r = v->write(v->opaque, v->out.p, v->out.len, &e);
-        aidp_vbuf_clear(&v->out);
+        aidp_vbuf_reset(&v->out); /* the view's output: wiped at free */
         if (r < 0) {
                 v->err = e;
                 if (!v->err.errnum)
@@ -60,10 +60,11 @@ int aidp_viewer_flush(struct aidp_viewer *v, bool force)
 int aidp_viewer_value(struct aidp_viewer *v, struct viewer_col *c, const char *s, size_t n,
                       bool *is_null)
 {
-        aidp_vbuf_clear(&v->value);
+        aidp_vbuf_reset(&v->value); /* a transformed value: the job's to see */
         if (v->hidden && n)
                 v->hidden(v->opaque, c->cv->column, c->label, s, n);
-        aidp_error e = {0};
+        aidp_error e; /* 2 KiB: filled only on failure, not zeroed per value */
+        e.errnum = 0;
         int r = aidp_xform_apply(&c->cv->x, c->tok_ready ? &c->tok : NULL, s, n, &v->value, is_null,
                                  &e);
         if (r < 0 && !v->failed) {

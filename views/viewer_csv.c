@@ -53,11 +53,10 @@ static int no_space(unsigned char c)
 /* Bytes that make a field need quotes. */
 static bool needs_quotes(const char *s, size_t n)
 {
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                if (c == ',' || c == '"' || c == '\n' || c == '\r')
+        static const bool special[256] = {[','] = true, ['"'] = true, ['\n'] = true, ['\r'] = true};
+        for (size_t i = 0; i < n; i++)
+                if (special[(uint8_t)s[i]])
                         return true;
-        }
         return false;
 }
 
@@ -133,7 +132,7 @@ static int data_cell(struct aidp_viewer *v, const char *s, size_t n)
         if (c->cv->x.kind == AIDP_XF_DROP)
                 return 0;
         int r = is_null ? put_field(v, "", 0) : put_field(v, v->value.p, v->value.len);
-        aidp_vbuf_clear(&v->value);
+        aidp_vbuf_reset(&v->value);
         return r < 0 ? aidp_viewer_oom(v) : 0;
 }
 

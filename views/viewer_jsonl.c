@@ -137,7 +137,7 @@ static int apply_column(struct aidp_viewer *v, struct viewer_col *c, json_object
                 }
                 if (c->cv->x.kind != AIDP_XF_DROP && !is_null) {
                         json_object *nv = json_object_new_string_len(v->value.p, (int)v->value.len);
-                        aidp_vbuf_clear(&v->value);
+                        aidp_vbuf_reset(&v->value);
                         wipe_tree(val);
                         if (!nv || replace(&s, nv) < 0) {
                                 r = aidp_viewer_oom(v);

@@ -52,6 +52,12 @@ static inline int aidp_vbuf_putc(struct aidp_vbuf *b, char c)
 }
 /* Empties b, wiping what it held; keeps the allocation. */
 void aidp_vbuf_clear(struct aidp_vbuf *b);
+/* Empties b without wiping, for what the job sees anyway (the view's
+ * output); the allocation is still wiped by aidp_vbuf_free. */
+static inline void aidp_vbuf_reset(struct aidp_vbuf *b)
+{
+        b->len = 0;
+}
 /* Wipes and frees. */
 void aidp_vbuf_free(struct aidp_vbuf *b);
 

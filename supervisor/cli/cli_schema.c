@@ -51,7 +51,8 @@ json_object *aidp_cli_schema_json(const struct aidp_sealed_header *h)
         if (!h->schema_len)
                 return NULL;
         /* The canonical bytes are JSON already; decode checked them. */
-        json_object *o = json_tokener_parse_verbose((const char *)h->schema, &(enum json_tokener_error){0});
+        json_object *o =
+                json_tokener_parse_verbose((const char *)h->schema, &(enum json_tokener_error){0});
         return o;
 }
 
