@@ -64,7 +64,8 @@ static int gen(const char *dir, int files, long mib)
                 for (long row = 0; total < want; row++) {
                         const char *fn = first[rnd(8)], *ln = last[rnd(7)];
                         unsigned v[14];
-                        unsigned mods[14] = {10000, 90, 12, 28, 100000, 100, 100, 10, 6, 5000, 100, 1000};
+                        unsigned mods[14] = {10000, 90, 12, 28,   100000, 100,
+                                             100,   10, 6,  5000, 100,    1000};
                         for (int k = 0; k < 12; k++)
                                 v[k] = rnd(mods[k]);
                         len += (size_t)sprintf(buf + len,
@@ -107,8 +108,10 @@ static void set_up_view(void)
         sfile.columns = scols;
         sfile.n_columns = 10;
         cviews[1].x.kind = AIDP_XF_DROP;
-        cviews[2].x = (struct aidp_xform){.kind = AIDP_XF_TOKENIZE, .mode = AIDP_TOK_HMAC,
-                                          .domain = "patient", .key_id = "bench"};
+        cviews[2].x = (struct aidp_xform){.kind = AIDP_XF_TOKENIZE,
+                                          .mode = AIDP_TOK_HMAC,
+                                          .domain = "patient",
+                                          .key_id = "bench"};
         cviews[3].x = (struct aidp_xform){.kind = AIDP_XF_GENERALIZE, .gen = AIDP_GEN_DATE_YEAR};
         memset(tkey.key, 0x42, sizeof tkey.key);
 }
@@ -135,7 +138,8 @@ static int one_file(struct job *j, const char *name, char *buf)
         char sp[4096], op[4096];
         snprintf(sp, sizeof sp, "%s/%s", j->src, name);
         snprintf(op, sizeof op, "%s/%s", j->out, name);
-        int in = open(sp, O_RDONLY | O_CLOEXEC), out = open(op, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int in = open(sp, O_RDONLY | O_CLOEXEC),
+            out = open(op, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (in < 0 || out < 0)
                 return -1;
         struct aidp_viewer *v = NULL;
