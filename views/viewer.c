@@ -154,6 +154,16 @@ static int feed_head(struct aidp_viewer *v, const uint8_t **buf, size_t *len)
         return 0;
 }
 
+/* The viewer's sticky error into err, once anything failed. */
+static int report(struct aidp_viewer *v, int r, aidp_error *err)
+{
+        if (r >= 0 && !v->failed)
+                return 0;
+        if (err)
+                *err = v->err;
+        return v->err.errnum ? -v->err.errnum : -EIO;
+}
+
 int aidp_viewer_feed(struct aidp_viewer *v, const void *buf, size_t len, aidp_error *err)
 {
         const uint8_t *p = buf;
@@ -166,12 +176,7 @@ int aidp_viewer_feed(struct aidp_viewer *v, const void *buf, size_t len, aidp_er
                 r = feed_format(v, p, len);
         if (r >= 0)
                 r = aidp_viewer_flush(v, false);
-        if (r < 0 || v->failed) {
-                if (err)
-                        *err = v->err;
-                return v->err.errnum ? -v->err.errnum : -EIO;
-        }
-        return 0;
+        return report(v, r, err);
 }
 
 int aidp_viewer_finish(struct aidp_viewer *v, aidp_error *err)
@@ -189,12 +194,7 @@ int aidp_viewer_finish(struct aidp_viewer *v, aidp_error *err)
         }
         if (r >= 0)
                 r = aidp_viewer_flush(v, true);
-        if (r < 0 || v->failed) {
-                if (err)
-                        *err = v->err;
-                return v->err.errnum ? -v->err.errnum : -EIO;
-        }
-        return 0;
+        return report(v, r, err);
 }
 
 void aidp_viewer_free(struct aidp_viewer *v)

@@ -18,25 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_clock.h"
 #include "common/io.h"
 #include "views/view.h"
 
 #define BLOCK (1u << 20)
-
-static double now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu(void)
-{
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 static const char *first[] = {"Alice", "Bob", "Carol", "Dmitri", "Eve", "Fatima", "Günter", "Hiro"};
 static const char *last[] = {"Smith", "Jones", "Müller", "Rossi", "Tanaka", "Okafor", "Dubois"};
@@ -192,12 +178,12 @@ static int run(const char *mode, const char *src, const char *out, int threads)
         pthread_t t[64];
         if (threads < 1 || threads > 64)
                 threads = 1;
-        double c0 = cpu(), w0 = now();
+        double c0 = bench_cpu(), w0 = bench_now();
         for (int i = 0; i < threads; i++)
                 pthread_create(&t[i], NULL, worker, &j);
         for (int i = 0; i < threads; i++)
                 pthread_join(t[i], NULL);
-        double w = now() - w0, c = cpu() - c0;
+        double w = bench_now() - w0, c = bench_cpu() - c0;
         if (j.failed)
                 return 1;
         printf("%.4f %.4f %ld %ld\n", w, c, (long)j.in, (long)j.outb);

@@ -93,3 +93,28 @@ static void fz_set_xforms(void)
 
 static struct aidp_token_key fz_key = {.key_id = "k", .key = {1, 2, 3}};
 static const struct aidp_token_keys fz_keys = {.keys = &fz_key, .n = 1};
+
+/* One file of six columns (names), each with one of fz_xforms, built once. */
+struct fz_file {
+        struct aidp_schema_column cols[6];
+        struct aidp_schema_file file;
+        struct aidp_column_view cv[6];
+        struct aidp_file_view fv;
+};
+
+static const struct aidp_file_view *fz_file_view(struct fz_file *f, enum aidp_view_format format,
+                                                 char *const names[6])
+{
+        if (f->fv.n_columns)
+                return &f->fv;
+        fz_set_xforms();
+        for (size_t i = 0; i < 6; i++) {
+                f->cols[i].name = names[i];
+                f->cv[i].column = names[i];
+                f->cv[i].x = fz_xforms[i];
+        }
+        f->file = (struct aidp_schema_file){
+                .pattern = (char *)"*", .format = format, .columns = f->cols, .n_columns = 6};
+        f->fv = (struct aidp_file_view){.file = &f->file, .columns = f->cv, .n_columns = 6};
+        return &f->fv;
+}

@@ -7,24 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lineage_util.h"
 #include "views/view.h"
-
-static char *slurp(const char *rel, size_t *len)
-{
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", AIDP_SOURCE_DIR, rel);
-        FILE *f = fopen(path, "rb");
-        cr_assert_not_null(f, "%s", path);
-        char *buf = malloc(1 << 16);
-        *len = fread(buf, 1, 1 << 16, f);
-        fclose(f);
-        return buf;
-}
 
 static void parse_file(struct aidp_schema *s)
 {
         size_t len;
-        char *buf = slurp("tests/data/views/schema.yaml", &len);
+        char *buf = aidp_test_slurp(AIDP_SOURCE_DIR "/tests/data/views/schema.yaml", &len);
+        cr_assert_not_null(buf);
         aidp_error err = {0};
         cr_assert_eq(aidp_schema_parse_yaml(buf, len, "schema.yaml", s, &err), 0, "%s", err.msg);
         free(buf);
