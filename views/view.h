@@ -47,8 +47,9 @@ struct aidp_schema_column {
 };
 
 struct aidp_schema_file {
-        char *pattern; /* fnmatch glob (FNM_PATHNAME) on the path inside the
-                        * dataset, e.g. "patients/*.csv"; first match wins */
+        // fnmatch glob (FNM_PATHNAME) on the path inside the dataset, e.g.
+        // "patients/*.csv"; first match wins
+        char *pattern;
         enum aidp_view_format format;
         struct aidp_schema_column *columns;
         size_t n_columns;
@@ -59,21 +60,21 @@ struct aidp_schema {
         size_t n_files;
 };
 
-/* schema.yaml:
- *   apiVersion: aidp/v1
- *   kind: Schema
- *   files:
- *     - pattern: "patients/*.csv"
- *       format: csv                     # csv (RFC 4180, header row) | jsonl
- *       columns:
- *         name: [pii.direct]
- *         birth_date: [pii.quasi]
- *     - pattern: "events/*.jsonl"
- *       format: jsonl
- *       columns:
- *         /patient/email: [pii.direct]
- * Strict (common/yaml.h): unknown keys, bad labels, duplicate columns are
- * errors with positions. */
+// schema.yaml:
+//   apiVersion: aidp/v1
+//   kind: Schema
+//   files:
+//     - pattern: "patients/*.csv"
+//       format: csv                     # csv (RFC 4180, header row) | jsonl
+//       columns:
+//         name: [pii.direct]
+//         birth_date: [pii.quasi]
+//     - pattern: "events/*.jsonl"
+//       format: jsonl
+//       columns:
+//         /patient/email: [pii.direct]
+// Strict (common/yaml.h): unknown keys, bad labels, duplicate columns are
+// errors with positions.
 int aidp_schema_parse_yaml(const char *buf, size_t len, const char *file, struct aidp_schema *out,
                            aidp_error *err);
 /* Canonical bytes (compact JSON, files in given order, columns in given
@@ -197,7 +198,7 @@ bool aidp_file_view_is_raw(const struct aidp_file_view *fv);
  * hmac token: "<domain>:" || base64url(HMAC-SHA256(K, value)[0..16))
  * siv token:  "<domain>~" || base64url(AES-256-SIV(K(64 bytes), ad = domain, value))
  * so tokens of different domains never collide (the prefix differs) and a
- * siv token decrypts only with its domain. */
+ * siv token decrypts only with its domain. An empty value stays empty. */
 struct aidp_token_key {
         char key_id[65];
         uint8_t key[32];

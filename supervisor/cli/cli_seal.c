@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/hex.h"
 #include "supervisor/cli/cli.h"
+#include "supervisor/cli/cli_schema.h"
 #include "supervisor/cli/tool_access.h"
 #include "supervisor/sealed/keys.h"
 #include "supervisor/sealed/progress.h"
@@ -48,7 +49,7 @@ static void iso_time(uint64_t t, char *out, size_t cap)
 
 /* The options of all four commands (each table takes what it needs). */
 struct seal_cli {
-        const char *out, *name, *version, *owner, *cls, *key_id, *keys_config, *key_dir;
+        const char *out, *name, *version, *owner, *cls, *key_id, *keys_config, *key_dir, *schema;
         struct aidp_cli_list residency, regulation;
         uint64_t threads, segment_size;
         bool skip_special, quiet, verify, json;
@@ -91,6 +92,10 @@ static const struct aidp_cli_opt seal_opts[] = {
                      .max = AIDP_SEALED_SEGMENT_MAX, .expect = "a number of bytes"),
         AIDP_CLI_OPT("skip-special", 0, AIDP_CLI_FLAG, SC(skip_special), NULL,
                      "skip symlinks/devices instead of failing", U),
+        AIDP_CLI_OPT("schema", 0, AIDP_CLI_STRING, SC(schema), "FILE",
+                     "schema.yaml: per file pattern its format and column labels\n"
+                     "(sealed into the authenticated header; docs/views.md)",
+                     U),
         KEYS_OPTS,
         QUIET_OPT,
         {0},
@@ -196,6 +201,11 @@ static int seal_run(const struct seal_cli *c, const char *src, struct aidp_seal_
                 return usage_error("seal", "owner name too long; use --owner");
         if (aidp_sealed_meta_check(&p.meta, &err) < 0)
                 return usage_error("seal", err.msg);
+
+        _cleanup_free_ uint8_t *schema = NULL;
+        if (c->schema && aidp_cli_read_schema(c->schema, &schema, &p.schema_len, &err) < 0)
+                return fail("seal", &err);
+        p.schema = schema;
 
         struct aidp_keys keys;
         aidp_keys_init(&keys);
@@ -419,6 +429,7 @@ static int cmd_inspect(int argc, char **argv)
                 json_object_object_add(o, "content_digest",
                                        digest ? json_object_new_string(dg) : NULL);
                 json_object_object_add(o, "header_digest", json_object_new_string(hd));
+                json_object_object_add(o, "schema", aidp_cli_schema_json(h));
                 json_object_object_add(o, "authenticated", json_object_new_boolean(1));
                 printf("%s\n",
                        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
@@ -445,6 +456,7 @@ static int cmd_inspect(int argc, char **argv)
         printf("%-16s%s\n", "content-digest:",
                digest ? dg : "(withheld: the access policy grants you inspect, not unseal)");
         printf("%-16s%s\n", "header-digest:", hd);
+        aidp_cli_schema_text(h);
         return 0;
 }
 

@@ -102,6 +102,10 @@ struct aidp_seal_params {
         bool skip_special;  /* skip symlinks, devices, fifos, sockets instead of failing */
         uint64_t max_bytes; /* refuse trees whose file bytes exceed this; 0 = no limit
                              * (sparse files can claim far more than a tmpfs holds) */
+        /* The dataset's schema, aidp_schema_encode's bytes (views/view.h); NULL
+         * = none. With one the file is format 3, else format 2. */
+        const uint8_t *schema;
+        size_t schema_len;
         aidp_sealed_progress_fn progress;
         void *progress_opaque;
 };

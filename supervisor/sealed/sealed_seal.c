@@ -293,12 +293,17 @@ static int seal_into(struct enc *e, const struct aidp_seal_params *p, const stru
         if ((r = aidp_sealed_new_data_key(&dk, err)) < 0)
                 return r;
         h->meta = p->meta;
-        h->format_version = AIDP_SEALED_VERSION;
+        if (p->schema_len > sizeof h->schema)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EFBIG, "schema too large");
+        if (p->schema_len)
+                memcpy(h->schema, p->schema, p->schema_len);
+        h->schema_len = p->schema_len;
+        h->format_version = p->schema_len ? AIDP_SEALED_VERSION_SCHEMA : AIDP_SEALED_VERSION;
         h->segment_size = e->segment_size;
         h->payload_len = e->payload_len;
-        /* Keyed (format 2): the header is world-readable, an unkeyed digest
-         * would let anyone confirm a guess of the content. */
-        if (aidp_sealed_content_digest(AIDP_SEALED_VERSION, dk.p, e->payload_len, e->segment_size,
+        /* Keyed (formats 2 and 3): the header is world-readable, an unkeyed
+         * digest would let anyone confirm a guess of the content. */
+        if (aidp_sealed_content_digest(h->format_version, dk.p, e->payload_len, e->segment_size,
                                        (const uint8_t(*)[AIDP_SEALED_DIGEST_LEN])e->digests,
                                        e->n_segments, h->content_digest) < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,

@@ -15,25 +15,10 @@
 #include <unistd.h>
 
 #include "bench_charge.h"
+#include "bench_clock.h"
 #include "supervisor/sealed/keys.h"
 #include "supervisor/sealed/sealed.h"
 #include "supervisor/sandbox/tmpfs.h"
-
-static double now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* CPU seconds (user + system, all threads) used so far. */
-static double cpu(void)
-{
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 static int die(const char *what, const aidp_error *e)
 {
@@ -106,10 +91,10 @@ int main(int argc, char **argv)
                 struct bench_charge ch;
                 if (bench_charge_begin(&ch, "inject", 2 * need + (256ULL << 20)) < 0)
                         return 1;
-                double c0 = cpu(), t0 = now();
+                double c0 = bench_cpu(), t0 = bench_now();
                 if (aidp_sealed_decrypt(s, t.fd, &o, NULL, &err) < 0)
                         return die("decrypt", &err);
-                double t1 = now(), c1 = cpu();
+                double t1 = bench_now(), c1 = bench_cpu();
                 bench_charge_leave(&ch);
                 printf("%.6f %.6f\n", t1 - t0, c1 - c0);
                 aidp_sealed_close(s);
@@ -125,10 +110,10 @@ int main(int argc, char **argv)
                 if (aidp_tmpfs_create("data", size, 0755, 0, 0, &t, &err) < 0)
                         return die("tmpfs", &err);
                 int dst = openat(t.fd, ".", O_RDONLY | O_DIRECTORY);
-                double c0 = cpu(), t0 = now();
+                double c0 = bench_cpu(), t0 = bench_now();
                 if (copy_tree(src, dst) < 0)
                         return die("copy", NULL);
-                double t1 = now(), c1 = cpu();
+                double t1 = bench_now(), c1 = bench_cpu();
                 printf("%.6f %.6f\n", t1 - t0, c1 - c0);
                 close(dst);
                 close(src);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent decryptor for aidp sealed datasets (format versions 2 and 1).
+"""Independent decryptor for aidp sealed datasets (format versions 3, 2 and 1).
 
 Written from docs/sealed-format.md alone, using only the Python standard
 library and Debian's python3-cryptography (AES-GCM, RFC 5649 key unwrap,
@@ -35,9 +35,9 @@ TAG = 16
 CLASSES = ["public", "internal", "confidential", "restricted", "regulated"]
 FIELDS = {1: "name", 2: "version", 3: "owner", 4: "created_at", 5: "classification",
           6: "residency", 7: "regulation", 8: "key_id", 9: "key_wrap", 10: "wrapped_key",
-          11: "content_digest", 12: "segment_size", 13: "payload_len"}
+          11: "content_digest", 12: "segment_size", 13: "payload_len", 14: "schema"}
 REPEATABLE = {6, 7}
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
 DIGEST_INFO = b"aidp sealed v2 content digest"
 
 
@@ -65,6 +65,8 @@ def parse_header(data):
             raise Refused("bad field %d at %d" % (ftype, off))
         if ftype < last or (ftype == last and ftype not in REPEATABLE):
             raise Refused("field order at %d" % off)
+        if ftype == 14 and version < 3:
+            raise Refused("a schema in a version %d header" % version)
         last = ftype
         name = FIELDS[ftype]
         if ftype in (1, 2, 3, 8):
@@ -75,6 +77,8 @@ def parse_header(data):
             if flen != {4: 8, 12: 4, 13: 8}[ftype]:
                 raise Refused("bad integer width")
             h[name] = int.from_bytes(val, "big")
+        elif ftype == 14:
+            h[name] = parse_schema(val)
         elif ftype in (5, 9):
             if flen != 1:
                 raise Refused("bad byte field")
@@ -82,10 +86,30 @@ def parse_header(data):
         else:
             h[name] = bytes(val)
         off += 4 + flen
-    missing = [FIELDS[t] for t in FIELDS if t not in REPEATABLE and FIELDS[t] not in h]
+    optional = REPEATABLE | ({14} if version < 3 else set())
+    missing = [FIELDS[t] for t in FIELDS if t not in optional and FIELDS[t] not in h]
     if missing:
         raise Refused("missing fields %s" % missing)
     return hdr, data[16 + body_len:16 + body_len + TAG], h
+
+
+def parse_schema(val):
+    """Record 14 (format 3): the schema as canonical compact JSON."""
+    try:
+        schema = json.loads(val.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise Refused("schema is not JSON")
+    canonical = json.dumps(schema, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if not isinstance(schema, dict) or list(schema) != ["v", "files"] or schema["v"] != 1 \
+            or canonical != bytes(val):
+        raise Refused("schema is not in the canonical encoding")
+    for f in schema["files"]:
+        if list(f) != ["pattern", "format", "columns"] or f["format"] not in ("csv", "jsonl"):
+            raise Refused("schema file entry")
+        for c in f["columns"]:
+            if list(c) != ["name", "labels"] or c["labels"] != sorted(set(c["labels"])):
+                raise Refused("schema column entry")
+    return schema
 
 
 def nonce(kind, index):

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* An independent decryptor (tests/tools/decrypt_sealed.py: Debian's
  * python3-cryptography, written from docs/sealed-format.md) must decrypt what
  * aidp seals, byte for byte, and refuse what aidp refuses. */
@@ -155,4 +156,37 @@ Test(sealed_python, keyed_digest_and_version1)
         TEST_SNPRINTF(args, "--verify '" AIDP_SOURCE_DIR "/tests/data/sealed/v1-tree.sealed'");
         cr_assert_eq(run_py(args, res, sizeof res), 0, "%s", res);
         cr_assert(strstr(res, "\"format_version\": 1"), "%s", res);
+}
+
+/* Format 3: the independent decryptor reads the schema record (type 14),
+ * checks its canonical encoding, and authenticates it with the header. */
+Test(sealed_python, format3_schema)
+{
+        require_python_cryptography();
+        char f[4096], sealed[4096], args[8192], res[16384];
+        TEST_SNPRINTF(f, "%s/blob", T);
+        write_file(f, 5000, 0644, 3);
+        TEST_SNPRINTF(sealed, "%s/s.sealed", T);
+        static const char schema[] =
+                "{\"v\":1,\"files\":[{\"pattern\":\"*.csv\",\"format\":\"csv\","
+                "\"columns\":[{\"name\":\"Zoë\",\"labels\":[\"pii.direct\"]}]}]}";
+        struct aidp_seal_params p = {.segment_size = 4096,
+                                     .schema = (const uint8_t *)schema,
+                                     .schema_len = strlen(schema)};
+        meta_default(&p.meta, "blob");
+        aidp_error err = {0};
+        cr_assert_eq(seal_path(f, sealed, &p, &K, NULL, &err), 0, "%s", err.msg);
+        TEST_SNPRINTF(args, "--verify '%s'", sealed);
+        cr_assert_eq(run_py(args, res, sizeof res), 0, "%s", res);
+        cr_assert(strstr(res, "\"format_version\": 3"), "%s", res);
+        cr_assert(strstr(res, "\"pii.direct\""), "%s", res);
+        size_t len = 0;
+        uint8_t *b = read_all(sealed, &len);
+        uint8_t *lab = memmem(b, len, "pii.direct", 10);
+        cr_assert_not_null(lab);
+        lab[4] = 'e';
+        write_all(sealed, b, len);
+        free(b);
+        cr_assert_eq(run_py(args, res, sizeof res), 1, "%s", res);
+        cr_assert(strstr(res, "header authentication failed"), "%s", res);
 }

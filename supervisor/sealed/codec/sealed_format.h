@@ -1,5 +1,5 @@
 #pragma once
-/* Sealed dataset format, version 2 (version 1 still read): the header model, its byte encoding
+/* Sealed dataset format, versions 2 and 3 (version 1 still read): the header model, its byte encoding
  * (sealed_header.c), the descriptive fields (sealed_meta.c), and the
  * nonce/AAD/digest rules; the tree manifest is sealed_manifest.h (included
  * here, codec sealed_manifest.c). Pure code: buffers in, values
@@ -7,7 +7,7 @@
  * description is docs/sealed-format.md; keep the two in step.
  *
  * File layout (all integers big-endian):
- *   prefix   16 bytes   "AIDPSEAL" | u16 version=2 (1) | u16 reserved=0 | u32 body_len
+ *   prefix   16 bytes   "AIDPSEAL" | u16 version=2|3 (1) | u16 reserved=0 | u32 body_len
  *   body     body_len   TLV records: u16 type | u16 length | value
  *   tag      16 bytes   AES-256-GCM tag over prefix+body (empty plaintext)
  *   segments n × (ciphertext ≤ segment_size | 16-byte tag)
@@ -19,19 +19,24 @@
 #include "common/error.h"
 #include "residency/tags.h"
 #include "supervisor/sealed/codec/sealed_manifest.h"
+#include "views/view.h"
 
 #define AIDP_SEALED_MAGIC "AIDPSEAL"
 /* Version 2 differs from 1 only in the content digest: keyed (HMAC under a
  * key derived from the data key) instead of a plain SHA-256 tree that anyone
- * could check a guess of the plaintext against. Written: 2; read: 1 and 2. */
-#define AIDP_SEALED_VERSION     2
-#define AIDP_SEALED_VERSION_MIN 1
-#define AIDP_SEALED_PREFIX_LEN  16
-#define AIDP_SEALED_TAG_LEN     16
-#define AIDP_SEALED_NONCE_LEN   12
-#define AIDP_SEALED_KEY_LEN     32
-#define AIDP_SEALED_DIGEST_LEN  32
-#define AIDP_SEALED_BODY_MAX    65536
+ * could check a guess of the plaintext against. Version 3 is version 2 plus
+ * the dataset's schema (TLV 14, issue 18), and only a header with a schema is
+ * version 3. Written: 2, or 3 with a schema; read: 1 to 3. */
+#define AIDP_SEALED_VERSION        2
+#define AIDP_SEALED_VERSION_SCHEMA 3
+#define AIDP_SEALED_VERSION_MIN    1
+#define AIDP_SEALED_FORMAT_MAX     3
+#define AIDP_SEALED_PREFIX_LEN     16
+#define AIDP_SEALED_TAG_LEN        16
+#define AIDP_SEALED_NONCE_LEN      12
+#define AIDP_SEALED_KEY_LEN        32
+#define AIDP_SEALED_DIGEST_LEN     32
+#define AIDP_SEALED_BODY_MAX       65536
 
 #define AIDP_SEALED_NAME_MAX    128
 #define AIDP_SEALED_VERSION_MAX 64
@@ -57,7 +62,7 @@ enum aidp_key_wrap {
         AIDP_WRAP_MAX
 };
 
-/* TLV record types of header versions 1 and 2. */
+/* TLV record types of header versions 1 to 3 (14: version 3 only). */
 enum aidp_sealed_field {
         AIDP_F_NAME = 1,
         AIDP_F_VERSION = 2,
@@ -72,6 +77,7 @@ enum aidp_sealed_field {
         AIDP_F_CONTENT_DIGEST = 11,
         AIDP_F_SEGMENT_SIZE = 12,
         AIDP_F_PAYLOAD_LEN = 13,
+        AIDP_F_SCHEMA = 14, /* aidp_schema_encode's canonical bytes (views/view.h) */
         AIDP_F_MAX
 };
 
@@ -90,7 +96,7 @@ struct aidp_sealed_meta {
 };
 
 struct aidp_sealed_header {
-        uint16_t format_version; /* encode: 0 = AIDP_SEALED_VERSION; 1 only to re-encode */
+        uint16_t format_version; /* encode: 0 = 2, or 3 with a schema; 1 only to re-encode */
         struct aidp_sealed_meta meta;
         enum aidp_key_wrap key_wrap;
         uint8_t wrapped_key[AIDP_SEALED_WRAPPED_MAX];
@@ -98,6 +104,11 @@ struct aidp_sealed_header {
         uint8_t content_digest[AIDP_SEALED_DIGEST_LEN];
         uint32_t segment_size;
         uint64_t payload_len;
+        /* The schema (format 3): its canonical encoding, checked by decode;
+         * schema_len 0 = none. Inside the authenticated header, so a changed
+         * label fails the header tag. aidp_sealed_header_schema decodes it. */
+        uint8_t schema[AIDP_VIEW_SCHEMA_ENCODED_MAX];
+        size_t schema_len;
         /* Derived by aidp_sealed_header_decode/encode, not stored as fields. */
         size_t header_len;       /* prefix + body: the bytes the header tag covers */
         uint64_t payload_offset; /* header_len + AIDP_SEALED_TAG_LEN */
@@ -147,7 +158,12 @@ int aidp_sealed_header_len(const uint8_t *buf, size_t len, size_t *ret_len, aidp
 int aidp_sealed_header_decode(const uint8_t *buf, size_t len, struct aidp_sealed_header *ret,
                               aidp_error *err);
 
-/* The content digest (keyed in version 2) is computed in sealed_crypto.h:
+/* The header's schema into *ret: 1 when there is one, 0 (and *ret empty)
+ * when there is none, < 0 on error. Free with aidp_schema_free. */
+int aidp_sealed_header_schema(const struct aidp_sealed_header *h, struct aidp_schema *ret,
+                              aidp_error *err);
+
+/* The content digest (keyed in versions 2 and 3) is computed in sealed_crypto.h:
  * aidp_sealed_content_digest. This is how it is shown: "hmac-sha256:<hex>"
  * for version 2, "sha256:<hex>" for version 1. */
 #define AIDP_SEALED_DIGEST_REF_LEN (12 + 2 * AIDP_SEALED_DIGEST_LEN)

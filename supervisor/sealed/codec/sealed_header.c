@@ -1,4 +1,4 @@
-/* Sealed dataset format v2 (and v1): the header codec (prefix, TLV body, derived sizes),
+/* Sealed dataset format v2 and v3 (and v1): the header codec (prefix, TLV body, derived sizes),
  * segment nonces and the content digest. Pure: no syscalls. Every decoder reads
  * through bounds checks that refuse to step past the end, so a hostile file can
  * only produce an error naming the offset. */
@@ -135,11 +135,22 @@ int aidp_sealed_header_encode(struct aidp_sealed_header *h, uint8_t *buf, size_t
         w_field(&w, AIDP_F_CONTENT_DIGEST, h->content_digest, AIDP_SEALED_DIGEST_LEN);
         w_u(&w, AIDP_F_SEGMENT_SIZE, h->segment_size, 4);
         w_u(&w, AIDP_F_PAYLOAD_LEN, h->payload_len, 8);
+        if (h->schema_len) {
+                if (h->format_version == AIDP_SEALED_VERSION_MIN ||
+                    h->schema_len > AIDP_VIEW_SCHEMA_ENCODED_MAX)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL,
+                                              "a schema needs format version 3 and at most %d "
+                                              "bytes",
+                                              AIDP_VIEW_SCHEMA_ENCODED_MAX);
+                w_field(&w, AIDP_F_SCHEMA, h->schema, h->schema_len);
+        }
         if (w.overflow)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOBUFS, "header too large");
         /* Version 1 only to re-encode a decoded version 1 header (canonical
-         * round trip); a new dataset is always version 2. */
+         * round trip); a new dataset is version 3 with a schema, else 2, so
+         * a dataset without one reads with an older aidp. */
         uint16_t version = h->format_version == AIDP_SEALED_VERSION_MIN ? AIDP_SEALED_VERSION_MIN
+                           : h->schema_len                              ? AIDP_SEALED_VERSION_SCHEMA
                                                                         : AIDP_SEALED_VERSION;
         memcpy(buf, AIDP_SEALED_MAGIC, 8);
         put16(buf + 8, version);
@@ -165,11 +176,11 @@ int aidp_sealed_header_len(const uint8_t *buf, size_t len, size_t *ret_len, aidp
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "not a sealed dataset (bad magic at offset 0)");
         uint16_t v = get16(buf + 8);
-        if (v < AIDP_SEALED_VERSION_MIN || v > AIDP_SEALED_VERSION)
+        if (v < AIDP_SEALED_VERSION_MIN || v > AIDP_SEALED_FORMAT_MAX)
                 return aidp_error_set(
                         err, AIDP_EXIT_DATA, ENOTSUP,
                         "unsupported format version %u (offset 8; this aidp reads %d to %d)", v,
-                        AIDP_SEALED_VERSION_MIN, AIDP_SEALED_VERSION);
+                        AIDP_SEALED_VERSION_MIN, AIDP_SEALED_FORMAT_MAX);
         if (get16(buf + 10) != 0)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "reserved prefix bytes are not zero (offset 10)");
@@ -221,6 +232,7 @@ static const char *const field_names[AIDP_F_MAX] = {
         [AIDP_F_CONTENT_DIGEST] = "content digest",
         [AIDP_F_SEGMENT_SIZE] = "segment size",
         [AIDP_F_PAYLOAD_LEN] = "payload length",
+        [AIDP_F_SCHEMA] = "schema",
 };
 
 static bool valid_version(const char *s)
@@ -312,6 +324,20 @@ static int decode_field(struct aidp_sealed_header *h, uint16_t type, const uint8
                         return r;
                 h->payload_len = get64(v);
                 return 0;
+        case AIDP_F_SCHEMA: {
+                if (h->format_version < AIDP_SEALED_VERSION_SCHEMA)
+                        return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
+                                              "header offset %zu: a schema in a version %u header "
+                                              "(only version 3 has one)",
+                                              off, h->format_version);
+                struct aidp_schema sc;
+                if ((r = aidp_schema_decode(v, len, &sc, err)) < 0)
+                        return aidp_error_wrap(err, "header offset %zu", off);
+                aidp_schema_free(&sc);
+                memcpy(h->schema, v, len);
+                h->schema_len = len;
+                return 0;
+        }
         case AIDP_F_MAX: break;
         }
         return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL, "header offset %zu: unknown field %u",
@@ -362,7 +388,8 @@ int aidp_sealed_header_decode(const uint8_t *buf, size_t len, struct aidp_sealed
                 off += 4 + (size_t)flen;
         }
         for (unsigned t = 1; t < AIDP_F_MAX; t++) {
-                if (t == AIDP_F_RESIDENCY || t == AIDP_F_REGULATION)
+                if (t == AIDP_F_RESIDENCY || t == AIDP_F_REGULATION ||
+                    (t == AIDP_F_SCHEMA && h->format_version < AIDP_SEALED_VERSION_SCHEMA))
                         continue;
                 if (!(seen & (1u << t)))
                         return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
@@ -377,4 +404,14 @@ int aidp_sealed_header_decode(const uint8_t *buf, size_t len, struct aidp_sealed
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
         *ret = *h;
         return 0;
+}
+
+int aidp_sealed_header_schema(const struct aidp_sealed_header *h, struct aidp_schema *ret,
+                              aidp_error *err)
+{
+        memset(ret, 0, sizeof *ret);
+        if (!h->schema_len)
+                return 0;
+        int r = aidp_schema_decode(h->schema, h->schema_len, ret, err);
+        return r < 0 ? r : 1;
 }

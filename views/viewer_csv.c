@@ -1,0 +1,238 @@
+/* The viewer's CSV half: RFC 4180 with a header row, parsed by libcsv
+ * (Debian libcsv-dev) in strict mode, written back re-quoted with dropped
+ * columns gone. Positions are RECORD:FIELD, 1-based, the header being
+ * record 1. */
+#include <errno.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "views/viewer_internal.h"
+
+#define CSV_BLOCK 4096u
+
+/* libcsv grows its one field buffer through these: the old block is wiped
+ * before it is freed (it held a plaintext field), growth is geometric, and a
+ * field over AIDP_VIEW_FIELD_MAX is refused here (libcsv reports ENOMEM). */
+static void *wiping_realloc(void *p, size_t n)
+{
+        if (n > AIDP_VIEW_FIELD_MAX + 2 * CSV_BLOCK)
+                return NULL;
+        size_t old = p ? malloc_usable_size(p) : 0;
+        if (p && n <= old)
+                return p;
+        size_t want = old * 2 > n ? old * 2 : n;
+        if (want > AIDP_VIEW_FIELD_MAX + 2 * CSV_BLOCK)
+                want = AIDP_VIEW_FIELD_MAX + 2 * CSV_BLOCK;
+        void *q = malloc(want);
+        if (!q)
+                return NULL;
+        if (p) {
+                memcpy(q, p, old);
+                OPENSSL_cleanse(p, old);
+                free(p);
+        }
+        return q;
+}
+
+static void wiping_free(void *p)
+{
+        if (p) {
+                OPENSSL_cleanse(p, malloc_usable_size(p));
+                free(p);
+        }
+}
+
+/* RFC 4180 keeps spaces: libcsv's default would trim them. */
+static int no_space(unsigned char c)
+{
+        return 0;
+}
+
+/* Bytes that make a field need quotes. */
+static bool needs_quotes(const char *s, size_t n)
+{
+        static const bool special[256] = {[','] = true, ['"'] = true, ['\n'] = true, ['\r'] = true};
+        for (size_t i = 0; i < n; i++)
+                if (special[(uint8_t)s[i]])
+                        return true;
+        return false;
+}
+
+static int put_field(struct aidp_viewer *v, const char *s, size_t n)
+{
+        struct aidp_vbuf *o = &v->out;
+        if (!v->out_first && aidp_vbuf_putc(o, ',') < 0)
+                return -ENOMEM;
+        v->out_first = false;
+        if (!needs_quotes(s, n))
+                return aidp_vbuf_put(o, s, n);
+        if (aidp_vbuf_reserve(o, 2 * n + 2) < 0)
+                return -ENOMEM;
+        o->p[o->len++] = '"';
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] == '"')
+                        o->p[o->len++] = '"';
+                o->p[o->len++] = s[i];
+        }
+        o->p[o->len++] = '"';
+        return 0;
+}
+
+static struct viewer_col *column_at(struct aidp_viewer *v, size_t field)
+{
+        int idx = v->map ? v->map[field] : -1;
+        return idx >= 0 ? &v->cols[idx] : NULL;
+}
+
+/* The header: map each cell to its schema column (a name twice is refused:
+ * which one the schema means would be a guess) and write the cells kept. */
+static int header_cell(struct aidp_viewer *v, const char *s, size_t n)
+{
+        size_t f = v->field;
+        if (f >= AIDP_VIEW_COLUMNS_MAX * 4)
+                return aidp_viewer_fail(v, 1, f + 1, "more than %d header cells",
+                                        AIDP_VIEW_COLUMNS_MAX * 4);
+        int *m = realloc(v->map, (f + 1) * sizeof *m);
+        if (!m)
+                return aidp_viewer_oom(v);
+        v->map = m;
+        m[f] = -1;
+        for (size_t i = 0; i < v->n_cols; i++) {
+                const char *name = v->cols[i].cv->column;
+                if (strlen(name) == n && !memcmp(name, s, n)) {
+                        for (size_t j = 0; j < f; j++)
+                                if (m[j] == (int)i)
+                                        return aidp_viewer_fail(v, 1, f + 1,
+                                                                "header cell '%s' appears twice "
+                                                                "(also field %zu)",
+                                                                name, j + 1);
+                        m[f] = (int)i;
+                }
+        }
+        struct viewer_col *c = column_at(v, f);
+        if (c && c->cv->x.kind == AIDP_XF_DROP)
+                return 0;
+        return put_field(v, s, n) < 0 ? aidp_viewer_oom(v) : 0;
+}
+
+static int data_cell(struct aidp_viewer *v, const char *s, size_t n)
+{
+        if (v->field >= v->n_header)
+                return aidp_viewer_fail(v, v->row + 1, v->field + 1,
+                                        "record has more than the header's %zu fields",
+                                        v->n_header);
+        struct viewer_col *c = column_at(v, v->field);
+        if (!c || c->cv->x.kind == AIDP_XF_RAW)
+                return put_field(v, s, n) < 0 ? aidp_viewer_oom(v) : 0;
+        bool is_null;
+        if (aidp_viewer_value(v, c, s, n, &is_null) < 0)
+                return -1;
+        if (c->cv->x.kind == AIDP_XF_DROP)
+                return 0;
+        int r = is_null ? put_field(v, "", 0) : put_field(v, v->value.p, v->value.len);
+        aidp_vbuf_reset(&v->value);
+        return r < 0 ? aidp_viewer_oom(v) : 0;
+}
+
+static void on_field(void *s, size_t n, void *data)
+{
+        struct aidp_viewer *v = data;
+        if (v->failed)
+                return;
+        const char *p = s ? s : "";
+        if (n > AIDP_VIEW_FIELD_MAX) {
+                aidp_viewer_fail(v, v->row + 1, v->field + 1, "field longer than %u bytes",
+                                 AIDP_VIEW_FIELD_MAX);
+                return;
+        }
+        size_t bad = aidp_views_utf8_check((const uint8_t *)p, n);
+        if (bad != n) {
+                aidp_viewer_fail(v, v->row + 1, v->field + 1,
+                                 "invalid UTF-8 at byte %zu of the field", bad + 1);
+                return;
+        }
+        if (v->row == 0)
+                header_cell(v, p, n);
+        else
+                data_cell(v, p, n);
+        v->field++;
+}
+
+static void on_record(int c, void *data)
+{
+        struct aidp_viewer *v = data;
+        if (v->failed)
+                return;
+        if (v->row == 0) {
+                v->n_header = v->field;
+                v->crlf = c == '\r';
+        } else if (v->field != v->n_header) {
+                aidp_viewer_fail(v, v->row + 1, v->field + 1,
+                                 "record has %zu fields, the header %zu", v->field, v->n_header);
+                return;
+        }
+        if (c >= 0 && aidp_vbuf_put(&v->out, v->crlf ? "\r\n" : "\n", v->crlf ? 2 : 1) < 0) {
+                aidp_viewer_oom(v);
+                return;
+        }
+        v->row++;
+        v->field = 0;
+        v->out_first = true;
+        aidp_viewer_flush(v, false);
+}
+
+int aidp_viewer_csv_init(struct aidp_viewer *v)
+{
+        if (csv_init(&v->csv, CSV_STRICT | CSV_STRICT_FINI) != 0)
+                return -ENOMEM;
+        csv_set_realloc_func(&v->csv, wiping_realloc);
+        csv_set_free_func(&v->csv, wiping_free);
+        csv_set_space_func(&v->csv, no_space);
+        csv_set_blk_size(&v->csv, CSV_BLOCK);
+        v->csv_ready = true;
+        v->out_first = true;
+        return 0;
+}
+
+static int parse_error(struct aidp_viewer *v)
+{
+        int e = csv_error(&v->csv);
+        if (e == CSV_ENOMEM || e == CSV_ETOOBIG)
+                return aidp_viewer_fail(v, v->row + 1, v->field + 1,
+                                        "field longer than %u bytes (or out of memory)",
+                                        AIDP_VIEW_FIELD_MAX);
+        return aidp_viewer_fail(v, v->row + 1, v->field + 1,
+                                "malformed CSV (a quote inside an unquoted field, text after a "
+                                "closing quote, or an unterminated quote)");
+}
+
+int aidp_viewer_csv_feed(struct aidp_viewer *v, const uint8_t *buf, size_t len)
+{
+        size_t done = csv_parse(&v->csv, buf, len, on_field, on_record, v);
+        if (v->failed)
+                return -v->err.errnum;
+        if (done != len)
+                return parse_error(v);
+        return 0;
+}
+
+int aidp_viewer_csv_finish(struct aidp_viewer *v)
+{
+        int r = csv_fini(&v->csv, on_field, on_record, v);
+        if (v->failed)
+                return -v->err.errnum;
+        if (r != 0)
+                return parse_error(v);
+        return 0;
+}
+
+void aidp_viewer_csv_free(struct aidp_viewer *v)
+{
+        if (v->csv_ready)
+                csv_free(&v->csv);
+        v->csv_ready = false;
+        free(v->map);
+        v->map = NULL;
+}

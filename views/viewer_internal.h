@@ -1,0 +1,71 @@
+#pragma once
+/* The streaming viewer's state, shared by viewer.c (set-up, output, BOM),
+ * viewer_csv.c (libcsv) and viewer_jsonl.c (json-c). */
+#include <csv.h>
+
+#include "views/views_internal.h"
+
+#define VIEWER_FLUSH   (64u << 10) /* hand output over in blocks of about this */
+#define JSONL_LINE_MAX (2 * (size_t)AIDP_VIEW_FIELD_MAX)
+
+struct viewer_col {
+        const struct aidp_column_view *cv; /* the resolved transform */
+        const char *label;                 /* the column's first label, for hidden() */
+        struct aidp_token_col tok;         /* TOKENIZE only */
+        bool tok_ready;
+};
+
+struct aidp_viewer {
+        const struct aidp_file_view *fv;
+        enum aidp_view_format format;
+        char where[512];
+        aidp_view_write_fn write;
+        aidp_view_hidden_fn hidden;
+        void *opaque;
+        struct viewer_col *cols; /* one per fv column */
+        size_t n_cols;
+
+        struct aidp_vbuf out;   /* output not yet handed to write() */
+        struct aidp_vbuf value; /* one transformed value */
+        uint8_t head[3];        /* the first bytes, until we know whether they are a BOM */
+        size_t n_head;
+        bool bom_done, failed, finished;
+        aidp_error err; /* the first failure, sticky */
+
+        /* CSV */
+        struct csv_parser csv;
+        bool csv_ready;
+        uint64_t row;      /* 1-based record number; the header is 1 */
+        size_t field;      /* fields seen in this record */
+        size_t n_header;   /* fields of the header */
+        int *map;          /* header position -> fv column index, or -1 */
+        bool out_first;    /* no field written yet in this output row */
+        bool crlf;         /* the input's records end in CR LF: so do ours */
+        bool newline_seen; /* the first record's terminator is known */
+
+        /* JSONL */
+        struct aidp_vbuf line;
+        uint64_t line_no;
+        struct json_tokener *tok;
+};
+
+/* Fail the viewer at (row, col) of where; sticky; returns -EBADMSG. */
+int aidp_viewer_fail(struct aidp_viewer *v, uint64_t row, uint64_t col, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+int aidp_viewer_oom(struct aidp_viewer *v);
+/* Hand the buffered output to write() when there is enough (or all with force). */
+int aidp_viewer_flush(struct aidp_viewer *v, bool force);
+/* The transformed value of column c for raw value s[0..n): v->value holds
+ * it; *is_null for a null result. Calls hidden() with the raw value. */
+int aidp_viewer_value(struct aidp_viewer *v, struct viewer_col *c, const char *s, size_t n,
+                      bool *is_null);
+
+int aidp_viewer_csv_init(struct aidp_viewer *v);
+int aidp_viewer_csv_feed(struct aidp_viewer *v, const uint8_t *buf, size_t len);
+int aidp_viewer_csv_finish(struct aidp_viewer *v);
+void aidp_viewer_csv_free(struct aidp_viewer *v);
+
+int aidp_viewer_jsonl_init(struct aidp_viewer *v);
+int aidp_viewer_jsonl_feed(struct aidp_viewer *v, const uint8_t *buf, size_t len);
+int aidp_viewer_jsonl_finish(struct aidp_viewer *v);
+void aidp_viewer_jsonl_free(struct aidp_viewer *v);
