@@ -169,8 +169,8 @@ static int shard_grow(struct leak_shard *sh)
 }
 
 /* Under the shard's lock: find the value, or insert a copy of it. */
-static int shard_add(struct aidp_leakset *s, struct leak_shard *sh, uint64_t h,
-                     const uint8_t *v, size_t len, uint32_t pair)
+static int shard_add(struct aidp_leakset *s, struct leak_shard *sh, uint64_t h, const uint8_t *v,
+                     size_t len, uint32_t pair)
 {
         if ((sh->n + 1) * 2 > sh->cap && shard_grow(sh) < 0)
                 return -ENOMEM;

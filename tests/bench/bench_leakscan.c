@@ -73,8 +73,8 @@ int main(int argc, char **argv)
         close(fd);
         printf("{\"values\": %zu, \"bytes\": %llu, \"hits\": %llu, \"seconds\": %.3f, "
                "\"seal_seconds\": %.3f}\n",
-               aidp_leakset_count(s), (unsigned long long)rep.bytes,
-               (unsigned long long)rep.hits, t3 - t2, t1 - t0);
+               aidp_leakset_count(s), (unsigned long long)rep.bytes, (unsigned long long)rep.hits,
+               t3 - t2, t1 - t0);
         aidp_leakset_free(s);
         return 0;
 }

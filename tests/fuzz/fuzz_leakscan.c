@@ -82,15 +82,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (a.hits != b.hits || a.n_examples != b.n_examples || a.bytes != tlen)
                 abort();
         for (size_t i = 0; i < a.n_examples; i++)
-                if (a.examples[i].offset != b.examples[i].offset ||
-                    a.examples[i].offset >= tlen)
+                if (a.examples[i].offset != b.examples[i].offset || a.examples[i].offset >= tlen)
                         abort();
         if (all_plain && nv == aidp_leakset_count(s)) {
                 uint64_t want = 0;
                 for (size_t i = 0; i < nv; i++)
                         for (size_t q = 0; !seen_before(vs, ls, i) && q + ls[i] <= tlen; q++)
-                                want += !strncasecmp((const char *)text + q,
-                                                     (const char *)vs[i], ls[i]);
+                                want += !strncasecmp((const char *)text + q, (const char *)vs[i],
+                                                     ls[i]);
                 if (want != a.hits)
                         abort();
         }

@@ -14,9 +14,9 @@ static struct aidp_leakset *set_of(size_t min_len, const char *const *values, si
         aidp_error err = {0};
         cr_assert_eq(aidp_leakset_new(min_len, &s, &err), 0, "%s", err.msg);
         for (size_t i = 0; i < n; i++)
-                cr_assert_eq(aidp_leakset_add(s, "email", "pii.direct", values[i],
-                                              strlen(values[i])),
-                             0);
+                cr_assert_eq(
+                        aidp_leakset_add(s, "email", "pii.direct", values[i], strlen(values[i])),
+                        0);
         cr_assert_eq(aidp_leakset_seal(s, &err), 0, "%s", err.msg);
         return s;
 }
@@ -87,13 +87,13 @@ Test(leakscan, json_escaped_and_csv_quoted_forms)
         const char *v[] = {"o\"brien/x@example.org", "Zoë Müller", "tab\there!"};
         struct aidp_leakset *s = set_of(0, v, 3);
         const char *texts[] = {
-                "{\"n\":\"o\\\"brien/x@example.org\"}",        /* escaped quote */
-                "{\"n\":\"o\\\"brien\\/x@example.org\"}",      /* json-c's \/ */
-                "{\"n\":\"Zo\\u00eb M\\u00fcller\"}",           /* ensure_ascii */
-                "{\"n\":\"ZO\\u00EB M\\u00FCLLER\"}",           /* upper-case hex */
+                "{\"n\":\"o\\\"brien/x@example.org\"}",      /* escaped quote */
+                "{\"n\":\"o\\\"brien\\/x@example.org\"}",    /* json-c's \/ */
+                "{\"n\":\"Zo\\u00eb M\\u00fcller\"}",        /* ensure_ascii */
+                "{\"n\":\"ZO\\u00EB M\\u00FCLLER\"}",        /* upper-case hex */
                 "id,name\n1,\"o\"\"brien/x@example.org\"\n", /* CSV quoting */
-                "{\"n\":\"tab\\there!\"}",                      /* \t */
-                "Zoë Müller",                                    /* raw UTF-8 */
+                "{\"n\":\"tab\\there!\"}",                   /* \t */
+                "Zoë Müller",                                /* raw UTF-8 */
         };
         for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
                 struct aidp_leak_report rep = scan(s, "log.json", texts[i], strlen(texts[i]), 3);
