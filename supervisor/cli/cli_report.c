@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "supervisor/run/run_lineage.h"
 
 static json_object *tag_list(const char *joined)
 {
@@ -64,39 +65,6 @@ static json_object *egress_json(const struct aidp_run_result *r)
         }
         json_object_object_add(e, "dns_denials", dns);
         return e;
-}
-
-/* The output leak scan: counts, per label, examples (file, offset, label,
- * column; never the value). */
-static json_object *leak_json(const struct aidp_run_result *r)
-{
-        const struct aidp_leak_report *l = &r->leak;
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "values", json_object_new_uint64(r->leak_values));
-        json_object_object_add(o, "values_dropped", json_object_new_uint64(r->leak_dropped));
-        json_object_object_add(o, "files", json_object_new_uint64(l->files));
-        json_object_object_add(o, "bytes", json_object_new_uint64(l->bytes));
-        json_object_object_add(o, "hits", json_object_new_uint64(l->hits));
-        json_object *pl = json_object_new_object();
-        for (size_t i = 0; i < l->n_labels; i++)
-                json_object_object_add(pl, l->per_label[i].label,
-                                       json_object_new_uint64(l->per_label[i].hits));
-        json_object_object_add(o, "hits_per_label", pl);
-        json_object *ex = json_object_new_array();
-        for (size_t i = 0; i < l->n_examples; i++) {
-                json_object *e = json_object_new_object();
-                json_object_object_add(e, "file", json_object_new_string(l->examples[i].file));
-                json_object_object_add(e, "offset", json_object_new_uint64(l->examples[i].offset));
-                json_object_object_add(e, "label", json_object_new_string(l->examples[i].label));
-                json_object_object_add(e, "column", json_object_new_string(l->examples[i].column));
-                json_object_array_add(ex, e);
-        }
-        json_object_object_add(o, "examples", ex);
-        json_object_object_add(o, "action", json_object_new_string(r->leak_action));
-        json_object_object_add(o, "quarantined", json_object_new_boolean(r->leak_quarantined));
-        json_object_object_add(o, "quarantine_key",
-                               r->leak_quarantined ? json_object_new_string(r->leak_key) : NULL);
-        return o;
 }
 
 json_object *aidp_cli_summary_json(const struct aidp_run_result *r)
@@ -173,7 +141,7 @@ json_object *aidp_cli_summary_json(const struct aidp_run_result *r)
         if (r->egress)
                 json_object_object_add(o, "egress", egress_json(r));
         if (r->leak_scanned)
-                json_object_object_add(o, "leak_scan", leak_json(r));
+                json_object_object_add(o, "leak_scan", aidp_run_leak_json(r, false));
         return o;
 }
 

@@ -383,15 +383,13 @@ static void set_network(json_object *ev, const struct aidp_run_result *res)
         json_object_object_add(f, "dnsDenials", dns);
 }
 
-/* aidp_leakscan: what the output leak scan found (never a value). */
-static void set_leakscan(json_object *ev, const struct aidp_run_result *res)
+json_object *aidp_run_leak_json(const struct aidp_run_result *res, bool camel)
 {
-        if (!res->leak_scanned)
-                return;
         const struct aidp_leak_report *l = &res->leak;
-        json_object *f = aidp_lineage_run_facet(ev, "aidp_leakscan");
+        json_object *f = json_object_new_object();
         json_object_object_add(f, "values", json_object_new_uint64(res->leak_values));
-        json_object_object_add(f, "valuesDropped", json_object_new_uint64(res->leak_dropped));
+        json_object_object_add(f, camel ? "valuesDropped" : "values_dropped",
+                               json_object_new_uint64(res->leak_dropped));
         json_object_object_add(f, "files", json_object_new_uint64(l->files));
         json_object_object_add(f, "bytes", json_object_new_uint64(l->bytes));
         json_object_object_add(f, "hits", json_object_new_uint64(l->hits));
@@ -399,7 +397,7 @@ static void set_leakscan(json_object *ev, const struct aidp_run_result *res)
         for (size_t i = 0; i < l->n_labels; i++)
                 json_object_object_add(pl, l->per_label[i].label,
                                        json_object_new_uint64(l->per_label[i].hits));
-        json_object_object_add(f, "hitsPerLabel", pl);
+        json_object_object_add(f, camel ? "hitsPerLabel" : "hits_per_label", pl);
         json_object *ex = json_object_new_array();
         for (size_t i = 0; i < l->n_examples; i++) {
                 json_object *o = json_object_new_object();
@@ -412,8 +410,10 @@ static void set_leakscan(json_object *ev, const struct aidp_run_result *res)
         json_object_object_add(f, "examples", ex);
         json_object_object_add(f, "action", json_object_new_string(res->leak_action));
         json_object_object_add(f, "quarantined", json_object_new_boolean(res->leak_quarantined));
-        if (res->leak_quarantined)
-                json_object_object_add(f, "quarantineKey", json_object_new_string(res->leak_key));
+        json_object_object_add(f, camel ? "quarantineKey" : "quarantine_key",
+                               res->leak_quarantined ? json_object_new_string(res->leak_key)
+                                                     : NULL);
+        return f;
 }
 
 int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
@@ -476,7 +476,12 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
         set_host(ev);
         set_parent(ev, rl->o);
         set_network(ev, res);
-        set_leakscan(ev, res);
+        if (res->leak_scanned) {
+                json_object *lf = aidp_lineage_run_facet(ev, "aidp_leakscan");
+                _cleanup_(json_object_putp) json_object *l = aidp_run_leak_json(res, true);
+                json_object_object_foreach(l, k, v)
+                        json_object_object_add(lf, k, json_object_get(v));
+        }
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
         if (res->has_output)
