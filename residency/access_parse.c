@@ -458,6 +458,40 @@ static int af_enforcement(struct aidp_yaml *w, yaml_node_t *v, const char *path,
         return 0;
 }
 
+static int leak_scan_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
+                           yaml_node_t *value, const char *path, void *ctx)
+{
+        struct aidp_access_policy *p = ctx;
+        const char *s;
+        int r = aidp_yaml_string(w, value, path, &s);
+        if (r < 0)
+                return r;
+        enum aidp_leak_action a;
+        if (!strcmp(s, "report"))
+                a = AIDP_LEAK_REPORT;
+        else if (!strcmp(s, "quarantine"))
+                a = AIDP_LEAK_QUARANTINE;
+        else
+                return aidp_yaml_fail(w, value, path, "expected report or quarantine, not '%s'", s);
+        enum aidp_classification c;
+        if (!strcmp(key, "default"))
+                p->leak_scan_default = a;
+        else if (aidp_residency_classification_parse(key, &c) == 0)
+                p->leak_scan_set[c] = true, p->leak_scan[c] = a;
+        else
+                return aidp_yaml_fail(w, keynode, path,
+                                      "expected default or a classification (public, internal, "
+                                      "confidential, restricted, regulated), not '%s'",
+                                      key);
+        return 0;
+}
+
+static int af_leak_scan(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
+{
+        ((struct aidp_access_policy *)ctx)->has_leak_scan = true;
+        return aidp_yaml_map(w, v, path, leak_scan_entry, ctx);
+}
+
 static int af_metadata(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         return aidp_residency_parse_metadata(w, v, path, &((struct aidp_access_policy *)ctx)->name);
@@ -476,6 +510,7 @@ int aidp_residency_parse_access_doc(struct aidp_yaml *w, yaml_node_t *root,
                 {"groups", af_groups, false},
                 {"deny", af_deny, false},
                 {"enforcement", af_enforcement, false},
+                {"leak_scan", af_leak_scan, false},
         };
         struct aidp_access_policy p = {0};
         int r = aidp_yaml_fields(w, root, "", fields, ARRAY_SIZE(fields), &p);

@@ -204,6 +204,8 @@ int aidp_residency_decide(const struct aidp_decision_request *req, struct aidp_d
                 check_output_tags(&c);
         if (!c.oom)
                 aidp_residency_decide_output_key(&c);
+        if (!c.oom)
+                aidp_residency_decide_leak_scan(&c);
         if (c.oom) {
                 aidp_residency_decision_free(&d);
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,

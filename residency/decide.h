@@ -143,6 +143,11 @@ struct aidp_decision {
          * NULL when no input's key is known and no rule names one. */
         char *output_key;
         char *output_key_rule;
+        /* What a hit of the output leak scan does for these outputs, and the
+         * rule ("leak_scan.restricted", "leak_scan.default"; "" when the
+         * policy has no leak_scan: report). */
+        enum aidp_leak_action leak_action;
+        char leak_rule[48];
 };
 
 /* Decide. Returns 0 with *ret filled (allow or deny), or < 0 only when memory

@@ -22,6 +22,7 @@ void aidp_residency_reason(struct aidp_dctx *c, enum aidp_reason_result result,
 const char *aidp_residency_join(char *buf, size_t size, char *const *v, size_t n);
 
 void aidp_residency_decide_access(struct aidp_dctx *c);
+void aidp_residency_decide_leak_scan(struct aidp_dctx *c);
 void aidp_residency_decide_placement(struct aidp_dctx *c);
 void aidp_residency_decide_egress(struct aidp_dctx *c);
 void aidp_residency_decide_output_key(struct aidp_dctx *c);

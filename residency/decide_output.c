@@ -93,3 +93,29 @@ void aidp_residency_decide_output_key(struct aidp_dctx *c)
         snprintf(rule, sizeof rule, "input %s (the most restricted)", most->name);
         set_key(c, most->key_id, rule);
 }
+
+const char *aidp_residency_leak_action_name(enum aidp_leak_action a)
+{
+        return a == AIDP_LEAK_QUARANTINE ? "quarantine" : "report";
+}
+
+/* The output leak scan's action for the outputs' classification: the rule
+ * of that level or the nearest lower level given, else default. */
+void aidp_residency_decide_leak_scan(struct aidp_dctx *c)
+{
+        const struct aidp_access_policy *a = c->req->access;
+        struct aidp_decision *d = c->d;
+        d->leak_action = AIDP_LEAK_REPORT;
+        d->leak_rule[0] = '\0';
+        if (!a || !a->has_leak_scan)
+                return;
+        for (int l = (int)d->outputs.classification; l >= 0 && l < AIDP_CLASS_MAX; l--)
+                if (a->leak_scan_set[l]) {
+                        d->leak_action = a->leak_scan[l];
+                        snprintf(d->leak_rule, sizeof d->leak_rule, "leak_scan.%s",
+                                 aidp_residency_classification_name((enum aidp_classification)l));
+                        return;
+                }
+        d->leak_action = a->leak_scan_default;
+        snprintf(d->leak_rule, sizeof d->leak_rule, "leak_scan.default");
+}

@@ -131,6 +131,10 @@ struct json_object *aidp_residency_decision_to_json(const struct aidp_decision *
         if (d->output_key_rule && (add_str(o, "output_key", d->output_key) < 0 ||
                                    add_str(o, "output_key_rule", d->output_key_rule) < 0))
                 return NULL;
+        if (d->leak_rule[0] &&
+            (add_str(o, "leak_scan", aidp_residency_leak_action_name(d->leak_action)) < 0 ||
+             add_str(o, "leak_scan_rule", d->leak_rule) < 0))
+                return NULL;
         if (d->until && (add(o, "until", json_object_new_int64(d->until)) < 0 ||
                          add_str(o, "until_rule", d->until_rule) < 0))
                 return NULL;

@@ -77,6 +77,9 @@ char *aidp_residency_decision_to_text(const struct aidp_decision *d)
                         aidp_residency_join(list, sizeof list, d->outputs.regulations,
                                             d->outputs.n_regulations));
         }
+        if (d->leak_rule[0])
+                fprintf(f, "  output leak scan hits: %s (%s)\n",
+                        aidp_residency_leak_action_name(d->leak_action), d->leak_rule);
         if (d->output_key)
                 fprintf(f, "  outputs sealed under key %s (%s)\n", d->output_key,
                         d->output_key_rule);

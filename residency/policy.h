@@ -224,6 +224,12 @@ struct aidp_deny_rule {
         struct aidp_rule_loc loc;
 };
 
+/* What a hit of the output leak scan does (access.yaml `leak_scan:`,
+ * docs/policy.md "Output leak scan"): report records it; quarantine also
+ * seals the output under the admin-only quarantine key and fails the run. */
+enum aidp_leak_action { AIDP_LEAK_REPORT = 0, AIDP_LEAK_QUARANTINE, AIDP_LEAK_ACTION_MAX };
+const char *aidp_residency_leak_action_name(enum aidp_leak_action a);
+
 struct aidp_access_policy {
         char *source;
         char *name;
@@ -239,6 +245,13 @@ struct aidp_access_policy {
          * enforced (for rolling a policy out); default enforce. */
         bool audit;
         struct aidp_rule_loc enforcement_loc;
+        /* leak_scan: {default: ACTION, LEVEL: ACTION, ...}: a level's action
+         * binds the levels above it until the next one given; levels below
+         * every given one take default (report when not given). */
+        bool has_leak_scan;
+        bool leak_scan_set[AIDP_CLASS_MAX];
+        enum aidp_leak_action leak_scan[AIDP_CLASS_MAX];
+        enum aidp_leak_action leak_scan_default;
 };
 
 enum aidp_residency_kind {

@@ -37,12 +37,32 @@ struct aidp_leak_report {
         size_t n_examples;
 };
 
+/* min_len 0: AIDP_LEAK_MIN_LEN_DEFAULT; otherwise 4..AIDP_LEAK_MIN_LEN_MAX. */
+#define AIDP_LEAK_MIN_LEN_MAX 64
+/* Values are matched on their first AIDP_LEAK_VALUE_MAX bytes (a longer
+ * value that leaks whole also leaks that prefix). */
+#define AIDP_LEAK_VALUE_MAX 256
 int aidp_leakset_new(size_t min_len, struct aidp_leakset **ret, aidp_error *err);
+/* The caller's allocator hooks (the supervisor's: locked, never dumped):
+ * every buffer that holds a value or a pattern derived from one comes from
+ * alloc (zeroed) and is wiped by the set before it goes back to free. Set
+ * before the first add; without hooks, the ordinary heap (still wiped). */
+struct aidp_leak_alloc {
+        void *(*alloc)(void *opaque, size_t len);
+        void (*free)(void *opaque, void *p, size_t len);
+        void *opaque;
+};
+void aidp_leakset_set_alloc(struct aidp_leakset *s, const struct aidp_leak_alloc *a);
 /* Thread-safe (the viewers of several files add at once). Duplicates are
  * kept once. Values are copied into locked, wiped memory by the caller's
  * allocator hooks if set; the set is wiped on free. */
 int aidp_leakset_add(struct aidp_leakset *s, const char *column, const char *label,
                      const void *value, size_t len);
+/* Values shorter than min_len are not kept (0 returned); -ENOMEM; -E2BIG
+ * past AIDP_LEAK_PAIRS_MAX distinct (column, label) pairs (the value is
+ * then counted by aidp_leakset_dropped, never silently lost). */
+#define AIDP_LEAK_PAIRS_MAX 2048
+uint64_t aidp_leakset_dropped(const struct aidp_leakset *s);
 /* Build the automaton; no adds after this. */
 int aidp_leakset_seal(struct aidp_leakset *s, aidp_error *err);
 size_t aidp_leakset_count(const struct aidp_leakset *s);

@@ -20,7 +20,7 @@ struct keygen_cli {
 
 static const struct aidp_cli_opt keygen_opts[] = {
         AIDP_CLI_OPT("purpose", 0, AIDP_CLI_STRING, KC(purpose), "PURPOSE",
-                     "kek (default), lineage or tokenize", AIDP_TRUST_ADMIN),
+                     "kek (default), lineage, tokenize or quarantine", AIDP_TRUST_ADMIN),
         AIDP_CLI_OPT("datasets", 0, AIDP_CLI_LIST, KC(datasets), "PATTERNS",
                      "limit a kek to these dataset names (globs; repeatable or a,b)",
                      AIDP_TRUST_ADMIN),
@@ -32,7 +32,8 @@ static const struct aidp_cli_opt keygen_opts[] = {
 
 static const struct aidp_cli_spec keygen_spec = {
         .prog = "aidp keygen",
-        .synopsis = "KEY-ID [--purpose kek|lineage|tokenize] [--datasets PATTERNS] [--key-dir DIR]",
+        .synopsis = "KEY-ID [--purpose kek|lineage|tokenize|quarantine] [--datasets PATTERNS] "
+                    "[--key-dir DIR]",
         .about = "Creates DIR/KEY-ID (default /etc/aidp/keys) holding a random 32-byte key,\n"
                  "mode 0400, and declares its purpose in keys.yaml (keys: {KEY-ID: {purpose:\n"
                  "...}}); never overwrites. Only a kek wraps data keys. Run as root: the\n"
@@ -54,9 +55,9 @@ static int keygen_decl(const struct keygen_cli *c, const char *id, struct aidp_k
                 if (!strcmp(p, aidp_key_purpose_name((enum aidp_key_purpose)i)))
                         d->purpose = (enum aidp_key_purpose)i;
         if (d->purpose == AIDP_KEY_PURPOSE_NONE)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "--purpose: found '%s', expected kek, lineage or tokenize",
-                                      p);
+                return aidp_error_set(
+                        err, AIDP_EXIT_USAGE, EINVAL,
+                        "--purpose: found '%s', expected kek, lineage, tokenize or quarantine", p);
         if (c->datasets.n && d->purpose != AIDP_KEY_PURPOSE_KEK)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "--datasets: only a kek can be limited to datasets");

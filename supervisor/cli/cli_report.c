@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "supervisor/run/run_lineage.h"
 
 static json_object *tag_list(const char *joined)
 {
@@ -139,6 +140,8 @@ json_object *aidp_cli_summary_json(const struct aidp_run_result *r)
                 json_object_object_add(o, "output", dataset_json(&r->output));
         if (r->egress)
                 json_object_object_add(o, "egress", egress_json(r));
+        if (r->leak_scanned)
+                json_object_object_add(o, "leak_scan", aidp_run_leak_json(r, false));
         return o;
 }
 

@@ -175,11 +175,28 @@ int aidp_tool_open_sealed(const struct aidp_cli_spec *spec, const struct aidp_cl
         } else {
                 r = aidp_sealed_open(file, &keys, ret, err);
         }
+        char key_id[AIDP_SEALED_KEY_ID_MAX + 1] = "";
+        bool quarantined = r >= 0 && acc->for_user &&
+                           aidp_keys_is_quarantine(&keys, aidp_sealed_header_of(*ret)->meta.key_id);
+        if (quarantined)
+                snprintf(key_id, sizeof key_id, "%s", aidp_sealed_header_of(*ret)->meta.key_id);
         aidp_keys_free(&keys);
         if (r < 0 || !acc->for_user)
                 return r;
-        /* Decided on the authenticated header, before any payload byte. */
-        if ((r = user_policy(acc, op, aidp_sealed_header_of(*ret), err)) < 0) {
+        /* Decided on the authenticated header, before any payload byte. A
+         * quarantined output (the leak scan found hidden values in it) is
+         * for admins only, whatever the policy grants on its tags. */
+        if (quarantined && op == AIDP_OP_UNSEAL)
+                r = aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
+                                   "%s is a quarantined output (an output leak scan found hidden "
+                                   "values in it; sealed under the quarantine key %s): only an "
+                                   "admin can unseal it",
+                                   file, key_id);
+        else
+                r = user_policy(acc, op, aidp_sealed_header_of(*ret), err);
+        if (quarantined)
+                acc->may_unseal = false;
+        if (r < 0) {
                 aidp_sealed_close(*ret);
                 *ret = NULL;
         }

@@ -342,8 +342,13 @@ static int output_key(struct run *r, aidp_error *err)
 {
         const struct aidp_decision *d = &r->policy.decision;
         const char *asked = r->o->output_key_id;
-        if (!r->policy.decided || !d->output_key)
+        if (!r->policy.decided)
                 return 0;
+        /* What a leak scan hit does (access.yaml leak_scan); audit: report. */
+        r->inject.leak_quarantine = d->leak_action == AIDP_LEAK_QUARANTINE && !d->audit;
+        int rc = aidp_inject_check_quarantine(&r->inject, err);
+        if (rc < 0 || !d->output_key)
+                return rc;
         if (asked && strcmp(asked, d->output_key) && !d->audit)
                 return aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
                                       "--output-key-id %s: outputs of these inputs are sealed "

@@ -80,6 +80,15 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
                 res->exit_status = err->status ? err->status : AIDP_EXIT_DATA;
                 return -(err->errnum ? err->errnum : EIO);
         }
+        /* A quarantined output: sealed, but not for the user (the policy's
+         * leak_scan), so the run did not deliver. */
+        if (res->leak_quarantined) {
+                res->exit_status = AIDP_EXIT_DENIED;
+                return aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
+                                      "%s; /out is quarantined: sealed under the admin-only key "
+                                      "%s (access policy leak_scan)",
+                                      res->leak_reason, res->leak_key);
+        }
         if (trc < 0) {
                 *err = *terr;
                 res->exit_status = AIDP_EXIT_INTERNAL;

@@ -143,6 +143,16 @@ struct aidp_run_result {
         size_t n_inputs;
         struct aidp_run_dataset output;
         bool has_output;
+        /* The output leak scan of /out before it was sealed (docs/sealed-data.md,
+         * "Output leak scan"): done when the inputs' views hid values; a hit
+         * under a quarantine policy sealed /out under the admin-only key and
+         * the run failed (leak_reason says "output leak scan: N hits"). */
+        bool leak_scanned, leak_quarantined;
+        const char *leak_action; /* "report" | "quarantine" */
+        struct aidp_leak_report leak;
+        uint64_t leak_values, leak_dropped;
+        char leak_key[AIDP_SEALED_KEY_ID_MAX + 1]; /* the quarantine key */
+        char leak_reason[64];
 };
 
 /* The library profile of a run without --profile (profiles/baseline.yaml). */

@@ -271,6 +271,10 @@ static enum aidp_lineage_event_type end_type(const struct aidp_run_result *res, 
                 *reason = "access window closed";
                 return AIDP_LINEAGE_FAIL;
         }
+        if (res->leak_quarantined) {
+                *reason = res->leak_reason;
+                return AIDP_LINEAGE_FAIL;
+        }
         if (res->stop_signal && res->job_status != 0 && !res->timed_out) {
                 /* Cancelled from outside (scancel, Ctrl-C, a stop of the node). */
                 *reason = "stopped by a signal to the supervisor";
@@ -379,6 +383,39 @@ static void set_network(json_object *ev, const struct aidp_run_result *res)
         json_object_object_add(f, "dnsDenials", dns);
 }
 
+json_object *aidp_run_leak_json(const struct aidp_run_result *res, bool camel)
+{
+        const struct aidp_leak_report *l = &res->leak;
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "values", json_object_new_uint64(res->leak_values));
+        json_object_object_add(f, camel ? "valuesDropped" : "values_dropped",
+                               json_object_new_uint64(res->leak_dropped));
+        json_object_object_add(f, "files", json_object_new_uint64(l->files));
+        json_object_object_add(f, "bytes", json_object_new_uint64(l->bytes));
+        json_object_object_add(f, "hits", json_object_new_uint64(l->hits));
+        json_object *pl = json_object_new_object();
+        for (size_t i = 0; i < l->n_labels; i++)
+                json_object_object_add(pl, l->per_label[i].label,
+                                       json_object_new_uint64(l->per_label[i].hits));
+        json_object_object_add(f, camel ? "hitsPerLabel" : "hits_per_label", pl);
+        json_object *ex = json_object_new_array();
+        for (size_t i = 0; i < l->n_examples; i++) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "file", json_object_new_string(l->examples[i].file));
+                json_object_object_add(o, "offset", json_object_new_uint64(l->examples[i].offset));
+                json_object_object_add(o, "label", json_object_new_string(l->examples[i].label));
+                json_object_object_add(o, "column", json_object_new_string(l->examples[i].column));
+                json_object_array_add(ex, o);
+        }
+        json_object_object_add(f, "examples", ex);
+        json_object_object_add(f, "action", json_object_new_string(res->leak_action));
+        json_object_object_add(f, "quarantined", json_object_new_boolean(res->leak_quarantined));
+        json_object_object_add(f, camel ? "quarantineKey" : "quarantine_key",
+                               res->leak_quarantined ? json_object_new_string(res->leak_key)
+                                                     : NULL);
+        return f;
+}
+
 int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                          const struct aidp_run_result *res, int rc, const aidp_error *run_err,
                          const char *const *removed, size_t nremoved, aidp_error *err)
@@ -439,6 +476,12 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
         set_host(ev);
         set_parent(ev, rl->o);
         set_network(ev, res);
+        if (res->leak_scanned) {
+                json_object *lf = aidp_lineage_run_facet(ev, "aidp_leakscan");
+                _cleanup_(json_object_putp) json_object *l = aidp_run_leak_json(res, true);
+                json_object_object_foreach(l, k, v)
+                        json_object_object_add(lf, k, json_object_get(v));
+        }
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
         if (res->has_output)

@@ -45,6 +45,31 @@ static void read_stats(struct run *r)
                 r->res->oom_killed = true;
 }
 
+/* What the output leak scan found, for the summary and lineage END. */
+static void leak_result(struct run *r)
+{
+        const struct aidp_inject *d = &r->inject;
+        struct aidp_run_result *res = r->res;
+        res->leak_scanned = d->leak_scanned;
+        res->leak = d->leak;
+        res->leak_values = d->leak_values;
+        res->leak_dropped = d->leak_dropped;
+        res->leak_action = d->leak_quarantine ? "quarantine" : "report";
+        res->leak_quarantined = d->quarantined && !r->collect_failed;
+        snprintf(res->leak_key, sizeof res->leak_key, "%s", d->quarantine_key);
+        if (d->leak_scanned && d->leak.hits)
+                snprintf(res->leak_reason, sizeof res->leak_reason, "output leak scan: %llu hits",
+                         (unsigned long long)d->leak.hits);
+        if (d->leak_scanned && d->leak.hits)
+                fprintf(stderr,
+                        "aidp-supervisor: run %s: output leak scan: %llu hits in %llu files "
+                        "(%s)%s%s\n",
+                        res->run_id, (unsigned long long)d->leak.hits,
+                        (unsigned long long)d->leak.files, res->leak_action,
+                        res->leak_quarantined ? "; /out sealed under the quarantine key " : "",
+                        res->leak_quarantined ? res->leak_key : "");
+}
+
 /* Collect: seal /out now that nothing can write it any more, and before shred
  * destroys it. */
 static void collect_out(struct run *r)
@@ -66,6 +91,7 @@ static void collect_out(struct run *r)
                         r->collect_failed = true;
                 else
                         r->res->has_output = true;
+                leak_result(r);
         }
 }
 

@@ -172,6 +172,12 @@ int aidp_inject_check_output_key(struct aidp_inject *d, const char *key_id, cons
         if ((r = aidp_keys_check_kek(&d->keys, key_id, err)) < 0 ||
             (r = aidp_keys_check_dataset(&d->keys, key_id, name, err)) < 0)
                 return aidp_error_wrap(err, "sealing /out");
+        /* A quarantine key is for quarantined outputs, never a run's choice. */
+        if (aidp_keys_is_quarantine(&d->keys, key_id))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "sealing /out: key '%s' has purpose quarantine: only a "
+                                      "leak scan's quarantine seals under it",
+                                      key_id);
         if (d->keys.kind != AIDP_KEYS_EXEC)
                 return 0;
         _cleanup_secret_ struct aidp_secret trial = {0};
@@ -218,6 +224,12 @@ int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
         _cleanup_close_ int src = openat(out_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (src < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "opening /out");
+        /* Before the seal picks its key: a hit under a quarantine policy
+         * seals /out under the admin-only key instead. */
+        if ((r = aidp_inject_leak_scan(d, src, err)) < 0)
+                return r;
+        if (d->quarantined)
+                snprintf(p.meta.key_id, sizeof p.meta.key_id, "%s", d->quarantine_key);
         char fname[128];
         snprintf(fname, sizeof fname, "%s.sealed", run_id);
         struct aidp_progress_bar b;
@@ -244,6 +256,7 @@ int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
 
 void aidp_inject_free(struct aidp_inject *d)
 {
+        aidp_inject_leaks_free(d);
         for (size_t i = 0; i < d->n; i++)
                 aidp_sealed_close(d->in[i]);
         d->n = 0;

@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "supervisor/sealed/keys.h"
 #include "supervisor/sealed/sealed.h"
+#include "views/leakscan.h"
 
 #define AIDP_RUN_MAX_DATA 16
 
@@ -48,6 +49,16 @@ struct aidp_inject {
         bool chown_output;
         uid_t output_uid;
         gid_t output_gid;
+        /* The output leak scan (inject_leak.c): the raw values the inputs'
+         * views hid (created by aidp_inject_leaks_new, filled while
+         * decrypting through aidp_inject_leak_hidden, scanned and wiped by
+         * collect), what a hit does (the policy's leak_scan), and the result. */
+        struct aidp_leakset *leaks;
+        bool leak_quarantine;
+        struct aidp_leak_report leak;
+        uint64_t leak_values, leak_dropped; /* values kept, and those the set could not hold */
+        bool leak_scanned, quarantined;
+        char quarantine_key[AIDP_SEALED_KEY_ID_MAX + 1];
 };
 
 /* Open and authenticate every input; fills info[i]. Dataset names must be
@@ -78,3 +89,18 @@ int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
                         const char *owner, bool progress, struct aidp_run_dataset *ret,
                         aidp_error *err);
 void aidp_inject_free(struct aidp_inject *d);
+
+/* The leak set, in locked memory never dumped (idempotent). */
+int aidp_inject_leaks_new(struct aidp_inject *d, aidp_error *err);
+/* An aidp_view_hidden_fn; opaque is d->leaks. */
+void aidp_inject_leak_hidden(void *opaque, const char *column, const char *label, const void *value,
+                             size_t len);
+/* Scan every regular file below dir_fd against d->leaks (nothing when the
+ * set is empty), fill d->leak, and with d->leak_quarantine and a hit pick
+ * the quarantine key (none declared: an error, nothing sealed). The set is
+ * wiped and freed whatever happens. Called by aidp_inject_collect. */
+int aidp_inject_leak_scan(struct aidp_inject *d, int dir_fd, aidp_error *err);
+/* Before the job: a policy that quarantines (d->leak_quarantine) needs a
+ * key with purpose quarantine declared. */
+int aidp_inject_check_quarantine(struct aidp_inject *d, aidp_error *err);
+void aidp_inject_leaks_free(struct aidp_inject *d);

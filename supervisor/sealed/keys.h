@@ -51,6 +51,10 @@ enum aidp_key_purpose {
         AIDP_KEY_PURPOSE_KEK,
         AIDP_KEY_PURPOSE_LINEAGE,
         AIDP_KEY_PURPOSE_TOKENIZE,
+        /* A kek only admins may use: outputs the leak scan quarantined are
+         * sealed under it (docs/sealed-data.md, "Output leak scan"); a user
+         * is never allowed to unseal or inspect-decrypt with it. */
+        AIDP_KEY_PURPOSE_QUARANTINE,
         AIDP_KEY_PURPOSE_MAX
 };
 
@@ -86,6 +90,9 @@ struct aidp_keys {
 
 const char *aidp_key_purpose_name(enum aidp_key_purpose p);
 const struct aidp_key_decl *aidp_keys_find(const struct aidp_keys *k, const char *key_id);
+/* The first key declared with purpose quarantine, or NULL. */
+const char *aidp_keys_quarantine_key(const struct aidp_keys *k);
+bool aidp_keys_is_quarantine(const struct aidp_keys *k, const char *key_id);
 /* May key_id wrap/unwrap data keys? Refuses a key declared with another
  * purpose and the host's lineage key file; the error names the key and
  * keys.yaml. */

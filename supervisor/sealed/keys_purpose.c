@@ -19,6 +19,7 @@ static const char *const purpose_names[AIDP_KEY_PURPOSE_MAX] = {
         [AIDP_KEY_PURPOSE_KEK] = "kek",
         [AIDP_KEY_PURPOSE_LINEAGE] = "lineage",
         [AIDP_KEY_PURPOSE_TOKENIZE] = "tokenize",
+        [AIDP_KEY_PURPOSE_QUARANTINE] = "quarantine",
 };
 
 const char *aidp_key_purpose_name(enum aidp_key_purpose p)
@@ -32,6 +33,20 @@ const struct aidp_key_decl *aidp_keys_find(const struct aidp_keys *k, const char
                 if (!strcmp(k->decls[i].id, key_id))
                         return &k->decls[i];
         return NULL;
+}
+
+const char *aidp_keys_quarantine_key(const struct aidp_keys *k)
+{
+        for (size_t i = 0; i < k->n_decls; i++)
+                if (k->decls[i].purpose == AIDP_KEY_PURPOSE_QUARANTINE)
+                        return k->decls[i].id;
+        return NULL;
+}
+
+bool aidp_keys_is_quarantine(const struct aidp_keys *k, const char *key_id)
+{
+        const struct aidp_key_decl *d = aidp_keys_find(k, key_id);
+        return d && d->purpose == AIDP_KEY_PURPOSE_QUARANTINE;
 }
 
 void aidp_keys_decls_free(struct aidp_keys *k)
@@ -61,7 +76,8 @@ static int parse_purpose(struct aidp_yaml *y, yaml_node_t *v, const char *path, 
                         d->purpose = (enum aidp_key_purpose)p;
                         return 0;
                 }
-        return aidp_yaml_fail(y, v, path, "found '%s', expected kek, lineage or tokenize", s);
+        return aidp_yaml_fail(y, v, path,
+                              "found '%s', expected kek, lineage, tokenize or quarantine", s);
 }
 
 static bool valid_pattern(const char *s)
@@ -131,7 +147,9 @@ static bool same_file(const struct stat *a, const struct stat *b)
 int aidp_keys_check_kek(const struct aidp_keys *k, const char *key_id, aidp_error *err)
 {
         const struct aidp_key_decl *d = aidp_keys_find(k, key_id);
-        if (d && d->purpose != AIDP_KEY_PURPOSE_KEK)
+        /* A quarantine key is a kek too: who may use it is checked where a
+         * user asks (tool_access.c), not here. */
+        if (d && d->purpose != AIDP_KEY_PURPOSE_KEK && d->purpose != AIDP_KEY_PURPOSE_QUARANTINE)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EPERM,
                                       "key '%s' has purpose %s in %s: it cannot be a "
                                       "key-encryption key",

@@ -115,6 +115,15 @@ struct aidp_seal_result {
         uint64_t n_files, n_dirs, n_skipped;
 };
 
+/* Every regular file below the directory dir_fd, as the seal walks it
+ * (symlinks and special files skipped, the same path rules), each opened
+ * beneath dir_fd (RESOLVE_BENEATH, no symlinks) and handed to fn with its
+ * path inside the tree and its size; fn's fd is closed after it returns.
+ * The first fn < 0 stops the walk and is returned. */
+typedef int (*aidp_sealed_file_fn)(void *opaque, const char *path, int fd, uint64_t size,
+                                   aidp_error *err);
+int aidp_sealed_walk_files(int dir_fd, aidp_sealed_file_fn fn, void *opaque, aidp_error *err);
+
 /* Seal src_fd (a directory: the tree below it; a regular file: that file,
  * stored under src_name) into out_dirfd/out_name. The output is written under
  * a temporary name and renamed into place without replacing an existing file;

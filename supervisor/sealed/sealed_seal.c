@@ -167,6 +167,37 @@ static int walk_dir(struct walk *w, int dfd, const char *prefix, aidp_error *err
         return 0;
 }
 
+int aidp_sealed_walk_files(int dir_fd, aidp_sealed_file_fn fn, void *opaque, aidp_error *err)
+{
+        /* A directory fd of its own: walk_dir reads through a dup, which
+         * shares the offset, and the caller's fd must stay at the start for
+         * the seal's own walk. */
+        _cleanup_close_ int top = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (top < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "reading the tree");
+        struct aidp_tree tree = {0};
+        struct walk w = {.t = &tree, .skip_special = true};
+        int r = walk_dir(&w, top, "", err);
+        for (size_t i = 0; r >= 0 && i < tree.n; i++) {
+                const struct aidp_tree_entry *en = &tree.entries[i];
+                if (en->type != AIDP_ENTRY_FILE)
+                        continue;
+                /* O_NONBLOCK: a fifo that replaced the file must not hang. */
+                _cleanup_close_ int fd =
+                        aidp_sealed_open_beneath(dir_fd, en->path, O_RDONLY | O_NONBLOCK, 0);
+                struct stat st;
+                if (fd < 0)
+                        r = aidp_error_errno(err, AIDP_EXIT_DATA, -fd, "opening %s", en->path);
+                else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                        r = aidp_error_set(err, AIDP_EXIT_DATA, EAGAIN,
+                                           "%s is no longer a regular file", en->path);
+                else
+                        r = fn(opaque, en->path, fd, en->size, err);
+        }
+        aidp_tree_free(&tree);
+        return r < 0 ? r : 0;
+}
+
 struct enc {
         int src_fd; /* directory, or the single file */
         bool single;

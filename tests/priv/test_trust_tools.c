@@ -74,7 +74,9 @@ static int private_config(void)
                  "max_classification: internal}\n"
                  "users:\n  %s: {roles: [reader, peeker, trainer]}\n",
                  A.name);
-        if (put("/etc/aidp/access.yaml", policy, 0644) < 0)
+        if (put("/etc/aidp/access.yaml", policy, 0644) < 0 ||
+            put("/etc/aidp/keys.yaml", "keys:\n  quarantine: {purpose: quarantine}\n", 0644) < 0 ||
+            aidp_test_sh(AIDP " keygen quarantine --key-dir " KEY_DIR " >/dev/null") != 0)
                 return -1;
         return aidp_test_sh(AIDP " keygen k1 --key-dir " KEY_DIR " >/dev/null") == 0 ? 0 : -1;
 }
@@ -515,4 +517,29 @@ Test(trust_tools, user_output_dir_gets_a_sealed_output_owned_by_the_user)
         rmdir(rootdir);
         refused(st, AIDP_EXIT_USAGE, "--output-dir");
         cr_expect_eq(e, 0, "root wrote %ld entries into %s", e, rootdir);
+}
+
+/* A quarantined output (the output leak scan sealed it under the key of
+ * purpose quarantine, docs/sealed-data.md) is the admins': a user whom the
+ * policy lets unseal data of its tags is refused; an admin unseals it. */
+Test(trust_tools, a_quarantined_output_is_unsealed_by_admins_only)
+{
+        NEED();
+        char src[256], q[256], out[256], adm[256];
+        snprintf(src, sizeof src, "%s/q.src", A.home);
+        snprintf(q, sizeof q, "%s/q.sealed", A.home);
+        snprintf(out, sizeof out, "%s/q-out", A.home);
+        snprintf(adm, sizeof adm, "%s/q-admin", A.home);
+        cr_assert_eq(put(src, "alice.leak@example.org\n", 0600), 0);
+        cr_assert_eq(aidp_test_sh(AIDP " seal %s -o %s -n run1-out -k quarantine -c internal -q "
+                                       "--key-dir " KEY_DIR,
+                                  src, q),
+                     0);
+        unlink(src);
+        cr_assert_eq(chown(q, A.uid, A.gid), 0);
+        refused(as_a((const char *[]){"unseal", q, "-o", out, NULL}), AIDP_EXIT_DENIED,
+                "is a quarantined output");
+        cr_expect(!exists(out), "a refused unseal created %s", out);
+        cr_expect_eq(aidp_test_sh(AIDP " unseal %s -o %s -q --key-dir " KEY_DIR, q, adm), 0);
+        aidp_test_rm_tree(adm);
 }

@@ -1,0 +1,300 @@
+#define _GNU_SOURCE
+/* Root integration tests of the output leak scan (docs/sealed-data.md,
+ * "Output leak scan"): values the inputs' views hid, written by the job into
+ * /out (a raw email in a binary model file, in a CSV, JSON-escaped in a JSON
+ * log), are found before /out is sealed and named in the summary and the
+ * lineage END facet aidp_leakscan (file, offset, label, column; never the
+ * value). Under `leak_scan: quarantine` the output is sealed under the
+ * admin-only quarantine key (the user's key cannot open it) and the run
+ * fails; under `report` it is sealed as usual and the hits are recorded.
+ *
+ * The leak set is filled through the test build's AIDP_FAULT_LEAKS (as a
+ * view's viewer fills it), so the scan is tested apart from the views. */
+#include <json-c/json.h>
+
+#include "common/exitcodes.h"
+#include "priv.h"
+#include "lineage_util.h"
+#include "runner.h"
+#include "tests/sealed_util.h"
+
+static char *T;
+static char keydir[4096], userkeys[4096], policydir[4096], rundir[4096], logp[4096], keyp[4096];
+static char keyscfg[4096], outdir[4096], conf_data[4096], restr_data[4096];
+static struct aidp_proc P;
+
+#define EMAIL "alice.leak@example.org"
+#define NAME  "Zo\xc3\xab O/Neil-ward7" /* JSON-escaped: Zo\u00eb O\/Neil-ward7 */
+
+/* The job writes the hidden values three ways: raw in a binary model file,
+ * raw in a CSV, JSON-escaped (ensure_ascii, json-c's \/) in a JSON log. */
+static const char job[] =
+        "printf 'MODEL\\000\\001\\377 weights " EMAIL " \\376\\n' > /out/model.bin && "
+        "mkdir -p /out/tables && printf 'id,email\\n1," EMAIL "\\n' > /out/tables/data.csv && "
+        "printf '{\"step\": 3, \"name\": \"Zo\\\\u00eb O\\\\/Neil-ward7\"}\\n' > /out/log.json";
+
+static void seal_one(const char *name, enum aidp_classification c, const char *res, char *path_out)
+{
+        char src[4096], f[4096];
+        TEST_SNPRINTF(src, "%s/src-%s", T, name);
+        mkdir_p(src, 0755);
+        TEST_SNPRINTF(f, "%s/patients.csv", src);
+        const char *content = "id,email,name\n1," EMAIL "," NAME "\n";
+        write_all(f, (const uint8_t *)content, strlen(content));
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params p = {0};
+        meta_default(&p.meta, name);
+        strcpy(p.meta.key_id, "user-key");
+        p.meta.classification = c;
+        aidp_error err = {0};
+        if (res)
+                cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_RESIDENCY, res, &err), 0);
+        snprintf(path_out, 4096, "%s/%s.sealed", T, name);
+        cr_assert_eq(seal_path(src, path_out, &p, &k, NULL, &err), 0, "%s", err.msg);
+        aidp_keys_free(&k);
+}
+
+static void put(const char *path, const char *text)
+{
+        write_all(path, (const uint8_t *)text, strlen(text));
+        chmod(path, 0644);
+}
+
+static void setup(void)
+{
+        T = tmpdir_new();
+        chmod(T, 0755);
+        TEST_SNPRINTF(keydir, "%s/keys", T);
+        TEST_SNPRINTF(userkeys, "%s/user-keys", T);
+        TEST_SNPRINTF(policydir, "%s/policy", T);
+        TEST_SNPRINTF(rundir, "%s/run", T);
+        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
+        TEST_SNPRINTF(keyp, "%s/lineage.key", T);
+        TEST_SNPRINTF(keyscfg, "%s/keys.yaml", T);
+        TEST_SNPRINTF(outdir, "%s/out", T);
+        mkdir_p(policydir, 0755);
+        mkdir_p(outdir, 0755);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keydir, "user-key", &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_keys_generate(keydir, "quarantine-key", &err), 0, "%s", err.msg);
+        /* The user's key alone, as a user holding only it would have it. */
+        cr_assert_eq(aidp_test_sh("mkdir -m 0700 '%s' && cp -p '%s/user-key' '%s/'", userkeys,
+                                  keydir, userkeys),
+                     0);
+        char cfg[8192];
+        TEST_SNPRINTF(cfg, "key_dir: %s\nkeys:\n  quarantine-key: {purpose: quarantine}\n", keydir);
+        put(keyscfg, cfg);
+        seal_one("conf-data", AIDP_CLASS_CONFIDENTIAL, NULL, conf_data);
+        seal_one("restr-data", AIDP_CLASS_RESTRICTED, "eu", restr_data);
+        char path[4096];
+        TEST_SNPRINTF(path, "%s/host.yaml", policydir);
+        put(path, "apiVersion: aidp/v1\nkind: HostIdentity\nnode: test-node\nregion: eu-west-1\n"
+                  "zones: []\n");
+        TEST_SNPRINTF(path, "%s/residency.yaml", policydir);
+        put(path, "apiVersion: aidp/v1\nkind: ResidencyPolicy\nresidency:\n"
+                  "  eu: {regions: [\"eu-*\"]}\n");
+        TEST_SNPRINTF(path, "%s/access.yaml", policydir);
+        put(path, "apiVersion: aidp/v1\n"
+                  "kind: AccessPolicy\n"
+                  "roles:\n"
+                  "  trainer:\n"
+                  "    operations: [run]\n"
+                  "    profiles: [\"*\"]\n"
+                  "    datasets: [\"*\"]\n"
+                  "    max_classification: regulated\n"
+                  "users:\n"
+                  "  nobody: {roles: [trainer]}\n"
+                  "leak_scan: {default: report, restricted: quarantine}\n");
+        setenv("AIDP_POLICY_DIR", policydir, 1);
+        setenv("AIDP_KEYS_CONFIG", keyscfg, 1);
+        setenv("AIDP_LINEAGE_KEY", keyp, 1);
+        setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
+        setenv("AIDP_FAULT_LEAKS", "pii.direct email " EMAIL "\npii.direct name " NAME, 1);
+        unsetenv("SUDO_UID");
+        unsetenv("SLURM_JOB_UID");
+        unsetenv("SLURM_JOB_USER");
+}
+
+static void teardown(void)
+{
+        unsetenv("AIDP_POLICY_DIR");
+        unsetenv("AIDP_KEYS_CONFIG");
+        unsetenv("AIDP_FAULT_LEAKS");
+        tmpdir_rm(T);
+}
+
+TestSuite(leakscan, .init = setup, .fini = teardown, .timeout = 120);
+
+static int run(const char *run_id, const char *data, const char *summary)
+{
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "--user",
+                        "nobody",
+                        "--no-cwd",
+                        "--run-dir",
+                        rundir,
+                        "--lineage",
+                        logp,
+                        "--run-id",
+                        (char *)run_id,
+                        "--data",
+                        (char *)data,
+                        "--output-dir",
+                        outdir,
+                        "--summary",
+                        (char *)summary,
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        (char *)job,
+                        NULL};
+        return aidp_test_run(&P, argv);
+}
+
+/* The END record's aidp_leakscan facet names all three files and both
+ * columns, and holds no value. */
+static json_object *check_facet(json_object *end, uint64_t *hits)
+{
+        json_object *f = aidp_test_json_at(end, "run.facets.aidp_leakscan");
+        cr_assert(f, "no aidp_leakscan facet: %s", json_object_to_json_string(end));
+        const char *text = json_object_to_json_string(f);
+        cr_assert(!strstr(text, EMAIL) && !strstr(text, "Neil"), "a value in lineage: %s", text);
+        *hits = (uint64_t)json_object_get_int64(aidp_test_json_at(f, "hits"));
+        cr_assert_eq(json_object_get_int64(aidp_test_json_at(f, "files")), 3, "%s", text);
+        json_object *pl = NULL; /* the label has dots: no path lookup */
+        cr_assert(
+                json_object_object_get_ex(aidp_test_json_at(f, "hitsPerLabel"), "pii.direct", &pl),
+                "%s", text);
+        cr_assert_eq(json_object_get_int64(pl), 3, "%s", text);
+        json_object *ex = aidp_test_json_at(f, "examples");
+        bool model = false, csv = false, log = false, name = false;
+        for (size_t i = 0; i < json_object_array_length(ex); i++) {
+                json_object *e = json_object_array_get_idx(ex, i);
+                const char *file = aidp_test_json_str_or_null(e, "file");
+                const char *col = aidp_test_json_str_or_null(e, "column");
+                model |= !strcmp(file, "model.bin") && !strcmp(col, "email") &&
+                         json_object_get_int64(aidp_test_json_at(e, "offset")) == 17;
+                csv |= !strcmp(file, "tables/data.csv") && !strcmp(col, "email");
+                log |= !strcmp(file, "log.json") && !strcmp(col, "name");
+                name |= !strcmp(aidp_test_json_str_or_null(e, "label"), "pii.direct");
+        }
+        cr_assert(model && csv && log && name, "%s", text);
+        return f;
+}
+
+static void read_summary(const char *path, uint64_t *hits, bool *quarantined)
+{
+        json_object *s = json_object_from_file(path);
+        cr_assert(s, "summary %s", path);
+        *hits = (uint64_t)json_object_get_int64(aidp_test_json_at(s, "leak_scan.hits"));
+        *quarantined = json_object_get_boolean(aidp_test_json_at(s, "leak_scan.quarantined"));
+        json_object_put(s);
+}
+
+static int open_output(const char *run_id, const char *dir, bool with_config, aidp_error *err)
+{
+        char sealed[4096];
+        TEST_SNPRINTF(sealed, "%s/%s.sealed", outdir, run_id);
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        int r = 0;
+        if (with_config)
+                r = aidp_keys_setup(keyscfg, dir, &k, err);
+        else
+                snprintf(k.dir, sizeof k.dir, "%s", dir);
+        char plain[4096];
+        TEST_SNPRINTF(plain, "%s/plain-%s-%d", T, run_id, with_config);
+        if (r == 0)
+                r = unseal_path(sealed, plain, &k, 1, NULL, err);
+        aidp_keys_free(&k);
+        if (r == 0) { /* the output is what the job wrote */
+                char f[4096];
+                TEST_SNPRINTF(f, "%s/model.bin", plain);
+                cr_assert_eq(aidp_test_sh("grep -q '" EMAIL "' '%s'", f), 0, "%s",
+                             (aidp_test_sh("ls -lR '%s' >&2", plain), f));
+        }
+        return r;
+}
+
+Test(leakscan, report_mode_seals_normally_and_records_the_hits)
+{
+        AIDP_REQUIRE_ROOT();
+        char summary[4096];
+        TEST_SNPRINTF(summary, "%s/summary-report.json", T);
+        int st = run("leak-report", conf_data, summary);
+        cr_assert_eq(st, 0, "exit %d\n%s", st, P.err);
+        cr_assert(strstr(P.err, "output leak scan: 3 hits in 3 files (report)"), "%s", P.err);
+        uint64_t hits = 0;
+        bool q = true;
+        read_summary(summary, &hits, &q);
+        cr_assert_eq(hits, 3);
+        cr_assert_not(q);
+        json_object *ev[4] = {0};
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 4);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "eventType"), "COMPLETE");
+        json_object *f = check_facet(ev[1], &hits);
+        cr_assert_eq(hits, 3);
+        cr_assert_str_eq(aidp_test_json_str_or_null(f, "action"), "report");
+        cr_assert_not(json_object_get_boolean(aidp_test_json_at(f, "quarantined")));
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+        aidp_error err = {0};
+        cr_assert_eq(open_output("leak-report", userkeys, false, &err), 0,
+                     "the user's key opens a reported output: %s", err.msg);
+}
+
+Test(leakscan, quarantine_seals_under_the_admin_key_and_fails_the_run)
+{
+        AIDP_REQUIRE_ROOT();
+        char summary[4096];
+        TEST_SNPRINTF(summary, "%s/summary-q.json", T);
+        int st = run("leak-quarantine", restr_data, summary);
+        cr_assert_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s", st, P.err);
+        cr_assert(strstr(P.err, "output leak scan: 3 hits; /out is quarantined"), "%s", P.err);
+        uint64_t hits = 0;
+        bool q = false;
+        read_summary(summary, &hits, &q);
+        cr_assert_eq(hits, 3);
+        cr_assert(q);
+        json_object *ev[4] = {0};
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 4);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "eventType"), "FAIL");
+        cr_assert_str_eq(aidp_test_json_str_or_null(ev[1], "run.facets.aidp_exit.reason"),
+                         "output leak scan: 3 hits");
+        json_object *f = check_facet(ev[1], &hits);
+        cr_assert_str_eq(aidp_test_json_str_or_null(f, "quarantineKey"), "quarantine-key");
+        json_object *outs = aidp_test_json_at(ev[1], "outputs");
+        cr_assert_eq(json_object_array_length(outs), 1);
+        cr_assert_str_eq(aidp_test_json_str_or_null(json_object_array_get_idx(outs, 0),
+                                                    "facets.aidp_digest.keyId"),
+                         "quarantine-key");
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+        aidp_error err = {0};
+        int r = open_output("leak-quarantine", userkeys, false, &err);
+        cr_assert_lt(r, 0, "the user's key opened a quarantined output");
+        cr_assert_eq(err.errnum, ENOKEY, "%s", err.msg);
+        cr_assert_eq(open_output("leak-quarantine", keydir, true, &err), 0,
+                     "the admin's quarantine key: %s", err.msg);
+}
+
+Test(leakscan, a_quarantine_policy_without_a_quarantine_key_refuses_before_the_job)
+{
+        AIDP_REQUIRE_ROOT();
+        char cfg[8192], summary[4096];
+        TEST_SNPRINTF(cfg, "key_dir: %s\n", keydir);
+        put(keyscfg, cfg);
+        TEST_SNPRINTF(summary, "%s/summary-nokey.json", T);
+        int st = run("leak-nokey", restr_data, summary);
+        cr_assert_eq(st, AIDP_EXIT_CONFIG, "exit %d\n%s", st, P.err);
+        cr_assert(strstr(P.err, "declares no key with purpose quarantine"), "%s", P.err);
+        cr_assert_eq(access(outdir, F_OK), 0);
+        char sealed[4096];
+        TEST_SNPRINTF(sealed, "%s/leak-nokey.sealed", outdir);
+        cr_assert_neq(access(sealed, F_OK), 0, "nothing sealed");
+}
