@@ -296,6 +296,12 @@ static void worker_crashed(pid_t pid, int sig, void *arg)
         }
 }
 
+static void refresh_warm(void *arg)
+{
+        (void)arg;
+        aidp_run_warm_refresh();
+}
+
 static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp_error *err)
 {
         if (!c->run_dir) {
@@ -315,6 +321,7 @@ static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp
                 .state_dir = c->state_dir,
                 .run = serve_run,
                 .worker_crashed = worker_crashed,
+                .before_fork = refresh_warm,
         };
         if (c->group) {
                 struct group *g = getgrnam(c->group);
@@ -352,9 +359,13 @@ int aidp_cli_serve(int argc, char **argv)
          * are recovered before new ones start; live ones are left alone. */
         aidp_error gerr = {0};
         aidp_run_gc(g_serve.run_dir, gc_report, NULL, &gerr);
-        /* Warm start: every library profile's filter compiled once, here;
-         * each worker forked from now on inherits them. */
+        /* Warm start: every library profile's filter compiled once, here,
+         * and the host's state loaded (warm.h); each worker forked from now
+         * on inherits them. */
         size_t warm = aidp_run_warm_seccomp();
+        const char *cold = aidp_run_warm_host();
+        if (cold)
+                fprintf(stderr, "aidp-supervisor serve: not warm: %s\n", cold);
         int lfd = aidp_daemon_listen(&cfg, &err);
         if (lfd < 0)
                 return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);

@@ -35,6 +35,10 @@ struct aidp_daemon_config {
          * exit status, or < 0 with err for a refusal (sent as an error). */
         int (*run)(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n_fds,
                    void *arg, aidp_error *err);
+        /* In the server process, for each accepted connection, just before
+         * its worker is forked (the warm state it inherits brought up to
+         * date). May be NULL. */
+        void (*before_fork)(void *arg);
         /* In the server process, after a worker died of a signal (its run may
          * need gc). May be NULL. */
         void (*worker_crashed)(pid_t pid, int sig, void *arg);

@@ -112,6 +112,8 @@ static void spawn_worker(const struct aidp_daemon_config *c, int lfd, int sfd, c
                                       "the daemon serves as many clients as it may; try again");
                 return;
         }
+        if (c->before_fork)
+                c->before_fork(c->arg);
         pid_t pid = fork();
         if (pid < 0) {
                 aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL, "the daemon cannot fork");

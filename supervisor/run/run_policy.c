@@ -17,6 +17,7 @@
 #include "common/strv.h"
 #include "supervisor/lineage/lineage.h"
 #include "supervisor/run/policy_decide.h"
+#include "supervisor/run/warm.h"
 #include "supervisor/sealed/codec/sealed_format.h"
 
 _Static_assert(AIDP_TAGS_MAX == AIDP_SEALED_MAX_TAGS,
@@ -184,7 +185,10 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
                 .trust_env = false,
                 .require_root_owned = true,
         };
-        int r = aidp_policy_set_load(&src, &p->set, err);
+        /* A daemon's warm copy when none of the files changed (warm.h). */
+        int r = aidp_run_warm_policy_take(p->dir, &p->set)
+                        ? 0
+                        : aidp_policy_set_load(&src, &p->set, err);
         if (r < 0)
                 return aidp_error_wrap(err, "loading the access and residency policy");
         p->enforced = aidp_policy_set_installed(&p->set);

@@ -50,6 +50,12 @@ static const struct aidp_cgroup_ops *backend(void)
         return aidp_cgroup_detect() == AIDP_CGROUP_V2 ? &aidp_cgroup_v2_ops : &aidp_cgroup_v1_ops;
 }
 
+int aidp_cgroup_warm(void)
+{
+        cgfs_keep_parents = true;
+        return aidp_cgroup_detect() == AIDP_CGROUP_V1 ? cgv1_warm() : 0;
+}
+
 const char *aidp_cgroup_version_name(enum aidp_cgroup_version v)
 {
         switch (v) {

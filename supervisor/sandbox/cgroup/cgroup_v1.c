@@ -31,7 +31,8 @@ static int lcg_status(int rc)
         return EIO;
 }
 
-/* libcgroup reads the mount table and its controller list once per process. */
+/* libcgroup reads the mount table and its controller list once per process
+ * (the daemon's server once for every worker it forks: cgv1_warm). */
 static int lcg_init(void)
 {
         static bool inited;
@@ -41,6 +42,11 @@ static int lcg_init(void)
         if (rc == 0)
                 inited = true;
         return rc;
+}
+
+int cgv1_warm(void)
+{
+        return lcg_init() == 0 ? 0 : -EIO;
 }
 
 static int find_dir(const struct aidp_cgroup *cg, const char *ctrl)
