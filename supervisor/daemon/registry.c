@@ -36,7 +36,7 @@ int aidp_registry_init(const char *dir, aidp_error *err)
 }
 
 int aidp_registry_add(const char *dir, pid_t pid, uid_t uid, const char *run_id,
-                      const char *command)
+                      const char *command, bool detached)
 {
         char path[4096], tmp[4096];
         if (snprintf(path, sizeof path, "%s/%d", dir, (int)pid) >= (int)sizeof path ||
@@ -48,6 +48,7 @@ int aidp_registry_add(const char *dir, pid_t pid, uid_t uid, const char *run_id,
         json_object_object_add(o, "pid", json_object_new_int(pid));
         json_object_object_add(o, "started", json_object_new_int64(time(NULL)));
         json_object_object_add(o, "command", json_object_new_string(command ? command : ""));
+        json_object_object_add(o, "detached", json_object_new_boolean(detached));
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         int r = fd < 0 ? -errno : json_object_to_fd(fd, o, JSON_C_TO_STRING_PLAIN) < 0 ? -EIO : 0;
         json_object_put(o);
