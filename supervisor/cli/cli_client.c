@@ -246,7 +246,9 @@ static int send_run(int sock, char **av, int first_arg, int ac, struct files *f,
                 json_object_object_add(m, "detach", json_object_new_boolean(true));
         int r = aidp_proto_send(sock, m, f->fds, f->n);
         json_object_put(m);
-        if (r < 0)
+        /* EPIPE: the daemon may have refused the connection before the
+         * request went out (too many at once): its error is still to read. */
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET)
                 fprintf(stderr, PROG ": error: sending the request: %s\n",
                         r == -EMSGSIZE ? "longer than a request may be (64 KiB: fewer --env?)"
                                        : strerror(-r));
@@ -307,8 +309,8 @@ int aidp_cli_run_client(int argc, char **argv)
                 status = AIDP_EXIT_INTERNAL;
                 goto out;
         }
-        status = send_run(sock, full, p.first_arg, n, &f, detach) < 0 ? AIDP_EXIT_INTERNAL
-                                                                      : follow(sock);
+        int sr = send_run(sock, full, p.first_arg, n, &f, detach);
+        status = sr < 0 && sr != -EPIPE && sr != -ECONNRESET ? AIDP_EXIT_INTERNAL : follow(sock);
         close(sock);
 out:
         for (size_t i = 3; i < f.n; i++)

@@ -110,8 +110,10 @@ static json_object *ask_keep(const char *sock_opt, json_object *req, const char 
         int fds[4];
         size_t n = 0;
         aidp_error err = {0};
-        if (aidp_proto_send(sock, req, NULL, 0) < 0 ||
-            aidp_proto_recv(sock, 30000, &m, fds, 4, &n, &err) <= 0) {
+        /* A failed send is not the end: the daemon may have refused the
+         * connection with an error frame (too many at once), still to read. */
+        (void)aidp_proto_send(sock, req, NULL, 0);
+        if (aidp_proto_recv(sock, 30000, &m, fds, 4, &n, &err) <= 0) {
                 fprintf(stderr, "%s: error: no answer from the daemon %s\n", prog, err.msg);
                 *status = AIDP_EXIT_INTERNAL;
         }

@@ -20,8 +20,7 @@
 int aidp_runlog_init(const char *dir, aidp_error *err);
 /* A new, empty RUN.log owned by uid:gid, mode 0600, open for appending.
  * Returns the fd or < 0 with err. */
-int aidp_runlog_create(const char *dir, const char *run_id, uid_t uid, gid_t gid,
-                       aidp_error *err);
+int aidp_runlog_create(const char *dir, const char *run_id, uid_t uid, gid_t gid, aidp_error *err);
 /* A run that never started: its (empty) log removed. */
 void aidp_runlog_discard(const char *dir, const char *run_id);
 /* RUN.log for reading, when it exists and belongs to caller (root: any).

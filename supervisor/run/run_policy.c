@@ -50,15 +50,20 @@ static int no_policy_for_data(const char *dir, const char *user, aidp_error *err
 int aidp_run_policy_require_for_data(const char *user, aidp_error *err)
 {
         static const char *const files[] = {"host.yaml", "residency.yaml", "access.yaml"};
+        /* Where the decision will look (aidp_run_policy_decide): the test
+         * build's AIDP_POLICY_DIR when root started us (a daemon's worker). */
+        const char *dir = aidp_run_root_directly() ? getenv(AIDP_POLICY_DIR_ENV) : NULL;
+        if (!dir || !*dir)
+                dir = AIDP_POLICY_DIR_DEFAULT;
         char p[PATH_MAX];
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-                snprintf(p, sizeof p, "%s/%s", AIDP_POLICY_DIR_DEFAULT, files[i]);
+                snprintf(p, sizeof p, "%s/%s", dir, files[i]);
                 /* lstat: a dangling symlink is there, and its load fails (119) */
                 struct stat st;
                 if (lstat(p, &st) == 0)
                         return 0;
         }
-        return no_policy_for_data(AIDP_POLICY_DIR_DEFAULT, user, err);
+        return no_policy_for_data(dir, user, err);
 }
 
 /* Keep only the egress rules the decision kept. */
