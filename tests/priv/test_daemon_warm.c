@@ -35,8 +35,7 @@
 static struct aidp_test_user A, B;
 static struct aidp_proc P, Q;
 static char *T;
-static char sock[100], rundir[1024], logp[1024], keyp[1024], keydir[1024], policy[1024],
-        data[1024];
+static char sock[100], rundir[1024], logp[1024], keyp[1024], keydir[1024], policy[1024], data[1024];
 static pid_t daemon_pid;
 static bool ready;
 
@@ -57,8 +56,8 @@ static void daemon_start(const char *const *extra)
                 setenv("AIDP_POLICY_DIR", policy, 1);
                 int null = open("/dev/null", O_RDWR);
                 dup2(null, 0);
-                const char *a[32] = {AIDP_SUPERVISOR, "serve",    "--socket", sock,    "--group",
-                                     group,           "--run-dir", rundir,    "--lineage", logp};
+                const char *a[32] = {AIDP_SUPERVISOR, "serve", "--socket",  sock, "--group", group,
+                                     "--run-dir",     rundir,  "--lineage", logp};
                 size_t n = 10;
                 for (size_t i = 0; extra && extra[i] && n < 31; i++)
                         a[n++] = extra[i];
@@ -277,7 +276,7 @@ Test(daemon_warm, client_disconnect_during_injection_shreds_and_aborts)
         NEED();
         seal_big();
         grant(A.name, NULL);
-        const char *a[] = {AIDP_RUN_BIN, "-q",      "--no-cwd", "--data", data,
+        const char *a[] = {AIDP_RUN_BIN, "-q",      "--no-cwd", "--data",       data,
                            "--",         "/bin/sh", "-c",       "echo JOB-RAN", NULL};
         as_user(&P, &A, false, a);
         char run_id[64] = "";
@@ -436,8 +435,8 @@ Test(daemon_warm, one_users_flood_does_not_block_another)
         kill(holder, SIGKILL);
         waitpid(holder, NULL, 0);
         /* three detached runs of A, then a 4th run attached: room still */
-        const char *d[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--detach", "--", "/bin/sleep", "60",
-                           NULL};
+        const char *d[] = {AIDP_RUN_BIN, "-q",         "--no-cwd", "--detach",
+                           "--",         "/bin/sleep", "60",       NULL};
         char ids[3][64];
         for (int i = 0; i < 3; i++) {
                 usleep(100000);

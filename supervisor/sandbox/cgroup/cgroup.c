@@ -52,7 +52,7 @@ static const struct aidp_cgroup_ops *backend(void)
 
 int aidp_cgroup_warm(void)
 {
-        cgfs_keep_parents = true;
+        cgfs_warm = true;
         return aidp_cgroup_detect() == AIDP_CGROUP_V1 ? cgv1_warm() : 0;
 }
 
@@ -227,7 +227,7 @@ int aidp_cgroup_finish_start(struct aidp_cgroup *cg, const struct aidp_cgroup_li
 {
         if (cg->helper > 0)
                 return 0;
-        if (!cg->ops->create_in_helper)
+        if (!cg->ops->create_in_helper || cgfs_warm)
                 return aidp_cgroup_finish(cg, lim, err);
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)

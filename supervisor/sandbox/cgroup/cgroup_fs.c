@@ -207,7 +207,7 @@ int cgfs_rmdir_retry(const char *path)
         return -EBUSY;
 }
 
-bool cgfs_keep_parents;
+bool cgfs_warm;
 
 void cgfs_remove_dirs_from(struct aidp_cgroup *cg, size_t from)
 {
@@ -219,7 +219,7 @@ void cgfs_remove_dirs_from(struct aidp_cgroup *cg, size_t from)
                 /* The shared parent goes when the last run using it ends;
                  * ENOTEMPTY/EBUSY just means another run still uses it.
                  * A daemon keeps it for its next run (aidp_cgroup_warm). */
-                if (cg->dirs[i].parent[0] && !cgfs_keep_parents)
+                if (cg->dirs[i].parent[0] && !cgfs_warm)
                         rmdir(cg->dirs[i].parent);
         }
 }
