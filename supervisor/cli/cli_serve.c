@@ -24,6 +24,7 @@
 #include "supervisor/daemon/daemon.h"
 #include "supervisor/daemon/proto.h"
 #include "supervisor/run/warm.h"
+#include "supervisor/sandbox/cgroup/cgroup.h"
 
 extern char **environ;
 
@@ -443,7 +444,10 @@ int aidp_cli_serve(int argc, char **argv)
                 return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
         fprintf(stderr, "aidp-supervisor serve: listening on %s (%zu library filters compiled)\n",
                 cfg.listen_fd >= 0 ? "the socket systemd passed" : cfg.socket_path, warm);
-        if (aidp_daemon_serve(&cfg, lfd, &err) < 0)
+        int rc = aidp_daemon_serve(&cfg, lfd, &err);
+        /* The cgroup parents it kept go with it (where no run is left). */
+        aidp_cgroup_unwarm();
+        if (rc < 0)
                 return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
         close(lfd);
         if (cfg.listen_fd < 0)

@@ -56,6 +56,16 @@ int aidp_cgroup_warm(void)
         return aidp_cgroup_detect() == AIDP_CGROUP_V1 ? cgv1_warm() : 0;
 }
 
+void aidp_cgroup_unwarm(void)
+{
+        if (!cgfs_warm)
+                return;
+        if (aidp_cgroup_detect() == AIDP_CGROUP_V1)
+                cgv1_unwarm();
+        else
+                rmdir(CG_ROOT "/aidp");
+}
+
 const char *aidp_cgroup_version_name(enum aidp_cgroup_version v)
 {
         switch (v) {

@@ -132,6 +132,10 @@ enum aidp_cgroup_version aidp_cgroup_version_of(const struct aidp_cgroup *cg);
  * with libcgroup started, the work is cheaper than forking the caller. 0 or
  * -errno. */
 int aidp_cgroup_warm(void);
+/* When such a process stops: the default shared parents it kept are removed
+ * where they are empty (runs still going keep theirs; gc removes a parent it
+ * empties). */
+void aidp_cgroup_unwarm(void);
 /* gc: kill every process of a cgroup directory but `keep`, waiting (bounded). */
 int aidp_cgroup_path_kill_except(const char *path, pid_t keep);
 /* gc: kill and remove a cgroup directory left by a dead supervisor. */
