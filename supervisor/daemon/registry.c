@@ -15,7 +15,7 @@
 #include "common/cleanup.h"
 #include "common/exitcodes.h"
 
-int aidp_registry_init(const char *dir, aidp_error *err)
+int aidp_registry_private_dir(const char *dir, aidp_error *err)
 {
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "%s", dir);
@@ -23,6 +23,13 @@ int aidp_registry_init(const char *dir, aidp_error *err)
         if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPERM,
                                       "%s: not a root-owned 0700 directory", dir);
+        return 0;
+}
+
+int aidp_registry_init(const char *dir, aidp_error *err)
+{
+        if (aidp_registry_private_dir(dir, err) < 0)
+                return -1;
         /* Entries of a previous instance name workers this one never started
          * (and cannot reap): they are not ours to signal. */
         DIR *d = opendir(dir);

@@ -12,6 +12,9 @@
 
 #include "common/error.h"
 
+/* dir made (0700) or checked: a directory, root's, no group or other bits.
+ * 0 or < 0 with err. Also the detached runs' log directory's (runlog.h). */
+int aidp_registry_private_dir(const char *dir, aidp_error *err);
 int aidp_registry_init(const char *dir, aidp_error *err);
 int aidp_registry_add(const char *dir, pid_t pid, uid_t uid, const char *run_id,
                       const char *command, bool detached);

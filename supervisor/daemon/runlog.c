@@ -31,13 +31,7 @@ bool aidp_runlog_id_valid(const char *id)
 
 int aidp_runlog_init(const char *dir, aidp_error *err)
 {
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "%s", dir);
-        struct stat st;
-        if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPERM,
-                                      "%s: not a root-owned 0700 directory", dir);
-        return 0;
+        return aidp_registry_private_dir(dir, err);
 }
 
 static int name(char *buf, size_t size, const char *dir, const char *id, const char *ext)

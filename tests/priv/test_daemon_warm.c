@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "daemon_util.h"
 #include "lineage_util.h"
 #include "policy_util.h"
 #include "priv.h"
@@ -192,34 +193,12 @@ static int as_user(struct aidp_proc *p, const struct aidp_test_user *u, bool wai
 
 static char *wait_lineage(const char *run_id, const char *type, int timeout_ms)
 {
-        char needle[96];
-        TEST_SNPRINTF(needle, "\"eventType\":\"%s\"", type);
-        for (int t = 0; t < timeout_ms; t += 100) {
-                size_t len = 0;
-                char *all = aidp_test_slurp(logp, &len);
-                for (char *line = all ? strtok(all, "\n") : NULL; line; line = strtok(NULL, "\n"))
-                        if (strstr(line, run_id) && strstr(line, needle)) {
-                                char *r = strdup(line);
-                                free(all);
-                                return r;
-                        }
-                free(all);
-                usleep(100000);
-        }
-        return NULL;
+        return aidp_test_wait_lineage(logp, run_id, type, timeout_ms);
 }
 
 static void expect_gone(const char *run_id)
 {
-        char j[4300];
-        TEST_SNPRINTF(j, "%s/%s", rundir, run_id);
-        struct stat st;
-        /* The journal goes right after the end record (docs/run-core.md,
-         * step 10): the end record may be read a moment before. */
-        for (int t = 0; t < 100 && stat(j, &st) == 0; t++)
-                usleep(50000);
-        cr_expect_neq(stat(j, &st), 0, "the run's journal %s is left", j);
-        cr_expect(!aidp_test_cgroup_exists(run_id), "the run's cgroup is left");
+        aidp_test_expect_run_gone(rundir, run_id);
 }
 
 /* The pid and run id of the one run in the daemon's registry. */
