@@ -51,7 +51,7 @@ static const struct aidp_cli_opt serve_opts[] = {
                      .max = 65536),
         AIDP_CLI_OPT("max-clients-per-user", 0, AIDP_CLI_UINT, SV(max_per_user), "N",
                      "connections of one user served at once, so that one user's\n"
-                     "flood leaves room for the others (default 32); detached runs\n"
+                     "flood leaves room for the others (default 64); detached runs\n"
                      "do not count",
                      AIDP_TRUST_ADMIN, .min = 1, .max = 65536),
         AIDP_CLI_OPT("log-retention", 0, AIDP_CLI_DURATION, SV(log_retention), "DURATION",
@@ -388,7 +388,7 @@ static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp
                 .listen_fd = c->socket ? -1 : aidp_daemon_activation_fd(),
                 .request_timeout_ms = (int)(c->timeout ? c->timeout : 10) * 1000,
                 .max_workers = c->max_clients ? (unsigned)c->max_clients : 256,
-                .max_per_uid = c->max_per_user ? (unsigned)c->max_per_user : 32,
+                .max_per_uid = c->max_per_user ? (unsigned)c->max_per_user : 64,
                 .state_dir = c->state_dir,
                 .log_dir = c->log_dir,
                 .log_retention_s = c->log_retention ? (unsigned)c->log_retention : 3600,

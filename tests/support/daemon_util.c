@@ -13,8 +13,7 @@
 #include "lineage_util.h"
 #include "runner.h"
 
-char *aidp_test_wait_lineage(const char *logp, const char *run_id, const char *type,
-                             int timeout_ms)
+char *aidp_test_wait_lineage(const char *logp, const char *run_id, const char *type, int timeout_ms)
 {
         char needle[96];
         snprintf(needle, sizeof needle, "\"eventType\":\"%s\"", type);
