@@ -1,5 +1,7 @@
 #include "common/crypto.h"
 
+#include <stdbool.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -19,8 +21,16 @@ void aidp_crypto_init(void)
                             NULL);
 }
 
+static bool g_warm;
+
 void aidp_crypto_warm(void)
 {
         EVP_MAC_free(EVP_MAC_fetch(NULL, "HMAC", NULL));
         EVP_MD_free(EVP_MD_fetch(NULL, "SHA256", NULL));
+        g_warm = true;
+}
+
+bool aidp_crypto_warmed(void)
+{
+        return g_warm;
 }

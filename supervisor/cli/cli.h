@@ -31,6 +31,8 @@ int aidp_cli_ps(int argc, char **argv);
 const char *aidp_cli_daemon_socket(const char *opt);
 int aidp_cli_daemon_connect(const char *path);
 int aidp_cli_stop(int argc, char **argv);
+/* aidp logs [--follow] RUN: a detached run's output (docs/protocol.md). */
+int aidp_cli_logs(int argc, char **argv);
 /* Key memory for the whole process (supervisor/sealed/keymem.h): init before
  * OpenSSL starts (not dumpable, no core, allocator hooked), enable after. */
 void aidp_cli_keymem_init(void);

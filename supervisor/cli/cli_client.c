@@ -147,6 +147,20 @@ static int follow(int sock)
                 aidp_proto_get_str(m, "type", false, &type, &err);
                 aidp_proto_get_int(m, "status", false, 0, 255, &st, &err);
                 aidp_proto_get_str(m, "message", false, &msg, &err);
+                json_object *dv = NULL;
+                if (type && !strcmp(type, "started") &&
+                    json_object_object_get_ex(m, "detached", &dv) && json_object_get_boolean(dv)) {
+                        const char *id = NULL;
+                        aidp_proto_get_str(m, "run_id", false, &id, &err);
+                        /* The id alone on stdout, for scripts: RUN=$(aidp-run --detach ...) */
+                        printf("%s\n", id ? id : "");
+                        fprintf(stderr,
+                                PROG ": detached; `aidp logs --follow %s` shows its output, "
+                                     "`aidp stop %s` ends it\n",
+                                id ? id : "", id ? id : "");
+                        json_object_put(m);
+                        return 0;
+                }
                 bool end = type && (!strcmp(type, "exit") || !strcmp(type, "error"));
                 if (type && !strcmp(type, "error"))
                         fprintf(stderr, PROG ": error: %s\n", msg ? msg : "(no message)");
@@ -158,7 +172,7 @@ static int follow(int sock)
 
 /* --socket PATH and --out DIR (= --output-dir DIR) are aidp-run's own; the
  * rest goes to the daemon as given. Returns the new argv (borrowed strings). */
-static char **own_options(int argc, char **argv, const char **sock, int *ret_argc)
+static char **own_options(int argc, char **argv, const char **sock, bool *detach, int *ret_argc)
 {
         char **out = calloc((size_t)argc + 3, sizeof *out);
         if (!out)
@@ -173,6 +187,8 @@ static char **own_options(int argc, char **argv, const char **sock, int *ret_arg
                         *sock = argv[++i];
                 } else if (!job && !strncmp(argv[i], "--socket=", 9)) {
                         *sock = argv[i] + 9;
+                } else if (!job && !strcmp(argv[i], "--detach")) {
+                        *detach = true;
                 } else if (!job && !strcmp(argv[i], "--out")) {
                         out[n++] = "--output-dir";
                 } else if (!job && !strncmp(argv[i], "--out=", 6)) {
@@ -212,7 +228,7 @@ static int sudo_fallback(char **args, int n)
         return -1;
 }
 
-static int send_run(int sock, char **av, int first_arg, int ac, struct files *f)
+static int send_run(int sock, char **av, int first_arg, int ac, struct files *f, bool detach)
 {
         int n_opts = first_arg - 1;
         if (n_opts > 0 && !strcmp(av[first_arg - 1], "--"))
@@ -226,9 +242,13 @@ static int send_run(int sock, char **av, int first_arg, int ac, struct files *f)
                 n_env++;
         json_object_object_add(m, "env", strv_json(environ, n_env));
         json_object_object_add(m, "fds", json_object_get(f->map));
+        if (detach)
+                json_object_object_add(m, "detach", json_object_new_boolean(true));
         int r = aidp_proto_send(sock, m, f->fds, f->n);
         json_object_put(m);
-        if (r < 0)
+        /* EPIPE: the daemon may have refused the connection before the
+         * request went out (too many at once): its error is still to read. */
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET)
                 fprintf(stderr, PROG ": error: sending the request: %s\n",
                         r == -EMSGSIZE ? "longer than a request may be (64 KiB: fewer --env?)"
                                        : strerror(-r));
@@ -238,8 +258,9 @@ static int send_run(int sock, char **av, int first_arg, int ac, struct files *f)
 int aidp_cli_run_client(int argc, char **argv)
 {
         const char *sock_opt = NULL;
+        bool detach = false;
         int ac = 0;
-        _cleanup_free_ char **av = own_options(argc, argv, &sock_opt, &ac);
+        _cleanup_free_ char **av = own_options(argc, argv, &sock_opt, &detach, &ac);
         if (!av)
                 return AIDP_EXIT_INTERNAL;
         char cwd[PATH_MAX];
@@ -277,7 +298,8 @@ int aidp_cli_run_client(int argc, char **argv)
                 goto out;
         int sock = aidp_cli_daemon_connect(aidp_cli_daemon_socket(sock_opt));
         if (sock < 0) {
-                sudo_fallback(full, n);
+                if (!detach) /* sudo has no detached runs */
+                        sudo_fallback(full, n);
                 fprintf(stderr,
                         PROG ": error: cannot reach the aidp daemon at %s: %s\n"
                              "  (is it running? `systemctl start aidp.socket`; are you in the "
@@ -287,7 +309,8 @@ int aidp_cli_run_client(int argc, char **argv)
                 status = AIDP_EXIT_INTERNAL;
                 goto out;
         }
-        status = send_run(sock, full, p.first_arg, n, &f) < 0 ? AIDP_EXIT_INTERNAL : follow(sock);
+        int sr = send_run(sock, full, p.first_arg, n, &f, detach);
+        status = sr < 0 && sr != -EPIPE && sr != -ECONNRESET ? AIDP_EXIT_INTERNAL : follow(sock);
         close(sock);
 out:
         for (size_t i = 3; i < f.n; i++)

@@ -22,6 +22,7 @@ static const struct aidp_cli_cmd commands[] = {
         {"keygen", aidp_cli_seal, "create a key-encryption key file"},
         {"ps", aidp_cli_ps, "your runs in progress through the daemon"},
         {"stop", aidp_cli_stop, "stop a run of yours (it still shreds)"},
+        {"logs", aidp_cli_logs, "the output of a detached run of yours"},
         {NULL, NULL, NULL},
 };
 

@@ -3,6 +3,7 @@
  * so nothing here reaches the run core. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,11 +39,11 @@ int aidp_cli_daemon_connect(const char *path)
         return fd;
 }
 
-/* ---- aidp ps, aidp stop ---- */
+/* ---- aidp ps, aidp stop, aidp logs ---- */
 
 struct ps_cli {
         const char *socket;
-        bool json;
+        bool json, follow;
 };
 
 static const struct aidp_cli_opt ps_opts[] = {
@@ -52,6 +53,28 @@ static const struct aidp_cli_opt ps_opts[] = {
         AIDP_CLI_OPT("json", 0, AIDP_CLI_FLAG, offsetof(struct ps_cli, json), NULL,
                      "one JSON array", AIDP_TRUST_USER),
         {0},
+};
+
+static const struct aidp_cli_opt logs_opts[] = {
+        AIDP_CLI_OPT("socket", 0, AIDP_CLI_STRING, offsetof(struct ps_cli, socket), "PATH",
+                     "the daemon's socket (default $AIDP_SOCKET or " AIDP_PROTO_SOCKET ")",
+                     AIDP_TRUST_USER),
+        AIDP_CLI_OPT("follow", 'f', AIDP_CLI_FLAG, offsetof(struct ps_cli, follow), NULL,
+                     "keep printing until the run ends; then exit with its status",
+                     AIDP_TRUST_USER),
+        {0},
+};
+
+static const struct aidp_cli_spec logs_spec = {
+        .prog = "aidp logs",
+        .synopsis = "[--follow] [--socket PATH] RUN-ID",
+        .about = "The output (stdout and stderr) of a run started with `aidp-run --detach`: yours\n"
+                 "(root: any). Kept while the run goes on and for a while after it ended\n"
+                 "(aidp-supervisor serve --log-retention), then shredded.",
+        .opts = logs_opts,
+        .min_args = 1,
+        .max_args = 1,
+        .args = "one RUN-ID",
 };
 
 static const struct aidp_cli_spec ps_spec = {
@@ -73,7 +96,8 @@ static const struct aidp_cli_spec stop_spec = {
 };
 
 /* One request, one answer. */
-static json_object *ask(const char *sock_opt, json_object *req, const char *prog, int *status)
+static json_object *ask_keep(const char *sock_opt, json_object *req, const char *prog, int *status,
+                             int *ret_sock, int *ret_fd)
 {
         int sock = aidp_cli_daemon_connect(aidp_cli_daemon_socket(sock_opt));
         if (sock < 0) {
@@ -86,14 +110,23 @@ static json_object *ask(const char *sock_opt, json_object *req, const char *prog
         int fds[4];
         size_t n = 0;
         aidp_error err = {0};
-        if (aidp_proto_send(sock, req, NULL, 0) < 0 ||
-            aidp_proto_recv(sock, 30000, &m, fds, 4, &n, &err) <= 0) {
+        /* A failed send is not the end: the daemon may have refused the
+         * connection with an error frame (too many at once), still to read. */
+        (void)aidp_proto_send(sock, req, NULL, 0);
+        if (aidp_proto_recv(sock, 30000, &m, fds, 4, &n, &err) <= 0) {
                 fprintf(stderr, "%s: error: no answer from the daemon %s\n", prog, err.msg);
                 *status = AIDP_EXIT_INTERNAL;
         }
-        for (size_t i = 0; i < n; i++)
-                close(fds[i]);
-        close(sock);
+        for (size_t i = 0; i < n; i++) {
+                if (i == 0 && ret_fd && m)
+                        *ret_fd = fds[i];
+                else
+                        close(fds[i]);
+        }
+        if (ret_sock && m)
+                *ret_sock = sock;
+        else
+                close(sock);
         const char *type = NULL, *msg = NULL;
         if (m && aidp_proto_get_str(m, "type", false, &type, &err) == 0 && type &&
             !strcmp(type, "error")) {
@@ -103,9 +136,22 @@ static json_object *ask(const char *sock_opt, json_object *req, const char *prog
                 fprintf(stderr, "%s: error: %s\n", prog, msg ? msg : "");
                 *status = (int)st;
                 json_object_put(m);
+                if (ret_sock && *ret_sock >= 0) {
+                        close(*ret_sock);
+                        *ret_sock = -1;
+                }
+                if (ret_fd && *ret_fd >= 0) {
+                        close(*ret_fd);
+                        *ret_fd = -1;
+                }
                 return NULL;
         }
         return m;
+}
+
+static json_object *ask(const char *sock_opt, json_object *req, const char *prog, int *status)
+{
+        return ask_keep(sock_opt, req, prog, status, NULL, NULL);
 }
 
 int aidp_cli_ps(int argc, char **argv)
@@ -135,7 +181,10 @@ int aidp_cli_ps(int argc, char **argv)
                                 s[k] = json_object_object_get_ex(r, f[k], &v)
                                                ? json_object_get_string(v)
                                                : "";
-                        printf("%-36s %8s %8s %s\n", s[0], s[1], s[2], s[3]);
+                        bool det = json_object_object_get_ex(r, "detached", &v) &&
+                                   json_object_get_boolean(v);
+                        printf("%-36s %8s %8s %s%s\n", s[0], s[1], s[2], s[3],
+                               det ? "  (detached: aidp logs)" : "");
                 }
         }
         json_object_put(m);
@@ -159,4 +208,94 @@ int aidp_cli_stop(int argc, char **argv)
         json_object_put(m);
         printf("stopping %s\n", argv[p.first_arg]);
         return 0;
+}
+
+/* Everything the log holds now, to stdout. false when stdout failed. */
+static bool copy_out(int fd)
+{
+        char buf[65536];
+        for (;;) {
+                ssize_t k = read(fd, buf, sizeof buf);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return k == 0 || errno == EAGAIN;
+                for (ssize_t off = 0; off < k;) {
+                        ssize_t w = write(1, buf + off, (size_t)(k - off));
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w <= 0)
+                                return false;
+                        off += w;
+                }
+        }
+}
+
+/* --follow: print what the run writes until the daemon says it ended. */
+static int follow_log(int sock, int fd)
+{
+        for (;;) {
+                if (!copy_out(fd))
+                        return AIDP_EXIT_INTERNAL;
+                struct pollfd p = {.fd = sock, .events = POLLIN};
+                int r = poll(&p, 1, 200);
+                if (r < 0 && errno != EINTR)
+                        return AIDP_EXIT_INTERNAL;
+                if (r <= 0)
+                        continue;
+                json_object *m = NULL;
+                int fds[4];
+                size_t n = 0;
+                aidp_error err = {0};
+                r = aidp_proto_recv(sock, 30000, &m, fds, 4, &n, &err);
+                for (size_t i = 0; i < n; i++)
+                        close(fds[i]);
+                int64_t st = AIDP_EXIT_INTERNAL;
+                if (r > 0)
+                        aidp_proto_get_int(m, "status", false, 0, 255, &st, &err);
+                json_object_put(m);
+                copy_out(fd);
+                if (r <= 0)
+                        fprintf(stderr, "aidp logs: error: the daemon closed the connection\n");
+                return (int)st;
+        }
+}
+
+int aidp_cli_logs(int argc, char **argv)
+{
+        struct ps_cli c = {0};
+        struct aidp_cli_parsed p;
+        int status;
+        if (!aidp_cli_options(&logs_spec, argc, argv, &c, &p, &status))
+                return status;
+        json_object *req = aidp_proto_msg("request");
+        json_object_object_add(req, "op", json_object_new_string("logs"));
+        json_object_object_add(req, "run_id", json_object_new_string(argv[p.first_arg]));
+        json_object_object_add(req, "follow", json_object_new_boolean(c.follow));
+        int sock = -1, fd = -1;
+        json_object *m = ask_keep(c.socket, req, logs_spec.prog, &status, &sock, &fd);
+        json_object_put(req);
+        if (!m)
+                return status;
+        json_object *v = NULL;
+        bool ended = json_object_object_get_ex(m, "ended", &v) && json_object_get_boolean(v);
+        int64_t st = 0;
+        aidp_error err = {0};
+        aidp_proto_get_int(m, "status", false, 0, 255, &st, &err);
+        json_object_put(m);
+        if (fd < 0) {
+                fprintf(stderr, "aidp logs: error: the daemon sent no log\n");
+                close(sock);
+                return AIDP_EXIT_INTERNAL;
+        }
+        int rc;
+        if (!c.follow)
+                rc = copy_out(fd) ? 0 : AIDP_EXIT_INTERNAL;
+        else if (ended)
+                rc = copy_out(fd) ? (int)st : AIDP_EXIT_INTERNAL;
+        else
+                rc = follow_log(sock, fd);
+        close(fd);
+        close(sock);
+        return rc;
 }

@@ -24,13 +24,14 @@
 #include "supervisor/daemon/daemon.h"
 #include "supervisor/daemon/proto.h"
 #include "supervisor/run/warm.h"
+#include "supervisor/sandbox/cgroup/cgroup.h"
 
 extern char **environ;
 
 struct serve_cli {
         const char *socket, *group, *run_dir, *lineage;
-        uint64_t timeout, max_clients;
-        char state_dir[4096];
+        uint64_t timeout, max_clients, max_per_user, log_retention;
+        char state_dir[4096], log_dir[4096];
 };
 
 #define SV(f) offsetof(struct serve_cli, f)
@@ -48,6 +49,15 @@ static const struct aidp_cli_opt serve_opts[] = {
         AIDP_CLI_OPT("max-clients", 0, AIDP_CLI_UINT, SV(max_clients), "N",
                      "connections served at once (default 256)", AIDP_TRUST_ADMIN, .min = 1,
                      .max = 65536),
+        AIDP_CLI_OPT("max-clients-per-user", 0, AIDP_CLI_UINT, SV(max_per_user), "N",
+                     "connections of one user served at once, so that one user's\n"
+                     "flood leaves room for the others (default 64); detached runs\n"
+                     "do not count",
+                     AIDP_TRUST_ADMIN, .min = 1, .max = 65536),
+        AIDP_CLI_OPT("log-retention", 0, AIDP_CLI_DURATION, SV(log_retention), "DURATION",
+                     "how long a detached run's log is kept after the run ended,\n"
+                     "then shredded (default 1h)",
+                     AIDP_TRUST_ADMIN, .min = 1, .max = 30 * 86400),
         AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, SV(run_dir), "DIR",
                      "run journals, and the daemon's registry in DIR/.daemon\n"
                      "(default $AIDP_RUN_DIR in the test build, or /run/aidp)",
@@ -73,6 +83,7 @@ static struct serve_cli g_serve;
 
 struct req_fds {
         int in, out, err, cwd, output_dir, summary;
+        int owned_in, owned_log; /* a detached run's /dev/null and log, or -1 */
         int data[AIDP_RUN_MAX_DATA], binds[AIDP_CLI_MAX_BINDS];
         size_t n_data, n_binds;
 };
@@ -205,13 +216,49 @@ static int stdio_from(const struct req_fds *f, aidp_error *err)
         return 0;
 }
 
-static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, int summary_fd,
-                   const char *job0, aidp_error *err)
+static void new_run_id(char id[40])
 {
-        char id[40];
         uuid_t u;
         uuid_generate_random(u);
         uuid_unparse_lower(u, id);
+}
+
+static bool detached(json_object *req)
+{
+        json_object *v = NULL;
+        return json_object_object_get_ex(req, "detach", &v) && json_object_get_boolean(v);
+}
+
+/* --detach: the job's stdin is /dev/null, its stdout and stderr (and the
+ * run's own messages) the run's log, which `aidp logs` serves the caller
+ * (supervisor/daemon/runlog.h). The client's stdio fds are not used. */
+static int detach_stdio(struct aidp_daemon_session *s, struct req_fds *f, const char *id,
+                        bool dry_run, aidp_error *err)
+{
+        if (dry_run)
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "--dry-run prints the plan: not with --detach");
+        int log = aidp_daemon_session_detach(s, id, err);
+        if (log < 0)
+                return -1;
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null < 0) {
+                close(log);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "/dev/null");
+        }
+        /* The request's fds are closed with the others at the end; these
+         * replace them for stdio_from and are closed there too. */
+        f->in = null;
+        f->out = log;
+        f->err = log;
+        f->owned_in = null;
+        f->owned_log = log;
+        return 0;
+}
+
+static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, const char *id,
+                   int summary_fd, const char *job0, aidp_error *err)
+{
         /* The daemon names the run (run ids are admin-only for callers). */
         c->o.run_id = id;
         if (aidp_daemon_session_started(s, id, job0, err) < 0)
@@ -223,7 +270,7 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
                      aidp_error *err)
 {
         (void)arg;
-        struct req_fds f = {0};
+        struct req_fds f = {.owned_in = -1, .owned_log = -1};
         struct aidp_cli_run c = {0};
         char **args = NULL, **job = NULL, **env = NULL, **av = NULL;
         size_t n_env = 0;
@@ -256,12 +303,33 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
         c.o.as_user = true;
         c.o.run_dir = g_serve.run_dir;
         c.o.lineage_path = g_serve.lineage;
+        char id[40];
+        new_run_id(id);
+        if (detached(req)) {
+                int given[3] = {f.in, f.out, f.err};
+                if (detach_stdio(s, &f, id, c.dry_run, err) < 0)
+                        goto out;
+                /* The client's stdio is let go now: a caller that reads
+                 * the run id from a pipe ($(aidp-run --detach ...)) must see
+                 * its end. */
+                for (size_t i = 0; i < n; i++)
+                        for (size_t k = 0; k < 3; k++)
+                                if (fds[i] >= 0 && fds[i] == given[k]) {
+                                        close(fds[i]);
+                                        fds[i] = -1;
+                                }
+        }
         if (stdio_from(&f, err) < 0)
                 goto out;
-        st = execute(s, &c, f.summary, job[0], err);
+        st = execute(s, &c, id, f.summary, job[0], err);
 out:
         for (size_t i = 0; i < n; i++)
-                close(fds[i]);
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        if (f.owned_in >= 0)
+                close(f.owned_in);
+        if (f.owned_log >= 0)
+                close(f.owned_log);
         aidp_cli_list_free(&c.env);
         aidp_cli_list_free(&c.data);
         free(av);
@@ -296,6 +364,12 @@ static void worker_crashed(pid_t pid, int sig, void *arg)
         }
 }
 
+static void refresh_warm(void *arg)
+{
+        (void)arg;
+        aidp_run_warm_refresh();
+}
+
 static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp_error *err)
 {
         if (!c->run_dir) {
@@ -305,16 +379,22 @@ static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp
         if (mkdir(c->run_dir, 0700) < 0 && errno != EEXIST)
                 return aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "--run-dir %s", c->run_dir);
         if (snprintf(c->state_dir, sizeof c->state_dir, "%s/.daemon", c->run_dir) >=
-            (int)sizeof c->state_dir)
+                    (int)sizeof c->state_dir ||
+            snprintf(c->log_dir, sizeof c->log_dir, "%s/.logs", c->run_dir) >=
+                    (int)sizeof c->log_dir)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG, "--run-dir: too long");
         *cfg = (struct aidp_daemon_config){
                 .socket_path = c->socket ? c->socket : AIDP_PROTO_SOCKET,
                 .listen_fd = c->socket ? -1 : aidp_daemon_activation_fd(),
                 .request_timeout_ms = (int)(c->timeout ? c->timeout : 10) * 1000,
                 .max_workers = c->max_clients ? (unsigned)c->max_clients : 256,
+                .max_per_uid = c->max_per_user ? (unsigned)c->max_per_user : 64,
                 .state_dir = c->state_dir,
+                .log_dir = c->log_dir,
+                .log_retention_s = c->log_retention ? (unsigned)c->log_retention : 3600,
                 .run = serve_run,
                 .worker_crashed = worker_crashed,
+                .before_fork = refresh_warm,
         };
         if (c->group) {
                 struct group *g = getgrnam(c->group);
@@ -352,15 +432,22 @@ int aidp_cli_serve(int argc, char **argv)
          * are recovered before new ones start; live ones are left alone. */
         aidp_error gerr = {0};
         aidp_run_gc(g_serve.run_dir, gc_report, NULL, &gerr);
-        /* Warm start: every library profile's filter compiled once, here;
-         * each worker forked from now on inherits them. */
+        /* Warm start: every library profile's filter compiled once, here,
+         * and the host's state loaded (warm.h); each worker forked from now
+         * on inherits them. */
         size_t warm = aidp_run_warm_seccomp();
+        const char *cold = aidp_run_warm_host();
+        if (cold)
+                fprintf(stderr, "aidp-supervisor serve: not warm: %s\n", cold);
         int lfd = aidp_daemon_listen(&cfg, &err);
         if (lfd < 0)
                 return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
         fprintf(stderr, "aidp-supervisor serve: listening on %s (%zu library filters compiled)\n",
                 cfg.listen_fd >= 0 ? "the socket systemd passed" : cfg.socket_path, warm);
-        if (aidp_daemon_serve(&cfg, lfd, &err) < 0)
+        int rc = aidp_daemon_serve(&cfg, lfd, &err);
+        /* The cgroup parents it kept go with it (where no run is left). */
+        aidp_cgroup_unwarm();
+        if (rc < 0)
                 return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
         close(lfd);
         if (cfg.listen_fd < 0)

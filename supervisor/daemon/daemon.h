@@ -29,12 +29,23 @@ struct aidp_daemon_config {
         bool has_group;
         int request_timeout_ms; /* for a whole request frame to arrive */
         unsigned max_workers;   /* connections served at once; more are refused */
-        const char *state_dir;  /* the registry of runs (root-owned, 0700) */
+        /* connections of one uid served at once (0: no limit of its own);
+         * more from that uid are refused, so that one user's flood never
+         * takes every worker from the others. A detached run no longer holds
+         * its connection and does not count. */
+        unsigned max_per_uid;
+        const char *state_dir;    /* the registry of runs (root-owned, 0700) */
+        const char *log_dir;      /* detached runs' logs (runlog.h; root-owned, 0700) */
+        unsigned log_retention_s; /* how long a log is kept after its run ended */
         /* Serve one "run" request in the worker. fds are the request's (the
          * handler owns them). Returns the status to send as the client's
          * exit status, or < 0 with err for a refusal (sent as an error). */
         int (*run)(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n_fds,
                    void *arg, aidp_error *err);
+        /* In the server process, for each accepted connection, just before
+         * its worker is forked (the warm state it inherits brought up to
+         * date). May be NULL. */
+        void (*before_fork)(void *arg);
         /* In the server process, after a worker died of a signal (its run may
          * need gc). May be NULL. */
         void (*worker_crashed)(pid_t pid, int sig, void *arg);
@@ -54,11 +65,19 @@ int aidp_daemon_activation_fd(void);
 /* ---- inside a worker, for the run handler ---- */
 
 const struct aidp_peer *aidp_daemon_session_peer(const struct aidp_daemon_session *s);
+/* Before _started: the run is to be detached (the request's "detach"). Its
+ * log is made, the caller's, and returned as an fd for the run's stdout and
+ * stderr; _started then tells the client the run id and lets it go, and the
+ * run's end is written beside the log instead of sent. fd or < 0 with err. */
+int aidp_daemon_session_detach(struct aidp_daemon_session *s, const char *run_id, aidp_error *err);
 /* The run is accepted under run_id: registered for ps/stop, the client told
  * ("started"), and from now on the client's signals and its disconnect reach
  * this process. 0 or < 0. */
 int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_id,
                                 const char *command, aidp_error *err);
 
+/* The write end of the server's notice pipe (a worker writes its pid there
+ * when its run detached from the connection), or -1. */
+int aidp_daemon_notice_fd(void);
 /* The worker's half of one connection (session.c); in the forked worker. */
 __attribute__((noreturn)) void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn);

@@ -15,7 +15,7 @@
 #include "common/cleanup.h"
 #include "common/exitcodes.h"
 
-int aidp_registry_init(const char *dir, aidp_error *err)
+int aidp_registry_private_dir(const char *dir, aidp_error *err)
 {
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "%s", dir);
@@ -23,6 +23,13 @@ int aidp_registry_init(const char *dir, aidp_error *err)
         if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPERM,
                                       "%s: not a root-owned 0700 directory", dir);
+        return 0;
+}
+
+int aidp_registry_init(const char *dir, aidp_error *err)
+{
+        if (aidp_registry_private_dir(dir, err) < 0)
+                return -1;
         /* Entries of a previous instance name workers this one never started
          * (and cannot reap): they are not ours to signal. */
         DIR *d = opendir(dir);
@@ -36,7 +43,7 @@ int aidp_registry_init(const char *dir, aidp_error *err)
 }
 
 int aidp_registry_add(const char *dir, pid_t pid, uid_t uid, const char *run_id,
-                      const char *command)
+                      const char *command, bool detached)
 {
         char path[4096], tmp[4096];
         if (snprintf(path, sizeof path, "%s/%d", dir, (int)pid) >= (int)sizeof path ||
@@ -48,6 +55,7 @@ int aidp_registry_add(const char *dir, pid_t pid, uid_t uid, const char *run_id,
         json_object_object_add(o, "pid", json_object_new_int(pid));
         json_object_object_add(o, "started", json_object_new_int64(time(NULL)));
         json_object_object_add(o, "command", json_object_new_string(command ? command : ""));
+        json_object_object_add(o, "detached", json_object_new_boolean(detached));
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         int r = fd < 0 ? -errno : json_object_to_fd(fd, o, JSON_C_TO_STRING_PLAIN) < 0 ? -EIO : 0;
         json_object_put(o);

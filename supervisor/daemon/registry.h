@@ -1,7 +1,7 @@
 #pragma once
 /* The daemon's registry of runs in progress, for `aidp ps` and `aidp stop`:
  * one file per worker, STATE_DIR/<worker pid>, a JSON object {run_id, uid,
- * pid, started, command}, written by the worker once its run is accepted and
+ * pid, started, command, detached}, written by the worker once its run is accepted and
  * removed by the server before it reaps the worker (so an entry always names
  * a worker that is alive or not yet reaped: never a reused pid). The
  * directory is root's alone (0700); nothing in it comes from a client but the
@@ -12,9 +12,12 @@
 
 #include "common/error.h"
 
+/* dir made (0700) or checked: a directory, root's, no group or other bits.
+ * 0 or < 0 with err. Also the detached runs' log directory's (runlog.h). */
+int aidp_registry_private_dir(const char *dir, aidp_error *err);
 int aidp_registry_init(const char *dir, aidp_error *err);
 int aidp_registry_add(const char *dir, pid_t pid, uid_t uid, const char *run_id,
-                      const char *command);
+                      const char *command, bool detached);
 void aidp_registry_remove(const char *dir, pid_t pid);
 /* The entries whose uid is `uid` (every entry when all), as a JSON array. */
 json_object *aidp_registry_list(const char *dir, uid_t uid, bool all);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -19,6 +20,7 @@
 #include "supervisor/daemon/daemon.h"
 #include "supervisor/daemon/proto.h"
 #include "supervisor/daemon/registry.h"
+#include "supervisor/daemon/runlog.h"
 
 int aidp_daemon_activation_fd(void)
 {
@@ -86,16 +88,59 @@ static int signals_fd(sigset_t *old)
         return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* The workers of this server and whose connection each holds (the peer's uid
+ * from SO_PEERCRED at accept, for the per-uid limit). */
+struct worker {
+        pid_t pid;
+        uid_t uid;
+        bool holds; /* counted against its uid (not a detached run) */
+};
+
+struct workers {
+        struct worker *w;
+        size_t n, cap;
+};
+
+static unsigned count_uid(const struct workers *ws, uid_t uid)
+{
+        unsigned n = 0;
+        for (size_t i = 0; i < ws->n; i++)
+                n += ws->w[i].holds && ws->w[i].uid == uid;
+        return n;
+}
+
+static void forget(struct workers *ws, pid_t pid, bool only_release)
+{
+        for (size_t i = 0; i < ws->n; i++) {
+                if (ws->w[i].pid != pid)
+                        continue;
+                if (only_release)
+                        ws->w[i].holds = false;
+                else
+                        ws->w[i] = ws->w[--ws->n];
+                return;
+        }
+}
+
+/* Workers that detached their run write their pid to the notice pipe. */
+static void read_notices(int fd, struct workers *ws)
+{
+        pid_t pid;
+        while (read(fd, &pid, sizeof pid) == sizeof pid)
+                forget(ws, pid, true);
+}
+
 /* Reap every worker that ended; its registry entry goes before its pid is
  * released (waitid WNOWAIT first), so that `stop` never signals a process
  * that reused the pid. */
-static unsigned reap(const struct aidp_daemon_config *c, unsigned workers)
+static unsigned reap(const struct aidp_daemon_config *c, unsigned workers, struct workers *ws)
 {
         for (;;) {
                 siginfo_t si = {0};
                 if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
                         return workers;
                 aidp_registry_remove(c->state_dir, si.si_pid);
+                forget(ws, si.si_pid, false);
                 waitpid(si.si_pid, NULL, 0);
                 if (workers)
                         workers--;
@@ -104,26 +149,82 @@ static unsigned reap(const struct aidp_daemon_config *c, unsigned workers)
         }
 }
 
-static void spawn_worker(const struct aidp_daemon_config *c, int lfd, int sfd, const sigset_t *old,
-                         int conn, unsigned *workers)
+/* The fds a worker must not keep: the listening socket, the signalfd and the
+ * notice pipe's read end. */
+struct server_fds {
+        int lfd, sfd, notice_r;
+};
+
+static void spawn_worker(const struct aidp_daemon_config *c, const struct server_fds *sf,
+                         const sigset_t *old, int conn, unsigned *workers, struct workers *ws)
 {
         if (*workers >= c->max_workers) {
                 aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL,
                                       "the daemon serves as many clients as it may; try again");
                 return;
         }
+        /* The uid from the kernel (the worker identifies its peer fully). */
+        struct ucred cr = {0};
+        socklen_t len = sizeof cr;
+        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+                return;
+        if (c->max_per_uid && count_uid(ws, cr.uid) >= c->max_per_uid) {
+                char msg[256];
+                snprintf(msg, sizeof msg,
+                         "you have %u connections to the daemon open at once, the most one user "
+                         "may (--max-clients-per-user); wait for one of them to end, or use "
+                         "--detach for long runs",
+                         c->max_per_uid);
+                aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL, msg);
+                return;
+        }
+        if (ws->n == ws->cap) {
+                size_t cap = ws->cap ? ws->cap * 2 : 64;
+                struct worker *w = realloc(ws->w, cap * sizeof *w);
+                if (!w) {
+                        aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL,
+                                              "the daemon is out of memory");
+                        return;
+                }
+                ws->w = w;
+                ws->cap = cap;
+        }
+        if (c->before_fork)
+                c->before_fork(c->arg);
         pid_t pid = fork();
         if (pid < 0) {
                 aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL, "the daemon cannot fork");
                 return;
         }
         if (pid == 0) {
-                close(lfd);
-                close(sfd);
+                close(sf->lfd);
+                close(sf->sfd);
+                close(sf->notice_r);
                 sigprocmask(SIG_SETMASK, old, NULL);
                 aidp_daemon_worker(c, conn);
         }
+        ws->w[ws->n++] = (struct worker){.pid = pid, .uid = cr.uid, .holds = true};
         (*workers)++;
+}
+
+/* Detached runs' logs past their retention are shredded: at start, and
+ * once a minute when idle. */
+static void sweep_logs(const struct aidp_daemon_config *c)
+{
+        static struct timespec last;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (!c->log_dir || (last.tv_sec && now.tv_sec - last.tv_sec < 60))
+                return;
+        last = now;
+        aidp_runlog_sweep(c->log_dir, c->state_dir, c->log_retention_s);
+}
+
+static int g_notice_w = -1;
+
+int aidp_daemon_notice_fd(void)
+{
+        return g_notice_w;
 }
 
 int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *err)
@@ -132,22 +233,42 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
         _cleanup_close_ int sfd = signals_fd(&old);
         if (sfd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "signalfd");
-        if (aidp_registry_init(c->state_dir, err) < 0)
+        if (aidp_registry_init(c->state_dir, err) < 0 ||
+            (c->log_dir && aidp_runlog_init(c->log_dir, err) < 0))
                 return -1;
+        /* A packet pipe: each pid a worker writes arrives whole. */
+        int np[2];
+        if (pipe2(np, O_CLOEXEC | O_DIRECT | O_NONBLOCK) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
+        _cleanup_close_ int notice_r = np[0];
+        g_notice_w = np[1];
+        struct server_fds sf = {.lfd = lfd, .sfd = sfd, .notice_r = notice_r};
+        struct workers ws = {0};
         unsigned workers = 0;
+        sweep_logs(c);
         for (;;) {
-                struct pollfd p[2] = {{.fd = lfd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-                if (poll(p, 2, -1) < 0) {
+                struct pollfd p[3] = {{.fd = lfd, .events = POLLIN},
+                                      {.fd = sfd, .events = POLLIN},
+                                      {.fd = notice_r, .events = POLLIN}};
+                int n = poll(p, 3, 60 * 1000);
+                if (n < 0) {
                         if (errno == EINTR)
                                 continue;
+                        free(ws.w);
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
                 }
+                sweep_logs(c);
+                if (p[2].revents)
+                        read_notices(notice_r, &ws);
                 if (p[1].revents) {
                         struct signalfd_siginfo si;
                         bool stop = false;
                         while (read(sfd, &si, sizeof si) == sizeof si)
                                 stop |= si.ssi_signo != SIGCHLD;
-                        workers = reap(c, workers);
+                        /* A notice written just before its worker ended
+                         * is read first: the pid is not reused yet. */
+                        read_notices(notice_r, &ws);
+                        workers = reap(c, workers, &ws);
                         if (stop)
                                 break;
                 }
@@ -155,10 +276,13 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                         int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
                         if (conn < 0)
                                 continue;
-                        spawn_worker(c, lfd, sfd, &old, conn, &workers);
+                        spawn_worker(c, &sf, &old, conn, &workers, &ws);
                         close(conn);
                 }
         }
+        free(ws.w);
+        close(g_notice_w);
+        g_notice_w = -1;
         sigprocmask(SIG_SETMASK, &old, NULL);
         return 0;
 }

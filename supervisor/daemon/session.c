@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -18,12 +19,15 @@
 #include "supervisor/daemon/daemon.h"
 #include "supervisor/daemon/proto.h"
 #include "supervisor/daemon/registry.h"
+#include "supervisor/daemon/runlog.h"
 
 struct aidp_daemon_session {
         int sock;
         struct aidp_peer peer;
         const struct aidp_daemon_config *cfg;
         bool started;
+        bool detached; /* the run's output goes to its log; the client is told and let go */
+        char run_id[64];
         atomic_bool finished; /* the run is over: a disconnect now means nothing */
         pthread_t watcher;
 };
@@ -77,16 +81,49 @@ static void *watch_client(void *arg)
         }
 }
 
+int aidp_daemon_session_detach(struct aidp_daemon_session *s, const char *run_id, aidp_error *err)
+{
+        int fd = aidp_runlog_create(s->cfg->log_dir, run_id, s->peer.uid, s->peer.gid, err);
+        if (fd < 0)
+                return -1;
+        s->detached = true;
+        snprintf(s->run_id, sizeof s->run_id, "%s", run_id);
+        return fd;
+}
+
+/* A detached run lets its client go: the connection is closed and the
+ * server told that this worker no longer holds one (the per-uid limit). */
+static void let_go(struct aidp_daemon_session *s)
+{
+        close(s->sock);
+        s->sock = -1;
+        pid_t self = getpid();
+        int nfd = aidp_daemon_notice_fd();
+        if (nfd >= 0 && write(nfd, &self, sizeof self) < 0) {
+                /* the server counts this run as a connection until it ends */
+        }
+}
+
 int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_id,
                                 const char *command, aidp_error *err)
 {
-        int r = aidp_registry_add(s->cfg->state_dir, getpid(), s->peer.uid, run_id, command);
+        int r = aidp_registry_add(s->cfg->state_dir, getpid(), s->peer.uid, run_id, command,
+                                  s->detached);
         if (r < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "registering run %s", run_id);
         json_object *m = aidp_proto_msg("started");
         json_object_object_add(m, "run_id", json_object_new_string(run_id));
+        if (s->detached)
+                json_object_object_add(m, "detached", json_object_new_boolean(true));
         r = aidp_proto_send(s->sock, m, NULL, 0);
         json_object_put(m);
+        if (s->detached) {
+                /* The run goes on whether or not the client heard of it:
+                 * its id is in `aidp ps`. */
+                s->started = true;
+                let_go(s);
+                return 0;
+        }
         if (r < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "the client went away");
         sigset_t all, old;
@@ -154,6 +191,16 @@ static int do_run(struct aidp_daemon_session *s, json_object *req, int *fds, siz
         aidp_error err = {0};
         int st = s->cfg->run(s, req, fds, n, s->cfg->arg, &err);
         atomic_store(&s->finished, true);
+        if (s->detached && s->started) {
+                /* Nobody to answer: the status goes beside the log. */
+                int status = st < 0 ? (err.status ? err.status : AIDP_EXIT_INTERNAL) : st;
+                if (st < 0)
+                        fprintf(stderr, "aidp-supervisor: %s\n", err.msg);
+                aidp_runlog_ended(s->cfg->log_dir, s->run_id, status);
+                return status;
+        }
+        if (s->detached)
+                aidp_runlog_discard(s->cfg->log_dir, s->run_id);
         if (st < 0) {
                 aidp_proto_send_error(s->sock, err.status ? err.status : AIDP_EXIT_INTERNAL,
                                       err.msg);
@@ -164,6 +211,67 @@ static int do_run(struct aidp_daemon_session *s, json_object *req, int *fds, siz
         aidp_proto_send(s->sock, m, NULL, 0);
         json_object_put(m);
         return st;
+}
+
+/* Wait (following) until the run has ended or the client went away. 1 with
+ * *status when it ended, 0 when the client left. */
+static int wait_ended(struct aidp_daemon_session *s, const char *id, int *status)
+{
+        for (;;) {
+                if (aidp_runlog_status(s->cfg->log_dir, id, status) == 1)
+                        return 1;
+                pid_t pid;
+                uid_t uid;
+                /* Gone from the registry without a status: its worker died
+                 * (gc recorded the run's end). */
+                if (aidp_registry_find(s->cfg->state_dir, id, &pid, &uid) < 0 &&
+                    aidp_runlog_status(s->cfg->log_dir, id, status) != 1) {
+                        *status = AIDP_EXIT_INTERNAL;
+                        return 1;
+                }
+                struct pollfd p = {.fd = s->sock, .events = POLLIN};
+                if (poll(&p, 1, 100) > 0)
+                        return 0; /* anything from the client, or its end: it is done */
+        }
+}
+
+static int do_logs(struct aidp_daemon_session *s, json_object *req)
+{
+        const char *id = NULL;
+        aidp_error err = {0};
+        json_object *fv = NULL;
+        bool follow = json_object_object_get_ex(req, "follow", &fv) && json_object_get_boolean(fv);
+        if (aidp_proto_get_str(req, "run_id", true, &id, &err) < 0) {
+                aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, err.msg);
+                return AIDP_EXIT_USAGE;
+        }
+        int fd = aidp_runlog_open(s->cfg->log_dir, id, s->peer.uid);
+        if (fd < 0) {
+                char msg[256];
+                snprintf(msg, sizeof msg,
+                         "no detached run %.64s of yours has a log (aidp ps; a log is kept "
+                         "for a while after its run ends, then shredded)",
+                         id);
+                aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, msg);
+                return AIDP_EXIT_USAGE;
+        }
+        int status = 0;
+        bool ended = aidp_runlog_status(s->cfg->log_dir, id, &status) == 1;
+        json_object *m = aidp_proto_msg("log");
+        json_object_object_add(m, "run_id", json_object_new_string(id));
+        json_object_object_add(m, "ended", json_object_new_boolean(ended));
+        if (ended)
+                json_object_object_add(m, "status", json_object_new_int(status));
+        int r = aidp_proto_send(s->sock, m, &fd, 1);
+        json_object_put(m);
+        close(fd);
+        if (r < 0 || ended || !follow || wait_ended(s, id, &status) == 0)
+                return 0;
+        m = aidp_proto_msg("exit");
+        json_object_object_add(m, "status", json_object_new_int(status));
+        aidp_proto_send(s->sock, m, NULL, 0);
+        json_object_put(m);
+        return 0;
 }
 
 static int serve_one(struct aidp_daemon_session *s)
@@ -195,9 +303,11 @@ static int serve_one(struct aidp_daemon_session *s)
                 st = do_ps(s);
         } else if (!strcmp(op, "stop")) {
                 st = do_stop(s, req);
+        } else if (!strcmp(op, "logs")) {
+                st = do_logs(s, req);
         } else {
                 char msg[128];
-                snprintf(msg, sizeof msg, "unknown op \"%.32s\" (run, ps, stop)", op);
+                snprintf(msg, sizeof msg, "unknown op \"%.32s\" (run, ps, stop, logs)", op);
                 aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, msg);
                 st = AIDP_EXIT_USAGE;
         }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,6 +114,51 @@ static int create_key(const char *path, aidp_error *err)
         return 0;
 }
 
+/* The preloaded key (aidp_lineage_key_preload): a locked page, its file's
+ * identity when it was read. */
+static struct {
+        unsigned char *page;
+        char path[4096];
+        struct stat st;
+} g_warm_key;
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mode == b->st_mode && a->st_uid == b->st_uid &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+int aidp_lineage_key_preload(const char *key_path, aidp_error *err)
+{
+        const char *path = pick(key_path, AIDP_LINEAGE_ENV_KEY, AIDP_LINEAGE_DEFAULT_KEY);
+        if (!g_warm_key.page) {
+                void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                               0);
+                if (p == MAP_FAILED)
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "mmap");
+                /* Never swapped out, never in a core dump. */
+                if (mlock(p, 4096) < 0 || madvise(p, 4096, MADV_DONTDUMP) < 0) {
+                        int e = errno;
+                        munmap(p, 4096);
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e,
+                                                "locking memory for the lineage key");
+                }
+                g_warm_key.page = p;
+        }
+        g_warm_key.path[0] = '\0';
+        int r = aidp_lineage_key_load(path, true, g_warm_key.page, err);
+        if (r < 0)
+                return r;
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "lineage key %s", path);
+        g_warm_key.st = st;
+        snprintf(g_warm_key.path, sizeof g_warm_key.path, "%s", path);
+        return 0;
+}
+
 int aidp_lineage_key_load(const char *path, bool create, unsigned char key[AIDP_LINEAGE_KEY_LEN],
                           aidp_error *err)
 {
@@ -145,6 +191,11 @@ int aidp_lineage_key_load(const char *path, bool create, unsigned char key[AIDP_
                 return aidp_error_set(err, AIDP_EXIT_LINEAGE, EINVAL,
                                       "lineage key %s is %lld bytes, expected %d", path,
                                       (long long)st.st_size, AIDP_LINEAGE_KEY_LEN);
+        if (g_warm_key.path[0] && key != g_warm_key.page && !strcmp(path, g_warm_key.path) &&
+            same_file(&st, &g_warm_key.st)) {
+                memcpy(key, g_warm_key.page, AIDP_LINEAGE_KEY_LEN);
+                return 0;
+        }
         int r = aidp_lineage_pread_exact(kfd, (char *)key, AIDP_LINEAGE_KEY_LEN, 0);
         if (r < 0)
                 return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "reading lineage key %s", path);

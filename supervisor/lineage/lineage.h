@@ -68,6 +68,12 @@ int aidp_lineage_verify_file_collect(const char *path, const char *anchor_path, 
                                      const unsigned char *key, bool collect,
                                      struct aidp_lineage_verify *v, aidp_error *err);
 
+/* A process that serves many runs (aidp-supervisor serve) keeps the host key
+ * of key_path (NULL: as aidp_lineage_open picks it; created when missing) in
+ * one locked page that is never dumped, read once. aidp_lineage_key_load still
+ * opens the file and makes every check each time; it reads the bytes again
+ * only when the file is not the one preloaded (inode, size, times). 0 or < 0. */
+int aidp_lineage_key_preload(const char *key_path, aidp_error *err);
 /* Load/create the key file with the permission checks of docs/lineage.md. */
 int aidp_lineage_key_load(const char *path, bool create, unsigned char key[AIDP_LINEAGE_KEY_LEN],
                           aidp_error *err);

@@ -17,6 +17,7 @@
 #include "common/strv.h"
 #include "supervisor/lineage/lineage.h"
 #include "supervisor/run/policy_decide.h"
+#include "supervisor/run/warm.h"
 #include "supervisor/sealed/codec/sealed_format.h"
 
 _Static_assert(AIDP_TAGS_MAX == AIDP_SEALED_MAX_TAGS,
@@ -49,15 +50,20 @@ static int no_policy_for_data(const char *dir, const char *user, aidp_error *err
 int aidp_run_policy_require_for_data(const char *user, aidp_error *err)
 {
         static const char *const files[] = {"host.yaml", "residency.yaml", "access.yaml"};
+        /* Where the decision will look (aidp_run_policy_decide): the test
+         * build's AIDP_POLICY_DIR when root started us (a daemon's worker). */
+        const char *dir = aidp_run_root_directly() ? getenv(AIDP_POLICY_DIR_ENV) : NULL;
+        if (!dir || !*dir)
+                dir = AIDP_POLICY_DIR_DEFAULT;
         char p[PATH_MAX];
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-                snprintf(p, sizeof p, "%s/%s", AIDP_POLICY_DIR_DEFAULT, files[i]);
+                snprintf(p, sizeof p, "%s/%s", dir, files[i]);
                 /* lstat: a dangling symlink is there, and its load fails (119) */
                 struct stat st;
                 if (lstat(p, &st) == 0)
                         return 0;
         }
-        return no_policy_for_data(AIDP_POLICY_DIR_DEFAULT, user, err);
+        return no_policy_for_data(dir, user, err);
 }
 
 /* Keep only the egress rules the decision kept. */
@@ -184,7 +190,10 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
                 .trust_env = false,
                 .require_root_owned = true,
         };
-        int r = aidp_policy_set_load(&src, &p->set, err);
+        /* A daemon's warm copy when none of the files changed (warm.h). */
+        int r = aidp_run_warm_policy_take(p->dir, &p->set)
+                        ? 0
+                        : aidp_policy_set_load(&src, &p->set, err);
         if (r < 0)
                 return aidp_error_wrap(err, "loading the access and residency policy");
         p->enforced = aidp_policy_set_installed(&p->set);

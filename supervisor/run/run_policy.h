@@ -47,7 +47,8 @@ int aidp_run_policy_decide(struct aidp_run_policy *p, struct aidp_caller_identit
                            const struct aidp_inject *inject, aidp_error *err);
 
 /* A user's run with sealed data, before any key is touched: 0 when a policy
- * is installed in /etc/aidp, else AIDP_EXIT_DENIED naming the file to
+ * is installed in /etc/aidp (the test build: $AIDP_POLICY_DIR when root
+ * started us, as the decision reads it), else AIDP_EXIT_DENIED naming the file to
  * install with a minimal example (docs/security.md, secure defaults). */
 int aidp_run_policy_require_for_data(const char *user, aidp_error *err);
 

@@ -123,6 +123,9 @@ static void *warm_thread(void *arg)
 
 void aidp_run_warm_begin(struct run *r)
 {
+        /* A daemon's worker inherits the tables (warm.h): no thread needed. */
+        if (aidp_crypto_warmed())
+                return;
         if (AIDP_SERIAL_STARTUP) {
                 aidp_crypto_warm();
                 return;

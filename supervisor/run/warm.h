@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "profiles/seccomp_compile.h"
+#include "supervisor/run/policy_load.h"
 
 /* Compile the filter of every library profile that loads. Returns how many
  * are cached; a profile that does not load is skipped (its runs will say
@@ -18,3 +19,28 @@ size_t aidp_run_warm_seccomp(void);
 /* A copy of the cached program for this digest into out (the caller frees it
  * with aidp_bpf_free): true, or false when none is cached. */
 bool aidp_run_warm_bpf(const unsigned char digest[32], struct aidp_bpf *out);
+
+/* The rest of the host's state a run reads, loaded in the server once:
+ *   - the name service modules (getpwuid, getgrouplist): dlopen'd here, not
+ *     in every run;
+ *   - libcgroup's start-up, and the shared cgroup parents kept between runs
+ *     (aidp_cgroup_warm);
+ *   - the lineage host key in one locked page (aidp_lineage_key_preload);
+ *   - OpenSSL's provider tables (HMAC, SHA-256);
+ *   - the access, residency and host policy set (aidp_run_warm_refresh).
+ * Every check of a cold run still happens in each run: the key file and the
+ * policy files are stat'ed per run and a file that changed is loaded again,
+ * with every trust check, by the run itself (a changed file that fails a
+ * check fails the run: closed). Returns what failed to warm, as a message
+ * for the log, or NULL. */
+const char *aidp_run_warm_host(void);
+/* In the server, once per request before it forks the worker: the policy set
+ * loaded again when one of its files (or their directory) changed since. A
+ * set that no longer loads is dropped (the runs load it cold, and fail with
+ * its error). */
+void aidp_run_warm_refresh(void);
+/* The run's policy set from the warm cache: true when one is cached for dir
+ * and none of its files changed since it was loaded (checked now), and *ret
+ * takes it over (the cache is empty afterwards: one run per worker); false
+ * when the run must load it itself. */
+bool aidp_run_warm_policy_take(const char *dir, struct aidp_policy_set *ret);

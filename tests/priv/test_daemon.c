@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "daemon_util.h"
 #include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
@@ -436,30 +437,12 @@ Test(daemon, signals_are_forwarded_and_the_status_comes_back)
 
 static char *wait_lineage(const char *run_id, const char *type, int timeout_ms)
 {
-        char needle[96];
-        TEST_SNPRINTF(needle, "\"eventType\":\"%s\"", type);
-        for (int t = 0; t < timeout_ms; t += 100) {
-                size_t len = 0;
-                char *all = aidp_test_slurp(logp, &len);
-                for (char *line = all ? strtok(all, "\n") : NULL; line; line = strtok(NULL, "\n"))
-                        if (strstr(line, run_id) && strstr(line, needle)) {
-                                char *r = strdup(line);
-                                free(all);
-                                return r;
-                        }
-                free(all);
-                usleep(100000);
-        }
-        return NULL;
+        return aidp_test_wait_lineage(logp, run_id, type, timeout_ms);
 }
 
 static void expect_gone(const char *run_id)
 {
-        char j[256];
-        TEST_SNPRINTF(j, "%s/%s", rundir, run_id);
-        struct stat st;
-        cr_expect_neq(stat(j, &st), 0, "the run's journal %s is left", j);
-        cr_expect(!aidp_test_cgroup_exists(run_id), "the run's cgroup is left");
+        aidp_test_expect_run_gone(rundir, run_id);
 }
 
 /* A client that goes away mid-job: the run stops, shreds and writes its end

@@ -50,6 +50,22 @@ static const struct aidp_cgroup_ops *backend(void)
         return aidp_cgroup_detect() == AIDP_CGROUP_V2 ? &aidp_cgroup_v2_ops : &aidp_cgroup_v1_ops;
 }
 
+int aidp_cgroup_warm(void)
+{
+        cgfs_warm = true;
+        return aidp_cgroup_detect() == AIDP_CGROUP_V1 ? cgv1_warm() : 0;
+}
+
+void aidp_cgroup_unwarm(void)
+{
+        if (!cgfs_warm)
+                return;
+        if (aidp_cgroup_detect() == AIDP_CGROUP_V1)
+                cgv1_unwarm();
+        else
+                rmdir(CG_ROOT "/aidp");
+}
+
 const char *aidp_cgroup_version_name(enum aidp_cgroup_version v)
 {
         switch (v) {
@@ -221,7 +237,7 @@ int aidp_cgroup_finish_start(struct aidp_cgroup *cg, const struct aidp_cgroup_li
 {
         if (cg->helper > 0)
                 return 0;
-        if (!cg->ops->create_in_helper)
+        if (!cg->ops->create_in_helper || cgfs_warm)
                 return aidp_cgroup_finish(cg, lim, err);
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)

@@ -124,6 +124,18 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err);
  * removed included. */
 size_t aidp_cgroup_paths(const struct aidp_cgroup *cg, const char **paths, size_t max);
 enum aidp_cgroup_version aidp_cgroup_version_of(const struct aidp_cgroup *cg);
+/* For a process that serves many runs (aidp-supervisor serve), before it
+ * forks its workers: libcgroup's start-up done once (v1; each run's helper
+ * inherits it), and the shared parents ("aidp") kept when a run ends instead
+ * of removed and made again by the next run. From then on
+ * aidp_cgroup_finish_start finishes on the spot, without a helper process:
+ * with libcgroup started, the work is cheaper than forking the caller. 0 or
+ * -errno. */
+int aidp_cgroup_warm(void);
+/* When such a process stops: the default shared parents it kept are removed
+ * where they are empty (runs still going keep theirs; gc removes a parent it
+ * empties). */
+void aidp_cgroup_unwarm(void);
 /* gc: kill every process of a cgroup directory but `keep`, waiting (bounded). */
 int aidp_cgroup_path_kill_except(const char *path, pid_t keep);
 /* gc: kill and remove a cgroup directory left by a dead supervisor. */

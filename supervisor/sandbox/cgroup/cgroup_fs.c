@@ -207,6 +207,8 @@ int cgfs_rmdir_retry(const char *path)
         return -EBUSY;
 }
 
+bool cgfs_warm;
+
 void cgfs_remove_dirs_from(struct aidp_cgroup *cg, size_t from)
 {
         for (size_t i = cg->n_dirs; i-- > from;) {
@@ -215,8 +217,9 @@ void cgfs_remove_dirs_from(struct aidp_cgroup *cg, size_t from)
                 if (cgfs_rmdir_retry(cg->dirs[i].path) == 0)
                         cg->dirs[i].gone = true;
                 /* The shared parent goes when the last run using it ends;
-                 * ENOTEMPTY/EBUSY just means another run still uses it. */
-                if (cg->dirs[i].parent[0])
+                 * ENOTEMPTY/EBUSY just means another run still uses it.
+                 * A daemon keeps it for its next run (aidp_cgroup_warm). */
+                if (cg->dirs[i].parent[0] && !cgfs_warm)
                         rmdir(cg->dirs[i].parent);
         }
 }

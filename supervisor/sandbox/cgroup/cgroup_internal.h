@@ -56,6 +56,14 @@ struct aidp_cgroup_ops {
 };
 
 extern const struct aidp_cgroup_ops aidp_cgroup_v1_ops;
+/* libcgroup's start-up, once (aidp_cgroup_warm). 0 or -EIO. */
+int cgv1_warm(void);
+/* The default shared parents removed where they are empty (aidp_cgroup_unwarm). */
+void cgv1_unwarm(void);
+/* aidp_cgroup_warm was called: the shared parents stay when a run ends, and
+ * finish_start finishes on the spot (libcgroup is started already: a fork of
+ * the caller would cost more than the work). */
+extern bool cgfs_warm;
 extern const struct aidp_cgroup_ops aidp_cgroup_v2_ops;
 
 struct cgroup; /* libcgroup's handle, only cgroup_v1.c looks inside */

@@ -31,7 +31,8 @@ static int lcg_status(int rc)
         return EIO;
 }
 
-/* libcgroup reads the mount table and its controller list once per process. */
+/* libcgroup reads the mount table and its controller list once per process
+ * (the daemon's server once for every worker it forks: cgv1_warm). */
 static int lcg_init(void)
 {
         static bool inited;
@@ -41,6 +42,29 @@ static int lcg_init(void)
         if (rc == 0)
                 inited = true;
         return rc;
+}
+
+int cgv1_warm(void)
+{
+        return lcg_init() == 0 ? 0 : -EIO;
+}
+
+void cgv1_unwarm(void)
+{
+        char self[PATH_MAX], dir[PATH_MAX];
+        for (size_t i = 0; i < CG_V1_MAX && lcg_init() == 0; i++) {
+                char *mnt = NULL;
+                self[0] = '\0';
+                if (cgroup_get_subsys_mount_point(controllers[i], &mnt) == 0 &&
+                    cgfs_self(controllers[i], self, sizeof self) == 0 &&
+                    cgfs_path(dir, sizeof dir, "%s%s/aidp", mnt, self) == 0)
+                        rmdir(dir);
+                free(mnt);
+        }
+        self[0] = '\0';
+        if (cgfs_self("", self, sizeof self) == 0 &&
+            cgfs_path(dir, sizeof dir, CG_ROOT "/unified%s/aidp", self) == 0)
+                rmdir(dir);
 }
 
 static int find_dir(const struct aidp_cgroup *cg, const char *ctrl)

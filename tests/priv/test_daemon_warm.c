@@ -1,0 +1,435 @@
+/* aidp-supervisor serve, the rest of issue 16 (docs/protocol.md): a client
+ * that disconnects while its sealed data is being decrypted into /data, the
+ * warm policy reloaded when its files change (and failing closed on a bad
+ * change), detached runs with their logs, and the per-uid connection limit.
+ * With real unprivileged users and a daemon of the test's own. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/exitcodes.h"
+#include "daemon_util.h"
+#include "lineage_util.h"
+#include "policy_util.h"
+#include "priv.h"
+#include "runner.h"
+#include "supervisor/daemon/proto.h"
+#include "testusers.h"
+#include "tests/sealed_util.h"
+
+#define AIDP_RUN_BIN AIDP_BINARY_DIR "/aidp-run"
+#define AIDP_BIN     AIDP_BINARY_DIR "/aidp"
+
+static struct aidp_test_user A, B;
+static struct aidp_proc P, Q;
+static char *T;
+static char sock[100], rundir[1024], logp[1024], keyp[1024], keydir[1024], policy[1024], data[1024];
+static pid_t daemon_pid;
+static bool ready;
+
+/* The daemon, as the test build, with the test's key, keys and policy, and
+ * the extra options given (NULL-terminated). */
+static void daemon_start(const char *const *extra)
+{
+        struct group *g = getgrgid(A.gid);
+        cr_assert_not_null(g);
+        char group[64];
+        TEST_SNPRINTF(group, "%s", g->gr_name);
+        daemon_pid = fork();
+        cr_assert_geq(daemon_pid, 0);
+        if (daemon_pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
+                setenv("AIDP_LINEAGE_KEY", keyp, 1);
+                setenv("AIDP_KEY_DIR", keydir, 1);
+                setenv("AIDP_POLICY_DIR", policy, 1);
+                int null = open("/dev/null", O_RDWR);
+                dup2(null, 0);
+                const char *a[32] = {AIDP_SUPERVISOR, "serve", "--socket",  sock, "--group", group,
+                                     "--run-dir",     rundir,  "--lineage", logp};
+                size_t n = 10;
+                for (size_t i = 0; extra && extra[i] && n < 31; i++)
+                        a[n++] = extra[i];
+                a[n] = NULL;
+                execv(AIDP_SUPERVISOR, (char **)a);
+                _exit(127);
+        }
+        for (int i = 0; i < 500; i++) {
+                struct stat st;
+                if (stat(sock, &st) == 0 && st.st_gid == A.gid)
+                        return;
+                usleep(10000);
+        }
+        cr_assert_fail("the daemon did not listen on %s", sock);
+}
+
+static void daemon_stop(void)
+{
+        if (daemon_pid <= 0)
+                return;
+        kill(daemon_pid, SIGTERM);
+        waitpid(daemon_pid, NULL, 0);
+        daemon_pid = 0;
+        unlink(sock);
+}
+
+static void seal_big(void)
+{
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keydir, "warm-key", &err), 0, "%s", err.msg);
+        char src[4200], f[4300];
+        TEST_SNPRINTF(src, "%s/src", T);
+        mkdir_p(src, 0755);
+        /* Large enough that decrypting it takes a while: the client is
+         * killed while /data is being filled. */
+        for (int i = 0; i < 4; i++) {
+                TEST_SNPRINTF(f, "%s/part%d.bin", src, i);
+                write_file(f, 48u * 1048576, 0644, (unsigned)i + 1);
+        }
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params p = {0};
+        meta_default(&p.meta, "bigdata");
+        strcpy(p.meta.key_id, "warm-key");
+        TEST_SNPRINTF(data, "%s/big.sealed", T);
+        cr_assert_eq(seal_path(src, data, &p, &k, NULL, &err), 0, "%s", err.msg);
+        aidp_keys_free(&k);
+        chmod(data, 0644);
+}
+
+/* The policy grants u1 (and u2) every run. */
+static void grant(const char *u1, const char *u2)
+{
+        aidp_test_policy_allow(policy, u1, NULL, NULL);
+        unsetenv("AIDP_POLICY_DIR");
+        if (u2) {
+                char f[1100];
+                TEST_SNPRINTF(f, "%s/access.yaml", policy);
+                FILE *fp = fopen(f, "a");
+                cr_assert_not_null(fp);
+                fprintf(fp, "  %s: {roles: [tests]}\n", u2);
+                cr_assert_eq(fclose(fp), 0);
+        }
+}
+
+static void setup(void)
+{
+        if (geteuid() != 0)
+                return;
+        T = tmpdir_new();
+        chmod(T, 0755);
+        if (aidp_test_user_create("w", &A) < 0 || aidp_test_user_create("x", &B) < 0)
+                return;
+        TEST_SNPRINTF(sock, "%s/aidp.sock", T);
+        TEST_SNPRINTF(rundir, "%s/run", T);
+        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
+        TEST_SNPRINTF(keyp, "%s/lineage.key", T);
+        TEST_SNPRINTF(keydir, "%s/keys", T);
+        TEST_SNPRINTF(policy, "%s/policy", T);
+        /* B may connect too (the socket's group is A's) */
+        struct group *g = getgrgid(A.gid);
+        if (!g || aidp_test_sh("usermod -aG %s %s", g->gr_name, B.name) != 0)
+                return;
+        grant(A.name, B.name);
+        ready = true;
+}
+
+static void teardown(void)
+{
+        daemon_stop();
+        aidp_test_gc(rundir);
+        aidp_test_users_cleanup();
+        if (T)
+                tmpdir_rm(T);
+        T = NULL;
+}
+
+TestSuite(daemon_warm, .init = setup, .fini = teardown, .timeout = 240);
+
+#define NEED(...)                                                                                  \
+        do {                                                                                       \
+                AIDP_REQUIRE_ROOT();                                                               \
+                cr_assert(ready, "test users or files could not be made");                         \
+                const char *extra_[] = {__VA_ARGS__ NULL};                                         \
+                daemon_start(extra_);                                                              \
+        } while (0)
+
+/* argv[0] (aidp-run or aidp) as u, with --socket after argv[1] for aidp. */
+static int as_user(struct aidp_proc *p, const struct aidp_test_user *u, bool wait,
+                   const char *const *args)
+{
+        char ruid[32], rgid[32];
+        TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)u->uid);
+        TEST_SNPRINTF(rgid, "--regid=%u", (unsigned)u->gid);
+        char *a[64] = {"/usr/bin/setpriv", ruid, rgid, "--init-groups", "--"};
+        size_t n = 5;
+        a[n++] = (char *)args[0];
+        size_t i = 1;
+        if (!strcmp(args[0], AIDP_BIN))
+                a[n++] = (char *)args[i++];
+        a[n++] = "--socket";
+        a[n++] = sock;
+        for (; args[i] && n < 63; i++)
+                a[n++] = (char *)args[i];
+        a[n] = NULL;
+        if (wait)
+                return aidp_test_run(p, a);
+        cr_assert_eq(aidp_test_spawn(p, a), 0);
+        return 0;
+}
+
+static char *wait_lineage(const char *run_id, const char *type, int timeout_ms)
+{
+        return aidp_test_wait_lineage(logp, run_id, type, timeout_ms);
+}
+
+static void expect_gone(const char *run_id)
+{
+        aidp_test_expect_run_gone(rundir, run_id);
+}
+
+/* The pid and run id of the one run in the daemon's registry. */
+static pid_t registered(char *run_id, size_t size, int timeout_ms)
+{
+        char reg[4300];
+        TEST_SNPRINTF(reg, "%s/.daemon", rundir);
+        for (int t = 0; t < timeout_ms; t += 20) {
+                DIR *d = opendir(reg);
+                for (struct dirent *e; d && (e = readdir(d));) {
+                        if (e->d_name[0] == '.')
+                                continue;
+                        char p[4400];
+                        TEST_SNPRINTF(p, "%s/%s", reg, e->d_name);
+                        size_t len = 0;
+                        char *s = aidp_test_slurp(p, &len);
+                        json_object *o = s ? json_tokener_parse(s) : NULL, *v;
+                        free(s);
+                        if (o && json_object_object_get_ex(o, "run_id", &v)) {
+                                snprintf(run_id, size, "%s", json_object_get_string(v));
+                                json_object_put(o);
+                                closedir(d);
+                                return (pid_t)atoi(e->d_name);
+                        }
+                        json_object_put(o);
+                }
+                if (d)
+                        closedir(d);
+                usleep(20000);
+        }
+        return 0;
+}
+
+/* Bytes a process has read (its sealed input, while it decrypts it). */
+static long long rchar(pid_t pid)
+{
+        char p[64], buf[1024];
+        TEST_SNPRINTF(p, "/proc/%d/io", (int)pid);
+        FILE *f = fopen(p, "re");
+        long long v = -1;
+        while (f && fgets(buf, sizeof buf, f))
+                if (sscanf(buf, "rchar: %lld", &v) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        return v;
+}
+
+/* A client killed while its 192 MiB of sealed data is decrypted into /data:
+ * the job never starts, /data is shredded, the end record is ABORT, nothing
+ * of the run is left. */
+Test(daemon_warm, client_disconnect_during_injection_shreds_and_aborts)
+{
+        NEED();
+        seal_big();
+        grant(A.name, NULL);
+        const char *a[] = {AIDP_RUN_BIN, "-q",      "--no-cwd", "--data",       data,
+                           "--",         "/bin/sh", "-c",       "echo JOB-RAN", NULL};
+        as_user(&P, &A, false, a);
+        char run_id[64] = "";
+        pid_t worker = registered(run_id, sizeof run_id, 30000);
+        cr_assert_gt(worker, 0, "no run registered");
+        long long base = rchar(worker);
+        bool injecting = false;
+        for (int t = 0; t < 30000 && !injecting; t += 2) {
+                long long now = rchar(worker);
+                injecting = now >= 0 && base >= 0 && now - base > 8 * 1048576;
+                if (!injecting)
+                        usleep(2000);
+        }
+        if (!injecting) {
+                kill(P.pid, SIGKILL);
+                aidp_test_finish(&P);
+                cr_assert_fail("the worker never read the sealed data (%lld -> %lld): %s", base,
+                               rchar(worker), P.err);
+        }
+        kill(P.pid, SIGKILL);
+        aidp_test_reap(&P);
+        char *end = wait_lineage(run_id, "ABORT", 120000);
+        cr_assert_not_null(end, "no ABORT record for run %s", run_id);
+        cr_expect(strstr(end, "\"aidp_shred\"") && strstr(end, "\"verified\":true"), "%s", end);
+        free(end);
+        cr_expect(!strstr(P.out, "JOB-RAN"), "the job ran after its client was gone");
+        expect_gone(run_id);
+}
+
+/* The warm policy follows its files: a change of access.yaml takes effect at
+ * the next request, and a change that makes a file untrustworthy (group
+ * writable) or unreadable fails the run instead of falling back to the
+ * copy in memory. */
+Test(daemon_warm, policy_is_reloaded_on_change_and_fails_closed)
+{
+        NEED();
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--", "/bin/echo", "ALLOWED", NULL};
+        grant(A.name, NULL);
+        cr_expect_eq(as_user(&P, &A, true, a), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "ALLOWED\n");
+        /* the grant moves to B */
+        grant(B.name, NULL);
+        cr_expect_eq(as_user(&P, &A, true, a), AIDP_EXIT_DENIED, "%s", P.err);
+        cr_expect_eq(as_user(&Q, &B, true, a), 0, "%s", Q.err);
+        /* group-writable: refused, with the file named */
+        char f[4300];
+        TEST_SNPRINTF(f, "%s/access.yaml", policy);
+        cr_assert_eq(chmod(f, 0664), 0);
+        cr_expect_eq(as_user(&Q, &B, true, a), AIDP_EXIT_CONFIG, "%s", Q.err);
+        cr_expect(strstr(Q.err, "access.yaml") != NULL, "%s", Q.err);
+        /* a syntax error: refused, not the last good copy */
+        cr_assert_eq(chmod(f, 0644), 0);
+        cr_assert_eq(aidp_test_sh("printf 'kind: [' > %s", f), 0);
+        cr_expect_eq(as_user(&Q, &B, true, a), AIDP_EXIT_CONFIG, "%s", Q.err);
+        /* back to A's grant: allowed again */
+        grant(A.name, NULL);
+        cr_expect_eq(as_user(&P, &A, true, a), 0, "%s", P.err);
+        cr_expect_eq(as_user(&Q, &B, true, a), AIDP_EXIT_DENIED, "%s", Q.err);
+}
+
+static char *log_path(const char *run_id)
+{
+        static char p[4400];
+        TEST_SNPRINTF(p, "%s/.logs/%s.log", rundir, run_id);
+        return p;
+}
+
+/* aidp-run --detach prints the run id and returns; the output goes to a log
+ * only the caller can read (aidp logs; B is told there is none of theirs);
+ * aidp ps marks the run; aidp stop ends it with shred and end record;
+ * --follow ends with the run's status; past retention the log is shredded. */
+Test(daemon_warm, detached_run_logs_and_stop)
+{
+        NEED();
+        const char *a[] = {AIDP_RUN_BIN, "-q",      "--no-cwd", "--detach",
+                           "--",         "/bin/sh", "-c",       "echo READY; sleep 100",
+                           NULL};
+        cr_assert_eq(as_user(&P, &A, true, a), 0, "%s", P.err);
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "%.36s", P.out);
+        cr_assert_eq(strlen(run_id), 36, "no run id: %s / %s", P.out, P.err);
+        struct stat st;
+        cr_assert_eq(stat(log_path(run_id), &st), 0, "%s", log_path(run_id));
+        cr_expect_eq(st.st_uid, A.uid);
+        cr_expect_eq(st.st_mode & 0777, 0600);
+        const char *ps[] = {AIDP_BIN, "ps", "--json", NULL};
+        cr_assert_eq(as_user(&Q, &A, true, ps), 0, "%s", Q.err);
+        cr_expect(strstr(Q.out, run_id) && strstr(Q.out, "\"detached\":true"), "%s", Q.out);
+        const char *follow[] = {AIDP_BIN, "logs", "--follow", run_id, NULL};
+        as_user(&P, &A, false, follow);
+        cr_expect(aidp_test_wait_output(&P, "READY", 30000), "%s", P.err);
+        const char *logs[] = {AIDP_BIN, "logs", run_id, NULL};
+        cr_expect_eq(as_user(&Q, &B, true, logs), AIDP_EXIT_USAGE, "%s", Q.out);
+        cr_expect(strstr(Q.err, "of yours") != NULL, "%s", Q.err);
+        cr_expect(!strstr(Q.out, "READY"), "B read A's log");
+        const char *stop[] = {AIDP_BIN, "stop", run_id, NULL};
+        cr_assert_eq(as_user(&Q, &A, true, stop), 0, "%s", Q.err);
+        int rc = aidp_test_finish(&P);
+        cr_expect_eq(rc, 128 + SIGTERM, "logs --follow: %d %s", rc, P.err);
+        char *end = wait_lineage(run_id, "ABORT", 60000);
+        cr_assert_not_null(end, "no end record for the stopped run %s", run_id);
+        cr_expect(strstr(end, "\"aidp_shred\"") != NULL, "%s", end);
+        free(end);
+        expect_gone(run_id);
+        /* after the run: still readable, within retention */
+        cr_expect_eq(as_user(&Q, &A, true, logs), 0, "%s", Q.err);
+        cr_expect(strstr(Q.out, "READY") != NULL, "%s", Q.out);
+        /* a daemon with a retention of 1s shreds it */
+        daemon_stop();
+        sleep(2);
+        const char *ret[] = {"--log-retention", "1s", NULL};
+        daemon_start(ret);
+        for (int t = 0; t < 50 && stat(log_path(run_id), &st) == 0; t++)
+                usleep(100000);
+        cr_expect_neq(stat(log_path(run_id), &st), 0, "the log outlived its retention");
+}
+
+/* One user's flood (idle connections up to the limit) leaves room for
+ * another user; the flooder is told why; detached runs do not count. */
+Test(daemon_warm, one_users_flood_does_not_block_another)
+{
+        NEED("--max-clients-per-user", "3", "--request-timeout", "60s", );
+        int conns[3], pp[2];
+        cr_assert_eq(pipe(pp), 0);
+        pid_t holder = fork();
+        cr_assert_geq(holder, 0);
+        if (holder == 0) {
+                close(pp[0]);
+                gid_t g = A.gid;
+                if (setgroups(1, &g) < 0 || setresgid(A.gid, A.gid, A.gid) < 0 ||
+                    setresuid(A.uid, A.uid, A.uid) < 0)
+                        _exit(99);
+                for (int i = 0; i < 3; i++) {
+                        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+                        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+                        conns[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                        if (conns[i] < 0 || connect(conns[i], (void *)&sa, sizeof sa) < 0)
+                                _exit(98);
+                }
+                if (write(pp[1], "x", 1) != 1)
+                        _exit(97);
+                pause();
+                _exit(0);
+        }
+        close(pp[1]);
+        char c;
+        cr_assert_eq(read(pp[0], &c, 1), 1, "A's connections were not made");
+        close(pp[0]);
+        usleep(200000); /* the server has accepted them */
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--", "/bin/echo", "RAN", NULL};
+        int rc = as_user(&P, &A, true, a);
+        cr_expect_eq(rc, AIDP_EXIT_INTERNAL, "A's 4th connection: %d %s", rc, P.err);
+        cr_expect(strstr(P.err, "max-clients-per-user") != NULL, "%s", P.err);
+        cr_expect_eq(as_user(&Q, &B, true, a), 0, "B was blocked: %s", Q.err);
+        cr_expect_str_eq(Q.out, "RAN\n");
+        kill(holder, SIGKILL);
+        waitpid(holder, NULL, 0);
+        /* three detached runs of A, then a 4th run attached: room still */
+        const char *d[] = {AIDP_RUN_BIN, "-q",         "--no-cwd", "--detach",
+                           "--",         "/bin/sleep", "60",       NULL};
+        char ids[3][64];
+        for (int i = 0; i < 3; i++) {
+                usleep(100000);
+                cr_assert_eq(as_user(&P, &A, true, d), 0, "detached run %d: %s", i, P.err);
+                TEST_SNPRINTF(ids[i], "%.36s", P.out);
+        }
+        cr_expect_eq(as_user(&P, &A, true, a), 0, "detached runs counted: %s", P.err);
+        for (int i = 0; i < 3; i++) {
+                const char *stop[] = {AIDP_BIN, "stop", ids[i], NULL};
+                as_user(&Q, &A, true, stop);
+        }
+        for (int i = 0; i < 3; i++) {
+                char *end = wait_lineage(ids[i], "ABORT", 60000);
+                cr_expect_not_null(end, "no end record for %s", ids[i]);
+                free(end);
+        }
+}
