@@ -23,6 +23,10 @@ const char *aidp_residency_join(char *buf, size_t size, char *const *v, size_t n
 
 void aidp_residency_decide_access(struct aidp_dctx *c);
 void aidp_residency_decide_leak_scan(struct aidp_dctx *c);
+/* Record the views of the roles granting dataset i (decide_views.c). */
+void aidp_residency_decide_views(struct aidp_dctx *c, size_t i,
+                                 const struct aidp_role *const *roles, size_t n);
+void aidp_residency_views_free(struct aidp_dataset_views *v, size_t n);
 void aidp_residency_decide_placement(struct aidp_dctx *c);
 void aidp_residency_decide_egress(struct aidp_dctx *c);
 void aidp_residency_decide_output_key(struct aidp_dctx *c);

@@ -68,6 +68,25 @@ static struct json_object *dataset_json(const struct aidp_dataset_facts *f)
         return TAKE_PTR(o);
 }
 
+/* [{"role": R, "view": V|null, "source": S|null}, ...]: the granting roles
+ * and their views (null: labelled columns dropped). */
+static struct json_object *views_json(const struct aidp_dataset_views *v)
+{
+        _cleanup_(json_object_putp) struct json_object *a = json_object_new_array();
+        for (size_t i = 0; a && i < v->n_grants; i++) {
+                struct json_object *g = json_object_new_object();
+                if (!g || json_object_array_add(a, g) < 0) {
+                        json_object_put(g);
+                        return NULL;
+                }
+                if (add_str(g, "role", v->grants[i].role) < 0 ||
+                    add_str(g, "view", v->grants[i].view) < 0 ||
+                    add_str(g, "source", v->grants[i].source) < 0)
+                        return NULL;
+        }
+        return TAKE_PTR(a);
+}
+
 static struct json_object *reason_json(const struct aidp_reason *r)
 {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
@@ -97,6 +116,10 @@ struct json_object *aidp_residency_decision_to_json(const struct aidp_decision *
                 return NULL;
         for (size_t i = 0; i < d->n_datasets; i++) {
                 struct json_object *x = dataset_json(&d->datasets[i]);
+                if (x && d->views && add(x, "views", views_json(&d->views[i])) < 0) {
+                        json_object_put(x);
+                        return NULL;
+                }
                 if (!x || json_object_array_add(ds, x) < 0) {
                         json_object_put(x);
                         return NULL;
