@@ -471,3 +471,84 @@ Test(cli_policy, explain_without_any_policy_matches_the_run)
         free(out);
         free(err);
 }
+
+/* Views (issue 18): the shipped example passes with its keys.yaml; a token key
+ * keys.yaml does not declare with purpose tokenize is an error (every run
+ * through the view would be refused); an unused view is a warning. */
+Test(cli_policy, check_validates_the_views_token_keys)
+{
+        char *out, *err;
+        cr_assert_eq(aidp("policy check --keys-config examples/policy/keys.yaml "
+                          "examples/policy/access.yaml",
+                          &out, &err),
+                     0, "%s", err);
+        cr_assert(strstr(out, "examples/policy/access.yaml: ok: AccessPolicy (5 roles, 5 users, 3 "
+                              "groups, 2 deny rules, 1 views)"),
+                  "%s", out);
+        free(out);
+        free(err);
+
+        char dir[] = "/tmp/aidp-views-XXXXXX", pol[64], keys[64], args[256];
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(pol, sizeof pol, "%s/access.yaml", dir);
+        snprintf(keys, sizeof keys, "%s/keys.yaml", dir);
+        write_policy(keys,
+                     "provider: file\nkeys:\n  tok: {purpose: tokenize}\n  kek: {purpose: kek}\n",
+                     0644);
+        write_policy(
+                pol,
+                "apiVersion: aidp/v1\nkind: AccessPolicy\nviews:\n"
+                "  a:\n    labels:\n"
+                "      pii.direct: {tokenize: {mode: hmac, domain: d, key: tok}}\n"
+                "  b:\n    columns:\n"
+                "      email: {tokenize: {mode: siv, domain: d, key: kek}}\n"
+                "      ssn: {tokenize: {mode: hmac, domain: d, key: nokey}}\n"
+                "  unused: {labels: {phi: raw}}\n"
+                "roles:\n  r: {operations: [run], view: a}\n  s: {operations: [run], view: b}\n",
+                0644);
+        snprintf(args, sizeof args, "policy check --keys-config %s %s", keys, pol);
+        cr_assert_eq(aidp(args, &out, &err), 1, "%s", out);
+        char want[512];
+        snprintf(want, sizeof want,
+                 "%s:7: views.b.columns.email: key 'kek' has purpose kek in %s, expected tokenize",
+                 pol, keys);
+        cr_assert(strstr(err, want), "%s", err);
+        snprintf(want, sizeof want,
+                 "%s:7: views.b.columns.ssn: key 'nokey' is not declared in %s (add it with: "
+                 "aidp keygen nokey --purpose tokenize)",
+                 pol, keys);
+        cr_assert(strstr(err, want), "%s", err);
+        snprintf(want, sizeof want, "warning: %s:11: views.unused: no role uses this view", pol);
+        cr_assert(strstr(err, want), "%s", err);
+        cr_assert_null(strstr(err, "views.a."), "key tok is fine: %s", err);
+        free(out);
+        free(err);
+
+        /* Fixed keys: the warning alone does not fail the check. */
+        write_policy(keys,
+                     "provider: file\nkeys:\n  tok: {purpose: tokenize}\n"
+                     "  kek: {purpose: tokenize}\n  nokey: {purpose: tokenize}\n",
+                     0644);
+        cr_assert_eq(aidp(args, &out, &err), 0, "%s", err);
+        cr_assert(strstr(err, "views.unused: no role uses this view"), "%s", err);
+        free(out);
+        free(err);
+
+        /* A role naming a view that does not exist: position and suggestion. */
+        write_policy(pol,
+                     "apiVersion: aidp/v1\nkind: AccessPolicy\nviews:\n"
+                     "  research: {labels: {phi: raw}}\n"
+                     "roles:\n  r: {operations: [run], view: reserch}\n",
+                     0644);
+        cr_assert_eq(aidp(args, &out, &err), 1, "%s", out);
+        snprintf(want, sizeof want,
+                 "%s:6:32: roles.r.view: unknown view 'reserch' (not under views:) (did you mean "
+                 "'research'?)",
+                 pol);
+        cr_assert(strstr(err, want), "%s", err);
+        free(out);
+        free(err);
+        unlink(pol);
+        unlink(keys);
+        rmdir(dir);
+}
