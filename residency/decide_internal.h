@@ -31,6 +31,12 @@ void aidp_residency_decide_placement(struct aidp_dctx *c);
 void aidp_residency_decide_egress(struct aidp_dctx *c);
 void aidp_residency_decide_output_key(struct aidp_dctx *c);
 
+/* o[key] = v, taking ownership of v also on failure (v == NULL is an
+ * allocation failure); _str adds a string, JSON null for NULL. < 0 on failure. */
+struct json_object;
+int aidp_residency_json_add(struct json_object *o, const char *key, struct json_object *v);
+int aidp_residency_json_add_str(struct json_object *o, const char *key, const char *s);
+
 /* snprintf at buf + *off, clamped: never writes past size, keeps *off <= size - 1. */
 void aidp_residency_appendf(char *buf, size_t size, size_t *off, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));

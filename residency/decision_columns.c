@@ -219,22 +219,6 @@ int aidp_residency_columns_to_text(const struct aidp_decision *d, size_t i,
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put)
 
-static int jadd(struct json_object *o, const char *key, struct json_object *v)
-{
-        if (!v)
-                return -1;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -1;
-        }
-        return 0;
-}
-
-static int jstr(struct json_object *o, const char *key, const char *s)
-{
-        return s ? jadd(o, key, json_object_new_string(s)) : json_object_object_add(o, key, NULL);
-}
-
 static int jpush(struct json_object *a, struct json_object *v)
 {
         if (!v || json_object_array_add(a, v) < 0) {
@@ -250,16 +234,18 @@ static struct json_object *column_json(const struct aidp_schema_column *c,
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
         char xf[256];
         aidp_xform_describe(w->x, xf, sizeof xf);
-        if (!o || jstr(o, "column", c->name) < 0)
+        if (!o || aidp_residency_json_add_str(o, "column", c->name) < 0)
                 return NULL;
         struct json_object *labels = json_object_new_array();
-        if (jadd(o, "labels", labels) < 0)
+        if (aidp_residency_json_add(o, "labels", labels) < 0)
                 return NULL;
         for (size_t l = 0; l < c->n_labels; l++)
                 if (jpush(labels, json_object_new_string(c->labels[l])) < 0)
                         return NULL;
-        if (jstr(o, "transform", xf) < 0 || jstr(o, "view", w->view) < 0 ||
-            jstr(o, "role", w->view ? w->role : NULL) < 0 || jstr(o, "rule", w->rule) < 0)
+        if (aidp_residency_json_add_str(o, "transform", xf) < 0 ||
+            aidp_residency_json_add_str(o, "view", w->view) < 0 ||
+            aidp_residency_json_add_str(o, "role", w->view ? w->role : NULL) < 0 ||
+            aidp_residency_json_add_str(o, "rule", w->rule) < 0)
                 return NULL;
         return TAKE_PTR(o);
 }
@@ -268,11 +254,11 @@ static int file_json(const struct aidp_dataset_views *v, const struct aidp_schem
                      struct json_object *files, aidp_error *err)
 {
         struct json_object *o = json_object_new_object();
-        if (jpush(files, o) < 0 || jstr(o, "pattern", file->pattern) < 0 ||
-            jstr(o, "format", format_name(file->format)) < 0)
+        if (jpush(files, o) < 0 || aidp_residency_json_add_str(o, "pattern", file->pattern) < 0 ||
+            aidp_residency_json_add_str(o, "format", format_name(file->format)) < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         struct json_object *cols = json_object_new_array();
-        if (jadd(o, "columns", cols) < 0)
+        if (aidp_residency_json_add(o, "columns", cols) < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         _cleanup_free_ struct column_why *why = calloc(file->n_columns + 1, sizeof *why);
         if (!why)
@@ -298,9 +284,10 @@ int aidp_residency_columns_to_json(const struct aidp_decision *d, size_t i,
                                       "the decision has no dataset %zu", i);
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
         struct json_object *files = json_object_new_array();
-        if (!o || jstr(o, "dataset", d->datasets[i].name) < 0 ||
-            jadd(o, "schema", json_object_new_boolean(schema && schema->n_files)) < 0 ||
-            jadd(o, "files", files) < 0)
+        if (!o || aidp_residency_json_add_str(o, "dataset", d->datasets[i].name) < 0 ||
+            aidp_residency_json_add(o, "schema",
+                                    json_object_new_boolean(schema && schema->n_files)) < 0 ||
+            aidp_residency_json_add(o, "files", files) < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         for (size_t k = 0; schema && k < schema->n_files; k++) {
                 int r = file_json(views_of(d, i), &schema->files[k], files, err);

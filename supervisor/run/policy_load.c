@@ -274,16 +274,6 @@ int aidp_policy_facts_from_header(const struct aidp_sealed_header *h,
         return 0;
 }
 
-/* PLACEHOLDER until views-codec's header codec (TLV 14) lands. */
-static int header_schema(const struct aidp_sealed_header *h, struct aidp_schema *ret,
-                         aidp_error *err)
-{
-        (void)h;
-        (void)err;
-        memset(ret, 0, sizeof *ret);
-        return 0;
-}
-
 static bool is_sealed_file(const char *path)
 {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -311,7 +301,8 @@ int aidp_policy_dataset_facts_load(const char *path, const char *keys_config, co
                 if (r < 0)
                         return r;
                 const struct aidp_sealed_header *h = aidp_sealed_header_of(s);
-                if (schema && (r = header_schema(h, schema, err)) < 0)
+                /* the schema is part of the authenticated header (format 3) */
+                if (schema && (r = aidp_sealed_header_schema(h, schema, err)) < 0)
                         return r;
                 if ((r = aidp_policy_facts_from_header(h, ret, err)) < 0) {
                         if (schema)
