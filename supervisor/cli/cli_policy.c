@@ -134,7 +134,7 @@ struct check_opts {
 static const struct aidp_cli_opt check_table[] = {
         AIDP_CLI_OPT("keys-config", 0, AIDP_CLI_STRING, offsetof(struct check_opts, keys_config),
                      "FILE", "keys.yaml the views' token keys must be declared in",
-                     AIDP_TRUST_USER),
+                     AIDP_TRUST_ADMIN),
         {0},
 };
 
