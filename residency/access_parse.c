@@ -5,8 +5,9 @@
 #include <string.h>
 
 #include "common/cleanup.h"
-#include "residency/parse_internal.h"
 #include "common/strv.h"
+#include "common/suggest.h"
+#include "residency/parse_internal.h"
 
 static struct aidp_rule_loc loc_of(const yaml_node_t *n)
 {
@@ -181,6 +182,38 @@ static int ro_require(struct aidp_yaml *w, yaml_node_t *v, const char *path, voi
         return aidp_yaml_map(w, v, path, require_entry, ctx);
 }
 
+/* The value is checked here; role_entry() looks the name up, since views
+ * live in the policy and a field handler only sees the role. */
+static int ro_view(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
+{
+        (void)ctx;
+        const char *s;
+        return aidp_yaml_string(w, v, path, &s);
+}
+
+/* roles.X.view: NAME must be under views: (parsed before roles). */
+static int resolve_view(struct aidp_yaml *w, const struct aidp_access_policy *p,
+                        yaml_node_t *role_node, const char *path, struct aidp_role *role)
+{
+        yaml_node_t *v = aidp_yaml_get(w, role_node, "view", NULL);
+        if (!v)
+                return 0;
+        const char *name = aidp_yaml_str(v);
+        struct aidp_suggest sg;
+        aidp_suggest_init(&sg, name);
+        for (size_t i = 0; i < p->n_views; i++) {
+                if (!strcmp(p->views[i].view.name, name)) {
+                        role->view = &p->views[i];
+                        return 0;
+                }
+                aidp_suggest_add(&sg, p->views[i].view.name);
+        }
+        char sub[AIDP_YAML_PATH_MAX], hint[AIDP_SUGGEST_MAX + 32];
+        aidp_yaml_path_key(sub, path, "view");
+        return aidp_yaml_fail(w, v, sub, "unknown view '%s' (not under views:)%s", name,
+                              aidp_suggest_text(&sg, hint, sizeof hint));
+}
+
 static int role_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
                       yaml_node_t *value, const char *path, void *ctx)
 {
@@ -189,13 +222,15 @@ static int role_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode
                 {"datasets", ro_datasets, false},    {"max_classification", ro_max_class, false},
                 {"time_windows", ro_windows, false}, {"require_attributes", ro_require, false},
                 {"residency", tm_residency, false},  {"regulations", tm_regulations, false},
-                {"key_ids", tm_key_ids, false},
+                {"key_ids", tm_key_ids, false},      {"view", ro_view, false},
         };
         struct aidp_access_policy *p = ctx;
         if (!aidp_residency_name_valid(key))
                 return aidp_yaml_fail(w, keynode, path, "invalid role name '%s'", key);
         struct aidp_role role = {.max_classification = AIDP_CLASS_PUBLIC, .loc = loc_of(keynode)};
         int r = aidp_yaml_fields(w, value, path, fields, ARRAY_SIZE(fields), &role);
+        if (r >= 0)
+                r = resolve_view(w, p, value, path, &role);
         if (r >= 0 && !(role.name = strdup(key)))
                 r = aidp_residency_oom(w);
         if (r >= 0)
@@ -219,6 +254,33 @@ static int role_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode
 static int af_roles(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
 {
         return aidp_yaml_map(w, v, path, role_entry, ctx);
+}
+
+/* --- views (issue 18; the view's own grammar is views/view_parse.c's) --- */
+
+static int view_entry(struct aidp_yaml *w, const char *key, yaml_node_t *keynode,
+                      yaml_node_t *value, const char *path, void *ctx)
+{
+        struct aidp_access_policy *p = ctx;
+        if (!aidp_residency_name_valid(key))
+                return aidp_yaml_fail(w, keynode, path, "invalid view name '%s'", key);
+        struct aidp_policy_view pv = {.loc = loc_of(keynode)};
+        int r = aidp_view_parse_node(w, value, path, key, &pv.view, w->err);
+        if (r < 0)
+                return r;
+        struct aidp_policy_view *nv = realloc(p->views, (p->n_views + 1) * sizeof *nv);
+        if (!nv) {
+                aidp_view_free(&pv.view);
+                return aidp_residency_oom(w);
+        }
+        nv[p->n_views++] = pv;
+        p->views = nv;
+        return 0;
+}
+
+static int af_views(struct aidp_yaml *w, yaml_node_t *v, const char *path, void *ctx)
+{
+        return aidp_yaml_map(w, v, path, view_entry, ctx);
 }
 
 /* --- users and groups --- */
@@ -500,11 +562,13 @@ static int af_metadata(struct aidp_yaml *w, yaml_node_t *v, const char *path, vo
 int aidp_residency_parse_access_doc(struct aidp_yaml *w, yaml_node_t *root,
                                     struct aidp_access_policy *ret)
 {
-        /* roles before users and groups: their role lists are checked against it. */
+        /* views before roles, roles before users and groups: each is checked
+         * against the one before. */
         static const struct aidp_yaml_field fields[] = {
                 {"apiVersion", aidp_residency_pf_api_version, true},
                 {"kind", aidp_residency_pf_kind, true},
                 {"metadata", af_metadata, false},
+                {"views", af_views, false},
                 {"roles", af_roles, false},
                 {"users", af_users, false},
                 {"groups", af_groups, false},
@@ -528,6 +592,8 @@ int aidp_residency_parse_access_doc(struct aidp_yaml *w, yaml_node_t *root,
                 p.groups[i].loc.file = p.source;
         for (size_t i = 0; i < p.n_deny; i++)
                 p.deny[i].loc.file = p.source;
+        for (size_t i = 0; i < p.n_views; i++)
+                p.views[i].loc.file = p.source;
         p.enforcement_loc.file = p.source;
         *ret = p;
         return 0;
@@ -549,6 +615,9 @@ void aidp_residency_access_free(struct aidp_access_policy *p)
         for (size_t i = 0; i < p->n_deny; i++)
                 deny_free(&p->deny[i]);
         free(p->deny);
+        for (size_t i = 0; i < p->n_views; i++)
+                aidp_view_free(&p->views[i].view);
+        free(p->views);
         free(p->source);
         free(p->name);
         memset(p, 0, sizeof *p);

@@ -116,7 +116,8 @@ static int summarize(const struct aidp_decision_request *req, struct aidp_decisi
         d->epoch = req->time.epoch;
         if (req->n_datasets && !oom) {
                 d->datasets = calloc(req->n_datasets, sizeof *d->datasets);
-                if (!d->datasets)
+                d->views = calloc(req->n_datasets, sizeof *d->views);
+                if (!d->datasets || !d->views)
                         oom = true;
                 for (size_t i = 0; i < req->n_datasets && !oom; i++) {
                         if (aidp_residency_facts_copy(&req->datasets[i], &d->datasets[i]) < 0)
@@ -233,6 +234,7 @@ void aidp_residency_decision_free(struct aidp_decision *d)
         free(d->profile);
         free(d->host_node);
         free(d->host_region);
+        aidp_residency_views_free(d->views, d->n_datasets);
         for (size_t i = 0; i < d->n_datasets; i++)
                 aidp_residency_facts_free(&d->datasets[i]);
         free(d->datasets);

@@ -105,6 +105,30 @@ struct aidp_reason {
         char *message;   /* one human sentence */
 };
 
+/* One held role that grants a dataset, and its view (issue 18). */
+struct aidp_view_grant {
+        char *role;   /* "researcher" */
+        char *view;   /* its view's name; NULL: the role has none (labelled columns dropped) */
+        char *source; /* where the view is defined ("access.yaml:12"); NULL without one */
+};
+
+/* What the caller may see of one dataset's columns: the views of every held
+ * role that grants the dataset (docs/policy.md, "Views"). */
+struct aidp_dataset_views {
+        /* The views of the granting roles that have one, in the access
+         * policy's role order, for aidp_view_resolve(views, n_views, ...):
+         * per column the least restrictive of them wins. A granting role
+         * without a view adds nothing (it would drop every labelled column,
+         * which no view is more restrictive than); n_views == 0 (no view, or
+         * no role grants) drops every labelled column. Borrowed from the
+         * request's access policy: valid while that policy lives. */
+        const struct aidp_view **views;
+        size_t n_views;
+        /* Every granting role, with or without a view (for the trail). */
+        struct aidp_view_grant *grants;
+        size_t n_grants;
+};
+
 struct aidp_decision {
         bool allow;
         /* false: no policy file is installed, so nothing was decided (a run
@@ -130,6 +154,8 @@ struct aidp_decision {
         int64_t epoch;
         struct aidp_dataset_facts *datasets;
         size_t n_datasets;
+        /* Parallel to datasets[]: their column-level views. */
+        struct aidp_dataset_views *views;
 
         struct aidp_reason *reasons;
         size_t n_reasons;
@@ -155,6 +181,23 @@ struct aidp_decision {
 int aidp_residency_decide(const struct aidp_decision_request *req, struct aidp_decision *ret,
                           aidp_error *err);
 void aidp_residency_decision_free(struct aidp_decision *d);
+
+/* Dataset i's view of one of its schema's files (views/view.h): the views of
+ * its granting roles resolved with aidp_view_resolve(). What the run calls per
+ * file before it streams the file through the viewer. */
+int aidp_residency_decision_file_view(const struct aidp_decision *d, size_t i,
+                                      const struct aidp_schema_file *file,
+                                      struct aidp_file_view *ret, aidp_error *err);
+
+/* Dataset i's per-column view (`aidp policy explain`): for every file pattern
+ * of its schema (NULL or empty: "the dataset has no schema", every column
+ * raw), each column's labels, transform and the role/view rule that decided
+ * it. Text for people (*ret to free) and JSON. */
+int aidp_residency_columns_to_text(const struct aidp_decision *d, size_t i,
+                                   const struct aidp_schema *schema, char **ret, aidp_error *err);
+int aidp_residency_columns_to_json(const struct aidp_decision *d, size_t i,
+                                   const struct aidp_schema *schema, struct json_object **ret,
+                                   aidp_error *err);
 
 /* The first FAIL reason, or NULL when the decision allows. */
 const struct aidp_reason *aidp_residency_decision_first_failure(const struct aidp_decision *d);

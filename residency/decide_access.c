@@ -353,6 +353,21 @@ static const struct aidp_role *best_grant(const struct access_ctx *a,
         return best;
 }
 
+/* The views of every held role that grants the dataset (not only the best
+ * grant's): each role grants what its view shows. */
+static void record_views(const struct access_ctx *a, size_t i)
+{
+        const struct aidp_role *granting[ROLES_MAX];
+        size_t n = 0;
+        for (size_t k = 0; k < a->n_roles; k++) {
+                const char *attr;
+                char why[1024];
+                if (role_grants(a, a->roles[k], &a->c->req->datasets[i], &attr, why, sizeof why))
+                        granting[n++] = a->roles[k];
+        }
+        aidp_residency_decide_views(a->c, i, granting, n);
+}
+
 static void note_until(struct aidp_dctx *c, const struct aidp_role *role, int64_t until)
 {
         if (!until || (c->d->until && c->d->until <= until))
@@ -377,6 +392,8 @@ static void grant_one(struct access_ctx *a, const struct aidp_dataset_facts *ds)
 
         int64_t until = 0;
         const struct aidp_role *best = best_grant(a, ds, &until);
+        if (ds)
+                record_views(a, (size_t)(ds - req->datasets));
         for (size_t i = 0; best && i < a->n_roles; i++) {
                 if (a->roles[i] != best)
                         continue;

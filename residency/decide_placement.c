@@ -44,14 +44,16 @@ static bool region_allowed(const struct aidp_residency_rule *rule, const char *r
         return false;
 }
 
-/* Operations that put plaintext on this host; inspect and lineage-read only
- * read authenticated headers and records. */
+/* Operations that put plaintext on this host (detokenize turns tokens back
+ * into identifiers); inspect and lineage-read only read authenticated
+ * headers and records. */
 static bool op_places_data(enum aidp_residency_op op)
 {
         switch (op) {
         case AIDP_OP_RUN:
         case AIDP_OP_SEAL:
-        case AIDP_OP_UNSEAL: return true;
+        case AIDP_OP_UNSEAL:
+        case AIDP_OP_DETOKENIZE: return true;
         case AIDP_OP_INSPECT:
         case AIDP_OP_LINEAGE_READ:
         case AIDP_OP_MAX: break;

@@ -19,6 +19,27 @@ static const char *result_label(enum aidp_reason_result r)
         return "?";
 }
 
+/* "  views of NAME: research (roles.researcher [access.yaml:40]), none
+ * (roles.trainer: labelled columns dropped)", when some granting role has a
+ * view (a policy without views: nothing, as before views existed). */
+static void print_views(FILE *f, const struct aidp_decision *d, size_t i)
+{
+        const struct aidp_dataset_views *v = d->views ? &d->views[i] : NULL;
+        if (!v || v->n_views == 0)
+                return;
+        fprintf(f, "  views of %s:", d->datasets[i].name);
+        for (size_t k = 0; k < v->n_grants; k++) {
+                const struct aidp_view_grant *g = &v->grants[k];
+                if (g->view)
+                        fprintf(f, "%s view %s (roles.%s [%s])", k ? "," : "", g->view, g->role,
+                                g->source ? g->source : "?");
+                else
+                        fprintf(f, "%s no view (roles.%s: labelled columns dropped)", k ? "," : "",
+                                g->role);
+        }
+        fprintf(f, "; per column the least restrictive wins\n");
+}
+
 char *aidp_residency_decision_to_text(const struct aidp_decision *d)
 {
         char *buf = NULL;
@@ -54,6 +75,7 @@ char *aidp_residency_decision_to_text(const struct aidp_decision *d)
                 if (ds->key_id)
                         fprintf(f, ", key %s", ds->key_id);
                 fprintf(f, "\n");
+                print_views(f, d, i);
         }
         for (size_t i = 0; i < d->n_reasons; i++) {
                 const struct aidp_reason *r = &d->reasons[i];

@@ -21,6 +21,7 @@ static const char *const op_names[AIDP_OP_MAX] = {
         [AIDP_OP_UNSEAL] = "unseal",
         [AIDP_OP_INSPECT] = "inspect",
         [AIDP_OP_LINEAGE_READ] = "lineage-read",
+        [AIDP_OP_DETOKENIZE] = "detokenize",
 };
 
 const char *aidp_residency_kind_name(enum aidp_residency_kind k)
@@ -139,7 +140,7 @@ static int op_item(struct aidp_yaml *w, yaml_node_t *item, const char *path, siz
         if (aidp_residency_op_parse(s, &op) < 0)
                 return aidp_yaml_fail(w, item, path,
                                       "unknown operation '%s' (expected run, seal, unseal, "
-                                      "inspect, lineage-read)",
+                                      "inspect, lineage-read, detokenize)",
                                       s);
         if (*ops & (1u << op))
                 return aidp_yaml_fail(w, item, path, "duplicate operation '%s'", s);

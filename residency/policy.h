@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "residency/tags.h"
+#include "views/view.h"
 
 #define AIDP_RESIDENCY_API_VERSION "aidp/v1"
 #define AIDP_RESIDENCY_INPUT_MAX   (4u << 20) /* bytes of one policy file */
@@ -136,6 +137,7 @@ enum aidp_residency_op {
         AIDP_OP_UNSEAL,
         AIDP_OP_INSPECT,
         AIDP_OP_LINEAGE_READ,
+        AIDP_OP_DETOKENIZE, /* aidp detokenize: reverse siv tokens (issue 18) */
         AIDP_OP_MAX
 };
 
@@ -190,6 +192,16 @@ struct aidp_role {
         size_t n_windows;
         struct aidp_attr_req *require;
         size_t n_require;
+        /* view: NAME (issue 18): what the role sees of labelled columns. NULL
+         * (no view:): labelled columns are dropped, unlabelled ones pass. The
+         * pointer is into the policy's views[]. */
+        const struct aidp_policy_view *view;
+        struct aidp_rule_loc loc;
+};
+
+/* views.NAME: a column-level view (views/view.h), where it was written. */
+struct aidp_policy_view {
+        struct aidp_view view; /* view.name is NAME */
         struct aidp_rule_loc loc;
 };
 
@@ -233,6 +245,10 @@ const char *aidp_residency_leak_action_name(enum aidp_leak_action a);
 struct aidp_access_policy {
         char *source;
         char *name;
+        /* views: parsed before roles, which name them; never reallocated
+         * after parsing, so roles point into it. */
+        struct aidp_policy_view *views;
+        size_t n_views;
         struct aidp_subject *users;
         size_t n_users;
         struct aidp_subject *groups;

@@ -25,6 +25,7 @@
 #include "supervisor/run/caller.h"
 #include "supervisor/run/profile_env.h"
 #include "supervisor/cli/cli.h"
+#include "supervisor/cli/cli_policy.h"
 #include "supervisor/run/policy_clock.h"
 #include "supervisor/run/policy_decide.h"
 #include "supervisor/run/policy_load.h"
@@ -56,6 +57,9 @@ static void summarize(const struct aidp_residency_doc *doc, char *buf, size_t si
                 aidp_text_printf(buf, size, "%zu roles, %zu users, %zu groups, %zu deny rules",
                                  doc->access.n_roles, doc->access.n_users, doc->access.n_groups,
                                  doc->access.n_deny);
+                if (doc->access.n_views)
+                        aidp_text_printf(buf + strlen(buf), size - strlen(buf), ", %zu views",
+                                         doc->access.n_views);
                 break;
         case AIDP_RESIDENCY_KIND_DATASET:
                 aidp_text_printf(
@@ -80,7 +84,7 @@ static bool is_installed(const char *path, const char *policy_dir)
 
 /* Check one file as the supervisor would load it: its owner and mode when installed
  * (a draft elsewhere gets a warning), its syntax, and every time zone it names. */
-static int check_one(const char *path, const char *policy_dir)
+static int check_one(const char *path, const char *policy_dir, const char *keys_config)
 {
         aidp_error err = {0};
         _cleanup_free_ char *buf = NULL;
@@ -95,6 +99,11 @@ static int check_one(const char *path, const char *policy_dir)
         if (doc.kind == AIDP_RESIDENCY_KIND_ACCESS &&
             aidp_policy_clock_check_zones(&doc.access, &err) < 0) {
                 fprintf(stderr, PROG " check: error: %s\n", err.msg);
+                aidp_residency_doc_free(&doc);
+                return -1;
+        }
+        if (doc.kind == AIDP_RESIDENCY_KIND_ACCESS &&
+            aidp_cli_policy_check_views(&doc.access, path, keys_config) > 0) {
                 aidp_residency_doc_free(&doc);
                 return -1;
         }
@@ -118,7 +127,16 @@ static int check_one(const char *path, const char *policy_dir)
         "exit status: 0 allowed / valid, 121 denied, 1 a file is invalid (check),\n"               \
         "  119 bad policy or input (explain), 120 bad usage\n"
 
-static const struct aidp_cli_opt no_opts[] = {{0}};
+struct check_opts {
+        const char *keys_config;
+};
+
+static const struct aidp_cli_opt check_table[] = {
+        AIDP_CLI_OPT("keys-config", 0, AIDP_CLI_STRING, offsetof(struct check_opts, keys_config),
+                     "FILE", "keys.yaml the views' token keys must be declared in",
+                     AIDP_TRUST_ADMIN),
+        {0},
+};
 
 const struct aidp_cli_spec aidp_cli_policy_check_spec = {
         .prog = PROG " check",
@@ -128,8 +146,9 @@ const struct aidp_cli_spec aidp_cli_policy_check_spec = {
                  "checks the installed files under $AIDP_POLICY_DIR or /etc/aidp. As the\n"
                  "supervisor does, installed files must be owned by root and not writable\n"
                  "by group or others (nor their directory), and every time_zone must exist\n"
-                 "under /usr/share/zoneinfo.",
-        .opts = no_opts,
+                 "under /usr/share/zoneinfo. An access policy's views must name token keys\n"
+                 "declared in keys.yaml with purpose tokenize.",
+        .opts = check_table,
         .footer = EXIT_HELP,
         .max_args = -1,
 };
@@ -137,8 +156,9 @@ const struct aidp_cli_spec aidp_cli_policy_check_spec = {
 static int cmd_check(int argc, char **argv)
 {
         struct aidp_cli_parsed pa;
+        struct check_opts co = {0};
         int failed = 0;
-        if (!aidp_cli_options(&aidp_cli_policy_check_spec, argc, argv, NULL, &pa, &failed))
+        if (!aidp_cli_options(&aidp_cli_policy_check_spec, argc, argv, &co, &pa, &failed))
                 return failed;
         const char *dir = getenv(AIDP_POLICY_DIR_ENV);
         if (!dir || !*dir)
@@ -152,7 +172,7 @@ static int cmd_check(int argc, char **argv)
                         if (access(path, F_OK) < 0)
                                 continue;
                         found++;
-                        failed += check_one(path, dir) < 0;
+                        failed += check_one(path, dir, co.keys_config) < 0;
                 }
                 if (!found) {
                         fprintf(stderr, PROG " check: error: no policy files in %s\n", dir);
@@ -160,7 +180,7 @@ static int cmd_check(int argc, char **argv)
                 }
         }
         for (int i = pa.first_arg; i < argc; i++)
-                failed += check_one(argv[i], dir) < 0;
+                failed += check_one(argv[i], dir, co.keys_config) < 0;
         return failed ? AIDP_EXIT_FAILED : 0;
 }
 
@@ -379,7 +399,8 @@ static const struct aidp_cli_opt explain_table[] = {
                      "the caller; groups come from the user database", U),
         AIDP_CLI_OPT("group", 0, AIDP_CLI_LIST, EO(groups), "GROUP", "add a group (repeatable)", U),
         AIDP_CLI_OPT("operation", 0, AIDP_CLI_CUSTOM, 0, "OP",
-                     "run (default), seal, unseal, inspect, lineage-read", U, .parse = parse_op),
+                     "run (default), seal, unseal, inspect, lineage-read,\ndetokenize", U,
+                     .parse = parse_op),
         AIDP_CLI_OPT("profile", 0, AIDP_CLI_STRING, EO(profile), "NAME|PATH",
                      "the profile to run with (default: the built-in one)", U),
         AIDP_CLI_OPT("network", 0, AIDP_CLI_CUSTOM, 0, "MODE",
@@ -443,33 +464,93 @@ static int explain_caller(const struct explain_opts *o, struct aidp_caller_ident
         return 0;
 }
 
-/* The inputs: --data files (sealed headers or DatasetFacts YAML), then
- * --dataset-facts specs. *n counts what is filled, also on failure. */
-static int explain_facts(const struct explain_opts *o, struct aidp_dataset_facts **ret, size_t *n,
-                         aidp_error *err)
+/* The inputs of the decision; a sealed input's schema (issue 18) for the
+ * per-column view. */
+struct explain_inputs {
+        struct aidp_dataset_facts *facts;
+        size_t n; /* filled, also on failure */
+        bool *sealed;
+        struct aidp_schema *schemas;
+};
+
+static void explain_inputs_free(struct explain_inputs *in)
 {
-        struct aidp_dataset_facts *f = calloc(o->data.n + o->facts.n + 1, sizeof *f);
-        if (!f)
+        for (size_t i = 0; i < in->n; i++) {
+                aidp_residency_facts_free(&in->facts[i]);
+                aidp_schema_free(&in->schemas[i]);
+        }
+        free(in->facts);
+        free(in->sealed);
+        free(in->schemas);
+}
+
+/* The inputs: --data files (sealed headers or DatasetFacts YAML), then
+ * --dataset-facts specs. */
+static int explain_facts(const struct explain_opts *o, struct explain_inputs *in, aidp_error *err)
+{
+        size_t n = o->data.n + o->facts.n + 1;
+        in->facts = calloc(n, sizeof *in->facts);
+        in->sealed = calloc(n, sizeof *in->sealed);
+        in->schemas = calloc(n, sizeof *in->schemas);
+        if (!in->facts || !in->sealed || !in->schemas)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        *ret = f;
         int r;
-        for (size_t i = 0; i < o->data.n; i++, (*n)++)
+        for (size_t i = 0; i < o->data.n; i++, in->n++)
                 if ((r = aidp_policy_dataset_facts_load(o->data.v[i], o->keys_config, o->key_dir,
-                                                        &f[*n], err)) < 0)
+                                                        &in->facts[in->n], &in->sealed[in->n],
+                                                        &in->schemas[in->n], err)) < 0)
                         return r;
-        for (size_t i = 0; i < o->facts.n; i++, (*n)++)
-                if ((r = parse_facts_spec(o->facts.v[i], &f[*n], err)) < 0)
+        for (size_t i = 0; i < o->facts.n; i++, in->n++)
+                if ((r = parse_facts_spec(o->facts.v[i], &in->facts[in->n], err)) < 0)
                         return r;
         return 0;
 }
 
-static int explain_print(const struct explain_opts *o, const struct aidp_decision *d, bool known,
-                         bool profile_found, aidp_error *err)
+/* The per-column view of every sealed input (what-if facts have no schema
+ * to show), as text or as the JSON decision's "columns". */
+static int explain_columns(const struct explain_inputs *in, const struct aidp_decision *d,
+                           struct json_object *j, aidp_error *err)
+{
+        struct json_object *cols = NULL;
+        if (j && json_object_object_add(j, "columns", cols = json_object_new_array()) < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        for (size_t i = 0; i < in->n && i < d->n_datasets; i++) {
+                if (!in->sealed[i])
+                        continue;
+                int r;
+                if (j) {
+                        struct json_object *c = NULL;
+                        if ((r = aidp_residency_columns_to_json(d, i, &in->schemas[i], &c, err)) <
+                            0)
+                                return r;
+                        if (json_object_array_add(cols, c) < 0) {
+                                json_object_put(c);
+                                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
+                                                      "out of memory");
+                        }
+                        continue;
+                }
+                _cleanup_free_ char *text = NULL;
+                if ((r = aidp_residency_columns_to_text(d, i, &in->schemas[i], &text, err)) < 0)
+                        return r;
+                fputs(text, stdout);
+        }
+        return 0;
+}
+
+static int explain_print(const struct explain_opts *o, const struct explain_inputs *in,
+                         const struct aidp_decision *d, bool known, bool profile_found,
+                         aidp_error *err)
 {
         if (o->json) {
                 struct json_object *j = aidp_residency_decision_to_json(d);
                 if (!j)
                         return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                int r = explain_columns(in, d, j, err);
+                if (r < 0) {
+                        json_object_put(j);
+                        return r;
+                }
                 printf("%s\n",
                        json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY |
                                                                  JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -495,7 +576,7 @@ static int explain_print(const struct explain_opts *o, const struct aidp_decisio
                        "the built-in defaults' properties\n",
                        o->profile);
         printf("at %s\n%s", when, text);
-        return 0;
+        return explain_columns(in, d, NULL, err);
 }
 
 static int cmd_explain(int argc, char **argv)
@@ -506,8 +587,7 @@ static int cmd_explain(int argc, char **argv)
         struct aidp_policy_set set = {0};
         struct aidp_profile profile;
         struct aidp_decision d = {0};
-        struct aidp_dataset_facts *facts = NULL;
-        size_t n_facts = 0;
+        struct explain_inputs in = {0};
         int status;
 
         memset(&profile, 0, sizeof profile);
@@ -541,7 +621,7 @@ static int cmd_explain(int argc, char **argv)
         if ((r = aidp_policy_set_load(&src, &set, &err)) < 0)
                 goto fail;
 
-        if ((r = explain_facts(&o, &facts, &n_facts, &err)) < 0)
+        if ((r = explain_facts(&o, &in, &err)) < 0)
                 goto fail;
 
         bool profile_found;
@@ -554,8 +634,8 @@ static int cmd_explain(int argc, char **argv)
         struct aidp_policy_query q = {
                 .op = o.op,
                 .profile = &pv,
-                .datasets = facts,
-                .n_datasets = n_facts,
+                .datasets = in.facts,
+                .n_datasets = in.n,
                 .at = o.at,
         };
         aidp_caller_view(&id, &q.caller);
@@ -564,7 +644,7 @@ static int cmd_explain(int argc, char **argv)
         if ((r = aidp_policy_decide_with(&set, &q, &d, &err)) < 0)
                 goto fail;
 
-        if ((r = explain_print(&o, &d, known, profile_found, &err)) < 0)
+        if ((r = explain_print(&o, &in, &d, known, profile_found, &err)) < 0)
                 goto fail;
         /* enforcement: audit: a run goes on whatever the verdict, so explain too */
         status = d.allow || d.audit ? 0 : AIDP_EXIT_DENIED;
@@ -575,9 +655,7 @@ out:
         aidp_run_policy_profile_view_free(&pv);
         aidp_residency_decision_free(&d);
         aidp_profile_free(&profile);
-        for (size_t i = 0; i < n_facts; i++)
-                aidp_residency_facts_free(&facts[i]);
-        free(facts);
+        explain_inputs_free(&in);
         aidp_policy_set_free(&set);
         aidp_caller_free(&id);
         explain_opts_free(&o);

@@ -283,8 +283,13 @@ static bool is_sealed_file(const char *path)
 }
 
 int aidp_policy_dataset_facts_load(const char *path, const char *keys_config, const char *key_dir,
-                                   struct aidp_dataset_facts *ret, aidp_error *err)
+                                   struct aidp_dataset_facts *ret, bool *sealed,
+                                   struct aidp_schema *schema, aidp_error *err)
 {
+        if (sealed)
+                *sealed = false;
+        if (schema)
+                memset(schema, 0, sizeof *schema);
         if (is_sealed_file(path)) {
                 struct aidp_keys keys;
                 _cleanup_(aidp_sealed_closep) struct aidp_sealed *s = NULL;
@@ -295,7 +300,18 @@ int aidp_policy_dataset_facts_load(const char *path, const char *keys_config, co
                 aidp_keys_free(&keys);
                 if (r < 0)
                         return r;
-                return aidp_policy_facts_from_header(aidp_sealed_header_of(s), ret, err);
+                const struct aidp_sealed_header *h = aidp_sealed_header_of(s);
+                /* the schema is part of the authenticated header (format 3) */
+                if (schema && (r = aidp_sealed_header_schema(h, schema, err)) < 0)
+                        return r;
+                if ((r = aidp_policy_facts_from_header(h, ret, err)) < 0) {
+                        if (schema)
+                                aidp_schema_free(schema);
+                        return r;
+                }
+                if (sealed)
+                        *sealed = true;
+                return 0;
         }
         _cleanup_free_ char *buf = NULL;
         size_t len;

@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "residency/policy.h"
+#include "views/view.h"
 
 #define AIDP_POLICY_DIR_DEFAULT "/etc/aidp"
 #define AIDP_POLICY_DIR_ENV     "AIDP_POLICY_DIR"
@@ -56,6 +57,9 @@ int aidp_policy_facts_from_header(const struct aidp_sealed_header *h,
 /* The facts of one `explain --data` argument: a sealed file (its header is
  * authenticated with the key providers of keys_config/key_dir, as `aidp
  * inspect` does; no payload byte is decrypted), or a DatasetFacts YAML file
- * for what-if questions. */
+ * for what-if questions. For a sealed file *sealed (may be NULL) is set and
+ * *schema (may be NULL) gets the schema its header carries (zeroed: none),
+ * to be freed with aidp_schema_free(). */
 int aidp_policy_dataset_facts_load(const char *path, const char *keys_config, const char *key_dir,
-                                   struct aidp_dataset_facts *ret, aidp_error *err);
+                                   struct aidp_dataset_facts *ret, bool *sealed,
+                                   struct aidp_schema *schema, aidp_error *err);

@@ -1,6 +1,7 @@
 /* libFuzzer harness for the residency/access policy parser (every kind), and
  * for the decision fed with whatever parsed: a policy that parses must never
- * crash the decision, its JSON or its text. */
+ * crash the decision, its JSON or its text, nor its views' resolution and
+ * per-column explanation against a schema. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "residency/decide.h"
 #include "residency/policy.h"
+#include "views/view.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,6 +28,42 @@ static const char access_yaml[] =
         "    time_windows: [{days: [fri], hours: \"22:00-06:00\", time_zone: Europe/Berlin}]\n"
         "users:\n  u: {roles: [r], attributes: {clearance: x}}\n"
         "deny:\n  - {name: d, groups: [g], min_classification: regulated}\n";
+
+static const char schema_yaml[] = "apiVersion: aidp/v1\nkind: Schema\nfiles:\n"
+                                  "  - pattern: \"*.csv\"\n    format: csv\n    columns:\n"
+                                  "      name: [pii.direct]\n      ssn: [pii.direct, pii.quasi]\n"
+                                  "      birth_date: [pii.quasi]\n      zip: [pii.quasi]\n"
+                                  "      age: [pii.quasi]\n      dx: [phi]\n      x: [secret]\n"
+                                  "  - pattern: \"*.jsonl\"\n    format: jsonl\n    columns:\n"
+                                  "      /a/email: [pii.direct]\n";
+
+/* Resolve and explain every dataset's views over the schema. */
+static void views_with(const struct aidp_decision *d)
+{
+        static struct aidp_schema schema;
+        static bool parsed;
+        aidp_error err = {0};
+        if (!parsed &&
+            aidp_schema_parse_yaml(schema_yaml, sizeof schema_yaml - 1, "s", &schema, &err) < 0)
+                abort();
+        parsed = true;
+        for (size_t i = 0; i < d->n_datasets; i++) {
+                for (size_t k = 0; k < schema.n_files; k++) {
+                        struct aidp_file_view fv;
+                        if (aidp_residency_decision_file_view(d, i, &schema.files[k], &fv, &err) <
+                            0)
+                                abort(); /* what parsed must resolve */
+                        aidp_file_view_is_raw(&fv);
+                        aidp_file_view_free(&fv);
+                }
+                char *text = NULL;
+                if (aidp_residency_columns_to_text(d, i, &schema, &text, &err) == 0)
+                        free(text);
+                struct json_object *j = NULL;
+                if (aidp_residency_columns_to_json(d, i, &schema, &j, &err) == 0)
+                        json_object_put(j);
+        }
+}
 
 static void decide_with(const struct aidp_host_identity *host,
                         const struct aidp_residency_policy *rp, const struct aidp_access_policy *ap,
@@ -77,6 +115,7 @@ static void decide_with(const struct aidp_host_identity *host,
                 if (j)
                         json_object_put(j);
                 free(aidp_residency_decision_to_text(&d));
+                views_with(&d);
                 aidp_residency_decision_to_error(&d, &err);
                 aidp_residency_decision_free(&d);
         }

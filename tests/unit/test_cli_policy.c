@@ -407,6 +407,9 @@ Test(cli_policy, explain_takes_facts_from_an_authenticated_sealed_header)
         cr_assert(strstr(out, "input phi-notes@1: restricted, residency [us], regulations [phi]"),
                   "%s", out);
         cr_assert(strstr(out, "FAIL regulation     regulations.phi"), "%s", out);
+        cr_assert(strstr(out, "  columns of phi-notes: the dataset has no schema: every column is "
+                              "passed raw\n"),
+                  "%s", out);
         free(out);
         free(errs);
 
@@ -470,4 +473,197 @@ Test(cli_policy, explain_without_any_policy_matches_the_run)
         cr_assert(strstr(err, "no-such-profile-x") && strstr(err, "--network"), "%s", err);
         free(out);
         free(err);
+}
+
+/* Views (issue 18): the shipped example passes with its keys.yaml; a token key
+ * keys.yaml does not declare with purpose tokenize is an error (every run
+ * through the view would be refused); an unused view is a warning. */
+Test(cli_policy, check_validates_the_views_token_keys)
+{
+        char *out, *err;
+        cr_assert_eq(aidp("policy check --keys-config examples/policy/keys.yaml "
+                          "examples/policy/access.yaml",
+                          &out, &err),
+                     0, "%s", err);
+        cr_assert(strstr(out, "examples/policy/access.yaml: ok: AccessPolicy (5 roles, 5 users, 3 "
+                              "groups, 2 deny rules, 1 views)"),
+                  "%s", out);
+        free(out);
+        free(err);
+
+        char dir[] = "/tmp/aidp-views-XXXXXX", pol[64], keys[64], args[256];
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(pol, sizeof pol, "%s/access.yaml", dir);
+        snprintf(keys, sizeof keys, "%s/keys.yaml", dir);
+        write_policy(keys,
+                     "provider: file\nkeys:\n  tok: {purpose: tokenize}\n  kek: {purpose: kek}\n",
+                     0644);
+        write_policy(
+                pol,
+                "apiVersion: aidp/v1\nkind: AccessPolicy\nviews:\n"
+                "  a:\n    labels:\n"
+                "      pii.direct: {tokenize: {mode: hmac, domain: d, key: tok}}\n"
+                "  b:\n    columns:\n"
+                "      email: {tokenize: {mode: siv, domain: d, key: kek}}\n"
+                "      ssn: {tokenize: {mode: hmac, domain: d, key: nokey}}\n"
+                "  unused: {labels: {phi: raw}}\n"
+                "roles:\n  r: {operations: [run], view: a}\n  s: {operations: [run], view: b}\n",
+                0644);
+        snprintf(args, sizeof args, "policy check --keys-config %s %s", keys, pol);
+        cr_assert_eq(aidp(args, &out, &err), 1, "%s", out);
+        char want[512];
+        snprintf(want, sizeof want,
+                 "%s:7: views.b.columns.email: key 'kek' has purpose kek in %s, expected tokenize",
+                 pol, keys);
+        cr_assert(strstr(err, want), "%s", err);
+        snprintf(want, sizeof want,
+                 "%s:7: views.b.columns.ssn: key 'nokey' is not declared in %s (add it with: "
+                 "aidp keygen nokey --purpose tokenize)",
+                 pol, keys);
+        cr_assert(strstr(err, want), "%s", err);
+        snprintf(want, sizeof want, "warning: %s:11: views.unused: no role uses this view", pol);
+        cr_assert(strstr(err, want), "%s", err);
+        cr_assert_null(strstr(err, "views.a."), "key tok is fine: %s", err);
+        free(out);
+        free(err);
+
+        /* Fixed keys: the warning alone does not fail the check. */
+        write_policy(keys,
+                     "provider: file\nkeys:\n  tok: {purpose: tokenize}\n"
+                     "  kek: {purpose: tokenize}\n  nokey: {purpose: tokenize}\n",
+                     0644);
+        cr_assert_eq(aidp(args, &out, &err), 0, "%s", err);
+        cr_assert(strstr(err, "views.unused: no role uses this view"), "%s", err);
+        free(out);
+        free(err);
+
+        /* A role naming a view that does not exist: position and suggestion. */
+        write_policy(pol,
+                     "apiVersion: aidp/v1\nkind: AccessPolicy\nviews:\n"
+                     "  research: {labels: {phi: raw}}\n"
+                     "roles:\n  r: {operations: [run], view: reserch}\n",
+                     0644);
+        cr_assert_eq(aidp(args, &out, &err), 1, "%s", out);
+        snprintf(want, sizeof want,
+                 "%s:6:32: roles.r.view: unknown view 'reserch' (not under views:) (did you mean "
+                 "'research'?)",
+                 pol);
+        cr_assert(strstr(err, want), "%s", err);
+        free(out);
+        free(err);
+        unlink(pol);
+        unlink(keys);
+        rmdir(dir);
+}
+
+/* Seal a small tree as DATASET with the schema of SCHEMA_YAML (NULL: none)
+ * under key k1 of T/keys; returns the sealed file's path (static). */
+static const char *seal_with_schema(const char *t, const char *dataset, const char *schema_yaml)
+{
+        static char sealed[4096];
+        char keydir[4096], src[4096], f[4096];
+        TEST_SNPRINTF(keydir, "%s/keys", t);
+        TEST_SNPRINTF(src, "%s/%s", t, dataset);
+        TEST_SNPRINTF(sealed, "%s/%s.sealed", t, dataset);
+        mkdir_p(src, 0755);
+        TEST_SNPRINTF(f, "%s/patients", src);
+        mkdir_p(f, 0755);
+        TEST_SNPRINTF(f, "%s/patients/a.csv", src);
+        write_all(f, (const uint8_t *)"name,visit\nx,1\n", 15);
+        aidp_error err = {0};
+        struct stat st;
+        if (stat(keydir, &st) < 0)
+                cr_assert_eq(aidp_keys_generate(keydir, "k1", &err), 0, "%s", err.msg);
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_seal_params p = {0};
+        meta_default(&p.meta, dataset);
+        strcpy(p.meta.key_id, "k1");
+        p.meta.classification = AIDP_CLASS_INTERNAL;
+        struct aidp_schema schema = {0};
+        uint8_t *enc = NULL;
+        if (schema_yaml) {
+                char path[4096];
+                TEST_SNPRINTF(path, "%s/%s", AIDP_SOURCE_DIR, schema_yaml);
+                size_t len;
+                uint8_t *y = read_all(path, &len);
+                cr_assert_eq(aidp_schema_parse_yaml((const char *)y, len, path, &schema, &err), 0,
+                             "%s", err.msg);
+                free(y);
+                cr_assert_eq(aidp_schema_encode(&schema, &enc, &p.schema_len, &err), 0, "%s",
+                             err.msg);
+                p.schema = enc;
+        }
+        cr_assert_eq(seal_path(src, sealed, &p, &k, NULL, &err), 0, "%s", err.msg);
+        free(enc);
+        aidp_schema_free(&schema);
+        aidp_keys_free(&k);
+        return sealed;
+}
+
+/* explain --data X.sealed: the per-column view from the schema in the
+ * authenticated header, for each role's view (golden), and as JSON. */
+Test(cli_policy, explain_shows_the_per_column_view_of_a_sealed_schema)
+{
+        need_unknown_users();
+        if (getpwnam("dana") || getpwnam("erin"))
+                cr_skip_test("this machine has a user dana or erin; the goldens assume none");
+        char *t = tmpdir_new();
+        const char *sealed =
+                seal_with_schema(t, "cohort-a", "tests/data/policy/schema-cohort.yaml");
+        char args[8192], *out, *errs;
+        const char *pol = "--policy-dir /nonexistent --policy " D "/residency.yaml --policy " D
+                          "/access-views.yaml --host " D "/host-eu.yaml";
+        TEST_SNPRINTF(args,
+                      "policy explain --user dana --profile gpu-train %s --data %s --key-dir "
+                      "%s/keys --at 2024-05-01T10:00:00Z",
+                      pol, sealed, t);
+        cr_assert_eq(aidp(args, &out, &errs), 0, "%s\n%s", out, errs);
+        /* the temporary path varies: compare from the first input line on */
+        char *from = strstr(out, "  input cohort-a");
+        cr_assert_not_null(from, "%s", out);
+        char *want = golden("explain-views.txt");
+        cr_assert_str_eq(from, want, "differs from explain-views.txt:\n%s", from);
+        free(want);
+        free(out);
+        free(errs);
+
+        /* a role without a view: every labelled column dropped */
+        TEST_SNPRINTF(args,
+                      "policy explain --user erin --profile gpu-train %s --data %s --key-dir "
+                      "%s/keys --at 2024-05-01T10:00:00Z",
+                      pol, sealed, t);
+        cr_assert_eq(aidp(args, &out, &errs), 0, "%s\n%s", out, errs);
+        cr_assert(strstr(out, "    name                 [pii.direct] -> drop: no granting role has "
+                              "a view: labelled columns are dropped\n"),
+                  "%s", out);
+        cr_assert(strstr(out, "    visit                [-] -> raw: unlabelled: passed as is\n"),
+                  "%s", out);
+        free(out);
+        free(errs);
+
+        TEST_SNPRINTF(args,
+                      "policy explain --json --user dana --profile gpu-train %s --data %s "
+                      "--key-dir %s/keys --at 2024-05-01T10:00:00Z",
+                      pol, sealed, t);
+        cr_assert_eq(aidp(args, &out, &errs), 0, "%s\n%s", out, errs);
+        struct json_object *j = json_tokener_parse(out);
+        cr_assert_not_null(j, "%s", out);
+        struct json_object *c0 = json_object_array_get_idx(json_object_object_get(j, "columns"), 0);
+        cr_assert_str_eq(json_object_get_string(json_object_object_get(c0, "dataset")), "cohort-a");
+        struct json_object *f0 = json_object_array_get_idx(json_object_object_get(c0, "files"), 0);
+        struct json_object *name =
+                json_object_array_get_idx(json_object_object_get(f0, "columns"), 0);
+        cr_expect_str_eq(json_object_get_string(json_object_object_get(name, "transform")),
+                         "tokenize(hmac, domain=patient, key=host-tokens)");
+        cr_expect_str_eq(json_object_get_string(json_object_object_get(name, "role")),
+                         "researcher");
+        struct json_object *ds =
+                json_object_array_get_idx(json_object_object_get(j, "datasets"), 0);
+        cr_expect_eq(json_object_array_length(json_object_object_get(ds, "views")), 2);
+        json_object_put(j);
+        free(out);
+        free(errs);
+        tmpdir_rm(t);
 }
