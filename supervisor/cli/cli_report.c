@@ -35,6 +35,14 @@ static json_object *dataset_json(const struct aidp_run_dataset *d)
         json_object_object_add(o, "content_digest", json_object_new_string(d->digest));
         json_object_object_add(o, "payload_bytes", json_object_new_uint64(d->bytes));
         json_object_object_add(o, "files", json_object_new_uint64(d->files));
+        /* a column view: what the job saw it through, and what it received */
+        if (d->view[0])
+                json_object_object_add(o, "view", json_object_new_string(d->view));
+        if (d->received_digest[0]) {
+                json_object_object_add(o, "received_digest",
+                                       json_object_new_string(d->received_digest));
+                json_object_object_add(o, "viewed_files", json_object_new_uint64(d->viewed_files));
+        }
         return o;
 }
 
@@ -287,6 +295,12 @@ void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet)
                 fprintf(stderr, "aidp-supervisor: input %s %s (%s%s%s%s%s): %s\n", d->name,
                         d->version, d->classification, d->residency[0] ? "; " : "", d->residency,
                         d->regulation[0] ? "; " : "", d->regulation, d->digest);
+                if (d->received_digest[0])
+                        fprintf(stderr,
+                                "aidp-supervisor: input %s seen through view %s (%llu files "
+                                "viewed): received %s\n",
+                                d->name, d->view, (unsigned long long)d->viewed_files,
+                                d->received_digest);
         }
         if (res->has_output) {
                 const struct aidp_run_dataset *d = &res->output;

@@ -107,6 +107,12 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
                 if (rc < 0)
                         return rc;
                 uint64_t size = l->data_bytes ? l->data_bytes : data_footprint(need);
+                /* A view can make a file longer than sealed (a token is often
+                 * longer than the value): room for that, or the injection
+                 * fails with "destination too small". Pages are charged as
+                 * used, so the larger cap costs nothing. */
+                if (!l->data_bytes && aidp_inject_views_apply(&r->inject))
+                        size += need / 2;
                 rc = add_tmpfs(r, "data", size, 0755, 0, 0, err);
                 if (rc < 0)
                         return rc;

@@ -18,6 +18,7 @@
 #include "profiles/seccomp_compile.h"
 #include "supervisor/run/profile_env.h"
 #include "supervisor/run/run_internal.h"
+#include "supervisor/run/run_views.h"
 #include "supervisor/run/warm.h"
 #include "supervisor/sealed/codec/sealed_format.h"
 
@@ -468,6 +469,10 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
          * prepare decrypts anything. A denial ends the run here. */
         rc = aidp_run_policy_decide(&r->policy, r->caller_rc == 0 ? &r->caller : NULL,
                                     &r->caller_err, &r->profile, &r->inject, err);
+        /* Column views: resolved and their token keys loaded now, so a
+         * missing key refuses the run before START and before decryption. */
+        if (rc == 0)
+                rc = aidp_run_views_resolve(r, err);
         if (rc == 0)
                 rc = aidp_run_check_data_fits(r, err);
         if (rc < 0)

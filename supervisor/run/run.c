@@ -16,6 +16,7 @@
 #include "common/cleanup.h"
 #include "common/strv.h"
 #include "supervisor/run/run_internal.h"
+#include "supervisor/run/run_views.h"
 
 /* AIDP_TIMING=1: the time each phase took, with the CPU time and page faults of
  * the supervisor's threads in it, on stderr (scripts/bench-start). */
@@ -170,7 +171,7 @@ static void record_denial(struct run *r, aidp_error *err)
                 return;
         aidp_error lerr = {0};
         if (aidp_run_lineage_denied(r->o, r->res, r->caller_rc == 0 ? &r->caller : NULL,
-                                    aidp_run_policy_annotate, &r->policy, &lerr) < 0) {
+                                    aidp_run_annotate, r, &lerr) < 0) {
                 size_t len = strlen(err->msg);
                 snprintf(err->msg + len, sizeof err->msg - len,
                          " (and the denial could not be recorded in lineage: %s)", lerr.msg);
@@ -326,7 +327,7 @@ static int dry_run(struct run *r, int rc, aidp_error *err)
         if (rc == 0 || denied) {
                 json_object *ev = aidp_run_lineage_start_event(
                         r->o, r->res, &r->profile, r->cwd, r->caller_rc == 0 ? &r->caller : NULL,
-                        r->uid, r->gid, aidp_run_policy_annotate, &r->policy);
+                        r->uid, r->gid, aidp_run_annotate, r);
                 if (ev)
                         json_object_object_add(ev, "dryRun", json_object_new_boolean(true));
                 *r->o->plan = ev;

@@ -90,6 +90,45 @@ static void add_dataset(json_object *ev, bool output, const struct aidp_run_data
                         json_object_object_add(dg, "keyId", json_object_new_string(d->key_id));
                 json_object_object_add(dg, "path", json_object_new_string(d->path));
         }
+        /* Column views (docs/lineage.md, "Views"): known at START; what the
+         * job received only once /data is filled, so in the end record. */
+        if (!output && d->view[0]) {
+                json_object *v = json_object_new_object();
+                json_object_object_add(v, "view", json_object_new_string(d->view));
+                if (d->received_digest[0]) {
+                        json_object_object_add(v, "receivedDigest",
+                                               json_object_new_string(d->received_digest));
+                        json_object_object_add(v, "viewedFiles",
+                                               json_object_new_uint64(d->viewed_files));
+                }
+                json_object_object_add(facets, "aidp_view", v);
+        }
+}
+
+/* An output keeps its inputs' tags (the sealed header) and names the views
+ * they reached the job through. */
+static void add_output_views(json_object *ev, const struct aidp_run_result *res)
+{
+        json_object *outs, *ds, *facets;
+        if (!json_object_object_get_ex(ev, "outputs", &outs) ||
+            !(ds = json_object_array_get_idx(outs, 0)) ||
+            !json_object_object_get_ex(ds, "facets", &facets))
+                return;
+        json_object *from = json_object_new_array();
+        for (size_t i = 0; i < res->n_inputs; i++) {
+                const struct aidp_run_dataset *d = &res->inputs[i];
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "dataset", json_object_new_string(d->name));
+                json_object_object_add(o, "view",
+                                       json_object_new_string(d->view[0] ? d->view : "sealed"));
+                if (d->received_digest[0])
+                        json_object_object_add(o, "receivedDigest",
+                                               json_object_new_string(d->received_digest));
+                json_object_array_add(from, o);
+        }
+        json_object *v = json_object_new_object();
+        json_object_object_add(v, "inputs", from);
+        json_object_object_add(facets, "aidp_view", v);
 }
 
 static void set_host(json_object *ev)
@@ -484,8 +523,10 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
         }
         for (size_t i = 0; i < res->n_inputs; i++)
                 add_dataset(ev, false, &res->inputs[i]);
-        if (res->has_output)
+        if (res->has_output) {
                 add_dataset(ev, true, &res->output);
+                add_output_views(ev, res);
+        }
         r = aidp_lineage_append(rl->lg, ev, err);
         if (r < 0)
                 return aidp_error_wrap(err, "recording the end of run %s", run_id);

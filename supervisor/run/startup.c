@@ -77,6 +77,7 @@
 #include "supervisor/sandbox/devnodes.h"
 #include "supervisor/lineage/lineage.h"
 #include "supervisor/run/run_internal.h"
+#include "supervisor/run/run_views.h"
 
 #ifndef AIDP_SERIAL_STARTUP
 #define AIDP_SERIAL_STARTUP 0
@@ -272,9 +273,9 @@ int aidp_run_startup_begin(struct run *r, aidp_error *err)
  * completes on a thread and it is committed at step 5 (invariant 5). */
 int aidp_run_start_record(struct run *r, aidp_error *err)
 {
-        return aidp_run_lineage_start(
-                &r->rl, r->o, r->res, &r->profile, r->cwd, r->caller_rc == 0 ? &r->caller : NULL,
-                r->uid, r->gid, aidp_run_policy_annotate, &r->policy, !AIDP_SERIAL_STARTUP, err);
+        return aidp_run_lineage_start(&r->rl, r->o, r->res, &r->profile, r->cwd,
+                                      r->caller_rc == 0 ? &r->caller : NULL, r->uid, r->gid,
+                                      aidp_run_annotate, r, !AIDP_SERIAL_STARTUP, err);
 }
 
 /* Step 5, while pid 1 builds its mounts: START made durable, the cgroup

@@ -139,6 +139,13 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
                         o.progress = aidp_progress_bar_draw;
                         o.progress_opaque = &b;
                 }
+                /* A view: the raw values of its transformed columns are
+                 * never written to /data (sealed_view.c). */
+                struct aidp_sealed_view sv;
+                if (d->view[i].applies) {
+                        aidp_inject_view_opts(d, i, &sv);
+                        o.view = &sv;
+                }
                 struct aidp_sealed_result res;
                 int r = aidp_sealed_decrypt(d->in[i], dfd, &o, &res, err);
                 if (r < 0) {
@@ -149,6 +156,10 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
                                                 "dataset %s: /data/%s", name, name);
                 info[i].files = res.n_files;
+                if (d->view[i].applies) {
+                        aidp_sha256_ref(res.received_digest, info[i].received_digest);
+                        info[i].viewed_files = res.n_viewed;
+                }
         }
         return 0;
 }
@@ -263,6 +274,7 @@ void aidp_inject_free(struct aidp_inject *d)
         if (d->has_output_dir_fd)
                 close(d->output_dir_fd);
         d->has_output_dir_fd = false;
+        aidp_inject_views_free(d);
         if (d->keys_ready)
                 aidp_keys_free(&d->keys);
         d->keys_ready = false;

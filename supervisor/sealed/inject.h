@@ -17,6 +17,7 @@
 #include "supervisor/sealed/keys.h"
 #include "supervisor/sealed/sealed.h"
 #include "views/leakscan.h"
+#include "views/view.h"
 
 #define AIDP_RUN_MAX_DATA 16
 
@@ -32,6 +33,31 @@ struct aidp_run_dataset {
         char digest[80]; /* content digest: "hmac-sha256:<hex>" (format 2), "sha256:<hex>" (1) */
         uint64_t bytes;  /* payload bytes */
         uint64_t files;  /* known after decrypt/collect */
+        /* Column views: files that went through a viewer and the digest of
+         * what the job received (sealed.h, AIDP_SEALED_VIEW_DIGEST_DOMAIN),
+         * "sha256:<hex>"; empty when the job received the dataset as sealed. */
+        uint64_t viewed_files;
+        char received_digest[80];
+        /* The views the job saw it through: "research" or "research+audit"
+         * (their names), "-" for a decided view with none (labelled columns
+         * dropped); empty: no view applied (no schema, or nothing decided). */
+        char view[256];
+};
+
+/* A dataset's column view (docs/sealed-data.md, "Views at injection"). The
+ * run sets decided/views/n from the policy decision before
+ * aidp_inject_views_resolve; the rest is resolve's. */
+struct aidp_inject_view {
+        /* false: no policy decided (no policy installed, root's own run): the
+         * files are injected as sealed and lineage says so */
+        bool decided;
+        const struct aidp_view *const *views; /* the granting roles' views (borrowed) */
+        size_t n;
+        bool has_schema;
+        struct aidp_schema schema;    /* decoded from the authenticated header */
+        struct aidp_file_view *files; /* per schema file, resolved */
+        size_t n_files;
+        bool applies; /* some file pattern's view is not all-raw */
 };
 
 struct aidp_inject {
@@ -59,6 +85,18 @@ struct aidp_inject {
         uint64_t leak_values, leak_dropped; /* values kept, and those the set could not hold */
         bool leak_scanned, quarantined;
         char quarantine_key[AIDP_SEALED_KEY_ID_MAX + 1];
+        /* Column views, per input, and the token keys they name (an array
+         * of struct aidp_token_key in locked memory). */
+        struct aidp_inject_view view[AIDP_RUN_MAX_DATA];
+        struct aidp_secret token_mem;
+        struct aidp_token_keys tokens;
+        /* Where every raw value a view hides goes while the inputs are
+         * decrypted, from several viewer threads at once: the output leak
+         * scan's value set (views/leakscan.h, aidp_leakset_add, which is
+         * thread-safe), set by the run before aidp_inject_decrypt. NULL:
+         * nowhere. */
+        aidp_view_hidden_fn hidden;
+        void *hidden_opaque;
 };
 
 /* Open and authenticate every input; fills info[i]. Dataset names must be
@@ -67,6 +105,17 @@ int aidp_inject_open(struct aidp_inject *d, const char *const *paths, size_t n,
                      const char *keys_config, const char *key_dir, struct aidp_run_dataset *info,
                      aidp_error *err);
 const struct aidp_sealed_header *aidp_inject_header(const struct aidp_inject *d, size_t i);
+/* After the policy decision (view[i].decided/views/n set), before START:
+ * decode each input's schema, resolve the views per file pattern and load
+ * the token keys they name from the key providers (keys.yaml purpose
+ * tokenize; a missing key or one of another purpose refuses the run:
+ * AIDP_EXIT_DATA, ENOKEY/EPERM). No payload byte is decrypted. */
+int aidp_inject_views_resolve(struct aidp_inject *d, aidp_error *err);
+/* Some input is decrypted through a view. */
+bool aidp_inject_views_apply(const struct aidp_inject *d);
+/* The decryption options' view of input i (valid while d is). */
+void aidp_inject_view_opts(struct aidp_inject *d, size_t i, struct aidp_sealed_view *ret);
+void aidp_inject_views_free(struct aidp_inject *d);
 int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error *err);
 /* root_fd: the supervisor's /data tmpfs mount fd. Entries are owned by
  * uid:gid. progress: a bar on stderr, or progress lines when it is no

@@ -136,6 +136,15 @@ int aidp_keys_read_kek(const char *dir, const char *key_id, struct aidp_secret *
  * missing). Refuses to overwrite. */
 int aidp_keys_generate(const char *dir, const char *key_id, aidp_error *err);
 
+/* A token key for column views (views/view.h): key_id must be declared in
+ * keys.yaml with purpose tokenize (ENOKEY when it is not declared, EPERM for
+ * another purpose; AIDP_EXIT_DATA), and its 32 bytes are read from the file
+ * provider (an exec provider only wraps and unwraps: ENOKEY). out should be
+ * locked memory (the caller's). */
+struct aidp_token_key;
+int aidp_keys_read_token(const struct aidp_keys *k, const char *key_id, struct aidp_token_key *out,
+                         aidp_error *err);
+
 /* Wrap a data key for key_id; out holds AIDP_SEALED_WRAPPED_MAX bytes. */
 int aidp_keys_wrap(const struct aidp_keys *k, const char *key_id, const struct aidp_secret *dk,
                    enum aidp_key_wrap *ret_alg, uint8_t *out, size_t *ret_len, aidp_error *err);

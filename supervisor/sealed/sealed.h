@@ -42,6 +42,7 @@
 #include "common/error.h"
 #include "supervisor/sealed/keys.h"
 #include "supervisor/sealed/codec/sealed_format.h"
+#include "views/view.h"
 
 struct aidp_sealed;
 
@@ -75,17 +76,50 @@ struct aidp_sealed_opts {
         /* Polled on the calling thread every ~100 ms: true stops the work,
          * which fails with EINTR (an interrupt, as Ctrl-C); NULL: never. */
         bool (*interrupted)(void);
+        /* Column views (docs/sealed-data.md, "Views at injection"); NULL: every
+         * file as sealed. */
+        const struct aidp_sealed_view *view;
 };
 #define AIDP_SEALED_OPTS_DEFAULT                                                                   \
         {                                                                                          \
                 .threads = 0, .uid = (uid_t)-1, .gid = (gid_t)-1                                   \
         }
 
+/* What a dataset's files look like to the job: files[k] is the resolved view
+ * of schema->files[k]. A file whose path matches a schema pattern whose view
+ * is not all-raw is never written as decrypted: after every segment has
+ * authenticated and the content digest matched, its segments are decrypted
+ * again (and authenticated again) into locked worker buffers, in order, and
+ * streamed through a viewer (views/view.h); only the viewer's output reaches
+ * dirfd. Every other file is written as sealed. Files are viewed in parallel
+ * (one viewer per file, one file per worker at a time). A viewer error (the
+ * data does not parse) fails the decryption with AIDP_EXIT_DATA and the
+ * position (DATASET/PATH:ROW:COL), and everything created is wiped. */
+struct aidp_sealed_view {
+        const char *dataset; /* for positions: "DATASET/PATH:ROW:COL" */
+        const struct aidp_schema *schema;
+        const struct aidp_file_view *files; /* parallel to schema->files */
+        const struct aidp_token_keys *keys;
+        aidp_view_hidden_fn hidden; /* every raw value the job does not see */
+        void *hidden_opaque;
+};
+
+/* The digest of what a viewed dataset's job received (docs/lineage.md,
+ * "Views"): SHA-256 over "aidp-view-v1" NUL, the sealed content digest (32
+ * bytes: the files passed as sealed are exactly its plaintext), then for every
+ * viewed file in manifest order its path, NUL, the viewed length (u64
+ * big-endian) and SHA-256 of the viewed bytes. */
+#define AIDP_SEALED_VIEW_DIGEST_DOMAIN "aidp-view-v1"
+
 struct aidp_sealed_result {
         enum aidp_tree_root root; /* single file or directory tree */
         uint16_t root_mode;       /* mode of the sealed top directory */
         uint64_t n_files, n_dirs; /* entries written (or that would be) */
         uint64_t bytes;           /* file bytes */
+        /* with a view: files that went through a viewer, their viewed bytes,
+         * and the digest of what was written (AIDP_SEALED_VIEW_DIGEST_DOMAIN) */
+        uint64_t n_viewed, viewed_bytes;
+        uint8_t received_digest[AIDP_SEALED_DIGEST_LEN];
 };
 
 /* Decrypt the whole dataset into dirfd (contents of the sealed directory, or

@@ -24,6 +24,8 @@ struct dec {
         struct aidp_tree tree;
         uint8_t (*digests)[AIDP_SEALED_DIGEST_LEN];
         bool *created;
+        /* per entry: the view it goes through (sealed_view.c), NULL: as sealed */
+        const struct aidp_file_view **plan;
 };
 
 /* Write plaintext stream bytes [start, start + len) into the files they
@@ -35,7 +37,9 @@ static int write_plain(struct dec *d, struct aidp_sealed_worker *w, uint64_t sta
         uint64_t end = start + len;
         for (size_t k = aidp_tree_find(t, start); k < t->n && t->entries[k].offset < end; k++) {
                 const struct aidp_tree_entry *e = &t->entries[k];
-                if (e->type != AIDP_ENTRY_FILE || e->size == 0)
+                /* A viewed file's raw bytes are never written: the view
+                 * pass writes what its viewer makes of them. */
+                if (e->type != AIDP_ENTRY_FILE || e->size == 0 || (d->plan && d->plan[k]))
                         continue;
                 uint64_t a = e->offset > start ? e->offset : start;
                 uint64_t b = e->offset + e->size < end ? e->offset + e->size : end;
@@ -244,6 +248,9 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
                 r = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
                 goto out;
         }
+        if (dirfd >= 0 && o->view &&
+            (r = aidp_sealed_view_plan(o->view, &d.tree, &d.plan, err)) < 0)
+                goto out;
         if (dirfd >= 0 && (r = create_entries(&d, err)) < 0)
                 goto fail;
         struct aidp_sealed_pool p = {.n_segments = h->n_segments,
@@ -271,10 +278,17 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
                                    "content digest does not match the header");
                 goto fail;
         }
+        struct aidp_sealed_result res = {0};
+        /* Views only now: every byte a viewer reads has authenticated once
+         * (and authenticates again as it is read), and a viewer's error
+         * leaves nothing of the dataset behind. */
+        if (d.plan &&
+            (r = aidp_sealed_view_run(s, dirfd, &d.tree, d.plan, o->view, o, &res, err)) < 0)
+                goto fail;
         if (dirfd >= 0 && (r = apply_modes(&d, o, err)) < 0)
                 goto fail;
         if (ret) {
-                memset(ret, 0, sizeof *ret);
+                *ret = res;
                 ret->root = d.tree.root;
                 ret->root_mode = d.tree.root_mode;
                 for (size_t k = 0; k < d.tree.n; k++) {
@@ -296,5 +310,6 @@ out:
         aidp_tree_free(&d.tree);
         free(d.digests);
         free(d.created);
+        free(d.plan);
         return r;
 }

@@ -42,6 +42,21 @@ static inline size_t aidp_sealed_seg_len(const struct aidp_sealed_header *h, uin
  * authenticated segment by segment; sealed_open.c. */
 int aidp_sealed_read_manifest(struct aidp_sealed *s, struct aidp_tree *ret, aidp_error *err);
 
+/* ---- column views (sealed_view.c) ---- */
+
+/* Per manifest entry, the view it is decrypted through: ret[k] NULL for
+ * directories and for files passed as sealed (no schema pattern matches, or
+ * every column is RAW). Fails only on allocation. */
+int aidp_sealed_view_plan(const struct aidp_sealed_view *v, const struct aidp_tree *t,
+                          const struct aidp_file_view ***ret, aidp_error *err);
+/* Second pass of a decryption whose every segment authenticated: stream each
+ * file with plan[k] != NULL through its viewer into dirfd/<path> (created,
+ * empty). Fills ret's view fields. */
+int aidp_sealed_view_run(struct aidp_sealed *s, int dirfd, const struct aidp_tree *t,
+                         const struct aidp_file_view *const *plan, const struct aidp_sealed_view *v,
+                         const struct aidp_sealed_opts *o, struct aidp_sealed_result *ret,
+                         aidp_error *err);
+
 /* ---- resolution beneath a directory (sealed_beneath.c) ---- */
 
 /* openat2 beneath dirfd: no symlinks, no magic links, no other mount. fd or -errno. */
@@ -70,6 +85,9 @@ struct aidp_sealed_worker {
         unsigned index;
         int cached_fd; /* fd of the file last written/read, by entry index */
         size_t cached_entry;
+        bool has_segment; /* the view pass: buf holds segment cached_segment, authenticated */
+        uint64_t cached_segment;
+        struct aidp_sealed_buf out; /* the view pass: viewer output, allocated on first use */
 };
 
 /* Each worker starts on its own contiguous stretch of segments and steals

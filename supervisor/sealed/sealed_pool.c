@@ -131,6 +131,7 @@ static void *worker_main(void *arg)
 static void worker_fini(struct aidp_sealed_worker *w)
 {
         aidp_sealed_buf_free(&w->buf);
+        aidp_sealed_buf_free(&w->out);
         EVP_CIPHER_CTX_free(w->ctx);
         w->ctx = NULL;
         EVP_MD_CTX_free(w->md);

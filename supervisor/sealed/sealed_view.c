@@ -1,0 +1,272 @@
+/* Column views at injection: the second pass of aidp_sealed_decrypt for the
+ * files whose view is not all-raw (sealed.h, struct aidp_sealed_view). The
+ * first pass authenticated every segment and checked the content digest
+ * without writing these files; here each is decrypted again, in order, into a
+ * locked worker buffer, authenticated again segment by segment, and fed to
+ * its viewer, whose output alone is written. One worker views one file at a
+ * time; the pool spreads files over the cores. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/io.h"
+#include "supervisor/sealed/codec/sealed_crypto.h"
+#include "supervisor/sealed/sealed_internal.h"
+
+/* The viewer's output is gathered into this much (locked) memory per file
+ * before it is written: viewers emit a field at a time. */
+#define OUT_BUF (256u * 1024u)
+
+int aidp_sealed_view_plan(const struct aidp_sealed_view *v, const struct aidp_tree *t,
+                          const struct aidp_file_view ***ret, aidp_error *err)
+{
+        const struct aidp_file_view **plan = calloc(t->n ? t->n : 1, sizeof *plan);
+        if (!plan)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        for (size_t k = 0; v->schema && k < t->n; k++) {
+                const struct aidp_tree_entry *e = &t->entries[k];
+                if (e->type != AIDP_ENTRY_FILE)
+                        continue;
+                const struct aidp_schema_file *sf = aidp_schema_match(v->schema, e->path);
+                if (!sf)
+                        continue;
+                const struct aidp_file_view *fv = &v->files[sf - v->schema->files];
+                if (!aidp_file_view_is_raw(fv))
+                        plan[k] = fv;
+        }
+        *ret = plan;
+        return 0;
+}
+
+struct vfile {
+        size_t entry;
+        const struct aidp_file_view *fv;
+        uint64_t out_len;
+        uint8_t digest[AIDP_SEALED_DIGEST_LEN]; /* SHA-256 of the viewed bytes */
+};
+
+struct vpass {
+        struct aidp_sealed *s;
+        int dirfd;
+        const struct aidp_tree *t;
+        const struct aidp_sealed_view *v;
+        struct vfile *files;
+        size_t n;
+};
+
+/* One file's output: buffered (in the worker's locked out buffer), hashed,
+ * written in order. */
+struct vout {
+        int fd;
+        struct aidp_sealed_buf *buf;
+        size_t used;
+        uint64_t written;
+        EVP_MD_CTX *md;
+        const char *path;
+        const struct aidp_sealed_view *v;
+};
+
+static int vout_flush(struct vout *o, aidp_error *err)
+{
+        if (!o->used)
+                return 0;
+        int r = aidp_pwrite_all(o->fd, o->buf->p, o->used, (off_t)o->written);
+        if (r < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, -r, "%swriting %s",
+                                        r == -ENOSPC ? "destination too small: " : "", o->path);
+        o->written += o->used;
+        o->used = 0;
+        return 0;
+}
+
+static int vout_write(void *opaque, const void *buf, size_t len, aidp_error *err)
+{
+        struct vout *o = opaque;
+        if (EVP_DigestUpdate(o->md, buf, len) != 1)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
+        const uint8_t *p = buf;
+        while (len) {
+                if (o->used == o->buf->len) {
+                        int r = vout_flush(o, err);
+                        if (r < 0)
+                                return r;
+                }
+                size_t n = o->buf->len - o->used < len ? o->buf->len - o->used : len;
+                memcpy(o->buf->p + o->used, p, n);
+                o->used += n;
+                p += n;
+                len -= n;
+        }
+        return 0;
+}
+
+static void vout_hidden(void *opaque, const char *column, const char *label, const void *value,
+                        size_t len)
+{
+        struct vout *o = opaque;
+        if (o->v->hidden)
+                o->v->hidden(o->v->hidden_opaque, column, label, value, len);
+}
+
+/* Decrypt and authenticate segment i whole into the worker's buffer (a tag
+ * covers the whole segment). The worker keeps the last one: small files
+ * sharing a segment are next to each other in a worker's stretch. */
+static int load_segment(struct vpass *p, struct aidp_sealed_worker *w, uint64_t i, aidp_error *err)
+{
+        const struct aidp_sealed_header *h = &p->s->h;
+        if (w->has_segment && w->cached_segment == i)
+                return 0;
+        w->has_segment = false;
+        size_t len = aidp_sealed_seg_len(h, i);
+        ssize_t got = aidp_pread_all(p->s->fd, w->buf.p, len + AIDP_SEALED_TAG_LEN,
+                                     (off_t)aidp_sealed_seg_off(h, i));
+        if (got < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, (int)-got, "reading segment %llu",
+                                        (unsigned long long)i);
+        if ((size_t)got != len + AIDP_SEALED_TAG_LEN)
+                return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
+                                      "segment %llu is truncated (the file shrank)",
+                                      (unsigned long long)i);
+        uint8_t tag[AIDP_SEALED_TAG_LEN];
+        memcpy(tag, w->buf.p + len, sizeof tag);
+        if (aidp_sealed_seg_decrypt(w->ctx, i, i + 1 == h->n_segments, h->header_digest, w->buf.p,
+                                    len, tag) < 0) {
+                OPENSSL_cleanse(w->buf.p, len);
+                return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
+                                      "segment %llu failed authentication on its second read "
+                                      "(the sealed file changed during the injection)",
+                                      (unsigned long long)i);
+        }
+        w->has_segment = true;
+        w->cached_segment = i;
+        return 0;
+}
+
+static int feed_file(struct vpass *p, struct aidp_sealed_worker *w, const struct aidp_tree_entry *e,
+                     struct aidp_viewer *vw, aidp_error *err)
+{
+        const struct aidp_sealed_header *h = &p->s->h;
+        uint64_t a = e->offset, b = e->offset + e->size, ss = h->segment_size;
+        for (uint64_t i = a / ss; i * ss < b; i++) {
+                int r = load_segment(p, w, i, err);
+                if (r < 0)
+                        return r;
+                uint64_t s0 = i * ss, s1 = s0 + aidp_sealed_seg_len(h, i);
+                uint64_t x = a > s0 ? a : s0, y = b < s1 ? b : s1;
+                if (x < y &&
+                    (r = aidp_viewer_feed(vw, w->buf.p + (x - s0), (size_t)(y - x), err)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int view_file(struct aidp_sealed_worker *w, uint64_t index, aidp_error *err)
+{
+        struct vpass *p = w->pool->ctx;
+        struct vfile *f = &p->files[index];
+        const struct aidp_tree_entry *e = &p->t->entries[f->entry];
+        char where[4400];
+        snprintf(where, sizeof where, "%s/%s", p->v->dataset ? p->v->dataset : "", e->path);
+        struct vout o = {.fd = -1, .buf = &w->out, .md = w->md, .path = e->path, .v = p->v};
+        struct aidp_viewer *vw = NULL;
+        int r = w->out.p ? 0 : aidp_sealed_buf_alloc(&w->out, OUT_BUF);
+        if (r < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "allocating a view buffer");
+        o.fd = aidp_sealed_open_beneath(p->dirfd, e->path, O_WRONLY, 0);
+        if (o.fd < 0) {
+                r = aidp_error_errno(err, AIDP_EXIT_DATA, -o.fd, "opening %s", e->path);
+                goto out;
+        }
+        if (EVP_DigestInit_ex(o.md, EVP_sha256(), NULL) != 1) {
+                r = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 init failed");
+                goto out;
+        }
+        if ((r = aidp_viewer_new(f->fv, p->v->keys, where, vout_write, vout_hidden, &o, &vw, err)) <
+                    0 ||
+            (r = feed_file(p, w, e, vw, err)) < 0 || (r = aidp_viewer_finish(vw, err)) < 0 ||
+            (r = vout_flush(&o, err)) < 0)
+                goto out;
+        unsigned dl = 0;
+        if (EVP_DigestFinal_ex(o.md, f->digest, &dl) != 1) {
+                r = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
+                goto out;
+        }
+        f->out_len = o.written;
+        atomic_fetch_add(&w->pool->done_bytes, e->size);
+out:
+        if (vw)
+                aidp_viewer_free(vw);
+        if (o.fd >= 0)
+                close(o.fd);
+        return r;
+}
+
+static int received_digest(const struct aidp_sealed_header *h, const struct vpass *p,
+                           uint8_t out[AIDP_SEALED_DIGEST_LEN], aidp_error *err)
+{
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+                  EVP_DigestUpdate(md, AIDP_SEALED_VIEW_DIGEST_DOMAIN,
+                                   sizeof AIDP_SEALED_VIEW_DIGEST_DOMAIN) == 1 &&
+                  EVP_DigestUpdate(md, h->content_digest, AIDP_SEALED_DIGEST_LEN) == 1;
+        for (size_t i = 0; ok && i < p->n; i++) {
+                const char *path = p->t->entries[p->files[i].entry].path;
+                uint8_t be[8];
+                for (int k = 0; k < 8; k++)
+                        be[k] = (uint8_t)(p->files[i].out_len >> (56 - 8 * k));
+                ok = EVP_DigestUpdate(md, path, strlen(path) + 1) == 1 &&
+                     EVP_DigestUpdate(md, be, sizeof be) == 1 &&
+                     EVP_DigestUpdate(md, p->files[i].digest, AIDP_SEALED_DIGEST_LEN) == 1;
+        }
+        unsigned dl = 0;
+        ok = ok && EVP_DigestFinal_ex(md, out, &dl) == 1;
+        EVP_MD_CTX_free(md);
+        return ok ? 0 : aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
+}
+
+int aidp_sealed_view_run(struct aidp_sealed *s, int dirfd, const struct aidp_tree *t,
+                         const struct aidp_file_view *const *plan, const struct aidp_sealed_view *v,
+                         const struct aidp_sealed_opts *o, struct aidp_sealed_result *ret,
+                         aidp_error *err)
+{
+        struct vpass p = {.s = s, .dirfd = dirfd, .t = t, .v = v};
+        p.files = calloc(t->n ? t->n : 1, sizeof *p.files);
+        if (!p.files)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        uint64_t bytes = 0;
+        for (size_t k = 0; k < t->n; k++)
+                if (plan[k]) {
+                        p.files[p.n++] = (struct vfile){.entry = k, .fv = plan[k]};
+                        bytes += t->entries[k].size;
+                }
+        int r = 0;
+        if (p.n) {
+                struct aidp_sealed_pool pool = {.n_segments = p.n,
+                                                .fn = view_file,
+                                                .ctx = &p,
+                                                .progress = o->progress,
+                                                .progress_opaque = o->progress_opaque,
+                                                .interrupted = o->interrupted,
+                                                .total_bytes = bytes};
+                r = aidp_sealed_pool_run(&pool, aidp_sealed_pick_threads(o->threads, p.n), s->dk.p,
+                                         false, (size_t)s->h.segment_size + AIDP_SEALED_TAG_LEN,
+                                         err);
+        }
+        if (r == 0)
+                r = received_digest(&s->h, &p, ret->received_digest, err);
+        if (r == 0) {
+                ret->n_viewed = p.n;
+                for (size_t i = 0; i < p.n; i++)
+                        ret->viewed_bytes += p.files[i].out_len;
+        }
+        free(p.files);
+        return r;
+}
