@@ -37,5 +37,8 @@ int aidp_cli_logs(int argc, char **argv);
  * OpenSSL starts (not dumpable, no core, allocator hooked), enable after. */
 void aidp_cli_keymem_init(void);
 void aidp_cli_keymem_enable(void);
+/* detokenize (supervisor/cli/cli_detokenize.c): siv tokens back into values,
+ * policy-checked and recorded in lineage. */
+int aidp_cli_detokenize(int argc, char **argv);
 /* keygen (supervisor/cli/cli_keygen.c): the key file and its purpose in keys.yaml. */
 int aidp_cli_keygen(int argc, char **argv);

@@ -20,6 +20,7 @@ static const struct aidp_cli_cmd commands[] = {
         {"unseal", aidp_cli_seal, "decrypt and authenticate a sealed dataset"},
         {"inspect", aidp_cli_seal, "print a sealed dataset's authenticated header"},
         {"keygen", aidp_cli_seal, "create a key-encryption key file"},
+        {"detokenize", aidp_cli_detokenize, "turn siv tokens of a view back into values"},
         {"ps", aidp_cli_ps, "your runs in progress through the daemon"},
         {"stop", aidp_cli_stop, "stop a run of yours (it still shreds)"},
         {"logs", aidp_cli_logs, "the output of a detached run of yours"},

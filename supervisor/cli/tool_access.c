@@ -72,27 +72,50 @@ static int decide(const struct aidp_policy_set *set, struct aidp_caller_identity
         return r;
 }
 
+/* The policy of dir for uid: its files, the user's identity and groups. */
+static int load_for(uid_t uid, const char *dir, struct aidp_policy_set *set,
+                    struct aidp_caller_identity *who, aidp_error *err)
+{
+        struct aidp_policy_sources src = {.dir = dir, .require_root_owned = true};
+        int r = aidp_policy_set_load(&src, set, err);
+        if (r < 0)
+                return aidp_error_wrap(err, "loading the access and residency policy");
+        /* Identity from the uid sudo proved (or root named), groups from the
+         * user database. */
+        if ((r = aidp_caller_resolve(NULL, uid, environ, who, err)) < 0)
+                return r;
+        if (!set->host && !set->residency && !set->access)
+                return no_policy(who->user, err);
+        return 0;
+}
+
+int aidp_tool_decide(uid_t uid, enum aidp_residency_op op, const struct aidp_sealed_header *h,
+                     const char *policy_dir, aidp_error *err)
+{
+        struct aidp_policy_set set = {0};
+        struct aidp_caller_identity who = {0};
+        bool ok = false;
+        int r = load_for(uid, policy_dir ? policy_dir : AIDP_POLICY_DIR_DEFAULT, &set, &who, err);
+        if (r >= 0 && (r = decide(&set, &who, op, h, &ok, err)) >= 0 && !ok)
+                r = -EACCES;
+        aidp_caller_free(&who);
+        aidp_policy_set_free(&set);
+        return r;
+}
+
 /* Root acting for a sudo user: the policy installed in /etc/aidp decides,
- * for op (inspect: an unseal grant also lets the header be seen). */
+ * for op (inspect: an unseal grant also lets the header be seen; any other
+ * operation, detokenize, only by its own grant). */
 static int user_policy(struct aidp_tool_access *acc, enum aidp_residency_op op,
                        const struct aidp_sealed_header *h, aidp_error *err)
 {
+        if (op != AIDP_OP_UNSEAL && op != AIDP_OP_INSPECT)
+                return aidp_tool_decide(acc->uid, op, h, NULL, err);
         struct aidp_policy_set set = {0};
-        struct aidp_policy_sources src = {.dir = AIDP_POLICY_DIR_DEFAULT,
-                                          .require_root_owned = true};
         struct aidp_caller_identity who = {0};
-        int r = aidp_policy_set_load(&src, &set, err);
-        if (r < 0) {
-                aidp_error_wrap(err, "loading the access and residency policy");
+        int r = load_for(acc->uid, AIDP_POLICY_DIR_DEFAULT, &set, &who, err);
+        if (r < 0)
                 goto out;
-        }
-        /* Identity from the uid sudo proved, groups from the user database. */
-        if ((r = aidp_caller_resolve(NULL, acc->uid, environ, &who, err)) < 0)
-                goto out;
-        if (!set.host && !set.residency && !set.access) {
-                r = no_policy(who.user, err);
-                goto out;
-        }
         bool unseal = false, inspect = false;
         aidp_error e2 = {0};
         if ((r = decide(&set, &who, AIDP_OP_UNSEAL, h, &unseal, &e2)) < 0) {

@@ -34,6 +34,13 @@ int aidp_tool_open_sealed(const struct aidp_cli_spec *spec, const struct aidp_cl
                           const char *key_dir, struct aidp_tool_access *acc,
                           struct aidp_sealed **ret, aidp_error *err);
 
+/* The access policy of policy_dir (NULL: /etc/aidp) decides op on header h
+ * for uid (root for a sudo user, or an admin's --user): 0 allowed, -EACCES
+ * denied (err: AIDP_EXIT_DENIED naming the rule; also when no policy is
+ * installed), another < 0 for a bad policy file or an unknown user. */
+int aidp_tool_decide(uid_t uid, enum aidp_residency_op op, const struct aidp_sealed_header *h,
+                     const char *policy_dir, aidp_error *err);
+
 /* Decrypt s into DIR (created if missing, 0700) as acc->who: into a private
  * temporary directory inside DIR first, moved into place only after every
  * segment authenticated, never replacing an entry of DIR. SIGINT, SIGTERM

@@ -147,15 +147,15 @@ int aidp_trust_tool_check(int argc, char **argv, aidp_error *err)
         if (getuid() != 0 || !su || !strcmp(su, "0") || argc < 2)
                 return 0;
         /* Root acting for a sudo user: every command but reading root's own
-         * lineage log and unseal/inspect (which open the user's files as the
-         * user and ask the access policy, tool_access.h) would open, create
+         * lineage log and unseal/inspect/detokenize (which open the user's
+         * files as the user and ask the access policy, tool_access.h) would open, create
          * or send files the user names with root's authority (seal, profile
          * check /etc/shadow, profile learn --base, lineage graph -o, export
          * --url). */
         const char *cmd = argv[1], *sub = argc > 2 ? argv[2] : "";
         if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "help") ||
             !strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "unseal") ||
-            !strcmp(cmd, "inspect") ||
+            !strcmp(cmd, "inspect") || !strcmp(cmd, "detokenize") ||
             (!strcmp(cmd, "lineage") && (!strcmp(sub, "verify") || !strcmp(sub, "show"))))
                 return 0;
         return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,

@@ -17,12 +17,10 @@
 static void decision_views(const struct aidp_run_policy *p, size_t i, struct aidp_inject_view *v)
 {
         v->decided = p->enforced && p->decided;
-        /* The decision's per-dataset views (branch viewpolicy:
-         * p->decision.views[i].views / n_views) go here once the decision
-         * carries them; until then a decided run gets no view: fail closed. */
-        (void)i;
-        v->views = NULL;
-        v->n = 0;
+        if (!v->decided || !p->decision.views || i >= p->decision.n_datasets)
+                return;
+        v->views = (const struct aidp_view *const *)p->decision.views[i].views;
+        v->n = p->decision.views[i].n_views;
 }
 
 static void name_views(const struct aidp_inject_view *v, char *out, size_t cap)

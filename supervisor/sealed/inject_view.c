@@ -95,7 +95,15 @@ int aidp_inject_views_resolve(struct aidp_inject *d, aidp_error *err)
         }
         if (!aidp_inject_views_apply(d))
                 return 0;
-        return load_token_keys(d, err);
+        if ((r = load_token_keys(d, err)) < 0)
+                return r;
+        /* Every raw value a view hides goes to the output leak scan's set
+         * (inject_leak.c), checked against /out before it is sealed. */
+        if ((r = aidp_inject_leaks_new(d, err)) < 0)
+                return r;
+        d->hidden = aidp_inject_leak_hidden;
+        d->hidden_opaque = d->leaks;
+        return 0;
 }
 
 bool aidp_inject_views_apply(const struct aidp_inject *d)

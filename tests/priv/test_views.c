@@ -290,3 +290,174 @@ Test(views, a_flipped_schema_label_is_refused_as_tampering)
         cr_expect_null(strstr(P.out, "JOB-RAN"));
         cr_expect(strstr(P.err, "flip") && strstr(P.err, "authentic"), "%s", P.err);
 }
+
+/* ---- views from the access policy: tokens (access.yaml `views:`) ---- */
+
+static char polydir[4096];
+
+/* keys.yaml with run-key (kek) and tok-1 (tokenize); access.yaml giving the
+ * tests role the view `research` (and `detokenize` when asked), and a role
+ * `plain` without detokenize for the user `daemon`. */
+static void policy_with_views(const char *view_yaml, bool detokenize)
+{
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keydir, "tok-1", &err), 0, "%s", err.msg);
+        TEST_SNPRINTF(keyscfg, "%s/keys.yaml", T);
+        char buf[2048];
+        TEST_SNPRINTF(buf,
+                      "provider: file\nkey_dir: %s\nkeys:\n  run-key: {purpose: kek}\n"
+                      "  tok-1: {purpose: tokenize}\n  lin-1: {purpose: lineage}\n",
+                      keydir);
+        put(keyscfg, buf);
+        TEST_SNPRINTF(polydir, "%s/policy", T);
+        char acc[4096];
+        TEST_SNPRINTF(acc,
+                      "apiVersion: aidp/v1\nkind: AccessPolicy\nviews:\n  research:\n%s"
+                      "roles:\n  tests:\n    operations: [run%s]\n    profiles: [\"*\"]\n"
+                      "    datasets: [\"*\"]\n    max_classification: regulated\n"
+                      "    view: research\n"
+                      "  plain:\n    operations: [run]\n    profiles: [\"*\"]\n"
+                      "    datasets: [\"*\"]\n    max_classification: regulated\n"
+                      "    view: research\n"
+                      "users:\n  nobody: {roles: [tests]}\n  daemon: {roles: [plain]}\n",
+                      view_yaml, detokenize ? ", detokenize" : "");
+        aidp_test_policy_access(polydir, acc);
+}
+
+static const char *const JOIN_VIEW = "    labels:\n"
+                                     "      pii.direct: {tokenize: {mode: hmac, domain: patient, "
+                                     "key: tok-1}}\n"
+                                     "    columns:\n"
+                                     "      contact: {tokenize: {mode: hmac, domain: billing, "
+                                     "key: tok-1}}\n";
+
+Test(views, datasets_tokenized_in_one_domain_join_and_across_domains_do_not)
+{
+        AIDP_REQUIRE_ROOT();
+        policy_with_views(JOIN_VIEW, false);
+        char a[4096], b[4096], c[4096];
+        src_file("pa", "p.csv", "email,n\nalice@example.org,pa-1\nbob@example.org,pa-2\n");
+        src_file("vb", "v.csv", "email,n\nbob@example.org,vb-1\nalice@example.org,vb-2\n");
+        src_file("bc", "b.csv", "contact,n\nalice@example.org,bc-1\n");
+        const char *sch = "apiVersion: aidp/v1\nkind: Schema\nfiles:\n  - pattern: \"*.csv\"\n"
+                          "    format: csv\n    columns:\n      email: [pii.direct]\n";
+        const char *sch_c = "apiVersion: aidp/v1\nkind: Schema\nfiles:\n  - pattern: \"*.csv\"\n"
+                            "    format: csv\n    columns:\n      contact: [pii.direct]\n";
+        seal_with_schema("pa", sch, a);
+        seal_with_schema("vb", sch, b);
+        seal_with_schema("bc", sch_c, c);
+        const char *job[] = {"/bin/sh", "-c",
+                             "for f in /data/*/*.csv; do sed \"s|^|${f#/data/}:|\" \"$f\"; done",
+                             NULL};
+        const char *data[] = {a, b, c, NULL};
+        int st = run_keys(job, data);
+        cr_assert_eq(st, 0, "run failed: %s", P.err);
+        cr_expect_null(strstr(P.out, "@example.org"), "a raw email reached the job: %s", P.out);
+        /* rows are "TOKEN,n": look tokens up by the unlabelled column */
+        char ta[128], tb[128], tc[128], tb2[128];
+        const char *ra = strstr(P.out, ",pa-1"), *rb = strstr(P.out, ",vb-2"),
+                   *rc = strstr(P.out, ",bc-1"), *rb2 = strstr(P.out, ",vb-1");
+        cr_assert(ra && rb && rc && rb2, "%s", P.out);
+        for (const char **r = (const char *[]){ra, rb, rc, rb2, NULL}; *r; r++) {
+                /* the line is "DS/FILE.csv:TOKEN,n" */
+                const char *s = *r;
+                while (s > P.out && s[-1] != '\n')
+                        s--;
+                s = strchr(s, ':') + 1;
+                char *dst = *r == ra ? ta : *r == rb ? tb : *r == rc ? tc : tb2;
+                snprintf(dst, 128, "%.*s", (int)(*r - s), s);
+        }
+        cr_expect(!strncmp(ta, "patient:", 8), "token %s", ta);
+        cr_expect_str_eq(ta, tb, "alice's tokens differ across datasets of one domain");
+        cr_expect_str_neq(ta, tb2, "alice and bob have one token");
+        cr_expect(!strncmp(tc, "billing:", 8), "token %s", tc);
+        cr_expect_str_neq(ta + 8, tc + 8, "one value tokenized alike in two domains");
+}
+
+Test(views, a_token_key_missing_or_of_another_purpose_refuses_the_run_before_decryption)
+{
+        AIDP_REQUIRE_ROOT();
+        policy_with_views("    labels:\n      pii.direct: {tokenize: {mode: hmac, domain: p, "
+                          "key: lin-1}}\n",
+                          false);
+        char in[4096];
+        src_file("k", "a.csv", "name,n\nalice,1\n");
+        seal_with_schema("k", SCHEMA_CSV, in);
+        const char *job[] = {"/bin/sh", "-c", "echo JOB-RAN", NULL};
+        const char *data[] = {in, NULL};
+        int st = run_keys(job, data);
+        cr_expect_eq(st, AIDP_EXIT_DATA, "exit %d: %s", st, P.err);
+        cr_expect_null(strstr(P.out, "JOB-RAN"));
+        cr_expect(strstr(P.err, "token key lin-1") && strstr(P.err, "purpose lineage"), "%s",
+                  P.err);
+}
+
+static const char *const SIV_VIEW = "    labels:\n"
+                                    "      pii.direct: {tokenize: {mode: siv, domain: patient, "
+                                    "key: tok-1}}\n";
+
+/* The records of the lineage log the aidp tool wrote, with facet aidp_detokenize. */
+static size_t detok_records(json_object **ev, size_t max)
+{
+        json_object *all[16];
+        size_t n = aidp_test_lineage_records(logp, keyp, all, 16), k = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (k < max && aidp_test_json_at(all[i], "run.facets.aidp_detokenize"))
+                        ev[k++] = all[i];
+                else
+                        json_object_put(all[i]);
+        }
+        return k;
+}
+
+Test(views, detokenize_round_trips_for_an_authorised_role_and_is_refused_and_recorded_for_others)
+{
+        AIDP_REQUIRE_ROOT();
+        policy_with_views(SIV_VIEW, true);
+        char in[4096];
+        src_file("dt", "a.csv", "name,n\nAlice Example,1\n");
+        seal_with_schema("dt", SCHEMA_CSV, in);
+        const char *job[] = {"/bin/sh", "-c", "cat /data/dt/a.csv", NULL};
+        const char *data[] = {in, NULL};
+        cr_assert_eq(run_keys(job, data), 0, "%s", P.err);
+        const char *at = strstr(P.out, "patient~");
+        cr_assert_not_null(at, "no siv token: %s", P.out);
+        char tok[256];
+        snprintf(tok, sizeof tok, "%.*s", (int)strcspn(at, ",\r\n"), at);
+        setenv("AIDP_LINEAGE_FILE", logp, 1);
+        /* nobody's role grants detokenize */
+        char *ok[] = {AIDP_TOOL,      "detokenize",    "--data", in,       "--key",
+                      "tok-1",        "--keys-config", keyscfg,  "--user", "nobody",
+                      "--policy-dir", polydir,         tok,      NULL};
+        int st = aidp_test_run(&P, ok);
+        cr_expect_eq(st, 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "Alice Example\n");
+        /* daemon's does not */
+        char *no[] = {AIDP_TOOL,      "detokenize",    "--data", in,       "--key",
+                      "tok-1",        "--keys-config", keyscfg,  "--user", "daemon",
+                      "--policy-dir", polydir,         tok,      NULL};
+        st = aidp_test_run(&P, no);
+        cr_expect_eq(st, AIDP_EXIT_DENIED, "exit %d: %s", st, P.err);
+        cr_expect_null(strstr(P.out, "Alice"), "%s", P.out);
+        unsetenv("AIDP_LINEAGE_FILE");
+        json_object *ev[4];
+        size_t n = detok_records(ev, 4);
+        cr_assert_eq(n, 2, "expected two detokenize records");
+        cr_expect_str_eq(aidp_test_json_str(ev[0], "run.facets.aidp_detokenize.decision"), "allow");
+        cr_expect_str_eq(aidp_test_json_str(ev[0], "run.facets.aidp_detokenize.user"), "nobody");
+        cr_expect_str_eq(aidp_test_json_str(ev[0], "run.facets.aidp_detokenize.keyId"), "tok-1");
+        cr_expect_eq(
+                json_object_get_int(aidp_test_json_at(ev[0], "run.facets.aidp_detokenize.count")),
+                1);
+        cr_expect_str_eq(aidp_test_json_str(ev[1], "run.facets.aidp_detokenize.decision"), "deny");
+        cr_expect_str_eq(aidp_test_json_str(ev[1], "run.facets.aidp_detokenize.user"), "daemon");
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+}
+
+Test(views, a_canary_in_a_tokenized_pii_direct_column_never_reaches_the_sandbox)
+{
+        AIDP_REQUIRE_ROOT();
+        policy_with_views(JOIN_VIEW, false);
+        canary_never_reaches_the_sandbox(true);
+}

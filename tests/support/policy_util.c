@@ -55,3 +55,8 @@ void aidp_test_policy_done(const char *run_dir)
         if (run_dir)
                 aidp_test_gc(run_dir);
 }
+
+void aidp_test_policy_access(const char *dir, const char *access_yaml)
+{
+        put(dir, "access.yaml", access_yaml);
+}

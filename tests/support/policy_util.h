@@ -15,3 +15,8 @@ void aidp_test_policy_allow(const char *dir, const char *user, const char *const
 /* The end of such a test: AIDP_POLICY_DIR unset and, with run_dir, gc of a
  * run a failed assertion left there (cleaned the way production does). */
 void aidp_test_policy_done(const char *run_dir);
+
+/* Replace DIR/access.yaml (after aidp_test_policy_allow made the rest) with
+ * access_yaml, root-owned 0644: a policy with views (issue 18), several roles,
+ * other operations (detokenize). */
+void aidp_test_policy_access(const char *dir, const char *access_yaml);

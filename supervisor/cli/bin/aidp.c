@@ -11,7 +11,7 @@
 /* The commands that hold keys in memory. */
 static bool handles_keys(int argc, char **argv)
 {
-        static const char *const cmds[] = {"seal", "unseal", "inspect", "keygen"};
+        static const char *const cmds[] = {"seal", "unseal", "inspect", "keygen", "detokenize"};
         for (size_t i = 0; argc > 1 && i < sizeof cmds / sizeof *cmds; i++)
                 if (!strcmp(argv[1], cmds[i]))
                         return true;
