@@ -120,4 +120,3 @@ bool aidp_run_warm_policy_take(const char *dir, struct aidp_policy_set *ret)
         g_policy.loaded = false;
         return true;
 }
-
