@@ -253,6 +253,12 @@ static int detokenize(const struct detok_cli *c, const struct aidp_cli_parsed *p
         if (r == 0 && c->user && (r = resolve_user(c->user, &uid, err)) == 0)
                 r = aidp_tool_decide(uid, AIDP_OP_DETOKENIZE, aidp_sealed_header_of(s),
                                      c->policy_dir, err);
+        /* Decided by the policy (a sudo user or root's --user): only this
+         * dataset's own token domains. */
+        if (r == 0 && (acc.for_user || c->user))
+                r = aidp_tool_check_token_domains(aidp_sealed_header_of(s),
+                                                  c->user ? c->policy_dir : NULL, c->key, t.tokens,
+                                                  t.n, err);
         if (r < 0 && err->status == AIDP_EXIT_DENIED) {
                 aidp_error rec = {0};
                 if (record(uid, c, s ? aidp_sealed_header_of(s) : NULL, &t, false, err->msg, &rec) <

@@ -103,6 +103,67 @@ int aidp_tool_decide(uid_t uid, enum aidp_residency_op op, const struct aidp_sea
         return r;
 }
 
+/* Does view v give a column of schema s reversible tokens of domain dom
+ * (dl bytes) under key_id? */
+static bool view_gives(const struct aidp_view *v, const struct aidp_schema *s, const char *key_id,
+                       const char *dom, size_t dl)
+{
+        const struct aidp_view *vs[1] = {v};
+        for (size_t f = 0; f < s->n_files; f++) {
+                struct aidp_file_view fv = {0};
+                aidp_error e = {0};
+                if (aidp_view_resolve(vs, 1, &s->files[f], &fv, &e) < 0)
+                        continue;
+                bool hit = false;
+                for (size_t c = 0; c < fv.n_columns && !hit; c++) {
+                        const struct aidp_xform *x = &fv.columns[c].x;
+                        hit = x->kind == AIDP_XF_TOKENIZE && x->mode == AIDP_TOK_SIV &&
+                              !strcmp(x->key_id, key_id) && strlen(x->domain) == dl &&
+                              !memcmp(x->domain, dom, dl);
+                }
+                aidp_file_view_free(&fv);
+                if (hit)
+                        return true;
+        }
+        return false;
+}
+
+int aidp_tool_check_token_domains(const struct aidp_sealed_header *h, const char *policy_dir,
+                                  const char *key_id, char *const *tokens, size_t n,
+                                  aidp_error *err)
+{
+        struct aidp_policy_sources src = {.dir = policy_dir ? policy_dir : AIDP_POLICY_DIR_DEFAULT,
+                                          .require_root_owned = true};
+        struct aidp_policy_set set = {0};
+        struct aidp_schema schema = {0};
+        int r = aidp_policy_set_load(&src, &set, err);
+        if (r < 0)
+                return aidp_error_wrap(err, "loading the access policy");
+        if ((r = aidp_sealed_header_schema(h, &schema, err)) < 0)
+                goto out;
+        for (size_t i = 0; i < n; i++) {
+                const char *tilde = strchr(tokens[i], '~');
+                size_t dl = tilde ? (size_t)(tilde - tokens[i]) : 0;
+                bool ok = false;
+                for (size_t v = 0; set.access && v < set.access->n_views && !ok; v++)
+                        ok = view_gives(&set.access->views[v].view, &schema, key_id, tokens[i], dl);
+                if (!ok) {
+                        r = aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
+                                           "token %zu: domain '%.*s' under key %s is not a "
+                                           "reversible token domain of any view of dataset %s's "
+                                           "columns: a detokenize grant on %s reverses its own "
+                                           "tokens only",
+                                           i + 1, (int)dl, tokens[i], key_id, h->meta.name,
+                                           h->meta.name);
+                        goto out;
+                }
+        }
+out:
+        aidp_schema_free(&schema);
+        aidp_policy_set_free(&set);
+        return r;
+}
+
 /* Root acting for a sudo user: the policy installed in /etc/aidp decides,
  * for op (inspect: an unseal grant also lets the header be seen; any other
  * operation, detokenize, only by its own grant). */

@@ -41,6 +41,16 @@ int aidp_tool_open_sealed(const struct aidp_cli_spec *spec, const struct aidp_cl
 int aidp_tool_decide(uid_t uid, enum aidp_residency_op op, const struct aidp_sealed_header *h,
                      const char *policy_dir, aidp_error *err);
 
+/* A grant of detokenize on a dataset reverses that dataset's tokens only:
+ * every token (DOMAIN~...) must be of a reversible (siv) domain under key_id
+ * that some view of the policy in policy_dir (NULL: /etc/aidp) gives a
+ * column of h's authenticated schema. Otherwise -EACCES (AIDP_EXIT_DENIED)
+ * naming the token, so a user cannot name a dataset they may detokenize and
+ * reverse another dataset's tokens with another key or domain. */
+int aidp_tool_check_token_domains(const struct aidp_sealed_header *h, const char *policy_dir,
+                                  const char *key_id, char *const *tokens, size_t n,
+                                  aidp_error *err);
+
 /* Decrypt s into DIR (created if missing, 0700) as acc->who: into a private
  * temporary directory inside DIR first, moved into place only after every
  * segment authenticated, never replacing an entry of DIR. SIGINT, SIGTERM

@@ -455,6 +455,60 @@ Test(views, detokenize_round_trips_for_an_authorised_role_and_is_refused_and_rec
                 json_object_put(ev[i]);
 }
 
+/* A grant of detokenize on a dataset reverses that dataset's own tokens
+ * only: naming a dataset without tokens (no schema) or a token of another
+ * domain is refused (121), whichever key the caller names. */
+Test(views, detokenize_reverses_only_the_named_datasets_own_token_domains)
+{
+        AIDP_REQUIRE_ROOT();
+        policy_with_views(SIV_VIEW, true);
+        char in[4096], other[4096];
+        src_file("dx", "a.csv", "name,n\nBob Example,1\n");
+        seal_with_schema("dx", SCHEMA_CSV, in);
+        src_file("plainset", "b.txt", "nothing labelled here\n");
+        seal_with_schema("plainset", NULL, other);
+        const char *job[] = {"/bin/sh", "-c", "cat /data/dx/a.csv", NULL};
+        const char *data[] = {in, NULL};
+        cr_assert_eq(run_keys(job, data), 0, "%s", P.err);
+        const char *at = strstr(P.out, "patient~");
+        cr_assert_not_null(at, "no siv token: %s", P.out);
+        char tok[256], forged[300];
+        snprintf(tok, sizeof tok, "%.*s", (int)strcspn(at, ",\r\n"), at);
+        snprintf(forged, sizeof forged, "visit%s", strchr(tok, '~'));
+        setenv("AIDP_LINEAGE_FILE", logp, 1);
+        /* the token is dx's, the dataset named is one without tokens */
+        char *wrong_set[] = {AIDP_TOOL,      "detokenize",    "--data", other,    "--key",
+                             "tok-1",        "--keys-config", keyscfg,  "--user", "nobody",
+                             "--policy-dir", polydir,         tok,      NULL};
+        int st = aidp_test_run(&P, wrong_set);
+        cr_expect_eq(st, AIDP_EXIT_DENIED, "exit %d: %s", st, P.err);
+        cr_expect_null(strstr(P.out, "Bob"), "%s", P.out);
+        cr_expect(strstr(P.err, "not a reversible token domain"), "%s", P.err);
+        /* dx named, but a domain none of its views tokenizes into */
+        char *wrong_dom[] = {AIDP_TOOL,      "detokenize",    "--data", in,       "--key",
+                             "tok-1",        "--keys-config", keyscfg,  "--user", "nobody",
+                             "--policy-dir", polydir,         forged,   NULL};
+        st = aidp_test_run(&P, wrong_dom);
+        cr_expect_eq(st, AIDP_EXIT_DENIED, "exit %d: %s", st, P.err);
+        cr_expect(strstr(P.err, "domain 'visit'"), "%s", P.err);
+        /* and the dataset's own token still reverses */
+        char *ok[] = {AIDP_TOOL,      "detokenize",    "--data", in,       "--key",
+                      "tok-1",        "--keys-config", keyscfg,  "--user", "nobody",
+                      "--policy-dir", polydir,         tok,      NULL};
+        st = aidp_test_run(&P, ok);
+        unsetenv("AIDP_LINEAGE_FILE");
+        cr_expect_eq(st, 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "Bob Example\n");
+        json_object *ev[4];
+        size_t n = detok_records(ev, 4);
+        cr_expect_eq(n, 3, "every attempt is recorded");
+        if (n >= 2)
+                cr_expect_str_eq(aidp_test_json_str(ev[0], "run.facets.aidp_detokenize.decision"),
+                                 "deny");
+        for (size_t i = 0; i < n; i++)
+                json_object_put(ev[i]);
+}
+
 Test(views, a_canary_in_a_tokenized_pii_direct_column_never_reaches_the_sandbox)
 {
         AIDP_REQUIRE_ROOT();
