@@ -509,6 +509,62 @@ Test(views, detokenize_reverses_only_the_named_datasets_own_token_domains)
                 json_object_put(ev[i]);
 }
 
+/* The view feeds the output leak scan: a raw value of a tokenized column
+ * that reaches /out anyway (here the job knows it from elsewhere and writes
+ * it into a binary model file) is found before /out is sealed, named in the
+ * summary, and never copied into the report. */
+Test(views, a_raw_value_of_a_tokenized_column_written_to_out_is_caught_by_the_leak_scan)
+{
+        AIDP_REQUIRE_ROOT();
+        static const char *const MAIL = "grace.hopper.leak@example.org";
+        policy_with_views(SIV_VIEW, false);
+        char in[4096], out[4096], summary[4096], job_sh[1024];
+        char rows[256];
+        TEST_SNPRINTF(rows, "name,n\n%s,1\nother.person@example.org,2\n", MAIL);
+        src_file("lk", "a.csv", rows);
+        seal_with_schema("lk", SCHEMA_CSV, in);
+        TEST_SNPRINTF(out, "%s/out-lk", T);
+        mkdir_p(out, 0777);
+        chmod(out, 0777);
+        TEST_SNPRINTF(summary, "%s/summary-lk.json", T);
+        TEST_SNPRINTF(job_sh,
+                      "grep -q 'patient~' /data/lk/a.csv && ! grep -q '%s' /data/lk/a.csv && "
+                      "printf 'WEIGHTS\\000\\001%s\\002' > /out/model.bin",
+                      MAIL, MAIL);
+        char *argv[] = {AIDP_SUPERVISOR,
+                        "run",
+                        "--user",
+                        "65534",
+                        "--no-cwd",
+                        "--run-dir",
+                        rundir,
+                        "--keys-config",
+                        keyscfg,
+                        "--lineage",
+                        logp,
+                        "--data",
+                        in,
+                        "--output-dir",
+                        out,
+                        "--summary",
+                        summary,
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        job_sh,
+                        NULL};
+        int st = aidp_test_run(&P, argv);
+        cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
+        json_object *sj = json_object_from_file(summary);
+        cr_assert(sj, "summary %s", summary);
+        const char *text = json_object_to_json_string(aidp_test_json_at(sj, "leak_scan"));
+        cr_expect_geq(json_object_get_int64(aidp_test_json_at(sj, "leak_scan.hits")), 1, "%s",
+                      text);
+        cr_expect(strstr(text, "model.bin") && strstr(text, "pii.direct"), "%s", text);
+        cr_expect_null(strstr(text, MAIL), "the value itself in the report: %s", text);
+        json_object_put(sj);
+}
+
 Test(views, a_canary_in_a_tokenized_pii_direct_column_never_reaches_the_sandbox)
 {
         AIDP_REQUIRE_ROOT();
