@@ -163,7 +163,9 @@ static int switch_logs(struct aidp_lineage *lg, int oldfd, const struct aidp_lin
         int nfd0 = -1;
         if ((r = write_new_log(lg, oldfd, tmp, line, len, &nfd0, err)) < 0)
                 return r;
+        /* Held open until the new log is in place (closed on every return). */
         _cleanup_close_ int nfd = nfd0;
+        (void)nfd;
         if ((r = make_archive(lg, archive, err)) < 0) {
                 unlink(tmp);
                 return r;

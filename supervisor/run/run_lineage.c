@@ -93,7 +93,7 @@ static void add_dataset(json_object *ev, bool output, const struct aidp_run_data
         /* Column views (docs/lineage.md, "Views"): known at START; what the
          * job received only once /data is filled, so in the end record. */
         if (!output && d->view[0]) {
-                json_object *v = json_object_new_object();
+                json_object *v = aidp_lineage_dataset_facet(ds, "aidp_view");
                 json_object_object_add(v, "view", json_object_new_string(d->view));
                 if (d->received_digest[0]) {
                         json_object_object_add(v, "receivedDigest",
@@ -101,7 +101,6 @@ static void add_dataset(json_object *ev, bool output, const struct aidp_run_data
                         json_object_object_add(v, "viewedFiles",
                                                json_object_new_uint64(d->viewed_files));
                 }
-                json_object_object_add(facets, "aidp_view", v);
         }
 }
 
@@ -109,10 +108,9 @@ static void add_dataset(json_object *ev, bool output, const struct aidp_run_data
  * they reached the job through. */
 static void add_output_views(json_object *ev, const struct aidp_run_result *res)
 {
-        json_object *outs, *ds, *facets;
+        json_object *outs, *ds;
         if (!json_object_object_get_ex(ev, "outputs", &outs) ||
-            !(ds = json_object_array_get_idx(outs, 0)) ||
-            !json_object_object_get_ex(ds, "facets", &facets))
+            !(ds = json_object_array_get_idx(outs, 0)))
                 return;
         json_object *from = json_object_new_array();
         for (size_t i = 0; i < res->n_inputs; i++) {
@@ -126,9 +124,10 @@ static void add_output_views(json_object *ev, const struct aidp_run_result *res)
                                                json_object_new_string(d->received_digest));
                 json_object_array_add(from, o);
         }
-        json_object *v = json_object_new_object();
+        /* A dataset facet like the others: _producer and _schemaURL, so the
+         * event stays valid OpenLineage 2-0-2 (test-slurm checks it). */
+        json_object *v = aidp_lineage_dataset_facet(ds, "aidp_view");
         json_object_object_add(v, "inputs", from);
-        json_object_object_add(facets, "aidp_view", v);
 }
 
 static void set_host(json_object *ev)

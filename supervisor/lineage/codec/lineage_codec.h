@@ -89,6 +89,9 @@ void aidp_lineage_dataset_set_classification(json_object *ds, const char *classi
  * may add members to the returned object, which ev owns. */
 json_object *aidp_lineage_run_facet(json_object *ev, const char *name);
 
+/* The same for a dataset facet of ds (an input or output of the event). */
+json_object *aidp_lineage_dataset_facet(json_object *ds, const char *name);
+
 /* The standard OpenLineage `parent` run facet (ParentRunFacet 1-2-0) for a run
  * started by a scheduler: parent.job is {scheduler, "JOB.STEP"} (or "JOB" without a
  * step), root.job is {scheduler, "JOB"}; their runIds are name-based UUIDs of

@@ -205,6 +205,11 @@ json_object *aidp_lineage_run_facet(json_object *ev, const char *name)
         return facet(child(run, "facets", json_type_object), name, NULL);
 }
 
+json_object *aidp_lineage_dataset_facet(json_object *ds, const char *name)
+{
+        return facet(child(ds, "facets", json_type_object), name, NULL);
+}
+
 static json_object *run_job_ref(const char *scheduler, const char *name)
 {
         char key[256], id[AIDP_LINEAGE_RUN_ID_LEN + 1];
