@@ -108,10 +108,12 @@ __attribute__((unused)) static int seal_path(const char *src, const char *out_pa
 }
 
 /* Seal src into out under key_id of the key directory keydir, with
- * meta_default's metadata named name: the root tests' usual dataset. */
-__attribute__((unused)) static void seal_with_key_dir(const char *src, const char *out,
-                                                      const char *keydir, const char *key_id,
-                                                      const char *name)
+ * meta_default's metadata named name and classification c, plus a residency
+ * and a regulation tag when not NULL: the root tests' usual dataset. */
+__attribute__((unused)) static void seal_tagged(const char *src, const char *out,
+                                                const char *keydir, const char *key_id,
+                                                const char *name, enum aidp_classification c,
+                                                const char *res, const char *reg)
 {
         struct aidp_keys k;
         aidp_keys_init(&k);
@@ -120,8 +122,22 @@ __attribute__((unused)) static void seal_with_key_dir(const char *src, const cha
         meta_default(&p.meta, name);
         snprintf(p.meta.key_id, sizeof p.meta.key_id, "%s", key_id);
         aidp_error err = {0};
+        if (c != AIDP_CLASS_MAX)
+                p.meta.classification = c;
+        if (res)
+                cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_RESIDENCY, res, &err), 0);
+        if (reg)
+                cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_REGULATION, reg, &err), 0);
         cr_assert_eq(seal_path(src, out, &p, &k, NULL, &err), 0, "%s", err.msg);
         aidp_keys_free(&k);
+}
+
+/* The same with meta_default's classification and no tags. */
+__attribute__((unused)) static void seal_with_key_dir(const char *src, const char *out,
+                                                      const char *keydir, const char *key_id,
+                                                      const char *name)
+{
+        seal_tagged(src, out, keydir, key_id, name, AIDP_CLASS_MAX, NULL, NULL);
 }
 
 /* Open + decrypt into dir (created). dir NULL: verify only. */

@@ -41,19 +41,8 @@ static void seal_one(const char *name, enum aidp_classification c, const char *r
         TEST_SNPRINTF(f, "%s/patients.csv", src);
         const char *content = "id,email,name\n1," EMAIL "," NAME "\n";
         write_all(f, (const uint8_t *)content, strlen(content));
-        struct aidp_keys k;
-        aidp_keys_init(&k);
-        snprintf(k.dir, sizeof k.dir, "%s", keydir);
-        struct aidp_seal_params p = {0};
-        meta_default(&p.meta, name);
-        strcpy(p.meta.key_id, "user-key");
-        p.meta.classification = c;
-        aidp_error err = {0};
-        if (res)
-                cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_RESIDENCY, res, &err), 0);
         snprintf(path_out, 4096, "%s/%s.sealed", T, name);
-        cr_assert_eq(seal_path(src, path_out, &p, &k, NULL, &err), 0, "%s", err.msg);
-        aidp_keys_free(&k);
+        seal_tagged(src, path_out, keydir, "user-key", name, c, res, NULL);
 }
 
 static void put(const char *path, const char *text)

@@ -27,21 +27,8 @@ static void seal_one(const char *name, enum aidp_classification c, const char *r
         mkdir_p(src, 0755);
         TEST_SNPRINTF(f, "%s/records.txt", src);
         write_all(f, (const uint8_t *)content, strlen(content));
-        struct aidp_keys k;
-        aidp_keys_init(&k);
-        snprintf(k.dir, sizeof k.dir, "%s", keydir);
-        struct aidp_seal_params p = {0};
-        meta_default(&p.meta, name);
-        strcpy(p.meta.key_id, "policy-key");
-        p.meta.classification = c;
-        aidp_error err = {0};
-        if (res)
-                cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_RESIDENCY, res, &err), 0);
-        if (reg)
-                cr_assert_eq(aidp_sealed_meta_add_tag(&p.meta, AIDP_F_REGULATION, reg, &err), 0);
         snprintf(path_out, 4096, "%s/%s.sealed", T, name);
-        cr_assert_eq(seal_path(src, path_out, &p, &k, NULL, &err), 0, "%s", err.msg);
-        aidp_keys_free(&k);
+        seal_tagged(src, path_out, keydir, "policy-key", name, c, res, reg);
 }
 
 static void put(const char *name, const char *text)
