@@ -57,7 +57,8 @@ static const struct aidp_cli_spec detok_spec = {
         .about = "Turns reversible (siv) tokens back into the values they replaced, one per\n"
                  "line in order (TOKENs, or stdin one per line). Root, or a user through sudo\n"
                  "(or named by root with --user) whom the access policy grants the operation\n"
-                 "`detokenize` on the dataset;\n"
+                 "`detokenize` on the dataset, for that dataset's own tokens only (a domain\n"
+                 "some view of the policy gives a column of its schema under KEY-ID);\n"
                  "every use is recorded in lineage (user, key, domains, count, allowed or\n"
                  "denied) before a value is printed. Denied: exit 121.",
         .opts = detok_opts,
