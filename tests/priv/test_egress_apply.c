@@ -22,6 +22,7 @@
 #include "netns_util.h"
 #include "netpolicy/apply/apply.h"
 #include "priv.h"
+#include "runner.h"
 #include "supervisor/run/run.h"
 #include "supervisor/run/run_net.h"
 
@@ -39,16 +40,14 @@ static void setup(void)
         static const char *const far[] = {"192.0.2.2/24", "192.0.2.3/24", "fd00:2::2/64", NULL};
         cr_assert_eq(aidp_test_peer_link(&peer, host, far), 0);
         aidp_test_ns_go(&peer);
-        cr_assert_not_null(mkdtemp(lease_dir));
+        cr_assert_not_null(aidp_test_mkdtemp(lease_dir)); /* removed when the worker exits */
 }
 
 static void teardown_all(void)
 {
         aidp_test_ns_stop(&peer);
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", lease_dir);
         if (lease_dir[strlen(lease_dir) - 1] != 'X')
-                cr_expect_eq(system(cmd), 0);
+                aidp_test_rm_tree(lease_dir);
 }
 
 TestSuite(egress_apply, .init = setup, .fini = teardown_all, .timeout = 60);
@@ -236,7 +235,7 @@ static void count_report(const char *run_id, const char *what, void *arg)
 Test(egress_apply, run_gc_releases_the_network_a_dead_runs_journal_names)
 {
         char base[] = "/tmp/aidp-test-runs-XXXXXX";
-        cr_assert_not_null(mkdtemp(base));
+        cr_assert_not_null(aidp_test_mkdtemp(base));
         char leases[PATH_MAX], jdir[PATH_MAX], jpath[PATH_MAX + 16];
         snprintf(leases, sizeof leases, "%s/" AIDP_RUN_LEASE_DIR, base);
         snprintf(jdir, sizeof jdir, "%s/egress-test-rungc", base);
