@@ -54,8 +54,8 @@ void aidp_cli_produced_text(const struct aidp_sealed_header *h)
 {
         json_object *rec = aidp_sealed_produced_json(h);
         if (!rec) {
-                printf("%-16s%s\n", "produced-by:",
-                       h->produced_by_len ? "(not readable)" : "(none)");
+                printf("%-16s%s\n",
+                       "produced-by:", h->produced_by_len ? "(not readable)" : "(none)");
                 return;
         }
         json_object *steps = json_object_object_get(rec, "steps");

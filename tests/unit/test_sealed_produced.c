@@ -82,8 +82,7 @@ Test(sealed_produced, format4_round_trips_and_is_canonical)
         cr_assert_eq(buf[9], 2, "without one a header stays format 2");
         buf[9] = 4;
         cr_assert_lt(aidp_sealed_header_decode(buf, (size_t)n, x, &err), 0);
-        cr_assert(strstr(err.msg, "required field 15 (produced-by record) missing"), "%s",
-                  err.msg);
+        cr_assert(strstr(err.msg, "required field 15 (produced-by record) missing"), "%s", err.msg);
 }
 
 Test(sealed_produced, only_the_canonical_well_formed_record_is_read)
@@ -132,8 +131,7 @@ Test(sealed_produced, an_outputs_chain_keeps_its_inputs_steps_once)
         uint8_t *rec = NULL;
         size_t len = 0;
         aidp_error err = {0};
-        cr_assert_eq(aidp_sealed_produced_chain(step, in, 3, &rec, &len, &err), 0, "%s",
-                     err.msg);
+        cr_assert_eq(aidp_sealed_produced_chain(step, in, 3, &rec, &len, &err), 0, "%s", err.msg);
         cr_assert_eq(aidp_sealed_produced_check(rec, len, &err), 0, "%s", err.msg);
         char *text = strndup((const char *)rec, len);
         json_object *root = json_tokener_parse(text);

@@ -190,3 +190,40 @@ Test(sealed_python, format3_schema)
         cr_assert_eq(run_py(args, res, sizeof res), 1, "%s", res);
         cr_assert(strstr(res, "header authentication failed"), "%s", res);
 }
+
+/* Format 4: the produced-by record (record 15) of an output, read and
+ * checked for its canonical shape by the independent decryptor. */
+Test(sealed_python, format4_produced_by)
+{
+        require_python_cryptography();
+        char f[4096], sealed[4096], args[8192], res[16384];
+        TEST_SNPRINTF(f, "%s/blob", T);
+        write_file(f, 5000, 0644, 3);
+        TEST_SNPRINTF(sealed, "%s/p.sealed", T);
+        static const char rec[] =
+                "{\"v\":1,\"steps\":[{\"output\":\"r1-out\",\"run\":\"r1\",\"inputs\":[{"
+                "\"dataset\":\"pat\",\"digest\":\"hmac-sha256:00\",\"injected\":\"viewed\","
+                "\"views\":[\"research\"],\"files\":[{\"pattern\":\"*.csv\",\"format\":\"csv\","
+                "\"columns\":[{\"column\":\"Zoë\",\"labels\":[\"pii.direct\"],\"transform\":"
+                "\"tokenize(hmac, domain=patient, key=tok-1)\",\"keyId\":\"tok-1\",\"domain\":"
+                "\"patient\"}]}]}]}]}";
+        struct aidp_seal_params p = {.segment_size = 4096,
+                                     .produced_by = (const uint8_t *)rec,
+                                     .produced_by_len = strlen(rec)};
+        meta_default(&p.meta, "r1-out");
+        aidp_error err = {0};
+        cr_assert_eq(seal_path(f, sealed, &p, &K, NULL, &err), 0, "%s", err.msg);
+        TEST_SNPRINTF(args, "--verify '%s'", sealed);
+        cr_assert_eq(run_py(args, res, sizeof res), 0, "%s", res);
+        cr_assert(strstr(res, "\"format_version\": 4"), "%s", res);
+        cr_assert(strstr(res, "\"keyId\": \"tok-1\""), "%s", res);
+        size_t len = 0;
+        uint8_t *b = read_all(sealed, &len);
+        uint8_t *at = memmem(b, len, "patient\"}", 9);
+        cr_assert_not_null(at);
+        at[0] = 'q';
+        write_all(sealed, b, len);
+        free(b);
+        cr_assert_eq(run_py(args, res, sizeof res), 1, "%s", res);
+        cr_assert(strstr(res, "header authentication failed"), "%s", res);
+}

@@ -36,13 +36,14 @@ struct shape {
         size_t n;
 };
 
-#define SHAPE(w, k) {w, k, sizeof k / sizeof *k}
+#define SHAPE(w, k)                                                                                \
+        {                                                                                          \
+                w, k, sizeof k / sizeof *k                                                         \
+        }
 
 static const struct key column_keys[] = {
-        {"column", K_STR, false, NULL, 0},
-        {"labels", K_STRS, false, NULL, AIDP_VIEW_LABELS_MAX},
-        {"transform", K_STR, false, NULL, 0},
-        {"keyId", K_STR, true, NULL, 0},
+        {"column", K_STR, false, NULL, 0},    {"labels", K_STRS, false, NULL, AIDP_VIEW_LABELS_MAX},
+        {"transform", K_STR, false, NULL, 0}, {"keyId", K_STR, true, NULL, 0},
         {"domain", K_STR, true, NULL, 0},
 };
 static const struct shape column_shape = SHAPE("column", column_keys);
@@ -95,8 +96,7 @@ static int check_value(json_object *v, const struct key *k, const char *what, ai
                 if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1)
                         return bad(err, what, "\"v\" is not 1");
                 return 0;
-        case K_STR:
-                return good_str(v) ? 0 : bad(err, what, "a member is not a non-empty string");
+        case K_STR: return good_str(v) ? 0 : bad(err, what, "a member is not a non-empty string");
         case K_STRS:
         case K_OBJS: break;
         }
@@ -141,14 +141,15 @@ static int check_meaning(json_object *root, aidp_error *err)
         if (json_object_array_length(steps) == 0)
                 return bad(err, "record", "no step");
         for (size_t s = 0; s < json_object_array_length(steps); s++) {
-                json_object *ins = json_object_object_get(json_object_array_get_idx(steps, s),
-                                                          "inputs");
+                json_object *ins =
+                        json_object_object_get(json_object_array_get_idx(steps, s), "inputs");
                 for (size_t i = 0; i < json_object_array_length(ins); i++) {
                         json_object *in = json_object_array_get_idx(ins, i);
                         json_object *files = json_object_object_get(in, "files");
                         if (!json_object_object_get(in, "views") != !files)
-                                return bad(err, "input", "views without files or files "
-                                                         "without views");
+                                return bad(err, "input",
+                                           "views without files or files "
+                                           "without views");
                         for (size_t f = 0; files && f < json_object_array_length(files); f++) {
                                 json_object *fo = json_object_array_get_idx(files, f);
                                 const char *fmt = json_object_get_string(
@@ -225,8 +226,8 @@ static bool has_output(json_object *steps, const char *output)
 /* Append the steps of one input's record that steps does not hold yet. */
 static int add_input_steps(json_object *steps, const struct aidp_sealed_header *h, aidp_error *err)
 {
-        _cleanup_(json_object_putp) json_object *rec = parse(h->produced_by, h->produced_by_len,
-                                                             err);
+        _cleanup_(json_object_putp) json_object *rec =
+                parse(h->produced_by, h->produced_by_len, err);
         if (!rec)
                 return aidp_error_wrap(err, "input %s", h->meta.name);
         json_object *theirs = json_object_object_get(rec, "steps");
