@@ -230,8 +230,7 @@ Test(views_out, a_derived_datasets_output_keeps_the_chain_of_views)
         uint16_t version = 0;
         json_object *steps = steps_of(second, &version);
         cr_assert_eq(version, 4);
-        cr_assert_eq(json_object_array_length(steps), 2, "%s",
-                     json_object_to_json_string(steps));
+        cr_assert_eq(json_object_array_length(steps), 2, "%s", json_object_to_json_string(steps));
         json_object *now = json_object_array_get_idx(steps, 0);
         json_object *before = json_object_array_get_idx(steps, 1);
         cr_assert_str_eq(str_at(now, "run"), "vo-2");
@@ -280,10 +279,10 @@ Test(views_out, a_changed_byte_in_the_produced_by_record_is_refused_as_tampering
         expect_inspect_refused(bad, "produced-by record");
         /* The run refuses the tampered file as an input, before the job. */
         edit_copy(out, bad, "\"domain\":\"patient\"", "\"domain\":\"patienT\"");
-        char *argv[] = {AIDP_SUPERVISOR, "run",   "--user", "65534",   "--no-cwd", "--run-dir",
-                        rundir,          "--keys-config",   keyscfg,  "--lineage", logp,
-                        "--data",        bad,     "--",     "/bin/sh", "-c",        "echo JOB-RAN",
-                        NULL};
+        char *argv[] = {
+                AIDP_SUPERVISOR, "run",   "--user",       "65534", "--no-cwd", "--run-dir", rundir,
+                "--keys-config", keyscfg, "--lineage",    logp,    "--data",   bad,         "--",
+                "/bin/sh",       "-c",    "echo JOB-RAN", NULL};
         int st = aidp_test_run(&P, argv);
         cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d: %s", st, P.err);
         cr_assert_null(strstr(P.out, "JOB-RAN"));
