@@ -101,8 +101,8 @@ TestSuite(views_keys, .init = setup, .fini = teardown, .timeout = 180);
 
 static int keygen(const char *id)
 {
-        char *argv[] = {AIDP_TOOL, "keygen",  (char *)id, "--purpose", "tokenize", "--keys-config",
-                        keyscfg,   NULL};
+        char *argv[] = {AIDP_TOOL,  "keygen",        (char *)id, "--purpose",
+                        "tokenize", "--keys-config", keyscfg,    NULL};
         return aidp_test_run(&P, argv);
 }
 
@@ -122,8 +122,7 @@ Test(views_keys, keygen_has_the_exec_provider_wrap_the_token_key_and_reads_unwra
         AIDP_REQUIRE_ROOT();
         int st = keygen("tok-x");
         cr_assert_eq(st, 0, "keygen: exit %d\n%s%s", st, P.out, P.err);
-        cr_assert(strstr(P.out, "tok-x.wrapped") && strstr(P.out, "purpose tokenize"), "%s",
-                  P.out);
+        cr_assert(strstr(P.out, "tok-x.wrapped") && strstr(P.out, "purpose tokenize"), "%s", P.out);
         char wrapped[4096];
         TEST_SNPRINTF(wrapped, "%s/tok-x.wrapped", keydir);
         struct stat sb;
