@@ -332,4 +332,19 @@ Test(views_out, inspect_shows_the_views_that_produced_an_output)
         free(w);
         free(want);
         free(got);
+        /* --json: the steps under produced_by; null for a dataset without. */
+        char *argv[] = {AIDP_TOOL, "inspect", "--json", "--keys-config", keyscfg, second, NULL};
+        cr_assert_eq(aidp_test_run(&P, argv), 0, "%s", P.err);
+        json_object *j = json_tokener_parse(P.out);
+        cr_assert_not_null(j, "%s", P.out);
+        json_object *steps = aidp_test_json_at(j, "produced_by");
+        cr_assert_eq(json_object_array_length(steps), 2, "%s", P.out);
+        cr_assert_str_eq(str_at(json_object_array_get_idx(steps, 1), "run"), "vo-1");
+        json_object_put(j);
+        argv[5] = in_sealed;
+        cr_assert_eq(aidp_test_run(&P, argv), 0, "%s", P.err);
+        j = json_tokener_parse(P.out);
+        json_object *none = NULL;
+        cr_assert(json_object_object_get_ex(j, "produced_by", &none) && !none, "%s", P.out);
+        json_object_put(j);
 }
