@@ -208,24 +208,10 @@ Test(views_keys, a_run_tokenizes_and_detokenize_reverses_with_the_exec_providers
                                   "--keys-config %s --schema %s -q",
                                   AIDP_TOOL, src, in, keyscfg, sch),
                      0);
-        char *argv[] = {AIDP_SUPERVISOR,
-                        "run",
-                        "--user",
-                        "65534",
-                        "--no-cwd",
-                        "--run-dir",
-                        rundir,
-                        "--keys-config",
-                        keyscfg,
-                        "--lineage",
-                        logp,
-                        "--data",
-                        in,
-                        "--",
-                        "/bin/cat",
-                        "/data/ex/a.csv",
-                        NULL};
-        int st = aidp_test_run(&P, argv);
+        const char *const opts[] = {"--keys-config", keyscfg, "--lineage", logp,
+                                    "--data",        in,      NULL};
+        const char *const job[] = {"/bin/cat", "/data/ex/a.csv", NULL};
+        int st = aidp_test_run_job(&P, rundir, opts, job);
         cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
         cr_assert_null(strstr(P.out, "Ada"), "the raw value reached the job: %s", P.out);
         const char *at = strstr(P.out, "patient~");
@@ -245,7 +231,7 @@ Test(views_keys, a_run_tokenizes_and_detokenize_reverses_with_the_exec_providers
         char fail[4096];
         TEST_SNPRINTF(fail, "%s/FAIL", T);
         put(fail, "", 0644);
-        st = aidp_test_run(&P, argv);
+        st = aidp_test_run_job(&P, rundir, opts, job);
         unlink(fail);
         cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d: %s", st, P.err);
         cr_assert_null(strstr(P.out, "patient~"), "%s", P.out);

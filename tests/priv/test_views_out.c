@@ -99,29 +99,11 @@ TestSuite(views_out, .init = setup, .fini = teardown, .timeout = 180);
 /* A run as nobody over `data` sealing /out as OUTDIR/<run_id>.sealed. */
 static void run(const char *run_id, const char *data)
 {
-        char *argv[] = {AIDP_SUPERVISOR,
-                        "run",
-                        "--user",
-                        "65534",
-                        "--no-cwd",
-                        "--run-dir",
-                        rundir,
-                        "--keys-config",
-                        keyscfg,
-                        "--lineage",
-                        logp,
-                        "--run-id",
-                        (char *)run_id,
-                        "--data",
-                        (char *)data,
-                        "--output-dir",
-                        outdir,
-                        "--",
-                        "/bin/sh",
-                        "-c",
-                        "cat /data/*/* > /out/seen.txt",
-                        NULL};
-        int st = aidp_test_run(&P, argv);
+        const char *const opts[] = {"--keys-config", keyscfg, "--lineage", logp,
+                                    "--run-id",      run_id,  "--data",    data,
+                                    "--output-dir",  outdir,  NULL};
+        const char *const job[] = {"/bin/sh", "-c", "cat /data/*/* > /out/seen.txt", NULL};
+        int st = aidp_test_run_job(&P, rundir, opts, job);
         cr_assert_eq(st, 0, "run %s: exit %d\n%s", run_id, st, P.err);
 }
 
@@ -218,15 +200,20 @@ Test(views_out, the_outputs_header_lists_the_view_that_produced_it)
                      0);
 }
 
+/* vo-1 over the input; vo-2 over vo-1's output (no schema, but a chain). */
+static void derived_runs(char *first, char *second)
+{
+        run("vo-1", in_sealed);
+        output_path("vo-1", first);
+        run("vo-2", first);
+        output_path("vo-2", second);
+}
+
 Test(views_out, a_derived_datasets_output_keeps_the_chain_of_views)
 {
         AIDP_REQUIRE_ROOT();
-        run("vo-1", in_sealed);
         char first[4096], second[4096];
-        output_path("vo-1", first);
-        /* vo-1's output, used as the input of vo-2: no schema, but a chain. */
-        run("vo-2", first);
-        output_path("vo-2", second);
+        derived_runs(first, second);
         uint16_t version = 0;
         json_object *steps = steps_of(second, &version);
         cr_assert_eq(version, 4);
@@ -255,10 +242,20 @@ static void edit_copy(const char *src, const char *dst, const char *from, const 
         free(b);
 }
 
+/* aidp inspect [--json] PATH, its output in P. */
+static int inspect(const char *path, bool json)
+{
+        char *argv[] = {AIDP_TOOL, "inspect", "--keys-config", keyscfg, (char *)path, NULL, NULL};
+        if (json) {
+                argv[4] = "--json";
+                argv[5] = (char *)path;
+        }
+        return aidp_test_run(&P, argv);
+}
+
 static void expect_inspect_refused(const char *path, const char *needle)
 {
-        char *argv[] = {AIDP_TOOL, "inspect", "--keys-config", keyscfg, (char *)path, NULL};
-        int st = aidp_test_run(&P, argv);
+        int st = inspect(path, false);
         cr_assert_eq(st, AIDP_EXIT_DATA, "inspect %s: exit %d\n%s%s", path, st, P.out, P.err);
         cr_assert(strstr(P.err, needle), "'%s' not in: %s", needle, P.err);
 }
@@ -279,11 +276,10 @@ Test(views_out, a_changed_byte_in_the_produced_by_record_is_refused_as_tampering
         expect_inspect_refused(bad, "produced-by record");
         /* The run refuses the tampered file as an input, before the job. */
         edit_copy(out, bad, "\"domain\":\"patient\"", "\"domain\":\"patienT\"");
-        char *argv[] = {
-                AIDP_SUPERVISOR, "run",   "--user",       "65534", "--no-cwd", "--run-dir", rundir,
-                "--keys-config", keyscfg, "--lineage",    logp,    "--data",   bad,         "--",
-                "/bin/sh",       "-c",    "echo JOB-RAN", NULL};
-        int st = aidp_test_run(&P, argv);
+        const char *const opts[] = {"--keys-config", keyscfg, "--lineage", logp,
+                                    "--data",        bad,     NULL};
+        const char *const job[] = {"/bin/sh", "-c", "echo JOB-RAN", NULL};
+        int st = aidp_test_run_job(&P, rundir, opts, job);
         cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d: %s", st, P.err);
         cr_assert_null(strstr(P.out, "JOB-RAN"));
         cr_assert(strstr(P.err, "authentic"), "%s", P.err);
@@ -293,8 +289,7 @@ Test(views_out, a_changed_byte_in_the_produced_by_record_is_refused_as_tampering
  * digests, the creation time. */
 static char *normalized_inspect(const char *path)
 {
-        char *argv[] = {AIDP_TOOL, "inspect", "--keys-config", keyscfg, (char *)path, NULL};
-        int st = aidp_test_run(&P, argv);
+        int st = inspect(path, false);
         cr_assert_eq(st, 0, "inspect: exit %d\n%s", st, P.err);
         char tmp[4096];
         TEST_SNPRINTF(tmp, "%s/inspect.txt", T);
@@ -316,11 +311,8 @@ static char *normalized_inspect(const char *path)
 Test(views_out, inspect_shows_the_views_that_produced_an_output)
 {
         AIDP_REQUIRE_ROOT();
-        run("vo-1", in_sealed);
         char first[4096], second[4096];
-        output_path("vo-1", first);
-        run("vo-2", first);
-        output_path("vo-2", second);
+        derived_runs(first, second);
         char *got = normalized_inspect(second);
         /* AIDP_UPDATE_GOLDEN=1 rewrites the golden from this output. */
         if (getenv("AIDP_UPDATE_GOLDEN"))
@@ -333,16 +325,14 @@ Test(views_out, inspect_shows_the_views_that_produced_an_output)
         free(want);
         free(got);
         /* --json: the steps under produced_by; null for a dataset without. */
-        char *argv[] = {AIDP_TOOL, "inspect", "--json", "--keys-config", keyscfg, second, NULL};
-        cr_assert_eq(aidp_test_run(&P, argv), 0, "%s", P.err);
+        cr_assert_eq(inspect(second, true), 0, "%s", P.err);
         json_object *j = json_tokener_parse(P.out);
         cr_assert_not_null(j, "%s", P.out);
         json_object *steps = aidp_test_json_at(j, "produced_by");
         cr_assert_eq(json_object_array_length(steps), 2, "%s", P.out);
         cr_assert_str_eq(str_at(json_object_array_get_idx(steps, 1), "run"), "vo-1");
         json_object_put(j);
-        argv[5] = in_sealed;
-        cr_assert_eq(aidp_test_run(&P, argv), 0, "%s", P.err);
+        cr_assert_eq(inspect(in_sealed, true), 0, "%s", P.err);
         j = json_tokener_parse(P.out);
         json_object *none = NULL;
         cr_assert(json_object_object_get_ex(j, "produced_by", &none) && !none, "%s", P.out);
