@@ -36,8 +36,9 @@ static const struct aidp_cli_spec keygen_spec = {
                     "[--key-dir DIR]",
         .about = "Creates DIR/KEY-ID (default /etc/aidp/keys) holding a random 32-byte key,\n"
                  "mode 0400, and declares its purpose in keys.yaml (keys: {KEY-ID: {purpose:\n"
-                 "...}}); never overwrites. Only a kek wraps data keys. Run as root: the\n"
-                 "file provider only accepts root-owned keys.",
+                 "...}}); never overwrites. Only a kek wraps data keys. With the exec\n"
+                 "provider a tokenize key is wrapped by it (COMMAND wrap KEY-ID) and kept\n"
+                 "as DIR/KEY-ID.wrapped. Run as root: key files must be root's.",
         .opts = keygen_opts,
         .min_args = 1,
         .max_args = 1,
@@ -103,21 +104,24 @@ static int keygen(const struct keygen_cli *c, const char *id, aidp_error *err)
         bool declare = c->keys_config || !((c->key_dir && *c->key_dir) || (env_dir && *env_dir));
         if (r == 0 && declare)
                 r = aidp_keys_declare(cfg, &d, true, err);
-        if (r == 0)
+        /* A token key comes from the configured provider (an exec provider
+         * wraps it: KEY_DIR/ID.wrapped); every other key is a key file. */
+        char kp[4200];
+        snprintf(kp, sizeof kp, "%s/%s", keys.dir, id);
+        if (r == 0 && d.purpose == AIDP_KEY_PURPOSE_TOKENIZE)
+                r = aidp_keys_generate_token(&keys, id, kp, sizeof kp, err);
+        else if (r == 0)
                 r = aidp_keys_generate(keys.dir, id, err);
         if (r == 0 && !declare) {
-                printf("created key %s in %s (mode 0400); not declared in any keys.yaml (a key "
+                printf("created key %s as %s (mode 0400); not declared in any keys.yaml (a key "
                        "directory was given without --keys-config): it is a kek until declared\n",
-                       id, keys.dir);
+                       id, kp);
                 goto out;
         }
-        if (r == 0 && (r = aidp_keys_declare(cfg, &d, false, err)) < 0) {
-                char kp[4200];
-                snprintf(kp, sizeof kp, "%s/%s", keys.dir, id);
+        if (r == 0 && (r = aidp_keys_declare(cfg, &d, false, err)) < 0)
                 unlink(kp);
-        }
         if (r == 0)
-                printf("created key %s in %s (mode 0400), purpose %s in %s\n", id, keys.dir,
+                printf("created key %s as %s (mode 0400), purpose %s in %s\n", id, kp,
                        aidp_key_purpose_name(d.purpose), cfg);
 out:
         decl_free(&d);

@@ -430,6 +430,7 @@ static int cmd_inspect(int argc, char **argv)
                                        digest ? json_object_new_string(dg) : NULL);
                 json_object_object_add(o, "header_digest", json_object_new_string(hd));
                 json_object_object_add(o, "schema", aidp_cli_schema_json(h));
+                json_object_object_add(o, "produced_by", aidp_cli_produced_json(h));
                 json_object_object_add(o, "authenticated", json_object_new_boolean(1));
                 printf("%s\n",
                        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
@@ -457,6 +458,7 @@ static int cmd_inspect(int argc, char **argv)
                digest ? dg : "(withheld: the access policy grants you inspect, not unseal)");
         printf("%-16s%s\n", "header-digest:", hd);
         aidp_cli_schema_text(h);
+        aidp_cli_produced_text(h);
         return 0;
 }
 

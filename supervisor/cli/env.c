@@ -68,9 +68,8 @@ const struct aidp_cli_env aidp_cli_env_table[] = {
         /* test hooks: the production binary must not honour them */
         {"AIDP_FAULT_", true, SUP, AIDP_TRUST_TEST_BUILD,
          "supervisor/run/run.c, lineage_append.c, run_policy.c",
-         "fault injection (AIDP_FAULT_STOP_AT, AIDP_FAULT_FAIL_AT, AIDP_FAULT_SYNC_DELAY_MS), "
-         "the policy clock (AIDP_FAULT_CLOCK_OFFSET) and values for the output leak scan "
-         "(AIDP_FAULT_LEAKS)"},
+         "fault injection (AIDP_FAULT_STOP_AT, AIDP_FAULT_FAIL_AT, AIDP_FAULT_SYNC_DELAY_MS) and "
+         "the policy clock (AIDP_FAULT_CLOCK_OFFSET)"},
         {"AIDP_TIMING", false, SUP, AIDP_TRUST_ADMIN, "supervisor/run/run.c",
          "per-phase start-up timing on stderr (scripts/bench-start)"},
         /* the job's environment: passed into the sandbox, never read otherwise */

@@ -120,37 +120,13 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
         return aidp_journal_sync(&r->journal, err);
 }
 
-/* AIDP_FAULT_LEAKS (test builds only, supervisor/cli/env.c): values put in
- * the leak set as if a view had hidden them, one "LABEL COLUMN VALUE" a
- * line, so the scan is tested apart from the views. */
-static int fault_leaks(struct aidp_leakset *s, aidp_error *err)
-{
-        const char *t = getenv("AIDP_FAULT_LEAKS");
-        for (const char *line = t; line && *line;) {
-                const char *nl = strchr(line, '\n');
-                size_t n = nl ? (size_t)(nl - line) : strlen(line);
-                char label[64], column[128];
-                int used = 0;
-                if (n && sscanf(line, "%63s %127s %n", label, column, &used) != 2)
-                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                              "AIDP_FAULT_LEAKS: expected LABEL COLUMN VALUE");
-                if (n && (size_t)used < n &&
-                    aidp_leakset_add(s, column, label, line + used, n - (size_t)used) < 0)
-                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
-                                              "AIDP_FAULT_LEAKS: out of memory");
-                line += n + (nl != NULL);
-        }
-        return 0;
-}
-
 /* The output leak scan's value set, before anything is decrypted, when there
  * is an output to scan: the inputs' viewers add what their views hide. */
 static int leaks_prepare(struct run *r, aidp_error *err)
 {
         if (!r->o->output_dir || !r->inject.n)
                 return 0;
-        int rc = aidp_inject_leaks_new(&r->inject, err);
-        return rc < 0 ? rc : fault_leaks(r->inject.leaks, err);
+        return aidp_inject_leaks_new(&r->inject, err);
 }
 
 /* Decrypt every input into /data, authenticating every segment, after the

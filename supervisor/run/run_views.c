@@ -48,67 +48,18 @@ int aidp_run_views_resolve(struct run *r, aidp_error *err)
                 if (d->view[i].applies)
                         name_views(&d->view[i], r->res->inputs[i].view,
                                    sizeof r->res->inputs[i].view);
-        return 0;
-}
-
-static json_object *column_json(const struct aidp_schema_column *sc,
-                                const struct aidp_column_view *cv)
-{
-        json_object *c = json_object_new_object();
-        char desc[256];
-        aidp_xform_describe(&cv->x, desc, sizeof desc);
-        json_object_object_add(c, "column", json_object_new_string(sc->name));
-        json_object *labels = json_object_new_array();
-        for (size_t l = 0; l < sc->n_labels; l++)
-                json_object_array_add(labels, json_object_new_string(sc->labels[l]));
-        json_object_object_add(c, "labels", labels);
-        json_object_object_add(c, "transform", json_object_new_string(desc));
-        if (cv->x.kind == AIDP_XF_TOKENIZE) {
-                json_object_object_add(c, "keyId", json_object_new_string(cv->x.key_id));
-                json_object_object_add(c, "domain", json_object_new_string(cv->x.domain));
-        }
-        return c;
-}
-
-static json_object *dataset_json(const struct aidp_inject *d, size_t i,
-                                 const struct aidp_run_dataset *info)
-{
-        const struct aidp_inject_view *v = &d->view[i];
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "dataset", json_object_new_string(info->name));
-        const char *how = !v->has_schema ? "sealed (no schema)"
-                          : !v->decided  ? "sealed (no policy decided a view)"
-                          : !v->applies  ? "raw (every column's view is raw)"
-                                         : "viewed";
-        json_object_object_add(o, "injected", json_object_new_string(how));
-        if (!v->decided || !v->has_schema)
-                return o;
-        json_object *views = json_object_new_array();
-        for (size_t k = 0; k < v->n; k++)
-                json_object_array_add(views, json_object_new_string(v->views[k]->name));
-        json_object_object_add(o, "views", views);
-        json_object *files = json_object_new_array();
-        for (size_t k = 0; k < v->n_files; k++) {
-                const struct aidp_file_view *fv = &v->files[k];
-                json_object *f = json_object_new_object();
-                json_object_object_add(f, "pattern", json_object_new_string(fv->file->pattern));
-                json_object_object_add(f, "format",
-                                       json_object_new_string(fv->file->format == AIDP_VIEW_JSONL
-                                                                      ? "jsonl"
-                                                                      : "csv"));
-                json_object *cols = json_object_new_array();
-                for (size_t c = 0; c < fv->n_columns; c++)
-                        json_object_array_add(cols,
-                                              column_json(&fv->file->columns[c], &fv->columns[c]));
-                json_object_object_add(f, "columns", cols);
-                json_object_array_add(files, f);
-        }
-        json_object_object_add(o, "files", files);
-        return o;
+        /* The output keeps the views that produced it in its sealed header
+         * (the same JSON as START's facet), decided here, before START. */
+        if (!r->o->output_dir)
+                return 0;
+        char out_name[AIDP_SEALED_NAME_MAX + 1];
+        snprintf(out_name, sizeof out_name, "%s-out", r->res->run_id);
+        return aidp_inject_produced(d, out_name, r->res->run_id, r->res->inputs, err);
 }
 
 /* START's aidp_view run facet: per input, how it reaches the job and, for a
- * view, per file pattern and column the transform, key id and token domain. */
+ * view, per file pattern and column the transform, key id and token domain
+ * (aidp_inject_view_json, which the output's produced-by record shares). */
 static void views_annotate(const struct run *r, json_object *ev)
 {
         const struct aidp_inject *d = &r->inject;
@@ -120,7 +71,7 @@ static void views_annotate(const struct run *r, json_object *ev)
         json_object *f = aidp_lineage_run_facet(ev, "aidp_view");
         json_object *ds = json_object_new_array();
         for (size_t i = 0; i < d->n; i++)
-                json_object_array_add(ds, dataset_json(d, i, &r->res->inputs[i]));
+                json_object_array_add(ds, aidp_inject_view_json(d, i, &r->res->inputs[i]));
         json_object_object_add(f, "datasets", ds);
 }
 

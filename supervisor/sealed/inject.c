@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -209,7 +210,10 @@ int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
         int r = keys_ready(d, NULL, NULL, err);
         if (r < 0)
                 return r;
-        struct aidp_seal_params p = {.skip_special = true, .max_bytes = max_bytes};
+        struct aidp_seal_params p = {.skip_special = true,
+                                     .max_bytes = max_bytes,
+                                     .produced_by = d->produced,
+                                     .produced_by_len = d->produced_len};
         const struct aidp_sealed_meta *in[AIDP_RUN_MAX_DATA];
         for (size_t i = 0; i < d->n; i++)
                 in[i] = &aidp_sealed_header_of(d->in[i])->meta;
@@ -275,6 +279,9 @@ void aidp_inject_free(struct aidp_inject *d)
                 close(d->output_dir_fd);
         d->has_output_dir_fd = false;
         aidp_inject_views_free(d);
+        free(d->produced);
+        d->produced = NULL;
+        d->produced_len = 0;
         if (d->keys_ready)
                 aidp_keys_free(&d->keys);
         d->keys_ready = false;

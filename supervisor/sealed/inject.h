@@ -6,7 +6,8 @@
  *            aidp_inject_decrypt decrypts every dataset into it, each under
  *            /data/<dataset name>/, authenticating every segment first;
  *   collect  aidp_inject_collect seals the /out tmpfs into the output
- *            directory with tags inherited from the inputs.
+ *            directory with tags inherited from the inputs, and the views
+ *            that produced it (aidp_inject_produced).
  * The run core owns the tmpfs mounts and shreds them; this file only reads
  * and writes through their fds. */
 #include <stdbool.h>
@@ -97,6 +98,11 @@ struct aidp_inject {
          * nowhere. */
         aidp_view_hidden_fn hidden;
         void *hidden_opaque;
+        /* The output's produced-by record (sealed header TLV 15), built by
+         * aidp_inject_produced before START and sealed by collect; NULL:
+         * none (the output stays format 2). */
+        uint8_t *produced;
+        size_t produced_len;
 };
 
 /* Open and authenticate every input; fills info[i]. Dataset names must be
@@ -116,6 +122,21 @@ bool aidp_inject_views_apply(const struct aidp_inject *d);
 /* The decryption options' view of input i (valid while d is). */
 void aidp_inject_view_opts(struct aidp_inject *d, size_t i, struct aidp_sealed_view *ret);
 void aidp_inject_views_free(struct aidp_inject *d);
+/* Input i as lineage START's aidp_view facet and the output's produced-by
+ * record show it (one encoder, inject_produced.c): its name and content
+ * digest, how it reached the job and, through a view, the views' names and
+ * per file pattern and column the labels, transform, key id and token
+ * domain. After aidp_inject_views_resolve. */
+struct json_object;
+struct json_object *aidp_inject_view_json(const struct aidp_inject *d, size_t i,
+                                          const struct aidp_run_dataset *info);
+/* After aidp_inject_views_resolve and before START, for a run that seals
+ * /out as output_name: the output's produced-by record (this run's step, then
+ * every input's own steps) into d->produced. None when no input has a schema
+ * or a record of its own. A record too large for the header refuses the run
+ * (AIDP_EXIT_DATA, EFBIG). */
+int aidp_inject_produced(struct aidp_inject *d, const char *output_name, const char *run_id,
+                         const struct aidp_run_dataset *info, aidp_error *err);
 int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error *err);
 /* root_fd: the supervisor's /data tmpfs mount fd. Entries are owned by
  * uid:gid. progress: a bar on stderr, or progress lines when it is no

@@ -257,11 +257,9 @@ int aidp_keys_setup(const char *config_path, const char *dir_override, struct ai
 
 /* ---- file provider ---- */
 
-int aidp_keys_read_kek(const char *dir, const char *key_id, struct aidp_secret *ret,
-                       aidp_error *err)
+int aidp_keys_read_file(const char *dir, const char *name, size_t min, size_t max,
+                        struct aidp_secret *ret, aidp_error *err)
 {
-        if (!aidp_sealed_valid_key_id(key_id))
-                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL, "invalid key id '%s'", key_id);
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "key directory %s", dir);
@@ -273,45 +271,61 @@ int aidp_keys_read_kek(const char *dir, const char *key_id, struct aidp_secret *
                                       "key directory %s refused: must be owned by root and not "
                                       "writable by group or other (uid %u, mode %04o)",
                                       dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
-        _cleanup_close_ int fd = openat(dfd, key_id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0) {
                 if (errno == ENOENT)
                         return aidp_error_set(err, AIDP_EXIT_DATA, ENOKEY,
-                                              "key '%s' not found in %s", key_id, dir);
-                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "key file %s/%s", dir, key_id);
+                                              "key '%s' not found in %s", name, dir);
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "key file %s/%s", dir, name);
         }
         if (fstat(fd, &st) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "key file %s/%s", dir, key_id);
+                return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "key file %s/%s", dir, name);
         if (!S_ISREG(st.st_mode))
                 return aidp_error_set(err, AIDP_EXIT_DATA, EPERM,
-                                      "key file %s/%s refused: not a regular file", dir, key_id);
+                                      "key file %s/%s refused: not a regular file", dir, name);
         if (st.st_uid != 0)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EPERM,
                                       "key file %s/%s refused: owned by uid %u, must be owned by "
                                       "root",
-                                      dir, key_id, (unsigned)st.st_uid);
+                                      dir, name, (unsigned)st.st_uid);
         if (st.st_mode & (S_IRWXG | S_IRWXO))
                 return aidp_error_set(err, AIDP_EXIT_DATA, EPERM,
                                       "key file %s/%s refused: mode %04o gives group/other "
                                       "access (want 0400 or 0600)",
-                                      dir, key_id, (unsigned)(st.st_mode & 07777));
-        if (st.st_size != AIDP_SEALED_KEY_LEN)
+                                      dir, name, (unsigned)(st.st_mode & 07777));
+        if ((uint64_t)st.st_size < min || (uint64_t)st.st_size > max) {
+                if (min == max)
+                        return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
+                                              "key file %s/%s refused: %lld bytes, want %zu raw "
+                                              "bytes",
+                                              dir, name, (long long)st.st_size, min);
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
-                                      "key file %s/%s refused: %lld bytes, want %d raw bytes", dir,
-                                      key_id, (long long)st.st_size, AIDP_SEALED_KEY_LEN);
+                                      "key file %s/%s refused: %lld bytes, want %zu to %zu", dir,
+                                      name, (long long)st.st_size, min, max);
+        }
+        size_t len = (size_t)st.st_size;
         struct aidp_secret s = {0};
-        int r = aidp_secret_alloc(&s, AIDP_SEALED_KEY_LEN, err);
+        int r = aidp_secret_alloc(&s, len, err);
         if (r < 0)
                 return r;
-        ssize_t n = pread(fd, s.p, AIDP_SEALED_KEY_LEN, 0);
-        if (n != AIDP_SEALED_KEY_LEN) {
+        ssize_t n = pread(fd, s.p, len, 0);
+        if (n < 0 || (size_t)n != len) {
                 int e = n < 0 ? errno : EIO;
                 aidp_secret_free(&s);
                 return aidp_error_errno(err, AIDP_EXIT_DATA, e, "reading key file %s/%s", dir,
-                                        key_id);
+                                        name);
         }
+        s.len = len;
         *ret = s;
         return 0;
+}
+
+int aidp_keys_read_kek(const char *dir, const char *key_id, struct aidp_secret *ret,
+                       aidp_error *err)
+{
+        if (!aidp_sealed_valid_key_id(key_id))
+                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL, "invalid key id '%s'", key_id);
+        return aidp_keys_read_file(dir, key_id, AIDP_SEALED_KEY_LEN, AIDP_SEALED_KEY_LEN, ret, err);
 }
 
 int aidp_keys_generate(const char *dir, const char *key_id, aidp_error *err)

@@ -138,12 +138,21 @@ int aidp_keys_generate(const char *dir, const char *key_id, aidp_error *err);
 
 /* A token key for column views (views/view.h): key_id must be declared in
  * keys.yaml with purpose tokenize (ENOKEY when it is not declared, EPERM for
- * another purpose; AIDP_EXIT_DATA), and its 32 bytes are read from the file
- * provider (an exec provider only wraps and unwraps: ENOKEY). out should be
- * locked memory (the caller's). */
+ * another purpose; AIDP_EXIT_DATA), and its 32 bytes come from the provider:
+ *  file  KEY_DIR/<key-id>, a key file like a KEK's;
+ *  exec  KEY_DIR/<key-id>.wrapped (a key file of 1-512 bytes: the token key
+ *        as `COMMAND wrap KEY-ID` printed it at keygen), unwrapped by the
+ *        configured program (`COMMAND unwrap KEY-ID`) like a data key.
+ * out should be locked memory (the caller's). */
 struct aidp_token_key;
 int aidp_keys_read_token(const struct aidp_keys *k, const char *key_id, struct aidp_token_key *out,
                          aidp_error *err);
+/* A new token key for key_id from k's provider (file: KEY_DIR/<key-id>;
+ * exec: a random key wrapped by the provider, its output checked as every
+ * wrap, stored as KEY_DIR/<key-id>.wrapped), mode 0400, never overwriting;
+ * path gets the file made. */
+int aidp_keys_generate_token(const struct aidp_keys *k, const char *key_id, char *path, size_t cap,
+                             aidp_error *err);
 
 /* Wrap a data key for key_id; out holds AIDP_SEALED_WRAPPED_MAX bytes. */
 int aidp_keys_wrap(const struct aidp_keys *k, const char *key_id, const struct aidp_secret *dk,

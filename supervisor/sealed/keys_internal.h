@@ -14,6 +14,12 @@
 int aidp_keys_check_trusted(const struct stat *st, const char *path, const char *what,
                             aidp_error *err);
 
+/* A root-owned key file dir/name (regular, no symlink, no group/other
+ * access, in a root-owned directory group/other cannot write) of min to max
+ * bytes, read into locked memory. */
+int aidp_keys_read_file(const char *dir, const char *name, size_t min, size_t max,
+                        struct aidp_secret *ret, aidp_error *err);
+
 /* Exec provider: wrap dk and check the result before anyone stores it (not
  * the key, not containing it, unwraps back to it); unwrap into locked memory. */
 int aidp_keys_exec_wrap(const struct aidp_keys *k, const char *key_id, const struct aidp_secret *dk,

@@ -140,6 +140,10 @@ struct aidp_seal_params {
          * = none. With one the file is format 3, else format 2. */
         const uint8_t *schema;
         size_t schema_len;
+        /* The produced-by record (sealed_format.h, aidp_sealed_produced_chain's
+         * bytes); NULL = none. With one the file is format 4. */
+        const uint8_t *produced_by;
+        size_t produced_by_len;
         aidp_sealed_progress_fn progress;
         void *progress_opaque;
 };

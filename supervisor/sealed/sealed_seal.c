@@ -329,7 +329,14 @@ static int seal_into(struct enc *e, const struct aidp_seal_params *p, const stru
         if (p->schema_len)
                 memcpy(h->schema, p->schema, p->schema_len);
         h->schema_len = p->schema_len;
-        h->format_version = p->schema_len ? AIDP_SEALED_VERSION_SCHEMA : AIDP_SEALED_VERSION;
+        if (p->produced_by_len > sizeof h->produced_by)
+                return aidp_error_set(err, AIDP_EXIT_DATA, EFBIG, "produced-by record too large");
+        if (p->produced_by_len)
+                memcpy(h->produced_by, p->produced_by, p->produced_by_len);
+        h->produced_by_len = p->produced_by_len;
+        h->format_version = p->produced_by_len ? AIDP_SEALED_VERSION_PRODUCED
+                            : p->schema_len    ? AIDP_SEALED_VERSION_SCHEMA
+                                               : AIDP_SEALED_VERSION;
         h->segment_size = e->segment_size;
         h->payload_len = e->payload_len;
         /* Keyed (formats 2 and 3): the header is world-readable, an unkeyed

@@ -1,15 +1,17 @@
 #define _GNU_SOURCE
 /* Root integration tests of the output leak scan (docs/sealed-data.md,
- * "Output leak scan"): values the inputs' views hid, written by the job into
- * /out (a raw email in a binary model file, in a CSV, JSON-escaped in a JSON
- * log), are found before /out is sealed and named in the summary and the
- * lineage END facet aidp_leakscan (file, offset, label, column; never the
- * value). Under `leak_scan: quarantine` the output is sealed under the
- * admin-only quarantine key (the user's key cannot open it) and the run
- * fails; under `report` it is sealed as usual and the hits are recorded.
- *
- * The leak set is filled through the test build's AIDP_FAULT_LEAKS (as a
- * view's viewer fills it), so the scan is tested apart from the views. */
+ * "Output leak scan"), end to end: the inputs are sealed with a schema whose
+ * pii.direct columns (email, name) the caller's view nulls, so their raw
+ * values go into the leak set while the real inputs are decrypted; the same
+ * values also sit in pii.contact columns the view passes raw. The job reads
+ * them from /data (received through that raw view) and writes them into
+ * /out: raw in a binary model file, raw in a CSV, JSON-escaped in a JSON
+ * log. The scan finds all three before /out is sealed and names them in the
+ * summary and the lineage END facet aidp_leakscan (file, offset, label,
+ * column; never the value). Under `leak_scan: quarantine` the output is
+ * sealed under the admin-only quarantine key (the user's key cannot open it)
+ * and the run fails; under `report` it is sealed as usual and the hits are
+ * recorded. No test hook fills the set: every case here is a real run. */
 #include <json-c/json.h>
 
 #include "common/exitcodes.h"
@@ -17,6 +19,8 @@
 #include "lineage_util.h"
 #include "runner.h"
 #include "tests/sealed_util.h"
+
+#define AIDP_TOOL AIDP_BINARY_DIR "/aidp"
 
 static char *T;
 static char keydir[4096], userkeys[4096], policydir[4096], rundir[4096], logp[4096], keyp[4096];
@@ -26,23 +30,43 @@ static struct aidp_proc P;
 #define EMAIL "alice.leak@example.org"
 #define NAME  "Zo\xc3\xab O/Neil-ward7" /* JSON-escaped: Zo\u00eb O\/Neil-ward7 */
 
-/* The job writes the hidden values three ways: raw in a binary model file,
- * raw in a CSV, JSON-escaped (ensure_ascii, json-c's \/) in a JSON log. */
-static const char job[] =
-        "printf 'MODEL\\000\\001\\377 weights " EMAIL " \\376\\n' > /out/model.bin && "
-        "mkdir -p /out/tables && printf 'id,email\\n1," EMAIL "\\n' > /out/tables/data.csv && "
-        "printf '{\"step\": 3, \"name\": \"Zo\\\\u00eb O\\\\/Neil-ward7\"}\\n' > /out/log.json";
+/* The view hides email and name (pii.direct: null) and passes contact and
+ * display (pii.contact: raw), which hold the same values. */
+static const char SCHEMA[] = "apiVersion: aidp/v1\nkind: Schema\nfiles:\n"
+                             "  - pattern: \"*.csv\"\n    format: csv\n    columns:\n"
+                             "      email: [pii.direct]\n      name: [pii.direct]\n"
+                             "      contact: [pii.contact]\n      display: [pii.contact]\n";
 
-static void seal_one(const char *name, enum aidp_classification c, const char *res, char *path_out)
+/* The job takes contact and display from the one row it received and
+ * writes them three ways: raw in a binary model file, raw in a CSV, and
+ * JSON-escaped (ensure_ascii, json-c's \/) in a JSON log. It checks first
+ * that the hidden columns arrived empty. */
+static const char job[] =
+        "f=$(echo /data/*/patients.csv) && row=$(sed -n 2p \"$f\") && "
+        "[ \"$(echo \"$row\" | cut -d, -f2,3)\" = ',' ] && "
+        "e=$(echo \"$row\" | cut -d, -f4) && n=$(echo \"$row\" | cut -d, -f5) && "
+        "printf 'MODEL\\000\\001\\377 weights %s \\376\\n' \"$e\" > /out/model.bin && "
+        "mkdir -p /out/tables && printf 'id,email\\n1,%s\\n' \"$e\" > /out/tables/data.csv && "
+        "j=$(printf %s \"$n\" | sed -e 's,/,\\\\/,g' -e 's,\xc3\xab,\\\\u00eb,g') && "
+        "printf '{\"step\": 3, \"name\": \"%s\"}\\n' \"$j\" > /out/log.json";
+
+static void put(const char *path, const char *text);
+
+static void seal_one(const char *name, const char *cls, const char *res, char *path_out)
 {
-        char src[4096], f[4096];
+        char src[4096], f[4096], sch[4096];
         TEST_SNPRINTF(src, "%s/src-%s", T, name);
         mkdir_p(src, 0755);
         TEST_SNPRINTF(f, "%s/patients.csv", src);
-        const char *content = "id,email,name\n1," EMAIL "," NAME "\n";
-        write_all(f, (const uint8_t *)content, strlen(content));
+        put(f, "id,email,name,contact,display\n1," EMAIL "," NAME "," EMAIL "," NAME "\n");
+        TEST_SNPRINTF(sch, "%s/schema.yaml", T);
+        put(sch, SCHEMA);
         snprintf(path_out, 4096, "%s/%s.sealed", T, name);
-        seal_tagged(src, path_out, keydir, "user-key", name, c, res, NULL);
+        cr_assert_eq(aidp_test_sh("%s seal %s -o %s -n %s -k user-key -c %s %s%s --key-dir %s "
+                                  "--schema %s -q",
+                                  AIDP_TOOL, src, path_out, name, cls, res ? "-r " : "",
+                                  res ? res : "", keydir, sch),
+                     0, "sealing %s", name);
 }
 
 static void put(const char *path, const char *text)
@@ -75,8 +99,8 @@ static void setup(void)
         char cfg[8192];
         TEST_SNPRINTF(cfg, "key_dir: %s\nkeys:\n  quarantine-key: {purpose: quarantine}\n", keydir);
         put(keyscfg, cfg);
-        seal_one("conf-data", AIDP_CLASS_CONFIDENTIAL, NULL, conf_data);
-        seal_one("restr-data", AIDP_CLASS_RESTRICTED, "eu", restr_data);
+        seal_one("conf-data", "confidential", NULL, conf_data);
+        seal_one("restr-data", "restricted", "eu", restr_data);
         char path[4096];
         TEST_SNPRINTF(path, "%s/host.yaml", policydir);
         put(path, "apiVersion: aidp/v1\nkind: HostIdentity\nnode: test-node\nregion: eu-west-1\n"
@@ -87,12 +111,16 @@ static void setup(void)
         TEST_SNPRINTF(path, "%s/access.yaml", policydir);
         put(path, "apiVersion: aidp/v1\n"
                   "kind: AccessPolicy\n"
+                  "views:\n"
+                  "  research:\n"
+                  "    labels: {pii.direct: null, pii.contact: raw}\n"
                   "roles:\n"
                   "  trainer:\n"
                   "    operations: [run]\n"
                   "    profiles: [\"*\"]\n"
                   "    datasets: [\"*\"]\n"
                   "    max_classification: regulated\n"
+                  "    view: research\n"
                   "users:\n"
                   "  nobody: {roles: [trainer]}\n"
                   "leak_scan: {default: report, restricted: quarantine}\n");
@@ -100,7 +128,6 @@ static void setup(void)
         setenv("AIDP_KEYS_CONFIG", keyscfg, 1);
         setenv("AIDP_LINEAGE_KEY", keyp, 1);
         setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
-        setenv("AIDP_FAULT_LEAKS", "pii.direct email " EMAIL "\npii.direct name " NAME, 1);
         unsetenv("SUDO_UID");
         unsetenv("SLURM_JOB_UID");
         unsetenv("SLURM_JOB_USER");
@@ -110,7 +137,6 @@ static void teardown(void)
 {
         unsetenv("AIDP_POLICY_DIR");
         unsetenv("AIDP_KEYS_CONFIG");
-        unsetenv("AIDP_FAULT_LEAKS");
         tmpdir_rm(T);
 }
 

@@ -162,6 +162,21 @@ int aidp_test_run(struct aidp_proc *p, char *const argv[])
         return aidp_test_finish(p);
 }
 
+int aidp_test_run_job(struct aidp_proc *p, const char *run_dir, const char *const opts[],
+                      const char *const job[])
+{
+        const char *argv[64] = {AIDP_SUPERVISOR, "run",       "--user", "65534",
+                                "--no-cwd",      "--run-dir", run_dir};
+        size_t n = 7;
+        for (size_t i = 0; opts && opts[i] && n < 40; i++)
+                argv[n++] = opts[i];
+        argv[n++] = "--";
+        for (size_t i = 0; job[i] && n < 63; i++)
+                argv[n++] = job[i];
+        argv[n] = NULL;
+        return aidp_test_run(p, (char *const *)argv);
+}
+
 /* Directories named `name` below dir, down to depth 8. */
 static int count_dirs(const char *dir, const char *name, int depth)
 {

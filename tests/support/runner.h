@@ -34,6 +34,10 @@ void aidp_test_gc(const char *run_dir);
 int aidp_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* spawn + finish */
 int aidp_test_run(struct aidp_proc *p, char *const argv[]);
+/* aidp-supervisor run --user 65534 --no-cwd --run-dir RUN_DIR OPTS... -- JOB...
+ * (opts may be NULL; both NULL-terminated), as aidp_test_run. */
+int aidp_test_run_job(struct aidp_proc *p, const char *run_dir, const char *const opts[],
+                      const char *const job[]);
 /* true if a directory with this name exists anywhere under /sys/fs/cgroup (depth <= 8) */
 bool aidp_test_cgroup_exists(const char *name);
 /* how many such directories (one per hierarchy the run's cgroup is in) */

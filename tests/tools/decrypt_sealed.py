@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent decryptor for aidp sealed datasets (format versions 3, 2 and 1).
+"""Independent decryptor for aidp sealed datasets (format versions 4, 3, 2 and 1).
 
 Written from docs/sealed-format.md alone, using only the Python standard
 library and Debian's python3-cryptography (AES-GCM, RFC 5649 key unwrap,
@@ -35,9 +35,10 @@ TAG = 16
 CLASSES = ["public", "internal", "confidential", "restricted", "regulated"]
 FIELDS = {1: "name", 2: "version", 3: "owner", 4: "created_at", 5: "classification",
           6: "residency", 7: "regulation", 8: "key_id", 9: "key_wrap", 10: "wrapped_key",
-          11: "content_digest", 12: "segment_size", 13: "payload_len", 14: "schema"}
+          11: "content_digest", 12: "segment_size", 13: "payload_len", 14: "schema",
+          15: "produced_by"}
 REPEATABLE = {6, 7}
-VERSIONS = (1, 2, 3)
+VERSIONS = (1, 2, 3, 4)
 DIGEST_INFO = b"aidp sealed v2 content digest"
 
 
@@ -67,6 +68,8 @@ def parse_header(data):
             raise Refused("field order at %d" % off)
         if ftype == 14 and version < 3:
             raise Refused("a schema in a version %d header" % version)
+        if ftype == 15 and version < 4:
+            raise Refused("a produced-by record in a version %d header" % version)
         last = ftype
         name = FIELDS[ftype]
         if ftype in (1, 2, 3, 8):
@@ -79,6 +82,8 @@ def parse_header(data):
             h[name] = int.from_bytes(val, "big")
         elif ftype == 14:
             h[name] = parse_schema(val)
+        elif ftype == 15:
+            h[name] = parse_produced_by(val)
         elif ftype in (5, 9):
             if flen != 1:
                 raise Refused("bad byte field")
@@ -86,7 +91,7 @@ def parse_header(data):
         else:
             h[name] = bytes(val)
         off += 4 + flen
-    optional = REPEATABLE | ({14} if version < 3 else set())
+    optional = REPEATABLE | ({14} if version != 3 else set()) | ({15} if version < 4 else set())
     missing = [FIELDS[t] for t in FIELDS if t not in optional and FIELDS[t] not in h]
     if missing:
         raise Refused("missing fields %s" % missing)
@@ -110,6 +115,47 @@ def parse_schema(val):
             if list(c) != ["name", "labels"] or c["labels"] != sorted(set(c["labels"])):
                 raise Refused("schema column entry")
     return schema
+
+
+def canonical_json(val, what):
+    try:
+        obj = json.loads(val.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise Refused("%s is not JSON" % what)
+    if json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8") != bytes(val):
+        raise Refused("%s is not in the canonical encoding" % what)
+    return obj
+
+
+def keys_in_order(obj, required, optional=()):
+    """The members of obj are the required ones and some optional ones, in
+    the order of required + optional (docs/sealed-format.md, record 15)."""
+    order = list(required) + list(optional)
+    want = [k for k in order if k in required or k in obj]
+    return isinstance(obj, dict) and list(obj) == want
+
+
+def parse_produced_by(val):
+    """Record 15 (format 4): the runs and column views that produced the dataset."""
+    rec = canonical_json(val, "produced-by record")
+    if not keys_in_order(rec, ["v", "steps"]) or rec["v"] != 1 or not rec["steps"]:
+        raise Refused("produced-by record")
+    for step in rec["steps"]:
+        if not keys_in_order(step, ["output", "run", "inputs"]):
+            raise Refused("produced-by step")
+        for ds in step["inputs"]:
+            if not keys_in_order(ds, ["dataset", "digest", "injected"], ["views", "files"]) \
+                    or ("views" in ds) != ("files" in ds):
+                raise Refused("produced-by input")
+            for f in ds.get("files", []):
+                if not keys_in_order(f, ["pattern", "format", "columns"]) \
+                        or f["format"] not in ("csv", "jsonl"):
+                    raise Refused("produced-by file")
+                for c in f["columns"]:
+                    if not keys_in_order(c, ["column", "labels", "transform"], ["keyId", "domain"]) \
+                            or ("keyId" in c) != ("domain" in c):
+                        raise Refused("produced-by column")
+    return rec
 
 
 def nonce(kind, index):

@@ -537,6 +537,23 @@ Test(cli_policy, check_validates_the_views_token_keys)
         free(out);
         free(err);
 
+        /* The exec provider's token keys are checked the same way (their
+         * purpose in keys.yaml), and the provider is not run to do it. */
+        write_policy(keys,
+                     "provider: exec\nexec:\n  command: [/nonexistent/aidp-kms]\nkeys:\n"
+                     "  tok: {purpose: tokenize}\n  kek: {purpose: kek}\n"
+                     "  nokey: {purpose: tokenize}\n",
+                     0644);
+        cr_assert_eq(aidp(args, &out, &err), 1, "%s", out);
+        snprintf(want, sizeof want,
+                 "%s:7: views.b.columns.email: key 'kek' has purpose kek in %s, expected tokenize",
+                 pol, keys);
+        cr_assert(strstr(err, want), "%s", err);
+        cr_assert_null(strstr(err, "aidp-kms"), "the provider was run: %s", err);
+        cr_assert_null(strstr(err, "views.b.columns.ssn"), "%s", err);
+        free(out);
+        free(err);
+
         /* A role naming a view that does not exist: position and suggestion. */
         write_policy(pol,
                      "apiVersion: aidp/v1\nkind: AccessPolicy\nviews:\n"

@@ -79,8 +79,10 @@ Test(sealed_format, header_decode_errors_name_the_offset)
         b[0] = 'X';
         expect_decode_error(b, (size_t)n, "bad magic");
         memcpy(b, buf, (size_t)n);
-        b[9] = 4;
-        expect_decode_error(b, (size_t)n, "unsupported format version 4");
+        b[9] = 5;
+        expect_decode_error(b, (size_t)n, "unsupported format version 5");
+        b[9] = 4; /* format 4 is a produced-by record's, which it must have */
+        expect_decode_error(b, (size_t)n, "required field 15 (produced-by record) missing");
         b[9] = 3; /* format 3 is format 2 plus a schema, which it must have */
         expect_decode_error(b, (size_t)n, "required field 14 (schema) missing");
         b[9] = 0;

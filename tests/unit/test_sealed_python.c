@@ -158,35 +158,61 @@ Test(sealed_python, keyed_digest_and_version1)
         cr_assert(strstr(res, "\"format_version\": 1"), "%s", res);
 }
 
-/* Format 3: the independent decryptor reads the schema record (type 14),
- * checks its canonical encoding, and authenticates it with the header. */
-Test(sealed_python, format3_schema)
+/* Seal a small file with p (its record 14 or 15), check the decryptor
+ * reads it as `version` and prints `shown`, then change the byte at the first
+ * `edit` in the header to `to`: the header tag must refuse it. */
+static void record_read_then_refused(struct aidp_seal_params *p, int version, const char *shown,
+                                     const char *edit, char to)
 {
         require_python_cryptography();
-        char f[4096], sealed[4096], args[8192], res[16384];
+        char f[4096], sealed[4096], args[8192], res[16384], want[64];
         TEST_SNPRINTF(f, "%s/blob", T);
         write_file(f, 5000, 0644, 3);
-        TEST_SNPRINTF(sealed, "%s/s.sealed", T);
-        static const char schema[] =
-                "{\"v\":1,\"files\":[{\"pattern\":\"*.csv\",\"format\":\"csv\","
-                "\"columns\":[{\"name\":\"Zoë\",\"labels\":[\"pii.direct\"]}]}]}";
-        struct aidp_seal_params p = {.segment_size = 4096,
-                                     .schema = (const uint8_t *)schema,
-                                     .schema_len = strlen(schema)};
-        meta_default(&p.meta, "blob");
+        TEST_SNPRINTF(sealed, "%s/r.sealed", T);
+        p->segment_size = 4096;
+        meta_default(&p->meta, "blob");
         aidp_error err = {0};
-        cr_assert_eq(seal_path(f, sealed, &p, &K, NULL, &err), 0, "%s", err.msg);
+        cr_assert_eq(seal_path(f, sealed, p, &K, NULL, &err), 0, "%s", err.msg);
         TEST_SNPRINTF(args, "--verify '%s'", sealed);
         cr_assert_eq(run_py(args, res, sizeof res), 0, "%s", res);
-        cr_assert(strstr(res, "\"format_version\": 3"), "%s", res);
-        cr_assert(strstr(res, "\"pii.direct\""), "%s", res);
+        TEST_SNPRINTF(want, "\"format_version\": %d", version);
+        cr_assert(strstr(res, want), "%s", res);
+        cr_assert(strstr(res, shown), "%s", res);
         size_t len = 0;
         uint8_t *b = read_all(sealed, &len);
-        uint8_t *lab = memmem(b, len, "pii.direct", 10);
-        cr_assert_not_null(lab);
-        lab[4] = 'e';
+        uint8_t *at = memmem(b, len, edit, strlen(edit));
+        cr_assert_not_null(at);
+        at[0] = (uint8_t)to;
         write_all(sealed, b, len);
         free(b);
         cr_assert_eq(run_py(args, res, sizeof res), 1, "%s", res);
         cr_assert(strstr(res, "header authentication failed"), "%s", res);
+}
+
+/* Format 3: the independent decryptor reads the schema record (type 14),
+ * checks its canonical encoding, and authenticates it with the header. */
+Test(sealed_python, format3_schema)
+{
+        static const char schema[] =
+                "{\"v\":1,\"files\":[{\"pattern\":\"*.csv\",\"format\":\"csv\","
+                "\"columns\":[{\"name\":\"Zoë\",\"labels\":[\"pii.direct\"]}]}]}";
+        struct aidp_seal_params p = {.schema = (const uint8_t *)schema,
+                                     .schema_len = strlen(schema)};
+        record_read_then_refused(&p, 3, "\"pii.direct\"", "direct", 'e');
+}
+
+/* Format 4: the produced-by record (record 15) of an output, read and
+ * checked for its canonical shape by the independent decryptor. */
+Test(sealed_python, format4_produced_by)
+{
+        static const char rec[] =
+                "{\"v\":1,\"steps\":[{\"output\":\"r1-out\",\"run\":\"r1\",\"inputs\":[{"
+                "\"dataset\":\"pat\",\"digest\":\"hmac-sha256:00\",\"injected\":\"viewed\","
+                "\"views\":[\"research\"],\"files\":[{\"pattern\":\"*.csv\",\"format\":\"csv\","
+                "\"columns\":[{\"column\":\"Zoë\",\"labels\":[\"pii.direct\"],\"transform\":"
+                "\"tokenize(hmac, domain=patient, key=tok-1)\",\"keyId\":\"tok-1\",\"domain\":"
+                "\"patient\"}]}]}]}]}";
+        struct aidp_seal_params p = {.produced_by = (const uint8_t *)rec,
+                                     .produced_by_len = strlen(rec)};
+        record_read_then_refused(&p, 4, "\"keyId\": \"tok-1\"", "patient\"}", 'q');
 }

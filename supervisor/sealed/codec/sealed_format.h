@@ -1,5 +1,5 @@
 #pragma once
-/* Sealed dataset format, versions 2 and 3 (version 1 still read): the header model, its byte encoding
+/* Sealed dataset format, versions 2 to 4 (version 1 still read): the header model, its byte encoding
  * (sealed_header.c), the descriptive fields (sealed_meta.c), and the
  * nonce/AAD/digest rules; the tree manifest is sealed_manifest.h (included
  * here, codec sealed_manifest.c). Pure code: buffers in, values
@@ -7,7 +7,7 @@
  * description is docs/sealed-format.md; keep the two in step.
  *
  * File layout (all integers big-endian):
- *   prefix   16 bytes   "AIDPSEAL" | u16 version=2|3 (1) | u16 reserved=0 | u32 body_len
+ *   prefix   16 bytes   "AIDPSEAL" | u16 version=2|3|4 (1) | u16 reserved=0 | u32 body_len
  *   body     body_len   TLV records: u16 type | u16 length | value
  *   tag      16 bytes   AES-256-GCM tag over prefix+body (empty plaintext)
  *   segments n × (ciphertext ≤ segment_size | 16-byte tag)
@@ -26,17 +26,21 @@
  * key derived from the data key) instead of a plain SHA-256 tree that anyone
  * could check a guess of the plaintext against. Version 3 is version 2 plus
  * the dataset's schema (TLV 14, issue 18), and only a header with a schema is
- * version 3. Written: 2, or 3 with a schema; read: 1 to 3. */
-#define AIDP_SEALED_VERSION        2
-#define AIDP_SEALED_VERSION_SCHEMA 3
-#define AIDP_SEALED_VERSION_MIN    1
-#define AIDP_SEALED_FORMAT_MAX     3
-#define AIDP_SEALED_PREFIX_LEN     16
-#define AIDP_SEALED_TAG_LEN        16
-#define AIDP_SEALED_NONCE_LEN      12
-#define AIDP_SEALED_KEY_LEN        32
-#define AIDP_SEALED_DIGEST_LEN     32
-#define AIDP_SEALED_BODY_MAX       65536
+ * version 3. Version 4 adds the views that produced a run's output (TLV 15,
+ * required; TLV 14 optional there). Written: 2, 3 with a schema, 4 with a
+ * produced-by record; read: 1 to 4. An older reader refuses a newer version
+ * by its number, so it never ignores a record it does not know. */
+#define AIDP_SEALED_VERSION          2
+#define AIDP_SEALED_VERSION_SCHEMA   3
+#define AIDP_SEALED_VERSION_PRODUCED 4
+#define AIDP_SEALED_VERSION_MIN      1
+#define AIDP_SEALED_FORMAT_MAX       4
+#define AIDP_SEALED_PREFIX_LEN       16
+#define AIDP_SEALED_TAG_LEN          16
+#define AIDP_SEALED_NONCE_LEN        12
+#define AIDP_SEALED_KEY_LEN          32
+#define AIDP_SEALED_DIGEST_LEN       32
+#define AIDP_SEALED_BODY_MAX         65536
 
 #define AIDP_SEALED_NAME_MAX    128
 #define AIDP_SEALED_VERSION_MAX 64
@@ -45,6 +49,10 @@
 #define AIDP_SEALED_TAG_MAX     63
 #define AIDP_SEALED_MAX_TAGS    32
 #define AIDP_SEALED_WRAPPED_MAX 512
+/* TLV 15: the produced-by record (sealed_produced.c), at most this many bytes
+ * and steps (runs back along the chain of derived datasets). */
+#define AIDP_SEALED_PRODUCED_MAX   32768
+#define AIDP_SEALED_PRODUCED_STEPS 256
 
 #define AIDP_SEALED_SEGMENT_MIN     (UINT32_C(1) << 12)
 #define AIDP_SEALED_SEGMENT_MAX     (UINT32_C(1) << 26)
@@ -62,7 +70,8 @@ enum aidp_key_wrap {
         AIDP_WRAP_MAX
 };
 
-/* TLV record types of header versions 1 to 3 (14: version 3 only). */
+/* TLV record types of header versions 1 to 4 (14: versions 3 and 4; 15:
+ * version 4 only). */
 enum aidp_sealed_field {
         AIDP_F_NAME = 1,
         AIDP_F_VERSION = 2,
@@ -77,7 +86,8 @@ enum aidp_sealed_field {
         AIDP_F_CONTENT_DIGEST = 11,
         AIDP_F_SEGMENT_SIZE = 12,
         AIDP_F_PAYLOAD_LEN = 13,
-        AIDP_F_SCHEMA = 14, /* aidp_schema_encode's canonical bytes (views/view.h) */
+        AIDP_F_SCHEMA = 14,      /* aidp_schema_encode's canonical bytes (views/view.h) */
+        AIDP_F_PRODUCED_BY = 15, /* the views that produced an output (sealed_produced.c) */
         AIDP_F_MAX
 };
 
@@ -96,7 +106,8 @@ struct aidp_sealed_meta {
 };
 
 struct aidp_sealed_header {
-        uint16_t format_version; /* encode: 0 = 2, or 3 with a schema; 1 only to re-encode */
+        uint16_t format_version; /* encode: 0 = the lowest that holds the records (2, 3
+                                  * with a schema, 4 with produced_by); 1 only to re-encode */
         struct aidp_sealed_meta meta;
         enum aidp_key_wrap key_wrap;
         uint8_t wrapped_key[AIDP_SEALED_WRAPPED_MAX];
@@ -109,6 +120,13 @@ struct aidp_sealed_header {
          * label fails the header tag. aidp_sealed_header_schema decodes it. */
         uint8_t schema[AIDP_VIEW_SCHEMA_ENCODED_MAX];
         size_t schema_len;
+        /* The produced-by record (format 4): which runs, through which
+         * column views of which inputs, produced this dataset, back along the
+         * chain of derived datasets; produced_by_len 0 = none. Canonical
+         * compact JSON, checked by decode (aidp_sealed_produced_check), and
+         * authenticated by the header tag like every field. */
+        uint8_t produced_by[AIDP_SEALED_PRODUCED_MAX];
+        size_t produced_by_len;
         /* Derived by aidp_sealed_header_decode/encode, not stored as fields. */
         size_t header_len;       /* prefix + body: the bytes the header tag covers */
         uint64_t payload_offset; /* header_len + AIDP_SEALED_TAG_LEN */
@@ -163,7 +181,28 @@ int aidp_sealed_header_decode(const uint8_t *buf, size_t len, struct aidp_sealed
 int aidp_sealed_header_schema(const struct aidp_sealed_header *h, struct aidp_schema *ret,
                               aidp_error *err);
 
-/* The content digest (keyed in versions 2 and 3) is computed in sealed_crypto.h:
+/* ---- the produced-by record, TLV 15 (sealed_produced.c; docs/sealed-format.md
+ * section 3) ----
+ *   {"v":1,"steps":[STEP,...]}               newest first, one per run
+ *   STEP  {"output":NAME,"run":RUN-ID,"inputs":[INPUT,...]}
+ *   INPUT {"dataset":NAME,"digest":REF,"injected":HOW[,"views":[V,...],
+ *          "files":[{"pattern":P,"format":"csv"|"jsonl","columns":[COLUMN,...]},...]]}
+ *   COLUMN {"column":C,"labels":[L,...],"transform":T[,"keyId":K,"domain":D]}
+ * INPUT is what lineage START's aidp_view facet records for the dataset
+ * (one encoder, supervisor/sealed/inject_produced.c). */
+struct json_object;
+/* Is buf exactly the canonical encoding of a well-formed record? */
+int aidp_sealed_produced_check(const uint8_t *buf, size_t len, aidp_error *err);
+/* The record of an output: `step` (this run's STEP; taken, even on failure)
+ * followed by every input's steps, each output once (first seen wins), as
+ * canonical bytes in *ret (malloc). Too large for the header: EFBIG. */
+int aidp_sealed_produced_chain(struct json_object *step,
+                               const struct aidp_sealed_header *const *inputs, size_t n,
+                               uint8_t **ret, size_t *ret_len, aidp_error *err);
+/* The header's record parsed ({"v":1,"steps":[...]}), or NULL when none. */
+struct json_object *aidp_sealed_produced_json(const struct aidp_sealed_header *h);
+
+/* The content digest (keyed in versions 2 to 4) is computed in sealed_crypto.h:
  * aidp_sealed_content_digest. This is how it is shown: "hmac-sha256:<hex>"
  * for version 2, "sha256:<hex>" for version 1. */
 #define AIDP_SEALED_DIGEST_REF_LEN (12 + 2 * AIDP_SEALED_DIGEST_LEN)

@@ -1,4 +1,4 @@
-/* Sealed dataset format v2 and v3 (and v1): the header codec (prefix, TLV body, derived sizes),
+/* Sealed dataset format v2 to v4 (and v1): the header codec (prefix, TLV body, derived sizes),
  * segment nonces and the content digest. Pure: no syscalls. Every decoder reads
  * through bounds checks that refuse to step past the end, so a hostile file can
  * only produce an error naming the offset. */
@@ -144,14 +144,25 @@ int aidp_sealed_header_encode(struct aidp_sealed_header *h, uint8_t *buf, size_t
                                               AIDP_VIEW_SCHEMA_ENCODED_MAX);
                 w_field(&w, AIDP_F_SCHEMA, h->schema, h->schema_len);
         }
+        if (h->produced_by_len) {
+                if (h->format_version == AIDP_SEALED_VERSION_MIN ||
+                    h->produced_by_len > AIDP_SEALED_PRODUCED_MAX)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL,
+                                              "a produced-by record needs format version 4 and "
+                                              "at most %d bytes",
+                                              AIDP_SEALED_PRODUCED_MAX);
+                w_field(&w, AIDP_F_PRODUCED_BY, h->produced_by, h->produced_by_len);
+        }
         if (w.overflow)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOBUFS, "header too large");
         /* Version 1 only to re-encode a decoded version 1 header (canonical
-         * round trip); a new dataset is version 3 with a schema, else 2, so
-         * a dataset without one reads with an older aidp. */
+         * round trip); a new dataset has the lowest version that holds its
+         * records (4 with a produced-by record, 3 with a schema, else 2), so
+         * a dataset without them reads with an older aidp. */
         uint16_t version = h->format_version == AIDP_SEALED_VERSION_MIN ? AIDP_SEALED_VERSION_MIN
-                           : h->schema_len                              ? AIDP_SEALED_VERSION_SCHEMA
-                                                                        : AIDP_SEALED_VERSION;
+                           : h->produced_by_len ? AIDP_SEALED_VERSION_PRODUCED
+                           : h->schema_len      ? AIDP_SEALED_VERSION_SCHEMA
+                                                : AIDP_SEALED_VERSION;
         memcpy(buf, AIDP_SEALED_MAGIC, 8);
         put16(buf + 8, version);
         put16(buf + 10, 0);
@@ -233,6 +244,7 @@ static const char *const field_names[AIDP_F_MAX] = {
         [AIDP_F_SEGMENT_SIZE] = "segment size",
         [AIDP_F_PAYLOAD_LEN] = "payload length",
         [AIDP_F_SCHEMA] = "schema",
+        [AIDP_F_PRODUCED_BY] = "produced-by record",
 };
 
 static bool valid_version(const char *s)
@@ -328,7 +340,7 @@ static int decode_field(struct aidp_sealed_header *h, uint16_t type, const uint8
                 if (h->format_version < AIDP_SEALED_VERSION_SCHEMA)
                         return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                               "header offset %zu: a schema in a version %u header "
-                                              "(only version 3 has one)",
+                                              "(only versions 3 and 4 have one)",
                                               off, h->format_version);
                 struct aidp_schema sc;
                 if ((r = aidp_schema_decode(v, len, &sc, err)) < 0)
@@ -338,6 +350,17 @@ static int decode_field(struct aidp_sealed_header *h, uint16_t type, const uint8
                 h->schema_len = len;
                 return 0;
         }
+        case AIDP_F_PRODUCED_BY:
+                if (h->format_version < AIDP_SEALED_VERSION_PRODUCED)
+                        return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
+                                              "header offset %zu: a produced-by record in a "
+                                              "version %u header (only version 4 has one)",
+                                              off, h->format_version);
+                if (aidp_sealed_produced_check(v, len, err) < 0)
+                        return aidp_error_wrap(err, "header offset %zu", off);
+                memcpy(h->produced_by, v, len);
+                h->produced_by_len = len;
+                return 0;
         case AIDP_F_MAX: break;
         }
         return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL, "header offset %zu: unknown field %u",
@@ -388,8 +411,11 @@ int aidp_sealed_header_decode(const uint8_t *buf, size_t len, struct aidp_sealed
                 off += 4 + (size_t)flen;
         }
         for (unsigned t = 1; t < AIDP_F_MAX; t++) {
+                /* 14: required in version 3 only (optional in 4, which an
+                 * output without a schema has); 15: required in version 4. */
                 if (t == AIDP_F_RESIDENCY || t == AIDP_F_REGULATION ||
-                    (t == AIDP_F_SCHEMA && h->format_version < AIDP_SEALED_VERSION_SCHEMA))
+                    (t == AIDP_F_SCHEMA && h->format_version != AIDP_SEALED_VERSION_SCHEMA) ||
+                    (t == AIDP_F_PRODUCED_BY && h->format_version < AIDP_SEALED_VERSION_PRODUCED))
                         continue;
                 if (!(seen & (1u << t)))
                         return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
