@@ -183,6 +183,46 @@ static void on_record(int c, void *data)
         aidp_viewer_flush(v, false);
 }
 
+/* The boundary probe: libcsv's csv_fini submits the pending field and
+ * record, if any, through these, so run on a copy of the parser it tells
+ * whether a record is pending without a hand-made reading of its state. */
+static void probe_field(void *s, size_t n, void *data)
+{
+        (void)s, (void)n;
+        *(bool *)data = true;
+}
+
+static void probe_record(int c, void *data)
+{
+        (void)c;
+        *(bool *)data = true;
+}
+
+bool aidp_viewer_csv_at_boundary(struct aidp_viewer *v)
+{
+        /* A shallow copy: csv_fini only resets the copy's counters (it writes
+         * into entry_buf only with CSV_APPEND_NULL, not set) and frees nothing. */
+        struct csv_parser copy = v->csv;
+        bool pending = false;
+        int r = csv_fini(&copy, probe_field, probe_record, &pending);
+        return r == 0 && !pending && v->field == 0;
+}
+
+int aidp_viewer_csv_fork(struct aidp_viewer *child, const struct aidp_viewer *root)
+{
+        int r = aidp_viewer_csv_init(child);
+        if (r < 0)
+                return r;
+        if (root->n_header && !(child->map = malloc(root->n_header * sizeof *child->map)))
+                return -ENOMEM;
+        if (root->n_header)
+                memcpy(child->map, root->map, root->n_header * sizeof *child->map);
+        child->n_header = root->n_header;
+        child->crlf = root->crlf;
+        child->row = 1; /* the header is the root's */
+        return 0;
+}
+
 int aidp_viewer_csv_init(struct aidp_viewer *v)
 {
         if (csv_init(&v->csv, CSV_STRICT | CSV_STRICT_FINI) != 0)
