@@ -3,8 +3,9 @@
  * first pass authenticated every segment and checked the content digest
  * without writing these files; here each is decrypted again, in order, into a
  * locked worker buffer, authenticated again segment by segment, and fed to
- * its viewer, whose output alone is written. One worker views one file at a
- * time; the pool spreads files over the cores. */
+ * its viewer, whose output alone is written. Here one worker views one small
+ * file at a time and the pool spreads files over the cores; a large file is
+ * viewed in chunks on every worker (sealed_view_par.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -48,8 +48,8 @@ void aidp_vout_hidden(void *opaque, const char *column, const char *label, const
                       size_t len);
 /* Read, decrypt and authenticate segment i whole into dst (room for its
  * bytes and the tag). */
-int aidp_view_segment(struct aidp_sealed *s, struct aidp_sealed_worker *w, uint64_t i,
-                      uint8_t *dst, aidp_error *err);
+int aidp_view_segment(struct aidp_sealed *s, struct aidp_sealed_worker *w, uint64_t i, uint8_t *dst,
+                      aidp_error *err);
 
 /* View one large file (f) on nthreads workers. */
 int aidp_sealed_view_par(struct vpass *p, struct vfile *f, const struct aidp_sealed_opts *o,

@@ -22,8 +22,9 @@
 #include "supervisor/sealed/sealed_view_internal.h"
 #include "views/viewer_chunk.h"
 
-#define OUT_BUF   (1u << 20)
-#define HEAD_STEP (16u << 10) /* the first chunk is fed this much at a time until the header is in */
+#define OUT_BUF (1u << 20)
+#define HEAD_STEP                                                                                  \
+        (16u << 10) /* the first chunk is fed this much at a time until the header is in */
 
 /* A growable buffer in locked memory: the chunk's view and its hidden values. */
 struct lbuf {

@@ -70,8 +70,7 @@ static void setup(void)
                                              .domain = "person",
                                              .key_id = "t1"}};
         R[2] = (struct aidp_view_rule){
-                .match = "pii.quasi",
-                .x = {.kind = AIDP_XF_GENERALIZE, .gen = AIDP_GEN_DATE_YEAR}};
+                .match = "pii.quasi", .x = {.kind = AIDP_XF_GENERALIZE, .gen = AIDP_GEN_DATE_YEAR}};
         V = (struct aidp_view){.name = "t", .labels = R, .n_labels = 3};
         const struct aidp_view *vs[] = {&V};
         for (size_t k = 0; k < S.n_files; k++)
@@ -223,7 +222,8 @@ static char *same(const char *name, const struct text *in)
         unlink(sealed);
         cr_assert_eq(seal_path(d, sealed, &sp, &K, NULL, &err), 0, "%s", err.msg);
         struct outcome a = run(name, 0), b = run(name, 4096), c = run(name, 3 * 4096);
-        cr_expect_str_eq(b.msg, c.msg, "%s: the errors differ with the block size: [%s] [%s]", name, b.msg, c.msg);
+        cr_expect_str_eq(b.msg, c.msg, "%s: the errors differ with the block size: [%s] [%s]", name,
+                         b.msg, c.msg);
         cr_expect(b.len == c.len && (!b.len || !memcmp(b.data, c.data, b.len)),
                   "%s: the views differ with the block size", name);
         cr_expect_eq(b.hid_n, c.hid_n);
@@ -233,9 +233,10 @@ static char *same(const char *name, const struct text *in)
         cr_expect_str_eq(a.msg, b.msg, "%s: the errors differ", name);
         if (a.r == 0 && b.r == 0) {
                 cr_expect_eq(a.len, b.len, "%s: %zu bytes whole, %zu chunked", name, a.len, b.len);
-                cr_expect(a.len == b.len && !memcmp(a.data, b.data, a.len),
-                          "%s: the views differ", name);
-                cr_expect_eq(memcmp(a.digest, b.digest, 32), 0, "%s: received digests differ", name);
+                cr_expect(a.len == b.len && !memcmp(a.data, b.data, a.len), "%s: the views differ",
+                          name);
+                cr_expect_eq(memcmp(a.digest, b.digest, 32), 0, "%s: received digests differ",
+                             name);
                 cr_expect_gt(a.hid_n, 0);
                 /* (A failed run's values are thrown away with the run.) */
                 cr_expect_eq(a.hid_n, b.hid_n, "%s: %llu hidden values whole, %llu chunked", name,
