@@ -79,8 +79,8 @@ struct aidp_sealed_opts {
         /* Column views (docs/sealed-data.md, "Views at injection"); NULL: every
          * file as sealed. */
         const struct aidp_sealed_view *view;
-        /* Viewed files of at least 4 blocks are viewed in chunks of about a
-         * block on every worker (sealed_view_par.c); 0 = 4 MiB. Tests set it
+        /* Viewed files of at least 2 blocks are viewed in chunks of about a
+         * block on every worker (sealed_view_par.c); 0 = 8 MiB. Tests set it
          * small to cut small files into many chunks. */
         size_t view_block;
 };

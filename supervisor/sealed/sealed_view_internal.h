@@ -7,8 +7,8 @@
 /* Files of at least AIDP_VIEW_PAR_BLOCKS blocks (aidp_sealed_opts.view_block,
  * default AIDP_VIEW_BLOCK) are viewed in chunks of about a block on every
  * worker; smaller ones whole, one file per worker. */
-#define AIDP_VIEW_BLOCK      (4u << 20)
-#define AIDP_VIEW_PAR_BLOCKS 4
+#define AIDP_VIEW_BLOCK      (8u << 20)
+#define AIDP_VIEW_PAR_BLOCKS 2
 static inline uint64_t aidp_view_block(const struct aidp_sealed_opts *o)
 {
         return o->view_block ? o->view_block : AIDP_VIEW_BLOCK;

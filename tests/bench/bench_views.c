@@ -7,7 +7,7 @@
  *   - the viewer alone over the plaintext files (read + view + write), or a
  *     plain copy of them, one file per task (for profiling).
  *   bench_views gen DIR FILES MIB_PER_FILE
- *   bench_views inject view|raw FILE.sealed KEYDIR THREADS
+ *   bench_views inject view|raw FILE.sealed KEYDIR THREADS [VIEW_BLOCK]
  *   bench_views copy|view SRC_DIR OUT_DIR THREADS
  * Each prints "WALL_SECONDS CPU_SECONDS BYTES_IN BYTES_OUT". */
 #define _GNU_SOURCE
@@ -224,7 +224,7 @@ static int sealed_view(const struct aidp_sealed *s, struct aidp_schema *schema,
         return 0;
 }
 
-static int inject(bool view, const char *sealed, const char *keydir, int threads)
+static int inject(bool view, const char *sealed, const char *keydir, int threads, size_t block)
 {
         aidp_error err = {0};
         struct aidp_keys k;
@@ -245,6 +245,7 @@ static int inject(bool view, const char *sealed, const char *keydir, int threads
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
         o.threads = (unsigned)threads;
         o.view = view ? &sv : NULL;
+        o.view_block = block;
         struct bench_charge ch;
         if (bench_charge_begin(&ch, "views", 2 * need + (256ULL << 20)) < 0)
                 return 1;
@@ -270,9 +271,10 @@ static int inject(bool view, const char *sealed, const char *keydir, int threads
 
 int main(int argc, char **argv)
 {
-        if (argc == 6 && !strcmp(argv[1], "inject") &&
+        if ((argc == 6 || argc == 7) && !strcmp(argv[1], "inject") &&
             (!strcmp(argv[2], "view") || !strcmp(argv[2], "raw")))
-                return inject(!strcmp(argv[2], "view"), argv[3], argv[4], atoi(argv[5]));
+                return inject(!strcmp(argv[2], "view"), argv[3], argv[4], atoi(argv[5]),
+                              argc == 7 ? strtoull(argv[6], NULL, 10) : 0);
         if (argc == 5 && !strcmp(argv[1], "gen"))
                 return gen(argv[2], atoi(argv[3]), atol(argv[4]));
         if (argc == 5 && (!strcmp(argv[1], "copy") || !strcmp(argv[1], "view")))
