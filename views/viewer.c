@@ -82,7 +82,7 @@ int aidp_viewer_value(struct aidp_viewer *v, struct viewer_col *c, const char *s
         return r;
 }
 
-int aidp_viewer_set_up_columns(struct aidp_viewer *v, aidp_error *err)
+static int set_up_columns(struct aidp_viewer *v, aidp_error *err)
 {
         const struct aidp_token_keys *keys = v->keys;
         const struct aidp_file_view *fv = v->fv;
@@ -104,6 +104,27 @@ int aidp_viewer_set_up_columns(struct aidp_viewer *v, aidp_error *err)
         return 0;
 }
 
+int aidp_viewer_set_up(struct aidp_viewer *v, const struct aidp_viewer *root,
+                       struct aidp_viewer **ret, aidp_error *err)
+{
+        int r = set_up_columns(v, err);
+        if (r >= 0) {
+                r = v->format == AIDP_VIEW_CSV && root ? aidp_viewer_csv_fork(v, root)
+                    : v->format == AIDP_VIEW_CSV       ? aidp_viewer_csv_init(v)
+                    : v->format == AIDP_VIEW_JSONL     ? aidp_viewer_jsonl_init(v)
+                                                       : -EINVAL;
+                if (r < 0)
+                        aidp_error_set(err, AIDP_EXIT_INTERNAL, -r, "%s: viewer set-up failed",
+                                       v->where);
+        }
+        if (r < 0) {
+                aidp_viewer_free(v);
+                return r;
+        }
+        *ret = v;
+        return 0;
+}
+
 int aidp_viewer_new(const struct aidp_file_view *fv, const struct aidp_token_keys *keys,
                     const char *where, aidp_view_write_fn write, aidp_view_hidden_fn hidden,
                     void *opaque, struct aidp_viewer **ret, aidp_error *err)
@@ -121,21 +142,7 @@ int aidp_viewer_new(const struct aidp_file_view *fv, const struct aidp_token_key
         v->write = write;
         v->hidden = hidden;
         v->opaque = opaque;
-        int r = aidp_viewer_set_up_columns(v, err);
-        if (r >= 0) {
-                r = v->format == AIDP_VIEW_CSV     ? aidp_viewer_csv_init(v)
-                    : v->format == AIDP_VIEW_JSONL ? aidp_viewer_jsonl_init(v)
-                                                   : -EINVAL;
-                if (r < 0)
-                        aidp_error_set(err, AIDP_EXIT_INTERNAL, -r, "%s: viewer set-up failed",
-                                       v->where);
-        }
-        if (r < 0) {
-                aidp_viewer_free(v);
-                return r;
-        }
-        *ret = v;
-        return 0;
+        return aidp_viewer_set_up(v, NULL, ret, err);
 }
 
 static int feed_format(struct aidp_viewer *v, const uint8_t *buf, size_t len)

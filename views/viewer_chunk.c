@@ -34,20 +34,7 @@ int aidp_viewer_fork(const struct aidp_viewer *root, aidp_view_write_fn write,
         v->opaque = opaque;
         v->chunk = true;
         v->bom_done = true; /* a BOM is only at the start of the file */
-        int r = aidp_viewer_set_up_columns(v, err);
-        if (r >= 0) {
-                r = v->format == AIDP_VIEW_CSV ? aidp_viewer_csv_fork(v, root)
-                                               : aidp_viewer_jsonl_init(v);
-                if (r < 0)
-                        aidp_error_set(err, AIDP_EXIT_INTERNAL, -r, "%s: viewer set-up failed",
-                                       v->where);
-        }
-        if (r < 0) {
-                aidp_viewer_free(v);
-                return r;
-        }
-        *ret = v;
-        return 0;
+        return aidp_viewer_set_up(v, root, ret, err);
 }
 
 bool aidp_viewer_at_boundary(struct aidp_viewer *v)

@@ -51,32 +51,35 @@ static int no_space(unsigned char c)
 }
 
 /* Bytes that make a field need quotes. */
-static bool needs_quotes(const char *s, size_t n)
-{
-        static const bool special[256] = {[','] = true, ['"'] = true, ['\n'] = true, ['\r'] = true};
-        for (size_t i = 0; i < n; i++)
-                if (special[(uint8_t)s[i]])
-                        return true;
-        return false;
-}
+static const bool special[256] = {[','] = true, ['"'] = true, ['\n'] = true, ['\r'] = true};
 
+/* One output field, re-quoted where needed, in one pass over it: copied as
+ * is until a byte needs quotes (most fields never have one), then written
+ * again quoted. */
 static int put_field(struct aidp_viewer *v, const char *s, size_t n)
 {
         struct aidp_vbuf *o = &v->out;
-        if (!v->out_first && aidp_vbuf_putc(o, ',') < 0)
+        if (aidp_vbuf_reserve(o, 2 * n + 3) < 0)
                 return -ENOMEM;
+        char *d = o->p + o->len;
+        if (!v->out_first)
+                *d++ = ',';
         v->out_first = false;
-        if (!needs_quotes(s, n))
-                return aidp_vbuf_put(o, s, n);
-        if (aidp_vbuf_reserve(o, 2 * n + 2) < 0)
-                return -ENOMEM;
-        o->p[o->len++] = '"';
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] == '"')
-                        o->p[o->len++] = '"';
-                o->p[o->len++] = s[i];
+        size_t i = 0;
+        for (; i < n && !special[(uint8_t)s[i]]; i++)
+                d[i] = s[i];
+        if (i == n) {
+                o->len = (size_t)(d + n - o->p);
+                return 0;
         }
-        o->p[o->len++] = '"';
+        *d++ = '"';
+        for (i = 0; i < n; i++) {
+                if (s[i] == '"')
+                        *d++ = '"';
+                *d++ = s[i];
+        }
+        *d++ = '"';
+        o->len = (size_t)(d - o->p);
         return 0;
 }
 

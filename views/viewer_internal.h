@@ -62,8 +62,11 @@ int aidp_viewer_fail(struct aidp_viewer *v, uint64_t row, uint64_t col, const ch
 int aidp_viewer_oom(struct aidp_viewer *v);
 /* Format the failure into v->err at (row_base + fail_row, fail_col). */
 void aidp_viewer_format_error(struct aidp_viewer *v);
-/* Column set-up shared by aidp_viewer_new and the chunk viewers. */
-int aidp_viewer_set_up_columns(struct aidp_viewer *v, aidp_error *err);
+/* The rest of a viewer's set-up once its fields are filled: columns and
+ * parser (root: the viewer a chunk viewer is forked from, else NULL). Frees
+ * v on failure. */
+int aidp_viewer_set_up(struct aidp_viewer *v, const struct aidp_viewer *root,
+                       struct aidp_viewer **ret, aidp_error *err);
 /* Is the CSV parser between two records (libcsv's own state, probed)? */
 bool aidp_viewer_csv_at_boundary(struct aidp_viewer *v);
 int aidp_viewer_csv_fork(struct aidp_viewer *child, const struct aidp_viewer *root);
