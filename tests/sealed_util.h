@@ -67,6 +67,17 @@ __attribute__((unused)) static void mkdir_p(const char *path, mode_t mode)
         chmod(path, mode);
 }
 
+/* The view tests' teardown: their file views, schema, directory and keys. */
+__attribute__((unused)) static void views_teardown(struct aidp_file_view *fv, struct aidp_schema *s,
+                                                   char *t, struct aidp_keys *k)
+{
+        for (size_t i = 0; i < s->n_files; i++)
+                aidp_file_view_free(&fv[i]);
+        aidp_schema_free(s);
+        tmpdir_rm(t);
+        aidp_keys_free(k);
+}
+
 __attribute__((unused)) static void keys_static(struct aidp_keys *k, const uint8_t kek[32])
 {
         aidp_error err = {0};

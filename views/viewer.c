@@ -17,16 +17,24 @@ int aidp_viewer_fail(struct aidp_viewer *v, uint64_t row, uint64_t col, const ch
 {
         if (v->failed)
                 return -v->err.errnum;
-        char msg[AIDP_ERROR_MSG_MAX / 2];
         va_list ap;
         va_start(ap, fmt);
-        aidp_text_vprintf(msg, sizeof msg, fmt, ap);
+        aidp_text_vprintf(v->fail_msg, sizeof v->fail_msg, fmt, ap);
         va_end(ap);
-        aidp_error_set_at(&v->err, AIDP_EXIT_DATA, v->where, (unsigned)row, (unsigned)col, "%s",
-                          msg);
-        v->err.errnum = EBADMSG;
+        v->fail_row = row;
+        v->fail_col = col;
         v->failed = true;
+        aidp_viewer_format_error(v);
         return -EBADMSG;
+}
+
+void aidp_viewer_format_error(struct aidp_viewer *v)
+{
+        if (!v->fail_msg[0])
+                return; /* not a data error (out of memory, a write) */
+        aidp_error_set_at(&v->err, AIDP_EXIT_DATA, v->where, (unsigned)(v->row_base + v->fail_row),
+                          (unsigned)v->fail_col, "%s", v->fail_msg);
+        v->err.errnum = EBADMSG;
 }
 
 int aidp_viewer_oom(struct aidp_viewer *v)
@@ -74,9 +82,9 @@ int aidp_viewer_value(struct aidp_viewer *v, struct viewer_col *c, const char *s
         return r;
 }
 
-static int set_up_columns(struct aidp_viewer *v, const struct aidp_token_keys *keys,
-                          aidp_error *err)
+static int set_up_columns(struct aidp_viewer *v, aidp_error *err)
 {
+        const struct aidp_token_keys *keys = v->keys;
         const struct aidp_file_view *fv = v->fv;
         if (fv->n_columns && !(v->cols = calloc(fv->n_columns, sizeof *v->cols)))
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
@@ -96,6 +104,27 @@ static int set_up_columns(struct aidp_viewer *v, const struct aidp_token_keys *k
         return 0;
 }
 
+int aidp_viewer_set_up(struct aidp_viewer *v, const struct aidp_viewer *root,
+                       struct aidp_viewer **ret, aidp_error *err)
+{
+        int r = set_up_columns(v, err);
+        if (r >= 0) {
+                r = v->format == AIDP_VIEW_CSV && root ? aidp_viewer_csv_fork(v, root)
+                    : v->format == AIDP_VIEW_CSV       ? aidp_viewer_csv_init(v)
+                    : v->format == AIDP_VIEW_JSONL     ? aidp_viewer_jsonl_init(v)
+                                                       : -EINVAL;
+                if (r < 0)
+                        aidp_error_set(err, AIDP_EXIT_INTERNAL, -r, "%s: viewer set-up failed",
+                                       v->where);
+        }
+        if (r < 0) {
+                aidp_viewer_free(v);
+                return r;
+        }
+        *ret = v;
+        return 0;
+}
+
 int aidp_viewer_new(const struct aidp_file_view *fv, const struct aidp_token_keys *keys,
                     const char *where, aidp_view_write_fn write, aidp_view_hidden_fn hidden,
                     void *opaque, struct aidp_viewer **ret, aidp_error *err)
@@ -107,26 +136,13 @@ int aidp_viewer_new(const struct aidp_file_view *fv, const struct aidp_token_key
         if (!v)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         v->fv = fv;
+        v->keys = keys;
         v->format = fv->file->format;
         aidp_text_printf(v->where, sizeof v->where, "%s", where ? where : "<data>");
         v->write = write;
         v->hidden = hidden;
         v->opaque = opaque;
-        int r = set_up_columns(v, keys, err);
-        if (r >= 0) {
-                r = v->format == AIDP_VIEW_CSV     ? aidp_viewer_csv_init(v)
-                    : v->format == AIDP_VIEW_JSONL ? aidp_viewer_jsonl_init(v)
-                                                   : -EINVAL;
-                if (r < 0)
-                        aidp_error_set(err, AIDP_EXIT_INTERNAL, -r, "%s: viewer set-up failed",
-                                       v->where);
-        }
-        if (r < 0) {
-                aidp_viewer_free(v);
-                return r;
-        }
-        *ret = v;
-        return 0;
+        return aidp_viewer_set_up(v, NULL, ret, err);
 }
 
 static int feed_format(struct aidp_viewer *v, const uint8_t *buf, size_t len)

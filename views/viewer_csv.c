@@ -51,32 +51,35 @@ static int no_space(unsigned char c)
 }
 
 /* Bytes that make a field need quotes. */
-static bool needs_quotes(const char *s, size_t n)
-{
-        static const bool special[256] = {[','] = true, ['"'] = true, ['\n'] = true, ['\r'] = true};
-        for (size_t i = 0; i < n; i++)
-                if (special[(uint8_t)s[i]])
-                        return true;
-        return false;
-}
+static const bool special[256] = {[','] = true, ['"'] = true, ['\n'] = true, ['\r'] = true};
 
+/* One output field, re-quoted where needed, in one pass over it: copied as
+ * is until a byte needs quotes (most fields never have one), then written
+ * again quoted. */
 static int put_field(struct aidp_viewer *v, const char *s, size_t n)
 {
         struct aidp_vbuf *o = &v->out;
-        if (!v->out_first && aidp_vbuf_putc(o, ',') < 0)
+        if (aidp_vbuf_reserve(o, 2 * n + 3) < 0)
                 return -ENOMEM;
+        char *d = o->p + o->len;
+        if (!v->out_first)
+                *d++ = ',';
         v->out_first = false;
-        if (!needs_quotes(s, n))
-                return aidp_vbuf_put(o, s, n);
-        if (aidp_vbuf_reserve(o, 2 * n + 2) < 0)
-                return -ENOMEM;
-        o->p[o->len++] = '"';
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] == '"')
-                        o->p[o->len++] = '"';
-                o->p[o->len++] = s[i];
+        size_t i = 0;
+        for (; i < n && !special[(uint8_t)s[i]]; i++)
+                d[i] = s[i];
+        if (i == n) {
+                o->len = (size_t)(d + n - o->p);
+                return 0;
         }
-        o->p[o->len++] = '"';
+        *d++ = '"';
+        for (i = 0; i < n; i++) {
+                if (s[i] == '"')
+                        *d++ = '"';
+                *d++ = s[i];
+        }
+        *d++ = '"';
+        o->len = (size_t)(d - o->p);
         return 0;
 }
 
@@ -181,6 +184,46 @@ static void on_record(int c, void *data)
         v->field = 0;
         v->out_first = true;
         aidp_viewer_flush(v, false);
+}
+
+/* The boundary probe: libcsv's csv_fini submits the pending field and
+ * record, if any, through these, so run on a copy of the parser it tells
+ * whether a record is pending without a hand-made reading of its state. */
+static void probe_field(void *s, size_t n, void *data)
+{
+        (void)s, (void)n;
+        *(bool *)data = true;
+}
+
+static void probe_record(int c, void *data)
+{
+        (void)c;
+        *(bool *)data = true;
+}
+
+bool aidp_viewer_csv_at_boundary(struct aidp_viewer *v)
+{
+        /* A shallow copy: csv_fini only resets the copy's counters (it writes
+         * into entry_buf only with CSV_APPEND_NULL, not set) and frees nothing. */
+        struct csv_parser copy = v->csv;
+        bool pending = false;
+        int r = csv_fini(&copy, probe_field, probe_record, &pending);
+        return r == 0 && !pending && v->field == 0;
+}
+
+int aidp_viewer_csv_fork(struct aidp_viewer *child, const struct aidp_viewer *root)
+{
+        int r = aidp_viewer_csv_init(child);
+        if (r < 0)
+                return r;
+        if (root->n_header && !(child->map = malloc(root->n_header * sizeof *child->map)))
+                return -ENOMEM;
+        if (root->n_header)
+                memcpy(child->map, root->map, root->n_header * sizeof *child->map);
+        child->n_header = root->n_header;
+        child->crlf = root->crlf;
+        child->row = 1; /* the header is the root's */
+        return 0;
 }
 
 int aidp_viewer_csv_init(struct aidp_viewer *v)

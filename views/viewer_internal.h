@@ -17,6 +17,7 @@ struct viewer_col {
 
 struct aidp_viewer {
         const struct aidp_file_view *fv;
+        const struct aidp_token_keys *keys;
         enum aidp_view_format format;
         char where[512];
         aidp_view_write_fn write;
@@ -31,6 +32,12 @@ struct aidp_viewer {
         size_t n_head;
         bool bom_done, failed, finished;
         aidp_error err; /* the first failure, sticky */
+        /* Positions: a chunk viewer (viewer_chunk.c) counts from the start of
+         * its chunk; row_base turns that into the file's. The failure is kept
+         * unformatted too, to be re-formatted once the base is known. */
+        bool chunk;
+        uint64_t row_base, fail_row, fail_col;
+        char fail_msg[AIDP_ERROR_MSG_MAX / 2];
 
         /* CSV */
         struct csv_parser csv;
@@ -53,6 +60,16 @@ struct aidp_viewer {
 int aidp_viewer_fail(struct aidp_viewer *v, uint64_t row, uint64_t col, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 int aidp_viewer_oom(struct aidp_viewer *v);
+/* Format the failure into v->err at (row_base + fail_row, fail_col). */
+void aidp_viewer_format_error(struct aidp_viewer *v);
+/* The rest of a viewer's set-up once its fields are filled: columns and
+ * parser (root: the viewer a chunk viewer is forked from, else NULL). Frees
+ * v on failure. */
+int aidp_viewer_set_up(struct aidp_viewer *v, const struct aidp_viewer *root,
+                       struct aidp_viewer **ret, aidp_error *err);
+/* Is the CSV parser between two records (libcsv's own state, probed)? */
+bool aidp_viewer_csv_at_boundary(struct aidp_viewer *v);
+int aidp_viewer_csv_fork(struct aidp_viewer *child, const struct aidp_viewer *root);
 /* Hand the buffered output to write() when there is enough (or all with force). */
 int aidp_viewer_flush(struct aidp_viewer *v, bool force);
 /* The transformed value of column c for raw value s[0..n): v->value holds

@@ -79,6 +79,10 @@ struct aidp_sealed_opts {
         /* Column views (docs/sealed-data.md, "Views at injection"); NULL: every
          * file as sealed. */
         const struct aidp_sealed_view *view;
+        /* Viewed files of at least 2 blocks are viewed in chunks of about a
+         * block on every worker (sealed_view_par.c); 0 = 8 MiB. Tests set it
+         * small to cut small files into many chunks. */
+        size_t view_block;
 };
 #define AIDP_SEALED_OPTS_DEFAULT                                                                   \
         {                                                                                          \
@@ -91,8 +95,10 @@ struct aidp_sealed_opts {
  * authenticated and the content digest matched, its segments are decrypted
  * again (and authenticated again) into locked worker buffers, in order, and
  * streamed through a viewer (views/view.h); only the viewer's output reaches
- * dirfd. Every other file is written as sealed. Files are viewed in parallel
- * (one viewer per file, one file per worker at a time). A viewer error (the
+ * dirfd. Every other file is written as sealed. Small files are viewed in
+ * parallel (one viewer per file, one file per worker at a time); a large one
+ * in chunks on every worker, committed in order, with the same result as one
+ * viewer (sealed_view_par.c, views/viewer_chunk.h). A viewer error (the
  * data does not parse) fails the decryption with AIDP_EXIT_DATA and the
  * position (DATASET/PATH:ROW:COL), and everything created is wiped. */
 struct aidp_sealed_view {

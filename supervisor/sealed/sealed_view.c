@@ -3,8 +3,9 @@
  * first pass authenticated every segment and checked the content digest
  * without writing these files; here each is decrypted again, in order, into a
  * locked worker buffer, authenticated again segment by segment, and fed to
- * its viewer, whose output alone is written. One worker views one file at a
- * time; the pool spreads files over the cores. */
+ * its viewer, whose output alone is written. Here one worker views one small
+ * file at a time and the pool spreads files over the cores; a large file is
+ * viewed in chunks on every worker (sealed_view_par.c). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,7 @@
 #include "common/cleanup.h"
 #include "common/io.h"
 #include "supervisor/sealed/codec/sealed_crypto.h"
-#include "supervisor/sealed/sealed_internal.h"
+#include "supervisor/sealed/sealed_view_internal.h"
 
 /* The viewer's output is gathered into this much (locked) memory per file
  * before it is written: viewers emit a field at a time. */
@@ -46,35 +47,7 @@ int aidp_sealed_view_plan(const struct aidp_sealed_view *v, const struct aidp_tr
         return 0;
 }
 
-struct vfile {
-        size_t entry;
-        const struct aidp_file_view *fv;
-        uint64_t out_len;
-        uint8_t digest[AIDP_SEALED_DIGEST_LEN]; /* SHA-256 of the viewed bytes */
-};
-
-struct vpass {
-        struct aidp_sealed *s;
-        int dirfd;
-        const struct aidp_tree *t;
-        const struct aidp_sealed_view *v;
-        struct vfile *files;
-        size_t n;
-};
-
-/* One file's output: buffered (in the worker's locked out buffer), hashed,
- * written in order. */
-struct vout {
-        int fd;
-        struct aidp_sealed_buf *buf;
-        size_t used;
-        uint64_t written;
-        EVP_MD_CTX *md;
-        const char *path;
-        const struct aidp_sealed_view *v;
-};
-
-static int vout_flush(struct vout *o, aidp_error *err)
+int aidp_vout_flush(struct vout *o, aidp_error *err)
 {
         if (!o->used)
                 return 0;
@@ -87,15 +60,28 @@ static int vout_flush(struct vout *o, aidp_error *err)
         return 0;
 }
 
-static int vout_write(void *opaque, const void *buf, size_t len, aidp_error *err)
+int aidp_vout_write(void *opaque, const void *buf, size_t len, aidp_error *err)
 {
         struct vout *o = opaque;
         if (EVP_DigestUpdate(o->md, buf, len) != 1)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
         const uint8_t *p = buf;
+        /* A whole block (a chunk's view) goes out as is, not through the buffer. */
+        if (len >= o->buf->len) {
+                int r = aidp_vout_flush(o, err);
+                if (r < 0)
+                        return r;
+                r = aidp_pwrite_all(o->fd, p, len, (off_t)o->written);
+                if (r < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_DATA, -r, "%swriting %s",
+                                                r == -ENOSPC ? "destination too small: " : "",
+                                                o->path);
+                o->written += len;
+                return 0;
+        }
         while (len) {
                 if (o->used == o->buf->len) {
-                        int r = vout_flush(o, err);
+                        int r = aidp_vout_flush(o, err);
                         if (r < 0)
                                 return r;
                 }
@@ -108,25 +94,20 @@ static int vout_write(void *opaque, const void *buf, size_t len, aidp_error *err
         return 0;
 }
 
-static void vout_hidden(void *opaque, const char *column, const char *label, const void *value,
-                        size_t len)
+void aidp_vout_hidden(void *opaque, const char *column, const char *label, const void *value,
+                      size_t len)
 {
         struct vout *o = opaque;
         if (o->v->hidden)
                 o->v->hidden(o->v->hidden_opaque, column, label, value, len);
 }
 
-/* Decrypt and authenticate segment i whole into the worker's buffer (a tag
- * covers the whole segment). The worker keeps the last one: small files
- * sharing a segment are next to each other in a worker's stretch. */
-static int load_segment(struct vpass *p, struct aidp_sealed_worker *w, uint64_t i, aidp_error *err)
+int aidp_view_segment(struct aidp_sealed *s, struct aidp_sealed_worker *w, uint64_t i, uint8_t *dst,
+                      aidp_error *err)
 {
-        const struct aidp_sealed_header *h = &p->s->h;
-        if (w->has_segment && w->cached_segment == i)
-                return 0;
-        w->has_segment = false;
+        const struct aidp_sealed_header *h = &s->h;
         size_t len = aidp_sealed_seg_len(h, i);
-        ssize_t got = aidp_pread_all(p->s->fd, w->buf.p, len + AIDP_SEALED_TAG_LEN,
+        ssize_t got = aidp_pread_all(s->fd, dst, len + AIDP_SEALED_TAG_LEN,
                                      (off_t)aidp_sealed_seg_off(h, i));
         if (got < 0)
                 return aidp_error_errno(err, AIDP_EXIT_DATA, (int)-got, "reading segment %llu",
@@ -136,15 +117,29 @@ static int load_segment(struct vpass *p, struct aidp_sealed_worker *w, uint64_t 
                                       "segment %llu is truncated (the file shrank)",
                                       (unsigned long long)i);
         uint8_t tag[AIDP_SEALED_TAG_LEN];
-        memcpy(tag, w->buf.p + len, sizeof tag);
-        if (aidp_sealed_seg_decrypt(w->ctx, i, i + 1 == h->n_segments, h->header_digest, w->buf.p,
-                                    len, tag) < 0) {
-                OPENSSL_cleanse(w->buf.p, len);
+        memcpy(tag, dst + len, sizeof tag);
+        if (aidp_sealed_seg_decrypt(w->ctx, i, i + 1 == h->n_segments, h->header_digest, dst, len,
+                                    tag) < 0) {
+                OPENSSL_cleanse(dst, len);
                 return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
                                       "segment %llu failed authentication on its second read "
                                       "(the sealed file changed during the injection)",
                                       (unsigned long long)i);
         }
+        return 0;
+}
+
+/* Segment i whole in the worker's buffer (a tag covers the whole segment).
+ * The worker keeps the last one: small files sharing a segment are next to
+ * each other in a worker's stretch. */
+static int load_segment(struct vpass *p, struct aidp_sealed_worker *w, uint64_t i, aidp_error *err)
+{
+        if (w->has_segment && w->cached_segment == i)
+                return 0;
+        w->has_segment = false;
+        int r = aidp_view_segment(p->s, w, i, w->buf.p, err);
+        if (r < 0)
+                return r;
         w->has_segment = true;
         w->cached_segment = i;
         return 0;
@@ -171,7 +166,7 @@ static int feed_file(struct vpass *p, struct aidp_sealed_worker *w, const struct
 static int view_file(struct aidp_sealed_worker *w, uint64_t index, aidp_error *err)
 {
         struct vpass *p = w->pool->ctx;
-        struct vfile *f = &p->files[index];
+        struct vfile *f = p->whole[index];
         const struct aidp_tree_entry *e = &p->t->entries[f->entry];
         char where[4400];
         snprintf(where, sizeof where, "%s/%s", p->v->dataset ? p->v->dataset : "", e->path);
@@ -189,10 +184,10 @@ static int view_file(struct aidp_sealed_worker *w, uint64_t index, aidp_error *e
                 r = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 init failed");
                 goto out;
         }
-        if ((r = aidp_viewer_new(f->fv, p->v->keys, where, vout_write, vout_hidden, &o, &vw, err)) <
-                    0 ||
+        if ((r = aidp_viewer_new(f->fv, p->v->keys, where, aidp_vout_write, aidp_vout_hidden, &o,
+                                 &vw, err)) < 0 ||
             (r = feed_file(p, w, e, vw, err)) < 0 || (r = aidp_viewer_finish(vw, err)) < 0 ||
-            (r = vout_flush(&o, err)) < 0)
+            (r = aidp_vout_flush(&o, err)) < 0)
                 goto out;
         unsigned dl = 0;
         if (EVP_DigestFinal_ex(o.md, f->digest, &dl) != 1) {
@@ -241,25 +236,39 @@ int aidp_sealed_view_run(struct aidp_sealed *s, int dirfd, const struct aidp_tre
         p.files = calloc(t->n ? t->n : 1, sizeof *p.files);
         if (!p.files)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        p.whole = calloc(t->n ? t->n : 1, sizeof *p.whole);
+        if (!p.whole) {
+                free(p.files);
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
         uint64_t bytes = 0;
         for (size_t k = 0; k < t->n; k++)
                 if (plan[k]) {
-                        p.files[p.n++] = (struct vfile){.entry = k, .fv = plan[k]};
+                        p.files[p.n] = (struct vfile){.entry = k, .fv = plan[k]};
+                        if (t->entries[k].size < AIDP_VIEW_PAR_BLOCKS * aidp_view_block(o))
+                                p.whole[p.n_whole++] = &p.files[p.n];
+                        p.n++;
                         bytes += t->entries[k].size;
                 }
         int r = 0;
-        if (p.n) {
-                struct aidp_sealed_pool pool = {.n_segments = p.n,
+        /* Small files whole, one per worker; then each large one in chunks
+         * on every worker (sealed_view_par.c). */
+        if (p.n_whole) {
+                struct aidp_sealed_pool pool = {.n_segments = p.n_whole,
                                                 .fn = view_file,
                                                 .ctx = &p,
                                                 .progress = o->progress,
                                                 .progress_opaque = o->progress_opaque,
                                                 .interrupted = o->interrupted,
                                                 .total_bytes = bytes};
-                r = aidp_sealed_pool_run(&pool, aidp_sealed_pick_threads(o->threads, p.n), s->dk.p,
-                                         false, (size_t)s->h.segment_size + AIDP_SEALED_TAG_LEN,
-                                         err);
+                r = aidp_sealed_pool_run(&pool, aidp_sealed_pick_threads(o->threads, p.n_whole),
+                                         s->dk.p, false,
+                                         (size_t)s->h.segment_size + AIDP_SEALED_TAG_LEN, err);
         }
+        for (size_t i = 0; r == 0 && i < p.n; i++)
+                if (t->entries[p.files[i].entry].size >= AIDP_VIEW_PAR_BLOCKS * aidp_view_block(o))
+                        r = aidp_sealed_view_par(&p, &p.files[i], o,
+                                                 aidp_sealed_pick_threads(o->threads, 64), err);
         if (r == 0)
                 r = received_digest(&s->h, &p, ret->received_digest, err);
         if (r == 0) {
@@ -268,5 +277,6 @@ int aidp_sealed_view_run(struct aidp_sealed *s, int dirfd, const struct aidp_tre
                         ret->viewed_bytes += p.files[i].out_len;
         }
         free(p.files);
+        free(p.whole);
         return r;
 }

@@ -1,10 +1,15 @@
 /* Helper for scripts/bench-views: generate a CSV dataset (files of 10
- * columns), then time, over the same files and threads, either a plain copy
- * (read + write into a tmpfs directory, as injection writes the plaintext)
- * or the viewer (read + view + write the viewed file), one file per task.
+ * columns), then time either
+ *   - the injection of a sealed copy of it (aidp_sealed_decrypt into a fresh
+ *     detached tmpfs, charged to a memory cgroup as in a run), with the
+ *     benchmark's view or raw (plain injection: the same code path, no
+ *     view), or
+ *   - the viewer alone over the plaintext files (read + view + write), or a
+ *     plain copy of them, one file per task (for profiling).
  *   bench_views gen DIR FILES MIB_PER_FILE
+ *   bench_views inject view|raw FILE.sealed KEYDIR THREADS [VIEW_BLOCK]
  *   bench_views copy|view SRC_DIR OUT_DIR THREADS
- * copy/view print "WALL_SECONDS CPU_SECONDS BYTES_IN BYTES_OUT". */
+ * Each prints "WALL_SECONDS CPU_SECONDS BYTES_IN BYTES_OUT". */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -18,8 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_charge.h"
 #include "bench_clock.h"
 #include "common/io.h"
+#include "supervisor/sandbox/tmpfs.h"
+#include "supervisor/sealed/codec/sealed_format.h"
+#include "supervisor/sealed/keys.h"
+#include "supervisor/sealed/sealed.h"
 #include "views/view.h"
 
 #define BLOCK (1u << 20)
@@ -190,12 +200,86 @@ static int run(const char *mode, const char *src, const char *out, int threads)
         return 0;
 }
 
+/* The benchmark's view, resolved against the schema the dataset was sealed
+ * with (its 3 labelled columns; the 7 others are raw), as a run does. */
+static struct aidp_file_view sealed_fv;
+static int sealed_view(const struct aidp_sealed *s, struct aidp_schema *schema,
+                       struct aidp_sealed_view *sv)
+{
+        aidp_error err = {0};
+        if (aidp_sealed_header_schema(aidp_sealed_header_of(s), schema, &err) != 1 ||
+            schema->n_files != 1)
+                return fprintf(stderr, "bench_views: no schema: %s\n", err.msg), -1;
+        set_up_view();
+        static struct aidp_view_rule rules[3];
+        for (int i = 0; i < 3; i++)
+                rules[i] = (struct aidp_view_rule){.match = (char *)names[i + 1],
+                                                   .x = cviews[i + 1].x};
+        struct aidp_view v = {.name = (char *)"bench", .columns = rules, .n_columns = 3};
+        const struct aidp_view *vs[] = {&v};
+        if (aidp_view_resolve(vs, 1, &schema->files[0], &sealed_fv, &err) < 0)
+                return fprintf(stderr, "bench_views: %s\n", err.msg), -1;
+        *sv = (struct aidp_sealed_view){
+                .dataset = "bench", .schema = schema, .files = &sealed_fv, .keys = &tkeys};
+        return 0;
+}
+
+static int inject(bool view, const char *sealed, const char *keydir, int threads, size_t block)
+{
+        aidp_error err = {0};
+        struct aidp_keys k;
+        aidp_keys_init(&k);
+        snprintf(k.dir, sizeof k.dir, "%s", keydir);
+        struct aidp_sealed *s = NULL;
+        uint64_t need = 0;
+        if (aidp_sealed_open(sealed, &k, &s, &err) < 0 ||
+            aidp_sealed_required_bytes(s, &need, &err) < 0)
+                return fprintf(stderr, "bench_views: %s\n", err.msg), 1;
+        struct aidp_schema schema = {0};
+        struct aidp_sealed_view sv;
+        if (view && sealed_view(s, &schema, &sv) < 0)
+                return 1;
+        struct aidp_tmpfs t;
+        if (aidp_tmpfs_create("data", need + (need >> 6) + (1 << 20), 0755, 0, 0, &t, &err) < 0)
+                return fprintf(stderr, "bench_views: tmpfs: %s\n", err.msg), 1;
+        struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
+        o.threads = (unsigned)threads;
+        o.view = view ? &sv : NULL;
+        o.view_block = block;
+        struct bench_charge ch;
+        if (bench_charge_begin(&ch, "views", 2 * need + (256ULL << 20)) < 0)
+                return 1;
+        struct aidp_sealed_result res = {0};
+        double c0 = bench_cpu(), t0 = bench_now();
+        int r = aidp_sealed_decrypt(s, t.fd, &o, &res, &err);
+        double t1 = bench_now(), c1 = bench_cpu();
+        bench_charge_leave(&ch);
+        if (r < 0)
+                return fprintf(stderr, "bench_views: decrypt: %s\n", err.msg), 1;
+        printf("%.6f %.6f %llu %llu\n", t1 - t0, c1 - c0, (unsigned long long)res.bytes,
+               (unsigned long long)(view ? res.viewed_bytes : res.bytes));
+        aidp_sealed_close(s);
+        aidp_keys_free(&k);
+        aidp_tmpfs_release(&t); /* the pages go before their cgroup */
+        bench_charge_destroy(&ch);
+        if (view) {
+                aidp_file_view_free(&sealed_fv);
+                aidp_schema_free(&schema);
+        }
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
+        if ((argc == 6 || argc == 7) && !strcmp(argv[1], "inject") &&
+            (!strcmp(argv[2], "view") || !strcmp(argv[2], "raw")))
+                return inject(!strcmp(argv[2], "view"), argv[3], argv[4], atoi(argv[5]),
+                              argc == 7 ? strtoull(argv[6], NULL, 10) : 0);
         if (argc == 5 && !strcmp(argv[1], "gen"))
                 return gen(argv[2], atoi(argv[3]), atol(argv[4]));
         if (argc == 5 && (!strcmp(argv[1], "copy") || !strcmp(argv[1], "view")))
                 return run(argv[1], argv[2], argv[3], atoi(argv[4]));
-        fprintf(stderr, "usage: bench_views gen DIR FILES MIB | copy|view SRC OUT THREADS\n");
+        fprintf(stderr, "usage: bench_views gen DIR FILES MIB | inject view|raw FILE.sealed KEYDIR "
+                        "THREADS | copy|view SRC OUT THREADS\n");
         return 2;
 }

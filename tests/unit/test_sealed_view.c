@@ -62,11 +62,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        for (size_t k = 0; k < S.n_files; k++)
-                aidp_file_view_free(&FV[k]);
-        aidp_schema_free(&S);
-        tmpdir_rm(T);
-        aidp_keys_free(&K);
+        views_teardown(FV, &S, T, &K);
 }
 
 TestSuite(sealed_view, .init = setup, .fini = teardown, .timeout = 60);
