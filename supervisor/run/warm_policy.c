@@ -82,6 +82,7 @@ static const char *policy_dir(void)
 
 void aidp_run_warm_refresh(void)
 {
+        aidp_run_warm_profiles_refresh();
         const char *dir = policy_dir();
         struct policy_sig now;
         sig_take(dir, &now);
