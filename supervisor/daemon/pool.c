@@ -3,6 +3,8 @@
 #include "supervisor/daemon/pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,16 +21,48 @@
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
+/* Runs of present pages in [lo, hi) (pagemap bit 63), each made this
+ * process's own. A page not present would be a fresh zero page, not a copy:
+ * populating it would only cost memory. */
+static void populate_present(int pagemap, unsigned long lo, unsigned long hi, long page)
+{
+        uint64_t ent[512];
+        unsigned long run = 0; /* start of the current run of present pages, 0: none */
+        for (unsigned long a = lo; a < hi;) {
+                size_t n = (hi - a) / (unsigned long)page;
+                if (n > 512)
+                        n = 512;
+                ssize_t r = pread(pagemap, ent, n * sizeof ent[0],
+                                  (off_t)(a / (unsigned long)page * sizeof ent[0]));
+                if (r <= 0)
+                        break;
+                n = (size_t)r / sizeof ent[0];
+                for (size_t i = 0; i < n; i++, a += (unsigned long)page) {
+                        bool present = ent[i] >> 63;
+                        if (present && !run)
+                                run = a;
+                        if (!present && run) {
+                                madvise((void *)run, a - run, MADV_POPULATE_WRITE);
+                                run = 0;
+                        }
+                }
+        }
+        if (run)
+                madvise((void *)run, hi - run, MADV_POPULATE_WRITE);
+}
+
 void aidp_daemon_prefault(void)
 {
-        /* Every private writable mapping made writable now: the copies that
-         * copy-on-write would make page by page during the run (each a fault,
-         * and once the worker has a second thread a TLB shootdown of the
-         * other CPUs) are made here, in one call per mapping, while the
-         * worker waits for its connection. A kernel without
-         * MADV_POPULATE_WRITE refuses it: the faults then happen as before. */
+        /* The pages this process shares with the server, made its own now:
+         * the copies that copy-on-write would make page by page during the
+         * run (each a fault, and once the worker has a second thread a TLB
+         * shootdown of the other CPUs) are made here, while the worker waits
+         * for its connection. A kernel without MADV_POPULATE_WRITE (5.14)
+         * refuses it: the faults then happen as before. */
         _cleanup_fclose_ FILE *f = fopen("/proc/self/maps", "re");
-        if (!f)
+        _cleanup_close_ int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        long page = sysconf(_SC_PAGESIZE);
+        if (!f || pagemap < 0 || page <= 0)
                 return;
         char line[512];
         while (fgets(line, sizeof line, f)) {
@@ -36,10 +70,7 @@ void aidp_daemon_prefault(void)
                 char perms[5];
                 if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) != 3 || strcmp(perms, "rw-p"))
                         continue;
-                /* Guard pages and the like are not rw; the vsyscall page is
-                 * not in this list. A mapping that refuses (ENOMEM for a
-                 * reserve, EFAULT for a special one) is left as it is. */
-                madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+                populate_present(pagemap, lo, hi, page);
         }
 }
 

@@ -255,10 +255,9 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
         _cleanup_close_ int notice_r = np[0];
         g_notice_w = np[1];
-        struct aidp_daemon_pool pool = {
-                .want = c->prefork < 0 ? 0
-                        : c->prefork  ? (size_t)c->prefork
-                                      : AIDP_DAEMON_PREFORK_DEFAULT};
+        struct aidp_daemon_pool pool = {.want = c->prefork < 0 ? 0
+                                                : c->prefork   ? (size_t)c->prefork
+                                                               : AIDP_DAEMON_PREFORK_DEFAULT};
         struct server_fds sf = {.lfd = lfd, .sfd = sfd, .notice_r = notice_r, .pool = &pool};
         const int own_fds[] = {lfd, sfd, notice_r};
         struct workers ws = {0};
