@@ -51,6 +51,23 @@ static void populate_present(int pagemap, unsigned long lo, unsigned long hi, lo
                 madvise((void *)run, hi - run, MADV_POPULATE_WRITE);
 }
 
+/* Whether a mapping may be made the worker's own: private and writable, and
+ * none of the server's secrets. Key material lives in pages the server
+ * mlock'ed and marked MADV_DONTDUMP (keymem.h, secret.h): a fork does not
+ * pass mlock on, so a copy made here would be an unlocked one that could be
+ * swapped out. Those pages stay shared with the server (locked there), as
+ * they were. */
+static bool may_populate(const char *perms, const char *vmflags)
+{
+        if (strcmp(perms, "rw-p"))
+                return false;
+        static const char *const keep[] = {" dd", " lo", " wf", " io", " pf"};
+        for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+                if (strstr(vmflags, keep[i]))
+                        return false;
+        return true;
+}
+
 void aidp_daemon_prefault(void)
 {
         /* The pages this process shares with the server, made its own now:
@@ -59,18 +76,28 @@ void aidp_daemon_prefault(void)
          * shootdown of the other CPUs) are made here, while the worker waits
          * for its connection. A kernel without MADV_POPULATE_WRITE (5.14)
          * refuses it: the faults then happen as before. */
-        _cleanup_fclose_ FILE *f = fopen("/proc/self/maps", "re");
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/smaps", "re");
         _cleanup_close_ int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
         long page = sysconf(_SC_PAGESIZE);
         if (!f || pagemap < 0 || page <= 0)
                 return;
-        char line[512];
+        char line[512], perms[5] = "";
+        unsigned long lo = 0, hi = 0;
         while (fgets(line, sizeof line, f)) {
-                unsigned long lo, hi;
-                char perms[5];
-                if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) != 3 || strcmp(perms, "rw-p"))
+                unsigned long a, b;
+                char p[5];
+                if (sscanf(line, "%lx-%lx %4s", &a, &b, p) == 3) {
+                        lo = a;
+                        hi = b;
+                        memcpy(perms, p, sizeof perms);
                         continue;
-                populate_present(pagemap, lo, hi, page);
+                }
+                /* The last line of each mapping's block. */
+                if (strncmp(line, "VmFlags:", 8) || hi <= lo)
+                        continue;
+                if (may_populate(perms, line + 8))
+                        populate_present(pagemap, lo, hi, page);
+                hi = lo = 0;
         }
 }
 
