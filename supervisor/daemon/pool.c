@@ -120,6 +120,19 @@ static _Noreturn void idle_main(const struct aidp_daemon_config *c, int ctl)
 int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_config *c,
                           const int *close_fds, size_t n_close, const sigset_t *old)
 {
+        /* Idle workers that keep dying (killed, out of memory) would make
+         * this a fork loop: after a few the pool is given up, and workers
+         * are forked at accept, as without it. */
+        if (p->idle_deaths > AIDP_DAEMON_POOL_MAX_DEATHS) {
+                if (p->want) {
+                        fprintf(stderr,
+                                "aidp-supervisor serve: %u idle workers died; "
+                                "forking workers at accept from now on\n",
+                                p->idle_deaths);
+                        p->want = 0;
+                }
+                return 0;
+        }
         while (p->n < p->want && p->n < AIDP_DAEMON_POOL_MAX) {
                 int sv[2];
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -174,6 +187,7 @@ bool aidp_daemon_pool_reaped(struct aidp_daemon_pool *p, pid_t pid)
 {
         for (size_t i = 0; i < p->n; i++)
                 if (p->idle[i].pid == pid) {
+                        p->idle_deaths++;
                         close(p->idle[i].ctl);
                         p->idle[i] = p->idle[--p->n];
                         return true;

@@ -14,7 +14,8 @@
 
 #include "supervisor/daemon/daemon.h"
 
-#define AIDP_DAEMON_POOL_MAX 8
+#define AIDP_DAEMON_POOL_MAX        8
+#define AIDP_DAEMON_POOL_MAX_DEATHS 16
 
 struct aidp_daemon_idle {
         pid_t pid;
@@ -26,6 +27,7 @@ struct aidp_daemon_pool {
         size_t n, want;
         pid_t dead[AIDP_DAEMON_POOL_MAX]; /* taken out of the pool, not reaped yet */
         size_t n_dead;
+        unsigned idle_deaths; /* idle workers that died waiting */
 };
 
 /* Fork idle workers until the pool holds p->want. Each child closes

@@ -8,6 +8,7 @@
  * never stale, only cold. */
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "profiles/profile.h"
 #include "profiles/seccomp_compile.h"
@@ -21,6 +22,9 @@ size_t aidp_run_warm_seccomp(void);
  * with aidp_bpf_free): true, or false when none is cached. */
 bool aidp_run_warm_bpf(const unsigned char digest[32], struct aidp_bpf *out);
 
+/* The same file as far as a signature can tell: inode, mode, owner, size,
+ * modification and change times (warm_policy.c, warm_profile.c). */
+bool aidp_run_warm_stat_same(const struct stat *a, const struct stat *b);
 /* Library profiles, loaded once in the server as a user's run loads them
  * (every file of the extends/import chain a root-owned library file): the
  * cached profile for name, loaded now if it is not cached yet, or NULL when

@@ -47,21 +47,14 @@ static void sig_of(const char *path, struct file_sig *f)
                 memset(&f->d, 0, sizeof f->d);
 }
 
-static bool stat_same(const struct stat *a, const struct stat *b)
-{
-        return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_mode == b->st_mode &&
-               a->st_uid == b->st_uid && a->st_gid == b->st_gid && a->st_size == b->st_size &&
-               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
 static bool entry_fresh(const struct entry *e)
 {
         for (size_t i = 0; i < e->trace.n; i++) {
                 struct file_sig now;
                 sig_of(e->trace.paths[i], &now);
                 if (now.lerr != e->sig[i].lerr || now.derr != e->sig[i].derr ||
-                    !stat_same(&now.l, &e->sig[i].l) || !stat_same(&now.d, &e->sig[i].d))
+                    !aidp_run_warm_stat_same(&now.l, &e->sig[i].l) ||
+                    !aidp_run_warm_stat_same(&now.d, &e->sig[i].d))
                         return false;
         }
         return true;

@@ -133,8 +133,8 @@ static int run_as(struct aidp_proc *p, const struct aidp_test_user *u, const cha
         char ruid[32], rgid[32];
         TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)u->uid);
         TEST_SNPRINTF(rgid, "--regid=%u", (unsigned)u->gid);
-        char *a[20] = {"/usr/bin/setpriv", ruid, rgid, "--init-groups", "--",
-                       AIDP_RUN_BIN, "--socket", sock, "-q", "--no-cwd"};
+        char *a[20] = {"/usr/bin/setpriv", ruid, rgid, "--init-groups", "--", AIDP_RUN_BIN,
+                       "--socket",         sock, "-q", "--no-cwd"};
         size_t n = 10;
         if (profile) {
                 a[n++] = "--profile";
@@ -174,8 +174,9 @@ static size_t children(struct kid *k, size_t max)
                 int ppid = 0;
                 unsigned long long st = 0;
                 /* after comm: state ppid ... field 22 is starttime */
-                if (!c || sscanf(c + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
-                                        "%*d %*d %*d %*d %*d %llu",
+                if (!c || sscanf(c + 2,
+                                 "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
+                                 "%*d %*d %*d %*d %*d %llu",
                                  &ppid, &st) != 2)
                         continue;
                 if (ppid == daemon_pid)
