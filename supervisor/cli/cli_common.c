@@ -4,14 +4,6 @@
 
 #include "common/error.h"
 
-int aidp_cli_fail(const char *prog, const struct aidp_error *err)
-{
-        if (err->status == AIDP_EXIT_USAGE)
-                return aidp_cli_usage_fail(prog, err);
-        fprintf(stderr, "%s: error: %s\n", prog, err->msg[0] ? err->msg : "unknown error");
-        return err->status ? err->status : AIDP_EXIT_INTERNAL;
-}
-
 static const struct aidp_cli_cmd commands[] = {
         {"lineage", aidp_cli_lineage, "verify, show, graph and export the lineage log"},
         {"policy", aidp_cli_policy, "check policy files, explain an access/residency decision"},

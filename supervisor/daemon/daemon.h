@@ -22,6 +22,8 @@
 
 struct aidp_daemon_session;
 
+#define AIDP_DAEMON_PREFORK_DEFAULT 2
+
 struct aidp_daemon_config {
         const char *socket_path; /* bound here unless listen_fd >= 0 */
         int listen_fd;           /* socket activation (LISTEN_FDS): -1 for none */
@@ -37,6 +39,9 @@ struct aidp_daemon_config {
         const char *state_dir;    /* the registry of runs (root-owned, 0700) */
         const char *log_dir;      /* detached runs' logs (runlog.h; root-owned, 0700) */
         unsigned log_retention_s; /* how long a log is kept after its run ended */
+        /* idle workers forked ahead of their connection (pool.h): 0 the
+         * default (AIDP_DAEMON_PREFORK_DEFAULT), < 0 none */
+        int prefork;
         /* Serve one "run" request in the worker. fds are the request's (the
          * handler owns them). Returns the status to send as the client's
          * exit status, or < 0 with err for a refusal (sent as an error). */

@@ -18,6 +18,7 @@
 #include "common/cleanup.h"
 #include "common/exitcodes.h"
 #include "supervisor/daemon/daemon.h"
+#include "supervisor/daemon/pool.h"
 #include "supervisor/daemon/proto.h"
 #include "supervisor/daemon/registry.h"
 #include "supervisor/daemon/runlog.h"
@@ -133,12 +134,18 @@ static void read_notices(int fd, struct workers *ws)
 /* Reap every worker that ended; its registry entry goes before its pid is
  * released (waitid WNOWAIT first), so that `stop` never signals a process
  * that reused the pid. */
-static unsigned reap(const struct aidp_daemon_config *c, unsigned workers, struct workers *ws)
+static unsigned reap(const struct aidp_daemon_config *c, unsigned workers, struct workers *ws,
+                     struct aidp_daemon_pool *pool)
 {
         for (;;) {
                 siginfo_t si = {0};
                 if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
                         return workers;
+                /* An idle worker of the pool served nobody: nothing to undo. */
+                if (aidp_daemon_pool_reaped(pool, si.si_pid)) {
+                        waitpid(si.si_pid, NULL, 0);
+                        continue;
+                }
                 aidp_registry_remove(c->state_dir, si.si_pid);
                 forget(ws, si.si_pid, false);
                 waitpid(si.si_pid, NULL, 0);
@@ -153,6 +160,7 @@ static unsigned reap(const struct aidp_daemon_config *c, unsigned workers, struc
  * notice pipe's read end. */
 struct server_fds {
         int lfd, sfd, notice_r;
+        struct aidp_daemon_pool *pool;
 };
 
 static void spawn_worker(const struct aidp_daemon_config *c, const struct server_fds *sf,
@@ -189,9 +197,13 @@ static void spawn_worker(const struct aidp_daemon_config *c, const struct server
                 ws->w = w;
                 ws->cap = cap;
         }
-        if (c->before_fork)
-                c->before_fork(c->arg);
-        pid_t pid = fork();
+        /* A worker forked ahead (pool.h), else one forked now. */
+        pid_t pid = aidp_daemon_pool_dispatch(sf->pool, conn);
+        if (pid < 0) {
+                if (c->before_fork)
+                        c->before_fork(c->arg);
+                pid = fork();
+        }
         if (pid < 0) {
                 aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL, "the daemon cannot fork");
                 return;
@@ -200,6 +212,7 @@ static void spawn_worker(const struct aidp_daemon_config *c, const struct server
                 close(sf->lfd);
                 close(sf->sfd);
                 close(sf->notice_r);
+                aidp_daemon_pool_close_lines(sf->pool);
                 sigprocmask(SIG_SETMASK, old, NULL);
                 aidp_daemon_worker(c, conn);
         }
@@ -242,11 +255,19 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
         _cleanup_close_ int notice_r = np[0];
         g_notice_w = np[1];
-        struct server_fds sf = {.lfd = lfd, .sfd = sfd, .notice_r = notice_r};
+        struct aidp_daemon_pool pool = {.want = c->prefork < 0 ? 0
+                                                : c->prefork   ? (size_t)c->prefork
+                                                               : AIDP_DAEMON_PREFORK_DEFAULT};
+        struct server_fds sf = {.lfd = lfd, .sfd = sfd, .notice_r = notice_r, .pool = &pool};
+        const int own_fds[] = {lfd, sfd, notice_r};
         struct workers ws = {0};
         unsigned workers = 0;
         sweep_logs(c);
         for (;;) {
+                /* After each connection was handed over: the next one finds
+                 * its worker made. A pool that cannot be filled (out of
+                 * processes) leaves the fork to accept time. */
+                aidp_daemon_pool_fill(&pool, c, own_fds, ARRAY_SIZE(own_fds), &old);
                 struct pollfd p[3] = {{.fd = lfd, .events = POLLIN},
                                       {.fd = sfd, .events = POLLIN},
                                       {.fd = notice_r, .events = POLLIN}};
@@ -255,6 +276,7 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                         if (errno == EINTR)
                                 continue;
                         free(ws.w);
+                        aidp_daemon_pool_stop(&pool);
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
                 }
                 sweep_logs(c);
@@ -268,7 +290,7 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                         /* A notice written just before its worker ended
                          * is read first: the pid is not reused yet. */
                         read_notices(notice_r, &ws);
-                        workers = reap(c, workers, &ws);
+                        workers = reap(c, workers, &ws, &pool);
                         if (stop)
                                 break;
                 }
@@ -281,6 +303,7 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                 }
         }
         free(ws.w);
+        aidp_daemon_pool_stop(&pool);
         close(g_notice_w);
         g_notice_w = -1;
         sigprocmask(SIG_SETMASK, &old, NULL);

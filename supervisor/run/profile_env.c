@@ -230,6 +230,47 @@ int aidp_profile_host_check(const char *name_or_path, bool check_devices, struct
         return rc;
 }
 
+/* The traced variant's context: each file the load asked for, found or not,
+ * and whether devices were expanded (warm_profile.c). */
+static int traced_read(void *ctx, const char *path, char **buf, size_t *len, aidp_error *err)
+{
+        struct aidp_profile_trace *t = ctx;
+        int rc = library_read(NULL, path, buf, len, err);
+        if (t->n < AIDP_PROFILE_TRACE_MAX) {
+                snprintf(t->paths[t->n], sizeof t->paths[t->n], "%s", path);
+                t->n++;
+                if (strlen(path) >= sizeof t->paths[0])
+                        t->overflow = true;
+        } else
+                t->overflow = true;
+        return rc;
+}
+
+static int traced_devices(void *ctx, const char *pattern, char ***paths, aidp_error *err)
+{
+        struct aidp_profile_trace *t = ctx;
+        t->devices = true;
+        return host_devices(NULL, pattern, paths, err);
+}
+
+int aidp_profile_host_load_library_traced(const char *name, struct aidp_profile *out,
+                                          struct aidp_profile_trace *trace, aidp_error *err)
+{
+        memset(trace, 0, sizeof *trace);
+        if (aidp_profile_ref_is_path(name))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM, "%s: not a library name", name);
+        struct aidp_profile_host h;
+        int rc = aidp_profile_host_init(&h, true, err);
+        if (rc < 0)
+                return rc;
+        h.env.read_file = traced_read;
+        h.env.expand_devices = traced_devices;
+        h.env.ctx = trace;
+        rc = aidp_profile_load(name, &h.env, out, NULL, err);
+        aidp_profile_host_free(&h);
+        return rc;
+}
+
 int aidp_profile_host_load_library(const char *name, bool check_devices, struct aidp_profile *out,
                                    aidp_error *err)
 {

@@ -33,3 +33,18 @@ int aidp_profile_host_check(const char *name_or_path, bool check_devices, struct
  * world-readable, in a directory only root can write). */
 int aidp_profile_host_load_library(const char *name, bool check_devices, struct aidp_profile *out,
                                    aidp_error *err);
+
+/* Every file a library load asked for, in order (found or not: a file that
+ * appears later in an earlier library directory would be read instead), and
+ * whether it expanded devices (what /dev holds may change). */
+#define AIDP_PROFILE_TRACE_MAX 32
+struct aidp_profile_trace {
+        char paths[AIDP_PROFILE_TRACE_MAX][1024];
+        size_t n;
+        bool overflow; /* more files or longer paths than fit: not cacheable */
+        bool devices;
+};
+/* aidp_profile_host_load_library(name, true, ...), recording what it read
+ * (supervisor/run/warm_profile.c). */
+int aidp_profile_host_load_library_traced(const char *name, struct aidp_profile *out,
+                                          struct aidp_profile_trace *trace, aidp_error *err);

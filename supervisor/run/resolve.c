@@ -384,25 +384,25 @@ static int resolve_cwd(struct run *r, aidp_error *err)
         return 0;
 }
 
-int aidp_run_resolve(struct run *r, aidp_error *err)
+/* Without --profile, the shipped library profile `baseline`, never the
+ * weaker built-in defaults: lineage then names a profile with a digest, as
+ * for every other run. Users run installed library profiles only
+ * (docs/security.md). */
+static int load_profile(struct run *r, aidp_error *err)
 {
         const struct aidp_run_opts *o = r->o;
-        if (!o->argv || !o->argv[0])
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "no command given (usage: run [OPTIONS] -- CMD [ARGS])");
-        make_run_id(r);
-        if (!aidp_run_id_valid(r->res->run_id))
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "run id '%s': %s",
-                                      r->res->run_id, AIDP_RUN_ID_RULE);
-        int rc;
-        /* Without --profile, the shipped library profile `baseline`, never
-         * the weaker built-in defaults: lineage then names a profile with a
-         * digest, as for every other run. Users run installed library
-         * profiles only (docs/security.md). */
         const char *pname = o->profile ? o->profile : AIDP_DEFAULT_PROFILE;
-        rc = o->as_user || !o->profile
-                     ? aidp_profile_host_load_library(pname, true, &r->profile, err)
-                     : aidp_profile_host_load(pname, true, &r->profile, NULL, err);
+        int rc;
+        /* A warm daemon's worker takes the library profile its server loaded,
+         * while every file of it is unchanged (warm.h); else it is loaded
+         * here, with the same checks. */
+        if ((o->as_user || !o->profile) && !aidp_profile_ref_is_path(pname) &&
+            aidp_run_warm_profile_take(pname, &r->profile))
+                rc = 0;
+        else
+                rc = o->as_user || !o->profile
+                             ? aidp_profile_host_load_library(pname, true, &r->profile, err)
+                             : aidp_profile_host_load(pname, true, &r->profile, NULL, err);
         if (rc < 0) {
                 if (!err->status)
                         err->status = AIDP_EXIT_CONFIG;
@@ -413,13 +413,27 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         /* Lineage and policy name a profile by how it was chosen (its library
          * name, or "file:PATH" for an admin's file) plus its digest, never by
          * the metadata.name its author wrote into it. */
-        {
-                char *n = NULL;
-                if (asprintf(&n, "%s%s", aidp_profile_ref_is_path(pname) ? "file:" : "", pname) < 0)
-                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-                free(r->profile.name);
-                r->profile.name = n;
-        }
+        char *n = NULL;
+        if (asprintf(&n, "%s%s", aidp_profile_ref_is_path(pname) ? "file:" : "", pname) < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        free(r->profile.name);
+        r->profile.name = n;
+        return 0;
+}
+
+int aidp_run_resolve(struct run *r, aidp_error *err)
+{
+        const struct aidp_run_opts *o = r->o;
+        if (!o->argv || !o->argv[0])
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "no command given (usage: run [OPTIONS] -- CMD [ARGS])");
+        make_run_id(r);
+        if (!aidp_run_id_valid(r->res->run_id))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "run id '%s': %s",
+                                      r->res->run_id, AIDP_RUN_ID_RULE);
+        int rc = load_profile(r, err);
+        if (rc < 0)
+                return rc;
         if (o->as_user && (rc = aidp_run_trust_limits(&r->profile.limits, o, err)) < 0)
                 return rc;
         apply_cli_limits(&r->profile.limits, o);

@@ -19,32 +19,44 @@
 #include "supervisor/run/run_views.h"
 
 /* AIDP_TIMING=1: the time each phase took, with the CPU time and page faults of
- * the supervisor's threads in it, on stderr (scripts/bench-start). */
+ * the supervisor's threads in it, on stderr (scripts/bench-start). Counted
+ * from the run's start (run_init), not from the process's: a daemon's worker
+ * did other work before (its request), and a process may run several runs. */
+static struct timespec g_phase_last;
+static struct rusage g_phase_ru;
+
+static void phase_start(const struct run *r)
+{
+        if (!getenv("AIDP_TIMING"))
+                return;
+        g_phase_last = r->t0;
+        getrusage(RUSAGE_SELF, &g_phase_ru);
+}
+
 void aidp_run_phase(struct run *r, const char *name)
 {
-        static struct timespec last;
-        static struct rusage last_ru;
+        (void)r;
+        struct timespec *last = &g_phase_last;
+        struct rusage *last_ru = &g_phase_ru;
         if (!getenv("AIDP_TIMING"))
                 return;
         struct timespec now;
         struct rusage ru;
         clock_gettime(CLOCK_MONOTONIC, &now);
         getrusage(RUSAGE_SELF, &ru);
-        if (!last.tv_sec)
-                last = r->t0;
-        double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec - last_ru.ru_utime.tv_sec -
-                              last_ru.ru_stime.tv_sec) *
+        double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec - last_ru->ru_utime.tv_sec -
+                              last_ru->ru_stime.tv_sec) *
                              1e3 +
-                     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec - last_ru.ru_utime.tv_usec -
-                              last_ru.ru_stime.tv_usec) /
+                     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec -
+                              last_ru->ru_utime.tv_usec - last_ru->ru_stime.tv_usec) /
                              1e3;
         fprintf(stderr, "aidp-supervisor: timing: %-10s %8.3f ms  cpu %6.3f ms  faults %4ld\n",
                 name,
-                (double)(now.tv_sec - last.tv_sec) * 1e3 +
-                        (double)(now.tv_nsec - last.tv_nsec) / 1e6,
-                cpu, ru.ru_minflt - last_ru.ru_minflt);
-        last = now;
-        last_ru = ru;
+                (double)(now.tv_sec - last->tv_sec) * 1e3 +
+                        (double)(now.tv_nsec - last->tv_nsec) / 1e6,
+                cpu, ru.ru_minflt - last_ru->ru_minflt);
+        *last = now;
+        *last_ru = ru;
 }
 
 /* Fault injection for the crash tests: AIDP_FAULT_STOP_AT=start|inject|job|shred
@@ -157,6 +169,7 @@ static void run_init(struct run *r, const struct aidp_run_opts *o, struct aidp_r
                           .life_w = -1,
                           .caller_rc = -ENOENT};
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        phase_start(r);
         r->journal.lifeline_w = -1;
         r->journal.cgroup_log = -1;
         aidp_run_caller_paths_init(&r->cp);

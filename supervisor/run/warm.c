@@ -38,24 +38,32 @@ static bool cached(const unsigned char digest[32])
 
 static void warm_one(const char *name)
 {
-        struct aidp_profile p;
         aidp_error err = {0};
-        /* As a user's run loads it: the digest is the one that run gets. */
-        if (aidp_profile_host_load_library(name, true, &p, &err) < 0)
-                return;
+        /* As a user's run loads it: the digest is the one that run gets. The
+         * profile itself is kept too (warm_profile.c). */
+        struct aidp_profile own = {0};
+        const struct aidp_profile *p = aidp_run_warm_profile(name);
+        bool owned = false;
+        if (!p) {
+                if (aidp_profile_host_load_library(name, true, &own, &err) < 0)
+                        return;
+                p = &own;
+                owned = true;
+        }
         static const unsigned char zero[32];
         struct aidp_bpf b = {0};
         struct bpf_entry *n = NULL;
-        if (memcmp(p.digest, zero, 32) && !cached(p.digest) &&
-            aidp_seccomp_compile(&p.seccomp, &b, &err) == 0 &&
+        if (memcmp(p->digest, zero, 32) && !cached(p->digest) &&
+            aidp_seccomp_compile(&p->seccomp, &b, &err) == 0 &&
             (n = realloc(g_cache, (g_n + 1) * sizeof *n))) {
                 g_cache = n;
-                memcpy(g_cache[g_n].digest, p.digest, 32);
+                memcpy(g_cache[g_n].digest, p->digest, 32);
                 g_cache[g_n++].bpf = b;
                 b = (struct aidp_bpf){0};
         }
         aidp_bpf_free(&b);
-        aidp_profile_free(&p);
+        if (owned)
+                aidp_profile_free(&own);
 }
 
 size_t aidp_run_warm_seccomp(void)

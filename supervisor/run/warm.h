@@ -8,7 +8,9 @@
  * never stale, only cold. */
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
+#include "profiles/profile.h"
 #include "profiles/seccomp_compile.h"
 #include "supervisor/run/policy_load.h"
 
@@ -19,6 +21,26 @@ size_t aidp_run_warm_seccomp(void);
 /* A copy of the cached program for this digest into out (the caller frees it
  * with aidp_bpf_free): true, or false when none is cached. */
 bool aidp_run_warm_bpf(const unsigned char digest[32], struct aidp_bpf *out);
+
+/* The same file as far as a signature can tell: inode, mode, owner, size,
+ * modification and change times (warm_policy.c, warm_profile.c). */
+bool aidp_run_warm_stat_same(const struct stat *a, const struct stat *b);
+/* Library profiles, loaded once in the server as a user's run loads them
+ * (every file of the extends/import chain a root-owned library file): the
+ * cached profile for name, loaded now if it is not cached yet, or NULL when
+ * it does not load or cannot be cached (it expands devices, whose presence
+ * may change). The cache keeps, for every file the load asked for (found or
+ * not), its lstat and its directory's stat. */
+const struct aidp_profile *aidp_run_warm_profile(const char *name);
+/* In the server, before each worker is forked: a cached profile whose files
+ * changed is loaded again (or dropped when it no longer loads). */
+void aidp_run_warm_profiles_refresh(void);
+/* The run's profile from the cache: true when name is cached and none of its
+ * files changed since it was loaded (checked now: any difference in inode,
+ * size, mode, owner or times, or a file that came or went, is a change), and
+ * *ret takes it over (one run per worker); false when the run must load it
+ * itself. */
+bool aidp_run_warm_profile_take(const char *name, struct aidp_profile *ret);
 
 /* The rest of the host's state a run reads, loaded in the server once:
  *   - the name service modules (getpwuid, getgrouplist): dlopen'd here, not

@@ -48,7 +48,7 @@ static void sig_take(const char *dir, struct policy_sig *ret)
         }
 }
 
-static bool stat_same(const struct stat *a, const struct stat *b)
+bool aidp_run_warm_stat_same(const struct stat *a, const struct stat *b)
 {
         return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_mode == b->st_mode &&
                a->st_uid == b->st_uid && a->st_gid == b->st_gid && a->st_size == b->st_size &&
@@ -60,7 +60,8 @@ static bool sig_same(const struct policy_sig *a, const struct policy_sig *b)
 {
         for (size_t i = 0; i < N_POLICY_NAMES; i++)
                 if (a->f[i].lerr != b->f[i].lerr || a->f[i].serr != b->f[i].serr ||
-                    !stat_same(&a->f[i].l, &b->f[i].l) || !stat_same(&a->f[i].s, &b->f[i].s))
+                    !aidp_run_warm_stat_same(&a->f[i].l, &b->f[i].l) ||
+                    !aidp_run_warm_stat_same(&a->f[i].s, &b->f[i].s))
                         return false;
         return true;
 }
@@ -82,6 +83,7 @@ static const char *policy_dir(void)
 
 void aidp_run_warm_refresh(void)
 {
+        aidp_run_warm_profiles_refresh();
         const char *dir = policy_dir();
         struct policy_sig now;
         sig_take(dir, &now);

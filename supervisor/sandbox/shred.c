@@ -297,11 +297,18 @@ static int scrub_rw(struct job *j, const char *p, int f, off_t off, off_t len, u
 static void *worker(void *arg)
 {
         struct job *j = arg;
-        unsigned char *zero = calloc(1, BUF), *back = malloc(BUF);
+        /* The buffers only once there is something to overwrite: most of a
+         * run's mounts are empty at its end, and 256 KiB zeroed for each
+         * would cost more than the rest of their shred. */
+        unsigned char *zero = NULL, *back = NULL;
         size_t i;
         while ((i = atomic_fetch_add(&j->next, 1)) < j->n_ranges) {
                 const struct range *r = &j->ranges[i];
                 const char *p = j->names[r->file];
+                if (!zero && !back) {
+                        zero = calloc(1, BUF);
+                        back = malloc(BUF);
+                }
                 if (!zero || !back) {
                         fail(j, p, "overwrite buffer", ENOMEM);
                         continue;

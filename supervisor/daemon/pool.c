@@ -1,0 +1,221 @@
+/* Workers forked ahead of their connection (pool.h). */
+#define _GNU_SOURCE
+#include "supervisor/daemon/pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "supervisor/daemon/proto.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* Runs of present pages in [lo, hi) (pagemap bit 63), each made this
+ * process's own. A page not present would be a fresh zero page, not a copy:
+ * populating it would only cost memory. */
+static void populate_present(int pagemap, unsigned long lo, unsigned long hi, long page)
+{
+        uint64_t ent[512];
+        unsigned long run = 0; /* start of the current run of present pages, 0: none */
+        for (unsigned long a = lo; a < hi;) {
+                size_t n = (hi - a) / (unsigned long)page;
+                if (n > 512)
+                        n = 512;
+                ssize_t r = pread(pagemap, ent, n * sizeof ent[0],
+                                  (off_t)(a / (unsigned long)page * sizeof ent[0]));
+                if (r <= 0)
+                        break;
+                n = (size_t)r / sizeof ent[0];
+                for (size_t i = 0; i < n; i++, a += (unsigned long)page) {
+                        bool present = ent[i] >> 63;
+                        if (present && !run)
+                                run = a;
+                        if (!present && run) {
+                                madvise((void *)run, a - run, MADV_POPULATE_WRITE);
+                                run = 0;
+                        }
+                }
+        }
+        if (run)
+                madvise((void *)run, hi - run, MADV_POPULATE_WRITE);
+}
+
+/* Whether a mapping may be made the worker's own: private and writable, and
+ * none of the server's secrets. Key material lives in pages the server
+ * mlock'ed and marked MADV_DONTDUMP (keymem.h, secret.h): a fork does not
+ * pass mlock on, so a copy made here would be an unlocked one that could be
+ * swapped out. Those pages stay shared with the server (locked there), as
+ * they were. */
+static bool may_populate(const char *perms, const char *vmflags)
+{
+        if (strcmp(perms, "rw-p"))
+                return false;
+        static const char *const keep[] = {" dd", " lo", " wf", " io", " pf"};
+        for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+                if (strstr(vmflags, keep[i]))
+                        return false;
+        return true;
+}
+
+void aidp_daemon_prefault(void)
+{
+        /* The pages this process shares with the server, made its own now:
+         * the copies that copy-on-write would make page by page during the
+         * run (each a fault, and once the worker has a second thread a TLB
+         * shootdown of the other CPUs) are made here, while the worker waits
+         * for its connection. A kernel without MADV_POPULATE_WRITE (5.14)
+         * refuses it: the faults then happen as before. */
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/smaps", "re");
+        _cleanup_close_ int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        long page = sysconf(_SC_PAGESIZE);
+        if (!f || pagemap < 0 || page <= 0)
+                return;
+        char line[512], perms[5] = "";
+        unsigned long lo = 0, hi = 0;
+        while (fgets(line, sizeof line, f)) {
+                unsigned long a, b;
+                char p[5];
+                if (sscanf(line, "%lx-%lx %4s", &a, &b, p) == 3) {
+                        lo = a;
+                        hi = b;
+                        memcpy(perms, p, sizeof perms);
+                        continue;
+                }
+                /* The last line of each mapping's block. */
+                if (strncmp(line, "VmFlags:", 8) || hi <= lo)
+                        continue;
+                if (may_populate(perms, line + 8))
+                        populate_present(pagemap, lo, hi, page);
+                hi = lo = 0;
+        }
+}
+
+/* In the idle worker: wait for the connection (or the server's end). */
+static _Noreturn void idle_main(const struct aidp_daemon_config *c, int ctl)
+{
+        aidp_daemon_prefault();
+        json_object *m = NULL;
+        int conn = -1;
+        size_t n = 0;
+        aidp_error err = {0};
+        int r = aidp_proto_recv(ctl, -1, &m, &conn, 1, &n, &err);
+        json_object_put(m);
+        close(ctl);
+        if (r <= 0 || n != 1)
+                _exit(0); /* the server closed the pool: never served anyone */
+        aidp_daemon_worker(c, conn);
+}
+
+int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_config *c,
+                          const int *close_fds, size_t n_close, const sigset_t *old)
+{
+        /* Idle workers that keep dying (killed, out of memory) would make
+         * this a fork loop: after a few the pool is given up, and workers
+         * are forked at accept, as without it. */
+        if (p->idle_deaths > AIDP_DAEMON_POOL_MAX_DEATHS) {
+                if (p->want) {
+                        fprintf(stderr,
+                                "aidp-supervisor serve: %u idle workers died; "
+                                "forking workers at accept from now on\n",
+                                p->idle_deaths);
+                        p->want = 0;
+                }
+                return 0;
+        }
+        while (p->n < p->want && p->n < AIDP_DAEMON_POOL_MAX) {
+                int sv[2];
+                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                        return -errno;
+                if (c->before_fork)
+                        c->before_fork(c->arg);
+                pid_t pid = fork();
+                if (pid < 0) {
+                        int e = errno;
+                        close(sv[0]);
+                        close(sv[1]);
+                        return -e;
+                }
+                if (pid == 0) {
+                        /* Nothing of the server's, nor another worker's line:
+                         * the pool's workers learn of the server's end by
+                         * their own line alone. */
+                        for (size_t i = 0; i < n_close; i++)
+                                if (close_fds[i] >= 0)
+                                        close(close_fds[i]);
+                        aidp_daemon_pool_close_lines(p);
+                        close(sv[0]);
+                        sigprocmask(SIG_SETMASK, old, NULL);
+                        idle_main(c, sv[1]);
+                }
+                close(sv[1]);
+                p->idle[p->n++] = (struct aidp_daemon_idle){.pid = pid, .ctl = sv[0]};
+        }
+        return 0;
+}
+
+pid_t aidp_daemon_pool_dispatch(struct aidp_daemon_pool *p, int conn)
+{
+        while (p->n > 0) {
+                /* The newest first: the oldest may have been forked before a
+                 * warm cache changed (it still checks, it is only slower). */
+                struct aidp_daemon_idle w = p->idle[--p->n];
+                json_object *m = aidp_proto_msg("connection");
+                int r = aidp_proto_send(w.ctl, m, &conn, 1);
+                json_object_put(m);
+                close(w.ctl);
+                if (r == 0)
+                        return w.pid;
+                /* That worker died meanwhile (reaped as idle); try the next. */
+                kill(w.pid, SIGKILL);
+                p->dead[p->n_dead < AIDP_DAEMON_POOL_MAX ? p->n_dead++ : 0] = w.pid;
+        }
+        return -1;
+}
+
+bool aidp_daemon_pool_reaped(struct aidp_daemon_pool *p, pid_t pid)
+{
+        for (size_t i = 0; i < p->n; i++)
+                if (p->idle[i].pid == pid) {
+                        p->idle_deaths++;
+                        close(p->idle[i].ctl);
+                        p->idle[i] = p->idle[--p->n];
+                        return true;
+                }
+        for (size_t i = 0; i < p->n_dead; i++)
+                if (p->dead[i] == pid) {
+                        p->dead[i] = p->dead[--p->n_dead];
+                        return true;
+                }
+        return false;
+}
+
+void aidp_daemon_pool_close_lines(struct aidp_daemon_pool *p)
+{
+        for (size_t i = 0; i < p->n; i++)
+                close(p->idle[i].ctl);
+        p->n = 0;
+}
+
+void aidp_daemon_pool_stop(struct aidp_daemon_pool *p)
+{
+        pid_t pids[AIDP_DAEMON_POOL_MAX];
+        size_t n = p->n;
+        for (size_t i = 0; i < n; i++)
+                pids[i] = p->idle[i].pid;
+        aidp_daemon_pool_close_lines(p);
+        /* Each sees its line end and exits: none outlives the server. */
+        for (size_t i = 0; i < n; i++)
+                while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
+                        ;
+}

@@ -1,0 +1,51 @@
+#pragma once
+/* Workers forked ahead of their connection (daemon.h): the server keeps a few
+ * idle workers, each waiting on a line of its own for the one connection it
+ * will serve, so that a request finds its process made (the fork, and the
+ * copies copy-on-write would make during the run, happened while nobody
+ * waited). An idle worker holds no connection, no peer and no request: it
+ * learns who it serves from the connection it is handed, exactly as a worker
+ * forked at accept does, serves that one connection and exits; none is ever
+ * handed a second one. */
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "supervisor/daemon/daemon.h"
+
+#define AIDP_DAEMON_POOL_MAX        8
+#define AIDP_DAEMON_POOL_MAX_DEATHS 16
+
+struct aidp_daemon_idle {
+        pid_t pid;
+        int ctl; /* the server's end of the worker's line */
+};
+
+struct aidp_daemon_pool {
+        struct aidp_daemon_idle idle[AIDP_DAEMON_POOL_MAX];
+        size_t n, want;
+        pid_t dead[AIDP_DAEMON_POOL_MAX]; /* taken out of the pool, not reaped yet */
+        size_t n_dead;
+        unsigned idle_deaths; /* idle workers that died waiting */
+};
+
+/* Fork idle workers until the pool holds p->want. Each child closes
+ * close_fds (the server's own), every other idle worker's line and takes the
+ * signal mask old. 0 or -errno (the pool then holds fewer). */
+int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_config *c,
+                          const int *close_fds, size_t n_close, const sigset_t *old);
+/* Hand conn to an idle worker (it leaves the pool): its pid, or -1 when the
+ * pool is empty. The caller still closes its own copy of conn. */
+pid_t aidp_daemon_pool_dispatch(struct aidp_daemon_pool *p, int conn);
+/* A child ended: true when it was an idle worker (then it served nobody, and
+ * is forgotten), false for a worker that held a connection. */
+bool aidp_daemon_pool_reaped(struct aidp_daemon_pool *p, pid_t pid);
+/* Close the server's ends of the idle workers' lines (they exit) and empty
+ * the pool; in a forked worker, so that only the server holds them. */
+void aidp_daemon_pool_close_lines(struct aidp_daemon_pool *p);
+/* The server stops: every idle worker is told (its line closed) and reaped. */
+void aidp_daemon_pool_stop(struct aidp_daemon_pool *p);
+/* Make every private writable mapping of this process its own now
+ * (MADV_POPULATE_WRITE), instead of one copy-on-write fault at a time. */
+void aidp_daemon_prefault(void);

@@ -1,0 +1,294 @@
+/* Warm start of aidp-supervisor serve (issue 16, docs/run-core.md "Start-up
+ * time"): what a warm daemon prepares ahead of a request keeps every
+ * guarantee of a cold run.
+ *   - Idle workers forked ahead (supervisor/daemon/pool.h): each serves one
+ *     connection, as the caller who connected, and is never handed another.
+ *   - Library profiles cached in the server (supervisor/run/warm.h): a
+ *     changed file is loaded again by the run, and a file that no longer
+ *     passes the library checks fails the run (closed), as a cold load does.
+ * With real unprivileged users and a daemon of the test's own. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/exitcodes.h"
+#include "priv.h"
+#include "runner.h"
+#include "testusers.h"
+#include "tests/sealed_util.h"
+
+#define AIDP_RUN_BIN AIDP_BINARY_DIR "/aidp-run"
+
+static struct aidp_test_user A, B;
+static char *T;
+static char sock[100], rundir[1024], logp[1024], keyp[1024], policy[1024], profiles[1024];
+static pid_t daemon_pid;
+static bool ready;
+
+static void daemon_start(void)
+{
+        struct group *g = getgrgid(A.gid);
+        cr_assert_not_null(g);
+        char group[64];
+        TEST_SNPRINTF(group, "%s", g->gr_name);
+        daemon_pid = fork();
+        cr_assert_geq(daemon_pid, 0);
+        if (daemon_pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
+                setenv("AIDP_LINEAGE_KEY", keyp, 1);
+                setenv("AIDP_POLICY_DIR", policy, 1);
+                setenv("AIDP_PROFILE_PATH", profiles, 1);
+                int null = open("/dev/null", O_RDWR);
+                dup2(null, 0);
+                execl(AIDP_SUPERVISOR, AIDP_SUPERVISOR, "serve", "--socket", sock, "--group", group,
+                      "--run-dir", rundir, "--lineage", logp, (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 500; i++) {
+                struct stat st;
+                if (stat(sock, &st) == 0 && st.st_gid == A.gid)
+                        return;
+                usleep(10000);
+        }
+        cr_assert_fail("the daemon did not listen on %s", sock);
+}
+
+static void daemon_stop(void)
+{
+        if (daemon_pid <= 0)
+                return;
+        kill(daemon_pid, SIGTERM);
+        waitpid(daemon_pid, NULL, 0);
+        daemon_pid = 0;
+        unlink(sock);
+}
+
+/* A library profile of the test's own: root's, 0644, in a root-only 0755
+ * directory, with this open-files limit (the job reads it with ulimit -n). */
+static void write_profile(const char *name, unsigned nofile, mode_t mode)
+{
+        char p[1200], tmp[1300];
+        TEST_SNPRINTF(p, "%s/%s.yaml", profiles, name);
+        TEST_SNPRINTF(tmp, "%s.new", p);
+        FILE *f = fopen(tmp, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: %s\n"
+                "limits:\n  rlimits:\n    nofile: %u\nnetwork: none\n",
+                name, nofile);
+        cr_assert_eq(fclose(f), 0);
+        cr_assert_eq(chmod(tmp, mode), 0);
+        cr_assert_eq(rename(tmp, p), 0);
+}
+
+static void setup(void)
+{
+        if (geteuid() != 0)
+                return;
+        T = tmpdir_new();
+        chmod(T, 0755);
+        if (aidp_test_user_create("p", &A) < 0 || aidp_test_user_create("q", &B) < 0)
+                return;
+        TEST_SNPRINTF(sock, "%s/aidp.sock", T);
+        TEST_SNPRINTF(rundir, "%s/run", T);
+        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
+        TEST_SNPRINTF(keyp, "%s/lineage.key", T);
+        /* No policy file at all: runs without sealed data are not decided. */
+        TEST_SNPRINTF(policy, "%s/policy", T);
+        TEST_SNPRINTF(profiles, "%s/profiles", T);
+        if (mkdir(policy, 0755) < 0 || mkdir(profiles, 0755) < 0)
+                return;
+        struct group *g = getgrgid(A.gid);
+        if (!g || aidp_test_sh("usermod -aG %s %s", g->gr_name, B.name) != 0)
+                return;
+        ready = true;
+}
+
+static void teardown(void)
+{
+        daemon_stop();
+        aidp_test_gc(rundir);
+        aidp_test_users_cleanup();
+        if (T)
+                tmpdir_rm(T);
+        T = NULL;
+}
+
+TestSuite(warm_start, .init = setup, .fini = teardown, .timeout = 120);
+
+/* aidp-run as u: its exit status, stdout in p. */
+static int run_as(struct aidp_proc *p, const struct aidp_test_user *u, const char *profile,
+                  const char *cmd)
+{
+        char ruid[32], rgid[32];
+        TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)u->uid);
+        TEST_SNPRINTF(rgid, "--regid=%u", (unsigned)u->gid);
+        char *a[20] = {"/usr/bin/setpriv", ruid, rgid, "--init-groups", "--", AIDP_RUN_BIN,
+                       "--socket",         sock, "-q", "--no-cwd"};
+        size_t n = 10;
+        if (profile) {
+                a[n++] = "--profile";
+                a[n++] = (char *)profile;
+        }
+        a[n++] = "--";
+        a[n++] = "/bin/sh";
+        a[n++] = "-c";
+        a[n++] = (char *)cmd;
+        a[n] = NULL;
+        return aidp_test_run(p, a);
+}
+
+/* The daemon's children: pid and start time (a pid alone could be reused). */
+struct kid {
+        pid_t pid;
+        unsigned long long start;
+};
+
+static size_t children(struct kid *k, size_t max)
+{
+        size_t n = 0;
+        DIR *d = opendir("/proc");
+        cr_assert_not_null(d);
+        for (struct dirent *e; (e = readdir(d)) && n < max;) {
+                if (e->d_name[0] < '1' || e->d_name[0] > '9')
+                        continue;
+                char p[64], buf[1024];
+                TEST_SNPRINTF(p, "/proc/%s/stat", e->d_name);
+                FILE *f = fopen(p, "re");
+                if (!f)
+                        continue;
+                size_t len = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                buf[len] = '\0';
+                char *c = strrchr(buf, ')');
+                int ppid = 0;
+                unsigned long long st = 0;
+                /* after comm: state ppid ... field 22 is starttime */
+                if (!c || sscanf(c + 2,
+                                 "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
+                                 "%*d %*d %*d %*d %*d %llu",
+                                 &ppid, &st) != 2)
+                        continue;
+                if (ppid == daemon_pid)
+                        k[n++] = (struct kid){.pid = atoi(e->d_name), .start = st};
+        }
+        closedir(d);
+        return n;
+}
+
+static bool has(const struct kid *k, size_t n, struct kid x)
+{
+        for (size_t i = 0; i < n; i++)
+                if (k[i].pid == x.pid && k[i].start == x.start)
+                        return true;
+        return false;
+}
+
+/* Wait until the daemon has at least want children (its idle workers). */
+static size_t wait_children(struct kid *k, size_t max, size_t want)
+{
+        size_t n = 0;
+        for (int i = 0; i < 500 && (n = children(k, max)) < want; i++)
+                usleep(10000);
+        return n;
+}
+
+/* The one worker of `before` that is gone now (it served the run and ended),
+ * waited for a moment; its pid, or 0 when not exactly one is gone. */
+static struct kid served_by(const struct kid *before, size_t nb)
+{
+        for (int t = 0; t < 300; t++) {
+                struct kid now[64];
+                size_t nn = children(now, 64);
+                struct kid gone = {0};
+                size_t n_gone = 0;
+                for (size_t i = 0; i < nb; i++)
+                        if (!has(now, nn, before[i])) {
+                                gone = before[i];
+                                n_gone++;
+                        }
+                if (n_gone == 1)
+                        return gone;
+                usleep(10000);
+        }
+        return (struct kid){0};
+}
+
+Test(warm_start, pooled_workers_serve_one_connection_each_as_its_caller)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made");
+        daemon_start();
+        struct kid k0[64], k1[64];
+        /* Idle workers exist before anyone connects. */
+        size_t n0 = wait_children(k0, 64, 2);
+        cr_assert_geq(n0, 2, "the daemon forked no idle workers ahead (%zu children)", n0);
+        struct aidp_proc p;
+        cr_assert_eq(run_as(&p, &A, NULL, "id -u; id -g"), 0, "%s", p.err);
+        char want[64];
+        TEST_SNPRINTF(want, "%u\n%u\n", (unsigned)A.uid, (unsigned)A.gid);
+        cr_expect_str_eq(p.out, want, "a pooled worker ran A's job as someone else");
+        /* One of the workers made before A connected served A, and is gone:
+         * it served one connection only. */
+        struct kid w1 = served_by(k0, n0);
+        cr_assert_gt(w1.pid, 0, "not exactly one idle worker served the first run");
+        size_t n1 = wait_children(k1, 64, 2);
+        cr_assert_geq(n1, 2, "the pool was not filled again");
+        cr_expect_not(has(k1, n1, w1), "the worker that served A is still the daemon's");
+        cr_assert_eq(run_as(&p, &B, NULL, "id -u; id -g"), 0, "%s", p.err);
+        TEST_SNPRINTF(want, "%u\n%u\n", (unsigned)B.uid, (unsigned)B.gid);
+        cr_expect_str_eq(p.out, want, "a pooled worker ran B's job as someone else");
+        struct kid w2 = served_by(k1, n1);
+        cr_assert_gt(w2.pid, 0, "not exactly one idle worker served the second run");
+        cr_expect(w2.pid != w1.pid || w2.start != w1.start, "one worker served two connections");
+        /* The daemon's end takes its idle workers with it. */
+        struct kid k2[64];
+        size_t n2 = children(k2, 64);
+        daemon_stop();
+        for (size_t i = 0; i < n2; i++)
+                cr_expect(kill(k2[i].pid, 0) < 0 && errno == ESRCH,
+                          "idle worker %d outlived the daemon", (int)k2[i].pid);
+}
+
+Test(warm_start, a_changed_library_profile_is_loaded_again_and_fails_closed)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made");
+        write_profile("warmtest", 111, 0644);
+        daemon_start();
+        struct aidp_proc p;
+        /* The server loaded it at start; the job sees its limit. */
+        cr_assert_eq(run_as(&p, &A, "warmtest", "ulimit -n"), 0, "%s", p.err);
+        cr_expect_str_eq(p.out, "111\n");
+        /* Changed: the run loads the new file, not the server's copy. */
+        write_profile("warmtest", 222, 0644);
+        cr_assert_eq(run_as(&p, &A, "warmtest", "ulimit -n"), 0, "%s", p.err);
+        cr_expect_str_eq(p.out, "222\n");
+        /* Again (the server has reloaded it by now, or the run does). */
+        cr_assert_eq(run_as(&p, &A, "warmtest", "ulimit -n"), 0, "%s", p.err);
+        cr_expect_str_eq(p.out, "222\n");
+        /* Writable by its group: no longer an installed library profile.
+         * The warm copy must not stand in for it. */
+        char path[1200];
+        TEST_SNPRINTF(path, "%s/warmtest.yaml", profiles);
+        cr_assert_eq(chmod(path, 0664), 0);
+        int st = run_as(&p, &A, "warmtest", "ulimit -n");
+        cr_expect_eq(st, AIDP_EXIT_CONFIG, "status %d: %s", st, p.err);
+        cr_expect(strstr(p.err, "not an installed library profile") != NULL, "%s", p.err);
+        cr_expect_eq(p.out_len, 0, "the job ran: %s", p.out);
+        /* Removed: refused too, never served from the cache. */
+        cr_assert_eq(unlink(path), 0);
+        st = run_as(&p, &A, "warmtest", "ulimit -n");
+        cr_expect_eq(st, AIDP_EXIT_CONFIG, "status %d: %s", st, p.err);
+        cr_expect_eq(p.out_len, 0, "the job ran: %s", p.out);
+}
