@@ -13,12 +13,14 @@
  * it holds the append lock, so writers go on appending while one process syncs.
  *
  * The anchor is the commit point: it names the last committed record, and it is
- * only rewritten after an fdatasync of the log that covered that record. So under
- * the sync lock a record is committed exactly when its bytes are still where they
- * were written and the anchor names it or a later record; otherwise the process
- * syncs the log (up to its current end), anchors the last complete record and
- * fdatasyncs the anchor. The others, queued on the sync lock meanwhile, find their
- * records covered: one log and one anchor fdatasync per group.
+ * only rewritten (and fdatasync'd, under the append lock) after an fdatasync of the
+ * log that covered that record. So a record is committed exactly when its bytes
+ * are still where they were written and the anchor names it or a later record;
+ * an appender looks under the append lock, shared. If not, and nobody syncs, it
+ * takes the sync lock, syncs the log (up to its current end), anchors the last
+ * complete record and fdatasyncs the anchor. If someone syncs, it waits for the
+ * anchor to change (inotify) and looks again: most find their record covered. One
+ * log and one anchor fdatasync per group.
  *
  * A failed fdatasync leaves every record past the anchor suspect: the kernel may
  * have marked the pages clean without writing them, and a second fdatasync then
@@ -32,7 +34,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <stdio.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,16 +57,21 @@ uint64_t aidp_lineage_log_syncs(void)
         return atomic_load(&g_log_syncs);
 }
 
-int aidp_lineage_sync_lock(int fd)
+static int sync_lock_as(int fd, short type)
 {
         struct flock fl = {
-                .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = SYNC_LOCK_OFFSET, .l_len = 1};
+                .l_type = type, .l_whence = SEEK_SET, .l_start = SYNC_LOCK_OFFSET, .l_len = 1};
         /* An OFD lock belongs to the open file description, like flock: it goes
          * when the process dies, so a syncer killed mid-way blocks nobody. */
         while (fcntl(fd, F_OFD_SETLKW, &fl) < 0)
                 if (errno != EINTR)
                         return -errno;
         return 0;
+}
+
+int aidp_lineage_sync_lock(int fd)
+{
+        return sync_lock_as(fd, F_WRLCK);
 }
 
 void aidp_lineage_sync_unlock(int fd)
@@ -311,16 +321,19 @@ int aidp_lineage_group_sync(const struct aidp_lineage *lg, int fd, int afd, bool
         *what = "updating the anchor of";
         if ((r = aidp_lineage_anchor_block(&next, lg->key, block)) < 0)
                 return r;
+        /* Written and fdatasync'd under the append lock: an appender looking at the
+         * anchor (under the lock, shared) sees the old one or a durable new one, and
+         * a failed update is undone before anyone can see it. */
         if (!have_append && (r = append_lock(fd)) < 0)
                 return r;
         ssize_t n = pwrite(afd, block, sizeof block, 0);
         r = n == (ssize_t)sizeof block ? 0 : n < 0 ? -errno : -EIO;
-        if (!have_append)
-                append_unlock(fd);
         if (r == 0 && fdatasync(afd) < 0)
                 r = -errno;
         if (r < 0)
-                cut_to_anchor(lg, fd, afd, &old, old_block, have_append);
+                cut_to_anchor(lg, fd, afd, &old, old_block, true);
+        if (!have_append)
+                append_unlock(fd);
         return r;
 }
 
@@ -351,34 +364,103 @@ int aidp_lineage_record_state(const struct aidp_lineage *lg, int fd, int afd,
         return a.seq >= head->seq ? AIDP_LINEAGE_RECORD_COMMITTED : AIDP_LINEAGE_RECORD_PENDING;
 }
 
+/* The record's state under the append lock, shared: as the last sync or cut-back
+ * left log and anchor (both change only under the exclusive lock). */
+static int state_now(const struct aidp_lineage *lg, int fd, int afd,
+                     const struct aidp_lineage_anchor *head, off_t start, off_t end)
+{
+        while (flock(fd, LOCK_SH) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        int s = aidp_lineage_record_state(lg, fd, afd, head, start, end);
+        append_unlock(fd);
+        return s;
+}
+
+/* Holding the sync lock: commit the record unless that is done already. */
+static int sync_as_leader(const struct aidp_lineage *lg, int fd, int afd,
+                          const struct aidp_lineage_anchor *head, off_t start, off_t end,
+                          const char **what)
+{
+        for (int round = 0;; round++) {
+                *what = "reading the anchor of";
+                int s = aidp_lineage_record_state(lg, fd, afd, head, start, end);
+                if (s < 0)
+                        return s;
+                if (s == AIDP_LINEAGE_RECORD_COMMITTED)
+                        return 0;
+                if (s == AIDP_LINEAGE_RECORD_DROPPED) {
+                        *what = "dropped";
+                        return -EIO;
+                }
+                if (round > 0) { /* synced, yet not covered: never expected */
+                        *what = "committing";
+                        return -EIO;
+                }
+                int r = aidp_lineage_group_sync(lg, fd, afd, false, what);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* An inotify instance woken when the anchor (afd's inode, wherever it is now) is
+ * rewritten; -1 when there is none. */
+static int watch_anchor(int afd)
+{
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", afd);
+        int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+        if (ifd >= 0 && inotify_add_watch(ifd, path, IN_MODIFY) < 0) {
+                close(ifd);
+                ifd = -1;
+        }
+        return ifd;
+}
+
 int aidp_lineage_commit_record(const struct aidp_lineage *lg, int fd, int afd,
                                const struct aidp_lineage_anchor *head, off_t start, off_t end,
                                const char **what)
 {
-        int r = aidp_lineage_sync_lock(fd);
-        *what = "locking";
-        if (r < 0)
-                return r;
-        for (int round = 0;; round++) {
+        /* Appenders whose record a running sync covers must not queue for the sync
+         * lock: the kernel wakes lock waiters but does not hand the lock over, so
+         * the next syncer takes it first and they would wait out its sync as well,
+         * with their next records unwritten (groups of one or two). They wait for
+         * the anchor to change instead, and look again. */
+        _cleanup_close_ int ifd = watch_anchor(afd);
+        struct flock fl = {
+                .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = SYNC_LOCK_OFFSET, .l_len = 1};
+        for (;;) {
                 *what = "reading the anchor of";
-                int s = aidp_lineage_record_state(lg, fd, afd, head, start, end);
-                if (s < 0 || s == AIDP_LINEAGE_RECORD_COMMITTED) {
-                        r = s < 0 ? s : 0;
-                        break;
-                }
+                int s = state_now(lg, fd, afd, head, start, end);
+                if (s < 0)
+                        return s;
+                if (s == AIDP_LINEAGE_RECORD_COMMITTED)
+                        return 0;
                 if (s == AIDP_LINEAGE_RECORD_DROPPED) {
                         *what = "dropped";
-                        r = -EIO;
-                        break;
+                        return -EIO;
                 }
-                if (round > 0) { /* synced, yet not covered: never expected */
-                        *what = "committing";
-                        r = -EIO;
-                        break;
+                /* Nobody syncs: this append does, for everyone. Without inotify,
+                 * it waits for the lock. */
+                int r = ifd < 0                           ? aidp_lineage_sync_lock(fd)
+                        : fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno
+                                                          : 0;
+                if (r == 0) {
+                        r = sync_as_leader(lg, fd, afd, head, start, end, what);
+                        aidp_lineage_sync_unlock(fd);
+                        return r;
                 }
-                if ((r = aidp_lineage_group_sync(lg, fd, afd, false, what)) < 0)
-                        break;
+                if (r != -EAGAIN && r != -EACCES && r != -EINTR) {
+                        *what = "locking";
+                        return r;
+                }
+                /* A sync runs. A cut-back, or a syncer's death, rewrites no anchor:
+                 * hence the timeout. */
+                struct pollfd pfd = {.fd = ifd, .events = POLLIN};
+                if (poll(&pfd, 1, 20) > 0) {
+                        char ev[4096];
+                        while (read(ifd, ev, sizeof ev) > 0)
+                                ;
+                }
         }
-        aidp_lineage_sync_unlock(fd);
-        return r;
 }
