@@ -377,6 +377,19 @@ static int state_now(const struct aidp_lineage *lg, int fd, int afd,
         return s;
 }
 
+/* A record state as a result: 1 awaiting its commit, 0 committed, < 0 dropped
+ * (*what "dropped") or an error. */
+static int settled(int s, const char **what)
+{
+        if (s == AIDP_LINEAGE_RECORD_PENDING)
+                return 1;
+        if (s == AIDP_LINEAGE_RECORD_DROPPED) {
+                *what = "dropped";
+                return -EIO;
+        }
+        return s < 0 ? s : 0;
+}
+
 /* Holding the sync lock: commit the record unless that is done already. */
 static int sync_as_leader(const struct aidp_lineage *lg, int fd, int afd,
                           const struct aidp_lineage_anchor *head, off_t start, off_t end,
@@ -384,15 +397,9 @@ static int sync_as_leader(const struct aidp_lineage *lg, int fd, int afd,
 {
         for (int round = 0;; round++) {
                 *what = "reading the anchor of";
-                int s = aidp_lineage_record_state(lg, fd, afd, head, start, end);
-                if (s < 0)
+                int s = settled(aidp_lineage_record_state(lg, fd, afd, head, start, end), what);
+                if (s <= 0)
                         return s;
-                if (s == AIDP_LINEAGE_RECORD_COMMITTED)
-                        return 0;
-                if (s == AIDP_LINEAGE_RECORD_DROPPED) {
-                        *what = "dropped";
-                        return -EIO;
-                }
                 if (round > 0) { /* synced, yet not covered: never expected */
                         *what = "committing";
                         return -EIO;
@@ -431,15 +438,9 @@ int aidp_lineage_commit_record(const struct aidp_lineage *lg, int fd, int afd,
                 .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = SYNC_LOCK_OFFSET, .l_len = 1};
         for (;;) {
                 *what = "reading the anchor of";
-                int s = state_now(lg, fd, afd, head, start, end);
-                if (s < 0)
+                int s = settled(state_now(lg, fd, afd, head, start, end), what);
+                if (s <= 0)
                         return s;
-                if (s == AIDP_LINEAGE_RECORD_COMMITTED)
-                        return 0;
-                if (s == AIDP_LINEAGE_RECORD_DROPPED) {
-                        *what = "dropped";
-                        return -EIO;
-                }
                 /* Nobody syncs: this append does, for everyone. Without inotify,
                  * it waits for the lock. */
                 int r = ifd < 0                           ? aidp_lineage_sync_lock(fd)

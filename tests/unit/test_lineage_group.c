@@ -7,7 +7,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,33 +17,21 @@
 #include <unistd.h>
 
 #include "lineage_util.h"
+#include "runner.h"
 #include "supervisor/lineage/lineage.h"
 
 static char dir[256], log_path[300], key_path[300];
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-        (void)st;
-        (void)flag;
-        (void)f;
-        return remove(p);
-}
 
 static void setup(void)
 {
         /* Not /dev/shm: on tmpfs an fdatasync costs nothing and nothing groups. */
         snprintf(dir, sizeof dir, "/var/tmp/aidp-lineage-group.XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
+        cr_assert_not_null(aidp_test_mkdtemp(dir));
         snprintf(log_path, sizeof log_path, "%s/lineage.jsonl", dir);
         snprintf(key_path, sizeof key_path, "%s/lineage.key", dir);
 }
 
-static void teardown(void)
-{
-        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(lineage_group, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(lineage_group, .init = setup, .timeout = 180);
 
 static struct aidp_lineage *open_store(bool serial)
 {
