@@ -237,6 +237,7 @@ int aidp_lineage_open(struct aidp_lineage **ret, const struct aidp_lineage_optio
                 lg->anchor_path = NULL;
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
+        lg->serial = opt->serial_commit;
         aidp_error kerr = {0};
         if (aidp_lineage_key_load(lg->key_path, opt->create_key, lg->key, &kerr) == 0) {
                 lg->have_key = true;

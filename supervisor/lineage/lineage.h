@@ -17,6 +17,10 @@ struct aidp_lineage_options {
          * /etc/aidp/witnesses.yaml; a missing file means none). */
         bool publish_heads;
         const char *witness_config;
+        /* Commit each append on its own, holding the log locked from the write to
+         * the anchor, as aidp did before group commit (docs/lineage.md, "Group
+         * commit"); for benchmarks. A TPM witness always commits this way. */
+        bool serial_commit;
 };
 
 struct aidp_lineage;
@@ -32,23 +36,30 @@ const char *aidp_lineage_anchor_path(const struct aidp_lineage *lg);
 const unsigned char *aidp_lineage_key(const struct aidp_lineage *lg);
 
 /* Append ev durably: under an exclusive lock on the log, checks the tail against the
- * anchor, writes one line, fdatasyncs it (and the directory if the log is new), then
- * rewrites the anchor. Returns 0 only when both are on disk. On any failure the log is
- * left as it was (a partial write is cut back) and err has AIDP_EXIT_LINEAGE. ev gains
- * the aidp_* chain members. Security events (OTHER, ABORT, network denials) are also
- * sent to syslog, best effort. */
+ * anchor and writes one line (fsyncing the directory if the log is new); then, under
+ * the log's sync lock, commits it: fdatasync of the log and rewrite of the anchor,
+ * shared with every concurrent append of any process (docs/lineage.md, "Group
+ * commit"). Returns 0 only when both are on disk. On any failure the record is not in
+ * the log (a partial write is cut back; a failed fdatasync cuts the log back to its
+ * last commit, failing every append not committed yet) and err has
+ * AIDP_EXIT_LINEAGE. ev gains the aidp_* chain members. Security events (OTHER,
+ * ABORT, network denials) are also sent to syslog, best effort. */
 int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *err);
 
 /* The same append in two halves, so that its syncs overlap other work (the run's
  * START while the run is prepared). _begin checks and writes the line, then leaves
- * the log's fdatasync and the anchor update to a helper thread, keeping the log
- * locked; _commit joins it: 0 when the record is committed, else the line is cut
- * back and it fails. _commit frees p and must follow a successful _begin, and
- * nothing else may append to the same log in between. */
+ * the commit to a helper thread; _commit joins it: 0 when the record is committed,
+ * else it fails and the record is not in the log. _commit frees p and must follow a
+ * successful _begin. In between the log is unlocked (with serial_commit or a TPM
+ * witness it stays locked, and nothing else may append to it). */
 struct aidp_lineage_pending;
 int aidp_lineage_append_begin(struct aidp_lineage *lg, json_object *ev,
                               struct aidp_lineage_pending **p, aidp_error *err);
 int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err);
+
+/* How many times this process fdatasync'd a log to commit records (tests,
+ * benchmarks: fewer than its records when appends share their commits). */
+uint64_t aidp_lineage_log_syncs(void);
 
 /* Archive the log and its anchor as <log>.<log id> (+ .anchor) beside it and
  * start a new log whose first record links to the old log's last head

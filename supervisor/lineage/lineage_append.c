@@ -1,16 +1,21 @@
 /* The lineage store's appends: the lock, durable writes and the anchor. The pure
  * rules (anchor block, last line, tail check, SIEM summary) are
- * codec/lineage_tail.c.
+ * codec/lineage_tail.c; the commit shared by concurrent appends is
+ * lineage_commit.c.
  *
- * Append protocol (all under one exclusive flock on the log file, so concurrent
- * supervisors are serialized and each reads the tail the previous one committed):
+ * Append protocol:
+ *   under the append lock (an exclusive flock on the log file, so concurrent
+ *   supervisors are serialized and each reads the tail the previous one wrote):
  *   1. read the anchor and the last line; refuse when they disagree (the log was cut
  *      or edited: appending would bury the evidence under a fresh anchor);
  *   2. drop a torn tail left by an append that died before it committed;
- *   3. write the new line, fdatasync the log (and its directory when it was created);
- *   4. rewrite the anchor in place and fdatasync it.
- * Any failure in 3-4 cuts the log back to its old size: the caller sees an error and
- * the file is as it was. Only after 4 is the record committed.
+ *   3. write the new line (and fdatasync the directory when the log was created);
+ *   then under the sync lock, shared by every appender of the log (lineage_commit.c):
+ *   4. unless a concurrent append's commit covered it already: fdatasync the log and
+ *      rewrite the anchor in place, naming the last record, and fdatasync it.
+ * A failed write cuts the log back to its old size; a failed fdatasync cuts it back
+ * to the anchored record, and every append not committed yet fails. Only after 4 is
+ * the record committed.
  *
  * The anchor is a fixed AIDP_LINEAGE_ANCHOR_SIZE bytes at offset 0, rewritten with one
  * pwrite: a write within one sector is atomic on the devices we know of (PostgreSQL's
@@ -19,9 +24,9 @@
  * another size (older aidp), is written whole the safe way once: a temporary file,
  * fsync, rename, fsync of the directory.
  *
- * Steps 3's fdatasync and 4 may run in the background (aidp_lineage_append_begin,
- * on a thread) while the caller prepares the run; _commit waits for them. The log
- * stays locked in between. */
+ * Step 4 may run in the background (aidp_lineage_append_begin, on a thread) while
+ * the caller prepares the run; _commit waits for it. With serial_commit or a TPM
+ * witness both locks are held from step 1 to the end, and step 4 is always done. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -42,41 +47,6 @@
 #include "supervisor/lineage/codec/lineage_tail.h"
 #include "supervisor/lineage/lineage_internal.h"
 #include "supervisor/lineage/seclog.h"
-
-/* The last complete line of the log (without '\n') and where the complete part
- * ends; *line is NULL when the log has no complete line. Reads backwards in growing
- * windows so an append costs a few KiB of reading, not the whole log. */
-static int read_tail(int fd, off_t size, char **line, size_t *line_len, off_t *complete_end)
-{
-        *line = NULL;
-        *line_len = 0;
-        *complete_end = 0;
-        for (size_t window = 16384;; window *= 4) {
-                size_t w = (off_t)window < size ? window : (size_t)size;
-                if (w == 0)
-                        return 0;
-                _cleanup_free_ char *buf = malloc(w);
-                if (!buf)
-                        return -ENOMEM;
-                int r = aidp_lineage_pread_exact(fd, buf, w, size - (off_t)w);
-                if (r < 0)
-                        return r;
-                size_t start = 0, n = 0, end = 0;
-                r = aidp_lineage_last_line(buf, w, (off_t)w == size, &start, &n, &end);
-                if (r == 0)
-                        return 0;
-                if (r > 0) {
-                        *line = strndup(buf + start, n);
-                        if (!*line)
-                                return -ENOMEM;
-                        *line_len = n;
-                        *complete_end = size - (off_t)w + (off_t)end;
-                        return 0;
-                }
-                if (window > 2 * (size_t)AIDP_LINEAGE_LINE_MAX + 2)
-                        return -E2BIG;
-        }
-}
 
 static int open_log(const char *path, bool *created)
 {
@@ -203,40 +173,39 @@ static void cut_back(int fd, off_t size)
 struct aidp_lineage_pending {
         struct aidp_lineage *lg;
         json_object *ev; /* a reference, for the syslog report at commit */
-        int fd;          /* the log, locked */
-        off_t size;      /* its length before the new line */
-        struct aidp_lineage_anchor next;
-        bool syncing; /* the log's fdatasync, then the anchor, run on sync_tid */
+        int fd;          /* the log (locked throughout when serial) */
+        int afd;         /* its anchor, opened with it */
+        bool serial;     /* both locks held from the write to the end */
+        off_t start;     /* where the record's line lies in the log */
+        off_t end;
+        struct aidp_lineage_anchor next; /* the record's own head */
+        bool syncing;                    /* step 4 runs on sync_tid */
         pthread_t sync_tid;
         int sync_result;
-        bool anchored;      /* the thread got to write the anchor */
-        int anchor_result;  /* and this came of it */
+        const char *what;   /* the step that failed */
         uint64_t tpm_bound; /* the TPM counter value the record binds (0: none) */
 };
 
-/* The log's fdatasync and then the anchor, in the background on a thread. (Linux
- * AIO's IOCB_CMD_FDSYNC would do the first without a thread, but io_destroy waits
- * for an RCU grace period, ~10-30 ms.) The run clones its sandbox while this
- * runs, so it must take no lock the clone needs: no stdio, no fork, no setuid
- * (supervisor/sandbox.h); malloc only in this thread's own arena.
- * AIDP_FAULT_SYNC_DELAY_MS (tests) holds it back first, to make sure of that. */
+/* Step 4: committed by a group's sync, or by our own. */
+static int commit_work(struct aidp_lineage_pending *p)
+{
+        if (p->serial)
+                return aidp_lineage_group_sync(p->lg, p->fd, p->afd, true, &p->what);
+        return aidp_lineage_commit_record(p->lg, p->fd, p->afd, &p->next, p->start, p->end,
+                                          &p->what);
+}
+
+/* Step 4 in the background, on a thread. (Linux AIO's IOCB_CMD_FDSYNC would do
+ * the fdatasync without a thread, but io_destroy waits for an RCU grace period,
+ * ~10-30 ms.) The run clones its sandbox while this runs, so it must take no lock
+ * the clone needs: no stdio, no fork, no setuid (supervisor/sandbox.h); malloc
+ * only in this thread's own arena. AIDP_FAULT_SYNC_DELAY_MS (tests) holds it back
+ * (lineage_commit.c), to make sure of that. */
 static void *sync_thread(void *arg)
 {
         struct aidp_lineage_pending *p = arg;
         prctl(PR_SET_NAME, "aidp-fsync");
-        const char *delay = getenv("AIDP_FAULT_SYNC_DELAY_MS");
-        if (delay && *delay) {
-                long ms = strtol(delay, NULL, 10);
-                struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-                if (ms > 0)
-                        nanosleep(&ts, NULL);
-        }
-        p->sync_result = fdatasync(p->fd) < 0 ? -errno : 0;
-        /* and step 4 right after, so that _commit has only to collect it */
-        if (p->sync_result == 0) {
-                p->anchor_result = write_anchor(p->lg, &p->next);
-                p->anchored = true;
-        }
+        p->sync_result = commit_work(p);
         return NULL;
 }
 
@@ -256,32 +225,25 @@ static bool sync_submit(struct aidp_lineage_pending *p)
         return p->syncing;
 }
 
-/* 0 or -errno of the background fdatasync; afterwards none is in flight. */
-static int sync_wait(struct aidp_lineage_pending *p)
-{
-        if (!p->syncing)
-                return 0;
-        pthread_join(p->sync_tid, NULL);
-        p->syncing = false;
-        return p->sync_result;
-}
-
 static void pending_free(struct aidp_lineage_pending *p)
 {
         if (p->fd >= 0) {
-                /* The lock belongs to the open file description: release it
+                /* The locks belong to the open file description: release them
                  * explicitly, whatever copies of the fd exist. */
+                aidp_lineage_sync_unlock(p->fd);
                 flock(p->fd, LOCK_UN);
                 close(p->fd);
         }
+        if (p->afd >= 0)
+                close(p->afd);
         json_object_put(p->ev);
         free(p);
 }
 
-/* Open and lock the log (steps before 1). The lock is the log's own, held until
- * the record is committed or rolled back. */
-int aidp_lineage_lock(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
-                      aidp_error *err)
+/* Open and lock the log (steps before 1). The append lock is the log's own flock,
+ * held until the line is written (serial: until the record is committed). */
+int aidp_lineage_lock(const struct aidp_lineage *lg, bool sync_too, int *ret_fd, bool *created,
+                      off_t *size, aidp_error *err)
 {
         /* /var/lib/aidp: the log names callers and datasets, so not world-readable. */
         int r = aidp_lineage_make_parents(lg->path, 0750, err);
@@ -293,6 +255,10 @@ int aidp_lineage_lock(const struct aidp_lineage *lg, int *ret_fd, bool *created,
                         return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -fd0, "opening lineage %s",
                                                 lg->path);
                 _cleanup_close_ int fd = fd0;
+                /* Lock order: sync, then append (lineage_commit.c). */
+                if (sync_too && (r = aidp_lineage_sync_lock(fd)) < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "locking lineage %s",
+                                                lg->path);
                 while (flock(fd, LOCK_EX) < 0)
                         if (errno != EINTR)
                                 return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno,
@@ -319,11 +285,12 @@ int aidp_lineage_lock(const struct aidp_lineage *lg, int *ret_fd, bool *created,
         }
 }
 
-/* Steps 1-2 on the locked log: the tail must follow the anchor; a torn tail is
- * cut off (*size shrinks). *last is the last committed record (seq 0 and the zero
- * hash for none). A log without an anchor gets one naming no record. */
+/* Steps 1-2 on the locked log: the tail must be the anchored record or follow it
+ * (records awaiting their commit); a torn tail is cut off (*size shrinks). *last
+ * is the last record (seq 0 and the zero hash for none). A log without an anchor
+ * gets one naming no record. */
 int aidp_lineage_check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
-                            struct aidp_lineage_record *last, aidp_error *err)
+                            struct aidp_lineage_record *last, uint64_t *anchored, aidp_error *err)
 {
         struct aidp_lineage_anchor anchor = {0};
         bool have_anchor = false;
@@ -333,71 +300,98 @@ int aidp_lineage_check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
                 return aidp_error_wrap(err, "appending to %s (run 'aidp lineage verify')",
                                        lg->path);
         }
-        _cleanup_free_ char *line = NULL;
-        size_t line_len = 0;
-        off_t complete_end = 0;
-        if ((r = read_tail(fd, *size, &line, &line_len, &complete_end)) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "reading the end of lineage %s",
-                                        lg->path);
-        *last = (struct aidp_lineage_record){.seq = 0};
-        memcpy(last->hash, AIDP_LINEAGE_ZERO_HASH, sizeof last->hash);
-        aidp_error perr = {0};
-        if (line && aidp_lineage_record_parse(line, line_len, lg->key, last, NULL, &perr) < 0)
-                return aidp_error_set(err, AIDP_EXIT_LINEAGE, EBADMSG,
-                                      "lineage %s: the last record is damaged (%s); "
-                                      "refusing to append (run 'aidp lineage verify')",
-                                      lg->path, perr.msg);
-        bool torn = complete_end < *size;
-        const char *why = aidp_lineage_tail_check(last, torn, have_anchor ? &anchor : NULL);
-        if (why)
-                return aidp_error_set(err, AIDP_EXIT_LINEAGE, EBADMSG,
-                                      "lineage %s: refusing to append: %s; run 'aidp lineage "
-                                      "verify' and move the log and its anchor aside to start a "
-                                      "new one",
-                                      lg->path, why);
+        struct aidp_lineage_tail t;
+        if ((r = aidp_lineage_tail_read(lg, fd, *size, have_anchor ? &anchor : NULL, &t, err)) < 0)
+                return r;
+        *last = t.last;
         /* A new log gets its identity here (or keeps the one its first anchor
          * named); a log of an older aidp keeps going without one. */
-        if (!line) {
+        if (last->seq == 0) {
                 if (have_anchor && anchor.log[0])
                         memcpy(last->log, anchor.log, sizeof last->log);
                 else if ((r = aidp_lineage_log_id_new(last->log)) < 0)
                         return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
                                                 "making the identity of lineage %s", lg->path);
         }
-        if (torn) {
+        if (t.torn) {
                 /* Bytes past the last '\n' are an append that never committed. */
-                if (ftruncate(fd, complete_end) < 0 || fsync(fd) < 0)
+                if (ftruncate(fd, t.complete_end) < 0 || fsync(fd) < 0)
                         return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno,
                                                 "removing the torn tail of lineage %s", lg->path);
-                *size = complete_end;
+                *size = t.complete_end;
         }
         /* A log without records (and so without an anchor) gets its anchor first,
          * naming no record: an append that then dies before its commit leaves the
          * log one record past the anchor, which the next append accepts, and not
          * records without an anchor, which it must refuse. */
         if (!have_anchor) {
-                struct aidp_lineage_anchor genesis;
-                aidp_lineage_anchor_genesis(&genesis);
-                memcpy(genesis.log, last->log, sizeof genesis.log);
-                if ((r = write_anchor(lg, &genesis)) < 0)
+                aidp_lineage_anchor_genesis(&anchor);
+                memcpy(anchor.log, last->log, sizeof anchor.log);
+                if ((r = write_anchor(lg, &anchor)) < 0)
                         return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
                                                 "creating the anchor of lineage %s", lg->path);
         }
+        if (anchored)
+                *anchored = anchor.seq;
         return 0;
 }
 
-int aidp_lineage_lock_tail(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
-                           struct aidp_lineage_record *last, aidp_error *err)
+int aidp_lineage_lock_tail(const struct aidp_lineage *lg, bool sync_too, int *ret_fd, bool *created,
+                           off_t *size, struct aidp_lineage_record *last, uint64_t *anchored,
+                           aidp_error *err)
 {
         int fd0 = -1;
-        int r = aidp_lineage_lock(lg, &fd0, created, size, err);
+        int r = aidp_lineage_lock(lg, sync_too, &fd0, created, size, err);
         if (r < 0)
                 return r;
         _cleanup_close_ int fd = fd0;
-        if ((r = aidp_lineage_check_tail(lg, fd, size, last, err)) < 0)
+        if ((r = aidp_lineage_check_tail(lg, fd, size, last, anchored, err)) < 0)
                 return r;
         *ret_fd = TAKE_FD(fd);
         return 0;
+}
+
+/* Steps before 3: the log locked, its tail checked, its anchor open, and room for
+ * one more record awaiting its commit (AIDP_LINEAGE_UNCOMMITTED_MAX): when there
+ * is none, the waiting records are committed first. */
+static int lock_for_append(struct aidp_lineage *lg, bool serial, int *ret_fd, int *ret_afd,
+                           bool *created, off_t *size, struct aidp_lineage_record *last,
+                           aidp_error *err)
+{
+        for (int tries = 0; tries < 8; tries++) {
+                uint64_t anchored = 0;
+                int fd0 = -1, afd0 = -1;
+                int r = aidp_lineage_lock_tail(lg, serial, &fd0, created, size, last, &anchored,
+                                               err);
+                if (r < 0)
+                        return r;
+                _cleanup_close_ int fd = fd0;
+                if ((r = aidp_lineage_open_anchor(lg, &afd0)) < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                                "opening the anchor of lineage %s", lg->path);
+                _cleanup_close_ int afd = afd0;
+                if (last->seq - anchored < AIDP_LINEAGE_UNCOMMITTED_MAX) {
+                        *ret_fd = TAKE_FD(fd);
+                        *ret_afd = TAKE_FD(afd);
+                        return 0;
+                }
+                const char *what = "";
+                if (!serial) {
+                        /* Never wait for the sync lock holding the append lock. */
+                        flock(fd, LOCK_UN);
+                        if ((r = aidp_lineage_sync_lock(fd)) < 0)
+                                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                                        "locking lineage %s", lg->path);
+                }
+                r = aidp_lineage_group_sync(lg, fd, afd, serial, &what);
+                if (r < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                                "%s lineage %s (committing the records that "
+                                                "await their commit)",
+                                                what, lg->path);
+        }
+        return aidp_error_set(err, AIDP_EXIT_LINEAGE, EAGAIN,
+                              "lineage %s: too many appends await their commit", lg->path);
 }
 
 static int append_begin(struct aidp_lineage *lg, json_object *ev, bool background,
@@ -413,13 +407,15 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
                 err->status = AIDP_EXIT_INTERNAL;
                 return aidp_error_wrap(err, "appending to %s: bad event", lg->path);
         }
+        /* The TPM binding needs records committed one at a time, in order. */
+        bool serial = lg->serial || aidp_witness_tpm(&lg->wit);
         bool created = false;
         off_t size = 0;
-        int fd0 = -1;
+        int fd0 = -1, afd0 = -1;
         struct aidp_lineage_record rec;
-        if ((r = aidp_lineage_lock_tail(lg, &fd0, &created, &size, &rec, err)) < 0)
+        if ((r = lock_for_append(lg, serial, &fd0, &afd0, &created, &size, &rec, err)) < 0)
                 return r;
-        _cleanup_close_ int fd = fd0;
+        _cleanup_close_ int fd = fd0, afd = afd0;
         /* The TPM counter the record binds (docs/lineage.md, "TPM counter"): read
          * under the lock, so that concurrent appends take turns. */
         uint64_t bound = 0;
@@ -435,25 +431,35 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
         struct aidp_lineage_pending *p = calloc(1, sizeof *p);
         if (!p)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        *p = (struct aidp_lineage_pending){
-                .lg = lg, .fd = -1, .size = size, .next = {.seq = rec.seq + 1}, .tpm_bound = bound};
+        *p = (struct aidp_lineage_pending){.lg = lg,
+                                           .fd = -1,
+                                           .afd = -1,
+                                           .serial = serial,
+                                           .start = size,
+                                           .end = size + (off_t)len,
+                                           .next = {.seq = rec.seq + 1},
+                                           .what = "committing",
+                                           .tpm_bound = bound};
         memcpy(p->next.log, rec.log, sizeof p->next.log);
         aidp_lineage_hash_line(line, len - 1, p->next.hash);
         r = aidp_write_all(fd, line, len);
+        /* A new log's directory entry is durable before anyone else's record in it
+         * can be committed. */
+        if (r == 0 && created)
+                r = aidp_lineage_fsync_dir_of(lg->path);
         p->fd = TAKE_FD(fd);
-        if (r == 0 && (created || !background || !sync_submit(p))) {
-                if (fdatasync(p->fd) < 0)
-                        r = -errno;
-                else if (created)
-                        r = aidp_lineage_fsync_dir_of(lg->path);
-        }
+        p->afd = TAKE_FD(afd);
         if (r < 0) {
                 cut_back(p->fd, size);
                 pending_free(p);
                 return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
                                         "writing lineage %s (the log is unchanged)", lg->path);
         }
+        if (!serial)
+                flock(p->fd, LOCK_UN); /* others may append while this one commits */
         p->ev = json_object_get(ev);
+        if (background)
+                sync_submit(p);
         *out = p;
         return 0;
 }
@@ -464,18 +470,38 @@ int aidp_lineage_append_begin(struct aidp_lineage *lg, json_object *ev,
         return append_begin(lg, ev, true, out, err);
 }
 
+static int commit_error(struct aidp_lineage_pending *p, int r, aidp_error *err)
+{
+        const char *path = p->lg->path;
+        if (!strcmp(p->what, "dropped"))
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                        "lineage %s: the record was removed because a concurrent "
+                                        "append could not sync the log (the log is back at its "
+                                        "last commit)",
+                                        path);
+        if (!strcmp(p->what, "syncing") || !strcmp(p->what, "updating the anchor of"))
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                        "%s lineage %s (the log is back at its last commit: this "
+                                        "record and every one not committed yet were removed)",
+                                        p->what, path);
+        return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                "%s lineage %s (the record is not "
+                                "committed)",
+                                p->what, path);
+}
+
 int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err)
 {
-        const char *what = "writing";
-        int r = sync_wait(p);
-        if (r == 0) {
-                what = "updating the anchor of";
-                r = p->anchored ? p->anchor_result : write_anchor(p->lg, &p->next);
+        int r;
+        if (p->syncing) {
+                pthread_join(p->sync_tid, NULL);
+                p->syncing = false;
+                r = p->sync_result;
+        } else {
+                r = commit_work(p);
         }
         if (r < 0) {
-                cut_back(p->fd, p->size);
-                r = aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
-                                     "%s lineage %s (the log is unchanged)", what, p->lg->path);
+                r = commit_error(p, r, err);
                 pending_free(p);
                 return r;
         }

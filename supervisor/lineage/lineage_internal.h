@@ -14,6 +14,7 @@ struct aidp_lineage {
         char *key_path;
         char *syslog_socket;
         bool have_key;
+        bool serial; /* options.serial_commit: no group commit (benchmarks) */
         unsigned char key[AIDP_LINEAGE_KEY_LEN];
         struct aidp_witness_set wit; /* empty unless options.publish_heads */
 };
@@ -30,17 +31,62 @@ int aidp_lineage_load_anchor(const char *path, const unsigned char *key,
                              struct aidp_lineage_anchor *a, bool *have, aidp_error *err);
 
 /* Shared by the appends (lineage_append.c) and rotation (lineage_rotate.c). */
-/* Open and lock the log (the lock held until the fd is closed); a log renamed
- * away while we waited for the lock is let go and the new one opened. */
-int aidp_lineage_lock(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
-                      aidp_error *err);
-/* The locked log's tail against its anchor; *last its last committed record. */
+/* Open and lock the log (the append lock, and first the sync lock when sync_too;
+ * held until the fd is closed); a log renamed away while we waited for the lock is
+ * let go and the new one opened. */
+int aidp_lineage_lock(const struct aidp_lineage *lg, bool sync_too, int *ret_fd, bool *created,
+                      off_t *size, aidp_error *err);
+/* The locked log's tail against its anchor; *last its last record (which may
+ * await its commit), *anchored the anchored record's seq (NULL: not wanted). */
 int aidp_lineage_check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
-                            struct aidp_lineage_record *last, aidp_error *err);
-/* Both: the locked log and its last committed record. */
-int aidp_lineage_lock_tail(const struct aidp_lineage *lg, int *ret_fd, bool *created, off_t *size,
-                           struct aidp_lineage_record *last, aidp_error *err);
+                            struct aidp_lineage_record *last, uint64_t *anchored, aidp_error *err);
+/* Both: the locked log and its last record. */
+int aidp_lineage_lock_tail(const struct aidp_lineage *lg, bool sync_too, int *ret_fd, bool *created,
+                           off_t *size, struct aidp_lineage_record *last, uint64_t *anchored,
+                           aidp_error *err);
 /* A whole new anchor file: temporary, fsync, rename, fsync of the directory. */
 int aidp_lineage_replace_anchor(const struct aidp_lineage *lg, const char *buf, size_t len);
 /* The committed record's head to the witnesses (bounded, never failing). */
 void aidp_lineage_witness_publish(struct aidp_lineage *lg, const struct aidp_lineage_anchor *a);
+
+/* ---- group commit (lineage_commit.c) ---- */
+/* The sync lock (an OFD lock on the log's fd): blocking; 0 or -errno. */
+int aidp_lineage_sync_lock(int fd);
+void aidp_lineage_sync_unlock(int fd);
+/* The last complete line of the log's first size bytes (without '\n'; NULL when
+ * none) and where the complete part ends. */
+int aidp_lineage_read_tail(int fd, off_t size, char **line, size_t *line_len, off_t *complete_end);
+/* The tail of a log against its anchor (NULL: none). */
+struct aidp_lineage_tail {
+        struct aidp_lineage_record last; /* seq 0 and the zero hash: no record */
+        bool torn;                       /* bytes after the last complete line */
+        off_t complete_end;              /* where the last complete line ends */
+        off_t anchored_end;              /* where the anchored record ends; -1: unknown */
+};
+/* Under the append lock: read it and check it (aidp_lineage_tail_check). */
+int aidp_lineage_tail_read(const struct aidp_lineage *lg, int fd, off_t size,
+                           const struct aidp_lineage_anchor *anchor, struct aidp_lineage_tail *t,
+                           aidp_error *err);
+/* Under the append lock, after the tail check: the anchor beside the log, opened
+ * read-write, of the fixed size (an older anchor is rewritten first). */
+int aidp_lineage_open_anchor(const struct aidp_lineage *lg, int *ret_afd);
+/* Under the sync lock (with the append lock too when have_append): commit every
+ * complete record of the log fd, anchor afd. On a failed fdatasync the log is cut
+ * back to the anchored record. 0 or -errno; *what names the step for messages. */
+int aidp_lineage_group_sync(const struct aidp_lineage *lg, int fd, int afd, bool have_append,
+                            const char **what);
+/* Under the sync lock: the state of the record with head `head` written at
+ * [start, end) of the log, or -errno. */
+enum {
+        AIDP_LINEAGE_RECORD_COMMITTED,
+        AIDP_LINEAGE_RECORD_PENDING,
+        AIDP_LINEAGE_RECORD_DROPPED,
+};
+int aidp_lineage_record_state(const struct aidp_lineage *lg, int fd, int afd,
+                              const struct aidp_lineage_anchor *head, off_t start, off_t end);
+/* Take the sync lock and see the record committed: by an earlier group's sync, or
+ * by syncing the log now. 0; -errno with *what "dropped" when another syncer's
+ * failure cut the record away, else the step that failed. */
+int aidp_lineage_commit_record(const struct aidp_lineage *lg, int fd, int afd,
+                               const struct aidp_lineage_anchor *head, off_t start, off_t end,
+                               const char **what);

@@ -3,10 +3,13 @@
  * old log's last head, so that verify can follow the chain back and a log put
  * back in place of its successor, or an archive cut short, shows.
  *
- * Order, under the old log's lock and with the new log locked before anyone can
- * open it (so a waiting append never sees the new log with the old anchor):
+ * Order, under the old log's locks (sync and append) and with the new log locked
+ * before anyone can open it (so a waiting append never sees the new log with the
+ * old anchor):
  *   1. the old log verified whole (before the lock: verify takes a shared one),
- *      then its tail checked against the anchor under the lock;
+ *      then its tail checked against the anchor under the lock, and the records
+ *      that await their commit committed (the link names the last one, which
+ *      must be durable);
  *   2. the new log written to a temporary file, fsync'd, locked;
  *   3. the archive made by hard links (log, then anchor), directory fsync'd: the
  *      archive is complete before anything changes;
@@ -199,9 +202,20 @@ int aidp_lineage_rotate(struct aidp_lineage *lg, char **ret_archive, aidp_error 
         off_t size = 0;
         int fd0 = -1;
         struct aidp_lineage_record last;
-        if ((r = aidp_lineage_lock_tail(lg, &fd0, &created, &size, &last, err)) < 0)
+        if ((r = aidp_lineage_lock_tail(lg, true, &fd0, &created, &size, &last, NULL, err)) < 0)
                 return r;
         _cleanup_close_ int fd = fd0;
+        int afd0 = -1;
+        if ((r = aidp_lineage_open_anchor(lg, &afd0)) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                        "opening the anchor of lineage %s", lg->path);
+        _cleanup_close_ int afd = afd0;
+        const char *what = "";
+        if ((r = aidp_lineage_group_sync(lg, fd, afd, true, &what)) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                        "%s lineage %s (committing the records that await their "
+                                        "commit before the rotation)",
+                                        what, lg->path);
         if (last.seq == 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, ENODATA,
                                       "%s has no records: nothing to rotate", lg->path);

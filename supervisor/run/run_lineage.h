@@ -32,7 +32,7 @@ struct aidp_run_lineage {
 /* Open the store (creating the host key on first use) and write START; its fsync
  * and anchor update run in the background until aidp_run_lineage_start_commit(),
  * which the run calls before the go (background false: durable on return, and
- * the commit is a no-op). The log stays locked until then.
+ * the commit is a no-op). Other runs may append meanwhile (group commit).
  * res: the run id and the authenticated inputs (from resolve). profile and cwd:
  * what the sandbox is (the aidp_binds facet lists its binds). caller: who asked
  * (NULL when it could not be resolved: the supervisor's own uid is recorded). annotate (may be

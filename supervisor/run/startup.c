@@ -43,9 +43,10 @@
  *     committed (durable and anchored) and the cgroup helper collected (the
  *     limits exist) before inject and the go. A run whose START cannot be
  *     committed does not start.
- *  6. Nothing else appends to the lineage log between START's begin and its
- *     commit: the log stays locked (flock on the open file description, which
- *     pid 1 does not inherit: it keeps only the fds its spec names).
+ *  6. START's commit is shared with other runs' appends (group commit,
+ *     supervisor/lineage/lineage_commit.c): the log's locks are held only while
+ *     a line is written or a sync runs, on open file descriptions, which pid 1
+ *     does not inherit: it keeps only the fds its spec names.
  *  7. Every exit collects what runs in the background: the helper process is
  *     reaped by aidp_cgroup_finish_wait() or aidp_cgroup_destroy(), the fsync
  *     thread joined by the commit (the end record commits a pending START

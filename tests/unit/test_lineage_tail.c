@@ -96,17 +96,24 @@ static struct aidp_lineage_record rec(uint64_t seq, char prev, char hash)
         return r;
 }
 
-Test(lineage_tail, tail_matching_the_anchor_or_one_past_it_may_be_appended_to)
+Test(lineage_tail, tail_matching_the_anchor_or_records_awaiting_their_commit_may_be_appended_to)
 {
         struct aidp_lineage_anchor a = {.seq = 5};
         hash_of('5', a.hash);
-        struct aidp_lineage_record at = rec(5, '4', '5'), next = rec(6, '5', '6');
-        cr_assert_null(aidp_lineage_tail_check(&at, false, &a));
-        cr_assert_null(aidp_lineage_tail_check(&at, true, &a), "a torn append after the anchor");
-        cr_assert_null(aidp_lineage_tail_check(&next, false, &a), "an interrupted anchor update");
+        struct aidp_lineage_record at = rec(5, '4', '5'), next = rec(6, '5', '6'),
+                                   far = rec(9, '8', '9');
+        cr_assert_null(aidp_lineage_tail_check(&at, false, &a, NULL));
+        cr_assert_null(aidp_lineage_tail_check(&at, true, &a, NULL),
+                       "a torn append after the anchor");
+        cr_assert_null(aidp_lineage_tail_check(&next, false, &a, &next),
+                       "an interrupted anchor update");
+        cr_assert_null(aidp_lineage_tail_check(&far, false, &a, &next),
+                       "records awaiting their group commit");
+        cr_assert_null(aidp_lineage_tail_check(&far, true, &a, &next),
+                       "records left by a crash, and a torn line after them");
         struct aidp_lineage_record empty = {.seq = 0};
         hash_of('0', empty.hash);
-        cr_assert_null(aidp_lineage_tail_check(&empty, false, NULL), "a new log");
+        cr_assert_null(aidp_lineage_tail_check(&empty, false, NULL, NULL), "a new log");
 }
 
 Test(lineage_tail, tails_that_would_bury_tampering_are_refused_with_a_reason)
@@ -115,16 +122,40 @@ Test(lineage_tail, tails_that_would_bury_tampering_are_refused_with_a_reason)
         hash_of('5', a.hash);
         struct aidp_lineage_record cut = rec(4, '3', '4'), edited = rec(5, '4', 'e'),
                                    forked = rec(6, 'f', '6'), next = rec(6, '5', '6'),
-                                   far = rec(7, '6', '7'), empty = {.seq = 0};
+                                   far = rec(9, '8', '9'), empty = {.seq = 0},
+                                   too_far = rec(5 + AIDP_LINEAGE_UNCOMMITTED_MAX + 1, '8', '9');
         hash_of('0', empty.hash);
-        cr_assert(strstr(aidp_lineage_tail_check(&cut, false, &a), "cut from the end"));
-        cr_assert(strstr(aidp_lineage_tail_check(&edited, false, &a), "differs"));
-        cr_assert(strstr(aidp_lineage_tail_check(&forked, false, &a), "does not follow"));
-        cr_assert(strstr(aidp_lineage_tail_check(&next, true, &a), "torn line"));
-        cr_assert(strstr(aidp_lineage_tail_check(&far, false, &a), "more than one record"));
-        cr_assert(strstr(aidp_lineage_tail_check(&next, false, NULL), "no anchor"));
-        cr_assert(strstr(aidp_lineage_tail_check(&empty, true, NULL), "no anchor"),
+        cr_assert(strstr(aidp_lineage_tail_check(&cut, false, &a, NULL), "cut from the end"));
+        cr_assert(strstr(aidp_lineage_tail_check(&edited, false, &a, NULL), "differs"));
+        cr_assert(strstr(aidp_lineage_tail_check(&forked, false, &a, &forked), "does not follow"));
+        cr_assert(strstr(aidp_lineage_tail_check(&far, false, &a, &forked),
+                         "past the anchor do not follow"));
+        cr_assert(strstr(aidp_lineage_tail_check(&far, false, &a, NULL), "do not follow"),
+                  "the record after the anchored one could not be read");
+        cr_assert(strstr(aidp_lineage_tail_check(&far, false, &a, &far), "do not follow"),
+                  "the record named as next is not the one after the anchored one");
+        cr_assert(strstr(aidp_lineage_tail_check(&too_far, false, &a, &next), "further behind"));
+        cr_assert(strstr(aidp_lineage_tail_check(&next, false, NULL, NULL), "no anchor"));
+        cr_assert(strstr(aidp_lineage_tail_check(&empty, true, NULL, NULL), "no anchor"),
                   "a torn line without an anchor");
+}
+
+Test(lineage_tail, the_kth_last_line_is_found_or_a_longer_tail_asked_for)
+{
+        const char *log = "one\ntwo\nthree\n";
+        size_t start = 0, n = 0;
+        cr_assert_eq(aidp_lineage_tail_line(log, strlen(log), true, 1, &start, &n), 1);
+        cr_assert_eq(start, 8);
+        cr_assert_eq(n, 5);
+        cr_assert_eq(aidp_lineage_tail_line(log, strlen(log), true, 3, &start, &n), 1);
+        cr_assert_eq(start, 0);
+        cr_assert_eq(n, 3);
+        cr_assert_eq(aidp_lineage_tail_line(log, strlen(log), true, 4, &start, &n), 0);
+        /* A window that starts inside "two": its first line may begin before it. */
+        cr_assert_eq(aidp_lineage_tail_line(log + 5, strlen(log) - 5, false, 2, &start, &n),
+                     -EAGAIN);
+        cr_assert_eq(aidp_lineage_tail_line(log + 5, strlen(log) - 5, false, 1, &start, &n), 1);
+        cr_assert_eq(n, 5);
 }
 
 static json_object *event(const char *type, const char *json_facets)

@@ -164,6 +164,19 @@ struct aidp_lineage_record {
 int aidp_lineage_record_parse(const char *line, size_t len, const unsigned char *key,
                               struct aidp_lineage_record *rec, json_object **ret_event,
                               aidp_error *err);
+/* The same without the event: a line in the writer's spelling (chain members last)
+ * is read by position and its tag checked with one HMAC, without a JSON parse;
+ * any other line takes aidp_lineage_record_parse. */
+int aidp_lineage_record_scan(const char *line, size_t len, const unsigned char *key,
+                             struct aidp_lineage_record *rec, aidp_error *err);
+/* The chain members of a line in the writer's spelling, read by position, and the
+ * line's hash; the tag is not checked. 1, or 0 when the line is not in that shape. */
+int aidp_lineage_line_chain(const char *line, size_t len, struct aidp_lineage_record *rec);
+
+/* Appends commit in groups (docs/lineage.md, "Group commit"): at most this many
+ * records may lie past the anchor, waiting for their commit or left so by a crash.
+ * An append that would exceed it commits the others first. */
+#define AIDP_LINEAGE_UNCOMMITTED_MAX 64
 
 /* Serialize ev (which must not yet carry aidp_* chain members) as a stored line with
  * seq/prev/tag and a trailing '\n'. Returns a malloc'd buffer, length in *len. */
@@ -206,7 +219,7 @@ struct aidp_lineage_verify {
         char reason[512];    /* why bad_line is bad, or a note when good */
         bool anchor_seen;    /* the anchored record was met with the right hash */
         bool torn_tail;      /* last line had no '\n' and lay past the anchor */
-        uint64_t anchor_lag; /* committed records past the anchor (interrupted update) */
+        uint64_t anchor_lag; /* records past the anchor (commit under way, or a crash) */
         /* state */
         uint64_t line_no;
         char prev[AIDP_LINEAGE_HASH_HEX + 1];

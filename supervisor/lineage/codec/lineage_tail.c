@@ -48,8 +48,31 @@ int aidp_lineage_last_line(const char *buf, size_t len, bool whole, size_t *star
         return 1;
 }
 
+int aidp_lineage_tail_line(const char *buf, size_t len, bool whole, uint64_t k, size_t *start,
+                           size_t *n)
+{
+        if (k == 0 || len == 0 || buf[len - 1] != '\n')
+                return whole && len == 0 ? 0 : -EINVAL;
+        size_t end = len - 1; /* the '\n' of the line being looked at */
+        for (uint64_t i = 1;; i++) {
+                const char *prev = end ? memrchr(buf, '\n', end) : NULL;
+                if (!prev && !whole)
+                        return -EAGAIN; /* the line may begin before buf */
+                size_t s = prev ? (size_t)(prev - buf) + 1 : 0;
+                if (i == k) {
+                        *start = s;
+                        *n = end - s;
+                        return 1;
+                }
+                if (!prev)
+                        return 0;
+                end = (size_t)(prev - buf);
+        }
+}
+
 const char *aidp_lineage_tail_check(const struct aidp_lineage_record *last, bool torn,
-                                    const struct aidp_lineage_anchor *anchor)
+                                    const struct aidp_lineage_anchor *anchor,
+                                    const struct aidp_lineage_record *next)
 {
         if (!anchor)
                 return last->seq > 0 || torn
@@ -64,12 +87,17 @@ const char *aidp_lineage_tail_check(const struct aidp_lineage_record *last, bool
                 return strcmp(last->hash, anchor->hash)
                                ? "its last record differs from the anchored one"
                                : NULL;
-        if (last->seq == anchor->seq + 1) {
-                if (strcmp(last->prev, anchor->hash))
-                        return "its last record does not follow the anchored one";
-                return torn ? "it has a torn line after an unanchored record" : NULL;
-        }
-        return "its anchor is more than one record behind";
+        if (last->seq - anchor->seq > AIDP_LINEAGE_UNCOMMITTED_MAX)
+                return "its anchor is further behind than appends awaiting their commit can "
+                       "leave it (an older anchor was put back?)";
+        /* Records past the anchor: appends whose group commit is under way, or ones
+         * a crash interrupted (with, perhaps, a torn line after them). The first
+         * must follow the anchored record. */
+        if (!next || next->seq != anchor->seq + 1 || strcmp(next->prev, anchor->hash))
+                return last->seq == anchor->seq + 1
+                               ? "its last record does not follow the anchored one"
+                               : "its records past the anchor do not follow the anchored one";
+        return NULL;
 }
 
 static json_object *member(json_object *o, const char *k)

@@ -30,13 +30,23 @@ int aidp_lineage_anchor_block(const struct aidp_lineage_anchor *a,
 int aidp_lineage_last_line(const char *buf, size_t len, bool whole, size_t *start, size_t *n,
                            size_t *end);
 
+/* The k-th last line (k >= 1) of buf, the last len bytes of a log up to the end of
+ * its last complete line (all of it when whole). 1: found, *start and *n give the
+ * line without its '\n'; 0: the log has fewer lines (whole is true); -EAGAIN: buf
+ * is too short to tell, read a longer tail. */
+int aidp_lineage_tail_line(const char *buf, size_t len, bool whole, uint64_t k, size_t *start,
+                           size_t *n);
+
 /* NULL when a log whose last record is `last` (seq 0 and the zero hash when it
  * has none) and that has a torn line after it when `torn`, may be appended to
  * under `anchor` (NULL: the log has no anchor); else why not. The tail must be
- * what the anchor says was committed last, or one record past it (an append that
- * died between its fsync and the anchor update). */
+ * what the anchor says was committed last, or up to AIDP_LINEAGE_UNCOMMITTED_MAX
+ * records past it (appends awaiting their group commit, or left by a crash),
+ * the first of which follows the anchored record: `next` is that record (last
+ * itself when it is one past; NULL when it could not be read). */
 const char *aidp_lineage_tail_check(const struct aidp_lineage_record *last, bool torn,
-                                    const struct aidp_lineage_anchor *anchor);
+                                    const struct aidp_lineage_anchor *anchor,
+                                    const struct aidp_lineage_record *next);
 
 /* What a security event (a denial, an abort, or a run with denied egress) tells
  * the SIEM. Strings point into the event, or are "". */

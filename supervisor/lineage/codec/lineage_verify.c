@@ -330,11 +330,11 @@ int aidp_lineage_anchor_parse(const char *buf, size_t len, const unsigned char *
 
 /* The record's chain members read by position from its end, where the writer put
  * them: [,"aidp_log":"<32 hex>"],"aidp_seq":N,"aidp_prev":"<64 hex>","aidp_hmac":"<64 hex>"}
- * then its tag checked and its line hashed. 1: done; 0: not in that shape, or the
- * tag does not match (the full parse then says why). A member of that name deeper
- * in the object cannot stand there: its object's '}' would. */
-static int scan_record(struct aidp_lineage_mac *m, const char *line, size_t len,
-                       struct aidp_lineage_record *rec)
+ * (seq, prev and log filled; the tag neither checked nor the line hashed). A
+ * member of that name deeper in the object cannot stand there: its object's '}'
+ * would. *tag: where the tag member starts. */
+static int chain_members(const char *line, size_t len, struct aidp_lineage_record *rec,
+                         const char **tag)
 {
         if (len < TAG_SUFFIX_LEN + PREV_LEN + SEQ_OPEN_LEN + 2 || line[0] != '{' ||
             memchr(line, '\0', len))
@@ -366,16 +366,50 @@ static int scan_record(struct aidp_lineage_mac *m, const char *line, size_t len,
                 memcpy(rec->log, lg + LOG_OPEN_LEN, AIDP_LINEAGE_LOG_ID_HEX);
                 rec->log[AIDP_LINEAGE_LOG_ID_HEX] = '\0';
         }
+        rec->seq = seq;
+        memcpy(rec->prev, pv + PREV_OPEN_LEN, AIDP_LINEAGE_HASH_HEX);
+        rec->prev[AIDP_LINEAGE_HASH_HEX] = '\0';
+        *tag = sfx;
+        return 1;
+}
+
+int aidp_lineage_line_chain(const char *line, size_t len, struct aidp_lineage_record *rec)
+{
+        const char *tag;
+        struct aidp_lineage_record r = {0};
+        if (chain_members(line, len, &r, &tag) != 1)
+                return 0;
+        aidp_lineage_hash_line(line, len, r.hash);
+        *rec = r;
+        return 1;
+}
+
+/* The same, then its tag checked and its line hashed. 1: done; 0: not in that
+ * shape, or the tag does not match (the full parse then says why). */
+static int scan_record(struct aidp_lineage_mac *m, const char *line, size_t len,
+                       struct aidp_lineage_record *rec)
+{
+        const char *sfx;
+        struct aidp_lineage_record r = {0};
+        if (chain_members(line, len, &r, &sfx) != 1)
+                return 0;
         /* The MAC'd bytes: the line up to the tag member, and the '}' it displaced. */
         char want[AIDP_LINEAGE_HASH_HEX + 1];
         if (aidp_lineage_mac_hex(m, line, (size_t)(sfx - line), "}", 1, want) < 0 ||
             CRYPTO_memcmp(want, sfx + TAG_OPEN_LEN, AIDP_LINEAGE_HASH_HEX) ||
-            aidp_lineage_mac_sha256(m, line, len, rec->hash) < 0)
+            aidp_lineage_mac_sha256(m, line, len, r.hash) < 0)
                 return 0;
-        rec->seq = seq;
-        memcpy(rec->prev, pv + PREV_OPEN_LEN, AIDP_LINEAGE_HASH_HEX);
-        rec->prev[AIDP_LINEAGE_HASH_HEX] = '\0';
+        *rec = r;
         return 1;
+}
+
+int aidp_lineage_record_scan(const char *line, size_t len, const unsigned char *key,
+                             struct aidp_lineage_record *rec, aidp_error *err)
+{
+        struct aidp_lineage_mac *m = key ? aidp_lineage_mac_new(key) : NULL;
+        int r = m ? scan_record(m, line, len, rec) : 0;
+        aidp_lineage_mac_free(m);
+        return r == 1 ? 0 : aidp_lineage_record_parse(line, len, key, rec, NULL, err);
 }
 
 /* One record, the fast way when it can be, else the full parse. */
@@ -422,11 +456,11 @@ bool aidp_lineage_verify_line(struct aidp_lineage_verify *v, const char *line, s
         v->line_no++;
         uint64_t n = v->line_no;
         if (!terminated) {
-                /* A line without '\n' can only be the last one. Past the anchor it is an
-                 * append that died before its fsync returned: never committed, so not a
-                 * record. Anywhere else it is a record cut short. */
-                if (v->has_anchor && v->anchor.seq == v->records &&
-                    (v->anchor_seen || v->records == 0)) {
+                /* A line without '\n' can only be the last one. Past the anchored record
+                 * it is an append that died before its fsync returned: never committed,
+                 * so not a record. Anywhere else it is a record cut short. */
+                if (v->has_anchor && v->records >= v->anchor.seq &&
+                    (v->anchor_seen || v->anchor.seq == 0)) {
                         v->torn_tail = true;
                         return true;
                 }
@@ -513,13 +547,17 @@ bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v)
                                    v->anchor.seq - v->records);
                 }
                 v->anchor_lag = v->records - v->anchor.seq;
-                if (v->anchor_lag > 1) {
-                        v->line_no = v->anchor.seq + 2;
+                /* Appends commit in groups (docs/lineage.md, "Group commit"), so up to
+                 * AIDP_LINEAGE_UNCOMMITTED_MAX records may wait for their commit, and a
+                 * crash can leave them; never more. */
+                if (v->anchor_lag > AIDP_LINEAGE_UNCOMMITTED_MAX) {
+                        v->line_no = v->anchor.seq + AIDP_LINEAGE_UNCOMMITTED_MAX + 1;
                         return bad(v,
                                    "line %" PRIu64 ": the anchor is %" PRIu64
-                                   " records behind the log (an older anchor was put back, or "
-                                   "records were appended without the lock)",
-                                   v->line_no, v->anchor_lag);
+                                   " records behind the log, more than the %d that may await "
+                                   "their commit (an older anchor was put back, or records "
+                                   "were appended without the lock)",
+                                   v->line_no, v->anchor_lag, AIDP_LINEAGE_UNCOMMITTED_MAX);
                 }
         }
         if (v->torn_tail)
@@ -528,10 +566,12 @@ bool aidp_lineage_verify_finish(struct aidp_lineage_verify *v)
                          "interrupted before it was committed (not a record; the next append "
                          "removes it)",
                          v->line_no);
-        else if (v->anchor_lag == 1)
+        else if (v->anchor_lag > 0)
                 snprintf(v->reason, sizeof v->reason,
-                         "the last record was committed but the anchor update was interrupted "
-                         "(the next append brings it up to date)");
+                         "the last %" PRIu64 " record(s) are past the anchor: appends whose "
+                         "commit is under way, or an anchor update interrupted by a crash "
+                         "(the next append brings it up to date)",
+                         v->anchor_lag);
         return true;
 }
 
