@@ -8,3 +8,15 @@ char *aidp_test_wait_lineage(const char *logp, const char *run_id, const char *t
 /* Nothing of the run is left: no journal in rundir (waited for a moment: it
  * goes right after the end record), no cgroup. Criterion expectations. */
 void aidp_test_expect_run_gone(const char *rundir, const char *run_id);
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* aidp-supervisor serve --socket sock --group (gid's) --run-dir run_dir
+ * [args...], in the foreground as a child that dies with the test, with the
+ * "NAME=VALUE" strings of env set. Returns its pid once sock exists (with that
+ * group, when wait is true; at once otherwise). */
+pid_t aidp_test_daemon_spawn(const char *sock, gid_t gid, const char *run_dir,
+                             const char *const *args, const char *const *env, bool wait);
+/* SIGTERM, reaped, its socket removed. */
+void aidp_test_daemon_stop(pid_t pid, const char *sock);
