@@ -30,7 +30,7 @@ extern char **environ;
 
 struct serve_cli {
         const char *socket, *group, *run_dir, *lineage;
-        uint64_t timeout, max_clients, max_per_user, log_retention;
+        uint64_t timeout, max_clients, max_per_user, log_retention, log_max, log_max_user;
         char state_dir[4096], log_dir[4096];
 };
 
@@ -58,6 +58,14 @@ static const struct aidp_cli_opt serve_opts[] = {
                      "how long a detached run's log is kept after the run ended,\n"
                      "then shredded (default 1h)",
                      AIDP_TRUST_ADMIN, .min = 1, .max = 30 * 86400),
+        AIDP_CLI_OPT("log-max", 0, AIDP_CLI_SIZE, SV(log_max), "SIZE",
+                     "the most a detached run's log holds (default 16M); past it\n"
+                     "a marker line, and the rest of the output is dropped",
+                     AIDP_TRUST_ADMIN, .min = 4096, .expect = "a size such as 16M (at least 4K)"),
+        AIDP_CLI_OPT("log-max-per-user", 0, AIDP_CLI_SIZE, SV(log_max_user), "SIZE",
+                     "the most one user's detached logs hold together (default\n"
+                     "256M); a detached run that could exceed it is refused",
+                     AIDP_TRUST_ADMIN, .min = 4096, .expect = "a size such as 256M (at least 4K)"),
         AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, SV(run_dir), "DIR",
                      "run journals, and the daemon's registry in DIR/.daemon\n"
                      "(default $AIDP_RUN_DIR in the test build, or /run/aidp)",
@@ -392,6 +400,8 @@ static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp
                 .state_dir = c->state_dir,
                 .log_dir = c->log_dir,
                 .log_retention_s = c->log_retention ? (unsigned)c->log_retention : 3600,
+                .log_max = c->log_max ? c->log_max : 16u << 20,
+                .log_max_per_user = c->log_max_user ? c->log_max_user : 256u << 20,
                 .run = serve_run,
                 .worker_crashed = worker_crashed,
                 .before_fork = refresh_warm,

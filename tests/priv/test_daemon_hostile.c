@@ -153,8 +153,8 @@ Test(daemon_hostile, a_burst_survives_a_masked_file_replaced_meanwhile)
          * root's 0640 file, which the job cannot read). */
         TEST_SNPRINTF(cmd, "test -e %s/l7/victim && echo END", hot);
         for (int i = 0; i < 32; i++) {
-                const char *a[] = {"-q", "--no-cwd", "--profile", "racemask", "--",
-                                   "/bin/sh", "-c", cmd, NULL};
+                const char *a[] = {"-q",      "--no-cwd", "--profile", "racemask", "--",
+                                   "/bin/sh", "-c",       cmd,         NULL};
                 spawn_as_a(&ps[i], a);
         }
         int failed = 0;
@@ -163,8 +163,7 @@ Test(daemon_hostile, a_burst_survives_a_masked_file_replaced_meanwhile)
                 if (st != 0 || strcmp(ps[i].out, "END\n"))
                         failed++;
                 cr_expect_eq(st, 0, "client %d: %s", i, ps[i].err);
-                cr_expect_str_eq(ps[i].out, "END\n", "client %d: %s / %s", i, ps[i].out,
-                                 ps[i].err);
+                cr_expect_str_eq(ps[i].out, "END\n", "client %d: %s / %s", i, ps[i].out, ps[i].err);
         }
         kill(r, SIGKILL);
         waitpid(r, NULL, 0);

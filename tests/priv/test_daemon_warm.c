@@ -433,3 +433,71 @@ Test(daemon_warm, one_users_flood_does_not_block_another)
                 free(end);
         }
 }
+
+/* aidp-run --detach as u running `sh -c cmd`: its run id into id (36 chars),
+ * or the client's status when it was refused. */
+static int detach_as(const struct aidp_test_user *u, const char *cmd, char *id, size_t size)
+{
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--detach", "--",
+                           "/bin/sh",    "-c", cmd,        NULL};
+        int rc = as_user(&P, u, true, a);
+        snprintf(id, size, "%.36s", P.out);
+        return rc;
+}
+
+/* A detached run's log holds at most --log-max: the job writes 1 MB and ends
+ * (it never blocks on the full log), the log ends with the marker line, and
+ * `aidp logs` says how much was dropped. One user's logs together hold at
+ * most --log-max-per-user: a detached run that could pass it is refused with
+ * what to do, and `aidp logs --rm` (the caller's own, of a run that ended)
+ * makes room. */
+Test(daemon_warm, detached_logs_are_capped_per_run_and_per_user)
+{
+        NEED("--log-max", "64K", "--log-max-per-user", "160K", );
+        const char *flood = "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo LAST-LINE";
+        char r1[64], r2[64], r3[64];
+        cr_assert_eq(detach_as(&A, flood, r1, sizeof r1), 0, "%s", P.err);
+        const char *f1[] = {AIDP_BIN, "logs", "--follow", r1, NULL};
+        cr_expect_eq(as_user(&Q, &A, true, f1), 0, "logs --follow: %s", Q.err);
+        struct stat st;
+        cr_assert_eq(stat(log_path(r1), &st), 0);
+        cr_expect_leq(st.st_size, 64 * 1024, "the log holds %lld bytes", (long long)st.st_size);
+        cr_expect_geq(st.st_size, 60 * 1024, "the log holds %lld bytes", (long long)st.st_size);
+        cr_expect(strstr(Q.out, "[aidp: this log is full (--log-max)") != NULL, "no marker");
+        cr_expect(!strstr(Q.out, "LAST-LINE"), "past the cap, yet in the log");
+        long long dropped = 0;
+        const char *d = strstr(Q.err, "the run wrote ");
+        cr_expect(d && sscanf(d, "the run wrote %lld", &dropped) == 1, "%s", Q.err);
+        cr_expect_geq(dropped, 1000000 - 64 * 1024, "dropped %lld", dropped);
+        /* a second one fits (2 x 64K of 160K), a third could not */
+        cr_assert_eq(detach_as(&A, flood, r2, sizeof r2), 0, "%s", P.err);
+        const char *f2[] = {AIDP_BIN, "logs", "--follow", r2, NULL};
+        cr_expect_eq(as_user(&Q, &A, true, f2), 0, "%s", Q.err);
+        cr_expect_eq(detach_as(&A, "echo THIRD", r3, sizeof r3), AIDP_EXIT_USAGE, "%s", P.out);
+        cr_expect(strstr(P.err, "--log-max-per-user") && strstr(P.err, "aidp logs --rm"), "%s",
+                  P.err);
+        /* B cannot remove A's log; A cannot remove one whose run still goes */
+        const char *rm_b[] = {AIDP_BIN, "logs", "--rm", r1, NULL};
+        cr_expect_eq(as_user(&Q, &B, true, rm_b), AIDP_EXIT_USAGE, "%s", Q.out);
+        cr_expect(strstr(Q.err, "of yours") != NULL, "%s", Q.err);
+        cr_expect_eq(stat(log_path(r1), &st), 0, "B removed A's log");
+        char r4[64];
+        cr_assert_eq(detach_as(&B, "echo B-READY; sleep 100", r4, sizeof r4), 0, "%s", P.err);
+        const char *rm_run[] = {AIDP_BIN, "logs", "--rm", r4, NULL};
+        cr_expect_eq(as_user(&Q, &B, true, rm_run), AIDP_EXIT_USAGE, "%s", Q.out);
+        cr_expect(strstr(Q.err, "is still going") != NULL, "%s", Q.err);
+        const char *stop[] = {AIDP_BIN, "stop", r4, NULL};
+        cr_expect_eq(as_user(&Q, &B, true, stop), 0, "%s", Q.err);
+        /* A's own, ended: shredded now, and room made */
+        const char *rm_a[] = {AIDP_BIN, "logs", "--rm", r1, NULL};
+        cr_expect_eq(as_user(&Q, &A, true, rm_a), 0, "%s", Q.err);
+        cr_expect_neq(stat(log_path(r1), &st), 0, "the log is still there");
+        const char *logs[] = {AIDP_BIN, "logs", r1, NULL};
+        cr_expect_eq(as_user(&Q, &A, true, logs), AIDP_EXIT_USAGE, "%s", Q.out);
+        cr_expect_eq(detach_as(&A, "echo THIRD", r3, sizeof r3), 0, "%s", P.err);
+        const char *f3[] = {AIDP_BIN, "logs", "--follow", r3, NULL};
+        cr_expect_eq(as_user(&Q, &A, true, f3), 0, "%s", Q.err);
+        cr_expect(strstr(Q.out, "THIRD") != NULL, "%s", Q.out);
+        char *end = wait_lineage(r4, "ABORT", 60000);
+        free(end);
+}
