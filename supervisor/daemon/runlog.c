@@ -203,7 +203,7 @@ void aidp_runlog_remove(const char *dir, const char *run_id)
         close(dfd);
 }
 
-uint64_t aidp_runlog_usage(const char *dir, uid_t uid)
+uint64_t aidp_runlog_usage(const char *dir, uid_t uid, uint64_t reserve)
 {
         DIR *d = opendir(dir);
         if (!d)
@@ -217,7 +217,13 @@ uint64_t aidp_runlog_usage(const char *dir, uid_t uid)
                     !S_ISREG(st.st_mode) || st.st_uid != uid)
                         continue;
                 /* blocks, not the size: a sparse log takes little */
-                total += (uint64_t)st.st_blocks * 512;
+                uint64_t used = (uint64_t)st.st_blocks * 512;
+                char status[64];
+                struct stat ss;
+                snprintf(status, sizeof status, "%.*s.status", (int)(l - 4), e->d_name);
+                if (used < reserve && fstatat(dirfd(d), status, &ss, AT_SYMLINK_NOFOLLOW) < 0)
+                        used = reserve;
+                total += used;
         }
         closedir(d);
         return total;

@@ -17,8 +17,9 @@
  * into the log (aidp_runlog_relay). Past the cap, a marker line is written and
  * the rest is read and dropped, so the job never blocks on a full log; the
  * count of dropped bytes goes into RUN.status. A user's logs together are
- * capped too: a detached run is refused when the logs its user holds and a
- * full log of the new run would exceed that cap (aidp_runlog_usage). */
+ * capped too: a detached run is refused when the logs its user holds (those
+ * of runs still going at their full cap) and a full log of the new run would
+ * exceed that cap (aidp_runlog_usage). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -42,8 +43,10 @@ int aidp_runlog_ended(const char *dir, const char *run_id, int status, uint64_t 
 /* 1 with *status (and *dropped, when not NULL) when RUN.status is there, 0
  * when not (yet). */
 int aidp_runlog_status(const char *dir, const char *run_id, int *status, uint64_t *dropped);
-/* Bytes the logs owned by uid take in dir now. */
-uint64_t aidp_runlog_usage(const char *dir, uid_t uid);
+/* Bytes the logs owned by uid take in dir, a log whose run has not ended
+ * (no RUN.status yet) counted as at least `reserve`: what it may still grow
+ * to. */
+uint64_t aidp_runlog_usage(const char *dir, uid_t uid, uint64_t reserve);
 /* Copy what comes from rfd into log (appending) until rfd's end, at most max
  * bytes in all, a marker line included; what is past the cap is read and
  * dropped, and counted in *dropped. With stop set (atomic, by another

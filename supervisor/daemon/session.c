@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -94,12 +95,16 @@ static void *relay_log(void *arg)
         return NULL;
 }
 
+/* Called with the log directory locked (detach): no other request of the
+ * same user is checked between this and the new log's creation. */
 static int log_budget(const struct aidp_daemon_session *s, aidp_error *err)
 {
         const struct aidp_daemon_config *c = s->cfg;
         if (!c->log_max_per_user)
                 return 0;
-        uint64_t used = aidp_runlog_usage(c->log_dir, s->peer.uid);
+        /* A run still going counts as its full log: detached runs hold no
+         * connection, and this is what bounds how many one user has. */
+        uint64_t used = aidp_runlog_usage(c->log_dir, s->peer.uid, c->log_max);
         if (used + c->log_max <= c->log_max_per_user)
                 return 0;
         return aidp_error_set(err, AIDP_EXIT_USAGE, EDQUOT,
@@ -115,12 +120,18 @@ static int log_budget(const struct aidp_daemon_session *s, aidp_error *err)
 
 int aidp_daemon_session_detach(struct aidp_daemon_session *s, const char *run_id, aidp_error *err)
 {
-        if (log_budget(s, err) < 0)
-                return -1;
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
-        int fd = aidp_runlog_create(s->cfg->log_dir, run_id, s->peer.uid, s->peer.gid, err);
+        /* The budget's check and the new log, one user's request at a time. */
+        int lock = open(s->cfg->log_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (lock >= 0)
+                flock(lock, LOCK_EX);
+        int fd = log_budget(s, err) < 0 ? -1
+                                        : aidp_runlog_create(s->cfg->log_dir, run_id, s->peer.uid,
+                                                             s->peer.gid, err);
+        if (lock >= 0)
+                close(lock);
         if (fd < 0) {
                 close(p[0]);
                 close(p[1]);

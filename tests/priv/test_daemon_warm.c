@@ -501,3 +501,40 @@ Test(daemon_warm, detached_logs_are_capped_per_run_and_per_user)
         char *end = wait_lineage(r4, "ABORT", 60000);
         free(end);
 }
+
+/* Detached runs hold no connection, so the per-uid connection limit does not
+ * bound them; what does is the per-user log budget, in which a run still
+ * going counts as a full log. Before, an empty log counted nothing and one
+ * user could start detached runs until every worker of the daemon was taken
+ * (--max-clients) and nobody else was served. */
+Test(daemon_warm, one_users_detached_runs_are_bounded)
+{
+        NEED("--log-max", "64K", "--log-max-per-user", "160K", );
+        char r[3][64], rb[64];
+        const char *nap = "echo UP; sleep 100";
+        cr_assert_eq(detach_as(&A, nap, r[0], sizeof r[0]), 0, "%s", P.err);
+        cr_assert_eq(detach_as(&A, nap, r[1], sizeof r[1]), 0, "%s", P.err);
+        int third = detach_as(&A, nap, r[2], sizeof r[2]);
+        bool refused = third == AIDP_EXIT_USAGE && strstr(P.err, "--log-max-per-user");
+        /* B is served meanwhile */
+        cr_expect_eq(detach_as(&B, nap, rb, sizeof rb), 0, "%s", P.err);
+        const char *stop_b[] = {AIDP_BIN, "stop", rb, NULL};
+        cr_expect_eq(as_user(&Q, &B, true, stop_b), 0, "%s", Q.err);
+        for (int i = 0; i < (third == 0 ? 3 : 2); i++) {
+                const char *stop[] = {AIDP_BIN, "stop", r[i], NULL};
+                cr_expect_eq(as_user(&Q, &A, true, stop), 0, "%s", Q.err);
+        }
+        cr_expect(refused, "a third detached run of 64K logs fit in 160K: %d %s", third, P.err);
+        /* once they ended, their logs count what they hold */
+        for (int i = 0; i < 2; i++)
+                free(wait_lineage(r[i], "ABORT", 60000));
+        free(wait_lineage(rb, "ABORT", 60000));
+        char r4[64];
+        int rc = 0;
+        for (int t = 0; t < 50; t++) {
+                if ((rc = detach_as(&A, "echo FOURTH", r4, sizeof r4)) == 0)
+                        break;
+                usleep(100000);
+        }
+        cr_expect_eq(rc, 0, "%s", P.err);
+}
