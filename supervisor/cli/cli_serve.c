@@ -149,6 +149,22 @@ static int parse_fds(json_object *req, const int *fds, size_t n, struct req_fds 
         if (f->in < 0 || f->out < 0 || f->err < 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
                                       "request: stdin, stdout and stderr must be passed");
+        /* A directory (or an O_PATH fd, which may be one) given to the job
+         * as its stdio is a way out of its mount namespace: through it the
+         * job reaches and writes the host's tree (fchdir, openat,
+         * /proc/self/fd/N/...). */
+        const int io[3] = {f->in, f->out, f->err};
+        static const char *const name[3] = {"stdin", "stdout", "stderr"};
+        for (int i = 0; i < 3; i++) {
+                struct stat st;
+                int fl = fcntl(io[i], F_GETFL);
+                if (fl < 0 || fstat(io[i], &st) < 0 || (fl & O_PATH) || S_ISDIR(st.st_mode))
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
+                                              "request: %s must be a terminal, pipe, socket or "
+                                              "file opened for I/O, not a directory or an O_PATH "
+                                              "descriptor",
+                                              name[i]);
+        }
         return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "daemon_util.h"
 #include "priv.h"
 #include "runner.h"
+#include "supervisor/daemon/proto.h"
 #include "testusers.h"
 #include "tests/sealed_util.h"
 
@@ -218,4 +220,123 @@ Test(daemon_hostile, the_socket_appears_only_when_it_accepts_connections)
         cr_expect_eq(st.st_gid, A.gid, "group %u at first sight", (unsigned)st.st_gid);
         cr_expect_eq(st.st_mode & 0777, 0660, "mode %o at first sight", st.st_mode & 0777);
         cr_expect_eq(r, 0, "connect at first sight: %s", strerror(e));
+}
+
+/* A run request from A with `stdin` an fd of dir that A opened with flags,
+ * stdout and stderr /dev/null: the daemon's last answer ("TYPE STATUS
+ * MESSAGE") into res. */
+static void run_with_dir_stdin(const char *dir, int flags, const char *cmd, char *res, size_t size)
+{
+        int rp[2];
+        cr_assert_eq(pipe(rp), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                close(rp[0]);
+                gid_t g = A.gid;
+                if (setgroups(1, &g) < 0 || setresgid(A.gid, A.gid, A.gid) < 0 ||
+                    setresuid(A.uid, A.uid, A.uid) < 0)
+                        _exit(99);
+                struct sockaddr_un a = {.sun_family = AF_UNIX};
+                memcpy(a.sun_path, sock, strnlen(sock, sizeof a.sun_path - 1));
+                int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                int d = open(dir, flags | O_CLOEXEC), null = open("/dev/null", O_WRONLY);
+                if (s < 0 || d < 0 || null < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0)
+                        _exit(98);
+                json_object *m = aidp_proto_msg("request"), *argv = json_object_new_array();
+                json_object_object_add(m, "op", json_object_new_string("run"));
+                json_object *args = json_object_new_array();
+                json_object_array_add(args, json_object_new_string("-q"));
+                json_object_array_add(args, json_object_new_string("--no-cwd"));
+                json_object_object_add(m, "args", args);
+                json_object_array_add(argv, json_object_new_string("/bin/sh"));
+                json_object_array_add(argv, json_object_new_string("-c"));
+                json_object_array_add(argv, json_object_new_string(cmd));
+                json_object_object_add(m, "argv", argv);
+                json_object_object_add(
+                        m, "fds", json_tokener_parse("{\"stdin\":0,\"stdout\":1,\"stderr\":2}"));
+                int fds[3] = {d, null, null};
+                char line[1200] = "cannot send";
+                if (aidp_proto_send(s, m, fds, 3) == 0) {
+                        for (;;) {
+                                json_object *r = NULL, *t = NULL, *st = NULL, *msg = NULL;
+                                int rf[4];
+                                size_t n = 0;
+                                aidp_error err = {0};
+                                if (aidp_proto_recv(s, 60000, &r, rf, 4, &n, &err) <= 0) {
+                                        snprintf(line, sizeof line, "EOF %.1000s", err.msg);
+                                        break;
+                                }
+                                json_object_object_get_ex(r, "type", &t);
+                                json_object_object_get_ex(r, "status", &st);
+                                json_object_object_get_ex(r, "message", &msg);
+                                snprintf(line, sizeof line, "%s %d %.1000s",
+                                         json_object_get_string(t), json_object_get_int(st),
+                                         msg ? json_object_get_string(msg) : "");
+                                if (strcmp(json_object_get_string(t), "started"))
+                                        break;
+                        }
+                }
+                _exit(write(rp[1], line, strlen(line)) > 0 ? 0 : 1);
+        }
+        close(rp[1]);
+        ssize_t n = read(rp[0], res, size - 1);
+        res[n > 0 ? n : 0] = '\0';
+        close(rp[0]);
+        waitpid(pid, NULL, 0);
+}
+
+/* A directory passed as stdio would be a way out of the sandbox: through it
+ * (fchdir, openat, /proc/self/fd/0/...) the job reaches and writes the host's
+ * tree that its mount namespace hides, e.g. to leave decrypted data in the
+ * caller's home. A directory or an O_PATH fd as stdin, stdout or stderr is
+ * refused, and the job never runs. */
+Test(daemon_hostile, a_directory_passed_as_stdio_is_refused)
+{
+        NEED();
+        daemon_start();
+        char escaped[300], cmd[600], res[1200];
+        TEST_SNPRINTF(escaped, "%s/ESCAPED", A.home);
+        TEST_SNPRINTF(cmd, "echo out > /proc/self/fd/0/ESCAPED");
+        const int flags[] = {O_RDONLY | O_DIRECTORY, O_PATH | O_DIRECTORY};
+        for (size_t i = 0; i < 2; i++) {
+                run_with_dir_stdin(A.home, flags[i], cmd, res, sizeof res);
+                struct stat st;
+                cr_expect_neq(stat(escaped, &st), 0, "%s: the job wrote into A's home (%s)",
+                              i ? "O_PATH" : "O_RDONLY", res);
+                unlink(escaped);
+                cr_expect(strstr(res, "error 120 request: stdin") == res, "%s", res);
+        }
+}
+
+/* The same through the supervisor run directly (sudo, a scheduler): a
+ * directory as its stdin (`< DIR`, or an O_PATH fd) is not the job's; the job
+ * reads /dev/null. */
+Test(daemon_hostile, a_directory_as_the_supervisors_stdin_is_not_the_jobs)
+{
+        NEED();
+        char escaped[300], uid[32];
+        TEST_SNPRINTF(escaped, "%s/ESCAPED", A.home);
+        TEST_SNPRINTF(uid, "%u", (unsigned)A.uid);
+        const int flags[] = {O_RDONLY | O_DIRECTORY, O_PATH | O_DIRECTORY};
+        for (size_t i = 0; i < 2; i++) {
+                pid_t pid = fork();
+                cr_assert_geq(pid, 0);
+                if (pid == 0) {
+                        int d = open(A.home, flags[i]);
+                        int null = open("/dev/null", O_WRONLY);
+                        if (d < 0 || null < 0 || dup2(d, 0) < 0 || dup2(null, 1) < 0)
+                                _exit(98);
+                        execl(AIDP_SUPERVISOR, AIDP_SUPERVISOR, "run", "-q", "--no-cwd",
+                              "--run-dir", rundir, "--user", uid, "--", "/bin/sh", "-c",
+                              "echo out > /proc/self/fd/0/ESCAPED", (char *)NULL);
+                        _exit(127);
+                }
+                int st = 0;
+                waitpid(pid, &st, 0);
+                struct stat sb;
+                cr_expect_neq(stat(escaped, &sb), 0, "%s: the job wrote into A's home",
+                              i ? "O_PATH" : "O_RDONLY");
+                unlink(escaped);
+        }
 }
