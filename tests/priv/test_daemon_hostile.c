@@ -81,16 +81,7 @@ static void daemon_start(void)
 /* aidp-run ARGS... as A, not waited for. */
 static void spawn_as_a(struct aidp_proc *p, const char *const *args)
 {
-        char ruid[32], rgid[32];
-        TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)A.uid);
-        TEST_SNPRINTF(rgid, "--regid=%u", (unsigned)A.gid);
-        char *a[64] = {"/usr/bin/setpriv", ruid,       rgid, "--init-groups", "--",
-                       AIDP_RUN_BIN,       "--socket", sock};
-        size_t n = 8;
-        for (size_t i = 0; args[i] && n < 63; i++)
-                a[n++] = (char *)args[i];
-        a[n] = NULL;
-        cr_assert_eq(aidp_test_spawn(p, a), 0);
+        aidp_test_daemon_client(p, &A, sock, args);
 }
 
 /* Replaces `victim` by a new file, over and over, as useradd replaces
@@ -233,15 +224,10 @@ static void run_with_dir_stdin(const char *dir, int flags, const char *cmd, char
         cr_assert_geq(pid, 0);
         if (pid == 0) {
                 close(rp[0]);
-                gid_t g = A.gid;
-                if (setgroups(1, &g) < 0 || setresgid(A.gid, A.gid, A.gid) < 0 ||
-                    setresuid(A.uid, A.uid, A.uid) < 0)
-                        _exit(99);
-                struct sockaddr_un a = {.sun_family = AF_UNIX};
-                memcpy(a.sun_path, sock, strnlen(sock, sizeof a.sun_path - 1));
-                int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                aidp_test_become(&A);
+                int s = aidp_test_daemon_connect(sock);
                 int d = open(dir, flags | O_CLOEXEC), null = open("/dev/null", O_WRONLY);
-                if (s < 0 || d < 0 || null < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0)
+                if (d < 0 || null < 0)
                         _exit(98);
                 json_object *m = aidp_proto_msg("request"), *argv = json_object_new_array();
                 json_object_object_add(m, "op", json_object_new_string("run"));

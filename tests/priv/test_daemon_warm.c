@@ -44,35 +44,17 @@ static bool ready;
  * the extra options given (NULL-terminated). */
 static void daemon_start(const char *const *extra)
 {
-        struct group *g = getgrgid(A.gid);
-        cr_assert_not_null(g);
-        char group[64];
-        TEST_SNPRINTF(group, "%s", g->gr_name);
-        daemon_pid = fork();
-        cr_assert_geq(daemon_pid, 0);
-        if (daemon_pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGTERM);
-                setenv("AIDP_LINEAGE_KEY", keyp, 1);
-                setenv("AIDP_KEY_DIR", keydir, 1);
-                setenv("AIDP_POLICY_DIR", policy, 1);
-                int null = open("/dev/null", O_RDWR);
-                dup2(null, 0);
-                const char *a[32] = {AIDP_SUPERVISOR, "serve", "--socket",  sock, "--group", group,
-                                     "--run-dir",     rundir,  "--lineage", logp};
-                size_t n = 10;
-                for (size_t i = 0; extra && extra[i] && n < 31; i++)
-                        a[n++] = extra[i];
-                a[n] = NULL;
-                execv(AIDP_SUPERVISOR, (char **)a);
-                _exit(127);
-        }
-        for (int i = 0; i < 500; i++) {
-                struct stat st;
-                if (stat(sock, &st) == 0 && st.st_gid == A.gid)
-                        return;
-                usleep(10000);
-        }
-        cr_assert_fail("the daemon did not listen on %s", sock);
+        char k[1100], kd[1100], pd[1100];
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(kd, "AIDP_KEY_DIR=%s", keydir);
+        TEST_SNPRINTF(pd, "AIDP_POLICY_DIR=%s", policy);
+        const char *env[] = {k, kd, pd, NULL};
+        const char *a[32] = {"--lineage", logp};
+        size_t n = 2;
+        for (size_t i = 0; extra && extra[i] && n < 31; i++)
+                a[n++] = extra[i];
+        a[n] = NULL;
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, a, env, true);
 }
 
 static void daemon_stop(void)
@@ -378,23 +360,15 @@ Test(daemon_warm, detached_run_logs_and_stop)
 Test(daemon_warm, one_users_flood_does_not_block_another)
 {
         NEED("--max-clients-per-user", "3", "--request-timeout", "60s", );
-        int conns[3], pp[2];
+        int pp[2];
         cr_assert_eq(pipe(pp), 0);
         pid_t holder = fork();
         cr_assert_geq(holder, 0);
         if (holder == 0) {
                 close(pp[0]);
-                gid_t g = A.gid;
-                if (setgroups(1, &g) < 0 || setresgid(A.gid, A.gid, A.gid) < 0 ||
-                    setresuid(A.uid, A.uid, A.uid) < 0)
-                        _exit(99);
-                for (int i = 0; i < 3; i++) {
-                        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-                        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
-                        conns[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                        if (conns[i] < 0 || connect(conns[i], (void *)&sa, sizeof sa) < 0)
-                                _exit(98);
-                }
+                aidp_test_become(&A);
+                for (int i = 0; i < 3; i++)
+                        (void)aidp_test_daemon_connect(sock); /* held until killed */
                 if (write(pp[1], "x", 1) != 1)
                         _exit(97);
                 pause();

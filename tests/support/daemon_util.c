@@ -12,13 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lineage_util.h"
 #include "runner.h"
+#include "testusers.h"
 
 char *aidp_test_wait_lineage(const char *logp, const char *run_id, const char *type, int timeout_ms)
 {
@@ -101,4 +104,39 @@ void aidp_test_daemon_stop(pid_t pid, const char *sock)
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
         unlink(sock);
+}
+
+void aidp_test_become(const struct aidp_test_user *u)
+{
+        gid_t g = u->gid;
+        if (setgroups(1, &g) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+            setresuid(u->uid, u->uid, u->uid) < 0)
+                _exit(99);
+}
+
+int aidp_test_daemon_connect(const char *sock)
+{
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        if (strlen(sock) >= sizeof a.sun_path)
+                _exit(98);
+        memcpy(a.sun_path, sock, strlen(sock));
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
+                _exit(98);
+        return fd;
+}
+
+void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u, const char *sock,
+                             const char *const *args)
+{
+        char ruid[32], rgid[32];
+        snprintf(ruid, sizeof ruid, "--reuid=%u", (unsigned)u->uid);
+        snprintf(rgid, sizeof rgid, "--regid=%u", (unsigned)u->gid);
+        char *a[64] = {"/usr/bin/setpriv",          ruid,       rgid,        "--init-groups", "--",
+                       AIDP_BINARY_DIR "/aidp-run", "--socket", (char *)sock};
+        size_t n = 8;
+        for (size_t i = 0; args[i] && n < 63; i++)
+                a[n++] = (char *)args[i];
+        a[n] = NULL;
+        cr_assert_eq(aidp_test_spawn(p, a), 0);
 }

@@ -20,3 +20,14 @@ pid_t aidp_test_daemon_spawn(const char *sock, gid_t gid, const char *run_dir,
                              const char *const *args, const char *const *env, bool wait);
 /* SIGTERM, reaped, its socket removed. */
 void aidp_test_daemon_stop(pid_t pid, const char *sock);
+
+struct aidp_test_user;
+struct aidp_proc;
+/* In a child: become u (its uid, gid and only group), or _exit(99). */
+void aidp_test_become(const struct aidp_test_user *u);
+/* A connection to the daemon at sock, or _exit(98) (in a child). */
+int aidp_test_daemon_connect(const char *sock);
+/* aidp-run --socket sock args... as u (setpriv), not waited for: p->pid is
+ * the client. */
+void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u, const char *sock,
+                             const char *const *args);
