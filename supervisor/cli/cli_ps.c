@@ -43,7 +43,7 @@ int aidp_cli_daemon_connect(const char *path)
 
 struct ps_cli {
         const char *socket;
-        bool json, follow;
+        bool json, follow, rm;
 };
 
 static const struct aidp_cli_opt ps_opts[] = {
@@ -62,15 +62,20 @@ static const struct aidp_cli_opt logs_opts[] = {
         AIDP_CLI_OPT("follow", 'f', AIDP_CLI_FLAG, offsetof(struct ps_cli, follow), NULL,
                      "keep printing until the run ends; then exit with its status",
                      AIDP_TRUST_USER),
+        AIDP_CLI_OPT("rm", 0, AIDP_CLI_FLAG, offsetof(struct ps_cli, rm), NULL,
+                     "shred the log of a run that ended now, instead of printing it",
+                     AIDP_TRUST_USER),
         {0},
 };
 
 static const struct aidp_cli_spec logs_spec = {
         .prog = "aidp logs",
-        .synopsis = "[--follow] [--socket PATH] RUN-ID",
+        .synopsis = "[--follow | --rm] [--socket PATH] RUN-ID",
         .about = "The output (stdout and stderr) of a run started with `aidp-run --detach`: yours\n"
                  "(root: any). Kept while the run goes on and for a while after it ended\n"
-                 "(aidp-supervisor serve --log-retention), then shredded.",
+                 "(aidp-supervisor serve --log-retention), then shredded; --rm shreds it now.\n"
+                 "A log holds at most --log-max of the daemon (16M by default): past it, a\n"
+                 "marker line, and the rest of the output is dropped.",
         .opts = logs_opts,
         .min_args = 1,
         .max_args = 1,
@@ -231,6 +236,15 @@ static bool copy_out(int fd)
         }
 }
 
+static void note_dropped(int64_t dropped)
+{
+        if (dropped)
+                fprintf(stderr,
+                        "aidp logs: the run wrote %lld bytes more than its log keeps (the "
+                        "daemon's --log-max); they were dropped\n",
+                        (long long)dropped);
+}
+
 /* --follow: print what the run writes until the daemon says it ended. */
 static int follow_log(int sock, int fd)
 {
@@ -250,11 +264,14 @@ static int follow_log(int sock, int fd)
                 r = aidp_proto_recv(sock, 30000, &m, fds, 4, &n, &err);
                 for (size_t i = 0; i < n; i++)
                         close(fds[i]);
-                int64_t st = AIDP_EXIT_INTERNAL;
-                if (r > 0)
+                int64_t st = AIDP_EXIT_INTERNAL, dropped = 0;
+                if (r > 0) {
                         aidp_proto_get_int(m, "status", false, 0, 255, &st, &err);
+                        aidp_proto_get_int(m, "dropped", false, 0, INT64_MAX, &dropped, &err);
+                }
                 json_object_put(m);
                 copy_out(fd);
+                note_dropped(dropped);
                 if (r <= 0)
                         fprintf(stderr, "aidp logs: error: the daemon closed the connection\n");
                 return (int)st;
@@ -272,17 +289,29 @@ int aidp_cli_logs(int argc, char **argv)
         json_object_object_add(req, "op", json_object_new_string("logs"));
         json_object_object_add(req, "run_id", json_object_new_string(argv[p.first_arg]));
         json_object_object_add(req, "follow", json_object_new_boolean(c.follow));
+        if (c.rm)
+                json_object_object_add(req, "rm", json_object_new_boolean(true));
         int sock = -1, fd = -1;
         json_object *m = ask_keep(c.socket, req, logs_spec.prog, &status, &sock, &fd);
         json_object_put(req);
         if (!m)
                 return status;
+        if (c.rm) {
+                json_object_put(m);
+                if (fd >= 0)
+                        close(fd);
+                close(sock);
+                printf("removed the log of %s\n", argv[p.first_arg]);
+                return 0;
+        }
         json_object *v = NULL;
         bool ended = json_object_object_get_ex(m, "ended", &v) && json_object_get_boolean(v);
-        int64_t st = 0;
+        int64_t st = 0, dropped = 0;
         aidp_error err = {0};
         aidp_proto_get_int(m, "status", false, 0, 255, &st, &err);
+        aidp_proto_get_int(m, "dropped", false, 0, INT64_MAX, &dropped, &err);
         json_object_put(m);
+        note_dropped(dropped);
         if (fd < 0) {
                 fprintf(stderr, "aidp logs: error: the daemon sent no log\n");
                 close(sock);

@@ -30,7 +30,7 @@ extern char **environ;
 
 struct serve_cli {
         const char *socket, *group, *run_dir, *lineage;
-        uint64_t timeout, max_clients, max_per_user, log_retention;
+        uint64_t timeout, max_clients, max_per_user, log_retention, log_max, log_max_user;
         char state_dir[4096], log_dir[4096];
 };
 
@@ -58,6 +58,14 @@ static const struct aidp_cli_opt serve_opts[] = {
                      "how long a detached run's log is kept after the run ended,\n"
                      "then shredded (default 1h)",
                      AIDP_TRUST_ADMIN, .min = 1, .max = 30 * 86400),
+        AIDP_CLI_OPT("log-max", 0, AIDP_CLI_SIZE, SV(log_max), "SIZE",
+                     "the most a detached run's log holds (default 16M); past it\n"
+                     "a marker line, and the rest of the output is dropped",
+                     AIDP_TRUST_ADMIN, .min = 4096, .expect = "a size such as 16M (at least 4K)"),
+        AIDP_CLI_OPT("log-max-per-user", 0, AIDP_CLI_SIZE, SV(log_max_user), "SIZE",
+                     "the most one user's detached logs hold together (default\n"
+                     "256M); a detached run that could exceed it is refused",
+                     AIDP_TRUST_ADMIN, .min = 4096, .expect = "a size such as 256M (at least 4K)"),
         AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, SV(run_dir), "DIR",
                      "run journals, and the daemon's registry in DIR/.daemon\n"
                      "(default $AIDP_RUN_DIR in the test build, or /run/aidp)",
@@ -141,6 +149,22 @@ static int parse_fds(json_object *req, const int *fds, size_t n, struct req_fds 
         if (f->in < 0 || f->out < 0 || f->err < 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
                                       "request: stdin, stdout and stderr must be passed");
+        /* A directory (or an O_PATH fd, which may be one) given to the job
+         * as its stdio is a way out of its mount namespace: through it the
+         * job reaches and writes the host's tree (fchdir, openat,
+         * /proc/self/fd/N/...). */
+        const int io[3] = {f->in, f->out, f->err};
+        static const char *const name[3] = {"stdin", "stdout", "stderr"};
+        for (int i = 0; i < 3; i++) {
+                struct stat st;
+                int fl = fcntl(io[i], F_GETFL);
+                if (fl < 0 || fstat(io[i], &st) < 0 || (fl & O_PATH) || S_ISDIR(st.st_mode))
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
+                                              "request: %s must be a terminal, pipe, socket or "
+                                              "file opened for I/O, not a directory or an O_PATH "
+                                              "descriptor",
+                                              name[i]);
+        }
         return 0;
 }
 
@@ -392,6 +416,8 @@ static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp
                 .state_dir = c->state_dir,
                 .log_dir = c->log_dir,
                 .log_retention_s = c->log_retention ? (unsigned)c->log_retention : 3600,
+                .log_max = c->log_max ? c->log_max : 16u << 20,
+                .log_max_per_user = c->log_max_user ? c->log_max_user : 256u << 20,
                 .run = serve_run,
                 .worker_crashed = worker_crashed,
                 .before_fork = refresh_warm,

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/error.h"
@@ -36,9 +37,11 @@ struct aidp_daemon_config {
          * takes every worker from the others. A detached run no longer holds
          * its connection and does not count. */
         unsigned max_per_uid;
-        const char *state_dir;    /* the registry of runs (root-owned, 0700) */
-        const char *log_dir;      /* detached runs' logs (runlog.h; root-owned, 0700) */
-        unsigned log_retention_s; /* how long a log is kept after its run ended */
+        const char *state_dir;     /* the registry of runs (root-owned, 0700) */
+        const char *log_dir;       /* detached runs' logs (runlog.h; root-owned, 0700) */
+        unsigned log_retention_s;  /* how long a log is kept after its run ended */
+        uint64_t log_max;          /* one detached run's log, at most (runlog.h) */
+        uint64_t log_max_per_user; /* one user's logs together, at most */
         /* idle workers forked ahead of their connection (pool.h): 0 the
          * default (AIDP_DAEMON_PREFORK_DEFAULT), < 0 none */
         int prefork;
@@ -71,9 +74,11 @@ int aidp_daemon_activation_fd(void);
 
 const struct aidp_peer *aidp_daemon_session_peer(const struct aidp_daemon_session *s);
 /* Before _started: the run is to be detached (the request's "detach"). Its
- * log is made, the caller's, and returned as an fd for the run's stdout and
- * stderr; _started then tells the client the run id and lets it go, and the
- * run's end is written beside the log instead of sent. fd or < 0 with err. */
+ * log is made, the caller's (refused when the caller's logs would exceed
+ * log_max_per_user), and the write end of a pipe that this worker drains into
+ * it (at most log_max bytes) returned for the run's stdout and stderr;
+ * _started then tells the client the run id and lets it go, and the run's end
+ * is written beside the log instead of sent. fd or < 0 with err. */
 int aidp_daemon_session_detach(struct aidp_daemon_session *s, const char *run_id, aidp_error *err);
 /* The run is accepted under run_id: registered for ps/stop, the client told
  * ("started"), and from now on the client's signals and its disconnect reach

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,15 +84,15 @@ int aidp_runlog_open(const char *dir, const char *run_id, uid_t caller)
         return fd;
 }
 
-int aidp_runlog_ended(const char *dir, const char *run_id, int status)
+int aidp_runlog_ended(const char *dir, const char *run_id, int status, uint64_t dropped)
 {
         char path[4096], tmp[4096];
         if (name(path, sizeof path, dir, run_id, "status") < 0 ||
             name(tmp, sizeof tmp, dir, run_id, "status.new") < 0)
                 return -EINVAL;
         char buf[128];
-        int n = snprintf(buf, sizeof buf, "{\"status\":%d,\"ended\":%lld}\n", status,
-                         (long long)time(NULL));
+        int n = snprintf(buf, sizeof buf, "{\"status\":%d,\"ended\":%lld,\"dropped\":%llu}\n",
+                         status, (long long)time(NULL), (unsigned long long)dropped);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
@@ -104,7 +105,7 @@ int aidp_runlog_ended(const char *dir, const char *run_id, int status)
         return r;
 }
 
-int aidp_runlog_status(const char *dir, const char *run_id, int *status)
+int aidp_runlog_status(const char *dir, const char *run_id, int *status, uint64_t *dropped)
 {
         char path[4096];
         if (name(path, sizeof path, dir, run_id, "status") < 0)
@@ -122,6 +123,10 @@ int aidp_runlog_status(const char *dir, const char *run_id, int *status)
         int r = 0;
         if (o && json_object_object_get_ex(o, "status", &v)) {
                 *status = json_object_get_int(v);
+                if (dropped)
+                        *dropped = json_object_object_get_ex(o, "dropped", &v)
+                                           ? (uint64_t)json_object_get_int64(v)
+                                           : 0;
                 r = 1;
         }
         json_object_put(o);
@@ -181,4 +186,104 @@ void aidp_runlog_sweep(const char *dir, const char *state_dir, unsigned retentio
                 unlinkat(dirfd(d), st_name, 0);
         }
         closedir(d);
+}
+
+void aidp_runlog_remove(const char *dir, const char *run_id)
+{
+        if (!aidp_runlog_id_valid(run_id))
+                return;
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return;
+        char f[64];
+        snprintf(f, sizeof f, "%s.log", run_id);
+        shred_at(dfd, f);
+        snprintf(f, sizeof f, "%s.status", run_id);
+        unlinkat(dfd, f, 0);
+        close(dfd);
+}
+
+uint64_t aidp_runlog_usage(const char *dir, uid_t uid, uint64_t reserve)
+{
+        DIR *d = opendir(dir);
+        if (!d)
+                return 0;
+        uint64_t total = 0;
+        for (struct dirent *e; (e = readdir(d));) {
+                struct stat st;
+                size_t l = strlen(e->d_name);
+                if (l < 4 || strcmp(e->d_name + l - 4, ".log") ||
+                    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISREG(st.st_mode) || st.st_uid != uid)
+                        continue;
+                /* blocks, not the size: a sparse log takes little */
+                uint64_t used = (uint64_t)st.st_blocks * 512;
+                char status[64];
+                struct stat ss;
+                snprintf(status, sizeof status, "%.*s.status", (int)(l - 4), e->d_name);
+                if (used < reserve && fstatat(dirfd(d), status, &ss, AT_SYMLINK_NOFOLLOW) < 0)
+                        used = reserve;
+                total += used;
+        }
+        closedir(d);
+        return total;
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+        while (n) {
+                ssize_t w = write(fd, p, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return false;
+                p += w;
+                n -= (size_t)w;
+        }
+        return true;
+}
+
+#define CAP_MARKER                                                                                 \
+        "\n[aidp: this log is full (--log-max); the rest of the run's output is dropped]\n"
+
+void aidp_runlog_relay(int rfd, int log, uint64_t max, uint64_t *dropped, const volatile int *stop)
+{
+        static char buf[65536];
+        uint64_t room = max > sizeof CAP_MARKER ? max - (sizeof CAP_MARKER - 1) : 0;
+        uint64_t written = 0;
+        bool full = false;
+        int silent_ms = 0;
+        *dropped = 0;
+        for (;;) {
+                struct pollfd p = {.fd = rfd, .events = POLLIN};
+                int pr = poll(&p, 1, 100);
+                if (pr < 0 && errno != EINTR)
+                        return;
+                if (pr <= 0) {
+                        /* the run is over but something still holds the
+                         * pipe: its end is not waited for long */
+                        if (__atomic_load_n(stop, __ATOMIC_ACQUIRE) && (silent_ms += 100) >= 3000)
+                                return;
+                        continue;
+                }
+                silent_ms = 0;
+                ssize_t k = read(rfd, buf, sizeof buf);
+                if (k < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (k <= 0)
+                        return;
+                size_t keep = full                            ? 0
+                              : (uint64_t)k <= room - written ? (size_t)k
+                                                              : (size_t)(room - written);
+                /* A log that cannot be written (the file system is full)
+                 * drops the rest as a full one does: the job goes on. */
+                if (keep && !write_all(log, buf, keep))
+                        keep = 0, full = true;
+                written += keep;
+                *dropped += (uint64_t)k - keep;
+                if (!full && keep < (size_t)k) {
+                        full = true;
+                        (void)write_all(log, CAP_MARKER, sizeof CAP_MARKER - 1);
+                }
+        }
 }

@@ -10,8 +10,18 @@
  * ({"status": N, "ended": T}) is written beside it. Both are shredded
  * (overwritten, then removed) once they are older than the retention the
  * daemon was given; a log whose run never recorded its end (a daemon that
- * crashed) is shredded once the log itself is that old. */
+ * crashed) is shredded once the log itself is that old, and `aidp logs --rm`
+ * shreds a finished run's log at once.
+ *
+ * A log is capped: the job writes into a pipe, which the run's worker drains
+ * into the log (aidp_runlog_relay). Past the cap, a marker line is written and
+ * the rest is read and dropped, so the job never blocks on a full log; the
+ * count of dropped bytes goes into RUN.status. A user's logs together are
+ * capped too: a detached run is refused when the logs its user holds (those
+ * of runs still going at their full cap) and a full log of the new run would
+ * exceed that cap (aidp_runlog_usage). */
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/error.h"
@@ -27,10 +37,23 @@ void aidp_runlog_discard(const char *dir, const char *run_id);
  * Returns the fd, or -ENOENT for "none of yours" (another user's log is
  * reported as none, as `stop` reports their runs), or another -errno. */
 int aidp_runlog_open(const char *dir, const char *run_id, uid_t caller);
-/* The run ended with status: RUN.status written. 0 or -errno. */
-int aidp_runlog_ended(const char *dir, const char *run_id, int status);
-/* 1 with *status when RUN.status is there, 0 when not (yet). */
-int aidp_runlog_status(const char *dir, const char *run_id, int *status);
+/* The run ended with status, its output over the cap dropped: RUN.status
+ * written. 0 or -errno. */
+int aidp_runlog_ended(const char *dir, const char *run_id, int status, uint64_t dropped);
+/* 1 with *status (and *dropped, when not NULL) when RUN.status is there, 0
+ * when not (yet). */
+int aidp_runlog_status(const char *dir, const char *run_id, int *status, uint64_t *dropped);
+/* Bytes the logs owned by uid take in dir, a log whose run has not ended
+ * (no RUN.status yet) counted as at least `reserve`: what it may still grow
+ * to. */
+uint64_t aidp_runlog_usage(const char *dir, uid_t uid, uint64_t reserve);
+/* Copy what comes from rfd into log (appending) until rfd's end, at most max
+ * bytes in all, a marker line included; what is past the cap is read and
+ * dropped, and counted in *dropped. With stop set (atomic, by another
+ * thread), it gives up once rfd stayed silent for a while. */
+void aidp_runlog_relay(int rfd, int log, uint64_t max, uint64_t *dropped, const volatile int *stop);
+/* RUN.log and RUN.status shredded now (`aidp logs --rm`). */
+void aidp_runlog_remove(const char *dir, const char *run_id);
 /* Shred what is older than retention_s seconds, but never the log of a run
  * still in the registry of state_dir. */
 void aidp_runlog_sweep(const char *dir, const char *state_dir, unsigned retention_s);

@@ -44,36 +44,39 @@ int aidp_daemon_listen(const struct aidp_daemon_config *c, aidp_error *err)
         if (c->listen_fd >= 0)
                 return c->listen_fd;
         struct sockaddr_un a = {.sun_family = AF_UNIX};
-        if (strlen(c->socket_path) >= sizeof a.sun_path)
+        char tmp[sizeof a.sun_path + 32];
+        if (snprintf(tmp, sizeof tmp, "%s.%d.new", c->socket_path, (int)getpid()) >=
+            (int)sizeof a.sun_path)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG, "--socket %s: too long",
                                       c->socket_path);
-        strcpy(a.sun_path, c->socket_path);
+        strcpy(a.sun_path, tmp);
         /* A stale socket of a previous instance is replaced; anything else
          * at that path is the admin's and left alone. */
         struct stat st;
-        if (lstat(c->socket_path, &st) == 0) {
-                if (!S_ISSOCK(st.st_mode))
-                        return aidp_error_set(err, AIDP_EXIT_USAGE, EEXIST,
-                                              "--socket %s: exists and is not a socket",
-                                              c->socket_path);
-                unlink(c->socket_path);
-        }
+        if (lstat(c->socket_path, &st) == 0 && !S_ISSOCK(st.st_mode))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EEXIST,
+                                      "--socket %s: exists and is not a socket", c->socket_path);
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "socket");
-        /* Bound 0600 (umask) and only then opened to the group: no moment in
-         * which anyone else could connect. */
+        /* Bound 0600 (umask) under a name of its own, opened to the group,
+         * listening, and only then renamed into place: no moment in which
+         * anyone else could connect, and none in which the path is there but
+         * refuses connections (a client racing the daemon's start got
+         * ECONNREFUSED between bind and listen). */
+        unlink(tmp);
         mode_t old = umask(0177);
         int r = bind(fd, (struct sockaddr *)&a, sizeof a);
         umask(old);
         if (r < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "bind %s", c->socket_path);
-        if (c->has_group &&
-            (chown(c->socket_path, 0, c->group) < 0 || chmod(c->socket_path, 0660) < 0))
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "%s: group and mode",
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "bind %s", tmp);
+        if ((c->has_group && (chown(tmp, 0, c->group) < 0 || chmod(tmp, 0660) < 0)) ||
+            listen(fd, SOMAXCONN) < 0 || rename(tmp, c->socket_path) < 0) {
+                int e = errno;
+                unlink(tmp);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "%s: group, mode and listen",
                                         c->socket_path);
-        if (listen(fd, 128) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "listen");
+        }
         return TAKE_FD(fd);
 }
 

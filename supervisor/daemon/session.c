@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,6 +31,12 @@ struct aidp_daemon_session {
         char run_id[64];
         atomic_bool finished; /* the run is over: a disconnect now means nothing */
         pthread_t watcher;
+        /* a detached run's log, fed by the relay thread from relay_r */
+        int log_fd, relay_r;
+        pthread_t relay;
+        bool relaying;
+        volatile int relay_stop;
+        uint64_t dropped;
 };
 
 const struct aidp_peer *aidp_daemon_session_peer(const struct aidp_daemon_session *s)
@@ -81,14 +88,94 @@ static void *watch_client(void *arg)
         }
 }
 
+static void *relay_log(void *arg)
+{
+        struct aidp_daemon_session *s = arg;
+        aidp_runlog_relay(s->relay_r, s->log_fd, s->cfg->log_max, &s->dropped, &s->relay_stop);
+        return NULL;
+}
+
+/* Called with the log directory locked (detach): no other request of the
+ * same user is checked between this and the new log's creation. */
+static int log_budget(const struct aidp_daemon_session *s, aidp_error *err)
+{
+        const struct aidp_daemon_config *c = s->cfg;
+        if (!c->log_max_per_user)
+                return 0;
+        /* A run still going counts as its full log: detached runs hold no
+         * connection, and this is what bounds how many one user has. */
+        uint64_t used = aidp_runlog_usage(c->log_dir, s->peer.uid, c->log_max);
+        if (used + c->log_max <= c->log_max_per_user)
+                return 0;
+        return aidp_error_set(err, AIDP_EXIT_USAGE, EDQUOT,
+                              "your detached runs' logs take %llu KiB, and a new one may take "
+                              "%llu KiB more: over the %llu KiB one user may hold "
+                              "(--log-max-per-user). Remove the logs of finished runs with "
+                              "`aidp logs --rm RUN` (aidp ps lists the runs still going), or "
+                              "wait until they expire",
+                              (unsigned long long)(used / 1024),
+                              (unsigned long long)(c->log_max / 1024),
+                              (unsigned long long)(c->log_max_per_user / 1024));
+}
+
 int aidp_daemon_session_detach(struct aidp_daemon_session *s, const char *run_id, aidp_error *err)
 {
-        int fd = aidp_runlog_create(s->cfg->log_dir, run_id, s->peer.uid, s->peer.gid, err);
-        if (fd < 0)
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
+        /* The budget's check and the new log, one user's request at a time. */
+        int lock = open(s->cfg->log_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (lock >= 0)
+                flock(lock, LOCK_EX);
+        int fd = log_budget(s, err) < 0 ? -1
+                                        : aidp_runlog_create(s->cfg->log_dir, run_id, s->peer.uid,
+                                                             s->peer.gid, err);
+        if (lock >= 0)
+                close(lock);
+        if (fd < 0) {
+                close(p[0]);
+                close(p[1]);
                 return -1;
+        }
+        s->log_fd = fd;
+        s->relay_r = p[0];
+        /* The relay drains the pipe whatever the log's state: the job never
+         * blocks on its output. Signals stay with the run core's thread. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int r = pthread_create(&s->relay, NULL, relay_log, s);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r != 0) {
+                close(p[0]);
+                close(p[1]);
+                close(fd);
+                aidp_runlog_discard(s->cfg->log_dir, run_id);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, r, "pthread_create");
+        }
+        s->relaying = true;
         s->detached = true;
         snprintf(s->run_id, sizeof s->run_id, "%s", run_id);
-        return fd;
+        return p[1];
+}
+
+/* The run is over: this process lets go of the pipe (its stdout and stderr
+ * were the pipe's), and the relay copies what is left and ends. */
+static void relay_finish(struct aidp_daemon_session *s)
+{
+        if (!s->relaying)
+                return;
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) {
+                dup2(null, 1);
+                dup2(null, 2);
+                close(null);
+        }
+        __atomic_store_n(&s->relay_stop, 1, __ATOMIC_RELEASE);
+        pthread_join(s->relay, NULL);
+        s->relaying = false;
+        close(s->relay_r);
+        close(s->log_fd);
 }
 
 /* A detached run lets its client go: the connection is closed and the
@@ -196,9 +283,11 @@ static int do_run(struct aidp_daemon_session *s, json_object *req, int *fds, siz
                 int status = st < 0 ? (err.status ? err.status : AIDP_EXIT_INTERNAL) : st;
                 if (st < 0)
                         fprintf(stderr, "aidp-supervisor: %s\n", err.msg);
-                aidp_runlog_ended(s->cfg->log_dir, s->run_id, status);
+                relay_finish(s);
+                aidp_runlog_ended(s->cfg->log_dir, s->run_id, status, s->dropped);
                 return status;
         }
+        relay_finish(s);
         if (s->detached)
                 aidp_runlog_discard(s->cfg->log_dir, s->run_id);
         if (st < 0) {
@@ -218,14 +307,14 @@ static int do_run(struct aidp_daemon_session *s, json_object *req, int *fds, siz
 static int wait_ended(struct aidp_daemon_session *s, const char *id, int *status)
 {
         for (;;) {
-                if (aidp_runlog_status(s->cfg->log_dir, id, status) == 1)
+                if (aidp_runlog_status(s->cfg->log_dir, id, status, NULL) == 1)
                         return 1;
                 pid_t pid;
                 uid_t uid;
                 /* Gone from the registry without a status: its worker died
                  * (gc recorded the run's end). */
                 if (aidp_registry_find(s->cfg->state_dir, id, &pid, &uid) < 0 &&
-                    aidp_runlog_status(s->cfg->log_dir, id, status) != 1) {
+                    aidp_runlog_status(s->cfg->log_dir, id, status, NULL) != 1) {
                         *status = AIDP_EXIT_INTERNAL;
                         return 1;
                 }
@@ -233,6 +322,29 @@ static int wait_ended(struct aidp_daemon_session *s, const char *id, int *status
                 if (poll(&p, 1, 100) > 0)
                         return 0; /* anything from the client, or its end: it is done */
         }
+}
+
+/* `aidp logs --rm`: the caller's log (checked by the caller) shredded, unless
+ * its run is still going. */
+static int remove_log(struct aidp_daemon_session *s, const char *id)
+{
+        pid_t pid;
+        uid_t uid;
+        if (aidp_registry_find(s->cfg->state_dir, id, &pid, &uid) == 0) {
+                char msg[256];
+                snprintf(msg, sizeof msg,
+                         "run %.64s is still going: its log stays while it runs (aidp stop "
+                         "%.64s ends it)",
+                         id, id);
+                aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, msg);
+                return AIDP_EXIT_USAGE;
+        }
+        aidp_runlog_remove(s->cfg->log_dir, id);
+        json_object *m = aidp_proto_msg("removed");
+        json_object_object_add(m, "run_id", json_object_new_string(id));
+        aidp_proto_send(s->sock, m, NULL, 0);
+        json_object_put(m);
+        return 0;
 }
 
 static int do_logs(struct aidp_daemon_session *s, json_object *req)
@@ -256,12 +368,20 @@ static int do_logs(struct aidp_daemon_session *s, json_object *req)
                 return AIDP_EXIT_USAGE;
         }
         int status = 0;
-        bool ended = aidp_runlog_status(s->cfg->log_dir, id, &status) == 1;
+        uint64_t dropped = 0;
+        bool ended = aidp_runlog_status(s->cfg->log_dir, id, &status, &dropped) == 1;
+        json_object *rv = NULL;
+        if (json_object_object_get_ex(req, "rm", &rv) && json_object_get_boolean(rv)) {
+                close(fd);
+                return remove_log(s, id);
+        }
         json_object *m = aidp_proto_msg("log");
         json_object_object_add(m, "run_id", json_object_new_string(id));
         json_object_object_add(m, "ended", json_object_new_boolean(ended));
-        if (ended)
+        if (ended) {
                 json_object_object_add(m, "status", json_object_new_int(status));
+                json_object_object_add(m, "dropped", json_object_new_int64((int64_t)dropped));
+        }
         int r = aidp_proto_send(s->sock, m, &fd, 1);
         json_object_put(m);
         close(fd);
@@ -269,6 +389,8 @@ static int do_logs(struct aidp_daemon_session *s, json_object *req)
                 return 0;
         m = aidp_proto_msg("exit");
         json_object_object_add(m, "status", json_object_new_int(status));
+        if (aidp_runlog_status(s->cfg->log_dir, id, &status, &dropped) == 1)
+                json_object_object_add(m, "dropped", json_object_new_int64((int64_t)dropped));
         aidp_proto_send(s->sock, m, NULL, 0);
         json_object_put(m);
         return 0;
@@ -319,7 +441,8 @@ static int serve_one(struct aidp_daemon_session *s)
 
 void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn)
 {
-        struct aidp_daemon_session s = {.sock = conn, .cfg = c, .peer.pidfd = -1};
+        struct aidp_daemon_session s = {
+                .sock = conn, .cfg = c, .peer.pidfd = -1, .log_fd = -1, .relay_r = -1};
         int st = serve_one(&s);
         aidp_peer_release(&s.peer);
         /* The watcher may still block on the socket: the process ends it. */

@@ -58,7 +58,10 @@ int aidp_relay_stdin_for_job(void)
         int fl = fcntl(STDIN_FILENO, F_GETFL);
         if (fl < 0 || fstat(STDIN_FILENO, &st) < 0)
                 return -1; /* not open: the job has no stdin either */
-        if (isatty(STDIN_FILENO) || ((fl & O_ACCMODE) == O_RDONLY && !S_ISSOCK(st.st_mode)))
+        /* Never a directory or an O_PATH fd (`< /` opens one): through it
+         * the job would reach the host's tree its namespace hides. */
+        if (isatty(STDIN_FILENO) || ((fl & O_ACCMODE) == O_RDONLY && !(fl & O_PATH) &&
+                                     !S_ISSOCK(st.st_mode) && !S_ISDIR(st.st_mode)))
                 return -1;
         int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         return fd < 0 ? -errno : fd;

@@ -36,6 +36,7 @@
 #include "supervisor/sandbox/devnodes.h"
 #include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/hostsock.h"
+#include "supervisor/sandbox/mask.h"
 
 /* Where the new root is assembled inside the child's private mount namespace.
  * The host's /tmp is only shadowed in that namespace, never touched. */
@@ -372,15 +373,9 @@ static void make_mask_source(const char *root, char *src, size_t len)
 
 static void mask_path(const char *mask_src, const char *root, const char *path)
 {
-        char p[PATH_MAX], src[PATH_MAX];
+        char p[PATH_MAX];
         path_join(p, sizeof p, root, path);
-        struct stat st;
-        if (lstat(p, &st) < 0 || S_ISLNK(st.st_mode))
-                return; /* nothing there to hide */
-        path_join(src, sizeof src, mask_src, S_ISDIR(st.st_mode) ? "d" : "f");
-        /* A plain bind: one call, and the copy keeps the source's read-only
-         * and noexec (checked from inside by tests/helpers/probe). */
-        CHECK(AIDP_STAGE_MOUNTS, mount(src, p, NULL, MS_BIND, NULL), path);
+        CHECK(AIDP_STAGE_MOUNTS, aidp_mask_bind(mask_src, p), path);
 }
 
 /* Each profile bind's source as a detached clone (the tree opened with the

@@ -42,30 +42,11 @@ static bool ready;
 
 static void daemon_start(void)
 {
-        char group[32];
-        struct group *g = getgrgid(A.gid);
-        cr_assert_not_null(g);
-        TEST_SNPRINTF(group, "%s", g->gr_name);
-        daemon_pid = fork();
-        cr_assert_geq(daemon_pid, 0);
-        if (daemon_pid == 0) {
-                /* a crashed test takes its daemon with it */
-                prctl(PR_SET_PDEATHSIG, SIGTERM);
-                setenv("AIDP_LINEAGE_KEY", keyp, 1);
-                int null = open("/dev/null", O_RDWR);
-                dup2(null, 0);
-                execl(AIDP_SUPERVISOR, AIDP_SUPERVISOR, "serve", "--socket", sock, "--group", group,
-                      "--run-dir", rundir, "--lineage", logp, "--request-timeout", "2",
-                      (char *)NULL);
-                _exit(127);
-        }
-        for (int i = 0; i < 500; i++) {
-                struct stat st;
-                if (stat(sock, &st) == 0 && st.st_gid == A.gid)
-                        return;
-                usleep(10000);
-        }
-        cr_assert_fail("the daemon did not listen on %s", sock);
+        char k[200];
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        const char *env[] = {k, NULL};
+        const char *a[] = {"--lineage", logp, "--request-timeout", "2", NULL};
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, a, env, true);
 }
 
 static void daemon_stop(int sig)
@@ -137,20 +118,12 @@ static int run_as_a(const char *const *args)
 
 static void become_a(void)
 {
-        gid_t g = A.gid;
-        if (setgroups(1, &g) < 0 || setresgid(A.gid, A.gid, A.gid) < 0 ||
-            setresuid(A.uid, A.uid, A.uid) < 0)
-                _exit(99);
+        aidp_test_become(&A);
 }
 
 static int connect_as_a(void)
 {
-        struct sockaddr_un a = {.sun_family = AF_UNIX};
-        TEST_SNPRINTF(a.sun_path, "%s", sock);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-                _exit(98);
-        return fd;
+        return aidp_test_daemon_connect(sock);
 }
 
 /* The daemon's answer to raw bytes sent by A: "TYPE STATUS MESSAGE" of the
@@ -398,16 +371,7 @@ Test(daemon, a_path_the_client_cannot_open_is_never_opened_by_the_daemon)
 /* aidp-run as A, not waited for (setpriv execs it: P.pid is the client). */
 static void spawn_as_a(struct aidp_proc *p, const char *const *args)
 {
-        char ruid[32], rgid[32];
-        TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)A.uid);
-        TEST_SNPRINTF(rgid, "--regid=%u", (unsigned)A.gid);
-        char *a[64] = {"/usr/bin/setpriv", ruid,       rgid, "--init-groups", "--",
-                       AIDP_RUN_BIN,       "--socket", sock};
-        size_t n = 8;
-        for (size_t i = 0; args[i] && n < 63; i++)
-                a[n++] = (char *)args[i];
-        a[n] = NULL;
-        cr_assert_eq(aidp_test_spawn(p, a), 0);
+        aidp_test_daemon_client(p, &A, sock, args);
 }
 
 /* The client's Ctrl-C, SIGTERM and SIGWINCH reach the job; its status is

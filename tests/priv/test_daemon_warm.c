@@ -44,35 +44,17 @@ static bool ready;
  * the extra options given (NULL-terminated). */
 static void daemon_start(const char *const *extra)
 {
-        struct group *g = getgrgid(A.gid);
-        cr_assert_not_null(g);
-        char group[64];
-        TEST_SNPRINTF(group, "%s", g->gr_name);
-        daemon_pid = fork();
-        cr_assert_geq(daemon_pid, 0);
-        if (daemon_pid == 0) {
-                prctl(PR_SET_PDEATHSIG, SIGTERM);
-                setenv("AIDP_LINEAGE_KEY", keyp, 1);
-                setenv("AIDP_KEY_DIR", keydir, 1);
-                setenv("AIDP_POLICY_DIR", policy, 1);
-                int null = open("/dev/null", O_RDWR);
-                dup2(null, 0);
-                const char *a[32] = {AIDP_SUPERVISOR, "serve", "--socket",  sock, "--group", group,
-                                     "--run-dir",     rundir,  "--lineage", logp};
-                size_t n = 10;
-                for (size_t i = 0; extra && extra[i] && n < 31; i++)
-                        a[n++] = extra[i];
-                a[n] = NULL;
-                execv(AIDP_SUPERVISOR, (char **)a);
-                _exit(127);
-        }
-        for (int i = 0; i < 500; i++) {
-                struct stat st;
-                if (stat(sock, &st) == 0 && st.st_gid == A.gid)
-                        return;
-                usleep(10000);
-        }
-        cr_assert_fail("the daemon did not listen on %s", sock);
+        char k[1100], kd[1100], pd[1100];
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(kd, "AIDP_KEY_DIR=%s", keydir);
+        TEST_SNPRINTF(pd, "AIDP_POLICY_DIR=%s", policy);
+        const char *env[] = {k, kd, pd, NULL};
+        const char *a[32] = {"--lineage", logp};
+        size_t n = 2;
+        for (size_t i = 0; extra && extra[i] && n < 31; i++)
+                a[n++] = extra[i];
+        a[n] = NULL;
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, a, env, true);
 }
 
 static void daemon_stop(void)
@@ -378,23 +360,15 @@ Test(daemon_warm, detached_run_logs_and_stop)
 Test(daemon_warm, one_users_flood_does_not_block_another)
 {
         NEED("--max-clients-per-user", "3", "--request-timeout", "60s", );
-        int conns[3], pp[2];
+        int pp[2];
         cr_assert_eq(pipe(pp), 0);
         pid_t holder = fork();
         cr_assert_geq(holder, 0);
         if (holder == 0) {
                 close(pp[0]);
-                gid_t g = A.gid;
-                if (setgroups(1, &g) < 0 || setresgid(A.gid, A.gid, A.gid) < 0 ||
-                    setresuid(A.uid, A.uid, A.uid) < 0)
-                        _exit(99);
-                for (int i = 0; i < 3; i++) {
-                        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-                        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
-                        conns[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                        if (conns[i] < 0 || connect(conns[i], (void *)&sa, sizeof sa) < 0)
-                                _exit(98);
-                }
+                aidp_test_become(&A);
+                for (int i = 0; i < 3; i++)
+                        (void)aidp_test_daemon_connect(sock); /* held until killed */
                 if (write(pp[1], "x", 1) != 1)
                         _exit(97);
                 pause();
@@ -432,4 +406,109 @@ Test(daemon_warm, one_users_flood_does_not_block_another)
                 cr_expect_not_null(end, "no end record for %s", ids[i]);
                 free(end);
         }
+}
+
+/* aidp-run --detach as u running `sh -c cmd`: its run id into id (36 chars),
+ * or the client's status when it was refused. */
+static int detach_as(const struct aidp_test_user *u, const char *cmd, char *id, size_t size)
+{
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--detach", "--",
+                           "/bin/sh",    "-c", cmd,        NULL};
+        int rc = as_user(&P, u, true, a);
+        snprintf(id, size, "%.36s", P.out);
+        return rc;
+}
+
+/* A detached run's log holds at most --log-max: the job writes 1 MB and ends
+ * (it never blocks on the full log), the log ends with the marker line, and
+ * `aidp logs` says how much was dropped. One user's logs together hold at
+ * most --log-max-per-user: a detached run that could pass it is refused with
+ * what to do, and `aidp logs --rm` (the caller's own, of a run that ended)
+ * makes room. */
+Test(daemon_warm, detached_logs_are_capped_per_run_and_per_user)
+{
+        NEED("--log-max", "64K", "--log-max-per-user", "160K", );
+        const char *flood = "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo LAST-LINE";
+        char r1[64], r2[64], r3[64];
+        cr_assert_eq(detach_as(&A, flood, r1, sizeof r1), 0, "%s", P.err);
+        const char *f1[] = {AIDP_BIN, "logs", "--follow", r1, NULL};
+        cr_expect_eq(as_user(&Q, &A, true, f1), 0, "logs --follow: %s", Q.err);
+        struct stat st;
+        cr_assert_eq(stat(log_path(r1), &st), 0);
+        cr_expect_leq(st.st_size, 64 * 1024, "the log holds %lld bytes", (long long)st.st_size);
+        cr_expect_geq(st.st_size, 60 * 1024, "the log holds %lld bytes", (long long)st.st_size);
+        cr_expect(strstr(Q.out, "[aidp: this log is full (--log-max)") != NULL, "no marker");
+        cr_expect(!strstr(Q.out, "LAST-LINE"), "past the cap, yet in the log");
+        long long dropped = 0;
+        const char *d = strstr(Q.err, "the run wrote ");
+        cr_expect(d && sscanf(d, "the run wrote %lld", &dropped) == 1, "%s", Q.err);
+        cr_expect_geq(dropped, 1000000 - 64 * 1024, "dropped %lld", dropped);
+        /* a second one fits (2 x 64K of 160K), a third could not */
+        cr_assert_eq(detach_as(&A, flood, r2, sizeof r2), 0, "%s", P.err);
+        const char *f2[] = {AIDP_BIN, "logs", "--follow", r2, NULL};
+        cr_expect_eq(as_user(&Q, &A, true, f2), 0, "%s", Q.err);
+        cr_expect_eq(detach_as(&A, "echo THIRD", r3, sizeof r3), AIDP_EXIT_USAGE, "%s", P.out);
+        cr_expect(strstr(P.err, "--log-max-per-user") && strstr(P.err, "aidp logs --rm"), "%s",
+                  P.err);
+        /* B cannot remove A's log; A cannot remove one whose run still goes */
+        const char *rm_b[] = {AIDP_BIN, "logs", "--rm", r1, NULL};
+        cr_expect_eq(as_user(&Q, &B, true, rm_b), AIDP_EXIT_USAGE, "%s", Q.out);
+        cr_expect(strstr(Q.err, "of yours") != NULL, "%s", Q.err);
+        cr_expect_eq(stat(log_path(r1), &st), 0, "B removed A's log");
+        char r4[64];
+        cr_assert_eq(detach_as(&B, "echo B-READY; sleep 100", r4, sizeof r4), 0, "%s", P.err);
+        const char *rm_run[] = {AIDP_BIN, "logs", "--rm", r4, NULL};
+        cr_expect_eq(as_user(&Q, &B, true, rm_run), AIDP_EXIT_USAGE, "%s", Q.out);
+        cr_expect(strstr(Q.err, "is still going") != NULL, "%s", Q.err);
+        const char *stop[] = {AIDP_BIN, "stop", r4, NULL};
+        cr_expect_eq(as_user(&Q, &B, true, stop), 0, "%s", Q.err);
+        /* A's own, ended: shredded now, and room made */
+        const char *rm_a[] = {AIDP_BIN, "logs", "--rm", r1, NULL};
+        cr_expect_eq(as_user(&Q, &A, true, rm_a), 0, "%s", Q.err);
+        cr_expect_neq(stat(log_path(r1), &st), 0, "the log is still there");
+        const char *logs[] = {AIDP_BIN, "logs", r1, NULL};
+        cr_expect_eq(as_user(&Q, &A, true, logs), AIDP_EXIT_USAGE, "%s", Q.out);
+        cr_expect_eq(detach_as(&A, "echo THIRD", r3, sizeof r3), 0, "%s", P.err);
+        const char *f3[] = {AIDP_BIN, "logs", "--follow", r3, NULL};
+        cr_expect_eq(as_user(&Q, &A, true, f3), 0, "%s", Q.err);
+        cr_expect(strstr(Q.out, "THIRD") != NULL, "%s", Q.out);
+        char *end = wait_lineage(r4, "ABORT", 60000);
+        free(end);
+}
+
+/* Detached runs hold no connection, so the per-uid connection limit does not
+ * bound them; what does is the per-user log budget, in which a run still
+ * going counts as a full log. Before, an empty log counted nothing and one
+ * user could start detached runs until every worker of the daemon was taken
+ * (--max-clients) and nobody else was served. */
+Test(daemon_warm, one_users_detached_runs_are_bounded)
+{
+        NEED("--log-max", "64K", "--log-max-per-user", "160K", );
+        char r[3][64], rb[64];
+        const char *nap = "echo UP; sleep 100";
+        cr_assert_eq(detach_as(&A, nap, r[0], sizeof r[0]), 0, "%s", P.err);
+        cr_assert_eq(detach_as(&A, nap, r[1], sizeof r[1]), 0, "%s", P.err);
+        int third = detach_as(&A, nap, r[2], sizeof r[2]);
+        bool refused = third == AIDP_EXIT_USAGE && strstr(P.err, "--log-max-per-user");
+        /* B is served meanwhile */
+        cr_expect_eq(detach_as(&B, nap, rb, sizeof rb), 0, "%s", P.err);
+        const char *stop_b[] = {AIDP_BIN, "stop", rb, NULL};
+        cr_expect_eq(as_user(&Q, &B, true, stop_b), 0, "%s", Q.err);
+        for (int i = 0; i < (third == 0 ? 3 : 2); i++) {
+                const char *stop[] = {AIDP_BIN, "stop", r[i], NULL};
+                cr_expect_eq(as_user(&Q, &A, true, stop), 0, "%s", Q.err);
+        }
+        cr_expect(refused, "a third detached run of 64K logs fit in 160K: %d %s", third, P.err);
+        /* once they ended, their logs count what they hold */
+        for (int i = 0; i < 2; i++)
+                free(wait_lineage(r[i], "ABORT", 60000));
+        free(wait_lineage(rb, "ABORT", 60000));
+        char r4[64];
+        int rc = 0;
+        for (int t = 0; t < 50; t++) {
+                if ((rc = detach_as(&A, "echo FOURTH", r4, sizeof r4)) == 0)
+                        break;
+                usleep(100000);
+        }
+        cr_expect_eq(rc, 0, "%s", P.err);
 }

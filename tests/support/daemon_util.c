@@ -3,15 +3,25 @@
 #include "daemon_util.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lineage_util.h"
 #include "runner.h"
+#include "testusers.h"
 
 char *aidp_test_wait_lineage(const char *logp, const char *run_id, const char *type, int timeout_ms)
 {
@@ -45,4 +55,88 @@ void aidp_test_expect_run_gone(const char *rundir, const char *run_id)
                 usleep(50000);
         cr_expect_neq(stat(j, &st), 0, "the run's journal %s is left", j);
         cr_expect(!aidp_test_cgroup_exists(run_id), "the run's cgroup is left");
+}
+
+pid_t aidp_test_daemon_spawn(const char *sock, gid_t gid, const char *run_dir,
+                             const char *const *args, const char *const *env, bool wait)
+{
+        struct group *g = getgrgid(gid);
+        cr_assert_not_null(g);
+        char group[256];
+        snprintf(group, sizeof group, "%s", g->gr_name);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                /* a crashed test takes its daemon with it */
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
+                for (size_t i = 0; env && env[i]; i++)
+                        putenv((char *)env[i]);
+                int null = open("/dev/null", O_RDWR);
+                dup2(null, 0);
+                const char *a[64] = {AIDP_SUPERVISOR, "serve", "--socket",  sock,
+                                     "--group",       group,   "--run-dir", run_dir};
+                size_t n = 8;
+                for (size_t i = 0; args && args[i] && n < 63; i++)
+                        a[n++] = args[i];
+                a[n] = NULL;
+                execv(AIDP_SUPERVISOR, (char **)a);
+                _exit(127);
+        }
+        /* Without wait: looked for as fast as can be, so that a client
+         * connects at the first moment the path is there. */
+        for (time_t end = time(NULL) + 20; time(NULL) < end;) {
+                struct stat st;
+                if (stat(sock, &st) == 0 && (!wait || st.st_gid == gid))
+                        return pid;
+                if (wait)
+                        usleep(10000);
+                else
+                        sched_yield();
+        }
+        cr_assert_fail("the daemon did not listen on %s", sock);
+        return -1;
+}
+
+void aidp_test_daemon_stop(pid_t pid, const char *sock)
+{
+        if (pid <= 0)
+                return;
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        unlink(sock);
+}
+
+void aidp_test_become(const struct aidp_test_user *u)
+{
+        gid_t g = u->gid;
+        if (setgroups(1, &g) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+            setresuid(u->uid, u->uid, u->uid) < 0)
+                _exit(99);
+}
+
+int aidp_test_daemon_connect(const char *sock)
+{
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        if (strlen(sock) >= sizeof a.sun_path)
+                _exit(98);
+        memcpy(a.sun_path, sock, strlen(sock));
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
+                _exit(98);
+        return fd;
+}
+
+void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u, const char *sock,
+                             const char *const *args)
+{
+        char ruid[32], rgid[32];
+        snprintf(ruid, sizeof ruid, "--reuid=%u", (unsigned)u->uid);
+        snprintf(rgid, sizeof rgid, "--regid=%u", (unsigned)u->gid);
+        char *a[64] = {"/usr/bin/setpriv",          ruid,       rgid,        "--init-groups", "--",
+                       AIDP_BINARY_DIR "/aidp-run", "--socket", (char *)sock};
+        size_t n = 8;
+        for (size_t i = 0; args[i] && n < 63; i++)
+                a[n++] = (char *)args[i];
+        a[n] = NULL;
+        cr_assert_eq(aidp_test_spawn(p, a), 0);
 }

@@ -8,3 +8,26 @@ char *aidp_test_wait_lineage(const char *logp, const char *run_id, const char *t
 /* Nothing of the run is left: no journal in rundir (waited for a moment: it
  * goes right after the end record), no cgroup. Criterion expectations. */
 void aidp_test_expect_run_gone(const char *rundir, const char *run_id);
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* aidp-supervisor serve --socket sock --group (gid's) --run-dir run_dir
+ * [args...], in the foreground as a child that dies with the test, with the
+ * "NAME=VALUE" strings of env set. Returns its pid once sock exists (with that
+ * group, when wait is true; at once otherwise). */
+pid_t aidp_test_daemon_spawn(const char *sock, gid_t gid, const char *run_dir,
+                             const char *const *args, const char *const *env, bool wait);
+/* SIGTERM, reaped, its socket removed. */
+void aidp_test_daemon_stop(pid_t pid, const char *sock);
+
+struct aidp_test_user;
+struct aidp_proc;
+/* In a child: become u (its uid, gid and only group), or _exit(99). */
+void aidp_test_become(const struct aidp_test_user *u);
+/* A connection to the daemon at sock, or _exit(98) (in a child). */
+int aidp_test_daemon_connect(const char *sock);
+/* aidp-run --socket sock args... as u (setpriv), not waited for: p->pid is
+ * the client. */
+void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u, const char *sock,
+                             const char *const *args);
