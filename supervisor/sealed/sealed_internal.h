@@ -41,6 +41,12 @@ static inline size_t aidp_sealed_seg_len(const struct aidp_sealed_header *h, uin
 /* The manifest (file names and sizes) of an open dataset, decrypted and
  * authenticated segment by segment; sealed_open.c. */
 int aidp_sealed_read_manifest(struct aidp_sealed *s, struct aidp_tree *ret, aidp_error *err);
+/* Read and authenticate segment i whole into buf (room for its bytes and the
+ * tag; sealed_open.c): its plaintext length in ret_len. again: a second read of
+ * a segment already authenticated once (the view pass), whose failure means
+ * the file changed during the injection. Plaintext is wiped on failure. */
+int aidp_sealed_read_segment(struct aidp_sealed *s, EVP_CIPHER_CTX *ctx, uint64_t i, uint8_t *buf,
+                             bool again, size_t *ret_len, aidp_error *err);
 
 /* ---- column views (sealed_view.c) ---- */
 

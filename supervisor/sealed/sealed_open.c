@@ -116,9 +116,8 @@ int aidp_sealed_open_fd(int fd, const char *path, const struct aidp_keys *keys,
         return 0;
 }
 
-/* Read and authenticate segment i into buf; returns its plaintext length. */
-static int read_segment(struct aidp_sealed *s, EVP_CIPHER_CTX *ctx, uint64_t i, uint8_t *buf,
-                        size_t *ret_len, aidp_error *err)
+int aidp_sealed_read_segment(struct aidp_sealed *s, EVP_CIPHER_CTX *ctx, uint64_t i, uint8_t *buf,
+                             bool again, size_t *ret_len, aidp_error *err)
 {
         const struct aidp_sealed_header *h = &s->h;
         size_t len = aidp_sealed_seg_len(h, i);
@@ -135,6 +134,11 @@ static int read_segment(struct aidp_sealed *s, EVP_CIPHER_CTX *ctx, uint64_t i, 
                                         buf + len);
         if (r < 0) {
                 OPENSSL_cleanse(buf, len);
+                if (again)
+                        return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
+                                              "segment %llu failed authentication on its second "
+                                              "read (the sealed file changed during the injection)",
+                                              (unsigned long long)i);
                 return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
                                       "segment %llu of %llu failed authentication (modified, "
                                       "reordered, truncated or from another dataset)",
@@ -161,7 +165,7 @@ int aidp_sealed_read_manifest(struct aidp_sealed *s, struct aidp_tree *ret, aidp
         size_t have = 0;
         for (uint64_t i = 0; i < h->n_segments; i++) {
                 size_t len = 0;
-                if ((r = read_segment(s, ctx, i, b.p, &len, err)) < 0)
+                if ((r = aidp_sealed_read_segment(s, ctx, i, b.p, false, &len, err)) < 0)
                         goto out;
                 if (i == 0) {
                         if ((r = aidp_tree_manifest_len(b.p, len, &mlen, err)) < 0)

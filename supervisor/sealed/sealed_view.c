@@ -105,28 +105,8 @@ void aidp_vout_hidden(void *opaque, const char *column, const char *label, const
 int aidp_view_segment(struct aidp_sealed *s, struct aidp_sealed_worker *w, uint64_t i, uint8_t *dst,
                       aidp_error *err)
 {
-        const struct aidp_sealed_header *h = &s->h;
-        size_t len = aidp_sealed_seg_len(h, i);
-        ssize_t got = aidp_pread_all(s->fd, dst, len + AIDP_SEALED_TAG_LEN,
-                                     (off_t)aidp_sealed_seg_off(h, i));
-        if (got < 0)
-                return aidp_error_errno(err, AIDP_EXIT_DATA, (int)-got, "reading segment %llu",
-                                        (unsigned long long)i);
-        if ((size_t)got != len + AIDP_SEALED_TAG_LEN)
-                return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
-                                      "segment %llu is truncated (the file shrank)",
-                                      (unsigned long long)i);
-        uint8_t tag[AIDP_SEALED_TAG_LEN];
-        memcpy(tag, dst + len, sizeof tag);
-        if (aidp_sealed_seg_decrypt(w->ctx, i, i + 1 == h->n_segments, h->header_digest, dst, len,
-                                    tag) < 0) {
-                OPENSSL_cleanse(dst, len);
-                return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
-                                      "segment %llu failed authentication on its second read "
-                                      "(the sealed file changed during the injection)",
-                                      (unsigned long long)i);
-        }
-        return 0;
+        size_t len;
+        return aidp_sealed_read_segment(s, w->ctx, i, dst, true, &len, err);
 }
 
 /* Segment i whole in the worker's buffer (a tag covers the whole segment).
