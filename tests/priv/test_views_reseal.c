@@ -204,8 +204,8 @@ static void seal_plain(const char *name, const char *opts, char *out)
         TEST_SNPRINTF(f, "%s/%s.txt", T, name);
         put(f, "some data\n");
         snprintf(out, 4096, "%s/%s.sealed", T, name);
-        cr_assert_eq(aidp_test_sh("%s seal %s -o %s -n %s -q %s", AIDP_TOOL, f, out, name, opts),
-                     0, "sealing %s", name);
+        cr_assert_eq(aidp_test_sh("%s seal %s -o %s -n %s -q %s", AIDP_TOOL, f, out, name, opts), 0,
+                     "sealing %s", name);
 }
 
 Test(views_reseal, tags_are_kept_and_a_lower_classification_is_refused)
@@ -216,10 +216,9 @@ Test(views_reseal, tags_are_kept_and_a_lower_classification_is_refused)
         seal_plain("tagged", opts, tagged);
         /* Asking for less than the input's classification: refused, no file. */
         TEST_SNPRINTF(low, "%s/low.sealed", T);
-        char *argv[] = {AIDP_TOOL, "seal",        tagged,       "-o",
-                        low,       "-k",          "run-key",    "--keys-config",
-                        keyscfg,   "-c",          "public",     "--derived-from",
-                        tagged,    NULL};
+        char *argv[] = {AIDP_TOOL, "seal",           tagged,          "-o",    low,
+                        "-k",      "run-key",        "--keys-config", keyscfg, "-c",
+                        "public",  "--derived-from", tagged,          NULL};
         int st = aidp_test_run(&P, argv);
         cr_assert_eq(st, AIDP_EXIT_USAGE, "exit %d: %s", st, P.err);
         cr_assert(strstr(P.err, "--classification public is lower than restricted"), "%s", P.err);
@@ -289,14 +288,22 @@ Test(views_reseal, a_reseal_keeps_the_inputs_column_labels)
                   "the input's schema was not carried");
         aidp_sealed_close(a);
         aidp_sealed_close(b);
+        /* So a run still sees the column through the role's view: tokens. */
+        char out[4096], seen[4096];
+        run("rs-l", carried, out);
+        TEST_SNPRINTF(seen, "%s/seen-l", T);
+        cr_assert_eq(aidp_test_sh("%s unseal --keys-config %s -o %s %s -q && grep -q 'patient:' "
+                                  "%s/seen.txt && ! grep -q '@example.org' %s/seen.txt",
+                                  AIDP_TOOL, keyscfg, seen, out, seen, seen),
+                     0, "the re-sealed dataset's email column reached the job raw");
         /* A schema that no longer labels email: refused, nothing written. */
         TEST_SNPRINTF(sch, "%s/unlabelled.yaml", T);
         put(sch, "apiVersion: aidp/v1\nkind: Schema\nfiles:\n  - pattern: \"*.csv\"\n"
                  "    format: csv\n    columns:\n      email: []\n");
         TEST_SNPRINTF(dropped, "%s/dropped.sealed", T);
-        char *argv[] = {AIDP_TOOL, "seal",      plain,           "-o",   dropped,
-                        "-k",      "run-key",   "--keys-config", keyscfg, "--schema",
-                        sch,       "--derived-from", in_sealed,  NULL};
+        char *argv[] = {AIDP_TOOL, "seal",           plain,           "-o",    dropped,
+                        "-k",      "run-key",        "--keys-config", keyscfg, "--schema",
+                        sch,       "--derived-from", in_sealed,       NULL};
         int st = aidp_test_run(&P, argv);
         cr_assert_eq(st, AIDP_EXIT_USAGE, "exit %d: %s", st, P.err);
         cr_assert(strstr(P.err, "--schema drops label pii.direct of column email"), "%s", P.err);
@@ -327,10 +334,22 @@ Test(views_reseal, a_user_cannot_claim_a_file_they_cannot_read_or_authenticate)
         cr_assert_eq(aidp_test_sh("chown 65534:65534 %s", work), 0);
         TEST_SNPRINTF(src, "%s/theirs.txt", T);
         TEST_SNPRINTF(out, "%s/claimed.sealed", work);
-        char *argv[] = {"/usr/bin/setpriv",     "--reuid=65534", "--regid=65534", "--clear-groups",
-                        AIDP_TOOL,      "seal",          src,             "-o",
-                        out,            "-k",            "run-key",       "--keys-config",
-                        keyscfg,        "--derived-from", theirs,         NULL};
+        char *argv[] = {"/usr/bin/setpriv",
+                        "--reuid=65534",
+                        "--regid=65534",
+                        "--clear-groups",
+                        AIDP_TOOL,
+                        "seal",
+                        src,
+                        "-o",
+                        out,
+                        "-k",
+                        "run-key",
+                        "--keys-config",
+                        keyscfg,
+                        "--derived-from",
+                        theirs,
+                        NULL};
         /* Not readable by the user (root's 0600 file). */
         cr_assert_eq(chmod(theirs, 0600), 0);
         int st = aidp_test_run(&P, argv);
