@@ -1,5 +1,6 @@
 /* The produced-by record of a sealed output in aidp inspect (cli_schema.h):
- * which runs, from which inputs, through which column views, produced it. */
+ * which runs (or re-seals by hand, aidp seal --derived-from), from which
+ * inputs, through which column views, produced it. */
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,10 +61,14 @@ void aidp_cli_produced_text(const struct aidp_sealed_header *h)
         }
         json_object *steps = json_object_object_get(rec, "steps");
         size_t n = json_object_array_length(steps);
-        printf("%-16s%zu run%s, newest first\n", "produced-by:", n, n == 1 ? "" : "s");
+        printf("%-16s%zu step%s, newest first\n", "produced-by:", n, n == 1 ? "" : "s");
         for (size_t s = 0; s < n; s++) {
                 json_object *st = json_object_array_get_idx(steps, s);
-                printf("  run %s -> %s\n", str(st, "run"), str(st, "output"));
+                if (str(st, "run"))
+                        printf("  run %s -> %s\n", str(st, "run"), str(st, "output"));
+                else
+                        printf("  sealed again by %s (aidp seal --derived-from) -> %s\n",
+                               str(st, "sealedBy"), str(st, "output"));
                 json_object *ins = json_object_object_get(st, "inputs");
                 for (size_t i = 0; i < json_object_array_length(ins); i++)
                         input_text(json_object_array_get_idx(ins, i));

@@ -50,7 +50,7 @@ static void iso_time(uint64_t t, char *out, size_t cap)
 /* The options of all four commands (each table takes what it needs). */
 struct seal_cli {
         const char *out, *name, *version, *owner, *cls, *key_id, *keys_config, *key_dir, *schema;
-        struct aidp_cli_list residency, regulation;
+        struct aidp_cli_list residency, regulation, derived_from;
         uint64_t threads, segment_size;
         bool skip_special, quiet, verify, json;
 };
@@ -95,6 +95,11 @@ static const struct aidp_cli_opt seal_opts[] = {
         AIDP_CLI_OPT("schema", 0, AIDP_CLI_STRING, SC(schema), "FILE",
                      "schema.yaml: per file pattern its format and column labels\n"
                      "(sealed into the authenticated header; docs/views.md)",
+                     U),
+        AIDP_CLI_OPT("derived-from", 0, AIDP_CLI_LIST, SC(derived_from), "SEALED",
+                     "SRC was unsealed from SEALED (repeatable): its header is\n"
+                     "authenticated as for unseal, its classification and tags are\n"
+                     "kept and its produced-by chain goes on (docs/sealed-data.md)",
                      U),
         KEYS_OPTS,
         QUIET_OPT,
@@ -146,9 +151,10 @@ static int copy_field(char *dst, size_t cap, const char *src)
 /* The command line into the dataset's metadata; a usage error when it does not fit. */
 static int seal_meta(const struct seal_cli *c, struct aidp_seal_params *p, aidp_error *err)
 {
-        static const char *const missing[] = {"missing -o OUT.sealed", "missing --classification",
-                                              "missing --key-id"};
-        const char *need[] = {c->out, c->cls, c->key_id};
+        static const char *const missing[] = {"missing -o OUT.sealed", "missing --key-id",
+                                              "missing --classification"};
+        /* A derived dataset takes its inputs' classification by default. */
+        const char *need[] = {c->out, c->key_id, c->derived_from.n ? "" : c->cls};
         for (size_t i = 0; i < ARRAY_SIZE(need); i++)
                 if (!need[i])
                         return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "%s", missing[i]);
@@ -178,14 +184,34 @@ static int seal_meta(const struct seal_cli *c, struct aidp_seal_params *p, aidp_
         return 0;
 }
 
-static int seal_run(const struct seal_cli *c, const char *src, struct aidp_seal_params *pp)
+static void tags_line(const char (*tags)[AIDP_SEALED_TAG_MAX + 1], unsigned n)
+{
+        for (unsigned i = 0; i < n; i++)
+                printf("%s%s", i ? "," : "", tags[i]);
+        printf("%s", n ? "" : "-");
+}
+
+/* What the new header kept from the files it was derived from. */
+static void derived_text(const struct aidp_sealed_header *h)
+{
+        printf("derived: classification %s, residency ",
+               aidp_sealed_class_name(h->meta.classification));
+        tags_line(h->meta.residency, h->meta.n_residency);
+        printf(", regulation ");
+        tags_line(h->meta.regulation, h->meta.n_regulation);
+        printf(" (the inputs' and the command line's); produced-by chain in the header "
+               "(aidp inspect)\n");
+}
+
+static int seal_run(const struct seal_cli *c, const struct aidp_cli_parsed *pa, const char *src,
+                    struct aidp_seal_params *pp)
 {
         struct aidp_seal_params p = *pp;
         aidp_error err = {0};
         const char *out = c->out, *cls = c->cls, *keys_config = c->keys_config,
                    *key_dir = c->key_dir;
         bool quiet = c->quiet;
-        if (aidp_sealed_class_parse(cls, &p.meta.classification) < 0)
+        if (cls && aidp_sealed_class_parse(cls, &p.meta.classification) < 0)
                 return usage_error("seal", "--classification must be one of public, internal, "
                                            "confidential, restricted, regulated");
         _cleanup_free_ char *src_copy = strdup(src), *out_copy1 = strdup(out),
@@ -199,13 +225,16 @@ static int seal_run(const struct seal_cli *c, const char *src, struct aidp_seal_
                 strcpy(p.meta.version, "1");
         if (!p.meta.owner[0] && copy_field(p.meta.owner, sizeof p.meta.owner, default_owner()) < 0)
                 return usage_error("seal", "owner name too long; use --owner");
-        if (aidp_sealed_meta_check(&p.meta, &err) < 0)
-                return usage_error("seal", err.msg);
-
-        _cleanup_free_ uint8_t *schema = NULL;
+        _cleanup_free_ uint8_t *schema = NULL, *produced = NULL, *kept_schema = NULL;
         if (c->schema && aidp_cli_read_schema(c->schema, &schema, &p.schema_len, &err) < 0)
                 return fail("seal", &err);
         p.schema = schema;
+        if (c->derived_from.n &&
+            aidp_cli_derived_from(&seal_spec, pa, &c->derived_from, keys_config, key_dir,
+                                  cls != NULL, &p, &produced, &kept_schema, &err) < 0)
+                return fail("seal", &err);
+        if (aidp_sealed_meta_check(&p.meta, &err) < 0)
+                return usage_error("seal", err.msg);
 
         struct aidp_keys keys;
         aidp_keys_init(&keys);
@@ -241,6 +270,8 @@ static int seal_run(const struct seal_cli *c, const char *src, struct aidp_seal_
                                (unsigned long long)res.n_files, (unsigned long long)res.n_dirs,
                                (unsigned long long)res.header.payload_len,
                                res.n_skipped ? " (special files skipped)" : "", dg);
+                        if (c->derived_from.n)
+                                derived_text(&res.header);
                 }
         }
         aidp_keys_free(&keys);
@@ -261,10 +292,11 @@ static int cmd_seal(int argc, char **argv)
                 st = usage_error("seal", err.msg);
                 goto done;
         }
-        st = seal_run(&c, argv[pa.first_arg], &p);
+        st = seal_run(&c, &pa, argv[pa.first_arg], &p);
 done:
         aidp_cli_list_free(&c.residency);
         aidp_cli_list_free(&c.regulation);
+        aidp_cli_list_free(&c.derived_from);
         return st;
 }
 

@@ -6,7 +6,12 @@
  * the transform, key id and token domain, exactly as lineage START's
  * aidp_view facet does; a byte changed in that record is refused as
  * tampering; `aidp inspect` shows it (golden); an output derived from it
- * keeps the chain. */
+ * keeps the chain. A dataset unsealed, changed and sealed again with `aidp
+ * seal --derived-from` keeps the chain and the next run's output continues
+ * it; the named files' classification, tags and column labels are kept (a
+ * lower --classification or a schema that unlabels a column is refused,
+ * nothing written); a file the caller cannot read, cannot authenticate or
+ * that was tampered with cannot be claimed. */
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
@@ -337,4 +342,258 @@ Test(views_out, inspect_shows_the_views_that_produced_an_output)
         json_object *none = NULL;
         cr_assert(json_object_object_get_ex(j, "produced_by", &none) && !none, "%s", P.out);
         json_object_put(j);
+}
+
+/* ---- aidp seal --derived-from: a re-seal after unseal keeps the history
+ * (docs/sealed-data.md, "Re-sealing a derived dataset") ---- */
+
+static const char *step_str(json_object *steps, size_t i, const char *path)
+{
+        return aidp_test_json_str(json_object_array_get_idx(steps, i), path);
+}
+
+static struct aidp_sealed *header_ok(const char *path)
+{
+        aidp_error err = {0};
+        struct aidp_sealed *s = open_header(path, &err);
+        cr_assert_not_null(s, "%s: %s", path, err.msg);
+        return s;
+}
+
+static void digest_of(const char *path, char ref[AIDP_SEALED_DIGEST_REF_LEN + 1])
+{
+        struct aidp_sealed *s = header_ok(path);
+        aidp_sealed_digest_ref(aidp_sealed_header_of(s), ref);
+        aidp_sealed_close(s);
+}
+
+static void run_out(const char *run_id, const char *data, char *out)
+{
+        run(run_id, data);
+        output_path(run_id, out);
+}
+
+static bool exists(const char *path)
+{
+        return access(path, F_OK) == 0;
+}
+
+Test(views_out, a_reseal_after_unseal_keeps_the_chain_and_the_next_run_continues_it)
+{
+        AIDP_REQUIRE_ROOT();
+        char out1[4096], fixed[4096], out2[4096];
+        run_out("rs-1", in_sealed, out1);
+        /* The user's round trip: unseal, change, seal again. */
+        cr_assert_eq(aidp_test_sh("%s unseal --keys-config %s -o %s/plain %s -q && "
+                                  "echo corrected >> %s/plain/seen.txt",
+                                  AIDP_TOOL, keyscfg, T, out1, T),
+                     0);
+        TEST_SNPRINTF(fixed, "%s/fixed.sealed", T);
+        cr_assert_eq(aidp_test_sh("%s seal %s/plain -o %s -n fixed -k run-key "
+                                  "--keys-config %s --derived-from %s -q",
+                                  AIDP_TOOL, T, fixed, keyscfg, out1),
+                     0, "re-seal without --classification failed");
+        uint16_t version = 0;
+        json_object *steps = steps_of(fixed, &version);
+        cr_assert_eq(json_object_array_length(steps), 2, "%s", json_object_to_json_string(steps));
+        cr_assert_str_eq(step_str(steps, 0, "output"), "fixed");
+        cr_assert_str_eq(step_str(steps, 0, "sealedBy"), "root (uid 0)");
+        cr_assert_null(aidp_test_json_str_or_null(json_object_array_get_idx(steps, 0), "run"));
+        json_object *in = json_object_array_get_idx(
+                aidp_test_json_at(json_object_array_get_idx(steps, 0), "inputs"), 0);
+        char ref[AIDP_SEALED_DIGEST_REF_LEN + 1];
+        digest_of(out1, ref);
+        cr_assert_str_eq(aidp_test_json_str(in, "dataset"), "rs-1-out");
+        cr_assert_str_eq(aidp_test_json_str(in, "digest"), ref);
+        cr_assert_str_eq(aidp_test_json_str(in, "injected"), AIDP_SEALED_DERIVED_HOW);
+        cr_assert_str_eq(step_str(steps, 1, "run"), "rs-1");
+        json_object_put(steps);
+        /* The output's classification, not the default of a fresh seal. */
+        struct aidp_sealed *s = header_ok(fixed);
+        cr_assert_eq(aidp_sealed_header_of(s)->meta.classification, AIDP_CLASS_CONFIDENTIAL);
+        aidp_sealed_close(s);
+        /* aidp inspect shows the re-seal and the run before it. */
+        char *argv[] = {AIDP_TOOL, "inspect", "--keys-config", keyscfg, fixed, NULL};
+        cr_assert_eq(aidp_test_run(&P, argv), 0, "%s", P.err);
+        cr_assert(strstr(P.out, "produced-by:    2 steps, newest first\n"
+                                "  sealed again by root (uid 0) (aidp seal --derived-from) -> "
+                                "fixed\n    input rs-1-out (hmac-sha256:"),
+                  "%s", P.out);
+        cr_assert(strstr(P.out, "  run rs-1 -> rs-1-out\n"), "%s", P.out);
+        /* A run over the re-sealed file keeps all of it. */
+        run_out("rs-2", fixed, out2);
+        steps = steps_of(out2, &version);
+        cr_assert_eq(json_object_array_length(steps), 3, "%s", json_object_to_json_string(steps));
+        cr_assert_str_eq(step_str(steps, 0, "run"), "rs-2");
+        cr_assert_str_eq(step_str(steps, 1, "sealedBy"), "root (uid 0)");
+        cr_assert_str_eq(step_str(steps, 2, "run"), "rs-1");
+        json_object_put(steps);
+}
+
+/* T/NAME.sealed from a small file under run-key, with the classification
+ * and tag options given. */
+static void seal_plain(const char *name, const char *tags, char *out)
+{
+        char f[4096];
+        TEST_SNPRINTF(f, "%s/%s.txt", T, name);
+        put(f, "some data\n");
+        snprintf(out, 4096, "%s/%s.sealed", T, name);
+        cr_assert_eq(aidp_test_sh("%s seal %s -o %s -n %s -q -k run-key --keys-config %s %s",
+                                  AIDP_TOOL, f, out, name, keyscfg, tags),
+                     0, "sealing %s", name);
+}
+
+Test(views_out, a_reseal_keeps_tags_and_refuses_a_lower_classification)
+{
+        AIDP_REQUIRE_ROOT();
+        char tagged[4096], low[4096], kept[4096], higher[4096];
+        seal_plain("tagged", "-c restricted -r eu -g phi", tagged);
+        /* Asking for less than the input's classification: refused, no file. */
+        TEST_SNPRINTF(low, "%s/low.sealed", T);
+        char *argv[] = {AIDP_TOOL, "seal",           tagged,          "-o",    low,
+                        "-k",      "run-key",        "--keys-config", keyscfg, "-c",
+                        "public",  "--derived-from", tagged,          NULL};
+        int st = aidp_test_run(&P, argv);
+        cr_assert_eq(st, AIDP_EXIT_USAGE, "exit %d: %s", st, P.err);
+        cr_assert(strstr(P.err, "--classification public is lower than restricted"), "%s", P.err);
+        cr_assert(!exists(low), "a refused re-seal left %s", low);
+        /* No classification: the input's. Tags: the input's and the new ones. */
+        TEST_SNPRINTF(kept, "%s/kept.sealed", T);
+        cr_assert_eq(aidp_test_sh("%s seal %s -o %s -k run-key --keys-config %s -r us "
+                                  "--derived-from %s -q",
+                                  AIDP_TOOL, tagged, kept, keyscfg, tagged),
+                     0);
+        struct aidp_sealed *s = header_ok(kept);
+        const struct aidp_sealed_meta *m = &aidp_sealed_header_of(s)->meta;
+        cr_assert_eq(m->classification, AIDP_CLASS_RESTRICTED);
+        cr_assert_eq(m->n_residency, 2);
+        cr_assert_str_eq(m->residency[0], "eu");
+        cr_assert_str_eq(m->residency[1], "us");
+        cr_assert_eq(m->n_regulation, 1);
+        cr_assert_str_eq(m->regulation[0], "phi");
+        aidp_sealed_close(s);
+        /* A higher classification given is kept. */
+        TEST_SNPRINTF(higher, "%s/higher.sealed", T);
+        cr_assert_eq(aidp_test_sh("%s seal %s -o %s -k run-key --keys-config %s -c regulated "
+                                  "--derived-from %s -q",
+                                  AIDP_TOOL, tagged, higher, keyscfg, tagged),
+                     0);
+        s = header_ok(higher);
+        cr_assert_eq(aidp_sealed_header_of(s)->meta.classification, AIDP_CLASS_REGULATED);
+        aidp_sealed_close(s);
+        /* The input's history is the source of the tags: a copy with a tag
+         * changed in its header is refused as tampering, nothing written. */
+        char bad[4096], out[4096];
+        TEST_SNPRINTF(bad, "%s/bad.sealed", T);
+        size_t len = 0;
+        uint8_t *b = read_all(tagged, &len);
+        uint8_t *at = memmem(b, 200, "phi", 3);
+        cr_assert_not_null(at);
+        at[2] = 'x';
+        write_all(bad, b, len);
+        free(b);
+        TEST_SNPRINTF(out, "%s/from-bad.sealed", T);
+        st = aidp_test_sh("%s seal %s -o %s -k run-key --keys-config %s --derived-from %s -q",
+                          AIDP_TOOL, tagged, out, keyscfg, bad);
+        cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d", st);
+        cr_assert(!exists(out));
+}
+
+/* A dataset sealed with a schema keeps its column labels through a
+ * re-seal: without --schema the input's is carried, a --schema that drops
+ * a label is refused (a column without labels would reach every run raw),
+ * one that keeps them and adds more is taken. */
+Test(views_out, a_reseal_keeps_the_inputs_column_labels)
+{
+        AIDP_REQUIRE_ROOT();
+        char plain[4096], carried[4096], dropped[4096], more[4096], sch[4096];
+        TEST_SNPRINTF(plain, "%s/src/patients.csv", T);
+        TEST_SNPRINTF(carried, "%s/carried.sealed", T);
+        cr_assert_eq(aidp_test_sh("%s seal %s -o %s -k run-key --keys-config %s "
+                                  "--derived-from %s -q",
+                                  AIDP_TOOL, plain, carried, keyscfg, in_sealed),
+                     0);
+        struct aidp_sealed *a = header_ok(carried), *b = header_ok(in_sealed);
+        const struct aidp_sealed_header *ha = aidp_sealed_header_of(a),
+                                        *hb = aidp_sealed_header_of(b);
+        cr_assert_eq(ha->format_version, 4);
+        cr_assert(ha->schema_len == hb->schema_len &&
+                          !memcmp(ha->schema, hb->schema, ha->schema_len),
+                  "the input's schema was not carried");
+        aidp_sealed_close(a);
+        aidp_sealed_close(b);
+        /* So a run still sees the column through the role's view: tokens. */
+        char out[4096], seen[4096];
+        run_out("rs-l", carried, out);
+        TEST_SNPRINTF(seen, "%s/seen-l", T);
+        cr_assert_eq(aidp_test_sh("%s unseal --keys-config %s -o %s %s -q && grep -q 'patient:' "
+                                  "%s/seen.txt && ! grep -q '@example.org' %s/seen.txt",
+                                  AIDP_TOOL, keyscfg, seen, out, seen, seen),
+                     0, "the re-sealed dataset's email column reached the job raw");
+        /* A schema that no longer labels email: refused, nothing written. */
+        TEST_SNPRINTF(sch, "%s/unlabelled.yaml", T);
+        put(sch, "apiVersion: aidp/v1\nkind: Schema\nfiles:\n  - pattern: \"*.csv\"\n"
+                 "    format: csv\n    columns:\n      email: []\n      name: [pii.direct]\n");
+        TEST_SNPRINTF(dropped, "%s/dropped.sealed", T);
+        char *argv[] = {AIDP_TOOL, "seal",           plain,           "-o",    dropped,
+                        "-k",      "run-key",        "--keys-config", keyscfg, "--schema",
+                        sch,       "--derived-from", in_sealed,       NULL};
+        int st = aidp_test_run(&P, argv);
+        cr_assert_eq(st, AIDP_EXIT_USAGE, "exit %d: %s", st, P.err);
+        cr_assert(strstr(P.err, "--schema drops label pii.direct of column email"), "%s", P.err);
+        cr_assert(!exists(dropped));
+        /* Keeping every label and adding one is fine. */
+        TEST_SNPRINTF(sch, "%s/more.yaml", T);
+        put(sch, "apiVersion: aidp/v1\nkind: Schema\nfiles:\n  - pattern: \"*.csv\"\n"
+                 "    format: csv\n    columns:\n      email: [pii.direct]\n"
+                 "      name: [pii.direct]\n      age: [pii.quasi]\n");
+        TEST_SNPRINTF(more, "%s/more.sealed", T);
+        argv[4] = more;
+        st = aidp_test_run(&P, argv);
+        cr_assert_eq(st, 0, "exit %d: %s", st, P.err);
+}
+
+/* A user sealing as themselves (their own authority; aidp through sudo
+ * still refuses seal) may name only files they can read and whose header
+ * they can authenticate: with the installed file provider's root-only keys,
+ * no header at all, so nothing can be claimed. */
+Test(views_out, a_reseal_cannot_claim_a_file_the_user_cannot_read_or_authenticate)
+{
+        AIDP_REQUIRE_ROOT();
+        char theirs[4096], work[4096], out[4096], src[4096];
+        seal_plain("theirs", "-c confidential", theirs);
+        TEST_SNPRINTF(work, "%s/work", T);
+        mkdir_p(work, 0755);
+        cr_assert_eq(aidp_test_sh("chown 65534:65534 %s", work), 0);
+        TEST_SNPRINTF(src, "%s/theirs.txt", T);
+        TEST_SNPRINTF(out, "%s/claimed.sealed", work);
+        char *argv[] = {"/usr/bin/setpriv",
+                        "--reuid=65534",
+                        "--regid=65534",
+                        "--clear-groups",
+                        AIDP_TOOL,
+                        "seal",
+                        src,
+                        "-o",
+                        out,
+                        "-k",
+                        "run-key",
+                        "--keys-config",
+                        keyscfg,
+                        "--derived-from",
+                        theirs,
+                        NULL};
+        /* Not readable by the user (root's 0600 file). */
+        cr_assert_eq(chmod(theirs, 0600), 0);
+        int st = aidp_test_run(&P, argv);
+        cr_assert_neq(st, 0);
+        cr_assert(strstr(P.err, "--derived-from") && strstr(P.err, "ermission denied"),
+                  "exit %d: %s", st, P.err);
+        cr_assert(!exists(out));
+        /* Readable, but its header needs a key only root holds. */
+        cr_assert_eq(chmod(theirs, 0644), 0);
+        st = aidp_test_run(&P, argv);
+        cr_assert_neq(st, 0);
+        cr_assert(strstr(P.err, "--derived-from"), "%s", P.err);
+        cr_assert(!exists(out));
 }

@@ -141,7 +141,9 @@ def parse_produced_by(val):
     if not keys_in_order(rec, ["v", "steps"]) or rec["v"] != 1 or not rec["steps"]:
         raise Refused("produced-by record")
     for step in rec["steps"]:
-        if not keys_in_order(step, ["output", "run", "inputs"]):
+        # a run's step has "run", a re-seal's (aidp seal --derived-from) "sealedBy"
+        if not (keys_in_order(step, ["output", "run", "inputs"])
+                or keys_in_order(step, ["output", "sealedBy", "inputs"])):
             raise Refused("produced-by step")
         for ds in step["inputs"]:
             if not keys_in_order(ds, ["dataset", "digest", "injected"], ["views", "files"]) \

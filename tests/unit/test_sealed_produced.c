@@ -110,6 +110,46 @@ Test(sealed_produced, only_the_canonical_well_formed_record_is_read)
         expect_refused("{\"v\":1,\"steps\":[{\"output\":\"o\",\"run\":\"r\",\"inputs\":[],"
                        "\"extra\":1}]}",
                        "unexpected or misplaced member");
+        /* A step is a run or a re-seal (aidp seal --derived-from), never
+         * both or neither, and in the writer's key order. */
+        static const char reseal[] = "{\"v\":1,\"steps\":[{\"output\":\"o\",\"sealedBy\":"
+                                     "\"root (uid 0)\",\"inputs\":[{\"dataset\":\"d\",\"digest\":"
+                                     "\"hmac-sha256:00\",\"injected\":\"derived\"}]}]}";
+        cr_assert_eq(aidp_sealed_produced_check((const uint8_t *)reseal, strlen(reseal), &err), 0,
+                     "%s", err.msg);
+        expect_refused("{\"v\":1,\"steps\":[{\"output\":\"o\",\"inputs\":[]}]}",
+                       "neither or both of run and sealedBy");
+        expect_refused("{\"v\":1,\"steps\":[{\"output\":\"o\",\"run\":\"r\",\"sealedBy\":"
+                       "\"x\",\"inputs\":[]}]}",
+                       "neither or both of run and sealedBy");
+        expect_refused("{\"v\":1,\"steps\":[{\"output\":\"o\",\"sealedBy\":\"x\",\"run\":"
+                       "\"r\",\"inputs\":[]}]}",
+                       "unexpected or misplaced member");
+}
+
+/* The chain of step over in[0..n), checked; its steps in *steps (owned by the
+ * returned root). */
+static json_object *chain_of(json_object *step, const struct aidp_sealed_header *const *in,
+                             size_t n, json_object **steps)
+{
+        uint8_t *rec = NULL;
+        size_t len = 0;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_sealed_produced_chain(step, in, n, &rec, &len, &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_sealed_produced_check(rec, len, &err), 0, "%s", err.msg);
+        char *text = strndup((const char *)rec, len);
+        json_object *root = json_tokener_parse(text);
+        free(text);
+        free(rec);
+        cr_assert_not_null(root);
+        *steps = json_object_object_get(root, "steps");
+        return root;
+}
+
+static const char *step_member(json_object *steps, size_t i, const char *key)
+{
+        return json_object_get_string(
+                json_object_object_get(json_object_array_get_idx(steps, i), key));
 }
 
 Test(sealed_produced, an_outputs_chain_keeps_its_inputs_steps_once)
@@ -128,22 +168,28 @@ Test(sealed_produced, an_outputs_chain_keeps_its_inputs_steps_once)
         json_object *step = json_tokener_parse(
                 "{\"output\":\"r2-out\",\"run\":\"r2\",\"inputs\":[{\"dataset\":\"r1-out\","
                 "\"digest\":\"hmac-sha256:11\",\"injected\":\"sealed (no schema)\"}]}");
-        uint8_t *rec = NULL;
-        size_t len = 0;
-        aidp_error err = {0};
-        cr_assert_eq(aidp_sealed_produced_chain(step, in, 3, &rec, &len, &err), 0, "%s", err.msg);
-        cr_assert_eq(aidp_sealed_produced_check(rec, len, &err), 0, "%s", err.msg);
-        char *text = strndup((const char *)rec, len);
-        json_object *root = json_tokener_parse(text);
-        json_object *steps = json_object_object_get(root, "steps");
-        cr_assert_eq(json_object_array_length(steps), 2, "%s", text);
-        cr_assert_str_eq(json_object_get_string(json_object_object_get(
-                                 json_object_array_get_idx(steps, 0), "output")),
-                         "r2-out");
-        cr_assert_str_eq(json_object_get_string(json_object_object_get(
-                                 json_object_array_get_idx(steps, 1), "output")),
-                         "r1-out");
+        json_object *steps = NULL, *root = chain_of(step, in, 3, &steps);
+        cr_assert_eq(json_object_array_length(steps), 2);
+        cr_assert_str_eq(step_member(steps, 0, "output"), "r2-out");
+        cr_assert_str_eq(step_member(steps, 1, "output"), "r1-out");
         json_object_put(root);
-        free(text);
-        free(rec);
+}
+
+/* Two different steps that name the same output are both kept: a name alone
+ * (a re-seal may keep its input's, or pick an ancestor's) never drops the
+ * history of another step. */
+Test(sealed_produced, a_step_is_never_hidden_by_another_with_the_same_output_name)
+{
+        static struct aidp_sealed_header a;
+        a = sample();
+        with_record(&a, REC);
+        static const struct aidp_sealed_header *in[1];
+        in[0] = &a;
+        json_object *step = json_tokener_parse(
+                "{\"output\":\"r1-out\",\"sealedBy\":\"root (uid 0)\",\"inputs\":[{"
+                "\"dataset\":\"r1-out\",\"digest\":\"hmac-sha256:11\",\"injected\":\"derived\"}]}");
+        json_object *steps = NULL, *root = chain_of(step, in, 1, &steps);
+        cr_assert_eq(json_object_array_length(steps), 2);
+        cr_assert_str_eq(step_member(steps, 1, "run"), "r1");
+        json_object_put(root);
 }

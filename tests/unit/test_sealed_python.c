@@ -216,3 +216,18 @@ Test(sealed_python, format4_produced_by)
                                      .produced_by_len = strlen(rec)};
         record_read_then_refused(&p, 4, "\"keyId\": \"tok-1\"", "patient\"}", 'q');
 }
+
+/* A re-seal's step (aidp seal --derived-from: "sealedBy" where a run's step
+ * has "run") is read by the independent decryptor too. */
+Test(sealed_python, format4_produced_by_a_reseal)
+{
+        static const char rec[] =
+                "{\"v\":1,\"steps\":[{\"output\":\"fixed\",\"sealedBy\":\"root (uid 0)\","
+                "\"inputs\":[{\"dataset\":\"r1-out\",\"digest\":\"hmac-sha256:00\",\"injected\":"
+                "\"" AIDP_SEALED_DERIVED_HOW "\"}]},{\"output\":\"r1-out\",\"run\":\"r1\","
+                "\"inputs\":[{\"dataset\":\"pat\",\"digest\":\"hmac-sha256:01\",\"injected\":"
+                "\"sealed (no schema)\"}]}]}";
+        struct aidp_seal_params p = {.produced_by = (const uint8_t *)rec,
+                                     .produced_by_len = strlen(rec)};
+        record_read_then_refused(&p, 4, "\"sealedBy\": \"root (uid 0)\"", "uid 0", 'v');
+}

@@ -183,18 +183,21 @@ int aidp_sealed_header_schema(const struct aidp_sealed_header *h, struct aidp_sc
 
 /* ---- the produced-by record, TLV 15 (sealed_produced.c; docs/sealed-format.md
  * section 3) ----
- *   {"v":1,"steps":[STEP,...]}               newest first, one per run
- *   STEP  {"output":NAME,"run":RUN-ID,"inputs":[INPUT,...]}
+ *   {"v":1,"steps":[STEP,...]}               newest first, one per run or re-seal
+ *   STEP  {"output":NAME,"run":RUN-ID,"inputs":[INPUT,...]}      a run's /out
+ *         {"output":NAME,"sealedBy":WHO,"inputs":[INPUT,...]}    aidp seal --derived-from
  *   INPUT {"dataset":NAME,"digest":REF,"injected":HOW[,"views":[V,...],
  *          "files":[{"pattern":P,"format":"csv"|"jsonl","columns":[COLUMN,...]},...]]}
  *   COLUMN {"column":C,"labels":[L,...],"transform":T[,"keyId":K,"domain":D]}
- * INPUT is what lineage START's aidp_view facet records for the dataset
- * (one encoder, supervisor/sealed/inject_produced.c). */
+ * A run's INPUT is what lineage START's aidp_view facet records for the
+ * dataset (one encoder, supervisor/sealed/inject_produced.c); a re-seal's is
+ * the named sealed file's name, digest and AIDP_SEALED_DERIVED_HOW. */
+#define AIDP_SEALED_DERIVED_HOW "derived (unsealed and sealed again: aidp seal --derived-from)"
 struct json_object;
 /* Is buf exactly the canonical encoding of a well-formed record? */
 int aidp_sealed_produced_check(const uint8_t *buf, size_t len, aidp_error *err);
 /* The record of an output: `step` (this run's STEP; taken, even on failure)
- * followed by every input's steps, each output once (first seen wins), as
+ * followed by every input's steps, each step once (an identical one is not repeated; equal output names alone never hide a step), as
  * canonical bytes in *ret (malloc). Too large for the header: EFBIG. */
 int aidp_sealed_produced_chain(struct json_object *step,
                                const struct aidp_sealed_header *const *inputs, size_t n,

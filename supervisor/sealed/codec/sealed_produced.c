@@ -61,9 +61,12 @@ static const struct key input_keys[] = {
         {"files", K_OBJS, true, &file_shape, AIDP_VIEW_FILES_MAX},
 };
 static const struct shape input_shape = SHAPE("input", input_keys);
+/* A step is a run ("run": its id) or a re-seal by hand ("sealedBy": who ran
+ * aidp seal --derived-from); exactly one of the two (check_meaning). */
 static const struct key step_keys[] = {
         {"output", K_STR, false, NULL, 0},
-        {"run", K_STR, false, NULL, 0},
+        {"run", K_STR, true, NULL, 0},
+        {"sealedBy", K_STR, true, NULL, 0},
         {"inputs", K_OBJS, false, &input_shape, 64},
 };
 static const struct shape step_shape = SHAPE("step", step_keys);
@@ -141,8 +144,10 @@ static int check_meaning(json_object *root, aidp_error *err)
         if (json_object_array_length(steps) == 0)
                 return bad(err, "record", "no step");
         for (size_t s = 0; s < json_object_array_length(steps); s++) {
-                json_object *ins =
-                        json_object_object_get(json_object_array_get_idx(steps, s), "inputs");
+                json_object *st = json_object_array_get_idx(steps, s);
+                if (!json_object_object_get(st, "run") == !json_object_object_get(st, "sealedBy"))
+                        return bad(err, "step", "neither or both of run and sealedBy");
+                json_object *ins = json_object_object_get(st, "inputs");
                 for (size_t i = 0; i < json_object_array_length(ins); i++) {
                         json_object *in = json_object_array_get_idx(ins, i);
                         json_object *files = json_object_object_get(in, "files");
@@ -213,13 +218,14 @@ int aidp_sealed_produced_check(const uint8_t *buf, size_t len, aidp_error *err)
         return 0;
 }
 
-static bool has_output(json_object *steps, const char *output)
+/* Is this very step (every member equal) in steps already? Equal names are
+ * not enough: a re-seal may keep its input's name (a new --version), and a
+ * name alone must never let one step hide another's history. */
+static bool has_step(json_object *steps, json_object *step)
 {
-        for (size_t i = 0; i < json_object_array_length(steps); i++) {
-                json_object *s = json_object_array_get_idx(steps, i);
-                if (!strcmp(json_object_get_string(json_object_object_get(s, "output")), output))
+        for (size_t i = 0; i < json_object_array_length(steps); i++)
+                if (json_object_equal(json_object_array_get_idx(steps, i), step))
                         return true;
-        }
         return false;
 }
 
@@ -233,7 +239,7 @@ static int add_input_steps(json_object *steps, const struct aidp_sealed_header *
         json_object *theirs = json_object_object_get(rec, "steps");
         for (size_t i = 0; i < json_object_array_length(theirs); i++) {
                 json_object *s = json_object_array_get_idx(theirs, i);
-                if (has_output(steps, json_object_get_string(json_object_object_get(s, "output"))))
+                if (has_step(steps, s))
                         continue;
                 if (json_object_array_add(steps, json_object_get(s)) < 0) {
                         json_object_put(s);
