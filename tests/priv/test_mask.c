@@ -2,7 +2,9 @@
  * host does to a masked file while a sandbox runs never shows it to the job.
  * The host side is a throwaway tree this test makes as a stand-in for /etc
  * (the real /etc is never touched), exposed by a profile bind and, a second
- * time, through the host's own /var as every sandbox sees it. */
+ * time, through the host's own /var as every sandbox sees it (with a bind
+ * into it, which must survive the masking). Before masks lived in an overlay
+ * (mask.c), every one of the eight reads below showed the host's new file. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -66,6 +68,9 @@ static void setup(void)
         make_etc(etc);
         make_etc(var_etc);
         cr_assert_eq(mkdir(sig, 0755), 0);
+        char bound[220];
+        snprintf(bound, sizeof bound, "%s/bound", var_etc);
+        cr_assert_eq(mkdir(bound, 0755), 0);
         FILE *f = fopen(yaml, "w");
         cr_assert_not_null(f);
         fprintf(f,
@@ -73,8 +78,10 @@ static void setup(void)
                 "extends: " AIDP_SOURCE_DIR "/profiles/baseline.yaml\n"
                 "filesystem:\n"
                 "  binds:\n    - {source: %s, target: /fakeetc}\n    - {source: %s, target: /sig}\n"
+                /* a bind into a masked tree: it must stay there */
+                "    - {source: %s, target: %s/bound}\n"
                 "  masked:\n",
-                etc, sig);
+                etc, sig, sig, var_etc);
         static const char *const names[] = {"shadow", "gshadow", "sudoers.d", "ssl/private", NULL};
         for (const char *const *n = names; *n; n++)
                 fprintf(f, "    - /fakeetc/%s\n    - %s/%s\n", *n, var_etc, *n);
@@ -100,8 +107,9 @@ Test(mask, a_mask_holds_while_the_host_replaces_the_masked_files)
                  "else echo \"HIDDEN $d/$f\"; fi\n"
                  "  done\n"
                  "  grep -q root: $d/passwd && echo \"PASSWD $d\"\n"
-                 "done\n",
-                 var_etc);
+                 "done\n"
+                 "[ -e %s/bound/go ] && echo BOUND\n",
+                 var_etc, var_etc);
         char *argv[] = {AIDP_SUPERVISOR, "run",  "-q",  "--user",    "65534", "--no-cwd",
                         "--timeout",     "90",   "--profile", yaml,  "--",    "/bin/sh",
                         "-c",            script, NULL};
@@ -133,4 +141,5 @@ Test(mask, a_mask_holds_while_the_host_replaces_the_masked_files)
                 snprintf(line, sizeof line, "PASSWD %s\n", dirs[d]);
                 cr_expect(strstr(p.out, line), "the rest of %s is gone:\n%s", dirs[d], p.out);
         }
+        cr_expect(strstr(p.out, "BOUND\n"), "the bind into the masked tree is gone:\n%s", p.out);
 }
