@@ -63,9 +63,11 @@ int aidp_mask_bind(const char *mask_src, const char *p)
         }
 }
 
-/* Where the layer tmpfs is attached while the overlays are made. */
-#define LAYER_DIR "/.aidp-layer"
+/* The layer's directory in mask_src. */
+#define LAYER_DIR "/layer"
 
+#define MAX_PATHS    1024
+#define MAX_FDS      64
 #define MAX_GROUPS   16
 #define MAX_CHILDREN 128
 #define POOL_SIZE    32768
@@ -93,21 +95,22 @@ static struct {
         char pool[POOL_SIZE];
         size_t used;
         char buf[65536];
+        unsigned char kind[MAX_PATHS]; /* enum mask_kind */
+        int fd[MAX_FDS];               /* the parent of path i, for the first MAX_FDS */
 } S;
+
+enum mask_kind { KIND_NONE, KIND_BIND, KIND_LAYER };
 
 static const char *pool(size_t off)
 {
         return S.pool + off;
 }
 
-/* The parent directory of path inside root, resolved as the job will
- * (symlinks stay inside the root), and path's last component in name.
- * -errno; -ENOENT/-ENOTDIR when there is no such directory. */
-static int open_parent(int root_fd, const char *path, char name[NAME_MAX + 1])
+/* path's parent directory into dir and its last component into name. */
+static int split_path(const char *path, char dir[PATH_MAX], char name[NAME_MAX + 1])
 {
-        char dir[PATH_MAX];
         size_t len = strlen(path);
-        if (len >= sizeof dir)
+        if (len >= PATH_MAX)
                 return -ENAMETOOLONG;
         memcpy(dir, path, len + 1);
         while (len > 1 && dir[len - 1] == '/')
@@ -122,6 +125,18 @@ static int open_parent(int root_fd, const char *path, char name[NAME_MAX + 1])
                 slash[1] = '\0';
         else
                 *slash = '\0';
+        return 0;
+}
+
+/* The parent directory of path inside root, resolved as the job will
+ * (symlinks stay inside the root), and path's last component in name.
+ * -errno; -ENOENT/-ENOTDIR when there is no such directory. */
+static int open_parent(int root_fd, const char *path, char name[NAME_MAX + 1])
+{
+        char dir[PATH_MAX];
+        int rc = split_path(path, dir, name);
+        if (rc < 0)
+                return rc;
         struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
                                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
         int fd = (int)syscall(SYS_openat2, root_fd, dir, &how, sizeof how);
@@ -131,14 +146,11 @@ static int open_parent(int root_fd, const char *path, char name[NAME_MAX + 1])
 /* 1 when the directory lives in a read-only mount of host files, where the
  * overlay goes; 0 for the kernel's own file systems, tmpfs (the run's mounts,
  * /dev) and writable mounts, which keep the bind; -errno. */
-static int overlay_wanted(int fd)
+static int wanted(const struct statfs *sf)
 {
-        struct statfs sf;
-        if (fstatfs(fd, &sf) < 0)
-                return -errno;
-        if (!(sf.f_flags & ST_RDONLY))
+        if (!(sf->f_flags & ST_RDONLY))
                 return 0;
-        switch (sf.f_type) {
+        switch (sf->f_type) {
         case PROC_SUPER_MAGIC:
         case SYSFS_MAGIC:
         case TMPFS_MAGIC:
@@ -147,6 +159,12 @@ static int overlay_wanted(int fd)
         default:
                 return 1;
         }
+}
+
+static int overlay_wanted(int fd)
+{
+        struct statfs sf;
+        return fstatfs(fd, &sf) < 0 ? -errno : wanted(&sf);
 }
 
 static int mount_id(int fd)
@@ -315,16 +333,27 @@ static int layer_entry(int dir_fd, const char *name, const struct stat *host, bo
         return 0;
 }
 
-static int open_layer(const char *root, char *dir, size_t len)
+/* The layer: a directory of mask_src's tmpfs, pid 1's own and never
+ * reachable from the host. That tmpfs is read-only while the masks are
+ * bound (each bind copies its flags) and is written only here, in between.
+ * It is unmounted with the staging root's helpers (sandbox.c) and lives on
+ * only in the overlays: a tmpfs of its own would cost an unmount, and with
+ * it an RCU grace period, milliseconds on a busy host. */
+static int set_writable(const char *mask_src, bool writable)
 {
-        if (snprintf(dir, len, "%s%s", root, LAYER_DIR) >= (int)len)
+        struct mount_attr a = {.attr_set = writable ? 0 : MOUNT_ATTR_RDONLY,
+                               .attr_clr = writable ? MOUNT_ATTR_RDONLY : 0};
+        return mount_setattr(AT_FDCWD, mask_src, 0, &a, sizeof a) < 0 ? -errno : 0;
+}
+
+static int open_layer(const char *mask_src, char *dir, size_t len)
+{
+        if (snprintf(dir, len, "%s%s", mask_src, LAYER_DIR) >= (int)len)
                 return -ENAMETOOLONG;
+        int rc = set_writable(mask_src, true);
+        if (rc < 0)
+                return rc;
         if (mkdir(dir, 0700) < 0)
-                return -errno;
-        /* pid 1's own: not reachable from the host, and gone from every
-         * namespace but the overlays' once detached below. */
-        if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=65536,mode=0700") <
-            0)
                 return -errno;
         return 0;
 }
@@ -379,11 +408,18 @@ static int open_groups(const char *layer)
 /* One masked path of an overlaid mount into its group's layer. The parent is
  * looked up again if the host removed it meanwhile (its path would then name
  * nothing). */
-static int mask_in_layer(int root_fd, const char *path)
+static int mask_in_layer(int root_fd, const char *path, int cached)
 {
         for (int attempt = 0; attempt < 100; attempt++) {
-                char name[NAME_MAX + 1];
-                _cleanup_close_ int pfd = open_parent(root_fd, path, name);
+                char name[NAME_MAX + 1], parent[PATH_MAX];
+                _cleanup_close_ int pfd = -1;
+                if (attempt == 0 && cached >= 0) {
+                        pfd = cached;
+                        cached = -1;
+                        if (split_path(path, parent, name) < 0)
+                                return -EINVAL;
+                } else
+                        pfd = open_parent(root_fd, path, name);
                 if (pfd == -ENOENT || pfd == -ENOTDIR)
                         return 0;
                 if (pfd < 0)
@@ -515,37 +551,69 @@ static const char *nth_path(const char *const *paths, size_t n_paths, char *cons
         return i < n_paths ? paths[i] : extra[i - n_paths];
 }
 
-/* The group of each path that lies in a mount the overlay is for (bind: 0),
- * or a bind over each path that does not (bind: 1). In the bind pass, after
- * the overlays, a path inside one resolves into the overlay and is left
- * alone: a bind over a mount's root then lands on its overlay, not under it. */
-static int path_pass(int root_fd, const char *root, const char *mask_src, const char *const *paths,
-                     size_t n_paths, char *const *extra, size_t n_extra, bool bind,
-                     const char **failed)
+/* Which way each path is masked, and the group of each path in a mount the
+ * overlay is for. statfs by the host's path first, one call for most
+ * (/proc, /sys), then, for a read-only mount of host files, the parent as
+ * the job will resolve it. */
+static int classify(int root_fd, const char *root, const char *const *paths, size_t n_paths,
+                    char *const *extra, size_t n_extra, const char **failed)
 {
+        if (n_paths + n_extra > MAX_PATHS)
+                return -E2BIG;
         for (size_t i = 0; i < n_paths + n_extra; i++) {
                 const char *path = nth_path(paths, n_paths, extra, i);
                 *failed = path;
-                char name[NAME_MAX + 1];
-                _cleanup_close_ int pfd = open_parent(root_fd, path, name);
-                if (pfd == -ENOENT || pfd == -ENOTDIR)
-                        continue; /* nothing there to hide */
-                if (pfd < 0)
-                        return pfd;
-                int rc = overlay_wanted(pfd);
+                S.kind[i] = KIND_NONE;
+                char dir[PATH_MAX], name[NAME_MAX + 1], p[PATH_MAX];
+                int rc = split_path(path, dir, name);
                 if (rc < 0)
                         return rc;
-                if (rc == 1 && !bind) {
-                        struct mask_group *g;
-                        if ((rc = group_of(pfd, &g)) < 0)
-                                return rc;
+                if (snprintf(p, sizeof p, "%s%s", root, dir) >= (int)sizeof p)
+                        return -ENAMETOOLONG;
+                struct statfs sf;
+                if (statfs(p, &sf) < 0) {
+                        if (errno == ENOENT || errno == ENOTDIR)
+                                continue; /* nothing there to hide */
+                        return -errno;
                 }
-                if (rc == 1 || !bind)
+                S.kind[i] = KIND_BIND;
+                if (!wanted(&sf))
                         continue;
-                /* /proc, /sys, the run's tmpfs, a writable bind: only the
-                 * kernel and the run change the first ones, and the host's
-                 * changes to a writable bind are the known gap
-                 * (docs/security.md). */
+                int pfd = open_parent(root_fd, path, name);
+                if (pfd == -ENOENT || pfd == -ENOTDIR) {
+                        S.kind[i] = KIND_NONE;
+                        continue;
+                }
+                if (pfd < 0)
+                        return pfd;
+                struct mask_group *g;
+                if ((rc = overlay_wanted(pfd)) == 1 && (rc = group_of(pfd, &g)) == 0) {
+                        S.kind[i] = KIND_LAYER;
+                        if (i < MAX_FDS) {
+                                S.fd[i] = pfd;
+                                continue;
+                        }
+                }
+                close(pfd);
+                if (rc < 0)
+                        return rc;
+        }
+        return 0;
+}
+
+/* A bind over each path outside the overlays, once they are made: a bind
+ * over a mount's root then lands on its overlay, not under it. /proc, /sys,
+ * the run's tmpfs, a writable bind: only the kernel and the run change the
+ * first ones, and the host's changes to a writable bind are the known gap
+ * (docs/security.md). */
+static int bind_pass(const char *root, const char *mask_src, const char *const *paths,
+                     size_t n_paths, char *const *extra, size_t n_extra, const char **failed)
+{
+        for (size_t i = 0; i < n_paths + n_extra; i++) {
+                if (S.kind[i] != KIND_BIND)
+                        continue;
+                const char *path = nth_path(paths, n_paths, extra, i);
+                *failed = path;
                 char p[PATH_MAX];
                 if (snprintf(p, sizeof p, "%s%s", root, path) >= (int)sizeof p)
                         return -ENAMETOOLONG;
@@ -581,21 +649,26 @@ static int build_overlays(const char **failed)
         return 0;
 }
 
-static int overlay_groups(int root_fd, const char *root, const char *const *paths, size_t n_paths,
-                          char *const *extra, size_t n_extra, const char **failed)
+static int overlay_groups(int root_fd, const char *mask_src, const char *const *paths,
+                          size_t n_paths, char *const *extra, size_t n_extra, const char **failed)
 {
         *failed = "/proc/self/mountinfo";
         int rc = read_mountinfo();
         if (rc < 0)
                 return rc;
         char layer[PATH_MAX];
-        *failed = LAYER_DIR;
-        if ((rc = open_layer(root, layer, sizeof layer)) < 0)
-                return rc;
-        rc = open_groups(layer);
+        *failed = mask_src;
+        rc = open_layer(mask_src, layer, sizeof layer);
+        if (rc == 0)
+                rc = open_groups(layer);
         for (size_t i = 0; i < n_paths + n_extra && rc == 0; i++) {
+                if (S.kind[i] != KIND_LAYER)
+                        continue;
                 *failed = nth_path(paths, n_paths, extra, i);
-                rc = mask_in_layer(root_fd, *failed);
+                int cached = i < MAX_FDS ? S.fd[i] : -1;
+                if (i < MAX_FDS)
+                        S.fd[i] = -1;
+                rc = mask_in_layer(root_fd, *failed, cached);
         }
         if (rc == 0)
                 rc = build_overlays(failed);
@@ -605,10 +678,10 @@ static int overlay_groups(int root_fd, const char *root, const char *const *path
                 if (S.g[i].layer_fd >= 0)
                         close(S.g[i].layer_fd);
         }
-        /* The overlays hold the layer; nothing else needs to see it. */
-        if ((umount2(layer, MNT_DETACH) < 0 || rmdir(layer) < 0) && rc == 0) {
-                rc = -errno;
-                *failed = LAYER_DIR;
+        int ro = set_writable(mask_src, false);
+        if (ro < 0 && rc == 0) {
+                rc = ro;
+                *failed = mask_src;
         }
         return rc;
 }
@@ -617,6 +690,8 @@ int aidp_mask_view(const char *root, const char *mask_src, const char *const *pa
                    char *const *extra, size_t n_extra, const char **failed)
 {
         S.n = S.nc = S.used = 0;
+        for (size_t i = 0; i < MAX_FDS; i++)
+                S.fd[i] = -1;
         size_t n_paths = 0;
         while (paths[n_paths])
                 n_paths++;
@@ -624,10 +699,13 @@ int aidp_mask_view(const char *root, const char *mask_src, const char *const *pa
         *failed = root;
         if (root_fd < 0)
                 return -errno;
-        int rc = path_pass(root_fd, root, mask_src, paths, n_paths, extra, n_extra, false, failed);
+        int rc = classify(root_fd, root, paths, n_paths, extra, n_extra, failed);
         if (rc == 0 && S.n > 0)
-                rc = overlay_groups(root_fd, root, paths, n_paths, extra, n_extra, failed);
+                rc = overlay_groups(root_fd, mask_src, paths, n_paths, extra, n_extra, failed);
+        for (size_t i = 0; i < MAX_FDS; i++)
+                if (S.fd[i] >= 0)
+                        close(S.fd[i]);
         if (rc == 0)
-                rc = path_pass(root_fd, root, mask_src, paths, n_paths, extra, n_extra, true, failed);
+                rc = bind_pass(root, mask_src, paths, n_paths, extra, n_extra, failed);
         return rc;
 }

@@ -20,7 +20,9 @@ int aidp_mask_bind(const char *mask_src, const char *p);
  *   later stays hidden; the mounts below are moved onto the overlay.
  * - elsewhere (/proc, /sys, the run's own tmpfs mounts, writable binds) the
  *   bind of aidp_mask_bind, as before.
- * mask_src: the directory with the unreadable d and f for the binds.
+ * mask_src: the root of a read-only tmpfs mount of its own holding the
+ * unreadable d and f for the binds; the overlays' layer is made in it too,
+ * with the mount writable meanwhile.
  * Returns 0, or -errno with *failed naming the path. */
 int aidp_mask_view(const char *root, const char *mask_src, const char *const *paths,
                    char *const *extra, size_t n_extra, const char **failed);
