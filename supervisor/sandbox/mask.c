@@ -23,6 +23,7 @@
 #include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "supervisor/sandbox/mask_tree.h"
 
 int aidp_mask_bind(const char *mask_src, const char *p)
 {
@@ -66,45 +68,9 @@ int aidp_mask_bind(const char *mask_src, const char *p)
 /* The layer's directory in mask_src. */
 #define LAYER_DIR "/layer"
 
-#define MAX_PATHS    1024
-#define MAX_FDS      64
-#define MAX_GROUPS   16
-#define MAX_CHILDREN 128
-#define POOL_SIZE    32768
-
-/* One mount that holds masked names, and the overlay it gets. */
-struct mask_group {
-        int mnt_id;
-        bool seen;    /* found in mountinfo */
-        size_t point; /* its mount point in pid 1's view, in pool */
-        int root_fd;  /* O_PATH: the mount's root */
-        int layer_fd; /* O_PATH: the group's directory in the layer */
-};
-
-/* A mount directly below a group's mount: moved onto the overlay. */
-struct mask_child {
-        size_t group, point;
-};
-
-/* Static: pid 1 may not allocate (mask.h). */
-static struct {
-        struct mask_group g[MAX_GROUPS];
-        size_t n;
-        struct mask_child c[MAX_CHILDREN];
-        size_t nc;
-        char pool[POOL_SIZE];
-        size_t used;
-        char buf[65536];
-        unsigned char kind[MAX_PATHS]; /* enum mask_kind */
-        int fd[MAX_FDS];               /* the parent of path i, for the first MAX_FDS */
-} S;
+#define S aidp_mask_state
 
 enum mask_kind { KIND_NONE, KIND_BIND, KIND_LAYER };
-
-static const char *pool(size_t off)
-{
-        return S.pool + off;
-}
 
 /* path's parent directory into dir and its last component into name. */
 static int split_path(const char *path, char dir[PATH_MAX], char name[NAME_MAX + 1])
@@ -154,10 +120,8 @@ static int wanted(const struct statfs *sf)
         case PROC_SUPER_MAGIC:
         case SYSFS_MAGIC:
         case TMPFS_MAGIC:
-        case DEVPTS_SUPER_MAGIC:
-                return 0;
-        default:
-                return 1;
+        case DEVPTS_SUPER_MAGIC: return 0;
+        default: return 1;
         }
 }
 
@@ -165,113 +129,6 @@ static int overlay_wanted(int fd)
 {
         struct statfs sf;
         return fstatfs(fd, &sf) < 0 ? -errno : wanted(&sf);
-}
-
-static int mount_id(int fd)
-{
-        struct statx sx;
-        if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0)
-                return -errno;
-        if (!(sx.stx_mask & STATX_MNT_ID))
-                return -ENOSYS;
-        return (int)sx.stx_mnt_id;
-}
-
-static struct mask_group *find_group(int mnt_id)
-{
-        for (size_t i = 0; i < S.n; i++)
-                if (S.g[i].mnt_id == mnt_id)
-                        return &S.g[i];
-        return NULL;
-}
-
-/* Copy s (a mountinfo field: \ooo escapes for space, tab, newline and
- * backslash) into the pool; its offset, or -1 when the pool is full. */
-static long pool_add_unescaped(const char *s, size_t len)
-{
-        size_t start = S.used;
-        for (size_t i = 0; i < len; i++) {
-                char c = s[i];
-                if (c == '\\' && i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3') {
-                        c = (char)(((s[i + 1] - '0') << 6) | ((s[i + 2] - '0') << 3) |
-                                   (s[i + 3] - '0'));
-                        i += 3;
-                }
-                if (S.used + 2 > POOL_SIZE)
-                        return -1;
-                S.pool[S.used++] = c;
-        }
-        S.pool[S.used++] = '\0';
-        return (long)start;
-}
-
-/* One line of mountinfo: "ID PARENT MAJ:MIN ROOT POINT ...". */
-static int mountinfo_line(char *line)
-{
-        char *f[5];
-        size_t len[5];
-        char *p = line;
-        for (int i = 0; i < 5; i++) {
-                f[i] = p;
-                p = strchr(p, ' ');
-                if (!p)
-                        return 0;
-                len[i] = (size_t)(p - f[i]);
-                p++;
-        }
-        int id = atoi(f[0]), parent = atoi(f[1]);
-        struct mask_group *g = find_group(id), *pg = find_group(parent);
-        if (!g && (!pg || parent == id))
-                return 0;
-        long off = pool_add_unescaped(f[4], len[4]);
-        if (off < 0)
-                return -E2BIG;
-        if (g) {
-                g->seen = true;
-                g->point = (size_t)off;
-        } else {
-                if (S.nc == MAX_CHILDREN)
-                        return -E2BIG;
-                S.c[S.nc++] = (struct mask_child){.group = (size_t)(pg - S.g), .point = (size_t)off};
-        }
-        return 0;
-}
-
-/* Each group's mount point, and the mounts right below each group's mount,
- * from pid 1's own mountinfo (the host's mounts and the staging root's). */
-static int read_mountinfo(void)
-{
-        _cleanup_close_ int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        size_t have = 0;
-        for (;;) {
-                ssize_t n = read(fd, S.buf + have, sizeof S.buf - 1 - have);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                have += (size_t)n;
-                S.buf[have] = '\0';
-                char *line = S.buf, *nl;
-                while ((nl = strchr(line, '\n'))) {
-                        *nl = '\0';
-                        int rc = mountinfo_line(line);
-                        if (rc < 0)
-                                return rc;
-                        line = nl + 1;
-                }
-                have = (size_t)(S.buf + have - line);
-                if (n == 0)
-                        break;
-                if (have == sizeof S.buf - 1)
-                        return -E2BIG; /* a line longer than the buffer */
-                memmove(S.buf, line, have);
-        }
-        for (size_t i = 0; i < S.n; i++)
-                if (!S.g[i].seen)
-                        return -ESTALE;
-        return 0;
 }
 
 /* Make the directories of rel (below a group's layer) that are not there
@@ -325,7 +182,8 @@ static int layer_entry(int dir_fd, const char *name, const struct stat *host, bo
         if (!S_ISDIR(st.st_mode))
                 return 0; /* a file or whiteout: nothing below it shows */
         /* A directory, made here or already as the parent of a deeper mask. */
-        _cleanup_close_ int d = openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int d =
+                openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (d < 0)
                 return -errno;
         if (fsetxattr(d, "trusted.overlay.opaque", "y", 1, 0) < 0 || fchmod(d, 0) < 0)
@@ -359,17 +217,18 @@ static int open_layer(const char *mask_src, char *dir, size_t len)
 }
 
 /* The group of the mount that holds fd's directory: made on first use. */
-static int group_of(int fd, struct mask_group **ret)
+static int group_of(int fd, struct aidp_mask_group **ret)
 {
-        int id = mount_id(fd);
-        if (id < 0)
-                return id;
-        struct mask_group *g = find_group(id);
+        uint64_t id;
+        int rc = aidp_mask_mount_id(fd, &id);
+        if (rc < 0)
+                return rc;
+        struct aidp_mask_group *g = aidp_mask_find_group(id);
         if (!g) {
-                if (S.n == MAX_GROUPS)
+                if (S.n == AIDP_MASK_MAX_GROUPS)
                         return -E2BIG;
                 g = &S.g[S.n++];
-                *g = (struct mask_group){.mnt_id = id, .root_fd = -1, .layer_fd = -1};
+                *g = (struct aidp_mask_group){.mnt_id = id, .root_fd = -1, .layer_fd = -1};
         }
         *ret = g;
         return 0;
@@ -381,14 +240,15 @@ static int group_of(int fd, struct mask_group **ret)
 static int open_groups(const char *layer)
 {
         for (size_t i = 0; i < S.n; i++) {
-                struct mask_group *g = &S.g[i];
-                g->root_fd = open(pool(g->point), O_PATH | O_DIRECTORY | O_CLOEXEC);
+                struct aidp_mask_group *g = &S.g[i];
+                g->root_fd = open(aidp_mask_pool(g->point), O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (g->root_fd < 0)
                         return -errno;
                 struct statx sx;
-                if (statx(g->root_fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0)
+                if (statx(g->root_fd, "", AT_EMPTY_PATH,
+                          STATX_MNT_ID | AIDP_MASK_STATX_MNT_ID_UNIQUE, &sx) < 0)
                         return -errno;
-                if ((int)sx.stx_mnt_id != g->mnt_id ||
+                if (sx.stx_mnt_id != g->mnt_id ||
                     !(sx.stx_attributes & sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
                         return -ESTALE;
                 char p[PATH_MAX];
@@ -427,7 +287,9 @@ static int mask_in_layer(int root_fd, const char *path, int cached)
                 int rc = overlay_wanted(pfd);
                 if (rc <= 0)
                         return rc; /* a bind, made in the first pass */
-                struct mask_group *g = find_group(mount_id(pfd));
+                uint64_t id;
+                struct aidp_mask_group *g =
+                        aidp_mask_mount_id(pfd, &id) == 0 ? aidp_mask_find_group(id) : NULL;
                 if (!g)
                         return -ESTALE;
                 char link[64], full[PATH_MAX];
@@ -441,7 +303,7 @@ static int mask_in_layer(int root_fd, const char *path, int cached)
                         return -errno;
                 if (dst.st_nlink == 0)
                         continue; /* removed meanwhile */
-                const char *point = pool(g->point);
+                const char *point = aidp_mask_pool(g->point);
                 size_t pl = strcmp(point, "/") ? strlen(point) : 0;
                 if (strncmp(full, point, pl) || (full[pl] != '/' && full[pl] != '\0'))
                         return -ESTALE;
@@ -449,7 +311,8 @@ static int mask_in_layer(int root_fd, const char *path, int cached)
                 if ((rc = layer_dirs(g->layer_fd, g->root_fd, rel)) < 0)
                         return rc;
                 _cleanup_close_ int dir =
-                        *rel ? openat(g->layer_fd, rel, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                        *rel ? openat(g->layer_fd, rel,
+                                      O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                              : fcntl(g->layer_fd, F_DUPFD_CLOEXEC, 3);
                 if (dir < 0)
                         return -errno;
@@ -488,21 +351,22 @@ static bool under_mask(int layer_fd, const char *rel)
  * that root; the mounts that were below the root moved onto it. */
 static int build_overlay(size_t gi, const char **failed)
 {
-        struct mask_group *g = &S.g[gi];
-        const char *point = pool(g->point);
+        struct aidp_mask_group *g = &S.g[gi];
+        const char *point = aidp_mask_pool(g->point);
         size_t pl = strlen(point);
         *failed = point;
         /* Cloned before the overlay hides them, by their path: a deeper
          * group's overlay, made first, comes with its mount. */
-        int cfd[MAX_CHILDREN];
-        size_t ci[MAX_CHILDREN], nc = 0;
+        int cfd[AIDP_MASK_MAX_CHILDREN];
+        size_t ci[AIDP_MASK_MAX_CHILDREN], nc = 0;
         int rc = 0;
         for (size_t i = 0; i < S.nc && rc == 0; i++) {
-                const char *cp = pool(S.c[i].point);
+                const char *cp = aidp_mask_pool(S.c[i].point);
                 if (S.c[i].group != gi || strncmp(cp, point, pl) || cp[pl] != '/' ||
                     under_mask(g->layer_fd, cp + pl + 1))
                         continue;
-                int fd = open_tree(AT_FDCWD, cp, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                int fd =
+                        open_tree(AT_FDCWD, cp, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
                 if (fd < 0 && errno == ENOENT)
                         continue; /* its mount point is gone: nothing showed there */
                 if (fd < 0) {
@@ -536,8 +400,9 @@ static int build_overlay(size_t gi, const char **failed)
                                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
                 rc = -errno;
         for (size_t k = 0; k < nc; k++) {
-                const char *cp = pool(S.c[ci[k]].point);
-                if (rc == 0 && move_mount(cfd[k], "", mnt, cp + pl + 1, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+                const char *cp = aidp_mask_pool(S.c[ci[k]].point);
+                if (rc == 0 &&
+                    move_mount(cfd[k], "", mnt, cp + pl + 1, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
                         rc = -errno;
                         *failed = cp;
                 }
@@ -558,7 +423,7 @@ static const char *nth_path(const char *const *paths, size_t n_paths, char *cons
 static int classify(int root_fd, const char *root, const char *const *paths, size_t n_paths,
                     char *const *extra, size_t n_extra, const char **failed)
 {
-        if (n_paths + n_extra > MAX_PATHS)
+        if (n_paths + n_extra > AIDP_MASK_MAX_PATHS)
                 return -E2BIG;
         for (size_t i = 0; i < n_paths + n_extra; i++) {
                 const char *path = nth_path(paths, n_paths, extra, i);
@@ -586,10 +451,10 @@ static int classify(int root_fd, const char *root, const char *const *paths, siz
                 }
                 if (pfd < 0)
                         return pfd;
-                struct mask_group *g;
+                struct aidp_mask_group *g;
                 if ((rc = overlay_wanted(pfd)) == 1 && (rc = group_of(pfd, &g)) == 0) {
                         S.kind[i] = KIND_LAYER;
-                        if (i < MAX_FDS) {
+                        if (i < AIDP_MASK_MAX_FDS) {
                                 S.fd[i] = pfd;
                                 continue;
                         }
@@ -627,13 +492,13 @@ static int bind_pass(const char *root, const char *mask_src, const char *const *
  * group moves them, overlay and all, onto its own. */
 static int build_overlays(const char **failed)
 {
-        bool done[MAX_GROUPS] = {false};
+        bool done[AIDP_MASK_MAX_GROUPS] = {false};
         for (size_t k = 0; k < S.n; k++) {
                 size_t best = 0, best_depth = 0;
                 bool any = false;
                 for (size_t i = 0; i < S.n; i++) {
                         size_t d = 0;
-                        for (const char *c = pool(S.g[i].point); *c; c++)
+                        for (const char *c = aidp_mask_pool(S.g[i].point); *c; c++)
                                 d += *c == '/';
                         if (!done[i] && (!any || d > best_depth)) {
                                 best = i;
@@ -653,7 +518,7 @@ static int overlay_groups(int root_fd, const char *mask_src, const char *const *
                           size_t n_paths, char *const *extra, size_t n_extra, const char **failed)
 {
         *failed = "/proc/self/mountinfo";
-        int rc = read_mountinfo();
+        int rc = aidp_mask_read_tree();
         if (rc < 0)
                 return rc;
         char layer[PATH_MAX];
@@ -665,8 +530,8 @@ static int overlay_groups(int root_fd, const char *mask_src, const char *const *
                 if (S.kind[i] != KIND_LAYER)
                         continue;
                 *failed = nth_path(paths, n_paths, extra, i);
-                int cached = i < MAX_FDS ? S.fd[i] : -1;
-                if (i < MAX_FDS)
+                int cached = i < AIDP_MASK_MAX_FDS ? S.fd[i] : -1;
+                if (i < AIDP_MASK_MAX_FDS)
                         S.fd[i] = -1;
                 rc = mask_in_layer(root_fd, *failed, cached);
         }
@@ -690,7 +555,7 @@ int aidp_mask_view(const char *root, const char *mask_src, const char *const *pa
                    char *const *extra, size_t n_extra, const char **failed)
 {
         S.n = S.nc = S.used = 0;
-        for (size_t i = 0; i < MAX_FDS; i++)
+        for (size_t i = 0; i < AIDP_MASK_MAX_FDS; i++)
                 S.fd[i] = -1;
         size_t n_paths = 0;
         while (paths[n_paths])
@@ -702,7 +567,7 @@ int aidp_mask_view(const char *root, const char *mask_src, const char *const *pa
         int rc = classify(root_fd, root, paths, n_paths, extra, n_extra, failed);
         if (rc == 0 && S.n > 0)
                 rc = overlay_groups(root_fd, mask_src, paths, n_paths, extra, n_extra, failed);
-        for (size_t i = 0; i < MAX_FDS; i++)
+        for (size_t i = 0; i < AIDP_MASK_MAX_FDS; i++)
                 if (S.fd[i] >= 0)
                         close(S.fd[i]);
         if (rc == 0)

@@ -22,12 +22,13 @@ static char T[64], etc[200], var_etc[200], sig[200], yaml[200];
  * file's mode) keeps them from the job. */
 static void make_etc(const char *dir)
 {
-        cr_assert_eq(aidp_test_sh("mkdir -p %s/ssl/private %s/sudoers.d && "
-                                  "echo OLD-SECRET > %s/shadow && echo OLD-KEY > %s/ssl/private/key && "
-                                  "echo OLD-SUDO > %s/sudoers.d/x && echo root:x:0:0 > %s/passwd && "
-                                  "chmod -R a+rX %s",
-                                  dir, dir, dir, dir, dir, dir, dir),
-                     0);
+        cr_assert_eq(
+                aidp_test_sh("mkdir -p %s/ssl/private %s/sudoers.d && "
+                             "echo OLD-SECRET > %s/shadow && echo OLD-KEY > %s/ssl/private/key && "
+                             "echo OLD-SUDO > %s/sudoers.d/x && echo root:x:0:0 > %s/passwd && "
+                             "chmod -R a+rX %s",
+                             dir, dir, dir, dir, dir, dir, dir),
+                0);
 }
 
 /* What the host does while the job runs, the ways tools replace files. */
@@ -49,8 +50,8 @@ static void host_changes(const char *dir)
                                   dir),
                      0);
         /* a masked name that was not there when the run started */
-        cr_assert_eq(aidp_test_sh("echo NEW-GSHADOW > %s/gshadow && chmod 644 %s/gshadow", dir, dir),
-                     0);
+        cr_assert_eq(
+                aidp_test_sh("echo NEW-GSHADOW > %s/gshadow && chmod 644 %s/gshadow", dir, dir), 0);
 }
 
 static void setup(void)
@@ -110,9 +111,9 @@ Test(mask, a_mask_holds_while_the_host_replaces_the_masked_files)
                  "done\n"
                  "[ -e %s/bound/go ] && echo BOUND\n",
                  var_etc, var_etc);
-        char *argv[] = {AIDP_SUPERVISOR, "run",  "-q",  "--user",    "65534", "--no-cwd",
-                        "--timeout",     "90",   "--profile", yaml,  "--",    "/bin/sh",
-                        "-c",            script, NULL};
+        char *argv[] = {
+                AIDP_SUPERVISOR, "run", "-q", "--user",  "65534", "--no-cwd", "--timeout", "90",
+                "--profile",     yaml,  "--", "/bin/sh", "-c",    script,     NULL};
         struct aidp_proc p;
         cr_assert_eq(aidp_test_spawn(&p, argv), 0);
         bool ready = aidp_test_wait_output(&p, "READY", 60000);
