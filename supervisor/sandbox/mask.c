@@ -285,8 +285,10 @@ static int mask_in_layer(int root_fd, const char *path, int cached)
                 if (pfd < 0)
                         return pfd;
                 int rc = overlay_wanted(pfd);
-                if (rc <= 0)
-                        return rc; /* a bind, made in the first pass */
+                if (rc < 0)
+                        return rc;
+                if (rc == 0)
+                        return -ESTALE; /* it moved out of the mount meanwhile */
                 uint64_t id;
                 struct aidp_mask_group *g =
                         aidp_mask_mount_id(pfd, &id) == 0 ? aidp_mask_find_group(id) : NULL;
