@@ -129,7 +129,8 @@ static int list_children(void)
                                 if (S.nc == AIDP_MASK_MAX_CHILDREN ||
                                     (off = pool_add(sm->str + sm->mnt_point)) < 0)
                                         return -E2BIG;
-                                S.c[S.nc++] = (struct aidp_mask_child){.group = gi, .point = (size_t)off};
+                                S.c[S.nc++] =
+                                        (struct aidp_mask_child){.group = gi, .point = (size_t)off};
                         }
                         if (n < 128)
                                 break;
@@ -186,7 +187,8 @@ static int mountinfo_line(char *line)
         } else {
                 if (S.nc == AIDP_MASK_MAX_CHILDREN)
                         return -E2BIG;
-                S.c[S.nc++] = (struct aidp_mask_child){.group = (size_t)(pg - S.g), .point = (size_t)off};
+                S.c[S.nc++] =
+                        (struct aidp_mask_child){.group = (size_t)(pg - S.g), .point = (size_t)off};
         }
         return 0;
 }
@@ -229,4 +231,3 @@ int aidp_mask_read_tree(void)
                         return -ESTALE;
         return 0;
 }
-
