@@ -109,9 +109,11 @@ static int open_parent(int root_fd, const char *path, char name[NAME_MAX + 1])
         return fd < 0 ? -errno : fd;
 }
 
-/* 1 when the directory lives in a read-only mount of host files, where the
- * overlay goes; 0 for the kernel's own file systems, tmpfs (the run's mounts,
- * /dev) and writable mounts, which keep the bind; -errno. */
+/* 1 when the directory lives in a read-only mount, where the overlay goes:
+ * the host's files (also on a host whose root is a tmpfs, as on diskless
+ * nodes), a profile's read-only binds, the run's /data; 0 for the kernel's
+ * own file systems and for writable mounts (the staging root, the run's
+ * /tmp, a writable bind), which keep the bind; -errno. */
 static int wanted(const struct statfs *sf)
 {
         if (!(sf->f_flags & ST_RDONLY))
@@ -119,7 +121,6 @@ static int wanted(const struct statfs *sf)
         switch (sf->f_type) {
         case PROC_SUPER_MAGIC:
         case SYSFS_MAGIC:
-        case TMPFS_MAGIC:
         case DEVPTS_SUPER_MAGIC: return 0;
         default: return 1;
         }
@@ -470,9 +471,9 @@ static int classify(int root_fd, const char *root, const char *const *paths, siz
 
 /* A bind over each path outside the overlays, once they are made: a bind
  * over a mount's root then lands on its overlay, not under it. /proc, /sys,
- * the run's tmpfs, a writable bind: only the kernel and the run change the
- * first ones, and the host's changes to a writable bind are the known gap
- * (docs/security.md). */
+ * the staging root, the run's writable tmpfs, a writable bind: only the
+ * kernel and the run change the first ones, and the host's changes to a
+ * writable bind are the known gap (docs/security.md). */
 static int bind_pass(const char *root, const char *mask_src, const char *const *paths,
                      size_t n_paths, char *const *extra, size_t n_extra, const char **failed)
 {

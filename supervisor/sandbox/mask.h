@@ -11,15 +11,15 @@ int aidp_mask_bind(const char *mask_src, const char *p);
 /* Hide each of paths (NULL-terminated) and extra (n_extra of them) in the
  * staging root `root`, each resolved as the job will resolve it (symlinks
  * inside the root), once every mount and bind is in place:
- * - in a read-only mount of host files (the host root's directories, a
- *   profile's read-only binds, the working directory), the mount's root gets
+ * - in a read-only mount (the host root's directories, a profile's
+ *   read-only binds, the working directory, /data), the mount's root gets
  *   a private read-only overlay whose top layer holds the masked names: an
  *   empty mode-0 file or opaque directory for a name that is there, a
  *   whiteout for one that is not. Nothing the host does to its files reaches
  *   that layer, so a file renamed over, removed and made again, or made
  *   later stays hidden; the mounts below are moved onto the overlay.
- * - elsewhere (/proc, /sys, the run's own tmpfs mounts, writable binds) the
- *   bind of aidp_mask_bind, as before.
+ * - elsewhere (/proc, /sys, writable mounts: the staging root itself, the
+ *   run's /tmp, writable binds) the bind of aidp_mask_bind, as before.
  * mask_src: the root of a read-only tmpfs mount of its own holding the
  * unreadable d and f for the binds; the overlays' layer is made in it too,
  * with the mount writable meanwhile.
