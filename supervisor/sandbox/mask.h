@@ -1,7 +1,28 @@
 #pragma once
-/* Masking one path of the sandbox's view (sandbox.c): an empty file or
- * directory bound over it. */
+/* Masking paths of the sandbox's view (sandbox.c; docs/security.md, "Masked
+ * paths"). pid 1 only: no allocation (it is a clone3 copy of a process that
+ * may have threads), static buffers instead. */
+#include <stddef.h>
 
 /* Bind mask_src/f (a file) or mask_src/d (a directory) over the file at p,
  * unless nothing (or a symlink) is there. 0, or -1 with errno. */
 int aidp_mask_bind(const char *mask_src, const char *p);
+
+/* Hide each of paths (NULL-terminated) and extra (n_extra of them) in the
+ * staging root `root`, each resolved as the job will resolve it (symlinks
+ * inside the root), once every mount and bind is in place:
+ * - in a read-only mount (the host root's directories, a profile's
+ *   read-only binds, the working directory, /data), the mount's root gets
+ *   a private read-only overlay whose top layer holds the masked names: an
+ *   empty mode-0 file or opaque directory for a name that is there, a
+ *   whiteout for one that is not. Nothing the host does to its files reaches
+ *   that layer, so a file renamed over, removed and made again, or made
+ *   later stays hidden; the mounts below are moved onto the overlay.
+ * - elsewhere (/proc, /sys, writable mounts: the staging root itself, the
+ *   run's /tmp, writable binds) the bind of aidp_mask_bind, as before.
+ * mask_src: the root of a read-only tmpfs mount of its own holding the
+ * unreadable d and f for the binds; the overlays' layer is made in it too,
+ * with the mount writable meanwhile.
+ * Returns 0, or -errno with *failed naming the path. */
+int aidp_mask_view(const char *root, const char *mask_src, const char *const *paths,
+                   char *const *extra, size_t n_extra, const char **failed);

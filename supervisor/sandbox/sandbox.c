@@ -371,13 +371,6 @@ static void make_mask_source(const char *root, char *src, size_t len)
         CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, src, 0, &a, sizeof a), src);
 }
 
-static void mask_path(const char *mask_src, const char *root, const char *path)
-{
-        char p[PATH_MAX];
-        path_join(p, sizeof p, root, path);
-        CHECK(AIDP_STAGE_MOUNTS, aidp_mask_bind(mask_src, p), path);
-}
-
 /* Each profile bind's source as a detached clone (the tree opened with the
  * caller's credentials when the spec carries one) with its flags already set
  * (nosuid, nodev, read-only unless writable), and its type, for setup_mounts
@@ -490,12 +483,13 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
 
         char mask_src[PATH_MAX];
         make_mask_source(root, mask_src, sizeof mask_src);
-        for (const char *const *m = aidp_sandbox_masked_paths; *m; m++)
-                mask_path(mask_src, root, *m);
-        for (size_t i = 0; pr && i < pr->n_masked; i++)
-                mask_path(mask_src, root, pr->masked[i]);
-        /* Host sockets the view shows, covered (hostsock.h). */
+        /* Masks that no host rename undoes (mask.h). */
         const char *failed = "";
+        int mk = aidp_mask_view(root, mask_src, aidp_sandbox_masked_paths, pr ? pr->masked : NULL,
+                                pr ? pr->n_masked : 0, &failed);
+        if (mk < 0)
+                die(AIDP_STAGE_MOUNTS, -mk, failed);
+        /* Host sockets the view shows, covered (hostsock.h). */
         int hs = aidp_hostsock_cover_view(root, mask_src, bp, bind_st, s->host_sockets,
                                           s->n_host_sockets, &failed);
         if (hs < 0)

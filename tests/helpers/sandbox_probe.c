@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/keyctl.h>
+#include <linux/magic.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -23,6 +24,8 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -236,7 +239,14 @@ static int check_masked(int argc, char **argv)
                 EXPECT(unreadable(*p), "%s is unreadable", *p);
         for (int i = 0; i < argc; i++)
                 EXPECT(unreadable(argv[i]), "%s is unreadable", argv[i]);
-        /* Every mask is a read-only, noexec mount of the same small tmpfs. */
+        /* /etc's masks are names in the top layer of a read-only overlay on
+         * /etc (mask.c), which no host rename over /etc/shadow undoes, not
+         * binds over the host's files. */
+        struct statfs sf;
+        EXPECT(statfs("/etc", &sf) == 0 && sf.f_type == OVERLAYFS_SUPER_MAGIC &&
+                       (sf.f_flags & ST_RDONLY),
+               "/etc is a read-only overlay");
+        /* The others are read-only, noexec binds of the same small tmpfs. */
         FILE *mi = fopen("/proc/self/mountinfo", "re");
         EXPECT(mi != NULL, "/proc/self/mountinfo readable");
         char line[4096];

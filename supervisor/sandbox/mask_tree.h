@@ -1,0 +1,55 @@
+#pragma once
+/* mask.c's state, and the mount table as pid 1 sees it (mask_tree.c): the
+ * mount of a directory, and the mounts right below each mount that gets an
+ * overlay. Private to the two files. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AIDP_MASK_MAX_PATHS    1024
+#define AIDP_MASK_MAX_FDS      64
+#define AIDP_MASK_MAX_GROUPS   16
+#define AIDP_MASK_MAX_CHILDREN 128
+#define AIDP_MASK_POOL_SIZE    32768
+
+/* One mount that holds masked names, and the overlay it gets. */
+struct aidp_mask_group {
+        uint64_t mnt_id;
+        bool seen;    /* found in mountinfo */
+        size_t point; /* its mount point in pid 1's view, in pool */
+        int root_fd;  /* O_PATH: the mount's root */
+        int layer_fd; /* O_PATH: the group's directory in the layer */
+};
+
+/* A mount directly below a group's mount: moved onto the overlay. */
+struct aidp_mask_child {
+        size_t group, point;
+};
+
+/* pid 1 may not allocate (mask.h): one static state. */
+struct aidp_mask_state {
+        struct aidp_mask_group g[AIDP_MASK_MAX_GROUPS];
+        size_t n;
+        struct aidp_mask_child c[AIDP_MASK_MAX_CHILDREN];
+        size_t nc;
+        char pool[AIDP_MASK_POOL_SIZE];
+        size_t used;
+        char buf[65536] __attribute__((aligned(8)));
+        bool unique; /* mount ids are 64-bit unique ones: listmount works */
+        unsigned char kind[AIDP_MASK_MAX_PATHS]; /* enum mask_kind */
+        int fd[AIDP_MASK_MAX_FDS];               /* the parent of path i, for the first MAX_FDS */
+};
+extern struct aidp_mask_state aidp_mask_state;
+
+/* statx: the 64-bit unique mount id (Linux 6.8). */
+#define AIDP_MASK_STATX_MNT_ID_UNIQUE 0x00004000U
+
+/* The id of the mount fd lives in: the 64-bit unique one where the kernel
+ * has it (6.8, with listmount), else the one mountinfo shows. */
+int aidp_mask_mount_id(int fd, uint64_t *ret);
+struct aidp_mask_group *aidp_mask_find_group(uint64_t mnt_id);
+/* Each group's mount point, and the mounts right below each group's mount
+ * (listmount and statmount, else pid 1's mountinfo). 0 or -errno. */
+int aidp_mask_read_tree(void);
+/* A string of the pool. */
+const char *aidp_mask_pool(size_t off);
