@@ -25,6 +25,8 @@
 /* While runs are going, the pool is refilled only after this long without a
  * new connection (server.c). */
 #define AIDP_DAEMON_POOL_QUIET_MS 100
+/* ... and when none is going, this long after the last one ended. */
+#define AIDP_DAEMON_POOL_SETTLE_MS 10
 
 struct aidp_daemon_idle {
         pid_t pid;

@@ -234,21 +234,26 @@ static int64_t now_ms(void)
 /* The pool is refilled off the runs' critical path: a fork right after a
  * dispatch (and the new worker's page copies) took CPU from the run that
  * had just started, its client and its pid 1, on a machine with few cores.
- * So a worker is forked only when no run is going, or when no connection
- * came for AIDP_DAEMON_POOL_QUIET_MS (a long job, a detached run), one per
+ * So a worker is forked only when no run is going (and the last one ended
+ * AIDP_DAEMON_POOL_SETTLE_MS ago), or when no connection came for
+ * AIDP_DAEMON_POOL_QUIET_MS (a long job, a detached run), one per
  * turn of the loop so that a connection arriving meanwhile waits for one
  * fork at most. Under a burst the pool stays empty and workers are forked
  * at accept, without copies ahead. Returns poll's timeout. */
 static int refill(const struct aidp_daemon_config *c, const struct server_fds *sf,
-                  const sigset_t *old, unsigned workers, int64_t last_accept)
+                  const sigset_t *old, unsigned workers, int64_t last_accept, int64_t last_end)
 {
         const int own_fds[] = {sf->lfd, sf->sfd, sf->notice_r};
         struct aidp_daemon_pool *pool = sf->pool;
         if (pool->n >= pool->want)
                 return 60 * 1000;
-        int64_t quiet = now_ms() - last_accept;
+        int64_t now = now_ms(), quiet = now - last_accept, ended = now - last_end;
         if (workers > 0 && quiet < AIDP_DAEMON_POOL_QUIET_MS)
                 return (int)(AIDP_DAEMON_POOL_QUIET_MS - quiet);
+        /* The last run's end first: its client and the caller waiting for
+         * it are still exiting. */
+        if (workers == 0 && ended < AIDP_DAEMON_POOL_SETTLE_MS)
+                return (int)(AIDP_DAEMON_POOL_SETTLE_MS - ended);
         /* A pool that cannot be filled (out of processes) leaves the fork
          * to accept time; tried again after the quiet time. */
         int r = aidp_daemon_pool_fill(pool, c, own_fds, ARRAY_SIZE(own_fds), old);
@@ -298,9 +303,9 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
         struct workers ws = {0};
         unsigned workers = 0;
         sweep_logs(c);
-        int64_t last_accept = INT64_MIN / 2;
+        int64_t last_accept = INT64_MIN / 2, last_end = INT64_MIN / 2;
         for (;;) {
-                int wait = refill(c, &sf, &old, workers, last_accept);
+                int wait = refill(c, &sf, &old, workers, last_accept, last_end);
                 struct pollfd p[3] = {{.fd = lfd, .events = POLLIN},
                                       {.fd = sfd, .events = POLLIN},
                                       {.fd = notice_r, .events = POLLIN}};
@@ -323,7 +328,10 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                         /* A notice written just before its worker ended
                          * is read first: the pid is not reused yet. */
                         read_notices(notice_r, &ws);
+                        unsigned before = workers;
                         workers = reap(c, workers, &ws, &pool);
+                        if (workers < before)
+                                last_end = now_ms();
                         if (stop)
                                 break;
                 }
