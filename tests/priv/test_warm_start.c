@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
 #include "testusers.h"
@@ -320,15 +321,13 @@ static bool sched_of_stat(const char *line, int *nice, int *pol_out)
 
 static bool sched_of(pid_t pid, int *nice, int *pol_out)
 {
-        char p[64], buf[1024];
+        char p[64];
         TEST_SNPRINTF(p, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(p, "re");
-        if (!f)
-                return false;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        return sched_of_stat(buf, nice, pol_out);
+        size_t len = 0;
+        char *buf = aidp_test_slurp(p, &len);
+        bool ok = buf && sched_of_stat(buf, nice, pol_out);
+        free(buf);
+        return ok;
 }
 
 /* Every idle worker of the daemon at SCHED_IDLE, waited for a moment. */
