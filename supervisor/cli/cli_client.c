@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -100,6 +101,30 @@ static json_object *strv_json(char *const *v, size_t n)
 
 extern char **environ;
 
+/* AIDP_TIMING=1 (the caller's own variable: it only prints to the caller's
+ * stderr): where the client's part of a run's time goes, for
+ * scripts/bench-start. Marks, each printed as the time since the previous. */
+enum { T_MAIN, T_FILES, T_CONNECT, T_SENT, T_STARTED, T_EXIT, T_MAX };
+static struct timespec g_t[T_MAX];
+
+static void mark(int i)
+{
+        clock_gettime(CLOCK_MONOTONIC, &g_t[i]);
+}
+
+static void print_timing(void)
+{
+        static const char *const name[T_MAX] = {"",       "c-setup",   "c-connect",
+                                                "c-send", "c-started", "c-run"};
+        if (!getenv("AIDP_TIMING"))
+                return;
+        for (int i = 1; i < T_MAX; i++)
+                if (g_t[i].tv_sec && g_t[i - 1].tv_sec)
+                        fprintf(stderr, "aidp-run: timing: %-10s %8.3f ms\n", name[i],
+                                (double)(g_t[i].tv_sec - g_t[i - 1].tv_sec) * 1e3 +
+                                        (double)(g_t[i].tv_nsec - g_t[i - 1].tv_nsec) / 1e6);
+}
+
 /* Wait for the run's end, forwarding signals. Returns the exit status. */
 static int follow(int sock)
 {
@@ -161,7 +186,11 @@ static int follow(int sock)
                         json_object_put(m);
                         return 0;
                 }
+                if (type && !strcmp(type, "started"))
+                        mark(T_STARTED);
                 bool end = type && (!strcmp(type, "exit") || !strcmp(type, "error"));
+                if (end)
+                        mark(T_EXIT);
                 if (type && !strcmp(type, "error"))
                         fprintf(stderr, PROG ": error: %s\n", msg ? msg : "(no message)");
                 json_object_put(m);
@@ -257,6 +286,7 @@ static int send_run(int sock, char **av, int first_arg, int ac, struct files *f,
 
 int aidp_cli_run_client(int argc, char **argv)
 {
+        mark(T_MAIN);
         const char *sock_opt = NULL;
         bool detach = false;
         int ac = 0;
@@ -296,7 +326,9 @@ int aidp_cli_run_client(int argc, char **argv)
         status = AIDP_EXIT_USAGE;
         if (open_files(&c, c.o.no_cwd ? NULL : c.o.cwd, &f) < 0)
                 goto out;
+        mark(T_FILES);
         int sock = aidp_cli_daemon_connect(aidp_cli_daemon_socket(sock_opt));
+        mark(T_CONNECT);
         if (sock < 0) {
                 if (!detach) /* sudo has no detached runs */
                         sudo_fallback(full, n);
@@ -310,8 +342,10 @@ int aidp_cli_run_client(int argc, char **argv)
                 goto out;
         }
         int sr = send_run(sock, full, p.first_arg, n, &f, detach);
+        mark(T_SENT);
         status = sr < 0 && sr != -EPIPE && sr != -ECONNRESET ? AIDP_EXIT_INTERNAL : follow(sock);
         close(sock);
+        print_timing();
 out:
         for (size_t i = 3; i < f.n; i++)
                 close(f.fds[i]);

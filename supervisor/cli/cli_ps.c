@@ -220,6 +220,11 @@ static bool copy_out(int fd)
 {
         char buf[65536];
         for (;;) {
+                /* Past the hole of a log that wrapped (its dropped head):
+                 * ENXIO when nothing more is written yet. */
+                off_t at = lseek(fd, 0, SEEK_CUR);
+                if (at >= 0 && lseek(fd, at, SEEK_DATA) < 0)
+                        return errno == ENXIO;
                 ssize_t k = read(fd, buf, sizeof buf);
                 if (k < 0 && errno == EINTR)
                         continue;
@@ -240,8 +245,8 @@ static void note_dropped(int64_t dropped)
 {
         if (dropped)
                 fprintf(stderr,
-                        "aidp logs: the run wrote %lld bytes more than its log keeps (the "
-                        "daemon's --log-max); they were dropped\n",
+                        "aidp logs: %lld bytes of the run's output were dropped (the "
+                        "daemon's --log-max); the log's marker line says which\n",
                         (long long)dropped);
 }
 

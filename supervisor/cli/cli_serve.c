@@ -59,9 +59,9 @@ static const struct aidp_cli_opt serve_opts[] = {
                      "then shredded (default 1h)",
                      AIDP_TRUST_ADMIN, .min = 1, .max = 30 * 86400),
         AIDP_CLI_OPT("log-max", 0, AIDP_CLI_SIZE, SV(log_max), "SIZE",
-                     "the most a detached run's log holds (default 16M); past it\n"
-                     "a marker line, and the rest of the output is dropped",
-                     AIDP_TRUST_ADMIN, .min = 4096, .expect = "a size such as 16M (at least 4K)"),
+                     "the most a detached run's log holds (default 16M): it keeps\n"
+                     "the newest output, after a line saying how much was dropped",
+                     AIDP_TRUST_ADMIN, .min = 65536, .expect = "a size such as 16M (at least 64K)"),
         AIDP_CLI_OPT("log-max-per-user", 0, AIDP_CLI_SIZE, SV(log_max_user), "SIZE",
                      "the most one user's detached logs hold together (default\n"
                      "256M); a detached run that could exceed it is refused",

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/exitcodes.h"
 #include "supervisor/daemon/proto.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -68,7 +71,16 @@ static bool may_populate(const char *perms, const char *vmflags)
         return true;
 }
 
-void aidp_daemon_prefault(void)
+/* Whether a connection waits on the worker's line: the prefault then stops,
+ * and the pages not copied yet are copied on write during the run, as
+ * without it. */
+static bool wanted(int stop_fd)
+{
+        struct pollfd p = {.fd = stop_fd, .events = POLLIN};
+        return stop_fd >= 0 && poll(&p, 1, 0) > 0;
+}
+
+void aidp_daemon_prefault(int stop_fd)
 {
         /* The pages this process shares with the server, made its own now:
          * the copies that copy-on-write would make page by page during the
@@ -95,6 +107,8 @@ void aidp_daemon_prefault(void)
                 /* The last line of each mapping's block. */
                 if (strncmp(line, "VmFlags:", 8) || hi <= lo)
                         continue;
+                if (wanted(stop_fd))
+                        return;
                 if (may_populate(perms, line + 8))
                         populate_present(pagemap, lo, hi, page);
                 hi = lo = 0;
@@ -102,9 +116,16 @@ void aidp_daemon_prefault(void)
 }
 
 /* In the idle worker: wait for the connection (or the server's end). */
-static _Noreturn void idle_main(const struct aidp_daemon_config *c, int ctl)
+static _Noreturn void idle_main(const struct aidp_daemon_config *c,
+                                const struct aidp_daemon_pool *p, int ctl)
 {
-        aidp_daemon_prefault();
+        /* The copies are made on CPU time nobody else wants (SCHED_IDLE):
+         * a run under way, its client and the job's own processes come
+         * first. Done, or cut short by the connection, they cost the next
+         * run nothing. */
+        const struct sched_param idle = {0};
+        sched_setscheduler(0, SCHED_IDLE, &idle);
+        aidp_daemon_prefault(ctl);
         json_object *m = NULL;
         int conn = -1;
         size_t n = 0;
@@ -114,7 +135,28 @@ static _Noreturn void idle_main(const struct aidp_daemon_config *c, int ctl)
         close(ctl);
         if (r <= 0 || n != 1)
                 _exit(0); /* the server closed the pool: never served anyone */
+        /* The server's scheduling again, before anything of the run: its
+         * processes (pid 1, the job) inherit it. The server restored it at
+         * dispatch already, unless this process made itself idle only
+         * after that; then this is what restores it. A worker that cannot
+         * have it does not serve at idle priority. */
+        if (sched_setscheduler(0, p->policy, &p->param) < 0) {
+                aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL,
+                                      "the daemon's worker cannot take the daemon's scheduling");
+                _exit(AIDP_EXIT_INTERNAL);
+        }
         aidp_daemon_worker(c, conn);
+}
+
+void aidp_daemon_pool_init(struct aidp_daemon_pool *p, size_t want)
+{
+        *p = (struct aidp_daemon_pool){.want = want};
+        /* The scheduling a worker serves with: the server's own (a unit's
+         * Nice= or CPUSchedulingPolicy= apply to runs as before). */
+        int pol = sched_getscheduler(0);
+        p->policy = pol < 0 ? SCHED_OTHER : pol;
+        if (pol < 0 || sched_getparam(0, &p->param) < 0)
+                p->param = (struct sched_param){0};
 }
 
 int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_config *c,
@@ -133,7 +175,7 @@ int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_c
                 }
                 return 0;
         }
-        while (p->n < p->want && p->n < AIDP_DAEMON_POOL_MAX) {
+        if (p->n < p->want && p->n < AIDP_DAEMON_POOL_MAX) {
                 int sv[2];
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                         return -errno;
@@ -156,12 +198,12 @@ int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_c
                         aidp_daemon_pool_close_lines(p);
                         close(sv[0]);
                         sigprocmask(SIG_SETMASK, old, NULL);
-                        idle_main(c, sv[1]);
+                        idle_main(c, p, sv[1]);
                 }
                 close(sv[1]);
                 p->idle[p->n++] = (struct aidp_daemon_idle){.pid = pid, .ctl = sv[0]};
         }
-        return 0;
+        return p->n < p->want && p->n < AIDP_DAEMON_POOL_MAX;
 }
 
 pid_t aidp_daemon_pool_dispatch(struct aidp_daemon_pool *p, int conn)
@@ -170,6 +212,10 @@ pid_t aidp_daemon_pool_dispatch(struct aidp_daemon_pool *p, int conn)
                 /* The newest first: the oldest may have been forked before a
                  * warm cache changed (it still checks, it is only slower). */
                 struct aidp_daemon_idle w = p->idle[--p->n];
+                /* Its scheduling back first (it may be starved of CPU in
+                 * its prefault, which it cuts short when it sees the
+                 * connection): an unreaped child, so the pid is still its. */
+                sched_setscheduler(w.pid, p->policy, &p->param);
                 json_object *m = aidp_proto_msg("connection");
                 int r = aidp_proto_send(w.ctl, m, &conn, 1);
                 json_object_put(m);

@@ -6,7 +6,13 @@
  * waited). An idle worker holds no connection, no peer and no request: it
  * learns who it serves from the connection it is handed, exactly as a worker
  * forked at accept does, serves that one connection and exits; none is ever
- * handed a second one. */
+ * handed a second one.
+ *
+ * The pool is off a run's critical path: the server refills it only when no
+ * connection came for a moment or no run is going (server.c), one fork at a
+ * time, and an idle worker makes its pages its own at SCHED_IDLE, stops
+ * when its connection arrives and serves with the server's scheduling. */
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,6 +22,11 @@
 
 #define AIDP_DAEMON_POOL_MAX        8
 #define AIDP_DAEMON_POOL_MAX_DEATHS 16
+/* While runs are going, the pool is refilled only after this long without a
+ * new connection (server.c). */
+#define AIDP_DAEMON_POOL_QUIET_MS 100
+/* ... and when none is going, this long after the last one ended. */
+#define AIDP_DAEMON_POOL_SETTLE_MS 10
 
 struct aidp_daemon_idle {
         pid_t pid;
@@ -28,15 +39,22 @@ struct aidp_daemon_pool {
         pid_t dead[AIDP_DAEMON_POOL_MAX]; /* taken out of the pool, not reaped yet */
         size_t n_dead;
         unsigned idle_deaths; /* idle workers that died waiting */
+        int policy;           /* the server's scheduling, a worker's for its run */
+        struct sched_param param;
 };
 
-/* Fork idle workers until the pool holds p->want. Each child closes
- * close_fds (the server's own), every other idle worker's line and takes the
- * signal mask old. 0 or -errno (the pool then holds fewer). */
+/* An empty pool that wants `want` idle workers, serving with the calling
+ * process's scheduling. */
+void aidp_daemon_pool_init(struct aidp_daemon_pool *p, size_t want);
+/* Fork one idle worker when the pool holds fewer than p->want. The child
+ * closes close_fds (the server's own) and every other idle worker's line and
+ * takes the signal mask old. 1 when the pool still wants more (call again),
+ * 0 when full, -errno (the pool then holds fewer). */
 int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_config *c,
                           const int *close_fds, size_t n_close, const sigset_t *old);
-/* Hand conn to an idle worker (it leaves the pool): its pid, or -1 when the
- * pool is empty. The caller still closes its own copy of conn. */
+/* Hand conn to an idle worker (it leaves the pool, its scheduling restored):
+ * its pid, or -1 when the pool is empty. The caller still closes its own
+ * copy of conn. */
 pid_t aidp_daemon_pool_dispatch(struct aidp_daemon_pool *p, int conn);
 /* A child ended: true when it was an idle worker (then it served nobody, and
  * is forgotten), false for a worker that held a connection. */
@@ -47,5 +65,6 @@ void aidp_daemon_pool_close_lines(struct aidp_daemon_pool *p);
 /* The server stops: every idle worker is told (its line closed) and reaped. */
 void aidp_daemon_pool_stop(struct aidp_daemon_pool *p);
 /* Make every private writable mapping of this process its own now
- * (MADV_POPULATE_WRITE), instead of one copy-on-write fault at a time. */
-void aidp_daemon_prefault(void);
+ * (MADV_POPULATE_WRITE), instead of one copy-on-write fault at a time;
+ * stops early once stop_fd is readable (or hung up; -1: never). */
+void aidp_daemon_prefault(int stop_fd);

@@ -49,7 +49,8 @@ int aidp_runlog_create(const char *dir, const char *run_id, uid_t uid, gid_t gid
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "run id %s", run_id);
         /* Made by root in root's directory, then given to the caller: no
          * name the caller controls is ever followed. */
-        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        /* Not O_APPEND: the relay writes at offsets of its own (a ring). */
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "%s", path);
         if (fchown(fd, uid, gid) < 0) {
@@ -141,14 +142,25 @@ static void shred_at(int dfd, const char *file)
         struct stat st;
         if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
                 static const char zero[65536];
+                /* The bytes it holds, not its holes (a log that wrapped
+                 * is sparse: filling its head would allocate it whole). */
                 for (off_t off = 0; off < st.st_size;) {
-                        size_t k = (size_t)(st.st_size - off) < sizeof zero
-                                           ? (size_t)(st.st_size - off)
-                                           : sizeof zero;
-                        ssize_t w = pwrite(fd, zero, k, off);
-                        if (w <= 0)
+                        off_t data = lseek(fd, off, SEEK_DATA);
+                        if (data < 0)
                                 break;
-                        off += w;
+                        off_t hole = lseek(fd, data, SEEK_HOLE);
+                        if (hole < 0 || hole > st.st_size)
+                                hole = st.st_size;
+                        for (off = data; off < hole;) {
+                                size_t k = (size_t)(hole - off) < sizeof zero ? (size_t)(hole - off)
+                                                                              : sizeof zero;
+                                ssize_t w = pwrite(fd, zero, k, off);
+                                if (w <= 0)
+                                        break;
+                                off += w;
+                        }
+                        if (off < hole)
+                                break;
                 }
                 fdatasync(fd);
         }
@@ -229,41 +241,148 @@ uint64_t aidp_runlog_usage(const char *dir, uid_t uid, uint64_t reserve)
         return total;
 }
 
-static bool write_all(int fd, const char *p, size_t n)
+static bool pwrite_all(int fd, const char *p, size_t n, off_t off)
 {
         while (n) {
-                ssize_t w = write(fd, p, n);
+                ssize_t w = pwrite(fd, p, n, off);
                 if (w < 0 && errno == EINTR)
                         continue;
                 if (w <= 0)
                         return false;
                 p += w;
                 n -= (size_t)w;
+                off += w;
         }
         return true;
 }
 
+/* Where the file system cannot free the head of a file (no
+ * FALLOC_FL_PUNCH_HOLE), or the log cannot be written: the newest output is
+ * dropped instead, after this line. */
 #define CAP_MARKER                                                                                 \
         "\n[aidp: this log is full (--log-max); the rest of the run's output is dropped]\n"
+
+/* The ring (runlog.h): the log's offsets are the stream's; [head, end) holds
+ * the newest output, a marker line over its first bytes once head moved, and
+ * before head is a hole. */
+struct ring {
+        int log;
+        uint64_t max, slack;
+        off_t head, end;
+        off_t marked;        /* the head the marker line stands at (0: none) */
+        uint64_t marker_len; /* stream bytes at head the marker covers */
+        bool flat;           /* no ring (see CAP_MARKER): dropping the newest */
+        bool full;           /* flat and at its cap: dropping everything */
+        uint64_t flat_dropped;
+};
+
+#define RING_MARKER "[aidp: the first %llu bytes of the run's output were dropped (--log-max)]\n"
+
+/* Overwrite [from, to) of what is written (the job's output must not
+ * outlive the log in freed pages or blocks), then free it. */
+static int ring_free(struct ring *r, off_t from, off_t to)
+{
+        static const char zero[65536];
+        if (to > r->end)
+                to = r->end;
+        for (off_t o = from; o < to;) {
+                size_t k = (size_t)(to - o) < sizeof zero ? (size_t)(to - o) : sizeof zero;
+                if (!pwrite_all(r->log, zero, k, o))
+                        return -1;
+                o += (off_t)k;
+        }
+        if (to > from &&
+            fallocate(r->log, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, from, to - from) < 0)
+                return -1;
+        return 0;
+}
+
+/* The marker line at the head, over the first bytes the log still holds
+ * (they count as dropped too, so its number counts its own length). */
+static void ring_mark(struct ring *r)
+{
+        char m[160];
+        unsigned long long n = (unsigned long long)r->head;
+        int len = 0;
+        for (int i = 0; i < 4; i++) {
+                len = snprintf(m, sizeof m, RING_MARKER, n);
+                if (n == (unsigned long long)r->head + (unsigned)len)
+                        break;
+                n = (unsigned long long)r->head + (unsigned)len;
+        }
+        uint64_t room = (uint64_t)(r->end - r->head);
+        r->marker_len = (uint64_t)len < room ? (uint64_t)len : room;
+        if (pwrite_all(r->log, m, (size_t)r->marker_len, r->head) && r->marker_len == (uint64_t)len)
+                r->marked = r->head;
+}
+
+/* k more bytes at r->end, the oldest freed first when the log would pass its
+ * cap. false when the ring cannot go on (the file system cannot punch a
+ * hole, or a write failed). */
+static bool ring_put(struct ring *r, const char *buf, size_t k)
+{
+        off_t new_end = r->end + (off_t)k;
+        if ((uint64_t)(new_end - r->head) > r->max) {
+                /* A slack more, in whole pages: not done at every read. */
+                uint64_t want = (uint64_t)new_end - r->max + r->slack;
+                off_t head = (off_t)((want + 4095) & ~(uint64_t)4095);
+                if (head > new_end)
+                        head = new_end;
+                if (ring_free(r, r->head, head) < 0)
+                        return false;
+                r->head = head;
+        }
+        off_t from = r->end > r->head ? r->end : r->head;
+        size_t skip = (size_t)(from - r->end);
+        if (skip < k && !pwrite_all(r->log, buf + skip, k - skip, from))
+                return false;
+        r->end = new_end;
+        if (r->head > 0 && r->marked != r->head)
+                ring_mark(r);
+        return true;
+}
+
+/* Without a ring: what fits under the cap is kept, then CAP_MARKER, and the
+ * rest is dropped. */
+static void flat_put(struct ring *r, const char *buf, size_t k)
+{
+        uint64_t room = r->max - (sizeof CAP_MARKER - 1) - (uint64_t)r->head;
+        uint64_t used = (uint64_t)(r->end - r->head);
+        size_t keep = r->full || used >= room      ? 0
+                      : (uint64_t)k <= room - used ? k
+                                                   : (size_t)(room - used);
+        /* A log that cannot be written (the file system is full) drops the
+         * rest as a full one does: the job goes on. */
+        if (keep && !pwrite_all(r->log, buf, keep, r->end))
+                keep = 0, r->full = true;
+        r->end += (off_t)keep;
+        r->flat_dropped += (uint64_t)k - keep;
+        if (!r->full && keep < k) {
+                r->full = true;
+                (void)pwrite_all(r->log, CAP_MARKER, sizeof CAP_MARKER - 1, r->end);
+        }
+}
 
 void aidp_runlog_relay(int rfd, int log, uint64_t max, uint64_t *dropped, const volatile int *stop)
 {
         static char buf[65536];
-        uint64_t room = max > sizeof CAP_MARKER ? max - (sizeof CAP_MARKER - 1) : 0;
-        uint64_t written = 0;
-        bool full = false;
+        /* an eighth of the cap, in pages: once it wrapped the log holds
+         * between cap - slack - a page and cap of the newest output */
+        struct ring r = {.log = log, .max = max, .slack = (max / 8) & ~(uint64_t)4095};
+        /* Whether this file system frees a file's head (tmpfs, ext4, xfs,
+         * btrfs do): asked of the empty log, before any byte depends on it. */
+        r.flat = fallocate(log, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096) < 0;
         int silent_ms = 0;
-        *dropped = 0;
         for (;;) {
                 struct pollfd p = {.fd = rfd, .events = POLLIN};
                 int pr = poll(&p, 1, 100);
                 if (pr < 0 && errno != EINTR)
-                        return;
+                        break;
                 if (pr <= 0) {
                         /* the run is over but something still holds the
                          * pipe: its end is not waited for long */
                         if (__atomic_load_n(stop, __ATOMIC_ACQUIRE) && (silent_ms += 100) >= 3000)
-                                return;
+                                break;
                         continue;
                 }
                 silent_ms = 0;
@@ -271,19 +390,11 @@ void aidp_runlog_relay(int rfd, int log, uint64_t max, uint64_t *dropped, const 
                 if (k < 0 && (errno == EINTR || errno == EAGAIN))
                         continue;
                 if (k <= 0)
-                        return;
-                size_t keep = full                            ? 0
-                              : (uint64_t)k <= room - written ? (size_t)k
-                                                              : (size_t)(room - written);
-                /* A log that cannot be written (the file system is full)
-                 * drops the rest as a full one does: the job goes on. */
-                if (keep && !write_all(log, buf, keep))
-                        keep = 0, full = true;
-                written += keep;
-                *dropped += (uint64_t)k - keep;
-                if (!full && keep < (size_t)k) {
-                        full = true;
-                        (void)write_all(log, CAP_MARKER, sizeof CAP_MARKER - 1);
-                }
+                        break;
+                if (!r.flat && ring_put(&r, buf, (size_t)k))
+                        continue;
+                r.flat = true;
+                flat_put(&r, buf, (size_t)k);
         }
+        *dropped = (r.head ? (uint64_t)r.head + r.marker_len : 0) + r.flat_dropped;
 }

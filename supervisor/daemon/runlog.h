@@ -13,10 +13,15 @@
  * crashed) is shredded once the log itself is that old, and `aidp logs --rm`
  * shreds a finished run's log at once.
  *
- * A log is capped: the job writes into a pipe, which the run's worker drains
- * into the log (aidp_runlog_relay). Past the cap, a marker line is written and
- * the rest is read and dropped, so the job never blocks on a full log; the
- * count of dropped bytes goes into RUN.status. A user's logs together are
+ * A log is capped and keeps the newest output: the job writes into a pipe,
+ * which the run's worker drains into the log (aidp_runlog_relay), so the job
+ * never blocks on the log. The log's offsets are those of the run's output;
+ * once it would hold more than the cap, its oldest bytes are overwritten and
+ * freed (FALLOC_FL_PUNCH_HOLE: a hole before the bytes it keeps), and a
+ * marker line over the first bytes kept says how many were dropped. Readers
+ * skip the hole (SEEK_DATA). Where the file system cannot punch holes, the
+ * newest output is dropped instead, after a marker line. The count of dropped
+ * bytes goes into RUN.status. A user's logs together are
  * capped too: a detached run is refused when the logs its user holds (those
  * of runs still going at their full cap) and a full log of the new run would
  * exceed that cap (aidp_runlog_usage). */
@@ -47,10 +52,11 @@ int aidp_runlog_status(const char *dir, const char *run_id, int *status, uint64_
  * (no RUN.status yet) counted as at least `reserve`: what it may still grow
  * to. */
 uint64_t aidp_runlog_usage(const char *dir, uid_t uid, uint64_t reserve);
-/* Copy what comes from rfd into log (appending) until rfd's end, at most max
- * bytes in all, a marker line included; what is past the cap is read and
- * dropped, and counted in *dropped. With stop set (atomic, by another
- * thread), it gives up once rfd stayed silent for a while. */
+/* Copy what comes from rfd into log until rfd's end, at the offsets of the
+ * output (the log is a ring of at most max bytes held, max >= 64K: the oldest
+ * freed, a marker line at the head); what was dropped is counted in *dropped.
+ * With stop set (atomic, by another thread), it gives up once rfd stayed
+ * silent for a while. */
 void aidp_runlog_relay(int rfd, int log, uint64_t max, uint64_t *dropped, const volatile int *stop);
 /* RUN.log and RUN.status shredded now (`aidp logs --rm`). */
 void aidp_runlog_remove(const char *dir, const char *run_id);

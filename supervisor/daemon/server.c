@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,42 @@ static void spawn_worker(const struct aidp_daemon_config *c, const struct server
         (*workers)++;
 }
 
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The pool is refilled off the runs' critical path: a fork right after a
+ * dispatch (and the new worker's page copies) took CPU from the run that
+ * had just started, its client and its pid 1, on a machine with few cores.
+ * So a worker is forked only when no run is going (and the last one ended
+ * AIDP_DAEMON_POOL_SETTLE_MS ago), or when no connection came for
+ * AIDP_DAEMON_POOL_QUIET_MS (a long job, a detached run), one per
+ * turn of the loop so that a connection arriving meanwhile waits for one
+ * fork at most. Under a burst the pool stays empty and workers are forked
+ * at accept, without copies ahead. Returns poll's timeout. */
+static int refill(const struct aidp_daemon_config *c, const struct server_fds *sf,
+                  const sigset_t *old, unsigned workers, int64_t last_accept, int64_t last_end)
+{
+        const int own_fds[] = {sf->lfd, sf->sfd, sf->notice_r};
+        struct aidp_daemon_pool *pool = sf->pool;
+        if (pool->n >= pool->want)
+                return 60 * 1000;
+        int64_t now = now_ms(), quiet = now - last_accept, ended = now - last_end;
+        if (workers > 0 && quiet < AIDP_DAEMON_POOL_QUIET_MS)
+                return (int)(AIDP_DAEMON_POOL_QUIET_MS - quiet);
+        /* The last run's end first: its client and the caller waiting for
+         * it are still exiting. */
+        if (workers == 0 && ended < AIDP_DAEMON_POOL_SETTLE_MS)
+                return (int)(AIDP_DAEMON_POOL_SETTLE_MS - ended);
+        /* A pool that cannot be filled (out of processes) leaves the fork
+         * to accept time; tried again after the quiet time. */
+        int r = aidp_daemon_pool_fill(pool, c, own_fds, ARRAY_SIZE(own_fds), old);
+        return r == 1 ? 0 : r == 0 ? 60 * 1000 : AIDP_DAEMON_POOL_QUIET_MS;
+}
+
 /* Detached runs' logs past their retention are shredded: at start, and
  * once a minute when idle. */
 static void sweep_logs(const struct aidp_daemon_config *c)
@@ -258,23 +295,21 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
         _cleanup_close_ int notice_r = np[0];
         g_notice_w = np[1];
-        struct aidp_daemon_pool pool = {.want = c->prefork < 0 ? 0
-                                                : c->prefork   ? (size_t)c->prefork
-                                                               : AIDP_DAEMON_PREFORK_DEFAULT};
+        struct aidp_daemon_pool pool;
+        aidp_daemon_pool_init(&pool, c->prefork < 0 ? 0
+                                     : c->prefork   ? (size_t)c->prefork
+                                                    : AIDP_DAEMON_PREFORK_DEFAULT);
         struct server_fds sf = {.lfd = lfd, .sfd = sfd, .notice_r = notice_r, .pool = &pool};
-        const int own_fds[] = {lfd, sfd, notice_r};
         struct workers ws = {0};
         unsigned workers = 0;
         sweep_logs(c);
+        int64_t last_accept = INT64_MIN / 2, last_end = INT64_MIN / 2;
         for (;;) {
-                /* After each connection was handed over: the next one finds
-                 * its worker made. A pool that cannot be filled (out of
-                 * processes) leaves the fork to accept time. */
-                aidp_daemon_pool_fill(&pool, c, own_fds, ARRAY_SIZE(own_fds), &old);
+                int wait = refill(c, &sf, &old, workers, last_accept, last_end);
                 struct pollfd p[3] = {{.fd = lfd, .events = POLLIN},
                                       {.fd = sfd, .events = POLLIN},
                                       {.fd = notice_r, .events = POLLIN}};
-                int n = poll(p, 3, 60 * 1000);
+                int n = poll(p, 3, wait);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -293,7 +328,10 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                         /* A notice written just before its worker ended
                          * is read first: the pid is not reused yet. */
                         read_notices(notice_r, &ws);
+                        unsigned before = workers;
                         workers = reap(c, workers, &ws, &pool);
+                        if (workers < before)
+                                last_end = now_ms();
                         if (stop)
                                 break;
                 }
@@ -301,6 +339,7 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                         int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
                         if (conn < 0)
                                 continue;
+                        last_accept = now_ms();
                         spawn_worker(c, &sf, &old, conn, &workers, &ws);
                         close(conn);
                 }

@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -191,6 +193,42 @@ static void let_go(struct aidp_daemon_session *s)
         }
 }
 
+/* AIDP_TIMING=1 (the daemon's environment, admin-only): the worker's part
+ * before its run, from the connection in hand to "started", in the format of
+ * the run's phases (supervisor/run/run.c), on the client's stderr. */
+static struct timespec g_intake;
+static struct rusage g_intake_ru;
+
+static void intake_start(void)
+{
+        if (!getenv("AIDP_TIMING"))
+                return;
+        clock_gettime(CLOCK_MONOTONIC, &g_intake);
+        getrusage(RUSAGE_SELF, &g_intake_ru);
+}
+
+static void intake_done(void)
+{
+        if (!g_intake.tv_sec || !getenv("AIDP_TIMING"))
+                return;
+        struct timespec now;
+        struct rusage ru;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        getrusage(RUSAGE_SELF, &ru);
+        const struct rusage *a = &g_intake_ru;
+        double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec - a->ru_utime.tv_sec -
+                              a->ru_stime.tv_sec) *
+                             1e3 +
+                     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec - a->ru_utime.tv_usec -
+                              a->ru_stime.tv_usec) /
+                             1e3;
+        fprintf(stderr, "aidp-supervisor: timing: %-10s %8.3f ms  cpu %6.3f ms  faults %4ld\n",
+                "intake",
+                (double)(now.tv_sec - g_intake.tv_sec) * 1e3 +
+                        (double)(now.tv_nsec - g_intake.tv_nsec) / 1e6,
+                cpu, ru.ru_minflt - a->ru_minflt);
+}
+
 int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_id,
                                 const char *command, aidp_error *err)
 {
@@ -198,6 +236,8 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
                                   s->detached);
         if (r < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "registering run %s", run_id);
+        if (!s->detached)
+                intake_done();
         json_object *m = aidp_proto_msg("started");
         json_object_object_add(m, "run_id", json_object_new_string(run_id));
         if (s->detached)
@@ -441,6 +481,7 @@ static int serve_one(struct aidp_daemon_session *s)
 
 void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn)
 {
+        intake_start();
         struct aidp_daemon_session s = {
                 .sock = conn, .cfg = c, .peer.pidfd = -1, .log_fd = -1, .relay_r = -1};
         int st = serve_one(&s);

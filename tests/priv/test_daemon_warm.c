@@ -419,30 +419,63 @@ static int detach_as(const struct aidp_test_user *u, const char *cmd, char *id, 
         return rc;
 }
 
-/* A detached run's log holds at most --log-max: the job writes 1 MB and ends
- * (it never blocks on the full log), the log ends with the marker line, and
- * `aidp logs` says how much was dropped. One user's logs together hold at
- * most --log-max-per-user: a detached run that could pass it is refused with
- * what to do, and `aidp logs --rm` (the caller's own, of a run that ended)
- * makes room. */
+/* A detached run's log holds at most --log-max of the newest output: the job
+ * writes 1 MB and ends (it never blocks on the log), and the log keeps its
+ * last bytes after a marker line saying how many were dropped, which `aidp
+ * logs` reports too; a follower gets to the end. One user's logs together
+ * hold at most --log-max-per-user: a detached run that could pass it is
+ * refused with what to do, and `aidp logs --rm` (the caller's own, of a run
+ * that ended) makes room. */
 Test(daemon_warm, detached_logs_are_capped_per_run_and_per_user)
 {
         NEED("--log-max", "64K", "--log-max-per-user", "160K", );
         const char *flood = "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo LAST-LINE";
         char r1[64], r2[64], r3[64];
         cr_assert_eq(detach_as(&A, flood, r1, sizeof r1), 0, "%s", P.err);
+        /* A follower gets to the end (its status is the run's). */
         const char *f1[] = {AIDP_BIN, "logs", "--follow", r1, NULL};
         cr_expect_eq(as_user(&Q, &A, true, f1), 0, "logs --follow: %s", Q.err);
+        /* The ended run's log: what it holds, in blocks, is under the cap. */
         struct stat st;
         cr_assert_eq(stat(log_path(r1), &st), 0);
-        cr_expect_leq(st.st_size, 64 * 1024, "the log holds %lld bytes", (long long)st.st_size);
-        cr_expect_geq(st.st_size, 60 * 1024, "the log holds %lld bytes", (long long)st.st_size);
-        cr_expect(strstr(Q.out, "[aidp: this log is full (--log-max)") != NULL, "no marker");
-        cr_expect(!strstr(Q.out, "LAST-LINE"), "past the cap, yet in the log");
-        long long dropped = 0;
-        const char *d = strstr(Q.err, "the run wrote ");
-        cr_expect(d && sscanf(d, "the run wrote %lld", &dropped) == 1, "%s", Q.err);
-        cr_expect_geq(dropped, 1000000 - 64 * 1024, "dropped %lld", dropped);
+        cr_expect_leq((long long)st.st_blocks * 512, 64 * 1024, "the log holds %lld bytes",
+                      (long long)st.st_blocks * 512);
+        /* aidp logs, into files (more than a captured pipe holds) */
+        char outp[1200], errp[1200];
+        TEST_SNPRINTF(outp, "%s/logs.out", T);
+        TEST_SNPRINTF(errp, "%s/logs.err", T);
+        cr_expect_eq(aidp_test_sh("setpriv --reuid=%u --regid=%u --init-groups -- %s logs "
+                                  "--socket %s %s >%s 2>%s",
+                                  (unsigned)A.uid, (unsigned)A.gid, AIDP_BIN, sock, r1, outp, errp),
+                     0);
+        size_t len = 0, elen = 0;
+        char *out = aidp_test_slurp(outp, &len), *err = aidp_test_slurp(errp, &elen);
+        cr_assert(out && err);
+        cr_expect_leq(len, 64 * 1024, "aidp logs printed %zu bytes", len);
+        cr_expect_geq(len, 48 * 1024, "aidp logs printed %zu bytes", len);
+        long long first = -1, dropped = -1;
+        cr_expect(sscanf(out, "[aidp: the first %lld bytes of the run's output were dropped",
+                         &first) == 1,
+                  "no marker at the head: %.100s", out);
+        const char *nl = memchr(out, '\n', len);
+        cr_assert(nl && len >= 11);
+        /* the marker's count and the bytes after it are the whole output,
+         * and those are its newest bytes */
+        size_t kept = len - (size_t)(nl + 1 - out);
+        cr_expect_eq(first + (long long)kept, 1000000 + 1 + 10, "%lld dropped + %zu kept", first,
+                     kept);
+        cr_expect(!strcmp(out + len - 11, "\nLAST-LINE\n"), "the newest is not kept");
+        for (const char *c = nl + 1; c < out + len - 11; c++)
+                if (*c != 'x') {
+                        cr_expect_fail("byte %td of the kept output is %#x", c - out, *c);
+                        break;
+                }
+        const char *d = strstr(err, "aidp logs: ");
+        cr_expect(d && sscanf(d, "aidp logs: %lld bytes", &dropped) == 1, "%s", err);
+        cr_expect_eq(dropped, first, "aidp logs says %lld dropped, the marker %lld", dropped,
+                     first);
+        free(out);
+        free(err);
         /* a second one fits (2 x 64K of 160K), a third could not */
         cr_assert_eq(detach_as(&A, flood, r2, sizeof r2), 0, "%s", P.err);
         const char *f2[] = {AIDP_BIN, "logs", "--follow", r2, NULL};

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
 #include "testusers.h"
@@ -291,4 +293,85 @@ Test(warm_start, a_changed_library_profile_is_loaded_again_and_fails_closed)
         st = run_as(&p, &A, "warmtest", "ulimit -n");
         cr_expect_eq(st, AIDP_EXIT_CONFIG, "status %d: %s", st, p.err);
         cr_expect_eq(p.out_len, 0, "the job ran: %s", p.out);
+}
+
+/* nice (field 19) and policy (field 41) of a /proc/PID/stat line. */
+static bool sched_of_stat(const char *line, int *nice, int *pol_out)
+{
+        const char *c = strrchr(line, ')');
+        if (!c)
+                return false;
+        /* field 3 (state) follows ") " */
+        char *dup = strdup(c + 2), *save = NULL;
+        cr_assert_not_null(dup);
+        int i = 3;
+        bool got_nice = false, got_policy = false;
+        for (char *t = strtok_r(dup, " ", &save); t; t = strtok_r(NULL, " ", &save), i++) {
+                if (i == 19) {
+                        *nice = atoi(t);
+                        got_nice = true;
+                } else if (i == 41) {
+                        *pol_out = atoi(t);
+                        got_policy = true;
+                }
+        }
+        free(dup);
+        return got_nice && got_policy;
+}
+
+static bool sched_of(pid_t pid, int *nice, int *pol_out)
+{
+        char p[64];
+        TEST_SNPRINTF(p, "/proc/%d/stat", (int)pid);
+        size_t len = 0;
+        char *buf = aidp_test_slurp(p, &len);
+        bool ok = buf && sched_of_stat(buf, nice, pol_out);
+        free(buf);
+        return ok;
+}
+
+/* Every idle worker of the daemon at SCHED_IDLE, waited for a moment. */
+static bool pool_idle(size_t want)
+{
+        for (int t = 0; t < 300; t++) {
+                struct kid k[64];
+                size_t n = children(k, 64), idle = 0;
+                for (size_t i = 0; i < n; i++) {
+                        int ni, pol;
+                        idle += sched_of(k[i].pid, &ni, &pol) && pol == SCHED_IDLE;
+                }
+                if (n >= want && idle == n)
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+/* The pool is made off the runs' critical path: an idle worker copies its
+ * pages at SCHED_IDLE. The run it serves (pid 1, the job) has the daemon's
+ * own scheduling again, and the pool is filled again after the run. */
+Test(warm_start, idle_workers_wait_at_idle_priority_and_runs_get_the_daemons)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made");
+        daemon_start();
+        int d_nice, d_policy;
+        cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
+        cr_assert_neq(d_policy, SCHED_IDLE, "the test's daemon runs at SCHED_IDLE itself");
+        cr_assert(pool_idle(2), "the daemon's idle workers are not at SCHED_IDLE");
+        for (int round = 0; round < 2; round++) {
+                struct aidp_proc p;
+                cr_assert_eq(run_as(&p, &A, NULL, "cat /proc/self/stat"), 0, "%s", p.err);
+                int nice = 99, pol = 99;
+                cr_assert(sched_of_stat(p.out, &nice, &pol), "job's stat: %s", p.out);
+                cr_expect_eq(pol, d_policy,
+                             "round %d: the job runs with policy %d, not the "
+                             "daemon's %d",
+                             round, pol, d_policy);
+                cr_expect_eq(nice, d_nice, "round %d: the job runs at nice %d, not the daemon's %d",
+                             round, nice, d_nice);
+                /* No run going: the pool is filled again, at idle priority. */
+                cr_expect(pool_idle(2), "round %d: the pool was not filled again at SCHED_IDLE",
+                          round);
+        }
 }
