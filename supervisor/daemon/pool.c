@@ -105,6 +105,8 @@ void aidp_daemon_prefault(void)
 static _Noreturn void idle_main(const struct aidp_daemon_config *c, int ctl)
 {
         aidp_daemon_prefault();
+        if (c->while_idle)
+                c->while_idle(c->arg);
         json_object *m = NULL;
         int conn = -1;
         size_t n = 0;

@@ -167,27 +167,71 @@ int aidp_cgroup_begin(const char *parent, const char *name, int intent_fd, struc
         return 0;
 }
 
+/* The rest of the run's directories (create), with the same retry as
+ * begin; on failure those made here are removed again. */
+static int create_rest(struct aidp_cgroup *cg, size_t base, aidp_error *err)
+{
+        int rc = -ENOENT;
+        /* The same race with another run's end as in begin. */
+        for (int attempt = 0; attempt < 8 && rc == -ENOENT; attempt++) {
+                rc = cg->ops->create(cg, err);
+                if (rc < 0)
+                        rollback(cg, base);
+        }
+        return rc;
+}
+
 /* create, then limit; all or nothing: on failure the directories made here
  * are removed again before this returns (those of begin stay, for destroy). */
 int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
                        aidp_error *err)
 {
         size_t base = cg->n_dirs;
-        int rc = -ENOENT;
-        /* The same race with another run's end as in begin. */
-        for (int attempt = 0; attempt < 8 && rc == -ENOENT; attempt++) {
-                rc = cg->ops->create(cg, err);
-                if (rc < 0) {
-                        rollback(cg, base);
-                        continue;
-                }
-                rc = cg->ops->limit(cg, lim, err);
-                if (rc < 0) {
-                        rollback(cg, base);
-                        break;
-                }
-        }
+        int rc = create_rest(cg, base, err);
+        if (rc == 0 && (rc = cg->ops->limit(cg, lim, err)) < 0)
+                rollback(cg, base);
         return rc;
+}
+
+int aidp_cgroup_prepare(const char *name, int intent_fd, struct aidp_cgroup **out,
+                        aidp_error *err)
+{
+        struct aidp_cgroup *cg = NULL;
+        int rc = aidp_cgroup_begin(NULL, name, intent_fd, &cg, err);
+        if (rc == 0 && (rc = create_rest(cg, cg->n_dirs, err)) < 0) {
+                aidp_error e2 = {0};
+                aidp_cgroup_destroy(cg, &e2);
+        }
+        if (rc < 0)
+                return rc;
+        /* The log was the ready cgroup's own; its run logs to its journal
+         * (aidp_cgroup_adopt). */
+        cg->intent_fd = -1;
+        *out = cg;
+        return 0;
+}
+
+bool aidp_cgroup_is_empty(const struct aidp_cgroup *cg)
+{
+        return cgfs_run_empty(cg);
+}
+
+int aidp_cgroup_adopt(struct aidp_cgroup *cg, int intent_fd, const struct aidp_cgroup_limits *lim,
+                      aidp_error *err)
+{
+        /* The run's journal names every directory before the run may use
+         * it, as if the run had made them (gc removes them after a crash). */
+        cg->intent_fd = intent_fd;
+        for (size_t i = 0; i < cg->n_dirs; i++)
+                if (!cg->dirs[i].gone)
+                        cgfs_intent(cg, cg->dirs[i].path);
+        return cg->ops->limit(cg, lim, err);
+}
+
+void aidp_cgroup_forget(struct aidp_cgroup *cg)
+{
+        if (cg)
+                cg_free(cg);
 }
 
 /* What the helper process sends back: the outcome and the directories. */

@@ -69,6 +69,26 @@ int aidp_cgroup_begin(const char *parent, const char *name, int intent_fd, struc
                       aidp_error *err);
 int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
                        aidp_error *err);
+/* A ready-made cgroup, for a process that serves one run it does not know
+ * yet (an idle worker of aidp-supervisor serve): begin and the rest of
+ * finish's directories, under the default parent, named `name` (the run id
+ * the run will get), with no limits and no process in it. intent_fd: each
+ * directory is logged there before it is made (the ready record, for gc).
+ * Nothing is left on failure. The run takes it over with
+ * aidp_cgroup_adopt, else aidp_cgroup_destroy removes it unused. */
+int aidp_cgroup_prepare(const char *name, int intent_fd, struct aidp_cgroup **out,
+                        aidp_error *err);
+/* No process in it: a ready cgroup is adopted only while it is. */
+bool aidp_cgroup_is_empty(const struct aidp_cgroup *cg);
+/* A run takes a ready cgroup over: each directory is logged to intent_fd
+ * (the run's journal) and the run's limits are written, which is then all
+ * that is left of finish (finish_wait has nothing to collect). On failure the
+ * caller destroys it. */
+int aidp_cgroup_adopt(struct aidp_cgroup *cg, int intent_fd, const struct aidp_cgroup_limits *lim,
+                      aidp_error *err);
+/* Free cg in this process only: its directories stay (a ready cgroup found
+ * in use, left to gc). */
+void aidp_cgroup_forget(struct aidp_cgroup *cg);
 /* finish in the background: on v1 in a helper process (fork), so that the
  * caller may clone its sandbox meanwhile (libcgroup uses stdio, so a thread
  * would not do: sandbox.h), on v2 on the spot (a few writes). _wait collects

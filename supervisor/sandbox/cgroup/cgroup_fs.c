@@ -267,6 +267,18 @@ static void run_listing(const struct aidp_cgroup *cg, size_t *from, size_t *to)
         *to = d >= 0 ? (size_t)d + 1 : cg->n_dirs;
 }
 
+bool cgfs_run_empty(const struct aidp_cgroup *cg)
+{
+        size_t from, to;
+        run_listing(cg, &from, &to);
+        char buf[64];
+        for (size_t d = from; d < to; d++)
+                if (!cg->dirs[d].gone &&
+                    (cgfs_read(cg->dirs[d].path, "cgroup.procs", buf, sizeof buf) < 0 || buf[0]))
+                        return false;
+        return true;
+}
+
 int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep)
 {
         /* cgroup.kill takes the whole run at once, forks in flight included;

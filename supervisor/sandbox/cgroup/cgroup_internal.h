@@ -113,6 +113,8 @@ void cgfs_backoff(int attempt);
 /* Kill the run's processes through its listing directory: cgroup.kill when
  * the run has one, else SIGKILL by pid until it stays empty (but keep). */
 int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep);
+/* No process in the run's listing directories (false when one cannot be read). */
+bool cgfs_run_empty(const struct aidp_cgroup *cg);
 int cgfs_kill_path(const char *path, pid_t keep);
 
 /* Test-only fault point: a test sets this to make a creation step fail as if
