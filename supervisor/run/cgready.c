@@ -19,6 +19,7 @@
 #include "common/path.h"
 #include "supervisor/run/journal.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/sandbox/devnodes.h"
 
 #define READY_DIR ".ready"
 #define NEW_SUFFIX ".new"
@@ -84,7 +85,7 @@ void aidp_run_cgready_make(const char *run_dir)
                                          O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
                                          0600);
         aidp_error err = {0};
-        if (log < 0 || aidp_cgroup_prepare(g.id, log, &g.cg, &err) < 0) {
+        if (log < 0 || aidp_cgroup_prepare(g.id, log, aidp_devnodes_allow, &g.cg, &err) < 0) {
                 g.cg = NULL;
                 record_remove(dfd, g.record);
                 close(dfd);

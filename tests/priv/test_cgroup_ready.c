@@ -25,6 +25,7 @@
 #include "daemon_util.h"
 #include "priv.h"
 #include "runner.h"
+#include "supervisor/sandbox/devnodes.h"
 #include "testusers.h"
 #include "tests/sealed_util.h"
 
@@ -242,6 +243,27 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
         cr_assert_eq(pids, 48);
         cr_assert_eq(mem, 192 * MiB);
         cr_assert_eq(quota, 100000, "cpu quota %llu", quota);
+        /* v1: the device policy (its base lines were written ahead, the
+         * run's own after them) is exactly the minimal /dev's, nothing more:
+         * the same list a cgroup made at the run's start gets. */
+        char d[1100];
+        if (!v2_host() && run_dir_of(id, "devices", d, sizeof d)) {
+                char p2[1200], list[4096] = "";
+                TEST_SNPRINTF(p2, "%s/devices.list", d);
+                FILE *f = fopen(p2, "r");
+                cr_assert_not_null(f);
+                size_t got = fread(list, 1, sizeof list - 1, f);
+                fclose(f);
+                list[got] = '\0';
+                cr_assert_not(strstr(list, "a *:*"), "every device allowed: %s", list);
+                size_t rules = 0;
+                for (const char *const *a = aidp_devnodes_allow; *a; a++, rules++)
+                        cr_assert(strstr(list, *a), "%s missing from %s", *a, list);
+                size_t nl = 0;
+                for (const char *c = list; (c = strchr(c, '\n')); c++)
+                        nl++;
+                cr_assert_eq(nl, rules, "devices.list: %s", list);
+        }
         cr_assert_eq(aidp_test_finish(&p), 0, "%s", p.err);
         aidp_test_expect_run_gone(rundir, id);
         cr_assert_not(aidp_test_cgroup_exists(id));

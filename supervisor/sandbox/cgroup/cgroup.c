@@ -193,17 +193,24 @@ int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *
         return rc;
 }
 
-int aidp_cgroup_prepare(const char *name, int intent_fd, struct aidp_cgroup **out,
-                        aidp_error *err)
+int aidp_cgroup_prepare(const char *name, int intent_fd, const char *const *devices_base,
+                        struct aidp_cgroup **out, aidp_error *err)
 {
         struct aidp_cgroup *cg = NULL;
         int rc = aidp_cgroup_begin(NULL, name, intent_fd, &cg, err);
-        if (rc == 0 && (rc = create_rest(cg, cg->n_dirs, err)) < 0) {
-                aidp_error e2 = {0};
-                aidp_cgroup_destroy(cg, &e2);
-        }
         if (rc < 0)
                 return rc;
+        rc = create_rest(cg, cg->n_dirs, err);
+        if (rc == 0 && devices_base && cg->ops->devices_ahead) {
+                const struct aidp_cgroup_limits base = {.devices_allow = devices_base};
+                if ((rc = cg->ops->limit(cg, &base, err)) == 0)
+                        cg->dev_ahead = devices_base;
+        }
+        if (rc < 0) {
+                aidp_error e2 = {0};
+                aidp_cgroup_destroy(cg, &e2);
+                return rc;
+        }
         /* The log was the ready cgroup's own; its run logs to its journal
          * (aidp_cgroup_adopt). */
         cg->intent_fd = -1;
@@ -222,9 +229,7 @@ int aidp_cgroup_adopt(struct aidp_cgroup *cg, int intent_fd, const struct aidp_c
         /* The run's journal names every directory before the run may use
          * it, as if the run had made them (gc removes them after a crash). */
         cg->intent_fd = intent_fd;
-        for (size_t i = 0; i < cg->n_dirs; i++)
-                if (!cg->dirs[i].gone)
-                        cgfs_intent(cg, cg->dirs[i].path);
+        cgfs_intent_all(cg);
         return cg->ops->limit(cg, lim, err);
 }
 
@@ -455,10 +460,10 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err)
         aidp_cgroup_finish_wait(cg, &herr);
         int rc = cg->ops->kill(cg, 0);
         cgfs_remove_dirs_from(cg, 0);
+        /* Every directory rmdir did not remove (ENOENT counts as removed). */
         int left = 0;
         for (size_t i = 0; i < cg->n_dirs; i++)
-                if (access(cg->dirs[i].path, F_OK) == 0)
-                        left++;
+                left += !cg->dirs[i].gone;
         if (rc == 0 && left)
                 rc = -EBUSY;
         if (rc < 0)

@@ -144,6 +144,25 @@ void cgfs_intent(const struct aidp_cgroup *cg, const char *path)
                 return;
 }
 
+void cgfs_intent_all(const struct aidp_cgroup *cg)
+{
+        if (cg->intent_fd < 0)
+                return;
+        /* One write: on the critical path of a run that adopts them. */
+        static char buf[CG_MAX_DIRS * (PATH_MAX + 1)];
+        size_t n = 0;
+        for (size_t i = 0; i < cg->n_dirs; i++) {
+                size_t l = strlen(cg->dirs[i].path);
+                if (cg->dirs[i].gone || n + l + 1 > sizeof buf)
+                        continue;
+                memcpy(buf + n, cg->dirs[i].path, l);
+                buf[n + l] = '\n';
+                n += l + 1;
+        }
+        if (n && write(cg->intent_fd, buf, n) != (ssize_t)n)
+                return;
+}
+
 int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl)
 {
         /* A retry after a rollback makes the same directory again. */

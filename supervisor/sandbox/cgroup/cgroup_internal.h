@@ -37,6 +37,9 @@ struct aidp_cgroup_ops {
         enum aidp_cgroup_version version;
         /* create is slow (libcgroup start-up): worth a helper process */
         bool create_in_helper;
+        /* device lines add up one write at a time, so that those every run
+         * has can be written ahead (aidp_cgroup_prepare) */
+        bool devices_ahead;
         /* the cgroup2 directory clone3(CLONE_INTO_CGROUP) needs, if any */
         int (*begin)(struct aidp_cgroup *cg, aidp_error *err);
         /* the rest of the run's directories */
@@ -81,6 +84,8 @@ struct aidp_cgroup {
         pid_t helper;  /* aidp_cgroup_finish_start's process, or 0 */
         int helper_fd; /* its result pipe (read end) */
         int intent_fd; /* where each directory is logged before it is made, or -1 */
+        /* device lines already written (deny all, then these), or NULL */
+        const char *const *dev_ahead;
 };
 
 /* ---- cgroup_fs.c: cgroupfs helpers of both backends ---- */
@@ -97,6 +102,8 @@ int cgfs_read_key(const char *dir, const char *file, const char *key, uint64_t *
 int cgfs_self(const char *controller, char *out, size_t len);
 /* Log a directory before making it (the run journal's cgroups.log). */
 void cgfs_intent(const struct aidp_cgroup *cg, const char *path);
+/* Log every directory of the run at once (a ready cgroup's, adopted). */
+void cgfs_intent_all(const struct aidp_cgroup *cg);
 /* Record a directory of the run (before it is made, so that a failure half
  * way through still removes it). Returns its index or -E2BIG. */
 int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl);

@@ -278,11 +278,24 @@ static int v1_limit(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim
                 snprintf(v, sizeof v, "%llu", (unsigned long long)lim->pids);
                 rc = v1_set(cg, "pids", "pids.max", v, err);
         }
-        if (rc < 0 || !lim->devices_allow)
+        if (rc < 0)
                 return rc;
-        /* Deny all, then one allow line per write. */
-        rc = v1_set(cg, "devices", "devices.deny", "a", err);
-        for (const char *const *a = lim->devices_allow; rc == 0 && *a; a++)
+        const char *const *ahead = cg->dev_ahead;
+        if (!lim->devices_allow)
+                /* No device policy, on a ready cgroup that has the base one:
+                 * every device again, as on a new cgroup. */
+                return ahead ? v1_set(cg, "devices", "devices.allow", "a", err) : 0;
+        /* Deny all, then one allow line per write; on a ready cgroup whose
+         * lines the policy starts with, only the lines after them. */
+        size_t skip = 0;
+        while (ahead && ahead[skip] && lim->devices_allow[skip] &&
+               !strcmp(ahead[skip], lim->devices_allow[skip]))
+                skip++;
+        if (!ahead || ahead[skip]) {
+                skip = 0;
+                rc = v1_set(cg, "devices", "devices.deny", "a", err);
+        }
+        for (const char *const *a = lim->devices_allow + skip; rc == 0 && *a; a++)
                 rc = v1_set(cg, "devices", "devices.allow", *a, err);
         return rc;
 }
@@ -401,6 +414,7 @@ static int v1_memory_home(char *out, size_t len)
 const struct aidp_cgroup_ops aidp_cgroup_v1_ops = {
         .version = AIDP_CGROUP_V1,
         .create_in_helper = true,
+        .devices_ahead = true,
         .begin = v1_begin,
         .create = v1_create,
         .limit = v1_limit,
