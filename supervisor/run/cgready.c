@@ -21,7 +21,7 @@
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/sandbox/devnodes.h"
 
-#define READY_DIR ".ready"
+#define READY_DIR  ".ready"
 #define NEW_SUFFIX ".new"
 
 /* This process's ready cgroup: one at most, for the one run it serves. */
@@ -81,11 +81,11 @@ void aidp_run_cgready_make(const char *run_dir)
         int dfd = record_create(rdir);
         if (dfd < 0)
                 return;
-        _cleanup_close_ int log = openat(dfd, AIDP_JOURNAL_CGROUP_LOG,
-                                         O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
-                                         0600);
+        _cleanup_close_ int log =
+                openat(dfd, AIDP_JOURNAL_CGROUP_LOG,
+                       O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
         aidp_error err = {0};
-        if (log < 0 || aidp_cgroup_prepare(g.id, log, aidp_devnodes_allow, &g.cg, &err) < 0) {
+        if (log < 0 || aidp_cgroup_prepare(NULL, g.id, log, aidp_devnodes_allow, &g.cg, &err) < 0) {
                 g.cg = NULL;
                 record_remove(dfd, g.record);
                 close(dfd);

@@ -208,19 +208,16 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
         limits_of(ids[0], &pids, &mem, &quota);
         cr_assert_gt(pids, 48, "pids.max %llu before any run", pids);
         cr_assert_gt(mem, 192 * MiB, "memory limit %llu before any run", mem);
-        const char *args[] = {"-q",
-                              "--no-cwd",
-                              "--profile",
-                              "cgready",
-                              "--",
-                              "/bin/sh",
-                              "-c",
-                              "echo id=$AIDP_RUN_ID; cat /proc/self/cgroup; echo started; sleep 2",
-                              NULL};
+        const char *args[] = {
+                "-q",        "--no-cwd",
+                "--profile", "cgready",
+                "--",        "/bin/sh",
+                "-c",        "echo id=$AIDP_RUN_ID; cat /proc/self/cgroup; echo started; sleep 2",
+                NULL};
         struct aidp_proc p;
         aidp_test_daemon_client(&p, &A, sock, args);
-        cr_assert(aidp_test_wait_output(&p, "started", 20000), "the job did not start: %s%s",
-                  p.out, p.err);
+        cr_assert(aidp_test_wait_output(&p, "started", 20000), "the job did not start: %s%s", p.out,
+                  p.err);
         char *idl = strstr(p.out, "id=");
         cr_assert_not_null(idl);
         char id[40];
@@ -297,8 +294,7 @@ Test(cgroup_ready, a_ready_cgroup_no_run_takes_goes_with_its_worker_and_daemon)
         /* The daemon's end takes every ready cgroup of its idle workers. */
         daemon_stop();
         for (size_t i = 0; i < m; i++)
-                cr_assert_not(aidp_test_cgroup_exists(after[i]), "ready cgroup %s left",
-                              after[i]);
+                cr_assert_not(aidp_test_cgroup_exists(after[i]), "ready cgroup %s left", after[i]);
         char none[8][40];
         cr_assert_eq(ready_ids(none, 8, 0), 0, "ready records left");
 }

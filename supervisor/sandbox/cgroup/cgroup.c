@@ -193,11 +193,11 @@ int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *
         return rc;
 }
 
-int aidp_cgroup_prepare(const char *name, int intent_fd, const char *const *devices_base,
-                        struct aidp_cgroup **out, aidp_error *err)
+int aidp_cgroup_prepare(const char *parent, const char *name, int intent_fd,
+                        const char *const *devices_base, struct aidp_cgroup **out, aidp_error *err)
 {
         struct aidp_cgroup *cg = NULL;
-        int rc = aidp_cgroup_begin(NULL, name, intent_fd, &cg, err);
+        int rc = aidp_cgroup_begin(parent, name, intent_fd, &cg, err);
         if (rc < 0)
                 return rc;
         rc = create_rest(cg, cg->n_dirs, err);

@@ -71,16 +71,17 @@ int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *
                        aidp_error *err);
 /* A ready-made cgroup, for a process that serves one run it does not know
  * yet (an idle worker of aidp-supervisor serve): begin and the rest of
- * finish's directories, under the default parent, named `name` (the run id
- * the run will get), with no limits and no process in it. intent_fd: each
+ * finish's directories, under parent as in aidp_cgroup_begin (NULL: the
+ * default), named `name` (the run id the run will get), with no limits and
+ * no process in it. intent_fd: each
  * directory is logged there before it is made (the ready record, for gc).
  * devices_base (NULL-terminated, kept by the caller; or NULL): the device
  * lines every run's policy starts with, written now where the backend adds
  * them one by one (v1: deny all, then each allow line); a run whose lines
  * start with them writes only the rest. Nothing is left on failure. The run takes it over with
  * aidp_cgroup_adopt, else aidp_cgroup_destroy removes it unused. */
-int aidp_cgroup_prepare(const char *name, int intent_fd, const char *const *devices_base,
-                        struct aidp_cgroup **out, aidp_error *err);
+int aidp_cgroup_prepare(const char *parent, const char *name, int intent_fd,
+                        const char *const *devices_base, struct aidp_cgroup **out, aidp_error *err);
 /* No process in it: a ready cgroup is adopted only while it is. */
 bool aidp_cgroup_is_empty(const struct aidp_cgroup *cg);
 /* A run takes a ready cgroup over: each directory is logged to intent_fd

@@ -231,8 +231,8 @@ static int v1_create(struct aidp_cgroup *cg, aidp_error *err)
 
 /* One control file of a controller's run directory; 0 when the run has no
  * directory in that hierarchy (an optional controller), else 0 or -errno. */
-static int v1_set(const struct aidp_cgroup *cg, const char *ctrl, const char *file,
-                  const char *val, aidp_error *err)
+static int v1_set(const struct aidp_cgroup *cg, const char *ctrl, const char *file, const char *val,
+                  aidp_error *err)
 {
         int d = find_dir(cg, ctrl);
         if (d < 0)
