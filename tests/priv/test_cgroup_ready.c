@@ -126,6 +126,15 @@ static size_t ready_ids(char ids[][40], size_t max, size_t want)
         return n;
 }
 
+/* The test's daemon, once its idle workers have made their ready cgroups. */
+static size_t daemon_start_ready(char ids[][40], size_t max)
+{
+        daemon_start();
+        size_t n = ready_ids(ids, max, 2);
+        cr_assert_geq(n, 2, "the idle workers made %zu ready cgroups", n);
+        return n;
+}
+
 static bool v2_host(void)
 {
         struct statfs s;
@@ -199,10 +208,8 @@ static bool listed(char ids[][40], size_t n, const char *id)
 Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
 {
         need();
-        daemon_start();
         char ids[8][40];
-        size_t n = ready_ids(ids, 8, 2);
-        cr_assert_geq(n, 2, "the idle workers made %zu ready cgroups", n);
+        size_t n = daemon_start_ready(ids, 8);
         /* Made ahead, and without any limit yet: a ready cgroup is no run's. */
         unsigned long long pids, mem, quota;
         limits_of(ids[0], &pids, &mem, &quota);
@@ -269,10 +276,8 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
 Test(cgroup_ready, a_ready_cgroup_no_run_takes_goes_with_its_worker_and_daemon)
 {
         need();
-        daemon_start();
         char ids[8][40];
-        size_t n = ready_ids(ids, 8, 2);
-        cr_assert_geq(n, 2);
+        size_t n = daemon_start_ready(ids, 8);
         /* A dry run takes no cgroup: its worker's ready one goes with it. */
         const char *args[] = {"-q", "--no-cwd", "--dry-run", "--", "/bin/true", NULL};
         struct aidp_proc p;
@@ -302,10 +307,8 @@ Test(cgroup_ready, a_ready_cgroup_no_run_takes_goes_with_its_worker_and_daemon)
 Test(cgroup_ready, a_ready_cgroup_left_by_a_killed_daemon_is_removed_by_gc)
 {
         need();
-        daemon_start();
         char ids[8][40];
-        size_t n = ready_ids(ids, 8, 2);
-        cr_assert_geq(n, 2);
+        size_t n = daemon_start_ready(ids, 8);
         kill(daemon_pid, SIGKILL);
         waitpid(daemon_pid, NULL, 0);
         daemon_pid = 0;
