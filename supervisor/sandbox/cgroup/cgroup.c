@@ -93,6 +93,8 @@ static void helper_reap(struct aidp_cgroup *cg);
 
 static void cg_free(struct aidp_cgroup *cg)
 {
+        while (cg->n_task_fds > 0)
+                close(cg->task_fds[--cg->n_task_fds]);
         helper_reap(cg);
         cg->ops->release(cg);
         free(cg);
@@ -212,8 +214,11 @@ int aidp_cgroup_prepare(const char *parent, const char *name, int intent_fd,
                 return rc;
         }
         /* The log was the ready cgroup's own; its run logs to its journal
-         * (aidp_cgroup_adopt). */
+         * (aidp_cgroup_adopt). The fds pid 1 joins the hierarchies by (v1)
+         * are opened now too, off the run's path. */
         cg->intent_fd = -1;
+        int n = cg->ops->task_fds(cg, cg->task_fds, CG_MAX_DIRS);
+        cg->n_task_fds = n > 0 ? n : 0;
         *out = cg;
         return 0;
 }
@@ -374,8 +379,14 @@ int aidp_cgroup_open_fd(const struct aidp_cgroup *cg)
         return -1;
 }
 
-int aidp_cgroup_task_fds(const struct aidp_cgroup *cg, int *fds, size_t max)
+int aidp_cgroup_task_fds(struct aidp_cgroup *cg, int *fds, size_t max)
 {
+        if (cg->n_task_fds > 0 && (size_t)cg->n_task_fds <= max) {
+                int n = cg->n_task_fds;
+                memcpy(fds, cg->task_fds, (size_t)n * sizeof *fds);
+                cg->n_task_fds = 0;
+                return n;
+        }
         return cg->ops->task_fds(cg, fds, max);
 }
 

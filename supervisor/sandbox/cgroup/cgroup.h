@@ -113,8 +113,9 @@ int aidp_cgroup_open_fd(const struct aidp_cgroup *cg);
  * ("0") skips the kernel's global threadgroup lock (Linux >= 5.17), whose
  * write side waits for an RCU grace period: milliseconds per run when the
  * supervisor migrates the child by pid. Returns the count or -errno (then
- * nothing is left open). */
-int aidp_cgroup_task_fds(const struct aidp_cgroup *cg, int *fds, size_t max);
+ * nothing is left open). A ready cgroup's were opened when it was made: the
+ * first call hands those over. */
+int aidp_cgroup_task_fds(struct aidp_cgroup *cg, int *fds, size_t max);
 /* In the child: write "0" to each fd and close it. 0 or -errno. */
 int aidp_cgroup_join_self(const int *fds, size_t n);
 /* Move pid into the cgroup (every hierarchy) by pid. With cloned_into true

@@ -86,6 +86,9 @@ struct aidp_cgroup {
         int intent_fd; /* where each directory is logged before it is made, or -1 */
         /* device lines already written (deny all, then these), or NULL */
         const char *const *dev_ahead;
+        /* task_fds opened ahead (a ready cgroup), handed out once */
+        int task_fds[CG_MAX_DIRS];
+        int n_task_fds;
 };
 
 /* ---- cgroup_fs.c: cgroupfs helpers of both backends ---- */
