@@ -241,10 +241,16 @@ static int cgroup_begin(struct run *r, aidp_error *err)
          * job exists. */
         r->cg = aidp_run_cgready_take(r->res->run_id, r->o->cgroup_parent);
         if (r->cg) {
-                rc = aidp_cgroup_adopt(r->cg, aidp_journal_cgroup_log(&r->journal), &r->cg_limits,
-                                       err);
-                /* the journal names its directories now, the record may go */
-                aidp_run_cgready_release();
+                int log = aidp_journal_cgroup_log(&r->journal);
+                rc = aidp_cgroup_adopt(r->cg, log, &r->cg_limits, err);
+                /* The journal names its directories now (cgroups.log, else
+                 * journal.json), so the ready record may go; until then it
+                 * still names them for gc. */
+                aidp_error jerr = {0};
+                if (log < 0)
+                        aidp_run_journal_cgroups(r);
+                if (log >= 0 || aidp_journal_sync(&r->journal, &jerr) == 0)
+                        aidp_run_cgready_release();
                 snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
                          aidp_cgroup_version_name(aidp_cgroup_version_of(r->cg)));
                 return rc;
