@@ -116,7 +116,7 @@ static size_t ready_ids(char ids[][40], size_t max, size_t want)
                 DIR *d = opendir(ready_dir);
                 for (struct dirent *e; d && (e = readdir(d));)
                         if (e->d_name[0] != '.' && strlen(e->d_name) == 36 && n < max)
-                                snprintf(ids[n++], 40, "%s", e->d_name);
+                                snprintf(ids[n++], 40, "%.36s", e->d_name);
                 if (d)
                         closedir(d);
                 if (n >= want)
