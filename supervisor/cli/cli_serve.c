@@ -23,6 +23,7 @@
 #include "supervisor/cli/trust.h"
 #include "supervisor/daemon/daemon.h"
 #include "supervisor/daemon/proto.h"
+#include "supervisor/run/cgready.h"
 #include "supervisor/run/warm.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
 
@@ -242,6 +243,9 @@ static int stdio_from(const struct req_fds *f, aidp_error *err)
 
 static void new_run_id(char id[40])
 {
+        /* The id the worker's ready cgroup is named after (cgready.h). */
+        if (aidp_run_cgready_id(id, 40))
+                return;
         uuid_t u;
         uuid_generate_random(u);
         uuid_unparse_lower(u, id);
@@ -394,6 +398,13 @@ static void refresh_warm(void *arg)
         aidp_run_warm_refresh();
 }
 
+/* In an idle worker: the cgroup of the run it will serve, made ahead. */
+static void make_ready(void *arg)
+{
+        (void)arg;
+        aidp_run_cgready_make(g_serve.run_dir);
+}
+
 static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp_error *err)
 {
         if (!c->run_dir) {
@@ -421,6 +432,7 @@ static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp
                 .run = serve_run,
                 .worker_crashed = worker_crashed,
                 .before_fork = refresh_warm,
+                .while_idle = make_ready,
         };
         if (c->group) {
                 struct group *g = getgrnam(c->group);
@@ -471,7 +483,10 @@ int aidp_cli_serve(int argc, char **argv)
         fprintf(stderr, "aidp-supervisor serve: listening on %s (%zu library filters compiled)\n",
                 cfg.listen_fd >= 0 ? "the socket systemd passed" : cfg.socket_path, warm);
         int rc = aidp_daemon_serve(&cfg, lfd, &err);
-        /* The cgroup parents it kept go with it (where no run is left). */
+        /* The ready cgroups of its idle workers (gone now) and of workers
+         * that end in a moment, then the cgroup parents it kept go with it
+         * (where no run is left). */
+        aidp_run_cgready_gc(g_serve.run_dir, 2000);
         aidp_cgroup_unwarm();
         if (rc < 0)
                 return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);

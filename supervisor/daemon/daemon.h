@@ -54,6 +54,10 @@ struct aidp_daemon_config {
          * its worker is forked (the warm state it inherits brought up to
          * date). May be NULL. */
         void (*before_fork)(void *arg);
+        /* In an idle worker (pool.h), before it waits for its connection:
+         * work for the run it will serve, done ahead (its cgroup). May be
+         * NULL. */
+        void (*while_idle)(void *arg);
         /* In the server process, after a worker died of a signal (its run may
          * need gc). May be NULL. */
         void (*worker_crashed)(pid_t pid, int sig, void *arg);

@@ -122,9 +122,12 @@ static _Noreturn void idle_main(const struct aidp_daemon_config *c,
         /* The copies are made on CPU time nobody else wants (SCHED_IDLE):
          * a run under way, its client and the job's own processes come
          * first. Done, or cut short by the connection, they cost the next
-         * run nothing. */
+         * run nothing. The run's ready cgroup (while_idle) is made first:
+         * the run needs it, the copies only save it faults. */
         const struct sched_param idle = {0};
         sched_setscheduler(0, SCHED_IDLE, &idle);
+        if (c->while_idle)
+                c->while_idle(c->arg);
         aidp_daemon_prefault(ctl);
         json_object *m = NULL;
         int conn = -1;

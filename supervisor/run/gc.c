@@ -16,6 +16,7 @@
 #include "common/cleanup.h"
 #include "common/path.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/run/cgready.h"
 #include "supervisor/run/journal.h"
 #include "supervisor/run/run.h"
 #include "supervisor/run/run_lineage.h"
@@ -449,5 +450,7 @@ int aidp_run_gc(const char *run_dir, void (*report)(const char *, const char *, 
                 json_object_put(j);
         }
         closedir(d);
+        /* Ready cgroups (cgready.h) that no worker holds any more. */
+        aidp_run_cgready_gc(run_dir, 0);
         return cleaned;
 }

@@ -15,6 +15,7 @@
 
 #include "common/cleanup.h"
 #include "common/strv.h"
+#include "supervisor/run/cgready.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/run/run_views.h"
 
@@ -134,6 +135,9 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
 
 static void run_free(struct run *r)
 {
+        /* A ready cgroup this run did not take (a dry run, a refusal, a run
+         * given its own id or parent) is removed with it. */
+        aidp_run_cgready_drop();
         aidp_run_policy_free(&r->policy);
         if (r->caller_rc == 0)
                 aidp_caller_free(&r->caller);

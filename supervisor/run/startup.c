@@ -77,6 +77,7 @@
 #include "common/crypto.h"
 #include "supervisor/sandbox/devnodes.h"
 #include "supervisor/lineage/lineage.h"
+#include "supervisor/run/cgready.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/run/run_views.h"
 
@@ -235,6 +236,25 @@ static int cgroup_begin(struct run *r, aidp_error *err)
                 .pids = l->pids,
                 .devices_allow = r->devices_allow,
         };
+        /* A daemon's worker may hold the run's cgroup made ahead (cgready.h):
+         * then only the limits are left, written here, before anything of the
+         * job exists. */
+        r->cg = aidp_run_cgready_take(r->res->run_id, r->o->cgroup_parent);
+        if (r->cg) {
+                int log = aidp_journal_cgroup_log(&r->journal);
+                rc = aidp_cgroup_adopt(r->cg, log, &r->cg_limits, err);
+                /* The journal names its directories now (cgroups.log, else
+                 * journal.json), so the ready record may go; until then it
+                 * still names them for gc. */
+                aidp_error jerr = {0};
+                if (log < 0)
+                        aidp_run_journal_cgroups(r);
+                if (log >= 0 || aidp_journal_sync(&r->journal, &jerr) == 0)
+                        aidp_run_cgready_release();
+                snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
+                         aidp_cgroup_version_name(aidp_cgroup_version_of(r->cg)));
+                return rc;
+        }
         rc = aidp_cgroup_begin(r->o->cgroup_parent, r->res->run_id,
                                aidp_journal_cgroup_log(&r->journal), &r->cg, err);
         if (rc < 0)

@@ -382,12 +382,10 @@ static int open_devices(int resfd)
         return 0;
 }
 
-Test(vm_cgroup, device_allowlist_is_enforced)
+/* A child in the cgroup opens null, zero, full and urandom (read-write):
+ * with {"c 1:3 rwm", "c 1:9 r"} only null opens. */
+static void expect_null_and_urandom_read_only(void)
 {
-        static const char *const allow[] = {"c 1:3 rwm", "c 1:9 r",
-                                            NULL}; /* null; urandom read-only */
-        struct aidp_cgroup_limits lim = {.devices_allow = allow};
-        create(&lim);
         int res;
         pid_t pid = spawn_in_cgroup(open_devices, &res);
         char got[8] = "";
@@ -396,6 +394,15 @@ Test(vm_cgroup, device_allowlist_is_enforced)
         cr_assert(WIFEXITED(wait_status(pid)));
         /* null: allowed; zero, full: not in the list; urandom: read-only, opened rw */
         cr_expect_str_eq(got, "yppp", "null/zero/full/urandom(rw): %s (y opened, p EPERM)", got);
+}
+
+Test(vm_cgroup, device_allowlist_is_enforced)
+{
+        static const char *const allow[] = {"c 1:3 rwm", "c 1:9 r",
+                                            NULL}; /* null; urandom read-only */
+        struct aidp_cgroup_limits lim = {.devices_allow = allow};
+        create(&lim);
+        expect_null_and_urandom_read_only();
 }
 
 /* The run's way: the cgroup2 directory first (pid 1 is cloned into it), then the
@@ -549,4 +556,55 @@ Test(vm_cgroup, a_fault_in_the_background_leaves_nothing_and_is_listed)
         cr_assert_eq(aidp_cgroup_destroy(cg, &err), 0, "%s", err.msg);
         cg = NULL;
         assert_nothing_left("run");
+}
+
+/* A ready-made cgroup (the daemon's idle workers, supervisor/run/cgready.c):
+ * made with no limit and no process, then adopted by its run, which logs its
+ * directories and writes its limits; from then on the kernel enforces them as
+ * on a cgroup made at the run's start. The base device line is written ahead
+ * (v1), the run's own after it. */
+Test(vm_cgroup, a_ready_cgroup_has_the_runs_limits_once_adopted)
+{
+        static const char *const base[] = {"c 1:3 rwm", NULL};
+        static const char *const allow[] = {"c 1:3 rwm", "c 1:9 r", NULL};
+        aidp_error err = {0};
+        cr_assert_eq(aidp_cgroup_prepare(parent, "ready", -1, base, &cg, &err), 0, "%s", err.msg);
+        const char *p[8];
+        n_dirs = aidp_cgroup_paths(cg, p, 8);
+        for (size_t i = 0; i < n_dirs; i++)
+                snprintf(dirs[i], sizeof dirs[i], "%s", p[i]);
+        cr_assert(aidp_cgroup_is_empty(cg));
+        bool v2 = aidp_cgroup_version_of(cg) == AIDP_CGROUP_V2;
+        if (in_vm())
+                cr_assert(v2, "the VM has a pure cgroup v2 hierarchy");
+        char v[64];
+        /* No limit before its run: it is nobody's yet. */
+        cr_assert(read_value(dir_of("pids"), "pids.max", v, sizeof v));
+        cr_assert_str_eq(v, "max");
+        int log[2];
+        cr_assert_eq(pipe2(log, O_CLOEXEC), 0);
+        struct aidp_cgroup_limits lim = {
+                .memory_bytes = 32 * MiB, .pids = 7, .devices_allow = allow};
+        cr_assert_eq(aidp_cgroup_adopt(cg, log[1], &lim, &err), 0, "%s", err.msg);
+        close(log[1]);
+        /* The run's journal gets every directory. */
+        char logged[8 * (PATH_MAX + 1)] = "";
+        ssize_t got_n = read(log[0], logged, sizeof logged - 1);
+        close(log[0]);
+        cr_assert_gt(got_n, 0);
+        for (size_t i = 0; i < n_dirs; i++)
+                cr_assert(strstr(logged, dirs[i]), "%s not logged", dirs[i]);
+        cr_assert(read_value(dir_of("pids"), "pids.max", v, sizeof v));
+        cr_assert_str_eq(v, "7");
+        cr_assert(read_value(dir_of("memory"), v2 ? "memory.max" : "memory.limit_in_bytes", v,
+                             sizeof v));
+        cr_assert_eq(strtoull(v, NULL, 10), 32 * MiB, "memory limit %s", v);
+        /* Enforced: the device list exactly as asked, the memory limit. */
+        expect_null_and_urandom_read_only();
+        int res;
+        pid_t pid = spawn_in_cgroup(eat_memory, &res);
+        int st = wait_status(pid);
+        close(res);
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+                  "the memory limit of the adopted cgroup did not hold: status 0x%x", st);
 }

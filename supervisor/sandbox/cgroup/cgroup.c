@@ -93,6 +93,8 @@ static void helper_reap(struct aidp_cgroup *cg);
 
 static void cg_free(struct aidp_cgroup *cg)
 {
+        while (cg->n_task_fds > 0)
+                close(cg->task_fds[--cg->n_task_fds]);
         helper_reap(cg);
         cg->ops->release(cg);
         free(cg);
@@ -167,27 +169,79 @@ int aidp_cgroup_begin(const char *parent, const char *name, int intent_fd, struc
         return 0;
 }
 
+/* The rest of the run's directories (create), with the same retry as
+ * begin; on failure those made here are removed again. */
+static int create_rest(struct aidp_cgroup *cg, size_t base, aidp_error *err)
+{
+        int rc = -ENOENT;
+        /* The same race with another run's end as in begin. */
+        for (int attempt = 0; attempt < 8 && rc == -ENOENT; attempt++) {
+                rc = cg->ops->create(cg, err);
+                if (rc < 0)
+                        rollback(cg, base);
+        }
+        return rc;
+}
+
 /* create, then limit; all or nothing: on failure the directories made here
  * are removed again before this returns (those of begin stay, for destroy). */
 int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
                        aidp_error *err)
 {
         size_t base = cg->n_dirs;
-        int rc = -ENOENT;
-        /* The same race with another run's end as in begin. */
-        for (int attempt = 0; attempt < 8 && rc == -ENOENT; attempt++) {
-                rc = cg->ops->create(cg, err);
-                if (rc < 0) {
-                        rollback(cg, base);
-                        continue;
-                }
-                rc = cg->ops->limit(cg, lim, err);
-                if (rc < 0) {
-                        rollback(cg, base);
-                        break;
-                }
-        }
+        int rc = create_rest(cg, base, err);
+        if (rc == 0 && (rc = cg->ops->limit(cg, lim, err)) < 0)
+                rollback(cg, base);
         return rc;
+}
+
+int aidp_cgroup_prepare(const char *parent, const char *name, int intent_fd,
+                        const char *const *devices_base, struct aidp_cgroup **out, aidp_error *err)
+{
+        struct aidp_cgroup *cg = NULL;
+        int rc = aidp_cgroup_begin(parent, name, intent_fd, &cg, err);
+        if (rc < 0)
+                return rc;
+        rc = create_rest(cg, cg->n_dirs, err);
+        if (rc == 0 && devices_base && cg->ops->devices_ahead) {
+                const struct aidp_cgroup_limits base = {.devices_allow = devices_base};
+                if ((rc = cg->ops->limit(cg, &base, err)) == 0)
+                        cg->dev_ahead = devices_base;
+        }
+        if (rc < 0) {
+                aidp_error e2 = {0};
+                aidp_cgroup_destroy(cg, &e2);
+                return rc;
+        }
+        /* The log was the ready cgroup's own; its run logs to its journal
+         * (aidp_cgroup_adopt). The fds pid 1 joins the hierarchies by (v1)
+         * are opened now too, off the run's path. */
+        cg->intent_fd = -1;
+        int n = cg->ops->task_fds(cg, cg->task_fds, CG_MAX_DIRS);
+        cg->n_task_fds = n > 0 ? n : 0;
+        *out = cg;
+        return 0;
+}
+
+bool aidp_cgroup_is_empty(const struct aidp_cgroup *cg)
+{
+        return cgfs_run_empty(cg);
+}
+
+int aidp_cgroup_adopt(struct aidp_cgroup *cg, int intent_fd, const struct aidp_cgroup_limits *lim,
+                      aidp_error *err)
+{
+        /* The run's journal names every directory before the run may use
+         * it, as if the run had made them (gc removes them after a crash). */
+        cg->intent_fd = intent_fd;
+        cgfs_intent_all(cg);
+        return cg->ops->limit(cg, lim, err);
+}
+
+void aidp_cgroup_forget(struct aidp_cgroup *cg)
+{
+        if (cg)
+                cg_free(cg);
 }
 
 /* What the helper process sends back: the outcome and the directories. */
@@ -325,8 +379,14 @@ int aidp_cgroup_open_fd(const struct aidp_cgroup *cg)
         return -1;
 }
 
-int aidp_cgroup_task_fds(const struct aidp_cgroup *cg, int *fds, size_t max)
+int aidp_cgroup_task_fds(struct aidp_cgroup *cg, int *fds, size_t max)
 {
+        if (cg->n_task_fds > 0 && (size_t)cg->n_task_fds <= max) {
+                int n = cg->n_task_fds;
+                memcpy(fds, cg->task_fds, (size_t)n * sizeof *fds);
+                cg->n_task_fds = 0;
+                return n;
+        }
         return cg->ops->task_fds(cg, fds, max);
 }
 
@@ -411,10 +471,10 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err)
         aidp_cgroup_finish_wait(cg, &herr);
         int rc = cg->ops->kill(cg, 0);
         cgfs_remove_dirs_from(cg, 0);
+        /* Every directory rmdir did not remove (ENOENT counts as removed). */
         int left = 0;
         for (size_t i = 0; i < cg->n_dirs; i++)
-                if (access(cg->dirs[i].path, F_OK) == 0)
-                        left++;
+                left += !cg->dirs[i].gone;
         if (rc == 0 && left)
                 rc = -EBUSY;
         if (rc < 0)

@@ -69,6 +69,30 @@ int aidp_cgroup_begin(const char *parent, const char *name, int intent_fd, struc
                       aidp_error *err);
 int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
                        aidp_error *err);
+/* A ready-made cgroup, for a process that serves one run it does not know
+ * yet (an idle worker of aidp-supervisor serve): begin and the rest of
+ * finish's directories, under parent as in aidp_cgroup_begin (NULL: the
+ * default), named `name` (the run id the run will get), with no limits and
+ * no process in it. intent_fd: each
+ * directory is logged there before it is made (the ready record, for gc).
+ * devices_base (NULL-terminated, kept by the caller; or NULL): the device
+ * lines every run's policy starts with, written now where the backend adds
+ * them one by one (v1: deny all, then each allow line); a run whose lines
+ * start with them writes only the rest. Nothing is left on failure. The run takes it over with
+ * aidp_cgroup_adopt, else aidp_cgroup_destroy removes it unused. */
+int aidp_cgroup_prepare(const char *parent, const char *name, int intent_fd,
+                        const char *const *devices_base, struct aidp_cgroup **out, aidp_error *err);
+/* No process in it: a ready cgroup is adopted only while it is. */
+bool aidp_cgroup_is_empty(const struct aidp_cgroup *cg);
+/* A run takes a ready cgroup over: each directory is logged to intent_fd
+ * (the run's journal) and the run's limits are written, which is then all
+ * that is left of finish (finish_wait has nothing to collect). On failure the
+ * caller destroys it. */
+int aidp_cgroup_adopt(struct aidp_cgroup *cg, int intent_fd, const struct aidp_cgroup_limits *lim,
+                      aidp_error *err);
+/* Free cg in this process only: its directories stay (a ready cgroup found
+ * in use, left to gc). */
+void aidp_cgroup_forget(struct aidp_cgroup *cg);
 /* finish in the background: on v1 in a helper process (fork), so that the
  * caller may clone its sandbox meanwhile (libcgroup uses stdio, so a thread
  * would not do: sandbox.h), on v2 on the spot (a few writes). _wait collects
@@ -89,8 +113,9 @@ int aidp_cgroup_open_fd(const struct aidp_cgroup *cg);
  * ("0") skips the kernel's global threadgroup lock (Linux >= 5.17), whose
  * write side waits for an RCU grace period: milliseconds per run when the
  * supervisor migrates the child by pid. Returns the count or -errno (then
- * nothing is left open). */
-int aidp_cgroup_task_fds(const struct aidp_cgroup *cg, int *fds, size_t max);
+ * nothing is left open). A ready cgroup's were opened when it was made: the
+ * first call hands those over. */
+int aidp_cgroup_task_fds(struct aidp_cgroup *cg, int *fds, size_t max);
 /* In the child: write "0" to each fd and close it. 0 or -errno. */
 int aidp_cgroup_join_self(const int *fds, size_t n);
 /* Move pid into the cgroup (every hierarchy) by pid. With cloned_into true

@@ -144,6 +144,25 @@ void cgfs_intent(const struct aidp_cgroup *cg, const char *path)
                 return;
 }
 
+void cgfs_intent_all(const struct aidp_cgroup *cg)
+{
+        if (cg->intent_fd < 0)
+                return;
+        /* One write: on the critical path of a run that adopts them. */
+        static char buf[CG_MAX_DIRS * (PATH_MAX + 1)];
+        size_t n = 0;
+        for (size_t i = 0; i < cg->n_dirs; i++) {
+                size_t l = strlen(cg->dirs[i].path);
+                if (cg->dirs[i].gone || n + l + 1 > sizeof buf)
+                        continue;
+                memcpy(buf + n, cg->dirs[i].path, l);
+                buf[n + l] = '\n';
+                n += l + 1;
+        }
+        if (n && write(cg->intent_fd, buf, n) != (ssize_t)n)
+                return;
+}
+
 int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl)
 {
         /* A retry after a rollback makes the same directory again. */
@@ -265,6 +284,18 @@ static void run_listing(const struct aidp_cgroup *cg, size_t *from, size_t *to)
         int d = cg->kill_dir >= 0 ? cg->kill_dir : cg->procs_dir;
         *from = d >= 0 ? (size_t)d : 0;
         *to = d >= 0 ? (size_t)d + 1 : cg->n_dirs;
+}
+
+bool cgfs_run_empty(const struct aidp_cgroup *cg)
+{
+        size_t from, to;
+        run_listing(cg, &from, &to);
+        char buf[64];
+        for (size_t d = from; d < to; d++)
+                if (!cg->dirs[d].gone &&
+                    (cgfs_read(cg->dirs[d].path, "cgroup.procs", buf, sizeof buf) < 0 || buf[0]))
+                        return false;
+        return true;
 }
 
 int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep)

@@ -37,6 +37,9 @@ struct aidp_cgroup_ops {
         enum aidp_cgroup_version version;
         /* create is slow (libcgroup start-up): worth a helper process */
         bool create_in_helper;
+        /* device lines add up one write at a time, so that those every run
+         * has can be written ahead (aidp_cgroup_prepare) */
+        bool devices_ahead;
         /* the cgroup2 directory clone3(CLONE_INTO_CGROUP) needs, if any */
         int (*begin)(struct aidp_cgroup *cg, aidp_error *err);
         /* the rest of the run's directories */
@@ -81,6 +84,11 @@ struct aidp_cgroup {
         pid_t helper;  /* aidp_cgroup_finish_start's process, or 0 */
         int helper_fd; /* its result pipe (read end) */
         int intent_fd; /* where each directory is logged before it is made, or -1 */
+        /* device lines already written (deny all, then these), or NULL */
+        const char *const *dev_ahead;
+        /* task_fds opened ahead (a ready cgroup), handed out once */
+        int task_fds[CG_MAX_DIRS];
+        int n_task_fds;
 };
 
 /* ---- cgroup_fs.c: cgroupfs helpers of both backends ---- */
@@ -97,6 +105,8 @@ int cgfs_read_key(const char *dir, const char *file, const char *key, uint64_t *
 int cgfs_self(const char *controller, char *out, size_t len);
 /* Log a directory before making it (the run journal's cgroups.log). */
 void cgfs_intent(const struct aidp_cgroup *cg, const char *path);
+/* Log every directory of the run at once (a ready cgroup's, adopted). */
+void cgfs_intent_all(const struct aidp_cgroup *cg);
 /* Record a directory of the run (before it is made, so that a failure half
  * way through still removes it). Returns its index or -E2BIG. */
 int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl);
@@ -113,6 +123,8 @@ void cgfs_backoff(int attempt);
 /* Kill the run's processes through its listing directory: cgroup.kill when
  * the run has one, else SIGKILL by pid until it stays empty (but keep). */
 int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep);
+/* No process in the run's listing directories (false when one cannot be read). */
+bool cgfs_run_empty(const struct aidp_cgroup *cg);
 int cgfs_kill_path(const char *path, pid_t keep);
 
 /* Test-only fault point: a test sets this to make a creation step fail as if

@@ -179,6 +179,7 @@ static int v2_memory_home(char *out, size_t len)
 const struct aidp_cgroup_ops aidp_cgroup_v2_ops = {
         .version = AIDP_CGROUP_V2,
         .create_in_helper = false,
+        .devices_ahead = false, /* one BPF program with the whole list */
         .begin = v2_begin,
         .create = v2_create,
         .limit = v2_limit,

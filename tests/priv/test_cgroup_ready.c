@@ -1,0 +1,337 @@
+/* Ready-made cgroups (supervisor/run/cgready.h, issue 16): each idle worker
+ * of aidp-supervisor serve makes the cgroup of the run it will serve, named
+ * after that run's id, and the run only writes its limits. Checked here:
+ *   - the job runs in the ready cgroup (its /proc/self/cgroup, inside its
+ *     cgroup namespace, is the root of every hierarchy), and that cgroup has
+ *     the profile's limits while the job runs, which it had not before;
+ *   - a ready cgroup no run takes goes with its worker or its daemon;
+ *   - one left by a killed daemon is removed by gc at the next start.
+ * With a real unprivileged user and a daemon of the test's own. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon_util.h"
+#include "priv.h"
+#include "runner.h"
+#include "supervisor/sandbox/devnodes.h"
+#include "testusers.h"
+#include "tests/sealed_util.h"
+
+#define MiB (1024ull * 1024)
+
+static struct aidp_test_user A;
+static char *T;
+static char sock[100], rundir[1024], ready_dir[1100], logp[1024], keyp[1024], policy[1024],
+        profiles[1024];
+static pid_t daemon_pid;
+static bool ready;
+
+static void daemon_start(void)
+{
+        char k[1100], pd[1100], pp[1100];
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(pd, "AIDP_POLICY_DIR=%s", policy);
+        TEST_SNPRINTF(pp, "AIDP_PROFILE_PATH=%s", profiles);
+        const char *env[] = {k, pd, pp, NULL};
+        const char *a[] = {"--lineage", logp, NULL};
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, a, env, true);
+}
+
+static void daemon_stop(void)
+{
+        if (daemon_pid <= 0)
+                return;
+        aidp_test_daemon_stop(daemon_pid, sock);
+        daemon_pid = 0;
+}
+
+static void setup(void)
+{
+        if (geteuid() != 0)
+                return;
+        T = tmpdir_new();
+        chmod(T, 0755);
+        if (aidp_test_user_create("c", &A) < 0)
+                return;
+        TEST_SNPRINTF(sock, "%s/aidp.sock", T);
+        TEST_SNPRINTF(rundir, "%s/run", T);
+        TEST_SNPRINTF(ready_dir, "%s/.ready", rundir);
+        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
+        TEST_SNPRINTF(keyp, "%s/lineage.key", T);
+        /* No policy file: runs without sealed data are not decided. */
+        TEST_SNPRINTF(policy, "%s/policy", T);
+        TEST_SNPRINTF(profiles, "%s/profiles", T);
+        if (mkdir(policy, 0755) < 0 || mkdir(profiles, 0755) < 0)
+                return;
+        /* Limits that no default has, so that the test sees its own. */
+        char p[1200];
+        TEST_SNPRINTF(p, "%s/cgready.yaml", profiles);
+        FILE *f = fopen(p, "w");
+        if (!f)
+                return;
+        fprintf(f, "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: cgready\n"
+                   "limits:\n  memory: 192Mi\n  cpus: 1\n  pids: 48\nnetwork: none\n");
+        if (fclose(f) != 0)
+                return;
+        ready = true;
+}
+
+static void teardown(void)
+{
+        daemon_stop();
+        if (T)
+                aidp_test_gc(rundir);
+        aidp_test_users_cleanup();
+        if (T)
+                tmpdir_rm(T);
+        T = NULL;
+}
+
+TestSuite(cgroup_ready, .init = setup, .fini = teardown, .timeout = 120);
+
+static void need(void)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "setup failed");
+}
+
+/* The ready records (their run ids), once the pool holds at least want. */
+static size_t ready_ids(char ids[][40], size_t max, size_t want)
+{
+        size_t n = 0;
+        for (int i = 0; i < 500; i++) {
+                n = 0;
+                DIR *d = opendir(ready_dir);
+                for (struct dirent *e; d && (e = readdir(d));)
+                        if (e->d_name[0] != '.' && strlen(e->d_name) == 36 && n < max)
+                                snprintf(ids[n++], 40, "%.36s", e->d_name);
+                if (d)
+                        closedir(d);
+                if (n >= want)
+                        break;
+                usleep(10000);
+        }
+        return n;
+}
+
+/* The test's daemon, once its idle workers have made their ready cgroups. */
+static size_t daemon_start_ready(char ids[][40], size_t max)
+{
+        daemon_start();
+        size_t n = ready_ids(ids, max, 2);
+        cr_assert_geq(n, 2, "the idle workers made %zu ready cgroups", n);
+        return n;
+}
+
+static bool v2_host(void)
+{
+        struct statfs s;
+        return statfs("/sys/fs/cgroup", &s) == 0 && s.f_type == 0x63677270; /* CGROUP2 */
+}
+
+/* The run's directory of a controller: v2 its one directory, v1 the one
+ * named id in that controller's hierarchy (found with find(1)). */
+static bool run_dir_of(const char *id, const char *ctrl, char *out, size_t len)
+{
+        if (v2_host())
+                return snprintf(out, len, "/sys/fs/cgroup/aidp/%s", id) < (int)len &&
+                       access(out, F_OK) == 0;
+        char cmd[512];
+        TEST_SNPRINTF(cmd, "find -H /sys/fs/cgroup/%s -maxdepth 8 -type d -name %s", ctrl, id);
+        FILE *f = popen(cmd, "r");
+        cr_assert_not_null(f);
+        bool ok = fgets(out, (int)len, f) != NULL;
+        pclose(f);
+        if (ok)
+                out[strcspn(out, "\n")] = '\0';
+        return ok && out[0];
+}
+
+static unsigned long long value(const char *dir, const char *file)
+{
+        char p[1200], buf[64] = "";
+        TEST_SNPRINTF(p, "%s/%s", dir, file);
+        FILE *f = fopen(p, "r");
+        cr_assert_not_null(f, "%s: %s", p, strerror(errno));
+        cr_assert_not_null(fgets(buf, sizeof buf, f), "%s empty", p);
+        fclose(f);
+        if (!strncmp(buf, "max", 3))
+                return ~0ull;
+        return strtoull(buf, NULL, 10);
+}
+
+/* pids.max (v2 and v1 alike), the memory limit and the cpu quota of the
+ * run's cgroup id. */
+static void limits_of(const char *id, unsigned long long *pids, unsigned long long *mem,
+                      unsigned long long *quota)
+{
+        char d[1100];
+        cr_assert(run_dir_of(id, "pids", d, sizeof d), "no pids cgroup named %s", id);
+        *pids = value(d, "pids.max");
+        cr_assert(run_dir_of(id, "memory", d, sizeof d), "no memory cgroup named %s", id);
+        *mem = value(d, v2_host() ? "memory.max" : "memory.limit_in_bytes");
+        cr_assert(run_dir_of(id, "cpu", d, sizeof d), "no cpu cgroup named %s", id);
+        if (v2_host()) {
+                char p[1200], buf[64] = "";
+                TEST_SNPRINTF(p, "%s/cpu.max", d);
+                FILE *f = fopen(p, "r");
+                cr_assert_not_null(f);
+                cr_assert_not_null(fgets(buf, sizeof buf, f));
+                fclose(f);
+                *quota = strncmp(buf, "max", 3) ? strtoull(buf, NULL, 10) : ~0ull;
+        } else {
+                long long q = (long long)value(d, "cpu.cfs_quota_us");
+                *quota = q < 0 ? ~0ull : (unsigned long long)q;
+        }
+}
+
+static bool listed(char ids[][40], size_t n, const char *id)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!strcmp(ids[i], id))
+                        return true;
+        return false;
+}
+
+Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
+{
+        need();
+        char ids[8][40];
+        size_t n = daemon_start_ready(ids, 8);
+        /* Made ahead, and without any limit yet: a ready cgroup is no run's. */
+        unsigned long long pids, mem, quota;
+        limits_of(ids[0], &pids, &mem, &quota);
+        cr_assert_gt(pids, 48, "pids.max %llu before any run", pids);
+        cr_assert_gt(mem, 192 * MiB, "memory limit %llu before any run", mem);
+        const char *args[] = {
+                "-q",        "--no-cwd",
+                "--profile", "cgready",
+                "--",        "/bin/sh",
+                "-c",        "echo id=$AIDP_RUN_ID; cat /proc/self/cgroup; echo started; sleep 2",
+                NULL};
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, args);
+        cr_assert(aidp_test_wait_output(&p, "started", 20000), "the job did not start: %s%s", p.out,
+                  p.err);
+        char *idl = strstr(p.out, "id=");
+        cr_assert_not_null(idl);
+        char id[40];
+        TEST_SNPRINTF(id, "%.36s", idl + 3);
+        cr_assert(listed(ids, n, id), "run %s did not get a ready cgroup", id);
+        /* Inside its cgroup namespace the job sees the run's cgroup as the
+         * root of every hierarchy: it is in the ready cgroup in each (a
+         * hierarchy it had not joined would show a path above that root). */
+        size_t lines = 0;
+        for (char *l = strchr(idl, '\n') + 1; *l && strncmp(l, "started", 7);
+             l += strcspn(l, "\n") + (l[strcspn(l, "\n")] == '\n')) {
+                int len = (int)strcspn(l, "\n");
+                cr_assert(len >= 2 && l[len - 2] == ':' && l[len - 1] == '/',
+                          "the job is not at its cgroup's root: %.*s", len, l);
+                lines++;
+        }
+        cr_assert_geq(lines, 1);
+        /* The profile's limits, in force while the job runs. */
+        limits_of(id, &pids, &mem, &quota);
+        cr_assert_eq(pids, 48);
+        cr_assert_eq(mem, 192 * MiB);
+        cr_assert_eq(quota, 100000, "cpu quota %llu", quota);
+        /* v1: the device policy (its base lines were written ahead, the
+         * run's own after them) is exactly the minimal /dev's, nothing more:
+         * the same list a cgroup made at the run's start gets. */
+        char d[1100];
+        if (!v2_host() && run_dir_of(id, "devices", d, sizeof d)) {
+                char p2[1200], list[4096] = "";
+                TEST_SNPRINTF(p2, "%s/devices.list", d);
+                FILE *f = fopen(p2, "r");
+                cr_assert_not_null(f);
+                size_t got = fread(list, 1, sizeof list - 1, f);
+                fclose(f);
+                list[got] = '\0';
+                cr_assert_not(strstr(list, "a *:*"), "every device allowed: %s", list);
+                size_t rules = 0;
+                for (const char *const *a = aidp_devnodes_allow; *a; a++, rules++)
+                        cr_assert(strstr(list, *a), "%s missing from %s", *a, list);
+                size_t nl = 0;
+                for (const char *c = list; (c = strchr(c, '\n')); c++)
+                        nl++;
+                cr_assert_eq(nl, rules, "devices.list: %s", list);
+        }
+        cr_assert_eq(aidp_test_finish(&p), 0, "%s", p.err);
+        aidp_test_expect_run_gone(rundir, id);
+        cr_assert_not(aidp_test_cgroup_exists(id));
+}
+
+Test(cgroup_ready, a_ready_cgroup_no_run_takes_goes_with_its_worker_and_daemon)
+{
+        need();
+        char ids[8][40];
+        size_t n = daemon_start_ready(ids, 8);
+        /* A dry run takes no cgroup: its worker's ready one goes with it. */
+        const char *args[] = {"-q", "--no-cwd", "--dry-run", "--", "/bin/true", NULL};
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, args);
+        cr_assert_eq(aidp_test_finish(&p), 0, "%s", p.err);
+        char after[8][40];
+        size_t m = 0, gone = 0;
+        for (int t = 0; t < 500 && gone == 0; t++, usleep(10000)) {
+                m = ready_ids(after, 8, 0);
+                gone = 0;
+                for (size_t i = 0; i < n; i++)
+                        gone += !listed(after, m, ids[i]);
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!listed(after, m, ids[i]))
+                        cr_assert_not(aidp_test_cgroup_exists(ids[i]),
+                                      "the unused ready cgroup %s is left", ids[i]);
+        cr_assert_eq(gone, 1, "%zu of the ready cgroups went with the dry run", gone);
+        /* The daemon's end takes every ready cgroup of its idle workers. */
+        daemon_stop();
+        for (size_t i = 0; i < m; i++)
+                cr_assert_not(aidp_test_cgroup_exists(after[i]), "ready cgroup %s left", after[i]);
+        char none[8][40];
+        cr_assert_eq(ready_ids(none, 8, 0), 0, "ready records left");
+}
+
+Test(cgroup_ready, a_ready_cgroup_left_by_a_killed_daemon_is_removed_by_gc)
+{
+        need();
+        char ids[8][40];
+        size_t n = daemon_start_ready(ids, 8);
+        kill(daemon_pid, SIGKILL);
+        waitpid(daemon_pid, NULL, 0);
+        daemon_pid = 0;
+        unlink(sock);
+        /* Its idle workers end with it (their records are held no more);
+         * their cgroups stay, for gc. */
+        for (size_t i = 0; i < n; i++) {
+                char r[1200];
+                TEST_SNPRINTF(r, "%s/%s", ready_dir, ids[i]);
+                int fd = open(r, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                cr_assert_geq(fd, 0, "%s: %s", r, strerror(errno));
+                int t = 0;
+                while (flock(fd, LOCK_EX | LOCK_NB) < 0 && t++ < 500)
+                        usleep(10000);
+                cr_assert_lt(t, 500, "the idle worker holding %s did not end", ids[i]);
+                close(fd);
+                cr_assert(aidp_test_cgroup_exists(ids[i]), "%s", ids[i]);
+        }
+        /* The next daemon's start recovers them. */
+        daemon_start();
+        for (size_t i = 0; i < n; i++)
+                cr_assert_not(aidp_test_cgroup_exists(ids[i]), "%s left after gc", ids[i]);
+        daemon_stop();
+        char none[8][40];
+        cr_assert_eq(ready_ids(none, 8, 0), 0, "ready records left");
+}
