@@ -38,13 +38,10 @@
 #include "supervisor/sandbox/hostsock.h"
 #include "supervisor/sandbox/mask.h"
 
-/* Where the new root is assembled inside the child's private mount namespace:
- * a tiny tmpfs on /tmp (the host's /tmp is only shadowed in that namespace,
- * never touched) holds the mask source (MASK_SRC) and, below it, the staging
- * root (STAGE_ROOT). pivot_root leaves the holder in the old root, so the one
- * lazy unmount of the old root removes it too: unmounting it on its own would
- * cost a second RCU grace period (the kernel waits for one per umount), on
- * the path to the job. */
+/* The new root is assembled in the child's private mount namespace on
+ * STAGE_ROOT, below a tiny tmpfs on /tmp (the host's /tmp is only shadowed
+ * there) that holds the mask source: the old root's one lazy unmount takes it
+ * too (each unmount waits for an RCU grace period, on the path to the job). */
 #define STAGE_DIR  "/tmp"
 #define STAGE_ROOT STAGE_DIR "/root"
 #define MASK_SRC   STAGE_DIR
@@ -400,6 +397,14 @@ static void open_binds(const struct aidp_sandbox_spec *s, const struct aidp_prof
         }
 }
 
+/* The supervisor gave up (or died) before the job started. Keep holding the
+ * tmpfs mount fds until it, or gc, has overwritten them and kills this process. */
+__attribute__((noreturn)) static void hold_mounts(void)
+{
+        for (;;)
+                pause();
+}
+
 static void setup_mounts(const struct aidp_sandbox_spec *s)
 {
         /* Nothing done in this namespace may propagate back to the host. */
@@ -493,9 +498,11 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                                 pr ? pr->n_masked : 0, &failed);
         if (mk < 0)
                 die(AIDP_STAGE_MOUNTS, -mk, failed);
-        /* Host sockets the view shows, covered (hostsock.h). */
-        int hs = aidp_hostsock_cover_view(root, mask_src, bp, bind_st, s->host_sockets,
-                                          s->n_host_sockets, &failed);
+        /* Host sockets the view shows, covered (hostsock.h): the supervisor
+         * listed them while this process built the mounts above. */
+        int hs = aidp_hostsock_cover_sent(s->sync_fd, root, mask_src, bp, bind_st, &failed);
+        if (hs == -EPIPE)
+                hold_mounts();
         if (hs < 0)
                 die(AIDP_STAGE_MOUNTS, -hs, failed);
 
@@ -736,13 +743,8 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         int cg_fds[AIDP_FDPASS_MAX];
         size_t n_cg = 0;
         char go;
-        if (aidp_fdpass_recv(s->sync_fd, &go, cg_fds, AIDP_FDPASS_MAX, &n_cg) != 1) {
-                /* The supervisor gave up (or died) before the job started.
-                 * Keep holding the tmpfs mount fds until it, or gc, has
-                 * overwritten them and kills this process. */
-                for (;;)
-                        pause();
-        }
+        if (aidp_fdpass_recv(s->sync_fd, &go, cg_fds, AIDP_FDPASS_MAX, &n_cg) != 1)
+                hold_mounts();
         close(s->sync_fd);
         /* Into the run's v1 hierarchies (the cgroup2 group it was cloned
          * into already holds it): moving itself costs no RCU grace period
