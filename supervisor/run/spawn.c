@@ -96,8 +96,6 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                 .seccomp_flags = r->o->seccomp_flags,
                 .notify_fd_out = r->o->on_notify_fd ? r->learn_sv[1] : -1,
                 .bind_tree_fds = r->cp.bind_trees,
-                .host_sockets = r->host_sockets,
-                .n_host_sockets = r->n_host_sockets,
                 .cwd_tree_fd = r->cp.cwd_tree,
                 .has_cwd_tree = r->cp.cwd_tree >= 0,
                 .resolv_tree_fd = aidp_run_net_resolv_tree(&r->net),
@@ -149,6 +147,27 @@ static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *e
         return rc;
 }
 
+/* The host's unix sockets, as late as possible before the job, for pid 1 to
+ * cover those its view shows (sandbox/hostsock.h): collected after the clone,
+ * while pid 1 builds its mounts (listing them reads every process's network
+ * namespace, milliseconds on a busy host), and sent ahead of the go. */
+static int send_host_sockets(struct run *r, int sync_w, aidp_error *err)
+{
+        int ns = aidp_hostsock_collect(&r->host_sockets);
+        if (ns < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ns,
+                                        "listing the host's unix sockets");
+        r->n_host_sockets = (size_t)ns;
+        int e = aidp_hostsock_send(sync_w, r->host_sockets, r->n_host_sockets);
+        /* pid 1 is gone: its report (or its exit) says why, at the go */
+        if (e == -EPIPE || e == -ECONNRESET)
+                return 0;
+        if (e < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -e,
+                                        "sending the host's unix sockets to the sandbox");
+        return 0;
+}
+
 /* Clone the sandbox's pid 1 straight into the run's cgroup: CLONE_INTO_CGROUP
  * for the cgroup2 group (v2, or v1's tracking group), and on v1 pid 1 moves
  * itself into each controller's hierarchy first thing. It builds its mounts
@@ -172,15 +191,6 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
                         goto out;
                 }
         }
-        /* The host's unix sockets now, as late as possible before the job:
-         * pid 1 covers those its view shows (sandbox/hostsock.h). */
-        int ns = aidp_hostsock_collect(&r->host_sockets);
-        if (ns < 0) {
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ns,
-                                      "listing the host's unix sockets");
-                goto out;
-        }
-        r->n_host_sockets = (size_t)ns;
         relay_child[2] = aidp_relay_stdin_for_job();
         if (relay_child[2] < -1) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -relay_child[2], "/dev/null");
@@ -214,6 +224,8 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         r->pid1 = pid;
         aidp_run_close(&r->learn_sv[1]);
         rc = record_pid1(r, pid, cgfd >= 0, err);
+        if (rc == 0)
+                rc = send_host_sockets(r, f.sync[1], err);
 out:;
         /* pid 1's ends, ours no more */
         int *theirs[] = {&relay_child[0], &relay_child[1], &relay_child[2], &f.sync[0],

@@ -125,8 +125,37 @@ static void measure_mounts(struct run *r)
                 res->memory_peak_bytes > pages ? res->memory_peak_bytes - pages : 0;
 }
 
-/* Overwrite and verify every byte, through our own mount fds, then release
- * our reference to each mount. */
+/* Our references to the run's tmpfs mounts once shredded, closed when this
+ * process exits. Each mount is a detached one (fsmount): the close that drops
+ * its last reference unmounts it, and the kernel waits an RCU grace period
+ * for each such unmount (milliseconds on a busy host). Were they closed here,
+ * pid 1's exit would drop the last references, one grace period per mount,
+ * while teardown waits for it; held here, they go after the run has ended
+ * (each run is a process of its own: the direct supervisor, or one daemon
+ * worker, which replies to its client before it exits). Nothing is left in
+ * them: shred has overwritten and checked every byte. */
+static int g_spent[AIDP_SANDBOX_MAX_MOUNTS];
+static size_t g_n_spent;
+
+static void keep_spent(struct aidp_tmpfs *t)
+{
+        if (t->fd >= 0 && g_n_spent < ARRAY_SIZE(g_spent))
+                g_spent[g_n_spent++] = t->fd;
+        else
+                aidp_tmpfs_release(t);
+        t->fd = -1;
+}
+
+/* A process that runs a second run: the first run's mounts go now. */
+static void close_spent(void)
+{
+        for (size_t i = 0; i < g_n_spent; i++)
+                close(g_spent[i]);
+        g_n_spent = 0;
+}
+
+/* Overwrite and verify every byte, through our own mount fds; our reference
+ * to each mount is kept until the process exits (keep_spent). */
 static void shred_all(struct run *r)
 {
         struct aidp_shred_report *total = &r->res->shred;
@@ -134,6 +163,7 @@ static void shred_all(struct run *r)
         total->verified = true;
         r->res->shredded_by = "supervisor";
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        close_spent();
         for (size_t i = 0; i < r->n_tmpfs; i++) {
                 struct aidp_shred_report one;
                 if (i == 1)
@@ -171,7 +201,7 @@ static void shred_all(struct run *r)
                                 aidp_text_printf(total->first_failure, sizeof total->first_failure,
                                                  "%s: %s", r->tmpfs[i].label, one.first_failure);
                 }
-                aidp_tmpfs_release(&r->tmpfs[i]);
+                keep_spent(&r->tmpfs[i]);
         }
         r->n_tmpfs = 0;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -110,6 +111,62 @@ int aidp_hostsock_collect(char ***ret)
         if (aidp_strv_union(v, n, NULL, 0, ret, &nu) < 0)
                 return -ENOMEM;
         return (int)nu;
+}
+
+/* The list travels in messages of at most CHUNK bytes: 'P' and NUL-terminated
+ * paths, then 'E' alone. pid 1 keeps them in static storage (no malloc). */
+#define CHUNK      32768
+#define RECV_BYTES (1u << 20)
+#define RECV_MAX   16384
+
+int aidp_hostsock_send(int sock, char *const *paths, size_t n)
+{
+        static char msg[CHUNK];
+        size_t used = 1;
+        msg[0] = 'P';
+        for (size_t i = 0; i <= n; i++) {
+                size_t len = i < n ? strlen(paths[i]) + 1 : 0;
+                if (len >= CHUNK)
+                        continue; /* no path is that long (PATH_MAX) */
+                if ((i == n && used > 1) || used + len > CHUNK) {
+                        if (send(sock, msg, used, MSG_NOSIGNAL) < 0)
+                                return -errno;
+                        used = 1;
+                }
+                memcpy(msg + used, i < n ? paths[i] : "", len);
+                used += len;
+        }
+        return send(sock, "E", 1, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+int aidp_hostsock_recv(int sock, char *const **ret)
+{
+        static char buf[RECV_BYTES];
+        static char *v[RECV_MAX];
+        size_t used = 0, n = 0;
+        for (;;) {
+                if (RECV_BYTES - used < CHUNK)
+                        return -E2BIG;
+                ssize_t k = recv(sock, buf + used, CHUNK, 0);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EPIPE; /* the supervisor gave up */
+                if (buf[used] == 'E') {
+                        *ret = v;
+                        return (int)n;
+                }
+                if (buf[used] != 'P' || buf[used + (size_t)k - 1] != '\0')
+                        return -EPROTO;
+                for (size_t off = used + 1; off < used + (size_t)k; off += strlen(buf + off) + 1) {
+                        if (n == RECV_MAX)
+                                return -E2BIG;
+                        v[n++] = buf + off;
+                }
+                used += (size_t)k;
+        }
 }
 
 /* Cover path if it shows a socket in the job's view. 1: covered, 0: nothing
@@ -210,6 +267,19 @@ int aidp_hostsock_cover_view(const char *root, const char *mask_dir,
         int rc = aidp_hostsock_cover(rfd, mask_file, paths, n, binds, nb, failed);
         close(rfd);
         return rc;
+}
+
+int aidp_hostsock_cover_sent(int sync_fd, const char *root, const char *mask_dir,
+                             const struct aidp_profile *profile, const struct stat *bind_st,
+                             const char **failed)
+{
+        char *const *paths = NULL;
+        int n = aidp_hostsock_recv(sync_fd, &paths);
+        if (n < 0) {
+                *failed = "receiving the host's unix sockets";
+                return n;
+        }
+        return aidp_hostsock_cover_view(root, mask_dir, profile, bind_st, paths, (size_t)n, failed);
 }
 
 int aidp_hostsock_scope_abstract(void)

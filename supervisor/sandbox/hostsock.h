@@ -22,6 +22,16 @@
  * resolve. Returns the count, or -errno. */
 int aidp_hostsock_collect(char ***ret);
 
+/* Supervisor side, after the clone (pid 1 builds its mounts meanwhile): the
+ * collected paths to pid 1 over the sync socket (SOCK_SEQPACKET), ahead of
+ * the go. 0 or -errno. */
+int aidp_hostsock_send(int sock, char *const *paths, size_t n);
+
+/* pid 1: the paths aidp_hostsock_send sent, in static storage (no
+ * allocation). Returns the count with *ret set, -EPIPE when the supervisor
+ * closed the socket instead, or -errno (-E2BIG past 16384 paths or 1 MiB). */
+int aidp_hostsock_recv(int sock, char *const **ret);
+
 /* A bind as the covering sees it: a socket under `source` on the host is
  * also visible under `target`; a bind whose source is itself a socket makes
  * that socket reachable at `target` (the way a profile allows one). */
@@ -47,6 +57,12 @@ int aidp_hostsock_cover(int root_fd, const char *mask_file, char *const *paths, 
 int aidp_hostsock_cover_view(const char *root, const char *mask_dir,
                              const struct aidp_profile *profile, const struct stat *bind_st,
                              char *const *paths, size_t n, const char **failed);
+
+/* aidp_hostsock_cover_view for the paths aidp_hostsock_recv gets from
+ * sync_fd: -EPIPE when the supervisor closed it instead. */
+int aidp_hostsock_cover_sent(int sync_fd, const char *root, const char *mask_dir,
+                             const struct aidp_profile *profile, const struct stat *bind_st,
+                             const char **failed);
 
 /* In the job, after no_new_privs and before seccomp: a Landlock domain scoped
  * against abstract unix sockets made outside it. Returns 1 if applied, 0 when

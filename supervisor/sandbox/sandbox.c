@@ -38,9 +38,13 @@
 #include "supervisor/sandbox/hostsock.h"
 #include "supervisor/sandbox/mask.h"
 
-/* Where the new root is assembled inside the child's private mount namespace.
- * The host's /tmp is only shadowed in that namespace, never touched. */
-#define STAGE_DIR "/tmp"
+/* The new root is assembled in the child's private mount namespace on
+ * STAGE_ROOT, below a tiny tmpfs on /tmp (the host's /tmp is only shadowed
+ * there) that holds the mask source: the old root's one lazy unmount takes it
+ * too (each unmount waits for an RCU grace period, on the path to the job). */
+#define STAGE_DIR  "/tmp"
+#define STAGE_ROOT STAGE_DIR "/root"
+#define MASK_SRC   STAGE_DIR
 
 const char *const aidp_sandbox_masked_paths[] = {
         "/etc/aidp",
@@ -345,30 +349,27 @@ static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
         CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, dev, 0, &a, sizeof a), dev);
 }
 
-/* A tiny tmpfs holding an unreadable directory and file, cloned over every
- * masked path: a non-root job without capabilities gets EACCES. It is
- * attached inside the staging root while masks are made (older kernels cannot
- * clone from a detached mount) and removed before the root becomes read-only. */
-#define MASK_DIR "/.aidp-mask"
-
-static void make_mask_source(const char *root, char *src, size_t len)
+/* The holder (STAGE_DIR): a tiny tmpfs with an unreadable directory and
+ * file, cloned over every masked path (a non-root job without capabilities
+ * gets EACCES), and the mount point of the staging root. It stays attached
+ * (older kernels cannot clone from a detached mount) until the old root's
+ * unmount takes it away; nothing of it is inside the new root. */
+static void make_holder(void)
 {
-        path_join(src, len, root, MASK_DIR);
-        CHECK(AIDP_STAGE_MOUNTS, mkdir(src, 0700), src);
         CHECK(AIDP_STAGE_MOUNTS,
-              mount("tmpfs", src, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4096,mode=0700"),
-              src);
-        char p[PATH_MAX];
-        path_join(p, sizeof p, src, "d");
-        CHECK(AIDP_STAGE_MOUNTS, mkdir(p, 0), p);
-        path_join(p, sizeof p, src, "f");
-        int f = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0);
-        CHECK(AIDP_STAGE_MOUNTS, f, p);
+              mount("tmpfs", STAGE_DIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    "size=4096,mode=0700"),
+              STAGE_DIR);
+        CHECK(AIDP_STAGE_MOUNTS, mkdir(MASK_SRC "/d", 0), MASK_SRC "/d");
+        int f = open(MASK_SRC "/f", O_CREAT | O_WRONLY | O_CLOEXEC, 0);
+        CHECK(AIDP_STAGE_MOUNTS, f, MASK_SRC "/f");
         close(f);
-        /* Read-only and noexec here once: each clone of it copies the flags,
-         * which saves a mount_setattr per masked path. */
+        CHECK(AIDP_STAGE_MOUNTS, mkdir(STAGE_ROOT, 0755), STAGE_ROOT);
+        /* Read-only and noexec here once: each clone of d or f copies the
+         * flags, which saves a mount_setattr per masked path. (Mounting on
+         * STAGE_ROOT needs no write access to the holder.) */
         struct mount_attr a = {.attr_set = RO | MOUNT_ATTR_NOEXEC};
-        CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, src, 0, &a, sizeof a), src);
+        CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, STAGE_DIR, 0, &a, sizeof a), STAGE_DIR);
 }
 
 /* Each profile bind's source as a detached clone (the tree opened with the
@@ -396,6 +397,14 @@ static void open_binds(const struct aidp_sandbox_spec *s, const struct aidp_prof
         }
 }
 
+/* The supervisor gave up (or died) before the job started. Keep holding the
+ * tmpfs mount fds until it, or gc, has overwritten them and kills this process. */
+__attribute__((noreturn)) static void hold_mounts(void)
+{
+        for (;;)
+                pause();
+}
+
 static void setup_mounts(const struct aidp_sandbox_spec *s)
 {
         /* Nothing done in this namespace may propagate back to the host. */
@@ -421,7 +430,8 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         int bind_fds[nb ? nb : 1];
         struct stat bind_st[nb ? nb : 1];
         open_binds(s, bp, nb, bind_fds, bind_st);
-        const char *root = STAGE_DIR;
+        const char *root = STAGE_ROOT;
+        make_holder();
         CHECK(AIDP_STAGE_MOUNTS,
               mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1048576"), root);
         bind_host_root(root, s);
@@ -481,28 +491,28 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 bind_fds[i] = -1;
         }
 
-        char mask_src[PATH_MAX];
-        make_mask_source(root, mask_src, sizeof mask_src);
+        const char *mask_src = MASK_SRC;
         /* Masks that no host rename undoes (mask.h). */
         const char *failed = "";
         int mk = aidp_mask_view(root, mask_src, aidp_sandbox_masked_paths, pr ? pr->masked : NULL,
                                 pr ? pr->n_masked : 0, &failed);
         if (mk < 0)
                 die(AIDP_STAGE_MOUNTS, -mk, failed);
-        /* Host sockets the view shows, covered (hostsock.h). */
-        int hs = aidp_hostsock_cover_view(root, mask_src, bp, bind_st, s->host_sockets,
-                                          s->n_host_sockets, &failed);
+        /* Host sockets the view shows, covered (hostsock.h): the supervisor
+         * listed them while this process built the mounts above. */
+        int hs = aidp_hostsock_cover_sent(s->sync_fd, root, mask_src, bp, bind_st, &failed);
+        if (hs == -EPIPE)
+                hold_mounts();
         if (hs < 0)
                 die(AIDP_STAGE_MOUNTS, -hs, failed);
-        CHECK(AIDP_STAGE_MOUNTS, umount2(mask_src, MNT_DETACH), mask_src);
-        CHECK(AIDP_STAGE_MOUNTS, rmdir(mask_src), mask_src);
 
         /* The skeleton itself (mount points, symlinks) becomes read-only. */
         struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
         CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, root, 0, &a, sizeof a), root);
 
         /* pivot_root(".", ".") stacks the old root under the new one; the
-         * lazy unmount then drops every host mount from this namespace. */
+         * lazy unmount then drops every host mount from this namespace, and
+         * the holder with the mask source. */
         CHECK(AIDP_STAGE_PIVOT, chdir(root), root);
         CHECK(AIDP_STAGE_PIVOT, syscall(SYS_pivot_root, ".", "."), "pivot_root");
         CHECK(AIDP_STAGE_PIVOT, umount2(".", MNT_DETACH), "old root");
@@ -733,13 +743,8 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         int cg_fds[AIDP_FDPASS_MAX];
         size_t n_cg = 0;
         char go;
-        if (aidp_fdpass_recv(s->sync_fd, &go, cg_fds, AIDP_FDPASS_MAX, &n_cg) != 1) {
-                /* The supervisor gave up (or died) before the job started.
-                 * Keep holding the tmpfs mount fds until it, or gc, has
-                 * overwritten them and kills this process. */
-                for (;;)
-                        pause();
-        }
+        if (aidp_fdpass_recv(s->sync_fd, &go, cg_fds, AIDP_FDPASS_MAX, &n_cg) != 1)
+                hold_mounts();
         close(s->sync_fd);
         /* Into the run's v1 hierarchies (the cgroup2 group it was cloned
          * into already holds it): moving itself costs no RCU grace period

@@ -65,16 +65,15 @@ struct aidp_sandbox_spec {
         const int *bind_tree_fds;
         int cwd_tree_fd;
         bool has_cwd_tree;
-        /* The host's pathname unix sockets, to cover where the view shows
-         * them (hostsock.h). */
-        char *const *host_sockets;
-        size_t n_host_sockets;
         struct aidp_sandbox_mount mounts[AIDP_SANDBOX_MAX_MOUNTS];
         size_t n_mounts;
-        int sync_fd;     /* SOCK_SEQPACKET: the go (one byte) carrying the v1 "tasks" fds */
-        int err_fd;      /* write end, O_CLOEXEC: closed by a successful execve */
-        int lifeline_fd; /* read end; EOF = the supervisor died (see init_loop) */
-        int stdin_fd;    /* > 2: the job's stdin (/dev/null), else fd 0 is kept */
+        /* SOCK_SEQPACKET: the host's pathname unix sockets, to cover where
+         * the view shows them (hostsock.h), then the go (one byte) carrying
+         * the v1 "tasks" fds */
+        int sync_fd;
+        int err_fd;               /* write end, O_CLOEXEC: closed by a successful execve */
+        int lifeline_fd;          /* read end; EOF = the supervisor died (see init_loop) */
+        int stdin_fd;             /* > 2: the job's stdin (/dev/null), else fd 0 is kept */
         int stdout_fd, stderr_fd; /* > 2: the job's stdout/stderr (the output relay), else kept */
         int status_fd;            /* write end: pid 1 writes the job's status (int32) here */
         unsigned seccomp_flags;   /* extra SECCOMP_FILTER_FLAG_* (learn mode) */
