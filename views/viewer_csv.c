@@ -56,10 +56,10 @@ static const bool special[256] = {[','] = true, ['"'] = true, ['\n'] = true, ['\
 /* One output field, re-quoted where needed, in one pass over it: copied as
  * is until a byte needs quotes (most fields never have one), then written
  * again quoted. */
-static int put_field(struct aidp_viewer *v, const char *s, size_t n)
+static inline int put_field(struct aidp_viewer *v, const char *s, size_t n)
 {
         struct aidp_vbuf *o = &v->out;
-        if (aidp_vbuf_reserve(o, 2 * n + 3) < 0)
+        if (o->cap - o->len < 2 * n + 3 && aidp_vbuf_reserve(o, 2 * n + 3) < 0)
                 return -ENOMEM;
         char *d = o->p + o->len;
         if (!v->out_first)
@@ -150,7 +150,7 @@ static void on_field(void *s, size_t n, void *data)
                                  AIDP_VIEW_FIELD_MAX);
                 return;
         }
-        size_t bad = aidp_views_utf8_check((const uint8_t *)p, n);
+        size_t bad = v->fed_utf8 ? n : aidp_views_utf8_check((const uint8_t *)p, n);
         if (bad != n) {
                 aidp_viewer_fail(v, v->row + 1, v->field + 1,
                                  "invalid UTF-8 at byte %zu of the field", bad + 1);
@@ -236,6 +236,7 @@ int aidp_viewer_csv_init(struct aidp_viewer *v)
         csv_set_blk_size(&v->csv, CSV_BLOCK);
         v->csv_ready = true;
         v->out_first = true;
+        v->fed_utf8 = true;
         return 0;
 }
 
@@ -253,6 +254,11 @@ static int parse_error(struct aidp_viewer *v)
 
 int aidp_viewer_csv_feed(struct aidp_viewer *v, const uint8_t *buf, size_t len)
 {
+        /* One pass over the whole buffer (8 bytes at a time) instead of one
+         * call per field; a buffer that fails leaves the check to on_field,
+         * which reports the field's own position. */
+        if (v->fed_utf8 && aidp_views_utf8_check(buf, len) != len)
+                v->fed_utf8 = false;
         size_t done = csv_parse(&v->csv, buf, len, on_field, on_record, v);
         if (v->failed)
                 return -v->err.errnum;

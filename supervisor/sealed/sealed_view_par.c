@@ -176,6 +176,17 @@ static uint64_t cut(const uint8_t *q, uint64_t x, uint64_t y)
         return nl ? x + (uint64_t)(nl - q) + 1 : x;
 }
 
+static int segment_digest(struct par *e, struct aidp_sealed_worker *w, uint64_t i, const uint8_t *q,
+                          aidp_error *err)
+{
+        unsigned dl = 0;
+        if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1 ||
+            EVP_DigestUpdate(w->md, q, aidp_sealed_seg_len(&e->p->s->h, i)) != 1 ||
+            EVP_DigestFinal_ex(w->md, e->p->digests[i], &dl) != 1)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
+        return 0;
+}
+
 /* Decrypt block k into the slot, and the first segment of block k+1: chunk
  * k is [cut(first segment of block k), cut(first segment of block k+1)),
  * cut() being just after the segment's first newline, or its start. */
@@ -190,9 +201,16 @@ static int fill(struct par *e, struct aidp_sealed_worker *w, struct slot *sl, ai
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "allocating a view buffer");
         sl->in_pos = s0 * e->ss;
         bool more = k + 1 < e->n_blocks;
-        for (uint64_t i = s0; i < s1 + more; i++)
-                if ((r = aidp_view_segment(e->p->s, w, i, sl->in.p + (i - s0) * e->ss, err)) < 0)
+        for (uint64_t i = s0; i < s1 + more; i++) {
+                bool first = e->p->deferred && e->p->deferred[i];
+                uint8_t *q = sl->in.p + (i - s0) * e->ss;
+                if ((r = aidp_view_segment(e->p->s, w, i, q, !first, err)) < 0)
                         return r;
+                /* A segment the first pass skipped: its digest, once (by
+                 * the block it belongs to), for the content digest. */
+                if (first && i < s1 && (r = segment_digest(e, w, i, q, err)) < 0)
+                        return r;
+        }
         if (k == 0) {
                 sl->a = e->f0;
         } else {
