@@ -287,6 +287,30 @@ static int view_chunk(struct par *e, struct slot *sl, aidp_error *err)
         return 0;
 }
 
+/* The hidden values of a chunk viewed as a guess, in order, to the leak
+ * scan: in batches when it takes them (views/leakscan.h, add_many). */
+static void replay_hidden(struct par *e, struct slot *sl)
+{
+        const struct aidp_sealed_view *v = e->p->v;
+        struct aidp_view_hidden batch[256];
+        size_t n = 0;
+        for (size_t at = 0; at < sl->hid.len;) {
+                struct hid h;
+                memcpy(&h, sl->hid.b.p + at, sizeof h);
+                const uint8_t *value = sl->hid.b.p + at + sizeof h;
+                at += sizeof h + h.len;
+                if (!v->hidden_many) {
+                        aidp_vout_hidden(&e->out, h.column, h.label, value, h.len);
+                        continue;
+                }
+                batch[n++] = (struct aidp_view_hidden){h.column, h.label, value, h.len};
+                if (n == sizeof batch / sizeof batch[0] || at == sl->hid.len) {
+                        v->hidden_many(v->hidden_opaque, batch, n);
+                        n = 0;
+                }
+        }
+}
+
 /* Chunk sl, whose start is a record boundary, viewed as a guess: its result is right. */
 static int commit_viewed(struct par *e, struct slot *sl, bool last, aidp_error *err)
 {
@@ -298,12 +322,7 @@ static int commit_viewed(struct par *e, struct slot *sl, bool last, aidp_error *
                                       "%s: out of locked memory for hidden values", e->where);
         if (sl->out.len && (r = aidp_vout_write(&e->out, sl->out.b.p, sl->out.len, err)) < 0)
                 return r;
-        for (size_t at = 0; at < sl->hid.len;) {
-                struct hid h;
-                memcpy(&h, sl->hid.b.p + at, sizeof h);
-                aidp_vout_hidden(&e->out, h.column, h.label, sl->hid.b.p + at + sizeof h, h.len);
-                at += sizeof h + h.len;
-        }
+        replay_hidden(e, sl);
         if (last)
                 return 0;
         if (sl->boundary) {

@@ -54,6 +54,13 @@ static void hidden(void *opaque, const char *column, const char *label, const vo
         pthread_mutex_unlock(&mu);
 }
 
+/* The batched form (a committed chunk's values): must add up the same. */
+static void hidden_many(void *opaque, const struct aidp_view_hidden *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                hidden(opaque, v[i].column, v[i].label, v[i].value, v[i].len);
+}
+
 static void setup(void)
 {
         T = tmpdir_new();
@@ -182,6 +189,8 @@ static struct outcome run(const char *name, size_t block)
         cr_assert(dfd >= 0);
         struct aidp_sealed_view v = {
                 .dataset = "ds", .schema = &S, .files = FV, .keys = &TKS, .hidden = hidden};
+        if (block == 3 * 4096)
+                v.hidden_many = hidden_many; /* one chunked run batched, the other not */
         struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
         o.threads = chunked ? 4 : 1;
         o.view_block = chunked ? block : (size_t)1 << 30;
