@@ -53,9 +53,32 @@ static int no_space(unsigned char c)
 /* Bytes that make a field need quotes. */
 static const bool special[256] = {[','] = true, ['"'] = true, ['\n'] = true, ['\r'] = true};
 
-/* One output field, re-quoted where needed, in one pass over it: copied as
- * is until a byte needs quotes (most fields never have one), then written
- * again quoted. */
+#define ONES  UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+/* Does any byte of w equal c? (The classic "has a zero byte" test on w ^ c.) */
+static inline uint64_t has_byte(uint64_t w, uint8_t c)
+{
+        uint64_t x = w ^ (ONES * c);
+        return (x - ONES) & ~x & HIGHS;
+}
+
+/* How many leading bytes of s[0..n) need no quotes: 8 at a time, then one by one. */
+static inline size_t plain_prefix(const char *s, size_t n)
+{
+        size_t i = 0;
+        for (; n - i >= 8; i += 8) {
+                uint64_t w;
+                memcpy(&w, s + i, 8);
+                if (has_byte(w, ',') | has_byte(w, '"') | has_byte(w, '\n') | has_byte(w, '\r'))
+                        break;
+        }
+        while (i < n && !special[(uint8_t)s[i]])
+                i++;
+        return i;
+}
+
+/* One output field, re-quoted where needed: copied as is when no byte needs
+ * quotes (most fields never have one), else written quoted. */
 static inline int put_field(struct aidp_viewer *v, const char *s, size_t n)
 {
         struct aidp_vbuf *o = &v->out;
@@ -65,15 +88,13 @@ static inline int put_field(struct aidp_viewer *v, const char *s, size_t n)
         if (!v->out_first)
                 *d++ = ',';
         v->out_first = false;
-        size_t i = 0;
-        for (; i < n && !special[(uint8_t)s[i]]; i++)
-                d[i] = s[i];
-        if (i == n) {
+        if (plain_prefix(s, n) == n) {
+                memcpy(d, s, n);
                 o->len = (size_t)(d + n - o->p);
                 return 0;
         }
         *d++ = '"';
-        for (i = 0; i < n; i++) {
+        for (size_t i = 0; i < n; i++) {
                 if (s[i] == '"')
                         *d++ = '"';
                 *d++ = s[i];
