@@ -215,6 +215,77 @@ int aidp_leakset_add(struct aidp_leakset *s, const char *column, const char *lab
         return r;
 }
 
+#define ADD_GROUP 16
+
+/* Under the shard's lock: the slot a probe for h starts at. */
+static const void *slot_of(struct leak_shard *sh, uint64_t h, bool record)
+{
+        spin_lock(&sh->lock);
+        const void *p = NULL;
+        if (sh->cap) {
+                struct leak_rec **slot = &sh->slots[(h >> 6) & (sh->cap - 1)];
+                p = record ? (const void *)*slot : (const void *)slot;
+        }
+        spin_unlock(&sh->lock);
+        return p;
+}
+
+int aidp_leakset_add_many(struct aidp_leakset *s, const struct aidp_view_hidden *v, size_t n)
+{
+        if (!s)
+                return 0;
+        if (atomic_load_explicit(&s->sealed, memory_order_acquire))
+                return -EBUSY;
+        int first = 0, pair = -1;
+        const char *col = NULL, *lab = NULL;
+        for (size_t base = 0; base < n; base += ADD_GROUP) {
+                size_t m = n - base < ADD_GROUP ? n - base : ADD_GROUP;
+                uint64_t h[ADD_GROUP];
+                int pr[ADD_GROUP];
+                size_t len[ADD_GROUP];
+                /* 1: hash, and fetch the first slot of each probe ahead */
+                for (size_t i = 0; i < m; i++) {
+                        const struct aidp_view_hidden *x = &v[base + i];
+                        len[i] = x->len > AIDP_LEAK_VALUE_MAX ? AIDP_LEAK_VALUE_MAX : x->len;
+                        pr[i] = -1;
+                        if (len[i] < s->min_len)
+                                continue;
+                        /* Values of one column come in runs: one lookup per run. */
+                        if (pair < 0 || x->column != col || x->label != lab) {
+                                col = x->column, lab = x->label;
+                                pair = pair_index(s, col ? col : "", lab ? lab : "");
+                        }
+                        if ((pr[i] = pair) < 0) {
+                                atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+                                first = first ? first : pair;
+                                pair = -1; /* look it up again next time */
+                                continue;
+                        }
+                        h[i] = aidp_leak_hash(x->value, len[i]);
+                        __builtin_prefetch(slot_of(&s->shards[h[i] % LEAK_SHARDS], h[i], false));
+                }
+                /* 2: the records those slots point to */
+                for (size_t i = 0; i < m; i++)
+                        if (pr[i] >= 0)
+                                __builtin_prefetch(
+                                        slot_of(&s->shards[h[i] % LEAK_SHARDS], h[i], true));
+                /* 3: the adds, as aidp_leakset_add */
+                for (size_t i = 0; i < m; i++) {
+                        if (pr[i] < 0)
+                                continue;
+                        struct leak_shard *sh = &s->shards[h[i] % LEAK_SHARDS];
+                        spin_lock(&sh->lock);
+                        int r = shard_add(s, sh, h[i], v[base + i].value, len[i], (uint32_t)pr[i]);
+                        spin_unlock(&sh->lock);
+                        if (r < 0) {
+                                atomic_fetch_add_explicit(&s->dropped, 1, memory_order_relaxed);
+                                first = first ? first : r;
+                        }
+                }
+        }
+        return first;
+}
+
 size_t aidp_leakset_count(const struct aidp_leakset *s)
 {
         return s ? (size_t)atomic_load(&s->count) : 0;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "views/view.h"
 
 #define AIDP_LEAK_MIN_LEN_DEFAULT 6
 #define AIDP_LEAK_EXAMPLES        8
@@ -62,6 +63,11 @@ int aidp_leakset_add(struct aidp_leakset *s, const char *column, const char *lab
  * past AIDP_LEAK_PAIRS_MAX distinct (column, label) pairs (the value is
  * then counted by aidp_leakset_dropped, never silently lost). */
 #define AIDP_LEAK_PAIRS_MAX 2048
+/* aidp_leakset_add of n values, in groups whose table slots and records are
+ * fetched ahead, so one value's cache misses overlap the next ones' (a set
+ * of millions of values misses the cache on nearly every add). Returns the
+ * first error, having tried every value. */
+int aidp_leakset_add_many(struct aidp_leakset *s, const struct aidp_view_hidden *v, size_t n);
 uint64_t aidp_leakset_dropped(const struct aidp_leakset *s);
 /* Build the automaton; no adds after this. */
 int aidp_leakset_seal(struct aidp_leakset *s, aidp_error *err);

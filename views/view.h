@@ -218,6 +218,14 @@ typedef int (*aidp_view_write_fn)(void *opaque, const void *buf, size_t len, aid
 /* A raw value of a non-RAW column the job will not see (for the leak scan). */
 typedef void (*aidp_view_hidden_fn)(void *opaque, const char *column, const char *label,
                                     const void *value, size_t len);
+/* Many of them at once, in order (a chunk's, committed): the same as one
+ * aidp_view_hidden_fn call each, cheaper for a receiver that batches. */
+struct aidp_view_hidden {
+        const char *column, *label;
+        const void *value;
+        size_t len;
+};
+typedef void (*aidp_view_hidden_many_fn)(void *opaque, const struct aidp_view_hidden *v, size_t n);
 
 struct aidp_viewer;
 /* where: "DATASET/relpath" for error positions (row:col 1-based). */

@@ -49,6 +49,11 @@ struct aidp_viewer {
         bool out_first;    /* no field written yet in this output row */
         bool crlf;         /* the input's records end in CR LF: so do ours */
         bool newline_seen; /* the first record's terminator is known */
+        /* Every byte fed so far came in buffers that were whole, well-formed
+         * UTF-8: then so is every field (fields are cut at ASCII bytes), and
+         * on_field skips its own check. Cleared for good by the first buffer
+         * that is not (a bad byte, or a sequence split over two buffers). */
+        bool fed_utf8;
 
         /* JSONL */
         struct aidp_vbuf line;

@@ -97,6 +97,7 @@ struct aidp_inject {
          * thread-safe), set by the run before aidp_inject_decrypt. NULL:
          * nowhere. */
         aidp_view_hidden_fn hidden;
+        aidp_view_hidden_many_fn hidden_many; /* the same, batched (may be NULL) */
         void *hidden_opaque;
         /* The output's produced-by record (sealed header TLV 15), built by
          * aidp_inject_produced before START and sealed by collect; NULL:
@@ -162,6 +163,8 @@ void aidp_inject_free(struct aidp_inject *d);
 
 /* The leak set, in locked memory never dumped (idempotent). */
 int aidp_inject_leaks_new(struct aidp_inject *d, aidp_error *err);
+/* An aidp_view_hidden_many_fn; opaque is d->leaks. */
+void aidp_inject_leak_hidden_many(void *opaque, const struct aidp_view_hidden *v, size_t n);
 /* An aidp_view_hidden_fn; opaque is d->leaks. */
 void aidp_inject_leak_hidden(void *opaque, const char *column, const char *label, const void *value,
                              size_t len);

@@ -60,6 +60,11 @@ void aidp_inject_leak_hidden(void *opaque, const char *column, const char *label
         (void)aidp_leakset_add(opaque, column, label, value, len);
 }
 
+void aidp_inject_leak_hidden_many(void *opaque, const struct aidp_view_hidden *v, size_t n)
+{
+        (void)aidp_leakset_add_many(opaque, v, n); /* as above: failures are counted */
+}
+
 struct scan_ctx {
         const struct aidp_leakset *set;
         struct aidp_leak_report *rep;

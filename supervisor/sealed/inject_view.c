@@ -102,6 +102,7 @@ int aidp_inject_views_resolve(struct aidp_inject *d, aidp_error *err)
         if ((r = aidp_inject_leaks_new(d, err)) < 0)
                 return r;
         d->hidden = aidp_inject_leak_hidden;
+        d->hidden_many = aidp_inject_leak_hidden_many;
         d->hidden_opaque = d->leaks;
         return 0;
 }
@@ -123,6 +124,7 @@ void aidp_inject_view_opts(struct aidp_inject *d, size_t i, struct aidp_sealed_v
                 .files = v->files,
                 .keys = &d->tokens,
                 .hidden = d->hidden,
+                .hidden_many = d->hidden_many,
                 .hidden_opaque = d->hidden_opaque,
         };
 }

@@ -107,6 +107,8 @@ struct aidp_sealed_view {
         const struct aidp_file_view *files; /* parallel to schema->files */
         const struct aidp_token_keys *keys;
         aidp_view_hidden_fn hidden; /* every raw value the job does not see */
+        /* optional, the same opaque: a chunk's values at once (file order kept) */
+        aidp_view_hidden_many_fn hidden_many;
         void *hidden_opaque;
 };
 

@@ -26,6 +26,8 @@ struct dec {
         bool *created;
         /* per entry: the view it goes through (sealed_view.c), NULL: as sealed */
         const struct aidp_file_view **plan;
+        /* per segment: read by the view pass only (sealed_view.c), or NULL */
+        bool *deferred;
 };
 
 /* Write plaintext stream bytes [start, start + len) into the files they
@@ -79,6 +81,10 @@ static int dec_segment(struct aidp_sealed_worker *w, uint64_t i, aidp_error *err
         uint64_t off = aidp_sealed_seg_off(h, i), start = i * (uint64_t)h->segment_size;
         uint8_t *buf = w->buf.p;
         EVP_MD_CTX *md = w->md;
+        if (d->deferred && d->deferred[i]) { /* the view pass authenticates and digests it */
+                atomic_fetch_add(&w->pool->done_bytes, len);
+                return 0;
+        }
         if (aidp_sealed_seg_begin(w->ctx, false, i, i + 1 == h->n_segments, h->header_digest) < 0 ||
             EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "AES-GCM/SHA-256 init failed");
@@ -249,7 +255,8 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
                 goto out;
         }
         if (dirfd >= 0 && o->view &&
-            (r = aidp_sealed_view_plan(o->view, &d.tree, &d.plan, err)) < 0)
+            ((r = aidp_sealed_view_plan(o->view, &d.tree, &d.plan, err)) < 0 ||
+             (r = aidp_sealed_view_deferred(h, &d.tree, d.plan, o, &d.deferred, err)) < 0))
                 goto out;
         if (dirfd >= 0 && (r = create_entries(&d, err)) < 0)
                 goto fail;
@@ -264,8 +271,17 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
                                  false, (size_t)h->segment_size + AIDP_SEALED_TAG_LEN, err);
         if (r < 0)
                 goto fail;
+        struct aidp_sealed_result res = {0};
+        /* Views only now: a viewer reads only authenticated bytes (every
+         * segment is authenticated as the view pass reads it, again or, for
+         * those deferred, for the first time), and a viewer's error leaves
+         * nothing of the dataset behind. */
+        if (d.plan && (r = aidp_sealed_view_run(s, dirfd, &d.tree, d.plan, d.deferred, d.digests,
+                                                o->view, o, &res, err)) < 0)
+                goto fail;
         /* The header's digest is what lineage and the summary record: it is
-         * checked against what was decrypted (fail closed), never trusted. */
+         * checked against what was decrypted (fail closed), never trusted;
+         * after the views, which digest the segments they alone read. */
         uint8_t digest[AIDP_SEALED_DIGEST_LEN];
         if (aidp_sealed_content_digest(h->format_version, s->dk.p, h->payload_len, h->segment_size,
                                        (const uint8_t(*)[AIDP_SEALED_DIGEST_LEN])d.digests,
@@ -278,13 +294,6 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
                                    "content digest does not match the header");
                 goto fail;
         }
-        struct aidp_sealed_result res = {0};
-        /* Views only now: every byte a viewer reads has authenticated once
-         * (and authenticates again as it is read), and a viewer's error
-         * leaves nothing of the dataset behind. */
-        if (d.plan &&
-            (r = aidp_sealed_view_run(s, dirfd, &d.tree, d.plan, o->view, o, &res, err)) < 0)
-                goto fail;
         if (dirfd >= 0 && (r = apply_modes(&d, o, err)) < 0)
                 goto fail;
         if (ret) {
@@ -311,5 +320,6 @@ out:
         free(d.digests);
         free(d.created);
         free(d.plan);
+        free(d.deferred);
         return r;
 }

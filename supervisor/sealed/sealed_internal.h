@@ -55,13 +55,24 @@ int aidp_sealed_read_segment(struct aidp_sealed *s, EVP_CIPHER_CTX *ctx, uint64_
  * every column is RAW). Fails only on allocation. */
 int aidp_sealed_view_plan(const struct aidp_sealed_view *v, const struct aidp_tree *t,
                           const struct aidp_file_view ***ret, aidp_error *err);
-/* Second pass of a decryption whose every segment authenticated: stream each
- * file with plan[k] != NULL through its viewer into dirfd/<path> (created,
- * empty). Fills ret's view fields. */
+/* Segments the view pass alone reads: every byte of them inside one file
+ * viewed in chunks (sealed_view_par.c). The first pass skips them (no second
+ * decryption of the largest files); the view pass authenticates each as it
+ * reads it and puts its SHA-256 in digests[i] for the content digest, which
+ * is then checked after the view pass. *ret: n_segments flags, or NULL when
+ * none is deferred. Fails only on allocation. */
+int aidp_sealed_view_deferred(const struct aidp_sealed_header *h, const struct aidp_tree *t,
+                              const struct aidp_file_view *const *plan,
+                              const struct aidp_sealed_opts *o, bool **ret, aidp_error *err);
+/* Second pass of a decryption: stream each file with plan[k] != NULL
+ * through its viewer into dirfd/<path> (created, empty). Every segment
+ * authenticated in the first pass, except the deferred ones (may be NULL),
+ * whose digests this pass fills. Fills ret's view fields. */
 int aidp_sealed_view_run(struct aidp_sealed *s, int dirfd, const struct aidp_tree *t,
-                         const struct aidp_file_view *const *plan, const struct aidp_sealed_view *v,
-                         const struct aidp_sealed_opts *o, struct aidp_sealed_result *ret,
-                         aidp_error *err);
+                         const struct aidp_file_view *const *plan, const bool *deferred,
+                         uint8_t (*digests)[AIDP_SEALED_DIGEST_LEN],
+                         const struct aidp_sealed_view *v, const struct aidp_sealed_opts *o,
+                         struct aidp_sealed_result *ret, aidp_error *err);
 
 /* ---- resolution beneath a directory (sealed_beneath.c) ---- */
 

@@ -1,9 +1,11 @@
 /* Column views at injection: the second pass of aidp_sealed_decrypt for the
  * files whose view is not all-raw (sealed.h, struct aidp_sealed_view). The
- * first pass authenticated every segment and checked the content digest
- * without writing these files; here each is decrypted again, in order, into a
- * locked worker buffer, authenticated again segment by segment, and fed to
- * its viewer, whose output alone is written. Here one worker views one small
+ * first pass authenticated and digested the segments of the other files and
+ * the segments these share with them, without writing these files; here each
+ * is decrypted, in order, into a locked worker buffer, authenticated segment
+ * by segment (again, or for the first time for the segments deferred to this
+ * pass, whose digests it takes for the content digest checked afterwards),
+ * and fed to its viewer, whose output alone is written. Here one worker views one small
  * file at a time and the pool spreads files over the cores; a large file is
  * viewed in chunks on every worker (sealed_view_par.c). */
 #define _GNU_SOURCE
@@ -44,6 +46,32 @@ int aidp_sealed_view_plan(const struct aidp_sealed_view *v, const struct aidp_tr
                         plan[k] = fv;
         }
         *ret = plan;
+        return 0;
+}
+
+int aidp_sealed_view_deferred(const struct aidp_sealed_header *h, const struct aidp_tree *t,
+                              const struct aidp_file_view *const *plan,
+                              const struct aidp_sealed_opts *o, bool **ret, aidp_error *err)
+{
+        bool *d = NULL;
+        uint64_t ss = h->segment_size;
+        for (size_t k = 0; plan && k < t->n; k++) {
+                const struct aidp_tree_entry *e = &t->entries[k];
+                if (!plan[k] || !aidp_view_in_chunks(o, e->size))
+                        continue;
+                /* Whole segments only: one shared with another entry (or the
+                 * manifest) is decrypted by the first pass as before. */
+                uint64_t a = (e->offset + ss - 1) / ss, b = (e->offset + e->size) / ss;
+                if (e->offset + e->size == h->payload_len)
+                        b = h->n_segments; /* the last segment may be short */
+                if (a >= b)
+                        continue;
+                if (!d && !(d = calloc(h->n_segments, sizeof *d)))
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                for (uint64_t i = a; i < b; i++)
+                        d[i] = true;
+        }
+        *ret = d;
         return 0;
 }
 
@@ -103,10 +131,10 @@ void aidp_vout_hidden(void *opaque, const char *column, const char *label, const
 }
 
 int aidp_view_segment(struct aidp_sealed *s, struct aidp_sealed_worker *w, uint64_t i, uint8_t *dst,
-                      aidp_error *err)
+                      bool again, aidp_error *err)
 {
         size_t len;
-        return aidp_sealed_read_segment(s, w->ctx, i, dst, true, &len, err);
+        return aidp_sealed_read_segment(s, w->ctx, i, dst, again, &len, err);
 }
 
 /* Segment i whole in the worker's buffer (a tag covers the whole segment).
@@ -117,7 +145,7 @@ static int load_segment(struct vpass *p, struct aidp_sealed_worker *w, uint64_t 
         if (w->has_segment && w->cached_segment == i)
                 return 0;
         w->has_segment = false;
-        int r = aidp_view_segment(p->s, w, i, w->buf.p, err);
+        int r = aidp_view_segment(p->s, w, i, w->buf.p, true, err);
         if (r < 0)
                 return r;
         w->has_segment = true;
@@ -208,11 +236,13 @@ static int received_digest(const struct aidp_sealed_header *h, const struct vpas
 }
 
 int aidp_sealed_view_run(struct aidp_sealed *s, int dirfd, const struct aidp_tree *t,
-                         const struct aidp_file_view *const *plan, const struct aidp_sealed_view *v,
-                         const struct aidp_sealed_opts *o, struct aidp_sealed_result *ret,
-                         aidp_error *err)
+                         const struct aidp_file_view *const *plan, const bool *deferred,
+                         uint8_t (*digests)[AIDP_SEALED_DIGEST_LEN],
+                         const struct aidp_sealed_view *v, const struct aidp_sealed_opts *o,
+                         struct aidp_sealed_result *ret, aidp_error *err)
 {
-        struct vpass p = {.s = s, .dirfd = dirfd, .t = t, .v = v};
+        struct vpass p = {
+                .s = s, .dirfd = dirfd, .t = t, .v = v, .deferred = deferred, .digests = digests};
         p.files = calloc(t->n ? t->n : 1, sizeof *p.files);
         if (!p.files)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
@@ -225,7 +255,7 @@ int aidp_sealed_view_run(struct aidp_sealed *s, int dirfd, const struct aidp_tre
         for (size_t k = 0; k < t->n; k++)
                 if (plan[k]) {
                         p.files[p.n] = (struct vfile){.entry = k, .fv = plan[k]};
-                        if (t->entries[k].size < AIDP_VIEW_PAR_BLOCKS * aidp_view_block(o))
+                        if (!aidp_view_in_chunks(o, t->entries[k].size))
                                 p.whole[p.n_whole++] = &p.files[p.n];
                         p.n++;
                         bytes += t->entries[k].size;
@@ -246,7 +276,7 @@ int aidp_sealed_view_run(struct aidp_sealed *s, int dirfd, const struct aidp_tre
                                          (size_t)s->h.segment_size + AIDP_SEALED_TAG_LEN, err);
         }
         for (size_t i = 0; r == 0 && i < p.n; i++)
-                if (t->entries[p.files[i].entry].size >= AIDP_VIEW_PAR_BLOCKS * aidp_view_block(o))
+                if (aidp_view_in_chunks(o, t->entries[p.files[i].entry].size))
                         r = aidp_sealed_view_par(&p, &p.files[i], o,
                                                  aidp_sealed_pick_threads(o->threads, 64), err);
         if (r == 0)

@@ -14,6 +14,12 @@ static inline uint64_t aidp_view_block(const struct aidp_sealed_opts *o)
         return o->view_block ? o->view_block : AIDP_VIEW_BLOCK;
 }
 
+/* Is a viewed file of this size viewed in chunks on every worker? */
+static inline bool aidp_view_in_chunks(const struct aidp_sealed_opts *o, uint64_t size)
+{
+        return size >= AIDP_VIEW_PAR_BLOCKS * aidp_view_block(o);
+}
+
 struct vfile {
         size_t entry;
         const struct aidp_file_view *fv;
@@ -30,6 +36,8 @@ struct vpass {
         size_t n;
         struct vfile **whole; /* viewed by one worker each */
         size_t n_whole;
+        const bool *deferred;                       /* per segment: first read here (may be NULL) */
+        uint8_t (*digests)[AIDP_SEALED_DIGEST_LEN]; /* the deferred ones' SHA-256 go here */
 };
 
 /* One file's output: buffered (in a locked buffer), hashed, written in order. */
@@ -47,9 +55,9 @@ int aidp_vout_flush(struct vout *o, aidp_error *err);
 void aidp_vout_hidden(void *opaque, const char *column, const char *label, const void *value,
                       size_t len);
 /* Read, decrypt and authenticate segment i whole into dst (room for its
- * bytes and the tag). */
+ * bytes and the tag); again: the first pass authenticated it already. */
 int aidp_view_segment(struct aidp_sealed *s, struct aidp_sealed_worker *w, uint64_t i, uint8_t *dst,
-                      aidp_error *err);
+                      bool again, aidp_error *err);
 
 /* View one large file (f) on nthreads workers. */
 int aidp_sealed_view_par(struct vpass *p, struct vfile *f, const struct aidp_sealed_opts *o,

@@ -176,6 +176,17 @@ static uint64_t cut(const uint8_t *q, uint64_t x, uint64_t y)
         return nl ? x + (uint64_t)(nl - q) + 1 : x;
 }
 
+static int segment_digest(struct par *e, struct aidp_sealed_worker *w, uint64_t i, const uint8_t *q,
+                          aidp_error *err)
+{
+        unsigned dl = 0;
+        if (EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1 ||
+            EVP_DigestUpdate(w->md, q, aidp_sealed_seg_len(&e->p->s->h, i)) != 1 ||
+            EVP_DigestFinal_ex(w->md, e->p->digests[i], &dl) != 1)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
+        return 0;
+}
+
 /* Decrypt block k into the slot, and the first segment of block k+1: chunk
  * k is [cut(first segment of block k), cut(first segment of block k+1)),
  * cut() being just after the segment's first newline, or its start. */
@@ -190,9 +201,16 @@ static int fill(struct par *e, struct aidp_sealed_worker *w, struct slot *sl, ai
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "allocating a view buffer");
         sl->in_pos = s0 * e->ss;
         bool more = k + 1 < e->n_blocks;
-        for (uint64_t i = s0; i < s1 + more; i++)
-                if ((r = aidp_view_segment(e->p->s, w, i, sl->in.p + (i - s0) * e->ss, err)) < 0)
+        for (uint64_t i = s0; i < s1 + more; i++) {
+                bool first = e->p->deferred && e->p->deferred[i];
+                uint8_t *q = sl->in.p + (i - s0) * e->ss;
+                if ((r = aidp_view_segment(e->p->s, w, i, q, !first, err)) < 0)
                         return r;
+                /* A segment the first pass skipped: its digest, once (by
+                 * the block it belongs to), for the content digest. */
+                if (first && i < s1 && (r = segment_digest(e, w, i, q, err)) < 0)
+                        return r;
+        }
         if (k == 0) {
                 sl->a = e->f0;
         } else {
@@ -269,6 +287,30 @@ static int view_chunk(struct par *e, struct slot *sl, aidp_error *err)
         return 0;
 }
 
+/* The hidden values of a chunk viewed as a guess, in order, to the leak
+ * scan: in batches when it takes them (views/leakscan.h, add_many). */
+static void replay_hidden(struct par *e, struct slot *sl)
+{
+        const struct aidp_sealed_view *v = e->p->v;
+        struct aidp_view_hidden batch[256];
+        size_t n = 0;
+        for (size_t at = 0; at < sl->hid.len;) {
+                struct hid h;
+                memcpy(&h, sl->hid.b.p + at, sizeof h);
+                const uint8_t *value = sl->hid.b.p + at + sizeof h;
+                at += sizeof h + h.len;
+                if (!v->hidden_many) {
+                        aidp_vout_hidden(&e->out, h.column, h.label, value, h.len);
+                        continue;
+                }
+                batch[n++] = (struct aidp_view_hidden){h.column, h.label, value, h.len};
+                if (n == sizeof batch / sizeof batch[0] || at == sl->hid.len) {
+                        v->hidden_many(v->hidden_opaque, batch, n);
+                        n = 0;
+                }
+        }
+}
+
 /* Chunk sl, whose start is a record boundary, viewed as a guess: its result is right. */
 static int commit_viewed(struct par *e, struct slot *sl, bool last, aidp_error *err)
 {
@@ -280,12 +322,7 @@ static int commit_viewed(struct par *e, struct slot *sl, bool last, aidp_error *
                                       "%s: out of locked memory for hidden values", e->where);
         if (sl->out.len && (r = aidp_vout_write(&e->out, sl->out.b.p, sl->out.len, err)) < 0)
                 return r;
-        for (size_t at = 0; at < sl->hid.len;) {
-                struct hid h;
-                memcpy(&h, sl->hid.b.p + at, sizeof h);
-                aidp_vout_hidden(&e->out, h.column, h.label, sl->hid.b.p + at + sizeof h, h.len);
-                at += sizeof h + h.len;
-        }
+        replay_hidden(e, sl);
         if (last)
                 return 0;
         if (sl->boundary) {

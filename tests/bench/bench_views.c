@@ -7,7 +7,9 @@
  *   - the viewer alone over the plaintext files (read + view + write), or a
  *     plain copy of them, one file per task (for profiling).
  *   bench_views gen DIR FILES MIB_PER_FILE
- *   bench_views inject view|raw FILE.sealed KEYDIR THREADS [VIEW_BLOCK]
+ *   bench_views inject view|leak|raw FILE.sealed KEYDIR THREADS [VIEW_BLOCK]
+ * (leak: the view and, as in a run, every hidden value into the output leak
+ * scan's set; the set is built, not sealed or scanned)
  *   bench_views copy|view SRC_DIR OUT_DIR THREADS
  * Each prints "WALL_SECONDS CPU_SECONDS BYTES_IN BYTES_OUT". */
 #define _GNU_SOURCE
@@ -30,6 +32,7 @@
 #include "supervisor/sealed/codec/sealed_format.h"
 #include "supervisor/sealed/keys.h"
 #include "supervisor/sealed/sealed.h"
+#include "views/leakscan.h"
 #include "views/view.h"
 
 #define BLOCK (1u << 20)
@@ -224,7 +227,19 @@ static int sealed_view(const struct aidp_sealed *s, struct aidp_schema *schema,
         return 0;
 }
 
-static int inject(bool view, const char *sealed, const char *keydir, int threads, size_t block)
+static void leak_hidden(void *opaque, const char *column, const char *label, const void *value,
+                        size_t len)
+{
+        (void)aidp_leakset_add(opaque, column, label, value, len);
+}
+
+static void leak_hidden_many(void *opaque, const struct aidp_view_hidden *v, size_t n)
+{
+        (void)aidp_leakset_add_many(opaque, v, n);
+}
+
+static int inject(bool view, bool leak, const char *sealed, const char *keydir, int threads,
+                  size_t block)
 {
         aidp_error err = {0};
         struct aidp_keys k;
@@ -239,6 +254,14 @@ static int inject(bool view, const char *sealed, const char *keydir, int threads
         struct aidp_sealed_view sv;
         if (view && sealed_view(s, &schema, &sv) < 0)
                 return 1;
+        struct aidp_leakset *ls = NULL;
+        if (leak && aidp_leakset_new(0, &ls, &err) < 0)
+                return fprintf(stderr, "bench_views: %s\n", err.msg), 1;
+        if (leak) {
+                sv.hidden = leak_hidden;
+                sv.hidden_many = leak_hidden_many;
+                sv.hidden_opaque = ls;
+        }
         struct aidp_tmpfs t;
         if (aidp_tmpfs_create("data", need + (need >> 6) + (1 << 20), 0755, 0, 0, &t, &err) < 0)
                 return fprintf(stderr, "bench_views: tmpfs: %s\n", err.msg), 1;
@@ -262,6 +285,10 @@ static int inject(bool view, const char *sealed, const char *keydir, int threads
         aidp_keys_free(&k);
         aidp_tmpfs_release(&t); /* the pages go before their cgroup */
         bench_charge_destroy(&ch);
+        if (leak)
+                fprintf(stderr, "bench_views: %zu values in the leak set\n",
+                        aidp_leakset_count(ls));
+        aidp_leakset_free(ls);
         if (view) {
                 aidp_file_view_free(&sealed_fv);
                 aidp_schema_free(&schema);
@@ -272,14 +299,14 @@ static int inject(bool view, const char *sealed, const char *keydir, int threads
 int main(int argc, char **argv)
 {
         if ((argc == 6 || argc == 7) && !strcmp(argv[1], "inject") &&
-            (!strcmp(argv[2], "view") || !strcmp(argv[2], "raw")))
-                return inject(!strcmp(argv[2], "view"), argv[3], argv[4], atoi(argv[5]),
-                              argc == 7 ? strtoull(argv[6], NULL, 10) : 0);
+            (!strcmp(argv[2], "view") || !strcmp(argv[2], "leak") || !strcmp(argv[2], "raw")))
+                return inject(strcmp(argv[2], "raw") != 0, !strcmp(argv[2], "leak"), argv[3],
+                              argv[4], atoi(argv[5]), argc == 7 ? strtoull(argv[6], NULL, 10) : 0);
         if (argc == 5 && !strcmp(argv[1], "gen"))
                 return gen(argv[2], atoi(argv[3]), atol(argv[4]));
         if (argc == 5 && (!strcmp(argv[1], "copy") || !strcmp(argv[1], "view")))
                 return run(argv[1], argv[2], argv[3], atoi(argv[4]));
-        fprintf(stderr, "usage: bench_views gen DIR FILES MIB | inject view|raw FILE.sealed KEYDIR "
-                        "THREADS | copy|view SRC OUT THREADS\n");
+        fprintf(stderr, "usage: bench_views gen DIR FILES MIB | inject view|leak|raw FILE.sealed "
+                        "KEYDIR THREADS | copy|view SRC OUT THREADS\n");
         return 2;
 }

@@ -277,3 +277,36 @@ Test(leakscan, values_live_in_the_callers_memory_and_are_wiped)
         aidp_leakset_free(s);
         cr_assert_eq(allocated, 0);
 }
+
+/* add_many (batched, the view's commit path) keeps exactly what one add per
+ * value keeps: duplicates once, short values not, each value with its own
+ * (column, label), across several groups and column runs. */
+Test(leakscan, add_many_keeps_what_add_keeps)
+{
+        struct aidp_leakset *a = NULL, *b = NULL;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_leakset_new(6, &a, &err), 0);
+        cr_assert_eq(aidp_leakset_new(6, &b, &err), 0);
+        enum { N = 1000 };
+        static char vals[N][32];
+        static struct aidp_view_hidden v[N];
+        for (int i = 0; i < N; i++) {
+                bool email = i % 3 != 0;
+                snprintf(vals[i], sizeof vals[i], email ? "user%d@example.org" : "%d", i % 400);
+                v[i] = (struct aidp_view_hidden){email ? "email" : "id", email ? "pii.direct" : "q",
+                                                 vals[i], strlen(vals[i])};
+                cr_assert_eq(aidp_leakset_add(a, v[i].column, v[i].label, vals[i], v[i].len), 0);
+        }
+        cr_assert_eq(aidp_leakset_add_many(b, v, 7), 0);
+        cr_assert_eq(aidp_leakset_add_many(b, v + 7, N - 7), 0);
+        cr_assert_eq(aidp_leakset_count(b), aidp_leakset_count(a));
+        cr_assert_eq(aidp_leakset_count(b), 400, "the distinct emails; no short id");
+        cr_assert_eq(aidp_leakset_seal(b, &err), 0, "%s", err.msg);
+        struct aidp_leak_report rep = scan(b, "out/x.txt", "see user399@example.org", 23, 5);
+        cr_assert_eq(rep.hits, 1);
+        cr_assert_str_eq(rep.examples[0].column, "email");
+        struct aidp_view_hidden late = {"c", "l", "abcdefgh", 8};
+        cr_assert_lt(aidp_leakset_add_many(b, &late, 1), 0, "added after seal");
+        aidp_leakset_free(a);
+        aidp_leakset_free(b);
+}

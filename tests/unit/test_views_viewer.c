@@ -220,6 +220,30 @@ Test(viewer, csv_malformed_is_refused_with_position)
         csv_refused("\xef\xbbname\n", "ds/f:1:1: invalid UTF-8"); /* half a BOM */
 }
 
+/* The viewer checks UTF-8 once per fed buffer and leaves it to each field
+ * once a buffer fails (a bad byte, or a sequence split between two
+ * buffers): wherever the input is cut, a bad byte after a split "ü" is
+ * still found at its own field, and a good file still passes. */
+Test(viewer, csv_utf8_checked_whatever_the_buffers)
+{
+        static const char bad[] = "name,ssn\nJ\xc3\xbcrgen,1\nb,c\nd,e\xff\n";
+        static const char good[] = "name,ssn\nJ\xc3\xbcrgen,1\nb,c\nd,\xe2\x82\xac\n";
+        struct sink s;
+        aidp_error err = {0};
+        for (size_t cut = 0; cut <= strlen(bad); cut++) {
+                memset(&err, 0, sizeof err);
+                cr_assert_lt(run_split(&E.csv, bad, strlen(bad), cut, &s, &err), 0, "cut %zu", cut);
+                cr_assert_not_null(strstr(err.msg, "ds/f:4:2: invalid UTF-8 at byte 2"),
+                                   "cut %zu: %s", cut, err.msg);
+                free(s.out);
+        }
+        for (size_t cut = 0; cut <= strlen(good); cut++) {
+                cr_assert_eq(run_split(&E.csv, good, strlen(good), cut, &s, &err), 0, "cut %zu: %s",
+                             cut, err.msg);
+                free(s.out);
+        }
+}
+
 Test(viewer, csv_no_trailing_newline_lf_and_spaces_kept)
 {
         struct sink s;
