@@ -350,6 +350,45 @@ static bool under_mask(int layer_fd, const char *rel)
         return false;
 }
 
+/* rel beneath dir, by an O_PATH fd: no symlink, no magic link, no ".."
+ * out of it. -errno when it does not lead there. */
+static int beneath(int dir, const char *rel)
+{
+        struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                                          RESOLVE_NO_MAGICLINKS};
+        int fd = (int)syscall(SYS_openat2, dir, rel, &how, sizeof how);
+        return fd < 0 ? -errno : fd;
+}
+
+/* A clone of the mount below g's root at rel. The listing named it by a
+ * path, and the host may have changed that path since (a directory renamed,
+ * a symlink put in its place): a path walked from pid 1's root could lead
+ * to any host mount, writable ones too. So the walk starts at the group's
+ * own root, follows no symlink and stays beneath it; what it reaches must
+ * be the root of a mount other than the group's. Such a mount hangs in the
+ * new root below the group's mount, where the job would see it anyway.
+ * -ENOENT: nothing is mounted there now (the host changed the path). */
+static int clone_child(const struct aidp_mask_group *g, const char *rel)
+{
+        _cleanup_close_ int at = beneath(g->root_fd, rel);
+        if (at == -ENOENT || at == -ELOOP || at == -EXDEV || at == -ENOTDIR)
+                return -ENOENT;
+        if (at < 0)
+                return at;
+        struct statx sx;
+        if (statx(at, "", AT_EMPTY_PATH, STATX_MNT_ID | AIDP_MASK_STATX_MNT_ID_UNIQUE, &sx) < 0)
+                return -errno;
+        uint64_t id = sx.stx_mnt_id;
+        if (!(sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+                return -ENOSYS;
+        if (!(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) || id == g->mnt_id)
+                return -ENOENT;
+        int fd = open_tree(at, "",
+                           AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        return fd < 0 ? -errno : fd;
+}
+
 /* The read-only overlay of a group: its layer over its mount's root, put on
  * that root; the mounts that were below the root moved onto it. */
 static int build_overlay(size_t gi, const char **failed)
@@ -368,11 +407,11 @@ static int build_overlay(size_t gi, const char **failed)
                 if (S.c[i].group != gi || strncmp(cp, point, pl) || cp[pl] != '/' ||
                     under_mask(g->layer_fd, cp + pl + 1))
                         continue;
-                int fd =
-                        open_tree(AT_FDCWD, cp, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-                if (fd < 0 && errno == ENOENT)
+                int fd = clone_child(g, cp + pl + 1);
+                if (fd == -ENOENT)
                         continue; /* its mount point is gone: nothing showed there */
                 if (fd < 0) {
+                        errno = -fd;
                         rc = -errno;
                         *failed = cp;
                         break;
@@ -404,10 +443,18 @@ static int build_overlay(size_t gi, const char **failed)
                 rc = -errno;
         for (size_t k = 0; k < nc; k++) {
                 const char *cp = aidp_mask_pool(S.c[ci[k]].point);
-                if (rc == 0 &&
-                    move_mount(cfd[k], "", mnt, cp + pl + 1, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-                        rc = -errno;
-                        *failed = cp;
+                if (rc == 0) {
+                        /* The target too by fd, beneath the overlay and
+                         * without symlinks: a symlink the host put on the
+                         * path would lead the move out of the new root. A
+                         * path that no longer leads there shows nothing. */
+                        _cleanup_close_ int t = beneath(mnt, cp + pl + 1);
+                        if (t >= 0 &&
+                            move_mount(cfd[k], "", t, "",
+                                       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+                                rc = -errno;
+                                *failed = cp;
+                        }
                 }
                 close(cfd[k]);
         }
