@@ -224,14 +224,17 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         r->pid1 = pid;
         aidp_run_close(&r->learn_sv[1]);
         rc = record_pid1(r, pid, cgfd >= 0, err);
-        if (rc == 0)
-                rc = send_host_sockets(r, f.sync[1], err);
 out:;
-        /* pid 1's ends, ours no more */
+        /* pid 1's ends, ours no more: closed before the list is sent, so
+         * that a pid 1 that died before reading it makes the send fail
+         * (EPIPE) instead of blocking on a socket this process still held
+         * both ends of. */
         int *theirs[] = {&relay_child[0], &relay_child[1], &relay_child[2], &f.sync[0],
                          &f.err[1],       &f.status[1],    &f.life[0]};
         for (size_t i = 0; i < ARRAY_SIZE(theirs); i++)
                 aidp_run_close(theirs[i]);
+        if (rc == 0 && r->pid1 > 0)
+                rc = send_host_sockets(r, f.sync[1], err);
         r->sync_w = f.sync[1];
         r->err_r = f.err[0];
         r->status_r = f.status[0];

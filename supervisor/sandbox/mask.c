@@ -389,6 +389,25 @@ static int clone_child(const struct aidp_mask_group *g, const char *rel)
         return fd < 0 ? -errno : fd;
 }
 
+/* The mount below g's root at rel, cloned and moved to rel beneath the
+ * overlay mnt. The target too by fd, beneath the overlay and without
+ * symlinks: a symlink the host put on the path would lead the move out of
+ * the new root. A path that no longer leads there shows nothing. */
+static int move_child(const struct aidp_mask_group *g, int mnt, const char *rel)
+{
+        _cleanup_close_ int c = clone_child(g, rel);
+        if (c == -ENOENT)
+                return 0; /* its mount point is gone: nothing showed there */
+        if (c < 0)
+                return c;
+        _cleanup_close_ int t = beneath(mnt, rel);
+        if (t < 0)
+                return 0;
+        if (move_mount(c, "", t, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                return -errno;
+        return 0;
+}
+
 /* The read-only overlay of a group: its layer over its mount's root, put on
  * that root; the mounts that were below the root moved onto it. */
 static int build_overlay(size_t gi, const char **failed)
@@ -397,30 +416,9 @@ static int build_overlay(size_t gi, const char **failed)
         const char *point = aidp_mask_pool(g->point);
         size_t pl = strlen(point);
         *failed = point;
-        /* Cloned before the overlay hides them, by their path: a deeper
-         * group's overlay, made first, comes with its mount. */
-        int cfd[AIDP_MASK_MAX_CHILDREN];
-        size_t ci[AIDP_MASK_MAX_CHILDREN], nc = 0;
         int rc = 0;
-        for (size_t i = 0; i < S.nc && rc == 0; i++) {
-                const char *cp = aidp_mask_pool(S.c[i].point);
-                if (S.c[i].group != gi || strncmp(cp, point, pl) || cp[pl] != '/' ||
-                    under_mask(g->layer_fd, cp + pl + 1))
-                        continue;
-                int fd = clone_child(g, cp + pl + 1);
-                if (fd == -ENOENT)
-                        continue; /* its mount point is gone: nothing showed there */
-                if (fd < 0) {
-                        errno = -fd;
-                        rc = -errno;
-                        *failed = cp;
-                        break;
-                }
-                cfd[nc] = fd;
-                ci[nc++] = i;
-        }
         struct statfs sf = {0};
-        _cleanup_close_ int fs = rc == 0 ? fsopen("overlay", FSOPEN_CLOEXEC) : -1;
+        _cleanup_close_ int fs = fsopen("overlay", FSOPEN_CLOEXEC);
         _cleanup_close_ int mnt = -1;
         char lower[80];
         snprintf(lower, sizeof lower, "/proc/self/fd/%d:/proc/self/fd/%d", g->layer_fd, g->root_fd);
@@ -441,22 +439,18 @@ static int build_overlay(size_t gi, const char **failed)
         if (rc == 0 && move_mount(mnt, "", g->root_fd, "",
                                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
                 rc = -errno;
-        for (size_t k = 0; k < nc; k++) {
-                const char *cp = aidp_mask_pool(S.c[ci[k]].point);
-                if (rc == 0) {
-                        /* The target too by fd, beneath the overlay and
-                         * without symlinks: a symlink the host put on the
-                         * path would lead the move out of the new root. A
-                         * path that no longer leads there shows nothing. */
-                        _cleanup_close_ int t = beneath(mnt, cp + pl + 1);
-                        if (t >= 0 &&
-                            move_mount(cfd[k], "", t, "",
-                                       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
-                                rc = -errno;
-                                *failed = cp;
-                        }
-                }
-                close(cfd[k]);
+        /* The mounts that were below the root, one by one onto the overlay:
+         * the group's root fd still reaches them under it (a walk from a
+         * directory fd starts on that fd's mount, not on what covers it). A
+         * deeper group's overlay, made first, comes with its mount. */
+        for (size_t i = 0; i < S.nc && rc == 0; i++) {
+                const char *cp = aidp_mask_pool(S.c[i].point);
+                if (S.c[i].group != gi || strncmp(cp, point, pl) || cp[pl] != '/' ||
+                    under_mask(g->layer_fd, cp + pl + 1))
+                        continue;
+                rc = move_child(g, mnt, cp + pl + 1);
+                if (rc < 0)
+                        *failed = cp;
         }
         return rc;
 }

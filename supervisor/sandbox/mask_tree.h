@@ -6,11 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AIDP_MASK_MAX_PATHS    1024
-#define AIDP_MASK_MAX_FDS      64
-#define AIDP_MASK_MAX_GROUPS   16
-#define AIDP_MASK_MAX_CHILDREN 128
-#define AIDP_MASK_POOL_SIZE    32768
+#define AIDP_MASK_MAX_PATHS  1024
+#define AIDP_MASK_MAX_FDS    64
+#define AIDP_MASK_MAX_GROUPS 16
+/* As many mounts as a mount namespace may hold (fs.mount-max's default):
+ * a host with many mounts below /var or /etc (a user's FUSE mounts, a
+ * node's pod volumes) must not stop runs. Untouched, the arrays cost no
+ * memory (bss). */
+#define AIDP_MASK_MAX_CHILDREN 100000
+#define AIDP_MASK_POOL_SIZE    (16 << 20)
 
 /* One mount that holds masked names, and the overlay it gets. */
 struct aidp_mask_group {
