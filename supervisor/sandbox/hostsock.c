@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -114,10 +115,8 @@ int aidp_hostsock_collect(char ***ret)
 }
 
 /* The list travels in messages of at most CHUNK bytes: 'P' and NUL-terminated
- * paths, then 'E' alone. pid 1 keeps them in static storage (no malloc). */
-#define CHUNK      32768
-#define RECV_BYTES (1u << 20)
-#define RECV_MAX   16384
+ * paths, then 'E' alone. */
+#define CHUNK 32768
 
 int aidp_hostsock_send(int sock, char *const *paths, size_t n)
 {
@@ -139,34 +138,84 @@ int aidp_hostsock_send(int sock, char *const *paths, size_t n)
         return send(sock, "E", 1, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
-int aidp_hostsock_recv(int sock, char *const **ret)
+/* pid 1 takes its memory straight from the kernel (mmap, mremap): it was
+ * cloned from a supervisor whose other threads may have held malloc's locks,
+ * and the host decides how many sockets there are, so no fixed size fits. */
+static int grow(void **p, size_t *cap, size_t need)
 {
-        static char buf[RECV_BYTES];
-        static char *v[RECV_MAX];
-        size_t used = 0, n = 0;
+        if (need <= *cap)
+                return 0;
+        size_t nc = *cap ? *cap : 4 * CHUNK;
+        while (nc < need)
+                if (__builtin_mul_overflow(nc, 2, &nc))
+                        return -ENOMEM;
+        void *q = *p ? mremap(*p, *cap, nc, MREMAP_MAYMOVE)
+                     : mmap(NULL, nc, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (q == MAP_FAILED)
+                return -ENOMEM;
+        *p = q;
+        *cap = nc;
+        return 0;
+}
+
+void aidp_hostsock_list_release(struct aidp_hostsock_list *l)
+{
+        if (l->buf)
+                munmap(l->buf, l->buf_cap);
+        if (l->v)
+                munmap(l->v, l->v_cap);
+        *l = (struct aidp_hostsock_list){0};
+}
+
+/* The received paths lie end to end in l->buf[0, used): point l->v at each. */
+static int index_paths(struct aidp_hostsock_list *l, size_t used)
+{
+        size_t n = 0;
+        for (size_t off = 0; off < used; off += strlen(l->buf + off) + 1)
+                n++;
+        if (grow((void **)&l->v, &l->v_cap, (n + 1) * sizeof *l->v) < 0)
+                return -ENOMEM;
+        size_t i = 0;
+        for (size_t off = 0; off < used; off += strlen(l->buf + off) + 1)
+                l->v[i++] = l->buf + off;
+        l->v[n] = NULL;
+        l->n = n;
+        return 0;
+}
+
+static int recv_list(int sock, struct aidp_hostsock_list *l)
+{
+        size_t used = 0;
         for (;;) {
-                if (RECV_BYTES - used < CHUNK)
-                        return -E2BIG;
-                ssize_t k = recv(sock, buf + used, CHUNK, 0);
+                if (grow((void **)&l->buf, &l->buf_cap, used + CHUNK) < 0)
+                        return -ENOMEM;
+                ssize_t k = recv(sock, l->buf + used, CHUNK, 0);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0)
                         return -errno;
                 if (k == 0)
                         return -EPIPE; /* the supervisor gave up */
-                if (buf[used] == 'E') {
-                        *ret = v;
-                        return (int)n;
-                }
-                if (buf[used] != 'P' || buf[used + (size_t)k - 1] != '\0')
+                char *m = l->buf + used;
+                if (m[0] == 'E')
+                        return index_paths(l, used);
+                if (m[0] != 'P' || m[k - 1] != '\0')
                         return -EPROTO;
-                for (size_t off = used + 1; off < used + (size_t)k; off += strlen(buf + off) + 1) {
-                        if (n == RECV_MAX)
-                                return -E2BIG;
-                        v[n++] = buf + off;
-                }
-                used += (size_t)k;
+                /* Paths only, end to end: the 'P' goes. */
+                memmove(m, m + 1, (size_t)k - 1);
+                used += (size_t)k - 1;
         }
+}
+
+int aidp_hostsock_recv(int sock, struct aidp_hostsock_list *l)
+{
+        *l = (struct aidp_hostsock_list){0};
+        int rc = recv_list(sock, l);
+        if (rc < 0) {
+                aidp_hostsock_list_release(l);
+                return rc;
+        }
+        return (int)l->n;
 }
 
 /* Cover path if it shows a socket in the job's view. 1: covered, 0: nothing
@@ -273,13 +322,22 @@ int aidp_hostsock_cover_sent(int sync_fd, const char *root, const char *mask_dir
                              const struct aidp_profile *profile, const struct stat *bind_st,
                              const char **failed)
 {
-        char *const *paths = NULL;
-        int n = aidp_hostsock_recv(sync_fd, &paths);
+        struct aidp_hostsock_list l;
+        int n = aidp_hostsock_recv(sync_fd, &l);
         if (n < 0) {
                 *failed = "receiving the host's unix sockets";
                 return n;
         }
-        return aidp_hostsock_cover_view(root, mask_dir, profile, bind_st, paths, (size_t)n, failed);
+        int rc = aidp_hostsock_cover_view(root, mask_dir, profile, bind_st, l.v, l.n, failed);
+        /* *failed may point into the list, which goes back to the kernel:
+         * pages charged to the run's cgroup for as long as pid 1 lives. */
+        static char failed_copy[PATH_MAX];
+        if (rc < 0) {
+                snprintf(failed_copy, sizeof failed_copy, "%s", *failed);
+                *failed = failed_copy;
+        }
+        aidp_hostsock_list_release(&l);
+        return rc;
 }
 
 int aidp_hostsock_scope_abstract(void)

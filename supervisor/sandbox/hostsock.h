@@ -27,10 +27,20 @@ int aidp_hostsock_collect(char ***ret);
  * the go. 0 or -errno. */
 int aidp_hostsock_send(int sock, char *const *paths, size_t n);
 
-/* pid 1: the paths aidp_hostsock_send sent, in static storage (no
- * allocation). Returns the count with *ret set, -EPIPE when the supervisor
- * closed the socket instead, or -errno (-E2BIG past 16384 paths or 1 MiB). */
-int aidp_hostsock_recv(int sock, char *const **ret);
+/* pid 1: the paths aidp_hostsock_send sent, however many the host has, in
+ * memory mapped for them (pid 1 may not call malloc): v[0..n) and a NULL. */
+struct aidp_hostsock_list {
+        char **v;
+        size_t n;
+        char *buf; /* the paths, end to end */
+        size_t buf_cap, v_cap;
+};
+
+/* Returns the count with *l filled (aidp_hostsock_list_release it), -EPIPE
+ * when the supervisor closed the socket instead, -EPROTO for a message that
+ * is not part of a list, or -errno (*l then holds nothing). */
+int aidp_hostsock_recv(int sock, struct aidp_hostsock_list *l);
+void aidp_hostsock_list_release(struct aidp_hostsock_list *l);
 
 /* A bind as the covering sees it: a socket under `source` on the host is
  * also visible under `target`; a bind whose source is itself a socket makes

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/exitcodes.h"
 #include "lineage_util.h"
 #include "priv.h"
@@ -30,6 +31,7 @@
 static struct aidp_proc P;
 static char vardir[64], cwddir[64], binddir[64], logp[128], keyp[128];
 static pid_t server = -1;
+static pid_t holders[4]; /* host sockets held open (any_number_of_host_sockets) */
 
 static void setup(void)
 {
@@ -56,6 +58,12 @@ static void teardown(void)
                 waitpid(server, NULL, 0);
                 server = -1;
         }
+        for (size_t h = 0; h < ARRAY_SIZE(holders); h++)
+                if (holders[h] > 0) {
+                        kill(holders[h], SIGKILL);
+                        waitpid(holders[h], NULL, 0);
+                        holders[h] = 0;
+                }
         aidp_test_rm_tree(vardir);
         aidp_test_rm_tree(cwddir);
         aidp_test_rm_tree(binddir);
@@ -177,6 +185,63 @@ Test(leaks, host_unix_sockets_are_unreachable_unless_bound_explicitly)
         cr_expect(strstr(P.out, "reachable /mnt/allowed.sock: pong"), "bound explicitly:\n%s",
                   P.out);
         cr_expect(has_line("unreachable", var_sock), "its host path stays covered:\n%s", P.out);
+}
+
+/* A child holding n bound sockets dir/<long name>-<from + i>.sock until it is
+ * killed (teardown), so that no one process needs more than its fd limit. */
+static pid_t hold_sockets(const char *dir, size_t from, size_t n)
+{
+        int ready[2];
+        cr_assert_eq(pipe(ready), 0);
+        pid_t p = fork();
+        cr_assert_geq(p, 0);
+        if (p == 0) {
+                close(ready[0]);
+                for (size_t i = from; i < from + n; i++) {
+                        struct sockaddr_un a = {.sun_family = AF_UNIX};
+                        char path[256];
+                        int k = snprintf(path, sizeof path, "%s/%s-%06zu.sock", dir,
+                                         "a-long-socket-name-to-pass-the-old-mebibyte-of-paths", i);
+                        if (k < 0 || (size_t)k >= sizeof a.sun_path)
+                                _exit(2);
+                        memcpy(a.sun_path, path, (size_t)k);
+                        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                        if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0)
+                                _exit(1);
+                }
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(1);
+                pause();
+                _exit(0);
+        }
+        close(ready[1]);
+        char c;
+        cr_assert_eq(read(ready[0], &c, 1), 1, "holder %zu..%zu failed", from, from + n);
+        close(ready[0]);
+        return p;
+}
+
+/* Any host user may bind as many unix sockets as it likes: no number of them
+ * makes a run fail. 20,000 bound sockets with long paths (past the 16384
+ * paths and 1 MiB pid 1 once had room for), held open for the run, and the
+ * visible socket under /var is still covered. */
+Test(leaks, any_number_of_host_sockets_still_runs_and_covers, .timeout = 300)
+{
+        AIDP_REQUIRE_ROOT();
+        enum { PER = 5000 };
+        char many[64], var_sock[128];
+        TEST_SNPRINTF(many, "%s/many", cwddir);
+        cr_assert_eq(mkdir(many, 0755), 0);
+        TEST_SNPRINTF(var_sock, "%s/var.sock", vardir);
+        int fd = listen_unix(var_sock);
+        serve(&fd, 1);
+        close(fd);
+        for (size_t h = 0; h < ARRAY_SIZE(holders); h++)
+                holders[h] = hold_sockets(many, h * PER, PER);
+        const char *args[] = {"unix", var_sock, NULL};
+        int st = run_probe(NULL, args);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(has_line("unreachable", var_sock), "under /var:\n%s", P.out);
 }
 
 /* Supervisor's stdout is root's log file with earlier content: the job gets a
