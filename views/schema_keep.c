@@ -91,8 +91,8 @@ static bool labelled(const struct aidp_schema_file *f)
 
 /* nf keeps every label of of's columns (same format, same column name,
  * a superset of labels); else the first one it drops into msg. */
-static bool keeps(const struct aidp_schema_file *nf, const struct aidp_schema_file *of,
-                  char *msg, size_t len)
+static bool keeps(const struct aidp_schema_file *nf, const struct aidp_schema_file *of, char *msg,
+                  size_t len)
 {
         for (size_t c = 0; c < of->n_columns; c++) {
                 const struct aidp_schema_column *oc = &of->columns[c], *nc = NULL;
