@@ -121,7 +121,17 @@ static int one_file(struct aidp_yaml *y, yaml_node_t *item, const char *path, si
                 return aidp_yaml_fail(y, item, path, "found more than %d files, expected fewer",
                                       AIDP_VIEW_FILES_MAX);
         struct aidp_schema_file *f = &s->files[s->n_files++];
-        return aidp_yaml_fields(y, item, path, fields, ARRAY_SIZE(fields), f);
+        int r = aidp_yaml_fields(y, item, path, fields, ARRAY_SIZE(fields), f);
+        /* The first matching entry wins (aidp_schema_match): a repeated
+         * pattern would never apply, and a reader comparing entries by
+         * pattern (a re-seal's label check) could be shown the wrong one. */
+        for (size_t i = 0; r >= 0 && i + 1 < s->n_files; i++)
+                if (!strcmp(s->files[i].pattern, f->pattern))
+                        return aidp_yaml_fail(y, item, path,
+                                              "found pattern '%s' again (files[%zu] has it), "
+                                              "expected each pattern once",
+                                              f->pattern, i);
+        return r;
 }
 
 static int f_files(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx)

@@ -85,6 +85,14 @@ int aidp_schema_decode(const uint8_t *buf, size_t len, struct aidp_schema *out, 
 void aidp_schema_free(struct aidp_schema *s);
 /* The first file entry whose pattern matches relpath ("patients/a.csv"), or NULL. */
 const struct aidp_schema_file *aidp_schema_match(const struct aidp_schema *s, const char *relpath);
+/* Whether mine keeps every column label of old as runs would apply it
+ * (aidp seal --derived-from): for each labelled entry of old, each entry of
+ * mine that may match one of its files, up to the first that surely matches
+ * all of them, has the same format and the old columns with at least their
+ * labels, and such a covering entry exists (an unlabelled entry shadowing a
+ * labelled one is refused). 0, or -1 and msg ("drops label L of column C ..."). */
+int aidp_schema_keeps_labels(const struct aidp_schema *old, const struct aidp_schema *mine,
+                             char *msg, size_t len);
 
 /* ------------------------------------------------------------ transforms */
 

@@ -90,46 +90,21 @@ static int inherit(const struct derived *d, const struct aidp_cli_list *files, b
         return aidp_sealed_meta_inherit(in, d->n + 1, m, err);
 }
 
-static bool has_label(const struct aidp_schema *s, const struct aidp_schema_file *of,
-                      const char *column, const char *label)
-{
-        for (size_t f = 0; f < s->n_files; f++) {
-                const struct aidp_schema_file *nf = &s->files[f];
-                if (strcmp(nf->pattern, of->pattern) || nf->format != of->format)
-                        continue;
-                for (size_t c = 0; c < nf->n_columns; c++) {
-                        if (strcmp(nf->columns[c].name, column))
-                                continue;
-                        for (size_t l = 0; l < nf->columns[c].n_labels; l++)
-                                if (!strcmp(nf->columns[c].labels[l], label))
-                                        return true;
-                }
-        }
-        return false;
-}
-
-/* Every label of input i's schema is in the new one, for the same file
- * pattern, format and column: a re-seal never unlabels a column (a column
- * without labels is passed to every run raw). */
+/* Every label of input i's schema is kept by the new one as a run would
+ * apply it (aidp_schema_keeps_labels: the first matching entry wins, so an
+ * unlabelled entry ahead of a labelled one counts): a re-seal never unlabels
+ * a column (a column without labels is passed to every run raw). */
 static int labels_kept(const struct aidp_schema *mine, const struct aidp_sealed_header *h,
                        const char *file, aidp_error *err)
 {
         struct aidp_schema old = {0};
+        char msg[512];
         int r = aidp_sealed_header_schema(h, &old, err);
-        for (size_t f = 0; r >= 0 && f < old.n_files; f++) {
-                const struct aidp_schema_file *of = &old.files[f];
-                for (size_t c = 0; r >= 0 && c < of->n_columns; c++)
-                        for (size_t l = 0; r >= 0 && l < of->columns[c].n_labels; l++)
-                                if (!has_label(mine, of, of->columns[c].name,
-                                               of->columns[c].labels[l]))
-                                        r = aidp_error_set(
-                                                err, AIDP_EXIT_USAGE, EPERM,
-                                                "--schema drops label %s of column %s (pattern "
-                                                "%s) that --derived-from %s (dataset %s) has: a "
-                                                "derived dataset keeps its inputs' column labels",
-                                                of->columns[c].labels[l], of->columns[c].name,
-                                                of->pattern, file, h->meta.name);
-        }
+        if (r >= 0 && aidp_schema_keeps_labels(&old, mine, msg, sizeof msg) < 0)
+                r = aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                   "--schema %s, which --derived-from %s (dataset %s) has: a "
+                                   "derived dataset keeps its inputs' column labels",
+                                   msg, file, h->meta.name);
         aidp_schema_free(&old);
         return r;
 }

@@ -168,6 +168,11 @@ Test(schema, errors_name_position_and_item)
                      "files:\n  - pattern: a\n    format: csv\n    columns:\n      n: [a, a]\n",
                      "s.yaml:7:14");
         expect_error("", "s.yaml");
+        /* The first matching entry wins, so a repeated pattern never applies. */
+        expect_error(HEAD "files:\n  - pattern: a.csv\n    format: csv\n    columns: {}\n"
+                          "  - pattern: b.csv\n    format: csv\n    columns: {}\n"
+                          "  - pattern: a.csv\n    format: csv\n    columns: {n: [x]}\n",
+                     "s.yaml:10:5: files[2]: found pattern 'a.csv' again (files[0] has it)");
 }
 
 Test(schema, match_first_wins_and_respects_slashes)
@@ -179,4 +184,98 @@ Test(schema, match_first_wins_and_respects_slashes)
         cr_assert_eq(aidp_schema_match(&s, "events/x.jsonl"), &s.files[1]);
         cr_assert_null(aidp_schema_match(&s, "other.csv"));
         aidp_schema_free(&s);
+}
+
+/* ---- aidp_schema_keeps_labels: a re-seal's --schema judged as runs apply
+ * it (the first matching entry wins) ---- */
+
+#define OLD                                                                                        \
+        HEAD "files:\n  - pattern: \"train/*.csv\"\n    format: csv\n    columns:\n"               \
+             "      email: [pii.direct]\n      age: []\n"
+
+static void keeps(const char *old_yaml, const char *new_yaml, const char *want)
+{
+        struct aidp_schema o, n;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_schema_parse_yaml(old_yaml, strlen(old_yaml), "old.yaml", &o, &err), 0,
+                     "%s", err.msg);
+        cr_assert_eq(aidp_schema_parse_yaml(new_yaml, strlen(new_yaml), "new.yaml", &n, &err), 0,
+                     "%s", err.msg);
+        char msg[512] = "";
+        int r = aidp_schema_keeps_labels(&o, &n, msg, sizeof msg);
+        if (want)
+                cr_assert(r < 0 && strstr(msg, want), "r=%d msg '%s', want '%s'\n%s", r, msg, want,
+                          new_yaml);
+        else
+                cr_assert_eq(r, 0, "refused: %s\n%s", msg, new_yaml);
+        aidp_schema_free(&o);
+        aidp_schema_free(&n);
+}
+
+Test(schema_keep, the_same_schema_or_more_labels_is_kept)
+{
+        keeps(OLD, OLD, NULL);
+        keeps(OLD,
+              HEAD "files:\n  - pattern: \"train/*.csv\"\n    format: csv\n    columns:\n"
+                   "      email: [contact, pii.direct]\n      age: [pii.quasi]\n",
+              NULL);
+        /* A wider pattern that keeps the labels covers the old one; a
+         * disjoint unlabelled entry ahead of it changes nothing. */
+        keeps(OLD,
+              HEAD "files:\n  - pattern: \"test/*.csv\"\n    format: csv\n    columns: {}\n"
+                   "  - pattern: \"*/*.csv\"\n    format: csv\n    columns:\n"
+                   "      email: [pii.direct]\n",
+              NULL);
+        /* After the covering entry, nothing else is ever used for those files. */
+        keeps(OLD,
+              HEAD "files:\n  - pattern: \"train/*.csv\"\n    format: csv\n    columns:\n"
+                   "      email: [pii.direct]\n  - pattern: \"*/*\"\n    format: csv\n"
+                   "    columns: {}\n",
+              NULL);
+        /* An old schema without labels asks for nothing. */
+        keeps(HEAD "files:\n  - pattern: a.csv\n    format: csv\n    columns: {n: []}\n",
+              HEAD "files:\n  - pattern: b.csv\n    format: csv\n    columns: {}\n", NULL);
+}
+
+Test(schema_keep, an_unlabelled_entry_shadowing_the_labelled_one_is_refused)
+{
+        /* The reviewer's case: a catch-all first, the original entry after it.
+         * Every file of train/ gets the catch-all's (no) labels at run time. */
+        keeps(OLD,
+              HEAD "files:\n  - pattern: \"*/*.csv\"\n    format: csv\n    columns: {}\n"
+                   "  - pattern: \"train/*.csv\"\n    format: csv\n    columns:\n"
+                   "      email: [pii.direct]\n",
+              "drops label pii.direct of column email (entry */*.csv, for files of pattern "
+              "train/*.csv)");
+        /* One file of the pattern shadowed is enough. */
+        keeps(OLD,
+              HEAD "files:\n  - pattern: train/a.csv\n    format: csv\n    columns: {}\n"
+                   "  - pattern: \"train/*.csv\"\n    format: csv\n    columns:\n"
+                   "      email: [pii.direct]\n",
+              "drops label pii.direct of column email (entry train/a.csv");
+        keeps(OLD,
+              HEAD "files:\n  - pattern: \"train/?.csv\"\n    format: csv\n    columns: {}\n"
+                   "  - pattern: \"train/*.csv\"\n    format: csv\n    columns:\n"
+                   "      email: [pii.direct]\n",
+              "entry train/?.csv");
+        /* Brackets are not compared: assumed to overlap. */
+        keeps(OLD,
+              HEAD "files:\n  - pattern: \"tr[a]in/x.csv\"\n    format: csv\n    columns: {}\n"
+                   "  - pattern: \"train/*.csv\"\n    format: csv\n    columns:\n"
+                   "      email: [pii.direct]\n",
+              "entry tr[a]in/x.csv");
+        /* The same column in another format is not the same column. */
+        keeps(OLD,
+              HEAD "files:\n  - pattern: \"train/*.csv\"\n    format: jsonl\n    columns:\n"
+                   "      /email: [pii.direct]\n",
+              "drops label pii.direct of column email");
+        /* A narrower pattern leaves the old one's other files to no entry. */
+        keeps(OLD,
+              HEAD "files:\n  - pattern: train/a.csv\n    format: csv\n    columns:\n"
+                   "      email: [pii.direct]\n",
+              "has no entry that covers every file of pattern train/*.csv");
+        keeps(OLD,
+              HEAD "files:\n  - pattern: \"train/*.csv\"\n    format: csv\n    columns:\n"
+                   "      email: []\n",
+              "drops label pii.direct of column email");
 }
