@@ -343,10 +343,13 @@ static bool ring_put(struct ring *r, const char *buf, size_t k)
 }
 
 /* Without a ring: what fits under the cap is kept, then CAP_MARKER, and the
- * rest is dropped. */
+ * rest is dropped. The log holds [head, end) and the marker after it: at most
+ * max in every path, also after a ring that failed with head anywhere (a
+ * ring holds up to max, so its newest bytes may give way to the marker). */
 static void flat_put(struct ring *r, const char *buf, size_t k)
 {
-        uint64_t room = r->max - (sizeof CAP_MARKER - 1) - (uint64_t)r->head;
+        const uint64_t mlen = sizeof CAP_MARKER - 1;
+        uint64_t room = r->max > mlen ? r->max - mlen : 0;
         uint64_t used = (uint64_t)(r->end - r->head);
         size_t keep = r->full || used >= room      ? 0
                       : (uint64_t)k <= room - used ? k
@@ -359,7 +362,12 @@ static void flat_put(struct ring *r, const char *buf, size_t k)
         r->flat_dropped += (uint64_t)k - keep;
         if (!r->full && keep < k) {
                 r->full = true;
-                (void)pwrite_all(r->log, CAP_MARKER, sizeof CAP_MARKER - 1, r->end);
+                if (used > room) {
+                        r->flat_dropped += used - room;
+                        r->end = r->head + (off_t)room;
+                }
+                /* ends at head + max at most: past it the ring wrote nothing */
+                (void)pwrite_all(r->log, CAP_MARKER, (size_t)(r->max - room), r->end);
         }
 }
 
@@ -393,6 +401,10 @@ void aidp_runlog_relay(int rfd, int log, uint64_t max, uint64_t *dropped, const 
                         break;
                 if (!r.flat && ring_put(&r, buf, (size_t)k))
                         continue;
+                if (!r.flat && r.end < r.head)
+                        r.end = r.head; /* freed past end, then the write failed */
+                if (!r.flat && r.head > 0 && r.marked != r.head)
+                        ring_mark(&r); /* head moved before the write failed */
                 r.flat = true;
                 flat_put(&r, buf, (size_t)k);
         }
