@@ -65,6 +65,20 @@ int aidp_test_spawn(struct aidp_proc *p, char *const argv[])
         return p->pid > 0 ? 0 : -1;
 }
 
+/* One read from fd into buf (size bytes, NUL kept); once buf is full the
+ * bytes are read and dropped, never left for the writer to block or die on. */
+static ssize_t fill(int fd, char *buf, size_t size, size_t *len)
+{
+        if (*len + 1 < size) {
+                ssize_t n = read(fd, buf + *len, size - 1 - *len);
+                if (n > 0)
+                        *len += (size_t)n;
+                return n;
+        }
+        char sink[4096];
+        return read(fd, sink, sizeof sink);
+}
+
 static bool pump(struct aidp_proc *p, int timeout_ms)
 {
         struct pollfd pf[2] = {{.fd = p->out_fd, .events = POLLIN},
@@ -73,9 +87,8 @@ static bool pump(struct aidp_proc *p, int timeout_ms)
                 return false;
         bool any = false;
         if (pf[0].revents && p->out_fd >= 0) {
-                ssize_t n = read(p->out_fd, p->out + p->out_len, sizeof p->out - 1 - p->out_len);
+                ssize_t n = fill(p->out_fd, p->out, sizeof p->out, &p->out_len);
                 if (n > 0) {
-                        p->out_len += (size_t)n;
                         any = true;
                 } else if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
                         any = true;
@@ -85,9 +98,8 @@ static bool pump(struct aidp_proc *p, int timeout_ms)
                 }
         }
         if (pf[1].revents && p->err_fd >= 0) {
-                ssize_t n = read(p->err_fd, p->err + p->err_len, sizeof p->err - 1 - p->err_len);
+                ssize_t n = fill(p->err_fd, p->err, sizeof p->err, &p->err_len);
                 if (n > 0) {
-                        p->err_len += (size_t)n;
                         any = true;
                 } else if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
                         any = true;

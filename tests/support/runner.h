@@ -14,7 +14,9 @@
 struct aidp_proc {
         pid_t pid;
         int out_fd, err_fd; /* read ends */
-        char out[65536], err[65536];
+        /* What does not fit is read and dropped: the child never gets
+         * SIGPIPE from a full buffer (a 64K detached log and its marker). */
+        char out[1 << 17], err[65536];
         int status; /* exit status (128+N for signal N) */
         size_t out_len, err_len;
 };
