@@ -464,6 +464,9 @@ Test(lineage_store, begin_writes_the_line_and_commit_anchors_it)
         json_object *ev = event("train", AIDP_LINEAGE_START);
         struct aidp_lineage_pending *p = NULL;
         aidp_error e = {0};
+        /* The commit's thread holds back after reading the tail, so that what is
+         * checked below is the state between the two steps, not a race with it. */
+        setenv("AIDP_FAULT_SYNC_DELAY_MS", "1500", 1);
         cr_assert_eq(aidp_lineage_append_begin(lg, ev, &p, &e), 0, "%s", e.msg);
         /* Between the two: the line is there and the anchor still names the one
          * before (what a crash here would leave); the log is not locked, so
@@ -478,9 +481,14 @@ Test(lineage_store, begin_writes_the_line_and_commit_anchors_it)
         cr_assert_eq(a.seq, 2);
         free(buf);
         free(abuf);
+        /* The append lock is free between the two (the commit's thread takes it
+         * only for a moment to read the tail). */
         int fd = open(log_path, O_RDONLY | O_CLOEXEC);
         cr_assert_geq(fd, 0);
-        cr_assert_eq(flock(fd, LOCK_EX | LOCK_NB), 0, "the log stays locked until the commit");
+        int locked = -1;
+        for (int i = 0; i < 200 && (locked = flock(fd, LOCK_EX | LOCK_NB)) < 0; i++)
+                usleep(5000);
+        cr_assert_eq(locked, 0, "the log stays locked after append_begin returned");
         flock(fd, LOCK_UN);
         close(fd);
         struct aidp_lineage_verify v = verify(true);
@@ -492,6 +500,7 @@ Test(lineage_store, begin_writes_the_line_and_commit_anchors_it)
         cr_assert_eq(v.bad_line, 0, "%s", v.reason);
         cr_assert_eq(v.records, 4);
         cr_assert_eq(v.anchor_lag, 0);
+        unsetenv("AIDP_FAULT_SYNC_DELAY_MS");
         json_object_put(ev);
         aidp_lineage_free(lg);
 }
