@@ -38,7 +38,7 @@ static bool xform_equal(const struct aidp_xform *a, const struct aidp_xform *b)
                        !strcmp(a->key_id, b->key_id);
         case AIDP_XF_MASK:
                 return a->keep_first == b->keep_first && a->keep_last == b->keep_last &&
-                       a->mask_char == b->mask_char;
+                       a->mask_char == b->mask_char && !strcmp(a->mask_with, b->mask_with);
         case AIDP_XF_GENERALIZE:
                 if (a->gen != b->gen || a->keep != b->keep || a->width != b->width ||
                     a->n_bands != b->n_bands)

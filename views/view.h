@@ -33,6 +33,7 @@
 #define AIDP_VIEW_FILES_MAX          64 /* file patterns per schema */
 #define AIDP_VIEW_DOMAIN_MAX         63 /* token domain, same alphabet as labels */
 #define AIDP_VIEW_BANDS_MAX          32
+#define AIDP_VIEW_MASK_WITH_MAX      32    /* bytes of a mask's fixed replacement */
 #define AIDP_VIEW_SCHEMA_ENCODED_MAX 49152 /* fits the 64 KiB header body */
 
 /* ---------------------------------------------------------------- schema */
@@ -123,6 +124,9 @@ struct aidp_xform {
         /* MASK */
         unsigned keep_first, keep_last;
         char mask_char; /* default '*' */
+        /* A fixed replacement of the hidden part (the value's length stays
+         * hidden); "" means one mask_char per hidden character. */
+        char mask_with[AIDP_VIEW_MASK_WITH_MAX + 1];
         /* GENERALIZE */
         enum aidp_generalize_kind gen;
         double width;                      /* NUMBER */

@@ -3,7 +3,7 @@
  *   columns: {COLUMN: TRANSFORM, ...}
  * TRANSFORM is `raw`, `drop`, `null`, or a one-key mapping:
  *   {tokenize: {mode: hmac|siv, domain: D, key: KEYID}}
- *   {mask: {keep_first: N, keep_last: N, char: C}}
+ *   {mask: {keep_first: N, keep_last: N, char: C | with: STRING}}
  *   {generalize: {date: year|month} | {number: WIDTH} | {prefix: N} | {bands: [E, ...]}} */
 #include <errno.h>
 #include <math.h>
@@ -130,6 +130,29 @@ static int mk_char(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *
         return 0;
 }
 
+/* The fixed replacement: UTF-8 without control characters, quotes or
+ * backslashes (it is shown quoted in `policy explain` and lineage). */
+static int mk_with(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx)
+{
+        struct aidp_xform *x = ctx;
+        const char *s;
+        int r = aidp_yaml_string(y, v, path, &s);
+        if (r < 0)
+                return r;
+        size_t n = strlen(s);
+        bool ok = n >= 1 && n <= AIDP_VIEW_MASK_WITH_MAX &&
+                  aidp_views_utf8_check((const uint8_t *)s, n) == n;
+        for (size_t i = 0; ok && i < n; i++)
+                ok = (uint8_t)s[i] >= 0x20 && s[i] != 0x7f && s[i] != '"' && s[i] != '\\';
+        if (!ok)
+                return aidp_yaml_fail(y, v, path,
+                                      "expected 1 to %d bytes of UTF-8 text without control "
+                                      "characters, quotes or backslashes",
+                                      AIDP_VIEW_MASK_WITH_MAX);
+        memcpy(x->mask_with, s, n + 1);
+        return 0;
+}
+
 /* ---- generalize */
 static int gen_date(struct aidp_yaml *y, yaml_node_t *v, const char *path, void *ctx)
 {
@@ -205,7 +228,8 @@ static int transform_body(struct aidp_yaml *y, const char *kind, yaml_node_t *kn
                 {"mode", tk_mode, true}, {"domain", tk_domain, true}, {"key", tk_key, true}};
         static const struct aidp_yaml_field mask[] = {{"keep_first", mk_first, false},
                                                       {"keep_last", mk_last, false},
-                                                      {"char", mk_char, false}};
+                                                      {"char", mk_char, false},
+                                                      {"with", mk_with, false}};
         static const struct aidp_yaml_field generalize[] = {{"date", gen_date, false},
                                                             {"number", gen_number, false},
                                                             {"prefix", gen_prefix, false},
@@ -218,8 +242,15 @@ static int transform_body(struct aidp_yaml *y, const char *kind, yaml_node_t *kn
         }
         if (!strcmp(kind, "mask")) {
                 x->kind = AIDP_XF_MASK;
-                x->mask_char = '*';
-                return aidp_yaml_fields(y, body, sub, mask, ARRAY_SIZE(mask), x);
+                int r = aidp_yaml_fields(y, body, sub, mask, ARRAY_SIZE(mask), x);
+                if (r >= 0 && x->mask_char && x->mask_with[0])
+                        return aidp_yaml_fail(y, body, sub,
+                                              "'char' and 'with' exclude each other: one mask "
+                                              "character per hidden character, or one fixed "
+                                              "replacement");
+                if (!x->mask_char)
+                        x->mask_char = '*';
+                return r;
         }
         if (!strcmp(kind, "generalize")) {
                 x->kind = AIDP_XF_GENERALIZE;

@@ -54,8 +54,13 @@ void aidp_xform_describe(const struct aidp_xform *x, char *buf, size_t len)
                                  x->mode == AIDP_TOK_SIV ? "siv" : "hmac", x->domain, x->key_id);
                 return;
         case AIDP_XF_MASK:
-                aidp_text_printf(buf, len, "mask(keep_first=%u, keep_last=%u, char='%c')",
-                                 x->keep_first, x->keep_last, x->mask_char ? x->mask_char : '*');
+                if (x->mask_with[0])
+                        aidp_text_printf(buf, len, "mask(keep_first=%u, keep_last=%u, with=\"%s\")",
+                                         x->keep_first, x->keep_last, x->mask_with);
+                else
+                        aidp_text_printf(buf, len, "mask(keep_first=%u, keep_last=%u, char='%c')",
+                                         x->keep_first, x->keep_last,
+                                         x->mask_char ? x->mask_char : '*');
                 return;
         case AIDP_XF_GENERALIZE: describe_generalize(x, buf, len); return;
         }
@@ -81,8 +86,9 @@ static size_t utf8_offset(const char *v, size_t n, size_t k)
 }
 
 /* Keep the first keep_first and last keep_last characters, one mask
- * character for each other one. A value too short to hide anything is
- * masked whole: "keep the last 4" of "123" must not give "123". */
+ * character for each other one, or the fixed replacement for all of them
+ * (mask_with: then the length is hidden too). A value too short to hide
+ * anything is masked whole: "keep the last 4" of "123" must not give "123". */
 int aidp_xform_mask(const struct aidp_xform *x, const char *v, size_t n, struct aidp_vbuf *out)
 {
         char mc = x->mask_char ? x->mask_char : '*';
@@ -91,11 +97,14 @@ int aidp_xform_mask(const struct aidp_xform *x, const char *v, size_t n, struct 
         if ((size_t)kf + kl >= chars)
                 kf = kl = 0;
         size_t head = utf8_offset(v, n, kf), tail = utf8_offset(v, n, chars - kl);
-        int r = aidp_vbuf_reserve(out, head + (chars - kf - kl) + (n - tail));
+        size_t with = strlen(x->mask_with);
+        int r = aidp_vbuf_reserve(out, head + (with ? with : chars - kf - kl) + (n - tail));
         if (r < 0)
                 return r;
         aidp_vbuf_put(out, v, head);
-        for (size_t i = 0; i < chars - kf - kl; i++)
+        if (with && n > 0)
+                aidp_vbuf_put(out, x->mask_with, with);
+        for (size_t i = 0; !with && i < chars - kf - kl; i++)
                 out->p[out->len++] = mc;
         return aidp_vbuf_put(out, v + tail, n - tail);
 }

@@ -39,7 +39,8 @@ static const char research[] =
         "      weight: {generalize: {number: 10}}\n"
         "      ssn: {mask: {keep_last: 4, char: \"#\"}}\n"
         "      visit: {generalize: {date: month}}\n"
-        "      mrn: {tokenize: {mode: siv, domain: mrn, key: tok-2}}\n";
+        "      mrn: {tokenize: {mode: siv, domain: mrn, key: tok-2}}\n"
+        "      card: {mask: {keep_last: 4, with: \"XXXX-\"}}\n";
 
 Test(view, parses_every_form)
 {
@@ -48,7 +49,7 @@ Test(view, parses_every_form)
         cr_assert_eq(parse(research, "research", &v, &err), 0, "%s", err.msg);
         cr_assert_str_eq(v.name, "research");
         cr_assert_eq(v.n_labels, 4);
-        cr_assert_eq(v.n_columns, 7);
+        cr_assert_eq(v.n_columns, 8);
         char buf[128];
         const char *want_l[] = {"tokenize(hmac, domain=patient, key=tok-1)", "drop", "raw", "null"};
         for (size_t i = 0; i < 4; i++) {
@@ -62,8 +63,9 @@ Test(view, parses_every_form)
                                 "generalize(number:10)",
                                 "mask(keep_first=0, keep_last=4, char='#')",
                                 "generalize(date:month)",
-                                "tokenize(siv, domain=mrn, key=tok-2)"};
-        for (size_t i = 0; i < 7; i++) {
+                                "tokenize(siv, domain=mrn, key=tok-2)",
+                                "mask(keep_first=0, keep_last=4, with=\"XXXX-\")"};
+        for (size_t i = 0; i < 8; i++) {
                 aidp_xform_describe(&v.columns[i].x, buf, sizeof buf);
                 cr_assert_str_eq(buf, want_c[i]);
         }
@@ -99,6 +101,18 @@ Test(view, errors_name_position_and_item)
                      "views.v.columns.a.mask.keep_last: found '-1', expected a whole number");
         expect_error("    columns:\n      a: {mask: {char: \"**\"}}\n",
                      "views.v.columns.a.mask.char: found '**'");
+        expect_error("    columns:\n      a: {mask: {char: \"#\", with: \"--\"}}\n",
+                     "access.yaml:4:17: views.v.columns.a.mask: 'char' and 'with' exclude each "
+                     "other");
+        expect_error("    columns:\n      a: {mask: {with: \"\"}}\n",
+                     "views.v.columns.a.mask.with: expected 1 to 32 bytes of UTF-8 text");
+        expect_error("    columns:\n      a: {mask: {with: \"a\\tb\"}}\n",
+                     "views.v.columns.a.mask.with: expected 1 to 32 bytes");
+        expect_error("    columns:\n      a: {mask: {with: '\"x'}}\n",
+                     "views.v.columns.a.mask.with: expected 1 to 32 bytes");
+        expect_error(
+                "    columns:\n      a: {mask: {with: \"0123456789abcdef0123456789abcdefX\"}}\n",
+                "views.v.columns.a.mask.with: expected 1 to 32 bytes");
         expect_error("    columns:\n      a: {generalize: {date: day}}\n",
                      "views.v.columns.a.generalize.date: found 'day', expected year or month");
         expect_error("    columns:\n      a: {generalize: {date: year, prefix: 3}}\n",

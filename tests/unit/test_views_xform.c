@@ -153,6 +153,24 @@ Test(xform, mask_utf8_aware)
         golden(&x, "émile", "*****");
 }
 
+/* A fixed replacement hides the length as well: every value's hidden part
+ * becomes the same text. */
+Test(xform, mask_with_a_fixed_replacement)
+{
+        struct aidp_xform x = {.kind = AIDP_XF_MASK, .keep_last = 4, .mask_with = "XXXX-"};
+        golden(&x, "4111-1111-1111-1234", "XXXX-1234");
+        golden(&x, "5500000000005678", "XXXX-5678");
+        golden(&x, "123", "XXXX-"); /* too short to hide anything: replaced whole */
+        golden(&x, "", "");         /* empty stays empty */
+        x = (struct aidp_xform){.kind = AIDP_XF_MASK, .keep_first = 1, .mask_with = "…"};
+        golden(&x, "Jürgen", "J…");
+        x = (struct aidp_xform){.kind = AIDP_XF_MASK, .mask_with = "[redacted]"};
+        golden(&x, "alice@example.org", "[redacted]");
+        char buf[128];
+        aidp_xform_describe(&x, buf, sizeof buf);
+        cr_assert_str_eq(buf, "mask(keep_first=0, keep_last=0, with=\"[redacted]\")");
+}
+
 Test(xform, generalize_dates)
 {
         struct aidp_xform y = {.kind = AIDP_XF_GENERALIZE, .gen = AIDP_GEN_DATE_YEAR};
