@@ -197,6 +197,20 @@ static void limits_of(const char *id, unsigned long long *pids, unsigned long lo
         }
 }
 
+/* A worker names its record before it makes the cgroup (so that gc always
+ * finds what it made): wait until every hierarchy the test reads has it. */
+static void wait_made(const char *id)
+{
+        static const char *const ctrls[] = {"pids", "memory", "cpu"};
+        char d[1100];
+        for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+                int tries = 0;
+                while (!run_dir_of(id, ctrls[i], d, sizeof d) && tries++ < 1000)
+                        usleep(10000);
+                cr_assert_lt(tries, 1000, "the ready cgroup %s has no %s directory", id, ctrls[i]);
+        }
+}
+
 static bool listed(char ids[][40], size_t n, const char *id)
 {
         for (size_t i = 0; i < n; i++)
@@ -212,6 +226,7 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
         size_t n = daemon_start_ready(ids, 8);
         /* Made ahead, and without any limit yet: a ready cgroup is no run's. */
         unsigned long long pids, mem, quota;
+        wait_made(ids[0]);
         limits_of(ids[0], &pids, &mem, &quota);
         cr_assert_gt(pids, 48, "pids.max %llu before any run", pids);
         cr_assert_gt(mem, 192 * MiB, "memory limit %llu before any run", mem);
