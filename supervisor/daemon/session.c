@@ -32,6 +32,7 @@ struct aidp_daemon_session {
         bool detached; /* the run's output goes to its log; the client is told and let go */
         char run_id[64];
         atomic_bool finished; /* the run is over: a disconnect now means nothing */
+        bool exit_sent;       /* the client has its status (session_ended) */
         pthread_t watcher;
         /* a detached run's log, fed by the relay thread from relay_r */
         int log_fd, relay_r;
@@ -264,6 +265,34 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
         return 0;
 }
 
+static void send_exit(struct aidp_daemon_session *s, int status)
+{
+        json_object *m = aidp_proto_msg("exit");
+        json_object_object_add(m, "status", json_object_new_int(status));
+        aidp_proto_send(s->sock, m, NULL, 0);
+        json_object_put(m);
+        s->exit_sent = true;
+}
+
+void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status)
+{
+        if (s->detached || s->exit_sent || s->sock < 0)
+                return;
+        /* First: the client closes its end once it has its status, and the
+         * watcher must not take that for a disconnect mid-run. */
+        atomic_store(&s->finished, true);
+        send_exit(s, status);
+        /* The client's terminal or files are no longer this worker's to
+         * write to (nor a pipe whose reader has gone, which would be a
+         * SIGPIPE): what the clean-up might print goes nowhere. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+                for (int fd = 0; fd < 3; fd++)
+                        dup2(null, fd);
+                close(null);
+        }
+}
+
 static int do_ps(struct aidp_daemon_session *s)
 {
         json_object *m = aidp_proto_msg("ps");
@@ -335,10 +364,8 @@ static int do_run(struct aidp_daemon_session *s, json_object *req, int *fds, siz
                                       err.msg);
                 return err.status ? err.status : AIDP_EXIT_INTERNAL;
         }
-        json_object *m = aidp_proto_msg("exit");
-        json_object_object_add(m, "status", json_object_new_int(st));
-        aidp_proto_send(s->sock, m, NULL, 0);
-        json_object_put(m);
+        if (!s->exit_sent)
+                send_exit(s, st);
         return st;
 }
 
