@@ -9,6 +9,7 @@
  * With real unprivileged users and a daemon of the test's own. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -374,4 +375,68 @@ Test(warm_start, idle_workers_wait_at_idle_priority_and_runs_get_the_daemons)
                 cr_expect(pool_idle(2), "round %d: the pool was not filled again at SCHED_IDLE",
                           round);
         }
+}
+
+/* The shared libraries an ELF file asks for (its DT_NEEDED names, joined by
+ * spaces into out) and whether it names a dynamic loader (PT_INTERP). */
+static bool elf_needs(const char *path, char *out, size_t size, bool *interp)
+{
+        size_t len = 0;
+        char *f = aidp_test_slurp(path, &len);
+        cr_assert_not_null(f, "%s", path);
+        const Elf64_Ehdr *eh = (const Elf64_Ehdr *)f;
+        cr_assert(len > sizeof *eh && !memcmp(eh->e_ident, ELFMAG, SELFMAG) &&
+                          eh->e_ident[EI_CLASS] == ELFCLASS64,
+                  "%s: not a 64-bit ELF file", path);
+        const Elf64_Phdr *ph = (const Elf64_Phdr *)(f + eh->e_phoff);
+        const Elf64_Dyn *dyn = NULL;
+        *interp = false;
+        out[0] = '\0';
+        for (size_t i = 0; i < eh->e_phnum; i++) {
+                *interp |= ph[i].p_type == PT_INTERP;
+                if (ph[i].p_type == PT_DYNAMIC)
+                        dyn = (const Elf64_Dyn *)(f + ph[i].p_offset);
+        }
+        /* The string table's address (DT_STRTAB) is a virtual address: the
+         * file offset of the load segment that holds it. */
+        const char *strtab = NULL;
+        for (const Elf64_Dyn *d = dyn; d && d->d_tag != DT_NULL; d++)
+                if (d->d_tag == DT_STRTAB)
+                        for (size_t i = 0; i < eh->e_phnum; i++)
+                                if (ph[i].p_type == PT_LOAD && d->d_un.d_ptr >= ph[i].p_vaddr &&
+                                    d->d_un.d_ptr < ph[i].p_vaddr + ph[i].p_filesz)
+                                        strtab = f + ph[i].p_offset +
+                                                 (d->d_un.d_ptr - ph[i].p_vaddr);
+        for (const Elf64_Dyn *d = dyn; d && strtab && d->d_tag != DT_NULL; d++)
+                if (d->d_tag == DT_NEEDED) {
+                        strncat(out, strtab + d->d_un.d_val, size - strlen(out) - 2);
+                        strcat(out, " ");
+                }
+        free(f);
+        return true;
+}
+
+/* aidp-run is started once per job, on its critical path: it maps no
+ * library it does not call. Linked static-pie (the default build), it maps
+ * none at all: no loader, no relocations, no other library's constructor
+ * (libcap-ng's read /proc and probed prctls at every start). */
+Test(warm_start, the_client_loads_no_library_it_does_not_use)
+{
+        char needed[4096];
+        bool interp = true;
+        cr_assert(elf_needs(AIDP_RUN_BIN, needed, sizeof needed, &interp));
+        if (AIDP_CLIENT_STATIC) {
+                cr_expect_not(interp, "aidp-run names a dynamic loader");
+                cr_expect_str_eq(needed, "", "aidp-run needs shared libraries: %s", needed);
+        }
+        cr_expect(strstr(needed, "libseccomp") == NULL && strstr(needed, "libcap-ng") == NULL &&
+                          strstr(needed, "libcrypto") == NULL && strstr(needed, "libyaml") == NULL,
+                  "aidp-run links libraries it does not call: %s", needed);
+        /* And it still works, without its loader: a run through the daemon. */
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made");
+        daemon_start();
+        struct aidp_proc p;
+        cr_assert_eq(run_as(&p, &A, NULL, "echo through-the-daemon; exit 3"), 3, "%s", p.err);
+        cr_expect_str_eq(p.out, "through-the-daemon\n");
 }
