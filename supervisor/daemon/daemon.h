@@ -99,5 +99,9 @@ void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status);
 /* The write end of the server's notice pipe (a worker writes its pid there
  * when its run detached from the connection), or -1. */
 int aidp_daemon_notice_fd(void);
-/* The worker's half of one connection (session.c); in the forked worker. */
-__attribute__((noreturn)) void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn);
+/* The worker's half of one connection (session.c); in the forked worker.
+ * verdict: for a connection the worker accepted itself (pool.h), its line,
+ * on which the server says whether it may be served; -1 when the server
+ * accepted it and judged it already. */
+__attribute__((noreturn)) void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn,
+                                                  int verdict);

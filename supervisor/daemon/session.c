@@ -33,6 +33,10 @@ struct aidp_daemon_session {
         char run_id[64];
         atomic_bool finished; /* the run is over: a disconnect now means nothing */
         bool exit_sent;       /* the client has its status (session_ended) */
+        /* A connection this worker accepted itself (pool.h): the line on
+         * which the server says whether it may be served; -1 once answered
+         * (or when the server accepted it and judged it then). */
+        int verdict;
         pthread_t watcher;
         /* a detached run's log, fed by the relay thread from relay_r */
         int log_fd, relay_r;
@@ -41,6 +45,51 @@ struct aidp_daemon_session {
         volatile int relay_stop;
         uint64_t dropped;
 };
+
+/* The server's word on a connection this worker accepted itself: its
+ * limits (--max-clients, --max-clients-per-user) hold as for one it
+ * accepted. Awaited before anything of a run or an answer exists. 0 or < 0
+ * with err (the refusal to send the client). */
+static int await_verdict(struct aidp_daemon_session *s, aidp_error *err)
+{
+        if (s->verdict < 0)
+                return 0;
+        json_object *m = NULL;
+        int fds[1];
+        size_t n = 0;
+        aidp_error e2 = {0};
+        int r = aidp_proto_recv(s->verdict, -1, &m, fds, 1, &n, &e2);
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+        close(s->verdict);
+        s->verdict = -1;
+        json_object *ok = NULL;
+        const char *msg = NULL;
+        bool yes = r > 0 && json_object_object_get_ex(m, "ok", &ok) &&
+                   json_object_is_type(ok, json_type_boolean) && json_object_get_boolean(ok);
+        if (r > 0)
+                aidp_proto_get_str(m, "message", false, &msg, &e2);
+        int rc = yes ? 0
+                     : aidp_error_set(err, AIDP_EXIT_INTERNAL, EAGAIN, "%s",
+                                      msg ? msg : "the daemon is stopping; try again");
+        json_object_put(m);
+        return rc;
+}
+
+/* Before the request is read: a connection the server refused is answered at
+ * once, not after the request deadline (a client that holds connections open
+ * without a request must not hold workers). The request, when it comes
+ * first, is read first: the verdict is awaited later (await_verdict). */
+static int refused_early(struct aidp_daemon_session *s, aidp_error *err)
+{
+        if (s->verdict < 0)
+                return 0;
+        struct pollfd p[2] = {{.fd = s->sock, .events = POLLIN},
+                              {.fd = s->verdict, .events = POLLIN}};
+        if (poll(p, 2, s->cfg->request_timeout_ms) <= 0 || !p[1].revents)
+                return 0;
+        return await_verdict(s, err);
+}
 
 const struct aidp_peer *aidp_daemon_session_peer(const struct aidp_daemon_session *s)
 {
@@ -123,6 +172,8 @@ static int log_budget(const struct aidp_daemon_session *s, aidp_error *err)
 
 int aidp_daemon_session_detach(struct aidp_daemon_session *s, const char *run_id, aidp_error *err)
 {
+        if (await_verdict(s, err) < 0)
+                return -1;
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
@@ -233,6 +284,8 @@ static void intake_done(void)
 int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_id,
                                 const char *command, aidp_error *err)
 {
+        if (await_verdict(s, err) < 0)
+                return -1;
         int r = aidp_registry_add(s->cfg->state_dir, getpid(), s->peer.uid, run_id, command,
                                   s->detached);
         if (r < 0)
@@ -470,6 +523,10 @@ static int serve_one(struct aidp_daemon_session *s)
                 aidp_proto_send_error(s->sock, err.status, err.msg);
                 return err.status;
         }
+        if (refused_early(s, &err) < 0) {
+                aidp_proto_send_error(s->sock, err.status, err.msg);
+                return err.status;
+        }
         json_object *req = NULL;
         int fds[AIDP_PROTO_MAX_FDS];
         size_t n = 0;
@@ -488,6 +545,9 @@ static int serve_one(struct aidp_daemon_session *s)
         } else if (!strcmp(op, "run")) {
                 st = do_run(s, req, fds, n);
                 n = 0; /* the handler took them */
+        } else if (await_verdict(s, &err) < 0) {
+                aidp_proto_send_error(s->sock, err.status, err.msg);
+                st = err.status;
         } else if (!strcmp(op, "ps")) {
                 st = do_ps(s);
         } else if (!strcmp(op, "stop")) {
@@ -506,11 +566,15 @@ static int serve_one(struct aidp_daemon_session *s)
         return st;
 }
 
-void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn)
+void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn, int verdict)
 {
         intake_start();
-        struct aidp_daemon_session s = {
-                .sock = conn, .cfg = c, .peer.pidfd = -1, .log_fd = -1, .relay_r = -1};
+        struct aidp_daemon_session s = {.sock = conn,
+                                        .cfg = c,
+                                        .peer.pidfd = -1,
+                                        .log_fd = -1,
+                                        .relay_r = -1,
+                                        .verdict = verdict};
         int st = serve_one(&s);
         aidp_peer_release(&s.peer);
         /* The watcher may still block on the socket: the process ends it. */
