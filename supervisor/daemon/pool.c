@@ -327,13 +327,9 @@ int aidp_daemon_pool_message(struct aidp_daemon_pool *p, size_t i, pid_t *pid, u
 {
         struct aidp_daemon_idle *w = &p->idle[i];
         json_object *m = NULL;
-        int fds[1];
-        size_t n = 0;
         aidp_error err = {0};
         /* An idle worker writes whole small frames: never a wait here. */
-        int r = aidp_proto_recv(w->ctl, 1000, &m, fds, 1, &n, &err);
-        for (size_t k = 0; k < n; k++)
-                close(fds[k]);
+        int r = aidp_proto_recv_msg(w->ctl, 1000, &m, &err);
         const char *type = NULL;
         int64_t u = -1;
         if (r > 0)

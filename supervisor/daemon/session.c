@@ -55,12 +55,8 @@ static int await_verdict(struct aidp_daemon_session *s, aidp_error *err)
         if (s->verdict < 0)
                 return 0;
         json_object *m = NULL;
-        int fds[1];
-        size_t n = 0;
         aidp_error e2 = {0};
-        int r = aidp_proto_recv(s->verdict, -1, &m, fds, 1, &n, &e2);
-        for (size_t i = 0; i < n; i++)
-                close(fds[i]);
+        int r = aidp_proto_recv_msg(s->verdict, -1, &m, &e2);
         close(s->verdict);
         s->verdict = -1;
         json_object *ok = NULL;
@@ -114,12 +110,8 @@ static void *watch_client(void *arg)
         struct aidp_daemon_session *s = arg;
         for (;;) {
                 json_object *m = NULL;
-                int fds[4];
-                size_t n = 0;
                 aidp_error err = {0};
-                int r = aidp_proto_recv(s->sock, -1, &m, fds, 4, &n, &err);
-                for (size_t i = 0; i < n; i++)
-                        close(fds[i]);
+                int r = aidp_proto_recv_msg(s->sock, -1, &m, &err);
                 const char *op = NULL;
                 int64_t sig = 0;
                 aidp_error e2 = {0};
