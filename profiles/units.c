@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 #include "profiles/internal.h"
 #include "profiles/units.h"
@@ -217,4 +218,36 @@ void aidp_profiles_fmt_duration(char *buf, size_t n, uint64_t s)
                 aidp_profiles_sb_printf(&sb, "%" PRIu64 "s", sec);
         snprintf(buf, n, "%s", sb.s && !sb.oom ? sb.s : "?");
         aidp_profiles_sb_free(&sb);
+}
+
+/* rlimit names: here with the other units, so that a command line that only
+ * parses them (aidp-run) links no seccomp or capability library. */
+static const char *const rlimit_names[] = {
+        [RLIMIT_CPU] = "cpu",           [RLIMIT_FSIZE] = "fsize",
+        [RLIMIT_DATA] = "data",         [RLIMIT_STACK] = "stack",
+        [RLIMIT_CORE] = "core",         [RLIMIT_RSS] = "rss",
+        [RLIMIT_NPROC] = "nproc",       [RLIMIT_NOFILE] = "nofile",
+        [RLIMIT_MEMLOCK] = "memlock",   [RLIMIT_AS] = "as",
+        [RLIMIT_LOCKS] = "locks",       [RLIMIT_SIGPENDING] = "sigpending",
+        [RLIMIT_MSGQUEUE] = "msgqueue", [RLIMIT_NICE] = "nice",
+        [RLIMIT_RTPRIO] = "rtprio",     [RLIMIT_RTTIME] = "rttime",
+};
+_Static_assert(sizeof rlimit_names / sizeof rlimit_names[0] <= AIDP_RLIMIT_SLOTS,
+               "rlimit table larger than the profile's slots");
+
+int aidp_profiles_rlimit_parse(const char *s)
+{
+        if (!strncasecmp(s, "RLIMIT_", 7))
+                s += 7;
+        for (size_t i = 0; i < sizeof rlimit_names / sizeof rlimit_names[0]; i++)
+                if (rlimit_names[i] && !strcasecmp(s, rlimit_names[i]))
+                        return (int)i;
+        return -1;
+}
+
+const char *aidp_profiles_rlimit_name(int r)
+{
+        if (r < 0 || (size_t)r >= sizeof rlimit_names / sizeof rlimit_names[0] || !rlimit_names[r])
+                return "?";
+        return rlimit_names[r];
 }

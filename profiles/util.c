@@ -1,67 +1,17 @@
-/* Small pure helpers of profiles/: a growable string, names (units: units.c). */
+/* Small pure helpers of profiles/: names of errnos, actions, capabilities,
+ * architectures and syscalls (units: units.c, the growable string: strbuf.c). */
 #define _GNU_SOURCE
 #include <cap-ng.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <seccomp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 
 #include "profiles/internal.h"
-
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-
-void aidp_profiles_sb_printf(struct aidp_sb *b, const char *fmt, ...)
-{
-        if (b->oom)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(NULL, 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-                b->oom = true;
-                return;
-        }
-        if (b->len + (size_t)n + 1 > b->cap) {
-                size_t cap = b->cap ? b->cap : 256;
-                while (cap < b->len + (size_t)n + 1)
-                        cap *= 2;
-                char *s = realloc(b->s, cap);
-                if (!s) {
-                        b->oom = true;
-                        return;
-                }
-                b->s = s;
-                b->cap = cap;
-        }
-        va_start(ap, fmt);
-        vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        b->len += (size_t)n;
-}
-
-char *aidp_profiles_sb_take(struct aidp_sb *b)
-{
-        if (b->oom) {
-                aidp_profiles_sb_free(b);
-                return NULL;
-        }
-        char *s = b->s ? b->s : strdup("");
-        memset(b, 0, sizeof *b);
-        return s;
-}
-
-void aidp_profiles_sb_free(struct aidp_sb *b)
-{
-        free(b->s);
-        memset(b, 0, sizeof *b);
-}
 
 /* ---- names ---- */
 
@@ -168,36 +118,6 @@ const char *aidp_profiles_cap_suggest(const char *s, char *buf, size_t n)
         if (!r || snprintf(buf, n, " (did you mean 'CAP_%s'?)", up) >= (int)n)
                 buf[0] = '\0';
         return buf;
-}
-
-static const char *const rlimit_names[] = {
-        [RLIMIT_CPU] = "cpu",           [RLIMIT_FSIZE] = "fsize",
-        [RLIMIT_DATA] = "data",         [RLIMIT_STACK] = "stack",
-        [RLIMIT_CORE] = "core",         [RLIMIT_RSS] = "rss",
-        [RLIMIT_NPROC] = "nproc",       [RLIMIT_NOFILE] = "nofile",
-        [RLIMIT_MEMLOCK] = "memlock",   [RLIMIT_AS] = "as",
-        [RLIMIT_LOCKS] = "locks",       [RLIMIT_SIGPENDING] = "sigpending",
-        [RLIMIT_MSGQUEUE] = "msgqueue", [RLIMIT_NICE] = "nice",
-        [RLIMIT_RTPRIO] = "rtprio",     [RLIMIT_RTTIME] = "rttime",
-};
-_Static_assert(sizeof rlimit_names / sizeof rlimit_names[0] <= AIDP_RLIMIT_SLOTS,
-               "rlimit table larger than the profile's slots");
-
-int aidp_profiles_rlimit_parse(const char *s)
-{
-        if (!strncasecmp(s, "RLIMIT_", 7))
-                s += 7;
-        for (size_t i = 0; i < sizeof rlimit_names / sizeof rlimit_names[0]; i++)
-                if (rlimit_names[i] && !strcasecmp(s, rlimit_names[i]))
-                        return (int)i;
-        return -1;
-}
-
-const char *aidp_profiles_rlimit_name(int r)
-{
-        if (r < 0 || (size_t)r >= sizeof rlimit_names / sizeof rlimit_names[0] || !rlimit_names[r])
-                return "?";
-        return rlimit_names[r];
 }
 
 uint32_t aidp_profiles_arch(const struct aidp_profile_env *env)

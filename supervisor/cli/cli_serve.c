@@ -284,6 +284,12 @@ static int detach_stdio(struct aidp_daemon_session *s, struct req_fds *f, const 
         return 0;
 }
 
+/* The run is over and on record: its client hears its status now. */
+static void run_ended(int status, void *arg)
+{
+        aidp_daemon_session_ended(arg, status);
+}
+
 static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, const char *id,
                    int summary_fd, const char *job0, aidp_error *err)
 {
@@ -291,7 +297,7 @@ static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, const 
         c->o.run_id = id;
         if (aidp_daemon_session_started(s, id, job0, err) < 0)
                 return -1;
-        return aidp_cli_run_and_report(c, summary_fd);
+        return aidp_cli_run_and_report(c, summary_fd, run_ended, s);
 }
 
 static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n, void *arg,

@@ -134,20 +134,13 @@ bool aidp_cli_supervisor_test_build(void)
         return g_test_build;
 }
 
-static int run_and_report(struct aidp_cli_run *c, int summary_fd, const char *prog,
-                          struct aidp_run_result *res)
+/* After the run: its failure, its result line and its --summary; the status
+ * to exit with. */
+static int report(struct aidp_cli_run *c, int summary_fd, const char *prog,
+                  const struct aidp_run_result *res, int rc, const aidp_error *err)
 {
-        json_object *plan = NULL;
-        if (c->dry_run)
-                c->o.plan = &plan;
-        aidp_error err = {0};
-        int rc = aidp_run_execute(&c->o, res, &err);
-        if (plan) {
-                aidp_cli_print_plan(plan, c->json, stdout);
-                json_object_put(plan);
-        }
         if (rc < 0)
-                aidp_cli_fail(prog, &err);
+                aidp_cli_fail(prog, err);
         if (c->dry_run)
                 return res->exit_status;
         aidp_cli_print_result(res, c->o.quiet);
@@ -158,10 +151,58 @@ static int run_and_report(struct aidp_cli_run *c, int summary_fd, const char *pr
         return status;
 }
 
-int aidp_cli_run_and_report(struct aidp_cli_run *c, int summary_fd)
+/* The report made as soon as the run is over and on record (run.h,
+ * on_ended), and handed to done: a daemon's worker tells its client then,
+ * not after the rest of its clean-up. */
+struct early {
+        struct aidp_cli_run *c;
+        int summary_fd;
+        const char *prog;
+        void (*done)(int status, void *arg);
+        void *arg;
+        bool reported;
+        int status;
+};
+
+static void report_early(const struct aidp_run_result *res, int rc, const aidp_error *err,
+                         void *arg)
+{
+        struct early *e = arg;
+        e->status = report(e->c, e->summary_fd, e->prog, res, rc, err);
+        e->reported = true;
+        /* The report is on the caller's files before the status is sent. */
+        fflush(stdout);
+        fflush(stderr);
+        if (e->done)
+                e->done(e->status, e->arg);
+}
+
+static int run_and_report(struct aidp_cli_run *c, int summary_fd, const char *prog,
+                          struct aidp_run_result *res, void (*done)(int status, void *arg),
+                          void *arg)
+{
+        json_object *plan = NULL;
+        if (c->dry_run)
+                c->o.plan = &plan;
+        struct early e = {.c = c, .summary_fd = summary_fd, .prog = prog, .done = done, .arg = arg};
+        c->o.on_ended = report_early;
+        c->o.ended_arg = &e;
+        aidp_error err = {0};
+        int rc = aidp_run_execute(&c->o, res, &err);
+        c->o.on_ended = NULL;
+        if (plan) {
+                aidp_cli_print_plan(plan, c->json, stdout);
+                json_object_put(plan);
+        }
+        /* Refused before its START record, or a dry run: reported now. */
+        return e.reported ? e.status : report(c, summary_fd, prog, res, rc, &err);
+}
+
+int aidp_cli_run_and_report(struct aidp_cli_run *c, int summary_fd,
+                            void (*ended)(int status, void *arg), void *arg)
 {
         struct aidp_run_result res;
-        int st = run_and_report(c, summary_fd, "aidp-run", &res);
+        int st = run_and_report(c, summary_fd, "aidp-run", &res, ended, arg);
         /* The daemon's worker ends with _exit: the plan must be out first. */
         fflush(stdout);
         return st;
@@ -231,7 +272,7 @@ static int cmd_run(int argc, char **argv)
         aidp_run_gc(c.o.run_dir, gc_report, NULL, &gerr);
 
         struct aidp_run_result res;
-        status = run_and_report(&c, summary_fd, aidp_cli_run_spec.prog, &res);
+        status = run_and_report(&c, summary_fd, aidp_cli_run_spec.prog, &res, NULL, NULL);
         if (c.result_fd && write_result_fd((int)c.result_fd, &res) < 0 && res.exit_status == 0)
                 status = AIDP_EXIT_INTERNAL;
 out:

@@ -24,8 +24,12 @@ void aidp_cli_run_finish(struct aidp_cli_run *c, char **argv, const struct aidp_
 /* --dry-run's plan on f: JSON, or a line per part (supervisor/cli/cli_plan.c). */
 void aidp_cli_print_plan(struct json_object *plan, bool json, FILE *f);
 /* Run c->o (after aidp_cli_run_finish), print the summary or the plan, write
- * --summary into summary_fd: the exit status. */
-int aidp_cli_run_and_report(struct aidp_cli_run *c, int summary_fd);
+ * --summary into summary_fd: the exit status. ended (may be NULL) is called
+ * with that status as soon as the run is over and on record, after the
+ * report, before the process's own clean-up (a daemon's worker tells its
+ * client there); not for a dry run or a run refused before its START. */
+int aidp_cli_run_and_report(struct aidp_cli_run *c, int summary_fd,
+                            void (*ended)(int status, void *arg), void *arg);
 /* aidp-supervisor-test? (set by aidp_supervisor_main) */
 bool aidp_cli_supervisor_test_build(void);
 /* aidp-supervisor serve (supervisor/cli/cli_serve.c) */

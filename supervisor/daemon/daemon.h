@@ -90,8 +90,18 @@ int aidp_daemon_session_detach(struct aidp_daemon_session *s, const char *run_id
 int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_id,
                                 const char *command, aidp_error *err);
 
+/* The run is over and on record (its end record durable): the client is
+ * sent its exit status now, and its disconnect no longer stops anything; the
+ * worker's own clean-up follows. Nothing for a detached run, whose status goes
+ * beside its log once its output is drained. */
+void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status);
+
 /* The write end of the server's notice pipe (a worker writes its pid there
  * when its run detached from the connection), or -1. */
 int aidp_daemon_notice_fd(void);
-/* The worker's half of one connection (session.c); in the forked worker. */
-__attribute__((noreturn)) void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn);
+/* The worker's half of one connection (session.c); in the forked worker.
+ * verdict: for a connection the worker accepted itself (pool.h), its line,
+ * on which the server says whether it may be served; -1 when the server
+ * accepted it and judged it already. */
+__attribute__((noreturn)) void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn,
+                                                  int verdict);

@@ -115,9 +115,87 @@ void aidp_daemon_prefault(int stop_fd)
         }
 }
 
+static int send_type(int line, const char *type, json_object *extra_uid)
+{
+        json_object *m = aidp_proto_msg(type);
+        if (extra_uid)
+                json_object_object_add(m, "uid", extra_uid);
+        int r = aidp_proto_send(line, m, NULL, 0);
+        json_object_put(m);
+        return r;
+}
+
+/* A connection taken on the listening socket: the server is told whose
+ * (SO_PEERCRED's uid, for its limits) and answers on the line whether this
+ * worker may serve it (session.c waits for that before anything of a run).
+ * -1: not ours after all (another worker took it, or its peer is gone). */
+static int take_connection(int ctl, int lfd)
+{
+        int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (conn < 0)
+                return -1;
+        struct ucred cr = {0};
+        socklen_t len = sizeof cr;
+        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 ||
+            send_type(ctl, "taken", json_object_new_int64((int64_t)cr.uid)) < 0) {
+                close(conn);
+                return -1;
+        }
+        return conn;
+}
+
+/* The connection this idle worker serves: handed over on its line, or, once
+ * the server has acknowledged that this worker is ready ("accept"), taken on
+ * the listening socket itself, so that the server is not on the request's
+ * path (*own is then true). -1 when the server closed the line. */
+static int await_connection(const struct aidp_daemon_pool *p, int ctl, int lfd, bool *own)
+{
+        /* Ready: the copies are made (or cut short). The run's scheduling
+         * first, so that a connection is picked up as soon as the server
+         * would have handed it over, then the server is told. Until it
+         * answers, connections still come over the line: the server never
+         * hands one to a worker it has let accept, so no worker gets two. */
+        if (!wanted(ctl) && sched_setscheduler(0, p->policy, &p->param) == 0)
+                (void)send_type(ctl, "ready", NULL);
+        bool accepting = false;
+        for (;;) {
+                struct pollfd f[2] = {{.fd = ctl, .events = POLLIN},
+                                      {.fd = accepting ? lfd : -1, .events = POLLIN}};
+                if (poll(f, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -1;
+                }
+                if (f[0].revents) {
+                        json_object *m = NULL;
+                        int fd = -1;
+                        size_t n = 0;
+                        aidp_error err = {0};
+                        int r = aidp_proto_recv(ctl, -1, &m, &fd, 1, &n, &err);
+                        const char *type = NULL;
+                        if (r > 0)
+                                aidp_proto_get_str(m, "type", false, &type, &err);
+                        accepting |= r > 0 && type && !strcmp(type, "accept");
+                        json_object_put(m);
+                        if (r > 0 && n == 1)
+                                return fd; /* handed over: "connection" */
+                        if (r <= 0)
+                                return -1; /* the server closed the pool */
+                        continue;
+                }
+                if (accepting && (f[1].revents & POLLIN)) {
+                        int conn = take_connection(ctl, lfd);
+                        if (conn >= 0) {
+                                *own = true;
+                                return conn;
+                        }
+                }
+        }
+}
+
 /* In the idle worker: wait for the connection (or the server's end). */
 static _Noreturn void idle_main(const struct aidp_daemon_config *c,
-                                const struct aidp_daemon_pool *p, int ctl)
+                                const struct aidp_daemon_pool *p, int ctl, int lfd)
 {
         /* The copies are made on CPU time nobody else wants (SCHED_IDLE):
          * a run under way, its client and the job's own processes come
@@ -129,15 +207,14 @@ static _Noreturn void idle_main(const struct aidp_daemon_config *c,
         if (c->while_idle)
                 c->while_idle(c->arg);
         aidp_daemon_prefault(ctl);
-        json_object *m = NULL;
-        int conn = -1;
-        size_t n = 0;
-        aidp_error err = {0};
-        int r = aidp_proto_recv(ctl, -1, &m, &conn, 1, &n, &err);
-        json_object_put(m);
-        close(ctl);
-        if (r <= 0 || n != 1)
+        bool own = false;
+        int conn = await_connection(p, ctl, lfd, &own);
+        /* Not kept while serving: a run holds no way to take connections. */
+        close(lfd);
+        if (conn < 0)
                 _exit(0); /* the server closed the pool: never served anyone */
+        if (!own)
+                close(ctl);
         /* The server's scheduling again, before anything of the run: its
          * processes (pid 1, the job) inherit it. The server restored it at
          * dispatch already, unless this process made itself idle only
@@ -148,7 +225,7 @@ static _Noreturn void idle_main(const struct aidp_daemon_config *c,
                                       "the daemon's worker cannot take the daemon's scheduling");
                 _exit(AIDP_EXIT_INTERNAL);
         }
-        aidp_daemon_worker(c, conn);
+        aidp_daemon_worker(c, conn, own ? ctl : -1);
 }
 
 void aidp_daemon_pool_init(struct aidp_daemon_pool *p, size_t want)
@@ -163,7 +240,7 @@ void aidp_daemon_pool_init(struct aidp_daemon_pool *p, size_t want)
 }
 
 int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_config *c,
-                          const int *close_fds, size_t n_close, const sigset_t *old)
+                          const int *close_fds, size_t n_close, int lfd, const sigset_t *old)
 {
         /* Idle workers that keep dying (killed, out of memory) would make
          * this a fork loop: after a few the pool is given up, and workers
@@ -201,7 +278,7 @@ int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_c
                         aidp_daemon_pool_close_lines(p);
                         close(sv[0]);
                         sigprocmask(SIG_SETMASK, old, NULL);
-                        idle_main(c, p, sv[1]);
+                        idle_main(c, p, sv[1], lfd);
                 }
                 close(sv[1]);
                 p->idle[p->n++] = (struct aidp_daemon_idle){.pid = pid, .ctl = sv[0]};
@@ -211,10 +288,14 @@ int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_c
 
 pid_t aidp_daemon_pool_dispatch(struct aidp_daemon_pool *p, int conn)
 {
-        while (p->n > 0) {
-                /* The newest first: the oldest may have been forked before a
-                 * warm cache changed (it still checks, it is only slower). */
-                struct aidp_daemon_idle w = p->idle[--p->n];
+        /* The newest first: the oldest may have been forked before a warm
+         * cache changed (it still checks, it is only slower). Never one that
+         * was let accept: it may hold a connection of its own by now. */
+        for (size_t i = p->n; i-- > 0;) {
+                if (p->idle[i].ready || p->idle[i].ctl < 0)
+                        continue;
+                struct aidp_daemon_idle w = p->idle[i];
+                p->idle[i] = p->idle[--p->n];
                 /* Its scheduling back first (it may be starved of CPU in
                  * its prefault, which it cuts short when it sees the
                  * connection): an unreaped child, so the pid is still its. */
@@ -228,8 +309,68 @@ pid_t aidp_daemon_pool_dispatch(struct aidp_daemon_pool *p, int conn)
                 /* That worker died meanwhile (reaped as idle); try the next. */
                 kill(w.pid, SIGKILL);
                 p->dead[p->n_dead < AIDP_DAEMON_POOL_MAX ? p->n_dead++ : 0] = w.pid;
+                i = p->n;
         }
         return -1;
+}
+
+size_t aidp_daemon_pool_ready(const struct aidp_daemon_pool *p)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < p->n; i++)
+                n += p->idle[i].ready;
+        return n;
+}
+
+int aidp_daemon_pool_message(struct aidp_daemon_pool *p, size_t i, pid_t *pid, uid_t *uid,
+                             int *line)
+{
+        struct aidp_daemon_idle *w = &p->idle[i];
+        json_object *m = NULL;
+        aidp_error err = {0};
+        /* An idle worker writes whole small frames: never a wait here. */
+        int r = aidp_proto_recv_msg(w->ctl, 1000, &m, &err);
+        const char *type = NULL;
+        int64_t u = -1;
+        if (r > 0)
+                aidp_proto_get_str(m, "type", false, &type, &err);
+        if (r > 0 && type && !strcmp(type, "taken") &&
+            aidp_proto_get_int(m, "uid", true, 0, UINT32_MAX - 1, &u, &err) == 0) {
+                json_object_put(m);
+                *pid = w->pid;
+                *uid = (uid_t)u;
+                *line = w->ctl;
+                *w = p->idle[--p->n];
+                return 1;
+        }
+        bool ready = r > 0 && type && !strcmp(type, "ready");
+        json_object_put(m);
+        if (ready) {
+                /* From now on only its own accept gives it a connection. */
+                w->ready = true;
+                json_object *a = aidp_proto_msg("accept");
+                r = aidp_proto_send(w->ctl, a, NULL, 0) < 0 ? 0 : 1;
+                json_object_put(a);
+        }
+        if (r <= 0) {
+                /* Its line ended (it died, reaped soon) or spoke nonsense:
+                 * no connection goes to it any more. */
+                close(w->ctl);
+                w->ctl = -1;
+                w->ready = false;
+        }
+        return 0;
+}
+
+void aidp_daemon_pool_verdict(int line, const char *refusal)
+{
+        json_object *m = aidp_proto_msg("verdict");
+        json_object_object_add(m, "ok", json_object_new_boolean(refusal == NULL));
+        if (refusal)
+                json_object_object_add(m, "message", json_object_new_string(refusal));
+        (void)aidp_proto_send(line, m, NULL, 0);
+        json_object_put(m);
+        close(line);
 }
 
 bool aidp_daemon_pool_reaped(struct aidp_daemon_pool *p, pid_t pid)
@@ -237,7 +378,8 @@ bool aidp_daemon_pool_reaped(struct aidp_daemon_pool *p, pid_t pid)
         for (size_t i = 0; i < p->n; i++)
                 if (p->idle[i].pid == pid) {
                         p->idle_deaths++;
-                        close(p->idle[i].ctl);
+                        if (p->idle[i].ctl >= 0)
+                                close(p->idle[i].ctl);
                         p->idle[i] = p->idle[--p->n];
                         return true;
                 }
@@ -252,7 +394,8 @@ bool aidp_daemon_pool_reaped(struct aidp_daemon_pool *p, pid_t pid)
 void aidp_daemon_pool_close_lines(struct aidp_daemon_pool *p)
 {
         for (size_t i = 0; i < p->n; i++)
-                close(p->idle[i].ctl);
+                if (p->idle[i].ctl >= 0)
+                        close(p->idle[i].ctl);
         p->n = 0;
 }
 

@@ -11,7 +11,17 @@
  * The pool is off a run's critical path: the server refills it only when no
  * connection came for a moment or no run is going (server.c), one fork at a
  * time, and an idle worker makes its pages its own at SCHED_IDLE, stops
- * when its connection arrives and serves with the server's scheduling. */
+ * when its connection arrives and serves with the server's scheduling.
+ *
+ * Nor is the server on a request's path once a worker is ready: a worker
+ * whose copies are made takes the server's scheduling back and says so
+ * ("ready"); the server answers "accept", stops accepting itself while it has
+ * such a worker, and never hands that worker a connection. The worker then
+ * accepts on the listening socket itself and tells the server whose
+ * connection it took ("taken", SO_PEERCRED's uid); the server counts it as it
+ * counts its own accepts (--max-clients, --max-clients-per-user) and answers
+ * on the line whether the worker may serve it ("verdict"); the worker waits
+ * for that before anything of a run or an answer exists (session.c). */
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -30,7 +40,8 @@
 
 struct aidp_daemon_idle {
         pid_t pid;
-        int ctl; /* the server's end of the worker's line */
+        int ctl;    /* the server's end of the worker's line; -1 once it ended */
+        bool ready; /* let accept on the listening socket: never handed one */
 };
 
 struct aidp_daemon_pool {
@@ -51,11 +62,23 @@ void aidp_daemon_pool_init(struct aidp_daemon_pool *p, size_t want);
  * takes the signal mask old. 1 when the pool still wants more (call again),
  * 0 when full, -errno (the pool then holds fewer). */
 int aidp_daemon_pool_fill(struct aidp_daemon_pool *p, const struct aidp_daemon_config *c,
-                          const int *close_fds, size_t n_close, const sigset_t *old);
-/* Hand conn to an idle worker (it leaves the pool, its scheduling restored):
- * its pid, or -1 when the pool is empty. The caller still closes its own
- * copy of conn. */
+                          const int *close_fds, size_t n_close, int lfd, const sigset_t *old);
+/* Hand conn to an idle worker that was not let accept (it leaves the pool,
+ * its scheduling restored): its pid, or -1 when there is none. The caller
+ * still closes its own copy of conn. */
 pid_t aidp_daemon_pool_dispatch(struct aidp_daemon_pool *p, int conn);
+/* Idle workers let accept on the listening socket themselves: while there is
+ * one, the server does not accept. */
+size_t aidp_daemon_pool_ready(const struct aidp_daemon_pool *p);
+/* Read what idle worker i wrote on its line. "ready" is answered "accept";
+ * a line that ended is closed (its worker is reaped later). 1 when it took a
+ * connection itself ("taken"): it has left the pool, and *pid, the peer's
+ * *uid and its *line are the caller's, who answers with _verdict. Else 0. */
+int aidp_daemon_pool_message(struct aidp_daemon_pool *p, size_t i, pid_t *pid, uid_t *uid,
+                             int *line);
+/* Answer a worker that took a connection itself: serve it (refusal NULL) or
+ * send its client this refusal. Closes line. */
+void aidp_daemon_pool_verdict(int line, const char *refusal);
 /* A child ended: true when it was an idle worker (then it served nobody, and
  * is forgotten), false for a worker that held a connection. */
 bool aidp_daemon_pool_reaped(struct aidp_daemon_pool *p, pid_t pid);

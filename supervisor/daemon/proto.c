@@ -208,6 +208,16 @@ int aidp_proto_recv(int sock, int timeout_ms, json_object **ret, int *fds, size_
         return 1;
 }
 
+int aidp_proto_recv_msg(int sock, int timeout_ms, json_object **ret, aidp_error *err)
+{
+        int fds[4];
+        size_t n = 0;
+        int r = aidp_proto_recv(sock, timeout_ms, ret, fds, ARRAY_SIZE(fds), &n, err);
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+        return r;
+}
+
 json_object *aidp_proto_msg(const char *type)
 {
         json_object *o = json_object_new_object();

@@ -29,6 +29,9 @@ int aidp_proto_send(int sock, json_object *msg, const int *fds, size_t n_fds);
  * EPROTO (no or another version). No fd is left open on failure. */
 int aidp_proto_recv(int sock, int timeout_ms, json_object **ret, int *fds, size_t max_fds,
                     size_t *n_fds, aidp_error *err);
+/* aidp_proto_recv of a message whose fds, if any were passed, this side does
+ * not keep: they are closed. */
+int aidp_proto_recv_msg(int sock, int timeout_ms, json_object **ret, aidp_error *err);
 
 /* A new message {"v": 1, "type": type}. */
 json_object *aidp_proto_msg(const char *type);

@@ -167,39 +167,51 @@ struct server_fds {
         struct aidp_daemon_pool *pool;
 };
 
+/* Why a connection of uid may not be served now, or NULL: the same limits
+ * whether the server accepted it or an idle worker did (pool.h). */
+static const char *refusal(const struct aidp_daemon_config *c, const struct workers *ws,
+                           unsigned workers, uid_t uid, char *msg, size_t size)
+{
+        if (workers >= c->max_workers)
+                return "the daemon serves as many clients as it may; try again";
+        if (c->max_per_uid && count_uid(ws, uid) >= c->max_per_uid) {
+                snprintf(msg, size,
+                         "you have %u connections to the daemon open at once, the most one user "
+                         "may (--max-clients-per-user); wait for one of them to end, or use "
+                         "--detach for long runs",
+                         c->max_per_uid);
+                return msg;
+        }
+        return NULL;
+}
+
+static int reserve(struct workers *ws)
+{
+        if (ws->n < ws->cap)
+                return 0;
+        size_t cap = ws->cap ? ws->cap * 2 : 64;
+        struct worker *w = realloc(ws->w, cap * sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        ws->w = w;
+        ws->cap = cap;
+        return 0;
+}
+
 static void spawn_worker(const struct aidp_daemon_config *c, const struct server_fds *sf,
                          const sigset_t *old, int conn, unsigned *workers, struct workers *ws)
 {
-        if (*workers >= c->max_workers) {
-                aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL,
-                                      "the daemon serves as many clients as it may; try again");
-                return;
-        }
         /* The uid from the kernel (the worker identifies its peer fully). */
         struct ucred cr = {0};
         socklen_t len = sizeof cr;
         if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
                 return;
-        if (c->max_per_uid && count_uid(ws, cr.uid) >= c->max_per_uid) {
-                char msg[256];
-                snprintf(msg, sizeof msg,
-                         "you have %u connections to the daemon open at once, the most one user "
-                         "may (--max-clients-per-user); wait for one of them to end, or use "
-                         "--detach for long runs",
-                         c->max_per_uid);
-                aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL, msg);
+        char msg[256];
+        const char *why = refusal(c, ws, *workers, cr.uid, msg, sizeof msg);
+        if (why || reserve(ws) < 0) {
+                aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL,
+                                      why ? why : "the daemon is out of memory");
                 return;
-        }
-        if (ws->n == ws->cap) {
-                size_t cap = ws->cap ? ws->cap * 2 : 64;
-                struct worker *w = realloc(ws->w, cap * sizeof *w);
-                if (!w) {
-                        aidp_proto_send_error(conn, AIDP_EXIT_INTERNAL,
-                                              "the daemon is out of memory");
-                        return;
-                }
-                ws->w = w;
-                ws->cap = cap;
         }
         /* A worker forked ahead (pool.h), else one forked now. */
         pid_t pid = aidp_daemon_pool_dispatch(sf->pool, conn);
@@ -218,10 +230,55 @@ static void spawn_worker(const struct aidp_daemon_config *c, const struct server
                 close(sf->notice_r);
                 aidp_daemon_pool_close_lines(sf->pool);
                 sigprocmask(SIG_SETMASK, old, NULL);
-                aidp_daemon_worker(c, conn);
+                aidp_daemon_worker(c, conn, -1);
         }
         ws->w[ws->n++] = (struct worker){.pid = pid, .uid = cr.uid, .holds = true};
         (*workers)++;
+}
+
+/* What the idle workers wrote on their lines (pool.h): "ready" is answered
+ * by the pool; a connection a worker took itself is judged here, with the
+ * limits of spawn_worker, and counted from now on like one the server
+ * accepted. A refused one is counted too until its worker (which tells its
+ * client why and ends at once) is reaped. Returns whether any was taken. */
+static bool serve_lines(const struct aidp_daemon_config *c, struct aidp_daemon_pool *pool,
+                        unsigned *workers, struct workers *ws)
+{
+        struct pollfd f[AIDP_DAEMON_POOL_MAX];
+        pid_t pids[AIDP_DAEMON_POOL_MAX];
+        size_t n = 0;
+        for (size_t i = 0; i < pool->n; i++)
+                if (pool->idle[i].ctl >= 0) {
+                        f[n] = (struct pollfd){.fd = pool->idle[i].ctl, .events = POLLIN};
+                        pids[n++] = pool->idle[i].pid;
+                }
+        if (n == 0 || poll(f, n, 0) <= 0)
+                return false;
+        bool took = false;
+        for (size_t k = 0; k < n; k++) {
+                if (!f[k].revents)
+                        continue;
+                /* By pid: a message may have moved the others. */
+                for (size_t i = 0; i < pool->n; i++) {
+                        if (pool->idle[i].pid != pids[k] || pool->idle[i].ctl < 0)
+                                continue;
+                        pid_t pid;
+                        uid_t uid;
+                        int line;
+                        if (aidp_daemon_pool_message(pool, i, &pid, &uid, &line) == 1) {
+                                char msg[256];
+                                const char *why = refusal(c, ws, *workers, uid, msg, sizeof msg);
+                                if (reserve(ws) == 0)
+                                        ws->w[ws->n++] = (struct worker){
+                                                .pid = pid, .uid = uid, .holds = why == NULL};
+                                (*workers)++;
+                                aidp_daemon_pool_verdict(line, why);
+                                took = true;
+                        }
+                        break;
+                }
+        }
+        return took;
 }
 
 static int64_t now_ms(void)
@@ -243,7 +300,7 @@ static int64_t now_ms(void)
 static int refill(const struct aidp_daemon_config *c, const struct server_fds *sf,
                   const sigset_t *old, unsigned workers, int64_t last_accept, int64_t last_end)
 {
-        const int own_fds[] = {sf->lfd, sf->sfd, sf->notice_r};
+        const int own_fds[] = {sf->sfd, sf->notice_r};
         struct aidp_daemon_pool *pool = sf->pool;
         if (pool->n >= pool->want)
                 return 60 * 1000;
@@ -256,7 +313,7 @@ static int refill(const struct aidp_daemon_config *c, const struct server_fds *s
                 return (int)(AIDP_DAEMON_POOL_SETTLE_MS - ended);
         /* A pool that cannot be filled (out of processes) leaves the fork
          * to accept time; tried again after the quiet time. */
-        int r = aidp_daemon_pool_fill(pool, c, own_fds, ARRAY_SIZE(own_fds), old);
+        int r = aidp_daemon_pool_fill(pool, c, own_fds, ARRAY_SIZE(own_fds), sf->lfd, old);
         return r == 1 ? 0 : r == 0 ? 60 * 1000 : AIDP_DAEMON_POOL_QUIET_MS;
 }
 
@@ -286,6 +343,11 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
         _cleanup_close_ int sfd = signals_fd(&old);
         if (sfd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "signalfd");
+        /* Non-blocking: idle workers accept on it too (pool.h), and a
+         * connection another took meanwhile is an EAGAIN, not a wait. */
+        int fl = fcntl(lfd, F_GETFL);
+        if (fl < 0 || fcntl(lfd, F_SETFL, fl | O_NONBLOCK) < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "listening socket");
         if (aidp_registry_init(c->state_dir, err) < 0 ||
             (c->log_dir && aidp_runlog_init(c->log_dir, err) < 0))
                 return -1;
@@ -306,10 +368,19 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
         int64_t last_accept = INT64_MIN / 2, last_end = INT64_MIN / 2;
         for (;;) {
                 int wait = refill(c, &sf, &old, workers, last_accept, last_end);
-                struct pollfd p[3] = {{.fd = lfd, .events = POLLIN},
-                                      {.fd = sfd, .events = POLLIN},
-                                      {.fd = notice_r, .events = POLLIN}};
-                int n = poll(p, 3, wait);
+                /* The listening socket, the signals, the notices, and the
+                 * idle workers' lines. While a worker may accept itself, the
+                 * server does not: the connection is its. */
+                struct pollfd p[3 + AIDP_DAEMON_POOL_MAX] = {
+                        {.fd = aidp_daemon_pool_ready(&pool) ? -1 : lfd, .events = POLLIN},
+                        {.fd = sfd, .events = POLLIN},
+                        {.fd = notice_r, .events = POLLIN}};
+                size_t n_p = 3;
+                for (size_t i = 0; i < pool.n; i++)
+                        if (pool.idle[i].ctl >= 0)
+                                p[n_p++] =
+                                        (struct pollfd){.fd = pool.idle[i].ctl, .events = POLLIN};
+                int n = poll(p, n_p, wait);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -318,6 +389,10 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "poll");
                 }
                 sweep_logs(c);
+                /* Lines first: a worker that took a connection and already
+                 * ended is then reaped as the server's, not as an idle one. */
+                if (serve_lines(c, &pool, &workers, &ws))
+                        last_accept = now_ms();
                 if (p[2].revents)
                         read_notices(notice_r, &ws);
                 if (p[1].revents) {
@@ -328,6 +403,7 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                         /* A notice written just before its worker ended
                          * is read first: the pid is not reused yet. */
                         read_notices(notice_r, &ws);
+                        serve_lines(c, &pool, &workers, &ws);
                         unsigned before = workers;
                         workers = reap(c, workers, &ws, &pool);
                         if (workers < before)
@@ -335,7 +411,8 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                         if (stop)
                                 break;
                 }
-                if (p[0].revents & POLLIN) {
+                /* A worker made ready meanwhile takes it instead. */
+                if ((p[0].revents & POLLIN) && !aidp_daemon_pool_ready(&pool)) {
                         int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
                         if (conn < 0)
                                 continue;

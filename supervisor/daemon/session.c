@@ -32,6 +32,11 @@ struct aidp_daemon_session {
         bool detached; /* the run's output goes to its log; the client is told and let go */
         char run_id[64];
         atomic_bool finished; /* the run is over: a disconnect now means nothing */
+        bool exit_sent;       /* the client has its status (session_ended) */
+        /* A connection this worker accepted itself (pool.h): the line on
+         * which the server says whether it may be served; -1 once answered
+         * (or when the server accepted it and judged it then). */
+        int verdict;
         pthread_t watcher;
         /* a detached run's log, fed by the relay thread from relay_r */
         int log_fd, relay_r;
@@ -40,6 +45,47 @@ struct aidp_daemon_session {
         volatile int relay_stop;
         uint64_t dropped;
 };
+
+/* The server's word on a connection this worker accepted itself: its
+ * limits (--max-clients, --max-clients-per-user) hold as for one it
+ * accepted. Awaited before anything of a run or an answer exists. 0 or < 0
+ * with err (the refusal to send the client). */
+static int await_verdict(struct aidp_daemon_session *s, aidp_error *err)
+{
+        if (s->verdict < 0)
+                return 0;
+        json_object *m = NULL;
+        aidp_error e2 = {0};
+        int r = aidp_proto_recv_msg(s->verdict, -1, &m, &e2);
+        close(s->verdict);
+        s->verdict = -1;
+        json_object *ok = NULL;
+        const char *msg = NULL;
+        bool yes = r > 0 && json_object_object_get_ex(m, "ok", &ok) &&
+                   json_object_is_type(ok, json_type_boolean) && json_object_get_boolean(ok);
+        if (r > 0)
+                aidp_proto_get_str(m, "message", false, &msg, &e2);
+        int rc = yes ? 0
+                     : aidp_error_set(err, AIDP_EXIT_INTERNAL, EAGAIN, "%s",
+                                      msg ? msg : "the daemon is stopping; try again");
+        json_object_put(m);
+        return rc;
+}
+
+/* Before the request is read: a connection the server refused is answered at
+ * once, not after the request deadline (a client that holds connections open
+ * without a request must not hold workers). The request, when it comes
+ * first, is read first: the verdict is awaited later (await_verdict). */
+static int refused_early(struct aidp_daemon_session *s, aidp_error *err)
+{
+        if (s->verdict < 0)
+                return 0;
+        struct pollfd p[2] = {{.fd = s->sock, .events = POLLIN},
+                              {.fd = s->verdict, .events = POLLIN}};
+        if (poll(p, 2, s->cfg->request_timeout_ms) <= 0 || !p[1].revents)
+                return 0;
+        return await_verdict(s, err);
+}
 
 const struct aidp_peer *aidp_daemon_session_peer(const struct aidp_daemon_session *s)
 {
@@ -64,12 +110,8 @@ static void *watch_client(void *arg)
         struct aidp_daemon_session *s = arg;
         for (;;) {
                 json_object *m = NULL;
-                int fds[4];
-                size_t n = 0;
                 aidp_error err = {0};
-                int r = aidp_proto_recv(s->sock, -1, &m, fds, 4, &n, &err);
-                for (size_t i = 0; i < n; i++)
-                        close(fds[i]);
+                int r = aidp_proto_recv_msg(s->sock, -1, &m, &err);
                 const char *op = NULL;
                 int64_t sig = 0;
                 aidp_error e2 = {0};
@@ -122,6 +164,8 @@ static int log_budget(const struct aidp_daemon_session *s, aidp_error *err)
 
 int aidp_daemon_session_detach(struct aidp_daemon_session *s, const char *run_id, aidp_error *err)
 {
+        if (await_verdict(s, err) < 0)
+                return -1;
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
@@ -232,6 +276,8 @@ static void intake_done(void)
 int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_id,
                                 const char *command, aidp_error *err)
 {
+        if (await_verdict(s, err) < 0)
+                return -1;
         int r = aidp_registry_add(s->cfg->state_dir, getpid(), s->peer.uid, run_id, command,
                                   s->detached);
         if (r < 0)
@@ -262,6 +308,34 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, r, "pthread_create");
         s->started = true;
         return 0;
+}
+
+static void send_exit(struct aidp_daemon_session *s, int status)
+{
+        json_object *m = aidp_proto_msg("exit");
+        json_object_object_add(m, "status", json_object_new_int(status));
+        aidp_proto_send(s->sock, m, NULL, 0);
+        json_object_put(m);
+        s->exit_sent = true;
+}
+
+void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status)
+{
+        if (s->detached || s->exit_sent || s->sock < 0)
+                return;
+        /* First: the client closes its end once it has its status, and the
+         * watcher must not take that for a disconnect mid-run. */
+        atomic_store(&s->finished, true);
+        send_exit(s, status);
+        /* The client's terminal or files are no longer this worker's to
+         * write to (nor a pipe whose reader has gone, which would be a
+         * SIGPIPE): what the clean-up might print goes nowhere. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+                for (int fd = 0; fd < 3; fd++)
+                        dup2(null, fd);
+                close(null);
+        }
 }
 
 static int do_ps(struct aidp_daemon_session *s)
@@ -335,10 +409,8 @@ static int do_run(struct aidp_daemon_session *s, json_object *req, int *fds, siz
                                       err.msg);
                 return err.status ? err.status : AIDP_EXIT_INTERNAL;
         }
-        json_object *m = aidp_proto_msg("exit");
-        json_object_object_add(m, "status", json_object_new_int(st));
-        aidp_proto_send(s->sock, m, NULL, 0);
-        json_object_put(m);
+        if (!s->exit_sent)
+                send_exit(s, st);
         return st;
 }
 
@@ -443,6 +515,10 @@ static int serve_one(struct aidp_daemon_session *s)
                 aidp_proto_send_error(s->sock, err.status, err.msg);
                 return err.status;
         }
+        if (refused_early(s, &err) < 0) {
+                aidp_proto_send_error(s->sock, err.status, err.msg);
+                return err.status;
+        }
         json_object *req = NULL;
         int fds[AIDP_PROTO_MAX_FDS];
         size_t n = 0;
@@ -461,6 +537,9 @@ static int serve_one(struct aidp_daemon_session *s)
         } else if (!strcmp(op, "run")) {
                 st = do_run(s, req, fds, n);
                 n = 0; /* the handler took them */
+        } else if (await_verdict(s, &err) < 0) {
+                aidp_proto_send_error(s->sock, err.status, err.msg);
+                st = err.status;
         } else if (!strcmp(op, "ps")) {
                 st = do_ps(s);
         } else if (!strcmp(op, "stop")) {
@@ -479,11 +558,15 @@ static int serve_one(struct aidp_daemon_session *s)
         return st;
 }
 
-void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn)
+void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn, int verdict)
 {
         intake_start();
-        struct aidp_daemon_session s = {
-                .sock = conn, .cfg = c, .peer.pidfd = -1, .log_fd = -1, .relay_r = -1};
+        struct aidp_daemon_session s = {.sock = conn,
+                                        .cfg = c,
+                                        .peer.pidfd = -1,
+                                        .log_fd = -1,
+                                        .relay_r = -1,
+                                        .verdict = verdict};
         int st = serve_one(&s);
         aidp_peer_release(&s.peer);
         /* The watcher may still block on the socket: the process ends it. */

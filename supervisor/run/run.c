@@ -330,6 +330,10 @@ static int run_end(struct run *r, int rc, aidp_error *err)
                 (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
         rc = outcome(r, rc, err, trc, &terr);
         rc = end_record(r, rc, removed, n_removed, trc, err);
+        /* The run is over and on record: whoever waits for its status (a
+         * daemon's client) need not wait for the frees below. */
+        if (r->o->on_ended)
+                r->o->on_ended(r->res, rc, err, r->o->ended_arg);
         for (size_t i = 0; i < n_removed; i++)
                 free(removed[i]);
         return rc;

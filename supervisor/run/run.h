@@ -37,6 +37,8 @@ struct aidp_run_peer {
         int output_dir_fd;   /* --output-dir, or -1 */
 };
 
+struct aidp_run_result;
+
 struct aidp_run_opts {
         const char *profile;               /* name or path; NULL = built-in defaults */
         const char *job_name;              /* lineage's job.name; NULL = the profile's name */
@@ -87,6 +89,14 @@ struct aidp_run_opts {
         unsigned seccomp_flags;
         int (*on_notify_fd)(int fd, void *arg);
         void *notify_arg;
+        /* Called once the run is over and on record (its end record durable,
+         * its journal gone), with the run's outcome (rc < 0: err), before
+         * what is left of the process's own clean-up: the daemon tells its
+         * client here. May be NULL; not called for a run refused before its
+         * START record. */
+        void (*on_ended)(const struct aidp_run_result *res, int rc, const aidp_error *err,
+                         void *arg);
+        void *ended_arg;
 };
 
 /* One tmpfs of the run, as shred found and left it. */

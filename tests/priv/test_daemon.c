@@ -399,6 +399,48 @@ Test(daemon, signals_are_forwarded_and_the_status_comes_back)
         cr_expect_eq(run_as_a(b), 42, "%s", P.err);
 }
 
+/* The client has its status as soon as the run is over and on record: its
+ * end record durable, its journal gone. What the worker does after that (its
+ * own clean-up: AIDP_TIMING's "finish", printed after the status) no longer
+ * reaches the client's files, nor waits for them. */
+Test(daemon, the_status_comes_once_the_run_is_on_record_before_the_clean_up)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made");
+        char sock2[160], run2[160], k[200];
+        TEST_SNPRINTF(sock2, "%s/timing.sock", T);
+        TEST_SNPRINTF(run2, "%s/run-timing", T);
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        const char *env[] = {k, "AIDP_TIMING=1", NULL};
+        const char *args[] = {"--lineage", logp, NULL};
+        pid_t d = aidp_test_daemon_spawn(sock2, A.gid, run2, args, env, true);
+        for (int round = 0; round < 3; round++) {
+                int before = aidp_test_count_events(logp, "COMPLETE");
+                char *a[] = {AIDP_RUN_BIN, "--socket", sock2,       "-q",
+                             "--no-cwd",   "--",       "/bin/true", NULL};
+                int st = aidp_test_run_as(&P, &A, false, a);
+                /* At the client's exit, not waited for: */
+                int after = aidp_test_count_events(logp, "COMPLETE");
+                cr_expect_eq(st, 0, "round %d: status %d: %s", round, st, P.err);
+                cr_expect_eq(after, before + 1, "round %d: no end record when the client exited",
+                             round);
+                cr_expect(strstr(P.err, "timing: end-rec") != NULL, "round %d: %s", round, P.err);
+                cr_expect(strstr(P.err, "timing: finish") == NULL,
+                          "round %d: the worker's clean-up came before the client's status: %s",
+                          round, P.err);
+                DIR *dir = opendir(run2);
+                size_t journals = 0;
+                for (struct dirent *e; dir && (e = readdir(dir));)
+                        journals += e->d_name[0] != '.';
+                if (dir)
+                        closedir(dir);
+                cr_expect_eq(journals, 0, "round %d: a journal was left when the client exited",
+                             round);
+        }
+        aidp_test_daemon_stop(d, sock2);
+        aidp_test_gc(run2);
+}
+
 static char *wait_lineage(const char *run_id, const char *type, int timeout_ms)
 {
         return aidp_test_wait_lineage(logp, run_id, type, timeout_ms);

@@ -9,8 +9,10 @@
  * With real unprivileged users and a daemon of the test's own. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <grp.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,6 +25,8 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "daemon_util.h"
+#include "supervisor/daemon/proto.h"
 #include "lineage_util.h"
 #include "priv.h"
 #include "runner.h"
@@ -330,17 +334,20 @@ static bool sched_of(pid_t pid, int *nice, int *pol_out)
         return ok;
 }
 
-/* Every idle worker of the daemon at SCHED_IDLE, waited for a moment. */
-static bool pool_idle(size_t want)
+/* The daemon has want idle workers, each at SCHED_IDLE (still copying its
+ * pages) or, once ready, at the daemon's own policy and nice (waiting to
+ * accept): never anything else. Waited for a moment. */
+static bool pool_waiting(size_t want, int d_nice, int d_policy)
 {
         for (int t = 0; t < 300; t++) {
                 struct kid k[64];
-                size_t n = children(k, 64), idle = 0;
+                size_t n = children(k, 64), ok = 0;
                 for (size_t i = 0; i < n; i++) {
                         int ni, pol;
-                        idle += sched_of(k[i].pid, &ni, &pol) && pol == SCHED_IDLE;
+                        ok += sched_of(k[i].pid, &ni, &pol) &&
+                              (pol == SCHED_IDLE || (pol == d_policy && ni == d_nice));
                 }
-                if (n >= want && idle == n)
+                if (n >= want && ok == n)
                         return true;
                 usleep(10000);
         }
@@ -348,9 +355,11 @@ static bool pool_idle(size_t want)
 }
 
 /* The pool is made off the runs' critical path: an idle worker copies its
- * pages at SCHED_IDLE. The run it serves (pid 1, the job) has the daemon's
- * own scheduling again, and the pool is filled again after the run. */
-Test(warm_start, idle_workers_wait_at_idle_priority_and_runs_get_the_daemons)
+ * pages at SCHED_IDLE, then waits for its connection at the daemon's own
+ * scheduling (a ready worker accepts itself: at SCHED_IDLE it would wait for
+ * a CPU on a busy machine). The run it serves (pid 1, the job) has the
+ * daemon's own scheduling, and the pool is filled again after the run. */
+Test(warm_start, idle_workers_copy_at_idle_priority_and_runs_get_the_daemons)
 {
         AIDP_REQUIRE_ROOT();
         cr_assert(ready, "test users or directories could not be made");
@@ -358,7 +367,8 @@ Test(warm_start, idle_workers_wait_at_idle_priority_and_runs_get_the_daemons)
         int d_nice, d_policy;
         cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
         cr_assert_neq(d_policy, SCHED_IDLE, "the test's daemon runs at SCHED_IDLE itself");
-        cr_assert(pool_idle(2), "the daemon's idle workers are not at SCHED_IDLE");
+        cr_assert(pool_waiting(2, d_nice, d_policy),
+                  "the daemon's idle workers are neither at SCHED_IDLE nor at its own");
         for (int round = 0; round < 2; round++) {
                 struct aidp_proc p;
                 cr_assert_eq(run_as(&p, &A, NULL, "cat /proc/self/stat"), 0, "%s", p.err);
@@ -370,8 +380,179 @@ Test(warm_start, idle_workers_wait_at_idle_priority_and_runs_get_the_daemons)
                              round, pol, d_policy);
                 cr_expect_eq(nice, d_nice, "round %d: the job runs at nice %d, not the daemon's %d",
                              round, nice, d_nice);
-                /* No run going: the pool is filled again, at idle priority. */
-                cr_expect(pool_idle(2), "round %d: the pool was not filled again at SCHED_IDLE",
-                          round);
+                /* No run going: the pool is filled again. */
+                cr_expect(pool_waiting(2, d_nice, d_policy),
+                          "round %d: the pool was not filled again", round);
         }
+}
+
+/* A connection of A's that sends this one frame and writes the type and
+ * message of the daemon's first answer to the returned fd (EOF: none). */
+static int raw_client(const char *json, pid_t *pid)
+{
+        int pp[2];
+        cr_assert_eq(pipe(pp), 0);
+        *pid = fork();
+        cr_assert_geq(*pid, 0);
+        if (*pid == 0) {
+                close(pp[0]);
+                aidp_test_become(&A);
+                int s = aidp_test_daemon_connect(sock);
+                char buf[512];
+                size_t l = strlen(json);
+                buf[0] = (char)(l >> 24), buf[1] = (char)(l >> 16), buf[2] = (char)(l >> 8),
+                buf[3] = (char)l;
+                memcpy(buf + 4, json, l);
+                if (write(s, buf, l + 4) != (ssize_t)(l + 4))
+                        _exit(97);
+                json_object *m = NULL;
+                int fds[4];
+                size_t n = 0;
+                aidp_error err = {0};
+                if (aidp_proto_recv(s, 60000, &m, fds, 4, &n, &err) <= 0)
+                        _exit(96);
+                json_object *t = NULL, *msg = NULL;
+                json_object_object_get_ex(m, "type", &t);
+                json_object_object_get_ex(m, "message", &msg);
+                snprintf(buf, sizeof buf, "%s %s", json_object_get_string(t),
+                         msg ? json_object_get_string(msg) : "");
+                _exit(write(pp[1], buf, strlen(buf)) > 0 ? 0 : 95);
+        }
+        close(pp[1]);
+        return pp[0];
+}
+
+/* The answer on fd within ms, into out ("" when none came). */
+static bool answered(int fd, int ms, char *out, size_t size)
+{
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        out[0] = '\0';
+        if (poll(&p, 1, ms) <= 0)
+                return false;
+        ssize_t n = read(fd, out, size - 1);
+        out[n > 0 ? n : 0] = '\0';
+        return n > 0;
+}
+
+/* An idle worker of the daemon that is ready: its copies made, back at the
+ * daemon's own scheduling, waiting; waited for a moment. */
+static bool pool_ready(int d_policy)
+{
+        for (int t = 0; t < 1000; t++) {
+                struct kid k[64];
+                size_t n = children(k, 64);
+                for (size_t i = 0; i < n; i++) {
+                        int ni, pol;
+                        if (sched_of(k[i].pid, &ni, &pol) && pol == d_policy)
+                                return true;
+                }
+                usleep(10000);
+        }
+        return false;
+}
+
+/* The server is not on a request's path once an idle worker is ready: the
+ * worker accepts on the listening socket itself (a request is answered while
+ * the server is stopped). But nothing is served before the server has
+ * counted the connection against its limits: a ps request gets its answer
+ * only once the server runs again. */
+Test(warm_start, a_ready_worker_accepts_itself_but_serves_only_with_the_servers_word)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made");
+        daemon_start();
+        int d_nice, d_policy;
+        cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
+        bool direct = false;
+        char bad[512] = "", ps[512] = "";
+        /* A loaded machine may leave a worker's "ready" unanswered for a
+         * while: then the server takes the connection, and this is tried
+         * again. */
+        for (int attempt = 0; attempt < 6 && !direct; attempt++) {
+                cr_assert(pool_ready(d_policy), "no idle worker became ready");
+                usleep(300000 * (useconds_t)(attempt + 1));
+                cr_assert_eq(kill(daemon_pid, SIGSTOP), 0);
+                pid_t c1, c2;
+                int b = raw_client("{\"v\":2,\"op\":\"ps\"}", &c1);
+                direct = answered(b, 3000, bad, sizeof bad);
+                int q = raw_client("{\"v\":1,\"op\":\"ps\"}", &c2);
+                bool ps_early = answered(q, 500, ps, sizeof ps);
+                cr_assert_eq(kill(daemon_pid, SIGCONT), 0);
+                cr_expect_not(ps_early, "a request was served while the server was stopped: %s",
+                              ps);
+                cr_expect(answered(q, 30000, ps, sizeof ps) && !strncmp(ps, "ps", 2),
+                          "ps after the server went on: '%s'", ps);
+                if (!direct)
+                        answered(b, 30000, bad, sizeof bad);
+                close(b);
+                close(q);
+                waitpid(c1, NULL, 0);
+                waitpid(c2, NULL, 0);
+        }
+        cr_expect(direct, "no idle worker took a connection while the server was stopped");
+        cr_expect(strstr(bad, "unsupported protocol version") != NULL, "%s", bad);
+}
+
+/* The shared libraries an ELF file asks for (its DT_NEEDED names, joined by
+ * spaces into out) and whether it names a dynamic loader (PT_INTERP). */
+static bool elf_needs(const char *path, char *out, size_t size, bool *interp)
+{
+        size_t len = 0;
+        char *f = aidp_test_slurp(path, &len);
+        cr_assert_not_null(f, "%s", path);
+        const Elf64_Ehdr *eh = (const Elf64_Ehdr *)f;
+        cr_assert(len > sizeof *eh && !memcmp(eh->e_ident, ELFMAG, SELFMAG) &&
+                          eh->e_ident[EI_CLASS] == ELFCLASS64,
+                  "%s: not a 64-bit ELF file", path);
+        const Elf64_Phdr *ph = (const Elf64_Phdr *)(f + eh->e_phoff);
+        const Elf64_Dyn *dyn = NULL;
+        *interp = false;
+        out[0] = '\0';
+        for (size_t i = 0; i < eh->e_phnum; i++) {
+                *interp |= ph[i].p_type == PT_INTERP;
+                if (ph[i].p_type == PT_DYNAMIC)
+                        dyn = (const Elf64_Dyn *)(f + ph[i].p_offset);
+        }
+        /* The string table's address (DT_STRTAB) is a virtual address: the
+         * file offset of the load segment that holds it. */
+        const char *strtab = NULL;
+        for (const Elf64_Dyn *d = dyn; d && d->d_tag != DT_NULL; d++)
+                if (d->d_tag == DT_STRTAB)
+                        for (size_t i = 0; i < eh->e_phnum; i++)
+                                if (ph[i].p_type == PT_LOAD && d->d_un.d_ptr >= ph[i].p_vaddr &&
+                                    d->d_un.d_ptr < ph[i].p_vaddr + ph[i].p_filesz)
+                                        strtab = f + ph[i].p_offset +
+                                                 (d->d_un.d_ptr - ph[i].p_vaddr);
+        for (const Elf64_Dyn *d = dyn; d && strtab && d->d_tag != DT_NULL; d++)
+                if (d->d_tag == DT_NEEDED) {
+                        strncat(out, strtab + d->d_un.d_val, size - strlen(out) - 2);
+                        strcat(out, " ");
+                }
+        free(f);
+        return true;
+}
+
+/* aidp-run is started once per job, on its critical path: it maps no
+ * library it does not call. Linked static-pie (the default build), it maps
+ * none at all: no loader, no relocations, no other library's constructor
+ * (libcap-ng's read /proc and probed prctls at every start). */
+Test(warm_start, the_client_loads_no_library_it_does_not_use)
+{
+        char needed[4096];
+        bool interp = true;
+        cr_assert(elf_needs(AIDP_RUN_BIN, needed, sizeof needed, &interp));
+        if (AIDP_CLIENT_STATIC) {
+                cr_expect_not(interp, "aidp-run names a dynamic loader");
+                cr_expect_str_eq(needed, "", "aidp-run needs shared libraries: %s", needed);
+        }
+        cr_expect(strstr(needed, "libseccomp") == NULL && strstr(needed, "libcap-ng") == NULL &&
+                          strstr(needed, "libcrypto") == NULL && strstr(needed, "libyaml") == NULL,
+                  "aidp-run links libraries it does not call: %s", needed);
+        /* And it still works, without its loader: a run through the daemon. */
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made");
+        daemon_start();
+        struct aidp_proc p;
+        cr_assert_eq(run_as(&p, &A, NULL, "echo through-the-daemon; exit 3"), 3, "%s", p.err);
+        cr_expect_str_eq(p.out, "through-the-daemon\n");
 }
