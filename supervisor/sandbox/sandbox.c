@@ -491,16 +491,12 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 bind_fds[i] = -1;
         }
 
-        const char *mask_src = MASK_SRC;
-        /* Masks that no host rename undoes (mask.h). */
+        /* Masks that no host rename undoes (mask.h), and the host sockets the
+         * view shows, hidden in the same overlays (hostsock.h): the
+         * supervisor listed them while this process built the mounts above. */
         const char *failed = "";
-        int mk = aidp_mask_view(root, mask_src, aidp_sandbox_masked_paths, pr ? pr->masked : NULL,
-                                pr ? pr->n_masked : 0, &failed);
-        if (mk < 0)
-                die(AIDP_STAGE_MOUNTS, -mk, failed);
-        /* Host sockets the view shows, covered (hostsock.h): the supervisor
-         * listed them while this process built the mounts above. */
-        int hs = aidp_hostsock_cover_sent(s->sync_fd, root, mask_src, bp, bind_st, &failed);
+        int hs = aidp_hostsock_mask_sent(s->sync_fd, root, MASK_SRC, aidp_sandbox_masked_paths, bp,
+                                         bind_st, &failed);
         if (hs == -EPIPE)
                 hold_mounts();
         if (hs < 0)
