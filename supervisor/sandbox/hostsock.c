@@ -230,7 +230,8 @@ struct cover {
         const struct aidp_hostsock_bind *binds;
         size_t nb;
         const char *mask_file;
-        size_t bound; /* covers made by a bind */
+        size_t bound;     /* covers made by a bind */
+        const char *host; /* the host path of the current candidate */
         /* The directory of the last candidate, in the job's view. */
         char dir[PATH_MAX];
         size_t dl;
@@ -332,7 +333,7 @@ static int each(struct cover *c, int root_fd, cover_fn fn, const char **failed)
                         const char *p = candidate(c, b, i);
                         if (!p)
                                 continue;
-                        *failed = c->paths[i];
+                        *failed = c->host = c->paths[i];
                         rc = enter_dir(c, root_fd, p, name);
                         if (rc > 0)
                                 rc = fn(c, name, failed);
@@ -401,11 +402,12 @@ static int bind_one(struct cover *c, const char *name, const char **failed)
         if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
                 return 0;
         if (++c->bound > AIDP_HOSTSOCK_MAX_BINDS) {
-                static char why[PATH_MAX + 160];
+                static char why[2 * PATH_MAX + 160];
+                int hl = (int)(strrchr(c->host, '/') - c->host);
                 snprintf(why, sizeof why,
-                         "%s: more than %d host unix sockets in writable mounts, each covered "
-                         "by a mount (docs/security.md)",
-                         c->dir, AIDP_HOSTSOCK_MAX_BINDS);
+                         "%s (on the host %.*s): more than %d host unix sockets to cover in "
+                         "writable mounts, a mount each (docs/security.md)",
+                         c->dir, hl, c->host, AIDP_HOSTSOCK_MAX_BINDS);
                 *failed = why;
                 return -EMLINK;
         }
@@ -481,7 +483,7 @@ int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
                                          failed);
         /* *failed may point into the list, which goes back to the kernel:
          * pages charged to the run's cgroup for as long as pid 1 lives. */
-        static char failed_copy[PATH_MAX + 160];
+        static char failed_copy[2 * PATH_MAX + 160];
         if (rc < 0) {
                 snprintf(failed_copy, sizeof failed_copy, "%s", *failed);
                 *failed = failed_copy;

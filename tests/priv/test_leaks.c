@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -303,6 +304,99 @@ Test(leaks, any_number_of_host_sockets_still_runs_and_covers, .timeout = 600)
         int st = run_probe(NULL, args);
         cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
         cr_expect(has_line("unreachable", var_sock), "under /var:\n%s", P.out);
+}
+
+/* A directory dir/name of the given mode holding a listening socket s.sock:
+ * the socket's path. */
+static const char *sock_in(const char *dir, const char *name, mode_t mode, char out[128], int *fd)
+{
+        char d[100];
+        TEST_SNPRINTF(d, "%s/%s", dir, name);
+        cr_assert_eq(mkdir(d, 0755), 0);
+        cr_assert_lt(snprintf(out, 128, "%s/s.sock", d), 128);
+        *fd = listen_unix(out);
+        cr_assert_eq(chmod(d, mode), 0);
+        return out;
+}
+
+/* An access ACL on dir denying uid 65534 (the job's user) while "other" may
+ * search it: USER_OBJ rwx, USER 65534 ---, GROUP_OBJ r-x, MASK r-x, OTHER
+ * r-x, in the kernel's xattr form. false where the file system has none. */
+static bool deny_nobody(const char *dir)
+{
+        struct {
+                uint16_t tag, perm;
+                uint32_t id;
+        } __attribute__((packed)) e[] = {{0x01, 7, ~0u}, {0x02, 0, 65534}, {0x04, 5, ~0u},
+                                         {0x10, 5, ~0u}, {0x20, 5, ~0u}};
+        unsigned char buf[4 + sizeof e];
+        uint32_t version = 2;
+        memcpy(buf, &version, 4);
+        memcpy(buf + 4, e, sizeof e);
+        if (setxattr(dir, "system.posix_acl_access", buf, sizeof buf, 0) == 0)
+                return true;
+        cr_assert_eq(errno, EOPNOTSUPP, "setxattr %s: %s", dir, strerror(errno));
+        return false;
+}
+
+/* A hidden socket's directories look to the job as they do on the host: the
+ * overlay shows the top layer's owner, mode and ACL for a directory it
+ * merges (never the host's), so the layer's copies must be exact. A socket
+ * below a mode-0700 root directory or one whose ACL denies the job's user
+ * stays out of reach by permission (EACCES), one in an open directory is
+ * gone from it (a whiteout: ENOENT). */
+Test(leaks, hidden_sockets_keep_their_directories_owner_mode_and_acl)
+{
+        AIDP_REQUIRE_ROOT();
+        char priv[128], acl[128], open_[128], acl_dir[128];
+        int fds[3];
+        sock_in(vardir, "private", 0700, priv, &fds[0]);
+        sock_in(vardir, "acl", 0755, acl, &fds[1]);
+        sock_in(vardir, "open", 0755, open_, &fds[2]);
+        TEST_SNPRINTF(acl_dir, "%s/acl", vardir);
+        bool has_acl = deny_nobody(acl_dir);
+        serve(fds, 3);
+        for (size_t i = 0; i < 3; i++)
+                close(fds[i]);
+        const char *args[] = {"unix", priv, acl, open_, NULL};
+        int st = run_probe(NULL, args);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        char want[200];
+        TEST_SNPRINTF(want, "unreachable %s: Permission denied", priv);
+        cr_expect(strstr(P.out, want), "below a mode-0700 directory:\n%s", P.out);
+        TEST_SNPRINTF(want, "unreachable %s: Permission denied", acl);
+        cr_expect(!has_acl || strstr(P.out, want), "below an ACL that denies the job:\n%s",
+                  P.out);
+        if (!has_acl)
+                cr_log_warn("no POSIX ACLs on %s's file system: that part is not checked", vardir);
+        TEST_SNPRINTF(want, "unreachable %s: No such file or directory", open_);
+        cr_expect(strstr(P.out, want), "in an open directory:\n%s", P.out);
+}
+
+/* A writable bind cannot take an overlay (it would become read-only): a
+ * host socket there is covered by a bind of a mode-0 file, a mount each. A
+ * host user may fill a shared writable directory with sockets, so past
+ * AIDP_HOSTSOCK_MAX_BINDS (1000) the run stops before the job, naming the
+ * directory, instead of filling the mount table. */
+Test(leaks, sockets_in_a_writable_bind_are_covered_up_to_a_limit, .timeout = 180)
+{
+        AIDP_REQUIRE_ROOT();
+        char bind_opt[160];
+        TEST_SNPRINTF(bind_opt, "%s:/mnt/w", binddir);
+        const char *opts[] = {"--bind", bind_opt, NULL};
+        holders[0] = hold_sockets(binddir, 0, 5);
+        const char *args[] = {"unix-seq", "/mnt/w/" SOCKET_STEM, "0", "5", NULL};
+        int st = run_probe(opts, args);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(strstr(P.out, "seq reachable 0 unreachable 5 (first: Permission denied)"),
+                  "in a writable bind:\n%s", P.out);
+
+        holders[1] = hold_sockets(binddir, 5, 1000);
+        st = run_probe(opts, args);
+        cr_expect_neq(st, 0, "1005 sockets in a writable bind:\n%s", P.out);
+        cr_expect(strstr(P.err, binddir) && strstr(P.err, "more than 1000 host unix sockets"),
+                  "the error names the directory and the limit:\n%s", P.err);
+        cr_expect(!strstr(P.out, "seq reachable"), "the job ran:\n%s", P.out);
 }
 
 /* Supervisor's stdout is root's log file with earlier content: the job gets a
