@@ -380,9 +380,10 @@ static int layer_one(struct cover *c, const char *name, const char **failed)
         }
         if (c->layer_fd < 0 || !is_socket(c->dir_fd, name))
                 return 0;
-        if (linkat(aidp_mask_state.layer_fd, "wh", c->layer_fd, name, 0) < 0 && errno != EEXIST)
+        if (linkat(aidp_mask_state.layer_fd, "wh", c->layer_fd, name, 0) < 0 && errno != EEXIST &&
+            errno != ENOSPC && errno != EMLINK)
                 return -errno;
-        return 0;
+        return 0; /* out of room in the layer: left to the binds */
 }
 
 /* Last pass, through the overlays: a socket still there (in a writable

@@ -327,8 +327,8 @@ static bool deny_nobody(const char *dir)
         struct {
                 uint16_t tag, perm;
                 uint32_t id;
-        } __attribute__((packed)) e[] = {{0x01, 7, ~0u}, {0x02, 0, 65534}, {0x04, 5, ~0u},
-                                         {0x10, 5, ~0u}, {0x20, 5, ~0u}};
+        } __attribute__((packed))
+        e[] = {{0x01, 7, ~0u}, {0x02, 0, 65534}, {0x04, 5, ~0u}, {0x10, 5, ~0u}, {0x20, 5, ~0u}};
         unsigned char buf[4 + sizeof e];
         uint32_t version = 2;
         memcpy(buf, &version, 4);
@@ -365,8 +365,7 @@ Test(leaks, hidden_sockets_keep_their_directories_owner_mode_and_acl)
         TEST_SNPRINTF(want, "unreachable %s: Permission denied", priv);
         cr_expect(strstr(P.out, want), "below a mode-0700 directory:\n%s", P.out);
         TEST_SNPRINTF(want, "unreachable %s: Permission denied", acl);
-        cr_expect(!has_acl || strstr(P.out, want), "below an ACL that denies the job:\n%s",
-                  P.out);
+        cr_expect(!has_acl || strstr(P.out, want), "below an ACL that denies the job:\n%s", P.out);
         if (!has_acl)
                 cr_log_warn("no POSIX ACLs on %s's file system: that part is not checked", vardir);
         TEST_SNPRINTF(want, "unreachable %s: No such file or directory", open_);
