@@ -21,6 +21,8 @@
 
 #include "common/cleanup.h"
 #include "common/strv.h"
+#include "supervisor/sandbox/mask.h"
+#include "supervisor/sandbox/mask_tree.h"
 
 /* Newer than Debian 12's kernel headers: the layout of ABI 6. */
 struct hostsock_ruleset_attr {
@@ -218,36 +220,28 @@ int aidp_hostsock_recv(int sock, struct aidp_hostsock_list *l)
         return (int)l->n;
 }
 
-/* Cover path if it shows a socket in the job's view. 1: covered, 0: nothing
- * there (or not a socket), -errno. */
-static int cover_one(int root_fd, const char *mask_file, const char *path)
-{
-        /* Resolved as the job will resolve it after pivot_root: symlinks
-         * (/var/run -> /run) inside the new root. */
-        struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
-                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-        int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
-        if (fd < 0)
-                return 0; /* not in the job's view */
-        struct stat st;
-        if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-                close(fd);
-                return 0;
-        }
-        /* A detached clone of the empty file, moved onto the socket through
-         * the fd that resolved it: connect() then needs write permission on
-         * a mode-0 file (EACCES), and nothing in the sandbox can unmount it
-         * (no CAP_SYS_ADMIN, and mount is refused). */
-        int m = open_tree(AT_FDCWD, mask_file, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-        int rc = m < 0 ? -1
-                       : move_mount(m, "", fd, "",
-                                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
-        int e = errno;
-        if (m >= 0)
-                close(m);
-        close(fd);
-        return rc < 0 ? -e : 1;
-}
+/* pid 1's covering (hostsock.h). Three passes over the candidates (each host
+ * path, then its image under each bind of a directory above it), each as
+ * aidp_mask_view's hook; the candidates come sorted by directory, so each
+ * pass opens a directory once for all the sockets in it. */
+struct cover {
+        char *const *paths;
+        size_t n;
+        const struct aidp_hostsock_bind *binds;
+        size_t nb;
+        const char *mask_file;
+        size_t bound;     /* covers made by a bind */
+        const char *host; /* the host path of the current candidate */
+        /* The directory of the last candidate, in the job's view. */
+        char dir[PATH_MAX];
+        size_t dl;
+        bool have;
+        int dir_fd;   /* O_PATH, or -1: no such directory */
+        int layer_fd; /* its directory in the layer, or -1 */
+        bool decided; /* layer pass: layer_fd is what it will be */
+        bool grouped; /* groups pass: its mount has its group */
+        char image[PATH_MAX];
+};
 
 /* Is path the target of a bind of a socket file (allowed explicitly)? */
 static bool allowed_at(const char *path, const struct aidp_hostsock_bind *binds, size_t n)
@@ -258,43 +252,225 @@ static bool allowed_at(const char *path, const struct aidp_hostsock_bind *binds,
         return false;
 }
 
-int aidp_hostsock_cover(int root_fd, const char *mask_file, char *const *paths, size_t n,
-                        const struct aidp_hostsock_bind *binds, size_t n_binds, const char **failed)
+/* Candidate (b, i): host path i for b == 0, else its image under bind b-1
+ * (source/x/s.sock at target/x/s.sock); NULL when there is none, or it is
+ * the target of a bind of a socket (reachable on purpose). */
+static const char *candidate(struct cover *c, size_t b, size_t i)
 {
-        static char image[PATH_MAX]; /* pid 1 is single-threaded */
-        int covered = 0;
-        for (size_t i = 0; i < n; i++) {
-                /* The host path itself, then its image under each bind of a
-                 * directory above it (source/x/s.sock at target/x/s.sock). */
-                for (size_t b = 0; b <= n_binds; b++) {
-                        const char *p = paths[i];
-                        if (b < n_binds) {
-                                const struct aidp_hostsock_bind *bd = &binds[b];
-                                size_t sl = strlen(bd->source);
-                                if (bd->is_socket || strncmp(p, bd->source, sl) || p[sl] != '/')
-                                        continue;
-                                int k = snprintf(image, sizeof image, "%s%s", bd->target, p + sl);
-                                if (k < 0 || (size_t)k >= sizeof image)
-                                        continue; /* no such path can exist */
-                                p = image;
-                        }
-                        if (allowed_at(p, binds, n_binds))
-                                continue;
-                        int rc = cover_one(root_fd, mask_file, p);
-                        if (rc < 0) {
-                                *failed = paths[i];
-                                return rc;
-                        }
-                        covered += rc;
-                }
+        const char *p = c->paths[i];
+        if (b > 0) {
+                const struct aidp_hostsock_bind *bd = &c->binds[b - 1];
+                size_t sl = strlen(bd->source);
+                if (bd->is_socket || strncmp(p, bd->source, sl) || p[sl] != '/')
+                        return NULL;
+                int k = snprintf(c->image, sizeof c->image, "%s%s", bd->target, p + sl);
+                if (k < 0 || (size_t)k >= sizeof c->image)
+                        return NULL; /* no such path can exist */
+                p = c->image;
         }
-        return covered;
+        return allowed_at(p, c->binds, c->nb) ? NULL : p;
 }
 
-int aidp_hostsock_cover_view(const char *root, const char *mask_dir,
-                             const struct aidp_profile *profile, const struct stat *bind_st,
-                             char *const *paths, size_t n, const char **failed)
+static void leave_dir(struct cover *c)
 {
+        if (c->dir_fd >= 0)
+                close(c->dir_fd);
+        if (c->layer_fd >= 0)
+                close(c->layer_fd);
+        c->dir_fd = c->layer_fd = -1;
+        c->have = c->decided = c->grouped = false;
+}
+
+/* c->dir_fd: path's directory, resolved as the job will resolve it after
+ * pivot_root (symlinks such as /var/run -> /run stay inside the new root),
+ * kept while the candidates stay in it; name: path's last component. 1 when
+ * that directory is there, 0 when not (nothing to cover), -errno. */
+static int enter_dir(struct cover *c, int root_fd, const char *path, char name[NAME_MAX + 1])
+{
+        const char *slash = strrchr(path, '/');
+        if (!slash || !slash[1] || strlen(slash + 1) > NAME_MAX || !strcmp(slash + 1, ".."))
+                return 0;
+        strcpy(name, slash + 1);
+        size_t dl = (size_t)(slash - path);
+        if (c->have && dl == c->dl && !memcmp(c->dir, path, dl))
+                return c->dir_fd >= 0;
+        leave_dir(c);
+        memcpy(c->dir, path, dl);
+        c->dir[dl] = '\0';
+        c->dl = dl;
+        c->have = true;
+        struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+        c->dir_fd = (int)syscall(SYS_openat2, root_fd, dl ? c->dir : "/", &how, sizeof how);
+        if (c->dir_fd >= 0)
+                return 1;
+        switch (errno) {
+        case ENOENT:
+        case ENOTDIR:
+        case ELOOP:
+        case ENAMETOOLONG:
+        case EACCES: return 0; /* not in the job's view */
+        default: return -errno;
+        }
+}
+
+static bool is_socket(int dir_fd, const char *name)
+{
+        struct stat st;
+        return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode);
+}
+
+typedef int (*cover_fn)(struct cover *c, const char *name, const char **failed);
+
+/* fn for each candidate whose directory is in the job's view. */
+static int each(struct cover *c, int root_fd, cover_fn fn, const char **failed)
+{
+        static char name[NAME_MAX + 1];
+        int rc = 0;
+        leave_dir(c);
+        for (size_t b = 0; b <= c->nb && rc >= 0; b++)
+                for (size_t i = 0; i < c->n && rc >= 0; i++) {
+                        const char *p = candidate(c, b, i);
+                        if (!p)
+                                continue;
+                        *failed = c->host = c->paths[i];
+                        rc = enter_dir(c, root_fd, p, name);
+                        if (rc > 0)
+                                rc = fn(c, name, failed);
+                }
+        leave_dir(c);
+        return rc < 0 ? rc : 0;
+}
+
+/* Groups pass: the mount of each directory that shows a socket, if it is to
+ * get an overlay, gets its group. Past the groups' limit, the rest are left
+ * to the binds of the last pass. */
+static int group_one(struct cover *c, const char *name, const char **failed)
+{
+        (void)failed;
+        if (c->grouped || !is_socket(c->dir_fd, name))
+                return 0;
+        c->grouped = true;
+        int rc = aidp_mask_overlay_wanted(c->dir_fd);
+        struct aidp_mask_group *g;
+        if (rc > 0)
+                rc = aidp_mask_group_of(c->dir_fd, &g);
+        return rc == -E2BIG || rc == -ESTALE ? 0 : rc;
+}
+
+/* Layer pass: a socket in a directory of a group's mount becomes a link to
+ * the layer's one whiteout, at its name in the group's layer. A directory
+ * the host moved meanwhile, or whose mount has no group, is left to the
+ * binds of the last pass. */
+static int layer_one(struct cover *c, const char *name, const char **failed)
+{
+        (void)failed;
+        if (!c->decided) {
+                c->decided = true;
+                uint64_t id;
+                struct aidp_mask_group *g =
+                        aidp_mask_mount_id(c->dir_fd, &id) == 0 ? aidp_mask_find_group(id) : NULL;
+                if (!g || aidp_mask_overlay_wanted(c->dir_fd) != 1)
+                        return 0;
+                int fd = -1;
+                int rc = aidp_mask_layer_dir(g, c->dir_fd, &fd);
+                if (rc < 0 && rc != -ESTALE)
+                        return rc;
+                c->layer_fd = rc > 0 ? fd : -1;
+        }
+        if (c->layer_fd < 0 || !is_socket(c->dir_fd, name))
+                return 0;
+        if (linkat(aidp_mask_state.layer_fd, "wh", c->layer_fd, name, 0) < 0 && errno != EEXIST &&
+            errno != ENOSPC && errno != EMLINK)
+                return -errno;
+        return 0; /* out of room in the layer: left to the binds */
+}
+
+/* Last pass, through the overlays: a socket still there (in a writable
+ * bind, or left over above) gets the mode-0 file bound over it, by an fd
+ * that reached it beneath its directory, without symlinks. connect() then
+ * needs write permission on a mode-0 file (EACCES), and nothing in the
+ * sandbox can unmount it (no CAP_SYS_ADMIN, and mount is refused). Each is
+ * a mount, so there is a limit: past it the run stops, naming the directory,
+ * rather than let a host user's sockets fill the mount table. */
+static int bind_one(struct cover *c, const char *name, const char **failed)
+{
+        struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                                          RESOLVE_NO_MAGICLINKS};
+        _cleanup_close_ int fd = (int)syscall(SYS_openat2, c->dir_fd, name, &how, sizeof how);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+                return 0;
+        if (++c->bound > AIDP_HOSTSOCK_MAX_BINDS) {
+                static char why[2 * PATH_MAX + 160];
+                int hl = (int)(strrchr(c->host, '/') - c->host);
+                snprintf(why, sizeof why,
+                         "%s (on the host %.*s): more than %d host unix sockets to cover in "
+                         "writable mounts, a mount each (docs/security.md)",
+                         c->dir, hl, c->host, AIDP_HOSTSOCK_MAX_BINDS);
+                *failed = why;
+                return -EMLINK;
+        }
+        int m = open_tree(AT_FDCWD, c->mask_file, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        int rc = m < 0 ? -1
+                       : move_mount(m, "", fd, "",
+                                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+        int e = errno;
+        if (m >= 0)
+                close(m);
+        return rc < 0 ? -e : 0;
+}
+
+static int pass_groups(void *ctx, int root_fd, const char **failed)
+{
+        return each(ctx, root_fd, group_one, failed);
+}
+
+static int pass_layer(void *ctx, int root_fd, const char **failed)
+{
+        return each(ctx, root_fd, layer_one, failed);
+}
+
+static int pass_binds(void *ctx, int root_fd, const char **failed)
+{
+        return each(ctx, root_fd, bind_one, failed);
+}
+
+int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *const *masked,
+                            char *const *extra, size_t n_extra, char *const *paths, size_t n,
+                            const struct aidp_hostsock_bind *binds, size_t n_binds,
+                            const char **failed)
+{
+        static struct cover c;
+        static char mask_file[PATH_MAX];
+        if (snprintf(mask_file, sizeof mask_file, "%s/f", mask_src) >= (int)sizeof mask_file) {
+                *failed = mask_src;
+                return -ENAMETOOLONG;
+        }
+        c = (struct cover){.paths = paths,
+                           .n = n,
+                           .binds = binds,
+                           .nb = n_binds,
+                           .mask_file = mask_file,
+                           .dir_fd = -1,
+                           .layer_fd = -1};
+        struct aidp_mask_more more = {pass_groups, pass_layer, pass_binds, &c};
+        int rc = aidp_mask_view(root, mask_src, masked, extra, n_extra, &more, failed);
+        leave_dir(&c);
+        return rc;
+}
+
+int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
+                            const char *const *masked, const struct aidp_profile *profile,
+                            const struct stat *bind_st, const char **failed)
+{
+        struct aidp_hostsock_list l;
+        int n = aidp_hostsock_recv(sync_fd, &l);
+        if (n < 0) {
+                *failed = "receiving the host's unix sockets";
+                return n;
+        }
         size_t nb = profile ? profile->n_binds : 0;
         struct aidp_hostsock_bind binds[nb ? nb : 1];
         for (size_t i = 0; i < nb; i++) {
@@ -303,41 +479,19 @@ int aidp_hostsock_cover_view(const char *root, const char *mask_dir,
                                                        .target = b->target ? b->target : b->source,
                                                        .is_socket = S_ISSOCK(bind_st[i].st_mode)};
         }
-        static char mask_file[PATH_MAX];
-        if (snprintf(mask_file, sizeof mask_file, "%s/f", mask_dir) >= (int)sizeof mask_file) {
-                *failed = mask_dir;
-                return -ENAMETOOLONG;
-        }
-        int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rfd < 0) {
-                *failed = root;
-                return -errno;
-        }
-        int rc = aidp_hostsock_cover(rfd, mask_file, paths, n, binds, nb, failed);
-        close(rfd);
-        return rc;
-}
-
-int aidp_hostsock_cover_sent(int sync_fd, const char *root, const char *mask_dir,
-                             const struct aidp_profile *profile, const struct stat *bind_st,
-                             const char **failed)
-{
-        struct aidp_hostsock_list l;
-        int n = aidp_hostsock_recv(sync_fd, &l);
-        if (n < 0) {
-                *failed = "receiving the host's unix sockets";
-                return n;
-        }
-        int rc = aidp_hostsock_cover_view(root, mask_dir, profile, bind_st, l.v, l.n, failed);
+        int rc = aidp_hostsock_mask_view(root, mask_src, masked, profile ? profile->masked : NULL,
+                                         profile ? profile->n_masked : 0, l.v, l.n, binds, nb,
+                                         failed);
         /* *failed may point into the list, which goes back to the kernel:
          * pages charged to the run's cgroup for as long as pid 1 lives. */
-        static char failed_copy[PATH_MAX];
+        static char failed_copy[2 * PATH_MAX + 160];
         if (rc < 0) {
                 snprintf(failed_copy, sizeof failed_copy, "%s", *failed);
                 *failed = failed_copy;
         }
         aidp_hostsock_list_release(&l);
-        return rc;
+        /* -EPIPE means the supervisor is gone, only from the receive. */
+        return rc == -EPIPE ? -EIO : rc;
 }
 
 int aidp_hostsock_scope_abstract(void)

@@ -8,7 +8,9 @@
  * made. Pathname sockets are files: the read-only host view does not stop a
  * connect(2) (it needs write permission on the socket inode, not a writable
  * mount), so every bound pathname socket of the host that the job's view
- * shows is covered by an empty file before the job starts. */
+ * shows is hidden before the job starts: in the masks' overlays where it can
+ * be, so that no number of host sockets adds a mount (docs/security.md,
+ * "Host unix sockets"). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -50,29 +52,38 @@ struct aidp_hostsock_bind {
         bool is_socket;
 };
 
-/* pid 1, in the staging root (root_fd) once every mount and bind is in place:
- * each host socket path, and its image under each bind whose source holds
- * it, that resolves inside that root (as the job would resolve it,
- * RESOLVE_IN_ROOT) to a socket gets a clone of mask_file (mode 0: connect
- * fails with EACCES) mounted over it, except at the target of a bind of that
- * very socket. No allocation (pid 1 may not call malloc). Returns the number
- * covered, or -errno with *failed naming the path. */
-int aidp_hostsock_cover(int root_fd, const char *mask_file, char *const *paths, size_t n,
-                        const struct aidp_hostsock_bind *binds, size_t n_binds,
-                        const char **failed);
+/* At most this many host sockets are covered by a bind (a mount each): those
+ * outside the read-only mounts, in a writable bind. */
+#define AIDP_HOSTSOCK_MAX_BINDS 1000
 
-/* aidp_hostsock_cover for pid 1's staging root `root`: the profile's binds
- * (bind_st: their sources' stat, for which of them is a socket) and the mask
- * directory's unreadable file (mask_dir/f). */
-int aidp_hostsock_cover_view(const char *root, const char *mask_dir,
-                             const struct aidp_profile *profile, const struct stat *bind_st,
-                             char *const *paths, size_t n, const char **failed);
+/* pid 1, in the staging root `root` once every mount and bind is in place:
+ * the masks (aidp_mask_view with masked, extra, n_extra) and the host
+ * sockets together. Each host socket path, and its image under each bind
+ * whose source holds it, that resolves inside the root (as the job would
+ * resolve it, RESOLVE_IN_ROOT) to a socket is hidden, except at the target
+ * of a bind of that very socket:
+ * - in a read-only mount, as a whiteout at its name in the top layer of the
+ *   overlay that mount gets for its masks (mask.h): one overlay per mount
+ *   whatever the number of sockets, each a link to one whiteout (a
+ *   directory entry, no mount, no inode);
+ * - elsewhere (a writable bind, where an overlay would make the bind
+ *   read-only), a bind of the mode-0 mask_src/f over it (connect: EACCES),
+ *   at most AIDP_HOSTSOCK_MAX_BINDS of them: past that, -EMLINK with *failed
+ *   naming the directory.
+ * No allocation (pid 1 may not call malloc). 0, or -errno with *failed
+ * naming the path. */
+int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *const *masked,
+                            char *const *extra, size_t n_extra, char *const *paths, size_t n,
+                            const struct aidp_hostsock_bind *binds, size_t n_binds,
+                            const char **failed);
 
-/* aidp_hostsock_cover_view for the paths aidp_hostsock_recv gets from
- * sync_fd: -EPIPE when the supervisor closed it instead. */
-int aidp_hostsock_cover_sent(int sync_fd, const char *root, const char *mask_dir,
-                             const struct aidp_profile *profile, const struct stat *bind_st,
-                             const char **failed);
+/* aidp_hostsock_mask_view for the paths aidp_hostsock_recv gets from sync_fd,
+ * the profile's masks and binds (bind_st: their sources' stat, for which of
+ * them is a socket). -EPIPE only when the supervisor closed the socket
+ * instead of sending the list. */
+int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
+                            const char *const *masked, const struct aidp_profile *profile,
+                            const struct stat *bind_st, const char **failed);
 
 /* In the job, after no_new_privs and before seccomp: a Landlock domain scoped
  * against abstract unix sockets made outside it. Returns 1 if applied, 0 when

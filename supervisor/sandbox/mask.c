@@ -126,40 +126,122 @@ static int wanted(const struct statfs *sf)
         }
 }
 
-static int overlay_wanted(int fd)
+int aidp_mask_overlay_wanted(int fd)
 {
         struct statfs sf;
         return fstatfs(fd, &sf) < 0 ? -errno : wanted(&sf);
 }
 
-/* Make the directories of rel (below a group's layer) that are not there
- * yet, each with the owner and mode of the host directory it stands for:
- * in a merged directory the overlay shows the top layer's. */
-static int layer_dirs(int layer_fd, int lower_fd, const char *rel)
+/* The layer directory name below ldir for the host directory host (just
+ * reached beneath the group's root): made with host's owner, mode and access
+ * ACL, which are what the job sees of the merged directory (the overlay
+ * checks the top layer's, never the host's); an existing one is kept. 1 and
+ * *ret, 0 when name is a mask there (a file or a whiteout: nothing below it
+ * shows), -errno. */
+static int layer_subdir(int ldir, const char *name, int host, int *ret)
 {
-        char pre[PATH_MAX];
-        size_t len = strlen(rel);
-        if (len >= sizeof pre)
-                return -ENAMETOOLONG;
-        for (size_t i = 0; i <= len; i++) {
-                if (rel[i] != '/' && rel[i] != '\0')
-                        continue;
-                if (i == 0)
-                        continue;
-                memcpy(pre, rel, i);
-                pre[i] = '\0';
-                if (mkdirat(layer_fd, pre, 0700) < 0) {
-                        if (errno == EEXIST)
-                                continue;
+        struct stat st;
+        if (fstatat(ldir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (!S_ISDIR(st.st_mode))
+                        return 0;
+        } else if (errno != ENOENT) {
+                return -errno;
+        } else {
+                static char acl[65536]; /* pid 1 is single-threaded */
+                char hp[64], lp[64 + NAME_MAX];
+                snprintf(hp, sizeof hp, "/proc/self/fd/%d", host);
+                ssize_t n = getxattr(hp, "system.posix_acl_access", acl, sizeof acl);
+                if (n < 0 && errno != ENODATA && errno != EOPNOTSUPP)
                         return -errno;
-                }
-                struct stat st;
-                if (fstatat(lower_fd, pre, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    fchownat(layer_fd, pre, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    fchmodat(layer_fd, pre, st.st_mode & 07777, 0) < 0)
+                if (mkdirat(ldir, name, 0700) < 0 || fstat(host, &st) < 0 ||
+                    fchownat(ldir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                snprintf(lp, sizeof lp, "/proc/self/fd/%d/%s", ldir, name);
+                /* The ACL before the mode: a chmod then keeps the two in step,
+                 * as the host's are. */
+                if ((n > 0 && setxattr(lp, "system.posix_acl_access", acl, (size_t)n, 0) < 0) ||
+                    fchmodat(ldir, name, st.st_mode & 07777, 0) < 0)
                         return -errno;
         }
+        *ret = openat(ldir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        return *ret < 0 ? -errno : 1;
+}
+
+/* One component beneath dir, by an O_PATH fd: no symlink, no magic link, no
+ * mount crossed. */
+static int beneath_one(int dir, const char *name)
+{
+        struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                                          RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+        int fd = (int)syscall(SYS_openat2, dir, name, &how, sizeof how);
+        return fd < 0 ? -errno : fd;
+}
+
+static int fd_path(int fd, char out[PATH_MAX])
+{
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, out, PATH_MAX - 1);
+        if (n < 0)
+                return -errno;
+        out[n] = '\0';
         return 0;
+}
+
+/* Where dir_fd's directory is, relative to g's mount root, comes from its
+ * path now; the host may change that path at any moment (a directory renamed,
+ * a symlink put in its place). So the layer's directories are made along a
+ * walk from the group's own root that follows no symlink and crosses no
+ * mount, each copying the host directory it reached, and the walk must end
+ * on dir_fd's very directory: a walk led elsewhere is -ESTALE, and a
+ * directory's attributes never come from another place. */
+int aidp_mask_layer_dir(const struct aidp_mask_group *g, int dir_fd, int *ret)
+{
+        static char full[PATH_MAX], top[PATH_MAX];
+        int rc = fd_path(dir_fd, full);
+        if (rc == 0)
+                rc = fd_path(g->root_fd, top);
+        if (rc < 0)
+                return rc;
+        size_t tl = strcmp(top, "/") ? strlen(top) : 0;
+        if (strncmp(full, top, tl) || (full[tl] != '/' && full[tl] != '\0'))
+                return -ESTALE;
+        _cleanup_close_ int host = fcntl(g->root_fd, F_DUPFD_CLOEXEC, 3);
+        _cleanup_close_ int layer = fcntl(g->layer_fd, F_DUPFD_CLOEXEC, 3);
+        if (host < 0 || layer < 0)
+                return -errno;
+        for (char *c = full + tl; *c;) {
+                c += strspn(c, "/");
+                size_t len = strcspn(c, "/");
+                if (len == 0)
+                        break;
+                char name[NAME_MAX + 1];
+                if (len > NAME_MAX)
+                        return -ESTALE;
+                memcpy(name, c, len);
+                name[len] = '\0';
+                c += len;
+                int next = beneath_one(host, name);
+                if (next < 0)
+                        return next == -ENOMEM ? next : -ESTALE;
+                close(host);
+                host = next;
+                int lnext = -1;
+                rc = layer_subdir(layer, name, host, &lnext);
+                if (rc <= 0)
+                        return rc;
+                close(layer);
+                layer = lnext;
+        }
+        struct stat a, b;
+        if (fstat(host, &a) < 0 || fstat(dir_fd, &b) < 0)
+                return -errno;
+        if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+                return -ESTALE;
+        *ret = layer;
+        layer = -1;
+        return 1;
 }
 
 /* The mask itself, in the layer directory dir_fd: what was there stays there
@@ -214,11 +296,45 @@ static int open_layer(const char *mask_src, char *dir, size_t len)
                 return rc;
         if (mkdir(dir, 0700) < 0)
                 return -errno;
+        S.layer_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        /* One whiteout that every covered host socket's name links to
+         * (hostsock.c): a name then costs a directory entry, no inode. Out
+         * of every group's directory, so no overlay shows it. */
+        if (S.layer_fd < 0 || mknodat(S.layer_fd, "wh", S_IFCHR, makedev(0, 0)) < 0)
+                return -errno;
         return 0;
 }
 
-/* The group of the mount that holds fd's directory: made on first use. */
-static int group_of(int fd, struct aidp_mask_group **ret)
+/* The root of the mount that holds dir_fd's directory, reached by ".." from
+ * it: inside one mount ".." never leaves it, and stops being a way up only
+ * at the mount's root. No path is walked from pid 1's root, where the host
+ * could have put a symlink on the way (a group's mount may be a host user's,
+ * a FUSE mount holding a socket). */
+static int mount_root(int dir_fd, uint64_t id)
+{
+        int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+        for (int depth = 0; fd >= 0 && depth < PATH_MAX / 2; depth++) {
+                struct statx sx;
+                if (statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID | AIDP_MASK_STATX_MNT_ID_UNIQUE,
+                          &sx) < 0) {
+                        int e = errno;
+                        close(fd);
+                        return -e;
+                }
+                if (!(sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) || sx.stx_mnt_id != id) {
+                        close(fd);
+                        return -ESTALE;
+                }
+                if (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
+                        return fd;
+                int up = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                close(fd);
+                fd = up;
+        }
+        return fd < 0 ? -errno : -ELOOP;
+}
+
+int aidp_mask_group_of(int fd, struct aidp_mask_group **ret)
 {
         uint64_t id;
         int rc = aidp_mask_mount_id(fd, &id);
@@ -228,47 +344,32 @@ static int group_of(int fd, struct aidp_mask_group **ret)
         if (!g) {
                 if (S.n == AIDP_MASK_MAX_GROUPS)
                         return -E2BIG;
+                int root = mount_root(fd, id);
+                if (root < 0)
+                        return root;
                 g = &S.g[S.n++];
-                *g = (struct aidp_mask_group){.mnt_id = id, .root_fd = -1, .layer_fd = -1};
+                *g = (struct aidp_mask_group){.mnt_id = id, .root_fd = root, .layer_fd = -1};
         }
         *ret = g;
         return 0;
 }
 
-/* Each group's mount root (opened by its mount point, which must still be
- * that mount's root) and its directory in the layer, with the root's owner
- * and mode. */
-static int open_groups(const char *layer)
+/* Each group's directory in the layer, with its root's owner, mode and ACL. */
+static int open_groups(void)
 {
         for (size_t i = 0; i < S.n; i++) {
                 struct aidp_mask_group *g = &S.g[i];
-                g->root_fd = open(aidp_mask_pool(g->point), O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (g->root_fd < 0)
-                        return -errno;
-                struct statx sx;
-                if (statx(g->root_fd, "", AT_EMPTY_PATH,
-                          STATX_MNT_ID | AIDP_MASK_STATX_MNT_ID_UNIQUE, &sx) < 0)
-                        return -errno;
-                if (sx.stx_mnt_id != g->mnt_id ||
-                    !(sx.stx_attributes & sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
-                        return -ESTALE;
-                char p[PATH_MAX];
-                if (snprintf(p, sizeof p, "%s/%zu", layer, i) >= (int)sizeof p)
-                        return -ENAMETOOLONG;
-                struct stat st;
-                if (mkdir(p, 0700) < 0 || fstat(g->root_fd, &st) < 0 ||
-                    chown(p, st.st_uid, st.st_gid) < 0 || chmod(p, st.st_mode & 07777) < 0)
-                        return -errno;
-                g->layer_fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (g->layer_fd < 0)
-                        return -errno;
+                char name[32];
+                snprintf(name, sizeof name, "%zu", i);
+                int rc = layer_subdir(S.layer_fd, name, g->root_fd, &g->layer_fd);
+                if (rc <= 0)
+                        return rc < 0 ? rc : -EEXIST;
         }
         return 0;
 }
 
 /* One masked path of an overlaid mount into its group's layer. The parent is
- * looked up again if the host removed it meanwhile (its path would then name
- * nothing). */
+ * looked up again if the host moved it meanwhile. */
 static int mask_in_layer(int root_fd, const char *path, int cached)
 {
         for (int attempt = 0; attempt < 100; attempt++) {
@@ -285,7 +386,7 @@ static int mask_in_layer(int root_fd, const char *path, int cached)
                         return 0;
                 if (pfd < 0)
                         return pfd;
-                int rc = overlay_wanted(pfd);
+                int rc = aidp_mask_overlay_wanted(pfd);
                 if (rc < 0)
                         return rc;
                 if (rc == 0)
@@ -295,30 +396,12 @@ static int mask_in_layer(int root_fd, const char *path, int cached)
                         aidp_mask_mount_id(pfd, &id) == 0 ? aidp_mask_find_group(id) : NULL;
                 if (!g)
                         return -ESTALE;
-                char link[64], full[PATH_MAX];
-                snprintf(link, sizeof link, "/proc/self/fd/%d", pfd);
-                ssize_t n = readlink(link, full, sizeof full - 1);
-                if (n < 0)
-                        return -errno;
-                full[n] = '\0';
-                struct stat dst;
-                if (fstat(pfd, &dst) < 0)
-                        return -errno;
-                if (dst.st_nlink == 0)
-                        continue; /* removed meanwhile */
-                const char *point = aidp_mask_pool(g->point);
-                size_t pl = strcmp(point, "/") ? strlen(point) : 0;
-                if (strncmp(full, point, pl) || (full[pl] != '/' && full[pl] != '\0'))
-                        return -ESTALE;
-                const char *rel = full[pl] ? full + pl + 1 : "";
-                if ((rc = layer_dirs(g->layer_fd, g->root_fd, rel)) < 0)
-                        return rc;
-                _cleanup_close_ int dir =
-                        *rel ? openat(g->layer_fd, rel,
-                                      O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                             : fcntl(g->layer_fd, F_DUPFD_CLOEXEC, 3);
-                if (dir < 0)
-                        return -errno;
+                _cleanup_close_ int dir = -1;
+                rc = aidp_mask_layer_dir(g, pfd, &dir);
+                if (rc == -ESTALE)
+                        continue; /* moved meanwhile: look it up again */
+                if (rc <= 0)
+                        return rc; /* 0: below another mask, hidden with it */
                 struct stat host;
                 bool there = fstatat(pfd, name, &host, AT_SYMLINK_NOFOLLOW) == 0;
                 if (!there && errno != ENOENT)
@@ -496,7 +579,8 @@ static int classify(int root_fd, const char *root, const char *const *paths, siz
                 if (pfd < 0)
                         return pfd;
                 struct aidp_mask_group *g;
-                if ((rc = overlay_wanted(pfd)) == 1 && (rc = group_of(pfd, &g)) == 0) {
+                if ((rc = aidp_mask_overlay_wanted(pfd)) == 1 &&
+                    (rc = aidp_mask_group_of(pfd, &g)) == 0) {
                         S.kind[i] = KIND_LAYER;
                         if (i < AIDP_MASK_MAX_FDS) {
                                 S.fd[i] = pfd;
@@ -559,7 +643,8 @@ static int build_overlays(const char **failed)
 }
 
 static int overlay_groups(int root_fd, const char *mask_src, const char *const *paths,
-                          size_t n_paths, char *const *extra, size_t n_extra, const char **failed)
+                          size_t n_paths, char *const *extra, size_t n_extra,
+                          const struct aidp_mask_more *more, const char **failed)
 {
         *failed = "/proc/self/mountinfo";
         int rc = aidp_mask_read_tree();
@@ -569,7 +654,7 @@ static int overlay_groups(int root_fd, const char *mask_src, const char *const *
         *failed = mask_src;
         rc = open_layer(mask_src, layer, sizeof layer);
         if (rc == 0)
-                rc = open_groups(layer);
+                rc = open_groups();
         for (size_t i = 0; i < n_paths + n_extra && rc == 0; i++) {
                 if (S.kind[i] != KIND_LAYER)
                         continue;
@@ -579,14 +664,10 @@ static int overlay_groups(int root_fd, const char *mask_src, const char *const *
                         S.fd[i] = -1;
                 rc = mask_in_layer(root_fd, *failed, cached);
         }
+        if (rc == 0 && more)
+                rc = more->layer(more->ctx, root_fd, failed);
         if (rc == 0)
                 rc = build_overlays(failed);
-        for (size_t i = 0; i < S.n; i++) {
-                if (S.g[i].root_fd >= 0)
-                        close(S.g[i].root_fd);
-                if (S.g[i].layer_fd >= 0)
-                        close(S.g[i].layer_fd);
-        }
         int ro = set_writable(mask_src, false);
         if (ro < 0 && rc == 0) {
                 rc = ro;
@@ -595,10 +676,26 @@ static int overlay_groups(int root_fd, const char *mask_src, const char *const *
         return rc;
 }
 
-int aidp_mask_view(const char *root, const char *mask_src, const char *const *paths,
-                   char *const *extra, size_t n_extra, const char **failed)
+static void close_groups(void)
 {
-        S.n = S.nc = S.used = 0;
+        for (size_t i = 0; i < S.n; i++) {
+                if (S.g[i].root_fd >= 0)
+                        close(S.g[i].root_fd);
+                if (S.g[i].layer_fd >= 0)
+                        close(S.g[i].layer_fd);
+                S.g[i].root_fd = S.g[i].layer_fd = -1;
+        }
+        if (S.layer_fd >= 0)
+                close(S.layer_fd);
+        S.layer_fd = -1;
+}
+
+int aidp_mask_view(const char *root, const char *mask_src, const char *const *paths,
+                   char *const *extra, size_t n_extra, const struct aidp_mask_more *more,
+                   const char **failed)
+{
+        S.n = S.nc = S.used = S.last = 0;
+        S.layer_fd = -1;
         for (size_t i = 0; i < AIDP_MASK_MAX_FDS; i++)
                 S.fd[i] = -1;
         size_t n_paths = 0;
@@ -609,12 +706,18 @@ int aidp_mask_view(const char *root, const char *mask_src, const char *const *pa
         if (root_fd < 0)
                 return -errno;
         int rc = classify(root_fd, root, paths, n_paths, extra, n_extra, failed);
+        if (rc == 0 && more)
+                rc = more->groups(more->ctx, root_fd, failed);
         if (rc == 0 && S.n > 0)
-                rc = overlay_groups(root_fd, mask_src, paths, n_paths, extra, n_extra, failed);
+                rc = overlay_groups(root_fd, mask_src, paths, n_paths, extra, n_extra, more,
+                                    failed);
+        close_groups();
         for (size_t i = 0; i < AIDP_MASK_MAX_FDS; i++)
                 if (S.fd[i] >= 0)
                         close(S.fd[i]);
         if (rc == 0)
                 rc = bind_pass(root, mask_src, paths, n_paths, extra, n_extra, failed);
+        if (rc == 0 && more)
+                rc = more->after(more->ctx, root_fd, failed);
         return rc;
 }

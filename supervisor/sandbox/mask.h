@@ -8,6 +8,22 @@
  * unless nothing (or a symlink) is there. 0, or -1 with errno. */
 int aidp_mask_bind(const char *mask_src, const char *p);
 
+/* More names to hide with the masks (hostsock.c's host unix sockets), in
+ * three steps of aidp_mask_view, each 0 or -errno with *failed set:
+ * - groups: once the masks are sorted, make the group (mask_tree.h) of each
+ *   mount that is to get an overlay for them;
+ * - layer: with the layer writable and each group's directory in it open,
+ *   put the names in;
+ * - after: once the overlays and the masks' binds are in place, whatever
+ *   the overlays could not take.
+ * root_fd: the staging root. */
+struct aidp_mask_more {
+        int (*groups)(void *ctx, int root_fd, const char **failed);
+        int (*layer)(void *ctx, int root_fd, const char **failed);
+        int (*after)(void *ctx, int root_fd, const char **failed);
+        void *ctx;
+};
+
 /* Hide each of paths (NULL-terminated) and extra (n_extra of them) in the
  * staging root `root`, each resolved as the job will resolve it (symlinks
  * inside the root), once every mount and bind is in place:
@@ -23,6 +39,8 @@ int aidp_mask_bind(const char *mask_src, const char *p);
  * mask_src: the root of a read-only tmpfs mount of its own holding the
  * unreadable d and f for the binds; the overlays' layer is made in it too,
  * with the mount writable meanwhile.
+ * more: NULL, or more names (above).
  * Returns 0, or -errno with *failed naming the path. */
 int aidp_mask_view(const char *root, const char *mask_src, const char *const *paths,
-                   char *const *extra, size_t n_extra, const char **failed);
+                   char *const *extra, size_t n_extra, const struct aidp_mask_more *more,
+                   const char **failed);

@@ -62,9 +62,14 @@ int aidp_mask_mount_id(int fd, uint64_t *ret)
 
 struct aidp_mask_group *aidp_mask_find_group(uint64_t mnt_id)
 {
+        /* Host sockets come sorted by path: mostly the group of the last. */
+        if (S.last < S.n && S.g[S.last].mnt_id == mnt_id)
+                return &S.g[S.last];
         for (size_t i = 0; i < S.n; i++)
-                if (S.g[i].mnt_id == mnt_id)
+                if (S.g[i].mnt_id == mnt_id) {
+                        S.last = i;
                         return &S.g[i];
+                }
         return NULL;
 }
 

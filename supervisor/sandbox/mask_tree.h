@@ -1,14 +1,19 @@
 #pragma once
 /* mask.c's state, and the mount table as pid 1 sees it (mask_tree.c): the
  * mount of a directory, and the mounts right below each mount that gets an
- * overlay. Private to the two files. */
+ * overlay. Private to mask*.c and hostsock.c (whose covers of host sockets
+ * go into the same overlays). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define AIDP_MASK_MAX_PATHS  1024
-#define AIDP_MASK_MAX_FDS    64
-#define AIDP_MASK_MAX_GROUPS 16
+#define AIDP_MASK_MAX_PATHS 1024
+#define AIDP_MASK_MAX_FDS   64
+/* Mounts that get an overlay: those with a mask, and those with a host
+ * socket in the job's view (hostsock.c), of which a host user with FUSE
+ * mounts may make many. Past this, a socket is covered by a bind instead
+ * (hostsock.h's limit). Two fds each while pid 1 masks. */
+#define AIDP_MASK_MAX_GROUPS 1024
 /* As many mounts as a mount namespace may hold (fs.mount-max's default):
  * a host with many mounts below /var or /etc (a user's FUSE mounts, a
  * node's pod volumes) must not stop runs. Untouched, the arrays cost no
@@ -39,7 +44,9 @@ struct aidp_mask_state {
         char pool[AIDP_MASK_POOL_SIZE];
         size_t used;
         char buf[65536] __attribute__((aligned(8)));
-        bool unique; /* mount ids are 64-bit unique ones: listmount works */
+        int layer_fd; /* O_PATH: the layer's directory, with the whiteout "wh" */
+        size_t last;  /* the group aidp_mask_find_group found last */
+        bool unique;  /* mount ids are 64-bit unique ones: listmount works */
         unsigned char kind[AIDP_MASK_MAX_PATHS]; /* enum mask_kind */
         int fd[AIDP_MASK_MAX_FDS];               /* the parent of path i, for the first MAX_FDS */
 };
@@ -57,3 +64,16 @@ struct aidp_mask_group *aidp_mask_find_group(uint64_t mnt_id);
 int aidp_mask_read_tree(void);
 /* A string of the pool. */
 const char *aidp_mask_pool(size_t off);
+
+/* For hostsock.c, between aidp_mask_view's steps (mask.h's hooks). */
+/* 1 when dir_fd's directory is in a mount that gets an overlay (a
+ * read-only one, not /proc or /sys), 0 when not, -errno. */
+int aidp_mask_overlay_wanted(int dir_fd);
+/* The group of the mount that holds dir_fd's directory, made on first use
+ * (before the tree is read). -E2BIG past AIDP_MASK_MAX_GROUPS. */
+int aidp_mask_group_of(int dir_fd, struct aidp_mask_group **ret);
+/* An O_PATH fd of the directory in g's layer that stands for dir_fd's
+ * directory (in g's mount), made with each host directory's owner, mode and
+ * access ACL on the way; 0 when a mask already hides that directory (fd
+ * not set); -ESTALE when the host moved it meanwhile; -errno. */
+int aidp_mask_layer_dir(const struct aidp_mask_group *g, int dir_fd, int *ret);

@@ -353,12 +353,14 @@ static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
  * file, cloned over every masked path (a non-root job without capabilities
  * gets EACCES), and the mount point of the staging root. It stays attached
  * (older kernels cannot clone from a detached mount) until the old root's
- * unmount takes it away; nothing of it is inside the new root. */
+ * unmount takes it away; nothing of it is inside the new root. No inode
+ * limit: the masks' layer in it links a name per hidden host socket
+ * (hostsock.c), and tmpfs counts each link against it. */
 static void make_holder(void)
 {
         CHECK(AIDP_STAGE_MOUNTS,
               mount("tmpfs", STAGE_DIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                    "size=4096,mode=0700"),
+                    "size=4096,nr_inodes=0,mode=0700"),
               STAGE_DIR);
         CHECK(AIDP_STAGE_MOUNTS, mkdir(MASK_SRC "/d", 0), MASK_SRC "/d");
         int f = open(MASK_SRC "/f", O_CREAT | O_WRONLY | O_CLOEXEC, 0);
@@ -491,16 +493,12 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
                 bind_fds[i] = -1;
         }
 
-        const char *mask_src = MASK_SRC;
-        /* Masks that no host rename undoes (mask.h). */
+        /* Masks that no host rename undoes (mask.h), and the host sockets the
+         * view shows, hidden in the same overlays (hostsock.h): the
+         * supervisor listed them while this process built the mounts above. */
         const char *failed = "";
-        int mk = aidp_mask_view(root, mask_src, aidp_sandbox_masked_paths, pr ? pr->masked : NULL,
-                                pr ? pr->n_masked : 0, &failed);
-        if (mk < 0)
-                die(AIDP_STAGE_MOUNTS, -mk, failed);
-        /* Host sockets the view shows, covered (hostsock.h): the supervisor
-         * listed them while this process built the mounts above. */
-        int hs = aidp_hostsock_cover_sent(s->sync_fd, root, mask_src, bp, bind_st, &failed);
+        int hs = aidp_hostsock_mask_sent(s->sync_fd, root, MASK_SRC, aidp_sandbox_masked_paths, bp,
+                                         bind_st, &failed);
         if (hs == -EPIPE)
                 hold_mounts();
         if (hs < 0)

@@ -3,6 +3,12 @@
  *   contain_probe unix PATH|@NAME...  "reachable X" / "unreachable X: errno"
  *   contain_probe stdio               what fds 0-2 are, and whether stdout
  *                                     can be truncated or seeked
+ *   contain_probe unix-seq PREFIX FROM N  connect(2) to each datagram socket
+ *                                     PREFIX-<FROM..FROM+N-1, 6 digits>.sock:
+ *                                     "seq reachable R unreachable U (first: E)",
+ *                                     then "mounts M below B": the lines of
+ *                                     the job's /proc/self/mountinfo, and
+ *                                     those on PREFIX's directory or below
  *   contain_probe vsock               "vsock errno N" / "vsock allowed"
  *   contain_probe deep DIR N LEN      N nested directories of LEN-character
  *                                     names below DIR (beyond PATH_MAX), and
@@ -50,6 +56,53 @@ static void try_unix(const char *name)
                 printf("unreachable %s: %s\n", name, strerror(errno));
         }
         close(fd);
+}
+
+static int unix_seq(const char *prefix, size_t from, size_t n)
+{
+        size_t reach = 0, unreach = 0;
+        char first[128] = "none";
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return 3;
+        for (size_t i = from; i < from + n; i++) {
+                struct sockaddr_un a = {.sun_family = AF_UNIX};
+                int k = snprintf(a.sun_path, sizeof a.sun_path, "%s-%06zu.sock", prefix, i);
+                if (k < 0 || (size_t)k >= sizeof a.sun_path)
+                        return 2;
+                if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+                        reach++;
+                        /* connected: a new socket for the next one */
+                        close(fd);
+                        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                        if (fd < 0)
+                                return 3;
+                } else if (unreach++ == 0) {
+                        snprintf(first, sizeof first, "%s", strerror(errno));
+                }
+        }
+        close(fd);
+        printf("seq reachable %zu unreachable %zu (first: %s)\n", reach, unreach, first);
+        /* The mounts of the job's view, and those on the sockets' directory
+         * or below it (mount points are the fifth field). */
+        size_t dl = (size_t)(strrchr(prefix, '/') - prefix), lines = 0, below = 0;
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        char *line = NULL;
+        size_t cap = 0;
+        while (f && getline(&line, &cap, f) > 0) {
+                lines++;
+                char *p = line;
+                for (int field = 0; field < 4 && p; field++)
+                        if ((p = strchr(p, ' ')))
+                                p++;
+                if (p && !strncmp(p, prefix, dl) && (p[dl] == ' ' || p[dl] == '/'))
+                        below++;
+        }
+        free(line);
+        if (f)
+                fclose(f);
+        printf("mounts %zu below %zu\n", lines, below);
+        return 0;
 }
 
 static void fd_kind(int fd)
@@ -131,6 +184,8 @@ int main(int argc, char **argv)
                         try_unix(argv[i]);
                 return 0;
         }
+        if (argc == 5 && !strcmp(argv[1], "unix-seq"))
+                return unix_seq(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10));
         if (argc == 2 && !strcmp(argv[1], "stdio"))
                 return stdio();
         if (argc == 2 && !strcmp(argv[1], "vsock")) {
@@ -141,6 +196,7 @@ int main(int argc, char **argv)
                         printf("vsock allowed\n");
                 return 0;
         }
-        fprintf(stderr, "usage: contain_probe unix PATH...|stdio|vsock|deep DIR N LEN\n");
+        fprintf(stderr, "usage: contain_probe unix PATH...|unix-seq PREFIX FROM N|stdio|vsock|deep "
+                        "DIR N LEN\n");
         return 2;
 }
