@@ -6,7 +6,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/hex.h"
 
@@ -76,5 +78,87 @@ int aidp_lineage_mac_sha256(struct aidp_lineage_mac *m, const void *data, size_t
             !EVP_DigestFinal_ex(m->md, md, &mdlen) || mdlen != 32)
                 return -EIO;
         aidp_hex_encode(md, 32, out);
+        return 0;
+}
+
+/* ---- keyed contexts kept per key (aidp_lineage_hmac_hex) ---------------------------
+ * Every lineage append checks the anchor's tag and writes a new one: two HMACs of a
+ * short message per record, and a run appends two records. EVP_Q_mac fetched the
+ * algorithm by name, made a context, fetched the digest and derived the key's pads
+ * on each of them: about 0.3 ms of CPU each in a daemon's worker, where OpenSSL's
+ * tables were built by the server (docs/run-core.md, "Start-up time"). A slot is
+ * filled once and never freed or changed, so a reader that sees it may use it
+ * without a lock; two threads filling a slot for the same key at once leave two
+ * slots, which is harmless. */
+#define HMAC_SLOTS 4
+
+struct hmac_slot {
+        unsigned char key[AIDP_LINEAGE_KEY_LEN];
+        EVP_MAC_CTX *keyed;
+};
+
+static _Atomic(struct hmac_slot *) hmac_slots[HMAC_SLOTS];
+
+static EVP_MAC_CTX *hmac_keyed_new(const unsigned char *key)
+{
+        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        EVP_MAC_CTX *c = mac ? EVP_MAC_CTX_new(mac) : NULL;
+        EVP_MAC_free(mac); /* the context holds its own reference */
+        char digest[] = "SHA256";
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                               OSSL_PARAM_construct_end()};
+        if (c && !EVP_MAC_init(c, key, AIDP_LINEAGE_KEY_LEN, params)) {
+                EVP_MAC_CTX_free(c);
+                return NULL;
+        }
+        return c;
+}
+
+/* The kept context for key, made now if a slot is free; NULL: none (use a fresh one). */
+static const EVP_MAC_CTX *hmac_kept(const unsigned char *key)
+{
+        for (size_t i = 0; i < HMAC_SLOTS; i++) {
+                struct hmac_slot *s = atomic_load_explicit(&hmac_slots[i], memory_order_acquire);
+                if (s && !CRYPTO_memcmp(s->key, key, AIDP_LINEAGE_KEY_LEN))
+                        return s->keyed;
+                if (s)
+                        continue;
+                /* The key in OpenSSL's memory, like the pads the context derives
+                 * from it (the secure heap where the process set one up). */
+                struct hmac_slot *n = OPENSSL_secure_zalloc(sizeof *n);
+                if (!n)
+                        return NULL;
+                memcpy(n->key, key, AIDP_LINEAGE_KEY_LEN);
+                n->keyed = hmac_keyed_new(key);
+                struct hmac_slot *none = NULL;
+                if (n->keyed && atomic_compare_exchange_strong_explicit(&hmac_slots[i], &none, n,
+                                                                        memory_order_acq_rel,
+                                                                        memory_order_acquire))
+                        return n->keyed;
+                EVP_MAC_CTX_free(n->keyed);
+                OPENSSL_secure_clear_free(n, sizeof *n);
+                if (!none)
+                        return NULL; /* no context: out of memory */
+                if (!CRYPTO_memcmp(none->key, key, AIDP_LINEAGE_KEY_LEN))
+                        return none->keyed; /* another thread filled it with this key */
+        }
+        return NULL;
+}
+
+int aidp_lineage_hmac_hex(const unsigned char key[AIDP_LINEAGE_KEY_LEN], const void *data,
+                          size_t len, char out[AIDP_LINEAGE_HASH_HEX + 1])
+{
+        const EVP_MAC_CTX *kept = hmac_kept(key);
+        /* A copy keeps the keyed pads and leaves the kept context untouched. */
+        EVP_MAC_CTX *c = kept ? EVP_MAC_CTX_dup(kept) : hmac_keyed_new(key);
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        size_t maclen = 0;
+        bool ok = c && EVP_MAC_update(c, data, len) && EVP_MAC_final(c, mac, &maclen, sizeof mac) &&
+                  maclen == 32;
+        EVP_MAC_CTX_free(c);
+        if (!ok)
+                return -EIO;
+        aidp_hex_encode(mac, 32, out);
+        OPENSSL_cleanse(mac, sizeof mac);
         return 0;
 }
