@@ -87,14 +87,22 @@ int aidp_lineage_mac_sha256(struct aidp_lineage_mac *m, const void *data, size_t
  * algorithm by name, made a context, fetched the digest and derived the key's pads
  * on each of them: about 0.3 ms of CPU each in a daemon's worker, where OpenSSL's
  * tables were built by the server (docs/run-core.md, "Start-up time"). A slot is
- * filled once and never freed or changed, so a reader that sees it may use it
- * without a lock; two threads filling a slot for the same key at once leave two
- * slots, which is harmless. */
-#define HMAC_SLOTS 4
+ * filled once and never freed, and its key and template never change, so a reader
+ * that sees it may use it without a lock; two threads filling a slot for the same
+ * key at once leave two slots, which is harmless. Its spares are contexts used
+ * before, reset with the same key: taken and given back by atomic exchange, so no
+ * two threads ever hold one, and a call that finds none copies the template. A
+ * spare costs no allocation, which matters in a daemon's worker: it inherits the
+ * spare the server left, while a new context's memory (OpenSSL's secure heap,
+ * whose pages the worker shares with the server until it writes them) would cost
+ * copy-on-write faults. */
+#define HMAC_SLOTS  4
+#define HMAC_SPARES 4
 
 struct hmac_slot {
         unsigned char key[AIDP_LINEAGE_KEY_LEN];
-        EVP_MAC_CTX *keyed;
+        EVP_MAC_CTX *keyed; /* the template: never used itself */
+        _Atomic(EVP_MAC_CTX *) spare[HMAC_SPARES];
 };
 
 static _Atomic(struct hmac_slot *) hmac_slots[HMAC_SLOTS];
@@ -114,13 +122,13 @@ static EVP_MAC_CTX *hmac_keyed_new(const unsigned char *key)
         return c;
 }
 
-/* The kept context for key, made now if a slot is free; NULL: none (use a fresh one). */
-static const EVP_MAC_CTX *hmac_kept(const unsigned char *key)
+/* The kept slot for key, made now if one is free; NULL: none (use a fresh context). */
+static struct hmac_slot *hmac_kept(const unsigned char *key)
 {
         for (size_t i = 0; i < HMAC_SLOTS; i++) {
                 struct hmac_slot *s = atomic_load_explicit(&hmac_slots[i], memory_order_acquire);
                 if (s && !CRYPTO_memcmp(s->key, key, AIDP_LINEAGE_KEY_LEN))
-                        return s->keyed;
+                        return s;
                 if (s)
                         continue;
                 /* The key in OpenSSL's memory, like the pads the context derives
@@ -131,31 +139,58 @@ static const EVP_MAC_CTX *hmac_kept(const unsigned char *key)
                 memcpy(n->key, key, AIDP_LINEAGE_KEY_LEN);
                 n->keyed = hmac_keyed_new(key);
                 struct hmac_slot *none = NULL;
-                if (n->keyed && atomic_compare_exchange_strong_explicit(&hmac_slots[i], &none, n,
-                                                                        memory_order_acq_rel,
-                                                                        memory_order_acquire))
-                        return n->keyed;
+                if (n->keyed && atomic_compare_exchange_strong_explicit(
+                                        &hmac_slots[i], &none, n, memory_order_acq_rel,
+                                        memory_order_acquire))
+                        return n;
                 EVP_MAC_CTX_free(n->keyed);
                 OPENSSL_secure_clear_free(n, sizeof *n);
                 if (!none)
                         return NULL; /* no context: out of memory */
                 if (!CRYPTO_memcmp(none->key, key, AIDP_LINEAGE_KEY_LEN))
-                        return none->keyed; /* another thread filled it with this key */
+                        return none; /* another thread filled it with this key */
         }
         return NULL;
+}
+
+/* A context keyed with the slot's key, ready for a message: a spare reset, or a copy. */
+static EVP_MAC_CTX *hmac_take(struct hmac_slot *s)
+{
+        for (size_t i = 0; i < HMAC_SPARES; i++) {
+                EVP_MAC_CTX *c = atomic_exchange_explicit(&s->spare[i], NULL, memory_order_acquire);
+                /* A NULL key starts again with the key already set (OpenSSL 3's HMAC). */
+                if (c && EVP_MAC_init(c, NULL, 0, NULL))
+                        return c;
+                EVP_MAC_CTX_free(c);
+        }
+        return EVP_MAC_CTX_dup(s->keyed);
+}
+
+static void hmac_give_back(struct hmac_slot *s, EVP_MAC_CTX *c)
+{
+        for (size_t i = 0; c && i < HMAC_SPARES; i++) {
+                EVP_MAC_CTX *none = NULL;
+                if (atomic_compare_exchange_strong_explicit(&s->spare[i], &none, c,
+                                                            memory_order_release,
+                                                            memory_order_relaxed))
+                        return;
+        }
+        EVP_MAC_CTX_free(c);
 }
 
 int aidp_lineage_hmac_hex(const unsigned char key[AIDP_LINEAGE_KEY_LEN], const void *data,
                           size_t len, char out[AIDP_LINEAGE_HASH_HEX + 1])
 {
-        const EVP_MAC_CTX *kept = hmac_kept(key);
-        /* A copy keeps the keyed pads and leaves the kept context untouched. */
-        EVP_MAC_CTX *c = kept ? EVP_MAC_CTX_dup(kept) : hmac_keyed_new(key);
+        struct hmac_slot *s = hmac_kept(key);
+        EVP_MAC_CTX *c = s ? hmac_take(s) : hmac_keyed_new(key);
         unsigned char mac[EVP_MAX_MD_SIZE];
         size_t maclen = 0;
-        bool ok = c && EVP_MAC_update(c, data, len) && EVP_MAC_final(c, mac, &maclen, sizeof mac) &&
-                  maclen == 32;
-        EVP_MAC_CTX_free(c);
+        bool ok = c && EVP_MAC_update(c, data, len) &&
+                  EVP_MAC_final(c, mac, &maclen, sizeof mac) && maclen == 32;
+        if (s && ok)
+                hmac_give_back(s, c);
+        else
+                EVP_MAC_CTX_free(c);
         if (!ok)
                 return -EIO;
         aidp_hex_encode(mac, 32, out);
