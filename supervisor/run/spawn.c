@@ -114,14 +114,22 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                         .readonly = !strcmp(r->tmpfs[i].label, "data")};
 }
 
+/* The mount fds pid 1 will hold, in the journal's memory before the clone:
+ * what is allocated after it lands on pages the supervisor then shares with
+ * pid 1, each a copy-on-write fault (docs/run-core.md, "Through the daemon").
+ * Written with pid 1 (record_pid1); gc reaches them only through a pid 1. */
+static void journal_mount_fds(struct run *r)
+{
+        for (size_t i = 0; i < r->n_tmpfs; i++)
+                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label,
+                                    aidp_run_tmpfs_target(r, &r->tmpfs[i]), r->tmpfs[i].fd);
+}
+
 /* pid 1 exists: the journal names it and the mount fds it holds, so that gc can
  * reach the tmpfs through it if this supervisor dies from here on. */
 static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *err)
 {
         aidp_journal_set_pid1(&r->journal, pid);
-        for (size_t i = 0; i < r->n_tmpfs; i++)
-                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label,
-                                    aidp_run_tmpfs_target(r, &r->tmpfs[i]), r->tmpfs[i].fd);
         int rc = aidp_journal_sync(&r->journal, err);
         /* Pin pid 1's mount namespace: if this supervisor and then pid 1 die,
          * the tmpfs mounts still live in it, for gc to overwrite (nspin.h).
@@ -203,6 +211,7 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         struct aidp_sandbox_spec spec;
         fill_spec(r, &f, relay_child, &spec);
         r->pidfd = -1;
+        journal_mount_fds(r);
         int cgfd = aidp_cgroup_open_fd(r->cg);
         /* The sandbox's namespaces get ids above this process's mount
          * namespace's, so that the pin below cannot be refused (nspin.h). */
