@@ -117,9 +117,8 @@ int aidp_nsready_enter(struct aidp_nsready *ns)
         if (rc == 0 && setns(ns->uts, CLONE_NEWUTS) < 0)
                 rc = -errno;
         if (rc < 0) {
-                int back = ns->own_net >= 0 && ns->own_ipc >= 0 && ns->own_uts >= 0
-                                   ? back_home(ns)
-                                   : 0;
+                int back = ns->own_net >= 0 && ns->own_ipc >= 0 && ns->own_uts >= 0 ? back_home(ns)
+                                                                                    : 0;
                 if (back < 0)
                         return back;
                 close_all(ns);

@@ -591,9 +591,9 @@ static void line_of(const char *s, int i, char *out, size_t len)
         out[n] = '\0';
 }
 
-#define NS_JOB                                                                                 \
-        "readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts; hostname; "            \
-        "ls /sys/class/net | tr '\\n' ' '; echo; cat /sys/class/net/lo/flags; ipcs -q | grep -c " \
+#define NS_JOB                                                                                     \
+        "readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts; hostname; "               \
+        "ls /sys/class/net | tr '\\n' ' '; echo; cat /sys/class/net/lo/flags; ipcs -q | grep -c "  \
         "'^0x' || true; ipcmk -Q >/dev/null; echo started"
 
 /* The job's namespaces as it saw them: net, ipc, uts, hostname, links, lo's flags, queues. */
@@ -629,17 +629,27 @@ Test(warm_start, pid1_is_cloned_into_namespaces_made_ahead_one_fresh_set_per_run
         /* The idle workers make them at SCHED_IDLE: on a busy host, a while. */
         for (int i = 0; i < 2000 && (nh = held_net_ns(held, 64)) < nk; i++)
                 usleep(10000);
-        cr_assert_geq(nh, 1, "none of %zu idle workers holds a network namespace made ahead",
-                      nk);
+        cr_assert_geq(nh, 1, "none of %zu idle workers holds a network namespace made ahead", nk);
         /* A keeps its namespaces alive (and a message queue in its IPC
          * namespace) while B runs: two live sets must differ. */
         char ruid[32], rgid[32];
         TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)A.uid);
         TEST_SNPRINTF(rgid, "--regid=%u", (unsigned)A.gid);
-        char *a[] = {"/usr/bin/setpriv", ruid,       rgid,      "--init-groups",
-                     "--",               AIDP_RUN_BIN, "--socket", sock,
-                     "-q",               "--no-cwd",   "--",       "/bin/sh",
-                     "-c",               NS_JOB "; sleep 3",        NULL};
+        char *a[] = {"/usr/bin/setpriv",
+                     ruid,
+                     rgid,
+                     "--init-groups",
+                     "--",
+                     AIDP_RUN_BIN,
+                     "--socket",
+                     sock,
+                     "-q",
+                     "--no-cwd",
+                     "--",
+                     "/bin/sh",
+                     "-c",
+                     NS_JOB "; sleep 3",
+                     NULL};
         struct aidp_proc pa, pb;
         cr_assert_eq(aidp_test_spawn(&pa, a), 0);
         cr_assert(aidp_test_wait_output(&pa, "started", 20000), "A's job did not start");

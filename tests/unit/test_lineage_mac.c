@@ -43,13 +43,33 @@ Test(lineage_mac, kept_contexts_give_the_reference_mac_for_more_keys_than_are_ke
                         for (size_t m = 0; m < sizeof msgs / sizeof *msgs; m++) {
                                 char want[65], got[65];
                                 reference(key, msgs[m], want);
-                                cr_assert_eq(aidp_lineage_hmac_hex(key, msgs[m], strlen(msgs[m]),
-                                                                   got),
-                                             0);
-                                cr_assert_str_eq(got, want, "key %d, message %zu, round %d", i,
-                                                 m, round);
+                                cr_assert_eq(
+                                        aidp_lineage_hmac_hex(key, msgs[m], strlen(msgs[m]), got),
+                                        0);
+                                cr_assert_str_eq(got, want, "key %d, message %zu, round %d", i, m,
+                                                 round);
                         }
                 }
+}
+
+Test(lineage_mac, reused_contexts_of_a_kept_key_give_the_reference_mac)
+{
+        unsigned char key[AIDP_LINEAGE_KEY_LEN];
+        key_of(40, key);
+        char want[65], got[65];
+        reference(key, "ab", want);
+        /* Filled, given back, taken again: each time a message of its own. */
+        for (int i = 0; i < 4; i++) {
+                struct aidp_lineage_mac *m = aidp_lineage_mac_new(key);
+                cr_assert_not_null(m);
+                cr_assert_eq(aidp_lineage_mac_hex(m, "a", 1, "b", 1, got), 0);
+                cr_assert_str_eq(got, want, "round %d", i);
+                cr_assert_eq(aidp_lineage_mac_hex(m, "ab", 2, NULL, 0, got), 0);
+                cr_assert_str_eq(got, want, "round %d, second message", i);
+                cr_assert_eq(aidp_lineage_hmac_hex(key, "ab", 2, got), 0);
+                cr_assert_str_eq(got, want, "round %d, while a context is out", i);
+                aidp_lineage_mac_free(m);
+        }
 }
 
 static void *hammer(void *arg)
@@ -113,10 +133,8 @@ Test(lineage_mac, a_background_append_reports_an_abort_at_commit_and_a_start_not
         int s = bind_syslog(sock, sizeof sock);
         snprintf(log_path, sizeof log_path, "%s/lineage.jsonl", dir);
         snprintf(key_path, sizeof key_path, "%s/lineage.key", dir);
-        struct aidp_lineage_options o = {.path = log_path,
-                                         .key_path = key_path,
-                                         .syslog_socket = sock,
-                                         .create_key = true};
+        struct aidp_lineage_options o = {
+                .path = log_path, .key_path = key_path, .syslog_socket = sock, .create_key = true};
         struct aidp_lineage *lg = NULL;
         aidp_error e = {0};
         cr_assert_eq(aidp_lineage_open(&lg, &o, &e), 0, "%s", e.msg);

@@ -12,75 +12,6 @@
 
 #include "common/hex.h"
 
-struct aidp_lineage_mac {
-        EVP_MAC_CTX *hmac; /* keyed once; NULL without a key */
-        EVP_MD *sha256;
-        EVP_MD_CTX *md;
-};
-
-void aidp_lineage_mac_free(struct aidp_lineage_mac *m)
-{
-        if (!m)
-                return;
-        EVP_MAC_CTX_free(m->hmac);
-        EVP_MD_CTX_free(m->md);
-        EVP_MD_free(m->sha256);
-        free(m);
-}
-
-struct aidp_lineage_mac *aidp_lineage_mac_new(const unsigned char *key)
-{
-        struct aidp_lineage_mac *m = calloc(1, sizeof *m);
-        if (!m)
-                return NULL;
-        m->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-        m->md = EVP_MD_CTX_new();
-        if (!m->sha256 || !m->md)
-                goto fail;
-        if (key) {
-                EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-                m->hmac = mac ? EVP_MAC_CTX_new(mac) : NULL;
-                EVP_MAC_free(mac); /* the context holds its own reference */
-                char digest[] = "SHA256";
-                OSSL_PARAM params[] = {
-                        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                        OSSL_PARAM_construct_end()};
-                if (!m->hmac || !EVP_MAC_init(m->hmac, key, AIDP_LINEAGE_KEY_LEN, params))
-                        goto fail;
-        }
-        return m;
-fail:
-        aidp_lineage_mac_free(m);
-        return NULL;
-}
-
-int aidp_lineage_mac_hex(struct aidp_lineage_mac *m, const void *a, size_t alen, const void *b,
-                         size_t blen, char out[AIDP_LINEAGE_HASH_HEX + 1])
-{
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        size_t maclen = 0;
-        /* A NULL key re-initialises with the key already set (OpenSSL 3's HMAC). */
-        if (!m->hmac || !EVP_MAC_init(m->hmac, NULL, 0, NULL) ||
-            !EVP_MAC_update(m->hmac, a, alen) || (blen && !EVP_MAC_update(m->hmac, b, blen)) ||
-            !EVP_MAC_final(m->hmac, mac, &maclen, sizeof mac) || maclen != 32)
-                return -EIO;
-        aidp_hex_encode(mac, 32, out);
-        OPENSSL_cleanse(mac, sizeof mac);
-        return 0;
-}
-
-int aidp_lineage_mac_sha256(struct aidp_lineage_mac *m, const void *data, size_t len,
-                            char out[AIDP_LINEAGE_HASH_HEX + 1])
-{
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned mdlen = 0;
-        if (!EVP_DigestInit_ex(m->md, m->sha256, NULL) || !EVP_DigestUpdate(m->md, data, len) ||
-            !EVP_DigestFinal_ex(m->md, md, &mdlen) || mdlen != 32)
-                return -EIO;
-        aidp_hex_encode(md, 32, out);
-        return 0;
-}
-
 /* ---- keyed contexts kept per key (aidp_lineage_hmac_hex) ---------------------------
  * Every lineage append checks the anchor's tag and writes a new one: two HMACs of a
  * short message per record, and a run appends two records. EVP_Q_mac fetched the
@@ -139,9 +70,9 @@ static struct hmac_slot *hmac_kept(const unsigned char *key)
                 memcpy(n->key, key, AIDP_LINEAGE_KEY_LEN);
                 n->keyed = hmac_keyed_new(key);
                 struct hmac_slot *none = NULL;
-                if (n->keyed && atomic_compare_exchange_strong_explicit(
-                                        &hmac_slots[i], &none, n, memory_order_acq_rel,
-                                        memory_order_acquire))
+                if (n->keyed && atomic_compare_exchange_strong_explicit(&hmac_slots[i], &none, n,
+                                                                        memory_order_acq_rel,
+                                                                        memory_order_acquire))
                         return n;
                 EVP_MAC_CTX_free(n->keyed);
                 OPENSSL_secure_clear_free(n, sizeof *n);
@@ -170,12 +101,100 @@ static void hmac_give_back(struct hmac_slot *s, EVP_MAC_CTX *c)
 {
         for (size_t i = 0; c && i < HMAC_SPARES; i++) {
                 EVP_MAC_CTX *none = NULL;
-                if (atomic_compare_exchange_strong_explicit(&s->spare[i], &none, c,
-                                                            memory_order_release,
-                                                            memory_order_relaxed))
+                if (atomic_compare_exchange_strong_explicit(
+                            &s->spare[i], &none, c, memory_order_release, memory_order_relaxed))
                         return;
         }
         EVP_MAC_CTX_free(c);
+}
+
+struct aidp_lineage_mac {
+        EVP_MAC_CTX *hmac;      /* keyed once; NULL without a key */
+        struct hmac_slot *slot; /* where hmac goes back to (NULL: freed) */
+        EVP_MD *sha256;
+        EVP_MD_CTX *md;
+};
+
+/* SHA-256, fetched once for the process (each user takes a reference). */
+static EVP_MD *sha256_md(void)
+{
+        static _Atomic(EVP_MD *) kept;
+        EVP_MD *md = atomic_load_explicit(&kept, memory_order_acquire);
+        if (!md) {
+                EVP_MD *none = NULL, *n = EVP_MD_fetch(NULL, "SHA256", NULL);
+                if (!n)
+                        return NULL;
+                if (atomic_compare_exchange_strong_explicit(&kept, &none, n, memory_order_acq_rel,
+                                                            memory_order_acquire))
+                        md = n;
+                else {
+                        EVP_MD_free(n);
+                        md = none;
+                }
+        }
+        return EVP_MD_up_ref(md) ? md : NULL;
+}
+
+void aidp_lineage_mac_free(struct aidp_lineage_mac *m)
+{
+        if (!m)
+                return;
+        if (m->slot)
+                hmac_give_back(m->slot, m->hmac);
+        else
+                EVP_MAC_CTX_free(m->hmac);
+        EVP_MD_CTX_free(m->md);
+        EVP_MD_free(m->sha256);
+        free(m);
+}
+
+struct aidp_lineage_mac *aidp_lineage_mac_new(const unsigned char *key)
+{
+        struct aidp_lineage_mac *m = calloc(1, sizeof *m);
+        if (!m)
+                return NULL;
+        m->sha256 = sha256_md();
+        m->md = EVP_MD_CTX_new();
+        if (!m->sha256 || !m->md)
+                goto fail;
+        if (key) {
+                /* The key's kept context when it has one (hmac_kept). */
+                m->slot = hmac_kept(key);
+                m->hmac = m->slot ? hmac_take(m->slot) : hmac_keyed_new(key);
+                if (!m->hmac)
+                        goto fail;
+        }
+        return m;
+fail:
+        aidp_lineage_mac_free(m);
+        return NULL;
+}
+
+int aidp_lineage_mac_hex(struct aidp_lineage_mac *m, const void *a, size_t alen, const void *b,
+                         size_t blen, char out[AIDP_LINEAGE_HASH_HEX + 1])
+{
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        size_t maclen = 0;
+        /* A NULL key re-initialises with the key already set (OpenSSL 3's HMAC). */
+        if (!m->hmac || !EVP_MAC_init(m->hmac, NULL, 0, NULL) ||
+            !EVP_MAC_update(m->hmac, a, alen) || (blen && !EVP_MAC_update(m->hmac, b, blen)) ||
+            !EVP_MAC_final(m->hmac, mac, &maclen, sizeof mac) || maclen != 32)
+                return -EIO;
+        aidp_hex_encode(mac, 32, out);
+        OPENSSL_cleanse(mac, sizeof mac);
+        return 0;
+}
+
+int aidp_lineage_mac_sha256(struct aidp_lineage_mac *m, const void *data, size_t len,
+                            char out[AIDP_LINEAGE_HASH_HEX + 1])
+{
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        if (!EVP_DigestInit_ex(m->md, m->sha256, NULL) || !EVP_DigestUpdate(m->md, data, len) ||
+            !EVP_DigestFinal_ex(m->md, md, &mdlen) || mdlen != 32)
+                return -EIO;
+        aidp_hex_encode(md, 32, out);
+        return 0;
 }
 
 int aidp_lineage_hmac_hex(const unsigned char key[AIDP_LINEAGE_KEY_LEN], const void *data,
@@ -185,8 +204,8 @@ int aidp_lineage_hmac_hex(const unsigned char key[AIDP_LINEAGE_KEY_LEN], const v
         EVP_MAC_CTX *c = s ? hmac_take(s) : hmac_keyed_new(key);
         unsigned char mac[EVP_MAX_MD_SIZE];
         size_t maclen = 0;
-        bool ok = c && EVP_MAC_update(c, data, len) &&
-                  EVP_MAC_final(c, mac, &maclen, sizeof mac) && maclen == 32;
+        bool ok = c && EVP_MAC_update(c, data, len) && EVP_MAC_final(c, mac, &maclen, sizeof mac) &&
+                  maclen == 32;
         if (s && ok)
                 hmac_give_back(s, c);
         else
