@@ -1,21 +1,15 @@
 /* The lineage's HMAC with keyed contexts kept per key (codec/lineage_mac.h) gives
  * EVP_Q_mac's result for every key, more keys than it keeps, from several threads
- * at once; and an append in the background still reports a security event at its
- * commit after the caller dropped the event (the pending keeps only those). */
+ * at once (the background append's syslog report: test_seclog.c). */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "common/hex.h"
-#include "runner.h"
 #include "supervisor/lineage/codec/lineage_mac.h"
-#include "supervisor/lineage/lineage.h"
 
 static void reference(const unsigned char *key, const char *msg, char out[65])
 {
@@ -97,60 +91,4 @@ Test(lineage_mac, threads_filling_and_using_the_kept_contexts_at_once_agree_with
                 pthread_join(t[i], &bad);
                 cr_assert_null(bad, "thread %d got a wrong MAC", i);
         }
-}
-
-/* ---- the syslog report of a background append ------------------------------------ */
-
-static char dir[256];
-
-static int bind_syslog(char *path, size_t len)
-{
-        snprintf(path, len, "%s/log", dir);
-        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        struct sockaddr_un a = {.sun_family = AF_UNIX};
-        cr_assert_lt(strlen(path), sizeof a.sun_path);
-        memcpy(a.sun_path, path, strlen(path) + 1);
-        cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-        return s;
-}
-
-/* Appends ev in the background, dropping the caller's reference before the
- * commit as a run does with its START. */
-static void append_dropping(struct aidp_lineage *lg, json_object *ev)
-{
-        struct aidp_lineage_pending *p = NULL;
-        aidp_error e = {0};
-        cr_assert_eq(aidp_lineage_append_begin(lg, ev, &p, &e), 0, "%s", e.msg);
-        json_object_put(ev);
-        cr_assert_eq(aidp_lineage_append_commit(p, &e), 0, "%s", e.msg);
-}
-
-Test(lineage_mac, a_background_append_reports_an_abort_at_commit_and_a_start_not_at_all)
-{
-        snprintf(dir, sizeof dir, "/var/tmp/aidp-lineage-mac.XXXXXX");
-        cr_assert_not_null(aidp_test_mkdtemp(dir));
-        char sock[300], log_path[300], key_path[300];
-        int s = bind_syslog(sock, sizeof sock);
-        snprintf(log_path, sizeof log_path, "%s/lineage.jsonl", dir);
-        snprintf(key_path, sizeof key_path, "%s/lineage.key", dir);
-        struct aidp_lineage_options o = {
-                .path = log_path, .key_path = key_path, .syslog_socket = sock, .create_key = true};
-        struct aidp_lineage *lg = NULL;
-        aidp_error e = {0};
-        cr_assert_eq(aidp_lineage_open(&lg, &o, &e), 0, "%s", e.msg);
-        char id[AIDP_LINEAGE_RUN_ID_LEN + 1];
-        aidp_lineage_run_id_new(id);
-        append_dropping(lg, aidp_lineage_event_new(AIDP_LINEAGE_START, id, NULL, "job-start"));
-        char buf[4096];
-        cr_assert_lt(recv(s, buf, sizeof buf, 0), 0, "a START is no security event");
-        append_dropping(lg, aidp_lineage_event_new(AIDP_LINEAGE_ABORT, id, NULL, "job-abort"));
-        ssize_t n = recv(s, buf, sizeof buf - 1, 0);
-        cr_assert_gt(n, 0, "the ABORT was not reported");
-        buf[n] = '\0';
-        cr_assert_not_null(strstr(buf, "ABORT"), "%s", buf);
-        cr_assert_not_null(strstr(buf, id), "%s", buf);
-        cr_assert_not_null(strstr(buf, "job-abort"), "%s", buf);
-        aidp_lineage_free(lg);
-        close(s);
-        aidp_test_rm_tree(dir);
 }
