@@ -26,6 +26,7 @@
 #include "supervisor/run/cgready.h"
 #include "supervisor/run/warm.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/sandbox/nsready.h"
 
 extern char **environ;
 
@@ -409,6 +410,9 @@ static void make_ready(void *arg)
 {
         (void)arg;
         aidp_run_cgready_make(g_serve.run_dir);
+        /* and the sandbox's network, IPC and UTS namespaces (nsready.h); a
+         * worker without them clones them as a cold run does */
+        (void)aidp_nsready_make();
 }
 
 static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp_error *err)

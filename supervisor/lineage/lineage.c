@@ -19,6 +19,7 @@
 #include "common/cleanup.h"
 #include "common/fsdir.h"
 #include "common/io.h"
+#include "supervisor/lineage/codec/lineage_mac.h"
 #include "supervisor/lineage/lineage_internal.h"
 
 static const char *pick(const char *given, const char *env, const char *def)
@@ -156,6 +157,11 @@ int aidp_lineage_key_preload(const char *key_path, aidp_error *err)
                 return aidp_error_errno(err, AIDP_EXIT_LINEAGE, errno, "lineage key %s", path);
         g_warm_key.st = st;
         snprintf(g_warm_key.path, sizeof g_warm_key.path, "%s", path);
+        /* The key's HMAC context, made here once: a daemon's workers inherit
+         * it, so a run's anchor checks and updates only copy it
+         * (aidp_lineage_hmac_hex). */
+        char warm[AIDP_LINEAGE_HASH_HEX + 1];
+        (void)aidp_lineage_hmac_hex(g_warm_key.page, "", 0, warm);
         return 0;
 }
 

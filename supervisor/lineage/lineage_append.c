@@ -111,7 +111,7 @@ static int write_anchor(const struct aidp_lineage *lg, const struct aidp_lineage
 static void report_security_event(const struct aidp_lineage *lg, json_object *ev, uint64_t seq)
 {
         struct aidp_lineage_alert a;
-        if (!aidp_lineage_alert_of(ev, &a))
+        if (!ev || !aidp_lineage_alert_of(ev, &a))
                 return;
         char seqs[24], denieds[24];
         snprintf(seqs, sizeof seqs, "%" PRIu64, seq);
@@ -172,7 +172,7 @@ static void cut_back(int fd, off_t size)
 
 struct aidp_lineage_pending {
         struct aidp_lineage *lg;
-        json_object *ev; /* a reference, for the syslog report at commit */
+        json_object *ev; /* a reference, for the syslog report at commit (NULL: none) */
         int fd;          /* the log (locked throughout when serial) */
         int afd;         /* its anchor, opened with it */
         bool serial;     /* both locks held from the write to the end */
@@ -457,7 +457,12 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
         }
         if (!serial)
                 flock(p->fd, LOCK_UN); /* others may append while this one commits */
-        p->ev = json_object_get(ev);
+        /* Kept only when the commit reports it: a run's START is no
+         * security event, and its tree is freed by the caller before pid 1
+         * is cloned, not after, when each page freeing touches is a
+         * copy-on-write fault shared with pid 1 (docs/run-core.md). */
+        struct aidp_lineage_alert alert;
+        p->ev = aidp_lineage_alert_of(ev, &alert) ? json_object_get(ev) : NULL;
         if (background)
                 sync_submit(p);
         *out = p;

@@ -20,13 +20,17 @@
 #include "supervisor/run/run_internal.h"
 #include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/hostsock.h"
+#include "supervisor/sandbox/nsready.h"
 #include "supervisor/sandbox/sandbox.h"
 
-static pid_t clone_sandbox(int *pidfd, int cgroup_fd)
+/* premade: the calling thread is inside the network, IPC and UTS namespaces
+ * made ahead for this run (nsready.h), which the child inherits. */
+static pid_t clone_sandbox(int *pidfd, int cgroup_fd, bool premade)
 {
+        uint64_t own = premade ? 0 : CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
         struct clone_args ca = {
-                .flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
-                         CLONE_PIDFD | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
+                .flags = CLONE_NEWNS | CLONE_NEWPID | own | CLONE_PIDFD |
+                         (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0),
                 .pidfd = (uint64_t)(uintptr_t)pidfd,
                 .exit_signal = SIGCHLD,
                 .cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0,
@@ -110,14 +114,22 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                         .readonly = !strcmp(r->tmpfs[i].label, "data")};
 }
 
+/* The mount fds pid 1 will hold, in the journal's memory before the clone:
+ * what is allocated after it lands on pages the supervisor then shares with
+ * pid 1, each a copy-on-write fault (docs/run-core.md, "Through the daemon").
+ * Written with pid 1 (record_pid1); gc reaches them only through a pid 1. */
+static void journal_mount_fds(struct run *r)
+{
+        for (size_t i = 0; i < r->n_tmpfs; i++)
+                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label,
+                                    aidp_run_tmpfs_target(r, &r->tmpfs[i]), r->tmpfs[i].fd);
+}
+
 /* pid 1 exists: the journal names it and the mount fds it holds, so that gc can
  * reach the tmpfs through it if this supervisor dies from here on. */
 static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *err)
 {
         aidp_journal_set_pid1(&r->journal, pid);
-        for (size_t i = 0; i < r->n_tmpfs; i++)
-                aidp_journal_add_fd(&r->journal, r->tmpfs[i].label,
-                                    aidp_run_tmpfs_target(r, &r->tmpfs[i]), r->tmpfs[i].fd);
         int rc = aidp_journal_sync(&r->journal, err);
         /* Pin pid 1's mount namespace: if this supervisor and then pid 1 die,
          * the tmpfs mounts still live in it, for gc to overwrite (nspin.h).
@@ -199,6 +211,7 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         struct aidp_sandbox_spec spec;
         fill_spec(r, &f, relay_child, &spec);
         r->pidfd = -1;
+        journal_mount_fds(r);
         int cgfd = aidp_cgroup_open_fd(r->cg);
         /* The sandbox's namespaces get ids above this process's mount
          * namespace's, so that the pin below cannot be refused (nspin.h). */
@@ -206,9 +219,16 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         int oe = aidp_nspin_order_begin(&order);
         if (oe < 0)
                 fprintf(stderr, "aidp-supervisor: ordering namespace ids: %s\n", strerror(-oe));
+        /* A daemon's worker may hold fresh network (its loopback up), IPC and
+         * UTS namespaces made while it was idle: pid 1 is cloned inside them
+         * rather than making its own (nsready.h). Only this thread enters
+         * them, only around the clone; a set that cannot be entered is
+         * dropped and the clone makes the namespaces as without it. */
+        struct aidp_nsready ready;
+        bool premade = aidp_nsready_take(&ready) && aidp_nsready_enter(&ready) == 0;
         /* Other threads may run here (START's fsync): pid 1 relies on the
          * invariants listed in startup.c. */
-        pid_t pid = clone_sandbox(&r->pidfd, cgfd);
+        pid_t pid = clone_sandbox(&r->pidfd, cgfd, premade);
         int clone_errno = errno;
         aidp_nspin_order_end(&order); /* in pid 1 too: the job gets every CPU */
         if (pid == 0) {
@@ -217,6 +237,13 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         }
         if (cgfd >= 0)
                 close(cgfd);
+        int back = premade ? aidp_nsready_leave(&ready) : 0;
+        if (back < 0 && pid >= 0) {
+                r->pid1 = pid;
+                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -back,
+                                      "returning from the sandbox's namespaces");
+                goto out;
+        }
         if (pid < 0) {
                 rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, clone_errno, "clone3 (namespaces)");
                 goto out;

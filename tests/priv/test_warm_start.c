@@ -556,3 +556,112 @@ Test(warm_start, the_client_loads_no_library_it_does_not_use)
         cr_assert_eq(run_as(&p, &A, NULL, "echo through-the-daemon; exit 3"), 3, "%s", p.err);
         cr_expect_str_eq(p.out, "through-the-daemon\n");
 }
+
+/* The network namespaces the daemon's idle workers hold by fd (nsready.h). */
+static size_t held_net_ns(char held[][64], size_t max)
+{
+        struct kid k[64];
+        size_t nk = children(k, 64), n = 0;
+        for (size_t i = 0; i < nk; i++) {
+                char dir[64];
+                TEST_SNPRINTF(dir, "/proc/%d/fd", (int)k[i].pid);
+                DIR *d = opendir(dir);
+                for (struct dirent *e; d && (e = readdir(d)) && n < max;) {
+                        char p[128], l[64];
+                        TEST_SNPRINTF(p, "%s/%s", dir, e->d_name);
+                        ssize_t len = readlink(p, l, sizeof l - 1);
+                        if (len > 0 && (l[len] = '\0', !strncmp(l, "net:[", 5)))
+                                memcpy(held[n++], l, (size_t)len + 1);
+                }
+                if (d)
+                        closedir(d);
+        }
+        return n;
+}
+
+/* Line i (0-based) of s, into out. */
+static void line_of(const char *s, int i, char *out, size_t len)
+{
+        for (; i > 0 && s; i--)
+                s = (s = strchr(s, '\n')) ? s + 1 : NULL;
+        cr_assert_not_null(s);
+        size_t n = strcspn(s, "\n");
+        cr_assert_lt(n, len);
+        memcpy(out, s, n);
+        out[n] = '\0';
+}
+
+#define NS_JOB                                                                                     \
+        "readlink /proc/self/ns/net /proc/self/ns/ipc /proc/self/ns/uts; hostname; "               \
+        "ls /sys/class/net | tr '\\n' ' '; echo; cat /sys/class/net/lo/flags; ipcs -q | grep -c "  \
+        "'^0x' || true; ipcmk -Q >/dev/null; echo started"
+
+/* The job's namespaces as it saw them: net, ipc, uts, hostname, links, lo's flags, queues. */
+static void check_ns(const char *out, const char *own_net, char ns[3][64])
+{
+        for (int i = 0; i < 3; i++)
+                line_of(out, i, ns[i], 64);
+        cr_expect_str_neq(ns[0], own_net, "the job is in the daemon's network namespace");
+        char l[256];
+        line_of(out, 3, l, sizeof l);
+        cr_expect_str_eq(l, "aidp", "hostname");
+        line_of(out, 4, l, sizeof l);
+        cr_expect_str_eq(l, "lo ", "the sandbox's links");
+        line_of(out, 5, l, sizeof l);
+        cr_expect_str_eq(l, "0x9", "lo is not up (IFF_UP|IFF_LOOPBACK)");
+        line_of(out, 6, l, sizeof l);
+        cr_expect_str_eq(l, "0", "the job's IPC namespace has another run's message queue");
+}
+
+Test(warm_start, pid1_is_cloned_into_namespaces_made_ahead_one_fresh_set_per_run)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made");
+        daemon_start();
+        char own[64], held[64][64];
+        char dpath[64];
+        TEST_SNPRINTF(dpath, "/proc/%d/ns/net", (int)daemon_pid);
+        ssize_t ol = readlink(dpath, own, sizeof own - 1);
+        cr_assert_gt(ol, 0);
+        own[ol] = '\0';
+        struct kid k[64];
+        size_t nk = wait_children(k, 64, 2), nh = 0;
+        /* The idle workers make them at SCHED_IDLE: on a busy host, a while. */
+        for (int i = 0; i < 2000 && (nh = held_net_ns(held, 64)) < nk; i++)
+                usleep(10000);
+        cr_assert_geq(nh, 1, "none of %zu idle workers holds a network namespace made ahead", nk);
+        /* A keeps its namespaces alive (and a message queue in its IPC
+         * namespace) while B runs: two live sets must differ. */
+        char ruid[32], rgid[32];
+        TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)A.uid);
+        TEST_SNPRINTF(rgid, "--regid=%u", (unsigned)A.gid);
+        char *a[] = {"/usr/bin/setpriv",
+                     ruid,
+                     rgid,
+                     "--init-groups",
+                     "--",
+                     AIDP_RUN_BIN,
+                     "--socket",
+                     sock,
+                     "-q",
+                     "--no-cwd",
+                     "--",
+                     "/bin/sh",
+                     "-c",
+                     NS_JOB "; sleep 3",
+                     NULL};
+        struct aidp_proc pa, pb;
+        cr_assert_eq(aidp_test_spawn(&pa, a), 0);
+        cr_assert(aidp_test_wait_output(&pa, "started", 20000), "A's job did not start");
+        cr_assert_eq(run_as(&pb, &B, NULL, NS_JOB), 0, "%s", pb.err);
+        cr_assert_eq(aidp_test_finish(&pa), 0, "%s", pa.err);
+        char na[3][64], nb[3][64];
+        check_ns(pa.out, own, na);
+        check_ns(pb.out, own, nb);
+        bool made_ahead = false;
+        for (size_t i = 0; i < nh; i++)
+                made_ahead |= !strcmp(held[i], na[0]);
+        cr_expect(made_ahead, "A's network namespace %s is none an idle worker held", na[0]);
+        for (int i = 0; i < 3; i++)
+                cr_expect_str_neq(na[i], nb[i], "two runs share a namespace: %s", na[i]);
+}

@@ -207,5 +207,20 @@ Test(seclog_socket, lineage_denials_and_aborts_go_to_syslog_but_not_starts)
         json_object_put(ev);
         receive(buf, sizeof buf);
         cr_assert(strstr(buf, " EGRESS_DENIED [") && strstr(buf, "egressDenied=\"4\""), "%s", buf);
+
+        /* In the background, as a run appends: the caller drops its event
+         * before the commit, which still reports an ABORT, and a START not. */
+        static const enum aidp_lineage_event_type bg[] = {AIDP_LINEAGE_START, AIDP_LINEAGE_ABORT};
+        for (size_t i = 0; i < 2; i++) {
+                struct aidp_lineage_pending *pnd = NULL;
+                ev = aidp_lineage_event_new(bg[i], id, NULL, "train");
+                cr_assert_eq(aidp_lineage_append_begin(lg, ev, &pnd, &e), 0, "%s", e.msg);
+                json_object_put(ev);
+                cr_assert_eq(aidp_lineage_append_commit(pnd, &e), 0, "%s", e.msg);
+                receive(buf, sizeof buf);
+                if (i == 0)
+                        cr_assert_str_eq(buf, "", "a background START was reported: %s", buf);
+        }
+        cr_assert(strstr(buf, " ABORT [aidp@32473 ") && strstr(buf, "lineageSeq=\"6\""), "%s", buf);
         aidp_lineage_free(lg);
 }

@@ -22,3 +22,11 @@ int aidp_lineage_mac_hex(struct aidp_lineage_mac *m, const void *a, size_t alen,
 /* sha256(data) as lowercase hex. 0 or -EIO. */
 int aidp_lineage_mac_sha256(struct aidp_lineage_mac *m, const void *data, size_t len,
                             char out[AIDP_LINEAGE_HASH_HEX + 1]);
+
+/* HMAC-SHA256 of data under key as lowercase hex, 0 or -EIO: EVP_Q_mac's result
+ * without its per-call cost. The first keys a process uses (a few) each get a
+ * keyed context kept for the process's life, in OpenSSL's memory with the key;
+ * each call works on a copy of it, so threads may call this at once. Other keys
+ * get a fresh context per call. */
+int aidp_lineage_hmac_hex(const unsigned char key[AIDP_LINEAGE_KEY_LEN], const void *data,
+                          size_t len, char out[AIDP_LINEAGE_HASH_HEX + 1]);

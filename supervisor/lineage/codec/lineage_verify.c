@@ -53,15 +53,7 @@ void aidp_lineage_hash_line(const char *line, size_t len, char out[AIDP_LINEAGE_
 static int hmac_hex(const unsigned char *key, const void *data, size_t len,
                     char out[AIDP_LINEAGE_HASH_HEX + 1])
 {
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        size_t maclen = 0;
-        if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, AIDP_LINEAGE_KEY_LEN, data, len,
-                       mac, sizeof mac, &maclen) ||
-            maclen != 32)
-                return -EIO;
-        aidp_hex_encode(mac, 32, out);
-        OPENSSL_cleanse(mac, sizeof mac);
-        return 0;
+        return aidp_lineage_hmac_hex(key, data, len, out);
 }
 
 static bool is_log_id(const char *s, size_t n)
