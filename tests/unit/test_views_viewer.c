@@ -256,6 +256,58 @@ Test(viewer, csv_no_trailing_newline_lf_and_spaces_kept)
         cr_assert_null(s.out);
 }
 
+/* RFC 4180 quoting of f into out: "f" with each quote doubled. */
+static size_t quote_into(char *out, const char *f, size_t n)
+{
+        size_t k = 0;
+        out[k++] = '"';
+        for (size_t i = 0; i < n; i++) {
+                if (f[i] == '"')
+                        out[k++] = '"';
+                out[k++] = f[i];
+        }
+        out[k++] = '"';
+        return k;
+}
+
+/* A raw field is written bare unless it holds , " CR or LF, then quoted with
+ * its quotes doubled: for every length around the 4- and 8-byte words the
+ * check reads, with each such byte (one or two of them) at every position. */
+Test(viewer, csv_raw_fields_requoted_at_every_length_and_position)
+{
+        static const char specials[] = {',', '"', '\n', '\r', 0};
+        for (size_t n = 0; n <= 20; n++)
+                for (size_t pos = 0; pos <= n; pos++)
+                        for (const char *c = specials; c < specials + sizeof specials; c++)
+                                for (int twice = 0; twice < 2; twice++) {
+                                        char f[24], in[80], want[80];
+                                        for (size_t i = 0; i < n; i++)
+                                                f[i] = (char)('a' + i);
+                                        bool has = pos < n && *c;
+                                        if (has)
+                                                f[pos] = *c;
+                                        if (has && twice)
+                                                f[n - 1 - pos] = *c;
+                                        size_t k = (size_t)sprintf(in, "note\n");
+                                        k += quote_into(in + k, f, n);
+                                        in[k++] = '\n';
+                                        size_t w = (size_t)sprintf(want, "note\n");
+                                        if (has)
+                                                w += quote_into(want + w, f, n);
+                                        else
+                                                memcpy(want + w, f, n), w += n;
+                                        want[w++] = '\n';
+                                        struct sink s;
+                                        aidp_error err = {0};
+                                        cr_assert_eq(run(&E.csv, in, k, 0, &s, &err), 0, "%s",
+                                                     err.msg);
+                                        cr_assert_eq(s.len, w, "n=%zu pos=%zu c=%d", n, pos, *c);
+                                        cr_assert_eq(memcmp(s.out, want, w), 0, "n=%zu pos=%zu c=%d",
+                                                     n, pos, *c);
+                                        free(s.out);
+                                }
+}
+
 Test(viewer, csv_long_fields_up_to_the_limit)
 {
         size_t n = AIDP_VIEW_FIELD_MAX;
