@@ -256,6 +256,31 @@ Test(viewer, csv_no_trailing_newline_lf_and_spaces_kept)
         cr_assert_null(s.out);
 }
 
+/* Spaces and tabs are kept wherever they stand (field edges, inside quotes)
+ * and wherever the input is cut; after a closing quote they are refused. */
+Test(viewer, csv_spaces_and_tabs_kept_whatever_the_buffers)
+{
+        static const char in[] = "note,ssn\n \t a b\t , 12 34 \n\"\t q \",\" \"\n\t,\t\n";
+        static const char want[] = "note,ssn\n \t a b\t ,*** 34 \n\t q ,*\n\t,*\n";
+        struct sink s;
+        aidp_error err = {0};
+        for (size_t cut = 0; cut <= strlen(in); cut++) {
+                cr_assert_eq(run_split(&E.csv, in, strlen(in), cut, &s, &err), 0, "cut %zu: %s",
+                             cut, err.msg);
+                cr_assert_str_eq(s.out, want, "cut %zu", cut);
+                free(s.out);
+        }
+        /* A space after a closing quote is text after it: refused, as before. */
+        static const char bad[] = "note,ssn\n\"a\" ,1\n";
+        for (size_t cut = 0; cut <= strlen(bad); cut++) {
+                memset(&err, 0, sizeof err);
+                cr_assert_lt(run_split(&E.csv, bad, strlen(bad), cut, &s, &err), 0, "cut %zu", cut);
+                cr_assert_not_null(strstr(err.msg, "ds/f:2:1: malformed CSV"), "cut %zu: %s", cut,
+                                   err.msg);
+                free(s.out);
+        }
+}
+
 /* RFC 4180 quoting of f into out: "f" with each quote doubled. */
 static size_t quote_into(char *out, const char *f, size_t n)
 {
