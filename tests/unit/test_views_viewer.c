@@ -327,8 +327,8 @@ Test(viewer, csv_raw_fields_requoted_at_every_length_and_position)
                                         cr_assert_eq(run(&E.csv, in, k, 0, &s, &err), 0, "%s",
                                                      err.msg);
                                         cr_assert_eq(s.len, w, "n=%zu pos=%zu c=%d", n, pos, *c);
-                                        cr_assert_eq(memcmp(s.out, want, w), 0, "n=%zu pos=%zu c=%d",
-                                                     n, pos, *c);
+                                        cr_assert_eq(memcmp(s.out, want, w), 0,
+                                                     "n=%zu pos=%zu c=%d", n, pos, *c);
                                         free(s.out);
                                 }
 }
