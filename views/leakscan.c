@@ -39,13 +39,31 @@ static void spin_unlock(atomic_flag *f)
         atomic_flag_clear_explicit(f, memory_order_release);
 }
 
+/* The set's own table hash (placement only: nothing outside this file sees
+ * it). Eight bytes at a time, each word folded in with a 64x64->128-bit
+ * multiply (the idea of wyhash's mum): a value costs a few cycles per word
+ * instead of a multiply per byte, which mattered when one run adds tens of
+ * millions of values. */
+static inline uint64_t mix(uint64_t a, uint64_t b)
+{
+        unsigned __int128 m = (unsigned __int128)a * b;
+        return (uint64_t)m ^ (uint64_t)(m >> 64);
+}
+
 uint64_t aidp_leak_hash(const void *p, size_t len)
 {
         const uint8_t *b = p;
         uint64_t h = 0x243f6a8885a308d3ull ^ (len * 0x9e3779b97f4a7c15ull);
-        for (size_t i = 0; i < len; i++) {
-                h ^= b[i];
-                h *= 0x100000001b3ull;
+        size_t i = 0;
+        for (; len - i >= 8; i += 8) {
+                uint64_t w;
+                memcpy(&w, b + i, 8);
+                h = mix(h ^ w, 0xa0761d6478bd642full);
+        }
+        if (i < len) {
+                uint64_t w = 0;
+                memcpy(&w, b + i, len - i);
+                h = mix(h ^ w, 0xe7037ed1a0b428dbull);
         }
         h ^= h >> 33;
         h *= 0xff51afd7ed558ccdull;
@@ -215,7 +233,7 @@ int aidp_leakset_add(struct aidp_leakset *s, const char *column, const char *lab
         return r;
 }
 
-#define ADD_GROUP 16
+#define ADD_GROUP 64
 
 /* Under the shard's lock: the slot a probe for h starts at. */
 static const void *slot_of(struct leak_shard *sh, uint64_t h, bool record)

@@ -50,35 +50,59 @@ static int no_space(unsigned char c)
         return 0;
 }
 
-/* Bytes that make a field need quotes. */
-static const bool special[256] = {[','] = true, ['"'] = true, ['\n'] = true, ['\r'] = true};
-
 #define ONES  UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
-/* Does any byte of w equal c? (The classic "has a zero byte" test on w ^ c.) */
+/* Does any byte of w equal c? (The classic "has a zero byte" test on w ^ c:
+ * exact as a yes/no, only which byte it points at may be wrong.) */
 static inline uint64_t has_byte(uint64_t w, uint8_t c)
 {
         uint64_t x = w ^ (ONES * c);
         return (x - ONES) & ~x & HIGHS;
 }
 
-/* How many leading bytes of s[0..n) need no quotes: 8 at a time, then one by one. */
-static inline size_t plain_prefix(const char *s, size_t n)
+/* Does any byte of w make a field need quotes (, " CR LF)? A zero byte never does. */
+static inline bool special_word(uint64_t w)
 {
-        size_t i = 0;
-        for (; n - i >= 8; i += 8) {
-                uint64_t w;
-                memcpy(&w, s + i, 8);
-                if (has_byte(w, ',') | has_byte(w, '"') | has_byte(w, '\n') | has_byte(w, '\r'))
-                        break;
+        return (has_byte(w, ',') | has_byte(w, '"') | has_byte(w, '\n') | has_byte(w, '\r')) != 0;
+}
+
+static inline uint64_t load64(const char *s)
+{
+        uint64_t w;
+        memcpy(&w, s, 8);
+        return w;
+}
+
+static inline uint64_t load32(const char *s)
+{
+        uint32_t w;
+        memcpy(&w, s, 4);
+        return w;
+}
+
+/* Does s[0..n) need quotes? Whole words only, no byte loop: the last word
+ * overlaps the one before it, and a field under 8 bytes is read as two
+ * overlapping halves (4 to 7 bytes) or zero-padded (under 4). */
+static inline bool needs_quotes(const char *s, size_t n)
+{
+        if (n >= 8) {
+                size_t i = 0;
+                for (; n - i >= 8; i += 8)
+                        if (special_word(load64(s + i)))
+                                return true;
+                return i < n && special_word(load64(s + n - 8));
         }
-        while (i < n && !special[(uint8_t)s[i]])
-                i++;
-        return i;
+        if (n >= 4)
+                return special_word(load32(s) | load32(s + n - 4) << 32);
+        uint64_t w = 0;
+        for (size_t i = 0; i < n; i++)
+                w |= (uint64_t)(uint8_t)s[i] << (8 * i);
+        return special_word(w);
 }
 
 /* One output field, re-quoted where needed: copied as is when no byte needs
- * quotes (most fields never have one), else written quoted. */
+ * quotes (most fields never have one), else written quoted, each quote
+ * doubled (found with memchr, the runs between copied whole). */
 static inline int put_field(struct aidp_viewer *v, const char *s, size_t n)
 {
         struct aidp_vbuf *o = &v->out;
@@ -88,17 +112,22 @@ static inline int put_field(struct aidp_viewer *v, const char *s, size_t n)
         if (!v->out_first)
                 *d++ = ',';
         v->out_first = false;
-        if (plain_prefix(s, n) == n) {
+        if (!needs_quotes(s, n)) {
                 memcpy(d, s, n);
                 o->len = (size_t)(d + n - o->p);
                 return 0;
         }
         *d++ = '"';
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] == '"')
-                        *d++ = '"';
-                *d++ = s[i];
+        for (const char *q; n && (q = memchr(s, '"', n));) {
+                size_t k = (size_t)(q - s) + 1; /* up to and with the quote */
+                memcpy(d, s, k);
+                d += k;
+                *d++ = '"';
+                s += k;
+                n -= k;
         }
+        memcpy(d, s, n);
+        d += n;
         *d++ = '"';
         o->len = (size_t)(d - o->p);
         return 0;

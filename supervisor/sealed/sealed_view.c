@@ -75,38 +75,53 @@ int aidp_sealed_view_deferred(const struct aidp_sealed_header *h, const struct a
         return 0;
 }
 
+/* n bytes at the file's end. */
+static int vout_pwrite(struct vout *o, const void *p, size_t n, aidp_error *err)
+{
+        int r = aidp_pwrite_all(o->fd, p, n, (off_t)o->written);
+        if (r < 0)
+                return aidp_error_errno(err, AIDP_EXIT_DATA, -r, "%swriting %s",
+                                        r == -ENOSPC ? "destination too small: " : "", o->path);
+        o->written += n;
+        return 0;
+}
+
 int aidp_vout_flush(struct vout *o, aidp_error *err)
 {
         if (!o->used)
                 return 0;
-        int r = aidp_pwrite_all(o->fd, o->buf->p, o->used, (off_t)o->written);
-        if (r < 0)
-                return aidp_error_errno(err, AIDP_EXIT_DATA, -r, "%swriting %s",
-                                        r == -ENOSPC ? "destination too small: " : "", o->path);
-        o->written += o->used;
-        o->used = 0;
-        return 0;
+        int r = vout_pwrite(o, o->buf->p, o->used, err);
+        if (r >= 0)
+                o->used = 0;
+        return r;
+}
+
+/* A large block (a chunk's view) is hashed and written piece by piece, so
+ * that the write copies bytes the hash just brought into the cache instead of
+ * reading the whole block from memory a second time. */
+#define VOUT_PIECE (256u * 1024u)
+
+static int vout_write_large(struct vout *o, const uint8_t *p, size_t len, aidp_error *err)
+{
+        int r = aidp_vout_flush(o, err);
+        for (size_t n; r >= 0 && len; p += n, len -= n) {
+                n = len < VOUT_PIECE ? len : VOUT_PIECE;
+                if (EVP_DigestUpdate(o->md, p, n) != 1)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
+                r = vout_pwrite(o, p, n, err);
+        }
+        return r;
 }
 
 int aidp_vout_write(void *opaque, const void *buf, size_t len, aidp_error *err)
 {
         struct vout *o = opaque;
-        if (EVP_DigestUpdate(o->md, buf, len) != 1)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
         const uint8_t *p = buf;
         /* A whole block (a chunk's view) goes out as is, not through the buffer. */
-        if (len >= o->buf->len) {
-                int r = aidp_vout_flush(o, err);
-                if (r < 0)
-                        return r;
-                r = aidp_pwrite_all(o->fd, p, len, (off_t)o->written);
-                if (r < 0)
-                        return aidp_error_errno(err, AIDP_EXIT_DATA, -r, "%swriting %s",
-                                                r == -ENOSPC ? "destination too small: " : "",
-                                                o->path);
-                o->written += len;
-                return 0;
-        }
+        if (len >= o->buf->len)
+                return vout_write_large(o, p, len, err);
+        if (EVP_DigestUpdate(o->md, buf, len) != 1)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 failed");
         while (len) {
                 if (o->used == o->buf->len) {
                         int r = aidp_vout_flush(o, err);

@@ -256,6 +256,83 @@ Test(viewer, csv_no_trailing_newline_lf_and_spaces_kept)
         cr_assert_null(s.out);
 }
 
+/* Spaces and tabs are kept wherever they stand (field edges, inside quotes)
+ * and wherever the input is cut; after a closing quote they are refused. */
+Test(viewer, csv_spaces_and_tabs_kept_whatever_the_buffers)
+{
+        static const char in[] = "note,ssn\n \t a b\t , 12 34 \n\"\t q \",\" \"\n\t,\t\n";
+        static const char want[] = "note,ssn\n \t a b\t ,*** 34 \n\t q ,*\n\t,*\n";
+        struct sink s;
+        aidp_error err = {0};
+        for (size_t cut = 0; cut <= strlen(in); cut++) {
+                cr_assert_eq(run_split(&E.csv, in, strlen(in), cut, &s, &err), 0, "cut %zu: %s",
+                             cut, err.msg);
+                cr_assert_str_eq(s.out, want, "cut %zu", cut);
+                free(s.out);
+        }
+        /* A space after a closing quote is text after it: refused, as before. */
+        static const char bad[] = "note,ssn\n\"a\" ,1\n";
+        for (size_t cut = 0; cut <= strlen(bad); cut++) {
+                memset(&err, 0, sizeof err);
+                cr_assert_lt(run_split(&E.csv, bad, strlen(bad), cut, &s, &err), 0, "cut %zu", cut);
+                cr_assert_not_null(strstr(err.msg, "ds/f:2:1: malformed CSV"), "cut %zu: %s", cut,
+                                   err.msg);
+                free(s.out);
+        }
+}
+
+/* RFC 4180 quoting of f into out: "f" with each quote doubled. */
+static size_t quote_into(char *out, const char *f, size_t n)
+{
+        size_t k = 0;
+        out[k++] = '"';
+        for (size_t i = 0; i < n; i++) {
+                if (f[i] == '"')
+                        out[k++] = '"';
+                out[k++] = f[i];
+        }
+        out[k++] = '"';
+        return k;
+}
+
+/* A raw field is written bare unless it holds , " CR or LF, then quoted with
+ * its quotes doubled: for every length around the 4- and 8-byte words the
+ * check reads, with each such byte (one or two of them) at every position. */
+Test(viewer, csv_raw_fields_requoted_at_every_length_and_position)
+{
+        static const char specials[] = {',', '"', '\n', '\r', 0};
+        for (size_t n = 0; n <= 20; n++)
+                for (size_t pos = 0; pos <= n; pos++)
+                        for (const char *c = specials; c < specials + sizeof specials; c++)
+                                for (int twice = 0; twice < 2; twice++) {
+                                        char f[24], in[80], want[80];
+                                        for (size_t i = 0; i < n; i++)
+                                                f[i] = (char)('a' + i);
+                                        bool has = pos < n && *c;
+                                        if (has)
+                                                f[pos] = *c;
+                                        if (has && twice)
+                                                f[n - 1 - pos] = *c;
+                                        size_t k = (size_t)sprintf(in, "note\n");
+                                        k += quote_into(in + k, f, n);
+                                        in[k++] = '\n';
+                                        size_t w = (size_t)sprintf(want, "note\n");
+                                        if (has)
+                                                w += quote_into(want + w, f, n);
+                                        else
+                                                memcpy(want + w, f, n), w += n;
+                                        want[w++] = '\n';
+                                        struct sink s;
+                                        aidp_error err = {0};
+                                        cr_assert_eq(run(&E.csv, in, k, 0, &s, &err), 0, "%s",
+                                                     err.msg);
+                                        cr_assert_eq(s.len, w, "n=%zu pos=%zu c=%d", n, pos, *c);
+                                        cr_assert_eq(memcmp(s.out, want, w), 0,
+                                                     "n=%zu pos=%zu c=%d", n, pos, *c);
+                                        free(s.out);
+                                }
+}
+
 Test(viewer, csv_long_fields_up_to_the_limit)
 {
         size_t n = AIDP_VIEW_FIELD_MAX;
