@@ -355,7 +355,9 @@ static int group_one(struct cover *c, const char *name, const char **failed)
         struct aidp_mask_group *g;
         if (rc > 0)
                 rc = aidp_mask_group_of(c->dir_fd, &g);
-        return rc == -E2BIG || rc == -ESTALE ? 0 : rc;
+        /* A mount that cannot have its group (too deep, moved, too many):
+         * its sockets are left to the binds, never the run failed. */
+        return rc < 0 && rc != -ENOMEM ? 0 : rc;
 }
 
 /* Layer pass: a socket in a directory of a group's mount becomes a link to
@@ -365,6 +367,10 @@ static int group_one(struct cover *c, const char *name, const char **failed)
 static int layer_one(struct cover *c, const char *name, const char **failed)
 {
         (void)failed;
+        /* Only a directory that really shows a socket is copied into the
+         * layer (the list may name paths whose socket is gone). */
+        if (!is_socket(c->dir_fd, name))
+                return 0;
         if (!c->decided) {
                 c->decided = true;
                 uint64_t id;
@@ -373,12 +379,18 @@ static int layer_one(struct cover *c, const char *name, const char **failed)
                 if (!g || aidp_mask_overlay_wanted(c->dir_fd) != 1)
                         return 0;
                 int fd = -1;
-                int rc = aidp_mask_layer_dir(g, c->dir_fd, &fd);
-                if (rc < 0 && rc != -ESTALE)
+                int rc = -ESTALE;
+                /* A host renaming in a loop makes the walk miss now and then:
+                 * a few tries before its sockets go to the bounded binds. */
+                for (int t = 0; t < 8 && rc == -ESTALE; t++)
+                        rc = aidp_mask_layer_dir(g, c->dir_fd, &fd);
+                if (rc == -ENOMEM)
                         return rc;
+                /* Anything else (moved, too deep, too many directories): the
+                 * binds of the last pass, never the run failed. */
                 c->layer_fd = rc > 0 ? fd : -1;
         }
-        if (c->layer_fd < 0 || !is_socket(c->dir_fd, name))
+        if (c->layer_fd < 0)
                 return 0;
         if (linkat(aidp_mask_state.layer_fd, "wh", c->layer_fd, name, 0) < 0 && errno != EEXIST &&
             errno != ENOSPC && errno != EMLINK)

@@ -138,6 +138,12 @@ int aidp_mask_overlay_wanted(int fd)
  * checks the top layer's, never the host's); an existing one is kept. 1 and
  * *ret, 0 when name is a mask there (a file or a whiteout: nothing below it
  * shows), -errno. */
+/* Directories copied into the layers, for masks and hidden sockets: a host
+ * user's sockets choose how many, so there is a bound (past it, sockets go
+ * to the binds, which have theirs). */
+#define LAYER_DIRS_MAX 20000
+static unsigned g_layer_dirs;
+
 static int layer_subdir(int ldir, const char *name, int host, int *ret)
 {
         struct stat st;
@@ -149,6 +155,9 @@ static int layer_subdir(int ldir, const char *name, int host, int *ret)
         } else {
                 static char acl[65536]; /* pid 1 is single-threaded */
                 char hp[64], lp[64 + NAME_MAX];
+                if (g_layer_dirs >= LAYER_DIRS_MAX)
+                        return -E2BIG;
+                g_layer_dirs++;
                 snprintf(hp, sizeof hp, "/proc/self/fd/%d", host);
                 ssize_t n = getxattr(hp, "system.posix_acl_access", acl, sizeof acl);
                 if (n < 0 && errno != ENODATA && errno != EOPNOTSUPP)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/exitcodes.h"
 
 static struct aidp_nsready g_ready = {-1, -1, -1, -1, -1, -1};
 
@@ -119,8 +120,15 @@ int aidp_nsready_enter(struct aidp_nsready *ns)
         if (rc < 0) {
                 int back = ns->own_net >= 0 && ns->own_ipc >= 0 && ns->own_uts >= 0 ? back_home(ns)
                                                                                     : 0;
-                if (back < 0)
-                        return back;
+                /* Half inside the sandbox's namespaces with no way back: this
+                 * thread must do nothing more (its run is gc's, from the
+                 * journal). */
+                if (back < 0) {
+                        fprintf(stderr,
+                                "aidp-supervisor: returning from the namespaces made ahead: %s\n",
+                                strerror(-back));
+                        _exit(AIDP_EXIT_INTERNAL);
+                }
                 close_all(ns);
         }
         return rc;

@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -747,11 +746,7 @@ Test(daemon, ps_lists_and_stop_ends_a_run)
         /* root sees it; B, in the socket's group too, neither sees nor stops it */
         cr_assert_eq(aidp_test_run(&Q, ps), 0, "%s", Q.err);
         cr_expect(strstr(Q.out, run_id) != NULL, "%s", Q.out);
-        char cmd[256];
-        struct group *g = getgrgid(A.gid);
-        cr_assert_not_null(g);
-        TEST_SNPRINTF(cmd, "usermod -aG %s %s", g->gr_name, B.name);
-        cr_assert_eq(system(cmd), 0);
+        cr_assert_eq(aidp_test_user_join(&B, A.gid), 0);
         cr_assert_eq(aidp_test_run_as(&Q, &B, false, ps), 0, "%s", Q.err);
         cr_expect_str_eq(Q.out, "[]\n");
         char *stop_b[] = {AIDP_BINARY_DIR "/aidp", "stop", "--socket", sock, run_id, NULL};

@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
@@ -122,8 +121,7 @@ static void setup(void)
         TEST_SNPRINTF(keydir, "%s/keys", T);
         TEST_SNPRINTF(policy, "%s/policy", T);
         /* B may connect too (the socket's group is A's) */
-        struct group *g = getgrgid(A.gid);
-        if (!g || aidp_test_sh("usermod -aG %s %s", g->gr_name, B.name) != 0)
+        if (aidp_test_user_join(&B, A.gid) != 0)
                 return;
         grant(A.name, B.name);
         ready = true;

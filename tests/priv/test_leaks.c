@@ -53,8 +53,39 @@ static void setup(void)
         setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
 }
 
+#define DEEP_LEVELS 25
+static const char deep_name[] = /* 200 characters */
+        "d123456789d123456789d123456789d123456789d123456789d123456789d123456789d123456789"
+        "d123456789d123456789d123456789d123456789d123456789d123456789d123456789d123456789"
+        "d123456789d123456789d123456789d123456789";
+
+/* The deep chain of a_socket_below_a_path_too_long_to_name...: removed level
+ * by level through fds (its paths are too long for nftw). */
+static void deep_rm(void)
+{
+        char top[128];
+        TEST_SNPRINTF(top, "%s/deep", vardir);
+        int fds[DEEP_LEVELS + 1];
+        fds[0] = open(top, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int n = 0;
+        while (n < DEEP_LEVELS && fds[n] >= 0 &&
+               (fds[n + 1] = openat(fds[n], deep_name,
+                                    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0)
+                n++;
+        for (; n >= 0; n--) {
+                if (fds[n] < 0)
+                        continue;
+                unlinkat(fds[n], "s", 0);
+                unlinkat(fds[n], "b", 0);
+                if (n < DEEP_LEVELS)
+                        unlinkat(fds[n], deep_name, AT_REMOVEDIR);
+                close(fds[n]);
+        }
+}
+
 static void teardown(void)
 {
+        deep_rm();
         if (server > 0) {
                 kill(server, SIGKILL);
                 waitpid(server, NULL, 0);
@@ -374,6 +405,51 @@ Test(leaks, hidden_sockets_keep_their_directories_owner_mode_and_acl)
                 cr_log_warn("no POSIX ACLs on %s's file system: that part is not checked", vardir);
         TEST_SNPRINTF(want, "unreachable %s: No such file or directory", open_);
         cr_expect(strstr(P.out, want), "in an open directory:\n%s", P.out);
+}
+
+/* A host user's socket whose directory's path is longer than a path may be
+ * (reached through symlinks: a -> 15 levels down, then b -> 10 more): its
+ * directory cannot be named in the overlay's layer, so it is covered by a
+ * bind, and the run goes on; it used to stop every run at the mounts. */
+Test(leaks, a_socket_below_a_path_too_long_to_name_still_runs_and_is_covered)
+{
+        AIDP_REQUIRE_ROOT();
+        char top[128], link_a[128], target[PATH_MAX], rel[PATH_MAX], sock[160];
+        TEST_SNPRINTF(top, "%s/deep", vardir);
+        cr_assert_eq(mkdir(top, 0755), 0);
+        int fd = open(top, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        size_t tl = (size_t)snprintf(target, sizeof target, "%s", top), rl = 0;
+        rel[0] = '\0';
+        for (int i = 0; i < DEEP_LEVELS; i++) {
+                cr_assert_eq(mkdirat(fd, deep_name, 0755), 0, "level %d: %s", i, strerror(errno));
+                int next = openat(fd, deep_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                cr_assert_geq(next, 0);
+                if (i < 15) {
+                        tl += (size_t)snprintf(target + tl, sizeof target - tl, "/%s", deep_name);
+                } else {
+                        rl += (size_t)snprintf(rel + rl, sizeof rel - rl, "%s%s", rl ? "/" : "",
+                                               deep_name);
+                }
+                close(fd);
+                fd = next;
+        }
+        close(fd);
+        cr_assert_lt(tl, sizeof target - 1);
+        cr_assert_eq(chmod(top, 0755), 0);
+        TEST_SNPRINTF(link_a, "%s/a", vardir);
+        cr_assert_eq(symlink(target, link_a), 0, "%s", strerror(errno));
+        char link_b[PATH_MAX + 8];
+        TEST_SNPRINTF(link_b, "%s/b", target);
+        cr_assert_eq(symlink(rel, link_b), 0, "%s", strerror(errno));
+        TEST_SNPRINTF(sock, "%s/a/b/s", vardir);
+        int s = listen_unix(sock);
+        serve(&s, 1);
+        close(s);
+        const char *args[] = {"unix", sock, NULL};
+        int st = run_probe(NULL, args);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(has_line("unreachable", sock), "below a path too long to name:\n%s", P.out);
 }
 
 /* A writable bind cannot take an overlay (it would become read-only): a

@@ -114,8 +114,7 @@ static void setup(void)
         TEST_SNPRINTF(profiles, "%s/profiles", T);
         if (mkdir(policy, 0755) < 0 || mkdir(profiles, 0755) < 0)
                 return;
-        struct group *g = getgrgid(A.gid);
-        if (!g || aidp_test_sh("usermod -aG %s %s", g->gr_name, B.name) != 0)
+        if (aidp_test_user_join(&B, A.gid) != 0)
                 return;
         ready = true;
 }

@@ -18,6 +18,8 @@ struct aidp_test_user {
 
 /* useradd (own group, no login shell) + a private home. 0 or -1. */
 int aidp_test_user_create(const char *tag, struct aidp_test_user *u);
+/* u joins the group gid (usermod -aG, again while another holds the lock). */
+int aidp_test_user_join(const struct aidp_test_user *u, gid_t gid);
 /* Let u run `<binary> run *` (and nothing else) as root through sudo, as
  * README's set-up says (any other binary: with any arguments; "BINARY ARGS"
  * with a space: exactly that); u may pass fds with `sudo -C N`. Checked with
