@@ -29,6 +29,7 @@
 static struct aidp_test_ns peer;
 static struct aidp_test_servers servers = {.tcp = {8080, 8081}, .udp = {5353, 5354}};
 static char lease_dir[] = "/tmp/aidp-test-leases-XXXXXX";
+static bool lease_dir_made; /* mkdtemp's suffix may end in 'X' too */
 static struct aidp_hostnet hostnet = {.pool4 = "10.213.0.0/28", .pool6 = "fd00:a1d9::/120"};
 
 static void setup(void)
@@ -41,12 +42,13 @@ static void setup(void)
         cr_assert_eq(aidp_test_peer_link(&peer, host, far), 0);
         aidp_test_ns_go(&peer);
         cr_assert_not_null(aidp_test_mkdtemp(lease_dir)); /* removed when the worker exits */
+        lease_dir_made = true;
 }
 
 static void teardown_all(void)
 {
         aidp_test_ns_stop(&peer);
-        if (lease_dir[strlen(lease_dir) - 1] != 'X')
+        if (lease_dir_made)
                 aidp_test_rm_tree(lease_dir);
 }
 

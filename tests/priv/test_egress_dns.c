@@ -31,6 +31,7 @@
 static struct aidp_test_ns web, dns;
 static struct aidp_test_servers servers = {.tcp = {443, 8443, 853}};
 static char dir[] = "/var/tmp/aidp-test-dns-XXXXXX";
+static bool dir_made; /* mkdtemp's suffix may end in 'X' too */
 static char rundir[PATH_MAX], lineage[PATH_MAX], summary[PATH_MAX], profile[PATH_MAX];
 
 /* dnsmasq in the DNS host's namespace, in the foreground, as root (so that the
@@ -90,6 +91,7 @@ static void setup(void)
         aidp_test_ns_go(&web);
         aidp_test_ns_go(&dns);
         cr_assert_not_null(mkdtemp(dir));
+        dir_made = true;
         put("network.yaml", "apiVersion: aidp/v1\nkind: Network\n"
                             "pools: {ipv4: 10.213.9.0/28, ipv6: 'fd00:a1d9:9::/120'}\n"
                             "resolvers: [198.51.100.53]\n");
@@ -123,7 +125,7 @@ static void fini(void)
 {
         aidp_test_ns_stop(&web);
         aidp_test_ns_stop(&dns);
-        if (dir[strlen(dir) - 1] != 'X') {
+        if (dir_made) {
                 aidp_test_gc(rundir);
                 char cmd[PATH_MAX + 16];
                 snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

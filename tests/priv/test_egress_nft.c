@@ -22,6 +22,7 @@
 TestSuite(egress_nft, .timeout = 120);
 
 static char dir[] = "/tmp/aidp-test-nft-XXXXXX";
+static bool dir_made; /* mkdtemp's suffix may end in 'X' too */
 
 static char *slurp(const char *path)
 {
@@ -79,8 +80,10 @@ static char *listing(const char *table, const char *text, const struct aidp_np_b
 static void expect_same(const struct aidp_netpolicy *np, const struct aidp_np_names *n)
 {
         /* One directory per test worker, removed when it exits. */
-        if (dir[strlen(dir) - 1] == 'X')
+        if (!dir_made) {
                 cr_assert_not_null(aidp_test_mkdtemp(dir));
+                dir_made = true;
+        }
         aidp_error err = {0};
         char *text = NULL;
         struct aidp_np_batch *b = NULL;
