@@ -104,7 +104,7 @@ TestSuite(cgroup_ready, .init = setup, .fini = teardown, .timeout = 120);
 static void need(void)
 {
         AIDP_REQUIRE_ROOT();
-        cr_assert(ready, "setup failed");
+        cr_assert(ready, "set-up failed (%s)", aidp_test_users_why());
 }
 
 /* The ready records (their run ids), once the pool holds at least want. */

@@ -99,7 +99,8 @@ TestSuite(daemon, .init = setup, .fini = teardown, .timeout = 180);
 #define NEED()                                                                                     \
         do {                                                                                       \
                 AIDP_REQUIRE_ROOT();                                                               \
-                cr_assert(ready, "test user or files could not be made");                          \
+                cr_assert(ready, "test user or files could not be made (%s)",                      \
+                          aidp_test_users_why());                                                  \
                 if (!daemon_pid)                                                                   \
                         daemon_start();                                                            \
         } while (0)
@@ -405,7 +406,7 @@ Test(daemon, signals_are_forwarded_and_the_status_comes_back)
 Test(daemon, the_status_comes_once_the_run_is_on_record_before_the_clean_up)
 {
         AIDP_REQUIRE_ROOT();
-        cr_assert(ready, "test user or files could not be made");
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
         char sock2[160], run2[160], k[200];
         TEST_SNPRINTF(sock2, "%s/timing.sock", T);
         TEST_SNPRINTF(run2, "%s/run-timing", T);

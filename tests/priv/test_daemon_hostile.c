@@ -69,7 +69,8 @@ TestSuite(daemon_hostile, .init = setup, .fini = teardown, .timeout = 240);
 #define NEED()                                                                                     \
         do {                                                                                       \
                 AIDP_REQUIRE_ROOT();                                                               \
-                cr_assert(ready, "test user or files could not be made");                          \
+                cr_assert(ready, "test user or files could not be made (%s)",                      \
+                          aidp_test_users_why());                                                  \
         } while (0)
 
 static void daemon_start(void)

@@ -142,7 +142,8 @@ TestSuite(daemon_warm, .init = setup, .fini = teardown, .timeout = 240);
 #define NEED(...)                                                                                  \
         do {                                                                                       \
                 AIDP_REQUIRE_ROOT();                                                               \
-                cr_assert(ready, "test users or files could not be made");                         \
+                cr_assert(ready, "test users or files could not be made (%s)",                     \
+                          aidp_test_users_why());                                                  \
                 const char *extra_[] = {__VA_ARGS__ NULL};                                         \
                 daemon_start(extra_);                                                              \
         } while (0)

@@ -206,7 +206,7 @@ Test(exec_hook, working_directory_is_opened_as_the_job_user)
 {
         AIDP_REQUIRE_ROOT();
         struct aidp_test_user u;
-        cr_assert_eq(aidp_test_user_create("h", &u), 0);
+        cr_assert_eq(aidp_test_user_create("h", &u), 0, "%s", aidp_test_users_why());
         /* dir is mkdtemp's 0700 root directory: u cannot pass it. */
         char inner[160], secret[200], uid[64], id2[80], mine[200];
         snprintf(inner, sizeof inner, "%s/inner", dir);

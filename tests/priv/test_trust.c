@@ -74,7 +74,8 @@ TestSuite(trust, .init = setup, .fini = teardown, .timeout = 180);
 #define NEED()                                                                                     \
         do {                                                                                       \
                 AIDP_REQUIRE_ROOT();                                                               \
-                cr_assert(ready, "test users, sudoers drop-in or victims could not be made");      \
+                cr_assert(ready, "test users, sudoers drop-in or victims could not be made (%s)",  \
+                          aidp_test_users_why());                                                  \
         } while (0)
 
 static void host_unchanged(void)

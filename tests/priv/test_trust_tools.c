@@ -103,7 +103,9 @@ TestSuite(trust_tools, .init = setup, .fini = teardown, .timeout = 240);
 #define NEED()                                                                                     \
         do {                                                                                       \
                 AIDP_REQUIRE_ROOT();                                                               \
-                cr_assert(ready, "test users, sudoers drop-in or private configuration failed");   \
+                cr_assert(ready,                                                                   \
+                          "test users, sudoers drop-in or private configuration failed (%s)",      \
+                          aidp_test_users_why());                                                  \
         } while (0)
 
 /* Seal `bytes` bytes (or `text`) as dataset `name` of class `cls` into

@@ -232,7 +232,7 @@ static struct kid served_by(const struct kid *before, size_t nb)
 Test(warm_start, pooled_workers_serve_one_connection_each_as_its_caller)
 {
         AIDP_REQUIRE_ROOT();
-        cr_assert(ready, "test users or directories could not be made");
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
         daemon_start();
         struct kid k0[64], k1[64];
         /* Idle workers exist before anyone connects. */
@@ -268,7 +268,7 @@ Test(warm_start, pooled_workers_serve_one_connection_each_as_its_caller)
 Test(warm_start, a_changed_library_profile_is_loaded_again_and_fails_closed)
 {
         AIDP_REQUIRE_ROOT();
-        cr_assert(ready, "test users or directories could not be made");
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
         write_profile("warmtest", 111, 0644);
         daemon_start();
         struct aidp_proc p;
@@ -361,7 +361,7 @@ static bool pool_waiting(size_t want, int d_nice, int d_policy)
 Test(warm_start, idle_workers_copy_at_idle_priority_and_runs_get_the_daemons)
 {
         AIDP_REQUIRE_ROOT();
-        cr_assert(ready, "test users or directories could not be made");
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
         daemon_start();
         int d_nice, d_policy;
         cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
@@ -458,7 +458,7 @@ static bool pool_ready(int d_policy)
 Test(warm_start, a_ready_worker_accepts_itself_but_serves_only_with_the_servers_word)
 {
         AIDP_REQUIRE_ROOT();
-        cr_assert(ready, "test users or directories could not be made");
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
         daemon_start();
         int d_nice, d_policy;
         cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
@@ -549,7 +549,7 @@ Test(warm_start, the_client_loads_no_library_it_does_not_use)
                   "aidp-run links libraries it does not call: %s", needed);
         /* And it still works, without its loader: a run through the daemon. */
         AIDP_REQUIRE_ROOT();
-        cr_assert(ready, "test users or directories could not be made");
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
         daemon_start();
         struct aidp_proc p;
         cr_assert_eq(run_as(&p, &A, NULL, "echo through-the-daemon; exit 3"), 3, "%s", p.err);
@@ -615,7 +615,7 @@ static void check_ns(const char *out, const char *own_net, char ns[3][64])
 Test(warm_start, pid1_is_cloned_into_namespaces_made_ahead_one_fresh_set_per_run)
 {
         AIDP_REQUIRE_ROOT();
-        cr_assert(ready, "test users or directories could not be made");
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
         daemon_start();
         char own[64], held[64][64];
         char dpath[64];

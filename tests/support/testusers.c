@@ -23,22 +23,52 @@
 static char made[8][32];
 static size_t n_made;
 
+/* Why the last user or group change failed: the tool, its status and the
+ * first line it printed (aidp_test_users_why). */
+static char why[256];
+
 static int run_quiet(char *const argv[])
 {
-        pid_t pid = fork();
-        if (pid < 0)
+        int out[2];
+        if (pipe2(out, O_CLOEXEC) < 0)
                 return -1;
+        pid_t pid = fork();
+        if (pid < 0) {
+                close(out[0]);
+                close(out[1]);
+                return -1;
+        }
         if (pid == 0) {
                 int fd = open("/dev/null", O_RDWR);
+                dup2(fd, 0);
                 dup2(fd, 1);
-                dup2(fd, 2);
+                dup2(out[1], 2);
                 execv(argv[0], argv);
                 _exit(127);
         }
+        close(out[1]);
+        char msg[200] = "";
+        size_t got = 0;
+        ssize_t r;
+        while ((r = read(out[0], msg + got, sizeof msg - 1 - got)) > 0 || (r < 0 && errno == EINTR))
+                if (r > 0 && (got += (size_t)r) == sizeof msg - 1)
+                        break;
+        msg[got] = '\0';
+        close(out[0]);
         int st;
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
                 ;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        if (code != 0) {
+                msg[strcspn(msg, "\n")] = '\0';
+                snprintf(why, sizeof why, "%s exit %d: %s", argv[0], code, msg);
+        }
+        return code;
+}
+
+const char *aidp_test_users_why(void)
+{
+        return why[0] ? why : "no user or group tool failed";
 }
 
 /* useradd/usermod, again while another one holds /etc/passwd's or
@@ -115,26 +145,46 @@ int aidp_test_user_create(const char *tag, struct aidp_test_user *u)
         memset(u, 0, sizeof *u);
         snprintf(u->name, sizeof u->name, PREFIX "%d%s", (int)getpid(), tag);
         snprintf(u->home, sizeof u->home, "/var/tmp/%s", u->name);
+        /* The name carries our pid: a user, group or home by that name was
+         * left by an earlier process that had the same pid and was killed
+         * before its clean-up (cleanup_stale cannot tell it from ours). */
+        if (getpwnam(u->name))
+                remove_user(u->name);
+        nftw(u->home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        if (getgrnam(u->name)) {
+                char *gdel[] = {"/usr/sbin/groupdel", "-f", u->name, NULL};
+                run_shadow_tool(gdel);
+        }
         char *add[] = {"/usr/sbin/useradd", "-M",    "-U", "-d", u->home, "-s",
                        "/usr/sbin/nologin", u->name, NULL};
-        if (n_made >= sizeof made / sizeof made[0] || run_shadow_tool(add) < 0)
+        if (n_made >= sizeof made / sizeof made[0]) {
+                snprintf(why, sizeof why, "more than %zu test users in one process", n_made);
+                return -1;
+        }
+        if (run_shadow_tool(add) < 0)
                 return -1;
         snprintf(made[n_made++], sizeof made[0], "%s", u->name);
         struct passwd *pw = getpwnam(u->name);
-        if (!pw)
+        if (!pw) {
+                snprintf(why, sizeof why, "useradd made %s but getpwnam does not find it", u->name);
                 return -1;
+        }
         u->uid = pw->pw_uid;
         u->gid = pw->pw_gid;
-        if (mkdir(u->home, 0700) < 0 || chown(u->home, u->uid, u->gid) < 0)
+        if (mkdir(u->home, 0700) < 0 || chown(u->home, u->uid, u->gid) < 0) {
+                snprintf(why, sizeof why, "home %s: %s", u->home, strerror(errno));
                 return -1;
+        }
         return 0;
 }
 
 int aidp_test_user_join(const struct aidp_test_user *u, gid_t gid)
 {
         struct group *g = getgrgid(gid);
-        if (!g)
+        if (!g) {
+                snprintf(why, sizeof why, "no group with gid %u", (unsigned)gid);
                 return -1;
+        }
         char group[64];
         snprintf(group, sizeof group, "%s", g->gr_name);
         char name[sizeof u->name];

@@ -25,6 +25,9 @@ int aidp_test_user_join(const struct aidp_test_user *u, gid_t gid);
  * with a space: exactly that); u may pass fds with `sudo -C N`. Checked with
  * visudo before it is installed. Call once per binary. */
 int aidp_test_sudoers_allow(const struct aidp_test_user *u, const char *binary);
+/* Why the last user or group change failed ("useradd exit 9: ..."), for a
+ * test's message when its set-up could not make its users. */
+const char *aidp_test_users_why(void);
 /* Remove every user and drop-in this process made. Safe to call twice. */
 void aidp_test_users_cleanup(void);
 
