@@ -27,6 +27,7 @@
 #include "supervisor/run/warm.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/sandbox/nsready.h"
+#include "supervisor/sealed/keymem.h"
 
 extern char **environ;
 
@@ -301,6 +302,19 @@ static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, const 
         return aidp_cli_run_and_report(c, summary_fd, run_ended, s);
 }
 
+/* Whether this worker has locked its copies of the server's key pages
+ * (keymem.h: fork does not pass the lock on). An idle worker does it while
+ * it waits; a worker forked at accept before its run. A mapping that cannot
+ * be locked stays usable, as in the server without RLIMIT_MEMLOCK room. */
+static bool relocked;
+
+static void relock_keys(void)
+{
+        if (!relocked)
+                (void)aidp_keymem_relock();
+        relocked = true;
+}
+
 static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n, void *arg,
                      aidp_error *err)
 {
@@ -310,6 +324,7 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
         char **args = NULL, **job = NULL, **env = NULL, **av = NULL;
         size_t n_env = 0;
         int ac = 0, st = -1;
+        relock_keys();
         if (parse_fds(req, fds, n, &f, err) < 0 ||
             aidp_proto_get_strv(req, "env", 4096, &env, &n_env, err) < 0 ||
             !(av = request_argv(req, &ac, &args, &job, err)) || parse_args(av, ac, &c, err) < 0)
@@ -409,6 +424,7 @@ static void refresh_warm(void *arg)
 static void make_ready(void *arg)
 {
         (void)arg;
+        relock_keys();
         aidp_run_cgready_make(g_serve.run_dir);
         /* and the sandbox's network, IPC and UTS namespaces (nsready.h); a
          * worker without them clones them as a cold run does */

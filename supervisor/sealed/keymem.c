@@ -2,10 +2,13 @@
 #define _GNU_SOURCE
 #include "supervisor/sealed/keymem.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -98,4 +101,39 @@ void aidp_keymem_test_dumpable(void)
 unsigned long aidp_keymem_secure_used(void)
 {
         return (unsigned long)CRYPTO_secure_used();
+}
+
+int aidp_keymem_relock(void)
+{
+        /* The pages that hold keys are the ones kept out of cores
+         * (MADV_DONTDUMP: the secure heap, struct aidp_secret, the leak
+         * set). A fork passes that mark on but not the lock, so the child's
+         * first write would copy a key into a page that can be swapped out:
+         * lock each such private writable mapping again (the kernel's own,
+         * [vvar], carry the mark too). On fault, as OpenSSL locks its heap:
+         * the pages shared with the parent are not copied by this. */
+        FILE *f = fopen("/proc/self/smaps", "re");
+        if (!f)
+                return -errno;
+        char line[512], perms[5] = "";
+        unsigned long lo = 0, hi = 0;
+        int r = 0;
+        while (fgets(line, sizeof line, f)) {
+                unsigned long a, b;
+                char p[5];
+                if (sscanf(line, "%lx-%lx %4s", &a, &b, p) == 3) {
+                        lo = a;
+                        hi = b;
+                        memcpy(perms, p, sizeof perms);
+                        continue;
+                }
+                if (strncmp(line, "VmFlags:", 8) || hi <= lo)
+                        continue;
+                if (!strcmp(perms, "rw-p") && strstr(line + 8, " dd") && !strstr(line + 8, " lo") &&
+                    mlock2((void *)lo, hi - lo, MLOCK_ONFAULT) < 0 && r == 0)
+                        r = -errno;
+                lo = hi = 0;
+        }
+        fclose(f);
+        return r;
 }

@@ -19,6 +19,10 @@
 
 void aidp_keymem_process_init(void);
 void aidp_keymem_enable(void);
+/* In a child after fork(): lock again the mappings that hold keys (those
+ * marked MADV_DONTDUMP), whose lock fork does not pass on. 0, or the first
+ * mlock's -errno (the mapping stays usable, unlocked). */
+int aidp_keymem_relock(void);
 /* Test build only (AIDP_FAULT_DUMPABLE): dumpable again with an unlimited core
  * size, so a test can take a core and look for key bytes in it. */
 void aidp_keymem_test_dumpable(void);

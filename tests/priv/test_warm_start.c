@@ -664,3 +664,60 @@ Test(warm_start, pid1_is_cloned_into_namespaces_made_ahead_one_fresh_set_per_run
         for (int i = 0; i < 3; i++)
                 cr_expect_str_neq(na[i], nb[i], "two runs share a namespace: %s", na[i]);
 }
+
+/* Of pid's private writable mappings kept out of cores (MADV_DONTDUMP: the
+ * secure heap, key buffers): how many, and how many are not locked. */
+static void dontdump_maps(pid_t pid, int *dd, int *unlocked)
+{
+        *dd = *unlocked = 0;
+        char p[64], line[512], perms[5] = "";
+        TEST_SNPRINTF(p, "/proc/%d/smaps", (int)pid);
+        FILE *f = fopen(p, "re");
+        if (!f)
+                return;
+        while (fgets(line, sizeof line, f)) {
+                unsigned long a, b;
+                char pr[5];
+                if (sscanf(line, "%lx-%lx %4s", &a, &b, pr) == 3)
+                        memcpy(perms, pr, sizeof perms);
+                else if (!strncmp(line, "VmFlags:", 8) && !strcmp(perms, "rw-p") &&
+                         strstr(line + 8, " dd")) {
+                        (*dd)++;
+                        *unlocked += !strstr(line + 8, " lo");
+                }
+        }
+        fclose(f);
+}
+
+Test(warm_start, idle_workers_lock_their_copies_of_the_key_pages_again)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_start();
+        int dd, unlocked;
+        dontdump_maps(daemon_pid, &dd, &unlocked);
+        cr_assert_gt(dd, 0, "the server has no key pages (no secure heap) to check");
+        cr_expect_eq(unlocked, 0, "%d of the server's %d key mappings are not locked", unlocked,
+                     dd);
+        /* fork passes MADV_DONTDUMP on but not mlock: a worker's first write
+         * to the secure heap would copy keys into swappable pages. */
+        struct kid k[64];
+        size_t n = wait_children(k, 64, 2);
+        cr_assert_geq(n, 2, "the daemon forked no idle workers ahead (%zu children)", n);
+        for (size_t i = 0; i < n; i++) {
+                for (int t = 0; t < 500; t++) {
+                        dontdump_maps(k[i].pid, &dd, &unlocked);
+                        if (dd > 0 && unlocked == 0)
+                                break;
+                        usleep(10000);
+                }
+                cr_expect_gt(dd, 0, "idle worker %d has no key pages", (int)k[i].pid);
+                cr_expect_eq(unlocked, 0,
+                             "idle worker %d: %d of its %d key mappings are not locked",
+                             (int)k[i].pid, unlocked, dd);
+        }
+        /* and a run through such a worker still works */
+        struct aidp_proc p;
+        cr_assert_eq(run_as(&p, &A, NULL, "echo ok"), 0, "%s", p.err);
+        cr_expect_str_eq(p.out, "ok\n");
+}
