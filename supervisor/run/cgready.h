@@ -26,7 +26,8 @@ bool aidp_run_cgready_id(char *out, size_t len);
 /* The ready cgroup for the run run_id under parent (NULL or "": the
  * default), taken out of the holder; NULL when there is none that fits (an
  * unfit one is removed). The caller adopts it (aidp_cgroup_adopt), logging
- * it in its journal, then calls aidp_run_cgready_release. */
+ * it in its journal, and calls aidp_run_cgready_release once its run is over
+ * (the record, held until then, and the journal both name the cgroup meanwhile). */
 struct aidp_cgroup *aidp_run_cgready_take(const char *run_id, const char *parent);
 /* The ready record goes: the run's journal names the cgroup now. */
 void aidp_run_cgready_release(void);

@@ -245,6 +245,14 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
         char id[40];
         TEST_SNPRINTF(id, "%.36s", idl + 3);
         cr_assert(listed(ids, n, id), "run %s did not get a ready cgroup", id);
+        /* Its ready record stays while the run goes on, held by the worker
+         * (gc leaves it alone), and goes once the run is over (below). */
+        char rec[1200];
+        TEST_SNPRINTF(rec, "%s/%s", ready_dir, id);
+        int rfd = open(rec, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cr_assert_geq(rfd, 0, "the run's ready record %s is gone while it runs", rec);
+        cr_expect_neq(flock(rfd, LOCK_EX | LOCK_NB), 0, "the run's ready record is not held");
+        close(rfd);
         /* Inside its cgroup namespace the job sees the run's cgroup as the
          * root of every hierarchy: it is in the ready cgroup in each (a
          * hierarchy it had not joined would show a path above that root). */
@@ -286,6 +294,9 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
         cr_assert_eq(aidp_test_finish(&p), 0, "%s", p.err);
         aidp_test_expect_run_gone(rundir, id);
         cr_assert_not(aidp_test_cgroup_exists(id));
+        for (int i = 0; i < 100 && access(rec, F_OK) == 0; i++)
+                usleep(50000);
+        cr_expect_neq(access(rec, F_OK), 0, "the run's ready record %s is left", rec);
 }
 
 Test(cgroup_ready, a_ready_cgroup_no_run_takes_goes_with_its_worker_and_daemon)
