@@ -205,6 +205,18 @@ static pid_t journal_pid1(const char *run_id)
         return pid1;
 }
 
+/* The run's end record says gc overwrote its pages through the pinned mount
+ * namespace (pid 1 was gone). */
+static void expect_shredded_through_pin(void)
+{
+        size_t len = 0;
+        char *log = aidp_test_slurp(logp, &len);
+        cr_assert_not_null(log);
+        cr_expect(strstr(log, "through the run's pinned mount namespace"),
+                  "lineage does not say gc shredded through the pinned namespace");
+        free(log);
+}
+
 static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
@@ -253,14 +265,8 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
         cr_expect(strstr(P.err, want) != NULL, "gc did not shred: %s", P.err);
         cr_expect(strstr(P.err, "verified: yes") != NULL, "%s", P.err);
         cr_expect(strstr(P.err, " 0 bytes") == NULL, "nothing was overwritten: %s", P.err);
-        if (in_teardown) {
-                size_t len = 0;
-                char *log = aidp_test_slurp(logp, &len);
-                cr_assert_not_null(log);
-                cr_expect(strstr(log, "through the run's pinned mount namespace"),
-                          "gc did not shred through the pinned namespace");
-                free(log);
-        }
+        if (in_teardown)
+                expect_shredded_through_pin();
 
         /* Nothing of the run is left. */
         char jdir[4096 + 64];
@@ -602,12 +608,7 @@ static void killed_mid_teardown(const char *run_id, char *const *wrap)
         cr_expect(aidp_test_fd_all_zero(keep, 1048576),
                   "/scratch/x was freed without an overwrite");
         close(keep);
-        size_t len = 0;
-        char *log = aidp_test_slurp(logp, &len);
-        cr_assert_not_null(log);
-        cr_expect(strstr(log, "through the run's pinned mount namespace"),
-                  "lineage does not say gc shredded through the pinned namespace");
-        free(log);
+        expect_shredded_through_pin();
         cr_expect_eq(count_events("ABORT"), 1);
         cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
