@@ -35,5 +35,7 @@ void aidp_run_cgready_release(void);
 void aidp_run_cgready_drop(void);
 /* gc: the cgroups of records nobody holds, removed where they are empty, and
  * the records of those that are gone. Waits up to wait_ms for records still
- * held (0: none are waited for). Returns how many records were removed. */
+ * held by idle workers (0: none are waited for; a held record whose cgroup
+ * holds a process is a live run's, never waited for). Returns how many
+ * records were removed. */
 int aidp_run_cgready_gc(const char *run_dir, int wait_ms);
