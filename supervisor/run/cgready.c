@@ -171,7 +171,24 @@ static void gc_path(const char *path, void *arg)
                 s->left++;
 }
 
-/* One record: true when it is gone. */
+/* Whether a cgroup of a record holds a process (arg: bool, set once true). */
+static void populated_path(const char *path, void *arg)
+{
+        bool *populated = arg;
+        char p[PATH_MAX];
+        if (*populated || strncmp(path, "/sys/fs/cgroup/", 15) || strstr(path, "/..") ||
+            aidp_path_join(p, sizeof p, path, "cgroup.procs") < 0)
+                return;
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        char c;
+        if (fd >= 0 && read(fd, &c, 1) == 1)
+                *populated = true;
+}
+
+/* One record: true when it is gone. held: a worker holds it and may let it
+ * go in a moment (an idle one, whose cgroup is empty); a record whose cgroup
+ * holds a process is a run's, which it keeps to its end (startup.c), and is
+ * not waited for. */
 static bool gc_record(int rfd, const char *rdir, const char *name, bool *held)
 {
         char dir[PATH_MAX], id[64];
@@ -188,7 +205,9 @@ static bool gc_record(int rfd, const char *rdir, const char *name, bool *held)
         if (dfd < 0 || fstat(dfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077))
                 return false;
         if (flock(dfd, LOCK_EX | LOCK_NB) < 0) {
-                *held = true;
+                bool populated = false;
+                aidp_journal_cgroup_log_each(dir, populated_path, &populated);
+                *held = !populated;
                 return false;
         }
         /* Not renamed into place yet: its maker may not hold it yet either. */

@@ -26,7 +26,8 @@ bool aidp_run_cgready_id(char *out, size_t len);
 /* The ready cgroup for the run run_id under parent (NULL or "": the
  * default), taken out of the holder; NULL when there is none that fits (an
  * unfit one is removed). The caller adopts it (aidp_cgroup_adopt), logging
- * it in its journal, then calls aidp_run_cgready_release. */
+ * it in its journal, and calls aidp_run_cgready_release once its run is over
+ * (the record, held until then, and the journal both name the cgroup meanwhile). */
 struct aidp_cgroup *aidp_run_cgready_take(const char *run_id, const char *parent);
 /* The ready record goes: the run's journal names the cgroup now. */
 void aidp_run_cgready_release(void);
@@ -34,5 +35,7 @@ void aidp_run_cgready_release(void);
 void aidp_run_cgready_drop(void);
 /* gc: the cgroups of records nobody holds, removed where they are empty, and
  * the records of those that are gone. Waits up to wait_ms for records still
- * held (0: none are waited for). Returns how many records were removed. */
+ * held by idle workers (0: none are waited for; a held record whose cgroup
+ * holds a process is a live run's, never waited for). Returns how many
+ * records were removed. */
 int aidp_run_cgready_gc(const char *run_dir, int wait_ms);

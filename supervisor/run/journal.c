@@ -156,6 +156,25 @@ void aidp_journal_set_ended(struct aidp_journal *j, const char *event)
                 json_object_object_add(j->obj, "end_recorded", json_object_new_string(event));
 }
 
+/* The new version (tmp) in place of the old (final), atomically for a reader
+ * (gc): journal.json names one whole version at every instant. Swapped, not
+ * renamed over: ext4 (auto_da_alloc) writes out a file renamed over another
+ * before the rename returns, which waits for the journal's running
+ * transaction, 1-10 ms behind another run's lineage fsync (docs/run-core.md,
+ * "Start-up time"). The old version, at tmp after the swap, is unlinked
+ * unwritten. The first version has nothing to swap with (ENOENT), and a file
+ * system without RENAME_EXCHANGE says EINVAL: a rename then. */
+static int journal_replace(const char *tmp, const char *final, aidp_error *err)
+{
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+                unlink(tmp);
+                return 0;
+        }
+        if ((errno == ENOENT || errno == EINVAL) && rename(tmp, final) == 0)
+                return 0;
+        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "renaming %s", tmp);
+}
+
 int aidp_journal_sync(struct aidp_journal *j, aidp_error *err)
 {
         char tmp[PATH_MAX + 16], final[PATH_MAX + 16];
@@ -164,7 +183,12 @@ int aidp_journal_sync(struct aidp_journal *j, aidp_error *err)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENAMETOOLONG,
                                       "journal in %s: path too long", j->dir);
         const char *s = json_object_to_json_string_ext(j->obj, JSON_C_TO_STRING_PLAIN);
-        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        /* A new file every time: truncating one that holds data (a version
+         * a crash left here) makes ext4 write it out at close. */
+        if (unlink(tmp) < 0 && errno != ENOENT)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "removing %s", tmp);
+        _cleanup_close_ int fd =
+                open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "writing %s", tmp);
         size_t len = strlen(s);
@@ -172,9 +196,7 @@ int aidp_journal_sync(struct aidp_journal *j, aidp_error *err)
          * machine; after a reboot nothing it lists exists any more. */
         if (write(fd, s, len) != (ssize_t)len)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "writing %s", tmp);
-        if (rename(tmp, final) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "renaming %s", tmp);
-        return 0;
+        return journal_replace(tmp, final, err);
 }
 
 void aidp_journal_remove(struct aidp_journal *j)

@@ -136,7 +136,8 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
 static void run_free(struct run *r)
 {
         /* A ready cgroup this run did not take (a dry run, a refusal, a run
-         * given its own id or parent) is removed with it. */
+         * given its own id or parent) is removed with it; the record of one
+         * it took goes now, after the status (startup.c, cgroup_begin). */
         aidp_run_cgready_drop();
         aidp_run_policy_free(&r->policy);
         if (r->caller_rc == 0)

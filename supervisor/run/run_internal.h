@@ -66,6 +66,8 @@ struct run {
         bool journal_open;
         pid_t pid1;
         char nspin[4200]; /* the pin of pid 1's mount namespace, "" if none */
+        bool unpinning;   /* a thread drops the pin (unpin_tid; teardown.c) */
+        pthread_t unpin_tid;
         int pidfd;
         int learn_sv[2];     /* learn mode: the child sends the listener fd over [1] */
         char *dev_rules[64]; /* device cgroup allow lines of the profile's devices */

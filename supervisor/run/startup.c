@@ -244,13 +244,17 @@ static int cgroup_begin(struct run *r, aidp_error *err)
                 int log = aidp_journal_cgroup_log(&r->journal);
                 rc = aidp_cgroup_adopt(r->cg, log, &r->cg_limits, err);
                 /* The journal names its directories now (cgroups.log, else
-                 * journal.json), so the ready record may go; until then it
-                 * still names them for gc. */
+                 * journal.json). The ready record stays, held, until the run
+                 * is over (run_free): removing it here made ext4 free its
+                 * files on the run's path, which waits for the journal's
+                 * running transaction (another run's lineage fsync). Both
+                 * naming the cgroup is the case gc already knows: a record's
+                 * gc only removes an empty cgroup, the journal's the run's. */
                 aidp_error jerr = {0};
-                if (log < 0)
+                if (log < 0) {
                         aidp_run_journal_cgroups(r);
-                if (log >= 0 || aidp_journal_sync(&r->journal, &jerr) == 0)
-                        aidp_run_cgready_release();
+                        (void)aidp_journal_sync(&r->journal, &jerr);
+                }
                 snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
                          aidp_cgroup_version_name(aidp_cgroup_version_of(r->cg)));
                 return rc;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -227,6 +228,50 @@ static int end_pid1(struct run *r, aidp_error *err)
         return rc;
 }
 
+static void *unpin_thread(void *arg)
+{
+        struct run *r = arg;
+        prctl(PR_SET_NAME, "aidp-unpin"); /* ps, top and profilers tell the parts apart */
+        aidp_nspin_release(r->nspin);
+        return NULL;
+}
+
+/* 8.4 the pin of pid 1's mount namespace goes (the tmpfs mounts in it are
+ * overwritten, pid 1 is reaped). Its two unmounts and the namespace's end
+ * each wait for an RCU grace period; without egress they do so on a thread,
+ * while the end record's fsyncs run, and the journal waits for it
+ * (aidp_run_journal_finish: the pin's file is in the journal's directory).
+ * With egress the network teardown that follows relies on the namespace
+ * (which holds the network one) being gone: then here and now. The thread
+ * starts with every signal blocked (startup.c, invariant 4) and makes only
+ * system calls. */
+static void unpin(struct run *r)
+{
+        if (!r->nspin[0])
+                return;
+        if (!r->net.applied) {
+                sigset_t all, old;
+                sigfillset(&all);
+                pthread_sigmask(SIG_SETMASK, &all, &old);
+                r->unpinning = pthread_create(&r->unpin_tid, NULL, unpin_thread, r) == 0;
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
+                if (r->unpinning)
+                        return;
+        }
+        aidp_nspin_release(r->nspin);
+        r->nspin[0] = '\0';
+}
+
+/* The pin is gone: its thread joined. Idempotent. */
+static void unpin_wait(struct run *r)
+{
+        if (!r->unpinning)
+                return;
+        pthread_join(r->unpin_tid, NULL);
+        r->unpinning = false;
+        r->nspin[0] = '\0';
+}
+
 /* Step 8: shred and remove everything of the run, in the order of
  * docs/run-core.md. Every part runs whatever failed before it; the first
  * failure is returned, and fails the run. */
@@ -234,14 +279,22 @@ int aidp_run_teardown(struct run *r, aidp_error *err)
 {
         int rc = 0;
         aidp_error e = {0};
+        /* 8.0 pid 1's end begins now when its mount namespace is pinned:
+         * the pin keeps the tmpfs mounts reachable for gc should this
+         * supervisor die during shred (gc's path after a crash of both), so
+         * pid 1 need not hold them, and its exit (its pid namespace, its
+         * files) runs on another CPU while this process shreds; it is reaped
+         * at 8.4. Unpinned, pid 1 holds them until shred is done. */
+        if (r->pid1 > 0 && r->nspin[0])
+                kill(r->pid1, SIGKILL);
         aidp_run_cgroup_end(r, &e); /* a run that failed before step 5 has not collected it */
         if (r->cg)
                 read_stats(r);
-        /* 8.1 every process of the run but pid 1, which keeps holding the
-         * tmpfs mounts: if this supervisor dies during shred, gc can still
-         * reach them through it. A process that survives could write while
-         * shred runs: the run fails (shred still goes on, and the cgroup's
-         * removal below kills again). */
+        /* 8.1 every process of the run but pid 1, which (unpinned) keeps
+         * holding the tmpfs mounts: if this supervisor dies during shred, gc
+         * can still reach them through it. A process that survives could
+         * write while shred runs: the run fails (shred still goes on, and the
+         * cgroup's removal below kills again). */
         if (r->cg) {
                 int k = aidp_cgroup_kill_except(r->cg, r->pid1);
                 if (k < 0)
@@ -263,10 +316,7 @@ int aidp_run_teardown(struct run *r, aidp_error *err)
         /* 8.4 pid 1, and the pin of its mount namespace: the tmpfs mounts
          * are overwritten, and the namespace keeps the network one alive */
         keep_first(&rc, err, end_pid1(r, &e), &e);
-        if (r->nspin[0]) {
-                aidp_nspin_release(r->nspin);
-                r->nspin[0] = '\0';
-        }
+        unpin(r);
         /* 8.5 the network: its host table and lease (the veth goes with pid
          * 1's namespace); the last denials are read first */
         if (r->net.applied) {
@@ -290,6 +340,7 @@ int aidp_run_teardown(struct run *r, aidp_error *err)
  * work and record the run's ABORT. */
 void aidp_run_journal_finish(struct run *r, bool done)
 {
+        unpin_wait(r);
         if (!r->journal_open)
                 return;
         if (r->journal.lifeline_w >= 0)

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon_util.h"
@@ -245,6 +246,14 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
         char id[40];
         TEST_SNPRINTF(id, "%.36s", idl + 3);
         cr_assert(listed(ids, n, id), "run %s did not get a ready cgroup", id);
+        /* Its ready record stays while the run goes on, held by the worker
+         * (gc leaves it alone), and goes once the run is over (below). */
+        char rec[1200];
+        TEST_SNPRINTF(rec, "%s/%s", ready_dir, id);
+        int rfd = open(rec, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cr_assert_geq(rfd, 0, "the run's ready record %s is gone while it runs", rec);
+        cr_expect_neq(flock(rfd, LOCK_EX | LOCK_NB), 0, "the run's ready record is not held");
+        close(rfd);
         /* Inside its cgroup namespace the job sees the run's cgroup as the
          * root of every hierarchy: it is in the ready cgroup in each (a
          * hierarchy it had not joined would show a path above that root). */
@@ -284,8 +293,39 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
                 cr_assert_eq(nl, rules, "devices.list: %s", list);
         }
         cr_assert_eq(aidp_test_finish(&p), 0, "%s", p.err);
+        /* The pin of the sandbox's mount namespace is dropped on a thread
+         * during the end record (teardown.c, unpin), and gone before the
+         * client has its status. */
+        const char *const mine[] = {id, NULL};
+        cr_expect_eq(aidp_test_mounts_of(mine), 0, "a mount of the run is left at its status");
         aidp_test_expect_run_gone(rundir, id);
         cr_assert_not(aidp_test_cgroup_exists(id));
+        for (int i = 0; i < 100 && access(rec, F_OK) == 0; i++)
+                usleep(50000);
+        cr_expect_neq(access(rec, F_OK), 0, "the run's ready record %s is left", rec);
+}
+
+/* A run keeps its ready record to its end (held, its cgroup populated): a
+ * daemon stopped meanwhile waits for its idle workers' records, never for it,
+ * and the run goes on to its status. */
+Test(cgroup_ready, a_daemon_stopped_during_a_run_does_not_wait_for_the_runs_record)
+{
+        need();
+        char ids[8][40];
+        daemon_start_ready(ids, 8);
+        const char *args[] = {"-q", "--no-cwd", "--", "/bin/sh", "-c", "echo started; sleep 4",
+                              NULL};
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, args);
+        cr_assert(aidp_test_wait_output(&p, "started", 20000), "the job did not start: %s%s", p.out,
+                  p.err);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        daemon_stop();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        cr_expect_lt(ms, 1500, "the daemon's stop waited %ld ms for a live run's record", ms);
+        cr_expect_eq(aidp_test_finish(&p), 0, "the run did not go on to its status: %s", p.err);
 }
 
 Test(cgroup_ready, a_ready_cgroup_no_run_takes_goes_with_its_worker_and_daemon)

@@ -12,8 +12,10 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "common/exitcodes.h"
@@ -21,6 +23,8 @@
 #include "lineage_util.h"
 #include "runner.h"
 #include "policy_util.h"
+#include "supervisor/sandbox/fdpass.h"
+#include "supervisor/sandbox/nspin.h"
 #include "tests/sealed_util.h"
 
 static char *T;
@@ -201,6 +205,18 @@ static pid_t journal_pid1(const char *run_id)
         return pid1;
 }
 
+/* The run's end record says gc overwrote its pages through the pinned mount
+ * namespace (pid 1 was gone). */
+static void expect_shredded_through_pin(void)
+{
+        size_t len = 0;
+        char *log = aidp_test_slurp(logp, &len);
+        cr_assert_not_null(log);
+        cr_expect(strstr(log, "through the run's pinned mount namespace"),
+                  "lineage does not say gc shredded through the pinned namespace");
+        free(log);
+}
+
 static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
@@ -211,12 +227,27 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
         kill(P.pid, SIGKILL);
         aidp_test_reap(&P);
 
-        /* What a dead supervisor leaves: its journal, and pid 1 holding the data. */
+        /* What a dead supervisor leaves: its journal, and pid 1 holding the
+         * data, up to teardown. From teardown's start pid 1 is killed (its
+         * exit overlaps shred) when its mount namespace is pinned, which then
+         * keeps the data: gc shreds through the pin. */
         pid_t pid1 = journal_pid1(run_id);
-        cr_assert_eq(kill(pid1, 0), 0, "pid 1 of the sandbox did not hold on to the run's data");
+        bool in_teardown = !strcmp(phase, "shred");
+        if (in_teardown) {
+                for (int i = 0; i < 300 && kill(pid1, 0) == 0; i++)
+                        usleep(10000);
+                cr_assert_neq(kill(pid1, 0), 0, "pid 1 outlived the start of teardown");
+                char pin[4096 + 128];
+                TEST_SNPRINTF(pin, "%s/%s/mnt.ns", rundir, run_id);
+                cr_assert_eq(access(pin, F_OK), 0, "pid 1 was killed but nothing pins the data");
+        } else {
+                cr_assert_eq(kill(pid1, 0), 0,
+                             "pid 1 of the sandbox did not hold on to the run's data");
+                /* inject comes before the go, which moves pid 1 into the v1
+                 * hierarchies */
+                check_pid1(pid1, run_id, strcmp(phase, "inject") != 0);
+        }
         cr_assert_eq(count_events("START"), 1);
-        /* inject comes before the go, which moves pid 1 into the v1 hierarchies */
-        check_pid1(pid1, run_id, strcmp(phase, "inject") != 0);
         /* START is committed, anchor and all, and the log unlocked, before a byte
          * is decrypted (the first stop point is right after injection). */
         int lfd = open(logp, O_RDONLY | O_CLOEXEC);
@@ -234,6 +265,8 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
         cr_expect(strstr(P.err, want) != NULL, "gc did not shred: %s", P.err);
         cr_expect(strstr(P.err, "verified: yes") != NULL, "%s", P.err);
         cr_expect(strstr(P.err, " 0 bytes") == NULL, "nothing was overwritten: %s", P.err);
+        if (in_teardown)
+                expect_shredded_through_pin();
 
         /* Nothing of the run is left. */
         char jdir[4096 + 64];
@@ -489,6 +522,42 @@ Test(crash, oci_poststop_hook_cleans_a_killed_run)
         crash_then("job", "head -c 1048576 /dev/urandom > /scratch/x; sleep 600", gc_by_oci_hook);
 }
 
+/* A file of the run's tmpfs at target, through its pinned mount namespace (pid
+ * 1 is killed at teardown's start, so /proc/<pid1>/root no longer leads
+ * there): opened in a child that first enters the supervisor's mount
+ * namespace (nsfd, or -1 for the test's own), where the pin is mounted, and
+ * handed back over a socket. */
+static int open_pinned(int nsfd, const char *run_id, const char *target, const char *name)
+{
+        int sv[2];
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        pid_t c = fork();
+        cr_assert_geq(c, 0);
+        if (c == 0) {
+                close(sv[0]);
+                char pin[4096 + 128];
+                snprintf(pin, sizeof pin, "%s/%s/mnt.ns", rundir, run_id);
+                const char *t[] = {target};
+                int m[1];
+                if ((nsfd >= 0 && setns(nsfd, CLONE_NEWNS) < 0) ||
+                    aidp_nspin_open_mounts(pin, t, 1, m) != 1)
+                        _exit(1);
+                int fd = openat(m[0], name, O_RDONLY | O_CLOEXEC);
+                _exit(fd < 0 || aidp_fdpass_send(sv[1], 'f', &fd, 1) < 0 ? 2 : 0);
+        }
+        close(sv[1]);
+        char b;
+        int fd = -1;
+        size_t n = 0;
+        int got = aidp_fdpass_recv(sv[0], &b, &fd, 1, &n);
+        close(sv[0]);
+        int st = 0;
+        waitpid(c, &st, 0);
+        cr_assert(got == 1 && n == 1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "%s/%s through the run's pinned namespace: status %d", target, name, st);
+        return fd;
+}
+
 /* The supervisor is killed mid-teardown (after /tmp was overwritten, before
  * /scratch), then the sandbox's pid 1: nothing holds a mount fd any more, yet
  * the pages are overwritten before they are freed, by gc through the run's
@@ -513,10 +582,7 @@ static void killed_mid_teardown(const char *run_id, char *const *wrap)
                 TEST_SNPRINTF(nsarg, "--mount=/proc/%d/fd/%d", (int)getpid(), nsfd);
         }
         pid_t pid1 = journal_pid1(run_id);
-        char p[128];
-        TEST_SNPRINTF(p, "/proc/%d/root/scratch/x", (int)pid1);
-        int keep = open(p, O_RDONLY | O_CLOEXEC);
-        cr_assert_geq(keep, 0, "%s: %s", p, strerror(errno));
+        int keep = open_pinned(nsfd, run_id, "/scratch", "x");
         cr_assert(!aidp_test_fd_all_zero(keep, 1048576),
                   "/scratch/x holds no data before the kill");
 
@@ -542,12 +608,7 @@ static void killed_mid_teardown(const char *run_id, char *const *wrap)
         cr_expect(aidp_test_fd_all_zero(keep, 1048576),
                   "/scratch/x was freed without an overwrite");
         close(keep);
-        size_t len = 0;
-        char *log = aidp_test_slurp(logp, &len);
-        cr_assert_not_null(log);
-        cr_expect(strstr(log, "through the run's pinned mount namespace"),
-                  "lineage does not say gc shredded through the pinned namespace");
-        free(log);
+        expect_shredded_through_pin();
         cr_expect_eq(count_events("ABORT"), 1);
         cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
