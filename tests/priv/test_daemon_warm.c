@@ -545,38 +545,10 @@ Test(daemon_warm, one_users_detached_runs_are_bounded)
         cr_expect_eq(rc, 0, "%s", P.err);
 }
 
-/* The daemon's children now (the idle workers and those serving), at most
- * max; their count. */
-static size_t daemon_children(pid_t *out, size_t max)
-{
-        size_t n = 0;
-        DIR *d = opendir("/proc");
-        cr_assert_not_null(d);
-        for (struct dirent *e; (e = readdir(d)) && n < max;) {
-                char p[300], buf[512];
-                if (e->d_name[0] < '1' || e->d_name[0] > '9')
-                        continue;
-                TEST_SNPRINTF(p, "/proc/%s/stat", e->d_name);
-                FILE *f = fopen(p, "re");
-                if (!f)
-                        continue;
-                size_t len = fread(buf, 1, sizeof buf - 1, f);
-                fclose(f);
-                buf[len] = '\0';
-                char *rp = strrchr(buf, ')');
-                int ppid = 0;
-                char state;
-                if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == daemon_pid)
-                        out[n++] = (pid_t)strtol(e->d_name, NULL, 10);
-        }
-        closedir(d);
-        return n;
-}
-
-static void signal_all(const pid_t *pids, size_t n, int sig)
+static void signal_all(const struct aidp_test_kid *k, size_t n, int sig)
 {
         for (size_t i = 0; i < n; i++)
-                kill(pids[i], sig);
+                kill(k[i].pid, sig);
 }
 
 /* A connection an idle worker took itself and the server refused (past
@@ -612,9 +584,9 @@ Test(daemon_warm, refused_connections_do_not_take_the_places_of_others)
         char c;
         cr_assert_eq(read(pp[0], &c, 1), 1, "A's first connection was not made");
         /* The pool refilled: two idle workers besides the one serving A. */
-        pid_t kids[16];
+        struct aidp_test_kid kids[16];
         size_t n = 0;
-        for (int t = 0; t < 300 && (n = daemon_children(kids, 16)) < 3; t++)
+        for (int t = 0; t < 300 && (n = aidp_test_daemon_children(daemon_pid, kids, 16)) < 3; t++)
                 usleep(20000);
         cr_assert_geq(n, 3, "the daemon has %zu children", n);
         sleep(1); /* they are ready and accept themselves (pool.h) */
@@ -624,7 +596,7 @@ Test(daemon_warm, refused_connections_do_not_take_the_places_of_others)
         cr_assert_eq(write(go[1], "g", 1), 1);
         cr_assert_eq(read(pp[0], &c, 1), 1, "A's further connections were not made");
         usleep(300000);
-        n = daemon_children(kids, 16);
+        n = aidp_test_daemon_children(daemon_pid, kids, 16);
         signal_all(kids, n, SIGSTOP);
         kill(daemon_pid, SIGCONT);
         usleep(300000); /* the server refused both (A is at its limit) */
