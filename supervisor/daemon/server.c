@@ -99,6 +99,10 @@ struct worker {
         pid_t pid;
         uid_t uid;
         bool holds; /* counted against its uid (not a detached run) */
+        /* counted against --max-clients: a live connection the server let it
+         * serve. A worker that took a connection itself and was refused it
+         * (serve_lines) is not: it only tells its client why and ends. */
+        bool live;
 };
 
 struct workers {
@@ -114,17 +118,20 @@ static unsigned count_uid(const struct workers *ws, uid_t uid)
         return n;
 }
 
-static void forget(struct workers *ws, pid_t pid, bool only_release)
+/* Returns whether pid was a worker counted against --max-clients. */
+static bool forget(struct workers *ws, pid_t pid, bool only_release)
 {
         for (size_t i = 0; i < ws->n; i++) {
                 if (ws->w[i].pid != pid)
                         continue;
+                bool live = ws->w[i].live;
                 if (only_release)
                         ws->w[i].holds = false;
                 else
                         ws->w[i] = ws->w[--ws->n];
-                return;
+                return live;
         }
+        return false;
 }
 
 /* Workers that detached their run write their pid to the notice pipe. */
@@ -151,10 +158,11 @@ static unsigned reap(const struct aidp_daemon_config *c, unsigned workers, struc
                         continue;
                 }
                 aidp_registry_remove(c->state_dir, si.si_pid);
-                forget(ws, si.si_pid, false);
-                waitpid(si.si_pid, NULL, 0);
-                if (workers)
+                /* Only a live connection's worker frees a place: not a
+                 * refused one (never counted), nor another child (gc's). */
+                if (forget(ws, si.si_pid, false) && workers)
                         workers--;
+                waitpid(si.si_pid, NULL, 0);
                 if ((si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED) && c->worker_crashed)
                         c->worker_crashed(si.si_pid, si.si_status, c->arg);
         }
@@ -232,15 +240,19 @@ static void spawn_worker(const struct aidp_daemon_config *c, const struct server
                 sigprocmask(SIG_SETMASK, old, NULL);
                 aidp_daemon_worker(c, conn, -1);
         }
-        ws->w[ws->n++] = (struct worker){.pid = pid, .uid = cr.uid, .holds = true};
+        ws->w[ws->n++] = (struct worker){.pid = pid, .uid = cr.uid, .holds = true, .live = true};
         (*workers)++;
 }
 
 /* What the idle workers wrote on their lines (pool.h): "ready" is answered
  * by the pool; a connection a worker took itself is judged here, with the
  * limits of spawn_worker, and counted from now on like one the server
- * accepted. A refused one is counted too until its worker (which tells its
- * client why and ends at once) is reaped. Returns whether any was taken. */
+ * accepted. A refused one is not counted, as one the server refuses itself
+ * is not: its worker only tells its client why and ends, and a burst of
+ * refused clients (one user past --max-clients-per-user) must not take the
+ * places of other users' connections until those workers are reaped. Its pid
+ * is still remembered, so that its end frees nothing. Returns whether any
+ * was taken. */
 static bool serve_lines(const struct aidp_daemon_config *c, struct aidp_daemon_pool *pool,
                         unsigned *workers, struct workers *ws)
 {
@@ -268,10 +280,15 @@ static bool serve_lines(const struct aidp_daemon_config *c, struct aidp_daemon_p
                         if (aidp_daemon_pool_message(pool, i, &pid, &uid, &line) == 1) {
                                 char msg[256];
                                 const char *why = refusal(c, ws, *workers, uid, msg, sizeof msg);
-                                if (reserve(ws) == 0)
-                                        ws->w[ws->n++] = (struct worker){
-                                                .pid = pid, .uid = uid, .holds = why == NULL};
-                                (*workers)++;
+                                if (reserve(ws) < 0)
+                                        why = why ? why : "the daemon is out of memory";
+                                else
+                                        ws->w[ws->n++] = (struct worker){.pid = pid,
+                                                                         .uid = uid,
+                                                                         .holds = why == NULL,
+                                                                         .live = why == NULL};
+                                if (!why)
+                                        (*workers)++;
                                 aidp_daemon_pool_verdict(line, why);
                                 took = true;
                         }

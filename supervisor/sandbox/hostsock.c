@@ -16,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -241,9 +242,73 @@ struct cover {
         bool decided; /* layer pass: layer_fd is what it will be */
         bool grouped; /* groups pass: its mount has its group */
         char image[PATH_MAX];
+        /* Where each socket bind's target leads in the job's view, for the
+         * current pass (allowed_here); NULL when there is no socket bind. */
+        struct place *allowed;
 };
 
-/* Is path the target of a bind of a socket file (allowed explicitly)? */
+/* A file as the job reaches it: the mount it is on and its inode there. */
+struct place {
+        uint64_t mnt, ino;
+        uint32_t major, minor;
+        bool ok;
+};
+
+static bool place_of(int dfd, const char *name, int flags, struct place *pl)
+{
+        struct statx sx;
+        *pl = (struct place){0};
+        if (statx(dfd, name, flags | AT_SYMLINK_NOFOLLOW, STATX_INO | STATX_MNT_ID, &sx) < 0 ||
+            !(sx.stx_mask & STATX_MNT_ID))
+                return false;
+        *pl = (struct place){.mnt = sx.stx_mnt_id,
+                             .ino = sx.stx_ino,
+                             .major = sx.stx_dev_major,
+                             .minor = sx.stx_dev_minor,
+                             .ok = true};
+        return true;
+}
+
+/* Where the socket binds' targets lead in the staging root now, resolved as
+ * the job resolves them (symlinks stay inside the root): each is its bind's
+ * mount of the host socket. Taken again for each pass, as the passes change
+ * the mounts. */
+static void allowed_places(struct cover *c, int root_fd)
+{
+        for (size_t i = 0; c->allowed && i < c->nb; i++) {
+                c->allowed[i] = (struct place){0};
+                if (!c->binds[i].is_socket)
+                        continue;
+                struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+                _cleanup_close_ int fd =
+                        (int)syscall(SYS_openat2, root_fd, c->binds[i].target, &how, sizeof how);
+                if (fd >= 0)
+                        place_of(fd, "", AT_EMPTY_PATH, &c->allowed[i]);
+        }
+}
+
+/* Does name in the candidate's directory lead to where a socket bind put
+ * its socket? The same mount and inode: the bind's target itself, however
+ * the path to it is spelled (a symlink such as /var/run -> /run between the
+ * host's name for the socket and the profile's). Not the same socket seen
+ * elsewhere (its host path in the read-only view is another mount): that
+ * stays covered. */
+static bool allowed_here(const struct cover *c, const char *name)
+{
+        struct place pl;
+        if (!c->allowed || !place_of(c->dir_fd, name, 0, &pl))
+                return false;
+        for (size_t i = 0; i < c->nb; i++)
+                if (c->allowed[i].ok && c->allowed[i].mnt == pl.mnt &&
+                    c->allowed[i].ino == pl.ino && c->allowed[i].major == pl.major &&
+                    c->allowed[i].minor == pl.minor)
+                        return true;
+        return false;
+}
+
+/* Is path the target of a bind of a socket file (allowed explicitly)? By
+ * its spelling: the quick test; allowed_here decides by where it leads. */
 static bool allowed_at(const char *path, const struct aidp_hostsock_bind *binds, size_t n)
 {
         for (size_t i = 0; i < n; i++)
@@ -328,6 +393,7 @@ static int each(struct cover *c, int root_fd, cover_fn fn, const char **failed)
         static char name[NAME_MAX + 1];
         int rc = 0;
         leave_dir(c);
+        allowed_places(c, root_fd);
         for (size_t b = 0; b <= c->nb && rc >= 0; b++)
                 for (size_t i = 0; i < c->n && rc >= 0; i++) {
                         const char *p = candidate(c, b, i);
@@ -335,7 +401,7 @@ static int each(struct cover *c, int root_fd, cover_fn fn, const char **failed)
                                 continue;
                         *failed = c->host = c->paths[i];
                         rc = enter_dir(c, root_fd, p, name);
-                        if (rc > 0)
+                        if (rc > 0 && !allowed_here(c, name))
                                 rc = fn(c, name, failed);
                 }
         leave_dir(c);
@@ -460,16 +526,27 @@ int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *
                 *failed = mask_src;
                 return -ENAMETOOLONG;
         }
+        bool any_socket = false;
+        for (size_t i = 0; i < n_binds; i++)
+                any_socket |= binds[i].is_socket;
+        /* pid 1 before the job: the places live as long as this call. */
+        _cleanup_free_ struct place *allowed = any_socket ? calloc(n_binds, sizeof *allowed) : NULL;
+        if (any_socket && !allowed) {
+                *failed = "the allowed sockets' places";
+                return -ENOMEM;
+        }
         c = (struct cover){.paths = paths,
                            .n = n,
                            .binds = binds,
                            .nb = n_binds,
                            .mask_file = mask_file,
                            .dir_fd = -1,
-                           .layer_fd = -1};
+                           .layer_fd = -1,
+                           .allowed = allowed};
         struct aidp_mask_more more = {pass_groups, pass_layer, pass_binds, &c};
         int rc = aidp_mask_view(root, mask_src, masked, extra, n_extra, &more, failed);
         leave_dir(&c);
+        c.allowed = NULL;
         return rc;
 }
 

@@ -544,3 +544,69 @@ Test(daemon_warm, one_users_detached_runs_are_bounded)
         }
         cr_expect_eq(rc, 0, "%s", P.err);
 }
+
+static void signal_all(const struct aidp_test_kid *k, size_t n, int sig)
+{
+        for (size_t i = 0; i < n; i++)
+                kill(k[i].pid, sig);
+}
+
+/* A connection an idle worker took itself and the server refused (past
+ * --max-clients-per-user) is not a client served: until its worker ends it
+ * must not take one of the --max-clients places from another user. The
+ * refused workers are held stopped, so that "until its worker ends" lasts. */
+Test(daemon_warm, refused_connections_do_not_take_the_places_of_others)
+{
+        NEED("--max-clients", "2", "--max-clients-per-user", "1", "--request-timeout", "60s", );
+        int pp[2], go[2];
+        cr_assert_eq(pipe(pp), 0);
+        cr_assert_eq(pipe(go), 0);
+        pid_t holder = fork();
+        cr_assert_geq(holder, 0);
+        if (holder == 0) {
+                close(pp[0]);
+                close(go[1]);
+                aidp_test_become(&A);
+                char c;
+                /* one connection held (A's one place), then two more */
+                (void)aidp_test_daemon_connect(sock);
+                if (write(pp[1], "x", 1) != 1 || read(go[0], &c, 1) != 1)
+                        _exit(97);
+                (void)aidp_test_daemon_connect(sock);
+                (void)aidp_test_daemon_connect(sock);
+                if (write(pp[1], "y", 1) != 1)
+                        _exit(97);
+                pause();
+                _exit(0);
+        }
+        close(pp[1]);
+        close(go[0]);
+        char c;
+        cr_assert_eq(read(pp[0], &c, 1), 1, "A's first connection was not made");
+        /* The pool refilled: two idle workers besides the one serving A. */
+        struct aidp_test_kid kids[16];
+        size_t n = 0;
+        for (int t = 0; t < 300 && (n = aidp_test_daemon_children(daemon_pid, kids, 16)) < 3; t++)
+                usleep(20000);
+        cr_assert_geq(n, 3, "the daemon has %zu children", n);
+        sleep(1); /* they are ready and accept themselves (pool.h) */
+        /* The server stopped: the idle workers take A's two connections
+         * and wait for its word; then they are stopped too. */
+        kill(daemon_pid, SIGSTOP);
+        cr_assert_eq(write(go[1], "g", 1), 1);
+        cr_assert_eq(read(pp[0], &c, 1), 1, "A's further connections were not made");
+        usleep(300000);
+        n = aidp_test_daemon_children(daemon_pid, kids, 16);
+        signal_all(kids, n, SIGSTOP);
+        kill(daemon_pid, SIGCONT);
+        usleep(300000); /* the server refused both (A is at its limit) */
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--", "/bin/echo", "RAN", NULL};
+        int rc = as_user(&Q, &B, true, a);
+        signal_all(kids, n, SIGCONT);
+        kill(holder, SIGKILL);
+        waitpid(holder, NULL, 0);
+        close(pp[0]);
+        close(go[1]);
+        cr_expect_eq(rc, 0, "B was refused while A's refused workers lived: %d %s", rc, Q.err);
+        cr_expect_str_eq(Q.out, "RAN\n");
+}

@@ -176,6 +176,18 @@ static bool has_line(const char *prefix, const char *name)
         return strstr(P.out, want) != NULL;
 }
 
+/* The probe's line "reachable NAME: ..." (not "unreachable NAME: ..."). */
+static bool reached(const char *name)
+{
+        char want[512];
+        TEST_SNPRINTF(want, "reachable %s:", name);
+        size_t n = strlen(want);
+        for (const char *l = P.out; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+                if (!strncmp(l, want, n))
+                        return true;
+        return false;
+}
+
 /* With network: none (the baseline), no host socket is connectable: one
  * under /var (visible through the read-only host view), one in the working
  * directory (bound from the host's /tmp), one in a bound directory, and an
@@ -218,6 +230,41 @@ Test(leaks, host_unix_sockets_are_unreachable_unless_bound_explicitly)
         cr_expect(strstr(P.out, "reachable /mnt/allowed.sock: pong"), "bound explicitly:\n%s",
                   P.out);
         cr_expect(has_line("unreachable", var_sock), "its host path stays covered:\n%s", P.out);
+}
+
+/* A socket the profile allows stays reachable when a symlink stands between
+ * the name the host bound it by and the path the profile names (a daemon
+ * that binds /var/run/x.sock, a profile that allows /run/x.sock): the cover
+ * goes by where a path leads in the job's view, not by its spelling. Here
+ * the host binds lnk/NAME, lnk a symlink to /tmp, and the profile allows
+ * /tmp/NAME at its own path (the job's /tmp is its own: the bind makes the
+ * file). A socket beside it that is not allowed stays covered. */
+Test(leaks, an_allowed_socket_named_through_a_symlink_stays_reachable)
+{
+        AIDP_REQUIRE_ROOT();
+        char lnk[96], via[160], real[128], other[128], other_via[160], allow[300];
+        TEST_SNPRINTF(lnk, "%s/lnk", vardir);
+        cr_assert_eq(symlink("/tmp", lnk), 0);
+        TEST_SNPRINTF(real, "/tmp/aidp-test-contain-%d-s.sock", (int)getpid());
+        TEST_SNPRINTF(other, "/tmp/aidp-test-contain-%d-o.sock", (int)getpid());
+        TEST_SNPRINTF(via, "%s%s", lnk, real + 4);
+        TEST_SNPRINTF(other_via, "%s%s", lnk, other + 4);
+        TEST_SNPRINTF(allow, "%s:%s", real, real);
+        unlink(real);
+        unlink(other);
+        int fds[] = {listen_unix(via), listen_unix(other_via)};
+        serve(fds, 2);
+        for (size_t i = 0; i < 2; i++)
+                close(fds[i]);
+        const char *opts[] = {"--ro-bind", allow, NULL};
+        const char *args[] = {"unix", real, via, other_via, NULL};
+        int st = run_probe(opts, args);
+        unlink(real);
+        unlink(other);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(reached(real), "allowed:\n%s", P.out);
+        cr_expect(reached(via), "allowed, by the host's name:\n%s", P.out);
+        cr_expect(!reached(other_via), "not allowed:\n%s", P.out);
 }
 
 #define SOCKET_STEM "a-long-socket-name-to-pass-the-old-mebibyte-of-paths"

@@ -154,44 +154,12 @@ static int run_as(struct aidp_proc *p, const struct aidp_test_user *u, const cha
 }
 
 /* The daemon's children: pid and start time (a pid alone could be reused). */
-struct kid {
-        pid_t pid;
-        unsigned long long start;
-};
-
-static size_t children(struct kid *k, size_t max)
+static size_t children(struct aidp_test_kid *k, size_t max)
 {
-        size_t n = 0;
-        DIR *d = opendir("/proc");
-        cr_assert_not_null(d);
-        for (struct dirent *e; (e = readdir(d)) && n < max;) {
-                if (e->d_name[0] < '1' || e->d_name[0] > '9')
-                        continue;
-                char p[64], buf[1024];
-                TEST_SNPRINTF(p, "/proc/%s/stat", e->d_name);
-                FILE *f = fopen(p, "re");
-                if (!f)
-                        continue;
-                size_t len = fread(buf, 1, sizeof buf - 1, f);
-                fclose(f);
-                buf[len] = '\0';
-                char *c = strrchr(buf, ')');
-                int ppid = 0;
-                unsigned long long st = 0;
-                /* after comm: state ppid ... field 22 is starttime */
-                if (!c || sscanf(c + 2,
-                                 "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
-                                 "%*d %*d %*d %*d %*d %llu",
-                                 &ppid, &st) != 2)
-                        continue;
-                if (ppid == daemon_pid)
-                        k[n++] = (struct kid){.pid = atoi(e->d_name), .start = st};
-        }
-        closedir(d);
-        return n;
+        return aidp_test_daemon_children(daemon_pid, k, max);
 }
 
-static bool has(const struct kid *k, size_t n, struct kid x)
+static bool has(const struct aidp_test_kid *k, size_t n, struct aidp_test_kid x)
 {
         for (size_t i = 0; i < n; i++)
                 if (k[i].pid == x.pid && k[i].start == x.start)
@@ -200,7 +168,7 @@ static bool has(const struct kid *k, size_t n, struct kid x)
 }
 
 /* Wait until the daemon has at least want children (its idle workers). */
-static size_t wait_children(struct kid *k, size_t max, size_t want)
+static size_t wait_children(struct aidp_test_kid *k, size_t max, size_t want)
 {
         size_t n = 0;
         for (int i = 0; i < 500 && (n = children(k, max)) < want; i++)
@@ -210,12 +178,12 @@ static size_t wait_children(struct kid *k, size_t max, size_t want)
 
 /* The one worker of `before` that is gone now (it served the run and ended),
  * waited for a moment; its pid, or 0 when not exactly one is gone. */
-static struct kid served_by(const struct kid *before, size_t nb)
+static struct aidp_test_kid served_by(const struct aidp_test_kid *before, size_t nb)
 {
         for (int t = 0; t < 300; t++) {
-                struct kid now[64];
+                struct aidp_test_kid now[64];
                 size_t nn = children(now, 64);
-                struct kid gone = {0};
+                struct aidp_test_kid gone = {0};
                 size_t n_gone = 0;
                 for (size_t i = 0; i < nb; i++)
                         if (!has(now, nn, before[i])) {
@@ -226,7 +194,7 @@ static struct kid served_by(const struct kid *before, size_t nb)
                         return gone;
                 usleep(10000);
         }
-        return (struct kid){0};
+        return (struct aidp_test_kid){0};
 }
 
 Test(warm_start, pooled_workers_serve_one_connection_each_as_its_caller)
@@ -234,7 +202,7 @@ Test(warm_start, pooled_workers_serve_one_connection_each_as_its_caller)
         AIDP_REQUIRE_ROOT();
         cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
         daemon_start();
-        struct kid k0[64], k1[64];
+        struct aidp_test_kid k0[64], k1[64];
         /* Idle workers exist before anyone connects. */
         size_t n0 = wait_children(k0, 64, 2);
         cr_assert_geq(n0, 2, "the daemon forked no idle workers ahead (%zu children)", n0);
@@ -245,7 +213,7 @@ Test(warm_start, pooled_workers_serve_one_connection_each_as_its_caller)
         cr_expect_str_eq(p.out, want, "a pooled worker ran A's job as someone else");
         /* One of the workers made before A connected served A, and is gone:
          * it served one connection only. */
-        struct kid w1 = served_by(k0, n0);
+        struct aidp_test_kid w1 = served_by(k0, n0);
         cr_assert_gt(w1.pid, 0, "not exactly one idle worker served the first run");
         size_t n1 = wait_children(k1, 64, 2);
         cr_assert_geq(n1, 2, "the pool was not filled again");
@@ -253,11 +221,11 @@ Test(warm_start, pooled_workers_serve_one_connection_each_as_its_caller)
         cr_assert_eq(run_as(&p, &B, NULL, "id -u; id -g"), 0, "%s", p.err);
         TEST_SNPRINTF(want, "%u\n%u\n", (unsigned)B.uid, (unsigned)B.gid);
         cr_expect_str_eq(p.out, want, "a pooled worker ran B's job as someone else");
-        struct kid w2 = served_by(k1, n1);
+        struct aidp_test_kid w2 = served_by(k1, n1);
         cr_assert_gt(w2.pid, 0, "not exactly one idle worker served the second run");
         cr_expect(w2.pid != w1.pid || w2.start != w1.start, "one worker served two connections");
         /* The daemon's end takes its idle workers with it. */
-        struct kid k2[64];
+        struct aidp_test_kid k2[64];
         size_t n2 = children(k2, 64);
         daemon_stop();
         for (size_t i = 0; i < n2; i++)
@@ -339,7 +307,7 @@ static bool sched_of(pid_t pid, int *nice, int *pol_out)
 static bool pool_waiting(size_t want, int d_nice, int d_policy)
 {
         for (int t = 0; t < 300; t++) {
-                struct kid k[64];
+                struct aidp_test_kid k[64];
                 size_t n = children(k, 64), ok = 0;
                 for (size_t i = 0; i < n; i++) {
                         int ni, pol;
@@ -438,7 +406,7 @@ static bool answered(int fd, int ms, char *out, size_t size)
 static bool pool_ready(int d_policy)
 {
         for (int t = 0; t < 1000; t++) {
-                struct kid k[64];
+                struct aidp_test_kid k[64];
                 size_t n = children(k, 64);
                 for (size_t i = 0; i < n; i++) {
                         int ni, pol;
@@ -562,7 +530,7 @@ Test(warm_start, the_client_loads_no_library_it_does_not_use)
  * *holders: how many children hold one; *nk: how many children. */
 static size_t held_net_ns(char held[][64], size_t max, const char *own, size_t *holders, size_t *nk)
 {
-        struct kid k[64];
+        struct aidp_test_kid k[64];
         size_t n = 0;
         *nk = children(k, 64);
         *holders = 0;
@@ -632,7 +600,7 @@ Test(warm_start, pid1_is_cloned_into_namespaces_made_ahead_one_fresh_set_per_run
         ssize_t ol = readlink(dpath, own, sizeof own - 1);
         cr_assert_gt(ol, 0);
         own[ol] = '\0';
-        struct kid k[64];
+        struct aidp_test_kid k[64];
         size_t nk = wait_children(k, 64, 2), nh = 0, holders = 0;
         /* The idle workers make them at SCHED_IDLE: on a busy host, a while.
          * Every idle worker must hold its set before A connects: A may be
@@ -717,7 +685,7 @@ Test(warm_start, idle_workers_lock_their_copies_of_the_key_pages_again)
                      dd);
         /* fork passes MADV_DONTDUMP on but not mlock: a worker's first write
          * to the secure heap would copy keys into swappable pages. */
-        struct kid k[64];
+        struct aidp_test_kid k[64];
         size_t n = wait_children(k, 64, 2);
         cr_assert_geq(n, 2, "the daemon forked no idle workers ahead (%zu children)", n);
         for (size_t i = 0; i < n; i++) {

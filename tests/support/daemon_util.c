@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "daemon_util.h"
 
+#include <dirent.h>
+
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -95,6 +97,38 @@ pid_t aidp_test_daemon_spawn(const char *sock, gid_t gid, const char *run_dir,
         }
         cr_assert_fail("the daemon did not listen on %s", sock);
         return -1;
+}
+
+size_t aidp_test_daemon_children(pid_t daemon, struct aidp_test_kid *k, size_t max)
+{
+        size_t n = 0;
+        DIR *d = opendir("/proc");
+        cr_assert_not_null(d);
+        for (struct dirent *e; (e = readdir(d)) && n < max;) {
+                if (e->d_name[0] < '1' || e->d_name[0] > '9')
+                        continue;
+                char p[300], buf[1024];
+                snprintf(p, sizeof p, "/proc/%s/stat", e->d_name);
+                FILE *f = fopen(p, "re");
+                if (!f)
+                        continue;
+                size_t len = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                buf[len] = '\0';
+                char *c = strrchr(buf, ')');
+                int ppid = 0;
+                unsigned long long st = 0;
+                /* after comm: state ppid ... field 22 is starttime */
+                if (!c || sscanf(c + 2,
+                                 "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d "
+                                 "%*d %*d %*d %*d %*d %llu",
+                                 &ppid, &st) != 2)
+                        continue;
+                if (ppid == daemon)
+                        k[n++] = (struct aidp_test_kid){.pid = atoi(e->d_name), .start = st};
+        }
+        closedir(d);
+        return n;
 }
 
 void aidp_test_daemon_stop(pid_t pid, const char *sock)

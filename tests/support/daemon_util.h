@@ -10,6 +10,7 @@ char *aidp_test_wait_lineage(const char *logp, const char *run_id, const char *t
 void aidp_test_expect_run_gone(const char *rundir, const char *run_id);
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /* aidp-supervisor serve --socket sock --group (gid's) --run-dir run_dir
@@ -18,6 +19,14 @@ void aidp_test_expect_run_gone(const char *rundir, const char *run_id);
  * group, when wait is true; at once otherwise). */
 pid_t aidp_test_daemon_spawn(const char *sock, gid_t gid, const char *run_dir,
                              const char *const *args, const char *const *env, bool wait);
+/* The children of the daemon process daemon (its idle workers and the
+ * workers serving): pid and start time (a pid alone could be reused), at
+ * most max. Their count. */
+struct aidp_test_kid {
+        pid_t pid;
+        unsigned long long start;
+};
+size_t aidp_test_daemon_children(pid_t daemon, struct aidp_test_kid *k, size_t max);
 /* SIGTERM, reaped, its socket removed. */
 void aidp_test_daemon_stop(pid_t pid, const char *sock);
 
