@@ -182,14 +182,14 @@ Test(csvfast, edge_space_cases)
                 const char *s;
                 bool inq_before, hit, inq_after;
         } cases[] = {
-                {"ab,cd\n", false, false, false},     {"a b,c d\n", false, false, false},
-                {" ab", false, true, false},          {"ab ", false, true, false},
-                {"a ,b", false, true, false},         {"a, b", false, true, false},
-                {"a \r\n", false, true, false},       {"a\n b", false, true, false},
-                {"\"a, b\",c", false, false, false},  {"\"a \",c", false, false, false},
-                {"x\" ,", true, true, false},         {"a, b\",c", true, false, false},
-                {"\"a\nb", false, false, true},       {"\"\"\"\"", false, false, false},
-                {"a ,b", true, false, true},          {"\"x  y\" z", false, true, false},
+                {"ab,cd\n", false, false, false},    {"a b,c d\n", false, false, false},
+                {" ab", false, true, false},         {"ab ", false, true, false},
+                {"a ,b", false, true, false},        {"a, b", false, true, false},
+                {"a \r\n", false, true, false},      {"a\n b", false, true, false},
+                {"\"a, b\",c", false, false, false}, {"\"a \",c", false, false, false},
+                {"x\" ,", true, true, false},        {"a, b\",c", true, false, false},
+                {"\"a\nb", false, false, true},      {"\"\"\"\"", false, false, false},
+                {"a ,b", true, false, true},         {"\"x  y\" z", false, true, false},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 bool inq = cases[i].inq_before;
