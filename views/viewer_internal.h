@@ -54,6 +54,10 @@ struct aidp_viewer {
          * on_field skips its own check. Cleared for good by the first buffer
          * that is not (a bad byte, or a sequence split over two buffers). */
         bool fed_utf8;
+        /* libcsv runs with its built-in space test (no callback per byte)
+         * for the buffer being fed: see edge_space() in viewer_csv.c. */
+        bool csv_fast;
+        bool csv_inq; /* inside quotes after the bytes fed so far */
 
         /* JSONL */
         struct aidp_vbuf line;
@@ -82,6 +86,11 @@ int aidp_viewer_flush(struct aidp_viewer *v, bool force);
 int aidp_viewer_value(struct aidp_viewer *v, struct viewer_col *c, const char *s, size_t n,
                       bool *is_null);
 
+/* Does b hold a space or tab outside quotes first or last, or next to a
+ * comma, CR or LF outside quotes or to a quote (viewer_csv.c: where libcsv's
+ * built-in space test would parse differently)? *inq: inside quotes before
+ * b, and after it on return. */
+bool aidp_viewer_csv_edge_space(const uint8_t *b, size_t n, bool *inq);
 int aidp_viewer_csv_init(struct aidp_viewer *v);
 int aidp_viewer_csv_feed(struct aidp_viewer *v, const uint8_t *buf, size_t len);
 int aidp_viewer_csv_finish(struct aidp_viewer *v);
