@@ -339,7 +339,7 @@ Test(concurrent, host_mounts_that_come_and_go_fail_no_starting_run, .timeout = 1
                         churn_mounts(dir);
                 int failed = 0;
                 static struct aidp_proc P;
-                for (int i = 0; churner > 0 && i < 12; i++) {
+                for (int i = 0; churner > 0 && i < 8; i++) {
                         char *run[] = {
                                 AIDP_SUPERVISOR, "run",  "-q", "--user",    "65534", "--no-cwd",
                                 "--run-dir",     rundir, "--", "/bin/true", NULL};
