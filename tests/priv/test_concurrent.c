@@ -310,69 +310,137 @@ static _Noreturn void churn_mounts(const char *dir)
         }
 }
 
+/* In a mount namespace of the test's own (the runs start in it too, and
+ * nothing of it reaches the host's): a fresh directory for the mounts and
+ * one for the run journals. 0, or the step that failed (10, 11). */
+static int own_ns_dirs(char *dir, char *rundir)
+{
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                return 10;
+        if (!mkdtemp(dir))
+                return 11;
+        if (!mkdtemp(rundir)) {
+                rmdir(dir);
+                return 11;
+        }
+        return 0;
+}
+
+/* Everything in dir (unmounted first), dir and rundir. */
+static void clear_dirs(const char *dir, const char *rundir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+                if (e->d_name[0] != '.') {
+                        char p[PATH_MAX];
+                        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+                        umount2(p, MNT_DETACH);
+                        unlink(p);
+                }
+        if (d)
+                closedir(d);
+        rmdir(dir);
+        rmdir(rundir);
+}
+
+/* body in a child process (its own mount namespace goes with it): it must
+ * return 0; else the step it returns fails the test, explained by steps. */
+static void in_child(int (*body)(void), const char *steps)
+{
+        pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (pid == 0)
+                _exit(body());
+        int st;
+        waitpid(pid, &st, 0);
+        cr_assert(WIFEXITED(st), "child crashed");
+        cr_assert_eq(WEXITSTATUS(st), 0, "step %d failed (%s)", WEXITSTATUS(st), steps);
+}
+
+static int runs_among_churning_mounts(void)
+{
+        char dir[] = "/var/tmp/aidp-test-churn-XXXXXX",
+             rundir[] = "/var/tmp/aidp-test-churn-run-XXXXXX";
+        int res = own_ns_dirs(dir, rundir);
+        if (res)
+                return res;
+        pid_t churner = fork();
+        if (churner == 0)
+                churn_mounts(dir);
+        int failed = 0;
+        static struct aidp_proc P;
+        for (int i = 0; churner > 0 && i < 8; i++) {
+                char *run[] = {AIDP_SUPERVISOR, "run",  "-q", "--user",    "65534", "--no-cwd",
+                               "--run-dir",     rundir, "--", "/bin/true", NULL};
+                int rc = aidp_test_run(&P, run);
+                if (rc != 0 && failed++ == 0)
+                        fprintf(stderr, "run %d: exit %d: %s\n", i, rc, P.err);
+        }
+        if (churner > 0) {
+                kill(churner, SIGKILL);
+                waitpid(churner, NULL, 0);
+        }
+        clear_dirs(dir, rundir);
+        return churner < 0 ? 12 : failed ? 20 : 0;
+}
+
 /* Runs that start while host mounts come and go (concurrent runs pin and
  * release their namespaces below the run directory): a mount that is gone
  * by the time pid 1 moves it onto its mask overlay showed nothing, and the
  * run goes on. Before, pid 1 failed at "mounts" (EINVAL or ENOENT naming the
- * other run's mnt.ns), which cut concurrent_sixteen's COMPLETE count short. */
+ * other run's mnt.ns), which cut sixteen_supervisors' COMPLETE count short. */
 Test(concurrent, host_mounts_that_come_and_go_fail_no_starting_run, .timeout = 180)
 {
         AIDP_REQUIRE_ROOT();
-        pid_t pid = fork();
-        cr_assert(pid >= 0);
-        if (pid == 0) {
-                /* The churn in a mount namespace of this test's own (the runs
-                 * start in it too): nothing of it reaches the host's. */
-                if (unshare(CLONE_NEWNS) < 0 ||
-                    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                        _exit(10);
-                char dir[] = "/var/tmp/aidp-test-churn-XXXXXX",
-                     rundir[] = "/var/tmp/aidp-test-churn-run-XXXXXX";
-                if (!mkdtemp(dir))
-                        _exit(11);
-                if (!mkdtemp(rundir)) {
-                        rmdir(dir);
-                        _exit(11);
-                }
-                pid_t churner = fork();
-                if (churner == 0)
-                        churn_mounts(dir);
-                int failed = 0;
-                static struct aidp_proc P;
-                for (int i = 0; churner > 0 && i < 8; i++) {
-                        char *run[] = {
-                                AIDP_SUPERVISOR, "run",  "-q", "--user",    "65534", "--no-cwd",
-                                "--run-dir",     rundir, "--", "/bin/true", NULL};
-                        int rc = aidp_test_run(&P, run);
-                        if (rc != 0 && failed++ == 0)
-                                fprintf(stderr, "run %d: exit %d: %s\n", i, rc, P.err);
-                }
-                if (churner > 0) {
-                        kill(churner, SIGKILL);
-                        waitpid(churner, NULL, 0);
-                }
-                DIR *d = opendir(dir);
-                struct dirent *e;
-                while (d && (e = readdir(d)))
-                        if (e->d_name[0] != '.') {
-                                char p[PATH_MAX];
-                                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-                                umount2(p, MNT_DETACH);
-                                unlink(p);
-                        }
-                if (d)
-                        closedir(d);
-                rmdir(dir);
-                rmdir(rundir);
-                _exit(churner < 0 ? 12 : failed ? 20 : 0);
+        in_child(runs_among_churning_mounts,
+                 "10: namespace, 11: directories, 12: fork, 20: a run failed, see its error above");
+}
+
+static int run_while_its_mount_goes(void)
+{
+        char dir[] = "/var/tmp/aidp-test-gone-XXXXXX",
+             rundir[] = "/var/tmp/aidp-test-gone-run-XXXXXX";
+        int res = own_ns_dirs(dir, rundir);
+        if (res)
+                return res;
+        char m[PATH_MAX], fifo[PATH_MAX], job[PATH_MAX + 64];
+        snprintf(m, sizeof m, "%s/m", dir);
+        snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+        snprintf(job, sizeof job, "test ! -e %s && echo NOTHING-THERE", m);
+        int fd = -1;
+        if (close(open(m, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)) < 0 ||
+            mount(m, m, NULL, MS_BIND, NULL) < 0 || mkfifo(fifo, 0600) < 0 ||
+            (fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+                res = 12;
+        setenv("AIDP_FAULT_MASK_CHILD", dir, 1);
+        static struct aidp_proc P;
+        char *run[] = {
+                AIDP_SUPERVISOR, "run", "-q",      "--user", "65534", "--no-cwd", "--run-dir",
+                rundir,          "--",  "/bin/sh", "-c",     job,     NULL};
+        if (res == 0 && aidp_test_spawn(&P, run) < 0)
+                res = 13;
+        /* pid 1 says it is there; then the mount goes, as at the end of
+         * another run (nspin_release: unmount, then unlink). */
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        char c;
+        if (res == 0 && (poll(&pfd, 1, 60000) != 1 || read(fd, &c, 1) != 1))
+                res = 14;
+        umount2(m, MNT_DETACH);
+        unlink(m);
+        if (res == 0 || res == 14) {
+                int rc = aidp_test_finish(&P);
+                if (res == 0 && rc != 0)
+                        res = 20;
+                else if (res == 0 && !strstr(P.out, "NOTHING-THERE"))
+                        res = 21;
+                if (res)
+                        fprintf(stderr, "exit %d\nout: %s\nerr: %s\n", rc, P.out, P.err);
         }
-        int st;
-        waitpid(pid, &st, 0);
-        cr_assert(WIFEXITED(st), "child crashed");
-        cr_assert_eq(WEXITSTATUS(st), 0,
-                     "step %d failed (10: namespace, 11: directories, 12: fork, 20: a run "
-                     "failed, see its error above)",
-                     WEXITSTATUS(st));
+        if (fd >= 0)
+                close(fd);
+        clear_dirs(dir, rundir);
+        return res;
 }
 
 /* The same at the one moment that matters, every time: pid 1 has found the
@@ -383,76 +451,8 @@ Test(concurrent, host_mounts_that_come_and_go_fail_no_starting_run, .timeout = 1
 Test(concurrent, a_host_mount_removed_while_pid1_moves_it_fails_no_run, .timeout = 120)
 {
         AIDP_REQUIRE_ROOT();
-        pid_t pid = fork();
-        cr_assert(pid >= 0);
-        if (pid == 0) {
-                if (unshare(CLONE_NEWNS) < 0 ||
-                    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                        _exit(10);
-                char dir[] = "/var/tmp/aidp-test-gone-XXXXXX",
-                     rundir[] = "/var/tmp/aidp-test-gone-run-XXXXXX";
-                if (!mkdtemp(dir))
-                        _exit(11);
-                if (!mkdtemp(rundir)) {
-                        rmdir(dir);
-                        _exit(11);
-                }
-                char m[PATH_MAX], fifo[PATH_MAX], job[PATH_MAX + 64];
-                snprintf(m, sizeof m, "%s/m", dir);
-                snprintf(fifo, sizeof fifo, "%s/fifo", dir);
-                snprintf(job, sizeof job, "test ! -e %s && echo NOTHING-THERE", m);
-                int res = 0, fd = -1;
-                if (close(open(m, O_CREAT | O_WRONLY | O_CLOEXEC, 0600)) < 0 ||
-                    mount(m, m, NULL, MS_BIND, NULL) < 0 || mkfifo(fifo, 0600) < 0 ||
-                    (fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
-                        res = 12;
-                setenv("AIDP_FAULT_MASK_CHILD", dir, 1);
-                static struct aidp_proc P;
-                char *run[] = {AIDP_SUPERVISOR,
-                               "run",
-                               "-q",
-                               "--user",
-                               "65534",
-                               "--no-cwd",
-                               "--run-dir",
-                               rundir,
-                               "--",
-                               "/bin/sh",
-                               "-c",
-                               job,
-                               NULL};
-                if (res == 0 && aidp_test_spawn(&P, run) < 0)
-                        res = 13;
-                /* pid 1 says it is there; then the mount goes, as at the end
-                 * of another run (nspin_release: unmount, then unlink). */
-                struct pollfd pfd = {.fd = fd, .events = POLLIN};
-                char c;
-                if (res == 0 && (poll(&pfd, 1, 60000) != 1 || read(fd, &c, 1) != 1))
-                        res = 14;
-                umount2(m, MNT_DETACH);
-                unlink(m);
-                if (res != 13) {
-                        int rc = aidp_test_finish(&P);
-                        if (res == 0 && rc != 0)
-                                res = 20;
-                        else if (res == 0 && !strstr(P.out, "NOTHING-THERE"))
-                                res = 21;
-                        if (res)
-                                fprintf(stderr, "exit %d\nout: %s\nerr: %s\n", rc, P.out, P.err);
-                }
-                if (fd >= 0)
-                        close(fd);
-                unlink(fifo);
-                rmdir(dir);
-                rmdir(rundir);
-                _exit(res);
-        }
-        int st;
-        waitpid(pid, &st, 0);
-        cr_assert(WIFEXITED(st), "child crashed");
-        cr_assert_eq(WEXITSTATUS(st), 0,
-                     "step %d failed (10: namespace, 11: directories, 12: the mount or fifo, 13: "
-                     "spawn, 14: pid 1 never reached the mount, 20: the run failed, 21: the job "
-                     "saw something at the mount's path)",
-                     WEXITSTATUS(st));
+        in_child(run_while_its_mount_goes,
+                 "10: namespace, 11: directories, 12: the mount or fifo, 13: spawn, 14: pid 1 "
+                 "never reached the mount, 20: the run failed, 21: the job saw something at the "
+                 "mount's path");
 }
