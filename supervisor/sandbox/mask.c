@@ -34,6 +34,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -461,6 +462,8 @@ static int beneath(int dir, const char *rel)
  * be the root of a mount other than the group's. Such a mount hangs in the
  * new root below the group's mount, where the job would see it anyway.
  * -ENOENT: nothing is mounted there now (the host changed the path). */
+static void fault_child_gone(const struct aidp_mask_group *g, const char *rel);
+
 static int clone_child(const struct aidp_mask_group *g, const char *rel)
 {
         _cleanup_close_ int at = beneath(g->root_fd, rel);
@@ -476,6 +479,7 @@ static int clone_child(const struct aidp_mask_group *g, const char *rel)
                 return -ENOSYS;
         if (!(sx.stx_attributes & STATX_ATTR_MOUNT_ROOT) || id == g->mnt_id)
                 return -ENOENT;
+        fault_child_gone(g, rel);
         int fd = open_tree(at, "",
                            AT_EMPTY_PATH | OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
         return fd < 0 ? -errno : fd;
@@ -485,7 +489,7 @@ static int clone_child(const struct aidp_mask_group *g, const char *rel)
  * overlay mnt. The target too by fd, beneath the overlay and without
  * symlinks: a symlink the host put on the path would lead the move out of
  * the new root. A path that no longer leads there shows nothing. */
-static int move_child(const struct aidp_mask_group *g, int mnt, const char *rel)
+static int move_child_once(const struct aidp_mask_group *g, int mnt, const char *rel)
 {
         _cleanup_close_ int c = clone_child(g, rel);
         if (c == -ENOENT)
@@ -498,6 +502,55 @@ static int move_child(const struct aidp_mask_group *g, int mnt, const char *rel)
         if (move_mount(c, "", t, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
                 return -errno;
         return 0;
+}
+
+/* Test builds only (AIDP_FAULT_MASK_CHILD=DIR; supervisor/cli/env.c: the
+ * production binary refuses a run that sets it): the mount at DIR/m is
+ * resolved but not cloned yet when pid 1 meets the test at the FIFO DIR/fifo
+ * and waits (5 s at most) until the host has removed that mount, which is
+ * what another run's end does at a random moment (move_child below). */
+static void fault_child_gone(const struct aidp_mask_group *g, const char *rel)
+{
+        static bool done;
+        const char *dir = getenv("AIDP_FAULT_MASK_CHILD");
+        char want[PATH_MAX], fifo[PATH_MAX], self[PATH_MAX];
+        size_t rl = strlen(rel), wl;
+        if (done || !dir || snprintf(want, sizeof want, "%s/m", dir) >= (int)sizeof want ||
+            snprintf(fifo, sizeof fifo, "%s/fifo", dir) >= (int)sizeof fifo ||
+            snprintf(self, sizeof self, "/%s", rel) >= (int)sizeof self ||
+            (wl = strlen(want)) < rl + 1 || strcmp(want + wl - rl - 1, self))
+                return;
+        done = true;
+        struct timespec ms = {0, 1000 * 1000};
+        int fd = -1;
+        for (int i = 0; i < 5000 && fd < 0; i++)
+                if ((fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+                        nanosleep(&ms, NULL);
+        if (fd < 0 || write(fd, "m", 1) != 1) {
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        close(fd);
+        struct stat st;
+        for (int i = 0; i < 5000 && fstatat(g->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0; i++)
+                nanosleep(&ms, NULL);
+}
+
+/* The host may remove the mount while it is cloned or moved: every run pins
+ * its sandbox's namespace on a file of its run directory (nspin.h) and
+ * unlinks that file at its end, and the kernel then detaches the mounts on
+ * it in every namespace, this one too. The clone then fails with EINVAL (a
+ * detached mount), the move with ENOENT. Looked up again, the mount is gone
+ * and nothing showed there; a failure that persists is a real one. Without
+ * this, a run ending at that moment failed another run's start at "mounts". */
+static int move_child(const struct aidp_mask_group *g, int mnt, const char *rel)
+{
+        int rc = 0;
+        for (int tries = 0; tries < 3; tries++)
+                if ((rc = move_child_once(g, mnt, rel)) == 0)
+                        return 0;
+        return rc;
 }
 
 /* The read-only overlay of a group: its layer over its mount's root, put on
