@@ -74,6 +74,24 @@ static bool in_run_cgroup(pid_t pid, const char *run_id)
         return false;
 }
 
+/* Has pid exited, and waits only for its parent to reap it (a zombie)?
+ * Such a pid 1 holds no files any more (pidfd_getfd fails), yet its /proc
+ * entry keeps its start time and, on cgroup v2, its cgroup: it is no holder
+ * of the run's mounts. A supervisor that died during teardown leaves one
+ * (pid 1 is killed at teardown's start when its namespace is pinned). */
+static bool exited(pid_t pid)
+{
+        char p[64], buf[512];
+        snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return true;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        const char *c = strrchr(buf, ')');
+        return !c || c[1] != ' ' || c[2] == 'Z' || c[2] == 'X' || c[2] == '\0';
+}
+
 /* Only what aidp itself made: a root-owned directory no one else can write
  * (0700 for a run's own), and a journal file root alone could have written. */
 static bool own_dir(int fd, bool strict)
@@ -326,7 +344,8 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
                         cg_list_add(json_object_get_string(json_object_array_get_idx(arr, i)),
                                     &cgs);
         aidp_journal_cgroup_log_each(dir, cg_list_add, &cgs);
-        bool holder = alive(j, "pid1", "pid1_start", &pid1) && in_run_cgroup(pid1, name);
+        bool holder =
+                alive(j, "pid1", "pid1_start", &pid1) && !exited(pid1) && in_run_cgroup(pid1, name);
         /* Nothing of the job may run while its data is overwritten: kill every
          * process of the run but pid 1, which holds the tmpfs mounts. A process
          * that survives keeps the journal (the next gc tries again); the shred
@@ -339,11 +358,19 @@ static int gc_one(const char *dir, const char *name, json_object *j, char *what,
         const char *by = shredded ? "gc, through the mount fds of the sandbox's pid 1" : NULL;
         char pin[PATH_MAX + 16];
         snprintf(pin, sizeof pin, "%s/" AIDP_JOURNAL_NSPIN, dir);
-        if (!shredded && !holder && gc_shred_pinned(pin, j, &total, mounts)) {
-                shredded = true;
-                by = "gc, through the run's pinned mount namespace";
+        /* Nothing through pid 1 (gone, a zombie, or it died meanwhile): the
+         * pin, if the run made one, still holds the mounts. What could not
+         * be reached through pid 1 is then judged by what the pin reaches. */
+        if (!shredded) {
+                struct aidp_shred_report pinned = {.verified = true};
+                if (gc_shred_pinned(pin, j, &pinned, mounts)) {
+                        total = pinned;
+                        shredded = true;
+                        by = "gc, through the run's pinned mount namespace";
+                }
         }
-        if (pid1 > 0 && alive(j, "pid1", "pid1_start", &pid1) && in_run_cgroup(pid1, name)) {
+        if (pid1 > 0 && alive(j, "pid1", "pid1_start", &pid1) && !exited(pid1) &&
+            in_run_cgroup(pid1, name)) {
                 json_object *s;
                 json_object_object_get_ex(j, "pid1_start", &s);
                 kill(pid1, SIGKILL);

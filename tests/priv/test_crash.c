@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -217,12 +218,35 @@ static void expect_shredded_through_pin(void)
         free(log);
 }
 
+/* The state letter of pid in /proc/PID/stat, 0 when it is not there. */
+static char proc_state(pid_t pid)
+{
+        char p[64], buf[512];
+        TEST_SNPRINTF(p, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(p, "re");
+        if (!f)
+                return 0;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *c = strrchr(buf, ')');
+        return c && c[1] == ' ' ? c[2] : 0;
+}
+
 static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
         TEST_SNPRINTF(run_id, "aidp-test-crash-%s-%d", phase, (int)getpid());
         const char *const mine[] = {T, run_id, NULL};
         int mounts_before = aidp_test_mounts_of(mine);
+        bool in_teardown = !strcmp(phase, "shred");
+        /* In teardown pid 1 is killed at its start: this process becomes its
+         * reaper once the supervisor dies, and reaps it only after gc, so
+         * that gc meets it as a zombie (which holds no files, but keeps its
+         * start time and, on cgroup v2, its cgroup), as after a crash of a
+         * daemon worker whose gc runs before init reaps. */
+        if (in_teardown)
+                cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
         spawn_stopped(phase, run_id, script);
         kill(P.pid, SIGKILL);
         aidp_test_reap(&P);
@@ -232,11 +256,12 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
          * exit overlaps shred) when its mount namespace is pinned, which then
          * keeps the data: gc shreds through the pin. */
         pid_t pid1 = journal_pid1(run_id);
-        bool in_teardown = !strcmp(phase, "shred");
         if (in_teardown) {
-                for (int i = 0; i < 300 && kill(pid1, 0) == 0; i++)
+                char st = 0;
+                for (int i = 0; i < 300 && (st = proc_state(pid1)) != 'Z'; i++)
                         usleep(10000);
-                cr_assert_neq(kill(pid1, 0), 0, "pid 1 outlived the start of teardown");
+                cr_assert_eq(st, 'Z', "pid 1 outlived the start of teardown (state %c)",
+                             st ? st : '-');
                 char pin[4096 + 128];
                 TEST_SNPRINTF(pin, "%s/%s/mnt.ns", rundir, run_id);
                 cr_assert_eq(access(pin, F_OK), 0, "pid 1 was killed but nothing pins the data");
@@ -265,8 +290,10 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
         cr_expect(strstr(P.err, want) != NULL, "gc did not shred: %s", P.err);
         cr_expect(strstr(P.err, "verified: yes") != NULL, "%s", P.err);
         cr_expect(strstr(P.err, " 0 bytes") == NULL, "nothing was overwritten: %s", P.err);
-        if (in_teardown)
+        if (in_teardown) {
                 expect_shredded_through_pin();
+                cr_expect_eq(waitpid(pid1, NULL, 0), pid1, "pid 1 was not this test's to reap");
+        }
 
         /* Nothing of the run is left. */
         char jdir[4096 + 64];
