@@ -36,6 +36,7 @@
 #include "supervisor/sandbox/devnodes.h"
 #include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/hostsock.h"
+#include "supervisor/sandbox/inroot.h"
 #include "supervisor/sandbox/mask.h"
 
 /* The new root is assembled in the child's private mount namespace on
@@ -465,30 +466,33 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         }
         attach_resolv(root, s);
 
-        if (cwd_fd >= 0) {
-                path_join(p, sizeof p, root, s->cwd);
-                struct stat st;
-                /* Already visible when its top-level directory is bound. */
-                bool visible = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-                if (!visible) {
-                        CHECK(AIDP_STAGE_MOUNTS, mkdir_p(p, 0711), s->cwd);
-                        CHECK(AIDP_STAGE_MOUNTS,
-                              move_mount(cwd_fd, "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH), s->cwd);
-                }
+        /* The caller's working directory and binds land where the job will
+         * see their paths: made and resolved inside the new root (inroot.h),
+         * so that a symlink on the way never leads root to create a mount
+         * point on the host (the host's root is still this process's). */
+        _cleanup_close_ int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        CHECK(AIDP_STAGE_MOUNTS, root_fd, root);
+        /* Already visible when its top-level directory is bound. */
+        if (cwd_fd >= 0 && !aidp_inroot_is_dir(root_fd, s->cwd)) {
+                _cleanup_close_ int at = aidp_inroot_make(root_fd, s->cwd, true, 0711);
+                CHECK(AIDP_STAGE_MOUNTS, at, s->cwd);
+                CHECK(AIDP_STAGE_MOUNTS,
+                      move_mount(cwd_fd, "", at, "",
+                                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+                      s->cwd);
         }
 
         const struct aidp_profile *pr = s->profile;
         for (size_t i = 0; pr && i < pr->n_binds; i++) {
                 const struct aidp_bind *b = &pr->binds[i];
-                path_join(p, sizeof p, root, b->target ? b->target : b->source);
-                if (S_ISDIR(bind_st[i].st_mode))
-                        CHECK(AIDP_STAGE_MOUNTS, mkdir_p(p, 0755), p);
-                else {
-                        _cleanup_close_ int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-                        CHECK(AIDP_STAGE_MOUNTS, fd, p);
-                }
+                const char *target = b->target ? b->target : b->source;
+                _cleanup_close_ int at =
+                        aidp_inroot_make(root_fd, target, S_ISDIR(bind_st[i].st_mode), 0755);
+                CHECK(AIDP_STAGE_MOUNTS, at, target);
                 CHECK(AIDP_STAGE_MOUNTS,
-                      move_mount(bind_fds[i], "", AT_FDCWD, p, MOVE_MOUNT_F_EMPTY_PATH), b->source);
+                      move_mount(bind_fds[i], "", at, "",
+                                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+                      b->source);
                 close(bind_fds[i]);
                 bind_fds[i] = -1;
         }
