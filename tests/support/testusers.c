@@ -93,12 +93,17 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
         return flag == FTW_DP ? rmdir(p) : unlink(p);
 }
 
+/* The user, its group and its home: the directory its passwd entry names,
+ * only when that is one this file made (/var/tmp/<name>-XXXXXX, mkdtemp's:
+ * a name nobody else could have taken first). */
 static void remove_user(const char *name)
 {
-        char home[PATH_MAX];
-        if (snprintf(home, sizeof home, "/var/tmp/%s", name) >= (int)sizeof home)
-                return;
-        nftw(home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        struct passwd *pw = getpwnam(name);
+        char home[PATH_MAX], mine[PATH_MAX];
+        snprintf(mine, sizeof mine, "/var/tmp/%s-", name);
+        if (pw && snprintf(home, sizeof home, "%s", pw->pw_dir) < (int)sizeof home &&
+            !strncmp(home, mine, strlen(mine)) && !strchr(home + strlen(mine), '/'))
+                nftw(home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
         char *del[] = {"/usr/sbin/userdel", "-f", (char *)name, NULL};
         run_shadow_tool(del);
 }
@@ -144,25 +149,33 @@ int aidp_test_user_create(const char *tag, struct aidp_test_user *u)
         }
         memset(u, 0, sizeof *u);
         snprintf(u->name, sizeof u->name, PREFIX "%d%s", (int)getpid(), tag);
-        snprintf(u->home, sizeof u->home, "/var/tmp/%s", u->name);
-        /* The name carries our pid: a user, group or home by that name was
-         * left by an earlier process that had the same pid and was killed
-         * before its clean-up (cleanup_stale cannot tell it from ours). */
+        /* The name carries our pid: a user or group by that name was left by
+         * an earlier process that had the same pid and was killed before its
+         * clean-up (cleanup_stale cannot tell it from ours). */
         if (getpwnam(u->name))
                 remove_user(u->name);
-        nftw(u->home, rm_one, 16, FTW_DEPTH | FTW_PHYS);
         if (getgrnam(u->name)) {
                 char *gdel[] = {"/usr/sbin/groupdel", "-f", u->name, NULL};
                 run_shadow_tool(gdel);
+        }
+        /* The home's name is mkdtemp's: never a directory someone made
+         * ahead in world-writable /var/tmp. */
+        snprintf(u->home, sizeof u->home, "/var/tmp/%s-XXXXXX", u->name);
+        if (!mkdtemp(u->home)) {
+                snprintf(why, sizeof why, "home %s: %s", u->home, strerror(errno));
+                return -1;
         }
         char *add[] = {"/usr/sbin/useradd", "-M",    "-U", "-d", u->home, "-s",
                        "/usr/sbin/nologin", u->name, NULL};
         if (n_made >= sizeof made / sizeof made[0]) {
                 snprintf(why, sizeof why, "more than %zu test users in one process", n_made);
+                rmdir(u->home);
                 return -1;
         }
-        if (run_shadow_tool(add) < 0)
+        if (run_shadow_tool(add) < 0) {
+                rmdir(u->home);
                 return -1;
+        }
         snprintf(made[n_made++], sizeof made[0], "%s", u->name);
         struct passwd *pw = getpwnam(u->name);
         if (!pw) {
@@ -171,7 +184,7 @@ int aidp_test_user_create(const char *tag, struct aidp_test_user *u)
         }
         u->uid = pw->pw_uid;
         u->gid = pw->pw_gid;
-        if (mkdir(u->home, 0700) < 0 || chown(u->home, u->uid, u->gid) < 0) {
+        if (chown(u->home, u->uid, u->gid) < 0) {
                 snprintf(why, sizeof why, "home %s: %s", u->home, strerror(errno));
                 return -1;
         }

@@ -13,7 +13,7 @@ struct aidp_test_user {
         char name[32];
         uid_t uid;
         gid_t gid;
-        char home[128]; /* /var/tmp/<name>, 0700, owned by the user */
+        char home[128]; /* /var/tmp/<name>-XXXXXX (mkdtemp), 0700, owned by the user */
 };
 
 /* useradd (own group, no login shell) + a private home. 0 or -1. */
