@@ -310,9 +310,15 @@ static bool relocked;
 
 static void relock_keys(void)
 {
-        if (!relocked)
-                (void)aidp_keymem_relock();
+        if (relocked)
+                return;
         relocked = true;
+        int r = aidp_keymem_relock();
+        if (r < 0)
+                fprintf(stderr,
+                        "aidp-supervisor serve: worker %d: key pages not locked again (%s); "
+                        "they stay out of cores but may be swapped\n",
+                        (int)getpid(), strerror(-r));
 }
 
 static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, size_t n, void *arg,
