@@ -218,21 +218,6 @@ static void expect_shredded_through_pin(void)
         free(log);
 }
 
-/* The state letter of pid in /proc/PID/stat, 0 when it is not there. */
-static char proc_state(pid_t pid)
-{
-        char p[64], buf[512];
-        TEST_SNPRINTF(p, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(p, "re");
-        if (!f)
-                return 0;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        const char *c = strrchr(buf, ')');
-        return c && c[1] == ' ' ? c[2] : 0;
-}
-
 static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
@@ -258,7 +243,7 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
         pid_t pid1 = journal_pid1(run_id);
         if (in_teardown) {
                 char st = 0;
-                for (int i = 0; i < 300 && (st = proc_state(pid1)) != 'Z'; i++)
+                for (int i = 0; i < 300 && (st = aidp_test_proc_state(pid1)) != 'Z'; i++)
                         usleep(10000);
                 cr_assert_eq(st, 'Z', "pid 1 outlived the start of teardown (state %c)",
                              st ? st : '-');
