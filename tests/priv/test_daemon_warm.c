@@ -543,6 +543,12 @@ Test(daemon_warm, one_users_detached_runs_are_bounded)
                 usleep(100000);
         }
         cr_expect_eq(rc, 0, "%s", P.err);
+        /* The fourth goes on after the request: the test's directory goes
+         * only once it has ended (its end record, its journal). */
+        if (rc == 0) {
+                free(wait_lineage(r4, "COMPLETE", 60000));
+                aidp_test_expect_run_gone(rundir, r4);
+        }
 }
 
 static void signal_all(const struct aidp_test_kid *k, size_t n, int sig)
