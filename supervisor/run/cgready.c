@@ -84,8 +84,14 @@ void aidp_run_cgready_make(const char *run_dir)
         _cleanup_close_ int log =
                 openat(dfd, AIDP_JOURNAL_CGROUP_LOG,
                        O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+        /* Its maker, on the cgroup itself: found and judged by
+         * aidp_run_cgready_sweep even once this record is gone with its run
+         * directory (deleted after the daemon was killed). */
+        char mark[64];
+        snprintf(mark, sizeof mark, "%d %llu", (int)getpid(), aidp_proc_starttime(getpid()));
         aidp_error err = {0};
-        if (log < 0 || aidp_cgroup_prepare(NULL, g.id, log, aidp_devnodes_allow, &g.cg, &err) < 0) {
+        if (log < 0 ||
+            aidp_cgroup_prepare(NULL, g.id, log, aidp_devnodes_allow, mark, &g.cg, &err) < 0) {
                 g.cg = NULL;
                 record_remove(dfd, g.record);
                 close(dfd);
@@ -245,4 +251,37 @@ int aidp_run_cgready_gc(const char *run_dir, int wait_ms)
                 struct timespec ts = {0, 20 * 1000 * 1000};
                 nanosleep(&ts, NULL);
         }
+}
+
+/* ---- the sweep: ready cgroups whose record is gone ---- */
+
+/* A mark names a maker that is gone: its pid has another start time, or
+ * none (exited, a zombie). Anything unreadable counts as alive. */
+static bool maker_gone(const char *mark, void *arg)
+{
+        (void)arg;
+        int pid;
+        unsigned long long start;
+        char end;
+        if (sscanf(mark, "%d %llu%c", &pid, &start, &end) != 2 || pid <= 0 || start == 0)
+                return false;
+        return aidp_proc_starttime(pid) != start;
+}
+
+struct sweep_report {
+        void (*report)(const char *path, void *arg);
+        void *arg;
+};
+
+static void swept(const char *path, void *arg)
+{
+        struct sweep_report *r = arg;
+        if (r->report)
+                r->report(path, r->arg);
+}
+
+int aidp_run_cgready_sweep(void (*report)(const char *path, void *arg), void *arg)
+{
+        struct sweep_report r = {report, arg};
+        return aidp_cgroup_sweep_marked(maker_gone, swept, &r);
 }

@@ -196,13 +196,16 @@ int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *
 }
 
 int aidp_cgroup_prepare(const char *parent, const char *name, int intent_fd,
-                        const char *const *devices_base, struct aidp_cgroup **out, aidp_error *err)
+                        const char *const *devices_base, const char *mark, struct aidp_cgroup **out,
+                        aidp_error *err)
 {
         struct aidp_cgroup *cg = NULL;
         int rc = aidp_cgroup_begin(parent, name, intent_fd, &cg, err);
         if (rc < 0)
                 return rc;
         rc = create_rest(cg, cg->n_dirs, err);
+        if (rc == 0)
+                cgfs_mark_dirs(cg, mark);
         if (rc == 0 && devices_base && cg->ops->devices_ahead) {
                 const struct aidp_cgroup_limits base = {.devices_allow = devices_base};
                 if ((rc = cg->ops->limit(cg, &base, err)) == 0)
