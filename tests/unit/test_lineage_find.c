@@ -34,8 +34,9 @@ TestSuite(lineage_find, .init = setup, .fini = teardown);
 /* One record; pad (bytes of a facet) makes it long. */
 static void rec(FILE *f, const char *type, const char *id, const char *time, size_t pad)
 {
-        fprintf(f, "{\"eventType\":\"%s\",\"eventTime\":\"%s\",\"run\":{\"runId\":\"%s\","
-                   "\"facets\":{\"pad\":\"",
+        fprintf(f,
+                "{\"eventType\":\"%s\",\"eventTime\":\"%s\",\"run\":{\"runId\":\"%s\","
+                "\"facets\":{\"pad\":\"",
                 type, time, id);
         for (size_t i = 0; i < pad; i++)
                 fputc('x', f);

@@ -192,6 +192,12 @@ int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *
         int rc = create_rest(cg, base, err);
         if (rc == 0 && (rc = cg->ops->limit(cg, lim, err)) < 0)
                 rollback(cg, base);
+        /* The backend's handles are not needed once the directories are
+         * there (attach writes cgroupfs; teardown works on the paths):
+         * freed now, before pid 1's clone shares these pages, not at
+         * teardown. */
+        if (rc == 0)
+                cg->ops->release(cg);
         return rc;
 }
 
@@ -222,6 +228,11 @@ int aidp_cgroup_prepare(const char *parent, const char *name, int intent_fd,
         cg->intent_fd = -1;
         int n = cg->ops->task_fds(cg, cg->task_fds, CG_MAX_DIRS);
         cg->n_task_fds = n > 0 ? n : 0;
+        /* The backend's handles (libcgroup's, on v1) go now, in the idle
+         * process: the run joins by those fds and teardown works on the
+         * directories, so it never needs them, and freeing them at its
+         * teardown cost 0.3 ms of copy-on-write faults and frees there. */
+        cg->ops->release(cg);
         *out = cg;
         return 0;
 }
@@ -473,11 +484,8 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err)
         aidp_error herr = {0};
         aidp_cgroup_finish_wait(cg, &herr);
         int rc = cg->ops->kill(cg, 0);
-        cgfs_remove_dirs_from(cg, 0);
         /* Every directory rmdir did not remove (ENOENT counts as removed). */
-        int left = 0;
-        for (size_t i = 0; i < cg->n_dirs; i++)
-                left += !cg->dirs[i].gone;
+        int left = cgfs_remove_all(cg);
         if (rc == 0 && left)
                 rc = -EBUSY;
         if (rc < 0)
