@@ -221,6 +221,20 @@ static bool listed(char ids[][40], size_t n, const char *id)
         return false;
 }
 
+/* A client of the test's daemon running args, whose job prints
+ * "id=$AIDP_RUN_ID" then "started": its run id, once started; returns where
+ * the id line is in p->out. */
+static char *client_started(struct aidp_proc *p, const char *const *args, char id[40])
+{
+        aidp_test_daemon_client(p, &A, sock, args);
+        cr_assert(aidp_test_wait_output(p, "started", 20000), "the job did not start: %s%s", p->out,
+                  p->err);
+        char *idl = strstr(p->out, "id=");
+        cr_assert_not_null(idl);
+        snprintf(id, 40, "%.36s", idl + 3);
+        return idl;
+}
+
 Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
 {
         need();
@@ -239,13 +253,8 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
                 "-c",        "echo id=$AIDP_RUN_ID; cat /proc/self/cgroup; echo started; sleep 2",
                 NULL};
         struct aidp_proc p;
-        aidp_test_daemon_client(&p, &A, sock, args);
-        cr_assert(aidp_test_wait_output(&p, "started", 20000), "the job did not start: %s%s", p.out,
-                  p.err);
-        char *idl = strstr(p.out, "id=");
-        cr_assert_not_null(idl);
         char id[40];
-        TEST_SNPRINTF(id, "%.36s", idl + 3);
+        char *idl = client_started(&p, args, id);
         cr_assert(listed(ids, n, id), "run %s did not get a ready cgroup", id);
         /* Its ready record stays while the run goes on, held by the worker
          * (gc leaves it alone), and goes once the run is over (below). */
@@ -360,38 +369,6 @@ Test(cgroup_ready, a_ready_cgroup_no_run_takes_goes_with_its_worker_and_daemon)
         cr_assert_eq(ready_ids(none, 8, 0), 0, "ready records left");
 }
 
-Test(cgroup_ready, a_ready_cgroup_left_by_a_killed_daemon_is_removed_by_gc)
-{
-        need();
-        char ids[8][40];
-        size_t n = daemon_start_ready(ids, 8);
-        kill(daemon_pid, SIGKILL);
-        waitpid(daemon_pid, NULL, 0);
-        daemon_pid = 0;
-        unlink(sock);
-        /* Its idle workers end with it (their records are held no more);
-         * their cgroups stay, for gc. */
-        for (size_t i = 0; i < n; i++) {
-                char r[1200];
-                TEST_SNPRINTF(r, "%s/%s", ready_dir, ids[i]);
-                int fd = open(r, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                cr_assert_geq(fd, 0, "%s: %s", r, strerror(errno));
-                int t = 0;
-                while (flock(fd, LOCK_EX | LOCK_NB) < 0 && t++ < 500)
-                        usleep(10000);
-                cr_assert_lt(t, 500, "the idle worker holding %s did not end", ids[i]);
-                close(fd);
-                cr_assert(aidp_test_cgroup_exists(ids[i]), "%s", ids[i]);
-        }
-        /* The next daemon's start recovers them. */
-        daemon_start();
-        for (size_t i = 0; i < n; i++)
-                cr_assert_not(aidp_test_cgroup_exists(ids[i]), "%s left after gc", ids[i]);
-        daemon_stop();
-        char none[8][40];
-        cr_assert_eq(ready_ids(none, 8, 0), 0, "ready records left");
-}
-
 /* Whether every directory of the ready cgroup id carries its maker's mark
  * (set once all of them exist; the worker may be a moment behind). */
 static bool marked(const char *id)
@@ -417,6 +394,35 @@ static void wait_records_free(char ids[][40], size_t n)
         }
 }
 
+/* SIGKILL the test's daemon: its idle workers end with it. */
+static void daemon_kill(void)
+{
+        kill(daemon_pid, SIGKILL);
+        waitpid(daemon_pid, NULL, 0);
+        daemon_pid = 0;
+        unlink(sock);
+}
+
+Test(cgroup_ready, a_ready_cgroup_left_by_a_killed_daemon_is_removed_by_gc)
+{
+        need();
+        char ids[8][40];
+        size_t n = daemon_start_ready(ids, 8);
+        daemon_kill();
+        /* Its idle workers end with it (their records are held no more);
+         * their cgroups stay, for gc. */
+        wait_records_free(ids, n);
+        for (size_t i = 0; i < n; i++)
+                cr_assert(aidp_test_cgroup_exists(ids[i]), "%s", ids[i]);
+        /* The next daemon's start recovers them. */
+        daemon_start();
+        for (size_t i = 0; i < n; i++)
+                cr_assert_not(aidp_test_cgroup_exists(ids[i]), "%s left after gc", ids[i]);
+        daemon_stop();
+        char none[8][40];
+        cr_assert_eq(ready_ids(none, 8, 0), 0, "ready records left");
+}
+
 /* A daemon SIGKILLed, then its run directory deleted: nothing names its
  * idle workers' ready cgroups any more but their own mark (the maker's pid
  * and start time). The next daemon's start removes them in every
@@ -434,10 +440,7 @@ Test(cgroup_ready, a_ready_cgroup_whose_run_dir_was_deleted_is_removed_by_the_ne
                         usleep(10000);
                 cr_assert_lt(t, 500, "the ready cgroup %s carries no mark", ids[i]);
         }
-        kill(daemon_pid, SIGKILL);
-        waitpid(daemon_pid, NULL, 0);
-        daemon_pid = 0;
-        unlink(sock);
+        daemon_kill();
         wait_records_free(ids, n);
         int counts[8];
         for (size_t i = 0; i < n; i++)
@@ -462,13 +465,8 @@ Test(cgroup_ready, a_ready_cgroup_whose_run_dir_was_deleted_is_removed_by_the_ne
                               "/bin/sh", "-c",       "echo id=$AIDP_RUN_ID; echo started; sleep 2",
                               NULL};
         struct aidp_proc p;
-        aidp_test_daemon_client(&p, &A, sock, args);
-        cr_assert(aidp_test_wait_output(&p, "started", 20000), "the job did not start: %s%s", p.out,
-                  p.err);
-        char *idl = strstr(p.out, "id=");
-        cr_assert_not_null(idl);
         char id[40];
-        TEST_SNPRINTF(id, "%.36s", idl + 3);
+        client_started(&p, args, id);
         int run_dirs = aidp_test_cgroup_count(id);
         cr_assert_gt(run_dirs, 0, "the run %s has no cgroup", id);
         /* An explicit gc meanwhile: live makers, so nothing of theirs goes. */
