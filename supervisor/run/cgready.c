@@ -63,6 +63,14 @@ static int record_create(const char *rdir)
         return dfd;
 }
 
+/* This process's pid namespace (its inode), or 0: a mark's pid means a
+ * process only in the namespace it was read in. */
+static unsigned long pid_ns(void)
+{
+        struct stat st;
+        return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
 void aidp_run_cgready_make(const char *run_dir)
 {
         if (g.cg)
@@ -87,8 +95,9 @@ void aidp_run_cgready_make(const char *run_dir)
         /* Its maker, on the cgroup itself: found and judged by
          * aidp_run_cgready_sweep even once this record is gone with its run
          * directory (deleted after the daemon was killed). */
-        char mark[64];
-        snprintf(mark, sizeof mark, "%d %llu", (int)getpid(), aidp_proc_starttime(getpid()));
+        char mark[96];
+        snprintf(mark, sizeof mark, "%d %llu %lu", (int)getpid(), aidp_proc_starttime(getpid()),
+                 pid_ns());
         aidp_error err = {0};
         if (log < 0 ||
             aidp_cgroup_prepare(NULL, g.id, log, aidp_devnodes_allow, mark, &g.cg, &err) < 0) {
@@ -255,15 +264,19 @@ int aidp_run_cgready_gc(const char *run_dir, int wait_ms)
 
 /* ---- the sweep: ready cgroups whose record is gone ---- */
 
-/* A mark names a maker that is gone: its pid has another start time, or
- * none (exited, a zombie). Anything unreadable counts as alive. */
+/* A mark names a maker that is gone: its pid (in this pid namespace) has
+ * another start time, or none (exited, a zombie). A maker of another pid
+ * namespace (a daemon in a container, gc on the host) cannot be judged
+ * from here, nor can anything unreadable: both count as alive. */
 static bool maker_gone(const char *mark, void *arg)
 {
         (void)arg;
         int pid;
         unsigned long long start;
+        unsigned long ns;
         char end;
-        if (sscanf(mark, "%d %llu%c", &pid, &start, &end) != 2 || pid <= 0 || start == 0)
+        if (sscanf(mark, "%d %llu %lu%c", &pid, &start, &ns, &end) != 3 || pid <= 0 || start == 0 ||
+            ns == 0 || ns != pid_ns())
                 return false;
         return aidp_proc_starttime(pid) != start;
 }

@@ -41,9 +41,9 @@ void aidp_run_cgready_drop(void);
 int aidp_run_cgready_gc(const char *run_dir, int wait_ms);
 /* Ready cgroups that nothing names any more (their record went with a run
  * directory deleted after its daemon was killed): each carries its maker's
- * pid and start time on itself (a trusted xattr, cgroup.h); those whose maker
- * is gone are removed where they are empty, in every hierarchy, wherever
- * their parent is. A live worker's (its maker alive), a live run's (its
+ * pid, start time and pid namespace on itself (a trusted xattr, cgroup.h);
+ * those whose maker is gone are removed where they are empty, in every
+ * hierarchy, wherever their parent is. A live worker's (its maker alive), a live run's (its
  * worker alive, or a process in it; a run's own cgroup is never marked) and
  * anyone else's (unmarked) are left. A walk of the cgroup tree:
  * at a daemon's start and an explicit gc. report (or NULL) is told each
