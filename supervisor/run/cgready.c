@@ -71,6 +71,15 @@ static unsigned long pid_ns(void)
         return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
 }
 
+int aidp_run_cgready_mark(pid_t pid, char *out, size_t len)
+{
+        unsigned long long start = aidp_proc_starttime(pid);
+        unsigned long ns = pid_ns();
+        if (start == 0 || ns == 0)
+                return -1;
+        return snprintf(out, len, "%d %llu %lu", (int)pid, start, ns) < (int)len ? 0 : -1;
+}
+
 void aidp_run_cgready_make(const char *run_dir)
 {
         if (g.cg)
@@ -96,11 +105,10 @@ void aidp_run_cgready_make(const char *run_dir)
          * aidp_run_cgready_sweep even once this record is gone with its run
          * directory (deleted after the daemon was killed). */
         char mark[96];
-        snprintf(mark, sizeof mark, "%d %llu %lu", (int)getpid(), aidp_proc_starttime(getpid()),
-                 pid_ns());
+        const char *mk = aidp_run_cgready_mark(getpid(), mark, sizeof mark) == 0 ? mark : NULL;
         aidp_error err = {0};
         if (log < 0 ||
-            aidp_cgroup_prepare(NULL, g.id, log, aidp_devnodes_allow, mark, &g.cg, &err) < 0) {
+            aidp_cgroup_prepare(NULL, g.id, log, aidp_devnodes_allow, mk, &g.cg, &err) < 0) {
                 g.cg = NULL;
                 record_remove(dfd, g.record);
                 close(dfd);

@@ -13,6 +13,7 @@
  * once: a run never gets a cgroup another run used. */
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct aidp_cgroup;
 
@@ -49,3 +50,7 @@ int aidp_run_cgready_gc(const char *run_dir, int wait_ms);
  * at a daemon's start and an explicit gc. report (or NULL) is told each
  * path removed. Returns how many were. */
 int aidp_run_cgready_sweep(void (*report)(const char *path, void *arg), void *arg);
+/* The mark naming pid (alive, in this pid namespace) as a ready cgroup's
+ * maker: "PID STARTTIME PIDNS". 0, or -1 when pid's start time cannot be
+ * read. */
+int aidp_run_cgready_mark(pid_t pid, char *out, size_t len);
