@@ -403,6 +403,13 @@ static void gc_report(const char *run_id, const char *what, void *arg)
         fprintf(stderr, "aidp-supervisor serve: gc: run %s: %s\n", run_id, what);
 }
 
+static void sweep_report(const char *path, void *arg)
+{
+        (void)arg;
+        fprintf(stderr, "aidp-supervisor serve: gc: removed ready cgroup %s (its maker is gone)\n",
+                path);
+}
+
 /* A worker died of a signal: its run, if it had begun, is left to gc. In a
  * child, so that the accept loop goes on. */
 static void worker_crashed(pid_t pid, int sig, void *arg)
@@ -502,6 +509,8 @@ int aidp_cli_serve(int argc, char **argv)
          * are recovered before new ones start; live ones are left alone. */
         aidp_error gerr = {0};
         aidp_run_gc(g_serve.run_dir, gc_report, NULL, &gerr);
+        /* and ready cgroups of a killed daemon whose run directory went */
+        aidp_run_cgready_sweep(sweep_report, NULL);
         /* Warm start: every library profile's filter compiled once, here,
          * and the host's state loaded (warm.h); each worker forked from now
          * on inherits them. */

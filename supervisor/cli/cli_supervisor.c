@@ -21,6 +21,7 @@
 #include "supervisor/sandbox/procstate.h"
 #include "supervisor/cli/cli_report.h"
 #include "supervisor/cli/options.h"
+#include "supervisor/run/cgready.h"
 #include "supervisor/run/run.h"
 #include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sealed/keymem.h"
@@ -301,6 +302,12 @@ const struct aidp_cli_spec aidp_cli_gc_spec = {
         .opts = gc_opts,
 };
 
+static void sweep_report(const char *path, void *arg)
+{
+        (void)arg;
+        fprintf(stderr, "aidp-supervisor: gc: removed ready cgroup %s (its maker is gone)\n", path);
+}
+
 static int cmd_gc(int argc, char **argv)
 {
         struct gc_cli c = {0};
@@ -319,7 +326,11 @@ static int cmd_gc(int argc, char **argv)
         int n = aidp_run_gc(c.run_dir, gc_report, NULL, &err);
         if (n < 0)
                 return aidp_cli_fail("aidp-supervisor", &err);
+        /* Ready cgroups whose record went with a deleted run directory. */
+        int swept = aidp_run_cgready_sweep(sweep_report, NULL);
         printf("gc: %d run(s) cleaned\n", n);
+        if (swept > 0)
+                printf("gc: %d ready cgroup(s) of gone workers removed\n", swept);
         return 0;
 }
 

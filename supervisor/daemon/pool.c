@@ -18,6 +18,7 @@
 
 #include "common/cleanup.h"
 #include "common/exitcodes.h"
+#include "common/smaps.h"
 #include "supervisor/daemon/proto.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -93,25 +94,15 @@ void aidp_daemon_prefault(int stop_fd)
         long page = sysconf(_SC_PAGESIZE);
         if (!f || pagemap < 0 || page <= 0)
                 return;
-        char line[512], perms[5] = "";
-        unsigned long lo = 0, hi = 0;
+        char line[512];
+        struct aidp_smaps_map m = {0};
         while (fgets(line, sizeof line, f)) {
-                unsigned long a, b;
-                char p[5];
-                if (sscanf(line, "%lx-%lx %4s", &a, &b, p) == 3) {
-                        lo = a;
-                        hi = b;
-                        memcpy(perms, p, sizeof perms);
-                        continue;
-                }
-                /* The last line of each mapping's block. */
-                if (strncmp(line, "VmFlags:", 8) || hi <= lo)
+                if (!aidp_smaps_line(&m, line))
                         continue;
                 if (wanted(stop_fd))
                         return;
-                if (may_populate(perms, line + 8))
-                        populate_present(pagemap, lo, hi, page);
-                hi = lo = 0;
+                if (may_populate(m.perms, m.vmflags))
+                        populate_present(pagemap, m.lo, m.hi, page);
         }
 }
 

@@ -63,6 +63,23 @@ static int record_create(const char *rdir)
         return dfd;
 }
 
+/* This process's pid namespace (its inode), or 0: a mark's pid means a
+ * process only in the namespace it was read in. */
+static unsigned long pid_ns(void)
+{
+        struct stat st;
+        return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+int aidp_run_cgready_mark(pid_t pid, char *out, size_t len)
+{
+        unsigned long long start = aidp_proc_starttime(pid);
+        unsigned long ns = pid_ns();
+        if (start == 0 || ns == 0)
+                return -1;
+        return snprintf(out, len, "%d %llu %lu", (int)pid, start, ns) < (int)len ? 0 : -1;
+}
+
 void aidp_run_cgready_make(const char *run_dir)
 {
         if (g.cg)
@@ -84,8 +101,14 @@ void aidp_run_cgready_make(const char *run_dir)
         _cleanup_close_ int log =
                 openat(dfd, AIDP_JOURNAL_CGROUP_LOG,
                        O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+        /* Its maker, on the cgroup itself: found and judged by
+         * aidp_run_cgready_sweep even once this record is gone with its run
+         * directory (deleted after the daemon was killed). */
+        char mark[96];
+        const char *mk = aidp_run_cgready_mark(getpid(), mark, sizeof mark) == 0 ? mark : NULL;
         aidp_error err = {0};
-        if (log < 0 || aidp_cgroup_prepare(NULL, g.id, log, aidp_devnodes_allow, &g.cg, &err) < 0) {
+        if (log < 0 ||
+            aidp_cgroup_prepare(NULL, g.id, log, aidp_devnodes_allow, mk, &g.cg, &err) < 0) {
                 g.cg = NULL;
                 record_remove(dfd, g.record);
                 close(dfd);
@@ -245,4 +268,41 @@ int aidp_run_cgready_gc(const char *run_dir, int wait_ms)
                 struct timespec ts = {0, 20 * 1000 * 1000};
                 nanosleep(&ts, NULL);
         }
+}
+
+/* ---- the sweep: ready cgroups whose record is gone ---- */
+
+/* A mark names a maker that is gone: its pid (in this pid namespace) has
+ * another start time, or none (exited, a zombie). A maker of another pid
+ * namespace (a daemon in a container, gc on the host) cannot be judged
+ * from here, nor can anything unreadable: both count as alive. */
+static bool maker_gone(const char *mark, void *arg)
+{
+        (void)arg;
+        int pid;
+        unsigned long long start;
+        unsigned long ns;
+        char end;
+        if (sscanf(mark, "%d %llu %lu%c", &pid, &start, &ns, &end) != 3 || pid <= 0 || start == 0 ||
+            ns == 0 || ns != pid_ns())
+                return false;
+        return aidp_proc_starttime(pid) != start;
+}
+
+struct sweep_report {
+        void (*report)(const char *path, void *arg);
+        void *arg;
+};
+
+static void swept(const char *path, void *arg)
+{
+        struct sweep_report *r = arg;
+        if (r->report)
+                r->report(path, r->arg);
+}
+
+int aidp_run_cgready_sweep(void (*report)(const char *path, void *arg), void *arg)
+{
+        struct sweep_report r = {report, arg};
+        return aidp_cgroup_sweep_marked(maker_gone, swept, &r);
 }

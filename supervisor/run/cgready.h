@@ -13,6 +13,7 @@
  * once: a run never gets a cgroup another run used. */
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct aidp_cgroup;
 
@@ -39,3 +40,17 @@ void aidp_run_cgready_drop(void);
  * holds a process is a live run's, never waited for). Returns how many
  * records were removed. */
 int aidp_run_cgready_gc(const char *run_dir, int wait_ms);
+/* Ready cgroups that nothing names any more (their record went with a run
+ * directory deleted after its daemon was killed): each carries its maker's
+ * pid, start time and pid namespace on itself (a trusted xattr, cgroup.h);
+ * those whose maker is gone are removed where they are empty, in every
+ * hierarchy, wherever their parent is. A live worker's (its maker alive), a live run's (its
+ * worker alive, or a process in it; a run's own cgroup is never marked) and
+ * anyone else's (unmarked) are left. A walk of the cgroup tree:
+ * at a daemon's start and an explicit gc. report (or NULL) is told each
+ * path removed. Returns how many were. */
+int aidp_run_cgready_sweep(void (*report)(const char *path, void *arg), void *arg);
+/* The mark naming pid (alive, in this pid namespace) as a ready cgroup's
+ * maker: "PID STARTTIME PIDNS". 0, or -1 when pid's start time cannot be
+ * read. */
+int aidp_run_cgready_mark(pid_t pid, char *out, size_t len);

@@ -16,6 +16,8 @@
 #include "common/cleanup.h"
 #include "common/path.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/lineage/codec/lineage_codec.h"
+#include "supervisor/lineage/lineage_find.h"
 #include "supervisor/run/cgready.h"
 #include "supervisor/run/journal.h"
 #include "supervisor/run/run.h"
@@ -270,6 +272,21 @@ static void gc_cgroups(const struct cg_list *cgs, int *removed, int *left)
         }
 }
 
+/* Is the run's end record (COMPLETE, FAIL, or a previous gc's ABORT) in its
+ * lineage log already? Only one after the run's own START counts: that START
+ * is not older than the journal (a run id used again names another run). A
+ * log that cannot be read tells nothing: the ABORT is appended as before. */
+static bool end_in_lineage(json_object *j, const char *log, const char *run_id, char *type,
+                           size_t len)
+{
+        json_object *c;
+        int64_t created =
+                json_object_object_get_ex(j, "created", &c) ? json_object_get_int64(c) : 0;
+        char lid[AIDP_LINEAGE_RUN_ID_LEN + 1];
+        aidp_lineage_run_id_for(run_id, lid);
+        return aidp_lineage_find_end(log, lid, created, type, len) == 1;
+}
+
 /* The ABORT record, before the journal goes: if it cannot be written the
  * journal stays and the next gc tries again. */
 static int gc_record_abort(json_object *j, const struct aidp_shred_report *total, bool shredded,
@@ -292,12 +309,23 @@ static int gc_record_abort(json_object *j, const struct aidp_shred_report *total
                 job = json_object_get_string(json_object_array_get_idx(jobs, 0));
         const char *run_id =
                 json_object_object_get_ex(j, "run_id", &rid) ? json_object_get_string(rid) : NULL;
+        const char *log = json_object_get_string(json_object_array_get_idx(lin, 0));
         char report[512];
         aidp_text_printf(report, sizeof report, "%s", what);
+        /* The supervisor died after its end record was in the log but
+         * before the journal went (step 10, the pin's thread joined): the
+         * run is on record already, and gc only cleaned up. */
+        char type[16];
+        if (run_id && log && end_in_lineage(j, log, run_id, type, sizeof type)) {
+                aidp_text_printf(what, what_len,
+                                 "end record (%s) already in lineage, with its teardown's shred "
+                                 "report; gc only cleaned up: %s",
+                                 type, report);
+                return 0;
+        }
         aidp_error lerr = {0};
-        if (run_id &&
-            aidp_run_lineage_abort(json_object_get_string(json_object_array_get_idx(lin, 0)),
-                                   run_id, job, total, shredded, by, report, mounts, &lerr) < 0) {
+        if (run_id && aidp_run_lineage_abort(log, run_id, job, total, shredded, by, report, mounts,
+                                             &lerr) < 0) {
                 aidp_text_printf(what, what_len, "%s; ABORT not recorded, journal kept: %s", report,
                                  lerr.msg);
                 return -EIO;

@@ -60,7 +60,7 @@ void aidp_run_phase(struct run *r, const char *name)
         *last_ru = ru;
 }
 
-/* Fault injection for the crash tests: AIDP_FAULT_STOP_AT=start|inject|job|shred
+/* Fault injection for the crash tests: AIDP_FAULT_STOP_AT=start|inject|job|shred|ended
  * stops the supervisor (SIGSTOP) at that point of a run, so a test can
  * SIGKILL it (or signal it) there and check what gc (or teardown) does.
  * Harmless outside tests: a stopped supervisor is all it can cause, and only
@@ -278,6 +278,11 @@ static int end_record(struct run *r, int rc, char **removed, size_t n_removed, i
                 if (aidp_journal_sync(&r->journal, &jerr) < 0)
                         fprintf(stderr, "aidp-supervisor: run %s: %s\n", res->run_id, jerr.msg);
         }
+        /* The end record is on disk, the journal not gone yet (test
+         * builds: AIDP_FAULT_STOP_AT=ended; a crash here must not make gc
+         * add an ABORT after it). */
+        if (lrc == 0)
+                aidp_run_fault_point("ended");
         /* 10: the journal goes last; it stays for gc if anything is left. */
         aidp_run_journal_finish(r, trc == 0 && lrc == 0);
         if (lrc < 0) {

@@ -163,13 +163,13 @@ static void shred_all(struct run *r)
         memset(total, 0, sizeof *total);
         total->verified = true;
         r->res->shredded_by = "supervisor";
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         close_spent();
         for (size_t i = 0; i < r->n_tmpfs; i++) {
                 struct aidp_shred_report one;
                 if (i == 1)
                         aidp_run_fault_point("shred");
-                int e = aidp_shred_tree(r->tmpfs[i].fd, ncpu > 0 ? (unsigned)ncpu : 1, &one);
+                /* 0: a worker per CPU, counted only for a mount with data */
+                int e = aidp_shred_tree(r->tmpfs[i].fd, 0, &one);
                 if (e < 0 && !one.first_failure[0])
                         snprintf(one.first_failure, sizeof one.first_failure,
                                  "listing the files: %s", strerror(-e));
@@ -252,9 +252,18 @@ static void unpin(struct run *r)
         if (!r->net.applied) {
                 sigset_t all, old;
                 sigfillset(&all);
+                /* Two umount2 calls and an unlink: a small stack will do
+                 * (glibc's default maps 8 MiB for it). */
+                pthread_attr_t at;
+                bool sized = pthread_attr_init(&at) == 0;
+                if (sized)
+                        pthread_attr_setstacksize(&at, 64 * 1024);
                 pthread_sigmask(SIG_SETMASK, &all, &old);
-                r->unpinning = pthread_create(&r->unpin_tid, NULL, unpin_thread, r) == 0;
+                r->unpinning =
+                        pthread_create(&r->unpin_tid, sized ? &at : NULL, unpin_thread, r) == 0;
                 pthread_sigmask(SIG_SETMASK, &old, NULL);
+                if (sized)
+                        pthread_attr_destroy(&at);
                 if (r->unpinning)
                         return;
         }

@@ -100,6 +100,24 @@ static bool read_some(struct aidp_relay *r, size_t limit)
         return false;
 }
 
+/* Bytes already read (into the caller's buffer) join the relay's. */
+static bool read_some_from(struct aidp_relay *r, const char *b, size_t n)
+{
+        if (r->cap - r->len < n) {
+                size_t nc = r->cap ? r->cap * 2 : 65536;
+                while (nc - r->len < n)
+                        nc *= 2;
+                char *nb = realloc(r->buf, nc);
+                if (!nb)
+                        return false;
+                r->buf = nb;
+                r->cap = nc;
+        }
+        memcpy(r->buf + r->len, b, n);
+        r->len += n;
+        return true;
+}
+
 void aidp_relay_on_readable(struct aidp_relay *r)
 {
         if (r->from >= 0)
@@ -128,6 +146,20 @@ void aidp_relay_drain(struct aidp_relay *r)
 {
         if (r->from < 0)
                 return;
+        /* Nothing read yet (a job that wrote nothing, the usual case at a
+         * run's end): a small read first, so that an empty pipe costs no
+         * 64 KiB buffer (a malloc and, in a daemon worker, its page faults). */
+        if (!r->buf) {
+                char small[4096];
+                ssize_t n = read(r->from, small, sizeof small);
+                if (n <= 0) {
+                        if (n == 0)
+                                r->eof = true;
+                        return;
+                }
+                if (!read_some_from(r, small, (size_t)n))
+                        return;
+        }
         while (read_some(r, 0))
                 ;
 }

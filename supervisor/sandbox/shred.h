@@ -19,5 +19,9 @@ struct aidp_shred_report {
 };
 
 /* Shred the tree under dirfd (a tmpfs mount fd or a directory in it) with
- * `threads` workers. Files are emptied and removed afterwards. */
+ * `threads` workers (0: one per online CPU, looked up only when there is
+ * more than one range to overwrite). Files are emptied and removed
+ * afterwards. A tmpfs whose only inode is its root and which holds no page
+ * (fstatfs) is empty: reported verified with nothing overwritten, without a
+ * walk. */
 int aidp_shred_tree(int dirfd, unsigned threads, struct aidp_shred_report *rep);

@@ -12,6 +12,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include "common/smaps.h"
+
 /* 1 MiB: OpenSSL's contexts of one run (a few per worker thread) need a few
  * tens of KiB; mlock'ed, so within the default RLIMIT_MEMLOCK of a user. */
 #define SECURE_HEAP_SIZE    (1u << 20)
@@ -115,25 +117,14 @@ int aidp_keymem_relock(void)
         FILE *f = fopen("/proc/self/smaps", "re");
         if (!f)
                 return -errno;
-        char line[512], perms[5] = "";
-        unsigned long lo = 0, hi = 0;
+        char line[512];
+        struct aidp_smaps_map m = {0};
         int r = 0;
-        while (fgets(line, sizeof line, f)) {
-                unsigned long a, b;
-                char p[5];
-                if (sscanf(line, "%lx-%lx %4s", &a, &b, p) == 3) {
-                        lo = a;
-                        hi = b;
-                        memcpy(perms, p, sizeof perms);
-                        continue;
-                }
-                if (strncmp(line, "VmFlags:", 8) || hi <= lo)
-                        continue;
-                if (!strcmp(perms, "rw-p") && strstr(line + 8, " dd") && !strstr(line + 8, " lo") &&
-                    mlock2((void *)lo, hi - lo, MLOCK_ONFAULT) < 0 && r == 0)
+        while (fgets(line, sizeof line, f))
+                if (aidp_smaps_line(&m, line) && !strcmp(m.perms, "rw-p") &&
+                    strstr(m.vmflags, " dd") && !strstr(m.vmflags, " lo") &&
+                    mlock2((void *)m.lo, m.hi - m.lo, MLOCK_ONFAULT) < 0 && r == 0)
                         r = -errno;
-                lo = hi = 0;
-        }
         fclose(f);
         return r;
 }

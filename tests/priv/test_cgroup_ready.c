@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -220,6 +221,20 @@ static bool listed(char ids[][40], size_t n, const char *id)
         return false;
 }
 
+/* A client of the test's daemon running args, whose job prints
+ * "id=$AIDP_RUN_ID" then "started": its run id, once started; returns where
+ * the id line is in p->out. */
+static char *client_started(struct aidp_proc *p, const char *const *args, char id[40])
+{
+        aidp_test_daemon_client(p, &A, sock, args);
+        cr_assert(aidp_test_wait_output(p, "started", 20000), "the job did not start: %s%s", p->out,
+                  p->err);
+        char *idl = strstr(p->out, "id=");
+        cr_assert_not_null(idl);
+        snprintf(id, 40, "%.36s", idl + 3);
+        return idl;
+}
+
 Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
 {
         need();
@@ -238,13 +253,8 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
                 "-c",        "echo id=$AIDP_RUN_ID; cat /proc/self/cgroup; echo started; sleep 2",
                 NULL};
         struct aidp_proc p;
-        aidp_test_daemon_client(&p, &A, sock, args);
-        cr_assert(aidp_test_wait_output(&p, "started", 20000), "the job did not start: %s%s", p.out,
-                  p.err);
-        char *idl = strstr(p.out, "id=");
-        cr_assert_not_null(idl);
         char id[40];
-        TEST_SNPRINTF(id, "%.36s", idl + 3);
+        char *idl = client_started(&p, args, id);
         cr_assert(listed(ids, n, id), "run %s did not get a ready cgroup", id);
         /* Its ready record stays while the run goes on, held by the worker
          * (gc leaves it alone), and goes once the run is over (below). */
@@ -359,17 +369,18 @@ Test(cgroup_ready, a_ready_cgroup_no_run_takes_goes_with_its_worker_and_daemon)
         cr_assert_eq(ready_ids(none, 8, 0), 0, "ready records left");
 }
 
-Test(cgroup_ready, a_ready_cgroup_left_by_a_killed_daemon_is_removed_by_gc)
+/* Whether every directory of the ready cgroup id carries its maker's mark
+ * (set once all of them exist; the worker may be a moment behind). */
+static bool marked(const char *id)
 {
-        need();
-        char ids[8][40];
-        size_t n = daemon_start_ready(ids, 8);
-        kill(daemon_pid, SIGKILL);
-        waitpid(daemon_pid, NULL, 0);
-        daemon_pid = 0;
-        unlink(sock);
-        /* Its idle workers end with it (their records are held no more);
-         * their cgroups stay, for gc. */
+        char d[1100], v[64];
+        return run_dir_of(id, "pids", d, sizeof d) &&
+               getxattr(d, "trusted.aidp.ready", v, sizeof v) > 0;
+}
+
+/* The idle workers of the killed daemon (whose records it held) are gone. */
+static void wait_records_free(char ids[][40], size_t n)
+{
         for (size_t i = 0; i < n; i++) {
                 char r[1200];
                 TEST_SNPRINTF(r, "%s/%s", ready_dir, ids[i]);
@@ -380,8 +391,29 @@ Test(cgroup_ready, a_ready_cgroup_left_by_a_killed_daemon_is_removed_by_gc)
                         usleep(10000);
                 cr_assert_lt(t, 500, "the idle worker holding %s did not end", ids[i]);
                 close(fd);
-                cr_assert(aidp_test_cgroup_exists(ids[i]), "%s", ids[i]);
         }
+}
+
+/* SIGKILL the test's daemon: its idle workers end with it. */
+static void daemon_kill(void)
+{
+        kill(daemon_pid, SIGKILL);
+        waitpid(daemon_pid, NULL, 0);
+        daemon_pid = 0;
+        unlink(sock);
+}
+
+Test(cgroup_ready, a_ready_cgroup_left_by_a_killed_daemon_is_removed_by_gc)
+{
+        need();
+        char ids[8][40];
+        size_t n = daemon_start_ready(ids, 8);
+        daemon_kill();
+        /* Its idle workers end with it (their records are held no more);
+         * their cgroups stay, for gc. */
+        wait_records_free(ids, n);
+        for (size_t i = 0; i < n; i++)
+                cr_assert(aidp_test_cgroup_exists(ids[i]), "%s", ids[i]);
         /* The next daemon's start recovers them. */
         daemon_start();
         for (size_t i = 0; i < n; i++)
@@ -389,4 +421,61 @@ Test(cgroup_ready, a_ready_cgroup_left_by_a_killed_daemon_is_removed_by_gc)
         daemon_stop();
         char none[8][40];
         cr_assert_eq(ready_ids(none, 8, 0), 0, "ready records left");
+}
+
+/* A daemon SIGKILLed, then its run directory deleted: nothing names its
+ * idle workers' ready cgroups any more but their own mark (the maker's pid
+ * and start time). The next daemon's start removes them in every
+ * hierarchy; an explicit gc while that daemon serves a run leaves its idle
+ * workers' ready cgroups and the live run's cgroup alone. */
+Test(cgroup_ready, a_ready_cgroup_whose_run_dir_was_deleted_is_removed_by_the_next_start)
+{
+        need();
+        char ids[8][40];
+        size_t n = daemon_start_ready(ids, 8);
+        for (size_t i = 0; i < n; i++) {
+                wait_made(ids[i]);
+                int t = 0;
+                while (!marked(ids[i]) && t++ < 500)
+                        usleep(10000);
+                cr_assert_lt(t, 500, "the ready cgroup %s carries no mark", ids[i]);
+        }
+        daemon_kill();
+        wait_records_free(ids, n);
+        int counts[8];
+        for (size_t i = 0; i < n; i++)
+                counts[i] = aidp_test_cgroup_count(ids[i]);
+        aidp_test_rm_tree(rundir);
+        cr_assert_neq(access(rundir, F_OK), 0, "%s is still there", rundir);
+        for (size_t i = 0; i < n; i++)
+                cr_assert_gt(counts[i], 0, "%s went with its daemon", ids[i]);
+        /* Another daemon, with a run directory of its own: its start finds
+         * them by their marks. */
+        TEST_SNPRINTF(rundir, "%s/run2", T);
+        TEST_SNPRINTF(ready_dir, "%s/.ready", rundir);
+        char live[8][40];
+        size_t m = daemon_start_ready(live, 8);
+        for (size_t i = 0; i < n; i++)
+                cr_assert_not(aidp_test_cgroup_exists(ids[i]),
+                              "the orphaned ready cgroup %s is left (%d directories before)",
+                              ids[i], counts[i]);
+        for (size_t i = 0; i < m; i++)
+                wait_made(live[i]);
+        const char *args[] = {"-q",      "--no-cwd", "--",
+                              "/bin/sh", "-c",       "echo id=$AIDP_RUN_ID; echo started; sleep 2",
+                              NULL};
+        struct aidp_proc p;
+        char id[40];
+        client_started(&p, args, id);
+        int run_dirs = aidp_test_cgroup_count(id);
+        cr_assert_gt(run_dirs, 0, "the run %s has no cgroup", id);
+        /* An explicit gc meanwhile: live makers, so nothing of theirs goes. */
+        aidp_test_gc(rundir);
+        cr_assert_eq(aidp_test_cgroup_count(id), run_dirs, "gc took a live run's cgroup");
+        for (size_t i = 0; i < m; i++)
+                if (strcmp(live[i], id))
+                        cr_assert(aidp_test_cgroup_exists(live[i]),
+                                  "gc took the live idle worker's ready cgroup %s", live[i]);
+        cr_assert_eq(aidp_test_finish(&p), 0, "the run did not end well: %s", p.err);
+        cr_assert_not(aidp_test_cgroup_exists(id));
 }

@@ -697,3 +697,35 @@ Test(crash, gc_blind_to_a_cgroup_hierarchy_keeps_the_journal)
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived the second gc: %s", P.err);
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
 }
+
+/* The supervisor dies after its end record is on disk, before the journal
+ * goes (step 10, where the pin's thread is joined): gc cleans up what is
+ * left and adds no ABORT after the COMPLETE (before the fix it did); a
+ * second gc finds nothing to do. */
+Test(crash, sigkill_after_the_end_record_adds_no_abort_after_it)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "aidp-test-crash-ended-%d", (int)getpid());
+        const char *const mine[] = {T, run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
+        spawn_stopped("ended", run_id, "head -c 65536 /dev/urandom > /scratch/x; exit 0");
+        kill(P.pid, SIGKILL);
+        aidp_test_reap(&P);
+        char jdir[4096 + 64];
+        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
+        cr_assert_eq(access(jdir, F_OK), 0, "the journal went before the crash point");
+        cr_assert_eq(count_events("START"), 1);
+        cr_assert_eq(count_events("COMPLETE"), 1, "the end record is not on disk");
+        gc_direct();
+        cr_expect(strstr(P.err, "end record (COMPLETE) already in lineage"), "gc said: %s", P.err);
+        cr_expect_eq(count_events("ABORT"), 0, "gc added an ABORT after the COMPLETE");
+        cr_expect_eq(count_events("COMPLETE"), 1);
+        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
+        gc_direct();
+        cr_expect_eq(count_events("ABORT"), 0);
+        char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
+        cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}

@@ -199,3 +199,41 @@ Test(shred, walks_a_very_deep_tree_without_recursion, .timeout = 120)
                       "the tree is still there");
         aidp_tmpfs_release(&t);
 }
+
+/* A tmpfs that holds nothing but its root is reported empty and verified at
+ * once (the kernel's inode and page counts, no walk); anything in it, even
+ * an empty file or an empty directory, takes an inode and gets the walk,
+ * which removes it. */
+Test(shred, an_empty_tmpfs_is_verified_at_once_and_anything_in_one_is_walked)
+{
+        AIDP_REQUIRE_ROOT();
+        struct aidp_tmpfs t;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_tmpfs_create("shredempty", 8ULL << 20, 0755, 0, 0, &t, &err), 0, "%s",
+                     err.msg);
+        struct aidp_shred_report rep;
+        cr_assert_eq(aidp_shred_tree(t.fd, 0, &rep), 0);
+        cr_expect(rep.verified && rep.files == 0 && rep.bytes == 0 && rep.failures == 0);
+        fill(t.fd, "e", 0, 0);
+        cr_assert_eq(aidp_shred_tree(t.fd, 0, &rep), 0);
+        cr_expect(rep.verified, "%s", rep.first_failure);
+        cr_expect_eq(rep.files, 1, "an empty file was not listed: %llu",
+                     (unsigned long long)rep.files);
+        cr_expect_neq(faccessat(t.fd, "e", F_OK, AT_SYMLINK_NOFOLLOW), 0, "e was not removed");
+        cr_assert_eq(mkdirat(t.fd, "d", 0700), 0);
+        cr_assert_eq(aidp_shred_tree(t.fd, 0, &rep), 0);
+        cr_expect(rep.verified);
+        cr_expect_neq(faccessat(t.fd, "d", F_OK, AT_SYMLINK_NOFOLLOW), 0, "d was not removed");
+        /* Data, with threads = 0 (one worker per CPU): overwritten. */
+        fill(t.fd, "x", 3 * 4096 + 5, 0x3C);
+        int keep = openat(t.fd, "x", O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(keep, 0);
+        cr_assert_eq(aidp_shred_tree(t.fd, 0, &rep), 0);
+        cr_expect(rep.verified && rep.files == 1 && rep.bytes == 3 * 4096 + 5);
+        cr_expect(aidp_test_fd_all_zero(keep, 3 * 4096 + 5), "x was not overwritten");
+        close(keep);
+        /* Empty again once the walk removed it all. */
+        cr_assert_eq(aidp_shred_tree(t.fd, 0, &rep), 0);
+        cr_expect(rep.verified && rep.files == 0);
+        aidp_tmpfs_release(&t);
+}

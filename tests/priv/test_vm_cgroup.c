@@ -568,7 +568,8 @@ Test(vm_cgroup, a_ready_cgroup_has_the_runs_limits_once_adopted)
         static const char *const base[] = {"c 1:3 rwm", NULL};
         static const char *const allow[] = {"c 1:3 rwm", "c 1:9 r", NULL};
         aidp_error err = {0};
-        cr_assert_eq(aidp_cgroup_prepare(parent, "ready", -1, base, &cg, &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_cgroup_prepare(parent, "ready", -1, base, NULL, &cg, &err), 0, "%s",
+                     err.msg);
         const char *p[8];
         n_dirs = aidp_cgroup_paths(cg, p, 8);
         for (size_t i = 0; i < n_dirs; i++)

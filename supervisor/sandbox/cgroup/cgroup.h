@@ -78,10 +78,24 @@ int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *
  * devices_base (NULL-terminated, kept by the caller; or NULL): the device
  * lines every run's policy starts with, written now where the backend adds
  * them one by one (v1: deny all, then each allow line); a run whose lines
- * start with them writes only the rest. Nothing is left on failure. The run takes it over with
- * aidp_cgroup_adopt, else aidp_cgroup_destroy removes it unused. */
+ * start with them writes only the rest. mark (or NULL): set on every
+ * directory as soon as they all exist (a trusted xattr, which only root can
+ * set), naming the maker, for aidp_cgroup_sweep_marked. Nothing is left on
+ * failure. The run takes it over with aidp_cgroup_adopt, else
+ * aidp_cgroup_destroy removes it unused. */
 int aidp_cgroup_prepare(const char *parent, const char *name, int intent_fd,
-                        const char *const *devices_base, struct aidp_cgroup **out, aidp_error *err);
+                        const char *const *devices_base, const char *mark, struct aidp_cgroup **out,
+                        aidp_error *err);
+/* gc of marked cgroups that nothing else names any more: every mounted
+ * hierarchy is searched for "aidp" parents (down to a bounded depth); each
+ * child directory owned by root that carries a mark for which orphan(mark)
+ * says its maker is gone is removed with rmdir alone (never a kill: the
+ * kernel refuses to remove a cgroup that holds a process), then its parent
+ * when that became empty. removed (or NULL) is told each path removed.
+ * Returns how many were. A walk of the whole tree: for a daemon's start and
+ * an explicit gc, not a run's path. */
+int aidp_cgroup_sweep_marked(bool (*orphan)(const char *mark, void *arg),
+                             void (*removed)(const char *path, void *arg), void *arg);
 /* No process in it: a ready cgroup is adopted only while it is. */
 bool aidp_cgroup_is_empty(const struct aidp_cgroup *cg);
 /* A run takes a ready cgroup over: each directory is logged to intent_fd

@@ -243,22 +243,69 @@ void cgfs_remove_dirs_from(struct aidp_cgroup *cg, size_t from)
         }
 }
 
-/* SIGKILL every listed process but keep; true when none but keep was listed. */
+int cgfs_remove_all(const struct aidp_cgroup *cg)
+{
+        int left = 0;
+        for (size_t i = cg->n_dirs; i-- > 0;) {
+                if (cg->dirs[i].gone)
+                        continue;
+                if (cgfs_rmdir_retry(cg->dirs[i].path) < 0)
+                        left++;
+                if (cg->dirs[i].parent[0] && !cgfs_warm)
+                        rmdir(cg->dirs[i].parent);
+        }
+        return left;
+}
+
+/* SIGKILL every listed process but keep; true when none but keep was listed.
+ * Read with plain reads into the stack, not stdio: at a run's teardown the
+ * listing is usually empty, and stdio's buffer was a malloc (and, in a daemon
+ * worker, copy-on-write faults) for nothing. */
 static bool kill_listed(const char *dir, pid_t keep)
 {
         char p[PATH_MAX];
         if (cgfs_path(p, sizeof p, "%s/cgroup.procs", dir) < 0)
                 return true;
-        _cleanup_fclose_ FILE *f = fopen(p, "re");
-        if (!f)
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
                 return true;
-        int pid;
+        char buf[4096];
+        size_t have = 0;
         bool only_keep = true;
-        while (fscanf(f, "%d", &pid) == 1) {
-                if (pid <= 0 || pid == keep)
+        for (;;) {
+                ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+                bool eof = n <= 0;
+                if (n > 0)
+                        have += (size_t)n;
+                buf[have] = '\0';
+                /* Whole lines only: a pid cut at the end of a read waits for
+                 * the next one (at the end of the file every line is whole). */
+                char *end = eof ? buf + have : strrchr(buf, '\n');
+                if (!end) {
+                        if (have >= sizeof buf - 1)
+                                break;
                         continue;
-                only_keep = false;
-                kill(pid, SIGKILL);
+                }
+                for (char *c = buf; c < end;) {
+                        char *next;
+                        long pid = strtol(c, &next, 10);
+                        if (next == c) {
+                                c++;
+                                continue;
+                        }
+                        if (next > end)
+                                break;
+                        c = next;
+                        if (pid <= 0 || pid == keep)
+                                continue;
+                        only_keep = false;
+                        kill((pid_t)pid, SIGKILL);
+                }
+                size_t used = (size_t)(end - buf) + (end < buf + have);
+                memmove(buf, buf + used, have - used);
+                have -= used;
+                if (eof)
+                        break;
         }
         return only_keep;
 }
@@ -300,12 +347,19 @@ bool cgfs_run_empty(const struct aidp_cgroup *cg)
 
 int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep)
 {
-        /* cgroup.kill takes the whole run at once, forks in flight included;
-         * it cannot spare pid 1, so only a full kill uses it. */
-        if (keep <= 0 && cg->kill_dir >= 0 && !cg->dirs[cg->kill_dir].gone)
-                cgfs_write(cg->dirs[cg->kill_dir].path, "cgroup.kill", "1");
         size_t from, to;
         run_listing(cg, &from, &to);
+        /* cgroup.kill takes the whole run at once, forks in flight included;
+         * it cannot spare pid 1, so only a full kill uses it. Not when the
+         * listing is empty already (a run's teardown has killed and reaped
+         * everything by then): an empty cgroup gains no process by a fork,
+         * and only root could move one in. */
+        if (keep <= 0 && cg->kill_dir >= 0 && !cg->dirs[cg->kill_dir].gone) {
+                /* the listing is that directory: nothing in it, nothing to do */
+                if (kill_listed(cg->dirs[cg->kill_dir].path, 0))
+                        return 0;
+                cgfs_write(cg->dirs[cg->kill_dir].path, "cgroup.kill", "1");
+        }
         for (int i = 0; i < 400; i++) {
                 bool done = true;
                 for (size_t d = from; d < to; d++)

@@ -119,6 +119,11 @@ void cgfs_forget_dir(struct aidp_cgroup *cg, int idx);
 /* Remove the directories from index `from` on, newest first; they stay listed. */
 void cgfs_remove_dirs_from(struct aidp_cgroup *cg, size_t from);
 int cgfs_rmdir_retry(const char *path);
+/* Remove every directory not gone yet (newest first; the parents as in
+ * cgfs_remove_dirs_from) without marking them in cg, which its caller frees
+ * next (a write to each directory's record was a page fault each in a daemon
+ * worker, whose pages pid 1's clone had shared). Returns how many are left. */
+int cgfs_remove_all(const struct aidp_cgroup *cg);
 void cgfs_backoff(int attempt);
 /* Kill the run's processes through its listing directory: cgroup.kill when
  * the run has one, else SIGKILL by pid until it stays empty (but keep). */
@@ -126,6 +131,9 @@ int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep);
 /* No process in the run's listing directories (false when one cannot be read). */
 bool cgfs_run_empty(const struct aidp_cgroup *cg);
 int cgfs_kill_path(const char *path, pid_t keep);
+/* Set a ready cgroup's mark on each of its directories (cgroup_mark.c);
+ * best effort: an unmarked one is still found through its record. */
+void cgfs_mark_dirs(const struct aidp_cgroup *cg, const char *mark);
 
 /* Test-only fault point: a test sets this to make a creation step fail as if
  * the kernel had refused it (`step` is "v1:<controller>" after that hierarchy

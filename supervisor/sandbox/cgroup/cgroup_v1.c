@@ -300,27 +300,24 @@ static int v1_limit(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim
         return rc;
 }
 
+/* By pid, a plain write to each hierarchy's cgroup.procs (libcgroup's
+ * handles are released once the directories exist: aidp_cgroup_prepare,
+ * aidp_cgroup_finish); the tracking group only when the process was not
+ * cloned into it. */
 static int v1_attach(struct aidp_cgroup *cg, pid_t pid, bool cloned_into, aidp_error *err)
 {
-        for (size_t i = 0; i < CG_V1_MAX; i++) {
-                if (!cg->lcg[i])
-                        continue;
-                int rc = cgroup_attach_task_pid(cg->lcg[i], pid);
-                if (rc)
-                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, lcg_status(rc),
-                                              "cgroup v1: attaching pid %d to %s: %s", (int)pid,
-                                              controllers[i], cgroup_strerror(rc));
-        }
-        int u = find_dir(cg, "unified");
-        if (cloned_into || u < 0)
-                return 0;
         char v[32];
         snprintf(v, sizeof v, "%d", (int)pid);
-        int rc = cgfs_write(cg->dirs[u].path, "cgroup.procs", v);
-        if (rc < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
-                                        "cgroup v1: attaching pid %d to %s", (int)pid,
-                                        cg->dirs[u].path);
+        for (size_t i = 0; i < cg->n_dirs; i++) {
+                bool unified = !strcmp(cg->dirs[i].controller, "unified");
+                if (cg->dirs[i].gone || (unified && cloned_into))
+                        continue;
+                int rc = cgfs_write(cg->dirs[i].path, "cgroup.procs", v);
+                if (rc < 0)
+                        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
+                                                "cgroup v1: attaching pid %d to %s", (int)pid,
+                                                cg->dirs[i].path);
+        }
         return 0;
 }
 
