@@ -27,9 +27,10 @@
  *     held at the moment of the clone). supervisor/sandbox/sandbox.c.
  *  2. No thread that is alive at the clone holds a lock pid 1 takes: the fsync
  *     thread uses no stdio, no fork, no setuid, and mallocs only in its own
- *     arena (pid 1 mallocs in the main arena, and does use stdio: libcap-ng
- *     reads /proc/self/status). The warm-up thread uses stdio (OpenSSL reads
- *     its configuration file), so it is joined before the clone.
+ *     arena (pid 1 mallocs in the main arena; it uses no stdio since its
+ *     privilege drop is prctl and capset, not libcap-ng). The warm-up thread
+ *     uses stdio (OpenSSL reads its configuration file), so it is joined
+ *     before the clone.
  *  3. libcgroup writes through stdio, so it runs in a forked helper process,
  *     never on a thread: fork's handlers leave the child's locks usable. It
  *     dies with the supervisor (PR_SET_PDEATHSIG) and appends each directory to

@@ -35,7 +35,6 @@ struct hostsock_ruleset_attr {
 #define HOSTSOCK_LANDLOCK_ABI_SCOPED        6
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose)
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
 
 /* One namespace's table: "Num RefCount Protocol Flags Type St Inode Path".
  * The path is the rest of the line after the seventh field (it may contain
@@ -72,43 +71,60 @@ static int read_unix_table(int proc_fd, const char *pid, char ***v, size_t *n)
         return rc;
 }
 
+/* A process's network namespace, as its link names it ("net:[4026531840]"):
+ * readlink stops at the magic link, where a stat would follow it to an nsfs
+ * inode and dentry (made, and freed again, for a namespace no fd holds). The
+ * number is the namespace's inode, unique among live namespaces. false when
+ * the process is gone. */
+static bool net_ns_of(int proc_fd, const char *pid, unsigned long long *ino)
+{
+        char rel[NAME_MAX + 16], link[64];
+        snprintf(rel, sizeof rel, "%s/ns/net", pid);
+        ssize_t n = readlinkat(proc_fd, rel, link, sizeof link - 1);
+        if (n <= 0)
+                return false;
+        link[n] = '\0';
+        return sscanf(link, "net:[%llu]", ino) == 1;
+}
+
+/* Every process's network namespace, each one's table read once. The
+ * directory is read with getdents64 into a buffer on the stack, not through
+ * opendir, whose fresh 32 KiB buffer is pages a daemon's worker writes after
+ * pid 1's clone: copy-on-write faults (docs/run-core.md, "Start-up time"). */
 int aidp_hostsock_collect(char ***ret)
 {
         _cleanup_close_ int proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (proc_fd < 0)
                 return -errno;
-        int dup_fd = fcntl(proc_fd, F_DUPFD_CLOEXEC, 3);
-        if (dup_fd < 0)
-                return -errno;
-        _cleanup_(closedirp) DIR *d = fdopendir(dup_fd);
-        if (!d) {
-                close(dup_fd);
-                return -errno;
-        }
         /* Namespaces already read, by inode of their ns/net file. */
-        ino_t seen[4096];
+        unsigned long long seen[4096];
         size_t n_seen = 0;
         _cleanup_(aidp_strv_freep) char **v = NULL;
         size_t n = 0;
         int rc = 0;
-        struct dirent *e;
-        while (rc == 0 && (e = readdir(d))) {
-                if (e->d_name[0] < '1' || e->d_name[0] > '9')
-                        continue;
-                char rel[NAME_MAX + 16];
-                struct stat st;
-                snprintf(rel, sizeof rel, "%s/ns/net", e->d_name);
-                if (fstatat(proc_fd, rel, &st, 0) < 0)
-                        continue;
-                bool known = false;
-                for (size_t i = 0; i < n_seen && !known; i++)
-                        known = seen[i] == st.st_ino;
-                if (known)
-                        continue;
-                if (n_seen < sizeof seen / sizeof seen[0])
-                        seen[n_seen++] = st.st_ino;
-                rc = read_unix_table(proc_fd, e->d_name, &v, &n);
+        char buf[8192] __attribute__((aligned(8)));
+        long got = 0;
+        while (rc == 0 && (got = syscall(SYS_getdents64, proc_fd, buf, sizeof buf)) > 0) {
+                for (long off = 0; rc == 0 && off < got;) {
+                        struct dirent64 *e = (struct dirent64 *)(void *)(buf + off);
+                        off += e->d_reclen;
+                        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+                                continue;
+                        unsigned long long ino;
+                        if (!net_ns_of(proc_fd, e->d_name, &ino))
+                                continue;
+                        bool known = false;
+                        for (size_t i = 0; i < n_seen && !known; i++)
+                                known = seen[i] == ino;
+                        if (known)
+                                continue;
+                        if (n_seen < sizeof seen / sizeof seen[0])
+                                seen[n_seen++] = ino;
+                        rc = read_unix_table(proc_fd, e->d_name, &v, &n);
+                }
         }
+        if (rc == 0 && got < 0)
+                rc = -errno;
         if (rc < 0)
                 return rc;
         size_t nu = 0;

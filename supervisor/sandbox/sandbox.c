@@ -2,7 +2,6 @@
 #include "supervisor/sandbox/sandbox.h"
 #include "supervisor/sandbox/procstate.h"
 
-#include <cap-ng.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <poll.h>
@@ -33,6 +31,7 @@
 #include "common/error.h"
 #include "common/path.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
+#include "supervisor/sandbox/creds.h"
 #include "supervisor/sandbox/devnodes.h"
 #include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/hostsock.h"
@@ -240,51 +239,63 @@ static void attach_resolv(const char *root, const struct aidp_sandbox_spec *s)
               "/etc/resolv.conf");
 }
 
-/* Top-level entries of the host root: directories are bound read-only (with
- * their submounts), symlinks (merged /usr: bin -> usr/bin) are recreated. */
+/* One top-level entry of the host root: a directory is bound read-only (with
+ * its submounts), a symlink (merged /usr: bin -> usr/bin) is recreated. */
+static void bind_root_entry(const char *root, const struct aidp_sandbox_spec *s, const char *name,
+                            unsigned char type)
+{
+        char dst[PATH_MAX], src[PATH_MAX];
+        path_join(dst, sizeof dst, root, name);
+        path_join(src, sizeof src, "/", name);
+        /* The entry's type from the directory; lstat only where the file
+         * system does not say. */
+        struct stat st = {.st_mode = type == DT_DIR ? S_IFDIR : type == DT_LNK ? S_IFLNK : 0};
+        if (type == DT_UNKNOWN && lstat(src, &st) < 0)
+                return;
+        if (S_ISLNK(st.st_mode)) {
+                char target[PATH_MAX];
+                ssize_t n = readlink(src, target, sizeof target - 1);
+                if (n < 0)
+                        return;
+                target[n] = '\0';
+                CHECK(AIDP_STAGE_MOUNTS, symlink(target, dst), dst);
+                return;
+        }
+        if (!S_ISDIR(st.st_mode))
+                return;
+        bool skip = in_list(not_bound, name);
+        /* A data mount point that shadows a host directory of the same name
+         * (/data on a host that has one) replaces it. */
+        for (size_t i = 0; i < s->n_mounts && !skip; i++)
+                if (!strcmp(s->mounts[i].target + 1, name))
+                        skip = true;
+        CHECK(AIDP_STAGE_MOUNTS, mkdir(dst, in_list(masked_top, name) ? 0711 : 0755), dst);
+        if (skip)
+                return;
+        CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, src, dst, RO, true), src);
+}
+
+/* The host root's top-level entries, read with getdents64 into a buffer on
+ * this stack: opendir's malloc'ed 32 KiB buffer is pages written after the
+ * clone, each a copy-on-write or fresh-page fault (docs/run-core.md, "Spawn
+ * and job phases"). */
 static void bind_host_root(const char *root, const struct aidp_sandbox_spec *s)
 {
-        DIR *d = opendir("/");
-        if (!d)
+        _cleanup_close_ int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
                 die(AIDP_STAGE_MOUNTS, errno, "/");
-        struct dirent *e;
-        char dst[PATH_MAX], src[PATH_MAX];
-        while ((e = readdir(d))) {
-                if (e->d_name[0] == '.')
-                        continue;
-                path_join(dst, sizeof dst, root, e->d_name);
-                path_join(src, sizeof src, "/", e->d_name);
-                /* The entry's type from readdir; lstat only where the file
-                 * system does not say. */
-                struct stat st = {.st_mode = e->d_type == DT_DIR   ? S_IFDIR
-                                             : e->d_type == DT_LNK ? S_IFLNK
-                                                                   : 0};
-                if (e->d_type == DT_UNKNOWN && lstat(src, &st) < 0)
-                        continue;
-                if (S_ISLNK(st.st_mode)) {
-                        char target[PATH_MAX];
-                        ssize_t n = readlink(src, target, sizeof target - 1);
-                        if (n < 0)
-                                continue;
-                        target[n] = '\0';
-                        CHECK(AIDP_STAGE_MOUNTS, symlink(target, dst), dst);
-                        continue;
+        char buf[4096] __attribute__((aligned(8)));
+        long got;
+        while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+                for (long off = 0; off < got;) {
+                        struct dirent64 *e = (struct dirent64 *)(void *)(buf + off);
+                        off += e->d_reclen;
+                        if (e->d_name[0] != '.')
+                                bind_root_entry(root, s, e->d_name, e->d_type);
                 }
-                if (!S_ISDIR(st.st_mode))
-                        continue;
-                bool skip = in_list(not_bound, e->d_name);
-                /* A data mount point that shadows a host directory of the
-                 * same name (/data on a host that has one) replaces it. */
-                for (size_t i = 0; i < s->n_mounts && !skip; i++)
-                        if (!strcmp(s->mounts[i].target + 1, e->d_name))
-                                skip = true;
-                CHECK(AIDP_STAGE_MOUNTS, mkdir(dst, in_list(masked_top, e->d_name) ? 0711 : 0755),
-                      dst);
-                if (skip)
-                        continue;
-                CHECK(AIDP_STAGE_MOUNTS, attach_clone(AT_FDCWD, src, dst, RO, true), src);
         }
-        closedir(d);
+        if (got < 0)
+                die(AIDP_STAGE_MOUNTS, errno, "/");
 }
 
 static void setup_dev(const char *root, const struct aidp_sandbox_spec *s)
@@ -532,68 +543,13 @@ static void loopback_up(void)
         CHECK(AIDP_STAGE_NETWORK, ioctl(fd, SIOCSIFFLAGS, &ifr), "lo");
 }
 
-/* Drop to the job's identity with nothing kept: bounding set first (needs
- * CAP_SETPCAP, so while still root), then groups, gid, uid; the uid change
- * clears permitted/effective/ambient; the explicit clears cover the rest. */
+/* Into the job's identity, or stop naming the step (creds.h). */
 static void drop_credentials(const struct aidp_sandbox_spec *s)
 {
-        capng_clear(CAPNG_SELECT_ALL);
-        const struct aidp_profile *pr = s->profile;
-        bool keep = pr && pr->n_capabilities > 0;
-        for (size_t i = 0; pr && i < pr->n_capabilities; i++) {
-                /* profiles store "CAP_NET_RAW"; libcap-ng wants "net_raw" */
-                const char *cn = pr->capabilities[i];
-                int cap = capng_name_to_capability(strncasecmp(cn, "CAP_", 4) ? cn : cn + 4);
-                if (cap < 0)
-                        die(AIDP_STAGE_CREDENTIALS, EINVAL, pr->capabilities[i]);
-                capng_update(CAPNG_ADD,
-                             CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE |
-                                     CAPNG_BOUNDING_SET,
-                             (unsigned)cap);
-                capng_update(CAPNG_ADD, CAPNG_AMBIENT, (unsigned)cap);
-        }
-        /* The bounding set first: dropping from it needs CAP_SETPCAP. */
-        if (capng_apply(CAPNG_SELECT_BOUNDS) < 0)
-                die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply (bounding set)");
-        if (keep)
-                CHECK(AIDP_STAGE_CREDENTIALS, prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keepcaps");
-        /* Groups, gid, uid through the raw system calls, not glibc's wrappers
-         * (nor capng_change_id, which uses them): those make every thread glibc
-         * knows of take the change too, and this process is a clone3 copy of a
-         * supervisor whose other threads (START's fsync) do not exist here, so
-         * the wrapper would wait for them forever. The kernel changes the
-         * calling thread, which is all of pid 1. */
-        /* The job user's supplementary groups (group-shared data), as a
-         * login would give them; the supervisor looked them up before the
-         * clone, since pid 1 must not call into NSS. */
-        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setgroups, s->n_groups, s->groups), "setgroups");
-        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setresgid, s->gid, s->gid, s->gid), "setresgid");
-        CHECK(AIDP_STAGE_CREDENTIALS, syscall(SYS_setresuid, s->uid, s->uid, s->uid), "setresuid");
-        if (keep)
-                CHECK(AIDP_STAGE_CREDENTIALS, prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "keepcaps");
-        /* Effective, permitted and inheritable: the profile's, else none. */
-        if (capng_apply(CAPNG_SELECT_CAPS) < 0)
-                die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply");
-        if (keep) {
-                if (capng_apply(CAPNG_SELECT_AMBIENT) < 0)
-                        die(AIDP_STAGE_CREDENTIALS, EPERM, "capng_apply (ambient)");
-        } else {
-                CHECK(AIDP_STAGE_CREDENTIALS,
-                      prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient");
-        }
-        /* Exactly the groups asked for (the kernel sorts them), and nothing
-         * of root's left. */
-        gid_t g[AIDP_SANDBOX_MAX_GROUPS + 1];
-        int ng = getgroups(ARRAY_SIZE(g), g);
-        bool same = ng >= 0 && (size_t)ng == s->n_groups;
-        for (int i = 0; same && i < ng; i++) {
-                same = false;
-                for (size_t j = 0; !same && j < s->n_groups; j++)
-                        same = g[i] == s->groups[j];
-        }
-        if (!same || getuid() != s->uid || getgid() != s->gid)
-                die(AIDP_STAGE_CREDENTIALS, EPERM, "identity check");
-        CHECK(AIDP_STAGE_CREDENTIALS, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+        const char *what = "";
+        int rc = aidp_sandbox_drop_credentials(s, &what);
+        if (rc < 0)
+                die(AIDP_STAGE_CREDENTIALS, -rc, what);
 }
 
 static void apply_rlimits(const struct aidp_sandbox_spec *s)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,74 @@ Test(leaks, host_unix_sockets_are_unreachable_unless_bound_explicitly)
         cr_expect(strstr(P.out, "reachable /mnt/allowed.sock: pong"), "bound explicitly:\n%s",
                   P.out);
         cr_expect(has_line("unreachable", var_sock), "its host path stays covered:\n%s", P.out);
+}
+
+/* A socket bound in a network namespace of its own (a container's, on the
+ * host) is listed through the one process in that namespace, whose table the
+ * supervisor reads once per namespace (hostsock.c: the namespace of each
+ * process, by its ns/net link), and is covered like the host's. */
+Test(leaks, a_socket_bound_in_another_network_namespace_is_covered)
+{
+        AIDP_REQUIRE_ROOT();
+        char sock[128], bind_opt[160];
+        TEST_SNPRINTF(sock, "%s/netns.sock", binddir);
+        TEST_SNPRINTF(bind_opt, "%s:/mnt/b", binddir);
+        int ready[2];
+        cr_assert_eq(pipe(ready), 0);
+        server = fork();
+        cr_assert_geq(server, 0);
+        if (server == 0) {
+                /* A throwaway namespace: the host's own is never changed. */
+                struct sockaddr_un a = {.sun_family = AF_UNIX};
+                memcpy(a.sun_path, sock, strlen(sock));
+                int fd = -1;
+                if (unshare(CLONE_NEWNET) < 0 ||
+                    (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+                    bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || chmod(sock, 0777) < 0 ||
+                    listen(fd, 16) < 0)
+                        _exit(1);
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(1);
+                for (;;) {
+                        int c = accept(fd, NULL, NULL);
+                        char buf[8];
+                        if (c >= 0 && read(c, buf, sizeof buf) > 0 && write(c, "pong", 4) != 4)
+                                _exit(1);
+                        if (c >= 0)
+                                close(c);
+                }
+        }
+        close(ready[1]);
+        char r;
+        cr_assert_eq(read(ready[0], &r, 1), 1, "the server in its own namespace did not start");
+        close(ready[0]);
+        /* Its own namespace, and reachable from the host by its path. */
+        char mine[64], its[64], link[64];
+        TEST_SNPRINTF(link, "/proc/%d/ns/net", (int)server);
+        ssize_t n1 = readlink("/proc/self/ns/net", mine, sizeof mine - 1);
+        ssize_t n2 = readlink(link, its, sizeof its - 1);
+        cr_assert(n1 > 0 && n2 > 0);
+        mine[n1] = its[n2] = '\0';
+        cr_assert_str_neq(mine, its);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        memcpy(a.sun_path, sock, strlen(sock));
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        char buf[8] = {0};
+        cr_assert_eq(connect(c, (struct sockaddr *)&a, sizeof a), 0, "%s", strerror(errno));
+        cr_assert_eq(write(c, "ping", 4), 4);
+        cr_assert_eq(read(c, buf, sizeof buf), 4);
+        close(c);
+        cr_assert_str_eq(buf, "pong");
+
+        /* In a bound directory, which the job sees (a read-only bind does
+         * not stop a connect; only the cover does). */
+        const char *opts[] = {"--ro-bind", bind_opt, NULL};
+        const char *args[] = {"unix", "/mnt/b/netns.sock", NULL};
+        int st = run_probe(opts, args);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(has_line("unreachable", "/mnt/b/netns.sock"), "bound in another namespace:\n%s",
+                  P.out);
+        cr_expect(!reached("/mnt/b/netns.sock"), "%s", P.out);
 }
 
 /* A socket the profile allows stays reachable when a symlink stands between
@@ -493,8 +562,10 @@ Test(leaks, a_socket_below_a_path_too_long_to_name_still_runs_and_is_covered)
         int s = listen_unix(sock);
         serve(&s, 1);
         close(s);
+        /* In the working directory, which the job sees (bound from the host). */
+        const char *opts[] = {"--cwd", cwddir, NULL};
         const char *args[] = {"unix", sock, NULL};
-        int st = run_probe(NULL, args);
+        int st = run_probe(opts, args);
         cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
         cr_expect(has_line("unreachable", sock), "below a path too long to name:\n%s", P.out);
 }

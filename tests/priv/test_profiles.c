@@ -342,6 +342,45 @@ Test(profiles, devices_capabilities_and_binds_are_enforced)
         rmdir(dir);
 }
 
+/* A profile's capability is the job's whole set, in each of the five: the
+ * bounding set holds nothing else, and ambient carries it over the job's
+ * execve as a non-root user; without the grant every set is empty
+ * (sandbox_probe checks that for the baseline). */
+Test(profiles, a_kept_capability_is_exactly_each_of_the_jobs_sets)
+{
+        AIDP_REQUIRE_ROOT();
+        char dir[] = "/tmp/aidp-prof-caps.XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char yaml[300];
+        snprintf(yaml, sizeof yaml, "%s/p.yaml", dir);
+        FILE *f = fopen(yaml, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: p}\n"
+                "extends: %s\ncapabilities: [CAP_NET_BIND_SERVICE, CAP_NET_RAW]\n",
+                LIB("baseline"));
+        fclose(f);
+        const char *cmd[] = {PY, "-c",
+                             "import os\n"
+                             "for l in open('/proc/self/status'):\n"
+                             " k = l.split(':')[0]\n"
+                             " if k.startswith('Cap'): print(k, int(l.split()[1], 16))\n"
+                             "print('uid', os.getuid(), os.geteuid())\n",
+                             NULL};
+        int rc = run_in(yaml, cmd);
+        cr_expect_eq(rc, 0, "%s\n%s", P.out, P.err);
+        /* CAP_NET_BIND_SERVICE is 10, CAP_NET_RAW 13 */
+        const char *sets[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"};
+        for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+                char want[64];
+                snprintf(want, sizeof want, "%s %d\n", sets[i], (1 << 10) | (1 << 13));
+                cr_expect(strstr(P.out, want), "%s:\n%s\n%s", want, P.out, P.err);
+        }
+        cr_expect(strstr(P.out, "uid 65534 65534\n"), "%s", P.out);
+        unlink(yaml);
+        rmdir(dir);
+}
+
 Test(profiles, bad_profile_is_a_config_error_before_anything_runs)
 {
         AIDP_REQUIRE_ROOT();

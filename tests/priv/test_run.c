@@ -3,6 +3,7 @@
  * that nothing of the run is left. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -285,6 +286,59 @@ Test(run, summary_reports_tmpfs_noswap_as_the_kernel_supports_it)
         /* Where it is missing the run says so, and still runs. */
         cr_expect_eq(strstr(P.err, "noswap unsupported") != NULL, !has_noswap, "%s", P.err);
         cr_expect(strstr(buf, "\"exit_status\":0") != NULL, "%s", buf);
+}
+
+/* The job's root mirrors the host's top level: every host symlink there
+ * (merged /usr: bin -> usr/bin) is the same symlink, every host directory is
+ * a directory (bound read-only, or an empty mount point for what the sandbox
+ * replaces or masks), and a bound one shows the host's content. */
+Test(run, the_jobs_root_has_the_hosts_top_level_entries)
+{
+        AIDP_REQUIRE_ROOT();
+        static const char script[] =
+                "import os\n"
+                "for n in sorted(os.listdir('/')):\n"
+                " p = '/' + n\n"
+                " print(n, 'link:' + os.readlink(p) if os.path.islink(p) else\n"
+                "       'dir' if os.path.isdir(p) else 'other')\n"
+                "print('usr-bin-true', os.path.exists('/usr/bin/true'))\n";
+        char rd[] = "/tmp/aidp-test-root-XXXXXX";
+        cr_assert_not_null(aidp_test_mkdtemp(rd));
+        const char *const job[] = {"/usr/bin/python3", "-c", script, NULL};
+        int st = aidp_test_run_job(&P, rd, NULL, job);
+        aidp_test_rm_tree(rd);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(strstr(P.out, "usr-bin-true True\n"), "%s", P.out);
+        DIR *d = opendir("/");
+        cr_assert_not_null(d);
+        struct dirent *e;
+        int checked = 0;
+        while ((e = readdir(d))) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char path[PATH_MAX], want[PATH_MAX + 300], target[PATH_MAX];
+                snprintf(path, sizeof path, "/%s", e->d_name);
+                struct stat sb;
+                if (lstat(path, &sb) < 0)
+                        continue;
+                if (S_ISLNK(sb.st_mode)) {
+                        ssize_t n = readlink(path, target, sizeof target - 1);
+                        cr_assert_gt(n, 0);
+                        target[n] = '\0';
+                        snprintf(want, sizeof want, "\n%s link:%s\n", e->d_name, target);
+                } else if (S_ISDIR(sb.st_mode)) {
+                        snprintf(want, sizeof want, "\n%s dir\n", e->d_name);
+                } else {
+                        continue;
+                }
+                /* a whole line: at the start of the output or after a newline */
+                bool found = !strncmp(P.out, want + 1, strlen(want + 1)) || strstr(P.out, want);
+                cr_expect(found, "host /%s: want '%s' in the job's root:\n%s", e->d_name, want + 1,
+                          P.out);
+                checked++;
+        }
+        closedir(d);
+        cr_expect_gt(checked, 5, "the host root had only %d entries", checked);
 }
 
 Test(run, ro_bind_and_bind_options)

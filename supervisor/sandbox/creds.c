@@ -1,0 +1,126 @@
+#define _GNU_SOURCE
+/* pid 1's privilege drop (creds.h): straight system calls, where libcap-ng
+ * read /proc/self/status through stdio three times (capng_clear and each
+ * capng_apply) on the path to the job. */
+#include "supervisor/sandbox/creds.h"
+
+#include <cap-ng.h>
+#include <errno.h>
+#include <linux/capability.h>
+#include <stdint.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+
+#define TRY(expr, step)                                                                            \
+        do {                                                                                       \
+                if ((expr) < 0) {                                                                  \
+                        *what = (step);                                                            \
+                        return -errno;                                                             \
+                }                                                                                  \
+        } while (0)
+
+/* The profile's capabilities as a set of capability numbers. */
+static int kept_caps(const struct aidp_profile *pr, uint64_t *keep, const char **what)
+{
+        *keep = 0;
+        for (size_t i = 0; pr && i < pr->n_capabilities; i++) {
+                /* profiles store "CAP_NET_RAW"; libcap-ng's table wants "net_raw" */
+                const char *cn = pr->capabilities[i];
+                int cap = capng_name_to_capability(strncasecmp(cn, "CAP_", 4) ? cn : cn + 4);
+                if (cap < 0 || cap > 63) {
+                        *what = cn;
+                        return -EINVAL;
+                }
+                *keep |= 1ULL << cap;
+        }
+        return 0;
+}
+
+/* Effective, permitted and inheritable set to exactly `keep` (capset(2),
+ * version 3: two 32-bit words per set). */
+static int set_caps(uint64_t keep)
+{
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+        struct __user_cap_data_struct d[2];
+        for (int i = 0; i < 2; i++) {
+                uint32_t w = (uint32_t)(keep >> (32 * i));
+                d[i] = (struct __user_cap_data_struct){
+                        .effective = w, .permitted = w, .inheritable = w};
+        }
+        return (int)syscall(SYS_capset, &h, d);
+}
+
+/* Every capability the kernel knows (EINVAL past its last one) out of the
+ * bounding set, but the kept ones. Needs CAP_SETPCAP: while still root. */
+static int drop_bounding(uint64_t keep, const char **what)
+{
+        for (unsigned long cap = 0;; cap++) {
+                if (cap < 64 && (keep >> cap & 1))
+                        continue;
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0)
+                        continue;
+                if (errno == EINVAL && cap > 0)
+                        return 0;
+                *what = "bounding set";
+                return -errno;
+        }
+}
+
+/* Exactly the groups asked for (the kernel sorts them), and nothing of
+ * root's left. */
+static bool is_job_identity(const struct aidp_sandbox_spec *s)
+{
+        gid_t g[AIDP_SANDBOX_MAX_GROUPS + 1];
+        int ng = getgroups(ARRAY_SIZE(g), g);
+        bool same = ng >= 0 && (size_t)ng == s->n_groups;
+        for (int i = 0; same && i < ng; i++) {
+                same = false;
+                for (size_t j = 0; !same && j < s->n_groups; j++)
+                        same = g[i] == s->groups[j];
+        }
+        return same && getuid() == s->uid && getgid() == s->gid;
+}
+
+int aidp_sandbox_drop_credentials(const struct aidp_sandbox_spec *s, const char **what)
+{
+        uint64_t keep;
+        int rc = kept_caps(s->profile, &keep, what);
+        if (rc == 0)
+                rc = drop_bounding(keep, what);
+        if (rc < 0)
+                return rc;
+        if (keep)
+                TRY(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keepcaps");
+        /* Groups, gid, uid through the raw system calls, not glibc's wrappers
+         * (nor capng_change_id, which uses them): those make every thread glibc
+         * knows of take the change too, and this process is a clone3 copy of a
+         * supervisor whose other threads (START's fsync) do not exist here, so
+         * the wrapper would wait for them forever. The kernel changes the
+         * calling thread, which is all of pid 1. */
+        /* The job user's supplementary groups (group-shared data), as a
+         * login would give them; the supervisor looked them up before the
+         * clone, since pid 1 must not call into NSS. */
+        TRY(syscall(SYS_setgroups, s->n_groups, s->groups), "setgroups");
+        TRY(syscall(SYS_setresgid, s->gid, s->gid, s->gid), "setresgid");
+        TRY(syscall(SYS_setresuid, s->uid, s->uid, s->uid), "setresuid");
+        if (keep)
+                TRY(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "keepcaps");
+        /* Effective, permitted and inheritable: the profile's, else none. */
+        TRY(set_caps(keep), "capset");
+        /* Ambient: exactly the kept ones, so that they survive the job's
+         * execve as a non-root user. */
+        TRY(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient");
+        for (unsigned long cap = 0; cap < 64; cap++)
+                if (keep >> cap & 1)
+                        TRY(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), "ambient");
+        if (!is_job_identity(s)) {
+                *what = "identity check";
+                return -EPERM;
+        }
+        TRY(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
+        return 0;
+}
