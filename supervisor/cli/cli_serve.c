@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -444,6 +445,27 @@ static void make_ready(void *arg)
         (void)aidp_nsready_make();
 }
 
+static void *no_work(void *arg)
+{
+        return arg;
+}
+
+/* Threads started and joined before any worker is forked: glibc binds its
+ * calls into ld.so lazily (_dl_allocate_tls and the like, under
+ * pthread_create's allocate_stack), so the first thread of every worker's run
+ * (the client's watcher) did that binding again, writing libc's GOT, about
+ * 0.5 ms per run. Twice: the second takes the first one's stack from glibc's
+ * cache, which a worker's first thread does too (the workers inherit that
+ * cache), and that path binds calls of its own. */
+static void bind_thread_start(void)
+{
+        for (int i = 0; i < 2; i++) {
+                pthread_t t;
+                if (pthread_create(&t, NULL, no_work, NULL) == 0)
+                        pthread_join(t, NULL);
+        }
+}
+
 static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp_error *err)
 {
         if (!c->run_dir) {
@@ -516,6 +538,7 @@ int aidp_cli_serve(int argc, char **argv)
          * on inherits them. */
         size_t warm = aidp_run_warm_seccomp();
         const char *cold = aidp_run_warm_host();
+        bind_thread_start();
         if (cold)
                 fprintf(stderr, "aidp-supervisor serve: not warm: %s\n", cold);
         int lfd = aidp_daemon_listen(&cfg, &err);

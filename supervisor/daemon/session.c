@@ -251,10 +251,8 @@ static void intake_start(void)
         getrusage(RUSAGE_SELF, &g_intake_ru);
 }
 
-static void intake_done(void)
+static void intake_print(const char *what, const char *name)
 {
-        if (!g_intake.tv_sec || !getenv("AIDP_TIMING"))
-                return;
         struct timespec now;
         struct rusage ru;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -266,11 +264,28 @@ static void intake_done(void)
                      (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec - a->ru_utime.tv_usec -
                               a->ru_stime.tv_usec) /
                              1e3;
-        fprintf(stderr, "aidp-supervisor: timing: %-10s %8.3f ms  cpu %6.3f ms  faults %4ld\n",
-                "intake",
+        fprintf(stderr, "aidp-supervisor: %s: %-10s %8.3f ms  cpu %6.3f ms  faults %4ld\n", what,
+                name,
                 (double)(now.tv_sec - g_intake.tv_sec) * 1e3 +
                         (double)(now.tv_nsec - g_intake.tv_nsec) / 1e6,
                 cpu, ru.ru_minflt - a->ru_minflt);
+}
+
+static void intake_done(void)
+{
+        if (!g_intake.tv_sec || !getenv("AIDP_TIMING"))
+                return;
+        intake_print("timing", "intake");
+}
+
+/* And the worker's whole part, from the connection in hand to the status
+ * (its threads included; what lies between the phases too). Not a phase:
+ * scripts/bench-start sums those. */
+static void worker_done(void)
+{
+        if (!g_intake.tv_sec || !getenv("AIDP_TIMING"))
+                return;
+        intake_print("worker", "to-status");
 }
 
 int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_id,
@@ -326,6 +341,7 @@ void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status)
         /* First: the client closes its end once it has its status, and the
          * watcher must not take that for a disconnect mid-run. */
         atomic_store(&s->finished, true);
+        worker_done();
         send_exit(s, status);
         /* The client's terminal or files are no longer this worker's to
          * write to (nor a pipe whose reader has gone, which would be a

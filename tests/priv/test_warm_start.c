@@ -705,3 +705,58 @@ Test(warm_start, idle_workers_lock_their_copies_of_the_key_pages_again)
         cr_assert_eq(run_as(&p, &A, NULL, "echo ok"), 0, "%s", p.err);
         cr_expect_str_eq(p.out, "ok\n");
 }
+
+/* pid's main stack resident in memory, in KiB (its [stack] Rss), or -1. */
+static long stack_rss_kb(pid_t pid)
+{
+        char p[64], line[512];
+        TEST_SNPRINTF(p, "/proc/%d/smaps", (int)pid);
+        FILE *f = fopen(p, "re");
+        if (!f)
+                return -1;
+        long kb = -1;
+        bool in_stack = false;
+        while (fgets(line, sizeof line, f)) {
+                unsigned long a, b;
+                if (sscanf(line, "%lx-%lx", &a, &b) == 2 && strchr(line, ' '))
+                        in_stack = strstr(line, "[stack]") != NULL;
+                else if (in_stack && sscanf(line, "Rss: %ld kB", &kb) == 1)
+                        break;
+        }
+        fclose(f);
+        return kb;
+}
+
+/* A run's state lives on the worker's stack (some 170 KiB of it below the
+ * idle worker's frames), pages the server never reached: an idle worker
+ * makes them its own while it waits (pool.c, stack_ahead), so that the
+ * run does not take a fault per page of it. The server's own stack stays
+ * as it was. */
+Test(warm_start, idle_workers_own_the_stack_a_run_reaches)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_start();
+        int d_nice, d_policy;
+        cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
+        cr_assert(pool_ready(d_policy), "no idle worker became ready");
+        long server = stack_rss_kb(daemon_pid);
+        cr_assert_geq(server, 0, "the server's stack cannot be read");
+        struct aidp_test_kid k[64];
+        size_t n = wait_children(k, 64, 2);
+        cr_assert_geq(n, 2, "the daemon forked no idle workers ahead (%zu children)", n);
+        for (size_t i = 0; i < n; i++) {
+                /* A worker just forked has not made its copies yet. */
+                long kb = -1;
+                for (int t = 0; t < 500 && (kb = stack_rss_kb(k[i].pid)) < 256; t++)
+                        usleep(10000);
+                cr_expect_geq(kb, 256, "idle worker %d has %ld KiB of its stack (server: %ld)",
+                              (int)k[i].pid, kb, server);
+        }
+        cr_expect_lt(server, 256, "the server touched %ld KiB of stack: the check proves nothing",
+                     server);
+        /* and a run through such a worker works */
+        struct aidp_proc p;
+        cr_assert_eq(run_as(&p, &A, NULL, "echo ok"), 0, "%s", p.err);
+        cr_expect_str_eq(p.out, "ok\n");
+}
