@@ -272,6 +272,33 @@ int aidp_run_cgready_gc(const char *run_dir, int wait_ms)
 
 /* ---- the sweep: ready cgroups whose record is gone ---- */
 
+/* Is pid, started at start, gone? Only a /proc entry that does not exist
+ * (ENOENT, ESRCH), a zombie or another start time say so; one that cannot be
+ * read now (ENFILE, ENOMEM, EACCES...) tells nothing: the maker counts as
+ * alive. */
+static bool pid_gone(int pid, unsigned long long start)
+{
+        char p[64], buf[1024];
+        snprintf(p, sizeof p, "/proc/%d/stat", pid);
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT || errno == ESRCH;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n < 0)
+                return errno == ESRCH; /* the task went between open and read */
+        buf[n] = '\0';
+        /* comm may hold spaces and ')': the fields restart after the last ')' */
+        const char *s = strrchr(buf, ')');
+        char state;
+        unsigned long long t;
+        if (!s || sscanf(s + 1,
+                         " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+                         "%*s %*s %*s %llu",
+                         &state, &t) != 2)
+                return false;
+        return state == 'Z' || state == 'X' || t != start;
+}
+
 /* A mark names a maker that is gone: its pid (in this pid namespace) has
  * another start time, or none (exited, a zombie). A maker of another pid
  * namespace (a daemon in a container, gc on the host) cannot be judged
@@ -286,7 +313,7 @@ static bool maker_gone(const char *mark, void *arg)
         if (sscanf(mark, "%d %llu %lu%c", &pid, &start, &ns, &end) != 3 || pid <= 0 || start == 0 ||
             ns == 0 || ns != pid_ns())
                 return false;
-        return aidp_proc_starttime(pid) != start;
+        return pid_gone(pid, start);
 }
 
 struct sweep_report {

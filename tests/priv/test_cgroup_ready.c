@@ -281,6 +281,12 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
         cr_assert_eq(pids, 48);
         cr_assert_eq(mem, 192 * MiB);
         cr_assert_eq(quota, 100000, "cpu quota %llu", quota);
+        /* Adopted, the cgroup is the run's own: it no longer carries the
+         * ready mark, so no sweep can take it for a ready one. */
+        char md[1100], mv[64];
+        cr_assert(run_dir_of(id, "pids", md, sizeof md));
+        cr_expect_lt(getxattr(md, "trusted.aidp.ready", mv, sizeof mv), 0,
+                     "the run's cgroup %s still carries the ready mark", md);
         /* v1: the device policy (its base lines were written ahead, the
          * run's own after them) is exactly the minimal /dev's, nothing more:
          * the same list a cgroup made at the run's start gets. */

@@ -33,6 +33,15 @@ void cgfs_mark_dirs(const struct aidp_cgroup *cg, const char *mark)
                         (void)setxattr(cg->dirs[i].path, CG_MARK, mark, strlen(mark), 0);
 }
 
+/* A ready cgroup taken by a run is the run's own: its mark goes, so that no
+ * sweep (whatever it makes of the maker) ever takes it for a ready one. */
+void cgfs_unmark_dirs(const struct aidp_cgroup *cg)
+{
+        for (size_t i = 0; i < cg->n_dirs; i++)
+                if (!cg->dirs[i].gone)
+                        (void)removexattr(cg->dirs[i].path, CG_MARK);
+}
+
 struct sweep {
         bool (*orphan)(const char *mark, void *arg);
         void (*removed)(const char *path, void *arg);
