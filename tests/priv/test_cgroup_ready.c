@@ -283,7 +283,7 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
         cr_assert_eq(quota, 100000, "cpu quota %llu", quota);
         /* Adopted, the cgroup is the run's own: it no longer carries the
          * ready mark, so no sweep can take it for a ready one. */
-        char md[1100], mv[64];
+        char md[1100], mv[PATH_MAX + 128];
         cr_assert(run_dir_of(id, "pids", md, sizeof md));
         cr_expect_lt(getxattr(md, "trusted.aidp.ready", mv, sizeof mv), 0,
                      "the run's cgroup %s still carries the ready mark", md);
@@ -379,7 +379,7 @@ Test(cgroup_ready, a_ready_cgroup_no_run_takes_goes_with_its_worker_and_daemon)
  * (set once all of them exist; the worker may be a moment behind). */
 static bool marked(const char *id)
 {
-        char d[1100], v[64];
+        char d[1100], v[PATH_MAX + 128]; /* the mark names the run directory */
         return run_dir_of(id, "pids", d, sizeof d) &&
                getxattr(d, "trusted.aidp.ready", v, sizeof v) > 0;
 }

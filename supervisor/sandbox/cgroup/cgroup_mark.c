@@ -78,7 +78,7 @@ static int sweep_parent(int pfd, const char *ppath, struct sweep *s)
                                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (cfd < 0)
                         continue;
-                char mark[128];
+                char mark[PATH_MAX + 128];
                 struct stat st;
                 ssize_t n = fgetxattr(cfd, CG_MARK, mark, sizeof mark - 1);
                 bool root = fstat(cfd, &st) == 0 && st.st_uid == 0;
@@ -117,6 +117,14 @@ static void sweep_tree(int dfd, const char *path, int depth, struct sweep *s)
                                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0)
                         continue;
+                /* A subtree delegated to a user (its directories theirs) holds
+                 * no ready cgroup of ours, and may be as wide and deep as that
+                 * user likes: not entered. */
+                struct stat st;
+                if (fstat(fd, &st) < 0 || st.st_uid != 0) {
+                        close(fd);
+                        continue;
+                }
                 if (!strcmp(e->d_name, "aidp")) {
                         int n = sweep_parent(fd, sub, s);
                         s->n += n;
