@@ -532,7 +532,7 @@ int aidp_cli_serve(int argc, char **argv)
         aidp_error gerr = {0};
         aidp_run_gc(g_serve.run_dir, gc_report, NULL, &gerr);
         /* and ready cgroups of a killed daemon whose run directory went */
-        aidp_run_cgready_sweep(sweep_report, NULL);
+        aidp_run_cgready_sweep(g_serve.run_dir, sweep_report, NULL);
         /* Warm start: every library profile's filter compiled once, here,
          * and the host's state loaded (warm.h); each worker forked from now
          * on inherits them. */

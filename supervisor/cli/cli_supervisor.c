@@ -327,7 +327,7 @@ static int cmd_gc(int argc, char **argv)
         if (n < 0)
                 return aidp_cli_fail("aidp-supervisor", &err);
         /* Ready cgroups whose record went with a deleted run directory. */
-        int swept = aidp_run_cgready_sweep(sweep_report, NULL);
+        int swept = aidp_run_cgready_sweep(c.run_dir, sweep_report, NULL);
         printf("gc: %d run(s) cleaned\n", n);
         if (swept > 0)
                 printf("gc: %d ready cgroup(s) of gone workers removed\n", swept);

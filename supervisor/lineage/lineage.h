@@ -57,6 +57,13 @@ int aidp_lineage_append_begin(struct aidp_lineage *lg, json_object *ev,
                               struct aidp_lineage_pending **p, aidp_error *err);
 int aidp_lineage_append_commit(struct aidp_lineage_pending *p, aidp_error *err);
 
+/* Commit the records past the anchor that no living append will commit (an
+ * appender killed between its line's write and its commit): under the log's
+ * locks, fdatasync of the log and the anchor's rewrite (a failed fdatasync cuts
+ * the log back to the anchored record). gc does this before it trusts an end
+ * record it found in the log. 0, or < 0 with AIDP_EXIT_LINEAGE. */
+int aidp_lineage_commit_pending(struct aidp_lineage *lg, aidp_error *err);
+
 /* How many times this process fdatasync'd a log to commit records (tests,
  * benchmarks: fewer than its records when appends share their commits). */
 uint64_t aidp_lineage_log_syncs(void);

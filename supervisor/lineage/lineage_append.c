@@ -526,3 +526,33 @@ int aidp_lineage_append(struct aidp_lineage *lg, json_object *ev, aidp_error *er
         int r = append_begin(lg, ev, false, &p, err);
         return r < 0 ? r : aidp_lineage_append_commit(p, err);
 }
+
+/* Commit what lies past the anchor: the records of appenders that died between
+ * their line's write and its commit. Under both locks, as a group's sync (which
+ * cuts the log back to the anchored record when the fdatasync fails). Heads go to
+ * no witness: a dead appender's TPM binding is not ours to finish. */
+int aidp_lineage_commit_pending(struct aidp_lineage *lg, aidp_error *err)
+{
+        int fd0 = -1, afd0 = -1;
+        bool created = false;
+        off_t size = 0;
+        struct aidp_lineage_record last;
+        uint64_t anchored = 0;
+        int r = aidp_lineage_lock_tail(lg, true, &fd0, &created, &size, &last, &anchored, err);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = fd0;
+        const char *what = "opening the anchor of";
+        if (last.seq != anchored && (r = aidp_lineage_open_anchor(lg, &afd0)) == 0) {
+                _cleanup_close_ int afd = afd0;
+                r = aidp_lineage_group_sync(lg, fd, afd, true, &what);
+        }
+        aidp_lineage_sync_unlock(fd);
+        flock(fd, LOCK_UN);
+        if (r < 0)
+                return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r,
+                                        "%s lineage %s (committing the records that await their "
+                                        "commit)",
+                                        what, lg->path);
+        return 0;
+}

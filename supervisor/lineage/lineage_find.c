@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "supervisor/lineage/codec/lineage_witness.h"
 
 #define CHUNK (64 * 1024)
 
@@ -85,14 +87,14 @@ static size_t lines_back(struct find *f, const char *buf, size_t len, bool at_st
         return 0;
 }
 
-int aidp_lineage_find_end(const char *path, const char *run_id, int64_t not_before, char *type,
-                          size_t type_len)
+/* Read the log at path backwards into f (whose end may be set already, from
+ * the log that followed this one). */
+static int find_in(const char *path, struct find *f)
 {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0)
                 return -errno;
-        struct find f = {.run_id = run_id, .not_before = not_before, .verdict = -1};
         /* buf holds one chunk and, after it, the head of the line that the
          * previous (later) chunk began with. */
         size_t cap = 2 * CHUNK, carry = 0;
@@ -101,7 +103,7 @@ int aidp_lineage_find_end(const char *path, const char *run_id, int64_t not_befo
                 return -ENOMEM;
         off_t pos = st.st_size;
         bool first = true;
-        while (pos > 0 && f.verdict < 0) {
+        while (pos > 0 && f->verdict < 0) {
                 size_t want = pos > CHUNK ? CHUNK : (size_t)pos;
                 if (want + carry > cap) {
                         char *nb = realloc(buf, want + carry);
@@ -127,7 +129,62 @@ int aidp_lineage_find_end(const char *path, const char *run_id, int64_t not_befo
                                 continue;
                         }
                 }
-                carry = lines_back(&f, buf, len, pos == 0);
+                carry = lines_back(f, buf, len, pos == 0);
+        }
+        return 0;
+}
+
+/* The archive the log at path continues (its first record, the link that
+ * `aidp lineage rotate` wrote), in out; false when it names none, or when the
+ * rotation was before not_before: a run whose journal is younger than the
+ * rotation has its START in this log or nowhere. */
+static bool archive_of(const char *path, int64_t not_before, char *out, size_t len)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        _cleanup_free_ char *buf = malloc(CHUNK);
+        ssize_t n = buf ? pread(fd, buf, CHUNK, 0) : -1;
+        const char *nl = n > 0 ? memchr(buf, '\n', (size_t)n) : NULL;
+        if (!nl)
+                return false;
+        json_tokener *tok = json_tokener_new();
+        json_object *ev = tok ? json_tokener_parse_ex(tok, buf, (int)(nl - buf)) : NULL;
+        json_tokener_free(tok);
+        struct aidp_lineage_link l;
+        const char *type = get_str(ev, "eventType");
+        bool ok = type && !strcmp(type, "OTHER") && aidp_lineage_rotation_of(ev, &l) == 1 &&
+                  (not_before <= 0 || event_seconds(get_str(ev, "eventTime")) + 1 >= not_before);
+        json_object_put(ev);
+        if (!ok)
+                return false;
+        const char *slash = strrchr(path, '/');
+        int dl = slash ? (int)(slash - path) + 1 : 0;
+        int w = snprintf(out, len, "%.*s%s", dl, path, l.file);
+        return w > 0 && (size_t)w < len;
+}
+
+/* How many archives a look-up follows back (a run spanning more rotations
+ * than this gets its ABORT, as before). */
+#define MAX_ARCHIVES 4
+
+int aidp_lineage_find_end(const char *path, const char *run_id, int64_t not_before, char *type,
+                          size_t type_len)
+{
+        struct find f = {.run_id = run_id, .not_before = not_before, .verdict = -1};
+        char cur[PATH_MAX], next[PATH_MAX];
+        if (snprintf(cur, sizeof cur, "%s", path) >= (int)sizeof cur)
+                return -ENAMETOOLONG;
+        for (int hop = 0;; hop++) {
+                int r = find_in(cur, &f);
+                if (r < 0 && hop == 0)
+                        return r;
+                /* The run's START is not in this log: it may be in the archive
+                 * the log continues (a run under way while the log rotated). */
+                if (r < 0 || f.verdict >= 0 || hop == MAX_ARCHIVES ||
+                    !archive_of(cur, not_before, next, sizeof next))
+                        break;
+                memcpy(cur, next, sizeof cur);
         }
         if (f.verdict == 1)
                 snprintf(type, type_len, "%s", f.end);

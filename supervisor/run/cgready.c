@@ -71,13 +71,17 @@ static unsigned long pid_ns(void)
         return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
 }
 
-int aidp_run_cgready_mark(pid_t pid, char *out, size_t len)
+int aidp_run_cgready_mark(pid_t pid, const char *run_dir, char *out, size_t len)
 {
         unsigned long long start = aidp_proc_starttime(pid);
         unsigned long ns = pid_ns();
-        if (start == 0 || ns == 0)
+        const char *rd = aidp_journal_run_dir(run_dir);
+        struct stat st;
+        if (start == 0 || ns == 0 || rd[0] != '/' || stat(rd, &st) < 0)
                 return -1;
-        return snprintf(out, len, "%d %llu %lu", (int)pid, start, ns) < (int)len ? 0 : -1;
+        int n = snprintf(out, len, "%d %llu %lu %llu:%llu %s", (int)pid, start, ns,
+                         (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, rd);
+        return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
 void aidp_run_cgready_make(const char *run_dir)
@@ -104,8 +108,9 @@ void aidp_run_cgready_make(const char *run_dir)
         /* Its maker, on the cgroup itself: found and judged by
          * aidp_run_cgready_sweep even once this record is gone with its run
          * directory (deleted after the daemon was killed). */
-        char mark[96];
-        const char *mk = aidp_run_cgready_mark(getpid(), mark, sizeof mark) == 0 ? mark : NULL;
+        char mark[AIDP_CGREADY_MARK_MAX];
+        const char *mk =
+                aidp_run_cgready_mark(getpid(), run_dir, mark, sizeof mark) == 0 ? mark : NULL;
         aidp_error err = {0};
         if (log < 0 ||
             aidp_cgroup_prepare(NULL, g.id, log, aidp_devnodes_allow, mk, &g.cg, &err) < 0) {
@@ -272,37 +277,91 @@ int aidp_run_cgready_gc(const char *run_dir, int wait_ms)
 
 /* ---- the sweep: ready cgroups whose record is gone ---- */
 
-/* A mark names a maker that is gone: its pid (in this pid namespace) has
- * another start time, or none (exited, a zombie). A maker of another pid
- * namespace (a daemon in a container, gc on the host) cannot be judged
- * from here, nor can anything unreadable: both count as alive. */
-static bool maker_gone(const char *mark, void *arg)
+/* Is pid, started at start, gone? Only a /proc entry that does not exist
+ * (ENOENT, ESRCH), a zombie or another start time say so; one that cannot be
+ * read now (ENFILE, ENOMEM, EACCES...) tells nothing: the maker counts as
+ * alive. */
+static bool pid_gone(int pid, unsigned long long start)
 {
-        (void)arg;
-        int pid;
-        unsigned long long start;
-        unsigned long ns;
-        char end;
-        if (sscanf(mark, "%d %llu %lu%c", &pid, &start, &ns, &end) != 3 || pid <= 0 || start == 0 ||
-            ns == 0 || ns != pid_ns())
+        char p[64], buf[1024];
+        snprintf(p, sizeof p, "/proc/%d/stat", pid);
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT || errno == ESRCH;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n < 0)
+                return errno == ESRCH; /* the task went between open and read */
+        buf[n] = '\0';
+        /* comm may hold spaces and ')': the fields restart after the last ')' */
+        const char *s = strrchr(buf, ')');
+        char state;
+        unsigned long long t;
+        if (!s || sscanf(s + 1,
+                         " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+                         "%*s %*s %*s %llu",
+                         &state, &t) != 2)
                 return false;
-        return aidp_proc_starttime(pid) != start;
+        return state == 'Z' || state == 'X' || t != start;
 }
 
-struct sweep_report {
+/* The run directory the sweep is for: its own marks, and those of a run
+ * directory that is gone, are its to judge. */
+struct sweep_for {
+        const char *run_dir;
+        unsigned long long dev, ino;
         void (*report)(const char *path, void *arg);
         void *arg;
 };
 
-static void swept(const char *path, void *arg)
+/* Is the mark's run directory one this sweep may judge for: its own, or one
+ * that no longer exists (or is another directory now, another inode)? Another
+ * aidp instance's live run directory (a parallel test suite, another daemon)
+ * is that instance's to sweep. */
+static bool run_dir_ours(const struct sweep_for *sf, unsigned long long dev, unsigned long long ino,
+                         const char *path)
 {
-        struct sweep_report *r = arg;
-        if (r->report)
-                r->report(path, r->arg);
+        if (sf->run_dir && !strcmp(path, sf->run_dir) && dev == sf->dev && ino == sf->ino)
+                return true;
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return errno == ENOENT || errno == ENOTDIR;
+        return (unsigned long long)st.st_dev != dev || (unsigned long long)st.st_ino != ino;
 }
 
-int aidp_run_cgready_sweep(void (*report)(const char *path, void *arg), void *arg)
+/* A mark names a maker that is gone: its pid (in this pid namespace) has
+ * another start time, or none (exited, a zombie). A maker of another pid
+ * namespace (a daemon in a container, gc on the host) cannot be judged
+ * from here, nor can anything unreadable: both count as alive. A mark of
+ * another instance's live run directory is left alone. */
+static bool maker_gone(const char *mark, void *arg)
 {
-        struct sweep_report r = {report, arg};
-        return aidp_cgroup_sweep_marked(maker_gone, swept, &r);
+        const struct sweep_for *sf = arg;
+        int pid, off = 0;
+        unsigned long long start, dev, ino;
+        unsigned long ns;
+        if (sscanf(mark, "%d %llu %lu %llu:%llu %n", &pid, &start, &ns, &dev, &ino, &off) != 5 ||
+            off == 0 || mark[off] != '/' || pid <= 0 || start == 0 || ns == 0 || ns != pid_ns())
+                return false;
+        return run_dir_ours(sf, dev, ino, mark + off) && pid_gone(pid, start);
+}
+
+static void swept(const char *path, void *arg)
+{
+        struct sweep_for *sf = arg;
+        if (sf->report)
+                sf->report(path, sf->arg);
+}
+
+int aidp_run_cgready_sweep(const char *run_dir, void (*report)(const char *path, void *arg),
+                           void *arg)
+{
+        struct sweep_for sf = {
+                .run_dir = aidp_journal_run_dir(run_dir), .report = report, .arg = arg};
+        struct stat st;
+        if (stat(sf.run_dir, &st) == 0) {
+                sf.dev = (unsigned long long)st.st_dev;
+                sf.ino = (unsigned long long)st.st_ino;
+        } else
+                sf.run_dir = NULL;
+        return aidp_cgroup_sweep_marked(maker_gone, swept, &sf);
 }

@@ -11,6 +11,7 @@
  * are removed where they are empty (a ready cgroup never held a process; one
  * that a run took over is its journal's). Every ready cgroup is used at most
  * once: a run never gets a cgroup another run used. */
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -42,15 +43,21 @@ void aidp_run_cgready_drop(void);
 int aidp_run_cgready_gc(const char *run_dir, int wait_ms);
 /* Ready cgroups that nothing names any more (their record went with a run
  * directory deleted after its daemon was killed): each carries its maker's
- * pid, start time and pid namespace on itself (a trusted xattr, cgroup.h);
- * those whose maker is gone are removed where they are empty, in every
- * hierarchy, wherever their parent is. A live worker's (its maker alive), a live run's (its
- * worker alive, or a process in it; a run's own cgroup is never marked) and
- * anyone else's (unmarked) are left. A walk of the cgroup tree:
- * at a daemon's start and an explicit gc. report (or NULL) is told each
- * path removed. Returns how many were. */
-int aidp_run_cgready_sweep(void (*report)(const char *path, void *arg), void *arg);
+ * pid, start time and pid namespace and its run directory (path, dev:ino) on
+ * itself (a trusted xattr, cgroup.h); those of run_dir (NULL: the default),
+ * or of a run directory that no longer exists (or is another inode now),
+ * whose maker is gone are removed where they are empty, in every hierarchy,
+ * wherever their parent is. Another instance's (its run directory there), a
+ * live worker's (its maker alive), a live run's (a process in it; a run's
+ * own cgroup loses its mark when it adopts it) and anyone else's (unmarked)
+ * are left; directories not owned by root (delegated subtrees) are not
+ * entered. A walk of the cgroup tree: at a daemon's start and an explicit
+ * gc. report (or NULL) is told each path removed. Returns how many were. */
+int aidp_run_cgready_sweep(const char *run_dir, void (*report)(const char *path, void *arg),
+                           void *arg);
 /* The mark naming pid (alive, in this pid namespace) as a ready cgroup's
- * maker: "PID STARTTIME PIDNS". 0, or -1 when pid's start time cannot be
- * read. */
-int aidp_run_cgready_mark(pid_t pid, char *out, size_t len);
+ * maker, for run_dir (NULL: the default; it must exist, by an absolute
+ * path): "PID STARTTIME PIDNS DEV:INO RUNDIR". 0, or -1 when pid's start
+ * time or the run directory cannot be read. */
+#define AIDP_CGREADY_MARK_MAX (PATH_MAX + 96)
+int aidp_run_cgready_mark(pid_t pid, const char *run_dir, char *out, size_t len);

@@ -17,6 +17,7 @@
 #include "common/path.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/lineage/codec/lineage_codec.h"
+#include "supervisor/lineage/lineage.h"
 #include "supervisor/lineage/lineage_find.h"
 #include "supervisor/run/cgready.h"
 #include "supervisor/run/journal.h"
@@ -272,10 +273,28 @@ static void gc_cgroups(const struct cg_list *cgs, int *removed, int *left)
         }
 }
 
+/* Commit the log's records past its anchor: a supervisor killed between its
+ * end record's write and that record's commit left a line no fdatasync covers
+ * (a host crash would lose it, a later append's failed sync cut it away). */
+static bool commit_pending(const char *log)
+{
+        struct aidp_lineage *lg = NULL;
+        struct aidp_lineage_options lo = {.path = log, .create_key = true};
+        aidp_error err = {0};
+        int r = aidp_lineage_open(&lg, &lo, &err);
+        if (r == 0)
+                r = aidp_lineage_commit_pending(lg, &err);
+        aidp_lineage_free(lg);
+        return r == 0;
+}
+
 /* Is the run's end record (COMPLETE, FAIL, or a previous gc's ABORT) in its
- * lineage log already? Only one after the run's own START counts: that START
- * is not older than the journal (a run id used again names another run). A
- * log that cannot be read tells nothing: the ABORT is appended as before. */
+ * lineage log already, and committed? Only one after the run's own START
+ * counts: that START is not older than the journal (a run id used again names
+ * another run). One found is committed first (it may await the commit its
+ * killed writer never made), then looked for again (a failed commit cuts the
+ * log back to the anchored record). A log that cannot be read or committed
+ * tells nothing: the ABORT is appended as before. */
 static bool end_in_lineage(json_object *j, const char *log, const char *run_id, char *type,
                            size_t len)
 {
@@ -284,7 +303,8 @@ static bool end_in_lineage(json_object *j, const char *log, const char *run_id, 
                 json_object_object_get_ex(j, "created", &c) ? json_object_get_int64(c) : 0;
         char lid[AIDP_LINEAGE_RUN_ID_LEN + 1];
         aidp_lineage_run_id_for(run_id, lid);
-        return aidp_lineage_find_end(log, lid, created, type, len) == 1;
+        return aidp_lineage_find_end(log, lid, created, type, len) == 1 && commit_pending(log) &&
+               aidp_lineage_find_end(log, lid, created, type, len) == 1;
 }
 
 /* The ABORT record, before the journal goes: if it cannot be written the

@@ -281,6 +281,12 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
         cr_assert_eq(pids, 48);
         cr_assert_eq(mem, 192 * MiB);
         cr_assert_eq(quota, 100000, "cpu quota %llu", quota);
+        /* Adopted, the cgroup is the run's own: it no longer carries the
+         * ready mark, so no sweep can take it for a ready one. */
+        char md[1100], mv[PATH_MAX + 128];
+        cr_assert(run_dir_of(id, "pids", md, sizeof md));
+        cr_expect_lt(getxattr(md, "trusted.aidp.ready", mv, sizeof mv), 0,
+                     "the run's cgroup %s still carries the ready mark", md);
         /* v1: the device policy (its base lines were written ahead, the
          * run's own after them) is exactly the minimal /dev's, nothing more:
          * the same list a cgroup made at the run's start gets. */
@@ -373,7 +379,7 @@ Test(cgroup_ready, a_ready_cgroup_no_run_takes_goes_with_its_worker_and_daemon)
  * (set once all of them exist; the worker may be a moment behind). */
 static bool marked(const char *id)
 {
-        char d[1100], v[64];
+        char d[1100], v[PATH_MAX + 128]; /* the mark names the run directory */
         return run_dir_of(id, "pids", d, sizeof d) &&
                getxattr(d, "trusted.aidp.ready", v, sizeof v) > 0;
 }

@@ -24,6 +24,7 @@
 #include "lineage_util.h"
 #include "runner.h"
 #include "policy_util.h"
+#include "supervisor/lineage/lineage.h"
 #include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/nspin.h"
 #include "tests/sealed_util.h"
@@ -169,6 +170,10 @@ static void spawn_stopped_in(char *const *wrap, const char *phase, const char *r
         for (; wrap && wrap[n] && n < 3; n++)
                 argv[n] = wrap[n];
         memcpy(argv + n, args, sizeof args);
+        if (!phase) { /* a run that goes on: the caller watches it */
+                cr_assert_eq(aidp_test_spawn(&P, argv), 0);
+                return;
+        }
         setenv("AIDP_FAULT_STOP_AT", phase, 1);
         cr_assert_eq(aidp_test_spawn(&P, argv), 0);
         unsetenv("AIDP_FAULT_STOP_AT");
@@ -728,4 +733,47 @@ Test(crash, sigkill_after_the_end_record_adds_no_abort_after_it)
         cr_expect_eq(count_events("ABORT"), 0);
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
+/* The supervisor dies after its end record's line is written but before that
+ * line is committed (fdatasync of the log, anchor rewritten: held back here
+ * by AIDP_FAULT_SYNC_DELAY_MS): gc may skip the ABORT only after it has
+ * committed that record; before the fix it trusted a line only the page
+ * cache held, which a host crash (or a later append's failed sync) drops. */
+Test(crash, sigkill_before_the_end_records_commit_gets_it_committed_by_gc)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "aidp-test-crash-uncommitted-%d", (int)getpid());
+        setenv("AIDP_FAULT_SYNC_DELAY_MS", "2500", 1);
+        spawn_stopped_in(NULL, NULL, run_id, "exit 0");
+        unsetenv("AIDP_FAULT_SYNC_DELAY_MS");
+        /* The COMPLETE's line is in the log, its commit 2.5 s away. */
+        bool seen = false;
+        for (int i = 0; i < 3000 && !seen; i++) {
+                seen = count_events("COMPLETE") == 1;
+                if (!seen)
+                        usleep(5000);
+        }
+        kill(P.pid, SIGKILL);
+        aidp_test_reap(&P);
+        cr_assert(seen, "no COMPLETE line within 15 s: %s", P.err);
+        unsigned char key[AIDP_LINEAGE_KEY_LEN];
+        aidp_error err = {0};
+        const char *kp = getenv("AIDP_LINEAGE_KEY"); /* as runner.c gives the supervisor */
+        cr_assert_eq(aidp_lineage_key_load(kp ? kp : AIDP_BINARY_DIR "/test-lineage/lineage.key",
+                                           false, key, &err),
+                     0, "%s", err.msg);
+        struct aidp_lineage_verify v = {0};
+        cr_assert_eq(aidp_lineage_verify_file(logp, NULL, true, key, &v, &err), 0, "%s", err.msg);
+        cr_assert_eq(v.anchor_lag, 1, "the COMPLETE was committed before the kill");
+        gc_direct();
+        cr_expect_eq(count_events("ABORT"), 0, "gc: %s", P.err);
+        memset(&v, 0, sizeof v);
+        cr_assert_eq(aidp_lineage_verify_file(logp, NULL, true, key, &v, &err), 0, "%s", err.msg);
+        cr_expect_eq(v.anchor_lag, 0, "gc trusted an end record it did not commit: %s", P.err);
+        cr_expect(v.anchor_seen);
+        char jdir[4096 + 64];
+        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
+        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
 }

@@ -10,18 +10,25 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "supervisor/run/cgready.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "tests/priv/priv.h"
+#include "tests/tpath.h"
 
-enum { DEAD, LIVE, BUSY, PLAIN, N };
+enum { DEAD, LIVE, BUSY, PLAIN, OTHER, GONEDIR, N };
 
 static char paths[N][8][PATH_MAX];
 static size_t n_paths[N];
 static pid_t kids[2];
+/* This test's run directory, another instance's (alive), and one deleted. */
+static char rundir[64], other[64], gone[64];
+/* A delegated subtree (not root's), with an "aidp" parent below it. */
+static char deleg[3][PATH_MAX];
 
 static void cleanup(void)
 {
@@ -32,8 +39,27 @@ static void cleanup(void)
                         kids[k] = 0;
                 }
         for (size_t c = 0; c < N; c++)
-                for (size_t i = n_paths[c]; i-- > 0;)
+                for (size_t i = n_paths[c]; i-- > 0;) {
                         rmdir(paths[c][i]);
+                        /* and its "aidp" parent, when that left it empty (as a
+                         * run's end does; a parent in use stays) */
+                        char parent[PATH_MAX];
+                        snprintf(parent, sizeof parent, "%s", paths[c][i]);
+                        char *slash = strrchr(parent, '/');
+                        if (!slash)
+                                continue;
+                        *slash = '\0';
+                        const char *base = strrchr(parent, '/');
+                        if (base && !strcmp(base, "/aidp"))
+                                rmdir(parent);
+                }
+        for (int i = 3; i-- > 0;)
+                if (deleg[i][0])
+                        rmdir(deleg[i]);
+        if (rundir[0])
+                rmdir(rundir);
+        if (other[0])
+                rmdir(other);
 }
 
 TestSuite(vm_cgready, .fini = cleanup, .timeout = 60);
@@ -53,7 +79,7 @@ static pid_t sleeper(void)
 static struct aidp_cgroup *ready(int which, const char *mark)
 {
         char name[64];
-        static const char *const what[] = {"dead", "live", "busy", "plain"};
+        static const char *const what[] = {"dead", "live", "busy", "plain", "other", "gonedir"};
         snprintf(name, sizeof name, "aidp-test-sweep-%s-%d", what[which], (int)getpid());
         struct aidp_cgroup *cg = NULL;
         aidp_error err = {0};
@@ -79,18 +105,57 @@ static size_t present(int which)
         return n;
 }
 
+static void dirs_new(void)
+{
+        char *const d[] = {rundir, other, gone};
+        static const char *const what[] = {"run", "other", "gone"};
+        for (int i = 0; i < 3; i++) {
+                snprintf(d[i], sizeof rundir, "/tmp/aidp-sweep-%s-XXXXXX", what[i]);
+                cr_assert_not_null(mkdtemp(d[i]));
+        }
+}
+
+/* Beside the "aidp" parent of the ready cgroup at `ready_dir`: a directory
+ * delegated to nobody, with aidp/<x> below it marked as a gone maker's
+ * (made by root, as a user's own directories could not be). */
+static void delegated_new(const char *ready_dir, const char *mark)
+{
+        char base[PATH_MAX];
+        snprintf(base, sizeof base, "%s", ready_dir);
+        *strrchr(base, '/') = '\0'; /* its "aidp" parent */
+        *strrchr(base, '/') = '\0'; /* where that lies */
+        TEST_SNPRINTF(deleg[0], "%s/aidp-test-deleg-%d", base, (int)getpid());
+        TEST_SNPRINTF(deleg[1], "%s/aidp", deleg[0]);
+        TEST_SNPRINTF(deleg[2], "%s/x", deleg[1]);
+        for (int i = 0; i < 3; i++)
+                cr_assert_eq(mkdir(deleg[i], 0755), 0, "%s: %s", deleg[i], strerror(errno));
+        cr_assert_eq(chown(deleg[0], 65534, 65534), 0, "%s", strerror(errno));
+        cr_assert_eq(setxattr(deleg[2], "trusted.aidp.ready", mark, strlen(mark), 0), 0, "%s",
+                     strerror(errno));
+}
+
 Test(vm_cgready, the_sweep_takes_only_empty_ready_cgroups_whose_maker_is_gone)
 {
         AIDP_REQUIRE_ROOT();
+        dirs_new();
         /* A maker that is gone: a child, marked while alive, then reaped. */
-        char dead[96], live[96];
+        char dead[AIDP_CGREADY_MARK_MAX], live[AIDP_CGREADY_MARK_MAX];
+        char dead_other[AIDP_CGREADY_MARK_MAX], dead_gone[AIDP_CGREADY_MARK_MAX];
         kids[0] = sleeper();
-        cr_assert_eq(aidp_run_cgready_mark(kids[0], dead, sizeof dead), 0);
+        cr_assert_eq(aidp_run_cgready_mark(kids[0], rundir, dead, sizeof dead), 0);
+        cr_assert_eq(aidp_run_cgready_mark(kids[0], other, dead_other, sizeof dead_other), 0);
+        cr_assert_eq(aidp_run_cgready_mark(kids[0], gone, dead_gone, sizeof dead_gone), 0);
         kill(kids[0], SIGKILL);
         waitpid(kids[0], NULL, 0);
         kids[0] = 0;
-        cr_assert_eq(aidp_run_cgready_mark(getpid(), live, sizeof live), 0);
+        cr_assert_eq(rmdir(gone), 0);
+        cr_assert_eq(aidp_run_cgready_mark(getpid(), rundir, live, sizeof live), 0);
         aidp_cgroup_forget(ready(DEAD, dead));
+        /* A gone maker of another instance (its run directory alive): that
+         * instance's to sweep; of a run directory deleted: anyone's. */
+        aidp_cgroup_forget(ready(OTHER, dead_other));
+        aidp_cgroup_forget(ready(GONEDIR, dead_gone));
+        delegated_new(paths[DEAD][0], dead);
         struct aidp_cgroup *lv = ready(LIVE, live);
         /* Gone maker, but a process in it (as a run's, its worker dead). */
         struct aidp_cgroup *busy = ready(BUSY, dead);
@@ -100,20 +165,24 @@ Test(vm_cgready, the_sweep_takes_only_empty_ready_cgroups_whose_maker_is_gone)
         aidp_cgroup_forget(busy);
         struct aidp_cgroup *plain = ready(PLAIN, NULL);
 
-        int n = aidp_run_cgready_sweep(NULL, NULL);
+        int n = aidp_run_cgready_sweep(rundir, NULL, NULL);
         cr_assert_geq(n, (int)n_paths[DEAD], "the sweep removed %d directories", n);
         cr_expect_eq(present(DEAD), 0, "%zu of the dead maker's directories are left",
                      present(DEAD));
         cr_expect_eq(present(LIVE), n_paths[LIVE], "a live maker's ready cgroup was taken");
         cr_expect_eq(present(BUSY), n_paths[BUSY], "a ready cgroup with a process was taken");
         cr_expect_eq(present(PLAIN), n_paths[PLAIN], "an unmarked cgroup was taken");
+        cr_expect_eq(present(OTHER), n_paths[OTHER],
+                     "a ready cgroup of another instance's live run directory was taken");
+        cr_expect_eq(present(GONEDIR), 0, "a gone maker's of a deleted run directory is left");
+        cr_expect_eq(access(deleg[2], F_OK), 0, "the sweep went into a delegated subtree");
 
         /* Its process gone, the busy one goes with the next sweep. */
         kill(kids[1], SIGKILL);
         waitpid(kids[1], NULL, 0);
         kids[1] = 0;
         for (int i = 0; i < 100 && present(BUSY); i++) {
-                aidp_run_cgready_sweep(NULL, NULL);
+                aidp_run_cgready_sweep(rundir, NULL, NULL);
                 usleep(10000);
         }
         cr_expect_eq(present(BUSY), 0, "the emptied ready cgroup of a gone maker is left");

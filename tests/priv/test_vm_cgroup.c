@@ -609,3 +609,58 @@ Test(vm_cgroup, a_ready_cgroup_has_the_runs_limits_once_adopted)
         cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                   "the memory limit of the adopted cgroup did not hold: status 0x%x", st);
 }
+
+static int wait_to_be_killed(int resfd)
+{
+        close(resfd);
+        for (;;)
+                pause();
+        return 0;
+}
+
+/* A process of the run in a cgroup below the run's (a job that kept
+ * CAP_SYS_ADMIN can make one and move there): the run's own cgroup.procs
+ * lists nothing, and the kill still takes it (before the fix an empty
+ * listing made teardown skip cgroup.kill, and the process lived on). */
+Test(vm_cgroup, the_kill_takes_a_process_in_a_cgroup_below_the_runs)
+{
+        struct aidp_cgroup_limits lim = {.pids = 32};
+        create(&lim);
+        /* The cgroup2 directory of the run (v2's, or v1's tracking group). */
+        const char *v2 = NULL;
+        for (size_t i = 0; i < n_dirs && !v2; i++) {
+                char k[PATH_MAX + 16];
+                TEST_SNPRINTF(k, "%s/cgroup.kill", dirs[i]);
+                if (access(k, F_OK) == 0)
+                        v2 = dirs[i];
+        }
+        if (!v2)
+                cr_skip_test("no cgroup2 directory with cgroup.kill (kernel < 5.14, or v1 only)");
+        int res;
+        pid_t pid = spawn_in_cgroup(wait_to_be_killed, &res);
+        close(res);
+        char sub[PATH_MAX + 16], procs[PATH_MAX + 32], pids[32];
+        TEST_SNPRINTF(sub, "%s/below", v2);
+        cr_assert_eq(mkdir(sub, 0755), 0, "%s: %s", sub, strerror(errno));
+        TEST_SNPRINTF(procs, "%s/cgroup.procs", sub);
+        TEST_SNPRINTF(pids, "%d", (int)pid);
+        FILE *f = fopen(procs, "w");
+        cr_assert_not_null(f);
+        cr_assert(fputs(pids, f) >= 0 && fclose(f) == 0, "moving %d to %s: %s", (int)pid, sub,
+                  strerror(errno));
+        char listed[64] = "";
+        cr_assert(read_value(v2, "cgroup.procs", listed, sizeof listed) || !listed[0]);
+        cr_assert_eq(listed[0], '\0', "the run's own listing is not empty: %s", listed);
+        (void)aidp_cgroup_kill(cg);
+        int st = 0;
+        pid_t w = 0;
+        for (int i = 0; i < 200 && (w = waitpid(pid, &st, WNOHANG)) == 0; i++)
+                usleep(10000);
+        if (w == 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+        }
+        rmdir(sub);
+        cr_assert_eq(w, pid, "the process below the run's cgroup survived its kill");
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", st);
+}

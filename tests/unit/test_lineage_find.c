@@ -128,3 +128,87 @@ Test(lineage_find, a_missing_log_is_an_error_not_an_answer)
         char t[16] = "";
         cr_assert_lt(find(A, 0, t), 0);
 }
+
+Test(lineage_find, a_torn_tail_longer_than_a_read_is_no_record)
+{
+        /* The COMPLETE cut short after 150 KiB: more than two 64 KiB reads
+         * without a '\n', then the START. */
+        FILE *f = log_new();
+        rec(f, "START", A, "2026-12-07T05:00:00.100Z", 0);
+        fprintf(f, "{\"eventType\":\"COMPLETE\",\"eventTime\":\"2026-12-07T05:00:01.000Z\","
+                   "\"run\":{\"runId\":\"" A "\",\"facets\":{\"pad\":\"");
+        for (int i = 0; i < 150000; i++)
+                fputc('x', f);
+        fclose(f);
+        char t[16] = "";
+        cr_assert_eq(find(A, 0, t), 0, "a torn tail of 150 KiB counted as a record");
+        /* Whole, it counts. */
+        f = fopen(path, "a");
+        fprintf(f, "\"}}}\n");
+        fclose(f);
+        cr_assert_eq(find(A, 0, t), 1);
+        cr_assert_str_eq(t, "COMPLETE");
+}
+
+Test(lineage_find, a_log_that_is_one_torn_line_has_no_record)
+{
+        FILE *f = log_new();
+        fprintf(f, "{\"eventType\":\"START\",\"eventTime\":\"2026-12-07T05:00:00.100Z\","
+                   "\"run\":{\"runId\":\"" A "\"}}");
+        fclose(f);
+        char t[16] = "";
+        cr_assert_eq(find(A, 0, t), 0);
+        f = log_new(); /* empty */
+        fclose(f);
+        cr_assert_eq(find(A, 0, t), 0);
+}
+
+Test(lineage_find, empty_lines_are_skipped)
+{
+        FILE *f = log_new();
+        fputs("\n\n", f);
+        rec(f, "START", A, "2026-12-07T05:00:00.100Z", 0);
+        fputs("\n", f);
+        rec(f, "FAIL", A, "2026-12-07T05:00:01.000Z", 0);
+        fputs("\n\n", f);
+        fclose(f);
+        char t[16] = "";
+        cr_assert_eq(find(A, 0, t), 1);
+        cr_assert_str_eq(t, "FAIL");
+}
+
+/* The first record of a rotated log: an OTHER naming its archive. */
+static void link_rec(FILE *f, const char *archive, const char *time)
+{
+        fprintf(f,
+                "{\"eventType\":\"OTHER\",\"eventTime\":\"%s\",\"run\":{\"runId\":\"%s\","
+                "\"facets\":{\"aidp_rotation\":{\"previous\":{\"log\":\"%s\",\"seq\":2,"
+                "\"hash\":\"%s\",\"mac\":\"%s\",\"file\":\"%s\"}}}}}\n",
+                time, B, "0123456789abcdef0123456789abcdef",
+                "0000000000000000000000000000000000000000000000000000000000000000",
+                "0000000000000000000000000000000000000000000000000000000000000000", archive);
+}
+
+/* A run under way while the log rotated: its START in the archive, its
+ * COMPLETE in the new log. Before, the new log alone was read: no START
+ * there, so no end, and gc appended ABORT after the COMPLETE. */
+Test(lineage_find, a_run_that_spans_a_rotation_finds_its_start_in_the_archive)
+{
+        char archive[160];
+        snprintf(archive, sizeof archive, "%s.0123456789abcdef0123456789abcdef", path);
+        FILE *f = fopen(archive, "w");
+        cr_assert_not_null(f);
+        rec(f, "START", A, "2026-12-07T05:00:00.100Z", 0);
+        fclose(f);
+        f = log_new();
+        link_rec(f, strrchr(archive, '/') + 1, "2026-12-07T05:00:00.500Z");
+        rec(f, "COMPLETE", A, "2026-12-07T05:00:01.000Z", 0);
+        fclose(f);
+        char t[16] = "";
+        int r = find(A, 1796619600, t);      /* the journal: 05:00:00 */
+        int r_late = find(A, 1796620200, t); /* a journal younger than the rotation */
+        unlink(archive);
+        cr_assert_eq(r, 1, "the run's START in the archive was not found");
+        cr_assert_str_eq(t, "COMPLETE");
+        cr_assert_eq(r_late, 0, "a START older than the journal counted");
+}

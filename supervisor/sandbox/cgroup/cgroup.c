@@ -249,6 +249,9 @@ int aidp_cgroup_adopt(struct aidp_cgroup *cg, int intent_fd, const struct aidp_c
          * it, as if the run had made them (gc removes them after a crash). */
         cg->intent_fd = intent_fd;
         cgfs_intent_all(cg);
+        /* Now the run's (the journal names it): no longer a ready cgroup a
+         * sweep may judge by its maker (on v1 it is empty until pid 1 joins). */
+        cgfs_unmark_dirs(cg);
         return cg->ops->limit(cg, lim, err);
 }
 

@@ -345,18 +345,31 @@ bool cgfs_run_empty(const struct aidp_cgroup *cg)
         return true;
 }
 
+/* A cgroup2 directory's "populated" (cgroup.events): 1 when a process is in
+ * it or in any cgroup below it, 0 when none is; -1 unknown. */
+static int populated(const char *path)
+{
+        char buf[128];
+        if (cgfs_read(path, "cgroup.events", buf, sizeof buf) < 0)
+                return -1;
+        const char *p = strstr(buf, "populated ");
+        return p && (p[10] == '0' || p[10] == '1') ? p[10] == '1' : -1;
+}
+
 int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep)
 {
         size_t from, to;
         run_listing(cg, &from, &to);
-        /* cgroup.kill takes the whole run at once, forks in flight included;
-         * it cannot spare pid 1, so only a full kill uses it. Not when the
-         * listing is empty already (a run's teardown has killed and reaped
-         * everything by then): an empty cgroup gains no process by a fork,
-         * and only root could move one in. */
+        /* cgroup.kill takes the whole run at once, forks in flight included,
+         * and the cgroups below it; it cannot spare pid 1, so only a full
+         * kill uses it. Not when nothing is left in the cgroup nor below it
+         * ("populated 0": a run's teardown has killed and reaped everything
+         * by then): an unpopulated cgroup gains no process by a fork, and
+         * only root could move one in. cgroup.procs would not do: it lists
+         * no descendant's process (a job that kept CAP_SYS_ADMIN may make a
+         * child cgroup and move there). */
         if (keep <= 0 && cg->kill_dir >= 0 && !cg->dirs[cg->kill_dir].gone) {
-                /* the listing is that directory: nothing in it, nothing to do */
-                if (kill_listed(cg->dirs[cg->kill_dir].path, 0))
+                if (populated(cg->dirs[cg->kill_dir].path) == 0)
                         return 0;
                 cgfs_write(cg->dirs[cg->kill_dir].path, "cgroup.kill", "1");
         }

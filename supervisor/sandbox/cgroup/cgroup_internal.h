@@ -134,6 +134,8 @@ int cgfs_kill_path(const char *path, pid_t keep);
 /* Set a ready cgroup's mark on each of its directories (cgroup_mark.c);
  * best effort: an unmarked one is still found through its record. */
 void cgfs_mark_dirs(const struct aidp_cgroup *cg, const char *mark);
+/* The mark removed (a run adopted the cgroup). */
+void cgfs_unmark_dirs(const struct aidp_cgroup *cg);
 
 /* Test-only fault point: a test sets this to make a creation step fail as if
  * the kernel had refused it (`step` is "v1:<controller>" after that hierarchy

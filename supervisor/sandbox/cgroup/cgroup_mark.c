@@ -33,6 +33,15 @@ void cgfs_mark_dirs(const struct aidp_cgroup *cg, const char *mark)
                         (void)setxattr(cg->dirs[i].path, CG_MARK, mark, strlen(mark), 0);
 }
 
+/* A ready cgroup taken by a run is the run's own: its mark goes, so that no
+ * sweep (whatever it makes of the maker) ever takes it for a ready one. */
+void cgfs_unmark_dirs(const struct aidp_cgroup *cg)
+{
+        for (size_t i = 0; i < cg->n_dirs; i++)
+                if (!cg->dirs[i].gone)
+                        (void)removexattr(cg->dirs[i].path, CG_MARK);
+}
+
 struct sweep {
         bool (*orphan)(const char *mark, void *arg);
         void (*removed)(const char *path, void *arg);
@@ -69,7 +78,7 @@ static int sweep_parent(int pfd, const char *ppath, struct sweep *s)
                                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (cfd < 0)
                         continue;
-                char mark[128];
+                char mark[PATH_MAX + 128];
                 struct stat st;
                 ssize_t n = fgetxattr(cfd, CG_MARK, mark, sizeof mark - 1);
                 bool root = fstat(cfd, &st) == 0 && st.st_uid == 0;
@@ -108,6 +117,14 @@ static void sweep_tree(int dfd, const char *path, int depth, struct sweep *s)
                                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0)
                         continue;
+                /* A subtree delegated to a user (its directories theirs) holds
+                 * no ready cgroup of ours, and may be as wide and deep as that
+                 * user likes: not entered. */
+                struct stat st;
+                if (fstat(fd, &st) < 0 || st.st_uid != 0) {
+                        close(fd);
+                        continue;
+                }
                 if (!strcmp(e->d_name, "aidp")) {
                         int n = sweep_parent(fd, sub, s);
                         s->n += n;
