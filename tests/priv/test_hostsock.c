@@ -1,0 +1,105 @@
+#define _GNU_SOURCE
+/* The supervisor's list of the host's unix sockets (hostsock.c,
+ * aidp_hostsock_collect) reads each network namespace's table through one of
+ * its processes. A namespace must not be lost because the process it is
+ * first seen through is gone by the time its table is opened. Each socket lives in a throwaway network
+ * namespace (the host's own is never changed). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/strv.h"
+#include "priv.h"
+#include "supervisor/sandbox/hostsock.h"
+
+static char dir[64] = "/tmp/aidp-hostsock-XXXXXX", sock[128];
+static pid_t kids[2] = {-1, -1};
+
+static void setup(void)
+{
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(sock, sizeof sock, "%s/ns.sock", dir);
+}
+
+static void teardown(void)
+{
+        for (int i = 1; i >= 0; i--)
+                if (kids[i] > 0)
+                        kill(kids[i], SIGKILL);
+        if (kids[0] > 0)
+                waitpid(kids[0], NULL, 0);
+        unlink(sock);
+        rmdir(dir);
+        unsetenv("AIDP_FAULT_HOSTSOCK_GONE");
+}
+
+TestSuite(hostsock, .init = setup, .fini = teardown, .timeout = 30);
+
+/* In a network namespace of its own, a listener on sock; -1 on failure. */
+static int listen_in_own_netns(void)
+{
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        memcpy(a.sun_path, sock, strlen(sock));
+        int fd = -1;
+        if (unshare(CLONE_NEWNET) < 0 || (fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+            bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 1) < 0)
+                return -1;
+        return fd;
+}
+
+static bool listed(void)
+{
+        char **v = NULL;
+        int n = aidp_hostsock_collect(&v);
+        cr_assert_geq(n, 0, "collect: %s", strerror(-n));
+        bool found = false;
+        for (int i = 0; i < n && !found; i++)
+                found = !strcmp(v[i], sock);
+        aidp_strv_free(v);
+        return found;
+}
+
+/* The namespace's first process (lowest pid, first in /proc) reads as gone
+ * between its ns/net link and its table (AIDP_FAULT_HOSTSOCK_GONE, as one
+ * that exits right there): the namespace is read through its second. */
+Test(hostsock, a_namespace_whose_first_process_is_gone_is_read_through_the_next)
+{
+        AIDP_REQUIRE_ROOT();
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        kids[0] = fork();
+        cr_assert_geq(kids[0], 0);
+        if (kids[0] == 0) {
+                close(p[0]);
+                if (listen_in_own_netns() < 0)
+                        _exit(1);
+                pid_t b = fork();
+                if (b == 0) {
+                        for (;;)
+                                pause();
+                }
+                if (b < 0 || write(p[1], &b, sizeof b) != sizeof b)
+                        _exit(1);
+                for (;;)
+                        pause();
+        }
+        close(p[1]);
+        cr_assert_eq(read(p[0], &kids[1], sizeof kids[1]), (ssize_t)sizeof kids[1],
+                     "the namespace's processes did not start");
+        close(p[0]);
+        /* /proc lists by pid: the first is the one that "goes". */
+        cr_assert_gt(kids[1], kids[0], "pids wrapped between the two; run again");
+        cr_assert(listed(), "not listed at all");
+        char pid[16];
+        snprintf(pid, sizeof pid, "%d", (int)kids[0]);
+        setenv("AIDP_FAULT_HOSTSOCK_GONE", pid, 1);
+        cr_expect(listed(), "its first process gone: the namespace was never read");
+}
