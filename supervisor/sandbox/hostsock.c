@@ -129,6 +129,37 @@ static int read_ns_of(struct walk *w, const char *dir)
         return rc;
 }
 
+/* A process whose own ns/net link cannot be read: gone, or a thread-group
+ * leader that exited (a zombie until its last thread ends) while another
+ * thread lives on, maybe holding a listener in a namespace no other process
+ * is in. Its threads' links name that namespace, and a thread's directory
+ * has the table too. Only then: one more getdents64 per such process, none
+ * for a live leader. 1 read (or known), 0 gone, -errno. */
+static int read_ns_of_threads(struct walk *w, const char *pid)
+{
+        char rel[NAME_MAX + 16];
+        snprintf(rel, sizeof rel, "%s/task", pid);
+        _cleanup_close_ int fd = openat(w->proc_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        char buf[4096] __attribute__((aligned(8)));
+        long got;
+        int rc = 0;
+        while (rc >= 0 && (got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+                for (long off = 0; rc >= 0 && off < got;) {
+                        struct dirent64 *e = (struct dirent64 *)(void *)(buf + off);
+                        off += e->d_reclen;
+                        char dir[2 * NAME_MAX + 16];
+                        if (e->d_name[0] < '1' || e->d_name[0] > '9' || !strcmp(e->d_name, pid))
+                                continue;
+                        snprintf(dir, sizeof dir, "%s/task/%s", pid, e->d_name);
+                        int r = read_ns_of(w, dir);
+                        rc = r < 0 ? r : rc | r;
+                }
+        }
+        return rc;
+}
+
 /* Every process's network namespace, each one's table read once. The
  * directory is read with getdents64 into a buffer on the stack, not through
  * opendir, whose fresh 32 KiB buffer is pages a daemon's worker writes after
@@ -147,6 +178,8 @@ int aidp_hostsock_collect(char ***ret)
                         off += e->d_reclen;
                         if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
                                 rc = read_ns_of(&w, e->d_name);
+                        if (rc == 0)
+                                rc = read_ns_of_threads(&w, e->d_name);
                 }
         }
         if (rc >= 0 && got < 0)

@@ -2,18 +2,23 @@
 /* The supervisor's list of the host's unix sockets (hostsock.c,
  * aidp_hostsock_collect) reads each network namespace's table through one of
  * its processes. A namespace must not be lost because the process it is
- * first seen through is gone by the time its table is opened. Each socket lives in a throwaway network
+ * first seen through is gone by the time its table is opened, nor because
+ * the thread-group leader it would be seen through has exited while another
+ * thread of it holds the listener. Each socket lives in a throwaway network
  * namespace (the host's own is never changed). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/strv.h"
@@ -102,4 +107,45 @@ Test(hostsock, a_namespace_whose_first_process_is_gone_is_read_through_the_next)
         snprintf(pid, sizeof pid, "%d", (int)kids[0]);
         setenv("AIDP_FAULT_HOSTSOCK_GONE", pid, 1);
         cr_expect(listed(), "its first process gone: the namespace was never read");
+}
+
+static void *hold(void *fd)
+{
+        (void)fd;
+        for (;;)
+                pause();
+        return NULL;
+}
+
+/* A thread-group leader that exited (a zombie until its last thread ends):
+ * its ns/net link cannot be read, its other thread's can. */
+Test(hostsock, a_namespace_held_by_a_thread_of_an_exited_leader_is_read)
+{
+        AIDP_REQUIRE_ROOT();
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        kids[0] = fork();
+        cr_assert_geq(kids[0], 0);
+        if (kids[0] == 0) {
+                close(p[0]);
+                pthread_t t;
+                if (listen_in_own_netns() < 0 || pthread_create(&t, NULL, hold, NULL) != 0 ||
+                    write(p[1], "r", 1) != 1)
+                        _exit(1);
+                syscall(SYS_exit, 0); /* this thread only */
+        }
+        close(p[1]);
+        char r;
+        cr_assert_eq(read(p[0], &r, 1), 1, "the listener did not start");
+        close(p[0]);
+        char link[64], target[64];
+        snprintf(link, sizeof link, "/proc/%d/ns/net", (int)kids[0]);
+        bool gone = false;
+        for (int i = 0; i < 2000 && !gone; i++) {
+                gone = readlink(link, target, sizeof target) < 0;
+                if (!gone)
+                        nanosleep(&(struct timespec){0, 1000 * 1000}, NULL);
+        }
+        cr_assert(gone, "the leader's ns/net link is still there");
+        cr_expect(listed(), "the exited leader's namespace was never read");
 }
