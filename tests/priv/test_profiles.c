@@ -391,3 +391,40 @@ Test(profiles, bad_profile_is_a_config_error_before_anything_runs)
         st = run_in("no-such-profile", cmd);
         cr_expect_eq(st, AIDP_EXIT_CONFIG, "%d %s", st, P.err);
 }
+
+/* A capability libcap-ng knows but the running kernel lacks (a kernel older
+ * than the library; here a kernel whose last capability is 39, by the test
+ * build's AIDP_FAULT_CAP_LAST_CAP, so CAP_CHECKPOINT_RESTORE, number 40, is
+ * past it): a bad profile before anything runs, naming the profile, the
+ * capability and the kernel's last one, not pid 1's bare capset EPERM. */
+Test(profiles, a_capability_the_kernel_lacks_is_a_config_error_naming_it)
+{
+        AIDP_REQUIRE_ROOT();
+        char dir[] = "/tmp/aidp-prof-lastcap.XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char yaml[300];
+        snprintf(yaml, sizeof yaml, "%s/p.yaml", dir);
+        FILE *f = fopen(yaml, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: p}\n"
+                "extends: %s\ncapabilities: [CAP_CHECKPOINT_RESTORE]\n",
+                LIB("baseline"));
+        fclose(f);
+        const char *cmd[] = {"/bin/true", NULL};
+        setenv("AIDP_FAULT_CAP_LAST_CAP", "39", 1);
+        int st = run_in(yaml, cmd);
+        unsetenv("AIDP_FAULT_CAP_LAST_CAP");
+        cr_expect_eq(st, AIDP_EXIT_CONFIG, "%d\n%s", st, P.err);
+        char want[400];
+        snprintf(want, sizeof want, "profile %s: capabilities: CAP_CHECKPOINT_RESTORE (number 40)",
+                 yaml);
+        cr_expect(strstr(P.err, want), "%s\n%s", want, P.err);
+        cr_expect(strstr(P.err, "last capability is number 39"), "%s", P.err);
+        cr_expect(!strstr(P.err, "capset"), "%s", P.err);
+        /* and on the kernel as it is, the same profile runs */
+        st = run_in(yaml, cmd);
+        cr_expect_eq(st, 0, "%d\n%s", st, P.err);
+        unlink(yaml);
+        rmdir(dir);
+}
