@@ -18,13 +18,20 @@
 #include "common/cleanup.h"
 #include "common/exitcodes.h"
 
+/* A failed step ends pid 1 (stop, which reports it and exits); the
+ * _exit after it makes sure no path goes on towards the job's exec with
+ * half of root's privileges, whatever stop does. */
 #define TRY(expr, step)                                                                            \
         do {                                                                                       \
-                if ((expr) < 0) {                                                                  \
-                        *what = (step);                                                            \
-                        return -errno;                                                             \
-                }                                                                                  \
+                if ((expr) < 0)                                                                    \
+                        fail(stop, errno, (step));                                                 \
         } while (0)
+
+__attribute__((noreturn)) static void fail(aidp_creds_stop_fn stop, int errnum, const char *what)
+{
+        stop(errnum, what);
+        _exit(125);
+}
 
 /* A capability's number by libcap-ng's table, or -1: profiles store
  * "CAP_NET_RAW"; the table wants "net_raw". */
@@ -72,19 +79,17 @@ int aidp_creds_check_profile(const struct aidp_profile *pr, const char *name, in
 
 /* The profile's capabilities as a set of capability numbers (checked
  * against the kernel before the clone: aidp_creds_check_profile). */
-static int kept_caps(const struct aidp_profile *pr, uint64_t *keep, const char **what)
+static uint64_t kept_caps(const struct aidp_profile *pr, aidp_creds_stop_fn stop)
 {
-        *keep = 0;
+        uint64_t keep = 0;
         for (size_t i = 0; pr && i < pr->n_capabilities; i++) {
                 const char *cn = pr->capabilities[i];
                 int cap = cap_number(cn);
-                if (cap < 0 || cap > 63) {
-                        *what = cn;
-                        return -EINVAL;
-                }
-                *keep |= 1ULL << cap;
+                if (cap < 0 || cap > 63)
+                        fail(stop, EINVAL, cn);
+                keep |= 1ULL << cap;
         }
-        return 0;
+        return keep;
 }
 
 /* Effective, permitted and inheritable set to exactly `keep` (capset(2),
@@ -103,7 +108,7 @@ static int set_caps(uint64_t keep)
 
 /* Every capability the kernel knows (EINVAL past its last one) out of the
  * bounding set, but the kept ones. Needs CAP_SETPCAP: while still root. */
-static int drop_bounding(uint64_t keep, const char **what)
+static void drop_bounding(uint64_t keep, aidp_creds_stop_fn stop)
 {
         for (unsigned long cap = 0;; cap++) {
                 if (cap < 64 && (keep >> cap & 1))
@@ -111,9 +116,8 @@ static int drop_bounding(uint64_t keep, const char **what)
                 if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0)
                         continue;
                 if (errno == EINVAL && cap > 0)
-                        return 0;
-                *what = "bounding set";
-                return -errno;
+                        return;
+                fail(stop, errno, "bounding set");
         }
 }
 
@@ -132,14 +136,10 @@ static bool is_job_identity(const struct aidp_sandbox_spec *s)
         return same && getuid() == s->uid && getgid() == s->gid;
 }
 
-int aidp_sandbox_drop_credentials(const struct aidp_sandbox_spec *s, const char **what)
+void aidp_sandbox_drop_credentials(const struct aidp_sandbox_spec *s, aidp_creds_stop_fn stop)
 {
-        uint64_t keep;
-        int rc = kept_caps(s->profile, &keep, what);
-        if (rc == 0)
-                rc = drop_bounding(keep, what);
-        if (rc < 0)
-                return rc;
+        uint64_t keep = kept_caps(s->profile, stop);
+        drop_bounding(keep, stop);
         if (keep)
                 TRY(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keepcaps");
         /* Groups, gid, uid through the raw system calls, not glibc's wrappers
@@ -164,10 +164,7 @@ int aidp_sandbox_drop_credentials(const struct aidp_sandbox_spec *s, const char 
         for (unsigned long cap = 0; cap < 64; cap++)
                 if (keep >> cap & 1)
                         TRY(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), "ambient");
-        if (!is_job_identity(s)) {
-                *what = "identity check";
-                return -EPERM;
-        }
+        if (!is_job_identity(s))
+                fail(stop, EPERM, "identity check");
         TRY(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs");
-        return 0;
 }

@@ -16,9 +16,16 @@ int aidp_creds_kernel_last_cap(void);
 int aidp_creds_check_profile(const struct aidp_profile *pr, const char *name, int last_cap,
                              aidp_error *err);
 
+/* How pid 1 stops at a failed step: report errnum and the step (or the
+ * capability not known) and exit. Not declared noreturn on purpose: the
+ * compiler then keeps the _exit that follows each call (creds.c, fail). */
+typedef void (*aidp_creds_stop_fn)(int errnum, const char *what);
+
 /* Into the job's identity with nothing kept but the profile's capabilities:
  * the bounding set first (dropping needs CAP_SETPCAP, so while still root),
  * then groups, gid, uid; effective, permitted and inheritable set to the kept
  * ones, ambient to exactly those; the ids and groups checked; no_new_privs.
- * 0, or -errno with *what naming the step (or the capability not known). */
-int aidp_sandbox_drop_credentials(const struct aidp_sandbox_spec *s, const char **what);
+ * Returns only when all of it was done: any failure after the drop began
+ * goes to stop, and should stop return, pid 1 exits (125) right there, so no
+ * path reaches the job's exec with part of root's privileges left. */
+void aidp_sandbox_drop_credentials(const struct aidp_sandbox_spec *s, aidp_creds_stop_fn stop);
