@@ -60,6 +60,25 @@ static int listen_in_own_netns(void)
         return fd;
 }
 
+/* kids[0]: a child listening on sock in a network namespace of its own,
+ * which then goes on as body says (writing to w); the pipe's read end. */
+static int start(void (*body)(int w))
+{
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        kids[0] = fork();
+        cr_assert_geq(kids[0], 0);
+        if (kids[0] == 0) {
+                close(p[0]);
+                if (listen_in_own_netns() < 0)
+                        _exit(1);
+                body(p[1]);
+                _exit(1);
+        }
+        close(p[1]);
+        return p[0];
+}
+
 static bool listed(void)
 {
         char **v = NULL;
@@ -72,34 +91,30 @@ static bool listed(void)
         return found;
 }
 
+/* The namespace's first process forks a second and says its pid. */
+static void second_process(int w)
+{
+        pid_t b = fork();
+        if (b == 0) {
+                for (;;)
+                        pause();
+        }
+        if (b < 0 || write(w, &b, sizeof b) != sizeof b)
+                _exit(1);
+        for (;;)
+                pause();
+}
+
 /* The namespace's first process (lowest pid, first in /proc) reads as gone
  * between its ns/net link and its table (AIDP_FAULT_HOSTSOCK_GONE, as one
  * that exits right there): the namespace is read through its second. */
 Test(hostsock, a_namespace_whose_first_process_is_gone_is_read_through_the_next)
 {
         AIDP_REQUIRE_ROOT();
-        int p[2];
-        cr_assert_eq(pipe(p), 0);
-        kids[0] = fork();
-        cr_assert_geq(kids[0], 0);
-        if (kids[0] == 0) {
-                close(p[0]);
-                if (listen_in_own_netns() < 0)
-                        _exit(1);
-                pid_t b = fork();
-                if (b == 0) {
-                        for (;;)
-                                pause();
-                }
-                if (b < 0 || write(p[1], &b, sizeof b) != sizeof b)
-                        _exit(1);
-                for (;;)
-                        pause();
-        }
-        close(p[1]);
-        cr_assert_eq(read(p[0], &kids[1], sizeof kids[1]), (ssize_t)sizeof kids[1],
+        int r = start(second_process);
+        cr_assert_eq(read(r, &kids[1], sizeof kids[1]), (ssize_t)sizeof kids[1],
                      "the namespace's processes did not start");
-        close(p[0]);
+        close(r);
         /* /proc lists by pid: the first is the one that "goes". */
         cr_assert_gt(kids[1], kids[0], "pids wrapped between the two; run again");
         cr_assert(listed(), "not listed at all");
@@ -117,27 +132,24 @@ static void *hold(void *fd)
         return NULL;
 }
 
+/* A second thread holds the listener; the leader exits alone. */
+static void leader_exits(int w)
+{
+        pthread_t t;
+        if (pthread_create(&t, NULL, hold, NULL) != 0 || write(w, "r", 1) != 1)
+                _exit(1);
+        syscall(SYS_exit, 0); /* this thread only */
+}
+
 /* A thread-group leader that exited (a zombie until its last thread ends):
  * its ns/net link cannot be read, its other thread's can. */
 Test(hostsock, a_namespace_held_by_a_thread_of_an_exited_leader_is_read)
 {
         AIDP_REQUIRE_ROOT();
-        int p[2];
-        cr_assert_eq(pipe(p), 0);
-        kids[0] = fork();
-        cr_assert_geq(kids[0], 0);
-        if (kids[0] == 0) {
-                close(p[0]);
-                pthread_t t;
-                if (listen_in_own_netns() < 0 || pthread_create(&t, NULL, hold, NULL) != 0 ||
-                    write(p[1], "r", 1) != 1)
-                        _exit(1);
-                syscall(SYS_exit, 0); /* this thread only */
-        }
-        close(p[1]);
+        int p = start(leader_exits);
         char r;
-        cr_assert_eq(read(p[0], &r, 1), 1, "the listener did not start");
-        close(p[0]);
+        cr_assert_eq(read(p, &r, 1), 1, "the listener did not start");
+        close(p);
         char link[64], target[64];
         snprintf(link, sizeof link, "/proc/%d/ns/net", (int)kids[0]);
         bool gone = false;
