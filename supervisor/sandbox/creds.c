@@ -1,7 +1,10 @@
 #define _GNU_SOURCE
 /* pid 1's privilege drop (creds.h): straight system calls, where libcap-ng
  * read /proc/self/status through stdio three times (capng_clear and each
- * capng_apply) on the path to the job. */
+ * capng_apply) on the path to the job; libcap-ng only for capability names
+ * (docs/security.md, "pid 1's privilege drop without libcap-ng"). And, in
+ * the supervisor before the clone, a profile's capabilities checked against
+ * the running kernel. */
 #include "supervisor/sandbox/creds.h"
 
 #include <cap-ng.h>
