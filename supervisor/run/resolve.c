@@ -20,6 +20,7 @@
 #include "supervisor/run/run_internal.h"
 #include "supervisor/run/run_views.h"
 #include "supervisor/run/warm.h"
+#include "supervisor/sandbox/creds.h"
 #include "supervisor/sealed/codec/sealed_format.h"
 
 extern char **environ;
@@ -418,7 +419,13 @@ static int load_profile(struct run *r, aidp_error *err)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         free(r->profile.name);
         r->profile.name = n;
-        return 0;
+        /* A capability this kernel lacks is a bad profile here, named, not
+         * pid 1's bare EPERM from capset after the clone. */
+        int last = aidp_creds_kernel_last_cap();
+        if (last < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -last,
+                                        "reading /proc/sys/kernel/cap_last_cap");
+        return aidp_creds_check_profile(&r->profile, pname, last, err);
 }
 
 int aidp_run_resolve(struct run *r, aidp_error *err)

@@ -36,14 +36,26 @@ struct hostsock_ruleset_attr {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose)
 
+/* Test builds only (AIDP_FAULT_HOSTSOCK_GONE=PID; supervisor/cli/env.c: the
+ * production binary refuses a run that sets it): process PID reads as gone
+ * between its ns/net link and its table, as one that exits right there does
+ * (tests/priv/test_hostsock.c). */
+static bool fault_gone(const char *dir)
+{
+        const char *pid = getenv("AIDP_FAULT_HOSTSOCK_GONE");
+        return pid && !strcmp(pid, dir);
+}
+
 /* One namespace's table: "Num RefCount Protocol Flags Type St Inode Path".
  * The path is the rest of the line after the seventh field (it may contain
- * spaces); abstract names start with '@' and are left out. */
-static int read_unix_table(int proc_fd, const char *pid, char ***v, size_t *n)
+ * spaces); abstract names start with '@' and are left out. dir is a process's
+ * (or a thread's) directory in /proc. 1 when read, 0 when it is gone (the
+ * table was not read), -errno. */
+static int read_unix_table(int proc_fd, const char *dir, char ***v, size_t *n)
 {
-        char rel[NAME_MAX + 16];
-        snprintf(rel, sizeof rel, "%s/net/unix", pid);
-        int fd = openat(proc_fd, rel, O_RDONLY | O_CLOEXEC);
+        char rel[2 * NAME_MAX + 16];
+        snprintf(rel, sizeof rel, "%s/net/unix", dir);
+        int fd = fault_gone(dir) ? -1 : openat(proc_fd, rel, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return 0; /* the process is gone */
         _cleanup_(fclosep) FILE *f = fdopen(fd, "re");
@@ -68,7 +80,7 @@ static int read_unix_table(int proc_fd, const char *pid, char ***v, size_t *n)
                 rc = aidp_strv_push(v, n, p + 1);
         }
         free(line);
-        return rc;
+        return rc < 0 ? rc : 1;
 }
 
 /* A process's network namespace, as its link names it ("net:[4026531840]"):
@@ -76,15 +88,76 @@ static int read_unix_table(int proc_fd, const char *pid, char ***v, size_t *n)
  * inode and dentry (made, and freed again, for a namespace no fd holds). The
  * number is the namespace's inode, unique among live namespaces. false when
  * the process is gone. */
-static bool net_ns_of(int proc_fd, const char *pid, unsigned long long *ino)
+static bool net_ns_of(int proc_fd, const char *dir, unsigned long long *ino)
 {
-        char rel[NAME_MAX + 16], link[64];
-        snprintf(rel, sizeof rel, "%s/ns/net", pid);
+        char rel[2 * NAME_MAX + 16], link[64];
+        snprintf(rel, sizeof rel, "%s/ns/net", dir);
         ssize_t n = readlinkat(proc_fd, rel, link, sizeof link - 1);
         if (n <= 0)
                 return false;
         link[n] = '\0';
         return sscanf(link, "net:[%llu]", ino) == 1;
+}
+
+/* The walk's state: the namespaces whose table was read, by the inode their
+ * ns/net link names, and the paths so far. */
+struct walk {
+        int proc_fd;
+        unsigned long long seen[4096];
+        size_t n_seen;
+        char **v;
+        size_t n;
+};
+
+/* The table of the namespace dir is in, unless it was read already. A
+ * namespace counts as read only once its table was: a process that exits
+ * between its link and its table leaves the namespace to its next process
+ * (else a namespace whose first process comes and goes would never be read,
+ * and its sockets never covered). Past the seen list's size, namespaces are
+ * read again: slower, never missed. 1 read (or known), 0 gone, -errno. */
+static int read_ns_of(struct walk *w, const char *dir)
+{
+        unsigned long long ino;
+        if (!net_ns_of(w->proc_fd, dir, &ino))
+                return 0;
+        for (size_t i = 0; i < w->n_seen; i++)
+                if (w->seen[i] == ino)
+                        return 1;
+        int rc = read_unix_table(w->proc_fd, dir, &w->v, &w->n);
+        if (rc > 0 && w->n_seen < ARRAY_SIZE(w->seen))
+                w->seen[w->n_seen++] = ino;
+        return rc;
+}
+
+/* A process whose own ns/net link cannot be read: gone, or a thread-group
+ * leader that exited (a zombie until its last thread ends) while another
+ * thread lives on, maybe holding a listener in a namespace no other process
+ * is in. Its threads' links name that namespace, and a thread's directory
+ * has the table too. Only then: one more getdents64 per such process, none
+ * for a live leader. 1 read (or known), 0 gone, -errno. */
+static int read_ns_of_threads(struct walk *w, const char *pid)
+{
+        char rel[NAME_MAX + 16];
+        snprintf(rel, sizeof rel, "%s/task", pid);
+        _cleanup_close_ int fd = openat(w->proc_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        char buf[4096] __attribute__((aligned(8)));
+        long got;
+        int rc = 0;
+        while (rc >= 0 && (got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+                for (long off = 0; rc >= 0 && off < got;) {
+                        struct dirent64 *e = (struct dirent64 *)(void *)(buf + off);
+                        off += e->d_reclen;
+                        char dir[2 * NAME_MAX + 16];
+                        if (e->d_name[0] < '1' || e->d_name[0] > '9' || !strcmp(e->d_name, pid))
+                                continue;
+                        snprintf(dir, sizeof dir, "%s/task/%s", pid, e->d_name);
+                        int r = read_ns_of(w, dir);
+                        rc = r < 0 ? r : rc | r;
+                }
+        }
+        return rc;
 }
 
 /* Every process's network namespace, each one's table read once. The
@@ -93,44 +166,30 @@ static bool net_ns_of(int proc_fd, const char *pid, unsigned long long *ino)
  * pid 1's clone: copy-on-write faults (docs/run-core.md, "Start-up time"). */
 int aidp_hostsock_collect(char ***ret)
 {
-        _cleanup_close_ int proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (proc_fd < 0)
+        struct walk w = {.proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+        if (w.proc_fd < 0)
                 return -errno;
-        /* Namespaces already read, by inode of their ns/net file. */
-        unsigned long long seen[4096];
-        size_t n_seen = 0;
-        _cleanup_(aidp_strv_freep) char **v = NULL;
-        size_t n = 0;
         int rc = 0;
         char buf[8192] __attribute__((aligned(8)));
         long got = 0;
-        while (rc == 0 && (got = syscall(SYS_getdents64, proc_fd, buf, sizeof buf)) > 0) {
-                for (long off = 0; rc == 0 && off < got;) {
+        while (rc >= 0 && (got = syscall(SYS_getdents64, w.proc_fd, buf, sizeof buf)) > 0) {
+                for (long off = 0; rc >= 0 && off < got;) {
                         struct dirent64 *e = (struct dirent64 *)(void *)(buf + off);
                         off += e->d_reclen;
-                        if (e->d_name[0] < '1' || e->d_name[0] > '9')
-                                continue;
-                        unsigned long long ino;
-                        if (!net_ns_of(proc_fd, e->d_name, &ino))
-                                continue;
-                        bool known = false;
-                        for (size_t i = 0; i < n_seen && !known; i++)
-                                known = seen[i] == ino;
-                        if (known)
-                                continue;
-                        if (n_seen < sizeof seen / sizeof seen[0])
-                                seen[n_seen++] = ino;
-                        rc = read_unix_table(proc_fd, e->d_name, &v, &n);
+                        if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
+                                rc = read_ns_of(&w, e->d_name);
+                        if (rc == 0)
+                                rc = read_ns_of_threads(&w, e->d_name);
                 }
         }
-        if (rc == 0 && got < 0)
+        if (rc >= 0 && got < 0)
                 rc = -errno;
-        if (rc < 0)
-                return rc;
+        close(w.proc_fd);
         size_t nu = 0;
-        if (aidp_strv_union(v, n, NULL, 0, ret, &nu) < 0)
-                return -ENOMEM;
-        return (int)nu;
+        if (rc >= 0 && aidp_strv_union(w.v, w.n, NULL, 0, ret, &nu) < 0)
+                rc = -ENOMEM;
+        aidp_strv_free(w.v);
+        return rc < 0 ? rc : (int)nu;
 }
 
 /* The list travels in messages of at most CHUNK bytes: 'P' and NUL-terminated

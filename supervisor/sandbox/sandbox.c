@@ -544,12 +544,14 @@ static void loopback_up(void)
 }
 
 /* Into the job's identity, or stop naming the step (creds.h). */
+__attribute__((noreturn)) static void credentials_failed(int errnum, const char *what)
+{
+        die(AIDP_STAGE_CREDENTIALS, errnum, what);
+}
+
 static void drop_credentials(const struct aidp_sandbox_spec *s)
 {
-        const char *what = "";
-        int rc = aidp_sandbox_drop_credentials(s, &what);
-        if (rc < 0)
-                die(AIDP_STAGE_CREDENTIALS, -rc, what);
+        aidp_sandbox_drop_credentials(s, credentials_failed);
 }
 
 static void apply_rlimits(const struct aidp_sandbox_spec *s)

@@ -342,6 +342,20 @@ Test(profiles, devices_capabilities_and_binds_are_enforced)
         rmdir(dir);
 }
 
+/* dir/p.yaml: the baseline keeping caps (a YAML flow list's inside). */
+static void caps_profile(char *dir, const char *caps, char yaml[300])
+{
+        cr_assert_not_null(mkdtemp(dir));
+        snprintf(yaml, 300, "%s/p.yaml", dir);
+        FILE *f = fopen(yaml, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: p}\n"
+                "extends: %s\ncapabilities: [%s]\n",
+                LIB("baseline"), caps);
+        fclose(f);
+}
+
 /* A profile's capability is the job's whole set, in each of the five: the
  * bounding set holds nothing else, and ambient carries it over the job's
  * execve as a non-root user; without the grant every set is empty
@@ -349,17 +363,8 @@ Test(profiles, devices_capabilities_and_binds_are_enforced)
 Test(profiles, a_kept_capability_is_exactly_each_of_the_jobs_sets)
 {
         AIDP_REQUIRE_ROOT();
-        char dir[] = "/tmp/aidp-prof-caps.XXXXXX";
-        cr_assert_not_null(mkdtemp(dir));
-        char yaml[300];
-        snprintf(yaml, sizeof yaml, "%s/p.yaml", dir);
-        FILE *f = fopen(yaml, "w");
-        cr_assert_not_null(f);
-        fprintf(f,
-                "apiVersion: aidp/v1\nkind: Profile\nmetadata: {name: p}\n"
-                "extends: %s\ncapabilities: [CAP_NET_BIND_SERVICE, CAP_NET_RAW]\n",
-                LIB("baseline"));
-        fclose(f);
+        char dir[] = "/tmp/aidp-prof-caps.XXXXXX", yaml[300];
+        caps_profile(dir, "CAP_NET_BIND_SERVICE, CAP_NET_RAW", yaml);
         const char *cmd[] = {PY, "-c",
                              "import os\n"
                              "for l in open('/proc/self/status'):\n"
@@ -390,4 +395,32 @@ Test(profiles, bad_profile_is_a_config_error_before_anything_runs)
         cr_expect(strstr(P.err, "bad-unit.yaml:6:11: limits.memory: found '8Gx'"), "%s", P.err);
         st = run_in("no-such-profile", cmd);
         cr_expect_eq(st, AIDP_EXIT_CONFIG, "%d %s", st, P.err);
+}
+
+/* A capability libcap-ng knows but the running kernel lacks (a kernel older
+ * than the library; here a kernel whose last capability is 39, by the test
+ * build's AIDP_FAULT_CAP_LAST_CAP, so CAP_CHECKPOINT_RESTORE, number 40, is
+ * past it): a bad profile before anything runs, naming the profile, the
+ * capability and the kernel's last one, not pid 1's bare capset EPERM. */
+Test(profiles, a_capability_the_kernel_lacks_is_a_config_error_naming_it)
+{
+        AIDP_REQUIRE_ROOT();
+        char dir[] = "/tmp/aidp-prof-lastcap.XXXXXX", yaml[300];
+        caps_profile(dir, "CAP_CHECKPOINT_RESTORE", yaml);
+        const char *cmd[] = {"/bin/true", NULL};
+        setenv("AIDP_FAULT_CAP_LAST_CAP", "39", 1);
+        int st = run_in(yaml, cmd);
+        unsetenv("AIDP_FAULT_CAP_LAST_CAP");
+        cr_expect_eq(st, AIDP_EXIT_CONFIG, "%d\n%s", st, P.err);
+        char want[400];
+        snprintf(want, sizeof want, "profile %s: capabilities: CAP_CHECKPOINT_RESTORE (number 40)",
+                 yaml);
+        cr_expect(strstr(P.err, want), "%s\n%s", want, P.err);
+        cr_expect(strstr(P.err, "last capability is number 39"), "%s", P.err);
+        cr_expect(!strstr(P.err, "capset"), "%s", P.err);
+        /* and on the kernel as it is, the same profile runs */
+        st = run_in(yaml, cmd);
+        cr_expect_eq(st, 0, "%d\n%s", st, P.err);
+        unlink(yaml);
+        rmdir(dir);
 }
