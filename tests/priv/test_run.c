@@ -295,16 +295,18 @@ Test(run, summary_reports_tmpfs_noswap_as_the_kernel_supports_it)
 Test(run, the_jobs_root_has_the_hosts_top_level_entries)
 {
         AIDP_REQUIRE_ROOT();
+        /* sh, not python: the VM's guest has busybox only. The glob skips
+         * dot entries, as the host side below does. */
         static const char script[] =
-                "import os\n"
-                "for n in sorted(os.listdir('/')):\n"
-                " p = '/' + n\n"
-                " print(n, 'link:' + os.readlink(p) if os.path.islink(p) else\n"
-                "       'dir' if os.path.isdir(p) else 'other')\n"
-                "print('usr-bin-true', os.path.exists('/usr/bin/true'))\n";
+                "for p in /*; do n=${p#/}\n"
+                " if [ -L \"$p\" ]; then echo \"$n link:$(readlink \"$p\")\"\n"
+                " elif [ -d \"$p\" ]; then echo \"$n dir\"\n"
+                " else echo \"$n other\"; fi\n"
+                "done\n"
+                "[ -e /usr/bin/true ] && echo usr-bin-true True || echo usr-bin-true False\n";
         char rd[] = "/tmp/aidp-test-root-XXXXXX";
         cr_assert_not_null(aidp_test_mkdtemp(rd));
-        const char *const job[] = {"/usr/bin/python3", "-c", script, NULL};
+        const char *const job[] = {"/bin/sh", "-c", script, NULL};
         int st = aidp_test_run_job(&P, rd, NULL, job);
         aidp_test_rm_tree(rd);
         cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
