@@ -83,6 +83,11 @@ static bool parse_seq(const char *s, size_t len, uint64_t *out)
         char buf[24];
         if (len == 0 || len >= sizeof buf || s[0] == '0')
                 return false;
+        /* Digits only: strtoull would skip leading spaces and take a sign,
+         * so " 0" was a seq of 0 (a witness compare then indexed seen[-1]). */
+        for (size_t i = 0; i < len; i++)
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
         memcpy(buf, s, len);
         buf[len] = '\0';
         char *end;
