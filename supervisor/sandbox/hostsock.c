@@ -176,8 +176,9 @@ int aidp_hostsock_collect(char ***ret)
                 for (long off = 0; rc >= 0 && off < got;) {
                         struct dirent64 *e = (struct dirent64 *)(void *)(buf + off);
                         off += e->d_reclen;
-                        if (e->d_name[0] >= '1' && e->d_name[0] <= '9')
-                                rc = read_ns_of(&w, e->d_name);
+                        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+                                continue; /* not a process: "self", "sys", ... */
+                        rc = read_ns_of(&w, e->d_name);
                         if (rc == 0)
                                 rc = read_ns_of_threads(&w, e->d_name);
                 }
