@@ -247,6 +247,7 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
 {
         struct aidp_run_fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
         int relay_child[3] = {-1, -1, -1}; /* stdout, stderr, stdin */
+        struct aidp_zygote z = {.pid = -1, .sock = -1};
         int rc = 0;
         /* sync: a socket, so that the go can carry the v1 "tasks" fds */
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.sync) < 0 ||
@@ -283,7 +284,6 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
          * page with this process; it enters the namespaces above. One that
          * is gone or refuses the plan has cloned nothing: then as without. */
         pid_t pid = -1;
-        struct aidp_zygote z;
         if (aidp_zygote_take(&z)) {
                 struct aidp_zygote_clone zc = {
                         .cgroup_fd = cgfd,
@@ -332,6 +332,9 @@ out:;
                 aidp_run_close(theirs[i]);
         if (rc == 0 && r->pid1 > 0)
                 rc = send_host_sockets(r, f.sync[1], err);
+        /* The zygote that cloned pid 1 has exited by now (it did once it
+         * had answered); reaped here, not on the way to pid 1's mounts. */
+        aidp_zygote_reap(&z);
         r->sync_w = f.sync[1];
         r->err_r = f.err[0];
         r->status_r = f.status[0];

@@ -260,19 +260,35 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
                 goto out;
         }
         rep.what[sizeof rep.what - 1] = '\0';
-        if (rep.pid <= 0 || n != 1) {
+        if (rep.pid > 0 && n != 1) {
+                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EPROTO,
+                                    "the zygote cloned the sandbox but sent no pidfd");
+                goto out;
+        }
+        if (rep.pid <= 0) {
                 if (n == 1)
                         close(*pidfd);
+                *pidfd = -1;
                 aidp_error_errno(err, AIDP_EXIT_INTERNAL, rep.errnum, "the zygote: %s", rep.what);
                 goto out;
         }
-        rc = rep.pid;
-out:
-        /* It exits once it has answered (or at the end of its line). */
+        /* It exits once it has answered: reaped later (aidp_zygote_reap),
+         * off the path to pid 1's mounts. */
         close(z->sock);
         z->sock = -1;
-        while (waitpid(z->pid, NULL, 0) < 0 && errno == EINTR)
-                ;
-        z->pid = -1;
+        return rep.pid;
+out:
+        /* It exits at the end of its line, if it has not already. */
+        close(z->sock);
+        z->sock = -1;
+        aidp_zygote_reap(z);
         return rc;
+}
+
+void aidp_zygote_reap(struct aidp_zygote *z)
+{
+        if (z->pid > 0)
+                while (waitpid(z->pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        z->pid = -1;
 }

@@ -50,9 +50,12 @@ struct aidp_zygote_clone {
  * plan, or refused it: then err says why, and the caller clones pid 1
  * itself); -1 with err set when pid 1's clone failed or the zygote ended
  * after taking the plan (a pid 1 may then exist, in the run's cgroup, whose
- * kill at teardown takes it). The zygote is reaped either way. */
+ * kill at teardown takes it). The zygote is reaped, but after a clone: it
+ * exits once it has answered, and aidp_zygote_reap reaps it. */
 pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_spec *spec,
                              const struct aidp_zygote_clone *c, int *pidfd, aidp_error *err);
+/* Reap the zygote that cloned pid 1 (harmless when there is none). */
+void aidp_zygote_reap(struct aidp_zygote *z);
 
 /* aidp-init's main: serve one plan on sock (fd 3), then exit. */
 int aidp_zygote_main(int sock);

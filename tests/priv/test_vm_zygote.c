@@ -37,8 +37,7 @@ static pid_t ppid_of(pid_t pid)
         return pp;
 }
 
-Test(vm_zygote, clone_parent_of_a_pid_namespace_init_makes_it_the_grandparents_child,
-     .timeout = 60)
+Test(vm_zygote, clone_parent_of_a_pid_namespace_init_makes_it_the_grandparents_child, .timeout = 60)
 {
         AIDP_REQUIRE_ROOT();
         int sv[2], go[2];
