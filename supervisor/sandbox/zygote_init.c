@@ -123,6 +123,13 @@ int aidp_zygote_main(int sock)
         struct aidp_zygote_hello h;
         int got[AIDP_PLAN_MAX_FDS];
         size_t n = 0;
+        /* The namespaces' ids above the worker's mount namespace's (this
+         * process's too), for the pin the worker makes (nspin.h): ordered
+         * now, while the worker waits for its connection, not on the run's
+         * path. The binding to this CPU holds until the clone, so the ids
+         * of the namespaces it makes come from the same, higher batch. */
+        struct aidp_nspin_order order;
+        (void)aidp_nspin_order_begin(&order);
         /* The worker's end closes when it exits unserved: nothing to do. */
         if (aidp_zygote_recv(sock, &h, sizeof h, got, AIDP_PLAN_MAX_FDS, &n) != 1)
                 return 0;
@@ -156,11 +163,6 @@ int aidp_zygote_main(int sock)
         for (int sig = 1; sig <= 64; sig++)
                 if (p.sigmask >> (sig - 1) & 1)
                         sigaddset(&mask, sig);
-        /* The namespaces' ids above the worker's mount namespace's, for the
-         * pin the worker makes (nspin.h); as the worker would before its
-         * own clone. */
-        struct aidp_nspin_order order;
-        (void)aidp_nspin_order_begin(&order);
         const char *what = "";
         e = enter(p.net_fd, CLONE_NEWNET, &what, "network namespace");
         if (e == 0)
