@@ -21,6 +21,7 @@
 #include "common/exitcodes.h"
 #include "common/path.h"
 #include "supervisor/sandbox/codec/plan.h"
+#include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/zygote_wire.h"
 
 /* The program, opened once by the daemon (O_PATH), and the zygote made
@@ -236,14 +237,14 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
         for (size_t i = 0; i < p.n_fds; i++)
                 fds[i] = p.fds[i];
         struct aidp_zygote_hello h = {.magic = AIDP_ZYGOTE_HELLO, .len = (uint32_t)len};
-        int e = aidp_zygote_send(z->sock, &h, sizeof h, fds, p.n_fds);
+        int e = aidp_fdpass_sendv(z->sock, &h, sizeof h, fds, p.n_fds);
         if (e < 0) {
                 /* Gone before the plan (killed, out of memory): nothing
                  * was cloned. */
                 aidp_error_errno(err, AIDP_EXIT_INTERNAL, -e, "handing the plan to the zygote");
                 goto out;
         }
-        e = aidp_zygote_send(z->sock, bytes, len, NULL, 0);
+        e = aidp_fdpass_sendv(z->sock, bytes, len, NULL, 0);
         if (e < 0) {
                 /* It clones only once it has the whole plan. */
                 aidp_error_errno(err, AIDP_EXIT_INTERNAL, -e, "handing the plan to the zygote");
@@ -251,7 +252,7 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
         }
         struct aidp_zygote_reply rep = {0};
         size_t n = 0;
-        int got = aidp_zygote_recv(z->sock, &rep, sizeof rep, pidfd, 1, &n);
+        int got = aidp_fdpass_recvv(z->sock, &rep, sizeof rep, pidfd, 1, &n, true);
         if (got <= 0) {
                 /* It took the plan, or part of it, and ended without a
                  * word: a pid 1 it may have cloned is in the run's cgroup. */

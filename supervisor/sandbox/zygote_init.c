@@ -20,13 +20,14 @@
 #include "common/error.h"
 #include "supervisor/sandbox/codec/plan.h"
 #include "supervisor/sandbox/nspin.h"
+#include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/zygote_wire.h"
 
 static void reply(int sock, pid_t pid, int errnum, const char *what, int pidfd)
 {
         struct aidp_zygote_reply r = {.pid = pid, .errnum = errnum};
         aidp_text_printf(r.what, sizeof r.what, "%s", what);
-        (void)aidp_zygote_send(sock, &r, sizeof r, &pidfd, pidfd >= 0 ? 1 : 0);
+        (void)aidp_fdpass_sendv(sock, &r, sizeof r, &pidfd, pidfd >= 0 ? 1 : 0);
 }
 
 /* Each received fd at the number the worker had it under; the zygote's own
@@ -131,7 +132,7 @@ int aidp_zygote_main(int sock)
         struct aidp_nspin_order order;
         (void)aidp_nspin_order_begin(&order);
         /* The worker's end closes when it exits unserved: nothing to do. */
-        if (aidp_zygote_recv(sock, &h, sizeof h, got, AIDP_PLAN_MAX_FDS, &n) != 1)
+        if (aidp_fdpass_recvv(sock, &h, sizeof h, got, AIDP_PLAN_MAX_FDS, &n, true) != 1)
                 return 0;
         if (h.magic != AIDP_ZYGOTE_HELLO || h.len > AIDP_PLAN_MAX_BYTES) {
                 reply(sock, -1, EPROTO, "not a plan", -1);
@@ -139,7 +140,7 @@ int aidp_zygote_main(int sock)
         }
         _cleanup_free_ uint8_t *buf = malloc(h.len ? h.len : 1);
         size_t none = 0;
-        if (!buf || aidp_zygote_recv(sock, buf, h.len, NULL, 0, &none) != 1)
+        if (!buf || aidp_fdpass_recvv(sock, buf, h.len, NULL, 0, &none, true) != 1)
                 return 1; /* the worker gave up: it clones pid 1 itself */
         struct aidp_plan p;
         aidp_error err = {0};

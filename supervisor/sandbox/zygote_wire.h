@@ -2,7 +2,8 @@
 /* The wire between a worker and its zygote (zygote.h): a socketpair
  * (SOCK_STREAM). Worker to zygote: a hello (magic, the plan's length) with
  * the plan's fds (SCM_RIGHTS, in the order of the plan's fds[]), then the
- * plan's bytes (codec/plan.h). Zygote to worker: a reply with pid 1's pidfd. */
+ * plan's bytes (codec/plan.h). Zygote to worker: a reply with pid 1's pidfd.
+ * Both through fdpass.h (aidp_fdpass_sendv, aidp_fdpass_recvv, strict). */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,11 +21,3 @@ struct aidp_zygote_reply {
         int32_t errnum;
         char what[120];
 };
-
-/* len bytes with n fds (the fds go with the first byte). 0 or -errno;
- * never SIGPIPE. */
-int aidp_zygote_send(int sock, const void *buf, size_t len, const int *fds, size_t n);
-/* Exactly len bytes, and the fds that came with them (close-on-exec; at most
- * max, else -EMSGSIZE with every fd closed). 1, 0 at end of stream before
- * the first byte, or -errno (-EPIPE: cut short). */
-int aidp_zygote_recv(int sock, void *buf, size_t len, int *fds, size_t max, size_t *n);

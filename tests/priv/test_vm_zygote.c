@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/zygote_wire.h"
 #include "tests/priv/priv.h"
 
@@ -61,14 +62,14 @@ Test(vm_zygote, clone_parent_of_a_pid_namespace_init_makes_it_the_grandparents_c
                         _exit(getpid() == 1 && getppid() == 0 ? 7 : 8);
                 }
                 struct aidp_zygote_reply r = {.pid = pid, .errnum = pid < 0 ? errno : 0};
-                int e = aidp_zygote_send(sv[1], &r, sizeof r, &pidfd, pid > 0 ? 1 : 0);
+                int e = aidp_fdpass_sendv(sv[1], &r, sizeof r, &pidfd, pid > 0 ? 1 : 0);
                 _exit(e == 0 && pid > 0 ? 0 : 1);
         }
         close(sv[1]);
         struct aidp_zygote_reply r = {0};
         int pidfd = -1;
         size_t n = 0;
-        cr_assert_eq(aidp_zygote_recv(sv[0], &r, sizeof r, &pidfd, 1, &n), 1);
+        cr_assert_eq(aidp_fdpass_recvv(sv[0], &r, sizeof r, &pidfd, 1, &n, true), 1);
         cr_assert_gt(r.pid, 0, "clone3(CLONE_PARENT | CLONE_NEWPID): %s", strerror(r.errnum));
         cr_assert_eq(n, 1, "no pidfd came with the reply");
         int st;

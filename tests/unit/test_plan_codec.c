@@ -84,16 +84,22 @@ static void encode(const struct aidp_plan *p, uint8_t **b, size_t *len)
         cr_assert_eq(aidp_plan_encode(p, b, len, &err), 0, "%s", err.msg);
 }
 
+/* in, encoded and decoded again into out. */
+static void round_trip(const struct aidp_plan *in, struct aidp_plan *out)
+{
+        uint8_t *b;
+        size_t len;
+        encode(in, &b, &len);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_plan_decode(b, len, out, &err), 0, "%s", err.msg);
+        free(b);
+}
+
 Test(plan_codec, every_field_round_trips)
 {
         struct aidp_plan in, out;
         full_plan(&in);
-        uint8_t *b;
-        size_t len;
-        encode(&in, &b, &len);
-        aidp_error err = {0};
-        cr_assert_eq(aidp_plan_decode(b, len, &out, &err), 0, "%s", err.msg);
-        free(b);
+        round_trip(&in, &out);
         cr_assert_eq(out.argc, 3);
         for (size_t i = 0; i < 3; i++)
                 cr_expect_str_eq(out.argv[i], argv_[i]);
@@ -179,12 +185,7 @@ Test(plan_codec, a_minimal_plan_round_trips)
 {
         struct aidp_plan in, out;
         minimal_plan(&in);
-        uint8_t *b;
-        size_t len;
-        encode(&in, &b, &len);
-        aidp_error err = {0};
-        cr_assert_eq(aidp_plan_decode(b, len, &out, &err), 0, "%s", err.msg);
-        free(b);
+        round_trip(&in, &out);
         cr_expect_str_eq(out.argv[0], "true");
         cr_expect_null(out.envp[0]);
         cr_expect_null(out.cwd);
