@@ -264,3 +264,45 @@ Test(zygote, a_direct_run_clones_pid1_itself)
         cr_expect_eq(aidp_test_finish(&p), 0, "%s", p.err);
         cr_expect_str_eq(p.out, "started\n");
 }
+
+/* The zygote cloned pid 1 but its answer never came (test builds:
+ * AIDP_FAULT_ZYGOTE_ANSWER_LOST, as if it had died right after the clone):
+ * the worker cannot know whether a pid 1 exists, so it never clones a
+ * second; the run fails (125) through teardown with its end record, the
+ * unknown pid 1 dies with the run's cgroup, and nothing of the run is left. */
+Test(zygote, a_lost_answer_fails_the_run_cleanly_and_leaves_nothing)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        struct group *g = getgrgid(A.gid);
+        cr_assert_not_null(g);
+        char kv[1100], pv[1100];
+        TEST_SNPRINTF(kv, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(pv, "AIDP_POLICY_DIR=%s", policy);
+        const char *env[] = {kv, pv, "AIDP_FAULT_ZYGOTE_ANSWER_LOST=1", NULL};
+        const char *args[] = {"--lineage", logp, NULL};
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, args, env, true);
+        cr_assert_gt(daemon_pid, 0);
+        pid_t z[16];
+        cr_assert_geq(wait_zygotes(z, 16), 2, "the idle workers started no zygote");
+        const char *cargs[] = {"-q", "--no-cwd", "--", "/bin/sh", "-c", "echo ran", NULL};
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, cargs);
+        cr_expect_eq(aidp_test_finish(&p), 125, "%s", p.err);
+        cr_expect_str_eq(p.out, "", "the job ran");
+        cr_expect(strstr(p.err, "the zygote ended without cloning the sandbox") != NULL, "%s",
+                  p.err);
+        json_object *ev[8];
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
+        const char *run_id = NULL;
+        for (size_t i = 0; i < n; i++)
+                if (!strcmp(aidp_test_json_str(ev[i], "eventType"), "FAIL"))
+                        run_id = aidp_test_json_str(ev[i], "run.runId");
+        cr_assert_not_null(run_id, "no FAIL record");
+        cr_expect_eq(aidp_test_count_events(logp, "COMPLETE"), 0);
+        aidp_test_expect_run_gone(rundir, run_id);
+        pid_t left = 0;
+        for (int i = 0; i < 300 && (left = find_pid1()) != 0; i++)
+                usleep(10000);
+        cr_expect_eq(left, 0, "pid 1 %d of the failed run is still there", (int)left);
+}
