@@ -28,6 +28,7 @@
 #include "supervisor/run/warm.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/sandbox/nsready.h"
+#include "supervisor/sandbox/zygote.h"
 #include "supervisor/sealed/keymem.h"
 
 extern char **environ;
@@ -443,6 +444,8 @@ static void make_ready(void *arg)
         /* and the sandbox's network, IPC and UTS namespaces (nsready.h); a
          * worker without them clones them as a cold run does */
         (void)aidp_nsready_make();
+        /* and the zygote pid 1 is cloned from (zygote.h) */
+        (void)aidp_zygote_make();
 }
 
 static void *no_work(void *arg)
@@ -539,6 +542,14 @@ int aidp_cli_serve(int argc, char **argv)
         size_t warm = aidp_run_warm_seccomp();
         const char *cold = aidp_run_warm_host();
         bind_thread_start();
+        /* The zygote's program, opened once: what root runs for every
+         * run's pid 1 is never a file replaced on disk later (zygote.h). */
+        int zg = aidp_zygote_open_program();
+        if (zg < 0)
+                fprintf(stderr,
+                        "aidp-supervisor serve: no zygote (%s beside this binary: %s); "
+                        "workers clone the sandbox's pid 1 themselves\n",
+                        AIDP_ZYGOTE_PROGRAM, strerror(-zg));
         if (cold)
                 fprintf(stderr, "aidp-supervisor serve: not warm: %s\n", cold);
         int lfd = aidp_daemon_listen(&cfg, &err);

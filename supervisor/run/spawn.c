@@ -21,7 +21,9 @@
 #include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/hostsock.h"
 #include "supervisor/sandbox/nsready.h"
+#include "supervisor/sandbox/creds.h"
 #include "supervisor/sandbox/sandbox.h"
+#include "supervisor/sandbox/zygote.h"
 
 /* premade: the calling thread is inside the network, IPC and UTS namespaces
  * made ahead for this run (nsready.h), which the child inherits. */
@@ -77,8 +79,8 @@ static void job_groups(const struct run *r, struct aidp_sandbox_spec *spec)
 }
 
 /* What pid 1 is to build: the profile, the job, its fds and the run's mounts. */
-static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int relay_child[3],
-                      struct aidp_sandbox_spec *spec)
+static int fill_spec(struct run *r, const struct aidp_run_fds *f, const int relay_child[3],
+                     struct aidp_sandbox_spec *spec, aidp_error *err)
 {
         *spec = (struct aidp_sandbox_spec){
                 .argv = r->o->argv,
@@ -112,6 +114,12 @@ static void fill_spec(struct run *r, const struct aidp_run_fds *f, const int rel
                         .fd = r->tmpfs[i].fd,
                         .target = aidp_run_tmpfs_target(r, &r->tmpfs[i]),
                         .readonly = !strcmp(r->tmpfs[i].label, "data")};
+        /* The kept capabilities by number: pid 1 takes no names (creds.h). */
+        const char *bad = "";
+        if (aidp_creds_profile_caps(&r->profile, &spec->caps, &bad) < 0)
+                return aidp_error_set(err, AIDP_EXIT_CONFIG, EINVAL,
+                                      "capabilities: %s is not a capability", bad);
+        return 0;
 }
 
 /* The mount fds pid 1 will hold, in the journal's memory before the clone:
@@ -180,6 +188,57 @@ static int send_host_sockets(struct run *r, int sync_w, aidp_error *err)
         return 0;
 }
 
+/* The namespaces made ahead, entered by the zygote instead of this process. */
+static void close_ready(struct aidp_nsready *ready)
+{
+        if (!ready)
+                return;
+        int *ns[] = {&ready->net, &ready->ipc, &ready->uts};
+        for (size_t i = 0; i < ARRAY_SIZE(ns); i++)
+                aidp_run_close(ns[i]);
+}
+
+/* pid 1 cloned by this process (no zygote): inside the namespaces made
+ * ahead when ready is given. 0 with *pid set, or -1 (*pid set when a pid 1
+ * exists all the same). */
+static int clone_here(struct run *r, const struct aidp_sandbox_spec *spec, int cgfd,
+                      struct aidp_nsready *ready, const sigset_t *oldmask, pid_t *ret_pid,
+                      aidp_error *err)
+{
+        /* The sandbox's namespaces get ids above this process's mount
+         * namespace's, so that the pin below cannot be refused (nspin.h). */
+        struct aidp_nspin_order order;
+        int oe = aidp_nspin_order_begin(&order);
+        if (oe < 0)
+                fprintf(stderr, "aidp-supervisor: ordering namespace ids: %s\n", strerror(-oe));
+        /* Only this thread enters the namespaces made ahead, only around the
+         * clone; a set that cannot be entered is dropped and the clone makes
+         * the namespaces as without it. */
+        bool premade = ready && aidp_nsready_enter(ready) == 0;
+        /* Other threads may run here (START's fsync): pid 1 relies on the
+         * invariants listed in startup.c. */
+        pid_t pid = clone_sandbox(&r->pidfd, cgfd, premade);
+        int clone_errno = errno;
+        aidp_nspin_order_end(&order); /* in pid 1 too: the job gets every CPU */
+        if (pid == 0) {
+                sigprocmask(SIG_SETMASK, oldmask, NULL);
+                aidp_sandbox_child(spec);
+        }
+        if (cgfd >= 0)
+                close(cgfd);
+        int back = premade ? aidp_nsready_leave(ready) : 0;
+        if (back < 0 && pid >= 0) {
+                r->pid1 = pid;
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -back,
+                                        "returning from the sandbox's namespaces");
+        }
+        if (pid < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, clone_errno,
+                                        "clone3 (namespaces)");
+        *ret_pid = pid;
+        return 0;
+}
+
 /* Clone the sandbox's pid 1 straight into the run's cgroup: CLONE_INTO_CGROUP
  * for the cgroup2 group (v2, or v1's tracking group), and on v1 pid 1 moves
  * itself into each controller's hierarchy first thing. It builds its mounts
@@ -188,6 +247,7 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
 {
         struct aidp_run_fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
         int relay_child[3] = {-1, -1, -1}; /* stdout, stderr, stdin */
+        struct aidp_zygote z = {.pid = -1, .sock = -1};
         int rc = 0;
         /* sync: a socket, so that the go can carry the v1 "tasks" fds */
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.sync) < 0 ||
@@ -209,44 +269,54 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
                 goto out;
         }
         struct aidp_sandbox_spec spec;
-        fill_spec(r, &f, relay_child, &spec);
+        rc = fill_spec(r, &f, relay_child, &spec, err);
+        if (rc < 0)
+                goto out;
         r->pidfd = -1;
         journal_mount_fds(r);
         int cgfd = aidp_cgroup_open_fd(r->cg);
-        /* The sandbox's namespaces get ids above this process's mount
-         * namespace's, so that the pin below cannot be refused (nspin.h). */
-        struct aidp_nspin_order order;
-        int oe = aidp_nspin_order_begin(&order);
-        if (oe < 0)
-                fprintf(stderr, "aidp-supervisor: ordering namespace ids: %s\n", strerror(-oe));
         /* A daemon's worker may hold fresh network (its loopback up), IPC and
          * UTS namespaces made while it was idle: pid 1 is cloned inside them
-         * rather than making its own (nsready.h). Only this thread enters
-         * them, only around the clone; a set that cannot be entered is
-         * dropped and the clone makes the namespaces as without it. */
+         * rather than making its own (nsready.h). */
         struct aidp_nsready ready;
-        bool premade = aidp_nsready_take(&ready) && aidp_nsready_enter(&ready) == 0;
-        /* Other threads may run here (START's fsync): pid 1 relies on the
-         * invariants listed in startup.c. */
-        pid_t pid = clone_sandbox(&r->pidfd, cgfd, premade);
-        int clone_errno = errno;
-        aidp_nspin_order_end(&order); /* in pid 1 too: the job gets every CPU */
-        if (pid == 0) {
-                sigprocmask(SIG_SETMASK, oldmask, NULL);
-                aidp_sandbox_child(&spec);
+        bool have_ready = aidp_nsready_take(&ready);
+        /* And a zygote (zygote.h): pid 1 is then cloned from it, sharing no
+         * page with this process; it enters the namespaces above. One that
+         * is gone or refuses the plan has cloned nothing: then as without. */
+        pid_t pid = -1;
+        if (aidp_zygote_take(&z)) {
+                struct aidp_zygote_clone zc = {
+                        .cgroup_fd = cgfd,
+                        .net = have_ready ? ready.net : -1,
+                        .ipc = have_ready ? ready.ipc : -1,
+                        .uts = have_ready ? ready.uts : -1,
+                        .mask = oldmask,
+                };
+                aidp_error zerr = {0};
+                pid = aidp_zygote_clone_pid1(&z, &spec, &zc, &r->pidfd, &zerr);
+                if (pid < 0) {
+                        if (cgfd >= 0)
+                                close(cgfd);
+                        close_ready(have_ready ? &ready : NULL);
+                        rc = aidp_error_set(err, zerr.status, zerr.errnum, "%s", zerr.msg);
+                        goto out;
+                }
+                if (pid == 0) {
+                        fprintf(stderr,
+                                "aidp-supervisor: warning: %s; the worker clones the "
+                                "sandbox itself\n",
+                                zerr.msg);
+                        pid = -1;
+                }
         }
-        if (cgfd >= 0)
-                close(cgfd);
-        int back = premade ? aidp_nsready_leave(&ready) : 0;
-        if (back < 0 && pid >= 0) {
-                r->pid1 = pid;
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -back,
-                                      "returning from the sandbox's namespaces");
-                goto out;
-        }
-        if (pid < 0) {
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, clone_errno, "clone3 (namespaces)");
-                goto out;
+        if (pid > 0) {
+                if (cgfd >= 0)
+                        close(cgfd);
+                close_ready(have_ready ? &ready : NULL);
+        } else {
+                rc = clone_here(r, &spec, cgfd, have_ready ? &ready : NULL, oldmask, &pid, err);
+                if (rc < 0)
+                        goto out;
         }
         r->pid1 = pid;
         aidp_run_close(&r->learn_sv[1]);
@@ -262,6 +332,9 @@ out:;
                 aidp_run_close(theirs[i]);
         if (rc == 0 && r->pid1 > 0)
                 rc = send_host_sockets(r, f.sync[1], err);
+        /* The zygote that cloned pid 1 has exited by now (it did once it
+         * had answered); reaped here, not on the way to pid 1's mounts. */
+        aidp_zygote_reap(&z);
         r->sync_w = f.sync[1];
         r->err_r = f.err[0];
         r->status_r = f.status[0];

@@ -1,19 +1,14 @@
 #define _GNU_SOURCE
 /* pid 1's privilege drop (creds.h): straight system calls, where libcap-ng
  * read /proc/self/status through stdio three times (capng_clear and each
- * capng_apply) on the path to the job; libcap-ng only for capability names
- * (docs/security.md, "pid 1's privilege drop without libcap-ng"). And, in
- * the supervisor before the clone, a profile's capabilities checked against
- * the running kernel. */
+ * capng_apply) on the path to the job (docs/security.md, "pid 1's privilege
+ * drop without libcap-ng"). The capabilities come as numbers: the names are
+ * the supervisor's (creds_names.c), and aidp-init links no libcap-ng. */
 #include "supervisor/sandbox/creds.h"
 
-#include <cap-ng.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <stdlib.h>
 #include <linux/capability.h>
 #include <stdint.h>
-#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,65 +29,6 @@ __attribute__((noreturn)) static void fail(aidp_creds_stop_fn stop, int errnum, 
 {
         stop(errnum, what);
         _exit(125);
-}
-
-/* A capability's number by libcap-ng's table, or -1: profiles store
- * "CAP_NET_RAW"; the table wants "net_raw". */
-static int cap_number(const char *cn)
-{
-        return capng_name_to_capability(strncasecmp(cn, "CAP_", 4) ? cn : cn + 4);
-}
-
-int aidp_creds_kernel_last_cap(void)
-{
-        /* Test builds only (AIDP_FAULT_CAP_LAST_CAP=N; supervisor/cli/env.c:
-         * the production binary refuses a run that sets it): a kernel older
-         * than libcap-ng's table (tests/priv/test_profiles.c). */
-        const char *fake = getenv("AIDP_FAULT_CAP_LAST_CAP");
-        if (fake)
-                return atoi(fake);
-        _cleanup_close_ int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-        char buf[16];
-        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-        if (n <= 0)
-                return -(n < 0 ? errno : EIO);
-        buf[n] = '\0';
-        char *end;
-        long v = strtol(buf, &end, 10);
-        return end == buf || v < 0 || v > 63 ? -EIO : (int)v;
-}
-
-int aidp_creds_check_profile(const struct aidp_profile *pr, const char *name, int last_cap,
-                             aidp_error *err)
-{
-        for (size_t i = 0; pr && i < pr->n_capabilities; i++) {
-                const char *cn = pr->capabilities[i];
-                int cap = cap_number(cn);
-                if (cap < 0 || cap > last_cap)
-                        return aidp_error_set(
-                                err, AIDP_EXIT_CONFIG, EINVAL,
-                                "profile %s: capabilities: %s (number %d) is not known to this "
-                                "kernel, whose last capability is number %d "
-                                "(/proc/sys/kernel/cap_last_cap); leave it out of the profile or "
-                                "run on a newer kernel",
-                                name, cn, cap, last_cap);
-        }
-        return 0;
-}
-
-/* The profile's capabilities as a set of capability numbers (checked
- * against the kernel before the clone: aidp_creds_check_profile). */
-static uint64_t kept_caps(const struct aidp_profile *pr, aidp_creds_stop_fn stop)
-{
-        uint64_t keep = 0;
-        for (size_t i = 0; pr && i < pr->n_capabilities; i++) {
-                const char *cn = pr->capabilities[i];
-                int cap = cap_number(cn);
-                if (cap < 0 || cap > 63)
-                        fail(stop, EINVAL, cn);
-                keep |= 1ULL << cap;
-        }
-        return keep;
 }
 
 /* Effective, permitted and inheritable set to exactly `keep` (capset(2),
@@ -141,7 +77,7 @@ static bool is_job_identity(const struct aidp_sandbox_spec *s)
 
 void aidp_sandbox_drop_credentials(const struct aidp_sandbox_spec *s, aidp_creds_stop_fn stop)
 {
-        uint64_t keep = kept_caps(s->profile, stop);
+        uint64_t keep = s->caps;
         drop_bounding(keep, stop);
         if (keep)
                 TRY(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "keepcaps");

@@ -16,12 +16,19 @@ int aidp_creds_kernel_last_cap(void);
 int aidp_creds_check_profile(const struct aidp_profile *pr, const char *name, int last_cap,
                              aidp_error *err);
 
+/* In the supervisor, before the clone: the capabilities profile pr keeps as
+ * a set of numbers (bit n: capability n) in *caps, for the spec's caps (pid 1
+ * takes no names: aidp-init links no libcap-ng). 0, or -EINVAL with *bad
+ * naming a capability not known (aidp_creds_check_profile refuses those
+ * earlier). */
+int aidp_creds_profile_caps(const struct aidp_profile *pr, uint64_t *caps, const char **bad);
+
 /* How pid 1 stops at a failed step: report errnum and the step (or the
  * capability not known) and exit. Not declared noreturn on purpose: the
  * compiler then keeps the _exit that follows each call (creds.c, fail). */
 typedef void (*aidp_creds_stop_fn)(int errnum, const char *what);
 
-/* Into the job's identity with nothing kept but the profile's capabilities:
+/* Into the job's identity with nothing kept but the spec's capabilities:
  * the bounding set first (dropping needs CAP_SETPCAP, so while still root),
  * then groups, gid, uid; effective, permitted and inheritable set to the kept
  * ones, ambient to exactly those; the ids and groups checked; no_new_privs.

@@ -56,8 +56,9 @@ struct aidp_sandbox_spec {
         gid_t groups[AIDP_SANDBOX_MAX_GROUPS]; /* supplementary groups (the job user's) */
         size_t n_groups;
         const char *hostname;
-        const struct aidp_profile *profile; /* binds, masks, devices, rlimits, caps */
-        const struct aidp_bpf *bpf;         /* loaded last, right before execve */
+        const struct aidp_profile *profile; /* binds, masks, devices, rlimits */
+        uint64_t caps; /* capabilities kept, by number (bit n: capability n; creds.h) */
+        const struct aidp_bpf *bpf; /* loaded last, right before execve */
         /* Detached trees (open_tree clones made by the supervisor from fds
          * its caller opened, ascaller.c) to bind instead of resolving a path
          * as root: one per profile bind (-1: the path, a library profile's

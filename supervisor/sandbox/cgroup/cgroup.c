@@ -407,17 +407,6 @@ int aidp_cgroup_task_fds(struct aidp_cgroup *cg, int *fds, size_t max)
         return cg->ops->task_fds(cg, fds, max);
 }
 
-int aidp_cgroup_join_self(const int *fds, size_t n)
-{
-        int rc = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (write(fds[i], "0", 1) != 1 && rc == 0)
-                        rc = -errno;
-                close(fds[i]);
-        }
-        return rc;
-}
-
 int aidp_cgroup_charge_begin(struct aidp_cgroup *cg, int *back_fd, aidp_error *err)
 {
         *back_fd = -1;
