@@ -223,6 +223,22 @@ static void expect_shredded_through_pin(void)
         free(log);
 }
 
+/* After gc: no journal, pid 1, cgroup or mount of the run. */
+static void expect_nothing_left(const char *run_id, pid_t pid1, const char *const *mine,
+                                int mounts_before)
+{
+        char jdir[4096 + 64];
+        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
+        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
+        for (int i = 0; i < 200 && kill(pid1, 0) == 0; i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        cr_expect_neq(kill(pid1, 0), 0, "pid 1 survived gc");
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
+}
+
 static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
@@ -285,17 +301,7 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
                 cr_expect_eq(waitpid(pid1, NULL, 0), pid1, "pid 1 was not this test's to reap");
         }
 
-        /* Nothing of the run is left. */
-        char jdir[4096 + 64];
-        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
-        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
-        for (int i = 0; i < 200 && kill(pid1, 0) == 0; i++) {
-                struct timespec ts = {0, 10 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
-        cr_expect_neq(kill(pid1, 0), 0, "pid 1 survived gc");
-        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
-        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
+        expect_nothing_left(run_id, pid1, mine, mounts_before);
         cr_expect_eq(count_events("ABORT"), 1, "lineage has no ABORT for the run");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
@@ -402,6 +408,37 @@ Test(crash, sigkill_right_after_start_leaves_gc_every_cgroup)
         TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
         cr_expect_eq(count_events("START"), 1);
+        cr_expect_eq(count_events("ABORT"), 1, "gc recorded no ABORT");
+        char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
+        cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
+/* Killed after pid 1's clone and before START is written (START follows the
+ * clone: docs/run-core.md, "Lifecycle"): the journal names pid 1, which holds
+ * the run's mounts (nothing decrypted yet) and is in the run's cgroup; the log
+ * has no START. gc kills pid 1, overwrites the mounts, removes the cgroup and
+ * the journal, and records its ABORT: the cleanup report is the log's only
+ * record of a run whose job never ran, as for a crash before START. */
+Test(crash, sigkill_between_the_clone_and_start_leaves_gc_the_journal)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "aidp-test-crash-cloned-%d", (int)getpid());
+        const char *const mine[] = {T, run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
+        spawn_stopped("cloned", run_id, "echo the-job-ran");
+        kill(P.pid, SIGKILL);
+        aidp_test_reap(&P);
+        pid_t pid1 = journal_pid1(run_id);
+        cr_assert_eq(kill(pid1, 0), 0, "pid 1 of the sandbox did not wait for the go");
+        check_pid1(pid1, run_id, false);
+        cr_assert_eq(count_events("START"), 0, "START was written before the stop point");
+        gc_direct();
+        char want[160];
+        TEST_SNPRINTF(want, "run %s aborted earlier: shredded", run_id);
+        cr_expect(strstr(P.err, want) != NULL, "gc did not shred: %s", P.err);
+        expect_nothing_left(run_id, pid1, mine, mounts_before);
+        cr_expect_eq(count_events("START"), 0);
         cr_expect_eq(count_events("ABORT"), 1, "gc recorded no ABORT");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
