@@ -119,8 +119,8 @@ void aidp_lineage_memo_line(const struct aidp_lineage *lg, const char *line, siz
 {
         struct aidp_lineage_memo *m = lg->memo;
         if (m)
-                keep(m, m->line_bytes, &m->line_len, sizeof m->line_bytes, &m->line, line, len,
-                     rec, sizeof *rec);
+                keep(m, m->line_bytes, &m->line_len, sizeof m->line_bytes, &m->line, line, len, rec,
+                     sizeof *rec);
 }
 
 int aidp_lineage_line_check(const struct aidp_lineage *lg, const char *line, size_t len,

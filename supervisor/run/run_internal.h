@@ -81,6 +81,10 @@ struct run {
         atomic_ulong warm_spins;           /* its rounds so far */
         unsigned long warm_spins_at_clone; /* ... when pid 1 was about to be cloned */
         size_t n_cg_journaled;             /* cgroup directories already in the journal */
+        bool start_thread;                 /* START is written on start_tid (startup.c) */
+        pthread_t start_tid;
+        int start_rc; /* ... its result, and why it failed */
+        aidp_error start_err;
         char **env;
         size_t n_env;
         struct timespec t0;
