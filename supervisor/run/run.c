@@ -222,6 +222,9 @@ static int run_network(struct run *r, aidp_error *err)
 
 static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
 {
+        /* before prepare: no pid 1, no START yet (test builds:
+         * AIDP_FAULT_STOP_AT=prepare) */
+        aidp_run_fault_point("prepare");
         int rc = aidp_run_prepare(r, err);
         if (rc == 0)
                 rc = check_interrupted(err);

@@ -331,24 +331,24 @@ Test(crash, sigkill_during_shred)
                  "head -c 1048576 /dev/urandom > /scratch/x; cp /data/crashdata/weights.bin /out/");
 }
 
-/* A stop request while START is being written (and the cgroup made on its
- * thread): the supervisor already holds the signal, so the run ends before the
- * job starts, through teardown, with nothing left and an ABORT on record. */
-Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
+/* The supervisor stopped at `phase` gets a SIGTERM: the run ends before the
+ * job starts, through teardown, with START then ABORT on record and nothing
+ * left. starts: START records already written at the stop. */
+static void sigterm_at(const char *phase, int starts)
 {
-        AIDP_REQUIRE_ROOT();
         char run_id[64];
-        TEST_SNPRINTF(run_id, "aidp-test-crash-start-%d", (int)getpid());
+        TEST_SNPRINTF(run_id, "aidp-test-crash-t%s-%d", phase, (int)getpid());
         const char *const mine[] = {T, run_id, NULL};
         int mounts_before = aidp_test_mounts_of(mine);
-        spawn_stopped("start", run_id, "echo the-job-ran");
+        spawn_stopped(phase, run_id, "echo the-job-ran");
+        cr_assert_eq(count_events("START"), starts, "START records at '%s'", phase);
         kill(P.pid, SIGTERM);
         kill(P.pid, SIGCONT);
         int rc = aidp_test_finish(&P);
         cr_expect_neq(rc, 0, "the run succeeded: %s", P.err);
         cr_expect(strstr(P.err, "interrupted before the job started"), "%s", P.err);
         cr_expect(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
-        cr_expect_eq(count_events("START"), 1);
+        cr_expect_eq(count_events("START"), 1, "the run's START is not on record");
         cr_expect_eq(count_events("ABORT"), 1, "no ABORT for the interrupted run");
         char jdir[4096 + 64];
         TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
@@ -357,6 +357,24 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
         cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
+/* A stop request while START is written (after pid 1's clone; the cgroup may
+ * still be made by its helper): the supervisor already holds the signal, so
+ * the run ends at start-sync, before the go. */
+Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
+{
+        AIDP_REQUIRE_ROOT();
+        sigterm_at("start", 1);
+}
+
+/* A stop request before prepare ends the run before pid 1 and START exist;
+ * the run still records its START (written late, before the end record) and
+ * its ABORT. */
+Test(crash, sigterm_before_the_clone_records_start_and_abort)
+{
+        AIDP_REQUIRE_ROOT();
+        sigterm_at("prepare", 0);
 }
 
 /* Killed right after START: the run's cgroup directories exist (the v1 helper
