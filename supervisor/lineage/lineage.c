@@ -220,6 +220,7 @@ void aidp_lineage_free(struct aidp_lineage *lg)
         free(lg->key_path);
         free(lg->syslog_socket);
         aidp_witness_set_free(&lg->wit);
+        aidp_lineage_memo_free(lg->memo);
         free(lg);
 }
 
@@ -244,6 +245,7 @@ int aidp_lineage_open(struct aidp_lineage **ret, const struct aidp_lineage_optio
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         }
         lg->serial = opt->serial_commit;
+        lg->memo = aidp_lineage_memo_new(); /* NULL: every read checked in full */
         aidp_error kerr = {0};
         if (aidp_lineage_key_load(lg->key_path, opt->create_key, lg->key, &kerr) == 0) {
                 lg->have_key = true;
@@ -297,8 +299,9 @@ static int read_small(const char *path, char **ret, size_t *len, size_t max)
         return 0;
 }
 
-int aidp_lineage_load_anchor(const char *path, const unsigned char *key,
-                             struct aidp_lineage_anchor *a, bool *have, aidp_error *err)
+/* With lg: through its memo (lineage_memo.c); else with key. */
+static int load_anchor(const struct aidp_lineage *lg, const char *path, const unsigned char *key,
+                       struct aidp_lineage_anchor *a, bool *have, aidp_error *err)
 {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
@@ -309,11 +312,24 @@ int aidp_lineage_load_anchor(const char *path, const unsigned char *key,
         }
         if (r < 0)
                 return aidp_error_errno(err, AIDP_EXIT_LINEAGE, -r, "reading anchor %s", path);
-        r = aidp_lineage_anchor_parse(buf, len, key, a, err);
+        r = lg ? aidp_lineage_anchor_check(lg, buf, len, a, err)
+               : aidp_lineage_anchor_parse(buf, len, key, a, err);
         if (r < 0)
                 return aidp_error_wrap(err, "anchor %s", path);
         *have = true;
         return 0;
+}
+
+int aidp_lineage_load_anchor(const char *path, const unsigned char *key,
+                             struct aidp_lineage_anchor *a, bool *have, aidp_error *err)
+{
+        return load_anchor(NULL, path, key, a, have, err);
+}
+
+int aidp_lineage_load_anchor_of(const struct aidp_lineage *lg, struct aidp_lineage_anchor *a,
+                                bool *have, aidp_error *err)
+{
+        return load_anchor(lg, lg->anchor_path, lg->key, a, have, err);
 }
 
 /* The last complete line of the log (without '\n') and where the complete part

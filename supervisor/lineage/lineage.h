@@ -67,6 +67,9 @@ int aidp_lineage_commit_pending(struct aidp_lineage *lg, aidp_error *err);
 /* How many times this process fdatasync'd a log to commit records (tests,
  * benchmarks: fewer than its records when appends share their commits). */
 uint64_t aidp_lineage_log_syncs(void);
+/* Reads of the anchor or the last record answered by a store's memo of bytes
+ * it verified or wrote (lineage_memo.c), in this process (tests). */
+uint64_t aidp_lineage_memo_hits(void);
 
 /* Archive the log and its anchor as <log>.<log id> (+ .anchor) beside it and
  * start a new log whose first record links to the old log's last head

@@ -294,7 +294,7 @@ int aidp_lineage_check_tail(const struct aidp_lineage *lg, int fd, off_t *size,
 {
         struct aidp_lineage_anchor anchor = {0};
         bool have_anchor = false;
-        int r = aidp_lineage_load_anchor(lg->anchor_path, lg->key, &anchor, &have_anchor, err);
+        int r = aidp_lineage_load_anchor_of(lg, &anchor, &have_anchor, err);
         if (r < 0) {
                 err->status = AIDP_EXIT_LINEAGE;
                 return aidp_error_wrap(err, "appending to %s (run 'aidp lineage verify')",
@@ -449,6 +449,15 @@ static int append_begin(struct aidp_lineage *lg, json_object *ev, bool backgroun
                 r = aidp_lineage_fsync_dir_of(lg->path);
         p->fd = TAKE_FD(fd);
         p->afd = TAKE_FD(afd);
+        if (r == 0) {
+                /* Our own line, made with the key: the commit's and the next
+                 * append's reads of it need not check it again (lineage_memo.c). */
+                struct aidp_lineage_record mine = {.seq = p->next.seq};
+                memcpy(mine.prev, rec.hash, sizeof mine.prev);
+                memcpy(mine.hash, p->next.hash, sizeof mine.hash);
+                memcpy(mine.log, rec.log, sizeof mine.log);
+                aidp_lineage_memo_line(lg, line, len - 1, &mine);
+        }
         if (r < 0) {
                 cut_back(p->fd, size);
                 pending_free(p);

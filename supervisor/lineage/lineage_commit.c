@@ -170,7 +170,7 @@ int aidp_lineage_tail_read(const struct aidp_lineage *lg, int fd, off_t size,
                                         lg->path);
         t->torn = t->complete_end < size;
         aidp_error perr = {0};
-        if (line && aidp_lineage_record_scan(line, n, lg->key, &t->last, &perr) < 0)
+        if (line && aidp_lineage_line_check(lg, line, n, &t->last, &perr) < 0)
                 return aidp_error_set(err, AIDP_EXIT_LINEAGE, EBADMSG,
                                       "lineage %s: the last record is damaged (%s); "
                                       "refusing to append (run 'aidp lineage verify')",
@@ -212,9 +212,8 @@ static int read_anchor(const struct aidp_lineage *lg, int afd, struct aidp_linea
         if (r < 0)
                 return r;
         aidp_error e = {0};
-        return aidp_lineage_anchor_parse(block, AIDP_LINEAGE_ANCHOR_SIZE, lg->key, a, &e) < 0
-                       ? -EBADMSG
-                       : 0;
+        return aidp_lineage_anchor_check(lg, block, AIDP_LINEAGE_ANCHOR_SIZE, a, &e) < 0 ? -EBADMSG
+                                                                                         : 0;
 }
 
 int aidp_lineage_open_anchor(const struct aidp_lineage *lg, int *ret_afd)
@@ -332,6 +331,8 @@ int aidp_lineage_group_sync(const struct aidp_lineage *lg, int fd, int afd, bool
                 r = -errno;
         if (r < 0)
                 cut_to_anchor(lg, fd, afd, &old, old_block, true);
+        else /* made with the key: the state checks below need not MAC it again */
+                aidp_lineage_memo_anchor(lg, block, sizeof block, &next);
         if (!have_append)
                 append_unlock(fd);
         return r;

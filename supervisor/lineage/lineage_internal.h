@@ -16,8 +16,30 @@ struct aidp_lineage {
         bool have_key;
         bool serial; /* options.serial_commit: no group commit (benchmarks) */
         unsigned char key[AIDP_LINEAGE_KEY_LEN];
-        struct aidp_witness_set wit; /* empty unless options.publish_heads */
+        struct aidp_witness_set wit;    /* empty unless options.publish_heads */
+        struct aidp_lineage_memo *memo; /* verified bytes (lineage_memo.c); NULL: none */
 };
+
+/* ---- memo (lineage_memo.c) ---- */
+/* The anchor block and the last record line this store last verified or wrote
+ * with its key, by their exact bytes: the same bytes read again are not parsed
+ * or MAC'd again; any other bytes are checked in full. */
+struct aidp_lineage_memo;
+struct aidp_lineage_memo *aidp_lineage_memo_new(void);
+void aidp_lineage_memo_free(struct aidp_lineage_memo *m);
+/* aidp_lineage_anchor_parse with the store's key, through the memo. */
+int aidp_lineage_anchor_check(const struct aidp_lineage *lg, const char *buf, size_t len,
+                              struct aidp_lineage_anchor *a, aidp_error *err);
+/* aidp_lineage_record_scan with the store's key (line without its '\n'),
+ * through the memo. */
+int aidp_lineage_line_check(const struct aidp_lineage *lg, const char *line, size_t len,
+                            struct aidp_lineage_record *rec, aidp_error *err);
+/* Bytes this store made with its key (an anchor block it wrote and synced, a
+ * record line it wrote), kept as checked. */
+void aidp_lineage_memo_anchor(const struct aidp_lineage *lg, const char *buf, size_t len,
+                              const struct aidp_lineage_anchor *a);
+void aidp_lineage_memo_line(const struct aidp_lineage *lg, const char *line, size_t len,
+                            const struct aidp_lineage_record *rec);
 
 /* mkdir -p of path's parent directory; new directories get `mode`. */
 int aidp_lineage_make_parents(const char *path, mode_t mode, aidp_error *err);
@@ -29,6 +51,9 @@ int aidp_lineage_pread_exact(int fd, void *buf, size_t len, off_t off);
 /* Read and check the anchor at path; a missing anchor is *have = false. */
 int aidp_lineage_load_anchor(const char *path, const unsigned char *key,
                              struct aidp_lineage_anchor *a, bool *have, aidp_error *err);
+/* The same for the store's own anchor, through its memo. */
+int aidp_lineage_load_anchor_of(const struct aidp_lineage *lg, struct aidp_lineage_anchor *a,
+                                bool *have, aidp_error *err);
 
 /* Shared by the appends (lineage_append.c) and rotation (lineage_rotate.c). */
 /* Open and lock the log (the append lock, and first the sync lock when sync_too;

@@ -222,13 +222,16 @@ static int run_network(struct run *r, aidp_error *err)
 
 static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
 {
+        /* before prepare: no pid 1, no START yet (test builds:
+         * AIDP_FAULT_STOP_AT=prepare) */
+        aidp_run_fault_point("prepare");
         int rc = aidp_run_prepare(r, err);
         if (rc == 0)
                 rc = check_interrupted(err);
         aidp_run_phase(r, "prepare");
-        /* pid 1 is cloned while START's fsync and the cgroup helper may still
-         * run (startup.c lists what that relies on); the warm-up thread is
-         * gone first. */
+        /* pid 1 is cloned while the cgroup helper may still run, and START
+         * is written right after (startup.c lists what that relies on); the
+         * warm-up thread is gone first. */
         aidp_run_warm_end(r);
         if (rc == 0)
                 rc = aidp_run_net_stage(&r->net, aidp_journal_run_dir(r->o->run_dir),
@@ -239,6 +242,9 @@ static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
         aidp_run_phase(r, "spawn");
         if (rc == 0)
                 rc = aidp_run_startup_commit(r, err);
+        /* a stop request while START was written ends the run before the job */
+        if (rc == 0)
+                rc = check_interrupted(err);
         aidp_run_phase(r, "start-sync");
         /* egress: pid 1's namespace exists and the job is not released yet */
         if (rc == 0)
@@ -335,6 +341,8 @@ static int run_end(struct run *r, int rc, aidp_error *err)
         r->res->wall_seconds =
                 (double)(t1.tv_sec - r->t0.tv_sec) + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e9;
         rc = outcome(r, rc, err, trc, &terr);
+        /* A run that failed before its START (prepare, the clone) */
+        aidp_run_start_late(r, err);
         rc = end_record(r, rc, removed, n_removed, trc, err);
         /* The run is over and on record: whoever waits for its status (a
          * daemon's client) need not wait for the frees below. */
@@ -385,16 +393,13 @@ int aidp_run_execute(const struct aidp_run_opts *o, struct aidp_run_result *res,
         if (holding)
                 aidp_run_signals_take(&sig);
         aidp_run_phase(&r, "resolve");
-        /* 2: the journal, the cgroup (finished in the background), START */
+        /* 2: the lineage store, the journal, the cgroup (finished in the
+         * background); START follows pid 1's clone (step 4, startup.c) */
         if (rc == 0)
                 rc = aidp_run_startup_begin(&r, err);
-        if (rc == 0)
-                rc = aidp_run_start_record(&r, err);
         else
                 record_denial(&r, err);
         aidp_run_phase(&r, "start-rec");
-        if (rc == 0)
-                aidp_run_fault_point("start");
         if (rc < 0) {
                 /* Nothing of the run ran: undo the start-up, no teardown. */
                 aidp_run_startup_abort(&r, err);

@@ -4,8 +4,9 @@
  * are also the names AIDP_TIMING=1 prints:
  *   run.c       the phase list and its orchestration (aidp_run_execute)
  *   resolve.c   1 resolve
- *   startup.c   2 start-rec (journal, cgroup, START) and 5 start-sync: every
- *               thread and helper process that overlaps start-up
+ *   startup.c   2 start-rec (lineage store, journal, cgroup), START (right
+ *               after spawn's clone) and 5 start-sync: every thread and helper
+ *               process that overlaps start-up
  *   prepare.c   3 prepare (tmpfs mounts) and 6 inject
  *   spawn.c     4 spawn (pid 1)
  *   monitor.c   7 job (the go, signals, wall time)
@@ -80,6 +81,10 @@ struct run {
         atomic_ulong warm_spins;           /* its rounds so far */
         unsigned long warm_spins_at_clone; /* ... when pid 1 was about to be cloned */
         size_t n_cg_journaled;             /* cgroup directories already in the journal */
+        bool start_thread;                 /* START is written on start_tid (startup.c) */
+        pthread_t start_tid;
+        int start_rc; /* ... its result, and why it failed */
+        aidp_error start_err;
         char **env;
         size_t n_env;
         struct timespec t0;
@@ -132,6 +137,7 @@ void aidp_run_warm_end(struct run *r);
 void aidp_run_warm_stop(struct run *r);
 int aidp_run_startup_begin(struct run *r, aidp_error *err);
 int aidp_run_start_record(struct run *r, aidp_error *err);
+void aidp_run_start_late(struct run *r, aidp_error *err);
 int aidp_run_startup_commit(struct run *r, aidp_error *err);
 void aidp_run_startup_abort(struct run *r, aidp_error *err);
 int aidp_run_cgroup_end(struct run *r, aidp_error *err);

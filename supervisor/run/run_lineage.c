@@ -253,34 +253,46 @@ json_object *aidp_run_lineage_start_event(const struct aidp_run_opts *o,
         return ev;
 }
 
-int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
-                           const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           const char *cwd, const struct aidp_caller_identity *caller,
-                           uid_t job_uid, gid_t job_gid,
-                           void (*annotate)(const void *arg, json_object *ev),
-                           const void *annotate_arg, bool background, aidp_error *err)
+int aidp_run_lineage_open(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
+                          aidp_error *err)
 {
         memset(rl, 0, sizeof *rl);
         rl->o = o;
         aidp_run_lineage_job_name(o, rl->job, sizeof rl->job);
         struct aidp_lineage_options lo = {
                 .path = o->lineage_path, .create_key = true, .publish_heads = true};
-        int r = aidp_lineage_open(&rl->lg, &lo, err);
-        if (r < 0)
+        if (aidp_lineage_open(&rl->lg, &lo, err) < 0)
                 return aidp_error_wrap(err,
                                        "lineage: the run cannot be recorded, so it does not start");
+        return 0;
+}
+
+int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_result *res,
+                           const struct aidp_profile *profile, const char *cwd,
+                           const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
+                           void (*annotate)(const void *arg, json_object *ev),
+                           const void *annotate_arg, bool background, aidp_error *err)
+{
         const char *run_id = res->run_id;
+        /* Failed unless written: no end record follows a START that is not
+         * on record. */
+        rl->start_failed = true;
+        if (!rl->lg)
+                return aidp_error_set(err, AIDP_EXIT_LINEAGE, EBADF,
+                                      "lineage is not open; the run does not start");
         _cleanup_(json_object_putp) json_object *ev = aidp_run_lineage_start_event(
-                o, res, profile, cwd, caller, job_uid, job_gid, annotate, annotate_arg);
+                rl->o, res, profile, cwd, caller, job_uid, job_gid, annotate, annotate_arg);
         if (!ev)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
         /* In the background, committed by aidp_run_lineage_start_commit(); or,
          * in a serial start-up (supervisor/run/startup.c), durable right here. */
-        r = background ? aidp_lineage_append_begin(rl->lg, ev, &rl->start, err)
-                       : aidp_lineage_append(rl->lg, ev, err);
+        int r = background ? aidp_lineage_append_begin(rl->lg, ev, &rl->start, err)
+                           : aidp_lineage_append(rl->lg, ev, err);
         if (r < 0)
                 return aidp_error_wrap(err, "recording the START of run %s; the run does not start",
                                        run_id);
+        rl->start_written = true;
+        rl->start_failed = false;
         return 0;
 }
 
@@ -458,12 +470,13 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                          const struct aidp_run_result *res, int rc, const aidp_error *run_err,
                          const char *const *removed, size_t nremoved, aidp_error *err)
 {
-        if (!rl->lg)
-                return aidp_error_set(err, AIDP_EXIT_LINEAGE, EBADF, "lineage is not open");
-        /* A START that never became durable was cut back: the run is not on record,
-         * and an end record without its START would only confuse. */
+        /* A START that was not written, or never became durable and was cut
+         * back: the run is not on record (nothing of the job ran), and an end
+         * record without its START would only confuse. */
         if (rl->start_failed)
                 return 0;
+        if (!rl->lg || !rl->start_written)
+                return aidp_error_set(err, AIDP_EXIT_LINEAGE, EBADF, "lineage is not open");
         int r = aidp_run_lineage_start_commit(rl, run_id, err);
         if (r < 0)
                 return r;

@@ -1,8 +1,9 @@
 #pragma once
 /* The run lifecycle's lineage records (docs/run-core.md, steps 2, 5 and 9):
- *   START  written after the journal and before the mounts exist (the cgroup is
- *          made alongside), durable before the go (step 5); a run whose START is
- *          not durable does not start;
+ *   START  written right after pid 1's clone, while pid 1 builds its mounts (the
+ *          store is opened before the journal exists), durable before the go
+ *          (step 5); a run whose START is not durable does not start, and has no
+ *          end record;
  *   COMPLETE / FAIL / ABORT after shred, with the exit status, resource usage and
  *          the shred report, before the run journal is deleted (so a crash between
  *          the two leaves gc a journal to record the ABORT from);
@@ -24,15 +25,21 @@ struct aidp_decision;
 struct aidp_run_lineage {
         struct aidp_lineage *lg;
         struct aidp_lineage_pending *start; /* START written, its fsync in flight */
-        bool start_failed;                  /* START could not be made durable */
+        bool start_written;                 /* START's line is in the log */
+        bool start_failed;                  /* START could not be written or made durable */
         char job[128];                      /* job.name: the command's base name */
         const struct aidp_run_opts *o;      /* for the scheduler ids of every record */
 };
 
-/* Open the store (creating the host key on first use) and write START; its fsync
- * and anchor update run in the background until aidp_run_lineage_start_commit(),
- * which the run calls before the go (background false: durable on return, and
- * the commit is a no-op). Other runs may append meanwhile (group commit).
+/* Open the store (creating the host key on first use): before anything of the
+ * run exists, so that a store that cannot be used refuses the run at once. */
+int aidp_run_lineage_open(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
+                          aidp_error *err);
+/* Write START to the open store; its fsync and anchor update run in the
+ * background until aidp_run_lineage_start_commit(), which the run calls before
+ * the go (background false: durable on return, and the commit is a no-op). Other
+ * runs may append meanwhile (group commit). On failure start_failed is set: the
+ * run ends without an end record.
  * res: the run id and the authenticated inputs (from resolve). profile and cwd:
  * what the sandbox is (the aidp_binds facet lists its binds). caller: who asked
  * (NULL when it could not be resolved: the supervisor's own uid is recorded). annotate (may be
@@ -40,10 +47,9 @@ struct aidp_run_lineage {
  * decision (supervisor/run/run_policy.c). */
 /* job.name: the command's base name ("job" without one). */
 void aidp_run_lineage_job_name(const struct aidp_run_opts *o, char *out, size_t size);
-int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_opts *o,
-                           const struct aidp_run_result *res, const struct aidp_profile *profile,
-                           const char *cwd, const struct aidp_caller_identity *caller,
-                           uid_t job_uid, gid_t job_gid,
+int aidp_run_lineage_start(struct aidp_run_lineage *rl, const struct aidp_run_result *res,
+                           const struct aidp_profile *profile, const char *cwd,
+                           const struct aidp_caller_identity *caller, uid_t job_uid, gid_t job_gid,
                            void (*annotate)(const void *arg, json_object *ev),
                            const void *annotate_arg, bool background, aidp_error *err);
 

@@ -330,6 +330,10 @@ out:;
                          &f.err[1],       &f.status[1],    &f.life[0]};
         for (size_t i = 0; i < ARRAY_SIZE(theirs); i++)
                 aidp_run_close(theirs[i]);
+        /* START, on its thread (startup.c), while the host's sockets are
+         * listed and pid 1 builds its mounts. */
+        if (rc == 0 && r->pid1 > 0)
+                rc = aidp_run_start_record(r, err);
         if (rc == 0 && r->pid1 > 0)
                 rc = send_host_sockets(r, f.sync[1], err);
         /* The zygote that cloned pid 1 has exited by now (it did once it

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
-/* Steps 2 (start-rec) and 5 (start-sync) of docs/run-core.md: the journal, the
- * cgroup and START, and all the work that overlaps start-up.
+/* Steps 2 (start-rec) and 5 (start-sync) of docs/run-core.md: the lineage
+ * store, the journal, the cgroup and START, and all the work that overlaps
+ * start-up.
  *
  * Work taken off the critical path (docs/run-core.md, "Start-up time"):
  *   warm    a thread (aidp-warm), from the start while the run is resolved:
@@ -9,28 +10,39 @@
  *   cgroup  right after resolve: the cgroup2 directory on the spot (pid 1 is
  *           cloned into it), then the limits (v2, on the spot) or the run's v1
  *           hierarchies through libcgroup in a helper process (aidp-cgroup)
- *           while START is written, the run prepared and pid 1 builds its
- *           mounts; collected at step 5, before the go.
- *   START   written at step 2; its fdatasync and anchor update run on a thread
- *           (aidp-fsync, supervisor/lineage/lineage_append.c) while the run is
- *           prepared and pid 1 is cloned; committed at step 5, before the go.
+ *           while the run is prepared, pid 1 is cloned and START written;
+ *           collected at step 5, before the go.
+ *   START   right after pid 1's clone (spawn.c, once the journal names pid 1),
+ *           on a thread (aidp-start) that builds the event, writes the line
+ *           and commits it (fdatasync, anchor: supervisor/lineage/
+ *           lineage_append.c) while the run's thread lists the host's sockets
+ *           and pid 1 builds its mounts; joined at step 5, before the go.
  *
  * The invariants this overlap relies on (each is why-commented where it is
  * kept; a change to any of them must revisit this list):
- *  1. pid 1 is cloned (clone3, a raw system call) while the fsync thread may
- *     run. glibc does not know that the child has one thread, so from clone to
- *     execve pid 1 and the job's vfork child call nothing of glibc that involves
- *     other threads: ids change through the raw setgroups/setresgid/setresuid
- *     system calls (glibc's wrappers signal every thread they know of and wait
- *     for them, forever), and the job starts with vfork (fork's handlers take
- *     every malloc arena lock and the stdio list lock, which a thread may have
- *     held at the moment of the clone). supervisor/sandbox/sandbox.c.
- *  2. No thread that is alive at the clone holds a lock pid 1 takes: the fsync
- *     thread uses no stdio, no fork, no setuid, and mallocs only in its own
- *     arena (pid 1 mallocs in the main arena; it uses no stdio since its
- *     privilege drop is prctl and capset, not libcap-ng). The warm-up thread
- *     uses stdio (OpenSSL reads its configuration file), so it is joined
- *     before the clone.
+ *  1. pid 1 is cloned (clone3, a raw system call) while other threads of the
+ *     process may run (a daemon worker's own; none of the run's: the warm-up
+ *     thread is joined before, and START's thread starts after). glibc does
+ *     not know that the child has one thread, so from clone to execve pid 1
+ *     and the job's vfork child call nothing of glibc that involves other
+ *     threads: ids change through the raw setgroups/setresgid/setresuid system
+ *     calls (glibc's wrappers signal every thread they know of and wait for
+ *     them, forever), and the job starts with vfork (fork's handlers take every
+ *     malloc arena lock and the stdio list lock, which a thread may have held
+ *     at the moment of the clone). supervisor/sandbox/sandbox.c.
+ *  2. No thread that is alive at the clone holds a lock pid 1 takes: pid 1
+ *     mallocs in the main arena and uses no stdio (its privilege drop is prctl
+ *     and capset, not libcgroup or libcap-ng). The warm-up thread uses stdio
+ *     (OpenSSL reads its configuration file), so it is joined before the clone.
+ *     Once pid 1 exists, what this process does (json-c, OpenSSL, stdio,
+ *     malloc, START's thread) is its own: pid 1 is a separate process with its
+ *     own copy of every lock, and nothing is cloned or forked while START's
+ *     thread lives (it is joined at step 5, or by aidp_run_start_late on a
+ *     failure). START's thread mallocs in its own arena, whose pages pid 1
+ *     never shared: the main arena's would each be a copy-on-write fault. The
+ *     store's fsync thread (aidp-fsync, aidp_lineage_append_begin) still uses
+ *     no stdio, no fork and no setuid and mallocs only in its own arena, for a
+ *     caller that clones beside it.
  *  3. libcgroup writes through stdio, so it runs in a forked helper process,
  *     never on a thread: fork's handlers leave the child's locks usable. It
  *     dies with the supervisor (PR_SET_PDEATHSIG) and appends each directory to
@@ -39,29 +51,40 @@
  *     the supervisor's signalfd, never a helper thread's default action. The
  *     supervisor holds those signals from the end of resolve on, so a stop
  *     request during the overlap ends the run through teardown or
- *     aidp_run_startup_abort(), leaving nothing.
+ *     aidp_run_startup_abort(), leaving nothing; one that came while START was
+ *     written is taken at the end of step 5, before the go.
  *  5. Nothing of the job runs and no byte is decrypted before step 5: START is
  *     committed (durable and anchored) and the cgroup helper collected (the
- *     limits exist) before inject and the go. A run whose START cannot be
- *     committed does not start.
+ *     limits exist) before inject and the go. pid 1 waits for the go (and,
+ *     before it, for the host socket list, which follows START). A run whose
+ *     START cannot be written or committed does not start: it ends through
+ *     teardown, which kills pid 1, and has no end record (a START that is not
+ *     on record gets none: aidp_run_lineage_end). The journal exists before
+ *     pid 1 does, so a crash between the clone and START leaves gc a journal:
+ *     gc cleans up and appends its ABORT, the log's only record of that run
+ *     (tests/priv/test_crash.c, AIDP_FAULT_STOP_AT=cloned). A run that fails
+ *     before the clone gets its START then (aidp_run_start_late), so that its
+ *     end record follows one, as before.
  *  6. START's commit is shared with other runs' appends (group commit,
  *     supervisor/lineage/lineage_commit.c): the log's locks are held only while
  *     a line is written or a sync runs, on open file descriptions, which pid 1
- *     does not inherit: it keeps only the fds its spec names.
+ *     does not inherit: the store is open at the clone, and pid 1 keeps only
+ *     the fds its spec names.
  *  7. Every exit collects what runs in the background: the helper process is
- *     reaped by aidp_cgroup_finish_wait() or aidp_cgroup_destroy(), the fsync
- *     thread joined by the commit (the end record commits a pending START
- *     first), the warm-up thread joined by aidp_run_warm_stop().
+ *     reaped by aidp_cgroup_finish_wait() or aidp_cgroup_destroy(), START's
+ *     thread joined at step 5 or by aidp_run_start_late() (before any end
+ *     record), the warm-up thread joined by aidp_run_warm_stop().
  * Tested by tests/priv/test_run_lineage.c (START's fsync held back 300 ms
- * across the clone), tests/priv/test_startup.c (a thread inside malloc and
- * stdio across the clone) and tests/priv/test_crash.c (the supervisor killed
- * while the helper makes the v1 hierarchies).
+ * while pid 1 builds its mounts; a START refused after the clone),
+ * tests/priv/test_startup.c (a thread inside malloc and stdio across the clone)
+ * and tests/priv/test_crash.c (the supervisor killed between the clone and
+ * START, and while the helper makes the v1 hierarchies).
  *
  * -DAIDP_SERIAL_STARTUP=ON (CMake) builds a supervisor that does all of it
  * serially, with no thread and no helper process: the warm-up inline, START
- * appended and synced on the spot, the cgroup finished in the supervisor. Then
- * none of the invariants above is needed, which tells an overlap bug from
- * another one. */
+ * appended and synced on the run's thread (after the clone as well), the cgroup
+ * finished in the supervisor. Then none of the invariants above is needed,
+ * which tells an overlap bug from another one. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -288,27 +311,91 @@ void aidp_run_journal_cgroups(struct run *r)
         r->n_cg_journaled = n;
 }
 
-/* Step 2: the journal, then the cgroup (invariant 3). */
+/* Step 2: the lineage store opened (a store that cannot be used refuses the
+ * run before anything of it exists), the journal, then the cgroup (invariant 3). */
 int aidp_run_startup_begin(struct run *r, aidp_error *err)
 {
-        int rc = journal_begin(r, err);
+        int rc = aidp_run_lineage_open(&r->rl, r->o, err);
+        if (rc == 0)
+                rc = journal_begin(r, err);
         return rc < 0 ? rc : cgroup_begin(r, err);
 }
 
-/* Step 2: START, written before the mounts or the sandbox exist; its fsync
- * completes on a thread and it is committed at step 5 (invariant 5). */
+/* START, durable on return: written and committed by the calling thread. */
+static int start_append(struct run *r, aidp_error *err)
+{
+        return aidp_run_lineage_start(&r->rl, r->res, &r->profile, r->cwd,
+                                      r->caller_rc == 0 ? &r->caller : NULL, r->uid, r->gid,
+                                      aidp_run_annotate, r, false, err);
+}
+
+/* START on its own thread: the event built, the line written and committed
+ * (fdatasync and anchor) there, in that thread's malloc arena, whose pages
+ * pid 1 never shared, rather than in the main arena's, each first write to
+ * which after the clone is a copy-on-write fault. */
+static void *start_thread(void *arg)
+{
+        struct run *r = arg;
+        prctl(PR_SET_NAME, "aidp-start"); /* ps, top and profilers tell the parts apart */
+        r->start_rc = start_append(r, &r->start_err);
+        return NULL;
+}
+
+/* START, right after pid 1's clone (spawn.c calls it once pid 1 is in the
+ * journal): on a thread while this one lists the host's sockets and pid 1
+ * builds its mounts; committed at step 5 (invariant 5). A START that cannot be
+ * written fails the run: teardown kills pid 1 before any go. */
 int aidp_run_start_record(struct run *r, aidp_error *err)
 {
-        return aidp_run_lineage_start(&r->rl, r->o, r->res, &r->profile, r->cwd,
-                                      r->caller_rc == 0 ? &r->caller : NULL, r->uid, r->gid,
-                                      aidp_run_annotate, r, !AIDP_SERIAL_STARTUP, err);
+        /* pid 1 exists, START is not written (test builds:
+         * AIDP_FAULT_STOP_AT=cloned; gc finds a journal and no START) */
+        aidp_run_fault_point("cloned");
+        if (!AIDP_SERIAL_STARTUP &&
+            (r->start_thread = thread_start(&r->start_tid, start_thread, r)))
+                return 0;
+        return start_append(r, err);
+}
+
+/* START's thread joined, and its result. Idempotent. */
+static int start_join(struct run *r, aidp_error *err)
+{
+        if (!r->start_thread)
+                return 0;
+        pthread_join(r->start_tid, NULL);
+        r->start_thread = false;
+        if (r->start_rc < 0)
+                *err = r->start_err;
+        return r->start_rc;
+}
+
+/* A run that failed before its START was due (in prepare, or at the clone):
+ * START now, durable on the spot, so that its end record follows a START as
+ * for any run that got that far. Nothing of the job ran. */
+void aidp_run_start_late(struct run *r, aidp_error *err)
+{
+        aidp_error jerr = {0};
+        (void)start_join(r, &jerr); /* failed: start_failed says so */
+        if (r->rl.start_written || r->rl.start_failed)
+                return;
+        aidp_error lerr = {0};
+        if (start_append(r, &lerr) < 0) {
+                size_t len = strlen(err->msg);
+                snprintf(err->msg + len, sizeof err->msg - len,
+                         " (and the run could not be recorded in lineage: %s)", lerr.msg);
+        }
 }
 
 /* Step 5, while pid 1 builds its mounts: START made durable, the cgroup
  * finished and recorded in the journal. */
 int aidp_run_startup_commit(struct run *r, aidp_error *err)
 {
-        int rc = aidp_run_lineage_start_commit(&r->rl, r->res->run_id, err);
+        int rc = start_join(r, err);
+        if (rc == 0)
+                rc = aidp_run_lineage_start_commit(&r->rl, r->res->run_id, err);
+        /* START is on record; the cgroup helper may still run (test builds:
+         * AIDP_FAULT_STOP_AT=start) */
+        if (rc == 0)
+                aidp_run_fault_point("start");
         if (rc == 0)
                 rc = aidp_run_cgroup_end(r, err);
         if (rc < 0)

@@ -223,6 +223,22 @@ static void expect_shredded_through_pin(void)
         free(log);
 }
 
+/* After gc: no journal, pid 1, cgroup or mount of the run. */
+static void expect_nothing_left(const char *run_id, pid_t pid1, const char *const *mine,
+                                int mounts_before)
+{
+        char jdir[4096 + 64];
+        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
+        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
+        for (int i = 0; i < 200 && kill(pid1, 0) == 0; i++) {
+                struct timespec ts = {0, 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        cr_expect_neq(kill(pid1, 0), 0, "pid 1 survived gc");
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
+        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
+}
+
 static void crash_then(const char *phase, const char *script, void (*gc)(void))
 {
         char run_id[64];
@@ -285,17 +301,7 @@ static void crash_then(const char *phase, const char *script, void (*gc)(void))
                 cr_expect_eq(waitpid(pid1, NULL, 0), pid1, "pid 1 was not this test's to reap");
         }
 
-        /* Nothing of the run is left. */
-        char jdir[4096 + 64];
-        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
-        cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
-        for (int i = 0; i < 200 && kill(pid1, 0) == 0; i++) {
-                struct timespec ts = {0, 10 * 1000 * 1000};
-                nanosleep(&ts, NULL);
-        }
-        cr_expect_neq(kill(pid1, 0), 0, "pid 1 survived gc");
-        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run survived gc");
-        cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
+        expect_nothing_left(run_id, pid1, mine, mounts_before);
         cr_expect_eq(count_events("ABORT"), 1, "lineage has no ABORT for the run");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
@@ -325,24 +331,24 @@ Test(crash, sigkill_during_shred)
                  "head -c 1048576 /dev/urandom > /scratch/x; cp /data/crashdata/weights.bin /out/");
 }
 
-/* A stop request while START is being written (and the cgroup made on its
- * thread): the supervisor already holds the signal, so the run ends before the
- * job starts, through teardown, with nothing left and an ABORT on record. */
-Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
+/* The supervisor stopped at `phase` gets a SIGTERM: the run ends before the
+ * job starts, through teardown, with START then ABORT on record and nothing
+ * left. starts: START records already written at the stop. */
+static void sigterm_at(const char *phase, int starts)
 {
-        AIDP_REQUIRE_ROOT();
         char run_id[64];
-        TEST_SNPRINTF(run_id, "aidp-test-crash-start-%d", (int)getpid());
+        TEST_SNPRINTF(run_id, "aidp-test-crash-t%s-%d", phase, (int)getpid());
         const char *const mine[] = {T, run_id, NULL};
         int mounts_before = aidp_test_mounts_of(mine);
-        spawn_stopped("start", run_id, "echo the-job-ran");
+        spawn_stopped(phase, run_id, "echo the-job-ran");
+        cr_assert_eq(count_events("START"), starts, "START records at '%s'", phase);
         kill(P.pid, SIGTERM);
         kill(P.pid, SIGCONT);
         int rc = aidp_test_finish(&P);
         cr_expect_neq(rc, 0, "the run succeeded: %s", P.err);
         cr_expect(strstr(P.err, "interrupted before the job started"), "%s", P.err);
         cr_expect(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
-        cr_expect_eq(count_events("START"), 1);
+        cr_expect_eq(count_events("START"), 1, "the run's START is not on record");
         cr_expect_eq(count_events("ABORT"), 1, "no ABORT for the interrupted run");
         char jdir[4096 + 64];
         TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
@@ -351,6 +357,24 @@ Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
         cr_expect_eq(aidp_test_mounts_of(mine), mounts_before, "a mount of the run is left");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
+/* A stop request while START is written (after pid 1's clone; the cgroup may
+ * still be made by its helper): the supervisor already holds the signal, so
+ * the run ends at start-sync, before the go. */
+Test(crash, sigterm_while_start_is_recorded_ends_the_run_cleanly)
+{
+        AIDP_REQUIRE_ROOT();
+        sigterm_at("start", 1);
+}
+
+/* A stop request before prepare ends the run before pid 1 and START exist;
+ * the run still records its START (written late, before the end record) and
+ * its ABORT. */
+Test(crash, sigterm_before_the_clone_records_start_and_abort)
+{
+        AIDP_REQUIRE_ROOT();
+        sigterm_at("prepare", 0);
 }
 
 /* Killed right after START: the run's cgroup directories exist (the v1 helper
@@ -402,6 +426,37 @@ Test(crash, sigkill_right_after_start_leaves_gc_every_cgroup)
         TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jdir, F_OK), 0, "the journal survived gc");
         cr_expect_eq(count_events("START"), 1);
+        cr_expect_eq(count_events("ABORT"), 1, "gc recorded no ABORT");
+        char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
+        cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
+/* Killed after pid 1's clone and before START is written (START follows the
+ * clone: docs/run-core.md, "Lifecycle"): the journal names pid 1, which holds
+ * the run's mounts (nothing decrypted yet) and is in the run's cgroup; the log
+ * has no START. gc kills pid 1, overwrites the mounts, removes the cgroup and
+ * the journal, and records its ABORT: the cleanup report is the log's only
+ * record of a run whose job never ran, as for a crash before START. */
+Test(crash, sigkill_between_the_clone_and_start_leaves_gc_the_journal)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "aidp-test-crash-cloned-%d", (int)getpid());
+        const char *const mine[] = {T, run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
+        spawn_stopped("cloned", run_id, "echo the-job-ran");
+        kill(P.pid, SIGKILL);
+        aidp_test_reap(&P);
+        pid_t pid1 = journal_pid1(run_id);
+        cr_assert_eq(kill(pid1, 0), 0, "pid 1 of the sandbox did not wait for the go");
+        check_pid1(pid1, run_id, false);
+        cr_assert_eq(count_events("START"), 0, "START was written before the stop point");
+        gc_direct();
+        char want[160];
+        TEST_SNPRINTF(want, "run %s aborted earlier: shredded", run_id);
+        cr_expect(strstr(P.err, want) != NULL, "gc did not shred: %s", P.err);
+        expect_nothing_left(run_id, pid1, mine, mounts_before);
+        cr_expect_eq(count_events("START"), 0);
         cr_expect_eq(count_events("ABORT"), 1, "gc recorded no ABORT");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);

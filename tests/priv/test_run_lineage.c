@@ -182,10 +182,10 @@ Test(run_lineage, lineage_key_with_loose_permissions_refuses_the_run)
         cr_assert(strstr(P.err, "mode 0644"), "%s", P.err);
 }
 
-/* START is written and its fsync started before the journal, the cgroup's use and
- * the mounts; if it then cannot be committed (here: the anchor cannot be
- * updated), the run does not start, START is cut back and no end record follows,
- * and everything prepared meanwhile is undone. */
+/* START is written right after pid 1's clone and committed before the go; if
+ * it cannot be committed (here: the anchor cannot be updated), the run does not
+ * start, START is cut back and no end record follows, and everything prepared
+ * meanwhile (pid 1 included) is undone. */
 Test(run_lineage, start_that_cannot_be_committed_refuses_the_run_and_is_cut_back)
 {
         AIDP_REQUIRE_ROOT();
@@ -231,10 +231,52 @@ Test(run_lineage, start_that_cannot_be_committed_refuses_the_run_and_is_cut_back
                 json_object_put(ev[i]);
 }
 
-/* The sandbox's pid 1 is cloned while START's fsync still runs on a thread (it
- * builds its mounts meanwhile). Held back here for 300 ms: the clone must not
- * hang on that thread (pid 1 changes its uid with raw system calls and starts
- * the job with vfork), and the job must wait for the commit. */
+/* START is written after pid 1's clone: a log whose last record is damaged
+ * refuses it there, and the run ends through teardown (pid 1 killed before any
+ * go): the job never ran, no end record follows, the log is untouched and
+ * nothing of the run is left. */
+Test(run_lineage, start_refused_after_the_clone_leaves_nothing)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert_eq(run_job((const char *[]){"/bin/true", NULL}), 0, "%s", P.err);
+        size_t len0 = 0;
+        char *log0 = aidp_test_slurp(logp, &len0);
+        cr_assert(log0 && len0 > 40);
+        /* one byte of the last record's body changed, its line kept whole */
+        char *last = memrchr(log0, '\n', len0 - 1);
+        last = last ? last + 1 : log0;
+        char *at = strstr(last, "\"eventType\":\"COMPLETE\"");
+        cr_assert_not_null(at);
+        at[14] = 'c';
+        FILE *f = fopen(logp, "we");
+        cr_assert_not_null(f);
+        cr_assert_eq(fwrite(log0, 1, len0, f), len0);
+        cr_assert_eq(fclose(f), 0);
+        snprintf(run_id, sizeof run_id, "aidp-test-lineage-r%d", (int)getpid());
+        const char *const mine[] = {dir, run_id, NULL};
+        int mounts = aidp_test_mounts_of(mine);
+        int st = run_job((const char *[]){"/bin/sh", "-c", "echo the-job-ran", NULL});
+        cr_assert_eq(st, AIDP_EXIT_LINEAGE, "exit %d: %s", st, P.err);
+        cr_assert(strstr(P.err, "does not start"), "no clear error: %s", P.err);
+        cr_assert(strstr(P.err, "damaged"), "the cause is not named: %s", P.err);
+        cr_assert(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
+        size_t len1 = 0;
+        char *log1 = aidp_test_slurp(logp, &len1);
+        cr_assert_eq(len1, len0, "the log changed from %zu to %zu bytes", len0, len1);
+        cr_assert_eq(memcmp(log1, log0, len0), 0);
+        free(log0);
+        free(log1);
+        char jd[128];
+        snprintf(jd, sizeof jd, "/run/aidp/%s", run_id);
+        cr_assert_neq(access(jd, F_OK), 0, "the run journal survived");
+        cr_assert(!aidp_test_cgroup_exists(run_id), "the run's cgroup (and pid 1 in it) survived");
+        cr_assert_eq(aidp_test_mounts_of(mine), mounts, "a mount of the run is left");
+}
+
+/* START is written right after pid 1's clone, and its fsync runs on a thread
+ * while pid 1 builds its mounts. Held back here for 300 ms: pid 1 must not hang
+ * (it changes its uid with raw system calls and starts the job with vfork), and
+ * the job must wait for the commit. */
 Test(run_lineage, sandbox_cloned_while_start_is_still_syncing, .timeout = 60)
 {
         AIDP_REQUIRE_ROOT();

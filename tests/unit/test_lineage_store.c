@@ -615,6 +615,63 @@ Test(lineage_store, append_refuses_to_bury_a_truncation)
         free(anchor_now);
 }
 
+/* The store keeps the bytes it verified or wrote (lineage_memo.c), so that an
+ * append does not parse and MAC the same anchor and last line again. A change
+ * to either file made while the store is open, keeping sizes, must still be
+ * caught by the next append on that store. */
+static void expect_append_refused(struct aidp_lineage *lg, const char *why)
+{
+        json_object *ev = event("train", AIDP_LINEAGE_START);
+        aidp_error e = {0};
+        cr_assert_lt(aidp_lineage_append(lg, ev, &e), 0, "a tampered log took an append");
+        cr_assert(strstr(e.msg, why), "%s", e.msg);
+        json_object_put(ev);
+}
+
+Test(lineage_store, a_tampered_anchor_or_last_line_is_caught_though_the_store_kept_them)
+{
+        struct aidp_lineage *lg = open_store();
+        uint64_t hits0 = aidp_lineage_memo_hits();
+        append_n(lg, 3);
+        /* the memo answered: the commits' reads, the next appends' tail checks */
+        cr_assert_gt(aidp_lineage_memo_hits(), hits0 + 3, "the memo was not used");
+
+        /* the anchor: its hash edited, one hex digit, same size */
+        size_t alen = 0;
+        char *abuf = slurp(anchor_path, &alen);
+        char *h = strstr(abuf, "\"hash\":\"");
+        cr_assert_not_null(h);
+        char was = h[8];
+        h[8] = was == '0' ? '1' : '0';
+        spit(anchor_path, abuf, alen);
+        expect_append_refused(lg, "authentication tag");
+        h[8] = was;
+        spit(anchor_path, abuf, alen);
+        append_n(lg, 1);
+
+        /* the last line: one byte of its event, same size */
+        size_t len = 0, s[64];
+        char *buf = slurp(log_path, &len);
+        size_t n = line_starts(buf, len, s, 64);
+        cr_assert_eq(n, 4);
+        char *j = strstr(buf + s[3], "\"train\"");
+        cr_assert_not_null(j);
+        j[1] = 'T';
+        spit(log_path, buf, len);
+        expect_append_refused(lg, "damaged");
+        j[1] = 't';
+        spit(log_path, buf, len);
+        append_n(lg, 1);
+        aidp_lineage_free(lg);
+
+        /* and the whole log still verifies: what the memo answered was right */
+        struct aidp_lineage_verify v = verify(true);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+        cr_assert_eq(v.records, 5);
+        free(abuf);
+        free(buf);
+}
+
 Test(lineage_store, append_refuses_a_log_without_its_anchor)
 {
         struct aidp_lineage *lg = open_store();
