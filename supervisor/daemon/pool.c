@@ -211,25 +211,6 @@ __attribute__((noinline)) void aidp_daemon_stack_ahead(void)
         __asm__ volatile("" : : "r"(buf) : "memory");
 }
 
-void aidp_daemon_prefault_heap(void)
-{
-        /* [heap] from /proc/self/maps: unlike smaps, its read walks no page
-         * table. The main arena's pages, all present in the server (glibc
-         * trims its top), are where a run's allocations land: each first
-         * write a copy-on-write fault (18 us here) against 6.3 us to copy
-         * it now; the server's other private pages are mostly not written
-         * by a run, and copying them costs more than it saves. */
-        _cleanup_fclose_ FILE *f = fopen("/proc/self/maps", "re");
-        char line[512];
-        while (f && fgets(line, sizeof line, f)) {
-                unsigned long lo, hi;
-                if (strstr(line, " [heap]") && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
-                        madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
-                        return;
-                }
-        }
-}
-
 /* In the idle worker: wait for the connection (or the server's end). */
 static _Noreturn void idle_main(const struct aidp_daemon_config *c,
                                 const struct aidp_daemon_pool *p, int ctl, int lfd)
@@ -263,10 +244,6 @@ static _Noreturn void idle_main(const struct aidp_daemon_config *c,
                                       "the daemon's worker cannot take the daemon's scheduling");
                 _exit(AIDP_EXIT_INTERNAL);
         }
-        /* Copies cut short by the connection: at least the heap's, as a
-         * worker forked at accept makes them (nothing left to copy when the
-         * prefault ended). */
-        aidp_daemon_prefault_heap();
         aidp_daemon_worker(c, conn, own ? ctl : -1);
 }
 

@@ -94,7 +94,3 @@ void aidp_daemon_prefault(int stop_fd);
 /* Make the stack a run reaches below the caller's frame present now (zeros),
  * in one call instead of a fault per page during the run. */
 void aidp_daemon_stack_ahead(void);
-/* Make the pages of the main arena ([heap]) this process's own now: where a
- * run's allocations land. For a worker forked at accept, whose run would
- * otherwise copy them one fault at a time. */
-void aidp_daemon_prefault_heap(void);
