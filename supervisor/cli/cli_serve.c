@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -315,6 +316,18 @@ static void relock_keys(void)
         if (relocked)
                 return;
         relocked = true;
+        /* Every mapping the worker has, locked on fault, in one call: a
+         * superset of the key mappings. aidp_keymem_relock finds those in
+         * /proc/self/smaps, whose read walks the page tables of every
+         * mapping to count its pages: about 1 ms of CPU per run (a burst of
+         * 32 clients, docs/run-core.md), where this takes a few dozen
+         * microseconds. On fault, so nothing is copied or read in now. The
+         * lock is not passed on: pid 1 is cloned without CLONE_VM (the
+         * kernel drops VM_LOCKED from the copied mappings) and the job is
+         * exec'd. Refused (no CAP_IPC_LOCK and an RLIMIT_MEMLOCK below the
+         * worker's size), the key mappings alone are locked, as before. */
+        if (mlockall(MCL_CURRENT | MCL_ONFAULT) == 0)
+                return;
         int r = aidp_keymem_relock();
         if (r < 0)
                 fprintf(stderr,

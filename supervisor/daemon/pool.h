@@ -91,3 +91,6 @@ void aidp_daemon_pool_stop(struct aidp_daemon_pool *p);
  * (MADV_POPULATE_WRITE), instead of one copy-on-write fault at a time;
  * stops early once stop_fd is readable (or hung up; -1: never). */
 void aidp_daemon_prefault(int stop_fd);
+/* Make the stack a run reaches below the caller's frame present now (zeros),
+ * in one call instead of a fault per page during the run. */
+void aidp_daemon_stack_ahead(void);

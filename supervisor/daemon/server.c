@@ -238,6 +238,11 @@ static void spawn_worker(const struct aidp_daemon_config *c, const struct server
                 close(sf->notice_r);
                 aidp_daemon_pool_close_lines(sf->pool);
                 sigprocmask(SIG_SETMASK, old, NULL);
+                /* No pooled worker was free (a burst): the stack its run
+                 * reaches, made present in one call, as a pooled one has
+                 * it (not the server's pages: copying them ahead costs
+                 * about what their faults do, docs/run-core.md). */
+                aidp_daemon_stack_ahead();
                 aidp_daemon_worker(c, conn, -1);
         }
         ws->w[ws->n++] = (struct worker){.pid = pid, .uid = cr.uid, .holds = true, .live = true};

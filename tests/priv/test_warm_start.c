@@ -16,6 +16,7 @@
 #include <grp.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -729,7 +730,7 @@ static long stack_rss_kb(pid_t pid)
 
 /* A run's state lives on the worker's stack (some 170 KiB of it below the
  * idle worker's frames), pages the server never reached: an idle worker
- * makes them its own while it waits (pool.c, stack_ahead), so that the
+ * makes them its own while it waits (pool.c, aidp_daemon_stack_ahead), so that the
  * run does not take a fault per page of it. The server's own stack stays
  * as it was. */
 Test(warm_start, idle_workers_own_the_stack_a_run_reaches)
@@ -759,4 +760,187 @@ Test(warm_start, idle_workers_own_the_stack_a_run_reaches)
         struct aidp_proc p;
         cr_assert_eq(run_as(&p, &A, NULL, "echo ok"), 0, "%s", p.err);
         cr_expect_str_eq(p.out, "ok\n");
+}
+
+/* pid's private writable anonymous mappings ([heap] alone, or every other
+ * one but the stack): how many of their present pages are the very pages
+ * (same frame, from pagemap: root reads it) that the server has at the same
+ * address, i.e. still shared with it; and whether the first [heap] mapping
+ * (the one the worker inherited) is locked. The sandbox's pid 1, cloned
+ * from the worker, shares the worker's own copies, not the server's. */
+struct shared_pages {
+        size_t heap, other;
+        bool heap_locked;
+};
+
+/* Present pages of [a, b) that are the same frame in both pagemaps. */
+static size_t same_frames(int pm, int spm, unsigned long a, unsigned long b)
+{
+        uint64_t x[512], y[512];
+        size_t same = 0;
+        while (a < b) {
+                size_t n = (b - a) / 4096 > 512 ? 512 : (b - a) / 4096;
+                off_t off = (off_t)(a / 4096 * sizeof x[0]);
+                ssize_t r1 = pread(pm, x, n * sizeof x[0], off),
+                        r2 = pread(spm, y, n * sizeof y[0], off);
+                if (r1 <= 0 || r2 <= 0)
+                        break;
+                n = (size_t)(r1 < r2 ? r1 : r2) / sizeof x[0];
+                for (size_t i = 0; i < n; i++)
+                        same += (x[i] >> 63) && (y[i] >> 63) &&
+                                (x[i] & ((1ULL << 55) - 1)) == (y[i] & ((1ULL << 55) - 1));
+                a += n * 4096;
+        }
+        return same;
+}
+
+static struct shared_pages shared_with(pid_t pid, pid_t server)
+{
+        struct shared_pages s = {0};
+        char p[64], line[512];
+        TEST_SNPRINTF(p, "/proc/%d/pagemap", (int)pid);
+        int pm = open(p, O_RDONLY | O_CLOEXEC);
+        TEST_SNPRINTF(p, "/proc/%d/pagemap", (int)server);
+        int spm = open(p, O_RDONLY | O_CLOEXEC);
+        TEST_SNPRINTF(p, "/proc/%d/smaps", (int)pid);
+        FILE *f = fopen(p, "re");
+        bool first_heap = true, in_heap = false, anon = false;
+        unsigned long a = 0, b = 0;
+        while (f && pm >= 0 && spm >= 0 && fgets(line, sizeof line, f)) {
+                char pr[5];
+                int off = 0;
+                unsigned long lo, hi; /* "Anonymous:" parses as the hex A */
+                if (sscanf(line, "%lx-%lx %4s %*s %*s %*s%n", &lo, &hi, pr, &off) == 3) {
+                        a = lo;
+                        b = hi;
+                        const char *nm = line + off;
+                        while (*nm == ' ')
+                                nm++;
+                        in_heap = !strncmp(nm, "[heap]", 6);
+                        anon = !strcmp(pr, "rw-p") && (*nm == '\n' || in_heap);
+                        continue;
+                }
+                /* The key pages (" dd") stay the server's, locked there. */
+                if (strncmp(line, "VmFlags:", 8) || !anon || strstr(line + 8, " dd"))
+                        continue;
+                *(in_heap ? &s.heap : &s.other) += same_frames(pm, spm, a, b);
+                if (in_heap && first_heap)
+                        s.heap_locked = strstr(line + 8, " lo") != NULL;
+                first_heap &= !in_heap;
+        }
+        if (f)
+                fclose(f);
+        if (pm >= 0)
+                close(pm);
+        if (spm >= 0)
+                close(spm);
+        return s;
+}
+
+/* The processes called comm whose parent is pid (a worker's pid 1). */
+static size_t children_named(pid_t pid, const char *comm, pid_t *out, size_t max)
+{
+        DIR *d = opendir("/proc");
+        size_t n = 0;
+        struct dirent *e;
+        while (d && (e = readdir(d)) && n < max) {
+                char sp[300], line[256], name[64] = "";
+                long ppid = -1;
+                if (e->d_name[0] < '1' || e->d_name[0] > '9')
+                        continue;
+                TEST_SNPRINTF(sp, "/proc/%s/status", e->d_name);
+                FILE *f = fopen(sp, "re");
+                while (f && fgets(line, sizeof line, f) && ppid < 0)
+                        if (sscanf(line, "Name: %63s", name) != 1)
+                                sscanf(line, "PPid: %ld", &ppid);
+                if (f)
+                        fclose(f);
+                if (ppid == pid && !strcmp(name, comm))
+                        out[n++] = (pid_t)atoi(e->d_name);
+        }
+        if (d)
+                closedir(d);
+        return n;
+}
+
+static long vmlck_kb(pid_t pid)
+{
+        char p[64], line[256];
+        TEST_SNPRINTF(p, "/proc/%d/status", (int)pid);
+        FILE *f = fopen(p, "re");
+        long kb = -1;
+        while (f && fgets(line, sizeof line, f))
+                if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        return kb;
+}
+
+/* More clients at once than the pool holds: every serving worker, pooled or
+ * forked at accept (its private pages still shared with the server, where a
+ * pooled worker made all of them its own), locks its mappings in one call
+ * (the key pages among them, and the heap it inherited); pid 1, cloned from
+ * it, locks nothing. */
+Test(warm_start, serving_workers_lock_their_mappings_and_pid1_locks_nothing)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_start();
+        int d_nice, d_policy;
+        cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
+        cr_assert(pool_ready(d_policy), "no idle worker became ready");
+        enum { N = 6 };
+        static struct aidp_proc p[N];
+        char ruid[32], rgid[32];
+        TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)A.uid);
+        TEST_SNPRINTF(rgid, "--regid=%u", (unsigned)A.gid);
+        char *a[] = {"/usr/bin/setpriv",
+                     ruid,
+                     rgid,
+                     "--init-groups",
+                     "--",
+                     AIDP_RUN_BIN,
+                     "--socket",
+                     sock,
+                     "-q",
+                     "--no-cwd",
+                     "--",
+                     "/bin/sh",
+                     "-c",
+                     "echo started; exec sleep 60",
+                     NULL};
+        for (int i = 0; i < N; i++)
+                cr_assert_eq(aidp_test_spawn(&p[i], a), 0);
+        for (int i = 0; i < N; i++)
+                cr_assert(aidp_test_wait_output(&p[i], "started", 30000), "run %d did not start",
+                          i);
+        struct aidp_test_kid k[64];
+        size_t nk = children(k, 64), at_accept = 0, serving = 0;
+        for (size_t i = 0; i < nk; i++) {
+                pid_t pid1[8];
+                size_t ng = children_named(k[i].pid, "aidp-init", pid1, 8);
+                for (size_t g = 0; g < ng; g++)
+                        cr_expect_eq(vmlck_kb(pid1[g]), 0,
+                                     "pid 1 %d of worker %d has locked memory", (int)pid1[g],
+                                     (int)k[i].pid);
+                if (ng == 0)
+                        continue; /* an idle worker */
+                serving++;
+                int dd, unlocked;
+                dontdump_maps(k[i].pid, &dd, &unlocked);
+                cr_expect(dd > 0 && unlocked == 0, "worker %d: %d of its %d key mappings unlocked",
+                          (int)k[i].pid, unlocked, dd);
+                struct shared_pages sp = shared_with(k[i].pid, daemon_pid);
+                cr_expect(sp.heap_locked, "worker %d: its heap is not locked", (int)k[i].pid);
+                /* A pooled worker made every page its own; one forked at
+                 * accept shares the server's still. */
+                at_accept += sp.heap + sp.other > 0;
+        }
+        for (int i = 0; i < N; i++) {
+                kill(p[i].pid, SIGTERM);
+                aidp_test_finish(&p[i]);
+        }
+        cr_expect_eq(serving, N, "%zu workers serve the %d runs", serving, N);
+        cr_expect_gt(at_accept, 0, "no worker was forked at accept (%zu serving)", serving);
 }
