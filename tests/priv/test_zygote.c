@@ -116,6 +116,41 @@ static size_t wait_zygotes(pid_t *z, size_t max)
         return 0;
 }
 
+/* Until pid's state (/proc/pid/stat) is one of states, or it is gone: a
+ * signal reaches a zygote (SCHED_IDLE, as its idle worker) only once it is
+ * scheduled, which on a loaded machine may be after the client's run. */
+static void wait_state(pid_t pid, const char *states)
+{
+        for (int t = 0; t < 3000; t++) {
+                char p[64], buf[512];
+                TEST_SNPRINTF(p, "/proc/%d/stat", (int)pid);
+                FILE *f = fopen(p, "re");
+                if (!f)
+                        return;
+                size_t n = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                buf[n] = '\0';
+                const char *paren = strrchr(buf, ')');
+                if (!paren || (paren[1] == ' ' && paren[2] && strchr(states, paren[2])))
+                        return;
+                usleep(10000);
+        }
+        cr_assert_fail("%d did not reach state %s", (int)pid, states);
+}
+
+/* A started daemon's idle zygotes, each sent sig and seen in one of states
+ * (pids in z): their count. */
+static size_t signal_zygotes(pid_t *z, size_t max, int sig, const char *states)
+{
+        size_t nz = wait_zygotes(z, max);
+        cr_assert_geq(nz, 2, "the idle workers started no zygote");
+        for (size_t i = 0; i < nz; i++)
+                cr_assert_eq(kill(z[i], sig), 0);
+        for (size_t i = 0; i < nz; i++)
+                wait_state(z[i], states);
+        return nz;
+}
+
 /* The sandbox's pid 1 among parent's children: the one whose innermost pid
  * is 1, or 0. */
 static pid_t pid1_under(pid_t parent)
@@ -171,6 +206,21 @@ static void client_sleeping(struct aidp_proc *p)
         cr_assert(aidp_test_wait_output(p, "started", 30000), "the job did not start: %s", p->err);
 }
 
+/* The one run on record failed (FAIL, no COMPLETE) and nothing of it is
+ * left in the run directory. */
+static void expect_failed_run_gone(void)
+{
+        json_object *ev[8];
+        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
+        const char *run_id = NULL;
+        for (size_t i = 0; i < n; i++)
+                if (!strcmp(aidp_test_json_str(ev[i], "eventType"), "FAIL"))
+                        run_id = aidp_test_json_str(ev[i], "run.runId");
+        cr_assert_not_null(run_id, "no FAIL record");
+        cr_expect_eq(aidp_test_count_events(logp, "COMPLETE"), 0);
+        aidp_test_expect_run_gone(rundir, run_id);
+}
+
 /* While the job runs, the sandbox's pid 1 (seen from the host) is aidp-init:
  * its executable, its only file mapping (a static program: no libcrypto, no
  * library at all, nothing of the worker's), and its parent is the worker
@@ -215,10 +265,7 @@ Test(zygote, a_zygote_killed_before_the_plan_leaves_the_clone_to_the_worker)
 {
         daemon_start();
         pid_t z[16];
-        size_t nz = wait_zygotes(z, 16);
-        cr_assert_geq(nz, 2, "the idle workers started no zygote");
-        for (size_t i = 0; i < nz; i++)
-                cr_assert_eq(kill(z[i], SIGKILL), 0);
+        signal_zygotes(z, 16, SIGKILL, "ZX");
         struct aidp_proc p;
         client_sleeping(&p);
         pid_t pid1 = find_pid1();
@@ -292,17 +339,37 @@ Test(zygote, a_lost_answer_fails_the_run_cleanly_and_leaves_nothing)
         cr_expect_str_eq(p.out, "", "the job ran");
         cr_expect(strstr(p.err, "the zygote ended without cloning the sandbox") != NULL, "%s",
                   p.err);
-        json_object *ev[8];
-        size_t n = aidp_test_lineage_records(logp, keyp, ev, 8);
-        const char *run_id = NULL;
-        for (size_t i = 0; i < n; i++)
-                if (!strcmp(aidp_test_json_str(ev[i], "eventType"), "FAIL"))
-                        run_id = aidp_test_json_str(ev[i], "run.runId");
-        cr_assert_not_null(run_id, "no FAIL record");
-        cr_expect_eq(aidp_test_count_events(logp, "COMPLETE"), 0);
-        aidp_test_expect_run_gone(rundir, run_id);
+        expect_failed_run_gone();
         pid_t left = 0;
         for (int i = 0; i < 300 && (left = find_pid1()) != 0; i++)
                 usleep(10000);
         cr_expect_eq(left, 0, "pid 1 %d of the failed run is still there", (int)left);
+}
+
+/* Both idle workers' zygotes stopped (SIGSTOP): the worker hands the plan
+ * over (it fits the socket's buffer) and no answer comes. At the deadline
+ * (AIDP_ZYGOTE_DEADLINE_MS) it kills its zygote and, as for a lost answer,
+ * fails the run (125) through teardown: it ends, on record, and leaves
+ * nothing, instead of holding the worker and its client for ever. */
+Test(zygote, a_stopped_zygote_is_killed_at_the_deadline_and_the_run_ends)
+{
+        daemon_start();
+        pid_t z[16];
+        size_t nz = signal_zygotes(z, 16, SIGSTOP, "tT");
+        const char *cargs[] = {"-q", "--no-cwd", "--", "/bin/sh", "-c", "echo ran", NULL};
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, cargs);
+        int rc = aidp_test_finish(&p);
+        /* The other idle worker's zygote, still stopped, goes on when the
+         * daemon stops (its worker kills it); SIGCONT first so that nothing
+         * stopped is left if that worker is gone. Only pids that are still
+         * aidp-init: the killed ones are reaped. */
+        for (size_t i = 0; i < nz; i++)
+                if (comm_is(z[i], "aidp-init"))
+                        kill(z[i], SIGCONT);
+        cr_expect_eq(rc, 125, "%s", p.err);
+        cr_expect_str_eq(p.out, "", "the job ran");
+        cr_expect(strstr(p.err, "the zygote did not answer in time") != NULL, "%s", p.err);
+        expect_failed_run_gone();
+        cr_expect_eq(find_pid1(), 0, "a pid 1 of the failed run is still there");
 }
