@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <linux/close_range.h>
 #include <stdio.h>
@@ -99,8 +101,25 @@ int aidp_zygote_make(void)
         char *const argv[] = {AIDP_ZYGOTE_PROGRAM, NULL};
         char *const envp[] = {NULL};
         int prog = g_program;
+        /* Every signal blocked across the vfork, as posix_spawn does: a
+         * handler of the worker's run in the child would run on the
+         * parent's stack and memory. The child puts back the worker's mask
+         * only once no handler of the worker's is left in it. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
         pid_t pid = vfork();
         if (pid == 0) {
+                for (int sig = 1; sig < NSIG; sig++) {
+                        struct sigaction sa;
+                        if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL &&
+                            sa.sa_handler != SIG_IGN) {
+                                sa.sa_handler = SIG_DFL;
+                                sa.sa_flags = 0;
+                                sigaction(sig, &sa, NULL);
+                        }
+                }
+                sigprocmask(SIG_SETMASK, &old, NULL);
                 /* Both above 4 first: either may be 3 or 4 already (and
                  * dup2 onto itself would leave close-on-exec set). */
                 int s = fcntl(sv[1], F_DUPFD, 5), x = fcntl(prog, F_DUPFD, 5);
@@ -111,6 +130,7 @@ int aidp_zygote_make(void)
                 _exit(127);
         }
         int e = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         close(sv[1]);
         if (pid < 0) {
                 close(sv[0]);
