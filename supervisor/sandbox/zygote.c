@@ -229,6 +229,41 @@ static int send_bounded(const struct zwait *w, int sock, const uint8_t *p, size_
         return 0;
 }
 
+/* The zygote's greeting, sent as it started: only a zygote of this build
+ * clones pid 1 (pid 1 runs aidp-init's copy of sandbox.c; an older aidp-init
+ * left beside a newer daemon would run every sandbox the old way). 0, or
+ * -1 with err set (nothing handed over: the caller clones pid 1 itself). */
+static int check_build(const struct zwait *w, int sock, aidp_error *err)
+{
+        const char *mine = AIDP_BUILD_ID;
+        /* Test builds only (AIDP_FAULT_ZYGOTE_BUILD_ID=ID; supervisor/cli/
+         * env.c refuses AIDP_FAULT_* in the production binary): this
+         * worker's id, as if the daemon were another build. */
+        const char *fault = getenv("AIDP_FAULT_ZYGOTE_BUILD_ID");
+        if (fault && *fault)
+                mine = fault;
+        struct aidp_zygote_greeting g = {0};
+        size_t n = 0;
+        int e = zwait_for(w, sock, POLLIN);
+        if (e == 0)
+                e = aidp_fdpass_recvv(sock, &g, sizeof g, NULL, 0, &n, true);
+        if (e <= 0) {
+                if (e == -ETIMEDOUT || e == -EINTR)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, -e, "%s", zwait_why(e));
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e < 0 ? -e : EPIPE,
+                                        "the zygote's greeting");
+        }
+        if (g.magic != AIDP_ZYGOTE_GREETING)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPROTO,
+                                      "the zygote sent no greeting (an aidp-init of another "
+                                      "build?)");
+        if (strlen(mine) != sizeof g.build || memcmp(g.build, mine, sizeof g.build) != 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPROTO,
+                                      "%s is build %.64s, this daemon is build %s: not used",
+                                      AIDP_ZYGOTE_PROGRAM, g.build, mine);
+        return 0;
+}
+
 /* fd, if open, as one to place at its own number in pid 1. */
 static void add_fd(struct aidp_plan *p, int fd)
 {
@@ -344,6 +379,7 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
         _cleanup_free_ uint8_t *bytes = NULL;
         size_t len = 0;
         pid_t rc = 0;
+        int e = 0;
         struct zwait w;
         zwait_open(&w);
         if (aidp_plan_encode(&p, &bytes, &len, err) < 0)
@@ -351,10 +387,13 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
         int fds[AIDP_PLAN_MAX_FDS];
         for (size_t i = 0; i < p.n_fds; i++)
                 fds[i] = p.fds[i];
+        e = check_build(&w, z->sock, err);
+        if (e < 0)
+                goto out;
         struct aidp_zygote_hello h = {.magic = AIDP_ZYGOTE_HELLO, .len = (uint32_t)len};
         /* The hello is a few bytes into an empty socket: once writable, it
          * goes whole. */
-        int e = zwait_for(&w, z->sock, POLLOUT);
+        e = zwait_for(&w, z->sock, POLLOUT);
         if (e == 0)
                 e = aidp_fdpass_sendv(z->sock, &h, sizeof h, fds, p.n_fds);
         /* It clones only once it has the whole plan: a failed send, a

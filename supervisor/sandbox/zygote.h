@@ -10,7 +10,9 @@
  * runs the same code (sandbox.c) in the same order. A worker without a
  * zygote (a direct `aidp-supervisor run`, no aidp-init beside the daemon's
  * binary, a zygote that died) clones pid 1 itself, as before. Like a set of
- * namespaces made ahead (nsready.h), a zygote serves one pid 1 at most. */
+ * namespaces made ahead (nsready.h), a zygote serves one pid 1 at most.
+ * A zygote of another build (AIDP_BUILD_ID, CMakeLists.txt: pid 1 runs
+ * aidp-init's copy of this code) is never used: the worker clones pid 1. */
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>

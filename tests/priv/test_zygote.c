@@ -63,7 +63,9 @@ static void teardown(void)
 
 TestSuite(zygote, .init = setup, .fini = teardown, .timeout = 120);
 
-static void daemon_start(void)
+/* The test's daemon, with extra (a test-build fault, or NULL) in its
+ * environment. */
+static void daemon_start_with(const char *extra)
 {
         AIDP_REQUIRE_ROOT();
         cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
@@ -72,10 +74,15 @@ static void daemon_start(void)
         char kv[1100], pv[1100];
         TEST_SNPRINTF(kv, "AIDP_LINEAGE_KEY=%s", keyp);
         TEST_SNPRINTF(pv, "AIDP_POLICY_DIR=%s", policy);
-        const char *env[] = {kv, pv, NULL};
+        const char *env[] = {kv, pv, extra, NULL};
         const char *args[] = {"--lineage", logp, NULL};
         daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, args, env, true);
         cr_assert_gt(daemon_pid, 0);
+}
+
+static void daemon_start(void)
+{
+        daemon_start_with(NULL);
 }
 
 static bool comm_is(pid_t pid, const char *want)
@@ -221,6 +228,24 @@ static void expect_failed_run_gone(void)
         aidp_test_expect_run_gone(rundir, run_id);
 }
 
+/* A client's run whose pid 1 is the worker's own clone, not a zygote's: it
+ * completes, with the worker's warning and one COMPLETE record. */
+static void expect_run_through_the_worker(struct aidp_proc *p)
+{
+        client_sleeping(p);
+        pid_t pid1 = find_pid1();
+        cr_assert_gt(pid1, 0, "no pid 1 under the daemon's workers");
+        char exe[PATH_MAX], init[PATH_MAX];
+        exe_of(pid1, exe, sizeof exe);
+        cr_assert_not_null(realpath(AIDP_INIT_BIN, init));
+        cr_expect_str_neq(exe, init, "pid 1 came from a zygote");
+        cr_expect_eq(aidp_test_finish(p), 0, "%s", p->err);
+        cr_expect_str_eq(p->out, "started\n");
+        cr_expect(strstr(p->err, "the worker clones the sandbox itself") != NULL, "stderr: %s",
+                  p->err);
+        cr_expect_eq(aidp_test_count_events(logp, "COMPLETE"), 1);
+}
+
 /* While the job runs, the sandbox's pid 1 (seen from the host) is aidp-init:
  * its executable, its only file mapping (a static program: no libcrypto, no
  * library at all, nothing of the worker's), and its parent is the worker
@@ -267,18 +292,7 @@ Test(zygote, a_zygote_killed_before_the_plan_leaves_the_clone_to_the_worker)
         pid_t z[16];
         signal_zygotes(z, 16, SIGKILL, "ZX");
         struct aidp_proc p;
-        client_sleeping(&p);
-        pid_t pid1 = find_pid1();
-        cr_assert_gt(pid1, 0, "no pid 1 under the daemon's workers");
-        char exe[PATH_MAX], init[PATH_MAX];
-        exe_of(pid1, exe, sizeof exe);
-        cr_assert_not_null(realpath(AIDP_INIT_BIN, init));
-        cr_expect_str_neq(exe, init, "pid 1 came from a killed zygote");
-        cr_expect_eq(aidp_test_finish(&p), 0, "%s", p.err);
-        cr_expect_str_eq(p.out, "started\n");
-        cr_expect(strstr(p.err, "the worker clones the sandbox itself") != NULL, "stderr: %s",
-                  p.err);
-        cr_expect_eq(aidp_test_count_events(logp, "COMPLETE"), 1);
+        expect_run_through_the_worker(&p);
 }
 
 /* aidp-supervisor run (no daemon, no zygote): pid 1 is the supervisor's own
@@ -319,17 +333,7 @@ Test(zygote, a_direct_run_clones_pid1_itself)
  * unknown pid 1 dies with the run's cgroup, and nothing of the run is left. */
 Test(zygote, a_lost_answer_fails_the_run_cleanly_and_leaves_nothing)
 {
-        AIDP_REQUIRE_ROOT();
-        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
-        struct group *g = getgrgid(A.gid);
-        cr_assert_not_null(g);
-        char kv[1100], pv[1100];
-        TEST_SNPRINTF(kv, "AIDP_LINEAGE_KEY=%s", keyp);
-        TEST_SNPRINTF(pv, "AIDP_POLICY_DIR=%s", policy);
-        const char *env[] = {kv, pv, "AIDP_FAULT_ZYGOTE_ANSWER_LOST=1", NULL};
-        const char *args[] = {"--lineage", logp, NULL};
-        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, args, env, true);
-        cr_assert_gt(daemon_pid, 0);
+        daemon_start_with("AIDP_FAULT_ZYGOTE_ANSWER_LOST=1");
         pid_t z[16];
         cr_assert_geq(wait_zygotes(z, 16), 2, "the idle workers started no zygote");
         const char *cargs[] = {"-q", "--no-cwd", "--", "/bin/sh", "-c", "echo ran", NULL};
@@ -372,4 +376,25 @@ Test(zygote, a_stopped_zygote_is_killed_at_the_deadline_and_the_run_ends)
         cr_expect(strstr(p.err, "the zygote did not answer in time") != NULL, "%s", p.err);
         expect_failed_run_gone();
         cr_expect_eq(find_pid1(), 0, "a pid 1 of the failed run is still there");
+}
+
+/* A worker whose build is not aidp-init's (test builds:
+ * AIDP_FAULT_ZYGOTE_BUILD_ID, as if the daemon were a newer binary than the
+ * aidp-init beside it) never hands a plan to it: the run completes through
+ * the worker's own clone (pid 1's executable is the supervisor's), and the
+ * warning names both builds. */
+Test(zygote, a_zygote_of_another_build_is_not_used)
+{
+        const char *other = "0000000000000000000000000000000000000000000000000000000000000000";
+        char fault[100];
+        TEST_SNPRINTF(fault, "AIDP_FAULT_ZYGOTE_BUILD_ID=%s", other);
+        daemon_start_with(fault);
+        pid_t z[16];
+        cr_assert_geq(wait_zygotes(z, 16), 2, "the idle workers started no zygote");
+        struct aidp_proc p;
+        expect_run_through_the_worker(&p);
+        char want[200];
+        TEST_SNPRINTF(want, "this daemon is build %s: not used", other);
+        cr_expect(strstr(p.err, want) != NULL, "stderr: %s", p.err);
+        cr_expect(strstr(p.err, "aidp-init is build ") != NULL, "stderr: %s", p.err);
 }
