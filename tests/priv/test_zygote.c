@@ -151,6 +151,10 @@ static size_t signal_zygotes(pid_t *z, size_t max, int sig, const char *states)
 {
         size_t nz = wait_zygotes(z, max);
         cr_assert_geq(nz, 2, "the idle workers started no zygote");
+        /* Asleep first: waiting for its plan, its greeting sent (a zygote
+         * stopped before that is one of another build to the worker). */
+        for (size_t i = 0; i < nz; i++)
+                wait_state(z[i], "S");
         for (size_t i = 0; i < nz; i++)
                 cr_assert_eq(kill(z[i], sig), 0);
         for (size_t i = 0; i < nz; i++)
