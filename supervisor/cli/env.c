@@ -71,7 +71,8 @@ const struct aidp_cli_env aidp_cli_env_table[] = {
          "creds_names.c, zygote.c",
          "fault injection (AIDP_FAULT_STOP_AT, AIDP_FAULT_FAIL_AT, AIDP_FAULT_SYNC_DELAY_MS, "
          "AIDP_FAULT_MASK_CHILD, AIDP_FAULT_HOSTSOCK_GONE, AIDP_FAULT_CAP_LAST_CAP, "
-         "AIDP_FAULT_ZYGOTE_ANSWER_LOST) and the policy clock (AIDP_FAULT_CLOCK_OFFSET)"},
+         "AIDP_FAULT_ZYGOTE_ANSWER_LOST, AIDP_FAULT_ZYGOTE_BUILD_ID) and the policy clock "
+         "(AIDP_FAULT_CLOCK_OFFSET)"},
         {"AIDP_TIMING", false, SUP, AIDP_TRUST_ADMIN, "supervisor/run/run.c",
          "per-phase start-up timing on stderr (scripts/bench-start)"},
         /* the job's environment: passed into the sandbox, never read otherwise */

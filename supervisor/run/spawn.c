@@ -282,9 +282,14 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
         bool have_ready = aidp_nsready_take(&ready);
         /* And a zygote (zygote.h): pid 1 is then cloned from it, sharing no
          * page with this process; it enters the namespaces above. One that
-         * is gone or refuses the plan has cloned nothing: then as without. */
+         * is gone or refuses the plan has cloned nothing: then as without.
+         * Only with the cgroup2 fd: a pid 1 cloned by a zygote whose answer
+         * is lost is then in the run's cgroup, where teardown's kill and gc
+         * reach it; without, the worker clones pid 1 itself and knows it. */
         pid_t pid = -1;
-        if (aidp_zygote_take(&z)) {
+        if (aidp_zygote_take(&z) && cgfd < 0) {
+                aidp_zygote_drop(&z);
+        } else if (z.pid > 0) {
                 struct aidp_zygote_clone zc = {
                         .cgroup_fd = cgfd,
                         .net = have_ready ? ready.net : -1,

@@ -369,8 +369,11 @@ static int start_join(struct run *r, aidp_error *err)
 }
 
 /* A run that failed before its START was due (in prepare, or at the clone):
- * START now, durable on the spot, so that its end record follows a START as
- * for any run that got that far. Nothing of the job ran. */
+ * START now, durable on the spot, so that the end record this supervisor
+ * writes follows a START as for any run that got that far. Nothing of the
+ * job ran. Not every end record has its START: a supervisor that dies
+ * between the clone and START leaves gc an ABORT with none before it
+ * (docs/lineage.md; fault point `cloned`, tests/priv/test_crash.c). */
 void aidp_run_start_late(struct run *r, aidp_error *err)
 {
         aidp_error jerr = {0};

@@ -6,15 +6,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <linux/close_range.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -61,21 +66,29 @@ int aidp_zygote_open_program(void)
         return 0;
 }
 
-static void drop(struct aidp_zygote *z)
+/* Kill the zygote (the worker's own child, not reaped yet: its pid is still
+ * its own) and reap it. */
+static void kill_reap(struct aidp_zygote *z)
 {
-        if (z->sock >= 0)
-                close(z->sock);
         if (z->pid > 0) {
                 kill(z->pid, SIGKILL);
                 while (waitpid(z->pid, NULL, 0) < 0 && errno == EINTR)
                         ;
         }
+        z->pid = -1;
+}
+
+void aidp_zygote_drop(struct aidp_zygote *z)
+{
+        if (z->sock >= 0)
+                close(z->sock);
+        kill_reap(z);
         *z = (struct aidp_zygote){.pid = -1, .sock = -1};
 }
 
 int aidp_zygote_make(void)
 {
-        drop(&g_zygote);
+        aidp_zygote_drop(&g_zygote);
         if (g_program < 0)
                 return -ENOENT;
         int sv[2];
@@ -88,8 +101,25 @@ int aidp_zygote_make(void)
         char *const argv[] = {AIDP_ZYGOTE_PROGRAM, NULL};
         char *const envp[] = {NULL};
         int prog = g_program;
+        /* Every signal blocked across the vfork, as posix_spawn does: a
+         * handler of the worker's run in the child would run on the
+         * parent's stack and memory. The child puts back the worker's mask
+         * only once no handler of the worker's is left in it. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
         pid_t pid = vfork();
         if (pid == 0) {
+                for (int sig = 1; sig < NSIG; sig++) {
+                        struct sigaction sa;
+                        if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL &&
+                            sa.sa_handler != SIG_IGN) {
+                                sa.sa_handler = SIG_DFL;
+                                sa.sa_flags = 0;
+                                sigaction(sig, &sa, NULL);
+                        }
+                }
+                sigprocmask(SIG_SETMASK, &old, NULL);
                 /* Both above 4 first: either may be 3 or 4 already (and
                  * dup2 onto itself would leave close-on-exec set). */
                 int s = fcntl(sv[1], F_DUPFD, 5), x = fcntl(prog, F_DUPFD, 5);
@@ -100,6 +130,7 @@ int aidp_zygote_make(void)
                 _exit(127);
         }
         int e = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         close(sv[1]);
         if (pid < 0) {
                 close(sv[0]);
@@ -114,6 +145,123 @@ bool aidp_zygote_take(struct aidp_zygote *z)
         *z = g_zygote;
         g_zygote = (struct aidp_zygote){.pid = -1, .sock = -1};
         return z->pid > 0;
+}
+
+/* Every wait on the zygote ends at a deadline or at the run's stop request
+ * (SIGINT, SIGTERM, SIGHUP: held pending while the run is prepared, as
+ * run.c's check_interrupted reads them), so that a zygote that stopped
+ * answering (SIGSTOP, a debugger, the kernel stalling it) never holds the
+ * worker and the client that waits for it. */
+struct zwait {
+        int sig;          /* signalfd of the stop requests, or -1 */
+        int64_t deadline; /* CLOCK_MONOTONIC, ms */
+};
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void zwait_open(struct zwait *w)
+{
+        sigset_t stop;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        sigaddset(&stop, SIGHUP);
+        /* Polled, never read: a pending request stays for check_interrupted.
+         * Without it (out of fds), the deadline alone bounds the wait. */
+        w->sig = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+        w->deadline = now_ms() + AIDP_ZYGOTE_DEADLINE_MS;
+}
+
+static void zwait_close(struct zwait *w)
+{
+        if (w->sig >= 0)
+                close(w->sig);
+        w->sig = -1;
+}
+
+/* Until fd has ev: 0, -ETIMEDOUT at the deadline, -EINTR at a stop request. */
+static int zwait_for(const struct zwait *w, int fd, short ev)
+{
+        for (;;) {
+                int64_t left = w->deadline - now_ms();
+                if (left <= 0)
+                        return -ETIMEDOUT;
+                struct pollfd pf[2] = {{.fd = fd, .events = ev}, {.fd = w->sig, .events = POLLIN}};
+                int n = poll(pf, w->sig >= 0 ? 2 : 1, (int)left);
+                if (n < 0 && errno != EINTR)
+                        return -errno;
+                if (n > 0 && w->sig >= 0 && (pf[1].revents & POLLIN))
+                        return -EINTR;
+                /* POLLHUP, POLLERR: the call that follows says what. */
+                if (n > 0 && pf[0].revents)
+                        return 0;
+        }
+}
+
+static const char *zwait_why(int e)
+{
+        return e == -ETIMEDOUT ? "the zygote did not answer in time"
+                               : e == -EINTR ? "a stop request came while the zygote cloned"
+                                             : "waiting for the zygote";
+}
+
+/* The plan's bytes, a part at a time as the zygote reads them (the socket is
+ * non-blocking: a plan may be far larger than its buffer). */
+static int send_bounded(const struct zwait *w, int sock, const uint8_t *p, size_t len)
+{
+        while (len > 0) {
+                int e = zwait_for(w, sock, POLLOUT);
+                if (e < 0)
+                        return e;
+                ssize_t n = send(sock, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+/* The zygote's greeting, sent as it started: only a zygote of this build
+ * clones pid 1 (pid 1 runs aidp-init's copy of sandbox.c; an older aidp-init
+ * left beside a newer daemon would run every sandbox the old way). 0, or
+ * -1 with err set (nothing handed over: the caller clones pid 1 itself). */
+static int check_build(const struct zwait *w, int sock, aidp_error *err)
+{
+        const char *mine = AIDP_BUILD_ID;
+        /* Test builds only (AIDP_FAULT_ZYGOTE_BUILD_ID=ID; supervisor/cli/
+         * env.c refuses AIDP_FAULT_* in the production binary): this
+         * worker's id, as if the daemon were another build. */
+        const char *fault = getenv("AIDP_FAULT_ZYGOTE_BUILD_ID");
+        if (fault && *fault)
+                mine = fault;
+        struct aidp_zygote_greeting g = {0};
+        size_t n = 0;
+        int e = zwait_for(w, sock, POLLIN);
+        if (e == 0)
+                e = aidp_fdpass_recvv(sock, &g, sizeof g, NULL, 0, &n, true);
+        if (e <= 0) {
+                if (e == -ETIMEDOUT || e == -EINTR)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, -e, "%s", zwait_why(e));
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e < 0 ? -e : EPIPE,
+                                        "the zygote's greeting");
+        }
+        if (g.magic != AIDP_ZYGOTE_GREETING)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPROTO,
+                                      "the zygote sent no greeting (an aidp-init of another "
+                                      "build?)");
+        if (strlen(mine) != sizeof g.build || memcmp(g.build, mine, sizeof g.build) != 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EPROTO,
+                                      "%s is build %.64s, this daemon is build %s: not used",
+                                      AIDP_ZYGOTE_PROGRAM, g.build, mine);
+        return 0;
 }
 
 /* fd, if open, as one to place at its own number in pid 1. */
@@ -231,28 +379,45 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
         _cleanup_free_ uint8_t *bytes = NULL;
         size_t len = 0;
         pid_t rc = 0;
+        int e = 0;
+        struct zwait w;
+        zwait_open(&w);
         if (aidp_plan_encode(&p, &bytes, &len, err) < 0)
                 goto out;
         int fds[AIDP_PLAN_MAX_FDS];
         for (size_t i = 0; i < p.n_fds; i++)
                 fds[i] = p.fds[i];
-        struct aidp_zygote_hello h = {.magic = AIDP_ZYGOTE_HELLO, .len = (uint32_t)len};
-        int e = aidp_fdpass_sendv(z->sock, &h, sizeof h, fds, p.n_fds);
-        if (e < 0) {
-                /* Gone before the plan (killed, out of memory): nothing
-                 * was cloned. */
-                aidp_error_errno(err, AIDP_EXIT_INTERNAL, -e, "handing the plan to the zygote");
+        e = check_build(&w, z->sock, err);
+        if (e < 0)
                 goto out;
-        }
-        e = aidp_fdpass_sendv(z->sock, bytes, len, NULL, 0);
+        struct aidp_zygote_hello h = {.magic = AIDP_ZYGOTE_HELLO, .len = (uint32_t)len};
+        /* The hello is a few bytes into an empty socket: once writable, it
+         * goes whole. */
+        e = zwait_for(&w, z->sock, POLLOUT);
+        if (e == 0)
+                e = aidp_fdpass_sendv(z->sock, &h, sizeof h, fds, p.n_fds);
+        /* It clones only once it has the whole plan: a failed send, a
+         * deadline or a stop request before then leaves nothing cloned. */
+        if (e == 0 && fcntl(z->sock, F_SETFL, O_NONBLOCK) < 0)
+                e = -errno;
+        if (e == 0)
+                e = send_bounded(&w, z->sock, bytes, len);
         if (e < 0) {
-                /* It clones only once it has the whole plan. */
-                aidp_error_errno(err, AIDP_EXIT_INTERNAL, -e, "handing the plan to the zygote");
+                /* Gone before the plan (killed, out of memory), or stuck. */
+                if (e == -ETIMEDOUT || e == -EINTR)
+                        aidp_error_set(err, AIDP_EXIT_INTERNAL, -e, "%s", zwait_why(e));
+                else
+                        aidp_error_errno(err, AIDP_EXIT_INTERNAL, -e,
+                                         "handing the plan to the zygote");
                 goto out;
         }
         struct aidp_zygote_reply rep = {0};
         size_t n = 0;
-        int got = aidp_fdpass_recvv(z->sock, &rep, sizeof rep, pidfd, 1, &n, true);
+        /* The reply is one small message, sent whole once the clone is done. */
+        int got = zwait_for(&w, z->sock, POLLIN);
+        bool stuck = got < 0;
+        if (!stuck)
+                got = aidp_fdpass_recvv(z->sock, &rep, sizeof rep, pidfd, 1, &n, true);
         /* Test builds only (AIDP_FAULT_ZYGOTE_ANSWER_LOST=1; supervisor/cli/
          * env.c refuses AIDP_FAULT_* in the production binary): the answer
          * of a zygote that did clone pid 1 is lost, as if it had died right
@@ -264,10 +429,15 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
                 got = 0;
         }
         if (got <= 0) {
-                /* It took the plan, or part of it, and ended without a
-                 * word: a pid 1 it may have cloned is in the run's cgroup. */
-                rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, got < 0 ? -got : EPIPE,
-                                      "the zygote ended without cloning the sandbox");
+                /* It took the plan and ended, or stopped answering, without
+                 * a word: a pid 1 it may have cloned is in the run's cgroup
+                 * (the caller uses a zygote only with the cgroup2 fd). */
+                rc = stuck ? aidp_error_set(err, AIDP_EXIT_INTERNAL, -got,
+                                            "%s; a sandbox it may have cloned dies with the "
+                                            "run's cgroup",
+                                            zwait_why(got))
+                           : aidp_error_errno(err, AIDP_EXIT_INTERNAL, got < 0 ? -got : EPIPE,
+                                              "the zygote ended without cloning the sandbox");
                 goto out;
         }
         rep.what[sizeof rep.what - 1] = '\0';
@@ -285,21 +455,33 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
         }
         /* It exits once it has answered: reaped later (aidp_zygote_reap),
          * off the path to pid 1's mounts. */
+        zwait_close(&w);
         close(z->sock);
         z->sock = -1;
         return rep.pid;
 out:
-        /* It exits at the end of its line, if it has not already. */
+        /* Whatever it was doing: nothing of it is needed any more, and a
+         * zygote that stopped answering would never exit on its own. */
+        zwait_close(&w);
         close(z->sock);
         z->sock = -1;
-        aidp_zygote_reap(z);
+        kill_reap(z);
         return rc;
 }
 
 void aidp_zygote_reap(struct aidp_zygote *z)
 {
-        if (z->pid > 0)
-                while (waitpid(z->pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-        z->pid = -1;
+        if (z->pid <= 0)
+                return;
+        /* It exits once it has answered; one stopped before its exit is
+         * killed at the deadline or at a stop request. */
+        struct zwait w;
+        zwait_open(&w);
+        int pfd = (int)syscall(SYS_pidfd_open, z->pid, 0);
+        if (pfd >= 0) {
+                (void)zwait_for(&w, pfd, POLLIN);
+                close(pfd);
+        }
+        zwait_close(&w);
+        kill_reap(z);
 }

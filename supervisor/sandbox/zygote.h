@@ -10,7 +10,9 @@
  * runs the same code (sandbox.c) in the same order. A worker without a
  * zygote (a direct `aidp-supervisor run`, no aidp-init beside the daemon's
  * binary, a zygote that died) clones pid 1 itself, as before. Like a set of
- * namespaces made ahead (nsready.h), a zygote serves one pid 1 at most. */
+ * namespaces made ahead (nsready.h), a zygote serves one pid 1 at most.
+ * A zygote of another build (AIDP_BUILD_ID, CMakeLists.txt: pid 1 runs
+ * aidp-init's copy of this code) is never used: the worker clones pid 1. */
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -20,6 +22,14 @@
 
 /* The program's name, looked for beside the daemon's own binary. */
 #define AIDP_ZYGOTE_PROGRAM "aidp-init"
+
+/* How long the worker waits on a zygote, for each of: the plan handed over,
+ * the answer, its exit after the answer. A zygote clones in well under a
+ * millisecond; one that has not answered by then is stopped or stalled, and
+ * is killed (SIGKILL, by its pid: the worker's own unreaped child). A stop
+ * request (SIGINT, SIGTERM, SIGHUP, held pending by the run) ends every one
+ * of these waits too. */
+#define AIDP_ZYGOTE_DEADLINE_MS 3000
 
 /* At the daemon's start: opens aidp-init beside /proc/self/exe once (O_PATH),
  * so that a file replaced on disk later is never what root runs, and only if
@@ -37,6 +47,8 @@ struct aidp_zygote {
 
 /* Take the zygote made ahead, if any (false: none). */
 bool aidp_zygote_take(struct aidp_zygote *z);
+/* Kill and reap a zygote taken but not used (harmless when there is none). */
+void aidp_zygote_drop(struct aidp_zygote *z);
 
 /* What the clone enters and where it goes, beside pid 1's spec. */
 struct aidp_zygote_clone {
@@ -47,14 +59,19 @@ struct aidp_zygote_clone {
 
 /* Clone pid 1 through z, from spec. Returns pid 1's pid with *pidfd set; 0
  * when nothing was cloned and the zygote is gone (it died before taking the
- * plan, or refused it: then err says why, and the caller clones pid 1
- * itself); -1 with err set when pid 1's clone failed or the zygote ended
+ * plan, refused it, or did not take it whole before the deadline or a stop
+ * request: then err says why, and the caller clones pid 1 itself); -1 with
+ * err set when pid 1's clone failed or the zygote ended or stopped answering
  * after taking the plan (a pid 1 may then exist, in the run's cgroup, whose
- * kill at teardown takes it). The zygote is reaped, but after a clone: it
- * exits once it has answered, and aidp_zygote_reap reaps it. */
+ * kill at teardown takes it). The caller must therefore use a zygote only
+ * with c->cgroup_fd >= 0: CLONE_INTO_CGROUP is what puts such a pid 1 where
+ * teardown's kill and gc find it; without it, pid 1 is cloned by the worker
+ * itself. The zygote is killed and reaped, but after a clone: it exits once
+ * it has answered, and aidp_zygote_reap reaps it. */
 pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_spec *spec,
                              const struct aidp_zygote_clone *c, int *pidfd, aidp_error *err);
-/* Reap the zygote that cloned pid 1 (harmless when there is none). */
+/* Reap the zygote that cloned pid 1 (harmless when there is none); killed
+ * first if it has not exited by the deadline or a stop request. */
 void aidp_zygote_reap(struct aidp_zygote *z);
 
 /* aidp-init's main: serve one plan on sock (fd 3), then exit. */

@@ -129,6 +129,12 @@ int aidp_zygote_main(int sock)
          * now, while the worker waits for its connection, not on the run's
          * path. The binding to this CPU holds until the clone, so the ids
          * of the namespaces it makes come from the same, higher batch. */
+        /* Which build this is, for the worker to check before it hands
+         * over a plan: pid 1 runs this program's copy of sandbox.c. */
+        struct aidp_zygote_greeting g = {.magic = AIDP_ZYGOTE_GREETING};
+        memcpy(g.build, AIDP_BUILD_ID, sizeof g.build);
+        if (aidp_fdpass_sendv(sock, &g, sizeof g, NULL, 0) < 0)
+                return 0;
         struct aidp_nspin_order order;
         (void)aidp_nspin_order_begin(&order);
         /* The worker's end closes when it exits unserved: nothing to do. */
