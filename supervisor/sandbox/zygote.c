@@ -206,8 +206,8 @@ static int zwait_for(const struct zwait *w, int fd, short ev)
 static const char *zwait_why(int e)
 {
         return e == -ETIMEDOUT ? "the zygote did not answer in time"
-                               : e == -EINTR ? "a stop request came while the zygote cloned"
-                                             : "waiting for the zygote";
+               : e == -EINTR   ? "a stop request came while the zygote cloned"
+                               : "waiting for the zygote";
 }
 
 /* The plan's bytes, a part at a time as the zygote reads them (the socket is
