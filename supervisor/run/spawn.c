@@ -147,10 +147,17 @@ static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *e
                 rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENAMETOOLONG, "%s: path too long",
                                     r->journal.dir);
         if (rc == 0) {
+                /* test builds: AIDP_FAULT_STOP_AT=pin (pid 1 may exit first) */
+                aidp_run_fault_point("pin");
                 rc = aidp_nspin_create(r->nspin, pid, err);
                 if (rc != 0)
                         r->nspin[0] = '\0';
-                if (rc > 0) {
+                if (rc == 2) {
+                        /* pid 1 is gone already (it failed early): nothing
+                         * to pin, and its own error, read at step 5, says
+                         * why, not a pin that found no namespace. */
+                        rc = 0;
+                } else if (rc > 0) {
                         /* Refused for the namespaces' id order only
                          * (nspin.h): the supervisor still shreds the tmpfs;
                          * only gc after a crash of both loses its way in. */

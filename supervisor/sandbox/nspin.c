@@ -123,6 +123,11 @@ int aidp_nspin_create(const char *path, pid_t pid, aidp_error *err)
                 aidp_nspin_release(path);
                 if (e == EINVAL && refused_by_id_order(ns))
                         return 1; /* not pinned; the caller says so */
+                /* pid is the caller's child, so the pid is not reused: no
+                 * ns/mnt means it has exited (or is a zombie), and its
+                 * namespace with it. */
+                if (e == ENOENT && access(ns, F_OK) < 0 && errno == ENOENT)
+                        return 2;
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e,
                                         "pinning the sandbox's mount namespace at %s", path);
         }

@@ -41,7 +41,9 @@ void aidp_nspin_order_end(struct aidp_nspin_order *o);
  * be reused) at path, a file that does not exist yet: 0. 1 when the kernel
  * refuses the pin only because the caller's own mount namespace has the
  * higher id (what aidp_nspin_order_begin prevents; a kernel that batches ids
- * some other way): the run goes on unpinned. On failure (or 1) nothing is left. */
+ * some other way): the run goes on unpinned. 2 when pid has already exited
+ * (its namespace is gone, nothing to pin: a pid 1 that failed early, whose
+ * own error the caller reads next). On failure (or 1, 2) nothing is left. */
 int aidp_nspin_create(const char *path, pid_t pid, aidp_error *err);
 /* Writable clones of the mounts at targets[i] (paths inside the pinned
  * namespace) into fds[i] (-1 where there is none), opened from a helper

@@ -386,6 +386,69 @@ Test(run, ro_bind_and_bind_options)
         cr_expect(strstr(P.err, "relative/path") != NULL, "%s", P.err);
 }
 
+/* A child of pid (by /proc's PPid lines) in state Z, or 0. */
+static pid_t zombie_child(pid_t pid)
+{
+        DIR *d = opendir("/proc");
+        pid_t found = 0;
+        for (struct dirent *e; d && !found && (e = readdir(d));) {
+                char sp[300], line[256];
+                long ppid = -1;
+                char state = 0;
+                if (e->d_name[0] < '1' || e->d_name[0] > '9')
+                        continue;
+                TEST_SNPRINTF(sp, "/proc/%s/status", e->d_name);
+                FILE *f = fopen(sp, "re");
+                while (f && fgets(line, sizeof line, f))
+                        if (sscanf(line, "State: %c", &state) != 1)
+                                sscanf(line, "PPid: %ld", &ppid);
+                if (f)
+                        fclose(f);
+                if (ppid == pid && state == 'Z')
+                        found = (pid_t)atoi(e->d_name);
+        }
+        if (d)
+                closedir(d);
+        return found;
+}
+
+/* pid 1 that fails its set-up before the supervisor pinned its mount
+ * namespace (held at the pin here, AIDP_FAULT_STOP_AT=pin, until pid 1 has
+ * exited): the run's error is pid 1's own, naming what failed, not a pin
+ * that found no namespace ("pinning ...: No such file or directory"). */
+Test(run, a_pid1_that_fails_before_the_pin_reports_its_own_error)
+{
+        AIDP_REQUIRE_ROOT();
+        char dir[] = "/var/tmp/aidp-test-earlyfail-XXXXXX";
+        cr_assert_not_null(aidp_test_mkdtemp(dir));
+        chmod(dir, 0755);
+        char src[PATH_MAX], spec[2 * PATH_MAX];
+        TEST_SNPRINTF(src, "%s/src", dir);
+        FILE *fp = fopen(src, "w");
+        cr_assert_not_null(fp);
+        fputs("bound\n", fp);
+        cr_assert_eq(fclose(fp), 0);
+        chmod(src, 0644);
+        /* the job's view of /var/tmp is read-only: no mount point there */
+        TEST_SNPRINTF(spec, "%s:%s/missing/probe", src, dir);
+        char *a[] = {AIDP_SUPERVISOR, "run", "-q", "--user",    "65534", "--no-cwd",
+                     "--ro-bind",     spec,  "--", "/bin/true", NULL};
+        setenv("AIDP_FAULT_STOP_AT", "pin", 1);
+        cr_assert_eq(aidp_test_spawn(&P, a), 0);
+        unsetenv("AIDP_FAULT_STOP_AT");
+        bool stopped = aidp_test_wait_stopped(P.pid);
+        pid_t z = 0;
+        for (int i = 0; stopped && i < 1000 && !(z = zombie_child(P.pid)); i++)
+                usleep(10000);
+        kill(P.pid, SIGCONT);
+        int st = aidp_test_finish(&P);
+        cr_assert(stopped, "the supervisor never stopped at the pin: %s", P.err);
+        cr_assert(z > 0, "pid 1 did not exit while the supervisor was held: %s", P.err);
+        cr_expect_eq(st, AIDP_EXIT_INTERNAL, "%s", P.err);
+        cr_expect(strstr(P.err, "/missing/probe") != NULL, "not pid 1's error: %s", P.err);
+        cr_expect_null(strstr(P.err, "pinning"), "%s", P.err);
+}
+
 /* A bind's target is made and resolved as the job sees its path: a symlink on
  * the way (the host's /var/run -> /run, or one a caller made in a directory
  * the view shows) leads inside the sandbox's root, and root never creates the
