@@ -25,6 +25,7 @@
 #include "common/exitcodes.h"
 #include "lineage_util.h"
 #include "priv.h"
+#include "daemon_util.h"
 #include "runner.h"
 
 static struct aidp_proc P;
@@ -386,30 +387,15 @@ Test(run, ro_bind_and_bind_options)
         cr_expect(strstr(P.err, "relative/path") != NULL, "%s", P.err);
 }
 
-/* A child of pid (by /proc's PPid lines) in state Z, or 0. */
+/* A child of pid in state Z, or 0. */
 static pid_t zombie_child(pid_t pid)
 {
-        DIR *d = opendir("/proc");
-        pid_t found = 0;
-        for (struct dirent *e; d && !found && (e = readdir(d));) {
-                char sp[300], line[256];
-                long ppid = -1;
-                char state = 0;
-                if (e->d_name[0] < '1' || e->d_name[0] > '9')
-                        continue;
-                TEST_SNPRINTF(sp, "/proc/%s/status", e->d_name);
-                FILE *f = fopen(sp, "re");
-                while (f && fgets(line, sizeof line, f))
-                        if (sscanf(line, "State: %c", &state) != 1)
-                                sscanf(line, "PPid: %ld", &ppid);
-                if (f)
-                        fclose(f);
-                if (ppid == pid && state == 'Z')
-                        found = (pid_t)atoi(e->d_name);
-        }
-        if (d)
-                closedir(d);
-        return found;
+        struct aidp_test_kid k[16];
+        size_t n = aidp_test_daemon_children(pid, k, 16);
+        for (size_t i = 0; i < n; i++)
+                if (aidp_test_proc_state(k[i].pid) == 'Z')
+                        return k[i].pid;
+        return 0;
 }
 
 /* pid 1 that fails its set-up before the supervisor pinned its mount

@@ -129,16 +129,8 @@ static size_t wait_zygotes(pid_t *z, size_t max)
 static void wait_state(pid_t pid, const char *states)
 {
         for (int t = 0; t < 3000; t++) {
-                char p[64], buf[512];
-                TEST_SNPRINTF(p, "/proc/%d/stat", (int)pid);
-                FILE *f = fopen(p, "re");
-                if (!f)
-                        return;
-                size_t n = fread(buf, 1, sizeof buf - 1, f);
-                fclose(f);
-                buf[n] = '\0';
-                const char *paren = strrchr(buf, ')');
-                if (!paren || (paren[1] == ' ' && paren[2] && strchr(states, paren[2])))
+                char st = aidp_test_proc_state(pid);
+                if (!st || strchr(states, st))
                         return;
                 usleep(10000);
         }
