@@ -13,12 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "supervisor/sandbox/clone_vm.h"
 #include "supervisor/sandbox/codec/plan.h"
 #include "supervisor/sandbox/nspin.h"
 #include "supervisor/sandbox/fdpass.h"
@@ -130,7 +130,7 @@ static int enter(int fd, int type, const char **what, const char *name)
  * never returns from aidp_zygote_main or frees anything, so the plan and the
  * spec pid 1 reads (in this stack frame and on the heap) stay as they are,
  * and once it has exited pid 1 is the memory's only user. pid 1 runs on a
- * stack of its own, mapped and faulted in while the zygote waited. Its file
+ * stack of its own (clone_vm.h), mapped and faulted in while the zygote waited. Its file
  * table, signal handlers and namespaces are its own as before (no
  * CLONE_FILES, CLONE_SIGHAND, CLONE_FS); CLONE_VM gives no rseq area to the
  * child (the kernel unregisters it), and errno's TLS word, which both could
@@ -156,70 +156,6 @@ static int child_main(void *arg)
         return 127; /* not reached: pid 1 ends in init_loop */
 }
 
-/* clone3 with the child on `stack`: it calls fn(arg) there and exits with
- * its result. glibc has no clone3 wrapper that takes a function, and the
- * child of the raw system call resumes on the new stack in the middle of
- * the caller's frame, so the switch is made here, with nothing of the
- * caller's frame used by the child. */
-static pid_t clone3_on_stack(struct clone_args *ca, int (*fn)(void *), void *arg)
-{
-#if defined(__x86_64__)
-        register long rax __asm__("rax") = SYS_clone3;
-        register void *rdi __asm__("rdi") = ca;
-        register long rsi __asm__("rsi") = (long)sizeof *ca;
-        register void *r12 __asm__("r12") = (void *)fn;
-        register void *r13 __asm__("r13") = arg;
-        __asm__ volatile("syscall\n\t"
-                         "test %%rax, %%rax\n\t"
-                         "jnz 1f\n\t"
-                         /* the child: rsp is the stack's top, 16-byte aligned */
-                         "xor %%ebp, %%ebp\n\t"
-                         "mov %%r13, %%rdi\n\t"
-                         "call *%%r12\n\t"
-                         "mov %%eax, %%edi\n\t"
-                         "mov $60, %%eax\n\t" /* SYS_exit */
-                         "syscall\n\t"
-                         "hlt\n"
-                         "1:\n\t"
-                         : "+r"(rax)
-                         : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
-                         : "rcx", "r11", "memory");
-        if (rax < 0) {
-                errno = (int)-rax;
-                return -1;
-        }
-        return (pid_t)rax;
-#else
-        (void)ca, (void)fn, (void)arg;
-        errno = ENOSYS;
-        return -1;
-#endif
-}
-
-/* pid 1's stack: mapped, its top faulted in now (the zygote is idle), a
- * guard page below it. NULL where clone3_on_stack cannot be used: pid 1 is
- * then cloned as a copy of this process, as before. */
-static void *pid1_stack(void)
-{
-#if defined(__x86_64__)
-        uint8_t *lo = mmap(NULL, PID1_STACK, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-        if (lo == MAP_FAILED)
-                return NULL;
-        if (mprotect(lo, 4096, PROT_NONE) < 0) {
-                munmap(lo, PID1_STACK);
-                return NULL;
-        }
-        uint8_t *warm = lo + PID1_STACK - PID1_STACK_WARM;
-        if (madvise(warm, PID1_STACK_WARM, MADV_POPULATE_WRITE) < 0)
-                for (size_t off = 0; off < PID1_STACK_WARM; off += 4096)
-                        ((volatile uint8_t *)warm)[off] = 0;
-        return lo;
-#else
-        return NULL;
-#endif
-}
-
 int aidp_zygote_main(int sock)
 {
         struct aidp_zygote_hello h;
@@ -238,7 +174,7 @@ int aidp_zygote_main(int sock)
                 return 0;
         struct aidp_nspin_order order;
         (void)aidp_nspin_order_begin(&order);
-        void *stack = pid1_stack();
+        void *stack = aidp_clone_vm_stack();
         /* The worker's end closes when it exits unserved: nothing to do. */
         if (aidp_fdpass_recvv(sock, &h, sizeof h, got, AIDP_PLAN_MAX_FDS, &n, true) != 1)
                 return 0;
@@ -301,8 +237,8 @@ int aidp_zygote_main(int sock)
                 c = (struct child_start){.spec = &spec, .mask = mask, .order = order};
                 ca.flags |= CLONE_VM;
                 ca.stack = (uint64_t)(uintptr_t)stack;
-                ca.stack_size = PID1_STACK;
-                pid_t pid = clone3_on_stack(&ca, child_main, &c);
+                ca.stack_size = AIDP_CLONE_VM_STACK;
+                pid_t pid = aidp_clone3_on_stack(&ca, child_main, &c);
                 if (pid < 0)
                         reply(sock, -1, errno, "clone3 (namespaces)", -1);
                 else
