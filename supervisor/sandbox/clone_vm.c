@@ -69,4 +69,3 @@ void *aidp_clone_vm_stack(void)
         return NULL;
 #endif
 }
-

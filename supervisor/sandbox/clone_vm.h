@@ -9,7 +9,7 @@
 #include <linux/sched.h>
 #include <sys/types.h>
 
-#define AIDP_CLONE_VM_STACK (8u << 20)       /* the child's stack */
+#define AIDP_CLONE_VM_STACK      (8u << 20)   /* the child's stack */
 #define AIDP_CLONE_VM_STACK_WARM (256u << 10) /* its top, faulted in ahead */
 
 /* The child's stack: AIDP_CLONE_VM_STACK bytes mapped, a guard page at the

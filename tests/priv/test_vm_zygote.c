@@ -42,14 +42,46 @@ static pid_t ppid_of(pid_t pid)
         return pp;
 }
 
-Test(vm_zygote, clone_parent_of_a_pid_namespace_init_makes_it_the_grandparents_child, .timeout = 60)
+/* The cloning child of both tests, with its reply socket and the init's go. */
+static pid_t fork_cloner(int sv[2], int go[2])
 {
-        AIDP_REQUIRE_ROOT();
-        int sv[2], go[2];
         cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
         pid_t z = fork();
         cr_assert_geq(z, 0);
+        return z;
+}
+
+/* The test's side of both: the cloning child z answers over sv[0] (the init's
+ * pid and pidfd), exits, and is reaped; the init, this process's child, gets
+ * the go and is reaped. Returns the init's wait status. */
+static int parent_side(pid_t z, int sv0, int go1, const char *what)
+{
+        struct aidp_zygote_reply r = {0};
+        int pidfd = -1;
+        size_t n = 0;
+        cr_assert_eq(aidp_fdpass_recvv(sv0, &r, sizeof r, &pidfd, 1, &n, true), 1);
+        cr_assert_gt(r.pid, 0, "%s: %s", what, strerror(r.errnum));
+        cr_assert_eq(n, 1, "no pidfd came with the reply");
+        int st;
+        cr_assert_eq(waitpid(z, &st, 0), z);
+        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "the cloning child: %#x (3: the init's write did not show: not one memory)", st);
+        cr_expect_eq(ppid_of(r.pid), getpid(), "the init's parent is not this process");
+        cr_assert_eq(write(go1, "g", 1), 1);
+        struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+        cr_expect_eq(poll(&pf, 1, 30000), 1, "the pidfd did not report the exit");
+        cr_assert_eq(waitpid(r.pid, &st, 0), r.pid, "not reaped by this process: %s",
+                     strerror(errno));
+        close(pidfd);
+        return st;
+}
+
+Test(vm_zygote, clone_parent_of_a_pid_namespace_init_makes_it_the_grandparents_child, .timeout = 60)
+{
+        AIDP_REQUIRE_ROOT();
+        int sv[2], go[2];
+        pid_t z = fork_cloner(sv, go);
         if (z == 0) {
                 int pidfd = -1;
                 struct clone_args ca = {
@@ -70,23 +102,8 @@ Test(vm_zygote, clone_parent_of_a_pid_namespace_init_makes_it_the_grandparents_c
                 _exit(e == 0 && pid > 0 ? 0 : 1);
         }
         close(sv[1]);
-        struct aidp_zygote_reply r = {0};
-        int pidfd = -1;
-        size_t n = 0;
-        cr_assert_eq(aidp_fdpass_recvv(sv[0], &r, sizeof r, &pidfd, 1, &n, true), 1);
-        cr_assert_gt(r.pid, 0, "clone3(CLONE_PARENT | CLONE_NEWPID): %s", strerror(r.errnum));
-        cr_assert_eq(n, 1, "no pidfd came with the reply");
-        int st;
-        cr_assert_eq(waitpid(z, &st, 0), z);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the cloning child: %#x", st);
-        cr_expect_eq(ppid_of(r.pid), getpid(), "the init's parent is not this process");
-        cr_assert_eq(write(go[1], "g", 1), 1);
-        struct pollfd pf = {.fd = pidfd, .events = POLLIN};
-        cr_expect_eq(poll(&pf, 1, 30000), 1, "the pidfd did not report the exit");
-        cr_assert_eq(waitpid(r.pid, &st, 0), r.pid, "not reaped by this process: %s",
-                     strerror(errno));
+        int st = parent_side(z, sv[0], go[1], "clone3(CLONE_PARENT | CLONE_NEWPID)");
         cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 7, "the init's status: %#x", st);
-        close(pidfd);
         close(sv[0]);
         close(go[0]);
         close(go[1]);
@@ -120,10 +137,7 @@ Test(vm_zygote, a_clone_sharing_the_memory_outlives_the_process_that_made_it, .t
 {
         AIDP_REQUIRE_ROOT();
         int sv[2], go[2];
-        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-        cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
-        pid_t z = fork();
-        cr_assert_geq(z, 0);
+        pid_t z = fork_cloner(sv, go);
         if (z == 0) {
                 unsigned frame = 0xa1d9;
                 unsigned char *heap = malloc(4096);
@@ -152,25 +166,9 @@ Test(vm_zygote, a_clone_sharing_the_memory_outlives_the_process_that_made_it, .t
                 _exit(e == 0 && pid > 0 ? (__atomic_load_n(&s.seen, __ATOMIC_SEQ_CST) ? 0 : 3) : 1);
         }
         close(sv[1]);
-        struct aidp_zygote_reply r = {0};
-        int pidfd = -1;
-        size_t n = 0;
-        cr_assert_eq(aidp_fdpass_recvv(sv[0], &r, sizeof r, &pidfd, 1, &n, true), 1);
-        cr_assert_gt(r.pid, 0, "clone3(CLONE_VM | CLONE_PARENT | CLONE_NEWPID): %s",
-                     strerror(r.errnum));
-        int st;
-        cr_assert_eq(waitpid(z, &st, 0), z);
-        cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "the cloning child: %#x (3: the init's write did not show: not one memory)", st);
-        cr_expect_eq(ppid_of(r.pid), getpid(), "the init's parent is not this process");
-        cr_assert_eq(write(go[1], "g", 1), 1);
-        struct pollfd pf = {.fd = pidfd, .events = POLLIN};
-        cr_expect_eq(poll(&pf, 1, 30000), 1, "the pidfd did not report the exit");
-        cr_assert_eq(waitpid(r.pid, &st, 0), r.pid, "not reaped by this process: %s",
-                     strerror(errno));
+        int st = parent_side(z, sv[0], go[1], "clone3(CLONE_VM | CLONE_PARENT | CLONE_NEWPID)");
         cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 7,
                   "the init's status: %#x (5: the heap, 6: the stack frame changed)", st);
-        close(pidfd);
         close(sv[0]);
         close(go[0]);
         close(go[1]);
