@@ -659,15 +659,24 @@ int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
         return rc == -EPIPE ? -EIO : rc;
 }
 
-int aidp_hostsock_scope_abstract(void)
+int aidp_hostsock_scope_prepare(int *fd)
 {
+        *fd = -1;
         long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
         if (abi < HOSTSOCK_LANDLOCK_ABI_SCOPED)
                 return 0; /* no Landlock (ENOSYS, EOPNOTSUPP) or no scoping yet */
         struct hostsock_ruleset_attr attr = {.scoped = HOSTSOCK_SCOPE_ABSTRACT_UNIX_SOCKET};
-        int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
-        if (fd < 0)
+        int r = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+        if (r < 0)
                 return -errno;
+        *fd = r;
+        return 1;
+}
+
+int aidp_hostsock_scope_enforce(int fd)
+{
+        if (fd < 0)
+                return 0;
         /* Needs no_new_privs (set with the credentials' drop). */
         int rc = (int)syscall(SYS_landlock_restrict_self, fd, 0);
         int e = errno;
