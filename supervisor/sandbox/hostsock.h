@@ -79,8 +79,10 @@ int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *
 
 /* aidp_hostsock_mask_view for the paths aidp_hostsock_recv gets from sync_fd,
  * the profile's masks and binds (bind_st: their sources' stat, for which of
- * them is a socket). -EPIPE only when the supervisor closed the socket
- * instead of sending the list. */
+ * them is a socket). The masks' own part (aidp_mask_view_begin) comes before
+ * the receive, while the supervisor may still be collecting the list; the
+ * result is the same as with the list in hand first. -EPIPE only when the
+ * supervisor closed the socket instead of sending the list. */
 int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
                             const char *const *masked, const struct aidp_profile *profile,
                             const struct stat *bind_st, const char **failed);

@@ -84,3 +84,8 @@ int aidp_mask_group_of(int dir_fd, struct aidp_mask_group **ret);
  * access ACL on the way; 0 when a mask already hides that directory (fd
  * not set); -ESTALE when the host moved it meanwhile; -errno. */
 int aidp_mask_layer_dir(const struct aidp_mask_group *g, int dir_fd, int *ret);
+/* The overlays of every group (mask_overlay.c), deeper mounts first, so
+ * that a shallower group moves them, overlay and all, onto its own; each
+ * group's layer directory and the tree (aidp_mask_read_tree) ready. 0, or
+ * -errno with *failed naming the mount point or child. */
+int aidp_mask_build_overlays(const char **failed);

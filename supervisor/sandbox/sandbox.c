@@ -512,7 +512,8 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
 
         /* Masks that no host rename undoes (mask.h), and the host sockets the
          * view shows, hidden in the same overlays (hostsock.h): the
-         * supervisor listed them while this process built the mounts above. */
+         * supervisor listed them while this process built the mounts above
+         * and put the masks' own names in their layer. */
         const char *failed = "";
         int hs = aidp_hostsock_mask_sent(s->sync_fd, root, MASK_SRC, aidp_sandbox_masked_paths, bp,
                                          bind_st, &failed);
