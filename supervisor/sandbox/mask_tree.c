@@ -89,9 +89,10 @@ void aidp_mask_prefault(void)
         populate(&S.g[0], 8 * sizeof S.g[0]);
         populate(&S.n, sizeof S.n + 16 * sizeof S.c[0]);
         populate(S.pool, 4096);
-        /* used, buf (statmount's answers and mountinfo), layer_fd, last,
-         * unique, kind, fd: the struct's tail. */
-        populate(&S.used, sizeof S - offsetof(struct aidp_mask_state, used));
+        /* used and the buffer's first page (statmount's answers), then the
+         * struct's small tail: layer_fd, last, unique, kind, fd. */
+        populate(&S.used, sizeof S.used + 4096);
+        populate(&S.layer_fd, sizeof S - offsetof(struct aidp_mask_state, layer_fd));
 }
 
 static long pool_add(const char *s)

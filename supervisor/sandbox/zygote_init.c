@@ -31,7 +31,7 @@
 #endif
 
 /* This program's image, from the linker (static-pie). */
-extern const char __ehdr_start[], __data_start[], _end[];
+extern const char __ehdr_start[], __data_start[];
 
 static void populate(const void *from, const void *to, int advice)
 {
@@ -51,18 +51,17 @@ static void populate(const void *from, const void *to, int advice)
  * in the heap) is a copy-on-write or fresh-page fault. The code and
  * read-only data are mapped whole (0.9 MB, in the page cache); of the
  * writable pages only those pid 1 writes every run: 64 KiB of stack below
- * this frame (the mounts and masks reach about 40), .data and the statics
- * (about 200 KiB) but the masks' state, the parts of that state it writes,
- * and the TLS page. Only an optimisation (docs/run-core.md, "pid 1, faster"):
+ * this frame (the mounts and masks reach about 40), .data, the parts of the
+ * masks' state it writes, and the TLS page. Only an optimisation (docs/run-core.md, "pid 1, faster"):
  * a page left out faults as before. */
 static void prefault_pid1(void)
 {
         uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
         populate(__ehdr_start, __data_start, MADV_POPULATE_READ);
-        /* .data and the statics but the masks' state (18 MB, nearly all of
-         * it untouched), which may lie anywhere among them. */
+        /* .data and the statics before the masks' state (18 MB, nearly all
+         * of it untouched); those after it (with libc's, 160 KiB of which
+         * pid 1 writes a few pages) cost more to populate than their faults. */
         populate(__data_start, &aidp_mask_state, MADV_POPULATE_WRITE);
-        populate(&aidp_mask_state + 1, _end, MADV_POPULATE_WRITE);
         aidp_mask_prefault();
         populate((void *)(sp - 64 * 1024), (void *)(sp + 1), MADV_POPULATE_WRITE);
         populate(&errno, (char *)&errno + sizeof errno, MADV_POPULATE_WRITE);
