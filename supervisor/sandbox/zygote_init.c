@@ -43,17 +43,17 @@ static void populate(const void *from, const void *to, int advice)
 }
 
 /* pid 1's first act: the pages it will touch on every run, in one madvise
- * per range instead of a page fault per page (about 40 a run, each an exit
- * on this VM, 9 us at idle and far more under load). A clone gets none of
- * the zygote's page-table entries for this program's code and read-only
- * data (file pages: the kernel leaves them to faults, 16 pages at a time),
- * and every page it writes (stack, data, the small statics, the TLS block
- * in the heap) is a copy-on-write or fresh-page fault. The code and
- * read-only data are mapped whole (0.9 MB, in the page cache); of the
- * writable pages only those pid 1 writes every run: 64 KiB of stack below
- * this frame (the mounts and masks reach about 40), .data, the parts of the
- * masks' state it writes, and the TLS page. Only an optimisation (docs/run-core.md, "pid 1, faster"):
- * a page left out faults as before. */
+ * per range instead of a page fault per page (39 a run, each an exit on this
+ * VM, 9 us at idle and far more under load). A clone gets none of the
+ * zygote's page-table entries for this program's code and read-only data
+ * (file pages: the kernel leaves them to faults, 16 pages at a time), and
+ * every page it writes (stack, data, statics, the TLS block in the heap) is
+ * a copy-on-write or fresh-page fault. The code and read-only data are
+ * mapped whole (0.9 MB, in the page cache); of the writable pages only those
+ * pid 1 writes every run: 64 KiB of stack below this frame (the mounts and
+ * masks reach about 40), .data, the parts of the masks' state it writes, and
+ * the TLS page. Only an optimisation (docs/run-core.md, "pid 1, faster"): a
+ * page left out faults as before. */
 static void prefault_pid1(void)
 {
         uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
