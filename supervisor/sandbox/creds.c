@@ -45,17 +45,27 @@ static int set_caps(uint64_t keep)
         return (int)syscall(SYS_capset, &h, d);
 }
 
+/* Whether this process's bounding set is down to these kept capabilities
+ * already (pid 1 is single-threaded). */
+static bool g_bounding_dropped;
+static uint64_t g_bounding_kept;
+
 /* Every capability the kernel knows (EINVAL past its last one) out of the
  * bounding set, but the kept ones. Needs CAP_SETPCAP: while still root. */
 static void drop_bounding(uint64_t keep, aidp_creds_stop_fn stop)
 {
+        if (g_bounding_dropped && g_bounding_kept == keep)
+                return;
         for (unsigned long cap = 0;; cap++) {
                 if (cap < 64 && (keep >> cap & 1))
                         continue;
                 if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0)
                         continue;
-                if (errno == EINVAL && cap > 0)
+                if (errno == EINVAL && cap > 0) {
+                        g_bounding_dropped = true;
+                        g_bounding_kept = keep;
                         return;
+                }
                 fail(stop, errno, "bounding set");
         }
 }
@@ -73,6 +83,11 @@ static bool is_job_identity(const struct aidp_sandbox_spec *s)
                         same = g[i] == s->groups[j];
         }
         return same && getuid() == s->uid && getgid() == s->gid;
+}
+
+void aidp_sandbox_drop_bounding(const struct aidp_sandbox_spec *s, aidp_creds_stop_fn stop)
+{
+        drop_bounding(s->caps, stop);
 }
 
 void aidp_sandbox_drop_credentials(const struct aidp_sandbox_spec *s, aidp_creds_stop_fn stop)

@@ -28,8 +28,16 @@ int aidp_creds_profile_caps(const struct aidp_profile *pr, uint64_t *caps, const
  * compiler then keeps the _exit that follows each call (creds.c, fail). */
 typedef void (*aidp_creds_stop_fn)(int errnum, const char *what);
 
+/* The bounding set down to the spec's capabilities (needs CAP_SETPCAP: while
+ * still root). It only limits what an execve may gain, never what pid 1 holds
+ * now, so pid 1 does it while it waits for the go (its mounts and the go's
+ * cgroup, session and rlimit steps use its effective set), off the path from
+ * the go to the job (docs/run-core.md, "pid 1, faster"). A failure goes to
+ * stop, as below. */
+void aidp_sandbox_drop_bounding(const struct aidp_sandbox_spec *s, aidp_creds_stop_fn stop);
+
 /* Into the job's identity with nothing kept but the spec's capabilities:
- * the bounding set first (dropping needs CAP_SETPCAP, so while still root),
+ * the bounding set first (unless aidp_sandbox_drop_bounding did it already),
  * then groups, gid, uid; effective, permitted and inheritable set to the kept
  * ones, ambient to exactly those; the ids and groups checked; no_new_privs.
  * Returns only when all of it was done: any failure after the drop began

@@ -591,14 +591,16 @@ static int pass_binds(void *ctx, int root_fd, const char **failed)
         return each(ctx, root_fd, bind_one, failed);
 }
 
-int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *const *masked,
-                            char *const *extra, size_t n_extra, char *const *paths, size_t n,
-                            const struct aidp_hostsock_bind *binds, size_t n_binds,
-                            const char **failed)
+/* aidp_mask_view_finish with the host sockets as its more names, once
+ * aidp_mask_view_begin did the masks' own part. */
+static int cover_finish(const char *mask_src, char *const *paths, size_t n,
+                        const struct aidp_hostsock_bind *binds, size_t n_binds,
+                        const char **failed)
 {
         static struct cover c;
         static char mask_file[PATH_MAX];
         if (snprintf(mask_file, sizeof mask_file, "%s/f", mask_src) >= (int)sizeof mask_file) {
+                aidp_mask_view_abort();
                 *failed = mask_src;
                 return -ENAMETOOLONG;
         }
@@ -608,6 +610,7 @@ int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *
         /* pid 1 before the job: the places live as long as this call. */
         _cleanup_free_ struct place *allowed = any_socket ? calloc(n_binds, sizeof *allowed) : NULL;
         if (any_socket && !allowed) {
+                aidp_mask_view_abort();
                 *failed = "the allowed sockets' places";
                 return -ENOMEM;
         }
@@ -620,19 +623,36 @@ int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *
                            .layer_fd = -1,
                            .allowed = allowed};
         struct aidp_mask_more more = {pass_groups, pass_layer, pass_binds, &c};
-        int rc = aidp_mask_view(root, mask_src, masked, extra, n_extra, &more, failed);
+        int rc = aidp_mask_view_finish(&more, failed);
         leave_dir(&c);
         c.allowed = NULL;
         return rc;
+}
+
+int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *const *masked,
+                            char *const *extra, size_t n_extra, char *const *paths, size_t n,
+                            const struct aidp_hostsock_bind *binds, size_t n_binds,
+                            const char **failed)
+{
+        int rc = aidp_mask_view_begin(root, mask_src, masked, extra, n_extra, failed);
+        return rc < 0 ? rc : cover_finish(mask_src, paths, n, binds, n_binds, failed);
 }
 
 int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
                             const char *const *masked, const struct aidp_profile *profile,
                             const struct stat *bind_st, const char **failed)
 {
+        /* The masks' own part first: it does not depend on the list, which
+         * the supervisor may still be collecting (docs/run-core.md, "pid 1,
+         * faster"). */
+        int rc = aidp_mask_view_begin(root, mask_src, masked, profile ? profile->masked : NULL,
+                                      profile ? profile->n_masked : 0, failed);
+        if (rc < 0)
+                return rc == -EPIPE ? -EIO : rc;
         struct aidp_hostsock_list l;
         int n = aidp_hostsock_recv(sync_fd, &l);
         if (n < 0) {
+                aidp_mask_view_abort();
                 *failed = "receiving the host's unix sockets";
                 return n;
         }
@@ -644,9 +664,7 @@ int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
                                                        .target = b->target ? b->target : b->source,
                                                        .is_socket = S_ISSOCK(bind_st[i].st_mode)};
         }
-        int rc = aidp_hostsock_mask_view(root, mask_src, masked, profile ? profile->masked : NULL,
-                                         profile ? profile->n_masked : 0, l.v, l.n, binds, nb,
-                                         failed);
+        rc = cover_finish(mask_src, l.v, l.n, binds, nb, failed);
         /* *failed may point into the list, which goes back to the kernel:
          * pages charged to the run's cgroup for as long as pid 1 lives. */
         static char failed_copy[2 * PATH_MAX + 160];
@@ -659,15 +677,24 @@ int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
         return rc == -EPIPE ? -EIO : rc;
 }
 
-int aidp_hostsock_scope_abstract(void)
+int aidp_hostsock_scope_prepare(int *fd)
 {
+        *fd = -1;
         long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
         if (abi < HOSTSOCK_LANDLOCK_ABI_SCOPED)
                 return 0; /* no Landlock (ENOSYS, EOPNOTSUPP) or no scoping yet */
         struct hostsock_ruleset_attr attr = {.scoped = HOSTSOCK_SCOPE_ABSTRACT_UNIX_SOCKET};
-        int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
-        if (fd < 0)
+        int r = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+        if (r < 0)
                 return -errno;
+        *fd = r;
+        return 1;
+}
+
+int aidp_hostsock_scope_enforce(int fd)
+{
+        if (fd < 0)
+                return 0;
         /* Needs no_new_privs (set with the credentials' drop). */
         int rc = (int)syscall(SYS_landlock_restrict_self, fd, 0);
         int e = errno;

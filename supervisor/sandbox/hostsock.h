@@ -79,14 +79,22 @@ int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *
 
 /* aidp_hostsock_mask_view for the paths aidp_hostsock_recv gets from sync_fd,
  * the profile's masks and binds (bind_st: their sources' stat, for which of
- * them is a socket). -EPIPE only when the supervisor closed the socket
- * instead of sending the list. */
+ * them is a socket). The masks' own part (aidp_mask_view_begin) comes before
+ * the receive, while the supervisor may still be collecting the list; the
+ * result is the same as with the list in hand first. -EPIPE only when the
+ * supervisor closed the socket instead of sending the list. */
 int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
                             const char *const *masked, const struct aidp_profile *profile,
                             const struct stat *bind_st, const char **failed);
 
-/* In the job, after no_new_privs and before seccomp: a Landlock domain scoped
- * against abstract unix sockets made outside it. Returns 1 if applied, 0 when
- * the kernel's Landlock lacks scoping (before 6.12) or is disabled (the
- * network namespace still hides the host's abstract sockets), or -errno. */
-int aidp_hostsock_scope_abstract(void);
+/* pid 1, before the go: the Landlock ruleset scoped against abstract unix
+ * sockets made outside its domain, made ahead (docs/run-core.md, "pid 1,
+ * faster"); a ruleset restricts nothing until a process enforces it. 1 with
+ * *fd set, 0 when the kernel's Landlock lacks scoping (before 6.12) or is
+ * disabled (the network namespace still hides the host's abstract sockets;
+ * *fd is -1), or -errno. */
+int aidp_hostsock_scope_prepare(int *fd);
+
+/* In the job, after no_new_privs and before seccomp: the job enters that
+ * domain, and fd is closed. 1 if applied, 0 for fd -1, or -errno. */
+int aidp_hostsock_scope_enforce(int fd);

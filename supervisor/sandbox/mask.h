@@ -44,3 +44,16 @@ struct aidp_mask_more {
 int aidp_mask_view(const char *root, const char *mask_src, const char *const *paths,
                    char *const *extra, size_t n_extra, const struct aidp_mask_more *more,
                    const char **failed);
+
+/* aidp_mask_view in two steps, so that pid 1 does what does not depend on
+ * more's names while it waits for them (the host's socket list, hostsock.h):
+ * begin sorts the paths and puts the masks' own names into the layer (the
+ * layer's tmpfs is writable until finish); finish adds more's groups and
+ * names, makes the overlays, binds the rest and calls more's after. Either
+ * returns 0 or -errno with *failed set; after a failed begin there is
+ * nothing to finish. abort drops what begin kept, for a caller that does not
+ * go on to finish. */
+int aidp_mask_view_begin(const char *root, const char *mask_src, const char *const *paths,
+                         char *const *extra, size_t n_extra, const char **failed);
+int aidp_mask_view_finish(const struct aidp_mask_more *more, const char **failed);
+void aidp_mask_view_abort(void);

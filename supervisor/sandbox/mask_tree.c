@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -71,6 +72,27 @@ struct aidp_mask_group *aidp_mask_find_group(uint64_t mnt_id)
                         return &S.g[i];
                 }
         return NULL;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+static void populate(const void *p, size_t len)
+{
+        uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095, e = (uintptr_t)p + len;
+        (void)madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+}
+
+void aidp_mask_prefault(void)
+{
+        populate(&S.g[0], 8 * sizeof S.g[0]);
+        populate(&S.n, sizeof S.n + 16 * sizeof S.c[0]);
+        populate(S.pool, 4096);
+        /* used and the buffer's first page (statmount's answers), then the
+         * struct's small tail: layer_fd, last, unique, kind, fd. */
+        populate(&S.used, sizeof S.used + 4096);
+        populate(&S.layer_fd, sizeof S - offsetof(struct aidp_mask_state, layer_fd));
 }
 
 static long pool_add(const char *s)

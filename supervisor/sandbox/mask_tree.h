@@ -62,6 +62,13 @@ struct aidp_mask_group *aidp_mask_find_group(uint64_t mnt_id);
 /* Each group's mount point, and the mounts right below each group's mount
  * (listmount and statmount, else pid 1's mountinfo). 0 or -errno. */
 int aidp_mask_read_tree(void);
+/* pid 1 of a zygote, first thing after the clone (zygote_init.c): the
+ * pages of this state that pid 1 writes on every run (the first groups and
+ * children, the pool's start, the buffer and the per-path arrays) made its
+ * own in one madvise each, where each would take a page fault: a fresh or
+ * copy-on-write page fault costs an exit on this VM. Only an optimisation:
+ * a kernel without MADV_POPULATE_WRITE (before 5.14) faults them as before. */
+void aidp_mask_prefault(void);
 /* A string of the pool. */
 const char *aidp_mask_pool(size_t off);
 
@@ -77,3 +84,8 @@ int aidp_mask_group_of(int dir_fd, struct aidp_mask_group **ret);
  * access ACL on the way; 0 when a mask already hides that directory (fd
  * not set); -ESTALE when the host moved it meanwhile; -errno. */
 int aidp_mask_layer_dir(const struct aidp_mask_group *g, int dir_fd, int *ret);
+/* The overlays of every group (mask_overlay.c), deeper mounts first, so
+ * that a shallower group moves them, overlay and all, onto its own; each
+ * group's layer directory and the tree (aidp_mask_read_tree) ready. 0, or
+ * -errno with *failed naming the mount point or child. */
+int aidp_mask_build_overlays(const char **failed);

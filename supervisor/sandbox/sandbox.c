@@ -115,6 +115,8 @@ const char *aidp_sandbox_stage_name(enum aidp_sandbox_stage st)
 }
 
 static int g_err_fd = -1;
+/* The job's Landlock ruleset, made by pid 1 before the go (hostsock.h). */
+static int g_landlock_fd = -1;
 
 __attribute__((noreturn)) static void die(enum aidp_sandbox_stage st, int errnum, const char *what)
 {
@@ -510,7 +512,8 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
 
         /* Masks that no host rename undoes (mask.h), and the host sockets the
          * view shows, hidden in the same overlays (hostsock.h): the
-         * supervisor listed them while this process built the mounts above. */
+         * supervisor listed them while this process built the mounts above
+         * and put the masks' own names in their layer. */
         const char *failed = "";
         int hs = aidp_hostsock_mask_sent(s->sync_fd, root, MASK_SRC, aidp_sandbox_masked_paths, bp,
                                          bind_st, &failed);
@@ -594,7 +597,7 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
                 die(AIDP_STAGE_EXEC, errno, s->cwd);
         /* Abstract unix sockets from outside the job's own Landlock domain
          * are out of reach (where the kernel has the scope; hostsock.h). */
-        int ll = aidp_hostsock_scope_abstract();
+        int ll = aidp_hostsock_scope_enforce(g_landlock_fd);
         if (ll < 0)
                 die(AIDP_STAGE_SECCOMP, -ll, "landlock");
         /* Seccomp last: with an allowlist it would block the steps above. */
@@ -698,6 +701,15 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         /* Built while the supervisor finishes the cgroup and makes START
          * durable; nothing of the job runs before the go. */
         setup_mounts(s);
+        /* While the supervisor finishes START and the cgroup, what does not
+         * depend on the go and changes nothing the job gets: the bounding set
+         * (it limits only what an execve gains, not what pid 1 holds for the
+         * steps below: creds.h) and the job's Landlock ruleset (inert until
+         * the job enforces it). */
+        aidp_sandbox_drop_bounding(s, credentials_failed);
+        int ll = aidp_hostsock_scope_prepare(&g_landlock_fd);
+        if (ll < 0)
+                die(AIDP_STAGE_SECCOMP, -ll, "landlock");
         /* The go: one byte once the run's cgroup is complete, START durable
          * and /data filled, carrying the v1 "tasks" fds. */
         int cg_fds[AIDP_FDPASS_MAX];
@@ -748,6 +760,8 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
          * tells the supervisor the job is running. */
         close(s->err_fd);
         g_err_fd = -1;
+        if (g_landlock_fd >= 0)
+                close(g_landlock_fd);
         /* pid 1 keeps its inherited fds: among them the tmpfs mount fds,
          * which gc reopens through /proc/<pid>/fd if the supervisor dies. */
         init_loop(job, s->lifeline_fd, s->status_fd);
