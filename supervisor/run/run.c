@@ -318,8 +318,7 @@ static void release(struct run *r, int rc, int trc, int lrc)
                 aidp_error jerr = {0};
                 aidp_journal_set_ended(&r->journal, rc == 0 ? "COMPLETE" : "FAIL");
                 if (aidp_journal_sync(&r->journal, &jerr) < 0)
-                        fprintf(stderr, "aidp-supervisor: run %s: %s\n", r->res->run_id,
-                                jerr.msg);
+                        fprintf(stderr, "aidp-supervisor: run %s: %s\n", r->res->run_id, jerr.msg);
         }
         /* 10: the journal goes last; it stays for gc if anything is left. */
         aidp_run_journal_finish(r, trc == 0 && lrc == 0 && rrc == 0);

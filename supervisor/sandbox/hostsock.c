@@ -594,8 +594,7 @@ static int pass_binds(void *ctx, int root_fd, const char **failed)
 /* aidp_mask_view_finish with the host sockets as its more names, once
  * aidp_mask_view_begin did the masks' own part. */
 static int cover_finish(const char *mask_src, char *const *paths, size_t n,
-                        const struct aidp_hostsock_bind *binds, size_t n_binds,
-                        const char **failed)
+                        const struct aidp_hostsock_bind *binds, size_t n_binds, const char **failed)
 {
         static struct cover c;
         static char mask_file[PATH_MAX];

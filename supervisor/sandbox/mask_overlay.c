@@ -228,4 +228,3 @@ int aidp_mask_build_overlays(const char **failed)
         }
         return 0;
 }
-

@@ -230,8 +230,7 @@ Test(contain, files_deeper_than_path_max_are_shredded)
 /* A run whose teardown fails at the fault point `fault` (AIDP_FAULT_FAIL_AT)
  * after its end record `event` is written: the journal stays for gc, which
  * cleans up but adds no second end record (no ABORT after it). */
-static void fail_then_gc(const char *fault, int want_status, const char *event,
-                         const char *said)
+static void fail_then_gc(const char *fault, int want_status, const char *event, const char *said)
 {
         char *argv[64];
         run_argv(argv, NULL, "head -c 1000 /dev/urandom > /scratch/x");
