@@ -318,7 +318,13 @@ int aidp_run_startup_begin(struct run *r, aidp_error *err)
         int rc = aidp_run_lineage_open(&r->rl, r->o, err);
         if (rc == 0)
                 rc = journal_begin(r, err);
-        return rc < 0 ? rc : cgroup_begin(r, err);
+        if (rc == 0)
+                rc = cgroup_begin(r, err);
+        /* last: START's thread may start now (invariant 8), after the cgroup
+         * helper's fork */
+        if (rc == 0)
+                aidp_run_start_early(r);
+        return rc;
 }
 
 /* START, durable on return: written and committed by the calling thread. */
@@ -347,25 +353,76 @@ static void *start_thread(void *arg)
  * written fails the run: teardown kills pid 1 before any go. */
 int aidp_run_start_record(struct run *r, aidp_error *err)
 {
-        /* pid 1 exists, START is not written (test builds:
-         * AIDP_FAULT_STOP_AT=cloned; gc finds a journal and no START) */
+        /* pid 1 exists, START is not written unless it was begun before the
+         * plan (test builds: AIDP_FAULT_STOP_AT=cloned; on the direct path gc
+         * finds a journal and no START) */
         aidp_run_fault_point("cloned");
+        if (r->start_begun)
+                return 0; /* begun at the end of start-rec (aidp_run_start_early) */
+        r->start_begun = true;
         if (!AIDP_SERIAL_STARTUP &&
             (r->start_thread = thread_start(&r->start_tid, start_thread, r)))
                 return 0;
         return start_append(r, err);
 }
 
-/* START's thread joined, and its result. Idempotent. */
+/* START's thread joined, and its result: that of a thread joined before
+ * stays the answer. Idempotent. */
 static int start_join(struct run *r, aidp_error *err)
 {
-        if (!r->start_thread)
-                return 0;
-        pthread_join(r->start_tid, NULL);
-        r->start_thread = false;
+        if (r->start_thread) {
+                pthread_join(r->start_tid, NULL);
+                r->start_thread = false;
+        }
         if (r->start_rc < 0)
                 *err = r->start_err;
         return r->start_rc;
+}
+
+/* The zygote path (invariant 8): at the end of start-rec, with the journal
+ * and the cgroup made, a worker that holds a zygote and the run's cgroup2 fd
+ * (the zygote is used only with it: spawn.c) begins START on its thread now,
+ * beside prepare, the plan and pid 1's mounts, instead of after the clone:
+ * pid 1 is then cloned by the zygote, another process, so no thread of this
+ * one is at a clone. Without either, START follows the clone as on the
+ * direct path. */
+void aidp_run_start_early(struct run *r)
+{
+        if (!aidp_zygote_take(&r->zyg) || AIDP_SERIAL_STARTUP)
+                return;
+        r->cgfd = aidp_cgroup_open_fd(r->cg);
+        if (r->cgfd < 0)
+                return;
+        r->start_begun = r->start_thread = thread_start(&r->start_tid, start_thread, r);
+}
+
+/* Test builds: AIDP_FAULT_STOP_AT=planned stops the worker right before it
+ * hands the plan to its zygote, with START durable (in this fault only, its
+ * thread is joined first): a crash here leaves a journal without pid 1 and a
+ * START on record, for gc to end with its ABORT. */
+void aidp_run_start_fault_planned(struct run *r)
+{
+        const char *at = getenv("AIDP_FAULT_STOP_AT");
+        if (!at || strcmp(at, "planned"))
+                return;
+        aidp_error jerr = {0};
+        (void)start_join(r, &jerr); /* a failure is start_rc's, for step 5 */
+        aidp_run_fault_point("planned");
+}
+
+/* This process is about to clone pid 1 itself (no zygote, or one that
+ * refused or is of another build) and START was begun early: no thread of
+ * the run may be alive at that clone (invariants 1 and 2), so START's thread
+ * is joined here. A START that failed ends the run before any clone, as a
+ * START failure (no end record); a stop request that came meanwhile (the
+ * zygote's waits end at one) ends it too, before the clone, START then on
+ * record with its ABORT. */
+int aidp_run_start_before_clone(struct run *r, aidp_error *err)
+{
+        if (!r->start_begun)
+                return 0; /* START follows the clone */
+        int rc = start_join(r, err);
+        return rc < 0 ? rc : aidp_run_check_interrupted(err);
 }
 
 /* A run that failed before its START was due (in prepare, or at the clone):
