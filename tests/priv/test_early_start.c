@@ -171,12 +171,12 @@ static void expect_journal_without_pid1(const char *run_id)
 static void expect_log_verifies(void)
 {
         struct aidp_proc v;
-        char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
+        char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", "--key", keyp, logp, NULL};
         cr_expect_eq(aidp_test_run(&v, verify), 0, "%s%s", v.out, v.err);
 }
 
-static const char *const job_args[] = {"-q", "--no-cwd", "--", "/bin/sh", "-c", "echo the-job-ran",
-                                       NULL};
+static const char *const job_args[] = {"-q", "--no-cwd",         "--", "/bin/sh",
+                                       "-c", "echo the-job-ran", NULL};
 
 /* Stopped before the plan (AIDP_FAULT_STOP_AT=planned): START is on record,
  * committed and anchored (the log verifies), the journal names no pid 1 and
@@ -245,8 +245,8 @@ Test(early_start, a_stop_request_during_start_ends_the_run_before_the_go)
 static char *damaged_log(size_t *len)
 {
         struct aidp_proc p;
-        aidp_test_daemon_client(&p, &A, sock, (const char *const[]){"-q", "--no-cwd", "--",
-                                                                   "/bin/true", NULL});
+        aidp_test_daemon_client(&p, &A, sock,
+                                (const char *const[]){"-q", "--no-cwd", "--", "/bin/true", NULL});
         cr_assert_eq(aidp_test_finish(&p), 0, "%s", p.err);
         char *log = aidp_test_slurp(logp, len);
         cr_assert(log && *len > 40);
