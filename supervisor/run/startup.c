@@ -16,7 +16,9 @@
  *           on a thread (aidp-start) that builds the event, writes the line
  *           and commits it (fdatasync, anchor: supervisor/lineage/
  *           lineage_append.c) while the run's thread lists the host's sockets
- *           and pid 1 builds its mounts; joined at step 5, before the go.
+ *           and pid 1 builds its mounts; joined at step 5, before the go. On
+ *           a daemon's zygote path the thread starts earlier, at the end of
+ *           start-rec, beside prepare and the plan too (invariant 8).
  *
  * The invariants this overlap relies on (each is why-commented where it is
  * kept; a change to any of them must revisit this list):
@@ -72,10 +74,39 @@
  *     the fds its spec names.
  *  7. Every exit collects what runs in the background: the helper process is
  *     reaped by aidp_cgroup_finish_wait() or aidp_cgroup_destroy(), START's
- *     thread joined at step 5 or by aidp_run_start_late() (before any end
- *     record), the warm-up thread joined by aidp_run_warm_stop().
+ *     thread joined at step 5, before this process clones pid 1
+ *     (aidp_run_start_before_clone) or by aidp_run_start_late() (before any
+ *     end record), the warm-up thread joined by aidp_run_warm_stop().
+ *  8. The zygote path (a daemon's worker that holds a zygote and the run's
+ *     cgroup2 fd, the only case the zygote is used in): START's thread starts
+ *     at the end of start-rec (aidp_run_start_early), after the cgroup
+ *     helper's fork, and runs beside prepare, the plan's handover and pid 1's
+ *     mounts. Invariants 1 and 2 are about a clone by this process: here pid
+ *     1 is cloned by the zygote, another process that shares no page or lock
+ *     with this one, so a thread of this process at that clone is harmless;
+ *     and nothing else is forked or cloned while the thread lives (prepare
+ *     makes mounts with fsopen/fsmount, the plan goes over a socket). What
+ *     START reads (the run id, inputs, profile, cwd, caller, policy and
+ *     views: all from resolve) is not written by the run's thread after
+ *     start-rec. When the worker has to clone pid 1 itself after all (the
+ *     zygote is gone, refuses the plan or is of another build), START's
+ *     thread is joined first, so that invariant 1 holds as on the direct
+ *     path; a START that failed then ends the run before any clone (no end
+ *     record: nothing ran), and so does a stop request that came meanwhile
+ *     (START then has its ABORT). START written and the zygote's answer lost
+ *     (a pid 1 may exist): the run ends through teardown, START then FAIL. A
+ *     crash after START and before the clone leaves gc a journal without pid
+ *     1: gc removes the cgroup and appends the ABORT (the tmpfs mounts, held
+ *     by this process alone, went with it). A direct `aidp-supervisor run`
+ *     has no zygote and keeps the order above (its pid 1 is this process's
+ *     clone). The warm-up thread need not be joined before the plan on this
+ *     path, but a daemon's worker never has one (the server built the tables:
+ *     warm.c), and it is joined before spawn for the fallback clone.
  * Tested by tests/priv/test_run_lineage.c (START's fsync held back 300 ms
  * while pid 1 builds its mounts; a START refused after the clone),
+ * tests/priv/test_early_start.c (the zygote path: a crash and a stop request
+ * after START and before the plan, a START refused beside the zygote's clone
+ * and before the worker's own),
  * tests/priv/test_startup.c (a thread inside malloc and stdio across the clone)
  * and tests/priv/test_crash.c (the supervisor killed between the clone and
  * START, and while the helper makes the v1 hierarchies).
