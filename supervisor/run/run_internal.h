@@ -5,7 +5,8 @@
  *   run.c       the phase list and its orchestration (aidp_run_execute)
  *   resolve.c   1 resolve
  *   startup.c   2 start-rec (lineage store, journal, cgroup), START (right
- *               after spawn's clone) and 5 start-sync: every thread and helper
+ *               after spawn's clone; on a daemon's zygote path from the end
+ *               of start-rec) and 5 start-sync: every thread and helper
  *               process that overlaps start-up
  *   prepare.c   3 prepare (tmpfs mounts) and 6 inject
  *   spawn.c     4 spawn (pid 1)
