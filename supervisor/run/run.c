@@ -236,8 +236,9 @@ static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
                 rc = aidp_run_check_interrupted(err);
         aidp_run_phase(r, "prepare");
         /* pid 1 is cloned while the cgroup helper may still run, and START
-         * is written right after (startup.c lists what that relies on); the
-         * warm-up thread is gone first. */
+         * is written right after, or already is on a daemon's zygote path
+         * (startup.c lists what that relies on); the warm-up thread is gone
+         * first, for a clone by this process. */
         aidp_run_warm_end(r);
         if (rc == 0)
                 rc = aidp_run_net_stage(&r->net, aidp_journal_run_dir(r->o->run_dir),
