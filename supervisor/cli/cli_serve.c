@@ -25,6 +25,7 @@
 #include "supervisor/cli/trust.h"
 #include "supervisor/daemon/daemon.h"
 #include "supervisor/daemon/proto.h"
+#include "supervisor/lineage/lineage.h"
 #include "supervisor/run/cgready.h"
 #include "supervisor/run/warm.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
@@ -453,6 +454,7 @@ static void make_ready(void *arg)
 {
         (void)arg;
         relock_keys();
+        aidp_lineage_key_warm_fork();
         aidp_run_cgready_make(g_serve.run_dir);
         /* and the sandbox's network, IPC and UTS namespaces (nsready.h); a
          * worker without them clones them as a cold run does */

@@ -95,6 +95,11 @@ int aidp_lineage_verify_file_collect(const char *path, const char *anchor_path, 
  * opens the file and makes every check each time; it reads the bytes again
  * only when the file is not the one preloaded (inode, size, times). 0 or < 0. */
 int aidp_lineage_key_preload(const char *key_path, aidp_error *err);
+/* In a process forked from the one that preloaded the key (a daemon's idle
+ * worker, before its request): one HMAC with the key and one SHA-256, so that
+ * the copy-on-write faults of the OpenSSL contexts it inherited are taken
+ * now, not in the run's START. Nothing without a preloaded key. */
+void aidp_lineage_key_warm_fork(void);
 /* Load/create the key file with the permission checks of docs/lineage.md. */
 int aidp_lineage_key_load(const char *path, bool create, unsigned char key[AIDP_LINEAGE_KEY_LEN],
                           aidp_error *err);

@@ -433,8 +433,12 @@ int aidp_lineage_commit_record(const struct aidp_lineage *lg, int fd, int afd,
          * lock: the kernel wakes lock waiters but does not hand the lock over, so
          * the next syncer takes it first and they would wait out its sync as well,
          * with their next records unwritten (groups of one or two). They wait for
-         * the anchor to change instead, and look again. */
-        _cleanup_close_ int ifd = watch_anchor(afd);
+         * the anchor to change instead, and look again. The watch is made only
+         * once the lock is found taken (an inotify instance and its close cost
+         * about 0.1 ms of CPU, for nothing when nobody else syncs): the state is
+         * looked at again after it is made, so a change before it is not missed. */
+        _cleanup_close_ int ifd = -1;
+        bool watching = false;
         struct flock fl = {
                 .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = SYNC_LOCK_OFFSET, .l_len = 1};
         for (;;) {
@@ -444,7 +448,7 @@ int aidp_lineage_commit_record(const struct aidp_lineage *lg, int fd, int afd,
                         return s;
                 /* Nobody syncs: this append does, for everyone. Without inotify,
                  * it waits for the lock. */
-                int r = ifd < 0                           ? aidp_lineage_sync_lock(fd)
+                int r = watching && ifd < 0               ? aidp_lineage_sync_lock(fd)
                         : fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno
                                                           : 0;
                 if (r == 0) {
@@ -455,6 +459,11 @@ int aidp_lineage_commit_record(const struct aidp_lineage *lg, int fd, int afd,
                 if (r != -EAGAIN && r != -EACCES && r != -EINTR) {
                         *what = "locking";
                         return r;
+                }
+                if (!watching) {
+                        ifd = watch_anchor(afd);
+                        watching = true;
+                        continue;
                 }
                 /* A sync runs. A cut-back, or a syncer's death, rewrites no anchor:
                  * hence the timeout. */

@@ -60,9 +60,9 @@ void aidp_run_phase(struct run *r, const char *name)
         *last_ru = ru;
 }
 
-/* Fault injection for the crash tests: AIDP_FAULT_STOP_AT=start|inject|job|shred|ended|pin
- * (and prepare; cloned and planned in startup.c)
- * stops the supervisor (SIGSTOP) at that point of a run, so a test can
+/* Fault injection for the crash tests:
+ * AIDP_FAULT_STOP_AT=start|inject|job|shred|ended|reported|pin (and prepare;
+ * cloned and planned in startup.c) stops the supervisor (SIGSTOP) at that point of a run, so a test can
  * SIGKILL it (or signal it) there and check what gc (or teardown) does.
  * Harmless outside tests: a stopped supervisor is all it can cause, and only
  * root sets a root process's env. */
@@ -73,7 +73,7 @@ void aidp_run_fault_point(const char *where)
                 raise(SIGSTOP);
 }
 
-/* AIDP_FAULT_FAIL_AT=shred: the step reports a failure (test builds only, like
+/* AIDP_FAULT_FAIL_AT=shred|release: the step reports a failure (test builds only, like
  * every AIDP_FAULT_ variable: supervisor/cli/env.c). */
 bool aidp_run_fault_fail(const char *where)
 {
@@ -274,30 +274,22 @@ static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
 }
 
 /* Step 9: the end record, with signals still held so that a late SIGTERM cannot
- * cut it short. Returns the run's result. */
-static int end_record(struct run *r, int rc, char **removed, size_t n_removed, int trc,
+ * cut it short. Returns the run's result; *lrc_out says whether the end is on
+ * record. */
+static int end_record(struct run *r, int rc, char **removed, size_t n_removed, int *lrc_out,
                       aidp_error *err)
 {
         struct aidp_run_result *res = r->res;
         aidp_error lerr = {0};
         int lrc = aidp_run_lineage_end(&r->rl, res->run_id, res, rc, err,
                                        (const char *const *)removed, n_removed, &lerr);
+        *lrc_out = lrc;
         aidp_run_phase(r, "end-rec");
-        /* Teardown left something for gc, and the end record is written: the
-         * journal says so, and gc cleans up without an ABORT after it. */
-        if (lrc == 0 && trc < 0 && r->journal_open) {
-                aidp_error jerr = {0};
-                aidp_journal_set_ended(&r->journal, rc == 0 ? "COMPLETE" : "FAIL");
-                if (aidp_journal_sync(&r->journal, &jerr) < 0)
-                        fprintf(stderr, "aidp-supervisor: run %s: %s\n", res->run_id, jerr.msg);
-        }
         /* The end record is on disk, the journal not gone yet (test
          * builds: AIDP_FAULT_STOP_AT=ended; a crash here must not make gc
          * add an ABORT after it). */
         if (lrc == 0)
                 aidp_run_fault_point("ended");
-        /* 10: the journal goes last; it stays for gc if anything is left. */
-        aidp_run_journal_finish(r, trc == 0 && lrc == 0);
         if (lrc < 0) {
                 /* The run happened but its end is not on record: say so loudly. The
                  * journal stays, so the next gc records an ABORT for it. */
@@ -313,7 +305,34 @@ static int end_record(struct run *r, int rc, char **removed, size_t n_removed, i
         return rc;
 }
 
-/* Steps 8 to 10: teardown, the outcome, the end record, the journal. */
+/* After the status: pid 1 reaped, the pin and the cgroups gone (teardown.c),
+ * then 10, the journal, last. Teardown that left something for gc after the
+ * end record was written: the journal says so, and gc cleans up without an
+ * ABORT after it. */
+static void release(struct run *r, int rc, int trc, int lrc)
+{
+        /* The client has its status; pid 1, the pin, the cgroups and the
+         * journal are still there (test builds: AIDP_FAULT_STOP_AT=reported;
+         * gc finishes the work and adds no ABORT). */
+        aidp_run_fault_point("reported");
+        aidp_error rerr = {0};
+        int rrc = aidp_run_teardown_release(r, &rerr);
+        aidp_run_phase(r, "release");
+        if (rrc < 0)
+                fprintf(stderr, "aidp-supervisor: run %s: %s; left for gc\n", r->res->run_id,
+                        rerr.msg);
+        if (lrc == 0 && (trc < 0 || rrc < 0) && r->journal_open) {
+                aidp_error jerr = {0};
+                aidp_journal_set_ended(&r->journal, rc == 0 ? "COMPLETE" : "FAIL");
+                if (aidp_journal_sync(&r->journal, &jerr) < 0)
+                        fprintf(stderr, "aidp-supervisor: run %s: %s\n", r->res->run_id, jerr.msg);
+        }
+        /* 10: the journal goes last; it stays for gc if anything is left. */
+        aidp_run_journal_finish(r, trc == 0 && lrc == 0 && rrc == 0);
+}
+
+/* Steps 8 to 10: teardown, the outcome, the end record, the status to whoever
+ * waits for it, then the rest of teardown and the journal. */
 static int run_end(struct run *r, int rc, aidp_error *err)
 {
         /* The lifeline stays open until teardown is done: pid 1 must not
@@ -350,11 +369,15 @@ static int run_end(struct run *r, int rc, aidp_error *err)
         rc = outcome(r, rc, err, trc, &terr);
         /* A run that failed before its START (prepare, the clone) */
         aidp_run_start_late(r, err);
-        rc = end_record(r, rc, removed, n_removed, trc, err);
-        /* The run is over and on record: whoever waits for its status (a
-         * daemon's client) need not wait for the frees below. */
+        int lrc;
+        rc = end_record(r, rc, removed, n_removed, &lrc, err);
+        /* The run is over and on record, shred done: whoever waits for its
+         * status (a daemon's client) need not wait for pid 1's exit, the
+         * cgroups' removal nor the journal's (docs/run-core.md, "The tail
+         * after the status"). */
         if (r->o->on_ended)
                 r->o->on_ended(r->res, rc, err, r->o->ended_arg);
+        release(r, rc, trc, lrc);
         for (size_t i = 0; i < n_removed; i++)
                 free(removed[i]);
         return rc;

@@ -11,7 +11,7 @@
  *   prepare.c   3 prepare (tmpfs mounts) and 6 inject
  *   spawn.c     4 spawn (pid 1)
  *   monitor.c   7 job (the go, signals, wall time)
- *   teardown.c  8 teardown (collect, kill, shred, pid 1, cgroups), 10 finish
+ *   teardown.c  8 teardown (collect, kill, shred; after the status pid 1, cgroups), 10 finish
  *   run.c       9 end-rec */
 #include <pthread.h>
 #include <signal.h>
@@ -187,5 +187,6 @@ bool aidp_run_hidden_scan(const struct run *r, bool words, char *hint, size_t si
 
 /* teardown.c: 8 and 10 */
 int aidp_run_teardown(struct run *r, aidp_error *err);
+int aidp_run_teardown_release(struct run *r, aidp_error *err);
 void aidp_run_journal_finish(struct run *r, bool done);
 size_t aidp_run_removed_list(struct run *r, char **out, size_t max);

@@ -281,9 +281,22 @@ static void unpin_wait(struct run *r)
         r->nspin[0] = '\0';
 }
 
-/* Step 8: shred and remove everything of the run, in the order of
- * docs/run-core.md. Every part runs whatever failed before it; the first
- * failure is returned, and fails the run. */
+/* 8.6 the run's cgroups, and their `aidp` parent when it is empty. */
+static int remove_cgroups(struct run *r, aidp_error *err)
+{
+        if (!r->cg)
+                return 0;
+        int rc = aidp_cgroup_destroy(r->cg, err) < 0 ? -EBUSY : 0;
+        r->cg = NULL;
+        return rc;
+}
+
+/* Step 8 up to what the end record reports: kill, collect, shred (8.0 to 8.3),
+ * and with egress pid 1, the pin and the network (8.4, 8.5: the last denials
+ * go into the end record, and the host side goes only once pid 1's namespace
+ * has). The rest (aidp_run_teardown_release) comes after the client has its
+ * status. Every part runs whatever failed before it; the first failure is
+ * returned, and fails the run. */
 int aidp_run_teardown(struct run *r, aidp_error *err)
 {
         int rc = 0;
@@ -322,26 +335,44 @@ int aidp_run_teardown(struct run *r, aidp_error *err)
                 collect_out(r);
         /* 8.3 shred */
         shred_all(r);
-        /* 8.4 pid 1, and the pin of its mount namespace: the tmpfs mounts
-         * are overwritten, and the namespace keeps the network one alive */
-        keep_first(&rc, err, end_pid1(r, &e), &e);
-        unpin(r);
-        /* 8.5 the network: its host table and lease (the veth goes with pid
-         * 1's namespace); the last denials are read first */
+        /* 8.4 and 8.5 with egress: pid 1, the pin (its namespace keeps the
+         * network one alive), then the host table and lease (the veth goes
+         * with pid 1's namespace); the last denials are read first */
         if (r->net.applied) {
+                keep_first(&rc, err, end_pid1(r, &e), &e);
+                unpin(r);
                 aidp_error e2 = {0};
                 keep_first(&rc, err, aidp_run_net_teardown(&r->net, &e2), &e2);
                 r->res->denials = r->net.denials;
         }
-        /* 8.6 cgroups */
-        if (r->cg) {
-                aidp_error e2 = {0};
-                keep_first(&rc, err, aidp_cgroup_destroy(r->cg, &e2) < 0 ? -EBUSY : 0, &e2);
-                r->cg = NULL;
-        }
+        /* Without egress pid 1 is reaped after the status: killed now
+         * (unpinned, it held the mounts until here), its exit runs on
+         * another CPU while the end record is written. */
+        else if (r->pid1 > 0)
+                kill(r->pid1, SIGKILL);
         if (!r->res->shred.verified && rc == 0)
                 rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "shred not verified: %s",
                                     r->res->shred.first_failure);
+        return rc;
+}
+
+/* Step 8, the rest, once the end record is durable and the client has its
+ * status (docs/run-core.md, "The tail after the status"): 8.4 pid 1 reaped
+ * (its exit waits for RCU grace periods; nothing of it holds run data after
+ * shred) and the pin dropped on a thread, 8.6 the cgroups (a few rmdirs that
+ * sleep). Every part runs whatever failed before it; the first failure is
+ * returned: the journal then stays for gc, which finds the end record and
+ * adds none. */
+int aidp_run_teardown_release(struct run *r, aidp_error *err)
+{
+        int rc = 0;
+        aidp_error e = {0};
+        keep_first(&rc, err, end_pid1(r, &e), &e);
+        unpin(r);
+        keep_first(&rc, err, remove_cgroups(r, &e), &e);
+        if (rc == 0 && aidp_run_fault_fail("release"))
+                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EBUSY,
+                                    "failure injected (AIDP_FAULT_FAIL_AT=release)");
         return rc;
 }
 

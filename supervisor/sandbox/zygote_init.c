@@ -18,6 +18,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "supervisor/sandbox/clone_vm.h"
 #include "supervisor/sandbox/codec/plan.h"
 #include "supervisor/sandbox/nspin.h"
 #include "supervisor/sandbox/fdpass.h"
@@ -119,6 +120,42 @@ static int enter(int fd, int type, const char **what, const char *name)
         return rc;
 }
 
+/* pid 1 shares this process's memory (CLONE_VM) instead of getting a copy
+ * of it: a copy (fork) costs this VM-hosted kernel 0.4 ms of page-table work
+ * at the clone, each page pid 1 then writes is a copy-on-write fault (about
+ * 40 of them, 9 us each), and this process's exit tears the copies down
+ * again; a shared clone costs 0.03-0.07 ms and none of that (measured with
+ * scripts/bench-path and a clone3 loop, docs/run-core.md). Sound because this
+ * process does nothing after the clone but send its answer and _exit: it
+ * never returns from aidp_zygote_main or frees anything, so the plan and the
+ * spec pid 1 reads (in this stack frame and on the heap) stay as they are,
+ * and once it has exited pid 1 is the memory's only user. pid 1 runs on a
+ * stack of its own (clone_vm.h), mapped and faulted in while the zygote waited. Its file
+ * table, signal handlers and namespaces are its own as before (no
+ * CLONE_FILES, CLONE_SIGHAND, CLONE_FS); CLONE_VM gives no rseq area to the
+ * child (the kernel unregisters it), and errno's TLS word, which both could
+ * write, is only written by this process on a failed call before its _exit.
+ * Memory pid 1 takes before the zygote's exit is charged to the zygote's
+ * cgroup, after it to pid 1's (the run's; the memory's owner moves to it);
+ * the job's memory is its own after execve, in the run's cgroup as before. */
+#define PID1_STACK      (8u << 20)
+#define PID1_STACK_WARM (256u << 10)
+
+struct child_start {
+        const struct aidp_sandbox_spec *spec;
+        sigset_t mask;
+        struct aidp_nspin_order order; /* pid 1's own copy: the zygote's is not touched */
+};
+
+static int child_main(void *arg)
+{
+        struct child_start *c = arg;
+        aidp_nspin_order_end(&c->order); /* the job gets every CPU */
+        sigprocmask(SIG_SETMASK, &c->mask, NULL);
+        aidp_sandbox_child(c->spec);
+        return 127; /* not reached: pid 1 ends in init_loop */
+}
+
 int aidp_zygote_main(int sock)
 {
         struct aidp_zygote_hello h;
@@ -137,6 +174,7 @@ int aidp_zygote_main(int sock)
                 return 0;
         struct aidp_nspin_order order;
         (void)aidp_nspin_order_begin(&order);
+        void *stack = aidp_clone_vm_stack();
         /* The worker's end closes when it exits unserved: nothing to do. */
         if (aidp_fdpass_recvv(sock, &h, sizeof h, got, AIDP_PLAN_MAX_FDS, &n, true) != 1)
                 return 0;
@@ -192,6 +230,21 @@ int aidp_zygote_main(int sock)
                 .exit_signal = 0,
                 .cgroup = p.cgroup_fd >= 0 ? (uint64_t)p.cgroup_fd : 0,
         };
+        if (stack) {
+                /* pid 1 shares this process's memory (see pid1_stack): from
+                 * here on this process only answers and exits. */
+                static struct child_start c;
+                c = (struct child_start){.spec = &spec, .mask = mask, .order = order};
+                ca.flags |= CLONE_VM;
+                ca.stack = (uint64_t)(uintptr_t)stack;
+                ca.stack_size = AIDP_CLONE_VM_STACK;
+                pid_t pid = aidp_clone3_on_stack(&ca, child_main, &c);
+                if (pid < 0)
+                        reply(sock, -1, errno, "clone3 (namespaces)", -1);
+                else
+                        reply(sock, pid, 0, "", pidfd);
+                _exit(pid < 0);
+        }
         pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
         int clone_errno = errno;
         aidp_nspin_order_end(&order); /* in pid 1 too: the job gets every CPU */

@@ -310,11 +310,12 @@ Test(cgroup_ready, the_job_runs_in_a_ready_cgroup_with_the_runs_limits)
         }
         cr_assert_eq(aidp_test_finish(&p), 0, "%s", p.err);
         /* The pin of the sandbox's mount namespace is dropped on a thread
-         * during the end record (teardown.c, unpin), and gone before the
-         * client has its status. */
-        const char *const mine[] = {id, NULL};
-        cr_expect_eq(aidp_test_mounts_of(mine), 0, "a mount of the run is left at its status");
+         * after the client has its status (teardown.c, unpin), and gone
+         * before the journal is. */
         aidp_test_expect_run_gone(rundir, id);
+        const char *const mine[] = {id, NULL};
+        cr_expect_eq(aidp_test_mounts_of(mine), 0,
+                     "a mount of the run is left with its journal gone");
         cr_assert_not(aidp_test_cgroup_exists(id));
         for (int i = 0; i < 100 && access(rec, F_OK) == 0; i++)
                 usleep(50000);

@@ -227,32 +227,51 @@ Test(contain, files_deeper_than_path_max_are_shredded)
         cr_expect_eq(end_records(), 1);
 }
 
-/* Teardown fails after the end record (here: a shred reported unverified):
- * the journal stays for gc, which cleans up but adds no ABORT after the FAIL. */
-Test(contain, a_run_never_gets_two_end_records)
+/* A run whose teardown fails at the fault point `fault` (AIDP_FAULT_FAIL_AT)
+ * after its end record `event` is written: the journal stays for gc, which
+ * cleans up but adds no second end record (no ABORT after it). */
+static void fail_then_gc(const char *fault, int want_status, const char *event, const char *said)
 {
-        AIDP_REQUIRE_ROOT();
         char *argv[64];
         run_argv(argv, NULL, "head -c 1000 /dev/urandom > /scratch/x");
-        setenv("AIDP_FAULT_FAIL_AT", "shred", 1);
+        setenv("AIDP_FAULT_FAIL_AT", fault, 1);
         int st = aidp_test_run(&P, argv);
         unsetenv("AIDP_FAULT_FAIL_AT");
-        cr_expect_eq(st, AIDP_EXIT_INTERNAL, "exit %d: %s", st, P.err);
-        cr_expect_eq(count_events("FAIL"), 1, "no FAIL record");
+        cr_expect_eq(st, want_status, "exit %d: %s", st, P.err);
+        cr_expect(strstr(P.err, said), "the supervisor did not say '%s': %s", said, P.err);
+        cr_expect_eq(count_events(event), 1, "no %s record", event);
         char jp[4096 + 128];
         TEST_SNPRINTF(jp, "%s/%s/journal.json", rundir, run_id);
         json_object *j = json_object_from_file(jp);
         cr_assert_not_null(j, "teardown failed but no journal was left for gc");
-        cr_expect_str_eq(aidp_test_json_str(j, "end_recorded"), "FAIL");
+        cr_expect_str_eq(aidp_test_json_str(j, "end_recorded"), event);
         json_object_put(j);
         char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
         cr_assert_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
         cr_expect(strstr(P.err, "already in lineage"), "%s", P.err);
-        cr_expect_eq(count_events("ABORT"), 0, "gc appended an ABORT after the FAIL");
+        cr_expect_eq(count_events("ABORT"), 0, "gc appended an ABORT after the %s", event);
         cr_expect_eq(end_records(), 1);
         cr_expect_neq(access(jp, F_OK), 0, "gc left the journal");
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run is left after gc");
         char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
+/* Teardown fails before the end record (here: a shred reported unverified):
+ * the run is a FAIL, and gets no ABORT after it. */
+Test(contain, a_run_never_gets_two_end_records)
+{
+        AIDP_REQUIRE_ROOT();
+        fail_then_gc("shred", AIDP_EXIT_INTERNAL, "FAIL", "shred not verified");
+}
+
+/* What teardown does after the status (pid 1 reaped, the pin and the cgroups
+ * removed) fails: the run is on record and keeps its status (the supervisor
+ * says what it left for gc), and gc cleans up without an ABORT. */
+Test(contain, a_failure_after_the_status_leaves_the_rest_to_gc)
+{
+        AIDP_REQUIRE_ROOT();
+        fail_then_gc("release", 0, "COMPLETE", "left for gc");
 }
 
 /* Data that cannot fit the run's memory is refused before anything of the

@@ -790,6 +790,46 @@ Test(crash, sigkill_after_the_end_record_adds_no_abort_after_it)
         cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
 }
 
+/* The supervisor dies after the status is out (its report printed, its
+ * end record committed) but before pid 1 is reaped, the pin dropped, the
+ * cgroup removed and the journal deleted (docs/run-core.md, "The tail after
+ * the status"): gc finishes that work, reaches the mounts through the pin
+ * (pid 1 is dead), and adds no ABORT after the COMPLETE. */
+Test(crash, sigkill_after_the_status_before_the_release_leaves_gc_the_rest)
+{
+        AIDP_REQUIRE_ROOT();
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "aidp-test-crash-reported-%d", (int)getpid());
+        const char *const mine[] = {T, run_id, NULL};
+        int mounts_before = aidp_test_mounts_of(mine);
+        /* pid 1's reaper once the supervisor is gone: reaped after gc */
+        cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+        spawn_stopped("reported", run_id, "head -c 65536 /dev/urandom > /scratch/x; exit 0");
+        kill(P.pid, SIGKILL);
+        aidp_test_reap(&P);
+        char jdir[4096 + 64], pin[4096 + 128];
+        TEST_SNPRINTF(jdir, "%s/%s", rundir, run_id);
+        TEST_SNPRINTF(pin, "%s/mnt.ns", jdir);
+        cr_assert_eq(access(jdir, F_OK), 0, "the journal went before the status");
+        cr_assert_eq(count_events("COMPLETE"), 1, "the status came before the end record");
+        /* What the status did not wait for is still there for gc. */
+        cr_expect(aidp_test_cgroup_exists(run_id), "the cgroup went before the status");
+        cr_expect_eq(access(pin, F_OK), 0, "the pin went before the status");
+        pid_t pid1 = journal_pid1(run_id);
+        char st = 0;
+        for (int i = 0; i < 300 && (st = aidp_test_proc_state(pid1)) != 'Z'; i++)
+                usleep(10000);
+        cr_expect_eq(st, 'Z', "pid 1 is not dead after shred (state %c)", st ? st : '-');
+        gc_direct();
+        cr_expect(strstr(P.err, "end record (COMPLETE) already in lineage"), "gc said: %s", P.err);
+        cr_expect_eq(waitpid(pid1, NULL, 0), pid1, "pid 1 was not this test's to reap");
+        expect_nothing_left(run_id, pid1, mine, mounts_before);
+        cr_expect_eq(count_events("ABORT"), 0, "gc added an ABORT after the COMPLETE");
+        cr_expect_eq(count_events("COMPLETE"), 1);
+        char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", logp, NULL};
+        cr_expect_eq(aidp_test_run(&P, verify), 0, "%s%s", P.out, P.err);
+}
+
 /* The supervisor dies after its end record's line is written but before that
  * line is committed (fdatasync of the log, anchor rewritten: held back here
  * by AIDP_FAULT_SYNC_DELAY_MS): gc may skip the ABORT only after it has

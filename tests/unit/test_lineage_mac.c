@@ -92,3 +92,24 @@ Test(lineage_mac, threads_filling_and_using_the_kept_contexts_at_once_agree_with
                 cr_assert_null(bad, "thread %d got a wrong MAC", i);
         }
 }
+
+/* The kept SHA-256 (aidp_lineage_sha256_hex, aidp_lineage_hash_line) gives
+ * what a digest fetched on the spot gives, for empty, short and multi-block
+ * messages, called again and again. */
+Test(lineage_mac, the_kept_sha256_gives_the_reference_digest)
+{
+        static char msg[3000];
+        for (size_t i = 0; i < sizeof msg; i++)
+                msg[i] = (char)(i * 7 + 3);
+        const size_t lens[] = {0, 1, 55, 56, 64, 200, sizeof msg};
+        for (int round = 0; round < 3; round++)
+                for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+                        char want[AIDP_SHA256_HEX_LEN + 1], got[AIDP_LINEAGE_HASH_HEX + 1],
+                                line[AIDP_LINEAGE_HASH_HEX + 1];
+                        cr_assert_eq(aidp_sha256_hex(msg, lens[i], want), 0);
+                        cr_assert_eq(aidp_lineage_sha256_hex(msg, lens[i], got), 0);
+                        aidp_lineage_hash_line(msg, lens[i], line);
+                        cr_expect_str_eq(got, want, "length %zu", lens[i]);
+                        cr_expect_str_eq(line, want, "length %zu (hash_line)", lens[i]);
+                }
+}

@@ -757,3 +757,28 @@ Test(lineage_store, sixteen_concurrent_appenders_lose_nothing)
                 cr_assert_eq(count[w], PER_WRITER, "writer %d: %d events", w, count[w]);
         free(buf);
 }
+
+/* The log's missing directories are made on the first append (only then: the
+ * log is opened first), 0750 whatever the umask, and later appends find them. */
+Test(lineage_store, the_first_append_makes_the_logs_directory_0750)
+{
+        char sub[320];
+        snprintf(sub, sizeof sub, "%s/var", dir);
+        struct stat st;
+        cr_assert_neq(stat(sub, &st), 0, "the directory exists before the first append");
+        mode_t old = umask(0);
+        struct aidp_lineage *lg = open_store();
+        append_n(lg, 1);
+        umask(old);
+        cr_assert_eq(stat(sub, &st), 0, "no directory made for the log");
+        cr_expect_eq(st.st_mode & 07777, 0750, "mode %o", st.st_mode & 07777);
+        append_n(lg, 2);
+        aidp_lineage_free(lg);
+        size_t len = 0;
+        char *log = slurp(log_path, &len);
+        size_t lines = 0;
+        for (size_t i = 0; i < len; i++)
+                lines += log[i] == '\n';
+        free(log);
+        cr_expect_eq(lines, 3);
+}

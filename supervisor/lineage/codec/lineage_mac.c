@@ -116,7 +116,7 @@ struct aidp_lineage_mac {
 };
 
 /* SHA-256, fetched once for the process (each user takes a reference). */
-static EVP_MD *sha256_md(void)
+static EVP_MD *sha256_kept(void)
 {
         static _Atomic(EVP_MD *) kept;
         EVP_MD *md = atomic_load_explicit(&kept, memory_order_acquire);
@@ -132,7 +132,24 @@ static EVP_MD *sha256_md(void)
                         md = none;
                 }
         }
-        return EVP_MD_up_ref(md) ? md : NULL;
+        return md;
+}
+
+static EVP_MD *sha256_md(void)
+{
+        EVP_MD *md = sha256_kept();
+        return md && EVP_MD_up_ref(md) ? md : NULL;
+}
+
+int aidp_lineage_sha256_hex(const void *data, size_t len, char out[AIDP_LINEAGE_HASH_HEX + 1])
+{
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        EVP_MD *sha = sha256_kept();
+        if (!sha || EVP_Digest(data, len, md, &mdlen, sha, NULL) != 1 || mdlen != 32)
+                return -EIO;
+        aidp_hex_encode(md, 32, out);
+        return 0;
 }
 
 void aidp_lineage_mac_free(struct aidp_lineage_mac *m)

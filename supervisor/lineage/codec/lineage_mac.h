@@ -30,3 +30,7 @@ int aidp_lineage_mac_sha256(struct aidp_lineage_mac *m, const void *data, size_t
  * get a fresh context per call. */
 int aidp_lineage_hmac_hex(const unsigned char key[AIDP_LINEAGE_KEY_LEN], const void *data,
                           size_t len, char out[AIDP_LINEAGE_HASH_HEX + 1]);
+
+/* sha256(data) as lowercase hex, 0 or -EIO, with the digest fetched once for
+ * the process (EVP_sha256() fetches it again on every call). */
+int aidp_lineage_sha256_hex(const void *data, size_t len, char out[AIDP_LINEAGE_HASH_HEX + 1]);

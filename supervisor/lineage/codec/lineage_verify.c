@@ -47,7 +47,10 @@ static bool is_hex64(const char *s, size_t n)
 void aidp_lineage_hash_line(const char *line, size_t len, char out[AIDP_LINEAGE_HASH_HEX + 1])
 {
         /* On failure (only allocation inside OpenSSL) a hash that matches nothing. */
-        (void)aidp_sha256_hex(line, len, out);
+        if (aidp_lineage_sha256_hex(line, len, out) < 0) {
+                memset(out, 'x', AIDP_LINEAGE_HASH_HEX);
+                out[AIDP_LINEAGE_HASH_HEX] = '\0';
+        }
 }
 
 static int hmac_hex(const unsigned char *key, const void *data, size_t len,
