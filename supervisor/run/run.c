@@ -60,8 +60,9 @@ void aidp_run_phase(struct run *r, const char *name)
         *last_ru = ru;
 }
 
-/* Fault injection for the crash tests: AIDP_FAULT_STOP_AT=start|inject|job|shred|ended|reported|pin
- * stops the supervisor (SIGSTOP) at that point of a run, so a test can
+/* Fault injection for the crash tests:
+ * AIDP_FAULT_STOP_AT=start|inject|job|shred|ended|reported|pin (and prepare;
+ * cloned and planned in startup.c) stops the supervisor (SIGSTOP) at that point of a run, so a test can
  * SIGKILL it (or signal it) there and check what gc (or teardown) does.
  * Harmless outside tests: a stopped supervisor is all it can cause, and only
  * root sets a root process's env. */
@@ -155,6 +156,9 @@ static void run_free(struct run *r)
         for (size_t i = 0; i < ARRAY_SIZE(r->dev_rules); i++)
                 free(r->dev_rules[i]);
         aidp_run_lineage_close(&r->rl);
+        /* a zygote taken at start-rec that the run did not get to use */
+        aidp_zygote_drop(&r->zyg);
+        aidp_run_close(&r->cgfd);
         aidp_run_net_free(&r->net);
         if (r->profile_loaded)
                 aidp_profile_free(&r->profile);
@@ -172,6 +176,8 @@ static void run_init(struct run *r, const struct aidp_run_opts *o, struct aidp_r
                           .err_r = -1,
                           .status_r = -1,
                           .life_w = -1,
+                          .zyg = {.pid = -1, .sock = -1},
+                          .cgfd = -1,
                           .caller_rc = -ENOENT};
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
         phase_start(r);
@@ -197,7 +203,7 @@ static void record_denial(struct run *r, aidp_error *err)
 }
 
 /* A stop request that arrived while the run was prepared ends it before the job. */
-static int check_interrupted(aidp_error *err)
+int aidp_run_check_interrupted(aidp_error *err)
 {
         sigset_t pending;
         sigpending(&pending);
@@ -227,11 +233,12 @@ static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
         aidp_run_fault_point("prepare");
         int rc = aidp_run_prepare(r, err);
         if (rc == 0)
-                rc = check_interrupted(err);
+                rc = aidp_run_check_interrupted(err);
         aidp_run_phase(r, "prepare");
         /* pid 1 is cloned while the cgroup helper may still run, and START
-         * is written right after (startup.c lists what that relies on); the
-         * warm-up thread is gone first. */
+         * is written right after, or already is on a daemon's zygote path
+         * (startup.c lists what that relies on); the warm-up thread is gone
+         * first, for a clone by this process. */
         aidp_run_warm_end(r);
         if (rc == 0)
                 rc = aidp_run_net_stage(&r->net, aidp_journal_run_dir(r->o->run_dir),
@@ -244,7 +251,7 @@ static int run_job(struct run *r, const sigset_t *oldmask, aidp_error *err)
                 rc = aidp_run_startup_commit(r, err);
         /* a stop request while START was written ends the run before the job */
         if (rc == 0)
-                rc = check_interrupted(err);
+                rc = aidp_run_check_interrupted(err);
         aidp_run_phase(r, "start-sync");
         /* egress: pid 1's namespace exists and the job is not released yet */
         if (rc == 0)

@@ -5,7 +5,8 @@
  *   run.c       the phase list and its orchestration (aidp_run_execute)
  *   resolve.c   1 resolve
  *   startup.c   2 start-rec (lineage store, journal, cgroup), START (right
- *               after spawn's clone) and 5 start-sync: every thread and helper
+ *               after spawn's clone; on a daemon's zygote path from the end
+ *               of start-rec) and 5 start-sync: every thread and helper
  *               process that overlaps start-up
  *   prepare.c   3 prepare (tmpfs mounts) and 6 inject
  *   spawn.c     4 spawn (pid 1)
@@ -35,6 +36,7 @@
 #include "supervisor/sandbox/relay.h"
 #include "supervisor/sandbox/sandbox.h"
 #include "supervisor/sandbox/tmpfs.h"
+#include "supervisor/sandbox/zygote.h"
 #include "supervisor/sealed/inject.h"
 
 /* Signals the supervisor takes over from the end of resolve until the run is
@@ -82,9 +84,15 @@ struct run {
         unsigned long warm_spins_at_clone; /* ... when pid 1 was about to be cloned */
         size_t n_cg_journaled;             /* cgroup directories already in the journal */
         bool start_thread;                 /* START is written on start_tid (startup.c) */
+        bool start_begun;                  /* START's thread was started (or START written) */
         pthread_t start_tid;
-        int start_rc; /* ... its result, and why it failed */
+        int start_rc; /* ... its result, and why it failed (kept once joined) */
         aidp_error start_err;
+        /* The worker's zygote, taken at the end of start-rec, and the run's
+         * cgroup2 fd opened then for its clone (-1: none): with both, START
+         * is begun before the plan (startup.c, aidp_run_start_early). */
+        struct aidp_zygote zyg;
+        int cgfd;
         char **env;
         size_t n_env;
         struct timespec t0;
@@ -126,6 +134,8 @@ static inline void aidp_run_close(int *fd)
 /* run.c */
 void aidp_run_phase(struct run *r, const char *name);
 void aidp_run_fault_point(const char *where);
+/* A stop request (SIGINT, SIGTERM, SIGHUP) pending: the run ends before the job. */
+int aidp_run_check_interrupted(aidp_error *err);
 bool aidp_run_fault_fail(const char *where);
 
 /* resolve.c: 1 */
@@ -136,6 +146,9 @@ void aidp_run_warm_begin(struct run *r);
 void aidp_run_warm_end(struct run *r);
 void aidp_run_warm_stop(struct run *r);
 int aidp_run_startup_begin(struct run *r, aidp_error *err);
+void aidp_run_start_early(struct run *r);
+void aidp_run_start_fault_planned(struct run *r);
+int aidp_run_start_before_clone(struct run *r, aidp_error *err);
 int aidp_run_start_record(struct run *r, aidp_error *err);
 void aidp_run_start_late(struct run *r, aidp_error *err);
 int aidp_run_startup_commit(struct run *r, aidp_error *err);

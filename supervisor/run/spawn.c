@@ -246,6 +246,71 @@ static int clone_here(struct run *r, const struct aidp_sandbox_spec *spec, int c
         return 0;
 }
 
+/* pid 1 through the zygote taken at start-rec (zygote.h): from it, sharing
+ * no page with this process, inside the namespaces made ahead. 0 when it
+ * cloned nothing and is gone (none, another build, refused the plan: this
+ * process clones pid 1 then, as without one), pid 1's pid, or -1 with err
+ * set. Only with the cgroup2 fd: a pid 1 cloned by a zygote whose answer is
+ * lost is then in the run's cgroup, where teardown's kill and gc reach it;
+ * without, the worker clones pid 1 itself and knows it. */
+static pid_t zygote_clone(struct run *r, const struct aidp_sandbox_spec *spec, int cgfd,
+                          const struct aidp_nsready *ready, const sigset_t *oldmask,
+                          aidp_error *err)
+{
+        if (r->zyg.pid <= 0)
+                return 0;
+        if (cgfd < 0) {
+                aidp_zygote_drop(&r->zyg);
+                return 0;
+        }
+        struct aidp_zygote_clone zc = {
+                .cgroup_fd = cgfd,
+                .net = ready ? ready->net : -1,
+                .ipc = ready ? ready->ipc : -1,
+                .uts = ready ? ready->uts : -1,
+                .mask = oldmask,
+        };
+        aidp_error zerr = {0};
+        aidp_run_start_fault_planned(r);
+        pid_t pid = aidp_zygote_clone_pid1(&r->zyg, spec, &zc, &r->pidfd, &zerr);
+        if (pid < 0)
+                return aidp_error_set(err, zerr.status, zerr.errnum, "%s", zerr.msg);
+        if (pid == 0)
+                fprintf(stderr,
+                        "aidp-supervisor: warning: %s; the worker clones the sandbox itself\n",
+                        zerr.msg);
+        return pid;
+}
+
+/* pid 1, from the zygote or else cloned here, into the run's cgroup
+ * (*into_cgroup: with CLONE_INTO_CGROUP). 0 with *ret_pid set, or -1 (with
+ * r->pid1 set when a pid 1 exists all the same). */
+static int clone_pid1(struct run *r, const struct aidp_sandbox_spec *spec, const sigset_t *oldmask,
+                      pid_t *ret_pid, bool *into_cgroup, aidp_error *err)
+{
+        /* opened at start-rec when a zygote was taken (startup.c) */
+        int cgfd = r->cgfd >= 0 ? r->cgfd : aidp_cgroup_open_fd(r->cg);
+        r->cgfd = -1;
+        *into_cgroup = cgfd >= 0;
+        /* A daemon's worker may hold fresh network (its loopback up), IPC and
+         * UTS namespaces made while it was idle: pid 1 is cloned inside them
+         * rather than making its own (nsready.h). */
+        struct aidp_nsready ready;
+        struct aidp_nsready *rd = aidp_nsready_take(&ready) ? &ready : NULL;
+        pid_t pid = zygote_clone(r, spec, cgfd, rd, oldmask, err);
+        /* This process clones pid 1 (pid 0): START, if begun before the plan,
+         * is joined first (no thread of the run at the clone), and a START
+         * that failed ends the run here, before any clone. */
+        int rc = pid == 0 ? aidp_run_start_before_clone(r, err) : pid < 0 ? (int)pid : 0;
+        if (pid == 0 && rc == 0)
+                return clone_here(r, spec, cgfd, rd, oldmask, ret_pid, err);
+        if (cgfd >= 0)
+                close(cgfd);
+        close_ready(rd);
+        *ret_pid = pid;
+        return rc;
+}
+
 /* Clone the sandbox's pid 1 straight into the run's cgroup: CLONE_INTO_CGROUP
  * for the cgroup2 group (v2, or v1's tracking group), and on v1 pid 1 moves
  * itself into each controller's hierarchy first thing. It builds its mounts
@@ -254,7 +319,6 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
 {
         struct aidp_run_fds f = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
         int relay_child[3] = {-1, -1, -1}; /* stdout, stderr, stdin */
-        struct aidp_zygote z = {.pid = -1, .sock = -1};
         int rc = 0;
         /* sync: a socket, so that the go can carry the v1 "tasks" fds */
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, f.sync) < 0 ||
@@ -281,58 +345,14 @@ int aidp_run_spawn(struct run *r, const sigset_t *oldmask, aidp_error *err)
                 goto out;
         r->pidfd = -1;
         journal_mount_fds(r);
-        int cgfd = aidp_cgroup_open_fd(r->cg);
-        /* A daemon's worker may hold fresh network (its loopback up), IPC and
-         * UTS namespaces made while it was idle: pid 1 is cloned inside them
-         * rather than making its own (nsready.h). */
-        struct aidp_nsready ready;
-        bool have_ready = aidp_nsready_take(&ready);
-        /* And a zygote (zygote.h): pid 1 is then cloned from it, sharing no
-         * page with this process; it enters the namespaces above. One that
-         * is gone or refuses the plan has cloned nothing: then as without.
-         * Only with the cgroup2 fd: a pid 1 cloned by a zygote whose answer
-         * is lost is then in the run's cgroup, where teardown's kill and gc
-         * reach it; without, the worker clones pid 1 itself and knows it. */
         pid_t pid = -1;
-        if (aidp_zygote_take(&z) && cgfd < 0) {
-                aidp_zygote_drop(&z);
-        } else if (z.pid > 0) {
-                struct aidp_zygote_clone zc = {
-                        .cgroup_fd = cgfd,
-                        .net = have_ready ? ready.net : -1,
-                        .ipc = have_ready ? ready.ipc : -1,
-                        .uts = have_ready ? ready.uts : -1,
-                        .mask = oldmask,
-                };
-                aidp_error zerr = {0};
-                pid = aidp_zygote_clone_pid1(&z, &spec, &zc, &r->pidfd, &zerr);
-                if (pid < 0) {
-                        if (cgfd >= 0)
-                                close(cgfd);
-                        close_ready(have_ready ? &ready : NULL);
-                        rc = aidp_error_set(err, zerr.status, zerr.errnum, "%s", zerr.msg);
-                        goto out;
-                }
-                if (pid == 0) {
-                        fprintf(stderr,
-                                "aidp-supervisor: warning: %s; the worker clones the "
-                                "sandbox itself\n",
-                                zerr.msg);
-                        pid = -1;
-                }
-        }
-        if (pid > 0) {
-                if (cgfd >= 0)
-                        close(cgfd);
-                close_ready(have_ready ? &ready : NULL);
-        } else {
-                rc = clone_here(r, &spec, cgfd, have_ready ? &ready : NULL, oldmask, &pid, err);
-                if (rc < 0)
-                        goto out;
-        }
+        bool into_cgroup = false;
+        rc = clone_pid1(r, &spec, oldmask, &pid, &into_cgroup, err);
+        if (rc < 0)
+                goto out;
         r->pid1 = pid;
         aidp_run_close(&r->learn_sv[1]);
-        rc = record_pid1(r, pid, cgfd >= 0, err);
+        rc = record_pid1(r, pid, into_cgroup, err);
 out:;
         /* pid 1's ends, ours no more: closed before the list is sent, so
          * that a pid 1 that died before reading it makes the send fail
@@ -343,14 +363,19 @@ out:;
         for (size_t i = 0; i < ARRAY_SIZE(theirs); i++)
                 aidp_run_close(theirs[i]);
         /* START, on its thread (startup.c), while the host's sockets are
-         * listed and pid 1 builds its mounts. */
+         * listed and pid 1 builds its mounts; begun already on the zygote
+         * path. */
         if (rc == 0 && r->pid1 > 0)
                 rc = aidp_run_start_record(r, err);
         if (rc == 0 && r->pid1 > 0)
                 rc = send_host_sockets(r, f.sync[1], err);
         /* The zygote that cloned pid 1 has exited by now (it did once it
-         * had answered); reaped here, not on the way to pid 1's mounts. */
-        aidp_zygote_reap(&z);
+         * had answered); reaped here, not on the way to pid 1's mounts. One
+         * a run that failed before its plan did not use is killed. */
+        if (r->pid1 > 0)
+                aidp_zygote_reap(&r->zyg);
+        else
+                aidp_zygote_drop(&r->zyg);
         r->sync_w = f.sync[1];
         r->err_r = f.err[0];
         r->status_r = f.status[0];

@@ -16,7 +16,9 @@
  *           on a thread (aidp-start) that builds the event, writes the line
  *           and commits it (fdatasync, anchor: supervisor/lineage/
  *           lineage_append.c) while the run's thread lists the host's sockets
- *           and pid 1 builds its mounts; joined at step 5, before the go.
+ *           and pid 1 builds its mounts; joined at step 5, before the go. On
+ *           a daemon's zygote path the thread starts earlier, at the end of
+ *           start-rec, beside prepare and the plan too (invariant 8).
  *
  * The invariants this overlap relies on (each is why-commented where it is
  * kept; a change to any of them must revisit this list):
@@ -72,10 +74,39 @@
  *     the fds its spec names.
  *  7. Every exit collects what runs in the background: the helper process is
  *     reaped by aidp_cgroup_finish_wait() or aidp_cgroup_destroy(), START's
- *     thread joined at step 5 or by aidp_run_start_late() (before any end
- *     record), the warm-up thread joined by aidp_run_warm_stop().
+ *     thread joined at step 5, before this process clones pid 1
+ *     (aidp_run_start_before_clone) or by aidp_run_start_late() (before any
+ *     end record), the warm-up thread joined by aidp_run_warm_stop().
+ *  8. The zygote path (a daemon's worker that holds a zygote and the run's
+ *     cgroup2 fd, the only case the zygote is used in): START's thread starts
+ *     at the end of start-rec (aidp_run_start_early), after the cgroup
+ *     helper's fork, and runs beside prepare, the plan's handover and pid 1's
+ *     mounts. Invariants 1 and 2 are about a clone by this process: here pid
+ *     1 is cloned by the zygote, another process that shares no page or lock
+ *     with this one, so a thread of this process at that clone is harmless;
+ *     and nothing else is forked or cloned while the thread lives (prepare
+ *     makes mounts with fsopen/fsmount, the plan goes over a socket). What
+ *     START reads (the run id, inputs, profile, cwd, caller, policy and
+ *     views: all from resolve) is not written by the run's thread after
+ *     start-rec. When the worker has to clone pid 1 itself after all (the
+ *     zygote is gone, refuses the plan or is of another build), START's
+ *     thread is joined first, so that invariant 1 holds as on the direct
+ *     path; a START that failed then ends the run before any clone (no end
+ *     record: nothing ran), and so does a stop request that came meanwhile
+ *     (START then has its ABORT). START written and the zygote's answer lost
+ *     (a pid 1 may exist): the run ends through teardown, START then FAIL. A
+ *     crash after START and before the clone leaves gc a journal without pid
+ *     1: gc removes the cgroup and appends the ABORT (the tmpfs mounts, held
+ *     by this process alone, went with it). A direct `aidp-supervisor run`
+ *     has no zygote and keeps the order above (its pid 1 is this process's
+ *     clone). The warm-up thread need not be joined before the plan on this
+ *     path, but a daemon's worker never has one (the server built the tables:
+ *     warm.c), and it is joined before spawn for the fallback clone.
  * Tested by tests/priv/test_run_lineage.c (START's fsync held back 300 ms
  * while pid 1 builds its mounts; a START refused after the clone),
+ * tests/priv/test_early_start.c (the zygote path: a crash and a stop request
+ * after START and before the plan, a START refused beside the zygote's clone
+ * and before the worker's own),
  * tests/priv/test_startup.c (a thread inside malloc and stdio across the clone)
  * and tests/priv/test_crash.c (the supervisor killed between the clone and
  * START, and while the helper makes the v1 hierarchies).
@@ -318,7 +349,13 @@ int aidp_run_startup_begin(struct run *r, aidp_error *err)
         int rc = aidp_run_lineage_open(&r->rl, r->o, err);
         if (rc == 0)
                 rc = journal_begin(r, err);
-        return rc < 0 ? rc : cgroup_begin(r, err);
+        if (rc == 0)
+                rc = cgroup_begin(r, err);
+        /* last: START's thread may start now (invariant 8), after the cgroup
+         * helper's fork */
+        if (rc == 0)
+                aidp_run_start_early(r);
+        return rc;
 }
 
 /* START, durable on return: written and committed by the calling thread. */
@@ -347,25 +384,76 @@ static void *start_thread(void *arg)
  * written fails the run: teardown kills pid 1 before any go. */
 int aidp_run_start_record(struct run *r, aidp_error *err)
 {
-        /* pid 1 exists, START is not written (test builds:
-         * AIDP_FAULT_STOP_AT=cloned; gc finds a journal and no START) */
+        /* pid 1 exists, START is not written unless it was begun before the
+         * plan (test builds: AIDP_FAULT_STOP_AT=cloned; on the direct path gc
+         * finds a journal and no START) */
         aidp_run_fault_point("cloned");
+        if (r->start_begun)
+                return 0; /* begun at the end of start-rec (aidp_run_start_early) */
+        r->start_begun = true;
         if (!AIDP_SERIAL_STARTUP &&
             (r->start_thread = thread_start(&r->start_tid, start_thread, r)))
                 return 0;
         return start_append(r, err);
 }
 
-/* START's thread joined, and its result. Idempotent. */
+/* START's thread joined, and its result: that of a thread joined before
+ * stays the answer. Idempotent. */
 static int start_join(struct run *r, aidp_error *err)
 {
-        if (!r->start_thread)
-                return 0;
-        pthread_join(r->start_tid, NULL);
-        r->start_thread = false;
+        if (r->start_thread) {
+                pthread_join(r->start_tid, NULL);
+                r->start_thread = false;
+        }
         if (r->start_rc < 0)
                 *err = r->start_err;
         return r->start_rc;
+}
+
+/* The zygote path (invariant 8): at the end of start-rec, with the journal
+ * and the cgroup made, a worker that holds a zygote and the run's cgroup2 fd
+ * (the zygote is used only with it: spawn.c) begins START on its thread now,
+ * beside prepare, the plan and pid 1's mounts, instead of after the clone:
+ * pid 1 is then cloned by the zygote, another process, so no thread of this
+ * one is at a clone. Without either, START follows the clone as on the
+ * direct path. */
+void aidp_run_start_early(struct run *r)
+{
+        if (!aidp_zygote_take(&r->zyg) || AIDP_SERIAL_STARTUP)
+                return;
+        r->cgfd = aidp_cgroup_open_fd(r->cg);
+        if (r->cgfd < 0)
+                return;
+        r->start_begun = r->start_thread = thread_start(&r->start_tid, start_thread, r);
+}
+
+/* Test builds: AIDP_FAULT_STOP_AT=planned stops the worker right before it
+ * hands the plan to its zygote, with START durable (in this fault only, its
+ * thread is joined first): a crash here leaves a journal without pid 1 and a
+ * START on record, for gc to end with its ABORT. */
+void aidp_run_start_fault_planned(struct run *r)
+{
+        const char *at = getenv("AIDP_FAULT_STOP_AT");
+        if (!at || strcmp(at, "planned"))
+                return;
+        aidp_error jerr = {0};
+        (void)start_join(r, &jerr); /* a failure is start_rc's, for step 5 */
+        aidp_run_fault_point("planned");
+}
+
+/* This process is about to clone pid 1 itself (no zygote, or one that
+ * refused or is of another build) and START was begun early: no thread of
+ * the run may be alive at that clone (invariants 1 and 2), so START's thread
+ * is joined here. A START that failed ends the run before any clone, as a
+ * START failure (no end record); a stop request that came meanwhile (the
+ * zygote's waits end at one) ends it too, before the clone, START then on
+ * record with its ABORT. */
+int aidp_run_start_before_clone(struct run *r, aidp_error *err)
+{
+        if (!r->start_begun)
+                return 0; /* START follows the clone */
+        int rc = start_join(r, err);
+        return rc < 0 ? rc : aidp_run_check_interrupted(err);
 }
 
 /* A run that failed before its START was due (in prepare, or at the clone):

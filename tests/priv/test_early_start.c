@@ -1,0 +1,346 @@
+/* START begun before the plan on the daemon's zygote path (docs/run-core.md,
+ * "START before the plan"; supervisor/run/startup.c, invariant 8): a worker
+ * that holds a zygote starts START's thread at the end of start-rec, so START
+ * is written and committed while the run is prepared, the plan handed over and
+ * pid 1 builds its mounts. What must hold: START durable before the go; a crash
+ * after START and before the clone left to gc (ABORT, nothing left); a stop
+ * request then ends the run before the go; a START that fails leaves nothing
+ * and no end record, and when the worker clones pid 1 itself (no usable
+ * zygote) it never clones after such a START. With a real unprivileged user and
+ * a daemon of the test's own. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/exitcodes.h"
+#include "daemon_util.h"
+#include "lineage_util.h"
+#include "priv.h"
+#include "runner.h"
+#include "testusers.h"
+#include "tests/sealed_util.h"
+
+static struct aidp_test_user A;
+static char *T;
+static char sock[100], rundir[1024], logp[1024], keyp[1024], policy[1024];
+static pid_t daemon_pid;
+static bool ready;
+
+static void setup(void)
+{
+        if (geteuid() != 0)
+                return;
+        T = tmpdir_new();
+        chmod(T, 0755);
+        if (aidp_test_user_create("e", &A) < 0)
+                return;
+        TEST_SNPRINTF(sock, "%s/aidp.sock", T);
+        TEST_SNPRINTF(rundir, "%s/run", T);
+        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
+        TEST_SNPRINTF(keyp, "%s/lineage.key", T);
+        TEST_SNPRINTF(policy, "%s/policy", T);
+        if (mkdir(policy, 0755) < 0)
+                return;
+        ready = true;
+}
+
+static void teardown(void)
+{
+        aidp_test_daemon_stop(daemon_pid, sock);
+        daemon_pid = 0;
+        aidp_test_gc(rundir);
+        aidp_test_users_cleanup();
+        if (T)
+                tmpdir_rm(T);
+        T = NULL;
+}
+
+TestSuite(early_start, .init = setup, .fini = teardown, .timeout = 120);
+
+/* The test's daemon with up to two test-build faults (or NULL) in its
+ * environment. */
+static void daemon_start_with(const char *f1, const char *f2)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        char kv[1100], pv[1100];
+        TEST_SNPRINTF(kv, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(pv, "AIDP_POLICY_DIR=%s", policy);
+        const char *env[] = {kv, pv, f1 ? f1 : f2, f1 ? f2 : NULL, NULL};
+        const char *args[] = {"--lineage", logp, NULL};
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, args, env, true);
+        cr_assert_gt(daemon_pid, 0);
+}
+
+/* Until an idle worker has its zygote: the daemon's children each have an
+ * aidp-init child. */
+static void wait_zygote(void)
+{
+        for (int t = 0; t < 3000; t++) {
+                struct aidp_test_kid w[16];
+                size_t nw = aidp_test_daemon_children(daemon_pid, w, 16);
+                for (size_t i = 0; i < nw; i++) {
+                        struct aidp_test_kid k[8];
+                        if (aidp_test_daemon_children(w[i].pid, k, 8) > 0)
+                                return;
+                }
+                usleep(10000);
+        }
+        cr_assert_fail("no idle worker started a zygote");
+}
+
+/* A worker of the daemon stopped by a fault point (state T), or 0. */
+static pid_t stopped_worker(void)
+{
+        struct aidp_test_kid w[16];
+        size_t nw = aidp_test_daemon_children(daemon_pid, w, 16);
+        for (size_t i = 0; i < nw; i++)
+                if (aidp_test_proc_state(w[i].pid) == 'T')
+                        return w[i].pid;
+        return 0;
+}
+
+static pid_t wait_stopped_worker(void)
+{
+        for (int t = 0; t < 3000; t++) {
+                pid_t w = stopped_worker();
+                if (w)
+                        return w;
+                usleep(10000);
+        }
+        return 0;
+}
+
+/* The sandbox's pid 1 under parent: a child whose innermost pid is 1, or 0. */
+static pid_t pid1_under(pid_t parent)
+{
+        struct aidp_test_kid k[8];
+        size_t nk = aidp_test_daemon_children(parent, k, 8);
+        for (size_t j = 0; j < nk; j++) {
+                char p[64], line[256];
+                TEST_SNPRINTF(p, "/proc/%d/status", (int)k[j].pid);
+                FILE *f = fopen(p, "re");
+                bool one = false;
+                while (f && fgets(line, sizeof line, f))
+                        if (!strncmp(line, "NSpid:", 6)) {
+                                char *last = strrchr(line, '\t');
+                                one = last && atoi(last + 1) == 1 && strchr(line, '\t') != last;
+                        }
+                if (f)
+                        fclose(f);
+                if (one)
+                        return k[j].pid;
+        }
+        return 0;
+}
+
+/* The run id of the only run journal in the run directory. */
+static void journal_run_id(char *out, size_t size)
+{
+        DIR *d = opendir(rundir);
+        cr_assert_not_null(d, "%s: %s", rundir, strerror(errno));
+        out[0] = '\0';
+        size_t n = 0;
+        for (struct dirent *e; (e = readdir(d));) {
+                if (e->d_name[0] == '.')
+                        continue;
+                snprintf(out, size, "%.*s", (int)(size - 1), e->d_name);
+                n++;
+        }
+        closedir(d);
+        cr_assert_eq(n, 1, "%zu entries in %s", n, rundir);
+}
+
+/* The run's journal exists and names no pid 1. */
+static void expect_journal_without_pid1(const char *run_id)
+{
+        char jp[1200];
+        TEST_SNPRINTF(jp, "%s/%s/journal.json", rundir, run_id);
+        json_object *j = json_object_from_file(jp);
+        cr_assert_not_null(j, "no journal at %s", jp);
+        json_object *v;
+        cr_expect(!json_object_object_get_ex(j, "pid1", &v), "the journal names a pid 1");
+        json_object_put(j);
+}
+
+static void expect_log_verifies(void)
+{
+        struct aidp_proc v;
+        char *verify[] = {AIDP_BINARY_DIR "/aidp", "lineage", "verify", "--key", keyp, logp, NULL};
+        cr_expect_eq(aidp_test_run(&v, verify), 0, "%s%s", v.out, v.err);
+}
+
+static const char *const job_args[] = {"-q", "--no-cwd",         "--", "/bin/sh",
+                                       "-c", "echo the-job-ran", NULL};
+
+/* Stopped before the plan (AIDP_FAULT_STOP_AT=planned): START is on record,
+ * committed and anchored (the log verifies), the journal names no pid 1 and
+ * the worker has no child that is a sandbox's pid 1. Returns the worker. */
+static pid_t stop_before_the_plan(struct aidp_proc *p, char *run_id, size_t size)
+{
+        daemon_start_with("AIDP_FAULT_STOP_AT=planned", NULL);
+        wait_zygote();
+        aidp_test_daemon_client(p, &A, sock, job_args);
+        pid_t w = wait_stopped_worker();
+        cr_assert_gt(w, 0, "no worker reached the fault point before the plan: %s", p->err);
+        journal_run_id(run_id, size);
+        /* (a serial start-up writes START after the clone, as a direct run) */
+        cr_expect_eq(aidp_test_count_events(logp, "START"), AIDP_SERIAL_STARTUP ? 0 : 1);
+        if (!AIDP_SERIAL_STARTUP)
+                expect_log_verifies();
+        expect_journal_without_pid1(run_id);
+        cr_expect_eq(pid1_under(w), 0, "a pid 1 exists before the plan");
+        return w;
+}
+
+/* A worker killed after START and before pid 1's clone: the daemon's gc
+ * (a worker that died of a signal) finds the journal, removes the run's
+ * cgroup and appends its ABORT after the START; nothing of the run is left
+ * and the job never ran. */
+Test(early_start, a_worker_killed_after_start_before_the_clone_is_left_to_gc)
+{
+        struct aidp_proc p;
+        char run_id[128];
+        pid_t w = stop_before_the_plan(&p, run_id, sizeof run_id);
+        cr_assert_eq(kill(w, SIGKILL), 0);
+        char *end = aidp_test_wait_lineage(logp, run_id, "ABORT", 60000);
+        cr_assert_not_null(end, "no ABORT for run %s", run_id);
+        free(end);
+        aidp_test_finish(&p);
+        cr_expect(!strstr(p.out, "the-job-ran"), "the job ran: %s", p.out);
+        cr_expect_eq(aidp_test_count_events(logp, "START"), AIDP_SERIAL_STARTUP ? 0 : 1);
+        cr_expect_eq(aidp_test_count_events(logp, "ABORT"), 1);
+        aidp_test_expect_run_gone(rundir, run_id);
+        expect_log_verifies();
+}
+
+/* A stop request (SIGTERM to the worker) while START was written, before the
+ * plan: the run ends before the go, START then ABORT on record, the job never
+ * ran, nothing left. (The zygote's waits end at a stop request, and the worker
+ * then does not clone pid 1 itself either.) */
+Test(early_start, a_stop_request_during_start_ends_the_run_before_the_go)
+{
+        struct aidp_proc p;
+        char run_id[128];
+        pid_t w = stop_before_the_plan(&p, run_id, sizeof run_id);
+        cr_assert_eq(kill(w, SIGTERM), 0);
+        cr_assert_eq(kill(w, SIGCONT), 0);
+        int rc = aidp_test_finish(&p);
+        cr_expect_neq(rc, 0, "the run succeeded: %s", p.err);
+        cr_expect(strstr(p.err, "interrupted before the job started"), "%s", p.err);
+        cr_expect(!strstr(p.out, "the-job-ran"), "the job ran: %s", p.out);
+        char *end = aidp_test_wait_lineage(logp, run_id, "ABORT", 10000);
+        cr_expect_not_null(end, "no ABORT for run %s", run_id);
+        free(end);
+        cr_expect_eq(aidp_test_count_events(logp, "START"), 1);
+        aidp_test_expect_run_gone(rundir, run_id);
+        expect_log_verifies();
+}
+
+/* A log with one record, its last line then damaged (one byte of its body,
+ * the line kept whole): the next START is refused. The log's bytes in *out. */
+static char *damaged_log(size_t *len)
+{
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock,
+                                (const char *const[]){"-q", "--no-cwd", "--", "/bin/true", NULL});
+        cr_assert_eq(aidp_test_finish(&p), 0, "%s", p.err);
+        char *log = aidp_test_slurp(logp, len);
+        cr_assert(log && *len > 40);
+        char *last = memrchr(log, '\n', *len - 1);
+        last = last ? last + 1 : log;
+        char *at = strstr(last, "\"eventType\":\"COMPLETE\"");
+        cr_assert_not_null(at);
+        at[14] = 'c';
+        FILE *f = fopen(logp, "we");
+        cr_assert_not_null(f);
+        cr_assert_eq(fwrite(log, 1, *len, f), *len);
+        cr_assert_eq(fclose(f), 0);
+        return log;
+}
+
+/* The refused run: the lineage exit status and the cause named, the job never
+ * ran, the log untouched (no end record), no journal or cgroup left. */
+static void expect_refused_and_nothing_left(struct aidp_proc *p, int rc, const char *log0,
+                                            size_t len0)
+{
+        cr_expect_eq(rc, AIDP_EXIT_LINEAGE, "exit %d: %s", rc, p->err);
+        cr_expect(strstr(p->err, "does not start"), "no clear error: %s", p->err);
+        cr_expect(strstr(p->err, "damaged"), "the cause is not named: %s", p->err);
+        cr_expect(!strstr(p->out, "the-job-ran"), "the job ran: %s", p->out);
+        size_t len1 = 0;
+        char *log1 = aidp_test_slurp(logp, &len1);
+        cr_assert_eq(len1, len0, "the log changed from %zu to %zu bytes", len0, len1);
+        cr_expect_eq(memcmp(log1, log0, len0), 0);
+        free(log1);
+        DIR *d = opendir(rundir);
+        size_t left = 0;
+        for (struct dirent *e; d && (e = readdir(d));)
+                left += e->d_name[0] != '.';
+        if (d)
+                closedir(d);
+        cr_expect_eq(left, 0, "a run journal is left in %s", rundir);
+}
+
+/* START refused on its thread while the zygote clones pid 1: pid 1 is killed
+ * before any go, and nothing of the run is left. */
+Test(early_start, start_refused_on_the_zygote_path_leaves_nothing)
+{
+        daemon_start_with(NULL, NULL);
+        wait_zygote();
+        size_t len0 = 0;
+        char *log0 = damaged_log(&len0);
+        wait_zygote();
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, job_args);
+        int rc = aidp_test_finish(&p);
+        expect_refused_and_nothing_left(&p, rc, log0, len0);
+        free(log0);
+}
+
+/* A zygote of another build is not used, so the worker clones pid 1 itself:
+ * START, begun before the plan, is joined first, and refused it ends the run
+ * before any clone. A clone would stop the worker at the pin fault point
+ * (AIDP_FAULT_STOP_AT=pin, right after pid 1 is in the journal): the client
+ * must end instead. */
+Test(early_start, start_refused_before_the_workers_own_clone_clones_nothing)
+{
+        if (AIDP_SERIAL_STARTUP)
+                cr_skip_test("a serial start-up writes START after the worker's own clone");
+        const char *other = "AIDP_FAULT_ZYGOTE_BUILD_ID="
+                            "0000000000000000000000000000000000000000000000000000000000000000";
+        /* the first run (the one that makes the log) clones pid 1 too: a
+         * daemon without the pin fault makes it */
+        daemon_start_with(other, NULL);
+        wait_zygote();
+        size_t len0 = 0;
+        char *log0 = damaged_log(&len0);
+        aidp_test_daemon_stop(daemon_pid, sock);
+        daemon_start_with(other, "AIDP_FAULT_STOP_AT=pin");
+        wait_zygote();
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, job_args);
+        /* until the client exits (not reaped: WNOWAIT) or a worker stops */
+        pid_t stopped = 0;
+        siginfo_t si = {0};
+        while (waitid(P_PID, (id_t)p.pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && !si.si_pid &&
+               !(stopped = stopped_worker()))
+                usleep(10000);
+        if (stopped) {
+                kill(stopped, SIGKILL);
+                aidp_test_reap(&p);
+                cr_assert_fail("the worker cloned pid 1 after a refused START: %s", p.err);
+        }
+        int rc = aidp_test_finish(&p);
+        cr_expect(strstr(p.err, "not used; the worker clones the sandbox itself"), "%s", p.err);
+        expect_refused_and_nothing_left(&p, rc, log0, len0);
+        free(log0);
+}
