@@ -56,7 +56,9 @@ void *aidp_clone_vm_stack(void)
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
         if (lo == MAP_FAILED)
                 return NULL;
-        if (mprotect(lo, 4096, PROT_NONE) < 0) {
+        /* A guard wider than any frame pid 1 has (the build does not rely on
+         * -fstack-clash-protection): an overflow faults here. */
+        if (mprotect(lo, AIDP_CLONE_VM_GUARD, PROT_NONE) < 0) {
                 munmap(lo, AIDP_CLONE_VM_STACK);
                 return NULL;
         }

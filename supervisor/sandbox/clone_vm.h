@@ -11,9 +11,10 @@
 
 #define AIDP_CLONE_VM_STACK      (8u << 20)   /* the child's stack */
 #define AIDP_CLONE_VM_STACK_WARM (256u << 10) /* its top, faulted in ahead */
+#define AIDP_CLONE_VM_GUARD      (256u << 10) /* its bottom, PROT_NONE */
 
-/* The child's stack: AIDP_CLONE_VM_STACK bytes mapped, a guard page at the
- * bottom, the top AIDP_CLONE_VM_STACK_WARM bytes faulted in now. NULL where
+/* The child's stack: AIDP_CLONE_VM_STACK bytes mapped, AIDP_CLONE_VM_GUARD of
+ * them at the bottom a guard, the top AIDP_CLONE_VM_STACK_WARM bytes faulted in now. NULL where
  * aidp_clone3_on_stack is not available (an architecture other than x86-64)
  * or the mapping failed: the caller then clones as before. */
 void *aidp_clone_vm_stack(void);

@@ -191,9 +191,6 @@ static int enter(int fd, int type, const char **what, const char *name)
  * Memory pid 1 takes before the zygote's exit is charged to the zygote's
  * cgroup, after it to pid 1's (the run's; the memory's owner moves to it);
  * the job's memory is its own after execve, in the run's cgroup as before. */
-#define PID1_STACK      (8u << 20)
-#define PID1_STACK_WARM (256u << 10)
-
 struct child_start {
         const struct aidp_sandbox_spec *spec;
         sigset_t mask;
@@ -286,7 +283,7 @@ int aidp_zygote_main(int sock)
                 .cgroup = p.cgroup_fd >= 0 ? (uint64_t)p.cgroup_fd : 0,
         };
         if (stack) {
-                /* pid 1 shares this process's memory (see pid1_stack): from
+                /* pid 1 shares this process's memory (clone_vm.h): from
                  * here on this process only answers and exits. */
                 static struct child_start c;
                 c = (struct child_start){.spec = &spec, .mask = mask, .order = order};

@@ -618,29 +618,28 @@ static int wait_to_be_killed(int resfd)
         return 0;
 }
 
-/* A process of the run in a cgroup below the run's (a job that kept
- * CAP_SYS_ADMIN can make one and move there): the run's own cgroup.procs
- * lists nothing, and the kill still takes it (before the fix an empty
- * listing made teardown skip cgroup.kill, and the process lived on). */
-Test(vm_cgroup, the_kill_takes_a_process_in_a_cgroup_below_the_runs)
+/* The run's cgroup2 directory (v2's, or v1's tracking group), or NULL. */
+static const char *run_v2_dir(void)
 {
-        struct aidp_cgroup_limits lim = {.pids = 32};
-        create(&lim);
-        /* The cgroup2 directory of the run (v2's, or v1's tracking group). */
-        const char *v2 = NULL;
-        for (size_t i = 0; i < n_dirs && !v2; i++) {
+        for (size_t i = 0; i < n_dirs; i++) {
                 char k[PATH_MAX + 16];
                 TEST_SNPRINTF(k, "%s/cgroup.kill", dirs[i]);
                 if (access(k, F_OK) == 0)
-                        v2 = dirs[i];
+                        return dirs[i];
         }
-        if (!v2)
-                cr_skip_test("no cgroup2 directory with cgroup.kill (kernel < 5.14, or v1 only)");
+        return NULL;
+}
+
+/* A process of the run moved to a cgroup `below` the run's (a job that kept
+ * CAP_SYS_ADMIN can make one and move there); the run's own listing is then
+ * empty. Returns the process. */
+static pid_t spawn_below(const char *v2, char *sub, size_t len)
+{
         int res;
         pid_t pid = spawn_in_cgroup(wait_to_be_killed, &res);
         close(res);
-        char sub[PATH_MAX + 16], procs[PATH_MAX + 32], pids[32];
-        TEST_SNPRINTF(sub, "%s/below", v2);
+        char procs[PATH_MAX + 32], pids[32];
+        cr_assert_lt((size_t)snprintf(sub, len, "%s/below", v2), len);
         cr_assert_eq(mkdir(sub, 0755), 0, "%s: %s", sub, strerror(errno));
         TEST_SNPRINTF(procs, "%s/cgroup.procs", sub);
         TEST_SNPRINTF(pids, "%d", (int)pid);
@@ -648,19 +647,73 @@ Test(vm_cgroup, the_kill_takes_a_process_in_a_cgroup_below_the_runs)
         cr_assert_not_null(f);
         cr_assert(fputs(pids, f) >= 0 && fclose(f) == 0, "moving %d to %s: %s", (int)pid, sub,
                   strerror(errno));
-        char listed[64] = "";
-        cr_assert(read_value(v2, "cgroup.procs", listed, sizeof listed) || !listed[0]);
-        cr_assert_eq(listed[0], '\0', "the run's own listing is not empty: %s", listed);
-        (void)aidp_cgroup_kill(cg);
-        int st = 0;
+        return pid;
+}
+
+/* Reaped within 2 s (its status in *st), or killed and false. */
+static bool reaped_soon(pid_t pid, int *st)
+{
         pid_t w = 0;
-        for (int i = 0; i < 200 && (w = waitpid(pid, &st, WNOHANG)) == 0; i++)
+        for (int i = 0; i < 200 && (w = waitpid(pid, st, WNOHANG)) == 0; i++)
                 usleep(10000);
         if (w == 0) {
                 kill(pid, SIGKILL);
                 waitpid(pid, NULL, 0);
         }
+        return w == pid;
+}
+
+/* The kill still takes a process below the run's cgroup (before the fix an
+ * empty listing made teardown skip cgroup.kill, and the process lived on). */
+Test(vm_cgroup, the_kill_takes_a_process_in_a_cgroup_below_the_runs)
+{
+        struct aidp_cgroup_limits lim = {.pids = 32};
+        create(&lim);
+        const char *v2 = run_v2_dir();
+        if (!v2)
+                cr_skip_test("no cgroup2 directory with cgroup.kill (kernel < 5.14, or v1 only)");
+        char sub[PATH_MAX + 16];
+        pid_t pid = spawn_below(v2, sub, sizeof sub);
+        char listed[64] = "";
+        cr_assert(read_value(v2, "cgroup.procs", listed, sizeof listed) || !listed[0]);
+        cr_assert_eq(listed[0], '\0', "the run's own listing is not empty: %s", listed);
+        (void)aidp_cgroup_kill(cg);
+        int st = 0;
+        bool gone = reaped_soon(pid, &st);
         rmdir(sub);
-        cr_assert_eq(w, pid, "the process below the run's cgroup survived its kill");
+        cr_assert(gone, "the process below the run's cgroup survived its kill");
         cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", st);
+}
+
+/* Teardown's kill before shred spares pid 1 (aidp_cgroup_kill_except), so it
+ * cannot use the run's cgroup.kill: a process below the run's cgroup must die
+ * all the same, and before it returns (it could write while shred runs, and
+ * the client's status follows shred), while the kept process lives on. */
+Test(vm_cgroup, the_kill_sparing_pid1_takes_a_process_below_the_runs_first)
+{
+        struct aidp_cgroup_limits lim = {.pids = 32};
+        create(&lim);
+        const char *v2 = run_v2_dir();
+        if (!v2)
+                cr_skip_test("no cgroup2 directory with cgroup.kill (kernel < 5.14, or v1 only)");
+        int res;
+        pid_t kept = spawn_in_cgroup(wait_to_be_killed, &res);
+        close(res);
+        char sub[PATH_MAX + 16];
+        pid_t pid = spawn_below(v2, sub, sizeof sub);
+        cr_assert_eq(aidp_cgroup_kill_except(cg, kept), 0);
+        /* Already dead when it returned: a zombie now, reaped at once. */
+        int st = 0;
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        bool kept_alive = kill(kept, 0) == 0 && waitpid(kept, NULL, WNOHANG) == 0;
+        if (w == 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+        }
+        kill(kept, SIGKILL);
+        waitpid(kept, NULL, 0);
+        rmdir(sub);
+        cr_assert_eq(w, pid, "the process below the run's cgroup was alive after the kill");
+        cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", st);
+        cr_assert(kept_alive, "the kept process (pid 1) was killed too");
 }

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 /* cgroupfs helpers both backends use: control files, the run's directory
  * list, teardown by kill and rmdir, and the test-only fault point. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -356,6 +357,35 @@ static int populated(const char *path)
         return p && (p[10] == '0' || p[10] == '1') ? p[10] == '1' : -1;
 }
 
+/* The cgroups below a run's cgroup2 directory (a job that kept CAP_SYS_ADMIN
+ * may make them and move processes there; cgroup.procs lists none of
+ * theirs): each child killed whole with cgroup.kill (pid 1 is never below
+ * the run's own directory), its subtree with it. Again on every pass, so that
+ * a child made meanwhile is taken too. True when every child is empty
+ * ("populated 0") or gone. */
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir)
+
+static bool kill_children(const char *dir)
+{
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        if (!d)
+                return true;
+        bool empty = true;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                if (e->d_type != DT_DIR || e->d_name[0] == '.')
+                        continue;
+                char child[PATH_MAX];
+                if (cgfs_path(child, sizeof child, "%s/%s", dir, e->d_name) < 0)
+                        continue;
+                if (populated(child) == 1) {
+                        cgfs_write(child, "cgroup.kill", "1");
+                        empty = false;
+                }
+        }
+        return empty;
+}
+
 int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep)
 {
         size_t from, to;
@@ -373,8 +403,11 @@ int cgfs_kill_run(struct aidp_cgroup *cg, pid_t keep)
                         return 0;
                 cgfs_write(cg->dirs[cg->kill_dir].path, "cgroup.kill", "1");
         }
+        /* Sparing pid 1, the run's own directory is killed by its list and
+         * the cgroups below it whole. */
+        bool below = keep > 0 && cg->kill_dir >= 0 && !cg->dirs[cg->kill_dir].gone;
         for (int i = 0; i < 400; i++) {
-                bool done = true;
+                bool done = !below || kill_children(cg->dirs[cg->kill_dir].path);
                 for (size_t d = from; d < to; d++)
                         if (!cg->dirs[d].gone && !kill_listed(cg->dirs[d].path, keep))
                                 done = false;
