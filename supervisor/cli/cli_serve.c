@@ -241,7 +241,9 @@ static int check_summary(int fd, aidp_error *err)
 static int stdio_from(const struct req_fds *f, aidp_error *err)
 {
         /* From here the run's own messages and the job's output go to the
-         * client's files, as a run started from its shell would. */
+         * client's files, as a run started from its shell would (the
+         * daemon's log kept for after the status). */
+        aidp_daemon_session_keep_log();
         if (dup2(f->in, 0) < 0 || dup2(f->out, 1) < 0 || dup2(f->err, 2) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "dup2");
         return 0;

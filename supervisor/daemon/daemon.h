@@ -95,6 +95,10 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
  * worker's own clean-up follows. Nothing for a detached run, whose status goes
  * beside its log once its output is drained. */
 void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status);
+/* Before the worker's fds 0-2 become the client's: its stderr (the daemon's
+ * own log) kept, so that what the clean-up after the status prints (a
+ * failure left for gc) goes there instead of nowhere. */
+void aidp_daemon_session_keep_log(void);
 
 /* The write end of the server's notice pipe (a worker writes its pid there
  * when its run detached from the connection), or -1. */

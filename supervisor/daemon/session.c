@@ -334,6 +334,14 @@ static void send_exit(struct aidp_daemon_session *s, int status)
         s->exit_sent = true;
 }
 
+static int g_daemon_log = -1;
+
+void aidp_daemon_session_keep_log(void)
+{
+        if (g_daemon_log < 0)
+                g_daemon_log = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+}
+
 void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status)
 {
         if (s->detached || s->exit_sent || s->sock < 0)
@@ -345,11 +353,12 @@ void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status)
         send_exit(s, status);
         /* The client's terminal or files are no longer this worker's to
          * write to (nor a pipe whose reader has gone, which would be a
-         * SIGPIPE): what the clean-up might print goes nowhere. */
+         * SIGPIPE): what the clean-up might print (a failure it leaves to gc)
+         * goes to the daemon's own log. */
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0) {
                 for (int fd = 0; fd < 3; fd++)
-                        dup2(null, fd);
+                        dup2(fd == STDERR_FILENO && g_daemon_log >= 0 ? g_daemon_log : null, fd);
                 close(null);
         }
 }

@@ -284,6 +284,11 @@ const char *aidp_lineage_path(const struct aidp_lineage *lg)
 {
         return lg->path;
 }
+
+bool aidp_lineage_has_witnesses(const struct aidp_lineage *lg)
+{
+        return lg && lg->wit.n > 0;
+}
 const char *aidp_lineage_anchor_path(const struct aidp_lineage *lg)
 {
         return lg->anchor_path;

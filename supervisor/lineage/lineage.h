@@ -29,6 +29,9 @@ int aidp_lineage_open(struct aidp_lineage **ret, const struct aidp_lineage_optio
                       aidp_error *err);
 void aidp_lineage_free(struct aidp_lineage *lg);
 const char *aidp_lineage_path(const struct aidp_lineage *lg);
+/* Whether a commit publishes heads to witnesses: on threads that may outlive
+ * it (a TPM or file witness past its timeout). */
+bool aidp_lineage_has_witnesses(const struct aidp_lineage *lg);
 /* The log aidp_lineage_open() would use for options.path = path. */
 const char *aidp_lineage_path_for(const char *path);
 const char *aidp_lineage_anchor_path(const struct aidp_lineage *lg);

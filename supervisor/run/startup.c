@@ -24,7 +24,9 @@
  * kept; a change to any of them must revisit this list):
  *  1. pid 1 is cloned (clone3, a raw system call) while other threads of the
  *     process may run (a daemon worker's own; none of the run's: the warm-up
- *     thread is joined before, and START's thread starts after). glibc does
+ *     thread is joined before, and START's thread starts after, or on the
+ *     zygote path, where this process clones nothing, is joined before a
+ *     fallback clone: invariant 8). glibc does
  *     not know that the child has one thread, so from clone to execve pid 1
  *     and the job's vfork child call nothing of glibc that involves other
  *     threads: ids change through the raw setgroups/setresgid/setresuid system
@@ -58,7 +60,7 @@
  *  5. Nothing of the job runs and no byte is decrypted before step 5: START is
  *     committed (durable and anchored) and the cgroup helper collected (the
  *     limits exist) before inject and the go. pid 1 waits for the go (and,
- *     before it, for the host socket list, which follows START). A run whose
+ *     before it, for the host socket list, which follows START's start). A run whose
  *     START cannot be written or committed does not start: it ends through
  *     teardown, which kills pid 1, and has no end record (a START that is not
  *     on record gets none: aidp_run_lineage_end). The journal exists before
@@ -422,7 +424,11 @@ void aidp_run_start_early(struct run *r)
         if (!aidp_zygote_take(&r->zyg) || AIDP_SERIAL_STARTUP)
                 return;
         r->cgfd = aidp_cgroup_open_fd(r->cg);
-        if (r->cgfd < 0)
+        /* Not with witnesses: their publishing threads may outlive START's
+         * (a slow TPM, a file witness past its timeout), and joining START's
+         * before a fallback clone would not join them. START then follows
+         * the clone, as on the direct path (the zygote is still used). */
+        if (r->cgfd < 0 || aidp_lineage_has_witnesses(r->rl.lg))
                 return;
         r->start_begun = r->start_thread = thread_start(&r->start_tid, start_thread, r);
 }

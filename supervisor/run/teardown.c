@@ -2,6 +2,7 @@
 /* Steps 8 (teardown) and 10 (finish) of docs/run-core.md: collect /out, kill,
  * shred, pid 1, cgroups; and the journal, removed last. */
 #include <errno.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -209,6 +210,12 @@ static void shred_all(struct run *r)
 
 /* pid 1 goes last, with the last references to the mounts. One that cannot
  * be killed or reaped may still hold them: the run fails, and says so. */
+/* How long pid 1 may take to end once killed: its exit waits for every
+ * process of its pid namespace, and one stuck in the kernel (D state) holds
+ * it. Past that the worker stops waiting: the run fails or, after the status,
+ * its journal is left for gc, and the message says so. */
+#define PID1_END_MS 10000
+
 static int end_pid1(struct run *r, aidp_error *err)
 {
         int rc = 0;
@@ -216,6 +223,20 @@ static int end_pid1(struct run *r, aidp_error *err)
                 if (kill(r->pid1, SIGKILL) < 0 && errno != ESRCH)
                         rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno,
                                               "killing the sandbox's pid 1 (%d)", (int)r->pid1);
+                if (r->pidfd >= 0) {
+                        struct pollfd pf = {.fd = r->pidfd, .events = POLLIN};
+                        int p;
+                        while ((p = poll(&pf, 1, PID1_END_MS)) < 0 && errno == EINTR)
+                                ;
+                        if (p == 0) {
+                                if (rc == 0)
+                                        rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, ETIMEDOUT,
+                                                            "the sandbox's pid 1 (%d) did not end "
+                                                            "within %d s of its kill",
+                                                            (int)r->pid1, PID1_END_MS / 1000);
+                                return rc;
+                        }
+                }
                 pid_t w;
                 while ((w = waitpid(r->pid1, NULL, 0)) < 0 && errno == EINTR)
                         ;

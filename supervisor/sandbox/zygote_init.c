@@ -186,11 +186,17 @@ static int enter(int fd, int type, const char **what, const char *name)
  * stack of its own (clone_vm.h), mapped and faulted in while the zygote waited. Its file
  * table, signal handlers and namespaces are its own as before (no
  * CLONE_FILES, CLONE_SIGHAND, CLONE_FS); CLONE_VM gives no rseq area to the
- * child (the kernel unregisters it), and errno's TLS word, which both could
- * write, is only written by this process on a failed call before its _exit.
- * Memory pid 1 takes before the zygote's exit is charged to the zygote's
- * cgroup, after it to pid 1's (the run's; the memory's owner moves to it);
- * the job's memory is its own after execve, in the run's cgroup as before. */
+ * child (the kernel unregisters it). The TLS block is one until this
+ * process exits: errno is written by whichever of the two has a call fail
+ * (this process only if sending its answer fails, when the run fails
+ * anyway), so a failure in each at the same moment could misname one's
+ * error, and this process's exit zeroes the thread id glibc keeps there
+ * (clear_child_tid): pid 1 uses no pthread or thread-id call of glibc (it
+ * could not before either: its copy named the zygote's thread). Memory pid 1
+ * takes before the zygote's exit is charged to the zygote's cgroup, after it
+ * to pid 1's (the run's; the memory's owner moves to it), and what the zygote
+ * populated for it stays the zygote's; the job's memory is its own after
+ * execve, in the run's cgroup as before. */
 struct child_start {
         const struct aidp_sandbox_spec *spec;
         sigset_t mask;

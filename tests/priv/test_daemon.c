@@ -449,6 +449,52 @@ Test(daemon, the_status_comes_once_the_run_is_on_record_before_the_clean_up)
         aidp_test_gc(run2);
 }
 
+/* A failure of the clean-up after the status (a cgroup that cannot be
+ * removed, a pid 1 that does not end; here AIDP_FAULT_FAIL_AT=release)
+ * leaves the run's status as it was and its journal to gc, and is said in
+ * the daemon's own log: not in the client's files, which are no longer the
+ * worker's, and not nowhere. */
+Test(daemon, a_failure_after_the_status_is_in_the_daemons_log)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
+        char sock2[160], run2[160], k[200], dlog[160];
+        TEST_SNPRINTF(sock2, "%s/release.sock", T);
+        TEST_SNPRINTF(run2, "%s/run-release", T);
+        TEST_SNPRINTF(dlog, "%s/daemon.log", T);
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        const char *env[] = {k, "AIDP_FAULT_FAIL_AT=release", NULL};
+        const char *args[] = {"--lineage", logp, NULL};
+        /* the daemon's stderr, its log, to a file */
+        int saved = dup(STDERR_FILENO);
+        int lf = open(dlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        cr_assert(saved >= 0 && lf >= 0);
+        dup2(lf, STDERR_FILENO);
+        pid_t d = aidp_test_daemon_spawn(sock2, A.gid, run2, args, env, true);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        close(lf);
+        char *a[] = {AIDP_RUN_BIN, "--socket", sock2, "-q", "--no-cwd", "--", "/bin/true", NULL};
+        int st = aidp_test_run_as(&P, &A, false, a);
+        char buf[8192] = "";
+        bool said = false;
+        for (int t = 0; t < 100 && !said; t++) {
+                FILE *f = fopen(dlog, "re");
+                size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+                if (f)
+                        fclose(f);
+                buf[n] = '\0';
+                said = strstr(buf, "left for gc") && strstr(buf, "AIDP_FAULT_FAIL_AT=release");
+                if (!said)
+                        usleep(50000);
+        }
+        aidp_test_daemon_stop(d, sock2);
+        aidp_test_gc(run2);
+        cr_expect_eq(st, 0, "status %d: %s", st, P.err);
+        cr_expect(!strstr(P.err, "left for gc"), "the clean-up wrote to the client: %s", P.err);
+        cr_expect(said, "the daemon's log has no word of the failure: %s", buf);
+}
+
 static char *wait_lineage(const char *run_id, const char *type, int timeout_ms)
 {
         return aidp_test_wait_lineage(logp, run_id, type, timeout_ms);

@@ -201,6 +201,43 @@ static pid_t stop_before_the_plan(struct aidp_proc *p, char *run_id, size_t size
         return w;
 }
 
+/* With witnesses the commit publishes heads on threads that may outlive it
+ * (a slow TPM, a file witness past its timeout), which joining START's thread
+ * before a fallback clone would not join: START then follows the clone, as on
+ * the direct path. Stopped before the plan, nothing is on record yet; let go,
+ * the run completes with its START and COMPLETE, published to the witness. */
+Test(early_start, with_witnesses_start_follows_the_clone)
+{
+        char cfg[1100], heads[1100], wv[1200];
+        TEST_SNPRINTF(cfg, "%s/witnesses.yaml", T);
+        TEST_SNPRINTF(heads, "%s/heads.jsonl", T);
+        FILE *f = fopen(cfg, "we");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "apiVersion: aidp/v1\nkind: Witnesses\ntimeoutMs: 500\nwitnesses:\n"
+                "  - file: %s\n",
+                heads);
+        fclose(f);
+        TEST_SNPRINTF(wv, "AIDP_WITNESS_CONFIG=%s", cfg);
+        daemon_start_with("AIDP_FAULT_STOP_AT=planned", wv);
+        wait_zygote();
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, job_args);
+        pid_t w = wait_stopped_worker();
+        cr_assert_gt(w, 0, "no worker reached the fault point before the plan: %s", p.err);
+        cr_expect_eq(aidp_test_count_events(logp, "START"), 0,
+                     "START was written before the plan with witnesses configured");
+        cr_assert_eq(kill(w, SIGCONT), 0);
+        int st = aidp_test_finish(&p);
+        cr_expect_eq(st, 0, "status %d: %s", st, p.err);
+        cr_expect(strstr(p.out, "the-job-ran"), "%s%s", p.out, p.err);
+        cr_expect_eq(aidp_test_count_events(logp, "START"), 1);
+        cr_expect_eq(aidp_test_count_events(logp, "COMPLETE"), 1);
+        struct stat hs;
+        cr_expect(stat(heads, &hs) == 0 && hs.st_size > 0, "nothing was published to %s", heads);
+        expect_log_verifies();
+}
+
 /* A worker killed after START and before pid 1's clone: the daemon's gc
  * (a worker that died of a signal) finds the journal, removes the run's
  * cgroup and appends its ABORT after the START; nothing of the run is left
