@@ -37,14 +37,9 @@ static bool ready;
 
 static void setup(void)
 {
-        if (geteuid() != 0)
+        if (geteuid() != 0 ||
+            !aidp_test_daemon_fixture(&T, "h", &A, sock, rundir, NULL, NULL, NULL))
                 return;
-        T = tmpdir_new();
-        chmod(T, 0755);
-        if (aidp_test_user_create("h", &A) < 0)
-                return;
-        TEST_SNPRINTF(sock, "%s/aidp.sock", T);
-        TEST_SNPRINTF(rundir, "%s/run", T);
         /* the daemon's library profiles: root's, readable by all */
         TEST_SNPRINTF(profiles, "%s/profiles", T);
         TEST_SNPRINTF(profile_env, "AIDP_PROFILE_PATH=%s", profiles);
@@ -55,13 +50,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-        aidp_test_daemon_stop(daemon_pid, sock);
-        daemon_pid = 0;
-        aidp_test_gc(rundir);
-        aidp_test_users_cleanup();
-        if (T)
-                tmpdir_rm(T);
-        T = NULL;
+        aidp_test_daemon_fixture_end(&daemon_pid, sock, rundir, &T);
 }
 
 TestSuite(daemon_hostile, .init = setup, .fini = teardown, .timeout = 240);

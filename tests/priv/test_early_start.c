@@ -36,31 +36,13 @@ static bool ready;
 
 static void setup(void)
 {
-        if (geteuid() != 0)
-                return;
-        T = tmpdir_new();
-        chmod(T, 0755);
-        if (aidp_test_user_create("e", &A) < 0)
-                return;
-        TEST_SNPRINTF(sock, "%s/aidp.sock", T);
-        TEST_SNPRINTF(rundir, "%s/run", T);
-        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
-        TEST_SNPRINTF(keyp, "%s/lineage.key", T);
-        TEST_SNPRINTF(policy, "%s/policy", T);
-        if (mkdir(policy, 0755) < 0)
-                return;
-        ready = true;
+        if (geteuid() == 0)
+                ready = aidp_test_daemon_fixture(&T, "e", &A, sock, rundir, logp, keyp, policy);
 }
 
 static void teardown(void)
 {
-        aidp_test_daemon_stop(daemon_pid, sock);
-        daemon_pid = 0;
-        aidp_test_gc(rundir);
-        aidp_test_users_cleanup();
-        if (T)
-                tmpdir_rm(T);
-        T = NULL;
+        aidp_test_daemon_fixture_end(&daemon_pid, sock, rundir, &T);
 }
 
 TestSuite(early_start, .init = setup, .fini = teardown, .timeout = 120);
@@ -115,29 +97,6 @@ static pid_t wait_stopped_worker(void)
                 if (w)
                         return w;
                 usleep(10000);
-        }
-        return 0;
-}
-
-/* The sandbox's pid 1 under parent: a child whose innermost pid is 1, or 0. */
-static pid_t pid1_under(pid_t parent)
-{
-        struct aidp_test_kid k[8];
-        size_t nk = aidp_test_daemon_children(parent, k, 8);
-        for (size_t j = 0; j < nk; j++) {
-                char p[64], line[256];
-                TEST_SNPRINTF(p, "/proc/%d/status", (int)k[j].pid);
-                FILE *f = fopen(p, "re");
-                bool one = false;
-                while (f && fgets(line, sizeof line, f))
-                        if (!strncmp(line, "NSpid:", 6)) {
-                                char *last = strrchr(line, '\t');
-                                one = last && atoi(last + 1) == 1 && strchr(line, '\t') != last;
-                        }
-                if (f)
-                        fclose(f);
-                if (one)
-                        return k[j].pid;
         }
         return 0;
 }
@@ -197,7 +156,7 @@ static pid_t stop_before_the_plan(struct aidp_proc *p, char *run_id, size_t size
         if (!AIDP_SERIAL_STARTUP)
                 expect_log_verifies();
         expect_journal_without_pid1(run_id);
-        cr_expect_eq(pid1_under(w), 0, "a pid 1 exists before the plan");
+        cr_expect_eq(aidp_test_daemon_pid1_under(w), 0, "a pid 1 exists before the plan");
         return w;
 }
 

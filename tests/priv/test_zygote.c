@@ -34,31 +34,13 @@ static bool ready;
 
 static void setup(void)
 {
-        if (geteuid() != 0)
-                return;
-        T = tmpdir_new();
-        chmod(T, 0755);
-        if (aidp_test_user_create("z", &A) < 0)
-                return;
-        TEST_SNPRINTF(sock, "%s/aidp.sock", T);
-        TEST_SNPRINTF(rundir, "%s/run", T);
-        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
-        TEST_SNPRINTF(keyp, "%s/lineage.key", T);
-        TEST_SNPRINTF(policy, "%s/policy", T);
-        if (mkdir(policy, 0755) < 0)
-                return;
-        ready = true;
+        if (geteuid() == 0)
+                ready = aidp_test_daemon_fixture(&T, "z", &A, sock, rundir, logp, keyp, policy);
 }
 
 static void teardown(void)
 {
-        aidp_test_daemon_stop(daemon_pid, sock);
-        daemon_pid = 0;
-        aidp_test_gc(rundir);
-        aidp_test_users_cleanup();
-        if (T)
-                tmpdir_rm(T);
-        T = NULL;
+        aidp_test_daemon_fixture_end(&daemon_pid, sock, rundir, &T);
 }
 
 TestSuite(zygote, .init = setup, .fini = teardown, .timeout = 120);
@@ -154,37 +136,13 @@ static size_t signal_zygotes(pid_t *z, size_t max, int sig, const char *states)
         return nz;
 }
 
-/* The sandbox's pid 1 among parent's children: the one whose innermost pid
- * is 1, or 0. */
-static pid_t pid1_under(pid_t parent)
-{
-        struct aidp_test_kid k[8];
-        size_t nk = aidp_test_daemon_children(parent, k, 8);
-        for (size_t j = 0; j < nk; j++) {
-                char p[64], line[256];
-                TEST_SNPRINTF(p, "/proc/%d/status", (int)k[j].pid);
-                FILE *f = fopen(p, "re");
-                bool one = false;
-                while (f && fgets(line, sizeof line, f))
-                        if (!strncmp(line, "NSpid:", 6)) {
-                                char *last = strrchr(line, '\t');
-                                one = last && atoi(last + 1) == 1 && strchr(line, '\t') != last;
-                        }
-                if (f)
-                        fclose(f);
-                if (one)
-                        return k[j].pid;
-        }
-        return 0;
-}
-
 /* pid 1 of a sandbox the daemon runs: a child of one of its workers. */
 static pid_t find_pid1(void)
 {
         struct aidp_test_kid w[16];
         size_t nw = aidp_test_daemon_children(daemon_pid, w, 16);
         for (size_t i = 0; i < nw; i++) {
-                pid_t p = pid1_under(w[i].pid);
+                pid_t p = aidp_test_daemon_pid1_under(w[i].pid);
                 if (p)
                         return p;
         }
@@ -312,7 +270,7 @@ Test(zygote, a_direct_run_clones_pid1_itself)
         struct aidp_proc p;
         cr_assert_eq(aidp_test_spawn(&p, argv), 0);
         cr_assert(aidp_test_wait_output(&p, "started", 30000), "the job did not start: %s", p.err);
-        pid_t pid1 = pid1_under(p.pid);
+        pid_t pid1 = aidp_test_daemon_pid1_under(p.pid);
         cr_assert_gt(pid1, 0, "no pid 1 under the supervisor");
         char exe[PATH_MAX], want[PATH_MAX];
         exe_of(pid1, exe, sizeof exe);

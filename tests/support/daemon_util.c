@@ -3,6 +3,8 @@
 #include "daemon_util.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -173,4 +175,66 @@ void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u
                 a[n++] = (char *)args[i];
         a[n] = NULL;
         cr_assert_eq(aidp_test_spawn(p, a), 0);
+}
+
+bool aidp_test_daemon_fixture(char **dir, const char *tag, struct aidp_test_user *u, char *sock,
+                              char *rundir, char *logp, char *keyp, char *policy)
+{
+        char t[] = "/tmp/aidp-daemon-test.XXXXXX";
+        cr_assert(mkdtemp(t), "mkdtemp: %s", strerror(errno));
+        *dir = strdup(t);
+        cr_assert_not_null(*dir);
+        chmod(*dir, 0755);
+        if (aidp_test_user_create(tag, u) < 0)
+                return false;
+        snprintf(sock, 100, "%s/aidp.sock", *dir);
+        snprintf(rundir, 1024, "%s/run", *dir);
+        if (!logp)
+                return true;
+        snprintf(logp, 1024, "%s/lineage.jsonl", *dir);
+        snprintf(keyp, 1024, "%s/lineage.key", *dir);
+        snprintf(policy, 1024, "%s/policy", *dir);
+        return mkdir(policy, 0755) == 0;
+}
+
+void aidp_test_daemon_fixture_end(pid_t *daemon, const char *sock, const char *rundir, char **dir)
+{
+        aidp_test_daemon_stop(*daemon, sock);
+        *daemon = 0;
+        aidp_test_gc(rundir);
+        aidp_test_users_cleanup();
+        if (*dir) {
+                char *rm[] = {"/bin/rm", "-rf", *dir, NULL};
+                pid_t p = fork();
+                if (p == 0) {
+                        execv(rm[0], rm);
+                        _exit(127);
+                }
+                if (p > 0)
+                        waitpid(p, NULL, 0);
+                free(*dir);
+        }
+        *dir = NULL;
+}
+
+pid_t aidp_test_daemon_pid1_under(pid_t parent)
+{
+        struct aidp_test_kid k[8];
+        size_t nk = aidp_test_daemon_children(parent, k, 8);
+        for (size_t j = 0; j < nk; j++) {
+                char p[64], line[256];
+                snprintf(p, sizeof p, "/proc/%d/status", (int)k[j].pid);
+                FILE *f = fopen(p, "re");
+                bool one = false;
+                while (f && fgets(line, sizeof line, f))
+                        if (!strncmp(line, "NSpid:", 6)) {
+                                char *last = strrchr(line, '\t');
+                                one = last && atoi(last + 1) == 1 && strchr(line, '\t') != last;
+                        }
+                if (f)
+                        fclose(f);
+                if (one)
+                        return k[j].pid;
+        }
+        return 0;
 }

@@ -27,6 +27,9 @@ struct aidp_test_kid {
         unsigned long long start;
 };
 size_t aidp_test_daemon_children(pid_t daemon, struct aidp_test_kid *k, size_t max);
+/* The sandbox's pid 1 among parent's children (a worker's): the one whose
+ * innermost pid is 1, or 0. */
+pid_t aidp_test_daemon_pid1_under(pid_t parent);
 /* SIGTERM, reaped, its socket removed. */
 void aidp_test_daemon_stop(pid_t pid, const char *sock);
 
@@ -40,3 +43,15 @@ int aidp_test_daemon_connect(const char *sock);
  * the client. */
 void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u, const char *sock,
                              const char *const *args);
+
+/* The daemon tests' common fixture (test_zygote.c, test_daemon_hostile.c,
+ * test_early_start.c), as root: a fresh directory *dir (0755), the test user
+ * u named by tag, and in the directory the daemon's socket and run directory
+ * and, where logp is not NULL, the lineage log, its key and a policy
+ * directory (made). sock has 100 bytes or more, each other path 1024. False when
+ * anything could not be made. */
+bool aidp_test_daemon_fixture(char **dir, const char *tag, struct aidp_test_user *u, char *sock,
+                              char *rundir, char *logp, char *keyp, char *policy);
+/* Its end: the daemon stopped, what its runs left collected (gc), the test
+ * users and the directory removed. */
+void aidp_test_daemon_fixture_end(pid_t *daemon, const char *sock, const char *rundir, char **dir);
