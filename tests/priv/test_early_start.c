@@ -79,21 +79,10 @@ static void wait_zygote(void)
         cr_assert_fail("no idle worker started a zygote");
 }
 
-/* A worker of the daemon stopped by a fault point (state T), or 0. */
-static pid_t stopped_worker(void)
-{
-        struct aidp_test_kid w[16];
-        size_t nw = aidp_test_daemon_children(daemon_pid, w, 16);
-        for (size_t i = 0; i < nw; i++)
-                if (aidp_test_proc_state(w[i].pid) == 'T')
-                        return w[i].pid;
-        return 0;
-}
-
 static pid_t wait_stopped_worker(void)
 {
         for (int t = 0; t < 3000; t++) {
-                pid_t w = stopped_worker();
+                pid_t w = aidp_test_child_in_state(daemon_pid, 'T');
                 if (w)
                         return w;
                 usleep(10000);
@@ -328,7 +317,7 @@ Test(early_start, start_refused_before_the_workers_own_clone_clones_nothing)
         pid_t stopped = 0;
         siginfo_t si = {0};
         while (waitid(P_PID, (id_t)p.pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && !si.si_pid &&
-               !(stopped = stopped_worker()))
+               !(stopped = aidp_test_child_in_state(daemon_pid, 'T')))
                 usleep(10000);
         if (stopped) {
                 kill(stopped, SIGKILL);

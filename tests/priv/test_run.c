@@ -387,17 +387,6 @@ Test(run, ro_bind_and_bind_options)
         cr_expect(strstr(P.err, "relative/path") != NULL, "%s", P.err);
 }
 
-/* A child of pid in state Z, or 0. */
-static pid_t zombie_child(pid_t pid)
-{
-        struct aidp_test_kid k[16];
-        size_t n = aidp_test_daemon_children(pid, k, 16);
-        for (size_t i = 0; i < n; i++)
-                if (aidp_test_proc_state(k[i].pid) == 'Z')
-                        return k[i].pid;
-        return 0;
-}
-
 /* pid 1 that fails its set-up before the supervisor pinned its mount
  * namespace (held at the pin here, AIDP_FAULT_STOP_AT=pin, until pid 1 has
  * exited): the run's error is pid 1's own, naming what failed, not a pin
@@ -424,7 +413,7 @@ Test(run, a_pid1_that_fails_before_the_pin_reports_its_own_error)
         unsetenv("AIDP_FAULT_STOP_AT");
         bool stopped = aidp_test_wait_stopped(P.pid);
         pid_t z = 0;
-        for (int i = 0; stopped && i < 1000 && !(z = zombie_child(P.pid)); i++)
+        for (int i = 0; stopped && i < 1000 && !(z = aidp_test_child_in_state(P.pid, 'Z')); i++)
                 usleep(10000);
         kill(P.pid, SIGCONT);
         int st = aidp_test_finish(&P);

@@ -26,6 +26,7 @@
 #include "lineage_util.h"
 #include "runner.h"
 #include "testusers.h"
+#include "tests/sealed_util.h"
 
 char *aidp_test_wait_lineage(const char *logp, const char *run_id, const char *type, int timeout_ms)
 {
@@ -180,10 +181,7 @@ void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u
 bool aidp_test_daemon_fixture(char **dir, const char *tag, struct aidp_test_user *u, char *sock,
                               char *rundir, char *logp, char *keyp, char *policy)
 {
-        char t[] = "/tmp/aidp-daemon-test.XXXXXX";
-        cr_assert(mkdtemp(t), "mkdtemp: %s", strerror(errno));
-        *dir = strdup(t);
-        cr_assert_not_null(*dir);
+        *dir = tmpdir_new();
         chmod(*dir, 0755);
         if (aidp_test_user_create(tag, u) < 0)
                 return false;
@@ -203,17 +201,7 @@ void aidp_test_daemon_fixture_end(pid_t *daemon, const char *sock, const char *r
         *daemon = 0;
         aidp_test_gc(rundir);
         aidp_test_users_cleanup();
-        if (*dir) {
-                char *rm[] = {"/bin/rm", "-rf", *dir, NULL};
-                pid_t p = fork();
-                if (p == 0) {
-                        execv(rm[0], rm);
-                        _exit(127);
-                }
-                if (p > 0)
-                        waitpid(p, NULL, 0);
-                free(*dir);
-        }
+        tmpdir_rm(*dir);
         *dir = NULL;
 }
 
@@ -236,5 +224,15 @@ pid_t aidp_test_daemon_pid1_under(pid_t parent)
                 if (one)
                         return k[j].pid;
         }
+        return 0;
+}
+
+pid_t aidp_test_child_in_state(pid_t pid, char state)
+{
+        struct aidp_test_kid k[16];
+        size_t n = aidp_test_daemon_children(pid, k, 16);
+        for (size_t i = 0; i < n; i++)
+                if (aidp_test_proc_state(k[i].pid) == state)
+                        return k[i].pid;
         return 0;
 }

@@ -30,6 +30,8 @@ size_t aidp_test_daemon_children(pid_t daemon, struct aidp_test_kid *k, size_t m
 /* The sandbox's pid 1 among parent's children (a worker's): the one whose
  * innermost pid is 1, or 0. */
 pid_t aidp_test_daemon_pid1_under(pid_t parent);
+/* A child of pid in this state ('T' stopped, 'Z' a zombie), or 0. */
+pid_t aidp_test_child_in_state(pid_t pid, char state);
 /* SIGTERM, reaped, its socket removed. */
 void aidp_test_daemon_stop(pid_t pid, const char *sock);
 
