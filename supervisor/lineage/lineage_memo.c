@@ -17,6 +17,7 @@
  * only in its own arena (supervisor/run/startup.c), allocates nothing for it.
  * A line longer than the buffer is never kept. */
 #define _GNU_SOURCE
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -43,6 +44,13 @@ uint64_t aidp_lineage_memo_hits(void)
 {
         return atomic_load(&g_hits);
 }
+
+/* The memo a daemon's idle worker filled before its request
+ * (aidp_lineage_key_warm_fork), with the key it checked the bytes with. */
+static struct {
+        struct aidp_lineage_memo *memo;
+        unsigned char key[AIDP_LINEAGE_KEY_LEN];
+} g_warm;
 
 struct aidp_lineage_memo *aidp_lineage_memo_new(void)
 {
@@ -133,4 +141,33 @@ int aidp_lineage_line_check(const struct aidp_lineage *lg, const char *line, siz
         if (r == 0)
                 aidp_lineage_memo_line(lg, line, len, rec);
         return r;
+}
+
+void aidp_lineage_memo_keep_warm(struct aidp_lineage *lg)
+{
+        if (!lg->memo || !lg->have_key)
+                return;
+        struct aidp_lineage_memo *old = g_warm.memo;
+        g_warm.memo = lg->memo;
+        memcpy(g_warm.key, lg->key, sizeof g_warm.key);
+        lg->memo = NULL;
+        aidp_lineage_memo_free(old);
+}
+
+void aidp_lineage_memo_adopt_warm(struct aidp_lineage *lg)
+{
+        struct aidp_lineage_memo *w = g_warm.memo, *m = lg->memo;
+        /* What was checked with another key says nothing under this one. */
+        if (!w || !m || !lg->have_key || CRYPTO_memcmp(g_warm.key, lg->key, sizeof lg->key))
+                return;
+        pthread_mutex_lock(&w->mu);
+        pthread_mutex_lock(&m->mu);
+        m->anchor_len = w->anchor_len;
+        memcpy(m->anchor_bytes, w->anchor_bytes, w->anchor_len);
+        m->anchor = w->anchor;
+        m->line_len = w->line_len;
+        memcpy(m->line_bytes, w->line_bytes, w->line_len);
+        m->line = w->line;
+        pthread_mutex_unlock(&m->mu);
+        pthread_mutex_unlock(&w->mu);
 }
