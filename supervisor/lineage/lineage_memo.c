@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "supervisor/lineage/codec/lineage_codec.h"
+#include "supervisor/lineage/codec/lineage_mac.h"
 #include "supervisor/lineage/lineage_internal.h"
 
 #define MEMO_LINE_MAX 16384
@@ -46,10 +47,12 @@ uint64_t aidp_lineage_memo_hits(void)
 }
 
 /* The memo a daemon's idle worker filled before its request
- * (aidp_lineage_key_warm_fork), with the key it checked the bytes with. */
+ * (aidp_lineage_key_warm_fork), and which key it checked the bytes with: the
+ * key's SHA-256, not a copy of the key (the zygote and pid 1 are forked from
+ * the worker after this). */
 static struct {
         struct aidp_lineage_memo *memo;
-        unsigned char key[AIDP_LINEAGE_KEY_LEN];
+        char key_id[AIDP_LINEAGE_HASH_HEX + 1];
 } g_warm;
 
 struct aidp_lineage_memo *aidp_lineage_memo_new(void)
@@ -147,9 +150,12 @@ void aidp_lineage_memo_keep_warm(struct aidp_lineage *lg)
 {
         if (!lg->memo || !lg->have_key)
                 return;
+        char id[AIDP_LINEAGE_HASH_HEX + 1];
+        if (aidp_lineage_sha256_hex(lg->key, sizeof lg->key, id) < 0)
+                return;
         struct aidp_lineage_memo *old = g_warm.memo;
         g_warm.memo = lg->memo;
-        memcpy(g_warm.key, lg->key, sizeof g_warm.key);
+        memcpy(g_warm.key_id, id, sizeof id);
         lg->memo = NULL;
         aidp_lineage_memo_free(old);
 }
@@ -157,8 +163,10 @@ void aidp_lineage_memo_keep_warm(struct aidp_lineage *lg)
 void aidp_lineage_memo_adopt_warm(struct aidp_lineage *lg)
 {
         struct aidp_lineage_memo *w = g_warm.memo, *m = lg->memo;
+        char id[AIDP_LINEAGE_HASH_HEX + 1];
         /* What was checked with another key says nothing under this one. */
-        if (!w || !m || !lg->have_key || CRYPTO_memcmp(g_warm.key, lg->key, sizeof lg->key))
+        if (!w || !m || !lg->have_key || aidp_lineage_sha256_hex(lg->key, sizeof lg->key, id) < 0 ||
+            CRYPTO_memcmp(g_warm.key_id, id, sizeof id))
                 return;
         pthread_mutex_lock(&w->mu);
         pthread_mutex_lock(&m->mu);
