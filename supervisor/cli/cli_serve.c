@@ -456,7 +456,7 @@ static void make_ready(void *arg)
 {
         (void)arg;
         relock_keys();
-        aidp_lineage_key_warm_fork();
+        aidp_lineage_key_warm_fork(g_serve.lineage);
         aidp_run_cgready_make(g_serve.run_dir);
         /* and the sandbox's network, IPC and UTS namespaces (nsready.h); a
          * worker without them clones them as a cold run does */

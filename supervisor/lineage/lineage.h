@@ -101,8 +101,13 @@ int aidp_lineage_key_preload(const char *key_path, aidp_error *err);
 /* In a process forked from the one that preloaded the key (a daemon's idle
  * worker, before its request): one HMAC with the key and one SHA-256, so that
  * the copy-on-write faults of the OpenSSL contexts it inherited are taken
- * now, not in the run's START. Nothing without a preloaded key. */
-void aidp_lineage_key_warm_fork(void);
+ * now, not in the run's START; and the anchor and last record of the log at
+ * log_path (NULL: as aidp_lineage_open picks it) checked into the process's
+ * warm memo, which stores opened later with the same key start from (their
+ * tail check then skips those same bytes' parse and HMACs). All on a thread
+ * that is joined, whose stack and malloc arena the run's START thread then
+ * reuses. Nothing without a preloaded key. */
+void aidp_lineage_key_warm_fork(const char *log_path);
 /* Load/create the key file with the permission checks of docs/lineage.md. */
 int aidp_lineage_key_load(const char *path, bool create, unsigned char key[AIDP_LINEAGE_KEY_LEN],
                           aidp_error *err);

@@ -40,6 +40,11 @@ void aidp_lineage_memo_anchor(const struct aidp_lineage *lg, const char *buf, si
                               const struct aidp_lineage_anchor *a);
 void aidp_lineage_memo_line(const struct aidp_lineage *lg, const char *line, size_t len,
                             const struct aidp_lineage_record *rec);
+/* The process's warm memo (aidp_lineage_key_warm_fork): _keep_warm takes the
+ * store's memo as it, with the store's key; _adopt_warm starts a store's memo
+ * from it when the store has the same key (any other key: nothing). */
+void aidp_lineage_memo_keep_warm(struct aidp_lineage *lg);
+void aidp_lineage_memo_adopt_warm(struct aidp_lineage *lg);
 
 /* mkdir -p of path's parent directory; new directories get `mode`. */
 int aidp_lineage_make_parents(const char *path, mode_t mode, aidp_error *err);

@@ -17,12 +17,14 @@
  * only in its own arena (supervisor/run/startup.c), allocates nothing for it.
  * A line longer than the buffer is never kept. */
 #define _GNU_SOURCE
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "supervisor/lineage/codec/lineage_codec.h"
+#include "supervisor/lineage/codec/lineage_mac.h"
 #include "supervisor/lineage/lineage_internal.h"
 
 #define MEMO_LINE_MAX 16384
@@ -43,6 +45,15 @@ uint64_t aidp_lineage_memo_hits(void)
 {
         return atomic_load(&g_hits);
 }
+
+/* The memo a daemon's idle worker filled before its request
+ * (aidp_lineage_key_warm_fork), and which key it checked the bytes with: the
+ * key's SHA-256, not a copy of the key (the zygote and pid 1 are forked from
+ * the worker after this). */
+static struct {
+        struct aidp_lineage_memo *memo;
+        char key_id[AIDP_LINEAGE_HASH_HEX + 1];
+} g_warm;
 
 struct aidp_lineage_memo *aidp_lineage_memo_new(void)
 {
@@ -133,4 +144,38 @@ int aidp_lineage_line_check(const struct aidp_lineage *lg, const char *line, siz
         if (r == 0)
                 aidp_lineage_memo_line(lg, line, len, rec);
         return r;
+}
+
+void aidp_lineage_memo_keep_warm(struct aidp_lineage *lg)
+{
+        if (!lg->memo || !lg->have_key)
+                return;
+        char id[AIDP_LINEAGE_HASH_HEX + 1];
+        if (aidp_lineage_sha256_hex(lg->key, sizeof lg->key, id) < 0)
+                return;
+        struct aidp_lineage_memo *old = g_warm.memo;
+        g_warm.memo = lg->memo;
+        memcpy(g_warm.key_id, id, sizeof id);
+        lg->memo = NULL;
+        aidp_lineage_memo_free(old);
+}
+
+void aidp_lineage_memo_adopt_warm(struct aidp_lineage *lg)
+{
+        struct aidp_lineage_memo *w = g_warm.memo, *m = lg->memo;
+        char id[AIDP_LINEAGE_HASH_HEX + 1];
+        /* What was checked with another key says nothing under this one. */
+        if (!w || !m || !lg->have_key || aidp_lineage_sha256_hex(lg->key, sizeof lg->key, id) < 0 ||
+            CRYPTO_memcmp(g_warm.key_id, id, sizeof id))
+                return;
+        pthread_mutex_lock(&w->mu);
+        pthread_mutex_lock(&m->mu);
+        m->anchor_len = w->anchor_len;
+        memcpy(m->anchor_bytes, w->anchor_bytes, w->anchor_len);
+        m->anchor = w->anchor;
+        m->line_len = w->line_len;
+        memcpy(m->line_bytes, w->line_bytes, w->line_len);
+        m->line = w->line;
+        pthread_mutex_unlock(&m->mu);
+        pthread_mutex_unlock(&w->mu);
 }

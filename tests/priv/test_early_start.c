@@ -232,12 +232,17 @@ Test(early_start, a_stop_request_during_start_ends_the_run_before_the_go)
 
 /* A log with one record, its last line then damaged (one byte of its body,
  * the line kept whole): the next START is refused. The log's bytes in *out. */
-static char *damaged_log(size_t *len)
+static void one_run(void)
 {
         struct aidp_proc p;
         aidp_test_daemon_client(&p, &A, sock,
                                 (const char *const[]){"-q", "--no-cwd", "--", "/bin/true", NULL});
         cr_assert_eq(aidp_test_finish(&p), 0, "%s", p.err);
+}
+
+/* The log's last record (a COMPLETE) edited in place, same size. */
+static char *damage_last_record(size_t *len)
+{
         char *log = aidp_test_slurp(logp, len);
         cr_assert(log && *len > 40);
         char *last = memrchr(log, '\n', *len - 1);
@@ -250,6 +255,12 @@ static char *damaged_log(size_t *len)
         cr_assert_eq(fwrite(log, 1, *len, f), *len);
         cr_assert_eq(fclose(f), 0);
         return log;
+}
+
+static char *damaged_log(size_t *len)
+{
+        one_run();
+        return damage_last_record(len);
 }
 
 /* The refused run: the lineage exit status and the cause named, the job never
@@ -284,6 +295,42 @@ Test(early_start, start_refused_on_the_zygote_path_leaves_nothing)
         size_t len0 = 0;
         char *log0 = damaged_log(&len0);
         wait_zygote();
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, job_args);
+        int rc = aidp_test_finish(&p);
+        expect_refused_and_nothing_left(&p, rc, log0, len0);
+        free(log0);
+}
+
+/* An idle worker checks the log's tail before its request and keeps the
+ * bytes it checked (the warm memo, docs/lineage.md): a last record damaged
+ * after that check, keeping its size, must still be refused by the run that
+ * worker serves. */
+Test(early_start, a_record_damaged_after_the_idle_worker_checked_the_log_is_refused)
+{
+        daemon_start_with(NULL, NULL);
+        wait_zygote();
+        struct aidp_test_kid before[16];
+        size_t nb = aidp_test_daemon_children(daemon_pid, before, 16);
+        one_run();
+        /* a worker forked after the run, with its zygote: it checked the
+         * log as the run left it (make_ready checks it before the zygote) */
+        bool fresh = false;
+        for (int t = 0; t < 3000 && !fresh; t++) {
+                struct aidp_test_kid w[16], k[8];
+                size_t nw = aidp_test_daemon_children(daemon_pid, w, 16);
+                for (size_t i = 0; i < nw && !fresh; i++) {
+                        bool old = false;
+                        for (size_t j = 0; j < nb; j++)
+                                old = old || w[i].pid == before[j].pid;
+                        fresh = !old && aidp_test_daemon_children(w[i].pid, k, 8) > 0;
+                }
+                if (!fresh)
+                        usleep(10000);
+        }
+        cr_assert(fresh, "no idle worker was made after the run");
+        size_t len0 = 0;
+        char *log0 = damage_last_record(&len0);
         struct aidp_proc p;
         aidp_test_daemon_client(&p, &A, sock, job_args);
         int rc = aidp_test_finish(&p);

@@ -782,3 +782,86 @@ Test(lineage_store, the_first_append_makes_the_logs_directory_0750)
         free(log);
         cr_expect_eq(lines, 3);
 }
+
+/* A daemon's idle worker checks the log's tail before its request
+ * (aidp_lineage_key_warm_fork): a store opened afterwards with the same key
+ * starts from those checked bytes, and only from the same bytes. */
+static uint64_t hits_of_one_append(void)
+{
+        struct aidp_lineage *lg = open_store();
+        uint64_t h0 = aidp_lineage_memo_hits();
+        append_n(lg, 1);
+        uint64_t h = aidp_lineage_memo_hits() - h0;
+        aidp_lineage_free(lg);
+        return h;
+}
+
+static void preload_and_warm(void)
+{
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_key_preload(key_path, &e), 0, "%s", e.msg);
+        aidp_lineage_key_warm_fork(log_path);
+}
+
+Test(lineage_store, a_store_opened_after_the_warm_up_skips_the_tails_checks)
+{
+        struct aidp_lineage *lg = open_store();
+        append_n(lg, 2);
+        aidp_lineage_free(lg);
+        uint64_t cold = hits_of_one_append();
+        preload_and_warm();
+        uint64_t warm = hits_of_one_append();
+        /* the anchor and the last line, both answered from the warm memo */
+        cr_assert_eq(warm, cold + 2, "cold %lu, warm %lu memo hits", (unsigned long)cold,
+                     (unsigned long)warm);
+        /* a record appended meanwhile: other bytes, checked in full */
+        lg = open_store();
+        append_n(lg, 1);
+        aidp_lineage_free(lg);
+        cr_assert_eq(hits_of_one_append(), cold);
+        struct aidp_lineage_verify v = verify(true);
+        cr_assert_eq(v.bad_line, 0, "%s", v.reason);
+        cr_assert_eq(v.records, 6);
+}
+
+Test(lineage_store, the_warm_memo_says_nothing_about_bytes_changed_after_it)
+{
+        struct aidp_lineage *lg = open_store();
+        append_n(lg, 2);
+        aidp_lineage_free(lg);
+        preload_and_warm();
+        /* the last line edited after the warm-up, same size */
+        size_t len = 0, s[64];
+        char *buf = slurp(log_path, &len);
+        cr_assert_eq(line_starts(buf, len, s, 64), 2);
+        char *j = strstr(buf + s[1], "\"train\"");
+        cr_assert_not_null(j);
+        j[1] = 'T';
+        spit(log_path, buf, len);
+        lg = open_store();
+        expect_append_refused(lg, "damaged");
+        aidp_lineage_free(lg);
+        free(buf);
+}
+
+Test(lineage_store, the_warm_memo_of_one_key_is_not_taken_by_a_store_of_another)
+{
+        struct aidp_lineage *lg = open_store();
+        append_n(lg, 2);
+        aidp_lineage_free(lg);
+        preload_and_warm();
+        /* the same log, another key: its anchor's tag does not match, and the
+         * bytes checked with the first key must not say otherwise */
+        char other[320];
+        snprintf(other, sizeof other, "%s/etc/other.key", dir);
+        struct aidp_lineage_options o = {.path = log_path,
+                                         .key_path = other,
+                                         .syslog_socket = "/nonexistent/aidp-test-log",
+                                         .create_key = true};
+        aidp_error e = {0};
+        cr_assert_eq(aidp_lineage_open(&lg, &o, &e), 0, "%s", e.msg);
+        uint64_t h0 = aidp_lineage_memo_hits();
+        expect_append_refused(lg, "authentication tag");
+        cr_assert_eq(aidp_lineage_memo_hits(), h0);
+        aidp_lineage_free(lg);
+}
