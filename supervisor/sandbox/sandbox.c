@@ -37,6 +37,7 @@
 #include "supervisor/sandbox/hostsock.h"
 #include "supervisor/sandbox/inroot.h"
 #include "supervisor/sandbox/mask.h"
+#include "supervisor/sandbox/oldroot.h"
 
 /* The new root is assembled in the child's private mount namespace on
  * STAGE_ROOT, below a tiny tmpfs on /tmp (the host's /tmp is only shadowed
@@ -115,6 +116,8 @@ const char *aidp_sandbox_stage_name(enum aidp_sandbox_stage st)
 }
 
 static int g_err_fd = -1;
+/* The old root's unmount, begun at the pivot, checked before the job (oldroot.h). */
+static struct aidp_old_root g_old_root = {.events_fd = -1, .pidfd = -1};
 /* The job's Landlock ruleset, made by pid 1 before the go (hostsock.h). */
 static int g_landlock_fd = -1;
 
@@ -421,6 +424,23 @@ __attribute__((noreturn)) static void hold_mounts(void)
                 pause();
 }
 
+/* pivot_root(".", ".") stacks the old root on the new one; the lazy unmount
+ * then drops every host mount from this namespace, and the holder with the
+ * mask source. Its wait for an RCU grace period is a helper's (oldroot.h):
+ * pid 1 checks that the old root is gone before anything of the job runs. */
+static void pivot_into(const char *root)
+{
+        char p[PATH_MAX];
+        path_join(p, sizeof p, root, "/proc");
+        aidp_old_root_prepare(&g_old_root, p);
+        CHECK(AIDP_STAGE_PIVOT, chdir(root), root);
+        CHECK(AIDP_STAGE_PIVOT, syscall(SYS_pivot_root, ".", "."), "pivot_root");
+        int od = aidp_old_root_detach(&g_old_root);
+        if (od < 0)
+                die(AIDP_STAGE_PIVOT, -od, "old root");
+        CHECK(AIDP_STAGE_PIVOT, chdir("/"), "/");
+}
+
 static void setup_mounts(const struct aidp_sandbox_spec *s)
 {
         /* Nothing done in this namespace may propagate back to the host. */
@@ -526,13 +546,7 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
         CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, root, 0, &a, sizeof a), root);
 
-        /* pivot_root(".", ".") stacks the old root under the new one; the
-         * lazy unmount then drops every host mount from this namespace, and
-         * the holder with the mask source. */
-        CHECK(AIDP_STAGE_PIVOT, chdir(root), root);
-        CHECK(AIDP_STAGE_PIVOT, syscall(SYS_pivot_root, ".", "."), "pivot_root");
-        CHECK(AIDP_STAGE_PIVOT, umount2(".", MNT_DETACH), "old root");
-        CHECK(AIDP_STAGE_PIVOT, chdir("/"), "/");
+        pivot_into(root);
 }
 
 static void loopback_up(void)
@@ -731,6 +745,11 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
          * input into the caller's terminal (TIOCSTI) and terminal signals
          * reach it only through the supervisor. */
         CHECK(AIDP_STAGE_INIT, setsid(), "setsid");
+        /* No host mount is left in this namespace before anything of the
+         * job runs; checked while pid 1 still may (statmount, oldroot.h). */
+        int od = aidp_old_root_wait(&g_old_root);
+        if (od < 0)
+                die(AIDP_STAGE_PIVOT, -od, "old root");
         /* rlimits while still root: raising a hard limit (memlock for GPU
          * DMA) needs CAP_SYS_RESOURCE, which drop_credentials takes away.
          * The job inherits them over fork and execve. */

@@ -1,0 +1,164 @@
+#define _GNU_SOURCE
+/* The old root's lazy unmount off pid 1's path (oldroot.h). */
+#include "supervisor/sandbox/oldroot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "supervisor/sandbox/clone_vm.h"
+#include "supervisor/sandbox/mask_tree.h"
+
+#ifndef SYS_statmount
+#define SYS_statmount 457 /* Linux 6.8, newer than Debian 12's headers */
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+#define OLDROOT_STATMOUNT_MNT_BASIC 0x00000002U
+
+/* The helper's stack: it makes one system call. Static, as pid 1 may not
+ * allocate (hostsock.h); aligned for the call's frame. */
+static char helper_stack[16384] __attribute__((aligned(16)));
+
+/* In the helper: pid 1's working directory is the new root, with the old
+ * root mounted on top of it (pivot_root(".", ".")). Its exit status is the
+ * unmount's errno, 0 for done. errno is shared with pid 1 (one TLS block):
+ * it is written only when this unmount fails, which fails the run. */
+static int helper(void *arg)
+{
+        const struct aidp_old_root *o = arg;
+        if (o->slow_ms) {
+                struct timespec d = {o->slow_ms / 1000, (long)(o->slow_ms % 1000) * 1000000};
+                nanosleep(&d, NULL);
+        }
+        return umount2(".", MNT_DETACH) < 0 ? (errno > 0 && errno < 256 ? errno : EIO) : 0;
+}
+
+/* 1 while mount id is in this process's mount namespace, 0 once it is not,
+ * -errno. statmount looks the id up in the caller's namespace only. */
+static int present(uint64_t id)
+{
+        struct {
+                uint32_t size, spare;
+                uint64_t mnt_id, param;
+        } req = {.size = sizeof req, .mnt_id = id, .param = OLDROOT_STATMOUNT_MNT_BASIC};
+        uint64_t buf[128];
+        if (syscall(SYS_statmount, &req, buf, sizeof buf, 0) == 0)
+                return 1;
+        return errno == ENOENT ? 0 : -errno;
+}
+
+/* Test builds only (AIDP_FAULT_OLDROOT_SLOW_MS=N; supervisor/cli/env.c: the
+ * production binary refuses a run that sets it): the helper waits N ms (at
+ * most 5 s) before its unmount, as one the scheduler does not run at once
+ * would; pid 1 must wait for it all the same (tests/priv/test_oldroot.c).
+ * Read with getenv: a zygote's pid 1 has no environment, so direct runs only. */
+static unsigned fault_slow_ms(void)
+{
+        const char *v = getenv("AIDP_FAULT_OLDROOT_SLOW_MS");
+        unsigned long ms = v ? strtoul(v, NULL, 10) : 0;
+        return ms > 5000 ? 5000 : (unsigned)ms;
+}
+
+void aidp_old_root_prepare(struct aidp_old_root *o, const char *proc)
+{
+        *o = (struct aidp_old_root){.events_fd = -1, .pidfd = -1, .slow_ms = fault_slow_ms()};
+        struct statx sx;
+        if (statx(AT_FDCWD, "/", 0, AIDP_MASK_STATX_MNT_ID_UNIQUE, &sx) < 0 ||
+            !(sx.stx_mask & AIDP_MASK_STATX_MNT_ID_UNIQUE) || present(sx.stx_mnt_id) != 1)
+                return; /* before 6.8: pid 1 unmounts itself */
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/self/mountinfo", proc) >= (int)sizeof p)
+                return;
+        /* The namespace of the task named, fixed at open: pid 1's own. */
+        o->events_fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (o->events_fd >= 0)
+                o->id = sx.stx_mnt_id;
+}
+
+static void close_fds(struct aidp_old_root *o)
+{
+        if (o->events_fd >= 0)
+                close(o->events_fd);
+        if (o->pidfd >= 0)
+                close(o->pidfd);
+        o->events_fd = o->pidfd = -1;
+}
+
+int aidp_old_root_detach(struct aidp_old_root *o)
+{
+        if (o->events_fd >= 0) {
+                /* Its own fd table would hold a copy of every fd pid 1 has
+                 * (err_fd's close-on-exec is how the supervisor learns that
+                 * the job started): it shares pid 1's. Its own fs (root and
+                 * working directory, copied now), signal handlers and
+                 * credentials; SIGCHLD to pid 1, whose init loop reaps it
+                 * like any orphan if it is still there then. */
+                /* Blocked from here on (the init loop blocks it too, and the
+                 * job unblocks every signal): a helper that ends before the
+                 * init loop leaves its SIGCHLD pending for it, not ignored,
+                 * and is reaped then, not left a zombie the job could see. */
+                sigset_t chld;
+                sigemptyset(&chld);
+                sigaddset(&chld, SIGCHLD);
+                sigprocmask(SIG_BLOCK, &chld, NULL);
+                struct clone_args ca = {
+                        .flags = CLONE_VM | CLONE_FILES | CLONE_PIDFD,
+                        .pidfd = (uint64_t)(uintptr_t)&o->pidfd,
+                        .exit_signal = SIGCHLD,
+                        .stack = (uint64_t)(uintptr_t)helper_stack,
+                        .stack_size = sizeof helper_stack,
+                };
+                if (aidp_clone3_on_stack(&ca, helper, o) > 0)
+                        return 0;
+                o->pidfd = -1;
+                close_fds(o);
+        }
+        o->unmounted = true;
+        return umount2(".", MNT_DETACH) < 0 ? -errno : 0;
+}
+
+int aidp_old_root_wait(struct aidp_old_root *o)
+{
+        int rc = 0;
+        while (!o->unmounted) {
+                rc = present(o->id);
+                if (rc <= 0)
+                        break;
+                /* A change of pid 1's mounts (the helper's unmount taking the
+                 * old root out), or the helper's end. */
+                struct pollfd pf[2] = {{.fd = o->events_fd, .events = POLLPRI},
+                                       {.fd = o->pidfd, .events = POLLIN}};
+                if (poll(pf, 2, -1) < 0 && errno != EINTR) {
+                        rc = -errno;
+                        break;
+                }
+                if (!pf[1].revents)
+                        continue;
+                siginfo_t si = {0};
+                if (waitid((idtype_t)P_PIDFD, (id_t)o->pidfd, &si, WEXITED) < 0) {
+                        rc = -errno;
+                        break;
+                }
+                if (si.si_code != CLD_EXITED || si.si_status != 0) {
+                        rc = si.si_code == CLD_EXITED ? -si.si_status : -EINTR;
+                        break;
+                }
+                o->unmounted = true; /* its umount2 returned 0 */
+        }
+        close_fds(o);
+        return rc;
+}

@@ -1,0 +1,103 @@
+/* The old root's unmount off pid 1's path (supervisor/sandbox/oldroot.h): a
+ * helper makes it and sits out its RCU grace period; pid 1 lets nothing of
+ * the job run before the old root is out of its mount namespace. The fault
+ * AIDP_FAULT_OLDROOT_SLOW_MS holds the helper back before its unmount, so a
+ * pid 1 that did not wait would start the job with the host's whole tree
+ * still stacked on its root: the job would see a second mount at "/" (the
+ * host's root, parent the new root) and every host mount under it. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "priv.h"
+#include "runner.h"
+
+static struct aidp_proc P;
+
+TestSuite(oldroot, .timeout = 60);
+
+/* Runs script as the job of a direct run whose helper waits slow_ms before
+ * its unmount; the job's stdout in P.out. */
+static void run_slow(const char *slow_ms, const char *script)
+{
+        char rd[] = "/tmp/aidp-test-oldroot-XXXXXX";
+        cr_assert_not_null(aidp_test_mkdtemp(rd));
+        setenv("AIDP_FAULT_OLDROOT_SLOW_MS", slow_ms, 1);
+        const char *const job[] = {"/bin/sh", "-c", script, NULL};
+        int st = aidp_test_run_job(&P, rd, NULL, job);
+        unsetenv("AIDP_FAULT_OLDROOT_SLOW_MS");
+        aidp_test_rm_tree(rd);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+}
+
+/* The job's mount table, read as its first act: one mount at "/" (the
+ * sandbox's tmpfs root), and every other mount's parent among the mounts
+ * listed: no host mount, and no mount hanging from one. */
+Test(oldroot, the_job_starts_only_once_the_old_root_is_gone)
+{
+        AIDP_REQUIRE_ROOT();
+        run_slow("400", "exec cat /proc/self/mountinfo");
+        uint64_t ids[512], parents[512], root_id = 0, root_parent = 0;
+        size_t n = 0;
+        int roots = 0;
+        char fstype_root[64] = "";
+        for (char *save = NULL, *l = strtok_r(P.out, "\n", &save); l && n < 512;
+             l = strtok_r(NULL, "\n", &save)) {
+                char point[4096], fstype[64];
+                uint64_t id, parent;
+                const char *dash = strstr(l, " - ");
+                cr_assert(dash && sscanf(l, "%" SCNu64 " %" SCNu64 " %*s %*s %4095s", &id, &parent,
+                                         point) == 3 &&
+                                  sscanf(dash + 3, "%63s", fstype) == 1,
+                          "not a mountinfo line: %s", l);
+                ids[n] = id;
+                parents[n++] = parent;
+                if (!strcmp(point, "/")) {
+                        roots++;
+                        root_id = id;
+                        root_parent = parent;
+                        snprintf(fstype_root, sizeof fstype_root, "%s", fstype);
+                }
+        }
+        cr_assert_gt(n, 5, "too few mounts: %s", P.out);
+        cr_expect_eq(roots, 1, "%d mounts at / when the job started (the old root still there):\n%s",
+                     roots, P.out);
+        cr_expect_str_eq(fstype_root, "tmpfs", "the root is not the sandbox's tmpfs:\n%s", P.out);
+        for (size_t i = 0; i < n; i++) {
+                if (ids[i] == root_id)
+                        continue;
+                bool listed = false;
+                for (size_t k = 0; k < n; k++)
+                        listed |= ids[k] == parents[i];
+                cr_expect(listed && parents[i] != root_parent,
+                          "mount %" PRIu64 " hangs from %" PRIu64 ", not a mount of the view:\n%s",
+                          ids[i], parents[i], P.out);
+        }
+}
+
+/* The helper ends (its grace period over) while the job runs, and pid 1
+ * reaps it: a second later no other process of the namespace is pid 1's
+ * program, and none is a zombie. */
+Test(oldroot, the_helper_is_gone_while_the_job_runs)
+{
+        AIDP_REQUIRE_ROOT();
+        run_slow("200", "sleep 1; for s in /proc/[0-9]*/stat; do read -r l < $s && echo \"$l\"; "
+                        "done; echo END");
+        cr_assert(strstr(P.out, "END"), "%s", P.out);
+        int procs = 0;
+        for (char *save = NULL, *l = strtok_r(P.out, "\n", &save); l;
+             l = strtok_r(NULL, "\n", &save)) {
+                int pid;
+                char comm[64], state;
+                if (sscanf(l, "%d (%63[^)]) %c", &pid, comm, &state) != 3)
+                        continue;
+                procs++;
+                cr_expect(pid == 1 || strcmp(comm, "aidp-init"),
+                          "pid %d (%s) in the sandbox besides pid 1:\n%s", pid, comm, P.out);
+                cr_expect_neq(state, 'Z', "pid %d (%s) is a zombie:\n%s", pid, comm, P.out);
+        }
+        cr_expect_geq(procs, 2, "pid 1 and the job not listed:\n%s", P.out);
+}
