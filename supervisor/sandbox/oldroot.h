@@ -36,7 +36,7 @@ void aidp_old_root_prepare(struct aidp_old_root *o, const char *proc);
  * pid 1's unmount). */
 int aidp_old_root_detach(struct aidp_old_root *o);
 
-/* Before anything of the job runs: returns once the old root is out of the
+/* Before the go (nothing of the job runs before it): returns once the old root is out of the
  * namespace; the helper's fds closed. 0, or -errno: the helper's unmount
  * failed (its errno) or the check did. */
 int aidp_old_root_wait(struct aidp_old_root *o);

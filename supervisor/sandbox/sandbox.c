@@ -724,6 +724,12 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         int ll = aidp_hostsock_scope_prepare(&g_landlock_fd);
         if (ll < 0)
                 die(AIDP_STAGE_SECCOMP, -ll, "landlock");
+        /* No host mount is left in this namespace before the go (oldroot.h):
+         * the helper's unmount took the old root out by now, or takes it
+         * out the moment it runs; its grace period is its own. */
+        int od = aidp_old_root_wait(&g_old_root);
+        if (od < 0)
+                die(AIDP_STAGE_PIVOT, -od, "old root");
         /* The go: one byte once the run's cgroup is complete, START durable
          * and /data filled, carrying the v1 "tasks" fds. */
         int cg_fds[AIDP_FDPASS_MAX];
@@ -745,11 +751,6 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
          * input into the caller's terminal (TIOCSTI) and terminal signals
          * reach it only through the supervisor. */
         CHECK(AIDP_STAGE_INIT, setsid(), "setsid");
-        /* No host mount is left in this namespace before anything of the
-         * job runs; checked while pid 1 still may (statmount, oldroot.h). */
-        int od = aidp_old_root_wait(&g_old_root);
-        if (od < 0)
-                die(AIDP_STAGE_PIVOT, -od, "old root");
         /* rlimits while still root: raising a hard limit (memlock for GPU
          * DMA) needs CAP_SYS_RESOURCE, which drop_credentials takes away.
          * The job inherits them over fork and execve. */
