@@ -44,6 +44,8 @@ static int helper(void *arg)
                 struct timespec d = {o->slow_ms / 1000, (long)(o->slow_ms % 1000) * 1000000};
                 nanosleep(&d, NULL);
         }
+        if (o->fail)
+                return EIO; /* as an unmount that failed: nothing unmounted */
         return umount2(".", MNT_DETACH) < 0 ? (errno > 0 && errno < 256 ? errno : EIO) : 0;
 }
 
@@ -61,11 +63,13 @@ static int present(uint64_t id)
         return errno == ENOENT ? 0 : -errno;
 }
 
-/* Test builds only (AIDP_FAULT_OLDROOT_SLOW_MS=N; supervisor/cli/env.c: the
- * production binary refuses a run that sets it): the helper waits N ms (at
- * most 5 s) before its unmount, as one the scheduler does not run at once
- * would; pid 1 must wait for it all the same (tests/priv/test_oldroot.c).
- * Read with getenv: a zygote's pid 1 has no environment, so direct runs only. */
+/* Test builds only (AIDP_FAULT_OLDROOT_SLOW_MS=N, AIDP_FAULT_OLDROOT_FAIL=1;
+ * supervisor/cli/env.c: the production binary refuses a run that sets them):
+ * the helper waits N ms (at most 5 s) before its unmount, as one the
+ * scheduler does not run at once would, and pid 1 must wait for it all the
+ * same; or it ends with EIO without unmounting, and the run must end there
+ * (tests/priv/test_oldroot.c). Read with getenv: a zygote's pid 1 has no
+ * environment, so direct runs only. */
 static unsigned fault_slow_ms(void)
 {
         const char *v = getenv("AIDP_FAULT_OLDROOT_SLOW_MS");
@@ -75,7 +79,10 @@ static unsigned fault_slow_ms(void)
 
 void aidp_old_root_prepare(struct aidp_old_root *o, const char *proc)
 {
-        *o = (struct aidp_old_root){.events_fd = -1, .pidfd = -1, .slow_ms = fault_slow_ms()};
+        *o = (struct aidp_old_root){.events_fd = -1,
+                                    .pidfd = -1,
+                                    .slow_ms = fault_slow_ms(),
+                                    .fail = getenv("AIDP_FAULT_OLDROOT_FAIL") != NULL};
         struct statx sx;
         if (statx(AT_FDCWD, "/", 0, AIDP_MASK_STATX_MNT_ID_UNIQUE, &sx) < 0 ||
             !(sx.stx_mask & AIDP_MASK_STATX_MNT_ID_UNIQUE) || present(sx.stx_mnt_id) != 1)

@@ -23,6 +23,7 @@ struct aidp_old_root {
         int pidfd;       /* the helper, or -1: pid 1 unmounted itself */
         bool unmounted;  /* known gone */
         unsigned slow_ms; /* test builds: the helper's delay (AIDP_FAULT_OLDROOT_SLOW_MS) */
+        bool fail;        /* test builds: the helper fails (AIDP_FAULT_OLDROOT_FAIL) */
 };
 
 /* Before pivot_root, with the new root's /proc mounted at proc (the sandbox's

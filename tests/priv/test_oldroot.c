@@ -7,10 +7,13 @@
  * host's root, parent the new root) and every host mount under it. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "priv.h"
 #include "runner.h"
@@ -100,4 +103,39 @@ Test(oldroot, the_helper_is_gone_while_the_job_runs)
                 cr_expect_neq(state, 'Z', "pid %d (%s) is a zombie:\n%s", pid, comm, P.out);
         }
         cr_expect_geq(procs, 2, "pid 1 and the job not listed:\n%s", P.out);
+}
+
+/* Whether this kernel has statmount (Linux 6.8): without it pid 1 unmounts
+ * the old root itself and no helper is made (oldroot.h). */
+static bool have_statmount(void)
+{
+        return syscall(457, NULL, NULL, (size_t)0, 0) < 0 && errno != ENOSYS;
+}
+
+/* A helper whose unmount fails (AIDP_FAULT_OLDROOT_FAIL: it ends with EIO and
+ * unmounts nothing) ends the run before the go: exit 125 naming the step, the
+ * job never ran, and nothing of the run is left in its run directory. On a
+ * kernel without statmount (the VM's 6.1) there is no helper: pid 1 unmounts
+ * itself and the run completes. */
+Test(oldroot, a_failed_unmount_ends_the_run_before_the_job)
+{
+        AIDP_REQUIRE_ROOT();
+        char rd[] = "/tmp/aidp-test-oldroot-XXXXXX";
+        cr_assert_not_null(aidp_test_mkdtemp(rd));
+        setenv("AIDP_FAULT_OLDROOT_FAIL", "1", 1);
+        const char *const job[] = {"/bin/echo", "THE-JOB-RAN", NULL};
+        int st = aidp_test_run_job(&P, rd, NULL, job);
+        unsetenv("AIDP_FAULT_OLDROOT_FAIL");
+        if (have_statmount()) {
+                cr_expect_eq(st, 125, "exit %d\n%s\n%s", st, P.out, P.err);
+                cr_expect(strstr(P.err, "sandbox setup failed at pivot_root (old root)"), "%s",
+                          P.err);
+                cr_expect_null(strstr(P.out, "THE-JOB-RAN"), "the job ran: %s", P.out);
+        } else {
+                cr_expect_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+                cr_expect(strstr(P.out, "THE-JOB-RAN"), "the job did not run: %s", P.out);
+        }
+        int left = aidp_test_sh("test -z \"$(ls -A %s)\"", rd);
+        cr_expect_eq(left, 0, "the run left files in %s", rd);
+        aidp_test_rm_tree(rd);
 }
