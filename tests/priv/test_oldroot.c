@@ -15,8 +15,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <grp.h>
+
+#include "daemon_util.h"
 #include "priv.h"
 #include "runner.h"
+#include "testusers.h"
 
 static struct aidp_proc P;
 
@@ -36,18 +40,18 @@ static void run_slow(const char *slow_ms, const char *script)
         cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
 }
 
-/* The job's mount table, read as its first act: one mount at "/" (the
- * sandbox's tmpfs root), and every other mount's parent among the mounts
- * listed: no host mount, and no mount hanging from one. */
-Test(oldroot, the_job_starts_only_once_the_old_root_is_gone)
+/* A job's mount table (its /proc/self/mountinfo in out), read as its first
+ * act: one mount at "/" (the sandbox's tmpfs root), and every other mount's
+ * parent among the mounts listed: no host mount, and no mount hanging from
+ * one. */
+static void expect_no_host_mount(char *out)
 {
-        AIDP_REQUIRE_ROOT();
-        run_slow("400", "exec cat /proc/self/mountinfo");
         uint64_t ids[512], parents[512], root_id = 0, root_parent = 0;
         size_t n = 0;
         int roots = 0;
-        char fstype_root[64] = "";
-        for (char *save = NULL, *l = strtok_r(P.out, "\n", &save); l && n < 512;
+        char fstype_root[64] = "", copy[sizeof P.out];
+        snprintf(copy, sizeof copy, "%s", out);
+        for (char *save = NULL, *l = strtok_r(out, "\n", &save); l && n < 512;
              l = strtok_r(NULL, "\n", &save)) {
                 char point[4096], fstype[64];
                 uint64_t id, parent;
@@ -65,10 +69,10 @@ Test(oldroot, the_job_starts_only_once_the_old_root_is_gone)
                         snprintf(fstype_root, sizeof fstype_root, "%s", fstype);
                 }
         }
-        cr_assert_gt(n, 5, "too few mounts: %s", P.out);
+        cr_assert_gt(n, 5, "too few mounts: %s", copy);
         cr_expect_eq(roots, 1, "%d mounts at / when the job started (the old root still there):\n%s",
-                     roots, P.out);
-        cr_expect_str_eq(fstype_root, "tmpfs", "the root is not the sandbox's tmpfs:\n%s", P.out);
+                     roots, copy);
+        cr_expect_str_eq(fstype_root, "tmpfs", "the root is not the sandbox's tmpfs:\n%s", copy);
         for (size_t i = 0; i < n; i++) {
                 if (ids[i] == root_id)
                         continue;
@@ -77,8 +81,17 @@ Test(oldroot, the_job_starts_only_once_the_old_root_is_gone)
                         listed |= ids[k] == parents[i];
                 cr_expect(listed && parents[i] != root_parent,
                           "mount %" PRIu64 " hangs from %" PRIu64 ", not a mount of the view:\n%s",
-                          ids[i], parents[i], P.out);
+                          ids[i], parents[i], copy);
         }
+}
+
+/* A direct run whose helper is held back: the job must still start with the
+ * old root gone. */
+Test(oldroot, the_job_starts_only_once_the_old_root_is_gone)
+{
+        AIDP_REQUIRE_ROOT();
+        run_slow("400", "exec cat /proc/self/mountinfo");
+        expect_no_host_mount(P.out);
 }
 
 /* The helper ends (its grace period over) while the job runs, and pid 1
@@ -138,4 +151,42 @@ Test(oldroot, a_failed_unmount_ends_the_run_before_the_job)
         int left = aidp_test_sh("test -z \"$(ls -A %s)\"", rd);
         cr_expect_eq(left, 0, "the run left files in %s", rd);
         aidp_test_rm_tree(rd);
+}
+
+/* Through the daemon (pid 1 cloned by an idle worker's zygote, or by a worker
+ * forked at accept): three runs in a row, each job's first act reading its
+ * mount table, each without a host mount. No fault reaches a zygote's pid 1
+ * (it has no environment): this is the path as it runs. */
+static struct aidp_test_user A;
+static char *T;
+static char sock[100], rundir[1024];
+static pid_t daemon_pid;
+static bool ready;
+
+static void daemon_setup(void)
+{
+        if (geteuid() == 0)
+                ready = aidp_test_daemon_fixture(&T, "o", &A, sock, rundir, NULL, NULL, NULL);
+}
+
+static void daemon_teardown(void)
+{
+        aidp_test_daemon_fixture_end(&daemon_pid, sock, rundir, &T);
+}
+
+Test(oldroot, daemon_runs_start_with_no_host_mount, .init = daemon_setup, .fini = daemon_teardown)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, NULL, NULL, true);
+        cr_assert_gt(daemon_pid, 0);
+        for (int i = 0; i < 3; i++) {
+                const char *args[] = {"-q", "--no-cwd", "--", "/bin/cat", "/proc/self/mountinfo",
+                                      NULL};
+                aidp_test_daemon_client(&P, &A, sock, args);
+                int st = aidp_test_finish(&P);
+                cr_assert_eq(st, 0, "run %d: exit %d\n%s", i, st, P.err);
+                expect_no_host_mount(P.out);
+                usleep(200000); /* the pool refilled: the next run a zygote's */
+        }
 }
