@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
@@ -33,13 +34,22 @@
  * allocate (hostsock.h); aligned for the call's frame. */
 static char helper_stack[16384] __attribute__((aligned(16)));
 
-/* In the helper: pid 1's working directory is the new root, with the old
- * root mounted on top of it (pivot_root(".", ".")). Its exit status is the
- * unmount's errno, 0 for done. errno is shared with pid 1 (one TLS block):
- * it is written only when this unmount fails, which fails the run. */
+/* In the helper, cloned while pid 1 starts building its view: it sleeps until
+ * pid 1's pivot_root sets go (a woken task runs at once where a new one would
+ * queue behind the machine's other tasks: measured, a helper cloned at the
+ * pivot waited up to 16 ms for its first turn at load 2). It shares pid 1's
+ * working directory (CLONE_FS): the new root, with the old root mounted on
+ * top of it (pivot_root(".", ".")). Its exit status is the unmount's errno, 0
+ * for done or for nothing to do (go < 0: pid 1 unmounts itself). errno is
+ * shared with pid 1 (one TLS block): written by a futex wait only once go
+ * changed, and by an unmount that fails, which fails the run. */
 static int helper(void *arg)
 {
-        const struct aidp_old_root *o = arg;
+        struct aidp_old_root *o = arg;
+        while (__atomic_load_n(&o->go, __ATOMIC_ACQUIRE) == 0)
+                syscall(SYS_futex, &o->go, FUTEX_WAIT, 0, NULL, NULL, 0);
+        if (__atomic_load_n(&o->go, __ATOMIC_ACQUIRE) < 0)
+                return 0;
         if (o->slow_ms) {
                 struct timespec d = {o->slow_ms / 1000, (long)(o->slow_ms % 1000) * 1000000};
                 nanosleep(&d, NULL);
@@ -47,6 +57,13 @@ static int helper(void *arg)
         if (o->fail)
                 return EIO; /* as an unmount that failed: nothing unmounted */
         return umount2(".", MNT_DETACH) < 0 ? (errno > 0 && errno < 256 ? errno : EIO) : 0;
+}
+
+/* go set to v (1: unmount, -1: nothing to do) and the helper woken. */
+static void release(struct aidp_old_root *o, int v)
+{
+        __atomic_store_n(&o->go, v, __ATOMIC_RELEASE);
+        syscall(SYS_futex, &o->go, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 /* 1 while mount id is in this process's mount namespace, 0 once it is not,
@@ -77,7 +94,7 @@ static unsigned fault_slow_ms(void)
         return ms > 5000 ? 5000 : (unsigned)ms;
 }
 
-void aidp_old_root_prepare(struct aidp_old_root *o, const char *proc)
+void aidp_old_root_start(struct aidp_old_root *o)
 {
         *o = (struct aidp_old_root){.events_fd = -1,
                                     .pidfd = -1,
@@ -87,13 +104,44 @@ void aidp_old_root_prepare(struct aidp_old_root *o, const char *proc)
         if (statx(AT_FDCWD, "/", 0, AIDP_MASK_STATX_MNT_ID_UNIQUE, &sx) < 0 ||
             !(sx.stx_mask & AIDP_MASK_STATX_MNT_ID_UNIQUE) || present(sx.stx_mnt_id) != 1)
                 return; /* before 6.8: pid 1 unmounts itself */
-        char p[PATH_MAX];
-        if (snprintf(p, sizeof p, "%s/self/mountinfo", proc) >= (int)sizeof p)
-                return;
-        /* The namespace of the task named, fixed at open: pid 1's own. */
-        o->events_fd = open(p, O_RDONLY | O_CLOEXEC);
-        if (o->events_fd >= 0)
+        /* Blocked from here on (the init loop blocks it too, and the job
+         * unblocks every signal): a helper that ends before the init loop
+         * leaves its SIGCHLD pending for it, not ignored, and is reaped then,
+         * not left a zombie the job could see. */
+        sigset_t chld;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &chld, NULL);
+        /* Its own fd table would hold a copy of every fd pid 1 has (err_fd's
+         * close-on-exec is how the supervisor learns that the job started):
+         * it shares pid 1's, and pid 1's root and working directory. Its own
+         * signal handlers and credentials; SIGCHLD to pid 1, whose init loop
+         * reaps it like any orphan if it is still there then. */
+        struct clone_args ca = {
+                .flags = CLONE_VM | CLONE_FILES | CLONE_FS | CLONE_PIDFD,
+                .pidfd = (uint64_t)(uintptr_t)&o->pidfd,
+                .exit_signal = SIGCHLD,
+                .stack = (uint64_t)(uintptr_t)helper_stack,
+                .stack_size = sizeof helper_stack,
+        };
+        if (aidp_clone3_on_stack(&ca, helper, o) > 0)
                 o->id = sx.stx_mnt_id;
+        else
+                o->pidfd = -1;
+}
+
+void aidp_old_root_prepare(struct aidp_old_root *o, const char *proc)
+{
+        if (!o->id)
+                return;
+        char p[PATH_MAX];
+        /* The namespace of the task named, fixed at open: pid 1's own. */
+        if (snprintf(p, sizeof p, "%s/self/mountinfo", proc) < (int)sizeof p)
+                o->events_fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (o->events_fd < 0) {
+                release(o, -1); /* pid 1 unmounts itself */
+                o->id = 0;
+        }
 }
 
 static void close_fds(struct aidp_old_root *o)
@@ -107,32 +155,9 @@ static void close_fds(struct aidp_old_root *o)
 
 int aidp_old_root_detach(struct aidp_old_root *o)
 {
-        if (o->events_fd >= 0) {
-                /* Its own fd table would hold a copy of every fd pid 1 has
-                 * (err_fd's close-on-exec is how the supervisor learns that
-                 * the job started): it shares pid 1's. Its own fs (root and
-                 * working directory, copied now), signal handlers and
-                 * credentials; SIGCHLD to pid 1, whose init loop reaps it
-                 * like any orphan if it is still there then. */
-                /* Blocked from here on (the init loop blocks it too, and the
-                 * job unblocks every signal): a helper that ends before the
-                 * init loop leaves its SIGCHLD pending for it, not ignored,
-                 * and is reaped then, not left a zombie the job could see. */
-                sigset_t chld;
-                sigemptyset(&chld);
-                sigaddset(&chld, SIGCHLD);
-                sigprocmask(SIG_BLOCK, &chld, NULL);
-                struct clone_args ca = {
-                        .flags = CLONE_VM | CLONE_FILES | CLONE_PIDFD,
-                        .pidfd = (uint64_t)(uintptr_t)&o->pidfd,
-                        .exit_signal = SIGCHLD,
-                        .stack = (uint64_t)(uintptr_t)helper_stack,
-                        .stack_size = sizeof helper_stack,
-                };
-                if (aidp_clone3_on_stack(&ca, helper, o) > 0)
-                        return 0;
-                o->pidfd = -1;
-                close_fds(o);
+        if (o->id) {
+                release(o, 1);
+                return 0;
         }
         o->unmounted = true;
         return umount2(".", MNT_DETACH) < 0 ? -errno : 0;

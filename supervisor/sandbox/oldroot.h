@@ -18,7 +18,8 @@
 #include <stdint.h>
 
 struct aidp_old_root {
-        uint64_t id;     /* the old root's unique mount id */
+        uint64_t id;     /* the old root's unique mount id; 0: no helper */
+        int go;          /* the helper's futex: 0 wait, 1 unmount, -1 nothing to do */
         int events_fd;   /* pid 1's mountinfo: POLLPRI at every change of its mounts */
         int pidfd;       /* the helper, or -1: pid 1 unmounted itself */
         bool unmounted;  /* known gone */
@@ -26,9 +27,14 @@ struct aidp_old_root {
         bool fail;        /* test builds: the helper fails (AIDP_FAULT_OLDROOT_FAIL) */
 };
 
+/* First in pid 1's mount work (on the host's root, before anything is
+ * mounted): the helper cloned, asleep until the pivot. Never fails: a kernel
+ * without what the check needs, or a clone refused, leaves the unmount to
+ * pid 1 itself. */
+void aidp_old_root_start(struct aidp_old_root *o);
+
 /* Before pivot_root, with the new root's /proc mounted at proc (the sandbox's
- * pid namespace: its self is pid 1): what the check needs. Never fails: a
- * kernel without what it needs leaves the unmount to pid 1 itself. */
+ * pid namespace: its self is pid 1): the namespace's events opened. */
 void aidp_old_root_prepare(struct aidp_old_root *o, const char *proc);
 
 /* After pivot_root(".", ".") with the old root on top of the new one at the

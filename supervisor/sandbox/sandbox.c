@@ -443,6 +443,9 @@ static void pivot_into(const char *root)
 
 static void setup_mounts(const struct aidp_sandbox_spec *s)
 {
+        /* The old root's unmount helper, cloned now to sleep until the pivot
+         * (oldroot.h). */
+        aidp_old_root_start(&g_old_root);
         /* Nothing done in this namespace may propagate back to the host. */
         CHECK(AIDP_STAGE_MOUNTS, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "/");
 
