@@ -37,7 +37,6 @@
 #include "supervisor/sandbox/hostsock.h"
 #include "supervisor/sandbox/inroot.h"
 #include "supervisor/sandbox/mask.h"
-#include "supervisor/sandbox/oldroot.h"
 
 /* The new root is assembled in the child's private mount namespace on
  * STAGE_ROOT, below a tiny tmpfs on /tmp (the host's /tmp is only shadowed
@@ -116,8 +115,6 @@ const char *aidp_sandbox_stage_name(enum aidp_sandbox_stage st)
 }
 
 static int g_err_fd = -1;
-/* The old root's unmount, begun at the pivot, checked before the job (oldroot.h). */
-static struct aidp_old_root g_old_root = {.events_fd = -1, .pidfd = -1};
 /* The job's Landlock ruleset, made by pid 1 before the go (hostsock.h). */
 static int g_landlock_fd = -1;
 
@@ -424,28 +421,8 @@ __attribute__((noreturn)) static void hold_mounts(void)
                 pause();
 }
 
-/* pivot_root(".", ".") stacks the old root on the new one; the lazy unmount
- * then drops every host mount from this namespace, and the holder with the
- * mask source. Its wait for an RCU grace period is a helper's (oldroot.h):
- * pid 1 checks that the old root is gone before anything of the job runs. */
-static void pivot_into(const char *root)
-{
-        char p[PATH_MAX];
-        path_join(p, sizeof p, root, "/proc");
-        aidp_old_root_prepare(&g_old_root, p);
-        CHECK(AIDP_STAGE_PIVOT, chdir(root), root);
-        CHECK(AIDP_STAGE_PIVOT, syscall(SYS_pivot_root, ".", "."), "pivot_root");
-        int od = aidp_old_root_detach(&g_old_root);
-        if (od < 0)
-                die(AIDP_STAGE_PIVOT, -od, "old root");
-        CHECK(AIDP_STAGE_PIVOT, chdir("/"), "/");
-}
-
 static void setup_mounts(const struct aidp_sandbox_spec *s)
 {
-        /* The old root's unmount helper, cloned now to sleep until the pivot
-         * (oldroot.h). */
-        aidp_old_root_start(&g_old_root);
         /* Nothing done in this namespace may propagate back to the host. */
         CHECK(AIDP_STAGE_MOUNTS, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "/");
 
@@ -549,7 +526,13 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
         CHECK(AIDP_STAGE_MOUNTS, mount_setattr(AT_FDCWD, root, 0, &a, sizeof a), root);
 
-        pivot_into(root);
+        /* pivot_root(".", ".") stacks the old root under the new one; the
+         * lazy unmount then drops every host mount from this namespace, and
+         * the holder with the mask source. */
+        CHECK(AIDP_STAGE_PIVOT, chdir(root), root);
+        CHECK(AIDP_STAGE_PIVOT, syscall(SYS_pivot_root, ".", "."), "pivot_root");
+        CHECK(AIDP_STAGE_PIVOT, umount2(".", MNT_DETACH), "old root");
+        CHECK(AIDP_STAGE_PIVOT, chdir("/"), "/");
 }
 
 static void loopback_up(void)
@@ -727,12 +710,6 @@ void aidp_sandbox_child(const struct aidp_sandbox_spec *s)
         int ll = aidp_hostsock_scope_prepare(&g_landlock_fd);
         if (ll < 0)
                 die(AIDP_STAGE_SECCOMP, -ll, "landlock");
-        /* No host mount is left in this namespace before the go (oldroot.h):
-         * the helper's unmount took the old root out by now, or takes it
-         * out the moment it runs; its grace period is its own. */
-        int od = aidp_old_root_wait(&g_old_root);
-        if (od < 0)
-                die(AIDP_STAGE_PIVOT, -od, "old root");
         /* The go: one byte once the run's cgroup is complete, START durable
          * and /data filled, carrying the v1 "tasks" fds. */
         int cg_fds[AIDP_FDPASS_MAX];
