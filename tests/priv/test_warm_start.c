@@ -967,3 +967,134 @@ Test(warm_start, serving_workers_lock_their_mappings_and_pid1_locks_nothing)
         cr_expect_eq(serving, N, "%zu workers serve the %d runs", serving, N);
         cr_expect_gt(at_accept, 0, "no worker was forked at accept (%zu serving)", serving);
 }
+
+/* The thread of pid named comm (its tid), or 0. */
+static pid_t thread_named(pid_t pid, const char *comm)
+{
+        char p[64];
+        TEST_SNPRINTF(p, "/proc/%d/task", (int)pid);
+        DIR *d = opendir(p);
+        if (!d)
+                return 0;
+        pid_t found = 0;
+        for (struct dirent *e; !found && (e = readdir(d));) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char cp[128], name[64] = "";
+                TEST_SNPRINTF(cp, "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+                FILE *f = fopen(cp, "re");
+                if (f && fgets(name, sizeof name, f))
+                        name[strcspn(name, "\n")] = '\0';
+                if (f)
+                        fclose(f);
+                if (!strcmp(name, comm))
+                        found = (pid_t)atoi(e->d_name);
+        }
+        closedir(d);
+        return found;
+}
+
+/* How many entries of the registry directory are made-ahead files (".PID"),
+ * and whether worker pid has one (empty, root's, 0600). */
+static size_t ahead_files(pid_t pid, bool *has_pid)
+{
+        char dir[1100];
+        TEST_SNPRINTF(dir, "%s/.daemon", rundir);
+        *has_pid = false;
+        DIR *d = opendir(dir);
+        if (!d)
+                return 0;
+        size_t n = 0;
+        for (struct dirent *e; (e = readdir(d));) {
+                if (e->d_name[0] != '.' || e->d_name[1] < '0' || e->d_name[1] > '9')
+                        continue;
+                n++;
+                struct stat st;
+                if (pid > 0 && atoi(e->d_name + 1) == pid &&
+                    fstatat(dirfd(d), e->d_name, &st, 0) == 0)
+                        *has_pid = S_ISREG(st.st_mode) && st.st_size == 0 && st.st_uid == 0 &&
+                                   (st.st_mode & 07777) == 0600;
+        }
+        closedir(d);
+        return n;
+}
+
+/* Worker pid's watcher w runs at the daemon's scheduling, and the worker
+ * has its registry file. */
+static void check_ahead(pid_t pid, pid_t w, int d_nice, int d_policy)
+{
+        char sp[128];
+        TEST_SNPRINTF(sp, "/proc/%d/task/%d/stat", (int)pid, (int)w);
+        int tn = 99, tp = 99;
+        size_t len = 0;
+        char *buf = aidp_test_slurp(sp, &len);
+        cr_assert(buf && sched_of_stat(buf, &tn, &tp), "%s", sp);
+        free(buf);
+        cr_expect(tp == d_policy && tn == d_nice,
+                  "worker %d's watcher runs at policy %d nice %d, not the daemon's %d/%d", (int)pid,
+                  tp, tn, d_policy, d_nice);
+        bool has_file = false;
+        for (int t = 0; t < 300 && (ahead_files(pid, &has_file), !has_file); t++)
+                usleep(10000);
+        cr_expect(has_file, "ready worker %d has no registry file made ahead", (int)pid);
+}
+
+/* What a ready worker makes ahead of its connection (docs/run-core.md, "The
+ * worker segment"): the thread that will watch its client (aidp-watch), at
+ * the daemon's own scheduling (made at SCHED_IDLE it would forward a
+ * client's signals late on a busy machine), and its registry entry's file,
+ * which ps never lists. The run's client is watched by that thread (a
+ * disconnect stops the run: test_daemon.c), and a worker that served no run,
+ * the ones the server stops, and those that served a run leave no such
+ * file. */
+Test(warm_start, a_ready_worker_has_its_watcher_and_registry_file_ahead_and_leaves_neither)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_start();
+        int d_nice, d_policy;
+        cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
+        size_t checked = 0;
+        /* The idle workers that are ready (they make both right before they
+         * say so), waited for */
+        for (int t = 0; t < 1000 && !checked; t++, usleep(10000)) {
+                struct aidp_test_kid k[64];
+                size_t n = children(k, 64);
+                for (size_t i = 0; i < n; i++) {
+                        pid_t w = thread_named(k[i].pid, "aidp-watch");
+                        if (w > 0) {
+                                check_ahead(k[i].pid, w, d_nice, d_policy);
+                                checked++;
+                        }
+                }
+        }
+        cr_assert_gt(checked, 0, "no idle worker has an aidp-watch thread");
+        /* A run, and a ps request: neither worker leaves its file, and ps
+         * lists no made-ahead file (only the run's own entry while it ran). */
+        struct aidp_proc r;
+        cr_assert_eq(run_as(&r, &A, NULL, "true"), 0, "%s", r.err);
+        pid_t c;
+        int q = raw_client("{\"v\":1,\"op\":\"ps\"}", &c);
+        char ps[512];
+        cr_expect(answered(q, 30000, ps, sizeof ps) && !strncmp(ps, "ps", 2), "ps: '%s'", ps);
+        close(q);
+        waitpid(c, NULL, 0);
+        /* Every file left belongs to an idle worker alive now. */
+        for (int t = 0; t < 300; t++) {
+                struct aidp_test_kid now[64];
+                size_t nn = children(now, 64), idle_with = 0;
+                for (size_t i = 0; i < nn; i++) {
+                        bool h = false;
+                        ahead_files(now[i].pid, &h);
+                        idle_with += h;
+                }
+                bool dummy;
+                if (ahead_files(0, &dummy) == idle_with)
+                        break;
+                usleep(10000);
+                cr_assert_lt(t, 299, "a registry file made ahead outlived its worker");
+        }
+        daemon_stop();
+        bool dummy;
+        cr_expect_eq(ahead_files(0, &dummy), 0, "registry files made ahead outlived the daemon");
+}
