@@ -58,6 +58,10 @@ struct aidp_daemon_config {
          * work for the run it will serve, done ahead (its cgroup). May be
          * NULL. */
         void (*while_idle)(void *arg);
+        /* In an idle worker once it has the daemon's own scheduling back,
+         * which threads it starts take: more work ahead (START's thread).
+         * May be NULL. */
+        void (*when_ready)(void *arg);
         /* In the server process, after a worker died of a signal (its run may
          * need gc). May be NULL. */
         void (*worker_crashed)(pid_t pid, int sig, void *arg);

@@ -151,7 +151,9 @@ static int await_connection(const struct aidp_daemon_config *c, const struct aid
          * answers, connections still come over the line: the server never
          * hands one to a worker it has let accept, so no worker gets two. */
         if (!wanted(ctl) && sched_setscheduler(0, p->policy, &p->param) == 0) {
-                /* at the run's scheduling, which the thread inherits */
+                /* at the run's scheduling, which their threads inherit */
+                if (c->when_ready)
+                        c->when_ready(c->arg);
                 aidp_daemon_session_ahead(c);
                 (void)send_type(ctl, "ready", NULL);
         }

@@ -1019,20 +1019,27 @@ static size_t ahead_files(pid_t pid, bool *has_pid)
         return n;
 }
 
-/* Worker pid's watcher w runs at the daemon's scheduling, and the worker
- * has its registry file. */
-static void check_ahead(pid_t pid, pid_t w, int d_nice, int d_policy)
+/* Worker pid's watcher and START's thread run at the daemon's scheduling,
+ * and the worker has its registry file. */
+static void check_ahead(pid_t pid, int d_nice, int d_policy)
 {
-        char sp[128];
-        TEST_SNPRINTF(sp, "/proc/%d/task/%d/stat", (int)pid, (int)w);
-        int tn = 99, tp = 99;
-        size_t len = 0;
-        char *buf = aidp_test_slurp(sp, &len);
-        cr_assert(buf && sched_of_stat(buf, &tn, &tp), "%s", sp);
-        free(buf);
-        cr_expect(tp == d_policy && tn == d_nice,
-                  "worker %d's watcher runs at policy %d nice %d, not the daemon's %d/%d", (int)pid,
-                  tp, tn, d_policy, d_nice);
+        static const char *const names[] = {"aidp-watch", "aidp-start"};
+        for (size_t i = 0; i < 2; i++) {
+                pid_t w = 0;
+                for (int t = 0; t < 300 && !(w = thread_named(pid, names[i])); t++)
+                        usleep(10000);
+                cr_assert_gt(w, 0, "ready worker %d has no %s thread", (int)pid, names[i]);
+                char sp[128];
+                TEST_SNPRINTF(sp, "/proc/%d/task/%d/stat", (int)pid, (int)w);
+                int tn = 99, tp = 99;
+                size_t len = 0;
+                char *buf = aidp_test_slurp(sp, &len);
+                cr_assert(buf && sched_of_stat(buf, &tn, &tp), "%s", sp);
+                free(buf);
+                cr_expect(tp == d_policy && tn == d_nice,
+                          "worker %d's %s runs at policy %d nice %d, not the daemon's %d/%d",
+                          (int)pid, names[i], tp, tn, d_policy, d_nice);
+        }
         bool has_file = false;
         for (int t = 0; t < 300 && (ahead_files(pid, &has_file), !has_file); t++)
                 usleep(10000);
@@ -1040,14 +1047,15 @@ static void check_ahead(pid_t pid, pid_t w, int d_nice, int d_policy)
 }
 
 /* What a ready worker makes ahead of its connection (docs/run-core.md, "The
- * worker segment"): the thread that will watch its client (aidp-watch), at
- * the daemon's own scheduling (made at SCHED_IDLE it would forward a
- * client's signals late on a busy machine), and its registry entry's file,
+ * worker segment"): the threads that will watch its client (aidp-watch) and
+ * write its START (aidp-start), at the daemon's own scheduling (made at
+ * SCHED_IDLE they would be late on a busy machine), and its registry entry's
+ * file,
  * which ps never lists. The run's client is watched by that thread (a
  * disconnect stops the run: test_daemon.c), and a worker that served no run,
  * the ones the server stops, and those that served a run leave no such
  * file. */
-Test(warm_start, a_ready_worker_has_its_watcher_and_registry_file_ahead_and_leaves_neither)
+Test(warm_start, a_ready_worker_has_its_threads_and_registry_file_ahead_and_leaves_none)
 {
         AIDP_REQUIRE_ROOT();
         cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
@@ -1061,9 +1069,8 @@ Test(warm_start, a_ready_worker_has_its_watcher_and_registry_file_ahead_and_leav
                 struct aidp_test_kid k[64];
                 size_t n = children(k, 64);
                 for (size_t i = 0; i < n; i++) {
-                        pid_t w = thread_named(k[i].pid, "aidp-watch");
-                        if (w > 0) {
-                                check_ahead(k[i].pid, w, d_nice, d_policy);
+                        if (thread_named(k[i].pid, "aidp-watch") > 0) {
+                                check_ahead(k[i].pid, d_nice, d_policy);
                                 checked++;
                         }
                 }
@@ -1097,4 +1104,72 @@ Test(warm_start, a_ready_worker_has_its_watcher_and_registry_file_ahead_and_leav
         daemon_stop();
         bool dummy;
         cr_expect_eq(ahead_files(0, &dummy), 0, "registry files made ahead outlived the daemon");
+}
+
+/* A library profile of the test's own with these tmpfs sizes. */
+static void write_tmpfs_profile(const char *name, const char *tmp, const char *shm)
+{
+        char p[1200];
+        TEST_SNPRINTF(p, "%s/%s.yaml", profiles, name);
+        FILE *f = fopen(p, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: %s\n"
+                "limits:\n  tmpfs:\n    /tmp: %s\n%s%s%snetwork: none\n",
+                name, tmp, shm ? "    /dev/shm: " : "", shm ? shm : "", shm ? "\n" : "");
+        cr_assert_eq(fclose(f), 0);
+        cr_assert_eq(chmod(p, 0644), 0);
+}
+
+/* The tmpfs mounts a ready worker makes ahead of its run (docs/run-core.md,
+ * "The worker segment": the default profile's /tmp and /dev/shm whole, the
+ * contexts of /scratch and /out) are exactly what the run would have made,
+ * seen from inside the sandbox: each one's size, mode, owner and noswap, for
+ * a run of the default profile (taken) and one of another profile (other
+ * sizes: not taken), each twice. */
+Test(warm_start, tmpfs_made_ahead_are_exactly_what_the_run_would_make)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        write_tmpfs_profile("baseline", "96Mi", "48Mi");
+        write_tmpfs_profile("smalltmp", "64Mi", NULL);
+        daemon_start();
+        static const struct {
+                const char *profile;
+                unsigned long long tmp, shm;
+        } cases[] = {{NULL, 96ull << 20, 48ull << 20},
+                     {"smalltmp", 64ull << 20, 64ull << 20},
+                     {NULL, 96ull << 20, 48ull << 20},
+                     {"smalltmp", 64ull << 20, 64ull << 20}};
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                struct aidp_proc p;
+                cr_assert_eq(run_as(&p, &A, cases[i].profile,
+                                    "stat -f -c '%b %S' /tmp /dev/shm; "
+                                    "stat -c '%a %u %g' /tmp /dev/shm /scratch /out; "
+                                    "grep -c ' /tmp .* tmpfs .*noswap' /proc/self/mountinfo; "
+                                    "grep -c ' /dev/shm .* tmpfs .*noswap' /proc/self/mountinfo"),
+                             0, "case %zu: %s", i, p.err);
+                unsigned long long b1, s1, b2, s2;
+                unsigned m[4], u[4], g[4];
+                int ns_tmp = -1, ns_shm = -1;
+                int got = sscanf(p.out,
+                                 "%llu %llu\n%llu %llu\n%o %u %u\n%o %u %u\n%o %u %u\n%o %u %u\n"
+                                 "%d\n%d",
+                                 &b1, &s1, &b2, &s2, &m[0], &u[0], &g[0], &m[1], &u[1], &g[1],
+                                 &m[2], &u[2], &g[2], &m[3], &u[3], &g[3], &ns_tmp, &ns_shm);
+                cr_assert_eq(got, 18, "case %zu: %s", i, p.out);
+                cr_expect_eq(b1 * s1, cases[i].tmp, "case %zu: /tmp holds %llu bytes", i, b1 * s1);
+                cr_expect_eq(b2 * s2, cases[i].shm, "case %zu: /dev/shm holds %llu bytes", i,
+                             b2 * s2);
+                for (int k = 0; k < 4; k++) {
+                        bool root = k < 2;
+                        cr_expect_eq(m[k], root ? 01777u : 0755u, "case %zu, mount %d: mode %o", i,
+                                     k, m[k]);
+                        cr_expect_eq(u[k], root ? 0u : (unsigned)A.uid,
+                                     "case %zu, mount %d: owner %u", i, k, u[k]);
+                        cr_expect_eq(g[k], root ? 0u : (unsigned)A.gid,
+                                     "case %zu, mount %d: group %u", i, k, g[k]);
+                }
+                cr_expect(ns_tmp == 1 && ns_shm == 1, "case %zu: noswap missing: %s", i, p.out);
+        }
 }
