@@ -1173,3 +1173,51 @@ Test(warm_start, tmpfs_made_ahead_are_exactly_what_the_run_would_make)
                 cr_expect(ns_tmp == 1 && ns_shm == 1, "case %zu: noswap missing: %s", i, p.out);
         }
 }
+
+/* Whether the space-separated ids in s hold id. */
+static bool ids_hold(const char *s, unsigned id)
+{
+        char buf[1024];
+        TEST_SNPRINTF(buf, "%s", s);
+        char *save = NULL;
+        for (char *t = strtok_r(buf, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+                if ((unsigned)strtoul(t, NULL, 10) == id)
+                        return true;
+        return false;
+}
+
+/* The caller's account entries (its name, the job's supplementary groups)
+ * are read from the databases for each run, never kept from the time a
+ * worker was forked or made ready (docs/run-core.md, "The worker segment":
+ * nothing of them is made ahead): A joins a group between two runs, and the
+ * second run's job has it, served by an idle worker made before the change. */
+Test(warm_start, an_account_database_change_is_seen_by_the_next_run_of_a_ready_worker)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_start();
+        int d_nice, d_policy;
+        cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
+        struct aidp_proc p;
+        cr_assert_eq(run_as(&p, &A, NULL, "id -G"), 0, "%s", p.err);
+        cr_assert_not(ids_hold(p.out, (unsigned)B.gid), "A is in B's group already: %s", p.out);
+        /* the idle workers of now, ready (their entries would be stale if
+         * they were read ahead) */
+        for (int t = 0; t < 1000; t++, usleep(10000)) {
+                struct aidp_test_kid k[64];
+                size_t n = children(k, 64), r = 0;
+                for (size_t i = 0; i < n; i++)
+                        r += thread_named(k[i].pid, "aidp-watch") > 0;
+                if (r >= 2)
+                        break;
+        }
+        struct aidp_test_kid before[64];
+        size_t nb = children(before, 64);
+        cr_assert_eq(aidp_test_user_join(&A, B.gid), 0);
+        cr_assert_eq(run_as(&p, &A, NULL, "id -G"), 0, "%s", p.err);
+        struct aidp_test_kid w = served_by(before, nb);
+        cr_expect_gt(w.pid, 0, "the second run was not served by a worker made before the change");
+        cr_expect(ids_hold(p.out, (unsigned)B.gid),
+                  "the job of A, who joined group %u, has only the groups %s", (unsigned)B.gid,
+                  p.out);
+}
