@@ -458,11 +458,19 @@ static void make_ready(void *arg)
         relock_keys();
         aidp_lineage_key_warm_fork(g_serve.lineage);
         aidp_run_cgready_make(g_serve.run_dir);
+        aidp_run_warm_tmpfs_ahead();
         /* and the sandbox's network, IPC and UTS namespaces (nsready.h); a
          * worker without them clones them as a cold run does */
         (void)aidp_nsready_make();
         /* and the zygote pid 1 is cloned from (zygote.h) */
         (void)aidp_zygote_make();
+}
+
+/* In an idle worker back at the daemon's scheduling: START's thread. */
+static void ready_ahead(void *arg)
+{
+        (void)arg;
+        aidp_run_warm_start_thread();
 }
 
 static void *no_work(void *arg)
@@ -514,6 +522,7 @@ static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp
                 .worker_crashed = worker_crashed,
                 .before_fork = refresh_warm,
                 .while_idle = make_ready,
+                .when_ready = ready_ahead,
         };
         if (c->group) {
                 struct group *g = getgrnam(c->group);

@@ -58,6 +58,10 @@ struct aidp_daemon_config {
          * work for the run it will serve, done ahead (its cgroup). May be
          * NULL. */
         void (*while_idle)(void *arg);
+        /* In an idle worker once it has the daemon's own scheduling back,
+         * which threads it starts take: more work ahead (START's thread).
+         * May be NULL. */
+        void (*when_ready)(void *arg);
         /* In the server process, after a worker died of a signal (its run may
          * need gc). May be NULL. */
         void (*worker_crashed)(pid_t pid, int sig, void *arg);
@@ -103,6 +107,13 @@ void aidp_daemon_session_keep_log(void);
 /* The write end of the server's notice pipe (a worker writes its pid there
  * when its run detached from the connection), or -1. */
 int aidp_daemon_notice_fd(void);
+/* In an idle worker, once it has the daemon's scheduling (the thread takes
+ * it): the thread that will watch its client's connection during the run,
+ * started now and woken by _started, and the file of its registry entry.
+ * Without them (they could not be made), _started makes them. */
+void aidp_daemon_session_ahead(const struct aidp_daemon_config *c);
+/* What _ahead made and no run took, undone (the registry file removed). */
+void aidp_daemon_session_ahead_drop(const struct aidp_daemon_config *c);
 /* The worker's half of one connection (session.c); in the forked worker.
  * verdict: for a connection the worker accepted itself (pool.h), its line,
  * on which the server says whether it may be served; -1 when the server

@@ -142,15 +142,21 @@ static int take_connection(int ctl, int lfd)
  * the server has acknowledged that this worker is ready ("accept"), taken on
  * the listening socket itself, so that the server is not on the request's
  * path (*own is then true). -1 when the server closed the line. */
-static int await_connection(const struct aidp_daemon_pool *p, int ctl, int lfd, bool *own)
+static int await_connection(const struct aidp_daemon_config *c, const struct aidp_daemon_pool *p,
+                            int ctl, int lfd, bool *own)
 {
         /* Ready: the copies are made (or cut short). The run's scheduling
          * first, so that a connection is picked up as soon as the server
          * would have handed it over, then the server is told. Until it
          * answers, connections still come over the line: the server never
          * hands one to a worker it has let accept, so no worker gets two. */
-        if (!wanted(ctl) && sched_setscheduler(0, p->policy, &p->param) == 0)
+        if (!wanted(ctl) && sched_setscheduler(0, p->policy, &p->param) == 0) {
+                /* at the run's scheduling, which their threads inherit */
+                if (c->when_ready)
+                        c->when_ready(c->arg);
+                aidp_daemon_session_ahead(c);
                 (void)send_type(ctl, "ready", NULL);
+        }
         bool accepting = false;
         for (;;) {
                 struct pollfd f[2] = {{.fd = ctl, .events = POLLIN},
@@ -227,11 +233,13 @@ static _Noreturn void idle_main(const struct aidp_daemon_config *c,
         aidp_daemon_stack_ahead();
         aidp_daemon_prefault(ctl);
         bool own = false;
-        int conn = await_connection(p, ctl, lfd, &own);
+        int conn = await_connection(c, p, ctl, lfd, &own);
         /* Not kept while serving: a run holds no way to take connections. */
         close(lfd);
-        if (conn < 0)
+        if (conn < 0) {
+                aidp_daemon_session_ahead_drop(c);
                 _exit(0); /* the server closed the pool: never served anyone */
+        }
         if (!own)
                 close(ctl);
         /* The server's scheduling again, before anything of the run: its

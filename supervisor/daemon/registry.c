@@ -35,20 +35,45 @@ int aidp_registry_init(const char *dir, aidp_error *err)
         DIR *d = opendir(dir);
         if (!d)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "%s", dir);
+        /* and their files made ahead (".PID", aidp_registry_ahead) */
         for (struct dirent *e; (e = readdir(d));)
-                if (e->d_name[0] != '.')
+                if (e->d_name[0] != '.' || (e->d_name[1] >= '0' && e->d_name[1] <= '9'))
                         unlinkat(dirfd(d), e->d_name, 0);
         closedir(d);
         return 0;
 }
 
-int aidp_registry_add(const char *dir, pid_t pid, uid_t uid, const char *run_id,
+static int entry_paths(const char *dir, pid_t pid, char path[4096], char tmp[4096])
+{
+        if (snprintf(path, 4096, "%s/%d", dir, (int)pid) >= 4096 ||
+            snprintf(tmp, 4096, "%s/.%d", dir, (int)pid) >= 4096)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+static int open_tmp(const char *tmp)
+{
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        return fd < 0 ? -errno : fd;
+}
+
+int aidp_registry_ahead(const char *dir, pid_t pid)
+{
+        char path[4096], tmp[4096];
+        int r = entry_paths(dir, pid, path, tmp);
+        return r < 0 ? r : open_tmp(tmp);
+}
+
+int aidp_registry_add(const char *dir, pid_t pid, int ahead, uid_t uid, const char *run_id,
                       const char *command, bool detached)
 {
         char path[4096], tmp[4096];
-        if (snprintf(path, sizeof path, "%s/%d", dir, (int)pid) >= (int)sizeof path ||
-            snprintf(tmp, sizeof tmp, "%s/.%d", dir, (int)pid) >= (int)sizeof tmp)
-                return -ENAMETOOLONG;
+        int r = entry_paths(dir, pid, path, tmp);
+        if (r < 0) {
+                if (ahead >= 0)
+                        close(ahead);
+                return r;
+        }
         json_object *o = json_object_new_object();
         json_object_object_add(o, "run_id", json_object_new_string(run_id));
         json_object_object_add(o, "uid", json_object_new_int64(uid));
@@ -56,8 +81,8 @@ int aidp_registry_add(const char *dir, pid_t pid, uid_t uid, const char *run_id,
         json_object_object_add(o, "started", json_object_new_int64(time(NULL)));
         json_object_object_add(o, "command", json_object_new_string(command ? command : ""));
         json_object_object_add(o, "detached", json_object_new_boolean(detached));
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        int r = fd < 0 ? -errno : json_object_to_fd(fd, o, JSON_C_TO_STRING_PLAIN) < 0 ? -EIO : 0;
+        int fd = ahead >= 0 ? ahead : open_tmp(tmp);
+        r = fd < 0 ? fd : json_object_to_fd(fd, o, JSON_C_TO_STRING_PLAIN) < 0 ? -EIO : 0;
         json_object_put(o);
         if (fd >= 0)
                 close(fd);
@@ -70,9 +95,11 @@ int aidp_registry_add(const char *dir, pid_t pid, uid_t uid, const char *run_id,
 
 void aidp_registry_remove(const char *dir, pid_t pid)
 {
-        char path[4096];
-        if (snprintf(path, sizeof path, "%s/%d", dir, (int)pid) < (int)sizeof path)
-                unlink(path);
+        char path[4096], tmp[4096];
+        if (entry_paths(dir, pid, path, tmp) < 0)
+                return;
+        unlink(path);
+        unlink(tmp); /* made ahead and never used (a worker that served no run) */
 }
 
 static json_object *read_entry(int dfd, const char *name)

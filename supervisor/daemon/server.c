@@ -154,6 +154,8 @@ static unsigned reap(const struct aidp_daemon_config *c, unsigned workers, struc
                         return workers;
                 /* An idle worker of the pool served nobody: nothing to undo. */
                 if (aidp_daemon_pool_reaped(pool, si.si_pid)) {
+                        /* (but the registry file it made ahead) */
+                        aidp_registry_remove(c->state_dir, si.si_pid);
                         waitpid(si.si_pid, NULL, 0);
                         continue;
                 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -132,6 +134,86 @@ static void *watch_client(void *arg)
         }
 }
 
+/* A thread with every signal blocked: signals stay with the run core's
+ * thread (its signalfd). 0 or an errno. */
+static int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int r = pthread_create(t, NULL, fn, arg);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return r;
+}
+
+/* Made while the worker idles (aidp_daemon_session_ahead), each a part of
+ * the request's path before (docs/run-core.md, "The worker segment"):
+ *  - the client's watcher: pthread_create (the stack's mapping, its guard
+ *    page, clone3) was about 0.2 ms. It waits on an eventfd for the session
+ *    it is to watch; a worker that serves no run (ps, stop, logs, a refusal)
+ *    never wakes it, and _exit ends it.
+ *  - the registry entry's file (registry.h), about 0.15 ms to create: only
+ *    written and renamed into place once the run is accepted; the server
+ *    removes one that was never used when it reaps the worker. */
+static struct {
+        pthread_t tid;
+        int wake; /* eventfd; -1: none ahead, or already handed its session */
+        struct aidp_daemon_session *s;
+        int reg; /* the registry entry's file; -1: none */
+} g_ahead = {.wake = -1, .reg = -1};
+
+static void *watch_ahead(void *arg)
+{
+        (void)arg;
+        prctl(PR_SET_NAME, "aidp-watch"); /* ps, top and profilers tell the parts apart */
+        uint64_t v;
+        while (read(g_ahead.wake, &v, sizeof v) < 0 && errno == EINTR)
+                ;
+        struct aidp_daemon_session *s = __atomic_load_n(&g_ahead.s, __ATOMIC_ACQUIRE);
+        return s ? watch_client(s) : NULL;
+}
+
+void aidp_daemon_session_ahead(const struct aidp_daemon_config *c)
+{
+        if (g_ahead.reg < 0) {
+                int fd = aidp_registry_ahead(c->state_dir, getpid());
+                g_ahead.reg = fd < 0 ? -1 : fd;
+        }
+        if (g_ahead.wake >= 0)
+                return;
+        g_ahead.wake = eventfd(0, EFD_CLOEXEC);
+        if (g_ahead.wake >= 0 && thread_start(&g_ahead.tid, watch_ahead, NULL) != 0) {
+                close(g_ahead.wake);
+                g_ahead.wake = -1;
+        }
+}
+
+void aidp_daemon_session_ahead_drop(const struct aidp_daemon_config *c)
+{
+        if (g_ahead.reg < 0)
+                return;
+        close(g_ahead.reg);
+        g_ahead.reg = -1;
+        aidp_registry_remove(c->state_dir, getpid());
+}
+
+/* The watcher of s from now on: the one made ahead, woken, or a new one. */
+static int watcher_start(struct aidp_daemon_session *s)
+{
+        if (g_ahead.wake >= 0) {
+                __atomic_store_n(&g_ahead.s, s, __ATOMIC_RELEASE);
+                uint64_t one = 1;
+                bool woken = write(g_ahead.wake, &one, sizeof one) == (ssize_t)sizeof one;
+                /* the fd stays open: the thread may not have read it yet */
+                g_ahead.wake = -1;
+                if (woken) {
+                        s->watcher = g_ahead.tid;
+                        return 0;
+                }
+        }
+        return thread_start(&s->watcher, watch_client, s);
+}
+
 static void *relay_log(void *arg)
 {
         struct aidp_daemon_session *s = arg;
@@ -186,12 +268,8 @@ int aidp_daemon_session_detach(struct aidp_daemon_session *s, const char *run_id
         s->log_fd = fd;
         s->relay_r = p[0];
         /* The relay drains the pipe whatever the log's state: the job never
-         * blocks on its output. Signals stay with the run core's thread. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        int r = pthread_create(&s->relay, NULL, relay_log, s);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+         * blocks on its output. */
+        int r = thread_start(&s->relay, relay_log, s);
         if (r != 0) {
                 close(p[0]);
                 close(p[1]);
@@ -293,8 +371,9 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
 {
         if (await_verdict(s, err) < 0)
                 return -1;
-        int r = aidp_registry_add(s->cfg->state_dir, getpid(), s->peer.uid, run_id, command,
-                                  s->detached);
+        int r = aidp_registry_add(s->cfg->state_dir, getpid(), g_ahead.reg, s->peer.uid, run_id,
+                                  command, s->detached);
+        g_ahead.reg = -1;
         if (r < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "registering run %s", run_id);
         if (!s->detached)
@@ -314,12 +393,7 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
         }
         if (r < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "the client went away");
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, &old);
-        r = pthread_create(&s->watcher, NULL, watch_client, s);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (r != 0)
+        if ((r = watcher_start(s)) != 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, r, "pthread_create");
         s->started = true;
         return 0;
@@ -594,6 +668,7 @@ void aidp_daemon_worker(const struct aidp_daemon_config *c, int conn, int verdic
                                         .verdict = verdict};
         int st = serve_one(&s);
         aidp_peer_release(&s.peer);
+        aidp_daemon_session_ahead_drop(c); /* no run used it (ps, a refusal) */
         /* The watcher may still block on the socket: the process ends it. */
         _exit(st & 0xff);
 }

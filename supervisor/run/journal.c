@@ -22,7 +22,28 @@ const char *aidp_journal_run_dir(const char *run_dir)
         return e && *e ? e : AIDP_RUN_DIR_DEFAULT;
 }
 
+/* This process's own, once read: it never changes while the process lives,
+ * and a fork's child has another pid. A daemon's idle worker reads it while
+ * it waits (its ready cgroup's record, cgready.c), so the run's journal
+ * does not read /proc again on the request's path. */
+static pid_t g_self_pid;
+static unsigned long long g_self_start;
+
+static unsigned long long read_starttime(pid_t pid);
+
 unsigned long long aidp_proc_starttime(pid_t pid)
+{
+        if (pid == getpid()) {
+                if (g_self_pid != pid || !g_self_start) {
+                        g_self_start = read_starttime(pid);
+                        g_self_pid = pid;
+                }
+                return g_self_start;
+        }
+        return read_starttime(pid);
+}
+
+static unsigned long long read_starttime(pid_t pid)
 {
         char p[64], buf[1024];
         snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);

@@ -23,7 +23,9 @@
  * The invariants this overlap relies on (each is why-commented where it is
  * kept; a change to any of them must revisit this list):
  *  1. pid 1 is cloned (clone3, a raw system call) while other threads of the
- *     process may run (a daemon worker's own; none of the run's: the warm-up
+ *     process may run (a daemon worker's own: the client's watcher, and
+ *     START's thread made ahead while it idled, blocked on its eventfd until
+ *     the run hands it START; none of the run's: the warm-up
  *     thread is joined before, and START's thread starts after, or on the
  *     zygote path, where this process clones nothing, is joined before a
  *     fallback clone: invariant 8). glibc does
@@ -126,9 +128,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/crypto.h"
@@ -137,6 +141,7 @@
 #include "supervisor/run/cgready.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/run/run_views.h"
+#include "supervisor/run/warm.h"
 
 #ifndef AIDP_SERIAL_STARTUP
 #define AIDP_SERIAL_STARTUP 0
@@ -380,6 +385,57 @@ static void *start_thread(void *arg)
         return NULL;
 }
 
+/* START's thread made ahead (aidp_run_warm_start_thread): a daemon's idle
+ * worker starts it once it has the daemon's scheduling (which the thread
+ * takes), and the run hands it its START instead of a pthread_create, 0.13
+ * ms of the request's path (docs/run-core.md, "The worker segment"). Until
+ * then it waits on an eventfd and holds no lock, like the client's watcher
+ * (invariants 1 and 2 are about threads that may hold one); a worker whose
+ * run never hands it a START ends it with its _exit. */
+static struct {
+        pthread_t tid;
+        int wake; /* eventfd; -1: none (not made, or handed its run) */
+        struct run *r;
+} g_start_ahead = {.wake = -1};
+
+static void *start_ahead_main(void *arg)
+{
+        (void)arg;
+        prctl(PR_SET_NAME, "aidp-start");
+        uint64_t v;
+        while (read(g_start_ahead.wake, &v, sizeof v) < 0 && errno == EINTR)
+                ;
+        struct run *r = __atomic_load_n(&g_start_ahead.r, __ATOMIC_ACQUIRE);
+        return r ? start_thread(r) : NULL;
+}
+
+void aidp_run_warm_start_thread(void)
+{
+        if (AIDP_SERIAL_STARTUP || g_start_ahead.wake >= 0)
+                return;
+        g_start_ahead.wake = eventfd(0, EFD_CLOEXEC);
+        if (g_start_ahead.wake >= 0 && !thread_start(&g_start_ahead.tid, start_ahead_main, NULL)) {
+                close(g_start_ahead.wake);
+                g_start_ahead.wake = -1;
+        }
+}
+
+/* START's thread for r: the one made ahead, woken, or a new one. */
+static bool start_thread_begin(struct run *r)
+{
+        if (g_start_ahead.wake >= 0) {
+                int fd = g_start_ahead.wake;
+                g_start_ahead.wake = -1; /* open still: the thread may not have read it */
+                __atomic_store_n(&g_start_ahead.r, r, __ATOMIC_RELEASE);
+                uint64_t one = 1;
+                if (write(fd, &one, sizeof one) == (ssize_t)sizeof one) {
+                        r->start_tid = g_start_ahead.tid;
+                        return true;
+                }
+        }
+        return thread_start(&r->start_tid, start_thread, r);
+}
+
 /* START, right after pid 1's clone (spawn.c calls it once pid 1 is in the
  * journal): on a thread while this one lists the host's sockets and pid 1
  * builds its mounts; committed at step 5 (invariant 5). A START that cannot be
@@ -393,8 +449,7 @@ int aidp_run_start_record(struct run *r, aidp_error *err)
         if (r->start_begun)
                 return 0; /* begun at the end of start-rec (aidp_run_start_early) */
         r->start_begun = true;
-        if (!AIDP_SERIAL_STARTUP &&
-            (r->start_thread = thread_start(&r->start_tid, start_thread, r)))
+        if (!AIDP_SERIAL_STARTUP && (r->start_thread = start_thread_begin(r)))
                 return 0;
         return start_append(r, err);
 }
@@ -430,7 +485,7 @@ void aidp_run_start_early(struct run *r)
          * the clone, as on the direct path (the zygote is still used). */
         if (r->cgfd < 0 || aidp_lineage_has_witnesses(r->rl.lg))
                 return;
-        r->start_begun = r->start_thread = thread_start(&r->start_tid, start_thread, r);
+        r->start_begun = r->start_thread = start_thread_begin(r);
 }
 
 /* Test builds: AIDP_FAULT_STOP_AT=planned stops the worker right before it

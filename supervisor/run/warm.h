@@ -66,3 +66,11 @@ void aidp_run_warm_refresh(void);
  * takes it over (the cache is empty afterwards: one run per worker); false
  * when the run must load it itself. */
 bool aidp_run_warm_policy_take(const char *dir, struct aidp_policy_set *ret);
+/* In a daemon's idle worker, at the scheduling its run will have (the thread
+ * takes it): the thread that will write the run's START, made now and handed
+ * the run by step 2 or 4 instead of a thread made then (startup.c). */
+void aidp_run_warm_start_thread(void);
+/* In a daemon's idle worker: the tmpfs mounts prepare would make for the
+ * default profile, made ahead where they do not depend on the run
+ * (aidp_tmpfs_ahead; warm_profile.c). */
+void aidp_run_warm_tmpfs_ahead(void);

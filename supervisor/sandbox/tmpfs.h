@@ -20,5 +20,11 @@ struct aidp_tmpfs {
  * directory gets mode `mode` and is owned by uid:gid. */
 int aidp_tmpfs_create(const char *label, uint64_t size_bytes, unsigned mode, unsigned uid,
                       unsigned gid, struct aidp_tmpfs *out, aidp_error *err);
+/* In a daemon's idle worker, ahead of its run: a tmpfs of this size and mode
+ * owned by root (size > 0), or a context with only this mode and noswap set
+ * (size 0), kept for aidp_tmpfs_create, which takes one only when it is
+ * exactly what it would make (the same size, mode and owner; a context for
+ * the same mode). Nothing when it cannot be made. */
+void aidp_tmpfs_ahead(uint64_t size_bytes, unsigned mode);
 /* Close the supervisor's fd. The memory is freed once no mount references it. */
 void aidp_tmpfs_release(struct aidp_tmpfs *t);

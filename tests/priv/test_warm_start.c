@@ -967,3 +967,257 @@ Test(warm_start, serving_workers_lock_their_mappings_and_pid1_locks_nothing)
         cr_expect_eq(serving, N, "%zu workers serve the %d runs", serving, N);
         cr_expect_gt(at_accept, 0, "no worker was forked at accept (%zu serving)", serving);
 }
+
+/* The thread of pid named comm (its tid), or 0. */
+static pid_t thread_named(pid_t pid, const char *comm)
+{
+        char p[64];
+        TEST_SNPRINTF(p, "/proc/%d/task", (int)pid);
+        DIR *d = opendir(p);
+        if (!d)
+                return 0;
+        pid_t found = 0;
+        for (struct dirent *e; !found && (e = readdir(d));) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char cp[128], name[64] = "";
+                TEST_SNPRINTF(cp, "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+                FILE *f = fopen(cp, "re");
+                if (f && fgets(name, sizeof name, f))
+                        name[strcspn(name, "\n")] = '\0';
+                if (f)
+                        fclose(f);
+                if (!strcmp(name, comm))
+                        found = (pid_t)atoi(e->d_name);
+        }
+        closedir(d);
+        return found;
+}
+
+/* How many entries of the registry directory are made-ahead files (".PID"),
+ * and whether worker pid has one (empty, root's, 0600). */
+static size_t ahead_files(pid_t pid, bool *has_pid)
+{
+        char dir[1100];
+        TEST_SNPRINTF(dir, "%s/.daemon", rundir);
+        *has_pid = false;
+        DIR *d = opendir(dir);
+        if (!d)
+                return 0;
+        size_t n = 0;
+        for (struct dirent *e; (e = readdir(d));) {
+                if (e->d_name[0] != '.' || e->d_name[1] < '0' || e->d_name[1] > '9')
+                        continue;
+                n++;
+                struct stat st;
+                if (pid > 0 && atoi(e->d_name + 1) == pid &&
+                    fstatat(dirfd(d), e->d_name, &st, 0) == 0)
+                        *has_pid = S_ISREG(st.st_mode) && st.st_size == 0 && st.st_uid == 0 &&
+                                   (st.st_mode & 07777) == 0600;
+        }
+        closedir(d);
+        return n;
+}
+
+/* Worker pid's watcher and START's thread run at the daemon's scheduling,
+ * and the worker has its registry file. */
+static void check_ahead(pid_t pid, int d_nice, int d_policy)
+{
+        static const char *const names[] = {"aidp-watch", "aidp-start"};
+        for (size_t i = 0; i < 2; i++) {
+                pid_t w = 0;
+                for (int t = 0; t < 300 && !(w = thread_named(pid, names[i])); t++)
+                        usleep(10000);
+                cr_assert_gt(w, 0, "ready worker %d has no %s thread", (int)pid, names[i]);
+                char sp[128];
+                TEST_SNPRINTF(sp, "/proc/%d/task/%d/stat", (int)pid, (int)w);
+                int tn = 99, tp = 99;
+                size_t len = 0;
+                char *buf = aidp_test_slurp(sp, &len);
+                cr_assert(buf && sched_of_stat(buf, &tn, &tp), "%s", sp);
+                free(buf);
+                cr_expect(tp == d_policy && tn == d_nice,
+                          "worker %d's %s runs at policy %d nice %d, not the daemon's %d/%d",
+                          (int)pid, names[i], tp, tn, d_policy, d_nice);
+        }
+        bool has_file = false;
+        for (int t = 0; t < 300 && (ahead_files(pid, &has_file), !has_file); t++)
+                usleep(10000);
+        cr_expect(has_file, "ready worker %d has no registry file made ahead", (int)pid);
+}
+
+/* What a ready worker makes ahead of its connection (docs/run-core.md, "The
+ * worker segment"): the threads that will watch its client (aidp-watch) and
+ * write its START (aidp-start), at the daemon's own scheduling (made at
+ * SCHED_IDLE they would be late on a busy machine), and its registry entry's
+ * file,
+ * which ps never lists. The run's client is watched by that thread (a
+ * disconnect stops the run: test_daemon.c), and a worker that served no run,
+ * the ones the server stops, and those that served a run leave no such
+ * file. */
+Test(warm_start, a_ready_worker_has_its_threads_and_registry_file_ahead_and_leaves_none)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_start();
+        int d_nice, d_policy;
+        cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
+        size_t checked = 0;
+        /* The idle workers that are ready (they make both right before they
+         * say so), waited for */
+        for (int t = 0; t < 1000 && !checked; t++, usleep(10000)) {
+                struct aidp_test_kid k[64];
+                size_t n = children(k, 64);
+                for (size_t i = 0; i < n; i++) {
+                        if (thread_named(k[i].pid, "aidp-watch") > 0) {
+                                check_ahead(k[i].pid, d_nice, d_policy);
+                                checked++;
+                        }
+                }
+        }
+        cr_assert_gt(checked, 0, "no idle worker has an aidp-watch thread");
+        /* A run, and a ps request: neither worker leaves its file, and ps
+         * lists no made-ahead file (only the run's own entry while it ran). */
+        struct aidp_proc r;
+        cr_assert_eq(run_as(&r, &A, NULL, "true"), 0, "%s", r.err);
+        pid_t c;
+        int q = raw_client("{\"v\":1,\"op\":\"ps\"}", &c);
+        char ps[512];
+        cr_expect(answered(q, 30000, ps, sizeof ps) && !strncmp(ps, "ps", 2), "ps: '%s'", ps);
+        close(q);
+        waitpid(c, NULL, 0);
+        /* Every file left belongs to an idle worker alive now. */
+        for (int t = 0; t < 300; t++) {
+                struct aidp_test_kid now[64];
+                size_t nn = children(now, 64), idle_with = 0;
+                for (size_t i = 0; i < nn; i++) {
+                        bool h = false;
+                        ahead_files(now[i].pid, &h);
+                        idle_with += h;
+                }
+                bool dummy;
+                if (ahead_files(0, &dummy) == idle_with)
+                        break;
+                usleep(10000);
+                cr_assert_lt(t, 299, "a registry file made ahead outlived its worker");
+        }
+        daemon_stop();
+        bool dummy;
+        cr_expect_eq(ahead_files(0, &dummy), 0, "registry files made ahead outlived the daemon");
+}
+
+/* A library profile of the test's own with these tmpfs sizes. */
+static void write_tmpfs_profile(const char *name, const char *tmp, const char *shm)
+{
+        char p[1200];
+        TEST_SNPRINTF(p, "%s/%s.yaml", profiles, name);
+        FILE *f = fopen(p, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: %s\n"
+                "limits:\n  tmpfs:\n    /tmp: %s\n%s%s%snetwork: none\n",
+                name, tmp, shm ? "    /dev/shm: " : "", shm ? shm : "", shm ? "\n" : "");
+        cr_assert_eq(fclose(f), 0);
+        cr_assert_eq(chmod(p, 0644), 0);
+}
+
+/* The tmpfs mounts a ready worker makes ahead of its run (docs/run-core.md,
+ * "The worker segment": the default profile's /tmp and /dev/shm whole, the
+ * contexts of /scratch and /out) are exactly what the run would have made,
+ * seen from inside the sandbox: each one's size, mode, owner and noswap, for
+ * a run of the default profile (taken) and one of another profile (other
+ * sizes: not taken), each twice. */
+Test(warm_start, tmpfs_made_ahead_are_exactly_what_the_run_would_make)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        write_tmpfs_profile("baseline", "96Mi", "48Mi");
+        write_tmpfs_profile("smalltmp", "64Mi", NULL);
+        daemon_start();
+        static const struct {
+                const char *profile;
+                unsigned long long tmp, shm;
+        } cases[] = {{NULL, 96ull << 20, 48ull << 20},
+                     {"smalltmp", 64ull << 20, 64ull << 20},
+                     {NULL, 96ull << 20, 48ull << 20},
+                     {"smalltmp", 64ull << 20, 64ull << 20}};
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                struct aidp_proc p;
+                cr_assert_eq(run_as(&p, &A, cases[i].profile,
+                                    "stat -f -c '%b %S' /tmp /dev/shm; "
+                                    "stat -c '%a %u %g' /tmp /dev/shm /scratch /out; "
+                                    "grep -c ' /tmp .* tmpfs .*noswap' /proc/self/mountinfo; "
+                                    "grep -c ' /dev/shm .* tmpfs .*noswap' /proc/self/mountinfo"),
+                             0, "case %zu: %s", i, p.err);
+                unsigned long long b1, s1, b2, s2;
+                unsigned m[4], u[4], g[4];
+                int ns_tmp = -1, ns_shm = -1;
+                int got = sscanf(p.out,
+                                 "%llu %llu\n%llu %llu\n%o %u %u\n%o %u %u\n%o %u %u\n%o %u %u\n"
+                                 "%d\n%d",
+                                 &b1, &s1, &b2, &s2, &m[0], &u[0], &g[0], &m[1], &u[1], &g[1],
+                                 &m[2], &u[2], &g[2], &m[3], &u[3], &g[3], &ns_tmp, &ns_shm);
+                cr_assert_eq(got, 18, "case %zu: %s", i, p.out);
+                cr_expect_eq(b1 * s1, cases[i].tmp, "case %zu: /tmp holds %llu bytes", i, b1 * s1);
+                cr_expect_eq(b2 * s2, cases[i].shm, "case %zu: /dev/shm holds %llu bytes", i,
+                             b2 * s2);
+                for (int k = 0; k < 4; k++) {
+                        bool root = k < 2;
+                        cr_expect_eq(m[k], root ? 01777u : 0755u, "case %zu, mount %d: mode %o", i,
+                                     k, m[k]);
+                        cr_expect_eq(u[k], root ? 0u : (unsigned)A.uid,
+                                     "case %zu, mount %d: owner %u", i, k, u[k]);
+                        cr_expect_eq(g[k], root ? 0u : (unsigned)A.gid,
+                                     "case %zu, mount %d: group %u", i, k, g[k]);
+                }
+                cr_expect(ns_tmp == 1 && ns_shm == 1, "case %zu: noswap missing: %s", i, p.out);
+        }
+}
+
+/* Whether the space-separated ids in s hold id. */
+static bool ids_hold(const char *s, unsigned id)
+{
+        char buf[1024];
+        TEST_SNPRINTF(buf, "%s", s);
+        char *save = NULL;
+        for (char *t = strtok_r(buf, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+                if ((unsigned)strtoul(t, NULL, 10) == id)
+                        return true;
+        return false;
+}
+
+/* The caller's account entries (its name, the job's supplementary groups)
+ * are read from the databases for each run, never kept from the time a
+ * worker was forked or made ready (docs/run-core.md, "The worker segment":
+ * nothing of them is made ahead): A joins a group between two runs, and the
+ * second run's job has it, served by an idle worker made before the change. */
+Test(warm_start, an_account_database_change_is_seen_by_the_next_run_of_a_ready_worker)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_start();
+        int d_nice, d_policy;
+        cr_assert(sched_of(daemon_pid, &d_nice, &d_policy));
+        struct aidp_proc p;
+        cr_assert_eq(run_as(&p, &A, NULL, "id -G"), 0, "%s", p.err);
+        cr_assert_not(ids_hold(p.out, (unsigned)B.gid), "A is in B's group already: %s", p.out);
+        /* the idle workers of now, ready (their entries would be stale if
+         * they were read ahead) */
+        for (int t = 0; t < 1000; t++, usleep(10000)) {
+                struct aidp_test_kid k[64];
+                size_t n = children(k, 64), r = 0;
+                for (size_t i = 0; i < n; i++)
+                        r += thread_named(k[i].pid, "aidp-watch") > 0;
+                if (r >= 2)
+                        break;
+        }
+        struct aidp_test_kid before[64];
+        size_t nb = children(before, 64);
+        cr_assert_eq(aidp_test_user_join(&A, B.gid), 0);
+        cr_assert_eq(run_as(&p, &A, NULL, "id -G"), 0, "%s", p.err);
+        struct aidp_test_kid w = served_by(before, nb);
+        cr_expect_gt(w.pid, 0, "the second run was not served by a worker made before the change");
+        cr_expect(ids_hold(p.out, (unsigned)B.gid),
+                  "the job of A, who joined group %u, has only the groups %s", (unsigned)B.gid,
+                  p.out);
+}
