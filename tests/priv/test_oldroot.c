@@ -51,7 +51,8 @@ static void expect_no_host_mount(char *out)
                 char point[4096], fstype[64];
                 uint64_t id, parent;
                 const char *dash = strstr(l, " - ");
-                cr_assert(dash && sscanf(l, "%" SCNu64 " %" SCNu64 " %*s %*s %4095s", &id, &parent,
+                cr_assert(dash &&
+                                  sscanf(l, "%" SCNu64 " %" SCNu64 " %*s %*s %4095s", &id, &parent,
                                          point) == 3 &&
                                   sscanf(dash + 3, "%63s", fstype) == 1,
                           "not a mountinfo line: %s", l);
@@ -65,8 +66,9 @@ static void expect_no_host_mount(char *out)
                 }
         }
         cr_assert_gt(n, 5, "too few mounts: %s", copy);
-        cr_expect_eq(roots, 1, "%d mounts at / when the job started (the old root still there):\n%s",
-                     roots, copy);
+        cr_expect_eq(roots, 1,
+                     "%d mounts at / when the job started (the old root still there):\n%s", roots,
+                     copy);
         cr_expect_str_eq(fstype_root, "tmpfs", "the root is not the sandbox's tmpfs:\n%s", copy);
         for (size_t i = 0; i < n; i++) {
                 if (ids[i] == root_id)
