@@ -70,7 +70,11 @@ bool aidp_run_warm_policy_take(const char *dir, struct aidp_policy_set *ret);
  * takes it): the thread that will write the run's START, made now and handed
  * the run by step 2 or 4 instead of a thread made then (startup.c). */
 void aidp_run_warm_start_thread(void);
+/* The cached library profile `name`, not taken, or NULL; the cache keeps it
+ * (read-only; no freshness check: for work ahead that the run checks again). */
+const struct aidp_profile *aidp_run_warm_profile_peek(const char *name);
 /* In a daemon's idle worker: the tmpfs mounts prepare would make for the
  * default profile, made ahead where they do not depend on the run
- * (aidp_tmpfs_ahead; warm_profile.c). */
+ * (aidp_tmpfs_ahead; warm_tmpfs.c, apart so that the `aidp` tool, which
+ * links the profile cache, links no mount code). */
 void aidp_run_warm_tmpfs_ahead(void);

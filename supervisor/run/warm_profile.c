@@ -11,7 +11,6 @@
 
 #include "supervisor/run/profile_env.h"
 #include "supervisor/run/run.h"
-#include "supervisor/sandbox/tmpfs.h"
 
 /* One file of a load, as a cold load would find it: the name (lstat: the
  * library read refuses a symlink) and its directory (stat: its owner and
@@ -142,19 +141,10 @@ bool aidp_run_warm_profile_take(const char *name, struct aidp_profile *ret)
         return false;
 }
 
-void aidp_run_warm_tmpfs_ahead(void)
+const struct aidp_profile *aidp_run_warm_profile_peek(const char *name)
 {
-        /* The default profile's (the one most runs take): prepare makes its
-         * /tmp and /dev/shm root's, /scratch and /out the caller's; those two
-         * get their contexts only (their owner is the run's). */
-        for (size_t i = 0; i < g_n; i++) {
-                if (g_profiles[i].taken || strcmp(g_profiles[i].name, AIDP_DEFAULT_PROFILE))
-                        continue;
-                const struct aidp_profile *p = &g_profiles[i].profile;
-                aidp_tmpfs_ahead(p->limits.tmp_bytes, 01777);
-                aidp_tmpfs_ahead(aidp_profile_shm_bytes(p), 01777);
-                aidp_tmpfs_ahead(0, 0755);
-                aidp_tmpfs_ahead(0, 0755);
-                return;
-        }
+        for (size_t i = 0; i < g_n; i++)
+                if (!g_profiles[i].taken && !strcmp(g_profiles[i].name, name))
+                        return &g_profiles[i].profile;
+        return NULL;
 }
