@@ -117,12 +117,12 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
                 if (rc < 0)
                         return rc;
         }
-        /* What this version would add to the journal is the cgroup
-         * directories, which cgroups.log named before each was made (gc
-         * reads both): rewritten only without that log. 0.17 ms of the
-         * request's path on a daemon (docs/run-core.md, "The worker
+        /* Always rewritten, though cgroups.log names the cgroup directories
+         * too: its lines are written best effort (cgroup_fs.c), so this
+         * version is what gc can count on after a crash before pid 1's
+         * record (the review of 2026-12-07; docs/run-core.md, "The worker
          * segment"). */
-        return r->journal.cgroup_log < 0 ? aidp_journal_sync(&r->journal, err) : 0;
+        return aidp_journal_sync(&r->journal, err);
 }
 
 /* The output leak scan's value set, before anything is decrypted, when there

@@ -43,8 +43,11 @@
  *     Once pid 1 exists, what this process does (json-c, OpenSSL, stdio,
  *     malloc, START's thread) is its own: pid 1 is a separate process with its
  *     own copy of every lock, and nothing is cloned or forked while START's
- *     thread lives (it is joined at step 5, or by aidp_run_start_late on a
- *     failure). START's thread mallocs in its own arena, whose pages pid 1
+ *     thread works (it is joined at step 5, or by aidp_run_start_late on a
+ *     failure). A daemon's ready worker makes START's thread ahead: until its
+ *     run hands it START it is blocked in read() on its eventfd, holding no
+ *     lock, and may be alive at the ascaller and cgroup helper forks and a
+ *     fallback clone, like the client's watcher thread. START's thread mallocs in its own arena, whose pages pid 1
  *     never shared: the main arena's would each be a copy-on-write fault. The
  *     store's fsync thread (aidp-fsync, aidp_lineage_append_begin) still uses
  *     no stdio, no fork and no setuid and mallocs only in its own arena, for a
@@ -398,13 +401,27 @@ static struct {
         struct run *r;
 } g_start_ahead = {.wake = -1};
 
+/* The thread's eventfd is its argument, never re-read from g_start_ahead
+ * (which the run sets to -1 as it hands over): the run is stored before the
+ * eventfd is written, so a read that returns has it. The eventfd is closed
+ * here once read: the run's thread wrote it and no longer uses it. A thread
+ * that ends without writing START leaves start_rc as the handover set it, a
+ * failure (start_thread_begin), never a START taken as written. */
 static void *start_ahead_main(void *arg)
 {
-        (void)arg;
+        int fd = (int)(intptr_t)arg;
         prctl(PR_SET_NAME, "aidp-start");
         uint64_t v;
-        while (read(g_start_ahead.wake, &v, sizeof v) < 0 && errno == EINTR)
+        ssize_t n;
+        while ((n = read(fd, &v, sizeof v)) < 0 && errno == EINTR)
                 ;
+        if (n != (ssize_t)sizeof v)
+                return NULL; /* start_rc stays the handover's failure */
+        close(fd);
+        /* test builds: AIDP_FAULT_FAIL_AT=start-ahead, a thread that ends
+         * without writing START (the run must fail, not go on without it) */
+        if (aidp_run_fault_fail("start-ahead"))
+                return NULL;
         struct run *r = __atomic_load_n(&g_start_ahead.r, __ATOMIC_ACQUIRE);
         return r ? start_thread(r) : NULL;
 }
@@ -414,24 +431,34 @@ void aidp_run_warm_start_thread(void)
         if (AIDP_SERIAL_STARTUP || g_start_ahead.wake >= 0)
                 return;
         g_start_ahead.wake = eventfd(0, EFD_CLOEXEC);
-        if (g_start_ahead.wake >= 0 && !thread_start(&g_start_ahead.tid, start_ahead_main, NULL)) {
+        if (g_start_ahead.wake >= 0 && !thread_start(&g_start_ahead.tid, start_ahead_main,
+                                                     (void *)(intptr_t)g_start_ahead.wake)) {
                 close(g_start_ahead.wake);
                 g_start_ahead.wake = -1;
         }
 }
 
-/* START's thread for r: the one made ahead, woken, or a new one. */
+/* START's thread for r: the one made ahead, woken, or a new one. Until the
+ * thread has written START, its result is a failure: one that ended without
+ * writing it fails the run at start_join instead of passing for done. */
 static bool start_thread_begin(struct run *r)
 {
         if (g_start_ahead.wake >= 0) {
                 int fd = g_start_ahead.wake;
-                g_start_ahead.wake = -1; /* open still: the thread may not have read it */
+                g_start_ahead.wake = -1; /* the thread has its own copy of fd */
+                r->start_rc = aidp_error_set(&r->start_err, AIDP_EXIT_LINEAGE, EPIPE,
+                                             "START's thread ended without writing START");
                 __atomic_store_n(&g_start_ahead.r, r, __ATOMIC_RELEASE);
                 uint64_t one = 1;
                 if (write(fd, &one, sizeof one) == (ssize_t)sizeof one) {
                         r->start_tid = g_start_ahead.tid;
                         return true;
                 }
+                /* Not woken: it stays blocked on fd (open: its own) until
+                 * _exit; START goes to a new thread. */
+                __atomic_store_n(&g_start_ahead.r, NULL, __ATOMIC_RELEASE);
+                r->start_rc = 0;
+                r->start_err = (aidp_error){0};
         }
         return thread_start(&r->start_tid, start_thread, r);
 }

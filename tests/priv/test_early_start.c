@@ -376,3 +376,39 @@ Test(early_start, start_refused_before_the_workers_own_clone_clones_nothing)
         expect_refused_and_nothing_left(&p, rc, log0, len0);
         free(log0);
 }
+
+/* START's thread made ahead by the idle worker (startup.c) ends without
+ * writing START (AIDP_FAULT_FAIL_AT=start-ahead): the run must fail before
+ * the go with the lineage status, the job never run, not go on as if START
+ * were durable (the review of 2026-12-07: a thread that read a stale eventfd
+ * left start_rc at 0). The attempt is on record as any run that failed
+ * before its START: START then FAIL, written after the failure, in a log that
+ * verifies; nothing left. */
+Test(early_start, a_start_thread_that_writes_nothing_fails_the_run_before_the_go)
+{
+        daemon_start_with("AIDP_FAULT_FAIL_AT=start-ahead", NULL);
+        wait_zygote();
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, job_args);
+        int rc = aidp_test_finish(&p);
+        cr_expect_eq(rc, AIDP_EXIT_LINEAGE, "exit %d: %s", rc, p.err);
+        cr_expect(strstr(p.err, "START's thread ended without writing START"),
+                  "the cause is not named: %s", p.err);
+        cr_expect(!strstr(p.out, "the-job-ran"), "the job ran without START: %s", p.out);
+        size_t len = 0;
+        char *log = aidp_test_slurp(logp, &len);
+        cr_assert_not_null(log, "no lineage log at %s", logp);
+        char *start = strstr(log, "\"eventType\":\"START\"");
+        char *fail = strstr(log, "\"eventType\":\"FAIL\"");
+        cr_expect(start && fail && start < fail, "not START then FAIL: %s", log);
+        cr_expect(!strstr(log, "\"eventType\":\"COMPLETE\""), "a COMPLETE: %s", log);
+        free(log);
+        expect_log_verifies();
+        DIR *d = opendir(rundir);
+        size_t left = 0;
+        for (struct dirent *e; d && (e = readdir(d));)
+                left += e->d_name[0] != '.';
+        if (d)
+                closedir(d);
+        cr_expect_eq(left, 0, "a run journal is left in %s", rundir);
+}
