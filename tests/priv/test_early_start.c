@@ -263,6 +263,18 @@ static char *damaged_log(size_t *len)
         return damage_last_record(len);
 }
 
+/* No run journal in the daemon's run directory (its own dot-files aside). */
+static void expect_no_journal_left(void)
+{
+        DIR *d = opendir(rundir);
+        size_t left = 0;
+        for (struct dirent *e; d && (e = readdir(d));)
+                left += e->d_name[0] != '.';
+        if (d)
+                closedir(d);
+        cr_expect_eq(left, 0, "a run journal is left in %s", rundir);
+}
+
 /* The refused run: the lineage exit status and the cause named, the job never
  * ran, the log untouched (no end record), no journal or cgroup left. */
 static void expect_refused_and_nothing_left(struct aidp_proc *p, int rc, const char *log0,
@@ -277,13 +289,7 @@ static void expect_refused_and_nothing_left(struct aidp_proc *p, int rc, const c
         cr_assert_eq(len1, len0, "the log changed from %zu to %zu bytes", len0, len1);
         cr_expect_eq(memcmp(log1, log0, len0), 0);
         free(log1);
-        DIR *d = opendir(rundir);
-        size_t left = 0;
-        for (struct dirent *e; d && (e = readdir(d));)
-                left += e->d_name[0] != '.';
-        if (d)
-                closedir(d);
-        cr_expect_eq(left, 0, "a run journal is left in %s", rundir);
+        expect_no_journal_left();
 }
 
 /* START refused on its thread while the zygote clones pid 1: pid 1 is killed
@@ -404,11 +410,5 @@ Test(early_start, a_start_thread_that_writes_nothing_fails_the_run_before_the_go
         cr_expect(!strstr(log, "\"eventType\":\"COMPLETE\""), "a COMPLETE: %s", log);
         free(log);
         expect_log_verifies();
-        DIR *d = opendir(rundir);
-        size_t left = 0;
-        for (struct dirent *e; d && (e = readdir(d));)
-                left += e->d_name[0] != '.';
-        if (d)
-                closedir(d);
-        cr_expect_eq(left, 0, "a run journal is left in %s", rundir);
+        expect_no_journal_left();
 }
