@@ -47,8 +47,9 @@
  *     failure). A daemon's ready worker makes START's thread ahead: until its
  *     run hands it START it is blocked in read() on its eventfd, holding no
  *     lock, and may be alive at the ascaller and cgroup helper forks and a
- *     fallback clone, like the client's watcher thread. START's thread mallocs in its own arena, whose pages pid 1
- *     never shared: the main arena's would each be a copy-on-write fault. The
+ *     fallback clone, like the client's watcher thread. START's thread
+ *     mallocs in its own arena, whose pages pid 1 never shared: the main
+ *     arena's would each be a copy-on-write fault. The
  *     store's fsync thread (aidp-fsync, aidp_lineage_append_begin) still uses
  *     no stdio, no fork and no setuid and mallocs only in its own arena, for a
  *     caller that clones beside it.
