@@ -298,6 +298,12 @@ static void run_ended(int status, void *arg)
         aidp_daemon_session_ended(arg, status);
 }
 
+/* The job runs: the server may fork the pool's next worker. */
+static void job_started(void *arg)
+{
+        aidp_daemon_session_job_started(arg);
+}
+
 static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, const char *id,
                    int summary_fd, const char *job0, aidp_error *err)
 {
@@ -305,6 +311,8 @@ static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, const 
         c->o.run_id = id;
         if (aidp_daemon_session_started(s, id, job0, err) < 0)
                 return -1;
+        c->o.on_job = job_started;
+        c->o.job_arg = s;
         return aidp_cli_run_and_report(c, summary_fd, run_ended, s);
 }
 
@@ -524,6 +532,12 @@ static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp
                 .while_idle = make_ready,
                 .when_ready = ready_ahead,
         };
+        /* Tests take the pool's quiet-time refill out of the way, so that
+         * what refills it while runs go is seen alone (test_warm_start.c). */
+        const char *q =
+                aidp_cli_supervisor_test_build() ? getenv("AIDP_FAULT_POOL_QUIET_MS") : NULL;
+        if (q && *q)
+                cfg->pool_quiet_ms = atoi(q);
         if (c->group) {
                 struct group *g = getgrnam(c->group);
                 if (!g)

@@ -45,6 +45,9 @@ struct aidp_daemon_config {
         /* idle workers forked ahead of their connection (pool.h): 0 the
          * default (AIDP_DAEMON_PREFORK_DEFAULT), < 0 none */
         int prefork;
+        /* while runs are starting, the pool is refilled only after this long
+         * without a new connection: 0 the default (AIDP_DAEMON_POOL_QUIET_MS) */
+        int pool_quiet_ms;
         /* Serve one "run" request in the worker. fds are the request's (the
          * handler owns them). Returns the status to send as the client's
          * exit status, or < 0 with err for a refusal (sent as an error). */
@@ -99,13 +102,18 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
  * worker's own clean-up follows. Nothing for a detached run, whose status goes
  * beside its log once its output is drained. */
 void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status);
+/* The run's job has started (or the run ended before it did): its start-up
+ * is over, and the server told so, once, so that it may fork the pool's next
+ * idle worker without slowing this run down (server.c). */
+void aidp_daemon_session_job_started(struct aidp_daemon_session *s);
 /* Before the worker's fds 0-2 become the client's: its stderr (the daemon's
  * own log) kept, so that what the clean-up after the status prints (a
  * failure left for gc) goes there instead of nowhere. */
 void aidp_daemon_session_keep_log(void);
 
-/* The write end of the server's notice pipe (a worker writes its pid there
- * when its run detached from the connection), or -1. */
+/* The write end of the server's notice pipe, or -1: a worker writes its pid
+ * there when its run detached from the connection, and its negative when its
+ * run's start-up is over (aidp_daemon_session_job_started). */
 int aidp_daemon_notice_fd(void);
 /* In an idle worker, once it has the daemon's scheduling (the thread takes
  * it): the thread that will watch its client's connection during the run,

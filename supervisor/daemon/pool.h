@@ -9,8 +9,8 @@
  * handed a second one.
  *
  * The pool is off a run's critical path: the server refills it only when no
- * connection came for a moment or no run is going (server.c), one fork at a
- * time, and an idle worker makes its pages its own at SCHED_IDLE, stops
+ * connection came for a moment or no run is starting (its job not started
+ * yet: server.c), one fork at a time, and an idle worker makes its pages its own at SCHED_IDLE, stops
  * when its connection arrives and serves with the server's scheduling.
  *
  * Nor is the server on a request's path once a worker is ready: a worker
@@ -32,11 +32,9 @@
 
 #define AIDP_DAEMON_POOL_MAX        8
 #define AIDP_DAEMON_POOL_MAX_DEATHS 16
-/* While runs are going, the pool is refilled only after this long without a
- * new connection (server.c). */
+/* While runs are starting, the pool is refilled only after this long without
+ * a new connection (server.c); as soon as none is. */
 #define AIDP_DAEMON_POOL_QUIET_MS 100
-/* ... and when none is going, this long after the last one ended. */
-#define AIDP_DAEMON_POOL_SETTLE_MS 10
 
 struct aidp_daemon_idle {
         pid_t pid;

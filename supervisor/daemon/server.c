@@ -103,6 +103,9 @@ struct worker {
          * serve. A worker that took a connection itself and was refused it
          * (serve_lines) is not: it only tells its client why and ends. */
         bool live;
+        /* its job started (or its run ended before, or was detached): past
+         * the part of a run that a fork of the server would slow down */
+        bool start_over;
 };
 
 struct workers {
@@ -134,12 +137,27 @@ static bool forget(struct workers *ws, pid_t pid, bool only_release)
         return false;
 }
 
-/* Workers that detached their run write their pid to the notice pipe. */
+/* Workers write their pid to the notice pipe when they detach their run,
+ * and its negative once their run's start-up is over (session.c). */
 static void read_notices(int fd, struct workers *ws)
 {
         pid_t pid;
-        while (read(fd, &pid, sizeof pid) == sizeof pid)
-                forget(ws, pid, true);
+        while (read(fd, &pid, sizeof pid) == sizeof pid) {
+                if (pid > 0)
+                        forget(ws, pid, true);
+                for (size_t i = 0; i < ws->n; i++)
+                        if (ws->w[i].pid == (pid > 0 ? pid : -pid))
+                                ws->w[i].start_over = true;
+        }
+}
+
+/* Connections being served whose run is still starting. */
+static unsigned starting(const struct workers *ws)
+{
+        unsigned n = 0;
+        for (size_t i = 0; i < ws->n; i++)
+                n += ws->w[i].live && !ws->w[i].start_over;
+        return n;
 }
 
 /* Reap every worker that ended; its registry entry goes before its pid is
@@ -315,30 +333,30 @@ static int64_t now_ms(void)
 /* The pool is refilled off the runs' critical path: a fork right after a
  * dispatch (and the new worker's page copies) took CPU from the run that
  * had just started, its client and its pid 1, on a machine with few cores.
- * So a worker is forked only when no run is going (and the last one ended
- * AIDP_DAEMON_POOL_SETTLE_MS ago), or when no connection came for
- * AIDP_DAEMON_POOL_QUIET_MS (a long job, a detached run), one per
- * turn of the loop so that a connection arriving meanwhile waits for one
- * fork at most. Under a burst the pool stays empty and workers are forked
- * at accept, without copies ahead. Returns poll's timeout. */
+ * So a worker is forked only when no run is starting (`starting`: served
+ * connections whose job has not started yet), or when no connection came
+ * for the quiet time (AIDP_DAEMON_POOL_QUIET_MS). Once a run's job runs, a
+ * replacement is forked during its job and tail, so that a client's next
+ * run, back to back, finds a worker forked ahead too (docs/protocol.md,
+ * "Workers forked ahead"). One fork per turn of the loop, so that a
+ * connection arriving meanwhile waits for one fork at most. Under a burst
+ * the pool stays empty and workers are forked at accept, without copies
+ * ahead. Returns poll's timeout. */
 static int refill(const struct aidp_daemon_config *c, const struct server_fds *sf,
-                  const sigset_t *old, unsigned workers, int64_t last_accept, int64_t last_end)
+                  const sigset_t *old, unsigned starting, int64_t last_accept)
 {
         const int own_fds[] = {sf->sfd, sf->notice_r};
         struct aidp_daemon_pool *pool = sf->pool;
         if (pool->n >= pool->want)
                 return 60 * 1000;
-        int64_t now = now_ms(), quiet = now - last_accept, ended = now - last_end;
-        if (workers > 0 && quiet < AIDP_DAEMON_POOL_QUIET_MS)
-                return (int)(AIDP_DAEMON_POOL_QUIET_MS - quiet);
-        /* The last run's end first: its client and the caller waiting for
-         * it are still exiting. */
-        if (workers == 0 && ended < AIDP_DAEMON_POOL_SETTLE_MS)
-                return (int)(AIDP_DAEMON_POOL_SETTLE_MS - ended);
+        int quiet_ms = c->pool_quiet_ms > 0 ? c->pool_quiet_ms : AIDP_DAEMON_POOL_QUIET_MS;
+        int64_t quiet = now_ms() - last_accept;
+        if (starting > 0 && quiet < quiet_ms)
+                return (int)(quiet_ms - quiet);
         /* A pool that cannot be filled (out of processes) leaves the fork
          * to accept time; tried again after the quiet time. */
         int r = aidp_daemon_pool_fill(pool, c, own_fds, ARRAY_SIZE(own_fds), sf->lfd, old);
-        return r == 1 ? 0 : r == 0 ? 60 * 1000 : AIDP_DAEMON_POOL_QUIET_MS;
+        return r == 1 ? 0 : r == 0 ? 60 * 1000 : quiet_ms;
 }
 
 /* Detached runs' logs past their retention are shredded: at start, and
@@ -389,9 +407,9 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
         struct workers ws = {0};
         unsigned workers = 0;
         sweep_logs(c);
-        int64_t last_accept = INT64_MIN / 2, last_end = INT64_MIN / 2;
+        int64_t last_accept = INT64_MIN / 2;
         for (;;) {
-                int wait = refill(c, &sf, &old, workers, last_accept, last_end);
+                int wait = refill(c, &sf, &old, starting(&ws), last_accept);
                 /* The listening socket, the signals, the notices, and the
                  * idle workers' lines. While a worker may accept itself, the
                  * server does not: the connection is its. */
@@ -428,10 +446,7 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                          * is read first: the pid is not reused yet. */
                         read_notices(notice_r, &ws);
                         serve_lines(c, &pool, &workers, &ws);
-                        unsigned before = workers;
                         workers = reap(c, workers, &ws, &pool);
-                        if (workers < before)
-                                last_end = now_ms();
                         if (stop)
                                 break;
                 }

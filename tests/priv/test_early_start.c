@@ -79,6 +79,46 @@ static void wait_zygote(void)
         cr_assert_fail("no idle worker started a zygote");
 }
 
+/* Whether process pid has a thread named comm. */
+static bool has_thread(pid_t pid, const char *comm)
+{
+        char p[64];
+        TEST_SNPRINTF(p, "/proc/%d/task", (int)pid);
+        DIR *d = opendir(p);
+        if (!d)
+                return false;
+        bool found = false;
+        for (struct dirent *e; !found && (e = readdir(d));) {
+                char cp[128], name[64] = "";
+                TEST_SNPRINTF(cp, "%s/%s/comm", p, e->d_name);
+                FILE *f = e->d_name[0] == '.' ? NULL : fopen(cp, "re");
+                if (f && fgets(name, sizeof name, f)) {
+                        name[strcspn(name, "\n")] = '\0';
+                        found = !strcmp(name, comm);
+                }
+                if (f)
+                        fclose(f);
+        }
+        closedir(d);
+        return found;
+}
+
+/* Every idle worker is ready: START's thread made ahead (a connection
+ * handed to a worker before it is ready is served without it). */
+static void wait_ready(void)
+{
+        for (int t = 0; t < 3000; t++) {
+                struct aidp_test_kid w[16];
+                size_t nw = aidp_test_daemon_children(daemon_pid, w, 16), with = 0;
+                for (size_t i = 0; i < nw; i++)
+                        with += has_thread(w[i].pid, "aidp-start");
+                if (nw > 0 && with == nw)
+                        return;
+                usleep(10000);
+        }
+        cr_assert_fail("the idle workers did not make START's thread ahead");
+}
+
 static pid_t wait_stopped_worker(void)
 {
         for (int t = 0; t < 3000; t++) {
@@ -394,6 +434,7 @@ Test(early_start, a_start_thread_that_writes_nothing_fails_the_run_before_the_go
 {
         daemon_start_with("AIDP_FAULT_FAIL_AT=start-ahead", NULL);
         wait_zygote();
+        wait_ready();
         struct aidp_proc p;
         aidp_test_daemon_client(&p, &A, sock, job_args);
         int rc = aidp_test_finish(&p);

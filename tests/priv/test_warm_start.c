@@ -41,6 +41,8 @@ static char *T;
 static char sock[100], rundir[1024], logp[1024], keyp[1024], policy[1024], profiles[1024];
 static pid_t daemon_pid;
 static bool ready;
+/* More of the daemon's environment for one test ("K=V", NULL-terminated). */
+static char *daemon_env[4];
 
 static void daemon_start(void)
 {
@@ -55,6 +57,8 @@ static void daemon_start(void)
                 setenv("AIDP_LINEAGE_KEY", keyp, 1);
                 setenv("AIDP_POLICY_DIR", policy, 1);
                 setenv("AIDP_PROFILE_PATH", profiles, 1);
+                for (size_t i = 0; daemon_env[i]; i++)
+                        putenv(daemon_env[i]);
                 int null = open("/dev/null", O_RDWR);
                 dup2(null, 0);
                 execl(AIDP_SUPERVISOR, AIDP_SUPERVISOR, "serve", "--socket", sock, "--group", group,
@@ -132,9 +136,9 @@ static void teardown(void)
 
 TestSuite(warm_start, .init = setup, .fini = teardown, .timeout = 120);
 
-/* aidp-run as u: its exit status, stdout in p. */
-static int run_as(struct aidp_proc *p, const struct aidp_test_user *u, const char *profile,
-                  const char *cmd)
+/* aidp-run as u started (its output in p as it comes): 0 or -1. */
+static int spawn_as(struct aidp_proc *p, const struct aidp_test_user *u, const char *profile,
+                    const char *cmd)
 {
         char ruid[32], rgid[32];
         TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)u->uid);
@@ -151,7 +155,16 @@ static int run_as(struct aidp_proc *p, const struct aidp_test_user *u, const cha
         a[n++] = "-c";
         a[n++] = (char *)cmd;
         a[n] = NULL;
-        return aidp_test_run(p, a);
+        return aidp_test_spawn(p, a);
+}
+
+/* aidp-run as u: its exit status, stdout in p. */
+static int run_as(struct aidp_proc *p, const struct aidp_test_user *u, const char *profile,
+                  const char *cmd)
+{
+        if (spawn_as(p, u, profile, cmd) < 0)
+                return -1;
+        return aidp_test_finish(p);
 }
 
 /* The daemon's children: pid and start time (a pid alone could be reused). */
@@ -1220,4 +1233,60 @@ Test(warm_start, an_account_database_change_is_seen_by_the_next_run_of_a_ready_w
         cr_expect(ids_hold(p.out, (unsigned)B.gid),
                   "the job of A, who joined group %u, has only the groups %s", (unsigned)B.gid,
                   p.out);
+}
+
+/* The daemon's children in state state (aidp_test_proc_state), how many. */
+static size_t children_in(char state, pid_t *one)
+{
+        struct aidp_test_kid k[64];
+        size_t n = children(k, 64), m = 0;
+        for (size_t i = 0; i < n; i++)
+                if (aidp_test_proc_state(k[i].pid) == state) {
+                        m++;
+                        *one = k[i].pid;
+                }
+        return m;
+}
+
+/* The pool is refilled while runs go, but never while one is starting: a
+ * worker is forked once a run's job has started (so that a client's next run,
+ * back to back, finds one forked ahead), not during its start-up. The quiet
+ * time after which the pool is refilled anyway is taken out of the way
+ * (AIDP_FAULT_POOL_QUIET_MS), and every run's worker stops itself before its
+ * job (AIDP_FAULT_STOP_AT=cloned). */
+Test(warm_start, the_pool_is_refilled_once_a_runs_job_started_not_while_it_starts)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_env[0] = "AIDP_FAULT_POOL_QUIET_MS=600000";
+        daemon_env[1] = "AIDP_FAULT_STOP_AT=cloned";
+        daemon_start();
+        struct aidp_test_kid k[64];
+        size_t n0 = wait_children(k, 64, 2);
+        cr_assert_eq(n0, 2, "the daemon has %zu children, not its two idle workers", n0);
+        struct aidp_proc pa;
+        cr_assert_eq(spawn_as(&pa, &A, NULL, "echo up; sleep 3"), 0);
+        /* A's worker stops itself right after pid 1's clone: A is starting. */
+        pid_t w = 0;
+        for (int i = 0; i < 2000 && children_in('T', &w) == 0; i++)
+                usleep(10000);
+        cr_expect_gt(w, 0, "A's worker never stopped at its fault point");
+        /* Meanwhile no worker is forked (a fork of the server would take
+         * CPU from A's start-up): the stopped one and one idle worker. */
+        usleep(300 * 1000);
+        size_t n1 = children(k, 64);
+        cr_expect_eq(n1, 2, "the daemon forked a worker while A was starting (%zu children)", n1);
+        /* A's job starts: the pool is refilled during it, long before the
+         * quiet time. */
+        if (w > 0)
+                kill(w, SIGCONT);
+        cr_assert(aidp_test_wait_output(&pa, "up", 20000), "A's job did not start: %s", pa.err);
+        size_t n2 = wait_children(k, 64, 3);
+        cr_expect_eq(n2, 3,
+                     "the pool was not refilled while A's job ran (%zu children: A's worker and "
+                     "the idle ones)",
+                     n2);
+        cr_assert_eq(aidp_test_finish(&pa), 0, "%s", pa.err);
+        daemon_stop();
+        daemon_env[0] = daemon_env[1] = NULL;
 }
