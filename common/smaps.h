@@ -7,6 +7,9 @@
 struct aidp_smaps_map {
         unsigned long lo, hi; /* [lo, hi) */
         char perms[5];        /* "rw-p" */
+        unsigned long inode;  /* 0: no file behind it (anonymous, [heap], [stack]);
+                               * ULONG_MAX when the header had none */
+        char name[16];        /* the path's first 15 bytes: "[heap]", "" when none */
         const char *vmflags;  /* the flags after "VmFlags:" (" rd wr mr ...": each
                                * preceded by a space), into the caller's line */
 };

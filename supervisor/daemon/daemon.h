@@ -102,9 +102,10 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
  * worker's own clean-up follows. Nothing for a detached run, whose status goes
  * beside its log once its output is drained. */
 void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status);
-/* The run's job has started (or the run ended before it did): its start-up
- * is over, and the server told so, once, so that it may fork the pool's next
- * idle worker without slowing this run down (server.c). */
+/* The run's job has started (or the run ended before it did, or the request
+ * is no run): its start-up is over, and the server is told so, once, so that
+ * it may fork the pool's next idle worker without slowing a start-up down
+ * (server.c). The fork then overlaps the job and the run's tail. */
 void aidp_daemon_session_job_started(struct aidp_daemon_session *s);
 /* Before the worker's fds 0-2 become the client's: its stderr (the daemon's
  * own log) kept, so that what the clean-up after the status prints (a

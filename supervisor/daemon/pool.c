@@ -84,14 +84,11 @@ static bool wanted(int stop_fd)
         return stop_fd >= 0 && poll(&p, 1, 0) > 0;
 }
 
-void aidp_daemon_prefault(int stop_fd)
+/* Each of this process's mappings, with its pagemap open, to fn; the walk
+ * ends early when stop_fd (when >= 0) has something to read. */
+static void walk_maps(int stop_fd,
+                      void (*fn)(const struct aidp_smaps_map *m, int pagemap, long page))
 {
-        /* The pages this process shares with the server, made its own now:
-         * the copies that copy-on-write would make page by page during the
-         * run (each a fault, and once the worker has a second thread a TLB
-         * shootdown of the other CPUs) are made here, while the worker waits
-         * for its connection. A kernel without MADV_POPULATE_WRITE (5.14)
-         * refuses it: the faults then happen as before. */
         _cleanup_fclose_ FILE *f = fopen("/proc/self/smaps", "re");
         _cleanup_close_ int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
         long page = sysconf(_SC_PAGESIZE);
@@ -104,9 +101,88 @@ void aidp_daemon_prefault(int stop_fd)
                         continue;
                 if (wanted(stop_fd))
                         return;
-                if (may_populate(m.perms, m.vmflags))
-                        populate_present(pagemap, m.lo, m.hi, page);
+                fn(&m, pagemap, page);
         }
+}
+
+static void populate_one(const struct aidp_smaps_map *m, int pagemap, long page)
+{
+        if (may_populate(m->perms, m->vmflags))
+                populate_present(pagemap, m->lo, m->hi, page);
+}
+
+void aidp_daemon_prefault(int stop_fd)
+{
+        /* The pages this process shares with the server, made its own now:
+         * the copies that copy-on-write would make page by page during the
+         * run (each a fault, and once the worker has a second thread a TLB
+         * shootdown of the other CPUs) are made here, while the worker waits
+         * for its connection. A kernel without MADV_POPULATE_WRITE (5.14)
+         * refuses it: the faults then happen as before. */
+        walk_maps(stop_fd, populate_one);
+}
+
+/* Whether the page at p holds only zeros. */
+static bool zero_page(const unsigned char *p, long page)
+{
+        static const unsigned char zeros[256];
+        for (long off = 0; off < page; off += (long)sizeof zeros)
+                if (memcmp(p + off, zeros, sizeof zeros))
+                        return false;
+        return true;
+}
+
+/* Anonymous memory only: a page of a file's private mapping dropped would
+ * read as the file's bytes again, not as zeros. Not the stack (the caller's
+ * own frames), not what may_populate keeps (the key pages, locked or not),
+ * nor a mapping userfaultfd watches (a missing page there is a message). */
+static void drop_zeros_in(const struct aidp_smaps_map *m, int pagemap, long page)
+{
+        if (m->inode || !strcmp(m->name, "[stack]") || !may_populate(m->perms, m->vmflags) ||
+            strstr(m->vmflags, " lo") || strstr(m->vmflags, " um") || strstr(m->vmflags, " uw"))
+                return;
+        unsigned long run = 0; /* start of a run of present zero pages, 0: none */
+        uint64_t ent[512];
+        size_t n = 0, i = 0;
+        for (unsigned long a = m->lo; a <= m->hi; a += (unsigned long)page, i++) {
+                if (a < m->hi && i == n) {
+                        size_t want = (m->hi - a) / (unsigned long)page;
+                        ssize_t r = pread(pagemap, ent, (want < 512 ? want : 512) * sizeof ent[0],
+                                          (off_t)(a / (unsigned long)page * sizeof ent[0]));
+                        n = r > 0 ? (size_t)r / sizeof ent[0] : 0;
+                        i = 0;
+                }
+                bool zero = a < m->hi && i < n && ent[i] >> 63 &&
+                            zero_page((const unsigned char *)a, page);
+                if (zero && !run)
+                        run = a;
+                if (!zero && run) {
+                        madvise((void *)run, a - run, MADV_DONTNEED);
+                        run = 0;
+                }
+        }
+}
+
+/* The number of this process's threads (Threads: in its status), 0 when
+ * it cannot be read. */
+static unsigned threads(void)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+        char line[128];
+        unsigned n = 0;
+        while (f && fgets(line, sizeof line, f))
+                if (sscanf(line, "Threads: %u", &n) == 1)
+                        break;
+        return n;
+}
+
+void aidp_daemon_drop_zero_pages(void)
+{
+        /* A write by another thread between a page's check and its drop
+         * would be lost: only in a process with one thread (a thread that
+         * gc's lineage commit left, a witness's, skips it). */
+        if (threads() == 1)
+                walk_maps(-1, drop_zeros_in);
 }
 
 static int send_type(int line, const char *type, json_object *extra_uid)

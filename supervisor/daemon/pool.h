@@ -10,8 +10,9 @@
  *
  * The pool is off a run's critical path: the server refills it only when no
  * connection came for a moment or no run is starting (its job not started
- * yet: server.c), one fork at a time, and an idle worker makes its pages its own at SCHED_IDLE, stops
- * when its connection arrives and serves with the server's scheduling.
+ * yet: server.c), one fork at a time, and an idle worker makes its pages its
+ * own at SCHED_IDLE, stops when its connection arrives and serves with the
+ * server's scheduling.
  *
  * Nor is the server on a request's path once a worker is ready: a worker
  * whose copies are made takes the server's scheduling back and says so
@@ -89,6 +90,13 @@ void aidp_daemon_pool_stop(struct aidp_daemon_pool *p);
  * (MADV_POPULATE_WRITE), instead of one copy-on-write fault at a time;
  * stops early once stop_fd is readable (or hung up; -1: never). */
 void aidp_daemon_prefault(int stop_fd);
+/* In the server, before it forks workers: the pages of its anonymous private
+ * memory that hold only zeros (libcgroup zeroes its 820 KiB mount table and
+ * fills a few entries) are given back (MADV_DONTNEED). They read as zeros
+ * still, but each fork no longer maps them nor each idle worker's prefault
+ * copies them. Nothing is done while the process has another thread, which
+ * could write a page between its check and its drop. */
+void aidp_daemon_drop_zero_pages(void);
 /* Make the stack a run reaches below the caller's frame present now (zeros),
  * in one call instead of a fault per page during the run. */
 void aidp_daemon_stack_ahead(void);

@@ -393,12 +393,17 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
         if (aidp_registry_init(c->state_dir, err) < 0 ||
             (c->log_dir && aidp_runlog_init(c->log_dir, err) < 0))
                 return -1;
-        /* A packet pipe: each pid a worker writes arrives whole. */
+        /* Each pid a worker writes arrives whole (a write of at most
+         * PIPE_BUF bytes is atomic), and about 16K of them fit: not a packet
+         * pipe, whose every write takes a whole buffer of the 16. */
         int np[2];
-        if (pipe2(np, O_CLOEXEC | O_DIRECT | O_NONBLOCK) < 0)
+        if (pipe2(np, O_CLOEXEC | O_NONBLOCK) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "pipe");
         _cleanup_close_ int notice_r = np[0];
         g_notice_w = np[1];
+        /* Before the first fork: what every worker would map and copy for
+         * nothing (pool.h; this process has one thread). */
+        aidp_daemon_drop_zero_pages();
         struct aidp_daemon_pool pool;
         aidp_daemon_pool_init(&pool, c->prefork < 0 ? 0
                                      : c->prefork   ? (size_t)c->prefork

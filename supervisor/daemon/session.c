@@ -624,6 +624,21 @@ static int do_logs(struct aidp_daemon_session *s, json_object *req)
         return 0;
 }
 
+/* ps, stop, logs: the requests that are no run. */
+static int serve_query(struct aidp_daemon_session *s, const char *op, json_object *req)
+{
+        if (!strcmp(op, "ps"))
+                return do_ps(s);
+        if (!strcmp(op, "stop"))
+                return do_stop(s, req);
+        if (!strcmp(op, "logs"))
+                return do_logs(s, req);
+        char msg[128];
+        snprintf(msg, sizeof msg, "unknown op \"%.32s\" (run, ps, stop, logs)", op);
+        aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, msg);
+        return AIDP_EXIT_USAGE;
+}
+
 static int serve_one(struct aidp_daemon_session *s)
 {
         aidp_error err = {0};
@@ -656,17 +671,12 @@ static int serve_one(struct aidp_daemon_session *s)
         } else if (await_verdict(s, &err) < 0) {
                 aidp_proto_send_error(s->sock, err.status, err.msg);
                 st = err.status;
-        } else if (!strcmp(op, "ps")) {
-                st = do_ps(s);
-        } else if (!strcmp(op, "stop")) {
-                st = do_stop(s, req);
-        } else if (!strcmp(op, "logs")) {
-                st = do_logs(s, req);
         } else {
-                char msg[128];
-                snprintf(msg, sizeof msg, "unknown op \"%.32s\" (run, ps, stop, logs)", op);
-                aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, msg);
-                st = AIDP_EXIT_USAGE;
+                /* Not a run: nothing of it is a start-up that a fork of the
+                 * server would slow down (a `logs --follow` may last), told
+                 * once the server has counted this connection (the verdict). */
+                aidp_daemon_session_job_started(s);
+                st = serve_query(s, op, req);
         }
         for (size_t i = 0; i < n; i++)
                 close(fds[i]);

@@ -1290,3 +1290,64 @@ Test(warm_start, the_pool_is_refilled_once_a_runs_job_started_not_while_it_start
         daemon_stop();
         daemon_env[0] = daemon_env[1] = NULL;
 }
+
+/* Of pid's present pages in anonymous private writable mappings (no file
+ * behind them, not its stack): how many, and how many hold only zeros. */
+static void anon_pages(pid_t pid, size_t *present, size_t *zero)
+{
+        *present = *zero = 0;
+        char p[64];
+        TEST_SNPRINTF(p, "/proc/%d/maps", (int)pid);
+        FILE *maps = fopen(p, "re");
+        TEST_SNPRINTF(p, "/proc/%d/pagemap", (int)pid);
+        int pm = open(p, O_RDONLY | O_CLOEXEC);
+        TEST_SNPRINTF(p, "/proc/%d/mem", (int)pid);
+        int mem = open(p, O_RDONLY | O_CLOEXEC);
+        cr_assert(maps && pm >= 0 && mem >= 0, "cannot read the memory of %d", (int)pid);
+        char line[512];
+        while (fgets(line, sizeof line, maps)) {
+                unsigned long lo, hi, ino;
+                char perms[5], name[64] = "";
+                if (sscanf(line, "%lx-%lx %4s %*x %*x:%*x %lu %63s", &lo, &hi, perms, &ino, name) <
+                            4 ||
+                    strcmp(perms, "rw-p") || ino || !strcmp(name, "[stack]"))
+                        continue;
+                for (unsigned long a = lo; a < hi; a += 4096) {
+                        uint64_t e = 0;
+                        unsigned char page[4096];
+                        if (pread(pm, &e, sizeof e, (off_t)(a / 4096 * 8)) != sizeof e ||
+                            !(e >> 63) || pread(mem, page, sizeof page, (off_t)a) != sizeof page)
+                                continue;
+                        (*present)++;
+                        size_t i = 0;
+                        while (i < sizeof page && !page[i])
+                                i++;
+                        *zero += i == sizeof page;
+                }
+        }
+        fclose(maps);
+        close(pm);
+        close(mem);
+}
+
+/* The server gives back the pages of zeros in its anonymous memory (800 KiB
+ * of them are libcgroup's zeroed mount table) before it forks workers: each
+ * fork would map them and each idle worker's prefault copy them, for
+ * nothing. */
+Test(warm_start, the_server_keeps_no_page_of_zeros_for_its_workers_to_copy)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_start();
+        struct aidp_test_kid k[64];
+        cr_assert_geq(wait_children(k, 64, 2), 2, "the daemon forked no idle workers ahead");
+        size_t present, zero;
+        anon_pages(daemon_pid, &present, &zero);
+        cr_assert_gt(present, 0, "no anonymous page of the server was read");
+        cr_expect_leq(zero, 4, "%zu of the server's %zu anonymous pages hold only zeros", zero,
+                      present);
+        /* and a run is served as before by what it inherited */
+        struct aidp_proc p;
+        cr_assert_eq(run_as(&p, &A, NULL, "echo served"), 0, "%s", p.err);
+        cr_expect_str_eq(p.out, "served\n");
+}
