@@ -152,24 +152,7 @@ TestSuite(daemon_warm, .init = setup, .fini = teardown, .timeout = 240);
 static int as_user(struct aidp_proc *p, const struct aidp_test_user *u, bool wait,
                    const char *const *args)
 {
-        char ruid[32], rgid[32];
-        TEST_SNPRINTF(ruid, "--reuid=%u", (unsigned)u->uid);
-        TEST_SNPRINTF(rgid, "--regid=%u", (unsigned)u->gid);
-        char *a[64] = {"/usr/bin/setpriv", ruid, rgid, "--init-groups", "--"};
-        size_t n = 5;
-        a[n++] = (char *)args[0];
-        size_t i = 1;
-        if (!strcmp(args[0], AIDP_BIN))
-                a[n++] = (char *)args[i++];
-        a[n++] = "--socket";
-        a[n++] = sock;
-        for (; args[i] && n < 63; i++)
-                a[n++] = (char *)args[i];
-        a[n] = NULL;
-        if (wait)
-                return aidp_test_run(p, a);
-        cr_assert_eq(aidp_test_spawn(p, a), 0);
-        return 0;
+        return aidp_test_client_as(p, u, sock, wait, args);
 }
 
 static char *wait_lineage(const char *run_id, const char *type, int timeout_ms)

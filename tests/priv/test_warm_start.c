@@ -35,6 +35,7 @@
 #include "tests/sealed_util.h"
 
 #define AIDP_RUN_BIN AIDP_BINARY_DIR "/aidp-run"
+#define AIDP_BIN     AIDP_BINARY_DIR "/aidp"
 
 static struct aidp_test_user A, B;
 static char *T;
@@ -1350,4 +1351,38 @@ Test(warm_start, the_server_keeps_no_page_of_zeros_for_its_workers_to_copy)
         struct aidp_proc p;
         cr_assert_eq(run_as(&p, &A, NULL, "echo served"), 0, "%s", p.err);
         cr_expect_str_eq(p.out, "served\n");
+}
+
+/* A request that is no run (here `aidp logs --follow`, which lasts as long
+ * as the run it follows) is no start-up either: the pool is refilled while
+ * it is served, as while a detached run goes on. */
+Test(warm_start, the_pool_is_refilled_while_a_logs_follow_is_served)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_env[0] = "AIDP_FAULT_POOL_QUIET_MS=600000";
+        daemon_start();
+        struct aidp_test_kid k[64];
+        cr_assert_eq(wait_children(k, 64, 2), 2, "the daemon did not fork its two idle workers");
+        struct aidp_proc p, f, s;
+        const char *run[] = {AIDP_RUN_BIN, "-q",      "--no-cwd", "--detach",
+                             "--",         "/bin/sh", "-c",       "echo READY; sleep 30",
+                             NULL};
+        cr_assert_eq(aidp_test_client_as(&p, &A, sock, true, run), 0, "%s", p.err);
+        char id[64];
+        TEST_SNPRINTF(id, "%.36s", p.out);
+        /* the detached run's worker and two idle ones */
+        size_t n1 = wait_children(k, 64, 3);
+        cr_expect_eq(n1, 3, "%zu children while the detached run goes on", n1);
+        const char *follow[] = {AIDP_BIN, "logs", "--follow", id, NULL};
+        cr_assert_eq(aidp_test_client_as(&f, &A, sock, false, follow), 0);
+        cr_expect(aidp_test_wait_output(&f, "READY", 30000), "%s", f.err);
+        /* and the worker that serves the logs */
+        size_t n2 = wait_children(k, 64, 4);
+        cr_expect_eq(n2, 4, "the pool was not refilled while a logs --follow was served (%zu)", n2);
+        const char *stop[] = {AIDP_BIN, "stop", id, NULL};
+        cr_expect_eq(aidp_test_client_as(&s, &A, sock, true, stop), 0, "%s", s.err);
+        aidp_test_finish(&f);
+        daemon_stop();
+        daemon_env[0] = NULL;
 }

@@ -178,6 +178,27 @@ void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u
         cr_assert_eq(aidp_test_spawn(p, a), 0);
 }
 
+int aidp_test_client_as(struct aidp_proc *p, const struct aidp_test_user *u, const char *sock,
+                        bool wait, const char *const *args)
+{
+        char ruid[32], rgid[32];
+        snprintf(ruid, sizeof ruid, "--reuid=%u", (unsigned)u->uid);
+        snprintf(rgid, sizeof rgid, "--regid=%u", (unsigned)u->gid);
+        char *a[64] = {"/usr/bin/setpriv", ruid, rgid, "--init-groups", "--", (char *)args[0]};
+        size_t n = 6, i = 1;
+        if (strcmp(args[0], AIDP_BINARY_DIR "/aidp-run"))
+                a[n++] = (char *)args[i++]; /* aidp's command */
+        a[n++] = "--socket";
+        a[n++] = (char *)sock;
+        for (; args[i] && n < 63; i++)
+                a[n++] = (char *)args[i];
+        a[n] = NULL;
+        if (wait)
+                return aidp_test_run(p, a);
+        cr_assert_eq(aidp_test_spawn(p, a), 0);
+        return 0;
+}
+
 bool aidp_test_daemon_fixture(char **dir, const char *tag, struct aidp_test_user *u, char *sock,
                               char *rundir, char *logp, char *keyp, char *policy)
 {

@@ -45,6 +45,11 @@ int aidp_test_daemon_connect(const char *sock);
  * the client. */
 void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u, const char *sock,
                              const char *const *args);
+/* args[0] (aidp-run, or aidp and its command in args[1]) with --socket sock
+ * and the rest of args, as u (setpriv): waited for (its exit status) when
+ * wait is true, else started (0). */
+int aidp_test_client_as(struct aidp_proc *p, const struct aidp_test_user *u, const char *sock,
+                        bool wait, const char *const *args);
 
 /* The daemon tests' common fixture (test_zygote.c, test_daemon_hostile.c,
  * test_early_start.c), as root: a fresh directory *dir (0755), the test user
