@@ -274,6 +274,32 @@ Test(contain, a_failure_after_the_status_leaves_the_rest_to_gc)
         fail_then_gc("release", 0, "COMPLETE", "left for gc");
 }
 
+/* The run journal's cgroups.log cannot be written (a full /run): no cgroup
+ * directory is made that a crash would leave to gc unnamed. The run fails
+ * before its job, says why, and leaves no cgroup and no journal. */
+Test(contain, a_cgroups_log_that_cannot_be_written_makes_no_cgroup)
+{
+        AIDP_REQUIRE_ROOT();
+        char *argv[64];
+        run_argv(argv, NULL, "echo the-job-ran");
+        setenv("AIDP_FAULT_FAIL_AT", "cgroups-log", 1);
+        int st = aidp_test_run(&P, argv);
+        unsetenv("AIDP_FAULT_FAIL_AT");
+        cr_expect_eq(st, AIDP_EXIT_INTERNAL, "exit %d: %s", st, P.err);
+        cr_expect(strstr(P.err, "cgroups.log could not be written"), "the cause is not named: %s",
+                  P.err);
+        cr_expect(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run is left");
+        char jp[4096 + 128];
+        TEST_SNPRINTF(jp, "%s/%s", rundir, run_id);
+        cr_expect_neq(access(jp, F_OK), 0, "the run's journal is left: %s", jp);
+        /* refused before its START record: the log has nothing of it */
+        size_t len = 0;
+        char *log = aidp_test_slurp(logp, &len);
+        cr_expect(!log || !strstr(log, run_id), "the log has a record of the run: %s", log);
+        free(log);
+}
+
 /* Data that cannot fit the run's memory is refused before anything of the
  * run exists: no decryption, no START, no journal, no cgroup. */
 Test(contain, dataset_larger_than_the_memory_limit_is_refused_up_front)

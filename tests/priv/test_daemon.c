@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -399,6 +400,25 @@ Test(daemon, signals_are_forwarded_and_the_status_comes_back)
         cr_expect_eq(run_as_a(b), 42, "%s", P.err);
 }
 
+/* The run journals left in run (its entries but the daemon's own dot
+ * directories), waited for up to 10 s to be none: a run's goes right after
+ * its end. */
+static size_t journals_left(const char *run)
+{
+        size_t n = 1;
+        for (int t = 0; t < 200 && n; t++) {
+                DIR *dir = opendir(run);
+                n = 0;
+                for (struct dirent *e; dir && (e = readdir(dir));)
+                        n += e->d_name[0] != '.';
+                if (dir)
+                        closedir(dir);
+                if (n)
+                        usleep(50000);
+        }
+        return n;
+}
+
 /* The client has its status as soon as the run is over and on record: shred
  * done, its end record durable. What the worker does after that (pid 1
  * reaped, the pin and the cgroups removed, the journal last: AIDP_TIMING's
@@ -432,21 +452,25 @@ Test(daemon, the_status_comes_once_the_run_is_on_record_before_the_clean_up)
                           "round %d: the worker's clean-up came before the client's status: %s",
                           round, P.err);
                 /* The journal goes once the worker is done (waited for). */
-                size_t journals = 1;
-                for (int t = 0; t < 200 && journals; t++) {
-                        DIR *dir = opendir(run2);
-                        journals = 0;
-                        for (struct dirent *e; dir && (e = readdir(dir));)
-                                journals += e->d_name[0] != '.';
-                        if (dir)
-                                closedir(dir);
-                        if (journals)
-                                usleep(50000);
-                }
+                size_t journals = journals_left(run2);
                 cr_expect_eq(journals, 0, "round %d: the worker left a journal", round);
         }
         aidp_test_daemon_stop(d, sock2);
         aidp_test_gc(run2);
+}
+
+/* A daemon of its own whose runs fail at the fault point `fault`
+ * (AIDP_FAULT_FAIL_AT), on sock2 (160 bytes) with its run directory run2. */
+static pid_t fault_daemon(const char *fault, char *sock2, char *run2)
+{
+        char k[200], f[100];
+        snprintf(sock2, 160, "%s/%s.sock", T, fault);
+        snprintf(run2, 160, "%s/run-%s", T, fault);
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(f, "AIDP_FAULT_FAIL_AT=%s", fault);
+        const char *env[] = {k, f, NULL};
+        const char *args[] = {"--lineage", logp, NULL};
+        return aidp_test_daemon_spawn(sock2, A.gid, run2, args, env, true);
 }
 
 /* A failure of the clean-up after the status (a cgroup that cannot be
@@ -458,19 +482,14 @@ Test(daemon, a_failure_after_the_status_is_in_the_daemons_log)
 {
         AIDP_REQUIRE_ROOT();
         cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
-        char sock2[160], run2[160], k[200], dlog[160];
-        TEST_SNPRINTF(sock2, "%s/release.sock", T);
-        TEST_SNPRINTF(run2, "%s/run-release", T);
+        char sock2[160], run2[160], dlog[160];
         TEST_SNPRINTF(dlog, "%s/daemon.log", T);
-        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
-        const char *env[] = {k, "AIDP_FAULT_FAIL_AT=release", NULL};
-        const char *args[] = {"--lineage", logp, NULL};
         /* the daemon's stderr, its log, to a file */
         int saved = dup(STDERR_FILENO);
         int lf = open(dlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         cr_assert(saved >= 0 && lf >= 0);
         dup2(lf, STDERR_FILENO);
-        pid_t d = aidp_test_daemon_spawn(sock2, A.gid, run2, args, env, true);
+        pid_t d = fault_daemon("release", sock2, run2);
         dup2(saved, STDERR_FILENO);
         close(saved);
         close(lf);
@@ -493,6 +512,50 @@ Test(daemon, a_failure_after_the_status_is_in_the_daemons_log)
         cr_expect_eq(st, 0, "status %d: %s", st, P.err);
         cr_expect(!strstr(P.err, "left for gc"), "the clean-up wrote to the client: %s", P.err);
         cr_expect(said, "the daemon's log has no word of the failure: %s", buf);
+}
+
+/* The run journal's cgroups.log cannot take the names of the cgroup an idle
+ * worker made ahead (AIDP_FAULT_FAIL_AT=cgroups-log-adopt: that write only):
+ * the run does not take it (a crash would leave gc a cgroup it cannot name),
+ * fails before its job, says why, and leaves neither the cgroup nor its
+ * journal. */
+Test(daemon, a_ready_cgroup_the_journal_cannot_name_is_not_taken)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
+        char sock2[160], run2[160], ready_dir[200];
+        pid_t d = fault_daemon("cgroups-log-adopt", sock2, run2);
+        TEST_SNPRINTF(ready_dir, "%s/.ready", run2);
+        /* an idle worker has made its run's cgroup ahead */
+        char id[NAME_MAX + 1] = "";
+        for (int t = 0; t < 500 && !id[0]; t++) {
+                DIR *dir = opendir(ready_dir);
+                for (struct dirent *e; dir && (e = readdir(dir));)
+                        if (e->d_name[0] != '.')
+                                TEST_SNPRINTF(id, "%s", e->d_name);
+                if (dir)
+                        closedir(dir);
+                if (!id[0])
+                        usleep(10000);
+        }
+        cr_expect(id[0], "no idle worker made a cgroup ahead in %s", ready_dir);
+        char *a[] = {AIDP_RUN_BIN, "--socket",         sock2, "-q", "--no-cwd", "--", "/bin/sh",
+                     "-c",         "echo the-job-ran", NULL};
+        int st = aidp_test_run_as(&P, &A, false, a);
+        cr_expect_eq(st, AIDP_EXIT_INTERNAL, "status %d: %s", st, P.err);
+        cr_expect(strstr(P.err, "cgroups.log could not be written"), "the cause is not named: %s",
+                  P.err);
+        cr_expect(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
+        /* no journal of a run left (only the daemon's own directories) */
+        size_t journals = journals_left(run2);
+        cr_expect_eq(journals, 0, "the failed run left its journal in %s", run2);
+        aidp_test_daemon_stop(d, sock2);
+        aidp_test_gc(run2);
+        /* the cgroups made ahead are the daemon's to remove at its end, the
+         * one the run failed to take among them */
+        for (int t = 0; t < 200 && id[0] && aidp_test_cgroup_exists(id); t++)
+                usleep(25000);
+        cr_expect(!id[0] || !aidp_test_cgroup_exists(id), "the cgroup %s is left", id);
 }
 
 static char *wait_lineage(const char *run_id, const char *type, int timeout_ms)

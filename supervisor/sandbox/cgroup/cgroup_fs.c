@@ -135,20 +135,32 @@ int cgfs_self(const char *controller, char *out, size_t len)
 /* Best effort: journal.json lists the directories too, once they exist. A
  * supervisor killed between the log and the mkdir leaves gc the path, not an
  * orphan. */
-void cgfs_intent(const struct aidp_cgroup *cg, const char *path)
+/* Lines of cgroups.log, whole: 0 or -errno. Test builds: the fault point
+ * `fault` (or "cgroups-log", every write) fails it with ENOSPC. */
+static int intent_write(int fd, const char *buf, size_t n, const char *fault)
 {
-        if (cg->intent_fd < 0)
-                return;
-        char line[PATH_MAX + 2];
-        int n = snprintf(line, sizeof line, "%s\n", path);
-        if (n > 0 && (size_t)n < sizeof line && write(cg->intent_fd, line, (size_t)n) != n)
-                return;
+        const char *f = getenv("AIDP_FAULT_FAIL_AT");
+        if (f && (!strcmp(f, "cgroups-log") || !strcmp(f, fault)))
+                return -ENOSPC;
+        ssize_t w = write(fd, buf, n);
+        return w == (ssize_t)n ? 0 : w < 0 ? -errno : -EIO;
 }
 
-void cgfs_intent_all(const struct aidp_cgroup *cg)
+int cgfs_intent(const struct aidp_cgroup *cg, const char *path)
 {
         if (cg->intent_fd < 0)
-                return;
+                return 0;
+        char line[PATH_MAX + 2];
+        int n = snprintf(line, sizeof line, "%s\n", path);
+        if (n <= 0 || (size_t)n >= sizeof line)
+                return -ENAMETOOLONG;
+        return intent_write(cg->intent_fd, line, (size_t)n, "cgroups-log");
+}
+
+int cgfs_intent_all(const struct aidp_cgroup *cg)
+{
+        if (cg->intent_fd < 0)
+                return 0;
         /* One write: on the critical path of a run that adopts them. */
         static char buf[CG_MAX_DIRS * (PATH_MAX + 1)];
         size_t n = 0;
@@ -160,8 +172,7 @@ void cgfs_intent_all(const struct aidp_cgroup *cg)
                 buf[n + l] = '\n';
                 n += l + 1;
         }
-        if (n && write(cg->intent_fd, buf, n) != (ssize_t)n)
-                return;
+        return n ? intent_write(cg->intent_fd, buf, n, "cgroups-log-adopt") : 0;
 }
 
 int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl)
@@ -185,7 +196,8 @@ int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, c
 
 int cgfs_mkdir(struct aidp_cgroup *cg, const char *dir, const char *parent, const char *ctrl)
 {
-        cgfs_intent(cg, dir);
+        if (cgfs_intent(cg, dir) < 0)
+                return CGFS_INTENT_LOST;
         int idx = cgfs_add_dir(cg, dir, parent, ctrl);
         if (idx >= 0 && mkdir(dir, 0755) < 0) {
                 int e = errno;

@@ -103,10 +103,18 @@ int cgfs_read_key(const char *dir, const char *file, const char *key, uint64_t *
 /* The supervisor's own cgroup path in a v1 hierarchy ("memory") or the cgroup2
  * one (""), "" for the root. */
 int cgfs_self(const char *controller, char *out, size_t len);
-/* Log a directory before making it (the run journal's cgroups.log). */
-void cgfs_intent(const struct aidp_cgroup *cg, const char *path);
-/* Log every directory of the run at once (a ready cgroup's, adopted). */
-void cgfs_intent_all(const struct aidp_cgroup *cg);
+/* Log a directory before making it (the run journal's cgroups.log): 0, or
+ * -errno when the line could not be written (the directory must not be made
+ * then: a crash would leave gc a cgroup it does not know of). Test builds:
+ * AIDP_FAULT_FAIL_AT=cgroups-log fails it with ENOSPC (and cgroups-log-adopt
+ * only cgfs_intent_all's). */
+int cgfs_intent(const struct aidp_cgroup *cg, const char *path);
+/* Log every directory of the run at once (a ready cgroup's, adopted): 0 or
+ * -errno, as cgfs_intent. */
+int cgfs_intent_all(const struct aidp_cgroup *cg);
+/* cgfs_mkdir's result when the directory's line could not be logged (it was
+ * not made). */
+#define CGFS_INTENT_LOST (-4096)
 /* Record a directory of the run (before it is made, so that a failure half
  * way through still removes it). Returns its index or -E2BIG. */
 int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl);

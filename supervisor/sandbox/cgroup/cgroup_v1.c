@@ -100,6 +100,11 @@ static int v1_begin(struct aidp_cgroup *cg, aidp_error *err)
         if (mkdir(pdir, 0755) < 0 && errno != EEXIST)
                 return 0;
         int idx = cgfs_mkdir(cg, dir, pdir, "unified");
+        if (idx == CGFS_INTENT_LOST)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                      "cgroup v1: %s not made: the run journal's cgroups.log "
+                                      "could not be written",
+                                      dir);
         /* ENOENT: the shared parent went in between; the front starts
          * over. Anything else: the run goes without a tracking group. */
         if (idx == -ENOENT)
@@ -176,7 +181,11 @@ static int v1_create_one(struct aidp_cgroup *cg, size_t i, const char *mnt, aidp
         cg->lcg[i] = c;
         int idx = shared;
         if (shared < 0) {
-                cgfs_intent(cg, abs);
+                if (cgfs_intent(cg, abs) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                              "cgroup v1: %s not made: the run journal's "
+                                              "cgroups.log could not be written",
+                                              abs);
                 idx = cgfs_add_dir(cg, abs, pabs, ctrl);
                 if (idx < 0)
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -idx,

@@ -59,6 +59,11 @@ static int v2_begin(struct aidp_cgroup *cg, aidp_error *err)
                 return rc;
         }
         int idx = cgfs_mkdir(cg, dir, pdir, "");
+        if (idx == CGFS_INTENT_LOST)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                      "cgroup v2: %s not made: the run journal's cgroups.log "
+                                      "could not be written",
+                                      dir);
         if (idx < 0) {
                 /* ENOENT: another run's end removed the shared parent in
                  * between; the front starts over. */
