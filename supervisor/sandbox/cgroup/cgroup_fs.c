@@ -132,11 +132,11 @@ int cgfs_self(const char *controller, char *out, size_t len)
         return -ENOENT;
 }
 
-/* Best effort: journal.json lists the directories too, once they exist. A
- * supervisor killed between the log and the mkdir leaves gc the path, not an
- * orphan. */
-/* Lines of cgroups.log, whole: 0 or -errno. Test builds: the fault point
- * `fault` (or "cgroups-log", every write) fails it with ENOSPC. */
+/* Lines of cgroups.log, whole: 0 or -errno. Written before the directory
+ * is made, so that a supervisor killed between the log and the mkdir leaves
+ * gc the path, not an orphan; a line that cannot be written means no
+ * directory (cgroup_internal.h). Test builds: the fault point `fault` (or
+ * "cgroups-log", every write) fails it with ENOSPC. */
 static int intent_write(int fd, const char *buf, size_t n, const char *fault)
 {
         const char *f = getenv("AIDP_FAULT_FAIL_AT");
