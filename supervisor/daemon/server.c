@@ -162,14 +162,16 @@ static unsigned starting(const struct workers *ws)
 
 /* Reap every worker that ended; its registry entry goes before its pid is
  * released (waitid WNOWAIT first), so that `stop` never signals a process
- * that reused the pid. */
+ * that reused the pid. So do its notices: one written just before it ended
+ * is read while the pid is still its own. */
 static unsigned reap(const struct aidp_daemon_config *c, unsigned workers, struct workers *ws,
-                     struct aidp_daemon_pool *pool)
+                     struct aidp_daemon_pool *pool, int notice_r)
 {
         for (;;) {
                 siginfo_t si = {0};
                 if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
                         return workers;
+                read_notices(notice_r, ws);
                 /* An idle worker of the pool served nobody: nothing to undo. */
                 if (aidp_daemon_pool_reaped(pool, si.si_pid)) {
                         /* (but the registry file it made ahead) */
@@ -451,7 +453,7 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                          * is read first: the pid is not reused yet. */
                         read_notices(notice_r, &ws);
                         serve_lines(c, &pool, &workers, &ws);
-                        workers = reap(c, workers, &ws, &pool);
+                        workers = reap(c, workers, &ws, &pool, notice_r);
                         if (stop)
                                 break;
                 }
