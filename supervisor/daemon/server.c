@@ -449,9 +449,6 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
                         bool stop = false;
                         while (read(sfd, &si, sizeof si) == sizeof si)
                                 stop |= si.ssi_signo != SIGCHLD;
-                        /* A notice written just before its worker ended
-                         * is read first: the pid is not reused yet. */
-                        read_notices(notice_r, &ws);
                         serve_lines(c, &pool, &workers, &ws);
                         workers = reap(c, workers, &ws, &pool, notice_r);
                         if (stop)

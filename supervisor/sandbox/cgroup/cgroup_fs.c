@@ -157,6 +157,14 @@ int cgfs_intent(const struct aidp_cgroup *cg, const char *path)
         return intent_write(cg->intent_fd, line, (size_t)n, "cgroups-log");
 }
 
+int cgfs_intent_lost(aidp_error *err, const char *dir)
+{
+        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                              "cgroup: %s not made: the run journal's cgroups.log could not be "
+                              "written",
+                              dir);
+}
+
 int cgfs_intent_all(const struct aidp_cgroup *cg)
 {
         if (cg->intent_fd < 0)

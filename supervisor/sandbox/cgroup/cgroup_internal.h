@@ -115,6 +115,9 @@ int cgfs_intent_all(const struct aidp_cgroup *cg);
 /* cgfs_mkdir's result when the directory's line could not be logged (it was
  * not made). */
 #define CGFS_INTENT_LOST (-4096)
+/* The run's error for a directory not made because its line could not be
+ * logged: -1 with err set. */
+int cgfs_intent_lost(aidp_error *err, const char *dir);
 /* Record a directory of the run (before it is made, so that a failure half
  * way through still removes it). Returns its index or -E2BIG. */
 int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl);

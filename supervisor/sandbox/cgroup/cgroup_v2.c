@@ -60,10 +60,7 @@ static int v2_begin(struct aidp_cgroup *cg, aidp_error *err)
         }
         int idx = cgfs_mkdir(cg, dir, pdir, "");
         if (idx == CGFS_INTENT_LOST)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
-                                      "cgroup v2: %s not made: the run journal's cgroups.log "
-                                      "could not be written",
-                                      dir);
+                return cgfs_intent_lost(err, dir);
         if (idx < 0) {
                 /* ENOENT: another run's end removed the shared parent in
                  * between; the front starts over. */
