@@ -357,7 +357,8 @@ int aidp_profile_load(const char *name_or_path, const struct aidp_profile_env *e
                                       name_or_path);
         if (rc == -ENOENT && !aidp_ld_is_path_ref(name_or_path))
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, ENOENT,
-                                      "profile '%s' not found in the library (looked in: %s)",
+                                      "profile '%s' not found in the library (looked in: %s; 'aidp "
+                                      "profile list' shows the profiles there)",
                                       name_or_path, *tried ? tried : "no library directories");
         if (rc == -ENOENT)
                 return aidp_error_set(err, AIDP_EXIT_CONFIG, ENOENT, "profile '%s' not found",

@@ -16,8 +16,10 @@ int aidp_cli_fail(const char *prog, const struct aidp_error *err);
 int aidp_cli_lineage(int argc, char **argv);
 /* supervisor/cli_policy.c: aidp policy check|explain */
 int aidp_cli_policy(int argc, char **argv);
-/* supervisor/cli_profile.c: aidp profile check|explain|diff|learn */
+/* supervisor/cli_profile.c: aidp profile list|check|explain|diff|learn */
 int aidp_cli_profile(int argc, char **argv);
+/* supervisor/cli/cli_profile_list.c: aidp profile list */
+int aidp_cli_profile_list(int argc, char **argv);
 /* supervisor/cli/cli_learn.c: aidp profile learn (runs aidp-supervisor learn) */
 int aidp_cli_profile_learn(int argc, char **argv);
 /* seal, unseal, inspect, keygen (supervisor/cli_seal.c); dispatches on argv[0]. */

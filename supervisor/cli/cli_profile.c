@@ -255,6 +255,7 @@ static int cmd_diff(int argc, char **argv)
 int aidp_cli_profile(int argc, char **argv)
 {
         static const struct aidp_cli_cmd cmds[] = {
+                {"list", aidp_cli_profile_list, "the library's profiles, with their limits"},
                 {"check", cmd_check, "load profiles, print errors and lint warnings"},
                 {"explain", cmd_explain, "the effective profile after `extends`, readable"},
                 {"diff", cmd_diff, "what B loosens or tightens compared with A"},

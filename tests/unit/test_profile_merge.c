@@ -218,7 +218,8 @@ Test(profile_merge, load_by_name_uses_the_search_path_in_order)
         cr_assert_lt(aidp_profile_load("z", &env, &p, NULL, &err), 0);
         cr_assert_str_eq(
                 err.msg,
-                "profile 'z' not found in the library (looked in: first/z.yaml, second/z.yaml)");
+                "profile 'z' not found in the library (looked in: first/z.yaml, second/z.yaml; "
+                "'aidp profile list' shows the profiles there)");
         cr_assert_eq(err.status, AIDP_EXIT_CONFIG);
         cr_assert_lt(aidp_profile_load("../etc/passwd", &env, &p, NULL, &err), 0);
         cr_assert_lt(aidp_profile_load("bad name", &env, &p, NULL, &err), 0);

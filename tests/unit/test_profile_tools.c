@@ -1,8 +1,10 @@
 /* explain (golden files), lint, diff, the learned-allowlist writer, and the
  * `aidp profile` command's exit statuses. */
 #include <criterion/criterion.h>
+#include <json-c/json.h>
 #include <seccomp.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -319,4 +321,76 @@ Test(profile_tools, cli_exit_statuses, .init = init)
                  "'^profile     kitchen-sink$'",
                  aidp);
         cr_assert_eq(run(cmd), 0, "AIDP_PROFILE_PATH is searched");
+}
+
+/* The whole output of a shell command (at most 64 KiB), and its status. */
+static int capture(const char *cmd, char *out, size_t len)
+{
+        FILE *f = popen(cmd, "r");
+        cr_assert_not_null(f, "%s", cmd);
+        size_t n = fread(out, 1, len - 1, f);
+        out[n] = '\0';
+        int st = pclose(f);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static json_object *listed(json_object *arr, const char *name)
+{
+        json_object *hit = NULL;
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *e = json_object_array_get_idx(arr, i), *n;
+                if (json_object_object_get_ex(e, "name", &n) &&
+                    !strcmp(json_object_get_string(n), name)) {
+                        cr_assert_null(hit, "%s listed twice", name);
+                        hit = e;
+                }
+        }
+        return hit;
+}
+
+static const char *str_of(json_object *o, const char *key)
+{
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+/* aidp profile list: each name a run can give --profile, once, with the
+ * limits and file the loader gives it; one that does not load says why. */
+Test(profile_tools, list_names_each_profile_with_its_limits, .init = init)
+{
+        static char out[65536];
+        const char *aidp = AIDP_BINARY_DIR "/aidp";
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "AIDP_PROFILE_PATH=tests/data/profiles %s profile list --json",
+                 aidp);
+        cr_assert_eq(capture(cmd, out, sizeof out), 0, "%s", out);
+        json_object *arr = json_tokener_parse(out);
+        cr_assert(json_object_is_type(arr, json_type_array), "not a JSON array: %s", out);
+        json_object *k = listed(arr, "kitchen-sink"), *v;
+        cr_assert_not_null(k, "%s", out);
+        cr_assert(json_object_object_get_ex(k, "memory_bytes", &v));
+        cr_expect_eq(json_object_get_uint64(v), 12ull << 30);
+        cr_assert(json_object_object_get_ex(k, "cpu_millis", &v));
+        cr_expect_eq(json_object_get_uint64(v), 1500);
+        cr_expect_str_eq(str_of(k, "network"), "egress");
+        cr_expect(strstr(str_of(k, "source"), "tests/data/profiles/kitchen-sink.yaml"), "%s",
+                  str_of(k, "source"));
+        json_object *b = listed(arr, "baseline");
+        cr_assert_not_null(b, "the library's own profiles are listed too: %s", out);
+        cr_expect(strstr(str_of(b, "source"), "profiles/baseline.yaml"));
+        json_object *bad = listed(arr, "bad-unit");
+        cr_assert_not_null(bad);
+        cr_expect(str_of(bad, "error") && strstr(str_of(bad, "error"), "bad-unit.yaml:6:11"),
+                  "the load error with its position: %s", str_of(bad, "error"));
+        json_object_put(arr);
+        snprintf(cmd, sizeof cmd, "AIDP_PROFILE_PATH=tests/data/profiles %s profile list", aidp);
+        cr_assert_eq(capture(cmd, out, sizeof out), 0, "%s", out);
+        cr_expect(strstr(out, "\nkitchen-sink "), "%s", out);
+        const char *line = strstr(out, "\nkitchen-sink ");
+        cr_expect(line && strstr(line, "12 GiB") && strstr(line, "1.5 ") &&
+                          strstr(line, "egress"),
+                  "the text form: %s", out);
+        cr_expect(strstr(out, "\nbad-unit ") && strstr(out, "not usable here: "), "%s", out);
+        snprintf(cmd, sizeof cmd, "%s profile list extra >/dev/null 2>&1", aidp);
+        cr_expect_eq(run(cmd), AIDP_EXIT_USAGE);
 }
