@@ -113,8 +113,7 @@ static void fmt_cpus(uint64_t millis, char *out, size_t len)
         else if (millis % 1000 == 0)
                 snprintf(out, len, "%" PRIu64, millis / 1000);
         else {
-                int n = snprintf(out, len, "%" PRIu64 ".%03" PRIu64, millis / 1000,
-                                 millis % 1000);
+                int n = snprintf(out, len, "%" PRIu64 ".%03" PRIu64, millis / 1000, millis % 1000);
                 while (n > 0 && (size_t)n < len && out[n - 1] == '0')
                         out[--n] = '\0'; /* 1.500 -> 1.5 */
         }
@@ -128,14 +127,12 @@ static json_object *entry_json(const char *name, const struct aidp_profile *p, c
                 json_object_object_add(o, "error", json_object_new_string(error));
                 return o;
         }
-        json_object_object_add(o, "memory_bytes",
-                               json_object_new_uint64(p->limits.memory_bytes));
+        json_object_object_add(o, "memory_bytes", json_object_new_uint64(p->limits.memory_bytes));
         json_object_object_add(o, "cpu_millis", json_object_new_uint64(p->limits.cpu_millis));
         json_object_object_add(
                 o, "network",
                 json_object_new_string(p->network.mode == AIDP_NET_EGRESS ? "egress" : "none"));
-        json_object_object_add(o, "source",
-                               p->source ? json_object_new_string(p->source) : NULL);
+        json_object_object_add(o, "source", p->source ? json_object_new_string(p->source) : NULL);
         json_object_object_add(o, "description",
                                p->description ? json_object_new_string(p->description) : NULL);
         return o;
@@ -156,8 +153,7 @@ int aidp_cli_profile_list(int argc, char **argv)
         char **v = names(&h, &n);
         json_object *arr = c.json ? json_object_new_array() : NULL;
         if (!c.json)
-                printf("%-24s %-9s %-5s %-7s %s\n", "NAME", "MEMORY", "CPUS", "NETWORK",
-                       "FILE");
+                printf("%-24s %-9s %-5s %-7s %s\n", "NAME", "MEMORY", "CPUS", "NETWORK", "FILE");
         for (size_t i = 0; i < n; i++) {
                 struct aidp_profile p;
                 aidp_error perr = {0};
@@ -186,7 +182,7 @@ int aidp_cli_profile_list(int argc, char **argv)
                 json_object_put(arr);
         } else if (!n) {
                 fprintf(stderr, PROG ": no profiles in the library (see aidp profile explain "
-                                "--help for where they are looked up)\n");
+                                     "--help for where they are looked up)\n");
         }
         return 0;
 }

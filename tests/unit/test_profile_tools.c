@@ -387,8 +387,7 @@ Test(profile_tools, list_names_each_profile_with_its_limits, .init = init)
         cr_assert_eq(capture(cmd, out, sizeof out), 0, "%s", out);
         cr_expect(strstr(out, "\nkitchen-sink "), "%s", out);
         const char *line = strstr(out, "\nkitchen-sink ");
-        cr_expect(line && strstr(line, "12 GiB") && strstr(line, "1.5 ") &&
-                          strstr(line, "egress"),
+        cr_expect(line && strstr(line, "12 GiB") && strstr(line, "1.5 ") && strstr(line, "egress"),
                   "the text form: %s", out);
         cr_expect(strstr(out, "\nbad-unit ") && strstr(out, "not usable here: "), "%s", out);
         snprintf(cmd, sizeof cmd, "%s profile list extra >/dev/null 2>&1", aidp);
