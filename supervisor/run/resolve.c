@@ -441,7 +441,8 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         int rc = load_profile(r, err);
         if (rc < 0)
                 return rc;
-        if (o->as_user && (rc = aidp_run_trust_limits(&r->profile.limits, o, err)) < 0)
+        if (o->as_user &&
+            (rc = aidp_run_trust_limits(&r->profile.limits, r->profile.name, o, err)) < 0)
                 return rc;
         apply_cli_limits(&r->profile.limits, o);
         for (size_t i = 0; i < o->n_binds; i++) {

@@ -40,30 +40,64 @@ void aidp_run_caller_paths_free(struct aidp_run_caller_paths *p)
         aidp_run_caller_paths_init(p);
 }
 
+enum limit_unit { BYTES, MILLICPUS, SECONDS, COUNT };
+
+/* A limit as the user writes it: 5 GiB, 1.5 CPUs, 90s, 1024. */
+static void limit_str(uint64_t v, enum limit_unit u, char *out, size_t len)
+{
+        static const char *const bin[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+        size_t k = 0;
+        switch (u) {
+        case BYTES:
+                while (k + 1 < sizeof bin / sizeof *bin && v >= 1024 && v % 1024 == 0) {
+                        v /= 1024;
+                        k++;
+                }
+                snprintf(out, len, "%llu %s", (unsigned long long)v, bin[k]);
+                break;
+        case MILLICPUS:
+                if (v % 1000)
+                        snprintf(out, len, "%.3g CPUs", (double)v / 1000);
+                else
+                        snprintf(out, len, "%llu CPU%s", (unsigned long long)(v / 1000),
+                                 v == 1000 ? "" : "s");
+                break;
+        case SECONDS: snprintf(out, len, "%llus", (unsigned long long)v); break;
+        case COUNT: snprintf(out, len, "%llu", (unsigned long long)v); break;
+        }
+}
+
 /* 0 in a profile means "no limit": any value lowers it. */
-static int lower_only(const char *opt, uint64_t asked, uint64_t profile, aidp_error *err)
+static int lower_only(const char *opt, enum limit_unit u, uint64_t asked, uint64_t profile,
+                      const char *name, aidp_error *err)
 {
         if (!asked || !profile || asked <= profile)
                 return 0;
+        char a[48], p[48];
+        limit_str(asked, u, a, sizeof a);
+        limit_str(profile, u, p, sizeof p);
         return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
-                              "%s %llu is above the profile's %llu: users may only lower a "
-                              "profile's limits",
-                              opt, (unsigned long long)asked, (unsigned long long)profile);
+                              "%s %s is above profile %s's %s: users may only lower a profile's "
+                              "limits (a profile that allows more: 'aidp profile list', then "
+                              "--profile NAME)",
+                              opt, a, name && *name ? name : "(default)", p);
 }
 
-int aidp_run_trust_limits(const struct aidp_limits *p, const struct aidp_run_opts *o,
-                          aidp_error *err)
+int aidp_run_trust_limits(const struct aidp_limits *p, const char *name,
+                          const struct aidp_run_opts *o, aidp_error *err)
 {
         int r;
-        if ((r = lower_only("--memory", o->memory_bytes, p->memory_bytes, err)) < 0 ||
-            (r = lower_only("--cpus (millicpus)", o->cpu_millis, p->cpu_millis, err)) < 0 ||
-            (r = lower_only("--pids", o->pids, p->pids, err)) < 0 ||
-            (r = lower_only("--timeout (seconds)", o->timeout_seconds, p->wall_seconds, err)) < 0 ||
-            (r = lower_only("--tmp-size", o->tmp_bytes, p->tmp_bytes, err)) < 0 ||
-            (r = lower_only("--scratch-size", o->scratch_bytes, p->scratch_bytes, err)) < 0 ||
-            (r = lower_only("--out-size", o->out_bytes, p->out_bytes, err)) < 0 ||
-            (r = lower_only("--shm-size", o->shm_bytes, p->shm_bytes ? p->shm_bytes : p->tmp_bytes,
-                            err)) < 0)
+        if ((r = lower_only("--memory", BYTES, o->memory_bytes, p->memory_bytes, name, err)) < 0 ||
+            (r = lower_only("--cpus", MILLICPUS, o->cpu_millis, p->cpu_millis, name, err)) < 0 ||
+            (r = lower_only("--pids", COUNT, o->pids, p->pids, name, err)) < 0 ||
+            (r = lower_only("--timeout", SECONDS, o->timeout_seconds, p->wall_seconds, name, err)) <
+                    0 ||
+            (r = lower_only("--tmp-size", BYTES, o->tmp_bytes, p->tmp_bytes, name, err)) < 0 ||
+            (r = lower_only("--scratch-size", BYTES, o->scratch_bytes, p->scratch_bytes, name,
+                            err)) < 0 ||
+            (r = lower_only("--out-size", BYTES, o->out_bytes, p->out_bytes, name, err)) < 0 ||
+            (r = lower_only("--shm-size", BYTES, o->shm_bytes,
+                            p->shm_bytes ? p->shm_bytes : p->tmp_bytes, name, err)) < 0)
                 return r;
         for (int i = 0; i < AIDP_RLIMIT_SLOTS; i++) {
                 if (!o->rlimits[i].set)

@@ -24,9 +24,10 @@ void aidp_run_caller_paths_init(struct aidp_run_caller_paths *p);
 void aidp_run_caller_paths_free(struct aidp_run_caller_paths *p);
 
 /* Refuse --memory/--cpus/--pids/--timeout/--tmp-size/--rlimit above the
- * profile's own (AIDP_EXIT_USAGE, naming the option and both values). */
-int aidp_run_trust_limits(const struct aidp_limits *profile, const struct aidp_run_opts *o,
-                          aidp_error *err);
+ * profile's own (AIDP_EXIT_USAGE, naming the option, both values in the units
+ * a user writes, the profile's name and where to find one that allows more). */
+int aidp_run_trust_limits(const struct aidp_limits *profile, const char *name,
+                          const struct aidp_run_opts *o, aidp_error *err);
 
 /* A command-line bind's source and target: absolute, clean, and neither a
  * reserved path (aidp_profile_bind_path_reserved) nor aidp's own state. */

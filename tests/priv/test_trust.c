@@ -328,9 +328,14 @@ Test(trust, users_may_only_lower_limits)
 {
         NEED();
         const char *cases[][3] = {
-                {"--memory", "64Gi", "users may only lower"},
+                /* in the units a user writes, with the profile and where to look */
+                {"--memory", "64Gi",
+                 "--memory 64 GiB is above profile baseline's 4 GiB: users may only lower a "
+                 "profile's limits (a profile that allows more: 'aidp profile list'"},
+                {"--cpus", "16", "--cpus 16 CPUs is above profile baseline's 2 CPUs"},
+                {"--cpus", "2.5", "--cpus 2.5 CPUs is above profile baseline's 2 CPUs"},
                 {"--pids", "1000000", "users may only lower"},
-                {"--tmp-size", "64Gi", "users may only lower"},
+                {"--tmp-size", "64Gi", "--tmp-size 64 GiB is above profile baseline's 256 MiB"},
                 {"--rlimit", "nofile=4194304", "users may only lower"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
