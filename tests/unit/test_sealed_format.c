@@ -75,6 +75,10 @@ Test(sealed_format, header_decode_errors_name_the_offset)
         aidp_error err = {0};
         int n = aidp_sealed_header_encode(&h, buf, sizeof buf, &err);
         expect_decode_error(buf, 10, "truncated header");
+        /* a short file that is no sealed one (a 12-byte CSV given to --data) */
+        expect_decode_error((const uint8_t *)"a,b\n1,2\n3,4\n", 12,
+                            "not a sealed dataset (bad magic");
+        expect_decode_error(buf, 0, "not a sealed dataset (an empty file");
         memcpy(b, buf, (size_t)n);
         b[0] = 'X';
         expect_decode_error(b, (size_t)n, "bad magic");

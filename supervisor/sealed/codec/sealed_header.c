@@ -179,13 +179,20 @@ int aidp_sealed_header_encode(struct aidp_sealed_header *h, uint8_t *buf, size_t
 
 int aidp_sealed_header_len(const uint8_t *buf, size_t len, size_t *ret_len, aidp_error *err)
 {
+        /* A short file that does not start as a sealed one is not one (a CSV
+         * given to --data): said so, not "truncated". */
+        if (len == 0)
+                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
+                                      "not a sealed dataset (an empty file; seal data with "
+                                      "'aidp seal')");
+        if (memcmp(buf, AIDP_SEALED_MAGIC, len < 8 ? len : 8))
+                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
+                                      "not a sealed dataset (bad magic at offset 0; seal data "
+                                      "with 'aidp seal')");
         if (len < AIDP_SEALED_PREFIX_LEN)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
                                       "truncated header: %zu bytes, need %d", len,
                                       AIDP_SEALED_PREFIX_LEN);
-        if (memcmp(buf, AIDP_SEALED_MAGIC, 8))
-                return aidp_error_set(err, AIDP_EXIT_DATA, EINVAL,
-                                      "not a sealed dataset (bad magic at offset 0)");
         uint16_t v = get16(buf + 8);
         if (v < AIDP_SEALED_VERSION_MIN || v > AIDP_SEALED_FORMAT_MAX)
                 return aidp_error_set(
