@@ -251,6 +251,37 @@ static void print_full(const struct aidp_run_result *res)
         }
 }
 
+/* A run stopped from outside, or killed at the end of a grace: why its
+ * status is what it is (137 alone says nothing of a Ctrl-C). */
+static void print_stop(const struct aidp_run_result *res)
+{
+        const char *abbrev = res->stop_signal ? sigabbrev_np(res->stop_signal) : NULL;
+        char sig[32];
+        snprintf(sig, sizeof sig, "SIG%s", abbrev ? abbrev : "?");
+        const char *why = res->killed_why;
+        unsigned long long g = (unsigned long long)res->kill_after_seconds;
+        if (res->stop_signal && why && !strcmp(why, "kill-after"))
+                fprintf(stderr,
+                        "aidp-supervisor: run %s was stopped by %s (forwarded to the job); the job "
+                        "did not end within the %llus grace (--kill-after) and was killed\n",
+                        res->run_id, sig, g);
+        else if (res->stop_signal && why)
+                fprintf(stderr,
+                        "aidp-supervisor: run %s was stopped by %s (forwarded to the job); a "
+                        "second stop request killed the job at once\n",
+                        res->run_id, sig);
+        else if (res->stop_signal)
+                fprintf(stderr,
+                        "aidp-supervisor: run %s was stopped by %s (forwarded to the job, which "
+                        "then ended)\n",
+                        res->run_id, sig);
+        else if (why && res->timed_out)
+                fprintf(stderr,
+                        "aidp-supervisor: run %s: the job did not end within the %llus grace "
+                        "(--kill-after) after its wall time and was killed\n",
+                        res->run_id, g);
+}
+
 void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet)
 {
         if (res->started)
@@ -286,6 +317,8 @@ void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet)
                         res->noswap ? ""
                                     : "; tmpfs noswap unsupported by this kernel (data could reach "
                                       "swap)");
+        if (res->started)
+                print_stop(res);
         if (res->started)
                 print_mounts(res);
         if (res->started && res->egress)

@@ -225,6 +225,8 @@ static int kill_job(struct watch *w, const char *why, aidp_error *err)
         if (w->killed)
                 return 0;
         w->killed = true;
+        w->r->res->killed_why = why; /* said in the summary (cli_report.c) */
+        w->r->res->kill_after_seconds = w->kill_after;
         return signal_pid1(w, AIDP_SIG_KILL_JOB, why, err);
 }
 

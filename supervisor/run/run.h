@@ -127,9 +127,14 @@ struct aidp_run_result {
         char access_rule[128]; /* the role whose window closed */
         /* enforcement: audit: what the policy decided and was not enforced ("" none) */
         char policy_audit[768];
-        int stop_signal;    /* SIGTERM/SIGINT/SIGHUP/SIGQUIT the supervisor was stopped with
+        int stop_signal; /* SIGTERM/SIGINT/SIGHUP/SIGQUIT the supervisor was stopped with
                           * while the job ran (scancel, Ctrl-C); 0 if none */
-        uint64_t oom_kills; /* processes the memory limit killed (the job's or a child) */
+        /* why the job was killed instead of left to end: "kill-after" (the
+         * grace after a stop or the wall time ran out), "second stop request";
+         * NULL when it was not */
+        const char *killed_why;
+        uint64_t kill_after_seconds; /* that grace */
+        uint64_t oom_kills;          /* processes the memory limit killed (the job's or a child) */
         /* no --output-dir: what /out held when the run ended, shredded unkept */
         bool out_discarded;
         uint64_t out_discarded_bytes, out_discarded_files;

@@ -181,6 +181,45 @@ Test(run, forwards_sigint_and_sighup)
         signal_case(s2, n2, 1);
 }
 
+/* A stop the job ignores ends at its grace, and the summary says why (the
+ * status alone, 137, said nothing of a Ctrl-C); one the job obeys says it
+ * was stopped. */
+Test(run, a_stop_says_why_the_job_ended)
+{
+        AIDP_REQUIRE_ROOT();
+        char *ignore[] = {AIDP_SUPERVISOR,
+                          "run",
+                          "--user",
+                          "65534",
+                          "--no-cwd",
+                          "--kill-after",
+                          "1s",
+                          "--",
+                          "/bin/sh",
+                          "-c",
+                          "trap '' INT; echo ready; sleep 30",
+                          NULL};
+        cr_assert_eq(aidp_test_spawn(&P, ignore), 0);
+        cr_assert(aidp_test_wait_output(&P, "ready", 20000), "never ready: %s %s", P.out, P.err);
+        kill(P.pid, SIGINT);
+        int st = aidp_test_finish(&P);
+        cr_expect_eq(st, 128 + SIGKILL, "exit %d: %s", st, P.err);
+        cr_expect(strstr(P.err, "was stopped by SIGINT (forwarded to the job); the job did not "
+                                "end within the 1s grace (--kill-after) and was killed"),
+                  "%s", P.err);
+        char *obey[] = {
+                AIDP_SUPERVISOR,        "run", "--user", "65534", "--no-cwd", "--", "/bin/sh", "-c",
+                "echo ready; sleep 30", NULL};
+        cr_assert_eq(aidp_test_spawn(&P, obey), 0);
+        cr_assert(aidp_test_wait_output(&P, "ready", 20000), "never ready: %s %s", P.out, P.err);
+        kill(P.pid, SIGTERM);
+        st = aidp_test_finish(&P);
+        cr_expect_eq(st, 128 + SIGTERM, "exit %d: %s", st, P.err);
+        cr_expect(strstr(P.err, "was stopped by SIGTERM (forwarded to the job, which then ended)"),
+                  "%s", P.err);
+        cr_expect_null(strstr(P.err, "grace"), "%s", P.err);
+}
+
 Test(run, orphan_is_killed_and_nothing_of_the_run_remains)
 {
         AIDP_REQUIRE_ROOT();
