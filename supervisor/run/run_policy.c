@@ -31,20 +31,36 @@ bool aidp_run_root_directly(void)
         return getuid() == 0 && (!su || !strcmp(su, "0"));
 }
 
+/* The refusal of sealed data on a host with no policy at all, with a policy
+ * that lets this user run data tagged eu as it is (each file after a "--- "
+ * line naming it, to be adapted: the tag, the region, the classification). */
 static int no_policy_for_data(const char *dir, const char *user, aidp_error *err)
 {
-        return aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
-                              "sealed data needs an access policy, and none is installed: "
-                              "install %s/access.yaml (root-owned), for example\n"
-                              "  apiVersion: aidp/v1\n"
-                              "  kind: AccessPolicy\n"
-                              "  roles:\n"
-                              "    trainer: {operations: [run], profiles: [\"*\"], "
-                              "datasets: [\"*\"], max_classification: internal}\n"
-                              "  users:\n"
-                              "    %s: {roles: [trainer]}\n"
-                              "(docs/policy.md)",
-                              dir, user ? user : "USER");
+        return aidp_error_set(
+                err, AIDP_EXIT_DENIED, EACCES,
+                "sealed data needs a policy, and none is installed in %s: install root-owned "
+                "files there (docs/policy.md), for example these, adapted:\n"
+                "--- %s/access.yaml (who may run which data)\n"
+                "apiVersion: aidp/v1\n"
+                "kind: AccessPolicy\n"
+                "roles:\n"
+                "  trainer: {operations: [run], profiles: [\"*\"], datasets: [\"*\"], "
+                "max_classification: confidential}\n"
+                "users:\n"
+                "  %s: {roles: [trainer]}\n"
+                "--- %s/host.yaml (this node's region)\n"
+                "apiVersion: aidp/v1\n"
+                "kind: HostIdentity\n"
+                "region: my-region\n"
+                "--- %s/residency.yaml (where data of each residency tag may run: one rule per "
+                "tag your data carries)\n"
+                "apiVersion: aidp/v1\n"
+                "kind: ResidencyPolicy\n"
+                "residency:\n"
+                "  eu: {regions: [my-region]}\n"
+                "---\n"
+                "then `aidp-run --dry-run ...` shows the decision and every reason",
+                dir, dir, user ? user : "USER", dir, dir);
 }
 
 int aidp_run_policy_require_for_data(const char *user, aidp_error *err)

@@ -351,7 +351,7 @@ Test(policy_run, no_policy_installed_refuses_sealed_data_and_runs_undecided_with
         int st = run("nobody", "policy-none", eu_data, NULL);
         cr_assert_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s\n%s", st, P.out, P.err);
         assert_nothing_started("policy-none");
-        cr_assert(strstr(P.err, "sealed data needs an access policy"), "%s", P.err);
+        cr_assert(strstr(P.err, "sealed data needs a policy, and none is installed"), "%s", P.err);
         json_object *ev[4] = {0};
         size_t n = aidp_test_lineage_records(logp, keyp, ev, 4);
         cr_assert_eq(n, 1);
@@ -369,6 +369,25 @@ Test(policy_run, no_policy_installed_refuses_sealed_data_and_runs_undecided_with
         cr_assert(has_decision(ev[1], "run", "allow", "none"));
         for (size_t i = 0; i < n; i++)
                 json_object_put(ev[i]);
+
+        /* The policy the refusal shows, installed as it is, lets the run go. */
+        st = run("nobody", "policy-none-again", eu_data, NULL);
+        cr_assert_eq(st, AIDP_EXIT_DENIED, "%s", P.err);
+        size_t files = 0;
+        for (char *f = strstr(P.err, "\n--- "); f && !strncmp(f, "\n--- ", 5); files++) {
+                char path[4200];
+                cr_assert_eq(sscanf(f, "\n--- %4199s", path), 1, "%s", P.err);
+                char *body = strchr(f + 1, '\n') + 1, *stop = strstr(body, "\n---");
+                cr_assert_not_null(stop, "%s", P.err);
+                cr_assert(!strncmp(path, policydir, strlen(policydir)), "%s", path);
+                char text[2048];
+                TEST_SNPRINTF(text, "%.*s\n", (int)(stop - body), body);
+                put(path + strlen(policydir) + 1, text);
+                f = stop;
+        }
+        cr_assert_eq(files, 3, "three files: %s", P.err);
+        st = run("nobody", "policy-as-shown", eu_data, NULL);
+        cr_expect_eq(st, 0, "the policy the refusal shows refused: %s", P.err);
 }
 
 /* The supervisor ends a run when the time window that granted it closes:
