@@ -264,8 +264,8 @@ int aidp_residency_decision_to_error(const struct aidp_decision *d, aidp_error *
                 fails += d->reasons[i].result == AIDP_REASON_FAIL;
         char more[96] = "";
         if (fails > 1)
-                snprintf(more, sizeof more, " (and %zu more; see lineage or 'aidp policy explain')",
-                         fails - 1);
+                snprintf(more, sizeof more, " (and %zu more; %s shows them all)", fails - 1,
+                         d->op == AIDP_OP_RUN ? "the run's --dry-run" : "'aidp policy explain'");
         aidp_error_set(err, AIDP_EXIT_DENIED, EACCES, "%s denied by %s rule %s%s%s%s: %s%s%s%s%s%s",
                        aidp_residency_op_name(d->op), aidp_residency_check_name(r->check),
                        r->rule ? r->rule : "?", r->source ? " (" : "", r->source ? r->source : "",

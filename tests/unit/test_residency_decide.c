@@ -696,6 +696,16 @@ ParameterizedTest(size_t *row, decide, table)
                         cr_assert(strstr(derr.msg, c->dataset), "%s", derr.msg);
                 if (c->attr)
                         cr_assert(strstr(derr.msg, c->attr), "%s", derr.msg);
+                /* more than one failure: where the caller sees them all */
+                size_t fails = 0;
+                for (size_t i = 0; i < d.n_reasons; i++)
+                        fails += d.reasons[i].result == AIDP_REASON_FAIL;
+                if (fails > 1)
+                        cr_assert(strstr(derr.msg,
+                                         c->op == AIDP_OP_RUN
+                                                 ? "more; the run's --dry-run shows them all"
+                                                 : "more; 'aidp policy explain' shows them all"),
+                                  "%s", derr.msg);
         }
         if (c->also_rule) {
                 bool found = false;
