@@ -274,20 +274,21 @@ Test(contain, a_failure_after_the_status_leaves_the_rest_to_gc)
         fail_then_gc("release", 0, "COMPLETE", "left for gc");
 }
 
-/* The run journal's cgroups.log cannot be written (a full /run): no cgroup
- * directory is made that a crash would leave to gc unnamed. The run fails
- * before its job, says why, and leaves no cgroup and no journal. */
-Test(contain, a_cgroups_log_that_cannot_be_written_makes_no_cgroup)
+/* A run at the fault point `fault` (AIDP_FAULT_FAIL_AT) of the run journal's
+ * cgroups.log (a full /run): no cgroup directory is made that a crash would
+ * leave to gc unnamed. The run fails before its job, says why (`said`, and
+ * the write's or open's own errno, ENOSPC), and leaves no cgroup and no
+ * journal. */
+static void cgroups_log_fails(const char *fault, const char *said)
 {
-        AIDP_REQUIRE_ROOT();
         char *argv[64];
         run_argv(argv, NULL, "echo the-job-ran");
-        setenv("AIDP_FAULT_FAIL_AT", "cgroups-log", 1);
+        setenv("AIDP_FAULT_FAIL_AT", fault, 1);
         int st = aidp_test_run(&P, argv);
         unsetenv("AIDP_FAULT_FAIL_AT");
         cr_expect_eq(st, AIDP_EXIT_INTERNAL, "exit %d: %s", st, P.err);
-        cr_expect(strstr(P.err, "cgroups.log could not be written"), "the cause is not named: %s",
-                  P.err);
+        cr_expect(strstr(P.err, said), "the cause is not named: %s", P.err);
+        cr_expect(strstr(P.err, strerror(ENOSPC)), "the errno is not named: %s", P.err);
         cr_expect(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run is left");
         char jp[4096 + 128];
@@ -298,6 +299,20 @@ Test(contain, a_cgroups_log_that_cannot_be_written_makes_no_cgroup)
         char *log = aidp_test_slurp(logp, &len);
         cr_expect(!log || !strstr(log, run_id), "the log has a record of the run: %s", log);
         free(log);
+}
+
+Test(contain, a_cgroups_log_that_cannot_be_written_makes_no_cgroup)
+{
+        AIDP_REQUIRE_ROOT();
+        cgroups_log_fails("cgroups-log", "cgroups.log could not be written");
+}
+
+/* cgroups.log cannot even be opened (no inode left on /run, no fd left):
+ * the same, before any cgroup is made. */
+Test(contain, a_cgroups_log_that_cannot_be_opened_makes_no_cgroup)
+{
+        AIDP_REQUIRE_ROOT();
+        cgroups_log_fails("cgroups-log-open", "cgroups.log could not be opened");
 }
 
 /* Data that cannot fit the run's memory is refused before anything of the

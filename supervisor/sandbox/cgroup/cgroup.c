@@ -247,11 +247,16 @@ int aidp_cgroup_adopt(struct aidp_cgroup *cg, int intent_fd, const struct aidp_c
 {
         /* The run's journal names every directory before the run may use
          * it, as if the run had made them (gc removes them after a crash). */
+        if (intent_fd < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EBADF,
+                                      "cgroup: no run journal's cgroups.log to name the cgroup "
+                                      "made ahead (it is not taken)");
         cg->intent_fd = intent_fd;
-        if (cgfs_intent_all(cg) < 0)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
-                                      "cgroup: the run journal's cgroups.log could not be written "
-                                      "(the cgroup made ahead is not taken)");
+        int rc = cgfs_intent_all(cg);
+        if (rc < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
+                                        "cgroup: the run journal's cgroups.log could not be "
+                                        "written (the cgroup made ahead is not taken)");
         /* Now the run's (the journal names it): no longer a ready cgroup a
          * sweep may judge by its maker (on v1 it is empty until pid 1 joins). */
         cgfs_unmark_dirs(cg);

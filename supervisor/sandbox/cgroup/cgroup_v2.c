@@ -60,7 +60,7 @@ static int v2_begin(struct aidp_cgroup *cg, aidp_error *err)
         }
         int idx = cgfs_mkdir(cg, dir, pdir, "");
         if (idx == CGFS_INTENT_LOST)
-                return cgfs_intent_lost(err, dir);
+                return cgfs_intent_lost(err, cg, dir);
         if (idx < 0) {
                 /* ENOENT: another run's end removed the shared parent in
                  * between; the front starts over. */
