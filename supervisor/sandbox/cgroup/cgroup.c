@@ -301,6 +301,10 @@ static _Noreturn void helper_main(struct aidp_cgroup *cg, const struct aidp_cgro
         static struct helper_msg m;
         aidp_error e = {0};
         m.rc = aidp_cgroup_finish(cg, lim, &e);
+        /* Test builds: killed with its directories made, before it tells
+         * (AIDP_FAULT_FAIL_AT=cgroup-helper-lost). */
+        if (cgfs_fault_at("cgroup-helper-lost"))
+                raise(SIGKILL);
         m.err = e;
         m.n_dirs = (uint32_t)cg->n_dirs;
         m.memory_dir = cg->memory_dir;
@@ -355,11 +359,15 @@ int aidp_cgroup_finish_wait(struct aidp_cgroup *cg, aidp_error *err)
         close(cg->helper_fd);
         cg->helper = 0;
         cg->helper_fd = -1;
-        if (n != (ssize_t)sizeof m || m.n_dirs > CG_MAX_DIRS || m.n_dirs < cg->n_dirs)
+        if (n != (ssize_t)sizeof m || m.n_dirs > CG_MAX_DIRS || m.n_dirs < cg->n_dirs) {
+                /* It may have made hierarchies that only cgroups.log names
+                 * now: destroy leaves them, and the journal, to gc. */
+                cg->helper_lost = true;
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
                                       "cgroup v1: the helper making the run's hierarchies ended "
                                       "without a result (status %d)",
                                       status);
+        }
         /* Its directories, whatever came of it: on failure the helper removed
          * what it made (listed as gone), and what is left is removed with the
          * rest. The libcgroup handles stay in the helper: the parent needs
@@ -491,6 +499,13 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err)
         if (rc < 0)
                 aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
                                  "cgroup: %d run cgroup(s) could not be removed", left);
+        /* Not clean: the caller keeps the journal, and gc removes every
+         * directory cgroups.log names, those the helper made among them. */
+        else if (cg->helper_lost)
+                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                    "cgroup v1: the hierarchies the helper made are not known "
+                                    "here (its result was lost): left for gc, which finds them "
+                                    "in cgroups.log");
         cg_free(cg);
         return rc;
 }

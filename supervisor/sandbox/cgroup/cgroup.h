@@ -159,7 +159,9 @@ int aidp_cgroup_kill(struct aidp_cgroup *cg);
  * (bounded) until only it is left. Returns 0 or -errno. */
 int aidp_cgroup_kill_except(struct aidp_cgroup *cg, pid_t keep);
 /* Kill, then remove the run's cgroups (and the parent if it became empty).
- * Frees cg. Returns 0 or -errno (cg is freed either way). */
+ * Frees cg. Returns 0 or -errno (cg is freed either way); -EIO too when the
+ * v1 helper ended without its result: what it made is known only to the
+ * intent log (cgroups.log), so the caller must leave that to gc. */
 int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err);
 /* Paths of the run's cgroup directories, for the run journal (gc) and the
  * end record: every directory the run made, those a failed finish already

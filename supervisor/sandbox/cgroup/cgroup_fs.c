@@ -23,6 +23,12 @@ int cgfs_fault(const char *step)
         return aidp_cgroup_fault_hook ? aidp_cgroup_fault_hook(step) : 0;
 }
 
+bool cgfs_fault_at(const char *name)
+{
+        const char *f = getenv("AIDP_FAULT_FAIL_AT");
+        return f && !strcmp(f, name);
+}
+
 int cgfs_path(char *buf, size_t len, const char *fmt, ...)
 {
         va_list ap;
@@ -139,8 +145,7 @@ int cgfs_self(const char *controller, char *out, size_t len)
  * "cgroups-log", every write) fails it with ENOSPC. */
 static int intent_write(int fd, const char *buf, size_t n, const char *fault)
 {
-        const char *f = getenv("AIDP_FAULT_FAIL_AT");
-        if (f && (!strcmp(f, "cgroups-log") || !strcmp(f, fault)))
+        if (cgfs_fault_at("cgroups-log") || cgfs_fault_at(fault))
                 return -ENOSPC;
         ssize_t w = write(fd, buf, n);
         return w == (ssize_t)n ? 0 : w < 0 ? -errno : -EIO;

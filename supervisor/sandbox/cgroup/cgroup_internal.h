@@ -82,6 +82,9 @@ struct aidp_cgroup {
         char parent[PATH_MAX];         /* as given to aidp_cgroup_begin ("" = the default) */
         char name[256];
         pid_t helper;  /* aidp_cgroup_finish_start's process, or 0 */
+        /* The helper ended without its result: dirs lacks what it made
+         * (cgroups.log has them), so destroy must not report clean. */
+        bool helper_lost;
         int helper_fd; /* its result pipe (read end) */
         int intent_fd;    /* where each directory is logged before it is made, or -1 */
         int intent_errno; /* why the last line could not be logged (cgfs_intent_lost) */
@@ -156,3 +159,6 @@ void cgfs_unmark_dirs(const struct aidp_cgroup *cg);
  * it, nor reads anything from its environment for it. */
 extern int (*aidp_cgroup_fault_hook)(const char *step);
 int cgfs_fault(const char *step);
+/* Test builds: AIDP_FAULT_FAIL_AT names this fault point (the production
+ * binary does not honour AIDP_FAULT_ variables: supervisor/cli/env.c). */
+bool cgfs_fault_at(const char *name);
