@@ -276,6 +276,18 @@ Test(contain, a_failure_after_the_status_leaves_the_rest_to_gc)
         fail_then_gc("release", 0, "COMPLETE", "left for gc");
 }
 
+/* The test's own cgroup parent, wherever a run may have made it (the
+ * cgroup2 root, v1's tracking mount and hierarchies): clean-up on failure. */
+static void remove_test_parent(const char *parent)
+{
+        const char *in[] = {"", "/unified", "/memory", "/cpu", "/cpuacct", "/pids", "/devices"};
+        for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+                char p[256];
+                TEST_SNPRINTF(p, "/sys/fs/cgroup%s/%s", in[i], parent);
+                rmdir(p);
+        }
+}
+
 /* A run at the fault point `fault` (AIDP_FAULT_FAIL_AT) of the run journal's
  * cgroups.log (a full /run): no cgroup directory is made that a crash would
  * leave to gc unnamed. The run fails before its job, says why (`said`, and
@@ -283,8 +295,15 @@ Test(contain, a_failure_after_the_status_leaves_the_rest_to_gc)
  * journal. */
 static void cgroups_log_fails(const char *fault, const char *said)
 {
+        /* A parent of the test's own, made fresh by the run (no other run
+         * shares it, so its absence after is the run's doing): it goes
+         * again with the directory not made under it. */
+        char parent[96];
+        TEST_SNPRINTF(parent, "aidp-test-cglog-parent-%d", (int)getpid());
+        cr_assert(!aidp_test_cgroup_exists(parent), "%s exists before the run", parent);
+        const char *extra[] = {"--cgroup-parent", parent, NULL};
         char *argv[64];
-        run_argv(argv, NULL, "echo the-job-ran");
+        run_argv(argv, extra, "echo the-job-ran");
         setenv("AIDP_FAULT_FAIL_AT", fault, 1);
         int st = aidp_test_run(&P, argv);
         unsetenv("AIDP_FAULT_FAIL_AT");
@@ -293,6 +312,8 @@ static void cgroups_log_fails(const char *fault, const char *said)
         cr_expect(strstr(P.err, strerror(ENOSPC)), "the errno is not named: %s", P.err);
         cr_expect(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run is left");
+        cr_expect(!aidp_test_cgroup_exists(parent), "the parent %s the run made is left", parent);
+        remove_test_parent(parent);
         char jp[4096 + 128];
         TEST_SNPRINTF(jp, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jp, F_OK), 0, "the run's journal is left: %s", jp);

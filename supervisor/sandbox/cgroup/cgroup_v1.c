@@ -97,9 +97,14 @@ static int v1_begin(struct aidp_cgroup *cg, aidp_error *err)
         if (rc < 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG,
                                       "cgroup parent '%.64s...' is too long", pdir);
-        if (mkdir(pdir, 0755) < 0 && errno != EEXIST)
+        bool made = mkdir(pdir, 0755) == 0;
+        if (!made && errno != EEXIST)
                 return 0;
         int idx = cgfs_mkdir(cg, dir, pdir, "unified");
+        /* The parent goes again if this call made it (as on v2); rmdir
+         * fails harmlessly once another run uses it. */
+        if (idx < 0 && made)
+                rmdir(pdir);
         if (idx == CGFS_INTENT_LOST)
                 return cgfs_intent_lost(err, cg, dir);
         /* ENOENT: the shared parent went in between; the front starts
