@@ -68,7 +68,7 @@ const struct aidp_cli_env aidp_cli_env_table[] = {
         /* test hooks: the production binary must not honour them */
         {"AIDP_FAULT_", true, SUP, AIDP_TRUST_TEST_BUILD,
          "supervisor/run/run.c, lineage_commit.c, run_policy.c, sandbox/mask.c, hostsock.c, "
-         "creds_names.c, zygote.c, cli_serve.c, cgroup_fs.c",
+         "creds_names.c, zygote.c, cli_serve.c, cgroup_fs.c, cgroup.c, journal.c",
          "fault injection (AIDP_FAULT_STOP_AT, AIDP_FAULT_FAIL_AT, AIDP_FAULT_SYNC_DELAY_MS, "
          "AIDP_FAULT_MASK_CHILD, AIDP_FAULT_HOSTSOCK_GONE, AIDP_FAULT_CAP_LAST_CAP, "
          "AIDP_FAULT_ZYGOTE_ANSWER_LOST, AIDP_FAULT_ZYGOTE_BUILD_ID), the policy clock "

@@ -123,12 +123,20 @@ void aidp_journal_add(struct aidp_journal *j, const char *kind, const char *valu
 
 int aidp_journal_cgroup_log(struct aidp_journal *j)
 {
-        if (j->cgroup_log < 0 && j->obj) {
-                char p[PATH_MAX + 32];
-                snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, j->dir);
-                j->cgroup_log = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        }
-        return j->cgroup_log;
+        if (j->cgroup_log >= 0)
+                return j->cgroup_log;
+        if (!j->obj)
+                return -EBADF;
+        /* Test builds: a /run out of inodes (or the process out of fds). */
+        const char *f = getenv("AIDP_FAULT_FAIL_AT");
+        if (f && !strcmp(f, "cgroups-log-open"))
+                return -ENOSPC;
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/" AIDP_JOURNAL_CGROUP_LOG, j->dir);
+        int fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        return j->cgroup_log = fd;
 }
 
 void aidp_journal_cgroup_log_each(const char *dir, void (*fn)(const char *path, void *arg),

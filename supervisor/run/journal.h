@@ -29,7 +29,9 @@ struct aidp_journal {
 int aidp_journal_create(const char *run_dir, const char *run_id, const char *lineage,
                         const char *job, struct aidp_journal *j, aidp_error *err);
 void aidp_journal_add(struct aidp_journal *j, const char *kind, const char *value);
-/* The cgroups.log fd (opened on first use; -1 if it cannot be). */
+/* The cgroups.log fd (opened on first use), or -errno: then the run must
+ * make and take no cgroup (a crash would leave gc one it cannot name). Test
+ * builds: AIDP_FAULT_FAIL_AT=cgroups-log-open fails it with ENOSPC. */
 int aidp_journal_cgroup_log(struct aidp_journal *j);
 /* gc: call fn for every path in dir's cgroups.log. */
 void aidp_journal_cgroup_log_each(const char *dir, void (*fn)(const char *path, void *arg),

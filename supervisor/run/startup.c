@@ -302,31 +302,33 @@ static int cgroup_begin(struct run *r, aidp_error *err)
                 .pids = l->pids,
                 .devices_allow = r->devices_allow,
         };
+        /* cgroups.log first: each directory of the run is named there before
+         * it is made or taken, so that gc can remove it whenever the
+         * supervisor dies. Without it no cgroup is made nor taken (a ready
+         * one stays the worker's): journal.json names them only later. */
+        int log = aidp_journal_cgroup_log(&r->journal);
+        if (log < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -log,
+                                        "cgroup: the run journal's cgroups.log could not be "
+                                        "opened (no cgroup is made without it)");
         /* A daemon's worker may hold the run's cgroup made ahead (cgready.h):
          * then only the limits are left, written here, before anything of the
          * job exists. */
         r->cg = aidp_run_cgready_take(r->res->run_id, r->o->cgroup_parent);
         if (r->cg) {
-                int log = aidp_journal_cgroup_log(&r->journal);
+                /* The journal names its directories now (cgroups.log). The
+                 * ready record stays, held, until the run is over (run_free):
+                 * removing it here made ext4 free its files on the run's
+                 * path, which waits for the journal's running transaction
+                 * (another run's lineage fsync). Both naming the cgroup is
+                 * the case gc already knows: a record's gc only removes an
+                 * empty cgroup, the journal's the run's. */
                 rc = aidp_cgroup_adopt(r->cg, log, &r->cg_limits, err);
-                /* The journal names its directories now (cgroups.log, else
-                 * journal.json). The ready record stays, held, until the run
-                 * is over (run_free): removing it here made ext4 free its
-                 * files on the run's path, which waits for the journal's
-                 * running transaction (another run's lineage fsync). Both
-                 * naming the cgroup is the case gc already knows: a record's
-                 * gc only removes an empty cgroup, the journal's the run's. */
-                aidp_error jerr = {0};
-                if (log < 0) {
-                        aidp_run_journal_cgroups(r);
-                        (void)aidp_journal_sync(&r->journal, &jerr);
-                }
                 snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
                          aidp_cgroup_version_name(aidp_cgroup_version_of(r->cg)));
                 return rc;
         }
-        rc = aidp_cgroup_begin(r->o->cgroup_parent, r->res->run_id,
-                               aidp_journal_cgroup_log(&r->journal), &r->cg, err);
+        rc = aidp_cgroup_begin(r->o->cgroup_parent, r->res->run_id, log, &r->cg, err);
         if (rc < 0)
                 return rc;
         snprintf(r->res->cgroup_version, sizeof r->res->cgroup_version, "%s",
@@ -580,10 +582,10 @@ int aidp_run_startup_commit(struct run *r, aidp_error *err)
                 rc = aidp_run_cgroup_end(r, err);
         if (rc < 0)
                 return rc;
-        /* cgroups.log had each directory before it was made; only without it
-         * must journal.json be rewritten for them. */
+        /* cgroups.log had each directory before it was made (cgroup_begin
+         * fails without it): journal.json takes them at its next rewrite. */
         aidp_run_journal_cgroups(r);
-        return r->journal.cgroup_log < 0 ? aidp_journal_sync(&r->journal, err) : 0;
+        return 0;
 }
 
 /* A run that failed before prepare: nothing of it ran, so no teardown; what

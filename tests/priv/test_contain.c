@@ -5,9 +5,11 @@
  * /data is charged to the run's memory cgroup and data that cannot fit is
  * refused before it is decrypted; a full mount is named at the end. */
 #include <json-c/json.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <time.h>
 
 #include "common/exitcodes.h"
@@ -274,22 +276,44 @@ Test(contain, a_failure_after_the_status_leaves_the_rest_to_gc)
         fail_then_gc("release", 0, "COMPLETE", "left for gc");
 }
 
-/* The run journal's cgroups.log cannot be written (a full /run): no cgroup
- * directory is made that a crash would leave to gc unnamed. The run fails
- * before its job, says why, and leaves no cgroup and no journal. */
-Test(contain, a_cgroups_log_that_cannot_be_written_makes_no_cgroup)
+/* The test's own cgroup parent, wherever a run may have made it (the
+ * cgroup2 root, v1's tracking mount and hierarchies): clean-up on failure. */
+static void remove_test_parent(const char *parent)
 {
-        AIDP_REQUIRE_ROOT();
+        const char *in[] = {"", "/unified", "/memory", "/cpu", "/cpuacct", "/pids", "/devices"};
+        for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+                char p[256];
+                TEST_SNPRINTF(p, "/sys/fs/cgroup%s/%s", in[i], parent);
+                rmdir(p);
+        }
+}
+
+/* A run at the fault point `fault` (AIDP_FAULT_FAIL_AT) of the run journal's
+ * cgroups.log (a full /run): no cgroup directory is made that a crash would
+ * leave to gc unnamed. The run fails before its job, says why (`said`, and
+ * the write's or open's own errno, ENOSPC), and leaves no cgroup and no
+ * journal. */
+static void cgroups_log_fails(const char *fault, const char *said)
+{
+        /* A parent of the test's own, made fresh by the run (no other run
+         * shares it, so its absence after is the run's doing): it goes
+         * again with the directory not made under it. */
+        char parent[96];
+        TEST_SNPRINTF(parent, "aidp-test-cglog-parent-%d", (int)getpid());
+        cr_assert(!aidp_test_cgroup_exists(parent), "%s exists before the run", parent);
+        const char *extra[] = {"--cgroup-parent", parent, NULL};
         char *argv[64];
-        run_argv(argv, NULL, "echo the-job-ran");
-        setenv("AIDP_FAULT_FAIL_AT", "cgroups-log", 1);
+        run_argv(argv, extra, "echo the-job-ran");
+        setenv("AIDP_FAULT_FAIL_AT", fault, 1);
         int st = aidp_test_run(&P, argv);
         unsetenv("AIDP_FAULT_FAIL_AT");
         cr_expect_eq(st, AIDP_EXIT_INTERNAL, "exit %d: %s", st, P.err);
-        cr_expect(strstr(P.err, "cgroups.log could not be written"), "the cause is not named: %s",
-                  P.err);
+        cr_expect(strstr(P.err, said), "the cause is not named: %s", P.err);
+        cr_expect(strstr(P.err, strerror(ENOSPC)), "the errno is not named: %s", P.err);
         cr_expect(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
         cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run is left");
+        cr_expect(!aidp_test_cgroup_exists(parent), "the parent %s the run made is left", parent);
+        remove_test_parent(parent);
         char jp[4096 + 128];
         TEST_SNPRINTF(jp, "%s/%s", rundir, run_id);
         cr_expect_neq(access(jp, F_OK), 0, "the run's journal is left: %s", jp);
@@ -297,6 +321,66 @@ Test(contain, a_cgroups_log_that_cannot_be_written_makes_no_cgroup)
         size_t len = 0;
         char *log = aidp_test_slurp(logp, &len);
         cr_expect(!log || !strstr(log, run_id), "the log has a record of the run: %s", log);
+        free(log);
+}
+
+Test(contain, a_cgroups_log_that_cannot_be_written_makes_no_cgroup)
+{
+        AIDP_REQUIRE_ROOT();
+        cgroups_log_fails("cgroups-log", "cgroups.log could not be written");
+}
+
+/* cgroups.log cannot even be opened (no inode left on /run, no fd left):
+ * the same, before any cgroup is made. */
+Test(contain, a_cgroups_log_that_cannot_be_opened_makes_no_cgroup)
+{
+        AIDP_REQUIRE_ROOT();
+        cgroups_log_fails("cgroups-log-open", "cgroups.log could not be opened");
+}
+
+/* The v1 cgroup helper killed after it made the run's hierarchies, before it
+ * sent them back (AIDP_FAULT_FAIL_AT=cgroup-helper-lost): the run fails
+ * before its job, and its teardown, which knows only the tracking group,
+ * must not call itself clean: the journal and its cgroups.log stay, and gc
+ * removes every directory the log names, the helper's among them. */
+Test(contain, a_cgroup_helper_that_ends_without_its_result_leaves_gc_its_hierarchies)
+{
+        AIDP_REQUIRE_ROOT();
+        struct statfs sfs;
+        if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
+                cr_skip_test("cgroup v2: the run's one directory is made without a helper");
+        char *argv[64];
+        run_argv(argv, NULL, "echo the-job-ran");
+        setenv("AIDP_FAULT_FAIL_AT", "cgroup-helper-lost", 1);
+        int st = aidp_test_run(&P, argv);
+        unsetenv("AIDP_FAULT_FAIL_AT");
+        cr_expect_eq(st, AIDP_EXIT_INTERNAL, "exit %d: %s", st, P.err);
+        cr_expect(strstr(P.err, "ended without a result"), "the cause is not named: %s", P.err);
+        cr_expect(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
+        /* the hierarchies the helper made: left, and named in cgroups.log */
+        char cl[4096 + 128];
+        TEST_SNPRINTF(cl, "%s/%s/cgroups.log", rundir, run_id);
+        size_t len = 0;
+        char *log = aidp_test_slurp(cl, &len);
+        cr_assert_not_null(log, "the run's cgroups.log is gone: nothing names the helper's "
+                                "hierarchies for gc");
+        char *paths[16];
+        size_t n = 0, left = 0;
+        char *sv = NULL;
+        for (char *l = strtok_r(log, "\n", &sv); l && n < 16; l = strtok_r(NULL, "\n", &sv)) {
+                paths[n++] = l;
+                left += access(l, F_OK) == 0;
+        }
+        cr_expect_gt(n, 1, "cgroups.log names no hierarchy of the helper's");
+        cr_expect_gt(left, 0, "no directory of the helper's was left to test gc with");
+        char *gc[] = {AIDP_SUPERVISOR, "gc", "--run-dir", rundir, NULL};
+        cr_expect_eq(aidp_test_run(&P, gc), 0, "%s", P.err);
+        for (size_t i = 0; i < n; i++)
+                cr_expect_neq(access(paths[i], F_OK), 0, "gc left %s", paths[i]);
+        cr_expect(!aidp_test_cgroup_exists(run_id), "a cgroup of the run is left after gc");
+        char jp[4096 + 128];
+        TEST_SNPRINTF(jp, "%s/%s", rundir, run_id);
+        cr_expect_neq(access(jp, F_OK), 0, "gc left the journal: %s", jp);
         free(log);
 }
 

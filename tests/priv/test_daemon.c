@@ -515,16 +515,14 @@ Test(daemon, a_failure_after_the_status_is_in_the_daemons_log)
 }
 
 /* The run journal's cgroups.log cannot take the names of the cgroup an idle
- * worker made ahead (AIDP_FAULT_FAIL_AT=cgroups-log-adopt: that write only):
- * the run does not take it (a crash would leave gc a cgroup it cannot name),
- * fails before its job, says why, and leaves neither the cgroup nor its
+ * worker made ahead (at the fault point `fault`): the run does not take it (a
+ * crash would leave gc a cgroup it cannot name), fails before its job, says
+ * why (`said`, with the errno: ENOSPC), and leaves neither the cgroup nor its
  * journal. */
-Test(daemon, a_ready_cgroup_the_journal_cannot_name_is_not_taken)
+static void ready_cgroup_not_taken(const char *fault, const char *said)
 {
-        AIDP_REQUIRE_ROOT();
-        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
         char sock2[160], run2[160], ready_dir[200];
-        pid_t d = fault_daemon("cgroups-log-adopt", sock2, run2);
+        pid_t d = fault_daemon(fault, sock2, run2);
         TEST_SNPRINTF(ready_dir, "%s/.ready", run2);
         /* an idle worker has made its run's cgroup ahead */
         char id[NAME_MAX + 1] = "";
@@ -543,9 +541,14 @@ Test(daemon, a_ready_cgroup_the_journal_cannot_name_is_not_taken)
                      "-c",         "echo the-job-ran", NULL};
         int st = aidp_test_run_as(&P, &A, false, a);
         cr_expect_eq(st, AIDP_EXIT_INTERNAL, "status %d: %s", st, P.err);
-        cr_expect(strstr(P.err, "cgroups.log could not be written"), "the cause is not named: %s",
-                  P.err);
+        cr_expect(strstr(P.err, said), "the cause is not named: %s", P.err);
+        cr_expect(strstr(P.err, strerror(ENOSPC)), "the errno is not named: %s", P.err);
         cr_expect(!strstr(P.out, "the-job-ran"), "the job ran: %s", P.out);
+        /* refused before its START record (the run's id is its cgroup's) */
+        size_t len = 0;
+        char *log = aidp_test_slurp(logp, &len);
+        cr_expect(!id[0] || !log || !strstr(log, id), "the lineage log has a record of %s", id);
+        free(log);
         /* no journal of a run left (only the daemon's own directories) */
         size_t journals = journals_left(run2);
         cr_expect_eq(journals, 0, "the failed run left its journal in %s", run2);
@@ -556,6 +559,23 @@ Test(daemon, a_ready_cgroup_the_journal_cannot_name_is_not_taken)
         for (int t = 0; t < 200 && id[0] && aidp_test_cgroup_exists(id); t++)
                 usleep(25000);
         cr_expect(!id[0] || !aidp_test_cgroup_exists(id), "the cgroup %s is left", id);
+}
+
+/* ...that write only (AIDP_FAULT_FAIL_AT=cgroups-log-adopt). */
+Test(daemon, a_ready_cgroup_the_journal_cannot_name_is_not_taken)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
+        ready_cgroup_not_taken("cgroups-log-adopt", "cgroups.log could not be written");
+}
+
+/* ...cgroups.log cannot be opened (AIDP_FAULT_FAIL_AT=cgroups-log-open):
+ * the ready cgroup is not even taken from the worker. */
+Test(daemon, a_ready_cgroup_is_not_taken_without_a_cgroups_log)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
+        ready_cgroup_not_taken("cgroups-log-open", "cgroups.log could not be opened");
 }
 
 static char *wait_lineage(const char *run_id, const char *type, int timeout_ms)

@@ -247,11 +247,16 @@ int aidp_cgroup_adopt(struct aidp_cgroup *cg, int intent_fd, const struct aidp_c
 {
         /* The run's journal names every directory before the run may use
          * it, as if the run had made them (gc removes them after a crash). */
+        if (intent_fd < 0)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EBADF,
+                                      "cgroup: no run journal's cgroups.log to name the cgroup "
+                                      "made ahead (it is not taken)");
         cg->intent_fd = intent_fd;
-        if (cgfs_intent_all(cg) < 0)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
-                                      "cgroup: the run journal's cgroups.log could not be written "
-                                      "(the cgroup made ahead is not taken)");
+        int rc = cgfs_intent_all(cg);
+        if (rc < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
+                                        "cgroup: the run journal's cgroups.log could not be "
+                                        "written (the cgroup made ahead is not taken)");
         /* Now the run's (the journal names it): no longer a ready cgroup a
          * sweep may judge by its maker (on v1 it is empty until pid 1 joins). */
         cgfs_unmark_dirs(cg);
@@ -296,6 +301,10 @@ static _Noreturn void helper_main(struct aidp_cgroup *cg, const struct aidp_cgro
         static struct helper_msg m;
         aidp_error e = {0};
         m.rc = aidp_cgroup_finish(cg, lim, &e);
+        /* Test builds: killed with its directories made, before it tells
+         * (AIDP_FAULT_FAIL_AT=cgroup-helper-lost). */
+        if (cgfs_fault_at("cgroup-helper-lost"))
+                raise(SIGKILL);
         m.err = e;
         m.n_dirs = (uint32_t)cg->n_dirs;
         m.memory_dir = cg->memory_dir;
@@ -350,11 +359,15 @@ int aidp_cgroup_finish_wait(struct aidp_cgroup *cg, aidp_error *err)
         close(cg->helper_fd);
         cg->helper = 0;
         cg->helper_fd = -1;
-        if (n != (ssize_t)sizeof m || m.n_dirs > CG_MAX_DIRS || m.n_dirs < cg->n_dirs)
+        if (n != (ssize_t)sizeof m || m.n_dirs > CG_MAX_DIRS || m.n_dirs < cg->n_dirs) {
+                /* It may have made hierarchies that only cgroups.log names
+                 * now: destroy leaves them, and the journal, to gc. */
+                cg->helper_lost = true;
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
                                       "cgroup v1: the helper making the run's hierarchies ended "
                                       "without a result (status %d)",
                                       status);
+        }
         /* Its directories, whatever came of it: on failure the helper removed
          * what it made (listed as gone), and what is left is removed with the
          * rest. The libcgroup handles stay in the helper: the parent needs
@@ -486,6 +499,13 @@ int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err)
         if (rc < 0)
                 aidp_error_errno(err, AIDP_EXIT_INTERNAL, -rc,
                                  "cgroup: %d run cgroup(s) could not be removed", left);
+        /* Not clean: the caller keeps the journal, and gc removes every
+         * directory cgroups.log names, those the helper made among them. */
+        else if (cg->helper_lost)
+                rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
+                                    "cgroup v1: the hierarchies the helper made are not known "
+                                    "here (its result was lost): left for gc, which finds them "
+                                    "in cgroups.log");
         cg_free(cg);
         return rc;
 }

@@ -62,9 +62,11 @@ int aidp_cgroup_create(const char *parent, const char *name, const struct aidp_c
  * Nothing of the job may run before finish succeeded. finish is all or
  * nothing: on failure it has removed every directory it made (they stay
  * listed by aidp_cgroup_paths, for the record of what was removed), and
- * aidp_cgroup_destroy() removes what begin made. intent_fd (or -1): begin and
- * finish append each run directory's path to it, one line, before making it
- * (the run journal's cgroups.log, for gc). */
+ * aidp_cgroup_destroy() removes what begin made. intent_fd: begin and finish
+ * append each run directory's path to it, one line, before making it (the
+ * run journal's cgroups.log, for gc); a directory whose line cannot be
+ * written is not made. -1 only for a caller without a journal (tests,
+ * benchmarks): a run opens its log first and fails without it. */
 int aidp_cgroup_begin(const char *parent, const char *name, int intent_fd, struct aidp_cgroup **out,
                       aidp_error *err);
 int aidp_cgroup_finish(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim,
@@ -99,9 +101,10 @@ int aidp_cgroup_sweep_marked(bool (*orphan)(const char *mark, void *arg),
 /* No process in it: a ready cgroup is adopted only while it is. */
 bool aidp_cgroup_is_empty(const struct aidp_cgroup *cg);
 /* A run takes a ready cgroup over: each directory is logged to intent_fd
- * (the run's journal) and the run's limits are written, which is then all
- * that is left of finish (finish_wait has nothing to collect). On failure the
- * caller destroys it. */
+ * (the run's journal; -1 is refused, as a log that cannot be written: a
+ * crash would leave gc a cgroup it cannot name) and the run's limits are
+ * written, which is then all that is left of finish (finish_wait has nothing
+ * to collect). On failure the caller destroys it. */
 int aidp_cgroup_adopt(struct aidp_cgroup *cg, int intent_fd, const struct aidp_cgroup_limits *lim,
                       aidp_error *err);
 /* Free cg in this process only: its directories stay (a ready cgroup found
@@ -156,7 +159,9 @@ int aidp_cgroup_kill(struct aidp_cgroup *cg);
  * (bounded) until only it is left. Returns 0 or -errno. */
 int aidp_cgroup_kill_except(struct aidp_cgroup *cg, pid_t keep);
 /* Kill, then remove the run's cgroups (and the parent if it became empty).
- * Frees cg. Returns 0 or -errno (cg is freed either way). */
+ * Frees cg. Returns 0 or -errno (cg is freed either way); -EIO too when the
+ * v1 helper ended without its result: what it made is known only to the
+ * intent log (cgroups.log), so the caller must leave that to gc. */
 int aidp_cgroup_destroy(struct aidp_cgroup *cg, aidp_error *err);
 /* Paths of the run's cgroup directories, for the run journal (gc) and the
  * end record: every directory the run made, those a failed finish already

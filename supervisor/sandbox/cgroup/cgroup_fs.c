@@ -23,6 +23,12 @@ int cgfs_fault(const char *step)
         return aidp_cgroup_fault_hook ? aidp_cgroup_fault_hook(step) : 0;
 }
 
+bool cgfs_fault_at(const char *name)
+{
+        const char *f = getenv("AIDP_FAULT_FAIL_AT");
+        return f && !strcmp(f, name);
+}
+
 int cgfs_path(char *buf, size_t len, const char *fmt, ...)
 {
         va_list ap;
@@ -139,36 +145,39 @@ int cgfs_self(const char *controller, char *out, size_t len)
  * "cgroups-log", every write) fails it with ENOSPC. */
 static int intent_write(int fd, const char *buf, size_t n, const char *fault)
 {
-        const char *f = getenv("AIDP_FAULT_FAIL_AT");
-        if (f && (!strcmp(f, "cgroups-log") || !strcmp(f, fault)))
+        if (cgfs_fault_at("cgroups-log") || cgfs_fault_at(fault))
                 return -ENOSPC;
         ssize_t w = write(fd, buf, n);
         return w == (ssize_t)n ? 0 : w < 0 ? -errno : -EIO;
 }
 
-int cgfs_intent(const struct aidp_cgroup *cg, const char *path)
+int cgfs_intent(struct aidp_cgroup *cg, const char *path)
 {
+        /* no log: the journal-less API (aidp_cgroup_create); a run always
+         * has one (startup.c fails without it) */
         if (cg->intent_fd < 0)
                 return 0;
         char line[PATH_MAX + 2];
         int n = snprintf(line, sizeof line, "%s\n", path);
-        if (n <= 0 || (size_t)n >= sizeof line)
-                return -ENAMETOOLONG;
-        return intent_write(cg->intent_fd, line, (size_t)n, "cgroups-log");
+        int rc = n <= 0 || (size_t)n >= sizeof line
+                         ? -ENAMETOOLONG
+                         : intent_write(cg->intent_fd, line, (size_t)n, "cgroups-log");
+        if (rc < 0)
+                cg->intent_errno = -rc;
+        return rc;
 }
 
-int cgfs_intent_lost(aidp_error *err, const char *dir)
+int cgfs_intent_lost(aidp_error *err, const struct aidp_cgroup *cg, const char *dir)
 {
-        return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO,
-                              "cgroup: %s not made: the run journal's cgroups.log could not be "
-                              "written",
-                              dir);
+        /* The write's own errno: ENOSPC tells the operator /run is full. */
+        return aidp_error_errno(err, AIDP_EXIT_INTERNAL, cg->intent_errno ? cg->intent_errno : EIO,
+                                "cgroup: %s not made: the run journal's cgroups.log could not "
+                                "be written",
+                                dir);
 }
 
 int cgfs_intent_all(const struct aidp_cgroup *cg)
 {
-        if (cg->intent_fd < 0)
-                return 0;
         /* One write: on the critical path of a run that adopts them. */
         static char buf[CG_MAX_DIRS * (PATH_MAX + 1)];
         size_t n = 0;

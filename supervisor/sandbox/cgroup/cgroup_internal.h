@@ -82,8 +82,12 @@ struct aidp_cgroup {
         char parent[PATH_MAX];         /* as given to aidp_cgroup_begin ("" = the default) */
         char name[256];
         pid_t helper;  /* aidp_cgroup_finish_start's process, or 0 */
+        /* The helper ended without its result: dirs lacks what it made
+         * (cgroups.log has them), so destroy must not report clean. */
+        bool helper_lost;
         int helper_fd; /* its result pipe (read end) */
-        int intent_fd; /* where each directory is logged before it is made, or -1 */
+        int intent_fd;    /* where each directory is logged before it is made, or -1 */
+        int intent_errno; /* why the last line could not be logged (cgfs_intent_lost) */
         /* device lines already written (deny all, then these), or NULL */
         const char *const *dev_ahead;
         /* task_fds opened ahead (a ready cgroup), handed out once */
@@ -104,20 +108,21 @@ int cgfs_read_key(const char *dir, const char *file, const char *key, uint64_t *
  * one (""), "" for the root. */
 int cgfs_self(const char *controller, char *out, size_t len);
 /* Log a directory before making it (the run journal's cgroups.log): 0, or
- * -errno when the line could not be written (the directory must not be made
- * then: a crash would leave gc a cgroup it does not know of). Test builds:
- * AIDP_FAULT_FAIL_AT=cgroups-log fails it with ENOSPC (and cgroups-log-adopt
- * only cgfs_intent_all's). */
-int cgfs_intent(const struct aidp_cgroup *cg, const char *path);
-/* Log every directory of the run at once (a ready cgroup's, adopted): 0 or
- * -errno, as cgfs_intent. */
+ * -errno (kept in cg->intent_errno) when the line could not be written (the
+ * directory must not be made then: a crash would leave gc a cgroup it does
+ * not know of). 0 without a log (intent_fd -1: aidp_cgroup_create's, no
+ * journal). Test builds: AIDP_FAULT_FAIL_AT=cgroups-log fails it with
+ * ENOSPC (and cgroups-log-adopt only cgfs_intent_all's). */
+int cgfs_intent(struct aidp_cgroup *cg, const char *path);
+/* Log every directory of the run at once (a ready cgroup's, adopted; the
+ * caller checked intent_fd): 0 or -errno, as cgfs_intent. */
 int cgfs_intent_all(const struct aidp_cgroup *cg);
 /* cgfs_mkdir's result when the directory's line could not be logged (it was
- * not made). */
+ * not made; why is in cg->intent_errno). */
 #define CGFS_INTENT_LOST (-4096)
 /* The run's error for a directory not made because its line could not be
- * logged: -1 with err set. */
-int cgfs_intent_lost(aidp_error *err, const char *dir);
+ * logged, with the write's errno (cg->intent_errno): -1 with err set. */
+int cgfs_intent_lost(aidp_error *err, const struct aidp_cgroup *cg, const char *dir);
 /* Record a directory of the run (before it is made, so that a failure half
  * way through still removes it). Returns its index or -E2BIG. */
 int cgfs_add_dir(struct aidp_cgroup *cg, const char *path, const char *parent, const char *ctrl);
@@ -154,3 +159,6 @@ void cgfs_unmark_dirs(const struct aidp_cgroup *cg);
  * it, nor reads anything from its environment for it. */
 extern int (*aidp_cgroup_fault_hook)(const char *step);
 int cgfs_fault(const char *step);
+/* Test builds: AIDP_FAULT_FAIL_AT names this fault point (the production
+ * binary does not honour AIDP_FAULT_ variables: supervisor/cli/env.c). */
+bool cgfs_fault_at(const char *name);

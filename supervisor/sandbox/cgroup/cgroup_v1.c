@@ -97,11 +97,16 @@ static int v1_begin(struct aidp_cgroup *cg, aidp_error *err)
         if (rc < 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG,
                                       "cgroup parent '%.64s...' is too long", pdir);
-        if (mkdir(pdir, 0755) < 0 && errno != EEXIST)
+        bool made = mkdir(pdir, 0755) == 0;
+        if (!made && errno != EEXIST)
                 return 0;
         int idx = cgfs_mkdir(cg, dir, pdir, "unified");
+        /* The parent goes again if this call made it (as on v2); rmdir
+         * fails harmlessly once another run uses it. */
+        if (idx < 0 && made)
+                rmdir(pdir);
         if (idx == CGFS_INTENT_LOST)
-                return cgfs_intent_lost(err, dir);
+                return cgfs_intent_lost(err, cg, dir);
         /* ENOENT: the shared parent went in between; the front starts
          * over. Anything else: the run goes without a tracking group. */
         if (idx == -ENOENT)
@@ -179,7 +184,7 @@ static int v1_create_one(struct aidp_cgroup *cg, size_t i, const char *mnt, aidp
         int idx = shared;
         if (shared < 0) {
                 if (cgfs_intent(cg, abs) < 0)
-                        return cgfs_intent_lost(err, abs);
+                        return cgfs_intent_lost(err, cg, abs);
                 idx = cgfs_add_dir(cg, abs, pabs, ctrl);
                 if (idx < 0)
                         return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -idx,

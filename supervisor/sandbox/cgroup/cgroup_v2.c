@@ -50,23 +50,28 @@ static int v2_begin(struct aidp_cgroup *cg, aidp_error *err)
             cgfs_path(dir, sizeof dir, "%s/%s", pdir, cg->name) < 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, ENAMETOOLONG,
                                       "cgroup v2: parent '%.64s...' is too long", parent);
-        if (mkdir(pdir, 0755) < 0 && errno != EEXIST)
+        /* A parent this call made goes again when the run's directory is
+         * not made under it (rmdir fails harmlessly once another run uses
+         * it); one that was there stays: it may be an admin's. */
+        bool made = mkdir(pdir, 0755) == 0;
+        if (!made && errno != EEXIST)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "cgroup v2: mkdir %s",
                                         pdir);
         int rc = enable_controllers(pdir, err);
         if (rc < 0) {
-                rmdir(pdir); /* if this call created it; fails harmlessly if in use */
+                if (made)
+                        rmdir(pdir);
                 return rc;
         }
         int idx = cgfs_mkdir(cg, dir, pdir, "");
+        if (idx < 0 && made)
+                rmdir(pdir);
         if (idx == CGFS_INTENT_LOST)
-                return cgfs_intent_lost(err, dir);
-        if (idx < 0) {
-                /* ENOENT: another run's end removed the shared parent in
-                 * between; the front starts over. */
-                rmdir(pdir); /* if this call created it; fails harmlessly if in use */
+                return cgfs_intent_lost(err, cg, dir);
+        /* ENOENT: another run's end removed the shared parent in between;
+         * the front starts over. */
+        if (idx < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -idx, "cgroup v2: mkdir %s", dir);
-        }
         cg->kill_dir = cg->procs_dir = cg->memory_dir = cg->cpu_dir = idx;
         return 0;
 }
