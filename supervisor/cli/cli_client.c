@@ -457,12 +457,7 @@ int aidp_cli_run_client(int argc, char **argv)
         if (sock < 0) {
                 if (!c.detach) /* sudo has no detached runs */
                         sudo_fallback(fw, n);
-                fprintf(stderr,
-                        PROG ": error: cannot reach the aidp daemon at %s: %s\n"
-                             "  (is it running? `systemctl start aidp.socket`; are you in the "
-                             "group it serves? `ls -l %s`)\n",
-                        aidp_cli_daemon_socket(c.socket), strerror(-sock),
-                        aidp_cli_daemon_socket(c.socket));
+                aidp_cli_daemon_unreachable(PROG, c.socket, sock);
                 status = AIDP_EXIT_INTERNAL;
                 goto out;
         }

@@ -1,7 +1,8 @@
 /* aidp-run's own command line (supervisor/cli/cli_client.c): where the job's
  * command starts is found by run's own parser, so that aidp-run's options
  * (--socket, --detach, --out) after the command are the job's; its help,
- * version and errors under its own name. With a real unprivileged
+ * version and errors under its own name; and the hint of aidp-run, aidp ps,
+ * stop and logs when the daemon cannot be reached. With a real unprivileged
  * user and a daemon of the test's own. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -69,7 +70,7 @@ static int as_a(struct aidp_proc *p, const char *const *args)
 Test(daemon_cli, own_options_after_the_command_are_the_jobs)
 {
         NEED();
-        const char *a[] = {AIDP_RUN_BIN, "-q",       "--no-cwd", "/bin/echo", "hello", "--out",
+        const char *a[] = {AIDP_RUN_BIN, "-q",       "--no-cwd", "/bin/echo", "hello",   "--out",
                            "x",          "--detach", "--socket", "/tmp/y",    "--out=z", NULL};
         cr_assert_eq(as_a(&P, a), 0, "%s", P.err);
         cr_expect_str_eq(P.out, "hello --out x --detach --socket /tmp/y --out=z\n", "%s", P.err);
@@ -84,8 +85,8 @@ Test(daemon_cli, own_options_after_the_command_are_the_jobs)
 Test(daemon_cli, an_options_value_is_never_an_option)
 {
         NEED();
-        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--job-name", "--detach", "--",
-                           "/bin/echo",  "hi", NULL};
+        const char *a[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--job-name", "--detach",
+                           "--",         "/bin/echo", "hi",       NULL};
         cr_assert_eq(as_a(&P, a), 0, "%s", P.err);
         cr_expect_str_eq(P.out, "hi\n", "detached? %s", P.err);
         size_t len = 0;
@@ -114,11 +115,10 @@ Test(daemon_cli, own_options_before_the_command)
         char *end = aidp_test_wait_lineage(logp, run_id, "COMPLETE", 60000);
         cr_expect_not_null(end, "no end record for %s", run_id);
         free(end);
-        const char *b[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--out", "/nonexistent-aidp", "--",
-                           "/bin/true",  NULL};
+        const char *b[] = {AIDP_RUN_BIN,        "-q", "--no-cwd",  "--out",
+                           "/nonexistent-aidp", "--", "/bin/true", NULL};
         cr_expect_eq(as_a(&P, b), AIDP_EXIT_USAGE, "%s", P.err);
-        cr_expect(strstr(P.err, "aidp-run: error: --out /nonexistent-aidp: ") != NULL, "%s",
-                  P.err);
+        cr_expect(strstr(P.err, "aidp-run: error: --out /nonexistent-aidp: ") != NULL, "%s", P.err);
         char outd[1100];
         TEST_SNPRINTF(outd, "%s/out", T);
         cr_assert_eq(mkdir(outd, 0700), 0);
@@ -126,10 +126,10 @@ Test(daemon_cli, own_options_before_the_command)
         const char *o[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--out", outd, "--", "/bin/true", NULL};
         /* the daemon got it as --output-dir: its own check of that option */
         cr_expect_eq(as_a(&P, o), AIDP_EXIT_USAGE, "%s", P.err);
-        cr_expect(strstr(P.err, "--output-dir without --data needs --output-key-id") != NULL,
-                  "%s", P.err);
-        const char *c[] = {AIDP_RUN_BIN, "--out", "/tmp", "--output-dir", "/tmp", "/bin/true",
-                           NULL};
+        cr_expect(strstr(P.err, "--output-dir without --data needs --output-key-id") != NULL, "%s",
+                  P.err);
+        const char *c[] = {AIDP_RUN_BIN, "--out",     "/tmp", "--output-dir",
+                           "/tmp",       "/bin/true", NULL};
         cr_expect_eq(as_a(&P, c), AIDP_EXIT_USAGE, "%s", P.err);
         cr_expect(strstr(P.err, "--out and --output-dir") != NULL, "%s", P.err);
 }
@@ -148,10 +148,11 @@ Test(daemon_cli, help_and_version_are_aidp_runs)
         for (size_t i = 0; want[i]; i++)
                 cr_expect(strstr(P.out, want[i]) != NULL, "help lacks %s", want[i]);
         /* as options (the help of another may mention one) */
-        const char *admin[] = {"\n  --user ",    "\n  --run-id",    "\n  --run-dir",
-                               "\n  --lineage",  "\n  --keep-env",  "\n  --exec-hook",
-                               "\n  --result-fd", "\n  --key-dir",  "aidp-supervisor run ",
-                               NULL};
+        const char *admin[] = {"\n  --user ",          "\n  --run-id",
+                               "\n  --run-dir",        "\n  --lineage",
+                               "\n  --keep-env",       "\n  --exec-hook",
+                               "\n  --result-fd",      "\n  --key-dir",
+                               "aidp-supervisor run ", NULL};
         for (size_t i = 0; admin[i]; i++)
                 cr_expect(strstr(P.out, admin[i]) == NULL, "help shows %s", admin[i] + 1);
         char *v[] = {AIDP_RUN_BIN, "--version", NULL};
@@ -215,4 +216,47 @@ Test(daemon_cli, unreadable_working_directory)
         cr_expect(!strncmp(P.err, want, strlen(want)), "%s", P.err);
         cr_expect(strstr(P.err, "--no-cwd") && strstr(P.err, "--cwd DIR"), "%s", P.err);
         cr_expect(strstr(P.err, "--cwd /") == NULL, "%s", P.err);
+}
+
+/* No daemon at an explicit socket: aidp-run, ps, stop and logs say so with
+ * the same hint, which names systemd's unit only for the default socket. */
+Test(daemon_cli, unreachable_daemon_hint)
+{
+        AIDP_REQUIRE_ROOT();
+        const char *s = "/nonexistent-aidp/aidp.sock";
+        char *cmds[][8] = {
+                {AIDP_RUN_BIN, "--socket", (char *)s, "/bin/true", NULL},
+                {AIDP_BIN, "ps", "--socket", (char *)s, NULL},
+                {AIDP_BIN, "stop", "--socket", (char *)s, "some-run", NULL},
+                {AIDP_BIN, "logs", "--socket", (char *)s, "some-run", NULL},
+        };
+        for (size_t i = 0; i < 4; i++) {
+                cr_expect_eq(aidp_test_run(&P, cmds[i]), AIDP_EXIT_INTERNAL, "%s", P.err);
+                cr_expect(strstr(P.err, "cannot reach the aidp daemon at /nonexistent-aidp/") !=
+                                  NULL,
+                          "%s", P.err);
+                cr_expect(strstr(P.err, "is a daemon serving /nonexistent-aidp/aidp.sock?") != NULL,
+                          "%s %s: %s", cmds[i][0], cmds[i][1], P.err);
+                cr_expect(strstr(P.err, "systemctl") == NULL, "%s", P.err);
+        }
+}
+
+/* aidp stop --json: one JSON object for the run it stops. */
+Test(daemon_cli, stop_json)
+{
+        NEED();
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd",  "--detach", "--",
+                           "/bin/sh",    "-c", "sleep 100", NULL};
+        cr_assert_eq(as_a(&P, a), 0, "%s", P.err);
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "%.36s", P.out);
+        cr_assert_eq(strlen(run_id), 36, "no run id: %s / %s", P.out, P.err);
+        const char *stop[] = {AIDP_BIN, "stop", "--json", run_id, NULL};
+        cr_assert_eq(as_a(&Q, stop), 0, "%s", Q.err);
+        char want[128];
+        TEST_SNPRINTF(want, "{\"run_id\":\"%s\",\"stopping\":true}\n", run_id);
+        cr_expect_str_eq(Q.out, want);
+        char *end = aidp_test_wait_lineage(logp, run_id, "ABORT", 60000);
+        cr_expect_not_null(end, "no end record for the stopped run %s", run_id);
+        free(end);
 }
