@@ -32,6 +32,9 @@ int aidp_cli_ps(int argc, char **argv);
  * else /run/aidp/aidp.sock) and a connection to it (fd or -errno) */
 const char *aidp_cli_daemon_socket(const char *opt);
 int aidp_cli_daemon_connect(const char *path);
+/* "PROG: error: cannot reach the aidp daemon at PATH" (r: connect's -errno)
+ * and a hint: `systemctl start aidp.socket` for the default socket only. */
+void aidp_cli_daemon_unreachable(const char *prog, const char *opt, int r);
 int aidp_cli_stop(int argc, char **argv);
 /* aidp logs [--follow] RUN: a detached run's output (docs/protocol.md). */
 int aidp_cli_logs(int argc, char **argv);

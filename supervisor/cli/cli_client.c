@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -65,7 +66,15 @@ static int open_one(struct files *f, const char *opt, const char *path, int flag
         return add_fd(f, fd, key, list) < 0 ? -1 : 0;
 }
 
-static int open_files(const struct aidp_cli_run *c, const char *cwd, struct files *f)
+/* How the user named what open_files opens: --out for --output-dir, and the
+ * working directory they did not name at all. */
+struct labels {
+        bool cwd_implicit;
+        const char *output_dir;
+};
+
+static int open_files(const struct aidp_cli_run *c, const char *cwd, const struct labels *l,
+                      struct files *f)
 {
         add_fd(f, 0, "stdin", false);
         add_fd(f, 1, "stdout", false);
@@ -78,9 +87,22 @@ static int open_files(const struct aidp_cli_run *c, const char *cwd, struct file
                 if (open_one(f, c->binds[i].writable ? "--bind" : "--ro-bind", c->binds[i].source,
                              O_PATH, 0, "binds", true) < 0)
                         return -1;
-        if (cwd && open_one(f, "--cwd", cwd, O_PATH | O_DIRECTORY, 0, "cwd", false) < 0)
+        if (cwd && l->cwd_implicit) {
+                int fd = open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0) {
+                        fprintf(stderr,
+                                PROG ": error: the working directory %s: %s\n"
+                                     "  (it is bound into the sandbox: give --no-cwd, or --cwd "
+                                     "DIR for another)\n",
+                                cwd, strerror(errno));
+                        return -1;
+                }
+                if (add_fd(f, fd, "cwd", false) < 0)
+                        return -1;
+        } else if (cwd && open_one(f, "--cwd", cwd, O_PATH | O_DIRECTORY, 0, "cwd", false) < 0) {
                 return -1;
-        if (c->o.output_dir && open_one(f, "--output-dir", c->o.output_dir, O_PATH | O_DIRECTORY, 0,
+        }
+        if (c->o.output_dir && open_one(f, l->output_dir, c->o.output_dir, O_PATH | O_DIRECTORY, 0,
                                         "output_dir", false) < 0)
                 return -1;
         /* New, never through a symlink: the daemon writes only into this fd. */
@@ -199,38 +221,6 @@ static int follow(int sock)
         }
 }
 
-/* --socket PATH and --out DIR (= --output-dir DIR) are aidp-run's own; the
- * rest goes to the daemon as given. Returns the new argv (borrowed strings). */
-static char **own_options(int argc, char **argv, const char **sock, bool *detach, int *ret_argc)
-{
-        char **out = calloc((size_t)argc + 3, sizeof *out);
-        if (!out)
-                return NULL;
-        int n = 0;
-        out[n++] = "run";
-        bool job = false;
-        for (int i = 1; i < argc; i++) {
-                if (!job && !strcmp(argv[i], "--"))
-                        job = true;
-                if (!job && !strcmp(argv[i], "--socket") && i + 1 < argc) {
-                        *sock = argv[++i];
-                } else if (!job && !strncmp(argv[i], "--socket=", 9)) {
-                        *sock = argv[i] + 9;
-                } else if (!job && !strcmp(argv[i], "--detach")) {
-                        *detach = true;
-                } else if (!job && !strcmp(argv[i], "--out")) {
-                        out[n++] = "--output-dir";
-                } else if (!job && !strncmp(argv[i], "--out=", 6)) {
-                        out[n++] = "--output-dir";
-                        out[n++] = argv[i] + 6;
-                } else {
-                        out[n++] = argv[i];
-                }
-        }
-        *ret_argc = n;
-        return out;
-}
-
 /* No daemon: sudo, where the site has said so (docs/protocol.md). */
 static int sudo_fallback(char **args, int n)
 {
@@ -257,15 +247,13 @@ static int sudo_fallback(char **args, int n)
         return -1;
 }
 
-static int send_run(int sock, char **av, int first_arg, int ac, struct files *f, bool detach)
+static int send_run(int sock, char **args, int n_args, char **job, int n_job, struct files *f,
+                    bool detach)
 {
-        int n_opts = first_arg - 1;
-        if (n_opts > 0 && !strcmp(av[first_arg - 1], "--"))
-                n_opts--;
         json_object *m = aidp_proto_msg("request");
         json_object_object_add(m, "op", json_object_new_string("run"));
-        json_object_object_add(m, "args", strv_json(av + 1, (size_t)n_opts));
-        json_object_object_add(m, "argv", strv_json(av + first_arg, (size_t)(ac - first_arg)));
+        json_object_object_add(m, "args", strv_json(args, (size_t)n_args));
+        json_object_object_add(m, "argv", strv_json(job, (size_t)n_job));
         size_t n_env = 0;
         while (environ[n_env])
                 n_env++;
@@ -284,64 +272,196 @@ static int send_run(int sock, char **av, int first_arg, int ac, struct files *f,
         return r;
 }
 
+/* aidp-run's own options, after the whole of run's table: one parse finds
+ * where the job's command starts exactly as run's parser (and so the daemon)
+ * does, and which tokens before it are aidp-run's. */
+struct client_cli {
+        struct aidp_cli_run run; /* first: run's table's offsets hold here too */
+        const char *socket;
+        bool detach, version;
+};
+
+#define CL(f) offsetof(struct client_cli, f)
+
+static const struct aidp_cli_opt own_opts[] = {
+        AIDP_CLI_OPT("out", 0, AIDP_CLI_STRING, CL(run.o.output_dir), "DIR",
+                     "seal /out into DIR/<run-id>.sealed at the end (run's\n"
+                     "--output-dir); without it /out is shredded",
+                     AIDP_TRUST_USER),
+        AIDP_CLI_OPT("detach", 0, AIDP_CLI_FLAG, CL(detach), NULL,
+                     "print the run's id and return; `aidp logs RUN` shows\n"
+                     "its output, `aidp stop RUN` ends it",
+                     AIDP_TRUST_USER),
+        AIDP_CLI_OPT("socket", 0, AIDP_CLI_STRING, CL(socket), "PATH",
+                     "the daemon's socket (default $AIDP_SOCKET or\n" AIDP_PROTO_SOCKET ")",
+                     AIDP_TRUST_USER),
+        AIDP_CLI_OPT("version", 0, AIDP_CLI_FLAG, CL(version), NULL, "print the version and exit",
+                     AIDP_TRUST_USER),
+        {0},
+};
+
+#define CLIENT_ABOUT                                                                               \
+        "Run CMD in a fresh sandbox through the aidp daemon (aidp-supervisor serve);\n"            \
+        "the job's exit status becomes aidp-run's. The options end at --, or at the\n"             \
+        "first argument that is not an option: everything from CMD on is the job's\n"              \
+        "own. Every file named here is opened by aidp-run, as you; the working\n"                  \
+        "directory is bound into the sandbox (--no-cwd: not)."
+
+#define CLIENT_FOOTER                                                                              \
+        AIDP_CLI_UNITS_HELP                                                                        \
+        "\nEnvironment: AIDP_SOCKET, the daemon's socket when --socket is not given;\n"            \
+        "the job gets a safe subset of yours (--env NAME=VALUE for more).\n"                       \
+        "Exit status: the job's; 120 a usage error, 121 access denied, 124 timeout,\n"             \
+        "125 the daemon could not be reached or failed (docs/protocol.md).\n"
+
+/* The table aidp-run parses with (run's, then its own) and the one its
+ * help shows: what a user may pass through the daemon (run's user-level
+ * options but those naming a descriptor of this process), then its own. */
+struct client_tables {
+        struct aidp_cli_opt all[AIDP_CLI_MAX_OPTS + 1], help[AIDP_CLI_MAX_OPTS + 1];
+        size_t n_run; /* all[n_run + k] is own_opts[k] */
+};
+
+static void client_tables(struct client_tables *t)
+{
+        size_t n = 0, h = 0;
+        for (const struct aidp_cli_opt *o = aidp_cli_run_spec.opts; o->name; o++) {
+                t->all[n++] = *o;
+                if (o->trust == AIDP_TRUST_USER && !o->local)
+                        t->help[h++] = *o;
+        }
+        t->n_run = n;
+        for (const struct aidp_cli_opt *o = own_opts; o->name; o++)
+                t->all[n++] = t->help[h++] = *o;
+        t->all[n] = t->help[h] = (struct aidp_cli_opt){0};
+}
+
+enum { OWN_OUT, OWN_DETACH, OWN_SOCKET, OWN_VERSION };
+
+static size_t run_index(const char *name)
+{
+        size_t i = 0;
+        while (aidp_cli_run_spec.opts[i].name && strcmp(aidp_cli_run_spec.opts[i].name, name))
+                i++;
+        return i;
+}
+
+/* The request's options: the tokens before the job's command, minus
+ * aidp-run's own and the "--", --out DIR as --output-dir DIR; then "--" and
+ * the job's command. fw[0] is "run" (for sudo). Returns the count; *ret_job
+ * is the index of the command in fw. */
+static int forward_args(const struct client_tables *t, int argc, char **argv, const int *at,
+                        int first_arg, const char *cwd, char **fw, int *ret_job)
+{
+        int n = 0;
+        fw[n++] = "run";
+        if (cwd) {
+                fw[n++] = "--cwd";
+                fw[n++] = (char *)cwd;
+        }
+        bool own = false;
+        for (int k = 1; k < first_arg; k++) {
+                int w = at[k];
+                if (w == AIDP_CLI_AT_END || (w == AIDP_CLI_AT_VALUE && own))
+                        continue;
+                if (w >= 0)
+                        own = (size_t)w >= t->n_run;
+                if (w >= 0 && (size_t)w == t->n_run + OWN_OUT) {
+                        fw[n++] = "--output-dir";
+                        char *eq = strchr(argv[k], '=');
+                        if (eq)
+                                fw[n++] = eq + 1;
+                        own = false; /* its separate value goes on */
+                        continue;
+                }
+                if (!own)
+                        fw[n++] = argv[k];
+        }
+        fw[n++] = "--";
+        *ret_job = n;
+        for (int k = first_arg; k < argc; k++)
+                fw[n++] = argv[k];
+        fw[n] = NULL;
+        return n;
+}
+
 int aidp_cli_run_client(int argc, char **argv)
 {
         mark(T_MAIN);
-        const char *sock_opt = NULL;
-        bool detach = false;
-        int ac = 0;
-        _cleanup_free_ char **av = own_options(argc, argv, &sock_opt, &detach, &ac);
-        if (!av)
+        struct client_tables t;
+        client_tables(&t);
+        const struct aidp_cli_spec spec = {
+                .prog = PROG,
+                .synopsis = "[OPTIONS] [--] CMD [ARGS...]",
+                .about = CLIENT_ABOUT,
+                .opts = t.all,
+                .footer = CLIENT_FOOTER,
+                .in_order = true,
+                .max_args = -1,
+        };
+        struct aidp_cli_spec help = spec;
+        help.opts = t.help;
+        /* run's parser splits SRC:DST in place: it gets copies, the
+         * request the tokens as given */
+        _cleanup_free_ char **pv = calloc((size_t)argc + 1, sizeof *pv);
+        _cleanup_free_ int *at = calloc((size_t)argc + 1, sizeof *at);
+        _cleanup_free_ char **fw = calloc((size_t)argc + 8, sizeof *fw);
+        if (!pv || !at || !fw)
                 return AIDP_EXIT_INTERNAL;
-        char cwd[PATH_MAX];
-        /* The working directory goes as --cwd: the daemon's is not the caller's. */
-        bool add_cwd = true;
-        for (int i = 1; i < ac && strcmp(av[i], "--"); i++)
-                if (!strcmp(av[i], "--no-cwd") || !strcmp(av[i], "--cwd") ||
-                    !strncmp(av[i], "--cwd=", 6))
-                        add_cwd = false;
-        _cleanup_free_ char **full = calloc((size_t)ac + 3, sizeof *full);
-        _cleanup_free_ char **pv = calloc((size_t)ac + 3, sizeof *pv);
-        if (!full || !pv)
-                return AIDP_EXIT_INTERNAL;
-        int n = 0;
-        full[n++] = av[0];
-        if (add_cwd && getcwd(cwd, sizeof cwd)) {
-                full[n++] = "--cwd";
-                full[n++] = cwd;
-        }
-        for (int i = 1; i < ac; i++)
-                full[n++] = av[i];
-        /* run's parser splits SRC:DST in place: it gets copies */
-        for (int i = 0; i < n; i++)
-                if (!(pv[i] = strdup(full[i])))
-                        return AIDP_EXIT_INTERNAL;
-        struct aidp_cli_run c = {0};
+        for (int i = 0; i < argc; i++)
+                if (!(pv[i] = strdup(argv[i])))
+                        goto oom;
+        struct client_cli c = {0};
         struct aidp_cli_parsed p;
-        int status = AIDP_EXIT_INTERNAL;
         struct files f = {.map = json_object_new_object()};
-        if (!aidp_cli_options(&aidp_cli_run_spec, n, pv, &c, &p, &status))
+        aidp_error err = {0};
+        int status = AIDP_EXIT_USAGE;
+        int r = aidp_cli_parse_at(&spec, argc, pv, &c, &p, at, &err);
+        if (r > 0) {
+                aidp_cli_help(&help, stdout);
+                status = 0;
                 goto out;
-        aidp_cli_run_finish(&c, pv, &p);
-        status = AIDP_EXIT_USAGE;
-        if (open_files(&c, c.o.no_cwd ? NULL : c.o.cwd, &f) < 0)
+        }
+        if (r < 0) {
+                status = aidp_cli_fail(PROG, &err);
+                goto out;
+        }
+        if (c.version) {
+                printf("aidp-run %s\n", AIDP_VERSION);
+                status = 0;
+                goto out;
+        }
+        if (p.n_args == 0) {
+                status = aidp_cli_usage_error(PROG, "missing %s", aidp_cli_run_spec.args);
+                goto out;
+        }
+        if (p.count[t.n_run + OWN_OUT] && p.count[run_index("output-dir")]) {
+                status = aidp_cli_usage_error(PROG, "--out and --output-dir: give one of them");
+                goto out;
+        }
+        aidp_cli_run_finish(&c.run, pv, &p);
+        /* The working directory goes as --cwd: the daemon's is not the caller's. */
+        char cwd[PATH_MAX];
+        bool add_cwd = !c.run.o.cwd && !c.run.o.no_cwd && getcwd(cwd, sizeof cwd);
+        if (add_cwd)
+                c.run.o.cwd = cwd;
+        int job = 0;
+        int n = forward_args(&t, argc, argv, at, p.first_arg, add_cwd ? cwd : NULL, fw, &job);
+        struct labels l = {.cwd_implicit = add_cwd,
+                           .output_dir = p.count[t.n_run + OWN_OUT] ? "--out" : "--output-dir"};
+        if (open_files(&c.run, c.run.o.no_cwd ? NULL : c.run.o.cwd, &l, &f) < 0)
                 goto out;
         mark(T_FILES);
-        int sock = aidp_cli_daemon_connect(aidp_cli_daemon_socket(sock_opt));
+        int sock = aidp_cli_daemon_connect(aidp_cli_daemon_socket(c.socket));
         mark(T_CONNECT);
         if (sock < 0) {
-                if (!detach) /* sudo has no detached runs */
-                        sudo_fallback(full, n);
-                fprintf(stderr,
-                        PROG ": error: cannot reach the aidp daemon at %s: %s\n"
-                             "  (is it running? `systemctl start aidp.socket`; are you in the "
-                             "group it serves? `ls -l %s`)\n",
-                        aidp_cli_daemon_socket(sock_opt), strerror(-sock),
-                        aidp_cli_daemon_socket(sock_opt));
+                if (!c.detach) /* sudo has no detached runs */
+                        sudo_fallback(fw, n);
+                aidp_cli_daemon_unreachable(PROG, c.socket, sock);
                 status = AIDP_EXIT_INTERNAL;
                 goto out;
         }
-        int sr = send_run(sock, full, p.first_arg, n, &f, detach);
+        int sr = send_run(sock, fw + 1, job - 2, fw + job, n - job, &f, c.detach);
         mark(T_SENT);
         status = sr < 0 && sr != -EPIPE && sr != -ECONNRESET ? AIDP_EXIT_INTERNAL : follow(sock);
         close(sock);
@@ -350,9 +470,13 @@ out:
         for (size_t i = 3; i < f.n; i++)
                 close(f.fds[i]);
         json_object_put(f.map);
-        aidp_cli_list_free(&c.env);
-        aidp_cli_list_free(&c.data);
-        for (int i = 0; i < n; i++)
+        aidp_cli_list_free(&c.run.env);
+        aidp_cli_list_free(&c.run.data);
+        for (int i = 0; i < argc; i++)
                 free(pv[i]);
         return status;
+oom:
+        for (int i = 0; i < argc; i++)
+                free(pv[i]);
+        return AIDP_EXIT_INTERNAL;
 }

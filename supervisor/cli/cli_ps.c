@@ -39,6 +39,24 @@ int aidp_cli_daemon_connect(const char *path)
         return fd;
 }
 
+void aidp_cli_daemon_unreachable(const char *prog, const char *opt, int r)
+{
+        const char *path = aidp_cli_daemon_socket(opt);
+        fprintf(stderr, "%s: error: cannot reach the aidp daemon at %s: %s\n", prog, path,
+                strerror(-r));
+        /* systemd's unit serves the default socket only: for another, the
+         * admin who started that daemon knows how. */
+        if (!strcmp(path, AIDP_PROTO_SOCKET))
+                fprintf(stderr,
+                        "  (is it running? `systemctl start aidp.socket`; are you in the group "
+                        "it serves? `ls -l %s`)\n",
+                        path);
+        else
+                fprintf(stderr,
+                        "  (is a daemon serving %s? are you in the group it serves? `ls -l %s`)\n",
+                        path, path);
+}
+
 /* ---- aidp ps, aidp stop, aidp logs ---- */
 
 struct ps_cli {
@@ -52,6 +70,15 @@ static const struct aidp_cli_opt ps_opts[] = {
                      AIDP_TRUST_USER),
         AIDP_CLI_OPT("json", 0, AIDP_CLI_FLAG, offsetof(struct ps_cli, json), NULL,
                      "one JSON array", AIDP_TRUST_USER),
+        {0},
+};
+
+static const struct aidp_cli_opt stop_opts[] = {
+        AIDP_CLI_OPT("socket", 0, AIDP_CLI_STRING, offsetof(struct ps_cli, socket), "PATH",
+                     "the daemon's socket (default $AIDP_SOCKET or " AIDP_PROTO_SOCKET ")",
+                     AIDP_TRUST_USER),
+        AIDP_CLI_OPT("json", 0, AIDP_CLI_FLAG, offsetof(struct ps_cli, json), NULL,
+                     "one JSON object: {\"run_id\": RUN-ID, \"stopping\": true}", AIDP_TRUST_USER),
         {0},
 };
 
@@ -91,10 +118,10 @@ static const struct aidp_cli_spec ps_spec = {
 
 static const struct aidp_cli_spec stop_spec = {
         .prog = "aidp stop",
-        .synopsis = "[--socket PATH] RUN-ID",
+        .synopsis = "[--json] [--socket PATH] RUN-ID",
         .about = "Stop a run of yours (root: any): SIGTERM to the job, then shred and the end\n"
                  "record, as Ctrl-C would.",
-        .opts = ps_opts,
+        .opts = stop_opts,
         .min_args = 1,
         .max_args = 1,
         .args = "one RUN-ID",
@@ -106,8 +133,7 @@ static json_object *ask_keep(const char *sock_opt, json_object *req, const char 
 {
         int sock = aidp_cli_daemon_connect(aidp_cli_daemon_socket(sock_opt));
         if (sock < 0) {
-                fprintf(stderr, "%s: error: cannot reach the aidp daemon at %s: %s\n", prog,
-                        aidp_cli_daemon_socket(sock_opt), strerror(-sock));
+                aidp_cli_daemon_unreachable(prog, sock_opt, sock);
                 *status = AIDP_EXIT_INTERNAL;
                 return NULL;
         }
@@ -211,7 +237,15 @@ int aidp_cli_stop(int argc, char **argv)
         if (!m)
                 return status;
         json_object_put(m);
-        printf("stopping %s\n", argv[p.first_arg]);
+        if (!c.json) {
+                printf("stopping %s\n", argv[p.first_arg]);
+                return 0;
+        }
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "run_id", json_object_new_string(argv[p.first_arg]));
+        json_object_object_add(o, "stopping", json_object_new_boolean(true));
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
         return 0;
 }
 

@@ -194,7 +194,7 @@ static const struct aidp_cli_opt run_opts[] = {
                      "write a JSON result for schedulers", U),
         AIDP_CLI_OPT("result-fd", 0, AIDP_CLI_UINT, RUN(result_fd), "N",
                      "write the same JSON result as one line to descriptor N", U, .min = 3,
-                     .max = INT_MAX, .expect = "an open file descriptor >= 3"),
+                     .max = INT_MAX, .expect = "an open file descriptor >= 3", .local = true),
         AIDP_CLI_OPT("exec-hook", 0, AIDP_CLI_FLAG, RUN(exec_hook), NULL,
                      "non-interactive mode for a root scheduler component\n"
                      "(docs/exec-hook.md): --user and --run-id required; the\n"

@@ -196,6 +196,12 @@ static int check_operands(const struct aidp_cli_spec *spec, int argc, char **arg
 int aidp_cli_parse(const struct aidp_cli_spec *spec, int argc, char **argv, void *dest,
                    struct aidp_cli_parsed *ret, aidp_error *err)
 {
+        return aidp_cli_parse_at(spec, argc, argv, dest, ret, NULL, err);
+}
+
+int aidp_cli_parse_at(const struct aidp_cli_spec *spec, int argc, char **argv, void *dest,
+                      struct aidp_cli_parsed *ret, int *at, aidp_error *err)
+{
         size_t n = count_opts(spec->opts);
         if (n > AIDP_CLI_MAX_OPTS)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, E2BIG, "%s: option table too long",
@@ -206,7 +212,9 @@ int aidp_cli_parse(const struct aidp_cli_spec *spec, int argc, char **argv, void
         memset(ret, 0, sizeof *ret);
         optind = 0; /* 0, not 1: also resets glibc's internal state between parses */
         opterr = 0;
-        int c, r = 0;
+        int c, r = 0, prev = 1;
+        for (int k = 0; at && k < argc; k++)
+                at[k] = AIDP_CLI_AT_OPERAND;
         while (r == 0 && (c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
                 if (c == 'h' || c == VAL_BASE + (int)n) {
                         ret->help = true;
@@ -216,6 +224,12 @@ int aidp_cli_parse(const struct aidp_cli_spec *spec, int argc, char **argv, void
                 if (c == '?' || c == ':' || i < 0)
                         return getopt_error(spec, n, c, argv, err);
                 const struct aidp_cli_opt *o = &spec->opts[i];
+                /* The tokens getopt took for it: none while inside a cluster
+                 * of short options (-qq), else its name and a separate value. */
+                for (int k = prev; at && k < optind; k++)
+                        at[k] = k == prev ? i : AIDP_CLI_AT_VALUE;
+                if (optind > prev)
+                        prev = optind;
                 ret->count[i]++;
                 enum aidp_trust_level lv = o->trust_of ? o->trust_of(optarg) : o->trust;
                 if (lv < o->trust)
@@ -226,6 +240,9 @@ int aidp_cli_parse(const struct aidp_cli_spec *spec, int argc, char **argv, void
         }
         if (r < 0)
                 return r;
+        /* What getopt skipped without returning it is the "--" that ends the options. */
+        for (int k = prev; at && k < optind; k++)
+                at[k] = AIDP_CLI_AT_END;
         return check_operands(spec, argc, argv, ret, err);
 }
 

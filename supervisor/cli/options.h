@@ -85,6 +85,7 @@ struct aidp_cli_opt {
         uint64_t min, max;
         const char *expect; /* "a size such as 512M or 8G": what a bad value is told */
         bool limit;         /* user-level, but may only lower the profile's value */
+        bool local; /* names a descriptor of the caller's own process: not through the daemon */
         int (*parse)(const char *arg, void *dest, aidp_error *err); /* CUSTOM */
         /* optional: the level a particular value needs (>= trust wins) */
         enum aidp_trust_level (*trust_of)(const char *arg);
@@ -140,6 +141,17 @@ void aidp_cli_list_free(struct aidp_cli_list *l);
  * Prints nothing. */
 int aidp_cli_parse(const struct aidp_cli_spec *spec, int argc, char **argv, void *dest,
                    struct aidp_cli_parsed *ret, aidp_error *err);
+
+/* aidp_cli_parse, also saying what each argv token was (for a caller that
+ * passes the options on, minus its own): at[k] (argc entries; may be NULL) is
+ * the opts index for the token naming an option, AIDP_CLI_AT_VALUE for a
+ * separate token holding the previous option's value, AIDP_CLI_AT_END for the
+ * "--" that ended the options, AIDP_CLI_AT_OPERAND otherwise (operands, and
+ * everything after the first operand of an in_order spec). Exact for in_order
+ * specs only (otherwise getopt permutes argv). */
+enum { AIDP_CLI_AT_OPERAND = -1, AIDP_CLI_AT_VALUE = -2, AIDP_CLI_AT_END = -3 };
+int aidp_cli_parse_at(const struct aidp_cli_spec *spec, int argc, char **argv, void *dest,
+                      struct aidp_cli_parsed *ret, int *at, aidp_error *err);
 
 /* The usual front door of a command: parse; print help (to stdout) or the usage
  * error (to stderr). True when the command should go on; otherwise *status is

@@ -121,6 +121,40 @@ Test(cli_options, operands_may_come_first_unless_in_order)
         free(dest);
 }
 
+static int run_index(const char *name)
+{
+        for (int i = 0; aidp_cli_run_spec.opts[i].name; i++)
+                if (!strcmp(aidp_cli_run_spec.opts[i].name, name))
+                        return i;
+        return -100;
+}
+
+/* What each token was, for aidp-run, which passes run's options on minus its
+ * own: an option's value is its value even when it looks like an option or
+ * is "--"; a cluster of short options is one token; the "--" that ends the
+ * options is told apart; the job's tokens are operands. */
+Test(cli_options, parse_at_says_what_each_token_was)
+{
+        struct aidp_cli_parsed p;
+        aidp_error err = {0};
+        char *run[] = {"run", "--job-name", "--detach", "-qq",   "--memory=8G", "--cwd",
+                       "--",  "--",         "echo",     "--out", "x",           NULL};
+        int at[11];
+        void *dest = calloc(1, 1 << 16);
+        cr_assert_eq(aidp_cli_parse_at(&aidp_cli_run_spec, 11, run, dest, &p, at, &err), 0, "%s",
+                     err.msg);
+        free(dest);
+        int want[] = {AIDP_CLI_AT_OPERAND, run_index("job-name"), AIDP_CLI_AT_VALUE,
+                      run_index("quiet"),  run_index("memory"),   run_index("cwd"),
+                      AIDP_CLI_AT_VALUE,   AIDP_CLI_AT_END,       AIDP_CLI_AT_OPERAND,
+                      AIDP_CLI_AT_OPERAND, AIDP_CLI_AT_OPERAND};
+        for (int k = 0; k < 11; k++)
+                cr_expect_eq(at[k], want[k], "token %d (%s): %d, not %d", k, run[k], at[k],
+                             want[k]);
+        cr_expect_eq(p.first_arg, 8);
+        cr_expect_eq(p.count[run_index("quiet")], 2);
+}
+
 static void expect_usage(char **argv, const char *needle)
 {
         struct t o;

@@ -1,0 +1,262 @@
+/* aidp-run's own command line (supervisor/cli/cli_client.c): where the job's
+ * command starts is found by run's own parser, so that aidp-run's options
+ * (--socket, --detach, --out) after the command are the job's; its help,
+ * version and errors under its own name; and the hint of aidp-run, aidp ps,
+ * stop and logs when the daemon cannot be reached. With a real unprivileged
+ * user and a daemon of the test's own. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/exitcodes.h"
+#include "daemon_util.h"
+#include "lineage_util.h"
+#include "priv.h"
+#include "runner.h"
+#include "testusers.h"
+#include "tests/tpath.h"
+
+#define AIDP_RUN_BIN AIDP_BINARY_DIR "/aidp-run"
+#define AIDP_BIN     AIDP_BINARY_DIR "/aidp"
+
+static struct aidp_test_user A;
+static struct aidp_proc P, Q;
+static char *T;
+static char sock[100], rundir[1024], logp[1024], keyp[1024], policy[1024];
+static pid_t daemon_pid;
+static bool ready;
+
+static void setup(void)
+{
+        if (geteuid() != 0)
+                return;
+        ready = aidp_test_daemon_fixture(&T, "c", &A, sock, rundir, logp, keyp, policy);
+}
+
+static void teardown(void)
+{
+        if (T)
+                aidp_test_daemon_fixture_end(&daemon_pid, sock, rundir, &T);
+}
+
+TestSuite(daemon_cli, .init = setup, .fini = teardown, .timeout = 120);
+
+#define NEED()                                                                                     \
+        do {                                                                                       \
+                AIDP_REQUIRE_ROOT();                                                               \
+                cr_assert(ready, "test user or files could not be made (%s)",                      \
+                          aidp_test_users_why());                                                  \
+                char k_[1100];                                                                     \
+                TEST_SNPRINTF(k_, "AIDP_LINEAGE_KEY=%s", keyp);                                    \
+                const char *env_[] = {k_, NULL};                                                   \
+                const char *a_[] = {"--lineage", logp, NULL};                                      \
+                daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, a_, env_, true);          \
+        } while (0)
+
+/* args[0] (aidp-run, or aidp and its command) --socket sock args... as A. */
+static int as_a(struct aidp_proc *p, const char *const *args)
+{
+        return aidp_test_client_as(p, &A, sock, true, args);
+}
+
+/* aidp-run's own options after the job's command, without --, are the job's
+ * arguments: echo gets them untouched, the run is not detached and the
+ * client still talks to the daemon at sock. */
+Test(daemon_cli, own_options_after_the_command_are_the_jobs)
+{
+        NEED();
+        const char *a[] = {AIDP_RUN_BIN, "-q",       "--no-cwd", "/bin/echo", "hello",   "--out",
+                           "x",          "--detach", "--socket", "/tmp/y",    "--out=z", NULL};
+        cr_assert_eq(as_a(&P, a), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "hello --out x --detach --socket /tmp/y --out=z\n", "%s", P.err);
+        /* the same after -- */
+        const char *b[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--", "/bin/echo", "--detach", NULL};
+        cr_assert_eq(as_a(&P, b), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "--detach\n", "%s", P.err);
+}
+
+/* An option's value that looks like an option is its value: the job is
+ * named --detach, and the run is not detached. */
+Test(daemon_cli, an_options_value_is_never_an_option)
+{
+        NEED();
+        const char *a[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--job-name", "--detach",
+                           "--",         "/bin/echo", "hi",       NULL};
+        cr_assert_eq(as_a(&P, a), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "hi\n", "detached? %s", P.err);
+        size_t len = 0;
+        char *log = aidp_test_slurp(logp, &len);
+        cr_assert_not_null(log);
+        cr_expect(strstr(log, "\"--detach\"") != NULL, "no job named --detach in lineage");
+        free(log);
+        /* --socket's value too: the client connects to sock, not elsewhere */
+        const char *b[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--job-name",
+                           "--socket",   "/bin/echo", "ok",       NULL};
+        cr_assert_eq(as_a(&P, b), 0, "%s", P.err);
+        cr_expect_str_eq(P.out, "ok\n", "%s", P.err);
+}
+
+/* Before the command (with or without --), aidp-run's own options are its
+ * own: --detach detaches, --out is run's --output-dir under the name the user
+ * typed. */
+Test(daemon_cli, own_options_before_the_command)
+{
+        NEED();
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--detach", "/bin/true", NULL};
+        cr_assert_eq(as_a(&P, a), 0, "%s", P.err);
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "%.36s", P.out);
+        cr_assert_eq(strlen(run_id), 36, "no run id: %s / %s", P.out, P.err);
+        char *end = aidp_test_wait_lineage(logp, run_id, "COMPLETE", 60000);
+        cr_expect_not_null(end, "no end record for %s", run_id);
+        free(end);
+        const char *b[] = {AIDP_RUN_BIN,        "-q", "--no-cwd",  "--out",
+                           "/nonexistent-aidp", "--", "/bin/true", NULL};
+        cr_expect_eq(as_a(&P, b), AIDP_EXIT_USAGE, "%s", P.err);
+        cr_expect(strstr(P.err, "aidp-run: error: --out /nonexistent-aidp: ") != NULL, "%s", P.err);
+        char outd[1100];
+        TEST_SNPRINTF(outd, "%s/out", T);
+        cr_assert_eq(mkdir(outd, 0700), 0);
+        cr_assert_eq(chown(outd, A.uid, A.gid), 0);
+        const char *o[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--out", outd, "--", "/bin/true", NULL};
+        /* the daemon got it as --output-dir: its own check of that option */
+        cr_expect_eq(as_a(&P, o), AIDP_EXIT_USAGE, "%s", P.err);
+        cr_expect(strstr(P.err, "--output-dir without --data needs --output-key-id") != NULL, "%s",
+                  P.err);
+        const char *c[] = {AIDP_RUN_BIN, "--out",     "/tmp", "--output-dir",
+                           "/tmp",       "/bin/true", NULL};
+        cr_expect_eq(as_a(&P, c), AIDP_EXIT_USAGE, "%s", P.err);
+        cr_expect(strstr(P.err, "--out and --output-dir") != NULL, "%s", P.err);
+}
+
+/* aidp-run's help lists what a user may pass through the daemon and its own
+ * options, none that only an admin running the supervisor may use. */
+Test(daemon_cli, help_and_version_are_aidp_runs)
+{
+        AIDP_REQUIRE_ROOT();
+        char *h[] = {AIDP_RUN_BIN, "--help", NULL};
+        cr_assert_eq(aidp_test_run(&P, h), 0, "%s", P.err);
+        cr_expect(!strncmp(P.out, "usage: aidp-run ", 16), "%s", P.out);
+        const char *want[] = {"--socket PATH", "--detach",  "--out DIR", "AIDP_SOCKET",
+                              "--memory SIZE", "--data",    "--profile", "--version",
+                              "--no-cwd",      "--summary", NULL};
+        for (size_t i = 0; want[i]; i++)
+                cr_expect(strstr(P.out, want[i]) != NULL, "help lacks %s", want[i]);
+        /* as options (the help of another may mention one) */
+        const char *admin[] = {"\n  --user ",          "\n  --run-id",
+                               "\n  --run-dir",        "\n  --lineage",
+                               "\n  --keep-env",       "\n  --exec-hook",
+                               "\n  --result-fd",      "\n  --key-dir",
+                               "aidp-supervisor run ", NULL};
+        for (size_t i = 0; admin[i]; i++)
+                cr_expect(strstr(P.out, admin[i]) == NULL, "help shows %s", admin[i] + 1);
+        char *v[] = {AIDP_RUN_BIN, "--version", NULL};
+        cr_assert_eq(aidp_test_run(&P, v), 0, "%s", P.err);
+        cr_expect(!strncmp(P.out, "aidp-run ", 9) && strchr(P.out, '.'), "%s", P.out);
+        char *av[] = {AIDP_BIN, "--version", NULL};
+        cr_assert_eq(aidp_test_run(&Q, av), 0, "%s", Q.err);
+        cr_expect_str_eq(P.out + 9, Q.out + 5, "aidp-run %s, aidp %s", P.out, Q.out);
+}
+
+/* Usage errors: under aidp-run's name, pointing to aidp-run --help, status
+ * 120; nothing reaches a daemon. */
+Test(daemon_cli, usage_errors_name_aidp_run)
+{
+        AIDP_REQUIRE_ROOT();
+        struct {
+                const char *a, *b, *says;
+        } cases[] = {
+                {"--memory", "8X", "--memory '8X'"},
+                {"--timeout", "0", "--timeout '0'"},
+                {"--job-name", "", "--job-name: empty"},
+                {"--bogus", NULL, "unknown option '--bogus'"},
+                {"-q", NULL, "missing CMD"},
+                {"--socket", NULL, "--socket needs an argument"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char *a[6] = {AIDP_RUN_BIN, (char *)cases[i].a};
+                size_t n = 2;
+                if (cases[i].b)
+                        a[n++] = (char *)cases[i].b;
+                if (strcmp(cases[i].a, "-q") && strcmp(cases[i].a, "--socket"))
+                        a[n++] = "/bin/true";
+                a[n] = NULL;
+                cr_expect_eq(aidp_test_run(&P, a), AIDP_EXIT_USAGE, "%s: %s", cases[i].a, P.err);
+                char head[128];
+                TEST_SNPRINTF(head, "aidp-run: error: %s", cases[i].says);
+                cr_expect(!strncmp(P.err, head, strlen(head)), "%s: %s", cases[i].a, P.err);
+                cr_expect(strstr(P.err, "Try 'aidp-run --help'") != NULL, "%s", P.err);
+                cr_expect(strstr(P.err, "aidp-supervisor") == NULL, "%s", P.err);
+        }
+}
+
+/* A working directory the user cannot open: said so, with what to do, not
+ * as a --cwd the user never gave. */
+Test(daemon_cli, unreadable_working_directory)
+{
+        NEED();
+        char locked[1100], inner[1200], here[4096];
+        TEST_SNPRINTF(locked, "%s/locked", T);
+        TEST_SNPRINTF(inner, "%s/inner", locked);
+        cr_assert_eq(mkdir(locked, 0700), 0);
+        cr_assert_eq(mkdir(inner, 0755), 0);
+        cr_assert_not_null(getcwd(here, sizeof here));
+        cr_assert_eq(chdir(inner), 0);
+        const char *a[] = {AIDP_RUN_BIN, "-q", "/bin/true", NULL};
+        int rc = as_a(&P, a);
+        cr_assert_eq(chdir(here), 0);
+        cr_expect_eq(rc, AIDP_EXIT_USAGE, "%s", P.err);
+        char want[1400];
+        TEST_SNPRINTF(want, "aidp-run: error: the working directory %s: ", inner);
+        cr_expect(!strncmp(P.err, want, strlen(want)), "%s", P.err);
+        cr_expect(strstr(P.err, "--no-cwd") && strstr(P.err, "--cwd DIR"), "%s", P.err);
+        cr_expect(strstr(P.err, "--cwd /") == NULL, "%s", P.err);
+}
+
+/* No daemon at an explicit socket: aidp-run, ps, stop and logs say so with
+ * the same hint, which names systemd's unit only for the default socket. */
+Test(daemon_cli, unreachable_daemon_hint)
+{
+        AIDP_REQUIRE_ROOT();
+        const char *s = "/nonexistent-aidp/aidp.sock";
+        char *cmds[][8] = {
+                {AIDP_RUN_BIN, "--socket", (char *)s, "/bin/true", NULL},
+                {AIDP_BIN, "ps", "--socket", (char *)s, NULL},
+                {AIDP_BIN, "stop", "--socket", (char *)s, "some-run", NULL},
+                {AIDP_BIN, "logs", "--socket", (char *)s, "some-run", NULL},
+        };
+        for (size_t i = 0; i < 4; i++) {
+                cr_expect_eq(aidp_test_run(&P, cmds[i]), AIDP_EXIT_INTERNAL, "%s", P.err);
+                cr_expect(strstr(P.err, "cannot reach the aidp daemon at /nonexistent-aidp/") !=
+                                  NULL,
+                          "%s", P.err);
+                cr_expect(strstr(P.err, "is a daemon serving /nonexistent-aidp/aidp.sock?") != NULL,
+                          "%s %s: %s", cmds[i][0], cmds[i][1], P.err);
+                cr_expect(strstr(P.err, "systemctl") == NULL, "%s", P.err);
+        }
+}
+
+/* aidp stop --json: one JSON object for the run it stops. */
+Test(daemon_cli, stop_json)
+{
+        NEED();
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd",  "--detach", "--",
+                           "/bin/sh",    "-c", "sleep 100", NULL};
+        cr_assert_eq(as_a(&P, a), 0, "%s", P.err);
+        char run_id[64];
+        TEST_SNPRINTF(run_id, "%.36s", P.out);
+        cr_assert_eq(strlen(run_id), 36, "no run id: %s / %s", P.out, P.err);
+        const char *stop[] = {AIDP_BIN, "stop", "--json", run_id, NULL};
+        cr_assert_eq(as_a(&Q, stop), 0, "%s", Q.err);
+        char want[128];
+        TEST_SNPRINTF(want, "{\"run_id\":\"%s\",\"stopping\":true}\n", run_id);
+        cr_expect_str_eq(Q.out, want);
+        char *end = aidp_test_wait_lineage(logp, run_id, "ABORT", 60000);
+        cr_expect_not_null(end, "no end record for the stopped run %s", run_id);
+        free(end);
+}
