@@ -81,11 +81,11 @@ struct aidp_cgroup {
         struct cgroup *lcg[CG_V1_MAX]; /* libcgroup handles (v1) */
         char parent[PATH_MAX];         /* as given to aidp_cgroup_begin ("" = the default) */
         char name[256];
-        pid_t helper;  /* aidp_cgroup_finish_start's process, or 0 */
+        pid_t helper; /* aidp_cgroup_finish_start's process, or 0 */
         /* The helper ended without its result: dirs lacks what it made
          * (cgroups.log has them), so destroy must not report clean. */
         bool helper_lost;
-        int helper_fd; /* its result pipe (read end) */
+        int helper_fd;    /* its result pipe (read end) */
         int intent_fd;    /* where each directory is logged before it is made, or -1 */
         int intent_errno; /* why the last line could not be logged (cgfs_intent_lost) */
         /* device lines already written (deny all, then these), or NULL */
