@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,9 +17,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/exitcodes.h"
 #include "daemon_util.h"
 #include "priv.h"
 #include "runner.h"
+#include "supervisor/daemon/proto.h"
 #include "testusers.h"
 #include "tests/tpath.h"
 
@@ -33,7 +36,8 @@ static bool ready;
 
 static void setup(void)
 {
-        if (geteuid() != 0 || !aidp_test_daemon_fixture(&T, "s", &A, sock, rundir, NULL, NULL, NULL))
+        if (geteuid() != 0 ||
+            !aidp_test_daemon_fixture(&T, "s", &A, sock, rundir, NULL, NULL, NULL))
                 return;
         /* the socket in the run directory, as /run/aidp/aidp.sock */
         TEST_SNPRINTF(sock, "%s/run/aidp.sock", T);
@@ -112,9 +116,14 @@ Test(daemon_socket, a_fresh_run_directory_lets_the_group_reach_the_socket_and_no
 
         /* a run in progress: its journal is there, and the member who runs
          * it (who knows its id) still cannot list or read any of it */
-        const char *a[] = {AIDP_RUN_BIN, "-q",  "--no-cwd",
-                           "--",         "/bin/sh", "-c",
-                           "echo RUN=$AIDP_RUN_ID; sleep 100", NULL};
+        const char *a[] = {AIDP_RUN_BIN,
+                           "-q",
+                           "--no-cwd",
+                           "--",
+                           "/bin/sh",
+                           "-c",
+                           "echo RUN=$AIDP_RUN_ID; sleep 100",
+                           NULL};
         aidp_test_client_as(&P, &A, sock, false, a);
         cr_assert(aidp_test_wait_output(&P, "\n", 30000), "%s", P.err);
         char *rid = strstr(P.out, "RUN=");
@@ -212,4 +221,134 @@ Test(daemon_socket, a_directory_of_the_admins_is_named_at_start_and_left_alone)
         cr_expect(strstr(P.err, "Permission denied") != NULL, "%s", P.err);
         unlink(sock);
         rmdir(adm);
+}
+
+/* A request of A's own making, past aidp-run's checks: its first answer
+ * ("TYPE STATUS MESSAGE") in out, and whatever its job printed in job. */
+static void request_as_a(const char *json, char *out, size_t size, char *job, size_t jsize)
+{
+        int pp[2], op[2];
+        cr_assert(pipe(pp) == 0 && pipe(op) == 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                close(pp[0]);
+                close(op[0]);
+                aidp_test_become(&A);
+                int s = aidp_test_daemon_connect(sock);
+                int fds[3] = {0, op[1], op[1]};
+                json_object *m = json_tokener_parse(json), *r = NULL, *t = NULL, *st = NULL,
+                            *msg = NULL;
+                if (!m || aidp_proto_send(s, m, fds, 3) < 0)
+                        _exit(97);
+                close(op[1]);
+                int rf[4];
+                size_t n = 0;
+                aidp_error err = {0};
+                char line[2200];
+                if (aidp_proto_recv(s, 30000, &r, rf, 4, &n, &err) <= 0)
+                        _exit(96);
+                json_object_object_get_ex(r, "type", &t);
+                json_object_object_get_ex(r, "status", &st);
+                json_object_object_get_ex(r, "message", &msg);
+                snprintf(line, sizeof line, "%s %d %s", json_object_get_string(t),
+                         json_object_get_int(st), msg ? json_object_get_string(msg) : "");
+                if (write(pp[1], line, strlen(line)) < 0)
+                        _exit(95);
+                close(pp[1]);
+                /* until the run's end closes the job's stdout */
+                while (aidp_proto_recv(s, 30000, &r, rf, 4, &n, &err) > 0)
+                        ;
+                _exit(0);
+        }
+        close(pp[1]);
+        close(op[1]);
+        ssize_t n = read(pp[0], out, size - 1);
+        out[n > 0 ? n : 0] = '\0';
+        size_t got = 0;
+        while (got < jsize - 1 && (n = read(op[0], job + got, jsize - 1 - got)) > 0)
+                got += (size_t)n;
+        job[got] = '\0';
+        close(pp[0]);
+        close(op[0]);
+        waitpid(pid, NULL, 0);
+}
+
+/* AIDP_* in the job is aidp's: --env naming one is refused (120, the
+ * variable named) through the daemon, directly through sudo and by root
+ * itself, and none of root's own stands in for aidp's in the job. */
+Test(daemon_socket, aidp_variables_are_refused_on_every_path_and_aidps_own_win)
+{
+        NEED();
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, NULL, NULL, true);
+        const char *env[] = {"/usr/bin/env", NULL};
+        /* the daemon itself, whatever the client checked */
+        char out[2300], job[8192];
+        request_as_a("{\"v\":1,\"op\":\"run\",\"args\":[\"-q\",\"--no-cwd\",\"--env\","
+                     "\"AIDP_RUN_ID=fake\",\"--env\",\"AIDP_DATA_DIR=/tmp\"],\"argv\":"
+                     "[\"/usr/bin/env\"],\"fds\":{\"stdin\":0,\"stdout\":1,\"stderr\":2}}",
+                     out, sizeof out, job, sizeof job);
+        cr_expect(strstr(out, "error 120 --env AIDP_RUN_ID: AIDP_* variables are aidp's own") ==
+                          out,
+                  "%s", out);
+        cr_expect(!strstr(job, "fake"), "%s", job);
+        /* and through aidp-run */
+        const char *d[] = {AIDP_RUN_BIN,       "-q",    "--no-cwd",           "--env",
+                           "AIDP_RUN_ID=fake", "--env", "AIDP_DATA_DIR=/tmp", "--",
+                           "/usr/bin/env",     NULL};
+        cr_expect_eq(aidp_test_client_as(&P, &A, sock, true, d), AIDP_EXIT_USAGE, "%s\n%s", P.out,
+                     P.err);
+        cr_expect(strstr(P.err, "--env AIDP_RUN_ID: AIDP_* variables are aidp's own") != NULL, "%s",
+                  P.err);
+        cr_expect(!strstr(P.out, "fake"), "%s", P.out);
+        /* a variable of the user's own still passes, and HOME may be set */
+        const char *ok[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--env", "MINE=1",
+                            "--env",      "HOME=/mnt", "--",       env[0],  NULL};
+        cr_expect_eq(aidp_test_client_as(&P, &A, sock, true, ok), 0, "%s", P.err);
+        cr_expect(strstr(P.out, "\nMINE=1\n") && strstr(P.out, "\nHOME=/mnt\n"), "%s", P.out);
+        cr_expect(strstr(P.out, "\nAIDP_RUN_ID=") != NULL, "%s", P.out);
+
+        /* directly, the user through sudo */
+        cr_assert_eq(aidp_test_sudoers_allow(&A, AIDP_SUPERVISOR_PROD), 0, "%s",
+                     aidp_test_users_why());
+        char *s[] = {AIDP_SUPERVISOR_PROD,  "run", "-q",           "--no-cwd", "--env",
+                     "AIDP_OUT_DIR=/tmp/x", "--",  "/usr/bin/env", NULL};
+        cr_expect_eq(aidp_test_run_as(&P, &A, true, s), AIDP_EXIT_USAGE, "%s\n%s", P.out, P.err);
+        cr_expect(strstr(P.err, "--env AIDP_OUT_DIR: AIDP_* variables") != NULL, "%s", P.err);
+
+        /* and root itself */
+        char *r[] = {AIDP_SUPERVISOR,
+                     "run",
+                     "-q",
+                     "--no-cwd",
+                     "--user",
+                     A.name,
+                     "--run-dir",
+                     rundir,
+                     "--env",
+                     "AIDP_SCRATCH_DIR=/",
+                     "--",
+                     "/usr/bin/env",
+                     NULL};
+        cr_expect_eq(aidp_test_run(&P, r), AIDP_EXIT_USAGE, "%s\n%s", P.out, P.err);
+        cr_expect(strstr(P.err, "--env AIDP_SCRATCH_DIR: AIDP_* variables") != NULL, "%s", P.err);
+        /* root's whole environment (--keep-env) with an AIDP_RUN_ID of its
+         * own: the job still sees aidp's */
+        char *k[] = {"/usr/bin/env",
+                     "AIDP_RUN_ID=fake",
+                     AIDP_SUPERVISOR,
+                     "run",
+                     "-q",
+                     "--no-cwd",
+                     "--keep-env",
+                     "--user",
+                     A.name,
+                     "--run-dir",
+                     rundir,
+                     "--",
+                     "/usr/bin/env",
+                     NULL};
+        cr_expect_eq(aidp_test_run(&P, k), 0, "%s", P.err);
+        cr_expect(strstr(P.out, "\nAIDP_RUN_ID=") && !strstr(P.out, "AIDP_RUN_ID=fake"), "%s",
+                  P.out);
 }
