@@ -181,7 +181,7 @@ static int parse_fds(json_object *req, const int *fds, size_t n, struct req_fds 
 /* The request's options, parsed by run's table and checked at the user level:
  * whatever an admin-only option would allow (--user, --run-id, --lineage,
  * ...) is refused here, before anything happens. */
-static int parse_args(char **av, int ac, struct aidp_cli_run *c, aidp_error *err)
+static int parse_args(char **av, int ac, struct aidp_cli_run *c, bool root, aidp_error *err)
 {
         struct aidp_cli_parsed p;
         int r = aidp_cli_parse(&aidp_cli_run_spec, ac, av, c, &p, err);
@@ -191,8 +191,17 @@ static int parse_args(char **av, int ac, struct aidp_cli_run *c, aidp_error *err
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "--help is answered by "
                                       "aidp-run itself");
-        if ((r = aidp_cli_check_trust(&aidp_cli_run_spec, &p, AIDP_CALLER_USER, false, err)) < 0)
+        if ((r = aidp_cli_check_trust(&aidp_cli_run_spec, &p, AIDP_CALLER_USER, false, err)) < 0) {
+                /* Root connects as anyone may and is judged as a user: what it
+                 * asked for is root's where root runs the supervisor itself. */
+                if (root) {
+                        char m[sizeof err->msg];
+                        aidp_text_printf(m, sizeof m, "%s; as root, run the job with %s", err->msg,
+                                         AIDP_RUN_AS_ROOT_HINT);
+                        memcpy(err->msg, m, sizeof m);
+                }
                 return aidp_error_wrap(err, "through the daemon");
+        }
         if (c->result_fd)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
                                       "--result-fd: not through the daemon (use --summary)");
@@ -360,9 +369,11 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
         size_t n_env = 0;
         int ac = 0, st = -1;
         relock_keys();
+        const struct aidp_peer *pe = aidp_daemon_session_peer(s);
         if (parse_fds(req, fds, n, &f, err) < 0 ||
             aidp_proto_get_strv(req, "env", 4096, &env, &n_env, err) < 0 ||
-            !(av = request_argv(req, &ac, &args, &job, err)) || parse_args(av, ac, &c, err) < 0)
+            !(av = request_argv(req, &ac, &args, &job, err)) ||
+            parse_args(av, ac, &c, pe->uid == 0, err) < 0)
                 goto out;
         if (f.n_data != c.o.n_data || f.n_binds != c.o.n_binds) {
                 aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
@@ -374,7 +385,6 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
             (c.o.output_dir && f.output_dir < 0 &&
              aidp_error_set(err, AIDP_EXIT_USAGE, EBADF, "--output-dir: no fd passed") < 0))
                 goto out;
-        const struct aidp_peer *pe = aidp_daemon_session_peer(s);
         struct aidp_run_peer peer = {.uid = pe->uid,
                                      .gid = pe->gid,
                                      .groups = pe->groups,

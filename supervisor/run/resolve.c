@@ -86,10 +86,14 @@ static int resolve_identity(struct run *r, aidp_error *err)
                         gid = (gid_t)g;
                 }
         }
+        /* A daemon's client has no --user to give: the job is its own. */
         if ((uid == 0 || gid == 0) && !up->allow_root)
-                return aidp_error_set(
-                        err, AIDP_EXIT_USAGE, EPERM,
-                        "refusing to run the job as root (uid %u gid %u): give --user", uid, gid);
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "refusing to run the job as root (uid %u gid %u): %s", uid,
+                                      gid,
+                                      peer ? "through the daemon a job runs as the user who "
+                                             "connects; as root, run it with " AIDP_RUN_AS_ROOT_HINT
+                                           : "give --user");
         r->uid = uid;
         r->gid = gid;
         return 0;

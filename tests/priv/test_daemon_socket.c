@@ -352,3 +352,27 @@ Test(daemon_socket, aidp_variables_are_refused_on_every_path_and_aidps_own_win)
         cr_expect(strstr(P.out, "\nAIDP_RUN_ID=") && !strstr(P.out, "AIDP_RUN_ID=fake"), "%s",
                   P.out);
 }
+
+/* Root through the daemon is judged as any user who connects: refused as a
+ * job's user, and refused --user, each time told what root runs instead
+ * (not sent from one refusal to the other). */
+Test(daemon_socket, a_root_client_is_told_to_run_the_supervisor_itself)
+{
+        NEED();
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, NULL, NULL, true);
+        char *a[] = {AIDP_RUN_BIN, "--socket", sock, "--no-cwd", "--", "/usr/bin/id", NULL};
+        cr_expect_eq(aidp_test_run(&P, a), AIDP_EXIT_USAGE, "%s\n%s", P.out, P.err);
+        cr_expect(strstr(P.err, "refusing to run the job as root (uid 0 gid 0): through the "
+                                "daemon a job runs as the user who connects; as root, run it "
+                                "with aidp-supervisor run --user USER directly") != NULL,
+                  "%s", P.err);
+        cr_expect(!strstr(P.err, "give --user"), "%s", P.err);
+        char *u[] = {AIDP_RUN_BIN, "--socket", sock,          "--no-cwd", "--user",
+                     A.name,       "--",       "/usr/bin/id", NULL};
+        cr_expect_eq(aidp_test_run(&P, u), AIDP_EXIT_USAGE, "%s\n%s", P.out, P.err);
+        cr_expect(strstr(P.err, "--user is admin-only") &&
+                          strstr(P.err, "as root, run the job with aidp-supervisor run --user "
+                                        "USER directly, not aidp-run"),
+                  "%s", P.err);
+        cr_expect_eq(P.out_len, 0, "%s", P.out);
+}
