@@ -565,9 +565,8 @@ static void socket_reach(const struct aidp_daemon_config *cfg, int lfd, const st
                         struct group *g = getgrgid(ss.st_gid);
                         fprintf(stderr,
                                 "aidp-supervisor serve: warning: the socket's group %s cannot "
-                                "reach "
-                                "the socket: %s is mode %04o uid %u gid %u (needs o+x, or g+x and "
-                                "that group); left as it is\n",
+                                "reach the socket: %s is mode %04o uid %u gid %u (needs o+x, or "
+                                "g+x and that group); left as it is\n",
                                 g ? g->gr_name : "?", dir, (unsigned)(st.st_mode & 07777),
                                 (unsigned)st.st_uid, (unsigned)st.st_gid);
                         return;
