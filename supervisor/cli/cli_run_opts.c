@@ -105,6 +105,14 @@ static int parse_env(const char *arg, void *dest, aidp_error *err)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "--env '%s': expected NAME or NAME=VALUE (at most %d)", arg,
                                       AIDP_CLI_MAX_ENV);
+        /* AIDP_* in the job is aidp's word to the job (its run id, where its
+         * data, scratch and output are): nobody else's to set, the admin's
+         * neither. Here, where both run and the daemon's requests parse. */
+        if (!strncmp(arg, "AIDP_", 5))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "--env %.*s: AIDP_* variables are aidp's own in the job "
+                                      "(AIDP_RUN_ID, AIDP_DATA_DIR, ...), never passed",
+                                      (int)strcspn(arg, "="), arg);
         const char **v = realloc(l->v, (l->n + 1) * sizeof *v);
         if (!v)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");

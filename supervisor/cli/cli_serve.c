@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
@@ -39,6 +41,7 @@ struct serve_cli {
         const char *socket, *group, *run_dir, *lineage;
         uint64_t timeout, max_clients, max_per_user, log_retention, log_max, log_max_user;
         char state_dir[4096], log_dir[4096];
+        bool made_run_dir; /* this start created it */
 };
 
 #define SV(f) offsetof(struct serve_cli, f)
@@ -178,7 +181,7 @@ static int parse_fds(json_object *req, const int *fds, size_t n, struct req_fds 
 /* The request's options, parsed by run's table and checked at the user level:
  * whatever an admin-only option would allow (--user, --run-id, --lineage,
  * ...) is refused here, before anything happens. */
-static int parse_args(char **av, int ac, struct aidp_cli_run *c, aidp_error *err)
+static int parse_args(char **av, int ac, struct aidp_cli_run *c, bool root, aidp_error *err)
 {
         struct aidp_cli_parsed p;
         int r = aidp_cli_parse(&aidp_cli_run_spec, ac, av, c, &p, err);
@@ -188,8 +191,17 @@ static int parse_args(char **av, int ac, struct aidp_cli_run *c, aidp_error *err
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
                                       "--help is answered by "
                                       "aidp-run itself");
-        if ((r = aidp_cli_check_trust(&aidp_cli_run_spec, &p, AIDP_CALLER_USER, false, err)) < 0)
+        if ((r = aidp_cli_check_trust(&aidp_cli_run_spec, &p, AIDP_CALLER_USER, false, err)) < 0) {
+                /* Root connects as anyone may and is judged as a user: what it
+                 * asked for is root's where root runs the supervisor itself. */
+                if (root) {
+                        char m[sizeof err->msg];
+                        aidp_text_printf(m, sizeof m, "%s; as root, run the job with %s", err->msg,
+                                         AIDP_RUN_AS_ROOT_HINT);
+                        memcpy(err->msg, m, sizeof m);
+                }
                 return aidp_error_wrap(err, "through the daemon");
+        }
         if (c->result_fd)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
                                       "--result-fd: not through the daemon (use --summary)");
@@ -357,9 +369,11 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
         size_t n_env = 0;
         int ac = 0, st = -1;
         relock_keys();
+        const struct aidp_peer *pe = aidp_daemon_session_peer(s);
         if (parse_fds(req, fds, n, &f, err) < 0 ||
             aidp_proto_get_strv(req, "env", 4096, &env, &n_env, err) < 0 ||
-            !(av = request_argv(req, &ac, &args, &job, err)) || parse_args(av, ac, &c, err) < 0)
+            !(av = request_argv(req, &ac, &args, &job, err)) ||
+            parse_args(av, ac, &c, pe->uid == 0, err) < 0)
                 goto out;
         if (f.n_data != c.o.n_data || f.n_binds != c.o.n_binds) {
                 aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
@@ -371,7 +385,6 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
             (c.o.output_dir && f.output_dir < 0 &&
              aidp_error_set(err, AIDP_EXIT_USAGE, EBADF, "--output-dir: no fd passed") < 0))
                 goto out;
-        const struct aidp_peer *pe = aidp_daemon_session_peer(s);
         struct aidp_run_peer peer = {.uid = pe->uid,
                                      .gid = pe->gid,
                                      .groups = pe->groups,
@@ -502,13 +515,79 @@ static void bind_thread_start(void)
         }
 }
 
+/* Whether the mode bits let members of gid search the directory. An ACL that
+ * grants more is not seen here: hence a warning, never a refusal. */
+static bool group_searches(const struct stat *st, gid_t gid)
+{
+        return (st->st_mode & S_IXOTH) || ((st->st_mode & S_IXGRP) && st->st_gid == gid);
+}
+
+/* A socket for a group (0660 root:GROUP) is of use only if the group can
+ * search every directory above it. The run directory is aidp's: one that is
+ * root's and 0700 (this start made it, or an earlier aidp or aidp.socket
+ * with DirectoryMode=0700 did) becomes 0711, search without listing, which is
+ * all a client needs; what it holds stays 0700 each (docs/security.md). Any
+ * other directory is the admin's: never changed, only named at start-up. */
+static void socket_reach(const struct aidp_daemon_config *cfg, int lfd, const struct serve_cli *c)
+{
+        struct sockaddr_un a = {0};
+        socklen_t alen = sizeof a;
+        char dir[sizeof a.sun_path + 1];
+        if (cfg->listen_fd >= 0) {
+                if (getsockname(lfd, (struct sockaddr *)&a, &alen) < 0 || a.sun_family != AF_UNIX ||
+                    alen <= offsetof(struct sockaddr_un, sun_path) || !a.sun_path[0])
+                        return; /* an abstract socket has no directory */
+                snprintf(dir, sizeof dir, "%.*s", (int)sizeof a.sun_path, a.sun_path);
+        } else {
+                snprintf(dir, sizeof dir, "%s", cfg->socket_path);
+        }
+        struct stat ss, ds, rs, ls;
+        if (stat(dir, &ss) < 0 || ss.st_gid == 0 || !(ss.st_mode & S_IWGRP))
+                return; /* root's alone: 0700 above it is right */
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+                snprintf(dir, sizeof dir, ".");
+        else
+                slash[slash == dir] = '\0';
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && fstat(fd, &ds) == 0 && !group_searches(&ds, ss.st_gid) && ds.st_uid == 0 &&
+            (ds.st_mode & 07777) == 0700 && stat(c->run_dir, &rs) == 0 && rs.st_dev == ds.st_dev &&
+            rs.st_ino == ds.st_ino && lstat(dir, &ls) == 0 && S_ISDIR(ls.st_mode) &&
+            fchmod(fd, 0711) == 0 && !c->made_run_dir)
+                fprintf(stderr,
+                        "aidp-supervisor serve: %s: mode 0700 (an earlier aidp's) is now 0711, so "
+                        "that the socket's group can reach the socket; what it holds stays 0700\n",
+                        dir);
+        /* every directory up to /, as a client's connect walks them */
+        for (;;) {
+                struct stat st;
+                if (stat(dir, &st) == 0 && !group_searches(&st, ss.st_gid)) {
+                        struct group *g = getgrgid(ss.st_gid);
+                        fprintf(stderr,
+                                "aidp-supervisor serve: warning: the socket's group %s cannot "
+                                "reach the socket: %s is mode %04o uid %u gid %u (needs o+x, or "
+                                "g+x and that group); left as it is\n",
+                                g ? g->gr_name : "?", dir, (unsigned)(st.st_mode & 07777),
+                                (unsigned)st.st_uid, (unsigned)st.st_gid);
+                        return;
+                }
+                char *up = strrchr(dir, '/');
+                if (!up || up == dir)
+                        break;
+                *up = '\0';
+        }
+}
+
 static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp_error *err)
 {
         if (!c->run_dir) {
                 const char *e = aidp_cli_supervisor_test_build() ? getenv("AIDP_RUN_DIR") : NULL;
                 c->run_dir = e && *e ? e : "/run/aidp";
         }
-        if (mkdir(c->run_dir, 0700) < 0 && errno != EEXIST)
+        /* 0700: the group's way in to a socket kept here is opened once the
+         * socket is there (socket_reach), and only that far. */
+        c->made_run_dir = mkdir(c->run_dir, 0700) == 0;
+        if (!c->made_run_dir && errno != EEXIST)
                 return aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "--run-dir %s", c->run_dir);
         if (snprintf(c->state_dir, sizeof c->state_dir, "%s/.daemon", c->run_dir) >=
                     (int)sizeof c->state_dir ||
@@ -595,6 +674,7 @@ int aidp_cli_serve(int argc, char **argv)
         int lfd = aidp_daemon_listen(&cfg, &err);
         if (lfd < 0)
                 return aidp_cli_fail(aidp_cli_serve_spec.prog, &err);
+        socket_reach(&cfg, lfd, &g_serve);
         fprintf(stderr, "aidp-supervisor serve: listening on %s (%zu library filters compiled)\n",
                 cfg.listen_fd >= 0 ? "the socket systemd passed" : cfg.socket_path, warm);
         int rc = aidp_daemon_serve(&cfg, lfd, &err);

@@ -86,10 +86,14 @@ static int resolve_identity(struct run *r, aidp_error *err)
                         gid = (gid_t)g;
                 }
         }
+        /* A daemon's client has no --user to give: the job is its own. */
         if ((uid == 0 || gid == 0) && !up->allow_root)
-                return aidp_error_set(
-                        err, AIDP_EXIT_USAGE, EPERM,
-                        "refusing to run the job as root (uid %u gid %u): give --user", uid, gid);
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "refusing to run the job as root (uid %u gid %u): %s", uid,
+                                      gid,
+                                      peer ? "through the daemon a job runs as the user who "
+                                             "connects; as root, run it with " AIDP_RUN_AS_ROOT_HINT
+                                           : "give --user");
         r->uid = uid;
         r->gid = gid;
         return 0;
@@ -158,6 +162,8 @@ static int build_env(struct run *r, aidp_error *err)
         if (rc == 0 && !aidp_caller_env_get(base, "PATH"))
                 rc = env_add(r,
                              "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin");
+        /* HOME and TMPDIR first, for --env to change; aidp's own last, so
+         * that nothing before (--keep-env, --env) stands in their place. */
         const char *fixed[][2] = {
                 {"HOME", "/tmp"},
                 {"TMPDIR", "/tmp"},
@@ -166,7 +172,7 @@ static int build_env(struct run *r, aidp_error *err)
                 {"AIDP_SCRATCH_DIR", r->profile.paths.scratch},
                 {"AIDP_OUT_DIR", r->profile.paths.out},
         };
-        for (size_t i = 0; rc == 0 && i < ARRAY_SIZE(fixed); i++) {
+        for (size_t i = 0; rc == 0 && i < 2; i++) {
                 snprintf(buf, sizeof buf, "%s=%s", fixed[i][0], fixed[i][1]);
                 rc = env_add(r, buf);
         }
@@ -178,6 +184,10 @@ static int build_env(struct run *r, aidp_error *err)
                         snprintf(buf, sizeof buf, "%s=%s", x, getenv(x));
                         rc = env_add(r, buf);
                 }
+        }
+        for (size_t i = 2; rc == 0 && i < ARRAY_SIZE(fixed); i++) {
+                snprintf(buf, sizeof buf, "%s=%s", fixed[i][0], fixed[i][1]);
+                rc = env_add(r, buf);
         }
         if (rc == 0 && !r->env)
                 rc = env_add(r, "AIDP=1");

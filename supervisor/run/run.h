@@ -25,6 +25,11 @@ struct aidp_run_bind {
  * With it the run never opens a path the caller names: the paths in
  * data/binds/cwd/output_dir are labels (lineage, messages, bind targets). The
  * fds stay the caller's; the run takes its own copies. */
+/* What a daemon's root client is told to run instead (README: root runs a
+ * job for a user with the supervisor itself; the daemon judges root as any
+ * user who connects). */
+#define AIDP_RUN_AS_ROOT_HINT "aidp-supervisor run --user USER directly, not aidp-run"
+
 struct aidp_run_peer {
         uid_t uid; /* SO_PEERCRED */
         gid_t gid;

@@ -88,7 +88,13 @@ int aidp_run_net_stage(struct aidp_run_net *n, const char *run_base, const char 
         if (!n->egress)
                 return 0;
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/.resolv-%s", run_base, run_id);
+        /* In a 0700 directory of its own: the run directory is 0711 (the
+         * daemon's socket group searches it), and this file is 0644 for the
+         * job, whose mount of it does not pass through the directory. */
+        snprintf(path, sizeof path, "%s/" AIDP_RUN_RESOLV_DIR, run_base);
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "%s", path);
+        snprintf(path, sizeof path, "%s/" AIDP_RUN_RESOLV_DIR "/%s", run_base, run_id);
         /* A fresh file in root's run directory, never one that was there. */
         int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0)
@@ -160,6 +166,11 @@ int aidp_run_net_gc(const char *run_base, const char *run_id, aidp_error *err)
         char lease_dir[PATH_MAX];
         snprintf(lease_dir, sizeof lease_dir, "%s/" AIDP_RUN_LEASE_DIR, run_base);
         char resolv[PATH_MAX];
+        if (aidp_netpolicy_name_ok(run_id, 200) &&
+            (size_t)snprintf(resolv, sizeof resolv, "%s/" AIDP_RUN_RESOLV_DIR "/%s", run_base,
+                             run_id) < sizeof resolv)
+                unlink(resolv);
+        /* where an earlier aidp kept it */
         if (aidp_netpolicy_name_ok(run_id, 200) &&
             (size_t)snprintf(resolv, sizeof resolv, "%s/.resolv-%s", run_base, run_id) <
                     sizeof resolv)

@@ -15,6 +15,8 @@
 
 /* Leases live beside the run journals; the dot keeps gc's journal scan off it. */
 #define AIDP_RUN_LEASE_DIR ".leases"
+/* the jobs' resolv.conf files, one per run id, root's 0700 */
+#define AIDP_RUN_RESOLV_DIR ".resolv"
 
 struct aidp_run_net {
         bool egress;
@@ -26,7 +28,7 @@ struct aidp_run_net {
          * is known, and a detached mount of it for pid 1 (staged only). */
         bool staged;
         int resolv_fd, resolv_tree;
-        char resolv_path[PATH_MAX]; /* <run dir>/.resolv-<run id>, unlinked at the end */
+        char resolv_path[PATH_MAX]; /* <run dir>/.resolv/<run id>, unlinked at the end */
 };
 
 /* The host network configuration: $AIDP_NETWORK_CONFIG when root started the

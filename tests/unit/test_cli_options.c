@@ -155,6 +155,28 @@ Test(cli_options, parse_at_says_what_each_token_was)
         cr_expect_eq(p.count[run_index("quiet")], 2);
 }
 
+/* AIDP_* in the job is aidp's own: --env naming one is a usage error for
+ * every caller, named, and a variable of the caller's own still parses. */
+Test(cli_options, env_of_aidps_own_names_is_refused)
+{
+        struct aidp_cli_parsed p;
+        aidp_error err = {0};
+        struct aidp_cli_run *dest = calloc(1, sizeof *dest);
+        char *bad[] = {"run", "--env", "AIDP_RUN_ID=fake", "--", "env", NULL};
+        cr_expect_lt(aidp_cli_parse(&aidp_cli_run_spec, 5, bad, dest, &p, &err), 0);
+        cr_expect_eq(err.status, AIDP_EXIT_USAGE);
+        cr_expect(strstr(err.msg, "--env AIDP_RUN_ID: ") == err.msg, "%s", err.msg);
+        char *bare[] = {"run", "--env", "AIDP_DATA_DIR", "--", "env", NULL};
+        cr_expect_lt(aidp_cli_parse(&aidp_cli_run_spec, 5, bare, dest, &p, &err), 0);
+        cr_expect(strstr(err.msg, "--env AIDP_DATA_DIR: ") == err.msg, "%s", err.msg);
+        aidp_cli_list_free(&dest->env);
+        char *ok[] = {"run", "--env", "AIDPX=1", "--", "env", NULL};
+        cr_expect_eq(aidp_cli_parse(&aidp_cli_run_spec, 5, ok, dest, &p, &err), 0, "%s", err.msg);
+        cr_expect_eq(dest->env.n, 1);
+        aidp_cli_list_free(&dest->env);
+        free(dest);
+}
+
 static void expect_usage(char **argv, const char *needle)
 {
         struct t o;
