@@ -405,7 +405,9 @@ int aidp_cli_run_client(int argc, char **argv)
          * request the tokens as given */
         _cleanup_free_ char **pv = calloc((size_t)argc + 1, sizeof *pv);
         _cleanup_free_ int *at = calloc((size_t)argc + 1, sizeof *at);
-        _cleanup_free_ char **fw = calloc((size_t)argc + 8, sizeof *fw);
+        /* each --out=DIR becomes two entries (--output-dir, DIR); "run",
+         * --cwd DIR, "--" and the NULL besides */
+        _cleanup_free_ char **fw = calloc(2 * (size_t)argc + 8, sizeof *fw);
         if (!pv || !at || !fw)
                 return AIDP_EXIT_INTERNAL;
         for (int i = 0; i < argc; i++)

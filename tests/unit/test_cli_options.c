@@ -397,6 +397,24 @@ Test(cli_options, binaries_print_one_usage_line_and_their_version)
         cr_expect(strstr(P.out, "--run-dir DIR") != NULL, "%s", P.out);
 }
 
+/* aidp-run forwards each --out=DIR as two arguments: many of them fit (the
+ * ASan build catches a write past its array) and reach the daemon's socket,
+ * here one that is not there: the unreachable error, nothing else. */
+Test(cli_options, aidp_run_forwards_many_out_options_whole)
+{
+        char *a[40] = {AIDP_BINARY_DIR "/aidp-run", "--socket", "/nonexistent/aidp-test.sock",
+                       "--no-cwd"};
+        int n = 4;
+        for (int i = 0; i < 24; i++)
+                a[n++] = "--out=/tmp";
+        a[n++] = "true";
+        a[n] = NULL;
+        cr_expect_eq(aidp_test_run(&P, a), AIDP_EXIT_INTERNAL, "%s", P.err);
+        cr_expect(strstr(P.err, "cannot reach the aidp daemon at /nonexistent/aidp-test.sock"),
+                  "%s", P.err);
+        cr_expect_null(strstr(P.err, "AddressSanitizer"), "%s", P.err);
+}
+
 Test(units, sizes_follow_docker_systemd_and_slurm)
 {
         static const struct {
