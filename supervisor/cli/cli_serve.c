@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -29,6 +30,8 @@
 #include "supervisor/daemon/proto.h"
 #include "supervisor/lineage/lineage.h"
 #include "supervisor/run/cgready.h"
+#include "supervisor/run/journal.h"
+#include "supervisor/run/run.h"
 #include "supervisor/run/warm.h"
 #include "supervisor/sandbox/cgroup/cgroup.h"
 #include "supervisor/sandbox/nsready.h"
@@ -472,6 +475,46 @@ static void refresh_warm(void *arg)
         aidp_run_warm_refresh();
 }
 
+/* Whether name (a cgroup path's component) is a run's: a run id with its
+ * journal directory under dir. */
+static bool journal_of(const char *dir, const char *name)
+{
+        char p[PATH_MAX];
+        struct stat st;
+        return name[0] != '.' && aidp_run_id_valid(name) &&
+               snprintf(p, sizeof p, "%s/%s", dir, name) < (int)sizeof p && lstat(p, &st) == 0 &&
+               S_ISDIR(st.st_mode);
+}
+
+/* A process inside a run is in the run's cgroup (or one below it), whose
+ * name is the run's id: on cgroup2 and on each v1 hierarchy alike. Its
+ * journal directory is in this daemon's run directory, or in the default one
+ * (a run of aidp-supervisor run, through sudo or a scheduler). A job cannot
+ * leave its cgroup. */
+static bool peer_in_run(pid_t pid, void *arg)
+{
+        (void)arg;
+        char p[64], line[4096];
+        snprintf(p, sizeof p, "/proc/%d/cgroup", (int)pid);
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return false;
+        const char *dirs[] = {aidp_journal_run_dir(g_serve.run_dir), AIDP_RUN_DIR_DEFAULT};
+        while (fgets(line, sizeof line, f)) {
+                char *path = strchr(line, ':');
+                path = path ? strchr(path + 1, ':') : NULL;
+                if (!path)
+                        continue;
+                path[strcspn(path, "\n")] = '\0';
+                char *save = NULL;
+                for (char *c = strtok_r(path + 1, "/", &save); c; c = strtok_r(NULL, "/", &save))
+                        for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
+                                if (journal_of(dirs[i], c))
+                                        return true;
+        }
+        return false;
+}
+
 /* In an idle worker: the cgroup of the run it will serve, made ahead. */
 static void make_ready(void *arg)
 {
@@ -607,6 +650,7 @@ static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp
                 .log_max_per_user = c->log_max_user ? c->log_max_user : 256u << 20,
                 .run = serve_run,
                 .worker_crashed = worker_crashed,
+                .peer_in_run = peer_in_run,
                 .before_fork = refresh_warm,
                 .while_idle = make_ready,
                 .when_ready = ready_ahead,

@@ -68,6 +68,11 @@ struct aidp_daemon_config {
         /* In the server process, after a worker died of a signal (its run may
          * need gc). May be NULL. */
         void (*worker_crashed)(pid_t pid, int sig, void *arg);
+        /* In a worker, once its peer is identified: whether that process
+         * (its pid, still its own) is inside a run, in its cgroup. A run's
+         * processes may not use the daemon: the job could start another run
+         * with other limits or egress, or stop its user's runs. May be NULL. */
+        bool (*peer_in_run)(pid_t pid, void *arg);
         void *arg;
 };
 

@@ -646,6 +646,18 @@ static int serve_one(struct aidp_daemon_session *s)
                 aidp_proto_send_error(s->sock, err.status, err.msg);
                 return err.status;
         }
+        /* Judged on the pid, then proven still its own (its pidfd): a
+         * process inside a run is refused whatever it asks. */
+        bool in_run = s->cfg->peer_in_run && s->cfg->peer_in_run(s->peer.pid, s->cfg->arg);
+        if (in_run ||
+            (s->peer.pidfd >= 0 && syscall(SYS_pidfd_send_signal, s->peer.pidfd, 0, NULL, 0) < 0)) {
+                aidp_proto_send_error(
+                        s->sock, AIDP_EXIT_DENIED,
+                        in_run ? "a process inside an aidp run cannot use the daemon (a job "
+                                 "starts, lists and stops no runs)"
+                               : "the connecting process is gone");
+                return AIDP_EXIT_DENIED;
+        }
         if (refused_early(s, &err) < 0) {
                 aidp_proto_send_error(s->sock, err.status, err.msg);
                 return err.status;

@@ -376,3 +376,34 @@ Test(daemon_socket, a_root_client_is_told_to_run_the_supervisor_itself)
                   "%s", P.err);
         cr_expect_eq(P.out_len, 0, "%s", P.out);
 }
+
+/* A run's job that reaches the socket (here bound into its view on purpose)
+ * is refused by the daemon, whatever it asks: it is in the run's cgroup. Its
+ * user is in the socket's group, so the socket's mode alone would let it
+ * start a run of other limits or egress, or stop its user's runs. */
+Test(daemon_socket, a_runs_job_cannot_use_the_daemon)
+{
+        NEED();
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, NULL, NULL, true);
+        char bind[300];
+        TEST_SNPRINTF(bind, "%s:/tmp/daemon.sock", sock);
+        const char *inner[] = {AIDP_RUN_BIN,  "--socket", "/tmp/daemon.sock",
+                               "-q",          "--no-cwd", "--",
+                               "/usr/bin/id", "-u",       NULL};
+        const char *a[32] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--ro-bind", bind, "--"};
+        size_t n = 6;
+        for (size_t i = 0; inner[i]; i++)
+                a[n++] = inner[i];
+        a[n] = NULL;
+        int st = aidp_test_client_as(&P, &A, sock, true, a);
+        cr_expect_eq(st, AIDP_EXIT_DENIED, "the job's own client: exit %d\n%s\n%s", st, P.out,
+                     P.err);
+        cr_expect(strstr(P.err, "a process inside an aidp run cannot use the daemon") != NULL, "%s",
+                  P.err);
+        char uid[32];
+        TEST_SNPRINTF(uid, "%u\n", (unsigned)A.uid);
+        cr_expect_null(strstr(P.out, uid), "a run started from inside a run: %s", P.out);
+        /* and the same user outside any run still is served */
+        const char *id[] = {"/usr/bin/id", "-u", NULL};
+        cr_expect_eq(run_as(&A, id), 0, "%s", P.err);
+}
