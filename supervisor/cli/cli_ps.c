@@ -64,28 +64,27 @@ struct ps_cli {
         bool json, follow, rm;
 };
 
+#define SOCKET_OPT                                                                                 \
+        AIDP_CLI_OPT("socket", 0, AIDP_CLI_STRING, offsetof(struct ps_cli, socket), "PATH",        \
+                     "the daemon's socket (default $AIDP_SOCKET or " AIDP_PROTO_SOCKET ")",        \
+                     AIDP_TRUST_USER)
+
 static const struct aidp_cli_opt ps_opts[] = {
-        AIDP_CLI_OPT("socket", 0, AIDP_CLI_STRING, offsetof(struct ps_cli, socket), "PATH",
-                     "the daemon's socket (default $AIDP_SOCKET or " AIDP_PROTO_SOCKET ")",
-                     AIDP_TRUST_USER),
+        SOCKET_OPT,
         AIDP_CLI_OPT("json", 0, AIDP_CLI_FLAG, offsetof(struct ps_cli, json), NULL,
                      "one JSON array", AIDP_TRUST_USER),
         {0},
 };
 
 static const struct aidp_cli_opt stop_opts[] = {
-        AIDP_CLI_OPT("socket", 0, AIDP_CLI_STRING, offsetof(struct ps_cli, socket), "PATH",
-                     "the daemon's socket (default $AIDP_SOCKET or " AIDP_PROTO_SOCKET ")",
-                     AIDP_TRUST_USER),
+        SOCKET_OPT,
         AIDP_CLI_OPT("json", 0, AIDP_CLI_FLAG, offsetof(struct ps_cli, json), NULL,
                      "one JSON object: {\"run_id\": RUN-ID, \"stopping\": true}", AIDP_TRUST_USER),
         {0},
 };
 
 static const struct aidp_cli_opt logs_opts[] = {
-        AIDP_CLI_OPT("socket", 0, AIDP_CLI_STRING, offsetof(struct ps_cli, socket), "PATH",
-                     "the daemon's socket (default $AIDP_SOCKET or " AIDP_PROTO_SOCKET ")",
-                     AIDP_TRUST_USER),
+        SOCKET_OPT,
         AIDP_CLI_OPT("follow", 'f', AIDP_CLI_FLAG, offsetof(struct ps_cli, follow), NULL,
                      "keep printing until the run ends; then exit with its status",
                      AIDP_TRUST_USER),
