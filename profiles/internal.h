@@ -33,8 +33,6 @@ int aidp_profiles_parse_duration(const char *s, uint64_t *out);
 /* Plain non-negative integer (decimal, or 0x hex when hex_ok). */
 int aidp_profiles_parse_uint(const char *s, bool hex_ok, uint64_t *out);
 /* Human renderings used by explain/diff: "8 GiB", "1500m", "2h". */
-void aidp_profiles_fmt_size(char *buf, size_t n, uint64_t bytes);
-void aidp_profiles_fmt_duration(char *buf, size_t n, uint64_t secs);
 
 /* ---- names ---- */
 /* errno name or number ("EPERM", "1") -> number; -1 if unknown. */

@@ -14,6 +14,7 @@
 
 #include "common/cleanup.h"
 #include "profiles/internal.h"
+#include "profiles/units.h"
 
 struct dctx {
         struct aidp_sb out;

@@ -11,6 +11,7 @@
 #include "common/cleanup.h"
 #include "common/hex.h"
 #include "profiles/internal.h"
+#include "profiles/units.h"
 
 #define P(...) aidp_profiles_sb_printf(b, __VA_ARGS__)
 

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/exitcodes.h"
 #include "profiles/profile_load.h"
+#include "profiles/units.h"
 #include "supervisor/cli/cli.h"
 #include "supervisor/run/profile_env.h"
 
@@ -94,16 +95,10 @@ static char **names(const struct aidp_profile_host *h, size_t *n)
 
 static void fmt_bytes(uint64_t b, char *out, size_t len)
 {
-        static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-        size_t u = 0;
-        while (u + 1 < sizeof unit / sizeof *unit && b >= 1024 && b % 1024 == 0) {
-                b /= 1024;
-                u++;
-        }
-        if (!b)
-                snprintf(out, len, "none");
+        if (b)
+                aidp_profiles_fmt_size(out, len, b);
         else
-                snprintf(out, len, "%" PRIu64 " %s", b, unit[u]);
+                snprintf(out, len, "none");
 }
 
 static void fmt_cpus(uint64_t millis, char *out, size_t len)

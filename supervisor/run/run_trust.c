@@ -45,26 +45,17 @@ enum limit_unit { BYTES, MILLICPUS, SECONDS, COUNT };
 /* A limit as the user writes it: 5 GiB, 1.5 CPUs, 90s, 1024. */
 static void limit_str(uint64_t v, enum limit_unit u, char *out, size_t len)
 {
-        static const char *const bin[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
-        size_t k = 0;
-        switch (u) {
-        case BYTES:
-                while (k + 1 < sizeof bin / sizeof *bin && v >= 1024 && v % 1024 == 0) {
-                        v /= 1024;
-                        k++;
-                }
-                snprintf(out, len, "%llu %s", (unsigned long long)v, bin[k]);
-                break;
-        case MILLICPUS:
-                if (v % 1000)
-                        snprintf(out, len, "%.3g CPUs", (double)v / 1000);
-                else
-                        snprintf(out, len, "%llu CPU%s", (unsigned long long)(v / 1000),
-                                 v == 1000 ? "" : "s");
-                break;
-        case SECONDS: snprintf(out, len, "%llus", (unsigned long long)v); break;
-        case COUNT: snprintf(out, len, "%llu", (unsigned long long)v); break;
-        }
+        if (u == BYTES)
+                aidp_profiles_fmt_size(out, len, v);
+        else if (u == SECONDS)
+                aidp_profiles_fmt_duration(out, len, v);
+        else if (u == MILLICPUS && v % 1000)
+                snprintf(out, len, "%.3g CPUs", (double)v / 1000);
+        else if (u == MILLICPUS)
+                snprintf(out, len, "%llu CPU%s", (unsigned long long)(v / 1000),
+                         v == 1000 ? "" : "s");
+        else
+                snprintf(out, len, "%llu", (unsigned long long)v);
 }
 
 /* 0 in a profile means "no limit": any value lowers it. */
