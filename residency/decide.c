@@ -217,6 +217,20 @@ int aidp_residency_decide(const struct aidp_decision_request *req, struct aidp_d
         return 0;
 }
 
+int aidp_residency_decision_refuse(struct aidp_decision *d, enum aidp_reason_check check,
+                                   const char *rule, const char *dataset, const char *attribute,
+                                   const char *message)
+{
+        struct aidp_dctx c = {.d = d};
+        aidp_residency_reason(&c, AIDP_REASON_FAIL, check, rule, NULL, dataset, attribute, "%s",
+                              message);
+        if (c.oom)
+                return -ENOMEM;
+        d->allow = false;
+        d->audit = false;
+        return 0;
+}
+
 void aidp_residency_decision_free(struct aidp_decision *d)
 {
         if (!d)

@@ -199,6 +199,14 @@ int aidp_residency_columns_to_json(const struct aidp_decision *d, size_t i,
                                    const struct aidp_schema *schema, struct json_object **ret,
                                    aidp_error *err);
 
+/* A refusal that is not the policy's to waive, added to a decision already
+ * made (the run's own checks on what the decision cannot see, such as an
+ * input sealed under the quarantine key): a FAIL reason, and the decision
+ * denies even under `enforcement: audit`. Returns 0, or -ENOMEM with the
+ * decision left as it was. */
+int aidp_residency_decision_refuse(struct aidp_decision *d, enum aidp_reason_check check,
+                                   const char *rule, const char *dataset, const char *attribute,
+                                   const char *message);
 /* The first FAIL reason, or NULL when the decision allows. */
 const struct aidp_reason *aidp_residency_decision_first_failure(const struct aidp_decision *d);
 /* For a denial: fill err (status AIDP_EXIT_DENIED) with a message naming the

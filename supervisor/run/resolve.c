@@ -438,6 +438,33 @@ static int load_profile(struct run *r, aidp_error *err)
         return aidp_creds_check_profile(&r->profile, pname, last, err);
 }
 
+/* A quarantined output (an output leak scan found values a view hides in it,
+ * docs/sealed-data.md) is for an admin's eyes, as `aidp unseal` has it: no
+ * run decrypts one for a job that is not root's own, whatever the policy
+ * grants on its tags and whatever its enforcement mode. Decided on the
+ * authenticated header's key id, before any payload byte, and recorded in
+ * lineage as a denial. */
+static int refuse_quarantined(struct run *r, aidp_error *err)
+{
+        if (!r->o->as_user && r->uid == 0)
+                return 0;
+        for (size_t i = 0; i < r->inject.n; i++) {
+                const struct aidp_sealed_header *h = aidp_inject_header(&r->inject, i);
+                if (!aidp_keys_is_quarantine(&r->inject.keys, h->meta.key_id))
+                        continue;
+                char msg[256];
+                snprintf(msg, sizeof msg,
+                         "%s is a quarantined output, sealed under the quarantine key %s (an "
+                         "output leak scan found hidden values in it): only an admin reads it, "
+                         "with aidp unseal",
+                         r->o->data[i], h->meta.key_id);
+                if (aidp_residency_decision_refuse(&r->policy.decision, AIDP_CHECK_DENY,
+                                                   "quarantine", h->meta.name, "key", msg) < 0)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        }
+        return aidp_residency_decision_to_error(&r->policy.decision, err);
+}
+
 int aidp_run_resolve(struct run *r, aidp_error *err)
 {
         const struct aidp_run_opts *o = r->o;
@@ -501,6 +528,8 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
          * prepare decrypts anything. A denial ends the run here. */
         rc = aidp_run_policy_decide(&r->policy, r->caller_rc == 0 ? &r->caller : NULL,
                                     &r->caller_err, &r->profile, &r->inject, err);
+        if (rc == 0 && r->policy.decided)
+                rc = refuse_quarantined(r, err);
         /* Column views: resolved and their token keys loaded now, so a
          * missing key refuses the run before START and before decryption. */
         if (rc == 0)

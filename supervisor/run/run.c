@@ -99,6 +99,14 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
          * leak_scan), so the run did not deliver. */
         if (res->leak_quarantined) {
                 res->exit_status = AIDP_EXIT_DENIED;
+                if (res->leak_private)
+                        return aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
+                                              "/out is quarantined: the output leak scan found "
+                                              "values the run's view hides in it; it is sealed "
+                                              "under the admin-only key %s (access policy "
+                                              "leak_scan), and an admin has the details in "
+                                              "lineage",
+                                              res->leak_key);
                 return aidp_error_set(err, AIDP_EXIT_DENIED, EACCES,
                                       "%s; /out is quarantined: sealed under the admin-only key "
                                       "%s (access policy leak_scan)",

@@ -178,6 +178,12 @@ struct aidp_run_result {
         uint64_t leak_values, leak_dropped;
         char leak_key[AIDP_SEALED_KEY_ID_MAX + 1]; /* the quarantine key */
         char leak_reason[64];
+        /* The job is not root's own (a user caller, or --user): where a hit
+         * was, and how many, is for lineage alone. Offsets, files, columns
+         * and counts in what the user reads would tell which of the values
+         * the job wrote is one its view hides: an oracle for them
+         * (docs/sealed-data.md, "What the user is told"). */
+        bool leak_private;
 };
 
 /* The library profile of a run without --profile (profiles/baseline.yaml). */

@@ -437,6 +437,18 @@ json_object *aidp_run_leak_json(const struct aidp_run_result *res, bool camel)
 {
         const struct aidp_leak_report *l = &res->leak;
         json_object *f = json_object_new_object();
+        if (!camel && res->leak_private) {
+                /* The summary of a user's run: whether /out was quarantined,
+                 * never where or how often (run.h, leak_private). */
+                json_object_object_add(f, "action", json_object_new_string(res->leak_action));
+                json_object_object_add(f, "quarantined",
+                                       json_object_new_boolean(res->leak_quarantined));
+                json_object_object_add(f, "quarantine_key",
+                                       res->leak_quarantined ? json_object_new_string(res->leak_key)
+                                                             : NULL);
+                json_object_object_add(f, "details", json_object_new_string("lineage"));
+                return f;
+        }
         json_object_object_add(f, "values", json_object_new_uint64(res->leak_values));
         json_object_object_add(f, camel ? "valuesDropped" : "values_dropped",
                                json_object_new_uint64(res->leak_dropped));

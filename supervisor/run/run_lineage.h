@@ -79,7 +79,8 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
  * run_err); removed: what teardown released ("tmpfs out", "cgroup /sys/..."). */
 /* The output leak scan's result (counts, hits per label, examples; never a
  * value): lineage END's aidp_leakscan facet (camel) and the summary's
- * leak_scan. */
+ * leak_scan, which for a user's run (res->leak_private) says only whether
+ * /out was quarantined. */
 json_object *aidp_run_leak_json(const struct aidp_run_result *res, bool camel);
 int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                          const struct aidp_run_result *res, int rc, const aidp_error *run_err,

@@ -62,7 +62,10 @@ static void leak_result(struct run *r)
         if (d->leak_scanned && d->leak.hits)
                 snprintf(res->leak_reason, sizeof res->leak_reason, "output leak scan: %llu hits",
                          (unsigned long long)d->leak.hits);
-        if (d->leak_scanned && d->leak.hits)
+        res->leak_private = r->o->as_user || r->uid != 0;
+        /* For a user, nothing in report mode (the hits are the security
+         * team's, in lineage); a quarantine the run's outcome says. */
+        if (d->leak_scanned && d->leak.hits && !res->leak_private)
                 fprintf(stderr,
                         "aidp-supervisor: run %s: output leak scan: %llu hits in %llu files "
                         "(%s)%s%s\n",

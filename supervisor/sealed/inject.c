@@ -253,15 +253,14 @@ int aidp_inject_collect(struct aidp_inject *d, int out_fd, uint64_t max_bytes,
                 p.progress = aidp_progress_bar_draw;
                 p.progress_opaque = &b;
         }
+        /* The caller's output is the caller's file, given through its fd. */
+        p.chown = d->chown_output;
+        p.uid = d->output_uid;
+        p.gid = d->output_gid;
         struct aidp_seal_result res;
         r = aidp_sealed_seal(src, "out", &p, &d->keys, odir, fname, &res, err);
         if (r < 0)
                 return aidp_error_wrap(err, "collecting /out into %s/%s", output_dir, fname);
-        /* The caller's output is the caller's file (never a symlink's target). */
-        if (d->chown_output &&
-            fchownat(odir, fname, d->output_uid, d->output_gid, AT_SYMLINK_NOFOLLOW) < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "giving %s/%s to uid %u",
-                                        output_dir, fname, (unsigned)d->output_uid);
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", output_dir, fname);
         describe(path, &res.header, ret);

@@ -152,6 +152,12 @@ struct aidp_seal_params {
          * bytes); NULL = none. With one the file is format 4. */
         const uint8_t *produced_by;
         size_t produced_by_len;
+        /* Give the file to this owner through its own fd before it is
+         * renamed into place: in a directory its owner can write, a chown
+         * by name after the rename could reach a link put there instead. */
+        bool chown;
+        uid_t uid;
+        gid_t gid;
         aidp_sealed_progress_fn progress;
         void *progress_opaque;
 };

@@ -439,6 +439,9 @@ static int write_output(struct enc *e, const struct aidp_seal_params *p,
         if (out_fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_DATA, errno, "creating %s", tmp_name);
         int r = seal_into(e, p, keys, out_fd, h, err);
+        if (r == 0 && p->chown && fchown(out_fd, p->uid, p->gid) < 0)
+                r = aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "giving %s to uid %u",
+                                     out_name, (unsigned)p->uid);
         if (r == 0 && renameat2(out_dirfd, tmp_name, out_dirfd, out_name, RENAME_NOREPLACE) < 0)
                 r = aidp_error_errno(err, AIDP_EXIT_DATA, errno, "creating %s", out_name);
         if (r < 0)
