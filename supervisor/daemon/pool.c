@@ -306,11 +306,10 @@ static _Noreturn void idle_main(const struct aidp_daemon_config *c,
          * worker's: made the other way round, each page those write was a
          * copy-on-write fault (about 12.5 us on this VM, against a few us
          * copied here), and once the warm thread had run on the other CPU,
-         * every copy here took the cross-CPU TLB flush path. About 2 ms of
-         * CPU per run
-         * back to back (docs/run-core.md, "Where a run's CPU goes"). A
-         * connection that comes meanwhile still waits for while_idle, as
-         * it waited for it before. */
+         * every copy here took the cross-CPU TLB flush path. About 2-3 ms
+         * of CPU per run back to back (docs/run-core.md, "Where a run's CPU
+         * goes"). A connection that comes meanwhile still waits for
+         * while_idle, as it waited for it before. */
         const struct sched_param idle = {0};
         sched_setscheduler(0, SCHED_IDLE, &idle);
         aidp_daemon_stack_ahead();

@@ -167,6 +167,7 @@ static int rx_fail(struct rx *x, int r, aidp_error *err)
  * faults), 0.3 ms of CPU per run for the three or four frames of its workers'
  * lines (docs/run-core.md, "Where a run's CPU goes"). */
 static pthread_key_t rx_key;
+static bool rx_key_made;
 static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
 
 static void rx_key_free(void *tok)
@@ -176,14 +177,14 @@ static void rx_key_free(void *tok)
 
 static void rx_key_make(void)
 {
-        if (pthread_key_create(&rx_key, rx_key_free) != 0)
-                rx_key = (pthread_key_t)-1;
+        rx_key_made = pthread_key_create(&rx_key, rx_key_free) == 0;
 }
 
+/* This thread's tokener, reset; NULL when none can be had (out of memory). */
 static json_tokener *rx_tokener(void)
 {
         pthread_once(&rx_once, rx_key_make);
-        if (rx_key == (pthread_key_t)-1)
+        if (!rx_key_made)
                 return NULL;
         json_tokener *tok = pthread_getspecific(rx_key);
         if (tok) {
