@@ -144,7 +144,7 @@ static int report(struct aidp_cli_run *c, int summary_fd, const char *prog,
                 aidp_cli_fail(prog, err);
         if (c->dry_run)
                 return res->exit_status;
-        aidp_cli_print_result(res, c->o.quiet);
+        aidp_cli_print_result(res, &c->o);
         int status = res->exit_status;
         if (c->o.summary_path && res->run_id[0] &&
             aidp_cli_write_summary(summary_fd, c->o.summary_path, res) < 0 && status == 0)

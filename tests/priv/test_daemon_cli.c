@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "supervisor/cli/cli_supervisor.h"
 #include "daemon_util.h"
 #include "lineage_util.h"
 #include "priv.h"
@@ -124,14 +125,60 @@ Test(daemon_cli, own_options_before_the_command)
         cr_assert_eq(mkdir(outd, 0700), 0);
         cr_assert_eq(chown(outd, A.uid, A.gid), 0);
         const char *o[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--out", outd, "--", "/bin/true", NULL};
-        /* the daemon got it as --output-dir: its own check of that option */
+        /* the daemon got it as --output-dir, and names it as the user typed it */
         cr_expect_eq(as_a(&P, o), AIDP_EXIT_USAGE, "%s", P.err);
-        cr_expect(strstr(P.err, "--output-dir without --data needs --output-key-id") != NULL, "%s",
-                  P.err);
+        cr_expect(strstr(P.err, "--out without --data needs --output-key-id") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "--output-dir") == NULL, "%s", P.err);
         const char *c[] = {AIDP_RUN_BIN, "--out",     "/tmp", "--output-dir",
                            "/tmp",       "/bin/true", NULL};
         cr_expect_eq(as_a(&P, c), AIDP_EXIT_USAGE, "%s", P.err);
         cr_expect(strstr(P.err, "--out and --output-dir") != NULL, "%s", P.err);
+}
+
+/* The daemon's messages, and those of the run it starts, name what the user
+ * typed: --out (not run's --output-dir, which the request carries), the
+ * working directory the client added as --cwd by that name; --output-dir
+ * where the user typed that. */
+Test(daemon_cli, daemon_messages_name_options_as_typed)
+{
+        NEED();
+        /* root's, not writable by A: the client opens it (O_PATH), the
+         * daemon's check as A refuses it */
+        char rootd[1100];
+        TEST_SNPRINTF(rootd, "%s/rootout", T);
+        cr_assert_eq(mkdir(rootd, 0755), 0);
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--out", rootd, "/bin/true", NULL};
+        cr_expect_eq(as_a(&P, a), AIDP_EXIT_USAGE, "%s", P.err);
+        char want[1200];
+        TEST_SNPRINTF(want, "aidp-run: error: --out %s: ", rootd);
+        cr_expect(!strncmp(P.err, want, strlen(want)), "%s", P.err);
+        cr_expect(strstr(P.err, "--output-dir") == NULL, "%s", P.err);
+        const char *b[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--output-dir",
+                           rootd,        "/bin/true", NULL};
+        cr_expect_eq(as_a(&P, b), AIDP_EXIT_USAGE, "%s", P.err);
+        TEST_SNPRINTF(want, "aidp-run: error: --output-dir %s: ", rootd);
+        cr_expect(!strncmp(P.err, want, strlen(want)), "%s", P.err);
+        /* no --out: the run's warning and result line say how to keep /out */
+        const char *c[] = {AIDP_RUN_BIN, "--no-cwd", "--", "/bin/sh", "-c", "echo x >/out/f", NULL};
+        cr_expect_eq(as_a(&P, c), 0, "%s", P.err);
+        cr_expect(strstr(P.err, "warning: no --out: ") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "keep it with --out DIR") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "discarded (no --out)") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "--output-dir") == NULL, "%s", P.err);
+        /* a working directory A may enter but not read: refused by the
+         * daemon, under the name the client gave it, not as a --cwd */
+        char dir[1100], here[4096];
+        TEST_SNPRINTF(dir, "%s/searchonly", T);
+        cr_assert_eq(mkdir(dir, 0711), 0);
+        cr_assert_not_null(getcwd(here, sizeof here));
+        cr_assert_eq(chdir(dir), 0);
+        const char *d[] = {AIDP_RUN_BIN, "-q", "/bin/true", NULL};
+        int rc = as_a(&P, d);
+        cr_assert_eq(chdir(here), 0);
+        cr_expect_eq(rc, AIDP_EXIT_USAGE, "%s", P.err);
+        TEST_SNPRINTF(want, "aidp-run: error: the working directory %s: ", dir);
+        cr_expect(!strncmp(P.err, want, strlen(want)), "%s", P.err);
+        cr_expect(strstr(P.err, "--cwd /") == NULL, "%s", P.err);
 }
 
 /* aidp-run's help lists what a user may pass through the daemon and its own
@@ -161,6 +208,115 @@ Test(daemon_cli, help_and_version_are_aidp_runs)
         char *av[] = {AIDP_BIN, "--version", NULL};
         cr_assert_eq(aidp_test_run(&Q, av), 0, "%s", Q.err);
         cr_expect_str_eq(P.out + 9, Q.out + 5, "aidp-run %s, aidp %s", P.out, Q.out);
+}
+
+/* A metavariable's forms, as a value for a check by value (trust_of):
+ * "NAME|FILE" is NAME and FILE, "SRC[:DST]" SRC and SRC:DST; a word that
+ * stands for a path (FILE, DIR, PATH, SRC, DST) becomes one. Returns the
+ * count written to out[]. */
+static size_t metavar_forms(const char *arg, char out[][128], size_t max)
+{
+        static const char *const paths[] = {"FILE", "DIR", "PATH", "SRC", "DST"};
+        size_t n = 0;
+        char alts[256];
+        TEST_SNPRINTF(alts, "%s", arg);
+        for (char *save = NULL, *alt = strtok_r(alts, "|", &save); alt;
+             alt = strtok_r(NULL, "|", &save)) {
+                unsigned groups = 0;
+                for (const char *p = alt; *p; p++)
+                        groups += *p == '[';
+                /* each [...] part left out (bit 0) or kept (bit 1) */
+                for (unsigned mask = 0; mask < (1u << groups) && n < max; mask++) {
+                        size_t k = 0, group = 0;
+                        bool keep = true;
+                        for (const char *p = alt; *p && k + strlen(p) + 4 < 128; p++) {
+                                if (*p == '[' || *p == ']') {
+                                        keep = *p == ']' || (mask & (1u << group++));
+                                        continue;
+                                }
+                                size_t w = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+                                bool path = false;
+                                for (size_t i = 0; i < 5 && w; i++)
+                                        path = path ||
+                                               (w == strlen(paths[i]) && !strncmp(p, paths[i], w));
+                                if (keep && path)
+                                        k += (size_t)snprintf(out[n] + k, 128 - k, "/p");
+                                else if (keep)
+                                        memcpy(out[n] + k, p, w ? w : 1), k += w ? w : 1;
+                                p += w ? w - 1 : 0;
+                        }
+                        out[n++][k] = '\0';
+                }
+        }
+        return n;
+}
+
+/* What aidp-run --help offers, checked against run's trust table: every
+ * option of run's shown is a user's and not one of this process's
+ * descriptors, and every form its metavariable offers is one a user may
+ * give (the table's check by value). aidp-run's own options are not in
+ * run's table. */
+Test(daemon_cli, help_offers_only_what_a_user_may_give)
+{
+        AIDP_REQUIRE_ROOT();
+        char *h[] = {AIDP_RUN_BIN, "--help", NULL};
+        cr_assert_eq(aidp_test_run(&P, h), 0, "%s", P.err);
+        size_t shown = 0, by_value = 0;
+        for (char *save = NULL, *line = strtok_r(P.out, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+                char *o = !strncmp(line, "  --", 4)                                   ? line + 4
+                          : !strncmp(line, "  -", 3) && !strncmp(line + 4, ", --", 4) ? line + 8
+                                                                                      : NULL;
+                if (!o)
+                        continue;
+                char name[64] = "", arg[128] = "";
+                size_t nl = strcspn(o, " ");
+                TEST_SNPRINTF(name, "%.*s", (int)nl, o);
+                if (o[nl] == ' ' && o[nl + 1] != ' ')
+                        TEST_SNPRINTF(arg, "%.*s", (int)strcspn(o + nl + 1, " "), o + nl + 1);
+                const struct aidp_cli_opt *r = aidp_cli_run_spec.opts;
+                while (r->name && strcmp(r->name, name))
+                        r++;
+                if (!r->name)
+                        continue; /* aidp-run's own, or --help */
+                shown++;
+                cr_expect(r->trust == AIDP_TRUST_USER, "help offers --%s, admin-only", name);
+                cr_expect(!r->local, "help offers --%s, not through the daemon", name);
+                if (!r->trust_of)
+                        continue;
+                cr_expect(arg[0], "--%s shown without its value", name);
+                char forms[16][128];
+                size_t n = metavar_forms(arg, forms, 16);
+                cr_expect(n > 0, "--%s %s: no form", name, arg);
+                for (size_t i = 0; i < n; i++, by_value++)
+                        cr_expect(r->trust_of(forms[i]) == AIDP_TRUST_USER,
+                                  "help offers --%s %s, and '%s' is admin-only", name, arg,
+                                  forms[i]);
+        }
+        cr_expect(shown > 10 && by_value >= 2, "%zu options, %zu checked by value: %s", shown,
+                  by_value, P.out);
+}
+
+/* The forms the help does not offer are refused by the daemon, with the
+ * one a user may give. */
+Test(daemon_cli, a_refused_form_names_the_users)
+{
+        NEED();
+        struct {
+                const char *opt, *val, *says;
+        } cases[] = {
+                {"--env", "HOME", "give --env NAME=VALUE"},
+                {"--profile", "./mine.yaml", "give --profile NAME"},
+                {"--profile", "/etc/aidp/profiles/baseline.yaml", "give --profile NAME"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                const char *a[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", cases[i].opt,
+                                   cases[i].val, "/bin/true", NULL};
+                cr_expect_eq(as_a(&P, a), AIDP_EXIT_USAGE, "%s %s: %s", cases[i].opt, cases[i].val,
+                             P.err);
+                cr_expect(strstr(P.err, cases[i].says) != NULL, "%s %s: %s", cases[i].opt,
+                          cases[i].val, P.err);
+        }
 }
 
 /* Usage errors: under aidp-run's name, pointing to aidp-run --help, status
