@@ -320,7 +320,9 @@ static const struct aidp_cli_opt own_opts[] = {
         "the job's exit status becomes aidp-run's. The options end at --, or at the\n"             \
         "first argument that is not an option: everything from CMD on is the job's\n"              \
         "own. Every file named here is opened by aidp-run, as you; the working\n"                  \
-        "directory is bound into the sandbox (--no-cwd: not)."
+        "directory is bound into the sandbox read-only (--no-cwd: not). The job\n"                 \
+        "writes to /scratch, /tmp and /out, all shredded when it ends: --out DIR\n"                \
+        "keeps /out, sealed."
 
 #define CLIENT_FOOTER                                                                              \
         AIDP_CLI_UNITS_HELP                                                                        \

@@ -163,8 +163,9 @@ static const struct aidp_cli_opt run_opts[] = {
                      "process/thread limit (default 1024)", U, .min = 1,
                      .expect = "a positive integer", .limit = true),
         AIDP_CLI_OPT("timeout", 0, AIDP_CLI_DURATION, RUN(o.timeout_seconds), "DURATION",
-                     "wall time limit, e.g. 90s, 2h, 1h30m (default none)", U, .min = 1,
-                     .limit = true),
+                     "wall time limit, e.g. 90s, 2h, 1h30m (default: the\n"
+                     "profile's, 24h for baseline)",
+                     U, .min = 1, .limit = true),
         AIDP_CLI_OPT("kill-after", 0, AIDP_CLI_DURATION, RUN(kill_after), "DURATION",
                      "SIGTERM-to-SIGKILL grace on timeout/stop (default 5s)", U, .min = 1,
                      .max = 3600, .expect = "a duration of 1s to 1h", .limit = true),

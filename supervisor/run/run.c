@@ -15,6 +15,7 @@
 
 #include "common/cleanup.h"
 #include "common/strv.h"
+#include "profiles/units.h"
 #include "supervisor/run/cgready.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/run/run_views.h"
@@ -116,16 +117,26 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
                                       "stopped",
                                       res->access_rule);
         }
+        /* Each with what the limit was and how to change it: the job's user
+         * reads these, not the profile. */
+        char lim[32];
         if (res->timed_out) {
                 res->exit_status = AIDP_EXIT_TIMEOUT;
+                aidp_profiles_fmt_duration(lim, sizeof lim, r->profile.limits.wall_seconds);
                 return aidp_error_set(err, AIDP_EXIT_TIMEOUT, ETIME,
-                                      "job exceeded its wall time and was stopped");
+                                      "job exceeded its wall time of %s and was stopped "
+                                      "(--timeout sets it, up to the profile's; `aidp profile "
+                                      "list` shows the profiles)",
+                                      lim);
         }
         if (res->oom_killed && res->job_status != 0) {
                 res->exit_status = AIDP_EXIT_OOM;
-                return aidp_error_set(
-                        err, AIDP_EXIT_OOM, ENOMEM,
-                        "job was killed by the memory limit (out of memory in its cgroup)");
+                aidp_profiles_fmt_size(lim, sizeof lim, r->profile.limits.memory_bytes);
+                return aidp_error_set(err, AIDP_EXIT_OOM, ENOMEM,
+                                      "job was killed by the memory limit of %s (out of memory "
+                                      "in its cgroup; --memory sets it, up to the profile's; "
+                                      "`aidp profile list` shows the profiles)",
+                                      lim);
         }
         res->exit_status = res->job_status >= 0 ? res->job_status : AIDP_EXIT_INTERNAL;
         if (res->job_status < 0)

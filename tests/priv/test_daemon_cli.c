@@ -181,6 +181,51 @@ Test(daemon_cli, daemon_messages_name_options_as_typed)
         cr_expect(strstr(P.err, "--cwd /") == NULL, "%s", P.err);
 }
 
+/* An output key that is not there refuses the run before the job, with the
+ * file provider too: after the job, /out would be shredded unkept (the run
+ * exiting 117 with the user's results gone). */
+Test(daemon_cli, a_missing_output_key_refuses_the_run_before_the_job)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
+        char keys[1100], outd[1100], k[1100], kd[1200];
+        TEST_SNPRINTF(keys, "%s/keys", T);
+        TEST_SNPRINTF(outd, "%s/results", T);
+        cr_assert_eq(mkdir(keys, 0700), 0);
+        cr_assert_eq(mkdir(outd, 0700), 0);
+        cr_assert_eq(chown(outd, A.uid, A.gid), 0);
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(kd, "AIDP_KEY_DIR=%s", keys);
+        const char *env[] = {k, kd, NULL};
+        const char *args[] = {"--lineage", logp, NULL};
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, args, env, true);
+        const char *a[] = {AIDP_RUN_BIN,      "-q",     "--no-cwd",  "--out",   outd,
+                           "--output-key-id", "nosuch", "/bin/echo", "JOB-RAN", NULL};
+        int st = as_a(&P, a);
+        cr_expect_neq(st, 0, "%s", P.err);
+        cr_expect(strstr(P.out, "JOB-RAN") == NULL, "the job ran: %d %s", st, P.err);
+        cr_expect(strstr(P.err, "checked before the job") != NULL, "%s", P.err);
+}
+
+/* A job stopped by its wall time or killed by its memory limit: the error
+ * says what the limit was and which option sets it, with its own status. */
+Test(daemon_cli, a_limit_that_ended_the_job_is_named_with_its_option)
+{
+        NEED();
+        const char *t[] = {AIDP_RUN_BIN, "-q",         "--no-cwd", "--timeout",
+                           "1s",         "/bin/sleep", "60",       NULL};
+        cr_expect_eq(as_a(&P, t), AIDP_EXIT_TIMEOUT, "%s", P.err);
+        cr_expect(strstr(P.err, "aidp-run: error: job exceeded its wall time of 1s") != NULL, "%s",
+                  P.err);
+        cr_expect(strstr(P.err, "--timeout sets it") != NULL, "%s", P.err);
+        /* tail keeps a line that never ends: it grows until the limit kills it */
+        const char *m[] = {AIDP_RUN_BIN,    "-q",        "--no-cwd", "--memory", "16M",
+                           "/usr/bin/tail", "/dev/zero", NULL};
+        cr_expect_eq(as_a(&P, m), AIDP_EXIT_OOM, "%s", P.err);
+        cr_expect(strstr(P.err, "killed by the memory limit of 16 MiB") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "--memory sets it") != NULL, "%s", P.err);
+}
+
 /* aidp-run's help lists what a user may pass through the daemon and its own
  * options, none that only an admin running the supervisor may use. */
 Test(daemon_cli, help_and_version_are_aidp_runs)
@@ -194,6 +239,14 @@ Test(daemon_cli, help_and_version_are_aidp_runs)
                               "--no-cwd",      "--summary", NULL};
         for (size_t i = 0; want[i]; i++)
                 cr_expect(strstr(P.out, want[i]) != NULL, "help lacks %s", want[i]);
+        /* what a new user trips over: a job writing into its working
+         * directory gets EROFS; the wall time is the profile's (baseline:
+         * 24h), not none */
+        cr_expect(strstr(P.out, "bound into the sandbox read-only") != NULL, "%s", P.out);
+        const char *tl = strstr(P.out, "\n  --timeout ");
+        cr_expect(tl && strstr(tl, "(default: the") && strstr(tl, "profile's") &&
+                          strstr(tl, "profile's") < strstr(tl, "\n  --kill-after"),
+                  "%s", P.out);
         /* as options (the help of another may mention one) */
         const char *admin[] = {"\n  --user ",          "\n  --run-id",
                                "\n  --run-dir",        "\n  --lineage",
