@@ -217,13 +217,13 @@ Test(daemon_cli, a_limit_that_ended_the_job_is_named_with_its_option)
         cr_expect_eq(as_a(&P, t), AIDP_EXIT_TIMEOUT, "%s", P.err);
         cr_expect(strstr(P.err, "aidp-run: error: job exceeded its wall time of 1s") != NULL, "%s",
                   P.err);
-        cr_expect(strstr(P.err, "--timeout sets it") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "--timeout sets it, up to the profile") != NULL, "%s", P.err);
         /* tail keeps a line that never ends: it grows until the limit kills it */
         const char *m[] = {AIDP_RUN_BIN,    "-q",        "--no-cwd", "--memory", "16M",
                            "/usr/bin/tail", "/dev/zero", NULL};
         cr_expect_eq(as_a(&P, m), AIDP_EXIT_OOM, "%s", P.err);
         cr_expect(strstr(P.err, "killed by the memory limit of 16 MiB") != NULL, "%s", P.err);
-        cr_expect(strstr(P.err, "--memory sets it") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "--memory sets it, up to the profile") != NULL, "%s", P.err);
 }
 
 /* aidp-run's help lists what a user may pass through the daemon and its own
