@@ -84,10 +84,23 @@ static int open_files(const struct aidp_cli_run *c, const char *cwd, const struc
                 if (open_one(f, "--data", c->o.data[i], O_RDONLY | O_NOCTTY | O_NONBLOCK, 0, "data",
                              true) < 0)
                         return -1;
-        for (size_t i = 0; i < c->o.n_binds; i++)
-                if (open_one(f, c->binds[i].writable ? "--bind" : "--ro-bind", c->binds[i].source,
-                             O_PATH, 0, "binds", true) < 0)
+        for (size_t i = 0; i < c->o.n_binds; i++) {
+                const char *opt = c->binds[i].writable ? "--bind" : "--ro-bind";
+                /* The source is also where the job sees it (without :DST):
+                 * absolute, as the daemon requires; say which path that is. */
+                const struct aidp_run_bind *b = &c->binds[i];
+                char real[PATH_MAX];
+                if (b->source[0] != '/' && realpath(b->source, real)) {
+                        fprintf(stderr,
+                                PROG ": error: %s %s: a relative path; binds take absolute "
+                                     "ones: %s %s%s%s\n",
+                                opt, b->source, opt, real, b->target ? ":" : "",
+                                b->target ? b->target : "");
                         return -1;
+                }
+                if (open_one(f, opt, c->binds[i].source, O_PATH, 0, "binds", true) < 0)
+                        return -1;
+        }
         if (cwd && l->cwd_implicit) {
                 int fd = open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (fd < 0) {
@@ -320,7 +333,8 @@ static const struct aidp_cli_opt own_opts[] = {
         "the job's exit status becomes aidp-run's. The options end at --, or at the\n"             \
         "first argument that is not an option: everything from CMD on is the job's\n"              \
         "own. Every file named here is opened by aidp-run, as you; the working\n"                  \
-        "directory is bound into the sandbox read-only (--no-cwd: not). The job\n"                 \
+        "directory is bound into the sandbox read-only (--no-cwd: not), other host\n"              \
+        "paths only with --ro-bind or --bind (your home is hidden). The job\n"                     \
         "writes to /scratch, /tmp and /out, all shredded when it ends: --out DIR\n"                \
         "keeps /out, sealed."
 

@@ -228,6 +228,34 @@ Test(daemon_cli, a_limit_that_ended_the_job_is_named_with_its_option)
         cr_expect(strstr(P.err, "--memory sets it, up to the profile") != NULL, "%s", P.err);
 }
 
+/* A relative bind source is refused with the absolute path to give (the
+ * daemon takes only absolute ones: the source is where the job sees it). */
+Test(daemon_cli, a_relative_bind_is_told_its_absolute_path)
+{
+        NEED();
+        char dir[1100], here[4096], want[2400];
+        TEST_SNPRINTF(dir, "%s/bindme", T);
+        cr_assert_eq(mkdir(dir, 0755), 0);
+        cr_assert_not_null(getcwd(here, sizeof here));
+        cr_assert_eq(chdir(T), 0);
+        const char *a[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--ro-bind",
+                           "./bindme/",  "/bin/true", NULL};
+        int rc = as_a(&P, a);
+        const char *b[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--bind",
+                           "bindme:/in", "/bin/true", NULL};
+        int rc2 = as_a(&Q, b);
+        cr_assert_eq(chdir(here), 0);
+        cr_expect_eq(rc, AIDP_EXIT_USAGE, "%s", P.err);
+        TEST_SNPRINTF(want,
+                      "aidp-run: error: --ro-bind ./bindme: a relative path; binds take "
+                      "absolute ones: --ro-bind %s\n",
+                      dir);
+        cr_expect_str_eq(P.err, want);
+        cr_expect_eq(rc2, AIDP_EXIT_USAGE, "%s", Q.err);
+        TEST_SNPRINTF(want, "--bind %s:/in\n", dir);
+        cr_expect(strstr(Q.err, want) != NULL, "%s", Q.err);
+}
+
 /* aidp-run's help lists what a user may pass through the daemon and its own
  * options, none that only an admin running the supervisor may use. */
 Test(daemon_cli, help_and_version_are_aidp_runs)
