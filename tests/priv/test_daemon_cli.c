@@ -498,4 +498,11 @@ Test(daemon_cli, stop_json)
         char *end = aidp_test_wait_lineage(logp, run_id, "ABORT", 60000);
         cr_expect_not_null(end, "no end record for the stopped run %s", run_id);
         free(end);
+        /* a run that is not (or no longer) going: where to see how it ended */
+        const char *none = "00000000-0000-0000-0000-000000000000";
+        const char *again[] = {AIDP_BIN, "stop", none, NULL};
+        cr_expect_eq(as_a(&Q, again), AIDP_EXIT_USAGE, "%s", Q.err);
+        cr_expect(strstr(Q.err, "is in progress (aidp ps lists them; how a detached one ended: "
+                                "aidp logs 00000000-") != NULL,
+                  "%s", Q.err);
 }
