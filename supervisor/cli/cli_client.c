@@ -491,6 +491,12 @@ int aidp_cli_run_client(int argc, char **argv)
                 status = aidp_cli_usage_error(PROG, "--out and --output-dir: give one of them");
                 goto out;
         }
+        /* Else ignored: a user asking for JSON would get the run's text. */
+        if (c.run.json && !c.run.dry_run) {
+                status = aidp_cli_usage_error(PROG, "--json is --dry-run's plan as JSON; a run's "
+                                                    "result as JSON: --summary FILE");
+                goto out;
+        }
         aidp_cli_run_finish(&c.run, pv, &p);
         /* The working directory goes as --cwd: the daemon's is not the caller's. */
         char cwd[PATH_MAX];

@@ -256,6 +256,29 @@ Test(daemon_cli, a_relative_bind_is_told_its_absolute_path)
         cr_expect(strstr(Q.err, want) != NULL, "%s", Q.err);
 }
 
+/* Sealed data on a host without a policy: the user is told who installs
+ * one (the example files are the admin's to adapt), status 121. */
+Test(daemon_cli, data_without_a_policy_names_the_admin)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
+        char k[1100], pd[1100], data[1100];
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(pd, "AIDP_POLICY_DIR=%s", policy); /* made, empty */
+        const char *env[] = {k, pd, NULL};
+        const char *args[] = {"--lineage", logp, NULL};
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, args, env, true);
+        TEST_SNPRINTF(data, "%s/x.sealed", T);
+        FILE *f = fopen(data, "we");
+        cr_assert_not_null(f);
+        fputs("not sealed", f);
+        fclose(f);
+        cr_assert_eq(chown(data, A.uid, A.gid), 0);
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--data", data, "/bin/true", NULL};
+        cr_expect_eq(as_a(&P, a), AIDP_EXIT_DENIED, "%s", P.err);
+        cr_expect(strstr(P.err, "ask this host's admin to install one") != NULL, "%s", P.err);
+}
+
 /* aidp-run's help lists what a user may pass through the daemon and its own
  * options, none that only an admin running the supervisor may use. */
 Test(daemon_cli, help_and_version_are_aidp_runs)
@@ -416,6 +439,9 @@ Test(daemon_cli, usage_errors_name_aidp_run)
                 {"--bogus", NULL, "unknown option '--bogus'"},
                 {"-q", NULL, "missing CMD"},
                 {"--socket", NULL, "--socket needs an argument"},
+                {"--json", NULL,
+                 "--json is --dry-run's plan as JSON; a run's result as JSON: "
+                 "--summary FILE"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 char *a[6] = {AIDP_RUN_BIN, (char *)cases[i].a};

@@ -618,7 +618,7 @@ Test(trust, sealed_data_for_users_needs_a_policy)
         cr_assert_eq(aidp_test_write_as(&A, data, "not yet looked at\n", 0600), 0);
         const char *a[] = {"--no-cwd", "--data", data, NULL};
         refused(as_user(a), AIDP_EXIT_DENIED,
-                "none is installed in /etc/aidp: install root-owned files there");
+                "none is installed in /etc/aidp: ask this host's admin to install one");
         cr_expect(strstr(P.err, "kind: AccessPolicy") != NULL, "%s", P.err);
         cr_expect(strstr(P.err, A.name) != NULL, "%s", P.err);
         /* Without data the same user runs. */
