@@ -279,6 +279,32 @@ Test(daemon_cli, data_without_a_policy_names_the_admin)
         cr_expect(strstr(P.err, "ask this host's admin to install one") != NULL, "%s", P.err);
 }
 
+/* aidp logs without --follow: the output, then on stderr whether the run is
+ * still going (and how to see the rest) or how it ended (with -q the log
+ * does not say); its own status 0 either way. */
+Test(daemon_cli, logs_says_how_the_run_ended_or_that_it_goes_on)
+{
+        NEED();
+        const char *a[] = {AIDP_RUN_BIN, "-q",      "--no-cwd", "--detach",
+                           "--",         "/bin/sh", "-c",       "echo out; sleep 100",
+                           NULL};
+        cr_assert_eq(as_a(&P, a), 0, "%s", P.err);
+        char run_id[64], want[256];
+        TEST_SNPRINTF(run_id, "%.36s", P.out);
+        const char *l[] = {AIDP_BIN, "logs", run_id, NULL};
+        cr_expect_eq(as_a(&Q, l), 0, "%s", Q.err);
+        TEST_SNPRINTF(want, "run %s is still going (aidp logs --follow %s", run_id, run_id);
+        cr_expect(strstr(Q.err, want) != NULL, "%s", Q.err);
+        const char *stop[] = {AIDP_BIN, "stop", run_id, NULL};
+        cr_expect_eq(as_a(&Q, stop), 0, "%s", Q.err);
+        const char *f[] = {AIDP_BIN, "logs", "--follow", run_id, NULL};
+        cr_expect_eq(as_a(&Q, f), 128 + SIGTERM, "%s", Q.err);
+        cr_expect_eq(as_a(&Q, l), 0, "%s", Q.err);
+        cr_expect(strstr(Q.out, "out\n") != NULL, "%s", Q.out);
+        TEST_SNPRINTF(want, "aidp logs: run %s ended with status %d\n", run_id, 128 + SIGTERM);
+        cr_expect(strstr(Q.err, want) != NULL, "%s", Q.err);
+}
+
 /* aidp-run's help lists what a user may pass through the daemon and its own
  * options, none that only an admin running the supervisor may use. */
 Test(daemon_cli, help_and_version_are_aidp_runs)
