@@ -74,6 +74,20 @@ struct labels {
         const char *output_dir;
 };
 
+/* A relative path where the job sees the path itself (a bind's source
+ * without :DST, --cwd): the daemon takes absolute ones only; say which one
+ * to give. True when refused (printed). */
+static bool relative(const char *opt, const char *path, const char *dst)
+{
+        char real[PATH_MAX];
+        if (path[0] == '/' || !realpath(path, real))
+                return false; /* absolute, or not there: opening it says so */
+        fprintf(stderr,
+                PROG ": error: %s %s: a relative path; %s takes an absolute one: %s %s%s%s\n", opt,
+                path, opt, opt, real, dst ? ":" : "", dst ? dst : "");
+        return true;
+}
+
 static int open_files(const struct aidp_cli_run *c, const char *cwd, const struct labels *l,
                       struct files *f)
 {
@@ -86,18 +100,9 @@ static int open_files(const struct aidp_cli_run *c, const char *cwd, const struc
                         return -1;
         for (size_t i = 0; i < c->o.n_binds; i++) {
                 const char *opt = c->binds[i].writable ? "--bind" : "--ro-bind";
-                /* The source is also where the job sees it (without :DST):
-                 * absolute, as the daemon requires; say which path that is. */
                 const struct aidp_run_bind *b = &c->binds[i];
-                char real[PATH_MAX];
-                if (b->source[0] != '/' && realpath(b->source, real)) {
-                        fprintf(stderr,
-                                PROG ": error: %s %s: a relative path; binds take absolute "
-                                     "ones: %s %s%s%s\n",
-                                opt, b->source, opt, real, b->target ? ":" : "",
-                                b->target ? b->target : "");
+                if (relative(opt, b->source, b->target))
                         return -1;
-                }
                 if (open_one(f, opt, c->binds[i].source, O_PATH, 0, "binds", true) < 0)
                         return -1;
         }
@@ -113,7 +118,8 @@ static int open_files(const struct aidp_cli_run *c, const char *cwd, const struc
                 }
                 if (add_fd(f, fd, "cwd", false) < 0)
                         return -1;
-        } else if (cwd && open_one(f, "--cwd", cwd, O_PATH | O_DIRECTORY, 0, "cwd", false) < 0) {
+        } else if (cwd && (relative("--cwd", cwd, NULL) ||
+                           open_one(f, "--cwd", cwd, O_PATH | O_DIRECTORY, 0, "cwd", false) < 0)) {
                 return -1;
         }
         if (c->o.output_dir && open_one(f, l->output_dir, c->o.output_dir, O_PATH | O_DIRECTORY, 0,

@@ -26,7 +26,7 @@
 #define AIDP_BIN     AIDP_BINARY_DIR "/aidp"
 
 static struct aidp_test_user A;
-static struct aidp_proc P, Q;
+static struct aidp_proc P, Q, R;
 static char *T;
 static char sock[100], rundir[1024], logp[1024], keyp[1024], policy[1024];
 static pid_t daemon_pid;
@@ -228,9 +228,9 @@ Test(daemon_cli, a_limit_that_ended_the_job_is_named_with_its_option)
         cr_expect(strstr(P.err, "--memory sets it, up to the profile") != NULL, "%s", P.err);
 }
 
-/* A relative bind source is refused with the absolute path to give (the
- * daemon takes only absolute ones: the source is where the job sees it). */
-Test(daemon_cli, a_relative_bind_is_told_its_absolute_path)
+/* A relative bind source or --cwd is refused with the absolute path to
+ * give (the daemon takes only absolute ones: the job sees that path). */
+Test(daemon_cli, a_relative_bind_or_cwd_is_told_its_absolute_path)
 {
         NEED();
         char dir[1100], here[4096], want[2400];
@@ -244,16 +244,24 @@ Test(daemon_cli, a_relative_bind_is_told_its_absolute_path)
         const char *b[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--bind",
                            "bindme:/in", "/bin/true", NULL};
         int rc2 = as_a(&Q, b);
+        const char *c[] = {AIDP_RUN_BIN, "-q", "--cwd", "bindme", "/bin/true", NULL};
+        int rc3 = as_a(&R, c);
         cr_assert_eq(chdir(here), 0);
         cr_expect_eq(rc, AIDP_EXIT_USAGE, "%s", P.err);
         TEST_SNPRINTF(want,
-                      "aidp-run: error: --ro-bind ./bindme: a relative path; binds take "
-                      "absolute ones: --ro-bind %s\n",
+                      "aidp-run: error: --ro-bind ./bindme: a relative path; --ro-bind takes an "
+                      "absolute one: --ro-bind %s\n",
                       dir);
         cr_expect_str_eq(P.err, want);
         cr_expect_eq(rc2, AIDP_EXIT_USAGE, "%s", Q.err);
         TEST_SNPRINTF(want, "--bind %s:/in\n", dir);
         cr_expect(strstr(Q.err, want) != NULL, "%s", Q.err);
+        cr_expect_eq(rc3, AIDP_EXIT_USAGE, "%s", R.err);
+        TEST_SNPRINTF(want,
+                      "aidp-run: error: --cwd bindme: a relative path; --cwd takes an absolute "
+                      "one: --cwd %s\n",
+                      dir);
+        cr_expect_str_eq(R.err, want);
 }
 
 /* Sealed data on a host without a policy: the user is told who installs
