@@ -356,7 +356,8 @@ static bool var_run_is_run(void)
  * and inode), not by how its source was spelled, which no socket's path
  * starts with. On a host where /var/run is a symlink to /run, the same for a
  * bind of /var/run and a socket the test makes in /run. Root's binds, which
- * pid 1 opens itself (a user's, opened by the user: daemon_socket). */
+ * pid 1 opens itself (a user's, opened by the user: daemon_socket), and the
+ * working directory's. */
 Test(leaks, a_bind_through_a_symlink_covers_the_sockets_it_shows)
 {
         AIDP_REQUIRE_ROOT();
@@ -382,12 +383,25 @@ Test(leaks, a_bind_through_a_symlink_covers_the_sockets_it_shows)
         serve(fds, n);
         for (size_t i = 0; i < n; i++)
                 close(fds[i]);
-        const char *opts[] = {"--ro-bind", bind_opt, var_run ? "--ro-bind" : NULL,
-                              "/var/run:/mnt/vr", NULL};
-        const char *args[] = {"unix", "/mnt/l/s.sock", var_run ? in_run : NULL, NULL};
+        /* The working directory is a bind too: here a symlink in the host's
+         * /tmp (the job's /tmp is its own, so it is bound at that path). */
+        char cwd_lnk[96], in_cwd[128];
+        TEST_SNPRINTF(cwd_lnk, "%s/lnk", cwddir);
+        cr_assert_eq(symlink(real, cwd_lnk), 0);
+        TEST_SNPRINTF(in_cwd, "%s/s.sock", cwd_lnk);
+        const char *opts[] = {"--cwd",
+                              cwd_lnk,
+                              "--ro-bind",
+                              bind_opt,
+                              var_run ? "--ro-bind" : NULL,
+                              "/var/run:/mnt/vr",
+                              NULL};
+        const char *args[] = {"unix", "/mnt/l/s.sock", in_cwd, var_run ? in_run : NULL, NULL};
         int st = run_probe(opts, args);
         cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
         cr_expect(has_line("unreachable", "/mnt/l/s.sock"), "below a bind through a symlink:\n%s",
+                  P.out);
+        cr_expect(has_line("unreachable", in_cwd), "in a working directory through a symlink:\n%s",
                   P.out);
         if (var_run)
                 cr_expect(has_line("unreachable", in_run), "below a bind of /var/run:\n%s", P.out);
