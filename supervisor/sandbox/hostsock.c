@@ -191,6 +191,13 @@ int aidp_hostsock_collect(char ***ret)
         if (rc >= 0 && aidp_strv_union(w.v, w.n, NULL, 0, ret, &nu) < 0)
                 rc = -ENOMEM;
         aidp_strv_free(w.v);
+        /* Sockets renamed since their bind (hostsock_more.h): here, while
+         * pid 1 builds its mounts, in the supervisor's own view. */
+        if (rc >= 0 && aidp_hostsock_add_renamed(ret, &nu) < 0) {
+                aidp_strv_free(*ret);
+                *ret = NULL;
+                rc = -ENOMEM;
+        }
         return rc < 0 ? rc : (int)nu;
 }
 
@@ -279,10 +286,10 @@ int aidp_hostsock_recv(int sock, struct aidp_hostsock_list *l)
 }
 
 /* pid 1's covering (hostsock.h). Three passes over the candidates (each host
- * path, the listed ones and those found renamed, then its image under each
- * bind of a directory above it: hostsock_more.h), each as aidp_mask_view's
- * hook; the candidates come grouped by directory, so each pass opens a
- * directory once for all the sockets in it. */
+ * path, then its image under each bind of a directory above it:
+ * hostsock_more.h), each as aidp_mask_view's hook; the candidates come
+ * sorted by directory, so each pass opens a directory once for all the
+ * sockets in it. */
 struct cover {
         char *const *paths;
         size_t n;
@@ -609,8 +616,8 @@ static int cover_finish(const char *mask_src, char *const *paths, size_t n,
                 *failed = "the allowed sockets' places";
                 return -ENOMEM;
         }
-        /* Sockets renamed since their bind, and the directories below the
-         * binds: before the passes, by the host's own view (pid 1's root). */
+        /* The directories below the binds: before the passes, in the host's
+         * own view (pid 1's root). */
         static struct aidp_hostsock_more found;
         if (aidp_hostsock_more_make(paths, n, binds, n_binds, mask_src, view->shadowed_fd, &found) <
             0) {
@@ -618,8 +625,8 @@ static int cover_finish(const char *mask_src, char *const *paths, size_t n,
                 *failed = "the host sockets' candidates";
                 return -ENOMEM;
         }
-        c = (struct cover){.paths = found.v,
-                           .n = found.n,
+        c = (struct cover){.paths = paths,
+                           .n = n,
                            .under = found.u,
                            .nu = found.nu,
                            .belows = found.belows,
@@ -633,8 +640,8 @@ static int cover_finish(const char *mask_src, char *const *paths, size_t n,
         int rc = aidp_mask_view_finish(&more, failed);
         leave_dir(&c);
         c.allowed = NULL;
-        /* *failed may name a path of the list or one found, whose memory
-         * goes back to the kernel. */
+        /* *failed may name a path of the list, whose memory goes back to
+         * the kernel. */
         static char failed_copy[2 * PATH_MAX + 160];
         if (rc < 0) {
                 snprintf(failed_copy, sizeof failed_copy, "%s", *failed);

@@ -21,7 +21,9 @@
  * bound in every network namespace of the host (from /proc/PID/net/unix, one
  * reading per namespace), sorted, without duplicates, NULL-terminated. Only
  * absolute paths: a socket bound by a relative name names no path we can
- * resolve. Returns the count, or -errno. */
+ * resolve. With them, the socket files of a directory that no longer shows
+ * one of its listed names as a socket (renamed since the bind:
+ * hostsock_more.h). Returns the count, or -errno. */
 int aidp_hostsock_collect(char ***ret);
 
 /* Supervisor side, after the clone (pid 1 builds its mounts meanwhile): the
@@ -76,8 +78,8 @@ struct aidp_hostsock_view {
  * sockets together. Each host socket path, and its image under each bind
  * whose source holds it, that resolves inside the root (as the job would
  * resolve it, RESOLVE_IN_ROOT) to a socket is hidden, except at the target
- * of a bind of that very socket (also a socket renamed since its bind, and
- * the images of a directory below a bind: hostsock_more.h):
+ * of a bind of that very socket (the images: below each bind by identity,
+ * hostsock_more.h):
  * - in a read-only mount, as a whiteout at its name in the top layer of the
  *   overlay that mount gets for its masks (mask.h): one overlay per mount
  *   whatever the number of sockets, each a link to one whiteout (a

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/strv.h"
 
 /* Four of the chunks the list travels in (hostsock.c): a buffer's first size. */
 #define FIRST (4 * 32768)
@@ -48,9 +49,7 @@ static void unmap(void *p, size_t cap)
 
 void aidp_hostsock_more_release(struct aidp_hostsock_more *m)
 {
-        unmap(m->v, m->v_cap);
         unmap(m->u, m->u_cap);
-        unmap(m->found, m->found_cap);
         unmap(m->belows, m->belows_cap);
         *m = (struct aidp_hostsock_more){0};
 }
@@ -105,53 +104,20 @@ static int open_dir(const struct host *h, const char *path, size_t dl, int flags
         return (int)syscall(SYS_openat2, at, rel, &how, sizeof how);
 }
 
-/* Is name one of the names of the run v[from, to) (sorted: one directory,
- * so by name)? */
-static bool listed(char *const *v, size_t from, size_t to, size_t dl, const char *name)
+/* The socket files of the directory of paths[from, to) (one directory),
+ * when it no longer shows one of their names as a socket, pushed on found
+ * as paths. */
+static int renamed_in(char *const *paths, size_t from, size_t to, char ***found, size_t *nf)
 {
-        while (from < to) {
-                size_t mid = from + (to - from) / 2;
-                int c = strcmp(v[mid] + dl + 1, name);
-                if (!c)
-                        return true;
-                if (c < 0)
-                        from = mid + 1;
-                else
-                        to = mid;
-        }
-        return false;
-}
-
-static int push_found(struct aidp_hostsock_more *m, const char *dir, size_t dl, const char *name)
-{
-        size_t len = dl + 1 + strlen(name) + 1;
-        if (len > PATH_MAX)
-                return 0; /* no such path can be named */
-        if (aidp_hostsock_grow((void **)&m->found, &m->found_cap, m->found_used + len) < 0)
-                return -ENOMEM;
-        char *p = m->found + m->found_used;
-        memcpy(p, dir, dl);
-        p[dl] = '/';
-        strcpy(p + dl + 1, name);
-        m->found_used += len;
-        return 0;
-}
-
-/* A run whose directory no longer shows one of its names as a socket: that
- * socket was renamed (or removed), so each socket file in the directory that
- * the run does not name is a candidate as well. The common case (every name
- * there) costs a fstatat a name. */
-static int renamed_in(const struct host *h, struct aidp_hostsock_more *m, char *const *v,
-                      size_t from, size_t to)
-{
-        size_t dl = dir_len(v[from]);
-        _cleanup_close_ int fd = open_dir(h, v[from], dl, O_RDONLY);
+        size_t dl = dir_len(paths[from]);
+        const struct host h = {.shadowed = "", .shadowed_fd = -1};
+        _cleanup_close_ int fd = open_dir(&h, paths[from], dl, O_RDONLY);
         if (fd < 0)
                 return 0;
         bool gone = false;
         for (size_t i = from; i < to && !gone; i++) {
                 struct stat st;
-                gone = fstatat(fd, v[i] + dl + 1, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                gone = fstatat(fd, paths[i] + dl + 1, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
                        !S_ISSOCK(st.st_mode);
         }
         char buf[4096] __attribute__((aligned(8)));
@@ -167,33 +133,34 @@ static int renamed_in(const struct host *h, struct aidp_hostsock_more *m, char *
                              fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
                              !S_ISSOCK(st.st_mode)))
                                 continue;
-                        if (!listed(v, from, to, dl, e->d_name))
-                                rc = push_found(m, v[from], dl, e->d_name);
+                        char path[PATH_MAX];
+                        if (snprintf(path, sizeof path, "%.*s/%s", (int)dl, paths[from],
+                                     e->d_name) < (int)sizeof path)
+                                rc = aidp_strv_push(found, nf, path);
                 }
         return rc;
 }
 
-/* more->v: the list's paths, then those found. */
-static int with_found(const struct host *h, struct aidp_hostsock_more *m, char *const *paths,
-                      size_t n)
+int aidp_hostsock_add_renamed(char ***paths, size_t *n)
 {
-        for (size_t i = 0; i < n;) {
-                size_t j = run_end(paths, n, i);
-                int rc = renamed_in(h, m, paths, i, j);
-                if (rc < 0)
-                        return rc;
+        char **found = NULL;
+        size_t nf = 0;
+        int rc = 0;
+        for (size_t i = 0; rc == 0 && i < *n;) {
+                size_t j = run_end(*paths, *n, i);
+                rc = renamed_in(*paths, i, j, &found, &nf);
                 i = j;
         }
-        size_t nf = 0;
-        for (size_t off = 0; off < m->found_used; off += strlen(m->found + off) + 1)
-                nf++;
-        if (aidp_hostsock_grow((void **)&m->v, &m->v_cap, (n + nf + 1) * sizeof *m->v) < 0)
-                return -ENOMEM;
-        memcpy(m->v, paths, n * sizeof *m->v);
-        m->n = n;
-        for (size_t off = 0; off < m->found_used; off += strlen(m->found + off) + 1)
-                m->v[m->n++] = m->found + off;
-        m->v[m->n] = NULL;
+        char **all = NULL;
+        size_t na = 0;
+        if (rc == 0 && nf && aidp_strv_union(*paths, *n, found, nf, &all, &na) < 0)
+                rc = -ENOMEM;
+        aidp_strv_free(found);
+        if (rc < 0 || !nf)
+                return rc;
+        aidp_strv_free(*paths);
+        *paths = all;
+        *n = na;
         return 0;
 }
 
@@ -211,42 +178,86 @@ static int push_under(struct aidp_hostsock_more *m, size_t from, size_t to, size
         return 0;
 }
 
+/* The directories on the last real path walked, from the top (the list is
+ * sorted, so the next directory shares most of them): each one's end in
+ * the path, device and inode. */
+#define WALK_LEVELS 64
+struct walked {
+        char path[PATH_MAX];
+        size_t n;
+        struct {
+                size_t end;
+                dev_t dev;
+                ino_t ino;
+        } lv[WALK_LEVELS];
+};
+
+/* fstatat of real[0, end) in the host's view (its own names: no symlink on
+ * the way to follow). */
+static bool stat_prefix(const struct host *h, char *real, size_t end, struct stat *st)
+{
+        char c = real[end];
+        real[end] = '\0';
+        int at = AT_FDCWD;
+        const char *rel = real;
+        if (h->shadowed_fd >= 0 && end >= h->sl && !memcmp(real, h->shadowed, h->sl) &&
+            (real[h->sl] == '/' || real[h->sl] == '\0')) {
+                at = h->shadowed_fd;
+                rel = real[h->sl] ? real + h->sl + 1 : "";
+        }
+        bool ok = fstatat(at, rel, st, AT_SYMLINK_NOFOLLOW | (*rel ? 0 : AT_EMPTY_PATH)) == 0;
+        real[end] = c;
+        return ok;
+}
+
 /* The run v[from, to) below each directory bind whose bound directory is
- * its directory or one above it. From the directory up through "..", as
- * many levels as its real path (its fd's link: no symlink, no "..") has
- * names, each compared with the bound ones by device and inode; the names
- * below a match are the last ones of that path. */
-static int under_binds(const struct host *h, struct aidp_hostsock_more *m, size_t from, size_t to,
+ * its directory or one above it. Each directory on its real path (its fd's
+ * link: no symlink, no "..") is compared with the bound ones by device and
+ * inode; the names below a match are the rest of that path. A fstatat per
+ * directory not shared with the last run's path. */
+static int under_binds(const struct host *h, struct walked *w, struct aidp_hostsock_more *m,
+                       char *const *v, size_t from, size_t to,
                        const struct aidp_hostsock_bind *binds, size_t nb)
 {
-        int fd = open_dir(h, m->v[from], dir_len(m->v[from]), O_PATH);
+        _cleanup_close_ int fd = open_dir(h, v[from], dir_len(v[from]), O_PATH);
         char link[64], real[PATH_MAX];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
         ssize_t len = fd < 0 ? -1 : readlink(link, real, sizeof real - 1);
-        int rc = 0;
-        /* real: "/a/b/c"; below: where the names under level k start */
-        size_t below = len > 1 && real[0] == '/' ? (size_t)len : 0;
-        if (below)
-                real[below] = '\0';
-        while (rc == 0 && below > 0) {
+        if (len <= 1 || real[0] != '/')
+                return 0; /* gone, too long to name, or the root (never bound) */
+        real[len] = '\0';
+        bool same = true; /* so far the same directories as the last path */
+        for (size_t end = 1, i = 0; end <= (size_t)len; end++) {
+                if (real[end] != '/' && real[end] != '\0')
+                        continue;
                 struct stat st;
-                if (fstat(fd, &st) < 0)
-                        break;
-                for (size_t b = 0; rc == 0 && b < nb; b++)
-                        if (!binds[b].is_socket && binds[b].dev == st.st_dev &&
-                            binds[b].ino == st.st_ino)
-                                rc = push_under(m, from, to, b, real + below);
-                while (below > 0 && real[--below] != '/')
-                        ;
-                int up = below ? openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
-                close(fd);
-                fd = up;
-                if (below && fd < 0)
-                        break;
+                same = same && i < w->n && w->lv[i].end == end && !memcmp(w->path, real, end);
+                if (same) {
+                        st.st_dev = w->lv[i].dev;
+                        st.st_ino = w->lv[i].ino;
+                } else {
+                        bool ok = stat_prefix(h, real, end, &st);
+                        if (i < WALK_LEVELS) {
+                                w->lv[i].end = end;
+                                w->lv[i].dev = ok ? st.st_dev : 0;
+                                w->lv[i].ino = ok ? st.st_ino : 0;
+                                w->n = i + 1;
+                        }
+                        if (!ok)
+                                break;
+                }
+                for (size_t b = 0; b < nb; b++) {
+                        if (binds[b].is_socket || binds[b].dev != st.st_dev ||
+                            binds[b].ino != st.st_ino)
+                                continue;
+                        int rc = push_under(m, from, to, b, real + end);
+                        if (rc < 0)
+                                return rc;
+                }
+                i++;
         }
-        if (fd >= 0)
-                close(fd);
-        return rc;
+        memcpy(w->path, real, (size_t)len + 1);
+        return 0;
 }
 
 int aidp_hostsock_more_make(char *const *paths, size_t n, const struct aidp_hostsock_bind *binds,
@@ -255,13 +266,15 @@ int aidp_hostsock_more_make(char *const *paths, size_t n, const struct aidp_host
 {
         *m = (struct aidp_hostsock_more){0};
         struct host h = {.shadowed = shadowed, .sl = strlen(shadowed), .shadowed_fd = shadowed_fd};
-        int rc = with_found(&h, m, paths, n);
+        int rc = 0;
         bool any_dir = false;
         for (size_t b = 0; b < nb; b++)
                 any_dir |= !binds[b].is_socket;
-        for (size_t i = 0; rc == 0 && any_dir && i < m->n;) {
-                size_t j = run_end(m->v, m->n, i);
-                rc = under_binds(&h, m, i, j, binds, nb);
+        static struct walked w;
+        w.n = 0;
+        for (size_t i = 0; rc == 0 && any_dir && i < n;) {
+                size_t j = run_end(paths, n, i);
+                rc = under_binds(&h, &w, m, paths, i, j, binds, nb);
                 i = j;
         }
         if (rc < 0)
