@@ -405,8 +405,9 @@ Test(leaks, a_bind_through_a_symlink_covers_the_sockets_it_shows)
                   P.out);
         if (var_run)
                 cr_expect(has_line("unreachable", in_run), "below a bind of /var/run:\n%s", P.out);
-        else
-                cr_log_warn("/var/run is not a symlink to /run here: that part is not checked");
+        else /* a note, not a warning: Criterion exits 1 on one (the VM has no such link) */
+                fprintf(stderr,
+                        "/var/run is not a symlink to /run here: that part is not checked\n");
         cr_expect(!strstr(P.out, "\nreachable") && strncmp(P.out, "reachable", 9),
                   "something was reachable:\n%s", P.out);
 }
