@@ -80,6 +80,18 @@ struct host {
         int shadowed_fd;
 };
 
+/* path (len bytes, NUL-terminated there) for a lookup from *at in the
+ * host's view: "" for the shadowed directory itself. */
+static const char *host_rel(const struct host *h, const char *path, size_t len, int *at)
+{
+        *at = AT_FDCWD;
+        if (h->shadowed_fd < 0 || len < h->sl || memcmp(path, h->shadowed, h->sl) ||
+            (len > h->sl && path[h->sl] != '/'))
+                return len ? path : "/";
+        *at = h->shadowed_fd;
+        return len > h->sl ? path + h->sl + 1 : "";
+}
+
 /* The directory of path (its first dl bytes) opened with flags in the
  * host's view: -1 when it cannot be. Resolved as the list's paths always
  * were (hostsock.c's enter_dir), without magic links; O_DIRECTORY, so no
@@ -94,14 +106,9 @@ static int open_dir(const struct host *h, const char *path, size_t dl, int flags
         dir[dl] = '\0';
         struct open_how how = {.flags = (uint64_t)flags | O_DIRECTORY | O_CLOEXEC,
                                .resolve = RESOLVE_NO_MAGICLINKS};
-        int at = AT_FDCWD;
-        const char *rel = dl ? dir : "/";
-        if (h->shadowed_fd >= 0 && dl >= h->sl && !memcmp(dir, h->shadowed, h->sl) &&
-            (dir[h->sl] == '/' || dir[h->sl] == '\0')) {
-                at = h->shadowed_fd;
-                rel = dir[h->sl] ? dir + h->sl + 1 : ".";
-        }
-        return (int)syscall(SYS_openat2, at, rel, &how, sizeof how);
+        int at;
+        const char *rel = host_rel(h, dir, dl, &at);
+        return (int)syscall(SYS_openat2, at, *rel ? rel : ".", &how, sizeof how);
 }
 
 /* The socket files of the directory of paths[from, to) (one directory),
@@ -198,13 +205,8 @@ static bool stat_prefix(const struct host *h, char *real, size_t end, struct sta
 {
         char c = real[end];
         real[end] = '\0';
-        int at = AT_FDCWD;
-        const char *rel = real;
-        if (h->shadowed_fd >= 0 && end >= h->sl && !memcmp(real, h->shadowed, h->sl) &&
-            (real[h->sl] == '/' || real[h->sl] == '\0')) {
-                at = h->shadowed_fd;
-                rel = real[h->sl] ? real + h->sl + 1 : "";
-        }
+        int at;
+        const char *rel = host_rel(h, real, end, &at);
         bool ok = fstatat(at, rel, st, AT_SYMLINK_NOFOLLOW | (*rel ? 0 : AT_EMPTY_PATH)) == 0;
         real[end] = c;
         return ok;
