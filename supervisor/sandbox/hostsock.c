@@ -23,6 +23,7 @@
 #include "common/cleanup.h"
 #include "common/strv.h"
 #include "supervisor/sandbox/mask.h"
+#include "supervisor/sandbox/hostsock_more.h"
 #include "supervisor/sandbox/mask_tree.h"
 
 /* Newer than Debian 12's kernel headers: the layout of ABI 6. */
@@ -190,6 +191,13 @@ int aidp_hostsock_collect(char ***ret)
         if (rc >= 0 && aidp_strv_union(w.v, w.n, NULL, 0, ret, &nu) < 0)
                 rc = -ENOMEM;
         aidp_strv_free(w.v);
+        /* Sockets renamed since their bind (hostsock_more.h): here, while
+         * pid 1 builds its mounts, in the supervisor's own view. */
+        if (rc >= 0 && aidp_hostsock_add_renamed(ret, &nu) < 0) {
+                aidp_strv_free(*ret);
+                *ret = NULL;
+                rc = -ENOMEM;
+        }
         return rc < 0 ? rc : (int)nu;
 }
 
@@ -217,26 +225,6 @@ int aidp_hostsock_send(int sock, char *const *paths, size_t n)
         return send(sock, "E", 1, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
-/* pid 1 takes its memory straight from the kernel (mmap, mremap): it was
- * cloned from a supervisor whose other threads may have held malloc's locks,
- * and the host decides how many sockets there are, so no fixed size fits. */
-static int grow(void **p, size_t *cap, size_t need)
-{
-        if (need <= *cap)
-                return 0;
-        size_t nc = *cap ? *cap : 4 * CHUNK;
-        while (nc < need)
-                if (__builtin_mul_overflow(nc, 2, &nc))
-                        return -ENOMEM;
-        void *q = *p ? mremap(*p, *cap, nc, MREMAP_MAYMOVE)
-                     : mmap(NULL, nc, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (q == MAP_FAILED)
-                return -ENOMEM;
-        *p = q;
-        *cap = nc;
-        return 0;
-}
-
 void aidp_hostsock_list_release(struct aidp_hostsock_list *l)
 {
         if (l->buf)
@@ -252,7 +240,7 @@ static int index_paths(struct aidp_hostsock_list *l, size_t used)
         size_t n = 0;
         for (size_t off = 0; off < used; off += strlen(l->buf + off) + 1)
                 n++;
-        if (grow((void **)&l->v, &l->v_cap, (n + 1) * sizeof *l->v) < 0)
+        if (aidp_hostsock_grow((void **)&l->v, &l->v_cap, (n + 1) * sizeof *l->v) < 0)
                 return -ENOMEM;
         size_t i = 0;
         for (size_t off = 0; off < used; off += strlen(l->buf + off) + 1)
@@ -266,7 +254,7 @@ static int recv_list(int sock, struct aidp_hostsock_list *l)
 {
         size_t used = 0;
         for (;;) {
-                if (grow((void **)&l->buf, &l->buf_cap, used + CHUNK) < 0)
+                if (aidp_hostsock_grow((void **)&l->buf, &l->buf_cap, used + CHUNK) < 0)
                         return -ENOMEM;
                 ssize_t k = recv(sock, l->buf + used, CHUNK, 0);
                 if (k < 0 && errno == EINTR)
@@ -298,12 +286,16 @@ int aidp_hostsock_recv(int sock, struct aidp_hostsock_list *l)
 }
 
 /* pid 1's covering (hostsock.h). Three passes over the candidates (each host
- * path, then its image under each bind of a directory above it), each as
- * aidp_mask_view's hook; the candidates come sorted by directory, so each
- * pass opens a directory once for all the sockets in it. */
+ * path, then its image under each bind of a directory above it:
+ * hostsock_more.h), each as aidp_mask_view's hook; the candidates come
+ * sorted by directory, so each pass opens a directory once for all the
+ * sockets in it. */
 struct cover {
         char *const *paths;
         size_t n;
+        const struct aidp_hostsock_under *under;
+        size_t nu;
+        const char *belows;
         const struct aidp_hostsock_bind *binds;
         size_t nb;
         const char *mask_file;
@@ -393,23 +385,17 @@ static bool allowed_at(const char *path, const struct aidp_hostsock_bind *binds,
         return false;
 }
 
-/* Candidate (b, i): host path i for b == 0, else its image under bind b-1
- * (source/x/s.sock at target/x/s.sock); NULL when there is none, or it is
- * the target of a bind of a socket (reachable on purpose). */
-static const char *candidate(struct cover *c, size_t b, size_t i)
+/* The image of host path i below a bind (u: its directory is below the
+ * bind's root): target/below/name. NULL when there is none, or it is the
+ * target of a bind of a socket (reachable on purpose). */
+static const char *image(struct cover *c, const struct aidp_hostsock_under *u, size_t i)
 {
         const char *p = c->paths[i];
-        if (b > 0) {
-                const struct aidp_hostsock_bind *bd = &c->binds[b - 1];
-                size_t sl = strlen(bd->source);
-                if (bd->is_socket || strncmp(p, bd->source, sl) || p[sl] != '/')
-                        return NULL;
-                int k = snprintf(c->image, sizeof c->image, "%s%s", bd->target, p + sl);
-                if (k < 0 || (size_t)k >= sizeof c->image)
-                        return NULL; /* no such path can exist */
-                p = c->image;
-        }
-        return allowed_at(p, c->binds, c->nb) ? NULL : p;
+        int k = snprintf(c->image, sizeof c->image, "%s%s%s", c->binds[u->bind].target,
+                         c->belows + u->below, strrchr(p, '/'));
+        if (k < 0 || (size_t)k >= sizeof c->image)
+                return NULL; /* no such path can exist */
+        return allowed_at(c->image, c->binds, c->nb) ? NULL : c->image;
 }
 
 static void leave_dir(struct cover *c)
@@ -463,22 +449,37 @@ static bool is_socket(int dir_fd, const char *name)
 
 typedef int (*cover_fn)(struct cover *c, const char *name, const char **failed);
 
-/* fn for each candidate whose directory is in the job's view. */
-static int each(struct cover *c, int root_fd, cover_fn fn, const char **failed)
+/* fn for candidate p (of host path i) if its directory is in the job's view. */
+static int one(struct cover *c, int root_fd, const char *p, size_t i, cover_fn fn,
+               const char **failed)
 {
         static char name[NAME_MAX + 1];
+        if (!p)
+                return 0;
+        *failed = c->host = c->paths[i];
+        int rc = enter_dir(c, root_fd, p, name);
+        if (rc > 0 && !allowed_here(c, name))
+                rc = fn(c, name, failed);
+        return rc;
+}
+
+/* fn for each candidate: the host paths, then their images below each bind
+ * in turn. */
+static int each(struct cover *c, int root_fd, cover_fn fn, const char **failed)
+{
         int rc = 0;
         leave_dir(c);
         allowed_places(c, root_fd);
-        for (size_t b = 0; b <= c->nb && rc >= 0; b++)
-                for (size_t i = 0; i < c->n && rc >= 0; i++) {
-                        const char *p = candidate(c, b, i);
-                        if (!p)
-                                continue;
-                        *failed = c->host = c->paths[i];
-                        rc = enter_dir(c, root_fd, p, name);
-                        if (rc > 0 && !allowed_here(c, name))
-                                rc = fn(c, name, failed);
+        for (size_t i = 0; i < c->n && rc >= 0; i++) {
+                const char *p = c->paths[i];
+                rc = one(c, root_fd, allowed_at(p, c->binds, c->nb) ? NULL : p, i, fn, failed);
+        }
+        for (size_t b = 0; b < c->nb && rc >= 0; b++)
+                for (size_t k = 0; k < c->nu && rc >= 0; k++) {
+                        const struct aidp_hostsock_under *u = &c->under[k];
+                        for (size_t i = u->first;
+                             u->bind == b && i < u->first + u->count && rc >= 0; i++)
+                                rc = one(c, root_fd, image(c, u, i), i, fn, failed);
                 }
         leave_dir(c);
         return rc < 0 ? rc : 0;
@@ -594,8 +595,10 @@ static int pass_binds(void *ctx, int root_fd, const char **failed)
 /* aidp_mask_view_finish with the host sockets as its more names, once
  * aidp_mask_view_begin did the masks' own part. */
 static int cover_finish(const char *mask_src, char *const *paths, size_t n,
-                        const struct aidp_hostsock_bind *binds, size_t n_binds, const char **failed)
+                        const struct aidp_hostsock_view *view, const char **failed)
 {
+        const struct aidp_hostsock_bind *binds = view->binds;
+        size_t n_binds = view->n_binds;
         static struct cover c;
         static char mask_file[PATH_MAX];
         if (snprintf(mask_file, sizeof mask_file, "%s/f", mask_src) >= (int)sizeof mask_file) {
@@ -613,8 +616,20 @@ static int cover_finish(const char *mask_src, char *const *paths, size_t n,
                 *failed = "the allowed sockets' places";
                 return -ENOMEM;
         }
+        /* The directories below the binds: before the passes, in the host's
+         * own view (pid 1's root). */
+        static struct aidp_hostsock_more found;
+        if (aidp_hostsock_more_make(paths, n, binds, n_binds, mask_src, view->shadowed_fd, &found) <
+            0) {
+                aidp_mask_view_abort();
+                *failed = "the host sockets' candidates";
+                return -ENOMEM;
+        }
         c = (struct cover){.paths = paths,
                            .n = n,
+                           .under = found.u,
+                           .nu = found.nu,
+                           .belows = found.belows,
                            .binds = binds,
                            .nb = n_binds,
                            .mask_file = mask_file,
@@ -625,21 +640,28 @@ static int cover_finish(const char *mask_src, char *const *paths, size_t n,
         int rc = aidp_mask_view_finish(&more, failed);
         leave_dir(&c);
         c.allowed = NULL;
+        /* *failed may name a path of the list, whose memory goes back to
+         * the kernel. */
+        static char failed_copy[2 * PATH_MAX + 160];
+        if (rc < 0) {
+                snprintf(failed_copy, sizeof failed_copy, "%s", *failed);
+                *failed = failed_copy;
+        }
+        aidp_hostsock_more_release(&found);
         return rc;
 }
 
 int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *const *masked,
                             char *const *extra, size_t n_extra, char *const *paths, size_t n,
-                            const struct aidp_hostsock_bind *binds, size_t n_binds,
-                            const char **failed)
+                            const struct aidp_hostsock_view *view, const char **failed)
 {
         int rc = aidp_mask_view_begin(root, mask_src, masked, extra, n_extra, failed);
-        return rc < 0 ? rc : cover_finish(mask_src, paths, n, binds, n_binds, failed);
+        return rc < 0 ? rc : cover_finish(mask_src, paths, n, view, failed);
 }
 
 int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
                             const char *const *masked, const struct aidp_profile *profile,
-                            const struct stat *bind_st, const char **failed)
+                            const struct aidp_hostsock_view *view, const char **failed)
 {
         /* The masks' own part first: it does not depend on the list, which
          * the supervisor may still be collecting (docs/run-core.md, "pid 1,
@@ -655,22 +677,9 @@ int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
                 *failed = "receiving the host's unix sockets";
                 return n;
         }
-        size_t nb = profile ? profile->n_binds : 0;
-        struct aidp_hostsock_bind binds[nb ? nb : 1];
-        for (size_t i = 0; i < nb; i++) {
-                const struct aidp_bind *b = &profile->binds[i];
-                binds[i] = (struct aidp_hostsock_bind){.source = b->source,
-                                                       .target = b->target ? b->target : b->source,
-                                                       .is_socket = S_ISSOCK(bind_st[i].st_mode)};
-        }
-        rc = cover_finish(mask_src, l.v, l.n, binds, nb, failed);
-        /* *failed may point into the list, which goes back to the kernel:
-         * pages charged to the run's cgroup for as long as pid 1 lives. */
-        static char failed_copy[2 * PATH_MAX + 160];
-        if (rc < 0) {
-                snprintf(failed_copy, sizeof failed_copy, "%s", *failed);
-                *failed = failed_copy;
-        }
+        /* *failed comes back as a copy: the list goes back to the kernel
+         * (pages charged to the run's cgroup for as long as pid 1 lives). */
+        rc = cover_finish(mask_src, l.v, l.n, view, failed);
         aidp_hostsock_list_release(&l);
         /* -EPIPE means the supervisor is gone, only from the receive. */
         return rc == -EPIPE ? -EIO : rc;

@@ -21,7 +21,9 @@
  * bound in every network namespace of the host (from /proc/PID/net/unix, one
  * reading per namespace), sorted, without duplicates, NULL-terminated. Only
  * absolute paths: a socket bound by a relative name names no path we can
- * resolve. Returns the count, or -errno. */
+ * resolve. With them, the socket files of a directory that no longer shows
+ * one of its listed names as a socket (renamed since the bind:
+ * hostsock_more.h). Returns the count, or -errno. */
 int aidp_hostsock_collect(char ***ret);
 
 /* Supervisor side, after the clone (pid 1 builds its mounts meanwhile): the
@@ -44,12 +46,27 @@ struct aidp_hostsock_list {
 int aidp_hostsock_recv(int sock, struct aidp_hostsock_list *l);
 void aidp_hostsock_list_release(struct aidp_hostsock_list *l);
 
-/* A bind as the covering sees it: a socket under `source` on the host is
- * also visible under `target`; a bind whose source is itself a socket makes
+/* A bind as the covering sees it: the file it bound, by the device and inode
+ * that fstat gives for the very fd that is bound (never by its source's
+ * spelling: /var/run for /run, a symlink or another bind mount on the way),
+ * and where the job sees it. A host socket in that directory or below it is
+ * visible below `target` too; a bind whose file is itself a socket makes
  * that socket reachable at `target` (the way a profile allows one). */
 struct aidp_hostsock_bind {
-        const char *source, *target;
+        const char *target;
+        dev_t dev;
+        ino_t ino;
         bool is_socket;
+};
+
+/* Every bind of the job's view (the profile's, the command line's, the
+ * working directory), and the host directory pid 1's staging holder covers
+ * in pid 1's namespace (at mask_src): host paths below it are looked up from
+ * shadowed_fd, that directory opened before the holder (-1: none). */
+struct aidp_hostsock_view {
+        const struct aidp_hostsock_bind *binds;
+        size_t n_binds;
+        int shadowed_fd;
 };
 
 /* At most this many host sockets are covered by a bind (a mount each): those
@@ -61,7 +78,8 @@ struct aidp_hostsock_bind {
  * sockets together. Each host socket path, and its image under each bind
  * whose source holds it, that resolves inside the root (as the job would
  * resolve it, RESOLVE_IN_ROOT) to a socket is hidden, except at the target
- * of a bind of that very socket:
+ * of a bind of that very socket (the images: below each bind by identity,
+ * hostsock_more.h):
  * - in a read-only mount, as a whiteout at its name in the top layer of the
  *   overlay that mount gets for its masks (mask.h): one overlay per mount
  *   whatever the number of sockets, each a link to one whiteout (a
@@ -70,22 +88,20 @@ struct aidp_hostsock_bind {
  *   read-only), a bind of the mode-0 mask_src/f over it (connect: EACCES),
  *   at most AIDP_HOSTSOCK_MAX_BINDS of them: past that, -EMLINK with *failed
  *   naming the directory.
- * No allocation (pid 1 may not call malloc). 0, or -errno with *failed
+ * No malloc (pid 1 may not call it; what it needs is mapped). 0, or -errno with *failed
  * naming the path. */
 int aidp_hostsock_mask_view(const char *root, const char *mask_src, const char *const *masked,
                             char *const *extra, size_t n_extra, char *const *paths, size_t n,
-                            const struct aidp_hostsock_bind *binds, size_t n_binds,
-                            const char **failed);
+                            const struct aidp_hostsock_view *view, const char **failed);
 
-/* aidp_hostsock_mask_view for the paths aidp_hostsock_recv gets from sync_fd,
- * the profile's masks and binds (bind_st: their sources' stat, for which of
- * them is a socket). The masks' own part (aidp_mask_view_begin) comes before
+/* aidp_hostsock_mask_view for the paths aidp_hostsock_recv gets from sync_fd
+ * and the profile's masks. The masks' own part (aidp_mask_view_begin) comes before
  * the receive, while the supervisor may still be collecting the list; the
  * result is the same as with the list in hand first. -EPIPE only when the
  * supervisor closed the socket instead of sending the list. */
 int aidp_hostsock_mask_sent(int sync_fd, const char *root, const char *mask_src,
                             const char *const *masked, const struct aidp_profile *profile,
-                            const struct stat *bind_st, const char **failed);
+                            const struct aidp_hostsock_view *view, const char **failed);
 
 /* pid 1, before the go: the Landlock ruleset scoped against abstract unix
  * sockets made outside its domain, made ahead (docs/run-core.md, "pid 1,

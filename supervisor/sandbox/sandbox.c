@@ -390,20 +390,26 @@ static void make_holder(void)
 
 /* Each profile bind's source as a detached clone (the tree opened with the
  * caller's credentials when the spec carries one) with its flags already set
- * (nosuid, nodev, read-only unless writable), and its type, for setup_mounts
- * to move into place once the staging root exists. */
+ * (nosuid, nodev, read-only unless writable), and its stat, for setup_mounts
+ * to move into place once the staging root exists. The stat is the bound
+ * file's own (fstat of the fd the clone is made from): what the host
+ * sockets' covering knows the bind by (hostsock.h), however its source was
+ * spelled. */
 static void open_binds(const struct aidp_sandbox_spec *s, const struct aidp_profile *bp, size_t nb,
                        int *bind_fds, struct stat *bind_st)
 {
         for (size_t i = 0; i < nb; i++) {
                 const struct aidp_bind *b = &bp->binds[i];
                 int tree = s->bind_tree_fds ? s->bind_tree_fds[i] : -1;
-                if ((tree >= 0 ? fstat(tree, &bind_st[i]) : stat(b->source, &bind_st[i])) < 0)
+                /* A profile's (root's) source is looked up once. */
+                _cleanup_close_ int src = tree >= 0 ? -1 : open(b->source, O_PATH | O_CLOEXEC);
+                int fd = tree >= 0 ? tree : src;
+                if (fd < 0 || fstat(fd, &bind_st[i]) < 0)
                         die(AIDP_STAGE_MOUNTS, errno, b->source);
-                bind_fds[i] =
-                        tree >= 0 ? tree
-                                  : open_tree(AT_FDCWD, b->source,
-                                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+                bind_fds[i] = tree >= 0 ? tree
+                                        : open_tree(src, "",
+                                                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+                                                            AT_RECURSIVE | AT_EMPTY_PATH);
                 CHECK(AIDP_STAGE_MOUNTS, bind_fds[i], b->source);
                 struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
                                                    (b->writable ? 0 : MOUNT_ATTR_RDONLY)};
@@ -419,6 +425,54 @@ __attribute__((noreturn)) static void hold_mounts(void)
 {
         for (;;)
                 pause();
+}
+
+/* The caller's working directory and the binds, moved into place in the
+ * staging root; each one's file, for the host sockets' covering, in hb (room
+ * for the binds and the working directory): returns how many. */
+static size_t place_binds(const char *root, const struct aidp_sandbox_spec *s, int cwd_fd,
+                          int *bind_fds, const struct stat *bind_st, struct aidp_hostsock_bind *hb)
+{
+        /* The caller's working directory and binds land where the job will
+         * see their paths: made and resolved inside the new root (inroot.h),
+         * so that a symlink on the way never leads root to create a mount
+         * point on the host (the host's root is still this process's). */
+        _cleanup_close_ int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        CHECK(AIDP_STAGE_MOUNTS, root_fd, root);
+        size_t nhb = 0;
+        /* Already visible when its top-level directory is bound. */
+        if (cwd_fd >= 0 && !aidp_inroot_is_dir(root_fd, s->cwd)) {
+                struct stat cst;
+                CHECK(AIDP_STAGE_MOUNTS, fstat(cwd_fd, &cst), s->cwd);
+                hb[nhb++] = (struct aidp_hostsock_bind){
+                        .target = s->cwd, .dev = cst.st_dev, .ino = cst.st_ino};
+                _cleanup_close_ int at = aidp_inroot_make(root_fd, s->cwd, true, 0711);
+                CHECK(AIDP_STAGE_MOUNTS, at, s->cwd);
+                CHECK(AIDP_STAGE_MOUNTS,
+                      move_mount(cwd_fd, "", at, "",
+                                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+                      s->cwd);
+        }
+
+        const struct aidp_profile *pr = s->profile;
+        for (size_t i = 0; pr && i < pr->n_binds; i++) {
+                const struct aidp_bind *b = &pr->binds[i];
+                const char *target = b->target ? b->target : b->source;
+                hb[nhb++] = (struct aidp_hostsock_bind){.target = target,
+                                                        .dev = bind_st[i].st_dev,
+                                                        .ino = bind_st[i].st_ino,
+                                                        .is_socket = S_ISSOCK(bind_st[i].st_mode)};
+                _cleanup_close_ int at =
+                        aidp_inroot_make(root_fd, target, S_ISDIR(bind_st[i].st_mode), 0755);
+                CHECK(AIDP_STAGE_MOUNTS, at, target);
+                CHECK(AIDP_STAGE_MOUNTS,
+                      move_mount(bind_fds[i], "", at, "",
+                                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+                      b->source);
+                close(bind_fds[i]);
+                bind_fds[i] = -1;
+        }
+        return nhb;
 }
 
 static void setup_mounts(const struct aidp_sandbox_spec *s)
@@ -446,6 +500,9 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         int bind_fds[nb ? nb : 1];
         struct stat bind_st[nb ? nb : 1];
         open_binds(s, bp, nb, bind_fds, bind_st);
+        /* The host's /tmp, for the host sockets' covering to look up the
+         * host paths below it that the holder covers from here on. */
+        _cleanup_close_ int host_tmp = open(STAGE_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
         const char *root = STAGE_ROOT;
         make_holder();
         CHECK(AIDP_STAGE_MOUNTS,
@@ -479,44 +536,17 @@ static void setup_mounts(const struct aidp_sandbox_spec *s)
         }
         attach_resolv(root, s);
 
-        /* The caller's working directory and binds land where the job will
-         * see their paths: made and resolved inside the new root (inroot.h),
-         * so that a symlink on the way never leads root to create a mount
-         * point on the host (the host's root is still this process's). */
-        _cleanup_close_ int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        CHECK(AIDP_STAGE_MOUNTS, root_fd, root);
-        /* Already visible when its top-level directory is bound. */
-        if (cwd_fd >= 0 && !aidp_inroot_is_dir(root_fd, s->cwd)) {
-                _cleanup_close_ int at = aidp_inroot_make(root_fd, s->cwd, true, 0711);
-                CHECK(AIDP_STAGE_MOUNTS, at, s->cwd);
-                CHECK(AIDP_STAGE_MOUNTS,
-                      move_mount(cwd_fd, "", at, "",
-                                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
-                      s->cwd);
-        }
-
-        const struct aidp_profile *pr = s->profile;
-        for (size_t i = 0; pr && i < pr->n_binds; i++) {
-                const struct aidp_bind *b = &pr->binds[i];
-                const char *target = b->target ? b->target : b->source;
-                _cleanup_close_ int at =
-                        aidp_inroot_make(root_fd, target, S_ISDIR(bind_st[i].st_mode), 0755);
-                CHECK(AIDP_STAGE_MOUNTS, at, target);
-                CHECK(AIDP_STAGE_MOUNTS,
-                      move_mount(bind_fds[i], "", at, "",
-                                 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
-                      b->source);
-                close(bind_fds[i]);
-                bind_fds[i] = -1;
-        }
+        struct aidp_hostsock_bind hb[nb + 1];
+        size_t nhb = place_binds(root, s, cwd_fd, bind_fds, bind_st, hb);
 
         /* Masks that no host rename undoes (mask.h), and the host sockets the
          * view shows, hidden in the same overlays (hostsock.h): the
          * supervisor listed them while this process built the mounts above
          * and put the masks' own names in their layer. */
         const char *failed = "";
+        struct aidp_hostsock_view view = {.binds = hb, .n_binds = nhb, .shadowed_fd = host_tmp};
         int hs = aidp_hostsock_mask_sent(s->sync_fd, root, MASK_SRC, aidp_sandbox_masked_paths, bp,
-                                         bind_st, &failed);
+                                         &view, &failed);
         if (hs == -EPIPE)
                 hold_mounts();
         if (hs < 0)

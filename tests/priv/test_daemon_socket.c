@@ -407,3 +407,66 @@ Test(daemon_socket, a_runs_job_cannot_use_the_daemon)
         const char *id[] = {"/usr/bin/id", "-u", NULL};
         cr_expect_eq(run_as(&A, id), 0, "%s", P.err);
 }
+
+/* Is the daemon's socket listed in the kernel's table under the name it was
+ * bound by (PATH.PID.new, before the rename into place), and not as PATH? */
+static bool listed_under_its_bind_name(const char *path, pid_t daemon)
+{
+        char want[300], line[512];
+        TEST_SNPRINTF(want, " %s.%d.new\n", path, (int)daemon);
+        bool found = false;
+        FILE *f = fopen("/proc/net/unix", "re");
+        cr_assert_not_null(f);
+        while (fgets(line, sizeof line, f)) {
+                size_t l = strlen(line), w = strlen(want);
+                found |= l >= w && !strcmp(line + l - w, want);
+        }
+        fclose(f);
+        return found;
+}
+
+/* The daemon's socket below a directory a user binds into a run's view, as
+ * /run holds /run/aidp/aidp.sock (here the test's directory holds run/,
+ * searchable, and the socket; bound as it is and through a symlink): a
+ * connect(2) from inside the job fails. The kernel lists the
+ * socket by its bind-time name, which is gone from the directory: pid 1
+ * covers every socket of a directory where a listed name is gone. A user's
+ * binds are opened by the user and come as fds (the covering knows them by
+ * their device and inode). The daemon's refusal of a process inside a run
+ * (a_runs_job_cannot_use_the_daemon) is not what is checked here: the
+ * connect itself must fail. */
+Test(daemon_socket, a_daemon_socket_in_a_bound_directory_is_not_connectable_from_the_job)
+{
+        NEED();
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, NULL, NULL, true);
+        cr_assert(listed_under_its_bind_name(sock, daemon_pid),
+                  "the daemon's socket is not listed as %s.%d.new: this test no longer checks "
+                  "a renamed socket",
+                  sock, (int)daemon_pid);
+        char lnk[1100], direct[1100], via[1100];
+        TEST_SNPRINTF(lnk, "%s/lnk", T);
+        cr_assert_eq(symlink(T, lnk), 0, "%s", strerror(errno));
+        TEST_SNPRINTF(direct, "%s:/mnt/r", T);
+        TEST_SNPRINTF(via, "%s:/mnt/l", lnk);
+        const char *a[] = {AIDP_RUN_BIN,
+                           "-q",
+                           "--no-cwd",
+                           "--ro-bind",
+                           direct,
+                           "--ro-bind",
+                           via,
+                           "--",
+                           AIDP_BINARY_DIR "/tests/helpers/contain_probe",
+                           "unix",
+                           "/mnt/r/run/aidp.sock",
+                           "/mnt/l/run/aidp.sock",
+                           NULL};
+        int st = aidp_test_client_as(&P, &A, sock, true, a);
+        cr_assert_eq(st, 0, "exit %d\n%s\n%s", st, P.out, P.err);
+        cr_expect(strstr(P.out, "unreachable /mnt/r/run/aidp.sock: ") != NULL,
+                  "below a bind of its directory:\n%s", P.out);
+        cr_expect(strstr(P.out, "unreachable /mnt/l/run/aidp.sock: ") != NULL,
+                  "below a bind through a symlink:\n%s", P.out);
+        cr_expect(strncmp(P.out, "reachable", 9) && !strstr(P.out, "\nreachable"),
+                  "the job connected to the daemon:\n%s", P.out);
+}
