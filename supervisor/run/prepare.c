@@ -236,6 +236,8 @@ int aidp_run_inject(struct run *r, aidp_error *err)
                 int adj_fd = r->cg ? oom_protect(adj, sizeof adj) : -1;
                 int rc = r->cg ? aidp_cgroup_charge_begin(r->cg, &back, err) : 0;
                 if (rc == 0)
+                        aidp_run_fault_point("charged"); /* a test lowers the limit here */
+                if (rc == 0)
                         rc = aidp_inject_decrypt(&r->inject, r->tmpfs[i].fd, r->uid, r->gid,
                                                  !r->o->quiet, r->res->inputs, err);
                 int brc = aidp_cgroup_charge_end(&back);

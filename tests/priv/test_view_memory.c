@@ -59,14 +59,14 @@ static void setup(void)
         TEST_SNPRINTF(pol, "%s/policy", T);
         aidp_test_policy_allow(pol, "nobody", NULL, NULL);
         /* The review's view: the labelled column masked whole to 32 bytes. */
-        aidp_test_policy_access(
-                pol, "apiVersion: aidp/v1\nkind: AccessPolicy\nviews:\n  research:\n"
-                     "    labels:\n      pii.direct: {mask: {keep_last: 0, with: "
-                     "\"XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\"}}\n"
-                     "roles:\n  tests:\n    operations: [run]\n    profiles: [\"*\"]\n"
-                     "    datasets: [\"*\"]\n    max_classification: regulated\n"
-                     "    view: research\n"
-                     "users:\n  nobody: {roles: [tests]}\n");
+        aidp_test_policy_access(pol,
+                                "apiVersion: aidp/v1\nkind: AccessPolicy\nviews:\n  research:\n"
+                                "    labels:\n      pii.direct: {mask: {keep_last: 0, with: "
+                                "\"XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\"}}\n"
+                                "roles:\n  tests:\n    operations: [run]\n    profiles: [\"*\"]\n"
+                                "    datasets: [\"*\"]\n    max_classification: regulated\n"
+                                "    view: research\n"
+                                "users:\n  nobody: {roles: [tests]}\n");
         TEST_SNPRINTF(src, "%s/src", T);
         mkdir_p(src, 0755);
         TEST_SNPRINTF(csv, "%s/people.csv", src);
@@ -94,9 +94,10 @@ static int run(const char *memory, const char *out_dir, const char *job)
 {
         char *argv[40];
         int n = 0;
-        const char *fixed[] = {AIDP_SUPERVISOR, "run",      "--user",   "65534",  "--no-cwd",
-                               "--run-dir",     rundir,     "--key-dir", keydir,  "--lineage",
-                               logp,            "--memory", memory,      "--data", data};
+        const char *fixed[] = {AIDP_SUPERVISOR, "run",       "--user", "65534",
+                               "--no-cwd",      "--run-dir", rundir,   "--key-dir",
+                               keydir,          "--lineage", logp,     "--memory",
+                               memory,          "--data",    data};
         for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
                 argv[n++] = (char *)fixed[i];
         if (out_dir) {
@@ -156,5 +157,89 @@ Test(view_memory, a_view_that_fits_with_fewer_workers_runs_to_its_end_record)
         cr_expect(strstr(P.out, "masked-rows="), "%s\n%s", P.out, P.err);
         cr_expect_eq(aidp_test_count_events(logp, "START"), 1);
         cr_expect_eq(aidp_test_count_events(logp, "COMPLETE"), 1);
+        cr_expect_eq(end_records(), 1);
+}
+
+/* The run's memory cgroup file `v1` (cgroup v1) or `v2` of process pid. */
+static void cgroup_file(pid_t pid, const char *v1, const char *v2, char *out, size_t n)
+{
+        char p[64], line[4096];
+        snprintf(p, sizeof p, "/proc/%d/cgroup", (int)pid);
+        FILE *f = fopen(p, "r");
+        cr_assert(f, "%s", p);
+        out[0] = 0;
+        while (fgets(line, sizeof line, f)) {
+                line[strcspn(line, "\n")] = 0;
+                char *path = strchr(strchr(line, ':') + 1, ':') + 1;
+                if (strstr(line, ":memory:"))
+                        snprintf(out, n, "/sys/fs/cgroup/memory%s/%s", path, v1);
+                else if (!strncmp(line, "0::", 3) && !out[0])
+                        snprintf(out, n, "/sys/fs/cgroup%s/%s", path, v2);
+        }
+        fclose(f);
+        cr_assert(out[0], "no memory cgroup for %d", (int)pid);
+}
+
+/* Can this root lower an oom_score_adj (CAP_SYS_RESOURCE)? Some containers
+ * drop it; production hosts and the test VM have it. */
+static bool has_sys_resource(void)
+{
+        size_t len = 0;
+        char *st = aidp_test_slurp("/proc/self/status", &len);
+        cr_assert(st);
+        const char *e = strstr(st, "CapEff:");
+        unsigned long long caps = e ? strtoull(e + 7, NULL, 16) : 0;
+        free(st);
+        return caps & (1ULL << 24);
+}
+
+/* Someone (root) lowers the run's limit while the supervisor decrypts in its
+ * cgroup: the kernel's OOM killer takes the sandbox's pid 1, never the
+ * supervisor (oom_score_adj -1000 while inside), whose next charge fails:
+ * the run ends with its error and its end record, not exit 137. Where root
+ * lacks CAP_SYS_RESOURCE the supervisor cannot protect itself (the
+ * documented residual): it may then be killed, and gc records ABORT. */
+Test(view_memory, a_limit_lowered_during_the_injection_ends_the_run_with_its_end_record)
+{
+        AIDP_REQUIRE_ROOT();
+        char *argv[] = {
+                AIDP_SUPERVISOR, "run",       "--user", "65534",     "--no-cwd", "--run-dir",
+                rundir,          "--key-dir", keydir,   "--lineage", logp,       "--memory",
+                "400Mi",         "--data",    data,     "--",        "true",     NULL};
+        setenv("AIDP_FAULT_STOP_AT", "charged", 1);
+        cr_assert_eq(aidp_test_spawn(&P, argv), 0);
+        unsetenv("AIDP_FAULT_STOP_AT");
+        cr_assert(aidp_test_wait_stopped(P.pid), "the supervisor never reached 'charged': %s",
+                  P.err);
+        char cur[4096], max[4096];
+        cgroup_file(P.pid, "memory.usage_in_bytes", "memory.current", cur, sizeof cur);
+        cgroup_file(P.pid, "memory.limit_in_bytes", "memory.max", max, sizeof max);
+        size_t len = 0;
+        char *text = aidp_test_slurp(cur, &len);
+        cr_assert(text, "%s", cur);
+        unsigned long long used = strtoull(text, NULL, 10);
+        free(text);
+        /* A little above what is charged now: no OOM yet, but far less than
+         * /data and one view worker need. */
+        cr_assert_eq(aidp_test_sh("echo %llu > %s", (used + (4ULL << 20)) & ~4095ULL, max), 0, "%s",
+                     max);
+        kill(P.pid, SIGCONT);
+        if (!has_sys_resource()) {
+                cr_assert_null(getenv("AIDP_VM"), "the VM's root has CAP_SYS_RESOURCE");
+                int st = aidp_test_reap(&P);
+                if (st == 128 + SIGKILL) {
+                        aidp_test_gc(rundir);
+                        cr_expect_eq(aidp_test_count_events(logp, "ABORT"), 1);
+                }
+                cr_expect_eq(end_records(), 1, "exit %d: %s", st, P.err);
+                return;
+        }
+        int st = aidp_test_finish(&P);
+        cr_assert_neq(st, 128 + SIGKILL, "the supervisor was killed: %s", P.err);
+        cr_expect_neq(st, 0, "%s", P.err);
+        cr_expect(strstr(P.err, "ran out while decrypting into /data") && strstr(P.err, "--memory"),
+                  "exit %d: %s", st, P.err);
+        cr_expect_eq(aidp_test_count_events(logp, "START"), 1);
+        cr_expect_eq(aidp_test_count_events(logp, "FAIL"), 1, "%s", P.err);
         cr_expect_eq(end_records(), 1);
 }
