@@ -244,11 +244,13 @@ int aidp_run_inject(struct run *r, aidp_error *err)
                 oom_restore(adj_fd, adj);
                 /* The charge failed (mlock says EAGAIN): the run's memory ran
                  * out under the supervisor, which was not killed for it. */
-                if (rc < 0 && r->cg && (err->errnum == ENOMEM || err->errnum == EAGAIN))
+                if (rc < 0 && r->cg && (err->errnum == ENOMEM || err->errnum == EAGAIN)) {
+                        err->status = AIDP_EXIT_USAGE; /* as the refusal before START */
                         aidp_error_wrap(err,
                                         "the run's memory (%llu MiB) ran out while decrypting "
                                         "into /data: give the run more memory with --memory",
                                         (unsigned long long)(r->profile.limits.memory_bytes / MiB));
+                }
                 if (rc == 0 && brc < 0)
                         rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -brc,
                                               "moving the supervisor back out of the run's "

@@ -236,7 +236,7 @@ Test(view_memory, a_limit_lowered_during_the_injection_ends_the_run_with_its_end
         }
         int st = aidp_test_finish(&P);
         cr_assert_neq(st, 128 + SIGKILL, "the supervisor was killed: %s", P.err);
-        cr_expect_neq(st, 0, "%s", P.err);
+        cr_expect_eq(st, AIDP_EXIT_USAGE, "%s", P.err);
         cr_expect(strstr(P.err, "ran out while decrypting into /data") && strstr(P.err, "--memory"),
                   "exit %d: %s", st, P.err);
         cr_expect_eq(aidp_test_count_events(logp, "START"), 1);
