@@ -146,7 +146,7 @@ Test(view_memory, a_view_that_fits_with_fewer_workers_runs_to_its_end_record)
         TEST_SNPRINTF(out, "%s/out", T);
         mkdir_p(out, 0777);
         chmod(out, 0777);
-        int st = run("200Mi", out,
+        int st = run("256Mi", out,
                      "f=/data/people/people.csv; "
                      "rows=$(grep -c '^XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX,[0-9]$' $f); "
                      "all=$(wc -l < $f); "
