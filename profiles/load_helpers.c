@@ -135,13 +135,6 @@ char *aidp_ld_dirname(const char *path)
         return strndup(path, (size_t)(sl - path));
 }
 
-bool aidp_ld_is_path_ref(const char *s)
-{
-        size_t l = strlen(s);
-        return strchr(s, '/') || (l > 5 && !strcmp(s + l - 5, ".yaml")) ||
-               (l > 4 && !strcmp(s + l - 4, ".yml"));
-}
-
 bool aidp_ld_valid_name(const char *s)
 {
         if (!*s || strlen(s) > 63 || !isalnum((unsigned char)s[0]))
@@ -171,11 +164,6 @@ bool aidp_profile_bind_path_reserved(const char *path)
                 if (aidp_ld_path_within(path, reserved[r]))
                         return true;
         return false;
-}
-
-bool aidp_profile_ref_is_path(const char *ref)
-{
-        return aidp_ld_is_path_ref(ref);
 }
 
 int aidp_ld_replace_str(char **dst, const char *s)

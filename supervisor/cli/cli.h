@@ -27,6 +27,11 @@ int aidp_cli_seal(int argc, char **argv);
 /* supervisor/cli/cli_client.c: aidp-run (a client of aidp-supervisor serve),
  * aidp ps, aidp stop */
 int aidp_cli_run_client(int argc, char **argv);
+/* A run request's "labels" (docs/protocol.md): what aidp-run's user typed
+ * where the daemon's messages would name run's option, the only words a
+ * daemon accepts besides run's own ("--output-dir", "--cwd"). */
+#define AIDP_CLI_LABEL_OUT "--out"
+#define AIDP_CLI_LABEL_CWD "the working directory"
 int aidp_cli_ps(int argc, char **argv);
 /* supervisor/cli/cli_ps.c: the daemon's socket (--socket, else $AIDP_SOCKET,
  * else /run/aidp/aidp.sock) and a connection to it (fd or -errno) */

@@ -66,12 +66,27 @@ static int open_one(struct files *f, const char *opt, const char *path, int flag
         return add_fd(f, fd, key, list) < 0 ? -1 : 0;
 }
 
-/* How the user named what open_files opens: --out for --output-dir, and the
- * working directory they did not name at all. */
+/* How the user named what open_files opens and the daemon's messages name:
+ * --out for --output-dir (unless they typed that), and the working
+ * directory they did not name at all. */
 struct labels {
         bool cwd_implicit;
         const char *output_dir;
 };
+
+/* A relative path where the job sees the path itself (a bind's source
+ * without :DST, --cwd): the daemon takes absolute ones only; say which one
+ * to give. True when refused (printed). */
+static bool relative(const char *opt, const char *path, const char *dst)
+{
+        char real[PATH_MAX];
+        if (path[0] == '/' || !realpath(path, real))
+                return false; /* absolute, or not there: opening it says so */
+        fprintf(stderr,
+                PROG ": error: %s %s: a relative path; %s takes an absolute one: %s %s%s%s\n", opt,
+                path, opt, opt, real, dst ? ":" : "", dst ? dst : "");
+        return true;
+}
 
 static int open_files(const struct aidp_cli_run *c, const char *cwd, const struct labels *l,
                       struct files *f)
@@ -83,10 +98,14 @@ static int open_files(const struct aidp_cli_run *c, const char *cwd, const struc
                 if (open_one(f, "--data", c->o.data[i], O_RDONLY | O_NOCTTY | O_NONBLOCK, 0, "data",
                              true) < 0)
                         return -1;
-        for (size_t i = 0; i < c->o.n_binds; i++)
-                if (open_one(f, c->binds[i].writable ? "--bind" : "--ro-bind", c->binds[i].source,
-                             O_PATH, 0, "binds", true) < 0)
+        for (size_t i = 0; i < c->o.n_binds; i++) {
+                const char *opt = c->binds[i].writable ? "--bind" : "--ro-bind";
+                const struct aidp_run_bind *b = &c->binds[i];
+                if (relative(opt, b->source, b->target))
                         return -1;
+                if (open_one(f, opt, c->binds[i].source, O_PATH, 0, "binds", true) < 0)
+                        return -1;
+        }
         if (cwd && l->cwd_implicit) {
                 int fd = open(cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (fd < 0) {
@@ -99,7 +118,8 @@ static int open_files(const struct aidp_cli_run *c, const char *cwd, const struc
                 }
                 if (add_fd(f, fd, "cwd", false) < 0)
                         return -1;
-        } else if (cwd && open_one(f, "--cwd", cwd, O_PATH | O_DIRECTORY, 0, "cwd", false) < 0) {
+        } else if (cwd && (relative("--cwd", cwd, NULL) ||
+                           open_one(f, "--cwd", cwd, O_PATH | O_DIRECTORY, 0, "cwd", false) < 0)) {
                 return -1;
         }
         if (c->o.output_dir && open_one(f, l->output_dir, c->o.output_dir, O_PATH | O_DIRECTORY, 0,
@@ -247,8 +267,21 @@ static int sudo_fallback(char **args, int n)
         return -1;
 }
 
+/* What the daemon's messages are to call what the user named otherwise
+ * than run does ("labels", docs/protocol.md): --out, a working directory
+ * never named. */
+static json_object *labels_json(const struct labels *l)
+{
+        json_object *o = json_object_new_object();
+        if (!strcmp(l->output_dir, AIDP_CLI_LABEL_OUT))
+                json_object_object_add(o, "output_dir", json_object_new_string(AIDP_CLI_LABEL_OUT));
+        if (l->cwd_implicit)
+                json_object_object_add(o, "cwd", json_object_new_string(AIDP_CLI_LABEL_CWD));
+        return o;
+}
+
 static int send_run(int sock, char **args, int n_args, char **job, int n_job, struct files *f,
-                    bool detach)
+                    const struct labels *l, bool detach)
 {
         json_object *m = aidp_proto_msg("request");
         json_object_object_add(m, "op", json_object_new_string("run"));
@@ -259,6 +292,7 @@ static int send_run(int sock, char **args, int n_args, char **job, int n_job, st
                 n_env++;
         json_object_object_add(m, "env", strv_json(environ, n_env));
         json_object_object_add(m, "fds", json_object_get(f->map));
+        json_object_object_add(m, "labels", labels_json(l));
         if (detach)
                 json_object_object_add(m, "detach", json_object_new_boolean(true));
         int r = aidp_proto_send(sock, m, f->fds, f->n);
@@ -305,18 +339,34 @@ static const struct aidp_cli_opt own_opts[] = {
         "the job's exit status becomes aidp-run's. The options end at --, or at the\n"             \
         "first argument that is not an option: everything from CMD on is the job's\n"              \
         "own. Every file named here is opened by aidp-run, as you; the working\n"                  \
-        "directory is bound into the sandbox (--no-cwd: not)."
+        "directory is bound into the sandbox read-only (--no-cwd: not), other host\n"              \
+        "paths only with --ro-bind or --bind (your home is hidden). The job\n"                     \
+        "writes to /scratch, /tmp and /out, all shredded when it ends: --out DIR\n"                \
+        "keeps /out, sealed."
 
 #define CLIENT_FOOTER                                                                              \
         AIDP_CLI_UNITS_HELP                                                                        \
+        "A limit (--memory, a size, --timeout, ...) may only lower the profile's own,\n"           \
+        "which `aidp profile explain NAME` shows.\n"                                               \
         "\nEnvironment: AIDP_SOCKET, the daemon's socket when --socket is not given;\n"            \
         "the job gets a safe subset of yours (--env NAME=VALUE for more).\n"                       \
         "Exit status: the job's; 120 a usage error, 121 access denied, 124 timeout,\n"             \
         "125 the daemon could not be reached or failed (docs/protocol.md).\n"
 
+/* Whether one of aidp-run's own options sets o's field: --out is its name
+ * for --output-dir, which its help then leaves out (still accepted). */
+static bool spelled_otherwise(const struct aidp_cli_opt *o)
+{
+        for (const struct aidp_cli_opt *w = own_opts; w->name; w++)
+                if (w->offset == o->offset && w->kind == o->kind && o->kind == AIDP_CLI_STRING)
+                        return true;
+        return false;
+}
+
 /* The table aidp-run parses with (run's, then its own) and the one its
  * help shows: what a user may pass through the daemon (run's user-level
- * options but those naming a descriptor of this process), then its own. */
+ * options but those naming a descriptor of this process, in the forms a
+ * user may give: .user_arg, .user_help), then its own. */
 struct client_tables {
         struct aidp_cli_opt all[AIDP_CLI_MAX_OPTS + 1], help[AIDP_CLI_MAX_OPTS + 1];
         size_t n_run; /* all[n_run + k] is own_opts[k] */
@@ -327,8 +377,14 @@ static void client_tables(struct client_tables *t)
         size_t n = 0, h = 0;
         for (const struct aidp_cli_opt *o = aidp_cli_run_spec.opts; o->name; o++) {
                 t->all[n++] = *o;
-                if (o->trust == AIDP_TRUST_USER && !o->local)
-                        t->help[h++] = *o;
+                if (o->trust != AIDP_TRUST_USER || o->local || spelled_otherwise(o))
+                        continue;
+                t->help[h] = *o;
+                if (o->user_arg)
+                        t->help[h].arg = o->user_arg;
+                if (o->user_help)
+                        t->help[h].help = o->user_help;
+                h++;
         }
         t->n_run = n;
         for (const struct aidp_cli_opt *o = own_opts; o->name; o++)
@@ -441,6 +497,12 @@ int aidp_cli_run_client(int argc, char **argv)
                 status = aidp_cli_usage_error(PROG, "--out and --output-dir: give one of them");
                 goto out;
         }
+        /* Else ignored: a user asking for JSON would get the run's text. */
+        if (c.run.json && !c.run.dry_run) {
+                status = aidp_cli_usage_error(PROG, "--json is --dry-run's plan as JSON; a run's "
+                                                    "result as JSON: --summary FILE");
+                goto out;
+        }
         aidp_cli_run_finish(&c.run, pv, &p);
         /* The working directory goes as --cwd: the daemon's is not the caller's. */
         char cwd[PATH_MAX];
@@ -450,7 +512,10 @@ int aidp_cli_run_client(int argc, char **argv)
         int job = 0;
         int n = forward_args(&t, argc, argv, at, p.first_arg, add_cwd ? cwd : NULL, fw, &job);
         struct labels l = {.cwd_implicit = add_cwd,
-                           .output_dir = p.count[t.n_run + OWN_OUT] ? "--out" : "--output-dir"};
+                           /* --out is aidp-run's word, also where no
+                            * option was given ("keep it with --out DIR") */
+                           .output_dir = p.count[run_index("output-dir")] ? "--output-dir"
+                                                                          : AIDP_CLI_LABEL_OUT};
         if (open_files(&c.run, c.run.o.no_cwd ? NULL : c.run.o.cwd, &l, &f) < 0)
                 goto out;
         mark(T_FILES);
@@ -463,7 +528,7 @@ int aidp_cli_run_client(int argc, char **argv)
                 status = AIDP_EXIT_INTERNAL;
                 goto out;
         }
-        int sr = send_run(sock, fw + 1, job - 2, fw + job, n - job, &f, c.detach);
+        int sr = send_run(sock, fw + 1, job - 2, fw + job, n - job, &f, &l, c.detach);
         mark(T_SENT);
         status = sr < 0 && sr != -EPIPE && sr != -ECONNRESET ? AIDP_EXIT_INTERNAL : follow(sock);
         close(sock);

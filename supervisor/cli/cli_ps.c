@@ -356,9 +356,19 @@ int aidp_cli_logs(int argc, char **argv)
                 return AIDP_EXIT_INTERNAL;
         }
         int rc;
-        if (!c.follow)
+        if (!c.follow) {
                 rc = copy_out(fd) ? 0 : AIDP_EXIT_INTERNAL;
-        else if (ended)
+                /* On stderr, after the output: how it ended (with -q the log
+                 * does not say), or how to see the rest. */
+                if (rc == 0 && ended)
+                        fprintf(stderr, "aidp logs: run %s ended with status %d\n",
+                                argv[p.first_arg], (int)st);
+                else if (rc == 0)
+                        fprintf(stderr,
+                                "aidp logs: run %s is still going (aidp logs --follow %s: "
+                                "the rest, then its status)\n",
+                                argv[p.first_arg], argv[p.first_arg]);
+        } else if (ended)
                 rc = copy_out(fd) ? (int)st : AIDP_EXIT_INTERNAL;
         else
                 rc = follow_log(sock, fd);

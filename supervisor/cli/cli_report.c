@@ -282,11 +282,11 @@ static void print_stop(const struct aidp_run_result *res)
                         res->run_id, g);
 }
 
-void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet)
+void aidp_cli_print_result(const struct aidp_run_result *res, const struct aidp_run_opts *o)
 {
         if (res->started)
                 print_full(res);
-        if (quiet)
+        if (o->quiet)
                 return;
         char cpu[32] = "unknown", mem[32] = "unknown";
         if (res->cpu_known)
@@ -302,10 +302,10 @@ void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet)
                 snprintf(oom, sizeof oom, ", OOM kills %llu (killed by the memory limit)",
                          (unsigned long long)res->oom_kills);
         if (res->out_discarded && res->out_discarded_files)
-                snprintf(out, sizeof out,
-                         "; /out: %llu bytes in %llu files discarded (no --output-dir)",
+                snprintf(out, sizeof out, "; /out: %llu bytes in %llu files discarded (no %s)",
                          (unsigned long long)res->out_discarded_bytes,
-                         (unsigned long long)res->out_discarded_files);
+                         (unsigned long long)res->out_discarded_files,
+                         aidp_run_output_dir_label(o));
         if (res->started)
                 fprintf(stderr,
                         "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %s, peak memory %s%s, "

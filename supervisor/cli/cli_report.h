@@ -9,5 +9,7 @@
 json_object *aidp_cli_summary_json(const struct aidp_run_result *r);
 /* Write the JSON summary to fd (the file the caller created). 0 or -1. */
 int aidp_cli_write_summary(int fd, const char *path, const struct aidp_run_result *r);
-/* The lines on stderr: result, per-mount shred, full mounts, inputs, output. */
-void aidp_cli_print_result(const struct aidp_run_result *res, bool quiet);
+/* The lines on stderr: result, per-mount shred, full mounts, inputs, output
+ * (only the full mounts' with o->quiet); options named as o's caller named
+ * them (aidp_run_output_dir_label). */
+void aidp_cli_print_result(const struct aidp_run_result *res, const struct aidp_run_opts *o);

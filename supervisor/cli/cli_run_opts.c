@@ -13,6 +13,7 @@
 
 #include "common/cleanup.h"
 #include "common/error.h"
+#include "profiles/profile_load.h"
 #include "profiles/units.h"
 #include "supervisor/cli/cli.h"
 #include "supervisor/cli/cli_supervisor.h"
@@ -127,6 +128,14 @@ static enum aidp_trust_level env_trust(const char *arg)
         return strchr(arg, '=') ? AIDP_TRUST_USER : AIDP_TRUST_ADMIN;
 }
 
+/* A profile file (a path, or a name ending .yaml/.yml) is the admin's: a
+ * user runs installed library profiles, by name (docs/security.md; the run
+ * core refuses it again when it loads one). */
+static enum aidp_trust_level profile_trust(const char *arg)
+{
+        return aidp_profile_ref_is_path(arg) ? AIDP_TRUST_ADMIN : AIDP_TRUST_USER;
+}
+
 #define RUN(f) offsetof(struct aidp_cli_run, f)
 #define U      AIDP_TRUST_USER
 #define A      AIDP_TRUST_ADMIN
@@ -135,7 +144,11 @@ static enum aidp_trust_level env_trust(const char *arg)
  * (docs/security.md); .limit: a user may only lower the profile's value. */
 static const struct aidp_cli_opt run_opts[] = {
         AIDP_CLI_OPT("profile", 0, AIDP_CLI_STRING, RUN(o.profile), "NAME|FILE",
-                     "sandbox profile (docs/profiles.md; default: built-in baseline)", U),
+                     "sandbox profile (docs/profiles.md; default: the library's\n"
+                     "baseline); a FILE is admin only",
+                     U, .trust_of = profile_trust, .user_arg = "NAME",
+                     .user_help = "an installed library profile (aidp profile list;\n"
+                                  "default: baseline)"),
         AIDP_CLI_OPT("user", 0, AIDP_CLI_STRING, RUN(o.user), "NAME|UID[:GID]",
                      "identity of the job, when root runs the supervisor\n"
                      "directly (refused through sudo); default: the sudo\n"
@@ -150,8 +163,9 @@ static const struct aidp_cli_opt run_opts[] = {
                      "process/thread limit (default 1024)", U, .min = 1,
                      .expect = "a positive integer", .limit = true),
         AIDP_CLI_OPT("timeout", 0, AIDP_CLI_DURATION, RUN(o.timeout_seconds), "DURATION",
-                     "wall time limit, e.g. 90s, 2h, 1h30m (default none)", U, .min = 1,
-                     .limit = true),
+                     "wall time limit, e.g. 90s, 2h, 1h30m (default: the\n"
+                     "profile's, 24h for baseline)",
+                     U, .min = 1, .limit = true),
         AIDP_CLI_OPT("kill-after", 0, AIDP_CLI_DURATION, RUN(kill_after), "DURATION",
                      "SIGTERM-to-SIGKILL grace on timeout/stop (default 5s)", U, .min = 1,
                      .max = 3600, .expect = "a duration of 1s to 1h", .limit = true),
@@ -189,7 +203,8 @@ static const struct aidp_cli_opt run_opts[] = {
         AIDP_CLI_OPT("env", 0, AIDP_CLI_CUSTOM, 0, "NAME[=VALUE]",
                      "pass an environment variable (repeatable; a bare\n"
                      "NAME copies the supervisor's own: admin only)",
-                     U, .parse = parse_env, .trust_of = env_trust),
+                     U, .parse = parse_env, .trust_of = env_trust, .user_arg = "NAME=VALUE",
+                     .user_help = "set a variable in the job's environment (repeatable)"),
         AIDP_CLI_OPT("keep-env", 0, AIDP_CLI_FLAG, RUN(o.keep_env), NULL,
                      "pass the whole environment (default: a safe subset)", A),
         AIDP_CLI_OPT("cgroup-parent", 0, AIDP_CLI_STRING, RUN(o.cgroup_parent), "PATH",
@@ -199,7 +214,8 @@ static const struct aidp_cli_opt run_opts[] = {
         AIDP_CLI_OPT("run-dir", 0, AIDP_CLI_STRING, RUN(o.run_dir), "DIR",
                      "run journals (default $AIDP_RUN_DIR or /run/aidp)", A),
         AIDP_CLI_OPT("summary", 0, AIDP_CLI_STRING, RUN(o.summary_path), "FILE",
-                     "write a JSON result for schedulers", U),
+                     "write a JSON result for schedulers", U,
+                     .user_help = "write the run's result as JSON to FILE, a new file"),
         AIDP_CLI_OPT("result-fd", 0, AIDP_CLI_UINT, RUN(result_fd), "N",
                      "write the same JSON result as one line to descriptor N", U, .min = 3,
                      .max = INT_MAX, .expect = "an open file descriptor >= 3", .local = true),
@@ -223,7 +239,7 @@ static const struct aidp_cli_opt run_opts[] = {
                      "the job's name in lineage (default: in --exec-hook mode\n"
                      "with --scheduler slurm, SLURM_JOB_NAME of the job's\n"
                      "--env; else the profile's name)",
-                     U),
+                     U, .user_help = "the job's name in lineage (default: the profile's name)"),
         AIDP_CLI_OPT("output-dir", 0, AIDP_CLI_STRING, RUN(o.output_dir), "DIR",
                      "seal /out into DIR/<run-id>.sealed at the end, with\n"
                      "the inputs' highest classification and all their tags;\n"

@@ -181,6 +181,44 @@ static int parse_fds(json_object *req, const int *fds, size_t n, struct req_fds 
         return 0;
 }
 
+/* How the client's user named what the run's messages name ("labels",
+ * docs/protocol.md): each one of a closed set, so a message says only
+ * aidp's own words, never a client's. Absent: run's own. */
+static int parse_labels(json_object *req, struct aidp_run_peer *pe, aidp_error *err)
+{
+        static const struct {
+                const char *key, *words[2];
+                size_t offset;
+        } labels[] = {
+                {"output_dir",
+                 {"--output-dir", AIDP_CLI_LABEL_OUT},
+                 offsetof(struct aidp_run_peer, output_dir_label)},
+                {"cwd", {"--cwd", AIDP_CLI_LABEL_CWD}, offsetof(struct aidp_run_peer, cwd_label)},
+        };
+        json_object *o = NULL;
+        if (!json_object_object_get_ex(req, "labels", &o))
+                return 0;
+        if (!json_object_is_type(o, json_type_object))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                      "request: \"labels\" must be an object");
+        for (size_t i = 0; i < ARRAY_SIZE(labels); i++) {
+                const char *v = NULL;
+                if (aidp_proto_get_str(o, labels[i].key, false, &v, err) < 0)
+                        return -1;
+                if (!v)
+                        continue;
+                const char **dst = (const char **)((char *)pe + labels[i].offset);
+                for (size_t w = 0; w < ARRAY_SIZE(labels[i].words) && !*dst; w++)
+                        if (!strcmp(v, labels[i].words[w]))
+                                *dst = labels[i].words[w];
+                if (!*dst)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                              "request: labels.%s: \"%s\" or \"%s\"", labels[i].key,
+                                              labels[i].words[0], labels[i].words[1]);
+        }
+        return 0;
+}
+
 /* The request's options, parsed by run's table and checked at the user level:
  * whatever an admin-only option would allow (--user, --run-id, --lineage,
  * ...) is refused here, before anything happens. */
@@ -384,10 +422,6 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
                                c.o.n_binds, f.n_data, f.n_binds);
                 goto out;
         }
-        if ((c.o.summary_path && check_summary(f.summary, err) < 0) ||
-            (c.o.output_dir && f.output_dir < 0 &&
-             aidp_error_set(err, AIDP_EXIT_USAGE, EBADF, "--output-dir: no fd passed") < 0))
-                goto out;
         struct aidp_run_peer peer = {.uid = pe->uid,
                                      .gid = pe->gid,
                                      .groups = pe->groups,
@@ -398,6 +432,12 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
                                      .cwd_fd = f.cwd,
                                      .output_dir_fd = f.output_dir};
         c.o.peer = &peer;
+        if (parse_labels(req, &peer, err) < 0 ||
+            (c.o.summary_path && check_summary(f.summary, err) < 0) ||
+            (c.o.output_dir && f.output_dir < 0 &&
+             aidp_error_set(err, AIDP_EXIT_USAGE, EBADF, "%s %s: no fd passed",
+                            aidp_run_output_dir_label(&c.o), c.o.output_dir) < 0))
+                goto out;
         c.o.as_user = true;
         c.o.run_dir = g_serve.run_dir;
         c.o.lineage_path = g_serve.lineage;

@@ -140,11 +140,16 @@ bool aidp_cli_supervisor_test_build(void)
 static int report(struct aidp_cli_run *c, int summary_fd, const char *prog,
                   const struct aidp_run_result *res, int rc, const aidp_error *err)
 {
-        if (rc < 0)
+        /* A daemon's request: aidp-run parsed its options with this table
+         * already, so what is refused here is a file, a limit or a key, which
+         * 'Try aidp-run --help' would not help with. */
+        if (rc < 0 && c->o.peer)
+                fprintf(stderr, "%s: error: %s\n", prog, err->msg[0] ? err->msg : "unknown error");
+        else if (rc < 0)
                 aidp_cli_fail(prog, err);
         if (c->dry_run)
                 return res->exit_status;
-        aidp_cli_print_result(res, c->o.quiet);
+        aidp_cli_print_result(res, &c->o);
         int status = res->exit_status;
         if (c->o.summary_path && res->run_id[0] &&
             aidp_cli_write_summary(summary_fd, c->o.summary_path, res) < 0 && status == 0)

@@ -384,11 +384,16 @@ int aidp_cli_check_trust(const struct aidp_cli_spec *spec, const struct aidp_cli
                                               "--%s is a test hook: only a test build reads it, "
                                               "for an admin caller",
                                               spec->opts[i].name);
+                const struct aidp_cli_opt *o = &spec->opts[i];
+                if (p->level[i] > o->trust && o->user_arg)
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                              "--%s with this value is admin-only (only root "
+                                              "running %s directly may use it): give --%s %s",
+                                              o->name, spec->prog, o->name, o->user_arg);
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
                                       "--%s%s is admin-only: only root running %s directly may "
                                       "use it",
-                                      spec->opts[i].name,
-                                      p->level[i] > spec->opts[i].trust ? " with this value" : "",
+                                      o->name, p->level[i] > o->trust ? " with this value" : "",
                                       spec->prog);
         }
         return 0;

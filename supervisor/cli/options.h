@@ -89,10 +89,15 @@ struct aidp_cli_opt {
         int (*parse)(const char *arg, void *dest, aidp_error *err); /* CUSTOM */
         /* optional: the level a particular value needs (>= trust wins) */
         enum aidp_trust_level (*trust_of)(const char *arg);
+        /* optional: what a user's help (aidp-run's) shows instead of arg and
+         * help: with trust_of, the forms a user may give ("NAME" of
+         * "NAME|FILE"; a user's refusal names them too); help without what
+         * only an admin may do */
+        const char *user_arg, *user_help;
 };
 
 /* One table entry: the fixed part positionally, then designated extras
- * (.min, .max, .expect, .limit, .parse, .trust_of). */
+ * (.min, .max, .expect, .limit, .parse, .trust_of, .user_arg, .user_help). */
 #define AIDP_CLI_OPT(name_, short_, kind_, offset_, arg_, help_, trust_, ...)                      \
         {                                                                                          \
                 .name = (name_), .short_name = (short_), .kind = (kind_), .offset = (offset_),     \

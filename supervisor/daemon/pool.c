@@ -300,14 +300,22 @@ static _Noreturn void idle_main(const struct aidp_daemon_config *c,
         /* The copies are made on CPU time nobody else wants (SCHED_IDLE):
          * a run under way, its client and the job's own processes come
          * first. Done, or cut short by the connection, they cost the next
-         * run nothing. The run's ready cgroup (while_idle) is made first:
-         * the run needs it, the copies only save it faults. */
+         * run nothing. They come before what is made ahead for the run
+         * (while_idle: the ready cgroup, the namespaces, the zygote, the
+         * lineage key's warm thread), which then writes pages already this
+         * worker's: made the other way round, each page those write was a
+         * copy-on-write fault (about 12.5 us on this VM, against a few us
+         * copied here), and once the warm thread had run on the other CPU,
+         * every copy here took the cross-CPU TLB flush path. About 2-3 ms
+         * of CPU per run back to back (docs/run-core.md, "Where a run's CPU
+         * goes"). A connection that comes meanwhile still waits for
+         * while_idle, as it waited for it before. */
         const struct sched_param idle = {0};
         sched_setscheduler(0, SCHED_IDLE, &idle);
-        if (c->while_idle)
-                c->while_idle(c->arg);
         aidp_daemon_stack_ahead();
         aidp_daemon_prefault(ctl);
+        if (c->while_idle)
+                c->while_idle(c->arg);
         bool own = false;
         int conn = await_connection(c, p, ctl, lfd, &own);
         /* Not kept while serving: a run holds no way to take connections. */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,45 @@ static int rx_fail(struct rx *x, int r, aidp_error *err)
         return aidp_error_errno(err, AIDP_EXIT_USAGE, -r, "reading the request");
 }
 
+/* One tokener per thread, reset for each frame, freed with its thread. A new
+ * one per frame was two callocs, its 1 KiB parse stack a large-bin request
+ * that consolidates malloc's fastbins first: in the daemon's server, whose
+ * heap every fork of a worker shares again (its next writes are copy-on-write
+ * faults), 0.3 ms of CPU per run for the three or four frames of its workers'
+ * lines (docs/run-core.md, "Where a run's CPU goes"). */
+static pthread_key_t rx_key;
+static bool rx_key_made;
+static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
+
+static void rx_key_free(void *tok)
+{
+        json_tokener_free(tok);
+}
+
+static void rx_key_make(void)
+{
+        rx_key_made = pthread_key_create(&rx_key, rx_key_free) == 0;
+}
+
+/* This thread's tokener, reset; NULL when none can be had (out of memory). */
+static json_tokener *rx_tokener(void)
+{
+        pthread_once(&rx_once, rx_key_make);
+        if (!rx_key_made)
+                return NULL;
+        json_tokener *tok = pthread_getspecific(rx_key);
+        if (tok) {
+                json_tokener_reset(tok);
+                return tok;
+        }
+        tok = json_tokener_new();
+        if (tok && pthread_setspecific(rx_key, tok) != 0) {
+                json_tokener_free(tok);
+                return NULL;
+        }
+        return tok;
+}
+
 int aidp_proto_recv(int sock, int timeout_ms, json_object **ret, int *fds, size_t max_fds,
                     size_t *n_fds, aidp_error *err)
 {
@@ -187,12 +227,12 @@ int aidp_proto_recv(int sock, int timeout_ms, json_object **ret, int *fds, size_
         if (x.overflow)
                 return rx_fail(&x, -EMSGSIZE, err);
         body[len] = '\0';
-        json_tokener *tok = json_tokener_new();
+        json_tokener *tok = rx_tokener();
         json_object *o = tok ? json_tokener_parse_ex(tok, body, (int)len) : NULL;
         bool whole = tok && json_tokener_get_error(tok) == json_tokener_success &&
                      (size_t)json_tokener_get_parse_end(tok) == len;
         if (tok)
-                json_tokener_free(tok);
+                json_tokener_reset(tok); /* no object of this frame held by it */
         if (!o || !whole || !json_object_is_type(o, json_type_object)) {
                 json_object_put(o);
                 return rx_fail(&x, -EBADMSG, err);

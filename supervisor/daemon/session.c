@@ -479,7 +479,10 @@ static int do_stop(struct aidp_daemon_session *s, json_object *req)
          * is theirs to know. */
         if (aidp_registry_find(s->cfg->state_dir, id, &pid, &uid) < 0 ||
             (s->peer.uid != 0 && uid != s->peer.uid)) {
-                snprintf(msg, sizeof msg, "no run %.64s of yours is in progress (aidp ps)", id);
+                snprintf(msg, sizeof msg,
+                         "no run %.64s of yours is in progress (aidp ps lists them; how a "
+                         "detached one ended: aidp logs %.64s)",
+                         id, id);
                 aidp_proto_send_error(s->sock, AIDP_EXIT_USAGE, msg);
                 return AIDP_EXIT_USAGE;
         }

@@ -152,8 +152,9 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
                 fprintf(stderr, "aidp-supervisor: warning: %s\n", hint);
         if (!r->o->output_dir && !r->o->quiet)
                 fprintf(stderr,
-                        "aidp-supervisor: warning: no --output-dir: whatever the job writes to "
-                        "/out is shredded when it ends; keep it with `aidp-run --out DIR`\n");
+                        "aidp-supervisor: warning: no %s: whatever the job writes to /out is "
+                        "shredded when it ends; keep it with %s DIR\n",
+                        aidp_run_output_dir_label(r->o), aidp_run_output_dir_label(r->o));
         if (r->inject.n) {
                 /* /data: sized from the manifests unless the profile says,
                  * filled and authenticated completely before the job exists. */

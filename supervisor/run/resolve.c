@@ -274,8 +274,8 @@ static int open_hook_cwd(struct run *r, aidp_error *err)
                 *err = r->caller_err;
                 return r->caller_rc;
         }
-        return aidp_run_open_cwd_as(r->o->cwd ? "--cwd" : "the working directory", r->caller.uid,
-                                    r->caller.gid, r->cwd, &r->cp.cwd_tree, err);
+        return aidp_run_open_cwd_as(aidp_run_cwd_label(r->o), r->caller.uid, r->caller.gid, r->cwd,
+                                    &r->cp.cwd_tree, err);
 }
 
 static int add_cli_bind(struct aidp_profile *p, const struct aidp_run_bind *b, bool as_user,
@@ -507,12 +507,16 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         if (o->n_data || o->output_dir) {
                 if (o->output_dir && !o->n_data && !o->output_key_id)
                         return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                              "--output-dir without --data needs --output-key-id");
+                                              "%s without --data needs --output-key-id (the "
+                                              "key to seal /out with: there is no input's "
+                                              "to inherit)",
+                                              aidp_run_output_dir_label(o));
                 struct stat ost;
                 if (o->output_dir && !o->as_user &&
                     (stat(o->output_dir, &ost) < 0 || !S_ISDIR(ost.st_mode)))
                         return aidp_error_set(err, AIDP_EXIT_USAGE, ENOTDIR,
-                                              "--output-dir %s: not a directory", o->output_dir);
+                                              "%s %s: not a directory",
+                                              aidp_run_output_dir_label(o), o->output_dir);
                 rc = aidp_inject_open(&r->inject, o->data, o->n_data, o->keys_config, o->key_dir,
                                       r->res->inputs, err);
                 if (rc < 0)

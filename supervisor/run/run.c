@@ -15,6 +15,7 @@
 
 #include "common/cleanup.h"
 #include "common/strv.h"
+#include "profiles/units.h"
 #include "supervisor/run/cgready.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/run/run_views.h"
@@ -81,6 +82,18 @@ bool aidp_run_fault_fail(const char *where)
         return at && !strcmp(at, where);
 }
 
+/* A limit ended the job: what it was and how to change it, for the job's
+ * user, who reads this and not the profile. */
+static int limit_ended(struct aidp_run_result *res, int status, int errnum, const char *what,
+                       const char *lim, const char *tail, const char *opt, aidp_error *err)
+{
+        res->exit_status = status;
+        return aidp_error_set(err, status, errnum,
+                              "job %s of %s%s: %s sets it, up to the profile's (`aidp profile "
+                              "list` shows the profiles)",
+                              what, lim, tail, opt);
+}
+
 /* The run's result: exit status and error, from the run and its teardown. */
 static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_error *terr)
 {
@@ -124,16 +137,16 @@ static int outcome(struct run *r, int rc, aidp_error *err, int trc, const aidp_e
                                       "stopped",
                                       res->access_rule);
         }
+        char lim[32];
         if (res->timed_out) {
-                res->exit_status = AIDP_EXIT_TIMEOUT;
-                return aidp_error_set(err, AIDP_EXIT_TIMEOUT, ETIME,
-                                      "job exceeded its wall time and was stopped");
+                aidp_profiles_fmt_duration(lim, sizeof lim, r->profile.limits.wall_seconds);
+                return limit_ended(res, AIDP_EXIT_TIMEOUT, ETIME, "exceeded its wall time", lim,
+                                   " and was stopped", "--timeout", err);
         }
         if (res->oom_killed && res->job_status != 0) {
-                res->exit_status = AIDP_EXIT_OOM;
-                return aidp_error_set(
-                        err, AIDP_EXIT_OOM, ENOMEM,
-                        "job was killed by the memory limit (out of memory in its cgroup)");
+                aidp_profiles_fmt_size(lim, sizeof lim, r->profile.limits.memory_bytes);
+                return limit_ended(res, AIDP_EXIT_OOM, ENOMEM, "was killed by the memory limit",
+                                   lim, " (out of memory in its cgroup)", "--memory", err);
         }
         res->exit_status = res->job_status >= 0 ? res->job_status : AIDP_EXIT_INTERNAL;
         if (res->job_status < 0)

@@ -40,9 +40,20 @@ struct aidp_run_peer {
         const int *bind_fds; /* one per --ro-bind/--bind */
         int cwd_fd;          /* the working directory (--cwd), or -1 */
         int output_dir_fd;   /* --output-dir, or -1 */
+        /* How the client's user named what the run's messages name, where
+         * the client spells it otherwise than run (docs/protocol.md,
+         * "labels"): aidp-run's "--out" for --output-dir, "the working
+         * directory" for the --cwd it added itself. NULL: run's own. */
+        const char *output_dir_label, *cwd_label;
 };
 
 struct aidp_run_result;
+struct aidp_run_opts;
+
+/* --output-dir and the working directory as the caller named them, for
+ * messages (aidp_run_peer's labels; run's own otherwise). */
+const char *aidp_run_output_dir_label(const struct aidp_run_opts *o);
+const char *aidp_run_cwd_label(const struct aidp_run_opts *o);
 
 struct aidp_run_opts {
         const char *profile;               /* name or path; NULL = built-in defaults */

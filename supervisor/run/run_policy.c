@@ -31,15 +31,17 @@ bool aidp_run_root_directly(void)
         return getuid() == 0 && (!su || !strcmp(su, "0"));
 }
 
-/* The refusal of sealed data on a host with no policy at all, with a policy
+/* The refusal of sealed data on a host with no policy at all (to a user:
+ * only as_user runs ask, so the admin is named as who installs it), with a policy
  * that lets this user run data tagged eu as it is (each file after a "--- "
  * line naming it, to be adapted: the tag, the region, the classification). */
 static int no_policy_for_data(const char *dir, const char *user, aidp_error *err)
 {
         return aidp_error_set(
                 err, AIDP_EXIT_DENIED, EACCES,
-                "sealed data needs a policy, and none is installed in %s: install root-owned "
-                "files there (docs/policy.md), for example these, adapted:\n"
+                "sealed data needs a policy, and none is installed in %s: ask this host's "
+                "admin to install one, root-owned files there (docs/policy.md), for example "
+                "these, adapted:\n"
                 "--- %s/access.yaml (who may run which data)\n"
                 "apiVersion: aidp/v1\n"
                 "kind: AccessPolicy\n"

@@ -157,6 +157,18 @@ int aidp_run_trust_bind(const struct aidp_run_bind *b, aidp_error *err)
         return 0;
 }
 
+const char *aidp_run_output_dir_label(const struct aidp_run_opts *o)
+{
+        return o->peer && o->peer->output_dir_label ? o->peer->output_dir_label : "--output-dir";
+}
+
+const char *aidp_run_cwd_label(const struct aidp_run_opts *o)
+{
+        if (o->peer && o->peer->cwd_label)
+                return o->peer->cwd_label;
+        return o->cwd ? "--cwd" : "the working directory";
+}
+
 static int clone_tree(int fd, const char *opt, const char *path, int *ret, aidp_error *err)
 {
         /* In our own mount namespace, where the caller's fd was opened: a
@@ -200,9 +212,10 @@ static void make_plan(const struct aidp_run_opts *o, const char *cwd, struct pla
                 plan_add(pl, o->binds[i].writable ? "--bind" : "--ro-bind", o->binds[i].source,
                          o->binds[i].writable ? AIDP_ASCALLER_TREE_RW : AIDP_ASCALLER_TREE);
         if (cwd)
-                plan_add(pl, o->cwd ? "--cwd" : "the working directory", cwd, AIDP_ASCALLER_DIR);
+                plan_add(pl, aidp_run_cwd_label(o), cwd, AIDP_ASCALLER_DIR);
         if (o->output_dir)
-                plan_add(pl, "--output-dir", o->output_dir, AIDP_ASCALLER_DIR_WRITABLE);
+                plan_add(pl, aidp_run_output_dir_label(o), o->output_dir,
+                         AIDP_ASCALLER_DIR_WRITABLE);
 }
 
 static int take_fds(const struct aidp_run_opts *o, const char *cwd, size_t n_binds_total,
@@ -325,8 +338,8 @@ static int peer_fds(const struct aidp_run_opts *o, const char *cwd, int *fds, ai
         }
         if (o->output_dir) {
                 if (pe->output_dir_fd < 0)
-                        return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
-                                              "--output-dir %s: no fd passed", o->output_dir);
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF, "%s %s: no fd passed",
+                                              aidp_run_output_dir_label(o), o->output_dir);
                 fds[k++] = pe->output_dir_fd;
         }
         return (int)k;

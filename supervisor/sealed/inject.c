@@ -216,8 +216,9 @@ int aidp_inject_check_output_key(struct aidp_inject *d, const char *key_id, cons
                                       "sealing /out: key '%s' has purpose quarantine: only a "
                                       "leak scan's quarantine seals under it",
                                       key_id);
-        if (d->keys.kind != AIDP_KEYS_EXEC)
-                return 0;
+        /* A trial wrap with every provider, the file one too: a key that is
+         * not there (or no key directory at all) refuses the run now, not
+         * after the job, when /out would be shredded unkept. */
         _cleanup_secret_ struct aidp_secret trial = {0};
         uint8_t wrapped[AIDP_SEALED_WRAPPED_MAX];
         size_t len = 0;

@@ -385,6 +385,83 @@ static bool marked(const char *id)
                getxattr(d, "trusted.aidp.ready", v, sizeof v) > 0;
 }
 
+/* The maker's pid in the mark on ready cgroup id (once it is there). */
+static pid_t maker_of(const char *id)
+{
+        char d[1100], v[PATH_MAX + 128];
+        int tries = 0;
+        while (!marked(id) && tries++ < 500)
+                usleep(10000);
+        cr_assert(run_dir_of(id, "pids", d, sizeof d), "no pids cgroup named %s", id);
+        ssize_t n = getxattr(d, "trusted.aidp.ready", v, sizeof v - 1);
+        cr_assert_gt(n, 0, "ready cgroup %s has no mark: %s", id, strerror(errno));
+        v[n] = '\0';
+        return (pid_t)strtol(v, NULL, 10);
+}
+
+static pid_t parent_of(pid_t pid)
+{
+        char p[64], buf[1024];
+        TEST_SNPRINTF(p, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(p, "r");
+        cr_assert_not_null(f, "%s: %s", p, strerror(errno));
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *s = strrchr(buf, ')');
+        int ppid = 0;
+        cr_assert(s && sscanf(s + 1, " %*c %d", &ppid) == 1, "%s: %s", p, buf);
+        return ppid;
+}
+
+/* An idle worker killed while its daemon goes on (the OOM killer, an
+ * admin): its record is held no more, and the gc of ready records (each new
+ * idle worker's, or the daemon's after a worker's death) removes its cgroup
+ * and record, while the records other live workers hold, and their cgroups,
+ * are left as they are. That gc no longer reads a held record's cgroups
+ * (docs/run-core.md, "Where a run's CPU goes"): only which records it
+ * removes matters, which this checks. */
+Test(cgroup_ready, a_killed_idle_workers_ready_cgroup_is_removed_and_live_ones_are_left)
+{
+        need();
+        char ids[8][40];
+        size_t n = daemon_start_ready(ids, 8);
+        for (size_t i = 0; i < n; i++)
+                wait_made(ids[i]);
+        pid_t victim = maker_of(ids[0]);
+        /* Only a process of the test's own daemon, by its pid. */
+        cr_assert_gt(victim, 1);
+        cr_assert_eq(parent_of(victim), daemon_pid,
+                     "ready cgroup %s's maker %d is not an idle "
+                     "worker of the test's daemon",
+                     ids[0], (int)victim);
+        cr_assert_eq(kill(victim, SIGKILL), 0, "%s", strerror(errno));
+        char after[8][40];
+        size_t m = 0;
+        for (int t = 0; t < 1000; t++, usleep(10000)) {
+                m = ready_ids(after, 8, 0);
+                if (!listed(after, m, ids[0]) && !aidp_test_cgroup_exists(ids[0]))
+                        break;
+        }
+        cr_assert_not(listed(after, m, ids[0]), "the killed worker's record %s is left", ids[0]);
+        cr_assert_not(aidp_test_cgroup_exists(ids[0]),
+                      "the killed worker's ready cgroup %s is left", ids[0]);
+        for (size_t i = 1; i < n; i++) {
+                cr_assert(listed(after, m, ids[i]), "a live worker's record %s was removed",
+                          ids[i]);
+                cr_assert(aidp_test_cgroup_exists(ids[i]),
+                          "a live worker's ready cgroup %s was removed", ids[i]);
+        }
+        /* and the pool still serves a run */
+        const char *args[] = {"-q", "--no-cwd", "--", "/bin/true", NULL};
+        struct aidp_proc p;
+        aidp_test_daemon_client(&p, &A, sock, args);
+        cr_assert_eq(aidp_test_finish(&p), 0, "%s", p.err);
+        daemon_stop();
+        char none[8][40];
+        cr_assert_eq(ready_ids(none, 8, 0), 0, "ready records left");
+}
+
 /* The idle workers of the killed daemon (whose records it held) are gone. */
 static void wait_records_free(char ids[][40], size_t n)
 {

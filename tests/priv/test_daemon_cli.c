@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "supervisor/cli/cli_supervisor.h"
 #include "daemon_util.h"
 #include "lineage_util.h"
 #include "priv.h"
@@ -25,7 +26,7 @@
 #define AIDP_BIN     AIDP_BINARY_DIR "/aidp"
 
 static struct aidp_test_user A;
-static struct aidp_proc P, Q;
+static struct aidp_proc P, Q, R;
 static char *T;
 static char sock[100], rundir[1024], logp[1024], keyp[1024], policy[1024];
 static pid_t daemon_pid;
@@ -124,14 +125,192 @@ Test(daemon_cli, own_options_before_the_command)
         cr_assert_eq(mkdir(outd, 0700), 0);
         cr_assert_eq(chown(outd, A.uid, A.gid), 0);
         const char *o[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--out", outd, "--", "/bin/true", NULL};
-        /* the daemon got it as --output-dir: its own check of that option */
+        /* the daemon got it as --output-dir, and names it as the user typed it */
         cr_expect_eq(as_a(&P, o), AIDP_EXIT_USAGE, "%s", P.err);
-        cr_expect(strstr(P.err, "--output-dir without --data needs --output-key-id") != NULL, "%s",
-                  P.err);
+        cr_expect(strstr(P.err, "--out without --data needs --output-key-id") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "--output-dir") == NULL, "%s", P.err);
         const char *c[] = {AIDP_RUN_BIN, "--out",     "/tmp", "--output-dir",
                            "/tmp",       "/bin/true", NULL};
         cr_expect_eq(as_a(&P, c), AIDP_EXIT_USAGE, "%s", P.err);
         cr_expect(strstr(P.err, "--out and --output-dir") != NULL, "%s", P.err);
+}
+
+/* The daemon's messages, and those of the run it starts, name what the user
+ * typed: --out (not run's --output-dir, which the request carries), the
+ * working directory the client added as --cwd by that name; --output-dir
+ * where the user typed that. */
+Test(daemon_cli, daemon_messages_name_options_as_typed)
+{
+        NEED();
+        /* root's, not writable by A: the client opens it (O_PATH), the
+         * daemon's check as A refuses it */
+        char rootd[1100];
+        TEST_SNPRINTF(rootd, "%s/rootout", T);
+        cr_assert_eq(mkdir(rootd, 0755), 0);
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--out", rootd, "/bin/true", NULL};
+        cr_expect_eq(as_a(&P, a), AIDP_EXIT_USAGE, "%s", P.err);
+        char want[1200];
+        TEST_SNPRINTF(want, "aidp-run: error: --out %s: ", rootd);
+        cr_expect(!strncmp(P.err, want, strlen(want)), "%s", P.err);
+        cr_expect(strstr(P.err, "--output-dir") == NULL, "%s", P.err);
+        /* aidp-run parsed the options: its help is not what this needs */
+        cr_expect(strstr(P.err, "aidp-run --help") == NULL, "%s", P.err);
+        const char *b[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--output-dir",
+                           rootd,        "/bin/true", NULL};
+        cr_expect_eq(as_a(&P, b), AIDP_EXIT_USAGE, "%s", P.err);
+        TEST_SNPRINTF(want, "aidp-run: error: --output-dir %s: ", rootd);
+        cr_expect(!strncmp(P.err, want, strlen(want)), "%s", P.err);
+        /* no --out: the run's warning and result line say how to keep /out */
+        const char *c[] = {AIDP_RUN_BIN, "--no-cwd", "--", "/bin/sh", "-c", "echo x >/out/f", NULL};
+        cr_expect_eq(as_a(&P, c), 0, "%s", P.err);
+        cr_expect(strstr(P.err, "warning: no --out: ") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "keep it with --out DIR") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "discarded (no --out)") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "--output-dir") == NULL, "%s", P.err);
+        /* a working directory A may enter but not read: refused by the
+         * daemon, under the name the client gave it, not as a --cwd */
+        char dir[1100], here[4096];
+        TEST_SNPRINTF(dir, "%s/searchonly", T);
+        cr_assert_eq(mkdir(dir, 0711), 0);
+        cr_assert_not_null(getcwd(here, sizeof here));
+        cr_assert_eq(chdir(dir), 0);
+        const char *d[] = {AIDP_RUN_BIN, "-q", "/bin/true", NULL};
+        int rc = as_a(&P, d);
+        cr_assert_eq(chdir(here), 0);
+        cr_expect_eq(rc, AIDP_EXIT_USAGE, "%s", P.err);
+        TEST_SNPRINTF(want, "aidp-run: error: the working directory %s: ", dir);
+        cr_expect(!strncmp(P.err, want, strlen(want)), "%s", P.err);
+        cr_expect(strstr(P.err, "--cwd /") == NULL, "%s", P.err);
+}
+
+/* An output key that is not there refuses the run before the job, with the
+ * file provider too: after the job, /out would be shredded unkept (the run
+ * exiting 117 with the user's results gone). */
+Test(daemon_cli, a_missing_output_key_refuses_the_run_before_the_job)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
+        char keys[1100], outd[1100], k[1100], kd[1200];
+        TEST_SNPRINTF(keys, "%s/keys", T);
+        TEST_SNPRINTF(outd, "%s/results", T);
+        cr_assert_eq(mkdir(keys, 0700), 0);
+        cr_assert_eq(mkdir(outd, 0700), 0);
+        cr_assert_eq(chown(outd, A.uid, A.gid), 0);
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(kd, "AIDP_KEY_DIR=%s", keys);
+        const char *env[] = {k, kd, NULL};
+        const char *args[] = {"--lineage", logp, NULL};
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, args, env, true);
+        const char *a[] = {AIDP_RUN_BIN,      "-q",     "--no-cwd",  "--out",   outd,
+                           "--output-key-id", "nosuch", "/bin/echo", "JOB-RAN", NULL};
+        int st = as_a(&P, a);
+        cr_expect_neq(st, 0, "%s", P.err);
+        cr_expect(strstr(P.out, "JOB-RAN") == NULL, "the job ran: %d %s", st, P.err);
+        cr_expect(strstr(P.err, "checked before the job") != NULL, "%s", P.err);
+}
+
+/* A job stopped by its wall time or killed by its memory limit: the error
+ * says what the limit was and which option sets it, with its own status. */
+Test(daemon_cli, a_limit_that_ended_the_job_is_named_with_its_option)
+{
+        NEED();
+        const char *t[] = {AIDP_RUN_BIN, "-q",         "--no-cwd", "--timeout",
+                           "1s",         "/bin/sleep", "60",       NULL};
+        cr_expect_eq(as_a(&P, t), AIDP_EXIT_TIMEOUT, "%s", P.err);
+        cr_expect(strstr(P.err, "aidp-run: error: job exceeded its wall time of 1s") != NULL, "%s",
+                  P.err);
+        cr_expect(strstr(P.err, "--timeout sets it, up to the profile") != NULL, "%s", P.err);
+        /* tail keeps a line that never ends: it grows until the limit kills it */
+        const char *m[] = {AIDP_RUN_BIN,    "-q",        "--no-cwd", "--memory", "16M",
+                           "/usr/bin/tail", "/dev/zero", NULL};
+        cr_expect_eq(as_a(&P, m), AIDP_EXIT_OOM, "%s", P.err);
+        cr_expect(strstr(P.err, "killed by the memory limit of 16 MiB") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "--memory sets it, up to the profile") != NULL, "%s", P.err);
+}
+
+/* A relative bind source or --cwd is refused with the absolute path to
+ * give (the daemon takes only absolute ones: the job sees that path). */
+Test(daemon_cli, a_relative_bind_or_cwd_is_told_its_absolute_path)
+{
+        NEED();
+        char dir[1100], here[4096], want[2400];
+        TEST_SNPRINTF(dir, "%s/bindme", T);
+        cr_assert_eq(mkdir(dir, 0755), 0);
+        cr_assert_not_null(getcwd(here, sizeof here));
+        cr_assert_eq(chdir(T), 0);
+        const char *a[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--ro-bind",
+                           "./bindme/",  "/bin/true", NULL};
+        int rc = as_a(&P, a);
+        const char *b[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", "--bind",
+                           "bindme:/in", "/bin/true", NULL};
+        int rc2 = as_a(&Q, b);
+        const char *c[] = {AIDP_RUN_BIN, "-q", "--cwd", "bindme", "/bin/true", NULL};
+        int rc3 = as_a(&R, c);
+        cr_assert_eq(chdir(here), 0);
+        cr_expect_eq(rc, AIDP_EXIT_USAGE, "%s", P.err);
+        TEST_SNPRINTF(want,
+                      "aidp-run: error: --ro-bind ./bindme: a relative path; --ro-bind takes an "
+                      "absolute one: --ro-bind %s\n",
+                      dir);
+        cr_expect_str_eq(P.err, want);
+        cr_expect_eq(rc2, AIDP_EXIT_USAGE, "%s", Q.err);
+        TEST_SNPRINTF(want, "--bind %s:/in\n", dir);
+        cr_expect(strstr(Q.err, want) != NULL, "%s", Q.err);
+        cr_expect_eq(rc3, AIDP_EXIT_USAGE, "%s", R.err);
+        TEST_SNPRINTF(want,
+                      "aidp-run: error: --cwd bindme: a relative path; --cwd takes an absolute "
+                      "one: --cwd %s\n",
+                      dir);
+        cr_expect_str_eq(R.err, want);
+}
+
+/* Sealed data on a host without a policy: the user is told who installs
+ * one (the example files are the admin's to adapt), status 121. */
+Test(daemon_cli, data_without_a_policy_names_the_admin)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
+        char k[1100], pd[1100], data[1100];
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(pd, "AIDP_POLICY_DIR=%s", policy); /* made, empty */
+        const char *env[] = {k, pd, NULL};
+        const char *args[] = {"--lineage", logp, NULL};
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, args, env, true);
+        TEST_SNPRINTF(data, "%s/x.sealed", T);
+        FILE *f = fopen(data, "we");
+        cr_assert_not_null(f);
+        fputs("not sealed", f);
+        fclose(f);
+        cr_assert_eq(chown(data, A.uid, A.gid), 0);
+        const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--data", data, "/bin/true", NULL};
+        cr_expect_eq(as_a(&P, a), AIDP_EXIT_DENIED, "%s", P.err);
+        cr_expect(strstr(P.err, "ask this host's admin to install one") != NULL, "%s", P.err);
+}
+
+/* aidp logs without --follow: the output, then on stderr whether the run is
+ * still going (and how to see the rest) or how it ended (with -q the log
+ * does not say); its own status 0 either way. */
+Test(daemon_cli, logs_says_how_the_run_ended_or_that_it_goes_on)
+{
+        NEED();
+        const char *a[] = {AIDP_RUN_BIN, "-q",      "--no-cwd", "--detach",
+                           "--",         "/bin/sh", "-c",       "echo out; sleep 100",
+                           NULL};
+        cr_assert_eq(as_a(&P, a), 0, "%s", P.err);
+        char run_id[64], want[256];
+        TEST_SNPRINTF(run_id, "%.36s", P.out);
+        const char *l[] = {AIDP_BIN, "logs", run_id, NULL};
+        cr_expect_eq(as_a(&Q, l), 0, "%s", Q.err);
+        TEST_SNPRINTF(want, "run %s is still going (aidp logs --follow %s", run_id, run_id);
+        cr_expect(strstr(Q.err, want) != NULL, "%s", Q.err);
+        const char *stop[] = {AIDP_BIN, "stop", run_id, NULL};
+        cr_expect_eq(as_a(&Q, stop), 0, "%s", Q.err);
+        const char *f[] = {AIDP_BIN, "logs", "--follow", run_id, NULL};
+        cr_expect_eq(as_a(&Q, f), 128 + SIGTERM, "%s", Q.err);
+        cr_expect_eq(as_a(&Q, l), 0, "%s", Q.err);
+        cr_expect(strstr(Q.out, "out\n") != NULL, "%s", Q.out);
+        TEST_SNPRINTF(want, "aidp logs: run %s ended with status %d\n", run_id, 128 + SIGTERM);
+        cr_expect(strstr(Q.err, want) != NULL, "%s", Q.err);
 }
 
 /* aidp-run's help lists what a user may pass through the daemon and its own
@@ -147,6 +326,14 @@ Test(daemon_cli, help_and_version_are_aidp_runs)
                               "--no-cwd",      "--summary", NULL};
         for (size_t i = 0; want[i]; i++)
                 cr_expect(strstr(P.out, want[i]) != NULL, "help lacks %s", want[i]);
+        /* what a new user trips over: a job writing into its working
+         * directory gets EROFS; the wall time is the profile's (baseline:
+         * 24h), not none */
+        cr_expect(strstr(P.out, "bound into the sandbox read-only") != NULL, "%s", P.out);
+        const char *tl = strstr(P.out, "\n  --timeout ");
+        cr_expect(tl && strstr(tl, "(default: the") && strstr(tl, "profile's") &&
+                          strstr(tl, "profile's") < strstr(tl, "\n  --kill-after"),
+                  "%s", P.out);
         /* as options (the help of another may mention one) */
         const char *admin[] = {"\n  --user ",          "\n  --run-id",
                                "\n  --run-dir",        "\n  --lineage",
@@ -163,6 +350,115 @@ Test(daemon_cli, help_and_version_are_aidp_runs)
         cr_expect_str_eq(P.out + 9, Q.out + 5, "aidp-run %s, aidp %s", P.out, Q.out);
 }
 
+/* A metavariable's forms, as a value for a check by value (trust_of):
+ * "NAME|FILE" is NAME and FILE, "SRC[:DST]" SRC and SRC:DST; a word that
+ * stands for a path (FILE, DIR, PATH, SRC, DST) becomes one. Returns the
+ * count written to out[]. */
+static size_t metavar_forms(const char *arg, char out[][128], size_t max)
+{
+        static const char *const paths[] = {"FILE", "DIR", "PATH", "SRC", "DST"};
+        size_t n = 0;
+        char alts[256];
+        TEST_SNPRINTF(alts, "%s", arg);
+        for (char *save = NULL, *alt = strtok_r(alts, "|", &save); alt;
+             alt = strtok_r(NULL, "|", &save)) {
+                unsigned groups = 0;
+                for (const char *p = alt; *p; p++)
+                        groups += *p == '[';
+                /* each [...] part left out (bit 0) or kept (bit 1) */
+                for (unsigned mask = 0; mask < (1u << groups) && n < max; mask++) {
+                        size_t k = 0, group = 0;
+                        bool keep = true;
+                        for (const char *p = alt; *p && k + strlen(p) + 4 < 128; p++) {
+                                if (*p == '[' || *p == ']') {
+                                        keep = *p == ']' || (mask & (1u << group++));
+                                        continue;
+                                }
+                                size_t w = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+                                bool path = false;
+                                for (size_t i = 0; i < 5 && w; i++)
+                                        path = path ||
+                                               (w == strlen(paths[i]) && !strncmp(p, paths[i], w));
+                                if (keep && path)
+                                        k += (size_t)snprintf(out[n] + k, 128 - k, "/p");
+                                else if (keep)
+                                        memcpy(out[n] + k, p, w ? w : 1), k += w ? w : 1;
+                                p += w ? w - 1 : 0;
+                        }
+                        out[n++][k] = '\0';
+                }
+        }
+        return n;
+}
+
+/* What aidp-run --help offers, checked against run's trust table: every
+ * option of run's shown is a user's and not one of this process's
+ * descriptors, and every form its metavariable offers is one a user may
+ * give (the table's check by value). aidp-run's own options are not in
+ * run's table. */
+Test(daemon_cli, help_offers_only_what_a_user_may_give)
+{
+        AIDP_REQUIRE_ROOT();
+        char *h[] = {AIDP_RUN_BIN, "--help", NULL};
+        cr_assert_eq(aidp_test_run(&P, h), 0, "%s", P.err);
+        size_t shown = 0, by_value = 0;
+        for (char *save = NULL, *line = strtok_r(P.out, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+                char *o = !strncmp(line, "  --", 4)                                   ? line + 4
+                          : !strncmp(line, "  -", 3) && !strncmp(line + 4, ", --", 4) ? line + 8
+                                                                                      : NULL;
+                if (!o)
+                        continue;
+                char name[64] = "", arg[128] = "";
+                size_t nl = strcspn(o, " ");
+                TEST_SNPRINTF(name, "%.*s", (int)nl, o);
+                if (o[nl] == ' ' && o[nl + 1] != ' ')
+                        TEST_SNPRINTF(arg, "%.*s", (int)strcspn(o + nl + 1, " "), o + nl + 1);
+                const struct aidp_cli_opt *r = aidp_cli_run_spec.opts;
+                while (r->name && strcmp(r->name, name))
+                        r++;
+                if (!r->name)
+                        continue; /* aidp-run's own, or --help */
+                shown++;
+                cr_expect(r->trust == AIDP_TRUST_USER, "help offers --%s, admin-only", name);
+                cr_expect(!r->local, "help offers --%s, not through the daemon", name);
+                if (!r->trust_of)
+                        continue;
+                cr_expect(arg[0], "--%s shown without its value", name);
+                char forms[16][128];
+                size_t n = metavar_forms(arg, forms, 16);
+                cr_expect(n > 0, "--%s %s: no form", name, arg);
+                for (size_t i = 0; i < n; i++, by_value++)
+                        cr_expect(r->trust_of(forms[i]) == AIDP_TRUST_USER,
+                                  "help offers --%s %s, and '%s' is admin-only", name, arg,
+                                  forms[i]);
+        }
+        cr_expect(shown > 10 && by_value >= 2, "%zu options, %zu checked by value: %s", shown,
+                  by_value, P.out);
+}
+
+/* The forms the help does not offer are refused by the daemon, with the
+ * one a user may give. */
+Test(daemon_cli, a_refused_form_names_the_users)
+{
+        NEED();
+        struct {
+                const char *opt, *val, *says;
+        } cases[] = {
+                {"--env", "HOME", "give --env NAME=VALUE"},
+                {"--profile", "./mine.yaml", "give --profile NAME"},
+                {"--profile", "/etc/aidp/profiles/baseline.yaml", "give --profile NAME"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                const char *a[] = {AIDP_RUN_BIN, "-q",        "--no-cwd", cases[i].opt,
+                                   cases[i].val, "/bin/true", NULL};
+                cr_expect_eq(as_a(&P, a), AIDP_EXIT_USAGE, "%s %s: %s", cases[i].opt, cases[i].val,
+                             P.err);
+                cr_expect(strstr(P.err, cases[i].says) != NULL, "%s %s: %s", cases[i].opt,
+                          cases[i].val, P.err);
+        }
+}
+
 /* Usage errors: under aidp-run's name, pointing to aidp-run --help, status
  * 120; nothing reaches a daemon. */
 Test(daemon_cli, usage_errors_name_aidp_run)
@@ -177,6 +473,9 @@ Test(daemon_cli, usage_errors_name_aidp_run)
                 {"--bogus", NULL, "unknown option '--bogus'"},
                 {"-q", NULL, "missing CMD"},
                 {"--socket", NULL, "--socket needs an argument"},
+                {"--json", NULL,
+                 "--json is --dry-run's plan as JSON; a run's result as JSON: "
+                 "--summary FILE"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 char *a[6] = {AIDP_RUN_BIN, (char *)cases[i].a};
@@ -259,4 +558,11 @@ Test(daemon_cli, stop_json)
         char *end = aidp_test_wait_lineage(logp, run_id, "ABORT", 60000);
         cr_expect_not_null(end, "no end record for the stopped run %s", run_id);
         free(end);
+        /* a run that is not (or no longer) going: where to see how it ended */
+        const char *none = "00000000-0000-0000-0000-000000000000";
+        const char *again[] = {AIDP_BIN, "stop", none, NULL};
+        cr_expect_eq(as_a(&Q, again), AIDP_EXIT_USAGE, "%s", Q.err);
+        cr_expect(strstr(Q.err, "is in progress (aidp ps lists them; how a detached one ended: "
+                                "aidp logs 00000000-") != NULL,
+                  "%s", Q.err);
 }

@@ -213,8 +213,8 @@ static void read_summary(const char *path, bool *quarantined)
         cr_assert(l, "no leak_scan in %s", json_object_to_json_string(s));
         const char *text = json_object_to_json_string(l);
         cr_assert_str_eq(aidp_test_json_str_or_null(l, "details"), "lineage", "%s", text);
-        static const char *const never[] = {"hits", "files", "bytes", "hits_per_label", "examples",
-                                            "values"};
+        static const char *const never[] = {"hits",           "files",    "bytes",
+                                            "hits_per_label", "examples", "values"};
         for (size_t i = 0; i < sizeof never / sizeof *never; i++)
                 cr_assert_not(json_object_object_get_ex(l, never[i], NULL),
                               "the user's summary has %s: %s", never[i], text);
@@ -343,10 +343,10 @@ Test(leakscan, a_quarantined_output_is_never_a_users_input)
         cr_assert_eq(access(sealed, F_OK), 0, "no quarantined output: %s", P.err);
         /* Without --output-dir (with one, the quarantine key, the input's,
          * is refused as the output's key before this check). */
-        char *argv[] = {AIDP_SUPERVISOR, "run",   "--user",  "nobody",   "--no-cwd",
-                        "--run-dir",     rundir,  "--lineage", logp,     "--run-id",
-                        "leak-q2",       "--data", sealed,   "--",       "/bin/sh",
-                        "-c",            "cat /data/*/*",      NULL};
+        char *argv[] = {
+                AIDP_SUPERVISOR, "run",       "--user",  "nobody",   "--no-cwd",      "--run-dir",
+                rundir,          "--lineage", logp,      "--run-id", "leak-q2",       "--data",
+                sealed,          "--",        "/bin/sh", "-c",       "cat /data/*/*", NULL};
         st = aidp_test_run(&P, argv);
         cr_assert_eq(st, AIDP_EXIT_DENIED, "exit %d\n%s", st, P.err);
         cr_assert(strstr(P.err, "is a quarantined output, sealed under the quarantine key "

@@ -388,7 +388,7 @@ Test(run_lineage, out_without_output_dir_is_reported_discarded)
         const char *warn = strstr(P.err, "warning: no --output-dir");
         const char *started = strstr(P.err, "job-started");
         cr_assert(warn && started && warn < started, "no warning before the job: %s", P.err);
-        cr_expect(strstr(P.err, "aidp-run --out DIR") != NULL, "%s", P.err);
+        cr_expect(strstr(P.err, "keep it with --output-dir DIR") != NULL, "%s", P.err);
         cr_expect(strstr(P.err, "/out: 12345 bytes in 1 files discarded") != NULL, "%s", P.err);
         size_t jlen;
         char *js = aidp_test_slurp(summ, &jlen);

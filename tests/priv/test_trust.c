@@ -163,15 +163,15 @@ Test(trust, user_profile_file_is_refused)
         cr_assert_eq(aidp_test_write_as(&A, prof, y, 0644), 0);
         cr_assert_eq(aidp_test_write_as(&A, named, y, 0644), 0);
         const char *a1[] = {"--no-cwd", "--profile", prof, NULL};
-        refused(as_user(a1), AIDP_EXIT_USAGE, "installed library profiles only");
+        refused(as_user(a1), AIDP_EXIT_USAGE, "give --profile NAME");
         /* Named after a library profile: still a file, still refused. */
         const char *a2[] = {"--no-cwd", "--profile", named, NULL};
-        refused(as_user(a2), AIDP_EXIT_USAGE, "installed library profiles only");
+        refused(as_user(a2), AIDP_EXIT_USAGE, "give --profile NAME");
         const char *a3[] = {"--no-cwd", "--profile", "../../../var/tmp/x", NULL};
-        refused(as_user(a3), AIDP_EXIT_USAGE, "installed library profiles only");
+        refused(as_user(a3), AIDP_EXIT_USAGE, "give --profile NAME");
         /* A root-only file named as a profile: refused without its content. */
         const char *a4[] = {"--no-cwd", "--profile", "/etc/shadow", NULL};
-        refused(as_user(a4), AIDP_EXIT_USAGE, "installed library profiles only");
+        refused(as_user(a4), AIDP_EXIT_USAGE, "give --profile NAME");
         /* The library itself works. */
         const char *a5[] = {"--no-cwd", "--profile", "baseline", NULL};
         cr_expect_eq(as_user(a5), 0, "%s", P.err);
@@ -618,7 +618,7 @@ Test(trust, sealed_data_for_users_needs_a_policy)
         cr_assert_eq(aidp_test_write_as(&A, data, "not yet looked at\n", 0600), 0);
         const char *a[] = {"--no-cwd", "--data", data, NULL};
         refused(as_user(a), AIDP_EXIT_DENIED,
-                "none is installed in /etc/aidp: install root-owned files there");
+                "none is installed in /etc/aidp: ask this host's admin to install one");
         cr_expect(strstr(P.err, "kind: AccessPolicy") != NULL, "%s", P.err);
         cr_expect(strstr(P.err, A.name) != NULL, "%s", P.err);
         /* Without data the same user runs. */

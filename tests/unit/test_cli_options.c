@@ -257,6 +257,38 @@ Test(cli_options, trust_levels_are_checked_per_caller)
         cr_expect_eq(aidp_cli_check_trust(&spec, &p, AIDP_CALLER_ADMIN, true, &err), 0);
 }
 
+/* run's table by value: a profile file and a bare --env NAME are the
+ * admin's; a user's refusal names the form a user may give. */
+Test(cli_options, run_table_refuses_a_users_admin_forms_naming_theirs)
+{
+        static const struct {
+                const char *opt, *val, *gives;
+        } admin[] = {{"--profile", "./mine.yaml", "give --profile NAME"},
+                     {"--profile", "/etc/passwd", "give --profile NAME"},
+                     {"--profile", "gpu.yml", "give --profile NAME"},
+                     {"--env", "HOME", "give --env NAME=VALUE"}},
+          user[] = {{"--profile", "gpu-train", NULL}, {"--env", "A=b", NULL}};
+        for (size_t i = 0; i < sizeof admin / sizeof *admin + sizeof user / sizeof *user; i++) {
+                bool adm = i < sizeof admin / sizeof *admin;
+                const char *opt = adm ? admin[i].opt : user[i - sizeof admin / sizeof *admin].opt;
+                const char *val = adm ? admin[i].val : user[i - sizeof admin / sizeof *admin].val;
+                struct aidp_cli_run c = {0};
+                struct aidp_cli_parsed p;
+                aidp_error err = {0};
+                char *av[] = {"run", (char *)opt, (char *)val, "--", "true", NULL};
+                cr_assert_eq(aidp_cli_parse(&aidp_cli_run_spec, 5, av, &c, &p, &err), 0, "%s",
+                             err.msg);
+                int r = aidp_cli_check_trust(&aidp_cli_run_spec, &p, AIDP_CALLER_USER, false, &err);
+                cr_expect_eq(r < 0, adm, "%s %s: %d %s", opt, val, r, err.msg);
+                if (adm)
+                        cr_expect(strstr(err.msg, admin[i].gives) != NULL, "%s", err.msg);
+                cr_expect_eq(aidp_cli_check_trust(&aidp_cli_run_spec, &p, AIDP_CALLER_ADMIN, false,
+                                                  &err),
+                             0);
+                aidp_cli_list_free(&c.env);
+        }
+}
+
 /* Issue 13's list: admin-only for users; and issue 17's exec-hook options, which
  * assert the scheduler's ids in lineage. */
 Test(cli_options, run_table_classifies_issue_13s_admin_options)
