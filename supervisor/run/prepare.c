@@ -2,6 +2,7 @@
 /* Steps 3 (prepare) and 6 (inject) of docs/run-core.md: the run's detached
  * tmpfs mounts, and the sealed inputs decrypted into /data once pid 1 holds them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +44,41 @@ static uint64_t data_footprint(uint64_t plain)
         return plain + plain / 64 + MiB;
 }
 
+/* /data's tmpfs size, from the plaintext the manifests need: the profile's,
+ * or the footprint with room for the views. A view can make a file longer
+ * than sealed (a token is often longer than the value): room for that, or
+ * the injection fails with "destination too small". Pages are charged as
+ * used, so the larger cap costs nothing. */
+static uint64_t data_size(const struct run *r, uint64_t need)
+{
+        uint64_t size = r->profile.limits.data_bytes;
+        if (size)
+                return size;
+        size = data_footprint(need);
+        if (aidp_inject_views_apply(&r->inject))
+                size += need / 2;
+        return size;
+}
+
+/* The most /data's pages can be charged to the run: its tmpfs size, which
+ * a view's output may fill; without a view, no more than the footprint. */
+static uint64_t data_charge_max(const struct run *r, uint64_t need)
+{
+        uint64_t size = data_size(r, need);
+        uint64_t foot = data_footprint(need);
+        return aidp_inject_views_apply(&r->inject) || size < foot ? size : foot;
+}
+
 /* Memory kept for the job's own processes when checking that the data fits. */
 #define PROCESS_RESERVE (16 * MiB)
+/* The supervisor's own pages while it decrypts in the run's cgroup besides
+ * its buffers: heap, thread stacks, page tables, OpenSSL's contexts. */
+#define SUPERVISOR_RESERVE (8 * MiB)
+
+static uint64_t mib_up(uint64_t n)
+{
+        return (n + MiB - 1) / MiB;
+}
 
 int aidp_run_check_data_fits(struct run *r, aidp_error *err)
 {
@@ -55,21 +89,42 @@ int aidp_run_check_data_fits(struct run *r, aidp_error *err)
         int rc = aidp_inject_required_bytes(&r->inject, &need, err);
         if (rc < 0)
                 return rc;
-        uint64_t foot = data_footprint(need);
-        if (foot + PROCESS_RESERVE <= limit)
-                return 0;
+        uint64_t data = data_charge_max(r, need);
         /* The pages of /data are the run's memory (charged to its cgroup):
          * refused now, before a byte is decrypted, rather than OOM-killed
          * half-way through the injection. */
-        return aidp_error_set(err, AIDP_EXIT_USAGE, ENOMEM,
-                              "the sealed inputs need %llu MiB of memory once decrypted (they "
-                              "count against the run's memory), and the run's memory limit is "
-                              "%llu MiB (%llu MiB are kept for the job's processes): give the run "
-                              "more memory with --memory (up to the profile's limit) or the "
-                              "profile's limits.memory, or use less data",
-                              (unsigned long long)((foot + MiB - 1) / MiB),
-                              (unsigned long long)(limit / MiB),
-                              (unsigned long long)(PROCESS_RESERVE / MiB));
+        if (data + PROCESS_RESERVE > limit)
+                return aidp_error_set(
+                        err, AIDP_EXIT_USAGE, ENOMEM,
+                        "the sealed inputs need %llu MiB of memory once decrypted (they count "
+                        "against the run's memory), and the run's memory limit is %llu MiB (%llu "
+                        "MiB are kept for the job's processes): give the run more memory with "
+                        "--memory (up to the profile's limit) or the profile's limits.memory, or "
+                        "use less data",
+                        (unsigned long long)mib_up(data), (unsigned long long)(limit / MiB),
+                        (unsigned long long)(PROCESS_RESERVE / MiB));
+        /* The supervisor decrypts from inside the run's cgroup (aidp_run_inject):
+         * its buffers count against the limit too while /data fills. As many
+         * workers as fit; none fitting is refused now, not OOM-killed later. */
+        uint64_t base = 0, per = 0;
+        if ((rc = aidp_inject_work_bytes(&r->inject, &base, &per, err)) < 0)
+                return rc;
+        uint64_t fixed = data + SUPERVISOR_RESERVE + base;
+        if (fixed + per > limit)
+                return aidp_error_set(
+                        err, AIDP_EXIT_USAGE, ENOMEM,
+                        "decrypting the sealed inputs needs %llu MiB of the run's memory (%llu "
+                        "MiB for /data once decrypted%s, %llu MiB for the supervisor's buffers "
+                        "with one worker), and the run's memory limit is %llu MiB: give the run "
+                        "more memory with --memory (up to the profile's limit) or the profile's "
+                        "limits.memory, or use less data",
+                        (unsigned long long)mib_up(fixed + per), (unsigned long long)mib_up(data),
+                        aidp_inject_views_apply(&r->inject) ? " through its views" : "",
+                        (unsigned long long)mib_up(SUPERVISOR_RESERVE + base + per),
+                        (unsigned long long)(limit / MiB));
+        uint64_t n = (limit - fixed) / per;
+        r->inject.max_threads = n < 64 ? (unsigned)n : 64;
+        return 0;
 }
 
 int aidp_run_prepare(struct run *r, aidp_error *err)
@@ -107,14 +162,7 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
                 rc = aidp_inject_required_bytes(&r->inject, &need, err);
                 if (rc < 0)
                         return rc;
-                uint64_t size = l->data_bytes ? l->data_bytes : data_footprint(need);
-                /* A view can make a file longer than sealed (a token is often
-                 * longer than the value): room for that, or the injection
-                 * fails with "destination too small". Pages are charged as
-                 * used, so the larger cap costs nothing. */
-                if (!l->data_bytes && aidp_inject_views_apply(&r->inject))
-                        size += need / 2;
-                rc = add_tmpfs(r, "data", size, 0755, 0, 0, err);
+                rc = add_tmpfs(r, "data", data_size(r, need), 0755, 0, 0, err);
                 if (rc < 0)
                         return rc;
         }
@@ -125,6 +173,39 @@ int aidp_run_prepare(struct run *r, aidp_error *err)
          * the request's path on a daemon (docs/run-core.md, "The worker
          * segment"; "cgroups.log, opened or not"). */
         return 0;
+}
+
+/* The supervisor's oom_score_adj while it decrypts in the run's cgroup:
+ * -1000, so that a memory cgroup OOM (the limit lowered under the run, or a
+ * buffer the estimate missed) never picks or group-kills it (cgroup v2's
+ * memory.oom.group spares tasks at -1000). The job's pid 1 is still killed;
+ * with nothing left to kill the charge fails instead: the supervisor's
+ * locked buffers (mlock), the leak set's and /data's writes fail with
+ * ENOMEM and the injection ends with an error and an END record. Only a
+ * fault on an ordinary heap or stack page is retried by the kernel until
+ * memory is freed: docs/run-core.md, "Memory while injecting". Restored as
+ * soon as the supervisor is back in its own cgroup. Returns the old value's
+ * fd (-1: could not be set; the run goes on as before). */
+static int oom_protect(char *old, size_t n)
+{
+        int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        ssize_t k = pread(fd, old, n - 1, 0);
+        if (k <= 0 || pwrite(fd, "-1000", 5, 0) != 5) {
+                close(fd);
+                return -1;
+        }
+        old[k] = 0;
+        return fd;
+}
+
+static void oom_restore(int fd, const char *old)
+{
+        if (fd < 0)
+                return;
+        (void)!pwrite(fd, old, strlen(old), 0);
+        close(fd);
 }
 
 /* The output leak scan's value set, before anything is decrypted, when there
@@ -152,11 +233,25 @@ int aidp_run_inject(struct run *r, aidp_error *err)
                  * cgroup, so /data counts against the run's limit, not
                  * against nobody's (/work/shared/notes/kernel-facts.md). */
                 int back = -1;
+                char adj[32] = "";
+                int adj_fd = r->cg ? oom_protect(adj, sizeof adj) : -1;
                 int rc = r->cg ? aidp_cgroup_charge_begin(r->cg, &back, err) : 0;
+                if (rc == 0)
+                        aidp_run_fault_point("charged"); /* a test lowers the limit here */
                 if (rc == 0)
                         rc = aidp_inject_decrypt(&r->inject, r->tmpfs[i].fd, r->uid, r->gid,
                                                  !r->o->quiet, r->res->inputs, err);
                 int brc = aidp_cgroup_charge_end(&back);
+                oom_restore(adj_fd, adj);
+                /* The charge failed (mlock says EAGAIN): the run's memory ran
+                 * out under the supervisor, which was not killed for it. */
+                if (rc < 0 && r->cg && (err->errnum == ENOMEM || err->errnum == EAGAIN)) {
+                        err->status = AIDP_EXIT_USAGE; /* as the refusal before START */
+                        aidp_error_wrap(err,
+                                        "the run's memory (%llu MiB) ran out while decrypting "
+                                        "into /data: give the run more memory with --memory",
+                                        (unsigned long long)(r->profile.limits.memory_bytes / MiB));
+                }
                 if (rc == 0 && brc < 0)
                         rc = aidp_error_errno(err, AIDP_EXIT_INTERNAL, -brc,
                                               "moving the supervisor back out of the run's "

@@ -62,7 +62,7 @@ void aidp_run_phase(struct run *r, const char *name)
 }
 
 /* Fault injection for the crash tests:
- * AIDP_FAULT_STOP_AT=start|inject|job|shred|ended|reported|pin (and prepare;
+ * AIDP_FAULT_STOP_AT=start|charged|inject|job|shred|ended|reported|pin (and prepare;
  * cloned and planned in startup.c) stops the supervisor (SIGSTOP) at that point of a run, so a test can
  * SIGKILL it (or signal it) there and check what gc (or teardown) does.
  * Harmless outside tests: a stopped supervisor is all it can cause, and only

@@ -103,6 +103,31 @@ int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error 
         return 0;
 }
 
+int aidp_inject_work_bytes(struct aidp_inject *d, uint64_t *base, uint64_t *per_thread,
+                           aidp_error *err)
+{
+        uint64_t b = 0, t = 0;
+        for (size_t i = 0; i < d->n; i++) {
+                struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
+                struct aidp_sealed_view sv;
+                if (d->view[i].applies) {
+                        aidp_inject_view_opts(d, i, &sv);
+                        o.view = &sv;
+                }
+                uint64_t ib = 0, it = 0;
+                int r = aidp_sealed_work_bytes(d->in[i], &o, &ib, &it, err);
+                if (r < 0)
+                        return r;
+                /* The cap is one for every input: the worst base with the
+                 * worst per-thread cost bounds each. */
+                b = ib > b ? ib : b;
+                t = it > t ? it : t;
+        }
+        *base = b;
+        *per_thread = t;
+        return 0;
+}
+
 /* The run holds SIGINT, SIGTERM and SIGHUP blocked until the job runs
  * (supervisor/run/monitor.c): one pending is a stop request (Ctrl-C). */
 static bool stop_requested(void)
@@ -135,6 +160,7 @@ int aidp_inject_decrypt(struct aidp_inject *d, int root_fd, uid_t uid, gid_t gid
                 struct aidp_sealed_opts o = AIDP_SEALED_OPTS_DEFAULT;
                 o.uid = uid;
                 o.gid = gid;
+                o.max_threads = d->max_threads;
                 o.interrupted = stop_requested;
                 if (progress) {
                         o.progress = aidp_progress_bar_draw;

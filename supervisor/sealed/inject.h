@@ -104,6 +104,10 @@ struct aidp_inject {
          * none (the output stays format 2). */
         uint8_t *produced;
         size_t produced_len;
+        /* At most this many decryption and view workers per input (0: as
+         * many as CPUs, up to 8): set by the run from what its memory limit
+         * leaves (aidp_inject_work_bytes). */
+        unsigned max_threads;
 };
 
 /* Open and authenticate every input; fills info[i]. Dataset names must be
@@ -139,6 +143,12 @@ struct json_object *aidp_inject_view_json(const struct aidp_inject *d, size_t i,
 int aidp_inject_produced(struct aidp_inject *d, const char *output_name, const char *run_id,
                          const struct aidp_run_dataset *info, aidp_error *err);
 int aidp_inject_required_bytes(struct aidp_inject *d, uint64_t *ret, aidp_error *err);
+/* The most memory aidp_inject_decrypt holds at once besides the files it
+ * writes, for the input that needs most (they are decrypted one after the
+ * other): *base bytes plus *per_thread per worker (aidp_sealed_work_bytes).
+ * After aidp_inject_views_resolve. */
+int aidp_inject_work_bytes(struct aidp_inject *d, uint64_t *base, uint64_t *per_thread,
+                           aidp_error *err);
 /* root_fd: the supervisor's /data tmpfs mount fd. Entries are owned by
  * uid:gid. progress: a bar on stderr, or progress lines when it is no
  * terminal (batch logs). */

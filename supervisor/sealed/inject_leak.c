@@ -29,7 +29,15 @@ static void *locked_alloc(void *opaque, size_t len)
         if (p == MAP_FAILED)
                 return NULL;
         madvise(p, len, MADV_DONTDUMP);
-        (void)mlock(p, len);
+        /* Root is never short of RLIMIT_MEMLOCK: a failing mlock is the
+         * run's memory cgroup out of room (the supervisor fills the set
+         * from inside it, aidp_run_inject). NULL then, and the value is
+         * counted as dropped, rather than an unlocked page whose first
+         * touch the kernel could only retry. */
+        if (mlock(p, len) < 0 && geteuid() == 0) {
+                munmap(p, len);
+                return NULL;
+        }
         return p;
 }
 

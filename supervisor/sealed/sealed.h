@@ -69,7 +69,11 @@ int aidp_sealed_required_bytes(struct aidp_sealed *s, uint64_t *ret, aidp_error 
 
 struct aidp_sealed_opts {
         unsigned threads; /* workers incl. the caller; 0 = online CPUs, at most 8 */
-        uid_t uid;        /* owner of created entries; (uid_t)-1 keeps the caller's */
+        /* At most this many workers whatever threads says (0: no cap): the
+         * run's memory limit leaves room for this many view buffers
+         * (aidp_sealed_work_bytes). */
+        unsigned max_threads;
+        uid_t uid; /* owner of created entries; (uid_t)-1 keeps the caller's */
         gid_t gid;
         aidp_sealed_progress_fn progress;
         void *progress_opaque;
@@ -111,6 +115,14 @@ struct aidp_sealed_view {
         aidp_view_hidden_many_fn hidden_many;
         void *hidden_opaque;
 };
+
+/* The most memory aidp_sealed_decrypt(s, dirfd >= 0, o) holds at once
+ * besides the files it writes (worker, view and output buffers, and the
+ * viewers' own record buffers), as *base bytes plus *per_thread bytes per
+ * worker: a caller inside a memory limit sets o->max_threads from it.
+ * o->view as it will be passed; reads and authenticates the manifest. */
+int aidp_sealed_work_bytes(struct aidp_sealed *s, const struct aidp_sealed_opts *o, uint64_t *base,
+                           uint64_t *per_thread, aidp_error *err);
 
 /* The digest of what a viewed dataset's job received (docs/lineage.md,
  * "Views"): SHA-256 over "aidp-view-v1" NUL, the sealed content digest (32

@@ -267,8 +267,9 @@ int aidp_sealed_decrypt(struct aidp_sealed *s, int dirfd, const struct aidp_seal
                                      .progress_opaque = o->progress_opaque,
                                      .interrupted = o->interrupted,
                                      .total_bytes = h->payload_len};
-        r = aidp_sealed_pool_run(&p, aidp_sealed_pick_threads(o->threads, h->n_segments), s->dk.p,
-                                 false, (size_t)h->segment_size + AIDP_SEALED_TAG_LEN, err);
+        r = aidp_sealed_pool_run(
+                &p, aidp_sealed_pick_threads(aidp_sealed_opts_threads(o), h->n_segments), s->dk.p,
+                false, (size_t)h->segment_size + AIDP_SEALED_TAG_LEN, err);
         if (r < 0)
                 goto fail;
         struct aidp_sealed_result res = {0};

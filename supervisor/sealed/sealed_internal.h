@@ -135,6 +135,9 @@ struct aidp_sealed_pool {
 /* Workers for a job of n_segments: want (0 = online CPUs), at most
  * AIDP_SEALED_MAX_THREADS and n_segments, at least 1. */
 unsigned aidp_sealed_pick_threads(unsigned want, uint64_t n_segments);
+/* o->threads, at most o->max_threads (when set): the want of pick_threads.
+ * With a cap and threads 0, the online CPUs are capped. */
+unsigned aidp_sealed_opts_threads(const struct aidp_sealed_opts *o);
 
 /* Run p->fn over every segment with nthreads workers (the caller is one of
  * them; each has a buffer of bufsize bytes and, with dk, an AES-GCM context);

@@ -64,6 +64,14 @@ unsigned aidp_sealed_pick_threads(unsigned want, uint64_t n_segments)
         return want ? want : 1;
 }
 
+unsigned aidp_sealed_opts_threads(const struct aidp_sealed_opts *o)
+{
+        if (!o->max_threads)
+                return o->threads;
+        unsigned want = aidp_sealed_pick_threads(o->threads, UINT64_MAX);
+        return want < o->max_threads ? want : o->max_threads;
+}
+
 static void pool_fail(struct aidp_sealed_pool *p, const aidp_error *e)
 {
         pthread_mutex_lock(&p->lock);

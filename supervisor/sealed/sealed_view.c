@@ -49,6 +49,70 @@ int aidp_sealed_view_plan(const struct aidp_sealed_view *v, const struct aidp_tr
         return 0;
 }
 
+/* The record buffers a viewer may hold whatever the data: CSV, a field up to
+ * AIDP_VIEW_FIELD_MAX and its copy while it grows; JSON Lines, a line up to
+ * twice that, its copy while it grows, json-c's tree of it and its output
+ * line (an estimate: the tree is json-c's). */
+static uint64_t viewer_work(const struct aidp_file_view *fv)
+{
+        uint64_t f = AIDP_VIEW_FIELD_MAX;
+        return fv->file->format == AIDP_VIEW_JSONL ? 6 * f : 2 * f;
+}
+
+/* A chunk's slot (sealed_view_par.c): its block and the next segment, and
+ * its capped view and hidden values, each with the copy made while it grows
+ * (the last doubling holds 1.5 times the cap). */
+static uint64_t slot_work(const struct aidp_sealed_opts *o, uint64_t ss)
+{
+        uint64_t per_block = aidp_view_block(o) / ss ? aidp_view_block(o) / ss : 1;
+        return (per_block + 1) * ss + AIDP_SEALED_TAG_LEN + aidp_view_out_cap(o) * 3 / 2 +
+               aidp_view_hid_cap(o) * 3 / 2;
+}
+
+int aidp_sealed_work_bytes(struct aidp_sealed *s, const struct aidp_sealed_opts *o, uint64_t *base,
+                           uint64_t *per_thread, aidp_error *err)
+{
+        uint64_t ss = s->h.segment_size, seg = ss + AIDP_SEALED_TAG_LEN;
+        /* The decryption pass: one segment buffer per worker. */
+        uint64_t b = 0, t = seg;
+        if (o->view) {
+                struct aidp_tree tree = {0};
+                const struct aidp_file_view **plan = NULL;
+                int r = aidp_sealed_read_manifest(s, &tree, err);
+                if (r < 0)
+                        return aidp_error_wrap(err, "dataset %s (%s)", s->h.meta.name, s->path);
+                r = aidp_sealed_view_plan(o->view, &tree, &plan, err);
+                uint64_t whole = 0, chunked = 0;
+                for (size_t k = 0; r == 0 && k < tree.n; k++) {
+                        if (!plan[k])
+                                continue;
+                        uint64_t v = viewer_work(plan[k]);
+                        uint64_t *m =
+                                aidp_view_in_chunks(o, tree.entries[k].size) ? &chunked : &whole;
+                        *m = v > *m ? v : *m;
+                }
+                free(plan);
+                aidp_tree_free(&tree);
+                if (r < 0)
+                        return r;
+                /* Whole files: per worker its segment, output buffer and viewer. */
+                if (whole)
+                        t = seg + OUT_BUF + whole;
+                /* A large file: per worker its segment, its chunk's slot and
+                 * viewer; besides, two slots waiting to commit, the
+                 * committer's output buffer and its in-order viewer. */
+                if (chunked) {
+                        uint64_t slot = slot_work(o, ss);
+                        uint64_t pt = seg + slot + chunked;
+                        t = pt > t ? pt : t;
+                        b = 2 * slot + AIDP_VIEW_PAR_OUT_BUF + chunked;
+                }
+        }
+        *base = b;
+        *per_thread = t;
+        return 0;
+}
+
 int aidp_sealed_view_deferred(const struct aidp_sealed_header *h, const struct aidp_tree *t,
                               const struct aidp_file_view *const *plan,
                               const struct aidp_sealed_opts *o, bool **ret, aidp_error *err)
@@ -286,14 +350,15 @@ int aidp_sealed_view_run(struct aidp_sealed *s, int dirfd, const struct aidp_tre
                                                 .progress_opaque = o->progress_opaque,
                                                 .interrupted = o->interrupted,
                                                 .total_bytes = bytes};
-                r = aidp_sealed_pool_run(&pool, aidp_sealed_pick_threads(o->threads, p.n_whole),
-                                         s->dk.p, false,
-                                         (size_t)s->h.segment_size + AIDP_SEALED_TAG_LEN, err);
+                r = aidp_sealed_pool_run(
+                        &pool, aidp_sealed_pick_threads(aidp_sealed_opts_threads(o), p.n_whole),
+                        s->dk.p, false, (size_t)s->h.segment_size + AIDP_SEALED_TAG_LEN, err);
         }
         for (size_t i = 0; r == 0 && i < p.n; i++)
                 if (aidp_view_in_chunks(o, t->entries[p.files[i].entry].size))
-                        r = aidp_sealed_view_par(&p, &p.files[i], o,
-                                                 aidp_sealed_pick_threads(o->threads, 64), err);
+                        r = aidp_sealed_view_par(
+                                &p, &p.files[i], o,
+                                aidp_sealed_pick_threads(aidp_sealed_opts_threads(o), 64), err);
         if (r == 0)
                 r = received_digest(&s->h, &p, ret->received_digest, err);
         if (r == 0) {

@@ -9,6 +9,8 @@
  * worker; smaller ones whole, one file per worker. */
 #define AIDP_VIEW_BLOCK      (8u << 20)
 #define AIDP_VIEW_PAR_BLOCKS 2
+/* The committer's output buffer when a file is viewed in chunks. */
+#define AIDP_VIEW_PAR_OUT_BUF (1u << 20)
 static inline uint64_t aidp_view_block(const struct aidp_sealed_opts *o)
 {
         return o->view_block ? o->view_block : AIDP_VIEW_BLOCK;
@@ -18,6 +20,23 @@ static inline uint64_t aidp_view_block(const struct aidp_sealed_opts *o)
 static inline bool aidp_view_in_chunks(const struct aidp_sealed_opts *o, uint64_t size)
 {
         return size >= AIDP_VIEW_PAR_BLOCKS * aidp_view_block(o);
+}
+
+/* A chunk viewed as a guess keeps its view and its hidden values in locked
+ * buffers until it is committed: at most a block of view and two blocks of
+ * hidden values (their 24-byte records included: a CSV of short values
+ * hides more than its size; 1.1 blocks in scripts/bench-views' data), else
+ * the guess is dropped and
+ * the committer views the chunk in order, straight to the file
+ * (sealed_view_par.c). What a chunk holds is thus bounded whatever the data
+ * (a short value masked with a long string expands ~10x). */
+static inline size_t aidp_view_out_cap(const struct aidp_sealed_opts *o)
+{
+        return (size_t)aidp_view_block(o);
+}
+static inline size_t aidp_view_hid_cap(const struct aidp_sealed_opts *o)
+{
+        return (size_t)aidp_view_block(o) * 2;
 }
 
 struct vfile {

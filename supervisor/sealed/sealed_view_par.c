@@ -22,7 +22,6 @@
 #include "supervisor/sealed/sealed_view_internal.h"
 #include "views/viewer_chunk.h"
 
-#define OUT_BUF (1u << 20)
 #define HEAD_STEP                                                                                  \
         (16u << 10) /* the first chunk is fed this much at a time until the header is in */
 
@@ -32,12 +31,17 @@ struct lbuf {
         size_t len;
 };
 
-static int lbuf_put(struct lbuf *g, const void *p, size_t n)
+/* -E2BIG past max bytes (aidp_view_out_cap, _hid_cap). */
+static int lbuf_put(struct lbuf *g, const void *p, size_t n, size_t max)
 {
+        if (n > max - g->len)
+                return -E2BIG;
         if (g->b.len - g->len < n) {
                 size_t cap = g->b.len ? g->b.len : 256u << 10;
                 while (cap - g->len < n)
                         cap *= 2;
+                if (cap > max)
+                        cap = max;
                 struct aidp_sealed_buf nb = {0};
                 int r = aidp_sealed_buf_alloc(&nb, cap);
                 if (r < 0)
@@ -76,7 +80,9 @@ struct slot {
         uint64_t a, b;             /* the chunk, stream positions */
         struct aidp_viewer *v;     /* NULL: not viewed (the committer does it) */
         struct sink *sink;
-        bool boundary, ready, hid_lost;
+        /* over: the guess outgrew its buffers (or their memory): dropped at
+         * commit, the chunk is viewed in order */
+        bool boundary, ready, over;
         struct lbuf out, hid;
 };
 
@@ -87,6 +93,7 @@ struct hid {
 
 struct par {
         struct vpass *p;
+        const struct aidp_sealed_opts *o;
         struct vfile *f;
         struct aidp_sealed_pool *pool;
         uint64_t f0, f1, ss, per_block, seg0, seg_end, n_blocks;
@@ -112,9 +119,11 @@ static int sink_write(void *opaque, const void *buf, size_t len, aidp_error *err
         struct sink *k = opaque;
         if (k->direct)
                 return aidp_vout_write(&k->e->out, buf, len, err);
-        int r = lbuf_put(&k->slot->out, buf, len);
-        return r < 0 ? aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "allocating a view buffer")
-                     : 0;
+        struct slot *sl = k->slot;
+        int r = lbuf_put(&sl->out, buf, len, aidp_view_out_cap(k->e->o));
+        if (r < 0)
+                sl->over = true; /* the guess stops here; the commit views it in order */
+        return r < 0 ? aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "a chunk's view") : 0;
 }
 
 static void sink_hidden(void *opaque, const char *column, const char *label, const void *value,
@@ -126,10 +135,12 @@ static void sink_hidden(void *opaque, const char *column, const char *label, con
                 return;
         }
         struct hid h = {column, label, len};
-        /* A value that cannot be kept fails the run at commit: the leak
-         * scan's set must hold every hidden value. */
-        if (lbuf_put(&k->slot->hid, &h, sizeof h) < 0 || lbuf_put(&k->slot->hid, value, len) < 0)
-                k->slot->hid_lost = true;
+        /* A value that cannot be kept drops the guess (the leak scan's set
+         * must hold every hidden value): the commit views it in order. */
+        size_t max = aidp_view_hid_cap(k->e->o);
+        if (lbuf_put(&k->slot->hid, &h, sizeof h, max) < 0 ||
+            lbuf_put(&k->slot->hid, value, len, max) < 0)
+                k->slot->over = true;
 }
 
 static void drop_viewer(struct par *e, struct aidp_viewer **v, struct sink **sink)
@@ -239,7 +250,9 @@ static int view_chunk(struct par *e, struct slot *sl, aidp_error *err)
         struct sink *sink = calloc(1, sizeof *sink);
         if (!sink)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        *sink = (struct sink){.e = e, .slot = sl};
+        /* Chunk 0 is in order by definition, and committed before any
+         * other: its view goes straight to the file (no buffer to bound). */
+        *sink = (struct sink){.e = e, .slot = sl, .direct = sl->k == 0};
         struct aidp_viewer *v = NULL;
         int r;
         if (sl->k == 0) {
@@ -317,9 +330,6 @@ static int commit_viewed(struct par *e, struct slot *sl, bool last, aidp_error *
         int r = aidp_viewer_rebase(sl->v, e->records, err);
         if (r < 0)
                 return r;
-        if (sl->hid_lost)
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM,
-                                      "%s: out of locked memory for hidden values", e->where);
         if (sl->out.len && (r = aidp_vout_write(&e->out, sl->out.b.p, sl->out.len, err)) < 0)
                 return r;
         replay_hidden(e, sl);
@@ -342,20 +352,37 @@ static int commit_viewed(struct par *e, struct slot *sl, bool last, aidp_error *
 static int commit(struct par *e, struct slot *sl, aidp_error *err)
 {
         bool last = sl->k + 1 == e->n_blocks;
-        if (!e->seq && sl->v)
+        if (!e->seq && sl->v && !sl->over)
                 return commit_viewed(e, sl, last, err);
-        /* The guess started inside a record (or there was none): drop it,
-         * and feed the chunk to the viewer that is in order; its positions
-         * are the file's already. */
+        /* The guess started inside a record, outgrew its buffers, or there
+         * was none: drop it, and feed the chunk to the viewer that is in
+         * order; its positions are the file's already. */
+        bool over = sl->over && sl->k > 0;
         drop_viewer(e, &sl->v, &sl->sink);
-        if (!e->seq) {
+        int r;
+        if (!e->seq && over && e->tmpl) {
+                /* The chunk starts between two records (the previous one
+                 * ended there): a viewer of its own, writing directly. */
+                struct sink *k = calloc(1, sizeof *k);
+                if (!k)
+                        return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+                *k = (struct sink){.e = e, .direct = true};
+                if ((r = aidp_viewer_fork(e->root, sink_write, e->p->v->hidden ? sink_hidden : NULL,
+                                          k, &e->seq, err)) < 0) {
+                        free(k);
+                        return r;
+                }
+                e->seq_sink = k;
+                if ((r = aidp_viewer_rebase(e->seq, e->records, err)) < 0)
+                        return r;
+        } else if (!e->seq) {
                 e->seq = e->root;
                 e->seq_sink = e->root_sink;
                 e->root_sink->direct = true;
         }
         const uint8_t *q = sl->in.p + (sl->a - sl->in_pos);
         size_t n = (size_t)(sl->b - sl->a);
-        int r = n ? aidp_viewer_feed(e->seq, q, n, err) : 0;
+        r = n ? aidp_viewer_feed(e->seq, q, n, err) : 0;
         if (r >= 0)
                 r = last ? aidp_viewer_finish(e->seq, err) : aidp_viewer_flush_out(e->seq, err);
         if (r < 0 || last || !aidp_viewer_at_boundary(e->seq) || !aidp_viewer_can_fork(e->seq))
@@ -385,7 +412,7 @@ static int commit_ready(struct par *e, aidp_error *err)
                 drop_viewer(e, &sl->v, &sl->sink);
                 sl->out.len = 0; /* the job's view: wiped when freed */
                 lbuf_clear(&sl->hid);
-                sl->boundary = sl->hid_lost = false;
+                sl->boundary = sl->over = false;
                 pthread_mutex_lock(&e->lock);
                 sl->ready = false;
                 if (r < 0) {
@@ -465,7 +492,7 @@ static int par_run(struct par *e, const struct aidp_sealed_opts *o, unsigned nth
         if (!(e->out.md = EVP_MD_CTX_new()) ||
             EVP_DigestInit_ex(e->out.md, EVP_sha256(), NULL) != 1)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EIO, "SHA-256 init failed");
-        if ((r = aidp_sealed_buf_alloc(&e->outbuf, OUT_BUF)) < 0)
+        if ((r = aidp_sealed_buf_alloc(&e->outbuf, AIDP_VIEW_PAR_OUT_BUF)) < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r, "allocating a view buffer");
         e->out.fd = aidp_sealed_open_beneath(e->p->dirfd, t->path, O_WRONLY, 0);
         if (e->out.fd < 0)
@@ -499,7 +526,7 @@ int aidp_sealed_view_par(struct vpass *p, struct vfile *f, const struct aidp_sea
 {
         const struct aidp_sealed_header *h = &p->s->h;
         const struct aidp_tree_entry *t = &p->t->entries[f->entry];
-        struct par e = {.p = p, .f = f, .ss = h->segment_size};
+        struct par e = {.p = p, .o = o, .f = f, .ss = h->segment_size};
         e.f0 = t->offset;
         e.f1 = t->offset + t->size;
         e.seg0 = e.f0 / e.ss;

@@ -200,6 +200,26 @@ Test(vm_cgroup, memory_limit_ends_in_a_detected_oom_kill)
         cr_assert_leq(s.memory_peak_bytes, 33 * MiB);
 }
 
+/* No swap for the job even without a memory limit (a profile may set none):
+ * its copies of /data never reach swap. v2 only, where the kernel accounts
+ * swap (memory.swap.max exists); v1 can bound swap only with a limit
+ * (memsw), docs/run-core.md "Memory while injecting". */
+Test(vm_cgroup, swap_is_off_without_a_memory_limit)
+{
+        struct aidp_cgroup_limits lim = {.pids = 64};
+        create(&lim);
+        if (aidp_cgroup_version_of(cg) != AIDP_CGROUP_V2)
+                return;
+        char v[64];
+        if (!read_value(dir_of("memory"), "memory.swap.max", v, sizeof v)) {
+                cr_assert(!in_vm(), "the VM's kernel accounts swap");
+                return;
+        }
+        cr_assert_str_eq(v, "0", "memory.swap.max without a memory limit");
+        cr_assert(read_value(dir_of("memory"), "memory.max", v, sizeof v));
+        cr_assert_str_eq(v, "max");
+}
+
 static int fork_until_refused(int resfd)
 {
         int n = 0, err = 0;

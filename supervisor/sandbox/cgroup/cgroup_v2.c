@@ -89,13 +89,14 @@ static int v2_limit(struct aidp_cgroup *cg, const struct aidp_cgroup_limits *lim
         const char *dir = cg->dirs[cg->memory_dir].path;
         char v[64];
         int rc = cgfs_fault("v2:limit");
+        /* No swap, with a memory limit or without: the limit means RAM, and
+         * the job's copies of /data must never reach swap. A kernel without
+         * swap accounting has no such file. */
+        if (rc == 0 && (rc = cgfs_write(dir, "memory.swap.max", "0")) == -ENOENT)
+                rc = 0;
         if (rc == 0 && lim->memory_bytes) {
                 snprintf(v, sizeof v, "%llu", (unsigned long long)lim->memory_bytes);
                 rc = cgfs_write(dir, "memory.max", v);
-                /* No swap: the limit means RAM, and plaintext must not reach
-                 * swap. A kernel without swap accounting has no such file. */
-                if (rc == 0 && (rc = cgfs_write(dir, "memory.swap.max", "0")) == -ENOENT)
-                        rc = 0;
                 /* An OOM kill takes the whole run, not one of its processes. */
                 if (rc == 0)
                         rc = cgfs_write(dir, "memory.oom.group", "1");
