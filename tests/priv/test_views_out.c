@@ -52,8 +52,15 @@ static const char SCHEMA[] = "apiVersion: aidp/v1\nkind: Schema\nfiles:\n"
                              "  - pattern: \"*.csv\"\n    format: csv\n    columns:\n"
                              "      email: [pii.direct]\n      name: [pii.direct]\n";
 
+/* Run ids of this test's own (Criterion runs the tests side by side, and a
+ * run's cgroup is named after its id): vo-1-PID, vo-2-PID. */
+static char ID1[32], ID2[32], ID1_OUT[40];
+
 static void setup(void)
 {
+        TEST_SNPRINTF(ID1, "vo-1-%d", (int)getpid());
+        TEST_SNPRINTF(ID2, "vo-2-%d", (int)getpid());
+        TEST_SNPRINTF(ID1_OUT, "%s-out", ID1);
         T = tmpdir_new();
         chmod(T, 0755);
         TEST_SNPRINTF(keydir, "%s/keys", T);
@@ -159,16 +166,16 @@ static json_object *column(json_object *input, size_t c)
 Test(views_out, the_outputs_header_lists_the_view_that_produced_it)
 {
         AIDP_REQUIRE_ROOT();
-        run("vo-1", in_sealed);
+        run(ID1, in_sealed);
         char out[4096];
-        output_path("vo-1", out);
+        output_path(ID1, out);
         uint16_t version = 0;
         json_object *steps = steps_of(out, &version);
         cr_assert_eq(version, 4, "an output produced through views is format 4");
         cr_assert_eq(json_object_array_length(steps), 1);
         json_object *step = json_object_array_get_idx(steps, 0);
-        cr_assert_str_eq(str_at(step, "run"), "vo-1");
-        cr_assert_str_eq(str_at(step, "output"), "vo-1-out");
+        cr_assert_str_eq(str_at(step, "run"), ID1);
+        cr_assert_str_eq(str_at(step, "output"), ID1_OUT);
         json_object *in = json_object_array_get_idx(json_object_object_get(step, "inputs"), 0);
         cr_assert_str_eq(str_at(in, "dataset"), "pat");
         cr_assert_str_eq(str_at(in, "injected"), "viewed");
@@ -208,10 +215,10 @@ Test(views_out, the_outputs_header_lists_the_view_that_produced_it)
 /* vo-1 over the input; vo-2 over vo-1's output (no schema, but a chain). */
 static void derived_runs(char *first, char *second)
 {
-        run("vo-1", in_sealed);
-        output_path("vo-1", first);
-        run("vo-2", first);
-        output_path("vo-2", second);
+        run(ID1, in_sealed);
+        output_path(ID1, first);
+        run(ID2, first);
+        output_path(ID2, second);
 }
 
 Test(views_out, a_derived_datasets_output_keeps_the_chain_of_views)
@@ -225,11 +232,11 @@ Test(views_out, a_derived_datasets_output_keeps_the_chain_of_views)
         cr_assert_eq(json_object_array_length(steps), 2, "%s", json_object_to_json_string(steps));
         json_object *now = json_object_array_get_idx(steps, 0);
         json_object *before = json_object_array_get_idx(steps, 1);
-        cr_assert_str_eq(str_at(now, "run"), "vo-2");
+        cr_assert_str_eq(str_at(now, "run"), ID2);
         json_object *in = json_object_array_get_idx(json_object_object_get(now, "inputs"), 0);
-        cr_assert_str_eq(str_at(in, "dataset"), "vo-1-out");
+        cr_assert_str_eq(str_at(in, "dataset"), ID1_OUT);
         cr_assert_str_eq(str_at(in, "injected"), "sealed (no schema)");
-        cr_assert_str_eq(str_at(before, "run"), "vo-1");
+        cr_assert_str_eq(str_at(before, "run"), ID1);
         json_object *pat = json_object_array_get_idx(json_object_object_get(before, "inputs"), 0);
         cr_assert_str_eq(str_at(column(pat, 0), "keyId"), "tok-1");
         json_object_put(steps);
@@ -268,9 +275,9 @@ static void expect_inspect_refused(const char *path, const char *needle)
 Test(views_out, a_changed_byte_in_the_produced_by_record_is_refused_as_tampering)
 {
         AIDP_REQUIRE_ROOT();
-        run("vo-1", in_sealed);
+        run(ID1, in_sealed);
         char out[4096], bad[4096];
-        output_path("vo-1", out);
+        output_path(ID1, out);
         TEST_SNPRINTF(bad, "%s/tampered.sealed", T);
         /* Still a well-formed record (domain patient -> patienT): the header
          * tag catches it. */
@@ -291,7 +298,7 @@ Test(views_out, a_changed_byte_in_the_produced_by_record_is_refused_as_tampering
 }
 
 /* inspect's text with what differs between runs replaced: T's path, hex
- * digests, the creation time. */
+ * digests, the creation time, the run ids' pid. */
 static char *normalized_inspect(const char *path)
 {
         int st = inspect(path, false);
@@ -302,8 +309,9 @@ static char *normalized_inspect(const char *path)
         char cmd[8192];
         TEST_SNPRINTF(cmd,
                       "sed -e 's|%s|T|g' -e 's/[0-9a-f]\\{64\\}/HEX/g' "
-                      "-e 's/^created-at: .*/created-at:     TIME/' '%s'",
-                      T, tmp);
+                      "-e 's/^created-at: .*/created-at:     TIME/' -e 's/\\(vo-[12]\\)-%d/\\1/g' "
+                      "'%s'",
+                      T, (int)getpid(), tmp);
         FILE *f = popen(cmd, "r");
         cr_assert_not_null(f);
         char *buf = calloc(1, 1 << 16);
@@ -335,7 +343,7 @@ Test(views_out, inspect_shows_the_views_that_produced_an_output)
         cr_assert_not_null(j, "%s", P.out);
         json_object *steps = aidp_test_json_at(j, "produced_by");
         cr_assert_eq(json_object_array_length(steps), 2, "%s", P.out);
-        cr_assert_str_eq(str_at(json_object_array_get_idx(steps, 1), "run"), "vo-1");
+        cr_assert_str_eq(str_at(json_object_array_get_idx(steps, 1), "run"), ID1);
         json_object_put(j);
         cr_assert_eq(inspect(in_sealed, true), 0, "%s", P.err);
         j = json_tokener_parse(P.out);
