@@ -29,6 +29,25 @@ __attribute__((unused)) static char *tmpdir_new(void)
         return t;
 }
 
+/* A run's places in a new test directory (returned, 0755): KEYDIR = T/keys
+ * holding the key run-key, RUNDIR = T/run, LOGP = T/lineage.jsonl and its
+ * key KEYP = T/lineage.key (AIDP_LINEAGE_KEY). Each buffer holds PATH_MAX. */
+#define RUN_PATH_MAX 4096
+__attribute__((unused)) static char *run_dirs_new(char *keydir, char *rundir, char *logp,
+                                                  char *keyp)
+{
+        char *t = tmpdir_new();
+        chmod(t, 0755);
+        const char *const name[] = {"keys", "run", "lineage.jsonl", "lineage.key"};
+        char *const buf[] = {keydir, rundir, logp, keyp};
+        for (size_t i = 0; i < 4; i++)
+                cr_assert_lt(snprintf(buf[i], RUN_PATH_MAX, "%s/%s", t, name[i]), RUN_PATH_MAX);
+        setenv("AIDP_LINEAGE_KEY", keyp, 1);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keydir, "run-key", &err), 0, "%s", err.msg);
+        return t;
+}
+
 __attribute__((unused)) static void tmpdir_rm(char *t)
 {
         if (!t)

@@ -20,7 +20,8 @@
 #define AIDP_TOOL AIDP_BINARY_DIR "/aidp"
 
 static char *T;
-static char keydir[4096], rundir[4096], logp[4096], keyp[4096], data[4096];
+static char keydir[RUN_PATH_MAX], rundir[RUN_PATH_MAX], logp[RUN_PATH_MAX], keyp[RUN_PATH_MAX],
+        data[4096];
 static struct aidp_proc P;
 
 static void put(const char *path, const char *text)
@@ -46,15 +47,7 @@ static void make_csv(const char *path)
 
 static void setup(void)
 {
-        T = tmpdir_new();
-        chmod(T, 0755);
-        TEST_SNPRINTF(keydir, "%s/keys", T);
-        TEST_SNPRINTF(rundir, "%s/run", T);
-        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
-        TEST_SNPRINTF(keyp, "%s/lineage.key", T);
-        setenv("AIDP_LINEAGE_KEY", keyp, 1);
-        aidp_error err = {0};
-        cr_assert_eq(aidp_keys_generate(keydir, "run-key", &err), 0, "%s", err.msg);
+        T = run_dirs_new(keydir, rundir, logp, keyp);
         char pol[4096], src[4096], csv[4096], sch[4096];
         TEST_SNPRINTF(pol, "%s/policy", T);
         aidp_test_policy_allow(pol, "nobody", NULL, NULL);

@@ -19,7 +19,7 @@
 #define AIDP_VIEW_PROBE AIDP_BINARY_DIR "/tests/helpers/view_probe"
 
 static char *T;
-static char keydir[4096], rundir[4096], logp[4096], keyp[4096];
+static char keydir[RUN_PATH_MAX], rundir[RUN_PATH_MAX], logp[RUN_PATH_MAX], keyp[RUN_PATH_MAX];
 static char canary[64];
 static struct aidp_proc P;
 
@@ -56,15 +56,7 @@ static void src_file(const char *name, const char *rel, const char *text)
 
 static void setup(void)
 {
-        T = tmpdir_new();
-        chmod(T, 0755);
-        TEST_SNPRINTF(keydir, "%s/keys", T);
-        TEST_SNPRINTF(rundir, "%s/run", T);
-        TEST_SNPRINTF(logp, "%s/lineage.jsonl", T);
-        TEST_SNPRINTF(keyp, "%s/lineage.key", T);
-        setenv("AIDP_LINEAGE_KEY", keyp, 1);
-        aidp_error err = {0};
-        cr_assert_eq(aidp_keys_generate(keydir, "run-key", &err), 0, "%s", err.msg);
+        T = run_dirs_new(keydir, rundir, logp, keyp);
         /* A canary nobody else could have written. */
         uint8_t r[12];
         cr_assert_eq(RAND_bytes(r, sizeof r), 1);
