@@ -169,6 +169,33 @@ const char *aidp_run_cwd_label(const struct aidp_run_opts *o)
         return o->cwd ? "--cwd" : "the working directory";
 }
 
+/* What the fd really is, for the reserved-path rule: the path the caller
+ * typed or the label a client gave proves nothing (a symlink into /run/aidp
+ * passes a check of the text). */
+static int fd_path(int fd, char *buf, size_t size)
+{
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, buf, size - 1);
+        if (n < 0 || (size_t)n >= size - 1)
+                return -1;
+        buf[n] = '\0';
+        return 0;
+}
+
+/* A tree or directory opened for the caller (not a file it reads): refused
+ * when what it really is lies in a reserved place. */
+static int check_real(int fd, const char *opt, const char *path, aidp_error *err)
+{
+        char real[4096] = "";
+        if (fd_path(fd, real, sizeof real) < 0 || reserved(real))
+                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
+                                      "%s %s: the file passed is %s, which is reserved "
+                                      "(never bound or written for a caller)",
+                                      opt, path, real);
+        return 0;
+}
+
 static int clone_tree(int fd, const char *opt, const char *path, int *ret, aidp_error *err)
 {
         /* In our own mount namespace, where the caller's fd was opened: a
@@ -272,6 +299,8 @@ int aidp_run_open_caller_paths(const struct aidp_run_opts *o, uid_t uid, gid_t g
                                            pl.opt[i], pl.req[i].path,
                                            aidp_ascaller_strerror(pl.req[i].how, errs[i]),
                                            (unsigned)uid);
+                else if (pl.req[i].how != AIDP_ASCALLER_READ)
+                        r = check_real(fds[i], pl.opt[i], pl.req[i].path, err);
         if (r == 0)
                 r = take_fds(o, cwd, n_binds_total, &pl, fds, ret, err);
         for (size_t i = 0; i < pl.n; i++)
@@ -302,22 +331,11 @@ int aidp_run_open_cwd_as(const char *opt, uid_t uid, gid_t gid, const char *cwd,
         if (fd < 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, e, "%s %s: %s (as uid %u)", opt, cwd,
                                       aidp_ascaller_strerror(q.how, e), (unsigned)uid);
-        r = clone_tree(fd, opt, cwd, ret_tree, err);
+        r = check_real(fd, opt, cwd, err);
+        if (r == 0)
+                r = clone_tree(fd, opt, cwd, ret_tree, err);
         close(fd);
         return r;
-}
-
-/* What the fd really is, for the reserved-path rule: the label the client
- * gave proves nothing. */
-static int fd_path(int fd, char *buf, size_t size)
-{
-        char link[64];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(link, buf, size - 1);
-        if (n < 0 || (size_t)n >= size - 1)
-                return -1;
-        buf[n] = '\0';
-        return 0;
 }
 
 /* The peer's fds in plan order (borrowed), or -1 where one is missing. */
@@ -369,7 +387,6 @@ int aidp_run_take_peer_paths(const struct aidp_run_opts *o, const char *cwd, siz
                 how[i] = pl.req[i].how;
         if ((r = aidp_ascaller_check_fds(&who, src, how, pl.n, errs, err)) < 0)
                 return r;
-        char real[4096] = "";
         for (size_t i = 0; i < pl.n; i++) {
                 if (errs[i])
                         return aidp_error_set(err, AIDP_EXIT_USAGE, errs[i],
@@ -377,11 +394,8 @@ int aidp_run_take_peer_paths(const struct aidp_run_opts *o, const char *cwd, siz
                                               aidp_ascaller_strerror(pl.req[i].how, errs[i]),
                                               (unsigned)who.uid);
                 if (pl.req[i].how != AIDP_ASCALLER_READ &&
-                    (fd_path(src[i], real, sizeof real) < 0 || reserved(real)))
-                        return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
-                                              "%s %s: the file passed is %s, which is reserved "
-                                              "(never bound or written for a caller)",
-                                              pl.opt[i], pl.req[i].path, real);
+                    (r = check_real(src[i], pl.opt[i], pl.req[i].path, err)) < 0)
+                        return r;
         }
         for (size_t i = 0; i < pl.n; i++)
                 fds[i] = -1;

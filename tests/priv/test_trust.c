@@ -281,6 +281,14 @@ Test(trust, caller_paths_are_opened_as_the_caller)
         snprintf(bind_v, sizeof bind_v, "%s:/mnt/v", vfile);
         char bind_h[300];
         snprintf(bind_h, sizeof bind_h, "%s:/proc", A.home);
+        /* A source or working directory that only its real path shows to be
+         * reserved: /proc (the host's processes) through the user's own
+         * symlink to / on the way. */
+        char rlink[256], plink[300], bind_pl[320];
+        home_path(rlink, sizeof rlink, &A, "root-link");
+        cr_assert_eq(aidp_test_as_user(&A, aidp_test_do_symlink, "/", rlink), 0);
+        snprintf(plink, sizeof plink, "%s/proc", rlink);
+        snprintf(bind_pl, sizeof bind_pl, "%s:/mnt/pl", plink);
         const char *cases[][4] = {
                 {"--data", victim, "permission denied for the calling user"},
                 {"--data", "/etc/shadow", "permission denied for the calling user"},
@@ -293,6 +301,8 @@ Test(trust, caller_paths_are_opened_as_the_caller)
                 {"--ro-bind", "/etc/aidp:/mnt/k", "reserved"},
                 {"--ro-bind", "/var/lib/aidp:/mnt/l", "reserved"},
                 {"--ro-bind", bind_h, "reserved"},
+                {"--ro-bind", bind_pl, "the file passed is /proc, which is reserved"},
+                {"--cwd", plink, "the file passed is /proc, which is reserved"},
                 {"--cwd", V.home, "permission denied for the calling user"},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
