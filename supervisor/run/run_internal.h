@@ -107,6 +107,7 @@ struct run {
         struct aidp_relay relay[2];          /* the job's stdout and stderr (sandbox/relay.h) */
         char **host_sockets; /* the host's pathname unix sockets (sandbox/hostsock.h) */
         size_t n_host_sockets;
+        int host_sockets_listed; /* 1 listed, < 0 -errno of the listing, 0 not yet */
         struct aidp_run_net net; /* egress (docs/egress.md) */
 };
 

@@ -175,16 +175,28 @@ static int record_pid1(struct run *r, pid_t pid, bool into_cgroup, aidp_error *e
 }
 
 /* The host's unix sockets, as late as possible before the job, for pid 1 to
- * cover those its view shows (sandbox/hostsock.h): collected after the clone,
- * while pid 1 builds its mounts (listing them reads every process's network
- * namespace, milliseconds on a busy host), and sent ahead of the go. */
+ * cover those its view shows (sandbox/hostsock.h): listed once pid 1's clone
+ * is asked for, while pid 1 builds its mounts (listing them reads every
+ * process's network namespace, milliseconds on a busy host). Through a
+ * zygote, while it clones: its answer may wait until pid 1 stops building
+ * (they share a CPU), and the listing needs no pid 1. */
+static void list_host_sockets(void *arg)
+{
+        struct run *r = arg;
+        if (r->host_sockets_listed)
+                return;
+        int ns = aidp_hostsock_collect(&r->host_sockets);
+        r->host_sockets_listed = ns < 0 ? ns : 1;
+        r->n_host_sockets = ns < 0 ? 0 : (size_t)ns;
+}
+
+/* The list, sent to pid 1 ahead of the go. */
 static int send_host_sockets(struct run *r, int sync_w, aidp_error *err)
 {
-        int ns = aidp_hostsock_collect(&r->host_sockets);
-        if (ns < 0)
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -ns,
+        list_host_sockets(r);
+        if (r->host_sockets_listed < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, -r->host_sockets_listed,
                                         "listing the host's unix sockets");
-        r->n_host_sockets = (size_t)ns;
         int e = aidp_hostsock_send(sync_w, r->host_sockets, r->n_host_sockets);
         /* pid 1 is gone: its report (or its exit) says why, at the go */
         if (e == -EPIPE || e == -ECONNRESET)
@@ -269,6 +281,8 @@ static pid_t zygote_clone(struct run *r, const struct aidp_sandbox_spec *spec, i
                 .ipc = ready ? ready->ipc : -1,
                 .uts = ready ? ready->uts : -1,
                 .mask = oldmask,
+                .while_cloning = list_host_sockets,
+                .arg = r,
         };
         aidp_error zerr = {0};
         aidp_run_start_fault_planned(r);

@@ -411,6 +411,8 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
                                          "handing the plan to the zygote");
                 goto out;
         }
+        if (c->while_cloning)
+                c->while_cloning(c->arg);
         struct aidp_zygote_reply rep = {0};
         size_t n = 0;
         /* The reply is one small message, sent whole once the clone is done. */

@@ -55,6 +55,11 @@ struct aidp_zygote_clone {
         int cgroup_fd;        /* CLONE_INTO_CGROUP, or -1 */
         int net, ipc, uts;    /* namespaces made ahead (nsready.h), or -1 each */
         const sigset_t *mask; /* pid 1's signal mask */
+        /* Called once the zygote has the whole plan, while it clones and
+         * pid 1 builds its mounts, before its answer is waited for (the
+         * caller's own work that needs no pid 1 yet), or NULL. */
+        void (*while_cloning)(void *arg);
+        void *arg;
 };
 
 /* Clone pid 1 through z, from spec. Returns pid 1's pid with *pidfd set; 0
