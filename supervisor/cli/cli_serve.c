@@ -351,12 +351,6 @@ static void run_ended(int status, void *arg)
         aidp_daemon_session_ended(arg, status);
 }
 
-/* The job runs: the server may fork the pool's next worker. */
-static void job_started(void *arg)
-{
-        aidp_daemon_session_job_started(arg);
-}
-
 static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, const char *id,
                    int summary_fd, const char *job0, aidp_error *err)
 {
@@ -364,8 +358,6 @@ static int execute(struct aidp_daemon_session *s, struct aidp_cli_run *c, const 
         c->o.run_id = id;
         if (aidp_daemon_session_started(s, id, job0, err) < 0)
                 return -1;
-        c->o.on_job = job_started;
-        c->o.job_arg = s;
         return aidp_cli_run_and_report(c, summary_fd, run_ended, s);
 }
 

@@ -107,11 +107,12 @@ int aidp_daemon_session_started(struct aidp_daemon_session *s, const char *run_i
  * worker's own clean-up follows. Nothing for a detached run, whose status goes
  * beside its log once its output is drained. */
 void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status);
-/* The run's job has started (or the run ended before it did, or the request
- * is no run): its start-up is over, and the server is told so, once, so that
- * it may fork the pool's next idle worker without slowing a start-up down
- * (server.c). The fork then overlaps the job and the run's tail. */
-void aidp_daemon_session_job_started(struct aidp_daemon_session *s);
+/* The client has its run's status (or the request is no run): nothing of
+ * it waits on this worker any more, and the server is told so, once, so that
+ * it may fork the pool's next idle worker without slowing a run down
+ * (server.c). The fork then overlaps this worker's clean-up and exit and the
+ * client's own exit. */
+void aidp_daemon_session_quiet(struct aidp_daemon_session *s);
 /* Before the worker's fds 0-2 become the client's: its stderr (the daemon's
  * own log) kept, so that what the clean-up after the status prints (a
  * failure left for gc) goes there instead of nowhere. */
@@ -119,7 +120,7 @@ void aidp_daemon_session_keep_log(void);
 
 /* The write end of the server's notice pipe, or -1: a worker writes its pid
  * there when its run detached from the connection, and its negative when its
- * run's start-up is over (aidp_daemon_session_job_started). */
+ * client has its status (aidp_daemon_session_quiet). */
 int aidp_daemon_notice_fd(void);
 /* In an idle worker, once it has the daemon's scheduling (the thread takes
  * it): the thread that will watch its client's connection during the run,

@@ -103,9 +103,9 @@ struct worker {
          * serve. A worker that took a connection itself and was refused it
          * (serve_lines) is not: it only tells its client why and ends. */
         bool live;
-        /* its job started (or its run ended before, or was detached): past
-         * the part of a run that a fork of the server would slow down */
-        bool start_over;
+        /* its client has its status (or its run was detached, or it serves
+         * no run): past what a fork of the server would slow down */
+        bool quiet;
 };
 
 struct workers {
@@ -138,7 +138,7 @@ static bool forget(struct workers *ws, pid_t pid, bool only_release)
 }
 
 /* Workers write their pid to the notice pipe when they detach their run,
- * and its negative once their run's start-up is over (session.c). */
+ * and its negative once their client has its status (session.c). */
 static void read_notices(int fd, struct workers *ws)
 {
         pid_t pid;
@@ -147,16 +147,16 @@ static void read_notices(int fd, struct workers *ws)
                         forget(ws, pid, true);
                 for (size_t i = 0; i < ws->n; i++)
                         if (ws->w[i].pid == (pid > 0 ? pid : -pid))
-                                ws->w[i].start_over = true;
+                                ws->w[i].quiet = true;
         }
 }
 
-/* Connections being served whose run is still starting. */
-static unsigned starting(const struct workers *ws)
+/* Connections being served whose client waits for its run. */
+static unsigned busy(const struct workers *ws)
 {
         unsigned n = 0;
         for (size_t i = 0; i < ws->n; i++)
-                n += ws->w[i].live && !ws->w[i].start_over;
+                n += ws->w[i].live && !ws->w[i].quiet;
         return n;
 }
 
@@ -334,18 +334,20 @@ static int64_t now_ms(void)
 
 /* The pool is refilled off the runs' critical path: a fork right after a
  * dispatch (and the new worker's page copies) took CPU from the run that
- * had just started, its client and its pid 1, on a machine with few cores.
- * So a worker is forked only when no run is starting (`starting`: served
- * connections whose job has not started yet), or when no connection came
- * for the quiet time (AIDP_DAEMON_POOL_QUIET_MS). Once a run's job runs, a
- * replacement is forked during its job and tail, so that a client's next
- * run, back to back, finds a worker forked ahead too (docs/protocol.md,
- * "Workers forked ahead"). One fork per turn of the loop, so that a
- * connection arriving meanwhile waits for one fork at most. Under a burst
- * the pool stays empty and workers are forked at accept, without copies
- * ahead. Returns poll's timeout. */
+ * had just started, its client and its pid 1, on a machine with few cores;
+ * one during the job took it from the job's exit, the end record and the
+ * status. So a worker is forked only when no client waits for its run
+ * (`busy`: served connections whose client has no status yet), or when no
+ * connection came for the quiet time (AIDP_DAEMON_POOL_QUIET_MS: a long
+ * job, a slow start-up). The replacement is forked as the client has its
+ * status, while the worker cleans up and the client exits; a client's next
+ * run, back to back, finds the pool's other worker ready meanwhile
+ * (docs/protocol.md, "Workers forked ahead"). One fork per turn of the
+ * loop, so that a connection arriving meanwhile waits for one fork at most.
+ * Under a burst the pool stays empty and workers are forked at accept,
+ * without copies ahead. Returns poll's timeout. */
 static int refill(const struct aidp_daemon_config *c, const struct server_fds *sf,
-                  const sigset_t *old, unsigned starting, int64_t last_accept)
+                  const sigset_t *old, unsigned busy, int64_t last_accept)
 {
         const int own_fds[] = {sf->sfd, sf->notice_r};
         struct aidp_daemon_pool *pool = sf->pool;
@@ -353,7 +355,7 @@ static int refill(const struct aidp_daemon_config *c, const struct server_fds *s
                 return 60 * 1000;
         int quiet_ms = c->pool_quiet_ms > 0 ? c->pool_quiet_ms : AIDP_DAEMON_POOL_QUIET_MS;
         int64_t quiet = now_ms() - last_accept;
-        if (starting > 0 && quiet < quiet_ms)
+        if (busy > 0 && quiet < quiet_ms)
                 return (int)(quiet_ms - quiet);
         /* A pool that cannot be filled (out of processes) leaves the fork
          * to accept time; tried again after the quiet time. */
@@ -416,7 +418,7 @@ int aidp_daemon_serve(const struct aidp_daemon_config *c, int lfd, aidp_error *e
         sweep_logs(c);
         int64_t last_accept = INT64_MIN / 2;
         for (;;) {
-                int wait = refill(c, &sf, &old, starting(&ws), last_accept);
+                int wait = refill(c, &sf, &old, busy(&ws), last_accept);
                 /* The listening socket, the signals, the notices, and the
                  * idle workers' lines. While a worker may accept itself, the
                  * server does not: the connection is its. */

@@ -35,7 +35,7 @@ struct aidp_daemon_session {
         char run_id[64];
         atomic_bool finished; /* the run is over: a disconnect now means nothing */
         bool exit_sent;       /* the client has its status (session_ended) */
-        bool start_over;      /* the server was told (aidp_daemon_session_job_started) */
+        bool quiet;           /* the server was told (aidp_daemon_session_quiet) */
         /* A connection this worker accepted itself (pool.h): the line on
          * which the server says whether it may be served; -1 once answered
          * (or when the server accepted it and judged it then). */
@@ -409,14 +409,14 @@ static void send_exit(struct aidp_daemon_session *s, int status)
         s->exit_sent = true;
 }
 
-void aidp_daemon_session_job_started(struct aidp_daemon_session *s)
+void aidp_daemon_session_quiet(struct aidp_daemon_session *s)
 {
-        if (s->start_over)
+        if (s->quiet)
                 return;
-        s->start_over = true;
-        /* Its negative pid: this run's start-up, which a fork of the server
-         * would slow down, is over (server.c, refill). A notice that cannot
-         * be written leaves the server waiting for this worker's end. */
+        s->quiet = true;
+        /* Its negative pid: what of this run a fork of the server would slow
+         * down is over (server.c, refill). A notice that cannot be written
+         * leaves the server waiting for this worker's end. */
         pid_t over = -getpid();
         int nfd = aidp_daemon_notice_fd();
         if (nfd >= 0 && write(nfd, &over, sizeof over) < 0) {
@@ -441,7 +441,7 @@ void aidp_daemon_session_ended(struct aidp_daemon_session *s, int status)
         atomic_store(&s->finished, true);
         worker_done();
         send_exit(s, status);
-        aidp_daemon_session_job_started(s); /* a run that ended before its job */
+        aidp_daemon_session_quiet(s);
         /* The client's terminal or files are no longer this worker's to
          * write to (nor a pipe whose reader has gone, which would be a
          * SIGPIPE): what the clean-up might print (a failure it leaves to gc)
@@ -690,7 +690,7 @@ static int serve_one(struct aidp_daemon_session *s)
                 /* Not a run: nothing of it is a start-up that a fork of the
                  * server would slow down (a `logs --follow` may last), told
                  * once the server has counted this connection (the verdict). */
-                aidp_daemon_session_job_started(s);
+                aidp_daemon_session_quiet(s);
                 st = serve_query(s, op, req);
         }
         for (size_t i = 0; i < n; i++)

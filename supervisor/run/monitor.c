@@ -364,8 +364,6 @@ int aidp_run_start_and_monitor(struct run *r, aidp_error *err)
         if (rc == 0)
                 rc = send_go(r, &f, w.sfd, err);
         if (rc == 0) {
-                if (r->o->on_job)
-                        r->o->on_job(r->o->job_arg);
                 aidp_run_fault_point("job");
                 rc = watch_loop(&w, err);
         }

@@ -113,11 +113,6 @@ struct aidp_run_opts {
         void (*on_ended)(const struct aidp_run_result *res, int rc, const aidp_error *err,
                          void *arg);
         void *ended_arg;
-        /* Called once the job has started (its execve done), before it is
-         * watched: the daemon's server may fork its next idle worker from
-         * then on (supervisor/daemon/server.c, refill). May be NULL. */
-        void (*on_job)(void *arg);
-        void *job_arg;
 };
 
 /* One tmpfs of the run, as shred found and left it. */
