@@ -25,6 +25,7 @@
 #include "common/exitcodes.h"
 #include "supervisor/cli/cli.h"
 #include "supervisor/cli/cli_supervisor.h"
+#include "supervisor/cli/serve_request.h"
 #include "supervisor/cli/trust.h"
 #include "supervisor/daemon/daemon.h"
 #include "supervisor/daemon/proto.h"
@@ -102,196 +103,7 @@ static struct serve_cli g_serve;
 
 /* ---- one request ---- */
 
-struct req_fds {
-        int in, out, err, cwd, output_dir, summary;
-        int owned_in, owned_log; /* a detached run's /dev/null and log, or -1 */
-        int data[AIDP_RUN_MAX_DATA], binds[AIDP_CLI_MAX_BINDS];
-        size_t n_data, n_binds;
-};
-
-static int fd_index(json_object *o, const char *key, const int *fds, size_t n, int *ret,
-                    aidp_error *err)
-{
-        int64_t i = -1;
-        *ret = -1;
-        if (aidp_proto_get_int(o, key, false, 0, (int64_t)n - 1, &i, err) < 0)
-                return -1;
-        if (i >= 0)
-                *ret = fds[i];
-        return 0;
-}
-
-static int fd_list(json_object *o, const char *key, const int *fds, size_t n, int *ret, size_t max,
-                   size_t *count, aidp_error *err)
-{
-        json_object *a = NULL;
-        *count = 0;
-        if (!json_object_object_get_ex(o, key, &a))
-                return 0;
-        if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) > max)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "request: fds.%s must be an array of at most %zu indexes",
-                                      key, max);
-        for (size_t k = 0; k < json_object_array_length(a); k++) {
-                json_object *v = json_object_array_get_idx(a, k);
-                int64_t i = json_object_get_int64(v);
-                if (!json_object_is_type(v, json_type_int) || i < 0 || (size_t)i >= n)
-                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                              "request: fds.%s[%zu]: not an index of the %zu "
-                                              "fds passed",
-                                              key, k, n);
-                ret[(*count)++] = fds[i];
-        }
-        return 0;
-}
-
-static int parse_fds(json_object *req, const int *fds, size_t n, struct req_fds *f, aidp_error *err)
-{
-        json_object *o = NULL;
-        if (!json_object_object_get_ex(req, "fds", &o) || !json_object_is_type(o, json_type_object))
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "request: \"fds\" missing");
-        if (fd_index(o, "stdin", fds, n, &f->in, err) < 0 ||
-            fd_index(o, "stdout", fds, n, &f->out, err) < 0 ||
-            fd_index(o, "stderr", fds, n, &f->err, err) < 0 ||
-            fd_index(o, "cwd", fds, n, &f->cwd, err) < 0 ||
-            fd_index(o, "output_dir", fds, n, &f->output_dir, err) < 0 ||
-            fd_index(o, "summary", fds, n, &f->summary, err) < 0 ||
-            fd_list(o, "data", fds, n, f->data, AIDP_RUN_MAX_DATA, &f->n_data, err) < 0 ||
-            fd_list(o, "binds", fds, n, f->binds, AIDP_CLI_MAX_BINDS, &f->n_binds, err) < 0)
-                return -1;
-        if (f->in < 0 || f->out < 0 || f->err < 0)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
-                                      "request: stdin, stdout and stderr must be passed");
-        /* A directory (or an O_PATH fd, which may be one) given to the job
-         * as its stdio is a way out of its mount namespace: through it the
-         * job reaches and writes the host's tree (fchdir, openat,
-         * /proc/self/fd/N/...). */
-        const int io[3] = {f->in, f->out, f->err};
-        static const char *const name[3] = {"stdin", "stdout", "stderr"};
-        for (int i = 0; i < 3; i++) {
-                struct stat st;
-                int fl = fcntl(io[i], F_GETFL);
-                if (fl < 0 || fstat(io[i], &st) < 0 || (fl & O_PATH) || S_ISDIR(st.st_mode))
-                        return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
-                                              "request: %s must be a terminal, pipe, socket or "
-                                              "file opened for I/O, not a directory or an O_PATH "
-                                              "descriptor",
-                                              name[i]);
-        }
-        return 0;
-}
-
-/* How the client's user named what the run's messages name ("labels",
- * docs/protocol.md): each one of a closed set, so a message says only
- * aidp's own words, never a client's. Absent: run's own. */
-static int parse_labels(json_object *req, struct aidp_run_peer *pe, aidp_error *err)
-{
-        static const struct {
-                const char *key, *words[2];
-                size_t offset;
-        } labels[] = {
-                {"output_dir",
-                 {"--output-dir", AIDP_CLI_LABEL_OUT},
-                 offsetof(struct aidp_run_peer, output_dir_label)},
-                {"cwd", {"--cwd", AIDP_CLI_LABEL_CWD}, offsetof(struct aidp_run_peer, cwd_label)},
-        };
-        json_object *o = NULL;
-        if (!json_object_object_get_ex(req, "labels", &o))
-                return 0;
-        if (!json_object_is_type(o, json_type_object))
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "request: \"labels\" must be an object");
-        for (size_t i = 0; i < ARRAY_SIZE(labels); i++) {
-                const char *v = NULL;
-                if (aidp_proto_get_str(o, labels[i].key, false, &v, err) < 0)
-                        return -1;
-                if (!v)
-                        continue;
-                const char **dst = (const char **)((char *)pe + labels[i].offset);
-                for (size_t w = 0; w < ARRAY_SIZE(labels[i].words) && !*dst; w++)
-                        if (!strcmp(v, labels[i].words[w]))
-                                *dst = labels[i].words[w];
-                if (!*dst)
-                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                              "request: labels.%s: \"%s\" or \"%s\"", labels[i].key,
-                                              labels[i].words[0], labels[i].words[1]);
-        }
-        return 0;
-}
-
-/* The request's options, parsed by run's table and checked at the user level:
- * whatever an admin-only option would allow (--user, --run-id, --lineage,
- * ...) is refused here, before anything happens. */
-static int parse_args(char **av, int ac, struct aidp_cli_run *c, bool root, aidp_error *err)
-{
-        struct aidp_cli_parsed p;
-        int r = aidp_cli_parse(&aidp_cli_run_spec, ac, av, c, &p, err);
-        if (r < 0)
-                return r;
-        if (r == 1)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "--help is answered by "
-                                      "aidp-run itself");
-        if ((r = aidp_cli_check_trust(&aidp_cli_run_spec, &p, AIDP_CALLER_USER, false, err)) < 0) {
-                /* Root connects as anyone may and is judged as a user: what it
-                 * asked for is root's where root runs the supervisor itself. */
-                if (root) {
-                        char m[sizeof err->msg];
-                        aidp_text_printf(m, sizeof m, "%s; as root, run the job with %s", err->msg,
-                                         AIDP_RUN_AS_ROOT_HINT);
-                        memcpy(err->msg, m, sizeof m);
-                }
-                return aidp_error_wrap(err, "through the daemon");
-        }
-        if (c->result_fd)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
-                                      "--result-fd: not through the daemon (use --summary)");
-        if (p.first_arg < 2 || strcmp(av[p.first_arg - 1], "--"))
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
-                                      "request: \"args\" holds an operand ('%s'); the job goes "
-                                      "in \"argv\"",
-                                      av[p.first_arg]);
-        aidp_cli_run_finish(c, av, &p);
-        return 0;
-}
-
-/* ["run", args..., "--", argv...] */
-static char **request_argv(json_object *req, int *ac, char ***args, char ***job, aidp_error *err)
-{
-        size_t na, nj;
-        if (aidp_proto_get_strv(req, "args", 4096, args, &na, err) < 0 ||
-            aidp_proto_get_strv(req, "argv", 4096, job, &nj, err) < 0)
-                return NULL;
-        if (nj == 0) {
-                aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL, "request: \"argv\": no command");
-                return NULL;
-        }
-        char **av = calloc(na + nj + 3, sizeof *av);
-        if (!av)
-                return NULL;
-        size_t k = 0;
-        av[k++] = "run";
-        for (size_t i = 0; i < na; i++)
-                av[k++] = (*args)[i];
-        av[k++] = "--";
-        for (size_t i = 0; i < nj; i++)
-                av[k++] = (*job)[i];
-        *ac = (int)k;
-        return av;
-}
-
-static int check_summary(int fd, aidp_error *err)
-{
-        struct stat st;
-        int fl = fcntl(fd, F_GETFL);
-        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (fl & O_PATH) ||
-            (fl & O_ACCMODE) == O_RDONLY)
-                return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
-                                      "--summary: pass the new file open for writing");
-        return 0;
-}
-
-static int stdio_from(const struct req_fds *f, aidp_error *err)
+static int stdio_from(const struct aidp_serve_fds *f, aidp_error *err)
 {
         /* From here the run's own messages and the job's output go to the
          * client's files, as a run started from its shell would (the
@@ -312,16 +124,10 @@ static void new_run_id(char id[40])
         uuid_unparse_lower(u, id);
 }
 
-static bool detached(json_object *req)
-{
-        json_object *v = NULL;
-        return json_object_object_get_ex(req, "detach", &v) && json_object_get_boolean(v);
-}
-
 /* --detach: the job's stdin is /dev/null, its stdout and stderr (and the
  * run's own messages) the run's log, which `aidp logs` serves the caller
  * (supervisor/daemon/runlog.h). The client's stdio fds are not used. */
-static int detach_stdio(struct aidp_daemon_session *s, struct req_fds *f, const char *id,
+static int detach_stdio(struct aidp_daemon_session *s, struct aidp_serve_fds *f, const char *id,
                         bool dry_run, aidp_error *err)
 {
         if (dry_run)
@@ -396,48 +202,21 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
                      aidp_error *err)
 {
         (void)arg;
-        struct req_fds f = {.owned_in = -1, .owned_log = -1};
-        struct aidp_cli_run c = {0};
-        char **args = NULL, **job = NULL, **env = NULL, **av = NULL;
-        size_t n_env = 0;
-        int ac = 0, st = -1;
+        struct aidp_serve_request q;
+        int st = -1;
         relock_keys();
-        const struct aidp_peer *pe = aidp_daemon_session_peer(s);
-        if (parse_fds(req, fds, n, &f, err) < 0 ||
-            aidp_proto_get_strv(req, "env", 4096, &env, &n_env, err) < 0 ||
-            !(av = request_argv(req, &ac, &args, &job, err)) ||
-            parse_args(av, ac, &c, pe->uid == 0, err) < 0)
+        if (aidp_serve_request_parse(req, fds, n, aidp_daemon_session_peer(s), &q, err) < 0)
                 goto out;
-        if (f.n_data != c.o.n_data || f.n_binds != c.o.n_binds) {
-                aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
-                               "request: %zu --data and %zu binds, but %zu and %zu fds", c.o.n_data,
-                               c.o.n_binds, f.n_data, f.n_binds);
-                goto out;
-        }
-        struct aidp_run_peer peer = {.uid = pe->uid,
-                                     .gid = pe->gid,
-                                     .groups = pe->groups,
-                                     .n_groups = pe->n_groups,
-                                     .env = env,
-                                     .data_fds = f.data,
-                                     .bind_fds = f.binds,
-                                     .cwd_fd = f.cwd,
-                                     .output_dir_fd = f.output_dir};
-        c.o.peer = &peer;
-        if (parse_labels(req, &peer, err) < 0 ||
-            (c.o.summary_path && check_summary(f.summary, err) < 0) ||
-            (c.o.output_dir && f.output_dir < 0 &&
-             aidp_error_set(err, AIDP_EXIT_USAGE, EBADF, "%s %s: no fd passed",
-                            aidp_run_output_dir_label(&c.o), c.o.output_dir) < 0))
-                goto out;
-        c.o.as_user = true;
-        c.o.run_dir = g_serve.run_dir;
-        c.o.lineage_path = g_serve.lineage;
+        struct aidp_cli_run *c = &q.c;
+        struct aidp_serve_fds *f = &q.f;
+        c->o.as_user = true;
+        c->o.run_dir = g_serve.run_dir;
+        c->o.lineage_path = g_serve.lineage;
         char id[40];
         new_run_id(id);
-        if (detached(req)) {
-                int given[3] = {f.in, f.out, f.err};
-                if (detach_stdio(s, &f, id, c.dry_run, err) < 0)
+        if (aidp_serve_request_detached(req)) {
+                int given[3] = {f->in, f->out, f->err};
+                if (detach_stdio(s, f, id, c->dry_run, err) < 0)
                         goto out;
                 /* The client's stdio is let go now: a caller that reads
                  * the run id from a pipe ($(aidp-run --detach ...)) must see
@@ -449,23 +228,18 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
                                         fds[i] = -1;
                                 }
         }
-        if (stdio_from(&f, err) < 0)
+        if (stdio_from(f, err) < 0)
                 goto out;
-        st = execute(s, &c, id, f.summary, job[0], err);
+        st = execute(s, c, id, f->summary, q.job[0], err);
 out:
         for (size_t i = 0; i < n; i++)
                 if (fds[i] >= 0)
                         close(fds[i]);
-        if (f.owned_in >= 0)
-                close(f.owned_in);
-        if (f.owned_log >= 0)
-                close(f.owned_log);
-        aidp_cli_list_free(&c.env);
-        aidp_cli_list_free(&c.data);
-        free(av);
-        aidp_proto_strv_free(args);
-        aidp_proto_strv_free(job);
-        aidp_proto_strv_free(env);
+        if (q.f.owned_in >= 0)
+                close(q.f.owned_in);
+        if (q.f.owned_log >= 0)
+                close(q.f.owned_log);
+        aidp_serve_request_free(&q);
         return st;
 }
 
