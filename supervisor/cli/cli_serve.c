@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -279,6 +280,11 @@ static void refresh_warm(void *arg)
 {
         (void)arg;
         aidp_run_warm_refresh();
+        /* The heap's free pages back to the kernel before each fork: a
+         * worker would otherwise map them and its prefault copy them (about
+         * 280 of the server's 590 KiB of heap after a few runs), for memory
+         * it may never use; what it does use comes as fresh pages. */
+        malloc_trim(0);
 }
 
 /* Whether name (a cgroup path's component) is a run's: a run id with its
