@@ -51,7 +51,8 @@ static int fd_list(json_object *o, const char *key, const int *fds, size_t n, in
         return 0;
 }
 
-static int parse_fds(json_object *req, const int *fds, size_t n, struct aidp_serve_fds *f, aidp_error *err)
+static int parse_fds(json_object *req, const int *fds, size_t n, struct aidp_serve_fds *f,
+                     aidp_error *err)
 {
         json_object *o = NULL;
         if (!json_object_object_get_ex(req, "fds", &o) || !json_object_is_type(o, json_type_object))
@@ -197,10 +198,8 @@ static int check_summary(int fd, aidp_error *err)
         return 0;
 }
 
-
-int aidp_serve_request_parse(json_object *req, const int *fds, size_t n,
-                             const struct aidp_peer *pe, struct aidp_serve_request *q,
-                             aidp_error *err)
+int aidp_serve_request_parse(json_object *req, const int *fds, size_t n, const struct aidp_peer *pe,
+                             struct aidp_serve_request *q, aidp_error *err)
 {
         *q = (struct aidp_serve_request){.f = {.owned_in = -1, .owned_log = -1}};
         struct aidp_serve_fds *f = &q->f;

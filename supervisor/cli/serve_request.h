@@ -24,7 +24,7 @@ struct aidp_serve_fds {
 
 struct aidp_serve_request {
         struct aidp_serve_fds f;
-        struct aidp_cli_run c;    /* c.o.peer points at peer below */
+        struct aidp_cli_run c; /* c.o.peer points at peer below */
         struct aidp_run_peer peer;
         char **args, **job, **env, **av;
         size_t n_env;
@@ -35,9 +35,8 @@ struct aidp_serve_request {
  * it, for the peer pe. 0, or -1 with err set (exit status and a message that
  * names the request's item). *q is set up either way and freed with
  * aidp_serve_request_free; it must not move once parsed. */
-int aidp_serve_request_parse(json_object *req, const int *fds, size_t n,
-                             const struct aidp_peer *pe, struct aidp_serve_request *q,
-                             aidp_error *err);
+int aidp_serve_request_parse(json_object *req, const int *fds, size_t n, const struct aidp_peer *pe,
+                             struct aidp_serve_request *q, aidp_error *err);
 /* Whether the request asks for a detached run. */
 bool aidp_serve_request_detached(json_object *req);
 void aidp_serve_request_free(struct aidp_serve_request *q);

@@ -42,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_tokener_free(tok);
         if (!req)
                 return 0;
-        struct aidp_peer pe = {.uid = 1000, .gid = 1000, .groups = {1000}, .n_groups = 1, .pidfd = -1};
+        struct aidp_peer pe = {
+                .uid = 1000, .gid = 1000, .groups = {1000}, .n_groups = 1, .pidfd = -1};
         struct aidp_serve_request q;
         aidp_error err = {0};
         int rc = aidp_serve_request_parse(req, fds, N_FDS, &pe, &q, &err);
