@@ -107,6 +107,8 @@ json_object *aidp_cli_summary_json(const struct aidp_run_result *r)
                                        json_object_new_string(r->resources_error));
         json_object_object_add(o, "cgroup", json_object_new_string(r->cgroup_version));
         json_object_object_add(o, "tmpfs_noswap", json_object_new_boolean(r->noswap));
+        json_object_object_add(o, "job_swap",
+                               r->job_swap ? json_object_new_string(r->job_swap) : NULL);
         json_object *s = json_object_new_object();
         json_object_object_add(s, "files", json_object_new_uint64(r->shred.files));
         json_object_object_add(s, "bytes", json_object_new_uint64(r->shred.bytes));
@@ -309,14 +311,18 @@ void aidp_cli_print_result(const struct aidp_run_result *res, const struct aidp_
         if (res->started)
                 fprintf(stderr,
                         "aidp-supervisor: run %s: exit %d, wall %.2fs, cpu %s, peak memory %s%s, "
-                        "cgroup %s; shred: %llu files, %llu bytes, verified %s%s%s\n",
+                        "cgroup %s; shred: %llu files, %llu bytes, verified %s%s%s%s\n",
                         res->run_id, res->exit_status, res->wall_seconds, cpu, mem, oom,
                         res->cgroup_version, (unsigned long long)res->shred.files,
                         (unsigned long long)res->shred.bytes, res->shred.verified ? "yes" : "NO",
                         out,
                         res->noswap ? ""
                                     : "; tmpfs noswap unsupported by this kernel (data could reach "
-                                      "swap)");
+                                      "swap)",
+                        res->job_swap && !strcmp(res->job_swap, "possible")
+                                ? "; the job's own memory could reach swap (its cgroup bounds no "
+                                  "swap: give it a memory limit, or turn on swap accounting)"
+                                : "");
         if (res->started)
                 print_stop(res);
         if (res->started)

@@ -164,6 +164,11 @@ struct aidp_run_result {
          * processes' peak (the cgroup's peak less the tmpfs pages) */
         uint64_t data_memory_bytes, tmpfs_memory_bytes, process_memory_peak_bytes;
         bool noswap; /* tmpfs noswap was available */
+        /* Whether the job's own memory (its heap, its copies of /data) could
+         * reach swap: "off" (its cgroup allows none), "no-device" (it could,
+         * but the host had no swap active at the end), "possible"; NULL:
+         * unknown (the cgroup's files could not be read). */
+        const char *job_swap;
         char cgroup_version[4];
         /* egress (docs/egress.md): the run's network and what it refused */
         bool egress;

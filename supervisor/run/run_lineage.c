@@ -530,6 +530,8 @@ int aidp_run_lineage_end(struct aidp_run_lineage *rl, const char *run_id,
                                json_object_new_uint64(res->data_memory_bytes));
         json_object_object_add(mf, "tmpfsMemoryBytes",
                                json_object_new_uint64(res->tmpfs_memory_bytes));
+        json_object_object_add(mf, "jobSwap",
+                               res->job_swap ? json_object_new_string(res->job_swap) : NULL);
         json_object_object_add(mf, "processMemoryPeakBytes",
                                res->memory_peak_known
                                        ? json_object_new_uint64(res->process_memory_peak_bytes)

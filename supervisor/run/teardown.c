@@ -25,6 +25,17 @@ static void keep_first(int *rc, aidp_error *err, int erc, const aidp_error *e)
         }
 }
 
+/* Whether the host has swap active now (/proc/swaps lists a device or
+ * file below its header); true when that cannot be read. */
+static bool host_has_swap(void)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/swaps", "re");
+        char line[512];
+        if (!f || !fgets(line, sizeof line, f))
+                return true;
+        return fgets(line, sizeof line, f) != NULL;
+}
+
 /* Resource use and OOM from the cgroup, before it is gone. Not a security
  * step, but never silent: a value the kernel did not tell is reported
  * unknown (null in the summary and lineage), never as 0, with the reason. */
@@ -43,6 +54,8 @@ static void read_stats(struct run *r)
         r->res->cpu_usec = st.cpu_usec;
         r->res->cpu_known = st.known & AIDP_CGROUP_STAT_CPU;
         r->res->oom_kills = st.oom_kills;
+        if (st.known & AIDP_CGROUP_STAT_SWAP)
+                r->res->job_swap = st.swap_off ? "off" : host_has_swap() ? "possible" : "no-device";
         if (st.oom_kills > 0)
                 r->res->oom_killed = true;
 }

@@ -3,6 +3,7 @@
  * that nothing of the run is left. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <json-c/json.h>
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
@@ -294,6 +295,67 @@ Test(run, rlimits_from_options_and_core_zero_by_default)
         char *c[] = {AIDP_SUPERVISOR, "run", "--rlimit", "bogus=1", "--", "true", NULL};
         cr_expect_eq(aidp_test_run(&P, c), AIDP_EXIT_USAGE);
         cr_expect(strstr(P.err, "bogus") != NULL, "%s", P.err);
+}
+
+/* Whether the job's own memory could reach swap, as the summary says it:
+ * "off" where its cgroup allows none (v2 always; v1 with a memory limit and
+ * swap accounting), else "no-device" or "possible" as the host has swap
+ * active; the result line warns only for "possible". limited: the default
+ * profile's 4 GiB, or else an admin's profile with `memory: unlimited`. */
+static void check_job_swap(bool limited)
+{
+        char dir[] = "/tmp/aidp-test-swap-XXXXXX", summ[64], prof[64];
+        cr_assert_not_null(mkdtemp(dir));
+        TEST_SNPRINTF(summ, "%s/summary.json", dir);
+        TEST_SNPRINTF(prof, "%s/nolimit.yaml", dir);
+        FILE *pf = fopen(prof, "we");
+        cr_assert_not_null(pf);
+        fputs("apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: nolimit\nlimits:\n"
+              "  memory: unlimited\n",
+              pf);
+        fclose(pf);
+        char *a[] = {AIDP_SUPERVISOR, "run",       "--user", "65534", "--summary", summ,
+                     "--no-cwd",      "--profile", prof,     "--",    "/bin/true", NULL};
+        if (limited) /* no --profile: the default one */
+                memmove(&a[7], &a[9], 3 * sizeof a[0]);
+        int st = aidp_test_run(&P, a);
+        size_t len;
+        char *js = aidp_test_slurp(summ, &len);
+        unlink(summ);
+        unlink(prof);
+        rmdir(dir);
+        cr_assert_eq(st, 0, "%s", P.err);
+        cr_assert_not_null(js);
+        json_object *sj = json_tokener_parse(js);
+        free(js);
+        cr_assert_not_null(sj);
+        const char *got = json_object_get_string(aidp_test_json_at(sj, "job_swap"));
+        bool v2 = !strcmp(json_object_get_string(aidp_test_json_at(sj, "cgroup")), "v2");
+        bool accounted = access(v2 ? "/sys/fs/cgroup/aidp/memory.swap.max"
+                                   : "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+                                F_OK) == 0;
+        FILE *sw = fopen("/proc/swaps", "re");
+        char line[512];
+        cr_assert(sw && fgets(line, sizeof line, sw));
+        bool host_swap = fgets(line, sizeof line, sw) != NULL;
+        fclose(sw);
+        const char *want = accounted && (v2 || limited) ? "off"
+                           : host_swap                  ? "possible"
+                                                        : "no-device";
+        cr_expect(got && !strcmp(got, want),
+                  "memory limit %s, %s, swap accounting %s, host swap %s: job_swap %s, not %s",
+                  limited ? "4G" : "none", v2 ? "v2" : "v1", accounted ? "on" : "off",
+                  host_swap ? "on" : "off", got ? got : "null", want);
+        cr_expect_eq(strstr(P.err, "could reach swap") != NULL, !strcmp(want, "possible"), "%s",
+                     P.err);
+        json_object_put(sj);
+}
+
+Test(run, summary_says_whether_the_jobs_memory_can_reach_swap)
+{
+        AIDP_REQUIRE_ROOT();
+        check_job_swap(true);
+        check_job_swap(false);
 }
 
 Test(run, summary_reports_tmpfs_noswap_as_the_kernel_supports_it)

@@ -189,8 +189,8 @@ Test(vm_cgroup, memory_limit_ends_in_a_detected_oom_kill)
         struct aidp_cgroup_stats s;
         aidp_error err = {0};
         cr_assert_eq(aidp_cgroup_stats(cg, &s, &err), 0, "%s", err.msg);
-        cr_assert_eq(s.known,
-                     AIDP_CGROUP_STAT_MEMORY_PEAK | AIDP_CGROUP_STAT_CPU | AIDP_CGROUP_STAT_OOM);
+        cr_assert_eq(s.known, AIDP_CGROUP_STAT_MEMORY_PEAK | AIDP_CGROUP_STAT_CPU |
+                                      AIDP_CGROUP_STAT_OOM | AIDP_CGROUP_STAT_SWAP);
         fprintf(stderr, "vm_cgroup: oom_kills %llu, limit hit %d, peak %llu\n",
                 (unsigned long long)s.oom_kills, s.memory_limit_hit,
                 (unsigned long long)s.memory_peak_bytes);
@@ -218,6 +218,46 @@ Test(vm_cgroup, swap_is_off_without_a_memory_limit)
         cr_assert_str_eq(v, "0", "memory.swap.max without a memory limit");
         cr_assert(read_value(dir_of("memory"), "memory.max", v, sizeof v));
         cr_assert_str_eq(v, "max");
+}
+
+/* Whether the kernel gives the run's processes any swap, as the stats say
+ * it and the files it enforces hold it: v2 memory.swap.max is 0 with or
+ * without a limit; v1 memory.memsw.limit_in_bytes equals the memory limit,
+ * so only with one. Without swap accounting (no such file) it is never off. */
+static void check_swap_stat(bool with_limit)
+{
+        struct aidp_cgroup_limits lim = {.pids = 64, .memory_bytes = with_limit ? 64 * MiB : 0};
+        create(&lim);
+        bool v2 = aidp_cgroup_version_of(cg) == AIDP_CGROUP_V2;
+        char v[64], limit[64];
+        bool accounted =
+                read_value(dir_of("memory"), v2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes",
+                           v, sizeof v);
+        cr_assert(!in_vm() || accounted, "the VM's kernel accounts swap");
+        bool off = accounted && v2 && !strcmp(v, "0");
+        if (accounted && !v2) {
+                cr_assert(
+                        read_value(dir_of("memory"), "memory.limit_in_bytes", limit, sizeof limit));
+                off = !strcmp(v, limit) && strtoull(limit, NULL, 10) == (with_limit ? 64 * MiB : 0);
+        }
+        cr_assert_eq(off, accounted && (v2 || with_limit), "memory: the swap bound file holds %s",
+                     accounted ? v : "(none)");
+        struct aidp_cgroup_stats st;
+        aidp_error err = {0};
+        cr_assert_eq(aidp_cgroup_stats(cg, &st, &err), 0, "%s", err.msg);
+        cr_assert(st.known & AIDP_CGROUP_STAT_SWAP, "the stats do not say whether swap is off");
+        cr_assert_eq(st.swap_off, off, "the stats say swap is %s, the files say %s",
+                     st.swap_off ? "off" : "allowed", off ? "off" : "allowed");
+}
+
+Test(vm_cgroup, the_stats_say_swap_is_off_where_the_kernel_refuses_it_with_a_limit)
+{
+        check_swap_stat(true);
+}
+
+Test(vm_cgroup, the_stats_say_whether_swap_is_off_without_a_limit)
+{
+        check_swap_stat(false);
 }
 
 static int fork_until_refused(int resfd)

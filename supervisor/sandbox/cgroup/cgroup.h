@@ -30,7 +30,8 @@ struct aidp_cgroup_limits {
 enum {
         AIDP_CGROUP_STAT_MEMORY_PEAK = 1 << 0,
         AIDP_CGROUP_STAT_CPU = 1 << 1,
-        AIDP_CGROUP_STAT_OOM = 1 << 2, /* oom_kills and memory_limit_hit */
+        AIDP_CGROUP_STAT_OOM = 1 << 2,  /* oom_kills and memory_limit_hit */
+        AIDP_CGROUP_STAT_SWAP = 1 << 3, /* swap_off */
 };
 
 struct aidp_cgroup_stats {
@@ -39,6 +40,10 @@ struct aidp_cgroup_stats {
         uint64_t cpu_usec;
         uint64_t oom_kills;    /* processes killed by the memory limit */
         bool memory_limit_hit; /* v1 failcnt or v2 memory.events max > 0 */
+        /* The kernel gives the run's processes no swap, as its files say now:
+         * v2 memory.swap.max 0; v1 memory.memsw.limit_in_bytes equal to a
+         * memory limit. False where it accounts no swap (no such file). */
+        bool swap_off;
 };
 
 struct aidp_cgroup;

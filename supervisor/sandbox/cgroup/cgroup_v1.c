@@ -349,6 +349,10 @@ static int v1_task_fds(const struct aidp_cgroup *cg, int *fds, size_t max)
         return (int)n;
 }
 
+/* cgroup v1's "no limit": PAGE_COUNTER_MAX pages (9223372036854771712 with
+ * 4 KiB pages); any value at or above 2^62 is taken for it. */
+#define AIDP_CGROUP_V1_UNLIMITED ((uint64_t)1 << 62)
+
 static int v1_stats(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, aidp_error *err)
 {
         uint64_t failcnt = 0, ns = 0;
@@ -368,9 +372,19 @@ static int v1_stats(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, 
                          * failure in either failcnt when it reclaims or
                          * OOM-kills instead; a v1 memcg OOM kill or a peak
                          * at the limit is the limit hit then. */
-                        uint64_t memsw = 0, limit = UINT64_MAX;
+                        uint64_t memsw = 0, limit = UINT64_MAX, memsw_limit = 0;
                         cgfs_read_u64(d, "memory.memsw.failcnt", &memsw);
-                        cgfs_read_u64(d, "memory.limit_in_bytes", &limit);
+                        int lr = cgfs_read_u64(d, "memory.limit_in_bytes", &limit);
+                        int sr = cgfs_read_u64(d, "memory.memsw.limit_in_bytes", &memsw_limit);
+                        /* No swap: memory and swap together bounded by the
+                         * memory limit itself. Unlimited is PAGE_COUNTER_MAX
+                         * pages, far above any RAM; without swap accounting
+                         * there is no memsw file and no bound. */
+                        if (lr == 0 && (sr == 0 || sr == -ENOENT)) {
+                                st->swap_off = sr == 0 && memsw_limit <= limit &&
+                                               limit < AIDP_CGROUP_V1_UNLIMITED;
+                                st->known |= AIDP_CGROUP_STAT_SWAP;
+                        }
                         st->known |= AIDP_CGROUP_STAT_OOM;
                         st->memory_limit_hit = failcnt > 0 || memsw > 0 || st->oom_kills > 0 ||
                                                ((st->known & AIDP_CGROUP_STAT_MEMORY_PEAK) &&

@@ -162,6 +162,14 @@ static int v2_stats(const struct aidp_cgroup *cg, struct aidp_cgroup_stats *st, 
                 st->memory_limit_hit = max_events > 0;
         } else if (!first)
                 first = rc, bad = "memory.events";
+        /* "max" does not read as a number: swap allowed. No such file: the
+         * kernel accounts no swap, and bounds none. */
+        uint64_t swap_max = UINT64_MAX;
+        int sr = cgfs_read_u64(d, "memory.swap.max", &swap_max);
+        if (sr == 0 || sr == -ENOENT || sr == -EINVAL) {
+                st->swap_off = sr == 0 && swap_max == 0;
+                st->known |= AIDP_CGROUP_STAT_SWAP;
+        }
         if ((rc = cgfs_read_key(d, "cpu.stat", "usage_usec", &st->cpu_usec)) == 0)
                 st->known |= AIDP_CGROUP_STAT_CPU;
         else if (!first)
