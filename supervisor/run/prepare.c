@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "supervisor/run/run_internal.h"
 
@@ -208,6 +209,25 @@ static void oom_restore(int fd, const char *old)
         close(fd);
 }
 
+/* Plaintext passes through the supervisor's own memory while it decrypts
+ * and views: the view workers' heaps, json-c's strings, libcsv's field
+ * buffer, the leak scan's values (its slots and buffers are locked
+ * already). Their pages are wiped before reuse, but swap would keep a copy:
+ * every page the supervisor touches from now on is locked (MCL_ONFAULT:
+ * nothing is read in now), as are its threads'; the sandbox's pid 1 was
+ * cloned before and the job is exec'd, so neither inherits it. Whatever the
+ * run's cgroup allows (job_swap), and for heap pages charged to the
+ * supervisor's own cgroup before it joined the run's. Not undone: the key
+ * pages are locked on their own too (keymem.h), and the run ends soon. */
+static void lock_memory(void)
+{
+        if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) < 0)
+                fprintf(stderr,
+                        "aidp-supervisor: warning: cannot lock the supervisor's memory while it "
+                        "decrypts (%s): its heap could reach swap\n",
+                        strerror(errno));
+}
+
 /* The output leak scan's value set, before anything is decrypted, when there
  * is an output to scan: the inputs' viewers add what their views hide. */
 static int leaks_prepare(struct run *r, aidp_error *err)
@@ -234,6 +254,8 @@ int aidp_run_inject(struct run *r, aidp_error *err)
                  * against nobody's (/work/shared/notes/kernel-facts.md). */
                 int back = -1;
                 char adj[32] = "";
+                if (r->inject.n)
+                        lock_memory();
                 int adj_fd = r->cg ? oom_protect(adj, sizeof adj) : -1;
                 int rc = r->cg ? aidp_cgroup_charge_begin(r->cg, &back, err) : 0;
                 if (rc == 0)

@@ -236,3 +236,50 @@ Test(view_memory, a_limit_lowered_during_the_injection_ends_the_run_with_its_end
         cr_expect_eq(aidp_test_count_events(logp, "FAIL"), 1, "%s", P.err);
         cr_expect_eq(end_records(), 1);
 }
+
+/* While it decrypts and views, every page the supervisor touches is locked
+ * (its heap holds plaintext: json-c's strings, libcsv's buffer, the viewers'
+ * rows): the kernel's VmFlags of its heap and of a mapping made after the
+ * lock say so, wherever the run's cgroup would allow swap. */
+Test(view_memory, the_supervisors_memory_is_locked_while_it_decrypts)
+{
+        AIDP_REQUIRE_ROOT();
+        char *argv[] = {
+                AIDP_SUPERVISOR, "run",  "--user",    "65534", "--no-cwd", "--run-dir", rundir,
+                "--key-dir",     keydir, "--lineage", logp,    "--data",   data,        "--",
+                "true",          NULL};
+        setenv("AIDP_FAULT_STOP_AT", "charged", 1);
+        cr_assert_eq(aidp_test_spawn(&P, argv), 0);
+        unsetenv("AIDP_FAULT_STOP_AT");
+        cr_assert(aidp_test_wait_stopped(P.pid), "the supervisor never reached 'charged': %s",
+                  P.err);
+        char path[64];
+        TEST_SNPRINTF(path, "/proc/%d/smaps", (int)P.pid);
+        size_t len = 0;
+        char *smaps = aidp_test_slurp(path, &len);
+        kill(P.pid, SIGCONT);
+        cr_assert(smaps, "%s", path);
+        /* Every private writable mapping: locked (VmFlags " lo"), on fault. */
+        size_t rw = 0, locked = 0;
+        bool in_rw = false, heap_locked = false, is_heap = false;
+        for (char *l = smaps; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+                char perms[5] = "";
+                unsigned long lo, hi;
+                if (sscanf(l, "%lx-%lx %4s", &lo, &hi, perms) == 3) {
+                        in_rw = !strcmp(perms, "rw-p");
+                        is_heap = strstr(l, "[heap]") && strstr(l, "[heap]") < strchr(l, '\n');
+                        rw += in_rw;
+                } else if (!strncmp(l, "VmFlags:", 8) && in_rw) {
+                        const char *end = strchr(l, '\n');
+                        const char *f = strstr(l, " lo");
+                        bool yes = f && (!end || f < end);
+                        locked += yes;
+                        heap_locked |= is_heap && yes;
+                }
+        }
+        free(smaps);
+        cr_expect(heap_locked, "the supervisor's heap is not locked while it decrypts");
+        cr_expect_eq(locked, rw, "%zu of %zu private writable mappings locked", locked, rw);
+        cr_expect_eq(aidp_test_finish(&P), 0, "%s", P.err);
+        cr_expect_eq(end_records(), 1);
+}
