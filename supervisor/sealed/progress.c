@@ -28,6 +28,11 @@ static void draw_line(struct aidp_progress_bar *b, uint64_t now, uint64_t done, 
 void aidp_progress_bar_draw(void *opaque, uint64_t done, uint64_t total)
 {
         struct aidp_progress_bar *b = opaque;
+        /* The end once: a small input is done at its first call, and its
+         * caller reports the end again. */
+        if (b->ended)
+                return;
+        b->ended = done == total;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;

@@ -13,6 +13,7 @@ struct aidp_progress_bar {
         uint64_t start_ns; /* set on the first call */
         bool lines;        /* stderr is no terminal: progress lines, not a bar */
         uint64_t last_ns;  /* lines: when the last one was printed */
+        bool ended;        /* the end ("done", or the bar's newline) was drawn */
 };
 
 /* A bar, or lines when stderr is not a terminal. */
