@@ -51,6 +51,38 @@ static int fd_list(json_object *o, const char *key, const int *fds, size_t n, in
         return 0;
 }
 
+/* Each passed fd serves one use, but stdin, stdout and stderr may share one
+ * (a terminal): a run closes or replaces its stdio (a detached run closes
+ * the client's at once, and the fd number is reused for the daemon's log),
+ * so an fd that is also the summary, a dataset, a bind source, the working
+ * directory or the output directory would name something else by then. */
+static int check_distinct(const struct aidp_serve_fds *f, aidp_error *err)
+{
+        struct {
+                const char *what;
+                int fd;
+        } use[3 + 3 + AIDP_RUN_MAX_DATA + AIDP_CLI_MAX_BINDS];
+        size_t n = 0;
+        use[n++] = (typeof(use[0])){"stdin", f->in};
+        use[n++] = (typeof(use[0])){"stdout", f->out};
+        use[n++] = (typeof(use[0])){"stderr", f->err};
+        use[n++] = (typeof(use[0])){"cwd", f->cwd};
+        use[n++] = (typeof(use[0])){"output_dir", f->output_dir};
+        use[n++] = (typeof(use[0])){"summary", f->summary};
+        for (size_t i = 0; i < f->n_data; i++)
+                use[n++] = (typeof(use[0])){"data", f->data[i]};
+        for (size_t i = 0; i < f->n_binds; i++)
+                use[n++] = (typeof(use[0])){"binds", f->binds[i]};
+        for (size_t i = 3; i < n; i++)
+                for (size_t k = 0; k < i; k++)
+                        if (use[i].fd >= 0 && use[i].fd == use[k].fd)
+                                return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                                      "request: fds.%s and fds.%s are the same "
+                                                      "descriptor: pass one for each use",
+                                                      use[k].what, use[i].what);
+        return 0;
+}
+
 static int parse_fds(json_object *req, const int *fds, size_t n, struct aidp_serve_fds *f,
                      aidp_error *err)
 {
@@ -69,6 +101,8 @@ static int parse_fds(json_object *req, const int *fds, size_t n, struct aidp_ser
         if (f->in < 0 || f->out < 0 || f->err < 0)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EBADF,
                                       "request: stdin, stdout and stderr must be passed");
+        if (check_distinct(f, err) < 0)
+                return -1;
         /* A directory (or an O_PATH fd, which may be one) given to the job
          * as its stdio is a way out of its mount namespace: through it the
          * job reaches and writes the host's tree (fchdir, openat,

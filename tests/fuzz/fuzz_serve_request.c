@@ -4,7 +4,7 @@
  * /dev/null, one directory), as a client's SCM_RIGHTS would bring them, from
  * a user who is not root. Where it parses, the run's options must agree with
  * the fds it was given: every --data and bind has its fd, each one of those
- * passed, and the job has a command. */
+ * passed, no fd serves two uses (but stdio), and the job has a command. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -59,6 +59,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 abort();
                 if (!passed(q.f.in, fds) || !passed(q.f.out, fds) || !passed(q.f.err, fds))
                         abort();
+                /* one use per fd beyond stdio (serve_request.c, check_distinct) */
+                int other[3 + N_FDS * 2];
+                size_t n = 0;
+                int single[] = {q.f.cwd, q.f.output_dir, q.f.summary};
+                for (size_t i = 0; i < 3; i++)
+                        if (single[i] >= 0)
+                                other[n++] = single[i];
+                for (size_t i = 0; i < q.f.n_data && n < sizeof other / sizeof *other; i++)
+                        other[n++] = q.f.data[i];
+                for (size_t i = 0; i < q.f.n_binds && n < sizeof other / sizeof *other; i++)
+                        other[n++] = q.f.binds[i];
+                for (size_t i = 0; i < n; i++) {
+                        if (other[i] == q.f.in || other[i] == q.f.out || other[i] == q.f.err)
+                                abort();
+                        for (size_t k = 0; k < i; k++)
+                                if (other[i] == other[k])
+                                        abort();
+                }
         } else if (!err.msg[0] || !err.status) {
                 abort(); /* a refusal always says why, with its own status */
         }

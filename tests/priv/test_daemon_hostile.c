@@ -316,3 +316,67 @@ Test(daemon_hostile, a_directory_as_the_supervisors_stdin_is_not_the_jobs)
                 unlink(escaped);
         }
 }
+
+/* A detached run closes the client's stdio at once, and the fd number is
+ * reused (the daemon's own log is kept there): a summary passed as the same
+ * fd as stdin was then written into root's log, not the client's file. Each
+ * use gets its own fd: a request that names one fd for two uses is refused,
+ * and nothing is written anywhere. */
+Test(daemon_hostile, one_fd_for_stdio_and_the_summary_is_refused)
+{
+        NEED();
+        daemon_start();
+        char summ[300], res[1200];
+        TEST_SNPRINTF(summ, "%s/summary.json", A.home);
+        unlink(summ);
+        int rp[2];
+        cr_assert_eq(pipe(rp), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                close(rp[0]);
+                aidp_test_become(&A);
+                int s = aidp_test_daemon_connect(sock);
+                int f = open(summ, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                if (f < 0)
+                        _exit(98);
+                json_object *m = aidp_proto_msg("request");
+                json_object_object_add(m, "op", json_object_new_string("run"));
+                json_object_object_add(m, "detach", json_object_new_boolean(1));
+                json_object_object_add(
+                        m, "args",
+                        json_tokener_parse("[\"-q\", \"--no-cwd\", \"--summary\", \"s\"]"));
+                json_object_object_add(m, "argv", json_tokener_parse("[\"/bin/true\"]"));
+                json_object_object_add(m, "fds",
+                                       json_tokener_parse("{\"stdin\":0,\"stdout\":0,"
+                                                          "\"stderr\":0,\"summary\":0}"));
+                char line[1200] = "cannot send";
+                if (aidp_proto_send(s, m, &f, 1) == 0) {
+                        json_object *r = NULL, *t = NULL, *st = NULL, *msg = NULL;
+                        int rf[4];
+                        size_t n = 0;
+                        aidp_error err = {0};
+                        if (aidp_proto_recv(s, 60000, &r, rf, 4, &n, &err) <= 0) {
+                                snprintf(line, sizeof line, "EOF %.1000s", err.msg);
+                        } else {
+                                json_object_object_get_ex(r, "type", &t);
+                                json_object_object_get_ex(r, "status", &st);
+                                json_object_object_get_ex(r, "message", &msg);
+                                snprintf(line, sizeof line, "%s %d %.1000s",
+                                         json_object_get_string(t), json_object_get_int(st),
+                                         msg ? json_object_get_string(msg) : "");
+                        }
+                }
+                _exit(write(rp[1], line, strlen(line)) > 0 ? 0 : 1);
+        }
+        close(rp[1]);
+        ssize_t n = read(rp[0], res, sizeof res - 1);
+        res[n > 0 ? n : 0] = '\0';
+        close(rp[0]);
+        waitpid(pid, NULL, 0);
+        cr_expect(strstr(res, "error 120 request: fds.stdin and fds.summary are the same") == res,
+                  "%s", res);
+        struct stat st;
+        cr_expect(stat(summ, &st) == 0 && st.st_size == 0, "the summary file was written");
+        unlink(summ);
+}
