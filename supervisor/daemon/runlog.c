@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,22 +43,50 @@ static int name(char *buf, size_t size, const char *dir, const char *id, const c
         return snprintf(buf, size, "%s/%s.%s", dir, id, ext) < (int)size ? 0 : -ENAMETOOLONG;
 }
 
-int aidp_runlog_create(const char *dir, const char *run_id, uid_t uid, gid_t gid, aidp_error *err)
+/* The log's owner: in a trusted.* attribute, which only root may read or
+ * set. Not the file's owner: a caller who owned the inode could reopen the
+ * read-only fd `aidp logs` hands out for writing (/proc/self/fd/N) and grow
+ * the log past every cap in root's run directory. */
+#define OWNER_XATTR "trusted.aidp.owner"
+
+static int owner_of(int fd, uid_t *uid)
+{
+        char v[16];
+        ssize_t n = fgetxattr(fd, OWNER_XATTR, v, sizeof v - 1);
+        if (n <= 0)
+                return -ENOENT;
+        v[n] = '\0';
+        char *end;
+        errno = 0;
+        unsigned long u = strtoul(v, &end, 10);
+        if (errno || *end || end == v || u > UINT32_MAX - 1)
+                return -EINVAL;
+        *uid = (uid_t)u;
+        return 0;
+}
+
+int aidp_runlog_create(const char *dir, const char *run_id, uid_t uid, aidp_error *err)
 {
         char path[4096];
         if (name(path, sizeof path, dir, run_id, "log") < 0)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, EINVAL, "run id %s", run_id);
-        /* Made by root in root's directory, then given to the caller: no
-         * name the caller controls is ever followed. */
+        /* Made by root in root's directory, and root's: no name the caller
+         * controls is ever followed, and the caller gets only a read-only
+         * fd to it. */
         /* Not O_APPEND: the relay writes at offsets of its own (a ring). */
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "%s", path);
-        if (fchown(fd, uid, gid) < 0) {
+        char v[16];
+        int n = snprintf(v, sizeof v, "%u", (unsigned)uid);
+        if (fsetxattr(fd, OWNER_XATTR, v, (size_t)n, XATTR_CREATE) < 0) {
                 int e = errno;
                 close(fd);
                 unlink(path);
-                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e, "%s: chown", path);
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, e,
+                                        "%s: recording its owner (%s; the run directory's file "
+                                        "system must take trusted.* attributes: a tmpfs does)",
+                                        path, OWNER_XATTR);
         }
         return fd;
 }
@@ -78,7 +107,9 @@ int aidp_runlog_open(const char *dir, const char *run_id, uid_t caller)
         if (fd < 0)
                 return -errno;
         struct stat st;
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (caller != 0 && st.st_uid != caller)) {
+        uid_t owner = 0;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            (caller != 0 && (owner_of(fd, &owner) < 0 || owner != caller))) {
                 close(fd);
                 return -ENOENT;
         }
@@ -224,9 +255,16 @@ uint64_t aidp_runlog_usage(const char *dir, uid_t uid, uint64_t reserve)
         for (struct dirent *e; (e = readdir(d));) {
                 struct stat st;
                 size_t l = strlen(e->d_name);
-                if (l < 4 || strcmp(e->d_name + l - 4, ".log") ||
-                    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    !S_ISREG(st.st_mode) || st.st_uid != uid)
+                if (l < 4 || strcmp(e->d_name + l - 4, ".log"))
+                        continue;
+                int fd =
+                        openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                uid_t owner = 0;
+                bool ours = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                            owner_of(fd, &owner) == 0 && owner == uid;
+                if (fd >= 0)
+                        close(fd);
+                if (!ours)
                         continue;
                 /* blocks, not the size: a sparse log takes little */
                 uint64_t used = (uint64_t)st.st_blocks * 512;

@@ -3,10 +3,12 @@
  *
  * DIR (RUN_DIR/.logs, root's, 0700) holds, per detached run, RUN.log: the
  * job's stdout and stderr (and the run's own messages), created by the
- * daemon, owned by the caller and 0600, so the caller's is the only uid
- * besides root's that can read it; the directory keeps everyone else from
- * even reaching it, the caller too: `aidp logs` gets it as a descriptor from
- * the daemon, which checks the owner first. When the run ends, RUN.status
+ * daemon, root's and 0600, its caller's uid in the trusted.aidp.owner
+ * attribute (only root reads or sets trusted.*): nobody but root reaches or
+ * opens it; `aidp logs` gets it as a read-only descriptor from the daemon,
+ * which checks that attribute first. Not owned by the caller: an owner could
+ * reopen that descriptor for writing through /proc/self/fd and grow the log
+ * past every cap. When the run ends, RUN.status
  * ({"status": N, "ended": T}) is written beside it. Both are shredded
  * (overwritten, then removed) once they are older than the retention the
  * daemon was given; a log whose run never recorded its end (a daemon that
@@ -33,12 +35,13 @@
 
 /* Make DIR (or check it): a root-owned 0700 directory. 0 or < 0 with err. */
 int aidp_runlog_init(const char *dir, aidp_error *err);
-/* A new, empty RUN.log owned by uid:gid, mode 0600, open for appending.
- * Returns the fd or < 0 with err. */
-int aidp_runlog_create(const char *dir, const char *run_id, uid_t uid, gid_t gid, aidp_error *err);
+/* A new, empty RUN.log of uid's (root's, 0600, uid in its owner attribute),
+ * open for writing. Returns the fd or < 0 with err. */
+int aidp_runlog_create(const char *dir, const char *run_id, uid_t uid, aidp_error *err);
 /* A run that never started: its (empty) log removed. */
 void aidp_runlog_discard(const char *dir, const char *run_id);
-/* RUN.log for reading, when it exists and belongs to caller (root: any).
+/* RUN.log for reading, when it exists and its owner attribute names caller
+ * (root: any).
  * Returns the fd, or -ENOENT for "none of yours" (another user's log is
  * reported as none, as `stop` reports their runs), or another -errno. */
 int aidp_runlog_open(const char *dir, const char *run_id, uid_t caller);
@@ -48,7 +51,7 @@ int aidp_runlog_ended(const char *dir, const char *run_id, int status, uint64_t 
 /* 1 with *status (and *dropped, when not NULL) when RUN.status is there, 0
  * when not (yet). */
 int aidp_runlog_status(const char *dir, const char *run_id, int *status, uint64_t *dropped);
-/* Bytes the logs owned by uid take in dir, a log whose run has not ended
+/* Bytes the logs of uid (their owner attribute) take in dir, a log whose run has not ended
  * (no RUN.status yet) counted as at least `reserve`: what it may still grow
  * to. */
 uint64_t aidp_runlog_usage(const char *dir, uid_t uid, uint64_t reserve);

@@ -256,9 +256,9 @@ int aidp_daemon_session_detach(struct aidp_daemon_session *s, const char *run_id
         int lock = open(s->cfg->log_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (lock >= 0)
                 flock(lock, LOCK_EX);
-        int fd = log_budget(s, err) < 0 ? -1
-                                        : aidp_runlog_create(s->cfg->log_dir, run_id, s->peer.uid,
-                                                             s->peer.gid, err);
+        int fd = log_budget(s, err) < 0
+                         ? -1
+                         : aidp_runlog_create(s->cfg->log_dir, run_id, s->peer.uid, err);
         if (lock >= 0)
                 close(lock);
         if (fd < 0) {
