@@ -17,6 +17,7 @@
 
 #include "common/cleanup.h"
 #include "common/path.h"
+#include "common/strv.h"
 #include "supervisor/run/run_internal.h"
 #include "supervisor/sandbox/fdpass.h"
 #include "supervisor/sandbox/hostsock.h"
@@ -185,9 +186,18 @@ static void list_host_sockets(void *arg)
         struct run *r = arg;
         if (r->host_sockets_listed)
                 return;
+        aidp_run_fault_point("hostsock"); /* test builds: a slow listing */
         int ns = aidp_hostsock_collect(&r->host_sockets);
         r->host_sockets_listed = ns < 0 ? ns : 1;
         r->n_host_sockets = ns < 0 ? 0 : (size_t)ns;
+}
+
+static void forget_host_sockets(struct run *r)
+{
+        aidp_strv_free(r->host_sockets);
+        r->host_sockets = NULL;
+        r->n_host_sockets = 0;
+        r->host_sockets_listed = 0;
 }
 
 /* The list, sent to pid 1 ahead of the go. */
@@ -316,8 +326,12 @@ static int clone_pid1(struct run *r, const struct aidp_sandbox_spec *spec, const
          * is joined first (no thread of the run at the clone), and a START
          * that failed ends the run here, before any clone. */
         int rc = pid == 0 ? aidp_run_start_before_clone(r, err) : pid < 0 ? (int)pid : 0;
-        if (pid == 0 && rc == 0)
+        if (pid == 0 && rc == 0) {
+                /* A list made while the zygote had the plan is listed again
+                 * after this clone, as without a zygote. */
+                forget_host_sockets(r);
                 return clone_here(r, spec, cgfd, rd, oldmask, ret_pid, err);
+        }
         if (cgfd >= 0)
                 close(cgfd);
         close_ready(rd);

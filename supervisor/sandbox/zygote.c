@@ -187,12 +187,13 @@ static void zwait_close(struct zwait *w)
 /* Until fd has ev: 0, -ETIMEDOUT at the deadline, -EINTR at a stop request. */
 static int zwait_for(const struct zwait *w, int fd, short ev)
 {
-        for (;;) {
+        for (bool last = false; !last;) {
+                /* Past the deadline, one look still: what is there already
+                 * (the answer that came while the caller was busy) counts. */
                 int64_t left = w->deadline - now_ms();
-                if (left <= 0)
-                        return -ETIMEDOUT;
+                last = left <= 0;
                 struct pollfd pf[2] = {{.fd = fd, .events = ev}, {.fd = w->sig, .events = POLLIN}};
-                int n = poll(pf, w->sig >= 0 ? 2 : 1, (int)left);
+                int n = poll(pf, w->sig >= 0 ? 2 : 1, last ? 0 : (int)left);
                 if (n < 0 && errno != EINTR)
                         return -errno;
                 if (n > 0 && w->sig >= 0 && (pf[1].revents & POLLIN))
@@ -201,6 +202,7 @@ static int zwait_for(const struct zwait *w, int fd, short ev)
                 if (n > 0 && pf[0].revents)
                         return 0;
         }
+        return -ETIMEDOUT;
 }
 
 static const char *zwait_why(int e)
@@ -411,8 +413,13 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
                                          "handing the plan to the zygote");
                 goto out;
         }
-        if (c->while_cloning)
+        /* The caller's own work meanwhile (the host's sockets: longer on a
+         * host with very many) is not the zygote's: its deadline starts
+         * again after it. */
+        if (c->while_cloning) {
                 c->while_cloning(c->arg);
+                w.deadline = now_ms() + AIDP_ZYGOTE_DEADLINE_MS;
+        }
         struct aidp_zygote_reply rep = {0};
         size_t n = 0;
         /* The reply is one small message, sent whole once the clone is done. */

@@ -1307,6 +1307,34 @@ Test(warm_start, the_pool_is_refilled_once_a_runs_client_has_its_status_not_befo
         daemon_env[0] = daemon_env[1] = NULL;
 }
 
+/* The zygote's deadline (3 s) is its own: the worker's work while the
+ * zygote clones (listing the host's sockets, long on a host with very many)
+ * does not count against it. The worker stops itself in that listing
+ * (AIDP_FAULT_STOP_AT=hostsock) for longer than the deadline; the run then
+ * goes on through the zygote's pid 1. */
+Test(warm_start, the_zygotes_deadline_does_not_count_the_host_sockets_listing)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_env[0] = "AIDP_FAULT_STOP_AT=hostsock";
+        daemon_start();
+        struct aidp_proc pa;
+        cr_assert_eq(spawn_as(&pa, &A, NULL, "echo through"), 0);
+        pid_t w = 0;
+        for (int i = 0; i < 2000 && children_in('T', &w) == 0; i++)
+                usleep(10000);
+        cr_expect_gt(w, 0, "A's worker never stopped in the listing");
+        usleep(3500 * 1000);
+        if (w > 0)
+                kill(w, SIGCONT);
+        cr_expect_eq(aidp_test_finish(&pa), 0, "%s", pa.err);
+        cr_expect(strstr(pa.out, "through") != NULL, "%s / %s", pa.out, pa.err);
+        cr_expect(!strstr(pa.err, "did not answer in time"), "%s", pa.err);
+        cr_expect(!strstr(pa.err, "clones the sandbox itself"), "no zygote was used: %s", pa.err);
+        daemon_stop();
+        daemon_env[0] = NULL;
+}
+
 /* Of pid's present pages in anonymous private writable mappings (no file
  * behind them, not its stack): how many, and how many hold only zeros. */
 static void anon_pages(pid_t pid, size_t *present, size_t *zero)
