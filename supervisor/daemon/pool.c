@@ -339,6 +339,13 @@ static _Noreturn void idle_main(const struct aidp_daemon_config *c,
         aidp_daemon_worker(c, conn, own ? ctl : -1);
 }
 
+int aidp_daemon_pool_refill_wait(unsigned busy, int64_t since_accept, int64_t waited, int quiet_ms)
+{
+        if (!busy || since_accept >= quiet_ms || waited >= quiet_ms)
+                return 0;
+        return (int)(quiet_ms - (since_accept > waited ? since_accept : waited));
+}
+
 void aidp_daemon_pool_init(struct aidp_daemon_pool *p, size_t want)
 {
         *p = (struct aidp_daemon_pool){.want = want};

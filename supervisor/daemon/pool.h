@@ -26,6 +26,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -56,6 +57,12 @@ struct aidp_daemon_pool {
 /* An empty pool that wants `want` idle workers, serving with the calling
  * process's scheduling. */
 void aidp_daemon_pool_init(struct aidp_daemon_pool *p, size_t want);
+/* Whether the server forks the pool's next worker now (0) or in how many
+ * ms: it waits while busy clients wait for their runs and a connection
+ * came less than quiet_ms ago, but never once it has waited quiet_ms
+ * (since_accept, waited: ms since the last connection and since the pool
+ * first lacked a worker). server.c, refill. */
+int aidp_daemon_pool_refill_wait(unsigned busy, int64_t since_accept, int64_t waited, int quiet_ms);
 /* Fork one idle worker when the pool holds fewer than p->want. The child
  * closes close_fds (the server's own) and every other idle worker's line and
  * takes the signal mask old. 1 when the pool still wants more (call again),

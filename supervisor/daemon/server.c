@@ -339,7 +339,8 @@ static int64_t now_ms(void)
  * status. So a worker is forked only when no client waits for its run
  * (`busy`: served connections whose client has no status yet), or when no
  * connection came for the quiet time (AIDP_DAEMON_POOL_QUIET_MS: a long
- * job, a slow start-up). The replacement is forked as the client has its
+ * job, a slow start-up), and a refill never waits longer than that quiet
+ * time. The replacement is forked as the client has its
  * status, while the worker cleans up and the client exits; a client's next
  * run, back to back, finds the pool's other worker ready meanwhile
  * (docs/protocol.md, "Workers forked ahead"). One fork per turn of the
@@ -351,12 +352,23 @@ static int refill(const struct aidp_daemon_config *c, const struct server_fds *s
 {
         const int own_fds[] = {sf->sfd, sf->notice_r};
         struct aidp_daemon_pool *pool = sf->pool;
-        if (pool->n >= pool->want)
+        /* Since when a refill waits: never longer than the quiet time,
+         * whatever the traffic (a long run and a trickle of connections, or
+         * a client that never reads its status, would otherwise hold the
+         * pool empty for as long as they last). */
+        static int64_t waiting_since;
+        if (pool->n >= pool->want) {
+                waiting_since = 0;
                 return 60 * 1000;
+        }
         int quiet_ms = c->pool_quiet_ms > 0 ? c->pool_quiet_ms : AIDP_DAEMON_POOL_QUIET_MS;
-        int64_t quiet = now_ms() - last_accept;
-        if (busy > 0 && quiet < quiet_ms)
-                return (int)(quiet_ms - quiet);
+        int64_t now = now_ms(), quiet = now - last_accept;
+        if (!waiting_since)
+                waiting_since = now;
+        int wait = aidp_daemon_pool_refill_wait(busy, quiet, now - waiting_since, quiet_ms);
+        if (wait > 0)
+                return wait;
+        waiting_since = now;
         /* A pool that cannot be filled (out of processes) leaves the fork
          * to accept time; tried again after the quiet time. */
         int r = aidp_daemon_pool_fill(pool, c, own_fds, ARRAY_SIZE(own_fds), sf->lfd, old);
