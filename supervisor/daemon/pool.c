@@ -185,6 +185,12 @@ void aidp_daemon_drop_zero_pages(void)
                 walk_maps(-1, drop_zeros_in);
 }
 
+bool aidp_daemon_peer_gone(int conn)
+{
+        struct pollfd p = {.fd = conn, .events = POLLIN | POLLRDHUP};
+        return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
 static int send_type(int line, const char *type, json_object *extra_uid)
 {
         json_object *m = aidp_proto_msg(type);
@@ -204,6 +210,12 @@ static int take_connection(int ctl, int lfd)
         int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         if (conn < 0)
                 return -1;
+        /* A peer that hung up already asks nothing: this worker goes on
+         * waiting (a flood of connect-and-close must not use up the pool). */
+        if (aidp_daemon_peer_gone(conn)) {
+                close(conn);
+                return -1;
+        }
         struct ucred cr = {0};
         socklen_t len = sizeof cr;
         if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 ||

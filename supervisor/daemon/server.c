@@ -231,6 +231,8 @@ static int reserve(struct workers *ws)
 static void spawn_worker(const struct aidp_daemon_config *c, const struct server_fds *sf,
                          const sigset_t *old, int conn, unsigned *workers, struct workers *ws)
 {
+        if (aidp_daemon_peer_gone(conn))
+                return;
         /* The uid from the kernel (the worker identifies its peer fully). */
         struct ucred cr = {0};
         socklen_t len = sizeof cr;

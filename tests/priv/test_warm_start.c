@@ -1307,6 +1307,60 @@ Test(warm_start, the_pool_is_refilled_once_a_runs_client_has_its_status_not_befo
         daemon_env[0] = daemon_env[1] = NULL;
 }
 
+/* A connection whose peer hung up before it was accepted asks nothing: it
+ * costs no worker, neither an idle one nor a fork (a user's flood of
+ * connect-and-close made every other user's run wait behind thousands of
+ * forks). The daemon and its idle workers are stopped while a user connects
+ * and hangs up 50 times, so that every connection is gone when it is accepted;
+ * afterwards the same two idle workers are there, and no other child. */
+Test(warm_start, connections_that_hung_up_cost_no_worker)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test users or directories could not be made (%s)", aidp_test_users_why());
+        daemon_start();
+        struct aidp_test_kid first[64], k[64];
+        size_t n0 = wait_children(first, 64, 2);
+        cr_assert_eq(n0, 2, "the daemon has %zu children, not its two idle workers", n0);
+        /* both ready (each has its watcher): they accept themselves */
+        for (int t = 0; t < 500; t++) {
+                size_t r = 0;
+                for (size_t i = 0; i < n0; i++)
+                        r += thread_named(first[i].pid, "aidp-watch") > 0;
+                if (r == n0)
+                        break;
+                usleep(10000);
+        }
+        kill(daemon_pid, SIGSTOP);
+        for (size_t i = 0; i < n0; i++)
+                kill(first[i].pid, SIGSTOP);
+        pid_t c = fork();
+        cr_assert_geq(c, 0);
+        if (c == 0) {
+                aidp_test_become(&A);
+                for (int i = 0; i < 50; i++) {
+                        int s = aidp_test_daemon_connect(sock);
+                        if (s < 0)
+                                _exit(1);
+                        close(s);
+                }
+                _exit(0);
+        }
+        int st = -1;
+        waitpid(c, &st, 0);
+        for (size_t i = 0; i < n0; i++)
+                kill(first[i].pid, SIGCONT);
+        kill(daemon_pid, SIGCONT);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "A could not connect 50 times");
+        usleep(500 * 1000);
+        size_t n = children(k, 64);
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++)
+                kept += has(first, n0, k[i]);
+        cr_expect_eq(kept, n0, "%zu of the %zu idle workers were used up", n0 - kept, n0);
+        cr_expect_eq(n, n0, "%zu children after the hung-up connections, not %zu", n, n0);
+        daemon_stop();
+}
+
 /* The zygote's deadline (3 s) is its own: the worker's work while the
  * zygote clones (listing the host's sockets, long on a host with very many)
  * does not count against it. The worker stops itself in that listing
