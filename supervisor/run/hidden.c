@@ -119,3 +119,30 @@ bool aidp_run_hidden_scan(const struct run *r, bool words, char *hint, size_t si
         }
         return false;
 }
+
+int aidp_run_check_masked_binds(const struct run *r, size_t first_cli_bind, aidp_error *err)
+{
+        const struct aidp_profile *p = &r->profile;
+        for (size_t m = 0; m < p->n_masked; m++) {
+                const char *mask = p->masked[m];
+                for (size_t i = first_cli_bind; i < p->n_binds; i++) {
+                        const struct aidp_bind *b = &p->binds[i];
+                        const char *target = b->target ? b->target : b->source;
+                        if (below(target, mask))
+                                return aidp_error_set(
+                                        err, AIDP_EXIT_USAGE, EINVAL,
+                                        "%s %s: %s is under %s, which profile %s masks: the job "
+                                        "would not see it; bind it elsewhere (%s %s:/mnt/NAME)",
+                                        b->writable ? "--bind" : "--ro-bind", b->source, target,
+                                        mask, p->name, b->writable ? "--bind" : "--ro-bind",
+                                        b->source);
+                }
+                if (p->bind_cwd && strcmp(r->cwd, "/") && below(r->cwd, mask))
+                        return aidp_error_set(err, AIDP_EXIT_USAGE, EINVAL,
+                                              "%s %s is under %s, which profile %s masks: the job "
+                                              "could not enter it; choose one with --cwd DIR, or "
+                                              "none with --no-cwd",
+                                              aidp_run_cwd_label(r->o), r->cwd, mask, p->name);
+        }
+        return 0;
+}

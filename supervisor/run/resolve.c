@@ -482,6 +482,7 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
             (rc = aidp_run_trust_limits(&r->profile.limits, r->profile.name, o, err)) < 0)
                 return rc;
         apply_cli_limits(&r->profile.limits, o);
+        size_t first_cli_bind = r->profile.n_binds;
         for (size_t i = 0; i < o->n_binds; i++) {
                 rc = add_cli_bind(&r->profile, &o->binds[i], o->as_user, err);
                 if (rc < 0)
@@ -489,7 +490,8 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         }
         if (o->no_cwd)
                 r->profile.bind_cwd = false;
-        if ((rc = resolve_cwd(r, err)) < 0)
+        if ((rc = resolve_cwd(r, err)) < 0 ||
+            (rc = aidp_run_check_masked_binds(r, first_cli_bind, err)) < 0)
                 return rc;
         rc = resolve_identity(r, err);
         if (rc < 0)

@@ -184,6 +184,11 @@ void aidp_run_signals_release(struct aidp_run_signal_hold *h);
  * (lexical; nothing the caller names is opened) */
 bool aidp_run_hidden_path(const struct run *r, const char *path, bool is_dir, char *hint,
                           size_t size);
+/* A user's bind (profile.binds from first_cli_bind on) whose target, or the
+ * working directory bound at its own path, is at or below a path the profile
+ * masks: the mask would hide it from the job, silently. 0, or -1 with err
+ * (usage, 120) naming both. The profile's own binds are the admin's. */
+int aidp_run_check_masked_binds(const struct run *r, size_t first_cli_bind, aidp_error *err);
 bool aidp_run_hidden_scan(const struct run *r, bool words, char *hint, size_t size);
 
 /* teardown.c: 8 and 10 */

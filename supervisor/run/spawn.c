@@ -47,6 +47,12 @@ int aidp_run_child_failure(const struct aidp_sandbox_report *rep, aidp_error *er
                 int st = rep->errnum == ENOENT ? AIDP_EXIT_NOT_FOUND : AIDP_EXIT_CANNOT_EXEC;
                 return aidp_error_errno(err, st, rep->errnum, "cannot execute '%s'", rep->what);
         }
+        if (rep->stage == AIDP_STAGE_CWD)
+                return aidp_error_errno(err, AIDP_EXIT_CANNOT_EXEC, rep->errnum,
+                                        "the job cannot enter its working directory %s in the "
+                                        "sandbox (a path the profile masks, or one it does not "
+                                        "show): choose one with --cwd DIR, or none with --no-cwd",
+                                        rep->what);
         return aidp_error_errno(
                 err, AIDP_EXIT_INTERNAL, rep->errnum, "sandbox setup failed at %s (%s)",
                 aidp_sandbox_stage_name((enum aidp_sandbox_stage)rep->stage), rep->what);

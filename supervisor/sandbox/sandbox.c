@@ -109,6 +109,7 @@ const char *aidp_sandbox_stage_name(enum aidp_sandbox_stage st)
         case AIDP_STAGE_EXEC: return "exec";
         case AIDP_STAGE_INIT: return "sandbox init";
         case AIDP_STAGE_CGROUP: return "cgroup";
+        case AIDP_STAGE_CWD: return "working directory";
         case AIDP_STAGE_MAX: break;
         }
         return "?";
@@ -624,7 +625,7 @@ __attribute__((noreturn)) static void exec_job(const struct aidp_sandbox_spec *s
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (s->cwd && chdir(s->cwd) < 0)
-                die(AIDP_STAGE_EXEC, errno, s->cwd);
+                die(AIDP_STAGE_CWD, errno, s->cwd);
         /* Abstract unix sockets from outside the job's own Landlock domain
          * are out of reach (where the kernel has the scope; hostsock.h). */
         int ll = aidp_hostsock_scope_enforce(g_landlock_fd);

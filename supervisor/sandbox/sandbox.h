@@ -27,6 +27,7 @@ enum aidp_sandbox_stage {
         AIDP_STAGE_EXEC,
         AIDP_STAGE_INIT,
         AIDP_STAGE_CGROUP,
+        AIDP_STAGE_CWD, /* entering the working directory, just before the exec */
         AIDP_STAGE_MAX
 };
 

@@ -297,6 +297,52 @@ Test(run, rlimits_from_options_and_core_zero_by_default)
         cr_expect(strstr(P.err, "bogus") != NULL, "%s", P.err);
 }
 
+/* A bind whose target, or the working directory bound at its own path, lies
+ * under a path the profile masks would be hidden from the job by the mask
+ * (which wins): refused before anything is made (120), naming both and the
+ * way out; the same source bound elsewhere shows. */
+Test(run, a_bind_or_working_directory_under_a_masked_path_is_refused)
+{
+        AIDP_REQUIRE_ROOT();
+        char dir[] = "/tmp/aidp-test-mask-XXXXXX", prof[128], files[128], bind[300];
+        cr_assert_not_null(mkdtemp(dir));
+        chmod(dir, 0755);
+        TEST_SNPRINTF(prof, "%s/maskit.yaml", dir);
+        TEST_SNPRINTF(files, "%s/files", dir);
+        cr_assert_eq(mkdir(files, 0755), 0);
+        FILE *pf = fopen(prof, "we");
+        cr_assert_not_null(pf);
+        fprintf(pf,
+                "apiVersion: aidp/v1\nkind: Profile\nmetadata:\n  name: maskit\n"
+                "filesystem:\n  masked: [%s]\n",
+                dir);
+        fclose(pf);
+        char *a[] = {AIDP_SUPERVISOR, "run", "--user", "65534",    "-q", "--profile", prof,
+                     "--cwd",         files, "--",     "/bin/pwd", NULL};
+        int st = aidp_test_run(&P, a);
+        cr_expect_eq(st, AIDP_EXIT_USAGE, "%s", P.err);
+        cr_expect(strstr(P.err, "is under") && strstr(P.err, "masks") && strstr(P.err, "--no-cwd"),
+                  "%s", P.err);
+        char *b[] = {
+                AIDP_SUPERVISOR, "run", "--user", "65534",     "-q", "--no-cwd", "--profile", prof,
+                "--ro-bind",     files, "--",     "/bin/true", NULL};
+        st = aidp_test_run(&P, b);
+        cr_expect_eq(st, AIDP_EXIT_USAGE, "%s", P.err);
+        cr_expect(strstr(P.err, "--ro-bind") && strstr(P.err, "masks") &&
+                          strstr(P.err, ":/mnt/NAME"),
+                  "%s", P.err);
+        TEST_SNPRINTF(bind, "%s:/mnt/files", files);
+        char *c[] = {
+                AIDP_SUPERVISOR, "run", "--user", "65534",   "-q", "--no-cwd",   "--profile", prof,
+                "--ro-bind",     bind,  "--",     "/bin/ls", "-d", "/mnt/files", NULL};
+        st = aidp_test_run(&P, c);
+        cr_expect_eq(st, 0, "%s", P.err);
+        cr_expect(strstr(P.out, "/mnt/files") != NULL, "%s", P.out);
+        unlink(prof);
+        rmdir(files);
+        rmdir(dir);
+}
+
 /* Whether the job's own memory could reach swap, as the summary says it:
  * "off" where its cgroup allows none (v2 always; v1 with a memory limit and
  * swap accounting), else "no-device" or "possible" as the host has swap
