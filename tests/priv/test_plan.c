@@ -171,6 +171,12 @@ Test(plan, a_caller_given_a_view_sees_the_digest_of_what_the_job_received_only)
                   "%s", P.err);
         cr_expect(strstr(P.err, "seen through view - (1 files viewed): received sha256:") != NULL,
                   "%s", P.err);
+        /* root's lineage names the view the input reached the job through */
+        char *show[] = {AIDP_TOOL, "lineage", "show", "--file", logp, NULL};
+        cr_assert_eq(aidp_test_run(&P, show), 0, "%s", P.err);
+        cr_expect(strstr(P.out, "input     aidp/ward-secret-name  hmac-sha256:") != NULL, "%s",
+                  P.out);
+        cr_expect(strstr(P.out, "  view: none (labelled columns dropped)\n") != NULL, "%s", P.out);
 }
 
 /* The control: a caller given the plaintext (no schema) sees its digest. */
