@@ -59,9 +59,9 @@ static void indented(FILE *f, const char *text)
 static void print_policy(FILE *f, json_object *facet, const char *policy)
 {
         fprintf(f, "  %-9s %s\n", "policy",
-                !facet                             ? "?"
+                !facet                                                 ? "?"
                 : json_object_get_boolean(at(facet, "enforced", NULL)) ? "enforced"
-                                                                         : "not enforced");
+                                                                       : "not enforced");
         if (at(facet, "enforcement", NULL))
                 fprintf(f, "    enforcement %s: %s\n", str(facet, "enforcement", NULL, "?"),
                         str(facet, "audit", NULL, "the verdict is recorded, not enforced"));
@@ -91,7 +91,8 @@ static void print_dataset(FILE *f, json_object *d)
                 fprintf(f, " version %s", str(dg, "datasetVersion", NULL, ""));
         if (c) {
                 fprintf(f, ": %s", str(c, "classification", NULL, "unclassified"));
-                const char *res = str(c, "residency", NULL, ""), *reg = str(c, "regulation", NULL, "");
+                const char *res = str(c, "residency", NULL, ""),
+                           *reg = str(c, "regulation", NULL, "");
                 if (res[0])
                         fprintf(f, ", residency [%s]", res);
                 if (reg[0])

@@ -328,12 +328,11 @@ Test(daemon_cli, a_denied_dry_run_shows_nothing_of_the_header)
                                              "wardland",       "wardreg",          "ward-key",
                                              "datasetVersion", "classification"};
         for (int json = 0; json < 2; json++) {
-                const char *a[] = {AIDP_RUN_BIN, "--dry-run", "--no-cwd",  "--data", data,
+                const char *a[] = {AIDP_RUN_BIN,           "--dry-run", "--no-cwd", "--data", data,
                                    json ? "--json" : "-q", "/bin/true", NULL};
                 cr_expect_eq(as_a(&P, a), AIDP_EXIT_DENIED, "%s", P.err);
                 cr_expect(strstr(P.out, data) != NULL, "%s", P.out);
-                cr_expect(strstr(P.out, "holds no role in the access policy") != NULL, "%s",
-                          P.out);
+                cr_expect(strstr(P.out, "holds no role in the access policy") != NULL, "%s", P.out);
                 for (size_t i = 0; i < sizeof header / sizeof *header; i++)
                         cr_expect_null(strstr(P.out, header[i]), "the plan shows '%s':\n%s",
                                        header[i], P.out);

@@ -78,9 +78,9 @@ static int run(const char *data, bool dry, bool json)
 {
         char *argv[32];
         int n = 0;
-        const char *fixed[] = {AIDP_SUPERVISOR, "run",  "--user",    "65534", "--no-cwd",
-                               "--run-dir",     rundir, "--key-dir", keydir,  "--lineage",
-                               logp,            "--data", data};
+        const char *fixed[] = {
+                AIDP_SUPERVISOR, "run",  "--user",    "65534", "--no-cwd", "--run-dir", rundir,
+                "--key-dir",     keydir, "--lineage", logp,    "--data",   data};
         for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
                 argv[n++] = (char *)fixed[i];
         if (dry)
@@ -122,7 +122,8 @@ Test(plan, a_denied_dry_run_shows_nothing_of_the_header_in_text_or_json)
         /* what the caller named, and every failed check, one a line */
         cr_expect(strstr(P.out, ward) != NULL, "%s", P.out);
         cr_expect(strstr(P.out, "\n    DENY: run by user nobody") != NULL, "%s", P.out);
-        cr_expect(strstr(P.out, "\n      FAIL access         default (role): user 'nobody'") != NULL,
+        cr_expect(strstr(P.out, "\n      FAIL access         default (role): user 'nobody'") !=
+                          NULL,
                   "%s", P.out);
         cr_expect_null(strstr(P.out, " PASS "), "a passed check in a denied plan:\n%s", P.out);
 
@@ -131,8 +132,8 @@ Test(plan, a_denied_dry_run_shows_nothing_of_the_header_in_text_or_json)
         no_header_in("the denied plan (--json)", P.out);
         json_object *o = json_tokener_parse(P.out), *v = NULL;
         cr_assert_not_null(o, "%s", P.out);
-        json_object *in = json_object_array_get_idx(
-                json_object_object_get_ex(o, "inputs", &v) ? v : NULL, 0);
+        json_object *in =
+                json_object_array_get_idx(json_object_object_get_ex(o, "inputs", &v) ? v : NULL, 0);
         cr_assert_not_null(in, "%s", P.out);
         cr_expect(json_object_object_get_ex(in, "name", &v) &&
                           !strcmp(json_object_get_string(v), ward),
