@@ -28,9 +28,40 @@ static uint64_t u64_of(json_object *o, const char *k)
         return o && json_object_object_get_ex(o, k, &v) ? json_object_get_uint64(v) : 0;
 }
 
-/* One line per dataset of arr (an OpenLineage dataset list), each shown once per run. */
+/* How input name reached the job, from START's aidp_view run facet
+ * (docs/lineage.md, "Views"): the views it was seen through, or how it was
+ * injected whole ("sealed (no schema)", "raw (every column's view is raw)"). */
+static void show_view(json_object *view, const char *name)
+{
+        json_object *arr = NULL;
+        if (!view || !name || !json_object_object_get_ex(view, "datasets", &arr))
+                return;
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *d = json_object_array_get_idx(arr, i), *names = NULL;
+                const char *ds = aidp_cli_json_str(d, "dataset", NULL, NULL),
+                           *how = aidp_cli_json_str(d, "injected", NULL, NULL);
+                if (!ds || strcmp(ds, name))
+                        continue;
+                if (!how || strcmp(how, "viewed")) {
+                        printf("  view: %s", how ? how : "?");
+                        return;
+                }
+                size_t n = json_object_object_get_ex(d, "views", &names)
+                                   ? json_object_array_length(names)
+                                   : 0;
+                /* no view among the granting roles: every labelled column dropped */
+                printf("  view: %s", n ? "" : "none (labelled columns dropped)");
+                for (size_t k = 0; k < n; k++)
+                        printf("%s%s", k ? "+" : "",
+                               json_object_get_string(json_object_array_get_idx(names, k)));
+                return;
+        }
+}
+
+/* One line per dataset of arr (an OpenLineage dataset list), each shown once
+ * per run; view: the run's aidp_view facet, for inputs. */
 static void show_dataset_list(json_object *arr, const char *list, const char *label,
-                              json_object *seen)
+                              json_object *seen, json_object *view)
 {
         if (!arr || !json_object_is_type(arr, json_type_array))
                 return;
@@ -62,15 +93,17 @@ static void show_dataset_list(json_object *arr, const char *list, const char *la
                                                        json_object_array_get_idx(tags, t)));
                         }
                 }
+                show_view(view, name);
                 printf("\n");
         }
 }
 
-static void show_datasets(json_object *ev, const char *list, const char *label, json_object *seen)
+static void show_datasets(json_object *ev, const char *list, const char *label, json_object *seen,
+                          json_object *view)
 {
         json_object *arr;
         if (json_object_object_get_ex(ev, list, &arr))
-                show_dataset_list(arr, list, label, seen);
+                show_dataset_list(arr, list, label, seen, view);
 }
 
 /* A denied run read nothing: what it asked for is in the aidp_requested facet. */
@@ -78,7 +111,7 @@ static void show_requested(json_object *ev, json_object *seen)
 {
         json_object *f = aidp_cli_run_facet(ev, "aidp_requested"), *arr;
         if (f && json_object_object_get_ex(f, "inputs", &arr))
-                show_dataset_list(arr, "requested", "requested", seen);
+                show_dataset_list(arr, "requested", "requested", seen, NULL);
 }
 
 static void show_event_details(json_object *ev)
@@ -196,13 +229,17 @@ static void show_run(const struct events *e, const struct run *r)
         if (f)
                 printf("  profile   %s %s\n", aidp_cli_json_str(f, "name", NULL, NULL) ?: "?",
                        aidp_cli_json_str(f, "digest", NULL, NULL) ?: "");
+        f = NULL;
+        for (size_t k = 0; k < r->n && !(f = aidp_cli_run_facet(e->ev[r->idx[k]], "aidp_view"));
+             k++)
+                ;
         _cleanup_(json_object_putp) json_object *seen = json_object_new_object();
         for (size_t k = 0; k < r->n; k++)
-                show_datasets(e->ev[r->idx[k]], "inputs", "input", seen);
+                show_datasets(e->ev[r->idx[k]], "inputs", "input", seen, f);
         for (size_t k = 0; k < r->n; k++)
                 show_requested(e->ev[r->idx[k]], seen);
         for (size_t k = 0; k < r->n; k++)
-                show_datasets(e->ev[r->idx[k]], "outputs", "output", seen);
+                show_datasets(e->ev[r->idx[k]], "outputs", "output", seen, NULL);
         for (size_t k = 0; k < r->n; k++) {
                 json_object *ev = e->ev[r->idx[k]];
                 printf("  %-24s  %-8s  line %" PRIu64 "\n",

@@ -32,7 +32,10 @@ static json_object *dataset_json(const struct aidp_run_dataset *d)
         json_object_object_add(o, "residency", tag_list(d->residency));
         json_object_object_add(o, "regulation", tag_list(d->regulation));
         json_object_object_add(o, "key_id", json_object_new_string(d->key_id));
-        json_object_object_add(o, "content_digest", json_object_new_string(d->digest));
+        /* The plaintext's digest is for callers who may unseal (docs/security.md);
+         * a job given a view has what it received instead (received_digest). */
+        if (!d->view[0])
+                json_object_object_add(o, "content_digest", json_object_new_string(d->digest));
         json_object_object_add(o, "payload_bytes", json_object_new_uint64(d->bytes));
         json_object_object_add(o, "files", json_object_new_uint64(d->files));
         /* a column view: what the job saw it through, and what it received */
@@ -333,7 +336,8 @@ void aidp_cli_print_result(const struct aidp_run_result *res, const struct aidp_
                 const struct aidp_run_dataset *d = &res->inputs[i];
                 fprintf(stderr, "aidp-supervisor: input %s %s (%s%s%s%s%s): %s\n", d->name,
                         d->version, d->classification, d->residency[0] ? "; " : "", d->residency,
-                        d->regulation[0] ? "; " : "", d->regulation, d->digest);
+                        d->regulation[0] ? "; " : "", d->regulation,
+                        d->view[0] ? "through a view" : d->digest);
                 if (d->received_digest[0])
                         fprintf(stderr,
                                 "aidp-supervisor: input %s seen through view %s (%llu files "

@@ -188,8 +188,11 @@ static int run_and_report(struct aidp_cli_run *c, int summary_fd, const char *pr
                           void *arg)
 {
         json_object *plan = NULL;
-        if (c->dry_run)
+        char *policy = NULL;
+        if (c->dry_run) {
                 c->o.plan = &plan;
+                c->o.plan_policy = &policy;
+        }
         struct early e = {.c = c, .summary_fd = summary_fd, .prog = prog, .done = done, .arg = arg};
         c->o.on_ended = report_early;
         c->o.ended_arg = &e;
@@ -197,9 +200,10 @@ static int run_and_report(struct aidp_cli_run *c, int summary_fd, const char *pr
         int rc = aidp_run_execute(&c->o, res, &err);
         c->o.on_ended = NULL;
         if (plan) {
-                aidp_cli_print_plan(plan, c->json, stdout);
+                aidp_cli_print_plan(plan, policy, c->json, stdout);
                 json_object_put(plan);
         }
+        free(policy);
         /* Refused before its START record, or a dry run: reported now. */
         return e.reported ? e.status : report(c, summary_fd, prog, res, rc, &err);
 }

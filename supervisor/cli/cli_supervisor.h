@@ -21,8 +21,10 @@ struct aidp_cli_run {
 };
 /* After aidp_cli_parse of aidp_cli_run_spec: point o at the lists and the job. */
 void aidp_cli_run_finish(struct aidp_cli_run *c, char **argv, const struct aidp_cli_parsed *p);
-/* --dry-run's plan on f: JSON, or a line per part (supervisor/cli/cli_plan.c). */
-void aidp_cli_print_plan(struct json_object *plan, bool json, FILE *f);
+/* --dry-run's plan on f: JSON, or a line per part (supervisor/cli/cli_plan.c)
+ * with policy (the decision as `aidp policy explain` prints it; NULL when no
+ * policy decided the run) in place of the policy facet. */
+void aidp_cli_print_plan(struct json_object *plan, const char *policy, bool json, FILE *f);
 /* Run c->o (after aidp_cli_run_finish), print the summary or the plan, write
  * --summary into summary_fd: the exit status. ended (may be NULL) is called
  * with that status as soon as the run is over and on record, after the

@@ -18,6 +18,7 @@
 #include "profiles/units.h"
 #include "supervisor/run/cgready.h"
 #include "supervisor/run/run_internal.h"
+#include "supervisor/run/run_plan.h"
 #include "supervisor/run/run_views.h"
 
 /* AIDP_TIMING=1: the time each phase took, with the CPU time and page faults of
@@ -414,8 +415,12 @@ static int dry_run(struct run *r, int rc, aidp_error *err)
                 json_object *ev = aidp_run_lineage_start_event(
                         r->o, r->res, &r->profile, r->cwd, r->caller_rc == 0 ? &r->caller : NULL,
                         r->uid, r->gid, aidp_run_annotate, r);
-                if (ev)
+                if (ev) {
                         json_object_object_add(ev, "dryRun", json_object_new_boolean(true));
+                        aidp_run_plan_redact(ev, r->res, denied);
+                }
+                if (ev && r->o->plan_policy)
+                        *r->o->plan_policy = aidp_run_plan_policy_text(&r->policy, denied);
                 *r->o->plan = ev;
                 if (!ev && rc == 0)
                         rc = aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");

@@ -100,6 +100,9 @@ struct aidp_run_opts {
          * and its reasons, also when the decision is a denial (the caller puts
          * it; NULL when resolve failed before a decision). */
         struct json_object **plan;
+        /* and with it the policy decision for people (run_plan.h; NULL when
+         * no policy decided the run) */
+        char **plan_policy;
         /* learn mode (profiles): load the filter with this flag and report
          * every syscall through the callback */
         unsigned seccomp_flags;

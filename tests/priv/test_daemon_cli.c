@@ -17,10 +17,12 @@
 #include <unistd.h>
 
 #include "common/exitcodes.h"
+#include "supervisor/sealed/keys.h"
 #include "supervisor/cli/cli_supervisor.h"
 #include "supervisor/daemon/proto.h"
 #include "daemon_util.h"
 #include "lineage_util.h"
+#include "policy_util.h"
 #include "priv.h"
 #include "runner.h"
 #include "testusers.h"
@@ -289,6 +291,52 @@ Test(daemon_cli, data_without_a_policy_names_the_admin)
         const char *a[] = {AIDP_RUN_BIN, "-q", "--no-cwd", "--data", data, "/bin/true", NULL};
         cr_expect_eq(as_a(&P, a), AIDP_EXIT_DENIED, "%s", P.err);
         cr_expect(strstr(P.err, "ask this host's admin to install one") != NULL, "%s", P.err);
+}
+
+/* aidp-run --dry-run of sealed data the access policy denies its user: the
+ * plan names the path the user gave and the failed checks, and nothing of
+ * the header (digest, name, classification, tags), as text or JSON. */
+Test(daemon_cli, a_denied_dry_run_shows_nothing_of_the_header)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
+        char keys[1100], src[1100], data[1100], k[1100], kd[1200], pd[1200];
+        TEST_SNPRINTF(keys, "%s/keys", T);
+        TEST_SNPRINTF(src, "%s/ward-src", T);
+        TEST_SNPRINTF(data, "%s/ward-us.sealed", T);
+        cr_assert_eq(mkdir(keys, 0700), 0);
+        cr_assert_eq(mkdir(src, 0755), 0);
+        aidp_error err = {0};
+        cr_assert_eq(aidp_keys_generate(keys, "ward-key", &err), 0, "%s", err.msg);
+        cr_assert_eq(aidp_test_sh("echo a,b > %s/t.csv && %s seal %s -o %s -n ward-secret-name "
+                                  "-k ward-key -c confidential -r wardland -g wardreg "
+                                  "--key-dir %s -q",
+                                  src, AIDP_BIN, src, data, keys),
+                     0);
+        cr_assert_eq(chown(data, A.uid, A.gid), 0);
+        /* the policy knows the tags and grants runs to another user only */
+        static const char *const res[] = {"wardland", NULL}, *const reg[] = {"wardreg", NULL};
+        aidp_test_policy_allow(policy, "daemon", res, reg);
+        unsetenv("AIDP_POLICY_DIR");
+        TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
+        TEST_SNPRINTF(kd, "AIDP_KEY_DIR=%s", keys);
+        TEST_SNPRINTF(pd, "AIDP_POLICY_DIR=%s", policy);
+        const char *env[] = {k, kd, pd, NULL};
+        const char *args[] = {"--lineage", logp, NULL};
+        daemon_pid = aidp_test_daemon_spawn(sock, A.gid, rundir, args, env, true);
+        static const char *const header[] = {"hmac-sha256",    "ward-secret-name", "confidential",
+                                             "wardland",       "wardreg",          "ward-key",
+                                             "datasetVersion", "classification"};
+        for (int json = 0; json < 2; json++) {
+                const char *a[] = {AIDP_RUN_BIN,           "--dry-run", "--no-cwd", "--data", data,
+                                   json ? "--json" : "-q", "/bin/true", NULL};
+                cr_expect_eq(as_a(&P, a), AIDP_EXIT_DENIED, "%s", P.err);
+                cr_expect(strstr(P.out, data) != NULL, "%s", P.out);
+                cr_expect(strstr(P.out, "holds no role in the access policy") != NULL, "%s", P.out);
+                for (size_t i = 0; i < sizeof header / sizeof *header; i++)
+                        cr_expect_null(strstr(P.out, header[i]), "the plan shows '%s':\n%s",
+                                       header[i], P.out);
+        }
 }
 
 /* aidp logs without --follow: the output, then on stderr whether the run is
