@@ -7,7 +7,9 @@
  * verifies. Under aidp-supervisor run directly and through the daemon. */
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "common/exitcodes.h"
 #include "daemon_util.h"
@@ -172,12 +174,29 @@ Test(refusal_lineage, a_tampered_payload_is_refused_and_recorded)
         AIDP_REQUIRE_ROOT();
         char bad[4200];
         copy_modified("payload.sealed", bad, sizeof bad, -20, 0);
+        /* the SIEM's copy: a datagram socket standing for syslog */
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        TEST_SNPRINTF(sa.sun_path, "%s/syslog.sock", T);
+        int sl = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(sl, 0);
+        cr_assert_eq(bind(sl, (struct sockaddr *)&sa, sizeof sa), 0, "%s", strerror(errno));
+        setenv("AIDP_SYSLOG_SOCKET", sa.sun_path, 1);
         int st = run("65534", "refusal-payload", keydir, bad);
+        setenv("AIDP_SYSLOG_SOCKET", "/nonexistent/aidp-test", 1);
         cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d: %s", st, P.err);
         cr_expect(strstr(P.err, "failed authentication"), "%s", P.err);
+        /* sent before the supervisor exited: queued on the socket now */
+        char dg[4096];
+        ssize_t dn = recv(sl, dg, sizeof dg - 1, MSG_DONTWAIT);
+        close(sl);
+        cr_assert_gt(dn, 0, "no syslog datagram: %s", strerror(errno));
+        dg[dn] = '\0';
+        cr_expect(strstr(dg, " DENIED [") && strstr(dg, "eventType=\"OTHER\"") &&
+                          strstr(dg, "failed authentication"),
+                  "%s", dg);
         expect_nothing_started("refusal-payload");
-        json_object *e = expect_refusal("refusal-payload", "failed authentication",
-                                        "authenticated");
+        json_object *e =
+                expect_refusal("refusal-payload", "failed authentication", "authenticated");
         const char *js = json_object_to_json_string(e);
         /* the header authenticated: the dataset with its tags, and the
          * policy's decision on them (it allowed the run) */
@@ -215,8 +234,8 @@ Test(refusal_lineage, a_tampered_header_is_refused_said_so_and_recorded)
                                 "16: unknown field"),
                   "%s", P.err);
         expect_nothing_started("refusal-header");
-        json_object *e = expect_refusal("refusal-header", "header malformed or modified",
-                                        "refused");
+        json_object *e =
+                expect_refusal("refusal-header", "header malformed or modified", "refused");
         const char *js = json_object_to_json_string(e);
         /* nothing of a header that did not authenticate */
         cr_expect_null(strstr(js, "patients"), "%s", js);
@@ -303,8 +322,8 @@ Test(refusal_lineage, through_the_daemon_a_tampered_payload_is_recorded)
         cr_assert_gt(D_pid, 0);
         char bad[4200];
         copy_modified("daemon.sealed", bad, sizeof bad, -20, 0);
-        const char *run[] = {AIDP_RUN_BIN, "-q", "--no-cwd",       "--data",
-                             bad,          "--", "/bin/sh", "-c", "echo JOB-RAN", NULL};
+        const char *run[] = {AIDP_RUN_BIN, "-q",      "--no-cwd", "--data",       bad,
+                             "--",         "/bin/sh", "-c",       "echo JOB-RAN", NULL};
         int st = aidp_test_client_as(&P, &a, dsock, true, run);
         cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d: %s", st, P.err);
         cr_expect(strstr(P.err, "failed authentication"), "%s", P.err);
