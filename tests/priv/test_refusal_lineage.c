@@ -276,6 +276,22 @@ Test(refusal_lineage, a_wrong_key_and_a_truncated_file_are_recorded)
         expect_log_verifies();
 }
 
+/* A refusal that cannot be recorded keeps its status, and says so. */
+Test(refusal_lineage, a_refusal_that_cannot_be_recorded_keeps_117_and_says_so)
+{
+        AIDP_REQUIRE_ROOT();
+        char bad[4200];
+        copy_modified("unrecorded.sealed", bad, sizeof bad, -20, 0);
+        /* a log whose directory is a regular file: it cannot be created */
+        TEST_SNPRINTF(logp, "%s/l.jsonl", good);
+        int st = run("65534", "refusal-unrecorded", keydir, bad);
+        cr_assert_eq(st, AIDP_EXIT_DATA, "exit %d: %s", st, P.err);
+        cr_expect(strstr(P.err, "failed authentication (modified, reordered, truncated or from "
+                                "another dataset) (and the refusal could not be recorded in "
+                                "lineage: recording the refusal of run refusal-unrecorded: "),
+                  "%s", P.err);
+}
+
 /* A policy denial is still recorded as a denial, not as a refusal. */
 Test(refusal_lineage, a_policy_denial_is_recorded_as_before)
 {
