@@ -465,6 +465,16 @@ static int refuse_quarantined(struct run *r, aidp_error *err)
         return aidp_residency_decision_to_error(&r->policy.decision, err);
 }
 
+/* A failure of the sealed inputs themselves (117: tampered, truncated, another
+ * key, a manifest that does not authenticate) is an audited event like a
+ * denial (run.c records it); rc passes through. */
+static int inputs_refused(struct run *r, int rc, const aidp_error *err)
+{
+        if (rc < 0 && err->status == AIDP_EXIT_DATA && r->o->n_data)
+                r->inputs_refused = true;
+        return rc;
+}
+
 int aidp_run_resolve(struct run *r, aidp_error *err)
 {
         const struct aidp_run_opts *o = r->o;
@@ -519,8 +529,10 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
                         return aidp_error_set(err, AIDP_EXIT_USAGE, ENOTDIR,
                                               "%s %s: not a directory",
                                               aidp_run_output_dir_label(o), o->output_dir);
-                rc = aidp_inject_open(&r->inject, o->data, o->n_data, o->keys_config, o->key_dir,
-                                      r->res->inputs, err);
+                rc = inputs_refused(r,
+                                    aidp_inject_open(&r->inject, o->data, o->n_data, o->keys_config,
+                                                     o->key_dir, r->res->inputs, err),
+                                    err);
                 if (rc < 0)
                         return rc;
                 char out_name[AIDP_SEALED_NAME_MAX + 1];
@@ -537,11 +549,14 @@ int aidp_run_resolve(struct run *r, aidp_error *err)
         if (rc == 0 && r->policy.decided)
                 rc = refuse_quarantined(r, err);
         /* Column views: resolved and their token keys loaded now, so a
-         * missing key refuses the run before START and before decryption. */
+         * missing key refuses the run before START and before decryption.
+         * Both read each input's manifest: its segments are decrypted and
+         * authenticated here, in the supervisor's locked memory, before
+         * START (docs/sealed-data.md, "Before START"). */
         if (rc == 0)
-                rc = aidp_run_views_resolve(r, err);
+                rc = inputs_refused(r, aidp_run_views_resolve(r, err), err);
         if (rc == 0)
-                rc = aidp_run_check_data_fits(r, err);
+                rc = inputs_refused(r, aidp_run_check_data_fits(r, err), err);
         if (rc < 0)
                 return rc;
         snprintf(r->res->policy_audit, sizeof r->res->policy_audit, "%s", r->policy.audit_msg);

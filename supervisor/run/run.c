@@ -210,17 +210,33 @@ static void run_init(struct run *r, const struct aidp_run_opts *o, struct aidp_r
         aidp_relay_init(&r->relay[1]);
 }
 
-/* A denial is an audited event too, though no run starts. */
+/* A refusal with its decision: the policy's facets only once it decided (a
+ * header that did not authenticate leaves nothing to decide on). */
+static void annotate_refusal(const void *arg, json_object *ev)
+{
+        const struct run *r = arg;
+        if (r->policy.decided)
+                aidp_run_annotate(r, ev);
+}
+
+/* A denial is an audited event too, though no run starts; so is a refusal
+ * for the sealed inputs themselves (a tampered file, another key), which
+ * the policy may have allowed. The run's status stays the refusal's. */
 static void record_denial(struct run *r, aidp_error *err)
 {
-        if (!r->policy.decided || r->policy.decision.allow)
+        bool denied = r->policy.decided && !r->policy.decision.allow;
+        if (!denied && !r->inputs_refused)
                 return;
+        const struct aidp_caller_identity *who = r->caller_rc == 0 ? &r->caller : NULL;
         aidp_error lerr = {0};
-        if (aidp_run_lineage_denied(r->o, r->res, r->caller_rc == 0 ? &r->caller : NULL,
-                                    aidp_run_annotate, r, &lerr) < 0) {
+        int rc = denied ? aidp_run_lineage_denied(r->o, r->res, who, aidp_run_annotate, r, &lerr)
+                        : aidp_run_lineage_refused(r->o, r->res, r->inject.n, who, annotate_refusal,
+                                                   r, err, &lerr);
+        if (rc < 0) {
                 size_t len = strlen(err->msg);
                 snprintf(err->msg + len, sizeof err->msg - len,
-                         " (and the denial could not be recorded in lineage: %s)", lerr.msg);
+                         " (and the %s could not be recorded in lineage: %s)",
+                         denied ? "denial" : "refusal", lerr.msg);
         }
 }
 

@@ -101,6 +101,10 @@ struct run {
         struct aidp_inject inject;
         struct aidp_run_caller_paths cp; /* a user caller's paths, opened as the caller */
         struct aidp_run_policy policy;
+        /* resolve refused the run for its sealed inputs themselves (117: a
+         * header or manifest that does not authenticate, another key, a
+         * truncated file): recorded in lineage as a refusal (run.c) */
+        bool inputs_refused;
         aidp_error collect_err;
         bool collect_failed;
         int sync_w, err_r, status_r, life_w; /* the supervisor's ends of the sandbox pipes */

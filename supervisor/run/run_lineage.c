@@ -606,33 +606,28 @@ int aidp_run_lineage_abort(const char *lineage_path, const char *run_id, const c
         return r;
 }
 
-int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run_result *res,
-                            const struct aidp_caller_identity *caller,
-                            void (*annotate)(const void *arg, json_object *ev),
-                            const void *annotate_arg, aidp_error *err)
+/* A run that does not start (a denial, a refusal of its inputs): an OTHER
+ * event with who asked, the host, and the first n inputs of res, whose headers
+ * authenticated. NULL: out of memory. */
+static json_object *not_started_event(const struct aidp_run_opts *o,
+                                      const struct aidp_run_result *res, size_t n,
+                                      const struct aidp_caller_identity *caller,
+                                      const char *outcome)
 {
         char job[128];
         aidp_run_lineage_job_name(o, job, sizeof job);
-        struct aidp_lineage *lg = NULL;
-        struct aidp_lineage_options lo = {
-                .path = o->lineage_path, .create_key = true, .publish_heads = true};
-        int r = aidp_lineage_open(&lg, &lo, err);
-        if (r < 0)
-                return r;
         json_object *ev = new_event(AIDP_LINEAGE_OTHER, res->run_id, job);
-        if (!ev) {
-                aidp_lineage_free(lg);
-                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
-        }
+        if (!ev)
+                return NULL;
         json_object_object_add(aidp_lineage_run_facet(ev, "aidp_run"), "outcome",
-                               json_object_new_string("denied by policy"));
+                               json_object_new_string(outcome));
         if (caller)
                 set_caller(ev, o, caller);
         set_parent(ev, o);
         set_host(ev);
-        for (size_t i = 0; i < res->n_inputs; i++)
+        for (size_t i = 0; i < n; i++)
                 add_dataset(ev, false, &res->inputs[i]);
-        /* A denied run read nothing: the datasets it asked for go in a run facet, not in
+        /* It read nothing: the datasets it asked for go in a run facet, not in
          * inputs, so a lineage graph (and Marquez) shows no data flowing into it. */
         json_object *requested = NULL;
         if (json_object_object_get_ex(ev, "inputs", &requested)) {
@@ -640,13 +635,79 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
                                        json_object_get(requested));
                 json_object_object_add(ev, "inputs", json_object_new_array());
         }
-        if (annotate)
-                annotate(annotate_arg, ev);
-        aidp_lineage_set_exit(ev, -1, 0, AIDP_EXIT_DENIED, "denied by policy");
-        r = aidp_lineage_append(lg, ev, err);
-        json_object_put(ev);
-        aidp_lineage_free(lg);
+        return ev;
+}
+
+/* Append ev (taking it) to the run's log, in a store opened for this record. */
+static int append_not_started(const struct aidp_run_opts *o, json_object *ev, const char *what,
+                              const char *run_id, aidp_error *err)
+{
+        _cleanup_(json_object_putp) json_object *e = ev;
+        if (!e)
+                return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
+        struct aidp_lineage *lg = NULL;
+        struct aidp_lineage_options lo = {
+                .path = o->lineage_path, .create_key = true, .publish_heads = true};
+        int r = aidp_lineage_open(&lg, &lo, err);
+        if (r == 0) {
+                r = aidp_lineage_append(lg, e, err);
+                aidp_lineage_free(lg);
+        }
         if (r < 0)
-                return aidp_error_wrap(err, "recording the denial of run %s", res->run_id);
+                return aidp_error_wrap(err, "recording the %s of run %s", what, run_id);
         return 0;
+}
+
+int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run_result *res,
+                            const struct aidp_caller_identity *caller,
+                            void (*annotate)(const void *arg, json_object *ev),
+                            const void *annotate_arg, aidp_error *err)
+{
+        json_object *ev = not_started_event(o, res, res->n_inputs, caller, "denied by policy");
+        if (ev && annotate)
+                annotate(annotate_arg, ev);
+        if (ev)
+                aidp_lineage_set_exit(ev, -1, 0, AIDP_EXIT_DENIED, "denied by policy");
+        return append_not_started(o, ev, "denial", res->run_id, err);
+}
+
+/* aidp_refusal.datasets: per --data, its path as the caller named it and its
+ * header's state: "authenticated" (with its name), "refused" (the one that
+ * failed: its header, key or size) or "not read" (after it). A manifest that
+ * failed leaves every header authenticated; the reason names the dataset. */
+static json_object *refusal_datasets(const struct aidp_run_opts *o,
+                                     const struct aidp_run_result *res, size_t n_auth)
+{
+        json_object *arr = json_object_new_array();
+        for (size_t i = 0; arr && i < o->n_data; i++) {
+                json_object *d = json_object_new_object();
+                json_object_object_add(d, "path", json_object_new_string(o->data[i]));
+                const char *state = i < n_auth    ? "authenticated"
+                                    : i == n_auth ? "refused"
+                                                  : "not read";
+                json_object_object_add(d, "header", json_object_new_string(state));
+                if (i < n_auth)
+                        json_object_object_add(d, "name",
+                                               json_object_new_string(res->inputs[i].name));
+                json_object_array_add(arr, d);
+        }
+        return arr;
+}
+
+int aidp_run_lineage_refused(const struct aidp_run_opts *o, const struct aidp_run_result *res,
+                             size_t n_authenticated, const struct aidp_caller_identity *caller,
+                             void (*annotate)(const void *arg, json_object *ev),
+                             const void *annotate_arg, const aidp_error *refusal, aidp_error *err)
+{
+        size_t n = n_authenticated < o->n_data ? n_authenticated : o->n_data;
+        json_object *ev = not_started_event(o, res, n, caller, "refused for its sealed inputs");
+        if (ev) {
+                json_object *f = aidp_lineage_run_facet(ev, "aidp_refusal");
+                json_object_object_add(f, "reason", json_object_new_string(refusal->msg));
+                json_object_object_add(f, "datasets", refusal_datasets(o, res, n));
+                if (annotate)
+                        annotate(annotate_arg, ev);
+                aidp_lineage_set_exit(ev, -1, 0, refusal->status, refusal->msg);
+        }
+        return append_not_started(o, ev, "refusal", res->run_id, err);
 }

@@ -74,6 +74,18 @@ int aidp_run_lineage_denied(const struct aidp_run_opts *o, const struct aidp_run
                             void (*annotate)(const void *arg, json_object *ev),
                             const void *annotate_arg, aidp_error *err);
 
+/* A run refused for its sealed inputs before START (status 117: a header or
+ * manifest that does not authenticate, another key, a truncated file), which
+ * the policy may have allowed: an OTHER record with the aidp_refusal facet
+ * (the reason and, per --data, whether its header authenticated), the first
+ * n_authenticated inputs of res (their headers authenticated) as for a
+ * denial, and refusal's status and message as the exit. Nothing of a header
+ * that did not authenticate is recorded but what the message says of it. */
+int aidp_run_lineage_refused(const struct aidp_run_opts *o, const struct aidp_run_result *res,
+                             size_t n_authenticated, const struct aidp_caller_identity *caller,
+                             void (*annotate)(const void *arg, json_object *ev),
+                             const void *annotate_arg, const aidp_error *refusal, aidp_error *err);
+
 /* Append the end record (committing START first if it is still pending).
  * rc/run_err: the run's outcome (rc < 0: it failed with
  * run_err); removed: what teardown released ("tmpfs out", "cgroup /sys/..."). */

@@ -46,6 +46,18 @@ int aidp_sealed_open(const char *path, const struct aidp_keys *keys, struct aidp
         return aidp_sealed_open_fd(fd, path, keys, ret, err);
 }
 
+/* Until its tag verifies, a header that does not parse may be a modified
+ * one: said so, for a user who would take it for a bug. A file that does not
+ * start as a sealed one (no magic) is just not one. */
+#define HEADER_UNAUTHENTICATED "header malformed or modified (not authenticated)"
+
+static int header_refused(aidp_error *err, const char *path, bool magic)
+{
+        if (magic)
+                aidp_error_wrap(err, HEADER_UNAUTHENTICATED);
+        return aidp_error_wrap(err, "sealed dataset %s", path);
+}
+
 int aidp_sealed_open_fd(int fd, const char *path, const struct aidp_keys *keys,
                         struct aidp_sealed **ret, aidp_error *err)
 {
@@ -75,7 +87,8 @@ int aidp_sealed_open_fd(int fd, const char *path, const struct aidp_keys *keys,
                                         path);
         int r;
         if ((r = aidp_sealed_header_len(prefix, (size_t)got, &hlen, err)) < 0)
-                return aidp_error_wrap(err, "sealed dataset %s", path);
+                return header_refused(err, path,
+                                      (size_t)got >= 8 && !memcmp(prefix, AIDP_SEALED_MAGIC, 8));
         _cleanup_free_ uint8_t *hbuf = malloc(hlen + AIDP_SEALED_TAG_LEN);
         if (!hbuf)
                 return aidp_error_set(err, AIDP_EXIT_INTERNAL, ENOMEM, "out of memory");
@@ -85,10 +98,11 @@ int aidp_sealed_open_fd(int fd, const char *path, const struct aidp_keys *keys,
                                         path);
         if ((size_t)got < hlen + AIDP_SEALED_TAG_LEN)
                 return aidp_error_set(err, AIDP_EXIT_DATA, EBADMSG,
-                                      "sealed dataset %s: truncated header (%zd of %zu bytes)",
+                                      "sealed dataset %s: " HEADER_UNAUTHENTICATED
+                                      ": truncated header (%zd of %zu bytes)",
                                       path, got, hlen + AIDP_SEALED_TAG_LEN);
         if ((r = aidp_sealed_header_decode(hbuf, hlen, &s->h, err)) < 0)
-                return aidp_error_wrap(err, "sealed dataset %s", path);
+                return header_refused(err, path, true);
         /* The name is not trusted yet: errors until the tag verifies show it
          * as "claims". */
         r = aidp_keys_unwrap(keys, s->h.meta.key_id, s->h.key_wrap, s->h.wrapped_key,
