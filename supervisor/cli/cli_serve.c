@@ -17,6 +17,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,7 +45,7 @@
 extern char **environ;
 
 struct serve_cli {
-        const char *socket, *group, *run_dir, *lineage;
+        const char *socket, *group, *run_dir, *lineage, *keys_config, *key_dir;
         uint64_t timeout, max_clients, max_per_user, log_retention, log_max, log_max_user;
         char state_dir[4096], log_dir[4096];
         bool made_run_dir; /* this start created it */
@@ -87,6 +89,14 @@ static const struct aidp_cli_opt serve_opts[] = {
                      AIDP_TRUST_ADMIN),
         AIDP_CLI_OPT("lineage", 0, AIDP_CLI_STRING, SV(lineage), "FILE",
                      "lineage log of every run (as run --lineage)", AIDP_TRUST_ADMIN),
+        AIDP_CLI_OPT("keys-config", 0, AIDP_CLI_STRING, SV(keys_config), "FILE",
+                     "key provider config of every run (as run --keys-config;\n"
+                     "default /etc/aidp/keys.yaml)",
+                     AIDP_TRUST_ADMIN),
+        AIDP_CLI_OPT("key-dir", 0, AIDP_CLI_STRING, SV(key_dir), "DIR",
+                     "file key provider directory of every run (as run --key-dir;\n"
+                     "default /etc/aidp/keys)",
+                     AIDP_TRUST_ADMIN),
         {0},
 };
 
@@ -213,6 +223,9 @@ static int serve_run(struct aidp_daemon_session *s, json_object *req, int *fds, 
         c->o.as_user = true;
         c->o.run_dir = g_serve.run_dir;
         c->o.lineage_path = g_serve.lineage;
+        /* The daemon's, never a request's (admin-only: refused in args). */
+        c->o.keys_config = g_serve.keys_config;
+        c->o.key_dir = g_serve.key_dir;
         char id[40];
         new_run_id(id);
         if (aidp_serve_request_detached(req)) {
@@ -433,6 +446,26 @@ static void socket_reach(const struct aidp_daemon_config *cfg, int lfd, const st
         }
 }
 
+/* Detached runs' output and the journals live in the run directory: on a
+ * tmpfs (/run/aidp is) they never reach a disk, and in a directory only root
+ * lists nobody sees which runs there are. Told, not refused (a test's or a
+ * site's own choice). */
+static void warn_run_dir(const char *dir)
+{
+        struct statfs fs;
+        struct stat st;
+        if (statfs(dir, &fs) == 0 && fs.f_type != TMPFS_MAGIC && fs.f_type != RAMFS_MAGIC)
+                fprintf(stderr,
+                        "aidp-supervisor serve: warning: --run-dir %s is not a tmpfs: detached "
+                        "runs' output and the run journals reach a disk there\n",
+                        dir);
+        if (stat(dir, &st) == 0 && (st.st_mode & S_IROTH))
+                fprintf(stderr,
+                        "aidp-supervisor serve: warning: --run-dir %s is listable by everyone "
+                        "(mode %04o): anyone sees its entries; 0700 or 0711 keeps them root's\n",
+                        dir, (unsigned)(st.st_mode & 07777));
+}
+
 static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp_error *err)
 {
         if (!c->run_dir) {
@@ -444,6 +477,7 @@ static int serve_setup(struct serve_cli *c, struct aidp_daemon_config *cfg, aidp
         c->made_run_dir = mkdir(c->run_dir, 0700) == 0;
         if (!c->made_run_dir && errno != EEXIST)
                 return aidp_error_errno(err, AIDP_EXIT_USAGE, errno, "--run-dir %s", c->run_dir);
+        warn_run_dir(c->run_dir);
         if (snprintf(c->state_dir, sizeof c->state_dir, "%s/.daemon", c->run_dir) >=
                     (int)sizeof c->state_dir ||
             snprintf(c->log_dir, sizeof c->log_dir, "%s/.logs", c->run_dir) >=

@@ -443,7 +443,8 @@ pid_t aidp_zygote_clone_pid1(struct aidp_zygote *z, const struct aidp_sandbox_sp
                  * (the caller uses a zygote only with the cgroup2 fd). */
                 rc = stuck ? aidp_error_set(err, AIDP_EXIT_INTERNAL, -got,
                                             "%s; a sandbox it may have cloned dies with the "
-                                            "run's cgroup",
+                                            "run's cgroup (nothing ran: try again; if it "
+                                            "repeats, the daemon's log says more, tell its admin)",
                                             zwait_why(got))
                            : aidp_error_errno(err, AIDP_EXIT_INTERNAL, got < 0 ? -got : EPIPE,
                                               "the zygote ended without cloning the sandbox");

@@ -15,6 +15,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -379,4 +381,31 @@ Test(daemon_hostile, one_fd_for_stdio_and_the_summary_is_refused)
         struct stat st;
         cr_expect(stat(summ, &st) == 0 && st.st_size == 0, "the summary file was written");
         unlink(summ);
+}
+
+/* A run directory that is no tmpfs (detached runs' output and the journals
+ * would reach a disk) or that everyone may list is told at the daemon's
+ * start, and the daemon serves all the same. */
+Test(daemon_hostile, a_run_directory_on_disk_or_listable_is_warned_about)
+{
+        NEED();
+        char dir[1100], s2[1200];
+        TEST_SNPRINTF(dir, "%s/disk-run", T);
+        cr_assert_eq(mkdir(dir, 0755), 0);
+        TEST_SNPRINTF(s2, "%s/aidp2.sock", T);
+        struct statfs fs;
+        cr_assert_eq(statfs(dir, &fs), 0);
+        bool on_tmpfs = fs.f_type == TMPFS_MAGIC;
+        char *argv[] = {AIDP_SUPERVISOR, "serve", "--socket", s2, "--run-dir", dir, NULL};
+        struct aidp_proc d;
+        cr_assert_eq(aidp_test_spawn(&d, argv), 0);
+        struct stat st;
+        for (int i = 0; i < 1000 && stat(s2, &st) < 0; i++)
+                usleep(10000);
+        cr_expect_eq(stat(s2, &st), 0, "the daemon never listened");
+        kill(d.pid, SIGTERM);
+        aidp_test_finish(&d);
+        cr_expect(strstr(d.err, "is listable by everyone (mode 0755)") != NULL, "%s", d.err);
+        cr_expect_eq(strstr(d.err, "is not a tmpfs") != NULL, !on_tmpfs, "%s", d.err);
+        aidp_test_gc(dir);
 }

@@ -41,16 +41,17 @@ static pid_t daemon_pid;
 static bool ready;
 
 /* The daemon, as the test build, with the test's key, keys and policy, and
- * the extra options given (NULL-terminated). */
+ * the extra options given (NULL-terminated). The data keys' directory by the
+ * daemon's own --key-dir, as a site would give it (the sealed runs below
+ * find their key there, or fail). */
 static void daemon_start(const char *const *extra)
 {
-        char k[1100], kd[1100], pd[1100];
+        char k[1100], pd[1100];
         TEST_SNPRINTF(k, "AIDP_LINEAGE_KEY=%s", keyp);
-        TEST_SNPRINTF(kd, "AIDP_KEY_DIR=%s", keydir);
         TEST_SNPRINTF(pd, "AIDP_POLICY_DIR=%s", policy);
-        const char *env[] = {k, kd, pd, NULL};
-        const char *a[32] = {"--lineage", logp};
-        size_t n = 2;
+        const char *env[] = {k, pd, NULL};
+        const char *a[32] = {"--lineage", logp, "--key-dir", keydir};
+        size_t n = 4;
         for (size_t i = 0; extra && extra[i] && n < 31; i++)
                 a[n++] = extra[i];
         a[n] = NULL;
