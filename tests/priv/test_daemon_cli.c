@@ -365,6 +365,26 @@ Test(daemon_cli, logs_says_how_the_run_ended_or_that_it_goes_on)
         cr_expect(strstr(Q.err, want) != NULL, "%s", Q.err);
 }
 
+/* In the client, as A, with the log's fd `aidp logs` got: whether it can
+ * reopen it for writing or chmod it. */
+static void try_to_write(void *r, const int *fds, size_t n, char *line, size_t size, void *arg)
+{
+        (void)r;
+        (void)arg;
+        if (n != 1) {
+                snprintf(line, size, "no log fd");
+                return;
+        }
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", fds[0]);
+        int w = open(self, O_WRONLY | O_CLOEXEC);
+        int we = errno;
+        int c = fchmod(fds[0], 0666);
+        int ce = errno;
+        snprintf(line, size, "reopen %s, fchmod %s", w >= 0 ? "ok" : strerror(we),
+                 c == 0 ? "ok" : strerror(ce));
+}
+
 /* A detached run's log is root's: `aidp logs` hands its caller a read-only
  * descriptor, which the caller can neither reopen for writing through
  * /proc/self/fd nor chmod (as the log's owner they could, and grow it past
@@ -384,41 +404,9 @@ Test(daemon_cli, a_detached_runs_log_cannot_be_reopened_for_writing)
         struct stat st;
         cr_assert_eq(stat(log, &st), 0, "%s", log);
         cr_expect_eq(st.st_uid, 0, "the log is owned by uid %u", (unsigned)st.st_uid);
-        int rp[2];
-        cr_assert_eq(pipe(rp), 0);
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-                close(rp[0]);
-                aidp_test_become(&A);
-                int s = aidp_test_daemon_connect(sock);
-                json_object *m = aidp_proto_msg("request");
-                json_object_object_add(m, "op", json_object_new_string("logs"));
-                json_object_object_add(m, "run_id", json_object_new_string(run_id));
-                char line[256] = "no log fd";
-                json_object *r = NULL;
-                int fd = -1;
-                size_t n = 0;
-                aidp_error err = {0};
-                if (aidp_proto_send(s, m, NULL, 0) == 0 &&
-                    aidp_proto_recv(s, 30000, &r, &fd, 1, &n, &err) > 0 && n == 1) {
-                        char self[64];
-                        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
-                        int w = open(self, O_WRONLY | O_CLOEXEC);
-                        int we = errno;
-                        int c = fchmod(fd, 0666);
-                        int ce = errno;
-                        snprintf(line, sizeof line, "reopen %s, fchmod %s",
-                                 w >= 0 ? "ok" : strerror(we), c == 0 ? "ok" : strerror(ce));
-                }
-                _exit(write(rp[1], line, strlen(line)) > 0 ? 0 : 1);
-        }
-        close(rp[1]);
-        char res[300] = "";
-        ssize_t k = read(rp[0], res, sizeof res - 1);
-        res[k > 0 ? k : 0] = '\0';
-        close(rp[0]);
-        waitpid(pid, NULL, 0);
+        char req[200], res[300] = "";
+        TEST_SNPRINTF(req, "{\"op\":\"logs\",\"run_id\":\"%s\"}", run_id);
+        aidp_test_daemon_raw(&A, sock, req, NULL, try_to_write, NULL, res, sizeof res);
         cr_expect_str_eq(res, "reopen Permission denied, fchmod Operation not permitted");
 }
 

@@ -205,63 +205,39 @@ Test(daemon_hostile, the_socket_appears_only_when_it_accepts_connections)
         cr_expect_eq(r, 0, "connect at first sight: %s", strerror(e));
 }
 
+struct dir_stdin {
+        const char *dir;
+        int flags;
+};
+
+/* In the client, as A: the directory as stdin, /dev/null as stdout and stderr. */
+static int dir_and_null(int *fds, size_t max, void *arg)
+{
+        const struct dir_stdin *d = arg;
+        int dfd = open(d->dir, d->flags | O_CLOEXEC), null = open("/dev/null", O_WRONLY);
+        if (max < 3 || dfd < 0 || null < 0)
+                return -1;
+        fds[0] = dfd;
+        fds[1] = fds[2] = null;
+        return 3;
+}
+
 /* A run request from A with `stdin` an fd of dir that A opened with flags,
  * stdout and stderr /dev/null: the daemon's last answer ("TYPE STATUS
  * MESSAGE") into res. */
 static void run_with_dir_stdin(const char *dir, int flags, const char *cmd, char *res, size_t size)
 {
-        int rp[2];
-        cr_assert_eq(pipe(rp), 0);
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-                close(rp[0]);
-                aidp_test_become(&A);
-                int s = aidp_test_daemon_connect(sock);
-                int d = open(dir, flags | O_CLOEXEC), null = open("/dev/null", O_WRONLY);
-                if (d < 0 || null < 0)
-                        _exit(98);
-                json_object *m = aidp_proto_msg("request"), *argv = json_object_new_array();
-                json_object_object_add(m, "op", json_object_new_string("run"));
-                json_object *args = json_object_new_array();
-                json_object_array_add(args, json_object_new_string("-q"));
-                json_object_array_add(args, json_object_new_string("--no-cwd"));
-                json_object_object_add(m, "args", args);
-                json_object_array_add(argv, json_object_new_string("/bin/sh"));
-                json_object_array_add(argv, json_object_new_string("-c"));
-                json_object_array_add(argv, json_object_new_string(cmd));
-                json_object_object_add(m, "argv", argv);
-                json_object_object_add(
-                        m, "fds", json_tokener_parse("{\"stdin\":0,\"stdout\":1,\"stderr\":2}"));
-                int fds[3] = {d, null, null};
-                char line[1200] = "cannot send";
-                if (aidp_proto_send(s, m, fds, 3) == 0) {
-                        for (;;) {
-                                json_object *r = NULL, *t = NULL, *st = NULL, *msg = NULL;
-                                int rf[4];
-                                size_t n = 0;
-                                aidp_error err = {0};
-                                if (aidp_proto_recv(s, 60000, &r, rf, 4, &n, &err) <= 0) {
-                                        snprintf(line, sizeof line, "EOF %.1000s", err.msg);
-                                        break;
-                                }
-                                json_object_object_get_ex(r, "type", &t);
-                                json_object_object_get_ex(r, "status", &st);
-                                json_object_object_get_ex(r, "message", &msg);
-                                snprintf(line, sizeof line, "%s %d %.1000s",
-                                         json_object_get_string(t), json_object_get_int(st),
-                                         msg ? json_object_get_string(msg) : "");
-                                if (strcmp(json_object_get_string(t), "started"))
-                                        break;
-                        }
-                }
-                _exit(write(rp[1], line, strlen(line)) > 0 ? 0 : 1);
-        }
-        close(rp[1]);
-        ssize_t n = read(rp[0], res, size - 1);
-        res[n > 0 ? n : 0] = '\0';
-        close(rp[0]);
-        waitpid(pid, NULL, 0);
+        json_object *q = json_tokener_parse("{\"op\":\"run\",\"args\":[\"-q\",\"--no-cwd\"],"
+                                            "\"fds\":{\"stdin\":0,\"stdout\":1,\"stderr\":2}}");
+        json_object *argv = json_object_new_array();
+        json_object_array_add(argv, json_object_new_string("/bin/sh"));
+        json_object_array_add(argv, json_object_new_string("-c"));
+        json_object_array_add(argv, json_object_new_string(cmd));
+        json_object_object_add(q, "argv", argv);
+        struct dir_stdin d = {dir, flags};
+        aidp_test_daemon_raw(&A, sock, json_object_to_json_string(q), dir_and_null, NULL, &d, res,
+                             size);
+        json_object_put(q);
 }
 
 /* A directory passed as stdio would be a way out of the sandbox: through it
@@ -324,6 +300,16 @@ Test(daemon_hostile, a_directory_as_the_supervisors_stdin_is_not_the_jobs)
  * fd as stdin was then written into root's log, not the client's file. Each
  * use gets its own fd: a request that names one fd for two uses is refused,
  * and nothing is written anywhere. */
+/* In the client, as A: the summary file it makes, its only fd. */
+static int new_summary(int *fds, size_t max, void *arg)
+{
+        int f = open(arg, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (max < 1 || f < 0)
+                return -1;
+        fds[0] = f;
+        return 1;
+}
+
 Test(daemon_hostile, one_fd_for_stdio_and_the_summary_is_refused)
 {
         NEED();
@@ -331,51 +317,12 @@ Test(daemon_hostile, one_fd_for_stdio_and_the_summary_is_refused)
         char summ[300], res[1200];
         TEST_SNPRINTF(summ, "%s/summary.json", A.home);
         unlink(summ);
-        int rp[2];
-        cr_assert_eq(pipe(rp), 0);
-        pid_t pid = fork();
-        cr_assert_geq(pid, 0);
-        if (pid == 0) {
-                close(rp[0]);
-                aidp_test_become(&A);
-                int s = aidp_test_daemon_connect(sock);
-                int f = open(summ, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-                if (f < 0)
-                        _exit(98);
-                json_object *m = aidp_proto_msg("request");
-                json_object_object_add(m, "op", json_object_new_string("run"));
-                json_object_object_add(m, "detach", json_object_new_boolean(1));
-                json_object_object_add(
-                        m, "args",
-                        json_tokener_parse("[\"-q\", \"--no-cwd\", \"--summary\", \"s\"]"));
-                json_object_object_add(m, "argv", json_tokener_parse("[\"/bin/true\"]"));
-                json_object_object_add(m, "fds",
-                                       json_tokener_parse("{\"stdin\":0,\"stdout\":0,"
-                                                          "\"stderr\":0,\"summary\":0}"));
-                char line[1200] = "cannot send";
-                if (aidp_proto_send(s, m, &f, 1) == 0) {
-                        json_object *r = NULL, *t = NULL, *st = NULL, *msg = NULL;
-                        int rf[4];
-                        size_t n = 0;
-                        aidp_error err = {0};
-                        if (aidp_proto_recv(s, 60000, &r, rf, 4, &n, &err) <= 0) {
-                                snprintf(line, sizeof line, "EOF %.1000s", err.msg);
-                        } else {
-                                json_object_object_get_ex(r, "type", &t);
-                                json_object_object_get_ex(r, "status", &st);
-                                json_object_object_get_ex(r, "message", &msg);
-                                snprintf(line, sizeof line, "%s %d %.1000s",
-                                         json_object_get_string(t), json_object_get_int(st),
-                                         msg ? json_object_get_string(msg) : "");
-                        }
-                }
-                _exit(write(rp[1], line, strlen(line)) > 0 ? 0 : 1);
-        }
-        close(rp[1]);
-        ssize_t n = read(rp[0], res, sizeof res - 1);
-        res[n > 0 ? n : 0] = '\0';
-        close(rp[0]);
-        waitpid(pid, NULL, 0);
+        aidp_test_daemon_raw(&A, sock,
+                             "{\"op\":\"run\",\"detach\":true,"
+                             "\"args\":[\"-q\",\"--no-cwd\",\"--summary\",\"s\"],"
+                             "\"argv\":[\"/bin/true\"],\"fds\":{\"stdin\":0,\"stdout\":0,"
+                             "\"stderr\":0,\"summary\":0}}",
+                             new_summary, NULL, summ, res, sizeof res);
         cr_expect(strstr(res, "error 120 request: fds.stdin and fds.summary are the same") == res,
                   "%s", res);
         struct stat st;

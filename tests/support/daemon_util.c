@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lineage_util.h"
+#include "supervisor/daemon/proto.h"
 #include "runner.h"
 #include "testusers.h"
 #include "tests/sealed_util.h"
@@ -161,6 +162,66 @@ int aidp_test_daemon_connect(const char *sock)
         if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
                 _exit(98);
         return fd;
+}
+
+static void first_answer(json_object *r, char *line, size_t size)
+{
+        json_object *t = NULL, *st = NULL, *msg = NULL;
+        json_object_object_get_ex(r, "type", &t);
+        json_object_object_get_ex(r, "status", &st);
+        json_object_object_get_ex(r, "message", &msg);
+        snprintf(line, size, "%s %d %.1000s", json_object_get_string(t), json_object_get_int(st),
+                 msg ? json_object_get_string(msg) : "");
+}
+
+void aidp_test_daemon_raw(const struct aidp_test_user *u, const char *sock, const char *request,
+                          int (*files)(int *fds, size_t max, void *arg),
+                          void (*answer)(void *r, const int *fds, size_t n, char *line, size_t size,
+                                         void *arg),
+                          void *arg, char *res, size_t size)
+{
+        int rp[2];
+        cr_assert_eq(pipe(rp), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                close(rp[0]);
+                aidp_test_become(u);
+                int s = aidp_test_daemon_connect(sock);
+                int fds[8];
+                int n = files ? files(fds, 8, arg) : 0;
+                char line[1200] = "cannot open";
+                json_object *m = aidp_proto_msg("request"), *q = json_tokener_parse(request);
+                json_object_object_foreach(q, k, v)
+                        json_object_object_add(m, k, json_object_get(v));
+                json_object_put(q);
+                if (n >= 0 && aidp_proto_send(s, m, fds, (size_t)n) == 0) {
+                        for (;;) {
+                                json_object *r = NULL, *t = NULL;
+                                int rf[4];
+                                size_t nf = 0;
+                                aidp_error err = {0};
+                                if (aidp_proto_recv(s, 60000, &r, rf, 4, &nf, &err) <= 0) {
+                                        snprintf(line, sizeof line, "EOF %.1000s", err.msg);
+                                        break;
+                                }
+                                json_object_object_get_ex(r, "type", &t);
+                                if (!strcmp(json_object_get_string(t), "started"))
+                                        continue;
+                                if (answer)
+                                        answer(r, rf, nf, line, sizeof line, arg);
+                                else
+                                        first_answer(r, line, sizeof line);
+                                break;
+                        }
+                }
+                _exit(write(rp[1], line, strlen(line)) > 0 ? 0 : 1);
+        }
+        close(rp[1]);
+        ssize_t got = read(rp[0], res, size - 1);
+        res[got > 0 ? got : 0] = '\0';
+        close(rp[0]);
+        waitpid(pid, NULL, 0);
 }
 
 void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u, const char *sock,

@@ -41,6 +41,17 @@ struct aidp_proc;
 void aidp_test_become(const struct aidp_test_user *u);
 /* A connection to the daemon at sock, or _exit(98) (in a child). */
 int aidp_test_daemon_connect(const char *sock);
+/* A request of the test's own making, as u, in a child: request (JSON text,
+ * its "v" and "type" added) sent to the daemon at sock with the fds that
+ * files opens there as u (their count, or < 0: "cannot open"); then each
+ * answer, "started" skipped, to answer (or, with answer NULL, the first as
+ * "TYPE STATUS MESSAGE"), which writes what the test reads into line. What
+ * was written, into res. */
+void aidp_test_daemon_raw(const struct aidp_test_user *u, const char *sock, const char *request,
+                          int (*files)(int *fds, size_t max, void *arg),
+                          void (*answer)(void *r, const int *fds, size_t n, char *line, size_t size,
+                                         void *arg),
+                          void *arg, char *res, size_t size);
 /* aidp-run --socket sock args... as u (setpriv), not waited for: p->pid is
  * the client. */
 void aidp_test_daemon_client(struct aidp_proc *p, const struct aidp_test_user *u, const char *sock,
