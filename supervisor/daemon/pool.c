@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -187,8 +188,14 @@ void aidp_daemon_drop_zero_pages(void)
 
 bool aidp_daemon_peer_gone(int conn)
 {
+        /* Hung up with nothing sent: a request followed by a close or a
+         * shutdown of the writing side (socat, nc -N, a fire-and-forget
+         * `stop`) is still served. */
         struct pollfd p = {.fd = conn, .events = POLLIN | POLLRDHUP};
-        return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+        if (poll(&p, 1, 0) != 1 || !(p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
+                return false;
+        int queued = 0;
+        return ioctl(conn, FIONREAD, &queued) < 0 || queued == 0;
 }
 
 static int send_type(int line, const char *type, json_object *extra_uid)

@@ -57,9 +57,9 @@ struct aidp_daemon_pool {
 /* An empty pool that wants `want` idle workers, serving with the calling
  * process's scheduling. */
 void aidp_daemon_pool_init(struct aidp_daemon_pool *p, size_t want);
-/* Whether conn's peer hung up (or shut its writing down) before anything was
- * answered: a client waiting for its run never does, so such a connection
- * asks nothing and costs no worker (a flood of connect-and-close). */
+/* Whether conn's peer hung up (or shut its writing down) without sending
+ * anything: such a connection asks nothing and costs no worker (a flood of
+ * connect-and-close). One that sent its request first is served. */
 bool aidp_daemon_peer_gone(int conn);
 
 /* Whether the server forks the pool's next worker now (0) or in how many

@@ -31,18 +31,6 @@ bool aidp_runlog_id_valid(const char *id)
         return true;
 }
 
-int aidp_runlog_init(const char *dir, aidp_error *err)
-{
-        return aidp_registry_private_dir(dir, err);
-}
-
-static int name(char *buf, size_t size, const char *dir, const char *id, const char *ext)
-{
-        if (!aidp_runlog_id_valid(id))
-                return -EINVAL;
-        return snprintf(buf, size, "%s/%s.%s", dir, id, ext) < (int)size ? 0 : -ENAMETOOLONG;
-}
-
 /* The log's owner: in a trusted.* attribute, which only root may read or
  * set. Not the file's owner: a caller who owned the inode could reopen the
  * read-only fd `aidp logs` hands out for writing (/proc/self/fd/N) and grow
@@ -63,6 +51,65 @@ static int owner_of(int fd, uid_t *uid)
                 return -EINVAL;
         *uid = (uid_t)u;
         return 0;
+}
+
+/* Logs an older daemon made (owned by their user, no owner attribute):
+ * given the attribute from their owner and made root's, so that their users
+ * still reach them, they count against their caps, and no new fd to them is
+ * writable by their user (one already held stays so: fds are not revoked). */
+static void adopt_old_logs(int dfd)
+{
+        DIR *d = fdopendir(dup(dfd));
+        for (struct dirent *e; d && (e = readdir(d));) {
+                size_t l = strlen(e->d_name);
+                if (l < 4 || strcmp(e->d_name + l - 4, ".log"))
+                        continue;
+                int fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                struct stat st;
+                uid_t owner;
+                if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid != 0 &&
+                    owner_of(fd, &owner) == -ENOENT) {
+                        char v[16];
+                        int n = snprintf(v, sizeof v, "%u", (unsigned)st.st_uid);
+                        if (fsetxattr(fd, OWNER_XATTR, v, (size_t)n, 0) == 0)
+                                (void)!fchown(fd, 0, 0);
+                }
+                if (fd >= 0)
+                        close(fd);
+        }
+        if (d)
+                closedir(d);
+}
+
+int aidp_runlog_init(const char *dir, aidp_error *err)
+{
+        if (aidp_registry_private_dir(dir, err) < 0)
+                return -1;
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return aidp_error_errno(err, AIDP_EXIT_INTERNAL, errno, "%s", dir);
+        /* Can a log here record its owner? Told now, not at each --detach. */
+        int p = openat(dfd, ".owner-probe", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                       0600);
+        if (p < 0 || fsetxattr(p, OWNER_XATTR, "0", 1, 0) < 0)
+                fprintf(stderr,
+                        "aidp-supervisor serve: warning: %s cannot record a log's owner (%s: "
+                        "%s): detached runs (--detach) will be refused; put the run directory on "
+                        "a tmpfs\n",
+                        dir, OWNER_XATTR, strerror(errno));
+        if (p >= 0)
+                close(p);
+        unlinkat(dfd, ".owner-probe", 0);
+        adopt_old_logs(dfd);
+        close(dfd);
+        return 0;
+}
+
+static int name(char *buf, size_t size, const char *dir, const char *id, const char *ext)
+{
+        if (!aidp_runlog_id_valid(id))
+                return -EINVAL;
+        return snprintf(buf, size, "%s/%s.%s", dir, id, ext) < (int)size ? 0 : -ENAMETOOLONG;
 }
 
 int aidp_runlog_create(const char *dir, const char *run_id, uid_t uid, aidp_error *err)

@@ -128,6 +128,15 @@ int aidp_run_check_masked_binds(const struct run *r, size_t first_cli_bind, aidp
                 for (size_t i = first_cli_bind; i < p->n_binds; i++) {
                         const struct aidp_bind *b = &p->binds[i];
                         const char *target = b->target ? b->target : b->source;
+                        /* The source too: a bind would show what the mask
+                         * hides, at another path. */
+                        if (below(b->source, mask))
+                                return aidp_error_set(
+                                        err, AIDP_EXIT_USAGE, EPERM,
+                                        "%s %s: under %s, which profile %s masks: never shown "
+                                        "to the job",
+                                        b->writable ? "--bind" : "--ro-bind", b->source, mask,
+                                        p->name);
                         if (below(target, mask))
                                 return aidp_error_set(
                                         err, AIDP_EXIT_USAGE, EINVAL,

@@ -15,6 +15,7 @@
 #include "profiles/profile_load.h"
 #include "profiles/units.h"
 #include "supervisor/sandbox/ascaller.h"
+#include "supervisor/sandbox/sandbox.h"
 
 void aidp_run_caller_paths_init(struct aidp_run_caller_paths *p)
 {
@@ -132,6 +133,11 @@ static bool reserved(const char *path)
 {
         if (aidp_profile_bind_path_reserved(path))
                 return true;
+        /* The sandbox's built-in masks hold against a caller's bind too:
+         * neither a source nor a target there (also by an fd's real path). */
+        for (size_t i = 0; aidp_sandbox_masked_paths[i]; i++)
+                if (within(path, aidp_sandbox_masked_paths[i]))
+                        return true;
         for (size_t i = 0; i < sizeof own_dirs / sizeof own_dirs[0]; i++)
                 if (within(path, own_dirs[i]))
                         return true;
@@ -149,9 +155,10 @@ int aidp_run_trust_bind(const struct aidp_run_bind *b, aidp_error *err)
         const char *bad = reserved(b->source) ? b->source : reserved(dst) ? dst : NULL;
         if (bad)
                 return aidp_error_set(err, AIDP_EXIT_USAGE, EPERM,
-                                      "%s %s%s%s: %s is reserved (/, /proc, /dev, /sys and aidp's "
-                                      "own /etc/aidp, /var/lib/aidp, /run/aidp are never bound "
-                                      "from the command line)",
+                                      "%s %s%s%s: %s is reserved (/, /proc, /dev, /sys, aidp's "
+                                      "own /etc/aidp, /var/lib/aidp, /run/aidp and what the "
+                                      "sandbox always masks, such as /etc/shadow or /etc/ssh, "
+                                      "are never bound from the command line)",
                                       opt, b->source, b->target ? ":" : "",
                                       b->target ? b->target : "", bad);
         return 0;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -363,6 +364,86 @@ Test(daemon_cli, logs_says_how_the_run_ended_or_that_it_goes_on)
         cr_expect(strstr(Q.out, "out\n") != NULL, "%s", Q.out);
         TEST_SNPRINTF(want, "aidp logs: run %s ended with status %d\n", run_id, 128 + SIGTERM);
         cr_expect(strstr(Q.err, want) != NULL, "%s", Q.err);
+}
+
+/* A client that sends its request and then shuts its writing side (socat,
+ * nc -N) is served, also when its connection is accepted only after that:
+ * the daemon and its idle workers are stopped meanwhile. */
+Test(daemon_cli, a_request_followed_by_a_half_close_is_served)
+{
+        NEED();
+        struct aidp_test_kid k[64];
+        size_t n = 0;
+        for (int i = 0; i < 500 && (n = aidp_test_daemon_children(daemon_pid, k, 64)) < 2; i++)
+                usleep(10000);
+        usleep(300 * 1000); /* the idle workers ready */
+        kill(daemon_pid, SIGSTOP);
+        for (size_t i = 0; i < n; i++)
+                kill(k[i].pid, SIGSTOP);
+        int rp[2];
+        cr_assert_eq(pipe(rp), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                close(rp[0]);
+                aidp_test_become(&A);
+                int s = aidp_test_daemon_connect(sock);
+                json_object *m = aidp_proto_msg("request");
+                json_object_object_add(m, "op", json_object_new_string("ps"));
+                char line[256] = "cannot send";
+                if (aidp_proto_send(s, m, NULL, 0) == 0 && shutdown(s, SHUT_WR) == 0) {
+                        if (write(rp[1], "S", 1) != 1)
+                                _exit(1);
+                        json_object *r = NULL, *t = NULL;
+                        size_t nf = 0;
+                        aidp_error err = {0};
+                        if (aidp_proto_recv(s, 30000, &r, NULL, 0, &nf, &err) > 0 &&
+                            json_object_object_get_ex(r, "type", &t))
+                                snprintf(line, sizeof line, "%s", json_object_get_string(t));
+                        else
+                                snprintf(line, sizeof line, "EOF %.200s", err.msg);
+                }
+                _exit(write(rp[1], line, strlen(line)) > 0 ? 0 : 1);
+        }
+        close(rp[1]);
+        char c;
+        cr_expect_eq(read(rp[0], &c, 1), 1, "the client never sent");
+        for (size_t i = 0; i < n; i++)
+                kill(k[i].pid, SIGCONT);
+        kill(daemon_pid, SIGCONT);
+        char res[300] = "";
+        ssize_t got = read(rp[0], res, sizeof res - 1);
+        res[got > 0 ? got : 0] = '\0';
+        close(rp[0]);
+        waitpid(pid, NULL, 0);
+        cr_expect_str_eq(res, "ps");
+}
+
+/* A log an older daemon made (owned by its user, no owner attribute) is
+ * adopted at the daemon's start: root's from then on, its user's by the
+ * attribute, and still its user's to read with `aidp logs`. */
+Test(daemon_cli, an_older_daemons_log_is_adopted_at_start)
+{
+        AIDP_REQUIRE_ROOT();
+        cr_assert(ready, "test user or files could not be made (%s)", aidp_test_users_why());
+        const char *id = "0a0a0a0a-1111-2222-3333-444444444444";
+        char logs[1100], log[1200];
+        TEST_SNPRINTF(logs, "%s/.logs", rundir);
+        TEST_SNPRINTF(log, "%s/%s.log", logs, id);
+        mkdir(rundir, 0700);
+        cr_assert_eq(mkdir(logs, 0700), 0);
+        FILE *f = fopen(log, "we");
+        cr_assert_not_null(f);
+        fputs("old output\n", f);
+        fclose(f);
+        cr_assert_eq(chown(log, A.uid, A.gid), 0);
+        NEED();
+        struct stat st;
+        cr_assert_eq(stat(log, &st), 0);
+        cr_expect_eq(st.st_uid, 0, "the old log is still owned by uid %u", (unsigned)st.st_uid);
+        const char *l[] = {AIDP_BIN, "logs", id, NULL};
+        cr_expect_eq(as_a(&Q, l), 0, "%s", Q.err);
+        cr_expect(strstr(Q.out, "old output") != NULL, "%s / %s", Q.out, Q.err);
 }
 
 /* In the client, as A, with the log's fd `aidp logs` got: whether it can

@@ -300,7 +300,8 @@ Test(run, rlimits_from_options_and_core_zero_by_default)
 /* A bind whose target, or the working directory bound at its own path, lies
  * under a path the profile masks would be hidden from the job by the mask
  * (which wins): refused before anything is made (120), naming both and the
- * way out; the same source bound elsewhere shows. */
+ * way out; so is a source under it (bound elsewhere it would show what the
+ * mask hides), and the sandbox's built-in masks hold the same way. */
 Test(run, a_bind_or_working_directory_under_a_masked_path_is_refused)
 {
         AIDP_REQUIRE_ROOT();
@@ -323,21 +324,31 @@ Test(run, a_bind_or_working_directory_under_a_masked_path_is_refused)
         cr_expect_eq(st, AIDP_EXIT_USAGE, "%s", P.err);
         cr_expect(strstr(P.err, "is under") && strstr(P.err, "masks") && strstr(P.err, "--no-cwd"),
                   "%s", P.err);
+        char onto[300];
+        TEST_SNPRINTF(onto, "/usr/share:%s", files);
         char *b[] = {
                 AIDP_SUPERVISOR, "run", "--user", "65534",     "-q", "--no-cwd", "--profile", prof,
-                "--ro-bind",     files, "--",     "/bin/true", NULL};
+                "--ro-bind",     onto,  "--",     "/bin/true", NULL};
         st = aidp_test_run(&P, b);
         cr_expect_eq(st, AIDP_EXIT_USAGE, "%s", P.err);
         cr_expect(strstr(P.err, "--ro-bind") && strstr(P.err, "masks") &&
                           strstr(P.err, ":/mnt/NAME"),
                   "%s", P.err);
+        /* Nor shown at another path: the source is under the mask too. */
         TEST_SNPRINTF(bind, "%s:/mnt/files", files);
         char *c[] = {
-                AIDP_SUPERVISOR, "run", "--user", "65534",   "-q", "--no-cwd",   "--profile", prof,
-                "--ro-bind",     bind,  "--",     "/bin/ls", "-d", "/mnt/files", NULL};
+                AIDP_SUPERVISOR, "run", "--user", "65534",     "-q", "--no-cwd", "--profile", prof,
+                "--ro-bind",     bind,  "--",     "/bin/true", NULL};
         st = aidp_test_run(&P, c);
-        cr_expect_eq(st, 0, "%s", P.err);
-        cr_expect(strstr(P.out, "/mnt/files") != NULL, "%s", P.out);
+        cr_expect_eq(st, AIDP_EXIT_USAGE, "%s", P.err);
+        cr_expect(strstr(P.err, "never shown to the job") != NULL, "%s", P.err);
+        /* The sandbox's built-in masks (/etc/ssh) hold against a bind too. */
+        char ssh[] = "/etc/ssh:/mnt/ssh";
+        char *d[] = {AIDP_SUPERVISOR, "run", "--user", "65534",     "-q", "--no-cwd",
+                     "--ro-bind",     ssh,   "--",     "/bin/true", NULL};
+        st = aidp_test_run(&P, d);
+        cr_expect_eq(st, AIDP_EXIT_USAGE, "%s", P.err);
+        cr_expect(strstr(P.err, "/etc/ssh is reserved") != NULL, "%s", P.err);
         unlink(prof);
         rmdir(files);
         rmdir(dir);
