@@ -217,6 +217,10 @@ int aidp_sealed_read_manifest(struct aidp_sealed *s, struct aidp_tree *ret, aidp
         }
 out:
         aidp_sealed_buf_free(&b);
+        /* The plaintext's file names and sizes: wiped, as the segment's
+         * buffer is, before the heap takes them back. */
+        if (man)
+                explicit_bzero(man, mlen);
         free(man);
         return r;
 }

@@ -180,8 +180,15 @@ void aidp_tree_free(struct aidp_tree *t)
 {
         if (!t)
                 return;
-        for (size_t i = 0; i < t->n; i++)
+        /* What the plaintext's tree says (names, sizes) is wiped before the
+         * heap takes it back. */
+        for (size_t i = 0; i < t->n; i++) {
+                if (t->entries[i].path)
+                        explicit_bzero(t->entries[i].path, strlen(t->entries[i].path));
                 free(t->entries[i].path);
+        }
+        if (t->entries)
+                explicit_bzero(t->entries, t->n * sizeof *t->entries);
         free(t->entries);
         t->entries = NULL;
         t->n = 0;
